@@ -1,0 +1,68 @@
+// Adapter and device creation through the `webgpu` package (Dawn for Node). Limits are raised to what the
+// adapter allows; optional features (shader-f16, subgroups, timestamps, subgroup matrices) are requested
+// when present and reported, so kernels can pick variants.
+import { create, globals } from 'webgpu';
+import { GpuError } from './errors.js';
+
+Object.assign(globalThis, globals);
+
+export interface GpuOptions {
+  /** Substring of the adapter's name/vendor/architecture/description to pick among several (Dawn's adapter= flag). */
+  readonly adapter?: string;
+  /** Extra Dawn toggles, e.g. ['allow_unsafe_apis', 'vulkan_enable_f16_on_nvidia']. */
+  readonly dawnFeatures?: readonly string[];
+  readonly powerPreference?: 'high-performance' | 'low-power';
+  /** Record GPU timestamps per kernel (needs timestamp-query). */
+  readonly profile?: boolean;
+  /** Print every generated WGSL source as it is compiled. */
+  readonly dumpWgsl?: boolean;
+}
+
+const OPTIONAL_FEATURES = ['shader-f16', 'subgroups', 'timestamp-query', 'chromium-experimental-subgroup-matrix'] as const;
+
+export interface AcquiredDevice {
+  /** The Dawn instance: must stay referenced as long as the device lives, or events stop being processed. */
+  readonly instance: GPU;
+  readonly device: GPUDevice;
+  readonly adapterInfo: { vendor: string; architecture: string; device: string; description: string };
+  readonly features: ReadonlySet<string>;
+}
+
+export async function acquireDevice(opts: GpuOptions): Promise<AcquiredDevice> {
+  const flags: string[] = [];
+  if (opts.dawnFeatures && opts.dawnFeatures.length > 0) flags.push(`enable-dawn-features=${opts.dawnFeatures.join(',')}`);
+  if (opts.adapter) flags.push(`adapter=${opts.adapter}`);
+  let adapter: GPUAdapter | null = null;
+  let instance: GPU;
+  try {
+    instance = create(flags);
+    adapter = await instance.requestAdapter({ powerPreference: opts.powerPreference ?? 'high-performance' });
+  } catch (cause) {
+    throw new GpuError(`WebGPU could not be initialised (flags ${JSON.stringify(flags)})`, { cause });
+  }
+  if (!adapter) {
+    throw new GpuError(
+      'No WebGPU adapter found. On a machine without a GPU install Mesa >= 23 lavapipe ' +
+        '(Debian 12: `apt-get install -t bookworm-backports mesa-vulkan-drivers libvulkan1`, or run infra/setup.sh); ' +
+        'on NVIDIA set VK_DRIVER_FILES to the driver ICD json.' +
+        (opts.adapter ? ` No adapter matched WEBGPU_ADAPTER="${opts.adapter}".` : ''),
+    );
+  }
+  const requiredFeatures = OPTIONAL_FEATURES.filter((f) => adapter.features.has(f)) as GPUFeatureName[];
+  const requiredLimits: Record<string, number> = {};
+  for (const key of [
+    'maxStorageBufferBindingSize', 'maxBufferSize', 'maxComputeWorkgroupStorageSize', 'maxComputeInvocationsPerWorkgroup',
+    'maxComputeWorkgroupSizeX', 'maxComputeWorkgroupSizeY', 'maxComputeWorkgroupSizeZ', 'maxComputeWorkgroupsPerDimension',
+    'maxStorageBuffersPerShaderStage',
+  ] as const) {
+    requiredLimits[key] = adapter.limits[key];
+  }
+  const device = await adapter.requestDevice({ requiredFeatures, requiredLimits, label: 'latentwire' });
+  const info = adapter.info;
+  return {
+    instance,
+    device,
+    adapterInfo: { vendor: info.vendor, architecture: info.architecture, device: info.device, description: info.description },
+    features: new Set([...device.features]),
+  };
+}

@@ -1,0 +1,27 @@
+// The anatomy every kernel follows: a launcher validates its inputs and returns a KernelProgram (pure data);
+// the runtime compiles, caches, binds and dispatches it. Kernel code never touches the GPUDevice.
+import type { UniformSpec, UniformValues } from './uniforms.js';
+
+export type BindingAccess = 'read' | 'read_write';
+
+/** The compiled part of a kernel: what changes the shader. Cached by `label` + source text. */
+export interface KernelShader {
+  readonly label: string;
+  readonly source: string;
+  /** Binding i of the program's `buffers` is declared at @binding(i); uniforms come after them. */
+  readonly uniforms?: UniformSpec;
+}
+
+export interface BufferBinding {
+  readonly buffer: GPUBuffer;
+  readonly offset?: number;
+  readonly size?: number;
+}
+
+/** One dispatch: shader + buffers + uniform values + workgroup counts. */
+export interface KernelProgram<S extends UniformSpec = UniformSpec> {
+  readonly shader: KernelShader & { readonly uniforms?: S };
+  readonly buffers: readonly (GPUBuffer | BufferBinding)[];
+  readonly uniformValues?: UniformValues<S>;
+  readonly workgroups: readonly [number, number?, number?];
+}

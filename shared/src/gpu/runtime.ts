@@ -1,0 +1,205 @@
+// The runtime every kernel goes through: buffers, compilation, dispatch and readback. A batch of programs is
+// encoded into one command buffer (one compute pass unless profiling), with all their uniforms packed into
+// one buffer at aligned offsets, so a whole model forward is a single submit with no CPU round trip.
+import { acquireDevice, type GpuOptions } from './device.js';
+import { GpuError } from './errors.js';
+import { PipelineCache } from './pipeline-cache.js';
+import type { BufferBinding, KernelProgram } from './program.js';
+import { packUniforms, uniformByteSize } from './uniforms.js';
+import { Profiler } from './profiler.js';
+
+export const STORAGE = 0x80 | 0x8 | 0x4; // STORAGE | COPY_DST | COPY_SRC
+
+export class Gpu {
+  readonly pipelines: PipelineCache;
+  readonly profiler: Profiler | null;
+  private liveBuffers = new Set<GPUBuffer>();
+  private firstError: Error | null = null;
+
+  private constructor(
+    private readonly instance: GPU,
+    readonly device: GPUDevice,
+    readonly adapterInfo: { vendor: string; architecture: string; device: string; description: string },
+    readonly features: ReadonlySet<string>,
+    opts: GpuOptions,
+  ) {
+    this.pipelines = new PipelineCache(device, opts.dumpWgsl ?? false);
+    this.profiler = opts.profile && features.has('timestamp-query') ? new Profiler(device) : null;
+    device.addEventListener('uncapturederror', (ev) => {
+      const err = (ev as GPUUncapturedErrorEvent).error;
+      this.firstError ??= new GpuError(`WebGPU error: ${err.message}`);
+    });
+  }
+
+  static async create(opts: GpuOptions = {}): Promise<Gpu> {
+    const acquired = await acquireDevice(opts);
+    return new Gpu(acquired.instance, acquired.device, acquired.adapterInfo, acquired.features, opts);
+  }
+
+  get limits(): GPUSupportedLimits {
+    return this.device.limits;
+  }
+  get hasF16(): boolean {
+    return this.features.has('shader-f16');
+  }
+  get hasSubgroups(): boolean {
+    return this.features.has('subgroups');
+  }
+  /** Bytes held by buffers created through this runtime and not destroyed (for leak tests). */
+  get liveBufferBytes(): number {
+    let n = 0;
+    for (const b of this.liveBuffers) n += b.size;
+    return n;
+  }
+  get liveBufferCount(): number {
+    return this.liveBuffers.size;
+  }
+
+  buffer(label: string, byteSize: number, usage: number = STORAGE): GPUBuffer {
+    const size = Math.max(16, Math.ceil(byteSize / 16) * 16);
+    if (size > this.limits.maxBufferSize) {
+      throw new GpuError(`buffer ${label}: ${size} bytes exceeds maxBufferSize ${this.limits.maxBufferSize}`);
+    }
+    const b = this.device.createBuffer({ label, size, usage });
+    this.liveBuffers.add(b);
+    return b;
+  }
+
+  upload(label: string, data: ArrayBufferView, usage: number = STORAGE): GPUBuffer {
+    const b = this.buffer(label, data.byteLength, usage);
+    this.write(b, data);
+    return b;
+  }
+
+  write(buffer: GPUBuffer, data: ArrayBufferView, offset = 0): void {
+    // writeBuffer needs a multiple of 4 bytes; pad the tail through a copy when needed
+    if (data.byteLength % 4 === 0) {
+      this.device.queue.writeBuffer(buffer, offset, data.buffer, data.byteOffset, data.byteLength);
+    } else {
+      const padded = new Uint8Array(Math.ceil(data.byteLength / 4) * 4);
+      padded.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+      this.device.queue.writeBuffer(buffer, offset, padded);
+    }
+  }
+
+  destroy(...buffers: (GPUBuffer | null | undefined)[]): void {
+    for (const b of buffers) {
+      if (!b) continue;
+      this.liveBuffers.delete(b);
+      b.destroy();
+    }
+  }
+
+  /** Compiles every shader not yet compiled (start-up warm-up or first use). */
+  async compile(programs: readonly KernelProgram[]): Promise<void> {
+    const missing = programs.filter((p) => !this.pipelines.get(p.shader));
+    await Promise.all(missing.map((p) => this.pipelines.compile(p.shader)));
+  }
+
+  /** Encodes and submits the programs in order; resolves once submitted (not finished). */
+  async run(programs: readonly KernelProgram[]): Promise<void> {
+    if (programs.length === 0) return;
+    await this.compile(programs);
+    this.throwIfFailed();
+    const align = this.limits.minUniformBufferOffsetAlignment;
+    const offsets: number[] = [];
+    let total = 0;
+    for (const p of programs) {
+      offsets.push(total);
+      if (p.shader.uniforms) total += Math.ceil(uniformByteSize(p.shader.uniforms) / align) * align;
+    }
+    const uniformBuf = total > 0 ? this.device.createBuffer({ label: 'uniforms', size: total, usage: 0x40 | 0x8 }) : null;
+    if (uniformBuf) {
+      const staging = new Uint8Array(total);
+      programs.forEach((p, i) => {
+        if (!p.shader.uniforms) return;
+        if (!p.uniformValues) throw new GpuError(`kernel ${p.shader.label}: uniforms declared but no values given`);
+        staging.set(new Uint8Array(packUniforms(p.shader.uniforms, p.uniformValues)), offsets[i]);
+      });
+      this.device.queue.writeBuffer(uniformBuf, 0, staging);
+    }
+    const encoder = this.device.createCommandEncoder({ label: 'latentwire' });
+    let pass = null as GPUComputePassEncoder | null;
+    for (let i = 0; i < programs.length; i++) {
+      const p = programs[i]!;
+      const pipeline = this.pipelines.get(p.shader)!;
+      const entries: GPUBindGroupEntry[] = p.buffers.map((b, binding) => {
+        const bb: BufferBinding = 'buffer' in b && !(b instanceof GPUBuffer) ? (b as BufferBinding) : { buffer: b as GPUBuffer };
+        return { binding, resource: { buffer: bb.buffer, offset: bb.offset ?? 0, size: bb.size } };
+      });
+      if (p.shader.uniforms) {
+        entries.push({
+          binding: p.buffers.length,
+          resource: { buffer: uniformBuf!, offset: offsets[i]!, size: uniformByteSize(p.shader.uniforms) },
+        });
+      }
+      const bindGroup = this.device.createBindGroup({ label: p.shader.label, layout: pipeline.getBindGroupLayout(0), entries });
+      const [x, y = 1, z = 1] = p.workgroups;
+      const maxDim = this.limits.maxComputeWorkgroupsPerDimension;
+      if (x > maxDim || y > maxDim || z > maxDim) {
+        throw new GpuError(`kernel ${p.shader.label}: dispatch ${x}x${y}x${z} exceeds ${maxDim} workgroups per dimension`);
+      }
+      if (x === 0 || y === 0 || z === 0) continue;
+      if (this.profiler) {
+        pass?.end();
+        pass = encoder.beginComputePass({ label: p.shader.label, timestampWrites: this.profiler.slot(p.shader.label) });
+      } else {
+        pass ??= encoder.beginComputePass({ label: 'latentwire' });
+      }
+      pass.setPipeline(pipeline);
+      pass.setBindGroup(0, bindGroup);
+      pass.dispatchWorkgroups(x, y, z);
+      if (this.profiler) {
+        pass.end();
+        pass = null;
+      }
+    }
+    pass?.end();
+    this.profiler?.resolve(encoder);
+    this.device.queue.submit([encoder.finish()]);
+    if (uniformBuf) this.device.queue.onSubmittedWorkDone().then(() => uniformBuf.destroy());
+    await this.profiler?.collect();
+  }
+
+  /** Waits for all submitted work and surfaces any WebGPU error raised meanwhile. */
+  async sync(): Promise<void> {
+    await this.device.queue.onSubmittedWorkDone();
+    this.throwIfFailed();
+  }
+
+  async read(buffer: GPUBuffer, offset = 0, byteSize = buffer.size - offset): Promise<ArrayBuffer> {
+    const size = Math.ceil(byteSize / 4) * 4;
+    const staging = this.device.createBuffer({ label: 'readback', size, usage: 0x1 | 0x8 }); // MAP_READ | COPY_DST
+    const encoder = this.device.createCommandEncoder({ label: 'readback' });
+    encoder.copyBufferToBuffer(buffer, offset, staging, 0, size);
+    this.device.queue.submit([encoder.finish()]);
+    await staging.mapAsync(0x1);
+    const out = staging.getMappedRange().slice(0, byteSize);
+    staging.unmap();
+    staging.destroy();
+    this.throwIfFailed();
+    return out;
+  }
+
+  async readF32(buffer: GPUBuffer, offset = 0, count?: number): Promise<Float32Array> {
+    return new Float32Array(await this.read(buffer, offset, count === undefined ? undefined : count * 4));
+  }
+
+  async readU32(buffer: GPUBuffer, offset = 0, count?: number): Promise<Uint32Array> {
+    return new Uint32Array(await this.read(buffer, offset, count === undefined ? undefined : count * 4));
+  }
+
+  dispose(): void {
+    for (const b of this.liveBuffers) b.destroy();
+    this.liveBuffers.clear();
+    this.device.destroy();
+  }
+
+  private throwIfFailed(): void {
+    if (this.firstError) {
+      const e = this.firstError;
+      this.firstError = null;
+      throw e;
+    }
+  }
+}
