@@ -44,3 +44,23 @@ test('rms-norm - strided rows normalize a slice in place of a copy', async (t) =
   t.true(maxAbsDiff(await gpu.readF32(yb, 0, rows * cols), rmsNormRef(dense, w, rows, cols, eps)) < 1e-5);
   gpu.destroy(xb, wb.buffer, yb);
 });
+
+test('rms-norm - in place on a strided slice leaves the rest of each row alone', async (t) => {
+  const gpu = await testGpu();
+  const rows = 4, width = 45, cols = 29, eps = 1e-6;
+  const x = roundTo(randomArray(rows * width, 8, 2), 'f32');
+  const w = roundTo(randomArray(cols, 9), 'bf16');
+  const xb = uploadF32(gpu, 'x', x);
+  const wb = uploadWeight(gpu, 'w', w, 'bf16', [cols]);
+  await gpu.run([rmsNorm({ x: xb, weight: wb, y: xb, rows, cols, eps, inStride: width, outStride: width })]);
+  const got = await gpu.readF32(xb, 0, rows * width);
+  const dense = new Float64Array(rows * cols);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) dense[r * cols + c] = x[r * width + c]!;
+  const want = rmsNormRef(dense, w, rows, cols, eps);
+  let err = 0;
+  for (let r = 0; r < rows; r++) for (let c = 0; c < width; c++) {
+    err = Math.max(err, Math.abs(got[r * width + c]! - (c < cols ? want[r * cols + c]! : x[r * width + c]!)));
+  }
+  t.true(err < 1e-5);
+  gpu.destroy(xb, wb.buffer);
+});

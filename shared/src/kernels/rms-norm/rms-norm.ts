@@ -8,15 +8,21 @@ import { weightLoadWgsl, type GpuTensor, type WeightDtype } from '../weight-dtyp
 const WORKGROUP = 128;
 const UNIFORMS = { rows: 'u32', cols: 'u32', in_stride: 'u32', in_offset: 'u32', out_stride: 'u32', out_offset: 'u32', eps: 'f32' } as const;
 
-export function rmsNormShader(dtype: WeightDtype): KernelShader {
-  return {
-    label: `rms_norm_${dtype}`,
-    uniforms: UNIFORMS,
-    source: /* wgsl */ `
-@group(0) @binding(0) var<storage, read> x: array<f32>;
+/** In place (y = x) binds one read_write buffer: WebGPU forbids binding a buffer twice when one is writable. */
+export function rmsNormShader(dtype: WeightDtype, inPlace: boolean): KernelShader {
+  const bindings = inPlace
+    ? `@group(0) @binding(0) var<storage, read_write> x: array<f32>;
+@group(0) @binding(1) var<storage, read> w: array<u32>;
+${uniformStructWgsl(UNIFORMS, 2)}`
+    : `@group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> w: array<u32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
-${uniformStructWgsl(UNIFORMS, 3)}
+${uniformStructWgsl(UNIFORMS, 3)}`;
+  return {
+    label: `rms_norm_${dtype}${inPlace ? '_in_place' : ''}`,
+    uniforms: UNIFORMS,
+    source: /* wgsl */ `
+${bindings}
 ${weightLoadWgsl(dtype, 'w')}
 var<workgroup> partial: array<f32, ${WORKGROUP}>;
 
@@ -38,7 +44,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let inv = inverseSqrt(partial[0] / f32(u.cols) + u.eps);
   let dst = row * u.out_stride + u.out_offset;
   for (var c = lid; c < u.cols; c += ${WORKGROUP}u) {
-    y[dst + c] = x[src + c] * inv * weight_at(c);
+    ${inPlace ? 'x' : 'y'}[dst + c] = x[src + c] * inv * weight_at(c);
   }
 }
 `,
@@ -63,10 +69,11 @@ export function rmsNorm(a: RmsNormArgs): KernelProgram {
   if (a.weight.shape.length !== 1 || a.weight.shape[0] !== a.cols) {
     throw new RangeError(`rmsNorm: weight shape [${a.weight.shape}] does not match cols ${a.cols}`);
   }
-  const shader = rmsNormShader(a.weight.dtype);
+  const inPlace = a.x === a.y;
+  // in place, each thread rewrites only the elements it read before the reduction's barriers: no race
   return {
-    shader,
-    buffers: [a.x, a.weight.buffer, a.y],
+    shader: rmsNormShader(a.weight.dtype, inPlace),
+    buffers: inPlace ? [a.x, a.weight.buffer] : [a.x, a.weight.buffer, a.y],
     uniformValues: {
       rows: a.rows, cols: a.cols,
       in_stride: a.inStride ?? a.cols, in_offset: a.inOffset ?? 0,

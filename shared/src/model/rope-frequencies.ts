@@ -1,0 +1,50 @@
+// RoPE inverse frequencies and the two YaRN corrections (DeepSeek-V2 paper §2.1 / YaRN; transformers'
+// `_compute_yarn_parameters`). Computed once at load; the kernels apply them.
+import { qkHeadDim, type MlaConfig } from './mla-config.js';
+
+function yarnMscale(factor: number, mscale = 1): number {
+  return factor <= 1 ? 1 : 0.1 * mscale * Math.log(factor) + 1;
+}
+
+/** inv_freq per rotated pair, as f32 (transformers keeps it in float32). */
+export function ropeInverseFrequencies(cfg: MlaConfig): Float32Array {
+  const dim = cfg.qkRopeHeadDim;
+  const base = cfg.ropeTheta;
+  const out = new Float32Array(dim / 2);
+  const s = cfg.ropeScaling;
+  // YaRN: blend interpolated (÷factor) and extrapolated frequencies with a linear ramp between the dims whose
+  // wavelengths make beta_fast and beta_slow rotations within the original context
+  let low = 0, high = 0;
+  if (s.kind === 'yarn') {
+    const dimFor = (rotations: number) =>
+      (dim * Math.log(s.originalMaxPositionEmbeddings / (rotations * 2 * Math.PI))) / (2 * Math.log(base));
+    low = Math.max(Math.floor(dimFor(s.betaFast)), 0);
+    high = Math.min(Math.ceil(dimFor(s.betaSlow)), dim - 1);
+    if (low === high) high += 0.001;
+  }
+  for (let i = 0; i < dim / 2; i++) {
+    const extrapolated = 1 / Math.pow(base, (2 * i) / dim);
+    if (s.kind !== 'yarn') {
+      out[i] = extrapolated;
+      continue;
+    }
+    const ramp = Math.min(Math.max((i - low) / (high - low), 0), 1);
+    out[i] = (extrapolated / s.factor) * ramp + extrapolated * (1 - ramp);
+  }
+  return out;
+}
+
+/** Multiplier of cos and sin: mscale(factor, mscale) / mscale(factor, mscale_all_dim) under YaRN. */
+export function ropeAttentionFactor(cfg: MlaConfig): number {
+  const s = cfg.ropeScaling;
+  if (s.kind !== 'yarn') return 1;
+  if (s.mscale && s.mscaleAllDim) return yarnMscale(s.factor, s.mscale) / yarnMscale(s.factor, s.mscaleAllDim);
+  return yarnMscale(s.factor);
+}
+
+/** Softmax scale of attention scores: qk_head_dim^-0.5 · mscale(factor, mscale_all_dim)² under YaRN. */
+export function attentionSoftmaxScale(cfg: MlaConfig): number {
+  const s = cfg.ropeScaling;
+  const m = s.kind === 'yarn' && s.mscaleAllDim ? yarnMscale(s.factor, s.mscaleAllDim) : 1;
+  return (m * m) / Math.sqrt(qkHeadDim(cfg));
+}

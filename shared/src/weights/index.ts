@@ -1,0 +1,3 @@
+export type { ModelWeights, LayerWeights, MoeWeights, DenseWeights, MlpWeights, ExpertChunk, QueryWeights } from './model-weights.js';
+export { uploadCheckpoint } from './upload-checkpoint.js';
+export { syntheticWeights } from './synthetic-weights.js';
