@@ -17,3 +17,12 @@ export function gpuOptionsFromEnv(e: NodeJS.ProcessEnv = process.env): GpuOption
   const v = parseEnv(GPU_ENV, e);
   return { adapter: v.WEBGPU_ADAPTER, dawnFeatures: v.DAWN_FEATURES, profile: v.GPU_PROFILE, dumpWgsl: v.DUMP_WGSL };
 }
+
+export const MODEL_ENV = {
+  /** RoPE inverse frequencies: `checkpoint` rounds them to a bf16 checkpoint's dtype as transformers does; `f32` keeps them exact (DeepSeek's training code, vLLM). */
+  ROPE_FREQ_PRECISION: env.oneOf(['checkpoint', 'f32'] as const, 'checkpoint'),
+};
+
+export function ropeFreqPrecisionFromEnv(e: NodeJS.ProcessEnv = process.env): 'f32' | undefined {
+  return parseEnv(MODEL_ENV, e).ROPE_FREQ_PRECISION === 'f32' ? 'f32' : undefined;
+}

@@ -1,13 +1,21 @@
 // RoPE inverse frequencies and the two YaRN corrections (DeepSeek-V2 paper §2.1 / YaRN; transformers'
 // `_compute_yarn_parameters`). Computed once at load; the kernels apply them.
 import { qkHeadDim, type MlaConfig } from './mla-config.js';
+import { bf16Bits } from '../kernels/weight-dtype.js';
+
+/**
+ * Precision of the stored inverse frequencies. transformers keeps `inv_freq` as a module buffer, so loading a
+ * bf16 checkpoint rounds it to bf16 ('bf16' reproduces transformers bit for bit); DeepSeek's training code and
+ * vLLM use exact float32 frequencies ('f32'). The difference grows with position (angle error ≈ pos·Δf).
+ */
+export type RopeFreqPrecision = 'f32' | 'bf16';
 
 function yarnMscale(factor: number, mscale = 1): number {
   return factor <= 1 ? 1 : 0.1 * mscale * Math.log(factor) + 1;
 }
 
 /** inv_freq per rotated pair, as f32 (transformers keeps it in float32). */
-export function ropeInverseFrequencies(cfg: MlaConfig): Float32Array {
+export function ropeInverseFrequencies(cfg: MlaConfig, precision: RopeFreqPrecision = 'f32'): Float32Array {
   const dim = cfg.qkRopeHeadDim;
   const base = cfg.ropeTheta;
   const out = new Float32Array(dim / 2);
@@ -30,6 +38,10 @@ export function ropeInverseFrequencies(cfg: MlaConfig): Float32Array {
     }
     const ramp = Math.min(Math.max((i - low) / (high - low), 0), 1);
     out[i] = (extrapolated / s.factor) * ramp + extrapolated * (1 - ramp);
+  }
+  if (precision === 'bf16') {
+    const u = new Uint32Array(out.buffer);
+    for (let i = 0; i < u.length; i++) u[i] = bf16Bits(u[i]!) << 16;
   }
   return out;
 }
