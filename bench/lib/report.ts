@@ -1,0 +1,31 @@
+// Benchmark output: an aligned table on stdout and a JSON file under bench/results/.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export type Row = Record<string, string | number>;
+
+export function printTable(title: string, rows: Row[]): void {
+  console.log(`\n${title}`);
+  if (rows.length === 0) return;
+  const cols = Object.keys(rows[0]!);
+  const cell = (v: unknown) => (typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toPrecision(4)) : String(v));
+  const widths = cols.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
+  const line = (vals: string[]) => '| ' + vals.map((v, i) => v.padEnd(widths[i]!)).join(' | ') + ' |';
+  console.log(line(cols));
+  console.log('|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|');
+  for (const r of rows) console.log(line(cols.map((c) => cell(r[c]))));
+}
+
+/** Writes results to $BENCH_OUT or bench/results/<name>.json. */
+export function writeJson(name: string, data: unknown): string {
+  const dir = process.env.BENCH_OUT ?? join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'results');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `${name}.json`);
+  writeFileSync(file, JSON.stringify(data, null, 2) + '\n');
+  return file;
+}
+
+export function isSoftwareAdapter(info: { vendor: string; architecture: string; device: string }): boolean {
+  return /llvmpipe|lavapipe|swiftshader|software/i.test(`${info.vendor} ${info.architecture} ${info.device}`);
+}

@@ -1,0 +1,240 @@
+// Matmul benchmark at DeepSeek-V2-Lite shapes (hidden 2048): y[M, N] = x[M, K] · Wᵀ with synthetic bf16
+// weights uploaded once per (N, K). Times with GPU timestamps when the adapter has them (else wall clock
+// after gpu.sync()) and prints ms, GFLOP/s and the fraction of the f32 FMA peak, plus weight-read GB/s and
+// the fraction of memory bandwidth for the small-M (decode) rows.
+//   node bench/dist/matmul.js                       default shapes (a short subset on llvmpipe)
+//   node bench/dist/matmul.js 1x2048x2048,512x3072x2048 '[{"tile":"t64x64"},{}]'   M×N×K list, option sets to sweep
+// Env: PEAK_TFLOPS (default 65, H100 f32 FMA from WGSL), PEAK_GBPS (3000), BENCH_QUICK (1 = short shape list;
+// default on for llvmpipe), BENCH_ITERS, plus the GPU settings of gpuOptionsFromEnv (WEBGPU_ADAPTER, DAWN_FEATURES).
+import { pathToFileURL } from 'node:url';
+import { Gpu } from '@latentwire/shared/gpu';
+import { gpuOptionsFromEnv } from '@latentwire/shared/config';
+import type * as MatmulModule from '../shared/src/kernels/matmul/matmul.js';
+
+// The matmul module is reached through the built shared package (its kernels have no package export yet).
+const matmulModule = (): Promise<typeof MatmulModule> =>
+  import(new URL('../kernels/matmul/matmul.js', import.meta.resolve('@latentwire/shared/gpu')).href);
+
+export interface MatmulShape {
+  readonly name?: string;
+  readonly M: number;
+  readonly N: number;
+  readonly K: number;
+}
+
+export interface MatmulBenchOptions {
+  readonly iters?: number;
+  readonly variant?: MatmulModule.MatmulVariant;
+  readonly tile?: MatmulModule.GemmTileName;
+  readonly gemv?: Partial<MatmulModule.GemvConfig>;
+  /** Read y back and compare 64 sampled outputs with a float64 dot product (default true). */
+  readonly check?: boolean;
+  /** f32 FMA peak in TFLOP/s the fraction is taken of (default env PEAK_TFLOPS or 65). */
+  readonly peakTflops?: number;
+  /** Memory bandwidth in GB/s (default env PEAK_GBPS or 3000). */
+  readonly peakGbps?: number;
+}
+
+export interface Row {
+  readonly name: string;
+  readonly M: number;
+  readonly N: number;
+  readonly K: number;
+  /** Shader label: variant, tile and alignment paths. */
+  readonly kernel: string;
+  readonly ms: number;
+  readonly timing: 'gpu' | 'wall';
+  readonly gflops: number;
+  readonly peakFraction: number;
+  /** Weight bytes read per ms, as GB/s (bf16: 2·N·K bytes). */
+  readonly weightGBps: number;
+  readonly bandwidthFraction: number;
+  /** Largest |y - ref| / Σ|x·w| over the sampled outputs (NaN when not checked). */
+  readonly maxRelErr: number;
+}
+
+export const PREFILL_DECODE_SHAPES: readonly MatmulShape[] = [1, 16, 512, 2048].flatMap((M) => [
+  { name: 'q_proj', M, N: 3072, K: 2048 },
+  { name: 'kv_a', M, N: 576, K: 2048 },
+  { name: 'o_proj', M, N: 2048, K: 2048 },
+  { name: 'dense_up', M, N: 10944, K: 2048 },
+  { name: 'dense_down', M, N: 2048, K: 10944 },
+]);
+
+export const QUICK_SHAPES: readonly MatmulShape[] = [1, 16, 256].flatMap((M) => [
+  { name: 'kv_a', M, N: 576, K: 2048 },
+  { name: 'o_proj', M, N: 2048, K: 2048 },
+]);
+
+function envNumber(name: string, fallback: number): number {
+  const v = process.env[name];
+  if (v === undefined || v === '') return fallback;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new RangeError(`${name}=${v} is not a positive number`);
+  return n;
+}
+
+/** Small random bf16 values (|v| in [2^-8, 2^-6)), two per u32: cheap to make at 10944×2048. */
+function syntheticBf16(elements: number, seed: number): Uint32Array {
+  const out = new Uint32Array(Math.ceil(elements / 2));
+  let s = seed >>> 0;
+  for (let i = 0; i < out.length; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    const lo = 0x3b80 | (s & 0x807f), hi = 0x3b80 | ((s >>> 16) & 0x807f);
+    out[i] = lo | (hi << 16);
+  }
+  return out;
+}
+
+function randomF32(n: number, seed: number): Float32Array {
+  const a = new Float32Array(n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+    a[i] = (s / 2 ** 32) * 2 - 1;
+  }
+  return a;
+}
+
+/** Compares 64 sampled outputs of y with float64 dot products over the same synthetic weights. */
+async function sampleError(gpu: Gpu, y: GPUBuffer, x: Float32Array, wSeed: number, s: MatmulShape): Promise<number> {
+  const got = await gpu.readF32(y, 0, s.M * s.N);
+  const w = new Float32Array(syntheticBf16(s.N * s.K, wSeed).buffer.slice(0));
+  const wu = new Uint32Array(w.buffer);
+  const f = new Float32Array(1), fu = new Uint32Array(f.buffer);
+  const wAt = (i: number) => {
+    const word = wu[i >> 1]!;
+    fu[0] = i & 1 ? word & 0xffff0000 : word << 16;
+    return f[0]!;
+  };
+  let worst = 0;
+  for (let j = 0; j < 64; j++) {
+    const m = Math.floor((j * 7919) % s.M), n = Math.floor((j * 104729 + 17) % s.N);
+    let sum = 0, mag = 0;
+    for (let k = 0; k < s.K; k++) {
+      const p = x[m * s.K + k]! * wAt(n * s.K + k);
+      sum += p;
+      mag += Math.abs(p);
+    }
+    const err = Math.abs(got[m * s.N + n]! - sum) / (mag + 1e-30);
+    worst = Number.isNaN(err) ? Infinity : Math.max(worst, err);
+  }
+  return worst;
+}
+
+/** Times one matmul per shape (bf16 weights), `iters` dispatches in one submission after a warm-up. */
+export async function benchMatmul(gpu: Gpu, shapes: readonly MatmulShape[], opts: MatmulBenchOptions = {}): Promise<Row[]> {
+  const { matmul } = await matmulModule();
+  const iters = opts.iters ?? envNumber('BENCH_ITERS', 10);
+  const peakTflops = opts.peakTflops ?? envNumber('PEAK_TFLOPS', 65);
+  const peakGbps = opts.peakGbps ?? envNumber('PEAK_GBPS', 3000);
+  const weights = new Map<string, GPUBuffer>();
+  const rows: Row[] = [];
+  try {
+    for (const s of shapes) {
+      const key = `${s.N}x${s.K}`;
+      let wbuf = weights.get(key);
+      if (!wbuf) {
+        wbuf = gpu.upload(`bench-w-${key}`, syntheticBf16(s.N * s.K, s.N * 31 + s.K));
+        weights.set(key, wbuf);
+      }
+      const xData = randomF32(s.M * s.K, s.M + s.K);
+      const x = gpu.upload('bench-x', xData);
+      const y = gpu.buffer('bench-y', s.M * s.N * 4);
+      try {
+        const program = matmul(
+          { x, y, M: s.M, N: s.N, K: s.K, weight: { buffer: wbuf, dtype: 'bf16', shape: [s.N, s.K] }, variant: opts.variant, tile: opts.tile, gemv: opts.gemv },
+          gpu.limits,
+        );
+        const batch = Array.from({ length: iters }, () => program);
+        await gpu.run([program]); // compile + warm-up
+        await gpu.sync();
+        let ms: number;
+        let timing: Row['timing'];
+        if (gpu.profiler) {
+          gpu.profiler.reset();
+          await gpu.run(batch);
+          await gpu.sync();
+          const r = gpu.profiler.report().find((e) => e.label === program.shader.label)!;
+          ms = r.ms / r.count;
+          timing = 'gpu';
+        } else {
+          const t0 = performance.now();
+          await gpu.run(batch);
+          await gpu.sync();
+          ms = (performance.now() - t0) / iters;
+          timing = 'wall';
+        }
+        const maxRelErr = opts.check === false ? NaN : await sampleError(gpu, y, xData, s.N * 31 + s.K, s);
+        const flops = 2 * s.M * s.N * s.K;
+        const gflops = flops / (ms * 1e6);
+        const weightGBps = (2 * s.N * s.K) / (ms * 1e6);
+        rows.push({
+          name: s.name ?? 'matmul', M: s.M, N: s.N, K: s.K, kernel: program.shader.label, ms, timing,
+          gflops, peakFraction: gflops / (peakTflops * 1e3), weightGBps, bandwidthFraction: weightGBps / peakGbps, maxRelErr,
+        });
+      } finally {
+        gpu.destroy(x, y);
+      }
+    }
+  } finally {
+    gpu.destroy(...weights.values());
+  }
+  return rows;
+}
+
+/** The rows as an aligned text table; GB/s columns only for small M (where the weight read bounds the time). */
+export function formatRows(rows: readonly Row[], smallM = 16): string {
+  const head = ['shape', 'M', 'N', 'K', 'ms', 'GFLOP/s', '%FMA peak', 'weight GB/s', '%BW', 'rel err', 'kernel'];
+  const g = (v: number) => (v >= 100 ? v.toFixed(0) : v.toPrecision(3));
+  const body = rows.map((r) => [
+    r.name, String(r.M), String(r.N), String(r.K), r.ms.toPrecision(4), g(r.gflops), g(100 * r.peakFraction),
+    r.M <= smallM ? g(r.weightGBps) : '-', r.M <= smallM ? g(100 * r.bandwidthFraction) : '-',
+    Number.isNaN(r.maxRelErr) ? '-' : r.maxRelErr.toExponential(1), r.kernel,
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === 0 || i === cells.length - 1 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  return [line(head), line(widths.map((w) => '-'.repeat(w))), ...body.map(line)].join('\n');
+}
+
+function parseShapes(arg: string): MatmulShape[] {
+  return arg.split(',').map((t) => {
+    const [M, N, K] = t.split('x').map(Number);
+    if (!M || !N || !K) throw new RangeError(`shape '${t}' is not MxNxK`);
+    return { name: t, M, N, K };
+  });
+}
+
+async function main(): Promise<void> {
+  const gpu = await Gpu.create({ ...gpuOptionsFromEnv(), profile: true });
+  const info = gpu.adapterInfo;
+  const software = /llvmpipe|lavapipe|swiftshader/i.test(`${info.description} ${info.device} ${info.architecture}`);
+  const quick = process.env.BENCH_QUICK !== undefined && process.env.BENCH_QUICK !== '' ? process.env.BENCH_QUICK !== '0' : software;
+  const shapes = process.argv[2] ? parseShapes(process.argv[2]) : quick ? QUICK_SHAPES : PREFILL_DECODE_SHAPES;
+  // optional sweep: a JSON list of option sets, e.g. '[{"variant":"gemm","tile":"t64x64"},{"gemv":{"T":32}}]'
+  const sweep: MatmulBenchOptions[] = process.argv[3] ? JSON.parse(process.argv[3]) : [{}];
+  console.log(
+    `${info.vendor} ${info.description || info.device}; timing: ${gpu.profiler ? 'GPU timestamps' : 'wall clock'}; ` +
+      `workgroup memory ${gpu.limits.maxComputeWorkgroupStorageSize} B; subgroups ${gpu.hasSubgroups}; ${quick ? 'quick shapes' : 'full shapes'}`,
+  );
+  for (const o of sweep) {
+    if (sweep.length > 1) console.log(`\noptions ${JSON.stringify(o)}`);
+    const rows: Row[] = [];
+    for (const s of shapes) {
+      try {
+        rows.push(...(await benchMatmul(gpu, [s], { iters: quick ? envNumber('BENCH_ITERS', 3) : undefined, ...o })));
+      } catch (e) {
+        console.log(`${s.name ?? ''} ${s.M}x${s.N}x${s.K}: ${(e as Error).message}`);
+      }
+    }
+    console.log(formatRows(rows));
+  }
+  gpu.dispose();
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main().catch((e) => {
+    console.error(e);
+    process.exit(1);
+  });
+}

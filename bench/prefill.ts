@@ -1,0 +1,76 @@
+// Prefill benchmark at DeepSeek-V2-Lite shapes with synthetic bf16 weights generated on the GPU: matmul
+// GFLOP/s at the model's projection shapes, and whole-prefill tokens/s for a few prompt lengths, each against
+// the f32 FMA ceiling (PEAK_TFLOPS, default 65 = H100 from WGSL).
+//   node bench/dist/prefill.js          (on lavapipe: 2 layers and short prompts unless BENCH_LAYERS / BENCH_TOKENS say)
+// Env: BENCH_LAYERS, BENCH_TOKENS (comma list), PEAK_TFLOPS, BENCH_CONFIG (path to a config.json), GPU settings.
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Gpu } from '@latentwire/shared/gpu';
+import { gpuOptionsFromEnv } from '@latentwire/shared/config';
+import { normalizeConfig, type MlaConfig } from '@latentwire/shared/model';
+import { syntheticWeights } from '@latentwire/shared/weights';
+import { PrefillModel } from '@latentwire/shared/prefill';
+import { isSoftwareAdapter, printTable, writeJson, type Row } from './lib/report.js';
+import { benchMatmul, QUICK_SHAPES, PREFILL_DECODE_SHAPES } from './matmul.js';
+
+const configPath = process.env.BENCH_CONFIG ?? fileURLToPath(new URL('../configs/deepseek-v2-lite.config.json', import.meta.url));
+
+/** Matmul + attention FLOPs of a prefill of T tokens (multiply-adds count 2). */
+function prefillFlops(cfg: MlaConfig, T: number): number {
+  const H = cfg.hiddenSize, heads = cfg.numHeads, qk = cfg.qkNopeHeadDim + cfg.qkRopeHeadDim;
+  let perToken = 0;
+  for (let l = 0; l < cfg.numLayers; l++) {
+    const q = cfg.qLoraRank === null ? heads * qk * H : cfg.qLoraRank * H + heads * qk * cfg.qLoraRank;
+    const kv = (cfg.kvLoraRank + cfg.qkRopeHeadDim) * H + heads * (cfg.qkNopeHeadDim + cfg.vHeadDim) * cfg.kvLoraRank;
+    const o = H * heads * cfg.vHeadDim;
+    const moe = cfg.moe;
+    const mlp = moe && l >= moe.firstKDenseReplace
+      ? 3 * H * moe.moeIntermediateSize * (moe.numExpertsPerTok + moe.nSharedExperts) + moe.nRoutedExperts * H
+      : 3 * H * cfg.intermediateSize;
+    perToken += 2 * (q + kv + o + mlp);
+  }
+  // causal attention: per layer and head, Σ_t t·(qk + v) multiply-adds
+  const attn = cfg.numLayers * heads * 2 * ((T * (T + 1)) / 2) * (qk + cfg.vHeadDim);
+  return perToken * T + attn + 2 * H * cfg.vocabSize;
+}
+
+async function main(): Promise<void> {
+  const gpu = await Gpu.create(gpuOptionsFromEnv());
+  const info = gpu.adapterInfo;
+  const software = isSoftwareAdapter(info);
+  const peak = Number(process.env.PEAK_TFLOPS ?? 65);
+  const base = normalizeConfig(JSON.parse(readFileSync(configPath, 'utf8')), configPath);
+  const layers = Number(process.env.BENCH_LAYERS ?? (software ? 2 : base.numLayers));
+  const cfg: MlaConfig = { ...base, numLayers: layers };
+  const tokensList = (process.env.BENCH_TOKENS ?? (software ? '16,64' : '512,2048,4096')).split(',').map(Number);
+  console.log(`adapter: ${info.vendor} ${info.description || info.device}; model: ${configPath.split('/').pop()} with ${layers} of ${base.numLayers} layers`);
+
+  const matmulRows = await benchMatmul(gpu, software ? QUICK_SHAPES : PREFILL_DECODE_SHAPES, { iters: software ? 3 : 20, peakTflops: peak });
+  printTable('matmul (bf16 weights, f32 activations)', matmulRows.map((r) => ({
+    shape: r.name, M: r.M, N: r.N, K: r.K, ms: r.ms, 'GFLOP/s': r.gflops, '% f32 peak': 100 * r.peakFraction, kernel: r.kernel,
+  })));
+
+  const weights = await syntheticWeights(gpu, cfg);
+  const model = new PrefillModel(gpu, cfg, weights);
+  const rows: Row[] = [];
+  for (const T of tokensList) {
+    const ids = Array.from({ length: T }, (_, i) => (i * 7919) % cfg.vocabSize);
+    (await model.prefill(ids)).release(); // compiles every pipeline
+    const iters = software ? 1 : 5;
+    const t0 = performance.now();
+    for (let i = 0; i < iters; i++) (await model.prefill(ids)).release();
+    const ms = (performance.now() - t0) / iters;
+    const tflops = prefillFlops(cfg, T) / (ms / 1e3) / 1e12;
+    rows.push({ tokens: T, layers, 'ms': ms, 'tokens/s': T / (ms / 1e3), 'TFLOP/s': tflops, '% f32 peak': (100 * tflops) / peak });
+  }
+  printTable(`prefill (${layers} layers, synthetic weights ${(weights.bytes / 2 ** 30).toFixed(2)} GiB; wall clock incl. logits readback)`, rows);
+  const file = writeJson('prefill', { adapter: info, config: configPath, layers, peakTflops: peak, matmul: matmulRows, prefill: rows });
+  console.log(`\nwrote ${file}`);
+  model.dispose();
+  gpu.dispose();
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

@@ -1,0 +1,199 @@
+// Continuous-batching scheduler of the decode node. Lifecycle of a request:
+//  1. Enter. add(seq) queues a sequence without pages (the engine prefills it here). Disaggregated path:
+//     reserve(id, tokens) takes the pages at once under a lease, the prefill node's KV is written into them,
+//     and commit(seq) hands them to the sequence; a lease not committed in time expires and its pages return.
+//  2. Admit. schedule() starts committed sequences (they hold pages and only need a slot), then waiting ones
+//     oldest first, each getting every page its prompt + max_tokens needs, while MAX_BATCH allows.
+//  3. Step. The engine runs every sequence of the batch on its pending tokens [cachedTokens, totalTokens)
+//     and reports one sampled token per sequence to onStepDone.
+//  4. Retire. onStepDone finishes sequences on EOS / stop token / max_tokens; cancel and fail finish one in
+//     any state. Retiring frees its pages exactly once; the next schedule() reuses its slot and pages.
+//
+// Admission without head-of-line blocking: a waiting sequence that doesn't fit the free pages is passed over
+// so smaller ones behind it can start. The oldest passed-over one counts the sequences started past it; at
+// maxHeadBypass the waiting queue stops until it fits (0 = strict FIFO). Running sequences hold every page
+// they will need, so they always finish and free them: unless reservations keep taking the freed pages, the
+// head eventually fits. reserve() and committed sequences don't queue behind it: a reservation is granted or
+// rejected at once ('no-pages' is the disaggregated path's back-pressure) and a committed one holds its pages.
+
+import { SchedulerRejection } from './errors.js';
+import { LeaseTable, type Reservation } from './leases.js';
+import { PageAllocator } from './page-allocator.js';
+import type { ScheduledBatch, SchedulerOptions, SchedulerStats, StepResult } from './scheduler-types.js';
+import { pagesNeeded, type FinishReason, type Sequence } from './sequence.js';
+
+export class Scheduler {
+  private readonly allocator: PageAllocator;
+  private readonly now: () => number;
+  private readonly maxHeadBypass: number;
+  private readonly waiting: Sequence[] = [];
+  private readonly ready: Sequence[] = [];
+  private readonly running = new Map<string, Sequence>();
+  private readonly live = new Map<string, Sequence>(); // waiting, ready and running, by id
+  private readonly leases = new LeaseTable();
+  private readonly bypassed = new WeakMap<Sequence, number>();
+
+  constructor(private readonly opts: SchedulerOptions) {
+    for (const key of ['pageSize', 'maxBatch'] as const) {
+      if (!Number.isInteger(opts[key]) || opts[key] < 1) throw new RangeError(`${key} must be ≥ 1, got ${opts[key]}`);
+    }
+    if (!Number.isInteger(opts.maxWaiting) || opts.maxWaiting < 0) throw new RangeError(`bad maxWaiting ${opts.maxWaiting}`);
+    if (!(opts.leaseMs > 0)) throw new RangeError(`leaseMs must be > 0, got ${opts.leaseMs}`);
+    this.allocator = new PageAllocator(opts.numPages);
+    this.now = opts.now ?? Date.now;
+    this.maxHeadBypass = opts.maxHeadBypass ?? 4;
+  }
+
+  /** Queues a fresh sequence. Rejects (SchedulerRejection) a duplicate id, one the pool can never hold, or a full queue. */
+  add(seq: Sequence): void {
+    if (seq.status !== 'waiting' || seq.pageTable.length > 0 || seq.cachedTokens > 0) {
+      throw new Error(`${seq.id}: add() takes a fresh sequence with no pages or cached KV`);
+    }
+    this.checkAdmissible(seq.id, seq.reservedTokens);
+    if (this.waiting.length >= this.opts.maxWaiting) {
+      throw new SchedulerRejection('queue-full', `waiting queue is full (${this.opts.maxWaiting})`);
+    }
+    this.waiting.push(seq);
+    this.live.set(seq.id, seq);
+  }
+
+  /** Takes pages for `tokens` (prompt + max_tokens) now, under a lease of leaseMs; all or nothing. */
+  reserve(requestId: string, tokens: number): Reservation {
+    this.expireLeases();
+    this.checkAdmissible(requestId, tokens);
+    const pages = this.allocator.allocate(pagesNeeded(tokens, this.opts.pageSize));
+    if (!pages) throw new SchedulerRejection('no-pages', `${requestId}: ${this.allocator.freeCount} pages free, not enough`);
+    const lease = { requestId, tokens, pages, expiresAt: this.now() + this.opts.leaseMs };
+    this.leases.add(lease);
+    return lease;
+  }
+
+  /** Turns the live reservation named seq.id into `seq`'s page table (surplus pages return); it then waits for a slot. */
+  commit(seq: Sequence): void {
+    this.expireLeases();
+    const lease = this.leases.get(seq.id);
+    if (!lease) throw new SchedulerRejection('no-reservation', `${seq.id}: no live reservation (expired or cancelled?)`);
+    if (seq.status !== 'waiting' || seq.pageTable.length > 0) throw new Error(`${seq.id}: commit() takes a fresh sequence`);
+    const need = pagesNeeded(seq.reservedTokens, this.opts.pageSize);
+    if (need > lease.pages.length) {
+      throw new SchedulerRejection('reservation-too-small', `${seq.id}: needs ${need} pages, reserved ${lease.pages.length}`);
+    }
+    this.leases.take(seq.id);
+    this.allocator.free(lease.pages.slice(need));
+    seq.assignPages(lease.pages.slice(0, need));
+    this.ready.push(seq);
+    this.live.set(seq.id, seq);
+  }
+
+  /** Starts what fits (see the admission rule above) and returns the next step's batch. */
+  schedule(): ScheduledBatch {
+    this.expireLeases();
+    const admitted: Sequence[] = [];
+    while (this.ready.length > 0 && this.running.size < this.opts.maxBatch) admitted.push(this.start(this.ready.shift()!));
+    let head: Sequence | undefined; // the oldest waiting sequence that didn't fit
+    for (let i = 0; i < this.waiting.length && this.running.size < this.opts.maxBatch; ) {
+      if (head && (this.bypassed.get(head) ?? 0) >= this.maxHeadBypass) break;
+      const seq = this.waiting[i]!;
+      const pages = this.allocator.allocate(pagesNeeded(seq.reservedTokens, this.opts.pageSize));
+      if (!pages) {
+        head ??= seq;
+        i++;
+        continue;
+      }
+      if (head) this.bypassed.set(head, (this.bypassed.get(head) ?? 0) + 1);
+      this.waiting.splice(i, 1);
+      seq.assignPages(pages);
+      admitted.push(this.start(seq));
+    }
+    return { sequences: [...this.running.values()], admitted };
+  }
+
+  /**
+   * Records one step's tokens and retires the sequences they finish; returns those. Results for sequences
+   * no longer running (cancelled or failed mid-step) are ignored: their pages are already back.
+   */
+  onStepDone(results: readonly StepResult[]): Sequence[] {
+    const ids = new Set(results.map((r) => r.seqId));
+    if (ids.size !== results.length) throw new Error('onStepDone: more than one token for a sequence in one step');
+    const finished: Sequence[] = [];
+    for (const { seqId, token } of results) {
+      const seq = this.running.get(seqId);
+      const reason = seq?.acceptToken(token);
+      if (seq && reason) {
+        this.retire(seq, reason);
+        finished.push(seq);
+      }
+    }
+    return finished;
+  }
+
+  /** Ends a reservation or a waiting / ready / running sequence; false if there is none (already ended). */
+  cancel(id: string): boolean {
+    return this.end(id, 'cancelled');
+  }
+
+  /** Like cancel, but the sequence finishes with reason 'error' and keeps `err`. */
+  fail(id: string, err: unknown): boolean {
+    return this.end(id, 'error', err);
+  }
+
+  /** Drops reservations whose lease is up, returning their pages; gives their ids. Called by the other entry points. */
+  expireLeases(): string[] {
+    const expired = this.leases.takeExpired(this.now());
+    for (const lease of expired) this.allocator.free(lease.pages);
+    return expired.map((lease) => lease.requestId);
+  }
+
+  /** A live (waiting, ready or running) sequence. */
+  sequence(id: string): Sequence | undefined {
+    return this.live.get(id);
+  }
+
+  /** For heartbeats; expires due leases first so freePages is current. */
+  stats(): SchedulerStats {
+    this.expireLeases();
+    return {
+      totalPages: this.allocator.numPages,
+      freePages: this.allocator.freeCount,
+      running: this.running.size,
+      waiting: this.waiting.length,
+      ready: this.ready.length,
+      reserved: this.leases.size,
+      reservedPages: this.leases.pageCount,
+    };
+  }
+
+  private checkAdmissible(id: string, tokens: number): void {
+    if (this.live.has(id) || this.leases.has(id)) throw new SchedulerRejection('duplicate-id', `${id} is already live`);
+    if (!Number.isInteger(tokens) || tokens < 1) throw new RangeError(`${id}: tokens must be a positive integer, got ${tokens}`);
+    const need = pagesNeeded(tokens, this.opts.pageSize);
+    if (need > this.allocator.numPages) {
+      throw new SchedulerRejection('too-large', `${id}: ${tokens} tokens need ${need} pages; the pool has ${this.allocator.numPages}`);
+    }
+  }
+
+  private start(seq: Sequence): Sequence {
+    seq.start();
+    this.running.set(seq.id, seq);
+    return seq;
+  }
+
+  private end(id: string, reason: FinishReason, err?: unknown): boolean {
+    const lease = this.leases.take(id);
+    if (lease) this.allocator.free(lease.pages);
+    const seq = this.live.get(id);
+    if (seq) this.retire(seq, reason, err);
+    return lease !== undefined || seq !== undefined;
+  }
+
+  private retire(seq: Sequence, reason: FinishReason, err?: unknown): void {
+    this.allocator.free(seq.releasePages());
+    this.running.delete(seq.id);
+    for (const queue of [this.waiting, this.ready]) {
+      const i = queue.indexOf(seq);
+      if (i >= 0) queue.splice(i, 1);
+    }
+    this.live.delete(seq.id);
+    seq.finish(reason, err);
+  }
+}

@@ -1,0 +1,80 @@
+// Routed experts, second half, GEMV form: for one row tile of one expert and COLS consecutive hidden columns n,
+//   slot_out[a_p, n] = act[p, :] · W_down[e, n, :]
+// for every sorted row p of the tile, a_p being the (token, slot) assignment stored at row p (group.wgsl), so
+// the output lands in assignment order [tokens·topk, N] for the combine. Same structure as
+// expert-gemv-gate-up.wgsl (one weight matrix, no activation).
+//
+// Bindings:
+//   @binding(0) act:      array<vec4<f32>>, read     [sorted rows, K]
+//   @binding(1) groups:     array<u32>, read           grouping output (group.wgsl)
+//   @binding(2) wdown:    array<vec4<u32>>, read     down weights of experts [first_expert, +expert_count):
+//                                                    expert e, row n at (e - first_expert)*w_stride + w_offset + n*K
+//   @binding(3) slot_out: array<f32>, read_write     [tokens·topk, N]
+//   @binding(4) u:        uniforms { K, N, first_expert, expert_count, w_stride, w_offset, tile_base, sorted_base }
+// Grid: (max tiles of this chunk, ceil(N / COLS)). Compile-time (prelude): E, TM, COLS, LANES, struct F8,
+// down8(i), x8(i) (reads `act`).
+
+@group(0) @binding(0) var<storage, read> act: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> groups: array<u32>;
+@group(0) @binding(2) var<storage, read> wdown: array<vec4<u32>>;
+@group(0) @binding(3) var<storage, read_write> slot_out: array<f32>;
+
+const WG = COLS * LANES;
+const OUTS = COLS * TM;
+var<workgroup> red: array<f32, OUTS * LANES>;
+var<workgroup> tinfo: vec4<u32>;
+
+fn hsum(v: vec4<f32>) -> f32 { return (v.x + v.y) + (v.z + v.w); }
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  if (lid == 0u) {
+    let tile = groups[E + 1u + u.first_expert] + wg.x;
+    var info = vec4<u32>(0u);
+    if (tile < groups[E + 1u + u.first_expert + u.expert_count]) {
+      let e = groups[u.tile_base + 2u * tile];
+      let r0 = groups[u.tile_base + 2u * tile + 1u];
+      info = vec4<u32>(1u, e, r0, min(TM, groups[e + 1u] - r0));
+    }
+    tinfo = info;
+  }
+  let info = workgroupUniformLoad(&tinfo);
+  if (info.x == 0u) { return; }
+  let e = info.y;
+  let r0 = info.z;
+  let rows = info.w;
+
+  let lane = lid % LANES;
+  let c = lid / LANES;
+  let n = min(wg.y * COLS + c, u.N - 1u);
+  let wb = (e - u.first_expert) * u.w_stride + u.w_offset + n * u.K;
+  var acc: array<vec4<f32>, TM>;
+  for (var r = 0u; r < TM; r++) { acc[r] = vec4<f32>(0.0); }
+  for (var k = lane * 8u; k < u.K; k += LANES * 8u) {
+    let w = down8(wb + k);
+    for (var r = 0u; r < TM; r++) {
+      if (r < rows) {
+        let xv = x8((r0 + r) * u.K + k);
+        acc[r] = fma(xv.lo, w.lo, fma(xv.hi, w.hi, acc[r]));
+      }
+    }
+  }
+  for (var r = 0u; r < TM; r++) { red[(c * TM + r) * LANES + lane] = hsum(acc[r]); }
+  workgroupBarrier();
+  for (var s = LANES / 2u; s > 0u; s >>= 1u) {
+    for (var i = lid; i < OUTS * s; i += WG) {
+      let o = i / s;
+      let j = i % s;
+      red[o * LANES + j] += red[o * LANES + j + s];
+    }
+    workgroupBarrier();
+  }
+  for (var o = lid; o < OUTS; o += WG) {
+    let col = wg.y * COLS + o / TM;
+    let r = o % TM;
+    if (col < u.N && r < rows) {
+      let a = groups[u.sorted_base + r0 + r];
+      slot_out[a * u.N + col] = red[o * LANES];
+    }
+  }
+}

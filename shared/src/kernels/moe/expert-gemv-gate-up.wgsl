@@ -1,0 +1,100 @@
+// Routed experts, first half, GEMV form (few rows per expert: decode and small batches). For one row tile of
+// one expert (≤ TM sorted rows, see group.wgsl) and COLS consecutive intermediate columns n:
+//   act[p, n] = silu(x[t_p] · W_gate[e, n, :]) · (x[t_p] · W_up[e, n, :])
+// for every sorted row p of the tile, where t_p is the token of the assignment stored at row p. Each weight
+// row is read once per tile with 16-byte loads by LANES threads walking K; rows beyond the tile's count are
+// skipped (workgroup-uniform branch), partial sums are tree-reduced over the lanes in workgroup memory.
+// Workgroups whose tile index lies outside this chunk's experts exit at once, so the weights of experts with no
+// tokens are never read.
+//
+// Bindings:
+//   @binding(0) x:     array<vec4<f32>>, read        hidden states; row t at t*x_stride + x_offset (elements)
+//   @binding(1) groups:  array<u32>, read              grouping output (group.wgsl)
+//   @binding(2) wgate: array<vec4<u32>>, read        gate weights of experts [first_expert, +expert_count):
+//                                                    expert e, row n at (e - first_expert)*g_stride + g_offset + n*K
+//   @binding(3) wup:   array<vec4<u32>>, read        up weights, likewise with u_stride / u_offset (may be the
+//                                                    same buffer as wgate: fused gate_up [E, 2I, H])
+//   @binding(4) act:   array<f32>, read_write        [sorted rows, N]
+//   @binding(5) u:     uniforms { K, N, topk, x_stride, x_offset, first_expert, expert_count, g_stride, g_offset,
+//                                 u_stride, u_offset, tile_base, sorted_base }
+// Grid: (max tiles of this chunk, ceil(N / COLS)). Compile-time (prelude): E, TM, COLS, LANES, struct F8,
+// gate8(i) / up8(i) (8 weights from element i, a multiple of 8), x8(i), silu().
+
+@group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> groups: array<u32>;
+@group(0) @binding(2) var<storage, read> wgate: array<vec4<u32>>;
+@group(0) @binding(3) var<storage, read> wup: array<vec4<u32>>;
+@group(0) @binding(4) var<storage, read_write> act: array<f32>;
+
+const WG = COLS * LANES;
+const OUTS = COLS * TM * 2u;
+var<workgroup> red: array<f32, OUTS * LANES>;
+var<workgroup> tinfo: vec4<u32>;
+
+fn hsum(v: vec4<f32>) -> f32 { return (v.x + v.y) + (v.z + v.w); }
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  if (lid == 0u) {
+    let tile = groups[E + 1u + u.first_expert] + wg.x;
+    var info = vec4<u32>(0u);
+    if (tile < groups[E + 1u + u.first_expert + u.expert_count]) {
+      let e = groups[u.tile_base + 2u * tile];
+      let r0 = groups[u.tile_base + 2u * tile + 1u];
+      info = vec4<u32>(1u, e, r0, min(TM, groups[e + 1u] - r0));
+    }
+    tinfo = info;
+  }
+  let info = workgroupUniformLoad(&tinfo);
+  if (info.x == 0u) { return; }
+  let e = info.y;
+  let r0 = info.z;
+  let rows = info.w;
+
+  let lane = lid % LANES;
+  let c = lid / LANES;
+  let n = min(wg.y * COLS + c, u.N - 1u);
+  let gb = (e - u.first_expert) * u.g_stride + u.g_offset + n * u.K;
+  let ub = (e - u.first_expert) * u.u_stride + u.u_offset + n * u.K;
+  var xrow: array<u32, TM>;
+  var ag: array<vec4<f32>, TM>;
+  var au: array<vec4<f32>, TM>;
+  for (var r = 0u; r < TM; r++) {
+    let a = groups[u.sorted_base + r0 + min(r, rows - 1u)];
+    xrow[r] = (a / u.topk) * u.x_stride + u.x_offset;
+    ag[r] = vec4<f32>(0.0);
+    au[r] = vec4<f32>(0.0);
+  }
+  for (var k = lane * 8u; k < u.K; k += LANES * 8u) {
+    let g = gate8(gb + k);
+    let w = up8(ub + k);
+    for (var r = 0u; r < TM; r++) {
+      if (r < rows) {
+        let xv = x8(xrow[r] + k);
+        ag[r] = fma(xv.lo, g.lo, fma(xv.hi, g.hi, ag[r]));
+        au[r] = fma(xv.lo, w.lo, fma(xv.hi, w.hi, au[r]));
+      }
+    }
+  }
+  // partials laid out [output][lane], output o = (c * TM + r) * 2 + (0 gate | 1 up)
+  for (var r = 0u; r < TM; r++) {
+    red[((c * TM + r) * 2u) * LANES + lane] = hsum(ag[r]);
+    red[((c * TM + r) * 2u + 1u) * LANES + lane] = hsum(au[r]);
+  }
+  workgroupBarrier();
+  for (var s = LANES / 2u; s > 0u; s >>= 1u) {
+    for (var i = lid; i < OUTS * s; i += WG) {
+      let o = i / s;
+      let j = i % s;
+      red[o * LANES + j] += red[o * LANES + j + s];
+    }
+    workgroupBarrier();
+  }
+  for (var o = lid; o < COLS * TM; o += WG) {
+    let col = wg.y * COLS + o / TM;
+    let r = o % TM;
+    if (col < u.N && r < rows) {
+      act[(r0 + r) * u.N + col] = silu(red[(o * 2u) * LANES]) * red[(o * 2u + 1u) * LANES];
+    }
+  }
+}

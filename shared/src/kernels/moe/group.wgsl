@@ -1,0 +1,67 @@
+// Token -> expert grouping, entirely on the GPU (one workgroup): counts the (token, slot) assignments of each
+// expert, prefix-sums them into per-expert ranges of a sorted assignment list, cuts every expert's range into
+// row tiles of TM for the expert GEMMs, and scatters each assignment index a = t·K + j into its expert's range.
+// The order of assignments inside one expert's range depends on atomics (not deterministic), but every row is
+// computed independently of its position, so results are bitwise reproducible.
+//
+// Bindings:
+//   @binding(0) ids:  array<u32>, read        [assignments] expert of assignment a (topkIds flattened)
+//   @binding(1) groups: array<u32>, read_write  layout (u32 elements):
+//       [0, E]                      expert_offsets: expert e owns sorted rows [groups[e], groups[e + 1])
+//       [E + 1, 2E + 1]             tile_offsets:   expert e owns tiles [groups[E+1+e], groups[E+2+e])
+//       [tile_base, +2·max_tiles)   tiles: (expert, first sorted row) pairs
+//       [sorted_base, +assignments) sorted: assignment index a at each sorted row
+//   @binding(2) u: uniforms { assignments, tile_base, sorted_base }
+// Compile-time constants (prelude): E, TM (rows per tile), WG (threads).
+
+@group(0) @binding(0) var<storage, read> ids: array<u32>;
+@group(0) @binding(1) var<storage, read_write> groups: array<u32>;
+
+var<workgroup> cnt: array<atomic<u32>, E>;
+var<workgroup> start: array<u32, E>;
+var<workgroup> tstart: array<u32, E>;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(local_invocation_index) lid: u32) {
+  for (var e = lid; e < E; e += WG) { atomicStore(&cnt[e], 0u); }
+  workgroupBarrier();
+  for (var a = lid; a < u.assignments; a += WG) {
+    let e = ids[a];
+    if (e < E) { atomicAdd(&cnt[e], 1u); }
+  }
+  workgroupBarrier();
+  if (lid == 0u) {
+    var off = 0u;
+    var toff = 0u;
+    for (var e = 0u; e < E; e++) {
+      let c = atomicLoad(&cnt[e]);
+      start[e] = off;
+      tstart[e] = toff;
+      groups[e] = off;
+      groups[E + 1u + e] = toff;
+      off += c;
+      toff += (c + TM - 1u) / TM;
+    }
+    groups[E] = off;
+    groups[2u * E + 1u] = toff;
+  }
+  workgroupBarrier();
+  for (var e = lid; e < E; e += WG) {
+    let c = atomicLoad(&cnt[e]);
+    let n = (c + TM - 1u) / TM;
+    for (var i = 0u; i < n; i++) {
+      let tile = tstart[e] + i;
+      groups[u.tile_base + 2u * tile] = e;
+      groups[u.tile_base + 2u * tile + 1u] = start[e] + i * TM;
+    }
+    atomicStore(&cnt[e], start[e]);
+  }
+  workgroupBarrier();
+  for (var a = lid; a < u.assignments; a += WG) {
+    let e = ids[a];
+    if (e < E) {
+      let p = atomicAdd(&cnt[e], 1u);
+      groups[u.sorted_base + p] = a;
+    }
+  }
+}

@@ -1,0 +1,10 @@
+export {
+  moeRouting, moeRoute, moeRouterLogits, moeRouteSelect, routeLogitsShader, routeSelectShader,
+  type MoeRouting, type MoeRouteArgs, type MoeRouterLogitsArgs, type MoeRouteSelectArgs,
+} from './moe-route.js';
+export {
+  moeExperts, moeScratchBytes, moeGemmVariant, moeGroup, moeExpertGemms, moeCombine,
+  moeGroupShader, moeGateUpShader, moeDownShader, moeCombineShader,
+  type MoeDims, type MoeExpertChunk, type MoeExpertWeights, type MoeScratch, type MoeScratchBytes, type MoeGemmVariant,
+  type MoeExpertsArgs, type MoeGroupArgs, type MoeExpertGemmArgs, type MoeCombineArgs,
+} from './moe-experts.js';
