@@ -81,3 +81,25 @@ test('argmax - per row, lowest index on ties', async (t) => {
   t.deepEqual([...(await gpu.readU32(out, 0, rows))], want);
   gpu.destroy(xb, out);
 });
+
+test('fill-random - values lie in [bias - scale, bias + scale) and vary, for each dtype', async (t) => {
+  const { fillRandom } = await import('../../src/kernels/fill-random/fill-random.js');
+  const gpu = await testGpu();
+  for (const dtype of ['bf16', 'f16', 'f32'] as const) {
+    const n = 1001;
+    const buffer = gpu.buffer('w', dtype === 'f32' ? n * 4 : Math.ceil(n / 2) * 4);
+    await gpu.run([fillRandom({ buffer, dtype, shape: [n] }, 5, 0.5, 1)]);
+    const words = await gpu.readU32(buffer);
+    const values: number[] = [];
+    const f = new Float32Array(1), u = new Uint32Array(f.buffer);
+    for (let i = 0; i < n; i++) {
+      if (dtype === 'f32') { u[0] = words[i]!; values.push(f[0]!); continue; }
+      const half = (words[i >> 1]! >>> (16 * (i & 1))) & 0xffff;
+      if (dtype === 'bf16') { u[0] = half << 16; values.push(f[0]!); }
+      else values.push(roundTo(Float64Array.of(0), 'f16')[0]! + (() => { const e = (half >> 10) & 0x1f, m = half & 0x3ff; return (half & 0x8000 ? -1 : 1) * (1 + m / 1024) * 2 ** (e - 15); })());
+    }
+    t.true(values.every((v) => v >= 0.49 && v <= 1.51), dtype);
+    t.true(new Set(values).size > 50, `${dtype} values vary`);
+    gpu.destroy(buffer);
+  }
+});

@@ -20,7 +20,7 @@ function fillShader(dtype: WeightDtype): KernelShader {
 ${uniformStructWgsl(UNIFORMS, 1)}
 
 fn hash(x: u32) -> u32 {
-  var h = x * 0x9e3779b9u ^ u.seed;
+  var h = (x * 0x9e3779b9u) ^ u.seed;
   h ^= h >> 16u; h *= 0x7feb352du; h ^= h >> 15u; h *= 0x846ca68bu; h ^= h >> 16u;
   return h;
 }
