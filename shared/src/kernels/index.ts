@@ -9,3 +9,4 @@ export { matmul, matmulPlan, GEMV_MAX_M, type MatmulArgs, type MatmulLimits, typ
 export { siluMul, type SiluMulArgs } from './silu-mul/silu-mul.js';
 export { mlaPrefillAttention, mlaPrefillTiles, type MlaPrefillAttentionArgs } from './mla-prefill-attention/mla-prefill-attention.js';
 export * from './moe/index.js';
+export * from './kv-quantize/index.js';

@@ -1,0 +1,108 @@
+// Writes f32 latent rows (prefill output, [T, r + rope] per layer) into a paged latent KV cache in the
+// layout's dtype (latent-layout.ts): row t becomes token tokenOffset + t of a sequence, i.e. slot
+// (tokenOffset + t) % pageSize of page pageIds[(tokenOffset + t) / pageSize], so appending after a partly
+// filled page works. One workgroup per row; each thread writes whole words, so rows never race. For
+// fp8_e4m3 the workgroup first reduces amax(|c|) — as u32 bit patterns, which order like the floats for
+// finite values and need no float compare — then scale = amax * f32(1/448) (1 for an all-zero row).
+// Rows must be finite. Only the dtype changes the shader; sizes, offsets and the page size are uniforms.
+import type { BufferBinding, KernelProgram, KernelShader } from '../../gpu/program.js';
+import { uniformStructWgsl } from '../../gpu/uniforms.js';
+import { fp8Wgsl } from '../../kv/fp8-wgsl.js';
+import type { KvDtype } from '../../kv/kv-dtype.js';
+import { latentKvLayout, type LatentKvLayout } from '../../kv/latent-layout.js';
+import { bf16BitsWgsl, sectionPackWgsl } from './kv-element-wgsl.js';
+import { f32Bits } from '../../kv/fp8.js';
+import { INV_E4M3_MAX } from './latent-row-cpu.js';
+import { layoutUniforms, rowGrid } from './kv-grid.js';
+
+const WORKGROUP = 64;
+const UNIFORMS = {
+  rows: 'u32', wg_x: 'u32', src_offset: 'u32', src_stride: 'u32', token_offset: 'u32', page_size: 'u32', rank: 'u32',
+  rope: 'u32', latent_words: 'u32', rope_words: 'u32', row_words: 'u32', page_words: 'u32', scales_word: 'u32', cache_offset: 'u32',
+} as const;
+
+export function kvQuantizeShader(dtype: KvDtype): KernelShader {
+  const l = latentKvLayout({ kvLoraRank: 1, ropeDim: 1, pageSize: 1, dtype }); // element types only
+  const scaled = l.scales.kind !== 'none';
+  const amax = scaled
+    ? `var m = 0u;
+  for (var i = lid; i < u.rank; i += ${WORKGROUP}u) { m = max(m, src[s + i] & 0x7fffffffu); }
+  red[lid] = m;
+  workgroupBarrier();
+  for (var k = ${WORKGROUP / 2}u; k > 0u; k >>= 1u) {
+    if (lid < k) { red[lid] = max(red[lid], red[lid + k]); }
+    workgroupBarrier();
+  }
+  let amax_bits = workgroupUniformLoad(&red[0]);
+  let scale = select(bitcast<f32>(amax_bits) * bitcast<f32>(${f32Bits(INV_E4M3_MAX)}u), 1.0, amax_bits == 0u);`
+    : 'let scale = 1.0;';
+  return {
+    label: `kv_quantize_${dtype}`,
+    uniforms: UNIFORMS,
+    source: /* wgsl */ `
+@group(0) @binding(0) var<storage, read> src: array<u32>;   // f32 rows, read as bits
+@group(0) @binding(1) var<storage, read> page_ids: array<u32>;
+@group(0) @binding(2) var<storage, read_write> cache: array<u32>;
+${uniformStructWgsl(UNIFORMS, 3)}
+${fp8Wgsl}
+${bf16BitsWgsl}
+fn src_bits(s: u32, i: u32, n: u32) -> u32 {
+  if (i < n) { return src[s + i]; }
+  return 0u;
+}
+${sectionPackWgsl(l.latentType, 'pack_latent')}
+${sectionPackWgsl(l.ropeType, 'pack_rope')}
+var<workgroup> red: array<u32, ${WORKGROUP}>;
+
+@compute @workgroup_size(${WORKGROUP})
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let row = wg.y * u.wg_x + wg.x;
+  if (row >= u.rows) { return; }
+  let s = u.src_offset + row * u.src_stride;
+  let tok = u.token_offset + row;
+  let base = u.cache_offset + page_ids[tok / u.page_size] * u.page_words;
+  let slot = tok % u.page_size;
+  let dst = base + slot * u.row_words;
+  ${amax}
+  for (var w = lid; w < u.latent_words; w += ${WORKGROUP}u) { cache[dst + w] = pack_latent(s, u.rank, w, scale); }
+  let rope_dst = dst + u.latent_words;
+  for (var w = lid; w < u.rope_words; w += ${WORKGROUP}u) { cache[rope_dst + w] = pack_rope(s + u.rank, u.rope, w, 1.0); }
+  ${scaled ? 'if (lid == 0u) { cache[base + u.scales_word + slot] = bitcast<u32>(scale); }' : ''}
+}
+`,
+  };
+}
+
+export interface KvQuantizeArgs {
+  readonly layout: LatentKvLayout;
+  /** f32 rows; row t starts at element srcOffset + t * srcStride. */
+  readonly src: GPUBuffer | BufferBinding;
+  readonly rows: number;
+  readonly srcOffset?: number;
+  /** Elements between rows (default r + rope). */
+  readonly srcStride?: number;
+  /** The sequence's page table (u32 page ids, covering tokens 0 .. tokenOffset + rows). */
+  readonly pageIds: GPUBuffer | BufferBinding;
+  /** Token index of the first row within the sequence (default 0). */
+  readonly tokenOffset?: number;
+  /** The page pool: page p at byte cacheByteOffset + p * layout.pageBytes. */
+  readonly cache: GPUBuffer | BufferBinding;
+  readonly cacheByteOffset?: number;
+}
+
+export function kvQuantize(a: KvQuantizeArgs): KernelProgram {
+  const l = a.layout;
+  const width = l.kvLoraRank + l.ropeDim;
+  const srcStride = a.srcStride ?? width;
+  if (srcStride < width) throw new RangeError(`kvQuantize: srcStride ${srcStride} < row width ${width}`);
+  const grid = rowGrid(a.rows, 'kvQuantize');
+  return {
+    shader: kvQuantizeShader(l.dtype),
+    buffers: [a.src, a.pageIds, a.cache],
+    uniformValues: {
+      rows: a.rows, wg_x: grid.wgX, src_offset: a.srcOffset ?? 0, src_stride: srcStride,
+      ...layoutUniforms(l, a.tokenOffset ?? 0, a.cacheByteOffset ?? 0, 'kvQuantize'),
+    },
+    workgroups: grid.workgroups,
+  };
+}
