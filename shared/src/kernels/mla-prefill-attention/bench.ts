@@ -2,6 +2,7 @@
 // warm-up, wall time per dispatch and the rate over the causal FLOPs (mlaPrefillAttentionCost).
 // As a script: node dist/src/kernels/mla-prefill-attention/bench.js [T,...] [heads] [tiles JSON,...]
 //   e.g. node .../bench.js 512,2048,4096 16 '{"bq":32,"bk":16,"threads":128}'
+//   DAWN_FEATURES=allow_unsafe_apis,disable_robustness compares against Dawn without bounds clamping.
 import { pathToFileURL } from 'node:url';
 import { Gpu } from '../../gpu/index.js';
 import {
@@ -67,7 +68,7 @@ async function main(): Promise<void> {
   const lengths = (process.argv[2] ?? '512,2048').split(',').map(Number);
   const heads = Number(process.argv[3] ?? 16);
   const tilings: (MlaPrefillTiles | undefined)[] = process.argv[4] ? JSON.parse(`[${process.argv[4]}]`) : [undefined];
-  const gpu = await Gpu.create({ adapter: process.env.WEBGPU_ADAPTER });
+  const gpu = await Gpu.create({ adapter: process.env.WEBGPU_ADAPTER, dawnFeatures: process.env.DAWN_FEATURES?.split(',') });
   console.log(`${gpu.adapterInfo.vendor} ${gpu.adapterInfo.description}; workgroup memory ${gpu.limits.maxComputeWorkgroupStorageSize}`);
   for (const tiles of tilings) {
     for (const qLen of lengths) {

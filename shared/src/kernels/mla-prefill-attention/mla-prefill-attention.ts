@@ -44,7 +44,10 @@ export type WorkgroupLimits = Pick<
 
 /**
  * Tilings tried in order, largest first; the first that fits the device wins. 32×16 with 128 threads is sized for
- * DeepSeek-V2(-Lite) heads (192/128) in 48 KiB; the smaller ones serve 32 KiB devices (lavapipe) and bigger heads.
+ * DeepSeek-V2(-Lite) heads (192/128) in 48 KiB (41,728 B); the smaller ones serve 32 KiB devices (lavapipe) and
+ * bigger heads. Measured on an H100 (Dawn/Vulkan, V2-Lite heads, H 16, T 4096): 32×16/128 8.2 ms; tilings that give
+ * a thread more keys or dims (16×32/64, 32×16/64, 16×16/32) were 3-15× slower: each thread also holds its share of
+ * the next K/V tile in registers (BK·(DQK+DV)/threads floats), so fewer threads per tile spill.
  */
 export const MLA_PREFILL_TILINGS: readonly MlaPrefillTiles[] = [
   { bq: 32, bk: 16, threads: 128 },
@@ -62,6 +65,9 @@ interface Layout {
   readonly dvp: number;
   readonly bkp: number;
   readonly kvWords: number;
+  readonly kl: number;
+  readonly vl: number;
+  readonly ql: number;
 }
 
 function layout(dims: MlaHeadDims, tiles: MlaPrefillTiles): Layout {
@@ -79,7 +85,11 @@ function layout(dims: MlaHeadDims, tiles: MlaPrefillTiles): Layout {
   const td = Math.ceil(dims.v / cg);
   const dvp = td * cg;
   const bkp = bk + 1;
-  return { bq4, cg, tk: bk / cg, td, dvp, bkp, kvWords: Math.max((dims.nope + dims.rope) * bkp, bk * dvp) };
+  const dqk = dims.nope + dims.rope;
+  return {
+    bq4, cg, tk: bk / cg, td, dvp, bkp, kvWords: Math.max(dqk * bkp, bk * dvp),
+    kl: Math.ceil((bk * dqk) / threads), vl: Math.ceil((bk * dvp) / threads), ql: Math.ceil((bq * dqk) / threads),
+  };
 }
 
 /** Workgroup memory one workgroup of this tiling uses, in bytes. */
@@ -123,7 +133,7 @@ export function mlaPrefillAttentionShader(
   const consts: Record<string, number> = {
     NOPE: dims.nope, ROPE: dims.rope, DQK: dims.nope + dims.rope, DV: dims.v,
     BQ: tiles.bq, BK: tiles.bk, NT: tiles.threads, BQ4: l.bq4, CG: l.cg, TK: l.tk, TD: l.td, DVP: l.dvp, BKP: l.bkp,
-    KV_WORDS: l.kvWords,
+    KV_WORDS: l.kvWords, KL: l.kl, VL: l.vl, QL: l.ql,
   };
   const header = Object.entries(consts).map(([k, v]) => `const ${k}: u32 = ${v}u;`).join('\n');
   return {

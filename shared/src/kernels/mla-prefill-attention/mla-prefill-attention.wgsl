@@ -24,7 +24,8 @@
 //   BQ query rows per workgroup (multiple of 4), BK keys per tile, NT threads, BQ4 = BQ/4 row groups,
 //   CG = NT/BQ4 threads per row group (BK is a multiple of CG), TK = BK/CG keys per thread,
 //   TD = ceil(DV/CG) output dims per thread, DVP = TD*CG, BKP = BK+1 (padded stride of the transposed K tile),
-//   KV_WORDS = max(DQK*BKP, BK*DVP).
+//   KV_WORDS = max(DQK*BKP, BK*DVP), KL = ceil(BK*DQK/NT), VL = ceil(BK*DVP/NT) (per-thread prefetch registers),
+//   QL = ceil(BQ*DQK/NT).
 //
 // Thread lid owns query rows 4g..4g+3 (g = lid / CG) as one vec4, and within them the keys cg + c*CG (scores)
 // and the output dims cg + c*CG (accumulators), cg = lid % CG: adjacent threads read adjacent words of the
@@ -40,6 +41,39 @@ var<workgroup> ps: array<vec4<f32>, BK * BQ4>;   // probabilities (unnormalized)
 // A finite "minus infinity": exp2(MASKED - m) is 0 for any real running max m, and MASKED - MASKED is not NaN.
 const MASKED: f32 = -1.0e30;
 
+// This thread's elements of the K tile at keys k0..k0+BK (element e = lid + i*NT is key e / DQK, dim e % DQK);
+// keys at or past key_end read as 0.
+fn load_k(dst: ptr<function, array<f32, KL>>, k0: u32, h: u32, key_end: u32, lid: u32) {
+  for (var i = 0u; i < KL; i++) {
+    let e = lid + i * NT;
+    let key = k0 + e / DQK;
+    let d = e % DQK;
+    var x = 0.0;
+    if (e < BK * DQK && key < key_end) {
+      if (d < NOPE) {
+        x = kv[key * u.kv_row_stride + h * u.kv_head_stride + d];
+      } else {
+        x = latent[key * u.lat_row_stride + u.kpe_offset + (d - NOPE)];
+      }
+    }
+    (*dst)[i] = x;
+  }
+}
+
+// This thread's elements of the V tile (element e = lid + i*NT is key e / DVP, dim e % DVP; dims past DV are 0).
+fn load_v(dst: ptr<function, array<f32, VL>>, k0: u32, h: u32, key_end: u32, lid: u32) {
+  for (var i = 0u; i < VL; i++) {
+    let e = lid + i * NT;
+    let key = k0 + e / DVP;
+    let d = e % DVP;
+    var x = 0.0;
+    if (e < BK * DVP && key < key_end && d < DV) {
+      x = kv[key * u.kv_row_stride + h * u.kv_head_stride + NOPE + d];
+    }
+    (*dst)[i] = x;
+  }
+}
+
 @compute @workgroup_size(NT)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   // The last query tiles see the most keys: dispatch them first so the short ones fill the tail.
@@ -48,14 +82,18 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let g = lid / CG;
   let cg = lid % CG;
 
-  for (var e = lid; e < BQ * DQK; e += NT) {
-    let i = e / DQK;
+  // Constant trip counts (QL = ceil(BQ*DQK/NT)) let the compiler issue all of this thread's Q loads at once.
+  for (var i = 0u; i < QL; i++) {
+    let e = lid + i * NT;
+    let row = e / DQK;
     let d = e % DQK;
-    var x = 0.0;
-    if (q0 + i < u.q_len) {
-      x = q[(q0 + i) * u.q_row_stride + h * u.q_head_stride + d] * u.scale_log2e;
+    if (e < BQ * DQK) {
+      var x = 0.0;
+      if (q0 + row < u.q_len) {
+        x = q[(q0 + row) * u.q_row_stride + h * u.q_head_stride + d] * u.scale_log2e;
+      }
+      qs[d * BQ4 + row / 4u][row % 4u] = x;
     }
-    qs[d * BQ4 + i / 4u][i % 4u] = x;
   }
 
   // Keys this tile needs: up to the last row's position, within kv_len.
@@ -69,24 +107,22 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   var acc: array<vec4<f32>, TD>;
   for (var c = 0u; c < TD; c++) { acc[c] = vec4<f32>(0.0); }
 
+  // The next tile's K and V wait in registers: they are loaded while the current tile computes, so the global
+  // loads' latency hides behind the score and output math (KL, VL = this thread's share of a K / V tile).
+  var k_next: array<f32, KL>;
+  var v_next: array<f32, VL>;
+  load_k(&k_next, 0u, h, key_end, lid);
+  load_v(&v_next, 0u, h, key_end, lid);
+
   for (var t = 0u; t < n_tiles; t++) {
     let k0 = t * BK;
     workgroupBarrier(); // the previous tile's V and P reads are done (and, the first time, Q is staged)
-    for (var e = lid; e < BK * DQK; e += NT) {
-      let j = e / DQK;
-      let d = e % DQK;
-      let key = k0 + j;
-      var x = 0.0;
-      if (key < key_end) {
-        if (d < NOPE) {
-          x = kv[key * u.kv_row_stride + h * u.kv_head_stride + d];
-        } else {
-          x = latent[key * u.lat_row_stride + u.kpe_offset + (d - NOPE)];
-        }
-      }
-      kvs[d * BKP + j] = x;
+    for (var i = 0u; i < KL; i++) {
+      let e = lid + i * NT;
+      if (e < BK * DQK) { kvs[(e % DQK) * BKP + e / DQK] = k_next[i]; }
     }
     workgroupBarrier();
+    load_k(&k_next, k0 + BK, h, key_end, lid);
 
     var s: array<vec4<f32>, TK>;
     for (var c = 0u; c < TK; c++) { s[c] = vec4<f32>(0.0); }
@@ -104,16 +140,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     }
     workgroupBarrier(); // scores visible; K tile no longer read
 
-    for (var e = lid; e < BK * DVP; e += NT) {
-      let j = e / DVP;
-      let d = e % DVP;
-      let key = k0 + j;
-      var x = 0.0;
-      if (key < key_end && d < DV) {
-        x = kv[key * u.kv_row_stride + h * u.kv_head_stride + NOPE + d];
-      }
-      kvs[j * DVP + d] = x;
+    for (var i = 0u; i < VL; i++) {
+      let e = lid + i * NT;
+      if (e < BK * DVP) { kvs[e] = v_next[i]; }
     }
+    load_v(&v_next, k0 + BK, h, key_end, lid);
     var tile_max = vec4<f32>(MASKED);
     for (var j = 0u; j < BK; j++) {
       tile_max = max(tile_max, ss[j * BQ4 + g]);
