@@ -23,7 +23,11 @@ export interface MatmulShape {
 }
 
 export interface MatmulBenchOptions {
+  /** Dispatches timed per shape (default: enough for ~targetMs, 10 to 1000; env BENCH_ITERS). */
   readonly iters?: number;
+  readonly targetMs?: number;
+  /** Fewest dispatches timed when sizing the batch (default 10). */
+  readonly minIters?: number;
   readonly variant?: MatmulModule.MatmulVariant;
   readonly tile?: MatmulModule.GemmTileName;
   readonly gemv?: Partial<MatmulModule.GemvConfig>;
@@ -42,8 +46,12 @@ export interface Row {
   readonly K: number;
   /** Shader label: variant, tile and alignment paths. */
   readonly kernel: string;
+  /** Per dispatch: GPU timestamps when the adapter has them, else wall clock. */
   readonly ms: number;
   readonly timing: 'gpu' | 'wall';
+  /** Wall clock per dispatch over the whole batch (includes per-dispatch overheads). */
+  readonly wallMs: number;
+  readonly iters: number;
   readonly gflops: number;
   readonly peakFraction: number;
   /** Weight bytes read per ms, as GB/s (bf16: 2·N·K bytes). */
@@ -122,10 +130,12 @@ async function sampleError(gpu: Gpu, y: GPUBuffer, x: Float32Array, wSeed: numbe
   return worst;
 }
 
-/** Times one matmul per shape (bf16 weights), `iters` dispatches in one submission after a warm-up. */
+/** Times one matmul per shape (bf16 weights): a batch of dispatches in one submission after a warm-up. */
 export async function benchMatmul(gpu: Gpu, shapes: readonly MatmulShape[], opts: MatmulBenchOptions = {}): Promise<Row[]> {
   const { matmul } = await matmulModule();
-  const iters = opts.iters ?? envNumber('BENCH_ITERS', 10);
+  const envIters = process.env.BENCH_ITERS ? envNumber('BENCH_ITERS', 10) : undefined;
+  const fixedIters = opts.iters ?? envIters;
+  const targetMs = opts.targetMs ?? 30;
   const peakTflops = opts.peakTflops ?? envNumber('PEAK_TFLOPS', 65);
   const peakGbps = opts.peakGbps ?? envNumber('PEAK_GBPS', 3000);
   const weights = new Map<string, GPUBuffer>();
@@ -146,31 +156,30 @@ export async function benchMatmul(gpu: Gpu, shapes: readonly MatmulShape[], opts
           { x, y, M: s.M, N: s.N, K: s.K, weight: { buffer: wbuf, dtype: 'bf16', shape: [s.N, s.K] }, variant: opts.variant, tile: opts.tile, gemv: opts.gemv },
           gpu.limits,
         );
-        const batch = Array.from({ length: iters }, () => program);
         await gpu.run([program]); // compile + warm-up
         await gpu.sync();
-        let ms: number;
-        let timing: Row['timing'];
-        if (gpu.profiler) {
-          gpu.profiler.reset();
-          await gpu.run(batch);
-          await gpu.sync();
-          const r = gpu.profiler.report().find((e) => e.label === program.shader.label)!;
-          ms = r.ms / r.count;
-          timing = 'gpu';
-        } else {
-          const t0 = performance.now();
-          await gpu.run(batch);
-          await gpu.sync();
-          ms = (performance.now() - t0) / iters;
-          timing = 'wall';
-        }
+        // size the batch from a wall-clock probe so it lasts ~targetMs: GPU timestamps are coarse (Dawn quantizes
+        // them; 65.5 µs steps were seen on an H100), so short kernels need many dispatches to average out
+        const probe = 5;
+        let t0 = performance.now();
+        await gpu.run(Array.from({ length: probe }, () => program));
+        await gpu.sync();
+        const probeMs = (performance.now() - t0) / probe;
+        const iters = fixedIters ?? Math.min(1000, Math.max(opts.minIters ?? 10, Math.ceil(targetMs / probeMs)));
+        gpu.profiler?.reset();
+        t0 = performance.now();
+        await gpu.run(Array.from({ length: iters }, () => program));
+        await gpu.sync();
+        const wallMs = (performance.now() - t0) / iters;
+        const r = gpu.profiler?.report().find((e) => e.label === program.shader.label);
+        const ms = r ? r.ms / r.count : wallMs;
+        const timing: Row['timing'] = r ? 'gpu' : 'wall';
         const maxRelErr = opts.check === false ? NaN : await sampleError(gpu, y, xData, s.N * 31 + s.K, s);
         const flops = 2 * s.M * s.N * s.K;
         const gflops = flops / (ms * 1e6);
         const weightGBps = (2 * s.N * s.K) / (ms * 1e6);
         rows.push({
-          name: s.name ?? 'matmul', M: s.M, N: s.N, K: s.K, kernel: program.shader.label, ms, timing,
+          name: s.name ?? 'matmul', M: s.M, N: s.N, K: s.K, kernel: program.shader.label, ms, timing, wallMs, iters,
           gflops, peakFraction: gflops / (peakTflops * 1e3), weightGBps, bandwidthFraction: weightGBps / peakGbps, maxRelErr,
         });
       } finally {
@@ -185,10 +194,10 @@ export async function benchMatmul(gpu: Gpu, shapes: readonly MatmulShape[], opts
 
 /** The rows as an aligned text table; GB/s columns only for small M (where the weight read bounds the time). */
 export function formatRows(rows: readonly Row[], smallM = 16): string {
-  const head = ['shape', 'M', 'N', 'K', 'ms', 'GFLOP/s', '%FMA peak', 'weight GB/s', '%BW', 'rel err', 'kernel'];
+  const head = ['shape', 'M', 'N', 'K', 'ms', 'wall ms', 'GFLOP/s', '%FMA peak', 'weight GB/s', '%BW', 'rel err', 'kernel'];
   const g = (v: number) => (v >= 100 ? v.toFixed(0) : v.toPrecision(3));
   const body = rows.map((r) => [
-    r.name, String(r.M), String(r.N), String(r.K), r.ms.toPrecision(4), g(r.gflops), g(100 * r.peakFraction),
+    r.name, String(r.M), String(r.N), String(r.K), r.ms.toPrecision(4), r.wallMs.toPrecision(4), g(r.gflops), g(100 * r.peakFraction),
     r.M <= smallM ? g(r.weightGBps) : '-', r.M <= smallM ? g(100 * r.bandwidthFraction) : '-',
     Number.isNaN(r.maxRelErr) ? '-' : r.maxRelErr.toExponential(1), r.kernel,
   ]);
@@ -222,7 +231,7 @@ async function main(): Promise<void> {
     const rows: Row[] = [];
     for (const s of shapes) {
       try {
-        rows.push(...(await benchMatmul(gpu, [s], { iters: quick ? envNumber('BENCH_ITERS', 3) : undefined, ...o })));
+        rows.push(...(await benchMatmul(gpu, [s], { targetMs: quick ? 1 : 30, minIters: quick ? 3 : 10, ...o })));
       } catch (e) {
         console.log(`${s.name ?? ''} ${s.M}x${s.N}x${s.K}: ${(e as Error).message}`);
       }

@@ -1,6 +1,6 @@
 import test, { type ExecutionContext } from 'ava';
 import type { Gpu } from '../../src/gpu/index.js';
-import { GEMM_TILES, matmul, matmulPlan, type GemmTileName, type MatmulArgs, type MatmulVariant } from '../../src/kernels/matmul/matmul.js';
+import { GEMM_TILES, matmul, matmulPlan, type GemmTile, type GemmTileName, type MatmulArgs, type MatmulVariant } from '../../src/kernels/matmul/matmul.js';
 import type { GpuTensor, WeightDtype } from '../../src/kernels/weight-dtype.js';
 import { randomArray, roundTo, testGpu, uploadF32, uploadWeight } from '../helpers/gpu.js';
 
@@ -10,7 +10,7 @@ interface Case {
   K: number;
   dtype: WeightDtype;
   variant?: MatmulVariant;
-  tile?: GemmTileName;
+  tile?: GemmTileName | GemmTile;
   xStride?: number;
   xOffset?: number;
   yStride?: number;
@@ -89,8 +89,8 @@ const SHAPES = [
 ];
 
 for (const dtype of DTYPES) {
-  for (const M of [1, 3, 67, 130]) {
-    for (const variant of M <= 8 ? (['gemv', 'gemm'] as const) : (['gemm'] as const)) {
+  for (const M of [1, 3, 13, 67, 130]) {
+    for (const variant of M <= 16 ? (['gemv', 'gemm'] as const) : (['gemm'] as const)) {
       test(`matmul - ${variant} ${dtype} M=${M} matches float64 on odd shapes`, async (t) => {
         const gpu = await testGpu();
         for (const s of SHAPES) await check(t, gpu, { M, ...s, dtype, variant });
@@ -106,6 +106,8 @@ for (const tile of Object.keys(GEMM_TILES) as GemmTileName[]) {
     // one full tile plus a ragged one in every dimension
     await check(t, gpu, { M: T.BM + 5, N: T.BN + 3, K: 2 * T.BK + 8, dtype: 'bf16', variant: 'gemm', tile });
     await check(t, gpu, { M: T.BM - 1, N: T.BN + 9, K: 3 * T.BK + 1, dtype: 'f16', variant: 'gemm', tile });
+    // the same shape as a custom tile with the K loop kept as a loop
+    await check(t, gpu, { M: T.BM + 2, N: T.BN - 3, K: 2 * T.BK + 4, dtype: 'f32', variant: 'gemm', tile: { ...T, unrollK: false } });
   });
 }
 
@@ -113,7 +115,7 @@ for (const variant of ['gemv', 'gemm'] as const) {
   for (const dtype of DTYPES) {
     test(`matmul - ${variant} ${dtype} strided x, y column slice, stacked weight offset, accumulate`, async (t) => {
       const gpu = await testGpu();
-      const Ms = variant === 'gemv' ? [1, 2, 5, 8] : [9, 67];
+      const Ms = variant === 'gemv' ? [1, 2, 5, 8, 16] : [9, 67];
       for (const M of Ms) {
         // x rows strided with an offset; y written into columns [11, 11 + N) of 150-wide rows
         await check(t, gpu, { M, N: 77, K: 45, dtype, variant, xStride: 52, xOffset: 6, yStride: 150, yOffset: 11 });
@@ -135,7 +137,7 @@ for (const variant of ['gemv', 'gemm'] as const) {
 
 test('matmul - long K runs the unrolled GEMV loop and many GEMM K steps', async (t) => {
   const gpu = await testGpu();
-  for (const M of [1, 2, 4, 8]) await check(t, gpu, { M, N: 40, K: 2056, dtype: 'bf16', variant: 'gemv' });
+  for (const M of [1, 2, 4, 8, 11]) await check(t, gpu, { M, N: 40, K: 2056, dtype: 'bf16', variant: 'gemv' });
   await check(t, gpu, { M: 20, N: 70, K: 2056, dtype: 'bf16', variant: 'gemm' });
 });
 
@@ -145,11 +147,11 @@ test('matmul - auto picks GEMV for small M and GEMM for large M', async (t) => {
   const x = gpu.buffer('x', 200 * 64 * 4), y = gpu.buffer('y', 200 * 64 * 4);
   const plan = (M: number) => matmulPlan({ x, y, weight: w, M, N: 64, K: 64 }, gpu.limits);
   t.is(plan(1).variant, 'gemv');
-  t.is(plan(8).variant, 'gemv');
-  t.is(plan(9).variant, 'gemm');
+  t.is(plan(16).variant, 'gemv');
+  t.is(plan(17).variant, 'gemm');
   t.is(plan(200).variant, 'gemm');
   t.true(plan(1).align.vecW && plan(1).align.vecX);
-  t.throws(() => matmulPlan({ x, y, weight: w, M: 9, N: 64, K: 64, variant: 'gemv' }, gpu.limits), { instanceOf: RangeError });
+  t.throws(() => matmulPlan({ x, y, weight: w, M: 17, N: 64, K: 64, variant: 'gemv' }, gpu.limits), { instanceOf: RangeError });
   // every program compiles and runs with the device's limits and with WebGPU's default limits
   await gpu.run([matmul({ x, y, weight: w, M: 200, N: 64, K: 64 }), matmul({ x, y, weight: w, M: 2, N: 64, K: 64 })]);
   await gpu.sync();

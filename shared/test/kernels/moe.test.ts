@@ -94,7 +94,7 @@ const routerCases: RouterCase[] = [
 
 for (const c of routerCases) {
   for (const norm of [false, true]) {
-    test(`moe-route - ${c.name}, norm_topk_prob ${norm}, scaling 2.5 (${c.dtype})`, async (t) => {
+    test.serial(`moe-route - ${c.name}, norm_topk_prob ${norm}, scaling 2.5 (${c.dtype})`, async (t) => {
       const gpu = await testGpu();
       const moe = moeCfg({ nRoutedExperts: c.E, numExpertsPerTok: c.k, topkMethod: c.method, nGroup: c.nGroup, topkGroup: c.topkGroup, normTopkProb: norm, routedScalingFactor: 2.5 });
       const seed = c.E * 100 + c.k + c.H;
@@ -136,7 +136,7 @@ for (const c of routerCases) {
   }
 }
 
-test('moe-route - V2 ignores norm_topk_prob; V3 normalizes, then scales', async (t) => {
+test.serial('moe-route - V2 ignores norm_topk_prob; V3 normalizes, then scales', async (t) => {
   const gpu = await testGpu();
   const E = 8, k = 3, T = 1;
   const logits = Float32Array.from([0.3, -1.2, 2.0, 0.9, 1.7, -0.4, 0.1, 1.1]);
@@ -158,7 +158,7 @@ test('moe-route - V2 ignores norm_topk_prob; V3 normalizes, then scales', async 
   destroyAll(gpu, lb, idsB, wtsB, bias);
 });
 
-test('moe-route - exact ties go to the lower expert and the lower group', async (t) => {
+test.serial('moe-route - exact ties go to the lower expert and the lower group', async (t) => {
   const gpu = await testGpu();
   const E = 9, k = 3;
   // experts 1, 4, 7 tie at the top; 0 and 5 tie next. Groups of 3: {0,1,2} {3,4,5} {6,7,8}.
@@ -237,7 +237,7 @@ function freeWeights(gpu: Gpu, w: MoeExpertWeights): void {
 
 for (const variant of ['gemv', 'tiled'] as const) {
   for (const T of [1, 7, 50]) {
-    test(`moe-experts - routed layer matches float64 (T ${T}, 6 experts top-2, hidden 40, inter 24, bf16, ${variant})`, async (t) => {
+    test.serial(`moe-experts - routed layer matches float64 (T ${T}, 6 experts top-2, hidden 40, inter 24, bf16, ${variant})`, async (t) => {
       const gpu = await testGpu();
       const E = 6, k = 2, H = 40, I = 24, dtype = 'bf16' as const;
       const moe = moeCfg({ nRoutedExperts: E, numExpertsPerTok: k, topkMethod: 'greedy', moeIntermediateSize: I, routedScalingFactor: 1.5 });
@@ -311,7 +311,7 @@ function randomRouting(T: number, k: number, allowed: number[], seed: number): {
 }
 
 for (const variant of ['gemv', 'tiled'] as const) {
-  test(`moe-experts - tokens routed to a subset of experts; chunked and fused layouts agree bitwise (${variant})`, async (t) => {
+  test.serial(`moe-experts - tokens routed to a subset of experts; chunked and fused layouts agree bitwise (${variant})`, async (t) => {
     const gpu = await testGpu();
     const E = 16, k = 3, H = 64, I = 48, dtype = 'f16' as const, T = variant === 'tiled' ? 150 : 33;
     const s: ExpertSetup = { E, k, H, I, dtype, experts: makeExperts(E, H, I, dtype, 5000) };
@@ -338,7 +338,7 @@ for (const variant of ['gemv', 'tiled'] as const) {
   });
 }
 
-test('moe-experts - several tiles per expert and a skewed load (every token on expert 0)', async (t) => {
+test.serial('moe-experts - several tiles per expert and a skewed load (every token on expert 0)', async (t) => {
   const gpu = await testGpu();
   const E = 5, k = 2, H = 24, I = 16, dtype = 'bf16' as const, T = 140;
   const s: ExpertSetup = { E, k, H, I, dtype, experts: makeExperts(E, H, I, dtype, 900) };
@@ -360,7 +360,7 @@ test('moe-experts - several tiles per expert and a skewed load (every token on e
   freeWeights(gpu, weights);
 });
 
-test('moe-experts - V3-style routing end to end (noaux_tc, 32 experts in 4 groups, top-4, f32 weights)', async (t) => {
+test.serial('moe-experts - V3-style routing end to end (noaux_tc, 32 experts in 4 groups, top-4, f32 weights)', async (t) => {
   const gpu = await testGpu();
   const E = 32, k = 4, H = 32, I = 16, dtype = 'f32' as const, T = 9;
   const moe = moeCfg({ nRoutedExperts: E, numExpertsPerTok: k, topkMethod: 'noaux_tc', nGroup: 4, topkGroup: 2, normTopkProb: true, routedScalingFactor: 2.5, moeIntermediateSize: I });
@@ -385,7 +385,7 @@ test('moe-experts - V3-style routing end to end (noaux_tc, 32 experts in 4 group
   destroyAll(gpu, gw, bb, xb, out);
 });
 
-test('moe-experts - rejects scratch that is too small and misaligned sizes', (t) => {
+test.serial('moe-experts - rejects scratch that is too small and misaligned sizes', (t) => {
   const dims = { nExperts: 4, topK: 2, hidden: 16, intermediate: 8 };
   const fake = { size: 16 } as GPUBuffer;
   const sc: MoeScratch = { topkIds: fake, topkWeights: fake, groups: fake, act: fake, slotOut: fake };

@@ -9,7 +9,7 @@ import { weightLoadWgsl, type WeightDtype } from '../weight-dtype.js';
 import { MATMUL_UNIFORMS, bindingsWgsl, unroll, weightUnpackWgsl, xLoadWgsl, type MatmulAlign } from './common.js';
 
 export interface GemvConfig {
-  /** Rows of x the shader is built for (M ≤ MB; 1, 2, 4 or 8). */
+  /** Rows of x the shader is built for (M ≤ MB; 1, 2, 4, 8 or 16). */
   readonly MB: number;
   /** Weight rows per thread. */
   readonly R2: number;
@@ -31,12 +31,12 @@ export function gemvWorkgroupBytes(c: GemvConfig): number {
 
 /** Picks the GEMV shape for M rows of x and N outputs. */
 export function gemvConfig(M: number, N: number, maxInvocations: number, maxWorkgroupBytes: number): GemvConfig {
-  const MB = M <= 1 ? 1 : M <= 2 ? 2 : M <= 4 ? 4 : 8;
-  const R2 = MB <= 2 ? 1 : 2;
-  let T = 64;
-  let RG = 4;
-  // small N: fewer rows per workgroup so there are still enough workgroups to fill the GPU
-  if (N < 1024) RG = 2;
+  const MB = M <= 1 ? 1 : M <= 2 ? 2 : M <= 4 ? 4 : M <= 8 ? 8 : 16;
+  const R2 = MB <= 2 || MB > 8 ? 1 : 2;
+  // 32 threads along K (512 contiguous bytes of a bf16 row per step); narrow N takes fewer rows per workgroup
+  // so there are still enough workgroups to fill the GPU
+  let T = 32;
+  const RG = N >= 2048 ? 8 : 4;
   while (T * RG > maxInvocations && T > 8) T /= 2;
   let c: GemvConfig = { MB, R2, T, RG, U: Math.max(1, 4 / R2) };
   while (gemvWorkgroupBytes(c) > maxWorkgroupBytes && c.T > 8) c = { ...c, T: c.T / 2 };

@@ -11,8 +11,10 @@ import { GEMM_TILES, gemmInvocations, gemmShader, gemmSlabBytes, type GemmTile, 
 export { GEMM_TILES, type GemmTile, type GemmTileName } from './gemm.js';
 export type { GemvConfig } from './gemv.js';
 
-/** Largest M served by the GEMV variant. */
-export const GEMV_MAX_M = 8;
+/** Largest M the launcher sends to the GEMV variant by default (on an H100 it beat every GEMM tile to M = 16). */
+export const GEMV_MAX_M = 16;
+/** Largest M the GEMV variant can be forced to. */
+export const GEMV_LIMIT_M = 16;
 
 export type MatmulVariant = 'gemv' | 'gemm';
 
@@ -33,10 +35,10 @@ export interface MatmulArgs {
   readonly weightOffset?: number;
   /** y += x·Wᵀ (fuses a residual add) instead of y = x·Wᵀ. */
   readonly accumulate?: boolean;
-  /** Forces a regime (default: GEMV for M ≤ GEMV_MAX_M, else GEMM). GEMV needs M ≤ GEMV_MAX_M. */
+  /** Forces a regime (default: GEMV for M ≤ GEMV_MAX_M, else GEMM). GEMV needs M ≤ GEMV_LIMIT_M. */
   readonly variant?: MatmulVariant;
-  /** Forces the GEMM tile (default: picked from M, N and the limits). */
-  readonly tile?: GemmTileName;
+  /** Forces the GEMM tile, by name or shape (default: picked from M, N and the limits). */
+  readonly tile?: GemmTileName | GemmTile;
   /** Overrides fields of the picked GEMV shape (tuning; the result must fit the limits). */
   readonly gemv?: Partial<GemvConfig>;
 }
@@ -52,10 +54,13 @@ export interface MatmulLimits {
 /** What the launcher decided, for tests and benchmarks. */
 export type MatmulPlan =
   | { readonly variant: 'gemv'; readonly config: GemvConfig; readonly align: MatmulAlign }
-  | { readonly variant: 'gemm'; readonly tile: GemmTile; readonly tileName: GemmTileName; readonly doubleBuffer: boolean; readonly align: MatmulAlign };
+  | { readonly variant: 'gemm'; readonly tile: GemmTile; readonly tileName: string; readonly doubleBuffer: boolean; readonly align: MatmulAlign };
 
-/** Enough workgroups to keep every SM of a large GPU busy (an H100 has 132). */
-const TARGET_WORKGROUPS = 264;
+/**
+ * A tile is taken when it makes at least this many workgroups, else the next smaller one. Below one per SM of
+ * an H100 (132), but a 128×128 tile at 96 workgroups still beat 64×64 ones at 384 there.
+ */
+const MIN_WORKGROUPS = 90;
 
 function checkCount(name: string, v: number, min: number): void {
   if (!Number.isInteger(v) || v < min) throw new RangeError(`matmul: ${name} must be an integer >= ${min}, got ${v}`);
@@ -82,27 +87,35 @@ export function matmulPlan(a: MatmulArgs, limits?: MatmulLimits, wOffsetInBindin
   };
   const variant = a.variant ?? (M <= GEMV_MAX_M ? 'gemv' : 'gemm');
   if (variant === 'gemv') {
-    if (M > GEMV_MAX_M) throw new RangeError(`matmul: variant 'gemv' needs M <= ${GEMV_MAX_M}, got M = ${M}`);
+    if (M > GEMV_LIMIT_M) throw new RangeError(`matmul: variant 'gemv' needs M <= ${GEMV_LIMIT_M}, got M = ${M}`);
     const config = { ...gemvConfig(M, N, lim.invocations, lim.wgBytes), ...a.gemv };
     if (!(config.T >= 1 && (config.T & (config.T - 1)) === 0)) throw new RangeError(`matmul: GEMV T ${config.T} must be a power of two`);
-    if (config.MB < M || config.MB > GEMV_MAX_M) throw new RangeError(`matmul: GEMV MB ${config.MB} must be in [M, ${GEMV_MAX_M}]`);
+    if (config.MB < M || config.MB > GEMV_LIMIT_M) throw new RangeError(`matmul: GEMV MB ${config.MB} must be in [M, ${GEMV_LIMIT_M}]`);
     if (gemvWorkgroupBytes(config) > lim.wgBytes || config.T * config.RG > lim.invocations) {
       throw new RangeError(`matmul: GEMV shape ${JSON.stringify(config)} does not fit the device limits`);
     }
     return { variant, config, align };
   }
   const fits = (t: GemmTile) => gemmInvocations(t) <= lim.invocations && gemmSlabBytes(t) <= lim.wgBytes;
-  let tileName: GemmTileName | undefined = a.tile;
-  if (tileName !== undefined) {
-    if (!(tileName in GEMM_TILES)) throw new RangeError(`matmul: unknown tile '${tileName}'`);
-    if (!fits(GEMM_TILES[tileName])) throw new RangeError(`matmul: tile '${tileName}' does not fit the device limits`);
+  let tileName: string | undefined;
+  let tile: GemmTile;
+  if (typeof a.tile === 'object') {
+    tile = a.tile;
+    tileName = 'custom';
+    if (!fits(tile)) throw new RangeError(`matmul: tile ${JSON.stringify(tile)} does not fit the device limits`);
+  } else if (a.tile !== undefined) {
+    tileName = a.tile;
+    if (!Object.hasOwn(GEMM_TILES, tileName)) throw new RangeError(`matmul: unknown tile '${tileName}'`);
+    tile = GEMM_TILES[a.tile];
+    if (!fits(tile)) throw new RangeError(`matmul: tile '${tileName}' does not fit the device limits`);
   } else {
     const names = (Object.keys(GEMM_TILES) as GemmTileName[]).filter((n) => fits(GEMM_TILES[n]));
     if (names.length === 0) throw new RangeError('matmul: no GEMM tile fits the device limits');
     const count = (n: GemmTileName) => Math.ceil(M / GEMM_TILES[n].BM) * Math.ceil(N / GEMM_TILES[n].BN);
-    tileName = names.find((n) => count(n) >= TARGET_WORKGROUPS) ?? names[names.length - 1]!;
+    const name = names.find((n) => count(n) >= MIN_WORKGROUPS) ?? names[names.length - 1]!;
+    tileName = name;
+    tile = GEMM_TILES[name];
   }
-  const tile = GEMM_TILES[tileName];
   return { variant, tile, tileName, doubleBuffer: 2 * gemmSlabBytes(tile) <= lim.wgBytes, align };
 }
 

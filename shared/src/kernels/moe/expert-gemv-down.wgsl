@@ -11,7 +11,7 @@
 //                                                    expert e, row n at (e - first_expert)*w_stride + w_offset + n*K
 //   @binding(3) slot_out: array<f32>, read_write     [tokens·topk, N]
 //   @binding(4) u:        uniforms { K, N, first_expert, expert_count, w_stride, w_offset, tile_base, sorted_base }
-// Grid: (max tiles of this chunk, ceil(N / COLS)). Compile-time (prelude): E, TM, COLS, LANES, struct F8,
+// Grid: (max tiles of this chunk, ceil(N / COLS)). Compile-time (prelude): E, TM, COLS, LANES, U, struct F8,
 // down8(i), x8(i) (reads `act`).
 
 @group(0) @binding(0) var<storage, read> act: array<vec4<f32>>;
@@ -21,6 +21,7 @@
 
 const WG = COLS * LANES;
 const OUTS = COLS * TM;
+const STEP = LANES * 8u;
 var<workgroup> red: array<f32, OUTS * LANES>;
 var<workgroup> tinfo: vec4<u32>;
 
@@ -50,7 +51,20 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let wb = (e - u.first_expert) * u.w_stride + u.w_offset + n * u.K;
   var acc: array<vec4<f32>, TM>;
   for (var r = 0u; r < TM; r++) { acc[r] = vec4<f32>(0.0); }
-  for (var k = lane * 8u; k < u.K; k += LANES * 8u) {
+  var k = lane * 8u;
+  for (; k + (U - 1u) * STEP < u.K; k += U * STEP) {
+    var w: array<F8, U>;
+    for (var q = 0u; q < U; q++) { w[q] = down8(wb + k + q * STEP); }
+    for (var r = 0u; r < TM; r++) {
+      if (r < rows) {
+        for (var q = 0u; q < U; q++) {
+          let xv = x8((r0 + r) * u.K + k + q * STEP);
+          acc[r] = fma(xv.lo, w[q].lo, fma(xv.hi, w[q].hi, acc[r]));
+        }
+      }
+    }
+  }
+  for (; k < u.K; k += STEP) {
     let w = down8(wb + k);
     for (var r = 0u; r < TM; r++) {
       if (r < rows) {

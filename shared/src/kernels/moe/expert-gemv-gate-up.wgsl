@@ -17,7 +17,7 @@
 //   @binding(4) act:   array<f32>, read_write        [sorted rows, N]
 //   @binding(5) u:     uniforms { K, N, topk, x_stride, x_offset, first_expert, expert_count, g_stride, g_offset,
 //                                 u_stride, u_offset, tile_base, sorted_base }
-// Grid: (max tiles of this chunk, ceil(N / COLS)). Compile-time (prelude): E, TM, COLS, LANES, struct F8,
+// Grid: (max tiles of this chunk, ceil(N / COLS)). Compile-time (prelude): E, TM, COLS, LANES, U, struct F8,
 // gate8(i) / up8(i) (8 weights from element i, a multiple of 8), x8(i), silu().
 
 @group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
@@ -28,6 +28,7 @@
 
 const WG = COLS * LANES;
 const OUTS = COLS * TM * 2u;
+const STEP = LANES * 8u;  // K advance of one step of all lanes
 var<workgroup> red: array<f32, OUTS * LANES>;
 var<workgroup> tinfo: vec4<u32>;
 
@@ -65,7 +66,26 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     ag[r] = vec4<f32>(0.0);
     au[r] = vec4<f32>(0.0);
   }
-  for (var k = lane * 8u; k < u.K; k += LANES * 8u) {
+  // U steps of the K walk issued back to back (more loads in flight), then the tail one step at a time
+  var k = lane * 8u;
+  for (; k + (U - 1u) * STEP < u.K; k += U * STEP) {
+    var g: array<F8, U>;
+    var w: array<F8, U>;
+    for (var q = 0u; q < U; q++) {
+      g[q] = gate8(gb + k + q * STEP);
+      w[q] = up8(ub + k + q * STEP);
+    }
+    for (var r = 0u; r < TM; r++) {
+      if (r < rows) {
+        for (var q = 0u; q < U; q++) {
+          let xv = x8(xrow[r] + k + q * STEP);
+          ag[r] = fma(xv.lo, g[q].lo, fma(xv.hi, g[q].hi, ag[r]));
+          au[r] = fma(xv.lo, w[q].lo, fma(xv.hi, w[q].hi, au[r]));
+        }
+      }
+    }
+  }
+  for (; k < u.K; k += STEP) {
     let g = gate8(gb + k);
     let w = up8(ub + k);
     for (var r = 0u; r < TM; r++) {

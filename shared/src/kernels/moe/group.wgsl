@@ -30,20 +30,42 @@ fn main(@builtin(local_invocation_index) lid: u32) {
     if (e < E) { atomicAdd(&cnt[e], 1u); }
   }
   workgroupBarrier();
-  if (lid == 0u) {
-    var off = 0u;
-    var toff = 0u;
-    for (var e = 0u; e < E; e++) {
-      let c = atomicLoad(&cnt[e]);
-      start[e] = off;
-      tstart[e] = toff;
-      groups[e] = off;
-      groups[E + 1u + e] = toff;
-      off += c;
-      toff += (c + TM - 1u) / TM;
+  // exclusive prefix sums of the row counts (start) and of the tile counts (tstart)
+  if (E <= WG) {
+    // Hillis-Steele inclusive scan, one expert per thread
+    var c = 0u;
+    if (lid < E) { c = atomicLoad(&cnt[lid]); }
+    var incl = c;
+    var tincl = (c + TM - 1u) / TM;
+    for (var s = 1u; s < E; s <<= 1u) {
+      if (lid < E) { start[lid] = incl; tstart[lid] = tincl; }
+      workgroupBarrier();
+      if (lid < E && lid >= s) { incl += start[lid - s]; tincl += tstart[lid - s]; }
+      workgroupBarrier();
     }
-    groups[E] = off;
-    groups[2u * E + 1u] = toff;
+    if (lid < E) {
+      start[lid] = incl - c;
+      tstart[lid] = tincl - (c + TM - 1u) / TM;
+      groups[lid] = incl - c;
+      groups[E + 1u + lid] = tincl - (c + TM - 1u) / TM;
+      if (lid == E - 1u) { groups[E] = incl; groups[2u * E + 1u] = tincl; }
+    }
+  } else {
+    if (lid == 0u) {
+      var off = 0u;
+      var toff = 0u;
+      for (var e = 0u; e < E; e++) {
+        let c = atomicLoad(&cnt[e]);
+        start[e] = off;
+        tstart[e] = toff;
+        groups[e] = off;
+        groups[E + 1u + e] = toff;
+        off += c;
+        toff += (c + TM - 1u) / TM;
+      }
+      groups[E] = off;
+      groups[2u * E + 1u] = toff;
+    }
   }
   workgroupBarrier();
   for (var e = lid; e < E; e += WG) {

@@ -122,8 +122,12 @@ export function moeRouterLogits(a: MoeRouterLogitsArgs): KernelProgram {
 // ---- selection ----
 
 const SELECT_UNIFORMS = { tokens: 'u32', scale: 'f32' } as const;
-const SELECT_WG = 64;
 const METHOD_CODE: Record<TopkMethod, number> = { greedy: 0, group_limited_greedy: 1, noaux_tc: 2 };
+
+/** One thread per expert (32..256). */
+function selectWorkgroup(E: number): number {
+  return Math.min(256, Math.max(32, 2 ** Math.ceil(Math.log2(E))));
+}
 
 export function routeSelectShader(r: MoeRouting, biasDtype: WeightDtype | null): KernelShader {
   checkRouting(r);
@@ -141,7 +145,7 @@ export function routeSelectShader(r: MoeRouting, biasDtype: WeightDtype | null):
     uniforms: SELECT_UNIFORMS,
     source: `const E = ${r.nExperts}u;
 const K = ${r.topK}u;
-const WG = ${SELECT_WG}u;
+const WG = ${selectWorkgroup(r.nExperts)}u;
 const METHOD = ${METHOD_CODE[r.method]}u;
 const GROUPED = ${grouped};
 const N_GROUP = ${nGroup}u;
