@@ -113,10 +113,9 @@ for (const tile of Object.keys(GEMM_TILES) as GemmTileName[]) {
 
 for (const variant of ['gemv', 'gemm'] as const) {
   for (const dtype of DTYPES) {
-    test(`matmul - ${variant} ${dtype} strided x, y column slice, stacked weight offset, accumulate`, async (t) => {
-      const gpu = await testGpu();
-      const Ms = variant === 'gemv' ? [1, 2, 5, 8, 16] : [9, 67];
-      for (const M of Ms) {
+    for (const M of variant === 'gemv' ? [1, 2, 5, 8, 16] : [9, 67]) {
+      test(`matmul - ${variant} ${dtype} M=${M} strided x, y column slice, stacked weight offset, accumulate`, async (t) => {
+        const gpu = await testGpu();
         // x rows strided with an offset; y written into columns [11, 11 + N) of 150-wide rows
         await check(t, gpu, { M, N: 77, K: 45, dtype, variant, xStride: 52, xOffset: 6, yStride: 150, yOffset: 11 });
         // aligned strides keep the vector paths
@@ -130,8 +129,8 @@ for (const variant of ['gemv', 'gemm'] as const) {
         // accumulate into strided y (fused residual add)
         await check(t, gpu, { M, N: 90, K: 96, dtype, variant, yStride: 100, yOffset: 4, accumulate: true });
         await check(t, gpu, { M, N: 31, K: 45, dtype, variant, accumulate: true, before: 2 });
-      }
-    });
+      });
+    }
   }
 }
 
