@@ -69,10 +69,13 @@ export const PREFILL_DECODE_SHAPES: readonly MatmulShape[] = [1, 16, 512, 2048].
   { name: 'dense_down', M, N: 2048, K: 10944 },
 ]);
 
-export const QUICK_SHAPES: readonly MatmulShape[] = [1, 16, 256].flatMap((M) => [
-  { name: 'kv_a', M, N: 576, K: 2048 },
-  { name: 'o_proj', M, N: 2048, K: 2048 },
-]);
+export const QUICK_SHAPES: readonly MatmulShape[] = [
+  { name: 'kv_a', M: 1, N: 576, K: 2048 },
+  { name: 'o_proj', M: 1, N: 2048, K: 2048 },
+  { name: 'kv_a', M: 16, N: 576, K: 2048 },
+  { name: 'kv_a', M: 128, N: 576, K: 2048 },
+  { name: 'o_proj', M: 128, N: 2048, K: 2048 },
+];
 
 function envNumber(name: string, fallback: number): number {
   const v = process.env[name];
@@ -160,7 +163,7 @@ export async function benchMatmul(gpu: Gpu, shapes: readonly MatmulShape[], opts
         await gpu.sync();
         // size the batch from a wall-clock probe so it lasts ~targetMs: GPU timestamps are coarse (Dawn quantizes
         // them; 65.5 µs steps were seen on an H100), so short kernels need many dispatches to average out
-        const probe = 5;
+        const probe = 1;
         let t0 = performance.now();
         await gpu.run(Array.from({ length: probe }, () => program));
         await gpu.sync();
@@ -231,7 +234,7 @@ async function main(): Promise<void> {
     const rows: Row[] = [];
     for (const s of shapes) {
       try {
-        rows.push(...(await benchMatmul(gpu, [s], { targetMs: quick ? 1 : 30, minIters: quick ? 3 : 10, ...o })));
+        rows.push(...(await benchMatmul(gpu, [s], { targetMs: quick ? 1 : 30, minIters: quick ? 2 : 10, ...o })));
       } catch (e) {
         console.log(`${s.name ?? ''} ${s.M}x${s.N}x${s.K}: ${(e as Error).message}`);
       }
