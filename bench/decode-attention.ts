@@ -7,7 +7,8 @@
 //   node bench/dist/decode-attention.js
 // Env (lists are comma-separated):
 //   BENCH_MODELS (v2,v2-lite)  BENCH_BATCHES (1,32,128)  BENCH_CONTEXTS (1024,4096,16384)
-//   BENCH_DTYPES (bf16,fp8_e4m3,fp8_e5m2; f32 too if asked)  PAGE_SIZE (64)  HEAD_GROUP, TILE_TOKENS (plan's)
+//   BENCH_DTYPES (bf16,fp8_e4m3,fp8_e5m2; f32 too if asked)  PAGE_SIZE (64)  HEAD_GROUP, TILE_TOKENS, WORKGROUP_SIZE
+//   (the plan's defaults)
 //   SPLITS (chooseDecodeSplits's)  SM_COUNT (132)  BENCH_TARGET_MS (40)  BENCH_ITERS (fixed iteration count)
 //   PEAK_GBPS (3000, H100 HBM3)  PEAK_TFLOPS (65, H100 f32 FMA)  BENCH_QUICK (1 on software adapters: V2-Lite and
 //   V2 at batch 1, 1K context, bf16 and fp8_e4m3)  plus WEBGPU_ADAPTER / DAWN_FEATURES (gpuOptionsFromEnv).
@@ -29,7 +30,7 @@ interface Variant {
 interface KernelModule {
   groupedDecodePlan(p: {
     kvLoraRank: number; ropeDim: number; dtype: KvDtype; pageSize: number; heads: number; limits: GPUSupportedLimits;
-    headGroup?: number; maxTileTokens?: number; poolBindings?: number;
+    headGroup?: number; maxTileTokens?: number; workgroupSize?: number; poolBindings?: number;
   }): Variant;
   chooseDecodeSplits(p: { batch: number; heads: number; headGroup: number; maxContext: number; smCount?: number }): number;
   groupedDecodeScratchBytes(p: { batch: number; heads: number; kvLoraRank: number; numSplits: number }): { partialBytes: number; lseBytes: number };
@@ -104,6 +105,7 @@ export async function benchDecodeAttention(gpu: Gpu, cases: readonly BenchCase[]
     const base = k.groupedDecodePlan({
       kvLoraRank: R, ropeDim: ROPE, dtype: c.dtype, pageSize, heads, limits: gpu.limits,
       headGroup: envNumber('HEAD_GROUP', undefined), maxTileTokens: envNumber('TILE_TOKENS', undefined),
+      workgroupSize: envNumber('WORKGROUP_SIZE', undefined),
     });
     const layout = k.groupedDecodeLayout(base);
     const pagesPerSeq = Math.ceil(c.context / pageSize);
@@ -177,7 +179,7 @@ export async function benchDecodeAttention(gpu: Gpu, cases: readonly BenchCase[]
       for (let i = 0; i < o.length && finite; i++) finite = Number.isFinite(o[i]!);
       rows.push({
         model: c.model, heads, batch: c.batch, context: c.context, dtype: c.dtype,
-        G: variant.headGroup, BT: variant.tileTokens, splits: numSplits, pools: poolBindings,
+        G: variant.headGroup, BT: variant.tileTokens, WG: variant.workgroupSize ?? 128, splits: numSplits, pools: poolBindings,
         ms, timing: gpuTimed ? 'gpu' : 'wall', mergeMs, wallMs, iters,
         'GB/s': bytes / (ms * 1e6), 'TFLOP/s': flops / (ms * 1e9),
         bound: bytes / (peakGbps * 1e6) >= flops / (peakTflops * 1e9) ? 'memory' : 'compute',

@@ -44,7 +44,8 @@ export interface GroupedDecodeVariant {
   readonly headGroup: number;
   /** Tokens per tile staged in workgroup memory (a power of two). */
   readonly tileTokens: number;
-  /** Threads per workgroup (default 128: at r = 512 each thread owns 4 of the latent output dims). */
+  /** Threads per workgroup (default 128: at r = 512 each thread owns 4 of the latent output dims for all G heads;
+   *  with more threads than r/4, phase B splits the heads into slices of GPH, e.g. 256 threads: 4 heads each). */
   readonly workgroupSize?: number;
   /** GPU buffers the pool is split into (1..MAX_POOL_BINDINGS; default 1). */
   readonly poolBindings?: number;
