@@ -10,7 +10,8 @@ import { Gpu } from '@latentwire/shared/gpu';
 import { gpuOptionsFromEnv, ropeFreqPrecisionFromEnv } from '@latentwire/shared/config';
 import { loadPrefillModel } from '@latentwire/shared/prefill';
 import { checkSamplingParams, type SamplingParams } from './sampling-params.js';
-import { makeRandom, sampleLogits } from './sample-logits.js';
+import { seededRandom } from '@latentwire/shared/util';
+import { sampleLogits } from './sample-logits.js';
 
 const DEFAULT_MODEL = resolve(fileURLToPath(import.meta.url), '../../../../../models/tiny-deepseek-v2');
 
@@ -71,7 +72,7 @@ async function main(argv: string[]): Promise<void> {
       topK: num(values['top-k'], '--top-k', 0),
       seed: num(values.seed, '--seed', 0),
     });
-    const random = makeRandom(params.seed);
+    const random = seededRandom(params.seed);
     const generated: number[] = [];
     const eos = new Set(folder.config.eosTokenIds);
     // Prefill-only generation: every token re-runs the whole prompt (slow, but it proves the model)

@@ -1,16 +1,6 @@
 // Picks the next token from one row of logits: greedy, or temperature → top-k → top-p with a seeded PRNG.
-// Used by the CLI's prefill-only generation; the decode engine samples on the GPU instead.
+// Used by the CLI's prefill-only generation, until the decode engine (issue 3) samples on the GPU.
 import type { SamplingParams } from './sampling-params.js';
-
-export function makeRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export function sampleLogits(logits: Float32Array, p: SamplingParams, random: () => number): number {
   if (p.temperature === 0) {

@@ -1,5 +1,6 @@
 // Grouped MLA decode attention over the paged latent cache against a float64 reference computed here, on
 // the rows exactly as the cache stores them (bf16/fp8 rounding included, so every dtype is held to 1e-4).
+import { seededRandom } from '@latentwire/shared/util';
 import test, { type ExecutionContext } from 'ava';
 import { Gpu } from '@latentwire/shared/gpu';
 import { kvQuantize, quantizeLatentRowsCpu } from '@latentwire/shared/kernels';
@@ -14,17 +15,7 @@ import {
 let shared: Promise<Gpu> | null = null;
 const testGpu = (): Promise<Gpu> => (shared ??= Gpu.create({ adapter: process.env.WEBGPU_ADAPTER }));
 
-/** Mulberry32 (as shared/test/helpers/gpu.ts). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = seededRandom;
 
 /** Values in ±[0.1, 1) · scale: random and never zero. */
 function nonZero(n: number, rand: () => number, scale = 1): Float64Array {

@@ -1,6 +1,7 @@
 // Property test over seeded random histories: whatever mix of finished, cancelled, failed and expired
 // requests, pages are never shared or lost, every sequence holds the pages prompt + max_tokens need, the
 // batch stays within MAX_BATCH, and once everything ends the pool is whole again.
+import { seededRandom } from '@latentwire/shared/util';
 import test, { type ExecutionContext } from 'ava';
 import { Scheduler, SchedulerRejection, Sequence, pagesNeeded, type Reservation } from '../../src/scheduler/index.js';
 
@@ -9,13 +10,7 @@ const LEASE_MS = 1000;
 
 /** mulberry32: small, seedable, good enough to pick operations. */
 function rng(seed: number) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = Math.imul(a ^ (a >>> 15), 1 | a);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 2 ** 32;
-  };
+  const next = seededRandom(seed);
   return { next, int: (lo: number, hi: number) => lo + Math.floor(next() * (hi - lo + 1)) };
 }
 

@@ -129,11 +129,16 @@ export class SafetensorsIndex {
 
 /** Decodes stored bytes to float64 (for CPU references and tests; the GPU keeps 16-bit weights). */
 export function tensorToFloat64(t: TensorData): Float64Array {
-  const n = t.bytes.length / BYTES[t.info.dtype];
+  return bytesToFloat64(t.bytes, t.info.dtype);
+}
+
+/** Decodes raw little-endian bytes of `dtype` to float64. */
+export function bytesToFloat64(bytes: Uint8Array, dtype: TensorDtype): Float64Array {
+  const n = bytes.length / BYTES[dtype];
   const out = new Float64Array(n);
-  const dv = new DataView(t.bytes.buffer, t.bytes.byteOffset, t.bytes.byteLength);
-  if (t.info.dtype === 'F32') for (let i = 0; i < n; i++) out[i] = dv.getFloat32(4 * i, true);
-  else if (t.info.dtype === 'BF16') {
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (dtype === 'F32') for (let i = 0; i < n; i++) out[i] = dv.getFloat32(4 * i, true);
+  else if (dtype === 'BF16') {
     const f = new Float32Array(1);
     const u = new Uint32Array(f.buffer);
     for (let i = 0; i < n; i++) {

@@ -118,32 +118,36 @@ export class PrefillModel {
       }
     });
 
-    // final norm + LM head: the last row only, or all rows (chunked so the logits buffer stays small)
+    // final norm + LM head: the last row only, or all rows in chunks (so the logits buffer stays small),
+    // whose last chunk then holds the last row's logits
     const V = cfg.vocabSize;
-    const lastLogits = gpu.buffer('logits.last', V * 4);
+    let logitsBuf: GPUBuffer;
+    let lastRowInBuf = 0;
     let argmaxBuf: GPUBuffer | null = null;
-    let chunkLogits: GPUBuffer | null = null;
     if (opts.allLogits) {
       programs.push(rmsNorm({ x: s.x, weight: weights.finalNorm, y: s.xn, rows: T, cols: H, eps: cfg.rmsNormEps }));
       argmaxBuf = gpu.buffer('argmax', T * 4);
       const rowsPerChunk = Math.max(1, Math.min(T, Math.floor((64 << 20) / (V * 4))));
-      chunkLogits = gpu.buffer('logits.chunk', rowsPerChunk * V * 4);
+      logitsBuf = gpu.buffer('logits.chunk', rowsPerChunk * V * 4);
       for (let r0 = 0; r0 < T; r0 += rowsPerChunk) {
         const rows = Math.min(rowsPerChunk, T - r0);
         programs.push(
-          matmul({ x: s.xn, xOffset: r0 * H, weight: weights.lmHead, y: chunkLogits, M: rows, N: V, K: H }, lim),
-          argmax({ logits: chunkLogits, out: argmaxBuf, rows, cols: V, outOffset: r0 }),
+          matmul({ x: s.xn, xOffset: r0 * H, weight: weights.lmHead, y: logitsBuf, M: rows, N: V, K: H }, lim),
+          argmax({ logits: logitsBuf, out: argmaxBuf, rows, cols: V, outOffset: r0 }),
         );
+        lastRowInBuf = T - 1 - r0;
       }
+    } else {
+      logitsBuf = gpu.buffer('logits.last', V * 4);
+      programs.push(
+        rmsNorm({ x: s.x, weight: weights.finalNorm, y: s.xn, rows: 1, cols: H, eps: cfg.rmsNormEps, inOffset: (T - 1) * H }),
+        matmul({ x: s.xn, weight: weights.lmHead, y: logitsBuf, M: 1, N: V, K: H }, lim),
+      );
     }
-    programs.push(
-      rmsNorm({ x: s.x, weight: weights.finalNorm, y: s.xn, rows: 1, cols: H, eps: cfg.rmsNormEps, inOffset: (T - 1) * H }),
-      matmul({ x: s.xn, weight: weights.lmHead, y: lastLogits, M: 1, N: V, K: H }, lim),
-    );
     await gpu.run(programs);
-    const logits = await gpu.readF32(lastLogits, 0, V);
+    const logits = await gpu.readF32(logitsBuf, lastRowInBuf * V * 4, V);
     const am = argmaxBuf ? await gpu.readU32(argmaxBuf, 0, T) : null;
-    gpu.destroy(s.ids, s.positions, s.x, s.xn, s.q, s.qa, s.kv, s.attn, s.gateUp, s.gated, lastLogits, argmaxBuf, chunkLogits);
+    gpu.destroy(s.ids, s.positions, s.x, s.xn, s.q, s.qa, s.kv, s.attn, s.gateUp, s.gated, logitsBuf, argmaxBuf);
     s.moe?.release();
     return {
       tokens: T,

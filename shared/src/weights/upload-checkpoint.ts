@@ -3,7 +3,7 @@
 import type { Gpu } from '../gpu/runtime.js';
 import type { ModelFolder } from '../model/model-folder.js';
 import { expertWeights, readWeightSlice, weightSlice, type WeightSlice } from '../model/weight-slices.js';
-import type { TensorDtype } from '../model/safetensors.js';
+import { bytesToFloat64, type TensorDtype } from '../model/safetensors.js';
 import { ModelLoadError } from '../model/errors.js';
 import { packWeights, type GpuTensor, type WeightDtype } from '../kernels/weight-dtype.js';
 import { buildWeights, expertChunks, type WeightSource } from './build-weights.js';
@@ -22,7 +22,7 @@ export function uploadCheckpoint(gpu: Gpu, folder: ModelFolder): ModelWeights {
       let dtype = DTYPES[slice.dtype];
       if (role === 'router-bias' && dtype !== 'f32') {
         // the selection bias is tiny and compared against close scores: keep it exact in f32
-        bytes = new Uint8Array(packWeights(decodeToF32(bytes, dtype), 'f32').buffer);
+        bytes = new Uint8Array(packWeights(bytesToFloat64(bytes, slice.dtype), 'f32').buffer);
         dtype = 'f32';
       }
       const buffer = gpu.upload(name, bytes);
@@ -48,23 +48,4 @@ export function uploadCheckpoint(gpu: Gpu, folder: ModelFolder): ModelWeights {
     },
   };
   return buildWeights(cfg, source);
-}
-
-function decodeToF32(bytes: Uint8Array, dtype: WeightDtype): Float32Array {
-  const n = dtype === 'f32' ? bytes.length / 4 : bytes.length / 2;
-  const out = new Float32Array(n);
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const f = new Float32Array(1);
-  const u = new Uint32Array(f.buffer);
-  for (let i = 0; i < n; i++) {
-    if (dtype === 'bf16') {
-      u[0] = dv.getUint16(2 * i, true) << 16;
-      out[i] = f[0]!;
-    } else if (dtype === 'f16') {
-      const h = dv.getUint16(2 * i, true);
-      const s = h & 0x8000 ? -1 : 1, e = (h >> 10) & 0x1f, m = h & 0x3ff;
-      out[i] = e === 0 ? s * m * 2 ** -24 : e === 31 ? (m ? NaN : s * Infinity) : s * (1 + m / 1024) * 2 ** (e - 15);
-    } else out[i] = dv.getFloat32(4 * i, true);
-  }
-  return out;
 }

@@ -1,5 +1,6 @@
 // Test helpers: one Gpu per test file, seeded random data of awkward sizes, and error measures.
 import { Gpu } from '../../src/gpu/index.js';
+import { seededRandom } from '../../src/util/seeded-random.js';
 import { packWeights, type GpuTensor, type WeightDtype } from '../../src/kernels/weight-dtype.js';
 
 let shared: Promise<Gpu> | null = null;
@@ -10,17 +11,8 @@ export function testGpu(): Promise<Gpu> {
   return shared;
 }
 
-/** Mulberry32: small, seeded, good enough for test data. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded test data (mulberry32). */
+export const rng = seededRandom;
 
 /** Uniform values in [-scale, scale), never all zero. */
 export function randomArray(n: number, seed: number, scale = 1): Float64Array {

@@ -5,6 +5,7 @@
 // attention scores and router logits come out O(1) (sharp enough to notice a wrong RoPE or a wrong expert, not
 // saturated); norm weights ~ 1 ± 0.1; lm_head ~ N(0, 1/hidden) on a unit-RMS final state gives logits of std ~1,
 // so the top-1/top-2 gap is not tiny.
+import { seededRandom } from '../../src/util/seeded-random.js';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PRESETS, type PresetConfig, type PresetName } from './random-presets.js';
@@ -93,18 +94,6 @@ export function planTensors(p: PresetConfig): PlannedTensor[] {
   return out;
 }
 
-/** mulberry32: a tiny seeded PRNG, uniform in [0, 1). */
-function uniformSource(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** config.json contents for a preset, in the Hub or the transformers-5 spelling of RoPE settings. */
 export function configJson(p: PresetConfig, spelling: 'hub' | 'transformers5'): Record<string, unknown> {
   const { rope_theta, rope_scaling, ...rest } = p;
@@ -138,7 +127,7 @@ export function configJson(p: PresetConfig, spelling: 'hub' | 'transformers5'): 
 /** Writes `dir`/config.json and `dir`/model.safetensors for a preset. */
 export function writeRandomCheckpoint(dir: string, options: RandomCheckpointOptions): RandomCheckpoint {
   const preset = { ...PRESETS[options.preset], ...options.overrides };
-  const random = uniformSource(options.seed ?? 1);
+  const random = seededRandom(options.seed ?? 1);
   const normal = () => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random()); // Box-Muller
   const tensors: TensorToWrite[] = [];
   const weights = new Map<string, Float64Array>();

@@ -34,16 +34,7 @@ var<workgroup> tinfo: vec4<u32>;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  if (lid == 0u) {
-    let tile = groups[E + 1u + u.first_expert] + wg.x;
-    var info = vec4<u32>(0u);
-    if (tile < groups[E + 1u + u.first_expert + u.expert_count]) {
-      let e = groups[u.tile_base + 2u * tile];
-      let r0 = groups[u.tile_base + 2u * tile + 1u];
-      info = vec4<u32>(1u, e, r0, min(TM, groups[e + 1u] - r0));
-    }
-    tinfo = info;
-  }
+  if (lid == 0u) { tinfo = expert_tile(wg.x); }
   let info = workgroupUniformLoad(&tinfo);
   if (info.x == 0u) { return; }
   let e = info.y;

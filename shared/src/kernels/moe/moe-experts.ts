@@ -198,6 +198,15 @@ struct F8 { lo: vec4<f32>, hi: vec4<f32> }
 fn x4(i: u32) -> vec4<f32> { return ${xArr}[i >> 2u]; }
 fn x8(i: u32) -> F8 { let j = i >> 2u; return F8(${xArr}[j], ${xArr}[j + 1u]); }
 fn silu(v: f32) -> f32 { return v / (1.0 + exp(-v)); }
+// The row tile this workgroup serves within its chunk's experts (group.wgsl's tile list):
+// (1, expert, first sorted row, rows), or x = 0 when the chunk has fewer tiles
+fn expert_tile(tile_in_chunk: u32) -> vec4<u32> {
+  let tile = groups[E + 1u + u.first_expert] + tile_in_chunk;
+  if (tile >= groups[E + 1u + u.first_expert + u.expert_count]) { return vec4<u32>(0u); }
+  let e = groups[u.tile_base + 2u * tile];
+  let r0 = groups[u.tile_base + 2u * tile + 1u];
+  return vec4<u32>(1u, e, r0, min(TM, groups[e + 1u] - r0));
+}
 `;
 }
 
