@@ -1,0 +1,27 @@
+// The wire protocol between gateway, prefill and decode nodes: versioned msgpack messages, validated on
+// receipt, counted and logged the same way when refused; kv-chunk splitting to NATS's max_payload; subjects.
+export * from './errors.js';
+export { WIRE_VERSION, type Envelope, type Fields, type MessageDescription } from './messages/spec.js';
+export { MESSAGE_TYPES, describeMessage, isMessageType, type MessageOf, type MessageType, type WireMessage } from './message-types.js';
+export { heartbeatMessage, type Heartbeat } from './messages/heartbeat.js';
+export {
+  RESERVE_REFUSALS, reserveMessage, reserveReplyMessage, type Reserve, type ReserveRefusal, type ReserveReply,
+} from './messages/reserve.js';
+export {
+  KV_ACK_REFUSALS, kvAckMessage, kvChunkChecksum, kvChunkMessage, type KvAck, type KvAckRefusal, type KvChunk,
+} from './messages/kv-chunk.js';
+export {
+  MAX_STOP_TOKENS, PREFILL_DONE_REFUSALS, prefillDoneAckMessage, prefillDoneMessage, prefillFailedMessage,
+  type PrefillDone, type PrefillDoneAck, type PrefillDoneRefusal, type PrefillFailed, type WireSampling,
+} from './messages/prefill.js';
+export { CANCEL_REASONS, cancelMessage, type Cancel, type CancelReason } from './messages/cancel.js';
+export {
+  FINISH_REASONS, MAX_TOKENS_PER_MESSAGE, tokensMessage, type FinishReason, type Tokens, type Usage,
+} from './messages/tokens.js';
+export { decodeMessage, encodeMessage, validateMessage } from './codec.js';
+export { kvChunkMessages, kvChunkPlacement, type EncodedKvChunk, type KvChunkPlacement, type KvPageSlice } from './kv-chunking.js';
+export { maxPayloadOf, type NatsServerInfoSource } from './max-payload.js';
+export { WireRejections, WIRE_REJECTED_METRIC, type WireRejectionsOptions } from './rejections.js';
+export { DEFAULT_SUBJECT_PREFIX, SUBJECT_TYPES, wireSubjects, type WireSubjects } from './subjects.js';
+export { parseLatentLayoutKey } from './layout-key.js';
+export { ID_MAX_LENGTH, ID_PATTERN } from './fields.js';

@@ -1,0 +1,224 @@
+// The wire codec: every message type round-trips, and every kind of bad input is refused with its exact
+// reason code, counted and logged by WireRejections. (Chunking: wire/kv-chunking.test.ts; a real NATS
+// server: wire/nats.test.ts.)
+import test, { type ExecutionContext } from 'ava';
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
+import {
+  MESSAGE_TYPES, SUBJECT_TYPES, WIRE_REJECTED_METRIC, WireError, WireRejections, decodeMessage, describeMessage,
+  encodeMessage, kvChunkChecksum, type MessageType, type WireMessage, type WireRejectReason,
+} from '../src/wire/index.js';
+import { rawPack, samples, tampered } from './wire/samples.js';
+
+const S = samples();
+
+/** Decoded byte fields are Buffers (views into the message); compare them as plain Uint8Arrays. */
+const plain = (m: WireMessage): WireMessage =>
+  m.type === 'kv-chunk' ? { ...m, rows: new Uint8Array(m.rows), scales: new Uint8Array(m.scales) } : m;
+
+function rejections() {
+  const lines: string[] = [];
+  const logger = pino({ level: 'info' }, { write: (s: string) => void lines.push(s) });
+  const registry = new Registry();
+  return { rej: new WireRejections({ logger, registry }), lines, registry };
+}
+
+/** decodeMessage throws WireError(reason); WireRejections.decode drops it, counts it, logs one line. */
+function expectRejected(t: ExecutionContext, bytes: Uint8Array, reason: WireRejectReason, expected?: readonly MessageType[]): WireError {
+  const err = t.throws(() => decodeMessage(bytes, expected), { instanceOf: WireError })!;
+  t.is(err.reason, reason, err.message);
+  const { rej, lines } = rejections();
+  t.is(rej.decode(bytes, 'lw.test', expected ?? MESSAGE_TYPES), undefined);
+  t.is(rej.count(reason), 1);
+  t.is(lines.length, 1);
+  return err;
+}
+
+test('wire - every message type round-trips through encode and decode', (t) => {
+  for (const type of MESSAGE_TYPES) {
+    const m = S[type];
+    t.is(m.type, type);
+    const bytes = encodeMessage(m);
+    t.deepEqual(plain(decodeMessage(bytes, [type])), m, type);
+    t.deepEqual(plain(decodeMessage(bytes)), m, type);
+  }
+});
+
+test('wire - kv-chunk bytes survive exactly and decode as views into the message', (t) => {
+  const m = S['kv-chunk'];
+  const bytes = encodeMessage(m);
+  const d = decodeMessage(bytes, SUBJECT_TYPES.kv);
+  t.deepEqual(new Uint8Array(d.rows), m.rows);
+  t.deepEqual(new Uint8Array(d.scales), m.scales);
+  t.is(d.checksum, kvChunkChecksum(m.rows, m.scales));
+  t.is(d.rows.buffer, bytes.buffer); // no copy
+});
+
+test('wire - optional fields are absent on the wire, not undefined', (t) => {
+  const d = decodeMessage(encodeMessage(S['reserve-reply']), ['reserve-reply']);
+  t.false('reason' in d);
+  const withUndefined = { ...S.tokens, error: undefined } as WireMessage;
+  t.false('error' in decodeMessage(encodeMessage(withUndefined)));
+});
+
+test('wire - unknown fields are dropped on decode and encode', (t) => {
+  const d = decodeMessage(tampered(S.cancel, { extra: 'x' }));
+  t.deepEqual(d, S.cancel);
+  t.deepEqual(decodeMessage(encodeMessage({ ...S.cancel, extra: 1 } as WireMessage)), S.cancel);
+});
+
+test('wire - describeMessage is redacted: no payload bytes, token ids or sampled token', (t) => {
+  const kv = describeMessage(S['kv-chunk']);
+  t.like(kv, { type: 'kv-chunk', requestId: 'req-7f3a.1', layer: 5, tokenStart: 70, tokenCount: 4, rowsBytes: 4 * 640, scalesBytes: 16 });
+  for (const type of MESSAGE_TYPES) {
+    const d = describeMessage(S[type]);
+    t.is(d['type'], type);
+    for (const v of Object.values(d)) t.true(v === undefined || ['string', 'number', 'boolean'].includes(typeof v), type);
+  }
+  const done = JSON.stringify(describeMessage(S['prefill-done']));
+  t.false(done.includes('128000'));
+  t.false(done.includes('100,101'));
+  const tokens = describeMessage({ ...S.tokens, tokens: [31337, 4242], finishReason: undefined, usage: undefined } as WireMessage);
+  t.false(JSON.stringify(tokens).includes('31337'));
+  t.is(tokens['tokenCount'], 2);
+});
+
+test('wire - garbage and non-map bytes are malformed', (t) => {
+  const garbage: Uint8Array[] = [
+    new Uint8Array(0),
+    Uint8Array.of(0xc1), // never used in msgpack
+    Uint8Array.of(1, 2, 3), // a fixint, then trailing bytes
+    new TextEncoder().encode('{"v":1,"type":"cancel"}'), // JSON is not msgpack
+    rawPack([1, 'heartbeat']),
+    rawPack('cancel'),
+    rawPack(null),
+    rawPack(new Uint8Array([1, 2])),
+  ];
+  for (const g of garbage) expectRejected(t, g, 'malformed');
+});
+
+test('wire - truncated bytes are malformed', (t) => {
+  const bytes = encodeMessage(S['kv-chunk']);
+  for (const n of [1, 10, bytes.byteLength >> 1, bytes.byteLength - 1]) expectRejected(t, bytes.subarray(0, n), 'malformed');
+});
+
+test('wire - a missing or other version is refused as version', (t) => {
+  for (const v of [2, 0, '1', undefined, null]) expectRejected(t, tampered(S.cancel, { v }), 'version');
+});
+
+test('wire - an unknown or missing type is unknown-type', (t) => {
+  for (const type of ['bogus', 'Heartbeat', 42, undefined, 'constructor', '__proto__']) {
+    const err = expectRejected(t, tampered(S.cancel, { type }), 'unknown-type');
+    t.is(err.messageType, undefined);
+  }
+});
+
+test('wire - a type the subject does not carry is unexpected-type', (t) => {
+  const err = expectRejected(t, encodeMessage(S.heartbeat), 'unexpected-type', SUBJECT_TYPES.kv);
+  t.is(err.messageType, 'heartbeat');
+  expectRejected(t, encodeMessage(S.tokens), 'unexpected-type', SUBJECT_TYPES.control);
+  t.is(decodeMessage(encodeMessage(S.cancel), SUBJECT_TYPES.control).type, 'cancel');
+});
+
+test('wire - bad field values are invalid', (t) => {
+  const kv = S['kv-chunk'];
+  const cases: [WireMessage, Record<string, unknown>][] = [
+    [kv, { layer: '5' }], // string for number
+    [kv, { tokenStart: -64 }], // negative
+    [kv, { pageSize: 64.5 }], // non-integer
+    [kv, { layer: 2 ** 32 }], // beyond u32
+    [kv, { tokenCount: 0 }], // must be >= 1
+    [kv, { layer: Number.NaN }],
+    [kv, { requestId: 'r'.repeat(129) }], // id too long
+    [kv, { requestId: '' }],
+    [kv, { requestId: 'req 1' }], // whitespace
+    [kv, { requestId: 'req.*' }], // wildcard
+    [kv, { requestId: 'req..1' }], // empty subject token
+    [kv, { requestId: undefined }], // missing
+    [kv, { rows: Array.from(kv.rows) }], // array, not bin
+    [kv, { dtype: 'fp16' }],
+    [kv, { layoutKey: 'latent-v1/fp8/r512+64/p64' }],
+    [kv, { layoutKey: 'latent-v2/fp8_e4m3/r512+64/p64' }],
+    [kv, { layoutKey: 'latent-v1/fp8_e4m3/r0512+64/p64' }], // not the formatter's spelling
+    [kv, { dtype: 'bf16' }], // contradicts layoutKey
+    [kv, { pageSize: 32, pageIndex: 2 }], // contradicts layoutKey
+    [S.heartbeat, { freePages: 5000 }], // > totalPages
+    [S.heartbeat, { fingerprint: 'has space' }],
+    [S.heartbeat, { sentAt: -1 }],
+    [S['reserve-reply'], { reason: 'no-pages' }], // a grant with a reason
+    [S['reserve-reply'], { ok: 'yes' }],
+    [S['kv-ack'], { ok: false }], // a refusal without a reason
+    [S['prefill-done'], { sampling: { temperature: 0.7, topK: 40, topP: 0, seed: 1 } }],
+    [S['prefill-done'], { stopTokenIds: [1, -2] }],
+    [S['prefill-done'], { firstToken: 1.5 }],
+    [S['prefill-failed'], { reason: 'x'.repeat(1001) }],
+    [S.cancel, { reason: 'because' }],
+    [S.tokens, { tokens: [1, 2, 'three'] }],
+    [S.tokens, { finishReason: 'error' }], // error text missing
+    [S.tokens, { finishReason: undefined }], // usage without finishReason
+    [S.tokens, { seq: -1 }],
+  ];
+  for (const [m, patch] of cases) {
+    const err = expectRejected(t, tampered(m, patch), 'invalid');
+    t.is(err.messageType, m.type);
+    t.true(err.message.startsWith(`${m.type}: `) && err.message.includes(Object.keys(patch)[0]!), err.message); // names the field
+    if (process.env['WIRE_TEST_VERBOSE']) t.log(err.message);
+  }
+});
+
+test('wire - kv-chunk sizes that disagree are size', (t) => {
+  const kv = S['kv-chunk'];
+  const recrc = (rows: Uint8Array, scales: Uint8Array, patch: Record<string, unknown> = {}) =>
+    tampered(kv, { rows, scales, checksum: kvChunkChecksum(rows, scales), ...patch });
+  const err = expectRejected(t, recrc(kv.rows.subarray(0, kv.rows.byteLength - 1), kv.scales), 'size');
+  t.regex(err.message, /rows 2559 bytes, expected 4 × 640/);
+  expectRejected(t, recrc(kv.rows, kv.scales.subarray(0, 12)), 'size'); // 3 scales for 4 tokens
+  expectRejected(t, recrc(kv.rows, new Uint8Array(0)), 'size'); // e4m3 needs scales
+  expectRejected(t, tampered(kv, { rowBytes: 644 }), 'size');
+  expectRejected(t, tampered(kv, { tokenStart: 60, tokenCount: 8 }), 'size'); // [60, 68) crosses page 0's end
+  expectRejected(t, tampered(kv, { tokenStart: 126 }), 'size'); // [126, 130) crosses page 1's end
+  expectRejected(t, tampered(kv, { pageIndex: 2 }), 'size'); // token 70 is in page 1
+});
+
+test('wire - one flipped byte in rows is a checksum failure', (t) => {
+  const kv = S['kv-chunk'];
+  const bytes = Uint8Array.from(encodeMessage(kv));
+  const at = Buffer.from(bytes).indexOf(Buffer.from(kv.rows)) + 1234;
+  bytes[at]! ^= 0x10;
+  const err = expectRejected(t, bytes, 'checksum');
+  t.is(err.messageType, 'kv-chunk');
+  expectRejected(t, tampered(kv, { checksum: (kv.checksum + 1) >>> 0 }), 'checksum');
+});
+
+test('wire - encodeMessage refuses what a receiver would refuse', (t) => {
+  const bad = { ...S['kv-chunk'], tokenStart: 60, tokenCount: 8 };
+  t.is(t.throws(() => encodeMessage(bad), { instanceOf: WireError })?.reason, 'size');
+  t.is(t.throws(() => encodeMessage({ ...S.cancel, requestId: 'a b' }), { instanceOf: WireError })?.reason, 'invalid');
+});
+
+test('wire - WireRejections counts by type and reason on the registry and logs one redacted line', async (t) => {
+  const { rej, lines, registry } = rejections();
+  const kv = S['kv-chunk'];
+  rej.decode(tampered(kv, { checksum: 1 }), 'lw.decode.d0.kv', SUBJECT_TYPES.kv);
+  rej.decode(tampered(kv, { checksum: 2 }), 'lw.decode.d0.kv', SUBJECT_TYPES.kv);
+  rej.decode(Uint8Array.of(0xc1), 'lw.decode.d0.kv', SUBJECT_TYPES.kv);
+  rej.decode(tampered(kv, { type: 'x'.repeat(5000) }), 'lw.decode.d0.kv', SUBJECT_TYPES.kv);
+  t.is(rej.count('checksum'), 2);
+  t.is(rej.count('malformed'), 1);
+  t.is(rej.count('unknown-type'), 1);
+  t.is(rej.count('size'), 0);
+  const values = (await registry.getSingleMetric(WIRE_REJECTED_METRIC)!.get()).values;
+  const value = (type: string, reason: string) => values.find((v) => v.labels['type'] === type && v.labels['reason'] === reason)?.value;
+  t.is(value('kv-chunk', 'checksum'), 2);
+  t.is(value('unknown', 'malformed'), 1);
+  t.is(value('unknown', 'unknown-type'), 1); // the type string from the wire never becomes a label
+  t.is(lines.length, 4);
+  const line = JSON.parse(lines[0]!);
+  t.like(line, { level: 40, subject: 'lw.decode.d0.kv', type: 'kv-chunk', reason: 'checksum', msg: 'wire message rejected' });
+  t.true(lines.every((l) => l.length < 600)); // no payload bytes in the log
+  // A second instance on the same registry shares the counter.
+  const again = new WireRejections({ logger: pino({ level: 'silent' }), registry });
+  again.decode(Uint8Array.of(0xc1), 'lw.x', SUBJECT_TYPES.kv);
+  t.is(again.count('malformed'), 1);
+  t.is((await registry.getSingleMetric(WIRE_REJECTED_METRIC)!.get()).values.find((v) => v.labels['reason'] === 'malformed')?.value, 2);
+});
