@@ -1,1 +1,2 @@
-export {};
+// Public API of the gateway.
+export * from './http/index.js';

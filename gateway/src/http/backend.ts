@@ -1,0 +1,48 @@
+// The one seam between the HTTP layer and whatever produces tokens (the NATS → prefill → decode pipeline in
+// production). The HTTP layer owns text: tokenizing, detokenizing, stop strings and response shapes; a
+// backend only ever sees and returns token ids.
+
+export interface GenerationRequest {
+  /** Unique per HTTP request; the response ids (`chatcmpl-…`, `cmpl-…`) are built from it. */
+  readonly requestId: string;
+  readonly promptIds: readonly number[];
+  /** Generated tokens at most (the stop token, if one ends generation, counts as one). */
+  readonly maxTokens: number;
+  /** temperature 0 = greedy; topK 0 = no top-k limit; topP 1 = no nucleus limit. seed is always set. */
+  readonly sampling: { readonly temperature: number; readonly topK: number; readonly topP: number; readonly seed: number };
+  /**
+   * Every id that ends generation with finishReason 'stop': the model's EOS ids (unless ignoreEos) and the
+   * request's stop_token_ids. The stop token itself is reported as the last token of the last event.
+   */
+  readonly stopTokenIds: readonly number[];
+  /** The client asked to generate past EOS; EOS ids are then absent from stopTokenIds. */
+  readonly ignoreEos: boolean;
+}
+
+export interface GenerationEvent {
+  readonly tokens: readonly number[];
+  readonly finishReason?: 'stop' | 'length';
+}
+
+export interface GenerationBackend {
+  /** Tokens as they are generated; ends after an event with finishReason. Aborting `signal` cancels the request everywhere. Throws BackendRejection for admission failures. */
+  generate(req: GenerationRequest, signal: AbortSignal): AsyncIterable<GenerationEvent>;
+  /** Largest prompt + max_tokens any compatible node can hold now, or undefined when unknown. */
+  maxRequestTokens(): number | undefined;
+}
+
+/** A request the backend will not run now; the gateway answers with `status` (and Retry-After for 429). */
+export class BackendRejection extends Error {
+  override readonly name = 'BackendRejection';
+  constructor(
+    readonly status: 429 | 400 | 503,
+    message: string,
+    /** OpenAI-style error code, e.g. 'rate_limit_exceeded'. */
+    readonly code: string,
+    /** Whole seconds; sent as Retry-After with a 429 (and a 503 when given). */
+    readonly retryAfterSeconds?: number,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}

@@ -1,0 +1,34 @@
+// POST /v1/chat/completions: messages rendered with the model's chat template, OpenAI's response shapes.
+import type { RequestHandler } from 'express';
+import { modelNotFound } from './api-error.js';
+import { resolveGeneration } from './generation-params.js';
+import { chatPromptIds } from './prompt.js';
+import { chatCompletionSchema, parseBody } from './request-schema.js';
+import { serveCompletion, type ResponseShape, type RouteContext } from './serve-completion.js';
+
+const chatShape: ResponseShape = {
+  idPrefix: 'chatcmpl',
+  object: 'chat.completion',
+  chunkObject: 'chat.completion.chunk',
+  openingChoice: { index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null },
+  deltaChoice: (text) => ({ index: 0, delta: { content: text }, logprobs: null, finish_reason: null }),
+  finishChoice: (reason) => ({ index: 0, delta: {}, logprobs: null, finish_reason: reason }),
+  fullChoice: (text, reason) => ({ index: 0, message: { role: 'assistant', content: text, refusal: null }, logprobs: null, finish_reason: reason }),
+};
+
+export function chatCompletionsHandler(ctx: RouteContext): RequestHandler {
+  return async (req, res) => {
+    const body = parseBody(chatCompletionSchema, req.body);
+    if (body.model !== ctx.served.id) throw modelNotFound(body.model);
+    const promptIds = chatPromptIds(ctx.served.folder, body.messages);
+    const gen = resolveGeneration({
+      requestId: res.locals['requestId'] as string,
+      body,
+      promptIds,
+      promptParam: 'messages',
+      model: ctx.served.folder,
+      backendLimit: ctx.backend.maxRequestTokens(),
+    });
+    await serveCompletion(ctx, req, res, chatShape, gen);
+  };
+}

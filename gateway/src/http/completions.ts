@@ -1,0 +1,33 @@
+// POST /v1/completions: a raw prompt (text or token ids), OpenAI's legacy text_completion shapes.
+import type { RequestHandler } from 'express';
+import { modelNotFound } from './api-error.js';
+import { resolveGeneration } from './generation-params.js';
+import { completionPromptIds } from './prompt.js';
+import { completionSchema, parseBody } from './request-schema.js';
+import { serveCompletion, type ResponseShape, type RouteContext } from './serve-completion.js';
+
+const completionShape: ResponseShape = {
+  idPrefix: 'cmpl',
+  object: 'text_completion',
+  chunkObject: 'text_completion',
+  deltaChoice: (text) => ({ index: 0, text, logprobs: null, finish_reason: null }),
+  finishChoice: (reason) => ({ index: 0, text: '', logprobs: null, finish_reason: reason }),
+  fullChoice: (text, reason) => ({ index: 0, text, logprobs: null, finish_reason: reason }),
+};
+
+export function completionsHandler(ctx: RouteContext): RequestHandler {
+  return async (req, res) => {
+    const body = parseBody(completionSchema, req.body);
+    if (body.model !== ctx.served.id) throw modelNotFound(body.model);
+    const promptIds = completionPromptIds(ctx.served.folder, body.prompt);
+    const gen = resolveGeneration({
+      requestId: res.locals['requestId'] as string,
+      body,
+      promptIds,
+      promptParam: 'prompt',
+      model: ctx.served.folder,
+      backendLimit: ctx.backend.maxRequestTokens(),
+    });
+    await serveCompletion(ctx, req, res, completionShape, gen);
+  };
+}

@@ -1,0 +1,101 @@
+// From a parsed body and its prompt ids to the backend's GenerationRequest: sampling defaults, a seed,
+// max_tokens and the context-length check (done here, before any backend is called), stop ids and strings.
+import { randomInt } from 'node:crypto';
+import type { GenerationConfig } from '@latentwire/shared/model';
+import { ApiError, invalidParam } from './api-error.js';
+import type { GenerationRequest } from './backend.js';
+import type { CommonBody } from './request-schema.js';
+import type { GatewayModel } from './served-model.js';
+
+export interface ResolvedGeneration {
+  readonly request: GenerationRequest;
+  /** Non-empty stop strings, matched on the generated text and never returned. */
+  readonly stop: readonly string[];
+  readonly stream: boolean;
+  readonly includeUsage: boolean;
+}
+
+export interface ResolveInput {
+  readonly requestId: string;
+  readonly body: CommonBody & { readonly max_completion_tokens?: number | null };
+  readonly promptIds: readonly number[];
+  /** 'messages' for chat, 'prompt' for completions: the field a too-long prompt is blamed on. */
+  readonly promptParam: 'messages' | 'prompt';
+  readonly model: GatewayModel;
+  /** backend.maxRequestTokens() now. */
+  readonly backendLimit: number | undefined;
+}
+
+export function resolveGeneration({ requestId, body, promptIds, promptParam, model, backendLimit }: ResolveInput): ResolvedGeneration {
+  const stream = body.stream === true;
+  if (body.stream_options != null && !stream) {
+    throw invalidParam('stream_options', "The 'stream_options' parameter is only allowed when 'stream' is enabled.");
+  }
+  const vocab = model.config.vocabSize;
+  const userStopIds = body.stop_token_ids ?? [];
+  const badStop = userStopIds.find((id) => id >= vocab);
+  if (badStop !== undefined) throw invalidParam('stop_token_ids', `Invalid value for 'stop_token_ids': ${badStop} is outside the vocabulary (size ${vocab}).`);
+
+  const ignoreEos = body.ignore_eos === true;
+  const defaults = samplingDefaults(model.generation);
+  const stop = typeof body.stop === 'string' ? [body.stop] : (body.stop ?? []);
+  return {
+    request: {
+      requestId,
+      promptIds,
+      maxTokens: resolveMaxTokens(body, promptIds.length, promptParam, model.config.maxPositionEmbeddings, backendLimit),
+      sampling: {
+        temperature: body.temperature ?? defaults.temperature,
+        topP: body.top_p ?? defaults.topP,
+        topK: body.top_k ?? defaults.topK,
+        // A fresh seed per request keeps unseeded requests independent while every backend stays deterministic.
+        seed: body.seed ?? randomInt(2 ** 32),
+      },
+      stopTokenIds: [...new Set([...(ignoreEos ? [] : model.generation.eosTokenIds), ...userStopIds])],
+      ignoreEos,
+    },
+    // An empty stop string would end every request before its first character.
+    stop: [...new Set(stop.filter((s) => s.length > 0))],
+    stream,
+    includeUsage: stream && body.stream_options?.include_usage === true,
+  };
+}
+
+/**
+ * OpenAI's defaults (temperature 1, no top-p or top-k limit), unless the checkpoint's generation_config.json
+ * asks for sampling with its own values (DeepSeek's do), which then apply as they do in vLLM.
+ */
+function samplingDefaults(g: GenerationConfig): { temperature: number; topP: number; topK: number } {
+  if (g.fromFile && g.doSample) return { temperature: g.temperature, topP: g.topP, topK: g.topK };
+  return { temperature: 1, topP: 1, topK: 0 };
+}
+
+function resolveMaxTokens(
+  body: ResolveInput['body'],
+  promptTokens: number,
+  promptParam: string,
+  modelContext: number,
+  backendLimit: number | undefined,
+): number {
+  // As in vLLM, max_completion_tokens (chat's newer name) wins over max_tokens.
+  const requested = body.max_completion_tokens ?? body.max_tokens ?? undefined;
+  const limit = backendLimit === undefined ? modelContext : Math.min(modelContext, backendLimit);
+  const what =
+    limit < modelContext
+      ? `The serving nodes can currently hold at most ${limit} tokens per request (the model's maximum context length is ${modelContext}).`
+      : `This model's maximum context length is ${modelContext} tokens.`;
+  if (requested !== undefined && promptTokens + requested > limit) {
+    throw contextExceeded(
+      `${what} However, you requested ${promptTokens + requested} tokens (${promptTokens} in the ${promptParam}, ${requested} in the completion). ` +
+        `Please reduce the length of the ${promptParam} or completion.`,
+      promptParam,
+    );
+  }
+  // Default: whatever fits; a prompt that leaves no room for one token cannot run at all.
+  if (promptTokens >= limit) {
+    throw contextExceeded(`${what} However, your ${promptParam} resulted in ${promptTokens} tokens. Please reduce the length of the ${promptParam}.`, promptParam);
+  }
+  return requested ?? limit - promptTokens;
+}
+
+const contextExceeded = (message: string, param: string): ApiError => new ApiError(400, message, param, 'context_length_exceeded');

@@ -1,0 +1,24 @@
+// GET /v1/models, GET /v1/models/:id and GET /health.
+import { Router } from 'express';
+import { modelNotFound } from './api-error.js';
+import type { RouteContext } from './serve-completion.js';
+
+export function modelsRouter(ctx: RouteContext): Router {
+  const { served } = ctx;
+  const card = { id: served.id, object: 'model', created: served.created, owned_by: 'latentwire' } as const;
+  const router = Router();
+  router.get('/v1/models', (_req, res) => {
+    res.json({ object: 'list', data: [card] });
+  });
+  // A wildcard, so served names with a slash (`deepseek-ai/DeepSeek-V3`) resolve whether or not the client
+  // encoded it; Express 5 hands the segments over as an array.
+  router.get('/v1/models/*id', (req, res) => {
+    const id = (req.params as { id: string[] }).id.join('/');
+    if (id !== served.id) throw modelNotFound(id);
+    res.json(card);
+  });
+  router.get('/health', (_req, res) => {
+    res.json({ status: 'ok', model: served.id, max_request_tokens: ctx.backend.maxRequestTokens() ?? null });
+  });
+  return router;
+}

@@ -1,0 +1,110 @@
+// What /v1/chat/completions and /v1/completions share once a request is parsed: run the generation, then
+// answer with one JSON body or an SSE stream. Each endpoint only supplies its response shape.
+//
+// The HTTP status is chosen after the backend's first event (or its rejection), so a BackendRejection
+// before any token is a real 429/503 even for a stream. Once a stream is open, a failure is sent as an
+// OpenAI error chunk (the official clients raise it) followed by [DONE].
+import type { Request, Response } from 'express';
+import type { Logger } from 'pino';
+import { toApiError } from './api-error.js';
+import type { GenerationBackend } from './backend.js';
+import { clientGoneSignal } from './client-signal.js';
+import type { ResolvedGeneration } from './generation-params.js';
+import type { ServedModel } from './served-model.js';
+import { SseWriter } from './sse.js';
+import { generateText, type FinishReason, type TextDelta } from './text-generation.js';
+
+export interface RouteContext {
+  readonly served: ServedModel;
+  readonly backend: GenerationBackend;
+  readonly logger: Logger;
+}
+
+/** The choice objects of one endpoint, without the envelope (id, object, created, model, usage). */
+export interface ResponseShape {
+  readonly idPrefix: string;
+  /** `object` of a whole response and of a stream chunk. */
+  readonly object: string;
+  readonly chunkObject: string;
+  /** A choice sent before any text (chat's `delta.role`), if the endpoint has one. */
+  readonly openingChoice?: object;
+  deltaChoice(text: string): object;
+  /** The last choice of a stream: no text, only finish_reason. */
+  finishChoice(reason: FinishReason): object;
+  fullChoice(text: string, reason: FinishReason): object;
+}
+
+export interface Usage {
+  readonly prompt_tokens: number;
+  readonly completion_tokens: number;
+  readonly total_tokens: number;
+}
+
+export async function serveCompletion(ctx: RouteContext, req: Request, res: Response, shape: ResponseShape, gen: ResolvedGeneration): Promise<void> {
+  const { requestId, promptIds } = gen.request;
+  const log = ctx.logger.child({ requestId });
+  const startedAt = performance.now();
+  const signal = clientGoneSignal(req, res);
+  const deltas = generateText(ctx.backend, gen, ctx.served.folder.tokenizer, signal);
+  const envelope = {
+    id: `${shape.idPrefix}-${requestId}`,
+    created: Math.floor(Date.now() / 1000),
+    model: ctx.served.id,
+    system_fingerprint: ctx.served.systemFingerprint,
+  };
+  const usage = (d: TextDelta): Usage => ({ prompt_tokens: promptIds.length, completion_tokens: d.completionTokens, total_tokens: promptIds.length + d.completionTokens });
+  const finished = (d: TextDelta): void =>
+    log.info({ stream: gen.stream, ...usage(d), finishReason: d.finishReason, ms: Math.round(performance.now() - startedAt) }, 'request finished');
+  const clientGone = (err?: unknown): void => log.info({ err, ms: Math.round(performance.now() - startedAt) }, 'client disconnected; request cancelled');
+
+  let sse: SseWriter | undefined;
+  try {
+    const first = await deltas.next();
+    if (first.done) return clientGone();
+    let d = first.value;
+    if (!gen.stream) {
+      let text = '';
+      for (;;) {
+        text += d.text;
+        if (d.finishReason) break;
+        const next = await deltas.next();
+        if (next.done) return clientGone();
+        d = next.value;
+      }
+      res.json({ ...envelope, object: shape.object, choices: [shape.fullChoice(text, d.finishReason)], usage: usage(d) });
+      return finished(d);
+    }
+
+    sse = new SseWriter(res);
+    sse.open();
+    // With include_usage every chunk carries `usage: null` and one more chunk at the end carries the numbers.
+    const chunk = (choices: object[], u: Usage | null = null): object => ({
+      ...envelope,
+      object: shape.chunkObject,
+      choices,
+      ...(gen.includeUsage ? { usage: u } : {}),
+    });
+    if (shape.openingChoice) await sse.send(chunk([shape.openingChoice]));
+    for (;;) {
+      if (d.text !== '') await sse.send(chunk([shape.deltaChoice(d.text)]));
+      if (d.finishReason) break;
+      const next = await deltas.next();
+      if (next.done) return clientGone();
+      d = next.value;
+    }
+    await sse.send(chunk([shape.finishChoice(d.finishReason)]));
+    if (gen.includeUsage) await sse.send(chunk([], usage(d)));
+    await sse.done();
+    finished(d);
+  } catch (err) {
+    if (signal.aborted) return clientGone(err);
+    if (!sse) throw err; // nothing sent yet: the app's error handler answers with the right status
+    const apiError = toApiError(err, requestId);
+    log.error({ err }, 'generation failed mid-stream');
+    await sse.send(apiError.body());
+    await sse.done();
+  } finally {
+    // Cancels the backend if we leave early (client gone, error); a no-op after a normal finish.
+    await deltas.return(undefined);
+  }
+}

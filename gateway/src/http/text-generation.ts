@@ -1,0 +1,97 @@
+// Backend token events → text deltas for one request. Per token:
+//   1. count it; at max tokens the request is over ('length') even if a backend overran;
+//   2. a stop token id ends it ('stop') and is counted but never turned into text;
+//   3. otherwise the incremental detokenizer releases only complete UTF-8 characters;
+//   4. the stop matcher holds back text that could begin a stop string and cuts at the first match ('stop').
+// When the gateway ends a request the backend has not finished (stop string, stop id, overrun, client
+// gone, consumer returned early), it aborts the backend's signal so the request is cancelled everywhere.
+import type { Tokenizer } from '@latentwire/shared/model';
+import type { GenerationBackend } from './backend.js';
+import type { ResolvedGeneration } from './generation-params.js';
+import { StopMatcher } from './stop-matcher.js';
+
+export type FinishReason = 'stop' | 'length';
+
+export interface TextDelta {
+  /** New text since the previous delta; may be '' (held back, or an event without tokens). */
+  readonly text: string;
+  /** Generated tokens so far, stop token included (OpenAI's completion_tokens). */
+  readonly completionTokens: number;
+  /** Set on the last delta only. */
+  readonly finishReason?: FinishReason;
+}
+
+/** The backend broke its contract (e.g. ended without a finish reason); a 500 for the client. */
+export class BackendProtocolError extends Error {
+  override readonly name = 'BackendProtocolError';
+}
+
+/**
+ * Yields one delta per backend event. The first next() settles when the backend's first event arrives or it
+ * rejects the request, so a caller can still choose the HTTP status. Throws whatever the backend throws.
+ */
+export async function* generateText(
+  backend: GenerationBackend,
+  gen: ResolvedGeneration,
+  tokenizer: Tokenizer,
+  clientSignal: AbortSignal,
+): AsyncGenerator<TextDelta, void, undefined> {
+  const cancel = new AbortController();
+  const onClientGone = (): void => cancel.abort(clientSignal.reason);
+  if (clientSignal.aborted) onClientGone();
+  else clientSignal.addEventListener('abort', onClientGone, { once: true });
+
+  const { maxTokens } = gen.request;
+  const stopIds = new Set(gen.request.stopTokenIds);
+  // Special tokens (bos, eos) are never part of the returned text, as in vLLM's default.
+  const detok = tokenizer.createDetokenizer({ skipSpecialTokens: true });
+  const matcher = new StopMatcher(gen.stop);
+  let count = 0;
+  /** The backend needs no abort: it finished by itself, or was already told to stop. */
+  let settled = false;
+  try {
+    for await (const event of backend.generate(gen.request, cancel.signal)) {
+      let text = '';
+      let finish: FinishReason | undefined;
+      for (const id of event.tokens) {
+        if (count >= maxTokens) {
+          finish = 'length';
+          break;
+        }
+        count++;
+        if (stopIds.has(id)) {
+          finish = 'stop';
+          break;
+        }
+        const r = matcher.push(detok.push(id));
+        text += r.text;
+        if (r.stopped) {
+          finish = 'stop';
+          break;
+        }
+      }
+      finish ??= count >= maxTokens ? 'length' : event.finishReason;
+      if (finish === undefined) {
+        yield { text, completionTokens: count };
+        continue;
+      }
+      // Cancel before the last delta is even sent: a stopped request should free its decode slot at once.
+      if (event.finishReason === undefined) cancel.abort(new Error('request finished by the gateway'));
+      settled = true;
+      yield { ...finishText(text, finish, detok.flush(), matcher), completionTokens: count };
+      return;
+    }
+    if (!clientSignal.aborted) throw new BackendProtocolError(`backend ended request ${gen.request.requestId} without a finish reason`);
+  } finally {
+    clientSignal.removeEventListener('abort', onClientGone);
+    // Left early (client gone, consumer returned, error): cancel whatever is still running.
+    if (!settled && !cancel.signal.aborted) cancel.abort(new Error('request ended by the gateway'));
+  }
+}
+
+/** The tail of the last delta: text the detokenizer and the matcher still hold, unless a stop string cut it. */
+function finishText(text: string, finish: FinishReason, detokTail: string, matcher: StopMatcher): { text: string; finishReason: FinishReason } {
+  const r = matcher.push(detokTail);
+  if (r.stopped) return { text: text + r.text, finishReason: 'stop' };
+  return { text: text + r.text + matcher.flush(), finishReason: finish };
+}
