@@ -10,3 +10,4 @@ export { siluMul, type SiluMulArgs } from './silu-mul/silu-mul.js';
 export { mlaPrefillAttention, mlaPrefillTiles, type MlaPrefillAttentionArgs } from './mla-prefill-attention/mla-prefill-attention.js';
 export * from './moe/index.js';
 export * from './kv-quantize/index.js';
+export * from './sample/index.js';

@@ -43,3 +43,4 @@ export * from './moe-route.js';
 export * from './moe-layer.js';
 export * from './forward.js';
 export * from './generate.js';
+export * from './sample.js';
