@@ -1,17 +1,23 @@
 #!/usr/bin/env node
 // latentwire CLI: run the model locally on WebGPU.
-//   logits   --model DIR --ids 0,17,42            → {"logits": [...last position...], "argmax": [...every position...]}
+//   logits   --model DIR --ids 0,17,42                  → {"logits": [...last position...], "argmax": [...every position...]}
+//   logits   --model DIR --ids … --decode-steps N       → {"step_logits": [[...], ...], "ids": [...]}: N greedy tokens and
+//            the logits that chose each, the first from the prefill, the others from absorbed decode steps
 //   generate --model DIR (--prompt T | --chat T | --ids …) --max-tokens N [--temperature T --top-p P --top-k K
-//            --seed S] [--json]                   → the text, or {"ids": [...], "text": "..."}
+//            --seed S] [--kv-dtype D] [--page-size P] [--json]   → the text, or {"ids": [...], "text": "..."}
+// generate prefills once, then decodes through the continuous-batching engine (weight-absorbed MLA over the
+// paged latent cache), as the decode node does. KV_CACHE_DTYPE / PAGE_SIZE etc. apply unless given as flags.
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { resolve } from 'node:path';
 import { Gpu } from '@latentwire/shared/gpu';
 import { gpuOptionsFromEnv, ropeFreqPrecisionFromEnv } from '@latentwire/shared/config';
+import { parseKvDtype } from '@latentwire/shared/kv';
 import { loadPrefillModel } from '@latentwire/shared/prefill';
-import { checkSamplingParams, type SamplingParams } from './sampling-params.js';
-import { seededRandom } from '@latentwire/shared/util';
-import { sampleLogits } from './sample-logits.js';
+import { decodeSettings, type DecodeSettings } from '../config.js';
+import { loadDecodeStack } from '../engine/load.js';
+import { DecodeModel } from '../engine/decode-model.js';
+import type { SamplingSettings } from '../engine/engine.js';
 
 const DEFAULT_MODEL = resolve(fileURLToPath(import.meta.url), '../../../../../models/tiny-deepseek-v2');
 
@@ -31,6 +37,12 @@ function num(s: string | undefined, name: string, def: number): number {
   return v;
 }
 
+function wholeNumber(s: string | undefined, name: string, def: number, min: number): number {
+  const v = num(s, name, def);
+  if (!Number.isInteger(v) || v < min) throw new UsageError(`${name} must be a whole number >= ${min}, got "${s}"`);
+  return v;
+}
+
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   const { values } = parseArgs({
@@ -39,52 +51,87 @@ async function main(argv: string[]): Promise<void> {
       model: { type: 'string' }, ids: { type: 'string' }, prompt: { type: 'string' }, chat: { type: 'string' },
       'max-tokens': { type: 'string' }, temperature: { type: 'string' }, 'top-p': { type: 'string' },
       'top-k': { type: 'string' }, seed: { type: 'string' }, json: { type: 'boolean' },
+      'kv-dtype': { type: 'string' }, 'page-size': { type: 'string' }, 'decode-steps': { type: 'string' },
     },
     strict: true,
   });
   if (command !== 'logits' && command !== 'generate') {
     throw new UsageError('usage: latentwire <logits|generate> [--model DIR] …');
   }
+  const overrides: { -readonly [K in keyof DecodeSettings]?: DecodeSettings[K] } = {};
+  if (values['kv-dtype'] !== undefined) overrides.kvDtype = parseKvDtype(values['kv-dtype']);
+  if (values['page-size'] !== undefined) overrides.pageSize = wholeNumber(values['page-size'], '--page-size', 64, 1);
+  const modelDir = values.model ?? DEFAULT_MODEL;
+  const ropeFreqPrecision = ropeFreqPrecisionFromEnv();
   const gpu = await Gpu.create(gpuOptionsFromEnv());
   try {
-    const { folder, model } = loadPrefillModel(gpu, values.model ?? DEFAULT_MODEL, { ropeFreqPrecision: ropeFreqPrecisionFromEnv() });
     if (command === 'logits') {
       const ids = parseIds(values.ids);
       if (!ids) throw new UsageError('logits needs --ids');
-      const out = await model.prefill(ids, { allLogits: true });
+      const { folder, model } = loadPrefillModel(gpu, modelDir, { ropeFreqPrecision });
+      if (values['decode-steps'] === undefined) {
+        const out = await model.prefill(ids, { allLogits: true });
+        out.release();
+        process.stdout.write(JSON.stringify({ logits: Array.from(out.lastLogits), argmax: Array.from(out.argmax!) }) + '\n');
+        return;
+      }
+      const steps = wholeNumber(values['decode-steps'], '--decode-steps', 1, 1);
+      const s = decodeSettings(folder.config, process.env, { ...overrides, maxBatch: 1, maxContext: ids.length + steps });
+      const pages = Math.ceil((ids.length + steps) / s.pageSize);
+      const dec = await DecodeModel.create(gpu, folder.config, model.weights, {
+        maxBatch: 1, maxContext: ids.length + steps, pageSize: s.pageSize, kvDtype: s.kvDtype, numPages: pages,
+        headGroup: s.headGroup, kvSplits: s.kvSplits, ropeFreqPrecision: model.ropeFreqPrecision,
+      });
+      const table = Array.from({ length: pages }, (_, i) => i);
+      const out = await model.prefill(ids);
+      await dec.writePrompt(out.latent, ids.length, table);
       out.release();
-      process.stdout.write(JSON.stringify({ logits: Array.from(out.lastLogits), argmax: Array.from(out.argmax!) }) + '\n');
+      const stepLogits: number[][] = [Array.from(out.lastLogits)];
+      const chosen = [out.lastLogits.indexOf(Math.max(...out.lastLogits))];
+      for (let i = 1; i < steps; i++) {
+        const r = await dec.step({
+          tokens: [chosen[i - 1]!], positions: [ids.length + i - 1], pageTables: [table],
+          sampling: [{ temperature: 0, topK: 0, topP: 1, seed: 0, counter: i }], returnLogits: true,
+        });
+        stepLogits.push(Array.from(r.logits!));
+        chosen.push(r.tokens[0]!);
+      }
+      dec.release();
+      process.stdout.write(JSON.stringify({ step_logits: stepLogits, ids: chosen }) + '\n');
       return;
     }
     const sources = [values.prompt, values.chat, values.ids].filter((v) => v !== undefined).length;
     if (sources !== 1) throw new UsageError('generate needs exactly one of --prompt, --chat, --ids');
+    const maxTokens = wholeNumber(values['max-tokens'], '--max-tokens', 16, 1);
+    const sampling: SamplingSettings = {
+      temperature: num(values.temperature, '--temperature', 0),
+      topP: num(values['top-p'], '--top-p', 1),
+      topK: num(values['top-k'], '--top-k', 0),
+      seed: num(values.seed, '--seed', 0),
+    };
+    const stack = await loadDecodeStack(gpu, modelDir, (cfg) => decodeSettings(cfg, process.env, { ...overrides, maxBatch: 1 }), { ropeFreqPrecision });
+    const { folder, engine } = stack;
     let ids: number[];
     if (values.ids !== undefined) ids = parseIds(values.ids)!;
     else if (values.chat !== undefined) {
       if (!folder.chatTemplate) throw new UsageError(`model ${folder.dir} has no chat template; use --prompt`);
       ids = folder.chatTemplate.encode([{ role: 'user', content: values.chat }], { addGenerationPrompt: true });
     } else ids = folder.tokenizer.encode(values.prompt!);
-    const maxTokens = num(values['max-tokens'], '--max-tokens', 16);
-    if (!Number.isInteger(maxTokens) || maxTokens < 1) throw new UsageError('--max-tokens must be a whole number >= 1');
-    const params: SamplingParams = checkSamplingParams({
-      temperature: num(values.temperature, '--temperature', 0),
-      topP: num(values['top-p'], '--top-p', 1),
-      topK: num(values['top-k'], '--top-k', 0),
-      seed: num(values.seed, '--seed', 0),
-    });
-    const random = seededRandom(params.seed);
     const generated: number[] = [];
+    await new Promise<void>((done, fail) => {
+      try {
+        engine.submit({ id: 'cli', promptIds: ids, maxTokens, sampling, eosTokenIds: folder.config.eosTokenIds }, {
+          onTokens: (t) => generated.push(...t),
+          onFinish: (reason, _usage, err) => (reason === 'error' ? fail(err) : done()),
+        });
+      } catch (err) {
+        fail(err);
+      }
+    });
     const eos = new Set(folder.config.eosTokenIds);
-    // Prefill-only generation: every token re-runs the whole prompt (slow, but it proves the model)
-    for (let i = 0; i < maxTokens; i++) {
-      const out = await model.prefill([...ids, ...generated]);
-      out.release();
-      const next = sampleLogits(out.lastLogits, params, random);
-      generated.push(next);
-      if (eos.has(next)) break;
-    }
     const text = folder.tokenizer.decode(generated.filter((t) => !eos.has(t)));
     process.stdout.write(values.json ? JSON.stringify({ ids: generated, text }) + '\n' : text + '\n');
+    stack.release();
   } finally {
     gpu.dispose();
   }
@@ -92,6 +139,7 @@ async function main(argv: string[]): Promise<void> {
 
 main(process.argv.slice(2)).catch((err: unknown) => {
   const e = err as Error;
-  process.stderr.write(`latentwire: ${e instanceof UsageError ? '' : `${e.name}: `}${e.message}\n`);
-  process.exitCode = e instanceof UsageError ? 2 : 1;
+  const usage = e instanceof UsageError || e.name === 'KvDtypeError' || e.name === 'ConfigError';
+  process.stderr.write(`latentwire: ${usage ? '' : `${e.name}: `}${e.message}\n`);
+  process.exitCode = usage ? 2 : 1;
 });

@@ -144,6 +144,12 @@ export class Scheduler {
     return expired.map((lease) => lease.requestId);
   }
 
+  /** The live (unexpired, uncommitted) reservation of a request: where its incoming KV goes. */
+  reservation(requestId: string): Reservation | undefined {
+    this.expireLeases();
+    return this.leases.get(requestId);
+  }
+
   /** A live (waiting, ready or running) sequence. */
   sequence(id: string): Sequence | undefined {
     return this.live.get(id);

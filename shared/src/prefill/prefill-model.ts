@@ -19,6 +19,10 @@ import { rope } from '../kernels/rope/rope.js';
 import { argmax } from '../kernels/argmax/argmax.js';
 import { matmul } from '../kernels/matmul/matmul.js';
 import { mlpPrograms, moePrograms, allocMoeScratch } from './mlp-programs.js';
+import { kvQuantize } from '../kernels/kv-quantize/kv-quantize.js';
+import { sampleTokens } from '../kernels/sample/sample.js';
+import { packSamplingParams, type SamplingParams } from '../kernels/sample/sampling-params.js';
+import { pagesFor, type LatentKvLayout } from '../kv/latent-layout.js';
 import { attentionPrograms } from './attention-programs.js';
 
 export interface PrefillOptions {
@@ -26,6 +30,20 @@ export interface PrefillOptions {
   readonly allLogits?: boolean;
   /** Positions of the prompt start at this value (default 0). */
   readonly startPosition?: number;
+  /** Stream each layer's KV as pages of `layout` as soon as the layer is computed (the disaggregated path). */
+  readonly stream?: PrefillStream;
+  /** Sample the next token on the GPU from the last position's logits (output.token). */
+  readonly sample?: SamplingParams;
+}
+
+export interface PrefillStream {
+  readonly layout: LatentKvLayout;
+  /**
+   * Called in layer order, one call at a time, with that layer's pages (contiguous: page i holds tokens
+   * [i·pageSize, (i+1)·pageSize), in the layout's bytes) while later layers compute. A throw (e.g. the request
+   * was cancelled) stops the prefill before its next layer and rejects prefill().
+   */
+  onLayer(layer: number, pages: Uint8Array): Promise<void> | void;
 }
 
 export interface PrefillOutput {
@@ -34,6 +52,8 @@ export interface PrefillOutput {
   readonly lastLogits: Float32Array;
   /** Greedy choice at every position (only with allLogits). */
   readonly argmax: Uint32Array | null;
+  /** The sampled next token (only with opts.sample). */
+  readonly token: number | null;
   /** Per layer: f32 [tokens, kv_lora_rank + qk_rope_head_dim] latent KV rows, token-major (pages are row ranges). */
   readonly latent: readonly GPUBuffer[];
   /** Frees the latent buffers. */
@@ -47,9 +67,12 @@ export interface PrefillModelOptions {
 
 export class PrefillModel {
   private readonly invFreq: GPUBuffer;
+  /** The RoPE frequencies' precision; a decode model on the same weights must use the same. */
+  readonly ropeFreqPrecision: RopeFreqPrecision;
 
   constructor(readonly gpu: Gpu, readonly cfg: MlaConfig, readonly weights: ModelWeights, opts: PrefillModelOptions = {}) {
-    this.invFreq = gpu.upload('rope.inv_freq', ropeInverseFrequencies(cfg, opts.ropeFreqPrecision ?? 'f32'));
+    this.ropeFreqPrecision = opts.ropeFreqPrecision ?? 'f32';
+    this.invFreq = gpu.upload('rope.inv_freq', ropeInverseFrequencies(cfg, this.ropeFreqPrecision));
   }
 
   async prefill(ids: readonly number[], opts: PrefillOptions = {}): Promise<PrefillOutput> {
@@ -85,8 +108,11 @@ export class PrefillModel {
     const scale = attentionSoftmaxScale(cfg);
     const factor = ropeAttentionFactor(cfg);
 
-    const programs: KernelProgram[] = [embedding({ ids: s.ids, table: weights.embed, y: s.x, tokens: T })];
+    // one group of programs per layer, so a streaming prefill can submit (and send) layer by layer
+    const groups: KernelProgram[][] = [[embedding({ ids: s.ids, table: weights.embed, y: s.x, tokens: T })]];
     weights.layers.forEach((lw, l) => {
+      const programs = l === 0 ? groups[0]! : [];
+      if (l > 0) groups.push(programs);
       programs.push(rmsNorm({ x: s.x, weight: lw.inputNorm, y: s.xn, rows: T, cols: H, eps: cfg.rmsNormEps }));
       if (lw.query.kind === 'direct') {
         programs.push(matmul({ x: s.xn, weight: lw.query.qProj, y: s.q, M: T, N: heads * qkDim, K: H }, lim));
@@ -120,6 +146,8 @@ export class PrefillModel {
 
     // final norm + LM head: the last row only, or all rows in chunks (so the logits buffer stays small),
     // whose last chunk then holds the last row's logits
+    const programs: KernelProgram[] = [];
+    groups.push(programs);
     const V = cfg.vocabSize;
     let logitsBuf: GPUBuffer;
     let lastRowInBuf = 0;
@@ -144,18 +172,72 @@ export class PrefillModel {
         matmul({ x: s.xn, weight: weights.lmHead, y: logitsBuf, M: 1, N: V, K: H }, lim),
       );
     }
-    await gpu.run(programs);
+    let sampled: { params: GPUBuffer; out: GPUBuffer } | null = null;
+    if (opts.sample) {
+      sampled = { params: gpu.upload('sample.params', packSamplingParams([opts.sample])), out: gpu.buffer('sample.token', 4) };
+      programs.push(sampleTokens({ logits: logitsBuf, logitsOffset: lastRowInBuf * V, params: sampled.params, out: sampled.out, rows: 1, vocab: V }));
+    }
+    const release = () => {
+      gpu.destroy(s.ids, s.positions, s.x, s.xn, s.q, s.qa, s.kv, s.attn, s.gateUp, s.gated, logitsBuf, argmaxBuf, sampled?.params, sampled?.out);
+      s.moe?.release();
+    };
+    try {
+      if (opts.stream) await this.runStreaming(groups, latent, T, opts.stream);
+      else await gpu.run(groups.flat());
+    } catch (err) {
+      release();
+      gpu.destroy(...latent);
+      throw err;
+    }
     const logits = await gpu.readF32(logitsBuf, lastRowInBuf * V * 4, V);
     const am = argmaxBuf ? await gpu.readU32(argmaxBuf, 0, T) : null;
-    gpu.destroy(s.ids, s.positions, s.x, s.xn, s.q, s.qa, s.kv, s.attn, s.gateUp, s.gated, logitsBuf, argmaxBuf);
-    s.moe?.release();
+    const token = sampled ? (await gpu.readU32(sampled.out, 0, 1))[0]! : null;
+    release();
     return {
       tokens: T,
       lastLogits: logits,
       argmax: am,
+      token,
       latent,
       release: () => gpu.destroy(...latent),
     };
+  }
+
+  /**
+   * Submits layer by layer; each layer's latent rows are quantized into page layout right behind it and read
+   * back, and the callbacks run in order while the GPU goes on with the next layers.
+   */
+  private async runStreaming(groups: KernelProgram[][], latent: readonly GPUBuffer[], T: number, stream: PrefillStream): Promise<void> {
+    const gpu = this.gpu;
+    const pages = pagesFor(stream.layout, T);
+    const pageIds = gpu.upload('stream.page_ids', Uint32Array.from({ length: pages }, (_, i) => i));
+    const staging = latent.map((_, l) => gpu.buffer(`stream.pages.${l}`, pages * stream.layout.pageBytes));
+    let chain: Promise<void> = Promise.resolve();
+    let failed: unknown = null;
+    try {
+      for (let l = 0; l <= latent.length; l++) {
+        if (failed) break;
+        const quantize = l < latent.length ? [kvQuantize({ layout: stream.layout, src: latent[l]!, rows: T, pageIds, cache: staging[l]! })] : [];
+        // groups[0] is embedding + layer 0; the last group (index layers) is the final norm and LM head
+        await gpu.run([...groups[l]!, ...quantize]);
+        if (l === latent.length) break;
+        const bytes = gpu.read(staging[l]!, 0, pages * stream.layout.pageBytes);
+        const layer = l;
+        chain = chain.then(async () => {
+          if (failed) return;
+          try {
+            await stream.onLayer(layer, new Uint8Array(await bytes));
+          } catch (err) {
+            failed ??= err;
+          }
+        });
+      }
+      await chain;
+      if (failed) throw failed;
+    } finally {
+      await chain.catch(() => undefined);
+      gpu.destroy(pageIds, ...staging);
+    }
   }
 
   dispose(): void {

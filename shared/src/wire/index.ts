@@ -25,3 +25,4 @@ export { WireRejections, WIRE_REJECTED_METRIC, type WireRejectionsOptions } from
 export { DEFAULT_SUBJECT_PREFIX, SUBJECT_TYPES, wireSubjects, type WireSubjects } from './subjects.js';
 export { parseLatentLayoutKey } from './layout-key.js';
 export { ID_MAX_LENGTH, ID_PATTERN } from './fields.js';
+export { parsePrefillJob, prefillQueueName, MAX_PROMPT_TOKENS, type PrefillJob } from './prefill-job.js';

@@ -1,0 +1,119 @@
+// Whole decode steps (decode-node's DecodeModel: weight-absorbed MLA, grouped kernel over the paged cache,
+// MoE, LM head, GPU sampling) at DeepSeek-V2-Lite shapes with synthetic bf16 weights. Per (batch, context,
+// cache dtype): step time, tokens/s, and the bytes-per-step roofline — every weight a step must read (all
+// dense weights, the routed experts B tokens are expected to touch, the LM head) plus the batch's KV rows —
+// over PEAK_GBPS; fraction = roofline time / measured time.
+//   node bench/dist/decode.js
+// Env: BENCH_BATCHES (1,16,64)  BENCH_CONTEXTS (1024,4096)  BENCH_DTYPES (fp8_e4m3,bf16)  PAGE_SIZE (64)
+//      BENCH_LAYERS (all; 2 on software adapters)  BENCH_ITERS (10; 2 on software)  PEAK_GBPS (3350, H100 SXM HBM3)
+//      BENCH_CONFIG (a config.json)  plus the GPU settings (gpuOptionsFromEnv).
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Gpu } from '@latentwire/shared/gpu';
+import { gpuOptionsFromEnv } from '@latentwire/shared/config';
+import { normalizeConfig, type MlaConfig } from '@latentwire/shared/model';
+import { latentKvLayout, type KvDtype } from '@latentwire/shared/kv';
+import { syntheticWeights } from '@latentwire/shared/weights';
+import type { ModelWeights } from '@latentwire/shared/weights';
+import { isSoftwareAdapter, printTable, writeJson, type Row } from './lib/report.js';
+
+/** The slice of decode-node's DecodeModel this bench drives (bench does not depend on decode-node's types). */
+interface DecodeModelLike {
+  step(input: {
+    tokens: number[]; positions: number[]; pageTables: number[][];
+    sampling: { temperature: number; topK: number; topP: number; seed: number; counter: number }[];
+  }): Promise<{ tokens: Uint32Array }>;
+  release(): void;
+}
+interface DecodeModule {
+  DecodeModel: {
+    create(gpu: Gpu, cfg: MlaConfig, weights: ModelWeights, opts: {
+      maxBatch: number; maxContext: number; pageSize: number; kvDtype: KvDtype; numPages: number;
+    }): Promise<DecodeModelLike>;
+  };
+}
+
+const list = (name: string, def: string) => (process.env[name] ?? def).split(',').map((s) => s.trim()).filter(Boolean);
+const configPath = process.env.BENCH_CONFIG ?? fileURLToPath(new URL('../configs/deepseek-v2-lite.config.json', import.meta.url));
+
+/** Bytes of weights one step reads at batch B (routed experts: the expected number B tokens touch). */
+function weightBytesPerStep(cfg: MlaConfig, B: number): number {
+  const H = cfg.hiddenSize, heads = cfg.numHeads, r = cfg.kvLoraRank, bf16 = 2;
+  let params = 0;
+  for (let l = 0; l < cfg.numLayers; l++) {
+    const q = cfg.qLoraRank === null ? heads * (cfg.qkNopeHeadDim + cfg.qkRopeHeadDim) * H
+      : cfg.qLoraRank * H + heads * (cfg.qkNopeHeadDim + cfg.qkRopeHeadDim) * cfg.qLoraRank;
+    // kv_a, kv_b (read as W_UK in place) + the W_UVᵀ copy, o_proj
+    params += q + (r + cfg.qkRopeHeadDim) * H + heads * cfg.qkNopeHeadDim * r + heads * cfg.vHeadDim * r + H * heads * cfg.vHeadDim;
+    const moe = cfg.moe;
+    if (moe && l >= moe.firstKDenseReplace) {
+      const E = moe.nRoutedExperts, k = moe.numExpertsPerTok;
+      const touched = E * (1 - (1 - k / E) ** B);
+      params += 3 * H * moe.moeIntermediateSize * (touched + moe.nSharedExperts) + E * H;
+    } else {
+      params += 3 * H * cfg.intermediateSize;
+    }
+  }
+  params += H * cfg.vocabSize; // LM head
+  return params * bf16;
+}
+
+async function main(): Promise<void> {
+  const gpu = await Gpu.create(gpuOptionsFromEnv());
+  const info = gpu.adapterInfo;
+  const software = isSoftwareAdapter(info);
+  const base = normalizeConfig(JSON.parse(readFileSync(configPath, 'utf8')), configPath);
+  const layers = Number(process.env.BENCH_LAYERS ?? (software ? 2 : base.numLayers));
+  const cfg: MlaConfig = { ...base, numLayers: layers, vocabSize: software ? Math.min(base.vocabSize, 16384) : base.vocabSize };
+  const batches = list('BENCH_BATCHES', software ? '1,4' : '1,16,64').map(Number);
+  const contexts = list('BENCH_CONTEXTS', software ? '256' : '1024,4096').map(Number);
+  const dtypes = list('BENCH_DTYPES', 'fp8_e4m3,bf16') as KvDtype[];
+  const pageSize = Number(process.env.PAGE_SIZE ?? 64);
+  const iters = Number(process.env.BENCH_ITERS ?? (software ? 2 : 10));
+  const peakGBps = Number(process.env.PEAK_GBPS ?? 3350);
+  console.log(`adapter: ${info.vendor} ${info.description || info.device}; ${configPath.split('/').pop()} with ${layers} of ${base.numLayers} layers; ceiling ${peakGBps} GB/s`);
+
+  const { DecodeModel } = (await import(new URL('./engine/decode-model.js', import.meta.resolve('@latentwire/decode-node')).href)) as DecodeModule;
+  const weights = await syntheticWeights(gpu, cfg);
+  const rows: Row[] = [];
+  for (const dtype of dtypes) {
+    const layout = latentKvLayout({ kvLoraRank: cfg.kvLoraRank, ropeDim: cfg.qkRopeHeadDim, pageSize, dtype });
+    for (const ctx of contexts) {
+      const maxB = Math.max(...batches);
+      const perSeq = Math.ceil((ctx + iters + 2) / pageSize);
+      const model = await DecodeModel.create(gpu, cfg, weights, { maxBatch: maxB, maxContext: perSeq * pageSize, pageSize, kvDtype: dtype, numPages: maxB * perSeq });
+      for (const B of batches) {
+        // the cache holds zeros (a finite, valid row in every dtype): the work per token is the same as real data
+        const tables = Array.from({ length: B }, (_, b) => Array.from({ length: perSeq }, (_, i) => b * perSeq + i));
+        const input = (i: number) => ({
+          tokens: Array.from({ length: B }, (_, b) => (b * 7919 + i) % cfg.vocabSize),
+          positions: Array.from({ length: B }, () => ctx + i),
+          pageTables: tables,
+          sampling: Array.from({ length: B }, (_, b) => ({ temperature: 0, topK: 0, topP: 1, seed: b, counter: i })),
+        });
+        await model.step(input(0)); // compiles every pipeline
+        const t0 = performance.now();
+        for (let i = 1; i <= iters; i++) await model.step(input(i));
+        const ms = (performance.now() - t0) / iters;
+        const kvBytes = B * (ctx + 1) * layout.tokenBytes * cfg.numLayers;
+        const bytes = weightBytesPerStep(cfg, B) + kvBytes;
+        const rooflineMs = (bytes / (peakGBps * 1e9)) * 1e3;
+        rows.push({
+          dtype, batch: B, context: ctx, 'step ms': ms, 'tokens/s': (B * 1e3) / ms, 'MB/step': bytes / 1e6, 'KV MB': kvBytes / 1e6,
+          'roofline ms': rooflineMs, 'roofline tok/s': (B * 1e3) / rooflineMs, '% roofline': (100 * rooflineMs) / ms,
+        });
+        console.log(JSON.stringify(rows[rows.length - 1]));
+      }
+      model.release();
+    }
+  }
+  printTable(`decode steps (${layers} layers, synthetic bf16 weights; wall clock per step incl. the token readback)`, rows);
+  const file = writeJson('decode', { adapter: info, config: configPath, layers, pageSize, peakGBps, rows });
+  console.log(`\nwrote ${file}`);
+  gpu.dispose();
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

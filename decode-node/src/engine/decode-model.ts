@@ -1,0 +1,261 @@
+// One decode step for a whole batch, weight-absorbed (DeepSeek-V2 §2.1.2; SGLang's MLA decode), in one submit:
+//   embedding → every layer:
+//     1. xn = RMSNorm(x); q = q_proj(xn) | q_b(RMSNorm(q_a(xn)))
+//     2. absorbed query qa [b, h, r + rope]: q_lat = q_nope · W_UK (r values), then roped q_pe
+//     3. the new token's latent row: kv_a_proj(xn), c RMSNorm'd, k_pe roped, appended to the paged cache in
+//        its dtype at the token's position
+//     4. grouped decode attention over the sequence's pages: ō [b, h, r] in the latent space
+//     5. o = ō · W_UVᵀ per head, x += o_proj(o); x += MLP / MoE (RMSNorm(x))
+//   → final norm → LM head → sampling on the GPU, so only token ids come back (logits on request).
+// Every sequence of the batch has its own length and page table; all buffers are sized once for MAX_BATCH.
+import type { Gpu, KernelProgram } from '@latentwire/shared/gpu';
+import { embedding, matmul, rmsNorm, rope, kvAppend, sampleTokens, packSamplingParams, type SamplingParams } from '@latentwire/shared/kernels';
+import type { KvDtype } from '@latentwire/shared/kv';
+import { latentRowWidth, qkHeadDim, type MlaConfig } from '@latentwire/shared/model';
+import { attentionSoftmaxScale, ropeAttentionFactor, ropeInverseFrequencies } from '@latentwire/shared/model';
+import { allocMoeScratch, mlpPrograms, moePrograms, type MoeScratchBuffers, type RopeFreqPrecision } from '@latentwire/shared/prefill';
+import type { ModelWeights } from '@latentwire/shared/weights';
+import {
+  chooseDecodeSplits, groupedDecodeAttention, groupedDecodePlan, groupedDecodeScratchBytes, type GroupedDecodeVariant,
+} from '../kernels/grouped-decode-attention/index.js';
+import { headMatmul } from '../kernels/head-matmul/index.js';
+import { headWeightArgs, prepareAbsorbedWeights, type AbsorbedWeights } from './absorbed-weights.js';
+import { LatentKvCache } from './latent-kv-cache.js';
+
+export interface DecodeModelOptions {
+  /** MAX_BATCH: most sequences in one step. */
+  readonly maxBatch: number;
+  /** Longest sequence (prompt + output) in tokens: the width of a page table. */
+  readonly maxContext: number;
+  readonly pageSize: number;
+  readonly kvDtype: KvDtype;
+  /** Pages in each layer's pool. */
+  readonly numPages: number;
+  /** DECODE_HEAD_GROUP (default: the kernel plan's). */
+  readonly headGroup?: number;
+  /** DECODE_KV_SPLITS: 0 or undefined = chosen per step from batch and context length. */
+  readonly kvSplits?: number;
+  readonly ropeFreqPrecision?: RopeFreqPrecision;
+  /** Grouped kernel tuning (tile tokens, threads). */
+  readonly maxTileTokens?: number;
+  readonly workgroupSize?: number;
+  /** Test hook: forces the pool split (bytes per pool buffer). */
+  readonly maxPoolBindingBytes?: number;
+}
+
+export interface DecodeStepInput {
+  /** The token each sequence feeds this step. */
+  readonly tokens: readonly number[];
+  /** Its position: the tokens already cached for the sequence. */
+  readonly positions: readonly number[];
+  /** Each sequence's pages, covering positions[b] + 1 tokens. */
+  readonly pageTables: readonly (readonly number[])[];
+  readonly sampling: readonly SamplingParams[];
+  /** Also read back the logits [batch, vocab] (tests, the CLI's `logits`). */
+  readonly returnLogits?: boolean;
+}
+
+export interface DecodeStepOutput {
+  readonly tokens: Uint32Array;
+  readonly logits: Float32Array | null;
+}
+
+export class DecodeModel {
+  readonly cache: LatentKvCache;
+  readonly variant: GroupedDecodeVariant;
+  readonly maxPagesPerSeq: number;
+  private readonly invFreq: GPUBuffer;
+  private readonly s: Record<string, GPUBuffer>;
+  private readonly moe: MoeScratchBuffers | null;
+  private partial: GPUBuffer | null = null;
+  private partialBytes = 0;
+
+  private constructor(
+    readonly gpu: Gpu, readonly cfg: MlaConfig, readonly weights: ModelWeights, readonly absorbed: AbsorbedWeights,
+    readonly opts: DecodeModelOptions,
+  ) {
+    for (const k of ['maxBatch', 'maxContext', 'pageSize', 'numPages'] as const) {
+      if (!Number.isInteger(opts[k]) || opts[k] < 1) throw new RangeError(`DecodeModel: ${k} = ${opts[k]} must be a positive integer`);
+    }
+    const B = opts.maxBatch, H = cfg.hiddenSize, heads = cfg.numHeads, r = cfg.kvLoraRank, rope = cfg.qkRopeHeadDim;
+    this.cache = new LatentKvCache(gpu, {
+      layers: cfg.numLayers, kvLoraRank: r, ropeDim: rope, pageSize: opts.pageSize, dtype: opts.kvDtype, numPages: opts.numPages,
+      maxBindingBytes: opts.maxPoolBindingBytes,
+    });
+    this.variant = groupedDecodePlan({
+      kvLoraRank: r, ropeDim: rope, dtype: opts.kvDtype, pageSize: opts.pageSize, heads, limits: gpu.limits,
+      headGroup: opts.headGroup, maxTileTokens: opts.maxTileTokens, workgroupSize: opts.workgroupSize,
+      poolBindings: this.cache.pools[0]!.length,
+    });
+    this.maxPagesPerSeq = Math.ceil(opts.maxContext / opts.pageSize);
+    this.invFreq = gpu.upload('rope.inv_freq', ropeInverseFrequencies(cfg, opts.ropeFreqPrecision ?? 'f32'));
+    const maxInter = Math.max(cfg.intermediateSize, (cfg.moe?.moeIntermediateSize ?? 0) * (cfg.moe?.nSharedExperts ?? 0));
+    this.s = {
+      ids: gpu.buffer('dec.ids', B * 4),
+      positions: gpu.buffer('dec.positions', B * 4),
+      seqLens: gpu.buffer('dec.seq_lens', B * 4),
+      tableOffsets: gpu.buffer('dec.table_offsets', B * 4),
+      pageTable: gpu.buffer('dec.page_table', B * this.maxPagesPerSeq * 4),
+      sampling: gpu.buffer('dec.sampling', packSamplingParams(Array.from({ length: B }, () => GREEDY)).byteLength),
+      sampled: gpu.buffer('dec.sampled', B * 4),
+      x: gpu.buffer('dec.x', B * H * 4),
+      xn: gpu.buffer('dec.xn', B * H * 4),
+      q: gpu.buffer('dec.q', B * heads * qkHeadDim(cfg) * 4),
+      qa: gpu.buffer('dec.q_a', B * (cfg.qLoraRank ?? 1) * 4),
+      qAbs: gpu.buffer('dec.q_absorbed', B * heads * (r + rope) * 4),
+      latent: gpu.buffer('dec.latent', B * latentRowWidth(cfg) * 4),
+      oLatent: gpu.buffer('dec.o_latent', B * heads * r * 4),
+      attn: gpu.buffer('dec.attn', B * heads * cfg.vHeadDim * 4),
+      lse: gpu.buffer('dec.lse', groupedDecodeScratchBytes({ batch: B, heads, kvLoraRank: r, numSplits: 64 }).lseBytes),
+      gateUp: gpu.buffer('dec.gate_up', B * 2 * maxInter * 4),
+      gated: gpu.buffer('dec.gated', B * maxInter * 4),
+      logits: gpu.buffer('dec.logits', B * cfg.vocabSize * 4),
+    };
+    this.moe = cfg.moe ? allocMoeScratch(gpu, cfg, B) : null;
+  }
+
+  /** Prepares the absorbed weights and allocates the cache and the step buffers. */
+  static async create(gpu: Gpu, cfg: MlaConfig, weights: ModelWeights, opts: DecodeModelOptions): Promise<DecodeModel> {
+    const absorbed = await prepareAbsorbedWeights(gpu, cfg, weights);
+    return new DecodeModel(gpu, cfg, weights, absorbed, opts);
+  }
+
+  /**
+   * Programs writing a prompt's latent rows (per layer f32 [tokens, r + rope], the prefill's output) into the
+   * pages of `pageTable`, as tokens 0 .. tokens-1.
+   */
+  async writePrompt(latent: readonly GPUBuffer[], tokens: number, pageTable: readonly number[]): Promise<void> {
+    if (latent.length !== this.cfg.numLayers) throw new RangeError(`writePrompt: ${latent.length} latent buffers for ${this.cfg.numLayers} layers`);
+    if (pageTable.length * this.opts.pageSize < tokens) throw new RangeError(`writePrompt: ${pageTable.length} pages cannot hold ${tokens} tokens`);
+    const gpu = this.gpu;
+    const positions = gpu.upload('prompt.positions', Uint32Array.from({ length: tokens }, (_, i) => i));
+    const offsets = gpu.upload('prompt.table_offsets', new Uint32Array(tokens));
+    const table = gpu.upload('prompt.page_table', Uint32Array.from(pageTable));
+    try {
+      await gpu.run(latent.map((src, l) => kvAppend({
+        layout: this.cache.layout, src, rows: tokens, positions, tableOffsets: offsets, pageTable: table,
+        pools: this.cache.pools[l]!, pagesPerBuffer: this.cache.pagesPerBuffer,
+      })));
+    } finally {
+      gpu.destroy(positions, offsets, table);
+    }
+  }
+
+  /** Decodes one token for every sequence of the batch. */
+  async step(input: DecodeStepInput): Promise<DecodeStepOutput> {
+    const { gpu, cfg, s } = this;
+    const B = input.tokens.length;
+    if (B < 1 || B > this.opts.maxBatch) throw new RangeError(`decode step: batch ${B} outside [1, ${this.opts.maxBatch}]`);
+    if (input.positions.length !== B || input.pageTables.length !== B || input.sampling.length !== B) {
+      throw new RangeError('decode step: tokens, positions, pageTables and sampling must have one entry per sequence');
+    }
+    const P = this.maxPagesPerSeq, ps = this.opts.pageSize;
+    const table = new Uint32Array(B * P);
+    let maxLen = 0;
+    input.pageTables.forEach((pages, b) => {
+      const pos = input.positions[b]!;
+      const tok = input.tokens[b]!;
+      if (!Number.isInteger(tok) || tok < 0 || tok >= cfg.vocabSize) throw new RangeError(`decode step: token ${tok} outside the vocabulary`);
+      if (!Number.isInteger(pos) || pos < 0 || pos >= this.opts.maxContext) throw new RangeError(`decode step: position ${pos} outside [0, ${this.opts.maxContext})`);
+      if (pages.length * ps <= pos || pages.length > P) throw new RangeError(`decode step: sequence ${b} has ${pages.length} pages for position ${pos}`);
+      for (const p of pages) if (!Number.isInteger(p) || p < 0 || p >= this.cache.numPages) throw new RangeError(`decode step: page ${p} outside the pool`);
+      table.set(pages, b * P);
+      maxLen = Math.max(maxLen, pos + 1);
+    });
+    gpu.write(s.ids!, Uint32Array.from(input.tokens));
+    gpu.write(s.positions!, Uint32Array.from(input.positions));
+    gpu.write(s.seqLens!, Uint32Array.from(input.positions, (p) => p + 1));
+    gpu.write(s.tableOffsets!, Uint32Array.from({ length: B }, (_, b) => b * P));
+    gpu.write(s.pageTable!, table);
+    gpu.write(s.sampling!, packSamplingParams(input.sampling));
+
+    const numSplits = this.opts.kvSplits && this.opts.kvSplits > 0
+      ? this.opts.kvSplits
+      : chooseDecodeSplits({ batch: B, heads: cfg.numHeads, headGroup: this.variant.headGroup, maxContext: maxLen });
+    const programs = [...this.forward(B, numSplits)];
+    const V = cfg.vocabSize;
+    programs.push(sampleTokens({ logits: s.logits!, params: s.sampling!, out: s.sampled!, rows: B, vocab: V }));
+    await gpu.run(programs);
+    const tokens = await gpu.readU32(s.sampled!, 0, B);
+    const logits = input.returnLogits ? await gpu.readF32(s.logits!, 0, B * V) : null;
+    return { tokens, logits };
+  }
+
+  /** The step's programs up to the logits. */
+  private *forward(B: number, numSplits: number): Generator<KernelProgram> {
+    const { gpu, cfg, weights, s } = this;
+    const lim = gpu.limits;
+    const H = cfg.hiddenSize, heads = cfg.numHeads, r = cfg.kvLoraRank, ropeDim = cfg.qkRopeHeadDim, nope = cfg.qkNopeHeadDim;
+    const qkDim = qkHeadDim(cfg), width = latentRowWidth(cfg), qaStride = r + ropeDim;
+    const scale = attentionSoftmaxScale(cfg), factor = ropeAttentionFactor(cfg);
+    const partial = this.partialScratch(B, numSplits);
+    yield embedding({ ids: s.ids!, table: weights.embed, y: s.x!, tokens: B });
+    for (const [l, lw] of weights.layers.entries()) {
+      const absorbed = this.absorbed.layers[l]!;
+      const pools = this.cache.pools[l]!;
+      yield rmsNorm({ x: s.x!, weight: lw.inputNorm, y: s.xn!, rows: B, cols: H, eps: cfg.rmsNormEps });
+      if (lw.query.kind === 'direct') {
+        yield matmul({ x: s.xn!, weight: lw.query.qProj, y: s.q!, M: B, N: heads * qkDim, K: H }, lim);
+      } else {
+        const qr = cfg.qLoraRank!;
+        yield matmul({ x: s.xn!, weight: lw.query.qAProj, y: s.qa!, M: B, N: qr, K: H }, lim);
+        yield rmsNorm({ x: s.qa!, weight: lw.query.qANorm, y: s.qa!, rows: B, cols: qr, eps: cfg.rmsNormEps });
+        yield matmul({ x: s.qa!, weight: lw.query.qBProj, y: s.q!, M: B, N: heads * qkDim, K: qr }, lim);
+      }
+      yield rope({
+        x: s.q!, positions: s.positions!, invFreq: this.invFreq, rows: B, heads, ropeDim, rowStride: heads * qkDim, headStride: qkDim,
+        offset: nope, attentionFactor: factor, out: s.qAbs!, outRowStride: heads * qaStride, outHeadStride: qaStride, outOffset: r,
+      });
+      yield headMatmul({
+        x: s.q!, xRowStride: heads * qkDim, xHeadStride: qkDim, ...headWeightArgs(absorbed.wUk),
+        y: s.qAbs!, yRowStride: heads * qaStride, yHeadStride: qaStride, batch: B, heads, K: nope, N: r,
+      });
+      yield matmul({ x: s.xn!, weight: lw.kvAProj, y: s.latent!, M: B, N: width, K: H }, lim);
+      yield rmsNorm({ x: s.latent!, weight: lw.kvANorm, y: s.latent!, rows: B, cols: r, eps: cfg.rmsNormEps, inStride: width, outStride: width });
+      yield rope({
+        x: s.latent!, positions: s.positions!, invFreq: this.invFreq, rows: B, heads: 1, ropeDim, rowStride: width, headStride: 0,
+        offset: r, attentionFactor: factor,
+      });
+      yield kvAppend({
+        layout: this.cache.layout, src: s.latent!, rows: B, positions: s.positions!, tableOffsets: s.tableOffsets!, pageTable: s.pageTable!,
+        pools, pagesPerBuffer: this.cache.pagesPerBuffer,
+      });
+      yield* groupedDecodeAttention({
+        variant: this.variant, q: s.qAbs!, seqLens: s.seqLens!, pageTableOffsets: s.tableOffsets!, pageTable: s.pageTable!, pools,
+        pagesPerBuffer: this.cache.pagesPerBuffer, out: s.oLatent!, lse: s.lse!, partial: partial ?? undefined, batch: B, heads, numSplits, scale,
+      });
+      yield headMatmul({ x: s.oLatent!, ...headWeightArgs(absorbed.wUvT), y: s.attn!, batch: B, heads, K: r, N: cfg.vHeadDim });
+      yield matmul({ x: s.attn!, weight: lw.oProj, y: s.x!, M: B, N: H, K: heads * cfg.vHeadDim, accumulate: true }, lim);
+      yield rmsNorm({ x: s.x!, weight: lw.postAttentionNorm, y: s.xn!, rows: B, cols: H, eps: cfg.rmsNormEps });
+      if (lw.mlp.kind === 'dense') {
+        yield* mlpPrograms(lw.mlp, { x: s.xn!, out: s.x!, gateUp: s.gateUp!, gated: s.gated!, rows: B, H, inter: cfg.intermediateSize }, lim);
+      } else {
+        yield* moePrograms(cfg, lw.mlp, { x: s.xn!, out: s.x!, gateUp: s.gateUp!, gated: s.gated!, rows: B, scratch: this.moe! }, lim);
+      }
+    }
+    yield rmsNorm({ x: s.x!, weight: weights.finalNorm, y: s.xn!, rows: B, cols: H, eps: cfg.rmsNormEps });
+    yield matmul({ x: s.xn!, weight: weights.lmHead, y: s.logits!, M: B, N: cfg.vocabSize, K: H }, lim);
+  }
+
+  /** The split-KV scratch, grown when a step needs more (null for one split). */
+  private partialScratch(B: number, numSplits: number): GPUBuffer | null {
+    if (numSplits > 64) throw new RangeError(`decode: ${numSplits} KV splits (at most 64)`);
+    const { partialBytes } = groupedDecodeScratchBytes({ batch: B, heads: this.cfg.numHeads, kvLoraRank: this.cfg.kvLoraRank, numSplits });
+    if (partialBytes === 0) return null;
+    if (partialBytes > this.partialBytes) {
+      this.gpu.destroy(this.partial);
+      this.partial = this.gpu.buffer('dec.partial', partialBytes);
+      this.partialBytes = partialBytes;
+    }
+    return this.partial;
+  }
+
+  release(): void {
+    this.cache.release();
+    this.absorbed.release();
+    this.moe?.release();
+    this.gpu.destroy(this.invFreq, this.partial, ...Object.values(this.s));
+  }
+}
+
+const GREEDY: SamplingParams = { temperature: 0, topK: 0, topP: 1, seed: 0, counter: 0 };

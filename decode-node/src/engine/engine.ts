@@ -1,0 +1,268 @@
+// The decode node's engine: continuous batching around DecodeModel (nano-vllm's step: schedule → execute →
+// update). A request's life here:
+//   1. Enter, either
+//      a. locally (submit): queued without pages; once admitted, its prompt is prefilled on this GPU into its
+//         pages and the first token sampled; or
+//      b. disaggregated: reserve() takes its pages under a lease, the prefill node's KV is written into them
+//         (writeKv), and admitPrefilled() commits them with the prefill's first token.
+//   2. Every loop turn: schedule() admits what fits between steps, one decode step runs for the whole batch,
+//      onStepDone() records one token per sequence and retires those done (EOS, stop token, max_tokens).
+//      Nothing waits for the slowest sequence: each leaves the batch the step it finishes.
+//   3. cancel() ends a request in any state; its pages return to the pool. A cancel that arrives while a
+//      step is on the GPU is applied after it, so pages that step still writes are never handed out early.
+import { Scheduler, SchedulerRejection, Sequence, type FinishReason, type Reservation, type SchedulerStats } from '../scheduler/index.js';
+import type { DecodeModel } from './decode-model.js';
+import type { PrefillModel } from '@latentwire/shared/prefill';
+import { packSamplingParams } from '@latentwire/shared/kernels';
+
+export interface SamplingSettings {
+  /** 0 = greedy. */
+  readonly temperature: number;
+  /** 0 = off. */
+  readonly topK: number;
+  /** 1 = off. */
+  readonly topP: number;
+  readonly seed: number;
+}
+
+export interface EngineRequest {
+  readonly id: string;
+  readonly promptIds: readonly number[];
+  readonly maxTokens: number;
+  readonly sampling: SamplingSettings;
+  readonly stopTokenIds?: readonly number[];
+  /** The model's EOS ids (pass [] to ignore EOS). */
+  readonly eosTokenIds?: readonly number[];
+}
+
+export interface Usage {
+  readonly promptTokens: number;
+  readonly completionTokens: number;
+}
+
+export interface RequestEvents {
+  /** New tokens of the request (the first one included), in order. */
+  onTokens(tokens: readonly number[]): void;
+  /** Called once, last. */
+  onFinish(reason: FinishReason, usage: Usage, error?: unknown): void;
+}
+
+export interface EngineOptions {
+  /** Bound on submitted requests waiting for pages or a batch slot. */
+  readonly maxWaiting: number;
+  /** How long a reservation waits for its KV and commit (ms). */
+  readonly leaseMs: number;
+  readonly now?: () => number;
+}
+
+interface Live {
+  readonly req: EngineRequest;
+  readonly events: RequestEvents;
+  /** The sequence once it exists in the scheduler. */
+  seq?: Sequence;
+}
+
+export class DecodeEngine {
+  readonly scheduler: Scheduler;
+  private readonly live = new Map<string, Live>();
+  private loop: Promise<void> | null = null;
+  private inStep = false;
+  private readonly deferredCancels = new Map<string, { reason: 'cancel' | 'fail'; err?: unknown }>();
+  private wakeTimer: NodeJS.Timeout | null = null;
+  private stepsRun = 0;
+
+  constructor(readonly model: DecodeModel, private readonly prefill: PrefillModel | null, opts: EngineOptions) {
+    this.scheduler = new Scheduler({
+      numPages: model.cache.numPages, pageSize: model.opts.pageSize, maxBatch: model.opts.maxBatch,
+      maxWaiting: opts.maxWaiting, leaseMs: opts.leaseMs, now: opts.now,
+    });
+  }
+
+  get steps(): number {
+    return this.stepsRun;
+  }
+
+  stats(): SchedulerStats {
+    return this.scheduler.stats();
+  }
+
+  /** Local path: the prompt is prefilled on this node. Throws SchedulerRejection when it cannot be queued. */
+  submit(req: EngineRequest, events: RequestEvents): void {
+    if (!this.prefill) throw new Error('this engine has no prefill model: use reserve() + admitPrefilled()');
+    this.checkRequest(req);
+    const seq = this.sequenceOf(req, [], 0);
+    this.scheduler.add(seq);
+    this.live.set(req.id, { req, events, seq });
+    this.wake();
+  }
+
+  /** Disaggregated path, step 1: pages for prompt + max_tokens, held under a lease until admitPrefilled. */
+  reserve(requestId: string, tokens: number): Reservation {
+    if (tokens > this.model.opts.maxContext) throw new SchedulerRejection('too-large', `${requestId}: ${tokens} tokens exceed the context of ${this.model.opts.maxContext}`);
+    if (this.live.has(requestId)) throw new SchedulerRejection('duplicate-id', `${requestId} is already live`);
+    return this.scheduler.reserve(requestId, tokens);
+  }
+
+  /** Disaggregated path, step 2: rows of one page of one layer (already in the cache layout) into the reservation's pages. */
+  writeKv(requestId: string, layer: number, pageIndex: number, slot: number, rows: Uint8Array, scales: Uint8Array): void {
+    const lease = this.scheduler.reservation(requestId);
+    if (!lease) throw new SchedulerRejection('no-reservation', `${requestId}: no live reservation (expired or cancelled?)`);
+    const page = lease.pages[pageIndex];
+    if (page === undefined) throw new RangeError(`${requestId}: page index ${pageIndex} outside the ${lease.pages.length} reserved pages`);
+    this.model.cache.writeRows(layer, page, slot, rows, scales);
+  }
+
+  /**
+   * Disaggregated path, step 3: every page is in; the sequence joins the batch with the prefill's first token.
+   * A first token that already ends the request finishes it at once and frees the pages.
+   */
+  admitPrefilled(req: EngineRequest, firstToken: number, events: RequestEvents): void {
+    this.checkRequest(req);
+    const usage = { promptTokens: req.promptIds.length, completionTokens: 1 };
+    const stops = new Set([...(req.eosTokenIds ?? []), ...(req.stopTokenIds ?? [])]);
+    if (stops.has(firstToken) || req.maxTokens <= 1) {
+      if (!this.scheduler.cancel(req.id)) throw new SchedulerRejection('no-reservation', `${req.id}: no live reservation`);
+      events.onTokens([firstToken]);
+      events.onFinish(stops.has(firstToken) ? 'stop' : 'length', usage);
+      return;
+    }
+    const seq = this.sequenceOf(req, [firstToken], req.promptIds.length);
+    this.scheduler.commit(seq);
+    this.live.set(req.id, { req, events, seq });
+    events.onTokens([firstToken]);
+    this.wake();
+  }
+
+  /** Ends a request in any state (reservation, waiting, running); false if it is not live. */
+  cancel(id: string): boolean {
+    return this.end(id, 'cancel');
+  }
+
+  fail(id: string, err: unknown): boolean {
+    return this.end(id, 'fail', err);
+  }
+
+  /** Resolves when no request is running or waiting (tests, shutdown). */
+  async idle(): Promise<void> {
+    while (this.loop) await this.loop;
+  }
+
+  private end(id: string, reason: 'cancel' | 'fail', err?: unknown): boolean {
+    const live = this.live.get(id);
+    const seq = live?.seq;
+    if (this.inStep && seq?.status === 'running') {
+      this.deferredCancels.set(id, { reason, err });
+      return true;
+    }
+    const ended = reason === 'cancel' ? this.scheduler.cancel(id) : this.scheduler.fail(id, err);
+    if (live) this.finish(live, reason === 'cancel' ? 'cancelled' : 'error', err);
+    this.wake();
+    return ended;
+  }
+
+  private finish(live: Live, reason: FinishReason, err?: unknown): void {
+    if (!this.live.delete(live.req.id)) return;
+    const completion = live.seq ? live.seq.outputTokens.length : 0;
+    live.events.onFinish(reason, { promptTokens: live.req.promptIds.length, completionTokens: completion }, err);
+  }
+
+  private checkRequest(req: EngineRequest): void {
+    if (this.live.has(req.id)) throw new SchedulerRejection('duplicate-id', `${req.id} is already live`);
+    const total = req.promptIds.length + req.maxTokens;
+    if (req.promptIds.length < 1) throw new RangeError(`${req.id}: empty prompt`);
+    if (total > this.model.opts.maxContext) {
+      throw new SchedulerRejection('too-large', `${req.id}: prompt ${req.promptIds.length} + max_tokens ${req.maxTokens} exceed the context of ${this.model.opts.maxContext}`);
+    }
+    packSamplingParams([{ ...req.sampling, counter: 0 }]); // validates the sampling settings
+  }
+
+  private sequenceOf(req: EngineRequest, output: number[], cached: number): Sequence {
+    return new Sequence({
+      id: req.id, promptLength: req.promptIds.length, maxNewTokens: req.maxTokens, eosTokenIds: req.eosTokenIds,
+      stopTokenIds: req.stopTokenIds, outputTokens: output, cachedTokens: cached,
+    });
+  }
+
+  private wake(): void {
+    if (this.loop) return;
+    this.loop = this.run().finally(() => {
+      this.loop = null;
+      // requests that could not start (no pages yet) wait for pages freed by cancels or expired leases
+      if (this.scheduler.stats().waiting > 0 && !this.wakeTimer) {
+        this.wakeTimer = setTimeout(() => { this.wakeTimer = null; this.wake(); }, 20);
+      }
+    });
+  }
+
+  private async run(): Promise<void> {
+    for (;;) {
+      const batch = this.scheduler.schedule();
+      for (const seq of batch.admitted) if (seq.cachedTokens === 0) await this.prefillHere(seq);
+      const running = batch.sequences.filter((s) => s.status === 'running' && s.cachedTokens > 0);
+      if (running.length === 0) return;
+      await this.decodeStep(running);
+    }
+  }
+
+  /** Local path: prompt → pages, first token sampled on the GPU. */
+  private async prefillHere(seq: Sequence): Promise<void> {
+    const live = this.live.get(seq.id)!;
+    this.inStep = true;
+    try {
+      const out = await this.prefill!.prefill(live.req.promptIds, { sample: { ...live.req.sampling, counter: 0 } });
+      try {
+        await this.model.writePrompt(out.latent, out.tokens, seq.pageTable);
+      } finally {
+        out.release();
+      }
+      const token = out.token!;
+      this.inStep = false;
+      this.record([{ seqId: seq.id, token }]);
+    } catch (err) {
+      this.inStep = false;
+      this.end(seq.id, 'fail', err);
+    } finally {
+      this.inStep = false;
+      this.applyDeferred();
+    }
+  }
+
+  private async decodeStep(batch: readonly Sequence[]): Promise<void> {
+    this.inStep = true;
+    try {
+      const out = await this.model.step({
+        tokens: batch.map((s) => s.outputTokens[s.outputTokens.length - 1]!),
+        positions: batch.map((s) => s.cachedTokens),
+        pageTables: batch.map((s) => s.pageTable),
+        sampling: batch.map((s) => ({ ...this.live.get(s.id)!.req.sampling, counter: s.outputTokens.length })),
+      });
+      this.stepsRun++;
+      this.inStep = false;
+      this.record(batch.map((s, b) => ({ seqId: s.id, token: out.tokens[b]! })));
+    } catch (err) {
+      this.inStep = false;
+      for (const s of batch) this.end(s.id, 'fail', err);
+    } finally {
+      this.inStep = false;
+      this.applyDeferred();
+    }
+  }
+
+  private record(results: readonly { seqId: string; token: number }[]): void {
+    const live = results.filter((r) => !this.deferredCancels.has(r.seqId));
+    const finished = new Set(this.scheduler.onStepDone(live));
+    for (const r of live) {
+      const l = this.live.get(r.seqId);
+      if (!l) continue;
+      l.events.onTokens([r.token]);
+      if (l.seq && finished.has(l.seq)) this.finish(l, l.seq.finishReason!);
+    }
+  }
+
+  private applyDeferred(): void {
+    for (const [id, d] of this.deferredCancels) {
+      this.deferredCancels.delete(id);
+      this.end(id, d.reason, d.err);
+    }
+  }
+}

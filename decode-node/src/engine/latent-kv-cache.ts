@@ -1,0 +1,81 @@
+// The decode node's paged latent KV cache: per layer one pool of `numPages` pages in the latent layout
+// (shared/src/kv/latent-layout.ts), split over several GPU buffers when it exceeds one storage binding.
+// Page ids are global and shared by all layers (a sequence's page table is the same in every layer); the
+// scheduler's PageAllocator hands them out, this class only holds the bytes.
+import type { Gpu } from '@latentwire/shared/gpu';
+import { latentKvLayout, type KvDtype, type LatentKvLayout } from '@latentwire/shared/kv';
+import { bufferPageCounts, pagesPerBinding } from '../scheduler/page-location.js';
+import { MAX_POOL_BINDINGS } from '../kernels/grouped-decode-attention/index.js';
+
+export interface LatentKvCacheSpec {
+  readonly layers: number;
+  readonly kvLoraRank: number;
+  readonly ropeDim: number;
+  readonly pageSize: number;
+  readonly dtype: KvDtype;
+  readonly numPages: number;
+  /** Largest buffer one binding may be (default: the device's maxStorageBufferBindingSize and maxBufferSize). */
+  readonly maxBindingBytes?: number;
+}
+
+export class LatentKvCache {
+  readonly layout: LatentKvLayout;
+  readonly numPages: number;
+  readonly pagesPerBuffer: number;
+  /** pools[layer][k]: the k-th buffer of a layer's pool. */
+  readonly pools: readonly (readonly GPUBuffer[])[];
+
+  constructor(private readonly gpu: Gpu, spec: LatentKvCacheSpec) {
+    if (!Number.isInteger(spec.numPages) || spec.numPages < 1) throw new RangeError(`KV cache: numPages ${spec.numPages} must be ≥ 1`);
+    this.layout = latentKvLayout({ kvLoraRank: spec.kvLoraRank, ropeDim: spec.ropeDim, pageSize: spec.pageSize, dtype: spec.dtype });
+    this.numPages = spec.numPages;
+    const maxBinding = spec.maxBindingBytes ?? Math.min(gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize);
+    this.pagesPerBuffer = Math.min(spec.numPages, pagesPerBinding(maxBinding, this.layout.pageBytes));
+    const counts = bufferPageCounts(spec.numPages, this.pagesPerBuffer);
+    if (counts.length > MAX_POOL_BINDINGS) {
+      throw new RangeError(`KV cache: ${spec.numPages} pages of ${this.layout.pageBytes} bytes need ${counts.length} buffers a layer; ` +
+        `at most ${MAX_POOL_BINDINGS} of ${maxBinding} bytes are bound`);
+    }
+    this.pools = Array.from({ length: spec.layers }, (_, l) =>
+      counts.map((pages, k) => gpu.buffer(`kv.${l}.${k}`, pages * this.layout.pageBytes)));
+  }
+
+  get bytes(): number {
+    return this.pools.reduce((s, p) => s + p.reduce((t, b) => t + b.size, 0), 0);
+  }
+
+  /** Where page `pageId`'s bytes start: its buffer in the layer's pool and the byte offset within it. */
+  locate(layer: number, pageId: number): { buffer: GPUBuffer; byteOffset: number } {
+    if (!Number.isInteger(pageId) || pageId < 0 || pageId >= this.numPages) throw new RangeError(`KV cache: page ${pageId} outside [0, ${this.numPages})`);
+    const pool = this.pools[layer];
+    if (!pool) throw new RangeError(`KV cache: layer ${layer} outside [0, ${this.pools.length})`);
+    const k = Math.floor(pageId / this.pagesPerBuffer);
+    return { buffer: pool[k]!, byteOffset: (pageId - k * this.pagesPerBuffer) * this.layout.pageBytes };
+  }
+
+  /**
+   * Copies received rows (and scales) of tokens [slot, slot + rows) of one page, already in this cache's
+   * layout, into the page: the disaggregated path, where the prefill node quantized them.
+   */
+  writeRows(layer: number, pageId: number, slot: number, rowBytes: Uint8Array, scaleBytes: Uint8Array): void {
+    const l = this.layout;
+    const tokens = rowBytes.byteLength / l.rowBytes;
+    if (!Number.isInteger(tokens) || tokens < 1 || slot < 0 || slot + tokens > l.pageSize) {
+      throw new RangeError(`KV cache: ${rowBytes.byteLength} row bytes at slot ${slot} do not fit a page of ${l.pageSize} × ${l.rowBytes}`);
+    }
+    if (scaleBytes.byteLength !== tokens * l.scaleBytes) throw new RangeError(`KV cache: ${scaleBytes.byteLength} scale bytes for ${tokens} tokens`);
+    const { buffer, byteOffset } = this.locate(layer, pageId);
+    this.gpu.write(buffer, rowBytes, byteOffset + slot * l.rowBytes);
+    if (scaleBytes.byteLength > 0) this.gpu.write(buffer, scaleBytes, byteOffset + l.scalesOffset + slot * l.scaleBytes);
+  }
+
+  /** One page's bytes (tests, debugging). */
+  async readPage(layer: number, pageId: number): Promise<Uint8Array> {
+    const { buffer, byteOffset } = this.locate(layer, pageId);
+    return new Uint8Array(await this.gpu.read(buffer, byteOffset, this.layout.pageBytes));
+  }
+
+  release(): void {
+    for (const pool of this.pools) this.gpu.destroy(...pool);
+  }
+}

@@ -1,0 +1,35 @@
+// Opens a model folder and builds the decode stack on it: weights (shared with a local prefill model, which
+// the CLI and the local path use), the absorbed weights, the paged cache and the engine.
+import type { Gpu } from '@latentwire/shared/gpu';
+import type { ModelFolder } from '@latentwire/shared/model';
+import { loadPrefillModel, type PrefillModel, type RopeFreqPrecision } from '@latentwire/shared/prefill';
+import { DecodeModel } from './decode-model.js';
+import { DecodeEngine } from './engine.js';
+import type { DecodeSettings } from '../config.js';
+
+export interface DecodeStack {
+  readonly folder: ModelFolder;
+  readonly prefill: PrefillModel;
+  readonly model: DecodeModel;
+  readonly engine: DecodeEngine;
+  release(): void;
+}
+
+export async function loadDecodeStack(
+  gpu: Gpu, dir: string, settings: (cfg: ModelFolder['config']) => DecodeSettings, opts: { ropeFreqPrecision?: RopeFreqPrecision } = {},
+): Promise<DecodeStack> {
+  const { folder, model: prefill } = loadPrefillModel(gpu, dir, opts);
+  const s = settings(folder.config);
+  const model = await DecodeModel.create(gpu, folder.config, prefill.weights, {
+    maxBatch: s.maxBatch, maxContext: s.maxContext, pageSize: s.pageSize, kvDtype: s.kvDtype, numPages: s.numPages,
+    headGroup: s.headGroup, kvSplits: s.kvSplits, ropeFreqPrecision: prefill.ropeFreqPrecision,
+  });
+  const engine = new DecodeEngine(model, prefill, { maxWaiting: s.maxWaiting, leaseMs: s.leaseMs });
+  return {
+    folder, prefill, model, engine,
+    release: () => {
+      model.release();
+      prefill.dispose();
+    },
+  };
+}

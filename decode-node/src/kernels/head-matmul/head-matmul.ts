@@ -1,0 +1,78 @@
+// Per-head matmul of the absorbed MLA decode step: y[b, h, :] = x[b, h, :] · W_h with W_h [K, N] row-major in
+// its stored dtype. Used twice per layer: q_lat = q_nope · W_UK (K = qk_nope, N = kv_lora_rank, W_UK read in
+// place from kv_b_proj) and o = ō · W_UVᵀ (K = kv_lora_rank, N = v_head_dim, the transposed copy made at
+// load). Strides and offsets are uniforms, so x and y can be head slices of wider rows.
+import { readFileSync } from 'node:fs';
+import type { BufferBinding, KernelProgram, KernelShader } from '@latentwire/shared/gpu';
+import { uniformStructWgsl } from '@latentwire/shared/gpu';
+import { weightLoadWgsl, type GpuTensor, type WeightDtype } from '@latentwire/shared/kernels';
+
+const BODY = readFileSync(new URL('./head-matmul.wgsl', import.meta.url), 'utf8');
+const WG = 64;
+/** Batch rows a workgroup accumulates (the weight is re-read once per block of this many sequences). */
+const BB = 8;
+/** Values of k staged per round. */
+const KC = 64;
+
+const UNIFORMS = {
+  batch: 'u32', k: 'u32', n: 'u32',
+  x_offset: 'u32', x_row_stride: 'u32', x_head_stride: 'u32',
+  w_offset: 'u32', w_head_stride: 'u32', w_row_stride: 'u32',
+  y_offset: 'u32', y_row_stride: 'u32', y_head_stride: 'u32',
+} as const;
+
+export function headMatmulShader(dtype: WeightDtype): KernelShader {
+  return {
+    label: `head_matmul_${dtype}`,
+    uniforms: UNIFORMS,
+    source: `const WG: u32 = ${WG}u;
+const BB: u32 = ${BB}u;
+const KC: u32 = ${KC}u;
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> w: array<u32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+${uniformStructWgsl(UNIFORMS, 3)}
+${weightLoadWgsl(dtype, 'w')}
+${BODY}`,
+  };
+}
+
+type Binding = GPUBuffer | BufferBinding;
+
+export interface HeadMatmulArgs {
+  readonly x: Binding;
+  readonly weight: GpuTensor;
+  readonly y: Binding;
+  readonly batch: number;
+  readonly heads: number;
+  readonly K: number;
+  readonly N: number;
+  /** Elements (defaults: x and y dense [batch, heads, K|N]). */
+  readonly xOffset?: number; readonly xRowStride?: number; readonly xHeadStride?: number;
+  readonly yOffset?: number; readonly yRowStride?: number; readonly yHeadStride?: number;
+  /** Weight element of W_0[0, 0]; heads wHeadStride apart, rows wRowStride apart (default dense [heads, K, N]). */
+  readonly wOffset?: number; readonly wHeadStride?: number; readonly wRowStride?: number;
+}
+
+export function headMatmul(a: HeadMatmulArgs): KernelProgram {
+  for (const [k, v] of Object.entries({ batch: a.batch, heads: a.heads, K: a.K, N: a.N })) {
+    if (!Number.isInteger(v) || v < 1) throw new RangeError(`headMatmul: ${k} = ${v} must be a positive integer`);
+  }
+  const wRow = a.wRowStride ?? a.N;
+  const wHead = a.wHeadStride ?? a.K * wRow;
+  const wOffset = a.wOffset ?? 0;
+  const lastWeight = wOffset + (a.heads - 1) * wHead + (a.K - 1) * wRow + a.N;
+  const stored = a.weight.shape.reduce((p, d) => p * d, 1);
+  if (lastWeight > stored) throw new RangeError(`headMatmul: the weight holds ${stored} values, the strides reach ${lastWeight}`);
+  return {
+    shader: headMatmulShader(a.weight.dtype),
+    buffers: [a.x, a.weight.buffer, a.y],
+    uniformValues: {
+      batch: a.batch, k: a.K, n: a.N,
+      x_offset: a.xOffset ?? 0, x_row_stride: a.xRowStride ?? a.heads * a.K, x_head_stride: a.xHeadStride ?? a.K,
+      w_offset: wOffset, w_head_stride: wHead, w_row_stride: wRow,
+      y_offset: a.yOffset ?? 0, y_row_stride: a.yRowStride ?? a.heads * a.N, y_head_stride: a.yHeadStride ?? a.N,
+    },
+    workgroups: [Math.ceil(a.N / (4 * WG)), a.heads, Math.ceil(a.batch / BB)],
+  };
+}

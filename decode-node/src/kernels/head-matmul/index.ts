@@ -1,0 +1,1 @@
+export { headMatmul, headMatmulShader, type HeadMatmulArgs } from './head-matmul.js';

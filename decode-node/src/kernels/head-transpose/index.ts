@@ -1,0 +1,1 @@
+export { headTranspose, headTransposeBytes, headTransposeShader, type HeadTransposeArgs } from './head-transpose.js';

@@ -1,0 +1,28 @@
+// The CLI as a user runs it (a child process on the real GPU runtime), against the fixture's reference.
+import test from 'ava';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import { maxAbsDiff, readFixtureJson } from '@latentwire/shared/testing';
+
+const run = promisify(execFile);
+const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+interface Case { readonly input_ids: number[]; readonly greedy_ids: number[]; readonly step_logits: number[][] }
+const [first] = readFixtureJson<{ cases: Case[] }>('reference.json').cases;
+
+test('cli - logits --decode-steps prints the prefill and decode-step logits of transformers and its greedy ids', async (t) => {
+  const { stdout } = await run('node', [CLI, 'logits', '--ids', first!.input_ids.join(','), '--decode-steps', '5', '--kv-dtype', 'f32', '--page-size', '4']);
+  const out = JSON.parse(stdout) as { step_logits: number[][]; ids: number[] };
+  t.deepEqual(out.ids, first!.greedy_ids.slice(0, 5));
+  t.is(out.step_logits.length, 5);
+  for (const [i, row] of out.step_logits.entries()) t.true(maxAbsDiff(row, first!.step_logits[i]!) < 1e-3, `step ${i}`);
+});
+
+test('cli - generate decodes through the engine (bf16 cache) and gives the greedy ids; bad flags are usage errors', async (t) => {
+  const { stdout } = await run('node', [CLI, 'generate', '--ids', first!.input_ids.join(','), '--max-tokens', '8', '--kv-dtype', 'bf16', '--page-size', '16', '--json']);
+  const out = JSON.parse(stdout) as { ids: number[]; text: string };
+  t.deepEqual(out.ids, first!.greedy_ids.slice(0, 8));
+  const bad = await run('node', [CLI, 'generate', '--ids', '1,2', '--kv-dtype', 'int4']).catch((e: { code: number; stderr: string }) => e);
+  t.is((bad as { code: number }).code, 2);
+  t.regex((bad as { stderr: string }).stderr, /KV_CACHE_DTYPE="int4"/);
+});

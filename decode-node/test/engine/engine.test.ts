@@ -1,0 +1,142 @@
+// The continuous-batching engine on the tiny fixture, through its two entries: the local path (prefill on this
+// node) and the disaggregated one (reserve → KV bytes written page by page → admitPrefilled), checking that
+// a batch gives each request the tokens it gets alone, and that pages always return to the pool.
+import test from 'ava';
+import { loadPrefillModel, LatentPageStager, pageRows, type PrefillModel } from '@latentwire/shared/prefill';
+import { FIXTURE_DIR, readFixtureJson, testGpu } from '@latentwire/shared/testing';
+import type { KvDtype } from '@latentwire/shared/kv';
+import type { MlaConfig } from '@latentwire/shared/model';
+import { DecodeModel } from '../../src/engine/decode-model.js';
+import { DecodeEngine, type EngineRequest, type Usage } from '../../src/engine/engine.js';
+import type { FinishReason } from '../../src/scheduler/index.js';
+
+interface Case { readonly input_ids: number[]; readonly greedy_ids: number[] }
+const cases = readFixtureJson<{ cases: Case[] }>('reference.json').cases;
+
+interface Result { tokens: number[]; reason: FinishReason; usage: Usage; error?: unknown }
+
+function collect(start: (events: { onTokens(t: readonly number[]): void; onFinish(r: FinishReason, u: Usage, e?: unknown): void }) => void): Promise<Result> {
+  return new Promise((resolve, reject) => {
+    const tokens: number[] = [];
+    try {
+      start({ onTokens: (t) => tokens.push(...t), onFinish: (reason, usage, error) => resolve({ tokens, reason, usage, error }) });
+    } catch (err) {
+      reject(err);
+    }
+  });
+}
+
+let loaded: Promise<{ prefill: PrefillModel; cfg: MlaConfig }> | null = null;
+function fixture() {
+  loaded ??= testGpu().then((gpu) => {
+    const { folder, model } = loadPrefillModel(gpu, FIXTURE_DIR);
+    return { prefill: model, cfg: folder.config };
+  });
+  return loaded;
+}
+
+async function engineFor(kvDtype: KvDtype, opts: { numPages?: number; leaseMs?: number; now?: () => number; maxBatch?: number } = {}) {
+  const gpu = await testGpu();
+  const { prefill, cfg } = await fixture();
+  const model = await DecodeModel.create(gpu, cfg, prefill.weights, {
+    maxBatch: opts.maxBatch ?? 8, maxContext: 160, pageSize: 16, kvDtype, numPages: opts.numPages ?? 80, ropeFreqPrecision: prefill.ropeFreqPrecision,
+  });
+  return { engine: new DecodeEngine(model, prefill, { maxWaiting: 32, leaseMs: opts.leaseMs ?? 10_000, now: opts.now }), cfg, prefill };
+}
+
+const requests = (cfg: MlaConfig): EngineRequest[] => [
+  ...cases.map((c, b) => ({ id: `greedy-${b}`, promptIds: c.input_ids, maxTokens: 16, sampling: { temperature: 0, topK: 0, topP: 1, seed: 0 }, eosTokenIds: cfg.eosTokenIds })),
+  ...cases.map((c, b) => ({ id: `sampled-${b}`, promptIds: c.input_ids, maxTokens: 12 + b, sampling: { temperature: 0.9, topK: 40, topP: 0.95, seed: 1234 + b }, eosTokenIds: cfg.eosTokenIds })),
+];
+
+test('engine - greedy requests reproduce transformers; a batch of 6 equals each request alone; pages return', async (t) => {
+  const { engine, cfg } = await engineFor('bf16');
+  const total = engine.stats().totalPages;
+  const reqs = requests(cfg);
+  const alone: Result[] = [];
+  for (const req of reqs) alone.push(await collect((ev) => engine.submit(req, ev)));
+  for (const [b, c] of cases.entries()) {
+    t.deepEqual(alone[b]!.tokens, c.greedy_ids.slice(0, alone[b]!.tokens.length), `case ${b}`);
+    t.is(alone[b]!.reason, alone[b]!.tokens.length === 16 ? 'length' : 'stop');
+  }
+  const stepsBefore = engine.steps;
+  const together = await Promise.all(reqs.map((req) => collect((ev) => engine.submit(req, ev))));
+  t.deepEqual(together.map((r) => r.tokens), alone.map((r) => r.tokens), 'batched tokens equal the tokens alone');
+  t.deepEqual(together.map((r) => r.usage), reqs.map((req, i) => ({ promptTokens: req.promptIds.length, completionTokens: alone[i]!.tokens.length })));
+  t.true(engine.steps - stepsBefore <= 16, `the 6 requests shared steps (${engine.steps - stepsBefore})`);
+  await engine.idle();
+  t.is(engine.stats().freePages, total);
+  engine.model.release();
+});
+
+test('engine - pages return after finished, cancelled, failed, expired and cancelled reservations', async (t) => {
+  let clock = 0;
+  const { engine, cfg } = await engineFor('fp8_e5m2', { now: () => clock });
+  const total = engine.stats().totalPages;
+  const [a, b, c] = requests(cfg);
+  const done = collect((ev) => engine.submit(a!, ev));
+  const cancelled = collect((ev) => engine.submit({ ...b!, id: 'to-cancel', maxTokens: 40 }, {
+    onTokens: (tok) => { ev.onTokens(tok); if (tok.length > 0) engine.cancel('to-cancel'); },
+    onFinish: ev.onFinish,
+  }));
+  const failed = collect((ev) => engine.submit({ ...c!, id: 'to-fail', maxTokens: 40 }, {
+    onTokens: (tok) => { ev.onTokens(tok); engine.fail('to-fail', new Error('injected')); },
+    onFinish: ev.onFinish,
+  }));
+  engine.reserve('expires', 40);
+  engine.reserve('withdrawn', 40);
+  t.true(engine.cancel('withdrawn'));
+  const results = await Promise.all([done, cancelled, failed]);
+  t.deepEqual(results.map((r) => r.reason), [results[0]!.tokens.length === 16 ? 'length' : 'stop', 'cancelled', 'error']);
+  t.true(results[1]!.tokens.length < 40 && results[2]!.tokens.length < 40);
+  t.is((results[2]!.error as Error).message, 'injected');
+  await engine.idle();
+  t.is(engine.stats().freePages, total - Math.ceil(40 / 16), 'only the live reservation holds pages');
+  clock += 20_000; // its lease runs out
+  t.is(engine.stats().freePages, total);
+  t.false(engine.cancel('expires'));
+  engine.model.release();
+});
+
+test('engine - a request that no pool could hold, and a full queue, are rejected with reasons', async (t) => {
+  const { engine, cfg } = await engineFor('bf16', { numPages: 4, maxBatch: 1 });
+  const req = requests(cfg)[0]!;
+  t.throws(() => engine.submit({ ...req, id: "huge", maxTokens: 200 }, { onTokens() {}, onFinish() {} }), { message: /exceed the context/ });
+  t.throws(() => engine.reserve("big", 5 * 16), { message: /pool has 4/ });
+  engine.reserve('small', 3 * 16);
+  t.throws(() => engine.reserve('more', 2 * 16), { message: /pages free/ });
+  t.true(engine.cancel('small'));
+  t.is(engine.stats().freePages, 4);
+  engine.model.release();
+});
+
+for (const kvDtype of ['fp8_e4m3', 'f32'] as const) {
+  test(`engine - disaggregated handoff (${kvDtype}): KV pages as bytes + admitPrefilled give the local path's tokens`, async (t) => {
+    const gpu = await testGpu();
+    const { engine, cfg, prefill } = await engineFor(kvDtype);
+    const total = engine.stats().totalPages;
+    const stager = new LatentPageStager(gpu, engine.model.cache.layout);
+    for (const req of requests(cfg).filter((_, i) => i % 2 === 0)) {
+      const local = await collect((ev) => engine.submit(req, ev));
+      const id = `${req.id}-pd`;
+      const lease = engine.reserve(id, req.promptIds.length + req.maxTokens);
+      const out = await prefill.prefill(req.promptIds);
+      for (let l = 0; l < cfg.numLayers; l++) {
+        const bytes = await stager.pages(out.latent[l]!, out.tokens);
+        for (let p = 0; p * 16 < out.tokens; p++) {
+          const page = pageRows(engine.model.cache.layout, bytes, out.tokens, p);
+          engine.writeKv(id, l, p, 0, page.rows, page.scales);
+        }
+      }
+      out.release();
+      const first = local.tokens[0]!; // the prefill node samples it; same seed and counter 0 → same token
+      const pd = await collect((ev) => engine.admitPrefilled({ ...req, id }, first, ev));
+      t.deepEqual(pd.tokens, local.tokens, req.id);
+      t.true(lease.pages.length >= 1);
+    }
+    await engine.idle();
+    t.is(engine.stats().freePages, total);
+    stager.release();
+    engine.model.release();
+  });
+}

@@ -1,0 +1,56 @@
+// The prefill job: what the gateway enqueues on BullMQ (Redis) after a decode node reserved the pages, and
+// what a prefill worker validates before touching the GPU. BullMQ stores job data as JSON, so this is a
+// JSON-safe object (token ids as a number array) with the same field rules as the NATS messages.
+import { z } from 'zod';
+import { label, layoutKey, positiveU32, tokenId, tokenIds, u32, wireId } from './fields.js';
+import { MAX_STOP_TOKENS, type WireSampling } from './messages/prefill.js';
+import { WireError } from './errors.js';
+
+/** Longest prompt a job may carry (DeepSeek-V3's 128K context, with room). */
+export const MAX_PROMPT_TOKENS = 1 << 18;
+
+export interface PrefillJob {
+  readonly v: 1;
+  readonly requestId: string;
+  /** The decode node holding the reservation: the KV goes to its subjects. */
+  readonly decodeNodeId: string;
+  readonly promptIds: readonly number[];
+  readonly sampling: WireSampling;
+  readonly maxTokens: number;
+  readonly stopTokenIds: readonly number[];
+  readonly eosTokenIds: readonly number[];
+  /** The reserving node's cache layout: the prefill quantizes into it. */
+  readonly layoutKey: string;
+  readonly fingerprint: string;
+  /** Epoch ms after which the reservation is gone: a job that starts later fails at once. */
+  readonly deadline: number;
+}
+
+const schema = z.object({
+  v: z.literal(1),
+  requestId: wireId,
+  decodeNodeId: wireId,
+  promptIds: z.array(tokenId).min(1).max(MAX_PROMPT_TOKENS),
+  sampling: z.object({ temperature: z.number().min(0).max(100), topK: u32, topP: z.number().gt(0).max(1), seed: u32 }),
+  maxTokens: positiveU32,
+  stopTokenIds: tokenIds(MAX_STOP_TOKENS),
+  eosTokenIds: tokenIds(MAX_STOP_TOKENS),
+  layoutKey,
+  fingerprint: label,
+  deadline: z.number().min(0),
+});
+
+/** Validates job data read back from Redis (a job is data from the outside like any message). */
+export function parsePrefillJob(data: unknown): PrefillJob {
+  const r = schema.safeParse(data);
+  if (!r.success) {
+    const issue = r.error.issues[0]!;
+    throw new WireError('invalid', `prefill job: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+  }
+  return r.data as PrefillJob;
+}
+
+/** The BullMQ queue prefill jobs go through, per subject prefix so test clusters don't share it. */
+export function prefillQueueName(prefix: string): string {
+  return `${prefix.replace(/\./g, '-')}-prefill`;
+}
