@@ -1,0 +1,34 @@
+// What the message handlers share: the engine, what this node serves (the identity its heartbeats announce
+// and reserve / kv-chunk / prefill-done are checked against), the handoffs in flight, metrics and the log.
+import type { Logger } from 'pino';
+import { latentLayoutKey, type LatentKvLayout } from '@latentwire/shared/kv';
+import type { DecodeEngine } from '../engine/engine.js';
+import type { Handoffs } from './handoffs.js';
+import type { DecodeMetrics } from './metrics.js';
+
+export interface NodeIdentity {
+  readonly nodeId: string;
+  /** The served checkpoint's fingerprint (ModelFolder.fingerprint). */
+  readonly fingerprint: string;
+  readonly layout: LatentKvLayout;
+  /** latentLayoutKey(layout). */
+  readonly layoutKey: string;
+  readonly layers: number;
+  readonly vocabSize: number;
+}
+
+export function nodeIdentity(nodeId: string, fingerprint: string, engine: DecodeEngine): NodeIdentity {
+  const layout = engine.model.cache.layout;
+  return Object.freeze({
+    nodeId, fingerprint, layout, layoutKey: latentLayoutKey(layout),
+    layers: engine.model.cfg.numLayers, vocabSize: engine.model.cfg.vocabSize,
+  });
+}
+
+export interface ServiceContext {
+  readonly engine: DecodeEngine;
+  readonly node: NodeIdentity;
+  readonly handoffs: Handoffs;
+  readonly metrics: DecodeMetrics;
+  readonly logger: Logger;
+}

@@ -1,0 +1,82 @@
+// The control subject: prefill-done (→ prefill-done-ack), prefill-failed and cancel (no reply).
+import {
+  prefillDoneAckMessage, type Cancel, type PrefillDone, type PrefillDoneAck, type PrefillDoneRefusal, type PrefillFailed,
+} from '@latentwire/shared/wire';
+import type { RequestEvents } from '../engine/engine.js';
+import { SchedulerRejection } from '../scheduler/index.js';
+import type { ServiceContext } from './context.js';
+
+/** Where an admitted request's tokens go: its TokenStream, opened as it is admitted. */
+export interface TokenStreams {
+  open(requestId: string): RequestEvents;
+  /** Forgets a stream that never got an event (admission failed). */
+  discard(requestId: string): void;
+}
+
+/**
+ * Commits a complete handoff: the sequence joins the batch with the prefill's first token and its tokens go
+ * to the request's TokenStream (opened only once the handoff checks out). Any refusal
+ * also ends the reservation, so its pages return at once: a handoff that failed a check can't be repaired.
+ */
+export function handlePrefillDone(ctx: ServiceContext, m: PrefillDone, streams: TokenStreams): PrefillDoneAck {
+  const { engine, node } = ctx;
+  const refuse = (reason: PrefillDoneRefusal, detail: string): PrefillDoneAck => {
+    if (reason !== 'no-reservation' && reason !== 'cancelled') engine.cancel(m.requestId);
+    ctx.handoffs.end(m.requestId, reason !== 'no-reservation'); // late kv-chunks then get 'cancelled'
+    ctx.metrics.refuse('prefill-done', reason);
+    ctx.logger.info({ requestId: m.requestId, reason, detail }, 'prefill-done refused');
+    return prefillDoneAckMessage({ requestId: m.requestId, ok: false, reason, detail });
+  };
+  const live = ctx.handoffs.get(m.requestId);
+  if (live === 'cancelled') return refuse('cancelled', `${m.requestId} was cancelled`);
+  if (live === 'no-reservation') return refuse('no-reservation', `${m.requestId} has no live reservation (never made, expired or already committed)`);
+  const { handoff } = live;
+  if (m.fingerprint !== node.fingerprint) return refuse('incompatible', `fingerprint ${m.fingerprint.slice(0, 16)}… is not this node's`);
+  if (m.layoutKey !== node.layoutKey) return refuse('incompatible', `layout ${m.layoutKey}, this node has ${node.layoutKey}`);
+  if (m.layers !== node.layers) return refuse('incompatible', `${m.layers} layers sent, the model has ${node.layers}`);
+  if (m.firstToken >= node.vocabSize) return refuse('incompatible', `firstToken ${m.firstToken} outside the vocabulary of ${node.vocabSize}`);
+  if (m.promptTokens !== handoff.promptTokens) return refuse('incompatible', `promptTokens ${m.promptTokens}, ${handoff.promptTokens} reserved`);
+  if (m.maxTokens > handoff.maxTokens) return refuse('too-large', `maxTokens ${m.maxTokens}, ${handoff.maxTokens} reserved`);
+  const missing = handoff.coverage.missing();
+  if (missing) return refuse('incomplete', missing);
+  const req = {
+    id: m.requestId,
+    // the engine only reads a prefilled request's prompt length: a hole-y array of that length, no ids
+    promptIds: new Array<number>(m.promptTokens),
+    maxTokens: m.maxTokens, sampling: m.sampling, stopTokenIds: m.stopTokenIds, eosTokenIds: m.eosTokenIds,
+  };
+  try {
+    engine.admitPrefilled(req, m.firstToken, streams.open(m.requestId));
+  } catch (err) {
+    streams.discard(m.requestId); // admitPrefilled throws before it sends any event
+    if (err instanceof SchedulerRejection) {
+      const tooLarge = err.reason === 'too-large' || err.reason === 'reservation-too-small';
+      return refuse(tooLarge ? 'too-large' : 'no-reservation', err.message);
+    }
+    if (err instanceof RangeError) return refuse('incompatible', err.message); // sampling settings the sampler refuses
+    throw err;
+  }
+  ctx.handoffs.end(m.requestId, false);
+  ctx.metrics.admitted.inc();
+  return prefillDoneAckMessage({ requestId: m.requestId, ok: true });
+}
+
+/** The prefill gave up: drop the reservation. A request already decoding is left alone (a stale message). */
+export function handlePrefillFailed(ctx: ServiceContext, m: PrefillFailed): void {
+  const live = ctx.handoffs.get(m.requestId);
+  if (typeof live === 'string') {
+    ctx.logger.debug({ requestId: m.requestId }, 'prefill-failed for a request without a reservation');
+    return;
+  }
+  ctx.engine.cancel(m.requestId);
+  ctx.handoffs.end(m.requestId);
+  ctx.logger.info({ requestId: m.requestId, reason: m.reason }, 'prefill failed; reservation dropped');
+}
+
+/** Ends the request in whatever state it is (reservation, waiting, decoding); its pages return to the pool. */
+export function handleCancel(ctx: ServiceContext, m: Cancel): void {
+  const ended = ctx.engine.cancel(m.requestId);
+  ctx.handoffs.end(m.requestId);
+  // the gateway may cancel a request this node never got or already finished: not worth an info line
+  ctx.logger[ended ? 'info' : 'debug']({ requestId: m.requestId, reason: m.reason, ended }, 'cancel');
+}

@@ -1,0 +1,32 @@
+// reserve → reserve-reply: pages for prompt + max_tokens under a lease, or why not.
+import { reserveReplyMessage, type Reserve, type ReserveRefusal, type ReserveReply } from '@latentwire/shared/wire';
+import { SchedulerRejection } from '../scheduler/index.js';
+import type { ServiceContext } from './context.js';
+
+export function handleReserve(ctx: ServiceContext, m: Reserve): ReserveReply {
+  const { engine, node } = ctx;
+  const refuse = (reason: ReserveRefusal, detail: string): ReserveReply => {
+    ctx.metrics.refuse('reserve', reason);
+    ctx.logger.info({ requestId: m.requestId, reason, detail }, 'reserve refused');
+    return reserveReplyMessage({ requestId: m.requestId, ok: false, reason, pages: 0, freePages: engine.stats().freePages, leaseMs: 0 });
+  };
+  if (m.fingerprint !== node.fingerprint) return refuse('incompatible', `fingerprint ${m.fingerprint.slice(0, 16)}… is not this node's`);
+  if (m.layoutKey !== node.layoutKey) return refuse('incompatible', `layout ${m.layoutKey}, this node has ${node.layoutKey}`);
+  let lease;
+  try {
+    lease = engine.reserve(m.requestId, m.promptTokens + m.maxTokens);
+  } catch (err) {
+    if (!(err instanceof SchedulerRejection)) throw err;
+    switch (err.reason) {
+      case 'no-pages': case 'too-large': case 'duplicate-id': case 'queue-full':
+        return refuse(err.reason, err.message);
+      default:
+        throw err; // reserve() raises no other reason
+    }
+  }
+  ctx.handoffs.add(m.requestId, m.promptTokens, m.maxTokens);
+  return reserveReplyMessage({
+    requestId: m.requestId, ok: true, pages: lease.pages.length, freePages: engine.stats().freePages,
+    leaseMs: Math.max(0, Math.round(lease.expiresAt - Date.now())),
+  });
+}

@@ -1,0 +1,72 @@
+// One admitted request's tokens → `tokens` messages on its subject. Tokens wait up to flushMs so that fast
+// steps share a message (at MAX_BATCH sequences a message per token per step would be MAX_BATCH messages a
+// step); the first token of a wait starts the timer. `seq` counts messages from 0; the last one carries
+// the finish reason and usage (and the error text for 'error'), with whatever tokens were still waiting.
+import { encodeMessage, tokensMessage, type FinishReason, type Tokens, type Usage } from '@latentwire/shared/wire';
+import type { RequestEvents } from '../engine/engine.js';
+
+/** Well under MAX_TOKENS_PER_MESSAGE; a wait never gathers this many unless flushMs is huge. */
+const MAX_PENDING = 4096;
+/** The wire's bound on error text. */
+const MAX_ERROR_CHARS = 1000;
+
+export class TokenStream implements RequestEvents {
+  private pending: number[] = [];
+  private seq = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private done = false;
+
+  /**
+   * @param publish sends one encoded message on the request's tokens subject (never throws: it logs)
+   * @param onDone called once after the final message, with the finish reason
+   */
+  constructor(
+    readonly requestId: string,
+    private readonly flushMs: number,
+    private readonly publish: (bytes: Uint8Array) => void,
+    private readonly onDone: (reason: FinishReason, usage: Usage) => void,
+  ) {}
+
+  get finished(): boolean {
+    return this.done;
+  }
+
+  onTokens(tokens: readonly number[]): void {
+    if (this.done) return;
+    this.pending.push(...tokens);
+    if (this.flushMs === 0 || this.pending.length >= MAX_PENDING) this.flush();
+    else this.timer ??= setTimeout(() => this.flush(), this.flushMs);
+  }
+
+  onFinish(reason: FinishReason, usage: Usage, error?: unknown): void {
+    if (this.done) return;
+    this.done = true;
+    this.clearTimer();
+    const errorText = reason === 'error' ? describeError(error) : undefined;
+    this.send({ finishReason: reason, usage: { promptTokens: usage.promptTokens, completionTokens: usage.completionTokens }, error: errorText });
+    this.onDone(reason, usage);
+  }
+
+  private flush(): void {
+    this.clearTimer();
+    if (this.pending.length > 0 && !this.done) this.send({});
+  }
+
+  private send(last: Pick<Tokens, 'finishReason' | 'usage' | 'error'>): void {
+    const msg = tokensMessage({ requestId: this.requestId, seq: this.seq, tokens: this.pending, ...last });
+    this.pending = [];
+    this.seq = (this.seq + 1) >>> 0;
+    this.publish(encodeMessage(msg));
+  }
+
+  private clearTimer(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+}
+
+/** An engine error as the wire's error text: its message, never prompt text (engine errors carry none). */
+function describeError(err: unknown): string {
+  const text = err instanceof Error ? `${err.name}: ${err.message}` : String(err ?? 'unknown error');
+  return (text.length > MAX_ERROR_CHARS ? `${text.slice(0, MAX_ERROR_CHARS - 1)}…` : text) || 'unknown error';
+}

@@ -1,0 +1,111 @@
+// The other side of the decode node in its integration tests: a gateway that reserves and reads tokens, and
+// a prefill node that sends KV (real prefill output, or filler bytes) and prefill-done, all over real NATS.
+import type { Msg, NatsConnection } from '@nats-io/transport-node';
+import { latentLayoutKey, type LatentKvLayout } from '@latentwire/shared/kv';
+import { pageRows, type PrefillModel } from '@latentwire/shared/prefill';
+import {
+  cancelMessage, decodeMessage, encodeMessage, kvChunkMessages, maxPayloadOf, prefillDoneMessage, prefillFailedMessage, reserveMessage,
+  SUBJECT_TYPES,
+  type KvAck, type PrefillDone, type ReserveReply, type Tokens, type WireSubjects,
+} from '@latentwire/shared/wire';
+
+export const GREEDY = { temperature: 0, topK: 0, topP: 1, seed: 0 } as const;
+
+export class Peer {
+  constructor(
+    readonly nc: NatsConnection, readonly subjects: WireSubjects, readonly nodeId: string,
+    readonly fingerprint: string, readonly layout: LatentKvLayout,
+  ) {}
+
+  get layoutKey(): string {
+    return latentLayoutKey(this.layout);
+  }
+
+  async reserve(requestId: string, promptTokens: number, maxTokens: number, over: { fingerprint?: string; layoutKey?: string } = {}): Promise<ReserveReply> {
+    const m = reserveMessage({ requestId, promptTokens, maxTokens, fingerprint: this.fingerprint, layoutKey: this.layoutKey, ...over });
+    return decodeMessage((await this.request(this.subjects.reserve(this.nodeId), encodeMessage(m))).data, SUBJECT_TYPES.reserveReply);
+  }
+
+  /** One layer's contiguous pages (the prefill's stream format) as kv-chunks cut to max_payload; every ack. */
+  async sendLayer(requestId: string, layer: number, pages: Uint8Array, tokens: number, skipPage?: number): Promise<KvAck[]> {
+    const acks: KvAck[] = [];
+    const l = this.layout;
+    for (let p = 0; p * l.pageSize < tokens; p++) {
+      if (p === skipPage) continue;
+      const page = pageRows(l, pages, tokens, p);
+      const chunks = kvChunkMessages({
+        requestId, layer, pageIndex: p, pageSize: l.pageSize, layoutKey: this.layoutKey, dtype: l.dtype, rowBytes: l.rowBytes, ...page,
+      }, maxPayloadOf(this.nc));
+      for (const c of chunks) acks.push(decodeMessage((await this.request(this.subjects.kv(this.nodeId), c.bytes)).data, SUBJECT_TYPES.kvReply));
+    }
+    return acks;
+  }
+
+  /** Every layer's pages filled with zeros (valid in every dtype: 0 and scale 0), for handoffs whose tokens don't matter. */
+  async sendFiller(requestId: string, layers: number, tokens: number, skip?: { layer: number; page: number }): Promise<KvAck[]> {
+    const pages = new Uint8Array(Math.ceil(tokens / this.layout.pageSize) * this.layout.pageBytes);
+    const acks: KvAck[] = [];
+    for (let layer = 0; layer < layers; layer++) acks.push(...await this.sendLayer(requestId, layer, pages, tokens, skip?.layer === layer ? skip.page : undefined));
+    return acks;
+  }
+
+  /** Runs the real prefill, streaming each layer's KV as it is computed; gives the sampled first token. */
+  async prefill(model: PrefillModel, requestId: string, ids: readonly number[]): Promise<{ firstToken: number; acks: KvAck[] }> {
+    const acks: KvAck[] = [];
+    const out = await model.prefill(ids, {
+      stream: { layout: this.layout, onLayer: async (layer, pages) => void acks.push(...await this.sendLayer(requestId, layer, pages, ids.length)) },
+      sample: { ...GREEDY, counter: 0 },
+    });
+    out.release();
+    return { firstToken: out.token!, acks };
+  }
+
+  async prefillDone(f: Partial<PrefillDone> & Pick<PrefillDone, 'requestId' | 'promptTokens' | 'firstToken' | 'maxTokens'>, layers: number) {
+    const m = prefillDoneMessage({
+      layers, sampling: GREEDY, stopTokenIds: [], eosTokenIds: [], layoutKey: this.layoutKey, fingerprint: this.fingerprint, ...f,
+    });
+    return decodeMessage((await this.request(this.subjects.control(this.nodeId), encodeMessage(m))).data, SUBJECT_TYPES.controlReply);
+  }
+
+  prefillFailed(requestId: string): void {
+    this.nc.publish(this.subjects.control(this.nodeId), encodeMessage(prefillFailedMessage({ requestId, reason: 'GPU lost' })));
+  }
+
+  cancel(requestId: string): void {
+    this.nc.publish(this.subjects.control(this.nodeId), encodeMessage(cancelMessage({ requestId, reason: 'client-disconnected' })));
+  }
+
+  /** Subscribes to a request's tokens; once the server has the subscription, gives `done`: every message, once the final one arrived. */
+  async tokens(requestId: string, onMessage?: (m: Tokens) => void, timeoutMs = 60_000): Promise<{ done: Promise<Tokens[]> }> {
+    const got: Tokens[] = [];
+    const sub = this.nc.subscribe(this.subjects.tokens(requestId));
+    await this.nc.flush();
+    const timer = setTimeout(() => sub.unsubscribe(), timeoutMs); // ends the loop below without a final message
+    const done = (async () => {
+      for await (const msg of sub) {
+        const m = decodeMessage(msg.data, SUBJECT_TYPES.tokens);
+        got.push(m);
+        onMessage?.(m);
+        if (m.finishReason) break;
+      }
+      clearTimeout(timer);
+      sub.unsubscribe();
+      return got;
+    })();
+    return { done };
+  }
+
+  private request(subject: string, bytes: Uint8Array): Promise<Msg> {
+    return this.nc.request(subject, bytes, { timeout: 10_000 });
+  }
+}
+
+/** Polls `check` every 10 ms until it holds; returns the ms it took, or throws after timeoutMs. */
+export async function waitFor(check: () => boolean, timeoutMs: number, what: string): Promise<number> {
+  const start = performance.now();
+  while (!check()) {
+    if (performance.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return performance.now() - start;
+}
