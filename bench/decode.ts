@@ -22,7 +22,7 @@ interface DecodeModelLike {
   step(input: {
     tokens: number[]; positions: number[]; pageTables: number[][];
     sampling: { temperature: number; topK: number; topP: number; seed: number; counter: number }[];
-  }): Promise<{ tokens: Uint32Array }>;
+  }): Promise<{ tokens: Uint32Array; timings: { submitMs: number; waitMs: number } }>;
   release(): void;
 }
 interface DecodeModule {
@@ -92,14 +92,22 @@ async function main(): Promise<void> {
           sampling: Array.from({ length: B }, (_, b) => ({ temperature: 0, topK: 0, topP: 1, seed: b, counter: i })),
         });
         await model.step(input(0)); // compiles every pipeline
+        gpu.profiler?.reset();
+        let submitMs = 0;
         const t0 = performance.now();
-        for (let i = 1; i <= iters; i++) await model.step(input(i));
+        for (let i = 1; i <= iters; i++) submitMs += (await model.step(input(i))).timings.submitMs;
         const ms = (performance.now() - t0) / iters;
+        if (gpu.profiler) {
+          const report = gpu.profiler.report();
+          const gpuMs = report.reduce((a, r) => a + r.ms, 0) / iters;
+          printTable(`GPU time per step by kernel (${dtype}, batch ${B}, context ${ctx}): ${gpuMs.toFixed(2)} ms of ${ms.toFixed(2)} ms`,
+            report.slice(0, 14).map((r) => ({ kernel: r.label, 'ms/step': r.ms / iters, 'dispatches/step': r.count / iters })));
+        }
         const kvBytes = B * (ctx + 1) * layout.tokenBytes * cfg.numLayers;
         const bytes = weightBytesPerStep(cfg, B) + kvBytes;
         const rooflineMs = (bytes / (peakGBps * 1e9)) * 1e3;
         rows.push({
-          dtype, batch: B, context: ctx, 'step ms': ms, 'tokens/s': (B * 1e3) / ms, 'MB/step': bytes / 1e6, 'KV MB': kvBytes / 1e6,
+          dtype, batch: B, context: ctx, 'step ms': ms, 'CPU submit ms': submitMs / iters, 'tokens/s': (B * 1e3) / ms, 'MB/step': bytes / 1e6, 'KV MB': kvBytes / 1e6,
           'roofline ms': rooflineMs, 'roofline tok/s': (B * 1e3) / rooflineMs, '% roofline': (100 * rooflineMs) / ms,
         });
         console.log(JSON.stringify(rows[rows.length - 1]));

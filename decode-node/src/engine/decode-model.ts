@@ -58,6 +58,8 @@ export interface DecodeStepInput {
 export interface DecodeStepOutput {
   readonly tokens: Uint32Array;
   readonly logits: Float32Array | null;
+  /** CPU time to build and submit the step's dispatches, and the wait for its tokens after that (ms). */
+  readonly timings: { readonly submitMs: number; readonly waitMs: number };
 }
 
 export class DecodeModel {
@@ -144,6 +146,7 @@ export class DecodeModel {
   /** Decodes one token for every sequence of the batch. */
   async step(input: DecodeStepInput): Promise<DecodeStepOutput> {
     const { gpu, cfg, s } = this;
+    const t0 = performance.now();
     const B = input.tokens.length;
     if (B < 1 || B > this.opts.maxBatch) throw new RangeError(`decode step: batch ${B} outside [1, ${this.opts.maxBatch}]`);
     if (input.positions.length !== B || input.pageTables.length !== B || input.sampling.length !== B) {
@@ -176,9 +179,10 @@ export class DecodeModel {
     const V = cfg.vocabSize;
     programs.push(sampleTokens({ logits: s.logits!, params: s.sampling!, out: s.sampled!, rows: B, vocab: V }));
     await gpu.run(programs);
+    const t1 = performance.now();
     const tokens = await gpu.readU32(s.sampled!, 0, B);
     const logits = input.returnLogits ? await gpu.readF32(s.logits!, 0, B * V) : null;
-    return { tokens, logits };
+    return { tokens, logits, timings: { submitMs: t1 - t0, waitMs: performance.now() - t1 } };
   }
 
   /** The step's programs up to the logits. */

@@ -5,3 +5,4 @@ export type { KernelProgram, KernelShader, BufferBinding } from './program.js';
 export { packUniforms, uniformStructWgsl, uniformByteSize } from './uniforms.js';
 export type { UniformSpec, UniformType, UniformValues } from './uniforms.js';
 export { Profiler } from './profiler.js';
+export { memoShader } from './memo-shader.js';

@@ -7,6 +7,9 @@ import type { KernelShader } from './program.js';
 export class PipelineCache {
   private readonly pending = new Map<string, Promise<GPUComputePipeline>>();
   private readonly ready = new Map<string, GPUComputePipeline>();
+  /** Fast path: memoized shader objects (memo-shader.ts) are found by identity, without hashing their source. */
+  private readonly byObject = new WeakMap<KernelShader, GPUComputePipeline>();
+  private readonly layouts = new WeakMap<GPUComputePipeline, GPUBindGroupLayout>();
 
   constructor(private readonly device: GPUDevice, private readonly dumpWgsl = false) {}
 
@@ -20,7 +23,22 @@ export class PipelineCache {
 
   /** The compiled pipeline if it is ready, else undefined (call `compile` first). */
   get(shader: KernelShader): GPUComputePipeline | undefined {
-    return this.ready.get(PipelineCache.key(shader));
+    let pipeline = this.byObject.get(shader);
+    if (!pipeline) {
+      pipeline = this.ready.get(PipelineCache.key(shader));
+      if (pipeline) this.byObject.set(shader, pipeline);
+    }
+    return pipeline;
+  }
+
+  /** The pipeline's bind group layout (asking Dawn for it on every dispatch costs a native call each). */
+  layout(pipeline: GPUComputePipeline): GPUBindGroupLayout {
+    let layout = this.layouts.get(pipeline);
+    if (!layout) {
+      layout = pipeline.getBindGroupLayout(0);
+      this.layouts.set(pipeline, layout);
+    }
+    return layout;
   }
 
   compile(shader: KernelShader): Promise<GPUComputePipeline> {

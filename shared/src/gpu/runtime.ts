@@ -133,7 +133,7 @@ export class Gpu {
           resource: { buffer: uniformBuf!, offset: offsets[i]!, size: uniformByteSize(p.shader.uniforms) },
         });
       }
-      const bindGroup = this.device.createBindGroup({ label: p.shader.label, layout: pipeline.getBindGroupLayout(0), entries });
+      const bindGroup = this.device.createBindGroup({ label: p.shader.label, layout: this.pipelines.layout(pipeline), entries });
       const [x, y = 1, z = 1] = p.workgroups;
       const maxDim = this.limits.maxComputeWorkgroupsPerDimension;
       if (x > maxDim || y > maxDim || z > maxDim) {

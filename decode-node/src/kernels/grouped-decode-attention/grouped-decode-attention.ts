@@ -22,6 +22,7 @@ import { readFileSync } from 'node:fs';
 import type { BufferBinding, KernelProgram, KernelShader } from '@latentwire/shared/gpu';
 import { uniformStructWgsl } from '@latentwire/shared/gpu';
 import { fp8Wgsl, latentKvLayout, type KvDtype, type KvElementType, type LatentKvLayout } from '@latentwire/shared/kv';
+import { memoShader } from '@latentwire/shared/gpu';
 
 const ATTN_WGSL = readFileSync(new URL('./grouped-decode-attention.wgsl', import.meta.url), 'utf8');
 const MERGE_WGSL = readFileSync(new URL('./grouped-decode-merge.wgsl', import.meta.url), 'utf8');
@@ -319,7 +320,7 @@ function fillTemplate(wgsl: string, parts: Record<string, string>): string {
   return out;
 }
 
-export function groupedDecodeAttentionShader(v: GroupedDecodeVariant): KernelShader & { readonly uniforms: typeof ATTN_UNIFORMS } {
+function build_groupedDecodeAttentionShader(v: GroupedDecodeVariant): KernelShader & { readonly uniforms: typeof ATTN_UNIFORMS } {
   const d = derive(v);
   const l = groupedDecodeLayout(v);
   const consts: Record<string, number> = {
@@ -351,7 +352,7 @@ ${fillTemplate(ATTN_WGSL, hotLoops(d))}`,
 
 const MERGE_WG = 64;
 
-export function groupedDecodeMergeShader(kvLoraRank: number): KernelShader & { readonly uniforms: typeof MERGE_UNIFORMS } {
+function build_groupedDecodeMergeShader(kvLoraRank: number): KernelShader & { readonly uniforms: typeof MERGE_UNIFORMS } {
   if (!Number.isInteger(kvLoraRank) || kvLoraRank < 4 || kvLoraRank % 4 !== 0) {
     throw new RangeError(`groupedDecodeMerge: kvLoraRank ${kvLoraRank} must be a positive multiple of 4`);
   }
@@ -468,3 +469,7 @@ export function groupedDecodeCost(p: {
   const r = p.variant.kvLoraRank;
   return { tokens, flops: tokens * p.heads * (2 * (r + p.variant.ropeDim) + 2 * r), cacheBytes: tokens * l.tokenBytes };
 }
+
+export const groupedDecodeAttentionShader = memoShader(build_groupedDecodeAttentionShader);
+
+export const groupedDecodeMergeShader = memoShader(build_groupedDecodeMergeShader);

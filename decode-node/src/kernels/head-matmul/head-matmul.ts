@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import type { BufferBinding, KernelProgram, KernelShader } from '@latentwire/shared/gpu';
 import { uniformStructWgsl } from '@latentwire/shared/gpu';
 import { weightLoadWgsl, type GpuTensor, type WeightDtype } from '@latentwire/shared/kernels';
+import { memoShader } from '@latentwire/shared/gpu';
 
 const BODY = readFileSync(new URL('./head-matmul.wgsl', import.meta.url), 'utf8');
 const WG = 64;
@@ -21,7 +22,7 @@ const UNIFORMS = {
   y_offset: 'u32', y_row_stride: 'u32', y_head_stride: 'u32',
 } as const;
 
-export function headMatmulShader(dtype: WeightDtype): KernelShader {
+function build_headMatmulShader(dtype: WeightDtype): KernelShader {
   return {
     label: `head_matmul_${dtype}`,
     uniforms: UNIFORMS,
@@ -76,3 +77,5 @@ export function headMatmul(a: HeadMatmulArgs): KernelProgram {
     workgroups: [Math.ceil(a.N / (4 * WG)), a.heads, Math.ceil(a.batch / BB)],
   };
 }
+
+export const headMatmulShader = memoShader(build_headMatmulShader);

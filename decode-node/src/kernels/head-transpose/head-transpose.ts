@@ -5,6 +5,7 @@
 import type { KernelProgram, KernelShader } from '@latentwire/shared/gpu';
 import { uniformStructWgsl } from '@latentwire/shared/gpu';
 import { weightLoadWgsl, type GpuTensor, type WeightDtype } from '@latentwire/shared/kernels';
+import { memoShader } from '@latentwire/shared/gpu';
 
 const WG = 64;
 const UNIFORMS = { heads: 'u32', rows: 'u32', cols: 'u32', head_row_stride: 'u32', row_offset: 'u32', words: 'u32', wg_x: 'u32' } as const;
@@ -20,7 +21,7 @@ function pack(dtype: WeightDtype): string {
   }
 }
 
-export function headTransposeShader(dtype: WeightDtype): KernelShader {
+function build_headTransposeShader(dtype: WeightDtype): KernelShader {
   const perWord = dtype === 'f32' ? 1 : 2;
   return {
     label: `head_transpose_${dtype}`,
@@ -81,3 +82,5 @@ export function headTranspose(a: HeadTransposeArgs): KernelProgram {
     workgroups: [wgX, Math.ceil(groups / wgX)],
   };
 }
+
+export const headTransposeShader = memoShader(build_headTransposeShader);

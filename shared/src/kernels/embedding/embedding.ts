@@ -2,11 +2,12 @@
 import type { KernelProgram, KernelShader } from '../../gpu/program.js';
 import { uniformStructWgsl } from '../../gpu/uniforms.js';
 import { weightLoadWgsl, type GpuTensor, type WeightDtype } from '../weight-dtype.js';
+import { memoShader } from '../../gpu/memo-shader.js';
 
 const WORKGROUP = 128;
 const UNIFORMS = { tokens: 'u32', hidden: 'u32', vocab: 'u32' } as const;
 
-export function embeddingShader(dtype: WeightDtype): KernelShader {
+function build_embeddingShader(dtype: WeightDtype): KernelShader {
   return {
     label: `embedding_${dtype}`,
     uniforms: UNIFORMS,
@@ -47,3 +48,5 @@ export function embedding(a: EmbeddingArgs): KernelProgram {
     workgroups: [a.tokens],
   };
 }
+
+export const embeddingShader = memoShader(build_embeddingShader);

@@ -8,6 +8,7 @@ import type { KvDtype } from '../../kv/kv-dtype.js';
 import { latentKvLayout, type LatentKvLayout } from '../../kv/latent-layout.js';
 import { sectionLoadWgsl } from './kv-element-wgsl.js';
 import { layoutUniforms, rowGrid } from './kv-grid.js';
+import { memoShader } from '../../gpu/memo-shader.js';
 
 const WORKGROUP = 64;
 const UNIFORMS = {
@@ -15,7 +16,7 @@ const UNIFORMS = {
   rope: 'u32', latent_words: 'u32', rope_words: 'u32', row_words: 'u32', page_words: 'u32', scales_word: 'u32', cache_offset: 'u32',
 } as const;
 
-export function kvDequantizeShader(dtype: KvDtype): KernelShader {
+function build_kvDequantizeShader(dtype: KvDtype): KernelShader {
   const l = latentKvLayout({ kvLoraRank: 1, ropeDim: 1, pageSize: 1, dtype }); // element types only
   const scaled = l.scales.kind !== 'none';
   return {
@@ -76,3 +77,5 @@ export function kvDequantize(a: KvDequantizeArgs): KernelProgram {
     workgroups: grid.workgroups,
   };
 }
+
+export const kvDequantizeShader = memoShader(build_kvDequantizeShader);

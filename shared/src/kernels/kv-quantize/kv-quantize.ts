@@ -18,6 +18,7 @@ import { bf16BitsWgsl, sectionPackWgsl } from './kv-element-wgsl.js';
 import { f32Bits } from '../../kv/fp8.js';
 import { INV_E4M3_MAX } from './latent-row-cpu.js';
 import { layoutUniforms, rowGrid } from './kv-grid.js';
+import { memoShader } from '../../gpu/memo-shader.js';
 
 const WORKGROUP = 64;
 const COMMON_UNIFORMS = {
@@ -32,7 +33,7 @@ export const KV_APPEND_MAX_POOLS = 4;
 
 type Addressing = { readonly kind: 'sequence' } | { readonly kind: 'rows'; readonly pools: number };
 
-export function kvQuantizeShader(dtype: KvDtype, addressing: Addressing = { kind: 'sequence' }): KernelShader {
+function build_kvQuantizeShader(dtype: KvDtype, addressing: Addressing = { kind: 'sequence' }): KernelShader {
   const l = latentKvLayout({ kvLoraRank: 1, ropeDim: 1, pageSize: 1, dtype }); // element types only
   const scaled = l.scales.kind !== 'none';
   const { bindings, locate, label } = addressingWgsl(addressing);
@@ -192,3 +193,5 @@ export function kvAppend(a: KvAppendArgs): KernelProgram {
     workgroups: grid.workgroups,
   };
 }
+
+export const kvQuantizeShader = memoShader(build_kvQuantizeShader);

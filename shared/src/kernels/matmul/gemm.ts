@@ -7,6 +7,7 @@
 import type { KernelShader } from '../../gpu/program.js';
 import { weightLoadWgsl, type WeightDtype } from '../weight-dtype.js';
 import { MATMUL_UNIFORMS, bindingsWgsl, unroll, weightUnpackWgsl, xLoadWgsl, type MatmulAlign } from './common.js';
+import { memoShader } from '../../gpu/memo-shader.js';
 
 export interface GemmTile {
   readonly BM: number;
@@ -43,7 +44,7 @@ export function gemmSlabBytes(t: GemmTile): number {
   return (t.BM + t.BN) * t.BK * 4;
 }
 
-export function gemmShader(dtype: WeightDtype, align: MatmulAlign, tile: GemmTile, doubleBuffer: boolean, accumulate: boolean): KernelShader {
+function build_gemmShader(dtype: WeightDtype, align: MatmulAlign, tile: GemmTile, doubleBuffer: boolean, accumulate: boolean): KernelShader {
   const { BM, BN, BK, TM, TN } = tile;
   const unrollK = tile.unrollK ?? true;
   if (TM % 4 !== 0 || TN % 4 !== 0 || BM % TM !== 0 || BN % TN !== 0) throw new RangeError(`matmul: bad GEMM tile ${JSON.stringify(tile)}`);
@@ -195,3 +196,5 @@ ${epilogue}
 `;
   return { label, source, uniforms: MATMUL_UNIFORMS };
 }
+
+export const gemmShader = memoShader(build_gemmShader);

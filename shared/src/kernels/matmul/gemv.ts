@@ -7,6 +7,7 @@
 import type { KernelShader } from '../../gpu/program.js';
 import { weightLoadWgsl, type WeightDtype } from '../weight-dtype.js';
 import { MATMUL_UNIFORMS, bindingsWgsl, unroll, weightUnpackWgsl, xLoadWgsl, type MatmulAlign } from './common.js';
+import { memoShader } from '../../gpu/memo-shader.js';
 
 export interface GemvConfig {
   /** Rows of x the shader is built for (M ≤ MB; 1, 2, 4, 8 or 16). */
@@ -43,7 +44,7 @@ export function gemvConfig(M: number, N: number, maxInvocations: number, maxWork
   return c;
 }
 
-export function gemvShader(dtype: WeightDtype, align: MatmulAlign, c: GemvConfig, accumulate: boolean): KernelShader {
+function build_gemvShader(dtype: WeightDtype, align: MatmulAlign, c: GemvConfig, accumulate: boolean): KernelShader {
   const { MB, R2, T, RG, U } = c;
   const ROWS = RG * R2;
   const OUTS = ROWS * MB;
@@ -136,3 +137,5 @@ ${each((m, r) => `  red[((g * ${R2}u + ${r}u) * MB + ${m}u) * T + t] = (acc${m}_
 `;
   return { label, source, uniforms: MATMUL_UNIFORMS };
 }
+
+export const gemvShader = memoShader(build_gemvShader);

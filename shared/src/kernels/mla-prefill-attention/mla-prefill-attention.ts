@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import type { BufferBinding, KernelProgram, KernelShader } from '../../gpu/program.js';
 import { uniformStructWgsl } from '../../gpu/uniforms.js';
+import { memoShader } from '../../gpu/memo-shader.js';
 
 const WGSL = readFileSync(new URL('./mla-prefill-attention.wgsl', import.meta.url), 'utf8');
 
@@ -125,7 +126,7 @@ function checkDims(dims: MlaHeadDims): void {
 }
 
 /** The compiled variant: one per (head dims, tiling). */
-export function mlaPrefillAttentionShader(
+function build_mlaPrefillAttentionShader(
   dims: MlaHeadDims, tiles: MlaPrefillTiles,
 ): KernelShader & { readonly uniforms: typeof UNIFORMS } {
   checkDims(dims);
@@ -255,3 +256,5 @@ export function mlaPrefillAttentionCost(a: {
     bytes: 4 * (a.qLen * a.heads * (dqk + a.v) + keys * (a.heads * (a.nope + a.v) + a.kvLoraRank + a.rope)),
   };
 }
+
+export const mlaPrefillAttentionShader = memoShader(build_mlaPrefillAttentionShader);

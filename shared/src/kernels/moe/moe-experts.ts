@@ -24,6 +24,7 @@ import type { KernelProgram, KernelShader } from '../../gpu/program.js';
 import { uniformStructWgsl } from '../../gpu/uniforms.js';
 import type { GpuTensor, WeightDtype } from '../weight-dtype.js';
 import { moeRoute, type MoeRouting } from './moe-route.js';
+import { memoShader } from '../../gpu/memo-shader.js';
 
 const sources = new Map<string, string>();
 function wgsl(file: string): string {
@@ -158,7 +159,7 @@ const DOWN_UNIFORMS = {
 } as const;
 const COMBINE_UNIFORMS = { tokens: 'u32', hidden: 'u32', out_stride: 'u32', out_offset: 'u32', accumulate: 'u32' } as const;
 
-export function moeGroupShader(nExperts: number, TM: number): KernelShader {
+function build_moeGroupShader(nExperts: number, TM: number): KernelShader {
   return {
     label: `moe_group_e${nExperts}_tm${TM}`,
     uniforms: GROUP_UNIFORMS,
@@ -214,7 +215,7 @@ function shapeLabel(s: GemmShape): string {
   return s.kind === 'gemv' ? `gemv_tm${s.TM}_c${s.COLS}_l${s.LANES}_u${s.U_GATE_UP}${s.U_DOWN}` : `tiled_tm${s.TM}_n${s.BN}_k${s.BK}_r${s.RM}x${s.RN}`;
 }
 
-export function moeGateUpShader(nExperts: number, gateDtype: WeightDtype, upDtype: WeightDtype, variant: MoeGemmVariant): KernelShader {
+function build_moeGateUpShader(nExperts: number, gateDtype: WeightDtype, upDtype: WeightDtype, variant: MoeGemmVariant): KernelShader {
   const s = shapeOf(variant);
   return {
     label: `moe_gate_up_${shapeLabel(s)}_e${nExperts}_${gateDtype}_${upDtype}`,
@@ -225,7 +226,7 @@ ${wgsl(variant === 'gemv' ? 'expert-gemv-gate-up.wgsl' : 'expert-tiled-gate-up.w
   };
 }
 
-export function moeDownShader(nExperts: number, dtype: WeightDtype, variant: MoeGemmVariant): KernelShader {
+function build_moeDownShader(nExperts: number, dtype: WeightDtype, variant: MoeGemmVariant): KernelShader {
   const s = shapeOf(variant);
   return {
     label: `moe_down_${shapeLabel(s)}_e${nExperts}_${dtype}`,
@@ -236,7 +237,7 @@ ${wgsl(variant === 'gemv' ? 'expert-gemv-down.wgsl' : 'expert-tiled-down.wgsl')}
   };
 }
 
-export function moeCombineShader(topK: number): KernelShader {
+function build_moeCombineShader(topK: number): KernelShader {
   return {
     label: `moe_combine_k${topK}`,
     uniforms: COMBINE_UNIFORMS,
@@ -451,3 +452,11 @@ export function moeExperts(a: MoeExpertsArgs): KernelProgram[] {
   );
   return programs;
 }
+
+export const moeGroupShader = memoShader(build_moeGroupShader);
+
+export const moeGateUpShader = memoShader(build_moeGateUpShader);
+
+export const moeDownShader = memoShader(build_moeDownShader);
+
+export const moeCombineShader = memoShader(build_moeCombineShader);

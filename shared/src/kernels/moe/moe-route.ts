@@ -13,6 +13,7 @@ import type { KernelProgram, KernelShader } from '../../gpu/program.js';
 import { uniformStructWgsl } from '../../gpu/uniforms.js';
 import type { MoeConfig, TopkMethod } from '../../model/mla-config.js';
 import { weightLoadWgsl, type GpuTensor, type WeightDtype } from '../weight-dtype.js';
+import { memoShader } from '../../gpu/memo-shader.js';
 
 let logitsWgsl: string | null = null;
 let selectWgsl: string | null = null;
@@ -75,7 +76,7 @@ function logitsTok(tokens: number): number {
   return tokens <= 1 ? 1 : tokens <= 2 ? 2 : tokens <= 4 ? 4 : 8;
 }
 
-export function routeLogitsShader(nExperts: number, dtype: WeightDtype, tok: number): KernelShader {
+function build_routeLogitsShader(nExperts: number, dtype: WeightDtype, tok: number): KernelShader {
   logitsWgsl ??= wgsl('./route-logits.wgsl');
   return {
     label: `moe_route_logits_${dtype}_e${nExperts}_t${tok}`,
@@ -129,7 +130,7 @@ function selectWorkgroup(E: number): number {
   return Math.min(256, Math.max(32, 2 ** Math.ceil(Math.log2(E))));
 }
 
-export function routeSelectShader(r: MoeRouting, biasDtype: WeightDtype | null): KernelShader {
+function build_routeSelectShader(r: MoeRouting, biasDtype: WeightDtype | null): KernelShader {
   checkRouting(r);
   const noaux = r.method === 'noaux_tc';
   if (noaux !== (biasDtype !== null)) throw new RangeError('moe routing: noaux_tc needs e_score_correction_bias, other methods take none');
@@ -202,3 +203,7 @@ export function moeRoute(a: MoeRouteArgs): KernelProgram[] {
     moeRouteSelect({ routing: a.routing, logits: a.logits, bias: a.bias, topkIds: a.topkIds, topkWeights: a.topkWeights, tokens: a.tokens }),
   ];
 }
+
+export const routeLogitsShader = memoShader(build_routeLogitsShader);
+
+export const routeSelectShader = memoShader(build_routeSelectShader);

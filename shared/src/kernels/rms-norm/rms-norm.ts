@@ -4,12 +4,13 @@
 import type { KernelProgram, KernelShader } from '../../gpu/program.js';
 import { uniformStructWgsl } from '../../gpu/uniforms.js';
 import { weightLoadWgsl, type GpuTensor, type WeightDtype } from '../weight-dtype.js';
+import { memoShader } from '../../gpu/memo-shader.js';
 
 const WORKGROUP = 128;
 const UNIFORMS = { rows: 'u32', cols: 'u32', in_stride: 'u32', in_offset: 'u32', out_stride: 'u32', out_offset: 'u32', eps: 'f32' } as const;
 
 /** In place (y = x) binds one read_write buffer: WebGPU forbids binding a buffer twice when one is writable. */
-export function rmsNormShader(dtype: WeightDtype, inPlace: boolean): KernelShader {
+function build_rmsNormShader(dtype: WeightDtype, inPlace: boolean): KernelShader {
   const bindings = inPlace
     ? `@group(0) @binding(0) var<storage, read_write> x: array<f32>;
 @group(0) @binding(1) var<storage, read> w: array<u32>;
@@ -83,3 +84,5 @@ export function rmsNorm(a: RmsNormArgs): KernelProgram {
     workgroups: [a.rows],
   };
 }
+
+export const rmsNormShader = memoShader(build_rmsNormShader);

@@ -18,6 +18,7 @@ import type { KernelProgram, KernelShader } from '../../gpu/program.js';
 import { uniformStructWgsl } from '../../gpu/uniforms.js';
 import { SAMPLING_PARAMS_BYTES } from './sampling-params.js';
 import { SAMPLING_UNIFORM_WGSL } from './sampling-uniform.js';
+import { memoShader } from '../../gpu/memo-shader.js';
 
 const UNIFORMS = { rows: 'u32', vocab: 'u32', row_stride: 'u32', logits_offset: 'u32', row_offset: 'u32' } as const;
 /** Counts are summed in f32, exact below 2^24. */
@@ -25,7 +26,7 @@ const MAX_VOCAB = 1 << 24;
 
 let shader: KernelShader | null = null;
 
-export function sampleTokensShader(): KernelShader {
+function build_sampleTokensShader(): KernelShader {
   shader ??= {
     label: 'sample_tokens',
     uniforms: UNIFORMS,
@@ -74,3 +75,5 @@ export function sampleTokens(a: SampleTokensArgs): KernelProgram {
     workgroups: [a.rows],
   };
 }
+
+export const sampleTokensShader = memoShader(build_sampleTokensShader);
