@@ -1,0 +1,168 @@
+// Sends one job's latent KV to its decode node: each layer's pages cut into kv-chunk requests (sized to the
+// server's max_payload), each waiting for its kv-ack within ackTimeoutMs, under the destination's shared
+// byte window (send-window.ts). sendLayer returns once the layer's chunks are all sent, so acks overlap the
+// next layers' compute; flush() waits for the acks. The first failure (a refusal, a timeout, a malformed
+// reply) or a cancel stops the sender: no chunk is sent after it, and sendLayer/flush throw it.
+import type { Logger } from 'pino';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { TimeoutError } from '@nats-io/transport-node';
+import { pageRows } from '@latentwire/shared/prefill';
+import { pagesFor, type LatentKvLayout } from '@latentwire/shared/kv';
+import {
+  encodeMessage, kvChunkMessages, maxPayloadOf, prefillFailedMessage, SUBJECT_TYPES, WireError,
+  type EncodedKvChunk, type KvAckRefusal, type PrefillDone, type PrefillDoneRefusal, type WireRejections, type WireSubjects,
+} from '@latentwire/shared/wire';
+import { KvSendError, PrefillRefusedError, RequestGoneError } from './errors.js';
+import type { PrefillMetrics } from './metrics.js';
+import type { SendWindows } from './send-window.js';
+
+/** What every job's sender shares: the connection, windows, limits and accounting. */
+export interface KvSendContext {
+  readonly nc: NatsConnection;
+  readonly subjects: WireSubjects;
+  readonly windows: SendWindows;
+  readonly ackTimeoutMs: number;
+  readonly metrics: PrefillMetrics;
+  readonly rejections: WireRejections;
+  readonly logger: Logger;
+}
+
+export interface KvDestination {
+  readonly requestId: string;
+  readonly decodeNodeId: string;
+  readonly layoutKey: string;
+  readonly layout: LatentKvLayout;
+  /** Prompt tokens: rows per layer. */
+  readonly tokens: number;
+}
+
+export class KvSender {
+  private readonly kvSubject: string;
+  private readonly controlSubject: string;
+  /** Aborted by the first failure or by the job's cancel signal; its reason is what sendLayer/flush throw. */
+  private readonly stop = new AbortController();
+  private readonly pending = new Set<Promise<void>>();
+
+  constructor(private readonly ctx: KvSendContext, private readonly dest: KvDestination, cancel: AbortSignal) {
+    this.kvSubject = ctx.subjects.kv(dest.decodeNodeId);
+    this.controlSubject = ctx.subjects.control(dest.decodeNodeId);
+    if (cancel.aborted) this.stop.abort(cancel.reason);
+    else cancel.addEventListener('abort', () => this.stop.abort(cancel.reason), { once: true });
+  }
+
+  /** Sends every page of one layer (contiguous page bytes, as PrefillStream.onLayer gets them). */
+  async sendLayer(layer: number, pages: Uint8Array): Promise<void> {
+    const { layout, tokens, requestId, layoutKey } = this.dest;
+    const maxPayload = maxPayloadOf(this.ctx.nc); // per layer: a reconnect may land on another server
+    for (let pageIndex = 0; pageIndex < pagesFor(layout, tokens); pageIndex++) {
+      const { tokenStart, tokenCount, rows, scales } = pageRows(layout, pages, tokens, pageIndex);
+      const chunks = kvChunkMessages({
+        requestId, layer, pageIndex, pageSize: layout.pageSize, tokenStart, tokenCount, layoutKey,
+        dtype: layout.dtype, rowBytes: layout.rowBytes, rows, scales,
+      }, maxPayload);
+      for (const chunk of chunks) {
+        this.throwIfStopped();
+        const release = await this.ctx.windows.acquire(this.dest.decodeNodeId, chunk.bytes.byteLength, this.stop.signal);
+        if (this.stop.signal.aborted) {
+          release();
+          this.throwIfStopped();
+        }
+        const p = this.request(chunk, release).finally(() => this.pending.delete(p));
+        this.pending.add(p);
+      }
+    }
+  }
+
+  /** Waits for every kv-ack; throws the first failure or the cancel. */
+  async flush(): Promise<void> {
+    while (this.pending.size > 0) await Promise.all(this.pending);
+    this.throwIfStopped();
+  }
+
+  /** prefill-done after the last ack: resolves when the decode node acknowledged it. */
+  async sendDone(done: PrefillDone): Promise<void> {
+    await this.flush();
+    const subject = this.controlSubject;
+    const reply = await this.ask(subject, encodeMessage(done), 'prefill-done-ack');
+    const ack = this.ctx.rejections.decode(reply, subject, SUBJECT_TYPES.controlReply);
+    if (!ack) throw new KvSendError(subject, `malformed prefill-done-ack for ${done.requestId} on ${subject}`);
+    if (ack.requestId !== done.requestId) {
+      this.ctx.rejections.reject(new WireError('invalid', `prefill-done-ack for ${ack.requestId}, expected ${done.requestId}`, 'prefill-done-ack'), subject);
+      throw new KvSendError(subject, `prefill-done-ack on ${subject} names request ${ack.requestId}, not ${done.requestId}`);
+    }
+    if (!ack.ok) throw doneRefusal(this.dest.requestId, subject, ack.reason!, ack.detail);
+  }
+
+  private throwIfStopped(): void {
+    if (this.stop.signal.aborted) throw this.stop.signal.reason;
+  }
+
+  private fail(err: unknown): void {
+    if (!this.stop.signal.aborted) this.stop.abort(err);
+  }
+
+  /** One chunk's request and ack; never rejects (a failure stops the sender). */
+  private async request(chunk: EncodedKvChunk, release: () => void): Promise<void> {
+    const { metrics, rejections } = this.ctx;
+    const m = chunk.message;
+    const subject = this.kvSubject;
+    metrics.kvChunks.inc();
+    metrics.kvBytes.inc(chunk.bytes.byteLength);
+    try {
+      const reply = await this.ask(subject, chunk.bytes, 'kv-ack');
+      const ack = rejections.decode(reply, subject, SUBJECT_TYPES.kvReply);
+      if (!ack) throw new KvSendError(subject, `malformed kv-ack for ${m.requestId} layer ${m.layer} page ${m.pageIndex} on ${subject}`);
+      if (ack.requestId !== m.requestId || ack.layer !== m.layer || ack.pageIndex !== m.pageIndex || ack.tokenStart !== m.tokenStart) {
+        const detail = `kv-ack for ${ack.requestId} layer ${ack.layer} page ${ack.pageIndex} token ${ack.tokenStart}, ` +
+          `expected ${m.requestId} layer ${m.layer} page ${m.pageIndex} token ${m.tokenStart}`;
+        rejections.reject(new WireError('invalid', detail, 'kv-ack'), subject);
+        throw new KvSendError(subject, `${detail} on ${subject}`);
+      }
+      if (!ack.ok) throw kvRefusal(m.requestId, subject, ack.reason!, ack.detail);
+    } catch (err) {
+      this.fail(err);
+    } finally {
+      release();
+    }
+  }
+
+  /** nc.request with the ack timeout, its errors as KvSendError naming the subject; returns the reply's bytes. */
+  private async ask(subject: string, bytes: Uint8Array, replyType: string): Promise<Uint8Array> {
+    const started = performance.now();
+    try {
+      const msg = await this.ctx.nc.request(subject, bytes, { timeout: this.ctx.ackTimeoutMs });
+      this.ctx.metrics.ackWait.observe((performance.now() - started) / 1000);
+      return msg.data;
+    } catch (cause) {
+      const why = cause instanceof TimeoutError ? `no ${replyType} within ${this.ctx.ackTimeoutMs} ms` : `request failed: ${(cause as Error).message}`;
+      throw new KvSendError(subject, `${subject}: ${why}`, { cause });
+    }
+  }
+}
+
+/** Tells the decode node the prefill gave up, so it frees the reservation now (fire and forget). */
+export async function sendPrefillFailed(
+  ctx: Pick<KvSendContext, 'nc' | 'subjects' | 'logger'>, dest: Pick<KvDestination, 'requestId' | 'decodeNodeId'>, reason: string,
+): Promise<void> {
+  const subject = ctx.subjects.control(dest.decodeNodeId);
+  try {
+    ctx.nc.publish(subject, encodeMessage(prefillFailedMessage({ requestId: dest.requestId, reason: reason.slice(0, 1000) })));
+    await ctx.nc.flush();
+  } catch (err) {
+    ctx.logger.warn({ err, requestId: dest.requestId, subject }, 'could not send prefill-failed');
+  }
+}
+
+function kvRefusal(requestId: string, subject: string, reason: KvAckRefusal, detail: string | undefined): Error {
+  const text = `decode node refused kv-chunk of ${requestId}: ${reason}${detail ? ` (${detail})` : ''}`;
+  if (reason === 'cancelled' || reason === 'no-reservation') return new RequestGoneError(requestId, reason, subject, text);
+  return new PrefillRefusedError(`${text} on ${subject}`); // out-of-range, incompatible: the same bytes would be refused again
+}
+
+function doneRefusal(requestId: string, subject: string, reason: PrefillDoneRefusal, detail: string | undefined): Error {
+  const text = `decode node refused prefill-done of ${requestId}: ${reason}${detail ? ` (${detail})` : ''}`;
+  if (reason === 'cancelled' || reason === 'no-reservation') return new RequestGoneError(requestId, reason, subject, text);
+  // incomplete, too-large, incompatible: the decode node ends the reservation with any refusal of a
+  // prefill-done (a failed handoff can't be repaired), so a retry would only be told 'cancelled'
+  return new PrefillRefusedError(`${text} on ${subject}`);
+}

@@ -1,0 +1,115 @@
+// A prefill job's lifecycle on the prefill node (the BullMQ processor):
+//   1. Validate the job data (parsePrefillJob); invalid → fail at once, no retry (UnrecoverableError).
+//   2. Skip it quietly if the gateway cancelled the request (job completes with outcome 'cancelled').
+//   3. Check it against this node: model fingerprint, cache layout (the decode node's layoutKey for this
+//      model's latent width), prompt ids within the vocabulary and context, deadline not passed;
+//      any mismatch → prefill-failed to the decode node, fail without retry.
+//   4. Prefill on the GPU, streaming: as each layer is computed its KV, quantized into the decode node's
+//      page layout, goes out as kv-chunk requests under the destination's byte window; the first token is
+//      sampled on the GPU with the job's sampling params.
+//   5. After every kv-ack, send prefill-done (firstToken and the job's fields) and wait for its ack.
+//   6. Failures: a cancel (broadcast) or a decode node answering 'cancelled'/'no-reservation' ends the job
+//      quietly; a refusal retrying can't fix fails it without retry (+ prefill-failed); anything else
+//      (ack timeout, malformed reply, GPU error) throws so BullMQ retries it with the job's backoff, and the
+//      last attempt (attemptsMade + 1 >= opts.attempts) first sends prefill-failed so the node frees the pages.
+// The gateway sets attempts and backoff when it enqueues (e.g. attempts 3, exponential backoff); without
+// them BullMQ makes one attempt, which is then the last.
+import { UnrecoverableError, type Job } from 'bullmq';
+import type { Logger } from 'pino';
+import type { PrefillModel } from '@latentwire/shared/prefill';
+import { parseLatentLayoutKey, parsePrefillJob, prefillDoneMessage, WireError, type PrefillJob } from '@latentwire/shared/wire';
+import type { LatentKvLayout } from '@latentwire/shared/kv';
+import type { Cancellations } from './cancellations.js';
+import { PrefillRefusedError, RequestGoneError } from './errors.js';
+import { KvSender, sendPrefillFailed, type KvSendContext } from './kv-sender.js';
+import type { JobOutcome } from './metrics.js';
+
+export interface JobContext extends KvSendContext {
+  readonly model: PrefillModel;
+  readonly fingerprint: string;
+  readonly cancellations: Cancellations;
+  readonly cancelSubject: string;
+}
+
+/** What a job that ends without error returns (BullMQ stores it as the job's return value). */
+export interface PrefillJobResult {
+  readonly outcome: Extract<JobOutcome, 'completed' | 'cancelled' | 'gone'>;
+  readonly requestId: string;
+  readonly firstToken?: number;
+}
+
+export async function processPrefillJob(ctx: JobContext, job: Job): Promise<PrefillJobResult> {
+  const started = performance.now();
+  const count = (outcome: JobOutcome) => {
+    ctx.metrics.jobs.inc({ outcome });
+    ctx.metrics.jobSeconds.observe({ outcome }, (performance.now() - started) / 1000);
+  };
+  let data: PrefillJob;
+  try {
+    data = parsePrefillJob(job.data);
+  } catch (err) {
+    if (!(err instanceof WireError)) throw err;
+    count('rejected');
+    ctx.logger.warn({ jobId: job.id, err: err.message }, 'invalid prefill job');
+    throw new UnrecoverableError(`prefill job ${job.id}: ${err.message}`);
+  }
+  const log = ctx.logger.child({ jobId: job.id, requestId: data.requestId, decodeNodeId: data.decodeNodeId, attempt: job.attemptsMade + 1 });
+  const tracked = ctx.cancellations.track(data.requestId, ctx.cancelSubject);
+  try {
+    if (tracked.signal.aborted) throw tracked.signal.reason; // cancelled before it was picked up
+    const layout = checkJob(ctx, data, Date.now());
+    const sender = new KvSender(ctx, { ...data, layout, tokens: data.promptIds.length }, tracked.signal);
+    const out = await ctx.model.prefill(data.promptIds, {
+      stream: { layout, onLayer: (layer, pages) => sender.sendLayer(layer, pages) },
+      sample: { ...data.sampling, counter: 0 }, // the completion's first token
+    });
+    out.release(); // the latent KV is on its way; only the sampled token is still needed
+    const firstToken = out.token!;
+    await sender.sendDone(prefillDoneMessage({
+      requestId: data.requestId, promptTokens: data.promptIds.length, layers: ctx.model.cfg.numLayers, firstToken,
+      sampling: data.sampling, maxTokens: data.maxTokens, stopTokenIds: data.stopTokenIds, eosTokenIds: data.eosTokenIds,
+      layoutKey: data.layoutKey, fingerprint: data.fingerprint,
+    }));
+    count('completed');
+    log.info({ tokens: data.promptIds.length, ms: Math.round(performance.now() - started) }, 'prefill done');
+    return { outcome: 'completed', requestId: data.requestId, firstToken };
+  } catch (err) {
+    if (err instanceof RequestGoneError) {
+      const outcome = err.source === ctx.cancelSubject ? 'cancelled' : 'gone';
+      count(outcome);
+      log.info({ reason: err.reason, source: err.source }, 'request gone: prefill stopped');
+      return { outcome, requestId: data.requestId };
+    }
+    const refused = err instanceof PrefillRefusedError;
+    const last = refused || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+    count(refused ? 'rejected' : last ? 'failed' : 'retry');
+    log.warn({ err, retry: !last }, refused ? 'prefill refused' : last ? 'prefill failed on its last attempt' : 'prefill attempt failed');
+    if (last) {
+      const message = err instanceof Error ? err.message : String(err);
+      await sendPrefillFailed(ctx, data, message);
+    }
+    if (refused) throw new UnrecoverableError((err as Error).message);
+    throw err;
+  } finally {
+    tracked.untrack();
+  }
+}
+
+/** Step 3: throws PrefillRefusedError unless this node can serve the job; returns the layout to write. */
+export function checkJob(ctx: Pick<JobContext, 'model' | 'fingerprint'>, job: PrefillJob, now: number): LatentKvLayout {
+  const cfg = ctx.model.cfg;
+  if (job.fingerprint !== ctx.fingerprint) {
+    throw new PrefillRefusedError(`job for model ${job.fingerprint.slice(0, 16)}… but this node serves ${ctx.fingerprint.slice(0, 16)}…`);
+  }
+  const layout = parseLatentLayoutKey(job.layoutKey)!; // parsePrefillJob checked it parses
+  if (layout.kvLoraRank !== cfg.kvLoraRank || layout.ropeDim !== cfg.qkRopeHeadDim) {
+    throw new PrefillRefusedError(`layout ${job.layoutKey} does not fit this model (r${cfg.kvLoraRank}+${cfg.qkRopeHeadDim})`);
+  }
+  if (job.promptIds.length > cfg.maxPositionEmbeddings) {
+    throw new PrefillRefusedError(`prompt of ${job.promptIds.length} tokens exceeds the model's ${cfg.maxPositionEmbeddings}`);
+  }
+  const bad = job.promptIds.find((id) => id >= cfg.vocabSize);
+  if (bad !== undefined) throw new PrefillRefusedError(`token id ${bad} outside the vocabulary [0, ${cfg.vocabSize})`);
+  if (job.deadline <= now) throw new PrefillRefusedError(`deadline passed ${now - job.deadline} ms before the job started`);
+  return layout;
+}

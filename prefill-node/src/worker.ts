@@ -1,0 +1,123 @@
+// The prefill node's service: a BullMQ worker on the prefill queue running processPrefillJob (see its
+// lifecycle), and a subscription to the gateway's prefill-cancel broadcast. Jobs run `concurrency` at a time:
+// the GPU work of all of them goes through the one device queue anyway, but while one job's last layers
+// and acks are in flight the next job's prefill can already compute.
+import { Worker, type Job } from 'bullmq';
+import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { pino, type Logger } from 'pino';
+import { register as defaultRegistry, type Registry } from 'prom-client';
+import type { PrefillModel } from '@latentwire/shared/prefill';
+import type { ModelFolder } from '@latentwire/shared/model';
+import { prefillQueueName, SUBJECT_TYPES, WireRejections, wireSubjects, type WireSubjects } from '@latentwire/shared/wire';
+import { Cancellations } from './cancellations.js';
+import { PrefillMetrics } from './metrics.js';
+import { processPrefillJob, type JobContext, type PrefillJobResult } from './process-job.js';
+import { SendWindows } from './send-window.js';
+
+export const DEFAULT_KV_SEND_WINDOW_BYTES = 8 << 20;
+export const DEFAULT_KV_ACK_TIMEOUT_MS = 10_000;
+
+export interface PrefillWorkerOptions {
+  /** A connection (the caller drains it) or a server URL (the service connects, and drains in stop()). */
+  readonly nats: NatsConnection | string;
+  /** BullMQ's Redis, e.g. redis://127.0.0.1:6379. */
+  readonly redisUrl: string;
+  /** Subject prefix; the queue is prefillQueueName(prefix). Default 'lw'. */
+  readonly prefix?: string;
+  /** Jobs processed at once (default 2). */
+  readonly concurrency?: number;
+  readonly model: PrefillModel;
+  /** The loaded model's folder: jobs must carry its fingerprint. (loadPrefillModel's result fits as is.) */
+  readonly folder: Pick<ModelFolder, 'fingerprint'>;
+  /** Unacknowledged kv-chunk bytes allowed per decode node, shared by all jobs (default 8 MiB). */
+  readonly maxInFlightBytes?: number;
+  /** How long a kv-chunk or prefill-done waits for its ack before the attempt fails (ms, default 10 000). */
+  readonly ackTimeoutMs?: number;
+  /** How long a cancelled request id is remembered (ms, default 10 min) and how many at most (default 100 000). */
+  readonly cancelTtlMs?: number;
+  readonly maxCancelledIds?: number;
+  readonly logger?: Logger;
+  /** Where metrics are registered (default: prom-client's global registry). */
+  readonly registry?: Registry;
+}
+
+export class PrefillWorkerService {
+  readonly subjects: WireSubjects;
+  readonly queueName: string;
+  readonly metrics: PrefillMetrics;
+  readonly rejections: WireRejections;
+  readonly windows: SendWindows;
+  readonly cancellations: Cancellations;
+  private readonly logger: Logger;
+  private nc: NatsConnection | null = null;
+  private ownsConnection = false;
+  private cancelSub: Subscription | null = null;
+  private worker: Worker | null = null;
+
+  constructor(private readonly options: PrefillWorkerOptions) {
+    this.subjects = wireSubjects(options.prefix);
+    this.queueName = prefillQueueName(this.subjects.prefix);
+    this.logger = options.logger ?? pino({ name: 'prefill-node' });
+    const registry = options.registry ?? defaultRegistry;
+    this.metrics = new PrefillMetrics(registry);
+    this.rejections = new WireRejections({ logger: this.logger, registry });
+    this.windows = new SendWindows(options.maxInFlightBytes ?? DEFAULT_KV_SEND_WINDOW_BYTES, (d) => this.metrics.inFlightBytes.inc(d));
+    this.cancellations = new Cancellations({ ttlMs: options.cancelTtlMs ?? 10 * 60_000, maxIds: options.maxCancelledIds ?? 100_000 });
+    const concurrency = options.concurrency ?? 2;
+    if (!Number.isInteger(concurrency) || concurrency < 1) throw new RangeError(`concurrency ${concurrency} must be a positive integer`);
+  }
+
+  /** Connects (if given a URL), subscribes to cancels, then starts taking jobs. */
+  async start(): Promise<void> {
+    if (this.worker) throw new Error('PrefillWorkerService already started');
+    const o = this.options;
+    if (typeof o.nats === 'string') {
+      this.nc = await connect({ servers: o.nats, name: 'latentwire-prefill' });
+      this.ownsConnection = true;
+    } else {
+      this.nc = o.nats;
+    }
+    const nc = this.nc;
+    this.cancelSub = nc.subscribe(this.subjects.prefillCancel, {
+      callback: (err, msg) => {
+        if (err) return void this.logger.error({ err, subject: this.subjects.prefillCancel }, 'cancel subscription failed');
+        const m = this.rejections.decode(msg.data, msg.subject, SUBJECT_TYPES.prefillCancel);
+        if (!m) return;
+        const aborted = this.cancellations.cancel(m.requestId, this.subjects.prefillCancel);
+        this.logger.info({ requestId: m.requestId, reason: m.reason, activeJobs: aborted }, 'request cancelled');
+      },
+    });
+    await nc.flush(); // the subscription is live on the server before the first job runs
+
+    const ctx: JobContext = {
+      nc, subjects: this.subjects, windows: this.windows, ackTimeoutMs: o.ackTimeoutMs ?? DEFAULT_KV_ACK_TIMEOUT_MS,
+      metrics: this.metrics, rejections: this.rejections, logger: this.logger,
+      model: o.model, fingerprint: o.folder.fingerprint, cancellations: this.cancellations, cancelSubject: this.subjects.prefillCancel,
+    };
+    const worker = new Worker<unknown, PrefillJobResult>(this.queueName, (job: Job) => processPrefillJob(ctx, job), {
+      connection: { url: o.redisUrl },
+      concurrency: o.concurrency ?? 2,
+      autorun: false,
+    });
+    worker.on('error', (err) => this.logger.error({ err, queue: this.queueName }, 'prefill worker error'));
+    this.worker = worker;
+    void worker.run().catch((err: unknown) => this.logger.error({ err, queue: this.queueName }, 'prefill worker stopped'));
+    await worker.waitUntilReady();
+    this.logger.info({ queue: this.queueName, concurrency: o.concurrency ?? 2, subjects: this.subjects.prefix }, 'prefill worker started');
+  }
+
+  /**
+   * Stops taking jobs and waits for the active ones to finish or fail, then unsubscribes; drains the NATS
+   * connection if the service opened it. The model and GPU stay the caller's.
+   */
+  async stop(): Promise<void> {
+    const worker = this.worker;
+    this.worker = null;
+    await worker?.close();
+    this.cancelSub?.unsubscribe();
+    this.cancelSub = null;
+    if (this.ownsConnection && this.nc && !this.nc.isClosed()) await this.nc.drain();
+    this.nc = null;
+    this.ownsConnection = false;
+  }
+}
