@@ -1,2 +1,4 @@
 // Public API of the gateway.
 export * from './http/index.js';
+export * from './cluster/index.js';
+export { metricsRoute } from './metrics-route.js';

@@ -19,6 +19,8 @@ export type GatewayAppOptions = ({ readonly model: GatewayModel } | { readonly m
   readonly logger?: Logger;
   /** Largest accepted request body (body-parser syntax); long prompts are large. Default '32mb'. */
   readonly bodyLimit?: string;
+  /** Mounts routes beside the API (e.g. GET /metrics), before the 404 handler. */
+  readonly extraRoutes?: (app: Express) => void;
 };
 
 export function createGatewayApp(opts: GatewayAppOptions): Express {
@@ -35,6 +37,7 @@ export function createGatewayApp(opts: GatewayAppOptions): Express {
   app.use(modelsRouter(ctx));
   app.post('/v1/chat/completions', chatCompletionsHandler(ctx));
   app.post('/v1/completions', completionsHandler(ctx));
+  opts.extraRoutes?.(app);
   app.use(notFound);
   app.use(errorHandler(ctx.logger));
   return app;

@@ -1,0 +1,120 @@
+// Admission of one request: find a decode node that reserves its pages, or wait, or refuse.
+//   1. rank the live nodes serving the model by headroom (headroom.ts);
+//   2. skip a node the request could never fit (context limit, whole cache) or that has no room now by
+//      its latest figure; ask the others in order with a reserve request (RESERVE_TIMEOUT_MS each): the
+//      first grant wins, a refusal or a silent node moves on to the next;
+//   3. no node at all → 503; every node too small for the request → 400 context_length_exceeded;
+//   4. otherwise wait in the admission queue until a heartbeat shows room, then go back to 1; a full
+//      queue, or no grant within ADMISSION_WAIT_MS of the first try → 429 with Retry-After.
+// A grant that arrives after the client left is handed back with a cancel on the node's control subject.
+import { cancelMessage, encodeMessage, type ReserveReply } from '@latentwire/shared/wire';
+import type { Logger } from 'pino';
+import { BackendRejection, type GenerationRequest } from '../http/backend.js';
+import type { AdmissionQueue, AdmissionTicket } from './admission-queue.js';
+import type { DecodeNode, DecodeRegistry } from './decode-registry.js';
+import { rankByHeadroom } from './headroom.js';
+import type { ClusterMetrics } from './metrics.js';
+import { requestReservation, type ReserveCall } from './reserve-client.js';
+
+export interface Grant {
+  readonly node: DecodeNode;
+  readonly reply: ReserveReply;
+}
+
+export interface AdmitterOptions {
+  readonly registry: DecodeRegistry;
+  readonly admission: AdmissionQueue;
+  readonly reserve: ReserveCall;
+  readonly fingerprint: string;
+  readonly admissionWaitMs: number;
+  readonly metrics: ClusterMetrics;
+  readonly logger: Logger;
+}
+
+type Round = Grant | 'too-large' | 'busy' | 'no-nodes';
+
+export class Admitter {
+  constructor(private readonly o: AdmitterOptions) {}
+
+  /** The grant, or undefined when `signal` aborted first. Throws BackendRejection (429, 400, 503). */
+  async admit(req: GenerationRequest, signal: AbortSignal): Promise<Grant | undefined> {
+    const tokens = req.promptIds.length + req.maxTokens;
+    let ticket: AdmissionTicket | undefined;
+    for (;;) {
+      const round = await this.round(req, tokens, signal);
+      if (signal.aborted) {
+        if (typeof round === 'object') this.giveBack(req.requestId, round.node.nodeId);
+        this.o.metrics.admissions.inc({ outcome: 'aborted' });
+        return undefined;
+      }
+      if (typeof round === 'object') {
+        this.o.metrics.admissions.inc({ outcome: 'granted' });
+        return round;
+      }
+      if (round === 'no-nodes') throw this.refuse('no_nodes', new BackendRejection(503, 'No decode node is serving this model right now.', 'service_unavailable'));
+      if (round === 'too-large') throw this.refuse('too_large', this.tooLarge(req));
+      if (!ticket) {
+        if (this.o.admission.full()) {
+          const msg = `Too many requests are waiting for KV cache space (${this.o.admission.maxWaiting}); please retry later.`;
+          throw this.refuse('queue_full', new BackendRejection(429, msg, 'rate_limit_exceeded', this.retryAfterSeconds()));
+        }
+        ticket = this.o.admission.ticket(tokens, this.o.admissionWaitMs);
+      }
+      const why = await this.o.admission.wait(ticket, signal);
+      if (why === 'aborted') {
+        this.o.metrics.admissions.inc({ outcome: 'aborted' });
+        return undefined;
+      }
+      if (why === 'timeout') {
+        const msg = `No decode node had KV cache space for this request within ${this.o.admissionWaitMs} ms; please retry later.`;
+        throw this.refuse('wait_timeout', new BackendRejection(429, msg, 'rate_limit_exceeded', this.retryAfterSeconds()));
+      }
+    }
+  }
+
+  private async round(req: GenerationRequest, tokens: number, signal: AbortSignal): Promise<Round> {
+    const { registry, fingerprint, reserve, metrics, logger } = this.o;
+    const nodes = registry.compatible(fingerprint);
+    if (nodes.length === 0) return 'no-nodes';
+    let tooLarge = 0;
+    for (const r of rankByHeadroom(nodes, tokens)) {
+      if (r.tooLarge) tooLarge++;
+      if (r.tooLarge || !r.fits || signal.aborted) continue;
+      const out = await requestReservation(reserve, r.node, {
+        requestId: req.requestId, promptTokens: req.promptIds.length, maxTokens: req.maxTokens, fingerprint,
+      });
+      metrics.reserves.inc({ result: out.ok ? 'ok' : out.reason });
+      if (out.reply) registry.noteFreePages(r.node.nodeId, out.reply.freePages);
+      if (out.ok) return { node: r.node, reply: out.reply };
+      if (out.reason === 'too-large') tooLarge++;
+      // Full nodes refuse in normal operation; anything else hints at a broken or misconfigured node.
+      const expected = out.reason === 'no-pages' || out.reason === 'queue-full' || out.reason === 'too-large';
+      logger[expected ? 'debug' : 'warn']({ requestId: req.requestId, nodeId: r.node.nodeId, reason: out.reason, err: out.error }, 'reservation refused');
+    }
+    return tooLarge === nodes.length ? 'too-large' : 'busy';
+  }
+
+  private giveBack(requestId: string, nodeId: string): void {
+    const { nc, subjects } = this.o.reserve;
+    nc.publish(subjects.control(nodeId), encodeMessage(cancelMessage({ requestId, reason: 'client-disconnected' })));
+  }
+
+  private tooLarge(req: GenerationRequest): BackendRejection {
+    const max = this.o.registry.maxRequestTokens(this.o.fingerprint);
+    const p = req.promptIds.length;
+    const msg =
+      `This model's maximum context length is ${max ?? '(unknown)'} tokens. However, you requested ${p + req.maxTokens} tokens ` +
+      `(${p} in the prompt, ${req.maxTokens} in the completion). Please reduce the length of the prompt or the completion.`;
+    return new BackendRejection(400, msg, 'context_length_exceeded');
+  }
+
+  /** A client told to retry after about one admission wait. */
+  private retryAfterSeconds(): number {
+    return Math.max(1, Math.ceil(this.o.admissionWaitMs / 1000));
+  }
+
+  private refuse(outcome: 'no_nodes' | 'too_large' | 'queue_full' | 'wait_timeout', err: BackendRejection): BackendRejection {
+    this.o.metrics.admissions.inc({ outcome });
+    return err;
+  }
+}

@@ -1,0 +1,190 @@
+// The production GenerationBackend: one request's life across the cluster.
+//   1. admit: a decode node reserves the pages for prompt + max_tokens, or the request waits or is
+//      refused (admitter.ts);
+//   2. subscribe to the request's tokens subject, and only then queue its prefill job on BullMQ (job id =
+//      request id, deadline = now + the grant's lease), so no tokens message can be missed;
+//   3. yield the tokens messages as events, in seq order, until the node's finishReason (token-stream.ts);
+//   4. any other end (the client left, the gateway stopped it, a lost message, REQUEST_IDLE_TIMEOUT_MS of
+//      silence, the node restarted or failed) cancels it everywhere: the job is removed unless a prefill
+//      worker already holds it, and a cancel goes to the node's control subject and to every prefill node.
+import type { NatsConnection } from '@nats-io/transport-node';
+import {
+  cancelMessage, encodeMessage, parsePrefillJob, type CancelReason, type PrefillJob, type WireRejections, type WireSubjects,
+} from '@latentwire/shared/wire';
+import type { Logger } from 'pino';
+import { Registry } from 'prom-client';
+import { BackendRejection, type GenerationBackend, type GenerationEvent, type GenerationRequest } from '../http/backend.js';
+import { AdmissionQueue } from './admission-queue.js';
+import { Admitter, type Grant } from './admitter.js';
+import type { DecodeRegistry } from './decode-registry.js';
+import { DecodeNodeError, PrefillEnqueueError, TokenStreamError } from './errors.js';
+import { ClusterMetrics, type RequestOutcome } from './metrics.js';
+import type { PrefillJobs } from './prefill-jobs.js';
+import { TokenStream } from './token-stream.js';
+
+export interface NatsBackendSettings {
+  readonly reserveTimeoutMs: number;
+  readonly admissionQueueMax: number;
+  readonly admissionWaitMs: number;
+  readonly requestIdleTimeoutMs: number;
+}
+
+export interface NatsBackendOptions {
+  readonly nc: NatsConnection;
+  readonly subjects: WireSubjects;
+  readonly registry: DecodeRegistry;
+  readonly prefillJobs: PrefillJobs;
+  /** The served checkpoint's fingerprint: only nodes serving it get requests. */
+  readonly fingerprint: string;
+  /** The model's EOS ids: the job carries them apart from the request's other stop ids. */
+  readonly eosTokenIds: readonly number[];
+  readonly settings: NatsBackendSettings;
+  readonly rejections: WireRejections;
+  readonly logger: Logger;
+  /** Where the metrics go (default: a registry of this backend's own). */
+  readonly metricsRegistry?: Registry;
+}
+
+export class NatsBackend implements GenerationBackend {
+  readonly metrics: ClusterMetrics;
+  private readonly admission: AdmissionQueue;
+  private readonly admitter: Admitter;
+  /** Open token streams by decode node, to fail them at once when their node restarts. */
+  private readonly streams = new Map<string, Set<TokenStream>>();
+  private readonly stopListening: () => void;
+  /** Requests from admission to the end of their cleanup. */
+  private active = 0;
+  private onIdle: (() => void) | undefined;
+  private closing = false;
+
+  constructor(private readonly o: NatsBackendOptions) {
+    const { registry, fingerprint, settings } = o;
+    this.admission = new AdmissionQueue(settings.admissionQueueMax);
+    this.metrics = new ClusterMetrics(o.metricsRegistry ?? new Registry(), {
+      nodes: () => registry.compatible(fingerprint).length,
+      waiting: () => this.admission.waiting,
+    });
+    this.admitter = new Admitter({
+      registry, fingerprint, admission: this.admission, admissionWaitMs: settings.admissionWaitMs, metrics: this.metrics, logger: o.logger,
+      reserve: { nc: o.nc, subjects: o.subjects, rejections: o.rejections, timeoutMs: settings.reserveTimeoutMs },
+    });
+    this.stopListening = registry.onNodeEvent((e) => {
+      if (e.kind === 'restarted') {
+        for (const s of this.streams.get(e.nodeId) ?? []) {
+          s.fail(new TokenStreamError('node-restarted', s.requestId, `decode node ${e.nodeId} restarted and lost request ${s.requestId}`));
+        }
+      }
+      // A heartbeat may show freed pages; a lost node may leave none to wait for.
+      if (e.kind !== 'restarted') this.admission.offer(registry.compatible(fingerprint));
+    });
+  }
+
+  maxRequestTokens(): number | undefined {
+    return this.o.registry.maxRequestTokens(this.o.fingerprint);
+  }
+
+  async *generate(req: GenerationRequest, signal: AbortSignal): AsyncGenerator<GenerationEvent, void, undefined> {
+    this.active++;
+    try {
+      const grant = await this.admitter.admit(req, signal);
+      if (grant) yield* this.run(req, grant, signal);
+    } finally {
+      if (--this.active === 0) this.onIdle?.();
+    }
+  }
+
+  /**
+   * Call before closing the HTTP server: requests cut off from then on are cancelled with reason 'shutdown'.
+   * Resolves once every admitted request has finished its cleanup (cancels sent, job withdrawn), or after
+   * `timeoutMs`; then the caller may close the registry, the queue and the NATS connection.
+   */
+  async close(timeoutMs = 5000): Promise<void> {
+    this.closing = true;
+    this.stopListening();
+    if (this.active === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await new Promise<void>((resolve) => {
+      this.onIdle = resolve;
+      timer = setTimeout(resolve, timeoutMs);
+    });
+    clearTimeout(timer);
+  }
+
+  private async *run(req: GenerationRequest, { node, reply }: Grant, signal: AbortSignal): AsyncGenerator<GenerationEvent, void, undefined> {
+    const { requestId } = req;
+    const { nodeId } = node;
+    const log = this.o.logger.child({ requestId, nodeId });
+    const stream = new TokenStream({
+      nc: this.o.nc, subjects: this.o.subjects, rejections: this.o.rejections, requestId, nodeId,
+      idleTimeoutMs: this.o.settings.requestIdleTimeoutMs, logger: this.o.logger,
+    });
+    const streams = this.streams.get(nodeId) ?? new Set();
+    this.streams.set(nodeId, streams.add(stream));
+    /** Set once the node finished the request itself: nothing to cancel then. */
+    let finished: RequestOutcome | undefined;
+    let cancelReason: CancelReason = 'client-disconnected'; // also when the gateway ended it (stop string)
+    let queued = false;
+    try {
+      await stream.ready();
+      if (signal.aborted) return; // gone already: don't queue a prefill (finally cancels the reservation)
+      const job = parsePrefillJob(this.prefillJob(req, { node, reply }));
+      await this.o.prefillJobs.enqueue(job, reply.leaseMs);
+      queued = true;
+      for await (const event of stream.events(signal)) {
+        if (event.finishReason) finished = event.finishReason;
+        yield event;
+        if (finished) return;
+      }
+    } catch (err) {
+      cancelReason = !queued ? 'prefill-failed' : err instanceof TokenStreamError && err.kind === 'idle' ? 'deadline' : 'decode-failed';
+      if (err instanceof DecodeNodeError) finished = err.finishReason === 'error' ? 'error' : 'cancelled';
+      log.warn({ err }, 'request failed');
+      if (err instanceof PrefillEnqueueError) throw new BackendRejection(503, 'The prefill queue is unavailable right now.', 'service_unavailable', undefined, { cause: err });
+      throw err;
+    } finally {
+      streams.delete(stream);
+      if (streams.size === 0) this.streams.delete(nodeId);
+      stream.close();
+      this.metrics.requests.inc({ outcome: finished ?? (cancelReason === 'client-disconnected' ? 'cancelled' : 'error') });
+      if (this.closing && cancelReason === 'client-disconnected') cancelReason = 'shutdown';
+      if (finished !== 'stop' && finished !== 'length') await this.cancelEverywhere(requestId, nodeId, cancelReason, log);
+    }
+  }
+
+  private prefillJob(req: GenerationRequest, { node, reply }: Grant): PrefillJob {
+    const eos = new Set(this.o.eosTokenIds);
+    return {
+      v: 1,
+      requestId: req.requestId,
+      decodeNodeId: node.nodeId,
+      promptIds: req.promptIds,
+      sampling: req.sampling,
+      maxTokens: req.maxTokens,
+      // The request's stop ids already hold the model's EOS ids unless ignore_eos: split them back apart.
+      stopTokenIds: req.stopTokenIds.filter((id) => !eos.has(id)),
+      eosTokenIds: req.stopTokenIds.filter((id) => eos.has(id)),
+      layoutKey: node.heartbeat.layoutKey,
+      fingerprint: this.o.fingerprint,
+      deadline: Date.now() + reply.leaseMs,
+    };
+  }
+
+  /** The node first (it holds the pages), then the queued job, then every prefill node. Never throws. */
+  private async cancelEverywhere(requestId: string, nodeId: string, reason: CancelReason, log: Logger): Promise<void> {
+    const { nc, subjects } = this.o;
+    const bytes = encodeMessage(cancelMessage({ requestId, reason }));
+    try {
+      nc.publish(subjects.control(nodeId), bytes);
+    } catch (err) {
+      log.warn({ err }, 'cancel to the decode node not sent');
+    }
+    // Withdrawn before the broadcast, so no prefill worker can take the job after the broadcast went out.
+    const removed = await this.o.prefillJobs.withdraw(requestId);
+    try {
+      nc.publish(subjects.prefillCancel, bytes);
+    } catch (err) {
+      log.warn({ err }, 'cancel to the prefill nodes not sent');
+    }
+    log.info({ reason, jobRemoved: removed }, 'request cancelled');
+  }
+}
