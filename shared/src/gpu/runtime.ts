@@ -14,6 +14,10 @@ export class Gpu {
   readonly pipelines: PipelineCache;
   readonly profiler: Profiler | null;
   private liveBuffers = new Set<GPUBuffer>();
+  private ring: GPUBuffer | null = null;
+  private readonly bindGroups = new Map<string, GPUBindGroup>();
+  private readonly ids = new WeakMap<object, number>();
+  private nextId = 1;
   private firstError: Error | null = null;
 
   private constructor(
@@ -108,32 +112,23 @@ export class Gpu {
       offsets.push(total);
       if (p.shader.uniforms) total += Math.ceil(uniformByteSize(p.shader.uniforms) / align) * align;
     }
-    const uniformBuf = total > 0 ? this.device.createBuffer({ label: 'uniforms', size: total, usage: 0x40 | 0x8 }) : null;
-    if (uniformBuf) {
+    const ring = this.uniformRing(total);
+    if (ring) {
       const staging = new Uint8Array(total);
       programs.forEach((p, i) => {
         if (!p.shader.uniforms) return;
         if (!p.uniformValues) throw new GpuError(`kernel ${p.shader.label}: uniforms declared but no values given`);
         staging.set(new Uint8Array(packUniforms(p.shader.uniforms, p.uniformValues)), offsets[i]);
       });
-      this.device.queue.writeBuffer(uniformBuf, 0, staging);
+      // queue-ordered: work submitted before this write still sees the values it was submitted with
+      this.device.queue.writeBuffer(ring, 0, staging);
     }
     const encoder = this.device.createCommandEncoder({ label: 'latentwire' });
     let pass = null as GPUComputePassEncoder | null;
     for (let i = 0; i < programs.length; i++) {
       const p = programs[i]!;
       const pipeline = this.pipelines.get(p.shader)!;
-      const entries: GPUBindGroupEntry[] = p.buffers.map((b, binding) => {
-        const bb: BufferBinding = 'buffer' in b && !(b instanceof GPUBuffer) ? (b as BufferBinding) : { buffer: b as GPUBuffer };
-        return { binding, resource: { buffer: bb.buffer, offset: bb.offset ?? 0, size: bb.size } };
-      });
-      if (p.shader.uniforms) {
-        entries.push({
-          binding: p.buffers.length,
-          resource: { buffer: uniformBuf!, offset: offsets[i]!, size: uniformByteSize(p.shader.uniforms) },
-        });
-      }
-      const bindGroup = this.device.createBindGroup({ label: p.shader.label, layout: this.pipelines.layout(pipeline), entries });
+      const bindGroup = this.bindGroup(p, pipeline, ring, offsets[i]!);
       const [x, y = 1, z = 1] = p.workgroups;
       const maxDim = this.limits.maxComputeWorkgroupsPerDimension;
       if (x > maxDim || y > maxDim || z > maxDim) {
@@ -157,8 +152,55 @@ export class Gpu {
     pass?.end();
     this.profiler?.resolve(encoder);
     this.device.queue.submit([encoder.finish()]);
-    if (uniformBuf) this.device.queue.onSubmittedWorkDone().then(() => uniformBuf.destroy());
     await this.profiler?.collect();
+  }
+
+  /**
+   * The persistent uniform buffer (program i of a run reads its uniforms at that run's offset i), grown when
+   * a run needs more. Being persistent, it lets bind groups be reused across runs (bindGroup()).
+   */
+  private uniformRing(bytes: number): GPUBuffer | null {
+    if (bytes === 0) return null;
+    if (!this.ring || this.ring.size < bytes) {
+      const old = this.ring;
+      if (old) this.device.queue.onSubmittedWorkDone().then(() => old.destroy());
+      this.ring = this.device.createBuffer({ label: 'uniforms', size: Math.max(bytes, 2 * (old?.size ?? 0), 1 << 16), usage: 0x40 | 0x8 });
+      this.bindGroups.clear();
+    }
+    return this.ring;
+  }
+
+  /**
+   * Bind groups are cached by pipeline, buffers (identity, offset, size) and uniform offset: a decode step
+   * encodes the same ~600 dispatches every step, and creating their bind groups was most of its CPU time.
+   */
+  private bindGroup(p: KernelProgram, pipeline: GPUComputePipeline, ring: GPUBuffer | null, uniformOffset: number): GPUBindGroup {
+    let key = `${this.objectId(pipeline)}`;
+    const entries: GPUBindGroupEntry[] = p.buffers.map((b, binding) => {
+      const bb: BufferBinding = 'buffer' in b && !(b instanceof GPUBuffer) ? (b as BufferBinding) : { buffer: b as GPUBuffer };
+      key += `|${this.objectId(bb.buffer)}@${bb.offset ?? 0}+${bb.size ?? ''}`;
+      return { binding, resource: { buffer: bb.buffer, offset: bb.offset ?? 0, size: bb.size } };
+    });
+    if (p.shader.uniforms) {
+      key += `|u${uniformOffset}`;
+      entries.push({ binding: p.buffers.length, resource: { buffer: ring!, offset: uniformOffset, size: uniformByteSize(p.shader.uniforms) } });
+    }
+    let group = this.bindGroups.get(key);
+    if (!group) {
+      if (this.bindGroups.size >= 16384) this.bindGroups.clear();
+      group = this.device.createBindGroup({ label: p.shader.label, layout: this.pipelines.layout(pipeline), entries });
+      this.bindGroups.set(key, group);
+    }
+    return group;
+  }
+
+  private objectId(o: object): number {
+    let id = this.ids.get(o);
+    if (id === undefined) {
+      id = this.nextId++;
+      this.ids.set(o, id);
+    }
+    return id;
   }
 
   /** Waits for all submitted work and surfaces any WebGPU error raised meanwhile. */
@@ -192,6 +234,8 @@ export class Gpu {
   dispose(): void {
     for (const b of this.liveBuffers) b.destroy();
     this.liveBuffers.clear();
+    this.ring?.destroy();
+    this.bindGroups.clear();
     this.device.destroy();
   }
 

@@ -9,10 +9,13 @@ import { weightLoadWgsl, type GpuTensor, type WeightDtype } from '@latentwire/sh
 import { memoShader } from '@latentwire/shared/gpu';
 
 const BODY = readFileSync(new URL('./head-matmul.wgsl', import.meta.url), 'utf8');
-const WG = 64;
+/** Column threads (4 columns each) and K slices of a workgroup. */
+const CT = 16;
+const KS = 16;
+const WG = CT * KS;
 /** Batch rows a workgroup accumulates (the weight is re-read once per block of this many sequences). */
-const BB = 8;
-/** Values of k staged per round. */
+const BB = 4;
+/** Values of k staged per round (BB·KC ≤ WG: one load per thread). */
 const KC = 64;
 
 const UNIFORMS = {
@@ -26,7 +29,9 @@ function build_headMatmulShader(dtype: WeightDtype): KernelShader {
   return {
     label: `head_matmul_${dtype}`,
     uniforms: UNIFORMS,
-    source: `const WG: u32 = ${WG}u;
+    source: `const CT: u32 = ${CT}u;
+const KS: u32 = ${KS}u;
+const WG: u32 = ${WG}u;
 const BB: u32 = ${BB}u;
 const KC: u32 = ${KC}u;
 @group(0) @binding(0) var<storage, read> x: array<f32>;
@@ -74,7 +79,7 @@ export function headMatmul(a: HeadMatmulArgs): KernelProgram {
       w_offset: wOffset, w_head_stride: wHead, w_row_stride: wRow,
       y_offset: a.yOffset ?? 0, y_row_stride: a.yRowStride ?? a.heads * a.N, y_head_stride: a.yHeadStride ?? a.N,
     },
-    workgroups: [Math.ceil(a.N / (4 * WG)), a.heads, Math.ceil(a.batch / BB)],
+    workgroups: [Math.ceil(a.N / (4 * CT)), a.heads, Math.ceil(a.batch / BB)],
   };
 }
 

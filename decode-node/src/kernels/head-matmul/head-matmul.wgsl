@@ -1,9 +1,11 @@
 // y[b, h, n] = Σ_k x[b, h, k] · W[h, k, n] for every head h at once (a batched GEMM with tiny M = batch).
-// Workgroup (n block of 4·WG columns, head h, batch block of BB rows): x's block is staged KC values at a
-// time in workgroup memory, each thread owns 4 adjacent columns for the BB rows, so a weight row is read
-// once per batch block, coalesced along n. Prepended by the launcher: WG, BB, KC, the bindings, the
-// uniforms `u` and weight_at().
+// Workgroup (n block of 4·CT columns, head h, batch block of BB rows), WG = CT·KS threads: thread (ct, ks)
+// owns 4 adjacent columns and the k rows ks, ks + KS, …, so a weight row is read coalesced along n and the
+// K loop is split KS ways (K is 128 or 512 here: a serial K loop left the GPU idle); x's block is staged
+// KC values at a time, and the KS partial sums are added in workgroup memory at the end.
+// Prepended by the launcher: CT, KS, WG, BB, KC, the bindings, the uniforms `u` and weight_at().
 var<workgroup> xs: array<f32, BB * KC>;
+var<workgroup> partial: array<vec4<f32>, KS * BB * CT>;
 
 fn w4(i: u32, n0: u32) -> vec4<f32> {
   if (n0 + 3u < u.n) {
@@ -20,9 +22,10 @@ fn w4(i: u32, n0: u32) -> vec4<f32> {
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let h = wg.y;
   let b0 = wg.z * BB;
-  let n0 = (wg.x * WG + lid) * 4u;
-  var acc: array<vec4<f32>, BB>;
-  for (var bb = 0u; bb < BB; bb++) { acc[bb] = vec4<f32>(0.0); }
+  let ct = lid % CT;
+  let ks = lid / CT;
+  let n0 = (wg.x * CT + ct) * 4u;
+  var acc = array<vec4<f32>, BB>();
   for (var k0 = 0u; k0 < u.k; k0 += KC) {
     for (var i = lid; i < BB * KC; i += WG) {
       let b = b0 + i / KC;
@@ -34,22 +37,26 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     workgroupBarrier();
     if (n0 < u.n) {
       let kn = min(KC, u.k - k0);
-      var wi = u.w_offset + h * u.w_head_stride + k0 * u.w_row_stride + n0;
-      for (var kk = 0u; kk < kn; kk++) {
-        let wv = w4(wi, n0);
+      for (var kk = ks; kk < kn; kk += KS) {
+        let wv = w4(u.w_offset + h * u.w_head_stride + (k0 + kk) * u.w_row_stride + n0, n0);
         for (var bb = 0u; bb < BB; bb++) { acc[bb] = fma(vec4<f32>(xs[bb * KC + kk]), wv, acc[bb]); }
-        wi += u.w_row_stride;
       }
     }
     workgroupBarrier();
   }
-  if (n0 >= u.n) { return; }
-  for (var bb = 0u; bb < BB; bb++) {
-    let b = b0 + bb;
-    if (b >= u.batch) { break; }
-    let o = u.y_offset + b * u.y_row_stride + h * u.y_head_stride + n0;
-    for (var j = 0u; j < 4u; j++) {
-      if (n0 + j < u.n) { y[o + j] = acc[bb][j]; }
-    }
+  for (var bb = 0u; bb < BB; bb++) { partial[(ks * BB + bb) * CT + ct] = acc[bb]; }
+  workgroupBarrier();
+  // the first BB·CT threads each finish one (row, column quad)
+  if (lid >= BB * CT) { return; }
+  let bb = lid / CT;
+  let c = lid % CT;
+  let b = b0 + bb;
+  let m0 = (wg.x * CT + c) * 4u;
+  if (b >= u.batch || m0 >= u.n) { return; }
+  var sum = vec4<f32>(0.0);
+  for (var s = 0u; s < KS; s++) { sum += partial[(s * BB + bb) * CT + c]; }
+  let o = u.y_offset + b * u.y_row_stride + h * u.y_head_stride + m0;
+  for (var j = 0u; j < 4u; j++) {
+    if (m0 + j < u.n) { y[o + j] = sum[j]; }
   }
 }

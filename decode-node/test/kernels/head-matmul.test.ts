@@ -1,0 +1,59 @@
+// The absorbed-MLA per-head kernels against float64: headMatmul on odd sizes with strided x / y and a weight
+// addressed inside a larger buffer (as W_UK is read inside kv_b_proj), and headTranspose building W_UVᵀ.
+import test from 'ava';
+import { maxAbsDiff, randomArray, roundTo, testGpu, uploadWeight } from '@latentwire/shared/testing';
+import { headMatmul } from '../../src/kernels/head-matmul/index.js';
+import { headTranspose, headTransposeBytes } from '../../src/kernels/head-transpose/index.js';
+
+for (const dtype of ['bf16', 'f32'] as const) {
+  test(`head matmul - ${dtype}: odd sizes, strided rows, weight at an offset, batch beyond one block`, async (t) => {
+    const gpu = await testGpu();
+    for (const [B, heads, K, N] of [[1, 3, 37, 45], [9, 2, 130, 8], [5, 5, 64, 513]] as const) {
+      const xStride = heads * (K + 3), xHead = K + 3, yStride = heads * N + 7;
+      const wRow = N + 2, wHead = K * wRow + 5, wOff = 6;
+      const x = randomArray(B * xStride, 1 + B);
+      const w = roundTo(randomArray(wOff + heads * wHead, 2 + K), dtype);
+      const xb = gpu.upload('x', Float32Array.from(x));
+      const wb = uploadWeight(gpu, 'w', w, dtype, [w.length]);
+      const yb = gpu.buffer('y', B * yStride * 4);
+      await gpu.run([headMatmul({
+        x: xb, weight: wb, y: yb, batch: B, heads, K, N, xRowStride: xStride, xHeadStride: xHead, yRowStride: yStride, yHeadStride: N,
+        wOffset: wOff, wHeadStride: wHead, wRowStride: wRow,
+      })]);
+      const got = await gpu.readF32(yb, 0, B * yStride);
+      const want = new Float64Array(B * yStride);
+      const gotUsed = new Float64Array(B * yStride);
+      for (let b = 0; b < B; b++) for (let h = 0; h < heads; h++) for (let n = 0; n < N; n++) {
+        let s = 0;
+        for (let k = 0; k < K; k++) s += Math.fround(x[b * xStride + h * xHead + k]!) * w[wOff + h * wHead + k * wRow + n]!;
+        want[b * yStride + h * N + n] = s;
+        gotUsed[b * yStride + h * N + n] = got[b * yStride + h * N + n]!;
+      }
+      const err = maxAbsDiff(gotUsed, want);
+      t.true(err < 1e-4, `[${B}, ${heads}, ${K}, ${N}] off by ${err}`);
+      gpu.destroy(xb, wb.buffer, yb);
+    }
+  });
+
+  test(`head transpose - ${dtype}: per head, rows [offset, offset + rows) of each block become columns`, async (t) => {
+    const gpu = await testGpu();
+    const heads = 3, stride = 10, offset = 4, rows = 6, cols = 7;
+    const w = roundTo(randomArray(heads * stride * cols, 9), dtype);
+    const src = uploadWeight(gpu, 'src', w, dtype, [heads * stride, cols]);
+    const dst = gpu.buffer('dst', headTransposeBytes(dtype, heads, rows, cols));
+    await gpu.run([headTranspose({ src, dst, heads, rows, cols, headRowStride: stride, rowOffset: offset })]);
+    const words = await gpu.readU32(dst, 0, headTransposeBytes(dtype, heads, rows, cols) / 4);
+    const f = new Float32Array(1), u = new Uint32Array(f.buffer);
+    const value = (e: number) => {
+      if (dtype === 'f32') { u[0] = words[e]!; return f[0]!; }
+      u[0] = ((words[e >> 1]! >>> (16 * (e & 1))) & 0xffff) << 16;
+      return f[0]!;
+    };
+    for (let h = 0; h < heads; h++) for (let j = 0; j < cols; j++) for (let i = 0; i < rows; i++) {
+      const e = (h * cols + j) * rows + i;
+      if (value(e) !== w[(h * stride + offset + i) * cols + j]) return t.fail(`element (${h}, ${j}, ${i})`);
+    }
+    t.pass();
+    gpu.destroy(src.buffer, dst);
+  });
+}
