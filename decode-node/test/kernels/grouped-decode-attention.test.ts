@@ -394,7 +394,8 @@ test.serial('helpers: plan, workgroup memory, splits', (t) => {
   t.throws(() => groupedDecodePlan({ ...spec, headGroup: 32, limits: h100 }), { instanceOf: RangeError });
   t.is(groupedDecodeWorkgroupBytes(v(8, 8)) <= 49152, true);
   // 128 heads in groups of 8 = 16 groups: batch 1 at 4K wants ceil(264 / 16) = 17 splits; batch 32 fills the GPU
-  t.is(chooseDecodeSplits({ batch: 1, heads: 128, headGroup: 8, maxContext: 4096 }), 16);
+  t.is(chooseDecodeSplits({ batch: 1, heads: 128, headGroup: 8, maxContext: 4096 }), 17);
+  t.is(chooseDecodeSplits({ batch: 1, heads: 16, headGroup: 8, maxContext: 1024 }), 16);
   t.is(chooseDecodeSplits({ batch: 1, heads: 128, headGroup: 8, maxContext: 16384 }), 17);
   t.is(chooseDecodeSplits({ batch: 32, heads: 128, headGroup: 8, maxContext: 16384 }), 1);
   t.is(chooseDecodeSplits({ batch: 4, heads: 16, headGroup: 8, maxContext: 100 }), 1);

@@ -140,7 +140,8 @@ export function groupedDecodePlan(p: {
 
 /**
  * Number of KV splits for a batch: enough workgroups to fill the GPU (≥ wavesPerSm·smCount, default 2 × 132,
- * an H100), but no split shorter than minTokensPerSplit (default 256) of the longest sequence and at most
+ * an H100), but no split shorter than minTokensPerSplit (default 64; 256 left V2-Lite at batch 1 with 8
+ * workgroups on a 132-SM GPU) of the longest sequence and at most
  * maxSplits (default 64). One split when the batch alone fills the GPU. Uniform across the batch (a
  * uniform), so a short sequence next to a long one just gets empty splits, which cost one tiny workgroup each.
  */
@@ -152,7 +153,7 @@ export function chooseDecodeSplits(p: {
   const base = Math.max(1, p.batch * groups);
   const target = (p.smCount ?? 132) * (p.wavesPerSm ?? 2);
   const want = Math.ceil(target / base);
-  const byLength = Math.max(1, Math.floor(p.maxContext / (p.minTokensPerSplit ?? 256)));
+  const byLength = Math.max(1, Math.floor(p.maxContext / (p.minTokensPerSplit ?? 64)));
   return Math.max(1, Math.min(want, byLength, p.maxSplits ?? 64));
 }
 
