@@ -1,10 +1,8 @@
 // One real nats-server and one real redis-server per test file, started on first use; each test isolates
 // itself with its own subject prefix (and so its own BullMQ queue name). Call stopServers from
 // test.after.always.
-//
-// NOTE: @latentwire/shared/testing also exports the GPU helpers, so importing it loads the `webgpu` module
-// into this test process (never into the gateway's own code). Only this file imports it.
-import { startNatsServer, startRedisServer } from '@latentwire/shared/testing';
+// (@latentwire/shared/testing/servers: the launchers without the GPU helpers, so `webgpu` is never loaded here.)
+import { startNatsServer, startRedisServer } from '@latentwire/shared/testing/servers';
 
 export { startRedisServer };
 
