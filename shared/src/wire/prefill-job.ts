@@ -2,8 +2,8 @@
 // what a prefill worker validates before touching the GPU. BullMQ stores job data as JSON, so this is a
 // JSON-safe object (token ids as a number array) with the same field rules as the NATS messages.
 import { z } from 'zod';
-import { label, layoutKey, positiveU32, tokenId, tokenIds, u32, wireId } from './fields.js';
-import { MAX_STOP_TOKENS, type WireSampling } from './messages/prefill.js';
+import { label, layoutKey, positiveU32, tokenId, tokenIds, wireId } from './fields.js';
+import { MAX_STOP_TOKENS, wireSamplingSchema, type WireSampling } from './messages/prefill.js';
 import { WireError } from './errors.js';
 
 /** Longest prompt a job may carry (DeepSeek-V3's 128K context, with room). */
@@ -31,7 +31,7 @@ const schema = z.object({
   requestId: wireId,
   decodeNodeId: wireId,
   promptIds: z.array(tokenId).min(1).max(MAX_PROMPT_TOKENS),
-  sampling: z.object({ temperature: z.number().min(0).max(100), topK: u32, topP: z.number().gt(0).max(1), seed: u32 }),
+  sampling: wireSamplingSchema,
   maxTokens: positiveU32,
   stopTokenIds: tokenIds(MAX_STOP_TOKENS),
   eosTokenIds: tokenIds(MAX_STOP_TOKENS),

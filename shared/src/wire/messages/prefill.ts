@@ -19,6 +19,14 @@ export interface WireSampling {
 
 export const MAX_STOP_TOKENS = 256;
 
+/** WireSampling's ranges, for every message and job that carries sampling settings. */
+export const wireSamplingSchema = z.object({
+  temperature: z.number().min(0).max(100),
+  topK: u32,
+  topP: z.number().gt(0).max(1),
+  seed: u32,
+});
+
 export interface PrefillDone extends Envelope<'prefill-done'> {
   readonly requestId: string;
   readonly promptTokens: number;
@@ -72,12 +80,7 @@ export const prefillDoneSpec: MessageSpec<PrefillDone> = {
     promptTokens: positiveU32,
     layers: positiveU32,
     firstToken: tokenId,
-    sampling: z.object({
-      temperature: z.number().min(0).max(100),
-      topK: u32,
-      topP: z.number().gt(0).max(1),
-      seed: u32,
-    }),
+    sampling: wireSamplingSchema,
     maxTokens: positiveU32,
     stopTokenIds: tokenIds(MAX_STOP_TOKENS),
     eosTokenIds: tokenIds(MAX_STOP_TOKENS),
