@@ -1,6 +1,7 @@
 // One admitted request's tokens → `tokens` messages on its subject. Tokens wait up to flushMs so that fast
 // steps share a message (at MAX_BATCH sequences a message per token per step would be MAX_BATCH messages a
-// step); the first token of a wait starts the timer. `seq` counts messages from 0; the last one carries
+// step); the first token of a wait starts the timer. The request's first token (the prefill's) goes out at
+// once: waiting would only add to time-to-first-token. `seq` counts messages from 0; the last one carries
 // the finish reason and usage (and the error text for 'error'), with whatever tokens were still waiting.
 import { encodeMessage, tokensMessage, type FinishReason, type Tokens, type Usage } from '@latentwire/shared/wire';
 import type { RequestEvents } from '../engine/engine.js';
@@ -34,7 +35,7 @@ export class TokenStream implements RequestEvents {
   onTokens(tokens: readonly number[]): void {
     if (this.done) return;
     this.pending.push(...tokens);
-    if (this.flushMs === 0 || this.pending.length >= MAX_PENDING) this.flush();
+    if (this.flushMs === 0 || this.seq === 0 || this.pending.length >= MAX_PENDING) this.flush();
     else this.timer ??= setTimeout(() => this.flush(), this.flushMs);
   }
 

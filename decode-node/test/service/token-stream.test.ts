@@ -1,4 +1,5 @@
-// TokenStream: tokens gathered for flushMs per message, seq from 0, the last message with reason and usage.
+// TokenStream: the first token at once, later ones gathered for flushMs per message, seq from 0, the last
+// message with reason and usage.
 import test from 'ava';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { decodeMessage, SUBJECT_TYPES, type Tokens } from '@latentwire/shared/wire';
@@ -11,22 +12,24 @@ function streamOf(flushMs: number) {
   return { s, sent, done };
 }
 
-test('token stream - tokens within flushMs share a message; the last carries reason and usage', async (t) => {
+test('token stream - the first token goes at once, later ones within flushMs share a message; the last carries reason and usage', async (t) => {
   const { s, sent, done } = streamOf(40);
+  s.onTokens([4]);
+  t.deepEqual(sent.map((m) => [m.seq, m.tokens]), [[0, [4]]], 'the first token is not held back');
   s.onTokens([5]);
   s.onTokens([6]);
   s.onTokens([7, 8]);
-  t.is(sent.length, 0, 'nothing before the flush timer');
+  t.is(sent.length, 1, 'nothing more before the flush timer');
   await sleep(120);
-  t.deepEqual(sent.map((m) => [m.seq, m.tokens]), [[0, [5, 6, 7, 8]]]);
+  t.deepEqual(sent.map((m) => [m.seq, m.tokens]), [[0, [4]], [1, [5, 6, 7, 8]]]);
   s.onTokens([9]);
-  s.onFinish('length', { promptTokens: 3, completionTokens: 5 });
-  t.deepEqual(sent.at(-1), { v: 1, type: 'tokens', requestId: 'req-1', seq: 1, tokens: [9], finishReason: 'length', usage: { promptTokens: 3, completionTokens: 5 } });
+  s.onFinish('length', { promptTokens: 3, completionTokens: 6 });
+  t.deepEqual(sent.at(-1), { v: 1, type: 'tokens', requestId: 'req-1', seq: 2, tokens: [9], finishReason: 'length', usage: { promptTokens: 3, completionTokens: 6 } });
   t.deepEqual(done, ['length']);
   s.onTokens([10]);
   s.onFinish('stop', { promptTokens: 3, completionTokens: 6 });
   await sleep(60);
-  t.is(sent.length, 2, 'nothing after the final message');
+  t.is(sent.length, 3, 'nothing after the final message');
 });
 
 test('token stream - flushMs 0 sends each call; an error finish carries its text', (t) => {
