@@ -1,5 +1,6 @@
 // Benchmark output: an aligned table on stdout and a JSON file under bench/results/.
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { availableParallelism, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -9,7 +10,9 @@ export function printTable(title: string, rows: Row[]): void {
   console.log(`\n${title}`);
   if (rows.length === 0) return;
   const cols = Object.keys(rows[0]!);
-  const cell = (v: unknown) => (typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toPrecision(4)) : String(v));
+  // 4 significant digits, but never exponent notation for large values (12690, not 1.269e+4)
+  const cell = (v: unknown) =>
+    typeof v === 'number' ? (Number.isInteger(v) ? String(v) : Math.abs(v) >= 1e4 ? v.toFixed(0) : v.toPrecision(4)) : String(v);
   const widths = cols.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
   const line = (vals: string[]) => '| ' + vals.map((v, i) => v.padEnd(widths[i]!)).join(' | ') + ' |';
   console.log(line(cols));
@@ -28,4 +31,9 @@ export function writeJson(name: string, data: unknown): string {
 
 export function isSoftwareAdapter(info: { vendor: string; architecture: string; device: string }): boolean {
   return /llvmpipe|lavapipe|swiftshader|software/i.test(`${info.vendor} ${info.architecture} ${info.device}`);
+}
+
+/** The machine's 1-minute load against its CPUs: CPU-bound numbers on a shared machine need it. */
+export function loadNote(): string {
+  return `load average ${loadavg()[0]!.toFixed(2)} on ${availableParallelism()} CPUs`;
 }

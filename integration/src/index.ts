@@ -1,0 +1,1 @@
+export { startLocalCluster, type LocalCluster, type LocalClusterOptions, type DecodeNodeHandle } from './local-cluster.js';

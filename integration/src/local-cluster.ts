@@ -1,0 +1,121 @@
+// A whole latentwire cluster in one process, talking through real servers: nats-server and redis-server (its
+// own on free ports unless URLs are given), N decode nodes and a prefill node (each its own model stack, all
+// on one WebGPU device), and the gateway's HTTP app on a free port, its backend on NATS + BullMQ. Only
+// process boundaries are missing, which `npm start` (infra/start-cluster.mjs) adds. The end-to-end tests
+// and the serving benchmarks both run on it.
+import { randomBytes } from 'node:crypto';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
+import { DecodeNodeService, decodeSettings, loadDecodeStack, type DecodeStack } from '@latentwire/decode-node';
+import { PrefillWorkerService } from '@latentwire/prefill-node';
+import { clusterSettingsFromEnv, startClusterBackend, startGateway, type ClusterBackend, type ClusterSettings } from '@latentwire/gateway';
+import type { Gpu } from '@latentwire/shared/gpu';
+import { loadPrefillModel } from '@latentwire/shared/prefill';
+import type { KvDtype } from '@latentwire/shared/kv';
+import { FIXTURE_DIR } from '@latentwire/shared/testing';
+import { startNatsServer, startRedisServer } from '@latentwire/shared/testing/servers';
+
+export interface LocalClusterOptions {
+  /** The device every node shares. */
+  readonly gpu: Gpu;
+  readonly decodeNodes?: number;
+  readonly kvDtype?: KvDtype;
+  readonly pageSize?: number;
+  readonly numPages?: number;
+  readonly maxBatch?: number;
+  readonly maxContext?: number;
+  /** The decode nodes' TOKEN_FLUSH_MS (default 2). */
+  readonly tokenFlushMs?: number;
+  /** Gateway settings over its environment defaults (subject prefix and Redis are the cluster's). */
+  readonly gateway?: Partial<ClusterSettings>;
+  /** Use these servers instead of starting them. */
+  readonly natsUrl?: string | undefined;
+  readonly redisUrl?: string | undefined;
+  /** Default: the bundled tiny model. */
+  readonly modelDir?: string | undefined;
+}
+
+export interface DecodeNodeHandle {
+  readonly id: string;
+  readonly stack: DecodeStack;
+  readonly service: DecodeNodeService;
+}
+
+export interface LocalCluster {
+  /** The gateway's HTTP root, e.g. http://127.0.0.1:41234. */
+  readonly url: string;
+  readonly natsUrl: string;
+  readonly prefix: string;
+  readonly decode: readonly DecodeNodeHandle[];
+  readonly prefill: PrefillWorkerService;
+  readonly gateway: ClusterBackend;
+  /** A NATS connection of the caller's own (to watch or forge messages). */
+  readonly nc: NatsConnection;
+  /** Resolves true once every decode node has its starting free-page count again (false after timeoutMs). */
+  pagesBack(timeoutMs?: number): Promise<boolean>;
+  stop(): Promise<void>;
+}
+
+export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCluster> {
+  const nats = o.natsUrl ? null : await startNatsServer();
+  const redis = o.redisUrl ? null : await startRedisServer();
+  const natsUrl = o.natsUrl ?? nats!.url;
+  const redisUrl = o.redisUrl ?? redis!.url;
+  const prefix = `lc${randomBytes(4).toString('hex')}`;
+  const dir = o.modelDir ?? FIXTURE_DIR;
+  const logger = pino({ level: process.env.LOG_LEVEL ?? 'warn' });
+  const decode: DecodeNodeHandle[] = [];
+  for (let i = 0; i < (o.decodeNodes ?? 2); i++) {
+    const stack = await loadDecodeStack(o.gpu, dir, (cfg) => decodeSettings(cfg, {}, {
+      pageSize: o.pageSize ?? 16, kvDtype: o.kvDtype ?? 'bf16', numPages: o.numPages ?? 64, maxBatch: o.maxBatch ?? 16,
+      maxContext: Math.min(o.maxContext ?? 1024, cfg.maxPositionEmbeddings),
+    }));
+    const service = new DecodeNodeService({
+      nats: natsUrl, nodeId: `decode-${i}`, subjectPrefix: prefix, stack, heartbeatMs: 100, tokenFlushMs: o.tokenFlushMs ?? 2, logger,
+      registry: new Registry(),
+    });
+    await service.start();
+    decode.push({ id: `decode-${i}`, stack, service });
+  }
+  const { folder, model } = loadPrefillModel(o.gpu, dir);
+  const prefill = new PrefillWorkerService({ nats: natsUrl, redisUrl, prefix, concurrency: 2, model, folder, logger, registry: new Registry() });
+  await prefill.start();
+  const nc = await connect({ servers: natsUrl });
+  const gwNc = await connect({ servers: natsUrl });
+  const gateway = await startClusterBackend({
+    nc: gwNc, model: folder, logger, settings: { ...clusterSettingsFromEnv({}), ...o.gateway, redisUrl, subjectPrefix: prefix },
+  });
+  const http = await startGateway({ model: folder, backend: gateway.backend, logger });
+  // ready when the gateway sees every decode node
+  for (let i = 0; gateway.backend.maxRequestTokens() === undefined || gateway.registry.nodes().length < decode.length; i++) {
+    if (i > 200) throw new Error('the gateway never saw the decode nodes');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const total = decode.map((d) => d.stack.engine.stats().totalPages);
+  return {
+    url: http.url, natsUrl, prefix, decode, prefill, gateway, nc,
+    async pagesBack(timeoutMs = 5000) {
+      const until = Date.now() + timeoutMs;
+      for (;;) {
+        if (decode.every((d, i) => d.stack.engine.stats().freePages === total[i])) return true;
+        if (Date.now() > until) return false;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    },
+    async stop() {
+      await gateway.close();
+      await http.close();
+      await gwNc.drain();
+      await prefill.stop();
+      for (const d of decode) {
+        await d.service.stop();
+        d.stack.release();
+      }
+      model.dispose();
+      await nc.drain();
+      await nats?.stop();
+      await redis?.stop();
+    },
+  };
+}
