@@ -6,7 +6,7 @@
 // tokenStart + tokenCount) ends inside that page; rows = tokenCount rows of rowBytes (the page layout's row
 // bytes); scales = tokenCount f32 LE scales for fp8_e4m3, empty otherwise; checksum = CRC-32 of rows then
 // scales. So a receiver can copy rows to byte (tokenStart mod pageSize)·rowBytes of its page as they are.
-import CRC32 from 'crc-32';
+import { crc32 } from '@node-rs/crc32';
 import { z } from 'zod';
 import type { KvDtype } from '../../kv/kv-dtype.js';
 import { bytes, kvDtype, layoutKey, positiveU32, text, u32, wireId } from '../fields.js';
@@ -52,7 +52,7 @@ export interface KvAck extends Envelope<'kv-ack'> {
 
 /** CRC-32 of rows then scales, as a u32. */
 export function kvChunkChecksum(rows: Uint8Array, scales: Uint8Array): number {
-  return CRC32.buf(scales, CRC32.buf(rows)) >>> 0;
+  return crc32(scales, crc32(rows));
 }
 
 /** A kv-chunk with its checksum computed. To split a page to fit max_payload, see kvChunkMessages. */
