@@ -167,3 +167,15 @@ test.serial('forged and malformed NATS messages are rejected and counted; every 
   const res = await cluster.client.completions.create({ model: cluster.model, prompt: c.input_ids, max_tokens: 6, temperature: 0 });
   t.is(res.choices[0]!.text, text(c.greedy_ids.slice(0, 6)));
 });
+
+test.serial('a decode node that leaves the pool: its heartbeats stop, the gateway drops it, new requests go to the other', async (t) => {
+  const [gone, stays] = cluster.decode as [typeof cluster.decode[0], typeof cluster.decode[0]];
+  await gone.service.stop();
+  const until = Date.now() + 5000;
+  while (cluster.gateway.registry.nodes().some((n) => n.nodeId === gone.id) && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+  t.deepEqual(cluster.gateway.registry.nodes().map((n) => n.nodeId), [stays.id]);
+  const steps = stays.stack.engine.steps;
+  const results = await Promise.all(cases.map((c) => cluster.client.completions.create({ model: cluster.model, prompt: c.input_ids, max_tokens: 6, temperature: 0 })));
+  t.deepEqual(results.map((r) => r.choices[0]!.text), cases.map((c) => text(c.greedy_ids.slice(0, 6))));
+  t.true(stays.stack.engine.steps > steps, 'the remaining node served them');
+});
