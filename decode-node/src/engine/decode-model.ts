@@ -19,6 +19,7 @@ import {
   chooseDecodeSplits, groupedDecodeAttention, groupedDecodePlan, groupedDecodeScratchBytes, type GroupedDecodeVariant,
 } from '../kernels/grouped-decode-attention/index.js';
 import { headMatmul } from '../kernels/head-matmul/index.js';
+import { FROM_HOST, gatherTokens } from '../kernels/gather-tokens/index.js';
 import { headWeightArgs, prepareAbsorbedWeights, type AbsorbedWeights } from './absorbed-weights.js';
 import { LatentKvCache } from './latent-kv-cache.js';
 
@@ -44,8 +45,13 @@ export interface DecodeModelOptions {
 }
 
 export interface DecodeStepInput {
-  /** The token each sequence feeds this step. */
+  /** The token each sequence feeds this step (ignored where fromPrevious names a row). */
   readonly tokens: readonly number[];
+  /**
+   * Per sequence: the row of the previously submitted step whose sampled token it feeds (that step may still
+   * be running: the token never comes to the CPU first), or -1 to feed tokens[b]. Default all -1.
+   */
+  readonly fromPrevious?: readonly number[];
   /** Its position: the tokens already cached for the sequence. */
   readonly positions: readonly number[];
   /** Each sequence's pages, covering positions[b] + 1 tokens. */
@@ -53,6 +59,14 @@ export interface DecodeStepInput {
   readonly sampling: readonly SamplingParams[];
   /** Also read back the logits [batch, vocab] (tests, the CLI's `logits`). */
   readonly returnLogits?: boolean;
+}
+
+/** A submitted step: its tokens arrive when the GPU is done with it. */
+export interface SubmittedStep {
+  readonly batch: number;
+  readonly tokens: Promise<Uint32Array>;
+  /** CPU time to build and submit the step (ms). */
+  readonly submitMs: number;
 }
 
 export interface DecodeStepOutput {
@@ -71,6 +85,10 @@ export class DecodeModel {
   private readonly moe: MoeScratchBuffers | null;
   private partial: GPUBuffer | null = null;
   private partialBytes = 0;
+  /** Sampled tokens of the last two steps, alternately: a step may read the previous one's on the GPU. */
+  private readonly sampled: readonly [GPUBuffer, GPUBuffer];
+  private lastSampled = 0;
+  private lastBatch = 0;
 
   private constructor(
     readonly gpu: Gpu, readonly cfg: MlaConfig, readonly weights: ModelWeights, readonly absorbed: AbsorbedWeights,
@@ -99,7 +117,8 @@ export class DecodeModel {
       tableOffsets: gpu.buffer('dec.table_offsets', B * 4),
       pageTable: gpu.buffer('dec.page_table', B * this.maxPagesPerSeq * 4),
       sampling: gpu.buffer('dec.sampling', packSamplingParams(Array.from({ length: B }, () => GREEDY)).byteLength),
-      sampled: gpu.buffer('dec.sampled', B * 4),
+      hostIds: gpu.buffer('dec.host_ids', B * 4),
+      fromPrevious: gpu.buffer('dec.from_previous', B * 4),
       x: gpu.buffer('dec.x', B * H * 4),
       xn: gpu.buffer('dec.xn', B * H * 4),
       q: gpu.buffer('dec.q', B * heads * qkHeadDim(cfg) * 4),
@@ -114,6 +133,7 @@ export class DecodeModel {
       logits: gpu.buffer('dec.logits', B * cfg.vocabSize * 4),
     };
     this.moe = cfg.moe ? allocMoeScratch(gpu, cfg, B) : null;
+    this.sampled = [gpu.buffer('dec.sampled.0', B * 4), gpu.buffer('dec.sampled.1', B * 4)];
   }
 
   /** Prepares the absorbed weights and allocates the cache and the step buffers. */
@@ -143,8 +163,22 @@ export class DecodeModel {
     }
   }
 
-  /** Decodes one token for every sequence of the batch. */
+  /** Decodes one token for every sequence of the batch and waits for it. */
   async step(input: DecodeStepInput): Promise<DecodeStepOutput> {
+    const t0 = performance.now();
+    const submitted = await this.submitStep(input);
+    const t1 = performance.now();
+    const tokens = await submitted.tokens;
+    const logits = input.returnLogits ? await this.gpu.readF32(this.s.logits!, 0, submitted.batch * this.cfg.vocabSize) : null;
+    return { tokens, logits, timings: { submitMs: t1 - t0, waitMs: performance.now() - t1 } };
+  }
+
+  /**
+   * Submits one step and returns at once; its tokens' readback is queued right behind it, so they arrive when
+   * this step is done even if later steps were submitted meanwhile (the engine overlaps building step n+1 with
+   * the GPU running step n). Logits of a step are only valid until the next one is submitted.
+   */
+  async submitStep(input: DecodeStepInput): Promise<SubmittedStep> {
     const { gpu, cfg, s } = this;
     const t0 = performance.now();
     const B = input.tokens.length;
@@ -152,20 +186,28 @@ export class DecodeModel {
     if (input.positions.length !== B || input.pageTables.length !== B || input.sampling.length !== B) {
       throw new RangeError('decode step: tokens, positions, pageTables and sampling must have one entry per sequence');
     }
+    const from = input.fromPrevious ?? new Array<number>(B).fill(-1);
+    if (from.length !== B) throw new RangeError('decode step: fromPrevious must have one entry per sequence');
     const P = this.maxPagesPerSeq, ps = this.opts.pageSize;
     const table = new Uint32Array(B * P);
     let maxLen = 0;
     input.pageTables.forEach((pages, b) => {
       const pos = input.positions[b]!;
-      const tok = input.tokens[b]!;
-      if (!Number.isInteger(tok) || tok < 0 || tok >= cfg.vocabSize) throw new RangeError(`decode step: token ${tok} outside the vocabulary`);
+      const f = from[b]!;
+      if (f === -1) {
+        const tok = input.tokens[b]!;
+        if (!Number.isInteger(tok) || tok < 0 || tok >= cfg.vocabSize) throw new RangeError(`decode step: token ${tok} outside the vocabulary`);
+      } else if (!Number.isInteger(f) || f < 0 || f >= this.lastBatch) {
+        throw new RangeError(`decode step: fromPrevious ${f} is not a row of the previous step (batch ${this.lastBatch})`);
+      }
       if (!Number.isInteger(pos) || pos < 0 || pos >= this.opts.maxContext) throw new RangeError(`decode step: position ${pos} outside [0, ${this.opts.maxContext})`);
       if (pages.length * ps <= pos || pages.length > P) throw new RangeError(`decode step: sequence ${b} has ${pages.length} pages for position ${pos}`);
       for (const p of pages) if (!Number.isInteger(p) || p < 0 || p >= this.cache.numPages) throw new RangeError(`decode step: page ${p} outside the pool`);
       table.set(pages, b * P);
       maxLen = Math.max(maxLen, pos + 1);
     });
-    gpu.write(s.ids!, Uint32Array.from(input.tokens));
+    gpu.write(s.hostIds!, Uint32Array.from(input.tokens, (t, b) => (from[b] === -1 ? t : 0)));
+    gpu.write(s.fromPrevious!, Uint32Array.from(from, (f) => (f === -1 ? FROM_HOST : f)));
     gpu.write(s.positions!, Uint32Array.from(input.positions));
     gpu.write(s.seqLens!, Uint32Array.from(input.positions, (p) => p + 1));
     gpu.write(s.tableOffsets!, Uint32Array.from({ length: B }, (_, b) => b * P));
@@ -175,14 +217,17 @@ export class DecodeModel {
     const numSplits = this.opts.kvSplits && this.opts.kvSplits > 0
       ? this.opts.kvSplits
       : chooseDecodeSplits({ batch: B, heads: cfg.numHeads, headGroup: this.variant.headGroup, maxContext: maxLen });
-    const programs = [...this.forward(B, numSplits)];
-    const V = cfg.vocabSize;
-    programs.push(sampleTokens({ logits: s.logits!, params: s.sampling!, out: s.sampled!, rows: B, vocab: V }));
+    const previous = this.sampled[this.lastSampled]!;
+    const out = this.sampled[1 - this.lastSampled]!;
+    const programs = [
+      gatherTokens({ host: s.hostIds!, from: s.fromPrevious!, previous, ids: s.ids!, rows: B }),
+      ...this.forward(B, numSplits),
+      sampleTokens({ logits: s.logits!, params: s.sampling!, out, rows: B, vocab: cfg.vocabSize }),
+    ];
     await gpu.run(programs);
-    const t1 = performance.now();
-    const tokens = await gpu.readU32(s.sampled!, 0, B);
-    const logits = input.returnLogits ? await gpu.readF32(s.logits!, 0, B * V) : null;
-    return { tokens, logits, timings: { submitMs: t1 - t0, waitMs: performance.now() - t1 } };
+    this.lastSampled = 1 - this.lastSampled;
+    this.lastBatch = B;
+    return { batch: B, tokens: gpu.readU32(out, 0, B), submitMs: performance.now() - t0 };
   }
 
   /** The step's programs up to the logits. */
@@ -258,7 +303,7 @@ export class DecodeModel {
     this.cache.release();
     this.absorbed.release();
     this.moe?.release();
-    this.gpu.destroy(this.invFreq, this.partial, ...Object.values(this.s));
+    this.gpu.destroy(this.invFreq, this.partial, ...this.sampled, ...Object.values(this.s));
   }
 }
 

@@ -9,7 +9,8 @@
 //      onStepDone() records one token per sequence and retires those done (EOS, stop token, max_tokens).
 //      Nothing waits for the slowest sequence: each leaves the batch the step it finishes.
 //   3. cancel() ends a request in any state; its pages return to the pool. A cancel that arrives while a
-//      step is on the GPU is applied after it, so pages that step still writes are never handed out early.
+//      step is being built is applied once it is submitted: pages are then handed out again only to work
+//      queued behind every step that still writes them (the GPU queue runs in order).
 import { Scheduler, SchedulerRejection, Sequence, type FinishReason, type Reservation, type SchedulerStats } from '../scheduler/index.js';
 import type { DecodeModel } from './decode-model.js';
 import type { PrefillModel } from '@latentwire/shared/prefill';
@@ -53,6 +54,14 @@ export interface EngineOptions {
   /** How long a reservation waits for its KV and commit (ms). */
   readonly leaseMs: number;
   readonly now?: () => number;
+}
+
+/** A submitted decode step: its batch (in row order) and its tokens, arriving when the GPU is done. */
+interface InFlight {
+  readonly batch: readonly Sequence[];
+  /** Row of each sequence, by object: a finished request's id may already name a new one. */
+  readonly index: ReadonlyMap<Sequence, number>;
+  readonly tokens: Promise<Uint32Array>;
 }
 
 interface Live {
@@ -194,14 +203,60 @@ export class DecodeEngine {
     });
   }
 
+  /**
+   * The loop, overlapped as SGLang's overlap scheduler: step n+1 is built and submitted while the GPU runs step
+   * n, feeding step n's sampled tokens to step n+1 on the GPU (they are read back behind it). A sequence that
+   * step n finishes has then taken one step too many: its extra token is dropped, and the row it wrote lies
+   * inside its own reservation (prompt + max_tokens covers the position).
+   */
   private async run(): Promise<void> {
+    let inflight: InFlight | null = null;
     for (;;) {
-      const batch = this.scheduler.schedule();
-      for (const seq of batch.admitted) if (seq.cachedTokens === 0) await this.prefillHere(seq);
-      const running = batch.sequences.filter((s) => s.status === 'running' && s.cachedTokens > 0);
-      if (running.length === 0) return;
-      await this.decodeStep(running);
+      const sched = this.scheduler.schedule();
+      for (const seq of sched.admitted) if (seq.cachedTokens === 0) await this.prefillHere(seq);
+      const running = sched.sequences.filter((s) => s.status === 'running' && s.cachedTokens > 0);
+      const prev: InFlight | null = inflight;
+      inflight = running.length > 0 ? await this.submitStep(running, prev) : null;
+      if (prev) await this.completeStep(prev);
+      if (!inflight && !prev) return;
     }
+  }
+
+  private async submitStep(batch: readonly Sequence[], prev: InFlight | null): Promise<InFlight | null> {
+    this.inStep = true;
+    try {
+      // a sequence in the step still running feeds that step's token (from the GPU) one position further
+      const from = batch.map((s) => prev?.index.get(s) ?? -1);
+      const submitted = await this.model.submitStep({
+        tokens: batch.map((s, b) => (from[b] === -1 ? s.outputTokens[s.outputTokens.length - 1]! : 0)),
+        fromPrevious: from,
+        positions: batch.map((s, b) => s.cachedTokens + (from[b] === -1 ? 0 : 1)),
+        pageTables: batch.map((s) => s.pageTable),
+        sampling: batch.map((s, b) => ({ ...this.live.get(s.id)!.req.sampling, counter: s.outputTokens.length + (from[b] === -1 ? 0 : 1) })),
+      });
+      return { batch, index: new Map(batch.map((s, b) => [s, b])), tokens: submitted.tokens };
+    } catch (err) {
+      this.inStep = false;
+      for (const s of batch) this.end(s.id, 'fail', err);
+      return null;
+    } finally {
+      this.inStep = false;
+      this.applyDeferred();
+    }
+  }
+
+  private async completeStep(step: InFlight): Promise<void> {
+    let tokens: Uint32Array;
+    try {
+      tokens = await step.tokens;
+    } catch (err) {
+      for (const s of step.batch) if (this.live.get(s.id)?.seq === s) this.end(s.id, 'fail', err);
+      return;
+    }
+    this.stepsRun++;
+    // only sequences still running as these objects: one that ended meanwhile may have a successor of its id
+    const current = step.batch.flatMap((s, b) => (s.status === 'running' && this.live.get(s.id)?.seq === s ? [{ seqId: s.id, token: tokens[b]! }] : []));
+    this.record(current);
   }
 
   /** Local path: prompt → pages, first token sampled on the GPU. */
@@ -221,27 +276,6 @@ export class DecodeEngine {
     } catch (err) {
       this.inStep = false;
       this.end(seq.id, 'fail', err);
-    } finally {
-      this.inStep = false;
-      this.applyDeferred();
-    }
-  }
-
-  private async decodeStep(batch: readonly Sequence[]): Promise<void> {
-    this.inStep = true;
-    try {
-      const out = await this.model.step({
-        tokens: batch.map((s) => s.outputTokens[s.outputTokens.length - 1]!),
-        positions: batch.map((s) => s.cachedTokens),
-        pageTables: batch.map((s) => s.pageTable),
-        sampling: batch.map((s) => ({ ...this.live.get(s.id)!.req.sampling, counter: s.outputTokens.length })),
-      });
-      this.stepsRun++;
-      this.inStep = false;
-      this.record(batch.map((s, b) => ({ seqId: s.id, token: out.tokens[b]! })));
-    } catch (err) {
-      this.inStep = false;
-      for (const s of batch) this.end(s.id, 'fail', err);
     } finally {
       this.inStep = false;
       this.applyDeferred();

@@ -60,6 +60,8 @@ test('engine - greedy requests reproduce transformers; a batch of 6 equals each 
     t.is(alone[b]!.reason, alone[b]!.tokens.length === 16 ? 'length' : 'stop');
   }
   const stepsBefore = engine.steps;
+  // the same ids again, submitted while the engine may still have a step of the last request in flight:
+  // a new request must never be taken for the finished one of the same id
   const together = await Promise.all(reqs.map((req) => collect((ev) => engine.submit(req, ev))));
   t.deepEqual(together.map((r) => r.tokens), alone.map((r) => r.tokens), 'batched tokens equal the tokens alone');
   t.deepEqual(together.map((r) => r.usage), reqs.map((req, i) => ({ promptTokens: req.promptIds.length, completionTokens: alone[i]!.tokens.length })));

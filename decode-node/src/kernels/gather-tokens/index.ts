@@ -1,0 +1,1 @@
+export { gatherTokens, gatherTokensShader, FROM_HOST } from './gather-tokens.js';
