@@ -31,10 +31,10 @@ function fail(message) {
   process.exit(2);
 }
 
-function hostPort(url, name) {
+function hostPort(url, name, defaultPort) {
   try {
     const u = new URL(url);
-    return { host: u.hostname || '127.0.0.1', port: Number(u.port) };
+    return { host: (u.hostname || '127.0.0.1').replace(/^\[(.*)\]$/, '$1'), port: Number(u.port) || defaultPort };
   } catch {
     return fail(`${name}=${url} is not a URL`);
   }
@@ -109,8 +109,8 @@ process.on('SIGINT', () => void stop(0));
 process.on('SIGTERM', () => void stop(0));
 
 async function main() {
-  const nats = hostPort(env.NATS_URL, 'NATS_URL');
-  const redis = hostPort(env.REDIS_URL, 'REDIS_URL');
+  const nats = hostPort(env.NATS_URL, 'NATS_URL', 4222);
+  const redis = hostPort(env.REDIS_URL, 'REDIS_URL', 6379);
   if (await listening(nats)) console.log(`start: using the nats-server at ${env.NATS_URL}`);
   else {
     console.log(`start: starting nats-server on port ${nats.port}`);

@@ -54,7 +54,7 @@ async function main(): Promise<void> {
   const cluster = await startClusterBackend({ nc, settings: s.cluster, model, logger, metricsRegistry });
   const gw = await startGateway({
     model, servedModelName: s.http.servedModelName, host: s.http.host, port: s.http.port,
-    backend: cluster.backend, logger, extraRoutes: metricsRoute(metricsRegistry),
+    backend: cluster.backend, logger, extraRoutes: metricsRoute(metricsRegistry), defaultMaxTokens: s.http.defaultMaxTokens,
   });
   logger.info({ url: gw.url, modelDir: model.dir, fingerprint: model.fingerprint, nats: s.cluster.natsUrl, subjectPrefix: s.cluster.subjectPrefix }, 'gateway listening');
 

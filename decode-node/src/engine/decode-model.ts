@@ -227,7 +227,9 @@ export class DecodeModel {
     await gpu.run(programs);
     this.lastSampled = 1 - this.lastSampled;
     this.lastBatch = B;
-    return { batch: B, tokens: gpu.readU32(out, 0, B), submitMs: performance.now() - t0 };
+    const tokens = gpu.readU32(out, 0, B);
+    tokens.catch(() => undefined); // the engine awaits it a loop turn later; a failure must not be unhandled meanwhile
+    return { batch: B, tokens, submitMs: performance.now() - t0 };
   }
 
   /** The step's programs up to the logits. */

@@ -261,7 +261,8 @@ export class DecodeEngine {
 
   /** Local path: prompt → pages, first token sampled on the GPU. */
   private async prefillHere(seq: Sequence): Promise<void> {
-    const live = this.live.get(seq.id)!;
+    const live = this.live.get(seq.id);
+    if (live?.seq !== seq) return; // ended (and its id maybe reused) since it was admitted
     this.inStep = true;
     try {
       const out = await this.prefill!.prefill(live.req.promptIds, { sample: { ...live.req.sampling, counter: 0 } });

@@ -26,6 +26,12 @@ export function nodeIdentity(nodeId: string, fingerprint: string, engine: Decode
 }
 
 export interface ServiceContext {
+  /**
+   * Ends a request that never reached decoding (its handoff was refused, its prefill failed or its lease ran
+   * out) for the gateway too: one final tokens message with finish reason 'error', so the client gets an
+   * answer at once instead of waiting out the gateway's idle timeout.
+   */
+  failRequest(requestId: string, detail: string): void;
   readonly engine: DecodeEngine;
   readonly node: NodeIdentity;
   readonly handoffs: Handoffs;

@@ -24,6 +24,7 @@ export function handlePrefillDone(ctx: ServiceContext, m: PrefillDone, streams: 
     if (reason !== 'no-reservation' && reason !== 'cancelled') engine.cancel(m.requestId);
     ctx.handoffs.end(m.requestId, reason !== 'no-reservation'); // late kv-chunks then get 'cancelled'
     ctx.metrics.refuse('prefill-done', reason);
+    if (reason !== 'cancelled') ctx.failRequest(m.requestId, `prefill-done refused (${reason}): ${detail}`);
     ctx.logger.info({ requestId: m.requestId, reason, detail }, 'prefill-done refused');
     return prefillDoneAckMessage({ requestId: m.requestId, ok: false, reason, detail });
   };
@@ -64,12 +65,13 @@ export function handlePrefillDone(ctx: ServiceContext, m: PrefillDone, streams: 
 /** The prefill gave up: drop the reservation. A request already decoding is left alone (a stale message). */
 export function handlePrefillFailed(ctx: ServiceContext, m: PrefillFailed): void {
   const live = ctx.handoffs.get(m.requestId);
-  if (typeof live === 'string') {
-    ctx.logger.debug({ requestId: m.requestId }, 'prefill-failed for a request without a reservation');
-    return;
+  if (live === 'cancelled') return;
+  // no reservation: its lease ran out (the gateway still waits) or it is already decoding (failRequest skips it)
+  if (typeof live !== 'string') {
+    ctx.engine.cancel(m.requestId);
+    ctx.handoffs.end(m.requestId);
   }
-  ctx.engine.cancel(m.requestId);
-  ctx.handoffs.end(m.requestId);
+  ctx.failRequest(m.requestId, `prefill failed: ${m.reason}`);
   ctx.logger.info({ requestId: m.requestId, reason: m.reason }, 'prefill failed; reservation dropped');
 }
 

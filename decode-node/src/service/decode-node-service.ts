@@ -19,7 +19,7 @@ import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node'
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import {
-  encodeMessage, SUBJECT_TYPES, WireRejections, wireSubjects, type MessageOf, type MessageType, type WireMessage, type WireSubjects,
+  encodeMessage, SUBJECT_TYPES, tokensMessage, WireRejections, wireSubjects, type MessageOf, type MessageType, type WireMessage, type WireSubjects,
 } from '@latentwire/shared/wire';
 import type { DecodeEngine } from '../engine/engine.js';
 import { nodeIdentity, type NodeIdentity, type ServiceContext } from './context.js';
@@ -75,8 +75,12 @@ export class DecodeNodeService {
     this.logger = opts.logger.child({ nodeId: opts.nodeId });
     this.rejections = new WireRejections({ logger: this.logger, registry: opts.registry });
     this.metrics = new DecodeMetrics(opts.registry, this.engine);
-    const handoffs = new Handoffs(this.node.layers, (id) => this.engine.scheduler.reservation(id));
-    this.ctx = { engine: this.engine, node: this.node, handoffs, metrics: this.metrics, logger: this.logger };
+    const handoffs = new Handoffs(this.node.layers, (id) => this.engine.scheduler.reservation(id),
+      (id) => this.failRequest(id, 'the prefill\'s KV did not arrive within the reservation lease'));
+    this.ctx = {
+      engine: this.engine, node: this.node, handoffs, metrics: this.metrics, logger: this.logger,
+      failRequest: (id, detail) => this.failRequest(id, detail),
+    };
   }
 
   /** Connects if given URLs, subscribes to this node's subjects and starts the heartbeat. */
@@ -167,6 +171,13 @@ export class DecodeNodeService {
     });
     this.streams.set(requestId, stream);
     return stream;
+  }
+
+  private failRequest(requestId: string, detail: string): void {
+    if (this.streams.has(requestId) || this.engine.scheduler.sequence(requestId)) return; // decoding: its stream ends it
+    this.publish(this.subjects.tokens(requestId), encodeMessage(tokensMessage({
+      requestId, seq: 0, tokens: [], finishReason: 'error', error: detail.slice(0, 1000) || 'failed before decoding',
+    })));
   }
 
   private sendHeartbeat(): void {

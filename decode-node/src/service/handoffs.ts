@@ -19,8 +19,15 @@ export class Handoffs {
   private readonly live = new Map<string, Handoff>();
   private readonly ended = new Set<string>();
 
-  /** @param reservation the engine's live reservation of a request, if any */
-  constructor(private readonly layers: number, private readonly reservation: (requestId: string) => Reservation | undefined) {}
+  /**
+   * @param reservation the engine's live reservation of a request, if any
+   * @param onExpired called for a handoff whose reservation ran out before its prefill-done
+   */
+  constructor(
+    private readonly layers: number,
+    private readonly reservation: (requestId: string) => Reservation | undefined,
+    private readonly onExpired: (requestId: string) => void = () => {},
+  ) {}
 
   get size(): number {
     return this.live.size;
@@ -42,7 +49,7 @@ export class Handoffs {
     const handoff = this.live.get(requestId);
     const reservation = this.reservation(requestId);
     if (handoff && reservation) return { handoff, reservation };
-    if (handoff) this.end(requestId, false); // its lease expired
+    if (handoff) this.expire(requestId);
     return this.ended.has(requestId) ? 'cancelled' : 'no-reservation';
   }
 
@@ -56,6 +63,11 @@ export class Handoffs {
 
   /** Drops handoffs whose lease expired (called on every heartbeat). */
   sweep(): void {
-    for (const id of this.live.keys()) if (!this.reservation(id)) this.end(id, false);
+    for (const id of [...this.live.keys()]) if (!this.reservation(id)) this.expire(id);
+  }
+
+  private expire(requestId: string): void {
+    this.end(requestId, false);
+    this.onExpired(requestId);
   }
 }

@@ -183,7 +183,7 @@ async function sendChunk(peer: Peer, bytes: Uint8Array): Promise<KvAck> {
   return decodeMessage((await nc.request(peer.subjects.kv(NODE), bytes, { timeout: 5000 })).data, SUBJECT_TYPES.kvReply);
 }
 
-test.serial('decode service - kv-chunks outside a live reservation are refused with reasons; prefill-done before every page is incomplete, and prefill-failed, free the pages', async (t) => {
+test.serial('decode service - kv-chunks outside a live reservation are refused with reasons; prefill-done before every page is incomplete, and prefill-failed, free the pages and tell the gateway', async (t) => {
   const { svc, peer } = service(t);
   await svc.start();
   const layout = stack.model.cache.layout;
@@ -206,6 +206,7 @@ test.serial('decode service - kv-chunks outside a live reservation are refused w
   t.like(await sendChunk(peer, encodeMessage(zeroChunk('oor', 0, 0, 4, layout))), { ok: false, reason: 'cancelled' }, 'a chunk after cancel');
 
   t.like(await peer.reserve('inc', 40, 8), { ok: true, pages: 3 });
+  const incTokens = await peer.tokens('inc', undefined, 5000);
   const acks = await peer.sendFiller('inc', layers, 40, { layer: layers - 1, page: 1 });
   t.true(acks.every((a) => a.ok));
   t.is(free(), total() - 3);
@@ -213,12 +214,18 @@ test.serial('decode service - kv-chunks outside a live reservation are refused w
   t.like(ack, { ok: false, reason: 'incomplete' });
   t.is(ack.detail, `layer ${layers - 1} has 24 of 40 prompt tokens ([0, 16) [32, 40))`);
   t.is(free(), total(), 'the refused handoff\'s pages are back');
+  // the gateway hears of it at once: one final message with the reason
+  t.like((await incTokens.done)[0], { seq: 0, tokens: [], finishReason: 'error' });
   t.like(await peer.prefillDone({ requestId: 'inc', promptTokens: 40, firstToken: 5, maxTokens: 8 }, layers), { ok: false, reason: 'cancelled' });
 
   t.like(await peer.reserve('pf', 16, 16), { ok: true, pages: 2 });
+  const pfTokens = await peer.tokens('pf', undefined, 5000);
   t.true((await peer.sendFiller('pf', 1, 16)).every((a) => a.ok));
   peer.prefillFailed('pf');
   await waitFor(() => free() === total(), 1000, 'the reservation of a failed prefill');
+  const [final] = await pfTokens.done;
+  t.like(final, { seq: 0, finishReason: 'error' });
+  t.regex(final!.error!, /prefill failed/);
   t.like(await sendChunk(peer, encodeMessage(zeroChunk('pf', 1, 0, 4, layout))), { ok: false, reason: 'cancelled' });
 });
 

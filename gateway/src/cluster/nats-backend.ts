@@ -69,9 +69,12 @@ export class NatsBackend implements GenerationBackend {
       reserve: { nc: o.nc, subjects: o.subjects, rejections: o.rejections, timeoutMs: settings.reserveTimeoutMs },
     });
     this.stopListening = registry.onNodeEvent((e) => {
-      if (e.kind === 'restarted') {
+      // a node that restarted lost its requests; one whose heartbeats stopped (crashed, partitioned) will not
+      // finish them either: fail them now rather than after the idle timeout
+      if (e.kind === 'restarted' || e.kind === 'lost') {
         for (const s of this.streams.get(e.nodeId) ?? []) {
-          s.fail(new TokenStreamError('node-restarted', s.requestId, `decode node ${e.nodeId} restarted and lost request ${s.requestId}`));
+          const what = e.kind === 'restarted' ? 'restarted and lost' : 'stopped sending heartbeats with';
+          s.fail(new TokenStreamError('node-restarted', s.requestId, `decode node ${e.nodeId} ${what} request ${s.requestId}`));
         }
       }
       // A heartbeat may show freed pages; a lost node may leave none to wait for.
@@ -124,6 +127,14 @@ export class NatsBackend implements GenerationBackend {
     let finished: RequestOutcome | undefined;
     let cancelReason: CancelReason = 'client-disconnected'; // also when the gateway ended it (stop string)
     let queued = false;
+    let cancelled: Promise<void> | undefined;
+    const cancelOnce = () => (cancelled ??= this.cancelEverywhere(requestId, nodeId, this.closing && cancelReason === 'client-disconnected' ? 'shutdown' : cancelReason, log));
+    // the HTTP layer aborts when the client leaves or the gateway ends the request (a stop string): cancel at
+    // once, even while this generator waits at a yield for a slow client to take the last frames
+    const onAbort = () => {
+      if (queued && !finished) void cancelOnce();
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
     try {
       await stream.ready();
       if (signal.aborted) return; // gone already: don't queue a prefill (finally cancels the reservation)
@@ -142,12 +153,12 @@ export class NatsBackend implements GenerationBackend {
       if (err instanceof PrefillEnqueueError) throw new BackendRejection(503, 'The prefill queue is unavailable right now.', 'service_unavailable', undefined, { cause: err });
       throw err;
     } finally {
+      signal.removeEventListener('abort', onAbort);
       streams.delete(stream);
       if (streams.size === 0) this.streams.delete(nodeId);
       stream.close();
       this.metrics.requests.inc({ outcome: finished ?? (cancelReason === 'client-disconnected' ? 'cancelled' : 'error') });
-      if (this.closing && cancelReason === 'client-disconnected') cancelReason = 'shutdown';
-      if (finished !== 'stop' && finished !== 'length') await this.cancelEverywhere(requestId, nodeId, cancelReason, log);
+      if (finished !== 'stop' && finished !== 'length') await cancelOnce();
     }
   }
 

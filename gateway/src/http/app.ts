@@ -19,6 +19,8 @@ export type GatewayAppOptions = ({ readonly model: GatewayModel } | { readonly m
   readonly logger?: Logger;
   /** Largest accepted request body (body-parser syntax); long prompts are large. Default '32mb'. */
   readonly bodyLimit?: string;
+  /** max_tokens of a chat request that gives none (DEFAULT_MAX_TOKENS; default 1024). */
+  readonly defaultMaxTokens?: number;
   /** Mounts routes beside the API (e.g. GET /metrics), before the 404 handler. */
   readonly extraRoutes?: (app: Express) => void;
 };
@@ -29,6 +31,7 @@ export function createGatewayApp(opts: GatewayAppOptions): Express {
     served: servedModel(folder, opts.servedModelName),
     backend: opts.backend,
     logger: opts.logger ?? pino({ name: 'gateway' }),
+    defaultMaxTokens: opts.defaultMaxTokens,
   };
   const app = express();
   app.disable('x-powered-by');

@@ -28,6 +28,7 @@ export function chatCompletionsHandler(ctx: RouteContext): RequestHandler {
       promptParam: 'messages',
       model: ctx.served.folder,
       backendLimit: ctx.backend.maxRequestTokens(),
+      defaultMaxTokens: ctx.defaultMaxTokens,
     });
     await serveCompletion(ctx, req, res, chatShape, gen);
   };

@@ -24,9 +24,17 @@ export interface ResolveInput {
   readonly model: GatewayModel;
   /** backend.maxRequestTokens() now. */
   readonly backendLimit: number | undefined;
+  /** max_tokens when chat omits it (DEFAULT_MAX_TOKENS); completions default to 16 as OpenAI's do. */
+  readonly defaultMaxTokens?: number;
 }
 
-export function resolveGeneration({ requestId, body, promptIds, promptParam, model, backendLimit }: ResolveInput): ResolvedGeneration {
+/** DEFAULT_MAX_TOKENS's default: pages are reserved for prompt + max_tokens up front, so "all that fits"
+ *  as a default would let one request hold a whole decode node's cache. */
+export const DEFAULT_CHAT_MAX_TOKENS = 1024;
+/** OpenAI's (and vLLM's) max_tokens default for /v1/completions. */
+export const DEFAULT_COMPLETION_MAX_TOKENS = 16;
+
+export function resolveGeneration({ requestId, body, promptIds, promptParam, model, backendLimit, defaultMaxTokens }: ResolveInput): ResolvedGeneration {
   const stream = body.stream === true;
   if (body.stream_options != null && !stream) {
     throw invalidParam('stream_options', "The 'stream_options' parameter is only allowed when 'stream' is enabled.");
@@ -43,13 +51,15 @@ export function resolveGeneration({ requestId, body, promptIds, promptParam, mod
     request: {
       requestId,
       promptIds,
-      maxTokens: resolveMaxTokens(body, promptIds.length, promptParam, model.config.maxPositionEmbeddings, backendLimit),
+      maxTokens: resolveMaxTokens(body, promptIds.length, promptParam, model.config.maxPositionEmbeddings, backendLimit,
+        promptParam === 'prompt' ? DEFAULT_COMPLETION_MAX_TOKENS : (defaultMaxTokens ?? DEFAULT_CHAT_MAX_TOKENS)),
       sampling: {
         temperature: body.temperature ?? defaults.temperature,
         topP: body.top_p ?? defaults.topP,
         topK: body.top_k ?? defaults.topK,
         // A fresh seed per request keeps unseeded requests independent while every backend stays deterministic.
-        seed: body.seed ?? randomInt(2 ** 32),
+        // any integer is accepted (as OpenAI does) and taken modulo 2^32, the sampler's seed width
+        seed: body.seed === undefined || body.seed === null ? randomInt(2 ** 32) : Number(BigInt.asUintN(32, BigInt(body.seed))),
       },
       stopTokenIds: [...new Set([...(ignoreEos ? [] : model.generation.eosTokenIds), ...userStopIds])],
       ignoreEos,
@@ -76,6 +86,7 @@ function resolveMaxTokens(
   promptParam: string,
   modelContext: number,
   backendLimit: number | undefined,
+  defaultMaxTokens: number,
 ): number {
   // As in vLLM, max_completion_tokens (chat's newer name) wins over max_tokens.
   const requested = body.max_completion_tokens ?? body.max_tokens ?? undefined;
@@ -91,11 +102,11 @@ function resolveMaxTokens(
       promptParam,
     );
   }
-  // Default: whatever fits; a prompt that leaves no room for one token cannot run at all.
+  // Default: the default cap, or whatever fits if less; a prompt that leaves no room for one token cannot run.
   if (promptTokens >= limit) {
     throw contextExceeded(`${what} However, your ${promptParam} resulted in ${promptTokens} tokens. Please reduce the length of the ${promptParam}.`, promptParam);
   }
-  return requested ?? limit - promptTokens;
+  return requested ?? Math.min(defaultMaxTokens, limit - promptTokens);
 }
 
 const contextExceeded = (message: string, param: string): ApiError => new ApiError(400, message, param, 'context_length_exceeded');

@@ -10,13 +10,13 @@ const common = {
   stream_options: z.object({ include_usage: z.boolean().nullish() }).nullish(),
   temperature: z.number().min(0).max(2).nullish(),
   top_p: z.number().gt(0).max(1).nullish(),
-  top_k: z.number().int().min(0).nullish(),
+  top_k: z.number().int().min(0).max(0xffffffff).nullish(),
   seed: z.number().int().nullish(),
   max_tokens: z.number().int().positive().nullish(),
   stop: z.union([z.string(), z.array(z.string()).max(4)], { error: 'expected a string or an array of up to 4 strings' }).nullish(),
   n: z.literal(1, { error: 'only n=1 is supported: this server returns one choice per request' }).nullish(),
   ignore_eos: z.boolean().nullish(),
-  stop_token_ids: z.array(z.number().int().min(0)).nullish(),
+  stop_token_ids: z.array(z.number().int().min(0).max(0xffffffff)).max(128).nullish(),
 };
 
 const textPart = z.object({ type: z.literal('text'), text: z.string() });

@@ -18,6 +18,7 @@ export interface RouteContext {
   readonly served: ServedModel;
   readonly backend: GenerationBackend;
   readonly logger: Logger;
+  readonly defaultMaxTokens?: number | undefined;
 }
 
 /** The choice objects of one endpoint, without the envelope (id, object, created, model, usage). */

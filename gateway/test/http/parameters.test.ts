@@ -12,7 +12,7 @@ const replay = (maxRequestTokens?: number): ReplayBackend =>
 /** Our extensions (top_k, ignore_eos, stop_token_ids) go through the official client as extra body fields. */
 type WithExtensions<T> = T & { top_k?: number; ignore_eos?: boolean; stop_token_ids?: number[] };
 
-test('parameters - temperature, top_p, top_k and seed reach the backend exactly', async (t) => {
+test('parameters - temperature, top_p, top_k and seed (mod 2^32) reach the backend', async (t) => {
   const backend = replay();
   const { client } = await startTestGateway(t, backend);
   const chat: WithExtensions<OpenAI.ChatCompletionCreateParamsNonStreaming> = {
@@ -27,10 +27,11 @@ test('parameters - temperature, top_p, top_k and seed reach the backend exactly'
   const completion: WithExtensions<OpenAI.CompletionCreateParamsNonStreaming> = { model: MODEL_ID, prompt: 'Hi', temperature: 0, top_p: 0.25, top_k: 1, seed: -5 };
   await client.completions.create(completion);
   t.deepEqual(backend.calls[0]!.request.sampling, { temperature: 0.7, topP: 0.9, topK: 40, seed: 1234 });
-  t.deepEqual(backend.calls[1]!.request.sampling, { temperature: 0, topP: 0.25, topK: 1, seed: -5 });
+  // a negative seed is taken modulo 2^32 (the sampler's seed width, and what the wire carries)
+  t.deepEqual(backend.calls[1]!.request.sampling, { temperature: 0, topP: 0.25, topK: 1, seed: 2 ** 32 - 5 });
 });
 
-test('parameters - defaults: OpenAI sampling, a fresh random seed per request, max_tokens = what fits the context', async (t) => {
+test('parameters - defaults: OpenAI sampling, a fresh random seed per request, max_tokens 16 for completions and DEFAULT_MAX_TOKENS or what fits for chat', async (t) => {
   const backend = replay();
   const { client } = await startTestGateway(t, backend);
   await client.completions.create({ model: MODEL_ID, prompt: c.prompt });
@@ -40,7 +41,9 @@ test('parameters - defaults: OpenAI sampling, a fresh random seed per request, m
   t.like(a!.sampling, { temperature: 1, topP: 1, topK: 0 });
   t.true(Number.isInteger(a!.sampling.seed) && Number.isInteger(b!.sampling.seed));
   t.not(a!.sampling.seed, b!.sampling.seed); // 1 in 2^32 to fail by chance
-  t.is(a!.maxTokens, 2048 - c.input_ids.length);
+  t.is(a!.maxTokens, 16);
+  await client.chat.completions.create({ model: MODEL_ID, messages: [{ role: 'user', content: 'Hi' }] });
+  t.is(backend.calls.at(-1)!.request.maxTokens, 1024);
   t.deepEqual(a!.stopTokenIds, [EOS]);
   t.false(a!.ignoreEos);
   t.true(a!.requestId.length > 0 && a!.requestId !== b!.requestId);

@@ -163,7 +163,7 @@ export class Gpu {
     if (bytes === 0) return null;
     if (!this.ring || this.ring.size < bytes) {
       const old = this.ring;
-      if (old) this.device.queue.onSubmittedWorkDone().then(() => old.destroy());
+      if (old) this.device.queue.onSubmittedWorkDone().then(() => old.destroy(), () => old.destroy());
       this.ring = this.device.createBuffer({ label: 'uniforms', size: Math.max(bytes, 2 * (old?.size ?? 0), 1 << 16), usage: 0x40 | 0x8 });
       this.bindGroups.clear();
     }

@@ -222,6 +222,7 @@ export class PrefillModel {
         await gpu.run([...groups[l]!, ...quantize]);
         if (l === latent.length) break;
         const bytes = gpu.read(staging[l]!, 0, pages * stream.layout.pageBytes);
+        bytes.catch(() => undefined); // awaited in its turn below (or not at all after a failure): never unhandled
         const layer = l;
         chain = chain.then(async () => {
           if (failed) return;
