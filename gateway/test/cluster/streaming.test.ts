@@ -112,30 +112,30 @@ test.serial('streaming - silence past the idle timeout is an error, and the requ
   t.is(tc.prefillCancels[0]!.message.reason, 'deadline');
 });
 
-test.serial('streaming - a node restart fails its requests at once, not after the idle timeout', async (t) => {
+/** One node, one request decoding on it (2 tokens sent, then nothing): for the ways a node can vanish. */
+async function requestOnOneNode(t: import('ava').ExecutionContext) {
   const tc = await startTestCluster(t, { requestIdleTimeoutMs: 10_000 });
-  const a = await tc.node({ nodeId: 'node-a' });
+  const node = await tc.node({ nodeId: 'node-a' });
   await tc.waitForNodes('node-a');
-  tc.startPrefillWorker((job, node) => node.send(job.requestId, 0, c.greedy_ids.slice(0, 2)));
+  tc.startPrefillWorker((job, n) => n.send(job.requestId, 0, c.greedy_ids.slice(0, 2)));
   const pending = tc.gateway.client.completions.create({ model: MODEL_ID, prompt: c.prompt, max_tokens: 100 });
-  await until(() => a.reserves.length === 1, 2000, 'the reservation');
+  await until(() => node.reserves.length === 1, 2000, 'the reservation');
   await new Promise((r) => setTimeout(r, 200));
+  return { node, pending };
+}
+
+test.serial('streaming - a node restart fails its requests at once, not after the idle timeout', async (t) => {
+  const { node, pending } = await requestOnOneNode(t);
   const restartedAt = performance.now();
-  a.restart();
+  node.restart();
   await t.throwsAsync(pending, { instanceOf: OpenAI.InternalServerError });
   t.true(performance.now() - restartedAt < 1000);
 });
 
 test.serial('streaming - a node whose heartbeats stop (crashed) fails its requests when it is dropped, not after the idle timeout', async (t) => {
-  const tc = await startTestCluster(t, { requestIdleTimeoutMs: 10_000 });
-  const a = await tc.node({ nodeId: 'node-a' });
-  await tc.waitForNodes('node-a');
-  tc.startPrefillWorker((job, node) => node.send(job.requestId, 0, c.greedy_ids.slice(0, 2)));
-  const pending = tc.gateway.client.completions.create({ model: MODEL_ID, prompt: c.prompt, max_tokens: 100 });
-  await until(() => a.reserves.length === 1, 2000, 'the reservation');
-  await new Promise((r) => setTimeout(r, 200));
+  const { node, pending } = await requestOnOneNode(t);
   const silentAt = performance.now();
-  a.pause();
+  node.pause();
   await t.throwsAsync(pending, { instanceOf: OpenAI.InternalServerError });
   const took = performance.now() - silentAt;
   t.true(took < 600 + 1500, `failed ${took} ms after the last heartbeat (timeout 600 ms)`);
