@@ -388,8 +388,8 @@ test.serial('helpers: plan, workgroup memory, splits', (t) => {
   const h100 = { maxComputeWorkgroupStorageSize: 49152, maxComputeInvocationsPerWorkgroup: 1024, maxComputeWorkgroupSizeX: 1024 };
   const lavapipe = { ...h100, maxComputeWorkgroupStorageSize: 32768 };
   const spec = { kvLoraRank: 512, ropeDim: 64, dtype: 'bf16' as const, pageSize: 64, heads: 128 };
-  t.like(groupedDecodePlan({ ...spec, limits: h100 }), { headGroup: 8, tileTokens: 8 });
-  t.like(groupedDecodePlan({ ...spec, limits: lavapipe }), { headGroup: 8, tileTokens: 4 });
+  t.like(groupedDecodePlan({ ...spec, limits: h100 }), { headGroup: 8, tileTokens: 8, workgroupSize: 256 });
+  t.like(groupedDecodePlan({ ...spec, limits: lavapipe }), { headGroup: 8, tileTokens: 4, workgroupSize: 128 });
   t.like(groupedDecodePlan({ ...spec, heads: 3, limits: lavapipe }), { headGroup: 3, tileTokens: 8 });
   t.throws(() => groupedDecodePlan({ ...spec, headGroup: 32, limits: h100 }), { instanceOf: RangeError });
   t.is(groupedDecodeWorkgroupBytes(v(8, 8)) <= 49152, true);
