@@ -9,7 +9,7 @@
 //   → final norm → LM head → sampling on the GPU, so only token ids come back (logits on request).
 // Every sequence of the batch has its own length and page table; all buffers are sized once for MAX_BATCH.
 import type { Gpu, KernelProgram } from '@latentwire/shared/gpu';
-import { embedding, matmul, rmsNorm, rope, kvAppend, sampleTokens, packSamplingParams, type SamplingParams } from '@latentwire/shared/kernels';
+import { embedding, matmul, rmsNorm, rope, kvAppend, sampleTokens, packSamplingParams, SAMPLING_PARAMS_BYTES, type SamplingParams } from '@latentwire/shared/kernels';
 import type { KvDtype } from '@latentwire/shared/kv';
 import { latentRowWidth, qkHeadDim, type MlaConfig } from '@latentwire/shared/model';
 import { attentionSoftmaxScale, ropeAttentionFactor, ropeInverseFrequencies } from '@latentwire/shared/model';
@@ -116,7 +116,7 @@ export class DecodeModel {
       seqLens: gpu.buffer('dec.seq_lens', B * 4),
       tableOffsets: gpu.buffer('dec.table_offsets', B * 4),
       pageTable: gpu.buffer('dec.page_table', B * this.maxPagesPerSeq * 4),
-      sampling: gpu.buffer('dec.sampling', packSamplingParams(Array.from({ length: B }, () => GREEDY)).byteLength),
+      sampling: gpu.buffer('dec.sampling', B * SAMPLING_PARAMS_BYTES),
       hostIds: gpu.buffer('dec.host_ids', B * 4),
       fromPrevious: gpu.buffer('dec.from_previous', B * 4),
       x: gpu.buffer('dec.x', B * H * 4),
@@ -309,4 +309,3 @@ export class DecodeModel {
   }
 }
 
-const GREEDY: SamplingParams = { temperature: 0, topK: 0, topP: 1, seed: 0, counter: 0 };

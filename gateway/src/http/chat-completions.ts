@@ -1,7 +1,7 @@
 // POST /v1/chat/completions: messages rendered with the model's chat template, OpenAI's response shapes.
 import type { RequestHandler } from 'express';
 import { modelNotFound } from './api-error.js';
-import { resolveGeneration } from './generation-params.js';
+import { DEFAULT_CHAT_MAX_TOKENS, resolveGeneration } from './generation-params.js';
 import { chatPromptIds } from './prompt.js';
 import { chatCompletionSchema, parseBody } from './request-schema.js';
 import { serveCompletion, type ResponseShape, type RouteContext } from './serve-completion.js';
@@ -28,7 +28,7 @@ export function chatCompletionsHandler(ctx: RouteContext): RequestHandler {
       promptParam: 'messages',
       model: ctx.served.folder,
       backendLimit: ctx.backend.maxRequestTokens(),
-      defaultMaxTokens: ctx.defaultMaxTokens,
+      defaultMaxTokens: ctx.defaultMaxTokens ?? DEFAULT_CHAT_MAX_TOKENS,
     });
     await serveCompletion(ctx, req, res, chatShape, gen);
   };

@@ -1,7 +1,7 @@
 // POST /v1/completions: a raw prompt (text or token ids), OpenAI's legacy text_completion shapes.
 import type { RequestHandler } from 'express';
 import { modelNotFound } from './api-error.js';
-import { resolveGeneration } from './generation-params.js';
+import { DEFAULT_COMPLETION_MAX_TOKENS, resolveGeneration } from './generation-params.js';
 import { completionPromptIds } from './prompt.js';
 import { completionSchema, parseBody } from './request-schema.js';
 import { serveCompletion, type ResponseShape, type RouteContext } from './serve-completion.js';
@@ -27,6 +27,7 @@ export function completionsHandler(ctx: RouteContext): RequestHandler {
       promptParam: 'prompt',
       model: ctx.served.folder,
       backendLimit: ctx.backend.maxRequestTokens(),
+      defaultMaxTokens: DEFAULT_COMPLETION_MAX_TOKENS,
     });
     await serveCompletion(ctx, req, res, completionShape, gen);
   };

@@ -1,5 +1,6 @@
 // The HTTP layer's environment variables, parsed once at start.
 import { env, parseEnv } from '@latentwire/shared/config';
+import { DEFAULT_CHAT_MAX_TOKENS } from './generation-params.js';
 
 export const HTTP_ENV = {
   /** The model id clients send and /v1/models lists; default: the model folder's name. */
@@ -7,7 +8,7 @@ export const HTTP_ENV = {
   GATEWAY_HOST: env.str('0.0.0.0'),
   GATEWAY_PORT: env.int(8000, 0, 65535),
   /** max_tokens of a chat request that gives none (completions default to 16, as OpenAI's). */
-  DEFAULT_MAX_TOKENS: env.int(1024, 1),
+  DEFAULT_MAX_TOKENS: env.int(DEFAULT_CHAT_MAX_TOKENS, 1),
 };
 
 export interface HttpSettings {

@@ -24,8 +24,8 @@ export interface ResolveInput {
   readonly model: GatewayModel;
   /** backend.maxRequestTokens() now. */
   readonly backendLimit: number | undefined;
-  /** max_tokens when chat omits it (DEFAULT_MAX_TOKENS); completions default to 16 as OpenAI's do. */
-  readonly defaultMaxTokens?: number;
+  /** max_tokens when the request omits it: DEFAULT_MAX_TOKENS for chat, 16 for completions (as OpenAI's). */
+  readonly defaultMaxTokens: number;
 }
 
 /** DEFAULT_MAX_TOKENS's default: pages are reserved for prompt + max_tokens up front, so "all that fits"
@@ -51,8 +51,7 @@ export function resolveGeneration({ requestId, body, promptIds, promptParam, mod
     request: {
       requestId,
       promptIds,
-      maxTokens: resolveMaxTokens(body, promptIds.length, promptParam, model.config.maxPositionEmbeddings, backendLimit,
-        promptParam === 'prompt' ? DEFAULT_COMPLETION_MAX_TOKENS : (defaultMaxTokens ?? DEFAULT_CHAT_MAX_TOKENS)),
+      maxTokens: resolveMaxTokens(body, promptIds.length, promptParam, model.config.maxPositionEmbeddings, backendLimit, defaultMaxTokens),
       sampling: {
         temperature: body.temperature ?? defaults.temperature,
         topP: body.top_p ?? defaults.topP,

@@ -41,13 +41,7 @@ test.serial('cancellation - a client gone mid-stream: cancels reach the node and
   const tc = await startTestCluster(t);
   const a = await tc.node({ nodeId: 'node-a' });
   await tc.waitForNodes('node-a');
-  // A node that keeps generating, slowly, until it is cancelled.
-  tc.startPrefillWorker(async (job, node) => {
-    for (let seq = 0; node.cancels.length === 0 && seq < 200; seq++) {
-      node.send(job.requestId, seq, [c.greedy_ids[seq % c.greedy_ids.length]!]);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  });
+  generateUntilCancelled(tc, 20);
   const ac = new AbortController();
   const res = await post(tc.gateway.base, body({ stream: true }), ac.signal);
   t.is(res.status, 200);
@@ -83,12 +77,7 @@ test.serial('cancellation - a stop string ends the request at the gateway, and t
   const tc = await startTestCluster(t);
   const a = await tc.node({ nodeId: 'node-a' });
   await tc.waitForNodes('node-a');
-  tc.startPrefillWorker(async (job, node) => {
-    for (let seq = 0; node.cancels.length === 0 && seq < 200; seq++) {
-      node.send(job.requestId, seq, [c.greedy_ids[seq % c.greedy_ids.length]!]);
-      await new Promise((r) => setTimeout(r, 10));
-    }
-  });
+  generateUntilCancelled(tc, 10);
   const tok = model().tokenizer;
   const stop = tok.decode(c.greedy_ids.slice(3, 5), { skipSpecialTokens: true });
   t.true(stop.trim().length > 0);
@@ -97,3 +86,13 @@ test.serial('cancellation - a stop string ends the request at the gateway, and t
   await until(() => a.cancels.length === 1 && tc.prefillCancels.length === 1, 1000, 'both cancels');
   t.is(a.cancels[0]!.message.requestId, a.reserves[0]!.requestId);
 });
+
+/** A node that keeps generating, a token every `ms`, until it is cancelled. */
+function generateUntilCancelled(tc: Awaited<ReturnType<typeof startTestCluster>>, ms: number): void {
+  tc.startPrefillWorker(async (job, node) => {
+    for (let seq = 0; node.cancels.length === 0 && seq < 200; seq++) {
+      node.send(job.requestId, seq, [c.greedy_ids[seq % c.greedy_ids.length]!]);
+      await new Promise((r) => setTimeout(r, ms));
+    }
+  });
+}
