@@ -15,9 +15,9 @@
 // The cache holds synthetic values (fillRandom's bf16 or f32 words; for fp8 the same bytes read as codes, so a
 // few are NaN codes: the output is not meaningful for fp8, the timing is).
 import { pathToFileURL } from 'node:url';
-import { Gpu, type BufferBinding, type KernelProgram } from '@latentwire/shared/gpu';
-import { gpuOptionsFromEnv } from '@latentwire/shared/config';
-import { fillRandom } from '@latentwire/shared/kernels';
+import { Gpu, type BufferBinding, type KernelProgram } from '@latentwire/gpu';
+import { gpuOptionsFromEnv } from '@latentwire/gpu';
+import { fillRandom } from '@latentwire/gpu/kernels';
 import { printTable, writeJson, isSoftwareAdapter, type Row } from './lib/report.js';
 
 type KvDtype = 'f32' | 'bf16' | 'fp8_e5m2' | 'fp8_e4m3';

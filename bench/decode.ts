@@ -9,12 +9,12 @@
 //      BENCH_CONFIG (a config.json)  plus the GPU settings (gpuOptionsFromEnv).
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Gpu } from '@latentwire/shared/gpu';
-import { gpuOptionsFromEnv } from '@latentwire/shared/config';
-import { normalizeConfig, type MlaConfig } from '@latentwire/shared/model';
-import { latentKvLayout, type KvDtype } from '@latentwire/shared/kv';
-import { syntheticWeights } from '@latentwire/shared/weights';
-import type { ModelWeights } from '@latentwire/shared/weights';
+import { Gpu } from '@latentwire/gpu';
+import { gpuOptionsFromEnv } from '@latentwire/gpu';
+import { normalizeConfig, type MlaConfig } from '@latentwire/model';
+import { latentKvLayout, type KvDtype } from '@latentwire/protocol';
+import { syntheticWeights } from '@latentwire/gpu/weights';
+import type { ModelWeights } from '@latentwire/gpu/weights';
 import { isSoftwareAdapter, printTable, writeJson, type Row } from './lib/report.js';
 
 /** The slice of decode-node's DecodeModel this bench drives (bench does not depend on decode-node's types). */

@@ -7,13 +7,8 @@
 // Env: PEAK_TFLOPS (default 65, H100 f32 FMA from WGSL), PEAK_GBPS (3000), BENCH_QUICK (1 = short shape list;
 // default on for llvmpipe), BENCH_ITERS, plus the GPU settings of gpuOptionsFromEnv (WEBGPU_ADAPTER, DAWN_FEATURES).
 import { pathToFileURL } from 'node:url';
-import { Gpu } from '@latentwire/shared/gpu';
-import { gpuOptionsFromEnv } from '@latentwire/shared/config';
-import type * as MatmulModule from '../shared/src/kernels/matmul/matmul.js';
-
-// The matmul module is reached through the built shared package (its kernels have no package export yet).
-const matmulModule = (): Promise<typeof MatmulModule> =>
-  import(new URL('../kernels/matmul/matmul.js', import.meta.resolve('@latentwire/shared/gpu')).href);
+import { Gpu, gpuOptionsFromEnv } from '@latentwire/gpu';
+import { matmul, type GemmTileName, type GemvConfig, type MatmulVariant } from '@latentwire/gpu/kernels';
 
 export interface MatmulShape {
   readonly name?: string;
@@ -28,9 +23,9 @@ export interface MatmulBenchOptions {
   readonly targetMs?: number;
   /** Fewest dispatches timed when sizing the batch (default 10). */
   readonly minIters?: number;
-  readonly variant?: MatmulModule.MatmulVariant;
-  readonly tile?: MatmulModule.GemmTileName;
-  readonly gemv?: Partial<MatmulModule.GemvConfig>;
+  readonly variant?: MatmulVariant;
+  readonly tile?: GemmTileName;
+  readonly gemv?: Partial<GemvConfig>;
   /** Read y back and compare 64 sampled outputs with a float64 dot product (default true). */
   readonly check?: boolean;
   /** f32 FMA peak in TFLOP/s the fraction is taken of (default env PEAK_TFLOPS or 65). */
@@ -135,7 +130,6 @@ async function sampleError(gpu: Gpu, y: GPUBuffer, x: Float32Array, wSeed: numbe
 
 /** Times one matmul per shape (bf16 weights): a batch of dispatches in one submission after a warm-up. */
 export async function benchMatmul(gpu: Gpu, shapes: readonly MatmulShape[], opts: MatmulBenchOptions = {}): Promise<Row[]> {
-  const { matmul } = await matmulModule();
   const envIters = process.env.BENCH_ITERS ? envNumber('BENCH_ITERS', 10) : undefined;
   const fixedIters = opts.iters ?? envIters;
   const targetMs = opts.targetMs ?? 30;

@@ -5,11 +5,11 @@
 // Env: BENCH_LAYERS, BENCH_TOKENS (comma list), PEAK_TFLOPS, BENCH_CONFIG (path to a config.json), GPU settings.
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Gpu } from '@latentwire/shared/gpu';
-import { gpuOptionsFromEnv } from '@latentwire/shared/config';
-import { normalizeConfig, type MlaConfig } from '@latentwire/shared/model';
-import { syntheticWeights } from '@latentwire/shared/weights';
-import { PrefillModel } from '@latentwire/shared/prefill';
+import { Gpu } from '@latentwire/gpu';
+import { gpuOptionsFromEnv } from '@latentwire/gpu';
+import { normalizeConfig, type MlaConfig } from '@latentwire/model';
+import { syntheticWeights } from '@latentwire/gpu/weights';
+import { PrefillModel } from '@latentwire/gpu/prefill';
 import { isSoftwareAdapter, printTable, writeJson, type Row } from './lib/report.js';
 import { benchMatmul, QUICK_SHAPES, PREFILL_DECODE_SHAPES } from './matmul.js';
 

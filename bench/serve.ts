@@ -17,7 +17,7 @@
 //      DECODE_CEILING_TOKS   in-process: DECODE_NODES (1)  KV_CACHE_DTYPE (fp8_e4m3)  PAGE_SIZE (64)
 //      KV_CACHE_PAGES (512)  MAX_BATCH (64)  TOKEN_FLUSH_MS (5)  MODEL_DIR (tiny fixture)  GPU settings.
 import OpenAI from 'openai';
-import type { KvDtype } from '@latentwire/shared/kv';
+import type { KvDtype } from '@latentwire/protocol';
 import { startBenchCluster, type BenchCluster } from './lib/cluster.js';
 import { planWorkload, type PlannedRequest } from './lib/load-gen.js';
 import { loadNote, printTable, writeJson, type Row } from './lib/report.js';

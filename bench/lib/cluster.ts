@@ -1,9 +1,9 @@
 // The serving benchmarks' cluster: integration's in-process local cluster (its own nats-server and
 // redis-server unless URLs are given) on a device of the bench's own, with the gateway's settings from the
 // environment, as a deployed gateway would read them.
-import { Gpu } from '@latentwire/shared/gpu';
-import { gpuOptionsFromEnv } from '@latentwire/shared/config';
-import type { KvDtype } from '@latentwire/shared/kv';
+import { Gpu } from '@latentwire/gpu';
+import { gpuOptionsFromEnv } from '@latentwire/gpu';
+import type { KvDtype } from '@latentwire/protocol';
 import { clusterSettingsFromEnv } from '@latentwire/gateway';
 import { startLocalCluster, type LocalCluster } from '@latentwire/integration';
 

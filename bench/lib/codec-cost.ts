@@ -1,7 +1,7 @@
 // What the kv path does per byte on a CPU core that raw NATS does not: the sender cutting a page into
 // kv-chunks (CRC-32 and msgpack encoding included), the receiver's decodeMessage (msgpack, schema, sizes,
 // CRC-32), and CRC-32 alone. One thread, a full page per iteration: MB/s of encoded message bytes.
-import { decodeMessage, kvChunkChecksum, kvChunkMessages, SUBJECT_TYPES, type KvPageSlice } from '@latentwire/shared/wire';
+import { decodeMessage, kvChunkChecksum, kvChunkMessages, SUBJECT_TYPES, type KvPageSlice } from '@latentwire/protocol';
 
 export interface CodecCost {
   readonly encodeMBps: number;

@@ -9,7 +9,7 @@
 //   unsubscribe { subject }  close {}
 import { parentPort, workerData } from 'node:worker_threads';
 import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
-import { latentKvLayout, type LatentKvLayoutSpec } from '@latentwire/shared/kv';
+import { latentKvLayout, type LatentKvLayoutSpec } from '@latentwire/protocol';
 import { KvReceiver } from './kv-receiver.js';
 
 type Command =

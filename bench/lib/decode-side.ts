@@ -1,7 +1,7 @@
 // The main thread's handle on the transfer bench's decode side (lib/decode-side-worker.ts): commands as
 // promises, and the shared message counter the raw publish ceiling reads to keep its window.
 import { Worker } from 'node:worker_threads';
-import type { LatentKvLayout } from '@latentwire/shared/kv';
+import type { LatentKvLayout } from '@latentwire/protocol';
 
 export interface KvStats {
   readonly chunks: number;

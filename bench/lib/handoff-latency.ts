@@ -1,8 +1,8 @@
 // Part (c) of the transfer bench: on a running in-process cluster, requests one at a time through the
 // gateway's backend (NATS + BullMQ, the path the HTTP routes take, minus HTTP), each with an id of ours so
 // the watch can subscribe to its exact tokens subject; returns each request's timeline from HandoffWatch.
-import { wireSubjects } from '@latentwire/shared/wire';
-import { seededRandom } from '@latentwire/shared/util';
+import { wireSubjects } from '@latentwire/protocol';
+import { seededRandom } from '@latentwire/testing';
 import type { Row } from './report.js';
 import { summarize } from './stats.js';
 import type { BenchCluster } from './cluster.js';

@@ -4,7 +4,7 @@
 // request it records when the last layer's last kv-chunk, the last kv-ack, the prefill-done and the first
 // tokens message went by (performance.now(), ms).
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
-import { decodeMessage, SUBJECT_TYPES, type WireSubjects } from '@latentwire/shared/wire';
+import { decodeMessage, SUBJECT_TYPES, type WireSubjects } from '@latentwire/protocol';
 
 export interface HandoffTimes {
   /** The last kv-chunk of the last layer (the prefill's last layer's KV on the wire). */

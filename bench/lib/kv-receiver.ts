@@ -6,10 +6,10 @@
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
-import type { LatentKvLayout } from '@latentwire/shared/kv';
+import type { LatentKvLayout } from '@latentwire/protocol';
 import {
   encodeMessage, kvAckMessage, kvChunkPlacement, SUBJECT_TYPES, WIRE_REJECT_REASONS, WireRejections, type KvChunk,
-} from '@latentwire/shared/wire';
+} from '@latentwire/protocol';
 
 export class KvReceiver {
   /** Chunks acknowledged, their encoded bytes, and chunks refused (wrong layout). */

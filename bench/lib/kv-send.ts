@@ -5,7 +5,7 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
-import { WireRejections, type WireSubjects } from '@latentwire/shared/wire';
+import { WireRejections, type WireSubjects } from '@latentwire/protocol';
 import { KvSender, PrefillMetrics, SendWindows, type KvDestination, type KvSendContext } from '@latentwire/prefill-node';
 
 /** What PrefillWorkerService builds for its jobs, with its own registry and a silent logger. */

@@ -3,7 +3,7 @@
 // ids and a uniform random output length in [outputMin, outputMax], arriving as a Poisson process of
 // `rate` requests/s (exponential gaps; rate Infinity sends all at once). Seeded: the same settings give the
 // same requests and arrival times.
-import { seededRandom } from '@latentwire/shared/util';
+import { seededRandom } from '@latentwire/testing';
 
 export interface WorkloadSpec {
   readonly numPrompts: number;

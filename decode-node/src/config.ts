@@ -1,7 +1,7 @@
 // The decode node's knobs, all environment variables, validated at start-up (a bad value names the variable).
-import { env, parseEnv, type EnvOf } from '@latentwire/shared/config';
-import { parseKvDtype, latentKvLayout, type KvDtype } from '@latentwire/shared/kv';
-import type { MlaConfig } from '@latentwire/shared/model';
+import { env, parseEnv, type EnvOf } from '@latentwire/protocol';
+import { parseKvDtype, latentKvLayout, type KvDtype } from '@latentwire/protocol';
+import type { MlaConfig } from '@latentwire/model';
 
 export const DECODE_ENV = {
   /** Tokens per KV page (FlashMLA uses 64). */

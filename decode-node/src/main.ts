@@ -1,13 +1,14 @@
 #!/usr/bin/env node
 // The decode node process: environment → GPU → model and engine → NATS service, until SIGINT/SIGTERM.
 // Every variable is parsed before the GPU is touched, so a bad value fails start-up at once, naming it:
-// SERVICE_ENV (service/env.ts), DECODE_ENV (config.ts), GPU_ENV and MODEL_ENV (shared/src/config).
+// SERVICE_ENV (service/env.ts), DECODE_ENV (config.ts), GPU_ENV and MODEL_ENV (@latentwire/gpu).
 import { createServer, type Server } from 'node:http';
 import { pino } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
-import { Gpu } from '@latentwire/shared/gpu';
-import { gpuOptionsFromEnv, parseEnv, ropeFreqPrecisionFromEnv } from '@latentwire/shared/config';
-import { parseKvDtype } from '@latentwire/shared/kv';
+import { Gpu } from '@latentwire/gpu';
+import { parseEnv } from '@latentwire/protocol';
+import { gpuOptionsFromEnv, ropeFreqPrecisionFromEnv } from '@latentwire/gpu';
+import { parseKvDtype } from '@latentwire/protocol';
 import { DECODE_ENV, decodeSettings } from './config.js';
 import { loadDecodeStack, type DecodeStack } from './engine/load.js';
 import { DecodeNodeService } from './service/decode-node-service.js';

@@ -3,7 +3,7 @@ import test from 'ava';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import { maxAbsDiff, readFixtureJson } from '@latentwire/shared/testing';
+import { maxAbsDiff, readFixtureJson } from '@latentwire/testing';
 
 const run = promisify(execFile);
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));

@@ -4,8 +4,8 @@
 //   3. connect NATS, start the heartbeat registry and the prefill queue, listen for HTTP (GET /metrics too);
 //   4. on SIGINT/SIGTERM: stop taking connections, cancel what was in flight, close the queue, drain NATS.
 import { fileURLToPath } from 'node:url';
-import { ConfigError, env, parseEnv } from '@latentwire/shared/config';
-import { openModelFolder } from '@latentwire/shared/model';
+import { ConfigError, env, parseEnv } from '@latentwire/protocol';
+import { openModelFolder } from '@latentwire/model';
 import { connect } from '@nats-io/transport-node';
 import { pino } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';

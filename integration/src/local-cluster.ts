@@ -10,11 +10,11 @@ import { Registry } from 'prom-client';
 import { DecodeNodeService, decodeSettings, loadDecodeStack, type DecodeStack } from '@latentwire/decode-node';
 import { PrefillWorkerService } from '@latentwire/prefill-node';
 import { clusterSettingsFromEnv, startClusterBackend, startGateway, type ClusterBackend, type ClusterSettings } from '@latentwire/gateway';
-import type { Gpu } from '@latentwire/shared/gpu';
-import { loadPrefillModel } from '@latentwire/shared/prefill';
-import type { KvDtype } from '@latentwire/shared/kv';
-import { FIXTURE_DIR } from '@latentwire/shared/testing';
-import { startNatsServer, startRedisServer } from '@latentwire/shared/testing/servers';
+import type { Gpu } from '@latentwire/gpu';
+import { loadPrefillModel } from '@latentwire/gpu/prefill';
+import type { KvDtype } from '@latentwire/protocol';
+import { FIXTURE_DIR } from '@latentwire/testing';
+import { startNatsServer, startRedisServer } from '@latentwire/testing/servers';
 
 export interface LocalClusterOptions {
   /** The device every node shares. */

@@ -4,8 +4,8 @@
 // SSE. Real nats-server, redis-server and WebGPU; expected tokens come from decoding in this process.
 import test from 'ava';
 import { randomUUID } from 'node:crypto';
-import { openModelFolder } from '@latentwire/shared/model';
-import { FIXTURE_DIR, readFixtureJson } from '@latentwire/shared/testing';
+import { openModelFolder } from '@latentwire/model';
+import { FIXTURE_DIR, readFixtureJson } from '@latentwire/testing';
 import { startCluster, type TestCluster } from './helpers/cluster.js';
 
 interface Case { readonly input_ids: number[]; readonly greedy_ids: number[] }

@@ -1,10 +1,11 @@
 // The prefill node's environment, parsed once at start into a frozen object; a bad value fails start-up
-// with an error naming the variable. GPU_ENV and MODEL_ENV (shared/src/config) apply too.
+// with an error naming the variable. GPU_ENV and MODEL_ENV (@latentwire/gpu) apply too.
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ConfigError, env, gpuOptionsFromEnv, parseEnv, ropeFreqPrecisionFromEnv } from '@latentwire/shared/config';
-import type { GpuOptions } from '@latentwire/shared/gpu';
-import { wireSubjects } from '@latentwire/shared/wire';
+import { ConfigError, env, parseEnv } from '@latentwire/protocol';
+import { gpuOptionsFromEnv, ropeFreqPrecisionFromEnv } from '@latentwire/gpu';
+import type { GpuOptions } from '@latentwire/gpu';
+import { wireSubjects } from '@latentwire/protocol';
 import { DEFAULT_KV_ACK_TIMEOUT_MS, DEFAULT_KV_SEND_WINDOW_BYTES } from './worker.js';
 
 /** The repo's tiny test model (this file is prefill-node/dist/src/env.js once built). */

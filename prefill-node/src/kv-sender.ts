@@ -6,12 +6,12 @@
 import type { Logger } from 'pino';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { TimeoutError } from '@nats-io/transport-node';
-import { pageRows } from '@latentwire/shared/prefill';
-import { pagesFor, type LatentKvLayout } from '@latentwire/shared/kv';
+import { pageRows } from '@latentwire/gpu/prefill';
+import { pagesFor, type LatentKvLayout } from '@latentwire/protocol';
 import {
   encodeMessage, kvChunkMessages, maxPayloadOf, prefillFailedMessage, SUBJECT_TYPES, WireError,
   type EncodedKvChunk, type KvAckRefusal, type PrefillDone, type PrefillDoneRefusal, type WireRejections, type WireSubjects,
-} from '@latentwire/shared/wire';
+} from '@latentwire/protocol';
 import { KvSendError, PrefillRefusedError, RequestGoneError } from './errors.js';
 import type { PrefillMetrics } from './metrics.js';
 import type { SendWindows } from './send-window.js';

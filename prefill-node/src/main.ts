@@ -5,8 +5,8 @@ import { createServer, type Server } from 'node:http';
 import { connect } from '@nats-io/transport-node';
 import { pino } from 'pino';
 import { register } from 'prom-client';
-import { Gpu } from '@latentwire/shared/gpu';
-import { loadPrefillModel } from '@latentwire/shared/prefill';
+import { Gpu } from '@latentwire/gpu';
+import { loadPrefillModel } from '@latentwire/gpu/prefill';
 import { prefillSettingsFromEnv } from './env.js';
 import { PrefillWorkerService } from './worker.js';
 

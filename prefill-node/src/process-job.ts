@@ -16,9 +16,9 @@
 // them BullMQ makes one attempt, which is then the last.
 import { UnrecoverableError, type Job } from 'bullmq';
 import type { Logger } from 'pino';
-import type { PrefillModel } from '@latentwire/shared/prefill';
-import { parseLatentLayoutKey, parsePrefillJob, prefillDoneMessage, WireError, type PrefillJob } from '@latentwire/shared/wire';
-import type { LatentKvLayout } from '@latentwire/shared/kv';
+import type { PrefillModel } from '@latentwire/gpu/prefill';
+import { parseLatentLayoutKey, parsePrefillJob, prefillDoneMessage, WireError, type PrefillJob } from '@latentwire/protocol';
+import type { LatentKvLayout } from '@latentwire/protocol';
 import type { Cancellations } from './cancellations.js';
 import { PrefillRefusedError, RequestGoneError } from './errors.js';
 import { KvSender, sendPrefillFailed, type KvSendContext } from './kv-sender.js';

@@ -2,8 +2,8 @@
 // WebGPU: refusals and cancels end a job quietly without retry and stop its sends; bad jobs fail at once;
 // ack timeouts and malformed replies are retried with backoff, and the last attempt frees the reservation.
 import test from 'ava';
-import { cancelMessage, encodeMessage, kvAckMessage, prefillDoneAckMessage, WIRE_REJECTED_METRIC } from '@latentwire/shared/wire';
-import { readFixtureJson } from '@latentwire/shared/testing';
+import { cancelMessage, encodeMessage, kvAckMessage, prefillDoneAckMessage, WIRE_REJECTED_METRIC } from '@latentwire/protocol';
+import { readFixtureJson } from '@latentwire/testing';
 import { FakeDecodeNode, okAck } from './helpers/fake-decode-node.js';
 import { metricValue, sleep, startCluster, startTestNode, type Cluster } from './helpers/cluster.js';
 

@@ -7,11 +7,11 @@ import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { Queue } from 'bullmq';
 import { connect } from '@nats-io/transport-node';
-import { ConfigError } from '@latentwire/shared/config';
-import { latentKvLayout, latentLayoutKey } from '@latentwire/shared/kv';
-import { openModelFolder } from '@latentwire/shared/model';
-import { FIXTURE_DIR, readFixtureJson, startNatsServer, startRedisServer } from '@latentwire/shared/testing';
-import { prefillQueueName, wireSubjects, type PrefillJob } from '@latentwire/shared/wire';
+import { ConfigError } from '@latentwire/protocol';
+import { latentKvLayout, latentLayoutKey } from '@latentwire/protocol';
+import { openModelFolder } from '@latentwire/model';
+import { FIXTURE_DIR, readFixtureJson, startNatsServer, startRedisServer } from '@latentwire/testing';
+import { prefillQueueName, wireSubjects, type PrefillJob } from '@latentwire/protocol';
 import { prefillSettingsFromEnv } from '../src/env.js';
 import { FakeDecodeNode } from './helpers/fake-decode-node.js';
 

@@ -3,9 +3,9 @@
 // and byte-identical to what the same model's LatentPageStager produces, the first token is the reference
 // greedy token, and the per-destination send window bounds the unacknowledged bytes.
 import test, { type ExecutionContext } from 'ava';
-import { LatentPageStager, pageRows } from '@latentwire/shared/prefill';
-import { pagesFor } from '@latentwire/shared/kv';
-import { readFixtureJson } from '@latentwire/shared/testing';
+import { LatentPageStager, pageRows } from '@latentwire/gpu/prefill';
+import { pagesFor } from '@latentwire/protocol';
+import { readFixtureJson } from '@latentwire/testing';
 import { FakeDecodeNode } from './helpers/fake-decode-node.js';
 import { layoutFor, metricValue, startCluster, startTestNode, type Cluster } from './helpers/cluster.js';
 

@@ -10,10 +10,10 @@
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { resolve } from 'node:path';
-import { Gpu } from '@latentwire/shared/gpu';
-import { gpuOptionsFromEnv, ropeFreqPrecisionFromEnv } from '@latentwire/shared/config';
-import { parseKvDtype } from '@latentwire/shared/kv';
-import { loadPrefillModel } from '@latentwire/shared/prefill';
+import { Gpu } from '@latentwire/gpu';
+import { gpuOptionsFromEnv, ropeFreqPrecisionFromEnv } from '@latentwire/gpu';
+import { parseKvDtype } from '@latentwire/protocol';
+import { loadPrefillModel } from '@latentwire/gpu/prefill';
 import { decodeSettings, type DecodeSettings } from '../config.js';
 import { loadDecodeStack } from '../engine/load.js';
 import { DecodeModel } from '../engine/decode-model.js';

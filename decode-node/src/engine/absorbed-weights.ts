@@ -5,10 +5,10 @@
 //   W_UK: read in place from kv_b_proj, whose rows are already [nope, r] per head, coalesced along r.
 //   W_UV: a transposed copy [heads, r, v] made once here, so o's matmul reads rows contiguous along v.
 // Both stay in the checkpoint's 16-bit dtype (the copy only moves values).
-import type { Gpu } from '@latentwire/shared/gpu';
-import type { GpuTensor } from '@latentwire/shared/kernels';
-import type { MlaConfig } from '@latentwire/shared/model';
-import type { ModelWeights } from '@latentwire/shared/weights';
+import type { Gpu } from '@latentwire/gpu';
+import type { GpuTensor } from '@latentwire/gpu/kernels';
+import type { MlaConfig } from '@latentwire/model';
+import type { ModelWeights } from '@latentwire/gpu/weights';
 import { headTranspose, headTransposeBytes } from '../kernels/head-transpose/index.js';
 import type { HeadMatmulArgs } from '../kernels/head-matmul/index.js';
 

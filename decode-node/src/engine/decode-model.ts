@@ -8,13 +8,13 @@
 //     5. o = ō · W_UVᵀ per head, x += o_proj(o); x += MLP / MoE (RMSNorm(x))
 //   → final norm → LM head → sampling on the GPU, so only token ids come back (logits on request).
 // Every sequence of the batch has its own length and page table; all buffers are sized once for MAX_BATCH.
-import type { Gpu, KernelProgram } from '@latentwire/shared/gpu';
-import { embedding, matmul, rmsNorm, rope, kvAppend, sampleTokens, packSamplingParams, SAMPLING_PARAMS_BYTES, type SamplingParams } from '@latentwire/shared/kernels';
-import type { KvDtype } from '@latentwire/shared/kv';
-import { latentRowWidth, qkHeadDim, type MlaConfig } from '@latentwire/shared/model';
-import { attentionSoftmaxScale, ropeAttentionFactor, ropeInverseFrequencies } from '@latentwire/shared/model';
-import { allocMoeScratch, mlpPrograms, moePrograms, type MoeScratchBuffers, type RopeFreqPrecision } from '@latentwire/shared/prefill';
-import type { ModelWeights } from '@latentwire/shared/weights';
+import type { Gpu, KernelProgram } from '@latentwire/gpu';
+import { embedding, matmul, rmsNorm, rope, kvAppend, sampleTokens, packSamplingParams, SAMPLING_PARAMS_BYTES, type SamplingParams } from '@latentwire/gpu/kernels';
+import type { KvDtype } from '@latentwire/protocol';
+import { latentRowWidth, qkHeadDim, type MlaConfig } from '@latentwire/model';
+import { attentionSoftmaxScale, ropeAttentionFactor, ropeInverseFrequencies } from '@latentwire/model';
+import { allocMoeScratch, mlpPrograms, moePrograms, type MoeScratchBuffers, type RopeFreqPrecision } from '@latentwire/gpu/prefill';
+import type { ModelWeights } from '@latentwire/gpu/weights';
 import {
   chooseDecodeSplits, groupedDecodeAttention, groupedDecodePlan, groupedDecodeScratchBytes, type GroupedDecodeVariant,
 } from '../kernels/grouped-decode-attention/index.js';

@@ -13,8 +13,8 @@
 //      queued behind every step that still writes them (the GPU queue runs in order).
 import { Scheduler, SchedulerRejection, Sequence, type FinishReason, type Reservation, type SchedulerStats } from '../scheduler/index.js';
 import type { DecodeModel } from './decode-model.js';
-import type { PrefillModel } from '@latentwire/shared/prefill';
-import { packSamplingParams } from '@latentwire/shared/kernels';
+import type { PrefillModel } from '@latentwire/gpu/prefill';
+import { packSamplingParams } from '@latentwire/gpu/kernels';
 
 export interface SamplingSettings {
   /** 0 = greedy. */

@@ -1,9 +1,9 @@
 // The decode node's paged latent KV cache: per layer one pool of `numPages` pages in the latent layout
-// (shared/src/kv/latent-layout.ts), split over several GPU buffers when it exceeds one storage binding.
+// (shared/protocol/src/kv/latent-layout.ts), split over several GPU buffers when it exceeds one storage binding.
 // Page ids are global and shared by all layers (a sequence's page table is the same in every layer); the
 // scheduler's PageAllocator hands them out, this class only holds the bytes.
-import type { Gpu } from '@latentwire/shared/gpu';
-import { latentKvLayout, type KvDtype, type LatentKvLayout } from '@latentwire/shared/kv';
+import type { Gpu } from '@latentwire/gpu';
+import { latentKvLayout, type KvDtype, type LatentKvLayout } from '@latentwire/protocol';
 import { bufferPageCounts, pagesPerBinding } from '../scheduler/page-location.js';
 import { MAX_POOL_BINDINGS } from '../kernels/grouped-decode-attention/index.js';
 

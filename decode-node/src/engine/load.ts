@@ -1,8 +1,8 @@
 // Opens a model folder and builds the decode stack on it: weights (shared with a local prefill model, which
 // the CLI and the local path use), the absorbed weights, the paged cache and the engine.
-import type { Gpu } from '@latentwire/shared/gpu';
-import type { ModelFolder } from '@latentwire/shared/model';
-import { loadPrefillModel, type PrefillModel, type RopeFreqPrecision } from '@latentwire/shared/prefill';
+import type { Gpu } from '@latentwire/gpu';
+import type { ModelFolder } from '@latentwire/model';
+import { loadPrefillModel, type PrefillModel, type RopeFreqPrecision } from '@latentwire/gpu/prefill';
 import { DecodeModel } from './decode-model.js';
 import { DecodeEngine } from './engine.js';
 import type { DecodeSettings } from '../config.js';

@@ -1,7 +1,7 @@
 // What the message handlers share: the engine, what this node serves (the identity its heartbeats announce
 // and reserve / kv-chunk / prefill-done are checked against), the handoffs in flight, metrics and the log.
 import type { Logger } from 'pino';
-import { latentLayoutKey, type LatentKvLayout } from '@latentwire/shared/kv';
+import { latentLayoutKey, type LatentKvLayout } from '@latentwire/protocol';
 import type { DecodeEngine } from '../engine/engine.js';
 import type { Handoffs } from './handoffs.js';
 import type { DecodeMetrics } from './metrics.js';

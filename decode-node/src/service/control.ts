@@ -1,7 +1,7 @@
 // The control subject: prefill-done (→ prefill-done-ack), prefill-failed and cancel (no reply).
 import {
   prefillDoneAckMessage, type Cancel, type PrefillDone, type PrefillDoneAck, type PrefillDoneRefusal, type PrefillFailed,
-} from '@latentwire/shared/wire';
+} from '@latentwire/protocol';
 import type { RequestEvents } from '../engine/engine.js';
 import { SchedulerRejection } from '../scheduler/index.js';
 import type { ServiceContext } from './context.js';

@@ -1,4 +1,4 @@
-// The decode node on NATS. A disaggregated request's life here (subjects: shared/src/wire/subjects.ts):
+// The decode node on NATS. A disaggregated request's life here (subjects: shared/protocol/src/wire/subjects.ts):
 //   1. reserve (gateway, request/reply): fingerprint and layout must be this node's; the engine takes pages
 //      for prompt + max_tokens under a lease, and a handoff entry starts tracking which KV has arrived.
 //   2. kv-chunk (prefill node, request/reply, one per page slice per layer): checked against the
@@ -20,7 +20,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import {
   encodeMessage, SUBJECT_TYPES, tokensMessage, WireRejections, wireSubjects, type MessageOf, type MessageType, type WireMessage, type WireSubjects,
-} from '@latentwire/shared/wire';
+} from '@latentwire/protocol';
 import type { DecodeEngine } from '../engine/engine.js';
 import { nodeIdentity, type NodeIdentity, type ServiceContext } from './context.js';
 import { handleCancel, handlePrefillDone, handlePrefillFailed, type TokenStreams } from './control.js';

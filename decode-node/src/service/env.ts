@@ -3,8 +3,8 @@
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ConfigError, env, parseEnv } from '@latentwire/shared/config';
-import { DEFAULT_SUBJECT_PREFIX, ID_MAX_LENGTH, ID_PATTERN, wireSubjects } from '@latentwire/shared/wire';
+import { ConfigError, env, parseEnv } from '@latentwire/protocol';
+import { DEFAULT_SUBJECT_PREFIX, ID_MAX_LENGTH, ID_PATTERN, wireSubjects } from '@latentwire/protocol';
 
 /** The repo's tiny fixture, from dist/src/service/env.js. */
 const DEFAULT_MODEL_DIR = resolve(fileURLToPath(import.meta.url), '../../../../../models/tiny-deepseek-v2');

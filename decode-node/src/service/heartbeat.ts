@@ -1,5 +1,5 @@
 // The heartbeat a decode node publishes: what it serves and how full it is (the gateway routes by it).
-import { heartbeatMessage, type Heartbeat } from '@latentwire/shared/wire';
+import { heartbeatMessage, type Heartbeat } from '@latentwire/protocol';
 import type { DecodeEngine } from '../engine/engine.js';
 import type { NodeIdentity } from './context.js';
 

@@ -1,7 +1,7 @@
 // kv-chunk → kv-ack: rows of one layer for a token range of one page of a reserved request, already in this
 // node's cache layout (the codec checked sizes, range and checksum against the chunk's own layoutKey;
 // here the key must be ours and the range inside the reservation's prompt), copied into the page.
-import { kvAckMessage, kvChunkPlacement, type KvAck, type KvAckRefusal, type KvChunk } from '@latentwire/shared/wire';
+import { kvAckMessage, kvChunkPlacement, type KvAck, type KvAckRefusal, type KvChunk } from '@latentwire/protocol';
 import type { ServiceContext } from './context.js';
 
 export function handleKvChunk(ctx: ServiceContext, m: KvChunk): KvAck {

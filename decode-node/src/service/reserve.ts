@@ -1,5 +1,5 @@
 // reserve → reserve-reply: pages for prompt + max_tokens under a lease, or why not.
-import { reserveReplyMessage, type Reserve, type ReserveRefusal, type ReserveReply } from '@latentwire/shared/wire';
+import { reserveReplyMessage, type Reserve, type ReserveRefusal, type ReserveReply } from '@latentwire/protocol';
 import { SchedulerRejection } from '../scheduler/index.js';
 import type { ServiceContext } from './context.js';
 

@@ -3,7 +3,7 @@
 // step); the first token of a wait starts the timer. The request's first token (the prefill's) goes out at
 // once: waiting would only add to time-to-first-token. `seq` counts messages from 0; the last one carries
 // the finish reason and usage (and the error text for 'error'), with whatever tokens were still waiting.
-import { encodeMessage, tokensMessage, type FinishReason, type Tokens, type Usage } from '@latentwire/shared/wire';
+import { encodeMessage, tokensMessage, type FinishReason, type Tokens, type Usage } from '@latentwire/protocol';
 import type { RequestEvents } from '../engine/engine.js';
 
 /** Well under MAX_TOKENS_PER_MESSAGE; a wait never gathers this many unless flushMs is huge. */

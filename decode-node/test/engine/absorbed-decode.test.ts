@@ -6,8 +6,9 @@
 import test from 'ava';
 import { copyFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadPrefillModel } from '@latentwire/shared/prefill';
-import { FIXTURE_DIR, maxAbsDiff, rng, tempDir, testGpu, writeRandomCheckpoint } from '@latentwire/shared/testing';
+import { loadPrefillModel } from '@latentwire/gpu/prefill';
+import { FIXTURE_DIR, maxAbsDiff, rng, tempDir, writeRandomCheckpoint } from '@latentwire/testing';
+import { testGpu } from '@latentwire/gpu/testing';
 import { DecodeModel } from '../../src/engine/decode-model.js';
 
 const GREEDY = { temperature: 0, topK: 0, topP: 1, seed: 0, counter: 0 };

@@ -2,10 +2,11 @@
 // node) and the disaggregated one (reserve → KV bytes written page by page → admitPrefilled), checking that
 // a batch gives each request the tokens it gets alone, and that pages always return to the pool.
 import test from 'ava';
-import { loadPrefillModel, LatentPageStager, pageRows, type PrefillModel } from '@latentwire/shared/prefill';
-import { FIXTURE_DIR, readFixtureJson, testGpu } from '@latentwire/shared/testing';
-import type { KvDtype } from '@latentwire/shared/kv';
-import type { MlaConfig } from '@latentwire/shared/model';
+import { loadPrefillModel, LatentPageStager, pageRows, type PrefillModel } from '@latentwire/gpu/prefill';
+import { FIXTURE_DIR, readFixtureJson } from '@latentwire/testing';
+import { testGpu } from '@latentwire/gpu/testing';
+import type { KvDtype } from '@latentwire/protocol';
+import type { MlaConfig } from '@latentwire/model';
 import { DecodeModel } from '../../src/engine/decode-model.js';
 import { DecodeEngine, type EngineRequest, type Usage } from '../../src/engine/engine.js';
 import type { FinishReason } from '../../src/scheduler/index.js';

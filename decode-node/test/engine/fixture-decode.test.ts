@@ -5,9 +5,10 @@
 // FP8 caches the error is measured teacher-forced on the reference tokens (so one early flip cannot
 // compound) and bounded at about 1.5× what was measured; the README states these numbers.
 import test from 'ava';
-import { loadPrefillModel } from '@latentwire/shared/prefill';
-import { FIXTURE_DIR, maxAbsDiff, readFixtureJson, testGpu } from '@latentwire/shared/testing';
-import type { KvDtype } from '@latentwire/shared/kv';
+import { loadPrefillModel } from '@latentwire/gpu/prefill';
+import { FIXTURE_DIR, maxAbsDiff, readFixtureJson } from '@latentwire/testing';
+import { testGpu } from '@latentwire/gpu/testing';
+import type { KvDtype } from '@latentwire/protocol';
 import { DecodeModel } from '../../src/engine/decode-model.js';
 
 interface Case { readonly input_ids: number[]; readonly greedy_ids: number[]; readonly step_logits: number[][] }

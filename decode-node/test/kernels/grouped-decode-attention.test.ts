@@ -1,12 +1,11 @@
 // Grouped MLA decode attention over the paged latent cache against a float64 reference computed here, on
 // the rows exactly as the cache stores them (bf16/fp8 rounding included, so every dtype is held to 1e-4).
-import { seededRandom } from '@latentwire/shared/util';
+import { seededRandom } from '@latentwire/testing';
 import test, { type ExecutionContext } from 'ava';
-import { Gpu } from '@latentwire/shared/gpu';
-import { kvQuantize, quantizeLatentRowsCpu } from '@latentwire/shared/kernels';
-import {
-  encodeE4M3, encodeE5M2, decodeE4M3, decodeE5M2, f32Bits, f32FromBits, type KvDtype, type LatentKvLayout,
-} from '@latentwire/shared/kv';
+import { Gpu } from '@latentwire/gpu';
+import { kvQuantize, quantizeLatentRowsCpu } from '@latentwire/gpu/kernels';
+import { type KvDtype, type LatentKvLayout } from '@latentwire/protocol';
+import { encodeE4M3, encodeE5M2, decodeE4M3, decodeE5M2, f32Bits, f32FromBits } from '@latentwire/model';
 import {
   chooseDecodeSplits, groupedDecodeAttention, groupedDecodeLayout, groupedDecodePlan, groupedDecodeScratchBytes,
   groupedDecodeWorkgroupBytes, type GroupedDecodeVariant,
@@ -31,7 +30,7 @@ function bf16Bits(bits: number): number {
 
 /**
  * Writes `rows` (token t = rows[t*(r+rope) ...]) of a sequence whose page table is `pages` into `cache`, as
- * shared/src/kv/latent-layout.ts lays them out, and returns what the cache holds, decoded (float64).
+ * shared/protocol/src/kv/latent-layout.ts lays them out, and returns what the cache holds, decoded (float64).
  */
 function writeRows(l: LatentKvLayout, rows: Float64Array, count: number, pages: readonly number[], cache: Uint32Array): Float64Array {
   const { kvLoraRank: r, ropeDim: rope, pageSize } = l;

@@ -1,7 +1,8 @@
 // The absorbed-MLA per-head kernels against float64: headMatmul on odd sizes with strided x / y and a weight
 // addressed inside a larger buffer (as W_UK is read inside kv_b_proj), and headTranspose building W_UVᵀ.
 import test from 'ava';
-import { maxAbsDiff, randomArray, roundTo, testGpu, uploadWeight } from '@latentwire/shared/testing';
+import { maxAbsDiff, randomArray } from '@latentwire/testing';
+import { roundTo, testGpu, uploadWeight } from '@latentwire/gpu/testing';
 import { headMatmul } from '../../src/kernels/head-matmul/index.js';
 import { headTranspose, headTransposeBytes } from '../../src/kernels/head-transpose/index.js';
 

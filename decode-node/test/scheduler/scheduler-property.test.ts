@@ -1,7 +1,7 @@
 // Property test over seeded random histories: whatever mix of finished, cancelled, failed and expired
 // requests, pages are never shared or lost, every sequence holds the pages prompt + max_tokens need, the
 // batch stays within MAX_BATCH, and once everything ends the pool is whole again.
-import { seededRandom } from '@latentwire/shared/util';
+import { seededRandom } from '@latentwire/testing';
 import test, { type ExecutionContext } from 'ava';
 import { Scheduler, SchedulerRejection, Sequence, pagesNeeded, type Reservation } from '../../src/scheduler/index.js';
 

@@ -10,13 +10,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, createInbox, type NatsConnection } from '@nats-io/transport-node';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
-import { latentKvLayout, latentLayoutKey, type LatentKvLayout } from '@latentwire/shared/kv';
-import { loadPrefillModel, type PrefillModel } from '@latentwire/shared/prefill';
-import { FIXTURE_DIR, readFixtureJson, startNatsServer, testGpu } from '@latentwire/shared/testing';
+import { latentKvLayout, latentLayoutKey, type LatentKvLayout } from '@latentwire/protocol';
+import { loadPrefillModel, type PrefillModel } from '@latentwire/gpu/prefill';
+import { FIXTURE_DIR, readFixtureJson, startNatsServer } from '@latentwire/testing';
+import { testGpu } from '@latentwire/gpu/testing';
 import {
   cancelMessage, decodeMessage, encodeMessage, kvChunkMessage, reserveMessage, SUBJECT_TYPES, tokensMessage,
   WIRE_REJECTED_METRIC, type Heartbeat, type KvAck, type Tokens, type WireRejectReason,
-} from '@latentwire/shared/wire';
+} from '@latentwire/protocol';
 import { decodeSettings } from '../../src/config.js';
 import { loadDecodeStack, type DecodeStack } from '../../src/engine/load.js';
 import { DecodeNodeService } from '../../src/service/decode-node-service.js';

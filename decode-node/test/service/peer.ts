@@ -1,13 +1,13 @@
 // The other side of the decode node in its integration tests: a gateway that reserves and reads tokens, and
 // a prefill node that sends KV (real prefill output, or filler bytes) and prefill-done, all over real NATS.
 import type { Msg, NatsConnection } from '@nats-io/transport-node';
-import { latentLayoutKey, type LatentKvLayout } from '@latentwire/shared/kv';
-import { pageRows, type PrefillModel } from '@latentwire/shared/prefill';
+import { latentLayoutKey, type LatentKvLayout } from '@latentwire/protocol';
+import { pageRows, type PrefillModel } from '@latentwire/gpu/prefill';
 import {
   cancelMessage, decodeMessage, encodeMessage, kvChunkMessages, maxPayloadOf, prefillDoneMessage, prefillFailedMessage, reserveMessage,
   SUBJECT_TYPES,
   type KvAck, type PrefillDone, type ReserveReply, type Tokens, type WireSubjects,
-} from '@latentwire/shared/wire';
+} from '@latentwire/protocol';
 
 export const GREEDY = { temperature: 0, topK: 0, topP: 1, seed: 0 } as const;
 

@@ -2,7 +2,7 @@
 // message with reason and usage.
 import test from 'ava';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { decodeMessage, SUBJECT_TYPES, type Tokens } from '@latentwire/shared/wire';
+import { decodeMessage, SUBJECT_TYPES, type Tokens } from '@latentwire/protocol';
 import { TokenStream } from '../../src/service/token-stream.js';
 
 function streamOf(flushMs: number) {

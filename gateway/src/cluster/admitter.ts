@@ -7,7 +7,7 @@
 //   4. otherwise wait in the admission queue until a heartbeat shows room, then go back to 1; a full
 //      queue, or no grant within ADMISSION_WAIT_MS of the first try → 429 with Retry-After.
 // A grant that arrives after the client left is handed back with a cancel on the node's control subject.
-import { cancelMessage, encodeMessage, type ReserveReply } from '@latentwire/shared/wire';
+import { cancelMessage, encodeMessage, type ReserveReply } from '@latentwire/protocol';
 import type { Logger } from 'pino';
 import { BackendRejection, type GenerationRequest } from '../http/backend.js';
 import type { AdmissionQueue, AdmissionTicket } from './admission-queue.js';

@@ -1,7 +1,7 @@
 // Wires the cluster backend from a NATS connection and settings: heartbeat registry, BullMQ prefill
 // queue, NatsBackend. The caller owns the NATS connection (it drains it after close()).
 import type { NatsConnection } from '@nats-io/transport-node';
-import { WireRejections, prefillQueueName, wireSubjects, type PrefillJob } from '@latentwire/shared/wire';
+import { WireRejections, prefillQueueName, wireSubjects, type PrefillJob } from '@latentwire/protocol';
 import { Queue } from 'bullmq';
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';

@@ -6,7 +6,7 @@
 //   3. a node silent for heartbeatTimeoutMs (local clock: senders' clocks may differ) is dropped ('lost');
 //   4. a reserve-reply's freePages updates the node's figure until its next heartbeat.
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
-import { SUBJECT_TYPES, type Heartbeat, type WireRejections, type WireSubjects } from '@latentwire/shared/wire';
+import { SUBJECT_TYPES, type Heartbeat, type WireRejections, type WireSubjects } from '@latentwire/protocol';
 import type { Logger } from 'pino';
 import { capacityTokens } from './headroom.js';
 

@@ -1,6 +1,6 @@
 // The cluster side's environment variables (NATS, Redis, admission, timeouts), parsed once at start.
-import { ConfigError, env, parseEnv } from '@latentwire/shared/config';
-import { wireSubjects } from '@latentwire/shared/wire';
+import { ConfigError, env, parseEnv } from '@latentwire/protocol';
+import { wireSubjects } from '@latentwire/protocol';
 import { z } from 'zod';
 
 export const CLUSTER_ENV = {

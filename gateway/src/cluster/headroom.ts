@@ -9,7 +9,7 @@
 // runs out of: pages first, batch slots second. Each grant lowers a node's freePages (reserve-replies
 // carry the new figure), so successive requests spread over nodes. Ties go to fewer running + waiting,
 // then to the smaller nodeId, so the order is deterministic.
-import type { Heartbeat } from '@latentwire/shared/wire';
+import type { Heartbeat } from '@latentwire/protocol';
 import type { DecodeNode } from './decode-registry.js';
 
 /** Pages a request of `tokens` (prompt + max completion tokens) holds on a node with this page size. */

@@ -10,7 +10,7 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import {
   cancelMessage, encodeMessage, parsePrefillJob, type CancelReason, type PrefillJob, type WireRejections, type WireSubjects,
-} from '@latentwire/shared/wire';
+} from '@latentwire/protocol';
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import { BackendRejection, type GenerationBackend, type GenerationEvent, type GenerationRequest } from '../http/backend.js';

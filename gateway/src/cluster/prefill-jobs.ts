@@ -1,6 +1,6 @@
 // The BullMQ side of a request: queue its prefill job once a decode node holds its pages, and take the job
 // back when the request ends early. Job id = request id, so a job is found (and never queued twice) by it.
-import type { PrefillJob } from '@latentwire/shared/wire';
+import type { PrefillJob } from '@latentwire/protocol';
 import type { Queue } from 'bullmq';
 import { PrefillEnqueueError } from './errors.js';
 

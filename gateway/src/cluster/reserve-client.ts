@@ -3,7 +3,7 @@
 import { NoRespondersError, RequestError, TimeoutError, type NatsConnection } from '@nats-io/transport-node';
 import {
   SUBJECT_TYPES, cancelMessage, encodeMessage, reserveMessage, type ReserveRefusal, type ReserveReply, type WireRejections, type WireSubjects,
-} from '@latentwire/shared/wire';
+} from '@latentwire/protocol';
 import type { DecodeNode } from './decode-registry.js';
 
 export type ReserveOutcome =

@@ -8,7 +8,7 @@
 //   4. no message for idleTimeoutMs is a TokenStreamError 'idle'; fail() ends it from outside (node restart).
 // An abort of the signal just ends the iteration: the caller cancels the request.
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
-import { SUBJECT_TYPES, type Tokens, type WireRejections, type WireSubjects } from '@latentwire/shared/wire';
+import { SUBJECT_TYPES, type Tokens, type WireRejections, type WireSubjects } from '@latentwire/protocol';
 import type { Logger } from 'pino';
 import type { GenerationEvent } from '../http/backend.js';
 import { DecodeNodeError, TokenStreamError } from './errors.js';

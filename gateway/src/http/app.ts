@@ -1,7 +1,7 @@
 // The gateway's OpenAI-compatible HTTP app. It knows nothing of how tokens are produced: everything past
 // prompt ids goes through the GenerationBackend it is given.
 import { randomUUID } from 'node:crypto';
-import { openModelFolder } from '@latentwire/shared/model';
+import { openModelFolder } from '@latentwire/model';
 import express, { type ErrorRequestHandler, type Express, type RequestHandler } from 'express';
 import { pino, type Logger } from 'pino';
 import { ApiError, toApiError } from './api-error.js';

@@ -1,5 +1,5 @@
 // The HTTP layer's environment variables, parsed once at start.
-import { env, parseEnv } from '@latentwire/shared/config';
+import { env, parseEnv } from '@latentwire/protocol';
 import { DEFAULT_CHAT_MAX_TOKENS } from './generation-params.js';
 
 export const HTTP_ENV = {

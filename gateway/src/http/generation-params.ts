@@ -1,7 +1,7 @@
 // From a parsed body and its prompt ids to the backend's GenerationRequest: sampling defaults, a seed,
 // max_tokens and the context-length check (done here, before any backend is called), stop ids and strings.
 import { randomInt } from 'node:crypto';
-import type { GenerationConfig } from '@latentwire/shared/model';
+import type { GenerationConfig } from '@latentwire/model';
 import { ApiError, invalidParam } from './api-error.js';
 import type { GenerationRequest } from './backend.js';
 import type { CommonBody } from './request-schema.js';

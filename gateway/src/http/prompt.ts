@@ -1,6 +1,6 @@
 // Prompt ids from a request: chat messages rendered with the model's own chat template, or a completion
 // prompt (text tokenized as transformers does, or ids taken as given).
-import { ChatTemplateError, type ChatMessage } from '@latentwire/shared/model';
+import { ChatTemplateError, type ChatMessage } from '@latentwire/model';
 import { ApiError, invalidParam } from './api-error.js';
 import type { ChatCompletionBody, CompletionBody } from './request-schema.js';
 import type { GatewayModel } from './served-model.js';

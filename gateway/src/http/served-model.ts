@@ -1,7 +1,7 @@
 // The one model this gateway serves: the opened folder (only the parts the HTTP layer reads) and the id
 // clients name it by.
 import { basename } from 'node:path';
-import type { ModelFolder } from '@latentwire/shared/model';
+import type { ModelFolder } from '@latentwire/model';
 
 export type GatewayModel = Pick<ModelFolder, 'dir' | 'config' | 'tokenizer' | 'chatTemplate' | 'generation' | 'fingerprint'>;
 

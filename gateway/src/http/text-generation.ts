@@ -5,7 +5,7 @@
 //   4. the stop matcher holds back text that could begin a stop string and cuts at the first match ('stop').
 // When the gateway ends a request the backend has not finished (stop string, stop id, overrun, client
 // gone, consumer returned early), it aborts the backend's signal so the request is cancelled everywhere.
-import type { Tokenizer } from '@latentwire/shared/model';
+import type { Tokenizer } from '@latentwire/model';
 import type { GenerationBackend } from './backend.js';
 import type { ResolvedGeneration } from './generation-params.js';
 import { StopMatcher } from './stop-matcher.js';

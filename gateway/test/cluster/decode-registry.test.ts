@@ -3,7 +3,7 @@
 import test from 'ava';
 import { randomUUID } from 'node:crypto';
 import { connect } from '@nats-io/transport-node';
-import { WireRejections, cancelMessage, encodeMessage, wireSubjects } from '@latentwire/shared/wire';
+import { WireRejections, cancelMessage, encodeMessage, wireSubjects } from '@latentwire/protocol';
 import type { ExecutionContext } from 'ava';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';

@@ -1,7 +1,7 @@
 // Pure ranking and admission-queue logic: which node a request tries first, and which waiters a heartbeat
 // wakes. No NATS here; the integration tests drive the same code over the bus.
 import test from 'ava';
-import { heartbeatMessage } from '@latentwire/shared/wire';
+import { heartbeatMessage } from '@latentwire/protocol';
 import { AdmissionQueue, rankByHeadroom, type DecodeNode } from '../../src/index.js';
 
 function node(nodeId: string, f: { free: number; total?: number; running?: number; waiting?: number; maxBatch?: number; maxContext?: number }): DecodeNode {

@@ -4,7 +4,7 @@ import test from 'ava';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
-import { ConfigError } from '@latentwire/shared/config';
+import { ConfigError } from '@latentwire/protocol';
 import { clusterSettingsFromEnv } from '../../src/index.js';
 import { servers, stopServers } from './helpers/servers.js';
 

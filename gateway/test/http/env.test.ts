@@ -1,5 +1,5 @@
 // The HTTP layer's environment variables.
-import { ConfigError } from '@latentwire/shared/config';
+import { ConfigError } from '@latentwire/protocol';
 import test from 'ava';
 import { httpSettingsFromEnv } from '../../src/index.js';
 

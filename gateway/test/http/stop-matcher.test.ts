@@ -1,5 +1,5 @@
 // StopMatcher on its own: every way of cutting a text into pieces gives the same output.
-import { seededRandom } from '@latentwire/shared/util';
+import { seededRandom } from '@latentwire/testing';
 import test from 'ava';
 import { StopMatcher } from '../../src/index.js';
 

@@ -1,6 +1,6 @@
 // The end-to-end tests' cluster: the in-process local cluster on the test's device, plus an OpenAI client.
 import OpenAI from 'openai';
-import { testGpu } from '@latentwire/shared/testing';
+import { testGpu } from '@latentwire/gpu/testing';
 import { startLocalCluster, type LocalCluster, type LocalClusterOptions } from '../../src/index.js';
 
 export interface TestCluster extends LocalCluster {

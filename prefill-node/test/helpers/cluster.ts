@@ -7,12 +7,13 @@ import { Queue, type Job, type JobsOptions } from 'bullmq';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
-import { latentKvLayout, latentLayoutKey, type KvDtype, type LatentKvLayout } from '@latentwire/shared/kv';
-import { loadPrefillModel, type PrefillModel } from '@latentwire/shared/prefill';
-import type { ModelFolder } from '@latentwire/shared/model';
-import { FIXTURE_DIR, startNatsServer, startRedisServer, testGpu } from '@latentwire/shared/testing';
-import type { Gpu } from '@latentwire/shared/gpu';
-import type { PrefillJob } from '@latentwire/shared/wire';
+import { latentKvLayout, latentLayoutKey, type KvDtype, type LatentKvLayout } from '@latentwire/protocol';
+import { loadPrefillModel, type PrefillModel } from '@latentwire/gpu/prefill';
+import type { ModelFolder } from '@latentwire/model';
+import { FIXTURE_DIR, startNatsServer, startRedisServer } from '@latentwire/testing';
+import { testGpu } from '@latentwire/gpu/testing';
+import type { Gpu } from '@latentwire/gpu';
+import type { PrefillJob } from '@latentwire/protocol';
 import { PrefillWorkerService, type PrefillWorkerOptions } from '../../src/index.js';
 
 export interface Cluster {

@@ -5,11 +5,11 @@
 import type { Msg, NatsConnection } from '@nats-io/transport-node';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
-import { pagesFor, type LatentKvLayout } from '@latentwire/shared/kv';
+import { pagesFor, type LatentKvLayout } from '@latentwire/protocol';
 import {
   encodeMessage, kvAckMessage, kvChunkPlacement, prefillDoneAckMessage, SUBJECT_TYPES, WireRejections,
   type KvChunk, type PrefillDone, type PrefillFailed, type WireSubjects,
-} from '@latentwire/shared/wire';
+} from '@latentwire/protocol';
 
 export interface DecodeBehaviour {
   /** Called as each chunk arrives (index counts from 0), before it is answered. */

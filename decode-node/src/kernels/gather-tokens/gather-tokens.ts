@@ -1,8 +1,8 @@
 // The tokens a decode step feeds, assembled on the GPU: ids[i] = previous[from[i]] when from[i] names a row of
 // the step still in flight (its sampled token, not yet read back: the overlapped engine submits step n+1
 // before reading step n), else host[i] (a token the CPU knows: a prefill's first token).
-import type { KernelProgram, KernelShader } from '@latentwire/shared/gpu';
-import { uniformStructWgsl } from '@latentwire/shared/gpu';
+import type { KernelProgram, KernelShader } from '@latentwire/gpu';
+import { uniformStructWgsl } from '@latentwire/gpu';
 
 const WG = 64;
 const UNIFORMS = { rows: 'u32' } as const;

@@ -19,10 +19,11 @@
 // bindings. Per-dispatch (uniforms and buffers, so all batches share the pipeline): batch, heads, lengths,
 // page tables, number of splits, scale.
 import { readFileSync } from 'node:fs';
-import type { BufferBinding, KernelProgram, KernelShader } from '@latentwire/shared/gpu';
-import { uniformStructWgsl } from '@latentwire/shared/gpu';
-import { fp8Wgsl, latentKvLayout, type KvDtype, type KvElementType, type LatentKvLayout } from '@latentwire/shared/kv';
-import { memoShader } from '@latentwire/shared/gpu';
+import type { BufferBinding, KernelProgram, KernelShader } from '@latentwire/gpu';
+import { uniformStructWgsl } from '@latentwire/gpu';
+import { latentKvLayout, type KvDtype, type KvElementType, type LatentKvLayout } from '@latentwire/protocol';
+import { fp8Wgsl } from '@latentwire/gpu/kernels';
+import { memoShader } from '@latentwire/gpu';
 
 const ATTN_WGSL = readFileSync(new URL('./grouped-decode-attention.wgsl', import.meta.url), 'utf8');
 const MERGE_WGSL = readFileSync(new URL('./grouped-decode-merge.wgsl', import.meta.url), 'utf8');

@@ -3,10 +3,10 @@
 // place from kv_b_proj) and o = ō · W_UVᵀ (K = kv_lora_rank, N = v_head_dim, the transposed copy made at
 // load). Strides and offsets are uniforms, so x and y can be head slices of wider rows.
 import { readFileSync } from 'node:fs';
-import type { BufferBinding, KernelProgram, KernelShader } from '@latentwire/shared/gpu';
-import { uniformStructWgsl } from '@latentwire/shared/gpu';
-import { weightLoadWgsl, type GpuTensor, type WeightDtype } from '@latentwire/shared/kernels';
-import { memoShader } from '@latentwire/shared/gpu';
+import type { BufferBinding, KernelProgram, KernelShader } from '@latentwire/gpu';
+import { uniformStructWgsl } from '@latentwire/gpu';
+import { weightLoadWgsl, type GpuTensor, type WeightDtype } from '@latentwire/gpu/kernels';
+import { memoShader } from '@latentwire/gpu';
 
 const BODY = readFileSync(new URL('./head-matmul.wgsl', import.meta.url), 'utf8');
 /** Column threads (4 columns each) and K slices of a workgroup. */

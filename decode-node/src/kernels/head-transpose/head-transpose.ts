@@ -2,10 +2,10 @@
 // same dtype (values are moved, never rounded). Builds W_UVᵀ from kv_b_proj: head h's v rows
 // (h·(nope + v) + nope + i, i < v) become out[h, j, i], so the decode step's W_UV matmul reads rows that are
 // contiguous along its output. One thread per output word (two 16-bit values, or one f32).
-import type { KernelProgram, KernelShader } from '@latentwire/shared/gpu';
-import { uniformStructWgsl } from '@latentwire/shared/gpu';
-import { weightLoadWgsl, type GpuTensor, type WeightDtype } from '@latentwire/shared/kernels';
-import { memoShader } from '@latentwire/shared/gpu';
+import type { KernelProgram, KernelShader } from '@latentwire/gpu';
+import { uniformStructWgsl } from '@latentwire/gpu';
+import { weightLoadWgsl, type GpuTensor, type WeightDtype } from '@latentwire/gpu/kernels';
+import { memoShader } from '@latentwire/gpu';
 
 const WG = 64;
 const UNIFORMS = { heads: 'u32', rows: 'u32', cols: 'u32', head_row_stride: 'u32', row_offset: 'u32', words: 'u32', wg_x: 'u32' } as const;

@@ -6,7 +6,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import {
   SUBJECT_TYPES, decodeMessage, encodeMessage, heartbeatMessage, reserveReplyMessage, tokensMessage, type Cancel, type FinishReason,
   type Reserve, type ReserveRefusal, type WireSubjects,
-} from '@latentwire/shared/wire';
+} from '@latentwire/protocol';
 
 export const TEST_PAGE_SIZE = 16;
 /** The tiny model's latent layout (kv_lora_rank 64, rope 16) in fp8 with 16-token pages. */

@@ -1,8 +1,8 @@
 // One real nats-server and one real redis-server per test file, started on first use; each test isolates
 // itself with its own subject prefix (and so its own BullMQ queue name). Call stopServers from
 // test.after.always.
-// (@latentwire/shared/testing/servers: the launchers without the GPU helpers, so `webgpu` is never loaded here.)
-import { startNatsServer, startRedisServer } from '@latentwire/shared/testing/servers';
+// (@latentwire/testing/servers: the launchers without the GPU helpers, so `webgpu` is never loaded here.)
+import { startNatsServer, startRedisServer } from '@latentwire/testing/servers';
 
 export { startRedisServer };
 

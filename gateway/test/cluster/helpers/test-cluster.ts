@@ -3,7 +3,7 @@
 // standing in for the prefill nodes. Everything is closed in t.teardown.
 import { randomUUID } from 'node:crypto';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { SUBJECT_TYPES, decodeMessage, prefillQueueName, wireSubjects, type Cancel, type PrefillJob, type WireSubjects } from '@latentwire/shared/wire';
+import { SUBJECT_TYPES, decodeMessage, prefillQueueName, wireSubjects, type Cancel, type PrefillJob, type WireSubjects } from '@latentwire/protocol';
 import type { ExecutionContext } from 'ava';
 import { Worker, type Job } from 'bullmq';
 import { pino } from 'pino';

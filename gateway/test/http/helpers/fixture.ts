@@ -2,7 +2,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { openModelFolder, type ModelFolder } from '@latentwire/shared/model';
+import { openModelFolder, type ModelFolder } from '@latentwire/model';
 
 /** Walks up from this compiled file to the repo's models/tiny-deepseek-v2. */
 function findModel(): string {

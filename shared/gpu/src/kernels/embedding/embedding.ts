@@ -1,0 +1,53 @@
+// Embedding gather: y[t] = table[ids[t]] as f32, from the table's stored dtype. One workgroup per token.
+import type { KernelProgram, KernelShader } from '../../runtime/program.js';
+import { uniformStructWgsl } from '../../runtime/uniforms.js';
+import { weightLoadWgsl, type GpuTensor } from '../weight-dtype.js';
+import { type WeightDtype } from '@latentwire/model';
+import { memoShader } from '../../runtime/memo-shader.js';
+
+const WORKGROUP = 128;
+const UNIFORMS = { tokens: 'u32', hidden: 'u32', vocab: 'u32' } as const;
+
+function build_embeddingShader(dtype: WeightDtype): KernelShader {
+  return {
+    label: `embedding_${dtype}`,
+    uniforms: UNIFORMS,
+    source: /* wgsl */ `
+@group(0) @binding(0) var<storage, read> ids: array<u32>;
+@group(0) @binding(1) var<storage, read> table: array<u32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+${uniformStructWgsl(UNIFORMS, 3)}
+${weightLoadWgsl(dtype, 'table')}
+
+@compute @workgroup_size(${WORKGROUP})
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let t = wg.x;
+  // ids are validated on the CPU before upload; clamp anyway so a bad id can never read out of bounds
+  let id = min(ids[t], u.vocab - 1u);
+  for (var c = lid; c < u.hidden; c += ${WORKGROUP}u) {
+    y[t * u.hidden + c] = weight_at(id * u.hidden + c);
+  }
+}
+`,
+  };
+}
+
+export interface EmbeddingArgs {
+  readonly ids: GPUBuffer;
+  readonly table: GpuTensor;
+  readonly y: GPUBuffer;
+  readonly tokens: number;
+}
+
+export function embedding(a: EmbeddingArgs): KernelProgram {
+  const [vocab, hidden] = a.table.shape;
+  if (a.table.shape.length !== 2 || !vocab || !hidden) throw new RangeError(`embedding: table shape [${a.table.shape}] is not [vocab, hidden]`);
+  return {
+    shader: embeddingShader(a.table.dtype),
+    buffers: [a.ids, a.table.buffer, a.y],
+    uniformValues: { tokens: a.tokens, hidden, vocab },
+    workgroups: [a.tokens],
+  };
+}
+
+export const embeddingShader = memoShader(build_embeddingShader);

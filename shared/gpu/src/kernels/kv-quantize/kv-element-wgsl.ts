@@ -1,0 +1,67 @@
+// WGSL for one row section of the latent layout, per stored element type: a packer (f32 source values →
+// one cache word) for kv-quantize and an element reader (cache → f32 bits) for kv-dequantize. Values move
+// as u32 bit patterns end to end, so f32 and bf16 sections are exact copies/roundings whatever the
+// platform does with subnormals and NaN payloads.
+import type { KvElementType } from '@latentwire/protocol';
+
+/** Elements per u32 word in a section of `type`. */
+export function elementsPerWord(type: KvElementType): number {
+  return type === 'f32' ? 1 : type === 'bf16' ? 2 : 4;
+}
+
+/** Round-to-nearest-even f32 bits → bf16 bits (NaN → 0x7fc0), as weight-dtype.ts's bf16Bits. */
+export const bf16BitsWgsl = /* wgsl */ `
+fn bf16_bits(b: u32) -> u32 {
+  if ((b & 0x7fffffffu) > 0x7f800000u) { return 0x7fc0u; }
+  return (b + 0x7fffu + ((b >> 16u) & 1u)) >> 16u;
+}
+`;
+
+/**
+ * `fn <name>(s: u32, n: u32, w: u32, scale: f32) -> u32`: word w of a section whose n source values start
+ * at src[s] (f32 bits; elements past n pad with code 0). `scale` divides the values (fp8_e4m3 only).
+ * Needs `fn src_bits(s: u32, i: u32, n: u32) -> u32` (0 past n), bf16BitsWgsl and fp8Wgsl.
+ */
+export function sectionPackWgsl(type: KvElementType, name: string): string {
+  switch (type) {
+    case 'f32':
+      return `fn ${name}(s: u32, n: u32, w: u32, scale: f32) -> u32 { return src_bits(s, w, n); }\n`;
+    case 'bf16':
+      return `fn ${name}(s: u32, n: u32, w: u32, scale: f32) -> u32 {
+  return bf16_bits(src_bits(s, 2u * w, n)) | (bf16_bits(src_bits(s, 2u * w + 1u, n)) << 16u);
+}\n`;
+    case 'fp8_e5m2':
+      return `fn ${name}(s: u32, n: u32, w: u32, scale: f32) -> u32 {
+  var word = 0u;
+  for (var k = 0u; k < 4u; k++) { word |= e5m2_encode_bits(src_bits(s, 4u * w + k, n), true) << (8u * k); }
+  return word;
+}\n`;
+    case 'fp8_e4m3':
+      return `fn ${name}(s: u32, n: u32, w: u32, scale: f32) -> u32 {
+  var word = 0u;
+  for (var k = 0u; k < 4u; k++) { word |= e4m3_encode(bitcast<f32>(src_bits(s, 4u * w + k, n)) / scale) << (8u * k); }
+  return word;
+}\n`;
+  }
+}
+
+/**
+ * `fn <name>(w0: u32, i: u32, scale: f32) -> u32`: the f32 bits of element i of a section starting at
+ * cache word w0 (fp8_e4m3 values are multiplied by `scale`). Needs fp8Wgsl and a `cache` array<u32>.
+ */
+export function sectionLoadWgsl(type: KvElementType, name: string): string {
+  switch (type) {
+    case 'f32':
+      return `fn ${name}(w0: u32, i: u32, scale: f32) -> u32 { return cache[w0 + i]; }\n`;
+    case 'bf16':
+      return `fn ${name}(w0: u32, i: u32, scale: f32) -> u32 { return (cache[w0 + (i >> 1u)] >> (16u * (i & 1u))) << 16u; }\n`;
+    case 'fp8_e5m2':
+      return `fn ${name}(w0: u32, i: u32, scale: f32) -> u32 {
+  return bitcast<u32>(e5m2_decode((cache[w0 + (i >> 2u)] >> (8u * (i & 3u))) & 0xffu));
+}\n`;
+    case 'fp8_e4m3':
+      return `fn ${name}(w0: u32, i: u32, scale: f32) -> u32 {
+  return bitcast<u32>(e4m3_decode((cache[w0 + (i >> 2u)] >> (8u * (i & 3u))) & 0xffu) * scale);
+}\n`;
+  }
+}

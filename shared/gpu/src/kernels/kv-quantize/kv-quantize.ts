@@ -1,0 +1,197 @@
+// Writes f32 latent rows (prefill output, [T, r + rope] per layer) into a paged latent KV cache in the
+// layout's dtype (latent-layout.ts): row t becomes token tokenOffset + t of a sequence, i.e. slot
+// (tokenOffset + t) % pageSize of page pageIds[(tokenOffset + t) / pageSize], so appending after a partly
+// filled page works. One workgroup per row; each thread writes whole words, so rows never race. For
+// fp8_e4m3 the workgroup first reduces amax(|c|) — as u32 bit patterns, which order like the floats for
+// finite values and need no float compare — then scale = amax * f32(1/448) (1 for an all-zero row).
+// Rows must be finite. Only the dtype changes the shader; sizes, offsets and the page size are uniforms.
+//
+// kvAppend is the same kernel in its batched form (the decode step's new rows, one per sequence, or a
+// prompt's rows): row i goes to token positions[i] of the page table starting at pageTable[tableOffsets[i]],
+// and the pool may be split over several buffers (page p in pools[p / pagesPerBuffer]).
+import type { BufferBinding, KernelProgram, KernelShader } from '../../runtime/program.js';
+import { uniformStructWgsl } from '../../runtime/uniforms.js';
+import { fp8Wgsl } from '../fp8-wgsl.js';
+import type { KvDtype } from '@latentwire/protocol';
+import { latentKvLayout, type LatentKvLayout } from '@latentwire/protocol';
+import { bf16BitsWgsl, sectionPackWgsl } from './kv-element-wgsl.js';
+import { f32Bits } from '@latentwire/model';
+import { INV_E4M3_MAX } from './latent-row-cpu.js';
+import { layoutUniforms, rowGrid } from './kv-grid.js';
+import { memoShader } from '../../runtime/memo-shader.js';
+
+const WORKGROUP = 64;
+const COMMON_UNIFORMS = {
+  rows: 'u32', wg_x: 'u32', src_offset: 'u32', src_stride: 'u32', token_offset: 'u32', page_size: 'u32', rank: 'u32',
+  rope: 'u32', latent_words: 'u32', rope_words: 'u32', row_words: 'u32', page_words: 'u32', scales_word: 'u32', cache_offset: 'u32',
+} as const;
+const UNIFORMS = COMMON_UNIFORMS;
+const APPEND_UNIFORMS = { ...COMMON_UNIFORMS, pages_per_buffer: 'u32' } as const;
+
+/** Most pool buffers kvAppend binds (as the decode attention kernel). */
+export const KV_APPEND_MAX_POOLS = 4;
+
+type Addressing = { readonly kind: 'sequence' } | { readonly kind: 'rows'; readonly pools: number };
+
+function build_kvQuantizeShader(dtype: KvDtype, addressing: Addressing = { kind: 'sequence' }): KernelShader {
+  const l = latentKvLayout({ kvLoraRank: 1, ropeDim: 1, pageSize: 1, dtype }); // element types only
+  const scaled = l.scales.kind !== 'none';
+  const { bindings, locate, label } = addressingWgsl(addressing);
+  const amax = scaled
+    ? `var m = 0u;
+  for (var i = lid; i < u.rank; i += ${WORKGROUP}u) { m = max(m, src[s + i] & 0x7fffffffu); }
+  red[lid] = m;
+  workgroupBarrier();
+  for (var k = ${WORKGROUP / 2}u; k > 0u; k >>= 1u) {
+    if (lid < k) { red[lid] = max(red[lid], red[lid + k]); }
+    workgroupBarrier();
+  }
+  let amax_bits = workgroupUniformLoad(&red[0]);
+  let scale = select(bitcast<f32>(amax_bits) * bitcast<f32>(${f32Bits(INV_E4M3_MAX)}u), 1.0, amax_bits == 0u);`
+    : 'let scale = 1.0;';
+  return {
+    label: `kv_${label}_${dtype}`,
+    uniforms: addressing.kind === 'sequence' ? UNIFORMS : APPEND_UNIFORMS,
+    source: /* wgsl */ `
+@group(0) @binding(0) var<storage, read> src: array<u32>;   // f32 rows, read as bits
+${bindings}
+${fp8Wgsl}
+${bf16BitsWgsl}
+fn src_bits(s: u32, i: u32, n: u32) -> u32 {
+  if (i < n) { return src[s + i]; }
+  return 0u;
+}
+${sectionPackWgsl(l.latentType, 'pack_latent')}
+${sectionPackWgsl(l.ropeType, 'pack_rope')}
+var<workgroup> red: array<u32, ${WORKGROUP}>;
+
+@compute @workgroup_size(${WORKGROUP})
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let row = wg.y * u.wg_x + wg.x;
+  if (row >= u.rows) { return; }
+  let s = u.src_offset + row * u.src_stride;
+  ${locate}
+  let slot = tok % u.page_size;
+  let dst = base + slot * u.row_words;
+  ${amax}
+  for (var w = lid; w < u.latent_words; w += ${WORKGROUP}u) { put(pool, dst + w, pack_latent(s, u.rank, w, scale)); }
+  let rope_dst = dst + u.latent_words;
+  for (var w = lid; w < u.rope_words; w += ${WORKGROUP}u) { put(pool, rope_dst + w, pack_rope(s + u.rank, u.rope, w, 1.0)); }
+  ${scaled ? 'if (lid == 0u) { put(pool, base + u.scales_word + slot, bitcast<u32>(scale)); }' : ''}
+}
+`,
+  };
+}
+
+/** Bindings 1.. (after src), the page lookup and the store, per addressing mode. */
+function addressingWgsl(a: Addressing): { bindings: string; locate: string; label: string } {
+  if (a.kind === 'sequence') {
+    return {
+      label: 'quantize',
+      bindings: `@group(0) @binding(1) var<storage, read> page_ids: array<u32>;
+@group(0) @binding(2) var<storage, read_write> cache: array<u32>;
+${uniformStructWgsl(UNIFORMS, 3)}
+fn put(pool: u32, i: u32, v: u32) { cache[i] = v; }`,
+      locate: `let tok = u.token_offset + row;
+  let pool = 0u;
+  let base = u.cache_offset + page_ids[tok / u.page_size] * u.page_words;`,
+    };
+  }
+  const n = a.pools;
+  if (!Number.isInteger(n) || n < 1 || n > KV_APPEND_MAX_POOLS) throw new RangeError(`kvAppend: ${n} pool buffers (1..${KV_APPEND_MAX_POOLS})`);
+  const pools = Array.from({ length: n }, (_, k) => `@group(0) @binding(${4 + k}) var<storage, read_write> pool${k}: array<u32>;`);
+  const cases = Array.from({ length: n - 1 }, (_, k) => `    case ${k}u: { pool${k}[i] = v; }`);
+  return {
+    label: `append_pools${n}`,
+    bindings: `@group(0) @binding(1) var<storage, read> positions: array<u32>;
+@group(0) @binding(2) var<storage, read> table_offsets: array<u32>;
+@group(0) @binding(3) var<storage, read> page_table: array<u32>;
+${pools.join('\n')}
+${uniformStructWgsl(APPEND_UNIFORMS, 4 + n)}
+fn put(pool: u32, i: u32, v: u32) {
+  switch pool {
+${cases.join('\n')}
+    default: { pool${n - 1}[i] = v; }
+  }
+}`,
+    locate: `let tok = positions[row];
+  let page = page_table[table_offsets[row] + tok / u.page_size];
+  let pool = page / u.pages_per_buffer;
+  let base = (page - pool * u.pages_per_buffer) * u.page_words;`,
+  };
+}
+
+export interface KvQuantizeArgs {
+  readonly layout: LatentKvLayout;
+  /** f32 rows; row t starts at element srcOffset + t * srcStride. */
+  readonly src: GPUBuffer | BufferBinding;
+  readonly rows: number;
+  readonly srcOffset?: number;
+  /** Elements between rows (default r + rope). */
+  readonly srcStride?: number;
+  /** The sequence's page table (u32 page ids, covering tokens 0 .. tokenOffset + rows). */
+  readonly pageIds: GPUBuffer | BufferBinding;
+  /** Token index of the first row within the sequence (default 0). */
+  readonly tokenOffset?: number;
+  /** The page pool: page p at byte cacheByteOffset + p * layout.pageBytes. */
+  readonly cache: GPUBuffer | BufferBinding;
+  readonly cacheByteOffset?: number;
+}
+
+export function kvQuantize(a: KvQuantizeArgs): KernelProgram {
+  const l = a.layout;
+  const width = l.kvLoraRank + l.ropeDim;
+  const srcStride = a.srcStride ?? width;
+  if (srcStride < width) throw new RangeError(`kvQuantize: srcStride ${srcStride} < row width ${width}`);
+  const grid = rowGrid(a.rows, 'kvQuantize');
+  return {
+    shader: kvQuantizeShader(l.dtype),
+    buffers: [a.src, a.pageIds, a.cache],
+    uniformValues: {
+      rows: a.rows, wg_x: grid.wgX, src_offset: a.srcOffset ?? 0, src_stride: srcStride,
+      ...layoutUniforms(l, a.tokenOffset ?? 0, a.cacheByteOffset ?? 0, 'kvQuantize'),
+    },
+    workgroups: grid.workgroups,
+  };
+}
+
+type Binding = GPUBuffer | BufferBinding;
+
+export interface KvAppendArgs {
+  readonly layout: LatentKvLayout;
+  /** f32 rows; row i starts at element srcOffset + i * srcStride. */
+  readonly src: Binding;
+  readonly rows: number;
+  readonly srcOffset?: number;
+  readonly srcStride?: number;
+  /** u32 [rows]: the token index each row is written as. */
+  readonly positions: Binding;
+  /** u32 [rows]: where the page table of row i's sequence starts in pageTable. */
+  readonly tableOffsets: Binding;
+  /** u32: flattened page tables of global page ids. */
+  readonly pageTable: Binding;
+  /** The pool's buffers (1..KV_APPEND_MAX_POOLS): page p lives in pools[p / pagesPerBuffer]. */
+  readonly pools: readonly Binding[];
+  readonly pagesPerBuffer: number;
+}
+
+/** Writes rows into a (possibly split) page pool at per-row positions and page tables. */
+export function kvAppend(a: KvAppendArgs): KernelProgram {
+  const l = a.layout;
+  const width = l.kvLoraRank + l.ropeDim;
+  const srcStride = a.srcStride ?? width;
+  if (srcStride < width) throw new RangeError(`kvAppend: srcStride ${srcStride} < row width ${width}`);
+  if (!Number.isInteger(a.pagesPerBuffer) || a.pagesPerBuffer < 1) throw new RangeError(`kvAppend: pagesPerBuffer ${a.pagesPerBuffer}`);
+  const grid = rowGrid(a.rows, 'kvAppend');
+  return {
+    shader: kvQuantizeShader(l.dtype, { kind: 'rows', pools: a.pools.length }),
+    buffers: [a.src, a.positions, a.tableOffsets, a.pageTable, ...a.pools],
+    uniformValues: {
+      rows: a.rows, wg_x: grid.wgX, src_offset: a.srcOffset ?? 0, src_stride: srcStride,
+      ...layoutUniforms(l, 0, 0, 'kvAppend'), pages_per_buffer: a.pagesPerBuffer,
+    },
+    workgroups: grid.workgroups,
+  };
+}
+
+export const kvQuantizeShader = memoShader(build_kvQuantizeShader);

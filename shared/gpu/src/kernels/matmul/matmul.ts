@@ -1,0 +1,191 @@
+// y = x · Wᵀ (or y += x · Wᵀ) for f32 activations x [M, K] and a weight W stored as HF Linear weights [N, K]
+// in bf16, f16 or f32. Two regimes behind one launcher: a GEMV-style kernel for small M (decode), which reads
+// the weight once at memory bandwidth, and a tiled GEMM for larger M (prefill), compute-bound on f32 FMA.
+// Shapes, strides and offsets are uniforms; dtype, alignment, tile shape and accumulate are compile-time.
+import type { BufferBinding, KernelProgram } from '../../runtime/program.js';
+import { type GpuTensor } from '../weight-dtype.js';
+import { weightBytes } from '@latentwire/model';
+import { weightsPerVec, type MatmulAlign } from './common.js';
+import { gemvConfig, gemvRowsPerWorkgroup, gemvShader, gemvWorkgroupBytes, type GemvConfig } from './gemv.js';
+import { GEMM_TILES, gemmInvocations, gemmShader, gemmSlabBytes, type GemmTile, type GemmTileName } from './gemm.js';
+
+export { GEMM_TILES, type GemmTile, type GemmTileName } from './gemm.js';
+export type { GemvConfig } from './gemv.js';
+
+/** Largest M the launcher sends to the GEMV variant by default (on an H100 it beat every GEMM tile to M = 16). */
+export const GEMV_MAX_M = 16;
+/** Largest M the GEMV variant can be forced to. */
+export const GEMV_LIMIT_M = 16;
+
+export type MatmulVariant = 'gemv' | 'gemm';
+
+export interface MatmulArgs {
+  readonly x: GPUBuffer;
+  readonly weight: GpuTensor;
+  readonly y: GPUBuffer;
+  readonly M: number;
+  readonly N: number;
+  readonly K: number;
+  /** Elements; rows of x may be strided (default K, 0). */
+  readonly xStride?: number;
+  readonly xOffset?: number;
+  /** Elements; rows of y may be strided, e.g. to write a column slice of a wider buffer (default N, 0). */
+  readonly yStride?: number;
+  readonly yOffset?: number;
+  /** Element offset into the weight buffer (one expert of stacked experts); even for 16-bit dtypes. */
+  readonly weightOffset?: number;
+  /** y += x·Wᵀ (fuses a residual add) instead of y = x·Wᵀ. */
+  readonly accumulate?: boolean;
+  /** Forces a regime (default: GEMV for M ≤ GEMV_MAX_M, else GEMM). GEMV needs M ≤ GEMV_LIMIT_M. */
+  readonly variant?: MatmulVariant;
+  /** Forces the GEMM tile, by name or shape (default: picked from M, N and the limits). */
+  readonly tile?: GemmTileName | GemmTile;
+  /** Overrides fields of the picked GEMV shape (tuning; the result must fit the limits). */
+  readonly gemv?: Partial<GemvConfig>;
+}
+
+/** The device limits the launcher sizes its variants by; `gpu.limits` fits. Defaults are WebGPU's minimums. */
+export interface MatmulLimits {
+  readonly maxComputeWorkgroupStorageSize?: number;
+  readonly maxComputeInvocationsPerWorkgroup?: number;
+  readonly maxComputeWorkgroupsPerDimension?: number;
+  readonly minStorageBufferOffsetAlignment?: number;
+}
+
+/** What the launcher decided, for tests and benchmarks. */
+export type MatmulPlan =
+  | { readonly variant: 'gemv'; readonly config: GemvConfig; readonly align: MatmulAlign }
+  | { readonly variant: 'gemm'; readonly tile: GemmTile; readonly tileName: string; readonly doubleBuffer: boolean; readonly align: MatmulAlign };
+
+/**
+ * A tile is taken when it makes at least this many workgroups, else the next smaller one. Below one per SM of
+ * an H100 (132), but a 128×128 tile at 96 workgroups still beat 64×64 ones at 384 there.
+ */
+const MIN_WORKGROUPS = 90;
+
+function checkCount(name: string, v: number, min: number): void {
+  if (!Number.isInteger(v) || v < min) throw new RangeError(`matmul: ${name} must be an integer >= ${min}, got ${v}`);
+}
+
+function limitsOf(l: MatmulLimits | undefined) {
+  return {
+    wgBytes: l?.maxComputeWorkgroupStorageSize ?? 16384,
+    invocations: l?.maxComputeInvocationsPerWorkgroup ?? 256,
+    perDim: l?.maxComputeWorkgroupsPerDimension ?? 65535,
+    offsetAlign: l?.minStorageBufferOffsetAlignment ?? 256,
+  };
+}
+
+/** Picks the variant, tile and alignment paths for these arguments (validated by `matmul`). */
+export function matmulPlan(a: MatmulArgs, limits?: MatmulLimits, wOffsetInBinding = a.weightOffset ?? 0): MatmulPlan {
+  const lim = limitsOf(limits);
+  const { M, N, K } = a;
+  const xStride = a.xStride ?? K, xOffset = a.xOffset ?? 0;
+  const vpw = weightsPerVec(a.weight.dtype);
+  const align: MatmulAlign = {
+    vecX: K % 4 === 0 && xStride % 4 === 0 && xOffset % 4 === 0,
+    vecW: K % vpw === 0 && wOffsetInBinding % vpw === 0,
+  };
+  const variant = a.variant ?? (M <= GEMV_MAX_M ? 'gemv' : 'gemm');
+  if (variant === 'gemv') {
+    if (M > GEMV_LIMIT_M) throw new RangeError(`matmul: variant 'gemv' needs M <= ${GEMV_LIMIT_M}, got M = ${M}`);
+    const config = { ...gemvConfig(M, N, lim.invocations, lim.wgBytes), ...a.gemv };
+    if (!(config.T >= 1 && (config.T & (config.T - 1)) === 0)) throw new RangeError(`matmul: GEMV T ${config.T} must be a power of two`);
+    if (config.MB < M || config.MB > GEMV_LIMIT_M) throw new RangeError(`matmul: GEMV MB ${config.MB} must be in [M, ${GEMV_LIMIT_M}]`);
+    if (gemvWorkgroupBytes(config) > lim.wgBytes || config.T * config.RG > lim.invocations) {
+      throw new RangeError(`matmul: GEMV shape ${JSON.stringify(config)} does not fit the device limits`);
+    }
+    return { variant, config, align };
+  }
+  const fits = (t: GemmTile) => gemmInvocations(t) <= lim.invocations && gemmSlabBytes(t) <= lim.wgBytes;
+  let tileName: string | undefined;
+  let tile: GemmTile;
+  if (typeof a.tile === 'object') {
+    tile = a.tile;
+    tileName = 'custom';
+    if (!fits(tile)) throw new RangeError(`matmul: tile ${JSON.stringify(tile)} does not fit the device limits`);
+  } else if (a.tile !== undefined) {
+    tileName = a.tile;
+    if (!Object.hasOwn(GEMM_TILES, tileName)) throw new RangeError(`matmul: unknown tile '${tileName}'`);
+    tile = GEMM_TILES[a.tile];
+    if (!fits(tile)) throw new RangeError(`matmul: tile '${tileName}' does not fit the device limits`);
+  } else {
+    const names = (Object.keys(GEMM_TILES) as GemmTileName[]).filter((n) => fits(GEMM_TILES[n]));
+    if (names.length === 0) throw new RangeError('matmul: no GEMM tile fits the device limits');
+    const count = (n: GemmTileName) => Math.ceil(M / GEMM_TILES[n].BM) * Math.ceil(N / GEMM_TILES[n].BN);
+    const name = names.find((n) => count(n) >= MIN_WORKGROUPS) ?? names[names.length - 1]!;
+    tileName = name;
+    tile = GEMM_TILES[name];
+  }
+  return { variant, tile, tileName, doubleBuffer: 2 * gemmSlabBytes(tile) <= lim.wgBytes, align };
+}
+
+/** y = x·Wᵀ (or y += x·Wᵀ): one dispatch. Pass `gpu.limits` so tile variants are sized to the device. */
+export function matmul(a: MatmulArgs, limits?: MatmulLimits): KernelProgram {
+  const { M, N, K, weight } = a;
+  checkCount('M', M, 1);
+  checkCount('N', N, 1);
+  checkCount('K', K, 1);
+  const xStride = a.xStride ?? K, xOffset = a.xOffset ?? 0;
+  const yStride = a.yStride ?? N, yOffset = a.yOffset ?? 0;
+  const weightOffset = a.weightOffset ?? 0;
+  checkCount('xStride', xStride, K);
+  checkCount('xOffset', xOffset, 0);
+  checkCount('yStride', yStride, N);
+  checkCount('yOffset', yOffset, 0);
+  checkCount('weightOffset', weightOffset, 0);
+  const dtype = weight.dtype;
+  if (dtype !== 'bf16' && dtype !== 'f16' && dtype !== 'f32') throw new RangeError(`matmul: weight dtype '${dtype}' unsupported`);
+  if (dtype !== 'f32' && weightOffset % 2 !== 0) {
+    throw new RangeError(`matmul: weightOffset ${weightOffset} must be even for packed ${dtype} weights`);
+  }
+  const shape = weight.shape;
+  if (shape.length < 1 || shape[shape.length - 1] !== K) {
+    throw new RangeError(`matmul: K ${K} does not match the weight's last dimension (shape [${shape}])`);
+  }
+  const numel = shape.reduce((p, d) => p * d, 1);
+  if (weightOffset + N * K > numel) {
+    throw new RangeError(`matmul: N ${N} rows of K ${K} at weightOffset ${weightOffset} exceed the weight (shape [${shape}])`);
+  }
+  if (a.x === a.y) throw new RangeError('matmul: x and y must be different buffers');
+  const xNeed = (xOffset + (M - 1) * xStride + K) * 4;
+  if (xNeed > a.x.size) throw new RangeError(`matmul: x buffer (${a.x.size} bytes) is smaller than M, K, xStride, xOffset need (${xNeed})`);
+  const yNeed = (yOffset + (M - 1) * yStride + N) * 4;
+  if (yNeed > a.y.size) throw new RangeError(`matmul: y buffer (${a.y.size} bytes) is smaller than M, N, yStride, yOffset need (${yNeed})`);
+  const wEnd = weightBytes(dtype, weightOffset + N * K);
+  if (wEnd > weight.buffer.size) {
+    throw new RangeError(`matmul: weight buffer (${weight.buffer.size} bytes) is smaller than weightOffset + N·K need (${wEnd})`);
+  }
+
+  // Bind only the weight rows used, from an aligned byte offset: stacked experts can exceed the binding limit.
+  const lim = limitsOf(limits);
+  const elemBytes = dtype === 'f32' ? 4 : 2;
+  const wStart = weightOffset * elemBytes;
+  const bindOffset = Math.floor(wStart / lim.offsetAlign) * lim.offsetAlign;
+  const bindSize = Math.min(Math.ceil((wEnd - bindOffset) / 16) * 16, weight.buffer.size - bindOffset);
+  const wOffsetInBinding = (wStart - bindOffset) / elemBytes;
+  const wBinding: BufferBinding = { buffer: weight.buffer, offset: bindOffset, size: bindSize };
+
+  const plan = matmulPlan(a, limits, wOffsetInBinding);
+  const accumulate = a.accumulate ?? false;
+  const uniformValues = {
+    M, N, K, x_stride: xStride, x_offset: xOffset, y_stride: yStride, y_offset: yOffset, w_offset: wOffsetInBinding,
+  };
+  const buffers = [a.x, wBinding, a.y];
+  if (plan.variant === 'gemv') {
+    const blocks = Math.ceil(N / gemvRowsPerWorkgroup(plan.config));
+    const gx = Math.min(blocks, lim.perDim);
+    return {
+      shader: gemvShader(dtype, plan.align, plan.config, accumulate),
+      buffers,
+      uniformValues,
+      workgroups: [gx, Math.ceil(blocks / gx)],
+    };
+  }
+  return {
+    shader: gemmShader(dtype, plan.align, plan.tile, plan.doubleBuffer, accumulate),
+    buffers,
+    uniformValues,
+    workgroups: [Math.ceil(N / plan.tile.BN), Math.ceil(M / plan.tile.BM)],
+  };
+}

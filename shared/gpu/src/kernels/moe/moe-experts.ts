@@ -1,0 +1,462 @@
+// DeepSeekMoE routed experts on the GPU, with no CPU readback anywhere:
+//   1. group (group.wgsl, one workgroup): counts the tokens of each expert, prefix-sums them into a sorted list
+//      of (token, slot) assignments and cuts each expert's run into row tiles.
+//   2. gate/up + silu·mul (expert-{gemv,tiled}-gate-up.wgsl), one dispatch per expert chunk segment: a
+//      workgroup takes one row tile of one expert and a block of intermediate columns → act [T·k, I] (sorted
+//      row order).
+//   3. down (expert-{gemv,tiled}-down.wgsl), one dispatch per down chunk → slotOut [T·k, hidden] in (token, slot)
+//      order.
+//   4. combine (combine.wgsl): out[t] (+)= Σ_j topkWeights[t, j] · slotOut[t·k + j] in slot order.
+// Grids are sized on the host for the worst case of T (tiles of a chunk ≤ ceil(min(T·k, T·count)/TM) +
+// min(count, T·k)); workgroups whose tile index lies beyond the chunk's real tiles exit after two reads, so only
+// the weights of experts that received tokens are ever read.
+//
+// Two GEMM forms, chosen per call from T (compile-time variants; `variant` overrides):
+//   gemv  — TM = 8 rows per tile, weights streamed once per tile in 16-byte loads, K split over 32 lanes:
+//           memory-bound decode and small batches.
+//   tiled — TM = 64 rows per tile, 64 columns, K slabs of 16 through workgroup memory, 4×4 register blocks:
+//           prefill.
+//
+// Expert weights may be split into chunks of consecutive experts, each within one storage binding; gate and up
+// chunks need not share boundaries (gate/up is dispatched per segment of the merged boundaries).
+import { readFileSync } from 'node:fs';
+import type { KernelProgram, KernelShader } from '../../runtime/program.js';
+import { uniformStructWgsl } from '../../runtime/uniforms.js';
+import type { GpuTensor, WeightDtype } from '../weight-dtype.js';
+import { moeRoute, type MoeRouting } from './moe-route.js';
+import { memoShader } from '../../runtime/memo-shader.js';
+
+const sources = new Map<string, string>();
+function wgsl(file: string): string {
+  let s = sources.get(file);
+  if (s === undefined) {
+    s = readFileSync(new URL(`./${file}`, import.meta.url), 'utf8');
+    sources.set(file, s);
+  }
+  return s;
+}
+
+/** A run of consecutive experts stacked in one buffer: [count, rows, cols] (the model's ExpertChunk). */
+export interface MoeExpertChunk {
+  readonly tensor: GpuTensor;
+  readonly firstExpert: number;
+  readonly count: number;
+}
+
+/** Routed expert weights: gate and up [count, I, H] per chunk, or fused gateUp [count, 2I, H]; down [count, H, I]. */
+export interface MoeExpertWeights {
+  readonly gate?: readonly MoeExpertChunk[];
+  readonly up?: readonly MoeExpertChunk[];
+  /** transformers 5's fused layout: expert e's gate rows then its up rows. Instead of gate + up. */
+  readonly gateUp?: readonly MoeExpertChunk[];
+  readonly down: readonly MoeExpertChunk[];
+}
+
+export interface MoeDims {
+  readonly nExperts: number;
+  /** num_experts_per_tok (k). */
+  readonly topK: number;
+  readonly hidden: number;
+  /** moe_intermediate_size. */
+  readonly intermediate: number;
+}
+
+export type MoeGemmVariant = 'gemv' | 'tiled';
+
+interface GemvShape {
+  readonly kind: 'gemv';
+  readonly TM: number;
+  readonly COLS: number;
+  readonly LANES: number;
+  /** K steps issued back to back: gate/up loads two matrices per step, down one. */
+  readonly U_GATE_UP: number;
+  readonly U_DOWN: number;
+}
+interface TiledShape { readonly kind: 'tiled'; readonly TM: number; readonly BN: number; readonly BK: number; readonly RM: number; readonly RN: number }
+type GemmShape = GemvShape | TiledShape;
+
+const GEMV: GemvShape = { kind: 'gemv', TM: 8, COLS: 8, LANES: 32, U_GATE_UP: 2, U_DOWN: 4 };
+// BK 16 measured faster than 32 on the H100 (16.6 vs 26.4 ms for V2-Lite at T = 4096), so the slabs stay small.
+const TILED: TiledShape = { kind: 'tiled', TM: 64, BN: 64, BK: 16, RM: 4, RN: 4 };
+/** The smallest TM of any variant sizes the tile list, so one scratch serves both. */
+const MIN_TM = Math.min(GEMV.TM, TILED.TM);
+const GROUP_WG = 256;
+const COMBINE_WG = 256;
+
+/**
+ * gemv while experts average fewer than 24 rows, tiled beyond. Measured on the H100: V2-Lite T = 64 (6 rows)
+ * gemv 1.3 ms vs tiled 2.6; T = 256 (24 rows) tiled 2.7 vs gemv 4.2; V3 T = 512 (16 rows) gemv 48 vs tiled 81;
+ * T = 2048 (64 rows) tiled 128 vs gemv 213.
+ */
+export function moeGemmVariant(dims: MoeDims, tokens: number): MoeGemmVariant {
+  return (tokens * dims.topK) / dims.nExperts < 24 ? 'gemv' : 'tiled';
+}
+
+/** Both forms fit WebGPU's guaranteed 16 KiB of workgroup memory (tiled gate/up: 12 KiB). */
+function shapeOf(v: MoeGemmVariant): GemmShape {
+  return v === 'gemv' ? GEMV : TILED;
+}
+
+/** Upper bound on the row tiles of `count` experts for T tokens with tile height TM. */
+function maxTiles(tokens: number, topK: number, count: number, TM: number): number {
+  const rows = Math.min(tokens * topK, tokens * count);
+  return Math.ceil(rows / TM) + Math.min(count, tokens * topK);
+}
+
+/** Element offsets inside the `groups` scratch (see group.wgsl). */
+function groupsLayout(dims: MoeDims, tokens: number): { tileBase: number; sortedBase: number; words: number } {
+  const tileBase = 2 * dims.nExperts + 2;
+  const sortedBase = tileBase + 2 * maxTiles(tokens, dims.topK, dims.nExperts, MIN_TM);
+  return { tileBase, sortedBase, words: sortedBase + tokens * dims.topK };
+}
+
+/** Byte sizes of the scratch buffers for up to `tokens` tokens (sizes only grow with T: allocate for the max). */
+export interface MoeScratchBytes {
+  /** Router logits [T, E] f32 (only when moeExperts routes). */
+  readonly logits: number;
+  /** [T, k] u32 and [T, k] f32. */
+  readonly topkIds: number;
+  readonly topkWeights: number;
+  /** Grouping metadata (u32). */
+  readonly groups: number;
+  /** Gate/up activations [T·k, I] f32. */
+  readonly act: number;
+  /** Per-(token, slot) expert outputs [T·k, hidden] f32. */
+  readonly slotOut: number;
+}
+
+export function moeScratchBytes(dims: MoeDims, tokens: number): MoeScratchBytes {
+  const tk = tokens * dims.topK;
+  return {
+    logits: tokens * dims.nExperts * 4,
+    topkIds: tk * 4,
+    topkWeights: tk * 4,
+    groups: groupsLayout(dims, tokens).words * 4,
+    act: tk * dims.intermediate * 4,
+    slotOut: tk * dims.hidden * 4,
+  };
+}
+
+export interface MoeScratch {
+  /** Needed only when moeExperts runs the router (args.route). */
+  readonly logits?: GPUBuffer;
+  readonly topkIds: GPUBuffer;
+  readonly topkWeights: GPUBuffer;
+  readonly groups: GPUBuffer;
+  readonly act: GPUBuffer;
+  readonly slotOut: GPUBuffer;
+}
+
+// ---------------------------------------------------------------- shaders
+
+const GROUP_UNIFORMS = { assignments: 'u32', tile_base: 'u32', sorted_base: 'u32' } as const;
+const GATE_UP_UNIFORMS = {
+  K: 'u32', N: 'u32', topk: 'u32', x_stride: 'u32', x_offset: 'u32', first_expert: 'u32', expert_count: 'u32',
+  g_stride: 'u32', g_offset: 'u32', u_stride: 'u32', u_offset: 'u32', tile_base: 'u32', sorted_base: 'u32',
+} as const;
+const DOWN_UNIFORMS = {
+  K: 'u32', N: 'u32', first_expert: 'u32', expert_count: 'u32', w_stride: 'u32', w_offset: 'u32', tile_base: 'u32', sorted_base: 'u32',
+} as const;
+const COMBINE_UNIFORMS = { tokens: 'u32', hidden: 'u32', out_stride: 'u32', out_offset: 'u32', accumulate: 'u32' } as const;
+
+function build_moeGroupShader(nExperts: number, TM: number): KernelShader {
+  return {
+    label: `moe_group_e${nExperts}_tm${TM}`,
+    uniforms: GROUP_UNIFORMS,
+    source: `const E = ${nExperts}u;\nconst TM = ${TM}u;\nconst WG = ${GROUP_WG}u;\n${uniformStructWgsl(GROUP_UNIFORMS, 2)}\n${wgsl('group.wgsl')}`,
+  };
+}
+
+/** `fn name(i) -> F8`: weights i..i+7 (i a multiple of 8) of the vec4<u32> array `arr`, unpacked to f32. */
+function load8Wgsl(dtype: WeightDtype, name: string, arr: string): string {
+  switch (dtype) {
+    case 'bf16':
+      return `fn ${name}(i: u32) -> F8 {
+  let v = ${arr}[i >> 3u];
+  return F8(bitcast<vec4<f32>>(vec4<u32>(v.x << 16u, v.x & 0xffff0000u, v.y << 16u, v.y & 0xffff0000u)),
+            bitcast<vec4<f32>>(vec4<u32>(v.z << 16u, v.z & 0xffff0000u, v.w << 16u, v.w & 0xffff0000u)));
+}\n`;
+    case 'f16':
+      return `fn ${name}(i: u32) -> F8 {
+  let v = ${arr}[i >> 3u];
+  return F8(vec4<f32>(unpack2x16float(v.x), unpack2x16float(v.y)), vec4<f32>(unpack2x16float(v.z), unpack2x16float(v.w)));
+}\n`;
+    case 'f32':
+      return `fn ${name}(i: u32) -> F8 {
+  let j = i >> 2u;
+  return F8(bitcast<vec4<f32>>(${arr}[j]), bitcast<vec4<f32>>(${arr}[j + 1u]));
+}\n`;
+  }
+}
+
+function gemmPrelude(nExperts: number, s: GemmShape, xArr: string, down: boolean): string {
+  const consts = s.kind === 'gemv'
+    ? `const TM = ${s.TM}u;\nconst COLS = ${s.COLS}u;\nconst LANES = ${s.LANES}u;\nconst U = ${down ? s.U_DOWN : s.U_GATE_UP}u;`
+    : `const TM = ${s.TM}u;\nconst BN = ${s.BN}u;\nconst BK = ${s.BK}u;\nconst RM = ${s.RM}u;\nconst RN = ${s.RN}u;`;
+  return `const E = ${nExperts}u;
+${consts}
+struct F8 { lo: vec4<f32>, hi: vec4<f32> }
+fn x4(i: u32) -> vec4<f32> { return ${xArr}[i >> 2u]; }
+fn x8(i: u32) -> F8 { let j = i >> 2u; return F8(${xArr}[j], ${xArr}[j + 1u]); }
+fn silu(v: f32) -> f32 { return v / (1.0 + exp(-v)); }
+// The row tile this workgroup serves within its chunk's experts (group.wgsl's tile list):
+// (1, expert, first sorted row, rows), or x = 0 when the chunk has fewer tiles
+fn expert_tile(tile_in_chunk: u32) -> vec4<u32> {
+  let tile = groups[E + 1u + u.first_expert] + tile_in_chunk;
+  if (tile >= groups[E + 1u + u.first_expert + u.expert_count]) { return vec4<u32>(0u); }
+  let e = groups[u.tile_base + 2u * tile];
+  let r0 = groups[u.tile_base + 2u * tile + 1u];
+  return vec4<u32>(1u, e, r0, min(TM, groups[e + 1u] - r0));
+}
+`;
+}
+
+function shapeLabel(s: GemmShape): string {
+  return s.kind === 'gemv' ? `gemv_tm${s.TM}_c${s.COLS}_l${s.LANES}_u${s.U_GATE_UP}${s.U_DOWN}` : `tiled_tm${s.TM}_n${s.BN}_k${s.BK}_r${s.RM}x${s.RN}`;
+}
+
+function build_moeGateUpShader(nExperts: number, gateDtype: WeightDtype, upDtype: WeightDtype, variant: MoeGemmVariant): KernelShader {
+  const s = shapeOf(variant);
+  return {
+    label: `moe_gate_up_${shapeLabel(s)}_e${nExperts}_${gateDtype}_${upDtype}`,
+    uniforms: GATE_UP_UNIFORMS,
+    source: `${gemmPrelude(nExperts, s, 'x', false)}${load8Wgsl(gateDtype, 'gate8', 'wgate')}${load8Wgsl(upDtype, 'up8', 'wup')}
+${uniformStructWgsl(GATE_UP_UNIFORMS, 5)}
+${wgsl(variant === 'gemv' ? 'expert-gemv-gate-up.wgsl' : 'expert-tiled-gate-up.wgsl')}`,
+  };
+}
+
+function build_moeDownShader(nExperts: number, dtype: WeightDtype, variant: MoeGemmVariant): KernelShader {
+  const s = shapeOf(variant);
+  return {
+    label: `moe_down_${shapeLabel(s)}_e${nExperts}_${dtype}`,
+    uniforms: DOWN_UNIFORMS,
+    source: `${gemmPrelude(nExperts, s, 'act', true)}${load8Wgsl(dtype, 'down8', 'wdown')}
+${uniformStructWgsl(DOWN_UNIFORMS, 4)}
+${wgsl(variant === 'gemv' ? 'expert-gemv-down.wgsl' : 'expert-tiled-down.wgsl')}`,
+  };
+}
+
+function build_moeCombineShader(topK: number): KernelShader {
+  return {
+    label: `moe_combine_k${topK}`,
+    uniforms: COMBINE_UNIFORMS,
+    source: `const K = ${topK}u;\nconst WG = ${COMBINE_WG}u;\n${uniformStructWgsl(COMBINE_UNIFORMS, 3)}\n${wgsl('combine.wgsl')}`,
+  };
+}
+
+// ---------------------------------------------------------------- launchers
+
+function checkDims(d: MoeDims): void {
+  for (const [k, v] of Object.entries(d)) {
+    if (!Number.isInteger(v) || v < 1) throw new RangeError(`moe: ${k} = ${v}`);
+  }
+  if (d.topK > d.nExperts) throw new RangeError(`moe: topK ${d.topK} > ${d.nExperts} experts`);
+  // the GEMMs read 8 weights (one 16-byte word of 16-bit values) at a time along K
+  if (d.hidden % 8 !== 0 || d.intermediate % 8 !== 0) {
+    throw new RangeError(`moe: hidden (${d.hidden}) and intermediate (${d.intermediate}) must be multiples of 8`);
+  }
+}
+
+/** Checks that chunks tile [0, E) in order with the expected per-expert shape. */
+function checkChunks(what: string, chunks: readonly MoeExpertChunk[], E: number, rows: number, cols: number): void {
+  let next = 0;
+  for (const c of chunks) {
+    if (c.firstExpert !== next || c.count < 1) throw new RangeError(`moe ${what}: chunks must cover experts 0..${E - 1} in order (got first ${c.firstExpert}, expected ${next})`);
+    const sh = c.tensor.shape;
+    const ok = (sh.length === 3 && sh[0] === c.count && sh[1] === rows && sh[2] === cols) || (sh.length === 2 && sh[0] === c.count * rows && sh[1] === cols);
+    if (!ok) throw new RangeError(`moe ${what}: chunk at expert ${c.firstExpert} has shape [${sh}], expected [${c.count}, ${rows}, ${cols}]`);
+    next += c.count;
+  }
+  if (next !== E) throw new RangeError(`moe ${what}: chunks cover ${next} of ${E} experts`);
+}
+
+function chunkAt(chunks: readonly MoeExpertChunk[], e: number): MoeExpertChunk {
+  return chunks.find((c) => e >= c.firstExpert && e < c.firstExpert + c.count)!;
+}
+
+export interface MoeGroupArgs {
+  readonly dims: MoeDims;
+  readonly tokens: number;
+  readonly topkIds: GPUBuffer;
+  readonly groups: GPUBuffer;
+  readonly variant: MoeGemmVariant;
+}
+
+export function moeGroup(a: MoeGroupArgs): KernelProgram {
+  const L = groupsLayout(a.dims, a.tokens);
+  return {
+    shader: moeGroupShader(a.dims.nExperts, shapeOf(a.variant).TM),
+    buffers: [a.topkIds, a.groups],
+    uniformValues: { assignments: a.tokens * a.dims.topK, tile_base: L.tileBase, sorted_base: L.sortedBase },
+    workgroups: [1],
+  };
+}
+
+export interface MoeExpertGemmArgs {
+  readonly dims: MoeDims;
+  readonly tokens: number;
+  /** Hidden states [T, hidden] f32; stride and offset multiples of 4. */
+  readonly x: GPUBuffer;
+  readonly xStride?: number;
+  readonly xOffset?: number;
+  readonly weights: MoeExpertWeights;
+  readonly groups: GPUBuffer;
+  readonly act: GPUBuffer;
+  readonly slotOut: GPUBuffer;
+  readonly variant: MoeGemmVariant;
+}
+
+/** The gate/up dispatches (one per chunk segment) then the down dispatches (one per down chunk). */
+export function moeExpertGemms(a: MoeExpertGemmArgs): KernelProgram[] {
+  const { nExperts: E, topK, hidden: H, intermediate: I } = a.dims;
+  const T = a.tokens;
+  const s = shapeOf(a.variant);
+  const L = groupsLayout(a.dims, T);
+  const xStride = a.xStride ?? H;
+  const xOffset = a.xOffset ?? 0;
+  if (xStride % 4 !== 0 || xOffset % 4 !== 0) throw new RangeError(`moe: x stride ${xStride} / offset ${xOffset} must be multiples of 4`);
+  const w = a.weights;
+  const fused = w.gateUp !== undefined;
+  if (fused === (w.gate !== undefined || w.up !== undefined) || (!fused && (w.gate === undefined || w.up === undefined))) {
+    throw new RangeError('moe: give either gate and up, or gateUp');
+  }
+  const gateChunks = fused ? w.gateUp! : w.gate!;
+  const upChunks = fused ? w.gateUp! : w.up!;
+  if (fused) checkChunks('gateUp', gateChunks, E, 2 * I, H);
+  else {
+    checkChunks('gate', gateChunks, E, I, H);
+    checkChunks('up', upChunks, E, I, H);
+  }
+  checkChunks('down', w.down, E, H, I);
+  const projStride = (fused ? 2 : 1) * I * H;
+
+  const gridY = (N: number) => Math.ceil(N / (s.kind === 'gemv' ? s.COLS : s.BN));
+  const gridX = (count: number) => {
+    const x = maxTiles(T, topK, count, s.TM);
+    if (x > 65535) throw new RangeError(`moe: ${T} tokens need ${x} row tiles, above one dispatch dimension; split the batch`);
+    return x;
+  };
+
+  const programs: KernelProgram[] = [];
+  const bounds = [...new Set([...gateChunks, ...upChunks].map((c) => c.firstExpert))].sort((p, q) => p - q);
+  bounds.push(E);
+  for (let i = 0; i + 1 < bounds.length; i++) {
+    const first = bounds[i]!;
+    const count = bounds[i + 1]! - first;
+    const gc = chunkAt(gateChunks, first);
+    const uc = chunkAt(upChunks, first);
+    programs.push({
+      shader: moeGateUpShader(E, gc.tensor.dtype, uc.tensor.dtype, a.variant),
+      buffers: [a.x, a.groups, gc.tensor.buffer, uc.tensor.buffer, a.act],
+      uniformValues: {
+        K: H, N: I, topk: topK, x_stride: xStride, x_offset: xOffset, first_expert: first, expert_count: count,
+        g_stride: projStride, g_offset: (first - gc.firstExpert) * projStride,
+        u_stride: projStride, u_offset: (first - uc.firstExpert) * projStride + (fused ? I * H : 0),
+        tile_base: L.tileBase, sorted_base: L.sortedBase,
+      },
+      workgroups: [gridX(count), gridY(I)],
+    });
+  }
+  for (const c of w.down) {
+    programs.push({
+      shader: moeDownShader(E, c.tensor.dtype, a.variant),
+      buffers: [a.act, a.groups, c.tensor.buffer, a.slotOut],
+      uniformValues: {
+        K: I, N: H, first_expert: c.firstExpert, expert_count: c.count, w_stride: H * I, w_offset: 0,
+        tile_base: L.tileBase, sorted_base: L.sortedBase,
+      },
+      workgroups: [gridX(c.count), gridY(H)],
+    });
+  }
+  return programs;
+}
+
+export interface MoeCombineArgs {
+  readonly topK: number;
+  readonly tokens: number;
+  readonly hidden: number;
+  readonly slotOut: GPUBuffer;
+  readonly topkWeights: GPUBuffer;
+  readonly out: GPUBuffer;
+  readonly outStride?: number;
+  readonly outOffset?: number;
+  /** Add to out (residual / shared experts' output) instead of overwriting it. */
+  readonly accumulate?: boolean;
+}
+
+export function moeCombine(a: MoeCombineArgs): KernelProgram {
+  const ty = Math.min(a.tokens, 65535);
+  return {
+    shader: moeCombineShader(a.topK),
+    buffers: [a.slotOut, a.topkWeights, a.out],
+    uniformValues: {
+      tokens: a.tokens, hidden: a.hidden, out_stride: a.outStride ?? a.hidden, out_offset: a.outOffset ?? 0,
+      accumulate: a.accumulate ? 1 : 0,
+    },
+    workgroups: [Math.ceil(a.hidden / COMBINE_WG), ty, Math.ceil(a.tokens / Math.max(1, ty))],
+  };
+}
+
+export interface MoeExpertsArgs {
+  readonly dims: MoeDims;
+  readonly tokens: number;
+  /** Hidden states [T, hidden] f32 (post_attention_layernorm output); stride/offset multiples of 4. */
+  readonly x: GPUBuffer;
+  readonly xStride?: number;
+  readonly xOffset?: number;
+  readonly weights: MoeExpertWeights;
+  /** Sized by moeScratchBytes for at least `tokens`. */
+  readonly scratch: MoeScratch;
+  /** Routes first when given (needs scratch.logits); else scratch.topkIds / topkWeights must hold the routing. */
+  readonly route?: { readonly routing: MoeRouting; readonly gateWeight: GpuTensor; readonly bias: GpuTensor | null };
+  readonly out: GPUBuffer;
+  readonly outStride?: number;
+  readonly outOffset?: number;
+  readonly accumulate?: boolean;
+  /** Force a GEMM form (tests, benchmarks); default moeGemmVariant(dims, tokens). */
+  readonly variant?: MoeGemmVariant;
+}
+
+/** The whole routed-expert sequence: [route (optional)], group, gate/up per chunk segment, down per chunk, combine. */
+export function moeExperts(a: MoeExpertsArgs): KernelProgram[] {
+  checkDims(a.dims);
+  const T = a.tokens;
+  if (!Number.isInteger(T) || T < 0) throw new RangeError(`moe: tokens ${T}`);
+  if (T === 0) return [];
+  const sc = a.scratch;
+  const need = moeScratchBytes(a.dims, T);
+  const small: string[] = (['topkIds', 'topkWeights', 'groups', 'act', 'slotOut'] as const).filter((k) => sc[k].size < need[k]);
+  if (a.route && (!sc.logits || sc.logits.size < need.logits)) small.push('logits');
+  if (small.length > 0) throw new RangeError(`moe: scratch too small for ${T} tokens: ${small.join(', ')}`);
+  const variant = a.variant ?? moeGemmVariant(a.dims, T);
+  const programs: KernelProgram[] = [];
+  if (a.route) {
+    const r = a.route.routing;
+    if (r.nExperts !== a.dims.nExperts || r.topK !== a.dims.topK) throw new RangeError('moe: routing and dims disagree on experts / topK');
+    programs.push(...moeRoute({
+      routing: r, x: a.x, xStride: a.xStride, xOffset: a.xOffset, gateWeight: a.route.gateWeight, bias: a.route.bias,
+      logits: sc.logits!, topkIds: sc.topkIds, topkWeights: sc.topkWeights, tokens: T, hidden: a.dims.hidden,
+    }));
+  }
+  programs.push(
+    moeGroup({ dims: a.dims, tokens: T, topkIds: sc.topkIds, groups: sc.groups, variant }),
+    ...moeExpertGemms({
+      dims: a.dims, tokens: T, x: a.x, xStride: a.xStride, xOffset: a.xOffset, weights: a.weights,
+      groups: sc.groups, act: sc.act, slotOut: sc.slotOut, variant,
+    }),
+    moeCombine({
+      topK: a.dims.topK, tokens: T, hidden: a.dims.hidden, slotOut: sc.slotOut, topkWeights: sc.topkWeights,
+      out: a.out, outStride: a.outStride, outOffset: a.outOffset, accumulate: a.accumulate,
+    }),
+  );
+  return programs;
+}
+
+export const moeGroupShader = memoShader(build_moeGroupShader);
+
+export const moeGateUpShader = memoShader(build_moeGateUpShader);
+
+export const moeDownShader = memoShader(build_moeDownShader);
+
+export const moeCombineShader = memoShader(build_moeCombineShader);

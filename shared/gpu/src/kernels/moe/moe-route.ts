@@ -1,0 +1,210 @@
+// DeepSeekMoE router on the GPU: gate logits (route-logits.wgsl) then scoring + group-limited top-k + weights
+// (route-select.wgsl), exactly as transformers 5 routes:
+//   - DeepseekV2Moe (greedy, group_limited_greedy): softmax scores; weights = chosen (group-masked) scores ×
+//     routed_scaling_factor. transformers' V2 never renormalizes: norm_topk_prob is ignored for these methods
+//     (DeepSeek's original V2 code renormalized *instead of* scaling; no released V2 checkpoint sets it).
+//   - DeepseekV3MoE (noaux_tc): sigmoid scores; choice = scores + e_score_correction_bias; group score = sum of
+//     the two best choice values; weights = the unbiased scores of the chosen experts, divided by (sum + 1e-20)
+//     when norm_topk_prob, then × routed_scaling_factor.
+// Ties go to the lower expert (and group) index; torch.topk leaves them unspecified. Experts come out sorted
+// best first (transformers uses sorted=False; the order never changes the layer's output).
+import { readFileSync } from 'node:fs';
+import type { KernelProgram, KernelShader } from '../../runtime/program.js';
+import { uniformStructWgsl } from '../../runtime/uniforms.js';
+import type { MoeConfig, TopkMethod } from '@latentwire/model';
+import { weightLoadWgsl, type GpuTensor } from '../weight-dtype.js';
+import { type WeightDtype } from '@latentwire/model';
+import { memoShader } from '../../runtime/memo-shader.js';
+
+let logitsWgsl: string | null = null;
+let selectWgsl: string | null = null;
+const wgsl = (file: string) => readFileSync(new URL(file, import.meta.url), 'utf8');
+
+/** What the router needs to know; build it from the model config with `moeRouting`. Compile-time for the shaders. */
+export interface MoeRouting {
+  readonly nExperts: number;
+  /** num_experts_per_tok (k). */
+  readonly topK: number;
+  readonly method: TopkMethod;
+  /** n_group / topk_group (1 / 1 means no grouping). */
+  readonly nGroup: number;
+  readonly topkGroup: number;
+  /** Only noaux_tc (V3) applies it, as transformers does. */
+  readonly normTopkProb: boolean;
+  readonly routedScalingFactor: number;
+}
+
+export function moeRouting(moe: MoeConfig): MoeRouting {
+  return {
+    nExperts: moe.nRoutedExperts,
+    topK: moe.numExpertsPerTok,
+    method: moe.topkMethod,
+    nGroup: moe.nGroup,
+    topkGroup: moe.topkGroup,
+    normTopkProb: moe.normTopkProb,
+    routedScalingFactor: moe.routedScalingFactor,
+  };
+}
+
+function checkRouting(r: MoeRouting): void {
+  const bad = (why: string) => {
+    throw new RangeError(`moe routing: ${why}`);
+  };
+  const E = r.nExperts;
+  if (!Number.isInteger(E) || E < 1) bad(`nExperts ${E}`);
+  if (!Number.isInteger(r.topK) || r.topK < 1 || r.topK > E) bad(`topK ${r.topK} with ${E} experts`);
+  if (r.method !== 'greedy') {
+    if (!Number.isInteger(r.nGroup) || r.nGroup < 1 || E % r.nGroup !== 0) bad(`nGroup ${r.nGroup} does not divide ${E} experts`);
+    if (!Number.isInteger(r.topkGroup) || r.topkGroup < 1 || r.topkGroup > r.nGroup) bad(`topkGroup ${r.topkGroup} of ${r.nGroup} groups`);
+    if (r.topK > r.topkGroup * (E / r.nGroup)) bad(`topK ${r.topK} exceeds the experts of ${r.topkGroup} groups`);
+    if (r.method === 'noaux_tc' && isGrouped(r) && E / r.nGroup < 2) bad('noaux_tc group scores need at least 2 experts per group');
+  }
+}
+
+/** Group masking changes anything only when some groups are dropped. */
+function isGrouped(r: MoeRouting): boolean {
+  return r.method !== 'greedy' && r.topkGroup < r.nGroup;
+}
+
+// ---- logits ----
+
+const LOGITS_UNIFORMS = { tokens: 'u32', hidden: 'u32', x_stride: 'u32', x_offset: 'u32' } as const;
+const LOGITS_EPW = 4;
+const LOGITS_LANES = 64;
+
+/** Tokens per workgroup: 1 for decode of one token, up to 8 so large batches re-read W_gate less. */
+function logitsTok(tokens: number): number {
+  return tokens <= 1 ? 1 : tokens <= 2 ? 2 : tokens <= 4 ? 4 : 8;
+}
+
+function build_routeLogitsShader(nExperts: number, dtype: WeightDtype, tok: number): KernelShader {
+  logitsWgsl ??= wgsl('./route-logits.wgsl');
+  return {
+    label: `moe_route_logits_${dtype}_e${nExperts}_t${tok}`,
+    uniforms: LOGITS_UNIFORMS,
+    source: `const E = ${nExperts}u;
+const EPW = ${LOGITS_EPW}u;
+const LANES = ${LOGITS_LANES}u;
+const TOK = ${tok}u;
+${uniformStructWgsl(LOGITS_UNIFORMS, 3)}
+${weightLoadWgsl(dtype, 'w')}
+${logitsWgsl}`,
+  };
+}
+
+export interface MoeRouterLogitsArgs {
+  /** Hidden states [tokens, hidden] f32 (row stride / offset optional). */
+  readonly x: GPUBuffer;
+  readonly xStride?: number;
+  readonly xOffset?: number;
+  /** mlp.gate.weight [E, hidden], any stored dtype. */
+  readonly gateWeight: GpuTensor;
+  /** Output [tokens, E] f32. */
+  readonly logits: GPUBuffer;
+  readonly tokens: number;
+  readonly hidden: number;
+}
+
+export function moeRouterLogits(a: MoeRouterLogitsArgs): KernelProgram {
+  const [E, H] = a.gateWeight.shape;
+  if (a.gateWeight.shape.length !== 2 || H !== a.hidden || E === undefined) {
+    throw new RangeError(`moeRouterLogits: gate weight [${a.gateWeight.shape}] is not [E, ${a.hidden}]`);
+  }
+  const tok = logitsTok(a.tokens);
+  const rowsY = Math.ceil(a.tokens / tok);
+  if (rowsY > 65535) throw new RangeError(`moeRouterLogits: ${a.tokens} tokens exceed one dispatch; split the batch`);
+  return {
+    shader: routeLogitsShader(E, a.gateWeight.dtype, tok),
+    buffers: [a.x, a.gateWeight.buffer, a.logits],
+    uniformValues: { tokens: a.tokens, hidden: a.hidden, x_stride: a.xStride ?? a.hidden, x_offset: a.xOffset ?? 0 },
+    workgroups: [Math.ceil(E / LOGITS_EPW), rowsY],
+  };
+}
+
+// ---- selection ----
+
+const SELECT_UNIFORMS = { tokens: 'u32', scale: 'f32' } as const;
+const METHOD_CODE: Record<TopkMethod, number> = { greedy: 0, group_limited_greedy: 1, noaux_tc: 2 };
+
+/** One thread per expert (32..256). */
+function selectWorkgroup(E: number): number {
+  return Math.min(256, Math.max(32, 2 ** Math.ceil(Math.log2(E))));
+}
+
+function build_routeSelectShader(r: MoeRouting, biasDtype: WeightDtype | null): KernelShader {
+  checkRouting(r);
+  const noaux = r.method === 'noaux_tc';
+  if (noaux !== (biasDtype !== null)) throw new RangeError('moe routing: noaux_tc needs e_score_correction_bias, other methods take none');
+  selectWgsl ??= wgsl('./route-select.wgsl');
+  const grouped = isGrouped(r);
+  const normalize = noaux && r.normTopkProb;
+  const biasDecl = noaux
+    ? `@group(0) @binding(3) var<storage, read> bias: array<u32>;\n${weightLoadWgsl(biasDtype!, 'bias', 'bias_at')}`
+    : `fn bias_at(i: u32) -> f32 { return 0.0; }\n`;
+  const nGroup = grouped ? r.nGroup : 1;
+  return {
+    label: `moe_route_select_${r.method}_e${r.nExperts}_k${r.topK}_g${nGroup}_${grouped ? r.topkGroup : 1}${normalize ? '_norm' : ''}${noaux ? `_${biasDtype}` : ''}`,
+    uniforms: SELECT_UNIFORMS,
+    source: `const E = ${r.nExperts}u;
+const K = ${r.topK}u;
+const WG = ${selectWorkgroup(r.nExperts)}u;
+const METHOD = ${METHOD_CODE[r.method]}u;
+const GROUPED = ${grouped};
+const N_GROUP = ${nGroup}u;
+const PER_GROUP = ${r.nExperts / nGroup}u;
+const TOPK_GROUP = ${grouped ? r.topkGroup : 1}u;
+const NORMALIZE = ${normalize};
+${biasDecl}
+${uniformStructWgsl(SELECT_UNIFORMS, noaux ? 4 : 3)}
+${selectWgsl}`,
+  };
+}
+
+export interface MoeRouteSelectArgs {
+  readonly routing: MoeRouting;
+  /** Router logits [tokens, E] f32 (from moeRouterLogits or any matmul). */
+  readonly logits: GPUBuffer;
+  /** noaux_tc: e_score_correction_bias [E] (f32 in checkpoints; any dtype); null for the V2 methods. */
+  readonly bias: GpuTensor | null;
+  /** Outputs: [tokens, topK] u32 expert ids (best first) and f32 weights. */
+  readonly topkIds: GPUBuffer;
+  readonly topkWeights: GPUBuffer;
+  readonly tokens: number;
+}
+
+export function moeRouteSelect(a: MoeRouteSelectArgs): KernelProgram {
+  const r = a.routing;
+  if (a.bias && (a.bias.shape.length !== 1 || a.bias.shape[0] !== r.nExperts)) {
+    throw new RangeError(`moeRouteSelect: bias shape [${a.bias.shape}] is not [${r.nExperts}]`);
+  }
+  const shader = routeSelectShader(r, r.method === 'noaux_tc' ? (a.bias?.dtype ?? null) : null);
+  const x = Math.min(a.tokens, 65535);
+  return {
+    shader,
+    buffers: r.method === 'noaux_tc' ? [a.logits, a.topkIds, a.topkWeights, a.bias!.buffer] : [a.logits, a.topkIds, a.topkWeights],
+    uniformValues: { tokens: a.tokens, scale: r.routedScalingFactor },
+    workgroups: [x, Math.ceil(a.tokens / Math.max(1, x))],
+  };
+}
+
+export interface MoeRouteArgs extends MoeRouterLogitsArgs {
+  readonly routing: MoeRouting;
+  readonly bias: GpuTensor | null;
+  readonly topkIds: GPUBuffer;
+  readonly topkWeights: GPUBuffer;
+}
+
+/** Logits then selection: [moeRouterLogits, moeRouteSelect]. `logits` is scratch of tokens·E f32. */
+export function moeRoute(a: MoeRouteArgs): KernelProgram[] {
+  if (a.gateWeight.shape[0] !== a.routing.nExperts) {
+    throw new RangeError(`moeRoute: gate weight has ${a.gateWeight.shape[0]} rows for ${a.routing.nExperts} experts`);
+  }
+  return [
+    moeRouterLogits(a),
+    moeRouteSelect({ routing: a.routing, logits: a.logits, bias: a.bias, topkIds: a.topkIds, topkWeights: a.topkWeights, tokens: a.tokens }),
+  ];
+}
+
+export const routeLogitsShader = memoShader(build_routeLogitsShader);
+
+export const routeSelectShader = memoShader(build_routeSelectShader);

@@ -1,0 +1,89 @@
+// RMSNorm over the last dimension: y = x / sqrt(mean(x²) + eps) * w, one workgroup per row. Computed in f32
+// as transformers does (it upcasts to float32 before normalizing). Input/output rows may be strided so the
+// latent part of a wider row (kv_a_proj_with_mqa's output) can be normalized in place of a copy.
+import type { KernelProgram, KernelShader } from '../../runtime/program.js';
+import { uniformStructWgsl } from '../../runtime/uniforms.js';
+import { weightLoadWgsl, type GpuTensor } from '../weight-dtype.js';
+import { type WeightDtype } from '@latentwire/model';
+import { memoShader } from '../../runtime/memo-shader.js';
+
+const WORKGROUP = 128;
+const UNIFORMS = { rows: 'u32', cols: 'u32', in_stride: 'u32', in_offset: 'u32', out_stride: 'u32', out_offset: 'u32', eps: 'f32' } as const;
+
+/** In place (y = x) binds one read_write buffer: WebGPU forbids binding a buffer twice when one is writable. */
+function build_rmsNormShader(dtype: WeightDtype, inPlace: boolean): KernelShader {
+  const bindings = inPlace
+    ? `@group(0) @binding(0) var<storage, read_write> x: array<f32>;
+@group(0) @binding(1) var<storage, read> w: array<u32>;
+${uniformStructWgsl(UNIFORMS, 2)}`
+    : `@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> w: array<u32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+${uniformStructWgsl(UNIFORMS, 3)}`;
+  return {
+    label: `rms_norm_${dtype}${inPlace ? '_in_place' : ''}`,
+    uniforms: UNIFORMS,
+    source: /* wgsl */ `
+${bindings}
+${weightLoadWgsl(dtype, 'w')}
+var<workgroup> partial: array<f32, ${WORKGROUP}>;
+
+@compute @workgroup_size(${WORKGROUP})
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let row = wg.x;
+  let src = row * u.in_stride + u.in_offset;
+  var sum = 0.0;
+  for (var c = lid; c < u.cols; c += ${WORKGROUP}u) {
+    let v = x[src + c];
+    sum += v * v;
+  }
+  partial[lid] = sum;
+  workgroupBarrier();
+  for (var s = ${WORKGROUP / 2}u; s > 0u; s >>= 1u) {
+    if (lid < s) { partial[lid] += partial[lid + s]; }
+    workgroupBarrier();
+  }
+  let inv = inverseSqrt(partial[0] / f32(u.cols) + u.eps);
+  let dst = row * u.out_stride + u.out_offset;
+  for (var c = lid; c < u.cols; c += ${WORKGROUP}u) {
+    ${inPlace ? 'x' : 'y'}[dst + c] = x[src + c] * inv * weight_at(c);
+  }
+}
+`,
+  };
+}
+
+export interface RmsNormArgs {
+  readonly x: GPUBuffer;
+  readonly weight: GpuTensor;
+  readonly y: GPUBuffer;
+  readonly rows: number;
+  readonly cols: number;
+  readonly eps: number;
+  /** Row strides and element offsets (default: dense rows of `cols`). */
+  readonly inStride?: number;
+  readonly inOffset?: number;
+  readonly outStride?: number;
+  readonly outOffset?: number;
+}
+
+export function rmsNorm(a: RmsNormArgs): KernelProgram {
+  if (a.weight.shape.length !== 1 || a.weight.shape[0] !== a.cols) {
+    throw new RangeError(`rmsNorm: weight shape [${a.weight.shape}] does not match cols ${a.cols}`);
+  }
+  const inPlace = a.x === a.y;
+  // in place, each thread rewrites only the elements it read before the reduction's barriers: no race
+  return {
+    shader: rmsNormShader(a.weight.dtype, inPlace),
+    buffers: inPlace ? [a.x, a.weight.buffer] : [a.x, a.weight.buffer, a.y],
+    uniformValues: {
+      rows: a.rows, cols: a.cols,
+      in_stride: a.inStride ?? a.cols, in_offset: a.inOffset ?? 0,
+      out_stride: a.outStride ?? a.cols, out_offset: a.outOffset ?? 0,
+      eps: a.eps,
+    },
+    workgroups: [a.rows],
+  };
+}
+
+export const rmsNormShader = memoShader(build_rmsNormShader);

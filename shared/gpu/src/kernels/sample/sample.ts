@@ -1,0 +1,79 @@
+// GPU token sampler for prefill and decode: f32 logits [rows, vocab] + per-row SamplingParams -> u32 token ids.
+// One workgroup per row; rows are independent, and a row's token depends only on its logits and its params.
+//
+// Semantics (test/reference/sample.ts is the float64 spec):
+// - Logits are read as f32; NaN counts as -2^126 and values are clamped to ±2^126 (so -inf masks work).
+// - temperature 0: argmax, the lowest index on ties (torch.argmax).
+// - Otherwise weights w_i = exp((l_i − max) / T) with T clamped to [1e-30, 1e30]; the GPU takes weights below
+//   exp(-80) as 0 (a change in any probability of < 1e-29).
+// - top_k > 0 keeps the tokens whose logit is >= the k-th largest logit (ties at the boundary all kept).
+// - top_p < 1 then keeps the tokens with logit >= τ, τ the largest logit value whose set {logit >= τ} holds at
+//   least top_p of the top-k set's mass: the smallest set of most probable tokens reaching top_p, ties kept.
+// - The token is drawn from the kept set, renormalized, by inverse CDF in token-index order: the first token
+//   whose cumulative kept weight exceeds u · (kept total), u = samplingUniform(seed, counter) in [0, 1).
+// The kept set always holds the argmax and the token always has a positive kept weight, whatever the logits.
+// Cost: at most 18 passes over a row (sample.wgsl), no scratch memory; greedy rows take one.
+import { readFileSync } from 'node:fs';
+import type { KernelProgram, KernelShader } from '../../runtime/program.js';
+import { uniformStructWgsl } from '../../runtime/uniforms.js';
+import { SAMPLING_PARAMS_BYTES } from './sampling-params.js';
+import { SAMPLING_UNIFORM_WGSL } from './sampling-uniform.js';
+import { memoShader } from '../../runtime/memo-shader.js';
+
+const UNIFORMS = { rows: 'u32', vocab: 'u32', row_stride: 'u32', logits_offset: 'u32', row_offset: 'u32' } as const;
+/** Counts are summed in f32, exact below 2^24. */
+const MAX_VOCAB = 1 << 24;
+
+let shader: KernelShader | null = null;
+
+function build_sampleTokensShader(): KernelShader {
+  shader ??= {
+    label: 'sample_tokens',
+    uniforms: UNIFORMS,
+    source: `${SAMPLING_UNIFORM_WGSL}\n${uniformStructWgsl(UNIFORMS, 3)}\n${readFileSync(new URL('./sample.wgsl', import.meta.url), 'utf8')}`,
+  };
+  return shader;
+}
+
+export interface SampleTokensArgs {
+  /** f32 logits; row r starts at logitsOffset + r · rowStride (elements). */
+  readonly logits: GPUBuffer;
+  /** packSamplingParams output; row r's params at index rowOffset + r. */
+  readonly params: GPUBuffer;
+  /** u32 token ids; row r's at index rowOffset + r. */
+  readonly out: GPUBuffer;
+  readonly rows: number;
+  readonly vocab: number;
+  /** Elements between rows (default vocab; 0 samples one row of logits `rows` times). */
+  readonly rowStride?: number;
+  readonly logitsOffset?: number;
+  /** First row of params and out (a chunk of a longer batch). */
+  readonly rowOffset?: number;
+}
+
+export function sampleTokens(a: SampleTokensArgs): KernelProgram {
+  const rowStride = a.rowStride ?? a.vocab;
+  const logitsOffset = a.logitsOffset ?? 0;
+  const rowOffset = a.rowOffset ?? 0;
+  const bad = (why: string) => {
+    throw new RangeError(`sampleTokens: ${why}`);
+  };
+  for (const [name, v] of [['rows', a.rows], ['vocab', a.vocab], ['rowStride', rowStride], ['logitsOffset', logitsOffset], ['rowOffset', rowOffset]] as const) {
+    if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) bad(`${name} ${v} is not a u32`);
+  }
+  if (a.vocab < 1 || a.vocab > MAX_VOCAB) bad(`vocab ${a.vocab} not in [1, ${MAX_VOCAB}]`);
+  if (a.rows > 0) {
+    const logitsEnd = (logitsOffset + (a.rows - 1) * rowStride + a.vocab) * 4;
+    if (logitsEnd > a.logits.size) bad(`logits needs ${logitsEnd} bytes, buffer has ${a.logits.size}`);
+    if ((rowOffset + a.rows) * SAMPLING_PARAMS_BYTES > a.params.size) bad(`params buffer (${a.params.size} bytes) holds fewer than ${rowOffset + a.rows} rows`);
+    if ((rowOffset + a.rows) * 4 > a.out.size) bad(`out buffer (${a.out.size} bytes) holds fewer than ${rowOffset + a.rows} ids`);
+  }
+  return {
+    shader: sampleTokensShader(),
+    buffers: [a.logits, a.params, a.out],
+    uniformValues: { rows: a.rows, vocab: a.vocab, row_stride: rowStride, logits_offset: logitsOffset, row_offset: rowOffset },
+    workgroups: [a.rows],
+  };
+}
+
+export const sampleTokensShader = memoShader(build_sampleTokensShader);

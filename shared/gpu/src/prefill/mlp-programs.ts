@@ -1,0 +1,83 @@
+// The feed-forward half of a layer: a SiLU-gated MLP (dense layers and shared experts) and DeepSeekMoE's
+// routed experts, each adding into the residual stream.
+import type { Gpu } from '../runtime/runtime.js';
+import type { KernelProgram } from '../runtime/program.js';
+import type { MlaConfig } from '@latentwire/model';
+import type { MlpWeights, MoeWeights } from '../weights/model-weights.js';
+import { matmul, type MatmulLimits } from '../kernels/matmul/matmul.js';
+import { siluMul } from '../kernels/silu-mul/silu-mul.js';
+import { moeExperts, moeRouting, moeScratchBytes, type MoeDims, type MoeScratch } from '../kernels/moe/index.js';
+
+export interface MlpBuffers {
+  /** Normalized input [rows, H]. */
+  readonly x: GPUBuffer;
+  /** Residual stream [rows, H], accumulated into. */
+  readonly out: GPUBuffer;
+  /** Scratch [rows, 2·inter] for gate ‖ up, and [rows, inter] for the gated product. */
+  readonly gateUp: GPUBuffer;
+  readonly gated: GPUBuffer;
+  readonly rows: number;
+  readonly H: number;
+  readonly inter: number;
+}
+
+/** out += down(silu(gate(x)) · up(x)). */
+export function mlpPrograms(w: MlpWeights, b: MlpBuffers, limits: MatmulLimits): KernelProgram[] {
+  const { rows: M, H, inter: I } = b;
+  return [
+    matmul({ x: b.x, weight: w.gate, y: b.gateUp, M, N: I, K: H, yStride: 2 * I, yOffset: 0 }, limits),
+    matmul({ x: b.x, weight: w.up, y: b.gateUp, M, N: I, K: H, yStride: 2 * I, yOffset: I }, limits),
+    siluMul({ gate: b.gateUp, y: b.gated, rows: M, cols: I }),
+    matmul({ x: b.gated, weight: w.down, y: b.out, M, N: H, K: I, accumulate: true }, limits),
+  ];
+}
+
+export interface MoeScratchBuffers extends MoeScratch {
+  release(): void;
+}
+
+function moeDims(cfg: MlaConfig): MoeDims {
+  const moe = cfg.moe!;
+  return { nExperts: moe.nRoutedExperts, topK: moe.numExpertsPerTok, hidden: cfg.hiddenSize, intermediate: moe.moeIntermediateSize };
+}
+
+/** Router and expert scratch for up to `tokens` tokens, allocated once per forward. */
+export function allocMoeScratch(gpu: Gpu, cfg: MlaConfig, tokens: number): MoeScratchBuffers {
+  const bytes = moeScratchBytes(moeDims(cfg), tokens);
+  const b = {
+    logits: gpu.buffer('moe.logits', bytes.logits),
+    topkIds: gpu.buffer('moe.topk_ids', bytes.topkIds),
+    topkWeights: gpu.buffer('moe.topk_weights', bytes.topkWeights),
+    groups: gpu.buffer('moe.groups', bytes.groups),
+    act: gpu.buffer('moe.act', bytes.act),
+    slotOut: gpu.buffer('moe.slot_out', bytes.slotOut),
+  };
+  return { ...b, release: () => gpu.destroy(...Object.values(b)) };
+}
+
+export interface MoeBuffers extends Omit<MlpBuffers, 'H' | 'inter'> {
+  readonly scratch: MoeScratch;
+}
+
+/** out += shared_experts(x) + Σ_k w_k · expert_k(x), the routed experts chosen on the GPU. */
+export function moePrograms(cfg: MlaConfig, w: MoeWeights, b: MoeBuffers, limits: MatmulLimits): KernelProgram[] {
+  const moe = cfg.moe!;
+  const programs: KernelProgram[] = [];
+  if (w.shared) {
+    const inter = moe.moeIntermediateSize * moe.nSharedExperts;
+    programs.push(...mlpPrograms(w.shared, { ...b, H: cfg.hiddenSize, inter }, limits));
+  }
+  programs.push(
+    ...moeExperts({
+      dims: moeDims(cfg),
+      tokens: b.rows,
+      x: b.x,
+      weights: { gate: w.gate, up: w.up, down: w.down },
+      scratch: b.scratch,
+      route: { routing: moeRouting(moe), gateWeight: w.router, bias: w.routerBias },
+      out: b.out,
+      accumulate: true,
+    }),
+  );
+  return programs;
+}

@@ -1,0 +1,78 @@
+// Walks the model's tensors in one order and asks a source for each, so checkpoint upload and synthetic
+// weights build exactly the same structure.
+import { isMoeLayer, type MlaConfig } from '@latentwire/model';
+import { EMBED_TOKENS, FINAL_NORM, LM_HEAD, layerTensorNames, type ExpertTensorNames } from '@latentwire/model';
+import type { GpuTensor } from '../kernels/weight-dtype.js';
+import type { DenseWeights, ExpertChunk, LayerWeights, MlpWeights, ModelWeights, MoeWeights, QueryWeights } from './model-weights.js';
+
+export type TensorRole = 'embedding' | 'norm' | 'linear' | 'router-bias';
+
+export interface WeightSource {
+  tensor(name: string, shape: readonly number[], role: TensorRole): GpuTensor;
+  /** Routed experts' `proj` matrices of one layer, stacked [E, rows, cols] in binding-sized chunks. */
+  experts(layer: number, proj: keyof ExpertTensorNames, rows: number, cols: number): ExpertChunk[];
+  readonly buffers: GPUBuffer[];
+}
+
+export function buildWeights(cfg: MlaConfig, src: WeightSource): ModelWeights {
+  const H = cfg.hiddenSize;
+  const heads = cfg.numHeads;
+  const qkDim = cfg.qkNopeHeadDim + cfg.qkRopeHeadDim;
+  const mlp = (n: ExpertTensorNames, inter: number): MlpWeights => ({
+    gate: src.tensor(n.gate, [inter, H], 'linear'),
+    up: src.tensor(n.up, [inter, H], 'linear'),
+    down: src.tensor(n.down, [H, inter], 'linear'),
+  });
+  const embed = src.tensor(EMBED_TOKENS, [cfg.vocabSize, H], 'embedding');
+  const layers: LayerWeights[] = [];
+  for (let l = 0; l < cfg.numLayers; l++) {
+    const n = layerTensorNames(l);
+    const query: QueryWeights =
+      cfg.qLoraRank === null
+        ? { kind: 'direct', qProj: src.tensor(n.qProj, [heads * qkDim, H], 'linear') }
+        : {
+            kind: 'lora',
+            qAProj: src.tensor(n.qAProj, [cfg.qLoraRank, H], 'linear'),
+            qANorm: src.tensor(n.qANorm, [cfg.qLoraRank], 'norm'),
+            qBProj: src.tensor(n.qBProj, [heads * qkDim, cfg.qLoraRank], 'linear'),
+          };
+    let mlpWeights: DenseWeights | MoeWeights;
+    if (isMoeLayer(cfg, l)) {
+      const moe = cfg.moe!;
+      const I = moe.moeIntermediateSize;
+      mlpWeights = {
+        kind: 'moe',
+        router: src.tensor(n.router, [moe.nRoutedExperts, H], 'linear'),
+        routerBias: moe.topkMethod === 'noaux_tc' ? src.tensor(n.routerBias, [moe.nRoutedExperts], 'router-bias') : null,
+        gate: src.experts(l, 'gate', I, H),
+        up: src.experts(l, 'up', I, H),
+        down: src.experts(l, 'down', H, I),
+        shared: moe.nSharedExperts > 0 ? mlp(n.sharedExperts, I * moe.nSharedExperts) : null,
+      };
+    } else {
+      mlpWeights = { kind: 'dense', ...mlp(n.mlp, cfg.intermediateSize) };
+    }
+    layers.push({
+      inputNorm: src.tensor(n.inputNorm, [H], 'norm'),
+      query,
+      kvAProj: src.tensor(n.kvAProj, [cfg.kvLoraRank + cfg.qkRopeHeadDim, H], 'linear'),
+      kvANorm: src.tensor(n.kvANorm, [cfg.kvLoraRank], 'norm'),
+      kvBProj: src.tensor(n.kvBProj, [heads * (cfg.qkNopeHeadDim + cfg.vHeadDim), cfg.kvLoraRank], 'linear'),
+      oProj: src.tensor(n.oProj, [H, heads * cfg.vHeadDim], 'linear'),
+      postAttentionNorm: src.tensor(n.postAttentionNorm, [H], 'norm'),
+      mlp: mlpWeights,
+    });
+  }
+  const finalNorm = src.tensor(FINAL_NORM, [H], 'norm');
+  const lmHead = cfg.tieWordEmbeddings ? embed : src.tensor(LM_HEAD, [cfg.vocabSize, H], 'linear');
+  const bytes = src.buffers.reduce((a, b) => a + b.size, 0);
+  return { embed, layers, finalNorm, lmHead, buffers: src.buffers, bytes };
+}
+
+/** Splits `count` experts of `expertBytes` each into runs that fit one storage binding. */
+export function expertChunks(count: number, expertBytes: number, maxBinding: number): { first: number; count: number }[] {
+  const perChunk = Math.max(1, Math.floor(maxBinding / expertBytes));
+  const out: { first: number; count: number }[] = [];
+  for (let first = 0; first < count; first += perChunk) out.push({ first, count: Math.min(perChunk, count - first) });
+  return out;
+}

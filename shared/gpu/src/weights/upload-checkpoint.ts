@@ -1,0 +1,52 @@
+// Uploads a checkpoint's weights to the GPU in their stored dtype (bf16/f16 packed two per u32, f32 as is),
+// one tensor (or one expert) at a time, so host memory holds at most one tensor's bytes.
+import type { Gpu } from '../runtime/runtime.js';
+import type { ModelFolder } from '@latentwire/model';
+import { expertWeights, readWeightSlice, weightSlice, type WeightSlice } from '@latentwire/model';
+import { bytesToFloat64, type TensorDtype } from '@latentwire/model';
+import { ModelLoadError } from '@latentwire/model';
+import { type GpuTensor } from '../kernels/weight-dtype.js';
+import { packWeights, type WeightDtype } from '@latentwire/model';
+import { buildWeights, expertChunks, type WeightSource } from './build-weights.js';
+import type { ExpertChunk, ModelWeights } from './model-weights.js';
+
+const DTYPES: Record<TensorDtype, WeightDtype> = { BF16: 'bf16', F16: 'f16', F32: 'f32' };
+
+export function uploadCheckpoint(gpu: Gpu, folder: ModelFolder): ModelWeights {
+  const buffers: GPUBuffer[] = [];
+  const cfg = folder.config;
+  const source: WeightSource = {
+    buffers,
+    tensor(name, shape, role) {
+      const slice = weightSlice(folder.index, name, shape);
+      let bytes = readWeightSlice(slice);
+      let dtype = DTYPES[slice.dtype];
+      if (role === 'router-bias' && dtype !== 'f32') {
+        // the selection bias is tiny and compared against close scores: keep it exact in f32
+        bytes = new Uint8Array(packWeights(bytesToFloat64(bytes, slice.dtype), 'f32').buffer);
+        dtype = 'f32';
+      }
+      const buffer = gpu.upload(name, bytes);
+      buffers.push(buffer);
+      return { buffer, dtype, shape };
+    },
+    experts(layer, proj, rows, cols) {
+      const E = cfg.moe!.nRoutedExperts;
+      const slices: WeightSlice[] = [];
+      for (let e = 0; e < E; e++) slices.push(expertWeights(cfg, folder.index, folder.expertLayout, layer, e)[proj]);
+      const dtype = slices[0]!.dtype;
+      if (slices.some((s) => s.dtype !== dtype)) throw new ModelLoadError(`layer ${layer}: experts' ${proj}_proj weights mix dtypes`);
+      const expertBytes = slices[0]!.end - slices[0]!.begin;
+      const chunks: ExpertChunk[] = [];
+      for (const c of expertChunks(E, expertBytes, gpu.limits.maxStorageBufferBindingSize)) {
+        const buffer = gpu.buffer(`layers.${layer}.experts.${proj}[${c.first}..${c.first + c.count})`, c.count * expertBytes);
+        for (let i = 0; i < c.count; i++) gpu.write(buffer, readWeightSlice(slices[c.first + i]!), i * expertBytes);
+        buffers.push(buffer);
+        const tensor: GpuTensor = { buffer, dtype: DTYPES[dtype], shape: [c.count, rows, cols] };
+        chunks.push({ tensor, firstExpert: c.first, count: c.count });
+      }
+      return chunks;
+    },
+  };
+  return buildWeights(cfg, source);
+}

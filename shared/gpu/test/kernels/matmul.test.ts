@@ -1,0 +1,187 @@
+import test, { type ExecutionContext } from 'ava';
+import type { Gpu } from '../../src/runtime/index.js';
+import { GEMM_TILES, matmul, matmulPlan, type GemmTile, type GemmTileName, type MatmulArgs, type MatmulVariant } from '../../src/kernels/matmul/matmul.js';
+import type { GpuTensor, WeightDtype } from '../../src/kernels/weight-dtype.js';
+import { roundTo, testGpu, uploadF32, uploadWeight } from '../../src/testing.js';
+import { randomArray } from '@latentwire/testing';
+
+interface Case {
+  M: number;
+  N: number;
+  K: number;
+  dtype: WeightDtype;
+  variant?: MatmulVariant;
+  tile?: GemmTileName | GemmTile;
+  xStride?: number;
+  xOffset?: number;
+  yStride?: number;
+  yOffset?: number;
+  /** Rows of other experts stacked before the used one (weightOffset = before·K + extra). */
+  before?: number;
+  /** Extra element offset on top of `before` rows (must keep weightOffset even for 16-bit dtypes). */
+  extra?: number;
+  accumulate?: boolean;
+  seed?: number;
+}
+
+/**
+ * float64 reference, independent of the kernel: y[m, n] (+)= Σ_k x[xo + m·xs + k] · w[wo + n·K + k].
+ * Also returns Σ|terms| per output, the magnitude the tolerance is relative to.
+ */
+function matmulRef(x: Float64Array, w: Float64Array, y0: Float64Array, c: Required<Omit<Case, 'variant' | 'tile' | 'seed' | 'before' | 'extra'>> & { wo: number }) {
+  const y = Float64Array.from(y0);
+  const mag = new Float64Array(y0.length);
+  for (let m = 0; m < c.M; m++) {
+    for (let n = 0; n < c.N; n++) {
+      let s = 0, a = 0;
+      for (let k = 0; k < c.K; k++) {
+        const p = x[c.xOffset + m * c.xStride + k]! * w[c.wo + n * c.K + k]!;
+        s += p;
+        a += Math.abs(p);
+      }
+      const yi = c.yOffset + m * c.yStride + n;
+      y[yi] = (c.accumulate ? y0[yi]! : 0) + s;
+      mag[yi] = a + Math.abs(y0[yi]!);
+    }
+  }
+  return { y, mag };
+}
+
+async function check(t: ExecutionContext, gpu: Gpu, c: Case): Promise<void> {
+  const { M, N, K, dtype } = c;
+  const xStride = c.xStride ?? K, xOffset = c.xOffset ?? 0;
+  const yStride = c.yStride ?? N, yOffset = c.yOffset ?? 0;
+  const before = c.before ?? 0, extra = c.extra ?? 0;
+  const wo = before * K + extra;
+  const seed = c.seed ?? M * 7919 + N * 31 + K;
+  const x = roundTo(randomArray(xOffset + (M - 1) * xStride + K + 3, seed, 2), 'f32');
+  const wTotal = (before + N + 5 + (extra > 0 ? 1 : 0)) * K; // rows after the used ones too
+  const w = roundTo(randomArray(wTotal, seed + 1, 0.5), dtype);
+  // y starts as non-zero sentinels: columns outside the written slice must keep them; accumulate adds to them
+  const y0 = roundTo(randomArray(yOffset + (M - 1) * yStride + N + 2, seed + 2, 3), 'f32');
+  const xb = uploadF32(gpu, 'x', x);
+  const wb = uploadWeight(gpu, 'w', w, dtype, [wTotal / K, K]);
+  const yb = uploadF32(gpu, 'y', y0);
+  const args: MatmulArgs = {
+    x: xb, weight: wb, y: yb, M, N, K, xStride, xOffset, yStride, yOffset, weightOffset: wo,
+    accumulate: c.accumulate, variant: c.variant, tile: c.tile,
+  };
+  await gpu.run([matmul(args, gpu.limits)]);
+  const got = await gpu.readF32(yb, 0, y0.length);
+  const { y: want, mag } = matmulRef(x, w, y0, { M, N, K, dtype, xStride, xOffset, yStride, yOffset, wo, accumulate: c.accumulate ?? false });
+  let worst = 0, where = -1;
+  for (let i = 0; i < want.length; i++) {
+    const err = Math.abs(got[i]! - want[i]!) / (mag[i]! + 1e-30);
+    if (!(err <= worst)) {
+      worst = Number.isNaN(err) ? Infinity : err;
+      where = i;
+    }
+  }
+  const what = `${JSON.stringify(c)}: worst relative error ${worst.toExponential(2)} at ${where} (got ${got[where]}, want ${want[where]})`;
+  t.true(worst < 1e-5, what);
+  gpu.destroy(xb, wb.buffer, yb);
+}
+
+const DTYPES: readonly WeightDtype[] = ['bf16', 'f16', 'f32'];
+const SHAPES = [
+  { N: 77, K: 45 }, // odd K: scalar weight path
+  { N: 200, K: 333 }, // odd K, several K tiles
+  { N: 72, K: 256 }, // aligned: vectorized paths
+];
+
+for (const dtype of DTYPES) {
+  for (const M of [1, 3, 13, 67, 130]) {
+    for (const variant of M <= 16 ? (['gemv', 'gemm'] as const) : (['gemm'] as const)) {
+      test(`matmul - ${variant} ${dtype} M=${M} matches float64 on odd shapes`, async (t) => {
+        const gpu = await testGpu();
+        for (const s of SHAPES) await check(t, gpu, { M, ...s, dtype, variant });
+      });
+    }
+  }
+}
+
+for (const tile of Object.keys(GEMM_TILES) as GemmTileName[]) {
+  test(`matmul - gemm tile ${tile} on ragged edges`, async (t) => {
+    const gpu = await testGpu();
+    const T = GEMM_TILES[tile];
+    // one full tile plus a ragged one in every dimension
+    await check(t, gpu, { M: T.BM + 5, N: T.BN + 3, K: 2 * T.BK + 8, dtype: 'bf16', variant: 'gemm', tile });
+    await check(t, gpu, { M: T.BM - 1, N: T.BN + 9, K: 3 * T.BK + 1, dtype: 'f16', variant: 'gemm', tile });
+    // the same shape as a custom tile with the K loop kept as a loop
+    await check(t, gpu, { M: T.BM + 2, N: T.BN - 3, K: 2 * T.BK + 4, dtype: 'f32', variant: 'gemm', tile: { ...T, unrollK: false } });
+  });
+}
+
+for (const variant of ['gemv', 'gemm'] as const) {
+  for (const dtype of DTYPES) {
+    for (const M of variant === 'gemv' ? [1, 2, 5, 8, 16] : [9, 67]) {
+      test(`matmul - ${variant} ${dtype} M=${M} strided x, y column slice, stacked weight offset, accumulate`, async (t) => {
+        const gpu = await testGpu();
+        // x rows strided with an offset; y written into columns [11, 11 + N) of 150-wide rows
+        await check(t, gpu, { M, N: 77, K: 45, dtype, variant, xStride: 52, xOffset: 6, yStride: 150, yOffset: 11 });
+        // aligned strides keep the vector paths
+        await check(t, gpu, { M, N: 100, K: 128, dtype, variant, xStride: 136, xOffset: 8, yStride: 120, yOffset: 16 });
+        // misaligned x with an aligned weight: scalar x, vector weights
+        await check(t, gpu, { M, N: 40, K: 64, dtype, variant, xStride: 67, xOffset: 1 });
+        // expert 3 of a stack of [N, K] experts (offset not a multiple of the 256-byte binding alignment)
+        await check(t, gpu, { M, N: 33, K: 72, dtype, variant, before: 3 * 33 });
+        // an offset that is even but not a multiple of 8: scalar weight path
+        await check(t, gpu, { M, N: 33, K: 72, dtype, variant, before: 2, extra: 2 });
+        // accumulate into strided y (fused residual add)
+        await check(t, gpu, { M, N: 90, K: 96, dtype, variant, yStride: 100, yOffset: 4, accumulate: true });
+        await check(t, gpu, { M, N: 31, K: 45, dtype, variant, accumulate: true, before: 2 });
+      });
+    }
+  }
+}
+
+test('matmul - long K runs the unrolled GEMV loop and many GEMM K steps', async (t) => {
+  const gpu = await testGpu();
+  for (const M of [1, 2, 4, 8, 11]) await check(t, gpu, { M, N: 40, K: 2056, dtype: 'bf16', variant: 'gemv' });
+  await check(t, gpu, { M: 20, N: 70, K: 2056, dtype: 'bf16', variant: 'gemm' });
+});
+
+test('matmul - auto picks GEMV for small M and GEMM for large M', async (t) => {
+  const gpu = await testGpu();
+  const w: GpuTensor = { buffer: gpu.buffer('w', 64 * 64 * 2), dtype: 'bf16', shape: [64, 64] };
+  const x = gpu.buffer('x', 200 * 64 * 4), y = gpu.buffer('y', 200 * 64 * 4);
+  const plan = (M: number) => matmulPlan({ x, y, weight: w, M, N: 64, K: 64 }, gpu.limits);
+  t.is(plan(1).variant, 'gemv');
+  t.is(plan(16).variant, 'gemv');
+  t.is(plan(17).variant, 'gemm');
+  t.is(plan(200).variant, 'gemm');
+  t.true(plan(1).align.vecW && plan(1).align.vecX);
+  t.throws(() => matmulPlan({ x, y, weight: w, M: 17, N: 64, K: 64, variant: 'gemv' }, gpu.limits), { instanceOf: RangeError });
+  // every program compiles and runs with the device's limits and with WebGPU's default limits
+  await gpu.run([matmul({ x, y, weight: w, M: 200, N: 64, K: 64 }), matmul({ x, y, weight: w, M: 2, N: 64, K: 64 })]);
+  await gpu.sync();
+  gpu.destroy(w.buffer, x, y);
+});
+
+test('matmul - rejects bad arguments with RangeErrors naming them', async (t) => {
+  const gpu = await testGpu();
+  const w: GpuTensor = { buffer: gpu.buffer('w', 10 * 16 * 2), dtype: 'bf16', shape: [10, 16] };
+  const x = gpu.buffer('x', 4 * 16 * 4), y = gpu.buffer('y', 4 * 10 * 4);
+  const base: MatmulArgs = { x, y, weight: w, M: 4, N: 10, K: 16 };
+  const bad = (over: Partial<MatmulArgs>, word: RegExp) =>
+    t.throws(() => matmul({ ...base, ...over }, gpu.limits), { instanceOf: RangeError, message: word });
+  t.notThrows(() => matmul(base, gpu.limits));
+  bad({ M: 0 }, /\bM\b/);
+  bad({ N: 1.5 }, /\bN\b/);
+  bad({ K: -1 }, /\bK\b/);
+  bad({ K: 8 }, /\bK\b/); // does not match the weight's last dimension
+  bad({ N: 11 }, /\bN\b/); // more rows than the weight has
+  bad({ weightOffset: 1 }, /weightOffset/); // odd offset into packed bf16
+  bad({ weightOffset: 2 }, /weightOffset/); // runs past the end
+  bad({ xStride: 15 }, /xStride/);
+  bad({ xOffset: -2 }, /xOffset/);
+  bad({ yStride: 9 }, /yStride/);
+  bad({ yOffset: 0.5 }, /yOffset/);
+  bad({ xOffset: 16 }, /\bx buffer/);
+  bad({ yStride: 20 }, /\by buffer/);
+  bad({ y: x }, /different buffers/);
+  bad({ weight: { ...w, buffer: gpu.buffer('small', 64) } }, /weight buffer/);
+  bad({ weight: { ...w, dtype: 'i8' as WeightDtype } }, /dtype/);
+  bad({ variant: 'gemm', tile: 'nope' as GemmTileName }, /tile/);
+  gpu.destroy(w.buffer, x, y);
+});

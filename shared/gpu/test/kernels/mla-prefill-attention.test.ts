@@ -1,0 +1,246 @@
+import test from 'ava';
+import {
+  MLA_PREFILL_TILINGS,
+  mlaPrefillAttention,
+  mlaPrefillAttentionCost,
+  mlaPrefillTiles,
+  mlaPrefillWorkgroupBytes,
+  type MlaPrefillTiles,
+} from '../../src/kernels/mla-prefill-attention/mla-prefill-attention.js';
+import type { Gpu } from '../../src/runtime/index.js';
+import { roundTo, testGpu, uploadF32 } from '../../src/testing.js';
+import { maxAbsDiff, randomArray } from '@latentwire/testing';
+
+interface Case {
+  readonly heads: number;
+  readonly nope: number;
+  readonly rope: number;
+  readonly v: number;
+  readonly r: number;
+}
+
+interface Inputs {
+  /** [T, H, nope + rope] */
+  readonly q: Float64Array;
+  /** [T, H, nope + v] */
+  readonly kv: Float64Array;
+  /** [T, r + rope] */
+  readonly latent: Float64Array;
+}
+
+/** Random f32-exact inputs for T tokens. */
+function inputs(c: Case, T: number, seed: number, qScale = 1): Inputs {
+  return {
+    q: roundTo(randomArray(T * c.heads * (c.nope + c.rope), seed, qScale), 'f32'),
+    kv: roundTo(randomArray(T * c.heads * (c.nope + c.v), seed + 1), 'f32'),
+    latent: roundTo(randomArray(T * (c.r + c.rope), seed + 2), 'f32'),
+  };
+}
+
+/**
+ * float64 causal attention, written from the math rather than the kernel: query row i (position qPos0 + i, its q
+ * taken from row qPos0 + i of `x.q`) attends keys 0..=qPos0+i (and < kvLen) with k = [k_nope | k_pe], v from kv.
+ */
+function attentionRef(c: Case, x: Inputs, qPos0: number, qLen: number, scale: number, kvLen = Infinity): Float64Array {
+  const { heads: H, nope, rope, v, r } = c;
+  const dqk = nope + rope;
+  const out = new Float64Array(qLen * H * v);
+  for (let i = 0; i < qLen; i++) {
+    const t = qPos0 + i;
+    for (let h = 0; h < H; h++) {
+      const last = Math.min(t, kvLen - 1);
+      const scores: number[] = [];
+      for (let s = 0; s <= last; s++) {
+        let dot = 0;
+        for (let d = 0; d < nope; d++) dot += x.q[(t * H + h) * dqk + d]! * x.kv[(s * H + h) * (nope + v) + d]!;
+        for (let d = 0; d < rope; d++) dot += x.q[(t * H + h) * dqk + nope + d]! * x.latent[s * (r + rope) + r + d]!;
+        scores.push(dot * scale);
+      }
+      const mx = Math.max(...scores);
+      const e = scores.map((z) => Math.exp(z - mx));
+      const sum = e.reduce((a, b) => a + b, 0);
+      for (let s = 0; s <= last; s++) {
+        for (let d = 0; d < v; d++) {
+          out[(i * H + h) * v + d] += (e[s]! / sum) * x.kv[(s * H + h) * (nope + v) + nope + d]!;
+        }
+      }
+    }
+  }
+  return out;
+}
+
+/** Runs the kernel for query rows qPos0..qPos0+qLen-1 against keys 0..kvLen-1 and returns the output. */
+async function runGpu(
+  gpu: Gpu, c: Case, x: Inputs, o: { qPos0?: number; qLen: number; kvLen?: number; scale: number; tiles?: MlaPrefillTiles },
+): Promise<Float32Array> {
+  const qPos0 = o.qPos0 ?? 0;
+  const kvLen = o.kvLen ?? qPos0 + o.qLen;
+  const dqk = c.nope + c.rope;
+  const qRows = x.q.subarray(qPos0 * c.heads * dqk, (qPos0 + o.qLen) * c.heads * dqk);
+  const qb = uploadF32(gpu, 'q', qRows);
+  const kvb = uploadF32(gpu, 'kv', x.kv.subarray(0, kvLen * c.heads * (c.nope + c.v)));
+  const lb = uploadF32(gpu, 'latent', x.latent.subarray(0, kvLen * (c.r + c.rope)));
+  const ob = gpu.buffer('out', o.qLen * c.heads * c.v * 4);
+  const dims = { nope: c.nope, rope: c.rope, v: c.v };
+  await gpu.run([
+    mlaPrefillAttention({
+      q: qb, kv: kvb, latent: lb, out: ob, ...dims, heads: c.heads, kvLoraRank: c.r,
+      qLen: o.qLen, qPos0, kvLen, scale: o.scale, tiles: o.tiles ?? mlaPrefillTiles(dims, gpu.limits),
+    }),
+  ]);
+  const y = await gpu.readF32(ob, 0, o.qLen * c.heads * c.v);
+  gpu.destroy(qb, kvb, lb, ob);
+  return y;
+}
+
+const SMALL: Case = { heads: 1, nope: 24, rope: 8, v: 20, r: 40 };
+const FIXTURE: Case = { heads: 8, nope: 32, rope: 16, v: 32, r: 64 };
+const ODD: Case = { heads: 2, nope: 7, rope: 3, v: 5, r: 9 };
+const V2_LITE: Case = { heads: 16, nope: 128, rope: 64, v: 128, r: 512 };
+const scaleOf = (c: Case) => 1 / Math.sqrt(c.nope + c.rope);
+const TOL = 1e-4;
+
+for (const heads of [1, 3]) {
+  for (const T of [1, 5, 33, 100]) {
+    test(`mla-prefill-attention - matches float64, H ${heads}, T ${T}, nope 24 rope 8 v 20`, async (t) => {
+      const gpu = await testGpu();
+      const c = { ...SMALL, heads };
+      const x = inputs(c, T, 10 * T + heads);
+      const y = await runGpu(gpu, c, x, { qLen: T, scale: scaleOf(c) });
+      t.true(maxAbsDiff(y, attentionRef(c, x, 0, T, scaleOf(c))) < TOL);
+    });
+  }
+}
+
+for (const T of [1, 37, 70]) {
+  test(`mla-prefill-attention - matches float64 on the tiny fixture's dims, T ${T}`, async (t) => {
+    const gpu = await testGpu();
+    const x = inputs(FIXTURE, T, 7 + T);
+    const y = await runGpu(gpu, FIXTURE, x, { qLen: T, scale: scaleOf(FIXTURE) });
+    t.true(maxAbsDiff(y, attentionRef(FIXTURE, x, 0, T, scaleOf(FIXTURE))) < TOL);
+  });
+}
+
+for (const tiles of MLA_PREFILL_TILINGS) {
+  test(`mla-prefill-attention - tiling ${tiles.bq}x${tiles.bk}/${tiles.threads} matches float64 on odd dims`, async (t) => {
+    const gpu = await testGpu();
+    for (const [c, T] of [[ODD, 45], [{ ...SMALL, heads: 2 }, 29]] as const) {
+      const x = inputs(c, T, 3 + T);
+      const y = await runGpu(gpu, c, x, { qLen: T, scale: scaleOf(c), tiles });
+      t.true(maxAbsDiff(y, attentionRef(c, x, 0, T, scaleOf(c))) < TOL, `dims ${JSON.stringify(c)}`);
+    }
+  });
+}
+
+test('mla-prefill-attention - DeepSeek-V2-Lite head dims, with the largest tiling the device allows', async (t) => {
+  const gpu = await testGpu();
+  const c = { ...V2_LITE, heads: 2 };
+  const tiles = mlaPrefillTiles(c, gpu.limits);
+  t.true(mlaPrefillWorkgroupBytes(c, tiles) <= gpu.limits.maxComputeWorkgroupStorageSize);
+  const T = 41;
+  const x = inputs(c, T, 99);
+  const y = await runGpu(gpu, c, x, { qLen: T, scale: scaleOf(c), tiles });
+  t.true(maxAbsDiff(y, attentionRef(c, x, 0, T, scaleOf(c))) < TOL);
+});
+
+test('mla-prefill-attention - large scores stay finite (online softmax subtracts the running max)', async (t) => {
+  const gpu = await testGpu();
+  const c = { ...SMALL, heads: 2 };
+  const T = 40;
+  const x = inputs(c, T, 5, 4); // |q| up to 4: scores reach the hundreds at scale 1
+  const y = await runGpu(gpu, c, x, { qLen: T, scale: 1 });
+  const want = attentionRef(c, x, 0, T, 1);
+  t.true(y.every(Number.isFinite));
+  t.true(maxAbsDiff(y, want) < 1e-3);
+});
+
+test('mla-prefill-attention - a chunk at a prefix offset sees the prefix and itself causally', async (t) => {
+  const gpu = await testGpu();
+  const c = { ...SMALL, heads: 3 };
+  const total = 48, qPos0 = 29, qLen = 19;
+  const x = inputs(c, total, 77);
+  const y = await runGpu(gpu, c, x, { qPos0, qLen, scale: scaleOf(c) });
+  t.true(maxAbsDiff(y, attentionRef(c, x, qPos0, qLen, scaleOf(c))) < TOL);
+  // chunk-by-chunk equals one shot
+  const whole = await runGpu(gpu, c, x, { qLen: total, scale: scaleOf(c) });
+  const rowWidth = c.heads * c.v;
+  t.true(maxAbsDiff(y, whole.subarray(qPos0 * rowWidth)) < 1e-5);
+});
+
+test('mla-prefill-attention - kvLen caps the keys read', async (t) => {
+  const gpu = await testGpu();
+  const c = ODD;
+  const T = 30, kvLen = 11;
+  const x = inputs(c, T, 123);
+  const y = await runGpu(gpu, c, x, { qLen: T, kvLen, scale: scaleOf(c) });
+  t.true(maxAbsDiff(y, attentionRef(c, x, 0, T, scaleOf(c), kvLen)) < TOL);
+});
+
+test('mla-prefill-attention - strided layouts (latent inside wider rows, padded output rows)', async (t) => {
+  const gpu = await testGpu();
+  const c = { ...SMALL, heads: 2 };
+  const T = 23, latentRow = c.r + c.rope + 6, kpeOffset = c.r + 3, outRow = c.heads * c.v + 4;
+  const x = inputs(c, T, 31);
+  const wide = new Float64Array(T * latentRow);
+  for (let s = 0; s < T; s++) {
+    for (let d = 0; d < c.rope; d++) wide[s * latentRow + kpeOffset + d] = x.latent[s * (c.r + c.rope) + c.r + d]!;
+  }
+  const qb = uploadF32(gpu, 'q', x.q), kvb = uploadF32(gpu, 'kv', x.kv), lb = uploadF32(gpu, 'latent', wide);
+  const ob = gpu.buffer('out', T * outRow * 4);
+  await gpu.run([
+    mlaPrefillAttention({
+      q: qb, kv: kvb, latent: lb, out: ob, nope: c.nope, rope: c.rope, v: c.v, heads: c.heads, kvLoraRank: c.r,
+      qLen: T, scale: scaleOf(c), limits: gpu.limits, strides: { latentRow, kpeOffset, outRow },
+    }),
+  ]);
+  const y = await gpu.readF32(ob, 0, T * outRow);
+  const dense = new Float32Array(T * c.heads * c.v);
+  for (let i = 0; i < T; i++) dense.set(y.subarray(i * outRow, i * outRow + c.heads * c.v), i * c.heads * c.v);
+  t.true(maxAbsDiff(dense, attentionRef(c, x, 0, T, scaleOf(c))) < TOL);
+  gpu.destroy(qb, kvb, lb, ob);
+});
+
+// serial: AVA runs serial tests before the concurrent ones, so no other test compiles meanwhile
+test.serial('mla-prefill-attention - every prompt length shares one pipeline', async (t) => {
+  const gpu = await testGpu();
+  const c = { ...FIXTURE, heads: 2 };
+  const x = inputs(c, 64, 8);
+  await runGpu(gpu, c, x, { qLen: 7, scale: scaleOf(c) });
+  const size = gpu.pipelines.size;
+  await runGpu(gpu, c, x, { qLen: 64, scale: scaleOf(c) });
+  await runGpu(gpu, c, x, { qPos0: 20, qLen: 13, scale: scaleOf(c) });
+  t.is(gpu.pipelines.size, size);
+});
+
+test('mla-prefill-attention - launcher validates its inputs', async (t) => {
+  const gpu = await testGpu();
+  const c = SMALL;
+  const small = gpu.buffer('small', 64);
+  const big = gpu.buffer('big', 1 << 16);
+  const base = {
+    q: big, kv: big, latent: big, out: big, nope: c.nope, rope: c.rope, v: c.v, heads: 1, kvLoraRank: c.r, qLen: 10,
+    scale: 0.1, limits: gpu.limits,
+  };
+  t.notThrows(() => mlaPrefillAttention(base));
+  t.throws(() => mlaPrefillAttention({ ...base, q: small }), { message: /q holds/ });
+  t.throws(() => mlaPrefillAttention({ ...base, out: small }), { message: /out holds/ });
+  t.throws(() => mlaPrefillAttention({ ...base, limits: undefined }), { message: /tiles or limits/ });
+  t.throws(() => mlaPrefillAttention({ ...base, tiles: { bq: 6, bk: 8, threads: 32 } }), { message: /tiling/ });
+  t.throws(() => mlaPrefillAttention({ ...base, tiles: { bq: 32, bk: 8, threads: 128 } }), { message: /tiling/ });
+  t.throws(() => mlaPrefillAttention({ ...base, rope: 0 }));
+  t.throws(() => mlaPrefillAttention({ ...base, qLen: 2.5 }));
+  const p = mlaPrefillAttention({ ...base, qLen: 0 });
+  t.is(p.workgroups[0], 0);
+  gpu.destroy(small, big);
+});
+
+test('mla-prefill-attention - tiling choice and workgroup memory for DeepSeek-V2 heads', (t) => {
+  const h100 = { maxComputeWorkgroupStorageSize: 49152, maxComputeInvocationsPerWorkgroup: 1024, maxComputeWorkgroupSizeX: 1024 };
+  const lavapipe = { ...h100, maxComputeWorkgroupStorageSize: 32768 };
+  t.deepEqual(mlaPrefillTiles(V2_LITE, h100), { bq: 32, bk: 16, threads: 128 });
+  t.is(mlaPrefillWorkgroupBytes(V2_LITE, { bq: 32, bk: 16, threads: 128 }), 41728);
+  t.deepEqual(mlaPrefillTiles(V2_LITE, lavapipe), { bq: 16, bk: 16, threads: 64 });
+  const cost = mlaPrefillAttentionCost({ ...V2_LITE, kvLoraRank: V2_LITE.r, qLen: 4, qPos0: 2 });
+  t.is(cost.pairs, 16 * (3 + 4 + 5 + 6));
+  t.is(cost.flops, 2 * cost.pairs * (192 + 128));
+});

@@ -1,0 +1,6 @@
+// The contract between gateway, prefill and decode nodes: wire messages and subjects, the latent KV page
+// layout, and environment parsing. Depends on zod, msgpackr and metrics only: no GPU, no model files.
+export * from './wire/index.js';
+export * from './kv/kv-dtype.js';
+export * from './kv/latent-layout.js';
+export { parseEnv, env, ConfigError, type EnvSchema, type EnvOf } from './config/env.js';

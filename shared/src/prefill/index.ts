@@ -1,5 +1,0 @@
-export { PrefillModel, type PrefillOptions, type PrefillOutput, type PrefillModelOptions } from './prefill-model.js';
-export type { RopeFreqPrecision } from '../model/rope-frequencies.js';
-export { loadPrefillModel } from './load.js';
-export { mlpPrograms, moePrograms, allocMoeScratch, type MlpBuffers, type MoeBuffers, type MoeScratchBuffers } from './mlp-programs.js';
-export { LatentPageStager, pageRows } from './latent-pages.js';
