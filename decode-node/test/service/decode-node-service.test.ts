@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, createInbox, type NatsConnection } from '@nats-io/transport-node';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
-import { latentKvLayout, latentLayoutKey, type LatentKvLayout } from '@latentwire/protocol';
+import { WIRE_VERSION, latentKvLayout, latentLayoutKey, type LatentKvLayout } from '@latentwire/protocol';
 import { loadPrefillModel, type PrefillModel } from '@latentwire/gpu/prefill';
 import { FIXTURE_DIR, readFixtureJson, startNatsServer } from '@latentwire/testing';
 import { testGpu } from '@latentwire/gpu/testing';
@@ -81,7 +81,7 @@ test.serial('decode service - heartbeats announce identity and load, at start an
   await svc.start();
   await waitFor(() => beats.length >= 1, 300, 'the heartbeat sent at start'); // well before the first period
   t.deepEqual({ ...beats[0]!, sentAt: 0 }, {
-    v: 1, type: 'heartbeat', nodeId: NODE, fingerprint: stack.folder.fingerprint, layoutKey: 'latent-v1/fp8_e4m3/r64+16/p16',
+    v: WIRE_VERSION, type: 'heartbeat', nodeId: NODE, fingerprint: stack.folder.fingerprint, layoutKey: 'latent-v1/fp8_e4m3/r64+16/p16',
     kvDtype: 'fp8_e4m3', pageSize: 16, totalPages: 32, freePages: 32, running: 0, waiting: 0, maxBatch: 4, maxContext: 128, seq: 0, sentAt: 0,
   });
   t.true(beats[0]!.sentAt >= before && beats[0]!.sentAt <= Date.now());
@@ -117,7 +117,7 @@ async function handoffAll(t: ExecutionContext, on: DecodeStack, maxTokens: numbe
     t.true(acks.every((a) => a.ok), JSON.stringify(acks.find((a) => !a.ok)));
     chunks += acks.length;
     const ack = await peer.prefillDone({ requestId: id, promptTokens: c.input_ids.length, firstToken }, cfg.numLayers);
-    t.deepEqual(ack, { v: 1, type: 'prefill-done-ack', requestId: id, ok: true });
+    t.deepEqual(ack, { v: WIRE_VERSION, type: 'prefill-done-ack', requestId: id, ok: true });
   }
   const results = (await Promise.all(streams)).map((messages) => ({ messages, tokens: messages.flatMap((m) => m.tokens) }));
   for (const [b, c] of cases.entries()) {
