@@ -67,7 +67,6 @@ export async function processPrefillJob(ctx: JobContext, job: Job): Promise<Pref
     const firstToken = out.token!;
     await sender.sendDone(prefillDoneMessage({
       requestId: data.requestId, promptTokens: data.promptIds.length, layers: ctx.model.cfg.numLayers, firstToken,
-      sampling: data.sampling, maxTokens: data.maxTokens, stopTokenIds: data.stopTokenIds, eosTokenIds: data.eosTokenIds,
       layoutKey: data.layoutKey, fingerprint: data.fingerprint,
     }));
     count('completed');

@@ -78,8 +78,8 @@ test('main - serves a job, and SIGTERM lets the active job finish before it exit
   const ids = readFixtureJson<{ cases: { input_ids: number[]; greedy_ids: number[] }[] }>('reference.json').cases[0]!;
   const { fingerprint, config } = openModelFolder(FIXTURE_DIR);
   const job: PrefillJob = {
-    v: 1, requestId: 'req-main', decodeNodeId: 'decode-a', promptIds: ids.input_ids, sampling: { temperature: 0, topK: 0, topP: 1, seed: 1 },
-    maxTokens: 8, stopTokenIds: [], eosTokenIds: [1], fingerprint, deadline: Date.now() + 60_000,
+    v: 2, requestId: 'req-main', decodeNodeId: 'decode-a', promptIds: ids.input_ids, sampling: { temperature: 0, topK: 0, topP: 1, seed: 1 },
+    fingerprint, deadline: Date.now() + 60_000,
     layoutKey: latentLayoutKey(latentKvLayout({ dtype: 'bf16', kvLoraRank: config.kvLoraRank, ropeDim: config.qkRopeHeadDim, pageSize: 64 })),
   };
   const { id } = await queue.add('prefill', job, { attempts: 1 });

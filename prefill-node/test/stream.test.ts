@@ -68,8 +68,8 @@ test.serial('prefill node - streams every page in layer order, byte-identical to
 
   t.is(decode.done.length, 1);
   t.like(decode.done[0], {
-    requestId: 'req-1', promptTokens: ids.length, layers, firstToken: ref.greedy_ids[0], maxTokens: 16,
-    layoutKey: chunks[0]!.layoutKey, fingerprint: cluster.folder.fingerprint, eosTokenIds: [1],
+    requestId: 'req-1', promptTokens: ids.length, layers, firstToken: ref.greedy_ids[0],
+    layoutKey: chunks[0]!.layoutKey, fingerprint: cluster.folder.fingerprint,
   });
   t.is(decode.failed.length, 0);
   t.is(job.attemptsStarted, 1, "one attempt");

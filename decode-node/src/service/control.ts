@@ -31,20 +31,19 @@ export function handlePrefillDone(ctx: ServiceContext, m: PrefillDone, streams: 
   const live = ctx.handoffs.get(m.requestId);
   if (live === 'cancelled') return refuse('cancelled', `${m.requestId} was cancelled`);
   if (live === 'no-reservation') return refuse('no-reservation', `${m.requestId} has no live reservation (never made, expired or already committed)`);
-  const { handoff } = live;
+  const { reserve } = live.handoff;
   if (m.fingerprint !== node.fingerprint) return refuse('incompatible', `fingerprint ${m.fingerprint.slice(0, 16)}… is not this node's`);
   if (m.layoutKey !== node.layoutKey) return refuse('incompatible', `layout ${m.layoutKey}, this node has ${node.layoutKey}`);
   if (m.layers !== node.layers) return refuse('incompatible', `${m.layers} layers sent, the model has ${node.layers}`);
   if (m.firstToken >= node.vocabSize) return refuse('incompatible', `firstToken ${m.firstToken} outside the vocabulary of ${node.vocabSize}`);
-  if (m.promptTokens !== handoff.promptTokens) return refuse('incompatible', `promptTokens ${m.promptTokens}, ${handoff.promptTokens} reserved`);
-  if (m.maxTokens > handoff.maxTokens) return refuse('too-large', `maxTokens ${m.maxTokens}, ${handoff.maxTokens} reserved`);
-  const missing = handoff.coverage.missing();
+  if (m.promptTokens !== reserve.promptTokens) return refuse('incompatible', `promptTokens ${m.promptTokens}, ${reserve.promptTokens} reserved`);
+  const missing = live.handoff.coverage.missing();
   if (missing) return refuse('incomplete', missing);
   const req = {
     id: m.requestId,
     // the engine only reads a prefilled request's prompt length: a hole-y array of that length, no ids
     promptIds: new Array<number>(m.promptTokens),
-    maxTokens: m.maxTokens, sampling: m.sampling, stopTokenIds: m.stopTokenIds, eosTokenIds: m.eosTokenIds,
+    maxTokens: reserve.maxTokens, sampling: reserve.sampling, stopTokenIds: reserve.stopTokenIds, eosTokenIds: reserve.eosTokenIds,
   };
   try {
     engine.admitPrefilled(req, m.firstToken, streams.open(m.requestId));

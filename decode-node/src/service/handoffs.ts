@@ -1,15 +1,17 @@
-// The disaggregated requests between reserve and prefill-done: what the reserve promised (prompt and
-// completion sizes) and which KV has arrived. The engine owns the pages and the lease; an entry here whose
+// The disaggregated requests between reserve and prefill-done: what the reserve promised (prompt size and
+// the completion's generation settings) and which KV has arrived. The engine owns the pages and the lease; an entry here whose
 // engine reservation is gone (lease expired, cancelled) is dropped the next time it is looked at or swept.
 // Recently cancelled ids are remembered (a bounded set) so late kv-chunks get 'cancelled'; an expired lease
 // or an id never reserved gets 'no-reservation'.
+import type { Reserve } from '@latentwire/protocol';
 import type { Reservation } from '../scheduler/index.js';
 import { KvCoverage } from './kv-coverage.js';
 
 export interface Handoff {
-  readonly requestId: string;
+  /** The reserve, whose generation settings (sampling, max tokens, stop ids) the sequence decodes with. */
+  readonly reserve: Reserve;
+  /** reserve.promptTokens: the KV rows expected per layer. */
   readonly promptTokens: number;
-  readonly maxTokens: number;
   readonly coverage: KvCoverage;
 }
 
@@ -37,10 +39,10 @@ export class Handoffs {
     return [...this.live.keys()];
   }
 
-  add(requestId: string, promptTokens: number, maxTokens: number): Handoff {
-    const h = { requestId, promptTokens, maxTokens, coverage: new KvCoverage(this.layers, promptTokens) };
-    this.live.set(requestId, h);
-    this.ended.delete(requestId);
+  add(reserve: Reserve): Handoff {
+    const h = { reserve, promptTokens: reserve.promptTokens, coverage: new KvCoverage(this.layers, reserve.promptTokens) };
+    this.live.set(reserve.requestId, h);
+    this.ended.delete(reserve.requestId);
     return h;
   }
 

@@ -1,4 +1,5 @@
-// reserve → reserve-reply: pages for prompt + max_tokens under a lease, or why not.
+// reserve → reserve-reply: pages for prompt + max_tokens under a lease, or why not. The reserve's
+// generation settings are kept with the handoff until the prefill-done commits it.
 import { reserveReplyMessage, type Reserve, type ReserveRefusal, type ReserveReply } from '@latentwire/protocol';
 import { SchedulerRejection } from '../scheduler/index.js';
 import type { ServiceContext } from './context.js';
@@ -24,7 +25,7 @@ export function handleReserve(ctx: ServiceContext, m: Reserve): ReserveReply {
         throw err; // reserve() raises no other reason
     }
   }
-  ctx.handoffs.add(m.requestId, m.promptTokens, m.maxTokens);
+  ctx.handoffs.add(m);
   return reserveReplyMessage({
     requestId: m.requestId, ok: true, pages: lease.pages.length, freePages: engine.stats().freePages,
     leaseMs: Math.max(0, Math.round(lease.expiresAt - Date.now())),

@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, createInbox, type NatsConnection } from '@nats-io/transport-node';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
-import { latentKvLayout, latentLayoutKey, type LatentKvLayout } from '@latentwire/protocol';
+import { WIRE_VERSION, latentKvLayout, latentLayoutKey, type LatentKvLayout } from '@latentwire/protocol';
 import { loadPrefillModel, type PrefillModel } from '@latentwire/gpu/prefill';
 import { FIXTURE_DIR, readFixtureJson, startNatsServer } from '@latentwire/testing';
 import { testGpu } from '@latentwire/gpu/testing';
@@ -81,7 +81,7 @@ test.serial('decode service - heartbeats announce identity and load, at start an
   await svc.start();
   await waitFor(() => beats.length >= 1, 300, 'the heartbeat sent at start'); // well before the first period
   t.deepEqual({ ...beats[0]!, sentAt: 0 }, {
-    v: 1, type: 'heartbeat', nodeId: NODE, fingerprint: stack.folder.fingerprint, layoutKey: 'latent-v1/fp8_e4m3/r64+16/p16',
+    v: WIRE_VERSION, type: 'heartbeat', nodeId: NODE, fingerprint: stack.folder.fingerprint, layoutKey: 'latent-v1/fp8_e4m3/r64+16/p16',
     kvDtype: 'fp8_e4m3', pageSize: 16, totalPages: 32, freePages: 32, running: 0, waiting: 0, maxBatch: 4, maxContext: 128, seq: 0, sentAt: 0,
   });
   t.true(beats[0]!.sentAt >= before && beats[0]!.sentAt <= Date.now());
@@ -111,13 +111,13 @@ async function handoffAll(t: ExecutionContext, on: DecodeStack, maxTokens: numbe
   let chunks = 0;
   for (const [b, c] of cases.entries()) {
     const id = `case-${b}`;
-    t.like(await peer.reserve(id, c.input_ids.length, maxTokens), { ok: true, pages: Math.ceil((c.input_ids.length + maxTokens) / 16) });
+    t.like(await peer.reserve(id, c.input_ids.length, maxTokens, { eosTokenIds: cfg.eosTokenIds }), { ok: true, pages: Math.ceil((c.input_ids.length + maxTokens) / 16) });
     streams.push((await peer.tokens(id)).done); // subscribed before prefill-done
     const { firstToken, acks } = await peer.prefill(prefillModel, id, c.input_ids);
     t.true(acks.every((a) => a.ok), JSON.stringify(acks.find((a) => !a.ok)));
     chunks += acks.length;
-    const ack = await peer.prefillDone({ requestId: id, promptTokens: c.input_ids.length, firstToken, maxTokens, eosTokenIds: cfg.eosTokenIds }, cfg.numLayers);
-    t.deepEqual(ack, { v: 1, type: 'prefill-done-ack', requestId: id, ok: true });
+    const ack = await peer.prefillDone({ requestId: id, promptTokens: c.input_ids.length, firstToken }, cfg.numLayers);
+    t.deepEqual(ack, { v: WIRE_VERSION, type: 'prefill-done-ack', requestId: id, ok: true });
   }
   const results = (await Promise.all(streams)).map((messages) => ({ messages, tokens: messages.flatMap((m) => m.tokens) }));
   for (const [b, c] of cases.entries()) {
@@ -211,13 +211,13 @@ test.serial('decode service - kv-chunks outside a live reservation are refused w
   const acks = await peer.sendFiller('inc', layers, 40, { layer: layers - 1, page: 1 });
   t.true(acks.every((a) => a.ok));
   t.is(free(), total() - 3);
-  const ack = await peer.prefillDone({ requestId: 'inc', promptTokens: 40, firstToken: 5, maxTokens: 8 }, layers);
+  const ack = await peer.prefillDone({ requestId: 'inc', promptTokens: 40, firstToken: 5 }, layers);
   t.like(ack, { ok: false, reason: 'incomplete' });
   t.is(ack.detail, `layer ${layers - 1} has 24 of 40 prompt tokens ([0, 16) [32, 40))`);
   t.is(free(), total(), 'the refused handoff\'s pages are back');
   // the gateway hears of it at once: one final message with the reason
   t.like((await incTokens.done)[0], { seq: 0, tokens: [], finishReason: 'error' });
-  t.like(await peer.prefillDone({ requestId: 'inc', promptTokens: 40, firstToken: 5, maxTokens: 8 }, layers), { ok: false, reason: 'cancelled' });
+  t.like(await peer.prefillDone({ requestId: 'inc', promptTokens: 40, firstToken: 5 }, layers), { ok: false, reason: 'cancelled' });
 
   t.like(await peer.reserve('pf', 16, 16), { ok: true, pages: 2 });
   const pfTokens = await peer.tokens('pf', undefined, 5000);
@@ -255,7 +255,7 @@ test.serial('decode service - cancel mid-decode ends the request and frees its p
   t.true((await peer.sendFiller('long', layers, 5)).every((a) => a.ok));
   let firstAt = 0;
   const { done } = await peer.tokens('long', () => void (firstAt ||= performance.now()));
-  t.like(await peer.prefillDone({ requestId: 'long', promptTokens: 5, firstToken: 7, maxTokens: 100 }, layers), { ok: true });
+  t.like(await peer.prefillDone({ requestId: 'long', promptTokens: 5, firstToken: 7 }, layers), { ok: true });
   await waitFor(() => firstAt > 0 && stack.engine.steps > 0, 5000, 'decoding to start');
   const t0 = performance.now();
   peer.cancel('long');
@@ -292,7 +292,9 @@ test.serial('decode service - malformed and forged messages on every subject are
   await svc.start();
   const s = svc.subjects;
   const layout = stack.model.cache.layout;
-  const reserve = encodeMessage(reserveMessage({ requestId: 'x', promptTokens: 4, maxTokens: 4, fingerprint: peer.fingerprint, layoutKey: peer.layoutKey }));
+  const reserve = encodeMessage(reserveMessage({
+    requestId: 'x', promptTokens: 4, maxTokens: 4, sampling: GREEDY, stopTokenIds: [], eosTokenIds: [], fingerprint: peer.fingerprint, layoutKey: peer.layoutKey,
+  }));
   const chunk = zeroChunk('x', 0, 0, 4, layout);
   const kv = encodeMessage(chunk);
   const cancel = encodeMessage(cancelMessage({ requestId: 'x', reason: 'deadline' }));

@@ -6,7 +6,7 @@ import { pageRows, type PrefillModel } from '@latentwire/gpu/prefill';
 import {
   cancelMessage, decodeMessage, encodeMessage, kvChunkMessages, maxPayloadOf, prefillDoneMessage, prefillFailedMessage, reserveMessage,
   SUBJECT_TYPES,
-  type KvAck, type PrefillDone, type ReserveReply, type Tokens, type WireSubjects,
+  type KvAck, type PrefillDone, type Reserve, type ReserveReply, type Tokens, type WireSubjects,
 } from '@latentwire/protocol';
 
 export const GREEDY = { temperature: 0, topK: 0, topP: 1, seed: 0 } as const;
@@ -21,8 +21,12 @@ export class Peer {
     return latentLayoutKey(this.layout);
   }
 
-  async reserve(requestId: string, promptTokens: number, maxTokens: number, over: { fingerprint?: string; layoutKey?: string } = {}): Promise<ReserveReply> {
-    const m = reserveMessage({ requestId, promptTokens, maxTokens, fingerprint: this.fingerprint, layoutKey: this.layoutKey, ...over });
+  /** A greedy reserve with no stop ids unless `over` says otherwise. */
+  async reserve(requestId: string, promptTokens: number, maxTokens: number, over: Partial<Reserve> = {}): Promise<ReserveReply> {
+    const m = reserveMessage({
+      requestId, promptTokens, maxTokens, sampling: GREEDY, stopTokenIds: [], eosTokenIds: [], fingerprint: this.fingerprint,
+      layoutKey: this.layoutKey, ...over,
+    });
     return decodeMessage((await this.request(this.subjects.reserve(this.nodeId), encodeMessage(m))).data, SUBJECT_TYPES.reserveReply);
   }
 
@@ -60,10 +64,8 @@ export class Peer {
     return { firstToken: out.token!, acks };
   }
 
-  async prefillDone(f: Partial<PrefillDone> & Pick<PrefillDone, 'requestId' | 'promptTokens' | 'firstToken' | 'maxTokens'>, layers: number) {
-    const m = prefillDoneMessage({
-      layers, sampling: GREEDY, stopTokenIds: [], eosTokenIds: [], layoutKey: this.layoutKey, fingerprint: this.fingerprint, ...f,
-    });
+  async prefillDone(f: Partial<PrefillDone> & Pick<PrefillDone, 'requestId' | 'promptTokens' | 'firstToken'>, layers: number) {
+    const m = prefillDoneMessage({ layers, layoutKey: this.layoutKey, fingerprint: this.fingerprint, ...f });
     return decodeMessage((await this.request(this.subjects.control(this.nodeId), encodeMessage(m))).data, SUBJECT_TYPES.controlReply);
   }
 

@@ -2,7 +2,7 @@
 // message with reason and usage.
 import test from 'ava';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { decodeMessage, SUBJECT_TYPES, type Tokens } from '@latentwire/protocol';
+import { WIRE_VERSION, decodeMessage, SUBJECT_TYPES, type Tokens } from '@latentwire/protocol';
 import { TokenStream } from '../../src/service/token-stream.js';
 
 function streamOf(flushMs: number) {
@@ -24,7 +24,7 @@ test('token stream - the first token goes at once, later ones within flushMs sha
   t.deepEqual(sent.map((m) => [m.seq, m.tokens]), [[0, [4]], [1, [5, 6, 7, 8]]]);
   s.onTokens([9]);
   s.onFinish('length', { promptTokens: 3, completionTokens: 6 });
-  t.deepEqual(sent.at(-1), { v: 1, type: 'tokens', requestId: 'req-1', seq: 2, tokens: [9], finishReason: 'length', usage: { promptTokens: 3, completionTokens: 6 } });
+  t.deepEqual(sent.at(-1), { v: WIRE_VERSION, type: 'tokens', requestId: 'req-1', seq: 2, tokens: [9], finishReason: 'length', usage: { promptTokens: 3, completionTokens: 6 } });
   t.deepEqual(done, ['length']);
   s.onTokens([10]);
   s.onFinish('stop', { promptTokens: 3, completionTokens: 6 });

@@ -26,12 +26,23 @@ export interface AdmitterOptions {
   readonly admission: AdmissionQueue;
   readonly reserve: ReserveCall;
   readonly fingerprint: string;
+  /** The model's EOS ids: the reserve carries them apart from the request's other stop ids. */
+  readonly eosTokenIds: readonly number[];
   readonly admissionWaitMs: number;
   readonly metrics: ClusterMetrics;
   readonly logger: Logger;
 }
 
 type Round = Grant | 'too-large' | 'busy' | 'no-nodes';
+
+/** The reserve's generation fields: the request's stop ids hold the model's EOS ids unless ignore_eos. */
+function generationOf(req: GenerationRequest, modelEos: readonly number[]) {
+  const eos = new Set(modelEos);
+  return {
+    requestId: req.requestId, promptTokens: req.promptIds.length, maxTokens: req.maxTokens, sampling: req.sampling,
+    stopTokenIds: req.stopTokenIds.filter((id) => !eos.has(id)), eosTokenIds: req.stopTokenIds.filter((id) => eos.has(id)),
+  };
+}
 
 export class Admitter {
   constructor(private readonly o: AdmitterOptions) {}
@@ -80,9 +91,7 @@ export class Admitter {
     for (const r of rankByHeadroom(nodes, tokens)) {
       if (r.tooLarge) tooLarge++;
       if (r.tooLarge || !r.fits || signal.aborted) continue;
-      const out = await requestReservation(reserve, r.node, {
-        requestId: req.requestId, promptTokens: req.promptIds.length, maxTokens: req.maxTokens, fingerprint,
-      });
+      const out = await requestReservation(reserve, r.node, { ...generationOf(req, this.o.eosTokenIds), fingerprint });
       metrics.reserves.inc({ result: out.ok ? 'ok' : out.reason });
       if (out.reply) registry.noteFreePages(r.node.nodeId, out.reply.freePages);
       if (out.ok) return { node: r.node, reply: out.reply };

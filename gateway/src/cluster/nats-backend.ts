@@ -36,7 +36,7 @@ export interface NatsBackendOptions {
   readonly prefillJobs: PrefillJobs;
   /** The served checkpoint's fingerprint: only nodes serving it get requests. */
   readonly fingerprint: string;
-  /** The model's EOS ids: the job carries them apart from the request's other stop ids. */
+  /** The model's EOS ids: the reserve carries them apart from the request's other stop ids. */
   readonly eosTokenIds: readonly number[];
   readonly settings: NatsBackendSettings;
   readonly rejections: WireRejections;
@@ -65,7 +65,7 @@ export class NatsBackend implements GenerationBackend {
       waiting: () => this.admission.waiting,
     });
     this.admitter = new Admitter({
-      registry, fingerprint, admission: this.admission, admissionWaitMs: settings.admissionWaitMs, metrics: this.metrics, logger: o.logger,
+      registry, fingerprint, eosTokenIds: o.eosTokenIds, admission: this.admission, admissionWaitMs: settings.admissionWaitMs, metrics: this.metrics, logger: o.logger,
       reserve: { nc: o.nc, subjects: o.subjects, rejections: o.rejections, timeoutMs: settings.reserveTimeoutMs },
     });
     this.stopListening = registry.onNodeEvent((e) => {
@@ -163,17 +163,12 @@ export class NatsBackend implements GenerationBackend {
   }
 
   private prefillJob(req: GenerationRequest, { node, reply }: Grant): PrefillJob {
-    const eos = new Set(this.o.eosTokenIds);
     return {
-      v: 1,
+      v: 2,
       requestId: req.requestId,
       decodeNodeId: node.nodeId,
       promptIds: req.promptIds,
       sampling: req.sampling,
-      maxTokens: req.maxTokens,
-      // The request's stop ids already hold the model's EOS ids unless ignore_eos: split them back apart.
-      stopTokenIds: req.stopTokenIds.filter((id) => !eos.has(id)),
-      eosTokenIds: req.stopTokenIds.filter((id) => eos.has(id)),
       layoutKey: node.heartbeat.layoutKey,
       fingerprint: this.o.fingerprint,
       deadline: Date.now() + reply.leaseMs,

@@ -2,7 +2,7 @@
 // caller moves on to the next node either way.
 import { NoRespondersError, RequestError, TimeoutError, type NatsConnection } from '@nats-io/transport-node';
 import {
-  SUBJECT_TYPES, cancelMessage, encodeMessage, reserveMessage, type ReserveRefusal, type ReserveReply, type WireRejections, type WireSubjects,
+  SUBJECT_TYPES, cancelMessage, encodeMessage, reserveMessage, type Reserve, type ReserveRefusal, type ReserveReply, type WireRejections, type WireSubjects,
 } from '@latentwire/protocol';
 import type { DecodeNode } from './decode-registry.js';
 
@@ -26,7 +26,7 @@ export interface ReserveCall {
 export async function requestReservation(
   call: ReserveCall,
   node: DecodeNode,
-  r: { readonly requestId: string; readonly promptTokens: number; readonly maxTokens: number; readonly fingerprint: string },
+  r: Omit<Reserve, 'v' | 'type' | 'layoutKey'>,
 ): Promise<ReserveOutcome> {
   const { nc, subjects, rejections, timeoutMs } = call;
   const subject = subjects.reserve(node.nodeId);

@@ -24,7 +24,9 @@ test.serial('cancellation - a client gone while its prefill job waits: cancels r
   const requestId = a.reserves[0]!.requestId;
   await until(async () => (await tc.cluster.queue.getJobState(requestId)) === 'waiting', 2000, 'the waiting job');
   const job = await tc.cluster.queue.getJob(requestId);
-  t.like(job!.data, { requestId, decodeNodeId: 'node-a', promptIds: c.input_ids, maxTokens: 100, eosTokenIds: [EOS], stopTokenIds: [] });
+  t.like(job!.data, { requestId, decodeNodeId: 'node-a', promptIds: c.input_ids });
+  t.false('maxTokens' in job!.data, 'the generation settings went with the reserve, not the job');
+  t.like(a.reserves[0], { maxTokens: 100, eosTokenIds: [EOS], stopTokenIds: [] });
 
   const abortedAt = performance.now();
   ac.abort();

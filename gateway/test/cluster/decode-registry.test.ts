@@ -3,7 +3,7 @@
 import test from 'ava';
 import { randomUUID } from 'node:crypto';
 import { connect } from '@nats-io/transport-node';
-import { WireRejections, cancelMessage, encodeMessage, wireSubjects } from '@latentwire/protocol';
+import { WIRE_VERSION, WireRejections, cancelMessage, encodeMessage, wireSubjects } from '@latentwire/protocol';
 import type { ExecutionContext } from 'ava';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
@@ -95,9 +95,9 @@ test.serial('registry - malformed heartbeats are counted and ignored', async (t)
   const { nc, subjects, registry, rejections, metrics, node } = await setup(t);
   nc.publish(subjects.heartbeat, new Uint8Array([0xc1])); // not msgpack
   nc.publish(subjects.heartbeat, encodeMessage(cancelMessage({ requestId: 'r1', reason: 'deadline' }))); // wrong type
-  // {v: 1, type: 'heartbeat'} and nothing else, hand-encoded: a fixmap of two entries.
+  // {v: WIRE_VERSION, type: 'heartbeat'} and nothing else, hand-encoded: a fixmap of two entries.
   const enc = new TextEncoder();
-  const bare = new Uint8Array([0x82, 0xa1, ...enc.encode('v'), 0x01, 0xa4, ...enc.encode('type'), 0xa9, ...enc.encode('heartbeat')]);
+  const bare = new Uint8Array([0x82, 0xa1, ...enc.encode('v'), WIRE_VERSION, 0xa4, ...enc.encode('type'), 0xa9, ...enc.encode('heartbeat')]);
   nc.publish(subjects.heartbeat, bare);
   await nc.flush();
   await node('node-a'); // a good one after the bad ones: it is still heard

@@ -42,7 +42,7 @@ test.serial("streaming - the node's 'length' finish ends the request with finish
   const tc = await startTestCluster(t);
   await tc.node({ nodeId: 'node-a' });
   await tc.waitForNodes('node-a');
-  tc.startPrefillWorker((job, node) => node.generate(job.requestId, c.greedy_ids.slice(0, job.maxTokens), 'length', 2));
+  tc.startPrefillWorker((job, node) => node.generate(job.requestId, c.greedy_ids.slice(0, node.reserveOf(job.requestId).maxTokens), 'length', 2));
   const r = await tc.gateway.client.completions.create({ model: MODEL_ID, prompt: c.prompt, max_tokens: 5 });
   t.is(r.choices[0]!.finish_reason, 'length');
   t.is(r.choices[0]!.text, tok.decode(c.greedy_ids.slice(0, 5), { skipSpecialTokens: true }));

@@ -83,8 +83,7 @@ export async function startTestNode(
     service, queue, registry, decodeNc, prefillNc,
     enqueue: async (fields, opts = { attempts: 1 }) => {
       const data: PrefillJob = {
-        v: 1, promptIds: options.promptIds, sampling: { temperature: 0, topK: 0, topP: 1, seed: 7 }, maxTokens: 16,
-        stopTokenIds: [], eosTokenIds: [1], layoutKey, fingerprint: c.folder.fingerprint, deadline: Date.now() + 120_000, ...fields,
+        v: 2, promptIds: options.promptIds, sampling: { temperature: 0, topK: 0, topP: 1, seed: 7 }, layoutKey, fingerprint: c.folder.fingerprint, deadline: Date.now() + 120_000, ...fields,
       };
       const job = await queue.add('prefill', data, opts);
       return job.id!;

@@ -58,6 +58,13 @@ export class ScriptedDecodeNode {
     return this.opts.nodeId;
   }
 
+  /** The reserve a request came with (its generation settings live there, not in the prefill job). */
+  reserveOf(requestId: string): Reserve {
+    const m = this.reserves.findLast((r) => r.requestId === requestId);
+    if (!m) throw new Error(`no reserve for ${requestId} on ${this.nodeId}`);
+    return m;
+  }
+
   static async start(opts: ScriptedNodeOptions): Promise<ScriptedDecodeNode> {
     const node = new ScriptedDecodeNode(opts, await connect({ servers: opts.natsUrl, name: `test-decode-${opts.nodeId}` }));
     const { subjects } = opts;

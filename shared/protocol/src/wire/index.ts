@@ -11,9 +11,10 @@ export {
   KV_ACK_REFUSALS, kvAckMessage, kvChunkChecksum, kvChunkMessage, type KvAck, type KvAckRefusal, type KvChunk,
 } from './messages/kv-chunk.js';
 export {
-  MAX_STOP_TOKENS, PREFILL_DONE_REFUSALS, prefillDoneAckMessage, prefillDoneMessage, prefillFailedMessage,
-  type PrefillDone, type PrefillDoneAck, type PrefillDoneRefusal, type PrefillFailed, type WireSampling,
+  PREFILL_DONE_REFUSALS, prefillDoneAckMessage, prefillDoneMessage, prefillFailedMessage,
+  type PrefillDone, type PrefillDoneAck, type PrefillDoneRefusal, type PrefillFailed,
 } from './messages/prefill.js';
+export { MAX_STOP_TOKENS, type WireSampling } from './messages/sampling.js';
 export { CANCEL_REASONS, cancelMessage, type Cancel, type CancelReason } from './messages/cancel.js';
 export {
   FINISH_REASONS, MAX_TOKENS_PER_MESSAGE, tokensMessage, type FinishReason, type Tokens, type Usage,

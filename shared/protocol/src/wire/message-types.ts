@@ -1,4 +1,4 @@
-// The message types of wire version 1, as one `as const` list and one union; each type's schema, checks and
+// The message types of wire version 2, as one `as const` list and one union; each type's schema, checks and
 // log form live in messages/<name>.ts. Adding a type: a module there, a line in SPECS, a subject in
 // subjects.ts. Changing what a field means: bump WIRE_VERSION.
 import { cancelSpec, type Cancel } from './messages/cancel.js';

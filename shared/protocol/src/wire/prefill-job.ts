@@ -1,24 +1,24 @@
 // The prefill job: what the gateway enqueues on BullMQ (Redis) after a decode node reserved the pages, and
-// what a prefill worker validates before touching the GPU. BullMQ stores job data as JSON, so this is a
+// what a prefill worker validates before touching the GPU. It carries what the prefill needs and no more:
+// the prompt, where its KV goes, and the sampling of the completion's first token. The rest of the
+// generation (max tokens, stop ids) went to the decode node with the reservation. BullMQ stores job data as JSON, so this is a
 // JSON-safe object (token ids as a number array) with the same field rules as the NATS messages.
 import { z } from 'zod';
-import { label, layoutKey, positiveU32, tokenId, tokenIds, wireId } from './fields.js';
-import { MAX_STOP_TOKENS, wireSamplingSchema, type WireSampling } from './messages/prefill.js';
+import { label, layoutKey, tokenId, wireId } from './fields.js';
+import { wireSamplingSchema, type WireSampling } from './messages/sampling.js';
 import { WireError } from './errors.js';
 
 /** Longest prompt a job may carry (DeepSeek-V3's 128K context, with room). */
 export const MAX_PROMPT_TOKENS = 1 << 18;
 
 export interface PrefillJob {
-  readonly v: 1;
+  readonly v: 2;
   readonly requestId: string;
   /** The decode node holding the reservation: the KV goes to its subjects. */
   readonly decodeNodeId: string;
   readonly promptIds: readonly number[];
+  /** Sampling of the completion's first token (counter 0); the decode node samples the rest. */
   readonly sampling: WireSampling;
-  readonly maxTokens: number;
-  readonly stopTokenIds: readonly number[];
-  readonly eosTokenIds: readonly number[];
   /** The reserving node's cache layout: the prefill quantizes into it. */
   readonly layoutKey: string;
   readonly fingerprint: string;
@@ -27,14 +27,11 @@ export interface PrefillJob {
 }
 
 const schema = z.object({
-  v: z.literal(1),
+  v: z.literal(2),
   requestId: wireId,
   decodeNodeId: wireId,
   promptIds: z.array(tokenId).min(1).max(MAX_PROMPT_TOKENS),
   sampling: wireSamplingSchema,
-  maxTokens: positiveU32,
-  stopTokenIds: tokenIds(MAX_STOP_TOKENS),
-  eosTokenIds: tokenIds(MAX_STOP_TOKENS),
   layoutKey,
   fingerprint: label,
   deadline: z.number().min(0),

@@ -52,7 +52,10 @@ export function samples(): { readonly [T in MessageType]: Extract<WireMessage, {
       nodeId: 'decode-0', fingerprint: FINGERPRINT, layoutKey: E4M3_KEY, kvDtype: 'fp8_e4m3', pageSize: 64,
       totalPages: 4096, freePages: 1000, running: 12, waiting: 3, maxBatch: 64, maxContext: 32768, seq: 41, sentAt: 1_767_225_600_123,
     }),
-    reserve: reserveMessage({ requestId, promptTokens: 74, maxTokens: 256, fingerprint: FINGERPRINT, layoutKey: E4M3_KEY }),
+    reserve: reserveMessage({
+      requestId, promptTokens: 74, maxTokens: 256, sampling: { temperature: 0.7, topK: 40, topP: 0.95, seed: 12345 },
+      stopTokenIds: [100, 101], eosTokenIds: [1], fingerprint: FINGERPRINT, layoutKey: E4M3_KEY,
+    }),
     'reserve-reply': reserveReplyMessage({ requestId, ok: true, pages: 6, freePages: 994, leaseMs: 30_000 }),
     'kv-chunk': kvChunkMessage({
       requestId, layer: 5, pageIndex: 1, tokenStart: 70, tokenCount: 4, pageSize: 64, layoutKey: E4M3_KEY, dtype: 'fp8_e4m3',
@@ -60,8 +63,7 @@ export function samples(): { readonly [T in MessageType]: Extract<WireMessage, {
     }),
     'kv-ack': kvAckMessage({ requestId, layer: 5, pageIndex: 1, tokenStart: 70, ok: true }),
     'prefill-done': prefillDoneMessage({
-      requestId, promptTokens: 74, layers: 27, firstToken: 128_000, sampling: { temperature: 0.7, topK: 40, topP: 0.95, seed: 12345 },
-      maxTokens: 256, stopTokenIds: [100, 101], eosTokenIds: [1], layoutKey: E4M3_KEY, fingerprint: FINGERPRINT,
+      requestId, promptTokens: 74, layers: 27, firstToken: 128_000, layoutKey: E4M3_KEY, fingerprint: FINGERPRINT,
     }),
     'prefill-done-ack': prefillDoneAckMessage({ requestId, ok: false, reason: 'incomplete', detail: 'layer 26 page 1 missing' }),
     'prefill-failed': prefillFailedMessage({ requestId, reason: 'GPU device lost' }),

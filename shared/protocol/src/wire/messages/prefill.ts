@@ -1,31 +1,9 @@
 // prefill-done: prefill → decode node, after every kv-chunk of the last layer was acked: the sequence can
-// start decoding from `firstToken`. prefill-done-ack: the node committed it (or why not). prefill-failed:
+// start decoding from `firstToken`, with the generation settings its reserve carried. prefill-done-ack: the node committed it (or why not). prefill-failed:
 // the prefill gave up; the node drops the reservation.
 import { z } from 'zod';
-import { label, layoutKey, positiveU32, text, tokenId, tokenIds, u32, wireId } from '../fields.js';
+import { label, layoutKey, positiveU32, text, tokenId, wireId } from '../fields.js';
 import { compact, WIRE_VERSION, type Envelope, type Fields, type MessageSpec } from './spec.js';
-
-/** Same meaning and ranges as the decode node's SamplingParams. */
-export interface WireSampling {
-  /** 0 = greedy; in [0, 100]. */
-  readonly temperature: number;
-  /** 0 = no top-k cut. */
-  readonly topK: number;
-  /** In (0, 1]. */
-  readonly topP: number;
-  /** u32 PRNG seed. */
-  readonly seed: number;
-}
-
-export const MAX_STOP_TOKENS = 256;
-
-/** WireSampling's ranges, for every message and job that carries sampling settings. */
-export const wireSamplingSchema = z.object({
-  temperature: z.number().min(0).max(100),
-  topK: u32,
-  topP: z.number().gt(0).max(1),
-  seed: u32,
-});
 
 export interface PrefillDone extends Envelope<'prefill-done'> {
   readonly requestId: string;
@@ -34,11 +12,6 @@ export interface PrefillDone extends Envelope<'prefill-done'> {
   readonly layers: number;
   /** The token the prefill sampled from the last prompt position: the completion's first. */
   readonly firstToken: number;
-  readonly sampling: WireSampling;
-  /** Completion tokens allowed, firstToken included. */
-  readonly maxTokens: number;
-  readonly stopTokenIds: readonly number[];
-  readonly eosTokenIds: readonly number[];
   readonly layoutKey: string;
   readonly fingerprint: string;
 }
@@ -80,16 +53,11 @@ export const prefillDoneSpec: MessageSpec<PrefillDone> = {
     promptTokens: positiveU32,
     layers: positiveU32,
     firstToken: tokenId,
-    sampling: wireSamplingSchema,
-    maxTokens: positiveU32,
-    stopTokenIds: tokenIds(MAX_STOP_TOKENS),
-    eosTokenIds: tokenIds(MAX_STOP_TOKENS),
     layoutKey,
     fingerprint: label,
   }),
   describe: (m) => ({
-    type: m.type, requestId: m.requestId, promptTokens: m.promptTokens, layers: m.layers, maxTokens: m.maxTokens,
-    temperature: m.sampling.temperature, layoutKey: m.layoutKey,
+    type: m.type, requestId: m.requestId, promptTokens: m.promptTokens, layers: m.layers, layoutKey: m.layoutKey,
   }),
 };
 

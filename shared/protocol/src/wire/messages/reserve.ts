@@ -1,13 +1,22 @@
 // reserve: gateway → decode node (request/reply), before a prefill starts: hold pages for the prompt's KV
-// and the completion. reserve-reply: granted (ok, pages held for leaseMs) or refused with a reason.
+// and the completion, and keep how the completion is to be generated (sampling, max tokens, stop ids): the
+// decode node owns the request's generation from here, so these never travel through the prefill queue.
+// reserve-reply: granted (ok, pages held for leaseMs) or refused with a reason.
 import { z } from 'zod';
-import { label, layoutKey, positiveU32, u32, wireId } from '../fields.js';
+import { label, layoutKey, positiveU32, tokenIds, u32, wireId } from '../fields.js';
+import { MAX_STOP_TOKENS, wireSamplingSchema, type WireSampling } from './sampling.js';
 import { compact, WIRE_VERSION, type Envelope, type Fields, type MessageSpec } from './spec.js';
 
 export interface Reserve extends Envelope<'reserve'> {
   readonly requestId: string;
   readonly promptTokens: number;
+  /** Completion tokens allowed, the prefill's first token included. */
   readonly maxTokens: number;
+  /** The completion's sampling; the prefill samples the first token with the same settings (counter 0). */
+  readonly sampling: WireSampling;
+  /** Tokens that end the completion (finish 'stop'): the user's stop ids, then the model's EOS ids. */
+  readonly stopTokenIds: readonly number[];
+  readonly eosTokenIds: readonly number[];
   /** What the prefill will run; the node refuses ('incompatible') unless both equal its own. */
   readonly fingerprint: string;
   readonly layoutKey: string;
@@ -44,10 +53,16 @@ export const reserveSpec: MessageSpec<Reserve> = {
     requestId: wireId,
     promptTokens: positiveU32,
     maxTokens: positiveU32,
+    sampling: wireSamplingSchema,
+    stopTokenIds: tokenIds(MAX_STOP_TOKENS),
+    eosTokenIds: tokenIds(MAX_STOP_TOKENS),
     fingerprint: label,
     layoutKey,
   }),
-  describe: (m) => ({ type: m.type, requestId: m.requestId, promptTokens: m.promptTokens, maxTokens: m.maxTokens, layoutKey: m.layoutKey }),
+  describe: (m) => ({
+    type: m.type, requestId: m.requestId, promptTokens: m.promptTokens, maxTokens: m.maxTokens, temperature: m.sampling.temperature,
+    layoutKey: m.layoutKey,
+  }),
 };
 
 export const reserveReplySpec: MessageSpec<ReserveReply> = {

@@ -4,7 +4,7 @@ import type { z } from 'zod';
 import type { WireRejectReason } from '../errors.js';
 
 /** The wire format version, sent as `v` in every envelope. A change a v1 peer would misread bumps it. */
-export const WIRE_VERSION = 1 as const;
+export const WIRE_VERSION = 2 as const;
 
 /** The envelope every message shares. */
 export interface Envelope<T extends string> {
