@@ -10,8 +10,8 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Gpu } from '@latentwire/gpu';
-import { gpuOptionsFromEnv } from '@latentwire/gpu';
-import { normalizeConfig, type MlaConfig } from '@latentwire/model';
+import { gpuOptionsFromEnv, ropeFreqPrecisionFromEnv } from '@latentwire/gpu';
+import { normalizeConfig, type MlaConfig, type RopeFreqPrecision } from '@latentwire/model';
 import { latentKvLayout, type KvDtype } from '@latentwire/protocol';
 import { syntheticWeights } from '@latentwire/gpu/weights';
 import type { ModelWeights } from '@latentwire/gpu/weights';
@@ -32,7 +32,7 @@ interface DecodeModelLike {
 interface DecodeModule {
   DecodeModel: {
     create(gpu: Gpu, cfg: MlaConfig, weights: ModelWeights, opts: {
-      maxBatch: number; maxContext: number; pageSize: number; kvDtype: KvDtype; numPages: number;
+      maxBatch: number; maxContext: number; pageSize: number; kvDtype: KvDtype; numPages: number; ropeFreqPrecision: RopeFreqPrecision;
     }): Promise<DecodeModelLike>;
   };
 }
@@ -64,6 +64,7 @@ function weightBytesPerStep(cfg: MlaConfig, B: number): number {
 
 async function main(): Promise<void> {
   const gpu = await Gpu.create(gpuOptionsFromEnv());
+  const ropeFreqPrecision = ropeFreqPrecisionFromEnv();
   const info = gpu.adapterInfo;
   const software = isSoftwareAdapter(info);
   const base = normalizeConfig(JSON.parse(readFileSync(configPath, 'utf8')), configPath);
@@ -85,7 +86,7 @@ async function main(): Promise<void> {
     for (const ctx of contexts) {
       const maxB = Math.max(...batches);
       const perSeq = Math.ceil((ctx + 2 * iters + 3) / pageSize);
-      const model = await DecodeModel.create(gpu, cfg, weights, { maxBatch: maxB, maxContext: perSeq * pageSize, pageSize, kvDtype: dtype, numPages: maxB * perSeq });
+      const model = await DecodeModel.create(gpu, cfg, weights, { maxBatch: maxB, maxContext: perSeq * pageSize, pageSize, kvDtype: dtype, numPages: maxB * perSeq, ropeFreqPrecision });
       for (const B of batches) {
         // the cache holds zeros (a finite, valid row in every dtype): the work per token is the same as real data
         const tables = Array.from({ length: B }, (_, b) => Array.from({ length: perSeq }, (_, i) => b * perSeq + i));

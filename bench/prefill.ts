@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Gpu } from '@latentwire/gpu';
-import { gpuOptionsFromEnv } from '@latentwire/gpu';
+import { gpuOptionsFromEnv, ropeFreqPrecisionFromEnv } from '@latentwire/gpu';
 import { normalizeConfig, type MlaConfig } from '@latentwire/model';
 import { syntheticWeights } from '@latentwire/gpu/weights';
 import { PrefillModel } from '@latentwire/gpu/prefill';
@@ -52,7 +52,7 @@ async function main(): Promise<void> {
   })));
 
   const weights = await syntheticWeights(gpu, cfg);
-  const model = new PrefillModel(gpu, cfg, weights);
+  const model = new PrefillModel(gpu, cfg, weights, { ropeFreqPrecision: ropeFreqPrecisionFromEnv() });
   const rows: Row[] = [];
   for (const T of tokensList) {
     const ids = Array.from({ length: T }, (_, i) => (i * 7919) % cfg.vocabSize);
