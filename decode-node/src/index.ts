@@ -4,6 +4,7 @@ export { DecodeNodeService, type DecodeNodeServiceOptions } from './service/deco
 export { SERVICE_ENV, serviceSettings, serviceSettingsFromEnv, type ServiceSettings } from './service/env.js';
 export { DECODE_ENV, decodeSettings, decodeSettingsFrom, type DecodeSettings, type DecodeDeviceLimits } from './config.js';
 export { DECODE_NODE_ENV, decodeNodeEnv, type DecodeNodeEnv } from './node-env.js';
+export { CLI_ENV } from './cli/env.js';
 export { loadDecodeStack, type DecodeStack } from './engine/load.js';
 export { DecodeEngine, type EngineRequest, type RequestEvents, type SamplingSettings, type Usage } from './engine/engine.js';
 export { SchedulerRejection, type FinishReason, type RejectionReason } from './scheduler/index.js';
