@@ -8,13 +8,13 @@
 //      BENCH_LAYERS (all; 2 on software adapters)  BENCH_ITERS (10; 2 on software)  PEAK_GBPS (3350, H100 SXM HBM3)
 //      BENCH_CONFIG (a config.json)  plus the GPU settings (gpuOptionsFromEnv).
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { Gpu } from '@latentwire/gpu';
-import { gpuOptionsFromEnv } from '@latentwire/gpu';
-import { normalizeConfig, type MlaConfig } from '@latentwire/model';
-import { latentKvLayout, type KvDtype } from '@latentwire/protocol';
+import { gpuOptions } from '@latentwire/gpu';
+import { normalizeConfig, type MlaConfig, type RopeFreqPrecision } from '@latentwire/model';
+import { failStart, latentKvLayout, type KvDtype } from '@latentwire/protocol';
 import { syntheticWeights } from '@latentwire/gpu/weights';
 import type { ModelWeights } from '@latentwire/gpu/weights';
+import { benchEnv } from './lib/env.js';
 import { isSoftwareAdapter, printTable, writeJson, type Row } from './lib/report.js';
 
 /** The slice of decode-node's DecodeModel this bench drives (bench does not depend on decode-node's types). */
@@ -32,13 +32,11 @@ interface DecodeModelLike {
 interface DecodeModule {
   DecodeModel: {
     create(gpu: Gpu, cfg: MlaConfig, weights: ModelWeights, opts: {
-      maxBatch: number; maxContext: number; pageSize: number; kvDtype: KvDtype; numPages: number;
+      maxBatch: number; maxContext: number; pageSize: number; kvDtype: KvDtype; numPages: number; ropeFreqPrecision: RopeFreqPrecision;
     }): Promise<DecodeModelLike>;
   };
 }
 
-const list = (name: string, def: string) => (process.env[name] ?? def).split(',').map((s) => s.trim()).filter(Boolean);
-const configPath = process.env.BENCH_CONFIG ?? fileURLToPath(new URL('../configs/deepseek-v2-lite.config.json', import.meta.url));
 
 /** Bytes of weights one step reads at batch B (routed experts: the expected number B tokens touch). */
 function weightBytesPerStep(cfg: MlaConfig, B: number): number {
@@ -63,18 +61,21 @@ function weightBytesPerStep(cfg: MlaConfig, B: number): number {
 }
 
 async function main(): Promise<void> {
-  const gpu = await Gpu.create(gpuOptionsFromEnv());
+  const env = benchEnv(process.env);
+  const configPath = env.BENCH_CONFIG;
+  const gpu = await Gpu.create(gpuOptions(env));
+  const ropeFreqPrecision = env.ROPE_FREQ_PRECISION;
   const info = gpu.adapterInfo;
   const software = isSoftwareAdapter(info);
   const base = normalizeConfig(JSON.parse(readFileSync(configPath, 'utf8')), configPath);
-  const layers = Number(process.env.BENCH_LAYERS ?? (software ? 2 : base.numLayers));
+  const layers = env.BENCH_LAYERS ?? (software ? 2 : base.numLayers);
   const cfg: MlaConfig = { ...base, numLayers: layers, vocabSize: software ? Math.min(base.vocabSize, 16384) : base.vocabSize };
-  const batches = list('BENCH_BATCHES', software ? '1,4' : '1,16,64').map(Number);
-  const contexts = list('BENCH_CONTEXTS', software ? '256' : '1024,4096').map(Number);
-  const dtypes = list('BENCH_DTYPES', 'fp8_e4m3,bf16') as KvDtype[];
-  const pageSize = Number(process.env.PAGE_SIZE ?? 64);
-  const iters = Number(process.env.BENCH_ITERS ?? (software ? 2 : 10));
-  const peakGBps = Number(process.env.PEAK_GBPS ?? 3350);
+  const batches = env.BENCH_BATCHES ?? (software ? [1, 4] : [1, 16, 64]);
+  const contexts = env.BENCH_CONTEXTS ?? (software ? [256] : [1024, 4096]);
+  const dtypes = env.BENCH_DTYPES;
+  const pageSize = env.PAGE_SIZE;
+  const iters = env.BENCH_ITERS ?? (software ? 2 : 10);
+  const peakGBps = env.PEAK_GBPS;
   console.log(`adapter: ${info.vendor} ${info.description || info.device}; ${configPath.split('/').pop()} with ${layers} of ${base.numLayers} layers; ceiling ${peakGBps} GB/s`);
 
   const { DecodeModel } = (await import(new URL('./engine/decode-model.js', import.meta.resolve('@latentwire/decode-node')).href)) as DecodeModule;
@@ -85,7 +86,7 @@ async function main(): Promise<void> {
     for (const ctx of contexts) {
       const maxB = Math.max(...batches);
       const perSeq = Math.ceil((ctx + 2 * iters + 3) / pageSize);
-      const model = await DecodeModel.create(gpu, cfg, weights, { maxBatch: maxB, maxContext: perSeq * pageSize, pageSize, kvDtype: dtype, numPages: maxB * perSeq });
+      const model = await DecodeModel.create(gpu, cfg, weights, { maxBatch: maxB, maxContext: perSeq * pageSize, pageSize, kvDtype: dtype, numPages: maxB * perSeq, ropeFreqPrecision });
       for (const B of batches) {
         // the cache holds zeros (a finite, valid row in every dtype): the work per token is the same as real data
         const tables = Array.from({ length: B }, (_, b) => Array.from({ length: perSeq }, (_, i) => b * perSeq + i));
@@ -137,7 +138,4 @@ async function main(): Promise<void> {
   gpu.dispose();
 }
 
-main().catch((e) => {
-  console.error(e);
-  process.exit(1);
-});
+main().catch((err: unknown) => failStart('bench:decode', err));

@@ -4,16 +4,16 @@
 //   node bench/dist/prefill.js          (on lavapipe: 2 layers and short prompts unless BENCH_LAYERS / BENCH_TOKENS say)
 // Env: BENCH_LAYERS, BENCH_TOKENS (comma list), PEAK_TFLOPS, BENCH_CONFIG (path to a config.json), GPU settings.
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { Gpu } from '@latentwire/gpu';
-import { gpuOptionsFromEnv } from '@latentwire/gpu';
+import { gpuOptions } from '@latentwire/gpu';
+import { failStart } from '@latentwire/protocol';
 import { normalizeConfig, type MlaConfig } from '@latentwire/model';
 import { syntheticWeights } from '@latentwire/gpu/weights';
 import { PrefillModel } from '@latentwire/gpu/prefill';
+import { benchEnv } from './lib/env.js';
 import { isSoftwareAdapter, printTable, writeJson, type Row } from './lib/report.js';
 import { benchMatmul, QUICK_SHAPES, PREFILL_DECODE_SHAPES } from './matmul.js';
 
-const configPath = process.env.BENCH_CONFIG ?? fileURLToPath(new URL('../configs/deepseek-v2-lite.config.json', import.meta.url));
 
 /** Matmul + attention FLOPs of a prefill of T tokens (multiply-adds count 2). */
 function prefillFlops(cfg: MlaConfig, T: number): number {
@@ -35,15 +35,17 @@ function prefillFlops(cfg: MlaConfig, T: number): number {
 }
 
 async function main(): Promise<void> {
-  const gpu = await Gpu.create(gpuOptionsFromEnv());
+  const env = benchEnv(process.env);
+  const configPath = env.BENCH_CONFIG;
+  const gpu = await Gpu.create(gpuOptions(env));
   const info = gpu.adapterInfo;
   const software = isSoftwareAdapter(info);
-  const peak = Number(process.env.PEAK_TFLOPS ?? 65);
+  const peak = env.PEAK_TFLOPS;
   const base = normalizeConfig(JSON.parse(readFileSync(configPath, 'utf8')), configPath);
-  const layers = Number(process.env.BENCH_LAYERS ?? (software ? 2 : base.numLayers));
+  const layers = env.BENCH_LAYERS ?? (software ? 2 : base.numLayers);
   // lavapipe binds at most 128 MiB: shrink the vocabulary there so embed/lm_head fit one binding
   const cfg: MlaConfig = { ...base, numLayers: layers, vocabSize: software ? Math.min(base.vocabSize, 16384) : base.vocabSize };
-  const tokensList = (process.env.BENCH_TOKENS ?? (software ? '16,64' : '512,2048,4096')).split(',').map(Number);
+  const tokensList = env.BENCH_TOKENS ?? (software ? [16, 64] : [512, 2048, 4096]);
   console.log(`adapter: ${info.vendor} ${info.description || info.device}; model: ${configPath.split('/').pop()} with ${layers} of ${base.numLayers} layers`);
 
   const matmulRows = await benchMatmul(gpu, software ? QUICK_SHAPES : PREFILL_DECODE_SHAPES, { iters: software ? 3 : 20, peakTflops: peak });
@@ -52,7 +54,7 @@ async function main(): Promise<void> {
   })));
 
   const weights = await syntheticWeights(gpu, cfg);
-  const model = new PrefillModel(gpu, cfg, weights);
+  const model = new PrefillModel(gpu, cfg, weights, { ropeFreqPrecision: env.ROPE_FREQ_PRECISION });
   const rows: Row[] = [];
   for (const T of tokensList) {
     const ids = Array.from({ length: T }, (_, i) => (i * 7919) % cfg.vocabSize);
@@ -71,7 +73,4 @@ async function main(): Promise<void> {
   gpu.dispose();
 }
 
-main().catch((e) => {
-  console.error(e);
-  process.exit(1);
-});
+main().catch((err: unknown) => failStart('bench:prefill', err));

@@ -16,7 +16,7 @@ const env = { ...process.env };
 env.NATS_URL ??= 'nats://127.0.0.1:4222';
 env.REDIS_URL ??= 'redis://127.0.0.1:6379';
 env.GATEWAY_PORT ??= '8000';
-env.MODEL_DIR ??= join(root, 'models', 'tiny-deepseek-v2');
+// MODEL_DIR: unset means each service's one default (COMMON_ENV in shared/protocol), not a second computation here
 const decodeNodes = Number(env.DECODE_NODES ?? 2);
 const prefillNodes = Number(env.PREFILL_NODES ?? 1);
 for (const [name, v] of [['DECODE_NODES', decodeNodes], ['PREFILL_NODES', prefillNodes]]) {

@@ -1,29 +1,27 @@
 #!/usr/bin/env node
 // The decode node process: environment → GPU → model and engine → NATS service, until SIGINT/SIGTERM.
-// Every variable is parsed before the GPU is touched, so a bad value fails start-up at once, naming it:
-// SERVICE_ENV (service/env.ts), DECODE_ENV (config.ts), GPU_ENV and MODEL_ENV (@latentwire/gpu).
+// Every variable (DECODE_NODE_ENV, node-env.ts) is parsed before the GPU is touched, so a bad value fails
+// start-up at once naming it; sizes the adapter cannot hold (KV_CACHE_MIB, DECODE_HEAD_GROUP) are checked
+// right after the device is acquired, before any weight is uploaded. Both exit 2 (failStart).
 import { createServer, type Server } from 'node:http';
 import { pino } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { Gpu } from '@latentwire/gpu';
-import { parseEnv } from '@latentwire/protocol';
-import { gpuOptionsFromEnv, ropeFreqPrecisionFromEnv } from '@latentwire/gpu';
-import { parseKvDtype } from '@latentwire/protocol';
-import { DECODE_ENV, decodeSettings } from './config.js';
+import { loadConfig } from '@latentwire/model';
+import { failStart } from '@latentwire/protocol';
+import { decodeSettingsFrom } from './config.js';
 import { loadDecodeStack, type DecodeStack } from './engine/load.js';
+import { decodeNodeEnv } from './node-env.js';
 import { DecodeNodeService } from './service/decode-node-service.js';
-import { serviceSettingsFromEnv } from './service/env.js';
 
 async function main(): Promise<void> {
-  const settings = serviceSettingsFromEnv();
-  parseKvDtype(parseEnv(DECODE_ENV).KV_CACHE_DTYPE); // checked now; sized against the model's config once it is open
-  const gpuOptions = gpuOptionsFromEnv();
-  const ropeFreqPrecision = ropeFreqPrecisionFromEnv();
+  const env = decodeNodeEnv(process.env);
+  const settings = env.service;
   const logger = pino({ name: 'decode-node', level: settings.logLevel });
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
 
-  const gpu = await Gpu.create(gpuOptions);
+  const gpu = await Gpu.create(env.gpu);
   let stack: DecodeStack | null = null;
   let service: DecodeNodeService | null = null;
   let metricsServer: Server | null = null;
@@ -52,7 +50,8 @@ async function main(): Promise<void> {
   }
 
   try {
-    stack = await loadDecodeStack(gpu, settings.modelDir, (cfg) => decodeSettings(cfg), { ropeFreqPrecision });
+    const decode = decodeSettingsFrom(loadConfig(settings.modelDir), env.decode, {}, gpu.limits);
+    stack = await loadDecodeStack(gpu, settings.modelDir, () => decode, { ropeFreqPrecision: env.ropeFreqPrecision });
     service = new DecodeNodeService({
       nats: settings.natsServers, nodeId: settings.nodeId, subjectPrefix: settings.subjectPrefix, stack,
       heartbeatMs: settings.heartbeatMs, tokenFlushMs: settings.tokenFlushMs, logger, registry,
@@ -85,9 +84,4 @@ function serveMetrics(registry: Registry, port: number): Promise<Server> {
   });
 }
 
-main().catch((err: unknown) => {
-  const e = err as Error;
-  const config = e.name === 'ConfigError' || e.name === 'KvDtypeError';
-  process.stderr.write(`decode-node: ${config ? '' : `${e.name}: `}${e.message}\n`);
-  process.exit(config ? 2 : 1);
-});
+main().catch((err: unknown) => failStart('decode-node', err));

@@ -2,3 +2,4 @@
 export * from './http/index.js';
 export * from './cluster/index.js';
 export { metricsRoute } from './metrics-route.js';
+export { GATEWAY_ENV, gatewaySettingsFromEnv, type GatewaySettings } from './env.js';

@@ -1,48 +1,23 @@
 // The gateway service: OpenAI HTTP API in front of the NATS/BullMQ cluster.
-//   1. parse the environment (a bad variable exits with an error naming it);
+//   1. parse the environment (GATEWAY_ENV, env.ts; a bad variable exits 2 with an error naming it);
 //   2. open the model folder (tokenizer, chat template, fingerprint; no GPU);
 //   3. connect NATS, start the heartbeat registry and the prefill queue, listen for HTTP (GET /metrics too);
 //   4. on SIGINT/SIGTERM: stop taking connections, cancel what was in flight, close the queue, drain NATS.
-import { fileURLToPath } from 'node:url';
-import { ConfigError, env, parseEnv } from '@latentwire/protocol';
+import { failStart } from '@latentwire/protocol';
 import { openModelFolder } from '@latentwire/model';
 import { connect } from '@nats-io/transport-node';
 import { pino } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
-import { clusterSettingsFromEnv, startClusterBackend, type ClusterSettings } from './cluster/index.js';
-import { httpSettingsFromEnv, startGateway, type HttpSettings } from './http/index.js';
+import { startClusterBackend } from './cluster/index.js';
+import { gatewaySettingsFromEnv } from './env.js';
+import { startGateway } from './http/index.js';
 import { metricsRoute } from './metrics-route.js';
 
-const MAIN_ENV = {
-  /** The model folder the decode and prefill nodes serve (its fingerprint must match theirs). */
-  MODEL_DIR: env.str(fileURLToPath(new URL('../../../models/tiny-deepseek-v2', import.meta.url))),
-  LOG_LEVEL: env.oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info'),
-};
-
-interface MainSettings {
-  readonly modelDir: string;
-  readonly logLevel: string;
-  readonly http: HttpSettings;
-  readonly cluster: ClusterSettings;
-}
-
-function settingsFromEnv(e: NodeJS.ProcessEnv): MainSettings {
-  const v = parseEnv(MAIN_ENV, e);
-  return Object.freeze({ modelDir: v.MODEL_DIR, logLevel: v.LOG_LEVEL, http: httpSettingsFromEnv(e), cluster: clusterSettingsFromEnv(e) });
-}
-
 async function main(): Promise<void> {
-  let s: MainSettings;
-  try {
-    s = settingsFromEnv(process.env);
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    console.error(`gateway: ${err.message}`);
-    process.exit(1);
-  }
+  const s = gatewaySettingsFromEnv(process.env);
   const logger = pino({ name: 'gateway', level: s.logLevel });
   const model = openModelFolder(s.modelDir);
-  const nc = await connect({ servers: s.cluster.natsUrl, name: 'latentwire-gateway' });
+  const nc = await connect({ servers: [...s.cluster.natsServers], name: 'latentwire-gateway' });
   void (async () => {
     // nats.js reconnects by itself (subscriptions survive); say so when it happens.
     for await (const st of nc.status()) {
@@ -56,7 +31,7 @@ async function main(): Promise<void> {
     model, servedModelName: s.http.servedModelName, host: s.http.host, port: s.http.port,
     backend: cluster.backend, logger, extraRoutes: metricsRoute(metricsRegistry), defaultMaxTokens: s.http.defaultMaxTokens,
   });
-  logger.info({ url: gw.url, modelDir: model.dir, fingerprint: model.fingerprint, nats: s.cluster.natsUrl, subjectPrefix: s.cluster.subjectPrefix }, 'gateway listening');
+  logger.info({ url: gw.url, modelDir: model.dir, fingerprint: model.fingerprint, nats: s.cluster.natsServers, subjectPrefix: s.cluster.subjectPrefix }, 'gateway listening');
 
   let stopping = false;
   const stop = async (signal: NodeJS.Signals): Promise<void> => {
@@ -84,7 +59,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err: unknown) => {
-  console.error('gateway: failed to start:', err);
-  process.exit(1);
-});
+main().catch((err: unknown) => failStart('gateway', err));

@@ -6,5 +6,5 @@ export { KvSender, sendPrefillFailed, type KvDestination, type KvSendContext } f
 export { SendWindows, type Release } from './send-window.js';
 export { Cancellations, type CancellationsOptions, type TrackedRequest } from './cancellations.js';
 export { PrefillMetrics, JOB_OUTCOMES, type JobOutcome } from './metrics.js';
-export { PREFILL_ENV, prefillSettingsFromEnv, type PrefillSettings } from './env.js';
+export { PREFILL_ENV, PREFILL_NODE_ENV, prefillSettingsFromEnv, type PrefillSettings } from './env.js';
 export { PrefillNodeError, RequestGoneError, PrefillRefusedError, KvSendError, type GoneReason } from './errors.js';

@@ -1,22 +1,24 @@
 #!/usr/bin/env node
 // The prefill node process: env (env.ts) → GPU → model → NATS → worker. SIGINT/SIGTERM: stop taking jobs and
-// let the active ones finish or fail, drain NATS, release the GPU. A second signal exits at once.
+// let the active ones finish or fail, drain NATS, release the GPU. A second signal exits at once. A bad
+// variable exits 2 naming it, before the GPU is touched (failStart).
 import { createServer, type Server } from 'node:http';
 import { connect } from '@nats-io/transport-node';
 import { pino } from 'pino';
 import { register } from 'prom-client';
 import { Gpu } from '@latentwire/gpu';
 import { loadPrefillModel } from '@latentwire/gpu/prefill';
+import { failStart } from '@latentwire/protocol';
 import { prefillSettingsFromEnv } from './env.js';
 import { PrefillWorkerService } from './worker.js';
 
 async function main(): Promise<void> {
-  const logger = pino({ name: 'prefill-node' });
   const settings = prefillSettingsFromEnv(process.env);
+  const logger = pino({ name: 'prefill-node', level: settings.logLevel });
   const gpu = await Gpu.create(settings.gpu);
   const { model, folder } = loadPrefillModel(gpu, settings.modelDir, { ropeFreqPrecision: settings.ropeFreqPrecision });
   logger.info({ model: settings.modelDir, fingerprint: folder.fingerprint, layers: model.cfg.numLayers }, 'model loaded');
-  const nc = await connect({ servers: settings.natsUrl.split(',').map((s) => s.trim()), name: 'latentwire-prefill' });
+  const nc = await connect({ servers: [...settings.natsServers], name: 'latentwire-prefill' });
   const service = new PrefillWorkerService({
     nats: nc, redisUrl: settings.redisUrl, prefix: settings.prefix, concurrency: settings.concurrency,
     model, folder, maxInFlightBytes: settings.maxInFlightBytes, ackTimeoutMs: settings.ackTimeoutMs, logger, registry: register,
@@ -66,7 +68,4 @@ function serveMetrics(port: number): Promise<Server> {
   });
 }
 
-main().catch((err: unknown) => {
-  console.error(err instanceof Error ? `${err.name}: ${err.message}` : err);
-  process.exit(1);
-});
+main().catch((err: unknown) => failStart('prefill-node', err));

@@ -20,9 +20,10 @@ const MAIN = fileURLToPath(new URL('../src/main.js', import.meta.url));
 test('env - defaults', (t) => {
   const s = prefillSettingsFromEnv({});
   t.like(s, {
-    natsUrl: 'nats://127.0.0.1:4222', redisUrl: 'redis://127.0.0.1:6379', prefix: 'lw', concurrency: 2,
-    maxInFlightBytes: 8 << 20, ackTimeoutMs: 10_000, metricsPort: 0, ropeFreqPrecision: undefined,
+    redisUrl: 'redis://127.0.0.1:6379', prefix: 'lw', concurrency: 2, logLevel: 'info',
+    maxInFlightBytes: 8 << 20, ackTimeoutMs: 10_000, metricsPort: 0, ropeFreqPrecision: 'checkpoint',
   });
+  t.deepEqual(s.natsServers, ['nats://127.0.0.1:4222']);
   t.true(s.modelDir.endsWith('/models/tiny-deepseek-v2'), s.modelDir);
   t.true(Object.isFrozen(s));
 });
@@ -36,12 +37,6 @@ test('env - every bad value is named', (t) => {
     const err = t.throws(() => prefillSettingsFromEnv({ [name]: value }), { instanceOf: ConfigError });
     t.true(err!.message.includes(`${name}=`), `${name}: ${err!.message}`);
   }
-});
-
-test('main - a bad variable fails start-up naming it', async (t) => {
-  const { code, output } = await run({ KV_ACK_TIMEOUT_MS: 'soon' });
-  t.is(code, 1);
-  t.regex(output, /KV_ACK_TIMEOUT_MS="soon"/);
 });
 
 test('main - serves a job, and SIGTERM lets the active job finish before it exits 0', async (t) => {
@@ -89,13 +84,3 @@ test('main - serves a job, and SIGTERM lets the active job finish before it exit
   t.like(decode.done[0], { requestId: 'req-main', firstToken: ids.greedy_ids[0] });
   t.regex(output, /shutting down/);
 });
-
-function run(env: Record<string, string>): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [MAIN], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout!.on('data', (d: Buffer) => void (output += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => void (output += d.toString()));
-    child.once('exit', (code) => resolve({ code, output }));
-  });
-}

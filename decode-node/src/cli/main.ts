@@ -7,19 +7,19 @@
 //            --seed S] [--kv-dtype D] [--page-size P] [--json]   → the text, or {"ids": [...], "text": "..."}
 // generate prefills once, then decodes through the continuous-batching engine (weight-absorbed MLA over the
 // paged latent cache), as the decode node does. KV_CACHE_DTYPE / PAGE_SIZE etc. apply unless given as flags.
+// The environment (CLI_ENV, ./env.ts) is parsed before anything else; a bad value, an impossible size for the
+// adapter (checked right after acquiring it) or a bad flag exits 2.
 import { parseArgs } from 'node:util';
-import { fileURLToPath } from 'node:url';
 import { resolve } from 'node:path';
-import { Gpu } from '@latentwire/gpu';
-import { gpuOptionsFromEnv, ropeFreqPrecisionFromEnv } from '@latentwire/gpu';
+import { Gpu, gpuOptions } from '@latentwire/gpu';
+import { loadConfig } from '@latentwire/model';
 import { parseKvDtype } from '@latentwire/protocol';
 import { loadPrefillModel } from '@latentwire/gpu/prefill';
-import { decodeSettings, type DecodeSettings } from '../config.js';
+import { decodeSettingsFrom, type DecodeSettings } from '../config.js';
 import { loadDecodeStack } from '../engine/load.js';
 import { DecodeModel } from '../engine/decode-model.js';
 import type { SamplingSettings } from '../engine/engine.js';
-
-const DEFAULT_MODEL = resolve(fileURLToPath(import.meta.url), '../../../../../models/tiny-deepseek-v2');
+import { cliEnv } from './env.js';
 
 class UsageError extends Error {}
 
@@ -44,6 +44,7 @@ function wholeNumber(s: string | undefined, name: string, def: number, min: numb
 }
 
 async function main(argv: string[]): Promise<void> {
+  const env = cliEnv(process.env);
   const [command, ...rest] = argv;
   const { values } = parseArgs({
     args: rest,
@@ -61,10 +62,13 @@ async function main(argv: string[]): Promise<void> {
   const overrides: { -readonly [K in keyof DecodeSettings]?: DecodeSettings[K] } = {};
   if (values['kv-dtype'] !== undefined) overrides.kvDtype = parseKvDtype(values['kv-dtype']);
   if (values['page-size'] !== undefined) overrides.pageSize = wholeNumber(values['page-size'], '--page-size', 64, 1);
-  const modelDir = values.model ?? DEFAULT_MODEL;
-  const ropeFreqPrecision = ropeFreqPrecisionFromEnv();
-  const gpu = await Gpu.create(gpuOptionsFromEnv());
+  const modelDir = values.model !== undefined ? resolve(values.model) : env.MODEL_DIR;
+  const ropeFreqPrecision = env.ROPE_FREQ_PRECISION;
+  const gpu = await Gpu.create(gpuOptions(env));
   try {
+    const cfg = loadConfig(modelDir);
+    const settings = (o: Partial<DecodeSettings>) => decodeSettingsFrom(cfg, env, { ...overrides, ...o }, gpu.limits);
+    settings({ maxBatch: 1 }); // sizes the adapter cannot hold fail here, before any weight is uploaded
     if (command === 'logits') {
       const ids = parseIds(values.ids);
       if (!ids) throw new UsageError('logits needs --ids');
@@ -76,7 +80,7 @@ async function main(argv: string[]): Promise<void> {
         return;
       }
       const steps = wholeNumber(values['decode-steps'], '--decode-steps', 1, 1);
-      const s = decodeSettings(folder.config, process.env, { ...overrides, maxBatch: 1, maxContext: ids.length + steps });
+      const s = settings({ maxBatch: 1, maxContext: ids.length + steps });
       const pages = Math.ceil((ids.length + steps) / s.pageSize);
       const dec = await DecodeModel.create(gpu, folder.config, model.weights, {
         maxBatch: 1, maxContext: ids.length + steps, pageSize: s.pageSize, kvDtype: s.kvDtype, numPages: pages,
@@ -109,7 +113,7 @@ async function main(argv: string[]): Promise<void> {
       topK: num(values['top-k'], '--top-k', 0),
       seed: num(values.seed, '--seed', 0),
     };
-    const stack = await loadDecodeStack(gpu, modelDir, (cfg) => decodeSettings(cfg, process.env, { ...overrides, maxBatch: 1 }), { ropeFreqPrecision });
+    const stack = await loadDecodeStack(gpu, modelDir, () => settings({ maxBatch: 1 }), { ropeFreqPrecision });
     const { folder, engine } = stack;
     let ids: number[];
     if (values.ids !== undefined) ids = parseIds(values.ids)!;
@@ -139,7 +143,7 @@ async function main(argv: string[]): Promise<void> {
 
 main(process.argv.slice(2)).catch((err: unknown) => {
   const e = err as Error;
-  const usage = e instanceof UsageError || e.name === 'KvDtypeError' || e.name === 'ConfigError';
+  const usage = e instanceof UsageError || e.name === 'KvDtypeError' || e.name === 'ConfigError'; // exit 2, as every service's bad value
   process.stderr.write(`latentwire: ${usage ? '' : `${e.name}: `}${e.message}\n`);
   process.exitCode = usage ? 2 : 1;
 });

@@ -12,7 +12,7 @@ import type { Gpu, KernelProgram } from '@latentwire/gpu';
 import { embedding, matmul, rmsNorm, rope, kvAppend, sampleTokens, packSamplingParams, SAMPLING_PARAMS_BYTES, type SamplingParams } from '@latentwire/gpu/kernels';
 import type { KvDtype } from '@latentwire/protocol';
 import { latentRowWidth, qkHeadDim, type MlaConfig } from '@latentwire/model';
-import { attentionSoftmaxScale, ropeAttentionFactor, ropeInverseFrequencies } from '@latentwire/model';
+import { attentionSoftmaxScale, modelRopeInverseFrequencies, ropeAttentionFactor } from '@latentwire/model';
 import { allocMoeScratch, mlpPrograms, moePrograms, type MoeScratchBuffers, type RopeFreqPrecision } from '@latentwire/gpu/prefill';
 import type { ModelWeights } from '@latentwire/gpu/weights';
 import {
@@ -36,7 +36,8 @@ export interface DecodeModelOptions {
   readonly headGroup?: number;
   /** DECODE_KV_SPLITS: 0 or undefined = chosen per step from batch and context length. */
   readonly kvSplits?: number;
-  readonly ropeFreqPrecision?: RopeFreqPrecision;
+  /** Required: the prefill model's value (PrefillModel.ropeFreqPrecision), or the two compute different RoPE angles. */
+  readonly ropeFreqPrecision: RopeFreqPrecision;
   /** Grouped kernel tuning (tile tokens, threads). */
   readonly maxTileTokens?: number;
   readonly workgroupSize?: number;
@@ -108,7 +109,7 @@ export class DecodeModel {
       poolBindings: this.cache.pools[0]!.length,
     });
     this.maxPagesPerSeq = Math.ceil(opts.maxContext / opts.pageSize);
-    this.invFreq = gpu.upload('rope.inv_freq', ropeInverseFrequencies(cfg, opts.ropeFreqPrecision ?? 'f32'));
+    this.invFreq = gpu.upload('rope.inv_freq', modelRopeInverseFrequencies(cfg, opts.ropeFreqPrecision, weights.embed.dtype));
     const maxInter = Math.max(cfg.intermediateSize, (cfg.moe?.moeIntermediateSize ?? 0) * (cfg.moe?.nSharedExperts ?? 0));
     this.s = {
       ids: gpu.buffer('dec.ids', B * 4),

@@ -18,6 +18,21 @@ export interface LatentKvCacheSpec {
   readonly maxBindingBytes?: number;
 }
 
+/**
+ * How a layer's pool of `numPages` pages is split into buffers of at most `maxBindingBytes`: pages per
+ * buffer and each buffer's page count. Throws a RangeError when a page does not fit one binding or the pool
+ * needs more than MAX_POOL_BINDINGS buffers (the decode node checks this against the adapter at start).
+ */
+export function kvPoolPlan(pageBytes: number, numPages: number, maxBindingBytes: number): { pagesPerBuffer: number; bufferPages: number[] } {
+  const pagesPerBuffer = Math.min(numPages, pagesPerBinding(maxBindingBytes, pageBytes));
+  const bufferPages = bufferPageCounts(numPages, pagesPerBuffer);
+  if (bufferPages.length > MAX_POOL_BINDINGS) {
+    throw new RangeError(`KV cache: ${numPages} pages of ${pageBytes} bytes need ${bufferPages.length} buffers a layer; ` +
+      `at most ${MAX_POOL_BINDINGS} of ${maxBindingBytes} bytes are bound`);
+  }
+  return { pagesPerBuffer, bufferPages };
+}
+
 export class LatentKvCache {
   readonly layout: LatentKvLayout;
   readonly numPages: number;
@@ -29,13 +44,9 @@ export class LatentKvCache {
     if (!Number.isInteger(spec.numPages) || spec.numPages < 1) throw new RangeError(`KV cache: numPages ${spec.numPages} must be ≥ 1`);
     this.layout = latentKvLayout({ kvLoraRank: spec.kvLoraRank, ropeDim: spec.ropeDim, pageSize: spec.pageSize, dtype: spec.dtype });
     this.numPages = spec.numPages;
-    const maxBinding = spec.maxBindingBytes ?? Math.min(gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize);
-    this.pagesPerBuffer = Math.min(spec.numPages, pagesPerBinding(maxBinding, this.layout.pageBytes));
-    const counts = bufferPageCounts(spec.numPages, this.pagesPerBuffer);
-    if (counts.length > MAX_POOL_BINDINGS) {
-      throw new RangeError(`KV cache: ${spec.numPages} pages of ${this.layout.pageBytes} bytes need ${counts.length} buffers a layer; ` +
-        `at most ${MAX_POOL_BINDINGS} of ${maxBinding} bytes are bound`);
-    }
+    const plan = kvPoolPlan(this.layout.pageBytes, spec.numPages, spec.maxBindingBytes ?? Math.min(gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize));
+    this.pagesPerBuffer = plan.pagesPerBuffer;
+    const counts = plan.bufferPages;
     this.pools = Array.from({ length: spec.layers }, (_, l) =>
       counts.map((pages, k) => gpu.buffer(`kv.${l}.${k}`, pages * this.layout.pageBytes)));
   }

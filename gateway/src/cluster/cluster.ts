@@ -15,7 +15,7 @@ const QUEUE_CLOSE_MS = 2000;
 
 export interface ClusterBackendOptions {
   readonly nc: NatsConnection;
-  readonly settings: Omit<ClusterSettings, 'natsUrl'>;
+  readonly settings: Omit<ClusterSettings, 'natsServers'>;
   /** The served model, as openModelFolder gives it. */
   readonly model: { readonly fingerprint: string; readonly generation: { readonly eosTokenIds: readonly number[] } };
   readonly logger: Logger;

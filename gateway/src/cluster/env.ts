@@ -1,32 +1,20 @@
-// The cluster side's environment variables (NATS, Redis, admission, timeouts), parsed once at start.
-import { ConfigError, env, parseEnv } from '@latentwire/protocol';
-import { wireSubjects } from '@latentwire/protocol';
-import { z } from 'zod';
+// The cluster side's environment variables (NATS, Redis and the subject prefix from COMMON_ENV; admission and
+// timeouts), parsed once at start.
+import { COMMON_ENV, env, parseEnv, pickEnv, type EnvOf } from '@latentwire/protocol';
 
 export const CLUSTER_ENV = {
-  NATS_URL: env.str('nats://127.0.0.1:4222'),
-  /** BullMQ's Redis, where prefill jobs are queued. */
-  REDIS_URL: z.string().regex(/^rediss?:\/\/./, 'expected redis://… or rediss://…').default('redis://127.0.0.1:6379'),
-  /** First token of every subject and of the prefill queue's name; every service of a cluster must agree. */
-  NATS_SUBJECT_PREFIX: env.str('lw'),
-  /** A decode node silent this long (ms) is dropped from routing. */
-  HEARTBEAT_TIMEOUT_MS: env.int(3000, 50),
-  /** How long (ms) one decode node may take to answer a reserve request. */
-  RESERVE_TIMEOUT_MS: env.int(2000, 10),
-  /** Requests waiting for KV pages at most; one more is refused at once with a 429. */
-  ADMISSION_QUEUE_MAX: env.int(256),
-  /** How long (ms) a request waits for KV pages before a 429. */
-  ADMISSION_WAIT_MS: env.int(5000),
-  /** A request that receives no tokens message for this long (ms) fails and is cancelled everywhere. */
-  REQUEST_IDLE_TIMEOUT_MS: env.int(60_000, 10),
-  /** Tries of a prefill job (BullMQ attempts). */
-  PREFILL_ATTEMPTS: env.int(3, 1, 100),
-  /** First retry delay of a failed prefill job (ms), doubled each time (BullMQ exponential backoff). */
-  PREFILL_BACKOFF_MS: env.int(250),
+  ...pickEnv(COMMON_ENV, 'NATS_URL', 'REDIS_URL', 'NATS_SUBJECT_PREFIX'),
+  HEARTBEAT_TIMEOUT_MS: env.int(3000, 50).describe('a decode node silent this long leaves the pool'),
+  RESERVE_TIMEOUT_MS: env.int(2000, 10).describe('how long one node may take to answer a reservation'),
+  ADMISSION_QUEUE_MAX: env.int(256).describe('requests waiting for pages; one more gets 429 at once'),
+  ADMISSION_WAIT_MS: env.int(5000).describe('longest wait for pages before 429 (`Retry-After`)'),
+  REQUEST_IDLE_TIMEOUT_MS: env.int(60_000, 10).describe('a request with no tokens for this long fails and is cancelled everywhere'),
+  PREFILL_ATTEMPTS: env.int(3, 1, 100).describe('BullMQ attempts of a prefill job'),
+  PREFILL_BACKOFF_MS: env.int(250).describe("a failed prefill job's first retry delay, doubled each time"),
 };
 
 export interface ClusterSettings {
-  readonly natsUrl: string;
+  readonly natsServers: readonly string[];
   readonly redisUrl: string;
   readonly subjectPrefix: string;
   readonly heartbeatTimeoutMs: number;
@@ -39,14 +27,12 @@ export interface ClusterSettings {
 }
 
 export function clusterSettingsFromEnv(e: NodeJS.ProcessEnv = process.env): ClusterSettings {
-  const v = parseEnv(CLUSTER_ENV, e);
-  try {
-    wireSubjects(v.NATS_SUBJECT_PREFIX);
-  } catch (err) {
-    throw new ConfigError(`invalid environment:\n  NATS_SUBJECT_PREFIX=${JSON.stringify(v.NATS_SUBJECT_PREFIX)}: ${(err as Error).message}`, { cause: err });
-  }
+  return clusterSettings(parseEnv(CLUSTER_ENV, e));
+}
+
+export function clusterSettings(v: EnvOf<typeof CLUSTER_ENV>): ClusterSettings {
   return Object.freeze({
-    natsUrl: v.NATS_URL,
+    natsServers: Object.freeze([...v.NATS_URL]),
     redisUrl: v.REDIS_URL,
     subjectPrefix: v.NATS_SUBJECT_PREFIX,
     heartbeatTimeoutMs: v.HEARTBEAT_TIMEOUT_MS,

@@ -1,5 +1,5 @@
 // Public API of the cluster backend (NATS + BullMQ).
-export { CLUSTER_ENV, clusterSettingsFromEnv, type ClusterSettings } from './env.js';
+export { CLUSTER_ENV, clusterSettings, clusterSettingsFromEnv, type ClusterSettings } from './env.js';
 export { DecodeRegistry, type DecodeNode, type DecodeRegistryOptions, type NodeEvent, type NodeListener } from './decode-registry.js';
 export { capacityTokens, headroomOf, pagesFor, rankByHeadroom, type RankedNode } from './headroom.js';
 export { AdmissionQueue, type AdmissionTicket, type WakeReason } from './admission-queue.js';

@@ -3,6 +3,6 @@ export { BackendRejection, type GenerationBackend, type GenerationEvent, type Ge
 export { ApiError, type ErrorBody } from './api-error.js';
 export { createGatewayApp, type GatewayAppOptions } from './app.js';
 export { startGateway, type RunningGateway, type StartGatewayOptions } from './server.js';
-export { HTTP_ENV, httpSettingsFromEnv, type HttpSettings } from './env.js';
+export { HTTP_ENV, httpSettings, httpSettingsFromEnv, type HttpSettings } from './env.js';
 export type { GatewayModel } from './served-model.js';
 export { StopMatcher } from './stop-matcher.js';

@@ -1,4 +1,4 @@
 // The WebGPU runtime: device, pipelines, uniforms, profiling. Kernels, the model forward and weights are
 // the subpaths ./kernels, ./prefill and ./weights.
 export * from './runtime/index.js';
-export { GPU_ENV, MODEL_ENV, gpuOptionsFromEnv, ropeFreqPrecisionFromEnv } from './runtime/gpu-env.js';
+export { GPU_ENV, MODEL_ENV, gpuOptions, gpuOptionsFromEnv, ropeFreqPrecisionFromEnv } from './runtime/gpu-env.js';

@@ -4,18 +4,28 @@ import { qkHeadDim, type MlaConfig } from './mla-config.js';
 import { bf16Bits } from './numbers/half.js';
 
 /**
- * Precision of the stored inverse frequencies. transformers keeps `inv_freq` as a module buffer, so loading a
- * bf16 checkpoint rounds it to bf16 ('bf16' reproduces transformers bit for bit); DeepSeek's training code and
- * vLLM use exact float32 frequencies ('f32'). The difference grows with position (angle error ≈ pos·Δf).
+ * How the RoPE inverse frequencies are rounded: the one vocabulary of ROPE_FREQ_PRECISION, the prefill model
+ * and the decode model. transformers keeps `inv_freq` as a module buffer, so loading a bf16 checkpoint rounds
+ * it to bf16; 'checkpoint' reproduces that bit for bit (bf16 weights → bf16-rounded frequencies, others exact).
+ * DeepSeek's training code and vLLM use exact float32 frequencies: 'f32'. The difference grows with position
+ * (angle error ≈ pos·Δf), so a decode model must use its prefill model's value: both require it.
  */
-export type RopeFreqPrecision = 'f32' | 'bf16';
+export const ROPE_FREQ_PRECISIONS = ['checkpoint', 'f32'] as const;
+export type RopeFreqPrecision = (typeof ROPE_FREQ_PRECISIONS)[number];
+/** ROPE_FREQ_PRECISION's default, as transformers computes them. */
+export const DEFAULT_ROPE_FREQ_PRECISION: RopeFreqPrecision = 'checkpoint';
+
+/** The frequencies a model on weights of `checkpointDtype` uses under `precision` (prefill and decode alike). */
+export function modelRopeInverseFrequencies(cfg: MlaConfig, precision: RopeFreqPrecision, checkpointDtype: string): Float32Array {
+  return ropeInverseFrequencies(cfg, precision === 'checkpoint' && checkpointDtype === 'bf16' ? 'bf16' : 'f32');
+}
 
 function yarnMscale(factor: number, mscale = 1): number {
   return factor <= 1 ? 1 : 0.1 * mscale * Math.log(factor) + 1;
 }
 
-/** inv_freq per rotated pair, as f32 (transformers keeps it in float32). */
-export function ropeInverseFrequencies(cfg: MlaConfig, precision: RopeFreqPrecision = 'f32'): Float32Array {
+/** inv_freq per rotated pair, as f32 (transformers keeps it in float32), optionally rounded to bf16's precision. */
+export function ropeInverseFrequencies(cfg: MlaConfig, roundTo: 'f32' | 'bf16' = 'f32'): Float32Array {
   const dim = cfg.qkRopeHeadDim;
   const base = cfg.ropeTheta;
   const out = new Float32Array(dim / 2);
@@ -39,7 +49,7 @@ export function ropeInverseFrequencies(cfg: MlaConfig, precision: RopeFreqPrecis
     const ramp = Math.min(Math.max((i - low) / (high - low), 0), 1);
     out[i] = (extrapolated / s.factor) * ramp + extrapolated * (1 - ramp);
   }
-  if (precision === 'bf16') {
+  if (roundTo === 'bf16') {
     const u = new Uint32Array(out.buffer);
     for (let i = 0; i < u.length; i++) u[i] = bf16Bits(u[i]!) << 16;
   }

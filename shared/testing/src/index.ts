@@ -8,3 +8,4 @@ export { seededRandom } from './helpers/seeded-random.js';
 export { rng, randomArray, maxAbsDiff } from './helpers/random-data.js';
 export { bf16Bits, bf16BitsToNumber, roundToBf16 } from './helpers/bf16.js';
 export { writeSafetensors, storedValue, f16Bits as f16BitsOf, f16BitsToNumber, type TensorToWrite } from './helpers/safetensors-writer.js';
+export { runEntry, runWithBadEnv, type EntryResult } from './helpers/run-entry.js';

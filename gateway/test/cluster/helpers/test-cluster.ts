@@ -51,7 +51,7 @@ export async function startTestCluster(t: ExecutionContext, overrides: Partial<T
   const subjectPrefix = `test.${randomUUID().slice(0, 8)}`;
   const subjects = wireSubjects(subjectPrefix);
   const logger = pino({ level: process.env['TEST_LOG_LEVEL'] ?? 'silent' });
-  const settings: Omit<ClusterSettings, 'natsUrl'> = { ...TEST_SETTINGS, ...overrides, redisUrl, subjectPrefix };
+  const settings: Omit<ClusterSettings, 'natsServers'> = { ...TEST_SETTINGS, ...overrides, redisUrl, subjectPrefix };
 
   const nc = await connect({ servers: natsUrl, name: 'test-gateway' });
   const observer = await connect({ servers: natsUrl, name: 'test-observer' });

@@ -11,7 +11,7 @@
 import type { Gpu } from '../runtime/runtime.js';
 import type { KernelProgram } from '../runtime/program.js';
 import { latentRowWidth, qkHeadDim, type MlaConfig } from '@latentwire/model';
-import { attentionSoftmaxScale, ropeAttentionFactor, ropeInverseFrequencies, type RopeFreqPrecision } from '@latentwire/model';
+import { attentionSoftmaxScale, modelRopeInverseFrequencies, ropeAttentionFactor, type RopeFreqPrecision } from '@latentwire/model';
 import type { ModelWeights } from '../weights/model-weights.js';
 import { embedding } from '../kernels/embedding/embedding.js';
 import { rmsNorm } from '../kernels/rms-norm/rms-norm.js';
@@ -61,8 +61,8 @@ export interface PrefillOutput {
 }
 
 export interface PrefillModelOptions {
-  /** See RopeFreqPrecision; default f32. */
-  readonly ropeFreqPrecision?: RopeFreqPrecision;
+  /** See RopeFreqPrecision (ROPE_FREQ_PRECISION); required, so a decode model can be given the same. */
+  readonly ropeFreqPrecision: RopeFreqPrecision;
 }
 
 export class PrefillModel {
@@ -70,9 +70,9 @@ export class PrefillModel {
   /** The RoPE frequencies' precision; a decode model on the same weights must use the same. */
   readonly ropeFreqPrecision: RopeFreqPrecision;
 
-  constructor(readonly gpu: Gpu, readonly cfg: MlaConfig, readonly weights: ModelWeights, opts: PrefillModelOptions = {}) {
-    this.ropeFreqPrecision = opts.ropeFreqPrecision ?? 'f32';
-    this.invFreq = gpu.upload('rope.inv_freq', ropeInverseFrequencies(cfg, this.ropeFreqPrecision));
+  constructor(readonly gpu: Gpu, readonly cfg: MlaConfig, readonly weights: ModelWeights, opts: PrefillModelOptions) {
+    this.ropeFreqPrecision = opts.ropeFreqPrecision;
+    this.invFreq = gpu.upload('rope.inv_freq', modelRopeInverseFrequencies(cfg, this.ropeFreqPrecision, weights.embed.dtype));
   }
 
   async prefill(ids: readonly number[], opts: PrefillOptions = {}): Promise<PrefillOutput> {

@@ -1,28 +1,30 @@
-// WebGPU settings every GPU process reads.
+// The environment every GPU process reads (decode node, prefill node, CLI, benches): the WebGPU device's
+// settings and the model's RoPE frequencies. Composed into each process's schema and parsed once at start.
 import type { GpuOptions } from './device.js';
-import { env, parseEnv } from '@latentwire/protocol';
+import { env, parseEnv, type EnvOf } from '@latentwire/protocol';
+import { DEFAULT_ROPE_FREQ_PRECISION, ROPE_FREQ_PRECISIONS, type RopeFreqPrecision } from '@latentwire/model';
 
 export const GPU_ENV = {
-  /** Substring of the adapter to use when several exist (Dawn's adapter= flag). */
-  WEBGPU_ADAPTER: env.optionalStr(),
-  /** Dawn toggles, comma-separated. On NVIDIA: allow_unsafe_apis,vulkan_enable_f16_on_nvidia. */
-  DAWN_FEATURES: env.list([]),
-  /** GPU timestamps per kernel (printed by benchmarks and the CLI's --profile). */
-  GPU_PROFILE: env.bool(false),
-  /** Print each generated WGSL source as it is compiled. */
-  DUMP_WGSL: env.bool(false),
+  WEBGPU_ADAPTER: env.optionalStr().describe('substring of the adapter name to use when several exist'),
+  DAWN_FEATURES: env.list([]).describe('Dawn toggles, comma-separated; on NVIDIA `allow_unsafe_apis,vulkan_enable_f16_on_nvidia`'),
+  GPU_PROFILE: env.bool(false).describe('GPU timestamps per kernel (benchmarks and the CLI print them)'),
+  DUMP_WGSL: env.bool(false).describe('print every generated WGSL source when it is compiled'),
 };
 
-export function gpuOptionsFromEnv(e: NodeJS.ProcessEnv = process.env): GpuOptions {
-  const v = parseEnv(GPU_ENV, e);
+export function gpuOptions(v: EnvOf<typeof GPU_ENV>): GpuOptions {
   return { adapter: v.WEBGPU_ADAPTER, dawnFeatures: v.DAWN_FEATURES, profile: v.GPU_PROFILE, dumpWgsl: v.DUMP_WGSL };
 }
 
+export function gpuOptionsFromEnv(e: NodeJS.ProcessEnv = process.env): GpuOptions {
+  return gpuOptions(parseEnv(GPU_ENV, e));
+}
+
 export const MODEL_ENV = {
-  /** RoPE inverse frequencies: `checkpoint` rounds them to a bf16 checkpoint's dtype as transformers does; `f32` keeps them exact (DeepSeek's training code, vLLM). */
-  ROPE_FREQ_PRECISION: env.oneOf(['checkpoint', 'f32'] as const, 'checkpoint'),
+  ROPE_FREQ_PRECISION: env
+    .oneOf(ROPE_FREQ_PRECISIONS, DEFAULT_ROPE_FREQ_PRECISION)
+    .describe("`checkpoint`: RoPE inverse frequencies rounded to a bf16 checkpoint's dtype, as transformers computes them; `f32`: exact, as DeepSeek's code and vLLM"),
 };
 
-export function ropeFreqPrecisionFromEnv(e: NodeJS.ProcessEnv = process.env): 'f32' | undefined {
-  return parseEnv(MODEL_ENV, e).ROPE_FREQ_PRECISION === 'f32' ? 'f32' : undefined;
+export function ropeFreqPrecisionFromEnv(e: NodeJS.ProcessEnv = process.env): RopeFreqPrecision {
+  return parseEnv(MODEL_ENV, e).ROPE_FREQ_PRECISION;
 }

@@ -1,0 +1,49 @@
+// The model benches' environment (prefill.ts, decode.ts), parsed once at start with the GPU's and RoPE's
+// variables; a bad value exits 2 naming it (failStart). Unset sizes take defaults that depend on the adapter
+// (smaller on a software one), so they are optional here and filled in by each bench.
+import { fileURLToPath } from 'node:url';
+import { KV_DTYPES, env, parseEnv, parseKvDtype, type EnvOf, type KvDtype } from '@latentwire/protocol';
+import { DECODE_ENV } from '@latentwire/decode-node';
+import { GPU_ENV, MODEL_ENV } from '@latentwire/gpu';
+
+const positive = (s: string) => {
+  const n = Number(s);
+  if (!(n > 0) || !Number.isFinite(n)) throw new RangeError(s);
+  return n;
+};
+const optionalInt = (min: number) => env.mapped<number | undefined>(undefined, (s) => {
+  if (!/^\d+$/.test(s) || Number(s) < min) throw new RangeError(s);
+  return Number(s);
+}, `expected a whole number >= ${min}`);
+const optionalInts = () => env.mapped<number[] | undefined>(undefined, (s) => {
+  const v = s.split(',').map((x) => x.trim()).filter(Boolean);
+  if (v.length === 0 || !v.every((x) => /^\d+$/.test(x) && Number(x) > 0)) throw new RangeError(s);
+  return v.map(Number);
+}, 'expected comma-separated whole numbers > 0');
+
+export const BENCH_ENV = {
+  BENCH_CONFIG: env
+    .str(fileURLToPath(new URL('../../configs/deepseek-v2-lite.config.json', import.meta.url)))
+    .meta({ description: "config.json whose shapes the prefill and decode benches use (synthetic weights)", shown: 'bench/configs/deepseek-v2-lite.config.json' }),
+  BENCH_LAYERS: optionalInt(1).meta({ description: "layers of the model benched (software adapters: 2)", shown: "the config's" }),
+  BENCH_ITERS: optionalInt(1).meta({ description: 'timed decode steps per row (software adapters: 2)', shown: '10' }),
+  BENCH_TOKENS: optionalInts().meta({ description: 'prompt lengths of the prefill bench (software adapters: 16,64)', shown: '512,2048,4096' }),
+  BENCH_BATCHES: optionalInts().meta({ description: 'batch sizes of the decode bench (software adapters: 1,4)', shown: '1,16,64' }),
+  BENCH_CONTEXTS: optionalInts().meta({ description: 'context lengths of the decode bench (software adapters: 256)', shown: '1024,4096' }),
+  BENCH_DTYPES: env
+    .mapped<KvDtype[]>(['fp8_e4m3', 'bf16'], (s) => {
+      const v = s.split(',').map((x) => x.trim()).filter(Boolean).map(parseKvDtype);
+      if (v.length === 0) throw new RangeError(s);
+      return v;
+    }, `expected comma-separated ${KV_DTYPES.join(', ')}`)
+    .describe('KV cache dtypes of the decode bench'),
+  PAGE_SIZE: DECODE_ENV.PAGE_SIZE,
+  PEAK_TFLOPS: env.mapped(65, positive, 'expected a positive number').describe("the prefill bench's ceiling: f32 FMA TFLOP/s (H100 from WGSL)"),
+  PEAK_GBPS: env.mapped(3350, positive, 'expected a positive number').describe("the decode bench's ceiling: HBM GB/s (H100 SXM)"),
+  ...GPU_ENV,
+  ...MODEL_ENV,
+};
+
+export function benchEnv(e: NodeJS.ProcessEnv = process.env): EnvOf<typeof BENCH_ENV> {
+  return parseEnv(BENCH_ENV, e);
+}

@@ -1,0 +1,3 @@
+export { parseEnv, pickEnv, envDoc, env, ConfigError, EXIT_CONFIG, type EnvSchema, type EnvOf } from './env.js';
+export { COMMON_ENV, DEFAULT_MODEL_DIR, LOG_LEVELS, type LogLevel } from './common-env.js';
+export { failStart } from './fail-start.js';

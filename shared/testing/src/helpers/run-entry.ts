@@ -1,0 +1,39 @@
+// Runs a built entry point (a service's main.js, the CLI) as its own process with extra environment
+// variables, for tests of start-up refusals: exit code and stderr, killed after `timeoutMs`.
+import { spawn } from 'node:child_process';
+
+export interface EntryResult {
+  /** Exit code; null when killed (timed out). */
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+export function runEntry(file: string, env: Record<string, string>, args: readonly string[] = [], timeoutMs = 30_000): Promise<EntryResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [file, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => void (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => void (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.once('error', reject);
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/**
+ * Runs `file` once with every `[variable, value]` of `cases` set (the env parser reports every bad variable,
+ * not only the first, so one process checks them all) and returns the result with the lines of stderr
+ * that name each case as `NAME="value"` (undefined where none does).
+ */
+export async function runWithBadEnv(
+  file: string, cases: readonly (readonly [string, string])[], args: readonly string[] = [],
+): Promise<EntryResult & { readonly named: (string | undefined)[] }> {
+  const r = await runEntry(file, Object.fromEntries(cases), args);
+  const lines = r.stderr.split('\n');
+  return { ...r, named: cases.map(([n, v]) => lines.find((l) => l.includes(`${n}=${JSON.stringify(v)}`))) };
+}
