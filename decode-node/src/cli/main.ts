@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { resolve } from 'node:path';
 import { Gpu } from '@latentwire/gpu';
 import { gpuOptionsFromEnv, ropeFreqPrecisionFromEnv } from '@latentwire/gpu';
-import { parseKvDtype } from '@latentwire/protocol';
+import { pagesFor, parseKvDtype } from '@latentwire/protocol';
 import { loadPrefillModel } from '@latentwire/gpu/prefill';
 import { decodeSettings, type DecodeSettings } from '../config.js';
 import { loadDecodeStack } from '../engine/load.js';
@@ -77,7 +77,7 @@ async function main(argv: string[]): Promise<void> {
       }
       const steps = wholeNumber(values['decode-steps'], '--decode-steps', 1, 1);
       const s = decodeSettings(folder.config, process.env, { ...overrides, maxBatch: 1, maxContext: ids.length + steps });
-      const pages = Math.ceil((ids.length + steps) / s.pageSize);
+      const pages = pagesFor(s, ids.length + steps);
       const dec = await DecodeModel.create(gpu, folder.config, model.weights, {
         maxBatch: 1, maxContext: ids.length + steps, pageSize: s.pageSize, kvDtype: s.kvDtype, numPages: pages,
         headGroup: s.headGroup, kvSplits: s.kvSplits, ropeFreqPrecision: model.ropeFreqPrecision,

@@ -3,8 +3,7 @@
 // Page ids are global and shared by all layers (a sequence's page table is the same in every layer); the
 // scheduler's PageAllocator hands them out, this class only holds the bytes.
 import type { Gpu } from '@latentwire/gpu';
-import { latentKvLayout, type KvDtype, type LatentKvLayout } from '@latentwire/protocol';
-import { bufferPageCounts, pagesPerBinding } from '../scheduler/page-location.js';
+import { latentKvLayout, latentPagePool, pageLocation, type KvDtype, type LatentKvLayout, type LatentPagePool } from '@latentwire/protocol';
 import { MAX_POOL_BINDINGS } from '../kernels/grouped-decode-attention/index.js';
 
 export interface LatentKvCacheSpec {
@@ -20,18 +19,17 @@ export interface LatentKvCacheSpec {
 
 export class LatentKvCache {
   readonly layout: LatentKvLayout;
-  readonly numPages: number;
-  readonly pagesPerBuffer: number;
+  /** How the pool is split over buffers and where each page lives (the layout's pool arithmetic). */
+  readonly pool: LatentPagePool;
   /** pools[layer][k]: the k-th buffer of a layer's pool. */
   readonly pools: readonly (readonly GPUBuffer[])[];
 
   constructor(private readonly gpu: Gpu, spec: LatentKvCacheSpec) {
     if (!Number.isInteger(spec.numPages) || spec.numPages < 1) throw new RangeError(`KV cache: numPages ${spec.numPages} must be ≥ 1`);
     this.layout = latentKvLayout({ kvLoraRank: spec.kvLoraRank, ropeDim: spec.ropeDim, pageSize: spec.pageSize, dtype: spec.dtype });
-    this.numPages = spec.numPages;
     const maxBinding = spec.maxBindingBytes ?? Math.min(gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize);
-    this.pagesPerBuffer = Math.min(spec.numPages, pagesPerBinding(maxBinding, this.layout.pageBytes));
-    const counts = bufferPageCounts(spec.numPages, this.pagesPerBuffer);
+    this.pool = latentPagePool(this.layout, spec.numPages, maxBinding);
+    const counts = this.pool.bufferPages;
     if (counts.length > MAX_POOL_BINDINGS) {
       throw new RangeError(`KV cache: ${spec.numPages} pages of ${this.layout.pageBytes} bytes need ${counts.length} buffers a layer; ` +
         `at most ${MAX_POOL_BINDINGS} of ${maxBinding} bytes are bound`);
@@ -40,17 +38,24 @@ export class LatentKvCache {
       counts.map((pages, k) => gpu.buffer(`kv.${l}.${k}`, pages * this.layout.pageBytes)));
   }
 
+  get numPages(): number {
+    return this.pool.numPages;
+  }
+
+  get pagesPerBuffer(): number {
+    return this.pool.pagesPerBuffer;
+  }
+
   get bytes(): number {
     return this.pools.reduce((s, p) => s + p.reduce((t, b) => t + b.size, 0), 0);
   }
 
   /** Where page `pageId`'s bytes start: its buffer in the layer's pool and the byte offset within it. */
   locate(layer: number, pageId: number): { buffer: GPUBuffer; byteOffset: number } {
-    if (!Number.isInteger(pageId) || pageId < 0 || pageId >= this.numPages) throw new RangeError(`KV cache: page ${pageId} outside [0, ${this.numPages})`);
     const pool = this.pools[layer];
     if (!pool) throw new RangeError(`KV cache: layer ${layer} outside [0, ${this.pools.length})`);
-    const k = Math.floor(pageId / this.pagesPerBuffer);
-    return { buffer: pool[k]!, byteOffset: (pageId - k * this.pagesPerBuffer) * this.layout.pageBytes };
+    const at = pageLocation(this.pool, pageId);
+    return { buffer: pool[at.buffer]!, byteOffset: at.byteOffset };
   }
 
   /**

@@ -4,3 +4,4 @@ export * from './wire/index.js';
 export * from './kv/kv-dtype.js';
 export * from './kv/latent-layout.js';
 export { parseEnv, env, ConfigError, type EnvSchema, type EnvOf } from './config/env.js';
+export * from './kv/page-pool.js';
