@@ -1,10 +1,10 @@
 // The other side of the decode node in its integration tests: a gateway that reserves and reads tokens, and
 // a prefill node that sends KV (real prefill output, or filler bytes) and prefill-done, all over real NATS.
 import type { Msg, NatsConnection } from '@nats-io/transport-node';
-import { latentLayoutKey, pagesFor, tokenPlace, type LatentKvLayout } from '@latentwire/protocol';
+import { latentLayoutKey, pagesFor, type LatentKvLayout } from '@latentwire/protocol';
 import type { PrefillModel } from '@latentwire/gpu/prefill';
 import {
-  cancelMessage, decodeMessage, encodeMessage, kvChunkEnvelopeBytes, kvChunkMessages, maxPayloadOf, prefillDoneMessage, prefillFailedMessage, reserveMessage,
+  cancelMessage, decodeMessage, encodeMessage, kvChunkMessage, kvChunkMessages, kvChunkTokens, maxPayloadOf, runData, prefillDoneMessage, prefillFailedMessage, reserveMessage,
   SUBJECT_TYPES,
   type KvAck, type PrefillDone, type ReserveReply, type Tokens, type WireSubjects,
 } from '@latentwire/protocol';
@@ -28,17 +28,27 @@ export class Peer {
 
   /**
    * One layer's contiguous pages (the prefill's stream format) as kv-chunks filling max_payload; every ack.
-   * With skipPage, chunks of at most one page, and that page's are not sent.
+   * With skipPage, chunks that never cross a page end, and that page's are not sent.
    */
   async sendLayer(requestId: string, layer: number, pages: Uint8Array, tokens: number, skipPage?: number): Promise<KvAck[]> {
-    const acks: KvAck[] = [];
     const l = this.layout;
-    let maxPayload = maxPayloadOf(this.nc);
-    if (skipPage !== undefined) maxPayload = Math.min(maxPayload, kvChunkEnvelopeBytes(l, requestId, layer) + l.pageBytes);
-    for (const c of kvChunkMessages({ requestId, layer, layout: l, tokens, pages }, maxPayload)) {
-      if (tokenPlace(l, c.message.tokenStart).pageIndex === skipPage) continue;
-      acks.push(decodeMessage((await this.request(this.subjects.kv(this.nodeId), c.bytes)).data, SUBJECT_TYPES.kvReply));
+    const maxPayload = maxPayloadOf(this.nc);
+    let chunks: Uint8Array[];
+    if (skipPage === undefined) {
+      chunks = [...kvChunkMessages({ requestId, layer, layout: l, tokens, pages }, maxPayload)].map((c) => c.bytes);
+    } else {
+      const per = Math.min(l.pageSize, kvChunkTokens(l, requestId, layer, maxPayload));
+      chunks = [];
+      for (let p = 0; p < pagesFor(l, tokens); p++) {
+        if (p === skipPage) continue;
+        for (let t = p * l.pageSize, end = Math.min(tokens, (p + 1) * l.pageSize); t < end; t += per) {
+          const n = Math.min(per, end - t);
+          chunks.push(encodeMessage(kvChunkMessage({ requestId, layer, layoutKey: this.layoutKey, tokenStart: t, tokenCount: n, data: runData(l, pages, t, n) })));
+        }
+      }
     }
+    const acks: KvAck[] = [];
+    for (const c of chunks) acks.push(decodeMessage((await this.request(this.subjects.kv(this.nodeId), c)).data, SUBJECT_TYPES.kvReply));
     return acks;
   }
 
