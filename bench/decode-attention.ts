@@ -18,6 +18,7 @@ import { pathToFileURL } from 'node:url';
 import { Gpu, type BufferBinding, type KernelProgram } from '@latentwire/gpu';
 import { gpuOptionsFromEnv } from '@latentwire/gpu';
 import { fillRandom } from '@latentwire/gpu/kernels';
+import { latentPagePool, pagesFor } from '@latentwire/protocol';
 import { printTable, writeJson, isSoftwareAdapter, type Row } from './lib/report.js';
 
 type KvDtype = 'f32' | 'bf16' | 'fp8_e5m2' | 'fp8_e4m3';
@@ -108,10 +109,10 @@ export async function benchDecodeAttention(gpu: Gpu, cases: readonly BenchCase[]
       workgroupSize: envNumber('WORKGROUP_SIZE', undefined),
     });
     const layout = k.groupedDecodeLayout(base);
-    const pagesPerSeq = Math.ceil(c.context / pageSize);
+    const pagesPerSeq = pagesFor({ pageSize }, c.context);
     const pages = c.batch * pagesPerSeq;
-    const pagesPerBuffer = Math.floor(maxBinding / layout.pageBytes);
-    const poolBindings = Math.ceil(pages / pagesPerBuffer);
+    const pool = latentPagePool(layout, pages, maxBinding);
+    const { pagesPerBuffer } = pool, poolBindings = pool.bufferPages.length;
     if (poolBindings > k.MAX_POOL_BINDINGS) {
       console.error(`skip ${JSON.stringify(c)}: ${poolBindings} pool buffers needed`);
       continue;
@@ -127,7 +128,7 @@ export async function benchDecodeAttention(gpu: Gpu, cases: readonly BenchCase[]
     const bufs: GPUBuffer[] = [];
     try {
       for (let p = 0; p < poolBindings; p++) {
-        const n = Math.min(pagesPerBuffer, pages - p * pagesPerBuffer);
+        const n = pool.bufferPages[p]!;
         const buf = gpu.buffer(`pool${p}`, n * layout.pageBytes);
         pools.push(buf);
         const fillDtype = c.dtype === 'f32' ? 'f32' : 'bf16';

@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { Gpu } from '@latentwire/gpu';
 import { gpuOptions } from '@latentwire/gpu';
 import { normalizeConfig, type MlaConfig, type RopeFreqPrecision } from '@latentwire/model';
-import { failStart, latentKvLayout, type KvDtype } from '@latentwire/protocol';
+import { failStart, latentKvLayout, pagesFor, type KvDtype } from '@latentwire/protocol';
 import { syntheticWeights } from '@latentwire/gpu/weights';
 import type { ModelWeights } from '@latentwire/gpu/weights';
 import { benchEnv } from './lib/env.js';
@@ -85,7 +85,7 @@ async function main(): Promise<void> {
     const layout = latentKvLayout({ kvLoraRank: cfg.kvLoraRank, ropeDim: cfg.qkRopeHeadDim, pageSize, dtype });
     for (const ctx of contexts) {
       const maxB = Math.max(...batches);
-      const perSeq = Math.ceil((ctx + 2 * iters + 3) / pageSize);
+      const perSeq = pagesFor(layout, ctx + 2 * iters + 3);
       const model = await DecodeModel.create(gpu, cfg, weights, { maxBatch: maxB, maxContext: perSeq * pageSize, pageSize, kvDtype: dtype, numPages: maxB * perSeq, ropeFreqPrecision });
       for (const B of batches) {
         // the cache holds zeros (a finite, valid row in every dtype): the work per token is the same as real data

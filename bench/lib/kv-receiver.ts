@@ -1,14 +1,14 @@
 // The decode side of the transfer bench at shapes no GPU here can hold: a NATS subscriber on a decode
 // node's kv subject doing what decode-node's kv handler does with a chunk, minus the GPU upload — decode
 // and validate it (schema, sizes, CRC-32 checksum, as DecodeNodeService does through WireRejections), check
-// the layout key, copy rows and scales to their place in a CPU page pool (where the real node calls
-// engine.writeKv → queue.writeBuffer), and answer a kv-ack.
+// the layout key, copy each page's part (rows, scales) to its place in a CPU page pool (where the real node
+// calls engine.writeKv → queue.writeBuffer), and answer a kv-ack.
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import type { LatentKvLayout } from '@latentwire/protocol';
 import {
-  encodeMessage, kvAckMessage, kvChunkPlacement, SUBJECT_TYPES, WIRE_REJECT_REASONS, WireRejections, type KvChunk,
+  encodeMessage, kvAckMessage, kvChunkPieces, SUBJECT_TYPES, WIRE_REJECT_REASONS, WireRejections, type KvChunk,
 } from '@latentwire/protocol';
 
 export class KvReceiver {
@@ -43,7 +43,7 @@ export class KvReceiver {
   private onChunk(msg: Msg, subject: string): void {
     const m = this.rejections.decode(msg.data, subject, SUBJECT_TYPES.kv);
     if (!m) return;
-    const where = { requestId: m.requestId, layer: m.layer, pageIndex: m.pageIndex, tokenStart: m.tokenStart };
+    const where = { requestId: m.requestId, layer: m.layer, tokenStart: m.tokenStart };
     if (m.layoutKey !== this.layoutKey) {
       this.refused++;
       msg.respond(encodeMessage(kvAckMessage({ ...where, ok: false, reason: 'incompatible', detail: `layout ${m.layoutKey}, expected ${this.layoutKey}` })));
@@ -56,9 +56,10 @@ export class KvReceiver {
   }
 
   private place(m: KvChunk): void {
-    const at = kvChunkPlacement(m);
-    const base = (m.pageIndex % this.poolPages) * this.layout.pageBytes;
-    this.pool.set(m.rows, base + at.rowsOffset);
-    if (m.scales.byteLength > 0) this.pool.set(m.scales, base + at.scalesOffset);
+    for (const p of kvChunkPieces(this.layout, m)) {
+      const base = (p.pageIndex % this.poolPages) * this.layout.pageBytes;
+      this.pool.set(p.rows, base + p.pageRowsOffset);
+      if (p.scales.byteLength > 0) this.pool.set(p.scales, base + p.pageScalesOffset);
+    }
   }
 }

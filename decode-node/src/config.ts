@@ -4,7 +4,7 @@
 import { ConfigError, env, parseEnv, type EnvOf } from '@latentwire/protocol';
 import { KV_DTYPES, parseKvDtype, latentKvLayout, type KvDtype } from '@latentwire/protocol';
 import type { MlaConfig } from '@latentwire/model';
-import { kvPoolPlan } from './engine/latent-kv-cache.js';
+import { kvPool } from './engine/latent-kv-cache.js';
 import { groupedDecodePlan } from './kernels/grouped-decode-attention/index.js';
 
 export const DECODE_ENV = {
@@ -70,7 +70,7 @@ export function decodeSettingsFrom(
   // The same functions the cache and the kernel plan use, asked before anything is allocated.
   let poolBindings: number;
   try {
-    poolBindings = kvPoolPlan(layout.pageBytes, numPages, Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize)).bufferPages.length;
+    poolBindings = kvPool(layout, numPages, Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize)).bufferPages.length;
   } catch (cause) {
     const [name, value] = overrides.numPages !== undefined ? ['numPages', numPages]
       : v.KV_CACHE_PAGES > 0 ? ['KV_CACHE_PAGES', v.KV_CACHE_PAGES] : ['KV_CACHE_MIB', v.KV_CACHE_MIB];

@@ -1,13 +1,12 @@
-// Sends one job's latent KV to its decode node: each layer's pages cut into kv-chunk requests (sized to the
-// server's max_payload), each waiting for its kv-ack within ackTimeoutMs, under the destination's shared
+// Sends one job's latent KV to its decode node: each layer's pages cut into kv-chunk requests of as many
+// whole pages as fit the server's max_payload (shared/protocol kv-chunking.ts), each waiting for its kv-ack within ackTimeoutMs, under the destination's shared
 // byte window (send-window.ts). sendLayer returns once the layer's chunks are all sent, so acks overlap the
 // next layers' compute; flush() waits for the acks. The first failure (a refusal, a timeout, a malformed
 // reply) or a cancel stops the sender: no chunk is sent after it, and sendLayer/flush throw it.
 import type { Logger } from 'pino';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { TimeoutError } from '@nats-io/transport-node';
-import { pageRows } from '@latentwire/gpu/prefill';
-import { pagesFor, type LatentKvLayout } from '@latentwire/protocol';
+import type { LatentKvLayout } from '@latentwire/protocol';
 import {
   encodeMessage, kvChunkMessages, maxPayloadOf, prefillFailedMessage, SUBJECT_TYPES, WireError,
   type EncodedKvChunk, type KvAckRefusal, type PrefillDone, type PrefillDoneRefusal, type WireRejections, type WireSubjects,
@@ -30,7 +29,7 @@ export interface KvSendContext {
 export interface KvDestination {
   readonly requestId: string;
   readonly decodeNodeId: string;
-  readonly layoutKey: string;
+  /** The decode node's layout (its key is what each kv-chunk carries). */
   readonly layout: LatentKvLayout;
   /** Prompt tokens: rows per layer. */
   readonly tokens: number;
@@ -52,24 +51,18 @@ export class KvSender {
 
   /** Sends every page of one layer (contiguous page bytes, as PrefillStream.onLayer gets them). */
   async sendLayer(layer: number, pages: Uint8Array): Promise<void> {
-    const { layout, tokens, requestId, layoutKey } = this.dest;
+    const { layout, tokens, requestId } = this.dest;
     const maxPayload = maxPayloadOf(this.ctx.nc); // per layer: a reconnect may land on another server
-    for (let pageIndex = 0; pageIndex < pagesFor(layout, tokens); pageIndex++) {
-      const { tokenStart, tokenCount, rows, scales } = pageRows(layout, pages, tokens, pageIndex);
-      const chunks = kvChunkMessages({
-        requestId, layer, pageIndex, pageSize: layout.pageSize, tokenStart, tokenCount, layoutKey,
-        dtype: layout.dtype, rowBytes: layout.rowBytes, rows, scales,
-      }, maxPayload);
-      for (const chunk of chunks) {
+    // lazy: each chunk is encoded just before the window lets it go
+    for (const chunk of kvChunkMessages({ requestId, layer, layout, tokens, pages }, maxPayload)) {
+      this.throwIfStopped();
+      const release = await this.ctx.windows.acquire(this.dest.decodeNodeId, chunk.bytes.byteLength, this.stop.signal);
+      if (this.stop.signal.aborted) {
+        release();
         this.throwIfStopped();
-        const release = await this.ctx.windows.acquire(this.dest.decodeNodeId, chunk.bytes.byteLength, this.stop.signal);
-        if (this.stop.signal.aborted) {
-          release();
-          this.throwIfStopped();
-        }
-        const p = this.request(chunk, release).finally(() => this.pending.delete(p));
-        this.pending.add(p);
       }
+      const p = this.request(chunk, release).finally(() => this.pending.delete(p));
+      this.pending.add(p);
     }
   }
 
@@ -111,10 +104,10 @@ export class KvSender {
     try {
       const reply = await this.ask(subject, chunk.bytes, 'kv-ack');
       const ack = rejections.decode(reply, subject, SUBJECT_TYPES.kvReply);
-      if (!ack) throw new KvSendError(subject, `malformed kv-ack for ${m.requestId} layer ${m.layer} page ${m.pageIndex} on ${subject}`);
-      if (ack.requestId !== m.requestId || ack.layer !== m.layer || ack.pageIndex !== m.pageIndex || ack.tokenStart !== m.tokenStart) {
-        const detail = `kv-ack for ${ack.requestId} layer ${ack.layer} page ${ack.pageIndex} token ${ack.tokenStart}, ` +
-          `expected ${m.requestId} layer ${m.layer} page ${m.pageIndex} token ${m.tokenStart}`;
+      if (!ack) throw new KvSendError(subject, `malformed kv-ack for ${m.requestId} layer ${m.layer} token ${m.tokenStart} on ${subject}`);
+      if (ack.requestId !== m.requestId || ack.layer !== m.layer || ack.tokenStart !== m.tokenStart) {
+        const detail = `kv-ack for ${ack.requestId} layer ${ack.layer} token ${ack.tokenStart}, ` +
+          `expected ${m.requestId} layer ${m.layer} token ${m.tokenStart}`;
         rejections.reject(new WireError('invalid', detail, 'kv-ack'), subject);
         throw new KvSendError(subject, `${detail} on ${subject}`);
       }

@@ -20,7 +20,7 @@ test.serial('prefill node - a kv-ack refused as cancelled ends the job quietly, 
   // window 1 B: one chunk in flight at a time, so nothing may follow the refused one
   const node = await startTestNode(t, cluster, { promptIds: ids, maxInFlightBytes: 1 });
   const decode = await FakeDecodeNode.start(node.decodeNc, node.service.subjects, 'decode-a', {
-    kvReply: (m) => encodeMessage(kvAckMessage({ requestId: m.requestId, layer: m.layer, pageIndex: m.pageIndex, tokenStart: m.tokenStart, ok: false, reason: 'cancelled' })),
+    kvReply: (m) => encodeMessage(kvAckMessage({ requestId: m.requestId, layer: m.layer, tokenStart: m.tokenStart, ok: false, reason: 'cancelled' })),
   });
   const job = await node.finished(await node.enqueue({ requestId: 'req-c', decodeNodeId: 'decode-a' }, RETRY));
   await sleep(GRACE_MS);

@@ -81,7 +81,7 @@ test.serial('prefill node - streams every page in layer order, byte-identical to
 test.serial('prefill node - a slow decode node holds at most the window unacked, shared by its jobs; a fast one is not slowed', async (t) => {
   const window = 2200; // about two 1 KiB chunks
   const node = await startTestNode(t, cluster, { promptIds: ids, maxInFlightBytes: window, concurrency: 3 });
-  const slow = await FakeDecodeNode.start(node.decodeNc, node.service.subjects, 'decode-slow', { ackDelayMs: 60 });
+  const slow = await FakeDecodeNode.start(node.decodeNc, node.service.subjects, 'decode-slow', { ackDelayMs: 150 });
   const fast = await FakeDecodeNode.start(node.decodeNc, node.service.subjects, 'decode-fast');
   const finishedAt = new Map<string, number>();
   const run = async (requestId: string, decodeNodeId: string) => {
@@ -97,7 +97,8 @@ test.serial('prefill node - a slow decode node holds at most the window unacked,
   t.true(slow.maxInFlightBytes > MAX_PAYLOAD, `more than one chunk in flight (${slow.maxInFlightBytes} B): the window is used`);
   t.true(slow.chunksOf('slow-1').length > 0 && slow.chunksOf('slow-2').length > 0);
   t.true(fast.maxInFlightBytes <= window);
-  // 2 × ~20 chunks at 60 ms per ack, two at a time, take ≥ 0.6 s; the fast node's job doesn't wait for that
+  // 2 × ~9 chunks (token runs fill the 1 KiB max_payload across page ends) at 150 ms per ack, two at a
+  // time, take ≥ 0.6 s; the fast node's job doesn't wait for that
   t.true(finishedAt.get('fast-1')! < Math.min(finishedAt.get('slow-1')!, finishedAt.get('slow-2')!), 'fast node finished first');
   t.is(slow.done.length, 2);
   t.is(fast.done.length, 1);

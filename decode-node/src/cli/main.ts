@@ -13,7 +13,7 @@ import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
 import { Gpu, gpuOptions } from '@latentwire/gpu';
 import { loadConfig } from '@latentwire/model';
-import { parseKvDtype } from '@latentwire/protocol';
+import { pagesFor, parseKvDtype } from '@latentwire/protocol';
 import { loadPrefillModel } from '@latentwire/gpu/prefill';
 import { decodeSettingsFrom, type DecodeSettings } from '../config.js';
 import { loadDecodeStack } from '../engine/load.js';
@@ -81,7 +81,7 @@ async function main(argv: string[]): Promise<void> {
       }
       const steps = wholeNumber(values['decode-steps'], '--decode-steps', 1, 1);
       const s = settings({ maxBatch: 1, maxContext: ids.length + steps });
-      const pages = Math.ceil((ids.length + steps) / s.pageSize);
+      const pages = pagesFor(s, ids.length + steps);
       const dec = await DecodeModel.create(gpu, folder.config, model.weights, {
         maxBatch: 1, maxContext: ids.length + steps, pageSize: s.pageSize, kvDtype: s.kvDtype, numPages: pages,
         headGroup: s.headGroup, kvSplits: s.kvSplits, ropeFreqPrecision: model.ropeFreqPrecision,

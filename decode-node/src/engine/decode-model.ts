@@ -10,7 +10,7 @@
 // Every sequence of the batch has its own length and page table; all buffers are sized once for MAX_BATCH.
 import type { Gpu, KernelProgram } from '@latentwire/gpu';
 import { embedding, matmul, rmsNorm, rope, kvAppend, sampleTokens, packSamplingParams, SAMPLING_PARAMS_BYTES, type SamplingParams } from '@latentwire/gpu/kernels';
-import type { KvDtype } from '@latentwire/protocol';
+import { pagesFor, type KvDtype } from '@latentwire/protocol';
 import { latentRowWidth, qkHeadDim, type MlaConfig } from '@latentwire/model';
 import { attentionSoftmaxScale, modelRopeInverseFrequencies, ropeAttentionFactor } from '@latentwire/model';
 import { allocMoeScratch, mlpPrograms, moePrograms, type MoeScratchBuffers, type RopeFreqPrecision } from '@latentwire/gpu/prefill';
@@ -108,7 +108,7 @@ export class DecodeModel {
       headGroup: opts.headGroup, maxTileTokens: opts.maxTileTokens, workgroupSize: opts.workgroupSize,
       poolBindings: this.cache.pools[0]!.length,
     });
-    this.maxPagesPerSeq = Math.ceil(opts.maxContext / opts.pageSize);
+    this.maxPagesPerSeq = pagesFor(this.cache.layout, opts.maxContext);
     this.invFreq = gpu.upload('rope.inv_freq', modelRopeInverseFrequencies(cfg, opts.ropeFreqPrecision, weights.embed.dtype));
     const maxInter = Math.max(cfg.intermediateSize, (cfg.moe?.moeIntermediateSize ?? 0) * (cfg.moe?.nSharedExperts ?? 0));
     this.s = {

@@ -3,8 +3,7 @@
 // Page ids are global and shared by all layers (a sequence's page table is the same in every layer); the
 // scheduler's PageAllocator hands them out, this class only holds the bytes.
 import type { Gpu } from '@latentwire/gpu';
-import { latentKvLayout, type KvDtype, type LatentKvLayout } from '@latentwire/protocol';
-import { bufferPageCounts, pagesPerBinding } from '../scheduler/page-location.js';
+import { latentKvLayout, latentPagePool, pageLocation, type KvDtype, type LatentKvLayout, type LatentPagePool } from '@latentwire/protocol';
 import { MAX_POOL_BINDINGS } from '../kernels/grouped-decode-attention/index.js';
 
 export interface LatentKvCacheSpec {
@@ -19,36 +18,41 @@ export interface LatentKvCacheSpec {
 }
 
 /**
- * How a layer's pool of `numPages` pages is split into buffers of at most `maxBindingBytes`: pages per
- * buffer and each buffer's page count. Throws a RangeError when a page does not fit one binding or the pool
- * needs more than MAX_POOL_BINDINGS buffers (the decode node checks this against the adapter at start).
+ * A layer's pool of `numPages` pages split into buffers of at most `maxBindingBytes` (the layout's pool
+ * arithmetic). Throws a RangeError when the pool needs more than MAX_POOL_BINDINGS buffers, the most the
+ * decode attention kernel binds (the decode node checks this against the adapter at start).
  */
-export function kvPoolPlan(pageBytes: number, numPages: number, maxBindingBytes: number): { pagesPerBuffer: number; bufferPages: number[] } {
-  const pagesPerBuffer = Math.min(numPages, pagesPerBinding(maxBindingBytes, pageBytes));
-  const bufferPages = bufferPageCounts(numPages, pagesPerBuffer);
-  if (bufferPages.length > MAX_POOL_BINDINGS) {
-    throw new RangeError(`KV cache: ${numPages} pages of ${pageBytes} bytes need ${bufferPages.length} buffers a layer; ` +
+export function kvPool(layout: LatentKvLayout, numPages: number, maxBindingBytes: number): LatentPagePool {
+  const pool = latentPagePool(layout, numPages, maxBindingBytes);
+  if (pool.bufferPages.length > MAX_POOL_BINDINGS) {
+    throw new RangeError(`KV cache: ${numPages} pages of ${layout.pageBytes} bytes need ${pool.bufferPages.length} buffers a layer; ` +
       `at most ${MAX_POOL_BINDINGS} of ${maxBindingBytes} bytes are bound`);
   }
-  return { pagesPerBuffer, bufferPages };
+  return pool;
 }
 
 export class LatentKvCache {
   readonly layout: LatentKvLayout;
-  readonly numPages: number;
-  readonly pagesPerBuffer: number;
+  /** How the pool is split over buffers and where each page lives (the layout's pool arithmetic). */
+  readonly pool: LatentPagePool;
   /** pools[layer][k]: the k-th buffer of a layer's pool. */
   readonly pools: readonly (readonly GPUBuffer[])[];
 
   constructor(private readonly gpu: Gpu, spec: LatentKvCacheSpec) {
     if (!Number.isInteger(spec.numPages) || spec.numPages < 1) throw new RangeError(`KV cache: numPages ${spec.numPages} must be ≥ 1`);
     this.layout = latentKvLayout({ kvLoraRank: spec.kvLoraRank, ropeDim: spec.ropeDim, pageSize: spec.pageSize, dtype: spec.dtype });
-    this.numPages = spec.numPages;
-    const plan = kvPoolPlan(this.layout.pageBytes, spec.numPages, spec.maxBindingBytes ?? Math.min(gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize));
-    this.pagesPerBuffer = plan.pagesPerBuffer;
-    const counts = plan.bufferPages;
+    this.pool = kvPool(this.layout, spec.numPages, spec.maxBindingBytes ?? Math.min(gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize));
+    const counts = this.pool.bufferPages;
     this.pools = Array.from({ length: spec.layers }, (_, l) =>
       counts.map((pages, k) => gpu.buffer(`kv.${l}.${k}`, pages * this.layout.pageBytes)));
+  }
+
+  get numPages(): number {
+    return this.pool.numPages;
+  }
+
+  get pagesPerBuffer(): number {
+    return this.pool.pagesPerBuffer;
   }
 
   get bytes(): number {
@@ -57,11 +61,10 @@ export class LatentKvCache {
 
   /** Where page `pageId`'s bytes start: its buffer in the layer's pool and the byte offset within it. */
   locate(layer: number, pageId: number): { buffer: GPUBuffer; byteOffset: number } {
-    if (!Number.isInteger(pageId) || pageId < 0 || pageId >= this.numPages) throw new RangeError(`KV cache: page ${pageId} outside [0, ${this.numPages})`);
     const pool = this.pools[layer];
     if (!pool) throw new RangeError(`KV cache: layer ${layer} outside [0, ${this.pools.length})`);
-    const k = Math.floor(pageId / this.pagesPerBuffer);
-    return { buffer: pool[k]!, byteOffset: (pageId - k * this.pagesPerBuffer) * this.layout.pageBytes };
+    const at = pageLocation(this.pool, pageId);
+    return { buffer: pool[at.buffer]!, byteOffset: at.byteOffset };
   }
 
   /**

@@ -1,6 +1,5 @@
 export { PageAllocator } from './page-allocator.js';
-export { bufferPageCounts, pageLocation, pagesPerBinding, type PageLocation } from './page-location.js';
-export { Sequence, pagesNeeded, type FinishReason, type SequenceSpec, type SequenceStatus } from './sequence.js';
+export { Sequence, type FinishReason, type SequenceSpec, type SequenceStatus } from './sequence.js';
 export { SchedulerRejection, type RejectionReason } from './errors.js';
 export type { Reservation } from './leases.js';
 export { Scheduler } from './scheduler.js';

@@ -20,7 +20,8 @@ import { SchedulerRejection } from './errors.js';
 import { LeaseTable, type Reservation } from './leases.js';
 import { PageAllocator } from './page-allocator.js';
 import type { ScheduledBatch, SchedulerOptions, SchedulerStats, StepResult } from './scheduler-types.js';
-import { pagesNeeded, type FinishReason, type Sequence } from './sequence.js';
+import { pagesFor } from '@latentwire/protocol';
+import type { FinishReason, Sequence } from './sequence.js';
 
 export class Scheduler {
   private readonly allocator: PageAllocator;
@@ -61,7 +62,7 @@ export class Scheduler {
   reserve(requestId: string, tokens: number): Reservation {
     this.expireLeases();
     this.checkAdmissible(requestId, tokens);
-    const pages = this.allocator.allocate(pagesNeeded(tokens, this.opts.pageSize));
+    const pages = this.allocator.allocate(pagesFor(this.opts, tokens));
     if (!pages) throw new SchedulerRejection('no-pages', `${requestId}: ${this.allocator.freeCount} pages free, not enough`);
     const lease = { requestId, tokens, pages, expiresAt: this.now() + this.opts.leaseMs };
     this.leases.add(lease);
@@ -74,7 +75,7 @@ export class Scheduler {
     const lease = this.leases.get(seq.id);
     if (!lease) throw new SchedulerRejection('no-reservation', `${seq.id}: no live reservation (expired or cancelled?)`);
     if (seq.status !== 'waiting' || seq.pageTable.length > 0) throw new Error(`${seq.id}: commit() takes a fresh sequence`);
-    const need = pagesNeeded(seq.reservedTokens, this.opts.pageSize);
+    const need = pagesFor(this.opts, seq.reservedTokens);
     if (need > lease.pages.length) {
       throw new SchedulerRejection('reservation-too-small', `${seq.id}: needs ${need} pages, reserved ${lease.pages.length}`);
     }
@@ -94,7 +95,7 @@ export class Scheduler {
     for (let i = 0; i < this.waiting.length && this.running.size < this.opts.maxBatch; ) {
       if (head && (this.bypassed.get(head) ?? 0) >= this.maxHeadBypass) break;
       const seq = this.waiting[i]!;
-      const pages = this.allocator.allocate(pagesNeeded(seq.reservedTokens, this.opts.pageSize));
+      const pages = this.allocator.allocate(pagesFor(this.opts, seq.reservedTokens));
       if (!pages) {
         head ??= seq;
         i++;
@@ -172,7 +173,7 @@ export class Scheduler {
   private checkAdmissible(id: string, tokens: number): void {
     if (this.live.has(id) || this.leases.has(id)) throw new SchedulerRejection('duplicate-id', `${id} is already live`);
     if (!Number.isInteger(tokens) || tokens < 1) throw new RangeError(`${id}: tokens must be a positive integer, got ${tokens}`);
-    const need = pagesNeeded(tokens, this.opts.pageSize);
+    const need = pagesFor(this.opts, tokens);
     if (need > this.allocator.numPages) {
       throw new SchedulerRejection('too-large', `${id}: ${tokens} tokens need ${need} pages; the pool has ${this.allocator.numPages}`);
     }

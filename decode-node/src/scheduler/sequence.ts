@@ -7,13 +7,6 @@
 export type SequenceStatus = 'waiting' | 'running' | 'finished';
 export type FinishReason = 'stop' | 'length' | 'cancelled' | 'error';
 
-/** Pages that hold `tokens` tokens' KV at `pageSize` tokens a page. */
-export function pagesNeeded(tokens: number, pageSize: number): number {
-  if (!Number.isInteger(pageSize) || pageSize <= 0) throw new RangeError(`pageSize must be a positive integer, got ${pageSize}`);
-  if (!Number.isInteger(tokens) || tokens < 0) throw new RangeError(`tokens must be a non-negative integer, got ${tokens}`);
-  return Math.ceil(tokens / pageSize);
-}
-
 export interface SequenceSpec {
   readonly id: string;
   readonly promptLength: number;

@@ -3,7 +3,8 @@
 // batch stays within MAX_BATCH, and once everything ends the pool is whole again.
 import { seededRandom } from '@latentwire/testing';
 import test, { type ExecutionContext } from 'ava';
-import { Scheduler, SchedulerRejection, Sequence, pagesNeeded, type Reservation } from '../../src/scheduler/index.js';
+import { Scheduler, SchedulerRejection, Sequence, type Reservation } from '../../src/scheduler/index.js';
+import { pagesFor } from '@latentwire/protocol';
 
 const EOS = 0;
 const LEASE_MS = 1000;
@@ -41,7 +42,7 @@ function checkInvariants(t: ExecutionContext, w: World, where: string): boolean 
       continue;
     }
     running += q.status === 'running' ? 1 : 0;
-    const need = pagesNeeded(q.reservedTokens, w.pageSize);
+    const need = pagesFor(w, q.reservedTokens);
     if (q.pageTable.length > 0 && q.pageTable.length < need) return t.fail(`${where}: ${q.id} has fewer pages than it needs`), false;
     if (q.status === 'running' && q.pageTable.length * w.pageSize < q.cachedTokens + q.pendingTokens) {
       return t.fail(`${where}: ${q.id}'s next step would write past its pages`), false;

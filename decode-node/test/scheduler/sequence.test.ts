@@ -1,22 +1,12 @@
-// A sequence's page arithmetic, stop conditions and status transitions.
+// A sequence's stop conditions (pages for tokens: the layout's pagesFor, shared/protocol/test/kv) and status transitions.
 import test from 'ava';
-import { Sequence, pagesNeeded, type SequenceSpec } from '../../src/scheduler/index.js';
+import { Sequence, type SequenceSpec } from '../../src/scheduler/index.js';
 
 const running = (spec: Partial<SequenceSpec> = {}) => {
   const seq = new Sequence({ id: 's', promptLength: 5, maxNewTokens: 4, eosTokenIds: [2], stopTokenIds: [7], ...spec });
   seq.start();
   return seq;
 };
-
-test('pagesNeeded rounds up to whole pages', (t) => {
-  t.is(pagesNeeded(0, 16), 0);
-  t.is(pagesNeeded(1, 16), 1);
-  t.is(pagesNeeded(16, 16), 1);
-  t.is(pagesNeeded(17, 16), 2);
-  t.is(pagesNeeded(100, 1), 100);
-  t.throws(() => pagesNeeded(-1, 16), { instanceOf: RangeError });
-  t.throws(() => pagesNeeded(4, 0), { instanceOf: RangeError });
-});
 
 test('reserves prompt + max_tokens; a fresh sequence feeds its prompt, then one token a step', (t) => {
   const seq = running();

@@ -171,13 +171,9 @@ test.serial('decode service - full handoff over NATS (fp8_e4m3 cache, scales on 
   t.is(free(), total());
 });
 
-/** A kv-chunk of zero rows (valid bytes in every dtype) for tokens [tokenStart, tokenStart + n) of one page. */
+/** A kv-chunk of zero rows (valid bytes in every dtype) for tokens [tokenStart, tokenStart + n), over any pages. */
 function zeroChunk(requestId: string, layer: number, tokenStart: number, n: number, layout: LatentKvLayout) {
-  return kvChunkMessage({
-    requestId, layer, pageIndex: Math.floor(tokenStart / layout.pageSize), tokenStart, tokenCount: n, pageSize: layout.pageSize,
-    layoutKey: latentLayoutKey(layout), dtype: layout.dtype, rowBytes: layout.rowBytes,
-    rows: new Uint8Array(n * layout.rowBytes), scales: new Uint8Array(n * layout.scaleBytes),
-  });
+  return kvChunkMessage({ requestId, layer, layoutKey: latentLayoutKey(layout), tokenStart, tokenCount: n, data: new Uint8Array(n * layout.tokenBytes) });
 }
 
 async function sendChunk(peer: Peer, bytes: Uint8Array): Promise<KvAck> {
@@ -201,7 +197,8 @@ test.serial('decode service - kv-chunks outside a live reservation are refused w
   ] as const) {
     t.like(await sendChunk(peer, encodeMessage(chunk)), { ok: false, reason }, what);
   }
-  t.like(await sendChunk(peer, encodeMessage(zeroChunk('oor', 0, 16, 4, layout))), { ok: true, layer: 0, pageIndex: 1, tokenStart: 16 });
+  t.like(await sendChunk(peer, encodeMessage(zeroChunk('oor', 0, 16, 4, layout))), { ok: true, layer: 0, tokenStart: 16 });
+  t.like(await sendChunk(peer, encodeMessage(zeroChunk('oor', 0, 14, 4, layout))), { ok: true, layer: 0, tokenStart: 14 }, 'a run over two pages');
   peer.cancel('oor');
   await waitFor(() => free() === total(), 1000, 'the cancelled reservation');
   t.like(await sendChunk(peer, encodeMessage(zeroChunk('oor', 0, 0, 4, layout))), { ok: false, reason: 'cancelled' }, 'a chunk after cancel');
@@ -312,7 +309,7 @@ test.serial('decode service - malformed and forged messages on every subject are
     [s.control(NODE), patch(cancel, 'reason', 'deadlinX'), 'invalid'],
     [s.kv(NODE), encodeMessage({ ...chunk, checksum: (chunk.checksum ^ 1) >>> 0 }), 'checksum'],
     [s.kv(NODE), patch(kv, 'tokenCount', 3), 'size'],
-    [s.kv(NODE), patch(kv, 'rowBytes', 64), 'size'],
+    [s.kv(NODE), patch(kv, 'layoutKey', chunk.layoutKey.replace('fp8_e4m3', 'fp8_e5m2')), 'size'], // that layout's tokens are smaller
   );
   for (const [subject, bytes] of sent) nc.publish(subject, bytes, { reply: createInbox() });
   // a refused request gets no reply: the requester's timeout reports it

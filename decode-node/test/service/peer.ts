@@ -1,10 +1,10 @@
 // The other side of the decode node in its integration tests: a gateway that reserves and reads tokens, and
 // a prefill node that sends KV (real prefill output, or filler bytes) and prefill-done, all over real NATS.
 import type { Msg, NatsConnection } from '@nats-io/transport-node';
-import { latentLayoutKey, type LatentKvLayout } from '@latentwire/protocol';
-import { pageRows, type PrefillModel } from '@latentwire/gpu/prefill';
+import { latentLayoutKey, pagesFor, type LatentKvLayout } from '@latentwire/protocol';
+import type { PrefillModel } from '@latentwire/gpu/prefill';
 import {
-  cancelMessage, decodeMessage, encodeMessage, kvChunkMessages, maxPayloadOf, prefillDoneMessage, prefillFailedMessage, reserveMessage,
+  cancelMessage, decodeMessage, encodeMessage, kvChunkMessage, kvChunkMessages, kvChunkTokens, maxPayloadOf, runData, prefillDoneMessage, prefillFailedMessage, reserveMessage,
   SUBJECT_TYPES,
   type KvAck, type PrefillDone, type Reserve, type ReserveReply, type Tokens, type WireSubjects,
 } from '@latentwire/protocol';
@@ -30,24 +30,35 @@ export class Peer {
     return decodeMessage((await this.request(this.subjects.reserve(this.nodeId), encodeMessage(m))).data, SUBJECT_TYPES.reserveReply);
   }
 
-  /** One layer's contiguous pages (the prefill's stream format) as kv-chunks cut to max_payload; every ack. */
+  /**
+   * One layer's contiguous pages (the prefill's stream format) as kv-chunks filling max_payload; every ack.
+   * With skipPage, chunks that never cross a page end, and that page's are not sent.
+   */
   async sendLayer(requestId: string, layer: number, pages: Uint8Array, tokens: number, skipPage?: number): Promise<KvAck[]> {
-    const acks: KvAck[] = [];
     const l = this.layout;
-    for (let p = 0; p * l.pageSize < tokens; p++) {
-      if (p === skipPage) continue;
-      const page = pageRows(l, pages, tokens, p);
-      const chunks = kvChunkMessages({
-        requestId, layer, pageIndex: p, pageSize: l.pageSize, layoutKey: this.layoutKey, dtype: l.dtype, rowBytes: l.rowBytes, ...page,
-      }, maxPayloadOf(this.nc));
-      for (const c of chunks) acks.push(decodeMessage((await this.request(this.subjects.kv(this.nodeId), c.bytes)).data, SUBJECT_TYPES.kvReply));
+    const maxPayload = maxPayloadOf(this.nc);
+    let chunks: Uint8Array[];
+    if (skipPage === undefined) {
+      chunks = [...kvChunkMessages({ requestId, layer, layout: l, tokens, pages }, maxPayload)].map((c) => c.bytes);
+    } else {
+      const per = Math.min(l.pageSize, kvChunkTokens(l, requestId, layer, maxPayload));
+      chunks = [];
+      for (let p = 0; p < pagesFor(l, tokens); p++) {
+        if (p === skipPage) continue;
+        for (let t = p * l.pageSize, end = Math.min(tokens, (p + 1) * l.pageSize); t < end; t += per) {
+          const n = Math.min(per, end - t);
+          chunks.push(encodeMessage(kvChunkMessage({ requestId, layer, layoutKey: this.layoutKey, tokenStart: t, tokenCount: n, data: runData(l, pages, t, n) })));
+        }
+      }
     }
+    const acks: KvAck[] = [];
+    for (const c of chunks) acks.push(decodeMessage((await this.request(this.subjects.kv(this.nodeId), c)).data, SUBJECT_TYPES.kvReply));
     return acks;
   }
 
   /** Every layer's pages filled with zeros (valid in every dtype: 0 and scale 0), for handoffs whose tokens don't matter. */
   async sendFiller(requestId: string, layers: number, tokens: number, skip?: { layer: number; page: number }): Promise<KvAck[]> {
-    const pages = new Uint8Array(Math.ceil(tokens / this.layout.pageSize) * this.layout.pageBytes);
+    const pages = new Uint8Array(pagesFor(this.layout, tokens) * this.layout.pageBytes);
     const acks: KvAck[] = [];
     for (let layer = 0; layer < layers; layer++) acks.push(...await this.sendLayer(requestId, layer, pages, tokens, skip?.layer === layer ? skip.page : undefined));
     return acks;

@@ -9,13 +9,8 @@
 // runs out of: pages first, batch slots second. Each grant lowers a node's freePages (reserve-replies
 // carry the new figure), so successive requests spread over nodes. Ties go to fewer running + waiting,
 // then to the smaller nodeId, so the order is deterministic.
-import type { Heartbeat } from '@latentwire/protocol';
+import { pagesFor, type Heartbeat } from '@latentwire/protocol';
 import type { DecodeNode } from './decode-registry.js';
-
-/** Pages a request of `tokens` (prompt + max completion tokens) holds on a node with this page size. */
-export function pagesFor(tokens: number, pageSize: number): number {
-  return Math.ceil(tokens / pageSize);
-}
 
 /** The longest prompt + completion a node could ever hold: its context limit or its whole cache. */
 export function capacityTokens(hb: Pick<Heartbeat, 'maxContext' | 'totalPages' | 'pageSize'>): number {
@@ -36,7 +31,7 @@ export interface RankedNode {
 
 export function headroomOf(node: DecodeNode, tokens: number): RankedNode {
   const hb = node.heartbeat;
-  const need = pagesFor(tokens, hb.pageSize);
+  const need = pagesFor(hb, tokens); // the latent layout's page arithmetic, at the node's page size
   const ahead = Math.max(0, hb.running + hb.waiting + 1 - hb.maxBatch);
   const headroom = node.freePages - need - ahead * (hb.totalPages / hb.maxBatch);
   return { node, need, headroom, fits: need <= node.freePages, tooLarge: tokens > capacityTokens(hb) };

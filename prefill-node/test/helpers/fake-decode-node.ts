@@ -5,9 +5,9 @@
 import type { Msg, NatsConnection } from '@nats-io/transport-node';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
-import { pagesFor, type LatentKvLayout } from '@latentwire/protocol';
+import { latentLayoutKey, pagesFor, type LatentKvLayout } from '@latentwire/protocol';
 import {
-  encodeMessage, kvAckMessage, kvChunkPlacement, prefillDoneAckMessage, SUBJECT_TYPES, WireRejections,
+  encodeMessage, kvAckMessage, kvChunkPieces, prefillDoneAckMessage, SUBJECT_TYPES, WireRejections,
   type KvChunk, type PrefillDone, type PrefillFailed, type WireSubjects,
 } from '@latentwire/protocol';
 
@@ -23,7 +23,7 @@ export interface DecodeBehaviour {
 }
 
 export const okAck = (m: KvChunk): Uint8Array =>
-  encodeMessage(kvAckMessage({ requestId: m.requestId, layer: m.layer, pageIndex: m.pageIndex, tokenStart: m.tokenStart, ok: true }));
+  encodeMessage(kvAckMessage({ requestId: m.requestId, layer: m.layer, tokenStart: m.tokenStart, ok: true }));
 
 export class FakeDecodeNode {
   readonly chunks: KvChunk[] = [];
@@ -53,10 +53,12 @@ export class FakeDecodeNode {
   pages(requestId: string, layout: LatentKvLayout, layers: number, tokens: number): Uint8Array[] {
     const out = Array.from({ length: layers }, () => new Uint8Array(pagesFor(layout, tokens) * layout.pageBytes));
     for (const c of this.chunksOf(requestId)) {
-      const at = kvChunkPlacement(c);
-      const base = c.pageIndex * layout.pageBytes;
-      out[c.layer]!.set(c.rows, base + at.rowsOffset);
-      out[c.layer]!.set(c.scales, base + at.scalesOffset);
+      if (c.layoutKey !== latentLayoutKey(layout)) throw new Error(`chunk in ${c.layoutKey}, expected ${latentLayoutKey(layout)}`);
+      for (const p of kvChunkPieces(layout, c)) {
+        const base = p.pageIndex * layout.pageBytes;
+        out[c.layer]!.set(p.rows, base + p.pageRowsOffset);
+        out[c.layer]!.set(p.scales, base + p.pageScalesOffset);
+      }
     }
     return out;
   }
@@ -65,7 +67,7 @@ export class FakeDecodeNode {
     const m = this.rejections.decode(msg.data, msg.subject, SUBJECT_TYPES.kv);
     if (!m) return;
     const index = this.chunks.length;
-    this.chunks.push({ ...m, rows: Uint8Array.from(m.rows), scales: Uint8Array.from(m.scales) });
+    this.chunks.push({ ...m, data: Uint8Array.from(m.data) });
     const bytes = msg.data.byteLength;
     this.inFlightBytes += bytes;
     this.maxInFlightBytes = Math.max(this.maxInFlightBytes, this.inFlightBytes);

@@ -4,3 +4,4 @@ export * from './wire/index.js';
 export * from './kv/kv-dtype.js';
 export * from './kv/latent-layout.js';
 export * from './config/index.js';
+export * from './kv/page-pool.js';

@@ -14,7 +14,7 @@ const S = samples();
 
 /** Decoded byte fields are Buffers (views into the message); compare them as plain Uint8Arrays. */
 const plain = (m: WireMessage): WireMessage =>
-  m.type === 'kv-chunk' ? { ...m, rows: new Uint8Array(m.rows), scales: new Uint8Array(m.scales) } : m;
+  m.type === 'kv-chunk' ? { ...m, data: new Uint8Array(m.data) } : m;
 
 function rejections() {
   const lines: string[] = [];
@@ -48,10 +48,9 @@ test('wire - kv-chunk bytes survive exactly and decode as views into the message
   const m = S['kv-chunk'];
   const bytes = encodeMessage(m);
   const d = decodeMessage(bytes, SUBJECT_TYPES.kv);
-  t.deepEqual(new Uint8Array(d.rows), m.rows);
-  t.deepEqual(new Uint8Array(d.scales), m.scales);
-  t.is(d.checksum, kvChunkChecksum(m.rows, m.scales));
-  t.is(d.rows.buffer, bytes.buffer); // no copy
+  t.deepEqual(new Uint8Array(d.data), m.data);
+  t.is(d.checksum, kvChunkChecksum(m.data));
+  t.is(d.data.buffer, bytes.buffer); // no copy: a view into the received message
 });
 
 test('wire - optional fields are absent on the wire, not undefined', (t) => {
@@ -69,7 +68,7 @@ test('wire - unknown fields are dropped on decode and encode', (t) => {
 
 test('wire - describeMessage is redacted: no payload bytes, token ids or sampled token', (t) => {
   const kv = describeMessage(S['kv-chunk']);
-  t.like(kv, { type: 'kv-chunk', requestId: 'req-7f3a.1', layer: 5, tokenStart: 70, tokenCount: 4, rowsBytes: 4 * 640, scalesBytes: 16 });
+  t.like(kv, { type: 'kv-chunk', requestId: 'req-7f3a.1', layer: 5, tokenStart: 70, tokenCount: 4, dataBytes: 4 * 644 });
   for (const type of MESSAGE_TYPES) {
     const d = describeMessage(S[type]);
     t.is(d['type'], type);
@@ -125,7 +124,7 @@ test('wire - bad field values are invalid', (t) => {
   const cases: [WireMessage, Record<string, unknown>][] = [
     [kv, { layer: '5' }], // string for number
     [kv, { tokenStart: -64 }], // negative
-    [kv, { pageSize: 64.5 }], // non-integer
+    [kv, { tokenCount: 4.5 }], // non-integer
     [kv, { layer: 2 ** 32 }], // beyond u32
     [kv, { tokenCount: 0 }], // must be >= 1
     [kv, { layer: Number.NaN }],
@@ -135,13 +134,11 @@ test('wire - bad field values are invalid', (t) => {
     [kv, { requestId: 'req.*' }], // wildcard
     [kv, { requestId: 'req..1' }], // empty subject token
     [kv, { requestId: undefined }], // missing
-    [kv, { rows: Array.from(kv.rows) }], // array, not bin
-    [kv, { dtype: 'fp16' }],
+    [kv, { data: Array.from(kv.data) }], // array, not bin
+    [kv, { data: undefined }],
     [kv, { layoutKey: 'latent-v1/fp8/r512+64/p64' }],
     [kv, { layoutKey: 'latent-v2/fp8_e4m3/r512+64/p64' }],
     [kv, { layoutKey: 'latent-v1/fp8_e4m3/r0512+64/p64' }], // not the formatter's spelling
-    [kv, { dtype: 'bf16' }], // contradicts layoutKey
-    [kv, { pageSize: 32, pageIndex: 2 }], // contradicts layoutKey
     [S.heartbeat, { freePages: 5000 }], // > totalPages
     [S.heartbeat, { fingerprint: 'has space' }],
     [S.heartbeat, { sentAt: -1 }],
@@ -168,22 +165,21 @@ test('wire - bad field values are invalid', (t) => {
 
 test('wire - kv-chunk sizes that disagree are size', (t) => {
   const kv = S['kv-chunk'];
-  const recrc = (rows: Uint8Array, scales: Uint8Array, patch: Record<string, unknown> = {}) =>
-    tampered(kv, { rows, scales, checksum: kvChunkChecksum(rows, scales), ...patch });
-  const err = expectRejected(t, recrc(kv.rows.subarray(0, kv.rows.byteLength - 1), kv.scales), 'size');
-  t.regex(err.message, /rows 2559 bytes, expected 4 × 640/);
-  expectRejected(t, recrc(kv.rows, kv.scales.subarray(0, 12)), 'size'); // 3 scales for 4 tokens
-  expectRejected(t, recrc(kv.rows, new Uint8Array(0)), 'size'); // e4m3 needs scales
-  expectRejected(t, tampered(kv, { rowBytes: 644 }), 'size');
-  expectRejected(t, tampered(kv, { tokenStart: 60, tokenCount: 8 }), 'size'); // [60, 68) crosses page 0's end
-  expectRejected(t, tampered(kv, { tokenStart: 126 }), 'size'); // [126, 130) crosses page 1's end
-  expectRejected(t, tampered(kv, { pageIndex: 2 }), 'size'); // token 70 is in page 1
+  const recrc = (data: Uint8Array, patch: Record<string, unknown> = {}) => tampered(kv, { data, checksum: kvChunkChecksum(data), ...patch });
+  const err = expectRejected(t, recrc(kv.data.subarray(0, kv.data.byteLength - 1)), 'size');
+  t.regex(err.message, /data 2575 bytes, expected 4 × 644 for latent-v1\/fp8_e4m3\/r512\+64\/p64/);
+  expectRejected(t, recrc(kv.data.subarray(0, 4 * 640)), 'size'); // rows without their scales
+  expectRejected(t, tampered(kv, { tokenCount: 5 }), 'size'); // 4 tokens of data
+  expectRejected(t, tampered(kv, { layoutKey: 'latent-v1/bf16/r512+64/p64' }), 'size'); // another layout's token size
+  expectRejected(t, tampered(kv, { tokenStart: 2 ** 32 - 2 }), 'size'); // the run passes u32
+  // A run that crosses pages is fine: the layout places each page's part.
+  t.is(decodeMessage(recrc(kv.data, { tokenStart: 62 }), SUBJECT_TYPES.kv).tokenStart, 62);
 });
 
-test('wire - one flipped byte in rows is a checksum failure', (t) => {
+test('wire - one flipped byte in the data is a checksum failure', (t) => {
   const kv = S['kv-chunk'];
   const bytes = Uint8Array.from(encodeMessage(kv));
-  const at = Buffer.from(bytes).indexOf(Buffer.from(kv.rows)) + 1234;
+  const at = Buffer.from(bytes).indexOf(Buffer.from(kv.data)) + 1234;
   bytes[at]! ^= 0x10;
   const err = expectRejected(t, bytes, 'checksum');
   t.is(err.messageType, 'kv-chunk');
@@ -191,7 +187,7 @@ test('wire - one flipped byte in rows is a checksum failure', (t) => {
 });
 
 test('wire - encodeMessage refuses what a receiver would refuse', (t) => {
-  const bad = { ...S['kv-chunk'], tokenStart: 60, tokenCount: 8 };
+  const bad = { ...S['kv-chunk'], tokenCount: 8 };
   t.is(t.throws(() => encodeMessage(bad), { instanceOf: WireError })?.reason, 'size');
   t.is(t.throws(() => encodeMessage({ ...S.cancel, requestId: 'a b' }), { instanceOf: WireError })?.reason, 'invalid');
 });

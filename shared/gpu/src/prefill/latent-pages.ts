@@ -4,7 +4,7 @@
 // scales out of that, exactly the bytes the decode node copies into its own page.
 import type { Gpu } from '../runtime/runtime.js';
 import { kvQuantize } from '../kernels/kv-quantize/kv-quantize.js';
-import { pagesFor, type LatentKvLayout } from '@latentwire/protocol';
+import { pagePieces, pagesFor, type LatentKvLayout } from '@latentwire/protocol';
 
 export class LatentPageStager {
   private staging: GPUBuffer | null = null;
@@ -43,10 +43,8 @@ export function pageRows(layout: LatentKvLayout, bytes: Uint8Array, tokens: numb
   const tokenStart = pageIndex * layout.pageSize;
   const tokenCount = Math.min(layout.pageSize, tokens - tokenStart);
   if (!Number.isInteger(pageIndex) || pageIndex < 0 || tokenCount < 1) throw new RangeError(`pageRows: page ${pageIndex} holds none of ${tokens} tokens`);
+  const [piece] = pagePieces(layout, tokenStart, tokenCount); // where the layout puts them in the page
   const base = pageIndex * layout.pageBytes;
-  return {
-    tokenStart, tokenCount,
-    rows: bytes.subarray(base, base + tokenCount * layout.rowBytes),
-    scales: bytes.subarray(base + layout.scalesOffset, base + layout.scalesOffset + tokenCount * layout.scaleBytes),
-  };
+  const rows = base + piece!.pageRowsOffset, scales = base + piece!.pageScalesOffset;
+  return { tokenStart, tokenCount, rows: bytes.subarray(rows, rows + piece!.rowsBytes), scales: bytes.subarray(scales, scales + piece!.scalesBytes) };
 }

@@ -34,7 +34,8 @@ import type { KvDtype } from './kv-dtype.js';
 
 export const LATENT_LAYOUT_VERSION = 1 as const;
 
-export class KvLayoutError extends Error {
+/** A bad layout spec or a page question outside the layout (a RangeError: sizes and indexes). */
+export class KvLayoutError extends RangeError {
   override readonly name = 'KvLayoutError';
 }
 
@@ -70,7 +71,8 @@ export interface LatentKvLayout extends LatentKvLayoutSpec {
   readonly pageBytes: number;
 }
 
-const ELEMENT_BYTES: Record<KvElementType, number> = { f32: 4, bf16: 2, fp8_e4m3: 1, fp8_e5m2: 1 };
+/** Bytes of one stored value of each element type: the one table (kernels derive words from it). */
+export const KV_ELEMENT_BYTES: Readonly<Record<KvElementType, number>> = Object.freeze({ f32: 4, bf16: 2, fp8_e4m3: 1, fp8_e5m2: 1 });
 const align4 = (n: number) => Math.ceil(n / 4) * 4;
 
 function positiveInt(name: string, v: number, max: number): void {
@@ -84,8 +86,8 @@ export function latentKvLayout(spec: LatentKvLayoutSpec): LatentKvLayout {
   const e4m3 = spec.dtype === 'fp8_e4m3';
   const latentType: KvElementType = spec.dtype;
   const ropeType: KvElementType = e4m3 ? 'bf16' : spec.dtype;
-  const latentBytes = align4(spec.kvLoraRank * ELEMENT_BYTES[latentType]);
-  const ropeBytes = align4(spec.ropeDim * ELEMENT_BYTES[ropeType]);
+  const latentBytes = align4(spec.kvLoraRank * KV_ELEMENT_BYTES[latentType]);
+  const ropeBytes = align4(spec.ropeDim * KV_ELEMENT_BYTES[ropeType]);
   const rowBytes = latentBytes + ropeBytes;
   const scaleBytes = e4m3 ? 4 : 0;
   const scales: KvScaleLayout = e4m3 ? { kind: 'per-token-latent', max: 448 } : { kind: 'none' };
@@ -101,9 +103,65 @@ export function latentKvLayout(spec: LatentKvLayoutSpec): LatentKvLayout {
   });
 }
 
-/** Pages needed to hold `tokens` rows. */
-export function pagesFor(layout: LatentKvLayout, tokens: number): number {
-  return Math.ceil(tokens / layout.pageSize);
+/**
+ * Pages needed to hold `tokens` rows: the one definition, asked by the scheduler, the gateway (with a
+ * heartbeat's page size), the engine, the prefill and the benches.
+ */
+export function pagesFor(layout: Pick<LatentKvLayout, 'pageSize'>, tokens: number): number {
+  const { pageSize } = layout;
+  if (!Number.isInteger(pageSize) || pageSize < 1) throw new KvLayoutError(`pageSize must be a positive integer, got ${pageSize}`);
+  if (!Number.isInteger(tokens) || tokens < 0) throw new KvLayoutError(`tokens must be a non-negative integer, got ${tokens}`);
+  return Math.ceil(tokens / pageSize);
+}
+
+/** Where token `token` of a sequence lives: the index in its page list and the slot within that page. */
+export function tokenPlace(layout: Pick<LatentKvLayout, 'pageSize'>, token: number): { readonly pageIndex: number; readonly slot: number } {
+  return { pageIndex: Math.floor(token / layout.pageSize), slot: token % layout.pageSize };
+}
+
+/**
+ * One page's part of a run of tokens. A kv-chunk's data (and the prefill's contiguous page bytes, seen
+ * from token 0) is, for each page the run touches in order, that part's rows then its scales, so a run of
+ * whole pages is exactly those pages' bytes.
+ */
+export interface LatentPagePiece {
+  /** Index in the sequence's page list (page i holds tokens [i·pageSize, (i+1)·pageSize)). */
+  readonly pageIndex: number;
+  /** First slot of the page written. */
+  readonly slot: number;
+  readonly tokens: number;
+  /** Where the piece's rows start in the run's bytes; its scales (tokens·scaleBytes) follow them. */
+  readonly dataOffset: number;
+  readonly rowsBytes: number;
+  readonly scalesBytes: number;
+  /** Where rows and scales go in the page, in bytes from the page's start. */
+  readonly pageRowsOffset: number;
+  readonly pageScalesOffset: number;
+}
+
+/** Bytes of a run of `tokens` tokens in page-piece order (what a kv-chunk's data holds). */
+export function runBytes(layout: LatentKvLayout, tokens: number): number {
+  return tokens * layout.tokenBytes;
+}
+
+/** Tokens [tokenStart, tokenStart + tokenCount) cut at page boundaries, with where each part goes. */
+export function pagePieces(layout: LatentKvLayout, tokenStart: number, tokenCount: number): LatentPagePiece[] {
+  if (!Number.isInteger(tokenStart) || tokenStart < 0 || !Number.isInteger(tokenCount) || tokenCount < 1) {
+    throw new KvLayoutError(`tokens [${tokenStart}, ${tokenStart + tokenCount}) are not a non-empty run`);
+  }
+  const out: LatentPagePiece[] = [];
+  for (let t = tokenStart, dataOffset = 0, end = tokenStart + tokenCount; t < end; ) {
+    const { pageIndex, slot } = tokenPlace(layout, t);
+    const tokens = Math.min(layout.pageSize - slot, end - t);
+    const rowsBytes = tokens * layout.rowBytes, scalesBytes = tokens * layout.scaleBytes;
+    out.push({
+      pageIndex, slot, tokens, dataOffset, rowsBytes, scalesBytes,
+      pageRowsOffset: slot * layout.rowBytes, pageScalesOffset: layout.scalesOffset + slot * layout.scaleBytes,
+    });
+    t += tokens;
+    dataOffset += rowsBytes + scalesBytes;
+  }
+  return out;
 }
 
 /** A short stable key naming everything that fixes the bytes, for handoff checks and logs. */

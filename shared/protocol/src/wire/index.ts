@@ -20,7 +20,9 @@ export {
   FINISH_REASONS, MAX_TOKENS_PER_MESSAGE, tokensMessage, type FinishReason, type Tokens, type Usage,
 } from './messages/tokens.js';
 export { decodeMessage, encodeMessage, validateMessage } from './codec.js';
-export { kvChunkMessages, kvChunkPlacement, type EncodedKvChunk, type KvChunkPlacement, type KvPageSlice } from './kv-chunking.js';
+export {
+  kvChunkEnvelopeBytes, kvChunkMessages, kvChunkPieces, kvChunkTokens, runData, type EncodedKvChunk, type KvChunkPiece, type KvLayerPages,
+} from './kv-chunking.js';
 export { maxPayloadOf, type NatsServerInfoSource } from './max-payload.js';
 export { WireRejections, WIRE_REJECTED_METRIC, type WireRejectionsOptions } from './rejections.js';
 export { DEFAULT_SUBJECT_PREFIX, SUBJECT_TYPES, wireSubjects, type WireSubjects } from './subjects.js';

@@ -5,8 +5,23 @@ import { LATENT_LAYOUT_VERSION, latentKvLayout, latentLayoutKey, type LatentKvLa
 
 const KEY = /^latent-v(\d{1,4})\/([a-z0-9_]{1,16})\/r(\d{1,6})\+(\d{1,6})\/p(\d{1,6})$/;
 
+/**
+ * Keys already parsed (every kv-chunk asks twice: schema and size check). Bounded, since keys come from
+ * peers; a node sees one or two layouts, so the bound is never reached in practice.
+ */
+const PARSED = new Map<string, LatentKvLayout | undefined>();
+const PARSED_MAX = 64;
+
 /** The layout a key names, or undefined unless `latentLayoutKey` of that layout gives back the same key. */
 export function parseLatentLayoutKey(key: string): LatentKvLayout | undefined {
+  if (PARSED.has(key)) return PARSED.get(key);
+  const layout = parse(key);
+  if (PARSED.size >= PARSED_MAX) PARSED.delete(PARSED.keys().next().value!);
+  PARSED.set(key, layout);
+  return layout;
+}
+
+function parse(key: string): LatentKvLayout | undefined {
   const m = KEY.exec(key);
   if (!m || Number(m[1]) !== LATENT_LAYOUT_VERSION) return undefined;
   const dtype = m[2] as KvDtype;

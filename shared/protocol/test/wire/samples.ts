@@ -1,10 +1,10 @@
 // One valid message of every type, random (never zero) KV bytes, and raw msgpack for crafting bad input.
 import { Packr } from 'msgpackr';
-import { latentKvLayout, latentLayoutKey, type KvDtype } from '@latentwire/protocol';
+import { latentKvLayout, latentLayoutKey, pagesFor, type KvDtype } from '@latentwire/protocol';
 import { seededRandom } from '@latentwire/testing';
 import {
   cancelMessage, heartbeatMessage, kvAckMessage, kvChunkMessage, prefillDoneAckMessage, prefillDoneMessage,
-  prefillFailedMessage, reserveMessage, reserveReplyMessage, tokensMessage, type KvPageSlice, type MessageType, type WireMessage,
+  prefillFailedMessage, reserveMessage, reserveReplyMessage, tokensMessage, type KvLayerPages, type MessageType, type WireMessage,
 } from '../../src/wire/index.js';
 
 /** A plain msgpackr, independent of the codec's, for writing messages the codec would never write. */
@@ -31,17 +31,19 @@ export const E4M3 = latentKvLayout({ dtype: 'fp8_e4m3', kvLoraRank: 512, ropeDim
 export const E4M3_KEY = latentLayoutKey(E4M3);
 export const FINGERPRINT = 'a3f1'.repeat(16);
 
-/** Rows (and scales) of `layer` for tokens [tokenStart, tokenStart + tokenCount) of one page. */
-export function pageSlice(args: { dtype: KvDtype; pageSize: number; tokenStart: number; tokenCount: number; layer?: number; seed?: number; kvLoraRank?: number }): KvPageSlice {
+/**
+ * One layer's pages for tokens [0, tokens), random (never zero) where tokens are, zero in the unfilled
+ * slots of the last page (as a receiver that starts from zeroed pages would hold them).
+ */
+export function layerPages(args: { dtype: KvDtype; pageSize: number; tokens: number; layer?: number; seed?: number; kvLoraRank?: number }): KvLayerPages {
   const layout = latentKvLayout({ dtype: args.dtype, kvLoraRank: args.kvLoraRank ?? 512, ropeDim: 64, pageSize: args.pageSize });
-  const seed = args.seed ?? 1;
-  return {
-    requestId: 'req-7f3a.1', layer: args.layer ?? 5, pageIndex: Math.floor(args.tokenStart / args.pageSize),
-    pageSize: args.pageSize, tokenStart: args.tokenStart, tokenCount: args.tokenCount,
-    layoutKey: latentLayoutKey(layout), dtype: args.dtype, rowBytes: layout.rowBytes,
-    rows: randomBytes(args.tokenCount * layout.rowBytes, seed),
-    scales: randomBytes(args.tokenCount * layout.scaleBytes, seed + 1),
-  };
+  const pages = randomBytes(pagesFor(layout, args.tokens) * layout.pageBytes, args.seed ?? 1);
+  const filled = args.tokens % layout.pageSize, last = (pagesFor(layout, args.tokens) - 1) * layout.pageBytes;
+  if (filled > 0) {
+    pages.fill(0, last + filled * layout.rowBytes, last + layout.scalesOffset);
+    pages.fill(0, last + layout.scalesOffset + filled * layout.scaleBytes, last + layout.pageBytes);
+  }
+  return { requestId: 'req-7f3a.1', layer: args.layer ?? 5, layout, tokens: args.tokens, pages };
 }
 
 /** One valid message of every type. The kv-chunk: tokens [70, 74) of page 1 (64-token pages), fp8_e4m3. */
@@ -57,11 +59,8 @@ export function samples(): { readonly [T in MessageType]: Extract<WireMessage, {
       stopTokenIds: [100, 101], eosTokenIds: [1], fingerprint: FINGERPRINT, layoutKey: E4M3_KEY,
     }),
     'reserve-reply': reserveReplyMessage({ requestId, ok: true, pages: 6, freePages: 994, leaseMs: 30_000 }),
-    'kv-chunk': kvChunkMessage({
-      requestId, layer: 5, pageIndex: 1, tokenStart: 70, tokenCount: 4, pageSize: 64, layoutKey: E4M3_KEY, dtype: 'fp8_e4m3',
-      rowBytes: E4M3.rowBytes, rows: randomBytes(4 * E4M3.rowBytes, 11), scales: randomBytes(16, 12),
-    }),
-    'kv-ack': kvAckMessage({ requestId, layer: 5, pageIndex: 1, tokenStart: 70, ok: true }),
+    'kv-chunk': kvChunkMessage({ requestId, layer: 5, layoutKey: E4M3_KEY, tokenStart: 70, tokenCount: 4, data: randomBytes(4 * E4M3.tokenBytes, 11) }),
+    'kv-ack': kvAckMessage({ requestId, layer: 5, tokenStart: 70, ok: true }),
     'prefill-done': prefillDoneMessage({
       requestId, promptTokens: 74, layers: 27, firstToken: 128_000, layoutKey: E4M3_KEY, fingerprint: FINGERPRINT,
     }),

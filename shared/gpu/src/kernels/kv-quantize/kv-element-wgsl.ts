@@ -2,11 +2,11 @@
 // one cache word) for kv-quantize and an element reader (cache → f32 bits) for kv-dequantize. Values move
 // as u32 bit patterns end to end, so f32 and bf16 sections are exact copies/roundings whatever the
 // platform does with subnormals and NaN payloads.
-import type { KvElementType } from '@latentwire/protocol';
+import { KV_ELEMENT_BYTES, type KvElementType } from '@latentwire/protocol';
 
-/** Elements per u32 word in a section of `type`. */
+/** Elements per u32 word in a section of `type` (from the layout's element sizes). */
 export function elementsPerWord(type: KvElementType): number {
-  return type === 'f32' ? 1 : type === 'bf16' ? 2 : 4;
+  return 4 / KV_ELEMENT_BYTES[type];
 }
 
 /** Round-to-nearest-even f32 bits → bf16 bits (NaN → 0x7fc0), as weight-dtype.ts's bf16Bits. */

@@ -3,7 +3,7 @@
 // pages without a GPU.
 import { bf16Bits } from '@latentwire/model';
 import { decodeE4M3, decodeE5M2, encodeE4M3, encodeE5M2, f32Bits, f32FromBits } from '@latentwire/model';
-import type { KvElementType, LatentKvLayout } from '@latentwire/protocol';
+import { tokenPlace, type KvElementType, type LatentKvLayout } from '@latentwire/protocol';
 
 /** f32(1/448): the scale is amax * this (a multiply, so the GPU and this agree bit for bit). */
 export const INV_E4M3_MAX = Math.fround(1 / 448);
@@ -48,13 +48,12 @@ export function quantizeLatentRowsCpu(
   layout: LatentKvLayout, rows: ArrayLike<number>, count: number, stride: number,
   pageIds: ArrayLike<number>, tokenOffset: number, cache: Uint32Array,
 ): void {
-  const { kvLoraRank: r, ropeDim: rope, pageSize } = layout;
+  const { kvLoraRank: r, ropeDim: rope } = layout;
   const width = r + rope;
   for (let t = 0; t < count; t++) {
     const tok = tokenOffset + t;
-    const page = pageIds[Math.floor(tok / pageSize)]!;
-    const slot = tok % pageSize;
-    const base = (page * layout.pageBytes) / 4;
+    const { pageIndex, slot } = tokenPlace(layout, tok);
+    const base = (pageIds[pageIndex]! * layout.pageBytes) / 4;
     const row = base + (slot * layout.rowBytes) / 4;
     const src = Array.from({ length: width }, (_, i) => rows[t * stride + i]!);
     const c = src.slice(0, r);
@@ -70,12 +69,12 @@ export function quantizeLatentRowsCpu(
 export function dequantizeLatentRowsCpu(
   layout: LatentKvLayout, cache: Uint32Array, pageIds: ArrayLike<number>, tokenOffset: number, count: number,
 ): Float32Array {
-  const { kvLoraRank: r, ropeDim: rope, pageSize } = layout;
+  const { kvLoraRank: r, ropeDim: rope } = layout;
   const out = new Float32Array(count * (r + rope));
   for (let t = 0; t < count; t++) {
     const tok = tokenOffset + t;
-    const base = (pageIds[Math.floor(tok / pageSize)]! * layout.pageBytes) / 4;
-    const slot = tok % pageSize;
+    const { pageIndex, slot } = tokenPlace(layout, tok);
+    const base = (pageIds[pageIndex]! * layout.pageBytes) / 4;
     const row = base + (slot * layout.rowBytes) / 4;
     const scale = layout.scales.kind === 'none' ? 1 : f32FromBits(cache[base + layout.scalesOffset / 4 + slot]!);
     unpackSection(layout.latentType, cache, row, r, scale, out, t * (r + rope));
