@@ -12,30 +12,12 @@ import { Gpu } from '@latentwire/gpu';
 import { gpuOptions } from '@latentwire/gpu';
 import { normalizeConfig, type MlaConfig, type RopeFreqPrecision } from '@latentwire/model';
 import { failStart, latentKvLayout, pagesFor, type KvDtype } from '@latentwire/protocol';
+import { DecodeModel } from '@latentwire/decode-node';
 import { syntheticWeights } from '@latentwire/gpu/weights';
 import type { ModelWeights } from '@latentwire/gpu/weights';
 import { benchEnv } from './lib/env.js';
 import { isSoftwareAdapter, printTable, writeJson, type Row } from './lib/report.js';
 
-/** The slice of decode-node's DecodeModel this bench drives (bench does not depend on decode-node's types). */
-interface DecodeModelLike {
-  step(input: {
-    tokens: number[]; positions: number[]; pageTables: number[][];
-    sampling: { temperature: number; topK: number; topP: number; seed: number; counter: number }[];
-  }): Promise<{ tokens: Uint32Array; timings: { submitMs: number; waitMs: number } }>;
-  submitStep(input: {
-    tokens: number[]; fromPrevious?: number[]; positions: number[]; pageTables: number[][];
-    sampling: { temperature: number; topK: number; topP: number; seed: number; counter: number }[];
-  }): Promise<{ tokens: Promise<Uint32Array> }>;
-  release(): void;
-}
-interface DecodeModule {
-  DecodeModel: {
-    create(gpu: Gpu, cfg: MlaConfig, weights: ModelWeights, opts: {
-      maxBatch: number; maxContext: number; pageSize: number; kvDtype: KvDtype; numPages: number; ropeFreqPrecision: RopeFreqPrecision;
-    }): Promise<DecodeModelLike>;
-  };
-}
 
 
 /** Bytes of weights one step reads at batch B (routed experts: the expected number B tokens touch). */
@@ -78,7 +60,6 @@ async function main(): Promise<void> {
   const peakGBps = env.PEAK_GBPS;
   console.log(`adapter: ${info.vendor} ${info.description || info.device}; ${configPath.split('/').pop()} with ${layers} of ${base.numLayers} layers; ceiling ${peakGBps} GB/s`);
 
-  const { DecodeModel } = (await import(new URL('./engine/decode-model.js', import.meta.resolve('@latentwire/decode-node')).href)) as DecodeModule;
   const weights = await syntheticWeights(gpu, cfg);
   const rows: Row[] = [];
   for (const dtype of dtypes) {

@@ -70,7 +70,7 @@ test.serial('prefill node - a job whose request was cancelled before it started 
 test.serial('prefill node - invalid job data, another model or a passed deadline fail at once without retry', async (t) => {
   const node = await startTestNode(t, cluster, { promptIds: ids });
   const decode = await FakeDecodeNode.start(node.decodeNc, node.service.subjects, 'decode-a');
-  const invalid = await node.finished((await node.queue.add('prefill', { v: 1, requestId: 'req-bad' }, RETRY)).id!);
+  const invalid = await node.finished((await node.queue.add('prefill', { v: 2, requestId: 'req-bad' }, RETRY)).id!);
   const otherModel = await node.finished(await node.enqueue({ requestId: 'req-model', decodeNodeId: 'decode-a', fingerprint: 'f'.repeat(64) }, RETRY));
   const late = await node.finished(await node.enqueue({ requestId: 'req-late', decodeNodeId: 'decode-a', deadline: Date.now() - 1000 }, RETRY));
   for (const job of [invalid, otherModel, late]) {

@@ -298,7 +298,7 @@ test.serial('decode service - malformed and forged messages on every subject are
   const garbage = Uint8Array.from({ length: 64 }, (_, i) => (i * 37 + 11) & 0xff);
   const sent: [string, Uint8Array, WireRejectReason][] = [];
   for (const [subject, valid] of [[s.reserve(NODE), reserve], [s.kv(NODE), kv], [s.control(NODE), cancel]] as const) {
-    sent.push([subject, garbage, 'malformed'], [subject, valid.subarray(0, valid.length - 3), 'malformed'], [subject, patch(valid, 'v', 2), 'version']);
+    sent.push([subject, garbage, 'malformed'], [subject, valid.subarray(0, valid.length - 3), 'malformed'], [subject, patch(valid, 'v', WIRE_VERSION + 1), 'version']);
   }
   sent.push(
     [s.reserve(NODE), patch(reserve, 'type', 'reservX'), 'unknown-type'],
