@@ -1,19 +1,15 @@
 #!/usr/bin/env node
-// latentwire CLI: run the model locally on WebGPU.
-//   logits   --model DIR --ids 0,17,42                  → {"logits": [...last position...], "argmax": [...every position...]}
-//   logits   --model DIR --ids … --decode-steps N       → {"step_logits": [[...], ...], "ids": [...]}: N greedy tokens and
-//            the logits that chose each, the first from the prefill, the others from absorbed decode steps
-//   generate --model DIR (--prompt T | --chat T | --ids …) --max-tokens N [--temperature T --top-p P --top-k K
-//            --seed S] [--kv-dtype D] [--page-size P] [--json]   → the text, or {"ids": [...], "text": "..."}
-// generate prefills once, then decodes through the continuous-batching engine (weight-absorbed MLA over the
-// paged latent cache), as the decode node does. KV_CACHE_DTYPE / PAGE_SIZE etc. apply unless given as flags.
-// The environment (CLI_ENV, ./env.ts) is parsed before anything else; a bad value, an impossible size for the
-// adapter (checked right after acquiring it) or a bad flag exits 2.
-import { parseArgs } from 'node:util';
+// latentwire CLI: run the model locally on WebGPU (`latentwire --help`, `latentwire <command> --help`).
+//   logits   --ids 0,17,42 [--decode-steps N]   → the prefill's logits, or N greedy tokens and the logits that chose them
+//   generate (--prompt T | --chat T | --ids …)  → the text (or --json ids and text), through the decode engine
+// Flags are parsed by commander: a bad value names the flag and what it accepts. The environment (CLI_ENV,
+// ./env.ts) is parsed before the GPU is touched; a bad value, an impossible size for the adapter (checked right
+// after acquiring it) or a bad flag exits 2.
 import { resolve } from 'node:path';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { Gpu, gpuOptions } from '@latentwire/gpu';
 import { loadConfig } from '@latentwire/model';
-import { pagesFor, parseKvDtype } from '@latentwire/protocol';
+import { KV_DTYPES, pagesFor, type KvDtype } from '@latentwire/protocol';
 import { loadPrefillModel } from '@latentwire/gpu/prefill';
 import { decodeSettingsFrom, type DecodeSettings } from '../config.js';
 import { loadDecodeStack } from '../engine/load.js';
@@ -23,45 +19,72 @@ import { cliEnv } from './env.js';
 
 class UsageError extends Error {}
 
-function parseIds(s: string | undefined): number[] | undefined {
-  if (s === undefined) return undefined;
-  const ids = s.split(',').map((x) => x.trim()).filter(Boolean).map(Number);
-  if (ids.length === 0 || ids.some((x) => !Number.isInteger(x) || x < 0)) throw new UsageError(`--ids must be comma-separated token ids, got "${s}"`);
-  return ids;
+// ---- flag parsers: a bad value names the flag and what it accepts (commander prefixes the flag) ----
+function ids(s: string): number[] {
+  const out = s.split(',').map((x) => x.trim()).filter(Boolean).map(Number);
+  if (out.length === 0 || out.some((x) => !Number.isInteger(x) || x < 0)) throw new InvalidArgumentError('expected comma-separated token ids, e.g. 0,17,42');
+  return out;
 }
-
-function num(s: string | undefined, name: string, def: number): number {
-  if (s === undefined) return def;
+const numberIn = (min: number, max: number, minOpen = false) => (s: string): number => {
   const v = Number(s);
-  if (!Number.isFinite(v)) throw new UsageError(`${name} must be a number, got "${s}"`);
-  return v;
-}
-
-function wholeNumber(s: string | undefined, name: string, def: number, min: number): number {
-  const v = num(s, name, def);
-  if (!Number.isInteger(v) || v < min) throw new UsageError(`${name} must be a whole number >= ${min}, got "${s}"`);
-  return v;
-}
-
-async function main(argv: string[]): Promise<void> {
-  const env = cliEnv(process.env);
-  const [command, ...rest] = argv;
-  const { values } = parseArgs({
-    args: rest,
-    options: {
-      model: { type: 'string' }, ids: { type: 'string' }, prompt: { type: 'string' }, chat: { type: 'string' },
-      'max-tokens': { type: 'string' }, temperature: { type: 'string' }, 'top-p': { type: 'string' },
-      'top-k': { type: 'string' }, seed: { type: 'string' }, json: { type: 'boolean' },
-      'kv-dtype': { type: 'string' }, 'page-size': { type: 'string' }, 'decode-steps': { type: 'string' },
-    },
-    strict: true,
-  });
-  if (command !== 'logits' && command !== 'generate') {
-    throw new UsageError('usage: latentwire <logits|generate> [--model DIR] …');
+  if (s.trim() === '' || !Number.isFinite(v) || (minOpen ? v <= min : v < min) || v > max) {
+    throw new InvalidArgumentError(`expected a number in ${minOpen ? '(' : '['}${min}, ${max}]`);
   }
+  return v;
+};
+const wholeNumber = (min: number, max = Number.MAX_SAFE_INTEGER) => (s: string): number => {
+  const v = Number(s);
+  if (!/^\d+$/.test(s.trim()) || v < min || v > max) throw new InvalidArgumentError(`expected a whole number ${max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `in [${min}, ${max}]`}`);
+  return v;
+};
+
+interface CommonOptions { model?: string; kvDtype?: KvDtype; pageSize?: number; json?: boolean }
+interface LogitsOptions extends CommonOptions { ids: number[]; decodeSteps?: number }
+interface GenerateOptions extends CommonOptions {
+  prompt?: string; chat?: string; ids?: number[]; maxTokens: number; temperature: number; topP: number; topK: number; seed: number;
+}
+
+/** Options every command takes: the model folder and the decode engine's cache settings. */
+function withCommon(c: Command): Command {
+  return c
+    .option('--model <dir>', 'Hugging Face model folder (default: MODEL_DIR)')
+    .addOption(new Option('--kv-dtype <dtype>', 'latent KV cache dtype (default: KV_CACHE_DTYPE)').choices(KV_DTYPES))
+    .option('--page-size <tokens>', 'tokens per KV cache page (default: PAGE_SIZE)', wholeNumber(1));
+}
+
+function program(run: (command: 'logits' | 'generate', o: LogitsOptions | GenerateOptions) => Promise<void>): Command {
+  const cli = new Command('latentwire')
+    .description('Run a DeepSeek-V2/V3 (MLA) checkpoint locally on WebGPU, as the prefill and decode nodes do.\n' +
+      'Environment variables (MODEL_DIR, KV_CACHE_DTYPE, PAGE_SIZE, WEBGPU_ADAPTER, …) apply unless a flag is given.')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+  withCommon(cli.command('logits'))
+    .description('prefill --ids and print {"logits": [last position], "argmax": [every position]}; with --decode-steps N,\n' +
+      'N greedy tokens and the logits that chose each: {"step_logits": [...], "ids": [...]} (the first from the prefill,\n' +
+      'the others from weight-absorbed decode steps over the paged latent cache)')
+    .requiredOption('--ids <ids>', 'prompt token ids, comma-separated', ids)
+    .option('--decode-steps <n>', 'greedy tokens to produce', wholeNumber(1))
+    .action((o: LogitsOptions) => run('logits', o));
+  withCommon(cli.command('generate'))
+    .description('prefill once, then decode through the continuous-batching engine; print the text (or --json ids and text)')
+    .addOption(new Option('--prompt <text>', 'raw prompt text').conflicts(['chat', 'ids']))
+    .addOption(new Option('--chat <text>', "a user message, through the model's chat template").conflicts(['ids']))
+    .option('--ids <ids>', 'prompt token ids, comma-separated', ids)
+    .option('--max-tokens <n>', 'tokens to generate', wholeNumber(1), 16)
+    .option('--temperature <t>', '0 = greedy', numberIn(0, 100), 0)
+    .option('--top-p <p>', 'nucleus sampling mass', numberIn(0, 1, true), 1)
+    .option('--top-k <k>', '0 = no top-k cut', wholeNumber(0, 0xffffffff), 0)
+    .option('--seed <s>', 'sampling seed (u32)', wholeNumber(0, 0xffffffff), 0)
+    .option('--json', 'print {"ids": [...], "text": "..."}')
+    .action((o: GenerateOptions) => run('generate', o));
+  return cli;
+}
+
+async function runCommand(command: 'logits' | 'generate', values: LogitsOptions | GenerateOptions): Promise<void> {
+  const env = cliEnv(process.env);
   const overrides: { -readonly [K in keyof DecodeSettings]?: DecodeSettings[K] } = {};
-  if (values['kv-dtype'] !== undefined) overrides.kvDtype = parseKvDtype(values['kv-dtype']);
-  if (values['page-size'] !== undefined) overrides.pageSize = wholeNumber(values['page-size'], '--page-size', 64, 1);
+  if (values.kvDtype !== undefined) overrides.kvDtype = values.kvDtype;
+  if (values.pageSize !== undefined) overrides.pageSize = values.pageSize;
   const modelDir = values.model !== undefined ? resolve(values.model) : env.MODEL_DIR;
   const ropeFreqPrecision = env.ROPE_FREQ_PRECISION;
   const gpu = await Gpu.create(gpuOptions(env));
@@ -70,16 +93,15 @@ async function main(argv: string[]): Promise<void> {
     const settings = (o: Partial<DecodeSettings>) => decodeSettingsFrom(cfg, env, { ...overrides, ...o }, gpu.limits);
     settings({ maxBatch: 1 }); // sizes the adapter cannot hold fail here, before any weight is uploaded
     if (command === 'logits') {
-      const ids = parseIds(values.ids);
-      if (!ids) throw new UsageError('logits needs --ids');
+      const { ids } = values as LogitsOptions;
       const { folder, model } = loadPrefillModel(gpu, modelDir, { ropeFreqPrecision });
-      if (values['decode-steps'] === undefined) {
+      const steps = (values as LogitsOptions).decodeSteps;
+      if (steps === undefined) {
         const out = await model.prefill(ids, { allLogits: true });
         out.release();
         process.stdout.write(JSON.stringify({ logits: Array.from(out.lastLogits), argmax: Array.from(out.argmax!) }) + '\n');
         return;
       }
-      const steps = wholeNumber(values['decode-steps'], '--decode-steps', 1, 1);
       const s = settings({ maxBatch: 1, maxContext: ids.length + steps });
       const pages = pagesFor(s, ids.length + steps);
       const dec = await DecodeModel.create(gpu, folder.config, model.weights, {
@@ -104,23 +126,17 @@ async function main(argv: string[]): Promise<void> {
       process.stdout.write(JSON.stringify({ step_logits: stepLogits, ids: chosen }) + '\n');
       return;
     }
-    const sources = [values.prompt, values.chat, values.ids].filter((v) => v !== undefined).length;
-    if (sources !== 1) throw new UsageError('generate needs exactly one of --prompt, --chat, --ids');
-    const maxTokens = wholeNumber(values['max-tokens'], '--max-tokens', 16, 1);
-    const sampling: SamplingSettings = {
-      temperature: num(values.temperature, '--temperature', 0),
-      topP: num(values['top-p'], '--top-p', 1),
-      topK: num(values['top-k'], '--top-k', 0),
-      seed: num(values.seed, '--seed', 0),
-    };
+    const g = values as GenerateOptions;
+    const { maxTokens } = g;
+    const sampling: SamplingSettings = { temperature: g.temperature, topP: g.topP, topK: g.topK, seed: g.seed };
     const stack = await loadDecodeStack(gpu, modelDir, () => settings({ maxBatch: 1 }), { ropeFreqPrecision });
     const { folder, engine } = stack;
     let ids: number[];
-    if (values.ids !== undefined) ids = parseIds(values.ids)!;
-    else if (values.chat !== undefined) {
+    if (g.ids !== undefined) ids = g.ids;
+    else if (g.chat !== undefined) {
       if (!folder.chatTemplate) throw new UsageError(`model ${folder.dir} has no chat template; use --prompt`);
-      ids = folder.chatTemplate.encode([{ role: 'user', content: values.chat }], { addGenerationPrompt: true });
-    } else ids = folder.tokenizer.encode(values.prompt!);
+      ids = folder.chatTemplate.encode([{ role: 'user', content: g.chat }], { addGenerationPrompt: true });
+    } else ids = folder.tokenizer.encode(g.prompt!);
     const generated: number[] = [];
     await new Promise<void>((done, fail) => {
       try {
@@ -134,14 +150,35 @@ async function main(argv: string[]): Promise<void> {
     });
     const eos = new Set(folder.config.eosTokenIds);
     const text = folder.tokenizer.decode(generated.filter((t) => !eos.has(t)));
-    process.stdout.write(values.json ? JSON.stringify({ ids: generated, text }) + '\n' : text + '\n');
+    process.stdout.write(g.json ? JSON.stringify({ ids: generated, text }) + '\n' : text + '\n');
     stack.release();
   } finally {
     gpu.dispose();
   }
 }
 
+async function main(argv: string[]): Promise<void> {
+  const cli = program(async (command, o) => {
+    if (command === 'generate') {
+      const g = o as GenerateOptions;
+      if ([g.prompt, g.chat, g.ids].every((v) => v === undefined)) throw new UsageError('generate needs one of --prompt, --chat, --ids');
+    }
+    await runCommand(command, o);
+  });
+  if (argv.length === 0) {
+    cli.outputHelp();
+    process.exitCode = 2;
+    return;
+  }
+  await cli.parseAsync(argv, { from: 'user' });
+}
+
 main(process.argv.slice(2)).catch((err: unknown) => {
+  if (err instanceof CommanderError) {
+    // commander already printed the message (or the help); help and --version exit 0, a usage error 2
+    process.exitCode = err.exitCode === 0 ? 0 : 2;
+    return;
+  }
   const e = err as Error;
   const usage = e instanceof UsageError || e.name === 'KvDtypeError' || e.name === 'ConfigError'; // exit 2, as every service's bad value
   process.stderr.write(`latentwire: ${usage ? '' : `${e.name}: `}${e.message}\n`);
