@@ -2,31 +2,23 @@
 // bit for bit; and the measurement behind the E4M3 scale layout (latent-layout.ts).
 import test from 'ava';
 import { bf16Bits, decodeE4M3, decodeE5M2, encodeE4M3, encodeE5M2, f32Bits, f32FromBits, packFp8 } from '@latentwire/model';
-import { readTestFixture, rng } from '@latentwire/testing';
+import { FP8_EDGE_BITS, readFp8Tables, rng } from '@latentwire/testing';
 import { uniformStructWgsl, type KernelProgram } from '../src/index.js';
 import { fp8Wgsl, latentScale } from '../src/kernels/index.js';
 import { testGpu } from '../src/testing.js';
 
-type Value = number | null | 'inf' | '-inf';
-interface Table { max: number; decode: Value[]; encode: [number, number, number][] }
-const fixture = readTestFixture<{ formats: { e4m3: Table; e5m2: Table } }>('fp8.json');
-const value = (v: Value) => (v === null ? NaN : v === 'inf' ? Infinity : v === '-inf' ? -Infinity : v);
-
+const fixture = readFp8Tables();
 const codecs = {
   e4m3: { enc: encodeE4M3, dec: decodeE4M3, wgslEnc: 'e4m3_encode', wgslDec: 'e4m3_decode', unpack: 'e4m3_unpack4' },
   e5m2: { enc: encodeE5M2, dec: decodeE5M2, wgslEnc: 'e5m2_encode', wgslDec: 'e5m2_decode', unpack: 'e5m2_unpack4' },
 } as const;
 
-/** Extra inputs the tables lack: f32 subnormals, NaN, infinities, signed zeros, f32 max. */
-const EDGE_BITS = [0x00000001, 0x80000001, 0x007fffff, 0x807fffff, 0x00400000, 0x7fc00000, 0xffc00000, 0x7f800001,
-  0x7f800000, 0xff800000, 0x00000000, 0x80000000, 0x7f7fffff, 0xff7fffff, 0x00800000, 0x80800000];
-
 for (const [name, c] of Object.entries(codecs)) {
-  const table = fixture.formats[name as 'e4m3' | 'e5m2'];
+  const table = fixture[name as 'e4m3' | 'e5m2'];
 
   test(`fp8 - ${name} WGSL encoder and decoders match on the GPU, bit for bit`, async (t) => {
     const gpu = await testGpu();
-    const xs = Uint32Array.from([...table.encode.map(([x]) => f32Bits(x)), ...EDGE_BITS]);
+    const xs = Uint32Array.from([...table.encode.map(([x]) => f32Bits(x)), ...FP8_EDGE_BITS]);
     const n = xs.length;
     const codes = Uint32Array.from({ length: 256 }, (_, i) => i);
     const xb = gpu.upload('fp8 x', xs), cb = gpu.upload('fp8 codes', codes), wb = gpu.upload('fp8 words', packFp8(codes));
@@ -70,7 +62,7 @@ fn main(@builtin(global_invocation_id) g: vec3<u32>) {
     }
     t.is(bad, 0, `${bad} of ${n} encodes differ`);
     for (let i = 0; i < 256; i++) {
-      const want = value(table.decode[i]!);
+      const want = table.decode[i]!;
       t.true(Object.is(f32FromBits(d[2 * i]!), want), `decode ${i}`);
       t.true(Object.is(f32FromBits(d[2 * i + 1]!), want), `unpack4 ${i}`);
     }
