@@ -2,4 +2,3 @@ export { PrefillModel, type PrefillOptions, type PrefillOutput, type PrefillMode
 export type { RopeFreqPrecision } from '@latentwire/model';
 export { loadPrefillModel } from './load.js';
 export { LatentPageStager, pageRows } from './latent-pages.js';
-export { mlpPrograms, moePrograms, allocMoeScratch, type MlpBuffers, type MoeBuffers, type MoeScratchBuffers } from '../forward/mlp-programs.js';
