@@ -1,26 +1,22 @@
 // One decode step for a whole batch, weight-absorbed (DeepSeek-V2 §2.1.2; SGLang's MLA decode), in one submit:
-//   embedding → every layer:
-//     1. xn = RMSNorm(x); q = q_proj(xn) | q_b(RMSNorm(q_a(xn)))
-//     2. absorbed query qa [b, h, r + rope]: q_lat = q_nope · W_UK (r values), then roped q_pe
-//     3. the new token's latent row: kv_a_proj(xn), c RMSNorm'd, k_pe roped, appended to the paged cache in
-//        its dtype at the token's position
-//     4. grouped decode attention over the sequence's pages: ō [b, h, r] in the latent space
-//     5. o = ō · W_UVᵀ per head, x += o_proj(o); x += MLP / MoE (RMSNorm(x))
-//   → final norm → LM head → sampling on the GPU, so only token ids come back (logits on request).
+//   the tokens gathered on the GPU (host ids or the previous step's samples) → the shared forward
+//   (@latentwire/gpu/forward: embedding, every layer, final norm, LM head) over one row per sequence, with
+//   absorbed attention over the paged latent cache as its attention block (absorbed-attention.ts: the row's
+//   latent appended to the cache in its dtype, grouped decode attention in the latent space)
+//   → sampling on the GPU, so only token ids come back (logits on request).
 // Every sequence of the batch has its own length and page table; all buffers are sized once for MAX_BATCH.
 import type { Gpu, KernelProgram } from '@latentwire/gpu';
-import { embedding, matmul, rmsNorm, rope, kvAppend, sampleTokens, packSamplingParams, SAMPLING_PARAMS_BYTES, type SamplingParams } from '@latentwire/gpu/kernels';
+import { kvAppend, sampleTokens, packSamplingParams, SAMPLING_PARAMS_BYTES, type SamplingParams } from '@latentwire/gpu/kernels';
+import { allocForwardScratch, ModelForward, type ForwardPass } from '@latentwire/gpu/forward';
 import { pagesFor, type KvDtype } from '@latentwire/protocol';
-import { latentRowWidth, qkHeadDim, type MlaConfig } from '@latentwire/model';
-import { attentionSoftmaxScale, modelRopeInverseFrequencies, ropeAttentionFactor } from '@latentwire/model';
-import { allocMoeScratch, mlpPrograms, moePrograms, type MoeScratchBuffers, type RopeFreqPrecision } from '@latentwire/gpu/prefill';
+import { latentRowWidth, type MlaConfig, type RopeFreqPrecision } from '@latentwire/model';
 import type { ModelWeights } from '@latentwire/gpu/weights';
 import {
-  chooseDecodeSplits, groupedDecodeAttention, groupedDecodePlan, groupedDecodeScratchBytes, type GroupedDecodeVariant,
+  chooseDecodeSplits, groupedDecodePlan, groupedDecodeScratchBytes, type GroupedDecodeVariant,
 } from '../kernels/grouped-decode-attention/index.js';
-import { headMatmul } from '../kernels/head-matmul/index.js';
 import { FROM_HOST, gatherTokens } from '../kernels/gather-tokens/index.js';
-import { headWeightArgs, prepareAbsorbedWeights, type AbsorbedWeights } from './absorbed-weights.js';
+import { prepareAbsorbedWeights, type AbsorbedWeights } from './absorbed-weights.js';
+import { absorbedAttention } from './absorbed-attention.js';
 import { LatentKvCache } from './latent-kv-cache.js';
 
 export interface DecodeModelOptions {
@@ -81,9 +77,11 @@ export class DecodeModel {
   readonly cache: LatentKvCache;
   readonly variant: GroupedDecodeVariant;
   readonly maxPagesPerSeq: number;
-  private readonly invFreq: GPUBuffer;
+  /** The shared forward (it owns the RoPE frequencies) and its pass over MAX_BATCH rows. */
+  private readonly forward: ModelForward;
+  private readonly pass: ForwardPass;
+  /** The step's own buffers: inputs, sampling, the absorbed attention's scratch, logits. */
   private readonly s: Record<string, GPUBuffer>;
-  private readonly moe: MoeScratchBuffers | null;
   private partial: GPUBuffer | null = null;
   private partialBytes = 0;
   /** Sampled tokens of the last two steps, alternately: a step may read the previous one's on the GPU. */
@@ -98,7 +96,7 @@ export class DecodeModel {
     for (const k of ['maxBatch', 'maxContext', 'pageSize', 'numPages'] as const) {
       if (!Number.isInteger(opts[k]) || opts[k] < 1) throw new RangeError(`DecodeModel: ${k} = ${opts[k]} must be a positive integer`);
     }
-    const B = opts.maxBatch, H = cfg.hiddenSize, heads = cfg.numHeads, r = cfg.kvLoraRank, rope = cfg.qkRopeHeadDim;
+    const B = opts.maxBatch, heads = cfg.numHeads, r = cfg.kvLoraRank, rope = cfg.qkRopeHeadDim;
     this.cache = new LatentKvCache(gpu, {
       layers: cfg.numLayers, kvLoraRank: r, ropeDim: rope, pageSize: opts.pageSize, dtype: opts.kvDtype, numPages: opts.numPages,
       maxBindingBytes: opts.maxPoolBindingBytes,
@@ -109,8 +107,7 @@ export class DecodeModel {
       poolBindings: this.cache.pools[0]!.length,
     });
     this.maxPagesPerSeq = pagesFor(this.cache.layout, opts.maxContext);
-    this.invFreq = gpu.upload('rope.inv_freq', modelRopeInverseFrequencies(cfg, opts.ropeFreqPrecision, weights.embed.dtype));
-    const maxInter = Math.max(cfg.intermediateSize, (cfg.moe?.moeIntermediateSize ?? 0) * (cfg.moe?.nSharedExperts ?? 0));
+    this.forward = new ModelForward(gpu, cfg, weights, opts.ropeFreqPrecision);
     this.s = {
       ids: gpu.buffer('dec.ids', B * 4),
       positions: gpu.buffer('dec.positions', B * 4),
@@ -120,20 +117,13 @@ export class DecodeModel {
       sampling: gpu.buffer('dec.sampling', B * SAMPLING_PARAMS_BYTES),
       hostIds: gpu.buffer('dec.host_ids', B * 4),
       fromPrevious: gpu.buffer('dec.from_previous', B * 4),
-      x: gpu.buffer('dec.x', B * H * 4),
-      xn: gpu.buffer('dec.xn', B * H * 4),
-      q: gpu.buffer('dec.q', B * heads * qkHeadDim(cfg) * 4),
-      qa: gpu.buffer('dec.q_a', B * (cfg.qLoraRank ?? 1) * 4),
       qAbs: gpu.buffer('dec.q_absorbed', B * heads * (r + rope) * 4),
       latent: gpu.buffer('dec.latent', B * latentRowWidth(cfg) * 4),
       oLatent: gpu.buffer('dec.o_latent', B * heads * r * 4),
-      attn: gpu.buffer('dec.attn', B * heads * cfg.vHeadDim * 4),
       lse: gpu.buffer('dec.lse', groupedDecodeScratchBytes({ batch: B, heads, kvLoraRank: r, numSplits: 64 }).lseBytes),
-      gateUp: gpu.buffer('dec.gate_up', B * 2 * maxInter * 4),
-      gated: gpu.buffer('dec.gated', B * maxInter * 4),
       logits: gpu.buffer('dec.logits', B * cfg.vocabSize * 4),
     };
-    this.moe = cfg.moe ? allocMoeScratch(gpu, cfg, B) : null;
+    this.pass = { rows: B, positions: this.s.positions!, scratch: allocForwardScratch(gpu, cfg, B, 'dec.') };
     this.sampled = [gpu.buffer('dec.sampled.0', B * 4), gpu.buffer('dec.sampled.1', B * 4)];
   }
 
@@ -222,7 +212,7 @@ export class DecodeModel {
     const out = this.sampled[1 - this.lastSampled]!;
     const programs = [
       gatherTokens({ host: s.hostIds!, from: s.fromPrevious!, previous, ids: s.ids!, rows: B }),
-      ...this.forward(B, numSplits),
+      ...this.forwardPrograms(B, numSplits),
       sampleTokens({ logits: s.logits!, params: s.sampling!, out, rows: B, vocab: cfg.vocabSize }),
     ];
     await gpu.run(programs);
@@ -233,60 +223,19 @@ export class DecodeModel {
     return { batch: B, tokens, submitMs: performance.now() - t0 };
   }
 
-  /** The step's programs up to the logits. */
-  private *forward(B: number, numSplits: number): Generator<KernelProgram> {
-    const { gpu, cfg, weights, s } = this;
-    const lim = gpu.limits;
-    const H = cfg.hiddenSize, heads = cfg.numHeads, r = cfg.kvLoraRank, ropeDim = cfg.qkRopeHeadDim, nope = cfg.qkNopeHeadDim;
-    const qkDim = qkHeadDim(cfg), width = latentRowWidth(cfg), qaStride = r + ropeDim;
-    const scale = attentionSoftmaxScale(cfg), factor = ropeAttentionFactor(cfg);
-    const partial = this.partialScratch(B, numSplits);
-    yield embedding({ ids: s.ids!, table: weights.embed, y: s.x!, tokens: B });
-    for (const [l, lw] of weights.layers.entries()) {
-      const absorbed = this.absorbed.layers[l]!;
-      const pools = this.cache.pools[l]!;
-      yield rmsNorm({ x: s.x!, weight: lw.inputNorm, y: s.xn!, rows: B, cols: H, eps: cfg.rmsNormEps });
-      if (lw.query.kind === 'direct') {
-        yield matmul({ x: s.xn!, weight: lw.query.qProj, y: s.q!, M: B, N: heads * qkDim, K: H }, lim);
-      } else {
-        const qr = cfg.qLoraRank!;
-        yield matmul({ x: s.xn!, weight: lw.query.qAProj, y: s.qa!, M: B, N: qr, K: H }, lim);
-        yield rmsNorm({ x: s.qa!, weight: lw.query.qANorm, y: s.qa!, rows: B, cols: qr, eps: cfg.rmsNormEps });
-        yield matmul({ x: s.qa!, weight: lw.query.qBProj, y: s.q!, M: B, N: heads * qkDim, K: qr }, lim);
-      }
-      yield rope({
-        x: s.q!, positions: s.positions!, invFreq: this.invFreq, rows: B, heads, ropeDim, rowStride: heads * qkDim, headStride: qkDim,
-        offset: nope, attentionFactor: factor, out: s.qAbs!, outRowStride: heads * qaStride, outHeadStride: qaStride, outOffset: r,
-      });
-      yield headMatmul({
-        x: s.q!, xRowStride: heads * qkDim, xHeadStride: qkDim, ...headWeightArgs(absorbed.wUk),
-        y: s.qAbs!, yRowStride: heads * qaStride, yHeadStride: qaStride, batch: B, heads, K: nope, N: r,
-      });
-      yield matmul({ x: s.xn!, weight: lw.kvAProj, y: s.latent!, M: B, N: width, K: H }, lim);
-      yield rmsNorm({ x: s.latent!, weight: lw.kvANorm, y: s.latent!, rows: B, cols: r, eps: cfg.rmsNormEps, inStride: width, outStride: width });
-      yield rope({
-        x: s.latent!, positions: s.positions!, invFreq: this.invFreq, rows: B, heads: 1, ropeDim, rowStride: width, headStride: 0,
-        offset: r, attentionFactor: factor,
-      });
-      yield kvAppend({
-        layout: this.cache.layout, src: s.latent!, rows: B, positions: s.positions!, tableOffsets: s.tableOffsets!, pageTable: s.pageTable!,
-        pools, pagesPerBuffer: this.cache.pagesPerBuffer,
-      });
-      yield* groupedDecodeAttention({
-        variant: this.variant, q: s.qAbs!, seqLens: s.seqLens!, pageTableOffsets: s.tableOffsets!, pageTable: s.pageTable!, pools,
-        pagesPerBuffer: this.cache.pagesPerBuffer, out: s.oLatent!, lse: s.lse!, partial: partial ?? undefined, batch: B, heads, numSplits, scale,
-      });
-      yield headMatmul({ x: s.oLatent!, ...headWeightArgs(absorbed.wUvT), y: s.attn!, batch: B, heads, K: r, N: cfg.vHeadDim });
-      yield matmul({ x: s.attn!, weight: lw.oProj, y: s.x!, M: B, N: H, K: heads * cfg.vHeadDim, accumulate: true }, lim);
-      yield rmsNorm({ x: s.x!, weight: lw.postAttentionNorm, y: s.xn!, rows: B, cols: H, eps: cfg.rmsNormEps });
-      if (lw.mlp.kind === 'dense') {
-        yield* mlpPrograms(lw.mlp, { x: s.xn!, out: s.x!, gateUp: s.gateUp!, gated: s.gated!, rows: B, H, inter: cfg.intermediateSize }, lim);
-      } else {
-        yield* moePrograms(cfg, lw.mlp, { x: s.xn!, out: s.x!, gateUp: s.gateUp!, gated: s.gated!, rows: B, scratch: this.moe! }, lim);
-      }
-    }
-    yield rmsNorm({ x: s.x!, weight: weights.finalNorm, y: s.xn!, rows: B, cols: H, eps: cfg.rmsNormEps });
-    yield matmul({ x: s.xn!, weight: weights.lmHead, y: s.logits!, M: B, N: cfg.vocabSize, K: H }, lim);
+  /** The step's programs up to the logits, over its first B rows. */
+  private *forwardPrograms(B: number, numSplits: number): Generator<KernelProgram> {
+    const { forward, s } = this;
+    const pass: ForwardPass = { ...this.pass, rows: B };
+    const attention = absorbedAttention(forward, {
+      absorbed: this.absorbed, cache: this.cache, variant: this.variant,
+      latent: s.latent!, qAbs: s.qAbs!, oLatent: s.oLatent!, lse: s.lse!, partial: this.partialScratch(B, numSplits), numSplits,
+      seqLens: s.seqLens!, tableOffsets: s.tableOffsets!, pageTable: s.pageTable!,
+    });
+    yield forward.embedding(pass, s.ids!);
+    for (let l = 0; l < this.weights.layers.length; l++) yield* forward.layer(l, pass, attention);
+    yield forward.finalNorm(pass, 0, B);
+    yield forward.lmHead(pass, 0, B, s.logits!);
   }
 
   /** The split-KV scratch, grown when a step needs more (null for one split). */
@@ -305,8 +254,9 @@ export class DecodeModel {
   release(): void {
     this.cache.release();
     this.absorbed.release();
-    this.moe?.release();
-    this.gpu.destroy(this.invFreq, this.partial, ...this.sampled, ...Object.values(this.s));
+    this.pass.scratch.release();
+    this.forward.dispose();
+    this.gpu.destroy(this.partial, ...this.sampled, ...Object.values(this.s));
   }
 }
 

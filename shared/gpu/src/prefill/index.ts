@@ -1,5 +1,4 @@
 export { PrefillModel, type PrefillOptions, type PrefillOutput, type PrefillModelOptions } from './prefill-model.js';
 export type { RopeFreqPrecision } from '@latentwire/model';
 export { loadPrefillModel } from './load.js';
-export { mlpPrograms, moePrograms, allocMoeScratch, type MlpBuffers, type MoeBuffers, type MoeScratchBuffers } from './mlp-programs.js';
 export { LatentPageStager, pageRows } from './latent-pages.js';

@@ -1,29 +1,19 @@
-// Prefill: the whole model over a prompt with naive-order MLA, on the GPU, in one submit.
-//
-// Per layer (HF DeepseekV2DecoderLayer):
-//   1. xn = RMSNorm(x)                         4. kv = kv_b_proj(c) → per head [k_nope, v] (naive order)
-//   2. q = q_proj(xn) | q_b(RMSNorm(q_a(xn)))  5. o = causal softmax([q_nope,q_pe]·[k_nope,k_pe]) v
-//      rope on q_pe                            6. x += o_proj(o)
-//   3. latent = kv_a_proj_with_mqa(xn): c is RMSNorm'd and k_pe roped in place, so `latent` holds exactly the
-//      rows the decode node caches (normalized c ‖ roped k_pe) — the prefill's KV output, one buffer a layer
-//   7. x += MLP(RMSNorm(x)) — dense, or shared experts + routed experts (DeepSeekMoE)
-// then the final norm and the LM head on the last position (or every position when asked).
+// Prefill: the whole model over a prompt, on the GPU, in one submit (or one per layer when streaming). The
+// per-layer sequence is the shared forward's (../forward/model-forward.ts); the attention block is naive-order
+// MLA over the prompt (attention-programs.ts), whose per-layer latent rows are the prefill's KV output.
+// Then the final norm and the LM head on the last position (or every position when asked).
 import type { Gpu } from '../runtime/runtime.js';
 import type { KernelProgram } from '../runtime/program.js';
-import { latentRowWidth, qkHeadDim, type MlaConfig } from '@latentwire/model';
-import { attentionSoftmaxScale, modelRopeInverseFrequencies, ropeAttentionFactor, type RopeFreqPrecision } from '@latentwire/model';
+import { latentRowWidth, type MlaConfig, type RopeFreqPrecision } from '@latentwire/model';
 import type { ModelWeights } from '../weights/model-weights.js';
-import { embedding } from '../kernels/embedding/embedding.js';
-import { rmsNorm } from '../kernels/rms-norm/rms-norm.js';
-import { rope } from '../kernels/rope/rope.js';
 import { argmax } from '../kernels/argmax/argmax.js';
-import { matmul } from '../kernels/matmul/matmul.js';
-import { mlpPrograms, moePrograms, allocMoeScratch } from './mlp-programs.js';
 import { kvQuantize } from '../kernels/kv-quantize/kv-quantize.js';
 import { sampleTokens } from '../kernels/sample/sample.js';
 import { packSamplingParams, type SamplingParams } from '../kernels/sample/sampling-params.js';
 import { pagesFor, type LatentKvLayout } from '@latentwire/protocol';
-import { attentionPrograms } from './attention-programs.js';
+import { ModelForward, type ForwardPass } from '../forward/model-forward.js';
+import { allocForwardScratch } from '../forward/scratch.js';
+import { naiveAttention } from './attention-programs.js';
 
 export interface PrefillOptions {
   /** Compute logits at every position (for argmax per position); default only the last. */
@@ -66,83 +56,37 @@ export interface PrefillModelOptions {
 }
 
 export class PrefillModel {
-  private readonly invFreq: GPUBuffer;
+  /** The shared forward (it owns the RoPE frequencies). */
+  readonly forward: ModelForward;
   /** The RoPE frequencies' precision; a decode model on the same weights must use the same. */
   readonly ropeFreqPrecision: RopeFreqPrecision;
 
   constructor(readonly gpu: Gpu, readonly cfg: MlaConfig, readonly weights: ModelWeights, opts: PrefillModelOptions) {
     this.ropeFreqPrecision = opts.ropeFreqPrecision;
-    this.invFreq = gpu.upload('rope.inv_freq', modelRopeInverseFrequencies(cfg, this.ropeFreqPrecision, weights.embed.dtype));
+    this.forward = new ModelForward(gpu, cfg, weights, this.ropeFreqPrecision);
   }
 
   async prefill(ids: readonly number[], opts: PrefillOptions = {}): Promise<PrefillOutput> {
-    const { gpu, cfg, weights } = this;
+    const { gpu, cfg, weights, forward } = this;
     const T = ids.length;
     if (T === 0) throw new RangeError('prefill: empty prompt');
     for (const id of ids) {
       if (!Number.isInteger(id) || id < 0 || id >= cfg.vocabSize) throw new RangeError(`prefill: token id ${id} outside [0, ${cfg.vocabSize})`);
     }
-    const H = cfg.hiddenSize;
-    const heads = cfg.numHeads;
-    const qkDim = qkHeadDim(cfg);
-    const latentWidth = latentRowWidth(cfg);
     const start = opts.startPosition ?? 0;
-    const lim = gpu.limits;
-    // widest SiLU-gated MLP: dense layers, or the shared experts fused into one MLP
-    const maxInter = Math.max(cfg.intermediateSize, (cfg.moe?.moeIntermediateSize ?? 0) * (cfg.moe?.nSharedExperts ?? 0));
-
-    const s = {
-      ids: gpu.upload('ids', Uint32Array.from(ids)),
+    const idsBuf = gpu.upload('ids', Uint32Array.from(ids));
+    const pass: ForwardPass = {
+      rows: T,
       positions: gpu.upload('positions', Uint32Array.from({ length: T }, (_, i) => start + i)),
-      x: gpu.buffer('x', T * H * 4),
-      xn: gpu.buffer('xn', T * H * 4),
-      q: gpu.buffer('q', T * heads * qkDim * 4),
-      qa: cfg.qLoraRank === null ? null : gpu.buffer('q_a', T * cfg.qLoraRank * 4),
-      kv: gpu.buffer('kv', T * heads * (cfg.qkNopeHeadDim + cfg.vHeadDim) * 4),
-      attn: gpu.buffer('attn_out', T * heads * cfg.vHeadDim * 4),
-      gateUp: gpu.buffer('mlp.gate_up', T * 2 * maxInter * 4),
-      gated: gpu.buffer('mlp.gated', T * maxInter * 4),
-      moe: cfg.moe ? allocMoeScratch(gpu, cfg, T) : null,
+      scratch: allocForwardScratch(gpu, cfg, T),
     };
-    const latent = weights.layers.map((_, l) => gpu.buffer(`latent.${l}`, T * latentWidth * 4));
-    const scale = attentionSoftmaxScale(cfg);
-    const factor = ropeAttentionFactor(cfg);
+    const kv = gpu.buffer('kv', T * cfg.numHeads * (cfg.qkNopeHeadDim + cfg.vHeadDim) * 4);
+    const latent = weights.layers.map((_, l) => gpu.buffer(`latent.${l}`, T * latentRowWidth(cfg) * 4));
+    const attention = naiveAttention(forward, { latent, kv, startPosition: start });
 
     // one group of programs per layer, so a streaming prefill can submit (and send) layer by layer
-    const groups: KernelProgram[][] = [[embedding({ ids: s.ids, table: weights.embed, y: s.x, tokens: T })]];
-    weights.layers.forEach((lw, l) => {
-      const programs = l === 0 ? groups[0]! : [];
-      if (l > 0) groups.push(programs);
-      programs.push(rmsNorm({ x: s.x, weight: lw.inputNorm, y: s.xn, rows: T, cols: H, eps: cfg.rmsNormEps }));
-      if (lw.query.kind === 'direct') {
-        programs.push(matmul({ x: s.xn, weight: lw.query.qProj, y: s.q, M: T, N: heads * qkDim, K: H }, lim));
-      } else {
-        const r = cfg.qLoraRank!;
-        programs.push(
-          matmul({ x: s.xn, weight: lw.query.qAProj, y: s.qa!, M: T, N: r, K: H }, lim),
-          rmsNorm({ x: s.qa!, weight: lw.query.qANorm, y: s.qa!, rows: T, cols: r, eps: cfg.rmsNormEps }),
-          matmul({ x: s.qa!, weight: lw.query.qBProj, y: s.q, M: T, N: heads * qkDim, K: r }, lim),
-        );
-      }
-      programs.push(
-        rope({ x: s.q, positions: s.positions, invFreq: this.invFreq, rows: T, heads, ropeDim: cfg.qkRopeHeadDim,
-          rowStride: heads * qkDim, headStride: qkDim, offset: cfg.qkNopeHeadDim, attentionFactor: factor }),
-        matmul({ x: s.xn, weight: lw.kvAProj, y: latent[l]!, M: T, N: latentWidth, K: H }, lim),
-        rmsNorm({ x: latent[l]!, weight: lw.kvANorm, y: latent[l]!, rows: T, cols: cfg.kvLoraRank, eps: cfg.rmsNormEps,
-          inStride: latentWidth, outStride: latentWidth }),
-        rope({ x: latent[l]!, positions: s.positions, invFreq: this.invFreq, rows: T, heads: 1, ropeDim: cfg.qkRopeHeadDim,
-          rowStride: latentWidth, headStride: 0, offset: cfg.kvLoraRank, attentionFactor: factor }),
-        matmul({ x: latent[l]!, xStride: latentWidth, weight: lw.kvBProj, y: s.kv, M: T, N: heads * (cfg.qkNopeHeadDim + cfg.vHeadDim), K: cfg.kvLoraRank }, lim),
-        ...attentionPrograms(cfg, { q: s.q, kv: s.kv, latent: latent[l]!, out: s.attn, tokens: T, startPosition: start, scale }, lim),
-        matmul({ x: s.attn, weight: lw.oProj, y: s.x, M: T, N: H, K: heads * cfg.vHeadDim, accumulate: true }, lim),
-        rmsNorm({ x: s.x, weight: lw.postAttentionNorm, y: s.xn, rows: T, cols: H, eps: cfg.rmsNormEps }),
-      );
-      if (lw.mlp.kind === 'dense') {
-        programs.push(...mlpPrograms(lw.mlp, { x: s.xn, out: s.x, gateUp: s.gateUp, gated: s.gated, rows: T, H, inter: cfg.intermediateSize }, lim));
-      } else {
-        programs.push(...moePrograms(cfg, lw.mlp, { x: s.xn, out: s.x, gateUp: s.gateUp, gated: s.gated, rows: T, scratch: s.moe! }, lim));
-      }
-    });
+    const groups: KernelProgram[][] = weights.layers.map((_, l) => [...forward.layer(l, pass, attention)]);
+    groups[0]!.unshift(forward.embedding(pass, idsBuf));
 
     // final norm + LM head: the last row only, or all rows in chunks (so the logits buffer stays small),
     // whose last chunk then holds the last row's logits
@@ -153,24 +97,21 @@ export class PrefillModel {
     let lastRowInBuf = 0;
     let argmaxBuf: GPUBuffer | null = null;
     if (opts.allLogits) {
-      programs.push(rmsNorm({ x: s.x, weight: weights.finalNorm, y: s.xn, rows: T, cols: H, eps: cfg.rmsNormEps }));
+      programs.push(forward.finalNorm(pass, 0, T));
       argmaxBuf = gpu.buffer('argmax', T * 4);
       const rowsPerChunk = Math.max(1, Math.min(T, Math.floor((64 << 20) / (V * 4))));
       logitsBuf = gpu.buffer('logits.chunk', rowsPerChunk * V * 4);
       for (let r0 = 0; r0 < T; r0 += rowsPerChunk) {
         const rows = Math.min(rowsPerChunk, T - r0);
         programs.push(
-          matmul({ x: s.xn, xOffset: r0 * H, weight: weights.lmHead, y: logitsBuf, M: rows, N: V, K: H }, lim),
+          forward.lmHead(pass, r0, rows, logitsBuf),
           argmax({ logits: logitsBuf, out: argmaxBuf, rows, cols: V, outOffset: r0 }),
         );
         lastRowInBuf = T - 1 - r0;
       }
     } else {
       logitsBuf = gpu.buffer('logits.last', V * 4);
-      programs.push(
-        rmsNorm({ x: s.x, weight: weights.finalNorm, y: s.xn, rows: 1, cols: H, eps: cfg.rmsNormEps, inOffset: (T - 1) * H }),
-        matmul({ x: s.xn, weight: weights.lmHead, y: logitsBuf, M: 1, N: V, K: H }, lim),
-      );
+      programs.push(forward.finalNorm(pass, T - 1, 1), forward.lmHead(pass, 0, 1, logitsBuf));
     }
     let sampled: { params: GPUBuffer; out: GPUBuffer } | null = null;
     if (opts.sample) {
@@ -178,8 +119,8 @@ export class PrefillModel {
       programs.push(sampleTokens({ logits: logitsBuf, logitsOffset: lastRowInBuf * V, params: sampled.params, out: sampled.out, rows: 1, vocab: V }));
     }
     const release = () => {
-      gpu.destroy(s.ids, s.positions, s.x, s.xn, s.q, s.qa, s.kv, s.attn, s.gateUp, s.gated, logitsBuf, argmaxBuf, sampled?.params, sampled?.out);
-      s.moe?.release();
+      gpu.destroy(idsBuf, pass.positions, kv, logitsBuf, argmaxBuf, sampled?.params, sampled?.out);
+      pass.scratch.release();
     };
     try {
       if (opts.stream) await this.runStreaming(groups, latent, T, opts.stream);
@@ -242,6 +183,6 @@ export class PrefillModel {
   }
 
   dispose(): void {
-    this.gpu.destroy(this.invFreq);
+    this.forward.dispose();
   }
 }

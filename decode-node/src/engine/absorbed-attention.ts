@@ -1,0 +1,57 @@
+// Weight-absorbed MLA over the paged latent cache, the decode step's attention block (one row per sequence):
+//   1. absorbed query qAbs [b, h, r + rope]: q_lat = q_nope · W_UK (r values), then roped q_pe
+//   2. the row's latent (written by the shared forward) appended to the cache at the token's position
+//   3. grouped decode attention over the sequence's pages: ō [b, h, r] in the latent space
+//   4. attn = ō · W_UVᵀ per head (o_proj follows in the shared forward)
+import type { AttentionBlock, ForwardPass, ModelForward } from '@latentwire/gpu/forward';
+import type { KernelProgram } from '@latentwire/gpu';
+import { kvAppend } from '@latentwire/gpu/kernels';
+import { groupedDecodeAttention, type GroupedDecodeVariant } from '../kernels/grouped-decode-attention/index.js';
+import { headMatmul } from '../kernels/head-matmul/index.js';
+import { headWeightArgs, type AbsorbedWeights } from './absorbed-weights.js';
+import type { LatentKvCache } from './latent-kv-cache.js';
+
+export interface AbsorbedAttentionArgs {
+  readonly absorbed: AbsorbedWeights;
+  readonly cache: LatentKvCache;
+  readonly variant: GroupedDecodeVariant;
+  /** Scratch: the step's latent rows [b, r + rope], qAbs [b, h, r + rope], ō [b, h, r] and the split LSEs. */
+  readonly latent: GPUBuffer;
+  readonly qAbs: GPUBuffer;
+  readonly oLatent: GPUBuffer;
+  readonly lse: GPUBuffer;
+  /** Split-KV partial outputs (null for one split). */
+  readonly partial: GPUBuffer | null;
+  readonly numSplits: number;
+  /** Per sequence: its length after this token, and where its page table starts in pageTable. */
+  readonly seqLens: GPUBuffer;
+  readonly tableOffsets: GPUBuffer;
+  readonly pageTable: GPUBuffer;
+}
+
+export function absorbedAttention(f: ModelForward, a: AbsorbedAttentionArgs): AttentionBlock {
+  const cfg = f.cfg;
+  const heads = cfg.numHeads, r = cfg.kvLoraRank, nope = cfg.qkNopeHeadDim, qaStride = r + cfg.qkRopeHeadDim;
+  const qkDim = nope + cfg.qkRopeHeadDim;
+  return {
+    latent: () => a.latent,
+    *programs(l: number, pass: ForwardPass, latent: GPUBuffer): Generator<KernelProgram> {
+      const B = pass.rows, s = pass.scratch, w = a.absorbed.layers[l]!, pools = a.cache.pools[l]!;
+      yield f.ropeQuery(pass, { buffer: a.qAbs, rowStride: heads * qaStride, headStride: qaStride, offset: r });
+      yield headMatmul({
+        x: s.q, xRowStride: heads * qkDim, xHeadStride: qkDim, ...headWeightArgs(w.wUk),
+        y: a.qAbs, yRowStride: heads * qaStride, yHeadStride: qaStride, batch: B, heads, K: nope, N: r,
+      });
+      yield kvAppend({
+        layout: a.cache.layout, src: latent, rows: B, positions: pass.positions, tableOffsets: a.tableOffsets, pageTable: a.pageTable,
+        pools, pagesPerBuffer: a.cache.pagesPerBuffer,
+      });
+      yield* groupedDecodeAttention({
+        variant: a.variant, q: a.qAbs, seqLens: a.seqLens, pageTableOffsets: a.tableOffsets, pageTable: a.pageTable, pools,
+        pagesPerBuffer: a.cache.pagesPerBuffer, out: a.oLatent, lse: a.lse, partial: a.partial ?? undefined, batch: B, heads,
+        numSplits: a.numSplits, scale: f.softmaxScale,
+      });
+      yield headMatmul({ x: a.oLatent, ...headWeightArgs(w.wUvT), y: s.attn, batch: B, heads, K: r, N: cfg.vHeadDim });
+    },
+  };
+}

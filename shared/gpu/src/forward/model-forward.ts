@@ -1,0 +1,125 @@
+// The model forward, written once for both roles (HF DeepseekV2ForCausalLM): the caller picks the rows (the
+// prompt's tokens for prefill, one token per sequence for decode) and the attention block, the rest is here.
+//
+//   embedding → per layer (layerPrograms):
+//     1. xn = RMSNorm(x)
+//     2. q = q_proj(xn) | q_b(RMSNorm(q_a(xn)))              — q_pe not yet roped
+//     3. latent = kv_a_proj_with_mqa(xn), c RMSNorm'd and k_pe roped in place: exactly the rows the decode
+//        node caches (normalized c ‖ roped k_pe), in the buffer the attention block names for the layer
+//     4. attn = the attention block (prefill: naive order over the prompt; decode: absorbed over the cache)
+//     5. x += o_proj(attn)
+//     6. x += MLP(RMSNorm(x)) — dense, or shared experts + routed experts (DeepSeekMoE)
+//   → final norm → LM head, over the rows the caller asks for.
+import type { Gpu } from '../runtime/runtime.js';
+import type { KernelProgram } from '../runtime/program.js';
+import { latentRowWidth, qkHeadDim, type MlaConfig, type RopeFreqPrecision } from '@latentwire/model';
+import { attentionSoftmaxScale, modelRopeInverseFrequencies, ropeAttentionFactor } from '@latentwire/model';
+import type { ModelWeights } from '../weights/model-weights.js';
+import { embedding } from '../kernels/embedding/embedding.js';
+import { rmsNorm } from '../kernels/rms-norm/rms-norm.js';
+import { rope } from '../kernels/rope/rope.js';
+import { matmul } from '../kernels/matmul/matmul.js';
+import { mlpPrograms, moePrograms } from './mlp-programs.js';
+import type { ForwardScratch } from './scratch.js';
+
+/** One forward pass: `rows` tokens at `positions` (u32 [rows]) over `scratch`. */
+export interface ForwardPass {
+  readonly rows: number;
+  readonly positions: GPUBuffer;
+  readonly scratch: ForwardScratch;
+}
+
+/** The attention part of a layer, the one thing prefill and decode do differently. */
+export interface AttentionBlock {
+  /** The buffer that receives layer `layer`'s latent rows [rows, r + rope] before programs() runs. */
+  latent(layer: number): GPUBuffer;
+  /**
+   * From scratch.q (q_pe not yet roped: see ModelForward.ropeQuery) and the layer's latent rows to scratch.attn
+   * [rows, heads·v], before o_proj.
+   */
+  programs(layer: number, pass: ForwardPass, latent: GPUBuffer): Iterable<KernelProgram>;
+}
+
+/** Where ropeQuery writes roped q_pe instead of in place (strides and offset in f32 elements). */
+export interface RopedQueryTarget {
+  readonly buffer: GPUBuffer;
+  readonly rowStride: number;
+  readonly headStride: number;
+  readonly offset: number;
+}
+
+export class ModelForward {
+  /** RoPE inverse frequencies, in the precision both roles must share. */
+  readonly invFreq: GPUBuffer;
+  readonly softmaxScale: number;
+
+  constructor(readonly gpu: Gpu, readonly cfg: MlaConfig, readonly weights: ModelWeights, readonly ropeFreqPrecision: RopeFreqPrecision) {
+    this.invFreq = gpu.upload('rope.inv_freq', modelRopeInverseFrequencies(cfg, ropeFreqPrecision, weights.embed.dtype));
+    this.softmaxScale = attentionSoftmaxScale(cfg);
+  }
+
+  /** x = embed(ids) for the pass's rows. */
+  embedding(pass: ForwardPass, ids: GPUBuffer): KernelProgram {
+    return embedding({ ids, table: this.weights.embed, y: pass.scratch.x, tokens: pass.rows });
+  }
+
+  /** Layer `l` over the pass's rows, with `attention` as its attention block. */
+  *layer(l: number, pass: ForwardPass, attention: AttentionBlock): Generator<KernelProgram> {
+    const { cfg, gpu } = this;
+    const lw = this.weights.layers[l]!;
+    const { rows: M, scratch: s } = pass;
+    const H = cfg.hiddenSize, heads = cfg.numHeads, r = cfg.kvLoraRank, width = latentRowWidth(cfg);
+    const lim = gpu.limits;
+    yield rmsNorm({ x: s.x, weight: lw.inputNorm, y: s.xn, rows: M, cols: H, eps: cfg.rmsNormEps });
+    if (lw.query.kind === 'direct') {
+      yield matmul({ x: s.xn, weight: lw.query.qProj, y: s.q, M, N: heads * qkHeadDim(cfg), K: H }, lim);
+    } else {
+      const qr = cfg.qLoraRank!;
+      yield matmul({ x: s.xn, weight: lw.query.qAProj, y: s.qa!, M, N: qr, K: H }, lim);
+      yield rmsNorm({ x: s.qa!, weight: lw.query.qANorm, y: s.qa!, rows: M, cols: qr, eps: cfg.rmsNormEps });
+      yield matmul({ x: s.qa!, weight: lw.query.qBProj, y: s.q, M, N: heads * qkHeadDim(cfg), K: qr }, lim);
+    }
+    const latent = attention.latent(l);
+    yield matmul({ x: s.xn, weight: lw.kvAProj, y: latent, M, N: width, K: H }, lim);
+    yield rmsNorm({ x: latent, weight: lw.kvANorm, y: latent, rows: M, cols: r, eps: cfg.rmsNormEps, inStride: width, outStride: width });
+    yield rope({
+      x: latent, positions: pass.positions, invFreq: this.invFreq, rows: M, heads: 1, ropeDim: cfg.qkRopeHeadDim,
+      rowStride: width, headStride: 0, offset: r, attentionFactor: ropeAttentionFactor(cfg),
+    });
+    yield* attention.programs(l, pass, latent);
+    yield matmul({ x: s.attn, weight: lw.oProj, y: s.x, M, N: H, K: heads * cfg.vHeadDim, accumulate: true }, lim);
+    yield rmsNorm({ x: s.x, weight: lw.postAttentionNorm, y: s.xn, rows: M, cols: H, eps: cfg.rmsNormEps });
+    if (lw.mlp.kind === 'dense') {
+      yield* mlpPrograms(lw.mlp, { x: s.xn, out: s.x, gateUp: s.gateUp, gated: s.gated, rows: M, H, inter: cfg.intermediateSize }, lim);
+    } else {
+      yield* moePrograms(cfg, lw.mlp, { x: s.xn, out: s.x, gateUp: s.gateUp, gated: s.gated, rows: M, scratch: s.moe! }, lim);
+    }
+  }
+
+  /** Ropes q_pe of scratch.q at the pass's positions: in place, or into `to`. For attention blocks. */
+  ropeQuery(pass: ForwardPass, to?: RopedQueryTarget): KernelProgram {
+    const { cfg } = this;
+    const qkDim = qkHeadDim(cfg);
+    return rope({
+      x: pass.scratch.q, positions: pass.positions, invFreq: this.invFreq, rows: pass.rows, heads: cfg.numHeads, ropeDim: cfg.qkRopeHeadDim,
+      rowStride: cfg.numHeads * qkDim, headStride: qkDim, offset: cfg.qkNopeHeadDim, attentionFactor: ropeAttentionFactor(cfg),
+      ...(to ? { out: to.buffer, outRowStride: to.rowStride, outHeadStride: to.headStride, outOffset: to.offset } : {}),
+    });
+  }
+
+  /** xn rows [0, rows) = final RMSNorm of x rows [first, first + rows). */
+  finalNorm(pass: ForwardPass, first: number, rows: number): KernelProgram {
+    const H = this.cfg.hiddenSize;
+    return rmsNorm({ x: pass.scratch.x, weight: this.weights.finalNorm, y: pass.scratch.xn, rows, cols: H, eps: this.cfg.rmsNormEps, inOffset: first * H });
+  }
+
+  /** logits [rows, vocab] = LM head of xn rows [first, first + rows) (after finalNorm). */
+  lmHead(pass: ForwardPass, first: number, rows: number, logits: GPUBuffer): KernelProgram {
+    const H = this.cfg.hiddenSize;
+    return matmul({ x: pass.scratch.xn, xOffset: first * H, weight: this.weights.lmHead, y: logits, M: rows, N: this.cfg.vocabSize, K: H }, this.gpu.limits);
+  }
+
+  dispose(): void {
+    this.gpu.destroy(this.invFreq);
+  }
+}

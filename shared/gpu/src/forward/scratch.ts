@@ -1,0 +1,50 @@
+// The activations one forward pass runs over, for up to `rows` tokens (prefill: the prompt's tokens; decode:
+// one token per sequence of the batch). Only the attention block's own buffers are left to the caller.
+import type { Gpu } from '../runtime/runtime.js';
+import { qkHeadDim, type MlaConfig } from '@latentwire/model';
+import { allocMoeScratch, type MoeScratchBuffers } from './mlp-programs.js';
+
+export interface ForwardScratch {
+  /** Most rows these buffers hold. */
+  readonly rows: number;
+  /** The residual stream [rows, H]. */
+  readonly x: GPUBuffer;
+  /** Its RMSNorm [rows, H]: each block's input, and the final norm's output. */
+  readonly xn: GPUBuffer;
+  /** The projected query [rows, heads·(nope + rope)]. */
+  readonly q: GPUBuffer;
+  /** q_a [rows, q_lora_rank] (null without a query LoRA). */
+  readonly qa: GPUBuffer | null;
+  /** The attention block's output before o_proj [rows, heads·v]. */
+  readonly attn: GPUBuffer;
+  /** MLP scratch: gate ‖ up [rows, 2·inter] and the gated product [rows, inter], for the widest MLP. */
+  readonly gateUp: GPUBuffer;
+  readonly gated: GPUBuffer;
+  /** Router and expert scratch (MoE models). */
+  readonly moe: MoeScratchBuffers | null;
+  release(): void;
+}
+
+/** Allocates the scratch of a forward pass over up to `rows` tokens; `label` prefixes buffer labels. */
+export function allocForwardScratch(gpu: Gpu, cfg: MlaConfig, rows: number, label = ''): ForwardScratch {
+  const H = cfg.hiddenSize, heads = cfg.numHeads;
+  // widest SiLU-gated MLP: dense layers, or the shared experts fused into one MLP
+  const maxInter = Math.max(cfg.intermediateSize, (cfg.moe?.moeIntermediateSize ?? 0) * (cfg.moe?.nSharedExperts ?? 0));
+  const b = {
+    x: gpu.buffer(`${label}x`, rows * H * 4),
+    xn: gpu.buffer(`${label}xn`, rows * H * 4),
+    q: gpu.buffer(`${label}q`, rows * heads * qkHeadDim(cfg) * 4),
+    qa: cfg.qLoraRank === null ? null : gpu.buffer(`${label}q_a`, rows * cfg.qLoraRank * 4),
+    attn: gpu.buffer(`${label}attn_out`, rows * heads * cfg.vHeadDim * 4),
+    gateUp: gpu.buffer(`${label}mlp.gate_up`, rows * 2 * maxInter * 4),
+    gated: gpu.buffer(`${label}mlp.gated`, rows * maxInter * 4),
+  };
+  const moe = cfg.moe ? allocMoeScratch(gpu, cfg, rows) : null;
+  return {
+    rows, ...b, moe,
+    release: () => {
+      gpu.destroy(b.x, b.xn, b.q, b.qa, b.attn, b.gateUp, b.gated);
+      moe?.release();
+    },
+  };
+}
