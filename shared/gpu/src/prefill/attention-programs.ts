@@ -12,8 +12,6 @@ export interface NaiveAttentionBuffers {
   readonly latent: readonly GPUBuffer[];
   /** Scratch [tokens, heads·(nope + v)] for the expanded keys and values. */
   readonly kv: GPUBuffer;
-  /** Position of the first row (the causal mask and the KV length follow from it). */
-  readonly startPosition: number;
 }
 
 export function naiveAttention(f: ModelForward, b: NaiveAttentionBuffers): AttentionBlock {
@@ -30,7 +28,7 @@ export function naiveAttention(f: ModelForward, b: NaiveAttentionBuffers): Atten
       yield mlaPrefillAttention({
         q: s.q, kv: b.kv, latent, out: s.attn,
         heads: cfg.numHeads, nope: cfg.qkNopeHeadDim, rope: cfg.qkRopeHeadDim, v: cfg.vHeadDim, kvLoraRank: cfg.kvLoraRank,
-        qLen: T, qPos0: b.startPosition, kvLen: b.startPosition + T, scale: f.softmaxScale, limits: lim,
+        qLen: T, qPos0: 0, kvLen: T, // a whole prompt from position 0: its own rows are all the KV scale: f.softmaxScale, limits: lim,
       });
     },
   };

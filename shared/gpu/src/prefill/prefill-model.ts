@@ -18,8 +18,6 @@ import { naiveAttention } from './attention-programs.js';
 export interface PrefillOptions {
   /** Compute logits at every position (for argmax per position); default only the last. */
   readonly allLogits?: boolean;
-  /** Positions of the prompt start at this value (default 0). */
-  readonly startPosition?: number;
   /** Stream each layer's KV as pages of `layout` as soon as the layer is computed (the disaggregated path). */
   readonly stream?: PrefillStream;
   /** Sample the next token on the GPU from the last position's logits (output.token). */
@@ -73,16 +71,15 @@ export class PrefillModel {
     for (const id of ids) {
       if (!Number.isInteger(id) || id < 0 || id >= cfg.vocabSize) throw new RangeError(`prefill: token id ${id} outside [0, ${cfg.vocabSize})`);
     }
-    const start = opts.startPosition ?? 0;
     const idsBuf = gpu.upload('ids', Uint32Array.from(ids));
     const pass: ForwardPass = {
       rows: T,
-      positions: gpu.upload('positions', Uint32Array.from({ length: T }, (_, i) => start + i)),
+      positions: gpu.upload('positions', Uint32Array.from({ length: T }, (_, i) => i)),
       scratch: allocForwardScratch(gpu, cfg, T),
     };
     const kv = gpu.buffer('kv', T * cfg.numHeads * (cfg.qkNopeHeadDim + cfg.vHeadDim) * 4);
     const latent = weights.layers.map((_, l) => gpu.buffer(`latent.${l}`, T * latentRowWidth(cfg) * 4));
-    const attention = naiveAttention(forward, { latent, kv, startPosition: start });
+    const attention = naiveAttention(forward, { latent, kv });
 
     // one group of programs per layer, so a streaming prefill can submit (and send) layer by layer
     const groups: KernelProgram[][] = weights.layers.map((_, l) => [...forward.layer(l, pass, attention)]);
