@@ -52,6 +52,8 @@ async function main(): Promise<void> {
   try {
     const decode = decodeSettingsFrom(loadConfig(settings.modelDir), env.decode, {}, gpu.limits);
     stack = await loadDecodeStack(gpu, settings.modelDir, () => decode, { ropeFreqPrecision: env.ropeFreqPrecision });
+    // every pipeline is compiled before the service starts heartbeating: the pool only hears of a node that can serve at once
+    logger.info({ shaders: stack.compiled.shaders, ms: Math.round(stack.compiled.ms) }, 'decode pipelines compiled');
     service = new DecodeNodeService({
       nats: settings.natsServers, nodeId: settings.nodeId, subjectPrefix: settings.subjectPrefix, stack,
       heartbeatMs: settings.heartbeatMs, tokenFlushMs: settings.tokenFlushMs, logger, registry,

@@ -5,7 +5,7 @@
 //   latent appended to the cache in its dtype, grouped decode attention in the latent space)
 //   → sampling on the GPU, so only token ids come back (logits on request).
 // Every sequence of the batch has its own length and page table; all buffers are sized once for MAX_BATCH.
-import type { Gpu, KernelProgram } from '@latentwire/gpu';
+import type { Gpu, KernelProgram, KernelShader } from '@latentwire/gpu';
 import { kvAppend, sampleTokens, packSamplingParams, SAMPLING_PARAMS_BYTES, type SamplingParams } from '@latentwire/gpu/kernels';
 import { allocForwardScratch, ModelForward, type ForwardPass } from '@latentwire/gpu/forward';
 import { pagesFor, type KvDtype } from '@latentwire/protocol';
@@ -221,6 +221,35 @@ export class DecodeModel {
     const tokens = gpu.readU32(out, 0, B);
     tokens.catch(() => undefined); // the engine awaits it a loop turn later; a failure must not be unhandled meanwhile
     return { batch: B, tokens, submitMs: performance.now() - t0 };
+  }
+
+  /**
+   * Compiles every pipeline a step can use — each batch size up to maxBatch, with each KV split count the
+   * split policy can pick for it at any context — so that no request waits for a shader compile. The decode
+   * node runs this before it joins the pool. Resolves with the distinct shaders compiled and the time taken.
+   */
+  async compileAll(): Promise<{ shaders: number; ms: number }> {
+    const t0 = performance.now();
+    const { s, cfg } = this;
+    const byShader = new Map<KernelShader, KernelProgram>();
+    const add = (p: KernelProgram) => void (byShader.has(p.shader) || byShader.set(p.shader, p));
+    for (let B = 1; B <= this.opts.maxBatch; B++) {
+      add(gatherTokens({ host: s.hostIds!, from: s.fromPrevious!, previous: this.sampled[0], ids: s.ids!, rows: B }));
+      for (const numSplits of this.splitChoices(B)) for (const p of this.forwardPrograms(B, numSplits)) add(p);
+      add(sampleTokens({ logits: s.logits!, params: s.sampling!, out: this.sampled[1], rows: B, vocab: cfg.vocabSize }));
+    }
+    await this.gpu.compile([...byShader.values()]);
+    return { shaders: byShader.size, ms: performance.now() - t0 };
+  }
+
+  /** The KV split counts a step of batch B may use: the configured one, or the policy's over every context. */
+  private splitChoices(B: number): Set<number> {
+    if (this.opts.kvSplits && this.opts.kvSplits > 0) return new Set([this.opts.kvSplits]);
+    const out = new Set<number>();
+    for (let ctx = 1; ; ctx = Math.min(2 * ctx, this.opts.maxContext)) {
+      out.add(chooseDecodeSplits({ batch: B, heads: this.cfg.numHeads, headGroup: this.variant.headGroup, maxContext: ctx }));
+      if (ctx === this.opts.maxContext) return out;
+    }
   }
 
   /** The step's programs up to the logits, over its first B rows. */

@@ -1,5 +1,6 @@
 // Opens a model folder and builds the decode stack on it: weights (shared with a local prefill model, which
-// the CLI and the local path use), the absorbed weights, the paged cache and the engine.
+// the CLI and the local path use), the absorbed weights, the paged cache, every decode pipeline compiled, and
+// the engine.
 import type { Gpu } from '@latentwire/gpu';
 import type { ModelFolder } from '@latentwire/model';
 import { loadPrefillModel, type PrefillModel, type RopeFreqPrecision } from '@latentwire/gpu/prefill';
@@ -12,6 +13,8 @@ export interface DecodeStack {
   readonly prefill: PrefillModel;
   readonly model: DecodeModel;
   readonly engine: DecodeEngine;
+  /** The pipelines compiled ahead of traffic (DecodeModel.compileAll): how many and how long it took. */
+  readonly compiled: { readonly shaders: number; readonly ms: number };
   release(): void;
 }
 
@@ -24,9 +27,10 @@ export async function loadDecodeStack(
     maxBatch: s.maxBatch, maxContext: s.maxContext, pageSize: s.pageSize, kvDtype: s.kvDtype, numPages: s.numPages,
     headGroup: s.headGroup, kvSplits: s.kvSplits, ropeFreqPrecision: prefill.ropeFreqPrecision,
   });
+  const compiled = await model.compileAll(); // before anyone can send work: no request waits for a compile
   const engine = new DecodeEngine(model, prefill, { maxWaiting: s.maxWaiting, leaseMs: s.leaseMs });
   return {
-    folder, prefill, model, engine,
+    folder, prefill, model, engine, compiled,
     release: () => {
       model.release();
       prefill.dispose();

@@ -1,0 +1,34 @@
+// Compile ahead of traffic: after loadDecodeStack (which the decode node runs before it heartbeats), no decode
+// step of any batch size or context compiles a pipeline, so a first request never waits for a shader compile.
+import test from 'ava';
+import { FIXTURE_DIR } from '@latentwire/testing';
+import { testGpu } from '@latentwire/gpu/testing';
+import { pagesFor } from '@latentwire/protocol';
+import { decodeSettings } from '../../src/config.js';
+import { loadDecodeStack } from '../../src/engine/load.js';
+
+test('compile ahead - loading the stack compiles every pipeline a step of any batch and context uses', async (t) => {
+  const gpu = await testGpu();
+  const settings = { pageSize: 16, maxBatch: 4, numPages: 64, kvDtype: 'fp8_e4m3', maxContext: 256 } as const;
+  const stack = await loadDecodeStack(gpu, FIXTURE_DIR, (cfg) => decodeSettings(cfg, {}, settings));
+  t.teardown(() => stack.release());
+  const { model } = stack;
+  const compiled = gpu.pipelines.size;
+  t.true(stack.compiled.shaders > 0 && compiled >= stack.compiled.shaders, `${stack.compiled.shaders} shaders, ${compiled} pipelines`);
+  t.log(`${stack.compiled.shaders} decode shaders compiled ahead in ${Math.round(stack.compiled.ms)} ms`);
+
+  const perSeq = pagesFor(settings, settings.maxContext);
+  // contexts from one token to the whole window: the split policy picks 1 split for short ones, more for long
+  for (const B of [1, 2, 3, 4]) {
+    for (const position of [0, 17, 100, settings.maxContext - 1]) {
+      const out = await model.step({
+        tokens: Array.from({ length: B }, (_, b) => 5 + b),
+        positions: new Array(B).fill(position),
+        pageTables: Array.from({ length: B }, (_, b) => Array.from({ length: perSeq }, (_, i) => (b * perSeq + i) % settings.numPages)),
+        sampling: Array.from({ length: B }, (_, b) => ({ temperature: 0, topK: 0, topP: 1, seed: b, counter: 0 })),
+      });
+      t.is(out.tokens.length, B);
+      t.is(gpu.pipelines.size, compiled, `batch ${B}, position ${position}: no new pipeline`);
+    }
+  }
+});
