@@ -15,7 +15,11 @@ test('cli - logits --decode-steps prints the prefill and decode-step logits of t
   const out = JSON.parse(stdout) as { step_logits: number[][]; ids: number[] };
   t.deepEqual(out.ids, first!.greedy_ids.slice(0, 5));
   t.is(out.step_logits.length, 5);
-  for (const [i, row] of out.step_logits.entries()) t.true(maxAbsDiff(row, first!.step_logits[i]!) < 1e-3, `step ${i}`);
+  // the f32 cache's figure (fixture-decode.test.ts): measured 7.4e-6 over all steps, bound 5× that
+  for (const [i, row] of out.step_logits.entries()) {
+    const err = maxAbsDiff(row, first!.step_logits[i]!);
+    t.true(err < 4e-5, `step ${i}: max |Δlogit| ${err}`);
+  }
 });
 
 test('cli - generate decodes through the engine (bf16 cache) and gives the greedy ids', async (t) => {

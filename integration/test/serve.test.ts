@@ -1,24 +1,35 @@
 // End to end through the product's own path: the official `openai` client → gateway (HTTP, tokenizer, chat
 // template, routing) → a decode node reserves pages → BullMQ → prefill node (naive-order MLA, streams every
 // layer's latent KV pages over NATS) → decode node (absorbed MLA, continuous batching) → tokens over NATS →
-// SSE. Real nats-server, redis-server and WebGPU; expected tokens come from decoding in this process.
+// SSE. Real nats-server, redis-server and WebGPU; expected tokens come from transformers (reference.json) or
+// decoding in this process, and are compared as token ids read off the tokens subjects (wire-tokens.ts);
+// the text the client gets is then checked to be those ids' detokenization.
 import test from 'ava';
 import { randomUUID } from 'node:crypto';
 import { openModelFolder } from '@latentwire/model';
 import { FIXTURE_DIR, readFixtureJson } from '@latentwire/testing';
 import { startCluster, type TestCluster } from './helpers/cluster.js';
+import { WireTokens } from './helpers/wire-tokens.js';
 
 interface Case { readonly input_ids: number[]; readonly greedy_ids: number[] }
 const cases = readFixtureJson<{ cases: Case[] }>('reference.json').cases;
 const folder = openModelFolder(FIXTURE_DIR);
 const eos = new Set(folder.config.eosTokenIds);
 const text = (ids: readonly number[]) => folder.tokenizer.decode(ids.filter((t) => !eos.has(t)), { skipSpecialTokens: true });
+/** What a node sends for these greedy ids: up to and including the first EOS. */
+const sent = (ids: readonly number[]) => {
+  const end = ids.findIndex((t) => eos.has(t));
+  return end < 0 ? [...ids] : ids.slice(0, end + 1);
+};
 
 let cluster: TestCluster;
+let wire: WireTokens;
 test.before(async () => {
   cluster = await startCluster({ decodeNodes: 2, kvDtype: 'bf16', pageSize: 16, numPages: 64, maxBatch: 16, admissionWaitMs: 1500 });
+  wire = new WireTokens(cluster.nc, cluster.prefix);
 });
 test.after.always(async () => {
+  wire?.stop();
   await cluster?.stop();
 });
 
@@ -38,16 +49,19 @@ test.serial('completions: streamed and not, the tokens of in-process greedy deco
   for (const c of cases) {
     const want = c.greedy_ids.slice(0, 12);
     const res = await client.completions.create({ model, prompt: c.input_ids, max_tokens: 12, temperature: 0 });
+    t.deepEqual(await wire.ids(res.id), sent(want));
     t.is(res.choices[0]!.text, text(want));
     t.deepEqual(res.usage, { prompt_tokens: c.input_ids.length, completion_tokens: want.length, total_tokens: c.input_ids.length + want.length });
     t.is(res.choices[0]!.finish_reason, want.some((x) => eos.has(x)) ? 'stop' : 'length');
     const stream = await client.completions.create({ model, prompt: c.input_ids, max_tokens: 12, temperature: 0, stream: true, stream_options: { include_usage: true } });
-    let streamed = '';
+    let streamed = '', id = '';
     let usage: unknown;
     for await (const chunk of stream) {
+      id = chunk.id;
       streamed += chunk.choices[0]?.text ?? '';
       if (chunk.usage) usage = chunk.usage;
     }
+    t.deepEqual(await wire.ids(id), sent(want));
     t.is(streamed, text(want));
     t.like(usage, { completion_tokens: want.length });
   }
@@ -60,19 +74,23 @@ test.serial('chat: the chat template, streamed and not, equals local greedy deco
   const prompt = folder.chatTemplate!.encode(messages, { addGenerationPrompt: true });
   const want = await localGreedy(prompt, 10);
   const res = await client.chat.completions.create({ model, messages, max_tokens: 10, temperature: 0 });
+  t.deepEqual(await wire.ids(res.id), want);
   t.is(res.choices[0]!.message.content, text(want));
   t.is(res.usage!.prompt_tokens, prompt.length);
-  let streamed = '';
+  let streamed = '', id = '';
   for await (const chunk of await client.chat.completions.create({ model, messages, max_tokens: 10, temperature: 0, stream: true })) {
+    id = chunk.id;
     streamed += chunk.choices[0]?.delta.content ?? '';
   }
+  t.deepEqual(await wire.ids(id), want);
   t.is(streamed, text(want));
   // sampling with a seed: the same text twice, and the text the local engine samples with that seed
   const sampled = { temperature: 0.9, top_p: 0.95, seed: 1234 };
   const a = await client.chat.completions.create({ model, messages, max_tokens: 10, ...sampled });
   const b = await client.chat.completions.create({ model, messages, max_tokens: 10, ...sampled });
-  t.is(a.choices[0]!.message.content, b.choices[0]!.message.content);
   const local = await localGreedy(prompt, 10, { temperature: 0.9, topK: 0, topP: 0.95, seed: 1234 });
+  t.deepEqual(await wire.ids(a.id), local);
+  t.deepEqual(await wire.ids(b.id), local);
   t.is(a.choices[0]!.message.content, text(local));
   t.true(await cluster.pagesBack());
 });
@@ -96,11 +114,13 @@ test.serial('32 concurrent streams spread over both decode nodes, every one exac
   const steps = cluster.decode.map((d) => d.stack.engine.steps);
   const results = await Promise.all(Array.from({ length: 32 }, async (_, i) => {
     const c = cases[i % cases.length]!;
-    let s = '';
+    let s = '', id = '';
     for await (const chunk of await client.completions.create({ model, prompt: c.input_ids, max_tokens: 8, temperature: 0, stream: true })) {
+      id = chunk.id;
       s += chunk.choices[0]?.text ?? '';
     }
-    return s === text(c.greedy_ids.slice(0, 8));
+    const want = c.greedy_ids.slice(0, 8);
+    return JSON.stringify(await wire.ids(id)) === JSON.stringify(sent(want)) && s === text(want);
   }));
   t.is(results.filter(Boolean).length, 32);
   const used = cluster.decode.map((d, i) => d.stack.engine.steps - steps[i]!);
@@ -165,6 +185,7 @@ test.serial('forged and malformed NATS messages are rejected and counted; every 
   t.is(cluster.decode[0]!.service.rejections.count('malformed') - before, 3);
   const c = cases[2]!;
   const res = await cluster.client.completions.create({ model: cluster.model, prompt: c.input_ids, max_tokens: 6, temperature: 0 });
+  t.deepEqual(await wire.ids(res.id), sent(c.greedy_ids.slice(0, 6)));
   t.is(res.choices[0]!.text, text(c.greedy_ids.slice(0, 6)));
 });
 
@@ -176,6 +197,7 @@ test.serial('a decode node that leaves the pool: its heartbeats stop, the gatewa
   t.deepEqual(cluster.gateway.registry.nodes().map((n) => n.nodeId), [stays.id]);
   const steps = stays.stack.engine.steps;
   const results = await Promise.all(cases.map((c) => cluster.client.completions.create({ model: cluster.model, prompt: c.input_ids, max_tokens: 6, temperature: 0 })));
+  t.deepEqual(await Promise.all(results.map((r) => wire.ids(r.id))), cases.map((c) => sent(c.greedy_ids.slice(0, 6))));
   t.deepEqual(results.map((r) => r.choices[0]!.text), cases.map((c) => text(c.greedy_ids.slice(0, 6))));
   t.true(stays.stack.engine.steps > steps, 'the remaining node served them');
 });

@@ -29,7 +29,7 @@ for (const [preset, combos] of [
     { pageSize: 64, headGroup: 2, kvSplits: 5 },
   ]],
 ] as const) {
-  test(`absorbed decode - ${preset}: a mixed-length batch equals naive prefill within 1e-4 (f32 cache)`, async (t) => {
+  test(`absorbed decode - ${preset}: a mixed-length batch equals naive prefill within 1e-5 (f32 cache)`, async (t) => {
     const dir = tempDir(t);
     writeRandomCheckpoint(dir, { preset, seed: 5, overrides: { moe_intermediate_size: 32 } });
     for (const f of ['tokenizer.json', 'tokenizer_config.json']) copyFileSync(join(FIXTURE_DIR, f), join(dir, f));
@@ -68,7 +68,8 @@ for (const [preset, combos] of [
       const V = cfg.vocabSize;
       const errs = prompts.map((_, b) => maxAbsDiff(got.logits!.subarray(b * V, (b + 1) * V), want[b]!));
       t.log(`${JSON.stringify(combo)}: max |Δlogit| per sequence ${errs.map((e) => e.toExponential(1)).join(' ')}`);
-      for (const [b, e] of errs.entries()) t.true(e < 1e-4, `sequence ${b} (context ${prompts[b]!.length + 1}) off by ${e}`);
+      // measured max 1.7e-6 (V2) and 2.2e-6 (V3) over every combination; bound ≈ 5× the worst
+      for (const [b, e] of errs.entries()) t.true(e < 1e-5, `sequence ${b} (context ${prompts[b]!.length + 1}) off by ${e}`);
       dec.release();
     }
     prefill.dispose();

@@ -11,6 +11,10 @@ import { testGpu } from '../src/testing.js';
 import { maxAbsDiff, rng } from '@latentwire/testing';
 import { mapWeights, referenceForward } from './reference/index.js';
 
+// Measured on lavapipe over T = 1, 11, 37: max |Δlogit| 1.6e-6 (V2) / 1.5e-6 (V3), max |Δlatent| 2.0e-6 /
+// 2.1e-6 (the error grows with T). Bound: 5× the worst of both.
+const BOUND = 1e-5;
+
 for (const preset of ['v2-qlora-yarn-grouped', 'v3-noaux'] as const) {
   test(`prefill - ${preset} matches the float64 reference (logits and latent rows)`, async (t) => {
     const dir = tempDir(t);
@@ -34,11 +38,11 @@ for (const preset of ['v2-qlora-yarn-grouped', 'v3-noaux'] as const) {
       }
       out.release();
       t.log(`T=${T}: max |Δlogit| ${logitErr.toExponential(2)}, max |Δlatent| ${latentErr.toExponential(2)}`);
-      t.true(logitErr < 1e-3, `logits off by ${logitErr}`);
-      t.true(latentErr < 1e-3, `latent rows off by ${latentErr}`);
+      t.true(logitErr < BOUND, `logits off by ${logitErr}`);
+      t.true(latentErr < BOUND, `latent rows off by ${latentErr}`);
+      // at 1e-5 a flipped argmax would need two logits within 2e-5 of each other: none are, at these seeds
       const argmaxWant = want.logits.map((row) => row.indexOf(Math.max(...row)));
-      const agree = argmaxWant.filter((a, i) => a === out.argmax![i]).length;
-      t.true(agree >= T - 1, `argmax agrees at ${agree}/${T} positions`);
+      t.deepEqual(Array.from(out.argmax!), argmaxWant, 'argmax at every position');
     }
     model.dispose();
   });
