@@ -1,5 +1,5 @@
 // FP8 codecs for the latent KV cache, bit-exact with PyTorch's casts (checked against its tables in
-// /work/shared/fixtures/fp8). E4M3 = float8_e4m3fn: bias 7, 3 mantissa bits, no infinities, max 448,
+// shared/testing/fixtures/fp8.json). E4M3 = float8_e4m3fn: bias 7, 3 mantissa bits, no infinities, max 448,
 // 0x7f/0xff NaN. E5M2 = float8_e5m2: bias 15, 2 mantissa bits (the top byte of an f16), max 57344, ±inf.
 //
 // Encoding works on the f32 bit pattern with integers only, exactly as the WGSL twin in fp8-wgsl.ts does,
