@@ -3,12 +3,12 @@
 // Every variable (DECODE_NODE_ENV, node-env.ts) is parsed before the GPU is touched, so a bad value fails
 // start-up at once naming it; sizes the adapter cannot hold (KV_CACHE_MIB, DECODE_HEAD_GROUP) are checked
 // right after the device is acquired, before any weight is uploaded. Both exit 2 (failStart).
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import { pino } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { Gpu } from '@latentwire/gpu';
 import { loadConfig } from '@latentwire/model';
-import { failStart } from '@latentwire/protocol';
+import { failStart, serveOps, type Readiness } from '@latentwire/protocol';
 import { decodeSettingsFrom } from './config.js';
 import { loadDecodeStack, type DecodeStack } from './engine/load.js';
 import { decodeNodeEnv } from './node-env.js';
@@ -21,10 +21,17 @@ async function main(): Promise<void> {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
 
-  const gpu = await Gpu.create(env.gpu);
   let stack: DecodeStack | null = null;
   let service: DecodeNodeService | null = null;
-  let metricsServer: Server | null = null;
+  let stage = 'starting';
+  // /ready: weights loaded, every pipeline compiled, heartbeating on NATS (the pool may send work)
+  const readiness = (): Readiness => ({
+    ready: stage === 'serving' && service?.connected === true, stage, nodeId: settings.nodeId,
+    shaders: stack?.compiled.shaders, natsConnected: service?.connected ?? false,
+  });
+  // /health answers while the model loads, so "loading" and "dead" look different from outside
+  const metricsServer: Server | null = settings.metricsPort > 0 ? await serveOps({ port: settings.metricsPort, registry, readiness }) : null;
+  const gpu = await Gpu.create(env.gpu);
   let stopping: Promise<void> | null = null;
   const stop = (why: string) => {
     stopping ??= (async () => {
@@ -51,6 +58,7 @@ async function main(): Promise<void> {
 
   try {
     const decode = decodeSettingsFrom(loadConfig(settings.modelDir), env.decode, {}, gpu.limits);
+    stage = 'loading weights and compiling';
     stack = await loadDecodeStack(gpu, settings.modelDir, () => decode, { ropeFreqPrecision: env.ropeFreqPrecision });
     // every pipeline is compiled before the service starts heartbeating: the pool only hears of a node that can serve at once
     logger.info({ shaders: stack.compiled.shaders, ms: Math.round(stack.compiled.ms) }, 'decode pipelines compiled');
@@ -58,32 +66,15 @@ async function main(): Promise<void> {
       nats: settings.natsServers, nodeId: settings.nodeId, subjectPrefix: settings.subjectPrefix, stack,
       heartbeatMs: settings.heartbeatMs, tokenFlushMs: settings.tokenFlushMs, logger, registry,
     });
+    stage = 'connecting';
     await service.start();
-    if (settings.metricsPort > 0) metricsServer = await serveMetrics(registry, settings.metricsPort);
+    stage = 'serving';
     const s = stack.engine.stats();
     logger.info({ model: settings.modelDir, totalPages: s.totalPages, layoutKey: service.node.layoutKey, metricsPort: settings.metricsPort || undefined }, 'ready');
   } catch (err) {
     await stop('start-up failed').catch(() => undefined);
     throw err;
   }
-}
-
-/** GET /metrics in the Prometheus text format; anything else 404. */
-function serveMetrics(registry: Registry, port: number): Promise<Server> {
-  const server = createServer((req, res) => {
-    if (req.method !== 'GET' || req.url?.split('?')[0] !== '/metrics') {
-      res.writeHead(404).end();
-      return;
-    }
-    registry.metrics().then(
-      (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
-      (err: unknown) => res.writeHead(500).end(String(err)),
-    );
-  });
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, () => resolve(server));
-  });
 }
 
 main().catch((err: unknown) => failStart('decode-node', err));

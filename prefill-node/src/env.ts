@@ -11,7 +11,7 @@ export const PREFILL_ENV = {
   PREFILL_CONCURRENCY: env.int(2, 1, 64).describe("jobs a worker runs at once (one job's sends overlap the next one's compute)"),
   KV_SEND_WINDOW_BYTES: env.int(DEFAULT_KV_SEND_WINDOW_BYTES, 1, 2 ** 31).describe('unacknowledged KV bytes per decode node (flow control)'),
   KV_ACK_TIMEOUT_MS: env.int(DEFAULT_KV_ACK_TIMEOUT_MS, 1, 600_000).describe('wait for a kv-chunk / prefill-done acknowledgement before the attempt fails'),
-  PREFILL_METRICS_PORT: env.int(0, 0, 65535).describe('Prometheus `GET /metrics` port; 0 = off'),
+  PREFILL_METRICS_PORT: env.int(0, 0, 65535).describe('operations port: `GET /health` (alive), `/ready` (model loaded, worker on the queue, on NATS), `/metrics`; 0 = off'),
 };
 
 /** Everything the prefill node process reads. */

@@ -19,7 +19,7 @@ import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node'
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import {
-  encodeMessage, SUBJECT_TYPES, tokensMessage, WireRejections, wireSubjects, type MessageOf, type MessageType, type WireMessage, type WireSubjects,
+  natsLink, encodeMessage, SUBJECT_TYPES, tokensMessage, WireRejections, wireSubjects, type MessageOf, type MessageType, type WireMessage, type WireSubjects,
 } from '@latentwire/protocol';
 import type { DecodeEngine } from '../engine/engine.js';
 import { nodeIdentity, type NodeIdentity, type ServiceContext } from './context.js';
@@ -63,6 +63,8 @@ export class DecodeNodeService {
   private heartbeat: NodeJS.Timeout | null = null;
   private beat = 0;
   private stopping: Promise<void> | null = null;
+  /** Down from a NATS disconnect until the reconnect: the node cannot be reached, so it is not ready. */
+  private link: { readonly up: boolean } | null = null;
 
   constructor(private readonly opts: DecodeNodeServiceOptions) {
     for (const k of ['heartbeatMs', 'tokenFlushMs'] as const) {
@@ -81,6 +83,11 @@ export class DecodeNodeService {
       engine: this.engine, node: this.node, handoffs, metrics: this.metrics, logger: this.logger,
       failRequest: (id, detail) => this.failRequest(id, detail),
     };
+  }
+
+  /** Started, not stopping, and NATS connected right now (for /ready). */
+  get connected(): boolean {
+    return this.link?.up === true && this.stopping === null && this.nc !== null && !this.nc.isClosed();
   }
 
   /** Connects if given URLs, subscribes to this node's subjects and starts the heartbeat. */
@@ -107,6 +114,7 @@ export class DecodeNodeService {
       }),
     ];
     await this.nc.flush(); // the server has the subscriptions before anyone learns of this node
+    this.link = natsLink(this.nc);
     this.sendHeartbeat();
     this.heartbeat = setInterval(() => this.sendHeartbeat(), this.opts.heartbeatMs);
     this.heartbeat.unref();

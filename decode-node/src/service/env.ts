@@ -21,7 +21,7 @@ export const SERVICE_ENV = {
     .meta({ description: "the node's id in subjects and heartbeats", shown: 'decode-<host>-<pid>' }),
   HEARTBEAT_MS: env.int(1000, 10, 600_000).describe("heartbeat period; the gateway's view of free pages is this stale at worst"),
   TOKEN_FLUSH_MS: env.int(5, 0, 10_000).describe('how long tokens wait to share a message (0 = one message per step)'),
-  METRICS_PORT: env.int(0, 0, 65535).describe('Prometheus `GET /metrics` port; 0 = off'),
+  METRICS_PORT: env.int(0, 0, 65535).describe('operations port: `GET /health` (alive), `/ready` (weights loaded, pipelines compiled, on NATS), `/metrics`; 0 = off'),
 };
 
 export interface ServiceSettings {

@@ -5,3 +5,4 @@ export * from './kv/kv-dtype.js';
 export * from './kv/latent-layout.js';
 export * from './config/index.js';
 export * from './kv/page-pool.js';
+export { natsLink, serveOps, type OpsServerOptions, type Readiness } from './ops/ops-server.js';

@@ -37,3 +37,26 @@ export async function runWithBadEnv(
   const lines = r.stderr.split('\n');
   return { ...r, named: cases.map(([n, v]) => lines.find((l) => l.includes(`${n}=${JSON.stringify(v)}`))) };
 }
+
+/** A TCP port free right now on 127.0.0.1 (for a process the test starts). */
+export { default as freePort } from 'get-port';
+
+/** Polls `url` until `accept(status, body)` holds; resolves with every status seen on the way. */
+export async function pollUntil(
+  url: string, accept: (status: number, body: string) => boolean, timeoutMs: number, everyMs = 50,
+): Promise<{ statuses: number[]; body: string }> {
+  const statuses: number[] = [];
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const r = await fetch(url);
+      const body = await r.text();
+      statuses.push(r.status);
+      if (accept(r.status, body)) return { statuses, body };
+    } catch {
+      statuses.push(0); // not listening yet
+    }
+    if (Date.now() > until) throw new Error(`${url}: no accepted answer within ${timeoutMs} ms (saw ${[...new Set(statuses)].join(', ')})`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
