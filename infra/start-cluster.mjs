@@ -1,11 +1,15 @@
 #!/usr/bin/env node
 // `npm start`: the whole system on one machine — nats-server and redis-server (reused when NATS_URL /
 // REDIS_URL point at ones already listening), one gateway, one prefill node and two decode nodes on the
-// default tiny model. Prints the URL and a curl example; Ctrl-C (or SIGTERM) stops everything it started.
+// default tiny model. Each node gets its own ops port (/health, /ready, /metrics): METRICS_PORT + i for decode
+// node i and PREFILL_METRICS_PORT + i for prefill node i when those are set, free ports otherwise. A line per
+// node says when it is ready; the URL and a curl example come once the gateway sees a ready decode node and a
+// prefill node is ready. A decode or prefill node that exits is reported and the rest keep serving; the
+// gateway or a server this script started exiting stops everything. Ctrl-C (or SIGTERM) stops everything.
 // Env: NATS_URL, REDIS_URL, GATEWAY_PORT (8000), DECODE_NODES (2), PREFILL_NODES (1), MODEL_DIR, plus every
 // service's own variables (README), which pass through.
 import { spawn } from 'node:child_process';
-import { connect } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
@@ -50,6 +54,34 @@ function listening({ host, port }) {
   });
 }
 
+/** A port free right now on 127.0.0.1. */
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
+  });
+}
+
+/** Ops ports for `count` nodes: base, base + 1, … when the variable is set, else free ones. */
+async function opsPorts(variable, count) {
+  const base = env[variable] === undefined || env[variable] === '' ? null : Number(env[variable]);
+  if (base !== null && (!Number.isInteger(base) || base < 1 || base + count - 1 > 65535)) fail(`${variable}=${env[variable]}: expected a port`);
+  const ports = [];
+  for (let i = 0; i < count; i++) ports.push(base === null ? await freePort() : base + i);
+  return ports;
+}
+
+/** GET url's JSON, or null when it does not answer 2xx. */
+async function getJson(url) {
+  try {
+    const r = await fetch(url);
+    return r.ok ? await r.json() : null;
+  } catch {
+    return null;
+  }
+}
+
 async function waitListening(hp, what, ms = 15_000) {
   const until = Date.now() + ms;
   while (Date.now() < until) {
@@ -76,14 +108,20 @@ function start(name, cmd, args, extraEnv = {}) {
   };
   prefix(child.stdout, process.stdout);
   prefix(child.stderr, process.stderr);
+  const entry = { name, child, node: false };
   child.on('exit', (code, signal) => {
-    if (!stopping) {
-      console.error(`start: ${name} exited (${signal ?? code}); stopping everything`);
-      void stop(1);
+    if (stopping) return;
+    const rest = children.filter((c) => c.node && c.name.split('-')[0] === name.split('-')[0] && c.child.exitCode === null && c.child.signalCode === null);
+    if (entry.node && rest.length > 0) {
+      // a node leaving is an ordinary event (scale-down, a crash): the gateway drops it, the others serve
+      console.error(`start: ${name} exited (${signal ?? code}); ${rest.map((c) => c.name).join(', ')} ${rest.length === 1 ? 'keeps' : 'keep'} serving`);
+      return;
     }
+    console.error(`start: ${name} exited (${signal ?? code}); stopping everything`);
+    void stop(1);
   });
-  children.push({ name, child });
-  return child;
+  children.push(entry);
+  return entry;
 }
 
 async function stop(code = 0) {
@@ -126,20 +164,47 @@ async function main() {
     children[children.length - 1].server = true;
     await waitListening(redis, 'redis-server');
   }
-  for (let i = 0; i < decodeNodes; i++) start(`decode-${i}`, process.execPath, ['decode-node/dist/src/main.js'], { NODE_ID: `decode-${i}` });
-  for (let i = 0; i < prefillNodes; i++) start(`prefill-${i}`, process.execPath, ['prefill-node/dist/src/main.js']);
+  const decodePorts = await opsPorts('METRICS_PORT', decodeNodes);
+  const prefillPorts = await opsPorts('PREFILL_METRICS_PORT', prefillNodes);
+  const nodes = [];
+  for (let i = 0; i < decodeNodes; i++) {
+    nodes.push({ ...start(`decode-${i}`, process.execPath, ['decode-node/dist/src/main.js'], { NODE_ID: `decode-${i}`, METRICS_PORT: String(decodePorts[i]) }), port: decodePorts[i] });
+  }
+  for (let i = 0; i < prefillNodes; i++) {
+    nodes.push({ ...start(`prefill-${i}`, process.execPath, ['prefill-node/dist/src/main.js'], { PREFILL_METRICS_PORT: String(prefillPorts[i]) }), port: prefillPorts[i] });
+  }
+  for (const n of nodes) children.find((c) => c.name === n.name).node = true;
   start('gateway', process.execPath, ['gateway/dist/src/main.js']);
   const url = `http://127.0.0.1:${env.GATEWAY_PORT}`;
-  // ready when the gateway answers and sees at least one decode node
+  // ready when a decode node and a prefill node say /ready and the gateway has heard a decode node
   const until = Date.now() + 300_000;
+  const announced = new Set();
   for (;;) {
-    try {
-      const health = await (await fetch(`${url}/health`)).json();
-      if (health.max_request_tokens) break;
-    } catch { /* not up yet */ }
+    for (const n of nodes) {
+      if (announced.has(n.name)) continue;
+      const r = await getJson(`http://127.0.0.1:${n.port}/ready`);
+      if (r?.ready) {
+        announced.add(n.name);
+        console.log(`start: ${n.name} ready (ops port ${n.port}${r.shaders ? `, ${r.shaders} pipelines compiled` : ''})`);
+      }
+    }
+    const health = await getJson(`${url}/health`);
+    const kinds = [...announced].map((name) => name.split('-')[0]);
+    if (health?.max_request_tokens && kinds.includes('decode') && kinds.includes('prefill')) break;
     if (Date.now() > until) { console.error('start: the cluster did not become ready in 5 minutes'); return stop(1); }
-    await new Promise((r) => setTimeout(r, 500));
+    await new Promise((r) => setTimeout(r, 250));
   }
+  const late = setInterval(async () => { // nodes still loading are announced as they become ready
+    for (const n of nodes.filter((n) => !announced.has(n.name))) {
+      const r = await getJson(`http://127.0.0.1:${n.port}/ready`);
+      if (r?.ready && !announced.has(n.name)) {
+        announced.add(n.name);
+        console.log(`start: ${n.name} ready (ops port ${n.port})`);
+      }
+    }
+    if (announced.size === nodes.length) clearInterval(late);
+  }, 500);
+  late.unref();
   const model = (await (await fetch(`${url}/v1/models`)).json()).data[0].id;
   console.log(`
 latentwire is up: ${url}  (model "${model}", ${decodeNodes} decode node(s), ${prefillNodes} prefill node(s); Ctrl-C stops it)
