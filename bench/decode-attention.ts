@@ -322,12 +322,9 @@ async function main(): Promise<void> {
   const gpu = await Gpu.create({ ...opts, profile: true });
   if (!gpu.profiler) throw new Error('decode-attention bench: the adapter has no timestamp-query');
   const k = await kernelModule();
-  const info = gpu.device.adapterInfo as GPUAdapterInfo & Omit<Caps, 'features'>;
-  const caps: Caps = {
-    features: gpu.features, subgroupMinSize: info.subgroupMinSize, subgroupMaxSize: info.subgroupMaxSize,
-    subgroupMatrixConfigs: info.subgroupMatrixConfigs ? [...info.subgroupMatrixConfigs] : [],
-  };
+  const caps: Caps = { ...gpu.adapterInfo, features: gpu.features };
   const why = k.mmaUnsupportedReason(caps);
+  console.error(`adapter: subgroups ${caps.subgroupMinSize}..${caps.subgroupMaxSize}, matrix configs ${JSON.stringify(caps.subgroupMatrixConfigs)}`);
   const software = isSoftwareAdapter(gpu.adapterInfo);
   const quick = process.env.BENCH_QUICK ? process.env.BENCH_QUICK === '1' : software;
   const models = envList('BENCH_MODELS', quick ? ['v2-lite'] : ['v2', 'v2-lite']) as ModelName[];

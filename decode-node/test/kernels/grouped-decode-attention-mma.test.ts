@@ -22,14 +22,9 @@ const MMA_TOL = 3e-3;
 const gpu = await Gpu.create({
   adapter: process.env.WEBGPU_ADAPTER, dawnFeatures: ['allow_unsafe_apis', 'vulkan_enable_f16_on_nvidia'],
 });
-const info = gpu.device.adapterInfo as GPUAdapterInfo & {
-  subgroupMinSize?: number; subgroupMaxSize?: number; subgroupMatrixConfigs?: MatrixCapabilities['subgroupMatrixConfigs'];
-};
-const matrix: MatrixCapabilities = {
-  features: gpu.features, subgroupMinSize: info.subgroupMinSize, subgroupMaxSize: info.subgroupMaxSize,
-  subgroupMatrixConfigs: info.subgroupMatrixConfigs ? [...info.subgroupMatrixConfigs] : [],
-};
+const matrix: MatrixCapabilities = { ...gpu.adapterInfo, features: gpu.features };
 const why = mmaUnsupportedReason(matrix);
+console.log(`adapter: subgroups ${matrix.subgroupMinSize}..${matrix.subgroupMaxSize}, matrix configs ${JSON.stringify(matrix.subgroupMatrixConfigs)}`);
 const gpuTest = why === null ? test.serial : test.skip;
 const skipNote = why === null ? '' : ` (skipped: ${why} on ${gpu.adapterInfo.vendor} ${gpu.adapterInfo.architecture})`;
 if (why !== null) console.log(`subgroup-matrix decode attention tests skipped: ${why}`);

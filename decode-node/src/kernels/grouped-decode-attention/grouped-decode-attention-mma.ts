@@ -38,7 +38,7 @@ export function mmaUnsupportedReason(c: MatrixCapabilities | undefined): string 
   const ok = (c.subgroupMatrixConfigs ?? []).some(
     (m) => m.componentType === 'f16' && m.resultComponentType === 'f32' && m.M === 16 && m.N === 16 && m.K === 16,
   );
-  return ok ? null : 'no f16 → f32 16×16×16 subgroup matrix config';
+  return ok ? null : `no f16 → f32 16×16×16 subgroup matrix config among ${JSON.stringify(c.subgroupMatrixConfigs ?? [])}`;
 }
 
 export interface MmaShape {
