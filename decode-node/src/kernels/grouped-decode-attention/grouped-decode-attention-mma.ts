@@ -211,7 +211,18 @@ function hotLoops(v: MmaShape, NACC: number, NCH: number, scaled: boolean): Reco
     `}`,
     `workgroupBarrier();`,
   ]);
+  const R16 = v.kvLoraRank / 16;
+  const P16 = v.ropeDim / 16;
+  const step = (acc: string, k: string) =>
+    `${acc} = subgroupMatrixMultiplyAccumulate(subgroupMatrixLoad<LeftT, row_major>(&qs, ${k} * 16u, KSTR), ` +
+    `subgroupMatrixLoad<RightT, col_major>(&kvs, ${k} * 16u, KSTR), ${acc});`;
+  const scores = [
+    // R16 is a multiple of 4: every subgroup has the same R16 / 4 latent steps
+    ...range(R16 / 4).map((j) => step('sa', `(sg + ${4 * j}u)`)),
+    ...range(Math.ceil(P16 / 4)).map((j) => `if (sg + ${4 * j}u < ${P16}u) { ${step('sb', `(${R16 + 4 * j}u + sg)`)} }`),
+  ];
   return {
+    SCORES: scores.join('\n    '),
     ACC_INIT: [
       ...range(NACC).map((k) => `var acc_${k} = ResT();`),
       ...range(NCH).map((k) => `var raw_${k} = vec4<u32>(0u);`),
