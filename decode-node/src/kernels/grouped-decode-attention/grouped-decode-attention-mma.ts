@@ -152,7 +152,7 @@ function hotLoops(v: MmaShape, NACC: number, NCH: number, scaled: boolean): Reco
       `  let i = lid + ${k * WG}u;`,
       `  let v = decode16(raw_${k}, i % K4);`,
       `  let o = (i / K4) * KSTR + (i % K4) * 4u;`,
-      `  kvs[o] = v.x; kvs[o + 1u] = v.y; kvs[o + 2u] = v.z; kvs[o + 3u] = v.w;`,
+      `  hs[KO + o] = v.x; hs[KO + o + 1u] = v.y; hs[KO + o + 2u] = v.z; hs[KO + o + 3u] = v.w;`,
       `}`,
     ]),
     `if (lid < BT) { tok_scale[lid] = ${scaled ? 'raw_s * 256.0' : '1.0'}; }`,
@@ -180,7 +180,7 @@ function hotLoops(v: MmaShape, NACC: number, NCH: number, scaled: boolean): Reco
     ...[1, 2, 4].map((m) => `psum += subgroupShuffleXor(psum, ${m}u);`),
     `l_run = l_run * alpha + psum;`,
     `m_run = m_use;`,
-    ...toks.map((tt) => `pt[hrow * PSTR + hj + ${tt * 8}u] = f16(p_${tt} * tok_scale[hj + ${tt * 8}u] * inv_sigma);`),
+    ...toks.map((tt) => `hs[PO + hrow * PSTR + hj + ${tt * 8}u] = f16(p_${tt} * tok_scale[hj + ${tt * 8}u] * inv_sigma);`),
     `if (hj == 0u) { alph[hrow] = alpha; rflag[hrow] = select(0u, 1u, alpha != 1.0); }`,
   ];
   // rounds of two accumulators through this subgroup's 512 floats of sp
@@ -194,9 +194,9 @@ function hotLoops(v: MmaShape, NACC: number, NCH: number, scaled: boolean): Reco
     `workgroupBarrier();`,
   ]);
   const pv = [
-    `let pl = subgroupMatrixLoad<LeftT, row_major>(&pt, 0u, PSTR);`,
+    `let pl = subgroupMatrixLoad<LeftT, row_major>(&hs, PO, PSTR);`,
     ...range(NACC).map(
-      (k) => `acc_${k} = subgroupMatrixMultiplyAccumulate(pl, subgroupMatrixLoad<RightT, row_major>(&kvs, (sg + ${4 * k}u) * 16u, KSTR), acc_${k});`,
+      (k) => `acc_${k} = subgroupMatrixMultiplyAccumulate(pl, subgroupMatrixLoad<RightT, row_major>(&hs, KO + (sg + ${4 * k}u) * 16u, KSTR), acc_${k});`,
     ),
   ];
   const write = rounds.flatMap((ks) => [
@@ -214,8 +214,8 @@ function hotLoops(v: MmaShape, NACC: number, NCH: number, scaled: boolean): Reco
   const R16 = v.kvLoraRank / 16;
   const P16 = v.ropeDim / 16;
   const step = (acc: string, k: string) =>
-    `${acc} = subgroupMatrixMultiplyAccumulate(subgroupMatrixLoad<LeftT, row_major>(&qs, ${k} * 16u, KSTR), ` +
-    `subgroupMatrixLoad<RightT, col_major>(&kvs, ${k} * 16u, KSTR), ${acc});`;
+    `${acc} = subgroupMatrixMultiplyAccumulate(subgroupMatrixLoad<LeftT, row_major>(&hs, ${k} * 16u, KSTR), ` +
+    `subgroupMatrixLoad<RightT, col_major>(&hs, KO + ${k} * 16u, KSTR), ${acc});`;
   const scores = [
     // R16 is a multiple of 4: every subgroup has the same R16 / 4 latent steps
     ...range(R16 / 4).map((j) => step('sa', `(sg + ${4 * j}u)`)),

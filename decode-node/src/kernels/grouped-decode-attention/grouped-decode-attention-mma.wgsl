@@ -28,10 +28,14 @@
 //   fetch_scale(b, pt0, tok) -> f32 (the e4m3 per-token scale; 1 for other dtypes).
 // Grid: (ceil(heads / G), num_splits, batch).
 
-var<workgroup> qs: array<f16, 16 * KSTR>;        // q·scale·log2 e, row g = head h0 + g (0 for g ≥ gc)
-var<workgroup> kvs: array<f16, BT * KSTR>;       // the decoded tile, row t = token t0 + t (0 past the end)
+// All f16 operands live in one array (one base address for scalar and matrix accesses alike):
+//   hs[g·KSTR + k]        q·scale·log2 e, row g = head h0 + g (0 for g ≥ gc)
+//   hs[KO + t·KSTR + k]   the decoded tile, row t = token t0 + t (0 past the end)
+//   hs[PO + g·PSTR + t]   weights p·s_t/s_first [head][token]
+const KO: u32 = 16u * KSTR;
+const PO: u32 = KO + BT * KSTR;
+var<workgroup> hs: array<f16, PO + 16u * PSTR>;
 var<workgroup> sp: array<f32, 8 * 256>;          // score partials [2·sg + {0 latent, 1 rope}][16][16]; scratch
-var<workgroup> pt: array<f16, 16 * PSTR>;        // weights p·s_t/s_first [head][token]
 var<workgroup> tok_scale: array<f32, BT>;        // s_t·256 (e4m3), else 1
 var<workgroup> alph: array<f32, 16>;             // per-head rescale of this tile; at the end sigma / l
 var<workgroup> rflag: array<u32, 16>;
@@ -62,7 +66,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let g = i / D;
     var v = 0.0;
     if (g < gc) { v = q[(b * u.heads + h0) * D + i] * u.scale_log2e; }
-    qs[g * KSTR + i % D] = f16(v);
+    hs[g * KSTR + i % D] = f16(v);
   }
   var sigma = 1.0;
   if (SCALED && t_begin < t_end) { sigma = fetch_scale(b, pt0, t_begin) * 256.0; }
@@ -75,7 +79,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   /*@FETCH_FIRST@*/
 
   for (var t0 = t_begin; t0 < t_end; t0 += BT) {
-    workgroupBarrier();   // the previous tile's P·C is done with kvs and pt
+    workgroupBarrier();   // the previous tile's P·C is done with the tile and the weights
     /*@STORE@*/
     workgroupBarrier();
     /*@FETCH_NEXT@*/
