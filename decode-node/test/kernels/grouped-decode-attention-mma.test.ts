@@ -5,7 +5,8 @@
 // MMA_TOL, not the portable kernel's 1e-4.
 //
 // Runs only where the adapter has subgroup matrices; elsewhere (lavapipe in CI) the GPU tests are skipped with
-// the reason in their title. On the GPU machine (NVIDIA, Dawn toggles below are set by the test itself):
+// the reason in their title. On the H200 they FAIL today (the variant's known bug, see its launcher); the last
+// log is bench/results/decode-attention-mma-test.h200.log. On the GPU machine (NVIDIA, Dawn toggles below are set by the test itself):
 //   cd decode-node && npx ava dist/test/kernels/grouped-decode-attention-mma.test.js --verbose
 import test, { type ExecutionContext } from 'ava';
 import { Gpu } from '@latentwire/shared/gpu';
@@ -87,15 +88,20 @@ test('plan picks the subgroup-matrix variant only where the adapter and the dims
   const limits = { maxComputeWorkgroupStorageSize: 49152, maxComputeInvocationsPerWorkgroup: 1024, maxComputeWorkgroupSizeX: 1024 };
   const spec = { kvLoraRank: 512, ropeDim: 64, dtype: 'fp8_e4m3' as const, pageSize: 64, heads: 128, limits };
   t.is(mmaUnsupportedReason(caps), null);
-  t.like(groupedDecodePlan({ ...spec, matrix: caps }), { engine: 'subgroup-matrix', headGroup: 16, tileTokens: 16, workgroupSize: 128 });
-  t.like(groupedDecodePlan({ ...spec, heads: 7, matrix: caps }), { engine: 'subgroup-matrix', headGroup: 7 });
+  const mma = { ...spec, matrix: caps, engine: 'subgroup-matrix' as const };
+  t.like(groupedDecodePlan(mma), { engine: 'subgroup-matrix', headGroup: 16, tileTokens: 16, workgroupSize: 128 });
+  t.like(groupedDecodePlan({ ...mma, heads: 7 }), { engine: 'subgroup-matrix', headGroup: 7 });
+  // opt-in only (it is not yet correct on the H200): capabilities alone keep the portable kernel
+  t.is(groupedDecodePlan({ ...spec, matrix: caps }).engine, undefined);
   t.is(groupedDecodePlan({ ...spec, matrix: caps, engine: 'f32' }).engine, undefined);
   t.is(groupedDecodePlan(spec).engine, undefined);
-  t.is(groupedDecodePlan({ ...spec, kvLoraRank: 40, ropeDim: 8, matrix: caps }).engine, undefined);
-  t.is(groupedDecodePlan({ ...spec, matrix: { ...caps, subgroupMinSize: 16 } }).engine, undefined);
-  t.is(groupedDecodePlan({ ...spec, matrix: { ...caps, features: new Set(['shader-f16', 'subgroups']) } }).engine, undefined);
-  t.is(groupedDecodePlan({ ...spec, matrix: { ...caps, subgroupMatrixConfigs: [] } }).engine, undefined);
-  t.throws(() => groupedDecodePlan({ ...spec, engine: 'subgroup-matrix' }), { instanceOf: RangeError });
+  for (const bad of [
+    { kvLoraRank: 40, ropeDim: 8 }, { matrix: { ...caps, subgroupMinSize: 16 } },
+    { matrix: { ...caps, features: new Set(['shader-f16', 'subgroups']) } }, { matrix: { ...caps, subgroupMatrixConfigs: [] } },
+    { matrix: undefined },
+  ]) {
+    t.throws(() => groupedDecodePlan({ ...mma, ...bad }), { instanceOf: RangeError });
+  }
   t.throws(() => groupedDecodePlan({ ...spec, limits: { ...limits, maxComputeWorkgroupStorageSize: 32768 }, matrix: caps, engine: 'subgroup-matrix' }), { instanceOf: RangeError });
 });
 

@@ -140,9 +140,10 @@ export function groupedDecodeWorkgroupBytes(v: GroupedDecodeVariant): number {
  * bench/decode-attention); the tile is the largest power of two <= maxTileTokens (default 8) whose workgroup
  * fits the device. Throws if not even one token fits.
  *
- * With `matrix` (the adapter's capabilities) the subgroup-matrix variant is chosen when the device can run it
- * (mmaUnsupportedReason) and the dims fit it (r a multiple of 64, rope of 16): head group min(heads, 16), 16-token
- * tiles, 128 threads. `engine` forces one (forcing 'subgroup-matrix' on a device without it throws).
+ * engine 'subgroup-matrix' (with `matrix`, the adapter's capabilities) plans the tensor-core variant: head group
+ * min(heads, 16), 16-token tiles, 128 threads; it throws where the device or the dims (r a multiple of 64, rope of
+ * 16) do not allow it. It is opt-in, never chosen by default: on the H200 it still returns wrong scores (see
+ * grouped-decode-attention-mma.ts), so the portable kernel serves until its test passes there.
  */
 export function groupedDecodePlan(p: {
   readonly kvLoraRank: number; readonly ropeDim: number; readonly dtype: KvDtype; readonly pageSize: number;
@@ -150,7 +151,7 @@ export function groupedDecodePlan(p: {
   readonly headGroup?: number; readonly maxTileTokens?: number; readonly workgroupSize?: number; readonly poolBindings?: number;
   readonly matrix?: MatrixCapabilities; readonly engine?: GroupedDecodeEngine;
 }): GroupedDecodeVariant {
-  if (p.engine !== 'f32') {
+  if (p.engine === 'subgroup-matrix') {
     const why = mmaUnsupportedReason(p.matrix);
     const fits = p.kvLoraRank % 64 === 0 && p.ropeDim > 0 && p.ropeDim % 16 === 0;
     if (why === null && fits) {
@@ -160,8 +161,8 @@ export function groupedDecodePlan(p: {
         workgroupSize: MMA.workgroupSize, poolBindings: p.poolBindings ?? 1, engine: 'subgroup-matrix',
       };
       if (groupedDecodeWorkgroupBytes(v) <= p.limits.maxComputeWorkgroupStorageSize) return v;
-      if (p.engine === 'subgroup-matrix') throw new RangeError('groupedDecodePlan: the subgroup-matrix tile exceeds workgroup memory');
-    } else if (p.engine === 'subgroup-matrix') {
+      throw new RangeError('groupedDecodePlan: the subgroup-matrix tile exceeds workgroup memory');
+    } else {
       throw new RangeError(`groupedDecodePlan: subgroup-matrix variant unavailable: ${why ?? 'r must be a multiple of 64 and rope of 16'}`);
     }
   }
