@@ -69,7 +69,7 @@ const PSTR = MMA.tileTokens + 8;
 export function groupedDecodeMmaWorkgroupBytes(v: MmaShape): number {
   check(v);
   const BT = MMA.tileTokens;
-  return 2 * 16 * kstr(v) + 2 * BT * kstr(v) + 4 * 8 * 256 + 2 * 16 * PSTR + 4 * BT + 4 * 16 + 4 * 16 + 4;
+  return 2 * 16 * kstr(v) + 2 * BT * kstr(v) + 4 * 8 * 256 + 2 * 16 * PSTR + 4 * BT + 4 * 16 + 4 * 16 + 16;
 }
 
 /** Words a 4-value chunk of a section of `type` occupies. */

@@ -39,7 +39,9 @@ var<workgroup> sp: array<f32, 8 * 256>;          // score partials [2·sg + {0 l
 var<workgroup> tok_scale: array<f32, BT>;        // s_t·256 (e4m3), else 1
 var<workgroup> alph: array<f32, 16>;             // per-head rescale of this tile; at the end sigma / l
 var<workgroup> rflag: array<u32, 16>;
-var<workgroup> resc_any: u32;
+// every workgroup variable is a multiple of 16 bytes, so each starts 16-byte aligned whatever order the compiler
+// lays them out in (matrix loads from workgroup memory want 16-byte aligned rows)
+var<workgroup> resc_any: array<u32, 4>;
 
 const MASKED: f32 = -1.0e30;
 const TAU: f32 = 8.0;     // p ≤ 2^TAU between rescales
@@ -85,8 +87,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     /*@FETCH_NEXT@*/
 
     // scores: latent k-steps into sa, rope k-steps into sb (s_t scales only the latent part)
-    // (unrolled by the launcher: k-steps sg, sg+4, ... as straight-line code. The same steps written as a loop
-    // from k = sg gave scores shifted by one token on the H200, while straight-line code is exact)
+    // (unrolled by the launcher: k-steps sg, sg+4, ... as straight-line code)
     var sa = ResT();
     var sb = ResT();
     /*@SCORES@*/
@@ -99,9 +100,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     if (lid == 0u) {
       var flag = 0u;
       for (var h = 0u; h < 16u; h++) { flag |= rflag[h]; }
-      resc_any = flag;
+      resc_any[0] = flag;
     }
-    if (workgroupUniformLoad(&resc_any) != 0u) {
+    if (workgroupUniformLoad(&resc_any[0]) != 0u) {
       // a row's max moved: acc rows *= alph, two tiles a round through this subgroup's half of sp
       /*@RESCALE@*/
     }
