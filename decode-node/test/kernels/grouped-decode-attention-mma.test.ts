@@ -5,8 +5,7 @@
 // MMA_TOL, not the portable kernel's 1e-4.
 //
 // Runs only where the adapter has subgroup matrices; elsewhere (lavapipe in CI) the GPU tests are skipped with
-// the reason in their title. On the H200 they FAIL today (the variant's known bug, see its launcher); the last
-// log is bench/results/decode-attention-mma-test.h200.log. On the GPU machine (NVIDIA, Dawn toggles below are set by the test itself):
+// the reason in their title. The last log from the H200 is bench/results/decode-attention-mma-test.h200.log. On the GPU machine (NVIDIA, Dawn toggles below are set by the test itself):
 //   cd decode-node && npx ava dist/test/kernels/grouped-decode-attention-mma.test.js --verbose
 import test, { type ExecutionContext } from 'ava';
 import { Gpu } from '@latentwire/shared/gpu';
@@ -31,7 +30,7 @@ const skipNote = why === null ? '' : ` (skipped: ${why} on ${gpu.adapterInfo.ven
 if (why !== null) console.log(`subgroup-matrix decode attention tests skipped: ${why}`);
 
 /** Runs a case on both engines; asserts both against float64 and the fast one against the portable one. */
-async function compare(t: ExecutionContext, c: Case): Promise<{ ref: number; vsPortable: number }> {
+async function compare(t: ExecutionContext, c: Case, tol = MMA_TOL): Promise<{ ref: number; vsPortable: number }> {
   const fast = await runCase(gpu, { ...c, engine: 'subgroup-matrix', matrix });
   t.is(fast.variant.engine, 'subgroup-matrix');
   const portable = await runCase(gpu, { ...c, engine: 'f32' });
@@ -41,8 +40,8 @@ async function compare(t: ExecutionContext, c: Case): Promise<{ ref: number; vsP
     vsPortable = Number.isNaN(e) ? Infinity : Math.max(vsPortable, e);
   }
   const what = `${fast.label} heads=${c.heads} lens=${c.lens} splits=${c.splits}`;
-  t.true(fast.err < MMA_TOL, `${what}: max rel err vs float64 ${fast.err}`);
-  t.true(vsPortable < MMA_TOL, `${what}: max rel diff vs portable ${vsPortable}`);
+  t.true(fast.err < tol, `${what}: max rel err vs float64 ${fast.err}`);
+  t.true(vsPortable < tol, `${what}: max rel diff vs portable ${vsPortable}`);
   t.true(portable.err < 1e-4, `${portable.label}: portable max rel err ${portable.err}`);
   t.log(`${what}: vs float64 ${fast.err.toExponential(2)} (portable ${portable.err.toExponential(2)}), vs portable ${vsPortable.toExponential(2)}`);
   return { ref: fast.err, vsPortable };
@@ -73,9 +72,11 @@ gpuTest(`r=128 rope=32: head group 5 of 7 heads, pool over 3 bindings, empty seq
   }
 });
 
+// Scores reach |s| ≈ 40 (log2 units) here, and q rounded to f16 errs by |s|·2^-12: the H200 gave 9.5e-3 for f32
+// rows, so this case is held to 2e-2 (a wrong rescale would be off by O(1)).
 gpuTest(`growing scores move the running max past TAU (accumulators rescaled), every dtype${skipNote}`, async (t) => {
   for (const dtype of DTYPES) {
-    await compare(t, { r: 64, rope: 16, heads: 16, dtype, pageSize: 16, headGroup: 16, splits: 2, lens: [300, 97], ramp: 0.02, seed: 8 });
+    await compare(t, { r: 64, rope: 16, heads: 16, dtype, pageSize: 16, headGroup: 16, splits: 2, lens: [300, 97], ramp: 0.02, seed: 8 }, 2e-2);
   }
 });
 
@@ -88,20 +89,16 @@ test('plan picks the subgroup-matrix variant only where the adapter and the dims
   const limits = { maxComputeWorkgroupStorageSize: 49152, maxComputeInvocationsPerWorkgroup: 1024, maxComputeWorkgroupSizeX: 1024 };
   const spec = { kvLoraRank: 512, ropeDim: 64, dtype: 'fp8_e4m3' as const, pageSize: 64, heads: 128, limits };
   t.is(mmaUnsupportedReason(caps), null);
-  const mma = { ...spec, matrix: caps, engine: 'subgroup-matrix' as const };
-  t.like(groupedDecodePlan(mma), { engine: 'subgroup-matrix', headGroup: 16, tileTokens: 16, workgroupSize: 128 });
-  t.like(groupedDecodePlan({ ...mma, heads: 7 }), { engine: 'subgroup-matrix', headGroup: 7 });
-  // opt-in only (it is not yet correct on the H200): capabilities alone keep the portable kernel
-  t.is(groupedDecodePlan({ ...spec, matrix: caps }).engine, undefined);
+  t.like(groupedDecodePlan({ ...spec, matrix: caps }), { engine: 'subgroup-matrix', headGroup: 16, tileTokens: 16, workgroupSize: 128 });
+  t.like(groupedDecodePlan({ ...spec, heads: 7, matrix: caps }), { engine: 'subgroup-matrix', headGroup: 7 });
   t.is(groupedDecodePlan({ ...spec, matrix: caps, engine: 'f32' }).engine, undefined);
   t.is(groupedDecodePlan(spec).engine, undefined);
-  for (const bad of [
-    { kvLoraRank: 40, ropeDim: 8 }, { matrix: { ...caps, subgroupMinSize: 16 } },
-    { matrix: { ...caps, features: new Set(['shader-f16', 'subgroups']) } }, { matrix: { ...caps, subgroupMatrixConfigs: [] } },
-    { matrix: undefined },
-  ]) {
-    t.throws(() => groupedDecodePlan({ ...mma, ...bad }), { instanceOf: RangeError });
-  }
+  t.is(groupedDecodePlan({ ...spec, kvLoraRank: 40, ropeDim: 8, matrix: caps }).engine, undefined);
+  t.is(groupedDecodePlan({ ...spec, matrix: { ...caps, subgroupMinSize: 16 } }).engine, undefined);
+  t.is(groupedDecodePlan({ ...spec, matrix: { ...caps, features: new Set(['shader-f16', 'subgroups']) } }).engine, undefined);
+  t.is(groupedDecodePlan({ ...spec, matrix: { ...caps, subgroupMatrixConfigs: [] } }).engine, undefined);
+  t.throws(() => groupedDecodePlan({ ...spec, engine: 'subgroup-matrix' }), { instanceOf: RangeError });
+  t.throws(() => groupedDecodePlan({ ...spec, kvLoraRank: 40, ropeDim: 8, matrix: caps, engine: 'subgroup-matrix' }), { instanceOf: RangeError });
   t.throws(() => groupedDecodePlan({ ...spec, limits: { ...limits, maxComputeWorkgroupStorageSize: 32768 }, matrix: caps, engine: 'subgroup-matrix' }), { instanceOf: RangeError });
 });
 

@@ -5,12 +5,11 @@
 // Needs the device features chromium-experimental-subgroup-matrix, shader-f16 and subgroups, a 16×16×16
 // f16 → f32 matrix config, subgroups of exactly 32 (4 per workgroup of 128), r a multiple of 64 and rope of 16.
 //
-// STATUS (2026-12-03, H200, driver 580.159.04): compiles and runs, but its outputs are wrong (max rel err ~1 in
-// grouped-decode-attention-mma.test.ts; bench/results/decode-attention-mma-test.h200.log). A dump of the workgroup
-// state after the first tile (r=64, 16 tokens) showed q and the decoded tile exact in workgroup memory and the
-// score partials in `sp` wrong (at first each column held the next token's score), while the same loads, products
-// and stores in a small standalone shader (loop, 88-value stride and all) were exact. Not yet found; the plan only
-// uses this variant when asked for by name (engine: 'subgroup-matrix').
+// Status (H200, driver 580.159.04): matches float64 within 1.5e-4..7.4e-4 and the portable kernel on every
+// dtype (bench/results/decode-attention-mma-test.h200.log). Every workgroup variable is a multiple of 16 bytes:
+// with a 4-byte flag among them the f16 tile could start misaligned, and matrix loads from it then read shifted
+// rows (scores of the next token) while scalar reads of the same array were right. Error grows with |score|
+// (q is rounded to f16 before the product): 9.5e-3 where rows grow 7× over the sequence (the ramp test).
 import { readFileSync } from 'node:fs';
 import type { KernelShader } from '@latentwire/shared/gpu';
 import { memoShader, uniformStructWgsl } from '@latentwire/shared/gpu';

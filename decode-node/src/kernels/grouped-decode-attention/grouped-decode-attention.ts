@@ -140,10 +140,9 @@ export function groupedDecodeWorkgroupBytes(v: GroupedDecodeVariant): number {
  * bench/decode-attention); the tile is the largest power of two <= maxTileTokens (default 8) whose workgroup
  * fits the device. Throws if not even one token fits.
  *
- * engine 'subgroup-matrix' (with `matrix`, the adapter's capabilities) plans the tensor-core variant: head group
- * min(heads, 16), 16-token tiles, 128 threads; it throws where the device or the dims (r a multiple of 64, rope of
- * 16) do not allow it. It is opt-in, never chosen by default: on the H200 it still returns wrong scores (see
- * grouped-decode-attention-mma.ts), so the portable kernel serves until its test passes there.
+ * With `matrix` (the adapter's capabilities) the subgroup-matrix variant is chosen when the device can run it
+ * (mmaUnsupportedReason) and the dims fit it (r a multiple of 64, rope of 16): head group min(heads, 16), 16-token
+ * tiles, 128 threads. `engine` forces one ('subgroup-matrix' throws where it cannot run; 'f32' keeps the portable).
  */
 export function groupedDecodePlan(p: {
   readonly kvLoraRank: number; readonly ropeDim: number; readonly dtype: KvDtype; readonly pageSize: number;
@@ -151,7 +150,7 @@ export function groupedDecodePlan(p: {
   readonly headGroup?: number; readonly maxTileTokens?: number; readonly workgroupSize?: number; readonly poolBindings?: number;
   readonly matrix?: MatrixCapabilities; readonly engine?: GroupedDecodeEngine;
 }): GroupedDecodeVariant {
-  if (p.engine === 'subgroup-matrix') {
+  if (p.engine !== 'f32' && (p.engine === 'subgroup-matrix' || p.matrix)) {
     const why = mmaUnsupportedReason(p.matrix);
     const fits = p.kvLoraRank % 64 === 0 && p.ropeDim > 0 && p.ropeDim % 16 === 0;
     if (why === null && fits) {
@@ -161,8 +160,8 @@ export function groupedDecodePlan(p: {
         workgroupSize: MMA.workgroupSize, poolBindings: p.poolBindings ?? 1, engine: 'subgroup-matrix',
       };
       if (groupedDecodeWorkgroupBytes(v) <= p.limits.maxComputeWorkgroupStorageSize) return v;
-      throw new RangeError('groupedDecodePlan: the subgroup-matrix tile exceeds workgroup memory');
-    } else {
+      if (p.engine === 'subgroup-matrix') throw new RangeError('groupedDecodePlan: the subgroup-matrix tile exceeds workgroup memory');
+    } else if (p.engine === 'subgroup-matrix') {
       throw new RangeError(`groupedDecodePlan: subgroup-matrix variant unavailable: ${why ?? 'r must be a multiple of 64 and rope of 16'}`);
     }
   }
