@@ -1,59 +1,42 @@
-// Grouped MLA decode attention (decode-node/src/kernels/grouped-decode-attention) alone, at DeepSeek-V2
-// (128 heads) and V2-Lite (16 heads) shapes: r = 512, rope = 64, every sequence of the batch at the same
-// context length, pages shuffled over the pool. Per (model, batch, context, cache dtype) it prints the time
-// (GPU timestamps when the adapter has them, else wall clock after sync), the cache read rate (each token's
-// row and scale read once), FLOP/s (2·heads·(r+rope) + 2·heads·r per token) and the fraction of the binding
-// ceiling: ideal = max(cache bytes / PEAK_GBPS, FLOPs / PEAK_TFLOPS), fraction = ideal / measured.
-//   node bench/dist/decode-attention.js
-// Env (lists are comma-separated):
-//   BENCH_MODELS (v2,v2-lite)  BENCH_BATCHES (1,32,128)  BENCH_CONTEXTS (1024,4096,16384)
-//   BENCH_DTYPES (bf16,fp8_e4m3,fp8_e5m2; f32 too if asked)  PAGE_SIZE (64)  HEAD_GROUP, TILE_TOKENS, WORKGROUP_SIZE
-//   (the plan's defaults)
-//   SPLITS (chooseDecodeSplits's)  SM_COUNT (132)  BENCH_TARGET_MS (40)  BENCH_ITERS (fixed iteration count)
-//   PEAK_GBPS (3000, H100 HBM3)  PEAK_TFLOPS (65, H100 f32 FMA)  BENCH_QUICK (1 on software adapters: V2-Lite and
-//   V2 at batch 1, 1K context, bf16 and fp8_e4m3)  plus WEBGPU_ADAPTER / DAWN_FEATURES (gpuOptionsFromEnv).
-// The cache holds synthetic values (fillRandom's bf16 or f32 words; for fp8 the same bytes read as codes, so a
-// few are NaN codes: the output is not meaningful for fp8, the timing is).
+// Grouped MLA decode attention (decode-node/src/kernels/grouped-decode-attention) alone, portable (f32 FMA) and
+// subgroup-matrix (tensor cores, where the adapter has them) on the same caches, at DeepSeek-V2 (128 heads) and
+// V2-Lite (16 heads) shapes: r = 512, rope = 64, scale 1/√192, every sequence at the same context length, pages
+// shuffled over the pool, beside SGLang's Triton kernel measured on an H200 (bench/references/).
+//   DAWN_FEATURES=allow_unsafe_apis,vulkan_enable_f16_on_nvidia node bench/dist/decode-attention.js
+// What it does, in order:
+//   1. measures the card's read bandwidth with a streaming-read kernel (the HBM ceiling used for the ceiling %);
+//   2. per case fills the cache with N(0,1) latents quantized by shared's kv-quantize kernel (valid FP8 data),
+//      and q with N(0,1); runs each engine, and times it by GPU timestamps: BENCH_RUNS runs (≥ 5), each the mean
+//      of enough back-to-back calls to last ~BENCH_RUN_MS; reports the median and min–max over the runs;
+//   3. checks the output is finite, and its relative error ‖o − ref‖ / ‖ref‖ for heads 0 and H-1 of the first
+//      sequence against float64 references on the rows as stored (read back from the pool: the kernel's own error)
+//      and on the values before quantization (the cache's rounding added).
+// Env (lists comma-separated): BENCH_MODELS (v2,v2-lite)  BENCH_BATCHES (1,32,128)  BENCH_CONTEXTS (1024,4096,16384)
+//   BENCH_DTYPES (bf16,fp8_e4m3,fp8_e5m2)  BENCH_ENGINES (f32,subgroup-matrix: those the adapter has)  PAGE_SIZE (64)
+//   SPLITS  SM_COUNT (132)  BENCH_RUNS (7)  BENCH_RUN_MS (20)  BENCH_NAME (decode-attention)  BENCH_CARD,
+//   BENCH_DRIVER, BENCH_COMMIT (recorded in the result file)  plus WEBGPU_ADAPTER / DAWN_FEATURES.
+import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { Gpu, type BufferBinding, type KernelProgram } from '@latentwire/gpu';
 import { gpuOptionsFromEnv } from '@latentwire/gpu';
-import { fillRandom } from '@latentwire/gpu/kernels';
-import { latentPagePool, pagesFor } from '@latentwire/protocol';
+import { kvQuantize } from '@latentwire/gpu/kernels';
+import { latentKvLayout, latentPagePool, pagesFor, type KvDtype, type KvElementType, type LatentKvLayout } from '@latentwire/protocol';
+import * as kernels from '@latentwire/decode-node/kernels/grouped-decode-attention';
+import type { GroupedDecodeEngine, MatrixCapabilities } from '@latentwire/decode-node/kernels/grouped-decode-attention';
+import { decodeE4M3, decodeE5M2, f32FromBits } from '@latentwire/model';
 import { printTable, writeJson, isSoftwareAdapter, type Row } from './lib/report.js';
+import { normalFill, normalValue, streamRead } from './lib/bench-kernels.js';
 
-type KvDtype = 'f32' | 'bf16' | 'fp8_e5m2' | 'fp8_e4m3';
 
-/** The slice of the decode-node kernel module this bench uses (bench does not depend on decode-node's types). */
-interface Variant {
-  readonly kvLoraRank: number; readonly ropeDim: number; readonly dtype: KvDtype; readonly pageSize: number;
-  readonly headGroup: number; readonly tileTokens: number; readonly workgroupSize?: number; readonly poolBindings?: number;
-}
-interface KernelModule {
-  groupedDecodePlan(p: {
-    kvLoraRank: number; ropeDim: number; dtype: KvDtype; pageSize: number; heads: number; limits: GPUSupportedLimits;
-    headGroup?: number; maxTileTokens?: number; workgroupSize?: number; poolBindings?: number;
-  }): Variant;
-  chooseDecodeSplits(p: { batch: number; heads: number; headGroup: number; maxContext: number; smCount?: number }): number;
-  groupedDecodeScratchBytes(p: { batch: number; heads: number; kvLoraRank: number; numSplits: number }): { partialBytes: number; lseBytes: number };
-  groupedDecodeLayout(v: Variant): { pageBytes: number; tokenBytes: number };
-  groupedDecodeWorkgroupBytes(v: Variant): number;
-  groupedDecodeAttention(a: {
-    variant: Variant; q: GPUBuffer; seqLens: GPUBuffer; pageTableOffsets: GPUBuffer; pageTable: GPUBuffer;
-    pools: readonly (GPUBuffer | BufferBinding)[]; pagesPerBuffer?: number; out: GPUBuffer; lse: GPUBuffer; partial?: GPUBuffer;
-    batch: number; heads: number; numSplits: number; scale: number;
-  }): KernelProgram[];
-  MAX_POOL_BINDINGS: number;
-}
-
-const kernelModule = async (): Promise<KernelModule> =>
-  (await import(
-    new URL('./kernels/grouped-decode-attention/index.js', import.meta.resolve('@latentwire/decode-node')).href
-  )) as KernelModule;
+type Engine = GroupedDecodeEngine;
+type Caps = MatrixCapabilities;
 
 const MODELS = { v2: { heads: 128 }, 'v2-lite': { heads: 16 } } as const;
 type ModelName = keyof typeof MODELS;
 const R = 512;
 const ROPE = 64;
+const W = R + ROPE;
+const SCALE = 1 / Math.sqrt(192);
 
 function envList(name: string, fallback: readonly string[]): string[] {
   const v = process.env[name];
@@ -70,11 +53,12 @@ function envNumber(name: string, fallback: number | undefined): number | undefin
   return n;
 }
 
-export interface BenchCase {
-  readonly model: ModelName;
-  readonly batch: number;
-  readonly context: number;
-  readonly dtype: KvDtype;
+interface SglangRow { H: number; B: number; L: number; dtype: string; ms_graph: number; ms: number; rel_err: number }
+
+/** SGLang's H200 figures, copied into the repo (bench/references/sglang-decode-h200.json; source in its `what`). */
+function sglangRows(): SglangRow[] {
+  const file = new URL('../references/sglang-decode-h200.json', import.meta.url);
+  return (JSON.parse(readFileSync(file, 'utf8')) as { rows: SglangRow[] }).rows;
 }
 
 /** Seeded Fisher–Yates shuffle of 0..n-1 (pages scattered over the pool, as after some churn). */
@@ -91,104 +75,199 @@ function shuffledIds(n: number, seed: number): Uint32Array {
   return ids;
 }
 
-export async function benchDecodeAttention(gpu: Gpu, cases: readonly BenchCase[]): Promise<Row[]> {
-  const k = await kernelModule();
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+
+/** Times `programs` by GPU timestamps: `runs` runs, each the mean over `iters` back-to-back calls. */
+async function timeRuns(gpu: Gpu, programs: KernelProgram[], runs: number, runMs: number): Promise<{ med: number; min: number; max: number; iters: number }> {
+  const once = async (iters: number) => {
+    gpu.profiler!.reset();
+    await gpu.run(Array.from({ length: iters }, () => programs).flat());
+    await gpu.sync();
+    const labels = new Set(programs.map((p) => p.shader.label));
+    return gpu.profiler!.report().filter((e) => labels.has(e.label)).reduce((s, e) => s + e.ms, 0) / iters;
+  };
+  const probe = await once(1);
+  // at most 2000 profiled dispatches a submit (the profiler's query set)
+  const iters = Math.max(1, Math.min(Math.floor(2000 / programs.length), Math.ceil(runMs / Math.max(probe, 1e-3))));
+  const t: number[] = [];
+  for (let r = 0; r < runs; r++) t.push(await once(iters));
+  return { med: median(t), min: Math.min(...t), max: Math.max(...t), iters };
+}
+
+interface Case { readonly model: ModelName; readonly batch: number; readonly context: number; readonly dtype: KvDtype }
+
+/** Fills pool buffer k with quantized N(0,1) rows (value index (page·pageSize + slot)·W + i, seed 1000 + k). */
+async function fillPool(gpu: Gpu, l: LatentKvLayout, pool: GPUBuffer, pages: number, k: number): Promise<void> {
+  const tokens = pages * l.pageSize;
+  const chunk = Math.min(tokens, 32768);
+  const src = gpu.buffer('rows', chunk * W * 4);
+  const ids = gpu.upload('pageIds', new Uint32Array(pages).map((_, i) => i));
+  try {
+    for (let t0 = 0; t0 < tokens; t0 += chunk) {
+      const n = Math.min(chunk, tokens - t0);
+      await gpu.run([
+        normalFill({ buffer: src, count: n * W, first: t0 * W, seed: 1000 + k }),
+        kvQuantize({ layout: l, src, rows: n, pageIds: ids, tokenOffset: t0, cache: pool }),
+      ]);
+    }
+    await gpu.sync();
+  } finally {
+    gpu.destroy(src, ids);
+  }
+}
+
+/** Sequence 0's rows as fillPool generated them (unquantized), float64. */
+function originalRows(c: Case, table: Uint32Array, pageSize: number, pagesPerBuffer: number): Float64Array {
+  const rows = new Float64Array(c.context * W);
+  for (let t = 0; t < c.context; t++) {
+    const p = table[Math.floor(t / pageSize)]!;
+    const k = Math.floor(p / pagesPerBuffer);
+    const first = ((p - k * pagesPerBuffer) * pageSize + (t % pageSize)) * W;
+    for (let i = 0; i < W; i++) rows[t * W + i] = normalValue(first + i, 1000 + k);
+  }
+  return rows;
+}
+
+function decodeValue(type: KvElementType, words: Uint32Array, w0: number, i: number): number {
+  switch (type) {
+    case 'f32': return f32FromBits(words[w0 + i]!);
+    case 'bf16': return f32FromBits(((words[w0 + (i >> 1)]! >>> (16 * (i & 1))) & 0xffff) << 16);
+    case 'fp8_e5m2': return decodeE5M2((words[w0 + (i >> 2)]! >>> (8 * (i & 3))) & 0xff);
+    case 'fp8_e4m3': return decodeE4M3((words[w0 + (i >> 2)]! >>> (8 * (i & 3))) & 0xff);
+  }
+}
+
+/** Sequence 0's rows as the cache holds them (read back from the pool and decoded), float64. */
+async function storedRows(gpu: Gpu, l: LatentKvLayout, pools: GPUBuffer[], c: Case, table: Uint32Array, pagesPerBuffer: number): Promise<Float64Array> {
+  const rows = new Float64Array(c.context * W);
+  for (let pi = 0; pi * l.pageSize < c.context; pi++) {
+    const p = table[pi]!;
+    const k = Math.floor(p / pagesPerBuffer);
+    const words = new Uint32Array(await gpu.read(pools[k]!, (p - k * pagesPerBuffer) * l.pageBytes, l.pageBytes));
+    for (let slot = 0; slot < l.pageSize && pi * l.pageSize + slot < c.context; slot++) {
+      const t = pi * l.pageSize + slot;
+      const row = (slot * l.rowBytes) / 4;
+      const scale = l.scales.kind === 'none' ? 1 : f32FromBits(words[l.scalesOffset / 4 + slot]!);
+      for (let i = 0; i < R; i++) rows[t * W + i] = decodeValue(l.latentType, words, row, i) * scale;
+      for (let i = 0; i < ROPE; i++) rows[t * W + R + i] = decodeValue(l.ropeType, words, row + l.latentBytes / 4, i);
+    }
+  }
+  return rows;
+}
+
+/** ‖o − ref‖ / ‖ref‖ over heads 0 and H-1 of sequence 0, the reference in float64 on `rows`. */
+function relError(o: Float32Array, c: Case, heads: number, rows: Float64Array): number {
+  let num = 0;
+  let den = 0;
+  for (const h of [0, heads - 1]) {
+    const q = Array.from({ length: W }, (_, i) => Math.fround(normalValue(h * W + i, 5)));
+    const s = new Float64Array(c.context);
+    let m = -Infinity;
+    for (let t = 0; t < c.context; t++) {
+      let d = 0;
+      for (let i = 0; i < W; i++) d += q[i]! * rows[t * W + i]!;
+      s[t] = d * SCALE;
+      m = Math.max(m, s[t]!);
+    }
+    let sum = 0;
+    for (let t = 0; t < c.context; t++) sum += s[t] = Math.exp(s[t]! - m);
+    for (let i = 0; i < R; i++) {
+      let ref = 0;
+      for (let t = 0; t < c.context; t++) ref += s[t]! * rows[t * W + i]!;
+      ref /= sum;
+      num += (o[h * R + i]! - ref) ** 2;
+      den += ref ** 2;
+    }
+  }
+  return Math.sqrt(num / den);
+}
+
+export async function benchDecodeAttention(gpu: Gpu, cases: readonly Case[], engines: readonly Engine[], caps: Caps): Promise<Row[]> {
+  const k = kernels;
   const pageSize = envNumber('PAGE_SIZE', 64);
-  const peakGbps = envNumber('PEAK_GBPS', 3000);
-  const peakTflops = envNumber('PEAK_TFLOPS', 65);
-  const targetMs = envNumber('BENCH_TARGET_MS', 40);
-  const fixedIters = envNumber('BENCH_ITERS', undefined);
+  const runs = Math.max(5, envNumber('BENCH_RUNS', 7));
+  const runMs = envNumber('BENCH_RUN_MS', 20);
   const smCount = envNumber('SM_COUNT', 132);
+  const sglang = sglangRows();
   const maxBinding = gpu.limits.maxStorageBufferBindingSize;
   const rows: Row[] = [];
+  const failed = new Set<Engine>();
   for (const c of cases) {
     const heads = MODELS[c.model].heads;
-    const base = k.groupedDecodePlan({
-      kvLoraRank: R, ropeDim: ROPE, dtype: c.dtype, pageSize, heads, limits: gpu.limits,
-      headGroup: envNumber('HEAD_GROUP', undefined), maxTileTokens: envNumber('TILE_TOKENS', undefined),
-      workgroupSize: envNumber('WORKGROUP_SIZE', undefined),
-    });
-    const layout = k.groupedDecodeLayout(base);
-    const pagesPerSeq = pagesFor({ pageSize }, c.context);
+    const l = latentKvLayout({ kvLoraRank: R, ropeDim: ROPE, pageSize, dtype: c.dtype });
+    const pagesPerSeq = pagesFor(l, c.context);
     const pages = c.batch * pagesPerSeq;
-    const pool = latentPagePool(layout, pages, maxBinding);
-    const { pagesPerBuffer } = pool, poolBindings = pool.bufferPages.length;
+    const pool = latentPagePool(l, pages, maxBinding);
+    const poolBindings = pool.bufferPages.length, { pagesPerBuffer } = pool;
     if (poolBindings > k.MAX_POOL_BINDINGS) {
       console.error(`skip ${JSON.stringify(c)}: ${poolBindings} pool buffers needed`);
       continue;
     }
-    const variant: Variant = { ...base, poolBindings };
-    const numSplits = envNumber('SPLITS', undefined) ?? k.chooseDecodeSplits({ batch: c.batch, heads, headGroup: variant.headGroup, maxContext: c.context, smCount });
-    const scratch = k.groupedDecodeScratchBytes({ batch: c.batch, heads, kvLoraRank: R, numSplits });
-    const table = new Uint32Array(pages);
-    const ids = shuffledIds(pages, c.batch * 7 + c.context);
-    table.set(ids);
-    const offsets = new Uint32Array(c.batch).map((_, b) => b * pagesPerSeq);
+    const table = shuffledIds(pages, c.batch * 7 + c.context);
     const pools: GPUBuffer[] = [];
     const bufs: GPUBuffer[] = [];
     try {
       for (let p = 0; p < poolBindings; p++) {
         const n = pool.bufferPages[p]!;
-        const buf = gpu.buffer(`pool${p}`, n * layout.pageBytes);
+        const buf = gpu.buffer(`pool${p}`, n * l.pageBytes);
         pools.push(buf);
-        const fillDtype = c.dtype === 'f32' ? 'f32' : 'bf16';
-        const elements = (n * layout.pageBytes) / (fillDtype === 'f32' ? 4 : 2);
-        await gpu.run([fillRandom({ buffer: buf, dtype: fillDtype, shape: [elements] }, 17 + p, 1)]);
+        await fillPool(gpu, l, buf, n, p);
       }
-      const q = gpu.buffer('q', c.batch * heads * (R + ROPE) * 4);
+      const q = gpu.buffer('q', c.batch * heads * W * 4);
       bufs.push(q);
-      await gpu.run([fillRandom({ buffer: q, dtype: 'f32', shape: [c.batch * heads * (R + ROPE)] }, 5, 1)]);
+      await gpu.run([normalFill({ buffer: q, count: c.batch * heads * W, first: 0, seed: 5 })]);
       const seqLens = gpu.upload('lens', new Uint32Array(c.batch).fill(c.context));
-      const pageTableOffsets = gpu.upload('offsets', offsets);
+      const pageTableOffsets = gpu.upload('offsets', new Uint32Array(c.batch).map((_, b) => b * pagesPerSeq));
       const pageTable = gpu.upload('table', table);
       const out = gpu.buffer('out', c.batch * heads * R * 4);
-      const lse = gpu.buffer('lse', scratch.lseBytes);
-      const partial = gpu.buffer('partial', Math.max(16, scratch.partialBytes));
-      bufs.push(seqLens, pageTableOffsets, pageTable, out, lse, partial);
-      const programs = k.groupedDecodeAttention({
-        variant, q, seqLens, pageTableOffsets, pageTable, pools, pagesPerBuffer, out, lse, partial,
-        batch: c.batch, heads, numSplits, scale: 1 / Math.sqrt(192),
-      });
-      await gpu.run(programs); // compile + warm-up
-      await gpu.sync();
-      const probe = 3;
-      let t0 = performance.now();
-      await gpu.run(Array.from({ length: probe }, () => programs).flat());
-      await gpu.sync();
-      const probeMs = (performance.now() - t0) / probe;
-      const iters = fixedIters ?? Math.min(500, Math.max(3, Math.ceil(targetMs / probeMs)));
-      gpu.profiler?.reset();
-      t0 = performance.now();
-      await gpu.run(Array.from({ length: iters }, () => programs).flat());
-      await gpu.sync();
-      const wallMs = (performance.now() - t0) / iters;
-      const report = gpu.profiler?.report() ?? [];
-      const per = (label: string) => {
-        const e = report.find((x) => x.label === label);
-        return e ? e.ms / e.count : NaN;
-      };
-      const attnMs = per(programs[0]!.shader.label);
-      const mergeMs = programs[1] ? per(programs[1].shader.label) : 0;
-      const gpuTimed = Number.isFinite(attnMs);
-      const ms = gpuTimed ? attnMs + mergeMs : wallMs;
-      const tokens = c.batch * c.context;
-      const flops = tokens * heads * (2 * (R + ROPE) + 2 * R);
-      const bytes = tokens * layout.tokenBytes;
-      const ideal = Math.max(bytes / (peakGbps * 1e6), flops / (peakTflops * 1e9));
-      const o = await gpu.readF32(out);
-      let finite = true;
-      for (let i = 0; i < o.length && finite; i++) finite = Number.isFinite(o[i]!);
-      rows.push({
-        model: c.model, heads, batch: c.batch, context: c.context, dtype: c.dtype,
-        G: variant.headGroup, BT: variant.tileTokens, WG: variant.workgroupSize ?? 128, splits: numSplits, pools: poolBindings,
-        ms, timing: gpuTimed ? 'gpu' : 'wall', mergeMs, wallMs, iters,
-        'GB/s': bytes / (ms * 1e6), 'TFLOP/s': flops / (ms * 1e9),
-        bound: bytes / (peakGbps * 1e6) >= flops / (peakTflops * 1e9) ? 'memory' : 'compute',
-        'ceiling %': (100 * ideal) / ms,
-        finite: String(finite),
-        wgBytes: k.groupedDecodeWorkgroupBytes(variant),
-      });
-      console.error(`done ${c.model} b${c.batch} ctx${c.context} ${c.dtype}: ${ms.toFixed(3)} ms`);
+      bufs.push(seqLens, pageTableOffsets, pageTable, out);
+      const original = originalRows(c, table, pageSize, pagesPerBuffer);
+      const stored = await storedRows(gpu, l, pools, c, table, pagesPerBuffer);
+      const ref = sglang.find((s) => s.H === heads && s.B === c.batch && s.L === c.context && s.dtype === c.dtype);
+      for (const engine of engines) {
+        if (failed.has(engine)) continue;
+        const variant = { ...k.groupedDecodePlan({ kvLoraRank: R, ropeDim: ROPE, dtype: c.dtype, pageSize, heads, limits: gpu.limits, poolBindings, matrix: caps, engine }), poolBindings };
+        // the subgroup-matrix kernel holds ~4 workgroups an SM: ask for enough splits to fill them
+        const wavesPerSm = engine === 'subgroup-matrix' ? 4 : 2;
+        const numSplits = envNumber('SPLITS', undefined) ?? k.chooseDecodeSplits({ batch: c.batch, heads, headGroup: variant.headGroup, maxContext: c.context, smCount, wavesPerSm });
+        const scratch = k.groupedDecodeScratchBytes({ batch: c.batch, heads, kvLoraRank: R, numSplits });
+        const lse = gpu.buffer('lse', scratch.lseBytes);
+        const partial = gpu.buffer('partial', Math.max(16, scratch.partialBytes));
+        try {
+          const programs = k.groupedDecodeAttention({
+            variant, q, seqLens, pageTableOffsets, pageTable, pools, pagesPerBuffer, out, lse, partial,
+            batch: c.batch, heads, numSplits, scale: SCALE,
+          });
+          await gpu.run(programs); // compile + warm-up
+          await gpu.sync();
+          const o = await gpu.readF32(out);
+          let finite = true;
+          for (let i = 0; i < o.length && finite; i++) finite = Number.isFinite(o[i]!);
+          const err = relError(o.subarray(0, heads * R), c, heads, stored);
+          const errOrig = relError(o.subarray(0, heads * R), c, heads, original);
+          const tm = await timeRuns(gpu, programs, runs, runMs);
+          const tokens = c.batch * c.context;
+          const flops = tokens * heads * (2 * W + 2 * R);
+          rows.push({
+            model: c.model, heads, batch: c.batch, context: c.context, dtype: c.dtype, engine,
+            G: variant.headGroup, splits: numSplits, pools: poolBindings,
+            ms: tm.med, 'ms min': tm.min, 'ms max': tm.max, iters: tm.iters,
+            'GB/s': (tokens * l.tokenBytes) / (tm.med * 1e6), 'TFLOP/s': flops / (tm.med * 1e9),
+            'sglang ms': ref?.ms_graph ?? NaN, 'sglang/ours': ref ? ref.ms_graph / tm.med : NaN,
+            'rel err': err, 'sglang rel err': ref?.rel_err ?? NaN, 'rel err vs unquantized': errOrig, finite: String(finite),
+          });
+          console.error(`done ${c.model} b${c.batch} ctx${c.context} ${c.dtype} ${engine}: ${tm.med.toFixed(4)} ms (${tm.min.toFixed(4)}–${tm.max.toFixed(4)}), err ${err.toExponential(2)}`);
+        } catch (e) {
+          // one engine's failure (e.g. a shader the driver refuses) is reported and the other engine goes on
+          failed.add(engine);
+          console.error(`FAILED ${engine} at ${JSON.stringify(c)}: ${(e as Error).stack ?? e}`);
+        } finally {
+          gpu.destroy(lse, partial);
+        }
+      }
     } finally {
       gpu.destroy(...pools, ...bufs);
     }
@@ -196,24 +275,56 @@ export async function benchDecodeAttention(gpu: Gpu, cases: readonly BenchCase[]
   return rows;
 }
 
+/** Read bandwidth of the card: a streaming read of one large buffer, median of BENCH_RUNS runs by timestamps. */
+async function measureReadGbps(gpu: Gpu, runs: number): Promise<{ gbps: number; min: number; max: number; bytes: number }> {
+  const bytes = Math.floor(Math.min(1 << 30, gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize) / 4096) * 4096;
+  const src = gpu.buffer('stream_src', bytes);
+  const sink = gpu.buffer('stream_sink', 16);
+  try {
+    await gpu.run([normalFill({ buffer: src, count: bytes / 4, first: 0, seed: 1 })]);
+    const program = streamRead(src, sink, bytes);
+    const tm = await timeRuns(gpu, [program], runs, 20);
+    return { gbps: bytes / (tm.med * 1e6), min: bytes / (tm.max * 1e6), max: bytes / (tm.min * 1e6), bytes };
+  } finally {
+    gpu.destroy(src, sink);
+  }
+}
+
 async function main(): Promise<void> {
   const opts = gpuOptionsFromEnv();
   const gpu = await Gpu.create({ ...opts, profile: true });
+  if (!gpu.profiler) throw new Error('decode-attention bench: the adapter has no timestamp-query');
+  const k = kernels;
+  const caps: Caps = { ...gpu.adapterInfo, features: gpu.features };
+  const why = k.mmaUnsupportedReason(caps);
+  console.error(`adapter: subgroups ${caps.subgroupMinSize}..${caps.subgroupMaxSize}, matrix configs ${JSON.stringify(caps.subgroupMatrixConfigs)}`);
   const software = isSoftwareAdapter(gpu.adapterInfo);
   const quick = process.env.BENCH_QUICK ? process.env.BENCH_QUICK === '1' : software;
-  const models = envList('BENCH_MODELS', quick ? ['v2-lite', 'v2'] : ['v2', 'v2-lite']) as ModelName[];
+  const models = envList('BENCH_MODELS', quick ? ['v2-lite'] : ['v2', 'v2-lite']) as ModelName[];
   for (const m of models) if (!(m in MODELS)) throw new RangeError(`BENCH_MODELS: unknown model ${m}`);
   const batches = envList('BENCH_BATCHES', quick ? ['1'] : ['1', '32', '128']).map(Number);
   const contexts = envList('BENCH_CONTEXTS', quick ? ['1024'] : ['1024', '4096', '16384']).map(Number);
   const dtypes = envList('BENCH_DTYPES', quick ? ['bf16', 'fp8_e4m3'] : ['bf16', 'fp8_e4m3', 'fp8_e5m2']) as KvDtype[];
-  const cases: BenchCase[] = [];
+  const engines = envList('BENCH_ENGINES', why === null ? ['f32', 'subgroup-matrix'] : ['f32']) as Engine[];
+  if (why !== null && engines.includes('subgroup-matrix')) throw new Error(`BENCH_ENGINES: subgroup-matrix unavailable: ${why}`);
+  const runs = Math.max(5, envNumber('BENCH_RUNS', 7));
+  const hbm = await measureReadGbps(gpu, runs);
+  console.error(`read bandwidth: ${hbm.gbps.toFixed(0)} GB/s (${hbm.min.toFixed(0)}–${hbm.max.toFixed(0)}) over ${hbm.bytes} bytes`);
+  const cases: Case[] = [];
   for (const dtype of dtypes) for (const model of models) for (const batch of batches) for (const context of contexts) cases.push({ model, batch, context, dtype });
-  const rows = await benchDecodeAttention(gpu, cases);
+  const rows = await benchDecodeAttention(gpu, cases, engines, caps);
+  for (const r of rows) r['HBM %'] = (100 * (r['GB/s'] as number)) / hbm.gbps;
   const device = `${gpu.adapterInfo.vendor} ${gpu.adapterInfo.architecture} ${gpu.adapterInfo.device} ${gpu.adapterInfo.description}`.trim();
-  printTable(`grouped MLA decode attention (r=${R}, rope=${ROPE}, page ${envNumber('PAGE_SIZE', 64)}) on ${device}`, rows);
-  const file = writeJson('decode-attention', {
-    device, software, peakGbps: envNumber('PEAK_GBPS', 3000), peakTflops: envNumber('PEAK_TFLOPS', 65), rows,
-  });
+  const meta = {
+    card: process.env.BENCH_CARD ?? device, driver: process.env.BENCH_DRIVER ?? gpu.adapterInfo.description,
+    commit: process.env.BENCH_COMMIT ?? 'unknown', date: new Date().toISOString(), device, software,
+    readGbps: hbm, sglang: 'bench/references/sglang-decode-h200.json (ms_graph: CUDA-graph replays; rel_err vs float32)',
+    timing: `GPU timestamps; ms = median of ${runs} runs (each the mean of iters back-to-back calls), with min and max`,
+    relErr: '‖o − ref‖ / ‖ref‖ over heads 0 and H-1 of sequence 0, ref in float64 on the rows as the cache stores them ' +
+      '(the kernel\'s own error); "rel err vs unquantized": ref on the N(0,1) values before quantization (adds the cache\'s rounding)',
+  };
+  printTable(`grouped MLA decode attention (r=${R}, rope=${ROPE}, page ${envNumber('PAGE_SIZE', 64)}) on ${meta.card}, driver ${meta.driver}, commit ${meta.commit}, ${meta.date}; read ${hbm.gbps.toFixed(0)} GB/s`, rows);
+  const file = writeJson(process.env.BENCH_NAME ?? 'decode-attention', { ...meta, rows });
   console.log(`\nwrote ${file}`);
   gpu.dispose();
 }
@@ -224,3 +335,4 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
     process.exit(1);
   });
 }
+

@@ -21,9 +21,12 @@
 import { readFileSync } from 'node:fs';
 import type { BufferBinding, KernelProgram, KernelShader } from '@latentwire/gpu';
 import { uniformStructWgsl } from '@latentwire/gpu';
-import { latentKvLayout, type KvDtype, type KvElementType, type LatentKvLayout } from '@latentwire/protocol';
+import { KV_ELEMENT_BYTES, latentKvLayout, type KvDtype, type KvElementType, type LatentKvLayout } from '@latentwire/protocol';
 import { fp8Wgsl } from '@latentwire/gpu/kernels';
 import { memoShader } from '@latentwire/gpu';
+import {
+  groupedDecodeMmaShader, groupedDecodeMmaWorkgroupBytes, mmaUnsupportedReason, MMA, type MatrixCapabilities, type MmaShape,
+} from './grouped-decode-attention-mma.js';
 
 const ATTN_WGSL = readFileSync(new URL('./grouped-decode-attention.wgsl', import.meta.url), 'utf8');
 const MERGE_WGSL = readFileSync(new URL('./grouped-decode-merge.wgsl', import.meta.url), 'utf8');
@@ -51,6 +54,26 @@ export interface GroupedDecodeVariant {
   readonly workgroupSize?: number;
   /** GPU buffers the pool is split into (1..MAX_POOL_BINDINGS; default 1). */
   readonly poolBindings?: number;
+  /** 'f32' (default): the portable FMA kernel; 'subgroup-matrix': grouped-decode-attention-mma.ts (tileTokens 16,
+   *  workgroupSize 128, headGroup ≤ 16; needs the adapter's subgroup matrices, see mmaUnsupportedReason). */
+  readonly engine?: GroupedDecodeEngine;
+}
+
+export type GroupedDecodeEngine = 'f32' | 'subgroup-matrix';
+
+const mmaShape = (v: GroupedDecodeVariant): MmaShape => ({
+  kvLoraRank: v.kvLoraRank, ropeDim: v.ropeDim, dtype: v.dtype, pageSize: v.pageSize, headGroup: v.headGroup,
+  poolBindings: v.poolBindings ?? 1,
+});
+
+function checkMmaVariant(v: GroupedDecodeVariant): void {
+  if (v.tileTokens !== MMA.tileTokens || (v.workgroupSize ?? MMA.workgroupSize) !== MMA.workgroupSize) {
+    throw new RangeError(`groupedDecodeAttention (subgroup-matrix): tileTokens must be ${MMA.tileTokens} and workgroupSize ${MMA.workgroupSize} (variant ${JSON.stringify(v)})`);
+  }
+  const pools = v.poolBindings ?? 1;
+  if (!Number.isInteger(pools) || pools < 1 || pools > MAX_POOL_BINDINGS) {
+    throw new RangeError(`groupedDecodeAttention: poolBindings must be 1..${MAX_POOL_BINDINGS}`);
+  }
 }
 
 export type DecodeWorkgroupLimits = Pick<
@@ -103,6 +126,10 @@ function derive(v: GroupedDecodeVariant): Derived {
 
 /** Workgroup memory one workgroup of this variant uses, in bytes. */
 export function groupedDecodeWorkgroupBytes(v: GroupedDecodeVariant): number {
+  if (v.engine === 'subgroup-matrix') {
+    checkMmaVariant(v);
+    return groupedDecodeMmaWorkgroupBytes(mmaShape(v));
+  }
   const d = derive(v);
   return 16 * (d.GP * d.KSTR + d.BT * d.KSTR + d.BT * d.GP4 + d.GP4) + 4 * d.KS * d.BT * d.GP;
 }
@@ -113,12 +140,32 @@ export function groupedDecodeWorkgroupBytes(v: GroupedDecodeVariant): number {
  * the larger tile (256 when both do: on an H100 it runs the kernel 1.2-1.5x faster at 16 and 128 heads,
  * bench/decode-attention); the tile is the largest power of two <= maxTileTokens (default 8) whose workgroup
  * fits the device. Throws if not even one token fits.
+ *
+ * With `matrix` (the adapter's capabilities) the subgroup-matrix variant is chosen when the device can run it
+ * (mmaUnsupportedReason) and the dims fit it (r a multiple of 64, rope of 16): head group min(heads, 16), 16-token
+ * tiles, 128 threads. `engine` forces one ('subgroup-matrix' throws where it cannot run; 'f32' keeps the portable).
  */
 export function groupedDecodePlan(p: {
   readonly kvLoraRank: number; readonly ropeDim: number; readonly dtype: KvDtype; readonly pageSize: number;
   readonly heads: number; readonly limits: DecodeWorkgroupLimits;
   readonly headGroup?: number; readonly maxTileTokens?: number; readonly workgroupSize?: number; readonly poolBindings?: number;
+  readonly matrix?: MatrixCapabilities; readonly engine?: GroupedDecodeEngine;
 }): GroupedDecodeVariant {
+  if (p.engine !== 'f32' && (p.engine === 'subgroup-matrix' || p.matrix)) {
+    const why = mmaUnsupportedReason(p.matrix);
+    const fits = p.kvLoraRank % 64 === 0 && p.ropeDim > 0 && p.ropeDim % 16 === 0;
+    if (why === null && fits) {
+      const v: GroupedDecodeVariant = {
+        kvLoraRank: p.kvLoraRank, ropeDim: p.ropeDim, dtype: p.dtype, pageSize: p.pageSize,
+        headGroup: Math.min(p.headGroup ?? Math.min(p.heads, MMA.maxHeadGroup), MMA.maxHeadGroup), tileTokens: MMA.tileTokens,
+        workgroupSize: MMA.workgroupSize, poolBindings: p.poolBindings ?? 1, engine: 'subgroup-matrix',
+      };
+      if (groupedDecodeWorkgroupBytes(v) <= p.limits.maxComputeWorkgroupStorageSize) return v;
+      if (p.engine === 'subgroup-matrix') throw new RangeError('groupedDecodePlan: the subgroup-matrix tile exceeds workgroup memory');
+    } else if (p.engine === 'subgroup-matrix') {
+      throw new RangeError(`groupedDecodePlan: subgroup-matrix variant unavailable: ${why ?? 'r must be a multiple of 64 and rope of 16'}`);
+    }
+  }
   const headGroup = p.headGroup ?? Math.min(p.heads, 8);
   const fitsDevice = (wg: number) => wg <= p.limits.maxComputeInvocationsPerWorkgroup && wg <= p.limits.maxComputeWorkgroupSizeX;
   if (p.workgroupSize !== undefined && !fitsDevice(p.workgroupSize)) {
@@ -179,7 +226,7 @@ export function groupedDecodeScratchBytes(p: {
 }
 
 /** Words a chunk (4 values) of a section of `type` occupies. */
-const WORDS_PER_CHUNK: Record<KvElementType, number> = { f32: 4, bf16: 2, fp8_e4m3: 1, fp8_e5m2: 1 };
+const WORDS_PER_CHUNK = (type: KvElementType): number => KV_ELEMENT_BYTES[type]; // 4 values of `type` take this many u32 words
 
 /** WGSL turning a chunk's raw words (as fetched) into its 4 values; e4m3 carries its scale's bits in .y. */
 function decodeWgsl(type: KvElementType, raw: string): string {
@@ -196,7 +243,7 @@ function decodeWgsl(type: KvElementType, raw: string): string {
 }
 
 function fetchWords(type: KvElementType, w: string): string {
-  const n = WORDS_PER_CHUNK[type];
+  const n = WORDS_PER_CHUNK(type);
   const words = Array.from({ length: 4 }, (_, k) => (k < n ? `cw(pool, ${w} + ${k}u)` : '0u'));
   return `vec4<u32>(${words.join(', ')})`;
 }
@@ -220,7 +267,7 @@ ${Array.from({ length: pools - 1 }, (_, k) => `    case ${k}u: { return pool${k}
     pools === 1
       ? `let pool = 0u;\n  let index = page;`
       : `let pool = page / u.pages_per_buffer;\n  let index = page - pool * u.pages_per_buffer;`;
-  let latent = fetchWords(l.latentType, `row + c * ${WORDS_PER_CHUNK[l.latentType]}u`);
+  let latent = fetchWords(l.latentType, `row + c * ${WORDS_PER_CHUNK(l.latentType)}u`);
   if (l.scales.kind !== 'none') latent = `vec4<u32>(cw(pool, row + c), cw(pool, base + SCALES_WORD + slot), 0u, 0u)`;
   return `${poolSelect}
 // raw words of values 4c..4c+3 of token tok's row (latent c < R4, then rope) of sequence b, page table at pt0
@@ -233,7 +280,7 @@ fn fetch_chunk(b: u32, pt0: u32, tok: u32, c: u32) -> vec4<u32> {
   if (c < R4) {
     return ${latent};
   }
-  return ${fetchWords(l.ropeType, `row + LATENT_WORDS + (c - R4) * ${WORDS_PER_CHUNK[l.ropeType]}u`)};
+  return ${fetchWords(l.ropeType, `row + LATENT_WORDS + (c - R4) * ${WORDS_PER_CHUNK(l.ropeType)}u`)};
 }
 fn decode_chunk(raw: vec4<u32>, c: u32) -> vec4<f32> {
   if (c < R4) {
@@ -430,7 +477,9 @@ function checkBytes(name: string, b: Binding, need: number): void {
  */
 export function groupedDecodeAttention(a: GroupedDecodeAttentionArgs): KernelProgram[] {
   const v = a.variant;
-  const d = derive(v);
+  const mma = v.engine === 'subgroup-matrix';
+  if (mma) checkMmaVariant(v);
+  const d = mma ? { pools: v.poolBindings ?? 1, G: v.headGroup } : derive(v);
   for (const [k, val] of Object.entries({ batch: a.batch, heads: a.heads, numSplits: a.numSplits })) {
     if (!Number.isInteger(val) || val < (k === 'batch' ? 0 : 1)) throw new RangeError(`groupedDecodeAttention: ${k} = ${val}`);
   }
@@ -455,7 +504,7 @@ export function groupedDecodeAttention(a: GroupedDecodeAttentionArgs): KernelPro
     checkBytes('partial', a.partial, rows * a.numSplits * r * 4);
   }
   const split: KernelProgram<typeof ATTN_UNIFORMS> = {
-    shader: groupedDecodeAttentionShader(v),
+    shader: mma ? groupedDecodeMmaShader(mmaShape(v)) : groupedDecodeAttentionShader(v),
     buffers: [a.q, a.seqLens, a.pageTableOffsets, a.pageTable, ...a.pools, direct ? a.out : a.partial!, a.lse],
     uniformValues: { heads: a.heads, num_splits: a.numSplits, pages_per_buffer: Math.max(1, ppb), scale_log2e: a.scale * Math.LOG2E },
     workgroups: [Math.ceil(a.heads / d.G), a.numSplits, a.batch],

@@ -1,5 +1,6 @@
 export {
   groupedDecodeAttention, groupedDecodeAttentionShader, groupedDecodeMergeShader, groupedDecodePlan, chooseDecodeSplits,
   groupedDecodeScratchBytes, groupedDecodeWorkgroupBytes, groupedDecodeLayout, groupedDecodeCost, MAX_POOL_BINDINGS,
-  type GroupedDecodeVariant, type GroupedDecodeAttentionArgs, type DecodeWorkgroupLimits,
+  type GroupedDecodeVariant, type GroupedDecodeEngine, type GroupedDecodeAttentionArgs, type DecodeWorkgroupLimits,
 } from './grouped-decode-attention.js';
+export { mmaUnsupportedReason, MMA, type MatrixCapabilities } from './grouped-decode-attention-mma.js';

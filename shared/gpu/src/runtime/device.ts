@@ -20,11 +20,21 @@ export interface GpuOptions {
 
 const OPTIONAL_FEATURES = ['shader-f16', 'subgroups', 'timestamp-query', 'chromium-experimental-subgroup-matrix'] as const;
 
+/** The adapter's identity, and what kernels choose variants by (subgroup sizes, subgroup-matrix configs). */
+export interface AdapterInfo {
+  readonly vendor: string; readonly architecture: string; readonly device: string; readonly description: string;
+  readonly subgroupMinSize?: number; readonly subgroupMaxSize?: number;
+  readonly subgroupMatrixConfigs?: readonly SubgroupMatrixConfig[];
+}
+export interface SubgroupMatrixConfig {
+  readonly componentType: string; readonly resultComponentType: string; readonly M: number; readonly N: number; readonly K: number;
+}
+
 export interface AcquiredDevice {
   /** The Dawn instance: must stay referenced as long as the device lives, or events stop being processed. */
   readonly instance: GPU;
   readonly device: GPUDevice;
-  readonly adapterInfo: { vendor: string; architecture: string; device: string; description: string };
+  readonly adapterInfo: AdapterInfo;
   readonly features: ReadonlySet<string>;
 }
 
@@ -62,7 +72,14 @@ export async function acquireDevice(opts: GpuOptions): Promise<AcquiredDevice> {
   return {
     instance,
     device,
-    adapterInfo: { vendor: info.vendor, architecture: info.architecture, device: info.device, description: info.description },
+    adapterInfo: {
+      vendor: info.vendor, architecture: info.architecture, device: info.device, description: info.description,
+      subgroupMinSize: info.subgroupMinSize, subgroupMaxSize: info.subgroupMaxSize,
+      // copied from the adapter (device.adapterInfo may not list them); plain objects, so they print
+      subgroupMatrixConfigs: [...((info as { subgroupMatrixConfigs?: Iterable<SubgroupMatrixConfig> }).subgroupMatrixConfigs ?? [])].map((c) => ({
+        componentType: String(c.componentType), resultComponentType: String(c.resultComponentType), M: Number(c.M), N: Number(c.N), K: Number(c.K),
+      })),
+    },
     features: new Set([...device.features]),
   };
 }

@@ -1,7 +1,7 @@
 // The runtime every kernel goes through: buffers, compilation, dispatch and readback. A batch of programs is
 // encoded into one command buffer (one compute pass unless profiling), with all their uniforms packed into
 // one buffer at aligned offsets, so a whole model forward is a single submit with no CPU round trip.
-import { acquireDevice, type GpuOptions } from './device.js';
+import { acquireDevice, type AdapterInfo, type GpuOptions } from './device.js';
 import { GpuError } from './errors.js';
 import { PipelineCache } from './pipeline-cache.js';
 import type { BufferBinding, KernelProgram } from './program.js';
@@ -23,7 +23,7 @@ export class Gpu {
   private constructor(
     private readonly instance: GPU,
     readonly device: GPUDevice,
-    readonly adapterInfo: { vendor: string; architecture: string; device: string; description: string },
+    readonly adapterInfo: AdapterInfo,
     readonly features: ReadonlySet<string>,
     opts: GpuOptions,
   ) {

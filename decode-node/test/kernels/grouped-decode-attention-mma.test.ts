@@ -1,0 +1,105 @@
+// The subgroup-matrix (tensor-core) variant of grouped decode attention against the float64 reference and
+// against the portable kernel, on the same random caches: odd context lengths, head counts that leave a partial
+// group, several splits, page sizes, pool bindings, every cache dtype, and a running max that keeps moving.
+// Its operands are f16 (q·scale·log2 e, the weights p, and f32 caches rounded to f16), so it is held to
+// MMA_TOL, not the portable kernel's 1e-4.
+//
+// Runs only where the adapter has subgroup matrices; elsewhere (lavapipe in CI) the GPU tests are skipped with
+// the reason in their title. The last log from the H200 is bench/results/decode-attention-mma-test.h200.log. On the GPU machine (NVIDIA, Dawn toggles below are set by the test itself):
+//   cd decode-node && npx ava dist/test/kernels/grouped-decode-attention-mma.test.js --verbose
+import test, { type ExecutionContext } from 'ava';
+import { Gpu } from '@latentwire/gpu';
+import {
+  groupedDecodePlan, mmaUnsupportedReason, type MatrixCapabilities,
+} from '../../src/kernels/grouped-decode-attention/index.js';
+import { runCase, type Case } from './grouped-decode-attention.fixture.js';
+
+/** Max |got − want| / max(1, |want|) allowed against float64 and against the portable kernel. */
+const MMA_TOL = 3e-3;
+
+// allow_unsafe_apis exposes subgroup matrices; vulkan_enable_f16_on_nvidia exposes shader-f16 on NVIDIA.
+// Both are harmless where they do not apply (lavapipe).
+const gpu = await Gpu.create({
+  adapter: process.env.WEBGPU_ADAPTER, dawnFeatures: ['allow_unsafe_apis', 'vulkan_enable_f16_on_nvidia'],
+});
+const matrix: MatrixCapabilities = { ...gpu.adapterInfo, features: gpu.features };
+const why = mmaUnsupportedReason(matrix);
+console.log(`adapter: subgroups ${matrix.subgroupMinSize}..${matrix.subgroupMaxSize}, matrix configs ${JSON.stringify(matrix.subgroupMatrixConfigs)}`);
+const gpuTest = why === null ? test.serial : test.skip;
+const skipNote = why === null ? '' : ` (skipped: ${why} on ${gpu.adapterInfo.vendor} ${gpu.adapterInfo.architecture})`;
+if (why !== null) console.log(`subgroup-matrix decode attention tests skipped: ${why}`);
+
+/** Runs a case on both engines; asserts both against float64 and the fast one against the portable one. */
+async function compare(t: ExecutionContext, c: Case, tol = MMA_TOL): Promise<{ ref: number; vsPortable: number }> {
+  const fast = await runCase(gpu, { ...c, engine: 'subgroup-matrix', matrix });
+  t.is(fast.variant.engine, 'subgroup-matrix');
+  const portable = await runCase(gpu, { ...c, engine: 'f32' });
+  let vsPortable = 0;
+  for (let i = 0; i < fast.got.length; i++) {
+    const e = Math.abs(fast.got[i]! - portable.got[i]!) / Math.max(1, Math.abs(portable.got[i]!));
+    vsPortable = Number.isNaN(e) ? Infinity : Math.max(vsPortable, e);
+  }
+  const what = `${fast.label} heads=${c.heads} lens=${c.lens} splits=${c.splits}`;
+  t.true(fast.err < tol, `${what}: max rel err vs float64 ${fast.err}`);
+  t.true(vsPortable < tol, `${what}: max rel diff vs portable ${vsPortable}`);
+  t.true(portable.err < 1e-4, `${portable.label}: portable max rel err ${portable.err}`);
+  t.log(`${what}: vs float64 ${fast.err.toExponential(2)} (portable ${portable.err.toExponential(2)}), vs portable ${vsPortable.toExponential(2)}`);
+  return { ref: fast.err, vsPortable };
+}
+
+const DTYPES = ['f32', 'bf16', 'fp8_e4m3', 'fp8_e5m2'] as const;
+
+gpuTest(`r=64 rope=16: 20 heads (a partial group of 4), odd lengths, splits {1,3}, page sizes {1,16}, every dtype${skipNote}`, async (t) => {
+  for (const dtype of DTYPES) {
+    for (const [pageSize, splits] of [[16, 1], [1, 3], [16, 3]] as const) {
+      await compare(t, { r: 64, rope: 16, heads: 20, dtype, pageSize, headGroup: 16, splits, lens: [1, 17, 130, 77], seed: pageSize * 10 + splits });
+    }
+  }
+});
+
+gpuTest(`DeepSeek dims r=512 rope=64: 16 and 24 heads, lengths {3, 200, 517}, splits {1,4}, every dtype${skipNote}`, async (t) => {
+  for (const dtype of DTYPES) {
+    for (const [heads, splits] of [[16, 1], [24, 4]] as const) {
+      await compare(t, { r: 512, rope: 64, heads, dtype, pageSize: 64, headGroup: 16, splits, lens: [3, 200, 517], seed: heads + splits });
+    }
+  }
+});
+
+gpuTest(`r=128 rope=32: head group 5 of 7 heads, pool over 3 bindings, empty sequences and more splits than tokens${skipNote}`, async (t) => {
+  for (const dtype of ['bf16', 'fp8_e4m3'] as const) {
+    await compare(t, { r: 128, rope: 32, heads: 7, dtype, pageSize: 4, headGroup: 5, splits: 3, lens: [0, 33, 2, 61], poolBindings: 3, seed: 3 });
+    await compare(t, { r: 128, rope: 32, heads: 7, dtype, pageSize: 16, headGroup: 5, splits: 6, lens: [1, 0, 4], seed: 4 });
+  }
+});
+
+// Scores reach |s| ≈ 40 (log2 units) here, and q rounded to f16 errs by |s|·2^-12: the H200 gave 9.5e-3 for f32
+// rows, so this case is held to 2e-2 (a wrong rescale would be off by O(1)).
+gpuTest(`growing scores move the running max past TAU (accumulators rescaled), every dtype${skipNote}`, async (t) => {
+  for (const dtype of DTYPES) {
+    await compare(t, { r: 64, rope: 16, heads: 16, dtype, pageSize: 16, headGroup: 16, splits: 2, lens: [300, 97], ramp: 0.02, seed: 8 }, 2e-2);
+  }
+});
+
+test('plan picks the subgroup-matrix variant only where the adapter and the dims allow it', (t) => {
+  const caps: MatrixCapabilities = {
+    features: new Set(['chromium-experimental-subgroup-matrix', 'shader-f16', 'subgroups']),
+    subgroupMinSize: 32, subgroupMaxSize: 32,
+    subgroupMatrixConfigs: [{ componentType: 'f16', resultComponentType: 'f32', M: 16, N: 16, K: 16 }],
+  };
+  const limits = { maxComputeWorkgroupStorageSize: 49152, maxComputeInvocationsPerWorkgroup: 1024, maxComputeWorkgroupSizeX: 1024 };
+  const spec = { kvLoraRank: 512, ropeDim: 64, dtype: 'fp8_e4m3' as const, pageSize: 64, heads: 128, limits };
+  t.is(mmaUnsupportedReason(caps), null);
+  t.like(groupedDecodePlan({ ...spec, matrix: caps }), { engine: 'subgroup-matrix', headGroup: 16, tileTokens: 16, workgroupSize: 128 });
+  t.like(groupedDecodePlan({ ...spec, heads: 7, matrix: caps }), { engine: 'subgroup-matrix', headGroup: 7 });
+  t.is(groupedDecodePlan({ ...spec, matrix: caps, engine: 'f32' }).engine, undefined);
+  t.is(groupedDecodePlan(spec).engine, undefined);
+  t.is(groupedDecodePlan({ ...spec, kvLoraRank: 40, ropeDim: 8, matrix: caps }).engine, undefined);
+  t.is(groupedDecodePlan({ ...spec, matrix: { ...caps, subgroupMinSize: 16 } }).engine, undefined);
+  t.is(groupedDecodePlan({ ...spec, matrix: { ...caps, features: new Set(['shader-f16', 'subgroups']) } }).engine, undefined);
+  t.is(groupedDecodePlan({ ...spec, matrix: { ...caps, subgroupMatrixConfigs: [] } }).engine, undefined);
+  t.throws(() => groupedDecodePlan({ ...spec, engine: 'subgroup-matrix' }), { instanceOf: RangeError });
+  t.throws(() => groupedDecodePlan({ ...spec, kvLoraRank: 40, ropeDim: 8, matrix: caps, engine: 'subgroup-matrix' }), { instanceOf: RangeError });
+  t.throws(() => groupedDecodePlan({ ...spec, limits: { ...limits, maxComputeWorkgroupStorageSize: 32768 }, matrix: caps, engine: 'subgroup-matrix' }), { instanceOf: RangeError });
+});
+
+test.after.always(() => gpu.dispose());
