@@ -41,6 +41,12 @@ export async function startGateway(opts: StartGatewayOptions): Promise<RunningGa
     ...(opts.tokenizerStackSizeMb === undefined ? {} : { stackSizeMb: opts.tokenizerStackSizeMb }),
     onWorkerError: (err) => logger.error({ err }, 'a prompt worker failed outside a task (replaced)'),
   });
+  try {
+    await prompts.warm();
+  } catch (err) {
+    await prompts.close().catch(() => undefined);
+    throw err;
+  }
   const app = createGatewayApp({ ...opts, logger }, folder, prompts);
   const requestTimeout = opts.requestTimeoutMs ?? DEFAULT_LIMITS.requestTimeoutMs;
   const server = createServer(

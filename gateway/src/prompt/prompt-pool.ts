@@ -31,8 +31,10 @@ export interface PromptPoolOptions {
 
 export class PromptPool {
   private readonly pool: Piscina<PromptTask, PromptResult>;
+  private readonly threads: number;
 
   constructor(opts: PromptPoolOptions) {
+    this.threads = opts.threads;
     const workerData: PromptWorkerData = { modelDir: opts.modelDir };
     this.pool = new Piscina({
       filename: new URL('./prompt-worker.js', import.meta.url).href,
@@ -62,6 +64,12 @@ export class PromptPool {
     }
     if (!r.ok) throw new PromptError(r.kind, r.message);
     return r.ids;
+  }
+
+  /** Resolves once the threads have loaded the tokenizer (one empty prompt each), so the first request
+   *  does not pay for it; startGateway awaits it before listening. */
+  async warm(): Promise<void> {
+    await Promise.all(Array.from({ length: this.threads }, () => this.run({ kind: 'text', text: '' })));
   }
 
   /** Waits for running tasks, then stops the threads. */
