@@ -10,12 +10,12 @@ import { pino } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { startClusterBackend } from './cluster/index.js';
 import { gatewaySettingsFromEnv } from './env.js';
-import { startGateway } from './http/index.js';
+import { LOG_REDACT, startGateway } from './http/index.js';
 import { metricsRoute } from './metrics-route.js';
 
 async function main(): Promise<void> {
   const s = gatewaySettingsFromEnv(process.env);
-  const logger = pino({ name: 'gateway', level: s.logLevel });
+  const logger = pino({ name: 'gateway', level: s.logLevel, redact: LOG_REDACT });
   const model = openModelFolder(s.modelDir);
   const nc = await connect({ servers: [...s.cluster.natsServers], name: 'latentwire-gateway' });
   void (async () => {
@@ -30,6 +30,9 @@ async function main(): Promise<void> {
   const gw = await startGateway({
     model, servedModelName: s.http.servedModelName, host: s.http.host, port: s.http.port,
     backend: cluster.backend, logger, extraRoutes: metricsRoute(metricsRegistry), defaultMaxTokens: s.http.defaultMaxTokens,
+    maxBodyBytes: s.http.maxBodyBytes, bodyBytesPerToken: s.http.bodyBytesPerToken, maxInflationRatio: s.http.maxInflationRatio,
+    tokenizerThreads: s.http.tokenizerThreads, requestTimeoutMs: s.http.requestTimeoutMs, headersTimeoutMs: s.http.headersTimeoutMs,
+    apiAccess: s.http.apiAccess, opsAccess: s.http.opsAccess,
   });
   logger.info({ url: gw.url, modelDir: model.dir, fingerprint: model.fingerprint, nats: s.cluster.natsServers, subjectPrefix: s.cluster.subjectPrefix }, 'gateway listening');
 

@@ -4,11 +4,16 @@ import { randomUUID } from 'node:crypto';
 import { openModelFolder } from '@latentwire/model';
 import express, { type ErrorRequestHandler, type Express, type RequestHandler } from 'express';
 import { pino, type Logger } from 'pino';
+import { maxTokenBytes, type PromptPool } from '../prompt/index.js';
 import { ApiError, toApiError } from './api-error.js';
+import { requireKey, type Access } from './api-keys.js';
 import type { GenerationBackend } from './backend.js';
 import { chatCompletionsHandler } from './chat-completions.js';
 import { completionsHandler } from './completions.js';
-import { modelsRouter } from './models.js';
+import { bodyLimits } from './limits.js';
+import { LOG_REDACT } from './log-redact.js';
+import { healthRoute, modelsRouter } from './models.js';
+import { readJsonBody } from './read-json-body.js';
 import type { RouteContext } from './serve-completion.js';
 import { servedModel, type GatewayModel } from './served-model.js';
 
@@ -17,30 +22,59 @@ export type GatewayAppOptions = ({ readonly model: GatewayModel } | { readonly m
   readonly servedModelName?: string;
   readonly backend: GenerationBackend;
   readonly logger?: Logger;
-  /** Largest accepted request body (body-parser syntax); long prompts are large. Default '32mb'. */
-  readonly bodyLimit?: string;
+  /** Largest request body in bytes, compressed or inflated (MAX_BODY_BYTES); default: derived from the context. */
+  readonly maxBodyBytes?: number | undefined;
+  /** JSON bytes per token of context for the derived body limit (BODY_BYTES_PER_TOKEN; default 16). */
+  readonly bodyBytesPerToken?: number;
+  /** Largest inflated / compressed ratio of a gzip, deflate or br body (MAX_INFLATION_RATIO; default 100). */
+  readonly maxInflationRatio?: number;
+  /** Who may call /v1/* (API_KEYS); default open. /health is always open. */
+  readonly apiAccess?: Access;
+  /** Who may call the extra (operator) routes such as GET /metrics; default: as apiAccess. */
+  readonly opsAccess?: Access;
   /** max_tokens of a chat request that gives none (DEFAULT_MAX_TOKENS; default 1024). */
   readonly defaultMaxTokens?: number;
-  /** Mounts routes beside the API (e.g. GET /metrics), before the 404 handler. */
+  /** Mounts operator routes beside the API (e.g. GET /metrics), behind opsAccess, before the 404 handler. */
   readonly extraRoutes?: (app: Express) => void;
 };
 
-export function createGatewayApp(opts: GatewayAppOptions): Express {
-  const folder = 'model' in opts ? opts.model : openModelFolder(opts.modelDir);
+/** The opened model folder of these options (opened here when only its path is given). */
+export function gatewayModel(opts: GatewayAppOptions): GatewayModel {
+  return 'model' in opts ? opts.model : openModelFolder(opts.modelDir);
+}
+
+/**
+ * The app, for a model opened by gatewayModel(opts) and a PromptPool over the same folder; the caller owns
+ * the pool (startGateway closes it with the server).
+ */
+export function createGatewayApp(opts: GatewayAppOptions, folder: GatewayModel, prompts: PromptPool): Express {
   const ctx: RouteContext = {
     served: servedModel(folder, opts.servedModelName),
     backend: opts.backend,
-    logger: opts.logger ?? pino({ name: 'gateway' }),
+    logger: opts.logger ?? pino({ name: 'gateway', redact: LOG_REDACT }),
     defaultMaxTokens: opts.defaultMaxTokens,
+    prompts,
+    maxTokenBytes: maxTokenBytes(folder.tokenizer, folder.config.vocabSize),
   };
+  const limits = bodyLimits(folder.config.maxPositionEmbeddings, {
+    maxBytes: opts.maxBodyBytes,
+    bytesPerToken: opts.bodyBytesPerToken,
+    maxInflationRatio: opts.maxInflationRatio,
+  });
+  const apiAccess = opts.apiAccess ?? { open: true };
   const app = express();
   app.disable('x-powered-by');
   app.use(assignRequestId);
-  app.use(express.json({ limit: opts.bodyLimit ?? '32mb' }));
+  app.get('/health', healthRoute(ctx));
+  // The key is checked before a byte of the body is read: an unknown client cannot make us inflate anything.
+  app.use('/v1', requireKey(apiAccess), readJsonBody(limits));
   app.use(modelsRouter(ctx));
   app.post('/v1/chat/completions', chatCompletionsHandler(ctx));
   app.post('/v1/completions', completionsHandler(ctx));
-  opts.extraRoutes?.(app);
+  if (opts.extraRoutes) {
+    app.use(requireKey(opts.opsAccess ?? apiAccess));
+    opts.extraRoutes(app);
+  }
   app.use(notFound);
   app.use(errorHandler(ctx.logger));
   return app;
@@ -62,7 +96,7 @@ const notFound: RequestHandler = (req) => {
 function errorHandler(logger: Logger): ErrorRequestHandler {
   return (err, req, res, _next) => {
     const requestId = res.locals['requestId'] as string;
-    const apiError = bodyParserError(err) ?? toApiError(err, requestId);
+    const apiError = toApiError(err, requestId);
     if (apiError.status >= 500) logger.error({ err, requestId, path: req.path }, 'request failed');
     else logger.debug({ requestId, path: req.path, status: apiError.status, message: apiError.message }, 'request refused');
     if (res.headersSent) {
@@ -72,16 +106,4 @@ function errorHandler(logger: Logger): ErrorRequestHandler {
     if (apiError.retryAfterSeconds !== undefined) res.set('Retry-After', String(apiError.retryAfterSeconds));
     res.status(apiError.status).json(apiError.body());
   };
-}
-
-/** body-parser's errors carry `type` and a 4xx `status`: bad JSON, too large, unsupported charset. */
-function bodyParserError(err: unknown): ApiError | null {
-  const e = err as { type?: unknown; status?: unknown; message?: unknown };
-  if (typeof e?.type !== 'string' || typeof e.status !== 'number' || e.status < 400 || e.status >= 500) return null;
-  if (e.type === 'entity.parse.failed') {
-    return new ApiError(400, `We could not parse the JSON body of your request (${String(e.message)}). The API expects a JSON object.`, null, null, undefined, {
-      cause: err,
-    });
-  }
-  return new ApiError(e.status, String(e.message), null, null, undefined, { cause: err });
 }

@@ -1,6 +1,7 @@
 // POST /v1/chat/completions: messages rendered with the model's chat template, OpenAI's response shapes.
 import type { RequestHandler } from 'express';
 import { modelNotFound } from './api-error.js';
+import { clientGoneSignal } from './client-signal.js';
 import { DEFAULT_CHAT_MAX_TOKENS, resolveGeneration } from './generation-params.js';
 import { chatPromptIds } from './prompt.js';
 import { chatCompletionSchema, parseBody } from './request-schema.js';
@@ -20,16 +21,18 @@ export function chatCompletionsHandler(ctx: RouteContext): RequestHandler {
   return async (req, res) => {
     const body = parseBody(chatCompletionSchema, req.body);
     if (body.model !== ctx.served.id) throw modelNotFound(body.model);
-    const promptIds = chatPromptIds(ctx.served.folder, body.messages);
+    const signal = clientGoneSignal(req, res);
+    const backendLimit = ctx.backend.maxRequestTokens();
+    const promptIds = await chatPromptIds({ model: ctx.served.folder, prompts: ctx.prompts, maxTokenBytes: ctx.maxTokenBytes, backendLimit, signal }, body.messages);
     const gen = resolveGeneration({
       requestId: res.locals['requestId'] as string,
       body,
       promptIds,
       promptParam: 'messages',
       model: ctx.served.folder,
-      backendLimit: ctx.backend.maxRequestTokens(),
+      backendLimit,
       defaultMaxTokens: ctx.defaultMaxTokens ?? DEFAULT_CHAT_MAX_TOKENS,
     });
-    await serveCompletion(ctx, req, res, chatShape, gen);
+    await serveCompletion(ctx, res, chatShape, gen, signal);
   };
 }

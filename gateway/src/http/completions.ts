@@ -1,6 +1,7 @@
 // POST /v1/completions: a raw prompt (text or token ids), OpenAI's legacy text_completion shapes.
 import type { RequestHandler } from 'express';
 import { modelNotFound } from './api-error.js';
+import { clientGoneSignal } from './client-signal.js';
 import { DEFAULT_COMPLETION_MAX_TOKENS, resolveGeneration } from './generation-params.js';
 import { completionPromptIds } from './prompt.js';
 import { completionSchema, parseBody } from './request-schema.js';
@@ -19,16 +20,18 @@ export function completionsHandler(ctx: RouteContext): RequestHandler {
   return async (req, res) => {
     const body = parseBody(completionSchema, req.body);
     if (body.model !== ctx.served.id) throw modelNotFound(body.model);
-    const promptIds = completionPromptIds(ctx.served.folder, body.prompt);
+    const signal = clientGoneSignal(req, res);
+    const backendLimit = ctx.backend.maxRequestTokens();
+    const promptIds = await completionPromptIds({ model: ctx.served.folder, prompts: ctx.prompts, maxTokenBytes: ctx.maxTokenBytes, backendLimit, signal }, body.prompt);
     const gen = resolveGeneration({
       requestId: res.locals['requestId'] as string,
       body,
       promptIds,
       promptParam: 'prompt',
       model: ctx.served.folder,
-      backendLimit: ctx.backend.maxRequestTokens(),
+      backendLimit,
       defaultMaxTokens: DEFAULT_COMPLETION_MAX_TOKENS,
     });
-    await serveCompletion(ctx, req, res, completionShape, gen);
+    await serveCompletion(ctx, res, completionShape, gen, signal);
   };
 }

@@ -1,6 +1,9 @@
 // The HTTP layer's environment variables, parsed once at start.
-import { env, parseEnv, type EnvOf } from '@latentwire/protocol';
+import { readFileSync } from 'node:fs';
+import { ConfigError, env, parseEnv, type EnvOf } from '@latentwire/protocol';
+import { accessFor, ApiKeySet, type Access } from './api-keys.js';
 import { DEFAULT_CHAT_MAX_TOKENS } from './generation-params.js';
+import { DEFAULT_LIMITS } from './limits.js';
 
 export const HTTP_ENV = {
   SERVED_MODEL_NAME: env.optionalStr().meta({ description: 'the model id of `/v1/models` and requests', shown: "the folder's name" }),
@@ -10,6 +13,29 @@ export const HTTP_ENV = {
     '`max_tokens` of a chat request that gives none (completions default to 16, as OpenAI\'s): pages are reserved for ' +
     'prompt + `max_tokens`, so "all that fits" would let one request hold a whole node',
   ),
+  MAX_BODY_BYTES: env.int(0).describe(
+    'largest request body in bytes, compressed and inflated alike (413 past it); 0: `max_position_embeddings` × ' +
+    '`BODY_BYTES_PER_TOKEN` + 64 KiB, room for a prompt that fills the context',
+  ),
+  BODY_BYTES_PER_TOKEN: env.int(DEFAULT_LIMITS.bodyBytesPerToken, 1).describe(
+    'JSON bytes allowed per token of context when `MAX_BODY_BYTES` is 0 (English is ~4 bytes a token, `\\u` escapes of CJK ~12)',
+  ),
+  MAX_INFLATION_RATIO: env.int(DEFAULT_LIMITS.maxInflationRatio, 1).describe(
+    'a gzip, deflate or br body inflating to more than this many times its compressed size (past its first 64 KiB) is refused (413)',
+  ),
+  TOKENIZER_THREADS: env.int(DEFAULT_LIMITS.tokenizerThreads, 1, 256).describe(
+    'worker threads that render chat templates and tokenize prompts, off the event loop (each loads the tokenizer once)',
+  ),
+  REQUEST_TIMEOUT_MS: env.int(DEFAULT_LIMITS.requestTimeoutMs, 100).describe(
+    'a client must send its whole request (headers and body) within this (408 and the connection closed); streaming the answer is not limited',
+  ),
+  HEADERS_TIMEOUT_MS: env.int(DEFAULT_LIMITS.headersTimeoutMs, 100).describe('a client must send its request headers within this (at most `REQUEST_TIMEOUT_MS`)'),
+  API_KEYS: env.list([]).describe(
+    'keys accepted as `Authorization: Bearer <key>` on `/v1/*`, comma-separated; with none here nor in `API_KEYS_FILE` the API is open (a warning at start)',
+  ),
+  API_KEYS_FILE: env.optionalStr().describe('file of further API keys, one a line (blank lines and `#` comments skipped)'),
+  METRICS_API_KEY: env.optionalStr().describe('if set, `GET /metrics` (and any operator route) takes this key and no other'),
+  METRICS_PUBLIC: env.bool(false).describe('`GET /metrics` open even when API keys are set (a scraper on a private network); otherwise it takes an API key'),
 };
 
 export interface HttpSettings {
@@ -17,6 +43,17 @@ export interface HttpSettings {
   readonly host: string;
   readonly port: number;
   readonly defaultMaxTokens: number;
+  /** undefined: derived from the model's context (MAX_BODY_BYTES=0). */
+  readonly maxBodyBytes: number | undefined;
+  readonly bodyBytesPerToken: number;
+  readonly maxInflationRatio: number;
+  readonly tokenizerThreads: number;
+  readonly requestTimeoutMs: number;
+  readonly headersTimeoutMs: number;
+  /** Who may call /v1/*. */
+  readonly apiAccess: Access;
+  /** Who may call GET /metrics. */
+  readonly opsAccess: Access;
 }
 
 export function httpSettingsFromEnv(e: NodeJS.ProcessEnv = process.env): HttpSettings {
@@ -24,5 +61,33 @@ export function httpSettingsFromEnv(e: NodeJS.ProcessEnv = process.env): HttpSet
 }
 
 export function httpSettings(v: EnvOf<typeof HTTP_ENV>): HttpSettings {
-  return Object.freeze({ servedModelName: v.SERVED_MODEL_NAME, host: v.GATEWAY_HOST, port: v.GATEWAY_PORT, defaultMaxTokens: v.DEFAULT_MAX_TOKENS });
+  const apiKeys = ApiKeySet.of([...v.API_KEYS, ...(v.API_KEYS_FILE === undefined ? [] : readKeyFile(v.API_KEYS_FILE))]);
+  const apiAccess = accessFor(apiKeys);
+  const opsAccess: Access =
+    v.METRICS_API_KEY !== undefined ? accessFor(ApiKeySet.of([v.METRICS_API_KEY])) : v.METRICS_PUBLIC ? { open: true } : apiAccess;
+  return Object.freeze({
+    servedModelName: v.SERVED_MODEL_NAME,
+    host: v.GATEWAY_HOST,
+    port: v.GATEWAY_PORT,
+    defaultMaxTokens: v.DEFAULT_MAX_TOKENS,
+    maxBodyBytes: v.MAX_BODY_BYTES === 0 ? undefined : v.MAX_BODY_BYTES,
+    bodyBytesPerToken: v.BODY_BYTES_PER_TOKEN,
+    maxInflationRatio: v.MAX_INFLATION_RATIO,
+    tokenizerThreads: v.TOKENIZER_THREADS,
+    requestTimeoutMs: v.REQUEST_TIMEOUT_MS,
+    headersTimeoutMs: Math.min(v.HEADERS_TIMEOUT_MS, v.REQUEST_TIMEOUT_MS),
+    apiAccess,
+    opsAccess,
+  });
+}
+
+function readKeyFile(file: string): string[] {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (cause) {
+    // The message names the file, never its contents.
+    throw ConfigError.of('API_KEYS_FILE', file, `cannot be read (${(cause as NodeJS.ErrnoException).code ?? (cause as Error).message})`, { cause });
+  }
+  return text.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
 }

@@ -89,11 +89,7 @@ function resolveMaxTokens(
 ): number {
   // As in vLLM, max_completion_tokens (chat's newer name) wins over max_tokens.
   const requested = body.max_completion_tokens ?? body.max_tokens ?? undefined;
-  const limit = backendLimit === undefined ? modelContext : Math.min(modelContext, backendLimit);
-  const what =
-    limit < modelContext
-      ? `The serving nodes can currently hold at most ${limit} tokens per request (the model's maximum context length is ${modelContext}).`
-      : `This model's maximum context length is ${modelContext} tokens.`;
+  const { limit, what } = contextLimit(modelContext, backendLimit);
   if (requested !== undefined && promptTokens + requested > limit) {
     throw contextExceeded(
       `${what} However, you requested ${promptTokens + requested} tokens (${promptTokens} in the ${promptParam}, ${requested} in the completion). ` +
@@ -108,4 +104,14 @@ function resolveMaxTokens(
   return requested ?? Math.min(defaultMaxTokens, limit - promptTokens);
 }
 
-const contextExceeded = (message: string, param: string): ApiError => new ApiError(400, message, param, 'context_length_exceeded');
+/** Tokens one request may hold (prompt + completion), and the sentence that says why. */
+export function contextLimit(modelContext: number, backendLimit: number | undefined): { limit: number; what: string } {
+  const limit = backendLimit === undefined ? modelContext : Math.min(modelContext, backendLimit);
+  const what =
+    limit < modelContext
+      ? `The serving nodes can currently hold at most ${limit} tokens per request (the model's maximum context length is ${modelContext}).`
+      : `This model's maximum context length is ${modelContext} tokens.`;
+  return { limit, what };
+}
+
+export const contextExceeded = (message: string, param: string): ApiError => new ApiError(400, message, param, 'context_length_exceeded');

@@ -1,8 +1,12 @@
 // Public API of the OpenAI-compatible HTTP layer.
 export { BackendRejection, type GenerationBackend, type GenerationEvent, type GenerationRequest } from './backend.js';
 export { ApiError, type ErrorBody } from './api-error.js';
-export { createGatewayApp, type GatewayAppOptions } from './app.js';
+export { ApiKeySet, type Access } from './api-keys.js';
+export { createGatewayApp, gatewayModel, type GatewayAppOptions } from './app.js';
 export { startGateway, type RunningGateway, type StartGatewayOptions } from './server.js';
 export { HTTP_ENV, httpSettings, httpSettingsFromEnv, type HttpSettings } from './env.js';
+export { bodyLimits, DEFAULT_LIMITS } from './limits.js';
+export { LOG_REDACT } from './log-redact.js';
+export type { BodyLimits } from './read-json-body.js';
 export type { GatewayModel } from './served-model.js';
 export { StopMatcher } from './stop-matcher.js';

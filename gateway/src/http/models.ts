@@ -1,5 +1,5 @@
 // GET /v1/models, GET /v1/models/:id and GET /health.
-import { Router } from 'express';
+import { Router, type RequestHandler } from 'express';
 import { modelNotFound } from './api-error.js';
 import type { RouteContext } from './serve-completion.js';
 
@@ -17,8 +17,12 @@ export function modelsRouter(ctx: RouteContext): Router {
     if (id !== served.id) throw modelNotFound(id);
     res.json(card);
   });
-  router.get('/health', (_req, res) => {
-    res.json({ status: 'ok', model: served.id, max_request_tokens: ctx.backend.maxRequestTokens() ?? null });
-  });
   return router;
+}
+
+/** GET /health: always open (no API key), so load balancers and probes need no secret. */
+export function healthRoute(ctx: RouteContext): RequestHandler {
+  return (_req, res) => {
+    res.json({ status: 'ok', model: ctx.served.id, max_request_tokens: ctx.backend.maxRequestTokens() ?? null });
+  };
 }

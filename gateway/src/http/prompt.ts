@@ -1,33 +1,66 @@
 // Prompt ids from a request: chat messages rendered with the model's own chat template, or a completion
-// prompt (text tokenized as transformers does, or ids taken as given).
-import { ChatTemplateError, type ChatMessage } from '@latentwire/model';
+// prompt (text tokenized as transformers does, or ids taken as given). Rendering and tokenizing run in the
+// PromptPool's worker threads; a text longer than the context could ever hold is refused before that, by
+// its byte length alone.
 import { ApiError, invalidParam } from './api-error.js';
+import { contextExceeded, contextLimit } from './generation-params.js';
 import type { ChatCompletionBody, CompletionBody } from './request-schema.js';
 import type { GatewayModel } from './served-model.js';
+import { PromptError, type PromptPool, type PromptTask } from '../prompt/index.js';
 
-export function chatPromptIds(model: GatewayModel, messages: ChatCompletionBody['messages']): number[] {
-  if (!model.chatTemplate) throw new ApiError(400, 'This model has no chat template; use /v1/completions with a raw prompt.', 'messages');
-  const rendered: ChatMessage[] = messages.map((m) => ({
-    role: m.role === 'developer' ? 'system' : m.role,
-    // Text parts are joined with newlines, as vLLM does.
-    content: m.content == null ? '' : typeof m.content === 'string' ? m.content : m.content.map((p) => p.text).join('\n'),
-  }));
-  try {
-    return model.chatTemplate.encode(rendered, { addGenerationPrompt: true });
-  } catch (err) {
-    // e.g. the template's raise_exception on a role order it does not accept: the request's fault.
-    if (err instanceof ChatTemplateError) throw new ApiError(400, err.message, 'messages', null, undefined, { cause: err });
-    throw err;
-  }
+export interface PromptContext {
+  readonly model: GatewayModel;
+  readonly prompts: PromptPool;
+  /** maxTokenBytes() of the model's tokenizer. */
+  readonly maxTokenBytes: number;
+  /** backend.maxRequestTokens() now. */
+  readonly backendLimit: number | undefined;
+  /** The client going away stops the worker's task. */
+  readonly signal: AbortSignal;
 }
 
-export function completionPromptIds(model: GatewayModel, prompt: CompletionBody['prompt']): number[] {
-  const p = Array.isArray(prompt) && prompt.length === 1 && typeof prompt[0] !== 'number' ? prompt[0]! : prompt;
-  // Text gets the tokenizer's bos, as transformers' tokenizer(prompt) does.
-  if (typeof p === 'string') return model.tokenizer.encode(p);
-  const ids = p as readonly number[];
-  const vocab = model.config.vocabSize;
+export async function chatPromptIds(p: PromptContext, messages: ChatCompletionBody['messages']): Promise<number[]> {
+  if (!p.model.chatTemplate) throw new ApiError(400, 'This model has no chat template; use /v1/completions with a raw prompt.', 'messages');
+  const rendered = messages.map((m) => ({
+    role: m.role === 'developer' ? 'system' : m.role,
+    // Text parts are joined with newlines, as vLLM does.
+    content: m.content == null ? '' : typeof m.content === 'string' ? m.content : m.content.map((part) => part.text).join('\n'),
+  }));
+  return tokenize(p, { kind: 'chat', messages: rendered }, rendered.map((m) => m.content), 'messages');
+}
+
+export async function completionPromptIds(p: PromptContext, prompt: CompletionBody['prompt']): Promise<number[]> {
+  const one = Array.isArray(prompt) && prompt.length === 1 && typeof prompt[0] !== 'number' ? prompt[0]! : prompt;
+  if (typeof one === 'string') return tokenize(p, { kind: 'text', text: one }, [one], 'prompt');
+  const ids = one as readonly number[];
+  const vocab = p.model.config.vocabSize;
   const bad = ids.findIndex((id) => id >= vocab);
   if (bad >= 0) throw invalidParam('prompt', `Invalid value for 'prompt': token id ${ids[bad]} at index ${bad} is outside the vocabulary (size ${vocab}).`);
   return [...ids];
+}
+
+async function tokenize(p: PromptContext, task: PromptTask, texts: readonly string[], param: 'messages' | 'prompt'): Promise<number[]> {
+  const { limit, what } = contextLimit(p.model.config.maxPositionEmbeddings, p.backendLimit);
+  let bytes = 0;
+  for (const s of texts) bytes += Buffer.byteLength(s, 'utf8');
+  const atLeast = Math.ceil(bytes / p.maxTokenBytes);
+  if (atLeast >= limit) {
+    throw contextExceeded(
+      `${what} However, your ${param} has ${bytes} bytes of text, which is at least ${atLeast} tokens. Please reduce the length of the ${param}.`,
+      param,
+    );
+  }
+  try {
+    return await p.prompts.run(task, p.signal);
+  } catch (err) {
+    // The worker's task was stopped because the client went away: nobody to answer, nothing to log as an error.
+    if (p.signal.aborted) throw new ApiError(499, 'The client closed the request while its prompt was tokenized.', null, null, undefined, { cause: err });
+    if (!(err instanceof PromptError)) throw err;
+    // e.g. the template's raise_exception on a role order it does not accept: the request's fault.
+    if (err.kind === 'template') throw new ApiError(400, err.message, 'messages', null, undefined, { cause: err });
+    if (err.kind === 'overloaded') throw new ApiError(503, `The server is overloaded (${err.message}); retry shortly.`, null, null, 1, { cause: err });
+    throw new ApiError(400, `The ${param} could not be tokenized (${err.message}). Shorten it or break up very long runs without whitespace.`, param, 'invalid_prompt', undefined, {
+      cause: err,
+    });
+  }
 }

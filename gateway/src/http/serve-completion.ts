@@ -4,12 +4,12 @@
 // The HTTP status is chosen after the backend's first event (or its rejection), so a BackendRejection
 // before any token is a real 429/503 even for a stream. Once a stream is open, a failure is sent as an
 // OpenAI error chunk (the official clients raise it) followed by [DONE].
-import type { Request, Response } from 'express';
+import type { Response } from 'express';
 import type { Logger } from 'pino';
 import { toApiError } from './api-error.js';
 import type { GenerationBackend } from './backend.js';
-import { clientGoneSignal } from './client-signal.js';
 import type { ResolvedGeneration } from './generation-params.js';
+import type { PromptPool } from '../prompt/index.js';
 import type { ServedModel } from './served-model.js';
 import { SseWriter } from './sse.js';
 import { generateText, type FinishReason, type TextDelta } from './text-generation.js';
@@ -19,6 +19,10 @@ export interface RouteContext {
   readonly backend: GenerationBackend;
   readonly logger: Logger;
   readonly defaultMaxTokens?: number | undefined;
+  /** Renders and tokenizes prompts off the event loop. */
+  readonly prompts: PromptPool;
+  /** maxTokenBytes() of the model's tokenizer, for the length check that needs no tokenizing. */
+  readonly maxTokenBytes: number;
 }
 
 /** The choice objects of one endpoint, without the envelope (id, object, created, model, usage). */
@@ -41,11 +45,11 @@ export interface Usage {
   readonly total_tokens: number;
 }
 
-export async function serveCompletion(ctx: RouteContext, req: Request, res: Response, shape: ResponseShape, gen: ResolvedGeneration): Promise<void> {
+/** `signal`: clientGoneSignal(req, res), made by the handler before the prompt is tokenized. */
+export async function serveCompletion(ctx: RouteContext, res: Response, shape: ResponseShape, gen: ResolvedGeneration, signal: AbortSignal): Promise<void> {
   const { requestId, promptIds } = gen.request;
   const log = ctx.logger.child({ requestId });
   const startedAt = performance.now();
-  const signal = clientGoneSignal(req, res);
   const deltas = generateText(ctx.backend, gen, ctx.served.folder.tokenizer, signal);
   const envelope = {
     id: `${shape.idPrefix}-${requestId}`,

@@ -1,0 +1,27 @@
+// What crosses the thread boundary between the HTTP layer and a prompt worker: plain data only (structured
+// clone), so failures come back as values with a kind, not as Error classes the clone would flatten.
+
+/** Messages already reduced to role + text (text parts joined) by the HTTP layer. */
+export interface ChatPromptTask {
+  readonly kind: 'chat';
+  readonly messages: readonly { readonly role: string; readonly content: string }[];
+}
+
+/** A completion prompt's text; it gets the tokenizer's bos as transformers' tokenizer(prompt) does. */
+export interface TextPromptTask {
+  readonly kind: 'text';
+  readonly text: string;
+}
+
+export type PromptTask = ChatPromptTask | TextPromptTask;
+
+export type PromptResult =
+  | { readonly ok: true; readonly ids: number[] }
+  /** 'template': the chat template refused the conversation (its raise_exception); 'tokenizer': the
+   *  tokenizer itself failed on the text (e.g. a stack overflow on a huge run without whitespace). */
+  | { readonly ok: false; readonly kind: 'template' | 'tokenizer'; readonly message: string };
+
+/** workerData of each prompt worker. */
+export interface PromptWorkerData {
+  readonly modelDir: string;
+}
