@@ -3,8 +3,8 @@
 // REDIS_URL point at ones already listening), one gateway, one prefill node and two decode nodes on the
 // default tiny model. Each node gets its own ops port (/health, /ready, /metrics): METRICS_PORT + i for decode
 // node i and PREFILL_METRICS_PORT + i for prefill node i when those are set, free ports otherwise. A line per
-// node says when it is ready; the URL and a curl example come once the gateway sees a ready decode node and a
-// prefill node is ready. A decode or prefill node that exits is reported and the rest keep serving; the
+// node says when it is ready; the URL and a curl example come once the gateway's /ready says a request can be
+// served. A decode or prefill node that exits is reported and the rest keep serving; the
 // gateway or a server this script started exiting stops everything. Ctrl-C (or SIGTERM) stops everything.
 // Env: NATS_URL, REDIS_URL, GATEWAY_PORT (8000), DECODE_NODES (2), PREFILL_NODES (1), MODEL_DIR, plus every
 // service's own variables (README), which pass through.
@@ -176,7 +176,8 @@ async function main() {
   for (const n of nodes) children.find((c) => c.name === n.name).node = true;
   start('gateway', process.execPath, ['gateway/dist/src/main.js']);
   const url = `http://127.0.0.1:${env.GATEWAY_PORT}`;
-  // ready when a decode node and a prefill node say /ready and the gateway has heard a decode node
+  // ready when the gateway's /ready says a request sent now can be served (a decode node of the model in its
+  // pool, a prefill worker on the queue)
   const until = Date.now() + 300_000;
   const announced = new Set();
   for (;;) {
@@ -188,9 +189,7 @@ async function main() {
         console.log(`start: ${n.name} ready (ops port ${n.port}${r.shaders ? `, ${r.shaders} pipelines compiled` : ''})`);
       }
     }
-    const health = await getJson(`${url}/health`);
-    const kinds = [...announced].map((name) => name.split('-')[0]);
-    if (health?.max_request_tokens && kinds.includes('decode') && kinds.includes('prefill')) break;
+    if ((await getJson(`${url}/ready`))?.ready) break;
     if (Date.now() > until) { console.error('start: the cluster did not become ready in 5 minutes'); return stop(1); }
     await new Promise((r) => setTimeout(r, 250));
   }

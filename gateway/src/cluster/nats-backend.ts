@@ -13,7 +13,7 @@ import {
 } from '@latentwire/protocol';
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
-import { BackendRejection, type GenerationBackend, type GenerationEvent, type GenerationRequest } from '../http/backend.js';
+import { BackendRejection, type BackendReadiness, type GenerationBackend, type GenerationEvent, type GenerationRequest } from '../http/backend.js';
 import { AdmissionQueue } from './admission-queue.js';
 import { Admitter, type Grant } from './admitter.js';
 import type { DecodeRegistry } from './decode-registry.js';
@@ -84,6 +84,17 @@ export class NatsBackend implements GenerationBackend {
 
   maxRequestTokens(): number | undefined {
     return this.o.registry.maxRequestTokens(this.o.fingerprint);
+  }
+
+  /**
+   * Ready when a decode node serving this model is in the pool (nodes heartbeat only once their pipelines
+   * are compiled) and a prefill worker listens on the queue (BullMQ counts the workers connected to Redis).
+   */
+  async readiness(): Promise<BackendReadiness> {
+    const decodeNodes = this.o.registry.compatible(this.o.fingerprint).length;
+    const prefillWorkers = await this.o.prefillJobs.queue.getWorkersCount().catch(() => 0);
+    const natsConnected = !this.o.nc.isClosed();
+    return { ready: decodeNodes > 0 && prefillWorkers > 0 && natsConnected && !this.closing, decodeNodes, prefillWorkers, natsConnected };
   }
 
   async *generate(req: GenerationRequest, signal: AbortSignal): AsyncGenerator<GenerationEvent, void, undefined> {

@@ -12,7 +12,7 @@ import { chatCompletionsHandler } from './chat-completions.js';
 import { completionsHandler } from './completions.js';
 import { bodyLimits } from './limits.js';
 import { LOG_REDACT } from './log-redact.js';
-import { healthRoute, modelsRouter } from './models.js';
+import { healthRoute, modelsRouter, readyRoute } from './models.js';
 import { readJsonBody } from './read-json-body.js';
 import type { RouteContext } from './serve-completion.js';
 import { servedModel, type GatewayModel } from './served-model.js';
@@ -66,6 +66,7 @@ export function createGatewayApp(opts: GatewayAppOptions, folder: GatewayModel, 
   app.disable('x-powered-by');
   app.use(assignRequestId);
   app.get('/health', healthRoute(ctx));
+  app.get('/ready', readyRoute(ctx));
   // The key is checked before a byte of the body is read: an unknown client cannot make us inflate anything.
   app.use('/v1', requireKey(apiAccess), readJsonBody(limits));
   app.use(modelsRouter(ctx));

@@ -29,6 +29,13 @@ export interface GenerationBackend {
   generate(req: GenerationRequest, signal: AbortSignal): AsyncIterable<GenerationEvent>;
   /** Largest prompt + max_tokens any compatible node can hold now, or undefined when unknown. */
   maxRequestTokens(): number | undefined;
+  /** Whether a request sent now can be served, and the facts behind the answer (for GET /ready). */
+  readiness(): Promise<BackendReadiness>;
+}
+
+export interface BackendReadiness {
+  readonly ready: boolean;
+  readonly [fact: string]: unknown;
 }
 
 /** A request the backend will not run now; the gateway answers with `status` (and Retry-After for 429). */

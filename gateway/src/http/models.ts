@@ -1,4 +1,4 @@
-// GET /v1/models, GET /v1/models/:id and GET /health.
+// GET /v1/models, GET /v1/models/:id, GET /health and GET /ready.
 import { Router, type RequestHandler } from 'express';
 import { modelNotFound } from './api-error.js';
 import type { RouteContext } from './serve-completion.js';
@@ -24,5 +24,15 @@ export function modelsRouter(ctx: RouteContext): Router {
 export function healthRoute(ctx: RouteContext): RequestHandler {
   return (_req, res) => {
     res.json({ status: 'ok', model: ctx.served.id, max_request_tokens: ctx.backend.maxRequestTokens() ?? null });
+  };
+}
+
+/**
+ * GET /ready: 200 when a request sent now can be served (a decode node of this model in the pool and a prefill
+ * worker on the queue), else 503 with what is missing. Open like /health, for load balancers and `npm start`.
+ */
+export function readyRoute(ctx: RouteContext): RequestHandler {
+  return (_req, res, next) => {
+    ctx.backend.readiness().then((r) => res.status(r.ready ? 200 : 503).json({ ...r, model: ctx.served.id }), next);
   };
 }

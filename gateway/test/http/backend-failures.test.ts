@@ -66,7 +66,7 @@ test('backend - a failure mid-stream becomes an error chunk the client raises, t
 });
 
 test('backend - a backend that ends without a finish reason is a 500', async (t) => {
-  const backend = { maxRequestTokens: () => undefined, generate: async function* () { yield { tokens: [66] }; } };
+  const backend = { maxRequestTokens: () => undefined, readiness: async () => ({ ready: true }), generate: async function* () { yield { tokens: [66] }; } };
   const { client } = await startTestGateway(t, backend);
   await t.throwsAsync(client.completions.create({ model: MODEL_ID, prompt: 'Hi' }), { instanceOf: OpenAI.InternalServerError });
 });

@@ -4,7 +4,7 @@
 // the GenerationBackend contract the way the real NATS → prefill → decode backend must: stop ids end with
 // 'stop' (the stop id reported), maxTokens ends with 'length', an abort of the signal ends the stream.
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { BackendRejection, GenerationBackend, GenerationEvent, GenerationRequest } from '../../../src/index.js';
+import type { BackendReadiness, BackendRejection, GenerationBackend, GenerationEvent, GenerationRequest } from '../../../src/index.js';
 
 export interface ReplayOptions {
   /** Ids to replay for a request (e.g. a reference case's greedy_ids followed by EOS). */
@@ -37,6 +37,10 @@ export class ReplayBackend implements GenerationBackend {
 
   maxRequestTokens(): number | undefined {
     return this.opts.maxRequestTokens;
+  }
+
+  async readiness(): Promise<BackendReadiness> {
+    return { ready: true };
   }
 
   async *generate(request: GenerationRequest, signal: AbortSignal): AsyncGenerator<GenerationEvent> {
