@@ -7,6 +7,7 @@ import test from 'ava';
 import { copyFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadPrefillModel } from '@latentwire/gpu/prefill';
+import { pagesFor } from '@latentwire/protocol';
 import { FIXTURE_DIR, maxAbsDiff, rng, tempDir, writeRandomCheckpoint } from '@latentwire/testing';
 import { testGpu } from '@latentwire/gpu/testing';
 import { DecodeModel } from '../../src/engine/decode-model.js';
@@ -56,7 +57,7 @@ for (const [preset, combos] of [
       // scattered, shuffled page ids
       const free = Array.from({ length: dec.cache.numPages }, (_, i) => i);
       for (let i = free.length - 1; i > 0; i--) { const j = Math.floor(r() * (i + 1)); [free[i], free[j]] = [free[j]!, free[i]!]; }
-      const tables = prompts.map((p) => free.splice(0, Math.ceil((p.length + 1) / combo.pageSize)));
+      const tables = prompts.map((p) => free.splice(0, pagesFor(combo, p.length + 1)));
       for (const [b, p] of prompts.entries()) {
         const out = await prefill.prefill(p);
         await dec.writePrompt(out.latent, p.length, tables[b]!);

@@ -3,7 +3,7 @@
 import { seededRandom } from '@latentwire/testing';
 import type { Gpu } from '@latentwire/gpu';
 import { kvQuantize, quantizeLatentRowsCpu } from '@latentwire/gpu/kernels';
-import { type KvDtype, type LatentKvLayout } from '@latentwire/protocol';
+import { pagesFor, type KvDtype, type LatentKvLayout } from '@latentwire/protocol';
 import { encodeE4M3, encodeE5M2, decodeE4M3, decodeE5M2, f32Bits, f32FromBits } from '@latentwire/model';
 import {
   groupedDecodeAttention, groupedDecodeLayout, groupedDecodePlan, groupedDecodeScratchBytes,
@@ -119,7 +119,7 @@ export async function build(gpu: Gpu, c: Case, variant: GroupedDecodeVariant): P
   const l = groupedDecodeLayout(variant);
   const width = c.r + c.rope;
   const batch = c.lens.length;
-  const pagesPer = c.lens.map((n) => Math.ceil(n / c.pageSize));
+  const pagesPer = c.lens.map((n) => pagesFor(c, n));
   const totalPages = pagesPer.reduce((a, b) => a + b, 0) * 2 + 3;
   const ids = Array.from({ length: totalPages }, (_, i) => i);
   for (let i = ids.length - 1; i > 0; i--) {

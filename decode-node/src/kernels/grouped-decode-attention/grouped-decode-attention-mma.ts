@@ -13,7 +13,7 @@
 import { readFileSync } from 'node:fs';
 import type { KernelShader } from '@latentwire/gpu';
 import { memoShader, uniformStructWgsl } from '@latentwire/gpu';
-import { latentKvLayout, type KvDtype, type KvElementType, type LatentKvLayout } from '@latentwire/protocol';
+import { KV_ELEMENT_BYTES, latentKvLayout, type KvDtype, type KvElementType, type LatentKvLayout } from '@latentwire/protocol';
 
 const MMA_WGSL = readFileSync(new URL('./grouped-decode-attention-mma.wgsl', import.meta.url), 'utf8');
 
@@ -72,7 +72,8 @@ export function groupedDecodeMmaWorkgroupBytes(v: MmaShape): number {
 }
 
 /** Words a 4-value chunk of a section of `type` occupies. */
-const WORDS: Record<KvElementType, number> = { f32: 4, bf16: 2, fp8_e4m3: 1, fp8_e5m2: 1 };
+/** u32 words 4 values of `type` take (the layout's element size, in bytes, per value). */
+const WORDS = KV_ELEMENT_BYTES;
 
 /** WGSL turning a chunk's raw words into 4 f16 (e4m3: the value · 2^-8, bit-exact; see the .wgsl header). */
 function decode16(type: KvElementType, raw: string): string {
