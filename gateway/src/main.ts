@@ -32,7 +32,7 @@ async function main(): Promise<void> {
     backend: cluster.backend, logger, extraRoutes: metricsRoute(metricsRegistry), defaultMaxTokens: s.http.defaultMaxTokens,
     maxBodyBytes: s.http.maxBodyBytes, bodyBytesPerToken: s.http.bodyBytesPerToken, maxInflationRatio: s.http.maxInflationRatio,
     tokenizerThreads: s.http.tokenizerThreads, requestTimeoutMs: s.http.requestTimeoutMs, headersTimeoutMs: s.http.headersTimeoutMs,
-    apiAccess: s.http.apiAccess, opsAccess: s.http.opsAccess,
+    apiAccess: s.http.apiAccess, opsAccess: s.http.opsAccess, metricsRegistry,
   });
   logger.info({ url: gw.url, modelDir: model.dir, fingerprint: model.fingerprint, nats: s.cluster.natsServers, subjectPrefix: s.cluster.subjectPrefix }, 'gateway listening');
 

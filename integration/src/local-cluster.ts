@@ -5,7 +5,7 @@
 // and the serving benchmarks both run on it.
 import { randomBytes } from 'node:crypto';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { Registry } from 'prom-client';
 import { DecodeNodeService, decodeSettings, loadDecodeStack, type DecodeStack } from '@latentwire/decode-node';
 import { PrefillWorkerService } from '@latentwire/prefill-node';
@@ -32,6 +32,8 @@ export interface LocalClusterOptions {
   /** Use these servers instead of starting them. */
   readonly natsUrl?: string | undefined;
   readonly redisUrl?: string | undefined;
+  /** The gateway's HTTP logger (access lines); default: the cluster's (LOG_REDACT not applied: tests only). */
+  readonly logger?: Logger | undefined;
   /** Default: the bundled tiny model. */
   readonly modelDir?: string | undefined;
 }
@@ -50,6 +52,8 @@ export interface LocalCluster {
   readonly decode: readonly DecodeNodeHandle[];
   readonly prefill: PrefillWorkerService;
   readonly gateway: ClusterBackend;
+  /** Each service's metrics registry (what its /metrics would serve), for tests that scrape them. */
+  readonly registries: { readonly gateway: Registry; readonly decode: readonly Registry[]; readonly prefill: Registry };
   /** A NATS connection of the caller's own (to watch or forge messages). */
   readonly nc: NatsConnection;
   /** Resolves true once every decode node has its starting free-page count again (false after timeoutMs). */
@@ -66,6 +70,7 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
   const dir = o.modelDir ?? FIXTURE_DIR;
   const logger = pino({ level: process.env.LOG_LEVEL ?? 'warn' });
   const decode: DecodeNodeHandle[] = [];
+  const registries = { gateway: new Registry(), decode: [] as Registry[], prefill: new Registry() };
   for (let i = 0; i < (o.decodeNodes ?? 2); i++) {
     const stack = await loadDecodeStack(o.gpu, dir, (cfg) => decodeSettings(cfg, {}, {
       pageSize: o.pageSize ?? 16, kvDtype: o.kvDtype ?? 'bf16', numPages: o.numPages ?? 64, maxBatch: o.maxBatch ?? 16,
@@ -73,20 +78,21 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
     }));
     const service = new DecodeNodeService({
       nats: natsUrl, nodeId: `decode-${i}`, subjectPrefix: prefix, stack, heartbeatMs: 100, tokenFlushMs: o.tokenFlushMs ?? 2, logger,
-      registry: new Registry(),
+      registry: registries.decode[i] = new Registry(),
     });
     await service.start();
     decode.push({ id: `decode-${i}`, stack, service });
   }
   const { folder, model } = loadPrefillModel(o.gpu, dir);
-  const prefill = new PrefillWorkerService({ nats: natsUrl, redisUrl, prefix, concurrency: 2, model, folder, logger, registry: new Registry() });
+  const prefill = new PrefillWorkerService({ nats: natsUrl, redisUrl, prefix, concurrency: 2, model, folder, logger, registry: registries.prefill });
   await prefill.start();
   const nc = await connect({ servers: natsUrl });
   const gwNc = await connect({ servers: natsUrl });
   const gateway = await startClusterBackend({
     nc: gwNc, model: folder, logger, settings: { ...clusterSettingsFromEnv({}), ...o.gateway, redisUrl, subjectPrefix: prefix },
+    metricsRegistry: registries.gateway,
   });
-  const http = await startGateway({ model: folder, backend: gateway.backend, logger });
+  const http = await startGateway({ model: folder, backend: gateway.backend, logger: o.logger ?? logger, metricsRegistry: registries.gateway });
   // ready when the gateway sees every decode node
   for (let i = 0; gateway.backend.maxRequestTokens() === undefined || gateway.registry.nodes().length < decode.length; i++) {
     if (i > 200) throw new Error('the gateway never saw the decode nodes');
@@ -94,7 +100,7 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
   }
   const total = decode.map((d) => d.stack.engine.stats().totalPages);
   return {
-    url: http.url, natsUrl, prefix, decode, prefill, gateway, nc,
+    url: http.url, natsUrl, prefix, decode, prefill, gateway, nc, registries,
     async pagesBack(timeoutMs = 5000) {
       const until = Date.now() + timeoutMs;
       for (;;) {

@@ -11,6 +11,10 @@ export const JOB_OUTCOMES = [
 ] as const;
 export type JobOutcome = (typeof JOB_OUTCOMES)[number];
 
+/** The BullMQ states the queue depth gauge reports (completed and failed jobs are history, not depth). */
+export const QUEUE_STATES = ['waiting', 'prioritized', 'delayed', 'active'] as const;
+export type QueueState = (typeof QUEUE_STATES)[number];
+
 export class PrefillMetrics {
   readonly jobs: Counter<'outcome'>;
   readonly kvBytes: Counter;
@@ -18,6 +22,11 @@ export class PrefillMetrics {
   readonly ackWait: Histogram;
   readonly inFlightBytes: Gauge;
   readonly jobSeconds: Histogram<'outcome'>;
+  readonly forwardSeconds: Histogram;
+  readonly queueWaitSeconds: Histogram;
+  readonly promptTokens: Counter;
+  /** Set by the worker once it has a queue handle: the prefill queue's job counts for the depth gauge. */
+  queueCounts: (() => Promise<Partial<Record<QueueState, number>>>) | null = null;
 
   constructor(registry: Registry) {
     // Reuse what is already registered, so two services on one registry (tests, one process) share them.
@@ -42,6 +51,26 @@ export class PrefillMetrics {
     this.jobSeconds = one('latentwire_prefill_job_seconds', () => new Histogram({
       name: 'latentwire_prefill_job_seconds', help: 'Prefill job attempts from start to the last ack, by outcome', labelNames: ['outcome'] as const,
       buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60], registers,
+    }));
+    this.forwardSeconds = one('latentwire_prefill_forward_seconds', () => new Histogram({
+      name: 'latentwire_prefill_forward_seconds', help: 'The forward pass of completed jobs (KV streams out meanwhile; the ack tail is not included)',
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers,
+    }));
+    this.queueWaitSeconds = one('latentwire_prefill_queue_wait_seconds', () => new Histogram({
+      name: 'latentwire_prefill_queue_wait_seconds', help: 'Completed jobs from enqueue (the gateway\'s clock) to the attempt\'s start (this node\'s clock); retries include earlier attempts',
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60], registers,
+    }));
+    this.promptTokens = one('latentwire_prefill_prompt_tokens_total', () => new Counter({
+      name: 'latentwire_prefill_prompt_tokens_total', help: 'Prompt tokens of completed jobs', registers,
+    }));
+    const self = this;
+    one('latentwire_prefill_queue_jobs', () => new Gauge({
+      name: 'latentwire_prefill_queue_jobs', help: 'Jobs in the prefill queue (shared by every prefill node), by BullMQ state', labelNames: ['state'] as const, registers,
+      async collect() {
+        const counts = await self.queueCounts?.().catch(() => undefined);
+        if (!counts) return;
+        for (const state of QUEUE_STATES) this.set({ state }, counts[state] ?? 0);
+      },
     }));
   }
 }

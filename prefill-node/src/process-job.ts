@@ -40,6 +40,7 @@ export interface PrefillJobResult {
 
 export async function processPrefillJob(ctx: JobContext, job: Job): Promise<PrefillJobResult> {
   const started = performance.now();
+  const startedAt = Date.now();
   const count = (outcome: JobOutcome) => {
     ctx.metrics.jobs.inc({ outcome });
     ctx.metrics.jobSeconds.observe({ outcome }, (performance.now() - started) / 1000);
@@ -59,16 +60,27 @@ export async function processPrefillJob(ctx: JobContext, job: Job): Promise<Pref
     if (tracked.signal.aborted) throw tracked.signal.reason; // cancelled before it was picked up
     const layout = checkJob(ctx, data, Date.now());
     const sender = new KvSender(ctx, { ...data, layout, tokens: data.promptIds.length }, tracked.signal);
+    const forwardStart = performance.now();
     const out = await ctx.model.prefill(data.promptIds, {
       stream: { layout, onLayer: (layer, pages) => sender.sendLayer(layer, pages) },
       sample: { ...data.sampling, counter: 0 }, // the completion's first token
     });
     out.release(); // the latent KV is on its way; only the sampled token is still needed
     const firstToken = out.token!;
+    const forwardEnd = performance.now();
+    await sender.flush(); // every kv-ack in: the transfer's tail is measured apart from prefill-done's round trip
+    const timing = {
+      queueMs: Math.max(0, startedAt - job.timestamp), // job.timestamp: the gateway's clock at enqueue
+      prefillMs: forwardEnd - forwardStart,
+      kvTransferMs: performance.now() - forwardEnd,
+    };
     await sender.sendDone(prefillDoneMessage({
       requestId: data.requestId, promptTokens: data.promptIds.length, layers: ctx.model.cfg.numLayers, firstToken,
-      layoutKey: data.layoutKey, fingerprint: data.fingerprint,
+      layoutKey: data.layoutKey, fingerprint: data.fingerprint, timing,
     }));
+    ctx.metrics.forwardSeconds.observe(timing.prefillMs / 1000);
+    ctx.metrics.queueWaitSeconds.observe(timing.queueMs / 1000);
+    ctx.metrics.promptTokens.inc(data.promptIds.length);
     count('completed');
     log.info({ tokens: data.promptIds.length, ms: Math.round(performance.now() - started) }, 'prefill done');
     return { outcome: 'completed', requestId: data.requestId, firstToken };

@@ -2,7 +2,7 @@
 // lifecycle), and a subscription to the gateway's prefill-cancel broadcast. Jobs run `concurrency` at a time:
 // the GPU work of all of them goes through the one device queue anyway, but while one job's last layers
 // and acks are in flight the next job's prefill can already compute.
-import { Worker, type Job } from 'bullmq';
+import { Queue, Worker, type Job } from 'bullmq';
 import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { pino, type Logger } from 'pino';
 import { register as defaultRegistry, type Registry } from 'prom-client';
@@ -10,7 +10,7 @@ import type { PrefillModel } from '@latentwire/gpu/prefill';
 import type { ModelFolder } from '@latentwire/model';
 import { prefillQueueName, SUBJECT_TYPES, WireRejections, wireSubjects, type WireSubjects } from '@latentwire/protocol';
 import { Cancellations } from './cancellations.js';
-import { PrefillMetrics } from './metrics.js';
+import { PrefillMetrics, QUEUE_STATES } from './metrics.js';
 import { processPrefillJob, type JobContext, type PrefillJobResult } from './process-job.js';
 import { SendWindows } from './send-window.js';
 
@@ -53,6 +53,8 @@ export class PrefillWorkerService {
   private ownsConnection = false;
   private cancelSub: Subscription | null = null;
   private worker: Worker | null = null;
+  /** Only for the queue depth gauge. */
+  private queue: Queue | null = null;
 
   constructor(private readonly options: PrefillWorkerOptions) {
     this.subjects = wireSubjects(options.prefix);
@@ -101,6 +103,10 @@ export class PrefillWorkerService {
     });
     worker.on('error', (err) => this.logger.error({ err, queue: this.queueName }, 'prefill worker error'));
     this.worker = worker;
+    const queue = new Queue(this.queueName, { connection: { url: o.redisUrl } });
+    queue.on('error', (err) => this.logger.warn({ err, queue: this.queueName }, 'prefill queue (depth gauge) error'));
+    this.queue = queue;
+    this.metrics.queueCounts = () => queue.getJobCounts(...QUEUE_STATES);
     void worker.run().catch((err: unknown) => this.logger.error({ err, queue: this.queueName }, 'prefill worker stopped'));
     await worker.waitUntilReady();
     this.logger.info({ queue: this.queueName, concurrency: o.concurrency ?? 2, subjects: this.subjects.prefix }, 'prefill worker started');
@@ -114,6 +120,9 @@ export class PrefillWorkerService {
     const worker = this.worker;
     this.worker = null;
     await worker?.close();
+    this.metrics.queueCounts = null;
+    await this.queue?.close();
+    this.queue = null;
     this.cancelSub?.unsubscribe();
     this.cancelSub = null;
     if (this.ownsConnection && this.nc && !this.nc.isClosed()) await this.nc.drain();

@@ -56,8 +56,17 @@ export interface EngineOptions {
   readonly now?: () => number;
 }
 
+/** What one completed decode step did, for metrics. */
+export interface StepReport {
+  /** Sequences in the step's batch. */
+  readonly batch: number;
+  /** From building the step to its tokens read back (ms); with overlap, steps' spans overlap. */
+  readonly ms: number;
+}
+
 /** A submitted decode step: its batch (in row order) and its tokens, arriving when the GPU is done. */
 interface InFlight {
+  readonly startedAt: number;
   readonly batch: readonly Sequence[];
   /** Row of each sequence, by object: a finished request's id may already name a new one. */
   readonly index: ReadonlyMap<Sequence, number>;
@@ -79,6 +88,8 @@ export class DecodeEngine {
   private readonly deferredCancels = new Map<string, { reason: 'cancel' | 'fail'; err?: unknown }>();
   private wakeTimer: NodeJS.Timeout | null = null;
   private stepsRun = 0;
+  /** Told of every completed decode step (the service's metrics); must not throw. */
+  onStep: ((s: StepReport) => void) | null = null;
 
   constructor(readonly model: DecodeModel, private readonly prefill: PrefillModel | null, opts: EngineOptions) {
     this.scheduler = new Scheduler({
@@ -223,6 +234,7 @@ export class DecodeEngine {
   }
 
   private async submitStep(batch: readonly Sequence[], prev: InFlight | null): Promise<InFlight | null> {
+    const startedAt = performance.now();
     this.inStep = true;
     try {
       // a sequence in the step still running feeds that step's token (from the GPU) one position further
@@ -234,7 +246,7 @@ export class DecodeEngine {
         pageTables: batch.map((s) => s.pageTable),
         sampling: batch.map((s, b) => ({ ...this.live.get(s.id)!.req.sampling, counter: s.outputTokens.length + (from[b] === -1 ? 0 : 1) })),
       });
-      return { batch, index: new Map(batch.map((s, b) => [s, b])), tokens: submitted.tokens };
+      return { startedAt, batch, index: new Map(batch.map((s, b) => [s, b])), tokens: submitted.tokens };
     } catch (err) {
       this.inStep = false;
       for (const s of batch) this.end(s.id, 'fail', err);
@@ -254,6 +266,7 @@ export class DecodeEngine {
       return;
     }
     this.stepsRun++;
+    this.onStep?.({ batch: step.batch.length, ms: performance.now() - step.startedAt });
     // only sequences still running as these objects: one that ended meanwhile may have a successor of its id
     const current = step.batch.flatMap((s, b) => (s.status === 'running' && this.live.get(s.id)?.seq === s ? [{ seqId: s.id, token: tokens[b]! }] : []));
     this.record(current);

@@ -1,6 +1,6 @@
 // The control subject: prefill-done (→ prefill-done-ack), prefill-failed and cancel (no reply).
 import {
-  prefillDoneAckMessage, type Cancel, type PrefillDone, type PrefillDoneAck, type PrefillDoneRefusal, type PrefillFailed,
+  prefillDoneAckMessage, type Cancel, type PrefillDone, type PrefillDoneAck, type PrefillDoneRefusal, type PrefillFailed, type PrefillTiming,
 } from '@latentwire/protocol';
 import type { RequestEvents } from '../engine/engine.js';
 import { SchedulerRejection } from '../scheduler/index.js';
@@ -8,7 +8,8 @@ import type { ServiceContext } from './context.js';
 
 /** Where an admitted request's tokens go: its TokenStream, opened as it is admitted. */
 export interface TokenStreams {
-  open(requestId: string): RequestEvents;
+  /** timing: the prefill's, for the first tokens message. */
+  open(requestId: string, timing?: PrefillTiming): RequestEvents;
   /** Forgets a stream that never got an event (admission failed). */
   discard(requestId: string): void;
 }
@@ -46,7 +47,7 @@ export function handlePrefillDone(ctx: ServiceContext, m: PrefillDone, streams: 
     maxTokens: reserve.maxTokens, sampling: reserve.sampling, stopTokenIds: reserve.stopTokenIds, eosTokenIds: reserve.eosTokenIds,
   };
   try {
-    engine.admitPrefilled(req, m.firstToken, streams.open(m.requestId));
+    engine.admitPrefilled(req, m.firstToken, streams.open(m.requestId, m.timing));
   } catch (err) {
     streams.discard(m.requestId); // admitPrefilled throws before it sends any event
     if (err instanceof SchedulerRejection) {

@@ -19,7 +19,7 @@ import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node'
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import {
-  natsLink, encodeMessage, SUBJECT_TYPES, tokensMessage, WireRejections, wireSubjects, type MessageOf, type MessageType, type WireMessage, type WireSubjects,
+  natsLink, encodeMessage, SUBJECT_TYPES, tokensMessage, WireRejections, wireSubjects, type MessageOf, type MessageType, type PrefillTiming, type WireMessage, type WireSubjects,
 } from '@latentwire/protocol';
 import type { DecodeEngine } from '../engine/engine.js';
 import { nodeIdentity, type NodeIdentity, type ServiceContext } from './context.js';
@@ -101,7 +101,7 @@ export class DecodeNodeService {
       this.nc = nats as NatsConnection;
     }
     const s = this.subjects, id = this.node.nodeId;
-    const streams: TokenStreams = { open: (r) => this.openStream(r), discard: (r) => void this.streams.delete(r) };
+    const streams: TokenStreams = { open: (r, timing) => this.openStream(r, timing), discard: (r) => void this.streams.delete(r) };
     this.subs = [
       this.serve(s.reserve(id), SUBJECT_TYPES.reserve, (m) => handleReserve(this.ctx, m)),
       this.serve(s.kv(id), SUBJECT_TYPES.kv, (m) => handleKvChunk(this.ctx, m)),
@@ -170,13 +170,13 @@ export class DecodeNodeService {
     });
   }
 
-  private openStream(requestId: string): TokenStream {
+  private openStream(requestId: string, timing?: PrefillTiming): TokenStream {
     const subject = this.subjects.tokens(requestId);
     const stream = new TokenStream(requestId, this.opts.tokenFlushMs, (bytes) => this.publish(subject, bytes), (reason, usage) => {
       this.streams.delete(requestId);
       this.metrics.finish(reason);
       this.logger.info({ requestId, reason, ...usage }, 'request finished');
-    });
+    }, { timing, onSent: (tokens) => this.metrics.tokensOut.inc(tokens) });
     this.streams.set(requestId, stream);
     return stream;
   }

@@ -1,6 +1,6 @@
 // The decode service's Prometheus metrics, on the registry it is given (refused wire messages are counted
 // by WireRejections as latentwire_wire_rejected_total on the same registry).
-import { Counter, Gauge, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { FinishReason } from '../scheduler/index.js';
 import type { DecodeEngine } from '../engine/engine.js';
 
@@ -12,6 +12,9 @@ export class DecodeMetrics {
   readonly finished: Counter<'reason'>;
   readonly kvBytes: Counter;
   readonly refused: Counter<'message' | 'reason'>;
+  readonly tokensOut: Counter;
+  readonly stepSeconds: Histogram;
+  readonly stepBatch: Histogram;
 
   constructor(registry: Registry, engine: DecodeEngine) {
     const registers = [registry];
@@ -26,6 +29,41 @@ export class DecodeMetrics {
     });
     this.refused = new Counter({
       name: 'latentwire_decode_refusals_total', help: 'Valid requests answered ok:false, by message type and reason', labelNames: ['message', 'reason'] as const, registers,
+    });
+    this.tokensOut = new Counter({
+      name: 'latentwire_decode_tokens_out_total', help: 'Completion tokens sent to the gateway in tokens messages (the prefill\'s first token included)', registers,
+    });
+    this.stepSeconds = new Histogram({
+      name: 'latentwire_decode_step_seconds', help: 'Decode steps from building the batch to reading its tokens back (overlapped steps overlap)',
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1, 2.5], registers,
+    });
+    this.stepBatch = new Histogram({
+      name: 'latentwire_decode_step_batch_size', help: 'Sequences in each decode step\'s batch',
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256], registers,
+    });
+    engine.onStep = (s) => {
+      this.stepSeconds.observe(s.ms / 1000);
+      this.stepBatch.observe(s.batch);
+    };
+    new Gauge({
+      name: 'latentwire_decode_sequences', help: 'Sequences by state: running (in the batch), waiting (for pages or a batch slot), reserved (pages held for a prefill\'s KV)',
+      labelNames: ['state'] as const, registers,
+      collect() {
+        const st = engine.stats();
+        this.set({ state: 'running' }, st.running);
+        this.set({ state: 'waiting' }, st.waiting + st.ready);
+        this.set({ state: 'reserved' }, st.reserved);
+      },
+    });
+    new Gauge({
+      name: 'latentwire_decode_pages', help: 'KV cache pages by state: used (by sequences), reserved (leases awaiting KV), free',
+      labelNames: ['state'] as const, registers,
+      collect() {
+        const st = engine.stats();
+        this.set({ state: 'used' }, st.totalPages - st.freePages - st.reservedPages);
+        this.set({ state: 'reserved' }, st.reservedPages);
+        this.set({ state: 'free' }, st.freePages);
+      },
     });
     new Gauge({
       name: 'latentwire_decode_free_pages', help: 'KV cache pages neither in use nor reserved', registers,

@@ -3,7 +3,7 @@
 // step); the first token of a wait starts the timer. The request's first token (the prefill's) goes out at
 // once: waiting would only add to time-to-first-token. `seq` counts messages from 0; the last one carries
 // the finish reason and usage (and the error text for 'error'), with whatever tokens were still waiting.
-import { encodeMessage, tokensMessage, type FinishReason, type Tokens, type Usage } from '@latentwire/protocol';
+import { encodeMessage, tokensMessage, type FinishReason, type PrefillTiming, type Tokens, type Usage } from '@latentwire/protocol';
 import type { RequestEvents } from '../engine/engine.js';
 
 /** Well under MAX_TOKENS_PER_MESSAGE; a wait never gathers this many unless flushMs is huge. */
@@ -26,6 +26,8 @@ export class TokenStream implements RequestEvents {
     private readonly flushMs: number,
     private readonly publish: (bytes: Uint8Array) => void,
     private readonly onDone: (reason: FinishReason, usage: Usage) => void,
+    /** timing: the prefill's, passed on in the first message; onSent: tokens of each message as it goes out. */
+    private readonly extra: { readonly timing?: PrefillTiming | undefined; readonly onSent?: (tokens: number) => void } = {},
   ) {}
 
   get finished(): boolean {
@@ -54,7 +56,9 @@ export class TokenStream implements RequestEvents {
   }
 
   private send(last: Pick<Tokens, 'finishReason' | 'usage' | 'error'>): void {
-    const msg = tokensMessage({ requestId: this.requestId, seq: this.seq, tokens: this.pending, ...last });
+    const timing = this.seq === 0 ? this.extra.timing : undefined;
+    const msg = tokensMessage({ requestId: this.requestId, seq: this.seq, tokens: this.pending, ...last, ...(timing ? { timing } : {}) });
+    this.extra.onSent?.(this.pending.length);
     this.pending = [];
     this.seq = (this.seq + 1) >>> 0;
     this.publish(encodeMessage(msg));

@@ -19,6 +19,8 @@ import { requestReservation, type ReserveCall } from './reserve-client.js';
 export interface Grant {
   readonly node: DecodeNode;
   readonly reply: ReserveReply;
+  /** The granting reserve request's round trip (ms). */
+  readonly reserveMs: number;
 }
 
 export interface AdmitterOptions {
@@ -91,10 +93,11 @@ export class Admitter {
     for (const r of rankByHeadroom(nodes, tokens)) {
       if (r.tooLarge) tooLarge++;
       if (r.tooLarge || !r.fits || signal.aborted) continue;
+      const sent = performance.now();
       const out = await requestReservation(reserve, r.node, { ...generationOf(req, this.o.eosTokenIds), fingerprint });
       metrics.reserves.inc({ result: out.ok ? 'ok' : out.reason });
       if (out.reply) registry.noteFreePages(r.node.nodeId, out.reply.freePages);
-      if (out.ok) return { node: r.node, reply: out.reply };
+      if (out.ok) return { node: r.node, reply: out.reply, reserveMs: performance.now() - sent };
       if (out.reason === 'too-large') tooLarge++;
       // Full nodes refuse in normal operation; anything else hints at a broken or misconfigured node.
       const expected = out.reason === 'no-pages' || out.reason === 'queue-full' || out.reason === 'too-large';

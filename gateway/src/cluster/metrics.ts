@@ -1,14 +1,29 @@
 // The cluster backend's Prometheus metrics, on a registry the caller owns (main serves it on /metrics;
 // tests pass a fresh one each so metric names never collide).
-import { Counter, Gauge, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
 export type AdmissionOutcome = 'granted' | 'too_large' | 'no_nodes' | 'queue_full' | 'wait_timeout' | 'aborted';
 export type RequestOutcome = 'stop' | 'length' | 'error' | 'cancelled';
+
+/**
+ * Where a request's time to first token went, in order. admission: waiting for a node with room (and
+ * unsuccessful reserve rounds); reservation: the granting reserve's round trip; queue: the prefill job from
+ * enqueue to a worker taking it (the prefill node's clock against the gateway's: skew between hosts lands
+ * here); prefill: the forward pass; kv_transfer: from the forward's end to the last kv-ack; first_token:
+ * the rest (prefill-done round trip, the decode node's commit, the tokens message to the gateway).
+ * Without the prefill's timing (an older prefill or decode node), enqueue to first token is one phase, 'unsplit'.
+ */
+export const TTFT_PHASES = ['admission', 'reservation', 'queue', 'prefill', 'kv_transfer', 'first_token', 'unsplit'] as const;
+export type TtftPhase = (typeof TTFT_PHASES)[number];
+
+/** Seconds, from a local reserve round trip to a long queue wait. */
+export const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
 export class ClusterMetrics {
   readonly admissions: Counter<'outcome'>;
   readonly reserves: Counter<'result'>;
   readonly requests: Counter<'outcome'>;
+  readonly ttftPhases: Histogram<'phase'>;
 
   constructor(registry: Registry, live: { nodes(): number; waiting(): number }) {
     const registers = [registry];
@@ -26,8 +41,15 @@ export class ClusterMetrics {
     });
     this.requests = new Counter({
       name: 'latentwire_gateway_requests_ended_total',
-      help: 'Admitted requests by how they ended (cancelled: by the client or the gateway before the node finished)',
+      help: 'Admitted requests by how they ended (stop and length include the gateway\'s own stops: stop strings, max_tokens; cancelled: the client left or the gateway shut down)',
       labelNames: ['outcome'] as const,
+      registers,
+    });
+    this.ttftPhases = new Histogram({
+      name: 'latentwire_gateway_ttft_phase_seconds',
+      help: `Time to first token by phase (${TTFT_PHASES.join(', ')}; see cluster/metrics.ts)`,
+      labelNames: ['phase'] as const,
+      buckets: LATENCY_BUCKETS,
       registers,
     });
     new Gauge({

@@ -9,11 +9,11 @@
 //      worker already holds it, and a cancel goes to the node's control subject and to every prefill node.
 import type { NatsConnection } from '@nats-io/transport-node';
 import {
-  cancelMessage, encodeMessage, parsePrefillJob, type CancelReason, type PrefillJob, type WireRejections, type WireSubjects,
+  cancelMessage, encodeMessage, parsePrefillJob, type CancelReason, type PrefillJob, type PrefillTiming, type WireRejections, type WireSubjects,
 } from '@latentwire/protocol';
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
-import { BackendRejection, type BackendReadiness, type GenerationBackend, type GenerationEvent, type GenerationRequest } from '../http/backend.js';
+import { BackendRejection, FinishedByGateway, type BackendReadiness, type GenerationBackend, type GenerationEvent, type GenerationRequest } from '../http/backend.js';
 import { AdmissionQueue } from './admission-queue.js';
 import { Admitter, type Grant } from './admitter.js';
 import type { DecodeRegistry } from './decode-registry.js';
@@ -100,8 +100,14 @@ export class NatsBackend implements GenerationBackend {
   async *generate(req: GenerationRequest, signal: AbortSignal): AsyncGenerator<GenerationEvent, void, undefined> {
     this.active++;
     try {
+      const arrived = performance.now();
       const grant = await this.admitter.admit(req, signal);
-      if (grant) yield* this.run(req, grant, signal);
+      if (!grant) return;
+      if (req.trace) req.trace.nodeId = grant.node.nodeId;
+      const phases = this.metrics.ttftPhases;
+      phases.observe({ phase: 'admission' }, Math.max(0, performance.now() - arrived - grant.reserveMs) / 1000);
+      phases.observe({ phase: 'reservation' }, grant.reserveMs / 1000);
+      yield* this.run(req, grant, signal);
     } finally {
       if (--this.active === 0) this.onIdle?.();
     }
@@ -124,7 +130,7 @@ export class NatsBackend implements GenerationBackend {
     clearTimeout(timer);
   }
 
-  private async *run(req: GenerationRequest, { node, reply }: Grant, signal: AbortSignal): AsyncGenerator<GenerationEvent, void, undefined> {
+  private async *run(req: GenerationRequest, { node, reply }: Omit<Grant, 'reserveMs'>, signal: AbortSignal): AsyncGenerator<GenerationEvent, void, undefined> {
     const { requestId } = req;
     const { nodeId } = node;
     const log = this.o.logger.child({ requestId, nodeId });
@@ -150,9 +156,15 @@ export class NatsBackend implements GenerationBackend {
       await stream.ready();
       if (signal.aborted) return; // gone already: don't queue a prefill (finally cancels the reservation)
       const job = parsePrefillJob(this.prefillJob(req, { node, reply }));
+      const enqueued = performance.now();
       await this.o.prefillJobs.enqueue(job, reply.leaseMs);
       queued = true;
+      let first = true;
       for await (const event of stream.events(signal)) {
+        if (first) {
+          first = false;
+          this.observeFirstToken(performance.now() - enqueued, stream.firstTiming);
+        }
         if (event.finishReason) finished = event.finishReason;
         yield event;
         if (finished) return;
@@ -168,12 +180,28 @@ export class NatsBackend implements GenerationBackend {
       streams.delete(stream);
       if (streams.size === 0) this.streams.delete(nodeId);
       stream.close();
+      // the gateway's own stop (stop string, stop id, max_tokens) aborts the signal too: that is a finish
+      if (!finished && signal.reason instanceof FinishedByGateway) finished = signal.reason.finishReason;
       this.metrics.requests.inc({ outcome: finished ?? (cancelReason === 'client-disconnected' ? 'cancelled' : 'error') });
       if (finished !== 'stop' && finished !== 'length') await cancelOnce();
     }
   }
 
-  private prefillJob(req: GenerationRequest, { node, reply }: Grant): PrefillJob {
+  /** The TTFT phases from enqueue on: split by the prefill's timing when the first tokens message has it. */
+  private observeFirstToken(sinceEnqueueMs: number, timing: PrefillTiming | undefined): void {
+    const phases = this.metrics.ttftPhases;
+    if (!timing) {
+      phases.observe({ phase: 'unsplit' }, sinceEnqueueMs / 1000);
+      return;
+    }
+    phases.observe({ phase: 'queue' }, timing.queueMs / 1000);
+    phases.observe({ phase: 'prefill' }, timing.prefillMs / 1000);
+    phases.observe({ phase: 'kv_transfer' }, timing.kvTransferMs / 1000);
+    const rest = sinceEnqueueMs - timing.queueMs - timing.prefillMs - timing.kvTransferMs;
+    phases.observe({ phase: 'first_token' }, Math.max(0, rest) / 1000);
+  }
+
+  private prefillJob(req: GenerationRequest, { node, reply }: Omit<Grant, 'reserveMs'>): PrefillJob {
     return {
       v: 2,
       requestId: req.requestId,

@@ -8,7 +8,7 @@
 //   4. no message for idleTimeoutMs is a TokenStreamError 'idle'; fail() ends it from outside (node restart).
 // An abort of the signal just ends the iteration: the caller cancels the request.
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
-import { SUBJECT_TYPES, type Tokens, type WireRejections, type WireSubjects } from '@latentwire/protocol';
+import { SUBJECT_TYPES, type PrefillTiming, type Tokens, type WireRejections, type WireSubjects } from '@latentwire/protocol';
 import type { Logger } from 'pino';
 import type { GenerationEvent } from '../http/backend.js';
 import { DecodeNodeError, TokenStreamError } from './errors.js';
@@ -30,6 +30,8 @@ export class TokenStream {
   private failure: Error | undefined;
   private notify: (() => void) | undefined;
   private lastActivity = performance.now();
+  /** The prefill's timing, from the first tokens message (seq 0) when it carried one. */
+  firstTiming: PrefillTiming | undefined;
 
   constructor(private readonly opts: TokenStreamOptions) {
     this.sub = opts.nc.subscribe(opts.subjects.tokens(opts.requestId), {
@@ -41,6 +43,7 @@ export class TokenStream {
           opts.logger.warn({ subject: msg.subject, requestId: m.requestId }, 'tokens message for another request dropped');
           return;
         }
+        if (m.seq === 0 && m.timing) this.firstTiming = m.timing;
         this.inbox.push(m);
         this.wake();
       },

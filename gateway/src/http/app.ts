@@ -1,9 +1,10 @@
 // The gateway's OpenAI-compatible HTTP app. It knows nothing of how tokens are produced: everything past
 // prompt ids goes through the GenerationBackend it is given.
-import { randomUUID } from 'node:crypto';
 import { openModelFolder } from '@latentwire/model';
 import express, { type ErrorRequestHandler, type Express, type RequestHandler } from 'express';
 import { pino, type Logger } from 'pino';
+import { Registry } from 'prom-client';
+import { accessLog } from './access-log.js';
 import { maxTokenBytes, type PromptPool } from '../prompt/index.js';
 import { ApiError, toApiError } from './api-error.js';
 import { requireKey, type Access } from './api-keys.js';
@@ -16,6 +17,7 @@ import { healthRoute, modelsRouter, readyRoute } from './models.js';
 import { readJsonBody } from './read-json-body.js';
 import type { RouteContext } from './serve-completion.js';
 import { servedModel, type GatewayModel } from './served-model.js';
+import { ServingMetrics } from './serving-metrics.js';
 
 export type GatewayAppOptions = ({ readonly model: GatewayModel } | { readonly modelDir: string }) & {
   /** The id clients use in `model`; defaults to the model folder's name. */
@@ -36,6 +38,8 @@ export type GatewayAppOptions = ({ readonly model: GatewayModel } | { readonly m
   readonly defaultMaxTokens?: number;
   /** Mounts operator routes beside the API (e.g. GET /metrics), behind opsAccess, before the 404 handler. */
   readonly extraRoutes?: (app: Express) => void;
+  /** Where the serving metrics (TTFT, latencies, tokens, requests) go; default: a registry of the app's own. */
+  readonly metricsRegistry?: Registry;
 };
 
 /** The opened model folder of these options (opened here when only its path is given). */
@@ -64,7 +68,7 @@ export function createGatewayApp(opts: GatewayAppOptions, folder: GatewayModel, 
   const apiAccess = opts.apiAccess ?? { open: true };
   const app = express();
   app.disable('x-powered-by');
-  app.use(assignRequestId);
+  app.use(accessLog(ctx.logger, new ServingMetrics(opts.metricsRegistry ?? new Registry())));
   app.get('/health', healthRoute(ctx));
   app.get('/ready', readyRoute(ctx));
   // The key is checked before a byte of the body is read: an unknown client cannot make us inflate anything.
@@ -81,14 +85,6 @@ export function createGatewayApp(opts: GatewayAppOptions, folder: GatewayModel, 
   return app;
 }
 
-/** Every response carries x-request-id (as OpenAI's do); generation requests reuse it as their id. */
-const assignRequestId: RequestHandler = (_req, res, next) => {
-  const id = randomUUID();
-  res.locals['requestId'] = id;
-  res.set('x-request-id', id);
-  next();
-};
-
 /** OpenAI's answer to an unknown path or method. */
 const notFound: RequestHandler = (req) => {
   throw new ApiError(404, `Invalid URL (${req.method} ${req.path})`);
@@ -99,7 +95,7 @@ function errorHandler(logger: Logger): ErrorRequestHandler {
     const requestId = res.locals['requestId'] as string;
     const apiError = toApiError(err, requestId);
     if (apiError.status >= 500) logger.error({ err, requestId, path: req.path }, 'request failed');
-    else logger.debug({ requestId, path: req.path, status: apiError.status, message: apiError.message }, 'request refused');
+    else logger.info({ requestId, path: req.path, status: apiError.status, message: apiError.message }, 'request refused');
     if (res.headersSent) {
       res.destroy();
       return;

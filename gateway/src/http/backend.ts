@@ -17,6 +17,25 @@ export interface GenerationRequest {
   readonly stopTokenIds: readonly number[];
   /** The client asked to generate past EOS; EOS ids are then absent from stopTokenIds. */
   readonly ignoreEos: boolean;
+  /** Filled in by the backend as it learns it, for the access line. */
+  readonly trace?: GenerationTrace;
+}
+
+/** What the backend tells the HTTP layer about a request besides its tokens. */
+export interface GenerationTrace {
+  /** The decode node that holds the request, once admitted. */
+  nodeId?: string;
+}
+
+/**
+ * The abort reason when the gateway ended a request the backend had not finished yet (a stop string, a
+ * stop id, max_tokens): the request finished, it was not cancelled.
+ */
+export class FinishedByGateway extends Error {
+  override readonly name = 'FinishedByGateway';
+  constructor(readonly finishReason: 'stop' | 'length') {
+    super(`request finished by the gateway (${finishReason})`);
+  }
 }
 
 export interface GenerationEvent {

@@ -1,5 +1,9 @@
 // Public API of the OpenAI-compatible HTTP layer.
-export { BackendRejection, type BackendReadiness, type GenerationBackend, type GenerationEvent, type GenerationRequest } from './backend.js';
+export {
+  BackendRejection, FinishedByGateway, type BackendReadiness, type GenerationBackend, type GenerationEvent, type GenerationRequest,
+  type GenerationTrace,
+} from './backend.js';
+export { ServingMetrics, type RequestFinish } from './serving-metrics.js';
 export { ApiError, type ErrorBody } from './api-error.js';
 export { ApiKeySet, type Access } from './api-keys.js';
 export { createGatewayApp, gatewayModel, type GatewayAppOptions } from './app.js';

@@ -6,6 +6,7 @@
 // OpenAI error chunk (the official clients raise it) followed by [DONE].
 import type { Response } from 'express';
 import type { Logger } from 'pino';
+import { accessRecord } from './access-log.js';
 import { toApiError } from './api-error.js';
 import type { GenerationBackend } from './backend.js';
 import type { ResolvedGeneration } from './generation-params.js';
@@ -50,7 +51,10 @@ export async function serveCompletion(ctx: RouteContext, res: Response, shape: R
   const { requestId, promptIds } = gen.request;
   const log = ctx.logger.child({ requestId });
   const startedAt = performance.now();
-  const deltas = generateText(ctx.backend, gen, ctx.served.folder.tokenizer, signal);
+  const record = accessRecord(res);
+  record?.generating(promptIds.length);
+  const traced = record ? { ...gen, request: { ...gen.request, trace: record } } : gen;
+  const deltas = generateText(ctx.backend, traced, ctx.served.folder.tokenizer, signal);
   const envelope = {
     id: `${shape.idPrefix}-${requestId}`,
     created: Math.floor(Date.now() / 1000),
@@ -58,13 +62,25 @@ export async function serveCompletion(ctx: RouteContext, res: Response, shape: R
     system_fingerprint: ctx.served.systemFingerprint,
   };
   const usage = (d: TextDelta): Usage => ({ prompt_tokens: promptIds.length, completion_tokens: d.completionTokens, total_tokens: promptIds.length + d.completionTokens });
-  const finished = (d: TextDelta): void =>
-    log.info({ stream: gen.stream, ...usage(d), finishReason: d.finishReason, ms: Math.round(performance.now() - startedAt) }, 'request finished');
-  const clientGone = (err?: unknown): void => log.info({ err, ms: Math.round(performance.now() - startedAt) }, 'client disconnected; request cancelled');
+  const finished = (d: TextDelta): void => {
+    record?.finish(d.finishReason ?? 'error');
+    log.debug({ stream: gen.stream, ...usage(d), finishReason: d.finishReason, ms: Math.round(performance.now() - startedAt) }, 'request finished');
+  };
+  const clientGone = (err?: unknown): void => {
+    record?.finish('cancelled');
+    log.info({ err, ms: Math.round(performance.now() - startedAt) }, 'client disconnected; request cancelled');
+  };
+
+  /** The next delta, its tokens noted (TTFT, inter-token latency) as soon as it arrives. */
+  const next = async (): Promise<IteratorResult<TextDelta, void>> => {
+    const r = await deltas.next();
+    if (!r.done) record?.tokens(r.value.completionTokens);
+    return r;
+  };
 
   let sse: SseWriter | undefined;
   try {
-    const first = await deltas.next();
+    const first = await next();
     if (first.done) return clientGone();
     let d = first.value;
     if (!gen.stream) {
@@ -72,9 +88,9 @@ export async function serveCompletion(ctx: RouteContext, res: Response, shape: R
       for (;;) {
         text += d.text;
         if (d.finishReason) break;
-        const next = await deltas.next();
-        if (next.done) return clientGone();
-        d = next.value;
+        const n = await next();
+        if (n.done) return clientGone();
+        d = n.value;
       }
       res.json({ ...envelope, object: shape.object, choices: [shape.fullChoice(text, d.finishReason)], usage: usage(d) });
       return finished(d);
@@ -93,9 +109,9 @@ export async function serveCompletion(ctx: RouteContext, res: Response, shape: R
     for (;;) {
       if (d.text !== '') await sse.send(chunk([shape.deltaChoice(d.text)]));
       if (d.finishReason) break;
-      const next = await deltas.next();
-      if (next.done) return clientGone();
-      d = next.value;
+      const n = await next();
+      if (n.done) return clientGone();
+      d = n.value;
     }
     await sse.send(chunk([shape.finishChoice(d.finishReason)]));
     if (gen.includeUsage) await sse.send(chunk([], usage(d)));
@@ -104,6 +120,7 @@ export async function serveCompletion(ctx: RouteContext, res: Response, shape: R
   } catch (err) {
     if (signal.aborted) return clientGone(err);
     if (!sse) throw err; // nothing sent yet: the app's error handler answers with the right status
+    record?.finish('error');
     const apiError = toApiError(err, requestId);
     log.error({ err }, 'generation failed mid-stream');
     await sse.send(apiError.body());

@@ -6,7 +6,7 @@
 // When the gateway ends a request the backend has not finished (stop string, stop id, overrun, client
 // gone, consumer returned early), it aborts the backend's signal so the request is cancelled everywhere.
 import type { Tokenizer } from '@latentwire/model';
-import type { GenerationBackend } from './backend.js';
+import { FinishedByGateway, type GenerationBackend } from './backend.js';
 import type { ResolvedGeneration } from './generation-params.js';
 import { StopMatcher } from './stop-matcher.js';
 
@@ -76,7 +76,7 @@ export async function* generateText(
         continue;
       }
       // Cancel before the last delta is even sent: a stopped request should free its decode slot at once.
-      if (event.finishReason === undefined) cancel.abort(new Error('request finished by the gateway'));
+      if (event.finishReason === undefined) cancel.abort(new FinishedByGateway(finish));
       settled = true;
       yield { ...finishText(text, finish, detok.flush(), matcher), completionTokens: count };
       return;

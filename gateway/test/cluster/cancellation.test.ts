@@ -87,6 +87,9 @@ test.serial('cancellation - a stop string ends the request at the gateway, and t
   t.is(r.choices[0]!.finish_reason, 'stop');
   await until(() => a.cancels.length === 1 && tc.prefillCancels.length === 1, 1000, 'both cancels');
   t.is(a.cancels[0]!.message.requestId, a.reserves[0]!.requestId);
+  // a finish, not a cancellation (it used to be counted as 'cancelled')
+  const ended = (await tc.cluster.backend.metrics.requests.get()).values;
+  t.deepEqual(ended.map((v) => [v.labels.outcome, v.value]), [['stop', 1]]);
 });
 
 /** A node that keeps generating, a token every `ms`, until it is cancelled. */

@@ -12,7 +12,7 @@ export {
 } from './messages/kv-chunk.js';
 export {
   PREFILL_DONE_REFUSALS, prefillDoneAckMessage, prefillDoneMessage, prefillFailedMessage,
-  type PrefillDone, type PrefillDoneAck, type PrefillDoneRefusal, type PrefillFailed,
+  type PrefillDone, type PrefillDoneAck, type PrefillDoneRefusal, type PrefillFailed, type PrefillTiming,
 } from './messages/prefill.js';
 export { MAX_STOP_TOKENS, type WireSampling } from './messages/sampling.js';
 export { CANCEL_REASONS, cancelMessage, type Cancel, type CancelReason } from './messages/cancel.js';

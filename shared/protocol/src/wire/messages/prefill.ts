@@ -5,6 +5,23 @@ import { z } from 'zod';
 import { label, layoutKey, positiveU32, text, tokenId, wireId } from '../fields.js';
 import { compact, WIRE_VERSION, type Envelope, type Fields, type MessageSpec } from './spec.js';
 
+/**
+ * Where a prefill's time went (ms), for the gateway's time-to-first-token split. Optional on the wire: a
+ * receiver that predates it drops it (schemas strip unknown keys), a sender that predates it omits it.
+ */
+export interface PrefillTiming {
+  /** From the job's enqueue (its BullMQ timestamp, the gateway's clock) to a worker taking it (this node's clock). */
+  readonly queueMs: number;
+  /** The forward pass, KV streaming out meanwhile. */
+  readonly prefillMs: number;
+  /** From the forward's end to the last kv-ack: the transfer the forward did not hide. */
+  readonly kvTransferMs: number;
+}
+
+/** Up to a day each; fractions allowed. */
+const durationMs = z.number().min(0).max(86_400_000);
+export const prefillTimingSchema = z.object({ queueMs: durationMs, prefillMs: durationMs, kvTransferMs: durationMs });
+
 export interface PrefillDone extends Envelope<'prefill-done'> {
   readonly requestId: string;
   readonly promptTokens: number;
@@ -14,6 +31,8 @@ export interface PrefillDone extends Envelope<'prefill-done'> {
   readonly firstToken: number;
   readonly layoutKey: string;
   readonly fingerprint: string;
+  /** Where the prefill's time went; the decode node passes it on in the first tokens message. */
+  readonly timing?: PrefillTiming;
 }
 
 export const PREFILL_DONE_REFUSALS = ['no-reservation', 'incomplete', 'too-large', 'incompatible', 'cancelled'] as const;
@@ -34,7 +53,7 @@ export interface PrefillFailed extends Envelope<'prefill-failed'> {
 }
 
 export function prefillDoneMessage(f: Fields<PrefillDone>): PrefillDone {
-  return { v: WIRE_VERSION, type: 'prefill-done', ...f };
+  return compact({ v: WIRE_VERSION, type: 'prefill-done', ...f });
 }
 
 export function prefillDoneAckMessage(f: Fields<PrefillDoneAck>): PrefillDoneAck {
@@ -55,6 +74,7 @@ export const prefillDoneSpec: MessageSpec<PrefillDone> = {
     firstToken: tokenId,
     layoutKey,
     fingerprint: label,
+    timing: prefillTimingSchema.optional(),
   }),
   describe: (m) => ({
     type: m.type, requestId: m.requestId, promptTokens: m.promptTokens, layers: m.layers, layoutKey: m.layoutKey,

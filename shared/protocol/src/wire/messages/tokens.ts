@@ -2,6 +2,7 @@
 // so a gap means one was lost (NATS core is at-most-once). The last message has a finishReason and usage.
 import { z } from 'zod';
 import { text, tokenIds, u32, wireId } from '../fields.js';
+import { prefillTimingSchema, type PrefillTiming } from './prefill.js';
 import { compact, WIRE_VERSION, type Envelope, type Fields, type MessageSpec } from './spec.js';
 
 export const FINISH_REASONS = ['stop', 'length', 'cancelled', 'error'] as const;
@@ -26,6 +27,8 @@ export interface Tokens extends Envelope<'tokens'> {
   readonly usage?: Usage;
   /** Present exactly when finishReason is 'error'; for people, no prompt text. */
   readonly error?: string;
+  /** On the first message only, when the prefill-done carried it: where the prefill's time went. */
+  readonly timing?: PrefillTiming;
 }
 
 export function tokensMessage(f: Fields<Tokens>): Tokens {
@@ -42,6 +45,7 @@ export const tokensSpec: MessageSpec<Tokens> = {
     finishReason: z.enum(FINISH_REASONS).optional(),
     usage: z.object({ promptTokens: u32, completionTokens: u32 }).optional(),
     error: text(1000).min(1).optional(),
+    timing: prefillTimingSchema.optional(),
   }),
   check(m) {
     if ((m.finishReason === 'error') !== (m.error !== undefined)) {
