@@ -18,6 +18,7 @@ import { readJsonBody } from './read-json-body.js';
 import type { RouteContext } from './serve-completion.js';
 import { servedModel, type GatewayModel } from './served-model.js';
 import { ServingMetrics } from './serving-metrics.js';
+import { detokenizeHandler, tokenizeHandler } from './tokenize.js';
 
 export type GatewayAppOptions = ({ readonly model: GatewayModel } | { readonly modelDir: string }) & {
   /** The id clients use in `model`; defaults to the model folder's name. */
@@ -76,6 +77,10 @@ export function createGatewayApp(opts: GatewayAppOptions, folder: GatewayModel, 
   app.use(modelsRouter(ctx));
   app.post('/v1/chat/completions', chatCompletionsHandler(ctx));
   app.post('/v1/completions', completionsHandler(ctx));
+  // vLLM's paths, outside /v1; keyed and bounded as /v1 is.
+  app.use(['/tokenize', '/detokenize'], requireKey(apiAccess), readJsonBody(limits));
+  app.post('/tokenize', tokenizeHandler(ctx));
+  app.post('/detokenize', detokenizeHandler(ctx));
   if (opts.extraRoutes) {
     app.use(requireKey(opts.opsAccess ?? apiAccess));
     opts.extraRoutes(app);

@@ -3,8 +3,8 @@ import type { RequestHandler } from 'express';
 import { modelNotFound } from './api-error.js';
 import { clientGoneSignal } from './client-signal.js';
 import { DEFAULT_CHAT_MAX_TOKENS, resolveGeneration } from './generation-params.js';
-import { chatPromptIds } from './prompt.js';
-import { chatCompletionSchema, parseBody } from './request-schema.js';
+import { chatPromptIds, chatRenderFlags } from './prompt.js';
+import { parseChatBody } from './request-schema.js';
 import { serveCompletion, type ResponseShape, type RouteContext } from './serve-completion.js';
 
 const chatShape: ResponseShape = {
@@ -19,11 +19,11 @@ const chatShape: ResponseShape = {
 
 export function chatCompletionsHandler(ctx: RouteContext): RequestHandler {
   return async (req, res) => {
-    const body = parseBody(chatCompletionSchema, req.body);
+    const body = parseChatBody(req.body);
     if (body.model !== ctx.served.id) throw modelNotFound(body.model);
     const signal = clientGoneSignal(req, res);
     const backendLimit = ctx.backend.maxRequestTokens();
-    const promptIds = await chatPromptIds({ model: ctx.served.folder, prompts: ctx.prompts, maxTokenBytes: ctx.maxTokenBytes, backendLimit, signal }, body.messages);
+    const promptIds = await chatPromptIds({ model: ctx.served.folder, prompts: ctx.prompts, maxTokenBytes: ctx.maxTokenBytes, backendLimit, signal }, body.messages, chatRenderFlags(body));
     const gen = resolveGeneration({
       requestId: res.locals['requestId'] as string,
       body,

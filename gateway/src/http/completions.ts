@@ -4,7 +4,7 @@ import { modelNotFound } from './api-error.js';
 import { clientGoneSignal } from './client-signal.js';
 import { DEFAULT_COMPLETION_MAX_TOKENS, resolveGeneration } from './generation-params.js';
 import { completionPromptIds } from './prompt.js';
-import { completionSchema, parseBody } from './request-schema.js';
+import { parseCompletionBody } from './request-schema.js';
 import { serveCompletion, type ResponseShape, type RouteContext } from './serve-completion.js';
 
 const completionShape: ResponseShape = {
@@ -18,7 +18,7 @@ const completionShape: ResponseShape = {
 
 export function completionsHandler(ctx: RouteContext): RequestHandler {
   return async (req, res) => {
-    const body = parseBody(completionSchema, req.body);
+    const body = parseCompletionBody(req.body);
     if (body.model !== ctx.served.id) throw modelNotFound(body.model);
     const signal = clientGoneSignal(req, res);
     const backendLimit = ctx.backend.maxRequestTokens();

@@ -5,7 +5,9 @@ import type { RouteContext } from './serve-completion.js';
 
 export function modelsRouter(ctx: RouteContext): Router {
   const { served } = ctx;
-  const card = { id: served.id, object: 'model', created: served.created, owned_by: 'latentwire' } as const;
+  // max_model_len as vLLM reports it: the model's context in tokens (what the serving nodes hold at the
+  // moment, which may be less, is /health's max_request_tokens).
+  const card = { id: served.id, object: 'model', created: served.created, owned_by: 'latentwire', max_model_len: served.folder.config.maxPositionEmbeddings } as const;
   const router = Router();
   router.get('/v1/models', (_req, res) => {
     res.json({ object: 'list', data: [card] });

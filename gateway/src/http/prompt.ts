@@ -19,14 +19,38 @@ export interface PromptContext {
   readonly signal: AbortSignal;
 }
 
-export async function chatPromptIds(p: PromptContext, messages: ChatCompletionBody['messages']): Promise<number[]> {
+/** How the conversation ends: the assistant turn opened (the default), left closed, or its final message continued. */
+export interface ChatRenderFlags {
+  readonly addGenerationPrompt: boolean;
+  readonly continueFinalMessage: boolean;
+}
+
+/** vLLM's add_generation_prompt / continue_final_message, with vLLM's refusal of both at once. Unlike
+ *  vLLM, continue_final_message alone needs no add_generation_prompt: false beside it. */
+export function chatRenderFlags(body: {
+  readonly messages: ChatCompletionBody['messages'];
+  readonly add_generation_prompt?: boolean | null | undefined;
+  readonly continue_final_message?: boolean | null | undefined;
+}): ChatRenderFlags {
+  const continueFinalMessage = body.continue_final_message === true;
+  if (continueFinalMessage && body.add_generation_prompt === true) {
+    throw invalidParam('continue_final_message', 'Cannot set both `continue_final_message` and `add_generation_prompt` to true.');
+  }
+  const last = body.messages.at(-1);
+  if (continueFinalMessage && last?.role !== 'assistant') {
+    throw invalidParam('messages', `With 'continue_final_message' the last message must be an assistant message to continue, not a ${last?.role} message.`);
+  }
+  return { continueFinalMessage, addGenerationPrompt: body.add_generation_prompt ?? !continueFinalMessage };
+}
+
+export async function chatPromptIds(p: PromptContext, messages: ChatCompletionBody['messages'], flags: ChatRenderFlags): Promise<number[]> {
   if (!p.model.chatTemplate) throw new ApiError(400, 'This model has no chat template; use /v1/completions with a raw prompt.', 'messages');
   const rendered = messages.map((m) => ({
     role: m.role === 'developer' ? 'system' : m.role,
     // Text parts are joined with newlines, as vLLM does.
     content: m.content == null ? '' : typeof m.content === 'string' ? m.content : m.content.map((part) => part.text).join('\n'),
   }));
-  return tokenize(p, { kind: 'chat', messages: rendered }, rendered.map((m) => m.content), 'messages');
+  return tokenize(p, { kind: 'chat', messages: rendered, ...flags }, rendered.map((m) => m.content), 'messages');
 }
 
 export async function completionPromptIds(p: PromptContext, prompt: CompletionBody['prompt']): Promise<number[]> {

@@ -3,7 +3,7 @@
 // back, so /health, heartbeats and other streams keep being served while a long prompt is tokenized.
 import { Piscina } from 'piscina';
 import type { Tokenizer } from '@latentwire/model';
-import type { PromptResult, PromptTask, PromptWorkerData } from './prompt-task.js';
+import type { PromptResult, PromptTask, PromptWorkerData, WorkerTask } from './prompt-task.js';
 
 /** Why a prompt got no ids. 'template' and 'tokenizer' are the request's fault; 'overloaded' is ours. */
 export class PromptError extends Error {
@@ -30,7 +30,7 @@ export interface PromptPoolOptions {
 }
 
 export class PromptPool {
-  private readonly pool: Piscina<PromptTask, PromptResult>;
+  private readonly pool: Piscina<WorkerTask, PromptResult>;
   private readonly threads: number;
 
   constructor(opts: PromptPoolOptions) {
@@ -51,6 +51,19 @@ export class PromptPool {
 
   /** Prompt ids; `signal` (the client going away) stops the worker mid-task (piscina replaces the thread). */
   async run(task: PromptTask, signal?: AbortSignal): Promise<number[]> {
+    const r = await this.runTask(task, signal);
+    if (!('ids' in r)) throw new Error('a prompt worker answered a prompt without ids');
+    return r.ids;
+  }
+
+  /** The text of `ids`, special tokens included (POST /detokenize), decoded in a worker as prompts are. */
+  async detokenize(ids: readonly number[], signal?: AbortSignal): Promise<string> {
+    const r = await this.runTask({ kind: 'detokenize', ids }, signal);
+    if (!('text' in r)) throw new Error('a prompt worker answered a detokenize task without text');
+    return r.text;
+  }
+
+  private async runTask(task: WorkerTask, signal?: AbortSignal): Promise<PromptResult & { ok: true }> {
     let r: PromptResult;
     try {
       r = await this.pool.run(task, signal ? { signal } : {});
@@ -63,7 +76,7 @@ export class PromptPool {
       throw new PromptError('tokenizer', `${(err as Error).name}: ${(err as Error).message}`, { cause: err });
     }
     if (!r.ok) throw new PromptError(r.kind, r.message);
-    return r.ids;
+    return r;
   }
 
   /** Resolves once the threads have loaded the tokenizer (one empty prompt each), so the first request

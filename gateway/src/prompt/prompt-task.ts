@@ -5,6 +5,10 @@
 export interface ChatPromptTask {
   readonly kind: 'chat';
   readonly messages: readonly { readonly role: string; readonly content: string }[];
+  /** Open an assistant turn after the messages (transformers' add_generation_prompt). */
+  readonly addGenerationPrompt: boolean;
+  /** Leave the final message open, to be continued (assistant prefill). */
+  readonly continueFinalMessage: boolean;
 }
 
 /** A completion prompt's text; it gets the tokenizer's bos as transformers' tokenizer(prompt) does. */
@@ -13,10 +17,18 @@ export interface TextPromptTask {
   readonly text: string;
 }
 
+/** Ids back to text (POST /detokenize), special tokens kept as vLLM's does. */
+export interface DetokenizeTask {
+  readonly kind: 'detokenize';
+  readonly ids: readonly number[];
+}
+
 export type PromptTask = ChatPromptTask | TextPromptTask;
+export type WorkerTask = PromptTask | DetokenizeTask;
 
 export type PromptResult =
   | { readonly ok: true; readonly ids: number[] }
+  | { readonly ok: true; readonly text: string }
   /** 'template': the chat template refused the conversation (its raise_exception); 'tokenizer': the
    *  tokenizer itself failed on the text (e.g. a stack overflow on a huge run without whitespace). */
   | { readonly ok: false; readonly kind: 'template' | 'tokenizer'; readonly message: string };

@@ -2,19 +2,26 @@
 // renders and tokenizes prompts so the gateway's event loop never does (a megabyte prompt takes seconds).
 import { workerData } from 'node:worker_threads';
 import { ChatTemplateError, loadChatTemplate, Tokenizer } from '@latentwire/model';
-import type { PromptResult, PromptTask, PromptWorkerData } from './prompt-task.js';
+import type { PromptResult, PromptWorkerData, WorkerTask } from './prompt-task.js';
 
 const { modelDir } = workerData as PromptWorkerData;
 const tokenizer = Tokenizer.load(modelDir);
 const chatTemplate = loadChatTemplate(modelDir, tokenizer);
 
-export default function tokenizePrompt(task: PromptTask): PromptResult {
+export default function tokenizePrompt(task: WorkerTask): PromptResult {
   let text: string;
+  if (task.kind === 'detokenize') {
+    try {
+      return { ok: true, text: tokenizer.decode(task.ids) };
+    } catch (err) {
+      return { ok: false, kind: 'tokenizer', message: `${(err as Error).name}: ${(err as Error).message}` };
+    }
+  }
   if (task.kind === 'chat') {
     // The HTTP layer checks for a template before sending a chat task; a folder changed under us is ours.
     if (!chatTemplate) throw new Error(`the model in ${modelDir} has no chat template`);
     try {
-      text = chatTemplate.render(task.messages, { addGenerationPrompt: true });
+      text = chatTemplate.render(task.messages, { addGenerationPrompt: task.addGenerationPrompt, continueFinalMessage: task.continueFinalMessage });
     } catch (err) {
       if (err instanceof ChatTemplateError) return { ok: false, kind: 'template', message: err.message };
       throw err;

@@ -14,7 +14,7 @@ test('models - the list has the served model, owned by latentwire', async (t) =>
   const models = [];
   for await (const m of client.models.list()) models.push(m);
   t.is(models.length, 1);
-  t.like(models[0], { id: MODEL_ID, object: 'model', owned_by: 'latentwire' });
+  t.like(models[0], { id: MODEL_ID, object: 'model', owned_by: 'latentwire', max_model_len: 2048 });
   t.true(Number.isInteger(models[0]!.created));
   t.deepEqual(await client.models.retrieve(MODEL_ID), models[0]);
 });

@@ -61,18 +61,21 @@ test('parameters - ignore_eos drops EOS from the stop ids; stop_token_ids are ad
   t.is(r.usage!.completion_tokens, 20);
 });
 
-test('parameters - unknown fields are ignored, as OpenAI does', async (t) => {
+test('parameters - an unknown field is a 400 naming it (nothing is silently ignored), at the top level and in a message', async (t) => {
   const backend = replay();
   const { base } = await startTestGateway(t, backend);
   const r = await postRaw(base, '/completions', JSON.stringify({ model: MODEL_ID, prompt: 'Hi', max_tokens: 2, user: 'u1', frobnicate: { x: 1 } }));
-  t.is(r.status, 200);
-  t.is(r.json.choices[0].finish_reason, 'length');
+  t.is(r.status, 400);
+  t.deepEqual(r.json, { error: { message: 'Unrecognized request argument supplied: frobnicate', type: 'invalid_request_error', param: 'frobnicate', code: 'unknown_parameter' } });
+  const m = await postRaw(base, '/chat/completions', JSON.stringify({ model: MODEL_ID, messages: [{ role: 'user', content: 'Hi', mood: 'x' }] }));
+  t.like(m.json.error, { param: 'messages[0].mood', code: 'unknown_parameter' });
+  t.is(backend.calls.length, 0);
 });
 
 /** Sends each body and expects a 400 with OpenAI's error shape naming `param`, with no backend call. */
 const badRequests: [string, string, Record<string, unknown>, string | null, RegExp][] = [
-  ['/chat/completions', 'n=2', { n: 2 }, 'n', /only n=1 is supported/],
-  ['/completions', 'n=2', { n: 2 }, 'n', /only n=1/],
+  ['/chat/completions', 'n=2', { n: 2 }, 'n', /'n' does not support 2 .*Only the default \(1\)/],
+  ['/completions', 'n=2', { n: 2 }, 'n', /Only the default \(1\)/],
   ['/chat/completions', 'temperature "hot"', { temperature: 'hot' }, 'temperature', /expected number, received string/],
   ['/chat/completions', 'temperature 2.5', { temperature: 2.5 }, 'temperature', /<=2/],
   ['/chat/completions', 'max_tokens -1', { max_tokens: -1 }, 'max_tokens', /Invalid value for 'max_tokens'/],
@@ -87,7 +90,7 @@ const badRequests: [string, string, Record<string, unknown>, string | null, RegE
   ['/chat/completions', 'stream_options without stream', { stream_options: { include_usage: true } }, 'stream_options', /only allowed when 'stream' is enabled/],
   ['/chat/completions', 'messages not an array', { messages: 'Hi' }, 'messages', /expected array/],
   ['/chat/completions', 'no messages', { messages: [] }, 'messages', /Invalid value/],
-  ['/chat/completions', 'a tool role', { messages: [{ role: 'tool', content: 'x' }] }, 'messages[0].role', /Invalid value/],
+  ['/chat/completions', 'a tool role', { messages: [{ role: 'tool', content: 'x' }] }, 'messages[0].role', /tools are not supported/],
   ['/chat/completions', 'an image part', { messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'x' } }] }] }, 'messages[0].content', /text parts/],
   ['/chat/completions', 'a user message without content', { messages: [{ role: 'user' }] }, 'messages[0].content', /needs content/],
   ['/chat/completions', 'stop_token_ids outside the vocabulary', { stop_token_ids: [512] }, 'stop_token_ids', /outside the vocabulary/],

@@ -15,6 +15,11 @@ export interface ChatMessage {
 export interface RenderOptions {
   /** Append the assistant turn opener so the model writes the reply. */
   readonly addGenerationPrompt?: boolean;
+  /**
+   * Leave the final message open (assistant prefill): the text ends with its content, with nothing the
+   * template writes after it (no end-of-turn token). Not together with addGenerationPrompt.
+   */
+  readonly continueFinalMessage?: boolean;
   /** Extra template variables (e.g. tools), passed through unchanged. */
   readonly extra?: Readonly<Record<string, unknown>>;
 }
@@ -40,6 +45,23 @@ export class ChatTemplate {
   }
 
   render(messages: readonly ChatMessage[], opts: RenderOptions = {}): string {
+    if (!opts.continueFinalMessage) return this.renderWhole(messages, opts);
+    const last = messages.at(-1);
+    if (opts.addGenerationPrompt) throw new ChatTemplateError('continueFinalMessage and addGenerationPrompt cannot both be set');
+    if (!last) throw new ChatTemplateError('continueFinalMessage needs a final message to continue');
+    // The final content is replaced by a marker, and the text cut where the marker is written. Searching
+    // for the content itself (transformers' rindex) cuts in the wrong place when it also occurs later, e.g.
+    // content "s" inside the eos string "<｜end▁of▁sentence｜>", and cannot find an empty content at all.
+    // The content is then put back verbatim: a prefill is continued exactly as the client wrote it.
+    const rendered = this.renderWhole([...messages.slice(0, -1), { ...last, content: FINAL_MARK }], { ...opts, addGenerationPrompt: false });
+    const at = rendered.indexOf(FINAL_MARK);
+    if (at < 0 || rendered.indexOf(FINAL_MARK, at + 1) >= 0) {
+      throw new ChatTemplateError(`the chat template does not write the final ${last.role} message's content exactly once, so it cannot be continued`);
+    }
+    return rendered.slice(0, at) + last.content;
+  }
+
+  private renderWhole(messages: readonly ChatMessage[], opts: RenderOptions): string {
     const t = this.tokenizer;
     try {
       return this.template.render({
@@ -61,6 +83,10 @@ export class ChatTemplate {
     return this.tokenizer.encode(this.render(messages, opts), { addBos: false });
   }
 }
+
+/** Stands for the final message's content while continuing it: private-use characters, no whitespace, so
+ *  a template's trim() or strip() leaves it whole. */
+const FINAL_MARK = '\uE000latentwire-final-message\uE000';
 
 function specialString(v: unknown): string {
   if (typeof v === 'string') return v;

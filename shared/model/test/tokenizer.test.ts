@@ -93,6 +93,31 @@ test('chat template golden: system + user + assistant + user with a generation p
   t.is(chat.render(conversation), rendered.slice(0, -'Assistant:'.length));
 });
 
+test('chat template golden: continueFinalMessage leaves the final assistant message open (no eos after it)', (t) => {
+  const chat = loadChatTemplate(FIXTURE_DIR, tok)!;
+  const prefill = [...conversation, { role: 'assistant', content: 'The answer is' }];
+  const rendered = chat.render(prefill, { continueFinalMessage: true });
+  t.is(rendered, `${BOS}You are a helpful assistant.\n\nUser: What is 2 + 2?\n\nAssistant: 4.${EOS}User: And 3 + 3?\n\nAssistant: The answer is`);
+  // the closed form differs only by the end of turn
+  t.is(chat.render(prefill), `${rendered}${EOS}`);
+  const ids = chat.encode(prefill, { continueFinalMessage: true });
+  t.deepEqual(ids, tok.encode(rendered, { addBos: false }));
+  t.not(ids.at(-1), 1);
+  t.is(ids.filter((id) => id === 1).length, 1); // only the earlier, closed assistant turn's eos
+  // golden ids: the closed turn is these plus eos (1)
+  const short = [{ role: 'user', content: 'What is 2 + 2?' }, { role: 'assistant', content: 'The answer is' }];
+  const open = [0, 54, 483, 27, 222, 56, 73, 273, 309, 222, 19, 222, 12, 222, 19, 32, 200, 200, 34, 395, 74, 280, 66, 299, 27, 439, 400, 84, 88, 275, 309];
+  t.deepEqual(chat.encode(short, { continueFinalMessage: true }), open);
+  t.deepEqual(chat.encode(short), [...open, 1]);
+  // a content that also occurs in the eos string, and an empty one, are cut in the right place
+  t.true(chat.render([{ role: 'user', content: 'Hi' }, { role: 'assistant', content: 's' }], { continueFinalMessage: true }).endsWith('\n\nAssistant: s'));
+  t.is(chat.render([{ role: 'user', content: 'Hi' }, { role: 'assistant', content: '' }], { continueFinalMessage: true }), `${BOS}User: Hi\n\nAssistant: `);
+  t.throws(() => chat.render(prefill, { continueFinalMessage: true, addGenerationPrompt: true }), { instanceOf: ChatTemplateError });
+  // a template that never writes the final message cannot continue it
+  const dropsAssistant = new ChatTemplate("{% for m in messages %}{% if m['role'] == 'user' %}{{ m['content'] }}{% endif %}{% endfor %}", tok);
+  t.throws(() => dropsAssistant.render(prefill, { continueFinalMessage: true }), { instanceOf: ChatTemplateError, message: /exactly once/ });
+});
+
 test('chat ids start with exactly one bos (the template writes it; encode does not add another)', (t) => {
   const chat = loadChatTemplate(FIXTURE_DIR, tok)!;
   const ids = chat.encode(conversation, { addGenerationPrompt: true });
