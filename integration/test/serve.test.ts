@@ -11,6 +11,7 @@ import { FIXTURE_DIR, readFixtureJson } from '@latentwire/testing';
 import { startCluster, type TestCluster } from './helpers/cluster.js';
 import { WireTokens } from './helpers/wire-tokens.js';
 
+type OpenAIChat = { choices: { message: { content: string | null } }[] };
 interface Case { readonly input_ids: number[]; readonly greedy_ids: number[] }
 const cases = readFixtureJson<{ cases: Case[] }>('reference.json').cases;
 const folder = openModelFolder(FIXTURE_DIR);
@@ -92,6 +93,22 @@ test.serial('chat: the chat template, streamed and not, equals local greedy deco
   t.deepEqual(await wire.ids(a.id), local);
   t.deepEqual(await wire.ids(b.id), local);
   t.is(a.choices[0]!.message.content, text(local));
+  t.true(await cluster.pagesBack());
+});
+
+test.serial('chat prefill: continue_final_message continues the partial assistant message, the greedy ids of a completion of the same open prompt', async (t) => {
+  const { client, model } = cluster;
+  const messages = [{ role: 'user' as const, content: 'What is 2 + 2?' }, { role: 'assistant' as const, content: 'The answer is' }];
+  // the open prompt: it ends with the partial content, no end-of-turn token after it
+  const open = folder.chatTemplate!.encode(messages, { continueFinalMessage: true });
+  t.deepEqual(folder.chatTemplate!.encode(messages), [...open, ...folder.config.eosTokenIds.slice(0, 1)]);
+  const want = await localGreedy(open, 10);
+  const chat = await client.chat.completions.create({ model, messages, max_tokens: 10, temperature: 0, continue_final_message: true, add_generation_prompt: false } as never);
+  const completion = await client.completions.create({ model, prompt: open, max_tokens: 10, temperature: 0 });
+  t.deepEqual(await wire.ids((chat as { id: string }).id), want);
+  t.deepEqual(await wire.ids(completion.id), want);
+  t.is((chat as OpenAIChat).choices[0]!.message.content, completion.choices[0]!.text);
+  t.is(completion.usage!.prompt_tokens, open.length);
   t.true(await cluster.pagesBack());
 });
 
