@@ -2,9 +2,8 @@
 // /ready is 503 until the weights are loaded, every pipeline is compiled and the node is on NATS, then 200;
 // /metrics serves Prometheus text; SIGTERM exits 0.
 import test from 'ava';
-import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { freePort, pollUntil, startNatsServer } from '@latentwire/testing';
+import { freePort, pollUntil, startEntry, startNatsServer } from '@latentwire/testing';
 
 const MAIN = fileURLToPath(new URL('../src/main.js', import.meta.url));
 
@@ -12,13 +11,7 @@ test('decode node ops - /health while loading, /ready only once it can serve, /m
   const nats = await startNatsServer();
   t.teardown(() => nats.stop());
   const port = await freePort();
-  const child = spawn(process.execPath, [MAIN], {
-    env: { ...process.env, NATS_URL: nats.url, METRICS_PORT: String(port), NODE_ID: 'ops-test', NATS_SUBJECT_PREFIX: 'ops', LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => void (stderr += d.toString()));
-  const exited = new Promise<number | null>((done) => child.once('exit', (code) => done(code)));
+  const { child, exited, stderr } = startEntry(MAIN, { NATS_URL: nats.url, METRICS_PORT: String(port), NODE_ID: 'ops-test', NATS_SUBJECT_PREFIX: 'ops', LOG_LEVEL: 'warn' });
   t.teardown(() => void child.kill('SIGKILL'));
 
   const base = `http://127.0.0.1:${port}`;
@@ -33,5 +26,5 @@ test('decode node ops - /health while loading, /ready only once it can serve, /m
   t.is((await fetch(`${base}/nope`)).status, 404);
 
   child.kill('SIGTERM');
-  t.is(await exited, 0, stderr);
+  t.is(await exited, 0, stderr());
 });

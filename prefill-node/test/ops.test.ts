@@ -1,9 +1,8 @@
 // The prefill node's operations port: /health while it loads, /ready once the model is loaded, the worker
 // takes jobs and NATS is connected; /metrics; SIGTERM exits 0.
 import test from 'ava';
-import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { freePort, pollUntil, startNatsServer, startRedisServer } from '@latentwire/testing';
+import { freePort, pollUntil, startEntry, startNatsServer, startRedisServer } from '@latentwire/testing';
 
 const MAIN = fileURLToPath(new URL('../src/main.js', import.meta.url));
 
@@ -11,13 +10,7 @@ test('prefill node ops - /health while loading, /ready once on the queue and NAT
   const [nats, redis] = await Promise.all([startNatsServer(), startRedisServer()]);
   t.teardown(() => Promise.all([nats.stop(), redis.stop()]));
   const port = await freePort();
-  const child = spawn(process.execPath, [MAIN], {
-    env: { ...process.env, NATS_URL: nats.url, REDIS_URL: redis.url, PREFILL_METRICS_PORT: String(port), NATS_SUBJECT_PREFIX: 'ops', LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => void (stderr += d.toString()));
-  const exited = new Promise<number | null>((done) => child.once('exit', (code) => done(code)));
+  const { child, exited, stderr } = startEntry(MAIN, { NATS_URL: nats.url, REDIS_URL: redis.url, PREFILL_METRICS_PORT: String(port), NATS_SUBJECT_PREFIX: 'ops', LOG_LEVEL: 'warn' });
   t.teardown(() => void child.kill('SIGKILL'));
 
   const base = `http://127.0.0.1:${port}`;
@@ -27,5 +20,5 @@ test('prefill node ops - /health while loading, /ready once on the queue and NAT
   t.regex(await (await fetch(`${base}/metrics`)).text(), /latentwire_prefill_/);
 
   child.kill('SIGTERM');
-  t.is(await exited, 0, stderr);
+  t.is(await exited, 0, stderr());
 });

@@ -8,5 +8,5 @@ export { seededRandom } from './helpers/seeded-random.js';
 export { rng, randomArray, maxAbsDiff } from './helpers/random-data.js';
 export { bf16Bits, bf16BitsToNumber, roundToBf16 } from './helpers/bf16.js';
 export { writeSafetensors, storedValue, f16Bits as f16BitsOf, f16BitsToNumber, type TensorToWrite } from './helpers/safetensors-writer.js';
-export { freePort, pollUntil, runEntry, runWithBadEnv, type EntryResult } from './helpers/run-entry.js';
+export { freePort, pollUntil, runEntry, runWithBadEnv, startEntry, type EntryResult } from './helpers/run-entry.js';
 export { readFp8Tables, FP8_EDGE_BITS, type Fp8Table } from './helpers/fp8-tables.js';

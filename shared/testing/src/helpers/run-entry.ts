@@ -60,3 +60,16 @@ export async function pollUntil(
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }
+
+/** A built entry point started as its own process with extra env, for tests that talk to it while it runs. */
+export function startEntry(file: string, env: Record<string, string>): {
+  readonly child: import('node:child_process').ChildProcess;
+  readonly exited: Promise<number | null>;
+  stderr(): string;
+} {
+  const child = spawn(process.execPath, [file], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => void (stderr += d.toString()));
+  const exited = new Promise<number | null>((done) => child.once('exit', (code) => done(code)));
+  return { child, exited, stderr: () => stderr };
+}
