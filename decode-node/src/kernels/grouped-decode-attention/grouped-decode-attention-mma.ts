@@ -13,7 +13,8 @@
 import { readFileSync } from 'node:fs';
 import type { KernelShader } from '@latentwire/gpu';
 import { memoShader, uniformStructWgsl } from '@latentwire/gpu';
-import { KV_ELEMENT_BYTES, latentKvLayout, type KvDtype, type KvElementType, type LatentKvLayout } from '@latentwire/protocol';
+import { latentKvLayout, type KvDtype, type KvElementType, type LatentKvLayout } from '@latentwire/protocol';
+import { chunkWords, fetchChunkWgsl, poolWordsWgsl } from './page-words-wgsl.js';
 
 const MMA_WGSL = readFileSync(new URL('./grouped-decode-attention-mma.wgsl', import.meta.url), 'utf8');
 
@@ -71,10 +72,6 @@ export function groupedDecodeMmaWorkgroupBytes(v: MmaShape): number {
   return 2 * 16 * kstr(v) + 2 * BT * kstr(v) + 4 * 8 * 256 + 2 * 16 * PSTR + 4 * BT + 4 * 16 + 4 * 16 + 16;
 }
 
-/** Words a 4-value chunk of a section of `type` occupies. */
-/** u32 words 4 values of `type` take (the layout's element size, in bytes, per value). */
-const WORDS = KV_ELEMENT_BYTES;
-
 /** WGSL turning a chunk's raw words into 4 f16 (e4m3: the value · 2^-8, bit-exact; see the .wgsl header). */
 function decode16(type: KvElementType, raw: string): string {
   switch (type) {
@@ -89,25 +86,8 @@ function decode16(type: KvElementType, raw: string): string {
   }
 }
 
-function fetchWords(type: KvElementType, w: string): string {
-  const words = Array.from({ length: 4 }, (_, k) => (k < WORDS[type] ? `cw(pool, ${w} + ${k}u)` : '0u'));
-  return `vec4<u32>(${words.join(', ')})`;
-}
-
 function pageWgsl(l: LatentKvLayout, pools: number): string {
-  const poolSelect =
-    pools === 1
-      ? `fn cw(pool: u32, i: u32) -> u32 { return pool0[i]; }`
-      : `fn cw(pool: u32, i: u32) -> u32 {
-  switch pool {
-${Array.from({ length: pools - 1 }, (_, k) => `    case ${k}u: { return pool${k}[i]; }`).join('\n')}
-    default: { return pool${pools - 1}[i]; }
-  }
-}`;
-  const locate =
-    pools === 1
-      ? `let pool = 0u;\n  let index = page;`
-      : `let pool = page / u.pages_per_buffer;\n  let index = page - pool * u.pages_per_buffer;`;
+  const { cw: poolSelect, locate } = poolWordsWgsl(pools);
   const scale =
     l.scales.kind === 'none'
       ? `fn fetch_scale(b: u32, pt0: u32, tok: u32) -> f32 { return 1.0; }`
@@ -123,9 +103,9 @@ fn fetch_chunk(b: u32, pt0: u32, tok: u32, c: u32) -> vec4<u32> {
   ${locate}
   let row = index * PAGE_WORDS + (tok % PAGE_SIZE) * ROW_WORDS;
   if (c < R4) {
-    return ${fetchWords(l.latentType, `row + c * ${WORDS[l.latentType]}u`)};
+    return ${fetchChunkWgsl(l.latentType, `row + c * ${chunkWords(l.latentType)}u`)};
   }
-  return ${fetchWords(l.ropeType, `row + LATENT_WORDS + (c - R4) * ${WORDS[l.ropeType]}u`)};
+  return ${fetchChunkWgsl(l.ropeType, `row + LATENT_WORDS + (c - R4) * ${chunkWords(l.ropeType)}u`)};
 }
 ${scale}
 // two e4m3 codes (low 16 bits of w) → two f16 holding value·2^-8: sign to bit 15, exponent+mantissa shifted by 7

@@ -21,9 +21,10 @@
 import { readFileSync } from 'node:fs';
 import type { BufferBinding, KernelProgram, KernelShader } from '@latentwire/gpu';
 import { uniformStructWgsl } from '@latentwire/gpu';
-import { KV_ELEMENT_BYTES, latentKvLayout, type KvDtype, type KvElementType, type LatentKvLayout } from '@latentwire/protocol';
+import { latentKvLayout, type KvDtype, type KvElementType, type LatentKvLayout } from '@latentwire/protocol';
 import { fp8Wgsl } from '@latentwire/gpu/kernels';
 import { memoShader } from '@latentwire/gpu';
+import { chunkWords, fetchChunkWgsl, poolWordsWgsl } from './page-words-wgsl.js';
 import {
   groupedDecodeMmaShader, groupedDecodeMmaWorkgroupBytes, mmaUnsupportedReason, MMA, type MatrixCapabilities, type MmaShape,
 } from './grouped-decode-attention-mma.js';
@@ -225,9 +226,6 @@ export function groupedDecodeScratchBytes(p: {
   return { partialBytes: p.numSplits > 1 ? rows * p.kvLoraRank * 4 : 0, lseBytes: Math.max(4, rows * 4) };
 }
 
-/** Words a chunk (4 values) of a section of `type` occupies. */
-const WORDS_PER_CHUNK = (type: KvElementType): number => KV_ELEMENT_BYTES[type]; // 4 values of `type` take this many u32 words
-
 /** WGSL turning a chunk's raw words (as fetched) into its 4 values; e4m3 carries its scale's bits in .y. */
 function decodeWgsl(type: KvElementType, raw: string): string {
   switch (type) {
@@ -242,32 +240,14 @@ function decodeWgsl(type: KvElementType, raw: string): string {
   }
 }
 
-function fetchWords(type: KvElementType, w: string): string {
-  const n = WORDS_PER_CHUNK(type);
-  const words = Array.from({ length: 4 }, (_, k) => (k < n ? `cw(pool, ${w} + ${k}u)` : '0u'));
-  return `vec4<u32>(${words.join(', ')})`;
-}
-
 /**
  * The dequantize step, the one place that depends on the cache dtype: fetch_chunk gathers the raw words of one
  * 4-value chunk (the page lookup included), decode_chunk turns them into values. Split in two so a tile's
  * loads are issued one tile ahead and consumed after the compute in between.
  */
 function loadChunkWgsl(l: LatentKvLayout, pools: number): string {
-  const poolSelect =
-    pools === 1
-      ? `fn cw(pool: u32, i: u32) -> u32 { return pool0[i]; }`
-      : `fn cw(pool: u32, i: u32) -> u32 {
-  switch pool {
-${Array.from({ length: pools - 1 }, (_, k) => `    case ${k}u: { return pool${k}[i]; }`).join('\n')}
-    default: { return pool${pools - 1}[i]; }
-  }
-}`;
-  const locate =
-    pools === 1
-      ? `let pool = 0u;\n  let index = page;`
-      : `let pool = page / u.pages_per_buffer;\n  let index = page - pool * u.pages_per_buffer;`;
-  let latent = fetchWords(l.latentType, `row + c * ${WORDS_PER_CHUNK(l.latentType)}u`);
+  const { cw: poolSelect, locate } = poolWordsWgsl(pools);
+  let latent = fetchChunkWgsl(l.latentType, `row + c * ${chunkWords(l.latentType)}u`);
   if (l.scales.kind !== 'none') latent = `vec4<u32>(cw(pool, row + c), cw(pool, base + SCALES_WORD + slot), 0u, 0u)`;
   return `${poolSelect}
 // raw words of values 4c..4c+3 of token tok's row (latent c < R4, then rope) of sequence b, page table at pt0
@@ -280,7 +260,7 @@ fn fetch_chunk(b: u32, pt0: u32, tok: u32, c: u32) -> vec4<u32> {
   if (c < R4) {
     return ${latent};
   }
-  return ${fetchWords(l.ropeType, `row + LATENT_WORDS + (c - R4) * ${WORDS_PER_CHUNK(l.ropeType)}u`)};
+  return ${fetchChunkWgsl(l.ropeType, `row + LATENT_WORDS + (c - R4) * ${chunkWords(l.ropeType)}u`)};
 }
 fn decode_chunk(raw: vec4<u32>, c: u32) -> vec4<f32> {
   if (c < R4) {
