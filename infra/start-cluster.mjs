@@ -167,13 +167,9 @@ async function main() {
   const decodePorts = await opsPorts('METRICS_PORT', decodeNodes);
   const prefillPorts = await opsPorts('PREFILL_METRICS_PORT', prefillNodes);
   const nodes = [];
-  for (let i = 0; i < decodeNodes; i++) {
-    nodes.push({ ...start(`decode-${i}`, process.execPath, ['decode-node/dist/src/main.js'], { NODE_ID: `decode-${i}`, METRICS_PORT: String(decodePorts[i]) }), port: decodePorts[i] });
-  }
-  for (let i = 0; i < prefillNodes; i++) {
-    nodes.push({ ...start(`prefill-${i}`, process.execPath, ['prefill-node/dist/src/main.js'], { PREFILL_METRICS_PORT: String(prefillPorts[i]) }), port: prefillPorts[i] });
-  }
-  for (const n of nodes) children.find((c) => c.name === n.name).node = true;
+  const node = (name, main, extraEnv, port) => nodes.push(Object.assign(start(name, process.execPath, [main], extraEnv), { node: true, port }));
+  for (let i = 0; i < decodeNodes; i++) node(`decode-${i}`, 'decode-node/dist/src/main.js', { NODE_ID: `decode-${i}`, METRICS_PORT: String(decodePorts[i]) }, decodePorts[i]);
+  for (let i = 0; i < prefillNodes; i++) node(`prefill-${i}`, 'prefill-node/dist/src/main.js', { PREFILL_METRICS_PORT: String(prefillPorts[i]) }, prefillPorts[i]);
   start('gateway', process.execPath, ['gateway/dist/src/main.js']);
   const url = `http://127.0.0.1:${env.GATEWAY_PORT}`;
   // ready when the gateway's /ready says a request sent now can be served (a decode node of the model in its

@@ -2,7 +2,7 @@
 // The prefill node process: env (env.ts) → GPU → model → NATS → worker. SIGINT/SIGTERM: stop taking jobs and
 // let the active ones finish or fail, drain NATS, release the GPU. A second signal exits at once. A bad
 // variable exits 2 naming it, before the GPU is touched (failStart).
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { connect } from '@nats-io/transport-node';
 import { pino } from 'pino';
 import { register } from 'prom-client';
 import { Gpu } from '@latentwire/gpu';
@@ -15,7 +15,6 @@ async function main(): Promise<void> {
   const settings = prefillSettingsFromEnv(process.env);
   const logger = pino({ name: 'prefill-node', level: settings.logLevel });
   let stage = 'loading weights';
-  let nc: NatsConnection | null = null;
   let link: { readonly up: boolean } | null = null;
   // /ready: the model is loaded, the worker takes jobs from the queue and NATS (where the KV goes) is connected
   const readiness = (): Readiness => ({ ready: stage === 'serving' && link?.up === true, stage, natsConnected: link?.up ?? false });
@@ -25,7 +24,7 @@ async function main(): Promise<void> {
   const { model, folder } = loadPrefillModel(gpu, settings.modelDir, { ropeFreqPrecision: settings.ropeFreqPrecision });
   logger.info({ model: settings.modelDir, fingerprint: folder.fingerprint, layers: model.cfg.numLayers }, 'model loaded');
   stage = 'connecting';
-  nc = await connect({ servers: [...settings.natsServers], name: 'latentwire-prefill' });
+  const nc = await connect({ servers: [...settings.natsServers], name: 'latentwire-prefill' });
   link = natsLink(nc);
   const service = new PrefillWorkerService({
     nats: nc, redisUrl: settings.redisUrl, prefix: settings.prefix, concurrency: settings.concurrency,
@@ -45,7 +44,7 @@ async function main(): Promise<void> {
     logger.info({ signal }, 'shutting down: finishing active jobs');
     try {
       await service.stop();
-      await nc!.drain();
+      await nc.drain();
       metrics?.close();
       model.dispose();
       gpu.dispose();

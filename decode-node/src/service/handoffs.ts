@@ -10,8 +10,6 @@ import { KvCoverage } from './kv-coverage.js';
 export interface Handoff {
   /** The reserve, whose generation settings (sampling, max tokens, stop ids) the sequence decodes with. */
   readonly reserve: Reserve;
-  /** reserve.promptTokens: the KV rows expected per layer. */
-  readonly promptTokens: number;
   readonly coverage: KvCoverage;
 }
 
@@ -40,7 +38,7 @@ export class Handoffs {
   }
 
   add(reserve: Reserve): Handoff {
-    const h = { reserve, promptTokens: reserve.promptTokens, coverage: new KvCoverage(this.layers, reserve.promptTokens) };
+    const h = { reserve, coverage: new KvCoverage(this.layers, reserve.promptTokens) };
     this.live.set(reserve.requestId, h);
     this.ended.delete(reserve.requestId);
     return h;

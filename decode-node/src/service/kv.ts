@@ -21,7 +21,7 @@ export function handleKvChunk(ctx: ServiceContext, m: KvChunk): KvAck {
   const end = m.tokenStart + m.tokenCount;
   if (m.layer >= node.layers) return refuse('out-of-range', `layer ${m.layer} of a ${node.layers}-layer model`);
   if (pagesFor(node.layout, end) > reservation.pages.length) return refuse('out-of-range', `tokens [${m.tokenStart}, ${end}) need ${pagesFor(node.layout, end)} pages, ${reservation.pages.length} reserved`);
-  if (end > handoff.promptTokens) return refuse('out-of-range', `tokens [${m.tokenStart}, ${end}) beyond the ${handoff.promptTokens}-token prompt`);
+  if (end > handoff.reserve.promptTokens) return refuse('out-of-range', `tokens [${m.tokenStart}, ${end}) beyond the ${handoff.reserve.promptTokens}-token prompt`);
   for (const p of kvChunkPieces(node.layout, m)) ctx.engine.writeKv(m.requestId, m.layer, p.pageIndex, p.slot, p.rows, p.scales);
   handoff.coverage.add(m.layer, m.tokenStart, end);
   ctx.metrics.kvBytes.inc(m.data.byteLength);
