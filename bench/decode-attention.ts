@@ -24,8 +24,9 @@ import { latentKvLayout, latentPagePool, pagesFor, type KvDtype, type KvElementT
 import * as kernels from '@latentwire/decode-node/kernels/grouped-decode-attention';
 import type { GroupedDecodeEngine, MatrixCapabilities } from '@latentwire/decode-node/kernels/grouped-decode-attention';
 import { decodeE4M3, decodeE5M2, f32FromBits } from '@latentwire/model';
-import { printTable, writeJson, isSoftwareAdapter, type Row } from './lib/report.js';
-import { normalFill, normalValue, streamRead } from './lib/bench-kernels.js';
+import { printTable, writeJson, isSoftwareAdapter, runMeta, spread, type Row } from './lib/report.js';
+import { normalFill, normalValue } from './lib/bench-kernels.js';
+import { measureReadBandwidth } from './lib/read-bandwidth.js';
 
 
 type Engine = GroupedDecodeEngine;
@@ -75,10 +76,7 @@ function shuffledIds(n: number, seed: number): Uint32Array {
   return ids;
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
+const median = (xs: number[]) => spread(xs).median;
 
 /** Times `programs` by GPU timestamps: `runs` runs, each the mean over `iters` back-to-back calls. */
 async function timeRuns(gpu: Gpu, programs: KernelProgram[], runs: number, runMs: number): Promise<{ med: number; min: number; max: number; iters: number }> {
@@ -275,27 +273,12 @@ export async function benchDecodeAttention(gpu: Gpu, cases: readonly Case[], eng
   return rows;
 }
 
-/** Read bandwidth of the card: a streaming read of one large buffer, median of BENCH_RUNS runs by timestamps. */
-async function measureReadGbps(gpu: Gpu, runs: number): Promise<{ gbps: number; min: number; max: number; bytes: number }> {
-  const bytes = Math.floor(Math.min(1 << 30, gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize) / 4096) * 4096;
-  const src = gpu.buffer('stream_src', bytes);
-  const sink = gpu.buffer('stream_sink', 16);
-  try {
-    await gpu.run([normalFill({ buffer: src, count: bytes / 4, first: 0, seed: 1 })]);
-    const program = streamRead(src, sink, bytes);
-    const tm = await timeRuns(gpu, [program], runs, 20);
-    return { gbps: bytes / (tm.med * 1e6), min: bytes / (tm.max * 1e6), max: bytes / (tm.min * 1e6), bytes };
-  } finally {
-    gpu.destroy(src, sink);
-  }
-}
-
 async function main(): Promise<void> {
   const opts = gpuOptionsFromEnv();
   const gpu = await Gpu.create({ ...opts, profile: true });
   if (!gpu.profiler) throw new Error('decode-attention bench: the adapter has no timestamp-query');
   const k = kernels;
-  const caps: Caps = { ...gpu.adapterInfo, features: gpu.features };
+  const caps: Caps = gpu.matrixCapabilities;
   const why = k.mmaUnsupportedReason(caps);
   console.error(`adapter: subgroups ${caps.subgroupMinSize}..${caps.subgroupMaxSize}, matrix configs ${JSON.stringify(caps.subgroupMatrixConfigs)}`);
   const software = isSoftwareAdapter(gpu.adapterInfo);
@@ -308,16 +291,14 @@ async function main(): Promise<void> {
   const engines = envList('BENCH_ENGINES', why === null ? ['f32', 'subgroup-matrix'] : ['f32']) as Engine[];
   if (why !== null && engines.includes('subgroup-matrix')) throw new Error(`BENCH_ENGINES: subgroup-matrix unavailable: ${why}`);
   const runs = Math.max(5, envNumber('BENCH_RUNS', 7));
-  const hbm = await measureReadGbps(gpu, runs);
+  const hbm = await measureReadBandwidth(gpu, runs, 20);
   console.error(`read bandwidth: ${hbm.gbps.toFixed(0)} GB/s (${hbm.min.toFixed(0)}–${hbm.max.toFixed(0)}) over ${hbm.bytes} bytes`);
   const cases: Case[] = [];
   for (const dtype of dtypes) for (const model of models) for (const batch of batches) for (const context of contexts) cases.push({ model, batch, context, dtype });
   const rows = await benchDecodeAttention(gpu, cases, engines, caps);
   for (const r of rows) r['HBM %'] = (100 * (r['GB/s'] as number)) / hbm.gbps;
-  const device = `${gpu.adapterInfo.vendor} ${gpu.adapterInfo.architecture} ${gpu.adapterInfo.device} ${gpu.adapterInfo.description}`.trim();
   const meta = {
-    card: process.env.BENCH_CARD ?? device, driver: process.env.BENCH_DRIVER ?? gpu.adapterInfo.description,
-    commit: process.env.BENCH_COMMIT ?? 'unknown', date: new Date().toISOString(), device, software,
+    ...runMeta(gpu), software,
     readGbps: hbm, sglang: 'bench/references/sglang-decode-h200.json (ms_graph: CUDA-graph replays; rel_err vs float32)',
     timing: `GPU timestamps; ms = median of ${runs} runs (each the mean of iters back-to-back calls), with min and max`,
     relErr: '‖o − ref‖ / ‖ref‖ over heads 0 and H-1 of sequence 0, ref in float64 on the rows as the cache stores them ' +

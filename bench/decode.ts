@@ -2,11 +2,13 @@
 // MoE, LM head, GPU sampling) at DeepSeek-V2-Lite shapes with synthetic bf16 weights. Per (batch, context,
 // cache dtype): step time, tokens/s, and the bytes-per-step roofline — every weight a step must read (all
 // dense weights, the routed experts B tokens are expected to touch, the LM head) plus the batch's KV rows —
-// over PEAK_GBPS; fraction = roofline time / measured time.
+// over the card's read bandwidth, measured at the start of the run (bench/lib/read-bandwidth); fraction =
+// roofline time / measured time. Where the adapter has subgroup matrices, every row runs with both grouped
+// attention kernels (portable f32 and tensor-core), side by side in the same run.
 //   node bench/dist/decode.js
 // Env: BENCH_BATCHES (1,16,64)  BENCH_CONTEXTS (1024,4096)  BENCH_DTYPES (fp8_e4m3,bf16)  PAGE_SIZE (64)
-//      BENCH_LAYERS (all; 2 on software adapters)  BENCH_ITERS (10; 2 on software)  PEAK_GBPS (3350, H100 SXM HBM3)
-//      BENCH_CONFIG (a config.json)  plus the GPU settings (gpuOptionsFromEnv).
+//      BENCH_LAYERS (all; 2 on software adapters)  BENCH_ITERS (10; 2 on software)
+//      BENCH_CONFIG (a config.json)  BENCH_CARD / BENCH_DRIVER / BENCH_COMMIT (recorded)  plus the GPU settings.
 import { readFileSync } from 'node:fs';
 import { Gpu } from '@latentwire/gpu';
 import { gpuOptions } from '@latentwire/gpu';
@@ -16,9 +18,9 @@ import { DecodeModel } from '@latentwire/decode-node';
 import { syntheticWeights } from '@latentwire/gpu/weights';
 import type { ModelWeights } from '@latentwire/gpu/weights';
 import { benchEnv } from './lib/env.js';
-import { isSoftwareAdapter, printTable, writeJson, type Row } from './lib/report.js';
-
-
+import { isSoftwareAdapter, printTable, runMeta, spread, writeJson, type Row } from './lib/report.js';
+import { measureReadBandwidth } from './lib/read-bandwidth.js';
+import { mmaUnsupportedReason } from '@latentwire/decode-node/kernels/grouped-decode-attention';
 
 /** Bytes of weights one step reads at batch B (routed experts: the expected number B tokens touch). */
 function weightBytesPerStep(cfg: MlaConfig, B: number): number {
@@ -57,17 +59,20 @@ async function main(): Promise<void> {
   const dtypes = env.BENCH_DTYPES;
   const pageSize = env.PAGE_SIZE;
   const iters = env.BENCH_ITERS ?? (software ? 2 : 10);
-  const peakGBps = env.PEAK_GBPS;
-  console.log(`adapter: ${info.vendor} ${info.description || info.device}; ${configPath.split('/').pop()} with ${layers} of ${base.numLayers} layers; ceiling ${peakGBps} GB/s`);
+  const hbm = await measureReadBandwidth(gpu, 5);
+  const peakGBps = hbm.gbps;
+  const engines = mmaUnsupportedReason(gpu.matrixCapabilities) === null ? (['f32', 'subgroup-matrix'] as const) : (['f32'] as const);
+  console.log(`adapter: ${info.vendor} ${info.description || info.device}; ${configPath.split('/').pop()} with ${layers} of ${base.numLayers} layers; ` +
+    `ceiling: read ${peakGBps.toFixed(0)} GB/s (${hbm.min.toFixed(0)}–${hbm.max.toFixed(0)}, ${hbm.timing}); attention kernels ${engines.join(', ')}`);
 
   const weights = await syntheticWeights(gpu, cfg);
   const rows: Row[] = [];
-  for (const dtype of dtypes) {
+  for (const engine of engines) for (const dtype of dtypes) {
     const layout = latentKvLayout({ kvLoraRank: cfg.kvLoraRank, ropeDim: cfg.qkRopeHeadDim, pageSize, dtype });
     for (const ctx of contexts) {
       const maxB = Math.max(...batches);
       const perSeq = pagesFor(layout, ctx + 2 * iters + 3);
-      const model = await DecodeModel.create(gpu, cfg, weights, { maxBatch: maxB, maxContext: perSeq * pageSize, pageSize, kvDtype: dtype, numPages: maxB * perSeq, ropeFreqPrecision });
+      const model = await DecodeModel.create(gpu, cfg, weights, { maxBatch: maxB, maxContext: perSeq * pageSize, pageSize, kvDtype: dtype, numPages: maxB * perSeq, ropeFreqPrecision, attentionEngine: engine });
       for (const B of batches) {
         // the cache holds zeros (a finite, valid row in every dtype): the work per token is the same as real data
         const tables = Array.from({ length: B }, (_, b) => Array.from({ length: perSeq }, (_, i) => b * perSeq + i));
@@ -80,20 +85,29 @@ async function main(): Promise<void> {
         await model.step(input(0)); // compiles every pipeline
         gpu.profiler?.reset();
         let submitMs = 0;
-        const t0 = performance.now();
-        for (let i = 1; i <= iters; i++) submitMs += (await model.step(input(i))).timings.submitMs;
-        const ms = (performance.now() - t0) / iters;
+        const stepMs: number[] = [];
+        for (let i = 1; i <= iters; i++) {
+          const t = performance.now();
+          submitMs += (await model.step(input(i))).timings.submitMs;
+          stepMs.push(performance.now() - t);
+        }
+        const one = spread(stepMs);
+        const ms = one.median;
         // as the engine runs: step i+1 is built and submitted (fed step i's tokens on the GPU) before step i is read
         const sameRows = Array.from({ length: B }, (_, b) => b);
         let prev = await model.submitStep(input(iters + 1));
-        const t1 = performance.now();
+        const gaps: number[] = [];
+        let last = performance.now();
         for (let i = iters + 2; i <= 2 * iters + 1; i++) {
           const next = await model.submitStep({ ...input(i), fromPrevious: sameRows });
           await prev.tokens;
+          gaps.push(performance.now() - last); // time between consecutive steps' tokens: the steady step time
+          last = performance.now();
           prev = next;
         }
         await prev.tokens;
-        const overlappedMs = (performance.now() - t1) / iters;
+        const over = spread(gaps);
+        const overlappedMs = over.median;
         if (gpu.profiler) {
           const report = gpu.profiler.report();
           const gpuMs = report.reduce((a, r) => a + r.ms, 0) / iters;
@@ -104,7 +118,7 @@ async function main(): Promise<void> {
         const bytes = weightBytesPerStep(cfg, B) + kvBytes;
         const rooflineMs = (bytes / (peakGBps * 1e9)) * 1e3;
         rows.push({
-          dtype, batch: B, context: ctx, 'step ms': ms, 'CPU submit ms': submitMs / iters, 'overlapped step ms': overlappedMs,
+          attention: engine, dtype, batch: B, context: ctx, 'step ms': ms, 'step min–max': `${one.min.toFixed(2)}–${one.max.toFixed(2)}`, 'CPU submit ms': submitMs / iters, 'overlapped step ms': overlappedMs, 'overlapped min–max': `${over.min.toFixed(2)}–${over.max.toFixed(2)}`,
           'overlapped tokens/s': (B * 1e3) / overlappedMs, 'tokens/s': (B * 1e3) / ms, 'MB/step': bytes / 1e6, 'KV MB': kvBytes / 1e6,
           'roofline ms': rooflineMs, 'roofline tok/s': (B * 1e3) / rooflineMs, '% roofline': (100 * rooflineMs) / Math.min(ms, overlappedMs),
         });
@@ -113,8 +127,10 @@ async function main(): Promise<void> {
       model.release();
     }
   }
-  printTable(`decode steps (${layers} layers, synthetic bf16 weights; wall clock per step incl. the token readback)`, rows);
-  const file = writeJson('decode', { adapter: info, config: configPath, layers, pageSize, peakGBps, rows });
+  const meta = runMeta(gpu);
+  printTable(`decode steps on ${meta.card}, driver ${meta.driver}, commit ${meta.commit}, ${meta.date} (${layers} layers, synthetic bf16 weights; ` +
+    `wall clock per step incl. the token readback, median of ${iters} steps with min–max; ceiling read ${peakGBps.toFixed(0)} GB/s measured)`, rows);
+  const file = writeJson('decode', { ...meta, adapter: info, config: configPath, layers, pageSize, hbm, rows });
   console.log(`\nwrote ${file}`);
   gpu.dispose();
 }

@@ -4,11 +4,12 @@
 // the fraction of memory bandwidth for the small-M (decode) rows.
 //   node bench/dist/matmul.js                       default shapes (a short subset on llvmpipe)
 //   node bench/dist/matmul.js 1x2048x2048,512x3072x2048 '[{"tile":"t64x64"},{}]'   M×N×K list, option sets to sweep
-// Env: PEAK_TFLOPS (default 65, H100 f32 FMA from WGSL), PEAK_GBPS (3000), BENCH_QUICK (1 = short shape list;
+// Env: PEAK_TFLOPS (default 65, H100 f32 FMA from WGSL), BENCH_QUICK (1 = short shape list;
 // default on for llvmpipe), BENCH_ITERS, plus the GPU settings of gpuOptionsFromEnv (WEBGPU_ADAPTER, DAWN_FEATURES).
 import { pathToFileURL } from 'node:url';
 import { Gpu, gpuOptionsFromEnv } from '@latentwire/gpu';
-import { matmul, type GemmTileName, type GemvConfig, type MatmulVariant } from '@latentwire/gpu/kernels';
+import { measureReadBandwidth } from './lib/read-bandwidth.js';
+import { matmul, type GemmTileName, type GemvConfig, type MatmulVariant, type MmaTileName } from '@latentwire/gpu/kernels';
 
 export interface MatmulShape {
   readonly name?: string;
@@ -25,12 +26,14 @@ export interface MatmulBenchOptions {
   readonly minIters?: number;
   readonly variant?: MatmulVariant;
   readonly tile?: GemmTileName;
+  /** Subgroup-matrix tile (with variant 'gemm-mma', or auto where the device has subgroup matrices). */
+  readonly mmaTile?: MmaTileName;
   readonly gemv?: Partial<GemvConfig>;
   /** Read y back and compare 64 sampled outputs with a float64 dot product (default true). */
   readonly check?: boolean;
   /** f32 FMA peak in TFLOP/s the fraction is taken of (default env PEAK_TFLOPS or 65). */
   readonly peakTflops?: number;
-  /** Memory bandwidth in GB/s (default env PEAK_GBPS or 3000). */
+  /** Memory bandwidth in GB/s (main measures it: bench/lib/read-bandwidth; default env PEAK_GBPS or 3000). */
   readonly peakGbps?: number;
 }
 
@@ -150,8 +153,8 @@ export async function benchMatmul(gpu: Gpu, shapes: readonly MatmulShape[], opts
       const y = gpu.buffer('bench-y', s.M * s.N * 4);
       try {
         const program = matmul(
-          { x, y, M: s.M, N: s.N, K: s.K, weight: { buffer: wbuf, dtype: 'bf16', shape: [s.N, s.K] }, variant: opts.variant, tile: opts.tile, gemv: opts.gemv },
-          gpu.limits,
+          { x, y, M: s.M, N: s.N, K: s.K, weight: { buffer: wbuf, dtype: 'bf16', shape: [s.N, s.K] }, variant: opts.variant, tile: opts.tile, mmaTile: opts.mmaTile, gemv: opts.gemv },
+          gpu.matmulLimits,
         );
         await gpu.run([program]); // compile + warm-up
         await gpu.sync();
@@ -219,6 +222,8 @@ async function main(): Promise<void> {
   const shapes = process.argv[2] ? parseShapes(process.argv[2]) : quick ? QUICK_SHAPES : PREFILL_DECODE_SHAPES;
   // optional sweep: a JSON list of option sets, e.g. '[{"variant":"gemm","tile":"t64x64"},{"gemv":{"T":32}}]'
   const sweep: MatmulBenchOptions[] = process.argv[3] ? JSON.parse(process.argv[3]) : [{}];
+  const hbm = await measureReadBandwidth(gpu, 5);
+  console.log(`ceiling for the small-M rows: read bandwidth measured here ${hbm.gbps.toFixed(0)} GB/s (${hbm.min.toFixed(0)}–${hbm.max.toFixed(0)}, ${hbm.timing})`);
   console.log(
     `${info.vendor} ${info.description || info.device}; timing: ${gpu.profiler ? 'GPU timestamps' : 'wall clock'}; ` +
       `workgroup memory ${gpu.limits.maxComputeWorkgroupStorageSize} B; subgroups ${gpu.hasSubgroups}; ${quick ? 'quick shapes' : 'full shapes'}`,
@@ -228,7 +233,7 @@ async function main(): Promise<void> {
     const rows: Row[] = [];
     for (const s of shapes) {
       try {
-        rows.push(...(await benchMatmul(gpu, [s], { targetMs: quick ? 1 : 30, minIters: quick ? 2 : 10, ...o })));
+        rows.push(...(await benchMatmul(gpu, [s], { targetMs: quick ? 1 : 30, minIters: quick ? 2 : 10, peakGbps: hbm.gbps, ...o })));
       } catch (e) {
         console.log(`${s.name ?? ''} ${s.M}x${s.N}x${s.K}: ${(e as Error).message}`);
       }

@@ -11,7 +11,14 @@ import { normalizeConfig, type MlaConfig } from '@latentwire/model';
 import { syntheticWeights } from '@latentwire/gpu/weights';
 import { PrefillModel } from '@latentwire/gpu/prefill';
 import { benchEnv } from './lib/env.js';
-import { isSoftwareAdapter, printTable, writeJson, type Row } from './lib/report.js';
+
+/** transformers' DeepseekV2ForCausalLM on the H200 (bf16, sdpa), the peer this bench is compared with. */
+const PYTORCH_PREFILL_H200: readonly { tokens: number; ms: number; tokens_per_s?: number }[] = (
+  JSON.parse(readFileSync(new URL('../references/pytorch-transformers.json', import.meta.url), 'utf8')) as {
+    runs: { card: string; prefill: { tokens: number; ms: number; tokens_per_s?: number }[] }[];
+  }
+).runs.find((r) => r.card === 'NVIDIA H200')?.prefill ?? [];
+import { isSoftwareAdapter, printTable, runMeta, spread, writeJson, type Row } from './lib/report.js';
 import { benchMatmul, QUICK_SHAPES, PREFILL_DECODE_SHAPES } from './matmul.js';
 
 
@@ -60,14 +67,33 @@ async function main(): Promise<void> {
     const ids = Array.from({ length: T }, (_, i) => (i * 7919) % cfg.vocabSize);
     (await model.prefill(ids)).release(); // compiles every pipeline
     const iters = software ? 1 : 5;
-    const t0 = performance.now();
-    for (let i = 0; i < iters; i++) (await model.prefill(ids)).release();
-    const ms = (performance.now() - t0) / iters;
+    gpu.profiler?.reset();
+    const times: number[] = [];
+    for (let i = 0; i < iters; i++) {
+      const t0 = performance.now();
+      (await model.prefill(ids)).release();
+      times.push(performance.now() - t0);
+    }
+    const { median: ms, min, max } = spread(times);
+    if (gpu.profiler) {
+      const report = gpu.profiler.report();
+      const gpuMs = report.reduce((a, r) => a + r.ms, 0) / iters;
+      printTable(`GPU time per prefill of ${T} tokens by kernel: ${gpuMs.toFixed(1)} ms`,
+        report.slice(0, 16).map((r) => ({ kernel: r.label, 'ms': r.ms / iters, 'dispatches': r.count / iters })));
+    }
     const tflops = prefillFlops(cfg, T) / (ms / 1e3) / 1e12;
-    rows.push({ tokens: T, layers, 'ms': ms, 'tokens/s': T / (ms / 1e3), 'TFLOP/s': tflops, '% f32 peak': (100 * tflops) / peak });
+    const torch = !software && layers === base.numLayers ? PYTORCH_PREFILL_H200.find((r) => r.tokens === T) : undefined;
+    rows.push({
+      tokens: T, layers, matmul: gpu.matmulOnMatrices ? 'subgroup-matrix' : 'f32', 'ms': ms, 'min–max': `${min.toFixed(1)}–${max.toFixed(1)}`,
+      'tokens/s': T / (ms / 1e3), 'TFLOP/s': tflops, '% f32 peak': (100 * tflops) / peak,
+      'PyTorch H200 tokens/s': torch ? torch.tokens_per_s ?? (T / torch.ms) * 1e3 : '-',
+      'of PyTorch': torch ? (T / (ms / 1e3)) / (torch.tokens_per_s ?? (T / torch.ms) * 1e3) : '-',
+    });
   }
-  printTable(`prefill (${layers} layers, synthetic weights ${(weights.bytes / 2 ** 30).toFixed(2)} GiB; wall clock incl. logits readback)`, rows);
-  const file = writeJson('prefill', { adapter: info, config: configPath, layers, peakTflops: peak, matmul: matmulRows, prefill: rows });
+  const meta = runMeta(gpu);
+  printTable(`prefill on ${meta.card}, driver ${meta.driver}, commit ${meta.commit}, ${meta.date} (${layers} layers, synthetic weights ` +
+    `${(weights.bytes / 2 ** 30).toFixed(2)} GiB; wall clock incl. logits readback, median of the runs with min–max; PyTorch: bench/references/pytorch-transformers.json)`, rows);
+  const file = writeJson(`prefill-${gpu.matmulOnMatrices ? 'subgroup-matrix' : 'f32'}`, { ...meta, adapter: info, config: configPath, layers, peakTflops: peak, matmulEngine: gpu.matmulOnMatrices ? 'subgroup-matrix' : 'f32', matmul: matmulRows, prefill: rows });
   console.log(`\nwrote ${file}`);
   model.dispose();
   gpu.dispose();

@@ -39,7 +39,6 @@ export const BENCH_ENV = {
     .describe('KV cache dtypes of the decode bench'),
   PAGE_SIZE: DECODE_ENV.PAGE_SIZE,
   PEAK_TFLOPS: env.mapped(65, positive, 'expected a positive number').describe("the prefill bench's ceiling: f32 FMA TFLOP/s (H100 from WGSL)"),
-  PEAK_GBPS: env.mapped(3350, positive, 'expected a positive number').describe("the decode bench's ceiling: HBM GB/s (H100 SXM)"),
   ...GPU_ENV,
   ...MODEL_ENV,
 };

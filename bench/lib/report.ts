@@ -37,3 +37,23 @@ export function isSoftwareAdapter(info: { vendor: string; architecture: string; 
 export function loadNote(): string {
   return `load average ${loadavg()[0]!.toFixed(2)} on ${availableParallelism()} CPUs`;
 }
+
+/** Median with the smallest and largest sample. */
+export function spread(xs: readonly number[]): { readonly median: number; readonly min: number; readonly max: number } {
+  if (xs.length === 0) throw new RangeError('spread: no samples');
+  const s = [...xs].sort((a, b) => a - b);
+  const median = s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+  return { median, min: s[0]!, max: s[s.length - 1]! };
+}
+
+/** What a GPU result file names: the card, its driver, the commit and the date (BENCH_CARD/DRIVER/COMMIT override). */
+export function runMeta(gpu: { readonly adapterInfo: { vendor: string; architecture: string; device: string; description: string } }): {
+  readonly card: string; readonly driver: string; readonly commit: string; readonly date: string;
+} {
+  const a = gpu.adapterInfo;
+  const device = `${a.vendor} ${a.architecture} ${a.device} ${a.description}`.replace(/\s+/g, ' ').trim();
+  return {
+    card: process.env.BENCH_CARD ?? device, driver: process.env.BENCH_DRIVER ?? a.description,
+    commit: process.env.BENCH_COMMIT ?? 'unknown', date: new Date().toISOString(),
+  };
+}

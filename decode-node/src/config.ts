@@ -5,7 +5,10 @@ import { ConfigError, env, parseEnv, type EnvOf } from '@latentwire/protocol';
 import { KV_DTYPES, parseKvDtype, latentKvLayout, type KvDtype } from '@latentwire/protocol';
 import type { MlaConfig } from '@latentwire/model';
 import { kvPool } from './engine/latent-kv-cache.js';
-import { groupedDecodePlan } from './kernels/grouped-decode-attention/index.js';
+import { groupedDecodePlan, type MatrixCapabilities } from './kernels/grouped-decode-attention/index.js';
+
+export const ATTENTION_ENGINES = ['auto', 'f32', 'subgroup-matrix'] as const;
+export type DecodeAttentionEngine = (typeof ATTENTION_ENGINES)[number];
 
 export const DECODE_ENV = {
   PAGE_SIZE: env.int(64, 1, 4096).describe("tokens per KV page (FlashMLA's 64)"),
@@ -18,6 +21,9 @@ export const DECODE_ENV = {
   MAX_WAITING: env.int(256, 0).describe('requests queued for a batch slot before new ones are refused'),
   MAX_CONTEXT: env.int(0, 0).describe("longest sequence; 0 = the model's `max_position_embeddings`"),
   DECODE_HEAD_GROUP: env.int(0, 0, 128).describe('heads per workgroup of the grouped kernel; 0 = min(heads, 8)'),
+  DECODE_ATTENTION_ENGINE: env
+    .oneOf(ATTENTION_ENGINES, 'auto')
+    .describe('grouped kernel: `auto` (tensor cores through subgroup matrices where the adapter has them), `f32` (portable), `subgroup-matrix` (refused at start where impossible)'),
   DECODE_KV_SPLITS: env.int(0, 0, 64).describe('KV splits of the grouped kernel; 0 = chosen per step from batch and context'),
   RESERVATION_LEASE_MS: env.int(30_000, 1).describe('reserved pages wait this long for their KV before they return'),
 };
@@ -30,6 +36,7 @@ export interface DecodeSettings {
   readonly maxWaiting: number;
   readonly maxContext: number;
   readonly headGroup: number | undefined;
+  readonly attentionEngine: DecodeAttentionEngine;
   readonly kvSplits: number;
   readonly leaseMs: number;
 }
@@ -37,6 +44,14 @@ export interface DecodeSettings {
 /** The adapter limits an impossible size is checked against. */
 export type DecodeDeviceLimits = Pick<GPUSupportedLimits,
   'maxStorageBufferBindingSize' | 'maxBufferSize' | 'maxComputeWorkgroupStorageSize' | 'maxComputeInvocationsPerWorkgroup' | 'maxComputeWorkgroupSizeX'>;
+
+/** The grouped kernel's plan inputs for an engine setting: the adapter's matrix capabilities unless `f32`. */
+export function attentionEngineChoice(engine: DecodeAttentionEngine, matrix: MatrixCapabilities | undefined): {
+  readonly matrix?: MatrixCapabilities; readonly engine?: 'f32' | 'subgroup-matrix';
+} {
+  if (engine === 'f32') return { engine: 'f32' };
+  return engine === 'auto' ? { matrix } : { matrix, engine };
+}
 
 /** Parses DECODE_ENV from `e`, then as decodeSettingsFrom (tests and embedders; a process parses once at start). */
 export function decodeSettings(cfg: MlaConfig, e: NodeJS.ProcessEnv = process.env, overrides: Partial<DecodeSettings> = {}): DecodeSettings {
@@ -50,6 +65,7 @@ export function decodeSettings(cfg: MlaConfig, e: NodeJS.ProcessEnv = process.en
  */
 export function decodeSettingsFrom(
   cfg: MlaConfig, v: EnvOf<typeof DECODE_ENV>, overrides: Partial<DecodeSettings> = {}, limits?: DecodeDeviceLimits,
+  matrix?: MatrixCapabilities,
 ): DecodeSettings {
   const kvDtype = overrides.kvDtype ?? v.KV_CACHE_DTYPE;
   const pageSize = overrides.pageSize ?? v.PAGE_SIZE;
@@ -63,6 +79,7 @@ export function decodeSettingsFrom(
     maxWaiting: overrides.maxWaiting ?? v.MAX_WAITING,
     maxContext: overrides.maxContext ?? (v.MAX_CONTEXT > 0 ? Math.min(v.MAX_CONTEXT, cfg.maxPositionEmbeddings) : cfg.maxPositionEmbeddings),
     headGroup: overrides.headGroup ?? (v.DECODE_HEAD_GROUP > 0 ? v.DECODE_HEAD_GROUP : undefined),
+    attentionEngine: overrides.attentionEngine ?? v.DECODE_ATTENTION_ENGINE,
     kvSplits: overrides.kvSplits ?? v.DECODE_KV_SPLITS,
     leaseMs: overrides.leaseMs ?? v.RESERVATION_LEASE_MS,
   });
@@ -79,10 +96,12 @@ export function decodeSettingsFrom(
   try {
     groupedDecodePlan({
       kvLoraRank: cfg.kvLoraRank, ropeDim: cfg.qkRopeHeadDim, dtype: kvDtype, pageSize, heads: cfg.numHeads, limits,
-      headGroup: s.headGroup, poolBindings,
+      headGroup: s.headGroup, poolBindings, ...attentionEngineChoice(s.attentionEngine, matrix),
     });
   } catch (cause) {
-    throw ConfigError.of('DECODE_HEAD_GROUP', String(v.DECODE_HEAD_GROUP), `does not fit this adapter: ${(cause as Error).message}`, { cause });
+    const [name, value] = s.attentionEngine === 'subgroup-matrix' && /subgroup-matrix/.test((cause as Error).message)
+      ? ['DECODE_ATTENTION_ENGINE', s.attentionEngine] : ['DECODE_HEAD_GROUP', String(v.DECODE_HEAD_GROUP)];
+    throw ConfigError.of(name, value, `does not fit this adapter: ${(cause as Error).message}`, { cause });
   }
   return s;
 }

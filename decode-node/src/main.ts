@@ -57,7 +57,7 @@ async function main(): Promise<void> {
   }
 
   try {
-    const decode = decodeSettingsFrom(loadConfig(settings.modelDir), env.decode, {}, gpu.limits);
+    const decode = decodeSettingsFrom(loadConfig(settings.modelDir), env.decode, {}, gpu.limits, gpu.matrixCapabilities);
     stage = 'loading weights and compiling';
     stack = await loadDecodeStack(gpu, settings.modelDir, () => decode, { ropeFreqPrecision: env.ropeFreqPrecision });
     // every pipeline is compiled before the service starts heartbeating: the pool only hears of a node that can serve at once

@@ -18,12 +18,19 @@ test('env - decode node: each kind of bad value exits 2 naming the variable', as
     ['ROPE_FREQ_PRECISION', 'bf16'], // not in the enum (the vocabulary is checkpoint | f32)
     ['NATS_URL', ' , '], // empty list
     ['NODE_ID', 'a b'], // not an id
+    ['DECODE_ATTENTION_ENGINE', 'tensor'], // not in the enum
   ] as const;
-  const [bad, tooBig] = await Promise.all([runWithBadEnv(MAIN, cases), runWithBadEnv(MAIN, [['KV_CACHE_MIB', '100000000']])]);
+  const [bad, tooBig, noMatrices] = await Promise.all([
+    runWithBadEnv(MAIN, cases), runWithBadEnv(MAIN, [['KV_CACHE_MIB', '100000000']]),
+    // an adapter without subgroup matrices (lavapipe, where this runs) cannot run the tensor-core kernel
+    runWithBadEnv(MAIN, [['DECODE_ATTENTION_ENGINE', 'subgroup-matrix']]),
+  ]);
   t.is(bad.code, 2, bad.stderr);
   for (const [i, [name, value]] of cases.entries()) t.truthy(bad.named[i], `${name}=${value} not named in:\n${bad.stderr}`);
   t.is(tooBig.code, 2, tooBig.stderr);
   t.regex(tooBig.named[0] ?? '', /does not fit this adapter/, tooBig.stderr);
+  t.is(noMatrices.code, 2, noMatrices.stderr);
+  t.regex(noMatrices.named[0] ?? '', /does not fit this adapter: .*subgroup-matrix/, noMatrices.stderr);
 });
 
 test('env - CLI: each kind of bad value exits 2 naming the variable', async (t) => {

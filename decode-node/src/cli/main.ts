@@ -90,7 +90,7 @@ async function runCommand(command: 'logits' | 'generate', values: LogitsOptions 
   const gpu = await Gpu.create(gpuOptions(env));
   try {
     const cfg = loadConfig(modelDir);
-    const settings = (o: Partial<DecodeSettings>) => decodeSettingsFrom(cfg, env, { ...overrides, ...o }, gpu.limits);
+    const settings = (o: Partial<DecodeSettings>) => decodeSettingsFrom(cfg, env, { ...overrides, ...o }, gpu.limits, gpu.matrixCapabilities);
     settings({ maxBatch: 1 }); // sizes the adapter cannot hold fail here, before any weight is uploaded
     if (command === 'logits') {
       const { ids } = values as LogitsOptions;

@@ -18,6 +18,7 @@ import { FROM_HOST, gatherTokens } from '../kernels/gather-tokens/index.js';
 import { prepareAbsorbedWeights, type AbsorbedWeights } from './absorbed-weights.js';
 import { absorbedAttention } from './absorbed-attention.js';
 import { LatentKvCache } from './latent-kv-cache.js';
+import { attentionEngineChoice, type DecodeAttentionEngine } from '../config.js';
 
 export interface DecodeModelOptions {
   /** MAX_BATCH: most sequences in one step. */
@@ -30,6 +31,8 @@ export interface DecodeModelOptions {
   readonly numPages: number;
   /** DECODE_HEAD_GROUP (default: the kernel plan's). */
   readonly headGroup?: number;
+  /** DECODE_ATTENTION_ENGINE (default auto: the subgroup-matrix variant where the adapter can run it). */
+  readonly attentionEngine?: DecodeAttentionEngine;
   /** DECODE_KV_SPLITS: 0 or undefined = chosen per step from batch and context length. */
   readonly kvSplits?: number;
   /** Required: the prefill model's value (PrefillModel.ropeFreqPrecision), or the two compute different RoPE angles. */
@@ -105,6 +108,7 @@ export class DecodeModel {
       kvLoraRank: r, ropeDim: rope, dtype: opts.kvDtype, pageSize: opts.pageSize, heads, limits: gpu.limits,
       headGroup: opts.headGroup, maxTileTokens: opts.maxTileTokens, workgroupSize: opts.workgroupSize,
       poolBindings: this.cache.pools[0]!.length,
+      ...attentionEngineChoice(opts.attentionEngine ?? 'auto', gpu.matrixCapabilities),
     });
     this.maxPagesPerSeq = pagesFor(this.cache.layout, opts.maxContext);
     this.forward = new ModelForward(gpu, cfg, weights, opts.ropeFreqPrecision);

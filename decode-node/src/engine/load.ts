@@ -25,7 +25,7 @@ export async function loadDecodeStack(
   const s = settings(folder.config);
   const model = await DecodeModel.create(gpu, folder.config, prefill.weights, {
     maxBatch: s.maxBatch, maxContext: s.maxContext, pageSize: s.pageSize, kvDtype: s.kvDtype, numPages: s.numPages,
-    headGroup: s.headGroup, kvSplits: s.kvSplits, ropeFreqPrecision: prefill.ropeFreqPrecision,
+    headGroup: s.headGroup, attentionEngine: s.attentionEngine, kvSplits: s.kvSplits, ropeFreqPrecision: prefill.ropeFreqPrecision,
   });
   const compiled = await model.compileAll(); // before anyone can send work: no request waits for a compile
   const engine = new DecodeEngine(model, prefill, { maxWaiting: s.maxWaiting, leaseMs: s.leaseMs });

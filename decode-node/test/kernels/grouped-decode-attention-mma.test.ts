@@ -22,7 +22,7 @@ const MMA_TOL = 3e-3;
 const gpu = await Gpu.create({
   adapter: process.env.WEBGPU_ADAPTER, dawnFeatures: ['allow_unsafe_apis', 'vulkan_enable_f16_on_nvidia'],
 });
-const matrix: MatrixCapabilities = { ...gpu.adapterInfo, features: gpu.features };
+const matrix: MatrixCapabilities = gpu.matrixCapabilities;
 const why = mmaUnsupportedReason(matrix);
 console.log(`adapter: subgroups ${matrix.subgroupMinSize}..${matrix.subgroupMaxSize}, matrix configs ${JSON.stringify(matrix.subgroupMatrixConfigs)}`);
 const gpuTest = why === null ? test.serial : test.skip;

@@ -10,42 +10,23 @@
 // with a 4-byte flag among them the f16 tile could start misaligned, and matrix loads from it then read shifted
 // rows (scores of the next token) while scalar reads of the same array were right. Error grows with |score|
 // (q is rounded to f16 before the product): 9.5e-3 where rows grow 7× over the sequence (the ramp test).
-import { readFileSync } from 'node:fs';
 import type { KernelShader } from '@latentwire/gpu';
-import { memoShader, uniformStructWgsl } from '@latentwire/gpu';
+import { fillWgsl, loadWgsl, memoShader, subgroupMatrixUnsupportedReason, uniformStructWgsl, type MatrixCapabilities } from '@latentwire/gpu';
 import { latentKvLayout, type KvDtype, type KvElementType, type LatentKvLayout } from '@latentwire/protocol';
 import { chunkWords, fetchChunkWgsl, poolWordsWgsl } from './page-words-wgsl.js';
 
-const MMA_WGSL = readFileSync(new URL('./grouped-decode-attention-mma.wgsl', import.meta.url), 'utf8');
+const MMA_WGSL = loadWgsl(new URL('./grouped-decode-attention-mma.wgsl', import.meta.url));
 
 export const MMA_UNIFORMS = { heads: 'u32', num_splits: 'u32', pages_per_buffer: 'u32', scale_log2e: 'f32' } as const;
 
 /** Fixed shape of the variant: 4 subgroups of 32, 16 tokens a tile, 16 rows (heads) a group at most. */
 export const MMA = { subgroupSize: 32, subgroups: 4, workgroupSize: 128, tileTokens: 16, maxHeadGroup: 16 } as const;
 
-/** What an adapter offers for this variant (GPUAdapterInfo's subgroup fields, the device's features). */
-export interface MatrixCapabilities {
-  readonly features: ReadonlySet<string>;
-  readonly subgroupMinSize?: number;
-  readonly subgroupMaxSize?: number;
-  readonly subgroupMatrixConfigs?: readonly {
-    readonly componentType: string; readonly resultComponentType: string; readonly M: number; readonly N: number; readonly K: number;
-  }[];
-}
+export type { MatrixCapabilities } from '@latentwire/gpu';
 
-/** Why the device cannot run the variant, or null when it can. */
+/** Why the device cannot run the variant, or null when it can (the shared subgroup-matrix requirements). */
 export function mmaUnsupportedReason(c: MatrixCapabilities | undefined): string | null {
-  if (!c) return 'no adapter capabilities given';
-  for (const f of ['chromium-experimental-subgroup-matrix', 'shader-f16', 'subgroups']) {
-    if (!c.features.has(f)) return `the device lacks ${f}`;
-  }
-  if (c.subgroupMinSize !== MMA.subgroupSize || c.subgroupMaxSize !== MMA.subgroupSize) {
-    return `subgroups of ${c.subgroupMinSize}..${c.subgroupMaxSize}, not exactly ${MMA.subgroupSize}`;
-  }
-  const ok = (c.subgroupMatrixConfigs ?? []).some(
-    (m) => m.componentType === 'f16' && m.resultComponentType === 'f32' && m.M === 16 && m.N === 16 && m.K === 16,
-  );
-  return ok ? null : `no f16 → f32 16×16×16 subgroup matrix config among ${JSON.stringify(c.subgroupMatrixConfigs ?? [])}`;
+  return subgroupMatrixUnsupportedReason(c);
 }
 
 export interface MmaShape {
@@ -229,16 +210,6 @@ function hotLoops(v: MmaShape, NACC: number, NCH: number, scaled: boolean): Reco
   };
 }
 
-function fillTemplate(wgsl: string, parts: Record<string, string>): string {
-  let out = wgsl;
-  for (const [k, val] of Object.entries(parts)) {
-    const marker = `/*@${k}@*/`;
-    if (!out.includes(marker)) throw new Error(`grouped-decode-attention-mma.wgsl lacks ${marker}`);
-    out = out.replace(marker, val);
-  }
-  return out;
-}
-
 function build_groupedDecodeMmaShader(v: MmaShape): KernelShader & { readonly uniforms: typeof MMA_UNIFORMS } {
   check(v);
   const l = latentKvLayout({ kvLoraRank: v.kvLoraRank, ropeDim: v.ropeDim, pageSize: v.pageSize, dtype: v.dtype });
@@ -276,7 +247,7 @@ ${pools.join('\n')}
 @group(0) @binding(${o + 1}) var<storage, read_write> lse: array<f32>;
 ${uniformStructWgsl(MMA_UNIFORMS, o + 2)}
 ${pageWgsl(l, v.poolBindings)}
-${fillTemplate(MMA_WGSL, hotLoops(v, NACC, NCH, scaled))}`,
+${fillWgsl(MMA_WGSL, hotLoops(v, NACC, NCH, scaled), 'grouped-decode-attention-mma.wgsl')}`,
   };
 }
 

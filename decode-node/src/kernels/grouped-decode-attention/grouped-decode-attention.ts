@@ -18,9 +18,8 @@
 // Compile-time (one pipeline each): r, rope, cache dtype, page size, head group G, tile BT, threads, pool
 // bindings. Per-dispatch (uniforms and buffers, so all batches share the pipeline): batch, heads, lengths,
 // page tables, number of splits, scale.
-import { readFileSync } from 'node:fs';
 import type { BufferBinding, KernelProgram, KernelShader } from '@latentwire/gpu';
-import { uniformStructWgsl } from '@latentwire/gpu';
+import { fillWgsl, loadWgsl, uniformStructWgsl } from '@latentwire/gpu';
 import { latentKvLayout, type KvDtype, type KvElementType, type LatentKvLayout } from '@latentwire/protocol';
 import { fp8Wgsl } from '@latentwire/gpu/kernels';
 import { memoShader } from '@latentwire/gpu';
@@ -29,8 +28,8 @@ import {
   groupedDecodeMmaShader, groupedDecodeMmaWorkgroupBytes, mmaUnsupportedReason, MMA, type MatrixCapabilities, type MmaShape,
 } from './grouped-decode-attention-mma.js';
 
-const ATTN_WGSL = readFileSync(new URL('./grouped-decode-attention.wgsl', import.meta.url), 'utf8');
-const MERGE_WGSL = readFileSync(new URL('./grouped-decode-merge.wgsl', import.meta.url), 'utf8');
+const ATTN_WGSL = loadWgsl(new URL('./grouped-decode-attention.wgsl', import.meta.url));
+const MERGE_WGSL = loadWgsl(new URL('./grouped-decode-merge.wgsl', import.meta.url));
 
 const ATTN_UNIFORMS = { heads: 'u32', num_splits: 'u32', pages_per_buffer: 'u32', scale_log2e: 'f32' } as const;
 const MERGE_UNIFORMS = { heads: 'u32', num_splits: 'u32' } as const;
@@ -351,16 +350,6 @@ function hotLoops(d: Derived): Record<string, string> {
   };
 }
 
-function fillTemplate(wgsl: string, parts: Record<string, string>): string {
-  let out = wgsl;
-  for (const [k, v] of Object.entries(parts)) {
-    const marker = `/*@${k}@*/`;
-    if (!out.includes(marker)) throw new Error(`grouped-decode-attention.wgsl lacks ${marker}`);
-    out = out.replace(marker, v);
-  }
-  return out;
-}
-
 function build_groupedDecodeAttentionShader(v: GroupedDecodeVariant): KernelShader & { readonly uniforms: typeof ATTN_UNIFORMS } {
   const d = derive(v);
   const l = groupedDecodeLayout(v);
@@ -387,7 +376,7 @@ ${pools.join('\n')}
 ${uniformStructWgsl(ATTN_UNIFORMS, oBinding + 2)}
 ${fp8}
 ${loadChunkWgsl(l, d.pools)}
-${fillTemplate(ATTN_WGSL, hotLoops(d))}`,
+${fillWgsl(ATTN_WGSL, hotLoops(d), 'grouped-decode-attention.wgsl')}`,
   };
 }
 

@@ -69,7 +69,7 @@ export class ModelForward {
     const lw = this.weights.layers[l]!;
     const { rows: M, scratch: s } = pass;
     const H = cfg.hiddenSize, heads = cfg.numHeads, r = cfg.kvLoraRank, width = latentRowWidth(cfg);
-    const lim = gpu.limits;
+    const lim = gpu.matmulLimits;
     yield rmsNorm({ x: s.x, weight: lw.inputNorm, y: s.xn, rows: M, cols: H, eps: cfg.rmsNormEps });
     if (lw.query.kind === 'direct') {
       yield matmul({ x: s.xn, weight: lw.query.qProj, y: s.q, M, N: heads * qkHeadDim(cfg), K: H }, lim);
@@ -116,7 +116,7 @@ export class ModelForward {
   /** logits [rows, vocab] = LM head of xn rows [first, first + rows) (after finalNorm). */
   lmHead(pass: ForwardPass, first: number, rows: number, logits: GPUBuffer): KernelProgram {
     const H = this.cfg.hiddenSize;
-    return matmul({ x: pass.scratch.xn, xOffset: first * H, weight: this.weights.lmHead, y: logits, M: rows, N: this.cfg.vocabSize, K: H }, this.gpu.limits);
+    return matmul({ x: pass.scratch.xn, xOffset: first * H, weight: this.weights.lmHead, y: logits, M: rows, N: this.cfg.vocabSize, K: H }, this.gpu.matmulLimits);
   }
 
   dispose(): void {

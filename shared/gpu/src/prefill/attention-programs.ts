@@ -24,7 +24,7 @@ export function naiveAttention(f: ModelForward, b: NaiveAttentionBuffers): Atten
       yield matmul({
         x: latent, xStride: latentRowWidth(cfg), weight: f.weights.layers[l]!.kvBProj, y: b.kv,
         M: T, N: cfg.numHeads * (cfg.qkNopeHeadDim + cfg.vHeadDim), K: cfg.kvLoraRank,
-      }, lim);
+      }, f.gpu.matmulLimits);
       yield mlaPrefillAttention({
         q: s.q, kv: b.kv, latent, out: s.attn,
         heads: cfg.numHeads, nope: cfg.qkNopeHeadDim, rope: cfg.qkRopeHeadDim, v: cfg.vHeadDim, kvLoraRank: cfg.kvLoraRank,

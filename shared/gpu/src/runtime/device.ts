@@ -16,6 +16,8 @@ export interface GpuOptions {
   readonly profile?: boolean;
   /** Print every generated WGSL source as it is compiled. */
   readonly dumpWgsl?: boolean;
+  /** MATMUL_ENGINE: 'auto' (default) lets matmuls use subgroup matrices where the device has them; 'f32' never. */
+  readonly matmulEngine?: 'auto' | 'f32';
 }
 
 const OPTIONAL_FEATURES = ['shader-f16', 'subgroups', 'timestamp-query', 'chromium-experimental-subgroup-matrix'] as const;

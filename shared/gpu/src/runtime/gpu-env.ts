@@ -7,12 +7,15 @@ import { DEFAULT_ROPE_FREQ_PRECISION, ROPE_FREQ_PRECISIONS, type RopeFreqPrecisi
 export const GPU_ENV = {
   WEBGPU_ADAPTER: env.optionalStr().describe('substring of the adapter name to use when several exist'),
   DAWN_FEATURES: env.list([]).describe('Dawn toggles, comma-separated; on NVIDIA `allow_unsafe_apis,vulkan_enable_f16_on_nvidia`'),
+  MATMUL_ENGINE: env
+    .oneOf(['auto', 'f32'] as const, 'auto')
+    .describe('matmuls of 17+ rows (prefill, large decode batches): `auto` runs them on subgroup matrices (tensor cores) where the adapter has them, `f32` keeps the FMA kernel'),
   GPU_PROFILE: env.bool(false).describe('GPU timestamps per kernel (benchmarks and the CLI print them)'),
   DUMP_WGSL: env.bool(false).describe('print every generated WGSL source when it is compiled'),
 };
 
 export function gpuOptions(v: EnvOf<typeof GPU_ENV>): GpuOptions {
-  return { adapter: v.WEBGPU_ADAPTER, dawnFeatures: v.DAWN_FEATURES, profile: v.GPU_PROFILE, dumpWgsl: v.DUMP_WGSL };
+  return { adapter: v.WEBGPU_ADAPTER, dawnFeatures: v.DAWN_FEATURES, profile: v.GPU_PROFILE, dumpWgsl: v.DUMP_WGSL, matmulEngine: v.MATMUL_ENGINE };
 }
 
 export function gpuOptionsFromEnv(e: NodeJS.ProcessEnv = process.env): GpuOptions {

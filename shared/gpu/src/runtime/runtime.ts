@@ -7,6 +7,14 @@ import { PipelineCache } from './pipeline-cache.js';
 import type { BufferBinding, KernelProgram } from './program.js';
 import { packUniforms, uniformByteSize } from './uniforms.js';
 import { Profiler } from './profiler.js';
+import { subgroupMatrixUnsupportedReason, type MatrixCapabilities } from './matrix-caps.js';
+
+/** What `gpu.matmulLimits` holds (the matmul launcher's MatmulLimits). */
+export interface MatmulDeviceLimits {
+  readonly maxComputeWorkgroupStorageSize: number; readonly maxComputeInvocationsPerWorkgroup: number;
+  readonly maxComputeWorkgroupsPerDimension: number; readonly minStorageBufferOffsetAlignment: number;
+  readonly subgroupMatrix: boolean;
+}
 
 export const STORAGE = 0x80 | 0x8 | 0x4; // STORAGE | COPY_DST | COPY_SRC
 
@@ -18,6 +26,8 @@ export class Gpu {
   private readonly bindGroups = new Map<string, GPUBindGroup>();
   private readonly ids = new WeakMap<object, number>();
   private nextId = 1;
+  private readonly matmulEngine: 'auto' | 'f32';
+  private matmulLimitsMemo: MatmulDeviceLimits | null = null;
   private firstError: Error | null = null;
 
   private constructor(
@@ -28,6 +38,7 @@ export class Gpu {
     opts: GpuOptions,
   ) {
     this.pipelines = new PipelineCache(device, opts.dumpWgsl ?? false);
+    this.matmulEngine = opts.matmulEngine ?? 'auto';
     this.profiler = opts.profile && features.has('timestamp-query') ? new Profiler(device) : null;
     device.addEventListener('uncapturederror', (ev) => {
       const err = (ev as GPUUncapturedErrorEvent).error;
@@ -48,6 +59,26 @@ export class Gpu {
   }
   get hasSubgroups(): boolean {
     return this.features.has('subgroups');
+  }
+  /** What kernels pick their subgroup-matrix (tensor-core) variants by: the features and the adapter's subgroup facts. */
+  get matrixCapabilities(): AdapterInfo & MatrixCapabilities {
+    return { ...this.adapterInfo, features: this.features };
+  }
+  /** Whether matmuls run on subgroup matrices: the device can, and MATMUL_ENGINE did not say f32. */
+  get matmulOnMatrices(): boolean {
+    return this.matmulEngine === 'auto' && subgroupMatrixUnsupportedReason(this.matrixCapabilities) === null;
+  }
+  /** The device facts the matmul launcher sizes and picks its variants by (a plain object: limits are getters). */
+  get matmulLimits(): MatmulDeviceLimits {
+    if (!this.matmulLimitsMemo) {
+      const l = this.device.limits;
+      this.matmulLimitsMemo = Object.freeze({
+        maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize, maxComputeInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
+        maxComputeWorkgroupsPerDimension: l.maxComputeWorkgroupsPerDimension, minStorageBufferOffsetAlignment: l.minStorageBufferOffsetAlignment,
+        subgroupMatrix: this.matmulOnMatrices,
+      });
+    }
+    return this.matmulLimitsMemo;
   }
   /** Bytes held by buffers created through this runtime and not destroyed (for leak tests). */
   get liveBufferBytes(): number {

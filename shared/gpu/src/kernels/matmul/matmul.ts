@@ -8,8 +8,10 @@ import { weightBytes } from '@latentwire/model';
 import { weightsPerVec, type MatmulAlign } from './common.js';
 import { gemvConfig, gemvRowsPerWorkgroup, gemvShader, gemvWorkgroupBytes, type GemvConfig } from './gemv.js';
 import { GEMM_TILES, gemmInvocations, gemmShader, gemmSlabBytes, type GemmTile, type GemmTileName } from './gemm.js';
+import { MMA_TILES, MMA_WORKGROUP_SIZE, gemmMmaShader, mmaWorkgroupBytes, type MmaTile, type MmaTileName } from './gemm-mma.js';
 
 export { GEMM_TILES, type GemmTile, type GemmTileName } from './gemm.js';
+export { MMA_TILES, type MmaTile, type MmaTileName } from './gemm-mma.js';
 export type { GemvConfig } from './gemv.js';
 
 /** Largest M the launcher sends to the GEMV variant by default (on an H100 it beat every GEMM tile to M = 16). */
@@ -17,7 +19,8 @@ export const GEMV_MAX_M = 16;
 /** Largest M the GEMV variant can be forced to. */
 export const GEMV_LIMIT_M = 16;
 
-export type MatmulVariant = 'gemv' | 'gemm';
+/** gemv: small M, bandwidth-bound; gemm: f32 FMA tiles; gemm-mma: subgroup-matrix (tensor-core) tiles. */
+export type MatmulVariant = 'gemv' | 'gemm' | 'gemm-mma';
 
 export interface MatmulArgs {
   readonly x: GPUBuffer;
@@ -36,8 +39,13 @@ export interface MatmulArgs {
   readonly weightOffset?: number;
   /** y += x·Wᵀ (fuses a residual add) instead of y = x·Wᵀ. */
   readonly accumulate?: boolean;
-  /** Forces a regime (default: GEMV for M ≤ GEMV_MAX_M, else GEMM). GEMV needs M ≤ GEMV_LIMIT_M. */
+  /**
+   * Forces a regime (default: GEMV for M ≤ GEMV_MAX_M, else the subgroup-matrix GEMM where the limits allow it
+   * and rows load as 16-byte words, else the f32 GEMM). GEMV needs M ≤ GEMV_LIMIT_M.
+   */
   readonly variant?: MatmulVariant;
+  /** Forces the subgroup-matrix tile (default: picked from M and N). */
+  readonly mmaTile?: MmaTileName;
   /** Forces the GEMM tile, by name or shape (default: picked from M, N and the limits). */
   readonly tile?: GemmTileName | GemmTile;
   /** Overrides fields of the picked GEMV shape (tuning; the result must fit the limits). */
@@ -50,12 +58,15 @@ export interface MatmulLimits {
   readonly maxComputeInvocationsPerWorkgroup?: number;
   readonly maxComputeWorkgroupsPerDimension?: number;
   readonly minStorageBufferOffsetAlignment?: number;
+  /** The device runs the subgroup-matrix variants (`gpu.matmulLimits` says; default false). */
+  readonly subgroupMatrix?: boolean;
 }
 
 /** What the launcher decided, for tests and benchmarks. */
 export type MatmulPlan =
   | { readonly variant: 'gemv'; readonly config: GemvConfig; readonly align: MatmulAlign }
-  | { readonly variant: 'gemm'; readonly tile: GemmTile; readonly tileName: string; readonly doubleBuffer: boolean; readonly align: MatmulAlign };
+  | { readonly variant: 'gemm'; readonly tile: GemmTile; readonly tileName: string; readonly doubleBuffer: boolean; readonly align: MatmulAlign }
+  | { readonly variant: 'gemm-mma'; readonly tile: MmaTile; readonly tileName: MmaTileName; readonly align: MatmulAlign };
 
 /**
  * A tile is taken when it makes at least this many workgroups, else the next smaller one. Below one per SM of
@@ -73,6 +84,7 @@ function limitsOf(l: MatmulLimits | undefined) {
     invocations: l?.maxComputeInvocationsPerWorkgroup ?? 256,
     perDim: l?.maxComputeWorkgroupsPerDimension ?? 65535,
     offsetAlign: l?.minStorageBufferOffsetAlignment ?? 256,
+    matrix: l?.subgroupMatrix ?? false,
   };
 }
 
@@ -86,7 +98,25 @@ export function matmulPlan(a: MatmulArgs, limits?: MatmulLimits, wOffsetInBindin
     vecX: K % 4 === 0 && xStride % 4 === 0 && xOffset % 4 === 0,
     vecW: K % vpw === 0 && wOffsetInBinding % vpw === 0,
   };
-  const variant = a.variant ?? (M <= GEMV_MAX_M ? 'gemv' : 'gemm');
+  const mmaFits = (t: MmaTile) => MMA_WORKGROUP_SIZE <= lim.invocations && mmaWorkgroupBytes(t) <= lim.wgBytes;
+  // by default only where even the small tile fills the device (decode batches just past the GEMV range are
+  // bound by the weight read, which the f32 GEMM's smaller tiles spread over more workgroups)
+  const mmaWorkgroups = Math.ceil(M / MMA_TILES.m64x64.BM) * Math.ceil(N / MMA_TILES.m64x64.BN);
+  const mmaByDefault = lim.matrix && align.vecX && align.vecW && a.tile === undefined && mmaWorkgroups >= MIN_WORKGROUPS &&
+    (Object.values(MMA_TILES) as MmaTile[]).some(mmaFits);
+  const variant = a.variant ?? (M <= GEMV_MAX_M ? 'gemv' : mmaByDefault ? 'gemm-mma' : 'gemm');
+  if (variant === 'gemm-mma') {
+    if (!lim.matrix) throw new RangeError("matmul: variant 'gemm-mma' needs a device with subgroup matrices (MatmulLimits.subgroupMatrix)");
+    if (!align.vecX || !align.vecW) throw new RangeError(`matmul: variant 'gemm-mma' needs K, strides and offsets in whole 16-byte words (K = ${K})`);
+    const names = (a.mmaTile !== undefined ? [a.mmaTile] : (['m128x128', 'm64x64'] as const)).filter((n) => {
+      if (!Object.hasOwn(MMA_TILES, n)) throw new RangeError(`matmul: unknown subgroup-matrix tile '${n}'`);
+      return mmaFits(MMA_TILES[n]);
+    });
+    if (names.length === 0) throw new RangeError('matmul: no subgroup-matrix tile fits the device limits');
+    const count = (n: MmaTileName) => Math.ceil(M / MMA_TILES[n].BM) * Math.ceil(N / MMA_TILES[n].BN);
+    const tileName = names.find((n) => count(n) >= MIN_WORKGROUPS) ?? names[names.length - 1]!;
+    return { variant, tile: MMA_TILES[tileName], tileName, align };
+  }
   if (variant === 'gemv') {
     if (M > GEMV_LIMIT_M) throw new RangeError(`matmul: variant 'gemv' needs M <= ${GEMV_LIMIT_M}, got M = ${M}`);
     const config = { ...gemvConfig(M, N, lim.invocations, lim.wgBytes), ...a.gemv };
@@ -180,6 +210,14 @@ export function matmul(a: MatmulArgs, limits?: MatmulLimits): KernelProgram {
       buffers,
       uniformValues,
       workgroups: [gx, Math.ceil(blocks / gx)],
+    };
+  }
+  if (plan.variant === 'gemm-mma') {
+    return {
+      shader: gemmMmaShader(dtype, plan.tile, accumulate),
+      buffers,
+      uniformValues,
+      workgroups: [Math.ceil(N / plan.tile.BN), Math.ceil(M / plan.tile.BM)],
     };
   }
   return {

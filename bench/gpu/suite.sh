@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The GPU machine's runs, in one device call (its time is counted): each step named on the command line runs
+# under its own time limit, and its log (and result JSON) lands in $OUT. On the device machine, after pack.sh:
+#   source .gpu/env.sh; BENCH_COMMIT=<commit> bash bench/gpu/suite.sh mma-tests matmul prefill decode transfer
+# Steps: mma-tests (the tensor-core tests: matmul-mma, grouped decode attention), matmul (f32 vs subgroup-matrix
+# GEMM tiles at prefill shapes), prefill (f32 and subgroup-matrix matmuls), decode (both attention kernels),
+# prefill-profile (per-kernel GPU times), decode-attention (the kernel grid), transfer (needs pack.sh --servers).
+set -uo pipefail
+out=${OUT:-/tmp/gpu-suite}
+mkdir -p "$out"
+export BENCH_OUT="$out" BENCH_DRIVER="${BENCH_DRIVER:-$(nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>/dev/null)}"
+export BENCH_CARD="${BENCH_CARD:-$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null)}"
+export DAWN_FEATURES=allow_unsafe_apis,vulkan_enable_f16_on_nvidia
+ava=$PWD/node_modules/ava/entrypoints/cli.mjs
+step() { # name, limit in seconds, command...
+  local name=$1 limit=$2; shift 2
+  local t0=$SECONDS
+  echo "== $name (limit ${limit}s)"
+  timeout "$limit" "$@" > "$out/$name.log" 2>&1
+  echo "== $name: exit $? after $((SECONDS - t0)) s"; tail -n 40 "$out/$name.log"
+}
+for s in "$@"; do
+  case $s in
+    mma-tests)
+      step matmul-mma-test 240 bash -c "cd shared/gpu && node $ava dist/test/kernels/matmul-mma.test.js --verbose"
+      step decode-attention-mma-test 240 bash -c "cd decode-node && node $ava dist/test/kernels/grouped-decode-attention-mma.test.js --verbose" ;;
+    matmul)
+      step matmul 240 node bench/dist/matmul.js 4096x2048x2048,4096x3072x2048,4096x10944x2048,4096x576x2048,4096x4096x512,64x2048x2048,64x102400x2048 \
+        '[{"variant":"gemm"},{"variant":"gemm-mma","mmaTile":"m128x128"},{"variant":"gemm-mma","mmaTile":"m128x128k16"},{"variant":"gemm-mma","mmaTile":"m64x64"}]' ;;
+    prefill)
+      BENCH_TOKENS=${BENCH_TOKENS:-1024,4096} MATMUL_ENGINE=f32 step prefill-f32 300 node bench/dist/prefill.js
+      BENCH_TOKENS=${BENCH_TOKENS:-1024,4096} step prefill-subgroup-matrix 300 node bench/dist/prefill.js ;;
+    prefill-profile)
+      BENCH_TOKENS=4096 GPU_PROFILE=1 step prefill-profile 300 node bench/dist/prefill.js ;;
+    decode)
+      BENCH_DTYPES=fp8_e4m3 step decode 420 node bench/dist/decode.js ;;
+    decode-attention)
+      step decode-attention 420 node bench/dist/decode-attention.js ;;
+    transfer)
+      step transfer 300 node bench/dist/transfer.js ;;
+    *) echo "unknown step $s"; exit 2 ;;
+  esac
+done

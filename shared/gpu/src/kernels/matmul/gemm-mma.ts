@@ -1,0 +1,116 @@
+// The subgroup-matrix (tensor-core) GEMM: same arguments, uniforms and results as the f32 GEMM (gemm.ts), the
+// products as f16 → f32 16×16×16 subgroup matrices. See gemm-mma.wgsl. The matmul launcher picks it for M past
+// the GEMV range when the device can run it (MatmulLimits.subgroupMatrix) and rows load as 16-byte words.
+import type { KernelShader } from '../../runtime/program.js';
+import { fillWgsl, loadWgsl } from '../../runtime/wgsl-source.js';
+import { memoShader } from '../../runtime/memo-shader.js';
+import { type WeightDtype } from '@latentwire/model';
+import { MATMUL_UNIFORMS, bindingsWgsl, unroll, weightUnpackWgsl, weightsPerVec } from './common.js';
+
+const GEMM_MMA_WGSL = loadWgsl(new URL('./gemm-mma.wgsl', import.meta.url));
+
+/** 4 subgroups of 32 (2 × 2 over the block); each owns TM × TN result tiles of 16 × 16. */
+export interface MmaTile {
+  readonly BM: number;
+  readonly BN: number;
+  /** K per slab: a multiple of 16. */
+  readonly BK: number;
+}
+
+export const MMA_TILES = {
+  /** 64 × 64 per subgroup: 16 accumulators. */
+  m128x128: { BM: 128, BN: 128, BK: 32 },
+  /** The same with half the slab in flight (fewer registers). */
+  m128x128k16: { BM: 128, BN: 128, BK: 16 },
+  /** 32 × 32 per subgroup: 4× the workgroups, for mid-size M or narrow N. */
+  m64x64: { BM: 64, BN: 64, BK: 32 },
+} as const satisfies Record<string, MmaTile>;
+export type MmaTileName = keyof typeof MMA_TILES;
+
+export const MMA_WORKGROUP_SIZE = 128;
+
+/** f16 row stride of a slab in workgroup memory: padded by 8 values, and 16-byte rows for the matrix loads. */
+const strideOf = (t: MmaTile) => t.BK + 8;
+
+export function mmaWorkgroupBytes(t: MmaTile): number {
+  return 2 * (t.BM + t.BN) * strideOf(t) + 4 * 4 * 256;
+}
+
+function check(t: MmaTile): void {
+  if (t.BM % 32 !== 0 || t.BN % 32 !== 0 || t.BK % 16 !== 0 || t.BK < 16) {
+    throw new RangeError(`matmul: bad subgroup-matrix tile ${JSON.stringify(t)} (BM, BN multiples of 32, BK of 16)`);
+  }
+}
+
+function build_gemmMmaShader(dtype: WeightDtype, tile: MmaTile, accumulate: boolean): KernelShader {
+  check(tile);
+  const { BM, BN, BK } = tile;
+  const STR = strideOf(tile);
+  const WG = MMA_WORKGROUP_SIZE;
+  const TM = BM / 32, TN = BN / 32; // tiles of 16 per subgroup (each subgroup owns half the rows and half the columns)
+  const vpw = weightsPerVec(dtype);
+  const xVecs = (BM * BK) / 4, wVecs = (BN * BK) / vpw;
+  const NX = Math.ceil(xVecs / WG), NW = Math.ceil(wVecs / WG);
+  const guard = (total: number, j: number, body: string) => ((j + 1) * WG > total ? `if (lid + ${j * WG}u < ${total}u) { ${body} }` : body);
+  const range = (n: number) => [...Array(n).keys()];
+
+  const declare = [
+    ...range(TM).flatMap((i) => range(TN).map((j) => `var acc_${i}_${j} = ResT();`)),
+    ...range(NX).map((j) => `var rx_${j} = vec4<f32>(0.0);\n  let xr_${j} = (lid + ${j * WG}u) / ${BK / 4}u;\n  let xk_${j} = ((lid + ${j * WG}u) % ${BK / 4}u) * 4u;`),
+    ...range(NW).map((j) => `var rw_${j} = vec4<u32>(0u);\n  let wr_${j} = (lid + ${j * WG}u) / ${BK / vpw}u;\n  let wk_${j} = ((lid + ${j * WG}u) % ${BK / vpw}u) * ${vpw}u;`),
+  ];
+  const fetch = (k: string) => [
+    ...range(NX).map((j) => guard(xVecs, j, `rx_${j} = vec4<f32>(0.0);
+    if (m0 + xr_${j} < u.M && ${k} + xk_${j} < u.K) { rx_${j} = x[((m0 + xr_${j}) * u.x_stride + u.x_offset + ${k} + xk_${j}) >> 2u]; }`)),
+    ...range(NW).map((j) => guard(wVecs, j, `rw_${j} = vec4<u32>(0u);
+    if (n0 + wr_${j} < u.N && ${k} + wk_${j} < u.K) { rw_${j} = w[((n0 + wr_${j}) * u.K + u.w_offset + ${k} + wk_${j}) >> ${vpw === 8 ? 3 : 2}u]; }`)),
+  ];
+  const wValues = (j: number) => (vpw === 8 ? [`w_lo(rw_${j})`, `w_hi(rw_${j})`] : [`w_f32(rw_${j})`]);
+  const store = [
+    ...range(NX).map((j) => guard(xVecs, j, `let bx = xr_${j} * ${STR}u + xk_${j};
+    ${unroll(4, (e) => `xs[bx + ${e}u] = f16(rx_${j}[${e}]);`)}`)),
+    ...range(NW).map((j) => guard(wVecs, j, `let bw = wr_${j} * ${STR}u + wk_${j};
+    ${wValues(j).map((v, h) => `let v${h} = ${v};\n    ${unroll(4, (e) => `ws[bw + ${4 * h + e}u] = f16(v${h}[${e}]);`)}`).join('\n    ')}`)),
+  ];
+  const multiply = range(BK / 16).map((kk) => [
+    ...range(TM).map((i) => `let a_${i} = subgroupMatrixLoad<LeftT, row_major>(&xs, (sm + ${16 * i}u) * ${STR}u + ${16 * kk}u, ${STR}u);`),
+    ...range(TN).map((j) => `let b_${j} = subgroupMatrixLoad<RightT, col_major>(&ws, (sn + ${16 * j}u) * ${STR}u + ${16 * kk}u, ${STR}u);`),
+    ...range(TM).flatMap((i) => range(TN).map((j) => `acc_${i}_${j} = subgroupMatrixMultiplyAccumulate(a_${i}, b_${j}, acc_${i}_${j});`)),
+  ].join('\n      ')).map((body) => `{\n      ${body}\n    }`);
+  const write = range(TM).flatMap((i) => range(TN).map((j) => `subgroupMatrixStore<row_major>(&out_tile, sg * 256u, acc_${i}_${j}, 16u);
+  workgroupBarrier();
+  for (var e = 0u; e < 8u; e++) {
+    let idx = lane + 32u * e;
+    let row = m0 + sm + ${16 * i}u + idx / 16u;
+    let col = n0 + sn + ${16 * j}u + idx % 16u;
+    if (row < u.M && col < u.N) {
+      let yi = row * u.y_stride + u.y_offset + col;
+      y[yi] = ${accumulate ? 'y[yi] + ' : ''}out_tile[sg * 256u + idx];
+    }
+  }
+  workgroupBarrier();`));
+
+  const consts: Record<string, number> = { BM, BN, BK, STR, WG };
+  const source = `enable f16;
+enable subgroups;
+enable chromium_experimental_subgroup_matrix;
+diagnostic(off, chromium.subgroup_matrix_uniformity);
+diagnostic(off, subgroup_uniformity);
+${Object.entries(consts).map(([k, v]) => `const ${k}: u32 = ${v}u;`).join('\n')}
+alias LeftT = subgroup_matrix_left<f16, 16, 16>;
+alias RightT = subgroup_matrix_right<f16, 16, 16>;
+alias ResT = subgroup_matrix_result<f32, 16, 16>;
+${bindingsWgsl({ vecX: true, vecW: true })}
+${weightUnpackWgsl(dtype)}
+${fillWgsl(GEMM_MMA_WGSL, {
+    DECLARE: declare.join('\n  '),
+    FETCH: fetch('0u').join('\n  '),
+    STORE: store.map((s) => `{\n    ${s}\n    }`).join('\n    '),
+    FETCH_NEXT: fetch('kn').join('\n    '),
+    MULTIPLY: multiply.join('\n    '),
+    WRITE: write.join('\n  '),
+  }, 'gemm-mma.wgsl')}`;
+  return { label: `matmul_gemm_mma_${dtype}_${BM}x${BN}k${BK}${accumulate ? '_acc' : ''}`, source, uniforms: MATMUL_UNIFORMS };
+}
+
+export const gemmMmaShader = memoShader(build_gemmMmaShader);

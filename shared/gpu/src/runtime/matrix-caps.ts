@@ -1,0 +1,30 @@
+// Whether a device can run the subgroup-matrix (tensor-core) kernel variants: every one of them is written for
+// f16 → f32 16×16×16 tiles and subgroups of exactly 32 invocations (4 to a 128-thread workgroup), which is what
+// NVIDIA's Vulkan driver offers through Dawn's `chromium-experimental-subgroup-matrix`. Other adapters (lavapipe
+// in CI) keep the portable kernels.
+export interface MatrixCapabilities {
+  readonly features: ReadonlySet<string>;
+  readonly subgroupMinSize?: number;
+  readonly subgroupMaxSize?: number;
+  readonly subgroupMatrixConfigs?: readonly {
+    readonly componentType: string; readonly resultComponentType: string; readonly M: number; readonly N: number; readonly K: number;
+  }[];
+}
+
+/** The subgroup size every subgroup-matrix variant is written for. */
+export const MATRIX_SUBGROUP_SIZE = 32;
+
+/** Why the device cannot run the subgroup-matrix variants, or null when it can. */
+export function subgroupMatrixUnsupportedReason(c: MatrixCapabilities | undefined): string | null {
+  if (!c) return 'no adapter capabilities given';
+  for (const f of ['chromium-experimental-subgroup-matrix', 'shader-f16', 'subgroups']) {
+    if (!c.features.has(f)) return `the device lacks ${f}`;
+  }
+  if (c.subgroupMinSize !== MATRIX_SUBGROUP_SIZE || c.subgroupMaxSize !== MATRIX_SUBGROUP_SIZE) {
+    return `subgroups of ${c.subgroupMinSize}..${c.subgroupMaxSize}, not exactly ${MATRIX_SUBGROUP_SIZE}`;
+  }
+  const ok = (c.subgroupMatrixConfigs ?? []).some(
+    (m) => m.componentType === 'f16' && m.resultComponentType === 'f32' && m.M === 16 && m.N === 16 && m.K === 16,
+  );
+  return ok ? null : `no f16 → f32 16×16×16 subgroup matrix config among ${JSON.stringify(c.subgroupMatrixConfigs ?? [])}`;
+}

@@ -1,0 +1,65 @@
+// The subgroup-matrix (tensor-core) GEMM against the float64 reference and against the f32 GEMM on the same
+// inputs: every tile and weight dtype, ragged M, N and K tails, strided x and y, a stacked-expert weight
+// offset and the accumulate form. Its operands are f16 (x rounded once, weights converted), so each output is
+// held to MMA_TOL of Σ|x·w| over its terms instead of the f32 kernels' 1e-5.
+//
+// Runs only where the adapter has subgroup matrices; elsewhere (lavapipe in CI) the tests are skipped with the
+// reason in their title. On the GPU machine (NVIDIA; the Dawn toggles are set by the test itself):
+//   cd shared/gpu && node ../../node_modules/ava/entrypoints/cli.mjs dist/test/kernels/matmul-mma.test.js --verbose
+import test from 'ava';
+import { Gpu, subgroupMatrixUnsupportedReason } from '../../src/runtime/index.js';
+import { MMA_TILES, matmulPlan, type MmaTileName } from '../../src/kernels/matmul/matmul.js';
+import type { GpuTensor, WeightDtype } from '../../src/kernels/weight-dtype.js';
+import { check, type Case } from './matmul.fixture.js';
+
+/**
+ * Worst |y − ref| / Σ|terms| allowed: two f16 roundings per term (x and w, unit roundoff 2^-11 each) bound it
+ * by ~1e-3; random signs make the measured worst far smaller (to be stated from the H200 log).
+ */
+const MMA_TOL = 1e-3;
+
+const gpu = await Gpu.create({ adapter: process.env.WEBGPU_ADAPTER, dawnFeatures: ['allow_unsafe_apis', 'vulkan_enable_f16_on_nvidia'] });
+const why = subgroupMatrixUnsupportedReason(gpu.matrixCapabilities);
+const gpuTest = why === null ? test.serial : test.skip;
+const skipNote = why === null ? '' : ` (skipped: ${why} on ${gpu.adapterInfo.vendor} ${gpu.adapterInfo.architecture})`;
+const limits = gpu.matmulLimits;
+const worst = { ref: 0, portable: 0 };
+const note = (r: { ref: number; portable: number }) => {
+  worst.ref = Math.max(worst.ref, r.ref);
+  worst.portable = Math.max(worst.portable, r.portable);
+};
+
+const TILE_DTYPES: Record<MmaTileName, WeightDtype> = { m128x128: 'bf16', m128x128k16: 'f16', m64x64: 'f32' };
+for (const mmaTile of Object.keys(MMA_TILES) as MmaTileName[]) {
+  for (const dtype of [...new Set<WeightDtype>([TILE_DTYPES[mmaTile], 'bf16'])]) {
+    gpuTest(`matmul-mma - tile ${mmaTile} (${dtype}) matches float64 and the f32 GEMM on ragged edges${skipNote}`, async (t) => {
+      const T = MMA_TILES[mmaTile];
+      const run = async (c: Omit<Case, 'dtype'>) => note(await check(t, gpu, { ...c, dtype, variant: 'gemm-mma', mmaTile }, { limits, tol: MMA_TOL, comparePortable: true }));
+      // a full tile plus a ragged one in every dimension; K with a partial slab
+      await run({ M: T.BM + 5, N: T.BN + 3, K: 2 * T.BK + 8 });
+      await run({ M: T.BM - 1, N: 2 * T.BN + 9, K: 3 * T.BK + 24 });
+      // strided x, y written into a column slice, a stacked-expert weight offset, accumulate
+      await run({ M: 37, N: 100, K: 128, xStride: 136, xOffset: 8, yStride: 120, yOffset: 16, before: 3 * 100 });
+      await run({ M: 70, N: 90, K: 96, yStride: 100, yOffset: 4, accumulate: true });
+    });
+  }
+}
+
+gpuTest(`matmul-mma - long K and prefill-sized M${skipNote}`, async (t) => {
+  note(await check(t, gpu, { M: 300, N: 200, K: 2056, dtype: 'bf16', variant: 'gemm-mma' }, { limits, tol: MMA_TOL, comparePortable: true }));
+  t.log(`worst error relative to Σ|terms| over every case: vs float64 ${worst.ref.toExponential(2)}, vs the f32 GEMM (relative to |y|) ${worst.portable.toExponential(2)}`);
+});
+
+test(`matmul-mma - the launcher picks it only where the device has subgroup matrices and rows are whole words`, (t) => {
+  const w: GpuTensor = { buffer: gpu.buffer('w', 4096 * 64 * 2), dtype: 'bf16', shape: [4096, 64] };
+  const x = gpu.buffer('x', 4096 * 64 * 4), y = gpu.buffer('y', 4096 * 4096 * 4);
+  const plan = (M: number, K = 64, lim = limits) => matmulPlan({ x, y, weight: { ...w, shape: [4096 * 64 / K, K] }, M, N: 4096, K }, lim).variant;
+  t.is(plan(4096, 64, { ...limits, subgroupMatrix: false }), 'gemm');
+  t.is(plan(1), 'gemv');
+  if (why === null) {
+    t.is(plan(4096), 'gemm-mma');
+    t.is(plan(4096, 60), 'gemm'); // K not a whole number of 16-byte weight words: the f32 GEMM
+  }
+  t.throws(() => matmulPlan({ x, y, weight: w, M: 64, N: 64, K: 64, variant: 'gemm-mma' }, { ...limits, subgroupMatrix: false }), { instanceOf: RangeError, message: /subgroup matrices/ });
+  gpu.destroy(w.buffer, x, y);
+});
