@@ -44,6 +44,20 @@ test('wire - every message type round-trips through encode and decode', (t) => {
   }
 });
 
+test('wire - penalties, logit_bias, logprobs and the prompt token set round-trip', (t) => {
+  const sampling = { ...S.reserve.sampling, presencePenalty: -2, frequencyPenalty: 1.5, repetitionPenalty: 1.2, logitBias: [[7, 100], [0, -100]] as [number, number][], logprobs: 20 };
+  const reserve = { ...S.reserve, sampling, promptTokenSet: Uint8Array.of(1, 0, 128) };
+  const r = decodeMessage(encodeMessage(reserve));
+  t.deepEqual({ ...r, promptTokenSet: Array.from((r as typeof reserve).promptTokenSet) }, { ...reserve, promptTokenSet: [1, 0, 128] });
+  const logprobs = [{ logprob: -0.25, top: [[3, -0.25], [9, -1.5]] as [number, number][] }, { logprob: -3, top: [] }];
+  const tokens = { ...S.tokens, tokens: [3, 4], finishReason: undefined, usage: undefined, logprobs } as WireMessage;
+  t.deepEqual(decodeMessage(encodeMessage(tokens)), JSON.parse(JSON.stringify(tokens)));
+  const done = { ...S['prefill-done'], firstLogprobs: logprobs[0]! };
+  t.deepEqual(decodeMessage(encodeMessage(done)), done);
+  // a sampling without the optional fields is still valid (peers that predate them)
+  t.deepEqual(decodeMessage(encodeMessage(S.reserve)), S.reserve);
+});
+
 test('wire - kv-chunk bytes survive exactly and decode as views into the message', (t) => {
   const m = S['kv-chunk'];
   const bytes = encodeMessage(m);
@@ -154,6 +168,15 @@ test('wire - bad field values are invalid', (t) => {
     [S.tokens, { finishReason: 'error' }], // error text missing
     [S.tokens, { finishReason: undefined }], // usage without finishReason
     [S.tokens, { seq: -1 }],
+    [S.reserve, { sampling: { ...S.reserve.sampling, presencePenalty: 2.5 } }],
+    [S.reserve, { sampling: { ...S.reserve.sampling, repetitionPenalty: 0 } }],
+    [S.reserve, { sampling: { ...S.reserve.sampling, logitBias: [[5, 101]] } }],
+    [S.reserve, { sampling: { ...S.reserve.sampling, logitBias: [[5, 1], [5, 2]] } }], // ids repeat
+    [S.reserve, { sampling: { ...S.reserve.sampling, logprobs: 21 } }],
+    [S.reserve, { promptTokenSet: [1, 2] }], // array, not bin
+    [S.tokens, { tokens: [1, 2], logprobs: [{ logprob: -1, top: [] }] }], // one entry for two tokens
+    [S.tokens, { tokens: [1], logprobs: [{ logprob: -1, top: Array.from({ length: 21 }, (_, i) => [i, -2]) }] }],
+    [S['prefill-done'], { firstLogprobs: { logprob: 'x', top: [] } }],
   ];
   for (const [m, patch] of cases) {
     const err = expectRejected(t, tampered(m, patch), 'invalid');
