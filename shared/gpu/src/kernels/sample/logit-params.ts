@@ -109,3 +109,35 @@ export function unpackLogprobs(words: Uint32Array, row: number, top: number): To
   const o = row * LOGPROBS_WORDS;
   return { logprob: f32[o]!, top: Array.from({ length: top }, (_, j) => ({ id: words[o + 1 + 2 * j]!, logprob: f32[o + 2 + 2 * j]! })) };
 }
+
+/** A request's settings for the kernels around the sampler (WireSampling's optional fields, same names). */
+export interface LogitSettings {
+  readonly presencePenalty?: number;
+  readonly frequencyPenalty?: number;
+  readonly repetitionPenalty?: number;
+  /** (token id, bias) pairs, ids distinct. */
+  readonly logitBias?: readonly (readonly [number, number])[];
+  /** Top alternatives to report with each token's logprob; undefined = no logprobs. */
+  readonly logprobs?: number;
+}
+
+/** Whether any kernel around the sampler has work for these settings. */
+export const hasLogitWork = (s: LogitSettings): boolean => needsCounts(penaltiesOf(s)) || (s.logitBias?.length ?? 0) > 0 || s.logprobs !== undefined;
+
+export const penaltiesOf = (s: LogitSettings) => ({
+  presencePenalty: s.presencePenalty ?? 0, frequencyPenalty: s.frequencyPenalty ?? 0, repetitionPenalty: s.repetitionPenalty ?? 1,
+});
+
+/**
+ * Params and bias buffers' contents for rows of settings: `countsRows[r]` is row r's counts row (NO_COUNTS
+ * where it needs none).
+ */
+export function packLogitRows(rows: readonly LogitSettings[], countsRows: readonly number[], vocab: number): { params: Uint32Array; bias: Uint32Array } {
+  const entries: (readonly [number, number])[] = [];
+  const params = packLogitParams(rows.map((s, r) => {
+    const biasStart = entries.length;
+    entries.push(...(s.logitBias ?? []));
+    return { ...penaltiesOf(s), countsRow: countsRows[r]!, biasStart, biasLength: s.logitBias?.length ?? 0, topLogprobs: s.logprobs ?? NO_LOGPROBS };
+  }));
+  return { params, bias: packLogitBias(entries, vocab) };
+}
