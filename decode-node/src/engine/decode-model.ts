@@ -235,13 +235,15 @@ export class DecodeModel {
     const settings = input.logitSettings ?? [];
     const around = settings.some(hasLogitWork);
     const wantLogprobs = settings.some((x) => x.logprobs !== undefined);
+    let retired: GPUBuffer | null = null;
     if (around) {
       const rows = Array.from({ length: B }, (_, b) => settings[b] ?? {});
       const countsRows = Array.from({ length: B }, (_, b) => input.countsRows?.[b] ?? NO_COUNTS);
       for (const r of countsRows) if (r !== NO_COUNTS && (!Number.isInteger(r) || r < 0 || r >= this.opts.maxBatch)) throw new RangeError(`decode step: counts row ${r} outside [0, ${this.opts.maxBatch})`);
       const packed = packLogitRows(rows, countsRows, cfg.vocabSize);
       if (packed.bias.byteLength > this.bias.size) {
-        gpu.destroy(this.bias);
+        // steps still in flight may read the old buffer: it goes once this step (queued behind them) is done
+        retired = this.bias;
         this.bias = gpu.buffer('dec.logit_bias', Math.max(packed.bias.byteLength, 2 * this.bias.size));
       }
       gpu.write(s.logitParams!, packed.params);
@@ -266,6 +268,7 @@ export class DecodeModel {
     this.lastBatch = B;
     const tokens = gpu.readU32(out, 0, B);
     tokens.catch(() => undefined); // the engine awaits it a loop turn later; a failure must not be unhandled meanwhile
+    if (retired) tokens.finally(() => gpu.destroy(retired)).catch(() => undefined);
     let logprobs: Promise<(TokenLogprobs | null)[]> | null = null;
     if (wantLogprobs) {
       // queued now, so a later step cannot overwrite the buffer first

@@ -115,6 +115,23 @@ test('token-logprobs: the sampled token and top alternatives equal float64 log-s
   gpu.destroy(lb, pb, tb, out);
 });
 
+test('token-logprobs: infinite and NaN logits give finite logprobs (the wire refuses NaN)', async (t) => {
+  const gpu = await testGpu();
+  const row = Float32Array.from(randomArray(VOCAB, 77, 3));
+  row[10] = Infinity;
+  row[11] = Number.NaN;
+  row[12] = -Infinity;
+  const lb = gpu.upload('logits', row), tb = gpu.upload('tokens', Uint32Array.of(10));
+  const pb = gpu.upload('params', packLogitParams([{ ...NEUTRAL_LOGIT_PARAMS, topLogprobs: 3 }]));
+  const out = gpu.buffer('out', LOGPROBS_WORDS * 4);
+  await gpu.run([tokenLogprobs({ logits: lb, params: pb, tokens: tb, out, rows: 1, vocab: VOCAB })]);
+  const got = unpackLogprobs(await gpu.readU32(out, 0, LOGPROBS_WORDS), 0, 3);
+  t.is(got.logprob, 0); // +inf reads as 2^126: all the mass
+  t.is(got.top[0]!.id, 10);
+  t.true([got.logprob, ...got.top.map((e) => e.logprob)].every(Number.isFinite));
+  gpu.destroy(lb, tb, pb, out);
+});
+
 test('logit params: invalid settings throw naming the field', (t) => {
   t.throws(() => packLogitParams([{ ...NEUTRAL_LOGIT_PARAMS, repetitionPenalty: 0 }]), { message: /repetitionPenalty/ });
   t.throws(() => packLogitParams([{ ...NEUTRAL_LOGIT_PARAMS, frequencyPenalty: 1 }]), { message: /countsRow/ });

@@ -24,10 +24,12 @@ const OUT_WORDS: u32 = 41u;
 var<workgroup> red_v: array<f32, 256>;
 var<workgroup> red_i: array<u32, 256>;
 
-// NaN reads as the lowest finite value, so every comparison below is total
+// As the sampler reads logits: clamped to ±2^126 and NaN as -2^126, so every comparison below is total and
+// every logprob finite (an infinite logit would make the log-sum-exp NaN)
+const LIMIT: f32 = 8.507059e37;
 fn logit(i: u32) -> f32 {
   let x = logits[i];
-  return select(-3.4e38, x, x == x);
+  return select(-LIMIT, clamp(x, -LIMIT, LIMIT), x == x);
 }
 
 // (v, i) comes before (w, j) in (value descending, id ascending) order
