@@ -6,9 +6,9 @@ import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import {
   MESSAGE_TYPES, SUBJECT_TYPES, WIRE_REJECTED_METRIC, WIRE_VERSION, WireError, WireRejections, decodeMessage, describeMessage,
-  encodeMessage, kvChunkChecksum, type MessageType, type WireMessage, type WireRejectReason,
+  encodeMessage, kvChunkChecksum, parsePrefillJob, type MessageType, type WireMessage, type WireRejectReason,
 } from '../src/wire/index.js';
-import { rawPack, samples, tampered } from './wire/samples.js';
+import { E4M3_KEY, FINGERPRINT, rawPack, samples, tampered } from './wire/samples.js';
 
 const S = samples();
 
@@ -56,6 +56,16 @@ test('wire - penalties, logit_bias, logprobs and the prompt token set round-trip
   t.deepEqual(decodeMessage(encodeMessage(done)), done);
   // a sampling without the optional fields is still valid (peers that predate them)
   t.deepEqual(decodeMessage(encodeMessage(S.reserve)), S.reserve);
+});
+
+test('wire - a prefill job carries the same sampling fields (BullMQ stores it as JSON) and names a bad one', (t) => {
+  const job = {
+    v: 2, requestId: 'req-1', decodeNodeId: 'decode-0', promptIds: [0, 5, 9], layoutKey: E4M3_KEY, fingerprint: FINGERPRINT, deadline: 1,
+    sampling: { temperature: 0, topK: 0, topP: 1, seed: 1, repetitionPenalty: 1.3, logitBias: [[5, -100]], logprobs: 0 },
+  };
+  t.deepEqual(parsePrefillJob(JSON.parse(JSON.stringify(job))), job);
+  const err = t.throws(() => parsePrefillJob({ ...job, sampling: { ...job.sampling, logitBias: [[5, -101]] } }));
+  t.regex(err!.message, /sampling\.logitBias/);
 });
 
 test('wire - kv-chunk bytes survive exactly and decode as views into the message', (t) => {
