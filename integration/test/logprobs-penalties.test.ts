@@ -137,6 +137,33 @@ test.serial('penalties and logit_bias: greedy output equals the float64 rule alo
   t.deepEqual(await wire.ids(plain.id), c.greedy_ids.slice(0, 8));
 });
 
+test.serial('repetition_penalty sees the prompt on the decode node too: the API (the prompt token set travels with the reserve) equals the local engine path', async (t) => {
+  const { client, model } = cluster;
+  const engine = cluster.decode[0]!.stack.engine;
+  const local = (promptIds: readonly number[], sampling: object, promptTokenSet?: number[]) => new Promise<number[]>((resolve, reject) => {
+    const out: number[] = [];
+    engine.submit({ id: `local-${Math.random()}`, promptIds, maxTokens: 16, sampling: { temperature: 0, topK: 0, topP: 1, seed: 0, ...sampling }, eosTokenIds: folder.config.eosTokenIds, ...(promptTokenSet ? { promptTokenSet } : {}) }, {
+      onTokens: (tok) => out.push(...tok),
+      onFinish: (reason, _u, err) => (reason === 'error' ? reject(err) : resolve(out)),
+    });
+  });
+  // a prompt and penalty for which the prompt matters after the first token: the local path with the prompt
+  // hidden from the decode steps (an empty token set) decodes differently
+  let found = 0;
+  for (const c of cases) {
+    for (const repetition of [1.5, 3]) {
+      const full = await local(c.input_ids, { repetitionPenalty: repetition });
+      const hidden = await local(c.input_ids, { repetitionPenalty: repetition }, []);
+      if (full.join() === hidden.join()) continue;
+      found++;
+      const res = await client.completions.create({ model, prompt: c.input_ids, max_tokens: 16, temperature: 0, repetition_penalty: repetition } as never);
+      t.deepEqual(await wire.ids(res.id), full, `prompt of ${c.input_ids.length} tokens, repetition_penalty ${repetition}`);
+    }
+  }
+  t.true(found > 0, 'some prompt and penalty make the prompt matter after the first token');
+  t.log(`${found} prompt/penalty pairs where the prompt set changes decoding`);
+});
+
 test.serial('logit_bias +100 forces its token, on the prefill node and the decode node, sampled or greedy; its logprob is ~0', async (t) => {
   const { client, model } = cluster;
   for (const temperature of [0, 1]) {
