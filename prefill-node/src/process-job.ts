@@ -74,9 +74,11 @@ export async function processPrefillJob(ctx: JobContext, job: Job): Promise<Pref
       prefillMs: forwardEnd - forwardStart,
       kvTransferMs: performance.now() - forwardEnd,
     };
+    const lp = out.logprobs;
     await sender.sendDone(prefillDoneMessage({
       requestId: data.requestId, promptTokens: data.promptIds.length, layers: ctx.model.cfg.numLayers, firstToken,
       layoutKey: data.layoutKey, fingerprint: data.fingerprint, timing,
+      ...(lp ? { firstLogprobs: { logprob: lp.logprob, top: lp.top.map((e) => [e.id, e.logprob] as const) } } : {}),
     }));
     ctx.metrics.forwardSeconds.observe(timing.prefillMs / 1000);
     ctx.metrics.queueWaitSeconds.observe(timing.queueMs / 1000);

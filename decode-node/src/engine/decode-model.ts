@@ -6,7 +6,10 @@
 //   → sampling on the GPU, so only token ids come back (logits on request).
 // Every sequence of the batch has its own length and page table; all buffers are sized once for MAX_BATCH.
 import type { Gpu, KernelProgram, KernelShader } from '@latentwire/gpu';
-import { kvAppend, sampleTokens, packSamplingParams, SAMPLING_PARAMS_BYTES, type SamplingParams } from '@latentwire/gpu/kernels';
+import {
+  countsRow, countTokens, hasLogitWork, kvAppend, logitAdjust, LOGIT_PARAMS_BYTES, LOGPROBS_WORDS, NO_COUNTS, packLogitRows, packSamplingParams,
+  sampleTokens, SAMPLING_PARAMS_BYTES, tokenLogprobs, unpackLogprobs, type LogitSettings, type SamplingParams, type TokenLogprobs,
+} from '@latentwire/gpu/kernels';
 import { allocForwardScratch, ModelForward, type ForwardPass } from '@latentwire/gpu/forward';
 import { pagesFor, type KvDtype } from '@latentwire/protocol';
 import { latentRowWidth, type MlaConfig, type RopeFreqPrecision } from '@latentwire/model';
@@ -57,6 +60,13 @@ export interface DecodeStepInput {
   /** Each sequence's pages, covering positions[b] + 1 tokens. */
   readonly pageTables: readonly (readonly number[])[];
   readonly sampling: readonly SamplingParams[];
+  /**
+   * Per sequence: logit_bias, penalties and logprobs (default none), applied on the GPU before the sampler.
+   * A sequence with a penalty needs its counts row (setCounts) named in countsRows.
+   */
+  readonly logitSettings?: readonly LogitSettings[];
+  /** Per sequence: its counts row in [0, maxBatch), or NO_COUNTS. */
+  readonly countsRows?: readonly number[];
   /** Also read back the logits [batch, vocab] (tests, the CLI's `logits`). */
   readonly returnLogits?: boolean;
 }
@@ -65,6 +75,8 @@ export interface DecodeStepInput {
 export interface SubmittedStep {
   readonly batch: number;
   readonly tokens: Promise<Uint32Array>;
+  /** Per sequence, its token's logprobs (null where not asked); null when no sequence asked. */
+  readonly logprobs: Promise<(TokenLogprobs | null)[]> | null;
   /** CPU time to build and submit the step (ms). */
   readonly submitMs: number;
 }
@@ -91,6 +103,9 @@ export class DecodeModel {
   private readonly sampled: readonly [GPUBuffer, GPUBuffer];
   private lastSampled = 0;
   private lastBatch = 0;
+  /** Per counts row (one per sequence with penalties): token counts, kept on the GPU (count-tokens). */
+  private readonly counts: GPUBuffer;
+  private bias: GPUBuffer;
 
   private constructor(
     readonly gpu: Gpu, readonly cfg: MlaConfig, readonly weights: ModelWeights, readonly absorbed: AbsorbedWeights,
@@ -126,7 +141,11 @@ export class DecodeModel {
       oLatent: gpu.buffer('dec.o_latent', B * heads * r * 4),
       lse: gpu.buffer('dec.lse', groupedDecodeScratchBytes({ batch: B, heads, kvLoraRank: r, numSplits: 64 }).lseBytes),
       logits: gpu.buffer('dec.logits', B * cfg.vocabSize * 4),
+      logitParams: gpu.buffer('dec.logit_params', B * LOGIT_PARAMS_BYTES),
+      logprobs: gpu.buffer('dec.logprobs', B * LOGPROBS_WORDS * 4),
     };
+    this.counts = gpu.buffer('dec.counts', B * cfg.vocabSize * 4);
+    this.bias = gpu.buffer('dec.logit_bias', 8);
     this.pass = { rows: B, positions: this.s.positions!, scratch: allocForwardScratch(gpu, cfg, B, 'dec.') };
     this.sampled = [gpu.buffer('dec.sampled.0', B * 4), gpu.buffer('dec.sampled.1', B * 4)];
   }
@@ -156,6 +175,15 @@ export class DecodeModel {
     } finally {
       gpu.destroy(positions, offsets, table);
     }
+  }
+
+  /**
+   * Sets counts row `row` for a sequence joining the batch: its prompt's ids (or their set) and its output so
+   * far. Queue-ordered: steps submitted before still see the old row, later ones this.
+   */
+  setCounts(row: number, promptIds: readonly number[], outputIds: readonly number[]): void {
+    if (!Number.isInteger(row) || row < 0 || row >= this.opts.maxBatch) throw new RangeError(`setCounts: row ${row} outside [0, ${this.opts.maxBatch})`);
+    this.gpu.write(this.counts, countsRow(this.cfg.vocabSize, promptIds, outputIds), row * this.cfg.vocabSize * 4);
   }
 
   /** Decodes one token for every sequence of the batch and waits for it. */
@@ -208,6 +236,23 @@ export class DecodeModel {
     gpu.write(s.tableOffsets!, Uint32Array.from({ length: B }, (_, b) => b * P));
     gpu.write(s.pageTable!, table);
     gpu.write(s.sampling!, packSamplingParams(input.sampling));
+    const settings = input.logitSettings ?? [];
+    const around = settings.some(hasLogitWork);
+    const wantLogprobs = settings.some((x) => x.logprobs !== undefined);
+    let retired: GPUBuffer | null = null;
+    if (around) {
+      const rows = Array.from({ length: B }, (_, b) => settings[b] ?? {});
+      const countsRows = Array.from({ length: B }, (_, b) => input.countsRows?.[b] ?? NO_COUNTS);
+      for (const r of countsRows) if (r !== NO_COUNTS && (!Number.isInteger(r) || r < 0 || r >= this.opts.maxBatch)) throw new RangeError(`decode step: counts row ${r} outside [0, ${this.opts.maxBatch})`);
+      const packed = packLogitRows(rows, countsRows, cfg.vocabSize);
+      if (packed.bias.byteLength > this.bias.size) {
+        // steps still in flight may read the old buffer: it goes once this step (queued behind them) is done
+        retired = this.bias;
+        this.bias = gpu.buffer('dec.logit_bias', Math.max(packed.bias.byteLength, 2 * this.bias.size));
+      }
+      gpu.write(s.logitParams!, packed.params);
+      gpu.write(this.bias, packed.bias);
+    }
 
     const numSplits = this.opts.kvSplits && this.opts.kvSplits > 0
       ? this.opts.kvSplits
@@ -217,14 +262,24 @@ export class DecodeModel {
     const programs = [
       gatherTokens({ host: s.hostIds!, from: s.fromPrevious!, previous, ids: s.ids!, rows: B }),
       ...this.forwardPrograms(B, numSplits),
+      ...(around ? [this.adjustProgram(B)] : []),
       sampleTokens({ logits: s.logits!, params: s.sampling!, out, rows: B, vocab: cfg.vocabSize }),
+      ...(around ? [countTokens({ tokens: out, params: s.logitParams!, counts: this.counts, rows: B, vocab: cfg.vocabSize })] : []),
+      ...(wantLogprobs ? [this.logprobsProgram(B, out)] : []),
     ];
     await gpu.run(programs);
     this.lastSampled = 1 - this.lastSampled;
     this.lastBatch = B;
     const tokens = gpu.readU32(out, 0, B);
     tokens.catch(() => undefined); // the engine awaits it a loop turn later; a failure must not be unhandled meanwhile
-    return { batch: B, tokens, submitMs: performance.now() - t0 };
+    if (retired) tokens.finally(() => gpu.destroy(retired)).catch(() => undefined);
+    let logprobs: Promise<(TokenLogprobs | null)[]> | null = null;
+    if (wantLogprobs) {
+      // queued now, so a later step cannot overwrite the buffer first
+      logprobs = gpu.readU32(s.logprobs!, 0, B * LOGPROBS_WORDS).then((w) => settings.map((x, b) => (x.logprobs === undefined ? null : unpackLogprobs(w, b, x.logprobs))));
+      logprobs.catch(() => undefined);
+    }
+    return { batch: B, tokens, logprobs, submitMs: performance.now() - t0 };
   }
 
   /**
@@ -242,8 +297,19 @@ export class DecodeModel {
       for (const numSplits of this.splitChoices(B)) for (const p of this.forwardPrograms(B, numSplits)) add(p);
       add(sampleTokens({ logits: s.logits!, params: s.sampling!, out: this.sampled[1], rows: B, vocab: cfg.vocabSize }));
     }
+    add(this.adjustProgram(1));
+    add(countTokens({ tokens: this.sampled[1], params: s.logitParams!, counts: this.counts, rows: 1, vocab: cfg.vocabSize }));
+    add(this.logprobsProgram(1, this.sampled[1]));
     await this.gpu.compile([...byShader.values()]);
     return { shaders: byShader.size, ms: performance.now() - t0 };
+  }
+
+  private adjustProgram(B: number): KernelProgram {
+    return logitAdjust({ logits: this.s.logits!, params: this.s.logitParams!, counts: this.counts, bias: this.bias, rows: B, vocab: this.cfg.vocabSize });
+  }
+
+  private logprobsProgram(B: number, tokens: GPUBuffer): KernelProgram {
+    return tokenLogprobs({ logits: this.s.logits!, params: this.s.logitParams!, tokens, out: this.s.logprobs!, rows: B, vocab: this.cfg.vocabSize });
   }
 
   /** The KV split counts a step of batch B may use: the configured one, or the policy's over every context. */
@@ -289,7 +355,7 @@ export class DecodeModel {
     this.absorbed.release();
     this.pass.scratch.release();
     this.forward.dispose();
-    this.gpu.destroy(this.partial, ...this.sampled, ...Object.values(this.s));
+    this.gpu.destroy(this.partial, this.counts, this.bias, ...this.sampled, ...Object.values(this.s));
   }
 }
 

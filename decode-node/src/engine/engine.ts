@@ -14,9 +14,12 @@
 import { Scheduler, SchedulerRejection, Sequence, type FinishReason, type Reservation, type SchedulerStats } from '../scheduler/index.js';
 import type { DecodeModel } from './decode-model.js';
 import type { PrefillModel } from '@latentwire/gpu/prefill';
-import { packSamplingParams } from '@latentwire/gpu/kernels';
+import { needsCounts, NO_COUNTS, packLogitRows, packSamplingParams, penaltiesOf, type LogitSettings, type TokenLogprobs } from '@latentwire/gpu/kernels';
 
-export interface SamplingSettings {
+export type { TokenLogprobs } from '@latentwire/gpu/kernels';
+
+/** Sampling, and the optional logit_bias, penalties and logprobs applied around it on the GPU (LogitSettings). */
+export interface SamplingSettings extends LogitSettings {
   /** 0 = greedy. */
   readonly temperature: number;
   /** 0 = off. */
@@ -34,6 +37,8 @@ export interface EngineRequest {
   readonly stopTokenIds?: readonly number[];
   /** The model's EOS ids (pass [] to ignore EOS). */
   readonly eosTokenIds?: readonly number[];
+  /** The prompt's distinct ids, when promptIds holds none (a prefilled request); repetition_penalty needs them. */
+  readonly promptTokenSet?: readonly number[];
 }
 
 export interface Usage {
@@ -42,8 +47,8 @@ export interface Usage {
 }
 
 export interface RequestEvents {
-  /** New tokens of the request (the first one included), in order. */
-  onTokens(tokens: readonly number[]): void;
+  /** New tokens of the request (the first one included), in order; with their logprobs when the request asked. */
+  onTokens(tokens: readonly number[], logprobs?: readonly TokenLogprobs[]): void;
   /** Called once, last. */
   onFinish(reason: FinishReason, usage: Usage, error?: unknown): void;
 }
@@ -71,6 +76,7 @@ interface InFlight {
   /** Row of each sequence, by object: a finished request's id may already name a new one. */
   readonly index: ReadonlyMap<Sequence, number>;
   readonly tokens: Promise<Uint32Array>;
+  readonly logprobs: Promise<(TokenLogprobs | null)[]> | null;
 }
 
 interface Live {
@@ -78,6 +84,8 @@ interface Live {
   readonly events: RequestEvents;
   /** The sequence once it exists in the scheduler. */
   seq?: Sequence;
+  /** Its counts row on the GPU (penalties only), from its first decode step to its end. */
+  countsRow?: number;
 }
 
 export class DecodeEngine {
@@ -88,6 +96,8 @@ export class DecodeEngine {
   private readonly deferredCancels = new Map<string, { reason: 'cancel' | 'fail'; err?: unknown }>();
   private wakeTimer: NodeJS.Timeout | null = null;
   private stepsRun = 0;
+  /** Counts rows not held by a live sequence; at most maxBatch sequences run, so one is always free. */
+  private readonly freeCountsRows: number[];
   /** Told of every completed decode step (the service's metrics); must not throw. */
   onStep: ((s: StepReport) => void) | null = null;
 
@@ -96,6 +106,7 @@ export class DecodeEngine {
       numPages: model.cache.numPages, pageSize: model.opts.pageSize, maxBatch: model.opts.maxBatch,
       maxWaiting: opts.maxWaiting, leaseMs: opts.leaseMs, now: opts.now,
     });
+    this.freeCountsRows = Array.from({ length: model.opts.maxBatch }, (_, i) => model.opts.maxBatch - 1 - i);
   }
 
   get steps(): number {
@@ -136,20 +147,21 @@ export class DecodeEngine {
    * Disaggregated path, step 3: every page is in; the sequence joins the batch with the prefill's first token.
    * A first token that already ends the request finishes it at once and frees the pages.
    */
-  admitPrefilled(req: EngineRequest, firstToken: number, events: RequestEvents): void {
+  admitPrefilled(req: EngineRequest, firstToken: number, events: RequestEvents, firstLogprobs?: TokenLogprobs): void {
     this.checkRequest(req);
     const usage = { promptTokens: req.promptIds.length, completionTokens: 1 };
     const stops = new Set([...(req.eosTokenIds ?? []), ...(req.stopTokenIds ?? [])]);
+    const lp = req.sampling.logprobs !== undefined && firstLogprobs ? [firstLogprobs] : undefined;
     if (stops.has(firstToken) || req.maxTokens <= 1) {
       if (!this.scheduler.cancel(req.id)) throw new SchedulerRejection('no-reservation', `${req.id}: no live reservation`);
-      events.onTokens([firstToken]);
+      events.onTokens([firstToken], lp);
       events.onFinish(stops.has(firstToken) ? 'stop' : 'length', usage);
       return;
     }
     const seq = this.sequenceOf(req, [firstToken], req.promptIds.length);
     this.scheduler.commit(seq);
     this.live.set(req.id, { req, events, seq });
-    events.onTokens([firstToken]);
+    events.onTokens([firstToken], lp);
     this.wake();
   }
 
@@ -182,6 +194,8 @@ export class DecodeEngine {
 
   private finish(live: Live, reason: FinishReason, err?: unknown): void {
     if (!this.live.delete(live.req.id)) return;
+    // a step already submitted may still count into the row: the next owner's setCounts is queued behind it
+    if (live.countsRow !== undefined) this.freeCountsRows.push(live.countsRow);
     const completion = live.seq ? live.seq.outputTokens.length : 0;
     live.events.onFinish(reason, { promptTokens: live.req.promptIds.length, completionTokens: completion }, err);
   }
@@ -194,6 +208,8 @@ export class DecodeEngine {
       throw new SchedulerRejection('too-large', `${req.id}: prompt ${req.promptIds.length} + max_tokens ${req.maxTokens} exceed the context of ${this.model.opts.maxContext}`);
     }
     packSamplingParams([{ ...req.sampling, counter: 0 }]); // validates the sampling settings
+    // and logit_bias, penalties and logprobs
+    packLogitRows([req.sampling], [needsCounts(penaltiesOf(req.sampling)) ? 0 : NO_COUNTS], this.model.cfg.vocabSize);
   }
 
   private sequenceOf(req: EngineRequest, output: number[], cached: number): Sequence {
@@ -239,14 +255,17 @@ export class DecodeEngine {
     try {
       // a sequence in the step still running feeds that step's token (from the GPU) one position further
       const from = batch.map((s) => prev?.index.get(s) ?? -1);
+      const lives = batch.map((s) => this.live.get(s.id)!);
       const submitted = await this.model.submitStep({
         tokens: batch.map((s, b) => (from[b] === -1 ? s.outputTokens[s.outputTokens.length - 1]! : 0)),
         fromPrevious: from,
         positions: batch.map((s, b) => s.cachedTokens + (from[b] === -1 ? 0 : 1)),
         pageTables: batch.map((s) => s.pageTable),
-        sampling: batch.map((s, b) => ({ ...this.live.get(s.id)!.req.sampling, counter: s.outputTokens.length + (from[b] === -1 ? 0 : 1) })),
+        sampling: lives.map((l, b) => ({ ...l.req.sampling, counter: batch[b]!.outputTokens.length + (from[b] === -1 ? 0 : 1) })),
+        logitSettings: lives.map((l) => l.req.sampling),
+        countsRows: lives.map((l, b) => this.countsRowOf(l, batch[b]!)),
       });
-      return { startedAt, batch, index: new Map(batch.map((s, b) => [s, b])), tokens: submitted.tokens };
+      return { startedAt, batch, index: new Map(batch.map((s, b) => [s, b])), tokens: submitted.tokens, logprobs: submitted.logprobs };
     } catch (err) {
       this.inStep = false;
       for (const s of batch) this.end(s.id, 'fail', err);
@@ -257,10 +276,27 @@ export class DecodeEngine {
     }
   }
 
+  /**
+   * The sequence's counts row, set up on its first decode step (its output so far is then all on the CPU: a
+   * sequence not in the previous step feeds its token from the host); NO_COUNTS without penalties.
+   */
+  private countsRowOf(live: Live, seq: Sequence): number {
+    if (!needsCounts(penaltiesOf(live.req.sampling))) return NO_COUNTS;
+    if (live.countsRow === undefined) {
+      const row = this.freeCountsRows.pop();
+      if (row === undefined) throw new Error('no free counts row (more running sequences than maxBatch?)');
+      live.countsRow = row;
+      this.model.setCounts(row, live.req.promptTokenSet ?? live.req.promptIds, seq.outputTokens);
+    }
+    return live.countsRow;
+  }
+
   private async completeStep(step: InFlight): Promise<void> {
     let tokens: Uint32Array;
+    let logprobs: (TokenLogprobs | null)[] | null;
     try {
       tokens = await step.tokens;
+      logprobs = step.logprobs ? await step.logprobs : null;
     } catch (err) {
       for (const s of step.batch) if (this.live.get(s.id)?.seq === s) this.end(s.id, 'fail', err);
       return;
@@ -268,7 +304,7 @@ export class DecodeEngine {
     this.stepsRun++;
     this.onStep?.({ batch: step.batch.length, ms: performance.now() - step.startedAt });
     // only sequences still running as these objects: one that ended meanwhile may have a successor of its id
-    const current = step.batch.flatMap((s, b) => (s.status === 'running' && this.live.get(s.id)?.seq === s ? [{ seqId: s.id, token: tokens[b]! }] : []));
+    const current = step.batch.flatMap((s, b) => (s.status === 'running' && this.live.get(s.id)?.seq === s ? [{ seqId: s.id, token: tokens[b]!, logprobs: logprobs?.[b] ?? undefined }] : []));
     this.record(current);
   }
 
@@ -286,7 +322,7 @@ export class DecodeEngine {
       }
       const token = out.token!;
       this.inStep = false;
-      this.record([{ seqId: seq.id, token }]);
+      this.record([{ seqId: seq.id, token, logprobs: out.logprobs ?? undefined }]);
     } catch (err) {
       this.inStep = false;
       this.end(seq.id, 'fail', err);
@@ -296,13 +332,13 @@ export class DecodeEngine {
     }
   }
 
-  private record(results: readonly { seqId: string; token: number }[]): void {
+  private record(results: readonly { seqId: string; token: number; logprobs?: TokenLogprobs | undefined }[]): void {
     const live = results.filter((r) => !this.deferredCancels.has(r.seqId));
     const finished = new Set(this.scheduler.onStepDone(live));
     for (const r of live) {
       const l = this.live.get(r.seqId);
       if (!l) continue;
-      l.events.onTokens([r.token]);
+      l.events.onTokens([r.token], r.logprobs ? [r.logprobs] : undefined);
       if (l.seq && finished.has(l.seq)) this.finish(l, l.seq.finishReason!);
     }
   }

@@ -45,9 +45,12 @@ export function handlePrefillDone(ctx: ServiceContext, m: PrefillDone, streams: 
     // the engine only reads a prefilled request's prompt length: a hole-y array of that length, no ids
     promptIds: new Array<number>(m.promptTokens),
     maxTokens: reserve.maxTokens, sampling: reserve.sampling, stopTokenIds: reserve.stopTokenIds, eosTokenIds: reserve.eosTokenIds,
+    ...(reserve.promptTokenSet ? { promptTokenSet: tokenSetIds(reserve.promptTokenSet, node.vocabSize) } : {}),
   };
+  const firstLogprobs = m.firstLogprobs ? { logprob: m.firstLogprobs.logprob, top: m.firstLogprobs.top.map(([id, logprob]) => ({ id, logprob })) } : undefined;
+  if (reserve.sampling.logprobs !== undefined && !firstLogprobs) return refuse('incompatible', 'the reserve asked for logprobs and the prefill-done carries none');
   try {
-    engine.admitPrefilled(req, m.firstToken, streams.open(m.requestId, m.timing));
+    engine.admitPrefilled(req, m.firstToken, streams.open(m.requestId, m.timing), firstLogprobs);
   } catch (err) {
     streams.discard(m.requestId); // admitPrefilled throws before it sends any event
     if (err instanceof SchedulerRejection) {
@@ -60,6 +63,13 @@ export function handlePrefillDone(ctx: ServiceContext, m: PrefillDone, streams: 
   ctx.handoffs.end(m.requestId, false);
   ctx.metrics.admitted.inc();
   return prefillDoneAckMessage({ requestId: m.requestId, ok: true });
+}
+
+/** The ids a prompt token set (the reserve's bitset) holds, below the vocabulary size. */
+function tokenSetIds(set: Uint8Array, vocab: number): number[] {
+  const ids: number[] = [];
+  for (let i = 0; i < Math.min(vocab, set.length * 8); i++) if (set[i >> 3]! & (1 << (i & 7))) ids.push(i);
+  return ids;
 }
 
 /** The prefill gave up: drop the reservation. A request already decoding is left alone (a stale message). */

@@ -3,8 +3,11 @@
 // step); the first token of a wait starts the timer. The request's first token (the prefill's) goes out at
 // once: waiting would only add to time-to-first-token. `seq` counts messages from 0; the last one carries
 // the finish reason and usage (and the error text for 'error'), with whatever tokens were still waiting.
-import { encodeMessage, tokensMessage, type FinishReason, type PrefillTiming, type Tokens, type Usage } from '@latentwire/protocol';
-import type { RequestEvents } from '../engine/engine.js';
+import { encodeMessage, tokensMessage, type FinishReason, type PrefillTiming, type Tokens, type Usage, type WireLogprobs } from '@latentwire/protocol';
+import type { RequestEvents, TokenLogprobs } from '../engine/engine.js';
+
+/** A token's logprobs as the wire carries them. */
+export const wireLogprobs = (l: TokenLogprobs): WireLogprobs => ({ logprob: l.logprob, top: l.top.map((e) => [e.id, e.logprob] as const) });
 
 /** Well under MAX_TOKENS_PER_MESSAGE; a wait never gathers this many unless flushMs is huge. */
 const MAX_PENDING = 4096;
@@ -13,6 +16,8 @@ const MAX_ERROR_CHARS = 1000;
 
 export class TokenStream implements RequestEvents {
   private pending: number[] = [];
+  /** Logprobs of the pending tokens, one each, when the request asked for them (else empty). */
+  private pendingLogprobs: WireLogprobs[] = [];
   private seq = 0;
   private timer: NodeJS.Timeout | null = null;
   private done = false;
@@ -34,9 +39,10 @@ export class TokenStream implements RequestEvents {
     return this.done;
   }
 
-  onTokens(tokens: readonly number[]): void {
+  onTokens(tokens: readonly number[], logprobs?: readonly TokenLogprobs[]): void {
     if (this.done) return;
     this.pending.push(...tokens);
+    if (logprobs) this.pendingLogprobs.push(...logprobs.map(wireLogprobs));
     if (this.flushMs === 0 || this.seq === 0 || this.pending.length >= MAX_PENDING) this.flush();
     else this.timer ??= setTimeout(() => this.flush(), this.flushMs);
   }
@@ -57,9 +63,12 @@ export class TokenStream implements RequestEvents {
 
   private send(last: Pick<Tokens, 'finishReason' | 'usage' | 'error'>): void {
     const timing = this.seq === 0 ? this.extra.timing : undefined;
-    const msg = tokensMessage({ requestId: this.requestId, seq: this.seq, tokens: this.pending, ...last, ...(timing ? { timing } : {}) });
+    // logprobs go only with a message whose every token has them (a request asks for all or none)
+    const logprobs = this.pendingLogprobs.length > 0 && this.pendingLogprobs.length === this.pending.length ? { logprobs: this.pendingLogprobs } : {};
+    const msg = tokensMessage({ requestId: this.requestId, seq: this.seq, tokens: this.pending, ...last, ...(timing ? { timing } : {}), ...logprobs });
     this.extra.onSent?.(this.pending.length);
     this.pending = [];
+    this.pendingLogprobs = [];
     this.seq = (this.seq + 1) >>> 0;
     this.publish(encodeMessage(msg));
   }

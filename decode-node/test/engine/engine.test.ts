@@ -143,3 +143,40 @@ for (const kvDtype of ['fp8_e4m3', 'f32'] as const) {
     engine.model.release();
   });
 }
+
+test('engine - penalties, logit_bias and logprobs: a mixed batch gives each request its tokens and logprobs alone; counts rows are reused', async (t) => {
+  const { engine, cfg } = await engineFor('f32', { maxBatch: 4 });
+  const c = cases[0]!;
+  const base = { promptIds: c.input_ids, maxTokens: 10, eosTokenIds: cfg.eosTokenIds };
+  const greedy = { temperature: 0, topK: 0, topP: 1, seed: 0 };
+  const reqs: EngineRequest[] = [
+    { ...base, id: 'freq', sampling: { ...greedy, frequencyPenalty: 2, logprobs: 3 } },
+    { ...base, id: 'plain', sampling: { ...greedy } },
+    { ...base, id: 'rep-sampled', sampling: { temperature: 0.8, topK: 0, topP: 1, seed: 9, repetitionPenalty: 1.5, presencePenalty: 0.5 } },
+    { ...base, id: 'bias', sampling: { ...greedy, logitBias: [[16, -100], [344, 1.5]], logprobs: 0 } },
+  ];
+  type Logged = { tokens: number[]; logprobs: number[] };
+  const run = (req: EngineRequest) => new Promise<Logged>((resolve, reject) => {
+    const out: Logged = { tokens: [], logprobs: [] };
+    engine.submit(req, {
+      onTokens: (tok, lp) => { out.tokens.push(...tok); out.logprobs.push(...(lp ?? []).map((l) => l.logprob)); },
+      onFinish: (reason, _u, err) => (reason === 'error' ? reject(err) : resolve(out)),
+    });
+  });
+  const alone: Logged[] = [];
+  for (const req of reqs) alone.push(await run(req));
+  // the penalties do change greedy output (the plain request is the reference's)
+  t.deepEqual(alone[1]!.tokens, c.greedy_ids.slice(0, 10));
+  t.notDeepEqual(alone[0]!.tokens, alone[1]!.tokens);
+  t.false(alone[3]!.tokens.includes(16));
+  t.is(alone[0]!.logprobs.length, 10);
+  t.is(alone[1]!.logprobs.length, 0);
+  // twice together: with the two alone, six sequences with penalties over maxBatch = 4 counts rows, so rows are reused
+  for (let round = 0; round < 2; round++) {
+    const together = await Promise.all(reqs.map((r) => run({ ...r, id: `${r.id}-${round}` })));
+    t.deepEqual(together.map((r) => r.tokens), alone.map((r) => r.tokens), `round ${round}: batched tokens equal alone`);
+    together.forEach((r, i) => r.logprobs.forEach((l, j) => t.true(Math.abs(l - alone[i]!.logprobs[j]!) < 1e-5, `logprob ${i}.${j}`)));
+  }
+  await engine.idle();
+  engine.model.release();
+});

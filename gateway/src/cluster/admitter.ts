@@ -43,6 +43,7 @@ function generationOf(req: GenerationRequest, modelEos: readonly number[]) {
   return {
     requestId: req.requestId, promptTokens: req.promptIds.length, maxTokens: req.maxTokens, sampling: req.sampling,
     stopTokenIds: req.stopTokenIds.filter((id) => !eos.has(id)), eosTokenIds: req.stopTokenIds.filter((id) => eos.has(id)),
+    ...(req.promptTokenSet ? { promptTokenSet: req.promptTokenSet } : {}),
   };
 }
 

@@ -83,11 +83,11 @@ export class TokenStream {
       expected++;
       switch (m.finishReason) {
         case undefined:
-          if (m.tokens.length > 0) yield { tokens: m.tokens };
+          if (m.tokens.length > 0) yield { tokens: m.tokens, ...(m.logprobs ? { logprobs: m.logprobs } : {}) };
           break;
         case 'stop':
         case 'length':
-          yield { tokens: m.tokens, finishReason: m.finishReason };
+          yield { tokens: m.tokens, finishReason: m.finishReason, ...(m.logprobs ? { logprobs: m.logprobs } : {}) };
           return;
         case 'error':
           throw new DecodeNodeError(nodeId, requestId, 'error', `decode node ${nodeId} failed request ${requestId}: ${m.error ?? '(no detail)'}`);

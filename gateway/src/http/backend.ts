@@ -1,6 +1,7 @@
 // The one seam between the HTTP layer and whatever produces tokens (the NATS → prefill → decode pipeline in
 // production). The HTTP layer owns text: tokenizing, detokenizing, stop strings and response shapes; a
 // backend only ever sees and returns token ids.
+import type { WireLogprobs, WireSampling } from '@latentwire/protocol';
 
 export interface GenerationRequest {
   /** Unique per HTTP request; the response ids (`chatcmpl-…`, `cmpl-…`) are built from it. */
@@ -8,8 +9,12 @@ export interface GenerationRequest {
   readonly promptIds: readonly number[];
   /** Generated tokens at most (the stop token, if one ends generation, counts as one). */
   readonly maxTokens: number;
-  /** temperature 0 = greedy; topK 0 = no top-k limit; topP 1 = no nucleus limit. seed is always set. */
-  readonly sampling: { readonly temperature: number; readonly topK: number; readonly topP: number; readonly seed: number };
+  /**
+   * temperature 0 = greedy; topK 0 = no top-k limit; topP 1 = no nucleus limit. seed is always set. The
+   * optional fields (penalties, logitBias, logprobs: top alternatives per token) are absent when off, never
+   * undefined: they go on the wire as they are.
+   */
+  readonly sampling: WireSampling;
   /**
    * Every id that ends generation with finishReason 'stop': the model's EOS ids (unless ignoreEos) and the
    * request's stop_token_ids. The stop token itself is reported as the last token of the last event.
@@ -17,6 +22,8 @@ export interface GenerationRequest {
   readonly stopTokenIds: readonly number[];
   /** The client asked to generate past EOS; EOS ids are then absent from stopTokenIds. */
   readonly ignoreEos: boolean;
+  /** With a repetition penalty only: the prompt's token set (promptTokenSet()), for the decode node. */
+  readonly promptTokenSet?: Uint8Array;
   /** Filled in by the backend as it learns it, for the access line. */
   readonly trace?: GenerationTrace;
 }
@@ -38,8 +45,13 @@ export class FinishedByGateway extends Error {
   }
 }
 
+/** A generated token's logprob and its top alternatives (token id, logprob), most probable first. */
+export type TokenLogprob = WireLogprobs;
+
 export interface GenerationEvent {
   readonly tokens: readonly number[];
+  /** When the request asked for logprobs: one per token, in order. */
+  readonly logprobs?: readonly TokenLogprob[];
   readonly finishReason?: 'stop' | 'length';
 }
 

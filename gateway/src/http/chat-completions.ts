@@ -3,6 +3,7 @@ import type { RequestHandler } from 'express';
 import { modelNotFound } from './api-error.js';
 import { clientGoneSignal } from './client-signal.js';
 import { DEFAULT_CHAT_MAX_TOKENS, resolveGeneration } from './generation-params.js';
+import { chatLogprobs } from './logprobs.js';
 import { chatPromptIds, chatRenderFlags } from './prompt.js';
 import { parseChatBody } from './request-schema.js';
 import { serveCompletion, type ResponseShape, type RouteContext } from './serve-completion.js';
@@ -12,9 +13,10 @@ const chatShape: ResponseShape = {
   object: 'chat.completion',
   chunkObject: 'chat.completion.chunk',
   openingChoice: { index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null },
-  deltaChoice: (text) => ({ index: 0, delta: { content: text }, logprobs: null, finish_reason: null }),
+  deltaChoice: (text, logprobs) => ({ index: 0, delta: { content: text }, logprobs, finish_reason: null }),
   finishChoice: (reason) => ({ index: 0, delta: {}, logprobs: null, finish_reason: reason }),
-  fullChoice: (text, reason) => ({ index: 0, message: { role: 'assistant', content: text, refusal: null }, logprobs: null, finish_reason: reason }),
+  fullChoice: (text, reason, logprobs) => ({ index: 0, message: { role: 'assistant', content: text, refusal: null }, logprobs, finish_reason: reason }),
+  formatLogprobs: (tokens, texts) => chatLogprobs(tokens, texts),
 };
 
 export function chatCompletionsHandler(ctx: RouteContext): RequestHandler {
@@ -32,6 +34,7 @@ export function chatCompletionsHandler(ctx: RouteContext): RequestHandler {
       model: ctx.served.folder,
       backendLimit,
       defaultMaxTokens: ctx.defaultMaxTokens ?? DEFAULT_CHAT_MAX_TOKENS,
+      logprobs: body.logprobs === true ? (body.top_logprobs ?? 0) : null,
     });
     await serveCompletion(ctx, res, chatShape, gen, signal);
   };

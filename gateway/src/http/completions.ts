@@ -3,6 +3,7 @@ import type { RequestHandler } from 'express';
 import { modelNotFound } from './api-error.js';
 import { clientGoneSignal } from './client-signal.js';
 import { DEFAULT_COMPLETION_MAX_TOKENS, resolveGeneration } from './generation-params.js';
+import { completionLogprobs } from './logprobs.js';
 import { completionPromptIds } from './prompt.js';
 import { parseCompletionBody } from './request-schema.js';
 import { serveCompletion, type ResponseShape, type RouteContext } from './serve-completion.js';
@@ -11,9 +12,10 @@ const completionShape: ResponseShape = {
   idPrefix: 'cmpl',
   object: 'text_completion',
   chunkObject: 'text_completion',
-  deltaChoice: (text) => ({ index: 0, text, logprobs: null, finish_reason: null }),
+  deltaChoice: (text, logprobs) => ({ index: 0, text, logprobs, finish_reason: null }),
   finishChoice: (reason) => ({ index: 0, text: '', logprobs: null, finish_reason: reason }),
-  fullChoice: (text, reason) => ({ index: 0, text, logprobs: null, finish_reason: reason }),
+  fullChoice: (text, reason, logprobs) => ({ index: 0, text, logprobs, finish_reason: reason }),
+  formatLogprobs: completionLogprobs,
 };
 
 export function completionsHandler(ctx: RouteContext): RequestHandler {
@@ -31,6 +33,7 @@ export function completionsHandler(ctx: RouteContext): RequestHandler {
       model: ctx.served.folder,
       backendLimit,
       defaultMaxTokens: DEFAULT_COMPLETION_MAX_TOKENS,
+      logprobs: body.logprobs ?? null,
     });
     await serveCompletion(ctx, res, completionShape, gen, signal);
   };

@@ -22,19 +22,14 @@ const is = (x: unknown) => (v: unknown) => v === x;
 const emptyArray = (v: unknown) => Array.isArray(v) && v.length === 0;
 const emptyObject = (v: unknown) => typeof v === 'object' && v !== null && !Array.isArray(v) && Object.keys(v).length === 0;
 
-/** Sampling changes and outputs the engine does not have yet (issue 10 items 1 to 5). */
+/** Sampling changes and outputs the engine does not have yet (issue 10 items 3 to 5; penalties, logit_bias
+ *  and logprobs are implemented: request-schema.ts). */
 const bothEndpoints: readonly RefusedField[] = [
   refused('n', '1', is(1)),
-  refused('presence_penalty', '0', is(0)),
-  refused('frequency_penalty', '0', is(0)),
-  refused('repetition_penalty', '1', is(1)),
-  refused('logit_bias', '{}', emptyObject),
 ];
 
 export const REFUSED_CHAT_FIELDS: readonly RefusedField[] = [
   ...bothEndpoints,
-  refused('logprobs', 'false', is(false)),
-  refused('top_logprobs', '0', is(0)),
   refused('response_format', '{"type": "text"}', (v) => emptyObject(v) || (typeof v === 'object' && (v as { type?: unknown }).type === 'text' && Object.keys(v as object).length === 1)),
   refused('tools', '[]', emptyArray),
   // Without tools, 'none' and 'auto' both mean "answer with text".
@@ -54,8 +49,7 @@ export const REFUSED_CHAT_FIELDS: readonly RefusedField[] = [
 
 export const REFUSED_COMPLETION_FIELDS: readonly RefusedField[] = [
   ...bothEndpoints,
-  // Unlike chat's, any number here asks for logprobs (0: the sampled token's only).
-  refused('logprobs'),
+  // Prompt logprobs (echo with logprobs) and the echoed prompt are not implemented.
   refused('echo', 'false', is(false)),
   refused('suffix', '""', is('')),
   refused('best_of', '1', is(1)),

@@ -5,6 +5,7 @@ import type { GenerationConfig } from '@latentwire/model';
 import { ApiError, invalidParam } from './api-error.js';
 import type { GenerationRequest } from './backend.js';
 import type { CommonBody } from './request-schema.js';
+import type { WireSampling } from '@latentwire/protocol';
 import type { GatewayModel } from './served-model.js';
 
 export interface ResolvedGeneration {
@@ -14,6 +15,9 @@ export interface ResolvedGeneration {
   readonly stream: boolean;
   readonly includeUsage: boolean;
 }
+
+/** Logprobs asked for: chat's logprobs + top_logprobs, completions' logprobs number; null = none. */
+export type LogprobsAsk = number | null;
 
 export interface ResolveInput {
   readonly requestId: string;
@@ -26,6 +30,8 @@ export interface ResolveInput {
   readonly backendLimit: number | undefined;
   /** max_tokens when the request omits it: DEFAULT_MAX_TOKENS for chat, 16 for completions (as OpenAI's). */
   readonly defaultMaxTokens: number;
+  /** Top alternatives per token the client asked for, or null for no logprobs. */
+  readonly logprobs: LogprobsAsk;
 }
 
 /** DEFAULT_MAX_TOKENS's default: pages are reserved for prompt + max_tokens up front, so "all that fits"
@@ -34,7 +40,7 @@ export const DEFAULT_CHAT_MAX_TOKENS = 1024;
 /** OpenAI's (and vLLM's) max_tokens default for /v1/completions. */
 export const DEFAULT_COMPLETION_MAX_TOKENS = 16;
 
-export function resolveGeneration({ requestId, body, promptIds, promptParam, model, backendLimit, defaultMaxTokens }: ResolveInput): ResolvedGeneration {
+export function resolveGeneration({ requestId, body, promptIds, promptParam, model, backendLimit, defaultMaxTokens, logprobs }: ResolveInput): ResolvedGeneration {
   const stream = body.stream === true;
   if (body.stream_options != null && !stream) {
     throw invalidParam('stream_options', "The 'stream_options' parameter is only allowed when 'stream' is enabled.");
@@ -47,19 +53,22 @@ export function resolveGeneration({ requestId, body, promptIds, promptParam, mod
   const ignoreEos = body.ignore_eos === true;
   const defaults = samplingDefaults(model.generation);
   const stop = typeof body.stop === 'string' ? [body.stop] : (body.stop ?? []);
+  const sampling: WireSampling = {
+    temperature: body.temperature ?? defaults.temperature,
+    topP: body.top_p ?? defaults.topP,
+    topK: body.top_k ?? defaults.topK,
+    // A fresh seed per request keeps unseeded requests independent while every backend stays deterministic.
+    // any integer is accepted (as OpenAI does) and taken modulo 2^32, the sampler's seed width
+    seed: body.seed === undefined || body.seed === null ? randomInt(2 ** 32) : Number(BigInt.asUintN(32, BigInt(body.seed))),
+    ...logitFields(body, vocab, logprobs),
+  };
   return {
     request: {
       requestId,
       promptIds,
+      ...(sampling.repetitionPenalty !== undefined ? { promptTokenSet: promptTokenSet(promptIds, vocab) } : {}),
       maxTokens: resolveMaxTokens(body, promptIds.length, promptParam, model.config.maxPositionEmbeddings, backendLimit, defaultMaxTokens),
-      sampling: {
-        temperature: body.temperature ?? defaults.temperature,
-        topP: body.top_p ?? defaults.topP,
-        topK: body.top_k ?? defaults.topK,
-        // A fresh seed per request keeps unseeded requests independent while every backend stays deterministic.
-        // any integer is accepted (as OpenAI does) and taken modulo 2^32, the sampler's seed width
-        seed: body.seed === undefined || body.seed === null ? randomInt(2 ** 32) : Number(BigInt.asUintN(32, BigInt(body.seed))),
-      },
+      sampling,
       stopTokenIds: [...new Set([...(ignoreEos ? [] : model.generation.eosTokenIds), ...userStopIds])],
       ignoreEos,
     },
@@ -68,6 +77,36 @@ export function resolveGeneration({ requestId, body, promptIds, promptParam, mod
     stream,
     includeUsage: stream && body.stream_options?.include_usage === true,
   };
+}
+
+/**
+ * Penalties, logit_bias and logprobs as the wire carries them: only the ones that change something, so a
+ * request that sends defaults is the same request. logit_bias ids must be in the vocabulary (a 400 naming
+ * the field otherwise).
+ */
+function logitFields(body: CommonBody, vocab: number, logprobs: LogprobsAsk): Partial<WireSampling> {
+  const out: { -readonly [K in keyof WireSampling]?: WireSampling[K] } = {};
+  if (body.presence_penalty) out.presencePenalty = body.presence_penalty;
+  if (body.frequency_penalty) out.frequencyPenalty = body.frequency_penalty;
+  if (body.repetition_penalty != null && body.repetition_penalty !== 1) out.repetitionPenalty = body.repetition_penalty;
+  const bias: [number, number][] = [];
+  for (const [key, value] of Object.entries(body.logit_bias ?? {})) {
+    const id = Number(key);
+    if (!Number.isSafeInteger(id) || id >= vocab) throw invalidParam('logit_bias', `Invalid value for 'logit_bias': token id ${key} is outside the vocabulary (size ${vocab}).`);
+    if (value !== 0) bias.push([id, value]);
+  }
+  // "5" and "05" name one token: the later entry wins, as a later JSON key would
+  const distinct = [...new Map(bias).entries()];
+  if (distinct.length > 0) out.logitBias = distinct;
+  if (logprobs !== null) out.logprobs = logprobs;
+  return out;
+}
+
+/** The prompt's token set as the reserve carries it (repetition_penalty only: the decode node never sees prompt ids). */
+export function promptTokenSet(promptIds: readonly number[], vocab: number): Uint8Array {
+  const set = new Uint8Array(Math.ceil(vocab / 8));
+  for (const id of promptIds) set[id >> 3] = set[id >> 3]! | (1 << (id & 7));
+  return set;
 }
 
 /**

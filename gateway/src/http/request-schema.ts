@@ -5,6 +5,7 @@
 // "default", and a wrong type or range is a 400 naming the field.
 import { z } from 'zod';
 import { ApiError, invalidParam } from './api-error.js';
+import { MAX_LOGIT_BIAS, MAX_REPETITION_PENALTY, MAX_WIRE_TOP_LOGPROBS } from '@latentwire/protocol';
 import { REFUSED_CHAT_FIELDS, REFUSED_COMPLETION_FIELDS, refuseUnimplemented, type RefusedField } from './field-policy.js';
 
 /** Accepted and ignored: OpenAI documents these as bookkeeping (user, metadata, store, safety_identifier),
@@ -38,6 +39,15 @@ const common = {
   stop: z.union([z.string(), z.array(z.string()).max(4)], { error: 'expected a string or an array of up to 4 strings' }).nullish(),
   ignore_eos: z.boolean().nullish(),
   stop_token_ids: z.array(z.number().int().min(0).max(0xffffffff)).max(128).nullish(),
+  // Applied on the GPU before sampling (logit-adjust.wgsl); ids are checked against the vocabulary later.
+  presence_penalty: z.number().min(-2).max(2).nullish(),
+  frequency_penalty: z.number().min(-2).max(2).nullish(),
+  // vLLM's extension; vLLM requires > 0, the wire bounds it at MAX_REPETITION_PENALTY
+  repetition_penalty: z.number().gt(0).max(MAX_REPETITION_PENALTY).nullish(),
+  logit_bias: z
+    .record(z.string().regex(/^\d+$/, 'keys must be token ids (decimal integers)'), z.number().min(-100).max(100))
+    .refine((m) => Object.keys(m).length <= MAX_LOGIT_BIAS, `at most ${MAX_LOGIT_BIAS} entries`)
+    .nullish(),
 };
 
 // prompt_cache_breakpoint is a cache hint: ignored.
@@ -79,6 +89,11 @@ export const chatCompletionSchema = z.strictObject({
   continue_final_message: z.boolean().nullish(),
   // An OpenAI option with nothing to do here: parallel tool calls need tools, which are refused.
   parallel_tool_calls: z.boolean().nullish(),
+  logprobs: z.boolean().nullish(),
+  top_logprobs: z.number().int().min(0).max(MAX_WIRE_TOP_LOGPROBS).nullish(),
+}).superRefine((b, ctx) => {
+  // as OpenAI: top_logprobs needs logprobs
+  if ((b.top_logprobs ?? 0) > 0 && b.logprobs !== true) ctx.addIssue({ code: 'custom', path: ['top_logprobs'], message: "'logprobs' must be true when 'top_logprobs' is set" });
 });
 
 const tokenIds = z.array(z.number().int().min(0)).min(1);
@@ -88,6 +103,8 @@ export const completionSchema = z.strictObject({
   prompt: z.union([z.string(), tokenIds, z.tuple([z.string()]), z.tuple([tokenIds])], {
     error: 'expected a string, an array of token ids, or a one-element array of either (one prompt per request)',
   }),
+  // Top alternatives per token (0: the sampled token's only); OpenAI allows 5, vLLM (and this server) 20.
+  logprobs: z.number().int().min(0).max(MAX_WIRE_TOP_LOGPROBS).nullish(),
 });
 
 export type ChatCompletionBody = z.infer<typeof chatCompletionSchema>;

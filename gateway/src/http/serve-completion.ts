@@ -13,7 +13,8 @@ import type { ResolvedGeneration } from './generation-params.js';
 import type { PromptPool } from '../prompt/index.js';
 import type { ServedModel } from './served-model.js';
 import { SseWriter } from './sse.js';
-import { generateText, type FinishReason, type TextDelta } from './text-generation.js';
+import { generateText, type FinishReason, type LoggedToken, type TextDelta } from './text-generation.js';
+import { TokenTexts } from './logprobs.js';
 
 export interface RouteContext {
   readonly served: ServedModel;
@@ -34,10 +35,16 @@ export interface ResponseShape {
   readonly chunkObject: string;
   /** A choice sent before any text (chat's `delta.role`), if the endpoint has one. */
   readonly openingChoice?: object;
-  deltaChoice(text: string): object;
+  /** `logprobs`: the choice's logprobs object (formatLogprobs), or null when not asked for. */
+  deltaChoice(text: string, logprobs: object | null): object;
   /** The last choice of a stream: no text, only finish_reason. */
   finishChoice(reason: FinishReason): object;
-  fullChoice(text: string, reason: FinishReason): object;
+  fullChoice(text: string, reason: FinishReason, logprobs: object | null): object;
+  /**
+   * The endpoint's logprobs object for these tokens. `texts` renders token ids; `offset` is the text offset of
+   * the first token (completions' text_offset), advanced past them.
+   */
+  formatLogprobs(tokens: readonly LoggedToken[], texts: TokenTexts, offset: { value: number }): object;
 }
 
 export interface Usage {
@@ -78,6 +85,11 @@ export async function serveCompletion(ctx: RouteContext, res: Response, shape: R
     return r;
   };
 
+  const wantLogprobs = gen.request.sampling.logprobs !== undefined;
+  const texts = new TokenTexts(ctx.served.folder.tokenizer);
+  const offset = { value: 0 };
+  const logprobsOf = (tokens: readonly LoggedToken[]): object | null => (wantLogprobs ? shape.formatLogprobs(tokens, texts, offset) : null);
+
   let sse: SseWriter | undefined;
   try {
     const first = await next();
@@ -85,14 +97,16 @@ export async function serveCompletion(ctx: RouteContext, res: Response, shape: R
     let d = first.value;
     if (!gen.stream) {
       let text = '';
+      const logged: LoggedToken[] = [];
       for (;;) {
         text += d.text;
+        logged.push(...(d.logprobs ?? []));
         if (d.finishReason) break;
         const n = await next();
         if (n.done) return clientGone();
         d = n.value;
       }
-      res.json({ ...envelope, object: shape.object, choices: [shape.fullChoice(text, d.finishReason)], usage: usage(d) });
+      res.json({ ...envelope, object: shape.object, choices: [shape.fullChoice(text, d.finishReason, logprobsOf(logged))], usage: usage(d) });
       return finished(d);
     }
 
@@ -107,7 +121,10 @@ export async function serveCompletion(ctx: RouteContext, res: Response, shape: R
     });
     if (shape.openingChoice) await sse.send(chunk([shape.openingChoice]));
     for (;;) {
-      if (d.text !== '') await sse.send(chunk([shape.deltaChoice(d.text)]));
+      // a delta's logprobs go with its text; tokens whose text is held back (a partial character, a possible
+      // stop string) still send theirs, with empty text
+      const logged = d.logprobs ?? [];
+      if (d.text !== '' || (wantLogprobs && logged.length > 0)) await sse.send(chunk([shape.deltaChoice(d.text, logprobsOf(logged))]));
       if (d.finishReason) break;
       const n = await next();
       if (n.done) return clientGone();

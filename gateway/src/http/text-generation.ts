@@ -6,7 +6,7 @@
 // When the gateway ends a request the backend has not finished (stop string, stop id, overrun, client
 // gone, consumer returned early), it aborts the backend's signal so the request is cancelled everywhere.
 import type { Tokenizer } from '@latentwire/model';
-import { FinishedByGateway, type GenerationBackend } from './backend.js';
+import { FinishedByGateway, type GenerationBackend, type TokenLogprob } from './backend.js';
 import type { ResolvedGeneration } from './generation-params.js';
 import { StopMatcher } from './stop-matcher.js';
 
@@ -19,6 +19,15 @@ export interface TextDelta {
   readonly completionTokens: number;
   /** Set on the last delta only. */
   readonly finishReason?: FinishReason;
+  /**
+   * With logprobs asked for: the tokens that arrived with this delta and their logprobs (a stop token, EOS or
+   * stop_token_ids, has no entry: its text is never returned; a token whose text a stop string cut has one).
+   */
+  readonly logprobs?: readonly LoggedToken[];
+}
+
+export interface LoggedToken extends TokenLogprob {
+  readonly id: number;
 }
 
 /** The backend broke its contract (e.g. ended without a finish reason); a 500 for the client. */
@@ -53,7 +62,8 @@ export async function* generateText(
     for await (const event of backend.generate(gen.request, cancel.signal)) {
       let text = '';
       let finish: FinishReason | undefined;
-      for (const id of event.tokens) {
+      const logged: LoggedToken[] = [];
+      for (const [j, id] of event.tokens.entries()) {
         if (count >= maxTokens) {
           finish = 'length';
           break;
@@ -63,6 +73,8 @@ export async function* generateText(
           finish = 'stop';
           break;
         }
+        const entry = event.logprobs?.[j];
+        if (entry) logged.push({ id, ...entry });
         const r = matcher.push(detok.push(id));
         text += r.text;
         if (r.stopped) {
@@ -71,14 +83,15 @@ export async function* generateText(
         }
       }
       finish ??= count >= maxTokens ? 'length' : event.finishReason;
+      const lp = event.logprobs ? { logprobs: logged } : {};
       if (finish === undefined) {
-        yield { text, completionTokens: count };
+        yield { text, completionTokens: count, ...lp };
         continue;
       }
       // Cancel before the last delta is even sent: a stopped request should free its decode slot at once.
       if (event.finishReason === undefined) cancel.abort(new FinishedByGateway(finish));
       settled = true;
-      yield { ...finishText(text, finish, detok.flush(), matcher), completionTokens: count };
+      yield { ...finishText(text, finish, detok.flush(), matcher), completionTokens: count, ...lp };
       return;
     }
     if (!clientSignal.aborted) throw new BackendProtocolError(`backend ended request ${gen.request.requestId} without a finish reason`);

@@ -6,9 +6,9 @@ import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import {
   MESSAGE_TYPES, SUBJECT_TYPES, WIRE_REJECTED_METRIC, WIRE_VERSION, WireError, WireRejections, decodeMessage, describeMessage,
-  encodeMessage, kvChunkChecksum, type MessageType, type WireMessage, type WireRejectReason,
+  encodeMessage, kvChunkChecksum, parsePrefillJob, type MessageType, type WireMessage, type WireRejectReason,
 } from '../src/wire/index.js';
-import { rawPack, samples, tampered } from './wire/samples.js';
+import { E4M3_KEY, FINGERPRINT, rawPack, samples, tampered } from './wire/samples.js';
 
 const S = samples();
 
@@ -42,6 +42,30 @@ test('wire - every message type round-trips through encode and decode', (t) => {
     t.deepEqual(plain(decodeMessage(bytes, [type])), m, type);
     t.deepEqual(plain(decodeMessage(bytes)), m, type);
   }
+});
+
+test('wire - penalties, logit_bias, logprobs and the prompt token set round-trip', (t) => {
+  const sampling = { ...S.reserve.sampling, presencePenalty: -2, frequencyPenalty: 1.5, repetitionPenalty: 1.2, logitBias: [[7, 100], [0, -100]] as [number, number][], logprobs: 20 };
+  const reserve = { ...S.reserve, sampling, promptTokenSet: Uint8Array.of(1, 0, 128) };
+  const r = decodeMessage(encodeMessage(reserve));
+  t.deepEqual({ ...r, promptTokenSet: Array.from((r as typeof reserve).promptTokenSet) }, { ...reserve, promptTokenSet: [1, 0, 128] });
+  const logprobs = [{ logprob: -0.25, top: [[3, -0.25], [9, -1.5]] as [number, number][] }, { logprob: -3, top: [] }];
+  const tokens = { ...S.tokens, tokens: [3, 4], finishReason: undefined, usage: undefined, logprobs } as WireMessage;
+  t.deepEqual(decodeMessage(encodeMessage(tokens)), JSON.parse(JSON.stringify(tokens)));
+  const done = { ...S['prefill-done'], firstLogprobs: logprobs[0]! };
+  t.deepEqual(decodeMessage(encodeMessage(done)), done);
+  // a sampling without the optional fields is still valid (peers that predate them)
+  t.deepEqual(decodeMessage(encodeMessage(S.reserve)), S.reserve);
+});
+
+test('wire - a prefill job carries the same sampling fields (BullMQ stores it as JSON) and names a bad one', (t) => {
+  const job = {
+    v: 2, requestId: 'req-1', decodeNodeId: 'decode-0', promptIds: [0, 5, 9], layoutKey: E4M3_KEY, fingerprint: FINGERPRINT, deadline: 1,
+    sampling: { temperature: 0, topK: 0, topP: 1, seed: 1, repetitionPenalty: 1.3, logitBias: [[5, -100]], logprobs: 0 },
+  };
+  t.deepEqual(parsePrefillJob(JSON.parse(JSON.stringify(job))), job);
+  const err = t.throws(() => parsePrefillJob({ ...job, sampling: { ...job.sampling, logitBias: [[5, -101]] } }));
+  t.regex(err!.message, /sampling\.logitBias/);
 });
 
 test('wire - kv-chunk bytes survive exactly and decode as views into the message', (t) => {
@@ -154,6 +178,15 @@ test('wire - bad field values are invalid', (t) => {
     [S.tokens, { finishReason: 'error' }], // error text missing
     [S.tokens, { finishReason: undefined }], // usage without finishReason
     [S.tokens, { seq: -1 }],
+    [S.reserve, { sampling: { ...S.reserve.sampling, presencePenalty: 2.5 } }],
+    [S.reserve, { sampling: { ...S.reserve.sampling, repetitionPenalty: 0 } }],
+    [S.reserve, { sampling: { ...S.reserve.sampling, logitBias: [[5, 101]] } }],
+    [S.reserve, { sampling: { ...S.reserve.sampling, logitBias: [[5, 1], [5, 2]] } }], // ids repeat
+    [S.reserve, { sampling: { ...S.reserve.sampling, logprobs: 21 } }],
+    [S.reserve, { promptTokenSet: [1, 2] }], // array, not bin
+    [S.tokens, { tokens: [1, 2], logprobs: [{ logprob: -1, top: [] }] }], // one entry for two tokens
+    [S.tokens, { tokens: [1], logprobs: [{ logprob: -1, top: Array.from({ length: 21 }, (_, i) => [i, -2]) }] }],
+    [S['prefill-done'], { firstLogprobs: { logprob: 'x', top: [] } }],
   ];
   for (const [m, patch] of cases) {
     const err = expectRejected(t, tampered(m, patch), 'invalid');

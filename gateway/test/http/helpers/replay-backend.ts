@@ -5,6 +5,7 @@
 // 'stop' (the stop id reported), maxTokens ends with 'length', an abort of the signal ends the stream.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { BackendReadiness, BackendRejection, GenerationBackend, GenerationEvent, GenerationRequest } from '../../../src/index.js';
+import type { TokenLogprob } from '../../../src/http/backend.js';
 
 export interface ReplayOptions {
   /** Ids to replay for a request (e.g. a reference case's greedy_ids followed by EOS). */
@@ -20,6 +21,8 @@ export interface ReplayOptions {
   /** Throw this after `failAfterEvents` events (0 = at admission). */
   readonly fail?: Error;
   readonly failAfterEvents?: number;
+  /** When a request asks for logprobs: made-up ones for a token, with `top` alternatives (a real node computes them on the GPU). */
+  readonly logprobs?: (id: number, top: number) => TokenLogprob;
 }
 
 export interface ReplayCall {
@@ -71,7 +74,9 @@ export class ReplayBackend implements GenerationBackend {
         else if (generated === request.maxTokens) finishReason = 'length';
       }
       call.events++;
-      yield finishReason ? { tokens, finishReason } : { tokens };
+      const k = request.sampling.logprobs;
+      const lp = k !== undefined && this.opts.logprobs ? { logprobs: tokens.map((id) => this.opts.logprobs!(id, k)) } : {};
+      yield finishReason ? { tokens, finishReason, ...lp } : { tokens, ...lp };
       if (finishReason) return;
     }
   }

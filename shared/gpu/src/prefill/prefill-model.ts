@@ -10,6 +10,11 @@ import { argmax } from '../kernels/argmax/argmax.js';
 import { kvQuantize } from '../kernels/kv-quantize/kv-quantize.js';
 import { sampleTokens } from '../kernels/sample/sample.js';
 import { packSamplingParams, type SamplingParams } from '../kernels/sample/sampling-params.js';
+import { logitAdjust } from '../kernels/sample/logit-adjust.js';
+import { tokenLogprobs } from '../kernels/sample/token-logprobs.js';
+import {
+  countsRow, hasLogitWork, LOGPROBS_WORDS, needsCounts, NO_COUNTS, packLogitRows, penaltiesOf, unpackLogprobs, type LogitSettings, type TokenLogprobs,
+} from '../kernels/sample/logit-params.js';
 import { pagesFor, type LatentKvLayout } from '@latentwire/protocol';
 import { ModelForward, type ForwardPass } from '../forward/model-forward.js';
 import { allocForwardScratch } from '../forward/scratch.js';
@@ -20,8 +25,12 @@ export interface PrefillOptions {
   readonly allLogits?: boolean;
   /** Stream each layer's KV as pages of `layout` as soon as the layer is computed (the disaggregated path). */
   readonly stream?: PrefillStream;
-  /** Sample the next token on the GPU from the last position's logits (output.token). */
-  readonly sample?: SamplingParams;
+  /**
+   * Sample the next token on the GPU from the last position's logits (output.token), after logit_bias and
+   * penalties (the prompt counts as seen for repetition_penalty; nothing is generated yet), and with
+   * `logprobs` set, the token's logprobs (output.logprobs).
+   */
+  readonly sample?: SamplingParams & LogitSettings;
 }
 
 export interface PrefillStream {
@@ -42,6 +51,8 @@ export interface PrefillOutput {
   readonly argmax: Uint32Array | null;
   /** The sampled next token (only with opts.sample). */
   readonly token: number | null;
+  /** Its logprobs (only with opts.sample.logprobs); lastLogits are then the adjusted logits the sampler read. */
+  readonly logprobs: TokenLogprobs | null;
   /** Per layer: f32 [tokens, kv_lora_rank + qk_rope_head_dim] latent KV rows, token-major (pages are row ranges). */
   readonly latent: readonly GPUBuffer[];
   /** Frees the latent buffers. */
@@ -111,12 +122,30 @@ export class PrefillModel {
       programs.push(forward.finalNorm(pass, T - 1, 1), forward.lmHead(pass, 0, 1, logitsBuf));
     }
     let sampled: { params: GPUBuffer; out: GPUBuffer } | null = null;
+    let adjusted: GPUBuffer[] = [];
+    let logprobsBuf: GPUBuffer | null = null;
     if (opts.sample) {
       sampled = { params: gpu.upload('sample.params', packSamplingParams([opts.sample])), out: gpu.buffer('sample.token', 4) };
-      programs.push(sampleTokens({ logits: logitsBuf, logitsOffset: lastRowInBuf * V, params: sampled.params, out: sampled.out, rows: 1, vocab: V }));
+      const logitsOffset = lastRowInBuf * V;
+      const around = hasLogitWork(opts.sample);
+      if (around) {
+        const counts = needsCounts(penaltiesOf(opts.sample));
+        const packed = packLogitRows([opts.sample], [counts ? 0 : NO_COUNTS], V);
+        adjusted = [
+          gpu.upload('logit.params', packed.params),
+          gpu.upload('logit.bias', packed.bias),
+          gpu.upload('logit.counts', counts ? countsRow(V, ids, []) : new Uint32Array(V)),
+        ];
+        programs.push(logitAdjust({ logits: logitsBuf, logitsOffset, params: adjusted[0]!, bias: adjusted[1]!, counts: adjusted[2]!, rows: 1, vocab: V }));
+      }
+      programs.push(sampleTokens({ logits: logitsBuf, logitsOffset, params: sampled.params, out: sampled.out, rows: 1, vocab: V }));
+      if (around && opts.sample.logprobs !== undefined) {
+        logprobsBuf = gpu.buffer('logprobs', LOGPROBS_WORDS * 4);
+        programs.push(tokenLogprobs({ logits: logitsBuf, logitsOffset, params: adjusted[0]!, tokens: sampled.out, out: logprobsBuf, rows: 1, vocab: V }));
+      }
     }
     const release = () => {
-      gpu.destroy(idsBuf, pass.positions, kv, logitsBuf, argmaxBuf, sampled?.params, sampled?.out);
+      gpu.destroy(idsBuf, pass.positions, kv, logitsBuf, argmaxBuf, sampled?.params, sampled?.out, logprobsBuf, ...adjusted);
       pass.scratch.release();
     };
     try {
@@ -130,12 +159,14 @@ export class PrefillModel {
     const logits = await gpu.readF32(logitsBuf, lastRowInBuf * V * 4, V);
     const am = argmaxBuf ? await gpu.readU32(argmaxBuf, 0, T) : null;
     const token = sampled ? (await gpu.readU32(sampled.out, 0, 1))[0]! : null;
+    const logprobs = logprobsBuf ? unpackLogprobs(await gpu.readU32(logprobsBuf, 0, LOGPROBS_WORDS), 0, opts.sample!.logprobs!) : null;
     release();
     return {
       tokens: T,
       lastLogits: logits,
       argmax: am,
       token,
+      logprobs,
       latent,
       release: () => gpu.destroy(...latent),
     };

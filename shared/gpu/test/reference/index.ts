@@ -44,3 +44,4 @@ export * from './moe-layer.js';
 export * from './forward.js';
 export * from './generate.js';
 export * from './sample.js';
+export * from './logit-adjust.js';

@@ -5,7 +5,7 @@ export { WIRE_VERSION, type Envelope, type Fields, type MessageDescription } fro
 export { MESSAGE_TYPES, describeMessage, isMessageType, type MessageOf, type MessageType, type WireMessage } from './message-types.js';
 export { heartbeatMessage, type Heartbeat } from './messages/heartbeat.js';
 export {
-  RESERVE_REFUSALS, reserveMessage, reserveReplyMessage, type Reserve, type ReserveRefusal, type ReserveReply,
+  MAX_PROMPT_TOKEN_SET_BYTES, RESERVE_REFUSALS, reserveMessage, reserveReplyMessage, type Reserve, type ReserveRefusal, type ReserveReply,
 } from './messages/reserve.js';
 export {
   KV_ACK_REFUSALS, kvAckMessage, kvChunkChecksum, kvChunkMessage, type KvAck, type KvAckRefusal, type KvChunk,
@@ -14,7 +14,9 @@ export {
   PREFILL_DONE_REFUSALS, prefillDoneAckMessage, prefillDoneMessage, prefillFailedMessage,
   type PrefillDone, type PrefillDoneAck, type PrefillDoneRefusal, type PrefillFailed, type PrefillTiming,
 } from './messages/prefill.js';
-export { MAX_STOP_TOKENS, type WireSampling } from './messages/sampling.js';
+export {
+  MAX_LOGIT_BIAS, MAX_REPETITION_PENALTY, MAX_STOP_TOKENS, MAX_WIRE_TOP_LOGPROBS, type WireLogprobs, type WireSampling,
+} from './messages/sampling.js';
 export { CANCEL_REASONS, cancelMessage, type Cancel, type CancelReason } from './messages/cancel.js';
 export {
   FINISH_REASONS, MAX_TOKENS_PER_MESSAGE, tokensMessage, type FinishReason, type Tokens, type Usage,

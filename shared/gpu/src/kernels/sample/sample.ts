@@ -1,5 +1,6 @@
 // GPU token sampler for prefill and decode: f32 logits [rows, vocab] + per-row SamplingParams -> u32 token ids.
 // One workgroup per row; rows are independent, and a row's token depends only on its logits and its params.
+// Around it (logit-params.ts): logit-adjust (logit_bias, penalties) before, count-tokens and token-logprobs after.
 //
 // Semantics (test/reference/sample.ts is the float64 spec):
 // - Logits are read as f32; NaN counts as -2^126 and values are clamped to ±2^126 (so -inf masks work).

@@ -3,6 +3,7 @@
 // the prefill gave up; the node drops the reservation.
 import { z } from 'zod';
 import { label, layoutKey, positiveU32, text, tokenId, wireId } from '../fields.js';
+import { wireLogprobsSchema, type WireLogprobs } from './sampling.js';
 import { compact, WIRE_VERSION, type Envelope, type Fields, type MessageSpec } from './spec.js';
 
 /**
@@ -33,6 +34,8 @@ export interface PrefillDone extends Envelope<'prefill-done'> {
   readonly fingerprint: string;
   /** Where the prefill's time went; the decode node passes it on in the first tokens message. */
   readonly timing?: PrefillTiming;
+  /** The first token's logprobs, when the job's sampling asked for them; passed on with the token. */
+  readonly firstLogprobs?: WireLogprobs;
 }
 
 export const PREFILL_DONE_REFUSALS = ['no-reservation', 'incomplete', 'too-large', 'incompatible', 'cancelled'] as const;
@@ -75,6 +78,7 @@ export const prefillDoneSpec: MessageSpec<PrefillDone> = {
     layoutKey,
     fingerprint: label,
     timing: prefillTimingSchema.optional(),
+    firstLogprobs: wireLogprobsSchema.optional(),
   }),
   describe: (m) => ({
     type: m.type, requestId: m.requestId, promptTokens: m.promptTokens, layers: m.layers, layoutKey: m.layoutKey,

@@ -3,7 +3,7 @@
 // decode node owns the request's generation from here, so these never travel through the prefill queue.
 // reserve-reply: granted (ok, pages held for leaseMs) or refused with a reason.
 import { z } from 'zod';
-import { label, layoutKey, positiveU32, tokenIds, u32, wireId } from '../fields.js';
+import { bytes, label, layoutKey, positiveU32, tokenIds, u32, wireId } from '../fields.js';
 import { MAX_STOP_TOKENS, wireSamplingSchema, type WireSampling } from './sampling.js';
 import { compact, WIRE_VERSION, type Envelope, type Fields, type MessageSpec } from './spec.js';
 
@@ -20,7 +20,15 @@ export interface Reserve extends Envelope<'reserve'> {
   /** What the prefill will run; the node refuses ('incompatible') unless both equal its own. */
   readonly fingerprint: string;
   readonly layoutKey: string;
+  /**
+   * With a repetition penalty only (the decode node never sees the prompt's ids): the set of token ids in the
+   * prompt, a bitset (bit i % 8 of byte i >> 3 = token i occurs).
+   */
+  readonly promptTokenSet?: Uint8Array;
 }
+
+/** Bytes of a prompt token set: vocabularies up to 2^21 tokens. */
+export const MAX_PROMPT_TOKEN_SET_BYTES = 1 << 18;
 
 export const RESERVE_REFUSALS = ['no-pages', 'too-large', 'duplicate-id', 'incompatible', 'queue-full'] as const;
 export type ReserveRefusal = (typeof RESERVE_REFUSALS)[number];
@@ -58,6 +66,7 @@ export const reserveSpec: MessageSpec<Reserve> = {
     eosTokenIds: tokenIds(MAX_STOP_TOKENS),
     fingerprint: label,
     layoutKey,
+    promptTokenSet: bytes.refine((b) => b.byteLength <= MAX_PROMPT_TOKEN_SET_BYTES, `at most ${MAX_PROMPT_TOKEN_SET_BYTES} bytes`).optional(),
   }),
   describe: (m) => ({
     type: m.type, requestId: m.requestId, promptTokens: m.promptTokens, maxTokens: m.maxTokens, temperature: m.sampling.temperature,

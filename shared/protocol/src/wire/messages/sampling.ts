@@ -1,9 +1,10 @@
 // Sampling settings as they cross the wire: the reserve carries them to the decode node, the prefill job
-// to the prefill worker (which samples the completion's first token).
+// to the prefill worker (which samples the completion's first token). The penalty, logit_bias and logprobs
+// fields are optional: absent means off, so a peer that predates them sends and reads the same requests.
 import { z } from 'zod';
-import { u32 } from '../fields.js';
+import { tokenId, u32 } from '../fields.js';
 
-/** Same meaning and ranges as the decode node's SamplingParams. */
+/** Same meaning and ranges as the decode node's SamplingParams and LogitParams. */
 export interface WireSampling {
   /** 0 = greedy; in [0, 100]. */
   readonly temperature: number;
@@ -13,9 +14,22 @@ export interface WireSampling {
   readonly topP: number;
   /** u32 PRNG seed. */
   readonly seed: number;
+  /** OpenAI presence_penalty, [-2, 2]; absent = 0. */
+  readonly presencePenalty?: number;
+  /** OpenAI frequency_penalty, [-2, 2]; absent = 0. */
+  readonly frequencyPenalty?: number;
+  /** HF / vLLM repetition_penalty, > 0 (at most MAX_REPETITION_PENALTY); absent = 1. */
+  readonly repetitionPenalty?: number;
+  /** OpenAI logit_bias as (token id, bias in [-100, 100]) pairs, ids distinct; absent = none. */
+  readonly logitBias?: readonly (readonly [number, number])[];
+  /** Logprobs of every generated token with this many top alternatives (0..MAX_WIRE_TOP_LOGPROBS); absent = none. */
+  readonly logprobs?: number;
 }
 
 export const MAX_STOP_TOKENS = 256;
+export const MAX_LOGIT_BIAS = 1024;
+export const MAX_WIRE_TOP_LOGPROBS = 20;
+export const MAX_REPETITION_PENALTY = 100;
 
 /** WireSampling's ranges, for every message and job that carries sampling settings. */
 export const wireSamplingSchema = z.object({
@@ -23,4 +37,26 @@ export const wireSamplingSchema = z.object({
   topK: u32,
   topP: z.number().gt(0).max(1),
   seed: u32,
+  presencePenalty: z.number().min(-2).max(2).optional(),
+  frequencyPenalty: z.number().min(-2).max(2).optional(),
+  repetitionPenalty: z.number().gt(0).max(MAX_REPETITION_PENALTY).optional(),
+  logitBias: z
+    .array(z.tuple([tokenId, z.number().min(-100).max(100)]))
+    .max(MAX_LOGIT_BIAS)
+    .refine((e) => new Set(e.map(([id]) => id)).size === e.length, 'token ids must be distinct')
+    .optional(),
+  logprobs: z.number().int().min(0).max(MAX_WIRE_TOP_LOGPROBS).optional(),
+});
+
+/** One generated token's logprob and its top alternatives as (token id, logprob) pairs, most probable first. */
+export interface WireLogprobs {
+  readonly logprob: number;
+  readonly top: readonly (readonly [number, number])[];
+}
+
+/** Logprobs are <= 0 (f32 rounding may leave a hair above). */
+const logprob = z.number().max(1e-3);
+export const wireLogprobsSchema = z.object({
+  logprob,
+  top: z.array(z.tuple([tokenId, logprob])).max(MAX_WIRE_TOP_LOGPROBS),
 });

@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import { text, tokenIds, u32, wireId } from '../fields.js';
 import { prefillTimingSchema, type PrefillTiming } from './prefill.js';
+import { wireLogprobsSchema, type WireLogprobs } from './sampling.js';
 import { compact, WIRE_VERSION, type Envelope, type Fields, type MessageSpec } from './spec.js';
 
 export const FINISH_REASONS = ['stop', 'length', 'cancelled', 'error'] as const;
@@ -29,6 +30,8 @@ export interface Tokens extends Envelope<'tokens'> {
   readonly error?: string;
   /** On the first message only, when the prefill-done carried it: where the prefill's time went. */
   readonly timing?: PrefillTiming;
+  /** When the request asked for logprobs: one entry per token of `tokens`, in order. */
+  readonly logprobs?: readonly WireLogprobs[];
 }
 
 export function tokensMessage(f: Fields<Tokens>): Tokens {
@@ -46,8 +49,12 @@ export const tokensSpec: MessageSpec<Tokens> = {
     usage: z.object({ promptTokens: u32, completionTokens: u32 }).optional(),
     error: text(1000).min(1).optional(),
     timing: prefillTimingSchema.optional(),
+    logprobs: z.array(wireLogprobsSchema).max(MAX_TOKENS_PER_MESSAGE).optional(),
   }),
   check(m) {
+    if (m.logprobs !== undefined && m.logprobs.length !== m.tokens.length) {
+      return { reason: 'invalid', detail: `${m.logprobs.length} logprobs entries for ${m.tokens.length} tokens` };
+    }
     if ((m.finishReason === 'error') !== (m.error !== undefined)) {
       return { reason: 'invalid', detail: `error ${m.error === undefined ? 'missing' : 'present'} with finishReason ${m.finishReason ?? '(none)'}` };
     }

@@ -1,0 +1,46 @@
+// Logprobs of each row's sampled token and of its top alternatives (token-logprobs.wgsl): log-softmax of the
+// logits the sampler read (after logit-adjust, before temperature / top-k / top-p). Output LOGPROBS_WORDS per
+// row (unpackLogprobs reads it); rows whose topLogprobs is NO_LOGPROBS are skipped.
+import { readFileSync } from 'node:fs';
+import type { KernelProgram, KernelShader } from '../../runtime/program.js';
+import { uniformStructWgsl } from '../../runtime/uniforms.js';
+import { memoShader } from '../../runtime/memo-shader.js';
+import { LOGIT_PARAMS_BYTES, LOGPROBS_WORDS } from './logit-params.js';
+
+const UNIFORMS = { rows: 'u32', vocab: 'u32', row_stride: 'u32', logits_offset: 'u32', row_offset: 'u32' } as const;
+
+export const tokenLogprobsShader = memoShader((): KernelShader => ({
+  label: 'token_logprobs',
+  uniforms: UNIFORMS,
+  source: `${uniformStructWgsl(UNIFORMS, 4)}\n${readFileSync(new URL('./token-logprobs.wgsl', import.meta.url), 'utf8')}`,
+}));
+
+export interface TokenLogprobsArgs {
+  readonly logits: GPUBuffer;
+  /** packLogitParams output. */
+  readonly params: GPUBuffer;
+  /** u32 sampled ids; row r's at rowOffset + r. */
+  readonly tokens: GPUBuffer;
+  /** u32 [rows, LOGPROBS_WORDS]; row r's at rowOffset + r. */
+  readonly out: GPUBuffer;
+  readonly rows: number;
+  readonly vocab: number;
+  readonly rowStride?: number;
+  readonly logitsOffset?: number;
+  readonly rowOffset?: number;
+}
+
+export function tokenLogprobs(a: TokenLogprobsArgs): KernelProgram {
+  const rowStride = a.rowStride ?? a.vocab, logitsOffset = a.logitsOffset ?? 0, rowOffset = a.rowOffset ?? 0;
+  if (a.rows > 0) {
+    if ((logitsOffset + (a.rows - 1) * rowStride + a.vocab) * 4 > a.logits.size) throw new RangeError('tokenLogprobs: logits buffer too small');
+    if ((rowOffset + a.rows) * LOGIT_PARAMS_BYTES > a.params.size) throw new RangeError('tokenLogprobs: params buffer too small');
+    if ((rowOffset + a.rows) * LOGPROBS_WORDS * 4 > a.out.size) throw new RangeError('tokenLogprobs: out buffer too small');
+  }
+  return {
+    shader: tokenLogprobsShader(),
+    buffers: [a.logits, a.params, a.tokens, a.out],
+    uniformValues: { rows: a.rows, vocab: a.vocab, row_stride: rowStride, logits_offset: logitsOffset, row_offset: rowOffset },
+    workgroups: [a.rows],
+  };
+}
