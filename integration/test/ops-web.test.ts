@@ -6,9 +6,11 @@
 //   3. the cluster page lists the nodes and draws every plot.
 // One small cluster serves all three; the pages' screenshots land in test-output/ and docs/screenshots/.
 import test from 'ava';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { readFixtureJson } from '@latentwire/testing';
-import { launchBrowser, screenshot } from './helpers/browser.js';
+import { launchBrowser, OUTPUT_DIR, screenshot } from './helpers/browser.js';
 import { startCluster, type TestCluster } from './helpers/cluster.js';
 
 interface Case { readonly input_ids: number[] }
@@ -58,6 +60,8 @@ test.serial('ops - /v1/cluster after traffic: nodes, layout, pages, tokens sent,
   await new Promise((r) => setTimeout(r, 600)); // two more samples
 
   const snap = (await (await fetch(`${cluster.url}/v1/cluster`)).json()) as any;
+  mkdirSync(OUTPUT_DIR, { recursive: true });
+  writeFileSync(join(OUTPUT_DIR, 'cluster.json'), JSON.stringify(snap, null, 2)); // to look at when this fails
   t.deepEqual(snap.decode.map((n: any) => n.nodeId), ['decode-0', 'decode-1']);
   for (const n of snap.decode) {
     t.like(n, {
