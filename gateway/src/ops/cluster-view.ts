@@ -145,7 +145,11 @@ export class ClusterView implements NodeTimings {
   /** Takes one sample of every live node now (the timer does it every sampleMs). */
   sample(): void {
     const at = this.now();
-    for (const n of this.o.registry.nodes()) {
+    const live = this.o.registry.nodes();
+    // timings that arrived after a node was dropped must not keep its history forever
+    const ids = new Set(live.map((n) => n.nodeId));
+    for (const id of this.histories.keys()) if (!ids.has(id)) this.histories.delete(id);
+    for (const n of live) {
       const h = this.history(n.nodeId);
       const prev = h.samples.last();
       const hb = n.heartbeat;
