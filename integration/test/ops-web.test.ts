@@ -3,13 +3,16 @@
 //      report sending, this gateway's TTFT/ITL per node counted request by request, the prefill worker;
 //   2. the chat page in headless Chromium streams a greedy answer equal to the API's for the same request,
 //      and sends the conversation so far with the next message;
-//   3. the cluster page lists the nodes and draws every plot.
+//   3. the cluster page lists the nodes and draws every plot;
+//   4. on a gateway with API keys (a second HTTP app on the same cluster), both pages ask for a key and work
+//      with it.
 // One small cluster serves all three; the pages' screenshots land in test-output/ and docs/screenshots/.
 import test from 'ava';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
-import { readFixtureJson } from '@latentwire/testing';
+import { ApiKeySet, startGateway } from '@latentwire/gateway';
+import { FIXTURE_DIR, readFixtureJson } from '@latentwire/testing';
 import { launchBrowser, OUTPUT_DIR, screenshot } from './helpers/browser.js';
 import { startCluster, type TestCluster } from './helpers/cluster.js';
 
@@ -29,6 +32,8 @@ test.after.always(async () => {
   await cluster?.stop();
 });
 
+// Predicates below are functions (serialised and run in the page, so `globalThis` there, no DOM types here):
+// Playwright would eval a string one, which the pages' CSP rightly refuses.
 async function newPage(): Promise<Page> {
   const page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
   page.setDefaultTimeout(60_000);
@@ -94,7 +99,7 @@ test.serial('ops - the chat page streams the same greedy answer as the API and k
   const sent: any[] = [];
   page.on('request', (r) => void (r.url().endsWith('/v1/chat/completions') && sent.push(r.postDataJSON())));
   await page.goto(`${cluster.url}/`);
-  await page.waitForFunction('document.getElementById("model").options.length > 0');
+  await page.waitForFunction(() => (globalThis as any).document.getElementById('model').options.length > 0);
   t.is(await page.inputValue('#model'), model);
   t.true(await page.isHidden('#key-box')); // no API keys on this gateway
   await page.fill('#temperature', '0');
@@ -131,7 +136,7 @@ test.serial('ops - the cluster page lists the nodes and draws every plot', async
   const page = await newPage();
   t.teardown(() => page.close());
   await page.goto(`${cluster.url}/cluster?window=60`);
-  await page.waitForFunction('Number(document.body.dataset.polls ?? 0) >= 1');
+  await page.waitForFunction(() => Number((globalThis as any).document.body.dataset.polls ?? 0) >= 1);
   t.deepEqual(await page.locator('#decode-nodes tbody tr').evaluateAll((rows: any[]) => rows.map((r) => r.dataset.nodeId)), ['decode-0', 'decode-1']);
   t.deepEqual(await page.locator('#prefill-workers tbody tr').evaluateAll((rows: any[]) => rows.map((r) => r.dataset.worker)), ['prefill-0']);
   t.regex((await page.locator('#decode-nodes tbody tr').first().textContent())!, /tiny-deepseek-v2.*bf16, 16 tokens\/page/);
@@ -150,4 +155,37 @@ test.serial('ops - the cluster page lists the nodes and draws every plot', async
     t.is(await page.locator(`.legend[data-for="${id}"] span`).count(), id === 'plot-ttft' || id === 'plot-itl' ? 4 : 2, id);
   }
   t.log(await screenshot(page, 'cluster'));
+});
+
+test.serial('ops - with API keys both pages ask for one, then work with it', async (t) => {
+  const keys = { open: false, keys: ApiKeySet.of(['sk-web-user']) } as const;
+  const ops = { open: false, keys: ApiKeySet.of(['sk-web-operator']) } as const;
+  const gw = await startGateway({ modelDir: FIXTURE_DIR, backend: cluster.gateway.backend, cluster: cluster.view, apiAccess: keys, opsAccess: ops });
+  t.teardown(() => gw.close());
+  const page = await newPage();
+  t.teardown(() => page.close());
+
+  await page.goto(`${gw.url}/`);
+  await page.locator('#key-box').waitFor({ state: 'visible' });
+  await page.waitForFunction(() => (globalThis as any).document.getElementById('model-status').textContent === 'API key needed');
+  await page.fill('#api-key', 'sk-web-user');
+  await page.dispatchEvent('#api-key', 'change');
+  await page.waitForFunction(() => (globalThis as any).document.getElementById('model').options.length > 0);
+  await page.fill('#temperature', '0');
+  await page.fill('#max_tokens', '4');
+  await page.fill('#prompt', 'Hi');
+  await page.click('#send');
+  const answer = page.locator('.message.assistant').first();
+  await answer.and(page.locator('[data-state="done"]')).waitFor();
+  t.is(await answer.getAttribute('data-tokens'), '4');
+
+  // the operators' key is another: the user's key is refused, the operator's shows the cluster
+  await page.goto(`${gw.url}/cluster`);
+  await page.locator('#key-box').waitFor({ state: 'visible' });
+  t.regex((await page.textContent('#error'))!, /401/);
+  await page.fill('#api-key', 'sk-web-operator');
+  await page.dispatchEvent('#api-key', 'change');
+  await page.waitForFunction(() => Number((globalThis as any).document.body.dataset.polls ?? 0) >= 1);
+  t.is(await page.locator('#decode-nodes tbody tr[data-node-id]').count(), 2);
+  t.true(await page.isHidden('#error'));
 });
