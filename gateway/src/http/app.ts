@@ -46,8 +46,6 @@ export type GatewayAppOptions = ({ readonly model: GatewayModel } | { readonly m
   readonly metricsRegistry?: Registry;
   /** Serves GET /v1/cluster (behind opsAccess) and hears each request's token timings per decode node. */
   readonly cluster?: ClusterSource | undefined;
-  /** The chat page at / and the cluster page at /cluster (default true). */
-  readonly webPages?: boolean;
 };
 
 /** The opened model folder of these options (opened here when only its path is given). */
@@ -79,7 +77,7 @@ export function createGatewayApp(opts: GatewayAppOptions, folder: GatewayModel, 
   app.use(accessLog(ctx.logger, new ServingMetrics(opts.metricsRegistry ?? new Registry()), opts.cluster));
   app.get('/health', healthRoute(ctx));
   app.get('/ready', readyRoute(ctx));
-  if (opts.webPages ?? true) app.use(webPages());
+  app.use(webPages()); // the chat page at /, the cluster page at /cluster
   // An operator route under /v1, keyed as /metrics is (METRICS_PUBLIC opens both), not as the API.
   if (opts.cluster) app.get('/v1/cluster', requireKey(opts.opsAccess ?? apiAccess), clusterRoute(opts.cluster));
   // The key is checked before a byte of the body is read: an unknown client cannot make us inflate anything.
