@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Idempotent machine setup for latentwire on Debian 12 (bookworm), run as root by `npm start` / `npm test`.
-# Installs what a fresh machine lacks: nats-server, redis-server, and Mesa's Vulkan drivers (lavapipe) from
-# bookworm-backports, because Dawn refuses bookworm's own Mesa 22.3. Set LATENTWIRE_SKIP_SETUP=1 to skip.
+# Installs what a fresh machine lacks: nats-server, redis-server, chromium (the web page tests drive it
+# headless), and Mesa's Vulkan drivers (lavapipe) from bookworm-backports, because Dawn refuses bookworm's
+# own Mesa 22.3. Set LATENTWIRE_SKIP_SETUP=1 to skip.
 set -euo pipefail
 [[ "${LATENTWIRE_SKIP_SETUP:-}" == "1" ]] && exit 0
 
@@ -10,6 +11,7 @@ log() { echo "setup: $*" >&2; }
 need_pkgs=()
 command -v nats-server >/dev/null 2>&1 || need_pkgs+=(nats-server)
 command -v redis-server >/dev/null 2>&1 || need_pkgs+=(redis-server)
+command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)
 
 mesa_ok() {
   # Dawn needs Mesa >= 23 (lavapipe with shaderUniform*ArrayDynamicIndexing)

@@ -204,6 +204,9 @@ async function main() {
   console.log(`
 latentwire is up: ${url}  (model "${model}", ${decodeNodes} decode node(s), ${prefillNodes} prefill node(s); Ctrl-C stops it)
 
+  chat in a browser:  ${url}/
+  the cluster:        ${url}/cluster   (JSON: ${url}/v1/cluster)
+
   curl ${url}/v1/chat/completions -H 'Content-Type: application/json' \\
     -d '{"model": "${model}", "messages": [{"role": "user", "content": "Hello"}], "max_tokens": 16, "stream": true}'
 `);

@@ -7,6 +7,7 @@ import type { Server } from 'node:http';
 import { pino } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { Gpu } from '@latentwire/gpu';
+import { loadProgressReporter } from '@latentwire/gpu/weights';
 import { loadConfig } from '@latentwire/model';
 import { failStart, serveOps, type Readiness } from '@latentwire/protocol';
 import { decodeSettingsFrom } from './config.js';
@@ -59,7 +60,9 @@ async function main(): Promise<void> {
   try {
     const decode = decodeSettingsFrom(loadConfig(settings.modelDir), env.decode, {}, gpu.limits, gpu.matrixCapabilities);
     stage = 'loading weights and compiling';
-    stack = await loadDecodeStack(gpu, settings.modelDir, () => decode, { ropeFreqPrecision: env.ropeFreqPrecision });
+    stack = await loadDecodeStack(gpu, settings.modelDir, () => decode, {
+      ropeFreqPrecision: env.ropeFreqPrecision, onLoadProgress: loadProgressReporter({ log: logger }),
+    });
     // every pipeline is compiled before the service starts heartbeating: the pool only hears of a node that can serve at once
     logger.info({ shaders: stack.compiled.shaders, ms: Math.round(stack.compiled.ms) }, 'decode pipelines compiled');
     service = new DecodeNodeService({

@@ -23,7 +23,12 @@ test('cli - logits --decode-steps prints the prefill and decode-step logits of t
 });
 
 test('cli - generate decodes through the engine (bf16 cache) and gives the greedy ids', async (t) => {
-  const { stdout } = await run('node', [CLI, 'generate', '--ids', first!.input_ids.join(','), '--max-tokens', '8', '--kv-dtype', 'bf16', '--page-size', '16', '--json']);
+  const { stdout, stderr } = await run('node', [CLI, 'generate', '--ids', first!.input_ids.join(','), '--max-tokens', '8', '--kv-dtype', 'bf16', '--page-size', '16', '--json']);
   const out = JSON.parse(stdout) as { ids: number[]; text: string };
   t.deepEqual(out.ids, first!.greedy_ids.slice(0, 8));
+  // not a terminal: the weight load shows as plain lines on stderr, rising to the end
+  const percents = [...stderr.matchAll(/^latentwire: loading weights: [\d.]+ of [\d.]+ MiB \((\d+)%, \d+ ms\)$/gm)].map((m) => Number(m[1]));
+  t.true(percents.length >= 5 && percents.length <= 10, stderr);
+  t.deepEqual(percents, [...percents].sort((a, b) => a - b));
+  t.regex(stderr, /^latentwire: weights loaded \(\d+%, \d+ ms\)$/m);
 });

@@ -1,7 +1,8 @@
 // The gateway service: OpenAI HTTP API in front of the NATS/BullMQ cluster.
 //   1. parse the environment (GATEWAY_ENV, env.ts; a bad variable exits 2 with an error naming it);
 //   2. open the model folder (tokenizer, chat template, fingerprint; no GPU);
-//   3. connect NATS, start the heartbeat registry and the prefill queue, listen for HTTP (GET /metrics too);
+//   3. connect NATS, start the heartbeat registry and the prefill queue, the cluster view over both, listen for
+//      HTTP (GET /metrics, GET /v1/cluster and the web pages too);
 //   4. on SIGINT/SIGTERM: stop taking connections, cancel what was in flight, close the queue, drain NATS.
 import { failStart } from '@latentwire/protocol';
 import { openModelFolder } from '@latentwire/model';
@@ -12,6 +13,8 @@ import { startClusterBackend } from './cluster/index.js';
 import { gatewaySettingsFromEnv } from './env.js';
 import { LOG_REDACT, startGateway } from './http/index.js';
 import { metricsRoute } from './metrics-route.js';
+import { ClusterView } from './ops/cluster-view.js';
+import { servedModel } from './http/served-model.js';
 
 async function main(): Promise<void> {
   const s = gatewaySettingsFromEnv(process.env);
@@ -27,12 +30,15 @@ async function main(): Promise<void> {
   const metricsRegistry = new Registry();
   collectDefaultMetrics({ register: metricsRegistry });
   const cluster = await startClusterBackend({ nc, settings: s.cluster, model, logger, metricsRegistry });
+  const clusterView = new ClusterView({
+    registry: cluster.registry, queue: cluster.queue, model: { id: servedModel(model, s.http.servedModelName).id, fingerprint: model.fingerprint },
+  });
   const gw = await startGateway({
     model, servedModelName: s.http.servedModelName, host: s.http.host, port: s.http.port,
     backend: cluster.backend, logger, extraRoutes: metricsRoute(metricsRegistry), defaultMaxTokens: s.http.defaultMaxTokens,
     maxBodyBytes: s.http.maxBodyBytes, bodyBytesPerToken: s.http.bodyBytesPerToken, maxInflationRatio: s.http.maxInflationRatio,
     tokenizerThreads: s.http.tokenizerThreads, requestTimeoutMs: s.http.requestTimeoutMs, headersTimeoutMs: s.http.headersTimeoutMs,
-    apiAccess: s.http.apiAccess, opsAccess: s.http.opsAccess, metricsRegistry,
+    apiAccess: s.http.apiAccess, opsAccess: s.http.opsAccess, metricsRegistry, cluster: clusterView,
   });
   logger.info({ url: gw.url, modelDir: model.dir, fingerprint: model.fingerprint, nats: s.cluster.natsServers, subjectPrefix: s.cluster.subjectPrefix }, 'gateway listening');
 
@@ -44,6 +50,7 @@ async function main(): Promise<void> {
     }
     stopping = true;
     logger.info({ signal }, 'shutting down');
+    clusterView.close();
     const clusterClosed = cluster.close(); // first, so the requests gw.close() cuts off are cancelled as 'shutdown'
     await gw.close();
     await clusterClosed;

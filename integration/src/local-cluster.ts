@@ -4,12 +4,15 @@
 // process boundaries are missing, which `npm start` (infra/start-cluster.mjs) adds. The end-to-end tests
 // and the serving benchmarks both run on it.
 import { randomBytes } from 'node:crypto';
+import { basename } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { pino, type Logger } from 'pino';
 import { Registry } from 'prom-client';
 import { DecodeNodeService, decodeSettings, loadDecodeStack, type DecodeStack } from '@latentwire/decode-node';
 import { PrefillWorkerService } from '@latentwire/prefill-node';
-import { clusterSettingsFromEnv, startClusterBackend, startGateway, type ClusterBackend, type ClusterSettings } from '@latentwire/gateway';
+import {
+  ClusterView, clusterSettingsFromEnv, startClusterBackend, startGateway, type ClusterBackend, type ClusterSettings,
+} from '@latentwire/gateway';
 import type { Gpu } from '@latentwire/gpu';
 import { loadPrefillModel } from '@latentwire/gpu/prefill';
 import type { KvDtype } from '@latentwire/protocol';
@@ -36,6 +39,8 @@ export interface LocalClusterOptions {
   readonly logger?: Logger | undefined;
   /** Default: the bundled tiny model. */
   readonly modelDir?: string | undefined;
+  /** The gateway's cluster view samples every node this often (ms, default 2000). */
+  readonly clusterSampleMs?: number;
 }
 
 export interface DecodeNodeHandle {
@@ -52,6 +57,8 @@ export interface LocalCluster {
   readonly decode: readonly DecodeNodeHandle[];
   readonly prefill: PrefillWorkerService;
   readonly gateway: ClusterBackend;
+  /** What GET /v1/cluster and the /cluster page show. */
+  readonly view: ClusterView;
   /** Each service's metrics registry (what its /metrics would serve), for tests that scrape them. */
   readonly registries: { readonly gateway: Registry; readonly decode: readonly Registry[]; readonly prefill: Registry };
   /** A NATS connection of the caller's own (to watch or forge messages). */
@@ -84,7 +91,9 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
     decode.push({ id: `decode-${i}`, stack, service });
   }
   const { folder, model } = loadPrefillModel(o.gpu, dir);
-  const prefill = new PrefillWorkerService({ nats: natsUrl, redisUrl, prefix, concurrency: 2, model, folder, logger, registry: registries.prefill });
+  const prefill = new PrefillWorkerService({
+    nats: natsUrl, redisUrl, prefix, concurrency: 2, model, folder, logger, registry: registries.prefill, workerName: 'prefill-0',
+  });
   await prefill.start();
   const nc = await connect({ servers: natsUrl });
   const gwNc = await connect({ servers: natsUrl });
@@ -92,7 +101,12 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
     nc: gwNc, model: folder, logger, settings: { ...clusterSettingsFromEnv({}), ...o.gateway, redisUrl, subjectPrefix: prefix },
     metricsRegistry: registries.gateway,
   });
-  const http = await startGateway({ model: folder, backend: gateway.backend, logger: o.logger ?? logger, metricsRegistry: registries.gateway });
+  const view = new ClusterView({
+    registry: gateway.registry, queue: gateway.queue, model: { id: basename(folder.dir), fingerprint: folder.fingerprint }, sampleMs: o.clusterSampleMs,
+  });
+  const http = await startGateway({
+    model: folder, backend: gateway.backend, logger: o.logger ?? logger, metricsRegistry: registries.gateway, cluster: view,
+  });
   // ready when the gateway sees every decode node
   for (let i = 0; gateway.backend.maxRequestTokens() === undefined || gateway.registry.nodes().length < decode.length; i++) {
     if (i > 200) throw new Error('the gateway never saw the decode nodes');
@@ -100,7 +114,7 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
   }
   const total = decode.map((d) => d.stack.engine.stats().totalPages);
   return {
-    url: http.url, natsUrl, prefix, decode, prefill, gateway, nc, registries,
+    url: http.url, natsUrl, prefix, decode, prefill, gateway, view, nc, registries,
     async pagesBack(timeoutMs = 5000) {
       const until = Date.now() + timeoutMs;
       for (;;) {
@@ -110,6 +124,7 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
       }
     },
     async stop() {
+      view.close();
       await gateway.close();
       await http.close();
       await gwNc.drain();

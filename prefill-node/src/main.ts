@@ -7,6 +7,7 @@ import { pino } from 'pino';
 import { register } from 'prom-client';
 import { Gpu } from '@latentwire/gpu';
 import { loadPrefillModel } from '@latentwire/gpu/prefill';
+import { loadProgressReporter } from '@latentwire/gpu/weights';
 import { failStart, natsLink, serveOps, type Readiness } from '@latentwire/protocol';
 import { prefillSettingsFromEnv } from './env.js';
 import { PrefillWorkerService } from './worker.js';
@@ -21,7 +22,9 @@ async function main(): Promise<void> {
   // /health answers while the model loads, so "loading" and "dead" look different from outside
   const metrics = settings.metricsPort > 0 ? await serveOps({ port: settings.metricsPort, registry: register, readiness }) : null;
   const gpu = await Gpu.create(settings.gpu);
-  const { model, folder } = loadPrefillModel(gpu, settings.modelDir, { ropeFreqPrecision: settings.ropeFreqPrecision });
+  const { model, folder } = loadPrefillModel(gpu, settings.modelDir, {
+    ropeFreqPrecision: settings.ropeFreqPrecision, onLoadProgress: loadProgressReporter({ log: logger }),
+  });
   logger.info({ model: settings.modelDir, fingerprint: folder.fingerprint, layers: model.cfg.numLayers }, 'model loaded');
   stage = 'connecting';
   const nc = await connect({ servers: [...settings.natsServers], name: 'latentwire-prefill' });

@@ -2,6 +2,7 @@
 // lifecycle), and a subscription to the gateway's prefill-cancel broadcast. Jobs run `concurrency` at a time:
 // the GPU work of all of them goes through the one device queue anyway, but while one job's last layers
 // and acks are in flight the next job's prefill can already compute.
+import { hostname } from 'node:os';
 import { Queue, Worker, type Job } from 'bullmq';
 import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { pino, type Logger } from 'pino';
@@ -24,6 +25,11 @@ export interface PrefillWorkerOptions {
   readonly redisUrl: string;
   /** Subject prefix; the queue is prefillQueueName(prefix). Default 'lw'. */
   readonly prefix?: string;
+  /**
+   * This worker's name on its Redis connections (BullMQ's client name), which is how the gateway's cluster
+   * view tells prefill workers apart; default prefill-<host>-<pid>.
+   */
+  readonly workerName?: string;
   /** Jobs processed at once (default 2). */
   readonly concurrency?: number;
   readonly model: PrefillModel;
@@ -48,6 +54,7 @@ export class PrefillWorkerService {
   readonly rejections: WireRejections;
   readonly windows: SendWindows;
   readonly cancellations: Cancellations;
+  readonly workerName: string;
   private readonly logger: Logger;
   private nc: NatsConnection | null = null;
   private ownsConnection = false;
@@ -59,6 +66,7 @@ export class PrefillWorkerService {
   constructor(private readonly options: PrefillWorkerOptions) {
     this.subjects = wireSubjects(options.prefix);
     this.queueName = prefillQueueName(this.subjects.prefix);
+    this.workerName = options.workerName ?? `prefill-${hostname()}-${process.pid}`;
     this.logger = options.logger ?? pino({ name: 'prefill-node' });
     const registry = options.registry ?? defaultRegistry;
     this.metrics = new PrefillMetrics(registry);
@@ -100,6 +108,7 @@ export class PrefillWorkerService {
       connection: { url: o.redisUrl },
       concurrency: o.concurrency ?? 2,
       autorun: false,
+      name: this.workerName,
     });
     worker.on('error', (err) => this.logger.error({ err, queue: this.queueName }, 'prefill worker error'));
     this.worker = worker;
@@ -109,7 +118,7 @@ export class PrefillWorkerService {
     this.metrics.queueCounts = () => queue.getJobCounts(...QUEUE_STATES);
     void worker.run().catch((err: unknown) => this.logger.error({ err, queue: this.queueName }, 'prefill worker stopped'));
     await worker.waitUntilReady();
-    this.logger.info({ queue: this.queueName, concurrency: o.concurrency ?? 2, subjects: this.subjects.prefix }, 'prefill worker started');
+    this.logger.info({ queue: this.queueName, worker: this.workerName, concurrency: o.concurrency ?? 2, subjects: this.subjects.prefix }, 'prefill worker started');
   }
 
   /**

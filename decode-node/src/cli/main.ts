@@ -11,6 +11,7 @@ import { Gpu, gpuOptions } from '@latentwire/gpu';
 import { loadConfig } from '@latentwire/model';
 import { KV_DTYPES, pagesFor, type KvDtype } from '@latentwire/protocol';
 import { loadPrefillModel } from '@latentwire/gpu/prefill';
+import { loadProgressReporter } from '@latentwire/gpu/weights';
 import { decodeSettingsFrom, type DecodeSettings } from '../config.js';
 import { loadDecodeStack } from '../engine/load.js';
 import { DecodeModel } from '../engine/decode-model.js';
@@ -18,6 +19,16 @@ import type { SamplingSettings } from '../engine/engine.js';
 import { cliEnv } from './env.js';
 
 class UsageError extends Error {}
+
+/** Weight-load progress on stderr (stdout carries the answer): a bar on a terminal, else a line per tenth. */
+const loadProgress = () => loadProgressReporter({
+  log: {
+    info(o, msg) {
+      const { percent, ms } = o as { percent: number; ms: number };
+      process.stderr.write(`latentwire: ${msg} (${percent}%, ${ms} ms)\n`);
+    },
+  },
+});
 
 // ---- flag parsers: a bad value names the flag and what it accepts (commander prefixes the flag) ----
 function ids(s: string): number[] {
@@ -94,7 +105,7 @@ async function runCommand(command: 'logits' | 'generate', values: LogitsOptions 
     settings({ maxBatch: 1 }); // sizes the adapter cannot hold fail here, before any weight is uploaded
     if (command === 'logits') {
       const { ids } = values as LogitsOptions;
-      const { folder, model } = loadPrefillModel(gpu, modelDir, { ropeFreqPrecision });
+      const { folder, model } = loadPrefillModel(gpu, modelDir, { ropeFreqPrecision, onLoadProgress: loadProgress() });
       const steps = (values as LogitsOptions).decodeSteps;
       if (steps === undefined) {
         const out = await model.prefill(ids, { allLogits: true });
@@ -129,7 +140,7 @@ async function runCommand(command: 'logits' | 'generate', values: LogitsOptions 
     const g = values as GenerateOptions;
     const { maxTokens } = g;
     const sampling: SamplingSettings = { temperature: g.temperature, topP: g.topP, topK: g.topK, seed: g.seed };
-    const stack = await loadDecodeStack(gpu, modelDir, () => settings({ maxBatch: 1 }), { ropeFreqPrecision });
+    const stack = await loadDecodeStack(gpu, modelDir, () => settings({ maxBatch: 1 }), { ropeFreqPrecision, onLoadProgress: loadProgress() });
     const { folder, engine } = stack;
     let ids: number[];
     if (g.ids !== undefined) ids = g.ids;

@@ -2,6 +2,7 @@
 // the CLI and the local path use), the absorbed weights, the paged cache, every decode pipeline compiled, and
 // the engine.
 import type { Gpu } from '@latentwire/gpu';
+import type { OnLoadProgress } from '@latentwire/gpu/weights';
 import type { ModelFolder } from '@latentwire/model';
 import { loadPrefillModel, type PrefillModel, type RopeFreqPrecision } from '@latentwire/gpu/prefill';
 import { DecodeModel } from './decode-model.js';
@@ -19,7 +20,8 @@ export interface DecodeStack {
 }
 
 export async function loadDecodeStack(
-  gpu: Gpu, dir: string, settings: (cfg: ModelFolder['config']) => DecodeSettings, opts: { ropeFreqPrecision?: RopeFreqPrecision } = {},
+  gpu: Gpu, dir: string, settings: (cfg: ModelFolder['config']) => DecodeSettings,
+  opts: { ropeFreqPrecision?: RopeFreqPrecision; onLoadProgress?: OnLoadProgress } = {},
 ): Promise<DecodeStack> {
   const { folder, model: prefill } = loadPrefillModel(gpu, dir, opts);
   const s = settings(folder.config);

@@ -10,6 +10,8 @@ export interface NodeIdentity {
   readonly nodeId: string;
   /** The served checkpoint's fingerprint (ModelFolder.fingerprint). */
   readonly fingerprint: string;
+  /** The served model's name for people (its folder's name), when it is a wire label. */
+  readonly model: string | undefined;
   readonly layout: LatentKvLayout;
   /** latentLayoutKey(layout). */
   readonly layoutKey: string;
@@ -17,10 +19,10 @@ export interface NodeIdentity {
   readonly vocabSize: number;
 }
 
-export function nodeIdentity(nodeId: string, fingerprint: string, engine: DecodeEngine): NodeIdentity {
+export function nodeIdentity(nodeId: string, fingerprint: string, engine: DecodeEngine, model?: string): NodeIdentity {
   const layout = engine.model.cache.layout;
   return Object.freeze({
-    nodeId, fingerprint, layout, layoutKey: latentLayoutKey(layout),
+    nodeId, fingerprint, model, layout, layoutKey: latentLayoutKey(layout),
     layers: engine.model.cfg.numLayers, vocabSize: engine.model.cfg.vocabSize,
   });
 }

@@ -25,7 +25,7 @@ import type { DecodeEngine } from '../engine/engine.js';
 import { nodeIdentity, type NodeIdentity, type ServiceContext } from './context.js';
 import { handleCancel, handlePrefillDone, handlePrefillFailed, type TokenStreams } from './control.js';
 import { Handoffs } from './handoffs.js';
-import { heartbeatOf } from './heartbeat.js';
+import { heartbeatOf, modelLabel } from './heartbeat.js';
 import { handleKvChunk } from './kv.js';
 import { DecodeMetrics } from './metrics.js';
 import { handleReserve } from './reserve.js';
@@ -38,7 +38,7 @@ export interface DecodeNodeServiceOptions {
   /** Subject prefix (default 'lw'). */
   readonly subjectPrefix?: string;
   /** What loadDecodeStack returns, or just its engine and the model folder's fingerprint. */
-  readonly stack: { readonly engine: DecodeEngine; readonly folder: { readonly fingerprint: string } };
+  readonly stack: { readonly engine: DecodeEngine; readonly folder: { readonly fingerprint: string; readonly dir?: string } };
   readonly heartbeatMs: number;
   readonly tokenFlushMs: number;
   readonly logger: Logger;
@@ -62,6 +62,8 @@ export class DecodeNodeService {
   private subs: Subscription[] = [];
   private heartbeat: NodeJS.Timeout | null = null;
   private beat = 0;
+  /** Completion tokens sent and the start time, for the heartbeat (the cluster view's throughput and uptime). */
+  private readonly counters = { tokensOut: 0, startedAt: Date.now() };
   private stopping: Promise<void> | null = null;
   /** Down from a NATS disconnect until the reconnect: the node cannot be reached, so it is not ready. */
   private link: { readonly up: boolean } | null = null;
@@ -73,7 +75,7 @@ export class DecodeNodeService {
     this.subjects = wireSubjects(opts.subjectPrefix);
     this.subjects.reserve(opts.nodeId); // a node id that can't be a subject token fails here, not at start()
     this.engine = opts.stack.engine;
-    this.node = nodeIdentity(opts.nodeId, opts.stack.folder.fingerprint, this.engine);
+    this.node = nodeIdentity(opts.nodeId, opts.stack.folder.fingerprint, this.engine, modelLabel(opts.stack.folder.dir));
     this.logger = opts.logger.child({ nodeId: opts.nodeId });
     this.rejections = new WireRejections({ logger: this.logger, registry: opts.registry });
     this.metrics = new DecodeMetrics(opts.registry, this.engine);
@@ -176,7 +178,10 @@ export class DecodeNodeService {
       this.streams.delete(requestId);
       this.metrics.finish(reason);
       this.logger.info({ requestId, reason, ...usage }, 'request finished');
-    }, { timing, onSent: (tokens) => this.metrics.tokensOut.inc(tokens) });
+    }, { timing, onSent: (tokens) => {
+      this.metrics.tokensOut.inc(tokens);
+      this.counters.tokensOut += tokens;
+    } });
     this.streams.set(requestId, stream);
     return stream;
   }
@@ -190,7 +195,7 @@ export class DecodeNodeService {
 
   private sendHeartbeat(): void {
     this.ctx.handoffs.sweep();
-    this.publish(this.subjects.heartbeat, encodeMessage(heartbeatOf(this.node, this.engine, this.beat)));
+    this.publish(this.subjects.heartbeat, encodeMessage(heartbeatOf(this.node, this.engine, this.beat, this.counters)));
     this.beat = (this.beat + 1) >>> 0;
   }
 

@@ -80,16 +80,19 @@ test.serial('decode service - heartbeats announce identity and load, at start an
   const before = Date.now();
   await svc.start();
   await waitFor(() => beats.length >= 1, 300, 'the heartbeat sent at start'); // well before the first period
-  t.deepEqual({ ...beats[0]!, sentAt: 0 }, {
+  t.deepEqual({ ...beats[0]!, sentAt: 0, startedAt: 0 }, {
     v: WIRE_VERSION, type: 'heartbeat', nodeId: NODE, fingerprint: stack.folder.fingerprint, layoutKey: 'latent-v1/fp8_e4m3/r64+16/p16',
     kvDtype: 'fp8_e4m3', pageSize: 16, totalPages: 32, freePages: 32, running: 0, waiting: 0, maxBatch: 4, maxContext: 128, seq: 0, sentAt: 0,
+    model: 'tiny-deepseek-v2', reservedPages: 0, tokensOut: 0, startedAt: 0,
   });
   t.true(beats[0]!.sentAt >= before && beats[0]!.sentAt <= Date.now());
+  t.true(beats[0]!.startedAt! >= before - 60_000 && beats[0]!.startedAt! <= beats[0]!.sentAt); // the service was built just before
 
   const reply = await peer.reserve('hb-1', 18, 16);
   t.like(reply, { ok: true, pages: 3, freePages: 29 });
   t.true(reply.leaseMs > 9000 && reply.leaseMs <= 10_000, `leaseMs ${reply.leaseMs}`);
   await waitFor(() => beats.some((b) => b.freePages === 29), 2000, 'a heartbeat with 3 pages reserved');
+  t.is(beats.find((b) => b.freePages === 29)!.reservedPages, 3); // held for the prefill's KV, not yet in use
   t.deepEqual(beats.map((b) => b.seq), beats.map((_, i) => i));
   peer.cancel('hb-1');
   await waitFor(() => free() === total(), 1000, 'the reservation to end');

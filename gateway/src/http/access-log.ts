@@ -10,12 +10,13 @@ import { randomUUID } from 'node:crypto';
 import type { Request, RequestHandler, Response } from 'express';
 import type { Logger } from 'pino';
 import type { GenerationTrace } from './backend.js';
+import type { NodeTimings } from './cluster-source.js';
 import type { RequestFinish, ServingMetrics } from './serving-metrics.js';
 
 /** A client's X-Request-Id is kept when it is printable ASCII without spaces, at most this long. */
 const CLIENT_ID = /^[\x21-\x7e]{1,200}$/;
 /** Probes and scrapes come every few seconds: their lines are at debug. */
-const QUIET_PATHS = new Set(['/health', '/ready', '/metrics']);
+const QUIET_PATHS = new Set(['/health', '/ready', '/metrics', '/v1/cluster']);
 
 export class RequestRecord implements GenerationTrace {
   readonly startedAt = performance.now();
@@ -31,6 +32,7 @@ export class RequestRecord implements GenerationTrace {
     readonly clientRequestId: string | undefined,
     private readonly req: Request,
     private readonly metrics: ServingMetrics,
+    private readonly timings?: NodeTimings,
   ) {}
 
   /**
@@ -63,9 +65,11 @@ export class RequestRecord implements GenerationTrace {
       this.metrics.ttft.observe({ endpoint }, this.ttftMs / 1000);
       gaps = n - 1;
       for (let i = 0; i < gaps; i++) this.metrics.itl.observe({ endpoint }, 0); // came with the first
+      if (this.nodeId !== undefined) this.timings?.firstTokens(this.nodeId, this.ttftMs, n);
     } else {
       const each = (now - this.lastTokenAt) / n / 1000;
       for (let i = 0; i < gaps; i++) this.metrics.itl.observe({ endpoint }, each);
+      if (this.nodeId !== undefined) this.timings?.laterTokens(this.nodeId, each * 1000, n);
     }
     this.lastTokenAt = now;
   }
@@ -107,12 +111,12 @@ function routePaths(app: Request['app']): ReadonlySet<string> {
 }
 
 /** The first middleware: ids, X-Request-Id, and the access line when the response ends. */
-export function accessLog(logger: Logger, metrics: ServingMetrics): RequestHandler {
+export function accessLog(logger: Logger, metrics: ServingMetrics, timings?: NodeTimings): RequestHandler {
   return (req, res, next) => {
     const id = randomUUID();
     const header = req.get('x-request-id');
     const clientId = header !== undefined && CLIENT_ID.test(header) ? header : undefined;
-    const record = new RequestRecord(id, clientId, req, metrics);
+    const record = new RequestRecord(id, clientId, req, metrics, timings);
     res.locals['requestId'] = id;
     res.locals['access'] = record;
     res.set('x-request-id', clientId ?? id);

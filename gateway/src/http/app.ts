@@ -10,6 +10,8 @@ import { ApiError, toApiError } from './api-error.js';
 import { requireKey, type Access } from './api-keys.js';
 import type { GenerationBackend } from './backend.js';
 import { chatCompletionsHandler } from './chat-completions.js';
+import { clusterRoute } from './cluster-route.js';
+import type { ClusterSource } from './cluster-source.js';
 import { completionsHandler } from './completions.js';
 import { bodyLimits } from './limits.js';
 import { LOG_REDACT } from './log-redact.js';
@@ -19,6 +21,7 @@ import type { RouteContext } from './serve-completion.js';
 import { servedModel, type GatewayModel } from './served-model.js';
 import { ServingMetrics } from './serving-metrics.js';
 import { detokenizeHandler, tokenizeHandler } from './tokenize.js';
+import { webPages } from './web-pages.js';
 
 export type GatewayAppOptions = ({ readonly model: GatewayModel } | { readonly modelDir: string }) & {
   /** The id clients use in `model`; defaults to the model folder's name. */
@@ -41,6 +44,8 @@ export type GatewayAppOptions = ({ readonly model: GatewayModel } | { readonly m
   readonly extraRoutes?: (app: Express) => void;
   /** Where the serving metrics (TTFT, latencies, tokens, requests) go; default: a registry of the app's own. */
   readonly metricsRegistry?: Registry;
+  /** Serves GET /v1/cluster (behind opsAccess) and hears each request's token timings per decode node. */
+  readonly cluster?: ClusterSource | undefined;
 };
 
 /** The opened model folder of these options (opened here when only its path is given). */
@@ -69,9 +74,12 @@ export function createGatewayApp(opts: GatewayAppOptions, folder: GatewayModel, 
   const apiAccess = opts.apiAccess ?? { open: true };
   const app = express();
   app.disable('x-powered-by');
-  app.use(accessLog(ctx.logger, new ServingMetrics(opts.metricsRegistry ?? new Registry())));
+  app.use(accessLog(ctx.logger, new ServingMetrics(opts.metricsRegistry ?? new Registry()), opts.cluster));
   app.get('/health', healthRoute(ctx));
   app.get('/ready', readyRoute(ctx));
+  app.use(webPages()); // the chat page at /, the cluster page at /cluster
+  // An operator route under /v1, keyed as /metrics is (METRICS_PUBLIC opens both), not as the API.
+  if (opts.cluster) app.get('/v1/cluster', requireKey(opts.opsAccess ?? apiAccess), clusterRoute(opts.cluster));
   // The key is checked before a byte of the body is read: an unknown client cannot make us inflate anything.
   app.use('/v1', requireKey(apiAccess), readJsonBody(limits));
   app.use(modelsRouter(ctx));

@@ -34,8 +34,8 @@ export const HTTP_ENV = {
     'keys accepted as `Authorization: Bearer <key>` on `/v1/*`, comma-separated; with none here nor in `API_KEYS_FILE` the API is open (a warning at start)',
   ),
   API_KEYS_FILE: env.optionalStr().describe('file of further API keys, one a line (blank lines and `#` comments skipped)'),
-  METRICS_API_KEY: env.optionalStr().describe('if set, `GET /metrics` (and any operator route) takes this key and no other'),
-  METRICS_PUBLIC: env.bool(false).describe('`GET /metrics` open even when API keys are set (a scraper on a private network); otherwise it takes an API key'),
+  METRICS_API_KEY: env.optionalStr().describe('if set, `GET /metrics` and `GET /v1/cluster` (every operator route) take this key and no other'),
+  METRICS_PUBLIC: env.bool(false).describe('`GET /metrics` and `GET /v1/cluster` open even when API keys are set (a scraper on a private network); otherwise they take an API key'),
 };
 
 export interface HttpSettings {

@@ -14,3 +14,5 @@ export { LOG_REDACT } from './log-redact.js';
 export type { BodyLimits } from './read-json-body.js';
 export type { GatewayModel } from './served-model.js';
 export { StopMatcher } from './stop-matcher.js';
+export type { ClusterSource, NodeTimings } from './cluster-source.js';
+export { WEB_DIR } from './web-pages.js';

@@ -90,6 +90,15 @@ test('wire - unknown fields are dropped on decode and encode', (t) => {
   t.deepEqual(decodeMessage(encodeMessage({ ...S.cancel, extra: 1 } as WireMessage)), S.cancel);
 });
 
+test('wire - a heartbeat without the cluster-view fields (an older node) decodes; an older reader drops them', (t) => {
+  const { model, reservedPages, tokensOut, startedAt, ...older } = S.heartbeat;
+  t.deepEqual([model, reservedPages, tokensOut, startedAt].map((x) => x !== undefined), [true, true, true, true]);
+  const d = decodeMessage(tampered(S.heartbeat, { model: undefined, reservedPages: undefined, tokensOut: undefined, startedAt: undefined }), ['heartbeat']);
+  t.deepEqual(d, older);
+  // what a reader built before them does with a newer node's beat: the same as with any unknown key
+  t.deepEqual(decodeMessage(tampered(older, { nextYearsField: 3 }), ['heartbeat']), older);
+});
+
 test('wire - describeMessage is redacted: no payload bytes, token ids or sampled token', (t) => {
   const kv = describeMessage(S['kv-chunk']);
   t.like(kv, { type: 'kv-chunk', requestId: 'req-7f3a.1', layer: 5, tokenStart: 70, tokenCount: 4, dataBytes: 4 * 644 });
@@ -166,6 +175,11 @@ test('wire - bad field values are invalid', (t) => {
     [S.heartbeat, { freePages: 5000 }], // > totalPages
     [S.heartbeat, { fingerprint: 'has space' }],
     [S.heartbeat, { sentAt: -1 }],
+    [S.heartbeat, { reservedPages: 3097 }], // > totalPages - freePages
+    [S.heartbeat, { tokensOut: -1 }],
+    [S.heartbeat, { tokensOut: 2 ** 53 }], // not a safe integer
+    [S.heartbeat, { model: 'two words' }],
+    [S.heartbeat, { startedAt: 'yesterday' }],
     [S['reserve-reply'], { reason: 'no-pages' }], // a grant with a reason
     [S['reserve-reply'], { ok: 'yes' }],
     [S['kv-ack'], { ok: false }], // a refusal without a reason

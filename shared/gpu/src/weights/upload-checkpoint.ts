@@ -1,5 +1,6 @@
 // Uploads a checkpoint's weights to the GPU in their stored dtype (bf16/f16 packed two per u32, f32 as is),
-// one tensor (or one expert) at a time, so host memory holds at most one tensor's bytes.
+// one tensor (or one expert) at a time, so host memory holds at most one tensor's bytes. `onProgress` hears
+// the bytes after each tensor (or expert group) and once more when all are up.
 import type { Gpu } from '../runtime/runtime.js';
 import type { ModelFolder } from '@latentwire/model';
 import { expertWeights, readWeightSlice, weightSlice, type WeightSlice } from '@latentwire/model';
@@ -8,13 +9,20 @@ import { ModelLoadError } from '@latentwire/model';
 import { type GpuTensor } from '../kernels/weight-dtype.js';
 import { packWeights, type WeightDtype } from '@latentwire/model';
 import { buildWeights, expertChunks, type WeightSource } from './build-weights.js';
+import { checkpointBytes, type OnLoadProgress } from './load-progress.js';
 import type { ExpertChunk, ModelWeights } from './model-weights.js';
 
 const DTYPES: Record<TensorDtype, WeightDtype> = { BF16: 'bf16', F16: 'f16', F32: 'f32' };
 
-export function uploadCheckpoint(gpu: Gpu, folder: ModelFolder): ModelWeights {
+export function uploadCheckpoint(gpu: Gpu, folder: ModelFolder, onProgress?: OnLoadProgress): ModelWeights {
   const buffers: GPUBuffer[] = [];
   const cfg = folder.config;
+  const totalBytes = onProgress ? checkpointBytes(folder) : 0;
+  let loadedBytes = 0;
+  const loaded = (tensor: string, bytes: number): void => {
+    loadedBytes += bytes;
+    onProgress?.({ loadedBytes, totalBytes, tensor, done: false });
+  };
   const source: WeightSource = {
     buffers,
     tensor(name, shape, role) {
@@ -28,6 +36,7 @@ export function uploadCheckpoint(gpu: Gpu, folder: ModelFolder): ModelWeights {
       }
       const buffer = gpu.upload(name, bytes);
       buffers.push(buffer);
+      loaded(name, slice.end - slice.begin);
       return { buffer, dtype, shape };
     },
     experts(layer, proj, rows, cols) {
@@ -42,11 +51,14 @@ export function uploadCheckpoint(gpu: Gpu, folder: ModelFolder): ModelWeights {
         const buffer = gpu.buffer(`layers.${layer}.experts.${proj}[${c.first}..${c.first + c.count})`, c.count * expertBytes);
         for (let i = 0; i < c.count; i++) gpu.write(buffer, readWeightSlice(slices[c.first + i]!), i * expertBytes);
         buffers.push(buffer);
+        loaded(`layers.${layer}.experts.${proj}`, c.count * expertBytes);
         const tensor: GpuTensor = { buffer, dtype: DTYPES[dtype], shape: [c.count, rows, cols] };
         chunks.push({ tensor, firstExpert: c.first, count: c.count });
       }
       return chunks;
     },
   };
-  return buildWeights(cfg, source);
+  const weights = buildWeights(cfg, source);
+  onProgress?.({ loadedBytes, totalBytes, tensor: '', done: true });
+  return weights;
 }

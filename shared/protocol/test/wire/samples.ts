@@ -53,6 +53,7 @@ export function samples(): { readonly [T in MessageType]: Extract<WireMessage, {
     heartbeat: heartbeatMessage({
       nodeId: 'decode-0', fingerprint: FINGERPRINT, layoutKey: E4M3_KEY, kvDtype: 'fp8_e4m3', pageSize: 64,
       totalPages: 4096, freePages: 1000, running: 12, waiting: 3, maxBatch: 64, maxContext: 32768, seq: 41, sentAt: 1_767_225_600_123,
+      model: 'DeepSeek-V2-Lite-Chat', reservedPages: 40, tokensOut: 5_000_000_000, startedAt: 1_767_225_000_000,
     }),
     reserve: reserveMessage({
       requestId, promptTokens: 74, maxTokens: 256, sampling: { temperature: 0.7, topK: 40, topP: 0.95, seed: 12345 },

@@ -1,10 +1,13 @@
 // heartbeat: decode node → everyone (the gateway routes by it). One every few seconds; `seq` lets a
 // reader tell a restart (seq back near 0) or a lost beat from a late one.
+// The optional fields (model, reservedPages, tokensOut, startedAt) feed the operators' cluster view only:
+// a node that predates them still routes, and a receiver that predates them drops them (the schema strips
+// unknown keys), so they need no wire version bump.
 import { z } from 'zod';
 import type { KvDtype } from '../../kv/kv-dtype.js';
 import { kvDtype, label, layoutKey, msEpoch, positiveU32, u32, wireId } from '../fields.js';
 import { parseLatentLayoutKey } from '../layout-key.js';
-import { WIRE_VERSION, type Envelope, type Fields, type MessageSpec } from './spec.js';
+import { compact, WIRE_VERSION, type Envelope, type Fields, type MessageSpec } from './spec.js';
 
 export interface Heartbeat extends Envelope<'heartbeat'> {
   readonly nodeId: string;
@@ -24,6 +27,14 @@ export interface Heartbeat extends Envelope<'heartbeat'> {
   readonly maxBatch: number;
   /** Longest sequence (prompt + completion tokens) the node accepts. */
   readonly maxContext: number;
+  /** The served model's name (its folder's name), for people; the fingerprint is what must match. */
+  readonly model?: string;
+  /** Of the pages not free, those held by leases awaiting a prefill's KV. */
+  readonly reservedPages?: number;
+  /** Completion tokens sent since the node started (its throughput is the difference between two beats). */
+  readonly tokensOut?: number;
+  /** When the node started (sender's clock, ms since the epoch). */
+  readonly startedAt?: number;
   /** Per-node counter (wraps at 2^32). */
   readonly seq: number;
   /** Sender's clock, ms since the epoch. */
@@ -31,7 +42,7 @@ export interface Heartbeat extends Envelope<'heartbeat'> {
 }
 
 export function heartbeatMessage(f: Fields<Heartbeat>): Heartbeat {
-  return { v: WIRE_VERSION, type: 'heartbeat', ...f };
+  return compact({ v: WIRE_VERSION, type: 'heartbeat', ...f });
 }
 
 export const heartbeatSpec: MessageSpec<Heartbeat> = {
@@ -49,6 +60,10 @@ export const heartbeatSpec: MessageSpec<Heartbeat> = {
     waiting: u32,
     maxBatch: positiveU32,
     maxContext: positiveU32,
+    model: label.optional(),
+    reservedPages: u32.optional(),
+    tokensOut: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+    startedAt: msEpoch.optional(),
     seq: u32,
     sentAt: msEpoch,
   }),
@@ -57,6 +72,9 @@ export const heartbeatSpec: MessageSpec<Heartbeat> = {
     if (m.kvDtype !== layout.dtype) return { reason: 'invalid', detail: `kvDtype ${m.kvDtype} but layoutKey ${m.layoutKey}` };
     if (m.pageSize !== layout.pageSize) return { reason: 'invalid', detail: `pageSize ${m.pageSize} but layoutKey ${m.layoutKey}` };
     if (m.freePages > m.totalPages) return { reason: 'invalid', detail: `freePages ${m.freePages} > totalPages ${m.totalPages}` };
+    if (m.reservedPages !== undefined && m.reservedPages > m.totalPages - m.freePages) {
+      return { reason: 'invalid', detail: `reservedPages ${m.reservedPages} > totalPages ${m.totalPages} - freePages ${m.freePages}` };
+    }
     return undefined;
   },
   describe: (m) => ({
