@@ -6,7 +6,7 @@
 //   3. the cluster page lists the nodes and draws every plot;
 //   4. on a gateway with API keys (a second HTTP app on the same cluster), both pages ask for a key and work
 //      with it.
-// One small cluster serves all three; the pages' screenshots land in test-output/ and docs/screenshots/.
+// One small cluster serves all three; the pages' screenshots land in test-output/ (and docs/screenshots/ with UPDATE_SCREENSHOTS=1).
 import test from 'ava';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';

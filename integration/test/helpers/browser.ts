@@ -1,7 +1,7 @@
 // Headless Chromium for the web page tests: Debian's /usr/bin/chromium (infra/setup.sh installs it;
 // CHROMIUM_PATH overrides) driven by playwright-core, with no sandbox (CI runs as root) and nothing that
-// reaches the network by itself. Screenshots go to integration/test-output/ and, for the README, to
-// docs/screenshots/.
+// reaches the network by itself. Screenshots go to integration/test-output/; with UPDATE_SCREENSHOTS=1 they
+// also replace the README's in docs/screenshots/ (a plain test run leaves the committed ones alone).
 import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,12 +24,14 @@ export async function launchBrowser(): Promise<Browser> {
   });
 }
 
-/** Saves a full-page screenshot as test-output/<name>.png and copies it to docs/screenshots/<name>.png. */
+/** Saves a full-page screenshot as test-output/<name>.png (and docs/screenshots/<name>.png with UPDATE_SCREENSHOTS=1). */
 export async function screenshot(page: Page, name: string): Promise<string> {
   mkdirSync(OUTPUT_DIR, { recursive: true });
-  mkdirSync(DOCS_SCREENSHOTS, { recursive: true });
   const file = join(OUTPUT_DIR, `${name}.png`);
   await page.screenshot({ path: file, fullPage: true });
-  copyFileSync(file, join(DOCS_SCREENSHOTS, `${name}.png`));
+  if (process.env['UPDATE_SCREENSHOTS'] === '1') {
+    mkdirSync(DOCS_SCREENSHOTS, { recursive: true });
+    copyFileSync(file, join(DOCS_SCREENSHOTS, `${name}.png`));
+  }
   return file;
 }
