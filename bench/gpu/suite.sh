@@ -4,7 +4,7 @@
 #   source .gpu/env.sh; BENCH_COMMIT=<commit> bash bench/gpu/suite.sh mma-tests matmul prefill decode transfer
 # Steps: mma-tests (the tensor-core tests: matmul-mma, grouped decode attention), matmul (f32 vs subgroup-matrix
 # GEMM tiles at prefill shapes), prefill (f32 and subgroup-matrix matmuls), decode (both attention kernels),
-# prefill-profile (per-kernel GPU times), decode-attention (the kernel grid), transfer (needs pack.sh --servers).
+# pytorch (transformers' prefill of the same shapes, the peer), prefill-profile (per-kernel GPU times), decode-attention (the kernel grid), transfer (needs pack.sh --servers).
 set -uo pipefail
 out=${OUT:-/tmp/gpu-suite}
 mkdir -p "$out"
@@ -30,6 +30,8 @@ for s in "$@"; do
     prefill)
       BENCH_TOKENS=${BENCH_TOKENS:-1024,4096} MATMUL_ENGINE=f32 step prefill-f32 300 node bench/dist/prefill.js
       BENCH_TOKENS=${BENCH_TOKENS:-1024,4096} step prefill-subgroup-matrix 300 node bench/dist/prefill.js ;;
+    pytorch)
+      step pytorch-prefill 300 python3 bench/references/pytorch_prefill.py 1024 4096 ;;
     prefill-profile)
       BENCH_TOKENS=4096 GPU_PROFILE=1 step prefill-profile 300 node bench/dist/prefill.js ;;
     decode)
