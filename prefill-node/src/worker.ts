@@ -9,7 +9,7 @@ import { pino, type Logger } from 'pino';
 import { register as defaultRegistry, type Registry } from 'prom-client';
 import type { PrefillModel } from '@latentwire/gpu/prefill';
 import type { ModelFolder } from '@latentwire/model';
-import { prefillQueueName, SUBJECT_TYPES, WireRejections, wireSubjects, type WireSubjects } from '@latentwire/protocol';
+import { prefillQueueName, registerKernelMetrics, SUBJECT_TYPES, WireRejections, wireSubjects, type WireSubjects } from '@latentwire/protocol';
 import { Cancellations } from './cancellations.js';
 import { PrefillMetrics, QUEUE_STATES } from './metrics.js';
 import { processPrefillJob, type JobContext, type PrefillJobResult } from './process-job.js';
@@ -70,6 +70,8 @@ export class PrefillWorkerService {
     this.logger = options.logger ?? pino({ name: 'prefill-node' });
     const registry = options.registry ?? defaultRegistry;
     this.metrics = new PrefillMetrics(registry);
+    const profiler = options.model.gpu.profiler;
+    if (profiler) registerKernelMetrics(registry, profiler); // GPU_PROFILE=1
     this.rejections = new WireRejections({ logger: this.logger, registry });
     this.windows = new SendWindows(options.maxInFlightBytes ?? DEFAULT_KV_SEND_WINDOW_BYTES, (d) => this.metrics.inFlightBytes.inc(d));
     this.cancellations = new Cancellations({ ttlMs: options.cancelTtlMs ?? 10 * 60_000, maxIds: options.maxCancelledIds ?? 100_000 });

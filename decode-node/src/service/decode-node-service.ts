@@ -19,7 +19,7 @@ import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node'
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import {
-  natsLink, encodeMessage, SUBJECT_TYPES, tokensMessage, WireRejections, wireSubjects, type MessageOf, type MessageType, type PrefillTiming, type WireMessage, type WireSubjects,
+  natsLink, encodeMessage, registerKernelMetrics, SUBJECT_TYPES, tokensMessage, WireRejections, wireSubjects, type MessageOf, type MessageType, type PrefillTiming, type WireMessage, type WireSubjects,
 } from '@latentwire/protocol';
 import type { DecodeEngine } from '../engine/engine.js';
 import { nodeIdentity, type NodeIdentity, type ServiceContext } from './context.js';
@@ -79,6 +79,8 @@ export class DecodeNodeService {
     this.logger = opts.logger.child({ nodeId: opts.nodeId });
     this.rejections = new WireRejections({ logger: this.logger, registry: opts.registry });
     this.metrics = new DecodeMetrics(opts.registry, this.engine);
+    const profiler = this.engine.model.gpu.profiler;
+    if (profiler) registerKernelMetrics(opts.registry, profiler); // GPU_PROFILE=1
     const handoffs = new Handoffs(this.node.layers, (id) => this.engine.scheduler.reservation(id),
       (id) => this.failRequest(id, 'the prefill\'s KV did not arrive within the reservation lease'));
     this.ctx = {

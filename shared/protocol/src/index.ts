@@ -6,3 +6,4 @@ export * from './kv/latent-layout.js';
 export * from './config/index.js';
 export * from './kv/page-pool.js';
 export { natsLink, serveOps, type OpsServerOptions, type Readiness } from './ops/ops-server.js';
+export { registerKernelMetrics, type KernelTimeSource } from './ops/kernel-metrics.js';
