@@ -63,7 +63,8 @@ async function main(): Promise<void> {
   const peakGBps = hbm.gbps;
   const engines = mmaUnsupportedReason(gpu.matrixCapabilities) === null ? (['f32', 'subgroup-matrix'] as const) : (['f32'] as const);
   console.log(`adapter: ${info.vendor} ${info.description || info.device}; ${configPath.split('/').pop()} with ${layers} of ${base.numLayers} layers; ` +
-    `ceiling: read ${peakGBps.toFixed(0)} GB/s (${hbm.min.toFixed(0)}–${hbm.max.toFixed(0)}, ${hbm.timing}); attention kernels ${engines.join(', ')}`);
+    `ceiling: read ${peakGBps.toFixed(0)} GB/s (${hbm.min.toFixed(0)}–${hbm.max.toFixed(0)}, ${hbm.timing}); attention kernels ${engines.join(', ')}; ` +
+    `full workgroup slots ${JSON.stringify(gpu.workgroupSlots)}`);
 
   const weights = await syntheticWeights(gpu, cfg);
   const rows: Row[] = [];

@@ -199,22 +199,31 @@ export function groupedDecodePlan(p: {
 }
 
 /**
- * Number of KV splits for a batch: enough workgroups to fill the GPU (≥ wavesPerSm·smCount, default 2 × 132,
- * an H100), but no split shorter than minTokensPerSplit (default 64; 256 left V2-Lite at batch 1 with 8
- * workgroups on a 132-SM GPU) of the longest sequence and at most
+ * Number of KV splits for a batch: enough workgroups to fill the GPU (≥ targetWorkgroups: the device's full
+ * workgroup slots, gpu.workgroupSlots, measured at start: 264 on an H100 or H200, 2 per SM), but no split
+ * shorter than minTokensPerSplit (default 64; 256 left V2-Lite at batch 1 with 8 workgroups on a 132-SM GPU)
+ * of the longest sequence and at most
  * maxSplits (default 64). One split when the batch alone fills the GPU. Uniform across the batch (a
  * uniform), so a short sequence next to a long one just gets empty splits, which cost one tiny workgroup each.
  */
 export function chooseDecodeSplits(p: {
   readonly batch: number; readonly heads: number; readonly headGroup: number; readonly maxContext: number;
-  readonly smCount?: number; readonly wavesPerSm?: number; readonly minTokensPerSplit?: number; readonly maxSplits?: number;
+  readonly targetWorkgroups: number; readonly minTokensPerSplit?: number; readonly maxSplits?: number;
 }): number {
   const groups = Math.ceil(p.heads / p.headGroup);
   const base = Math.max(1, p.batch * groups);
-  const target = (p.smCount ?? 132) * (p.wavesPerSm ?? 2);
-  const want = Math.ceil(target / base);
+  const want = Math.ceil(Math.max(1, p.targetWorkgroups) / base);
   const byLength = Math.max(1, Math.floor(p.maxContext / (p.minTokensPerSplit ?? 64)));
   return Math.max(1, Math.min(want, byLength, p.maxSplits ?? 64));
+}
+
+/**
+ * The workgroups a step of this variant should fill: the device's full workgroup slots (a 1024-thread
+ * workgroup with all its memory, 2 per SM on NVIDIA), twice that for the subgroup-matrix kernel, whose
+ * 128-thread workgroups fit about 4 per SM (bench/decode-attention measured 4 per SM faster than 2 on an H200).
+ */
+export function decodeSplitTarget(v: GroupedDecodeVariant, workgroupSlots: number): number {
+  return v.engine === 'subgroup-matrix' ? 2 * workgroupSlots : workgroupSlots;
 }
 
 /** Scratch the split path needs (callers allocate once for their max batch and max splits). */

@@ -8,3 +8,4 @@ export { Profiler } from './profiler.js';
 export { memoShader } from './memo-shader.js';
 export { subgroupMatrixUnsupportedReason, MATRIX_SUBGROUP_SIZE, type MatrixCapabilities } from './matrix-caps.js';
 export { loadWgsl, fillWgsl } from './wgsl-source.js';
+export type { WorkgroupSlots } from './occupancy-probe.js';

@@ -8,12 +8,14 @@ import type { BufferBinding, KernelProgram } from './program.js';
 import { packUniforms, uniformByteSize } from './uniforms.js';
 import { Profiler } from './profiler.js';
 import { subgroupMatrixUnsupportedReason, type MatrixCapabilities } from './matrix-caps.js';
+import { measureWorkgroupSlots, type WorkgroupSlots } from './occupancy-probe.js';
 
 /** What `gpu.matmulLimits` holds (the matmul launcher's MatmulLimits). */
 export interface MatmulDeviceLimits {
   readonly maxComputeWorkgroupStorageSize: number; readonly maxComputeInvocationsPerWorkgroup: number;
   readonly maxComputeWorkgroupsPerDimension: number; readonly minStorageBufferOffsetAlignment: number;
   readonly subgroupMatrix: boolean;
+  readonly workgroupSlots: number;
 }
 
 export const STORAGE = 0x80 | 0x8 | 0x4; // STORAGE | COPY_DST | COPY_SRC
@@ -28,6 +30,7 @@ export class Gpu {
   private nextId = 1;
   private readonly matmulEngine: 'auto' | 'f32';
   private matmulLimitsMemo: MatmulDeviceLimits | null = null;
+  private slotsMemo: WorkgroupSlots | null = null;
   private firstError: Error | null = null;
 
   private constructor(
@@ -48,7 +51,18 @@ export class Gpu {
 
   static async create(opts: GpuOptions = {}): Promise<Gpu> {
     const acquired = await acquireDevice(opts);
-    return new Gpu(acquired.instance, acquired.device, acquired.adapterInfo, acquired.features, opts);
+    const gpu = new Gpu(acquired.instance, acquired.device, acquired.adapterInfo, acquired.features, opts);
+    gpu.slotsMemo = await measureWorkgroupSlots(gpu);
+    return gpu;
+  }
+
+  /**
+   * How many of the largest workgroups this device runs at once, measured when the Gpu was created (about 2 per
+   * SM on NVIDIA): kernels size their grids to fill the device by it instead of a card's SM count.
+   */
+  get workgroupSlots(): WorkgroupSlots {
+    if (!this.slotsMemo) throw new GpuError('workgroupSlots: not measured yet');
+    return this.slotsMemo;
   }
 
   get limits(): GPUSupportedLimits {
@@ -75,7 +89,7 @@ export class Gpu {
       this.matmulLimitsMemo = Object.freeze({
         maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize, maxComputeInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
         maxComputeWorkgroupsPerDimension: l.maxComputeWorkgroupsPerDimension, minStorageBufferOffsetAlignment: l.minStorageBufferOffsetAlignment,
-        subgroupMatrix: this.matmulOnMatrices,
+        subgroupMatrix: this.matmulOnMatrices, workgroupSlots: this.workgroupSlots.slots,
       });
     }
     return this.matmulLimitsMemo;

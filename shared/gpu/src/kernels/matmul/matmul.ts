@@ -60,6 +60,8 @@ export interface MatmulLimits {
   readonly minStorageBufferOffsetAlignment?: number;
   /** The device runs the subgroup-matrix variants (`gpu.matmulLimits` says; default false). */
   readonly subgroupMatrix?: boolean;
+  /** The device's full workgroup slots (gpu.workgroupSlots), which tile choices fill the device by. */
+  readonly workgroupSlots?: number;
 }
 
 /** What the launcher decided, for tests and benchmarks. */
@@ -69,10 +71,13 @@ export type MatmulPlan =
   | { readonly variant: 'gemm-mma'; readonly tile: MmaTile; readonly tileName: MmaTileName; readonly align: MatmulAlign };
 
 /**
- * A tile is taken when it makes at least this many workgroups, else the next smaller one. Below one per SM of
- * an H100 (132), but a 128×128 tile at 96 workgroups still beat 64×64 ones at 384 there.
+ * A tile is taken when it makes at least a third of the device's full workgroup slots, else the next smaller
+ * one: on an H100 (264 slots, 2 per SM) a 128×128 tile at 96 workgroups still beat 64×64 ones at 384. Without
+ * the slots (limits given by hand) the largest tile that fits is taken.
  */
-const MIN_WORKGROUPS = 90;
+function minWorkgroups(slots: number | undefined): number {
+  return slots === undefined ? 1 : Math.ceil(slots / 3);
+}
 
 function checkCount(name: string, v: number, min: number): void {
   if (!Number.isInteger(v) || v < min) throw new RangeError(`matmul: ${name} must be an integer >= ${min}, got ${v}`);
@@ -85,6 +90,7 @@ function limitsOf(l: MatmulLimits | undefined) {
     perDim: l?.maxComputeWorkgroupsPerDimension ?? 65535,
     offsetAlign: l?.minStorageBufferOffsetAlignment ?? 256,
     matrix: l?.subgroupMatrix ?? false,
+    minWorkgroups: minWorkgroups(l?.workgroupSlots),
   };
 }
 
@@ -102,7 +108,7 @@ export function matmulPlan(a: MatmulArgs, limits?: MatmulLimits, wOffsetInBindin
   // by default only where even the small tile fills the device (decode batches just past the GEMV range are
   // bound by the weight read, which the f32 GEMM's smaller tiles spread over more workgroups)
   const mmaWorkgroups = Math.ceil(M / MMA_TILES.m64x64.BM) * Math.ceil(N / MMA_TILES.m64x64.BN);
-  const mmaByDefault = lim.matrix && align.vecX && align.vecW && a.tile === undefined && mmaWorkgroups >= MIN_WORKGROUPS &&
+  const mmaByDefault = lim.matrix && align.vecX && align.vecW && a.tile === undefined && mmaWorkgroups >= lim.minWorkgroups &&
     (Object.values(MMA_TILES) as MmaTile[]).some(mmaFits);
   const variant = a.variant ?? (M <= GEMV_MAX_M ? 'gemv' : mmaByDefault ? 'gemm-mma' : 'gemm');
   if (variant === 'gemm-mma') {
@@ -114,7 +120,7 @@ export function matmulPlan(a: MatmulArgs, limits?: MatmulLimits, wOffsetInBindin
     });
     if (names.length === 0) throw new RangeError('matmul: no subgroup-matrix tile fits the device limits');
     const count = (n: MmaTileName) => Math.ceil(M / MMA_TILES[n].BM) * Math.ceil(N / MMA_TILES[n].BN);
-    const tileName = names.find((n) => count(n) >= MIN_WORKGROUPS) ?? names[names.length - 1]!;
+    const tileName = names.find((n) => count(n) >= lim.minWorkgroups) ?? names[names.length - 1]!;
     return { variant, tile: MMA_TILES[tileName], tileName, align };
   }
   if (variant === 'gemv') {
@@ -143,7 +149,7 @@ export function matmulPlan(a: MatmulArgs, limits?: MatmulLimits, wOffsetInBindin
     const names = (Object.keys(GEMM_TILES) as GemmTileName[]).filter((n) => fits(GEMM_TILES[n]));
     if (names.length === 0) throw new RangeError('matmul: no GEMM tile fits the device limits');
     const count = (n: GemmTileName) => Math.ceil(M / GEMM_TILES[n].BM) * Math.ceil(N / GEMM_TILES[n].BN);
-    const name = names.find((n) => count(n) >= MIN_WORKGROUPS) ?? names[names.length - 1]!;
+    const name = names.find((n) => count(n) >= lim.minWorkgroups) ?? names[names.length - 1]!;
     tileName = name;
     tile = GEMM_TILES[name];
   }
