@@ -15,6 +15,10 @@ export {
   type PrefillDone, type PrefillDoneAck, type PrefillDoneRefusal, type PrefillFailed, type PrefillTiming,
 } from './messages/prefill.js';
 export { MAX_STOP_TOKENS, type WireSampling } from './messages/sampling.js';
+export {
+  MAX_RENEW_IDS, cancelAckMessage, gatewayHeartbeatMessage, pingMessage, pongMessage, renewMessage,
+  type CancelAck, type GatewayHeartbeat, type Ping, type Pong, type Renew,
+} from './messages/presence.js';
 export { CANCEL_REASONS, cancelMessage, type Cancel, type CancelReason } from './messages/cancel.js';
 export {
   FINISH_REASONS, MAX_TOKENS_PER_MESSAGE, tokensMessage, type FinishReason, type Tokens, type Usage,

@@ -8,6 +8,9 @@ import {
   prefillDoneAckSpec, prefillDoneSpec, prefillFailedSpec, type PrefillDone, type PrefillDoneAck, type PrefillFailed,
 } from './messages/prefill.js';
 import { reserveReplySpec, reserveSpec, type Reserve, type ReserveReply } from './messages/reserve.js';
+import {
+  cancelAckSpec, gatewayHeartbeatSpec, pingSpec, pongSpec, renewSpec, type CancelAck, type GatewayHeartbeat, type Ping, type Pong, type Renew,
+} from './messages/presence.js';
 import type { MessageDescription, MessageSpec } from './messages/spec.js';
 import { tokensSpec, type Tokens } from './messages/tokens.js';
 
@@ -22,6 +25,11 @@ export const MESSAGE_TYPES = [
   'prefill-failed',
   'cancel',
   'tokens',
+  'renew',
+  'cancel-ack',
+  'ping',
+  'pong',
+  'gateway-heartbeat',
 ] as const;
 export type MessageType = (typeof MESSAGE_TYPES)[number];
 
@@ -35,7 +43,12 @@ export type WireMessage =
   | PrefillDoneAck
   | PrefillFailed
   | Cancel
-  | Tokens;
+  | Tokens
+  | Renew
+  | CancelAck
+  | Ping
+  | Pong
+  | GatewayHeartbeat;
 
 /** The message of one type (or of a union of types). */
 export type MessageOf<T extends MessageType> = Extract<WireMessage, { type: T }>;
@@ -51,6 +64,11 @@ export const SPECS: { readonly [T in MessageType]: MessageSpec<MessageOf<T>> } =
   'prefill-failed': prefillFailedSpec,
   cancel: cancelSpec,
   tokens: tokensSpec,
+  renew: renewSpec,
+  'cancel-ack': cancelAckSpec,
+  ping: pingSpec,
+  pong: pongSpec,
+  'gateway-heartbeat': gatewayHeartbeatSpec,
 };
 
 export function isMessageType(t: unknown): t is MessageType {

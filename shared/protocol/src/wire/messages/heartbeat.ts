@@ -4,7 +4,7 @@ import { z } from 'zod';
 import type { KvDtype } from '../../kv/kv-dtype.js';
 import { kvDtype, label, layoutKey, msEpoch, positiveU32, u32, wireId } from '../fields.js';
 import { parseLatentLayoutKey } from '../layout-key.js';
-import { WIRE_VERSION, type Envelope, type Fields, type MessageSpec } from './spec.js';
+import { compact, WIRE_VERSION, type Envelope, type Fields, type MessageSpec } from './spec.js';
 
 export interface Heartbeat extends Envelope<'heartbeat'> {
   readonly nodeId: string;
@@ -28,10 +28,12 @@ export interface Heartbeat extends Envelope<'heartbeat'> {
   readonly seq: number;
   /** Sender's clock, ms since the epoch. */
   readonly sentAt: number;
+  /** The node is shutting down: it finishes what it runs and takes nothing new (absent = false). */
+  readonly draining?: boolean;
 }
 
 export function heartbeatMessage(f: Fields<Heartbeat>): Heartbeat {
-  return { v: WIRE_VERSION, type: 'heartbeat', ...f };
+  return compact({ v: WIRE_VERSION, type: 'heartbeat', ...f });
 }
 
 export const heartbeatSpec: MessageSpec<Heartbeat> = {
@@ -51,6 +53,7 @@ export const heartbeatSpec: MessageSpec<Heartbeat> = {
     maxContext: positiveU32,
     seq: u32,
     sentAt: msEpoch,
+    draining: z.boolean().optional(),
   }),
   check(m) {
     const layout = parseLatentLayoutKey(m.layoutKey)!; // the schema checked it parses
@@ -61,6 +64,6 @@ export const heartbeatSpec: MessageSpec<Heartbeat> = {
   },
   describe: (m) => ({
     type: m.type, nodeId: m.nodeId, seq: m.seq, layoutKey: m.layoutKey, fingerprint: m.fingerprint.slice(0, 12),
-    freePages: m.freePages, totalPages: m.totalPages, running: m.running, waiting: m.waiting,
+    freePages: m.freePages, totalPages: m.totalPages, running: m.running, waiting: m.waiting, draining: m.draining,
   }),
 };

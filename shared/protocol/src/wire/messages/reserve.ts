@@ -20,6 +20,11 @@ export interface Reserve extends Envelope<'reserve'> {
   /** What the prefill will run; the node refuses ('incompatible') unless both equal its own. */
   readonly fingerprint: string;
   readonly layoutKey: string;
+  /**
+   * The asking gateway's id (its gateway-heartbeat's): the node ends the request if that gateway goes
+   * silent. Absent: the request is not tied to a gateway's presence.
+   */
+  readonly gatewayId?: string;
 }
 
 export const RESERVE_REFUSALS = ['no-pages', 'too-large', 'duplicate-id', 'incompatible', 'queue-full'] as const;
@@ -58,6 +63,7 @@ export const reserveSpec: MessageSpec<Reserve> = {
     eosTokenIds: tokenIds(MAX_STOP_TOKENS),
     fingerprint: label,
     layoutKey,
+    gatewayId: wireId.optional(),
   }),
   describe: (m) => ({
     type: m.type, requestId: m.requestId, promptTokens: m.promptTokens, maxTokens: m.maxTokens, temperature: m.sampling.temperature,

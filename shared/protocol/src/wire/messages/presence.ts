@@ -1,0 +1,77 @@
+// Liveness and lifetime messages (reliability):
+//   renew: gateway → a decode node's control subject, every third of a lease: the requests it still waits
+//     on there (granted, prefill not yet done) keep their reservations for another lease, so a job that
+//     waits long in the prefill queue does not lose its pages. An id the node does not hold is ignored.
+//   cancel-ack: the decode node's reply to a cancel sent as a request (the gateway retries until acked).
+//   ping → pong: a direct probe of one decode node (its ping subject), before the gateway declares it lost.
+//   gateway-heartbeat: each gateway → every decode node, so a node stops the sequences of a gateway gone silent.
+import { z } from 'zod';
+import { msEpoch, positiveU32, u32, wireId } from '../fields.js';
+import { compact, WIRE_VERSION, type Envelope, type Fields, type MessageSpec } from './spec.js';
+
+/** Request ids in one renew message (a gateway with more sends several). */
+export const MAX_RENEW_IDS = 512;
+
+export interface Renew extends Envelope<'renew'> {
+  readonly requestIds: readonly string[];
+}
+
+export interface CancelAck extends Envelope<'cancel-ack'> {
+  readonly requestId: string;
+  /** The node still held the request (reservation or sequence) and ended it now. */
+  readonly ended: boolean;
+}
+
+export interface Ping extends Envelope<'ping'> {
+  /** Echoed in the pong. */
+  readonly nonce: number;
+}
+
+export interface Pong extends Envelope<'pong'> {
+  readonly nodeId: string;
+  readonly nonce: number;
+  /** The node is draining (shutting down): it takes no new requests. */
+  readonly draining?: boolean;
+}
+
+export interface GatewayHeartbeat extends Envelope<'gateway-heartbeat'> {
+  readonly gatewayId: string;
+  /** Per-gateway counter (wraps at 2^32). */
+  readonly seq: number;
+  /** How often this gateway beats (ms): a node waits several periods before it gives up on it. */
+  readonly intervalMs: number;
+  readonly sentAt: number;
+}
+
+export const renewMessage = (f: Fields<Renew>): Renew => ({ v: WIRE_VERSION, type: 'renew', ...f });
+export const cancelAckMessage = (f: Fields<CancelAck>): CancelAck => ({ v: WIRE_VERSION, type: 'cancel-ack', ...f });
+export const pingMessage = (f: Fields<Ping>): Ping => ({ v: WIRE_VERSION, type: 'ping', ...f });
+export const pongMessage = (f: Fields<Pong>): Pong => compact({ v: WIRE_VERSION, type: 'pong', ...f });
+export const gatewayHeartbeatMessage = (f: Fields<GatewayHeartbeat>): GatewayHeartbeat => ({ v: WIRE_VERSION, type: 'gateway-heartbeat', ...f });
+
+export const renewSpec: MessageSpec<Renew> = {
+  schema: z.object({ v: z.literal(WIRE_VERSION), type: z.literal('renew'), requestIds: z.array(wireId).min(1).max(MAX_RENEW_IDS) }),
+  describe: (m) => ({ type: m.type, requests: m.requestIds.length }),
+};
+
+export const cancelAckSpec: MessageSpec<CancelAck> = {
+  schema: z.object({ v: z.literal(WIRE_VERSION), type: z.literal('cancel-ack'), requestId: wireId, ended: z.boolean() }),
+  describe: (m) => ({ type: m.type, requestId: m.requestId, ended: m.ended }),
+};
+
+export const pingSpec: MessageSpec<Ping> = {
+  schema: z.object({ v: z.literal(WIRE_VERSION), type: z.literal('ping'), nonce: u32 }),
+  describe: (m) => ({ type: m.type, nonce: m.nonce }),
+};
+
+export const pongSpec: MessageSpec<Pong> = {
+  schema: z.object({ v: z.literal(WIRE_VERSION), type: z.literal('pong'), nodeId: wireId, nonce: u32, draining: z.boolean().optional() }),
+  describe: (m) => ({ type: m.type, nodeId: m.nodeId, nonce: m.nonce, draining: m.draining }),
+};
+
+export const gatewayHeartbeatSpec: MessageSpec<GatewayHeartbeat> = {
+  schema: z.object({
+    v: z.literal(WIRE_VERSION), type: z.literal('gateway-heartbeat'), gatewayId: wireId, seq: u32, intervalMs: positiveU32, sentAt: msEpoch,
+  }),
+  describe: (m) => ({ type: m.type, gatewayId: m.gatewayId, seq: m.seq }),
+};
