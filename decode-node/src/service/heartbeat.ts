@@ -3,7 +3,7 @@ import { heartbeatMessage, type Heartbeat } from '@latentwire/protocol';
 import type { DecodeEngine } from '../engine/engine.js';
 import type { NodeIdentity } from './context.js';
 
-export function heartbeatOf(node: NodeIdentity, engine: DecodeEngine, seq: number, now = Date.now()): Heartbeat {
+export function heartbeatOf(node: NodeIdentity, engine: DecodeEngine, seq: number, now = Date.now(), draining = false): Heartbeat {
   const s = engine.stats();
   return heartbeatMessage({
     nodeId: node.nodeId, fingerprint: node.fingerprint, layoutKey: node.layoutKey, kvDtype: node.layout.dtype,
@@ -11,6 +11,6 @@ export function heartbeatOf(node: NodeIdentity, engine: DecodeEngine, seq: numbe
     // committed handoffs waiting for a batch slot count as waiting
     running: s.running, waiting: s.waiting + s.ready,
     maxBatch: engine.model.opts.maxBatch, maxContext: engine.model.opts.maxContext,
-    seq: seq >>> 0, sentAt: now,
+    seq: seq >>> 0, sentAt: now, draining: draining || undefined,
   });
 }
