@@ -2,7 +2,8 @@
 //   1. parse the environment (GATEWAY_ENV, env.ts; a bad variable exits 2 with an error naming it);
 //   2. open the model folder (tokenizer, chat template, fingerprint; no GPU);
 //   3. connect NATS, start the heartbeat registry and the prefill queue, listen for HTTP (GET /metrics too);
-//   4. on SIGINT/SIGTERM: stop taking connections, cancel what was in flight, close the queue, drain NATS.
+//   4. on SIGINT/SIGTERM: stop taking connections and answer new requests 503, let running streams finish
+//      within SHUTDOWN_TIMEOUT_MS, then cut off and cancel (acknowledged) what is left, close the queue, drain NATS.
 import { failStart } from '@latentwire/protocol';
 import { openModelFolder } from '@latentwire/model';
 import { connect } from '@nats-io/transport-node';
@@ -43,7 +44,12 @@ async function main(): Promise<void> {
       process.exit(1);
     }
     stopping = true;
-    logger.info({ signal }, 'shutting down');
+    logger.info({ signal, running: cluster.backend.activeRequests, timeoutMs: s.http.shutdownTimeoutMs }, 'shutting down');
+    cluster.backend.stopAccepting(); // new requests (on open keep-alive connections too) get 503
+    gw.stopListening();
+    const t0 = performance.now();
+    while (cluster.backend.activeRequests > 0 && performance.now() - t0 < s.http.shutdownTimeoutMs) await new Promise((r) => setTimeout(r, 20));
+    if (cluster.backend.activeRequests > 0) logger.warn({ cutOff: cluster.backend.activeRequests }, 'shutdown timeout: cutting off the requests left');
     const clusterClosed = cluster.close(); // first, so the requests gw.close() cuts off are cancelled as 'shutdown'
     await gw.close();
     await clusterClosed;

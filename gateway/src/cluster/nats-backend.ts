@@ -2,11 +2,15 @@
 //   1. admit: a decode node reserves the pages for prompt + max_tokens, or the request waits or is
 //      refused (admitter.ts);
 //   2. subscribe to the request's tokens subject, and only then queue its prefill job on BullMQ (job id =
-//      request id, deadline = now + the grant's lease), so no tokens message can be missed;
+//      request id, deadline = now + the longer of the grant's lease and REQUEST_IDLE_TIMEOUT_MS), so no
+//      tokens message can be missed; from the grant to the first tokens message the reservation's lease is
+//      renewed (lease-renewer.ts), so a job that waits in the prefill queue still finds its pages;
 //   3. yield the tokens messages as events, in seq order, until the node's finishReason (token-stream.ts);
 //   4. any other end (the client left, the gateway stopped it, a lost message, REQUEST_IDLE_TIMEOUT_MS of
 //      silence, the node restarted or failed) cancels it everywhere: the job is removed unless a prefill
-//      worker already holds it, and a cancel goes to the node's control subject and to every prefill node.
+//      worker already holds it, an acknowledged cancel goes to the node (retried until acked, canceller.ts)
+//      and a cancel to every prefill node.
+// close() (the gateway's SIGTERM): new requests get 503, running ones may finish within the caller's timeout.
 import type { NatsConnection } from '@nats-io/transport-node';
 import {
   cancelMessage, encodeMessage, parsePrefillJob, type CancelReason, type PrefillJob, type PrefillTiming, type WireRejections, type WireSubjects,
@@ -17,7 +21,10 @@ import { BackendRejection, FinishedByGateway, type BackendReadiness, type Genera
 import { AdmissionQueue } from './admission-queue.js';
 import { Admitter, type Grant } from './admitter.js';
 import type { DecodeRegistry } from './decode-registry.js';
+import { Canceller } from './canceller.js';
 import { DecodeNodeError, PrefillEnqueueError, TokenStreamError } from './errors.js';
+import { LeaseRenewer } from './lease-renewer.js';
+import { PrefillBacklog } from './prefill-backlog.js';
 import { ClusterMetrics, type RequestOutcome } from './metrics.js';
 import type { PrefillJobs } from './prefill-jobs.js';
 import { TokenStream } from './token-stream.js';
@@ -27,6 +34,10 @@ export interface NatsBackendSettings {
   readonly admissionQueueMax: number;
   readonly admissionWaitMs: number;
   readonly requestIdleTimeoutMs: number;
+  /** 0 = no limit (default 30 000). */
+  readonly prefillQueueMaxWaitMs?: number;
+  readonly cancelAckTimeoutMs?: number;
+  readonly cancelAttempts?: number;
 }
 
 export interface NatsBackendOptions {
@@ -36,6 +47,8 @@ export interface NatsBackendOptions {
   readonly prefillJobs: PrefillJobs;
   /** The served checkpoint's fingerprint: only nodes serving it get requests. */
   readonly fingerprint: string;
+  /** This gateway's id, sent with every reserve (its presence heartbeats carry the same). */
+  readonly gatewayId?: string;
   /** The model's EOS ids: the reserve carries them apart from the request's other stop ids. */
   readonly eosTokenIds: readonly number[];
   readonly settings: NatsBackendSettings;
@@ -49,6 +62,9 @@ export class NatsBackend implements GenerationBackend {
   readonly metrics: ClusterMetrics;
   private readonly admission: AdmissionQueue;
   private readonly admitter: Admitter;
+  readonly backlog: PrefillBacklog;
+  private readonly renewer: LeaseRenewer;
+  private readonly canceller: Canceller;
   /** Open token streams by decode node, to fail them at once when their node restarts. */
   private readonly streams = new Map<string, Set<TokenStream>>();
   private readonly stopListening: () => void;
@@ -64,9 +80,18 @@ export class NatsBackend implements GenerationBackend {
       nodes: () => registry.compatible(fingerprint).length,
       waiting: () => this.admission.waiting,
     });
+    this.backlog = new PrefillBacklog(o.prefillJobs.queue);
+    this.renewer = new LeaseRenewer(o.nc, o.subjects, o.logger);
+    this.canceller = new Canceller({
+      nc: o.nc, subjects: o.subjects, rejections: o.rejections, logger: o.logger,
+      ackTimeoutMs: settings.cancelAckTimeoutMs ?? 500, attempts: settings.cancelAttempts ?? 5,
+      nodeKnown: (id) => registry.node(id) !== undefined,
+    });
     this.admitter = new Admitter({
       registry, fingerprint, eosTokenIds: o.eosTokenIds, admission: this.admission, admissionWaitMs: settings.admissionWaitMs, metrics: this.metrics, logger: o.logger,
       reserve: { nc: o.nc, subjects: o.subjects, rejections: o.rejections, timeoutMs: settings.reserveTimeoutMs },
+      backlog: this.backlog, prefillQueueMaxWaitMs: settings.prefillQueueMaxWaitMs ?? 30_000, canceller: this.canceller,
+      gatewayId: o.gatewayId ?? 'gateway',
     });
     this.stopListening = registry.onNodeEvent((e) => {
       // a node that restarted lost its requests; one whose heartbeats stopped (crashed, partitioned) will not
@@ -78,7 +103,7 @@ export class NatsBackend implements GenerationBackend {
         }
       }
       // A heartbeat may show freed pages; a lost node may leave none to wait for.
-      if (e.kind !== 'restarted') this.admission.offer(registry.compatible(fingerprint));
+      if (e.kind !== 'restarted') this.admission.offer(registry.routable(fingerprint));
     });
   }
 
@@ -91,13 +116,14 @@ export class NatsBackend implements GenerationBackend {
    * are compiled) and a prefill worker listens on the queue (BullMQ counts the workers connected to Redis).
    */
   async readiness(): Promise<BackendReadiness> {
-    const decodeNodes = this.o.registry.compatible(this.o.fingerprint).length;
+    const decodeNodes = this.o.registry.routable(this.o.fingerprint).length;
     const prefillWorkers = await this.o.prefillJobs.queue.getWorkersCount().catch(() => 0);
     const natsConnected = !this.o.nc.isClosed();
     return { ready: decodeNodes > 0 && prefillWorkers > 0 && natsConnected && !this.closing, decodeNodes, prefillWorkers, natsConnected };
   }
 
   async *generate(req: GenerationRequest, signal: AbortSignal): AsyncGenerator<GenerationEvent, void, undefined> {
+    if (this.closing) throw new BackendRejection(503, 'The gateway is shutting down; please retry.', 'service_unavailable', 1);
     this.active++;
     try {
       const arrived = performance.now();
@@ -121,13 +147,27 @@ export class NatsBackend implements GenerationBackend {
   async close(timeoutMs = 5000): Promise<void> {
     this.closing = true;
     this.stopListening();
-    if (this.active === 0) return;
-    let timer: NodeJS.Timeout | undefined;
-    await new Promise<void>((resolve) => {
-      this.onIdle = resolve;
-      timer = setTimeout(resolve, timeoutMs);
-    });
-    clearTimeout(timer);
+    const t0 = performance.now();
+    if (this.active > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await new Promise<void>((resolve) => {
+        this.onIdle = resolve;
+        timer = setTimeout(resolve, timeoutMs);
+      });
+      clearTimeout(timer);
+    }
+    await this.canceller.settled(Math.max(0, timeoutMs - (performance.now() - t0)));
+    this.renewer.close();
+  }
+
+  /** Stop taking requests (503) from now on; running ones go on. */
+  stopAccepting(): void {
+    this.closing = true;
+  }
+
+  /** Requests admitted and not yet cleaned up. */
+  get activeRequests(): number {
+    return this.active;
   }
 
   private async *run(req: GenerationRequest, { node, reply }: Omit<Grant, 'reserveMs'>, signal: AbortSignal): AsyncGenerator<GenerationEvent, void, undefined> {
@@ -145,6 +185,7 @@ export class NatsBackend implements GenerationBackend {
     let cancelReason: CancelReason = 'client-disconnected'; // also when the gateway ended it (stop string)
     let queued = false;
     let cancelled: Promise<void> | undefined;
+    let first = true;
     const cancelOnce = () => (cancelled ??= this.cancelEverywhere(requestId, nodeId, this.closing && cancelReason === 'client-disconnected' ? 'shutdown' : cancelReason, log));
     // the HTTP layer aborts when the client leaves or the gateway ends the request (a stop string): cancel at
     // once, even while this generator waits at a yield for a slow client to take the last frames
@@ -157,12 +198,15 @@ export class NatsBackend implements GenerationBackend {
       if (signal.aborted) return; // gone already: don't queue a prefill (finally cancels the reservation)
       const job = parsePrefillJob(this.prefillJob(req, { node, reply }));
       const enqueued = performance.now();
+      this.renewer.hold(requestId, nodeId, reply.leaseMs);
       await this.o.prefillJobs.enqueue(job, reply.leaseMs);
       queued = true;
-      let first = true;
+      this.backlog.enqueued(requestId, req.promptIds.length);
       for await (const event of stream.events(signal)) {
         if (first) {
           first = false;
+          this.renewer.release(requestId); // committed on the node: no lease any more
+          this.backlog.done(requestId, stream.firstTiming);
           this.observeFirstToken(performance.now() - enqueued, stream.firstTiming);
         }
         if (event.finishReason) finished = event.finishReason;
@@ -173,9 +217,14 @@ export class NatsBackend implements GenerationBackend {
       cancelReason = !queued ? 'prefill-failed' : err instanceof TokenStreamError && err.kind === 'idle' ? 'deadline' : 'decode-failed';
       if (err instanceof DecodeNodeError) finished = err.finishReason === 'error' ? 'error' : 'cancelled';
       log.warn({ err }, 'request failed');
+      if (err instanceof DecodeNodeError && first && this.o.registry.node(nodeId)?.heartbeat.draining) {
+        throw new BackendRejection(503, 'The decode node holding this request is shutting down; please retry.', 'service_unavailable', 1, { cause: err });
+      }
       if (err instanceof PrefillEnqueueError) throw new BackendRejection(503, 'The prefill queue is unavailable right now.', 'service_unavailable', undefined, { cause: err });
       throw err;
     } finally {
+      this.renewer.release(requestId);
+      this.backlog.done(requestId);
       signal.removeEventListener('abort', onAbort);
       streams.delete(stream);
       if (streams.size === 0) this.streams.delete(nodeId);
@@ -210,19 +259,19 @@ export class NatsBackend implements GenerationBackend {
       sampling: req.sampling,
       layoutKey: node.heartbeat.layoutKey,
       fingerprint: this.o.fingerprint,
-      deadline: Date.now() + reply.leaseMs,
+      // the lease is renewed while the job waits; past the idle timeout the gateway gives up on it anyway
+      deadline: Date.now() + Math.max(reply.leaseMs, this.o.settings.requestIdleTimeoutMs),
     };
   }
 
-  /** The node first (it holds the pages), then the queued job, then every prefill node. Never throws. */
+  /**
+   * The node first (it holds the pages; acknowledged, retried in the background), then the queued job, then
+   * every prefill node. Never throws.
+   */
   private async cancelEverywhere(requestId: string, nodeId: string, reason: CancelReason, log: Logger): Promise<void> {
     const { nc, subjects } = this.o;
     const bytes = encodeMessage(cancelMessage({ requestId, reason }));
-    try {
-      nc.publish(subjects.control(nodeId), bytes);
-    } catch (err) {
-      log.warn({ err }, 'cancel to the decode node not sent');
-    }
+    void this.canceller.cancel(nodeId, requestId, reason);
     // Withdrawn before the broadcast, so no prefill worker can take the job after the broadcast went out.
     const removed = await this.o.prefillJobs.withdraw(requestId);
     try {

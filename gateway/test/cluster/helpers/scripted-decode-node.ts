@@ -4,7 +4,7 @@
 // BullMQ prefill job) asks. It has no model: what it "generates" is the ids the test gives it.
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import {
-  SUBJECT_TYPES, decodeMessage, encodeMessage, heartbeatMessage, reserveReplyMessage, tokensMessage, type Cancel, type FinishReason,
+  SUBJECT_TYPES, cancelAckMessage, decodeMessage, encodeMessage, heartbeatMessage, pongMessage, reserveReplyMessage, tokensMessage, type Cancel, type FinishReason, type PrefillTiming,
   type Reserve, type ReserveRefusal, type WireSubjects,
 } from '@latentwire/protocol';
 
@@ -13,6 +13,7 @@ export const TEST_PAGE_SIZE = 16;
 export const TEST_LAYOUT_KEY = `latent-v1/fp8_e4m3/r64+16/p${TEST_PAGE_SIZE}`;
 
 export interface NodeFigures {
+  draining?: boolean;
   totalPages: number;
   freePages: number;
   running: number;
@@ -37,6 +38,12 @@ export class ScriptedDecodeNode {
   readonly reserves: Reserve[] = [];
   /** Cancels received on the control subject, with performance.now() at receipt. */
   readonly cancels: { readonly message: Cancel; readonly at: number }[] = [];
+  /** Request ids named in renew messages, in arrival order. */
+  readonly renewals: string[] = [];
+  /** Don't acknowledge cancels (as a node that receives but cannot answer). */
+  ignoreCancels = false;
+  /** Don't answer pings (as a node that is gone or wedged). */
+  ignorePings = false;
   private seq = 0;
   private timer: NodeJS.Timeout | undefined;
 
@@ -87,7 +94,17 @@ export class ScriptedDecodeNode {
     node.nc.subscribe(subjects.control(opts.nodeId), {
       callback: (_err, msg) => {
         const m = decodeMessage(msg.data, SUBJECT_TYPES.control);
-        if (m.type === 'cancel') node.cancels.push({ message: m, at: performance.now() });
+        if (m.type === 'renew') node.renewals.push(...m.requestIds);
+        if (m.type !== 'cancel') return;
+        node.cancels.push({ message: m, at: performance.now() });
+        // as a real node: a cancel sent as a request is acknowledged (unless the test wants it ignored)
+        if (msg.reply && !node.ignoreCancels) msg.respond(encodeMessage(cancelAckMessage({ requestId: m.requestId, ended: true })));
+      },
+    });
+    node.nc.subscribe(subjects.ping(opts.nodeId), {
+      callback: (_err, msg) => {
+        const m = decodeMessage(msg.data, SUBJECT_TYPES.ping);
+        if (!node.ignorePings) msg.respond(encodeMessage(pongMessage({ nodeId: opts.nodeId, nonce: m.nonce })));
       },
     });
     await node.nc.flush();
@@ -124,10 +141,10 @@ export class ScriptedDecodeNode {
     this.beat();
   }
 
-  /** Publishes one tokens message. */
-  send(requestId: string, seq: number, tokens: readonly number[], finishReason?: FinishReason, error?: string): void {
+  /** Publishes one tokens message (the first may carry the prefill's timing). */
+  send(requestId: string, seq: number, tokens: readonly number[], finishReason?: FinishReason, error?: string, timing?: PrefillTiming): void {
     const final = finishReason === undefined ? {} : { finishReason, usage: { promptTokens: 1, completionTokens: tokens.length }, error };
-    this.nc.publish(this.opts.subjects.tokens(requestId), encodeMessage(tokensMessage({ requestId, seq, tokens, ...final })));
+    this.nc.publish(this.opts.subjects.tokens(requestId), encodeMessage(tokensMessage({ requestId, seq, tokens, ...final, ...(timing ? { timing } : {}) })));
   }
 
   /** Generates `ids` in messages of `perMessage` tokens, the last one with `finishReason`. */
