@@ -109,6 +109,8 @@ export class Admitter {
       const msg = `The prefill queue is too long right now (about ${Math.ceil(waitMs / 1000)} s of prompts ahead, limit ${Math.ceil(maxWait / 1000)} s); please retry later.`;
       throw this.refuse('prefill_backlog', new BackendRejection(429, msg, 'rate_limit_exceeded', Math.max(1, Math.ceil((waitMs - maxWait) / 1000))));
     }
+    // counted from here (not from the enqueue), so a burst sees itself; NatsBackend.generate takes it out
+    backlog.enqueued(req.requestId, req.promptIds.length);
   }
 
   private async round(req: GenerationRequest, tokens: number, signal: AbortSignal): Promise<Round> {

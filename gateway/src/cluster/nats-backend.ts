@@ -135,6 +135,7 @@ export class NatsBackend implements GenerationBackend {
       phases.observe({ phase: 'reservation' }, grant.reserveMs / 1000);
       yield* this.run(req, grant, signal);
     } finally {
+      this.backlog.done(req.requestId);
       if (--this.active === 0) this.onIdle?.();
     }
   }
@@ -201,7 +202,6 @@ export class NatsBackend implements GenerationBackend {
       this.renewer.hold(requestId, nodeId, reply.leaseMs);
       await this.o.prefillJobs.enqueue(job, reply.leaseMs);
       queued = true;
-      this.backlog.enqueued(requestId, req.promptIds.length);
       for await (const event of stream.events(signal)) {
         if (first) {
           first = false;

@@ -118,7 +118,7 @@ test('wire - a type the subject does not carry is unexpected-type', (t) => {
   expectRejected(t, encodeMessage(S.tokens), 'unexpected-type', SUBJECT_TYPES.control);
   t.is(decodeMessage(encodeMessage(S.cancel), SUBJECT_TYPES.control).type, 'cancel');
   t.is(decodeMessage(encodeMessage(S.renew), SUBJECT_TYPES.control).type, 'renew');
-  t.is(decodeMessage(encodeMessage(S['cancel-ack']), SUBJECT_TYPES.controlReply).type, 'cancel-ack');
+  t.is(decodeMessage(encodeMessage(S['cancel-ack']), SUBJECT_TYPES.cancelReply).type, 'cancel-ack');
   expectRejected(t, encodeMessage(S.ping), 'unexpected-type', SUBJECT_TYPES.control);
   expectRejected(t, encodeMessage(S['gateway-heartbeat']), 'unexpected-type', SUBJECT_TYPES.heartbeat);
 });

@@ -40,6 +40,8 @@ export class ScriptedDecodeNode {
   readonly cancels: { readonly message: Cancel; readonly at: number }[] = [];
   /** Request ids named in renew messages, in arrival order. */
   readonly renewals: string[] = [];
+  /** performance.now() of each grant's latest (re)start of its lease. */
+  readonly leases = new Map<string, number>();
   /** Don't acknowledge cancels (as a node that receives but cannot answer). */
   ignoreCancels = false;
   /** Don't answer pings (as a node that is gone or wedged). */
@@ -73,7 +75,7 @@ export class ScriptedDecodeNode {
   }
 
   static async start(opts: ScriptedNodeOptions): Promise<ScriptedDecodeNode> {
-    const node = new ScriptedDecodeNode(opts, await connect({ servers: opts.natsUrl, name: `test-decode-${opts.nodeId}` }));
+    const node = new ScriptedDecodeNode(opts, await connect({ servers: opts.natsUrl, name: `test-decode-${opts.nodeId}`, reconnectTimeWait: 250, maxReconnectAttempts: -1 }));
     const { subjects } = opts;
     node.nc.subscribe(subjects.reserve(opts.nodeId), {
       callback: (_err, msg) => {
@@ -83,6 +85,7 @@ export class ScriptedDecodeNode {
         if (decision === 'silent') return;
         const f = node.figures;
         if (decision === 'grant') {
+          node.leases.set(m.requestId, performance.now());
           const pages = Math.ceil((m.promptTokens + m.maxTokens) / TEST_PAGE_SIZE);
           f.freePages = Math.max(0, f.freePages - pages);
           msg.respond(encodeMessage(reserveReplyMessage({ requestId: m.requestId, ok: true, pages, freePages: f.freePages, leaseMs: opts.leaseMs ?? 10_000 })));
@@ -94,7 +97,10 @@ export class ScriptedDecodeNode {
     node.nc.subscribe(subjects.control(opts.nodeId), {
       callback: (_err, msg) => {
         const m = decodeMessage(msg.data, SUBJECT_TYPES.control);
-        if (m.type === 'renew') node.renewals.push(...m.requestIds);
+        if (m.type === 'renew') {
+          node.renewals.push(...m.requestIds);
+          for (const id of m.requestIds) if (node.leases.has(id) && node.leaseAlive(id)) node.leases.set(id, performance.now());
+        }
         if (m.type !== 'cancel') return;
         node.cancels.push({ message: m, at: performance.now() });
         // as a real node: a cancel sent as a request is acknowledged (unless the test wants it ignored)
@@ -110,6 +116,12 @@ export class ScriptedDecodeNode {
     await node.nc.flush();
     node.resume();
     return node;
+  }
+
+  /** Whether the grant's lease (leaseMs from its grant or latest renewal) still holds, as a real node judges it. */
+  leaseAlive(requestId: string): boolean {
+    const at = this.leases.get(requestId);
+    return at !== undefined && performance.now() - at < (this.opts.leaseMs ?? 10_000);
   }
 
   /** Publishes one heartbeat now with the current figures. */
