@@ -45,8 +45,8 @@ async function main(): Promise<void> {
     }
     stopping = true;
     logger.info({ signal, running: cluster.backend.activeRequests, timeoutMs: s.http.shutdownTimeoutMs }, 'shutting down');
-    cluster.backend.stopAccepting(); // new requests (on open keep-alive connections too) get 503
-    gw.stopListening();
+    // new requests get 503 (and /ready says not ready, so a load balancer stops sending); streams go on
+    cluster.backend.stopAccepting();
     const t0 = performance.now();
     while (cluster.backend.activeRequests > 0 && performance.now() - t0 < s.http.shutdownTimeoutMs) await new Promise((r) => setTimeout(r, 20));
     if (cluster.backend.activeRequests > 0) logger.warn({ cutOff: cluster.backend.activeRequests }, 'shutdown timeout: cutting off the requests left');

@@ -28,8 +28,6 @@ export interface RunningGateway {
   /** e.g. http://127.0.0.1:8000 (no trailing slash; OpenAI clients take `${url}/v1` as baseURL). */
   readonly url: string;
   readonly server: Server;
-  /** Stops listening for new connections and closes idle keep-alive ones; requests in flight go on. */
-  stopListening(): void;
   /** Stops listening and drops open connections (which cancels their in-flight generations), then the prompt workers. */
   close(): Promise<void>;
 }
@@ -70,14 +68,9 @@ export async function startGateway(opts: StartGatewayOptions): Promise<RunningGa
   return {
     url: `http://${host}:${port}`,
     server,
-    stopListening: () => {
-      if (server.listening) server.close(() => undefined);
-      server.closeIdleConnections();
-    },
     close: async () => {
       await new Promise<void>((resolve, reject) => {
-        if (!server.listening) resolve();
-        else server.close((err) => (err ? reject(err) : resolve()));
+        server.close((err) => (err ? reject(err) : resolve()));
         server.closeAllConnections();
       });
       await prompts.close();
