@@ -175,6 +175,11 @@ export class DecodeNodeService {
         const stalled = Math.max(0, now - last - every);
         last = now;
         if (stalled > 0) for (const [g, seen] of this.gateways) this.gateways.set(g, seen + stalled);
+        // Nor while this node's own NATS link is down: nobody's heartbeats arrive then.
+        if (this.link?.up !== true) {
+          for (const g of this.gateways.keys()) this.gateways.set(g, now);
+          return;
+        }
         this.sweepGateways(silence);
       }, every);
       this.gatewaySweep.unref();
