@@ -11,7 +11,7 @@ import { ConfigError } from '@latentwire/protocol';
 import { latentKvLayout, latentLayoutKey } from '@latentwire/protocol';
 import { openModelFolder } from '@latentwire/model';
 import { FIXTURE_DIR, readFixtureJson, startNatsServer, startRedisServer } from '@latentwire/testing';
-import { prefillQueueName, wireSubjects, type PrefillJob } from '@latentwire/protocol';
+import { SUBJECT_TYPES, decodeMessage, prefillQueueName, wireSubjects, type PrefillHeartbeat, type PrefillJob } from '@latentwire/protocol';
 import { prefillSettingsFromEnv } from '../src/env.js';
 import { FakeDecodeNode } from './helpers/fake-decode-node.js';
 
@@ -47,6 +47,10 @@ test('main - serves a job, and SIGTERM lets the active job finish before it exit
   t.teardown(() => nc.close());
   const queue = new Queue(prefillQueueName(prefix), { connection: { url: redis.url } });
   t.teardown(() => queue.close());
+  // its presence: heartbeats naming the jobs it runs (a gateway re-queues them if the beats stop)
+  const beats: PrefillHeartbeat[] = [];
+  nc.subscribe(wireSubjects(prefix).prefillHeartbeat, { callback: (_e, m) => void beats.push(decodeMessage(m.data, SUBJECT_TYPES.prefillHeartbeat)) });
+  await nc.flush();
 
   const child = spawn(process.execPath, [MAIN], {
     env: { ...process.env, NATS_URL: nats.url, REDIS_URL: redis.url, NATS_SUBJECT_PREFIX: prefix, MODEL_DIR: FIXTURE_DIR },
@@ -83,4 +87,6 @@ test('main - serves a job, and SIGTERM lets the active job finish before it exit
   t.is(await (await queue.getJob(id!))!.getState(), 'completed');
   t.like(decode.done[0], { requestId: 'req-main', firstToken: ids.greedy_ids[0] });
   t.regex(output, /shutting down/);
+  t.true(beats.some((b) => b.jobs.includes('req-main')), 'a heartbeat named the running job');
+  t.true(beats.length > 0 && beats.every((b) => b.workerId === beats[0]!.workerId));
 });

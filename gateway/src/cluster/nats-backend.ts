@@ -25,6 +25,7 @@ import { Canceller } from './canceller.js';
 import { DecodeNodeError, PrefillEnqueueError, TokenStreamError } from './errors.js';
 import { LeaseRenewer } from './lease-renewer.js';
 import { PrefillBacklog } from './prefill-backlog.js';
+import { PrefillPresence } from './prefill-presence.js';
 import { ClusterMetrics, type RequestOutcome } from './metrics.js';
 import type { PrefillJobs } from './prefill-jobs.js';
 import { TokenStream } from './token-stream.js';
@@ -38,6 +39,10 @@ export interface NatsBackendSettings {
   readonly prefillQueueMaxWaitMs?: number;
   readonly cancelAckTimeoutMs?: number;
   readonly cancelAttempts?: number;
+  /** 0 = off (default 3000). */
+  readonly prefillSilenceMs?: number;
+  /** Default 1. */
+  readonly prefillResumes?: number;
 }
 
 export interface NatsBackendOptions {
@@ -65,6 +70,9 @@ export class NatsBackend implements GenerationBackend {
   readonly backlog: PrefillBacklog;
   private readonly renewer: LeaseRenewer;
   private readonly canceller: Canceller;
+  private readonly prefillPresence: PrefillPresence | undefined;
+  /** Open token streams by wire request id (to fail those whose prefill worker was lost). */
+  private readonly byRequest = new Map<string, TokenStream>();
   /** Open token streams by decode node, to fail them at once when their node restarts. */
   private readonly streams = new Map<string, Set<TokenStream>>();
   private readonly stopListening: () => void;
@@ -93,6 +101,18 @@ export class NatsBackend implements GenerationBackend {
       backlog: this.backlog, prefillQueueMaxWaitMs: settings.prefillQueueMaxWaitMs ?? 30_000, canceller: this.canceller,
       gatewayId: o.gatewayId ?? 'gateway',
     });
+    const silence = settings.prefillSilenceMs ?? 3000;
+    this.prefillPresence = silence > 0 ? new PrefillPresence({
+      nc: o.nc, subjects: o.subjects, rejections: o.rejections, silenceMs: silence, logger: o.logger,
+      connected: () => registry.connected,
+      onLost: (workerId, ids) => {
+        for (const id of ids) {
+          const s = this.byRequest.get(id);
+          // only a request that has no token yet can start over; one decoding does not need its prefill worker
+          if (s && !s.started) s.fail(new TokenStreamError('prefill-lost', id, `prefill worker ${workerId} was lost running request ${id}`));
+        }
+      },
+    }) : undefined;
     this.stopListening = registry.onNodeEvent((e) => {
       // a node that restarted lost its requests; one whose heartbeats stopped (crashed, partitioned) will not
       // finish them either: fail them now rather than after the idle timeout
@@ -127,13 +147,30 @@ export class NatsBackend implements GenerationBackend {
     this.active++;
     try {
       const arrived = performance.now();
-      const grant = await this.admitter.admit(req, signal);
-      if (!grant) return;
-      if (req.trace) req.trace.nodeId = grant.node.nodeId;
-      const phases = this.metrics.ttftPhases;
-      phases.observe({ phase: 'admission' }, Math.max(0, performance.now() - arrived - grant.reserveMs) / 1000);
-      phases.observe({ phase: 'reservation' }, grant.reserveMs / 1000);
-      yield* this.run(req, grant, signal);
+      const resumes = this.o.settings.prefillResumes ?? 1;
+      // A request whose prefill worker was lost before its first token starts over under a new wire id (the
+      // old one is cancelled everywhere, so the lost job, when BullMQ hands it out again, is skipped).
+      for (let attempt = 0; ; attempt++) {
+        const wire = attempt === 0 ? req : { ...req, requestId: `${req.requestId}.r${attempt}` };
+        const grant = await this.admitter.admit(wire, signal);
+        if (!grant) return;
+        if (req.trace) req.trace.nodeId = grant.node.nodeId;
+        if (attempt === 0) {
+          const phases = this.metrics.ttftPhases;
+          phases.observe({ phase: 'admission' }, Math.max(0, performance.now() - arrived - grant.reserveMs) / 1000);
+          phases.observe({ phase: 'reservation' }, grant.reserveMs / 1000);
+        }
+        try {
+          yield* this.run(wire, grant, signal);
+          return;
+        } catch (err) {
+          const lost = err instanceof TokenStreamError && err.kind === 'prefill-lost';
+          if (!lost || attempt >= resumes || wire.requestId.length > 120 || signal.aborted) throw err;
+          this.o.logger.warn({ requestId: req.requestId, attempt: attempt + 1 }, 'prefill worker lost: request re-queued');
+        } finally {
+          this.backlog.done(wire.requestId);
+        }
+      }
     } finally {
       this.backlog.done(req.requestId);
       if (--this.active === 0) this.onIdle?.();
@@ -159,6 +196,7 @@ export class NatsBackend implements GenerationBackend {
     }
     await this.canceller.settled(Math.max(0, timeoutMs - (performance.now() - t0)));
     this.renewer.close();
+    this.prefillPresence?.close();
   }
 
   /** Stop taking requests (503) from now on; running ones go on. */
@@ -181,6 +219,7 @@ export class NatsBackend implements GenerationBackend {
     });
     const streams = this.streams.get(nodeId) ?? new Set();
     this.streams.set(nodeId, streams.add(stream));
+    this.byRequest.set(requestId, stream);
     /** Set once the node finished the request itself: nothing to cancel then. */
     let finished: RequestOutcome | undefined;
     let cancelReason: CancelReason = 'client-disconnected'; // also when the gateway ended it (stop string)
@@ -214,7 +253,8 @@ export class NatsBackend implements GenerationBackend {
         if (finished) return;
       }
     } catch (err) {
-      cancelReason = !queued ? 'prefill-failed' : err instanceof TokenStreamError && err.kind === 'idle' ? 'deadline' : 'decode-failed';
+      const prefillLost = err instanceof TokenStreamError && err.kind === 'prefill-lost';
+      cancelReason = !queued || prefillLost ? 'prefill-failed' : err instanceof TokenStreamError && err.kind === 'idle' ? 'deadline' : 'decode-failed';
       if (err instanceof DecodeNodeError) finished = err.finishReason === 'error' ? 'error' : 'cancelled';
       log.warn({ err }, 'request failed');
       if (err instanceof DecodeNodeError && first && this.o.registry.node(nodeId)?.heartbeat.draining) {
@@ -226,6 +266,7 @@ export class NatsBackend implements GenerationBackend {
       this.renewer.release(requestId);
       this.backlog.done(requestId);
       signal.removeEventListener('abort', onAbort);
+      this.byRequest.delete(requestId);
       streams.delete(stream);
       if (streams.size === 0) this.streams.delete(nodeId);
       stream.close();

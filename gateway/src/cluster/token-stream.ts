@@ -30,6 +30,8 @@ export class TokenStream {
   private failure: Error | undefined;
   private notify: (() => void) | undefined;
   private lastActivity = performance.now();
+  /** A tokens message has arrived (the prefill is done, or the node ended the request). */
+  started = false;
   /** The prefill's timing, from the first tokens message (seq 0) when it carried one. */
   firstTiming: PrefillTiming | undefined;
 
@@ -44,6 +46,7 @@ export class TokenStream {
           return;
         }
         if (m.seq === 0 && m.timing) this.firstTiming = m.timing;
+        this.started = true;
         this.inbox.push(m);
         this.wake();
       },

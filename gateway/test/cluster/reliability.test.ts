@@ -4,6 +4,7 @@
 // silent-but-alive nodes kept, a NATS restart survived, draining nodes skipped, cancels retried until acked.
 import test from 'ava';
 import OpenAI from 'openai';
+import { encodeMessage, prefillHeartbeatMessage } from '@latentwire/protocol';
 import { startNatsServer } from '@latentwire/testing/servers';
 import { EOS, MODEL_ID, REFERENCE } from '../http/helpers/fixture.js';
 import { stopServers } from './helpers/servers.js';
@@ -189,4 +190,32 @@ test.serial('reliability - a cancel is resent until the node acknowledges it, th
   await until(() => a.cancels.length === 4, 2000, 'the acked cancel');
   await sleep(400);
   t.is(a.cancels.length, 4, 'acked at once: sent once');
+});
+
+test.serial('reliability - a prefill worker that crashes holding a job: the request is re-queued at once and finishes on another worker', async (t) => {
+  const tc = await startTestCluster(t, { prefillSilenceMs: 500 });
+  const a = await tc.node({ nodeId: 'node-a' });
+  await tc.waitForNodes('node-a');
+  let taken: string | undefined;
+  // Worker A announces the job it runs (as a prefill node's heartbeat does), then crashes: no more beats,
+  // the job stays locked in BullMQ for its 30 s lock.
+  const crashing = tc.startPrefillWorker(async (job) => {
+    taken = job.requestId;
+    tc.observer.publish(tc.subjects.prefillHeartbeat, encodeMessage(prefillHeartbeatMessage({
+      workerId: 'prefill-crashing', seq: 0, intervalMs: 100, sentAt: Date.now(), jobs: [job.requestId],
+    })));
+    await new Promise(() => undefined);
+  }, 1);
+  const started = performance.now();
+  const pending = ask(tc);
+  await until(() => taken !== undefined, 3000, 'worker A holding the job');
+  void crashing.close(true);
+  tc.startPrefillWorker((job, node) => node.generate(job.requestId, reply, 'stop'));
+  t.is((await pending).choices[0]!.finish_reason, 'stop');
+  const ms = performance.now() - started;
+  t.true(ms < 10_000, `answered after ${Math.round(ms)} ms (BullMQ's lock is 30 s)`);
+  t.is(a.reserves.length, 2);
+  t.is(a.reserves[1]!.requestId, `${taken}.r1`, 'the retry under a new wire id');
+  await until(() => a.cancels.some((x) => x.message.requestId === taken), 2000, 'the lost attempt cancelled on the node');
+  t.true(tc.prefillCancels.some((x) => x.message.requestId === taken), 'and on the prefill nodes, so the locked job is skipped later');
 });

@@ -175,6 +175,7 @@ test('wire - bad field values are invalid', (t) => {
     [S.ping, { nonce: -1 }],
     [S.pong, { nodeId: '' }],
     [S['gateway-heartbeat'], { intervalMs: 0 }],
+    [S['prefill-heartbeat'], { jobs: ['a b'] }],
   ];
   for (const [m, patch] of cases) {
     const err = expectRejected(t, tampered(m, patch), 'invalid');

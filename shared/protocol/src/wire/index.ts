@@ -16,8 +16,8 @@ export {
 } from './messages/prefill.js';
 export { MAX_STOP_TOKENS, type WireSampling } from './messages/sampling.js';
 export {
-  MAX_RENEW_IDS, cancelAckMessage, gatewayHeartbeatMessage, pingMessage, pongMessage, renewMessage,
-  type CancelAck, type GatewayHeartbeat, type Ping, type Pong, type Renew,
+  MAX_HEARTBEAT_JOBS, MAX_RENEW_IDS, cancelAckMessage, gatewayHeartbeatMessage, pingMessage, pongMessage, prefillHeartbeatMessage, renewMessage,
+  type CancelAck, type GatewayHeartbeat, type Ping, type Pong, type PrefillHeartbeat, type Renew,
 } from './messages/presence.js';
 export { CANCEL_REASONS, cancelMessage, type Cancel, type CancelReason } from './messages/cancel.js';
 export {

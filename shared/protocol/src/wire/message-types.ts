@@ -9,7 +9,8 @@ import {
 } from './messages/prefill.js';
 import { reserveReplySpec, reserveSpec, type Reserve, type ReserveReply } from './messages/reserve.js';
 import {
-  cancelAckSpec, gatewayHeartbeatSpec, pingSpec, pongSpec, renewSpec, type CancelAck, type GatewayHeartbeat, type Ping, type Pong, type Renew,
+  cancelAckSpec, gatewayHeartbeatSpec, pingSpec, pongSpec, prefillHeartbeatSpec, renewSpec,
+  type CancelAck, type GatewayHeartbeat, type Ping, type Pong, type PrefillHeartbeat, type Renew,
 } from './messages/presence.js';
 import type { MessageDescription, MessageSpec } from './messages/spec.js';
 import { tokensSpec, type Tokens } from './messages/tokens.js';
@@ -30,6 +31,7 @@ export const MESSAGE_TYPES = [
   'ping',
   'pong',
   'gateway-heartbeat',
+  'prefill-heartbeat',
 ] as const;
 export type MessageType = (typeof MESSAGE_TYPES)[number];
 
@@ -48,7 +50,8 @@ export type WireMessage =
   | CancelAck
   | Ping
   | Pong
-  | GatewayHeartbeat;
+  | GatewayHeartbeat
+  | PrefillHeartbeat;
 
 /** The message of one type (or of a union of types). */
 export type MessageOf<T extends MessageType> = Extract<WireMessage, { type: T }>;
@@ -69,6 +72,7 @@ export const SPECS: { readonly [T in MessageType]: MessageSpec<MessageOf<T>> } =
   ping: pingSpec,
   pong: pongSpec,
   'gateway-heartbeat': gatewayHeartbeatSpec,
+  'prefill-heartbeat': prefillHeartbeatSpec,
 };
 
 export function isMessageType(t: unknown): t is MessageType {

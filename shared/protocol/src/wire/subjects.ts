@@ -8,6 +8,7 @@
 //   <p>.prefill.cancel             cancel                         gateway → every prefill node
 //   <p>.decode.<nodeId>.ping       ping → reply pong              gateway → decode node (liveness probe)
 //   <p>.gateway.heartbeat          gateway-heartbeat              gateways → decode nodes (presence)
+//   <p>.prefill.heartbeat          prefill-heartbeat              prefill workers → gateways (presence, jobs)
 // The control subject also carries renew (gateway, no reply) and answers a cancel sent as a request with a
 // cancel-ack.
 // Ids may contain dots (they then span several subject tokens), so subscribe to these exact subjects, not
@@ -30,6 +31,7 @@ export const SUBJECT_TYPES = {
   ping: ['ping'],
   pingReply: ['pong'],
   gatewayHeartbeat: ['gateway-heartbeat'],
+  prefillHeartbeat: ['prefill-heartbeat'],
   tokens: ['tokens'],
   prefillCancel: ['cancel'],
 } as const satisfies Record<string, readonly MessageType[]>;
@@ -39,6 +41,7 @@ export interface WireSubjects {
   readonly heartbeat: string;
   readonly prefillCancel: string;
   readonly gatewayHeartbeat: string;
+  readonly prefillHeartbeat: string;
   reserve(nodeId: string): string;
   kv(nodeId: string): string;
   control(nodeId: string): string;
@@ -59,6 +62,7 @@ export function wireSubjects(prefix: string = DEFAULT_SUBJECT_PREFIX): WireSubje
     heartbeat: `${prefix}.heartbeat`,
     prefillCancel: `${prefix}.prefill.cancel`,
     gatewayHeartbeat: `${prefix}.gateway.heartbeat`,
+    prefillHeartbeat: `${prefix}.prefill.heartbeat`,
     reserve: (nodeId: string) => node(nodeId, 'reserve'),
     kv: (nodeId: string) => node(nodeId, 'kv'),
     control: (nodeId: string) => node(nodeId, 'control'),

@@ -13,6 +13,7 @@ test('subjects - default prefix lw and the documented layout', (t) => {
   t.is(s.control('decode-0'), 'lw.decode.decode-0.control');
   t.is(s.ping('decode-0'), 'lw.decode.decode-0.ping');
   t.is(s.gatewayHeartbeat, 'lw.gateway.heartbeat');
+  t.is(s.prefillHeartbeat, 'lw.prefill.heartbeat');
   t.is(s.tokens('chatcmpl-9f:1'), 'lw.tokens.chatcmpl-9f:1');
   t.is(wireSubjects('test.ab12').kv('n.1'), 'test.ab12.decode.n.1.kv');
   t.true(Object.isFrozen(s));

@@ -5,6 +5,8 @@
 //   cancel-ack: the decode node's reply to a cancel sent as a request (the gateway retries until acked).
 //   ping → pong: a direct probe of one decode node (its ping subject), before the gateway declares it lost.
 //   gateway-heartbeat: each gateway → every decode node, so a node stops the sequences of a gateway gone silent.
+//   prefill-heartbeat: each prefill worker → the gateways, with the requests whose jobs it runs now: a worker
+//     gone silent (crashed) has its jobs re-queued at once instead of after BullMQ's 30 s lock.
 import { z } from 'zod';
 import { msEpoch, positiveU32, u32, wireId } from '../fields.js';
 import { compact, WIRE_VERSION, type Envelope, type Fields, type MessageSpec } from './spec.js';
@@ -42,6 +44,28 @@ export interface GatewayHeartbeat extends Envelope<'gateway-heartbeat'> {
   readonly intervalMs: number;
   readonly sentAt: number;
 }
+
+/** Jobs named in one prefill-heartbeat (a worker runs PREFILL_CONCURRENCY at once, at most 64). */
+export const MAX_HEARTBEAT_JOBS = 256;
+
+export interface PrefillHeartbeat extends Envelope<'prefill-heartbeat'> {
+  readonly workerId: string;
+  readonly seq: number;
+  readonly intervalMs: number;
+  readonly sentAt: number;
+  /** Request ids of the jobs it runs now. */
+  readonly jobs: readonly string[];
+}
+
+export const prefillHeartbeatMessage = (f: Fields<PrefillHeartbeat>): PrefillHeartbeat => ({ v: WIRE_VERSION, type: 'prefill-heartbeat', ...f });
+
+export const prefillHeartbeatSpec: MessageSpec<PrefillHeartbeat> = {
+  schema: z.object({
+    v: z.literal(WIRE_VERSION), type: z.literal('prefill-heartbeat'), workerId: wireId, seq: u32, intervalMs: positiveU32, sentAt: msEpoch,
+    jobs: z.array(wireId).max(MAX_HEARTBEAT_JOBS),
+  }),
+  describe: (m) => ({ type: m.type, workerId: m.workerId, seq: m.seq, jobs: m.jobs.length }),
+};
 
 export const renewMessage = (f: Fields<Renew>): Renew => ({ v: WIRE_VERSION, type: 'renew', ...f });
 export const cancelAckMessage = (f: Fields<CancelAck>): CancelAck => ({ v: WIRE_VERSION, type: 'cancel-ack', ...f });
