@@ -141,7 +141,7 @@ export class DecodeNodeService {
           return reserveReplyMessage({ requestId: m.requestId, ok: false, reason: 'queue-full', pages: 0, freePages: this.engine.stats().freePages, leaseMs: 0 });
         }
         const reply = handleReserve(this.ctx, m);
-        if (reply.ok && m.gatewayId !== undefined) {
+        if (reply.ok && m.gatewayId !== undefined && (this.opts.gatewaySilenceMs ?? 0) > 0) { // only swept when on
           this.owners.set(m.requestId, m.gatewayId);
           if (!this.gateways.has(m.gatewayId)) this.gateways.set(m.gatewayId, performance.now());
         }
