@@ -21,7 +21,7 @@ test('env - defaults', (t) => {
   const s = prefillSettingsFromEnv({});
   t.like(s, {
     redisUrl: 'redis://127.0.0.1:6379', prefix: 'lw', concurrency: 2, logLevel: 'info',
-    maxInFlightBytes: 8 << 20, ackTimeoutMs: 10_000, metricsPort: 0, ropeFreqPrecision: 'checkpoint',
+    maxInFlightBytes: 8 << 20, ackTimeoutMs: 10_000, metricsPort: 0, ropeFreqPrecision: 'checkpoint', heartbeatMs: 1000,
   });
   t.deepEqual(s.natsServers, ['nats://127.0.0.1:4222']);
   t.true(s.modelDir.endsWith('/models/tiny-deepseek-v2'), s.modelDir);
@@ -31,7 +31,7 @@ test('env - defaults', (t) => {
 test('env - every bad value is named', (t) => {
   const bad = {
     PREFILL_CONCURRENCY: '0', KV_SEND_WINDOW_BYTES: '8MiB', KV_ACK_TIMEOUT_MS: '-1', REDIS_URL: 'http://127.0.0.1:6379',
-    NATS_URL: 'localhost', NATS_SUBJECT_PREFIX: 'lw..x',
+    NATS_URL: 'localhost', NATS_SUBJECT_PREFIX: 'lw..x', PREFILL_HEARTBEAT_MS: 'often',
   };
   for (const [name, value] of Object.entries(bad)) {
     const err = t.throws(() => prefillSettingsFromEnv({ [name]: value }), { instanceOf: ConfigError });
