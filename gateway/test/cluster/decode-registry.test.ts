@@ -71,6 +71,25 @@ test.serial('registry - nodes appear with heartbeats and disappear after the tim
   t.deepEqual(registry.compatible('fp-a').map((n) => n.nodeId), ['node-a']);
 });
 
+test.serial('registry - a blocked event loop in the gateway is not the nodes\' silence: they get the stalled time back', async (t) => {
+  const { registry, events, node } = await setup(t);
+  const a = await node('node-a');
+  await until(() => registry.node('node-a') !== undefined, 2000, 'node-a');
+  // The node goes silent as the loop blocks: only the stall accounting keeps it past the block's end.
+  a.pause();
+  a.ignorePings = true;
+  const end = performance.now() + 4 * TIMEOUT_MS;
+  while (performance.now() < end) {
+    // a long synchronous stretch (a huge JSON body, a slow tokenizer call): no timer, no socket read
+  }
+  await new Promise((r) => setTimeout(r, TIMEOUT_MS / 2));
+  t.truthy(registry.node('node-a'), 'not dropped at once after the block');
+  t.deepEqual(events.filter((e) => e.kind === 'lost'), []);
+  // really silent: dropped a timeout later
+  await until(() => registry.node('node-a') === undefined, 3 * TIMEOUT_MS, 'node-a dropped after the timeout');
+  t.pass();
+});
+
 test.serial('registry - a seq going backwards is a restart: the new heartbeat is taken', async (t) => {
   const { registry, events, node } = await setup(t);
   const a = await node('node-a');
