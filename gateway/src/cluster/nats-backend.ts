@@ -226,6 +226,7 @@ export class NatsBackend implements GenerationBackend {
     let queued = false;
     let cancelled: Promise<void> | undefined;
     let first = true;
+    let lostPrefill = false;
     const cancelOnce = () => (cancelled ??= this.cancelEverywhere(requestId, nodeId, this.closing && cancelReason === 'client-disconnected' ? 'shutdown' : cancelReason, log));
     // the HTTP layer aborts when the client leaves or the gateway ends the request (a stop string): cancel at
     // once, even while this generator waits at a yield for a slow client to take the last frames
@@ -253,8 +254,8 @@ export class NatsBackend implements GenerationBackend {
         if (finished) return;
       }
     } catch (err) {
-      const prefillLost = err instanceof TokenStreamError && err.kind === 'prefill-lost';
-      cancelReason = !queued || prefillLost ? 'prefill-failed' : err instanceof TokenStreamError && err.kind === 'idle' ? 'deadline' : 'decode-failed';
+      lostPrefill = err instanceof TokenStreamError && err.kind === 'prefill-lost';
+      cancelReason = !queued || lostPrefill ? 'prefill-failed' : err instanceof TokenStreamError && err.kind === 'idle' ? 'deadline' : 'decode-failed';
       if (err instanceof DecodeNodeError) finished = err.finishReason === 'error' ? 'error' : 'cancelled';
       log.warn({ err }, 'request failed');
       if (err instanceof DecodeNodeError && first && this.o.registry.node(nodeId)?.heartbeat.draining) {
@@ -272,7 +273,8 @@ export class NatsBackend implements GenerationBackend {
       stream.close();
       // the gateway's own stop (stop string, stop id, max_tokens) aborts the signal too: that is a finish
       if (!finished && signal.reason instanceof FinishedByGateway) finished = signal.reason.finishReason;
-      this.metrics.requests.inc({ outcome: finished ?? (cancelReason === 'client-disconnected' ? 'cancelled' : 'error') });
+      // an attempt whose prefill worker was lost is not an end: the request goes on under a new wire id
+      if (!lostPrefill) this.metrics.requests.inc({ outcome: finished ?? (cancelReason === 'client-disconnected' ? 'cancelled' : 'error') });
       if (finished !== 'stop' && finished !== 'length') await cancelOnce();
     }
   }
