@@ -16,6 +16,8 @@
 //     while its prefill job waits in the queue, so a slow queue does not expire them;
 //   - ping (its own subject) answers pong at once: the gateway's probe before it declares the node lost;
 //   - cancel sent as a request is answered with a cancel-ack (the gateway retries until acked);
+//   - replay (control) publishes a request's tokens messages again from a seq on: kept while it runs and
+//     REPLAY_KEEP_MS after, so a gateway that lost some in a NATS reconnect gets them;
 //   - gateway-heartbeats: a reserve names its gateway; when that gateway has been silent gatewaySilenceMs,
 //     its requests here are cancelled, so a gateway killed mid-stream leaves no pages held;
 //   - drain(): the heartbeat says draining at once and reserves are refused; requests still waiting for KV
@@ -68,6 +70,8 @@ export interface DrainResult {
 const DRAINING = 'decode node draining (shutting down): the request had not started decoding here; retry it';
 
 const SHUTDOWN = 'decode node shutting down';
+/** How long a finished request's messages stay available for replay (ms). */
+const REPLAY_KEEP_MS = 30_000;
 
 export class DecodeNodeService {
   readonly subjects: WireSubjects;
@@ -78,6 +82,8 @@ export class DecodeNodeService {
   private readonly logger: Logger;
   private readonly ctx: ServiceContext;
   private readonly streams = new Map<string, TokenStream>();
+  /** Finished streams, kept REPLAY_KEEP_MS for a late replay. */
+  private readonly finished = new Map<string, { readonly stream: TokenStream; readonly timer: NodeJS.Timeout }>();
   private nc: NatsConnection | null = null;
   private ownsConnection = false;
   private subs: Subscription[] = [];
@@ -154,6 +160,11 @@ export class DecodeNodeService {
           case 'prefill-failed': return handlePrefillFailed(this.ctx, m);
           case 'cancel': return handleCancel(this.ctx, m);
           case 'renew': return handleRenew(this.ctx, m);
+          case 'replay': {
+            const n = (this.streams.get(m.requestId) ?? this.finished.get(m.requestId)?.stream)?.replay(m.fromSeq) ?? 0;
+            this.logger.info({ requestId: m.requestId, fromSeq: m.fromSeq, messages: n }, 'tokens replayed');
+            return;
+          }
         }
       }),
       this.serve(s.ping(id), SUBJECT_TYPES.ping, (m) => pongMessage({ nodeId: id, nonce: m.nonce, draining: this.draining || undefined })),
@@ -264,6 +275,8 @@ export class DecodeNodeService {
     this.heartbeat = null;
     if (this.gatewaySweep) clearInterval(this.gatewaySweep);
     this.gatewaySweep = null;
+    for (const f of this.finished.values()) clearTimeout(f.timer);
+    this.finished.clear();
     const nc = this.nc;
     if (!nc) return;
     await Promise.all(this.subs.map((sub) => sub.drain().catch((err: unknown) => this.logger.warn({ err }, 'subscription drain failed'))));
@@ -304,6 +317,9 @@ export class DecodeNodeService {
     const subject = this.subjects.tokens(requestId);
     const stream = new TokenStream(requestId, this.opts.tokenFlushMs, (bytes) => this.publish(subject, bytes), (reason, usage) => {
       this.streams.delete(requestId);
+      const timer = setTimeout(() => this.finished.delete(requestId), REPLAY_KEEP_MS);
+      timer.unref();
+      this.finished.set(requestId, { stream, timer });
       this.metrics.finish(reason);
       this.logger.info({ requestId, reason, ...usage }, 'request finished');
     }, { timing, onSent: (tokens) => this.metrics.tokensOut.inc(tokens) });

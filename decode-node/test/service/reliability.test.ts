@@ -10,7 +10,7 @@ import { Registry } from 'prom-client';
 import { FIXTURE_DIR, startNatsServer } from '@latentwire/testing';
 import { testGpu } from '@latentwire/gpu/testing';
 import {
-  SUBJECT_TYPES, cancelMessage, decodeMessage, encodeMessage, gatewayHeartbeatMessage, pingMessage, renewMessage, type Heartbeat, type Tokens,
+  SUBJECT_TYPES, cancelMessage, decodeMessage, encodeMessage, gatewayHeartbeatMessage, pingMessage, renewMessage, replayMessage, type Heartbeat, type Tokens,
 } from '@latentwire/protocol';
 import { decodeSettings } from '../../src/config.js';
 import { loadDecodeStack, type DecodeStack } from '../../src/engine/load.js';
@@ -137,5 +137,18 @@ test.serial('reliability - drain: draining announced at once, reserves refused, 
   t.is(r.at(-1)!.finishReason, 'length', 'the running sequence finished, not cut off');
   t.is(r.flatMap((m) => m.tokens).length, 20);
   t.deepEqual(await drained, { failedWaiting: 1, cutOff: 0 });
+  t.is(free(), total());
+});
+
+test.serial('reliability - replay publishes a request\'s tokens messages again from a seq, also after it finished', async (t) => {
+  const { svc, peer } = service(t);
+  await svc.start();
+  const first = await decoding(peer, 'rp', 12);
+  const msgs = await first.done;
+  t.is(msgs.at(-1)!.finishReason, 'length');
+  const again = await peer.tokens('rp', undefined, 5000);
+  nc.publish(svc.subjects.control(NODE), encodeMessage(replayMessage({ requestId: 'rp', fromSeq: 1 })));
+  const replayed = await again.done;
+  t.deepEqual(replayed, msgs.slice(1), 'the same messages from seq 1 on');
   t.is(free(), total());
 });

@@ -176,6 +176,7 @@ test('wire - bad field values are invalid', (t) => {
     [S.pong, { nodeId: '' }],
     [S['gateway-heartbeat'], { intervalMs: 0 }],
     [S['prefill-heartbeat'], { jobs: ['a b'] }],
+    [S.replay, { fromSeq: 1.5 }],
   ];
   for (const [m, patch] of cases) {
     const err = expectRejected(t, tampered(m, patch), 'invalid');

@@ -16,8 +16,8 @@ export {
 } from './messages/prefill.js';
 export { MAX_STOP_TOKENS, type WireSampling } from './messages/sampling.js';
 export {
-  MAX_HEARTBEAT_JOBS, MAX_RENEW_IDS, cancelAckMessage, gatewayHeartbeatMessage, pingMessage, pongMessage, prefillHeartbeatMessage, renewMessage,
-  type CancelAck, type GatewayHeartbeat, type Ping, type Pong, type PrefillHeartbeat, type Renew,
+  MAX_HEARTBEAT_JOBS, MAX_RENEW_IDS, cancelAckMessage, gatewayHeartbeatMessage, pingMessage, pongMessage, prefillHeartbeatMessage, renewMessage, replayMessage,
+  type CancelAck, type GatewayHeartbeat, type Ping, type Pong, type PrefillHeartbeat, type Renew, type Replay,
 } from './messages/presence.js';
 export { CANCEL_REASONS, cancelMessage, type Cancel, type CancelReason } from './messages/cancel.js';
 export {

@@ -9,8 +9,8 @@ import {
 } from './messages/prefill.js';
 import { reserveReplySpec, reserveSpec, type Reserve, type ReserveReply } from './messages/reserve.js';
 import {
-  cancelAckSpec, gatewayHeartbeatSpec, pingSpec, pongSpec, prefillHeartbeatSpec, renewSpec,
-  type CancelAck, type GatewayHeartbeat, type Ping, type Pong, type PrefillHeartbeat, type Renew,
+  cancelAckSpec, gatewayHeartbeatSpec, pingSpec, pongSpec, prefillHeartbeatSpec, renewSpec, replaySpec,
+  type CancelAck, type GatewayHeartbeat, type Ping, type Pong, type PrefillHeartbeat, type Renew, type Replay,
 } from './messages/presence.js';
 import type { MessageDescription, MessageSpec } from './messages/spec.js';
 import { tokensSpec, type Tokens } from './messages/tokens.js';
@@ -32,6 +32,7 @@ export const MESSAGE_TYPES = [
   'pong',
   'gateway-heartbeat',
   'prefill-heartbeat',
+  'replay',
 ] as const;
 export type MessageType = (typeof MESSAGE_TYPES)[number];
 
@@ -51,7 +52,8 @@ export type WireMessage =
   | Ping
   | Pong
   | GatewayHeartbeat
-  | PrefillHeartbeat;
+  | PrefillHeartbeat
+  | Replay;
 
 /** The message of one type (or of a union of types). */
 export type MessageOf<T extends MessageType> = Extract<WireMessage, { type: T }>;
@@ -73,6 +75,7 @@ export const SPECS: { readonly [T in MessageType]: MessageSpec<MessageOf<T>> } =
   pong: pongSpec,
   'gateway-heartbeat': gatewayHeartbeatSpec,
   'prefill-heartbeat': prefillHeartbeatSpec,
+  replay: replaySpec,
 };
 
 export function isMessageType(t: unknown): t is MessageType {

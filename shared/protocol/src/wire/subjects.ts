@@ -9,7 +9,7 @@
 //   <p>.decode.<nodeId>.ping       ping → reply pong              gateway → decode node (liveness probe)
 //   <p>.gateway.heartbeat          gateway-heartbeat              gateways → decode nodes (presence)
 //   <p>.prefill.heartbeat          prefill-heartbeat              prefill workers → gateways (presence, jobs)
-// The control subject also carries renew (gateway, no reply) and answers a cancel sent as a request with a
+// The control subject also carries renew and replay (gateway, no reply) and answers a cancel sent as a request with a
 // cancel-ack.
 // Ids may contain dots (they then span several subject tokens), so subscribe to these exact subjects, not
 // to wildcards under them: `<p>.decode.a.>` would also match node `a.b`'s subjects.
@@ -25,7 +25,7 @@ export const SUBJECT_TYPES = {
   reserveReply: ['reserve-reply'],
   kv: ['kv-chunk'],
   kvReply: ['kv-ack'],
-  control: ['prefill-done', 'prefill-failed', 'cancel', 'renew'],
+  control: ['prefill-done', 'prefill-failed', 'cancel', 'renew', 'replay'],
   controlReply: ['prefill-done-ack'],
   cancelReply: ['cancel-ack'],
   ping: ['ping'],

@@ -3,7 +3,7 @@ import { Packr } from 'msgpackr';
 import { latentKvLayout, latentLayoutKey, pagesFor, type KvDtype } from '@latentwire/protocol';
 import { seededRandom } from '@latentwire/testing';
 import {
-  cancelAckMessage, cancelMessage, gatewayHeartbeatMessage, heartbeatMessage, pingMessage, pongMessage, prefillHeartbeatMessage, renewMessage, kvAckMessage, kvChunkMessage, prefillDoneAckMessage, prefillDoneMessage,
+  cancelAckMessage, cancelMessage, gatewayHeartbeatMessage, heartbeatMessage, pingMessage, pongMessage, prefillHeartbeatMessage, renewMessage, replayMessage, kvAckMessage, kvChunkMessage, prefillDoneAckMessage, prefillDoneMessage,
   prefillFailedMessage, reserveMessage, reserveReplyMessage, tokensMessage, type KvLayerPages, type MessageType, type WireMessage,
 } from '../../src/wire/index.js';
 
@@ -73,6 +73,7 @@ export function samples(): { readonly [T in MessageType]: Extract<WireMessage, {
     ping: pingMessage({ nonce: 7 }),
     pong: pongMessage({ nodeId: 'decode-0', nonce: 7, draining: true }),
     'gateway-heartbeat': gatewayHeartbeatMessage({ gatewayId: 'gw-1.a', seq: 3, intervalMs: 1000, sentAt: 1_767_225_600_123 }),
+    replay: replayMessage({ requestId, fromSeq: 4 }),
     'prefill-heartbeat': prefillHeartbeatMessage({ workerId: 'prefill-0', seq: 9, intervalMs: 1000, sentAt: 1_767_225_600_123, jobs: [requestId] }),
   };
 }

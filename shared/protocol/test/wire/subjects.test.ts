@@ -33,7 +33,7 @@ test('subjects - wildcards, whitespace, empty tokens and long ids are refused by
 
 test('subjects - each subject names the types it carries', (t) => {
   t.deepEqual(SUBJECT_TYPES.kv, ['kv-chunk']);
-  t.deepEqual(SUBJECT_TYPES.control, ['prefill-done', 'prefill-failed', 'cancel', 'renew']);
+  t.deepEqual(SUBJECT_TYPES.control, ['prefill-done', 'prefill-failed', 'cancel', 'renew', 'replay']);
   t.deepEqual(SUBJECT_TYPES.ping, ['ping']);
   t.deepEqual(SUBJECT_TYPES.prefillCancel, ['cancel']);
 });

@@ -2,6 +2,9 @@
 //   renew: gateway → a decode node's control subject, every third of a lease: the requests it still waits
 //     on there (granted, prefill not yet done) keep their reservations for another lease, so a job that
 //     waits long in the prefill queue does not lose its pages. An id the node does not hold is ignored.
+//   replay: gateway → a decode node's control subject: publish again the request's tokens messages from
+//     `fromSeq` on (a gap in seq, or a NATS reconnect during which messages may have been lost); the node
+//     keeps a request's messages while it runs and for a while after. Duplicates are dropped by seq.
 //   cancel-ack: the decode node's reply to a cancel sent as a request (the gateway retries until acked).
 //   ping → pong: a direct probe of one decode node (its ping subject), before the gateway declares it lost.
 //   gateway-heartbeat: each gateway → every decode node, so a node stops the sequences of a gateway gone silent.
@@ -16,6 +19,11 @@ export const MAX_RENEW_IDS = 512;
 
 export interface Renew extends Envelope<'renew'> {
   readonly requestIds: readonly string[];
+}
+
+export interface Replay extends Envelope<'replay'> {
+  readonly requestId: string;
+  readonly fromSeq: number;
 }
 
 export interface CancelAck extends Envelope<'cancel-ack'> {
@@ -68,6 +76,7 @@ export const prefillHeartbeatSpec: MessageSpec<PrefillHeartbeat> = {
 };
 
 export const renewMessage = (f: Fields<Renew>): Renew => ({ v: WIRE_VERSION, type: 'renew', ...f });
+export const replayMessage = (f: Fields<Replay>): Replay => ({ v: WIRE_VERSION, type: 'replay', ...f });
 export const cancelAckMessage = (f: Fields<CancelAck>): CancelAck => ({ v: WIRE_VERSION, type: 'cancel-ack', ...f });
 export const pingMessage = (f: Fields<Ping>): Ping => ({ v: WIRE_VERSION, type: 'ping', ...f });
 export const pongMessage = (f: Fields<Pong>): Pong => compact({ v: WIRE_VERSION, type: 'pong', ...f });
@@ -76,6 +85,11 @@ export const gatewayHeartbeatMessage = (f: Fields<GatewayHeartbeat>): GatewayHea
 export const renewSpec: MessageSpec<Renew> = {
   schema: z.object({ v: z.literal(WIRE_VERSION), type: z.literal('renew'), requestIds: z.array(wireId).min(1).max(MAX_RENEW_IDS) }),
   describe: (m) => ({ type: m.type, requests: m.requestIds.length }),
+};
+
+export const replaySpec: MessageSpec<Replay> = {
+  schema: z.object({ v: z.literal(WIRE_VERSION), type: z.literal('replay'), requestId: wireId, fromSeq: u32 }),
+  describe: (m) => ({ type: m.type, requestId: m.requestId, fromSeq: m.fromSeq }),
 };
 
 export const cancelAckSpec: MessageSpec<CancelAck> = {
