@@ -46,6 +46,10 @@ export interface AdmitterOptions {
   readonly gatewayId: string;
 }
 
+/** No prefill worker: looked for again this many times, this far apart, before the 503 (so 503 within ~0.3 s). */
+const NO_WORKER_RECHECKS = 5;
+const NO_WORKER_RECHECK_MS = 50;
+
 type Round = Grant | 'too-large' | 'busy' | 'no-nodes';
 
 /** The reserve's generation fields: the request's stop ids hold the model's EOS ids unless ignore_eos. */
@@ -100,7 +104,12 @@ export class Admitter {
   /** 503 without a prefill worker; 429 when the prompt would wait too long behind the prefill backlog. */
   private async checkPrefill(req: GenerationRequest): Promise<void> {
     const { backlog, prefillQueueMaxWaitMs: maxWait } = this.o;
-    const workers = await backlog.workers(); // undefined: Redis did not answer; enqueue will tell
+    let workers = await backlog.workers(); // undefined: Redis did not answer; enqueue will tell
+    // A worker that is (re)connecting to Redis this instant is not counted yet: look again briefly first.
+    for (let i = 0; workers === 0 && i < NO_WORKER_RECHECKS; i++) {
+      await new Promise((r) => setTimeout(r, NO_WORKER_RECHECK_MS));
+      workers = await backlog.workers();
+    }
     if (workers === 0) {
       throw this.refuse('no_prefill', new BackendRejection(503, 'No prefill worker is serving right now; please retry later.', 'service_unavailable', 1));
     }

@@ -46,6 +46,7 @@ export interface DecodeRegistryOptions {
 export class DecodeRegistry {
   private readonly nodesById = new Map<string, DecodeNode>();
   private readonly listeners = new Set<NodeListener>();
+  private readonly reconnectListeners = new Set<() => void>();
   private readonly sub: Subscription;
   private readonly sweeper: NodeJS.Timeout;
   private readonly pending = new Map<string, number>();
@@ -132,6 +133,12 @@ export class DecodeRegistry {
     if (n) this.nodesById.set(nodeId, { ...n, freePages: Math.min(freePages, n.heartbeat.totalPages) });
   }
 
+  /** Called after each NATS reconnect of this gateway; returns the function that removes it. */
+  onReconnect(listener: () => void): () => void {
+    this.reconnectListeners.add(listener);
+    return () => this.reconnectListeners.delete(listener);
+  }
+
   /** Returns the function that removes the listener. */
   onNodeEvent(listener: NodeListener): () => void {
     this.listeners.add(listener);
@@ -162,6 +169,13 @@ export class DecodeRegistry {
         const now = performance.now();
         for (const n of this.nodesById.values()) this.nodesById.set(n.nodeId, { ...n, lastSeen: Math.max(n.lastSeen, now) });
         this.opts.logger.info({ nodes: this.nodesById.size }, 'NATS reconnected: node timeouts restarted');
+        for (const l of this.reconnectListeners) {
+          try {
+            l();
+          } catch (err) {
+            this.opts.logger.error({ err }, 'reconnect listener failed');
+          }
+        }
       }
     }
   }

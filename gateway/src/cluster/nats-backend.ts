@@ -13,7 +13,7 @@
 // close() (the gateway's SIGTERM): new requests get 503, running ones may finish within the caller's timeout.
 import type { NatsConnection } from '@nats-io/transport-node';
 import {
-  cancelMessage, encodeMessage, parsePrefillJob, type CancelReason, type PrefillJob, type PrefillTiming, type WireRejections, type WireSubjects,
+  cancelMessage, encodeMessage, parsePrefillJob, replayMessage, type CancelReason, type PrefillJob, type PrefillTiming, type WireRejections, type WireSubjects,
 } from '@latentwire/protocol';
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
@@ -76,6 +76,7 @@ export class NatsBackend implements GenerationBackend {
   /** Open token streams by decode node, to fail them at once when their node restarts. */
   private readonly streams = new Map<string, Set<TokenStream>>();
   private readonly stopListening: () => void;
+  private readonly stopResync: () => void;
   /** Requests from admission to the end of their cleanup. */
   private active = 0;
   private onIdle: (() => void) | undefined;
@@ -113,6 +114,10 @@ export class NatsBackend implements GenerationBackend {
         }
       },
     }) : undefined;
+    // messages published while this gateway was away from NATS are lost: every open stream asks for them again
+    this.stopResync = registry.onReconnect(() => {
+      for (const s of this.byRequest.values()) s.resync();
+    });
     this.stopListening = registry.onNodeEvent((e) => {
       // a node that restarted lost its requests; one whose heartbeats stopped (crashed, partitioned) will not
       // finish them either: fail them now rather than after the idle timeout
@@ -185,6 +190,7 @@ export class NatsBackend implements GenerationBackend {
   async close(timeoutMs = 5000): Promise<void> {
     this.closing = true;
     this.stopListening();
+    this.stopResync();
     const t0 = performance.now();
     if (this.active > 0) {
       let timer: NodeJS.Timeout | undefined;
@@ -216,6 +222,13 @@ export class NatsBackend implements GenerationBackend {
     const stream = new TokenStream({
       nc: this.o.nc, subjects: this.o.subjects, rejections: this.o.rejections, requestId, nodeId,
       idleTimeoutMs: this.o.settings.requestIdleTimeoutMs, logger: this.o.logger,
+      requestReplay: (fromSeq) => {
+        try {
+          this.o.nc.publish(this.o.subjects.control(nodeId), encodeMessage(replayMessage({ requestId, fromSeq })));
+        } catch (err) {
+          log.warn({ err }, 'replay request not sent');
+        }
+      },
     });
     const streams = this.streams.get(nodeId) ?? new Set();
     this.streams.set(nodeId, streams.add(stream));

@@ -13,7 +13,7 @@ import type { Queue } from 'bullmq';
 const ALPHA = 0.3;
 /** How long a positive worker count is trusted (ms); a zero is looked up again after ZERO_TTL_MS. */
 const COUNT_TTL_MS = 1000;
-const ZERO_TTL_MS = 100;
+const ZERO_TTL_MS = 40;
 /** A look-up Redis does not answer within this counts as unknown (Redis down: the enqueue reports it). */
 const LOOKUP_MS = 250;
 

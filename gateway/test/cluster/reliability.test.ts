@@ -104,7 +104,7 @@ test.serial('reliability - a node that misses heartbeats but answers the probe s
   t.is(tc.cluster.registry.node('node-a'), undefined);
 });
 
-test.serial('reliability - a NATS server restart (~2 s) during streams fails no request and loses no node', async (t) => {
+test.serial('reliability - a NATS server restart (~2 s) during streams fails no request and loses no node; tokens lost meanwhile are replayed', async (t) => {
   const first = await startNatsServer();
   const port = first.port;
   let server = first;
@@ -114,26 +114,29 @@ test.serial('reliability - a NATS server restart (~2 s) during streams fails no 
   await tc.waitForNodes('node-a');
   const lost: string[] = [];
   tc.cluster.registry.onNodeEvent((e) => void (e.kind === 'lost' && lost.push(e.nodeId)));
-  let restarted: () => void;
-  const back = new Promise<void>((r) => (restarted = r));
   let jobs = 0;
+  // one token a message, 150 ms apart: 4 s of streaming, across the restart
   tc.startPrefillWorker(async (job, node) => {
     jobs++;
-    await back;
-    await node.generate(job.requestId, reply, 'stop', 2, 20);
+    for (let i = 0; i < 27; i++) {
+      node.send(job.requestId, i, [c.greedy_ids[i % c.greedy_ids.length]!], i === 26 ? "length" : undefined);
+      await sleep(150);
+    }
   });
-  const streams = Array.from({ length: 4 }, () => ask(tc));
-  await until(() => jobs === 4, 3000, 'four jobs taken');
+  const streams = Array.from({ length: 4 }, () => ask(tc, { max_tokens: 27 }));
+  await until(() => jobs === 4, 3000, 'four jobs running');
+  await sleep(300); // some tokens out
   await first.stop();
   await sleep(2000);
   server = await startNatsServer({ port });
-  await until(() => tc.cluster.registry.connected, 5000, 'the gateway reconnected');
-  await sleep(1000); // every client back and resubscribed
-  restarted!();
-  t.deepEqual(await outcomes(streams), Array(4).fill('ok'));
+  const got = await outcomes(streams.map((p) => p.then((r) => {
+    if (r.choices[0]!.finish_reason !== 'length' || r.usage!.completion_tokens !== 27) throw new Error(`incomplete: ${JSON.stringify(r.usage)}`);
+  })));
+  t.deepEqual(got, Array(4).fill('ok'));
   t.deepEqual(lost, []);
   t.truthy(tc.cluster.registry.node('node-a'));
   t.is(a.reserves.length, 4);
+  t.log(`${a.replays.length} replay requests`);
 });
 
 test.serial('reliability - a draining node gets nothing new; a request of it still waiting for KV is a 503 to retry', async (t) => {

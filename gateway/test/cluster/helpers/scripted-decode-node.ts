@@ -38,6 +38,9 @@ export class ScriptedDecodeNode {
   readonly reserves: Reserve[] = [];
   /** Cancels received on the control subject, with performance.now() at receipt. */
   readonly cancels: { readonly message: Cancel; readonly at: number }[] = [];
+  /** Tokens messages sent, by request and seq (as a real node keeps them for replay). */
+  readonly sent = new Map<string, Uint8Array[]>();
+  readonly replays: { readonly requestId: string; readonly fromSeq: number }[] = [];
   /** Request ids named in renew messages, in arrival order. */
   readonly renewals: string[] = [];
   /** performance.now() of each grant's latest (re)start of its lease. */
@@ -101,6 +104,10 @@ export class ScriptedDecodeNode {
           node.renewals.push(...m.requestIds);
           for (const id of m.requestIds) if (node.leases.has(id) && node.leaseAlive(id)) node.leases.set(id, performance.now());
         }
+        if (m.type === 'replay') {
+          node.replays.push({ requestId: m.requestId, fromSeq: m.fromSeq });
+          for (const bytes of (node.sent.get(m.requestId) ?? []).slice(m.fromSeq)) node.nc.publish(opts.subjects.tokens(m.requestId), bytes);
+        }
         if (m.type !== 'cancel') return;
         node.cancels.push({ message: m, at: performance.now() });
         // as a real node: a cancel sent as a request is acknowledged (unless the test wants it ignored)
@@ -153,10 +160,14 @@ export class ScriptedDecodeNode {
     this.beat();
   }
 
-  /** Publishes one tokens message (the first may carry the prefill's timing). */
-  send(requestId: string, seq: number, tokens: readonly number[], finishReason?: FinishReason, error?: string, timing?: PrefillTiming): void {
+  /** Publishes one tokens message (the first may carry the prefill's timing); `lose`: kept for replay, not published. */
+  send(requestId: string, seq: number, tokens: readonly number[], finishReason?: FinishReason, error?: string, timing?: PrefillTiming, lose = false): void {
     const final = finishReason === undefined ? {} : { finishReason, usage: { promptTokens: 1, completionTokens: tokens.length }, error };
-    this.nc.publish(this.opts.subjects.tokens(requestId), encodeMessage(tokensMessage({ requestId, seq, tokens, ...final, ...(timing ? { timing } : {}) })));
+    const bytes = encodeMessage(tokensMessage({ requestId, seq, tokens, ...final, ...(timing ? { timing } : {}) }));
+    const sent = this.sent.get(requestId) ?? [];
+    sent[seq] = bytes;
+    this.sent.set(requestId, sent);
+    if (!lose) this.nc.publish(this.opts.subjects.tokens(requestId), bytes);
   }
 
   /** Generates `ids` in messages of `perMessage` tokens, the last one with `finishReason`. */
