@@ -39,7 +39,7 @@ export interface NatsBackendSettings {
   readonly prefillQueueMaxWaitMs?: number;
   readonly cancelAckTimeoutMs?: number;
   readonly cancelAttempts?: number;
-  /** 0 = off (default 3000). */
+  /** 0 = off (default 10 000). */
   readonly prefillSilenceMs?: number;
   /** Default 1. */
   readonly prefillResumes?: number;
@@ -102,7 +102,7 @@ export class NatsBackend implements GenerationBackend {
       backlog: this.backlog, prefillQueueMaxWaitMs: settings.prefillQueueMaxWaitMs ?? 30_000, canceller: this.canceller,
       gatewayId: o.gatewayId ?? 'gateway',
     });
-    const silence = settings.prefillSilenceMs ?? 3000;
+    const silence = settings.prefillSilenceMs ?? 10_000;
     this.prefillPresence = silence > 0 ? new PrefillPresence({
       nc: o.nc, subjects: o.subjects, rejections: o.rejections, silenceMs: silence, logger: o.logger,
       connected: () => registry.connected,

@@ -17,7 +17,7 @@ test('main - cluster settings: defaults, frozen, and errors that name the variab
   t.deepEqual(rest, {
     natsServers: ['nats://127.0.0.1:4222'], redisUrl: 'redis://127.0.0.1:6379', subjectPrefix: 'lw', heartbeatTimeoutMs: 3000, reserveTimeoutMs: 2000,
     admissionQueueMax: 256, admissionWaitMs: 5000, requestIdleTimeoutMs: 60_000, prefillAttempts: 3, prefillBackoffMs: 250,
-    prefillQueueMaxWaitMs: 30_000, gatewayHeartbeatMs: 1000, nodeProbeTimeoutMs: 1000, cancelAckTimeoutMs: 500, cancelAttempts: 5, prefillSilenceMs: 3000, prefillResumes: 1,
+    prefillQueueMaxWaitMs: 30_000, gatewayHeartbeatMs: 1000, nodeProbeTimeoutMs: 1000, cancelAckTimeoutMs: 500, cancelAttempts: 5, prefillSilenceMs: 10_000, prefillResumes: 1,
   });
   t.regex(gatewayId!, /^gw-.+-\d+-[0-9a-f]{8}$/);
   t.not(clusterSettingsFromEnv({}).gatewayId, gatewayId, 'a new id per start');
