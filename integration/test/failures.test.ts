@@ -1,13 +1,15 @@
 // Failures across real processes: gateway, prefill node and decode node each its own `node dist/src/main.js`,
 // over a real nats-server and redis-server. kill -9 of the gateway mid-stream: the decode node hears its
 // gateway-heartbeats stop and frees that request's pages within GATEWAY_SILENCE_MS and a sweep, instead of
-// decoding it for nobody until max_tokens.
+// decoding it for nobody until max_tokens. kill -9 of the prefill node running a job: the gateway hears its
+// prefill-heartbeats stop and starts the request over on the other prefill node at once, instead of after
+// BullMQ's 30 s lock.
 import test from 'ava';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
-import { SUBJECT_TYPES, decodeMessage, wireSubjects, type Heartbeat } from '@latentwire/protocol';
+import { SUBJECT_TYPES, decodeMessage, wireSubjects, type Heartbeat, type PrefillHeartbeat } from '@latentwire/protocol';
 import { startNatsServer, startRedisServer } from '@latentwire/testing/servers';
 
 const require = createRequire(import.meta.url);
@@ -70,4 +72,50 @@ test('failures - kill -9 of the gateway mid-stream: the decode node cancels its 
   t.log(`pages free ${Math.round(ms)} ms after kill -9 (silence limit ${silenceMs} ms)`);
   t.regex(decode.out, /request cancelled: its gateway went silent/);
   t.notRegex(decode.out, /"reason":"length"/, 'cancelled, not decoded to max_tokens');
+});
+
+test('failures - kill -9 of the prefill node running a job: the request is re-queued on the other prefill node and completes', async (t) => {
+  const [nats, redis] = await Promise.all([startNatsServer(), startRedisServer()]);
+  t.teardown(async () => void (await Promise.all([nats.stop(), redis.stop()])));
+  const prefix = 'failp';
+  const common = { NATS_URL: nats.url, REDIS_URL: redis.url, NATS_SUBJECT_PREFIX: prefix };
+  start(t, mainOf('@latentwire/decode-node'), { ...common, NODE_ID: 'decode-p', PAGE_SIZE: '16', KV_CACHE_PAGES: '64', MAX_BATCH: '4', MAX_CONTEXT: '512' });
+  const prefills = [0, 1].map(() => start(t, mainOf('@latentwire/prefill-node'), { ...common, PREFILL_HEARTBEAT_MS: '200', PREFILL_CONCURRENCY: '1' }));
+  const gateway = start(t, mainOf('@latentwire/gateway'), { ...common, GATEWAY_HOST: '127.0.0.1', GATEWAY_PORT: '0', PREFILL_SILENCE_MS: '1000' });
+
+  const nc = await connect({ servers: nats.url });
+  t.teardown(() => nc.close());
+  const workers = new Map<string, number>(); // workerId → pid
+  let holder: { workerId: string; requestId: string } | undefined;
+  let killed = false;
+  nc.subscribe(wireSubjects(prefix).prefillHeartbeat, {
+    callback: (_e, m) => {
+      const hb: PrefillHeartbeat = decodeMessage(m.data, SUBJECT_TYPES.prefillHeartbeat);
+      if (!workers.has(hb.workerId)) workers.set(hb.workerId, Number(/-(\d+)-[0-9a-f]{8}$/.exec(hb.workerId)?.[1]));
+      if (!killed && hb.jobs.length > 0) {
+        killed = true; // kill -9 the worker that announced a job, the moment it announced it
+        holder = { workerId: hb.workerId, requestId: hb.jobs[0]! };
+        process.kill(workers.get(hb.workerId)!, 'SIGKILL');
+      }
+    },
+  });
+  await until(() => /"url":"([^"]+)"/.test(gateway.out), 60_000, 'the gateway listening');
+  const url = /"url":"([^"]+)"/.exec(gateway.out)![1]!;
+  await until(async () => (await fetch(`${url}/ready`).catch(() => undefined))?.status === 200, 180_000, 'the cluster ready');
+  await until(() => workers.size === 2, 10_000, 'both prefill workers heard');
+  t.true([...workers.values()].every((pid) => prefills.some((p) => p.child.pid === pid)), 'worker ids name their pids');
+
+  const t0 = performance.now();
+  const res = await fetch(`${url}/v1/completions`, {
+    method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'tiny-deepseek-v2', prompt: 'The quick brown fox', max_tokens: 8, ignore_eos: true }),
+  });
+  const body = (await res.json()) as { choices?: { finish_reason: string }[] };
+  const ms = performance.now() - t0;
+  t.is(res.status, 200, JSON.stringify(body));
+  t.is(body.choices![0]!.finish_reason, 'length');
+  t.truthy(holder, 'a worker was killed holding the job');
+  t.true(ms < 20_000, `answered after ${Math.round(ms)} ms (BullMQ's lock is 30 s)`);
+  t.regex(gateway.out, /prefill worker lost: request re-queued/);
+  t.log(`answered ${Math.round(ms)} ms after the request; worker ${holder!.workerId} killed holding ${holder!.requestId}`);
 });
