@@ -153,8 +153,9 @@ export class NatsBackend implements GenerationBackend {
     try {
       const arrived = performance.now();
       const resumes = this.o.settings.prefillResumes ?? 1;
-      // A request whose prefill worker was lost before its first token starts over under a new wire id (the
-      // old one is cancelled everywhere, so the lost job, when BullMQ hands it out again, is skipped).
+      // A request whose prefill worker was lost, or whose decode node began draining, before its first token
+      // starts over under a new wire id (the old one is cancelled everywhere, so the lost job, when BullMQ
+      // hands it out again, is skipped), at most PREFILL_RESUMES times.
       for (let attempt = 0; ; attempt++) {
         const wire = attempt === 0 ? req : { ...req, requestId: `${req.requestId}.r${attempt}` };
         const grant = await this.admitter.admit(wire, signal);
@@ -169,9 +170,15 @@ export class NatsBackend implements GenerationBackend {
           yield* this.run(wire, grant, signal);
           return;
         } catch (err) {
-          const lost = err instanceof TokenStreamError && err.kind === 'prefill-lost';
-          if (!lost || attempt >= resumes || wire.requestId.length > 120 || signal.aborted) throw err;
-          this.o.logger.warn({ requestId: req.requestId, attempt: attempt + 1 }, 'prefill worker lost: request re-queued');
+          const kind = err instanceof TokenStreamError ? err.kind : undefined;
+          if (kind !== 'prefill-lost' && kind !== 'node-draining') throw err;
+          if (attempt >= resumes || wire.requestId.length > 120 || signal.aborted) {
+            if (kind === 'node-draining') {
+              throw new BackendRejection(503, 'The decode node holding this request is shutting down; please retry.', 'service_unavailable', 1, { cause: err });
+            }
+            throw err;
+          }
+          this.o.logger.warn({ requestId: req.requestId, attempt: attempt + 1, why: kind }, kind === 'prefill-lost' ? 'prefill worker lost: request re-queued' : 'decode node draining: request handed to another node');
         } finally {
           this.backlog.done(wire.requestId);
         }
@@ -272,7 +279,8 @@ export class NatsBackend implements GenerationBackend {
       if (err instanceof DecodeNodeError) finished = err.finishReason === 'error' ? 'error' : 'cancelled';
       log.warn({ err }, 'request failed');
       if (err instanceof DecodeNodeError && first && this.o.registry.node(nodeId)?.heartbeat.draining) {
-        throw new BackendRejection(503, 'The decode node holding this request is shutting down; please retry.', 'service_unavailable', 1, { cause: err });
+        lostPrefill = true; // not an end either: generate() hands the request to another node
+        throw new TokenStreamError('node-draining', requestId, `decode node ${nodeId} is draining and dropped request ${requestId} before its first token`, { cause: err });
       }
       if (err instanceof PrefillEnqueueError) throw new BackendRejection(503, 'The prefill queue is unavailable right now.', 'service_unavailable', undefined, { cause: err });
       throw err;

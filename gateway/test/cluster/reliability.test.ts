@@ -139,7 +139,7 @@ test.serial('reliability - a NATS server restart (~2 s) during streams fails no 
   t.log(`${a.replays.length} replay requests`);
 });
 
-test.serial('reliability - a draining node gets nothing new; a request of it still waiting for KV is a 503 to retry', async (t) => {
+test.serial('reliability - a draining node gets nothing new; a request of it still waiting for KV is handed to another node', async (t) => {
   const tc = await startTestCluster(t, { admissionWaitMs: 500 });
   const a = await tc.node({ nodeId: 'node-a', freePages: 500, totalPages: 500 });
   const b = await tc.node({ nodeId: 'node-b', freePages: 100 });
@@ -158,13 +158,28 @@ test.serial('reliability - a draining node gets nothing new; a request of it sti
   a.beat();
   await until(() => tc.cluster.registry.node('node-a')?.heartbeat.draining === true, 1000, 'node-a draining');
   a.send(held!.requestId, 0, [], 'error', 'decode node draining (shutting down): the request had not started decoding here; retry it');
-  const err = await t.throwsAsync(waiting, { instanceOf: OpenAI.InternalServerError });
-  t.is(err!.status, 503);
-  t.like(err!.error, { code: 'service_unavailable' });
+  t.is((await waiting).choices[0]!.finish_reason, 'stop', 'finished on node-b');
+  t.is(b.reserves[0]!.requestId, `${held!.requestId}.r1`);
   for (let i = 0; i < 3; i++) t.is((await ask(tc)).choices[0]!.finish_reason, 'stop');
   t.is(a.reserves.length, 1, 'nothing new for the draining node');
-  t.is(b.reserves.length, 3);
+  t.is(b.reserves.length, 4);
   t.like(await tc.cluster.backend.readiness(), { decodeNodes: 1 }, 'readiness counts only the node that takes requests');
+
+  // with nowhere else to go (resumes spent), it is a 503 to retry
+  const solo = await startTestCluster(t, { prefillResumes: 0 });
+  const c1 = await solo.node({ nodeId: 'node-c' });
+  await solo.waitForNodes('node-c');
+  let job: { requestId: string } | undefined;
+  solo.startPrefillWorker((j) => void (job = j));
+  const pending = ask(solo);
+  await until(() => job !== undefined, 3000, 'a job for node-c');
+  c1.figures.draining = true;
+  c1.beat();
+  await until(() => solo.cluster.registry.node('node-c')?.heartbeat.draining === true, 1000, 'node-c draining');
+  c1.send(job!.requestId, 0, [], 'error', 'decode node draining');
+  const err = await t.throwsAsync(pending, { instanceOf: OpenAI.InternalServerError });
+  t.is(err!.status, 503);
+  t.like(err!.error, { code: 'service_unavailable' });
 });
 
 test.serial('reliability - a cancel is resent until the node acknowledges it, then no more', async (t) => {
