@@ -16,6 +16,8 @@ export interface CancellerOptions {
   readonly logger: Logger;
   /** Whether the node is still in the pool: a node gone from it is not retried (no-responders ends it too). */
   readonly nodeKnown?: (nodeId: string) => boolean;
+  /** Hears how each cancel ended (metrics). */
+  readonly onOutcome?: (outcome: CancelOutcome) => void;
 }
 
 export type CancelOutcome = 'acked' | 'no-responders' | 'unacked' | 'closed';
@@ -27,7 +29,10 @@ export class Canceller {
 
   /** Sends the cancel until acked; resolves with how it ended. */
   cancel(nodeId: string, requestId: string, reason: CancelReason): Promise<CancelOutcome> {
-    const p = this.run(nodeId, requestId, reason);
+    const p = this.run(nodeId, requestId, reason).then((outcome) => {
+      this.o.onOutcome?.(outcome);
+      return outcome;
+    });
     this.inFlight.add(p);
     void p.finally(() => this.inFlight.delete(p));
     return p;

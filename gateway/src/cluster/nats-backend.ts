@@ -88,11 +88,13 @@ export class NatsBackend implements GenerationBackend {
     this.metrics = new ClusterMetrics(o.metricsRegistry ?? new Registry(), {
       nodes: () => registry.compatible(fingerprint).length,
       waiting: () => this.admission.waiting,
+      prefillBacklogTokens: () => this.backlog.queuedTokens,
     });
     this.backlog = new PrefillBacklog(o.prefillJobs.queue);
     this.renewer = new LeaseRenewer(o.nc, o.subjects, o.logger);
     this.canceller = new Canceller({
       nc: o.nc, subjects: o.subjects, rejections: o.rejections, logger: o.logger,
+      onOutcome: (outcome) => this.metrics.cancels.inc({ outcome: outcome.replace('-', '_') }),
       ackTimeoutMs: settings.cancelAckTimeoutMs ?? 500, attempts: settings.cancelAttempts ?? 5,
       nodeKnown: (id) => registry.node(id) !== undefined,
     });
@@ -116,7 +118,10 @@ export class NatsBackend implements GenerationBackend {
     }) : undefined;
     // messages published while this gateway was away from NATS are lost: every open stream asks for them again
     this.stopResync = registry.onReconnect(() => {
-      for (const s of this.byRequest.values()) s.resync();
+      for (const s of this.byRequest.values()) {
+        this.metrics.replays.inc({ why: 'reconnect' });
+        s.resync();
+      }
     });
     this.stopListening = registry.onNodeEvent((e) => {
       // a node that restarted lost its requests; one whose heartbeats stopped (crashed, partitioned) will not
@@ -178,6 +183,7 @@ export class NatsBackend implements GenerationBackend {
             }
             throw err;
           }
+          this.metrics.resumes.inc({ why: kind === 'prefill-lost' ? 'prefill_lost' : 'node_draining' });
           this.o.logger.warn({ requestId: req.requestId, attempt: attempt + 1, why: kind }, kind === 'prefill-lost' ? 'prefill worker lost: request re-queued' : 'decode node draining: request handed to another node');
         } finally {
           this.backlog.done(wire.requestId);
@@ -229,7 +235,8 @@ export class NatsBackend implements GenerationBackend {
     const stream = new TokenStream({
       nc: this.o.nc, subjects: this.o.subjects, rejections: this.o.rejections, requestId, nodeId,
       idleTimeoutMs: this.o.settings.requestIdleTimeoutMs, logger: this.o.logger,
-      requestReplay: (fromSeq) => {
+      requestReplay: (fromSeq, why) => {
+        if (why === 'gap') this.metrics.replays.inc({ why });
         try {
           this.o.nc.publish(this.o.subjects.control(nodeId), encodeMessage(replayMessage({ requestId, fromSeq })));
         } catch (err) {

@@ -26,7 +26,7 @@ export interface TokenStreamOptions {
   readonly idleTimeoutMs: number;
   readonly logger: Logger;
   /** Asks the node to publish the messages from `fromSeq` again; without it a hole is a loss at once. */
-  readonly requestReplay?: (fromSeq: number) => void;
+  readonly requestReplay?: (fromSeq: number, why: 'gap' | 'reconnect') => void;
   /** How long a hole may wait for a replay (default 2000 ms). */
   readonly gapTimeoutMs?: number;
 }
@@ -86,7 +86,7 @@ export class TokenStream {
 
   /** After a NATS reconnect: messages may have been lost, the last one too; ask for them again. */
   resync(): void {
-    if (!this.ended) this.opts.requestReplay?.(this.expected); // a node with nothing to replay ignores it
+    if (!this.ended) this.opts.requestReplay?.(this.expected, 'reconnect'); // a node with nothing to replay ignores it
   }
 
   async *events(signal: AbortSignal): AsyncGenerator<GenerationEvent, void, undefined> {
@@ -115,7 +115,7 @@ export class TokenStream {
         if (holeSince === undefined) {
           holeSince = performance.now();
           this.opts.logger.warn({ requestId, nodeId, seq: m.seq, expected }, 'tokens messages missing: asking the node to replay');
-          this.opts.requestReplay(expected);
+          this.opts.requestReplay(expected, 'gap');
         }
         continue;
       }

@@ -137,6 +137,7 @@ test.serial('reliability - a NATS server restart (~2 s) during streams fails no 
   t.truthy(tc.cluster.registry.node('node-a'));
   t.is(a.reserves.length, 4);
   t.log(`${a.replays.length} replay requests`);
+  t.regex(await tc.cluster.metricsRegistry.metrics(), /latentwire_gateway_token_replays_total\{why="reconnect"\} [1-9]/);
 });
 
 test.serial('reliability - a draining node gets nothing new; a request of it still waiting for KV is handed to another node', async (t) => {
@@ -160,6 +161,7 @@ test.serial('reliability - a draining node gets nothing new; a request of it sti
   a.send(held!.requestId, 0, [], 'error', 'decode node draining (shutting down): the request had not started decoding here; retry it');
   t.is((await waiting).choices[0]!.finish_reason, 'stop', 'finished on node-b');
   t.is(b.reserves[0]!.requestId, `${held!.requestId}.r1`);
+  t.regex(await tc.cluster.metricsRegistry.metrics(), /latentwire_gateway_resumes_total\{why="node_draining"\} 1/);
   for (let i = 0; i < 3; i++) t.is((await ask(tc)).choices[0]!.finish_reason, 'stop');
   t.is(a.reserves.length, 1, 'nothing new for the draining node');
   t.is(b.reserves.length, 4);
@@ -208,6 +210,9 @@ test.serial('reliability - a cancel is resent until the node acknowledges it, th
   await until(() => a.cancels.length === 4, 2000, 'the acked cancel');
   await sleep(400);
   t.is(a.cancels.length, 4, 'acked at once: sent once');
+  const metrics = await tc.cluster.metricsRegistry.metrics();
+  t.regex(metrics, /latentwire_gateway_node_cancels_total\{outcome="unacked"\} 1/);
+  t.regex(metrics, /latentwire_gateway_node_cancels_total\{outcome="acked"\} 1/);
 });
 
 test.serial('reliability - a prefill worker that crashes holding a job: the request is re-queued at once and finishes on another worker', async (t) => {
@@ -236,4 +241,5 @@ test.serial('reliability - a prefill worker that crashes holding a job: the requ
   t.is(a.reserves[1]!.requestId, `${taken}.r1`, 'the retry under a new wire id');
   await until(() => a.cancels.some((x) => x.message.requestId === taken), 2000, 'the lost attempt cancelled on the node');
   t.true(tc.prefillCancels.some((x) => x.message.requestId === taken), 'and on the prefill nodes, so the locked job is skipped later');
+  t.regex(await tc.cluster.metricsRegistry.metrics(), /latentwire_gateway_resumes_total\{why="prefill_lost"\} 1/);
 });
