@@ -28,7 +28,7 @@ test.serial('reliability - a burst past the prefill backlog limit gets 429s with
   await tc.node({ nodeId: 'node-a' });
   await tc.waitForNodes('node-a');
   tc.startPrefillWorker(async (job, node) => {
-    await sleep(300);
+    await sleep(1000); // long enough that the whole burst arrives while the backlog stands
     node.send(job.requestId, 0, reply.slice(0, 1), undefined, undefined, { queueMs: 0, prefillMs: P * 100, kvTransferMs: 0 });
     node.send(job.requestId, 1, reply.slice(1), 'stop');
   }, 1);
