@@ -27,17 +27,19 @@ async function main(): Promise<void> {
   let stage = 'starting';
   // /ready: weights loaded, every pipeline compiled, heartbeating on NATS (the pool may send work)
   const readiness = (): Readiness => ({
-    ready: stage === 'serving' && service?.connected === true, stage, nodeId: settings.nodeId,
+    ready: stage === 'serving' && service?.connected === true && !service.isDraining, stage, nodeId: settings.nodeId,
     shaders: stack?.compiled.shaders, natsConnected: service?.connected ?? false,
   });
   // /health answers while the model loads, so "loading" and "dead" look different from outside
   const metricsServer: Server | null = settings.metricsPort > 0 ? await serveOps({ port: settings.metricsPort, registry, readiness }) : null;
   const gpu = await Gpu.create(env.gpu);
   let stopping: Promise<void> | null = null;
+  // SIGTERM drains (the scale-down path: running sequences finish within DRAIN_TIMEOUT_MS); SIGINT stops at once.
   const stop = (why: string) => {
     stopping ??= (async () => {
       logger.info({ why }, 'stopping');
-      await service?.stop();
+      if (why === 'SIGTERM' && service) await service.drain(settings.drainTimeoutMs);
+      else await service?.stop();
       await new Promise<void>((done) => (metricsServer ? metricsServer.close(() => done()) : done()));
       stack?.release();
       gpu.dispose();
@@ -68,6 +70,7 @@ async function main(): Promise<void> {
     service = new DecodeNodeService({
       nats: settings.natsServers, nodeId: settings.nodeId, subjectPrefix: settings.subjectPrefix, stack,
       heartbeatMs: settings.heartbeatMs, tokenFlushMs: settings.tokenFlushMs, logger, registry,
+      gatewaySilenceMs: settings.gatewaySilenceMs,
     });
     stage = 'connecting';
     await service.start();

@@ -3,7 +3,8 @@
 //   2. open the model folder (tokenizer, chat template, fingerprint; no GPU);
 //   3. connect NATS, start the heartbeat registry and the prefill queue, the cluster view over both, listen for
 //      HTTP (GET /metrics, GET /v1/cluster and the web pages too);
-//   4. on SIGINT/SIGTERM: stop taking connections, cancel what was in flight, close the queue, drain NATS.
+//   4. on SIGINT/SIGTERM: stop taking connections and answer new requests 503, let running streams finish
+//      within SHUTDOWN_TIMEOUT_MS, then cut off and cancel (acknowledged) what is left, close the queue, drain NATS.
 import { failStart } from '@latentwire/protocol';
 import { openModelFolder } from '@latentwire/model';
 import { connect } from '@nats-io/transport-node';
@@ -49,8 +50,13 @@ async function main(): Promise<void> {
       process.exit(1);
     }
     stopping = true;
-    logger.info({ signal }, 'shutting down');
+    logger.info({ signal, running: cluster.backend.activeRequests, timeoutMs: s.http.shutdownTimeoutMs }, 'shutting down');
     clusterView.close();
+    // new requests get 503 (and /ready says not ready, so a load balancer stops sending); streams go on
+    cluster.backend.stopAccepting();
+    const t0 = performance.now();
+    while (cluster.backend.activeRequests > 0 && performance.now() - t0 < s.http.shutdownTimeoutMs) await new Promise((r) => setTimeout(r, 20));
+    if (cluster.backend.activeRequests > 0) logger.warn({ cutOff: cluster.backend.activeRequests }, 'shutdown timeout: cutting off the requests left');
     const clusterClosed = cluster.close(); // first, so the requests gw.close() cuts off are cancelled as 'shutdown'
     await gw.close();
     await clusterClosed;

@@ -11,6 +11,7 @@ export const PREFILL_ENV = {
   PREFILL_CONCURRENCY: env.int(2, 1, 64).describe("jobs a worker runs at once (one job's sends overlap the next one's compute)"),
   KV_SEND_WINDOW_BYTES: env.int(DEFAULT_KV_SEND_WINDOW_BYTES, 1, 2 ** 31).describe('unacknowledged KV bytes per decode node (flow control)'),
   KV_ACK_TIMEOUT_MS: env.int(DEFAULT_KV_ACK_TIMEOUT_MS, 1, 600_000).describe('wait for a kv-chunk / prefill-done acknowledgement before the attempt fails'),
+  PREFILL_HEARTBEAT_MS: env.int(1000, 0, 600_000).describe('how often the worker announces itself and its running jobs on NATS, so a gateway re-queues the jobs of a crashed worker at once (0 = never)'),
   PREFILL_METRICS_PORT: env.int(0, 0, 65535).describe('operations port: `GET /health` (alive), `/ready` (model loaded, worker on the queue, on NATS), `/metrics`; 0 = off'),
 };
 
@@ -27,6 +28,7 @@ export interface PrefillSettings {
   readonly maxInFlightBytes: number;
   readonly ackTimeoutMs: number;
   readonly metricsPort: number;
+  readonly heartbeatMs: number;
   readonly gpu: GpuOptions;
   readonly ropeFreqPrecision: RopeFreqPrecision;
 }
@@ -36,6 +38,6 @@ export function prefillSettingsFromEnv(e: NodeJS.ProcessEnv = process.env): Pref
   return Object.freeze({
     natsServers: Object.freeze([...v.NATS_URL]), redisUrl: v.REDIS_URL, modelDir: v.MODEL_DIR, prefix: v.NATS_SUBJECT_PREFIX,
     logLevel: v.LOG_LEVEL, concurrency: v.PREFILL_CONCURRENCY, maxInFlightBytes: v.KV_SEND_WINDOW_BYTES,
-    ackTimeoutMs: v.KV_ACK_TIMEOUT_MS, metricsPort: v.PREFILL_METRICS_PORT, gpu: gpuOptions(v), ropeFreqPrecision: v.ROPE_FREQ_PRECISION,
+    ackTimeoutMs: v.KV_ACK_TIMEOUT_MS, metricsPort: v.PREFILL_METRICS_PORT, heartbeatMs: v.PREFILL_HEARTBEAT_MS, gpu: gpuOptions(v), ropeFreqPrecision: v.ROPE_FREQ_PRECISION,
   });
 }

@@ -32,6 +32,7 @@ async function main(): Promise<void> {
   const service = new PrefillWorkerService({
     nats: nc, redisUrl: settings.redisUrl, prefix: settings.prefix, concurrency: settings.concurrency,
     model, folder, maxInFlightBytes: settings.maxInFlightBytes, ackTimeoutMs: settings.ackTimeoutMs, logger, registry: register,
+    heartbeatMs: settings.heartbeatMs,
   });
   await service.start();
   stage = 'serving';

@@ -9,7 +9,11 @@ import { pino, type Logger } from 'pino';
 import { register as defaultRegistry, type Registry } from 'prom-client';
 import type { PrefillModel } from '@latentwire/gpu/prefill';
 import type { ModelFolder } from '@latentwire/model';
-import { prefillQueueName, registerKernelMetrics, SUBJECT_TYPES, WireRejections, wireSubjects, type WireSubjects } from '@latentwire/protocol';
+import { randomUUID } from 'node:crypto';
+import {
+  encodeMessage, MAX_HEARTBEAT_JOBS, prefillHeartbeatMessage, prefillQueueName, registerKernelMetrics, SUBJECT_TYPES, WireRejections, wireSubjects,
+  type WireSubjects,
+} from '@latentwire/protocol';
 import { Cancellations } from './cancellations.js';
 import { PrefillMetrics, QUEUE_STATES } from './metrics.js';
 import { processPrefillJob, type JobContext, type PrefillJobResult } from './process-job.js';
@@ -45,6 +49,10 @@ export interface PrefillWorkerOptions {
   readonly logger?: Logger;
   /** Where metrics are registered (default: prom-client's global registry). */
   readonly registry?: Registry;
+  /** How often the worker announces itself and its running jobs on NATS (ms, default 1000; 0 = never). */
+  readonly heartbeatMs?: number;
+  /** Its id in those heartbeats (default prefill-<host>-<pid>-<random>). */
+  readonly workerId?: string;
 }
 
 export class PrefillWorkerService {
@@ -62,6 +70,11 @@ export class PrefillWorkerService {
   private worker: Worker | null = null;
   /** Only for the queue depth gauge. */
   private queue: Queue | null = null;
+  readonly workerId: string;
+  /** Request ids of the jobs running now (announced in prefill-heartbeats, so a crash is noticed at once). */
+  private readonly running = new Set<string>();
+  private heartbeat: NodeJS.Timeout | null = null;
+  private beat = 0;
 
   constructor(private readonly options: PrefillWorkerOptions) {
     this.subjects = wireSubjects(options.prefix);
@@ -75,6 +88,7 @@ export class PrefillWorkerService {
     this.rejections = new WireRejections({ logger: this.logger, registry });
     this.windows = new SendWindows(options.maxInFlightBytes ?? DEFAULT_KV_SEND_WINDOW_BYTES, (d) => this.metrics.inFlightBytes.inc(d));
     this.cancellations = new Cancellations({ ttlMs: options.cancelTtlMs ?? 10 * 60_000, maxIds: options.maxCancelledIds ?? 100_000 });
+    this.workerId = options.workerId ?? `prefill-${hostname().replace(/[^A-Za-z0-9_:-]/g, '-').slice(0, 64) || 'host'}-${process.pid}-${randomUUID().slice(0, 8)}`;
     const concurrency = options.concurrency ?? 2;
     if (!Number.isInteger(concurrency) || concurrency < 1) throw new RangeError(`concurrency ${concurrency} must be a positive integer`);
   }
@@ -106,7 +120,19 @@ export class PrefillWorkerService {
       metrics: this.metrics, rejections: this.rejections, logger: this.logger,
       model: o.model, fingerprint: o.folder.fingerprint, cancellations: this.cancellations, cancelSubject: this.subjects.prefillCancel,
     };
-    const worker = new Worker<unknown, PrefillJobResult>(this.queueName, (job: Job) => processPrefillJob(ctx, job), {
+    const worker = new Worker<unknown, PrefillJobResult>(this.queueName, async (job: Job) => {
+      const id = (job.data as { requestId?: unknown } | undefined)?.requestId;
+      const tracked = typeof id === 'string' ? id : undefined;
+      if (tracked) {
+        this.running.add(tracked);
+        this.sendHeartbeat(); // the gateways learn at once who holds the job
+      }
+      try {
+        return await processPrefillJob(ctx, job);
+      } finally {
+        if (tracked) this.running.delete(tracked);
+      }
+    }, {
       connection: { url: o.redisUrl },
       concurrency: o.concurrency ?? 2,
       autorun: false,
@@ -118,6 +144,12 @@ export class PrefillWorkerService {
     queue.on('error', (err) => this.logger.warn({ err, queue: this.queueName }, 'prefill queue (depth gauge) error'));
     this.queue = queue;
     this.metrics.queueCounts = () => queue.getJobCounts(...QUEUE_STATES);
+    const every = o.heartbeatMs ?? 1000;
+    if (every > 0) {
+      this.sendHeartbeat();
+      this.heartbeat = setInterval(() => this.sendHeartbeat(), every);
+      this.heartbeat.unref();
+    }
     void worker.run().catch((err: unknown) => this.logger.error({ err, queue: this.queueName }, 'prefill worker stopped'));
     await worker.waitUntilReady();
     this.logger.info({ queue: this.queueName, worker: this.workerName, concurrency: o.concurrency ?? 2, subjects: this.subjects.prefix }, 'prefill worker started');
@@ -130,7 +162,9 @@ export class PrefillWorkerService {
   async stop(): Promise<void> {
     const worker = this.worker;
     this.worker = null;
-    await worker?.close();
+    await worker?.close(); // heartbeats go on meanwhile: its running jobs are not given up for lost
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.heartbeat = null;
     this.metrics.queueCounts = null;
     await this.queue?.close();
     this.queue = null;
@@ -139,5 +173,19 @@ export class PrefillWorkerService {
     if (this.ownsConnection && this.nc && !this.nc.isClosed()) await this.nc.drain();
     this.nc = null;
     this.ownsConnection = false;
+  }
+
+  private sendHeartbeat(): void {
+    const nc = this.nc;
+    const every = this.options.heartbeatMs ?? 1000;
+    if (!nc || nc.isClosed() || every <= 0) return;
+    try {
+      nc.publish(this.subjects.prefillHeartbeat, encodeMessage(prefillHeartbeatMessage({
+        workerId: this.workerId, seq: this.beat, intervalMs: every, sentAt: Date.now(), jobs: [...this.running].slice(0, MAX_HEARTBEAT_JOBS),
+      })));
+      this.beat = (this.beat + 1) >>> 0;
+    } catch (err) {
+      this.logger.warn({ err }, 'prefill heartbeat not sent');
+    }
   }
 }

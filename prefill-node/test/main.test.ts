@@ -11,7 +11,7 @@ import { ConfigError } from '@latentwire/protocol';
 import { latentKvLayout, latentLayoutKey } from '@latentwire/protocol';
 import { openModelFolder } from '@latentwire/model';
 import { FIXTURE_DIR, readFixtureJson, startNatsServer, startRedisServer } from '@latentwire/testing';
-import { prefillQueueName, wireSubjects, type PrefillJob } from '@latentwire/protocol';
+import { SUBJECT_TYPES, decodeMessage, prefillQueueName, wireSubjects, type PrefillHeartbeat, type PrefillJob } from '@latentwire/protocol';
 import { prefillSettingsFromEnv } from '../src/env.js';
 import { FakeDecodeNode } from './helpers/fake-decode-node.js';
 
@@ -21,7 +21,7 @@ test('env - defaults', (t) => {
   const s = prefillSettingsFromEnv({});
   t.like(s, {
     redisUrl: 'redis://127.0.0.1:6379', prefix: 'lw', concurrency: 2, logLevel: 'info',
-    maxInFlightBytes: 8 << 20, ackTimeoutMs: 10_000, metricsPort: 0, ropeFreqPrecision: 'checkpoint',
+    maxInFlightBytes: 8 << 20, ackTimeoutMs: 10_000, metricsPort: 0, ropeFreqPrecision: 'checkpoint', heartbeatMs: 1000,
   });
   t.deepEqual(s.natsServers, ['nats://127.0.0.1:4222']);
   t.true(s.modelDir.endsWith('/models/tiny-deepseek-v2'), s.modelDir);
@@ -31,7 +31,7 @@ test('env - defaults', (t) => {
 test('env - every bad value is named', (t) => {
   const bad = {
     PREFILL_CONCURRENCY: '0', KV_SEND_WINDOW_BYTES: '8MiB', KV_ACK_TIMEOUT_MS: '-1', REDIS_URL: 'http://127.0.0.1:6379',
-    NATS_URL: 'localhost', NATS_SUBJECT_PREFIX: 'lw..x',
+    NATS_URL: 'localhost', NATS_SUBJECT_PREFIX: 'lw..x', PREFILL_HEARTBEAT_MS: 'often',
   };
   for (const [name, value] of Object.entries(bad)) {
     const err = t.throws(() => prefillSettingsFromEnv({ [name]: value }), { instanceOf: ConfigError });
@@ -47,6 +47,10 @@ test('main - serves a job, and SIGTERM lets the active job finish before it exit
   t.teardown(() => nc.close());
   const queue = new Queue(prefillQueueName(prefix), { connection: { url: redis.url } });
   t.teardown(() => queue.close());
+  // its presence: heartbeats naming the jobs it runs (a gateway re-queues them if the beats stop)
+  const beats: PrefillHeartbeat[] = [];
+  nc.subscribe(wireSubjects(prefix).prefillHeartbeat, { callback: (_e, m) => void beats.push(decodeMessage(m.data, SUBJECT_TYPES.prefillHeartbeat)) });
+  await nc.flush();
 
   const child = spawn(process.execPath, [MAIN], {
     env: { ...process.env, NATS_URL: nats.url, REDIS_URL: redis.url, NATS_SUBJECT_PREFIX: prefix, MODEL_DIR: FIXTURE_DIR },
@@ -83,4 +87,6 @@ test('main - serves a job, and SIGTERM lets the active job finish before it exit
   t.is(await (await queue.getJob(id!))!.getState(), 'completed');
   t.like(decode.done[0], { requestId: 'req-main', firstToken: ids.greedy_ids[0] });
   t.regex(output, /shutting down/);
+  t.true(beats.some((b) => b.jobs.includes('req-main')), 'a heartbeat named the running job');
+  t.true(beats.length > 0 && beats.every((b) => b.workerId === beats[0]!.workerId));
 });

@@ -28,6 +28,14 @@ export class LeaseTable {
 
   add(lease: Reservation): void { this.leases.set(lease.requestId, lease); }
 
+  /** Moves a live lease's expiry to `expiresAt` (never earlier); false if there is none. */
+  extend(requestId: string, expiresAt: number): boolean {
+    const lease = this.leases.get(requestId);
+    if (!lease) return false;
+    if (expiresAt > lease.expiresAt) this.leases.set(requestId, { ...lease, expiresAt });
+    return true;
+  }
+
   /** Removes and returns the lease (undefined if none). */
   take(requestId: string): Reservation | undefined {
     const lease = this.leases.get(requestId);

@@ -69,6 +69,15 @@ export class Scheduler {
     return lease;
   }
 
+  /**
+   * Gives a live reservation another leaseMs from now (the gateway renews the requests whose prefill is still
+   * queued or running); false if it has none (expired, cancelled or committed).
+   */
+  renew(requestId: string): boolean {
+    this.expireLeases();
+    return this.leases.extend(requestId, this.now() + this.opts.leaseMs);
+  }
+
   /** Turns the live reservation named seq.id into `seq`'s page table (surplus pages return); it then waits for a slot. */
   commit(seq: Sequence): void {
     this.expireLeases();

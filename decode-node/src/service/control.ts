@@ -1,6 +1,6 @@
 // The control subject: prefill-done (→ prefill-done-ack), prefill-failed and cancel (no reply).
 import {
-  prefillDoneAckMessage, type Cancel, type PrefillDone, type PrefillDoneAck, type PrefillDoneRefusal, type PrefillFailed, type PrefillTiming,
+  cancelAckMessage, prefillDoneAckMessage, type Cancel, type CancelAck, type Renew, type PrefillDone, type PrefillDoneAck, type PrefillDoneRefusal, type PrefillFailed, type PrefillTiming,
 } from '@latentwire/protocol';
 import type { RequestEvents } from '../engine/engine.js';
 import { SchedulerRejection } from '../scheduler/index.js';
@@ -85,10 +85,21 @@ export function handlePrefillFailed(ctx: ServiceContext, m: PrefillFailed): void
   ctx.logger.info({ requestId: m.requestId, reason: m.reason }, 'prefill failed; reservation dropped');
 }
 
-/** Ends the request in whatever state it is (reservation, waiting, decoding); its pages return to the pool. */
-export function handleCancel(ctx: ServiceContext, m: Cancel): void {
+/**
+ * Ends the request in whatever state it is (reservation, waiting, decoding); its pages return to the pool.
+ * The cancel-ack is the reply when the gateway sent it as a request (it retries until one comes).
+ */
+export function handleCancel(ctx: ServiceContext, m: Cancel): CancelAck {
   const ended = ctx.engine.cancel(m.requestId);
   ctx.handoffs.end(m.requestId);
   // the gateway may cancel a request this node never got or already finished: not worth an info line
   ctx.logger[ended ? 'info' : 'debug']({ requestId: m.requestId, reason: m.reason, ended }, 'cancel');
+  return cancelAckMessage({ requestId: m.requestId, ended });
+}
+
+/** Another lease for each reservation the gateway still waits on (its prefill is queued or running). */
+export function handleRenew(ctx: ServiceContext, m: Renew): void {
+  let renewed = 0;
+  for (const id of m.requestIds) if (ctx.engine.scheduler.renew(id)) renewed++;
+  ctx.logger.debug({ requests: m.requestIds.length, renewed }, 'leases renewed');
 }

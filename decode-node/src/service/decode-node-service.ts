@@ -11,6 +11,17 @@
 //   5. cancel (control) ends the request in any state; prefill-failed drops a reservation; a lease nobody
 //      commits expires in the engine. Either way the pages return to the pool.
 // A heartbeat (what this node serves, free pages, batch load) goes out at start and every heartbeatMs.
+// Reliability:
+//   - renew (control) gives the listed reservations another lease: the gateway renews a request's pages
+//     while its prefill job waits in the queue, so a slow queue does not expire them;
+//   - ping (its own subject) answers pong at once: the gateway's probe before it declares the node lost;
+//   - cancel sent as a request is answered with a cancel-ack (the gateway retries until acked);
+//   - replay (control) publishes a request's tokens messages again from a seq on: kept while it runs and
+//     REPLAY_KEEP_MS after, so a gateway that lost some in a NATS reconnect gets them;
+//   - gateway-heartbeats: a reserve names its gateway; when that gateway has been silent gatewaySilenceMs,
+//     its requests here are cancelled, so a gateway killed mid-stream leaves no pages held;
+//   - drain(): the heartbeat says draining at once and reserves are refused; requests still waiting for KV
+//     are failed with a clear error; running sequences finish within the timeout; then stop().
 // Refused messages (not msgpack, wrong version or type, bad sizes or checksum) are counted and logged by
 // WireRejections and get no reply: a valid reply would need fields of the message that was refused, so the
 // requester's timeout reports them. Nothing a peer sends can throw out of a handler.
@@ -19,11 +30,12 @@ import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node'
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import {
-  natsLink, encodeMessage, registerKernelMetrics, SUBJECT_TYPES, tokensMessage, WireRejections, wireSubjects, type MessageOf, type MessageType, type PrefillTiming, type WireMessage, type WireSubjects,
+  natsLink, encodeMessage, pongMessage, registerKernelMetrics, reserveReplyMessage, SUBJECT_TYPES, tokensMessage, WireRejections, wireSubjects,
+  type MessageOf, type MessageType, type PrefillTiming, type WireMessage, type WireSubjects,
 } from '@latentwire/protocol';
 import type { DecodeEngine } from '../engine/engine.js';
 import { nodeIdentity, type NodeIdentity, type ServiceContext } from './context.js';
-import { handleCancel, handlePrefillDone, handlePrefillFailed, type TokenStreams } from './control.js';
+import { handleCancel, handlePrefillDone, handlePrefillFailed, handleRenew, type TokenStreams } from './control.js';
 import { Handoffs } from './handoffs.js';
 import { heartbeatOf, modelLabel } from './heartbeat.js';
 import { handleKvChunk } from './kv.js';
@@ -44,9 +56,23 @@ export interface DecodeNodeServiceOptions {
   readonly logger: Logger;
   /** Where the service's metrics go; one DecodeNodeService per registry (metric names would clash). */
   readonly registry: Registry;
+  /** A gateway silent this long has its requests here cancelled (ms; 0 or absent = never). */
+  readonly gatewaySilenceMs?: number;
 }
 
+/** Where a drain ended. */
+export interface DrainResult {
+  /** Requests waiting for their KV at drain start, failed with an error event. */
+  readonly failedWaiting: number;
+  /** Sequences that had not finished when the timeout came (failed by stop()). */
+  readonly cutOff: number;
+}
+
+const DRAINING = 'decode node draining (shutting down): the request had not started decoding here; retry it';
+
 const SHUTDOWN = 'decode node shutting down';
+/** How long a finished request's messages stay available for replay (ms). */
+const REPLAY_KEEP_MS = 30_000;
 
 export class DecodeNodeService {
   readonly subjects: WireSubjects;
@@ -57,6 +83,8 @@ export class DecodeNodeService {
   private readonly logger: Logger;
   private readonly ctx: ServiceContext;
   private readonly streams = new Map<string, TokenStream>();
+  /** Finished streams, kept REPLAY_KEEP_MS for a late replay. */
+  private readonly finished = new Map<string, { readonly stream: TokenStream; readonly timer: NodeJS.Timeout }>();
   private nc: NatsConnection | null = null;
   private ownsConnection = false;
   private subs: Subscription[] = [];
@@ -67,6 +95,12 @@ export class DecodeNodeService {
   private stopping: Promise<void> | null = null;
   /** Down from a NATS disconnect until the reconnect: the node cannot be reached, so it is not ready. */
   private link: { readonly up: boolean } | null = null;
+  private draining = false;
+  /** Gateways heard from (gateway-heartbeat or a reserve naming them): performance.now() of the latest. */
+  private readonly gateways = new Map<string, number>();
+  /** The gateway of each request that named one, until the request is gone here. */
+  private readonly owners = new Map<string, string>();
+  private gatewaySweep: NodeJS.Timeout | null = null;
 
   constructor(private readonly opts: DecodeNodeServiceOptions) {
     for (const k of ['heartbeatMs', 'tokenFlushMs'] as const) {
@@ -89,6 +123,11 @@ export class DecodeNodeService {
     };
   }
 
+  /** drain() was called: nothing new is taken. */
+  get isDraining(): boolean {
+    return this.draining;
+  }
+
   /** Started, not stopping, and NATS connected right now (for /ready). */
   get connected(): boolean {
     return this.link?.up === true && this.stopping === null && this.nc !== null && !this.nc.isClosed();
@@ -107,21 +146,60 @@ export class DecodeNodeService {
     const s = this.subjects, id = this.node.nodeId;
     const streams: TokenStreams = { open: (r, timing) => this.openStream(r, timing), discard: (r) => void this.streams.delete(r) };
     this.subs = [
-      this.serve(s.reserve(id), SUBJECT_TYPES.reserve, (m) => handleReserve(this.ctx, m)),
+      this.serve(s.reserve(id), SUBJECT_TYPES.reserve, (m) => {
+        if (this.draining) {
+          this.metrics.refuse('reserve', 'queue-full');
+          return reserveReplyMessage({ requestId: m.requestId, ok: false, reason: 'queue-full', pages: 0, freePages: this.engine.stats().freePages, leaseMs: 0 });
+        }
+        const reply = handleReserve(this.ctx, m);
+        if (reply.ok && m.gatewayId !== undefined && (this.opts.gatewaySilenceMs ?? 0) > 0) { // only swept when on
+          this.owners.set(m.requestId, m.gatewayId);
+          if (!this.gateways.has(m.gatewayId)) this.gateways.set(m.gatewayId, performance.now());
+        }
+        return reply;
+      }),
       this.serve(s.kv(id), SUBJECT_TYPES.kv, (m) => handleKvChunk(this.ctx, m)),
       this.serve(s.control(id), SUBJECT_TYPES.control, (m) => {
         switch (m.type) {
           case 'prefill-done': return handlePrefillDone(this.ctx, m, streams);
           case 'prefill-failed': return handlePrefillFailed(this.ctx, m);
           case 'cancel': return handleCancel(this.ctx, m);
+          case 'renew': return handleRenew(this.ctx, m);
+          case 'replay': {
+            const n = (this.streams.get(m.requestId) ?? this.finished.get(m.requestId)?.stream)?.replay(m.fromSeq) ?? 0;
+            this.logger.info({ requestId: m.requestId, fromSeq: m.fromSeq, messages: n }, 'tokens replayed');
+            return;
+          }
         }
       }),
+      this.serve(s.ping(id), SUBJECT_TYPES.ping, (m) => pongMessage({ nodeId: id, nonce: m.nonce, draining: this.draining || undefined })),
+      this.serve(s.gatewayHeartbeat, SUBJECT_TYPES.gatewayHeartbeat, (m) => void this.gateways.set(m.gatewayId, performance.now())),
     ];
     await this.nc.flush(); // the server has the subscriptions before anyone learns of this node
     this.link = natsLink(this.nc);
     this.sendHeartbeat();
     this.heartbeat = setInterval(() => this.sendHeartbeat(), this.opts.heartbeatMs);
     this.heartbeat.unref();
+    const silence = this.opts.gatewaySilenceMs ?? 0;
+    if (silence > 0) {
+      const every = Math.max(20, silence / 4);
+      let last = performance.now();
+      this.gatewaySweep = setInterval(() => {
+        // A blocked event loop (a long GPU step) reads no heartbeats: silence is counted in responsive time
+        // only, so every gateway gets back the time the loop was stalled.
+        const now = performance.now();
+        const stalled = Math.max(0, now - last - every);
+        last = now;
+        if (stalled > 0) for (const [g, seen] of this.gateways) this.gateways.set(g, seen + stalled);
+        // Nor while this node's own NATS link is down: nobody's heartbeats arrive then.
+        if (this.link?.up !== true) {
+          for (const g of this.gateways.keys()) this.gateways.set(g, now);
+          return;
+        }
+        this.sweepGateways(silence);
+      }, every);
+      this.gatewaySweep.unref();
+    }
     this.logger.info({ subjects: s.prefix, layoutKey: this.node.layoutKey, fingerprint: this.node.fingerprint.slice(0, 12) }, 'decode node serving');
   }
 
@@ -135,9 +213,75 @@ export class DecodeNodeService {
     return this.stopping;
   }
 
+  /**
+   * Graceful scale-down: announces draining at once (a heartbeat now, and every pong), refuses reserves from
+   * then on, fails the requests still waiting for their KV with an error event naming the drain, and waits up
+   * to `timeoutMs` for the running sequences to finish; then stop() (which fails what is left).
+   */
+  async drain(timeoutMs: number): Promise<DrainResult> {
+    if (this.draining || this.stopping) {
+      await this.stop();
+      return { failedWaiting: 0, cutOff: 0 };
+    }
+    this.draining = true;
+    if (this.nc) this.sendHeartbeat();
+    let failedWaiting = 0;
+    for (const id of this.ctx.handoffs.ids()) {
+      this.engine.cancel(id);
+      this.ctx.handoffs.end(id);
+      this.ctx.failRequest(id, DRAINING);
+      failedWaiting++;
+    }
+    const t0 = performance.now();
+    this.logger.info({ failedWaiting, running: this.streams.size, timeoutMs }, 'draining');
+    const busy = () => {
+      const st = this.engine.stats();
+      return this.streams.size + st.running + st.waiting + st.ready;
+    };
+    while (busy() > 0 && performance.now() - t0 < timeoutMs) await new Promise((r) => setTimeout(r, 20));
+    const cutOff = this.streams.size;
+    if (cutOff > 0) this.logger.warn({ cutOff, timeoutMs }, 'drain timed out: failing the sequences left');
+    await this.stop();
+    this.logger.info({ failedWaiting, cutOff, ms: Math.round(performance.now() - t0), ...this.pages() }, 'drained');
+    return { failedWaiting, cutOff };
+  }
+
+  /** Free and total pages now (a drained node has them all free). */
+  pages(): { freePages: number; totalPages: number } {
+    const st = this.engine.stats();
+    return { freePages: st.freePages, totalPages: st.totalPages };
+  }
+
+  /** Cancels the requests of gateways silent for `silenceMs`; forgets owners of requests that are gone. */
+  private sweepGateways(silenceMs: number): void {
+    const now = performance.now();
+    const gone = new Set<string>();
+    for (const [g, seen] of this.gateways) if (now - seen > silenceMs) gone.add(g);
+    for (const [id, g] of this.owners) {
+      const live = this.streams.has(id) || this.engine.scheduler.sequence(id) !== undefined || this.engine.scheduler.reservation(id) !== undefined;
+      if (!live) {
+        this.owners.delete(id);
+        continue;
+      }
+      if (!gone.has(g)) continue;
+      this.owners.delete(id);
+      this.engine.cancel(id);
+      this.ctx.handoffs.end(id);
+      this.logger.warn({ requestId: id, gatewayId: g, silenceMs }, 'request cancelled: its gateway went silent');
+    }
+    for (const g of gone) {
+      this.gateways.delete(g);
+      this.logger.warn({ gatewayId: g, silenceMs }, 'gateway silent: forgotten');
+    }
+  }
+
   private async shutdown(): Promise<void> {
     if (this.heartbeat) clearInterval(this.heartbeat);
     this.heartbeat = null;
+    if (this.gatewaySweep) clearInterval(this.gatewaySweep);
+    this.gatewaySweep = null;
+    for (const f of this.finished.values()) clearTimeout(f.timer);
+    this.finished.clear();
     const nc = this.nc;
     if (!nc) return;
     await Promise.all(this.subs.map((sub) => sub.drain().catch((err: unknown) => this.logger.warn({ err }, 'subscription drain failed'))));
@@ -178,6 +322,9 @@ export class DecodeNodeService {
     const subject = this.subjects.tokens(requestId);
     const stream = new TokenStream(requestId, this.opts.tokenFlushMs, (bytes) => this.publish(subject, bytes), (reason, usage) => {
       this.streams.delete(requestId);
+      const timer = setTimeout(() => this.finished.delete(requestId), REPLAY_KEEP_MS);
+      timer.unref();
+      this.finished.set(requestId, { stream, timer });
       this.metrics.finish(reason);
       this.logger.info({ requestId, reason, ...usage }, 'request finished');
     }, { timing, onSent: (tokens) => {
@@ -197,7 +344,7 @@ export class DecodeNodeService {
 
   private sendHeartbeat(): void {
     this.ctx.handoffs.sweep();
-    this.publish(this.subjects.heartbeat, encodeMessage(heartbeatOf(this.node, this.engine, this.beat, this.counters)));
+    this.publish(this.subjects.heartbeat, encodeMessage(heartbeatOf(this.node, this.engine, this.beat, this.counters, Date.now(), this.draining)));
     this.beat = (this.beat + 1) >>> 0;
   }
 

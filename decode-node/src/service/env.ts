@@ -21,6 +21,8 @@ export const SERVICE_ENV = {
     .meta({ description: "the node's id in subjects and heartbeats", shown: 'decode-<host>-<pid>' }),
   HEARTBEAT_MS: env.int(1000, 10, 600_000).describe("heartbeat period; the gateway's view of free pages is this stale at worst"),
   TOKEN_FLUSH_MS: env.int(5, 0, 10_000).describe('how long tokens wait to share a message (0 = one message per step)'),
+  DRAIN_TIMEOUT_MS: env.int(30_000, 0, 3_600_000).describe('on SIGTERM the node takes nothing new and lets running sequences finish this long, then fails the rest and exits'),
+  GATEWAY_SILENCE_MS: env.int(15_000, 0, 3_600_000).describe("a gateway whose heartbeats stop this long has its requests on this node cancelled (0 = never)"),
   METRICS_PORT: env.int(0, 0, 65535).describe('operations port: `GET /health` (alive), `/ready` (weights loaded, pipelines compiled, on NATS), `/metrics`; 0 = off'),
 };
 
@@ -33,6 +35,8 @@ export interface ServiceSettings {
   readonly tokenFlushMs: number;
   readonly metricsPort: number;
   readonly logLevel: LogLevel;
+  readonly drainTimeoutMs: number;
+  readonly gatewaySilenceMs: number;
 }
 
 export function serviceSettingsFromEnv(e: NodeJS.ProcessEnv = process.env): ServiceSettings {
@@ -43,6 +47,6 @@ export function serviceSettings(v: EnvOf<typeof SERVICE_ENV>): ServiceSettings {
   return Object.freeze({
     natsServers: Object.freeze([...v.NATS_URL]), nodeId: v.NODE_ID ?? defaultNodeId(), modelDir: v.MODEL_DIR,
     subjectPrefix: v.NATS_SUBJECT_PREFIX, heartbeatMs: v.HEARTBEAT_MS, tokenFlushMs: v.TOKEN_FLUSH_MS,
-    metricsPort: v.METRICS_PORT, logLevel: v.LOG_LEVEL,
+    metricsPort: v.METRICS_PORT, logLevel: v.LOG_LEVEL, drainTimeoutMs: v.DRAIN_TIMEOUT_MS, gatewaySilenceMs: v.GATEWAY_SILENCE_MS,
   });
 }

@@ -19,7 +19,9 @@ export function modelLabel(dir: string | undefined): string | undefined {
   return /^[\x21-\x7e]{1,256}$/.test(name) ? name : undefined;
 }
 
-export function heartbeatOf(node: NodeIdentity, engine: DecodeEngine, seq: number, counters?: NodeCounters, now = Date.now()): Heartbeat {
+export function heartbeatOf(
+  node: NodeIdentity, engine: DecodeEngine, seq: number, counters?: NodeCounters, now = Date.now(), draining = false,
+): Heartbeat {
   const s = engine.stats();
   return heartbeatMessage({
     nodeId: node.nodeId, fingerprint: node.fingerprint, layoutKey: node.layoutKey, kvDtype: node.layout.dtype,
@@ -28,6 +30,6 @@ export function heartbeatOf(node: NodeIdentity, engine: DecodeEngine, seq: numbe
     running: s.running, waiting: s.waiting + s.ready,
     maxBatch: engine.model.opts.maxBatch, maxContext: engine.model.opts.maxContext,
     model: node.model, reservedPages: s.reservedPages, tokensOut: counters?.tokensOut, startedAt: counters?.startedAt,
-    seq: seq >>> 0, sentAt: now,
+    seq: seq >>> 0, sentAt: now, draining: draining || undefined,
   });
 }

@@ -11,6 +11,8 @@ export const wireLogprobs = (l: TokenLogprobs): WireLogprobs => ({ logprob: l.lo
 
 /** Well under MAX_TOKENS_PER_MESSAGE; a wait never gathers this many unless flushMs is huge. */
 const MAX_PENDING = 4096;
+/** Messages kept for replay per request (a longer stream replays only its first ones). */
+const MAX_KEPT = 65_536;
 /** The wire's bound on error text. */
 const MAX_ERROR_CHARS = 1000;
 
@@ -21,6 +23,8 @@ export class TokenStream implements RequestEvents {
   private seq = 0;
   private timer: NodeJS.Timeout | null = null;
   private done = false;
+  /** Every message sent, by seq, for replay (a gateway that missed some during a NATS reconnect asks again). */
+  private readonly sent: Uint8Array[] = [];
 
   /**
    * @param publish sends one encoded message on the request's tokens subject (never throws: it logs)
@@ -70,7 +74,16 @@ export class TokenStream implements RequestEvents {
     this.pending = [];
     this.pendingLogprobs = [];
     this.seq = (this.seq + 1) >>> 0;
-    this.publish(encodeMessage(msg));
+    const bytes = encodeMessage(msg);
+    if (this.sent.length < MAX_KEPT) this.sent.push(bytes);
+    this.publish(bytes);
+  }
+
+  /** Publishes again the messages from `fromSeq` on (those kept); returns how many. */
+  replay(fromSeq: number): number {
+    const from = Math.max(0, fromSeq);
+    for (let i = from; i < this.sent.length; i++) this.publish(this.sent[i]!);
+    return Math.max(0, this.sent.length - from);
   }
 
   private clearTimer(): void {

@@ -131,6 +131,24 @@ test('a reservation that is not committed expires and its pages return', (t) => 
   t.deepEqual(s.expireLeases(), []);
 });
 
+test('renew gives a live reservation another lease from now; nothing to renew once it expired or was committed', (t) => {
+  const { s, clock } = scheduler();
+  s.reserve('r', 8);
+  clock.now = 900;
+  t.true(s.renew('r'));
+  clock.now = 1500; // past the first lease, within the renewed one
+  t.truthy(s.reservation('r'));
+  t.is(s.reservation('r')!.expiresAt, 1900);
+  clock.now = 1900;
+  t.is(s.reservation('r'), undefined);
+  t.false(s.renew('r'));
+  t.is(s.stats().freePages, 16);
+  s.reserve('c', 8);
+  s.commit(seq('c', 4, 4));
+  t.false(s.renew('c'));
+  t.false(s.renew('never'));
+});
+
 test('commit adopts the reserved pages, returns the surplus, and runs before waiting sequences', (t) => {
   const { s } = scheduler({ maxBatch: 1 });
   s.add(seq('w', 3, 3));

@@ -1,5 +1,8 @@
 // Admission of one request: find a decode node that reserves its pages, or wait, or refuse.
-//   1. rank the live nodes serving the model by headroom (headroom.ts);
+//   0. the prefill side first: no prefill worker on the queue → 503 at once; a prefill backlog this prompt
+//      would wait behind longer than PREFILL_QUEUE_MAX_WAIT_MS (prefill-backlog.ts) → 429 with Retry-After;
+//   1. rank the live, not draining nodes serving the model by headroom (headroom.ts), each counting the
+//      pages of reserves still in flight to it;
 //   2. skip a node the request could never fit (context limit, whole cache) or that has no room now by
 //      its latest figure; ask the others in order with a reserve request (RESERVE_TIMEOUT_MS each): the
 //      first grant wins, a refusal or a silent node moves on to the next;
@@ -7,13 +10,15 @@
 //   4. otherwise wait in the admission queue until a heartbeat shows room, then go back to 1; a full
 //      queue, or no grant within ADMISSION_WAIT_MS of the first try → 429 with Retry-After.
 // A grant that arrives after the client left is handed back with a cancel on the node's control subject.
-import { cancelMessage, encodeMessage, type ReserveReply } from '@latentwire/protocol';
+import type { ReserveReply } from '@latentwire/protocol';
 import type { Logger } from 'pino';
 import { BackendRejection, type GenerationRequest } from '../http/backend.js';
 import type { AdmissionQueue, AdmissionTicket } from './admission-queue.js';
 import type { DecodeNode, DecodeRegistry } from './decode-registry.js';
 import { rankByHeadroom } from './headroom.js';
+import type { Canceller } from './canceller.js';
 import type { ClusterMetrics } from './metrics.js';
+import type { PrefillBacklog } from './prefill-backlog.js';
 import { requestReservation, type ReserveCall } from './reserve-client.js';
 
 export interface Grant {
@@ -33,7 +38,17 @@ export interface AdmitterOptions {
   readonly admissionWaitMs: number;
   readonly metrics: ClusterMetrics;
   readonly logger: Logger;
+  readonly backlog: PrefillBacklog;
+  /** 0 = no limit. */
+  readonly prefillQueueMaxWaitMs: number;
+  readonly canceller: Canceller;
+  /** Sent with every reserve: the decode node drops the request if this gateway goes silent. */
+  readonly gatewayId: string;
 }
+
+/** No prefill worker: looked for again this many times, this far apart, before the 503 (so 503 within ~0.3 s). */
+const NO_WORKER_RECHECKS = 5;
+const NO_WORKER_RECHECK_MS = 50;
 
 type Round = Grant | 'too-large' | 'busy' | 'no-nodes';
 
@@ -53,6 +68,7 @@ export class Admitter {
   /** The grant, or undefined when `signal` aborted first. Throws BackendRejection (429, 400, 503). */
   async admit(req: GenerationRequest, signal: AbortSignal): Promise<Grant | undefined> {
     const tokens = req.promptIds.length + req.maxTokens;
+    await this.checkPrefill(req);
     let ticket: AdmissionTicket | undefined;
     for (;;) {
       const round = await this.round(req, tokens, signal);
@@ -86,16 +102,40 @@ export class Admitter {
     }
   }
 
+  /** 503 without a prefill worker; 429 when the prompt would wait too long behind the prefill backlog. */
+  private async checkPrefill(req: GenerationRequest): Promise<void> {
+    const { backlog, prefillQueueMaxWaitMs: maxWait } = this.o;
+    let workers = await backlog.workers(); // undefined: Redis did not answer; enqueue will tell
+    // A worker that is (re)connecting to Redis this instant is not counted yet: look again briefly first.
+    for (let i = 0; workers === 0 && i < NO_WORKER_RECHECKS; i++) {
+      await new Promise((r) => setTimeout(r, NO_WORKER_RECHECK_MS));
+      workers = await backlog.workers();
+    }
+    if (workers === 0) {
+      throw this.refuse('no_prefill', new BackendRejection(503, 'No prefill worker is serving right now; please retry later.', 'service_unavailable', 1));
+    }
+    const waitMs = backlog.waitMs(req.promptIds.length, workers ?? 1);
+    if (maxWait > 0 && waitMs !== undefined && waitMs > maxWait) {
+      const msg = `The prefill queue is too long right now (about ${Math.ceil(waitMs / 1000)} s of prompts ahead, limit ${Math.ceil(maxWait / 1000)} s); please retry later.`;
+      throw this.refuse('prefill_backlog', new BackendRejection(429, msg, 'rate_limit_exceeded', Math.max(1, Math.ceil((waitMs - maxWait) / 1000))));
+    }
+    // counted from here (not from the enqueue), so a burst sees itself; NatsBackend.generate takes it out
+    backlog.enqueued(req.requestId, req.promptIds.length);
+  }
+
   private async round(req: GenerationRequest, tokens: number, signal: AbortSignal): Promise<Round> {
     const { registry, fingerprint, reserve, metrics, logger } = this.o;
-    const nodes = registry.compatible(fingerprint);
+    if (registry.compatible(fingerprint).length > 0 && registry.routable(fingerprint).length === 0) return 'busy'; // all draining
+    const nodes = registry.routable(fingerprint);
     if (nodes.length === 0) return 'no-nodes';
     let tooLarge = 0;
     for (const r of rankByHeadroom(nodes, tokens)) {
       if (r.tooLarge) tooLarge++;
       if (r.tooLarge || !r.fits || signal.aborted) continue;
       const sent = performance.now();
-      const out = await requestReservation(reserve, r.node, { ...generationOf(req, this.o.eosTokenIds), fingerprint });
+      const settle = registry.reserving(r.node.nodeId, r.need);
+      const out = await requestReservation(reserve, r.node, { ...generationOf(req, this.o.eosTokenIds), fingerprint, gatewayId: this.o.gatewayId })
+        .finally(settle);
       metrics.reserves.inc({ result: out.ok ? 'ok' : out.reason });
       if (out.reply) registry.noteFreePages(r.node.nodeId, out.reply.freePages);
       if (out.ok) return { node: r.node, reply: out.reply, reserveMs: performance.now() - sent };
@@ -108,8 +148,7 @@ export class Admitter {
   }
 
   private giveBack(requestId: string, nodeId: string): void {
-    const { nc, subjects } = this.o.reserve;
-    nc.publish(subjects.control(nodeId), encodeMessage(cancelMessage({ requestId, reason: 'client-disconnected' })));
+    void this.o.canceller.cancel(nodeId, requestId, 'client-disconnected');
   }
 
   private tooLarge(req: GenerationRequest): BackendRejection {
@@ -126,7 +165,7 @@ export class Admitter {
     return Math.max(1, Math.ceil(this.o.admissionWaitMs / 1000));
   }
 
-  private refuse(outcome: 'no_nodes' | 'too_large' | 'queue_full' | 'wait_timeout', err: BackendRejection): BackendRejection {
+  private refuse(outcome: 'no_nodes' | 'no_prefill' | 'prefill_backlog' | 'too_large' | 'queue_full' | 'wait_timeout', err: BackendRejection): BackendRejection {
     this.o.metrics.admissions.inc({ outcome });
     return err;
   }

@@ -9,6 +9,7 @@ import { DecodeRegistry } from './decode-registry.js';
 import type { ClusterSettings } from './env.js';
 import { NatsBackend } from './nats-backend.js';
 import { PrefillJobs } from './prefill-jobs.js';
+import { GatewayPresence } from './presence.js';
 
 /** How long close() lets the queue hand its last commands to Redis (ms). */
 const QUEUE_CLOSE_MS = 2000;
@@ -28,11 +29,12 @@ export interface ClusterBackend {
   readonly registry: DecodeRegistry;
   readonly queue: Queue<PrefillJob>;
   readonly metricsRegistry: Registry;
+  readonly presence: GatewayPresence;
   /**
    * Call before closing the HTTP server: waits for the requests it cuts off to be cancelled everywhere,
    * then stops listening for heartbeats and closes the queue's Redis connection.
    */
-  close(): Promise<void>;
+  close(timeoutMs?: number): Promise<void>;
 }
 
 export async function startClusterBackend(o: ClusterBackendOptions): Promise<ClusterBackend> {
@@ -40,7 +42,7 @@ export async function startClusterBackend(o: ClusterBackendOptions): Promise<Clu
   const metricsRegistry = o.metricsRegistry ?? new Registry();
   const subjects = wireSubjects(settings.subjectPrefix);
   const rejections = new WireRejections({ logger, registry: metricsRegistry });
-  const registry = new DecodeRegistry({ nc, subjects, heartbeatTimeoutMs: settings.heartbeatTimeoutMs, rejections, logger });
+  const registry = new DecodeRegistry({ nc, subjects, heartbeatTimeoutMs: settings.heartbeatTimeoutMs, probeTimeoutMs: settings.nodeProbeTimeoutMs, rejections, logger });
   const queue = new Queue<PrefillJob>(prefillQueueName(settings.subjectPrefix), { connection: { url: settings.redisUrl } });
   // Redis errors (a dropped connection, which ioredis retries) come as 'error' events; unheard, they would
   // crash the process. A job that cannot be queued fails its request with a 503 instead.
@@ -52,16 +54,19 @@ export async function startClusterBackend(o: ClusterBackendOptions): Promise<Clu
     await queue.close();
     throw err;
   }
+  const gatewayId = settings.gatewayId ?? `gw-${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
+  const presence = new GatewayPresence(nc, subjects, gatewayId, settings.gatewayHeartbeatMs ?? 1000, logger);
   const backend = new NatsBackend({
-    nc, subjects, registry, rejections, logger, metricsRegistry, settings,
+    nc, subjects, registry, rejections, logger, metricsRegistry, settings, gatewayId,
     prefillJobs: new PrefillJobs(queue, { attempts: settings.prefillAttempts, backoffMs: settings.prefillBackoffMs }),
     fingerprint: o.model.fingerprint,
     eosTokenIds: o.model.generation.eosTokenIds,
   });
   return {
-    backend, registry, queue, metricsRegistry,
-    close: async () => {
-      await backend.close();
+    backend, registry, queue, metricsRegistry, presence,
+    close: async (timeoutMs?: number) => {
+      await backend.close(timeoutMs);
+      presence.close();
       registry.close();
       // A graceful close waits for Redis to take the queued commands, forever if Redis is down: give it a
       // moment, then drop the connection.

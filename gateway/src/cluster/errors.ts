@@ -5,7 +5,7 @@
 export class TokenStreamError extends Error {
   override readonly name = 'TokenStreamError';
   constructor(
-    readonly kind: 'gap' | 'idle' | 'node-restarted',
+    readonly kind: 'gap' | 'idle' | 'node-restarted' | 'prefill-lost' | 'node-draining',
     readonly requestId: string,
     message: string,
     options?: { cause?: unknown },

@@ -2,7 +2,7 @@
 // tests pass a fresh one each so metric names never collide).
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
-export type AdmissionOutcome = 'granted' | 'too_large' | 'no_nodes' | 'queue_full' | 'wait_timeout' | 'aborted';
+export type AdmissionOutcome = 'granted' | 'too_large' | 'no_nodes' | 'no_prefill' | 'prefill_backlog' | 'queue_full' | 'wait_timeout' | 'aborted';
 export type RequestOutcome = 'stop' | 'length' | 'error' | 'cancelled';
 
 /**
@@ -24,8 +24,14 @@ export class ClusterMetrics {
   readonly reserves: Counter<'result'>;
   readonly requests: Counter<'outcome'>;
   readonly ttftPhases: Histogram<'phase'>;
+  /** Requests started over elsewhere before their first token: 'prefill_lost' or 'node_draining'. */
+  readonly resumes: Counter<'why'>;
+  /** Replays asked of decode nodes (a hole in a request's seq, or every open stream after a NATS reconnect). */
+  readonly replays: Counter<'why'>;
+  /** Cancels to decode nodes by how they ended: acked, no_responders, unacked, closed. */
+  readonly cancels: Counter<'outcome'>;
 
-  constructor(registry: Registry, live: { nodes(): number; waiting(): number }) {
+  constructor(registry: Registry, live: { nodes(): number; waiting(): number; prefillBacklogTokens?(): number }) {
     const registers = [registry];
     this.admissions = new Counter({
       name: 'latentwire_gateway_admissions_total',
@@ -51,6 +57,32 @@ export class ClusterMetrics {
       labelNames: ['phase'] as const,
       buckets: LATENCY_BUCKETS,
       registers,
+    });
+    this.resumes = new Counter({
+      name: 'latentwire_gateway_resumes_total',
+      help: 'Requests started over on another prefill worker or decode node before their first token, by why (prefill_lost, node_draining)',
+      labelNames: ['why'] as const,
+      registers,
+    });
+    this.replays = new Counter({
+      name: 'latentwire_gateway_token_replays_total',
+      help: 'Replays of tokens messages asked of decode nodes, by why (gap: a hole in seq; reconnect: after a NATS reconnect)',
+      labelNames: ['why'] as const,
+      registers,
+    });
+    this.cancels = new Counter({
+      name: 'latentwire_gateway_node_cancels_total',
+      help: 'Cancels sent to decode nodes, by outcome (acked; no_responders: the node is gone; unacked: given up after CANCEL_ATTEMPTS; closed)',
+      labelNames: ['outcome'] as const,
+      registers,
+    });
+    new Gauge({
+      name: 'latentwire_gateway_prefill_backlog_tokens',
+      help: 'Prompt tokens of this gateway\'s requests admitted and not yet prefilled (the backlog PREFILL_QUEUE_MAX_WAIT_MS is judged by)',
+      registers,
+      collect() {
+        this.set(live.prefillBacklogTokens?.() ?? 0);
+      },
     });
     new Gauge({
       name: 'latentwire_gateway_decode_nodes',

@@ -2,14 +2,18 @@
 //   1. admit: a decode node reserves the pages for prompt + max_tokens, or the request waits or is
 //      refused (admitter.ts);
 //   2. subscribe to the request's tokens subject, and only then queue its prefill job on BullMQ (job id =
-//      request id, deadline = now + the grant's lease), so no tokens message can be missed;
+//      request id, deadline = now + the longer of the grant's lease and REQUEST_IDLE_TIMEOUT_MS), so no
+//      tokens message can be missed; from the grant to the first tokens message the reservation's lease is
+//      renewed (lease-renewer.ts), so a job that waits in the prefill queue still finds its pages;
 //   3. yield the tokens messages as events, in seq order, until the node's finishReason (token-stream.ts);
 //   4. any other end (the client left, the gateway stopped it, a lost message, REQUEST_IDLE_TIMEOUT_MS of
 //      silence, the node restarted or failed) cancels it everywhere: the job is removed unless a prefill
-//      worker already holds it, and a cancel goes to the node's control subject and to every prefill node.
+//      worker already holds it, an acknowledged cancel goes to the node (retried until acked, canceller.ts)
+//      and a cancel to every prefill node.
+// close() (the gateway's SIGTERM): new requests get 503, running ones may finish within the caller's timeout.
 import type { NatsConnection } from '@nats-io/transport-node';
 import {
-  cancelMessage, encodeMessage, parsePrefillJob, type CancelReason, type PrefillJob, type PrefillTiming, type WireRejections, type WireSubjects,
+  cancelMessage, encodeMessage, parsePrefillJob, replayMessage, type CancelReason, type PrefillJob, type PrefillTiming, type WireRejections, type WireSubjects,
 } from '@latentwire/protocol';
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
@@ -17,7 +21,11 @@ import { BackendRejection, FinishedByGateway, type BackendReadiness, type Genera
 import { AdmissionQueue } from './admission-queue.js';
 import { Admitter, type Grant } from './admitter.js';
 import type { DecodeRegistry } from './decode-registry.js';
+import { Canceller } from './canceller.js';
 import { DecodeNodeError, PrefillEnqueueError, TokenStreamError } from './errors.js';
+import { LeaseRenewer } from './lease-renewer.js';
+import { PrefillBacklog } from './prefill-backlog.js';
+import { PrefillPresence } from './prefill-presence.js';
 import { ClusterMetrics, type RequestOutcome } from './metrics.js';
 import type { PrefillJobs } from './prefill-jobs.js';
 import { TokenStream } from './token-stream.js';
@@ -27,6 +35,14 @@ export interface NatsBackendSettings {
   readonly admissionQueueMax: number;
   readonly admissionWaitMs: number;
   readonly requestIdleTimeoutMs: number;
+  /** 0 = no limit (default 30 000). */
+  readonly prefillQueueMaxWaitMs?: number;
+  readonly cancelAckTimeoutMs?: number;
+  readonly cancelAttempts?: number;
+  /** 0 = off (default 10 000). */
+  readonly prefillSilenceMs?: number;
+  /** Default 1. */
+  readonly prefillResumes?: number;
 }
 
 export interface NatsBackendOptions {
@@ -36,6 +52,8 @@ export interface NatsBackendOptions {
   readonly prefillJobs: PrefillJobs;
   /** The served checkpoint's fingerprint: only nodes serving it get requests. */
   readonly fingerprint: string;
+  /** This gateway's id, sent with every reserve (its presence heartbeats carry the same). */
+  readonly gatewayId?: string;
   /** The model's EOS ids: the reserve carries them apart from the request's other stop ids. */
   readonly eosTokenIds: readonly number[];
   readonly settings: NatsBackendSettings;
@@ -49,9 +67,16 @@ export class NatsBackend implements GenerationBackend {
   readonly metrics: ClusterMetrics;
   private readonly admission: AdmissionQueue;
   private readonly admitter: Admitter;
+  readonly backlog: PrefillBacklog;
+  private readonly renewer: LeaseRenewer;
+  private readonly canceller: Canceller;
+  private readonly prefillPresence: PrefillPresence | undefined;
+  /** Open token streams by wire request id (to fail those whose prefill worker was lost). */
+  private readonly byRequest = new Map<string, TokenStream>();
   /** Open token streams by decode node, to fail them at once when their node restarts. */
   private readonly streams = new Map<string, Set<TokenStream>>();
   private readonly stopListening: () => void;
+  private readonly stopResync: () => void;
   /** Requests from admission to the end of their cleanup. */
   private active = 0;
   private onIdle: (() => void) | undefined;
@@ -63,10 +88,40 @@ export class NatsBackend implements GenerationBackend {
     this.metrics = new ClusterMetrics(o.metricsRegistry ?? new Registry(), {
       nodes: () => registry.compatible(fingerprint).length,
       waiting: () => this.admission.waiting,
+      prefillBacklogTokens: () => this.backlog.queuedTokens,
+    });
+    this.backlog = new PrefillBacklog(o.prefillJobs.queue);
+    this.renewer = new LeaseRenewer(o.nc, o.subjects, o.logger);
+    this.canceller = new Canceller({
+      nc: o.nc, subjects: o.subjects, rejections: o.rejections, logger: o.logger,
+      onOutcome: (outcome) => this.metrics.cancels.inc({ outcome: outcome.replace('-', '_') }),
+      ackTimeoutMs: settings.cancelAckTimeoutMs ?? 500, attempts: settings.cancelAttempts ?? 5,
+      nodeKnown: (id) => registry.node(id) !== undefined,
     });
     this.admitter = new Admitter({
       registry, fingerprint, eosTokenIds: o.eosTokenIds, admission: this.admission, admissionWaitMs: settings.admissionWaitMs, metrics: this.metrics, logger: o.logger,
       reserve: { nc: o.nc, subjects: o.subjects, rejections: o.rejections, timeoutMs: settings.reserveTimeoutMs },
+      backlog: this.backlog, prefillQueueMaxWaitMs: settings.prefillQueueMaxWaitMs ?? 30_000, canceller: this.canceller,
+      gatewayId: o.gatewayId ?? 'gateway',
+    });
+    const silence = settings.prefillSilenceMs ?? 10_000;
+    this.prefillPresence = silence > 0 ? new PrefillPresence({
+      nc: o.nc, subjects: o.subjects, rejections: o.rejections, silenceMs: silence, logger: o.logger,
+      connected: () => registry.connected,
+      onLost: (workerId, ids) => {
+        for (const id of ids) {
+          const s = this.byRequest.get(id);
+          // only a request that has no token yet can start over; one decoding does not need its prefill worker
+          if (s && !s.started) s.fail(new TokenStreamError('prefill-lost', id, `prefill worker ${workerId} was lost running request ${id}`));
+        }
+      },
+    }) : undefined;
+    // messages published while this gateway was away from NATS are lost: every open stream asks for them again
+    this.stopResync = registry.onReconnect(() => {
+      for (const s of this.byRequest.values()) {
+        this.metrics.replays.inc({ why: 'reconnect' });
+        s.resync();
+      }
     });
     this.stopListening = registry.onNodeEvent((e) => {
       // a node that restarted lost its requests; one whose heartbeats stopped (crashed, partitioned) will not
@@ -78,7 +133,7 @@ export class NatsBackend implements GenerationBackend {
         }
       }
       // A heartbeat may show freed pages; a lost node may leave none to wait for.
-      if (e.kind !== 'restarted') this.admission.offer(registry.compatible(fingerprint));
+      if (e.kind !== 'restarted') this.admission.offer(registry.routable(fingerprint));
     });
   }
 
@@ -91,24 +146,51 @@ export class NatsBackend implements GenerationBackend {
    * are compiled) and a prefill worker listens on the queue (BullMQ counts the workers connected to Redis).
    */
   async readiness(): Promise<BackendReadiness> {
-    const decodeNodes = this.o.registry.compatible(this.o.fingerprint).length;
+    const decodeNodes = this.o.registry.routable(this.o.fingerprint).length;
     const prefillWorkers = await this.o.prefillJobs.queue.getWorkersCount().catch(() => 0);
     const natsConnected = !this.o.nc.isClosed();
     return { ready: decodeNodes > 0 && prefillWorkers > 0 && natsConnected && !this.closing, decodeNodes, prefillWorkers, natsConnected };
   }
 
   async *generate(req: GenerationRequest, signal: AbortSignal): AsyncGenerator<GenerationEvent, void, undefined> {
+    if (this.closing) throw new BackendRejection(503, 'The gateway is shutting down; please retry.', 'service_unavailable', 1);
     this.active++;
     try {
       const arrived = performance.now();
-      const grant = await this.admitter.admit(req, signal);
-      if (!grant) return;
-      if (req.trace) req.trace.nodeId = grant.node.nodeId;
-      const phases = this.metrics.ttftPhases;
-      phases.observe({ phase: 'admission' }, Math.max(0, performance.now() - arrived - grant.reserveMs) / 1000);
-      phases.observe({ phase: 'reservation' }, grant.reserveMs / 1000);
-      yield* this.run(req, grant, signal);
+      const resumes = this.o.settings.prefillResumes ?? 1;
+      // A request whose prefill worker was lost, or whose decode node began draining, before its first token
+      // starts over under a new wire id (the old one is cancelled everywhere, so the lost job, when BullMQ
+      // hands it out again, is skipped), at most PREFILL_RESUMES times.
+      for (let attempt = 0; ; attempt++) {
+        const wire = attempt === 0 ? req : { ...req, requestId: `${req.requestId}.r${attempt}` };
+        const grant = await this.admitter.admit(wire, signal);
+        if (!grant) return;
+        if (req.trace) req.trace.nodeId = grant.node.nodeId;
+        if (attempt === 0) {
+          const phases = this.metrics.ttftPhases;
+          phases.observe({ phase: 'admission' }, Math.max(0, performance.now() - arrived - grant.reserveMs) / 1000);
+          phases.observe({ phase: 'reservation' }, grant.reserveMs / 1000);
+        }
+        try {
+          yield* this.run(wire, grant, signal);
+          return;
+        } catch (err) {
+          const kind = err instanceof TokenStreamError ? err.kind : undefined;
+          if (kind !== 'prefill-lost' && kind !== 'node-draining') throw err;
+          if (attempt >= resumes || wire.requestId.length > 120 || signal.aborted) {
+            if (kind === 'node-draining') {
+              throw new BackendRejection(503, 'The decode node holding this request is shutting down; please retry.', 'service_unavailable', 1, { cause: err });
+            }
+            throw err;
+          }
+          this.metrics.resumes.inc({ why: kind === 'prefill-lost' ? 'prefill_lost' : 'node_draining' });
+          this.o.logger.warn({ requestId: req.requestId, attempt: attempt + 1, why: kind }, kind === 'prefill-lost' ? 'prefill worker lost: request re-queued' : 'decode node draining: request handed to another node');
+        } finally {
+          this.backlog.done(wire.requestId);
+        }
+      }
     } finally {
+      this.backlog.done(req.requestId);
       if (--this.active === 0) this.onIdle?.();
     }
   }
@@ -121,13 +203,29 @@ export class NatsBackend implements GenerationBackend {
   async close(timeoutMs = 5000): Promise<void> {
     this.closing = true;
     this.stopListening();
-    if (this.active === 0) return;
-    let timer: NodeJS.Timeout | undefined;
-    await new Promise<void>((resolve) => {
-      this.onIdle = resolve;
-      timer = setTimeout(resolve, timeoutMs);
-    });
-    clearTimeout(timer);
+    this.stopResync();
+    const t0 = performance.now();
+    if (this.active > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await new Promise<void>((resolve) => {
+        this.onIdle = resolve;
+        timer = setTimeout(resolve, timeoutMs);
+      });
+      clearTimeout(timer);
+    }
+    await this.canceller.settled(Math.max(0, timeoutMs - (performance.now() - t0)));
+    this.renewer.close();
+    this.prefillPresence?.close();
+  }
+
+  /** Stop taking requests (503) from now on; running ones go on. */
+  stopAccepting(): void {
+    this.closing = true;
+  }
+
+  /** Requests admitted and not yet cleaned up. */
+  get activeRequests(): number {
+    return this.active;
   }
 
   private async *run(req: GenerationRequest, { node, reply }: Omit<Grant, 'reserveMs'>, signal: AbortSignal): AsyncGenerator<GenerationEvent, void, undefined> {
@@ -137,14 +235,25 @@ export class NatsBackend implements GenerationBackend {
     const stream = new TokenStream({
       nc: this.o.nc, subjects: this.o.subjects, rejections: this.o.rejections, requestId, nodeId,
       idleTimeoutMs: this.o.settings.requestIdleTimeoutMs, logger: this.o.logger,
+      requestReplay: (fromSeq, why) => {
+        if (why === 'gap') this.metrics.replays.inc({ why });
+        try {
+          this.o.nc.publish(this.o.subjects.control(nodeId), encodeMessage(replayMessage({ requestId, fromSeq })));
+        } catch (err) {
+          log.warn({ err }, 'replay request not sent');
+        }
+      },
     });
     const streams = this.streams.get(nodeId) ?? new Set();
     this.streams.set(nodeId, streams.add(stream));
+    this.byRequest.set(requestId, stream);
     /** Set once the node finished the request itself: nothing to cancel then. */
     let finished: RequestOutcome | undefined;
     let cancelReason: CancelReason = 'client-disconnected'; // also when the gateway ended it (stop string)
     let queued = false;
     let cancelled: Promise<void> | undefined;
+    let first = true;
+    let lostPrefill = false;
     const cancelOnce = () => (cancelled ??= this.cancelEverywhere(requestId, nodeId, this.closing && cancelReason === 'client-disconnected' ? 'shutdown' : cancelReason, log));
     // the HTTP layer aborts when the client leaves or the gateway ends the request (a stop string): cancel at
     // once, even while this generator waits at a yield for a slow client to take the last frames
@@ -157,12 +266,14 @@ export class NatsBackend implements GenerationBackend {
       if (signal.aborted) return; // gone already: don't queue a prefill (finally cancels the reservation)
       const job = parsePrefillJob(this.prefillJob(req, { node, reply }));
       const enqueued = performance.now();
+      this.renewer.hold(requestId, nodeId, reply.leaseMs);
       await this.o.prefillJobs.enqueue(job, reply.leaseMs);
       queued = true;
-      let first = true;
       for await (const event of stream.events(signal)) {
         if (first) {
           first = false;
+          this.renewer.release(requestId); // committed on the node: no lease any more
+          this.backlog.done(requestId, stream.firstTiming);
           this.observeFirstToken(performance.now() - enqueued, stream.firstTiming);
         }
         if (event.finishReason) finished = event.finishReason;
@@ -170,19 +281,28 @@ export class NatsBackend implements GenerationBackend {
         if (finished) return;
       }
     } catch (err) {
-      cancelReason = !queued ? 'prefill-failed' : err instanceof TokenStreamError && err.kind === 'idle' ? 'deadline' : 'decode-failed';
+      lostPrefill = err instanceof TokenStreamError && err.kind === 'prefill-lost';
+      cancelReason = !queued || lostPrefill ? 'prefill-failed' : err instanceof TokenStreamError && err.kind === 'idle' ? 'deadline' : 'decode-failed';
       if (err instanceof DecodeNodeError) finished = err.finishReason === 'error' ? 'error' : 'cancelled';
       log.warn({ err }, 'request failed');
+      if (err instanceof DecodeNodeError && first && this.o.registry.node(nodeId)?.heartbeat.draining) {
+        lostPrefill = true; // not an end either: generate() hands the request to another node
+        throw new TokenStreamError('node-draining', requestId, `decode node ${nodeId} is draining and dropped request ${requestId} before its first token`, { cause: err });
+      }
       if (err instanceof PrefillEnqueueError) throw new BackendRejection(503, 'The prefill queue is unavailable right now.', 'service_unavailable', undefined, { cause: err });
       throw err;
     } finally {
+      this.renewer.release(requestId);
+      this.backlog.done(requestId);
       signal.removeEventListener('abort', onAbort);
+      this.byRequest.delete(requestId);
       streams.delete(stream);
       if (streams.size === 0) this.streams.delete(nodeId);
       stream.close();
       // the gateway's own stop (stop string, stop id, max_tokens) aborts the signal too: that is a finish
       if (!finished && signal.reason instanceof FinishedByGateway) finished = signal.reason.finishReason;
-      this.metrics.requests.inc({ outcome: finished ?? (cancelReason === 'client-disconnected' ? 'cancelled' : 'error') });
+      // an attempt whose prefill worker was lost is not an end: the request goes on under a new wire id
+      if (!lostPrefill) this.metrics.requests.inc({ outcome: finished ?? (cancelReason === 'client-disconnected' ? 'cancelled' : 'error') });
       if (finished !== 'stop' && finished !== 'length') await cancelOnce();
     }
   }
@@ -210,19 +330,19 @@ export class NatsBackend implements GenerationBackend {
       sampling: req.sampling,
       layoutKey: node.heartbeat.layoutKey,
       fingerprint: this.o.fingerprint,
-      deadline: Date.now() + reply.leaseMs,
+      // the lease is renewed while the job waits; past the idle timeout the gateway gives up on it anyway
+      deadline: Date.now() + Math.max(reply.leaseMs, this.o.settings.requestIdleTimeoutMs),
     };
   }
 
-  /** The node first (it holds the pages), then the queued job, then every prefill node. Never throws. */
+  /**
+   * The node first (it holds the pages; acknowledged, retried in the background), then the queued job, then
+   * every prefill node. Never throws.
+   */
   private async cancelEverywhere(requestId: string, nodeId: string, reason: CancelReason, log: Logger): Promise<void> {
     const { nc, subjects } = this.o;
     const bytes = encodeMessage(cancelMessage({ requestId, reason }));
-    try {
-      nc.publish(subjects.control(nodeId), bytes);
-    } catch (err) {
-      log.warn({ err }, 'cancel to the decode node not sent');
-    }
+    void this.canceller.cancel(nodeId, requestId, reason);
     // Withdrawn before the broadcast, so no prefill worker can take the job after the broadcast went out.
     const removed = await this.o.prefillJobs.withdraw(requestId);
     try {

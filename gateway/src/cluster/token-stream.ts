@@ -1,8 +1,11 @@
 // The tokens messages of one request (on `<p>.tokens.<requestId>`), as GenerationEvents:
 //   1. subscribe before the prefill job is queued (ready() waits until the server has the subscription),
 //      so not even the first message can be missed;
-//   2. messages must come with seq 0, 1, 2, …: NATS core keeps one publisher's order but may drop, so a
-//      seq below the next expected is a duplicate (dropped) and one above it a loss (TokenStreamError 'gap');
+//   2. messages must come with seq 0, 1, 2, …: NATS core keeps one publisher's order but may drop (a
+//      reconnect), so a seq below the next expected is a duplicate (dropped) and one above it a hole: the
+//      messages after it are held, the node is asked to replay from the missing seq, and a hole not filled
+//      within gapTimeoutMs is a loss (TokenStreamError 'gap'); resync() asks for a replay from the next
+//      expected seq (after a NATS reconnect, when even the last message may have been lost);
 //   3. the message with a finishReason ends the stream: 'stop'/'length' as the last event, 'error' and
 //      'cancelled' as a DecodeNodeError;
 //   4. no message for idleTimeoutMs is a TokenStreamError 'idle'; fail() ends it from outside (node restart).
@@ -22,7 +25,14 @@ export interface TokenStreamOptions {
   readonly nodeId: string;
   readonly idleTimeoutMs: number;
   readonly logger: Logger;
+  /** Asks the node to publish the messages from `fromSeq` again; without it a hole is a loss at once. */
+  readonly requestReplay?: (fromSeq: number, why: 'gap' | 'reconnect') => void;
+  /** How long a hole may wait for a replay (default 2000 ms). */
+  readonly gapTimeoutMs?: number;
 }
+
+/** Messages held behind a hole at most (more is a loss). */
+const MAX_AHEAD = 4096;
 
 export class TokenStream {
   private readonly sub: Subscription;
@@ -30,6 +40,11 @@ export class TokenStream {
   private failure: Error | undefined;
   private notify: (() => void) | undefined;
   private lastActivity = performance.now();
+  /** The next seq expected; a replay starts there. */
+  private expected = 0;
+  private ended = false;
+  /** A tokens message has arrived (the prefill is done, or the node ended the request). */
+  started = false;
   /** The prefill's timing, from the first tokens message (seq 0) when it carried one. */
   firstTiming: PrefillTiming | undefined;
 
@@ -44,6 +59,7 @@ export class TokenStream {
           return;
         }
         if (m.seq === 0 && m.timing) this.firstTiming = m.timing;
+        this.started = true;
         this.inbox.push(m);
         this.wake();
       },
@@ -64,22 +80,46 @@ export class TokenStream {
   }
 
   close(): void {
+    this.ended = true;
     if (!this.sub.isClosed()) this.sub.unsubscribe();
+  }
+
+  /** After a NATS reconnect: messages may have been lost, the last one too; ask for them again. */
+  resync(): void {
+    if (!this.ended) this.opts.requestReplay?.(this.expected, 'reconnect'); // a node with nothing to replay ignores it
   }
 
   async *events(signal: AbortSignal): AsyncGenerator<GenerationEvent, void, undefined> {
     const { requestId, nodeId } = this.opts;
+    const gapTimeoutMs = this.opts.gapTimeoutMs ?? 2000;
     this.lastActivity = performance.now();
+    const ahead = new Map<number, Tokens>();
+    let holeSince: number | undefined;
     for (let expected = 0; ; ) {
-      const m = await this.next(signal);
-      if (!m) return;
+      this.expected = expected;
+      let m = ahead.get(expected);
+      if (m) ahead.delete(expected);
+      else {
+        m = await this.next(signal, holeSince === undefined ? undefined : holeSince + gapTimeoutMs, expected);
+        if (!m) return;
+      }
       if (m.seq < expected) {
-        this.opts.logger.warn({ requestId, seq: m.seq, expected }, 'duplicate tokens message dropped');
+        this.opts.logger.debug({ requestId, seq: m.seq, expected }, 'duplicate tokens message dropped');
         continue;
       }
       if (m.seq > expected) {
-        throw new TokenStreamError('gap', requestId, `tokens of request ${requestId} from ${nodeId}: seq ${m.seq} where ${expected} was expected (${m.seq - expected} message(s) lost)`);
+        if (!this.opts.requestReplay || ahead.size >= MAX_AHEAD) {
+          throw new TokenStreamError('gap', requestId, `tokens of request ${requestId} from ${nodeId}: seq ${m.seq} where ${expected} was expected (${m.seq - expected} message(s) lost)`);
+        }
+        ahead.set(m.seq, m);
+        if (holeSince === undefined) {
+          holeSince = performance.now();
+          this.opts.logger.warn({ requestId, nodeId, seq: m.seq, expected }, 'tokens messages missing: asking the node to replay');
+          this.opts.requestReplay(expected, 'gap');
+        }
+        continue;
       }
+      if (ahead.size === 0) holeSince = undefined;
       expected++;
       switch (m.finishReason) {
         case undefined:
@@ -97,8 +137,11 @@ export class TokenStream {
     }
   }
 
-  /** The next message in arrival order; undefined once `signal` aborted. Throws a failure or an idle timeout. */
-  private async next(signal: AbortSignal): Promise<Tokens | undefined> {
+  /**
+   * The next message in arrival order; undefined once `signal` aborted. Throws a failure, an idle timeout, or
+   * a loss when `holeDeadline` (a hole at `expected` waiting for its replay) passes.
+   */
+  private async next(signal: AbortSignal, holeDeadline?: number, expected = 0): Promise<Tokens | undefined> {
     for (;;) {
       const m = this.inbox.shift();
       if (m) {
@@ -107,8 +150,13 @@ export class TokenStream {
       }
       if (this.failure) throw this.failure;
       if (signal.aborted) return undefined;
-      const idleLeft = this.lastActivity + this.opts.idleTimeoutMs - performance.now();
-      if (idleLeft <= 0) {
+      const now = performance.now();
+      if (holeDeadline !== undefined && now >= holeDeadline) {
+        const { requestId, nodeId } = this.opts;
+        throw new TokenStreamError('gap', requestId, `tokens of request ${requestId} from ${nodeId}: seq ${expected} lost (not replayed within ${this.opts.gapTimeoutMs ?? 2000} ms)`);
+      }
+      const idleLeft = Math.min(this.lastActivity + this.opts.idleTimeoutMs - now, holeDeadline === undefined ? Infinity : holeDeadline - now);
+      if (this.lastActivity + this.opts.idleTimeoutMs - now <= 0) {
         const { requestId, nodeId, idleTimeoutMs } = this.opts;
         throw new TokenStreamError('idle', requestId, `no tokens for request ${requestId} from ${nodeId} in ${idleTimeoutMs} ms`);
       }

@@ -29,6 +29,7 @@ export const HTTP_ENV = {
   REQUEST_TIMEOUT_MS: env.int(DEFAULT_LIMITS.requestTimeoutMs, 100).describe(
     'a client must send its whole request (headers and body) within this (408 and the connection closed); streaming the answer is not limited',
   ),
+  SHUTDOWN_TIMEOUT_MS: env.int(30_000, 0, 3_600_000).describe('on SIGTERM/SIGINT new requests get 503 and running streams may finish this long; the rest are then cut off and cancelled on the nodes'),
   HEADERS_TIMEOUT_MS: env.int(DEFAULT_LIMITS.headersTimeoutMs, 100).describe('a client must send its request headers within this (at most `REQUEST_TIMEOUT_MS`)'),
   API_KEYS: env.list([]).describe(
     'keys accepted as `Authorization: Bearer <key>` on `/v1/*`, comma-separated; with none here nor in `API_KEYS_FILE` the API is open (a warning at start)',
@@ -49,6 +50,7 @@ export interface HttpSettings {
   readonly maxInflationRatio: number;
   readonly tokenizerThreads: number;
   readonly requestTimeoutMs: number;
+  readonly shutdownTimeoutMs: number;
   readonly headersTimeoutMs: number;
   /** Who may call /v1/*. */
   readonly apiAccess: Access;
@@ -75,6 +77,7 @@ export function httpSettings(v: EnvOf<typeof HTTP_ENV>): HttpSettings {
     maxInflationRatio: v.MAX_INFLATION_RATIO,
     tokenizerThreads: v.TOKENIZER_THREADS,
     requestTimeoutMs: v.REQUEST_TIMEOUT_MS,
+    shutdownTimeoutMs: v.SHUTDOWN_TIMEOUT_MS,
     headersTimeoutMs: Math.min(v.HEADERS_TIMEOUT_MS, v.REQUEST_TIMEOUT_MS),
     apiAccess,
     opsAccess,

@@ -17,7 +17,8 @@ test.serial('cancellation - a client gone while its prefill job waits: cancels r
   const tc = await startTestCluster(t);
   const a = await tc.node({ nodeId: 'node-a' });
   await tc.waitForNodes('node-a');
-  // No prefill worker: the job stays waiting.
+  // A prefill worker is on the queue (so admission takes the request) but paused: the job stays waiting.
+  await tc.startPrefillWorker(() => undefined).pause();
   const ac = new AbortController();
   const response = post(tc.gateway.base, body(), ac.signal).catch(() => undefined);
   await until(() => a.reserves.length === 1, 2000, 'the reservation');
@@ -62,6 +63,7 @@ test.serial('cancellation - a client gone while waiting for pages leaves the que
   const tc = await startTestCluster(t, { admissionWaitMs: 5000 });
   const a = await tc.node({ nodeId: 'node-a', freePages: 0 });
   await tc.waitForNodes('node-a');
+  await tc.startPrefillWorker(() => undefined).pause();
   const waiting = async () => /latentwire_gateway_admission_waiting (\d+)/.exec(await tc.cluster.metricsRegistry.metrics())?.[1];
   const ac = new AbortController();
   const response = post(tc.gateway.base, body(), ac.signal).catch(() => undefined);

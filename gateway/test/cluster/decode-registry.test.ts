@@ -15,6 +15,7 @@ import { until } from './helpers/test-cluster.js';
 test.after.always(stopServers);
 
 const TIMEOUT_MS = 400;
+const PROBE_MS = 100;
 
 async function setup(t: ExecutionContext) {
   const { natsUrl } = await servers();
@@ -22,7 +23,7 @@ async function setup(t: ExecutionContext) {
   const nc = await connect({ servers: natsUrl });
   const metrics = new Registry();
   const rejections = new WireRejections({ logger: pino({ level: 'silent' }), registry: metrics });
-  const registry = new DecodeRegistry({ nc, subjects, heartbeatTimeoutMs: TIMEOUT_MS, rejections, logger: pino({ level: 'silent' }) });
+  const registry = new DecodeRegistry({ nc, subjects, heartbeatTimeoutMs: TIMEOUT_MS, probeTimeoutMs: PROBE_MS, rejections, logger: pino({ level: 'silent' }) });
   await registry.ready();
   const events: (NodeEvent & { at: number })[] = [];
   registry.onNodeEvent((e) => void events.push({ ...e, at: performance.now() }));
@@ -50,12 +51,14 @@ test.serial('registry - nodes appear with heartbeats and disappear after the tim
   t.is(registry.maxRequestTokens('fp-a'), 100 * 16); // min(maxContext 4096, 100 pages · 16)
 
   a.pause();
+  a.ignorePings = true; // gone: the probe of a silent node gets no pong either
   const silentFrom = performance.now();
   await until(() => registry.node('node-a') === undefined, 3 * TIMEOUT_MS, 'node-a dropped');
   const lost = events.find((e) => e.kind === 'lost' && e.nodeId === 'node-a')!;
-  // Dropped between one and 1.25 timeouts after its last beat (the sweep runs every timeout / 4), with margin.
+  // Dropped between one and 1.25 timeouts after its last beat (the sweep runs every timeout / 4; the probe of a
+  // node that does not answer costs at most the ping's round trip), with margin.
   t.true(lost.at - silentFrom >= TIMEOUT_MS - 60, `dropped after ${lost.at - silentFrom} ms`);
-  t.true(lost.at - silentFrom <= 1.25 * TIMEOUT_MS + 250, `dropped after ${lost.at - silentFrom} ms`);
+  t.true(lost.at - silentFrom <= 1.25 * TIMEOUT_MS + PROBE_MS + 250, `dropped after ${lost.at - silentFrom} ms`);
   t.deepEqual(registry.compatible('fp-a').map((n) => n.nodeId), ['node-b']);
   t.is(registry.maxRequestTokens('fp-a'), 10 * 16);
 
@@ -63,8 +66,28 @@ test.serial('registry - nodes appear with heartbeats and disappear after the tim
   a.resume();
   await until(() => registry.node('node-a') !== undefined, 1000, 'node-a back');
   b.pause();
+  b.ignorePings = true;
   await until(() => registry.node('node-b') === undefined, 3 * TIMEOUT_MS, 'node-b dropped');
   t.deepEqual(registry.compatible('fp-a').map((n) => n.nodeId), ['node-a']);
+});
+
+test.serial('registry - a blocked event loop in the gateway is not the nodes\' silence: they get the stalled time back', async (t) => {
+  const { registry, events, node } = await setup(t);
+  const a = await node('node-a');
+  await until(() => registry.node('node-a') !== undefined, 2000, 'node-a');
+  // The node goes silent as the loop blocks: only the stall accounting keeps it past the block's end.
+  a.pause();
+  a.ignorePings = true;
+  const end = performance.now() + 4 * TIMEOUT_MS;
+  while (performance.now() < end) {
+    // a long synchronous stretch (a huge JSON body, a slow tokenizer call): no timer, no socket read
+  }
+  await new Promise((r) => setTimeout(r, TIMEOUT_MS / 2));
+  t.truthy(registry.node('node-a'), 'not dropped at once after the block');
+  t.deepEqual(events.filter((e) => e.kind === 'lost'), []);
+  // really silent: dropped a timeout later
+  await until(() => registry.node('node-a') === undefined, 3 * TIMEOUT_MS, 'node-a dropped after the timeout');
+  t.pass();
 });
 
 test.serial('registry - a seq going backwards is a restart: the new heartbeat is taken', async (t) => {

@@ -4,13 +4,13 @@ import test from 'ava';
 import { heartbeatMessage } from '@latentwire/protocol';
 import { AdmissionQueue, rankByHeadroom, type DecodeNode } from '../../src/index.js';
 
-function node(nodeId: string, f: { free: number; total?: number; running?: number; waiting?: number; maxBatch?: number; maxContext?: number }): DecodeNode {
+function node(nodeId: string, f: { free: number; total?: number; running?: number; waiting?: number; maxBatch?: number; maxContext?: number; pending?: number }): DecodeNode {
   const totalPages = f.total ?? 100;
   const heartbeat = heartbeatMessage({
     nodeId, fingerprint: 'fp', layoutKey: 'latent-v1/fp8_e4m3/r64+16/p16', kvDtype: 'fp8_e4m3', pageSize: 16, totalPages, freePages: f.free,
     running: f.running ?? 0, waiting: f.waiting ?? 0, maxBatch: f.maxBatch ?? 4, maxContext: f.maxContext ?? 4096, seq: 0, sentAt: 0,
   });
-  return { nodeId, heartbeat, freePages: f.free, lastSeen: 0 };
+  return { nodeId, heartbeat, freePages: f.free, lastSeen: 0, pendingPages: f.pending ?? 0 };
 }
 
 test('headroom - more free pages first; a full batch costs one slot share per sequence ahead', (t) => {
@@ -19,13 +19,31 @@ test('headroom - more free pages first; a full batch costs one slot share per se
   t.deepEqual(ranked.map((r) => [r.node.nodeId, r.need, r.headroom]), [['b', 10, 50], ['a', 10, 30], ['c', 10, 20]]);
 });
 
-test('headroom - ties go to the less loaded node, then by nodeId; fits and tooLarge are flagged', (t) => {
-  const ranked = rankByHeadroom([node('b', { free: 50, running: 1 }), node('a', { free: 50, running: 1 }), node('c', { free: 50 })], 16);
-  t.deepEqual(ranked.map((r) => r.node.nodeId), ['c', 'a', 'b']);
+test('headroom - ties go to the less loaded node, then at random; fits and tooLarge are flagged', (t) => {
+  const three = [node('b', { free: 50, running: 1 }), node('a', { free: 50, running: 1 }), node('c', { free: 50 })];
+  t.deepEqual(rankByHeadroom(three, 16).map((r) => r.node.nodeId)[0], 'c');
+  const seen = new Set<string>();
+  for (let i = 0; i < 200; i++) seen.add(rankByHeadroom(three, 16).map((r) => r.node.nodeId).join());
+  t.deepEqual([...seen].sort(), ['c,a,b', 'c,b,a'], 'equal nodes in either order');
+  const keys = [0.9, 0.1, 0.5];
+  let k = 0;
+  t.deepEqual(rankByHeadroom(three, 16, () => keys[k++]!).map((r) => r.node.nodeId), ['c', 'a', 'b'], 'the random key decides a tie');
   const [small] = rankByHeadroom([node('s', { free: 2, total: 10, maxContext: 4096 })], 48);
   t.like(small, { need: 3, fits: false, tooLarge: false });
   const [huge] = rankByHeadroom([node('s', { free: 10, total: 10, maxContext: 4096 })], 161);
   t.like(huge, { fits: false, tooLarge: true });
+});
+
+test('headroom - a fraction of each pool: a small node half free beats a big one a quarter free with more pages', (t) => {
+  const ranked = rankByHeadroom([node('big', { free: 260, total: 1000 }), node('small', { free: 50, total: 100 })], 16);
+  t.deepEqual(ranked.map((r) => r.node.nodeId), ['small', 'big']);
+  t.deepEqual(ranked.map((r) => r.fraction), [0.49, 0.259]);
+});
+
+test('headroom - pages of reserves still in flight count against a node (reserve-then-rank), and against fits', (t) => {
+  const ranked = rankByHeadroom([node('a', { free: 50, pending: 30 }), node('b', { free: 40 })], 16);
+  t.deepEqual(ranked.map((r) => [r.node.nodeId, r.headroom]), [['b', 39], ['a', 19]]);
+  t.false(rankByHeadroom([node('a', { free: 5, pending: 4 })], 32)[0]!.fits);
 });
 
 test('admission - a heartbeat wakes waiters in arrival order while free pages cover them, skipping one too big', async (t) => {

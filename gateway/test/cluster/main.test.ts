@@ -13,10 +13,18 @@ test.after.always(stopServers);
 const MAIN = fileURLToPath(new URL('../../src/main.js', import.meta.url));
 
 test('main - cluster settings: defaults, frozen, and errors that name the variable', (t) => {
-  t.deepEqual(clusterSettingsFromEnv({}), {
+  const { gatewayId, ...rest } = clusterSettingsFromEnv({});
+  t.deepEqual(rest, {
     natsServers: ['nats://127.0.0.1:4222'], redisUrl: 'redis://127.0.0.1:6379', subjectPrefix: 'lw', heartbeatTimeoutMs: 3000, reserveTimeoutMs: 2000,
     admissionQueueMax: 256, admissionWaitMs: 5000, requestIdleTimeoutMs: 60_000, prefillAttempts: 3, prefillBackoffMs: 250,
+    prefillQueueMaxWaitMs: 30_000, gatewayHeartbeatMs: 1000, nodeProbeTimeoutMs: 1000, cancelAckTimeoutMs: 500, cancelAttempts: 5, prefillSilenceMs: 10_000, prefillResumes: 1,
   });
+  t.regex(gatewayId!, /^gw-.+-\d+-[0-9a-f]{8}$/);
+  t.not(clusterSettingsFromEnv({}).gatewayId, gatewayId, 'a new id per start');
+  t.is(clusterSettingsFromEnv({ GATEWAY_ID: 'gw-eu.1' }).gatewayId, 'gw-eu.1');
+  t.throws(() => clusterSettingsFromEnv({ GATEWAY_ID: 'gw 1' }), { instanceOf: ConfigError, message: /GATEWAY_ID/ });
+  t.throws(() => clusterSettingsFromEnv({ PREFILL_QUEUE_MAX_WAIT_MS: '-1' }), { instanceOf: ConfigError, message: /PREFILL_QUEUE_MAX_WAIT_MS/ });
+  t.throws(() => clusterSettingsFromEnv({ CANCEL_ATTEMPTS: '0' }), { instanceOf: ConfigError, message: /CANCEL_ATTEMPTS/ });
   t.true(Object.isFrozen(clusterSettingsFromEnv({})));
   t.is(clusterSettingsFromEnv({ ADMISSION_QUEUE_MAX: '0', NATS_SUBJECT_PREFIX: 'prod.eu' }).admissionQueueMax, 0);
   t.throws(() => clusterSettingsFromEnv({ RESERVE_TIMEOUT_MS: 'soon' }), { instanceOf: ConfigError, message: /RESERVE_TIMEOUT_MS/ });

@@ -85,6 +85,7 @@ test.serial('routing - a wait that expires is a 429 with Retry-After', async (t)
   const tc = await startTestCluster(t, { admissionWaitMs: 800 });
   await tc.node({ nodeId: 'node-a', freePages: 0 });
   await tc.waitForNodes('node-a');
+  generateReply(tc);
   const started = performance.now();
   const err = await t.throwsAsync(ask(tc), { instanceOf: OpenAI.RateLimitError });
   const waited = performance.now() - started;
@@ -115,6 +116,7 @@ test.serial("routing - 'too-large' from every node is a 400 context_length_excee
   const a = await tc.node({ nodeId: 'node-a', onReserve: () => 'too-large' });
   const b = await tc.node({ nodeId: 'node-b', onReserve: () => 'too-large' });
   await tc.waitForNodes('node-a', 'node-b');
+  generateReply(tc);
   const err = await t.throwsAsync(ask(tc), { instanceOf: OpenAI.BadRequestError });
   t.like(err!.error, { code: 'context_length_exceeded' });
   t.regex(err!.message, /maximum context length is 2048 tokens/);

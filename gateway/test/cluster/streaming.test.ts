@@ -61,6 +61,21 @@ test.serial('streaming - a duplicate tokens message is dropped', async (t) => {
   t.is(r.choices[0]!.text, text);
 });
 
+test.serial('streaming - a lost message is asked for again (replay) and the text comes out whole', async (t) => {
+  const tc = await startTestCluster(t);
+  const a = await tc.node({ nodeId: 'node-a' });
+  await tc.waitForNodes('node-a');
+  tc.startPrefillWorker(async (job, node) => {
+    const ids = [...c.greedy_ids, EOS];
+    node.send(job.requestId, 0, ids.slice(0, 3));
+    node.send(job.requestId, 1, ids.slice(3, 6), undefined, undefined, undefined, true); // lost on the way
+    node.send(job.requestId, 2, ids.slice(6), 'stop');
+  });
+  const r = await tc.gateway.client.completions.create({ model: MODEL_ID, prompt: c.prompt, max_tokens: 100 });
+  t.is(r.choices[0]!.text, text);
+  t.deepEqual(a.replays.map((x) => x.fromSeq), [1]);
+});
+
 test.serial('streaming - a seq gap is an error (a 500, or an error chunk once streaming) and cancels the request', async (t) => {
   const tc = await startTestCluster(t);
   const a = await tc.node({ nodeId: 'node-a' });
@@ -68,7 +83,7 @@ test.serial('streaming - a seq gap is an error (a 500, or an error chunk once st
   tc.startPrefillWorker(async (job, node) => {
     node.send(job.requestId, 0, c.greedy_ids.slice(0, 2));
     await new Promise((r) => setTimeout(r, 50));
-    node.send(job.requestId, 2, c.greedy_ids.slice(4, 6)); // seq 1 lost
+    node.send(job.requestId, 2, c.greedy_ids.slice(4, 6)); // seq 1 lost, and not kept for replay either
   });
   const { client } = tc.gateway;
   const err = await t.throwsAsync(client.completions.create({ model: MODEL_ID, prompt: c.prompt, max_tokens: 100 }), { instanceOf: OpenAI.InternalServerError });
@@ -136,6 +151,7 @@ test.serial('streaming - a node whose heartbeats stop (crashed) fails its reques
   const { node, pending } = await requestOnOneNode(t);
   const silentAt = performance.now();
   node.pause();
+  node.ignorePings = true; // crashed: the gateway's probe gets no pong either
   await t.throwsAsync(pending, { instanceOf: OpenAI.InternalServerError });
   const took = performance.now() - silentAt;
   t.true(took < 600 + 1500, `failed ${took} ms after the last heartbeat (timeout 600 ms)`);

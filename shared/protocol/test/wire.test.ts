@@ -150,6 +150,18 @@ test('wire - a type the subject does not carry is unexpected-type', (t) => {
   t.is(err.messageType, 'heartbeat');
   expectRejected(t, encodeMessage(S.tokens), 'unexpected-type', SUBJECT_TYPES.control);
   t.is(decodeMessage(encodeMessage(S.cancel), SUBJECT_TYPES.control).type, 'cancel');
+  t.is(decodeMessage(encodeMessage(S.renew), SUBJECT_TYPES.control).type, 'renew');
+  t.is(decodeMessage(encodeMessage(S['cancel-ack']), SUBJECT_TYPES.cancelReply).type, 'cancel-ack');
+  expectRejected(t, encodeMessage(S.ping), 'unexpected-type', SUBJECT_TYPES.control);
+  expectRejected(t, encodeMessage(S['gateway-heartbeat']), 'unexpected-type', SUBJECT_TYPES.heartbeat);
+});
+
+test('wire - optional reliability fields: a heartbeat without draining and a reserve without gatewayId still decode', (t) => {
+  const { draining: _d, ...hb } = { ...S.heartbeat, draining: true };
+  t.is(decodeMessage(encodeMessage(hb as WireMessage)).type, 'heartbeat');
+  t.true((decodeMessage(encodeMessage({ ...S.heartbeat, draining: true })) as typeof S.heartbeat).draining);
+  t.is((decodeMessage(encodeMessage({ ...S.reserve, gatewayId: 'gw-1' })) as typeof S.reserve).gatewayId, 'gw-1');
+  t.false('gatewayId' in decodeMessage(encodeMessage(S.reserve)));
 });
 
 test('wire - bad field values are invalid', (t) => {
@@ -201,6 +213,17 @@ test('wire - bad field values are invalid', (t) => {
     [S.tokens, { tokens: [1, 2], logprobs: [{ logprob: -1, top: [] }] }], // one entry for two tokens
     [S.tokens, { tokens: [1], logprobs: [{ logprob: -1, top: Array.from({ length: 21 }, (_, i) => [i, -2]) }] }],
     [S['prefill-done'], { firstLogprobs: { logprob: 'x', top: [] } }],
+    [S.heartbeat, { draining: 'yes' }],
+    [S.reserve, { gatewayId: 'gw 1' }],
+    [S.renew, { requestIds: [] }], // nothing to renew
+    [S.renew, { requestIds: Array.from({ length: 513 }, (_, i) => `r${i}`) }], // over MAX_RENEW_IDS
+    [S.renew, { requestIds: ['ok', 'bad*'] }],
+    [S['cancel-ack'], { ended: 1 }],
+    [S.ping, { nonce: -1 }],
+    [S.pong, { nodeId: '' }],
+    [S['gateway-heartbeat'], { intervalMs: 0 }],
+    [S['prefill-heartbeat'], { jobs: ['a b'] }],
+    [S.replay, { fromSeq: 1.5 }],
   ];
   for (const [m, patch] of cases) {
     const err = expectRejected(t, tampered(m, patch), 'invalid');

@@ -4,7 +4,7 @@
 // BullMQ prefill job) asks. It has no model: what it "generates" is the ids the test gives it.
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import {
-  SUBJECT_TYPES, decodeMessage, encodeMessage, heartbeatMessage, reserveReplyMessage, tokensMessage, type Cancel, type FinishReason,
+  SUBJECT_TYPES, cancelAckMessage, decodeMessage, encodeMessage, heartbeatMessage, pongMessage, reserveReplyMessage, tokensMessage, type Cancel, type FinishReason, type PrefillTiming,
   type Reserve, type ReserveRefusal, type WireSubjects,
 } from '@latentwire/protocol';
 
@@ -13,6 +13,7 @@ export const TEST_PAGE_SIZE = 16;
 export const TEST_LAYOUT_KEY = `latent-v1/fp8_e4m3/r64+16/p${TEST_PAGE_SIZE}`;
 
 export interface NodeFigures {
+  draining?: boolean;
   totalPages: number;
   freePages: number;
   running: number;
@@ -37,6 +38,17 @@ export class ScriptedDecodeNode {
   readonly reserves: Reserve[] = [];
   /** Cancels received on the control subject, with performance.now() at receipt. */
   readonly cancels: { readonly message: Cancel; readonly at: number }[] = [];
+  /** Tokens messages sent, by request and seq (as a real node keeps them for replay). */
+  readonly sent = new Map<string, Uint8Array[]>();
+  readonly replays: { readonly requestId: string; readonly fromSeq: number }[] = [];
+  /** Request ids named in renew messages, in arrival order. */
+  readonly renewals: string[] = [];
+  /** performance.now() of each grant's latest (re)start of its lease. */
+  readonly leases = new Map<string, number>();
+  /** Don't acknowledge cancels (as a node that receives but cannot answer). */
+  ignoreCancels = false;
+  /** Don't answer pings (as a node that is gone or wedged). */
+  ignorePings = false;
   private seq = 0;
   private timer: NodeJS.Timeout | undefined;
 
@@ -66,7 +78,7 @@ export class ScriptedDecodeNode {
   }
 
   static async start(opts: ScriptedNodeOptions): Promise<ScriptedDecodeNode> {
-    const node = new ScriptedDecodeNode(opts, await connect({ servers: opts.natsUrl, name: `test-decode-${opts.nodeId}` }));
+    const node = new ScriptedDecodeNode(opts, await connect({ servers: opts.natsUrl, name: `test-decode-${opts.nodeId}`, reconnectTimeWait: 250, maxReconnectAttempts: -1 }));
     const { subjects } = opts;
     node.nc.subscribe(subjects.reserve(opts.nodeId), {
       callback: (_err, msg) => {
@@ -76,6 +88,7 @@ export class ScriptedDecodeNode {
         if (decision === 'silent') return;
         const f = node.figures;
         if (decision === 'grant') {
+          node.leases.set(m.requestId, performance.now());
           const pages = Math.ceil((m.promptTokens + m.maxTokens) / TEST_PAGE_SIZE);
           f.freePages = Math.max(0, f.freePages - pages);
           msg.respond(encodeMessage(reserveReplyMessage({ requestId: m.requestId, ok: true, pages, freePages: f.freePages, leaseMs: opts.leaseMs ?? 10_000 })));
@@ -87,12 +100,35 @@ export class ScriptedDecodeNode {
     node.nc.subscribe(subjects.control(opts.nodeId), {
       callback: (_err, msg) => {
         const m = decodeMessage(msg.data, SUBJECT_TYPES.control);
-        if (m.type === 'cancel') node.cancels.push({ message: m, at: performance.now() });
+        if (m.type === 'renew') {
+          node.renewals.push(...m.requestIds);
+          for (const id of m.requestIds) if (node.leases.has(id) && node.leaseAlive(id)) node.leases.set(id, performance.now());
+        }
+        if (m.type === 'replay') {
+          node.replays.push({ requestId: m.requestId, fromSeq: m.fromSeq });
+          for (const bytes of (node.sent.get(m.requestId) ?? []).slice(m.fromSeq)) node.nc.publish(opts.subjects.tokens(m.requestId), bytes);
+        }
+        if (m.type !== 'cancel') return;
+        node.cancels.push({ message: m, at: performance.now() });
+        // as a real node: a cancel sent as a request is acknowledged (unless the test wants it ignored)
+        if (msg.reply && !node.ignoreCancels) msg.respond(encodeMessage(cancelAckMessage({ requestId: m.requestId, ended: true })));
+      },
+    });
+    node.nc.subscribe(subjects.ping(opts.nodeId), {
+      callback: (_err, msg) => {
+        const m = decodeMessage(msg.data, SUBJECT_TYPES.ping);
+        if (!node.ignorePings) msg.respond(encodeMessage(pongMessage({ nodeId: opts.nodeId, nonce: m.nonce })));
       },
     });
     await node.nc.flush();
     node.resume();
     return node;
+  }
+
+  /** Whether the grant's lease (leaseMs from its grant or latest renewal) still holds, as a real node judges it. */
+  leaseAlive(requestId: string): boolean {
+    const at = this.leases.get(requestId);
+    return at !== undefined && performance.now() - at < (this.opts.leaseMs ?? 10_000);
   }
 
   /** Publishes one heartbeat now with the current figures. */
@@ -124,10 +160,14 @@ export class ScriptedDecodeNode {
     this.beat();
   }
 
-  /** Publishes one tokens message. */
-  send(requestId: string, seq: number, tokens: readonly number[], finishReason?: FinishReason, error?: string): void {
+  /** Publishes one tokens message (the first may carry the prefill's timing); `lose`: kept for replay, not published. */
+  send(requestId: string, seq: number, tokens: readonly number[], finishReason?: FinishReason, error?: string, timing?: PrefillTiming, lose = false): void {
     const final = finishReason === undefined ? {} : { finishReason, usage: { promptTokens: 1, completionTokens: tokens.length }, error };
-    this.nc.publish(this.opts.subjects.tokens(requestId), encodeMessage(tokensMessage({ requestId, seq, tokens, ...final })));
+    const bytes = encodeMessage(tokensMessage({ requestId, seq, tokens, ...final, ...(timing ? { timing } : {}) }));
+    const sent = this.sent.get(requestId) ?? [];
+    sent[seq] = bytes;
+    this.sent.set(requestId, sent);
+    if (!lose) this.nc.publish(this.opts.subjects.tokens(requestId), bytes);
   }
 
   /** Generates `ids` in messages of `perMessage` tokens, the last one with `finishReason`. */

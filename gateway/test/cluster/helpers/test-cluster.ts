@@ -41,20 +41,26 @@ export interface TestCluster {
   readonly prefillCancels: { readonly message: Cancel; readonly at: number }[];
   node(opts: Omit<ScriptedNodeOptions, 'subjects' | 'natsUrl' | 'fingerprint'> & { fingerprint?: string }): Promise<ScriptedDecodeNode>;
   /** Starts the stand-in prefill worker: each job goes to `onJob` with the node that reserved its pages. */
-  startPrefillWorker(onJob: (job: PrefillJob, node: ScriptedDecodeNode) => Promise<void> | void): Worker<PrefillJob>;
+  startPrefillWorker(onJob: (job: PrefillJob, node: ScriptedDecodeNode) => Promise<void> | void, concurrency?: number): Worker<PrefillJob>;
   /** Resolves once the registry lists these nodes as compatible. */
   waitForNodes(...nodeIds: string[]): Promise<void>;
 }
 
-export async function startTestCluster(t: ExecutionContext, overrides: Partial<TestSettings & { redisUrl: string }> = {}): Promise<TestCluster> {
-  const { natsUrl, redisUrl } = { ...(await servers()), ...(overrides.redisUrl ? { redisUrl: overrides.redisUrl } : {}) };
+export async function startTestCluster(
+  t: ExecutionContext,
+  overrides: Partial<TestSettings & { redisUrl: string; natsUrl: string } & Pick<ClusterSettings, 'prefillQueueMaxWaitMs' | 'cancelAckTimeoutMs' | 'cancelAttempts' | 'nodeProbeTimeoutMs' | 'prefillSilenceMs' | 'prefillResumes'>> = {},
+): Promise<TestCluster> {
+  const { natsUrl, redisUrl } = {
+    ...(await servers()), ...(overrides.redisUrl ? { redisUrl: overrides.redisUrl } : {}), ...(overrides.natsUrl ? { natsUrl: overrides.natsUrl } : {}),
+  };
   const subjectPrefix = `test.${randomUUID().slice(0, 8)}`;
   const subjects = wireSubjects(subjectPrefix);
   const logger = pino({ level: process.env['TEST_LOG_LEVEL'] ?? 'silent' });
   const settings: Omit<ClusterSettings, 'natsServers'> = { ...TEST_SETTINGS, ...overrides, redisUrl, subjectPrefix };
 
-  const nc = await connect({ servers: natsUrl, name: 'test-gateway' });
-  const observer = await connect({ servers: natsUrl, name: 'test-observer' });
+  // Reconnects a little faster than nats.js's default 2 s (a test restarts its NATS server).
+  const nc = await connect({ servers: natsUrl, name: 'test-gateway', reconnectTimeWait: 250, maxReconnectAttempts: -1 });
+  const observer = await connect({ servers: natsUrl, name: 'test-observer', reconnectTimeWait: 250, maxReconnectAttempts: -1 });
   const cluster = await startClusterBackend({ nc, settings, model: model(), logger });
   const nodes = new Map<string, ScriptedDecodeNode>();
   const workers: Worker[] = [];
@@ -82,7 +88,7 @@ export async function startTestCluster(t: ExecutionContext, overrides: Partial<T
       nodes.set(node.nodeId, node);
       return node;
     },
-    startPrefillWorker(onJob) {
+    startPrefillWorker(onJob, concurrency = 8) {
       const worker = new Worker<PrefillJob>(
         prefillQueueName(subjectPrefix),
         async (job: Job<PrefillJob>) => {
@@ -90,7 +96,7 @@ export async function startTestCluster(t: ExecutionContext, overrides: Partial<T
           if (!node) throw new Error(`job for unknown node ${job.data.decodeNodeId}`);
           await onJob(job.data, node);
         },
-        { connection: { url: redisUrl }, concurrency: 8 },
+        { connection: { url: redisUrl }, concurrency },
       );
       workers.push(worker);
       return worker;

@@ -17,6 +17,10 @@ export {
 export {
   MAX_LOGIT_BIAS, MAX_REPETITION_PENALTY, MAX_STOP_TOKENS, MAX_WIRE_TOP_LOGPROBS, type WireLogprobs, type WireSampling,
 } from './messages/sampling.js';
+export {
+  MAX_HEARTBEAT_JOBS, MAX_RENEW_IDS, cancelAckMessage, gatewayHeartbeatMessage, pingMessage, pongMessage, prefillHeartbeatMessage, renewMessage, replayMessage,
+  type CancelAck, type GatewayHeartbeat, type Ping, type Pong, type PrefillHeartbeat, type Renew, type Replay,
+} from './messages/presence.js';
 export { CANCEL_REASONS, cancelMessage, type Cancel, type CancelReason } from './messages/cancel.js';
 export {
   FINISH_REASONS, MAX_TOKENS_PER_MESSAGE, tokensMessage, type FinishReason, type Tokens, type Usage,

@@ -8,6 +8,10 @@ import {
   prefillDoneAckSpec, prefillDoneSpec, prefillFailedSpec, type PrefillDone, type PrefillDoneAck, type PrefillFailed,
 } from './messages/prefill.js';
 import { reserveReplySpec, reserveSpec, type Reserve, type ReserveReply } from './messages/reserve.js';
+import {
+  cancelAckSpec, gatewayHeartbeatSpec, pingSpec, pongSpec, prefillHeartbeatSpec, renewSpec, replaySpec,
+  type CancelAck, type GatewayHeartbeat, type Ping, type Pong, type PrefillHeartbeat, type Renew, type Replay,
+} from './messages/presence.js';
 import type { MessageDescription, MessageSpec } from './messages/spec.js';
 import { tokensSpec, type Tokens } from './messages/tokens.js';
 
@@ -22,6 +26,13 @@ export const MESSAGE_TYPES = [
   'prefill-failed',
   'cancel',
   'tokens',
+  'renew',
+  'cancel-ack',
+  'ping',
+  'pong',
+  'gateway-heartbeat',
+  'prefill-heartbeat',
+  'replay',
 ] as const;
 export type MessageType = (typeof MESSAGE_TYPES)[number];
 
@@ -35,7 +46,14 @@ export type WireMessage =
   | PrefillDoneAck
   | PrefillFailed
   | Cancel
-  | Tokens;
+  | Tokens
+  | Renew
+  | CancelAck
+  | Ping
+  | Pong
+  | GatewayHeartbeat
+  | PrefillHeartbeat
+  | Replay;
 
 /** The message of one type (or of a union of types). */
 export type MessageOf<T extends MessageType> = Extract<WireMessage, { type: T }>;
@@ -51,6 +69,13 @@ export const SPECS: { readonly [T in MessageType]: MessageSpec<MessageOf<T>> } =
   'prefill-failed': prefillFailedSpec,
   cancel: cancelSpec,
   tokens: tokensSpec,
+  renew: renewSpec,
+  'cancel-ack': cancelAckSpec,
+  ping: pingSpec,
+  pong: pongSpec,
+  'gateway-heartbeat': gatewayHeartbeatSpec,
+  'prefill-heartbeat': prefillHeartbeatSpec,
+  replay: replaySpec,
 };
 
 export function isMessageType(t: unknown): t is MessageType {

@@ -6,6 +6,11 @@
 //   <p>.decode.<nodeId>.control    prefill-done → prefill-done-ack, prefill-failed, cancel
 //   <p>.tokens.<requestId>         tokens                         decode node → gateway
 //   <p>.prefill.cancel             cancel                         gateway → every prefill node
+//   <p>.decode.<nodeId>.ping       ping → reply pong              gateway → decode node (liveness probe)
+//   <p>.gateway.heartbeat          gateway-heartbeat              gateways → decode nodes (presence)
+//   <p>.prefill.heartbeat          prefill-heartbeat              prefill workers → gateways (presence, jobs)
+// The control subject also carries renew and replay (gateway, no reply) and answers a cancel sent as a request with a
+// cancel-ack.
 // Ids may contain dots (they then span several subject tokens), so subscribe to these exact subjects, not
 // to wildcards under them: `<p>.decode.a.>` would also match node `a.b`'s subjects.
 import { WireUsageError } from './errors.js';
@@ -20,8 +25,13 @@ export const SUBJECT_TYPES = {
   reserveReply: ['reserve-reply'],
   kv: ['kv-chunk'],
   kvReply: ['kv-ack'],
-  control: ['prefill-done', 'prefill-failed', 'cancel'],
+  control: ['prefill-done', 'prefill-failed', 'cancel', 'renew', 'replay'],
   controlReply: ['prefill-done-ack'],
+  cancelReply: ['cancel-ack'],
+  ping: ['ping'],
+  pingReply: ['pong'],
+  gatewayHeartbeat: ['gateway-heartbeat'],
+  prefillHeartbeat: ['prefill-heartbeat'],
   tokens: ['tokens'],
   prefillCancel: ['cancel'],
 } as const satisfies Record<string, readonly MessageType[]>;
@@ -30,9 +40,12 @@ export interface WireSubjects {
   readonly prefix: string;
   readonly heartbeat: string;
   readonly prefillCancel: string;
+  readonly gatewayHeartbeat: string;
+  readonly prefillHeartbeat: string;
   reserve(nodeId: string): string;
   kv(nodeId: string): string;
   control(nodeId: string): string;
+  ping(nodeId: string): string;
   tokens(requestId: string): string;
 }
 
@@ -48,9 +61,12 @@ export function wireSubjects(prefix: string = DEFAULT_SUBJECT_PREFIX): WireSubje
     prefix,
     heartbeat: `${prefix}.heartbeat`,
     prefillCancel: `${prefix}.prefill.cancel`,
+    gatewayHeartbeat: `${prefix}.gateway.heartbeat`,
+    prefillHeartbeat: `${prefix}.prefill.heartbeat`,
     reserve: (nodeId: string) => node(nodeId, 'reserve'),
     kv: (nodeId: string) => node(nodeId, 'kv'),
     control: (nodeId: string) => node(nodeId, 'control'),
+    ping: (nodeId: string) => node(nodeId, 'ping'),
     tokens: (requestId: string) => `${prefix}.tokens.${subjectId('requestId', requestId)}`,
   });
 }

@@ -3,7 +3,7 @@ import { Packr } from 'msgpackr';
 import { latentKvLayout, latentLayoutKey, pagesFor, type KvDtype } from '@latentwire/protocol';
 import { seededRandom } from '@latentwire/testing';
 import {
-  cancelMessage, heartbeatMessage, kvAckMessage, kvChunkMessage, prefillDoneAckMessage, prefillDoneMessage,
+  cancelAckMessage, cancelMessage, gatewayHeartbeatMessage, heartbeatMessage, pingMessage, pongMessage, prefillHeartbeatMessage, renewMessage, replayMessage, kvAckMessage, kvChunkMessage, prefillDoneAckMessage, prefillDoneMessage,
   prefillFailedMessage, reserveMessage, reserveReplyMessage, tokensMessage, type KvLayerPages, type MessageType, type WireMessage,
 } from '../../src/wire/index.js';
 
@@ -69,5 +69,12 @@ export function samples(): { readonly [T in MessageType]: Extract<WireMessage, {
     'prefill-failed': prefillFailedMessage({ requestId, reason: 'GPU device lost' }),
     cancel: cancelMessage({ requestId, reason: 'client-disconnected' }),
     tokens: tokensMessage({ requestId, seq: 9, tokens: [], finishReason: 'stop', usage: { promptTokens: 74, completionTokens: 31 } }),
+    renew: renewMessage({ requestIds: [requestId, 'req-7f3a.2'] }),
+    'cancel-ack': cancelAckMessage({ requestId, ended: true }),
+    ping: pingMessage({ nonce: 7 }),
+    pong: pongMessage({ nodeId: 'decode-0', nonce: 7, draining: true }),
+    'gateway-heartbeat': gatewayHeartbeatMessage({ gatewayId: 'gw-1.a', seq: 3, intervalMs: 1000, sentAt: 1_767_225_600_123 }),
+    replay: replayMessage({ requestId, fromSeq: 4 }),
+    'prefill-heartbeat': prefillHeartbeatMessage({ workerId: 'prefill-0', seq: 9, intervalMs: 1000, sentAt: 1_767_225_600_123, jobs: [requestId] }),
   };
 }

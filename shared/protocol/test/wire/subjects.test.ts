@@ -11,6 +11,9 @@ test('subjects - default prefix lw and the documented layout', (t) => {
   t.is(s.reserve('decode-0'), 'lw.decode.decode-0.reserve');
   t.is(s.kv('decode-0'), 'lw.decode.decode-0.kv');
   t.is(s.control('decode-0'), 'lw.decode.decode-0.control');
+  t.is(s.ping('decode-0'), 'lw.decode.decode-0.ping');
+  t.is(s.gatewayHeartbeat, 'lw.gateway.heartbeat');
+  t.is(s.prefillHeartbeat, 'lw.prefill.heartbeat');
   t.is(s.tokens('chatcmpl-9f:1'), 'lw.tokens.chatcmpl-9f:1');
   t.is(wireSubjects('test.ab12').kv('n.1'), 'test.ab12.decode.n.1.kv');
   t.true(Object.isFrozen(s));
@@ -30,7 +33,8 @@ test('subjects - wildcards, whitespace, empty tokens and long ids are refused by
 
 test('subjects - each subject names the types it carries', (t) => {
   t.deepEqual(SUBJECT_TYPES.kv, ['kv-chunk']);
-  t.deepEqual(SUBJECT_TYPES.control, ['prefill-done', 'prefill-failed', 'cancel']);
+  t.deepEqual(SUBJECT_TYPES.control, ['prefill-done', 'prefill-failed', 'cancel', 'renew', 'replay']);
+  t.deepEqual(SUBJECT_TYPES.ping, ['ping']);
   t.deepEqual(SUBJECT_TYPES.prefillCancel, ['cancel']);
 });
 

@@ -15,6 +15,8 @@ export interface NatsServerOptions {
   readonly jetstream?: boolean;
   /** How long to wait for the server to accept connections (ms). */
   readonly startTimeoutMs?: number;
+  /** A fixed port (to restart a server where its clients reconnect); default a free one. */
+  readonly port?: number;
 }
 
 export interface NatsServer {
@@ -30,7 +32,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   try {
     // get-port can race with another process taking the port before the server binds it: retry then.
     for (let attempt = 1; ; attempt++) {
-      const port = await getPort({ host: HOST });
+      const port = options.port ?? (await getPort({ host: HOST }));
       const config = join(dir, 'nats.conf');
       await writeFile(config, configText(port, dir, options));
       const child = spawn(process.env['NATS_SERVER_BIN'] ?? 'nats-server', ['-c', config], { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -41,7 +43,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
         return { url: `nats://${HOST}:${port}`, port, stop: () => stop(child, dir) };
       }
       await stop(child, undefined);
-      if (ready === 'exited' && attempt < 3 && /address already in use/i.test(log)) continue;
+      if (ready === 'exited' && attempt < 3 && options.port === undefined && /address already in use/i.test(log)) continue;
       throw new Error(`nats-server (${config}) ${ready === 'exited' ? `exited with ${child.exitCode ?? child.signalCode}` : 'did not accept connections in time'}:\n${log}`);
     }
   } catch (err) {

@@ -39,6 +39,8 @@ export interface Heartbeat extends Envelope<'heartbeat'> {
   readonly seq: number;
   /** Sender's clock, ms since the epoch. */
   readonly sentAt: number;
+  /** The node is shutting down: it finishes what it runs and takes nothing new (absent = false). */
+  readonly draining?: boolean;
 }
 
 export function heartbeatMessage(f: Fields<Heartbeat>): Heartbeat {
@@ -66,6 +68,7 @@ export const heartbeatSpec: MessageSpec<Heartbeat> = {
     startedAt: msEpoch.optional(),
     seq: u32,
     sentAt: msEpoch,
+    draining: z.boolean().optional(),
   }),
   check(m) {
     const layout = parseLatentLayoutKey(m.layoutKey)!; // the schema checked it parses
@@ -79,6 +82,6 @@ export const heartbeatSpec: MessageSpec<Heartbeat> = {
   },
   describe: (m) => ({
     type: m.type, nodeId: m.nodeId, seq: m.seq, layoutKey: m.layoutKey, fingerprint: m.fingerprint.slice(0, 12),
-    freePages: m.freePages, totalPages: m.totalPages, running: m.running, waiting: m.waiting,
+    freePages: m.freePages, totalPages: m.totalPages, running: m.running, waiting: m.waiting, draining: m.draining,
   }),
 };

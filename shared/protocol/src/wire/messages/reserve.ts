@@ -25,6 +25,11 @@ export interface Reserve extends Envelope<'reserve'> {
    * prompt, a bitset (bit i % 8 of byte i >> 3 = token i occurs).
    */
   readonly promptTokenSet?: Uint8Array;
+  /**
+   * The asking gateway's id (its gateway-heartbeat's): the node ends the request if that gateway goes
+   * silent. Absent: the request is not tied to a gateway's presence.
+   */
+  readonly gatewayId?: string;
 }
 
 /** Bytes of a prompt token set: vocabularies up to 2^21 tokens. */
@@ -67,6 +72,7 @@ export const reserveSpec: MessageSpec<Reserve> = {
     fingerprint: label,
     layoutKey,
     promptTokenSet: bytes.refine((b) => b.byteLength <= MAX_PROMPT_TOKEN_SET_BYTES, `at most ${MAX_PROMPT_TOKEN_SET_BYTES} bytes`).optional(),
+    gatewayId: wireId.optional(),
   }),
   describe: (m) => ({
     type: m.type, requestId: m.requestId, promptTokens: m.promptTokens, maxTokens: m.maxTokens, temperature: m.sampling.temperature,

@@ -1,0 +1,121 @@
+// Failures across real processes: gateway, prefill node and decode node each its own `node dist/src/main.js`,
+// over a real nats-server and redis-server. kill -9 of the gateway mid-stream: the decode node hears its
+// gateway-heartbeats stop and frees that request's pages within GATEWAY_SILENCE_MS and a sweep, instead of
+// decoding it for nobody until max_tokens. kill -9 of the prefill node running a job: the gateway hears its
+// prefill-heartbeats stop and starts the request over on the other prefill node at once, instead of after
+// BullMQ's 30 s lock.
+import test from 'ava';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { connect } from '@nats-io/transport-node';
+import { SUBJECT_TYPES, decodeMessage, wireSubjects, type Heartbeat, type PrefillHeartbeat } from '@latentwire/protocol';
+import { startNatsServer, startRedisServer } from '@latentwire/testing/servers';
+
+const require = createRequire(import.meta.url);
+/** A workspace's built entry point (dist/src/main.js next to its dist/src/index.js). */
+const mainOf = (pkg: string) => join(dirname(require.resolve(pkg)), 'main.js');
+
+function start(t: import('ava').ExecutionContext, file: string, env: Record<string, string>) {
+  const child: ChildProcess = spawn(process.execPath, [file], { env: { ...process.env, LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  t.teardown(() => void child.kill('SIGKILL'));
+  const p = { child, out: '' };
+  child.stdout!.on('data', (d: Buffer) => void (p.out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => void (p.out += d.toString()));
+  return p;
+}
+
+async function until(cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<number> {
+  const t0 = performance.now();
+  while (!(await cond())) {
+    if (performance.now() - t0 > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return performance.now() - t0;
+}
+
+test('failures - kill -9 of the gateway mid-stream: the decode node cancels its request and frees the pages within a bound', async (t) => {
+  const [nats, redis] = await Promise.all([startNatsServer(), startRedisServer()]);
+  t.teardown(async () => void (await Promise.all([nats.stop(), redis.stop()])));
+  const prefix = 'fail';
+  const common = { NATS_URL: nats.url, REDIS_URL: redis.url, NATS_SUBJECT_PREFIX: prefix };
+  const silenceMs = 1500;
+  const decode = start(t, mainOf('@latentwire/decode-node'), {
+    ...common, NODE_ID: 'decode-f', HEARTBEAT_MS: '200', GATEWAY_SILENCE_MS: String(silenceMs),
+    PAGE_SIZE: '16', KV_CACHE_PAGES: '64', MAX_BATCH: '4', MAX_CONTEXT: '512',
+  });
+  start(t, mainOf('@latentwire/prefill-node'), common);
+  const gateway = start(t, mainOf('@latentwire/gateway'), { ...common, GATEWAY_HOST: '127.0.0.1', GATEWAY_PORT: '0', GATEWAY_HEARTBEAT_MS: '200' });
+
+  const nc = await connect({ servers: nats.url });
+  t.teardown(() => nc.close());
+  let last: Heartbeat | undefined;
+  nc.subscribe(wireSubjects(prefix).heartbeat, { callback: (_e, m) => void (last = decodeMessage(m.data, SUBJECT_TYPES.heartbeat)) });
+  await until(() => /"url":"([^"]+)"/.test(gateway.out), 60_000, 'the gateway listening');
+  const url = /"url":"([^"]+)"/.exec(gateway.out)![1]!;
+  await until(async () => (await fetch(`${url}/ready`).catch(() => undefined))?.status === 200, 180_000, 'the cluster ready');
+
+  const res = await fetch(`${url}/v1/completions`, {
+    method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'tiny-deepseek-v2', prompt: 'The quick brown fox', max_tokens: 400, stream: true, ignore_eos: true }),
+  });
+  t.is(res.status, 200);
+  const reader = res.body!.getReader();
+  await reader.read(); // the stream is running
+  await until(() => last !== undefined && last.running === 1, 10_000, 'the sequence decoding');
+  const held = last!.totalPages - last!.freePages;
+  t.true(held > 0);
+
+  gateway.child.kill('SIGKILL');
+  await reader.read().catch(() => undefined);
+  const ms = await until(() => last!.freePages === last!.totalPages && last!.running === 0, silenceMs + 5000, 'every page free');
+  t.log(`pages free ${Math.round(ms)} ms after kill -9 (silence limit ${silenceMs} ms)`);
+  t.regex(decode.out, /request cancelled: its gateway went silent/);
+  t.notRegex(decode.out, /"reason":"length"/, 'cancelled, not decoded to max_tokens');
+});
+
+test('failures - kill -9 of the prefill node running a job: the request is re-queued on the other prefill node and completes', async (t) => {
+  const [nats, redis] = await Promise.all([startNatsServer(), startRedisServer()]);
+  t.teardown(async () => void (await Promise.all([nats.stop(), redis.stop()])));
+  const prefix = 'failp';
+  const common = { NATS_URL: nats.url, REDIS_URL: redis.url, NATS_SUBJECT_PREFIX: prefix };
+  start(t, mainOf('@latentwire/decode-node'), { ...common, NODE_ID: 'decode-p', PAGE_SIZE: '16', KV_CACHE_PAGES: '64', MAX_BATCH: '4', MAX_CONTEXT: '512' });
+  const prefills = [0, 1].map(() => start(t, mainOf('@latentwire/prefill-node'), { ...common, PREFILL_HEARTBEAT_MS: '200', PREFILL_CONCURRENCY: '1' }));
+  const gateway = start(t, mainOf('@latentwire/gateway'), { ...common, GATEWAY_HOST: '127.0.0.1', GATEWAY_PORT: '0', PREFILL_SILENCE_MS: '1000' });
+
+  const nc = await connect({ servers: nats.url });
+  t.teardown(() => nc.close());
+  const workers = new Map<string, number>(); // workerId → pid
+  let holder: { workerId: string; requestId: string } | undefined;
+  let killed = false;
+  nc.subscribe(wireSubjects(prefix).prefillHeartbeat, {
+    callback: (_e, m) => {
+      const hb: PrefillHeartbeat = decodeMessage(m.data, SUBJECT_TYPES.prefillHeartbeat);
+      if (!workers.has(hb.workerId)) workers.set(hb.workerId, Number(/-(\d+)-[0-9a-f]{8}$/.exec(hb.workerId)?.[1]));
+      if (!killed && hb.jobs.length > 0) {
+        killed = true; // kill -9 the worker that announced a job, the moment it announced it
+        holder = { workerId: hb.workerId, requestId: hb.jobs[0]! };
+        process.kill(workers.get(hb.workerId)!, 'SIGKILL');
+      }
+    },
+  });
+  await until(() => /"url":"([^"]+)"/.test(gateway.out), 60_000, 'the gateway listening');
+  const url = /"url":"([^"]+)"/.exec(gateway.out)![1]!;
+  await until(async () => (await fetch(`${url}/ready`).catch(() => undefined))?.status === 200, 180_000, 'the cluster ready');
+  await until(() => workers.size === 2, 10_000, 'both prefill workers heard');
+  t.true([...workers.values()].every((pid) => prefills.some((p) => p.child.pid === pid)), 'worker ids name their pids');
+
+  const t0 = performance.now();
+  const res = await fetch(`${url}/v1/completions`, {
+    method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'tiny-deepseek-v2', prompt: 'The quick brown fox', max_tokens: 8, ignore_eos: true }),
+  });
+  const body = (await res.json()) as { choices?: { finish_reason: string }[] };
+  const ms = performance.now() - t0;
+  t.is(res.status, 200, JSON.stringify(body));
+  t.is(body.choices![0]!.finish_reason, 'length');
+  t.truthy(holder, 'a worker was killed holding the job');
+  t.true(ms < 20_000, `answered after ${Math.round(ms)} ms (BullMQ's lock is 30 s)`);
+  t.regex(gateway.out, /prefill worker lost: request re-queued/);
+  t.log(`answered ${Math.round(ms)} ms after the request; worker ${holder!.workerId} killed holding ${holder!.requestId}`);
+});
