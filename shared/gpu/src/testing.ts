@@ -2,13 +2,14 @@
 // weights uploaded in their stored form, values rounded to what a dtype stores.
 import { packWeights, type WeightDtype } from '@latentwire/model';
 import { Gpu } from './runtime/index.js';
+import { gpuOptionsFromEnv } from './runtime/gpu-env.js';
 import type { GpuTensor } from './kernels/weight-dtype.js';
 
 let shared: Promise<Gpu> | null = null;
 
-/** The test file's Gpu (lavapipe on CPU machines). */
+/** The test file's Gpu (lavapipe on CPU machines), with the GPU_ENV settings (WEBGPU_ADAPTER, DAWN_FEATURES...). */
 export function testGpu(): Promise<Gpu> {
-  shared ??= Gpu.create({ adapter: process.env.WEBGPU_ADAPTER });
+  shared ??= Gpu.create(gpuOptionsFromEnv(process.env));
   return shared;
 }
 

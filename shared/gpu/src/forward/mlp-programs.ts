@@ -77,6 +77,7 @@ export function moePrograms(cfg: MlaConfig, w: MoeWeights, b: MoeBuffers, limits
       route: { routing: moeRouting(moe), gateWeight: w.router, bias: w.routerBias },
       out: b.out,
       accumulate: true,
+      subgroupMatrix: limits.subgroupMatrix ?? false,
     }),
   );
   return programs;

@@ -1,5 +1,5 @@
 import test from 'ava';
-import type { Gpu } from '../../src/runtime/index.js';
+import { subgroupMatrixUnsupportedReason, type Gpu } from '../../src/runtime/index.js';
 import type { MlaConfig, MoeConfig, TopkMethod } from '@latentwire/model';
 import {
   moeExperts, moeRoute, moeRouteSelect, moeRouting, moeScratchBytes,
@@ -10,6 +10,15 @@ import { packWeights, type WeightDtype } from '@latentwire/model';
 import { linear, moeLayer, moeRoute as refRoute, row, siluMlp, topK, type MlpWeights, type MoeWeights } from '../reference/index.js';
 import { roundTo, testGpu, uploadF32, uploadWeight } from '../../src/testing.js';
 import { maxAbsDiff, randomArray, rng } from '@latentwire/testing';
+
+// The expert GEMM forms this device runs: the subgroup-matrix one only where it has subgroup matrices (on the
+// GPU machine with DAWN_FEATURES=allow_unsafe_apis,vulkan_enable_f16_on_nvidia; not on lavapipe). Its operands
+// are f16, so it is held to MMA_TOL instead of the f32 forms' 1e-4 (measured on an H200: see the log in
+// bench/results/moe-mma-test.h200.log).
+const EXPERT_VARIANTS: readonly MoeGemmVariant[] = subgroupMatrixUnsupportedReason((await testGpu()).matrixCapabilities) === null
+  ? ['gemv', 'tiled', 'mma'] : ['gemv', 'tiled'];
+const MMA_TOL = 1e-2;
+const tolOf = (v: MoeGemmVariant) => (v === 'mma' ? MMA_TOL : 1e-4);
 
 // ---------------------------------------------------------------- helpers
 
@@ -237,7 +246,7 @@ function freeWeights(gpu: Gpu, w: MoeExpertWeights): void {
   for (const list of [w.gate, w.up, w.gateUp, w.down]) for (const c of list ?? []) gpu.destroy(c.tensor.buffer);
 }
 
-for (const variant of ['gemv', 'tiled'] as const) {
+for (const variant of EXPERT_VARIANTS) {
   for (const T of [1, 7, 50]) {
     test.serial(`moe-experts - routed layer matches float64 (T ${T}, 6 experts top-2, hidden 40, inter 24, bf16, ${variant})`, async (t) => {
       const gpu = await testGpu();
@@ -263,7 +272,7 @@ for (const variant of ['gemv', 'tiled'] as const) {
       const resid32 = Float32Array.from(resid);
       const want = ref.output.map((v, i) => v + resid32[i]!);
       const err = maxAbsDiff(got, want);
-      t.true(err < 1e-4, `max error ${err}`);
+      t.true(err < tolOf(variant), `max error ${err}`);
       freeScratch(gpu, sc);
       freeWeights(gpu, weights);
       destroyAll(gpu, gw, xb, out);
@@ -312,10 +321,10 @@ function randomRouting(T: number, k: number, allowed: number[], seed: number): {
   return { ids, wts };
 }
 
-for (const variant of ['gemv', 'tiled'] as const) {
+for (const variant of EXPERT_VARIANTS) {
   test.serial(`moe-experts - tokens routed to a subset of experts; chunked and fused layouts agree bitwise (${variant})`, async (t) => {
     const gpu = await testGpu();
-    const E = 16, k = 3, H = 64, I = 48, dtype = 'f16' as const, T = variant === 'tiled' ? 150 : 33;
+    const E = 16, k = 3, H = 64, I = 48, dtype = 'f16' as const, T = variant === 'gemv' ? 33 : 150;
     const s: ExpertSetup = { E, k, H, I, dtype, experts: makeExperts(E, H, I, dtype, 5000) };
     const x = roundTo(randomArray(T * H, 4242, 1), 'f32');
     // only experts 2, 3, 9, 10, 15 receive tokens (expert 15 in the last chunk, 9/10 across a chunk boundary)
@@ -333,7 +342,8 @@ for (const variant of ['gemv', 'tiled'] as const) {
     const b = await runExperts(gpu, s, split, x, T, ids, wts, variant);
     const c = await runExperts(gpu, s, fused, x, T, ids, wts, variant);
     const err = maxAbsDiff(a, want);
-    t.true(err < 1e-4, `max error ${err}`);
+    t.log(`${variant}: max error ${err.toExponential(2)}`);
+    t.true(err < tolOf(variant), `max error ${err}`);
     t.deepEqual(b, a, 'two chunks per projection = one chunk');
     t.deepEqual(c, a, 'fused gate_up = separate gate and up');
     for (const w of [whole, split, fused]) freeWeights(gpu, w);
@@ -355,9 +365,9 @@ test.serial('moe-experts - several tiles per expert and a skewed load (every tok
   }
   const want = refExperts(s, x, T, ids, wts);
   const weights: MoeExpertWeights = { gate: [chunk(gpu, s, 'gate', 0, E)], up: [chunk(gpu, s, 'up', 0, E)], down: [chunk(gpu, s, 'down', 0, E)] };
-  for (const variant of ['gemv', 'tiled'] as const) {
+  for (const variant of EXPERT_VARIANTS) {
     const got = await runExperts(gpu, s, weights, x, T, ids, wts, variant);
-    t.true(maxAbsDiff(got, want) < 1e-4, variant);
+    t.true(maxAbsDiff(got, want) < tolOf(variant), `${variant}: ${maxAbsDiff(got, want)}`);
   }
   freeWeights(gpu, weights);
 });

@@ -11,26 +11,28 @@
 // min(count, T·k)); workgroups whose tile index lies beyond the chunk's real tiles exit after two reads, so only
 // the weights of experts that received tokens are ever read.
 //
-// Two GEMM forms, chosen per call from T (compile-time variants; `variant` overrides):
+// Three GEMM forms, chosen per call from T and the device (compile-time variants; `variant` overrides):
 //   gemv  — TM = 8 rows per tile, weights streamed once per tile in 16-byte loads, K split over 32 lanes:
 //           memory-bound decode and small batches.
 //   tiled — TM = 64 rows per tile, 64 columns, K slabs of 16 through workgroup memory, 4×4 register blocks:
 //           prefill.
+//   mma   — the tiled form's tiles on subgroup matrices (f16 16×16×16 tiles, f32 accumulate; K slabs of 32),
+//           where the device has them (expert-mma-*.wgsl).
 //
 // Expert weights may be split into chunks of consecutive experts, each within one storage binding; gate and up
 // chunks need not share boundaries (gate/up is dispatched per segment of the merged boundaries).
-import { readFileSync } from 'node:fs';
 import type { KernelProgram, KernelShader } from '../../runtime/program.js';
 import { uniformStructWgsl } from '../../runtime/uniforms.js';
 import type { GpuTensor, WeightDtype } from '../weight-dtype.js';
 import { moeRoute, type MoeRouting } from './moe-route.js';
 import { memoShader } from '../../runtime/memo-shader.js';
+import { fillWgsl, loadWgsl } from '../../runtime/wgsl-source.js';
 
 const sources = new Map<string, string>();
 function wgsl(file: string): string {
   let s = sources.get(file);
   if (s === undefined) {
-    s = readFileSync(new URL(`./${file}`, import.meta.url), 'utf8');
+    s = loadWgsl(new URL(`./${file}`, import.meta.url));
     sources.set(file, s);
   }
   return s;
@@ -61,7 +63,7 @@ export interface MoeDims {
   readonly intermediate: number;
 }
 
-export type MoeGemmVariant = 'gemv' | 'tiled';
+export type MoeGemmVariant = 'gemv' | 'tiled' | 'mma';
 
 interface GemvShape {
   readonly kind: 'gemv';
@@ -73,11 +75,14 @@ interface GemvShape {
   readonly U_DOWN: number;
 }
 interface TiledShape { readonly kind: 'tiled'; readonly TM: number; readonly BN: number; readonly BK: number; readonly RM: number; readonly RN: number }
-type GemmShape = GemvShape | TiledShape;
+interface MmaShape { readonly kind: 'mma'; readonly TM: number; readonly BN: number; readonly BK: number }
+type GemmShape = GemvShape | TiledShape | MmaShape;
 
 const GEMV: GemvShape = { kind: 'gemv', TM: 8, COLS: 8, LANES: 32, U_GATE_UP: 2, U_DOWN: 4 };
 // BK 16 measured faster than 32 on the H100 (16.6 vs 26.4 ms for V2-Lite at T = 4096), so the slabs stay small.
 const TILED: TiledShape = { kind: 'tiled', TM: 64, BN: 64, BK: 16, RM: 4, RN: 4 };
+// 4 subgroups of 32 over the 64 × 64 block, each 2 × 2 tiles of 16 (the .wgsl files are written for this shape)
+const MMA: MmaShape = { kind: 'mma', TM: 64, BN: 64, BK: 32 };
 /** The smallest TM of any variant sizes the tile list, so one scratch serves both. */
 const MIN_TM = Math.min(GEMV.TM, TILED.TM);
 const GROUP_WG = 256;
@@ -88,13 +93,14 @@ const COMBINE_WG = 256;
  * gemv 1.3 ms vs tiled 2.6; T = 256 (24 rows) tiled 2.7 vs gemv 4.2; V3 T = 512 (16 rows) gemv 48 vs tiled 81;
  * T = 2048 (64 rows) tiled 128 vs gemv 213.
  */
-export function moeGemmVariant(dims: MoeDims, tokens: number): MoeGemmVariant {
-  return (tokens * dims.topK) / dims.nExperts < 24 ? 'gemv' : 'tiled';
+export function moeGemmVariant(dims: MoeDims, tokens: number, subgroupMatrix = false): MoeGemmVariant {
+  if ((tokens * dims.topK) / dims.nExperts < 24) return 'gemv';
+  return subgroupMatrix ? 'mma' : 'tiled';
 }
 
 /** Both forms fit WebGPU's guaranteed 16 KiB of workgroup memory (tiled gate/up: 12 KiB). */
 function shapeOf(v: MoeGemmVariant): GemmShape {
-  return v === 'gemv' ? GEMV : TILED;
+  return v === 'gemv' ? GEMV : v === 'mma' ? MMA : TILED;
 }
 
 /** Upper bound on the row tiles of `count` experts for T tokens with tile height TM. */
@@ -192,8 +198,10 @@ function load8Wgsl(dtype: WeightDtype, name: string, arr: string): string {
 function gemmPrelude(nExperts: number, s: GemmShape, xArr: string, down: boolean): string {
   const consts = s.kind === 'gemv'
     ? `const TM = ${s.TM}u;\nconst COLS = ${s.COLS}u;\nconst LANES = ${s.LANES}u;\nconst U = ${down ? s.U_DOWN : s.U_GATE_UP}u;`
-    : `const TM = ${s.TM}u;\nconst BN = ${s.BN}u;\nconst BK = ${s.BK}u;\nconst RM = ${s.RM}u;\nconst RN = ${s.RN}u;`;
-  return `const E = ${nExperts}u;
+    : s.kind === 'mma'
+      ? `const TM = ${s.TM}u;\nconst BN = ${s.BN}u;\nconst BK = ${s.BK}u;\nconst STR = ${s.BK + 8}u;`
+      : `const TM = ${s.TM}u;\nconst BN = ${s.BN}u;\nconst BK = ${s.BK}u;\nconst RM = ${s.RM}u;\nconst RN = ${s.RN}u;`;
+  return `${s.kind === 'mma' ? `${MMA_HEADER}\n` : ''}const E = ${nExperts}u;
 ${consts}
 struct F8 { lo: vec4<f32>, hi: vec4<f32> }
 fn x4(i: u32) -> vec4<f32> { return ${xArr}[i >> 2u]; }
@@ -212,7 +220,46 @@ fn expert_tile(tile_in_chunk: u32) -> vec4<u32> {
 }
 
 function shapeLabel(s: GemmShape): string {
-  return s.kind === 'gemv' ? `gemv_tm${s.TM}_c${s.COLS}_l${s.LANES}_u${s.U_GATE_UP}${s.U_DOWN}` : `tiled_tm${s.TM}_n${s.BN}_k${s.BK}_r${s.RM}x${s.RN}`;
+  if (s.kind === 'gemv') return `gemv_tm${s.TM}_c${s.COLS}_l${s.LANES}_u${s.U_GATE_UP}${s.U_DOWN}`;
+  return s.kind === 'mma' ? `mma_tm${s.TM}_n${s.BN}_k${s.BK}` : `tiled_tm${s.TM}_n${s.BN}_k${s.BK}_r${s.RM}x${s.RN}`;
+}
+
+/** The subgroup-matrix forms' enables and tile types (prepended before everything else: enables come first). */
+const MMA_HEADER = `enable f16;
+enable subgroups;
+enable chromium_experimental_subgroup_matrix;
+diagnostic(off, chromium.subgroup_matrix_uniformity);
+diagnostic(off, subgroup_uniformity);
+alias LeftT = subgroup_matrix_left<f16, 16, 16>;
+alias RightT = subgroup_matrix_right<f16, 16, 16>;
+alias ResT = subgroup_matrix_result<f32, 16, 16>;`;
+
+/**
+ * The mma forms' epilogue: each of a subgroup's 2 × 2 result tiles goes through its 16 × 16 scratch tile, where
+ * every lane finishes 8 values (silu·mul for gate/up; the scatter to the assignment's row for down).
+ */
+function mmaWriteWgsl(down: boolean): string {
+  const tiles = [[0, 0], [0, 1], [1, 0], [1, 1]] as const;
+  return tiles.map(([i, j]) => `${down
+    ? `subgroupMatrixStore<row_major>(&out_tile, sg * 256u, c${i}${j}, 16u);`
+    : `subgroupMatrixStore<row_major>(&out_g, sg * 256u, g${i}${j}, 16u);\n  subgroupMatrixStore<row_major>(&out_u, sg * 256u, u${i}${j}, 16u);`}
+  workgroupBarrier();
+  for (var q = 0u; q < 8u; q++) {
+    let idx = lane + 32u * q;
+    let m = sm + ${16 * i}u + idx / 16u;
+    let n = n0 + sn + ${16 * j}u + idx % 16u;
+    if (m < rows && n < u.N) {
+      ${down
+        ? 'slot_out[groups[u.sorted_base + r0 + m] * u.N + n] = out_tile[sg * 256u + idx];'
+        : 'act[(r0 + m) * u.N + n] = silu(out_g[sg * 256u + idx]) * out_u[sg * 256u + idx];'}
+    }
+  }
+  workgroupBarrier();`).join('\n  ');
+}
+
+function gemmFile(variant: MoeGemmVariant, half: 'gate-up' | 'down'): string {
+  if (variant === 'mma') return fillWgsl(wgsl(`expert-mma-${half}.wgsl`), { WRITE: mmaWriteWgsl(half === 'down') }, `expert-mma-${half}.wgsl`);
+  return wgsl(`expert-${variant}-${half}.wgsl`);
 }
 
 function build_moeGateUpShader(nExperts: number, gateDtype: WeightDtype, upDtype: WeightDtype, variant: MoeGemmVariant): KernelShader {
@@ -222,7 +269,7 @@ function build_moeGateUpShader(nExperts: number, gateDtype: WeightDtype, upDtype
     uniforms: GATE_UP_UNIFORMS,
     source: `${gemmPrelude(nExperts, s, 'x', false)}${load8Wgsl(gateDtype, 'gate8', 'wgate')}${load8Wgsl(upDtype, 'up8', 'wup')}
 ${uniformStructWgsl(GATE_UP_UNIFORMS, 5)}
-${wgsl(variant === 'gemv' ? 'expert-gemv-gate-up.wgsl' : 'expert-tiled-gate-up.wgsl')}`,
+${gemmFile(variant, 'gate-up')}`,
   };
 }
 
@@ -233,7 +280,7 @@ function build_moeDownShader(nExperts: number, dtype: WeightDtype, variant: MoeG
     uniforms: DOWN_UNIFORMS,
     source: `${gemmPrelude(nExperts, s, 'act', true)}${load8Wgsl(dtype, 'down8', 'wdown')}
 ${uniformStructWgsl(DOWN_UNIFORMS, 4)}
-${wgsl(variant === 'gemv' ? 'expert-gemv-down.wgsl' : 'expert-tiled-down.wgsl')}`,
+${gemmFile(variant, 'down')}`,
   };
 }
 
@@ -414,8 +461,10 @@ export interface MoeExpertsArgs {
   readonly outStride?: number;
   readonly outOffset?: number;
   readonly accumulate?: boolean;
-  /** Force a GEMM form (tests, benchmarks); default moeGemmVariant(dims, tokens). */
+  /** Force a GEMM form (tests, benchmarks); default moeGemmVariant(dims, tokens, subgroupMatrix). */
   readonly variant?: MoeGemmVariant;
+  /** The device runs the subgroup-matrix form (MatmulLimits.subgroupMatrix: gpu.matmulLimits says). */
+  readonly subgroupMatrix?: boolean;
 }
 
 /** The whole routed-expert sequence: [route (optional)], group, gate/up per chunk segment, down per chunk, combine. */
@@ -429,7 +478,7 @@ export function moeExperts(a: MoeExpertsArgs): KernelProgram[] {
   const small: string[] = (['topkIds', 'topkWeights', 'groups', 'act', 'slotOut'] as const).filter((k) => sc[k].size < need[k]);
   if (a.route && (!sc.logits || sc.logits.size < need.logits)) small.push('logits');
   if (small.length > 0) throw new RangeError(`moe: scratch too small for ${T} tokens: ${small.join(', ')}`);
-  const variant = a.variant ?? moeGemmVariant(a.dims, T);
+  const variant = a.variant ?? moeGemmVariant(a.dims, T, a.subgroupMatrix ?? false);
   const programs: KernelProgram[] = [];
   if (a.route) {
     const r = a.route.routing;

@@ -1,0 +1,102 @@
+// Routed experts, first half, on subgroup matrices (tensor cores): the same work, bindings and grid as
+// expert-tiled-gate-up.wgsl, for one row tile (≤ TM = 64 sorted rows of expert e) and BN = 64 intermediate
+// columns:  act[p, n] = silu(x[t_p] · W_gate[e, n, :]) · (x[t_p] · W_up[e, n, :]).
+// 4 subgroups of 32 sit 2 × 2 over the 64 × 64 block, each with 2 × 2 result tiles of gate and of up. K advances
+// BK at a time: the gathered x rows and both weight slabs are written to workgroup memory as f16 (rows padded
+// to STR), then each subgroup multiplies 16 × 16 × 16 tiles. The tiles leave through a per-subgroup scratch
+// (gate and up side by side), where each lane applies silu·mul to 8 of the 256 values.
+// Prepended by the launcher: E, TM, BN, BK, STR, struct F8, gate8(i), up8(i), x4(i), silu(), expert_tile(),
+// uniforms u, and the enables/aliases LeftT, RightT, ResT. Grid: (max tiles of this chunk, ceil(N / BN)).
+
+@group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> groups: array<u32>;
+@group(0) @binding(2) var<storage, read> wgate: array<vec4<u32>>;
+@group(0) @binding(3) var<storage, read> wup: array<vec4<u32>>;
+@group(0) @binding(4) var<storage, read_write> act: array<f32>;
+
+const WG = 128u;
+const XL = TM * BK / 4u / WG;   // vec4 loads of the x slab per thread
+const WL = BN * BK / 8u / WG;   // 8-weight loads of one weight slab per thread
+var<workgroup> xs: array<f16, TM * STR>;
+var<workgroup> gs: array<f16, BN * STR>;
+var<workgroup> us: array<f16, BN * STR>;
+var<workgroup> out_g: array<f32, 4 * 256>;
+var<workgroup> out_u: array<f32, 4 * 256>;
+var<workgroup> tinfo: vec4<u32>;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  if (lid == 0u) { tinfo = expert_tile(wg.x); }
+  let info = workgroupUniformLoad(&tinfo);
+  if (info.x == 0u) { return; }
+  let e = info.y;
+  let r0 = info.z;
+  let rows = info.w;
+  let n0 = wg.y * BN;
+  let sg = lid / 32u;
+  let lane = lid % 32u;
+  let sm = (sg / 2u) * 32u;
+  let sn = (sg % 2u) * 32u;
+
+  // the x row each of this thread's load slots reads (fixed across K); 0xffffffff = beyond the tile
+  var xr: array<u32, XL>;
+  for (var i = 0u; i < XL; i++) {
+    let m = (lid + i * WG) / (BK / 4u);
+    var base = 0xffffffffu;
+    if (m < rows) { base = (groups[u.sorted_base + r0 + m] / u.topk) * u.x_stride + u.x_offset; }
+    xr[i] = base;
+  }
+  let gbase = (e - u.first_expert) * u.g_stride + u.g_offset;
+  let ubase = (e - u.first_expert) * u.u_stride + u.u_offset;
+
+  var g00 = ResT(); var g01 = ResT(); var g10 = ResT(); var g11 = ResT();
+  var u00 = ResT(); var u01 = ResT(); var u10 = ResT(); var u11 = ResT();
+
+  for (var k0 = 0u; k0 < u.K; k0 += BK) {
+    for (var i = 0u; i < XL; i++) {
+      let v = lid + i * WG;
+      let m = v / (BK / 4u);
+      let kq = (v % (BK / 4u)) * 4u;
+      var val = vec4<f32>(0.0);
+      if (xr[i] != 0xffffffffu && k0 + kq < u.K) { val = x4(xr[i] + k0 + kq); }
+      let o = m * STR + kq;
+      xs[o] = f16(val.x); xs[o + 1u] = f16(val.y); xs[o + 2u] = f16(val.z); xs[o + 3u] = f16(val.w);
+    }
+    for (var i = 0u; i < WL; i++) {
+      let v = lid + i * WG;
+      let nn = v / (BK / 8u);
+      let kv = (v % (BK / 8u)) * 8u;
+      var g = F8(vec4<f32>(0.0), vec4<f32>(0.0));
+      var w = F8(vec4<f32>(0.0), vec4<f32>(0.0));
+      if (n0 + nn < u.N && k0 + kv < u.K) {
+        g = gate8(gbase + (n0 + nn) * u.K + k0 + kv);
+        w = up8(ubase + (n0 + nn) * u.K + k0 + kv);
+      }
+      let o = nn * STR + kv;
+      for (var q = 0u; q < 4u; q++) {
+        gs[o + q] = f16(g.lo[q]); gs[o + 4u + q] = f16(g.hi[q]);
+        us[o + q] = f16(w.lo[q]); us[o + 4u + q] = f16(w.hi[q]);
+      }
+    }
+    workgroupBarrier();
+    for (var kk = 0u; kk < BK; kk += 16u) {
+      let a0 = subgroupMatrixLoad<LeftT, row_major>(&xs, sm * STR + kk, STR);
+      let a1 = subgroupMatrixLoad<LeftT, row_major>(&xs, (sm + 16u) * STR + kk, STR);
+      let bg0 = subgroupMatrixLoad<RightT, col_major>(&gs, sn * STR + kk, STR);
+      let bg1 = subgroupMatrixLoad<RightT, col_major>(&gs, (sn + 16u) * STR + kk, STR);
+      let bu0 = subgroupMatrixLoad<RightT, col_major>(&us, sn * STR + kk, STR);
+      let bu1 = subgroupMatrixLoad<RightT, col_major>(&us, (sn + 16u) * STR + kk, STR);
+      g00 = subgroupMatrixMultiplyAccumulate(a0, bg0, g00);
+      g01 = subgroupMatrixMultiplyAccumulate(a0, bg1, g01);
+      g10 = subgroupMatrixMultiplyAccumulate(a1, bg0, g10);
+      g11 = subgroupMatrixMultiplyAccumulate(a1, bg1, g11);
+      u00 = subgroupMatrixMultiplyAccumulate(a0, bu0, u00);
+      u01 = subgroupMatrixMultiplyAccumulate(a0, bu1, u01);
+      u10 = subgroupMatrixMultiplyAccumulate(a1, bu0, u10);
+      u11 = subgroupMatrixMultiplyAccumulate(a1, bu1, u11);
+    }
+    workgroupBarrier();
+  }
+
+  /*@WRITE@*/
+}
