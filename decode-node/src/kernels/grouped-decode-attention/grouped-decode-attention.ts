@@ -199,8 +199,8 @@ export function groupedDecodePlan(p: {
 }
 
 /**
- * Number of KV splits for a batch: enough workgroups to fill the GPU (≥ targetWorkgroups: the device's full
- * workgroup slots, gpu.workgroupSlots, measured at start: 264 on an H100 or H200, 2 per SM), but no split
+ * Number of KV splits for a batch: enough workgroups to fill the GPU (≥ targetWorkgroups, decodeSplitTarget
+ * of the device's workgroup slots measured at start: 264 on an H200), but no split
  * shorter than minTokensPerSplit (default 64; 256 left V2-Lite at batch 1 with 8 workgroups on a 132-SM GPU)
  * of the longest sequence and at most
  * maxSplits (default 64). One split when the batch alone fills the GPU. Uniform across the batch (a
@@ -218,12 +218,13 @@ export function chooseDecodeSplits(p: {
 }
 
 /**
- * The workgroups a step of this variant should fill: the device's full workgroup slots (a 1024-thread
- * workgroup with all its memory, 2 per SM on NVIDIA), twice that for the subgroup-matrix kernel, whose
- * 128-thread workgroups fit about 4 per SM (bench/decode-attention measured 4 per SM faster than 2 on an H200).
+ * The workgroups a step of this variant should fill: two waves of the device's full workgroup slots (a
+ * 1024-thread workgroup with all its memory: 1 per SM on an H200, so 264 there, as the H100 tuning's 2 × 132
+ * SMs), four for the subgroup-matrix kernel, whose 128-thread workgroups fit about 4 per SM (bench/decode-attention
+ * measured 4 waves faster than 2 for it on the H200).
  */
 export function decodeSplitTarget(v: GroupedDecodeVariant, workgroupSlots: number): number {
-  return v.engine === 'subgroup-matrix' ? 2 * workgroupSlots : workgroupSlots;
+  return (v.engine === 'subgroup-matrix' ? 4 : 2) * workgroupSlots;
 }
 
 /** Scratch the split path needs (callers allocate once for their max batch and max splits). */

@@ -57,7 +57,7 @@ export class Gpu {
   }
 
   /**
-   * How many of the largest workgroups this device runs at once, measured when the Gpu was created (about 2 per
+   * How many of the largest workgroups this device runs at once, measured when the Gpu was created (1 per
    * SM on NVIDIA): kernels size their grids to fill the device by it instead of a card's SM count.
    */
   get workgroupSlots(): WorkgroupSlots {

@@ -71,12 +71,12 @@ export type MatmulPlan =
   | { readonly variant: 'gemm-mma'; readonly tile: MmaTile; readonly tileName: MmaTileName; readonly align: MatmulAlign };
 
 /**
- * A tile is taken when it makes at least a third of the device's full workgroup slots, else the next smaller
- * one: on an H100 (264 slots, 2 per SM) a 128×128 tile at 96 workgroups still beat 64×64 ones at 384. Without
- * the slots (limits given by hand) the largest tile that fits is taken.
+ * A tile is taken when it makes at least 2/3 of the device's full workgroup slots (1 per SM on an H200: 88 of
+ * 132), else the next smaller one: on an H100 a 128×128 tile at 96 workgroups still beat 64×64 ones at 384.
+ * Without the slots (limits given by hand) the largest tile that fits is taken.
  */
 function minWorkgroups(slots: number | undefined): number {
-  return slots === undefined ? 1 : Math.ceil(slots / 3);
+  return slots === undefined ? 1 : Math.ceil((2 * slots) / 3);
 }
 
 function checkCount(name: string, v: number, min: number): void {
