@@ -36,7 +36,7 @@ async function main(): Promise<void> {
   });
   const gw = await startGateway({
     model, servedModelName: s.http.servedModelName, host: s.http.host, port: s.http.port,
-    backend: cluster.backend, logger, extraRoutes: metricsRoute(metricsRegistry), defaultMaxTokens: s.http.defaultMaxTokens,
+    backend: cluster.backend, logger, extraRoutes: metricsRoute(metricsRegistry), defaultMaxTokens: s.http.defaultMaxTokens, maxChoices: s.http.maxChoices,
     maxBodyBytes: s.http.maxBodyBytes, bodyBytesPerToken: s.http.bodyBytesPerToken, maxInflationRatio: s.http.maxInflationRatio,
     tokenizerThreads: s.http.tokenizerThreads, requestTimeoutMs: s.http.requestTimeoutMs, headersTimeoutMs: s.http.headersTimeoutMs,
     apiAccess: s.http.apiAccess, opsAccess: s.http.opsAccess, metricsRegistry, cluster: clusterView,

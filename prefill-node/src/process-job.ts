@@ -7,7 +7,9 @@
 //   4. Prefill on the GPU, streaming: as each layer is computed its KV, quantized into the decode node's
 //      page layout, goes out as kv-chunk requests under the destination's byte window; the first token is
 //      sampled on the GPU with the job's sampling params.
-//   5. After every kv-ack, send prefill-done (firstToken and the job's fields) and wait for its ack.
+//   5. After every kv-ack, send prefill-done (firstToken and the job's fields) and wait for its ack. A job of
+//      n > 1 choices samples n first tokens from the same logits (choice i with seed + i) and sends the
+//      prompt's KV once: the decode node's choices share its pages.
 //   6. Failures: a cancel (broadcast) or a decode node answering 'cancelled'/'no-reservation' ends the job
 //      quietly; a refusal retrying can't fix fails it without retry (+ prefill-failed); anything else
 //      (ack timeout, malformed reply, GPU error) throws so BullMQ retries it with the job's backoff, and the
@@ -64,6 +66,10 @@ export async function processPrefillJob(ctx: JobContext, job: Job): Promise<Pref
     const out = await ctx.model.prefill(data.promptIds, {
       stream: { layout, onLayer: (layer, pages) => sender.sendLayer(layer, pages) },
       sample: { ...data.sampling, counter: 0 }, // the completion's first token
+      // n > 1 choices: one first token per choice from the same logits, choice i with seed + i (choiceSampling)
+      ...(data.n !== undefined && data.n > 1 ? { choices: data.n } : {}),
+      // echo with logprobs: every prompt token's logprob (the LM head then runs at every position)
+      ...(data.promptLogprobs !== undefined ? { promptLogprobs: data.promptLogprobs } : {}),
     });
     out.release(); // the latent KV is on its way; only the sampled token is still needed
     const firstToken = out.token!;
@@ -75,10 +81,14 @@ export async function processPrefillJob(ctx: JobContext, job: Job): Promise<Pref
       kvTransferMs: performance.now() - forwardEnd,
     };
     const lp = out.logprobs;
+    const wireLp = (l: NonNullable<typeof lp>) => ({ logprob: l.logprob, top: l.top.map((e) => [e.id, e.logprob] as const) });
+    const more = out.choices?.slice(1).map((c) => ({ firstToken: c.token, ...(c.logprobs ? { firstLogprobs: wireLp(c.logprobs) } : {}) }));
     await sender.sendDone(prefillDoneMessage({
       requestId: data.requestId, promptTokens: data.promptIds.length, layers: ctx.model.cfg.numLayers, firstToken,
       layoutKey: data.layoutKey, fingerprint: data.fingerprint, timing,
-      ...(lp ? { firstLogprobs: { logprob: lp.logprob, top: lp.top.map((e) => [e.id, e.logprob] as const) } } : {}),
+      ...(lp ? { firstLogprobs: wireLp(lp) } : {}),
+      ...(more && more.length > 0 ? { moreChoices: more } : {}),
+      ...(out.promptLogprobs ? { promptLogprobs: out.promptLogprobs.map(wireLp) } : {}),
     }));
     ctx.metrics.forwardSeconds.observe(timing.prefillMs / 1000);
     ctx.metrics.queueWaitSeconds.observe(timing.queueMs / 1000);

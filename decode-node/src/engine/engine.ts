@@ -134,6 +134,45 @@ export class DecodeEngine {
     return this.scheduler.reserve(requestId, tokens);
   }
 
+  /** reserve() for n choices of one prompt sharing its pages (Scheduler.reserveChoices); n = 1 is reserve(). */
+  reserveChoices(requestId: string, promptTokens: number, maxTokens: number, n: number): Reservation {
+    if (n === 1) return this.reserve(requestId, promptTokens + maxTokens);
+    const tokens = promptTokens + maxTokens;
+    if (tokens > this.model.opts.maxContext) throw new SchedulerRejection('too-large', `${requestId}: ${tokens} tokens exceed the context of ${this.model.opts.maxContext}`);
+    if (this.live.has(requestId)) throw new SchedulerRejection('duplicate-id', `${requestId} is already live`);
+    return this.scheduler.reserveChoices(requestId, promptTokens, maxTokens, n);
+  }
+
+  /**
+   * admitPrefilled for the n choices of a reserveChoices() reservation: reqs[i] is choice i (its own id and
+   * seed), decoding on from firstTokens[i]. The prompt's full pages are shared; each choice but the first gets
+   * a GPU copy of the partial prompt page. A choice its first token already ends finishes at once.
+   */
+  admitPrefilledChoices(
+    reservationId: string, reqs: readonly EngineRequest[], firstTokens: readonly number[], events: readonly RequestEvents[],
+    firstLogprobs: readonly (TokenLogprobs | undefined)[],
+  ): void {
+    for (const req of reqs) this.checkRequest(req);
+    const over: (FinishReason | null)[] = reqs.map((req, i) => {
+      const stops = new Set([...(req.eosTokenIds ?? []), ...(req.stopTokenIds ?? [])]);
+      return stops.has(firstTokens[i]!) ? 'stop' : req.maxTokens <= 1 ? 'length' : null;
+    });
+    const seqs = reqs.map((req, i) => (over[i] ? null : this.sequenceOf(req, [firstTokens[i]!], req.promptIds.length)));
+    const copies = this.scheduler.commitChoices(reservationId, seqs);
+    this.model.cache.copyPages(copies);
+    reqs.forEach((req, i) => {
+      const seq = seqs[i];
+      if (seq) this.live.set(req.id, { req, events: events[i]!, seq });
+    });
+    reqs.forEach((req, i) => {
+      const lp = req.sampling.logprobs !== undefined && firstLogprobs[i] ? [firstLogprobs[i]!] : undefined;
+      events[i]!.onTokens([firstTokens[i]!], lp);
+      const reason = over[i];
+      if (reason) events[i]!.onFinish(reason, { promptTokens: req.promptIds.length, completionTokens: 1 });
+    });
+    this.wake();
+  }
+
   /** Disaggregated path, step 2: rows of one page of one layer (already in the cache layout) into the reservation's pages. */
   writeKv(requestId: string, layer: number, pageIndex: number, slot: number, rows: Uint8Array, scales: Uint8Array): void {
     const lease = this.scheduler.reservation(requestId);

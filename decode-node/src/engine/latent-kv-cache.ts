@@ -83,6 +83,30 @@ export class LatentKvCache {
     if (scaleBytes.byteLength > 0) this.gpu.write(buffer, scaleBytes, byteOffset + l.scalesOffset + slot * l.scaleBytes);
   }
 
+  /**
+   * Copies whole pages (every layer) on the GPU, in queue order: a choice's copy-on-write of its prompt's
+   * partial last page, before any step of that choice writes into it.
+   */
+  copyPages(copies: readonly { readonly from: number; readonly to: number }[]): void {
+    if (copies.length === 0) return;
+    const bytes = this.layout.pageBytes;
+    if (bytes % 4 !== 0) throw new RangeError(`KV cache: page of ${bytes} bytes cannot be copied (not a multiple of 4)`);
+    // WebGPU copies never stay within one buffer, and pages share buffers: every copy goes through a page of
+    // scratch (copies in one encoder run in order)
+    const scratch = this.gpu.buffer('kv.copy-pages.scratch', bytes);
+    const encoder = this.gpu.device.createCommandEncoder({ label: 'kv.copy-pages' });
+    for (let layer = 0; layer < this.pools.length; layer++) {
+      for (const { from, to } of copies) {
+        const src = this.locate(layer, from);
+        const dst = this.locate(layer, to);
+        encoder.copyBufferToBuffer(src.buffer, src.byteOffset, scratch, 0, bytes);
+        encoder.copyBufferToBuffer(scratch, 0, dst.buffer, dst.byteOffset, bytes);
+      }
+    }
+    this.gpu.device.queue.submit([encoder.finish()]);
+    this.gpu.destroy(scratch); // freed once the submitted copies are done
+  }
+
   /** One page's bytes (tests, debugging). */
   async readPage(layer: number, pageId: number): Promise<Uint8Array> {
     const { buffer, byteOffset } = this.locate(layer, pageId);

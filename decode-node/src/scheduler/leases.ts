@@ -4,8 +4,13 @@
 export interface Reservation {
   readonly requestId: string;
   readonly tokens: number;
-  /** Where the prefill's KV goes; becomes the sequence's page table on commit. */
+  /**
+   * Where the prefill's KV goes; becomes the sequence's page table on commit. With choices: choice 0's page
+   * table (prompt + max_tokens) first, then the other choices' own pages (choicePages()).
+   */
   readonly pages: readonly number[];
+  /** n > 1 choices of one prompt of promptTokens (reserveChoices), sharing its full prompt pages. */
+  readonly choices?: { readonly n: number; readonly promptTokens: number };
   /** Clock time (ms) at or after which the lease is gone. */
   readonly expiresAt: number;
 }

@@ -9,6 +9,15 @@
 //  4. Retire. onStepDone finishes sequences on EOS / stop token / max_tokens; cancel and fail finish one in
 //     any state. Retiring frees its pages exactly once; the next schedule() reuses its slot and pages.
 //
+// Choices (n > 1 completions of one prompt): reserveChoices() leases the prompt's pages once plus each choice's
+// own, the prefill's KV is written once (into choice 0's page table, the lease's first pages), and
+// commitChoices() turns the lease into n sequences. The prompt's full pages are shared, not copied: every choice's
+// page table references them (PageAllocator refcounts) and a page returns when the last choice holding it ends.
+// The last, partially filled prompt page (when promptTokens % pageSize ≠ 0) is copy-on-write: each choice
+// appends its own tokens into it, so choices after the first get a fresh page that must receive a copy of it
+// (commitChoices returns the copies; the engine does them on the GPU before any step writes the pages). A
+// prompt of whole pages shares every prompt page and generated tokens start on fresh pages.
+//
 // Admission without head-of-line blocking: a waiting sequence that doesn't fit the free pages is passed over
 // so smaller ones behind it can start. The oldest passed-over one counts the sequences started past it; at
 // maxHeadBypass the waiting queue stops until it fits (0 = strict FIFO). Running sequences hold every page
@@ -76,6 +85,80 @@ export class Scheduler {
   renew(requestId: string): boolean {
     this.expireLeases();
     return this.leases.extend(requestId, this.now() + this.opts.leaseMs);
+  }
+
+  /**
+   * reserve() for n choices of one prompt, each of prompt + maxTokens: shared + n · own pages, where shared =
+   * the prompt's full pages and own = the rest of one choice's table (choicePages). n = 1 is reserve().
+   */
+  reserveChoices(requestId: string, promptTokens: number, maxTokens: number, n: number): Reservation {
+    if (n === 1) return this.reserve(requestId, promptTokens + maxTokens);
+    if (!Number.isInteger(n) || n < 1) throw new RangeError(`${requestId}: choices must be a positive integer, got ${n}`);
+    this.expireLeases();
+    const { shared, own } = choicePages(this.opts.pageSize, promptTokens, maxTokens);
+    const total = shared + n * own;
+    this.checkAdmissible(requestId, promptTokens + maxTokens);
+    if (total > this.allocator.numPages) {
+      throw new SchedulerRejection('too-large', `${requestId}: ${n} choices need ${total} pages; the pool has ${this.allocator.numPages}`);
+    }
+    const pages = this.allocator.allocate(total);
+    if (!pages) throw new SchedulerRejection('no-pages', `${requestId}: ${this.allocator.freeCount} pages free, ${total} needed for ${n} choices`);
+    const lease = { requestId, tokens: promptTokens + maxTokens, pages, expiresAt: this.now() + this.opts.leaseMs, choices: { n, promptTokens } };
+    this.leases.add(lease);
+    return lease;
+  }
+
+  /**
+   * Turns the live choices reservation `requestId` into the sequences of its choices (seqs[i]: choice i, or
+   * null for a choice already over, e.g. its first token was a stop token: its pages return). Every sequence
+   * gets the shared prompt pages (one reference each) and its own; returns the page copies the engine must
+   * do before their sequences step: the partial prompt page into the fresh page of each choice but the first
+   * live one (copy-on-write). Throws like commit(), changing nothing.
+   */
+  commitChoices(requestId: string, seqs: readonly (Sequence | null)[]): { from: number; to: number }[] {
+    this.expireLeases();
+    const lease = this.leases.get(requestId);
+    if (!lease) throw new SchedulerRejection('no-reservation', `${requestId}: no live reservation (expired or cancelled?)`);
+    const choices = lease.choices ?? { n: 1, promptTokens: lease.tokens };
+    if (seqs.length !== choices.n) throw new RangeError(`${requestId}: ${seqs.length} sequences for ${choices.n} reserved choices`);
+    const live = seqs.filter((s): s is Sequence => s !== null);
+    for (const seq of live) {
+      if (seq.status !== 'waiting' || seq.pageTable.length > 0) throw new Error(`${seq.id}: commitChoices() takes fresh sequences`);
+      if (seq.promptLength !== choices.promptTokens) throw new RangeError(`${seq.id}: prompt of ${seq.promptLength}, ${choices.promptTokens} reserved`);
+      if (this.live.has(seq.id) || this.leases.has(seq.id)) throw new SchedulerRejection('duplicate-id', `${seq.id} is already live`);
+    }
+    const maxTokens = lease.tokens - choices.promptTokens;
+    const { shared, own } = choicePages(this.opts.pageSize, choices.promptTokens, maxTokens);
+    for (const seq of live) {
+      if (pagesFor(this.opts, seq.reservedTokens) > shared + own) {
+        throw new SchedulerRejection('reservation-too-small', `${seq.id}: needs ${pagesFor(this.opts, seq.reservedTokens)} pages, reserved ${shared + own}`);
+      }
+    }
+    this.leases.take(requestId);
+    const prompt = lease.pages.slice(0, shared);
+    const ownOf = (i: number) => (i === 0 ? lease.pages.slice(shared, shared + own) : lease.pages.slice(shared + i * own, shared + (i + 1) * own));
+    const partial = choices.promptTokens % this.opts.pageSize !== 0;
+    const copies: { from: number; to: number }[] = [];
+    const unused: number[] = [];
+    // the first live choice takes choice 0's own pages, which hold the partial prompt page as it arrived
+    let tables = 0;
+    let original: readonly number[] | null = null;
+    for (let i = 0; i < seqs.length; i++) {
+      const seq = seqs[i];
+      if (!seq) continue;
+      const mine = tables === 0 ? ownOf(0) : ownOf(tables);
+      if (tables === 0) original = mine;
+      else if (partial) copies.push({ from: original![0]!, to: mine[0]! });
+      tables++;
+      seq.assignPages([...prompt, ...mine]);
+      this.ready.push(seq);
+      this.live.set(seq.id, seq);
+    }
+    for (let i = Math.max(tables, 1); i < choices.n; i++) unused.push(...ownOf(i));
+    if (tables === 0) unused.push(...ownOf(0), ...prompt);
+    else if (tables > 1) this.allocator.share(Array.from({ length: tables - 1 }, () => prompt).flat());
+    this.allocator.free(unused);
+    return copies;
   }
 
   /** Turns the live reservation named seq.id into `seq`'s page table (surplus pages return); it then waits for a slot. */
@@ -179,6 +262,11 @@ export class Scheduler {
     };
   }
 
+  /** Page references held now (tests: a shared page has one per choice holding it). */
+  pageRefs(id: number): number {
+    return this.allocator.refCount(id);
+  }
+
   private checkAdmissible(id: string, tokens: number): void {
     if (this.live.has(id) || this.leases.has(id)) throw new SchedulerRejection('duplicate-id', `${id} is already live`);
     if (!Number.isInteger(tokens) || tokens < 1) throw new RangeError(`${id}: tokens must be a positive integer, got ${tokens}`);
@@ -212,4 +300,13 @@ export class Scheduler {
     this.live.delete(seq.id);
     seq.finish(reason, err);
   }
+}
+
+/**
+ * A choice's pages when n choices share one prompt: `shared` full prompt pages, referenced by every choice, and
+ * `own` pages each (the partial prompt page's copy, if any, and room for its maxTokens).
+ */
+export function choicePages(pageSize: number, promptTokens: number, maxTokens: number): { shared: number; own: number } {
+  const shared = Math.floor(promptTokens / pageSize);
+  return { shared, own: pagesFor({ pageSize }, promptTokens + maxTokens) - shared };
 }

@@ -1,6 +1,7 @@
 // The control subject: prefill-done (→ prefill-done-ack), prefill-failed and cancel (no reply).
 import {
-  cancelAckMessage, prefillDoneAckMessage, type Cancel, type CancelAck, type Renew, type PrefillDone, type PrefillDoneAck, type PrefillDoneRefusal, type PrefillFailed, type PrefillTiming,
+  cancelAckMessage, choiceRequestId, choiceSampling, prefillDoneAckMessage, type Cancel, type CancelAck, type Renew, type PrefillDone, type PrefillDoneAck,
+  type PrefillDoneRefusal, type PrefillFailed, type PrefillTiming, type WireLogprobs,
 } from '@latentwire/protocol';
 import type { RequestEvents } from '../engine/engine.js';
 import { SchedulerRejection } from '../scheduler/index.js';
@@ -8,8 +9,8 @@ import type { ServiceContext } from './context.js';
 
 /** Where an admitted request's tokens go: its TokenStream, opened as it is admitted. */
 export interface TokenStreams {
-  /** timing: the prefill's, for the first tokens message. */
-  open(requestId: string, timing?: PrefillTiming): RequestEvents;
+  /** timing: the prefill's, for the first tokens message; promptLogprobs (echo with logprobs) go with it too. */
+  open(requestId: string, timing?: PrefillTiming, promptLogprobs?: readonly WireLogprobs[]): RequestEvents;
   /** Forgets a stream that never got an event (admission failed). */
   discard(requestId: string): void;
 }
@@ -49,10 +50,22 @@ export function handlePrefillDone(ctx: ServiceContext, m: PrefillDone, streams: 
   };
   const firstLogprobs = m.firstLogprobs ? { logprob: m.firstLogprobs.logprob, top: m.firstLogprobs.top.map(([id, logprob]) => ({ id, logprob })) } : undefined;
   if (reserve.sampling.logprobs !== undefined && !firstLogprobs) return refuse('incompatible', 'the reserve asked for logprobs and the prefill-done carries none');
+  // n > 1 choices (the reserve's n): each decodes under its own id (choiceRequestId) and seed (choiceSampling)
+  const n = reserve.n ?? 1;
+  if ((m.moreChoices?.length ?? 0) !== n - 1) return refuse('incompatible', `${n} choices reserved, ${1 + (m.moreChoices?.length ?? 0)} first tokens sent`);
+  const choiceIds = n > 1 ? Array.from({ length: n }, (_, i) => choiceRequestId(m.requestId, i)) : [m.requestId];
   try {
-    engine.admitPrefilled(req, m.firstToken, streams.open(m.requestId, m.timing), firstLogprobs);
+    if (n === 1) engine.admitPrefilled(req, m.firstToken, streams.open(m.requestId, m.timing, m.promptLogprobs), firstLogprobs);
+    else {
+      const firsts = [{ firstToken: m.firstToken, firstLogprobs: m.firstLogprobs }, ...m.moreChoices!];
+      if (firsts.some((c) => c.firstToken >= node.vocabSize)) return refuse('incompatible', `a choice's firstToken is outside the vocabulary of ${node.vocabSize}`);
+      const lps = firsts.map((c) => (c.firstLogprobs ? { logprob: c.firstLogprobs.logprob, top: c.firstLogprobs.top.map(([id, logprob]) => ({ id, logprob })) } : undefined));
+      if (reserve.sampling.logprobs !== undefined && lps.some((l) => !l)) return refuse('incompatible', 'the reserve asked for logprobs and a choice carries none');
+      const reqs = choiceIds.map((id, i) => ({ ...req, id, sampling: choiceSampling(req.sampling, i) }));
+      engine.admitPrefilledChoices(m.requestId, reqs, firsts.map((c) => c.firstToken), choiceIds.map((id) => streams.open(id, m.timing, m.promptLogprobs)), lps);
+    }
   } catch (err) {
-    streams.discard(m.requestId); // admitPrefilled throws before it sends any event
+    for (const id of choiceIds) streams.discard(id); // admitPrefilled throws before it sends any event
     if (err instanceof SchedulerRejection) {
       const tooLarge = err.reason === 'too-large' || err.reason === 'reservation-too-small';
       return refuse(tooLarge ? 'too-large' : 'no-reservation', err.message);

@@ -30,8 +30,8 @@ import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node'
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import {
-  natsLink, encodeMessage, pongMessage, registerKernelMetrics, reserveReplyMessage, SUBJECT_TYPES, tokensMessage, WireRejections, wireSubjects,
-  type MessageOf, type MessageType, type PrefillTiming, type WireMessage, type WireSubjects,
+  choiceRequestId, natsLink, encodeMessage, pongMessage, registerKernelMetrics, reserveReplyMessage, SUBJECT_TYPES, tokensMessage, WireRejections, wireSubjects,
+  type MessageOf, type MessageType, type PrefillTiming, type WireLogprobs, type WireMessage, type WireSubjects,
 } from '@latentwire/protocol';
 import type { DecodeEngine } from '../engine/engine.js';
 import { nodeIdentity, type NodeIdentity, type ServiceContext } from './context.js';
@@ -100,6 +100,8 @@ export class DecodeNodeService {
   private readonly gateways = new Map<string, number>();
   /** The gateway of each request that named one, until the request is gone here. */
   private readonly owners = new Map<string, string>();
+  /** Owned requests of n > 1 choices: their choices' ids (choiceRequestId) are live in their stead once committed. */
+  private readonly choicesOf = new Map<string, number>();
   private gatewaySweep: NodeJS.Timeout | null = null;
 
   constructor(private readonly opts: DecodeNodeServiceOptions) {
@@ -144,7 +146,7 @@ export class DecodeNodeService {
       this.nc = nats as NatsConnection;
     }
     const s = this.subjects, id = this.node.nodeId;
-    const streams: TokenStreams = { open: (r, timing) => this.openStream(r, timing), discard: (r) => void this.streams.delete(r) };
+    const streams: TokenStreams = { open: (r, timing, promptLogprobs) => this.openStream(r, timing, promptLogprobs), discard: (r) => void this.streams.delete(r) };
     this.subs = [
       this.serve(s.reserve(id), SUBJECT_TYPES.reserve, (m) => {
         if (this.draining) {
@@ -154,6 +156,7 @@ export class DecodeNodeService {
         const reply = handleReserve(this.ctx, m);
         if (reply.ok && m.gatewayId !== undefined && (this.opts.gatewaySilenceMs ?? 0) > 0) { // only swept when on
           this.owners.set(m.requestId, m.gatewayId);
+          if ((m.n ?? 1) > 1) this.choicesOf.set(m.requestId, m.n!); // its choices decode under their own ids
           if (!this.gateways.has(m.gatewayId)) this.gateways.set(m.gatewayId, performance.now());
         }
         return reply;
@@ -258,14 +261,17 @@ export class DecodeNodeService {
     const gone = new Set<string>();
     for (const [g, seen] of this.gateways) if (now - seen > silenceMs) gone.add(g);
     for (const [id, g] of this.owners) {
-      const live = this.streams.has(id) || this.engine.scheduler.sequence(id) !== undefined || this.engine.scheduler.reservation(id) !== undefined;
+      const ids = [id, ...Array.from({ length: this.choicesOf.get(id) ?? 0 }, (_, i) => choiceRequestId(id, i))];
+      const live = ids.some((x) => this.streams.has(x) || this.engine.scheduler.sequence(x) !== undefined || this.engine.scheduler.reservation(x) !== undefined);
       if (!live) {
         this.owners.delete(id);
+        this.choicesOf.delete(id);
         continue;
       }
       if (!gone.has(g)) continue;
       this.owners.delete(id);
-      this.engine.cancel(id);
+      this.choicesOf.delete(id);
+      for (const x of ids) this.engine.cancel(x);
       this.ctx.handoffs.end(id);
       this.logger.warn({ requestId: id, gatewayId: g, silenceMs }, 'request cancelled: its gateway went silent');
     }
@@ -318,7 +324,7 @@ export class DecodeNodeService {
     });
   }
 
-  private openStream(requestId: string, timing?: PrefillTiming): TokenStream {
+  private openStream(requestId: string, timing?: PrefillTiming, promptLogprobs?: readonly WireLogprobs[]): TokenStream {
     const subject = this.subjects.tokens(requestId);
     const stream = new TokenStream(requestId, this.opts.tokenFlushMs, (bytes) => this.publish(subject, bytes), (reason, usage) => {
       this.streams.delete(requestId);
@@ -327,7 +333,7 @@ export class DecodeNodeService {
       this.finished.set(requestId, { stream, timer });
       this.metrics.finish(reason);
       this.logger.info({ requestId, reason, ...usage }, 'request finished');
-    }, { timing, onSent: (tokens) => {
+    }, { timing, promptLogprobs, onSent: (tokens) => {
       this.metrics.tokensOut.inc(tokens);
       this.counters.tokensOut += tokens;
     } });

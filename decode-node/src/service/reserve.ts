@@ -15,7 +15,7 @@ export function handleReserve(ctx: ServiceContext, m: Reserve): ReserveReply {
   if (m.layoutKey !== node.layoutKey) return refuse('incompatible', `layout ${m.layoutKey}, this node has ${node.layoutKey}`);
   let lease;
   try {
-    lease = engine.reserve(m.requestId, m.promptTokens + m.maxTokens);
+    lease = engine.reserveChoices(m.requestId, m.promptTokens, m.maxTokens, m.n ?? 1); // n > 1: choices share the prompt's pages
   } catch (err) {
     if (!(err instanceof SchedulerRejection)) throw err;
     switch (err.reason) {

@@ -36,7 +36,12 @@ export class TokenStream implements RequestEvents {
     private readonly publish: (bytes: Uint8Array) => void,
     private readonly onDone: (reason: FinishReason, usage: Usage) => void,
     /** timing: the prefill's, passed on in the first message; onSent: tokens of each message as it goes out. */
-    private readonly extra: { readonly timing?: PrefillTiming | undefined; readonly onSent?: (tokens: number) => void } = {},
+    private readonly extra: {
+      readonly timing?: PrefillTiming | undefined;
+      /** echo with logprobs: the prompt's, passed on in the first message. */
+      readonly promptLogprobs?: readonly WireLogprobs[] | undefined;
+      readonly onSent?: (tokens: number) => void;
+    } = {},
   ) {}
 
   get finished(): boolean {
@@ -67,9 +72,10 @@ export class TokenStream implements RequestEvents {
 
   private send(last: Pick<Tokens, 'finishReason' | 'usage' | 'error'>): void {
     const timing = this.seq === 0 ? this.extra.timing : undefined;
+    const prompt = this.seq === 0 && this.extra.promptLogprobs ? { promptLogprobs: this.extra.promptLogprobs } : {};
     // logprobs go only with a message whose every token has them (a request asks for all or none)
     const logprobs = this.pendingLogprobs.length > 0 && this.pendingLogprobs.length === this.pending.length ? { logprobs: this.pendingLogprobs } : {};
-    const msg = tokensMessage({ requestId: this.requestId, seq: this.seq, tokens: this.pending, ...last, ...(timing ? { timing } : {}), ...logprobs });
+    const msg = tokensMessage({ requestId: this.requestId, seq: this.seq, tokens: this.pending, ...last, ...(timing ? { timing } : {}), ...logprobs, ...prompt });
     this.extra.onSent?.(this.pending.length);
     this.pending = [];
     this.pendingLogprobs = [];

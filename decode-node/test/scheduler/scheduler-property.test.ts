@@ -1,5 +1,6 @@
 // Property test over seeded random histories: whatever mix of finished, cancelled, failed and expired
-// requests, pages are never shared or lost, every sequence holds the pages prompt + max_tokens need, the
+// requests (choices of one prompt among them), pages are never shared but by choices of one request (one
+// reference each) or lost, every sequence holds the pages prompt + max_tokens need, the
 // batch stays within MAX_BATCH, and once everything ends the pool is whole again.
 import { seededRandom } from '@latentwire/testing';
 import test, { type ExecutionContext } from 'ava';
@@ -49,8 +50,16 @@ function checkInvariants(t: ExecutionContext, w: World, where: string): boolean 
     }
     held.push(...q.pageTable);
   }
-  if (new Set(held).size !== held.length) return t.fail(`${where}: a page is held twice`), false;
-  if (held.length + stats.freePages !== w.numPages) return t.fail(`${where}: ${held.length} held + ${stats.freePages} free ≠ ${w.numPages}`), false;
+  // a page is held by one lease or sequence, or shared by choices of one request (<id>.<i>), one reference each
+  const holders = new Map<number, string[]>();
+  for (const [id, lease] of w.leases) for (const p of lease.pages) holders.set(p, [...(holders.get(p) ?? []), `lease ${id}`]);
+  for (const q of w.seqs) if (q.status !== 'finished') for (const p of q.pageTable) holders.set(p, [...(holders.get(p) ?? []), q.id]);
+  for (const [p, ids] of holders) {
+    if (w.s.pageRefs(p) !== ids.length) return t.fail(`${where}: page ${p} has ${w.s.pageRefs(p)} references, held by ${ids.join(', ')}`), false;
+    const groups = new Set(ids.map((id) => (/^q\d+\.\d+$/.test(id) ? id.split('.')[0] : id)));
+    if (groups.size !== 1) return t.fail(`${where}: page ${p} is held by ${ids.join(', ')}`), false;
+  }
+  if (holders.size + stats.freePages !== w.numPages) return t.fail(`${where}: ${holders.size} held + ${stats.freePages} free ≠ ${w.numPages}`), false;
   if (running !== stats.running || running > w.maxBatch) return t.fail(`${where}: running ${running} vs stats ${stats.running}`), false;
   if (stats.reserved !== w.leases.size) return t.fail(`${where}: reserved ${stats.reserved} vs model ${w.leases.size}`), false;
   return true;
@@ -103,9 +112,30 @@ function runHistory(t: ExecutionContext, seed: number, totals: Map<string, numbe
         s.commit(q);
         w.leases.delete(lease.requestId);
         w.seqs.push(q);
-      } else if (roll < 0.5 && allIds.length > 0) {
+      } else if (roll < 0.46) {
+        // n choices of one prompt sharing its pages, committed (some over at their first token) or not
+        allIds.push(id);
+        const n = r.int(2, 4);
+        w.leases.set(id, s.reserveChoices(id, r.int(1, 40), r.int(1, 24), n));
+      } else if (roll < 0.5 && [...w.leases.values()].some((l) => l.choices)) {
+        const leases = [...w.leases.values()].filter((l) => l.choices);
+        const lease = leases[r.int(0, leases.length - 1)]!;
+        const { n, promptTokens } = lease.choices!;
+        const seqs = Array.from({ length: n }, (_, i) => (r.next() < 0.2 ? null : new Sequence({
+          id: `${lease.requestId}.${i}`, promptLength: promptTokens, maxNewTokens: r.int(1, lease.tokens - promptTokens + (r.next() < 0.1 ? 3 : 0)),
+          eosTokenIds: [EOS], outputTokens: [r.int(1, 50)], cachedTokens: promptTokens,
+        })));
+        s.commitChoices(lease.requestId, seqs);
+        w.leases.delete(lease.requestId);
+        for (const q of seqs) if (q) {
+          w.seqs.push(q);
+          allIds.push(q.id);
+        }
+        bump(w.ended, 'choices-committed');
+        if (seqs.filter(Boolean).length > 1 && promptTokens >= w.pageSize) bump(w.ended, 'choices-sharing');
+      } else if (roll < 0.54 && allIds.length > 0) {
         endRequest(w, allIds[r.int(0, allIds.length - 1)]!, r.next() < 0.5 ? 'cancelled' : 'error');
-      } else if (roll < 0.58) {
+      } else if (roll < 0.6) {
         clock.now += r.int(0, 600);
       } else {
         stepOnce(r, w, r.next() < 0.1);
@@ -131,5 +161,5 @@ test('free pages return to the start after any seeded mix of finished, cancelled
   const totals = new Map<string, number>();
   for (let seed = 1; seed <= 300; seed++) runHistory(t, seed, totals);
   // The histories must actually exercise every way a request can end.
-  for (const how of ['stop', 'length', 'cancelled', 'error', 'expired']) t.true((totals.get(how) ?? 0) > 0, how);
+  for (const how of ['stop', 'length', 'cancelled', 'error', 'expired', 'choices-committed', 'choices-sharing']) t.true((totals.get(how) ?? 0) > 0, how);
 });

@@ -15,7 +15,7 @@ import type { Logger } from 'pino';
 import { BackendRejection, type GenerationRequest } from '../http/backend.js';
 import type { AdmissionQueue, AdmissionTicket } from './admission-queue.js';
 import type { DecodeNode, DecodeRegistry } from './decode-registry.js';
-import { rankByHeadroom } from './headroom.js';
+import { headroomOf, rankByHeadroom } from './headroom.js';
 import type { Canceller } from './canceller.js';
 import type { ClusterMetrics } from './metrics.js';
 import type { PrefillBacklog } from './prefill-backlog.js';
@@ -59,6 +59,7 @@ function generationOf(req: GenerationRequest, modelEos: readonly number[]) {
     requestId: req.requestId, promptTokens: req.promptIds.length, maxTokens: req.maxTokens, sampling: req.sampling,
     stopTokenIds: req.stopTokenIds.filter((id) => !eos.has(id)), eosTokenIds: req.stopTokenIds.filter((id) => eos.has(id)),
     ...(req.promptTokenSet ? { promptTokenSet: req.promptTokenSet } : {}),
+    ...((req.n ?? 1) > 1 ? { n: req.n } : {}), // choices share the prompt's pages on the node
   };
 }
 
@@ -67,7 +68,8 @@ export class Admitter {
 
   /** The grant, or undefined when `signal` aborted first. Throws BackendRejection (429, 400, 503). */
   async admit(req: GenerationRequest, signal: AbortSignal): Promise<Grant | undefined> {
-    const tokens = req.promptIds.length + req.maxTokens;
+    // n > 1: the prompt once and every choice's completion (routing's estimate; the node counts exact pages)
+    const tokens = req.promptIds.length + req.maxTokens * (req.n ?? 1);
     await this.checkPrefill(req);
     let ticket: AdmissionTicket | undefined;
     for (;;) {
@@ -129,9 +131,12 @@ export class Admitter {
     const nodes = registry.routable(fingerprint);
     if (nodes.length === 0) return 'no-nodes';
     let tooLarge = 0;
+    const perChoice = req.promptIds.length + req.maxTokens;
     for (const r of rankByHeadroom(nodes, tokens)) {
-      if (r.tooLarge) tooLarge++;
-      if (r.tooLarge || !r.fits || signal.aborted) continue;
+      // n > 1: the context bounds each choice (prompt + max_tokens); the cache holds all of them or never will
+      const never = (req.n ?? 1) > 1 ? headroomOf(r.node, perChoice).tooLarge || r.need > r.node.heartbeat.totalPages : r.tooLarge;
+      if (never) tooLarge++;
+      if (never || !r.fits || signal.aborted) continue;
       const sent = performance.now();
       const settle = registry.reserving(r.node.nodeId, r.need);
       const out = await requestReservation(reserve, r.node, { ...generationOf(req, this.o.eosTokenIds), fingerprint, gatewayId: this.o.gatewayId })
@@ -154,6 +159,11 @@ export class Admitter {
   private tooLarge(req: GenerationRequest): BackendRejection {
     const max = this.o.registry.maxRequestTokens(this.o.fingerprint);
     const p = req.promptIds.length;
+    const n = req.n ?? 1;
+    if (n > 1 && (max === undefined || p + req.maxTokens <= max)) {
+      return new BackendRejection(400, `This request's ${n} choices need KV cache for ${p + n * req.maxTokens} tokens (${p} in the prompt, shared, ` +
+        `and ${req.maxTokens} per choice), more than any decode node holds. Please reduce n, best_of or max_tokens.`, 'context_length_exceeded');
+    }
     const msg =
       `This model's maximum context length is ${max ?? '(unknown)'} tokens. However, you requested ${p + req.maxTokens} tokens ` +
       `(${p} in the prompt, ${req.maxTokens} in the completion). Please reduce the length of the prompt or the completion.`;

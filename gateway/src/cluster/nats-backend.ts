@@ -13,12 +13,13 @@
 // close() (the gateway's SIGTERM): new requests get 503, running ones may finish within the caller's timeout.
 import type { NatsConnection } from '@nats-io/transport-node';
 import {
-  cancelMessage, encodeMessage, parsePrefillJob, replayMessage, type CancelReason, type PrefillJob, type PrefillTiming, type WireRejections, type WireSubjects,
+  cancelMessage, choiceRequestId, encodeMessage, parsePrefillJob, replayMessage, type CancelReason, type PrefillJob, type PrefillTiming, type WireRejections, type WireSubjects,
 } from '@latentwire/protocol';
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import { BackendRejection, FinishedByGateway, type BackendReadiness, type GenerationBackend, type GenerationEvent, type GenerationRequest } from '../http/backend.js';
 import { AdmissionQueue } from './admission-queue.js';
+import { mergeChoiceStreams } from './choice-streams.js';
 import { Admitter, type Grant } from './admitter.js';
 import type { DecodeRegistry } from './decode-registry.js';
 import { Canceller } from './canceller.js';
@@ -152,7 +153,7 @@ export class NatsBackend implements GenerationBackend {
     return { ready: decodeNodes > 0 && prefillWorkers > 0 && natsConnected && !this.closing, decodeNodes, prefillWorkers, natsConnected };
   }
 
-  async *generate(req: GenerationRequest, signal: AbortSignal): AsyncGenerator<GenerationEvent, void, undefined> {
+  async *generate(req: GenerationRequest, signal: AbortSignal, choiceSignals?: readonly AbortSignal[]): AsyncGenerator<GenerationEvent, void, undefined> {
     if (this.closing) throw new BackendRejection(503, 'The gateway is shutting down; please retry.', 'service_unavailable', 1);
     this.active++;
     try {
@@ -172,7 +173,8 @@ export class NatsBackend implements GenerationBackend {
           phases.observe({ phase: 'reservation' }, grant.reserveMs / 1000);
         }
         try {
-          yield* this.run(wire, grant, signal);
+          if ((wire.n ?? 1) > 1) yield* this.runChoices(wire, grant, signal, choiceSignals ?? []);
+          else yield* this.run(wire, grant, signal);
           return;
         } catch (err) {
           const kind = err instanceof TokenStreamError ? err.kind : undefined;
@@ -307,6 +309,122 @@ export class NatsBackend implements GenerationBackend {
     }
   }
 
+  /**
+   * run() for n > 1 choices: one reservation and one prefill job for the prompt; choice i's tokens come on
+   * its own subject (choiceRequestId) and go out tagged with `choice`. A choice whose signal aborts (the
+   * gateway finished it) is cancelled on the node at once; the others go on. Any failure ends them all.
+   */
+  private async *runChoices(
+    req: GenerationRequest, { node, reply }: Omit<Grant, 'reserveMs'>, signal: AbortSignal, choiceSignals: readonly AbortSignal[],
+  ): AsyncGenerator<GenerationEvent, void, undefined> {
+    const { requestId } = req;
+    const { nodeId } = node;
+    const n = req.n!;
+    const log = this.o.logger.child({ requestId, nodeId, n });
+    const ids = Array.from({ length: n }, (_, i) => choiceRequestId(requestId, i));
+    const open = (id: string, idleTimeoutMs: number) => new TokenStream({
+      nc: this.o.nc, subjects: this.o.subjects, rejections: this.o.rejections, requestId: id, nodeId, idleTimeoutMs, logger: this.o.logger,
+      requestReplay: (fromSeq, why) => {
+        if (why === 'gap') this.metrics.replays.inc({ why });
+        try {
+          this.o.nc.publish(this.o.subjects.control(nodeId), encodeMessage(replayMessage({ requestId: id, fromSeq })));
+        } catch (err) {
+          log.warn({ err }, 'replay request not sent');
+        }
+      },
+    });
+    // the request's own subject only carries failures before decoding: no idle limit there (the choices have theirs)
+    const all = [open(requestId, 2 ** 31 - 1), ...ids.map((id) => open(id, this.o.settings.requestIdleTimeoutMs))];
+    const streams = this.streams.get(nodeId) ?? new Set();
+    this.streams.set(nodeId, streams);
+    for (const s of all) {
+      streams.add(s);
+      this.byRequest.set(s.requestId, s); // the request's own: a lost prefill worker fails it; every one: replays after a reconnect
+    }
+    let lostPrefill = false;
+    const ended = new Set<number>(); // choices finished by the node or by the gateway
+    let stopped = false; // some choice finished with 'stop'
+    let queued = false;
+    let failed = false;
+    let first = true;
+    let cancelReason: CancelReason = 'client-disconnected';
+    let cancelled: Promise<void> | undefined;
+    const cancelAll = () => (cancelled ??= this.cancelEverywhere(requestId, nodeId, this.closing && cancelReason === 'client-disconnected' ? 'shutdown' : cancelReason, log,
+      ids.filter((_, i) => !ended.has(i))));
+    const onAbort = () => {
+      if (queued && ended.size < n) void cancelAll();
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    // a choice the gateway finished (stop string, stop id) leaves the batch at once; the others go on
+    const onChoiceAbort = choiceSignals.map((cs, i) => {
+      const f = () => {
+        if (!queued || ended.has(i) || signal.aborted) return;
+        if (cs.reason instanceof FinishedByGateway) {
+          ended.add(i);
+          if (cs.reason.finishReason === 'stop') stopped = true;
+        }
+        void this.canceller.cancel(nodeId, ids[i]!, 'client-disconnected');
+      };
+      cs.addEventListener('abort', f, { once: true });
+      return f;
+    });
+    try {
+      await all[0]!.ready();
+      if (signal.aborted) return;
+      const job = parsePrefillJob({ ...this.prefillJob(req, { node, reply }), n });
+      const enqueued = performance.now();
+      this.renewer.hold(requestId, nodeId, reply.leaseMs);
+      await this.o.prefillJobs.enqueue(job, reply.leaseMs);
+      queued = true;
+      for await (const event of mergeChoiceStreams(all[0]!, all.slice(1), signal, choiceSignals)) {
+        if (first) {
+          first = false;
+          all[0]!.started = true; // decoding: a prefill worker lost from now on no longer matters
+          this.renewer.release(requestId); // committed on the node: no lease any more
+          const timing = all[1 + event.choice]!.firstTiming;
+          this.backlog.done(requestId, timing);
+          this.observeFirstToken(performance.now() - enqueued, timing);
+        }
+        if (event.finishReason) ended.add(event.choice);
+        if (event.finishReason === 'stop') stopped = true;
+        yield event;
+      }
+      choiceSignals.forEach((cs, i) => {
+        if (cs.reason instanceof FinishedByGateway) {
+          ended.add(i);
+          if (cs.reason.finishReason === 'stop') stopped = true;
+        }
+      });
+    } catch (err) {
+      failed = true;
+      lostPrefill = err instanceof TokenStreamError && err.kind === 'prefill-lost';
+      cancelReason = !queued || lostPrefill ? 'prefill-failed' : err instanceof TokenStreamError && err.kind === 'idle' ? 'deadline' : 'decode-failed';
+      log.warn({ err }, 'request failed');
+      if (err instanceof DecodeNodeError && first && this.o.registry.node(nodeId)?.heartbeat.draining) {
+        lostPrefill = true; // not an end either: generate() hands the request to another node
+        throw new TokenStreamError('node-draining', requestId, `decode node ${nodeId} is draining and dropped request ${requestId} before its first token`, { cause: err });
+      }
+      if (err instanceof PrefillEnqueueError) throw new BackendRejection(503, 'The prefill queue is unavailable right now.', 'service_unavailable', undefined, { cause: err });
+      throw err;
+    } finally {
+      this.renewer.release(requestId);
+      this.backlog.done(requestId);
+      signal.removeEventListener('abort', onAbort);
+      choiceSignals.forEach((cs, i) => cs.removeEventListener('abort', onChoiceAbort[i]!));
+      for (const s of all) {
+        this.byRequest.delete(s.requestId);
+        streams.delete(s);
+        s.close();
+      }
+      if (streams.size === 0) this.streams.delete(nodeId);
+      const done = ended.size === n && !failed;
+      // one outcome per request: 'stop' if any choice stopped, 'length' if all ran to max_tokens; an attempt
+      // whose prefill worker was lost (or whose node began draining) is not an end: it goes on under a new wire id
+      if (!lostPrefill) this.metrics.requests.inc({ outcome: done ? (stopped ? 'stop' : 'length') : failed ? 'error' : 'cancelled' });
+      if (!done) await cancelAll();
+    }
+  }
+
   /** The TTFT phases from enqueue on: split by the prefill's timing when the first tokens message has it. */
   private observeFirstToken(sinceEnqueueMs: number, timing: PrefillTiming | undefined): void {
     const phases = this.metrics.ttftPhases;
@@ -332,6 +450,7 @@ export class NatsBackend implements GenerationBackend {
       fingerprint: this.o.fingerprint,
       // the lease is renewed while the job waits; past the idle timeout the gateway gives up on it anyway
       deadline: Date.now() + Math.max(reply.leaseMs, this.o.settings.requestIdleTimeoutMs),
+      ...(req.promptLogprobs !== undefined ? { promptLogprobs: req.promptLogprobs } : {}),
     };
   }
 
@@ -339,10 +458,12 @@ export class NatsBackend implements GenerationBackend {
    * The node first (it holds the pages; acknowledged, retried in the background), then the queued job, then
    * every prefill node. Never throws.
    */
-  private async cancelEverywhere(requestId: string, nodeId: string, reason: CancelReason, log: Logger): Promise<void> {
+  private async cancelEverywhere(requestId: string, nodeId: string, reason: CancelReason, log: Logger, choiceIds: readonly string[] = []): Promise<void> {
     const { nc, subjects } = this.o;
     const bytes = encodeMessage(cancelMessage({ requestId, reason }));
     void this.canceller.cancel(nodeId, requestId, reason);
+    // the choices of an n > 1 request decode under their own ids (the reservation goes by requestId)
+    for (const id of choiceIds) void this.canceller.cancel(nodeId, id, reason);
     // Withdrawn before the broadcast, so no prefill worker can take the job after the broadcast went out.
     const removed = await this.o.prefillJobs.withdraw(requestId);
     try {

@@ -123,11 +123,11 @@ export class TokenStream {
       expected++;
       switch (m.finishReason) {
         case undefined:
-          if (m.tokens.length > 0) yield { tokens: m.tokens, ...(m.logprobs ? { logprobs: m.logprobs } : {}) };
+          if (m.tokens.length > 0) yield { tokens: m.tokens, ...(m.logprobs ? { logprobs: m.logprobs } : {}), ...promptOf(m) };
           break;
         case 'stop':
         case 'length':
-          yield { tokens: m.tokens, finishReason: m.finishReason, ...(m.logprobs ? { logprobs: m.logprobs } : {}) };
+          yield { tokens: m.tokens, finishReason: m.finishReason, ...(m.logprobs ? { logprobs: m.logprobs } : {}), ...promptOf(m) };
           return;
         case 'error':
           throw new DecodeNodeError(nodeId, requestId, 'error', `decode node ${nodeId} failed request ${requestId}: ${m.error ?? '(no detail)'}`);
@@ -178,3 +178,6 @@ export class TokenStream {
     this.notify?.();
   }
 }
+
+/** echo with logprobs: the prompt's logprobs, which the first message carries. */
+const promptOf = (m: Tokens): { promptLogprobs?: Tokens['promptLogprobs'] } => (m.promptLogprobs ? { promptLogprobs: m.promptLogprobs } : {});

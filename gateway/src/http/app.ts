@@ -40,6 +40,8 @@ export type GatewayAppOptions = ({ readonly model: GatewayModel } | { readonly m
   readonly opsAccess?: Access;
   /** max_tokens of a chat request that gives none (DEFAULT_MAX_TOKENS; default 1024). */
   readonly defaultMaxTokens?: number;
+  /** Most choices (n, best_of) per request (MAX_N; default 16). */
+  readonly maxChoices?: number;
   /** Mounts operator routes beside the API (e.g. GET /metrics), behind opsAccess, before the 404 handler. */
   readonly extraRoutes?: (app: Express) => void;
   /** Where the serving metrics (TTFT, latencies, tokens, requests) go; default: a registry of the app's own. */
@@ -63,6 +65,7 @@ export function createGatewayApp(opts: GatewayAppOptions, folder: GatewayModel, 
     backend: opts.backend,
     logger: opts.logger ?? pino({ name: 'gateway', redact: LOG_REDACT }),
     defaultMaxTokens: opts.defaultMaxTokens,
+    maxChoices: opts.maxChoices,
     prompts,
     maxTokenBytes: maxTokenBytes(folder.tokenizer, folder.config.vocabSize),
   };

@@ -24,6 +24,13 @@ export interface GenerationRequest {
   readonly ignoreEos: boolean;
   /** With a repetition penalty only: the prompt's token set (promptTokenSet()), for the decode node. */
   readonly promptTokenSet?: Uint8Array;
+  /**
+   * Choices: this many completions of the prompt, sharing its prefill and its prompt pages (default 1).
+   * Choice i samples with seed + i (choiceSampling); its events carry `choice: i`.
+   */
+  readonly n?: number;
+  /** echo with logprobs: the prompt's logprobs with this many top alternatives (first event's promptLogprobs). */
+  readonly promptLogprobs?: number;
   /** Filled in by the backend as it learns it, for the access line. */
   readonly trace?: GenerationTrace;
 }
@@ -53,11 +60,19 @@ export interface GenerationEvent {
   /** When the request asked for logprobs: one per token, in order. */
   readonly logprobs?: readonly TokenLogprob[];
   readonly finishReason?: 'stop' | 'length';
+  /** The choice these tokens belong to (requests of n > 1 only); finishReason then ends that choice only. */
+  readonly choice?: number;
+  /** With request.promptLogprobs, on a choice's first event: prompt token i + 1's logprobs (prompt length - 1 entries). */
+  readonly promptLogprobs?: readonly TokenLogprob[];
 }
 
 export interface GenerationBackend {
-  /** Tokens as they are generated; ends after an event with finishReason. Aborting `signal` cancels the request everywhere. Throws BackendRejection for admission failures. */
-  generate(req: GenerationRequest, signal: AbortSignal): AsyncIterable<GenerationEvent>;
+  /**
+   * Tokens as they are generated; ends after an event with finishReason (with n > 1: once every choice had
+   * its own). Aborting `signal` cancels the request everywhere; aborting choiceSignals[i] (n > 1) ends choice
+   * i only. Throws BackendRejection for admission failures.
+   */
+  generate(req: GenerationRequest, signal: AbortSignal, choiceSignals?: readonly AbortSignal[]): AsyncIterable<GenerationEvent>;
   /** Largest prompt + max_tokens any compatible node can hold now, or undefined when unknown. */
   maxRequestTokens(): number | undefined;
   /** Whether a request sent now can be served, and the facts behind the answer (for GET /ready). */

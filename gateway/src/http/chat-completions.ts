@@ -1,6 +1,7 @@
 // POST /v1/chat/completions: messages rendered with the model's chat template, OpenAI's response shapes.
 import type { RequestHandler } from 'express';
 import { modelNotFound } from './api-error.js';
+import { hasChoices, resolveChoices, serveChoices } from './choices.js';
 import { clientGoneSignal } from './client-signal.js';
 import { DEFAULT_CHAT_MAX_TOKENS, resolveGeneration } from './generation-params.js';
 import { chatLogprobs } from './logprobs.js';
@@ -26,7 +27,7 @@ export function chatCompletionsHandler(ctx: RouteContext): RequestHandler {
     const signal = clientGoneSignal(req, res);
     const backendLimit = ctx.backend.maxRequestTokens();
     const promptIds = await chatPromptIds({ model: ctx.served.folder, prompts: ctx.prompts, maxTokenBytes: ctx.maxTokenBytes, backendLimit, signal }, body.messages, chatRenderFlags(body));
-    const gen = resolveGeneration({
+    const resolved = resolveGeneration({
       requestId: res.locals['requestId'] as string,
       body,
       promptIds,
@@ -36,6 +37,9 @@ export function chatCompletionsHandler(ctx: RouteContext): RequestHandler {
       defaultMaxTokens: ctx.defaultMaxTokens ?? DEFAULT_CHAT_MAX_TOKENS,
       logprobs: body.logprobs === true ? (body.top_logprobs ?? 0) : null,
     });
-    await serveCompletion(ctx, res, chatShape, gen, signal);
+    // n > 1 / best_of: one prefill, n choices sharing the prompt's pages (choices.ts)
+    const { gen, choices } = resolveChoices(body, resolved, ctx.maxChoices);
+    if (hasChoices(choices)) await serveChoices(ctx, res, chatShape, gen, choices, signal);
+    else await serveCompletion(ctx, res, chatShape, gen, signal);
   };
 }

@@ -1,7 +1,8 @@
 // The HTTP layer's environment variables, parsed once at start.
 import { readFileSync } from 'node:fs';
-import { ConfigError, env, parseEnv, type EnvOf } from '@latentwire/protocol';
+import { ConfigError, env, MAX_WIRE_CHOICES, parseEnv, type EnvOf } from '@latentwire/protocol';
 import { accessFor, ApiKeySet, type Access } from './api-keys.js';
+import { DEFAULT_MAX_CHOICES } from './choices.js';
 import { DEFAULT_CHAT_MAX_TOKENS } from './generation-params.js';
 import { DEFAULT_LIMITS } from './limits.js';
 
@@ -12,6 +13,10 @@ export const HTTP_ENV = {
   DEFAULT_MAX_TOKENS: env.int(DEFAULT_CHAT_MAX_TOKENS, 1).describe(
     '`max_tokens` of a chat request that gives none (completions default to 16, as OpenAI\'s): pages are reserved for ' +
     'prompt + `max_tokens`, so "all that fits" would let one request hold a whole node',
+  ),
+  MAX_N: env.int(DEFAULT_MAX_CHOICES, 1, MAX_WIRE_CHOICES).describe(
+    'most choices one request may ask for (`n`, and `best_of` candidates); they share the prompt\'s prefill and pages, ' +
+    'but each holds a batch slot and pages for its own `max_tokens`',
   ),
   MAX_BODY_BYTES: env.int(0).describe(
     'largest request body in bytes, compressed and inflated alike (413 past it); 0: `max_position_embeddings` × ' +
@@ -44,6 +49,8 @@ export interface HttpSettings {
   readonly host: string;
   readonly port: number;
   readonly defaultMaxTokens: number;
+  /** MAX_N. */
+  readonly maxChoices: number;
   /** undefined: derived from the model's context (MAX_BODY_BYTES=0). */
   readonly maxBodyBytes: number | undefined;
   readonly bodyBytesPerToken: number;
@@ -72,6 +79,7 @@ export function httpSettings(v: EnvOf<typeof HTTP_ENV>): HttpSettings {
     host: v.GATEWAY_HOST,
     port: v.GATEWAY_PORT,
     defaultMaxTokens: v.DEFAULT_MAX_TOKENS,
+    maxChoices: v.MAX_N,
     maxBodyBytes: v.MAX_BODY_BYTES === 0 ? undefined : v.MAX_BODY_BYTES,
     bodyBytesPerToken: v.BODY_BYTES_PER_TOKEN,
     maxInflationRatio: v.MAX_INFLATION_RATIO,

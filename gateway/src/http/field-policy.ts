@@ -22,11 +22,9 @@ const is = (x: unknown) => (v: unknown) => v === x;
 const emptyArray = (v: unknown) => Array.isArray(v) && v.length === 0;
 const emptyObject = (v: unknown) => typeof v === 'object' && v !== null && !Array.isArray(v) && Object.keys(v).length === 0;
 
-/** Sampling changes and outputs the engine does not have yet (issue 10 items 3 to 5; penalties, logit_bias
- *  and logprobs are implemented: request-schema.ts). */
-const bothEndpoints: readonly RefusedField[] = [
-  refused('n', '1', is(1)),
-];
+/** Sampling changes and outputs the engine does not have yet (issue 10 items 4 and 5; penalties, logit_bias,
+ *  logprobs, n and best_of are implemented: request-schema.ts, choices.ts). */
+const bothEndpoints: readonly RefusedField[] = [];
 
 export const REFUSED_CHAT_FIELDS: readonly RefusedField[] = [
   ...bothEndpoints,
@@ -49,10 +47,8 @@ export const REFUSED_CHAT_FIELDS: readonly RefusedField[] = [
 
 export const REFUSED_COMPLETION_FIELDS: readonly RefusedField[] = [
   ...bothEndpoints,
-  // Prompt logprobs (echo with logprobs) and the echoed prompt are not implemented.
-  refused('echo', 'false', is(false)),
+  // echo is implemented (request-schema.ts) except with logprobs: prompt logprobs are not (completions.ts).
   refused('suffix', '""', is('')),
-  refused('best_of', '1', is(1)),
 ];
 
 /**

@@ -5,7 +5,7 @@
 // "default", and a wrong type or range is a 400 naming the field.
 import { z } from 'zod';
 import { ApiError, invalidParam } from './api-error.js';
-import { MAX_LOGIT_BIAS, MAX_REPETITION_PENALTY, MAX_WIRE_TOP_LOGPROBS } from '@latentwire/protocol';
+import { MAX_LOGIT_BIAS, MAX_REPETITION_PENALTY, MAX_WIRE_CHOICES, MAX_WIRE_TOP_LOGPROBS } from '@latentwire/protocol';
 import { REFUSED_CHAT_FIELDS, REFUSED_COMPLETION_FIELDS, refuseUnimplemented, type RefusedField } from './field-policy.js';
 
 /** Accepted and ignored: OpenAI documents these as bookkeeping (user, metadata, store, safety_identifier),
@@ -44,6 +44,8 @@ const common = {
   frequency_penalty: z.number().min(-2).max(2).nullish(),
   // vLLM's extension; vLLM requires > 0, the wire bounds it at MAX_REPETITION_PENALTY
   repetition_penalty: z.number().gt(0).max(MAX_REPETITION_PENALTY).nullish(),
+  // choices of one prompt sharing its prefill (choices.ts checks them against MAX_N)
+  n: z.number().int().min(1).max(MAX_WIRE_CHOICES).nullish(),
   logit_bias: z
     .record(z.string().regex(/^\d+$/, 'keys must be token ids (decimal integers)'), z.number().min(-100).max(100))
     .refine((m) => Object.keys(m).length <= MAX_LOGIT_BIAS, `at most ${MAX_LOGIT_BIAS} entries`)
@@ -105,6 +107,10 @@ export const completionSchema = z.strictObject({
   }),
   // Top alternatives per token (0: the sampled token's only); OpenAI allows 5, vLLM (and this server) 20.
   logprobs: z.number().int().min(0).max(MAX_WIRE_TOP_LOGPROBS).nullish(),
+  // candidates generated, the n with the highest cumulative logprob returned (choices.ts)
+  best_of: z.number().int().min(1).max(MAX_WIRE_CHOICES).nullish(),
+  // the prompt's text in front of each choice's (not with logprobs: prompt logprobs are not computed)
+  echo: z.boolean().nullish(),
 });
 
 export type ChatCompletionBody = z.infer<typeof chatCompletionSchema>;

@@ -8,7 +8,7 @@ import type { Response } from 'express';
 import type { Logger } from 'pino';
 import { accessRecord } from './access-log.js';
 import { toApiError } from './api-error.js';
-import type { GenerationBackend } from './backend.js';
+import type { GenerationBackend, TokenLogprob } from './backend.js';
 import type { ResolvedGeneration } from './generation-params.js';
 import type { PromptPool } from '../prompt/index.js';
 import type { ServedModel } from './served-model.js';
@@ -25,6 +25,8 @@ export interface RouteContext {
   readonly prompts: PromptPool;
   /** maxTokenBytes() of the model's tokenizer, for the length check that needs no tokenizing. */
   readonly maxTokenBytes: number;
+  /** MAX_N: most choices (n, best_of) per request; default DEFAULT_MAX_CHOICES (choices.ts). */
+  readonly maxChoices?: number | undefined;
 }
 
 /** The choice objects of one endpoint, without the envelope (id, object, created, model, usage). */
@@ -45,6 +47,16 @@ export interface ResponseShape {
    * the first token (completions' text_offset), advanced past them.
    */
   formatLogprobs(tokens: readonly LoggedToken[], texts: TokenTexts, offset: { value: number }): object;
+  /** Completions' echo (echoOf): the prompt's text, and with logprobs its logprobs, in front of each choice's. */
+  readonly echo?: EchoShape;
+}
+
+export interface EchoShape {
+  readonly text: string;
+  /** The prompt's logprobs object (entries: the backend's promptLogprobs), advancing `offset` past the prompt. */
+  promptLogprobs(promptIds: readonly number[], entries: readonly TokenLogprob[] | undefined, texts: TokenTexts, offset: { value: number }): object;
+  /** The prompt's logprobs object, then the completion's. */
+  join(prompt: object, completion: object): object;
 }
 
 export interface Usage {
@@ -95,8 +107,11 @@ export async function serveCompletion(ctx: RouteContext, res: Response, shape: R
     const first = await next();
     if (first.done) return clientGone();
     let d = first.value;
+    // echo: the prompt in front (its logprobs first, so the completion's text offsets follow it)
+    const echo = shape.echo;
+    const echoLogprobs = echo && wantLogprobs ? echo.promptLogprobs(promptIds, d.promptLogprobs, texts, offset) : null;
     if (!gen.stream) {
-      let text = '';
+      let text = echo?.text ?? '';
       const logged: LoggedToken[] = [];
       for (;;) {
         text += d.text;
@@ -106,7 +121,8 @@ export async function serveCompletion(ctx: RouteContext, res: Response, shape: R
         if (n.done) return clientGone();
         d = n.value;
       }
-      res.json({ ...envelope, object: shape.object, choices: [shape.fullChoice(text, d.finishReason, logprobsOf(logged))], usage: usage(d) });
+      const lp = logprobsOf(logged);
+      res.json({ ...envelope, object: shape.object, choices: [shape.fullChoice(text, d.finishReason, echoLogprobs && lp ? echo!.join(echoLogprobs, lp) : lp)], usage: usage(d) });
       return finished(d);
     }
 
@@ -120,6 +136,7 @@ export async function serveCompletion(ctx: RouteContext, res: Response, shape: R
       ...(gen.includeUsage ? { usage: u } : {}),
     });
     if (shape.openingChoice) await sse.send(chunk([shape.openingChoice]));
+    if (echo) await sse.send(chunk([shape.deltaChoice(echo.text, echoLogprobs)]));
     for (;;) {
       // a delta's logprobs go with its text; tokens whose text is held back (a partial character, a possible
       // stop string) still send theirs, with empty text

@@ -6,7 +6,7 @@
 // When the gateway ends a request the backend has not finished (stop string, stop id, overrun, client
 // gone, consumer returned early), it aborts the backend's signal so the request is cancelled everywhere.
 import type { Tokenizer } from '@latentwire/model';
-import { FinishedByGateway, type GenerationBackend, type TokenLogprob } from './backend.js';
+import { FinishedByGateway, type GenerationBackend, type GenerationEvent, type TokenLogprob } from './backend.js';
 import type { ResolvedGeneration } from './generation-params.js';
 import { StopMatcher } from './stop-matcher.js';
 
@@ -24,6 +24,8 @@ export interface TextDelta {
    * stop_token_ids, has no entry: its text is never returned; a token whose text a stop string cut has one).
    */
   readonly logprobs?: readonly LoggedToken[];
+  /** echo with logprobs, on the first delta: the prompt's logprobs as the backend's first event carried them. */
+  readonly promptLogprobs?: readonly TokenLogprob[];
 }
 
 export interface LoggedToken extends TokenLogprob {
@@ -39,8 +41,18 @@ export class BackendProtocolError extends Error {
  * Yields one delta per backend event. The first next() settles when the backend's first event arrives or it
  * rejects the request, so a caller can still choose the HTTP status. Throws whatever the backend throws.
  */
-export async function* generateText(
+export function generateText(
   backend: GenerationBackend,
+  gen: ResolvedGeneration,
+  tokenizer: Tokenizer,
+  clientSignal: AbortSignal,
+): AsyncGenerator<TextDelta, void, undefined> {
+  return generateTextFrom((signal) => backend.generate(gen.request, signal), gen, tokenizer, clientSignal);
+}
+
+/** generateText from any source of backend events (one choice of an n > 1 request: choices.ts); aborting the signal it is given cancels it. */
+export async function* generateTextFrom(
+  source: (signal: AbortSignal) => AsyncIterable<GenerationEvent>,
   gen: ResolvedGeneration,
   tokenizer: Tokenizer,
   clientSignal: AbortSignal,
@@ -59,7 +71,7 @@ export async function* generateText(
   /** The backend needs no abort: it finished by itself, or was already told to stop. */
   let settled = false;
   try {
-    for await (const event of backend.generate(gen.request, cancel.signal)) {
+    for await (const event of source(cancel.signal)) {
       let text = '';
       let finish: FinishReason | undefined;
       const logged: LoggedToken[] = [];
@@ -83,7 +95,7 @@ export async function* generateText(
         }
       }
       finish ??= count >= maxTokens ? 'length' : event.finishReason;
-      const lp = event.logprobs ? { logprobs: logged } : {};
+      const lp = { ...(event.logprobs ? { logprobs: logged } : {}), ...(event.promptLogprobs ? { promptLogprobs: event.promptLogprobs } : {}) };
       if (finish === undefined) {
         yield { text, completionTokens: count, ...lp };
         continue;

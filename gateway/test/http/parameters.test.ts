@@ -74,8 +74,14 @@ test('parameters - an unknown field is a 400 naming it (nothing is silently igno
 
 /** Sends each body and expects a 400 with OpenAI's error shape naming `param`, with no backend call. */
 const badRequests: [string, string, Record<string, unknown>, string | null, RegExp][] = [
-  ['/chat/completions', 'n=2', { n: 2 }, 'n', /'n' does not support 2 .*Only the default \(1\)/],
-  ['/completions', 'n=2', { n: 2 }, 'n', /Only the default \(1\)/],
+  ['/chat/completions', 'n=0', { n: 0 }, 'n', /Invalid value for 'n'/],
+  ['/chat/completions', 'n=1.5', { n: 1.5 }, 'n', /expected int/],
+  ['/chat/completions', 'n past MAX_N', { n: 17 }, 'n', /at most 16 choices/],
+  ['/completions', 'n past the wire bound', { n: 129 }, 'n', /Invalid value for 'n'/],
+  ['/completions', 'best_of < n', { n: 3, best_of: 2 }, 'best_of', /best_of \(2\) must be greater than or equal to n \(3\)/],
+  ['/completions', 'best_of past MAX_N', { best_of: 17 }, 'best_of', /at most 16 candidates/],
+  ['/completions', 'best_of with stream', { best_of: 2, stream: true }, 'best_of', /cannot be used with 'stream'/],
+  ['/chat/completions', 'best_of on chat', { best_of: 2 }, 'best_of', /Unrecognized request argument supplied: best_of/],
   ['/chat/completions', 'temperature "hot"', { temperature: 'hot' }, 'temperature', /expected number, received string/],
   ['/chat/completions', 'temperature 2.5', { temperature: 2.5 }, 'temperature', /<=2/],
   ['/chat/completions', 'max_tokens -1', { max_tokens: -1 }, 'max_tokens', /Invalid value for 'max_tokens'/],
@@ -114,9 +120,9 @@ test('parameters - wrong types and ranges are 400s naming the parameter, before 
   t.is(backend.calls.length, 0);
 });
 
-test('parameters - the official client surfaces n=2 as a BadRequestError', async (t) => {
+test('parameters - the official client surfaces n past MAX_N as a BadRequestError', async (t) => {
   const { client } = await startTestGateway(t, replay());
-  const err = await t.throwsAsync(client.chat.completions.create({ model: MODEL_ID, messages: [{ role: 'user', content: 'Hi' }], n: 2 }), {
+  const err = await t.throwsAsync(client.chat.completions.create({ model: MODEL_ID, messages: [{ role: 'user', content: 'Hi' }], n: 17 }), {
     instanceOf: OpenAI.BadRequestError,
   });
   t.is(err!.status, 400);

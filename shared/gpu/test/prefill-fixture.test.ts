@@ -53,3 +53,52 @@ test.serial('prefill - with exact f32 RoPE frequencies the tokens are the same a
     t.deepEqual(Array.from(out.argmax!), c.prefill_argmax);
   }
 });
+
+test.serial('prefill - choices: n draws from the last logits, draw i equal to a prefill sampling alone with seed + i (tokens and logprobs)', async (t) => {
+  const m = await model();
+  const ids = cases[0]!.input_ids;
+  const sample = { temperature: 1.5, topK: 0, topP: 1, seed: 0xfffffffe, counter: 0, logprobs: 2, presencePenalty: 0.5 };
+  const out = await m.prefill(ids, { sample, choices: 4 });
+  out.release();
+  t.is(out.choices!.length, 4);
+  t.is(out.token, out.choices![0]!.token);
+  t.deepEqual(out.logprobs, out.choices![0]!.logprobs);
+  for (let i = 0; i < 4; i++) {
+    const solo = await m.prefill(ids, { sample: { ...sample, seed: (sample.seed + i) >>> 0 } });
+    solo.release();
+    t.is(out.choices![i]!.token, solo.token!, `draw ${i}`);
+    t.deepEqual(out.choices![i]!.logprobs, solo.logprobs, `draw ${i}`);
+  }
+  t.true(new Set(out.choices!.map((c) => c.token)).size > 1, 'the seeds draw different tokens');
+  const plain = await m.prefill(ids, { sample });
+  plain.release();
+  t.is(plain.choices, null, 'no choices unless asked');
+});
+
+test.serial('prefill - prompt logprobs: token i + 1 under position i\'s raw logits, top alternatives included, equal a float64 log-softmax of the reference', async (t) => {
+  const m = await model();
+  const c = readFixtureJson<{ cases: (Case & { step_logits: number[][] })[] }>('reference.json').cases[0]!;
+  // the reference's greedy tokens appended to the prompt: their prompt logprobs use the logits that chose them
+  const k = 3;
+  const ids = [...c.input_ids, ...c.greedy_ids.slice(0, k)];
+  const out = await m.prefill(ids, { promptLogprobs: 2, sample: { temperature: 0, topK: 0, topP: 1, seed: 1, counter: 0, presencePenalty: 1 } });
+  out.release();
+  t.is(out.promptLogprobs!.length, ids.length - 1);
+  t.is(out.argmax, null, 'argmax only with allLogits');
+  let worst = 0;
+  for (let j = 0; j < k; j++) {
+    const logits = c.step_logits[j]!;
+    const mx = Math.max(...logits);
+    const lse = mx + Math.log(logits.reduce((s, v) => s + Math.exp(v - mx), 0));
+    const e = out.promptLogprobs![c.input_ids.length - 1 + j]!;
+    worst = Math.max(worst, Math.abs(e.logprob - (logits[c.greedy_ids[j]!]! - lse)));
+    const order = logits.map((_, i) => i).sort((a, b) => logits[b]! - logits[a]! || a - b);
+    t.deepEqual(e.top.map((x) => x.id), order.slice(0, 2));
+    for (const x of e.top) worst = Math.max(worst, Math.abs(x.logprob - (logits[x.id]! - lse)));
+  }
+  t.true(worst < 1e-4, `worst ${worst}`);
+  t.true(out.promptLogprobs!.every((e) => e.logprob <= 0 && e.top.length === 2));
+  const single = await m.prefill([c.input_ids[0]!], { promptLogprobs: 2 });
+  single.release();
+  t.deepEqual(single.promptLogprobs, [], 'a one-token prompt has none');
+});

@@ -5,6 +5,7 @@ import test, { type ExecutionContext } from 'ava';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import {
+  MAX_PROMPT_LOGPROB_PAIRS, MAX_WIRE_CHOICES, choiceRequestId, choiceSampling,
   MESSAGE_TYPES, SUBJECT_TYPES, WIRE_REJECTED_METRIC, WIRE_VERSION, WireError, WireRejections, decodeMessage, describeMessage,
   encodeMessage, kvChunkChecksum, parsePrefillJob, type MessageType, type WireMessage, type WireRejectReason,
 } from '../src/wire/index.js';
@@ -56,6 +57,35 @@ test('wire - penalties, logit_bias, logprobs and the prompt token set round-trip
   t.deepEqual(decodeMessage(encodeMessage(done)), done);
   // a sampling without the optional fields is still valid (peers that predate them)
   t.deepEqual(decodeMessage(encodeMessage(S.reserve)), S.reserve);
+});
+
+test('wire - choices (n > 1): the reserve\'s n, the job\'s n and prefill-done\'s moreChoices round-trip; n = 1 messages are unchanged', (t) => {
+  const reserve = { ...S.reserve, n: 3 };
+  t.deepEqual(decodeMessage(encodeMessage(reserve)), reserve);
+  const done = { ...S['prefill-done'], moreChoices: [{ firstToken: 4 }, { firstToken: 9, firstLogprobs: { logprob: -0.5, top: [[9, -0.5]] as [number, number][] } }] };
+  t.deepEqual(decodeMessage(encodeMessage(done)), done);
+  const job = { v: 2, requestId: 'req-1', decodeNodeId: 'decode-0', promptIds: [0, 5], layoutKey: E4M3_KEY, fingerprint: FINGERPRINT, deadline: 1, sampling: S.reserve.sampling, n: 3 };
+  t.deepEqual(parsePrefillJob(JSON.parse(JSON.stringify(job))), job);
+  t.throws(() => parsePrefillJob({ ...job, n: 0 }), { message: /\bn\b/ });
+  t.throws(() => parsePrefillJob({ ...job, n: MAX_WIRE_CHOICES + 1 }), { message: /\bn\b/ });
+  // a peer that predates choices: a one-choice message carries none of the fields
+  t.false('n' in S.reserve);
+  t.false('moreChoices' in S['prefill-done']);
+  t.is(choiceRequestId('req-1', 2), 'req-1.2');
+  t.is(choiceSampling({ ...S.reserve.sampling, seed: 0xffffffff }, 2).seed, 1);
+});
+
+test('wire - prompt logprobs (echo with logprobs) round-trip on the job, prefill-done and tokens; bounded in pairs', (t) => {
+  const entries = [{ logprob: -1.5, top: [[3, -0.5]] as [number, number][] }, { logprob: -0.25, top: [] }];
+  const done = { ...S['prefill-done'], promptLogprobs: entries };
+  t.deepEqual(decodeMessage(encodeMessage(done)), done);
+  const tokens = { ...S.tokens, finishReason: undefined, usage: undefined, promptLogprobs: entries } as WireMessage;
+  t.deepEqual(decodeMessage(encodeMessage(tokens)), JSON.parse(JSON.stringify(tokens)));
+  const job = { v: 2, requestId: 'req-1', decodeNodeId: 'decode-0', promptIds: [0, 5], layoutKey: E4M3_KEY, fingerprint: FINGERPRINT, deadline: 1, sampling: S.reserve.sampling, promptLogprobs: 5 };
+  t.deepEqual(parsePrefillJob(JSON.parse(JSON.stringify(job))), job);
+  t.throws(() => parsePrefillJob({ ...job, promptLogprobs: 21 }), { message: /promptLogprobs/ });
+  const tooMany = Array.from({ length: MAX_PROMPT_LOGPROB_PAIRS / 2 + 1 }, () => ({ logprob: -1, top: [[1, -1]] as [number, number][] }));
+  t.throws(() => encodeMessage({ ...S['prefill-done'], promptLogprobs: tooMany } as WireMessage));
 });
 
 test('wire - a prefill job carries the same sampling fields (BullMQ stores it as JSON) and names a bad one', (t) => {
@@ -198,6 +228,10 @@ test('wire - bad field values are invalid', (t) => {
     [S.reserve, { sampling: { temperature: 0.7, topK: 40, topP: 0, seed: 1 } }],
     [S.reserve, { stopTokenIds: [1, -2] }],
     [S['prefill-done'], { firstToken: 1.5 }],
+    [S['prefill-done'], { moreChoices: [] }],
+    [S['prefill-done'], { moreChoices: [{ firstToken: -1 }] }],
+    [S.reserve, { n: 0 }],
+    [S.reserve, { n: 129 }],
     [S['prefill-failed'], { reason: 'x'.repeat(1001) }],
     [S.cancel, { reason: 'because' }],
     [S.tokens, { tokens: [1, 2, 'three'] }],

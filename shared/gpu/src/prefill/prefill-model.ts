@@ -31,6 +31,18 @@ export interface PrefillOptions {
    * `logprobs` set, the token's logprobs (output.logprobs).
    */
   readonly sample?: SamplingParams & LogitSettings;
+  /**
+   * With `sample`: draw this many tokens (default 1) from the same last-position logits, draw i with seed +
+   * i (mod 2^32), the first tokens of n choices of one prompt (output.choices); each equals what a prefill
+   * sampling alone with that seed would draw.
+   */
+  readonly choices?: number;
+  /**
+   * Prompt logprobs (completions' echo with logprobs): for every prompt token after the first, its logprob
+   * under the logits of the position before it and that distribution's top `promptLogprobs` alternatives, from
+   * the raw logits (no bias or penalty), as output.promptLogprobs. Computes the LM head at every position.
+   */
+  readonly promptLogprobs?: number;
 }
 
 export interface PrefillStream {
@@ -53,6 +65,10 @@ export interface PrefillOutput {
   readonly token: number | null;
   /** Its logprobs (only with opts.sample.logprobs); lastLogits are then the adjusted logits the sampler read. */
   readonly logprobs: TokenLogprobs | null;
+  /** With opts.promptLogprobs: entry i is prompt token i + 1's (tokens - 1 entries). */
+  readonly promptLogprobs: readonly TokenLogprobs[] | null;
+  /** With opts.choices: every draw's token and logprobs, [0] being token and logprobs. */
+  readonly choices: readonly { readonly token: number; readonly logprobs: TokenLogprobs | null }[] | null;
   /** Per layer: f32 [tokens, kv_lora_rank + qk_rope_head_dim] latent KV rows, token-major (pages are row ranges). */
   readonly latent: readonly GPUBuffer[];
   /** Frees the latent buffers. */
@@ -104,7 +120,17 @@ export class PrefillModel {
     let logitsBuf: GPUBuffer;
     let lastRowInBuf = 0;
     let argmaxBuf: GPUBuffer | null = null;
-    if (opts.allLogits) {
+    // prompt logprobs: row r of the LM head scores prompt token r + 1 (rows [0, T - 1))
+    const promptTop = opts.promptLogprobs;
+    let prompt: { next: GPUBuffer; params: GPUBuffer; out: GPUBuffer } | null = null;
+    if (promptTop !== undefined && T > 1) {
+      prompt = {
+        next: gpu.upload('prompt.next-ids', Uint32Array.from({ length: T }, (_, i) => ids[i + 1] ?? 0)),
+        params: gpu.upload('prompt.logit-params', packLogitRows(Array.from({ length: T }, () => ({ logprobs: promptTop })), new Array<number>(T).fill(NO_COUNTS), V).params),
+        out: gpu.buffer('prompt.logprobs', T * LOGPROBS_WORDS * 4),
+      };
+    }
+    if (opts.allLogits || prompt) {
       programs.push(forward.finalNorm(pass, 0, T));
       argmaxBuf = gpu.buffer('argmax', T * 4);
       const rowsPerChunk = Math.max(1, Math.min(T, Math.floor((64 << 20) / (V * 4))));
@@ -115,6 +141,10 @@ export class PrefillModel {
           forward.lmHead(pass, r0, rows, logitsBuf),
           argmax({ logits: logitsBuf, out: argmaxBuf, rows, cols: V, outOffset: r0 }),
         );
+        const scored = Math.min(rows, T - 1 - r0); // the last position has no next prompt token
+        if (prompt && scored > 0) {
+          programs.push(tokenLogprobs({ logits: logitsBuf, params: prompt.params, tokens: prompt.next, out: prompt.out, rows: scored, vocab: V, rowOffset: r0 }));
+        }
         lastRowInBuf = T - 1 - r0;
       }
     } else {
@@ -124,13 +154,19 @@ export class PrefillModel {
     let sampled: { params: GPUBuffer; out: GPUBuffer } | null = null;
     let adjusted: GPUBuffer[] = [];
     let logprobsBuf: GPUBuffer | null = null;
+    const draws = opts.choices ?? 1;
+    if (!Number.isInteger(draws) || draws < 1) throw new RangeError(`prefill: choices ${draws} must be a positive integer`);
+    // more than one draw reads the one row of logits `draws` times (rowStride 0), each with its own seed
+    const stride = draws > 1 ? { rowStride: 0 } : {};
     if (opts.sample) {
-      sampled = { params: gpu.upload('sample.params', packSamplingParams([opts.sample])), out: gpu.buffer('sample.token', 4) };
+      const sample = opts.sample;
+      const perDraw = Array.from({ length: draws }, (_, i) => ({ ...sample, seed: (sample.seed + i) >>> 0 }));
+      sampled = { params: gpu.upload('sample.params', packSamplingParams(perDraw)), out: gpu.buffer('sample.token', 4 * draws) };
       const logitsOffset = lastRowInBuf * V;
       const around = hasLogitWork(opts.sample);
       if (around) {
         const counts = needsCounts(penaltiesOf(opts.sample));
-        const packed = packLogitRows([opts.sample], [counts ? 0 : NO_COUNTS], V);
+        const packed = packLogitRows(perDraw, perDraw.map(() => (counts ? 0 : NO_COUNTS)), V);
         adjusted = [
           gpu.upload('logit.params', packed.params),
           gpu.upload('logit.bias', packed.bias),
@@ -138,14 +174,14 @@ export class PrefillModel {
         ];
         programs.push(logitAdjust({ logits: logitsBuf, logitsOffset, params: adjusted[0]!, bias: adjusted[1]!, counts: adjusted[2]!, rows: 1, vocab: V }));
       }
-      programs.push(sampleTokens({ logits: logitsBuf, logitsOffset, params: sampled.params, out: sampled.out, rows: 1, vocab: V }));
+      programs.push(sampleTokens({ logits: logitsBuf, logitsOffset, params: sampled.params, out: sampled.out, rows: draws, vocab: V, ...stride }));
       if (around && opts.sample.logprobs !== undefined) {
-        logprobsBuf = gpu.buffer('logprobs', LOGPROBS_WORDS * 4);
-        programs.push(tokenLogprobs({ logits: logitsBuf, logitsOffset, params: adjusted[0]!, tokens: sampled.out, out: logprobsBuf, rows: 1, vocab: V }));
+        logprobsBuf = gpu.buffer('logprobs', LOGPROBS_WORDS * 4 * draws);
+        programs.push(tokenLogprobs({ logits: logitsBuf, logitsOffset, params: adjusted[0]!, tokens: sampled.out, out: logprobsBuf, rows: draws, vocab: V, ...stride }));
       }
     }
     const release = () => {
-      gpu.destroy(idsBuf, pass.positions, kv, logitsBuf, argmaxBuf, sampled?.params, sampled?.out, logprobsBuf, ...adjusted);
+      gpu.destroy(idsBuf, pass.positions, kv, logitsBuf, argmaxBuf, sampled?.params, sampled?.out, logprobsBuf, ...adjusted, prompt?.next, prompt?.params, prompt?.out);
       pass.scratch.release();
     };
     try {
@@ -157,9 +193,19 @@ export class PrefillModel {
       throw err;
     }
     const logits = await gpu.readF32(logitsBuf, lastRowInBuf * V * 4, V);
-    const am = argmaxBuf ? await gpu.readU32(argmaxBuf, 0, T) : null;
-    const token = sampled ? (await gpu.readU32(sampled.out, 0, 1))[0]! : null;
-    const logprobs = logprobsBuf ? unpackLogprobs(await gpu.readU32(logprobsBuf, 0, LOGPROBS_WORDS), 0, opts.sample!.logprobs!) : null;
+    const am = argmaxBuf && opts.allLogits ? await gpu.readU32(argmaxBuf, 0, T) : null;
+    let promptLogprobs: TokenLogprobs[] | null = promptTop !== undefined ? [] : null;
+    if (prompt) {
+      const words = await gpu.readU32(prompt.out, 0, (T - 1) * LOGPROBS_WORDS);
+      promptLogprobs = Array.from({ length: T - 1 }, (_, r) => unpackLogprobs(words, r, promptTop!));
+    }
+    const drawn = sampled ? await gpu.readU32(sampled.out, 0, draws) : null;
+    const lpWords = logprobsBuf ? await gpu.readU32(logprobsBuf, 0, LOGPROBS_WORDS * draws) : null;
+    const choices = drawn
+      ? Array.from(drawn, (t, i) => ({ token: t, logprobs: lpWords ? unpackLogprobs(lpWords, i, opts.sample!.logprobs!) : null }))
+      : null;
+    const token = choices ? choices[0]!.token : null;
+    const logprobs = choices ? choices[0]!.logprobs : null;
     release();
     return {
       tokens: T,
@@ -167,6 +213,8 @@ export class PrefillModel {
       argmax: am,
       token,
       logprobs,
+      choices: opts.choices !== undefined ? choices : null,
+      promptLogprobs,
       latent,
       release: () => gpu.destroy(...latent),
     };

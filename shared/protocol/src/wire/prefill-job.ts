@@ -5,7 +5,7 @@
 // JSON-safe object (token ids as a number array) with the same field rules as the NATS messages.
 import { z } from 'zod';
 import { label, layoutKey, tokenId, wireId } from './fields.js';
-import { wireSamplingSchema, type WireSampling } from './messages/sampling.js';
+import { MAX_WIRE_CHOICES, MAX_WIRE_TOP_LOGPROBS, wireSamplingSchema, type WireSampling } from './messages/sampling.js';
 import { WireError } from './errors.js';
 
 /** Longest prompt a job may carry (DeepSeek-V3's 128K context, with room). */
@@ -24,6 +24,10 @@ export interface PrefillJob {
   readonly fingerprint: string;
   /** Epoch ms after which the reservation is gone: a job that starts later fails at once. */
   readonly deadline: number;
+  /** Choices (n > 1): sample n first tokens from the last position's logits, choice i with seed + i. Absent = 1. */
+  readonly n?: number;
+  /** Prompt logprobs (echo with logprobs), with this many top alternatives each; absent = none. */
+  readonly promptLogprobs?: number;
 }
 
 const schema = z.object({
@@ -35,6 +39,8 @@ const schema = z.object({
   layoutKey,
   fingerprint: label,
   deadline: z.number().min(0),
+  n: z.number().int().min(1).max(MAX_WIRE_CHOICES).optional(),
+  promptLogprobs: z.number().int().min(0).max(MAX_WIRE_TOP_LOGPROBS).optional(),
 });
 
 /** Validates job data read back from Redis (a job is data from the outside like any message). */

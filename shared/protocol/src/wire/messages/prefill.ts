@@ -3,7 +3,7 @@
 // the prefill gave up; the node drops the reservation.
 import { z } from 'zod';
 import { label, layoutKey, positiveU32, text, tokenId, wireId } from '../fields.js';
-import { wireLogprobsSchema, type WireLogprobs } from './sampling.js';
+import { MAX_WIRE_CHOICES, promptLogprobsSchema, wireLogprobsSchema, type WireLogprobs } from './sampling.js';
 import { compact, WIRE_VERSION, type Envelope, type Fields, type MessageSpec } from './spec.js';
 
 /**
@@ -36,6 +36,14 @@ export interface PrefillDone extends Envelope<'prefill-done'> {
   readonly timing?: PrefillTiming;
   /** The first token's logprobs, when the job's sampling asked for them; passed on with the token. */
   readonly firstLogprobs?: WireLogprobs;
+  /**
+   * Choices 1 … n-1 of an n > 1 request (the job's n): each one's first token, sampled from the same logits
+   * with that choice's seed (choiceSampling), and its logprobs when asked. firstToken is choice 0's. Absent
+   * for one choice, so a peer that predates it sends and reads the same messages.
+   */
+  readonly moreChoices?: readonly { readonly firstToken: number; readonly firstLogprobs?: WireLogprobs }[];
+  /** When the job asked for them: prompt token i + 1's logprobs (promptTokens - 1 entries); passed on with the first tokens. */
+  readonly promptLogprobs?: readonly WireLogprobs[];
 }
 
 export const PREFILL_DONE_REFUSALS = ['no-reservation', 'incomplete', 'too-large', 'incompatible', 'cancelled'] as const;
@@ -79,6 +87,8 @@ export const prefillDoneSpec: MessageSpec<PrefillDone> = {
     fingerprint: label,
     timing: prefillTimingSchema.optional(),
     firstLogprobs: wireLogprobsSchema.optional(),
+    moreChoices: z.array(z.object({ firstToken: tokenId, firstLogprobs: wireLogprobsSchema.optional() })).min(1).max(MAX_WIRE_CHOICES - 1).optional(),
+    promptLogprobs: promptLogprobsSchema().optional(),
   }),
   describe: (m) => ({
     type: m.type, requestId: m.requestId, promptTokens: m.promptTokens, layers: m.layers, layoutKey: m.layoutKey,

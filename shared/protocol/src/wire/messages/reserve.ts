@@ -4,7 +4,7 @@
 // reserve-reply: granted (ok, pages held for leaseMs) or refused with a reason.
 import { z } from 'zod';
 import { bytes, label, layoutKey, positiveU32, tokenIds, u32, wireId } from '../fields.js';
-import { MAX_STOP_TOKENS, wireSamplingSchema, type WireSampling } from './sampling.js';
+import { MAX_STOP_TOKENS, MAX_WIRE_CHOICES, wireSamplingSchema, type WireSampling } from './sampling.js';
 import { compact, WIRE_VERSION, type Envelope, type Fields, type MessageSpec } from './spec.js';
 
 export interface Reserve extends Envelope<'reserve'> {
@@ -30,6 +30,11 @@ export interface Reserve extends Envelope<'reserve'> {
    * silent. Absent: the request is not tied to a gateway's presence.
    */
   readonly gatewayId?: string;
+  /**
+   * Choices (n > 1): that many completions of the prompt, each of maxTokens, sharing the prompt's pages (its
+   * KV arrives once). Absent = 1; a node that predates it strips it and reserves one.
+   */
+  readonly n?: number;
 }
 
 /** Bytes of a prompt token set: vocabularies up to 2^21 tokens. */
@@ -73,6 +78,7 @@ export const reserveSpec: MessageSpec<Reserve> = {
     layoutKey,
     promptTokenSet: bytes.refine((b) => b.byteLength <= MAX_PROMPT_TOKEN_SET_BYTES, `at most ${MAX_PROMPT_TOKEN_SET_BYTES} bytes`).optional(),
     gatewayId: wireId.optional(),
+    n: z.number().int().min(1).max(MAX_WIRE_CHOICES).optional(),
   }),
   describe: (m) => ({
     type: m.type, requestId: m.requestId, promptTokens: m.promptTokens, maxTokens: m.maxTokens, temperature: m.sampling.temperature,

@@ -27,6 +27,33 @@ export interface WireSampling {
 }
 
 export const MAX_STOP_TOKENS = 256;
+/**
+ * Bound on prompt logprobs (echo with logprobs) in one message: entries plus their top alternatives, at most
+ * this many (token, logprob) pairs (~0.5 MB of msgpack), so the message stays under NATS's default max_payload.
+ */
+export const MAX_PROMPT_LOGPROB_PAIRS = 32768;
+/** promptLogprobs as the prefill job, prefill-done and the first tokens message carry it. */
+export const promptLogprobsSchema = () =>
+  z.array(wireLogprobsSchema).max(MAX_PROMPT_LOGPROB_PAIRS).refine(
+    (e) => e.reduce((n, x) => n + 1 + x.top.length, 0) <= MAX_PROMPT_LOGPROB_PAIRS,
+    `at most ${MAX_PROMPT_LOGPROB_PAIRS} (token, logprob) pairs`,
+  );
+
+/** Most choices (completions of one prompt sharing its prefill and prompt pages) one request may ask for. */
+export const MAX_WIRE_CHOICES = 128;
+
+/**
+ * The id choice `index` of an n > 1 request goes by on the decode node and on the wire (its tokens subject,
+ * its cancel): `<requestId>.<index>`. A request of one choice keeps its own id.
+ */
+export function choiceRequestId(requestId: string, index: number): string {
+  return `${requestId}.${index}`;
+}
+
+/** Choice `index`'s sampling: its own seed stream, seed + index (mod 2^32), so each choice equals a solo request with that seed. */
+export function choiceSampling<S extends { readonly seed: number }>(sampling: S, index: number): S {
+  return { ...sampling, seed: (sampling.seed + index) >>> 0 };
+}
 export const MAX_LOGIT_BIAS = 1024;
 export const MAX_WIRE_TOP_LOGPROBS = 20;
 export const MAX_REPETITION_PENALTY = 100;

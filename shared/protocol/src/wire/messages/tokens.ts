@@ -3,7 +3,7 @@
 import { z } from 'zod';
 import { text, tokenIds, u32, wireId } from '../fields.js';
 import { prefillTimingSchema, type PrefillTiming } from './prefill.js';
-import { wireLogprobsSchema, type WireLogprobs } from './sampling.js';
+import { promptLogprobsSchema, wireLogprobsSchema, type WireLogprobs } from './sampling.js';
 import { compact, WIRE_VERSION, type Envelope, type Fields, type MessageSpec } from './spec.js';
 
 export const FINISH_REASONS = ['stop', 'length', 'cancelled', 'error'] as const;
@@ -32,6 +32,8 @@ export interface Tokens extends Envelope<'tokens'> {
   readonly timing?: PrefillTiming;
   /** When the request asked for logprobs: one entry per token of `tokens`, in order. */
   readonly logprobs?: readonly WireLogprobs[];
+  /** On the first message only, when the prefill-done carried them: the prompt's logprobs (echo with logprobs). */
+  readonly promptLogprobs?: readonly WireLogprobs[];
 }
 
 export function tokensMessage(f: Fields<Tokens>): Tokens {
@@ -50,6 +52,7 @@ export const tokensSpec: MessageSpec<Tokens> = {
     error: text(1000).min(1).optional(),
     timing: prefillTimingSchema.optional(),
     logprobs: z.array(wireLogprobsSchema).max(MAX_TOKENS_PER_MESSAGE).optional(),
+    promptLogprobs: promptLogprobsSchema().optional(),
   }),
   check(m) {
     if (m.logprobs !== undefined && m.logprobs.length !== m.tokens.length) {
