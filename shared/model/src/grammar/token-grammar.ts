@@ -1,0 +1,186 @@
+// A grammar over a model's tokens: each automaton state's allowed-token set, as a bitmask [ceil(vocab/32)]
+// u32 (bit i of word i>>5 = token i allowed) for the GPU's token-mask kernel. The set comes from walking a
+// trie of the tokens' bytes with the byte automaton (cached per state). EOS is allowed exactly where the
+// text may end. With `remaining` tokens left (this one included), a token is allowed only if the text can
+// still be completed after it, one token per byte, with one token to spare for EOS: so JSON always closes
+// within max_tokens (the shortest completion is forced as the budget runs out), given the vocabulary has a
+// token for every single ASCII byte (byte-level BPE and byte-fallback vocabularies do).
+import { ByteAutomaton, type Stack } from './automaton.js';
+import { GrammarError, validateGrammarSpec, type GrammarSpec } from './spec.js';
+
+export interface GrammarVocabulary {
+  /** The model's vocabulary size (the logits' width; may exceed the tokenizer's). */
+  readonly size: number;
+  /** Each token's bytes when decoded; null for special tokens and ids the tokenizer lacks. */
+  readonly bytes: readonly (Uint8Array | null)[];
+  /** Tokens that end the text (allowed only where the grammar accepts). */
+  readonly eos: readonly number[];
+}
+
+interface TrieNode {
+  readonly next: Map<number, TrieNode>;
+  readonly ids: number[];
+}
+
+const tries = new WeakMap<GrammarVocabulary, TrieNode>();
+function trieOf(v: GrammarVocabulary): TrieNode {
+  let root = tries.get(v);
+  if (root) return root;
+  root = { next: new Map(), ids: [] };
+  v.bytes.forEach((b, id) => {
+    if (!b || b.length === 0 || id >= v.size) return;
+    let n = root!;
+    for (const x of b) {
+      let m = n.next.get(x);
+      if (!m) n.next.set(x, (m = { next: new Map(), ids: [] }));
+      n = m;
+    }
+    n.ids.push(id);
+  });
+  tries.set(v, root);
+  return root;
+}
+
+interface StateTokens {
+  /** Allowed tokens (EOS aside) and the fewest bytes to complete the text after each. */
+  readonly ids: Int32Array;
+  readonly dists: Int32Array;
+  /** Next state after each (parallel to ids). */
+  readonly next: readonly Stack[];
+  readonly accepting: boolean;
+}
+
+const MAX_CACHED_STATES = 2048;
+
+export class TokenGrammar {
+  readonly automaton: ByteAutomaton;
+  readonly words: number;
+  private readonly cache = new Map<string, StateTokens>();
+  private readonly eos: Set<number>;
+
+  constructor(spec: GrammarSpec, readonly vocab: GrammarVocabulary) {
+    this.automaton = new ByteAutomaton(validateGrammarSpec(spec));
+    this.words = Math.ceil(vocab.size / 32);
+    this.eos = new Set(vocab.eos);
+  }
+
+  /** A fresh state at the start of the output. */
+  start(): GrammarState {
+    return new GrammarState(this, this.automaton.initial());
+  }
+
+  /** The fewest tokens a complete output needs (one per byte, plus EOS): max_tokens below it cannot close. */
+  minTokens(): number {
+    return this.automaton.minToEnd(this.automaton.initial()) + 1;
+  }
+
+  isEos(id: number): boolean {
+    return this.eos.has(id);
+  }
+
+  tokensOf(stack: Stack): StateTokens {
+    const key = this.automaton.key(stack);
+    const got = this.cache.get(key);
+    if (got) return got;
+    const ids: number[] = [], dists: number[] = [], next: Stack[] = [];
+    const a = this.automaton;
+    const walk = (node: TrieNode, s: Stack): void => {
+      for (const [b, child] of node.next) {
+        const s2 = a.step(s, b);
+        if (!s2) continue;
+        if (child.ids.length > 0) {
+          const d = a.minToEnd(s2);
+          for (const id of child.ids) { ids.push(id); dists.push(d); next.push(s2); }
+        }
+        if (child.next.size > 0) walk(child, s2);
+      }
+    };
+    walk(trieOf(this.vocab), stack);
+    const out: StateTokens = { ids: Int32Array.from(ids), dists: Int32Array.from(dists), next, accepting: a.accepting(stack) };
+    if (this.cache.size >= MAX_CACHED_STATES) this.cache.clear();
+    this.cache.set(key, out);
+    return out;
+  }
+}
+
+export class GrammarState {
+  private done = false;
+
+  constructor(readonly grammar: TokenGrammar, private stack: Stack) {}
+
+  /** Whether EOS has been taken (only EOS is allowed after it). */
+  get finished(): boolean {
+    return this.done;
+  }
+
+  get accepting(): boolean {
+    return this.done || this.grammar.automaton.accepting(this.stack);
+  }
+
+  /** The allowed-token bitmask for the next token, `remaining` tokens left including it. */
+  mask(remaining: number): Uint32Array {
+    const g = this.grammar;
+    const words = new Uint32Array(g.words);
+    const set = (id: number) => { words[id >>> 5]! |= 1 << (id & 31); };
+    const eos = () => { for (const id of g.vocab.eos) if (id < g.vocab.size) set(id); };
+    if (this.done) { eos(); return words; }
+    const t = g.tokensOf(this.stack);
+    let any = false;
+    for (let j = 0; j < t.ids.length; j++) if (t.dists[j]! <= remaining - 2) { set(t.ids[j]!); any = true; }
+    if (t.accepting) { eos(); any = true; }
+    if (!any && t.ids.length > 0) {
+      // the budget cannot close the text any more: the tokens that get closest (the output ends as 'length')
+      let best = Infinity;
+      for (const d of t.dists) best = Math.min(best, d);
+      for (let j = 0; j < t.ids.length; j++) if (t.dists[j] === best) set(t.ids[j]!);
+    }
+    return words;
+  }
+
+  /** Whether `token` is allowed now (budget aside). */
+  allows(token: number): boolean {
+    if (this.grammar.isEos(token)) return this.accepting;
+    if (this.done) return false;
+    const t = this.grammar.tokensOf(this.stack);
+    return t.ids.includes(token);
+  }
+
+  /** Takes a sampled token; throws GrammarError for one the grammar does not allow. */
+  advance(token: number): void {
+    if (this.grammar.isEos(token)) {
+      if (!this.accepting) throw new GrammarError(`token ${token} (EOS) ends an incomplete output`);
+      this.done = true;
+      return;
+    }
+    if (this.done) throw new GrammarError(`token ${token} after EOS`);
+    const t = this.grammar.tokensOf(this.stack);
+    const j = t.ids.indexOf(token);
+    if (j < 0) throw new GrammarError(`token ${token} is not allowed by the grammar here`);
+    this.stack = t.next[j]!;
+  }
+
+  /** The fewest bytes that complete the output now. */
+  minToEnd(): number {
+    return this.done ? 0 : this.grammar.automaton.minToEnd(this.stack);
+  }
+}
+
+/** A vocabulary's grammars by spec text, so a repeated schema is compiled (and its masks cached) once. */
+export class GrammarCache {
+  private readonly byText = new Map<string, TokenGrammar>();
+  constructor(readonly vocab: GrammarVocabulary, private readonly max = 64) {}
+
+  get(spec: GrammarSpec): TokenGrammar {
+    const text = JSON.stringify(spec);
+    let g = this.byText.get(text);
+    if (g) {
+      this.byText.delete(text);
+      this.byText.set(text, g);
+      return g;
+    }
+    g = new TokenGrammar(spec, this.vocab);
+    if (this.byText.size >= this.max) this.byText.delete(this.byText.keys().next().value!);
+    this.byText.set(text, g);
+    return g;
+  }
+}
