@@ -15,7 +15,7 @@ export {
   type PrefillDone, type PrefillDoneAck, type PrefillDoneRefusal, type PrefillFailed, type PrefillTiming,
 } from './messages/prefill.js';
 export {
-  MAX_LOGIT_BIAS, MAX_REPETITION_PENALTY, MAX_STOP_TOKENS, MAX_WIRE_TOP_LOGPROBS, type WireLogprobs, type WireSampling,
+  MAX_GRAMMAR_BYTES, MAX_LOGIT_BIAS, MAX_REPETITION_PENALTY, MAX_STOP_TOKENS, MAX_WIRE_TOP_LOGPROBS, type WireGrammar, type WireLogprobs, type WireSampling,
 } from './messages/sampling.js';
 export { CANCEL_REASONS, cancelMessage, type Cancel, type CancelReason } from './messages/cancel.js';
 export {
