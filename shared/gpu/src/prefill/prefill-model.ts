@@ -12,6 +12,7 @@ import { sampleTokens } from '../kernels/sample/sample.js';
 import { packSamplingParams, type SamplingParams } from '../kernels/sample/sampling-params.js';
 import { logitAdjust } from '../kernels/sample/logit-adjust.js';
 import { tokenLogprobs } from '../kernels/sample/token-logprobs.js';
+import { maskWords, tokenMask } from '../kernels/sample/token-mask.js';
 import {
   countsRow, hasLogitWork, LOGPROBS_WORDS, needsCounts, NO_COUNTS, packLogitRows, penaltiesOf, unpackLogprobs, type LogitSettings, type TokenLogprobs,
 } from '../kernels/sample/logit-params.js';
@@ -30,7 +31,13 @@ export interface PrefillOptions {
    * penalties (the prompt counts as seen for repetition_penalty; nothing is generated yet), and with
    * `logprobs` set, the token's logprobs (output.logprobs).
    */
-  readonly sample?: SamplingParams & LogitSettings;
+  readonly sample?: SamplingParams & LogitSettings & {
+    /**
+     * Constrained decoding: the grammar's allowed-token bitmask for the first token ([ceil(vocab/32)] u32,
+     * GrammarState.mask), applied on the GPU after logit_bias and penalties (token-mask.wgsl).
+     */
+    readonly mask?: Uint32Array;
+  };
 }
 
 export interface PrefillStream {
@@ -123,6 +130,7 @@ export class PrefillModel {
     }
     let sampled: { params: GPUBuffer; out: GPUBuffer } | null = null;
     let adjusted: GPUBuffer[] = [];
+    let masked: GPUBuffer[] = [];
     let logprobsBuf: GPUBuffer | null = null;
     if (opts.sample) {
       sampled = { params: gpu.upload('sample.params', packSamplingParams([opts.sample])), out: gpu.buffer('sample.token', 4) };
@@ -138,6 +146,12 @@ export class PrefillModel {
         ];
         programs.push(logitAdjust({ logits: logitsBuf, logitsOffset, params: adjusted[0]!, bias: adjusted[1]!, counts: adjusted[2]!, rows: 1, vocab: V }));
       }
+      const mask = opts.sample.mask;
+      if (mask) {
+        if (mask.length !== maskWords(V)) throw new RangeError(`prefill: a grammar mask of ${mask.length} words for a vocabulary of ${V}`);
+        masked = [gpu.upload('mask.rows', Uint32Array.of(0)), gpu.upload('mask.bits', mask)];
+        programs.push(tokenMask({ logits: logitsBuf, logitsOffset, maskRows: masked[0]!, masks: masked[1]!, rows: 1, vocab: V }));
+      }
       programs.push(sampleTokens({ logits: logitsBuf, logitsOffset, params: sampled.params, out: sampled.out, rows: 1, vocab: V }));
       if (around && opts.sample.logprobs !== undefined) {
         logprobsBuf = gpu.buffer('logprobs', LOGPROBS_WORDS * 4);
@@ -145,7 +159,7 @@ export class PrefillModel {
       }
     }
     const release = () => {
-      gpu.destroy(idsBuf, pass.positions, kv, logitsBuf, argmaxBuf, sampled?.params, sampled?.out, logprobsBuf, ...adjusted);
+      gpu.destroy(idsBuf, pass.positions, kv, logitsBuf, argmaxBuf, sampled?.params, sampled?.out, logprobsBuf, ...adjusted, ...masked);
       pass.scratch.release();
     };
     try {

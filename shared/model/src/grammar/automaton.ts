@@ -31,9 +31,10 @@ const isDigit = (b: number) => b >= ZERO && b <= NINE;
 const isHex = (b: number) => isDigit(b) || (b >= c('a') && b <= c('f')) || (b >= c('A') && b <= c('F'));
 const ESCAPES = new Set([...'"\\/bfnrt'].map(c));
 /** Caps on a number's digits (integer part, fraction, exponent): random models write endless digits. */
-const MAX_INT_DIGITS = 15, MAX_FRAC_DIGITS = 8, MAX_EXP_DIGITS = 3;
+const MAX_INT_DIGITS = 15, MAX_FRAC_DIGITS = 8, MAX_EXP_DIGITS = 2;
 
-const STR: readonly Frame[] = [0, 1, 2, 3, 4, 5].map((ph) => ({ k: 'str', ph }) as const);
+// string phases: 0 inside, 1 after a backslash, 2..5 hex digits of \u left + 1, 6..8 UTF-8 continuation bytes left + 5
+const STR: readonly Frame[] = [0, 1, 2, 3, 4, 5, 6, 7, 8].map((ph) => ({ k: 'str', ph }) as const);
 const ANY: GrammarNode = { t: 'any' };
 
 export class ByteAutomaton {
@@ -194,8 +195,12 @@ export class ByteAutomaton {
         if (f.ph === 0) {
           if (b === QUOTE) return [];
           if (b === BACKSLASH) return [STR[1]!];
-          return b < 0x20 ? null : [f];
+          if (b < 0x20) return null;
+          if (b < 0x80) return [f];
+          // well-formed UTF-8 only: a lead byte, then its continuation bytes
+          return b >= 0xc2 && b <= 0xdf ? [STR[6]!] : b >= 0xe0 && b <= 0xef ? [STR[7]!] : b >= 0xf0 && b <= 0xf4 ? [STR[8]!] : null;
         }
+        if (f.ph >= 6) return b >= 0x80 && b <= 0xbf ? [STR[f.ph === 6 ? 0 : f.ph - 1]!] : null;
         if (f.ph === 1) return ESCAPES.has(b) ? [STR[0]!] : b === c('u') ? [STR[5]!] : null;
         return isHex(b) ? [STR[f.ph === 2 ? 0 : f.ph - 1]!] : null;
       case 'num': {
@@ -273,7 +278,7 @@ export class ByteAutomaton {
         const need = min - f.count;
         return need * this.minLen(f.n.items) + (f.count === 0 ? need - 1 : need) + 1;
       }
-      case 'str': return f.ph === 0 ? 1 : f.ph === 1 ? 2 : f.ph;
+      case 'str': return f.ph === 0 ? 1 : f.ph === 1 ? 2 : f.ph >= 6 ? f.ph - 4 : f.ph;
       case 'num': return f.ph === 'start' || f.ph === 'minus' || f.ph === 'dot' || f.ph === 'exp' || f.ph === 'expsign' ? 1 : 0;
       case 'aobj': return f.ph === 'key' ? 5 : f.ph === 'colon' ? 3 : 1;
       case 'aarr': return 1;

@@ -35,6 +35,8 @@ export interface WireSampling {
 /** A GrammarSpec as the wire sees it: its node tree is checked by the nodes that compile it. */
 export interface WireGrammar {
   readonly root: unknown;
+  /** The request's max_tokens, so the first token's mask (on the prefill node) already keeps the output closable within it. */
+  readonly maxTokens?: number;
 }
 
 /** The most bytes a grammar may take as JSON (a schema of a few hundred properties). */
@@ -61,7 +63,7 @@ export const wireSamplingSchema = z.object({
     .optional(),
   logprobs: z.number().int().min(0).max(MAX_WIRE_TOP_LOGPROBS).optional(),
   grammar: z
-    .object({ root: z.record(z.string(), z.unknown()) })
+    .object({ root: z.record(z.string(), z.unknown()), maxTokens: z.number().int().positive().optional() })
     .refine((g) => JSON.stringify(g).length <= MAX_GRAMMAR_BYTES, `at most ${MAX_GRAMMAR_BYTES} bytes as JSON`)
     .optional(),
 });
