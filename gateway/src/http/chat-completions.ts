@@ -7,6 +7,7 @@ import { chatLogprobs } from './logprobs.js';
 import { chatPromptIds, chatRenderFlags } from './prompt.js';
 import { parseChatBody } from './request-schema.js';
 import { serveCompletion, type ResponseShape, type RouteContext } from './serve-completion.js';
+import { structuredChat, toolCallShape, withGrammar } from '../structured/chat-structured.js';
 
 const chatShape: ResponseShape = {
   idPrefix: 'chatcmpl',
@@ -23,10 +24,12 @@ export function chatCompletionsHandler(ctx: RouteContext): RequestHandler {
   return async (req, res) => {
     const body = parseChatBody(req.body);
     if (body.model !== ctx.served.id) throw modelNotFound(body.model);
+    // response_format and tools: the messages to render, the grammar, tool-call parsing (400s first)
+    const structured = structuredChat(body);
     const signal = clientGoneSignal(req, res);
     const backendLimit = ctx.backend.maxRequestTokens();
-    const promptIds = await chatPromptIds({ model: ctx.served.folder, prompts: ctx.prompts, maxTokenBytes: ctx.maxTokenBytes, backendLimit, signal }, body.messages, chatRenderFlags(body));
-    const gen = resolveGeneration({
+    const promptIds = await chatPromptIds({ model: ctx.served.folder, prompts: ctx.prompts, maxTokenBytes: ctx.maxTokenBytes, backendLimit, signal }, structured.messages, chatRenderFlags(body));
+    const gen = withGrammar(resolveGeneration({
       requestId: res.locals['requestId'] as string,
       body,
       promptIds,
@@ -35,7 +38,7 @@ export function chatCompletionsHandler(ctx: RouteContext): RequestHandler {
       backendLimit,
       defaultMaxTokens: ctx.defaultMaxTokens ?? DEFAULT_CHAT_MAX_TOKENS,
       logprobs: body.logprobs === true ? (body.top_logprobs ?? 0) : null,
-    });
-    await serveCompletion(ctx, res, chatShape, gen, signal);
+    }), structured.grammar, ctx.served.folder, body.max_completion_tokens != null ? 'max_completion_tokens' : 'max_tokens');
+    await serveCompletion(ctx, res, toolCallShape(chatShape, structured), gen, signal);
   };
 }

@@ -43,8 +43,13 @@ export class ByteAutomaton {
   private readonly vals = new Map<GrammarNode, Frame>();
   private readonly litsCache = new Map<string, readonly LitOpt[]>();
   private readonly minLens = new Map<GrammarNode, number>();
+  private readonly objRests = new Map<string, number>();
 
-  constructor(readonly spec: GrammarSpec) {}
+  /**
+   * `litCost(bytes, i)`: the fewest units (tokens, for TokenGrammar: a greedy longest-match over the
+   * vocabulary) that write bytes[i..] of a literal; default one per byte. Other texts count a unit per byte.
+   */
+  constructor(readonly spec: GrammarSpec, private readonly litCost: (b: Uint8Array, i: number) => number = (b, i) => b.length - i) {}
 
   initial(): Stack {
     return [this.val(this.spec.root)];
@@ -100,9 +105,9 @@ export class ByteAutomaton {
       case 'str': v = 2; break;
       case 'bool': v = 4; break;
       case 'null': v = 4; break;
-      case 'lit': v = Math.min(...n.options.map((o) => utf8(o).length)); break;
+      case 'lit': v = Math.min(...n.options.map((o) => this.litCost(utf8(o), 0))); break;
       case 'seq': v = n.parts.reduce((a, p) => a + this.minLen(p), 0); break;
-      case 'choice': v = Math.min(...n.options.map(([s, m]) => utf8(s).length + this.minLen(m))); break;
+      case 'choice': v = Math.min(...n.options.map(([s, m]) => this.litCost(utf8(s), 0) + this.minLen(m))); break;
     }
     this.minLens.set(n, v);
     return v;
@@ -159,13 +164,17 @@ export class ByteAutomaton {
 
   /** Bytes to close an object from property idx on: the required properties left, their commas, and '}'. */
   private objRest(n: ObjNode, idx: number, any: boolean): number {
+    const key = `${this.id(n)}:${idx}:${any}`;
+    const got = this.objRests.get(key);
+    if (got !== undefined) return got;
     let v = 1, first = !any;
     for (let j = idx; j < n.props.length; j++) {
       const p = n.props[j]!;
       if (!p.required) continue;
-      v += (first ? 0 : 1) + utf8(JSON.stringify(p.key)).length + 1 + this.minLen(p.node);
+      v += this.litCost(utf8(`${first ? '' : ','}${JSON.stringify(p.key)}:`), 0) + this.minLen(p.node);
       first = false;
     }
+    this.objRests.set(key, v);
     return v;
   }
 
@@ -270,7 +279,7 @@ export class ByteAutomaton {
   private frameMin(f: Frame): number {
     switch (f.k) {
       case 'val': return this.minLen(f.n);
-      case 'lits': return Math.min(...f.alive.map((o) => f.opts[o]!.b.length - f.i + f.opts[o]!.then.reduce((a, g) => a + this.frameMin(g), 0)));
+      case 'lits': return Math.min(...f.alive.map((o) => this.litCost(f.opts[o]!.b, f.i) + f.opts[o]!.then.reduce((a, g) => a + this.frameMin(g), 0)));
       case 'obj': return this.objRest(f.n, f.idx, f.any);
       case 'arr': {
         const min = f.n.min ?? 0;

@@ -59,9 +59,34 @@ export class TokenGrammar {
   private readonly eos: Set<number>;
 
   constructor(spec: GrammarSpec, readonly vocab: GrammarVocabulary) {
-    this.automaton = new ByteAutomaton(validateGrammarSpec(spec));
+    this.automaton = new ByteAutomaton(validateGrammarSpec(spec), (b, i) => this.literalTokens(b, i));
     this.words = Math.ceil(vocab.size / 32);
     this.eos = new Set(vocab.eos);
+  }
+
+  private readonly litCosts = new WeakMap<Uint8Array, Int32Array>();
+
+  /**
+   * Tokens that write bytes[i..]: a greedy longest match over the vocabulary (an upper bound the mask can
+   * always follow, each token of it lowering the count by one); one per byte where no token matches.
+   */
+  private literalTokens(b: Uint8Array, i: number): number {
+    let memo = this.litCosts.get(b);
+    if (!memo) this.litCosts.set(b, (memo = new Int32Array(b.length + 1).fill(-1)));
+    if (memo[i]! >= 0) return memo[i]!;
+    const root = trieOf(this.vocab);
+    let n = 0, at = i;
+    while (at < b.length) {
+      let node: TrieNode | undefined = root, best = 0;
+      for (let k = at; k < b.length && node; k++) {
+        node = node.next.get(b[k]!);
+        if (node && node.ids.length > 0) best = k - at + 1;
+      }
+      at += Math.max(1, best);
+      n++;
+    }
+    memo[i] = n;
+    return n;
   }
 
   /** A fresh state at the start of the output. */
@@ -69,7 +94,7 @@ export class TokenGrammar {
     return new GrammarState(this, this.automaton.initial());
   }
 
-  /** The fewest tokens a complete output needs (one per byte, plus EOS): max_tokens below it cannot close. */
+  /** The tokens the shortest complete output takes as the masks force it (one per byte of free text, literals as greedy tokens, plus EOS). */
   minTokens(): number {
     return this.automaton.minToEnd(this.automaton.initial()) + 1;
   }
