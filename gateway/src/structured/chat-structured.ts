@@ -123,6 +123,8 @@ const grammarsOf = (folder: VocabFolder): GrammarCache => {
  */
 export function withGrammar(gen: ResolvedGeneration, grammar: GrammarSpec | null, folder: VocabFolder, param = 'max_tokens'): ResolvedGeneration {
   if (!grammar) return gen;
+  // the grammar ends the output with EOS, which ignore_eos would decode past
+  if (gen.request.ignoreEos) throw invalidParam('ignore_eos', "'ignore_eos' cannot be combined with 'response_format' or a 'tool_choice' that forces a tool call.");
   const need = grammarsOf(folder).get(grammar).minTokens();
   if (gen.request.maxTokens < need) {
     throw invalidParam(param, `Invalid value for '${param}': the response format needs at least ${need} tokens for its shortest complete output, but only ${gen.request.maxTokens} are allowed.`);

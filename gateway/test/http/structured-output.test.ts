@@ -42,6 +42,7 @@ test('structured output - 400s name the field: unsupported schema features, tool
     [{ tools: [{ ...weather, function: { ...weather.function, parameters: { type: 'object', properties: { d: { type: 'string', format: 'date' } } } } }], tool_choice: 'required' }, 'tools[0].function.parameters', /'format'/],
     [{ response_format: { type: 'json_schema', json_schema: { name: 'x', schema } }, max_tokens: 10 }, 'max_tokens', /at least 20 tokens/],
     [{ response_format: { type: 'json_object' }, tools: [weather], tool_choice: 'required' }, 'response_format', /cannot be combined/],
+    [{ response_format: { type: 'json_object' }, ignore_eos: true }, 'ignore_eos', /cannot be combined/],
   ];
   for (const [extra, param, message] of cases) {
     const r = await postRaw(base, '/chat/completions', JSON.stringify({ model: MODEL_ID, messages: user, ...extra }));

@@ -89,6 +89,8 @@ export class PrefillModel {
     for (const id of ids) {
       if (!Number.isInteger(id) || id < 0 || id >= cfg.vocabSize) throw new RangeError(`prefill: token id ${id} outside [0, ${cfg.vocabSize})`);
     }
+    const mask = opts.sample?.mask;
+    if (mask && mask.length !== maskWords(cfg.vocabSize)) throw new RangeError(`prefill: a grammar mask of ${mask.length} words for a vocabulary of ${cfg.vocabSize}`);
     const idsBuf = gpu.upload('ids', Uint32Array.from(ids));
     const pass: ForwardPass = {
       rows: T,
@@ -146,9 +148,7 @@ export class PrefillModel {
         ];
         programs.push(logitAdjust({ logits: logitsBuf, logitsOffset, params: adjusted[0]!, bias: adjusted[1]!, counts: adjusted[2]!, rows: 1, vocab: V }));
       }
-      const mask = opts.sample.mask;
       if (mask) {
-        if (mask.length !== maskWords(V)) throw new RangeError(`prefill: a grammar mask of ${mask.length} words for a vocabulary of ${V}`);
         masked = [gpu.upload('mask.rows', Uint32Array.of(0)), gpu.upload('mask.bits', mask)];
         programs.push(tokenMask({ logits: logitsBuf, logitsOffset, maskRows: masked[0]!, masks: masked[1]!, rows: 1, vocab: V }));
       }
