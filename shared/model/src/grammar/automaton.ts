@@ -35,6 +35,8 @@ const MAX_INT_DIGITS = 15, MAX_FRAC_DIGITS = 8, MAX_EXP_DIGITS = 2;
 
 // string phases: 0 inside, 1 after a backslash, 2..5 hex digits of \u left + 1, 6..8 UTF-8 continuation bytes left + 5
 const STR: readonly Frame[] = [0, 1, 2, 3, 4, 5, 6, 7, 8].map((ph) => ({ k: 'str', ph }) as const);
+/** [STR[ph]], shared: feed allocates nothing for a byte that stays inside a string. */
+const IN_STR: readonly (readonly Frame[])[] = STR.map((f) => [f]);
 const ANY: GrammarNode = { t: 'any' };
 
 export class ByteAutomaton {
@@ -62,7 +64,8 @@ export class ByteAutomaton {
       const top = s[s.length - 1];
       if (!top) return null;
       const r = this.feed(top, b);
-      if (r) return s.length === 1 ? r : [...s.slice(0, -1), ...r];
+      // the same frame (most bytes inside a string): the same state, no copy (the trie walk's hot path)
+      if (r) return r.length === 1 && r[0] === top ? s : s.length === 1 ? r : [...s.slice(0, -1), ...r];
       const e = this.epsilon(top);
       if (!e) return null;
       s = [...s.slice(0, -1), ...e];
@@ -83,10 +86,14 @@ export class ByteAutomaton {
 
   /** The fewest bytes that complete the text from this state. */
   minToEnd(stack: Stack): number {
-    let n = 0;
+    let n = this.mins.get(stack);
+    if (n !== undefined) return n;
+    n = 0;
     for (const f of stack) n += this.frameMin(f);
+    this.mins.set(stack, n);
     return n;
   }
+  private readonly mins = new WeakMap<Stack, number>();
 
   /** A cache key: equal keys, equal states. */
   key(stack: Stack): string {
@@ -203,15 +210,15 @@ export class ByteAutomaton {
       case 'str':
         if (f.ph === 0) {
           if (b === QUOTE) return [];
-          if (b === BACKSLASH) return [STR[1]!];
+          if (b === BACKSLASH) return IN_STR[1]!;
           if (b < 0x20) return null;
-          if (b < 0x80) return [f];
+          if (b < 0x80) return IN_STR[0]!;
           // well-formed UTF-8 only: a lead byte, then its continuation bytes
-          return b >= 0xc2 && b <= 0xdf ? [STR[6]!] : b >= 0xe0 && b <= 0xef ? [STR[7]!] : b >= 0xf0 && b <= 0xf4 ? [STR[8]!] : null;
+          return b >= 0xc2 && b <= 0xdf ? IN_STR[6]! : b >= 0xe0 && b <= 0xef ? IN_STR[7]! : b >= 0xf0 && b <= 0xf4 ? IN_STR[8]! : null;
         }
-        if (f.ph >= 6) return b >= 0x80 && b <= 0xbf ? [STR[f.ph === 6 ? 0 : f.ph - 1]!] : null;
-        if (f.ph === 1) return ESCAPES.has(b) ? [STR[0]!] : b === c('u') ? [STR[5]!] : null;
-        return isHex(b) ? [STR[f.ph === 2 ? 0 : f.ph - 1]!] : null;
+        if (f.ph >= 6) return b >= 0x80 && b <= 0xbf ? IN_STR[f.ph === 6 ? 0 : f.ph - 1]! : null;
+        if (f.ph === 1) return ESCAPES.has(b) ? IN_STR[0]! : b === c('u') ? IN_STR[5]! : null;
+        return isHex(b) ? IN_STR[f.ph === 2 ? 0 : f.ph - 1]! : null;
       case 'num': {
         const nf = (ph: NumPh, d: number): Frame[] => [{ k: 'num', int: f.int, ph, d }];
         const digit = isDigit(b);

@@ -51,11 +51,14 @@ interface StateTokens {
 }
 
 const MAX_CACHED_STATES = 2048;
+/** Allowed tokens held by a grammar's cached states (~24 bytes each): a state inside a string of a 100k vocabulary holds nearly all. */
+const MAX_CACHED_TOKENS = 2_000_000;
 
 export class TokenGrammar {
   readonly automaton: ByteAutomaton;
   readonly words: number;
   private readonly cache = new Map<string, StateTokens>();
+  private cachedTokens = 0;
   private readonly eos: Set<number>;
 
   constructor(spec: GrammarSpec, readonly vocab: GrammarVocabulary) {
@@ -122,8 +125,12 @@ export class TokenGrammar {
     };
     walk(trieOf(this.vocab), stack);
     const out: StateTokens = { ids: Int32Array.from(ids), dists: Int32Array.from(dists), next, accepting: a.accepting(stack) };
-    if (this.cache.size >= MAX_CACHED_STATES) this.cache.clear();
+    if (this.cache.size >= MAX_CACHED_STATES || this.cachedTokens + ids.length > MAX_CACHED_TOKENS) {
+      this.cache.clear();
+      this.cachedTokens = 0;
+    }
     this.cache.set(key, out);
+    this.cachedTokens += ids.length;
     return out;
   }
 }
@@ -193,7 +200,7 @@ export class GrammarState {
 /** A vocabulary's grammars by spec text, so a repeated schema is compiled (and its masks cached) once. */
 export class GrammarCache {
   private readonly byText = new Map<string, TokenGrammar>();
-  constructor(readonly vocab: GrammarVocabulary, private readonly max = 64) {}
+  constructor(readonly vocab: GrammarVocabulary, private readonly max = 16) {}
 
   get(spec: GrammarSpec): TokenGrammar {
     const text = JSON.stringify(spec);
