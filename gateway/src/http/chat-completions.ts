@@ -25,10 +25,10 @@ export function chatCompletionsHandler(ctx: RouteContext): RequestHandler {
     const body = parseChatBody(req.body);
     if (body.model !== ctx.served.id) throw modelNotFound(body.model);
     // response_format and tools: the messages to render, the grammar, tool-call parsing (400s first)
-    const structured = structuredChat(body);
+    const structured = structuredChat(body, ctx.served.folder.chatTemplate);
     const signal = clientGoneSignal(req, res);
     const backendLimit = ctx.backend.maxRequestTokens();
-    const promptIds = await chatPromptIds({ model: ctx.served.folder, prompts: ctx.prompts, maxTokenBytes: ctx.maxTokenBytes, backendLimit, signal }, structured.messages, chatRenderFlags(body));
+    const promptIds = await chatPromptIds({ model: ctx.served.folder, prompts: ctx.prompts, maxTokenBytes: ctx.maxTokenBytes, backendLimit, signal }, structured.messages, chatRenderFlags(body), structured.templateTools);
     const gen = withGrammar(resolveGeneration({
       requestId: res.locals['requestId'] as string,
       body,

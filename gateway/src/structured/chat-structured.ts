@@ -1,6 +1,8 @@
 // response_format and tools on /v1/chat/completions, between the parsed body and the generation:
-//   - the messages the chat template sees: tools in the system prompt, assistant tool calls and tool results in
-//     DeepSeek's text format (tool-format.ts) — the served templates are given role and content only;
+//   - the messages the chat template sees: a template that renders tool turns itself (it mentions `tool_calls`)
+//     gets them as OpenAI sends them, and one that renders tool definitions (its `tools` variable) gets `tools`;
+//     otherwise (the fixture's template: role and content only) tools go into the system prompt and tool calls
+//     and results into the messages' text, in DeepSeek's format (tool-format.ts);
 //   - the grammar the sampler obeys (constrained decoding, WireSampling.grammar): response_format json_object /
 //     json_schema, or a forced call for tool_choice 'required' or a named function;
 //   - the response shape: tool calls parsed out of the text (message.tool_calls, delta.tool_calls,
@@ -18,6 +20,8 @@ type Messages = ChatCompletionBody['messages'];
 export interface StructuredChat {
   /** The messages to render with the chat template. */
   readonly messages: Messages;
+  /** OpenAI `tools` for a template that renders them itself (passed as its `tools` variable). */
+  readonly templateTools?: readonly object[];
   readonly grammar: GrammarSpec | null;
   /** Parse tool calls out of the output (tools given and tool_choice not 'none'). */
   readonly parseTools: boolean;
@@ -34,7 +38,13 @@ function schemaError(err: unknown, param: string): never {
   throw err;
 }
 
-export function structuredChat(body: ChatCompletionBody): StructuredChat {
+/** What the model's chat template renders itself: tool turns (`tool_calls`, tool messages) and tool definitions (`tools`). */
+export function templateToolSupport(source: string | null | undefined): { turns: boolean; tools: boolean } {
+  if (!source) return { turns: false, tools: false };
+  return { turns: source.includes('tool_calls'), tools: /(^|[^\w'"])tools([^\w'"]|$)/.test(source) };
+}
+
+export function structuredChat(body: ChatCompletionBody, template?: { readonly source: string } | null): StructuredChat {
   const tools = (body.tools ?? []).map((t): ToolFunction => t.function);
   const choice = body.tool_choice ?? (tools.length > 0 ? 'auto' : 'none');
   if (tools.length === 0 && choice !== 'none' && choice !== 'auto') {
@@ -67,7 +77,14 @@ export function structuredChat(body: ChatCompletionBody): StructuredChat {
     }
   }
   const renderTools = tools.length > 0 && choice !== 'none';
-  return { messages: toolMessages(body.messages, renderTools ? tools : []), grammar, parseTools: renderTools, parallelToolCalls: body.parallel_tool_calls !== false };
+  const native = templateToolSupport(template?.source);
+  const messages = native.turns ? body.messages : toolMessages(body.messages);
+  const withTools = renderTools && !native.tools ? withToolsPrompt(messages, tools) : messages;
+  return {
+    messages: withTools,
+    ...(renderTools && native.tools ? { templateTools: body.tools! } : {}),
+    grammar, parseTools: renderTools, parallelToolCalls: body.parallel_tool_calls !== false,
+  };
 }
 
 /** The forced function whose parameters raised err (the first one that does). */
@@ -82,8 +99,8 @@ function forcedNameOf(forced: readonly ToolFunction[], _err: UnsupportedSchemaEr
   return '';
 }
 
-/** Messages with tools, tool calls and tool results written out as text (system / user / assistant only). */
-function toolMessages(messages: Messages, tools: readonly ToolFunction[]): Messages {
+/** Messages with tool calls and tool results written out as text (system / user / assistant only). */
+function toolMessages(messages: Messages): Messages {
   const out: { role: Messages[number]['role']; content: string }[] = [];
   for (const m of messages) {
     if (m.role === 'tool') {
@@ -100,11 +117,15 @@ function toolMessages(messages: Messages, tools: readonly ToolFunction[]): Messa
     const calls = m.role === 'assistant' ? (m.tool_calls ?? []) : [];
     out.push({ role: m.role, content: textOf(m.content) + (calls.length > 0 ? renderToolCalls(calls.map((c) => c.function)) : '') });
   }
-  const clean = out.map(({ role, content }) => ({ role, content }));
-  if (tools.length === 0) return clean as Messages;
+  return out.map(({ role, content }) => ({ role, content })) as Messages;
+}
+
+/** The tools section appended to the first system message, or a new system message in front. */
+function withToolsPrompt(messages: Messages, tools: readonly ToolFunction[]): Messages {
+  const clean = [...messages];
   const prompt = renderToolsSystemPrompt(tools);
   const sys = clean.findIndex((m) => m.role === 'system' || m.role === 'developer');
-  if (sys === 0) clean[0] = { role: clean[0]!.role, content: `${clean[0]!.content}\n\n${prompt}` };
+  if (sys === 0) clean[0] = { role: clean[0]!.role, content: `${textOf(clean[0]!.content)}\n\n${prompt}` };
   else clean.unshift({ role: 'system', content: prompt });
   return clean as Messages;
 }

@@ -4,8 +4,14 @@
 // and tool results rendered into the prompt, and tool calls parsed out of the output, whole and streamed.
 import test from 'ava';
 import OpenAI from 'openai';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { openModelFolder } from '@latentwire/model';
+import { startGateway } from '../../src/index.js';
 import { jsonSchemaGrammar, JSON_OBJECT_GRAMMAR } from '@latentwire/model';
-import { EOS, MODEL_ID, model } from './helpers/fixture.js';
+import { EOS, MODEL_DIR, MODEL_ID, model } from './helpers/fixture.js';
 import { postRaw, startTestGateway } from './helpers/gateway.js';
 import { ReplayBackend } from './helpers/replay-backend.js';
 import { renderToolCalls } from '../../src/structured/tool-format.js';
@@ -109,4 +115,38 @@ test('tools - calls in the output become message.tool_calls and streamed delta.t
   const none = await client.chat.completions.create({ ...req, tool_choice: 'none' });
   t.is(none.choices[0]!.finish_reason, 'stop');
   t.true(none.choices[0]!.message.content!.includes('<｜tool▁calls▁begin｜>'));
+});
+
+// A DeepSeek-V3-style template that renders tool definitions, assistant tool calls and tool results itself.
+const TOOLS_TEMPLATE = "{{ bos_token }}{% if tools %}{{ 'TOOLS:' }}{% for t in tools %}{{ ' ' + t['function']['name'] }}{% endfor %}{{ '\\n' }}{% endif %}"
+  + "{% for message in messages %}{% if message['role'] == 'system' %}{{ message['content'] + '\\n' }}{% elif message['role'] == 'user' %}{{ '<｜User｜>' + message['content'] }}"
+  + "{% elif message['role'] == 'assistant' and 'tool_calls' in message %}{{ '<｜Assistant｜><｜tool▁calls▁begin｜>' }}{% for tool in message['tool_calls'] %}{{ '<｜tool▁call▁begin｜>' + tool['type'] + '<｜tool▁sep｜>' + tool['function']['name'] + '\\n```json\\n' + tool['function']['arguments'] + '\\n```<｜tool▁call▁end｜>' }}{% endfor %}{{ '<｜tool▁calls▁end｜><｜end▁of▁sentence｜>' }}"
+  + "{% elif message['role'] == 'assistant' %}{{ '<｜Assistant｜>' + message['content'] + '<｜end▁of▁sentence｜>' }}"
+  + "{% elif message['role'] == 'tool' %}{{ '<｜tool▁outputs▁begin｜><｜tool▁output▁begin｜>' + message['content'] + '<｜tool▁output▁end｜><｜tool▁outputs▁end｜>' }}{% endif %}{% endfor %}"
+  + "{% if add_generation_prompt %}{{ '<｜Assistant｜>' }}{% endif %}";
+
+test('tools - a template that renders tools and tool turns itself gets them as OpenAI sends them', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'lw-tools-template-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  for (const f of ['config.json', 'generation_config.json', 'tokenizer.json']) copyFileSync(join(MODEL_DIR, f), join(dir, f));
+  symlinkSync(join(MODEL_DIR, 'model.safetensors'), join(dir, 'model.safetensors'));
+  const cfg = JSON.parse(readFileSync(join(MODEL_DIR, 'tokenizer_config.json'), 'utf8')) as Record<string, unknown>;
+  writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify({ ...cfg, chat_template: TOOLS_TEMPLATE }));
+  const backend = new ReplayBackend({ script: () => [...ids('ok'), EOS] });
+  const gw = await startGateway({ model: openModelFolder(dir), servedModelName: MODEL_ID, backend, logger: pino({ level: 'silent' }) });
+  t.teardown(() => gw.close());
+  const client = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: 'test', maxRetries: 0 });
+  const args = '{"city":"Paris","days":1}';
+  await client.chat.completions.create({
+    model: MODEL_ID, max_tokens: 8, tools: [weather],
+    messages: [
+      { role: 'system', content: 'Be brief.' },
+      ...user,
+      { role: 'assistant', content: null, tool_calls: [{ id: 'c1', type: 'function', function: { name: 'get_weather', arguments: args } }] },
+      { role: 'tool', tool_call_id: 'c1', content: 'sunny' },
+    ],
+  });
+  t.is(tok.decode([...backend.calls[0]!.request.promptIds]),
+    `<｜begin▁of▁sentence｜>TOOLS: get_weather\nBe brief.\n<｜User｜>Weather in Paris?<｜Assistant｜>${renderToolCalls([{ name: 'get_weather', arguments: args }])}<｜end▁of▁sentence｜>`
+    + '<｜tool▁outputs▁begin｜><｜tool▁output▁begin｜>sunny<｜tool▁output▁end｜><｜tool▁outputs▁end｜><｜Assistant｜>');
 });
