@@ -116,3 +116,28 @@ test('a spec survives the wire (JSON round trip) with the same masks', (t) => {
   const a = new TokenGrammar(spec, vocab).start().mask(100), b = new TokenGrammar(jsonSchemaGrammar(SCHEMAS['nested']!), vocab).start().mask(100);
   t.deepEqual([...a], [...b]);
 });
+
+test('masks equal a brute-force check of every token through the byte automaton (string states included)', (t) => {
+  const g = new TokenGrammar(jsonSchemaGrammar(SCHEMAS['nested']!), vocab);
+  const a = g.automaton;
+  const s = g.start();
+  const text = '{"name":"ab\\u00e9 c","address":{"city":"x","zip":12},"nick":"q"}';
+  let stack = a.initial();
+  let checked = 0;
+  for (const ch of new TextEncoder().encode(text)) {
+    const mask = s.mask(1 << 20);
+    for (let id = 0; id < vocab.size; id++) {
+      const b = vocab.bytes[id];
+      let st: typeof stack | null = stack;
+      if (b && b.length > 0) for (const x of b) if (st) st = a.step(st, x);
+      const want = vocab.eos.includes(id) ? a.accepting(stack) : !!b && b.length > 0 && st !== null;
+      if (isSet(mask, id) !== want) t.fail(`token ${id} after ${JSON.stringify(a.key(stack))}: mask ${isSet(mask, id)}, automaton ${want}`);
+      checked++;
+    }
+    // advance by the single-byte token of this byte
+    const id = vocab.bytes.findIndex((b) => b?.length === 1 && b[0] === ch);
+    s.advance(id);
+    stack = a.step(stack, ch)!;
+  }
+  t.pass(`${checked} (state, token) pairs`);
+});

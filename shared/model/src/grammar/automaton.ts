@@ -306,7 +306,8 @@ export class ByteAutomaton {
       case 'val': return `v${this.id(f.n)}`;
       case 'lits': return `l${this.id(f.opts)}:${f.i}:${f.alive.join(',')}`;
       case 'obj': return `o${this.id(f.n)}:${f.idx}:${f.any ? 1 : 0}`;
-      case 'arr': return `a${this.id(f.n)}:${f.count}`;
+      // past minItems (and never 0) the count changes nothing while maxItems is unbounded: one key for them all
+      case 'arr': return `a${this.id(f.n)}:${f.count > 0 && f.count >= (f.n.min ?? 0) && f.n.max === undefined ? '+' : f.count}`;
       case 'str': return `s${f.ph}`;
       case 'num': return `n${f.ph}${f.int ? 'i' : ''}${f.d}`;
       case 'aobj': return `O${f.ph}`;

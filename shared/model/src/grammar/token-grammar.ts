@@ -22,14 +22,47 @@ interface TrieNode {
   readonly ids: number[];
 }
 
-const tries = new WeakMap<GrammarVocabulary, TrieNode>();
-function trieOf(v: GrammarVocabulary): TrieNode {
-  let root = tries.get(v);
-  if (root) return root;
-  root = { next: new Map(), ids: [] };
+/**
+ * Whether a token's bytes, inside a JSON string, leave the string's state as it was: printable ASCII but the
+ * quote and backslash, and whole well-formed UTF-8 characters (as the automaton's string frame reads them).
+ */
+function plainInString(b: Uint8Array): boolean {
+  let need = 0;
+  for (const x of b) {
+    if (need > 0) {
+      if (x < 0x80 || x > 0xbf) return false;
+      need--;
+    } else if (x < 0x20 || x === 0x22 || x === 0x5c) return false;
+    else if (x >= 0x80) {
+      if (x >= 0xc2 && x <= 0xdf) need = 1;
+      else if (x >= 0xe0 && x <= 0xef) need = 2;
+      else if (x >= 0xf0 && x <= 0xf4) need = 3;
+      else return false;
+    }
+  }
+  return need === 0;
+}
+
+/** The vocabulary split for string states: the plain tokens' ids, and a trie of the others. */
+const stringSplits = new WeakMap<GrammarVocabulary, { plain: Int32Array; rest: TrieNode }>();
+function stringSplitOf(v: GrammarVocabulary): { plain: Int32Array; rest: TrieNode } {
+  let s = stringSplits.get(v);
+  if (s) return s;
+  const plain: number[] = [];
+  const rest = buildTrie(v, (b, id) => {
+    if (!plainInString(b)) return true;
+    plain.push(id);
+    return false;
+  });
+  stringSplits.set(v, (s = { plain: Int32Array.from(plain), rest }));
+  return s;
+}
+
+function buildTrie(v: GrammarVocabulary, keep: (b: Uint8Array, id: number) => boolean): TrieNode {
+  const root: TrieNode = { next: new Map(), ids: [] };
   v.bytes.forEach((b, id) => {
-    if (!b || b.length === 0 || id >= v.size) return;
-    let n = root!;
+    if (!b || b.length === 0 || id >= v.size || !keep(b, id)) return;
+    let n = root;
     for (const x of b) {
       let m = n.next.get(x);
       if (!m) n.next.set(x, (m = { next: new Map(), ids: [] }));
@@ -37,6 +70,14 @@ function trieOf(v: GrammarVocabulary): TrieNode {
     }
     n.ids.push(id);
   });
+  return root;
+}
+
+const tries = new WeakMap<GrammarVocabulary, TrieNode>();
+function trieOf(v: GrammarVocabulary): TrieNode {
+  let root = tries.get(v);
+  if (root) return root;
+  root = buildTrie(v, () => true);
   tries.set(v, root);
   return root;
 }
@@ -123,7 +164,14 @@ export class TokenGrammar {
         if (child.next.size > 0) walk(child, s2);
       }
     };
-    walk(trieOf(this.vocab), stack);
+    const top = stack[stack.length - 1];
+    if (top?.k === 'str' && top.ph === 0) {
+      // inside a string most tokens change nothing: taken in one go, only the others walked
+      const { plain, rest } = stringSplitOf(this.vocab);
+      const d = a.minToEnd(stack);
+      for (const id of plain) { ids.push(id); dists.push(d); next.push(stack); }
+      walk(rest, stack);
+    } else walk(trieOf(this.vocab), stack);
     const out: StateTokens = { ids: Int32Array.from(ids), dists: Int32Array.from(dists), next, accepting: a.accepting(stack) };
     if (this.cache.size >= MAX_CACHED_STATES || this.cachedTokens + ids.length > MAX_CACHED_TOKENS) {
       this.cache.clear();
