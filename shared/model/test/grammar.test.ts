@@ -54,10 +54,10 @@ function randomWalk(g: TokenGrammar, maxTokens: number, rand: () => number): { t
     if (allowed.length === 0) throw new Error('empty mask');
     const id = allowed[Math.floor(rand() * allowed.length)]!;
     s.advance(id);
-    if (vocab.eos.includes(id)) return { text: new TextDecoder().decode(Uint8Array.from(bytes)), eos: true, tokens: n + 1 };
+    if (vocab.eos.includes(id)) return { text: new TextDecoder('utf-8', { fatal: true }).decode(Uint8Array.from(bytes)), eos: true, tokens: n + 1 };
     bytes.push(...vocab.bytes[id]!);
   }
-  return { text: new TextDecoder().decode(Uint8Array.from(bytes)), eos: false, tokens: maxTokens };
+  return { text: new TextDecoder('utf-8', { fatal: true }).decode(Uint8Array.from(bytes)), eos: false, tokens: maxTokens };
 }
 
 function rng(seed: number): () => number {
@@ -101,6 +101,19 @@ test('the byte automaton accepts exactly JSON of the schema', (t) => {
   t.false(run('{"color":"red","size":2,"ok":true,"none":null}'));
   t.false(run('{"color":"red","size":10,"ok":true}'));
   t.false(run('{"size":10,"color":"red","ok":true,"none":null}'));
+});
+
+test('strings are well-formed UTF-8: no overlongs, surrogates or code points past U+10FFFF', (t) => {
+  const a = new ByteAutomaton(jsonSchemaGrammar({ type: 'string' }));
+  const run = (bytes: number[]) => {
+    let st: ReturnType<ByteAutomaton['initial']> | null = a.initial();
+    for (const b of [0x22, ...bytes, 0x22]) if (st) st = a.step(st, b);
+    return st !== null && a.accepting(st);
+  };
+  t.true(run([...new TextEncoder().encode('aé€😀\u{10ffff}')]));
+  for (const bad of [[0xc0, 0x80], [0xe0, 0x80, 0x80], [0xed, 0xa0, 0x80], [0xf0, 0x80, 0x80, 0x80], [0xf4, 0x90, 0x80, 0x80], [0xf5, 0x80, 0x80, 0x80], [0x80], [0xc3], [0x0a]]) {
+    t.false(run(bad), bad.map((b) => b.toString(16)).join(' '));
+  }
 });
 
 test('unsupported schema features are refused by name', (t) => {

@@ -33,8 +33,36 @@ const ESCAPES = new Set([...'"\\/bfnrt'].map(c));
 /** Caps on a number's digits (integer part, fraction, exponent): random models write endless digits. */
 const MAX_INT_DIGITS = 15, MAX_FRAC_DIGITS = 8, MAX_EXP_DIGITS = 2;
 
-// string phases: 0 inside, 1 after a backslash, 2..5 hex digits of \u left + 1, 6..8 UTF-8 continuation bytes left + 5
-const STR: readonly Frame[] = [0, 1, 2, 3, 4, 5, 6, 7, 8].map((ph) => ({ k: 'str', ph }) as const);
+// string phases: 0 inside, 1 after a backslash, 2..5 hex digits of \u left + 1, 6..8 UTF-8 continuation bytes
+// left + 5 (any of 80..BF), 9..12 the first continuation of E0 (A0..BF), ED (80..9F), F0 (90..BF), F4 (80..8F)
+const STR: readonly Frame[] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12].map((ph) => ({ k: 'str', ph }) as const);
+
+/**
+ * A string's text byte by byte, as well-formed UTF-8 (RFC 3629: no overlongs, surrogates or code points past
+ * U+10FFFF) without control characters: the phase after byte b from phase ph (0 or 6..12), or -1. The quote and
+ * backslash are the caller's.
+ */
+export function utf8Phase(ph: number, b: number): number {
+  switch (ph) {
+    case 0:
+      if (b < 0x20) return -1;
+      if (b < 0x80) return 0;
+      if (b >= 0xc2 && b <= 0xdf) return 6;
+      if (b === 0xe0) return 9;
+      if (b === 0xed) return 10;
+      if (b >= 0xe1 && b <= 0xef) return 7;
+      if (b === 0xf0) return 11;
+      if (b >= 0xf1 && b <= 0xf3) return 8;
+      if (b === 0xf4) return 12;
+      return -1;
+    case 6: case 7: case 8: return b >= 0x80 && b <= 0xbf ? (ph === 6 ? 0 : ph - 1) : -1;
+    case 9: return b >= 0xa0 && b <= 0xbf ? 6 : -1;
+    case 10: return b >= 0x80 && b <= 0x9f ? 6 : -1;
+    case 11: return b >= 0x90 && b <= 0xbf ? 7 : -1;
+    case 12: return b >= 0x80 && b <= 0x8f ? 7 : -1;
+    default: return -1;
+  }
+}
 /** [STR[ph]], shared: feed allocates nothing for a byte that stays inside a string. */
 const IN_STR: readonly (readonly Frame[])[] = STR.map((f) => [f]);
 const ANY: GrammarNode = { t: 'any' };
@@ -211,12 +239,11 @@ export class ByteAutomaton {
         if (f.ph === 0) {
           if (b === QUOTE) return [];
           if (b === BACKSLASH) return IN_STR[1]!;
-          if (b < 0x20) return null;
-          if (b < 0x80) return IN_STR[0]!;
-          // well-formed UTF-8 only: a lead byte, then its continuation bytes
-          return b >= 0xc2 && b <= 0xdf ? IN_STR[6]! : b >= 0xe0 && b <= 0xef ? IN_STR[7]! : b >= 0xf0 && b <= 0xf4 ? IN_STR[8]! : null;
         }
-        if (f.ph >= 6) return b >= 0x80 && b <= 0xbf ? IN_STR[f.ph === 6 ? 0 : f.ph - 1]! : null;
+        if (f.ph === 0 || f.ph >= 6) {
+          const ph = utf8Phase(f.ph, b);
+          return ph < 0 ? null : IN_STR[ph]!;
+        }
         if (f.ph === 1) return ESCAPES.has(b) ? IN_STR[0]! : b === c('u') ? IN_STR[5]! : null;
         return isHex(b) ? IN_STR[f.ph === 2 ? 0 : f.ph - 1]! : null;
       case 'num': {
@@ -294,7 +321,7 @@ export class ByteAutomaton {
         const need = min - f.count;
         return need * this.minLen(f.n.items) + (f.count === 0 ? need - 1 : need) + 1;
       }
-      case 'str': return f.ph === 0 ? 1 : f.ph === 1 ? 2 : f.ph >= 6 ? f.ph - 4 : f.ph;
+      case 'str': return f.ph === 0 ? 1 : f.ph === 1 ? 2 : f.ph >= 11 ? 4 : f.ph >= 9 ? 3 : f.ph >= 6 ? f.ph - 4 : f.ph;
       case 'num': return f.ph === 'start' || f.ph === 'minus' || f.ph === 'dot' || f.ph === 'exp' || f.ph === 'expsign' ? 1 : 0;
       case 'aobj': return f.ph === 'key' ? 5 : f.ph === 'colon' ? 3 : 1;
       case 'aarr': return 1;

@@ -5,7 +5,7 @@
 // still be completed after it, one token per byte, with one token to spare for EOS: so JSON always closes
 // within max_tokens (the shortest completion is forced as the budget runs out), given the vocabulary has a
 // token for every single ASCII byte (byte-level BPE and byte-fallback vocabularies do).
-import { ByteAutomaton, type Stack } from './automaton.js';
+import { ByteAutomaton, utf8Phase, type Stack } from './automaton.js';
 import { GrammarError, validateGrammarSpec, type GrammarSpec } from './spec.js';
 
 export interface GrammarVocabulary {
@@ -27,20 +27,13 @@ interface TrieNode {
  * quote and backslash, and whole well-formed UTF-8 characters (as the automaton's string frame reads them).
  */
 function plainInString(b: Uint8Array): boolean {
-  let need = 0;
+  let ph = 0;
   for (const x of b) {
-    if (need > 0) {
-      if (x < 0x80 || x > 0xbf) return false;
-      need--;
-    } else if (x < 0x20 || x === 0x22 || x === 0x5c) return false;
-    else if (x >= 0x80) {
-      if (x >= 0xc2 && x <= 0xdf) need = 1;
-      else if (x >= 0xe0 && x <= 0xef) need = 2;
-      else if (x >= 0xf0 && x <= 0xf4) need = 3;
-      else return false;
-    }
+    if (ph === 0 && (x === 0x22 || x === 0x5c)) return false;
+    ph = utf8Phase(ph, x);
+    if (ph < 0) return false;
   }
-  return need === 0;
+  return ph === 0;
 }
 
 /** The vocabulary split for string states: the plain tokens' ids, and a trie of the others. */
