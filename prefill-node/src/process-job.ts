@@ -21,6 +21,7 @@ import type { Logger } from 'pino';
 import type { PrefillModel } from '@latentwire/gpu/prefill';
 import { parseLatentLayoutKey, parsePrefillJob, prefillDoneMessage, WireError, type PrefillJob } from '@latentwire/protocol';
 import type { LatentKvLayout } from '@latentwire/protocol';
+import { GrammarError, type GrammarCache, type GrammarSpec } from '@latentwire/model';
 import type { Cancellations } from './cancellations.js';
 import { PrefillRefusedError, RequestGoneError } from './errors.js';
 import { KvSender, sendPrefillFailed, type KvSendContext } from './kv-sender.js';
@@ -31,6 +32,8 @@ export interface JobContext extends KvSendContext {
   readonly fingerprint: string;
   readonly cancellations: Cancellations;
   readonly cancelSubject: string;
+  /** Grammars over this model's vocabulary (constrained decoding); jobs with a grammar are refused without. */
+  readonly grammars?: GrammarCache | undefined;
 }
 
 /** What a job that ends without error returns (BullMQ stores it as the job's return value). */
@@ -61,11 +64,12 @@ export async function processPrefillJob(ctx: JobContext, job: Job): Promise<Pref
   try {
     if (tracked.signal.aborted) throw tracked.signal.reason; // cancelled before it was picked up
     const layout = checkJob(ctx, data, Date.now());
+    const mask = firstTokenMask(ctx, data);
     const sender = new KvSender(ctx, { ...data, layout, tokens: data.promptIds.length }, tracked.signal);
     const forwardStart = performance.now();
     const out = await ctx.model.prefill(data.promptIds, {
       stream: { layout, onLayer: (layer, pages) => sender.sendLayer(layer, pages) },
-      sample: { ...data.sampling, counter: 0 }, // the completion's first token
+      sample: { ...data.sampling, counter: 0, ...(mask ? { mask } : {}) }, // the completion's first token, under the grammar's mask
       // n > 1 choices: one first token per choice from the same logits, choice i with seed + i (choiceSampling)
       ...(data.n !== undefined && data.n > 1 ? { choices: data.n } : {}),
       // echo with logprobs: every prompt token's logprob (the LM head then runs at every position)
@@ -135,4 +139,20 @@ export function checkJob(ctx: Pick<JobContext, 'model' | 'fingerprint'>, job: Pr
   if (bad !== undefined) throw new PrefillRefusedError(`token id ${bad} outside the vocabulary [0, ${cfg.vocabSize})`);
   if (job.deadline <= now) throw new PrefillRefusedError(`deadline passed ${now - job.deadline} ms before the job started`);
   return layout;
+}
+
+/**
+ * Constrained decoding: the grammar's mask for the completion's first token (the decode node checks the token
+ * against the same grammar); PrefillRefusedError for a grammar this node cannot compile.
+ */
+export function firstTokenMask(ctx: Pick<JobContext, 'grammars'>, job: PrefillJob): Uint32Array | null {
+  const g = job.sampling.grammar;
+  if (!g) return null;
+  if (!ctx.grammars) throw new PrefillRefusedError('the job has a grammar, but this node has no tokenizer to compile it');
+  try {
+    return ctx.grammars.get({ root: g.root } as GrammarSpec).start().mask(g.maxTokens ?? 0x7fffffff);
+  } catch (err) {
+    if (err instanceof GrammarError) throw new PrefillRefusedError(err.message);
+    throw err;
+  }
 }

@@ -8,7 +8,7 @@ import { connect, type NatsConnection, type Subscription } from '@nats-io/transp
 import { pino, type Logger } from 'pino';
 import { register as defaultRegistry, type Registry } from 'prom-client';
 import type { PrefillModel } from '@latentwire/gpu/prefill';
-import type { ModelFolder } from '@latentwire/model';
+import { GrammarCache, grammarVocabulary, type ModelFolder } from '@latentwire/model';
 import { randomUUID } from 'node:crypto';
 import {
   encodeMessage, MAX_HEARTBEAT_JOBS, prefillHeartbeatMessage, prefillQueueName, registerKernelMetrics, SUBJECT_TYPES, WireRejections, wireSubjects,
@@ -38,7 +38,7 @@ export interface PrefillWorkerOptions {
   readonly concurrency?: number;
   readonly model: PrefillModel;
   /** The loaded model's folder: jobs must carry its fingerprint. (loadPrefillModel's result fits as is.) */
-  readonly folder: Pick<ModelFolder, 'fingerprint'>;
+  readonly folder: Pick<ModelFolder, 'fingerprint'> & Partial<Pick<ModelFolder, 'tokenizer' | 'config' | 'generation'>>;
   /** Unacknowledged kv-chunk bytes allowed per decode node, shared by all jobs (default 8 MiB). */
   readonly maxInFlightBytes?: number;
   /** How long a kv-chunk or prefill-done waits for its ack before the attempt fails (ms, default 10 000). */
@@ -119,6 +119,7 @@ export class PrefillWorkerService {
       nc, subjects: this.subjects, windows: this.windows, ackTimeoutMs: o.ackTimeoutMs ?? DEFAULT_KV_ACK_TIMEOUT_MS,
       metrics: this.metrics, rejections: this.rejections, logger: this.logger,
       model: o.model, fingerprint: o.folder.fingerprint, cancellations: this.cancellations, cancelSubject: this.subjects.prefillCancel,
+      grammars: grammarsOf(o.folder),
     };
     const worker = new Worker<unknown, PrefillJobResult>(this.queueName, async (job: Job) => {
       const id = (job.data as { requestId?: unknown } | undefined)?.requestId;
@@ -188,4 +189,10 @@ export class PrefillWorkerService {
       this.logger.warn({ err }, 'prefill heartbeat not sent');
     }
   }
+}
+
+/** The folder's grammar cache (constrained decoding's first token), when the folder has its tokenizer. */
+function grammarsOf(folder: PrefillWorkerOptions['folder']): GrammarCache | undefined {
+  const { tokenizer, config, generation } = folder;
+  return tokenizer && config && generation ? new GrammarCache(grammarVocabulary({ tokenizer, config, generation })) : undefined;
 }

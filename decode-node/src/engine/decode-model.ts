@@ -7,8 +7,8 @@
 // Every sequence of the batch has its own length and page table; all buffers are sized once for MAX_BATCH.
 import type { Gpu, KernelProgram, KernelShader } from '@latentwire/gpu';
 import {
-  countsRow, countTokens, hasLogitWork, kvAppend, logitAdjust, LOGIT_PARAMS_BYTES, LOGPROBS_WORDS, NO_COUNTS, packLogitRows, packSamplingParams,
-  sampleTokens, SAMPLING_PARAMS_BYTES, tokenLogprobs, unpackLogprobs, type LogitSettings, type SamplingParams, type TokenLogprobs,
+  countsRow, countTokens, hasLogitWork, kvAppend, logitAdjust, LOGIT_PARAMS_BYTES, LOGPROBS_WORDS, maskWords, NO_COUNTS, NO_MASK, packLogitRows,
+  packSamplingParams, sampleTokens, tokenMask, SAMPLING_PARAMS_BYTES, tokenLogprobs, unpackLogprobs, type LogitSettings, type SamplingParams, type TokenLogprobs,
 } from '@latentwire/gpu/kernels';
 import { allocForwardScratch, ModelForward, type ForwardPass } from '@latentwire/gpu/forward';
 import { pagesFor, type KvDtype } from '@latentwire/protocol';
@@ -67,6 +67,11 @@ export interface DecodeStepInput {
   readonly logitSettings?: readonly LogitSettings[];
   /** Per sequence: its counts row in [0, maxBatch), or NO_COUNTS. */
   readonly countsRows?: readonly number[];
+  /**
+   * Per sequence: its grammar's allowed-token bitmask ([ceil(vocab/32)] u32, GrammarState.mask) or null
+   * (unconstrained); applied on the GPU after logit_bias and penalties, before the sampler.
+   */
+  readonly masks?: readonly (Uint32Array | null)[];
   /** Also read back the logits [batch, vocab] (tests, the CLI's `logits`). */
   readonly returnLogits?: boolean;
 }
@@ -143,6 +148,8 @@ export class DecodeModel {
       logits: gpu.buffer('dec.logits', B * cfg.vocabSize * 4),
       logitParams: gpu.buffer('dec.logit_params', B * LOGIT_PARAMS_BYTES),
       logprobs: gpu.buffer('dec.logprobs', B * LOGPROBS_WORDS * 4),
+      maskRows: gpu.buffer('dec.mask_rows', B * 4),
+      masks: gpu.buffer('dec.masks', B * maskWords(cfg.vocabSize) * 4),
     };
     this.counts = gpu.buffer('dec.counts', B * cfg.vocabSize * 4);
     this.bias = gpu.buffer('dec.logit_bias', 8);
@@ -254,6 +261,19 @@ export class DecodeModel {
       gpu.write(this.bias, packed.bias);
     }
 
+    // grammar masks: row b's at mask row b, written only for constrained rows
+    const masks = input.masks ?? [];
+    const masked = masks.some((m) => m);
+    if (masked) {
+      const W = maskWords(cfg.vocabSize);
+      masks.forEach((m, b) => {
+        if (!m) return;
+        if (m.length !== W) throw new RangeError(`decode step: sequence ${b}'s grammar mask has ${m.length} words, not ${W}`);
+        gpu.write(s.masks!, m, b * W * 4);
+      });
+      gpu.write(s.maskRows!, Uint32Array.from({ length: B }, (_, b) => (masks[b] ? b : NO_MASK)));
+    }
+
     const numSplits = this.opts.kvSplits && this.opts.kvSplits > 0
       ? this.opts.kvSplits
       : chooseDecodeSplits({ batch: B, heads: cfg.numHeads, headGroup: this.variant.headGroup, maxContext: maxLen, targetWorkgroups: decodeSplitTarget(this.variant, this.gpu.workgroupSlots.slots) });
@@ -263,6 +283,7 @@ export class DecodeModel {
       gatherTokens({ host: s.hostIds!, from: s.fromPrevious!, previous, ids: s.ids!, rows: B }),
       ...this.forwardPrograms(B, numSplits),
       ...(around ? [this.adjustProgram(B)] : []),
+      ...(masked ? [this.maskProgram(B)] : []),
       sampleTokens({ logits: s.logits!, params: s.sampling!, out, rows: B, vocab: cfg.vocabSize }),
       ...(around ? [countTokens({ tokens: out, params: s.logitParams!, counts: this.counts, rows: B, vocab: cfg.vocabSize })] : []),
       ...(wantLogprobs ? [this.logprobsProgram(B, out)] : []),
@@ -298,6 +319,7 @@ export class DecodeModel {
       add(sampleTokens({ logits: s.logits!, params: s.sampling!, out: this.sampled[1], rows: B, vocab: cfg.vocabSize }));
     }
     add(this.adjustProgram(1));
+    add(this.maskProgram(1));
     add(countTokens({ tokens: this.sampled[1], params: s.logitParams!, counts: this.counts, rows: 1, vocab: cfg.vocabSize }));
     add(this.logprobsProgram(1, this.sampled[1]));
     await this.gpu.compile([...byShader.values()]);
@@ -306,6 +328,10 @@ export class DecodeModel {
 
   private adjustProgram(B: number): KernelProgram {
     return logitAdjust({ logits: this.s.logits!, params: this.s.logitParams!, counts: this.counts, bias: this.bias, rows: B, vocab: this.cfg.vocabSize });
+  }
+
+  private maskProgram(B: number): KernelProgram {
+    return tokenMask({ logits: this.s.logits!, maskRows: this.s.maskRows!, masks: this.s.masks!, rows: B, vocab: this.cfg.vocabSize });
   }
 
   private logprobsProgram(B: number, tokens: GPUBuffer): KernelProgram {

@@ -15,6 +15,7 @@ import { Scheduler, SchedulerRejection, Sequence, type FinishReason, type Reserv
 import type { DecodeModel } from './decode-model.js';
 import type { PrefillModel } from '@latentwire/gpu/prefill';
 import { needsCounts, NO_COUNTS, packLogitRows, packSamplingParams, penaltiesOf, type LogitSettings, type TokenLogprobs } from '@latentwire/gpu/kernels';
+import { GrammarCache, GrammarError, type GrammarSpec, type GrammarState, type GrammarVocabulary } from '@latentwire/model';
 
 export type { TokenLogprobs } from '@latentwire/gpu/kernels';
 
@@ -27,6 +28,11 @@ export interface SamplingSettings extends LogitSettings {
   /** 1 = off. */
   readonly topP: number;
   readonly seed: number;
+  /**
+   * Constrained decoding (WireSampling.grammar): every token, the first included, is sampled under the
+   * grammar's mask; the first one from the prefill must obey it too (admitPrefilled checks).
+   */
+  readonly grammar?: { readonly root: unknown; readonly maxTokens?: number };
 }
 
 export interface EngineRequest {
@@ -59,6 +65,8 @@ export interface EngineOptions {
   /** How long a reservation waits for its KV and commit (ms). */
   readonly leaseMs: number;
   readonly now?: () => number;
+  /** The model's tokens as bytes (grammarVocabulary of its folder): needed for requests with a grammar. */
+  readonly grammarVocabulary?: GrammarVocabulary;
 }
 
 /** What one completed decode step did, for metrics. */
@@ -86,6 +94,8 @@ interface Live {
   seq?: Sequence;
   /** Its counts row on the GPU (penalties only), from its first decode step to its end. */
   countsRow?: number;
+  /** Its grammar's state (constrained decoding), advanced by every token recorded. */
+  grammar?: GrammarState;
 }
 
 export class DecodeEngine {
@@ -98,6 +108,7 @@ export class DecodeEngine {
   private stepsRun = 0;
   /** Counts rows not held by a live sequence; at most maxBatch sequences run, so one is always free. */
   private readonly freeCountsRows: number[];
+  private readonly grammars: GrammarCache | null;
   /** Told of every completed decode step (the service's metrics); must not throw. */
   onStep: ((s: StepReport) => void) | null = null;
 
@@ -107,6 +118,7 @@ export class DecodeEngine {
       maxWaiting: opts.maxWaiting, leaseMs: opts.leaseMs, now: opts.now,
     });
     this.freeCountsRows = Array.from({ length: model.opts.maxBatch }, (_, i) => model.opts.maxBatch - 1 - i);
+    this.grammars = opts.grammarVocabulary ? new GrammarCache(opts.grammarVocabulary) : null;
   }
 
   get steps(): number {
@@ -121,9 +133,10 @@ export class DecodeEngine {
   submit(req: EngineRequest, events: RequestEvents): void {
     if (!this.prefill) throw new Error('this engine has no prefill model: use reserve() + admitPrefilled()');
     this.checkRequest(req);
+    const grammar = this.grammarOf(req);
     const seq = this.sequenceOf(req, [], 0);
     this.scheduler.add(seq);
-    this.live.set(req.id, { req, events, seq });
+    this.live.set(req.id, { req, events, seq, ...(grammar ? { grammar } : {}) });
     this.wake();
   }
 
@@ -191,6 +204,12 @@ export class DecodeEngine {
     const usage = { promptTokens: req.promptIds.length, completionTokens: 1 };
     const stops = new Set([...(req.eosTokenIds ?? []), ...(req.stopTokenIds ?? [])]);
     const lp = req.sampling.logprobs !== undefined && firstLogprobs ? [firstLogprobs] : undefined;
+    const grammar = this.grammarOf(req);
+    if (grammar) {
+      // the prefill sampled under the grammar's first mask: a token outside it means a peer that ignores grammars
+      if (!grammar.allows(firstToken)) throw new RangeError(`${req.id}: the prefill's first token ${firstToken} is not allowed by the request's grammar`);
+      grammar.advance(firstToken);
+    }
     if (stops.has(firstToken) || req.maxTokens <= 1) {
       if (!this.scheduler.cancel(req.id)) throw new SchedulerRejection('no-reservation', `${req.id}: no live reservation`);
       events.onTokens([firstToken], lp);
@@ -199,7 +218,7 @@ export class DecodeEngine {
     }
     const seq = this.sequenceOf(req, [firstToken], req.promptIds.length);
     this.scheduler.commit(seq);
-    this.live.set(req.id, { req, events, seq });
+    this.live.set(req.id, { req, events, seq, ...(grammar ? { grammar } : {}) });
     events.onTokens([firstToken], lp);
     this.wake();
   }
@@ -251,6 +270,18 @@ export class DecodeEngine {
     packLogitRows([req.sampling], [needsCounts(penaltiesOf(req.sampling)) ? 0 : NO_COUNTS], this.model.cfg.vocabSize);
   }
 
+  /** A fresh state of the request's grammar, or null; RangeError for one this engine cannot run. */
+  private grammarOf(req: EngineRequest): GrammarState | null {
+    if (!req.sampling.grammar) return null;
+    if (!this.grammars) throw new RangeError(`${req.id}: a grammar was asked for, but this engine has no grammar vocabulary`);
+    try {
+      return this.grammars.get({ root: req.sampling.grammar.root } as GrammarSpec).start();
+    } catch (err) {
+      if (err instanceof GrammarError) throw new RangeError(`${req.id}: ${err.message}`);
+      throw err;
+    }
+  }
+
   private sequenceOf(req: EngineRequest, output: number[], cached: number): Sequence {
     return new Sequence({
       id: req.id, promptLength: req.promptIds.length, maxNewTokens: req.maxTokens, eosTokenIds: req.eosTokenIds,
@@ -280,7 +311,8 @@ export class DecodeEngine {
     for (;;) {
       const sched = this.scheduler.schedule();
       for (const seq of sched.admitted) if (seq.cachedTokens === 0) await this.prefillHere(seq);
-      const running = sched.sequences.filter((s) => s.status === 'running' && s.cachedTokens > 0);
+      // a constrained sequence in the step still running waits for its token: its next mask depends on it
+      const running = sched.sequences.filter((s) => s.status === 'running' && s.cachedTokens > 0 && !(inflight?.index.has(s) && this.live.get(s.id)?.grammar));
       const prev: InFlight | null = inflight;
       inflight = running.length > 0 ? await this.submitStep(running, prev) : null;
       if (prev) await this.completeStep(prev);
@@ -303,6 +335,7 @@ export class DecodeEngine {
         sampling: lives.map((l, b) => ({ ...l.req.sampling, counter: batch[b]!.outputTokens.length + (from[b] === -1 ? 0 : 1) })),
         logitSettings: lives.map((l) => l.req.sampling),
         countsRows: lives.map((l, b) => this.countsRowOf(l, batch[b]!)),
+        masks: lives.map((l, b) => l.grammar?.mask(l.req.maxTokens - batch[b]!.outputTokens.length) ?? null),
       });
       return { startedAt, batch, index: new Map(batch.map((s, b) => [s, b])), tokens: submitted.tokens, logprobs: submitted.logprobs };
     } catch (err) {
@@ -353,7 +386,8 @@ export class DecodeEngine {
     if (live?.seq !== seq) return; // ended (and its id maybe reused) since it was admitted
     this.inStep = true;
     try {
-      const out = await this.prefill!.prefill(live.req.promptIds, { sample: { ...live.req.sampling, counter: 0 } });
+      const mask = live.grammar?.mask(live.req.maxTokens);
+      const out = await this.prefill!.prefill(live.req.promptIds, { sample: { ...live.req.sampling, counter: 0, ...(mask ? { mask } : {}) } });
       try {
         await this.model.writePrompt(out.latent, out.tokens, seq.pageTable);
       } finally {
@@ -372,13 +406,26 @@ export class DecodeEngine {
   }
 
   private record(results: readonly { seqId: string; token: number; logprobs?: TokenLogprobs | undefined }[]): void {
-    const live = results.filter((r) => !this.deferredCancels.has(r.seqId));
+    const live = results.filter((r) => !this.deferredCancels.has(r.seqId) && this.advanceGrammar(r.seqId, r.token));
     const finished = new Set(this.scheduler.onStepDone(live));
     for (const r of live) {
       const l = this.live.get(r.seqId);
       if (!l) continue;
       l.events.onTokens([r.token], r.logprobs ? [r.logprobs] : undefined);
       if (l.seq && finished.has(l.seq)) this.finish(l, l.seq.finishReason!);
+    }
+  }
+
+  /** Advances the sequence's grammar (if any) by its token; a token outside the grammar fails the request. */
+  private advanceGrammar(id: string, token: number): boolean {
+    const g = this.live.get(id)?.grammar;
+    if (!g) return true;
+    try {
+      g.advance(token);
+      return true;
+    } catch (err) {
+      this.end(id, 'fail', err);
+      return false;
     }
   }
 

@@ -3,7 +3,7 @@
 // the engine.
 import type { Gpu } from '@latentwire/gpu';
 import type { OnLoadProgress } from '@latentwire/gpu/weights';
-import type { ModelFolder } from '@latentwire/model';
+import { grammarVocabulary, type ModelFolder } from '@latentwire/model';
 import { loadPrefillModel, type PrefillModel, type RopeFreqPrecision } from '@latentwire/gpu/prefill';
 import { DecodeModel } from './decode-model.js';
 import { DecodeEngine } from './engine.js';
@@ -30,7 +30,7 @@ export async function loadDecodeStack(
     headGroup: s.headGroup, attentionEngine: s.attentionEngine, kvSplits: s.kvSplits, ropeFreqPrecision: prefill.ropeFreqPrecision,
   });
   const compiled = await model.compileAll(); // before anyone can send work: no request waits for a compile
-  const engine = new DecodeEngine(model, prefill, { maxWaiting: s.maxWaiting, leaseMs: s.leaseMs });
+  const engine = new DecodeEngine(model, prefill, { maxWaiting: s.maxWaiting, leaseMs: s.leaseMs, grammarVocabulary: grammarVocabulary(folder) });
   return {
     folder, prefill, model, engine, compiled,
     release: () => {

@@ -20,7 +20,6 @@ const refused = (field: string, defaultText: string | null = null, isDefault: (v
 });
 const is = (x: unknown) => (v: unknown) => v === x;
 const emptyArray = (v: unknown) => Array.isArray(v) && v.length === 0;
-const emptyObject = (v: unknown) => typeof v === 'object' && v !== null && !Array.isArray(v) && Object.keys(v).length === 0;
 
 /** Sampling changes and outputs the engine does not have yet (issue 10 items 4 and 5; penalties, logit_bias,
  *  logprobs, n and best_of are implemented: request-schema.ts, choices.ts). */
@@ -28,10 +27,7 @@ const bothEndpoints: readonly RefusedField[] = [];
 
 export const REFUSED_CHAT_FIELDS: readonly RefusedField[] = [
   ...bothEndpoints,
-  refused('response_format', '{"type": "text"}', (v) => emptyObject(v) || (typeof v === 'object' && (v as { type?: unknown }).type === 'text' && Object.keys(v as object).length === 1)),
-  refused('tools', '[]', emptyArray),
-  // Without tools, 'none' and 'auto' both mean "answer with text".
-  refused('tool_choice', '"none" or "auto"', (v) => v === 'none' || v === 'auto'),
+  // response_format, tools and tool_choice are implemented (gateway/src/structured).
   refused('functions', '[]', emptyArray),
   refused('function_call', '"none" or "auto"', (v) => v === 'none' || v === 'auto'),
   refused('modalities', '["text"]', (v) => Array.isArray(v) && v.length === 1 && v[0] === 'text'),

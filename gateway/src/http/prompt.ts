@@ -43,14 +43,19 @@ export function chatRenderFlags(body: {
   return { continueFinalMessage, addGenerationPrompt: body.add_generation_prompt ?? !continueFinalMessage };
 }
 
-export async function chatPromptIds(p: PromptContext, messages: ChatCompletionBody['messages'], flags: ChatRenderFlags): Promise<number[]> {
+/** `tools`: OpenAI's tools for a template that renders them itself (gateway/src/structured decides). */
+export async function chatPromptIds(p: PromptContext, messages: ChatCompletionBody['messages'], flags: ChatRenderFlags, tools?: readonly object[]): Promise<number[]> {
   if (!p.model.chatTemplate) throw new ApiError(400, 'This model has no chat template; use /v1/completions with a raw prompt.', 'messages');
   const rendered = messages.map((m) => ({
     role: m.role === 'developer' ? 'system' : m.role,
     // Text parts are joined with newlines, as vLLM does.
     content: m.content == null ? '' : typeof m.content === 'string' ? m.content : m.content.map((part) => part.text).join('\n'),
+    // tool turns as OpenAI sends them, for templates that render them (only where present: templates test `'tool_calls' in message`)
+    ...(m.tool_calls && m.tool_calls.length > 0 ? { tool_calls: m.tool_calls } : {}),
+    ...(m.tool_call_id ? { tool_call_id: m.tool_call_id } : {}),
   }));
-  return tokenize(p, { kind: 'chat', messages: rendered, ...flags }, rendered.map((m) => m.content), 'messages');
+  const texts = [...rendered.map((m) => m.content), ...(tools ? [JSON.stringify(tools)] : [])];
+  return tokenize(p, { kind: 'chat', messages: rendered, ...flags, ...(tools ? { tools } : {}) }, texts, 'messages');
 }
 
 export async function completionPromptIds(p: PromptContext, prompt: CompletionBody['prompt']): Promise<number[]> {

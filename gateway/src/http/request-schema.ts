@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { ApiError, invalidParam } from './api-error.js';
 import { MAX_LOGIT_BIAS, MAX_REPETITION_PENALTY, MAX_WIRE_CHOICES, MAX_WIRE_TOP_LOGPROBS } from '@latentwire/protocol';
 import { REFUSED_CHAT_FIELDS, REFUSED_COMPLETION_FIELDS, refuseUnimplemented, type RefusedField } from './field-policy.js';
+import { messageToolCallsSchema, responseFormatSchema, toolChoiceSchema, toolSchema } from '../structured/request-fields.js';
 
 /** Accepted and ignored: OpenAI documents these as bookkeeping (user, metadata, store, safety_identifier),
  *  routing (service_tier) or cache hints (prompt_cache_*); none changes the tokens a request gets. */
@@ -60,24 +61,28 @@ const content = z.union([z.string(), z.array(textPart)], {
 const noToolCalls = (v: unknown): boolean => v == null || (Array.isArray(v) && v.length === 0);
 const message = z
   .strictObject({
-    // 'developer' is OpenAI's newer name for 'system'. 'tool' and 'function' messages answer tool calls,
-    // which this server does not make.
-    role: z.enum(['system', 'developer', 'user', 'assistant'], { error: "expected 'system', 'developer', 'user' or 'assistant' (tools are not supported)" }),
+    // 'developer' is OpenAI's newer name for 'system'; 'tool' answers an assistant's tool call (the legacy
+    // 'function' role and function_call are not supported).
+    role: z.enum(['system', 'developer', 'user', 'assistant', 'tool'], { error: "expected 'system', 'developer', 'user', 'assistant' or 'tool'" }),
     content: content.nullish(),
     // A participant's name: the chat template is given role and content only, so it is ignored.
     name: z.string().nullish(),
     // What an earlier assistant turn carried at OpenAI; only their empty forms are accepted.
     refusal: z.string().nullish(),
-    tool_calls: z.unknown().optional(),
+    // an assistant turn's calls (gateway/src/structured renders them), and the call a tool message answers
+    tool_calls: messageToolCallsSchema.nullish(),
+    tool_call_id: z.string().nullish(),
     function_call: z.unknown().optional(),
     audio: z.unknown().optional(),
   })
   .superRefine((m, ctx) => {
     // Only an assistant turn (one that carried tool calls at OpenAI) may omit its content.
     if (m.content == null && m.role !== 'assistant') ctx.addIssue({ code: 'custom', path: ['content'], message: `a ${m.role} message needs content` });
-    for (const k of ['tool_calls', 'function_call', 'audio'] as const) {
-      if (!noToolCalls(m[k])) ctx.addIssue({ code: 'custom', path: [k], message: 'not supported by this server (it has no tools or audio)' });
+    for (const k of ['function_call', 'audio'] as const) {
+      if (!noToolCalls(m[k])) ctx.addIssue({ code: 'custom', path: [k], message: 'not supported by this server (use tools and tool_calls)' });
     }
+    if (m.role !== 'assistant' && !noToolCalls(m.tool_calls)) ctx.addIssue({ code: 'custom', path: ['tool_calls'], message: 'only assistant messages carry tool calls' });
+    if (m.role === 'tool' && !m.tool_call_id) ctx.addIssue({ code: 'custom', path: ['tool_call_id'], message: 'a tool message needs the tool_call_id it answers' });
   });
 
 export const chatCompletionSchema = z.strictObject({
@@ -89,7 +94,10 @@ export const chatCompletionSchema = z.strictObject({
   // add_generation_prompt defaults to true, or to false when continue_final_message is set.
   add_generation_prompt: z.boolean().nullish(),
   continue_final_message: z.boolean().nullish(),
-  // An OpenAI option with nothing to do here: parallel tool calls need tools, which are refused.
+  // Structured output and tools (gateway/src/structured).
+  response_format: responseFormatSchema.nullish(),
+  tools: z.array(toolSchema).max(128).nullish(),
+  tool_choice: toolChoiceSchema.nullish(),
   parallel_tool_calls: z.boolean().nullish(),
   logprobs: z.boolean().nullish(),
   top_logprobs: z.number().int().min(0).max(MAX_WIRE_TOP_LOGPROBS).nullish(),

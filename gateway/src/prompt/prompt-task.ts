@@ -1,10 +1,20 @@
 // What crosses the thread boundary between the HTTP layer and a prompt worker: plain data only (structured
 // clone), so failures come back as values with a kind, not as Error classes the clone would flatten.
 
-/** Messages already reduced to role + text (text parts joined) by the HTTP layer. */
+/** A message reduced to role + text (text parts joined); tool turns keep their fields for templates that render them. */
+export interface ChatTaskMessage {
+  readonly role: string;
+  readonly content: string;
+  readonly tool_calls?: readonly { readonly id: string; readonly type: 'function'; readonly function: { readonly name: string; readonly arguments: string } }[];
+  readonly tool_call_id?: string;
+}
+
+/** Messages already reduced by the HTTP layer. */
 export interface ChatPromptTask {
   readonly kind: 'chat';
-  readonly messages: readonly { readonly role: string; readonly content: string }[];
+  readonly messages: readonly ChatTaskMessage[];
+  /** OpenAI `tools`, for a template that renders them itself (its `tools` variable); absent otherwise. */
+  readonly tools?: readonly object[];
   /** Open an assistant turn after the messages (transformers' add_generation_prompt). */
   readonly addGenerationPrompt: boolean;
   /** Leave the final message open, to be continued (assistant prefill). */

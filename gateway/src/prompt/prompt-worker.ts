@@ -21,7 +21,9 @@ export default function tokenizePrompt(task: WorkerTask): PromptResult {
     // The HTTP layer checks for a template before sending a chat task; a folder changed under us is ours.
     if (!chatTemplate) throw new Error(`the model in ${modelDir} has no chat template`);
     try {
-      text = chatTemplate.render(task.messages, { addGenerationPrompt: task.addGenerationPrompt, continueFinalMessage: task.continueFinalMessage });
+      text = chatTemplate.render(task.messages, {
+        addGenerationPrompt: task.addGenerationPrompt, continueFinalMessage: task.continueFinalMessage, ...(task.tools ? { extra: { tools: task.tools } } : {}),
+      });
     } catch (err) {
       if (err instanceof ChatTemplateError) return { ok: false, kind: 'template', message: err.message };
       throw err;

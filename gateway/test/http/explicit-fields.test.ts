@@ -14,11 +14,7 @@ const tool = { type: 'function', function: { name: 'f', parameters: { type: 'obj
 type Endpoint = 'chat' | 'completions';
 /** [endpoint, field, a value that asks for something not implemented, code] */
 const refused: [Endpoint, string, unknown, 'unsupported_value' | 'unsupported_parameter'][] = [
-  ['chat', 'response_format', { type: 'json_object' }, 'unsupported_value'],
-  ['chat', 'response_format', { type: 'json_schema', json_schema: { name: 's', schema: {} } }, 'unsupported_value'],
-  ['chat', 'tools', [tool], 'unsupported_value'],
-  ['chat', 'tool_choice', 'required', 'unsupported_value'],
-  ['chat', 'tool_choice', { type: 'function', function: { name: 'f' } }, 'unsupported_value'],
+  // response_format, tools and tool_choice are implemented: structured-output.test.ts
   ['chat', 'functions', [tool.function], 'unsupported_value'],
   ['chat', 'function_call', { name: 'f' }, 'unsupported_value'],
   ['chat', 'modalities', ['text', 'audio'], 'unsupported_value'],
@@ -57,13 +53,14 @@ test('explicit fields - each unimplemented field is a 400 naming it, through the
   t.is(backend.calls.length, 0);
 });
 
-test('explicit fields - tool messages and tool calls in the conversation are 400s naming them', async (t) => {
+test('explicit fields - malformed tool messages and tool calls in the conversation are 400s naming them', async (t) => {
   const backend = replay();
   const { base: url } = await startTestGateway(t, backend);
   const call = { id: 'c1', type: 'function', function: { name: 'f', arguments: '{}' } };
   const cases: [object[], string][] = [
-    [[{ role: 'user', content: 'Hi' }, { role: 'assistant', content: null, tool_calls: [call] }, { role: 'user', content: 'x' }], 'messages[1].tool_calls'],
-    [[{ role: 'user', content: 'Hi' }, { role: 'tool', content: '1', tool_call_id: 'c1' }], 'messages[1].role'],
+    [[{ role: 'user', content: 'Hi', tool_calls: [call] }], 'messages[0].tool_calls'],
+    [[{ role: 'user', content: 'Hi' }, { role: 'assistant', content: null, tool_calls: [{ ...call, type: 'custom' }] }], 'messages[1].tool_calls[0].type'],
+    [[{ role: 'user', content: 'Hi' }, { role: 'tool', content: '1' }], 'messages[1].tool_call_id'],
     [[{ role: 'function', name: 'f', content: '1' }], 'messages[0].role'],
     [[{ role: 'user', content: [{ type: 'text', text: 'Hi', cache_control: {} }] }], 'messages[0].content[0].cache_control'],
   ];

@@ -96,7 +96,7 @@ const badRequests: [string, string, Record<string, unknown>, string | null, RegE
   ['/chat/completions', 'stream_options without stream', { stream_options: { include_usage: true } }, 'stream_options', /only allowed when 'stream' is enabled/],
   ['/chat/completions', 'messages not an array', { messages: 'Hi' }, 'messages', /expected array/],
   ['/chat/completions', 'no messages', { messages: [] }, 'messages', /Invalid value/],
-  ['/chat/completions', 'a tool role', { messages: [{ role: 'tool', content: 'x' }] }, 'messages[0].role', /tools are not supported/],
+  ['/chat/completions', 'a tool message without tool_call_id', { messages: [{ role: 'tool', content: 'x' }] }, 'messages[0].tool_call_id', /needs the tool_call_id/],
   ['/chat/completions', 'an image part', { messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'x' } }] }] }, 'messages[0].content', /text parts/],
   ['/chat/completions', 'a user message without content', { messages: [{ role: 'user' }] }, 'messages[0].content', /needs content/],
   ['/chat/completions', 'stop_token_ids outside the vocabulary', { stop_token_ids: [512] }, 'stop_token_ids', /outside the vocabulary/],

@@ -17,3 +17,4 @@ export * from './model-folder.js';
 export { readJsonFile } from './json-file.js';
 export * from './numbers/fp8.js';
 export * from './numbers/half.js';
+export * from './grammar/index.js';

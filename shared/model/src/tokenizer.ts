@@ -23,6 +23,14 @@ function tokenContent(v: unknown): string | null {
   return null;
 }
 
+/** What grammar/vocabulary.ts needs to know each token's bytes: the decoder's kind and the added tokens. */
+export interface TokenizerVocabInfo {
+  /** tokenizer.json's decoder type(s), e.g. ['ByteLevel'] or ['Replace', 'ByteFallback', 'Fuse', 'Strip']. */
+  readonly decoders: readonly string[];
+  /** Added tokens by id: their content is literal text, not in the model's byte encoding. */
+  readonly added: ReadonlyMap<number, { readonly content: string; readonly special: boolean }>;
+}
+
 export class Tokenizer {
   readonly bosToken: string | null;
   readonly eosToken: string | null;
@@ -35,6 +43,7 @@ export class Tokenizer {
     /** tokenizer_config.json as read (chat_template and any other keys). */
     readonly config: Readonly<Record<string, unknown>>,
     source: string,
+    readonly vocabInfo: TokenizerVocabInfo = { decoders: [], added: new Map() },
   ) {
     const id = (key: string): [string | null, number | null] => {
       const tok = tokenContent(config[key]);
@@ -72,7 +81,7 @@ export class Tokenizer {
     } catch (cause) {
       throw new ModelLoadError(`tokenizer.json could not be loaded: ${(cause as Error).message}`, { cause });
     }
-    return new Tokenizer(hf, tokenizerConfig as Record<string, unknown>, source);
+    return new Tokenizer(hf, tokenizerConfig as Record<string, unknown>, source, vocabInfoOf(tokenizerJson));
   }
 
   encode(text: string, opts: EncodeOptions = {}): number[] {
@@ -104,4 +113,13 @@ export class Tokenizer {
     if (this.bosTokenId === null) return false;
     return this.hf.encode('a', { add_special_tokens: true }).ids[0] === this.bosTokenId;
   }
+}
+
+function vocabInfoOf(json: unknown): TokenizerVocabInfo {
+  const j = (json ?? {}) as { decoder?: { type?: string; decoders?: { type?: string }[] } | null; added_tokens?: { id?: number; content?: string; special?: boolean }[] };
+  const d = j.decoder;
+  const decoders = !d ? [] : d.type === 'Sequence' ? (d.decoders ?? []).map((x) => String(x.type)) : [String(d.type)];
+  const added = new Map<number, { content: string; special: boolean }>();
+  for (const t of j.added_tokens ?? []) if (typeof t.id === 'number' && typeof t.content === 'string') added.set(t.id, { content: t.content, special: t.special === true });
+  return { decoders, added };
 }

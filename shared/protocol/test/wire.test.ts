@@ -98,6 +98,19 @@ test('wire - a prefill job carries the same sampling fields (BullMQ stores it as
   t.regex(err!.message, /sampling\.logitBias/);
 });
 
+test('wire - a grammar (constrained decoding) rides with the sampling of a reserve and a prefill job; an oversized one is refused', (t) => {
+  const grammar = { root: { t: 'obj', props: [{ key: 'a', node: { t: 'arr', items: { t: 'num' }, min: 1 }, required: true }] } };
+  const reserve = { ...S.reserve, sampling: { ...S.reserve.sampling, grammar } };
+  t.deepEqual(decodeMessage(encodeMessage(reserve)), reserve);
+  const job = {
+    v: 2, requestId: 'req-1', decodeNodeId: 'decode-0', promptIds: [0, 5, 9], layoutKey: E4M3_KEY, fingerprint: FINGERPRINT, deadline: 1,
+    sampling: { temperature: 0, topK: 0, topP: 1, seed: 1, grammar },
+  };
+  t.deepEqual(parsePrefillJob(JSON.parse(JSON.stringify(job))), job);
+  const huge = { root: { t: 'lit', options: ['x'.repeat(70_000)] } };
+  t.regex(t.throws(() => parsePrefillJob({ ...job, sampling: { ...job.sampling, grammar: huge } }))!.message, /sampling\.grammar/);
+});
+
 test('wire - kv-chunk bytes survive exactly and decode as views into the message', (t) => {
   const m = S['kv-chunk'];
   const bytes = encodeMessage(m);

@@ -12,6 +12,7 @@ import { sampleTokens } from '../kernels/sample/sample.js';
 import { packSamplingParams, type SamplingParams } from '../kernels/sample/sampling-params.js';
 import { logitAdjust } from '../kernels/sample/logit-adjust.js';
 import { tokenLogprobs } from '../kernels/sample/token-logprobs.js';
+import { maskWords, tokenMask } from '../kernels/sample/token-mask.js';
 import {
   countsRow, hasLogitWork, LOGPROBS_WORDS, needsCounts, NO_COUNTS, packLogitRows, penaltiesOf, unpackLogprobs, type LogitSettings, type TokenLogprobs,
 } from '../kernels/sample/logit-params.js';
@@ -30,7 +31,13 @@ export interface PrefillOptions {
    * penalties (the prompt counts as seen for repetition_penalty; nothing is generated yet), and with
    * `logprobs` set, the token's logprobs (output.logprobs).
    */
-  readonly sample?: SamplingParams & LogitSettings;
+  readonly sample?: SamplingParams & LogitSettings & {
+    /**
+     * Constrained decoding: the grammar's allowed-token bitmask for the first token ([ceil(vocab/32)] u32,
+     * GrammarState.mask), applied on the GPU after logit_bias and penalties (token-mask.wgsl).
+     */
+    readonly mask?: Uint32Array;
+  };
   /**
    * With `sample`: draw this many tokens (default 1) from the same last-position logits, draw i with seed +
    * i (mod 2^32), the first tokens of n choices of one prompt (output.choices); each equals what a prefill
@@ -98,6 +105,8 @@ export class PrefillModel {
     for (const id of ids) {
       if (!Number.isInteger(id) || id < 0 || id >= cfg.vocabSize) throw new RangeError(`prefill: token id ${id} outside [0, ${cfg.vocabSize})`);
     }
+    const mask = opts.sample?.mask;
+    if (mask && mask.length !== maskWords(cfg.vocabSize)) throw new RangeError(`prefill: a grammar mask of ${mask.length} words for a vocabulary of ${cfg.vocabSize}`);
     const idsBuf = gpu.upload('ids', Uint32Array.from(ids));
     const pass: ForwardPass = {
       rows: T,
@@ -153,6 +162,7 @@ export class PrefillModel {
     }
     let sampled: { params: GPUBuffer; out: GPUBuffer } | null = null;
     let adjusted: GPUBuffer[] = [];
+    let masked: GPUBuffer[] = [];
     let logprobsBuf: GPUBuffer | null = null;
     const draws = opts.choices ?? 1;
     if (!Number.isInteger(draws) || draws < 1) throw new RangeError(`prefill: choices ${draws} must be a positive integer`);
@@ -174,6 +184,11 @@ export class PrefillModel {
         ];
         programs.push(logitAdjust({ logits: logitsBuf, logitsOffset, params: adjusted[0]!, bias: adjusted[1]!, counts: adjusted[2]!, rows: 1, vocab: V }));
       }
+      if (mask) {
+        // the draws all read this one row: masking it once (in place) masks every choice's first token
+        masked = [gpu.upload('mask.rows', Uint32Array.of(0)), gpu.upload('mask.bits', mask)];
+        programs.push(tokenMask({ logits: logitsBuf, logitsOffset, maskRows: masked[0]!, masks: masked[1]!, rows: 1, vocab: V }));
+      }
       programs.push(sampleTokens({ logits: logitsBuf, logitsOffset, params: sampled.params, out: sampled.out, rows: draws, vocab: V, ...stride }));
       if (around && opts.sample.logprobs !== undefined) {
         logprobsBuf = gpu.buffer('logprobs', LOGPROBS_WORDS * 4 * draws);
@@ -181,7 +196,10 @@ export class PrefillModel {
       }
     }
     const release = () => {
-      gpu.destroy(idsBuf, pass.positions, kv, logitsBuf, argmaxBuf, sampled?.params, sampled?.out, logprobsBuf, ...adjusted, prompt?.next, prompt?.params, prompt?.out);
+      gpu.destroy(
+        idsBuf, pass.positions, kv, logitsBuf, argmaxBuf, sampled?.params, sampled?.out, logprobsBuf, ...adjusted, ...masked,
+        prompt?.next, prompt?.params, prompt?.out,
+      );
       pass.scratch.release();
     };
     try {

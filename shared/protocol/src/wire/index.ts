@@ -15,8 +15,8 @@ export {
   type PrefillDone, type PrefillDoneAck, type PrefillDoneRefusal, type PrefillFailed, type PrefillTiming,
 } from './messages/prefill.js';
 export {
-  MAX_LOGIT_BIAS, MAX_REPETITION_PENALTY, MAX_STOP_TOKENS, MAX_PROMPT_LOGPROB_PAIRS, MAX_WIRE_CHOICES, MAX_WIRE_TOP_LOGPROBS, choiceRequestId, choiceSampling,
-  type WireLogprobs, type WireSampling,
+  MAX_GRAMMAR_BYTES, MAX_LOGIT_BIAS, MAX_REPETITION_PENALTY, MAX_STOP_TOKENS, MAX_PROMPT_LOGPROB_PAIRS, MAX_WIRE_CHOICES, MAX_WIRE_TOP_LOGPROBS,
+  choiceRequestId, choiceSampling, type WireGrammar, type WireLogprobs, type WireSampling,
 } from './messages/sampling.js';
 export {
   MAX_HEARTBEAT_JOBS, MAX_RENEW_IDS, cancelAckMessage, gatewayHeartbeatMessage, pingMessage, pongMessage, prefillHeartbeatMessage, renewMessage, replayMessage,

@@ -10,3 +10,4 @@ export {
 export { logitAdjust, logitAdjustShader, type LogitAdjustArgs } from './logit-adjust.js';
 export { countTokens, countTokensShader, type CountTokensArgs } from './count-tokens.js';
 export { tokenLogprobs, tokenLogprobsShader, type TokenLogprobsArgs } from './token-logprobs.js';
+export { maskWords, tokenMask, tokenMaskShader, NO_MASK, type TokenMaskArgs } from './token-mask.js';

@@ -24,7 +24,23 @@ export interface WireSampling {
   readonly logitBias?: readonly (readonly [number, number])[];
   /** Logprobs of every generated token with this many top alternatives (0..MAX_WIRE_TOP_LOGPROBS); absent = none. */
   readonly logprobs?: number;
+  /**
+   * Constrained decoding (response_format json_object / json_schema, forced tool calls): a GrammarSpec
+   * (@latentwire/model's grammar), which both the prefill worker (first token) and the decode node compile over
+   * their vocabulary; checked there. Absent = unconstrained.
+   */
+  readonly grammar?: WireGrammar;
 }
+
+/** A GrammarSpec as the wire sees it: its node tree is checked by the nodes that compile it. */
+export interface WireGrammar {
+  readonly root: unknown;
+  /** The request's max_tokens, so the first token's mask (on the prefill node) already keeps the output closable within it. */
+  readonly maxTokens?: number;
+}
+
+/** The most bytes a grammar may take as JSON (a schema of a few hundred properties). */
+export const MAX_GRAMMAR_BYTES = 64 * 1024;
 
 export const MAX_STOP_TOKENS = 256;
 /**
@@ -73,6 +89,10 @@ export const wireSamplingSchema = z.object({
     .refine((e) => new Set(e.map(([id]) => id)).size === e.length, 'token ids must be distinct')
     .optional(),
   logprobs: z.number().int().min(0).max(MAX_WIRE_TOP_LOGPROBS).optional(),
+  grammar: z
+    .object({ root: z.record(z.string(), z.unknown()), maxTokens: z.number().int().positive().optional() })
+    .refine((g) => JSON.stringify(g).length <= MAX_GRAMMAR_BYTES, `at most ${MAX_GRAMMAR_BYTES} bytes as JSON`)
+    .optional(),
 });
 
 /** One generated token's logprob and its top alternatives as (token id, logprob) pairs, most probable first. */
