@@ -65,6 +65,21 @@ test('json_schema: every output parses and validates against its schema, streame
   }));
 });
 
+test('json_schema with n = 3: every choice runs its own grammar state and validates', async (t) => {
+  const { client, model } = cluster;
+  const schema = SCHEMAS['enums']!;
+  const r = await client.chat.completions.create({
+    model, messages, max_tokens: 32, temperature: 1, seed: 11, n: 3,
+    response_format: { type: 'json_schema', json_schema: { name: 'enums', schema, strict: true } },
+  });
+  t.is(r.choices.length, 3);
+  for (const c of r.choices) {
+    const text = c.message.content ?? '';
+    t.is(c.finish_reason, 'stop', `choice ${c.index}: ${text}`);
+    t.true(ajv.validate(schema, JSON.parse(text) as unknown), `choice ${c.index}: ${text}: ${ajv.errorsText()}`);
+  }
+});
+
 test('json_object: the output is a JSON object', async (t) => {
   const { client, model } = cluster;
   for (const seed of [1, 2]) {

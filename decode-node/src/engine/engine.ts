@@ -166,6 +166,13 @@ export class DecodeEngine {
     firstLogprobs: readonly (TokenLogprobs | undefined)[],
   ): void {
     for (const req of reqs) this.checkRequest(req);
+    // each choice runs its own state of the request's grammar, from its own (masked) first token
+    const grammars = reqs.map((req, i) => {
+      const g = this.grammarOf(req);
+      if (g && !g.allows(firstTokens[i]!)) throw new RangeError(`${req.id}: the prefill's first token ${firstTokens[i]} is not allowed by the request's grammar`);
+      g?.advance(firstTokens[i]!);
+      return g;
+    });
     const over: (FinishReason | null)[] = reqs.map((req, i) => {
       const stops = new Set([...(req.eosTokenIds ?? []), ...(req.stopTokenIds ?? [])]);
       return stops.has(firstTokens[i]!) ? 'stop' : req.maxTokens <= 1 ? 'length' : null;
@@ -175,7 +182,8 @@ export class DecodeEngine {
     this.model.cache.copyPages(copies);
     reqs.forEach((req, i) => {
       const seq = seqs[i];
-      if (seq) this.live.set(req.id, { req, events: events[i]!, seq });
+      const grammar = grammars[i];
+      if (seq) this.live.set(req.id, { req, events: events[i]!, seq, ...(grammar ? { grammar } : {}) });
     });
     reqs.forEach((req, i) => {
       const lp = req.sampling.logprobs !== undefined && firstLogprobs[i] ? [firstLogprobs[i]!] : undefined;
