@@ -39,6 +39,9 @@ test.before(async () => {
   const gpu = await testGpu();
   stack = await loadDecodeStack(gpu, FIXTURE_DIR, (cfg) => decodeSettings(cfg, {}, SETTINGS));
   prefillModel = loadPrefillModel(gpu, FIXTURE_DIR).model;
+  // compile the prefill's pipelines for every case's length now: a first compile through lavapipe can outlast
+  // the 10 s reservation lease the handoff tests run under
+  for (const c of cases) (await prefillModel.prefill(c.input_ids, { sample: { ...GREEDY, counter: 0 } })).release();
 });
 
 test.after.always(async () => {
