@@ -48,8 +48,8 @@ test('explicit fields - each unimplemented field is a 400 naming it, through the
     t.like(raw.json.error, { type: 'invalid_request_error', param: field, code }, what);
   }
   // streaming requests are refused the same way, before the stream opens
-  const err = await t.throwsAsync(client.chat.completions.create({ ...base('chat'), stream: true, tools: [tool] } as never), { instanceOf: OpenAI.BadRequestError });
-  t.is(err?.param, 'tools');
+  const err = await t.throwsAsync(client.chat.completions.create({ ...base('chat'), stream: true, functions: [tool.function] } as never), { instanceOf: OpenAI.BadRequestError });
+  t.is(err?.param, 'functions');
   t.is(backend.calls.length, 0);
 });
 
