@@ -70,7 +70,8 @@ test('failures - kill -9 of the gateway mid-stream: the decode node cancels its 
   await reader.read().catch(() => undefined);
   const ms = await until(() => last!.freePages === last!.totalPages && last!.running === 0, silenceMs + 5000, 'every page free');
   t.log(`pages free ${Math.round(ms)} ms after kill -9 (silence limit ${silenceMs} ms)`);
-  t.regex(decode.out, /request cancelled: its gateway went silent/);
+  // the node's log line may reach this process a moment after its heartbeat (two channels)
+  await until(() => /request cancelled: its gateway went silent/.test(decode.out), 2000, 'the cancel logged with its cause');
   t.notRegex(decode.out, /"reason":"length"/, 'cancelled, not decoded to max_tokens');
 });
 
