@@ -1,11 +1,16 @@
 // NATS credentials from the environment (NATS_AUTH_ENV → natsAuthFromEnv → natsConnectOptions), checked against
 // a real nats-server running infra/nats-server.conf (one user per role, subject permissions): each role does its
 // own traffic; the gateway can't forge tokens or decode heartbeats, nor read KV; a decode node can't read tokens;
-// the server's permission errors reach the client as status errors / a closed subscription.
+// the server's permission errors reach the client as status errors / a closed subscription. Also nkey and token
+// users, and TLS with a private CA and client certificates (openssl makes them).
 import test from 'ava';
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
+import { nkeys } from '@nats-io/nats-core';
 import { connect, errors, type NatsConnection, type Status } from '@nats-io/transport-node';
 import { startNatsServer } from '@latentwire/testing';
 import { ConfigError, NATS_AUTH_ENV, natsAuthFromEnv, natsConnectOptions, parseEnv } from '../../src/config/index.js';
@@ -157,3 +162,51 @@ test('nats auth env - combinations are checked, naming the variable; secrets nev
 });
 
 const CONF_PATH = fileURLToPath(new URL('../../../../../infra/nats-server.conf', import.meta.url));
+
+test('nats auth - an nkey user connects with NATS_NKEY_SEED; a token user with NATS_TOKEN', async (t) => {
+  const kp = nkeys.createUser();
+  const seed = new TextDecoder().decode(kp.getSeed());
+  const srv = await startNatsServer({
+    config: `authorization { users = [ { nkey: ${kp.getPublicKey()}, permissions: { publish: "lw.>", subscribe: "lw.>" } } ] }`,
+  });
+  t.teardown(() => srv.stop());
+  const nc = await connect({ servers: srv.url, ...natsConnectOptions(natsAuthFromEnv(parseEnv(NATS_AUTH_ENV, { NATS_NKEY_SEED: seed }))) });
+  await nc.flush();
+  await nc.close();
+  const other = new TextDecoder().decode(nkeys.createUser().getSeed());
+  await t.throwsAsync(connect({ servers: srv.url, ...natsConnectOptions(natsAuthFromEnv(parseEnv(NATS_AUTH_ENV, { NATS_NKEY_SEED: other }))) }), { message: /authorization/i });
+
+  const tok = await startNatsServer({ config: 'authorization { token: "tok-secret-1" }' });
+  t.teardown(() => tok.stop());
+  const nc2 = await connect({ servers: tok.url, ...natsConnectOptions(natsAuthFromEnv(parseEnv(NATS_AUTH_ENV, { NATS_TOKEN: 'tok-secret-1' }))) });
+  await nc2.flush();
+  await nc2.close();
+  await t.throwsAsync(connect({ servers: tok.url }), { message: /authorization/i });
+});
+
+test('nats auth - TLS: NATS_TLS_CA verifies the server, NATS_TLS_CERT/KEY pass its client check', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'latentwire-tls-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const f = (n: string) => join(dir, n);
+  const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+  ssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '1', '-subj', '/CN=test-ca');
+  // nats.js checks a server reached by IP address against the name `localhost` (a host name: that name), hence both
+  for (const [name, ext] of [['server', 'subjectAltName=IP:127.0.0.1,DNS:localhost'], ['client', 'extendedKeyUsage=clientAuth']] as const) {
+    ssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`);
+    writeFileSync(f(`${name}.ext`), `${ext}\n`);
+    ssl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.pem`, '-days', '1', '-extfile', `${name}.ext`);
+  }
+  const srv = await startNatsServer({
+    config: `tls { cert_file: "${f('server.pem')}", key_file: "${f('server.key')}", ca_file: "${f('ca.pem')}", verify: true }`,
+  });
+  t.teardown(() => srv.stop());
+  const url = srv.url.replace('nats://', 'tls://');
+  const opts = (e: Record<string, string>) => natsConnectOptions(natsAuthFromEnv(parseEnv(NATS_AUTH_ENV, e)));
+  const nc = await connect({ servers: url, ...opts({ NATS_TLS_CA: f('ca.pem'), NATS_TLS_CERT: f('client.pem'), NATS_TLS_KEY: f('client.key') }) });
+  await nc.flush();
+  t.true(nc.info?.tls_required ?? false);
+  await nc.close();
+  // no client certificate: the server's verify refuses it; no CA: the client refuses the server's certificate
+  await t.throwsAsync(connect({ servers: url, ...opts({ NATS_TLS_CA: f('ca.pem') }), reconnect: false }));
+  await t.throwsAsync(connect({ servers: url, ...opts({ NATS_TLS_CERT: f('client.pem'), NATS_TLS_KEY: f('client.key') }), reconnect: false }));
+});
