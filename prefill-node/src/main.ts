@@ -8,7 +8,7 @@ import { register } from 'prom-client';
 import { Gpu } from '@latentwire/gpu';
 import { loadPrefillModel } from '@latentwire/gpu/prefill';
 import { loadProgressReporter } from '@latentwire/gpu/weights';
-import { failStart, natsConnectOptions, natsLink, serveOps, type Readiness } from '@latentwire/protocol';
+import { failStart, logNatsErrors, natsConnectOptions, natsLink, serveOps, type Readiness } from '@latentwire/protocol';
 import { prefillSettingsFromEnv } from './env.js';
 import { PrefillWorkerService } from './worker.js';
 
@@ -29,6 +29,7 @@ async function main(): Promise<void> {
   stage = 'connecting';
   const nc = await connect({ servers: [...settings.natsServers], name: 'latentwire-prefill', ...natsConnectOptions(settings.natsAuth) });
   link = natsLink(nc);
+  logNatsErrors(nc, logger); // e.g. a publish its NATS user may not make
   const service = new PrefillWorkerService({
     nats: nc, redisUrl: settings.redisUrl, prefix: settings.prefix, concurrency: settings.concurrency,
     model, folder, maxInFlightBytes: settings.maxInFlightBytes, ackTimeoutMs: settings.ackTimeoutMs, logger, registry: register,

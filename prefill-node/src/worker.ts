@@ -11,7 +11,7 @@ import type { PrefillModel } from '@latentwire/gpu/prefill';
 import { GrammarCache, grammarVocabulary, type ModelFolder } from '@latentwire/model';
 import { randomUUID } from 'node:crypto';
 import {
-  encodeMessage, MAX_HEARTBEAT_JOBS, natsConnectOptions, prefillHeartbeatMessage, prefillQueueName, registerKernelMetrics, SUBJECT_TYPES, WireRejections, wireSubjects,
+  encodeMessage, logNatsErrors, MAX_HEARTBEAT_JOBS, natsConnectOptions, prefillHeartbeatMessage, prefillQueueName, registerKernelMetrics, SUBJECT_TYPES, WireRejections, wireSubjects,
   type NatsAuth, type WireSubjects,
 } from '@latentwire/protocol';
 import { Cancellations } from './cancellations.js';
@@ -102,6 +102,7 @@ export class PrefillWorkerService {
     if (typeof o.nats === 'string') {
       this.nc = await connect({ servers: o.nats, name: 'latentwire-prefill', ...natsConnectOptions(o.natsAuth) });
       this.ownsConnection = true;
+      logNatsErrors(this.nc, this.logger); // e.g. a publish its NATS user may not make
     } else {
       this.nc = o.nats;
     }

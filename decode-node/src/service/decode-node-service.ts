@@ -30,7 +30,7 @@ import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node'
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import {
-  choiceRequestId, natsConnectOptions, natsLink, encodeMessage, pongMessage, registerKernelMetrics, reserveReplyMessage, SUBJECT_TYPES, tokensMessage, WireRejections, wireSubjects,
+  choiceRequestId, logNatsErrors, natsConnectOptions, natsLink, encodeMessage, pongMessage, registerKernelMetrics, reserveReplyMessage, SUBJECT_TYPES, tokensMessage, WireRejections, wireSubjects,
   type MessageOf, type MessageType, type NatsAuth, type PrefillTiming, type WireLogprobs, type WireMessage, type WireSubjects,
 } from '@latentwire/protocol';
 import type { DecodeEngine } from '../engine/engine.js';
@@ -144,6 +144,7 @@ export class DecodeNodeService {
     if (typeof nats === 'string' || Array.isArray(nats)) {
       this.nc = await connect({ servers: typeof nats === 'string' ? nats : [...nats], name: this.node.nodeId, ...natsConnectOptions(this.opts.natsAuth) });
       this.ownsConnection = true;
+      logNatsErrors(this.nc, this.logger); // e.g. a publish its NATS user may not make
     } else {
       this.nc = nats as NatsConnection;
     }

@@ -86,3 +86,20 @@ export function natsConnectOptions(auth: NatsAuth | undefined): Partial<Connecti
   }
   return o;
 }
+
+/**
+ * Logs each error the NATS server reports on `nc` (until it closes): a permission violation names the operation
+ * and subject (a role's user missing a permission: the message was dropped), other errors their message.
+ */
+export function logNatsErrors(
+  nc: { status(): AsyncIterable<{ readonly type: string; readonly error?: unknown }> },
+  log: { warn(obj: object, msg: string): void },
+): void {
+  void (async () => {
+    for await (const st of nc.status()) {
+      if (st.type !== 'error') continue;
+      const e = st.error as { name?: string; message?: string; operation?: string; subject?: string } | undefined;
+      log.warn({ error: e?.name, operation: e?.operation, subject: e?.subject }, `NATS error: ${e?.message ?? String(st.error)}`);
+    }
+  })().catch(() => undefined);
+}

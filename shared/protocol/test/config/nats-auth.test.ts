@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { nkeys } from '@nats-io/nats-core';
 import { connect, errors, type NatsConnection, type Status } from '@nats-io/transport-node';
 import { startNatsServer } from '@latentwire/testing';
-import { ConfigError, NATS_AUTH_ENV, natsAuthFromEnv, natsConnectOptions, parseEnv } from '../../src/config/index.js';
+import { ConfigError, logNatsErrors, NATS_AUTH_ENV, natsAuthFromEnv, natsConnectOptions, parseEnv } from '../../src/config/index.js';
 import { wireSubjects } from '../../src/wire/index.js';
 
 const CONF = readFileSync(fileURLToPath(new URL('../../../../../infra/nats-server.conf', import.meta.url)), 'utf8');
@@ -87,6 +87,8 @@ test('nats auth - the gateway cannot publish tokens or decode heartbeats, nor re
   const gw2 = await as(srv.url, 'gateway', passwords.gateway); // the one a forged token would reach
   t.teardown(async () => { for (const c of [gw, gw2, pf, dc]) await c.nc.close(); });
 
+  const logged: { obj: object; msg: string }[] = [];
+  logNatsErrors(gw.nc, { warn: (obj, msg) => void logged.push({ obj, msg }) }); // what the services log
   const tokens = received(gw2.nc, s.tokens('req-2'));
   const heartbeats = received(gw2.nc, s.heartbeat);
   const kv = received(dc.nc, s.kv('n1'));
@@ -104,6 +106,7 @@ test('nats auth - the gateway cannot publish tokens or decode heartbeats, nor re
   const denied = (errs: Error[]) => errs.map((e) => (e instanceof errors.PermissionViolationError ? `${e.operation} ${e.subject}` : `${e.name}: ${e.message}`)).sort();
   t.deepEqual(denied(gw.errors), [`publish ${s.heartbeat}`, `publish ${s.kv('n1')}`, `publish ${s.tokens('req-2')}`].sort());
   t.deepEqual(denied(pf.errors), [`publish ${s.tokens('req-2')}`]);
+  t.deepEqual(logged.find((l) => l.msg.includes(s.tokens('req-2')))?.obj, { error: 'PermissionViolationError', operation: 'publish', subject: s.tokens('req-2') });
 
   // subscriptions outside a role's permissions are refused: the subscription closes with the error
   const snoopKv = gw.nc.subscribe(s.kv('n1'));
