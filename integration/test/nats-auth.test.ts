@@ -21,7 +21,7 @@ test('nats auth - a cluster of per-role NATS users serves a request', async (t) 
   const vars = ROLES.map((r) => `LW_NATS_${r.toUpperCase()}_PASSWORD: "${pw[r]}"`).join('\n');
   const nats = await startNatsServer({ config: `${vars}\n${CONF.replaceAll('"lw.', `"${prefix}.`)}` });
   t.teardown(() => nats.stop());
-  const auth = (r: (typeof ROLES)[number]): NatsAuth => natsAuthFromEnv(parseEnv(NATS_AUTH_ENV, { NATS_USER: r, NATS_PASSWORD: pw[r] }));
+  const auth = (r: (typeof ROLES)[number]): NatsAuth => natsAuthFromEnv(parseEnv(NATS_AUTH_ENV, { NATS_USER: r, NATS_PASSWORD: pw[r] }))!;
   const cluster = await startLocalCluster({
     gpu: await testGpu(), decodeNodes: 1, natsUrl: nats.url, prefix, natsAuth: { gateway: auth('gateway'), prefill: auth('prefill'), decode: auth('decode') },
   });

@@ -20,7 +20,7 @@ export const PREFILL_NODE_ENV = { ...PREFILL_ENV, ...GPU_ENV, ...MODEL_ENV };
 
 export interface PrefillSettings {
   readonly natsServers: readonly string[];
-  readonly natsAuth: NatsAuth;
+  readonly natsAuth: NatsAuth | undefined;
   readonly redisUrl: string;
   readonly modelDir: string;
   readonly prefix: string;

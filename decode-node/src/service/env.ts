@@ -29,7 +29,7 @@ export const SERVICE_ENV = {
 
 export interface ServiceSettings {
   readonly natsServers: readonly string[];
-  readonly natsAuth: NatsAuth;
+  readonly natsAuth: NatsAuth | undefined;
   readonly nodeId: string;
   readonly modelDir: string;
   readonly subjectPrefix: string;

@@ -63,10 +63,16 @@ export function clusterSettingsFromEnv(e: NodeJS.ProcessEnv = process.env): Clus
   return clusterSettings(parseEnv(CLUSTER_ENV, e));
 }
 
+/** `{ natsAuth }` when credentials or TLS are set, else nothing (the settings then hold no natsAuth key). */
+function natsAuthOf(v: EnvOf<typeof CLUSTER_ENV>): { natsAuth?: NatsAuth } {
+  const natsAuth = natsAuthFromEnv(v);
+  return natsAuth ? { natsAuth } : {};
+}
+
 export function clusterSettings(v: EnvOf<typeof CLUSTER_ENV>): ClusterSettings {
   return Object.freeze({
     natsServers: Object.freeze([...v.NATS_URL]),
-    natsAuth: natsAuthFromEnv(v),
+    ...natsAuthOf(v),
     redisUrl: v.REDIS_URL,
     subjectPrefix: v.NATS_SUBJECT_PREFIX,
     heartbeatTimeoutMs: v.HEARTBEAT_TIMEOUT_MS,

@@ -41,8 +41,8 @@ export interface NatsAuth {
   readonly tls?: { readonly caFile?: string | undefined; readonly certFile?: string | undefined; readonly keyFile?: string | undefined } | undefined;
 }
 
-/** The parsed variables as one NatsAuth, or a ConfigError naming the variable at fault (exit 2 at start). */
-export function natsAuthFromEnv(v: NatsAuthEnv): NatsAuth {
+/** The parsed variables as one NatsAuth (undefined when none is set), or a ConfigError naming the variable at fault (exit 2 at start). */
+export function natsAuthFromEnv(v: NatsAuthEnv): NatsAuth | undefined {
   const problems: { variable: string; problem: string }[] = [];
   const bad = (variable: string, why: string) => problems.push({ variable, problem: `${variable}: ${why}` });
   if (v.NATS_PASSWORD !== undefined && v.NATS_USER === undefined) bad('NATS_PASSWORD', 'set without NATS_USER');
@@ -52,6 +52,7 @@ export function natsAuthFromEnv(v: NatsAuthEnv): NatsAuth {
   if (v.NATS_TLS_CERT !== undefined && v.NATS_TLS_KEY === undefined) bad('NATS_TLS_KEY', 'unset while NATS_TLS_CERT is set');
   if (v.NATS_TLS_KEY !== undefined && v.NATS_TLS_CERT === undefined) bad('NATS_TLS_CERT', 'unset while NATS_TLS_KEY is set');
   if (problems.length > 0) throw new ConfigError(problems);
+  if (Object.keys(NATS_AUTH_ENV).every((k) => v[k as keyof NatsAuthEnv] === undefined)) return undefined;
   const tls = v.NATS_TLS_CA !== undefined || v.NATS_TLS_CERT !== undefined
     ? { caFile: v.NATS_TLS_CA, certFile: v.NATS_TLS_CERT, keyFile: v.NATS_TLS_KEY }
     : undefined;

@@ -158,7 +158,8 @@ test('nats auth env - combinations are checked, naming the variable; secrets nev
     t.false(/secret-pw|secret-token/.test(m!.message), m!.message);
   }
   t.is(check({}), null);
-  t.deepEqual(natsConnectOptions(natsAuthFromEnv(parseEnv(NATS_AUTH_ENV, {}))), {});
+  t.is(natsAuthFromEnv(parseEnv(NATS_AUTH_ENV, {})), undefined); // nothing set: no options
+  t.deepEqual(natsConnectOptions(undefined), {});
   const auth = natsAuthFromEnv(parseEnv(NATS_AUTH_ENV, { NATS_TOKEN: 'secret-token', NATS_TLS_CA: CONF_PATH }));
   t.deepEqual(natsConnectOptions(auth), { token: 'secret-token', tls: { caFile: CONF_PATH } });
   t.false(JSON.stringify({ auth }).includes('secret-token')); // a settings object logged whole shows only the way
