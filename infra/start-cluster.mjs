@@ -40,7 +40,7 @@ function hostPort(url, name, defaultPort) {
     const u = new URL(url);
     return { host: (u.hostname || '127.0.0.1').replace(/^\[(.*)\]$/, '$1'), port: Number(u.port) || defaultPort };
   } catch {
-    return fail(`${name}=${url} is not a URL`);
+    return fail(`${name}=${redactUrl(url)} is not a URL`);
   }
 }
 
@@ -146,17 +146,20 @@ let tmp = null;
 process.on('SIGINT', () => void stop(0));
 process.on('SIGTERM', () => void stop(0));
 
+/** A URL's password as *** (shared/protocol's redactUrl): REDIS_URL may carry one. */
+const redactUrl = (url) => url.replace(/(\b[a-z][a-z0-9+.-]*:\/\/[^:/@\s]*):[^@/\s]*@/gi, '$1:***@');
+
 async function main() {
   const nats = hostPort(env.NATS_URL, 'NATS_URL', 4222);
   const redis = hostPort(env.REDIS_URL, 'REDIS_URL', 6379);
-  if (await listening(nats)) console.log(`start: using the nats-server at ${env.NATS_URL}`);
+  if (await listening(nats)) console.log(`start: using the nats-server at ${redactUrl(env.NATS_URL)}`);
   else {
     console.log(`start: starting nats-server on port ${nats.port}`);
     start('nats', 'nats-server', ['-a', nats.host, '-p', String(nats.port)]).server = true;
     children[children.length - 1].server = true;
     await waitListening(nats, 'nats-server');
   }
-  if (await listening(redis)) console.log(`start: using the redis-server at ${env.REDIS_URL}`);
+  if (await listening(redis)) console.log(`start: using the redis-server at ${redactUrl(env.REDIS_URL)}`);
   else {
     console.log(`start: starting redis-server on port ${redis.port}`);
     tmp = mkdtempSync(join(tmpdir(), 'latentwire-redis-'));

@@ -68,7 +68,7 @@ async function main(): Promise<void> {
     // every pipeline is compiled before the service starts heartbeating: the pool only hears of a node that can serve at once
     logger.info({ shaders: stack.compiled.shaders, ms: Math.round(stack.compiled.ms) }, 'decode pipelines compiled');
     service = new DecodeNodeService({
-      nats: settings.natsServers, nodeId: settings.nodeId, subjectPrefix: settings.subjectPrefix, stack,
+      nats: settings.natsServers, natsAuth: settings.natsAuth, nodeId: settings.nodeId, subjectPrefix: settings.subjectPrefix, stack,
       heartbeatMs: settings.heartbeatMs, tokenFlushMs: settings.tokenFlushMs, logger, registry,
       gatewaySilenceMs: settings.gatewaySilenceMs,
     });

@@ -5,7 +5,7 @@
 //      HTTP (GET /metrics, GET /v1/cluster and the web pages too);
 //   4. on SIGINT/SIGTERM: stop taking connections and answer new requests 503, let running streams finish
 //      within SHUTDOWN_TIMEOUT_MS, then cut off and cancel (acknowledged) what is left, close the queue, drain NATS.
-import { failStart } from '@latentwire/protocol';
+import { failStart, natsConnectOptions, redactUrl } from '@latentwire/protocol';
 import { openModelFolder } from '@latentwire/model';
 import { connect } from '@nats-io/transport-node';
 import { pino } from 'pino';
@@ -21,7 +21,7 @@ async function main(): Promise<void> {
   const s = gatewaySettingsFromEnv(process.env);
   const logger = pino({ name: 'gateway', level: s.logLevel, redact: LOG_REDACT });
   const model = openModelFolder(s.modelDir);
-  const nc = await connect({ servers: [...s.cluster.natsServers], name: 'latentwire-gateway' });
+  const nc = await connect({ servers: [...s.cluster.natsServers], name: 'latentwire-gateway', ...natsConnectOptions(s.cluster.natsAuth) });
   void (async () => {
     // nats.js reconnects by itself (subscriptions survive); say so when it happens.
     for await (const st of nc.status()) {
@@ -41,7 +41,7 @@ async function main(): Promise<void> {
     tokenizerThreads: s.http.tokenizerThreads, requestTimeoutMs: s.http.requestTimeoutMs, headersTimeoutMs: s.http.headersTimeoutMs,
     apiAccess: s.http.apiAccess, opsAccess: s.http.opsAccess, metricsRegistry, cluster: clusterView,
   });
-  logger.info({ url: gw.url, modelDir: model.dir, fingerprint: model.fingerprint, nats: s.cluster.natsServers, subjectPrefix: s.cluster.subjectPrefix }, 'gateway listening');
+  logger.info({ url: gw.url, modelDir: model.dir, fingerprint: model.fingerprint, nats: s.cluster.natsServers.map(redactUrl), subjectPrefix: s.cluster.subjectPrefix }, 'gateway listening');
 
   let stopping = false;
   const stop = async (signal: NodeJS.Signals): Promise<void> => {

@@ -15,7 +15,7 @@ import {
 } from '@latentwire/gateway';
 import type { Gpu } from '@latentwire/gpu';
 import { loadPrefillModel } from '@latentwire/gpu/prefill';
-import type { KvDtype } from '@latentwire/protocol';
+import { natsConnectOptions, type KvDtype, type NatsAuth } from '@latentwire/protocol';
 import { FIXTURE_DIR } from '@latentwire/testing';
 import { startNatsServer, startRedisServer } from '@latentwire/testing/servers';
 
@@ -41,6 +41,10 @@ export interface LocalClusterOptions {
   readonly modelDir?: string | undefined;
   /** The gateway's cluster view samples every node this often (ms, default 2000). */
   readonly clusterSampleMs?: number;
+  /** Subject prefix (default a random one per cluster), e.g. the one a NATS permissions config names. */
+  readonly prefix?: string | undefined;
+  /** Each role's NATS credentials (natsConnectOptions); the caller's `nc` connects as the gateway. Default none. */
+  readonly natsAuth?: { readonly gateway: NatsAuth; readonly prefill: NatsAuth; readonly decode: NatsAuth } | undefined;
 }
 
 export interface DecodeNodeHandle {
@@ -73,7 +77,7 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
   const redis = o.redisUrl ? null : await startRedisServer();
   const natsUrl = o.natsUrl ?? nats!.url;
   const redisUrl = o.redisUrl ?? redis!.url;
-  const prefix = `lc${randomBytes(4).toString('hex')}`;
+  const prefix = o.prefix ?? `lc${randomBytes(4).toString('hex')}`;
   const dir = o.modelDir ?? FIXTURE_DIR;
   const logger = pino({ level: process.env.LOG_LEVEL ?? 'warn' });
   const decode: DecodeNodeHandle[] = [];
@@ -84,7 +88,7 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
       maxContext: Math.min(o.maxContext ?? 1024, cfg.maxPositionEmbeddings),
     }));
     const service = new DecodeNodeService({
-      nats: natsUrl, nodeId: `decode-${i}`, subjectPrefix: prefix, stack, heartbeatMs: 100, tokenFlushMs: o.tokenFlushMs ?? 2, logger,
+      nats: natsUrl, natsAuth: o.natsAuth?.decode, nodeId: `decode-${i}`, subjectPrefix: prefix, stack, heartbeatMs: 100, tokenFlushMs: o.tokenFlushMs ?? 2, logger,
       registry: registries.decode[i] = new Registry(),
     });
     await service.start();
@@ -92,11 +96,11 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
   }
   const { folder, model } = loadPrefillModel(o.gpu, dir);
   const prefill = new PrefillWorkerService({
-    nats: natsUrl, redisUrl, prefix, concurrency: 2, model, folder, logger, registry: registries.prefill, workerName: 'prefill-0',
+    nats: natsUrl, natsAuth: o.natsAuth?.prefill, redisUrl, prefix, concurrency: 2, model, folder, logger, registry: registries.prefill, workerName: 'prefill-0',
   });
   await prefill.start();
-  const nc = await connect({ servers: natsUrl });
-  const gwNc = await connect({ servers: natsUrl });
+  const nc = await connect({ servers: natsUrl, ...natsConnectOptions(o.natsAuth?.gateway) });
+  const gwNc = await connect({ servers: natsUrl, ...natsConnectOptions(o.natsAuth?.gateway) });
   const gateway = await startClusterBackend({
     nc: gwNc, model: folder, logger, settings: { ...clusterSettingsFromEnv({}), ...o.gateway, redisUrl, subjectPrefix: prefix },
     metricsRegistry: registries.gateway,

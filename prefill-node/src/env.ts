@@ -1,7 +1,7 @@
 // The prefill node's environment, composed from the common variables (COMMON_ENV), its own, and the GPU's
 // and RoPE's (@latentwire/gpu); parsed once at start into a frozen object. A bad value fails start-up with
 // a ConfigError naming the variable, and main.ts exits 2.
-import { COMMON_ENV, env, parseEnv, type LogLevel } from '@latentwire/protocol';
+import { COMMON_ENV, env, natsAuthFromEnv, parseEnv, type LogLevel, type NatsAuth } from '@latentwire/protocol';
 import { GPU_ENV, MODEL_ENV, gpuOptions, type GpuOptions } from '@latentwire/gpu';
 import type { RopeFreqPrecision } from '@latentwire/model';
 import { DEFAULT_KV_ACK_TIMEOUT_MS, DEFAULT_KV_SEND_WINDOW_BYTES } from './worker.js';
@@ -20,6 +20,7 @@ export const PREFILL_NODE_ENV = { ...PREFILL_ENV, ...GPU_ENV, ...MODEL_ENV };
 
 export interface PrefillSettings {
   readonly natsServers: readonly string[];
+  readonly natsAuth: NatsAuth | undefined;
   readonly redisUrl: string;
   readonly modelDir: string;
   readonly prefix: string;
@@ -36,7 +37,7 @@ export interface PrefillSettings {
 export function prefillSettingsFromEnv(e: NodeJS.ProcessEnv = process.env): PrefillSettings {
   const v = parseEnv(PREFILL_NODE_ENV, e);
   return Object.freeze({
-    natsServers: Object.freeze([...v.NATS_URL]), redisUrl: v.REDIS_URL, modelDir: v.MODEL_DIR, prefix: v.NATS_SUBJECT_PREFIX,
+    natsServers: Object.freeze([...v.NATS_URL]), natsAuth: natsAuthFromEnv(v), redisUrl: v.REDIS_URL, modelDir: v.MODEL_DIR, prefix: v.NATS_SUBJECT_PREFIX,
     logLevel: v.LOG_LEVEL, concurrency: v.PREFILL_CONCURRENCY, maxInFlightBytes: v.KV_SEND_WINDOW_BYTES,
     ackTimeoutMs: v.KV_ACK_TIMEOUT_MS, metricsPort: v.PREFILL_METRICS_PORT, heartbeatMs: v.PREFILL_HEARTBEAT_MS, gpu: gpuOptions(v), ropeFreqPrecision: v.ROPE_FREQ_PRECISION,
   });

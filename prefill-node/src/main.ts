@@ -8,7 +8,7 @@ import { register } from 'prom-client';
 import { Gpu } from '@latentwire/gpu';
 import { loadPrefillModel } from '@latentwire/gpu/prefill';
 import { loadProgressReporter } from '@latentwire/gpu/weights';
-import { failStart, natsLink, serveOps, type Readiness } from '@latentwire/protocol';
+import { failStart, logNatsErrors, natsConnectOptions, natsLink, serveOps, type Readiness } from '@latentwire/protocol';
 import { prefillSettingsFromEnv } from './env.js';
 import { PrefillWorkerService } from './worker.js';
 
@@ -27,8 +27,9 @@ async function main(): Promise<void> {
   });
   logger.info({ model: settings.modelDir, fingerprint: folder.fingerprint, layers: model.cfg.numLayers }, 'model loaded');
   stage = 'connecting';
-  const nc = await connect({ servers: [...settings.natsServers], name: 'latentwire-prefill' });
+  const nc = await connect({ servers: [...settings.natsServers], name: 'latentwire-prefill', ...natsConnectOptions(settings.natsAuth) });
   link = natsLink(nc);
+  logNatsErrors(nc, logger); // e.g. a publish its NATS user may not make
   const service = new PrefillWorkerService({
     nats: nc, redisUrl: settings.redisUrl, prefix: settings.prefix, concurrency: settings.concurrency,
     model, folder, maxInFlightBytes: settings.maxInFlightBytes, ackTimeoutMs: settings.ackTimeoutMs, logger, registry: register,

@@ -11,8 +11,8 @@ import type { PrefillModel } from '@latentwire/gpu/prefill';
 import { GrammarCache, grammarVocabulary, type ModelFolder } from '@latentwire/model';
 import { randomUUID } from 'node:crypto';
 import {
-  encodeMessage, MAX_HEARTBEAT_JOBS, prefillHeartbeatMessage, prefillQueueName, registerKernelMetrics, SUBJECT_TYPES, WireRejections, wireSubjects,
-  type WireSubjects,
+  encodeMessage, logNatsErrors, MAX_HEARTBEAT_JOBS, natsConnectOptions, prefillHeartbeatMessage, prefillQueueName, registerKernelMetrics, SUBJECT_TYPES, WireRejections, wireSubjects,
+  type NatsAuth, type WireSubjects,
 } from '@latentwire/protocol';
 import { Cancellations } from './cancellations.js';
 import { PrefillMetrics, QUEUE_STATES } from './metrics.js';
@@ -25,6 +25,8 @@ export const DEFAULT_KV_ACK_TIMEOUT_MS = 10_000;
 export interface PrefillWorkerOptions {
   /** A connection (the caller drains it) or a server URL (the service connects, and drains in stop()). */
   readonly nats: NatsConnection | string;
+  /** Credentials and TLS when `nats` is a URL (natsConnectOptions). */
+  readonly natsAuth?: NatsAuth | undefined;
   /** BullMQ's Redis, e.g. redis://127.0.0.1:6379. */
   readonly redisUrl: string;
   /** Subject prefix; the queue is prefillQueueName(prefix). Default 'lw'. */
@@ -98,8 +100,9 @@ export class PrefillWorkerService {
     if (this.worker) throw new Error('PrefillWorkerService already started');
     const o = this.options;
     if (typeof o.nats === 'string') {
-      this.nc = await connect({ servers: o.nats, name: 'latentwire-prefill' });
+      this.nc = await connect({ servers: o.nats, name: 'latentwire-prefill', ...natsConnectOptions(o.natsAuth) });
       this.ownsConnection = true;
+      logNatsErrors(this.nc, this.logger); // e.g. a publish its NATS user may not make
     } else {
       this.nc = o.nats;
     }

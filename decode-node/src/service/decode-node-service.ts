@@ -30,8 +30,8 @@ import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node'
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import {
-  choiceRequestId, natsLink, encodeMessage, pongMessage, registerKernelMetrics, reserveReplyMessage, SUBJECT_TYPES, tokensMessage, WireRejections, wireSubjects,
-  type MessageOf, type MessageType, type PrefillTiming, type WireLogprobs, type WireMessage, type WireSubjects,
+  choiceRequestId, logNatsErrors, natsConnectOptions, natsLink, encodeMessage, pongMessage, registerKernelMetrics, reserveReplyMessage, SUBJECT_TYPES, tokensMessage, WireRejections, wireSubjects,
+  type MessageOf, type MessageType, type NatsAuth, type PrefillTiming, type WireLogprobs, type WireMessage, type WireSubjects,
 } from '@latentwire/protocol';
 import type { DecodeEngine } from '../engine/engine.js';
 import { nodeIdentity, type NodeIdentity, type ServiceContext } from './context.js';
@@ -46,6 +46,8 @@ import { TokenStream } from './token-stream.js';
 export interface DecodeNodeServiceOptions {
   /** A connection (the caller closes it) or server URL(s) (the service connects, and drains it in stop()). */
   readonly nats: NatsConnection | string | readonly string[];
+  /** Credentials and TLS when `nats` is a URL (natsConnectOptions). */
+  readonly natsAuth?: NatsAuth | undefined;
   readonly nodeId: string;
   /** Subject prefix (default 'lw'). */
   readonly subjectPrefix?: string;
@@ -140,8 +142,9 @@ export class DecodeNodeService {
     if (this.nc) throw new Error('DecodeNodeService: already started');
     const { nats } = this.opts;
     if (typeof nats === 'string' || Array.isArray(nats)) {
-      this.nc = await connect({ servers: typeof nats === 'string' ? nats : [...nats], name: this.node.nodeId });
+      this.nc = await connect({ servers: typeof nats === 'string' ? nats : [...nats], name: this.node.nodeId, ...natsConnectOptions(this.opts.natsAuth) });
       this.ownsConnection = true;
+      logNatsErrors(this.nc, this.logger); // e.g. a publish its NATS user may not make
     } else {
       this.nc = nats as NatsConnection;
     }

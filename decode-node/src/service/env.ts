@@ -2,7 +2,7 @@
 // are DECODE_ENV in ../config.ts, the GPU's GPU_ENV and MODEL_ENV in @latentwire/gpu, and DECODE_NODE_ENV
 // (../node-env.ts) is all of them, parsed once at start into a frozen object. A bad value fails start-up naming it.
 import { hostname } from 'node:os';
-import { COMMON_ENV, env, parseEnv, pickEnv, type EnvOf, type LogLevel } from '@latentwire/protocol';
+import { COMMON_ENV, env, NATS_AUTH_ENV, natsAuthFromEnv, parseEnv, pickEnv, type EnvOf, type LogLevel, type NatsAuth } from '@latentwire/protocol';
 import { ID_MAX_LENGTH, ID_PATTERN } from '@latentwire/protocol';
 
 /** decode-<hostname>-<pid>, the hostname cut to what an id may hold. */
@@ -13,6 +13,7 @@ function defaultNodeId(): string {
 
 export const SERVICE_ENV = {
   ...pickEnv(COMMON_ENV, 'NATS_URL', 'MODEL_DIR', 'NATS_SUBJECT_PREFIX', 'LOG_LEVEL'),
+  ...NATS_AUTH_ENV,
   NODE_ID: env
     .mapped<string | undefined>(undefined, (id) => {
       if (id.length > ID_MAX_LENGTH || !ID_PATTERN.test(id)) throw new RangeError(id);
@@ -28,6 +29,7 @@ export const SERVICE_ENV = {
 
 export interface ServiceSettings {
   readonly natsServers: readonly string[];
+  readonly natsAuth: NatsAuth | undefined;
   readonly nodeId: string;
   readonly modelDir: string;
   readonly subjectPrefix: string;
@@ -45,7 +47,7 @@ export function serviceSettingsFromEnv(e: NodeJS.ProcessEnv = process.env): Serv
 
 export function serviceSettings(v: EnvOf<typeof SERVICE_ENV>): ServiceSettings {
   return Object.freeze({
-    natsServers: Object.freeze([...v.NATS_URL]), nodeId: v.NODE_ID ?? defaultNodeId(), modelDir: v.MODEL_DIR,
+    natsServers: Object.freeze([...v.NATS_URL]), natsAuth: natsAuthFromEnv(v), nodeId: v.NODE_ID ?? defaultNodeId(), modelDir: v.MODEL_DIR,
     subjectPrefix: v.NATS_SUBJECT_PREFIX, heartbeatMs: v.HEARTBEAT_MS, tokenFlushMs: v.TOKEN_FLUSH_MS,
     metricsPort: v.METRICS_PORT, logLevel: v.LOG_LEVEL, drainTimeoutMs: v.DRAIN_TIMEOUT_MS, gatewaySilenceMs: v.GATEWAY_SILENCE_MS,
   });

@@ -2,7 +2,7 @@
 // timeouts), parsed once at start.
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
-import { COMMON_ENV, env, ID_MAX_LENGTH, ID_PATTERN, parseEnv, pickEnv, type EnvOf } from '@latentwire/protocol';
+import { COMMON_ENV, env, ID_MAX_LENGTH, ID_PATTERN, NATS_AUTH_ENV, natsAuthFromEnv, parseEnv, pickEnv, type EnvOf, type NatsAuth } from '@latentwire/protocol';
 
 /** gw-<hostname>-<pid>-<random>: a restarted gateway is a new gateway to the decode nodes. */
 function defaultGatewayId(): string {
@@ -12,6 +12,7 @@ function defaultGatewayId(): string {
 
 export const CLUSTER_ENV = {
   ...pickEnv(COMMON_ENV, 'NATS_URL', 'REDIS_URL', 'NATS_SUBJECT_PREFIX'),
+  ...NATS_AUTH_ENV,
   HEARTBEAT_TIMEOUT_MS: env.int(3000, 50).describe('a decode node silent this long leaves the pool'),
   RESERVE_TIMEOUT_MS: env.int(2000, 10).describe('how long one node may take to answer a reservation'),
   ADMISSION_QUEUE_MAX: env.int(256).describe('requests waiting for pages; one more gets 429 at once'),
@@ -36,6 +37,8 @@ export const CLUSTER_ENV = {
 
 export interface ClusterSettings {
   readonly natsServers: readonly string[];
+  /** NATS credentials and TLS (natsConnectOptions); absent = none. */
+  readonly natsAuth?: NatsAuth;
   readonly redisUrl: string;
   readonly subjectPrefix: string;
   readonly heartbeatTimeoutMs: number;
@@ -60,9 +63,16 @@ export function clusterSettingsFromEnv(e: NodeJS.ProcessEnv = process.env): Clus
   return clusterSettings(parseEnv(CLUSTER_ENV, e));
 }
 
+/** `{ natsAuth }` when credentials or TLS are set, else nothing (the settings then hold no natsAuth key). */
+function natsAuthOf(v: EnvOf<typeof CLUSTER_ENV>): { natsAuth?: NatsAuth } {
+  const natsAuth = natsAuthFromEnv(v);
+  return natsAuth ? { natsAuth } : {};
+}
+
 export function clusterSettings(v: EnvOf<typeof CLUSTER_ENV>): ClusterSettings {
   return Object.freeze({
     natsServers: Object.freeze([...v.NATS_URL]),
+    ...natsAuthOf(v),
     redisUrl: v.REDIS_URL,
     subjectPrefix: v.NATS_SUBJECT_PREFIX,
     heartbeatTimeoutMs: v.HEARTBEAT_TIMEOUT_MS,

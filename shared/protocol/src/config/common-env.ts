@@ -1,11 +1,13 @@
 // The variables every service shares, defined once and composed into each service's schema with pickEnv:
-// NATS servers (always a list), Redis, the model folder (one default), the log level and the subject prefix.
+// NATS servers (always a list), Redis, the model folder (one default), the log level and the subject prefix;
+// and NATS credentials and TLS (NATS_AUTH_ENV, nats-auth.ts).
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { DEFAULT_SUBJECT_PREFIX, wireSubjects } from '../wire/subjects.js';
 import { env } from './env.js';
+import { NATS_AUTH_ENV } from './nats-auth.js';
 
 /** The repo's tiny DeepSeek-V2 fixture: the one default of MODEL_DIR (this file is shared/protocol/dist/src/config/). */
 export const DEFAULT_MODEL_DIR = fileURLToPath(new URL('../../../../../models/tiny-deepseek-v2', import.meta.url));
@@ -30,7 +32,7 @@ export const COMMON_ENV = {
     .string()
     .refine((u) => URL.canParse(u) && ['redis:', 'rediss:'].includes(new URL(u).protocol), 'expected redis://host:port or rediss://host:port')
     .default('redis://127.0.0.1:6379')
-    .describe('Redis holding the BullMQ prefill queue'),
+    .describe('Redis holding the BullMQ prefill queue; `redis://:password@host:port` for a password (never logged), `rediss://` for TLS'),
   MODEL_DIR: env
     .str(DEFAULT_MODEL_DIR)
     .transform((d) => resolve(d))
@@ -47,4 +49,5 @@ export const COMMON_ENV = {
       }
     })
     .describe('first token(s) of every subject and of the queue name (one per cluster)'),
+  ...NATS_AUTH_ENV,
 };

@@ -37,11 +37,25 @@ export function parseEnv<S extends EnvSchema>(schema: S, env: NodeJS.ProcessEnv 
     if (r.success) out[name] = r.data;
     else {
       const why = r.error.issues.map((i) => i.message).join('; ');
-      problems.push({ variable: name, problem: `${name}=${raw === undefined ? '(unset)' : JSON.stringify(raw)}: ${why}` });
+      problems.push({ variable: name, problem: `${name}=${shownValue(name, raw)}: ${why}` });
     }
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(out) as EnvOf<S>;
+}
+
+/** Variables whose value is a secret: never printed, not even when refused. */
+export const SECRET_ENV: ReadonlySet<string> = new Set(['NATS_PASSWORD', 'NATS_TOKEN', 'NATS_NKEY_SEED']);
+
+/** `url` with any password replaced by *** (nats://u:***@h:4222, redis://:***@h:6379); other text unchanged. */
+export function redactUrl(url: string): string {
+  return url.replace(/(\b[a-z][a-z0-9+.-]*:\/\/[^:/@\s]*):[^@/\s]*@/gi, '$1:***@');
+}
+
+/** A value as an error message shows it: secrets (SECRET_ENV) hidden, a URL's password masked. */
+function shownValue(name: string, raw: string | undefined): string {
+  if (raw === undefined) return '(unset)';
+  return SECRET_ENV.has(name) ? '(hidden)' : JSON.stringify(redactUrl(raw));
 }
 
 /** The variables of `schema` named in `names`, for composing a service's schema from a shared one. */

@@ -1,6 +1,6 @@
 // Starts a real nats-server for an integration test, on a free port with its own config (max_payload,
-// optional JetStream in a temp dir); `stop()` ends it and removes the temp dir. Use from t.teardown or
-// test.after.always. The binary is `nats-server` on PATH (infra/setup.sh installs it) or NATS_SERVER_BIN.
+// optional JetStream in a temp dir, optional extra text such as users and permissions); `stop()` ends it and
+// removes the temp dir. Use from t.teardown or test.after.always. The binary is `nats-server` on PATH (infra/setup.sh installs it) or NATS_SERVER_BIN.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect as tcpConnect } from 'node:net';
@@ -17,6 +17,8 @@ export interface NatsServerOptions {
   readonly startTimeoutMs?: number;
   /** A fixed port (to restart a server where its clients reconnect); default a free one. */
   readonly port?: number;
+  /** More configuration text after the generated lines (e.g. an authorization block, such as infra/nats-server.conf's). */
+  readonly config?: string;
 }
 
 export interface NatsServer {
@@ -56,6 +58,7 @@ function configText(port: number, dir: string, o: NatsServerOptions): string {
   const lines = [`listen: "${HOST}:${port}"`];
   if (o.maxPayload !== undefined) lines.push(`max_payload: ${o.maxPayload}`);
   if (o.jetstream) lines.push(`jetstream { store_dir: ${JSON.stringify(join(dir, 'jetstream'))} }`);
+  if (o.config !== undefined) lines.push(o.config);
   return `${lines.join('\n')}\n`;
 }
 

@@ -9,10 +9,12 @@ import getPort from 'get-port';
 export interface RedisServerOptions {
   /** How long to wait for the server to answer PING (ms). */
   readonly startTimeoutMs?: number;
+  /** requirepass: clients must authenticate (the url then carries it, redis://:<password>@host:port). */
+  readonly password?: string;
 }
 
 export interface RedisServer {
-  /** redis://127.0.0.1:<port> */
+  /** redis://127.0.0.1:<port> (redis://:<password>@127.0.0.1:<port> with a password) */
   readonly url: string;
   readonly port: number;
   stop(): Promise<void>;
@@ -25,6 +27,7 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
   for (let attempt = 1; ; attempt++) {
     const port = await getPort({ host: HOST });
     const args = ['--port', String(port), '--bind', HOST, '--save', '', '--appendonly', 'no'];
+    if (options.password !== undefined) args.push('--requirepass', options.password);
     const child = spawn(process.env['REDIS_SERVER_BIN'] ?? 'redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let log = '';
     const keep = (d: Buffer) => void (log = (log + d.toString()).slice(-4000));
@@ -33,7 +36,8 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
     let spawnError: Error | undefined; // e.g. ENOENT: no redis-server on PATH
     child.once('error', (err) => void (spawnError = err));
     const ready = await waitUntilPong(child, port, options.startTimeoutMs ?? 10_000, () => spawnError);
-    if (ready === 'ready') return { url: `redis://${HOST}:${port}`, port, stop: () => stop(child) };
+    const auth = options.password !== undefined ? `:${encodeURIComponent(options.password)}@` : '';
+    if (ready === 'ready') return { url: `redis://${auth}${HOST}:${port}`, port, stop: () => stop(child) };
     await stop(child);
     if (spawnError) throw new Error(`redis-server could not be started: ${spawnError.message}`, { cause: spawnError });
     if (ready === 'exited' && attempt < 3 && /address already in use/i.test(log)) continue;
@@ -61,7 +65,7 @@ function pong(port: number): Promise<boolean> {
     s.once('connect', () => s.write('PING\r\n'));
     s.on('data', (d: Buffer) => {
       reply += d.toString();
-      if (reply.includes('\r\n')) done(reply.startsWith('+PONG'));
+      if (reply.includes('\r\n')) done(reply.startsWith('+PONG') || reply.startsWith('-NOAUTH')); // up, asking for the password
     });
     s.once('error', () => done(false));
     s.once('close', () => done(false));
