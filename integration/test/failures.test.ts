@@ -120,3 +120,49 @@ test('failures - kill -9 of the prefill node running a job: the request is re-qu
   t.regex(gateway.out, /prefill worker lost: request re-queued/);
   t.log(`answered ${Math.round(ms)} ms after the request; worker ${holder!.workerId} killed holding ${holder!.requestId}`);
 });
+
+test('failures - kill -9 of the decode node holding a stream: the request goes on on the other node, token for token', async (t) => {
+  const [nats, redis] = await Promise.all([startNatsServer(), startRedisServer()]);
+  t.teardown(async () => void (await Promise.all([nats.stop(), redis.stop()])));
+  const prefix = 'faild';
+  const common = { NATS_URL: nats.url, REDIS_URL: redis.url, NATS_SUBJECT_PREFIX: prefix };
+  const decodeEnv = { ...common, HEARTBEAT_MS: '200', PAGE_SIZE: '16', KV_CACHE_PAGES: '64', MAX_BATCH: '4', MAX_CONTEXT: '512', KV_CACHE_DTYPE: 'f32' };
+  const nodes = new Map([0, 1].map((i) => [`decode-d${i}`, start(t, mainOf('@latentwire/decode-node'), { ...decodeEnv, NODE_ID: `decode-d${i}` })]));
+  start(t, mainOf('@latentwire/prefill-node'), common);
+  const gateway = start(t, mainOf('@latentwire/gateway'), { ...common, GATEWAY_HOST: '127.0.0.1', GATEWAY_PORT: '0', HEARTBEAT_TIMEOUT_MS: '1000' });
+
+  const nc = await connect({ servers: nats.url });
+  t.teardown(() => nc.close());
+  const beats = new Map<string, Heartbeat>();
+  nc.subscribe(wireSubjects(prefix).heartbeat, { callback: (_e, m) => void beats.set(...((hb: Heartbeat) => [hb.nodeId, hb] as const)(decodeMessage(m.data, SUBJECT_TYPES.heartbeat))) });
+  await until(() => /"url":"([^"]+)"/.test(gateway.out), 60_000, 'the gateway listening');
+  const url = /"url":"([^"]+)"/.exec(gateway.out)![1]!;
+  await until(async () => (await fetch(`${url}/ready`).catch(() => undefined))?.status === 200 && beats.size === 2, 180_000, 'both decode nodes serving');
+
+  const body = { model: 'tiny-deepseek-v2', prompt: 'The quick brown fox', max_tokens: 120, ignore_eos: true, temperature: 0 };
+  const post = (b: object) => fetch(`${url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(b) });
+  const calm = ((await (await post(body)).json()) as { choices: { text: string }[] }).choices[0]!.text;
+
+  const res = await post({ ...body, stream: true });
+  t.is(res.status, 200);
+  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+  let raw = '';
+  const read = async () => {
+    const r = await reader.read();
+    if (!r.done) raw += r.value;
+    return r.done;
+  };
+  await until(async () => (await read()) || /"text":"[^"]/.test(raw), 30_000, 'the first text');
+  await until(() => [...beats.values()].some((hb) => hb.running === 1), 10_000, 'the node decoding it heard');
+  const holder = [...beats.values()].find((hb) => hb.running === 1)?.nodeId;
+  t.truthy(holder, 'a node is decoding the stream');
+  nodes.get(holder!)!.child.kill('SIGKILL');
+  while (!(await read()));
+  const events = raw.split('\n\n').filter((e) => e.startsWith('data: ')).map((e) => e.slice(6));
+  t.is(events.at(-1), '[DONE]', 'the stream ends normally');
+  const parsed = events.slice(0, -1).map((e) => JSON.parse(e) as { choices?: { text: string; finish_reason: string | null }[]; error?: unknown });
+  t.false(parsed.some((p) => p.error), JSON.stringify(parsed.find((p) => p.error)));
+  t.is(parsed.map((p) => p.choices?.[0]?.text ?? '').join(''), calm, 'no token lost or duplicated across the resume');
+  t.is(parsed.at(-1)!.choices![0]!.finish_reason, 'length');
+  await until(() => /decode node lost: request resumed on another node/.test(gateway.out), 2000, 'the resume logged');
+});

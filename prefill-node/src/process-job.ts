@@ -69,7 +69,7 @@ export async function processPrefillJob(ctx: JobContext, job: Job): Promise<Pref
     const forwardStart = performance.now();
     const out = await ctx.model.prefill(data.promptIds, {
       stream: { layout, onLayer: (layer, pages) => sender.sendLayer(layer, pages) },
-      sample: { ...data.sampling, counter: 0, ...(mask ? { mask } : {}) }, // the completion's first token, under the grammar's mask
+      sample: { ...data.sampling, counter: data.sampling.counterStart ?? 0, ...(mask ? { mask } : {}) }, // the completion's first token, under the grammar's mask
       // n > 1 choices: one first token per choice from the same logits, choice i with seed + i (choiceSampling)
       ...(data.n !== undefined && data.n > 1 ? { choices: data.n } : {}),
       // echo with logprobs: every prompt token's logprob (the LM head then runs at every position)

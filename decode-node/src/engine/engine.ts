@@ -33,6 +33,8 @@ export interface SamplingSettings extends LogitSettings {
    * grammar's mask; the first one from the prefill must obey it too (admitPrefilled checks).
    */
   readonly grammar?: { readonly root: unknown; readonly maxTokens?: number };
+  /** The sampler's counter for the first generated token (a request resumed after node loss; default 0). */
+  readonly counterStart?: number;
 }
 
 export interface EngineRequest {
@@ -340,7 +342,7 @@ export class DecodeEngine {
         fromPrevious: from,
         positions: batch.map((s, b) => s.cachedTokens + (from[b] === -1 ? 0 : 1)),
         pageTables: batch.map((s) => s.pageTable),
-        sampling: lives.map((l, b) => ({ ...l.req.sampling, counter: batch[b]!.outputTokens.length + (from[b] === -1 ? 0 : 1) })),
+        sampling: lives.map((l, b) => ({ ...l.req.sampling, counter: (l.req.sampling.counterStart ?? 0) + batch[b]!.outputTokens.length + (from[b] === -1 ? 0 : 1) })),
         logitSettings: lives.map((l) => l.req.sampling),
         countsRows: lives.map((l, b) => this.countsRowOf(l, batch[b]!)),
         masks: lives.map((l, b) => l.grammar?.mask(l.req.maxTokens - batch[b]!.outputTokens.length) ?? null),
@@ -395,7 +397,7 @@ export class DecodeEngine {
     this.inStep = true;
     try {
       const mask = live.grammar?.mask(live.req.maxTokens);
-      const out = await this.prefill!.prefill(live.req.promptIds, { sample: { ...live.req.sampling, counter: 0, ...(mask ? { mask } : {}) } });
+      const out = await this.prefill!.prefill(live.req.promptIds, { sample: { ...live.req.sampling, counter: live.req.sampling.counterStart ?? 0, ...(mask ? { mask } : {}) } });
       try {
         await this.model.writePrompt(out.latent, out.tokens, seq.pageTable);
       } finally {

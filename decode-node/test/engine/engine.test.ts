@@ -72,6 +72,23 @@ test('engine - greedy requests reproduce transformers; a batch of 6 equals each 
   engine.model.release();
 });
 
+test('engine - a request resumed from its sent tokens (counterStart) continues exactly: greedy and seeded sampling', async (t) => {
+  // what the gateway sends another node when the first one is lost mid-stream: prompt + the tokens sent so far,
+  // the sampler's counter moved on by as many (f32 cache: the re-prefilled rows equal the decoded ones)
+  const { engine, cfg } = await engineFor('f32');
+  for (const sampling of [{ temperature: 0, topK: 0, topP: 1, seed: 0 }, { temperature: 0.9, topK: 40, topP: 0.95, seed: 77 }]) {
+    const c = cases[0]!;
+    const whole = await collect((ev) => engine.submit({ id: `whole-${sampling.seed}`, promptIds: c.input_ids, maxTokens: 14, sampling }, ev));
+    const sent = whole.tokens.slice(0, 6);
+    const rest = await collect((ev) => engine.submit({
+      id: `rest-${sampling.seed}`, promptIds: [...c.input_ids, ...sent], maxTokens: 14 - sent.length, sampling: { ...sampling, counterStart: sent.length },
+    }, ev));
+    t.deepEqual([...sent, ...rest.tokens], whole.tokens, `temperature ${sampling.temperature}`);
+  }
+  await engine.idle();
+  engine.model.release();
+});
+
 test('engine - pages return after finished, cancelled, failed, expired and cancelled reservations', async (t) => {
   let clock = 0;
   const { engine, cfg } = await engineFor('fp8_e5m2', { now: () => clock });

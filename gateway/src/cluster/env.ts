@@ -30,7 +30,7 @@ export const CLUSTER_ENV = {
   GATEWAY_HEARTBEAT_MS: env.int(1000, 10, 600_000).describe("how often the gateway announces itself to the decode nodes (keep well under their GATEWAY_SILENCE_MS)"),
   NODE_PROBE_TIMEOUT_MS: env.int(1000, 10, 60_000).describe('a decode node whose heartbeats stopped is pinged directly; no pong within this and it leaves the pool'),
   PREFILL_SILENCE_MS: env.int(10_000, 0, 600_000).describe("a prefill worker whose heartbeats stop this long is lost: the requests whose jobs it ran are re-queued at once (each at most `PREFILL_RESUMES` times); 0 = wait for BullMQ's lock"),
-  PREFILL_RESUMES: env.int(1, 0, 10).describe('times a request with no token yet starts over elsewhere (new wire id) after its prefill worker was lost or its decode node began draining'),
+  PREFILL_RESUMES: env.int(1, 0, 10).describe('times a request goes on elsewhere (new wire id): with no token yet after its prefill worker was lost or its decode node began draining, or from its sent tokens after its decode node was lost'),
   CANCEL_ACK_TIMEOUT_MS: env.int(500, 10, 60_000).describe('a cancel to a decode node is resent when not acknowledged within this'),
   CANCEL_ATTEMPTS: env.int(5, 1, 100).describe('cancels sent to a decode node before giving up (its lease or gateway-silence check frees the pages then)'),
 };

@@ -60,7 +60,7 @@ export class ClusterMetrics {
     });
     this.resumes = new Counter({
       name: 'latentwire_gateway_resumes_total',
-      help: 'Requests started over on another prefill worker or decode node before their first token, by why (prefill_lost, node_draining)',
+      help: 'Requests started over on another prefill worker or decode node, by why (prefill_lost, node_draining: before the first token; node_lost: resumed from the tokens already sent)',
       labelNames: ['why'] as const,
       registers,
     });

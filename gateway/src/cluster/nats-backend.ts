@@ -161,9 +161,13 @@ export class NatsBackend implements GenerationBackend {
       const resumes = this.o.settings.prefillResumes ?? 1;
       // A request whose prefill worker was lost, or whose decode node began draining, before its first token
       // starts over under a new wire id (the old one is cancelled everywhere, so the lost job, when BullMQ
-      // hands it out again, is skipped), at most PREFILL_RESUMES times.
+      // hands it out again, is skipped), at most PREFILL_RESUMES times. One whose decode node was lost (or
+      // restarted) goes on elsewhere from where it stopped: its prompt + the tokens already sent are prefilled
+      // again and the sampler's counter continues, so greedy and seeded sampling give the tokens the lost node
+      // would have (resumable(): not for n > 1, grammars, or frequency/presence penalties, whose state is lost).
+      const sent: number[] = [];
       for (let attempt = 0; ; attempt++) {
-        const wire = attempt === 0 ? req : { ...req, requestId: `${req.requestId}.r${attempt}` };
+        const wire = attempt === 0 ? req : continuation(req, `${req.requestId}.r${attempt}`, sent);
         const grant = await this.admitter.admit(wire, signal);
         if (!grant) return;
         if (req.trace) req.trace.nodeId = grant.node.nodeId;
@@ -173,20 +177,31 @@ export class NatsBackend implements GenerationBackend {
           phases.observe({ phase: 'reservation' }, grant.reserveMs / 1000);
         }
         try {
-          if ((wire.n ?? 1) > 1) yield* this.runChoices(wire, grant, signal, choiceSignals ?? []);
-          else yield* this.run(wire, grant, signal);
+          if ((wire.n ?? 1) > 1) {
+            yield* this.runChoices(wire, grant, signal, choiceSignals ?? []);
+          } else {
+            for await (const event of this.run(wire, grant, signal)) {
+              sent.push(...event.tokens);
+              yield event;
+            }
+          }
           return;
         } catch (err) {
           const kind = err instanceof TokenStreamError ? err.kind : undefined;
-          if (kind !== 'prefill-lost' && kind !== 'node-draining') throw err;
+          const nodeLost = kind === 'node-restarted' && resumable(req) && sent.length < req.maxTokens;
+          if (kind !== 'prefill-lost' && kind !== 'node-draining' && !nodeLost) throw err;
           if (attempt >= resumes || wire.requestId.length > 120 || signal.aborted) {
             if (kind === 'node-draining') {
               throw new BackendRejection(503, 'The decode node holding this request is shutting down; please retry.', 'service_unavailable', 1, { cause: err });
             }
             throw err;
           }
-          this.metrics.resumes.inc({ why: kind === 'prefill-lost' ? 'prefill_lost' : 'node_draining' });
-          this.o.logger.warn({ requestId: req.requestId, attempt: attempt + 1, why: kind }, kind === 'prefill-lost' ? 'prefill worker lost: request re-queued' : 'decode node draining: request handed to another node');
+          const why = kind === 'prefill-lost' ? 'prefill_lost' : kind === 'node-draining' ? 'node_draining' : 'node_lost';
+          this.metrics.resumes.inc({ why });
+          this.o.logger.warn({ requestId: req.requestId, attempt: attempt + 1, why, tokensSent: sent.length },
+            why === 'prefill_lost' ? 'prefill worker lost: request re-queued'
+              : why === 'node_draining' ? 'decode node draining: request handed to another node'
+                : 'decode node lost: request resumed on another node from the tokens already sent');
         } finally {
           this.backlog.done(wire.requestId);
         }
@@ -473,4 +488,25 @@ export class NatsBackend implements GenerationBackend {
     }
     log.info({ reason, jobRemoved: removed }, 'request cancelled');
   }
+}
+
+/** Whether a request can go on on another node from its sent tokens alone (no state that lived on the lost node). */
+function resumable(req: GenerationRequest): boolean {
+  const s = req.sampling;
+  return (req.n ?? 1) === 1 && s.grammar === undefined && !s.frequencyPenalty && !s.presencePenalty && req.promptLogprobs === undefined;
+}
+
+/** The request that continues `req` after `sent` tokens: they join the prompt, the sampler's counter moves on. */
+function continuation(req: GenerationRequest, requestId: string, sent: readonly number[]): GenerationRequest {
+  if (sent.length === 0) return { ...req, requestId };
+  let promptTokenSet = req.promptTokenSet;
+  if (promptTokenSet) {
+    promptTokenSet = Uint8Array.from(promptTokenSet); // repetition_penalty: the sent tokens were seen too
+    for (const id of sent) promptTokenSet[id >> 3] = promptTokenSet[id >> 3]! | (1 << (id & 7));
+  }
+  return {
+    ...req, requestId, promptIds: [...req.promptIds, ...sent], maxTokens: req.maxTokens - sent.length,
+    sampling: { ...req.sampling, counterStart: (req.sampling.counterStart ?? 0) + sent.length },
+    ...(promptTokenSet ? { promptTokenSet } : {}),
+  };
 }

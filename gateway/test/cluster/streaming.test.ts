@@ -128,8 +128,10 @@ test.serial('streaming - silence past the idle timeout is an error, and the requ
 });
 
 /** One node, one request decoding on it (2 tokens sent, then nothing): for the ways a node can vanish. */
+// With PREFILL_RESUMES 0: the request may not go on elsewhere (node-loss resume is tested in
+// integration/test/failures.test.ts with real decode nodes), so losing its node ends it.
 async function requestOnOneNode(t: import('ava').ExecutionContext) {
-  const tc = await startTestCluster(t, { requestIdleTimeoutMs: 10_000 });
+  const tc = await startTestCluster(t, { requestIdleTimeoutMs: 10_000, prefillResumes: 0 });
   const node = await tc.node({ nodeId: 'node-a' });
   await tc.waitForNodes('node-a');
   tc.startPrefillWorker((job, n) => n.send(job.requestId, 0, c.greedy_ids.slice(0, 2)));

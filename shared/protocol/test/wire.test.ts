@@ -253,6 +253,7 @@ test('wire - bad field values are invalid', (t) => {
     [S.tokens, { seq: -1 }],
     [S.reserve, { sampling: { ...S.reserve.sampling, presencePenalty: 2.5 } }],
     [S.reserve, { sampling: { ...S.reserve.sampling, repetitionPenalty: 0 } }],
+    [S.reserve, { sampling: { ...S.reserve.sampling, counterStart: -1 } }],
     [S.reserve, { sampling: { ...S.reserve.sampling, logitBias: [[5, 101]] } }],
     [S.reserve, { sampling: { ...S.reserve.sampling, logitBias: [[5, 1], [5, 2]] } }], // ids repeat
     [S.reserve, { sampling: { ...S.reserve.sampling, logprobs: 21 } }],

@@ -30,6 +30,12 @@ export interface WireSampling {
    * their vocabulary; checked there. Absent = unconstrained.
    */
   readonly grammar?: WireGrammar;
+  /**
+   * The sampler's counter for the first token this request generates (absent = 0): a request resumed on
+   * another node after its node was lost goes on with the counter where the lost one stopped, so seeded
+   * sampling continues exactly (its prompt then holds the tokens already sent).
+   */
+  readonly counterStart?: number;
 }
 
 /** A GrammarSpec as the wire sees it: its node tree is checked by the nodes that compile it. */
@@ -93,6 +99,7 @@ export const wireSamplingSchema = z.object({
     .object({ root: z.record(z.string(), z.unknown()), maxTokens: z.number().int().positive().optional() })
     .refine((g) => JSON.stringify(g).length <= MAX_GRAMMAR_BYTES, `at most ${MAX_GRAMMAR_BYTES} bytes as JSON`)
     .optional(),
+  counterStart: u32.optional(),
 });
 
 /** One generated token's logprob and its top alternatives as (token id, logprob) pairs, most probable first. */
