@@ -110,6 +110,7 @@ async function main(): Promise<void> {
     const counts = { sent: 0, completed: 0, refused: 0, errored: 0, mismatched: 0 };
     const errors = new Map<string, number>();
     const recoveries: { event: string; recoverMs: number | null }[] = [];
+    let pendingEvent: string | undefined; // the event under way (its recovery not yet recorded)
     let lastSuccess = 0;
     const tEnd = Date.now() + seconds * 1000;
     const worker = async () => {
@@ -126,7 +127,7 @@ async function main(): Promise<void> {
           await sleep(200);
         } else {
           counts.errored++;
-          const key = o.detail.replace(/[0-9a-f-]{36}/g, '<id>').slice(0, 120);
+          const key = `${o.detail.replace(/[0-9a-f-]{36}/g, '<id>').slice(0, 100)} (after: ${recoveries.at(-1)?.event ?? pendingEvent ?? 'none'})`;
           errors.set(key, (errors.get(key) ?? 0) + 1);
         }
       }
@@ -141,6 +142,7 @@ async function main(): Promise<void> {
       for (let k = 0; Date.now() + everyMs < tEnd; k++) {
         await sleep(everyMs);
         const [name, act] = events[k % events.length]!;
+        pendingEvent = name;
         const at = Date.now();
         await act();
         // recovered: a request that started after the event completed
