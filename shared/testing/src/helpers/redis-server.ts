@@ -11,6 +11,8 @@ export interface RedisServerOptions {
   readonly startTimeoutMs?: number;
   /** requirepass: clients must authenticate (the url then carries it, redis://:<password>@host:port). */
   readonly password?: string;
+  /** A fixed port (to restart a server where its clients reconnect); default a free one. */
+  readonly port?: number;
 }
 
 export interface RedisServer {
@@ -25,7 +27,7 @@ const HOST = '127.0.0.1';
 export async function startRedisServer(options: RedisServerOptions = {}): Promise<RedisServer> {
   // get-port can race with another process taking the port before the server binds it: retry then.
   for (let attempt = 1; ; attempt++) {
-    const port = await getPort({ host: HOST });
+    const port = options.port ?? (await getPort({ host: HOST }));
     const args = ['--port', String(port), '--bind', HOST, '--save', '', '--appendonly', 'no'];
     if (options.password !== undefined) args.push('--requirepass', options.password);
     const child = spawn(process.env['REDIS_SERVER_BIN'] ?? 'redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
