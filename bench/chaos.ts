@@ -3,7 +3,7 @@
 // decode node, SIGTERM of a decode node (drain), kill -9 of a prefill node, a nats-server restart. Every
 // node that goes is started again. Each completed request's text must equal the same prompt's text from a
 // calm run first (greedy: nothing lost, nothing duplicated); a request may also end with a clear error or a
-// 429/503 refusal. Prints requests sent / completed / refused / errored, mismatches (must be 0), and per event
+// 429/503 refusal. Prints requests sent / completed (and resumed elsewhere) / refused / errored, mismatches (must be 0), and per event
 // the time until a request succeeds again; writes bench/results/chaos.<machine>.json.
 //   node bench/dist/chaos.js
 // Env: CHAOS_SECONDS (60)  CHAOS_EVERY_MS (8000: one event every)  CHAOS_CONCURRENCY (4)  CHAOS_MAX_TOKENS (24)
@@ -154,15 +154,20 @@ async function main(): Promise<void> {
     };
     await Promise.all([...Array.from({ length: concurrency }, worker), chaos()]);
 
+    // requests the gateway resumed elsewhere, by why (its own counter: latentwire_gateway_resumes_total)
+    const metrics = await (await fetch(`${url}/metrics`)).text().catch(() => '');
+    const resumed: Record<string, number> = {};
+    for (const m of metrics.matchAll(/^latentwire_gateway_resumes_total\{why="([^"]+)"\} (\d+)/gm)) resumed[m[1]!] = Number(m[2]);
     printTable(`chaos: ${seconds} s, ${concurrency} streams at a time, ${maxTokens} tokens each, an event every ${everyMs} ms; ${loadNote()}`, [{
-      sent: counts.sent, completed: counts.completed, 'refused (429/503)': counts.refused, errored: counts.errored,
+      sent: counts.sent, completed: counts.completed, 'of them resumed': Object.entries(resumed).map(([w, n]) => `${n} ${w}`).join(', ') || '0',
+      'refused (429/503)': counts.refused, errored: counts.errored,
       'completed ≠ calm run (must be 0)': counts.mismatched,
     } as Row]);
     printTable('events: time from the event to the next request completed', recoveries.map((r) => ({ event: r.event, 'recovered ms': r.recoverMs ?? 'not within the run' })));
     if (errors.size > 0) printTable('errors (what the client saw)', [...errors].map(([detail, n]) => ({ n, detail })));
     const rec = recoveries.map((r) => r.recoverMs).filter((m): m is number => m !== null);
     const file = writeJson(`chaos.${process.env.BENCH_MACHINE ?? 'local'}`, {
-      seconds, everyMs, concurrency, maxTokens, counts, recoveries, errors: Object.fromEntries(errors),
+      seconds, everyMs, concurrency, maxTokens, counts, resumed, recoveries, errors: Object.fromEntries(errors),
       recoverMs: rec.length ? spread(rec) : null, load: loadNote(),
     });
     console.log(`\nwrote ${file}`);
