@@ -8,8 +8,8 @@
 //   - best_of returns the candidates of highest cumulative logprob.
 import test from 'ava';
 import type OpenAI from 'openai';
-import type { Registry } from 'prom-client';
 import { readFixtureJson } from '@latentwire/testing';
+import { sum } from './helpers/metrics.js';
 import { startCluster, type TestCluster } from './helpers/cluster.js';
 
 interface Case { readonly input_ids: number[] }
@@ -26,20 +26,6 @@ test.after.always(async () => {
   await cluster?.stop();
 });
 
-/** The samples of a metric (a histogram's _count/_sum by their own names), summed over registries and matching labels. */
-async function sum(registries: Registry | readonly Registry[], name: string, labels: Record<string, string> = {}): Promise<number> {
-  let total = 0;
-  for (const r of Array.isArray(registries) ? registries : [registries as Registry]) {
-    const metric = r.getSingleMetric(name.replace(/_(count|sum)$/, ''));
-    if (!metric) throw new Error(`no metric ${name}`);
-    const m = await metric.get();
-    for (const v of m.values) {
-      const own = (v as { metricName?: string }).metricName ?? m.name;
-      if (own === name && Object.entries(labels).every(([k, x]) => String(v.labels[k]) === x)) total += v.value;
-    }
-  }
-  return total;
-}
 
 const sampling = { temperature: 1, top_p: 1, max_tokens: 8 } as const;
 

@@ -4,8 +4,8 @@
 // request or per token), and the pool must read empty again.
 import test from 'ava';
 import { pino } from 'pino';
-import type { Registry } from 'prom-client';
 import { readFixtureJson } from '@latentwire/testing';
+import { sum } from './helpers/metrics.js';
 import { startCluster, type TestCluster } from './helpers/cluster.js';
 
 interface Case { readonly input_ids: number[] }
@@ -21,20 +21,6 @@ test.after.always(async () => {
   await cluster?.stop();
 });
 
-/** The samples of a metric (a histogram's _count/_sum/_bucket by their own names), summed over matching labels. */
-async function sum(registries: Registry | readonly Registry[], name: string, labels: Record<string, string> = {}): Promise<number> {
-  let total = 0;
-  for (const r of Array.isArray(registries) ? registries : [registries as Registry]) {
-    const metric = r.getSingleMetric(name.replace(/_(count|sum)$/, ''));
-    if (!metric) throw new Error(`no metric ${name}`);
-    const m = await metric.get();
-    for (const v of m.values) {
-      const own = (v as { metricName?: string }).metricName ?? m.name;
-      if (own === name && Object.entries(labels).every(([k, x]) => String(v.labels[k]) === x)) total += v.value;
-    }
-  }
-  return total;
-}
 
 test.serial('metrics - after N requests every service\'s metrics moved by the requests\' counts and tokens', async (t) => {
   const { client, model, registries } = cluster;

@@ -114,7 +114,6 @@ test.serial('reliability - the sequences of a gateway that goes silent are cance
   t.true(ms < silenceMs * 4 + 2000, `cancelled ${ms.toFixed(0)} ms after its gateway's last beat`);
   t.is((await live.done).at(-1)!.finishReason, 'length', 'the live gateway\'s request runs to its end');
   await waitFor(() => free() === total(), 2000, 'every page back');
-  t.pass();
 });
 
 test.serial('reliability - drain: draining announced at once, reserves refused, a request waiting for KV gets an error event, the running one finishes, every page free', async (t) => {

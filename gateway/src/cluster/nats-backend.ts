@@ -298,16 +298,10 @@ export class NatsBackend implements GenerationBackend {
         if (finished) return;
       }
     } catch (err) {
-      lostPrefill = err instanceof TokenStreamError && err.kind === 'prefill-lost';
-      cancelReason = !queued || lostPrefill ? 'prefill-failed' : err instanceof TokenStreamError && err.kind === 'idle' ? 'deadline' : 'decode-failed';
       if (err instanceof DecodeNodeError) finished = err.finishReason === 'error' ? 'error' : 'cancelled';
-      log.warn({ err }, 'request failed');
-      if (err instanceof DecodeNodeError && first && this.o.registry.node(nodeId)?.heartbeat.draining) {
-        lostPrefill = true; // not an end either: generate() hands the request to another node
-        throw new TokenStreamError('node-draining', requestId, `decode node ${nodeId} is draining and dropped request ${requestId} before its first token`, { cause: err });
-      }
-      if (err instanceof PrefillEnqueueError) throw new BackendRejection(503, 'The prefill queue is unavailable right now.', 'service_unavailable', undefined, { cause: err });
-      throw err;
+      const f = this.attemptFailed(err, { requestId, nodeId, queued, first, log });
+      ({ lostPrefill, cancelReason } = f);
+      throw f.error;
     } finally {
       this.renewer.release(requestId);
       this.backlog.done(requestId);
@@ -412,15 +406,9 @@ export class NatsBackend implements GenerationBackend {
       });
     } catch (err) {
       failed = true;
-      lostPrefill = err instanceof TokenStreamError && err.kind === 'prefill-lost';
-      cancelReason = !queued || lostPrefill ? 'prefill-failed' : err instanceof TokenStreamError && err.kind === 'idle' ? 'deadline' : 'decode-failed';
-      log.warn({ err }, 'request failed');
-      if (err instanceof DecodeNodeError && first && this.o.registry.node(nodeId)?.heartbeat.draining) {
-        lostPrefill = true; // not an end either: generate() hands the request to another node
-        throw new TokenStreamError('node-draining', requestId, `decode node ${nodeId} is draining and dropped request ${requestId} before its first token`, { cause: err });
-      }
-      if (err instanceof PrefillEnqueueError) throw new BackendRejection(503, 'The prefill queue is unavailable right now.', 'service_unavailable', undefined, { cause: err });
-      throw err;
+      const f = this.attemptFailed(err, { requestId, nodeId, queued, first, log });
+      ({ lostPrefill, cancelReason } = f);
+      throw f.error;
     } finally {
       this.renewer.release(requestId);
       this.backlog.done(requestId);
@@ -473,6 +461,28 @@ export class NatsBackend implements GenerationBackend {
    * The node first (it holds the pages; acknowledged, retried in the background), then the queued job, then
    * every prefill node. Never throws.
    */
+  /**
+   * What a failed attempt of run() or runChoices() means: the reason its cancel carries, whether it is no end
+   * (a lost prefill worker, or a draining node before the first token: generate() hands the request on), and
+   * the error to throw.
+   */
+  private attemptFailed(err: unknown, a: { requestId: string; nodeId: string; queued: boolean; first: boolean; log: Logger }): {
+    readonly lostPrefill: boolean; readonly cancelReason: CancelReason; readonly error: unknown;
+  } {
+    const lostPrefill = err instanceof TokenStreamError && err.kind === 'prefill-lost';
+    const cancelReason: CancelReason = !a.queued || lostPrefill ? 'prefill-failed'
+      : err instanceof TokenStreamError && err.kind === 'idle' ? 'deadline' : 'decode-failed';
+    a.log.warn({ err }, 'request failed');
+    if (err instanceof DecodeNodeError && a.first && this.o.registry.node(a.nodeId)?.heartbeat.draining) {
+      const error = new TokenStreamError('node-draining', a.requestId, `decode node ${a.nodeId} is draining and dropped request ${a.requestId} before its first token`, { cause: err });
+      return { lostPrefill: true, cancelReason, error };
+    }
+    if (err instanceof PrefillEnqueueError) {
+      return { lostPrefill, cancelReason, error: new BackendRejection(503, 'The prefill queue is unavailable right now.', 'service_unavailable', undefined, { cause: err }) };
+    }
+    return { lostPrefill, cancelReason, error: err };
+  }
+
   private async cancelEverywhere(requestId: string, nodeId: string, reason: CancelReason, log: Logger, choiceIds: readonly string[] = []): Promise<void> {
     const { nc, subjects } = this.o;
     const bytes = encodeMessage(cancelMessage({ requestId, reason }));

@@ -11,7 +11,7 @@
 // rows (scores of the next token) while scalar reads of the same array were right. Error grows with |score|
 // (q is rounded to f16 before the product): 9.5e-3 where rows grow 7× over the sequence (the ramp test).
 import type { KernelShader } from '@latentwire/gpu';
-import { fillWgsl, loadWgsl, memoShader, subgroupMatrixUnsupportedReason, uniformStructWgsl, type MatrixCapabilities } from '@latentwire/gpu';
+import { fillWgsl, loadWgsl, memoShader, uniformStructWgsl } from '@latentwire/gpu';
 import { latentKvLayout, type KvDtype, type KvElementType, type LatentKvLayout } from '@latentwire/protocol';
 import { chunkWords, fetchChunkWgsl, poolWordsWgsl } from './page-words-wgsl.js';
 
@@ -23,11 +23,8 @@ export const MMA_UNIFORMS = { heads: 'u32', num_splits: 'u32', pages_per_buffer:
 export const MMA = { subgroupSize: 32, subgroups: 4, workgroupSize: 128, tileTokens: 16, maxHeadGroup: 16 } as const;
 
 export type { MatrixCapabilities } from '@latentwire/gpu';
-
-/** Why the device cannot run the variant, or null when it can (the shared subgroup-matrix requirements). */
-export function mmaUnsupportedReason(c: MatrixCapabilities | undefined): string | null {
-  return subgroupMatrixUnsupportedReason(c);
-}
+/** Why the device cannot run the variant, or null when it can: the requirements every subgroup-matrix kernel shares. */
+export { subgroupMatrixUnsupportedReason as mmaUnsupportedReason } from '@latentwire/gpu';
 
 export interface MmaShape {
   readonly kvLoraRank: number; readonly ropeDim: number; readonly dtype: KvDtype; readonly pageSize: number;
