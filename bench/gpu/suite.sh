@@ -2,7 +2,8 @@
 # The GPU machine's runs, in one device call (its time is counted): each step named on the command line runs
 # under its own time limit, and its log (and result JSON) lands in $OUT. On the device machine, after pack.sh:
 #   source .gpu/env.sh; BENCH_COMMIT=<commit> bash bench/gpu/suite.sh mma-tests matmul prefill decode transfer
-# Steps: mma-tests (the tensor-core tests: matmul-mma, MoE experts, grouped decode attention), matmul (f32 vs subgroup-matrix
+# Steps: mma-tests (the tensor-core tests: matmul-mma, MoE experts, grouped decode attention, prefill attention;
+# prefill-attention-test runs the last alone), matmul (f32 vs subgroup-matrix
 # GEMM tiles at prefill shapes), prefill (f32 and subgroup-matrix matmuls), decode (both attention kernels),
 # pytorch (transformers' prefill of the same shapes, the peer), prefill-profile (per-kernel GPU times), decode-attention (the kernel grid), transfer (needs pack.sh --servers).
 set -uo pipefail
@@ -24,7 +25,10 @@ for s in "$@"; do
     mma-tests)
       step matmul-mma-test 240 bash -c "cd shared/gpu && node $ava dist/test/kernels/matmul-mma.test.js --verbose"
       step moe-mma-test 300 bash -c "cd shared/gpu && node $ava dist/test/kernels/moe.test.js --verbose"
-      step decode-attention-mma-test 240 bash -c "cd decode-node && node $ava dist/test/kernels/grouped-decode-attention-mma.test.js --verbose" ;;
+      step decode-attention-mma-test 240 bash -c "cd decode-node && node $ava dist/test/kernels/grouped-decode-attention-mma.test.js --verbose"
+      step prefill-attention-mma-test 240 bash -c "cd shared/gpu && node $ava dist/test/kernels/mla-prefill-attention-mma.test.js --verbose" ;;
+    prefill-attention-test)
+      step prefill-attention-mma-test 240 bash -c "cd shared/gpu && node $ava dist/test/kernels/mla-prefill-attention-mma.test.js --verbose" ;;
     matmul)
       step matmul 240 node bench/dist/matmul.js 4096x2048x2048,4096x3072x2048,4096x10944x2048,4096x576x2048,4096x4096x512,64x2048x2048,64x102400x2048 \
         '[{"variant":"gemm"},{"variant":"gemm-mma","mmaTile":"m128x128"},{"variant":"gemm-mma","mmaTile":"m128x128k16"},{"variant":"gemm-mma","mmaTile":"m64x64"}]' ;;

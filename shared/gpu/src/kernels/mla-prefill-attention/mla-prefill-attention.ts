@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import type { BufferBinding, KernelProgram, KernelShader } from '../../runtime/program.js';
 import { uniformStructWgsl } from '../../runtime/uniforms.js';
 import { memoShader } from '../../runtime/memo-shader.js';
+import { mlaPrefillMmaShader, mlaPrefillMmaUnfitReason, MLA_PREFILL_MMA } from './mla-prefill-attention-mma.js';
 
 const WGSL = readFileSync(new URL('./mla-prefill-attention.wgsl', import.meta.url), 'utf8');
 
@@ -169,7 +170,12 @@ export interface MlaPrefillAttentionArgs extends MlaHeadDims {
   readonly kvLen?: number;
   /** Softmax scale: 1/sqrt(nope + rope), times mscale² under YaRN. */
   readonly scale: number;
-  /** Tiling (from mlaPrefillTiles), or the device limits to pick one from. */
+  /**
+   * The device runs subgroup-matrix kernels (gpu.matmulLimits.subgroupMatrix): the tensor-core variant is used
+   * where the head dims and strides allow it (mlaPrefillMmaUnfitReason), the portable one otherwise.
+   */
+  readonly subgroupMatrix?: boolean;
+  /** Tiling of the portable kernel (from mlaPrefillTiles), or the device limits to pick one from. */
   readonly tiles?: MlaPrefillTiles;
   readonly limits?: WorkgroupLimits;
   /** Element strides, defaulting to the dense layouts above. */
@@ -198,8 +204,6 @@ function checkExtent(name: string, b: GPUBuffer | BufferBinding, rows: number, l
 export function mlaPrefillAttention(a: MlaPrefillAttentionArgs): KernelProgram<typeof UNIFORMS> {
   checkDims(a);
   const dims: MlaHeadDims = { nope: a.nope, rope: a.rope, v: a.v };
-  const tiles = a.tiles ?? (a.limits ? mlaPrefillTiles(dims, a.limits) : undefined);
-  if (!tiles) throw new RangeError('mlaPrefillAttention: pass tiles or limits');
   const qPos0 = a.qPos0 ?? 0;
   const kvLen = a.kvLen ?? qPos0 + a.qLen;
   for (const [k, v] of Object.entries({ heads: a.heads, qLen: a.qLen, qPos0, kvLen, kvLoraRank: a.kvLoraRank })) {
@@ -221,8 +225,12 @@ export function mlaPrefillAttention(a: MlaPrefillAttentionArgs): KernelProgram<t
   checkExtent('kv', a.kv, keys, (a.heads - 1) * st.kvHead + a.nope + a.v, st.kvRow);
   checkExtent('latent', a.latent, keys, st.kpeOffset + a.rope, st.latentRow);
   checkExtent('out', a.out, a.qLen, (a.heads - 1) * st.outHead + a.v, st.outRow);
+  const onMatrices = a.subgroupMatrix === true && mlaPrefillMmaUnfitReason(dims) === null &&
+    [st.qRow, st.qHead, st.kvRow, st.kvHead, st.latentRow, st.kpeOffset].every((n) => n % 4 === 0);
+  const tiles = onMatrices ? undefined : a.tiles ?? (a.limits ? mlaPrefillTiles(dims, a.limits) : undefined);
+  if (!onMatrices && !tiles) throw new RangeError('mlaPrefillAttention: pass tiles or limits');
   return {
-    shader: mlaPrefillAttentionShader(dims, tiles),
+    shader: tiles ? mlaPrefillAttentionShader(dims, tiles) : mlaPrefillMmaShader(dims, UNIFORMS),
     buffers: [a.q, a.kv, a.latent, a.out],
     uniformValues: {
       q_len: a.qLen, kv_len: kvLen, q_pos0: qPos0, scale_log2e: a.scale * Math.LOG2E,
@@ -231,7 +239,7 @@ export function mlaPrefillAttention(a: MlaPrefillAttentionArgs): KernelProgram<t
       lat_row_stride: st.latentRow, kpe_offset: st.kpeOffset,
       out_row_stride: st.outRow, out_head_stride: st.outHead,
     },
-    workgroups: [Math.ceil(a.qLen / tiles.bq), a.heads],
+    workgroups: [Math.ceil(a.qLen / (tiles ? tiles.bq : MLA_PREFILL_MMA.rows)), a.heads],
   };
 }
 

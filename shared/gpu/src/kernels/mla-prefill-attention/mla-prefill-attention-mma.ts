@@ -1,0 +1,152 @@
+// The subgroup-matrix (tensor-core) variant of MLA prefill attention: same arguments, uniforms, outputs and causal
+// rule as the portable kernel (mla-prefill-attention.ts runs it when the device has subgroup matrices and the
+// shapes allow); both products are 16×16×16 f16 → f32 matrix tiles. See mla-prefill-attention-mma.wgsl.
+//
+// Needs chromium-experimental-subgroup-matrix, shader-f16 and subgroups of exactly 32 (4 per workgroup of
+// 128), head dims nope and rope multiples of 4 with nope + rope and v multiples of 16, and every stride a
+// multiple of 4 elements (rows are read as 16-byte words).
+import type { KernelShader } from '../../runtime/program.js';
+import { uniformStructWgsl } from '../../runtime/uniforms.js';
+import { memoShader } from '../../runtime/memo-shader.js';
+import { fillWgsl, loadWgsl } from '../../runtime/wgsl-source.js';
+import type { MlaHeadDims } from './mla-prefill-attention.js';
+
+const MMA_WGSL = loadWgsl(new URL('./mla-prefill-attention-mma.wgsl', import.meta.url));
+
+/** Fixed shape: 4 subgroups of 32, 16 query rows each, 32 keys a tile. */
+export const MLA_PREFILL_MMA = { workgroupSize: 128, rows: 64, keys: 32 } as const;
+
+/** Why these head dims cannot run on the subgroup-matrix variant, or null when they can. */
+export function mlaPrefillMmaUnfitReason(d: MlaHeadDims): string | null {
+  if (d.nope % 4 !== 0 || d.rope % 4 !== 0) return `nope ${d.nope} and rope ${d.rope} must be multiples of 4`;
+  if ((d.nope + d.rope) % 16 !== 0 || d.v % 16 !== 0) return `nope + rope ${d.nope + d.rope} and v ${d.v} must be multiples of 16`;
+  return null;
+}
+
+const strides = (d: MlaHeadDims) => {
+  const BK = MLA_PREFILL_MMA.keys, BQ = MLA_PREFILL_MMA.rows;
+  const KSTR = d.nope + d.rope + 8, VSTR = d.v + 8, PSTR = BK + 8; // padded by 8 f16: rows start on other banks
+  const VO = BK * KSTR;
+  const PO = Math.max(BQ * KSTR, VO + BK * VSTR);
+  return { KSTR, VSTR, PSTR, KO: 0, VO, PO };
+};
+
+/** Workgroup memory of the variant, in bytes (hs, sp and the two flag words). */
+export function mlaPrefillMmaWorkgroupBytes(d: MlaHeadDims): number {
+  const s = strides(d);
+  return 2 * (s.PO + 64 * s.PSTR) + 4 * 4 * 16 * MLA_PREFILL_MMA.keys + 32;
+}
+
+const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+
+/** The unrolled parts: q tiles and accumulators are named registers. */
+function hotLoops(d: MlaHeadDims, NCH: number): Record<string, string> {
+  const WG = MLA_PREFILL_MMA.workgroupSize, BK = MLA_PREFILL_MMA.keys;
+  const KT = (d.nope + d.rope) / 16, NV = d.v / 16, JT = BK / 16;
+  const fetch = (k0: string) => range(NCH).map((c) => `pre_${c} = fetch_chunk(lid + ${c * WG}u, ${k0}, h, key_end);`);
+  const scores = [
+    ...range(JT).map((j) => `var s_${j} = ResT();`),
+    ...range(KT).flatMap((k) => range(JT).map((j) =>
+      `s_${j} = subgroupMatrixMultiplyAccumulate(q_${k}, subgroupMatrixLoad<RightT, col_major>(&hs, KO + ${16 * j}u * KSTR + ${16 * k}u, KSTR), s_${j});`)),
+    // col-major: score (row r, key c) at c·16 + r, so lane r + 16·half reads keys 2i + half without bank conflicts
+    ...range(JT).map((j) => `subgroupMatrixStore<col_major>(&sp, sg * ${16 * BK}u + ${256 * j}u, s_${j}, 16u);`),
+  ];
+  const keys = range(BK / 2);
+  const softmax = [
+    ...keys.flatMap((i) => [
+      `let key_${i} = k0 + ${2 * i}u + half;`,
+      `let ok_${i} = key_${i} <= row_pos && key_${i} < key_end;`,
+      `let x_${i} = select(MASKED, sp[sg * ${16 * BK}u + (${2 * i}u + half) * 16u + r], ok_${i});`,
+    ]),
+    `var mt = ${keys.map((i) => `x_${i}`).reduce((a, b) => `max(${a}, ${b})`)};`,
+    `mt = max(mt, subgroupShuffleXor(mt, 16u));`,
+    `var m_use = m_run;`,
+    `alpha = 1.0;`,
+    // no key seen yet (the accumulators are still 0): take this tile's max; else move only past TAU
+    `if (m_run == MASKED) { m_use = mt; } else if (mt > m_run + TAU) { m_use = mt; alpha = exp2(m_run - mt); }`,
+    ...keys.map((i) => `let p_${i} = select(0.0, exp2(x_${i} - m_use), ok_${i});`),
+    `l_run = l_run * alpha + ${keys.map((i) => `p_${i}`).join(' + ')};`,
+    `m_run = m_use;`,
+    ...keys.map((i) => `hs[PO + (sg * 16u + r) * PSTR + ${2 * i}u + half] = f16(p_${i});`),
+    `let moved = subgroupAny(alpha != 1.0);`,
+    `if (lane == 0u) { resc[sg] = select(0u, 1u, moved); }`,
+  ];
+  // accumulators leave and return through this subgroup's part of sp, two tiles a round
+  const rounds = range(Math.ceil(NV / 2)).map((k) => range(Math.min(2, NV - 2 * k)).map((i) => 2 * k + i));
+  const rescale = rounds.flatMap((ks) => [
+    ...ks.map((n, i) => `subgroupMatrixStore<col_major>(&sp, sg * ${16 * BK}u + ${256 * i}u, o_${n}, 16u);`),
+    `workgroupBarrier();`,
+    `for (var e = 0u; e < ${8 * ks.length}u; e++) { sp[sg * ${16 * BK}u + (2u * e + half) * 16u + r] *= alpha; }`,
+    `workgroupBarrier();`,
+    ...ks.map((n, i) => `o_${n} = subgroupMatrixLoad<ResT, col_major>(&sp, sg * ${16 * BK}u + ${256 * i}u, 16u);`),
+    `workgroupBarrier();`,
+  ]);
+  const pv = range(JT).flatMap((k) => [
+    `{`,
+    `  let p = subgroupMatrixLoad<LeftT, row_major>(&hs, PO + sg * 16u * PSTR + ${16 * k}u, PSTR);`,
+    ...range(NV).map((n) => `  o_${n} = subgroupMatrixMultiplyAccumulate(p, subgroupMatrixLoad<RightT, row_major>(&hs, VO + ${16 * k}u * VSTR + ${16 * n}u, VSTR), o_${n});`),
+    `}`,
+  ]);
+  const write = [
+    `workgroupBarrier();`,
+    ...rounds.flatMap((ks) => [
+      ...ks.map((n, i) => `subgroupMatrixStore<row_major>(&sp, sg * ${16 * BK}u + ${256 * i}u, o_${n}, 16u);`),
+      `workgroupBarrier();`,
+      `for (var e = 0u; e < ${8 * ks.length}u; e++) {`,
+      `  let idx = lane + 32u * e;`,
+      `  let rr = (idx % 256u) / 16u;`,
+      `  let scale = subgroupShuffle(inv, rr);`,
+      `  let row = q0 + sg * 16u + rr;`,
+      `  if (row < u.q_len) {`,
+      `    out[row * u.out_row_stride + h * u.out_head_stride + (${ks[0]!}u + idx / 256u) * 16u + idx % 16u] = sp[sg * ${16 * BK}u + idx] * scale;`,
+      `  }`,
+      `}`,
+      `workgroupBarrier();`,
+    ]),
+  ];
+  return {
+    Q_LOAD: range(KT).map((k) => `let q_${k} = subgroupMatrixLoad<LeftT, row_major>(&hs, sg * 16u * KSTR + ${16 * k}u, KSTR);`).join('\n  '),
+    ACC_INIT: [...range(NV).map((n) => `var o_${n} = ResT();`), ...range(NCH).map((c) => `var pre_${c} = vec4<f16>();`)].join('\n  '),
+    FETCH_FIRST: fetch('0u').join('\n  '),
+    STORE: range(NCH).map((c) => `store_chunk(lid + ${c * WG}u, pre_${c});`).join('\n    '),
+    FETCH_NEXT: fetch('k0 + BK').join('\n    '),
+    SCORES: scores.join('\n    '),
+    SOFTMAX: softmax.join('\n    '),
+    RESCALE: rescale.join('\n      '),
+    PV: pv.join('\n    '),
+    WRITE: write.join('\n  '),
+  };
+}
+
+function build_mlaPrefillMmaShader<U extends Record<string, 'u32' | 'f32'>>(d: MlaHeadDims, uniforms: U): KernelShader & { readonly uniforms: U } {
+  const why = mlaPrefillMmaUnfitReason(d);
+  if (why) throw new RangeError(`mlaPrefillAttention (subgroup-matrix): ${why}`);
+  const { workgroupSize: WG, rows: BQ, keys: BK } = MLA_PREFILL_MMA;
+  const s = strides(d);
+  const K4 = (d.nope + d.rope) / 4, V4 = d.v / 4;
+  const NCH = Math.ceil((BK * (K4 + V4)) / WG);
+  const consts: Record<string, number> = {
+    NOPE: d.nope, DQK: d.nope + d.rope, DV: d.v, BQ, BK, WG, ...s, K4, NOPE4: d.nope / 4, V4, NCH,
+  };
+  return {
+    label: `mla_prefill_attention_mma_n${d.nope}_r${d.rope}_v${d.v}_q${BQ}_k${BK}`,
+    uniforms,
+    source: `enable f16;
+enable subgroups;
+enable chromium_experimental_subgroup_matrix;
+diagnostic(off, chromium.subgroup_matrix_uniformity);
+diagnostic(off, subgroup_uniformity);
+${Object.entries(consts).map(([k, v]) => `const ${k}: u32 = ${v}u;`).join('\n')}
+alias LeftT = subgroup_matrix_left<f16, 16, 16>;
+alias RightT = subgroup_matrix_right<f16, 16, 16>;
+alias ResT = subgroup_matrix_result<f32, 16, 16>;
+@group(0) @binding(0) var<storage, read> q: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> kv: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> latent: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+${uniformStructWgsl(uniforms, 4)}
+${fillWgsl(MMA_WGSL, hotLoops(d, NCH), 'mla-prefill-attention-mma.wgsl')}`,
+  };
+}
+
+export const mlaPrefillMmaShader = memoShader(build_mlaPrefillMmaShader);
