@@ -16,10 +16,13 @@ import { maxAbsDiff } from '@latentwire/testing';
 import { FIXTURE, SMALL, V2_LITE, attentionRef, inputs, runGpu, scaleOf, type Case, type Inputs } from './mla-prefill-attention.fixture.js';
 
 /**
- * Worst |out − ref| allowed on N(0, 1) inputs (outputs are averages of N(0, 1) values): q, k and v rounded to
- * f16 (unit roundoff 2^-11) and p to f16 give a few 1e-4; the measured worst is stated from the H200 log.
+ * Worst |out − ref| allowed on N(0, 1) inputs (outputs are averages of N(0, 1) values): q, k, v and p rounded
+ * to f16 (unit roundoff 2^-11). Measured on the H200 (bench/results/prefill-attention-mma-test.h200.log):
+ * 5.6e-5..3.2e-4 over the cases at scale 1/√(nope+rope); 4.4e-3 where scores reach the hundreds (scale 1,
+ * growing keys: the error of q·k in f16 grows with |score|), held to RESCALE_TOL.
  */
-const MMA_TOL = 4e-3;
+const MMA_TOL = 1.5e-3;
+const RESCALE_TOL = 2e-2;
 
 const gpu = await Gpu.create({ adapter: process.env.WEBGPU_ADAPTER, dawnFeatures: ['allow_unsafe_apis', 'vulkan_enable_f16_on_nvidia'] });
 const why = subgroupMatrixUnsupportedReason(gpu.matrixCapabilities);
@@ -71,7 +74,7 @@ gpuTest(`mla-prefill-attention-mma - growing scores move the running max (the re
     const s = Math.floor(i / (c.heads * (c.nope + c.v)));
     return (i % (c.nope + c.v)) < c.nope ? v * (1 + s / 16) : v;
   });
-  await check(t, c, { ...x, kv }, { qLen: T, scale: 1 }, 2e-2);
+  await check(t, c, { ...x, kv }, { qLen: T, scale: 1 }, RESCALE_TOL);
 });
 
 gpuTest(`mla-prefill-attention-mma - strided layouts (latent inside wider rows, padded output rows)${skipNote}`, async (t) => {

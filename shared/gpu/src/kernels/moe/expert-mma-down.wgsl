@@ -1,9 +1,12 @@
 // Routed experts, second half, on subgroup matrices (tensor cores): the same work, bindings and grid as
-// expert-tiled-down.wgsl, for one row tile (≤ TM = 64 sorted rows of expert e) and BN = 64 hidden columns:
+// expert-tiled-down.wgsl, for one row tile (≤ TM = 64 sorted rows of expert e) and BN = 128 hidden columns:
 //   slot_out[a_p, n] = act[p, :] · W_down[e, n, :], a_p the assignment at sorted row p.
-// Same tiling as expert-mma-gate-up.wgsl with one weight matrix and the contiguous act rows as input.
-// Prepended by the launcher: E, TM, BN, BK, STR, struct F8, down8(i), x4(i) (reads `act`), expert_tile(),
-// uniforms u, and the enables/aliases LeftT, RightT, ResT. Grid: (max tiles of this chunk, ceil(N / BN)).
+// 4 subgroups of 32 sit 2 × 2 over the 64 × 128 block, each with 2 × 4 result tiles; the contiguous act rows and
+// the weight slab go to workgroup memory as f16 while the next slab's loads are in flight into registers, as in
+// expert-mma-gate-up.wgsl.
+// Prepended by the launcher: E, TM, BN, BK, STR, struct F8, DownRaw with down_raw(i) / down_unpack, x4(i)
+// (reads `act`), expert_tile(), uniforms u, and the enables/aliases LeftT, RightT, ResT.
+// Grid: (max tiles of this chunk, ceil(N / BN)).
 
 @group(0) @binding(0) var<storage, read> act: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> groups: array<u32>;
@@ -18,6 +21,30 @@ var<workgroup> ws: array<f16, BN * STR>;
 var<workgroup> out_tile: array<f32, 4 * 256>;
 var<workgroup> tinfo: vec4<u32>;
 
+struct Slab {
+  x: array<vec4<f32>, XL>,
+  w: array<DownRaw, WL>,
+}
+
+fn fetch(k0: u32, lid: u32, r0: u32, rows: u32, n0: u32, wbase: u32) -> Slab {
+  var s: Slab;
+  for (var i = 0u; i < XL; i++) {
+    let v = lid + i * WG;
+    let m = v / (BK / 4u);
+    let kq = (v % (BK / 4u)) * 4u;
+    s.x[i] = vec4<f32>(0.0);
+    if (m < rows && k0 + kq < u.K) { s.x[i] = x4((r0 + m) * u.K + k0 + kq); }
+  }
+  for (var i = 0u; i < WL; i++) {
+    let v = lid + i * WG;
+    let nn = v / (BK / 8u);
+    let kv = (v % (BK / 8u)) * 8u;
+    s.w[i] = DownRaw();
+    if (n0 + nn < u.N && k0 + kv < u.K) { s.w[i] = down_raw(wbase + (n0 + nn) * u.K + k0 + kv); }
+  }
+  return s;
+}
+
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   if (lid == 0u) { tinfo = expert_tile(wg.x); }
@@ -30,43 +57,47 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let sg = lid / 32u;
   let lane = lid % 32u;
   let sm = (sg / 2u) * 32u;
-  let sn = (sg % 2u) * 32u;
+  let sn = (sg % 2u) * 64u;
   let wbase = (e - u.first_expert) * u.w_stride + u.w_offset;
 
-  var c00 = ResT(); var c01 = ResT(); var c10 = ResT(); var c11 = ResT();
+  var c00 = ResT(); var c01 = ResT(); var c02 = ResT(); var c03 = ResT();
+  var c10 = ResT(); var c11 = ResT(); var c12 = ResT(); var c13 = ResT();
 
+  var next = fetch(0u, lid, r0, rows, n0, wbase);
   for (var k0 = 0u; k0 < u.K; k0 += BK) {
+    workgroupBarrier();   // the previous slab's products are done with xs and ws
     for (var i = 0u; i < XL; i++) {
       let v = lid + i * WG;
-      let m = v / (BK / 4u);
-      let kq = (v % (BK / 4u)) * 4u;
-      var val = vec4<f32>(0.0);
-      if (m < rows && k0 + kq < u.K) { val = x4((r0 + m) * u.K + k0 + kq); }
-      let o = m * STR + kq;
+      let o = (v / (BK / 4u)) * STR + (v % (BK / 4u)) * 4u;
+      let val = next.x[i];
       xs[o] = f16(val.x); xs[o + 1u] = f16(val.y); xs[o + 2u] = f16(val.z); xs[o + 3u] = f16(val.w);
     }
     for (var i = 0u; i < WL; i++) {
       let v = lid + i * WG;
-      let nn = v / (BK / 8u);
-      let kv = (v % (BK / 8u)) * 8u;
-      var w = F8(vec4<f32>(0.0), vec4<f32>(0.0));
-      if (n0 + nn < u.N && k0 + kv < u.K) { w = down8(wbase + (n0 + nn) * u.K + k0 + kv); }
-      let o = nn * STR + kv;
+      let o = (v / (BK / 8u)) * STR + (v % (BK / 8u)) * 8u;
+      let w = down_unpack(next.w[i]);
       for (var q = 0u; q < 4u; q++) { ws[o + q] = f16(w.lo[q]); ws[o + 4u + q] = f16(w.hi[q]); }
     }
     workgroupBarrier();
+    next = fetch(k0 + BK, lid, r0, rows, n0, wbase);
     for (var kk = 0u; kk < BK; kk += 16u) {
       let a0 = subgroupMatrixLoad<LeftT, row_major>(&xs, sm * STR + kk, STR);
       let a1 = subgroupMatrixLoad<LeftT, row_major>(&xs, (sm + 16u) * STR + kk, STR);
       let b0 = subgroupMatrixLoad<RightT, col_major>(&ws, sn * STR + kk, STR);
       let b1 = subgroupMatrixLoad<RightT, col_major>(&ws, (sn + 16u) * STR + kk, STR);
+      let b2 = subgroupMatrixLoad<RightT, col_major>(&ws, (sn + 32u) * STR + kk, STR);
+      let b3 = subgroupMatrixLoad<RightT, col_major>(&ws, (sn + 48u) * STR + kk, STR);
       c00 = subgroupMatrixMultiplyAccumulate(a0, b0, c00);
       c01 = subgroupMatrixMultiplyAccumulate(a0, b1, c01);
+      c02 = subgroupMatrixMultiplyAccumulate(a0, b2, c02);
+      c03 = subgroupMatrixMultiplyAccumulate(a0, b3, c03);
       c10 = subgroupMatrixMultiplyAccumulate(a1, b0, c10);
       c11 = subgroupMatrixMultiplyAccumulate(a1, b1, c11);
+      c12 = subgroupMatrixMultiplyAccumulate(a1, b2, c12);
+      c13 = subgroupMatrixMultiplyAccumulate(a1, b3, c13);
     }
-    workgroupBarrier();
   }
+  workgroupBarrier();
 
   /*@WRITE@*/
 }

@@ -3,10 +3,13 @@
 // columns:  act[p, n] = silu(x[t_p] · W_gate[e, n, :]) · (x[t_p] · W_up[e, n, :]).
 // 4 subgroups of 32 sit 2 × 2 over the 64 × 64 block, each with 2 × 2 result tiles of gate and of up. K advances
 // BK at a time: the gathered x rows and both weight slabs are written to workgroup memory as f16 (rows padded
-// to STR), then each subgroup multiplies 16 × 16 × 16 tiles. The tiles leave through a per-subgroup scratch
-// (gate and up side by side), where each lane applies silu·mul to 8 of the 256 values.
-// Prepended by the launcher: E, TM, BN, BK, STR, struct F8, gate8(i), up8(i), x4(i), silu(), expert_tile(),
-// uniforms u, and the enables/aliases LeftT, RightT, ResT. Grid: (max tiles of this chunk, ceil(N / BN)).
+// to STR), then each subgroup multiplies 16 × 16 × 16 tiles while the next slab's loads are in flight into
+// registers (raw words; converted when stored), so the loads' latency hides behind the products. The tiles
+// leave through a per-subgroup scratch (gate and up side by side), where each lane applies silu·mul to 8 of
+// the 256 values.
+// Prepended by the launcher: E, TM, BN, BK, STR, struct F8, GateRaw / UpRaw with gate_raw(i) / up_raw(i)
+// (8 weights from element i, a multiple of 8, as loaded) and gate_unpack / up_unpack (→ F8), x4(i), silu(),
+// expert_tile(), uniforms u, and the enables/aliases LeftT, RightT, ResT. Grid: (max tiles of this chunk, ceil(N / BN)).
 
 @group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> groups: array<u32>;
@@ -17,12 +20,41 @@
 const WG = 128u;
 const XL = TM * BK / 4u / WG;   // vec4 loads of the x slab per thread
 const WL = BN * BK / 8u / WG;   // 8-weight loads of one weight slab per thread
+const NONE = 0xffffffffu;
 var<workgroup> xs: array<f16, TM * STR>;
 var<workgroup> gs: array<f16, BN * STR>;
 var<workgroup> us: array<f16, BN * STR>;
 var<workgroup> out_g: array<f32, 4 * 256>;
 var<workgroup> out_u: array<f32, 4 * 256>;
 var<workgroup> tinfo: vec4<u32>;
+
+struct Slab {
+  x: array<vec4<f32>, XL>,
+  g: array<GateRaw, WL>,
+  w: array<UpRaw, WL>,
+}
+
+// This thread's share of the slab at k0: x rows (xr: the row's base, NONE past the tile) and weight rows n0..
+fn fetch(k0: u32, lid: u32, xr: ptr<function, array<u32, XL>>, n0: u32, gbase: u32, ubase: u32) -> Slab {
+  var s: Slab;
+  for (var i = 0u; i < XL; i++) {
+    let kq = ((lid + i * WG) % (BK / 4u)) * 4u;
+    s.x[i] = vec4<f32>(0.0);
+    if ((*xr)[i] != NONE && k0 + kq < u.K) { s.x[i] = x4((*xr)[i] + k0 + kq); }
+  }
+  for (var i = 0u; i < WL; i++) {
+    let v = lid + i * WG;
+    let nn = v / (BK / 8u);
+    let kv = (v % (BK / 8u)) * 8u;
+    s.g[i] = GateRaw();
+    s.w[i] = UpRaw();
+    if (n0 + nn < u.N && k0 + kv < u.K) {
+      s.g[i] = gate_raw(gbase + (n0 + nn) * u.K + k0 + kv);
+      s.w[i] = up_raw(ubase + (n0 + nn) * u.K + k0 + kv);
+    }
+  }
+  return s;
+}
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -38,11 +70,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let sm = (sg / 2u) * 32u;
   let sn = (sg % 2u) * 32u;
 
-  // the x row each of this thread's load slots reads (fixed across K); 0xffffffff = beyond the tile
+  // the x row each of this thread's load slots reads (fixed across K); NONE = beyond the tile
   var xr: array<u32, XL>;
   for (var i = 0u; i < XL; i++) {
     let m = (lid + i * WG) / (BK / 4u);
-    var base = 0xffffffffu;
+    var base = NONE;
     if (m < rows) { base = (groups[u.sorted_base + r0 + m] / u.topk) * u.x_stride + u.x_offset; }
     xr[i] = base;
   }
@@ -52,33 +84,27 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   var g00 = ResT(); var g01 = ResT(); var g10 = ResT(); var g11 = ResT();
   var u00 = ResT(); var u01 = ResT(); var u10 = ResT(); var u11 = ResT();
 
+  var next = fetch(0u, lid, &xr, n0, gbase, ubase);
   for (var k0 = 0u; k0 < u.K; k0 += BK) {
+    workgroupBarrier();   // the previous slab's products are done with xs, gs and us
     for (var i = 0u; i < XL; i++) {
       let v = lid + i * WG;
-      let m = v / (BK / 4u);
-      let kq = (v % (BK / 4u)) * 4u;
-      var val = vec4<f32>(0.0);
-      if (xr[i] != 0xffffffffu && k0 + kq < u.K) { val = x4(xr[i] + k0 + kq); }
-      let o = m * STR + kq;
+      let o = (v / (BK / 4u)) * STR + (v % (BK / 4u)) * 4u;
+      let val = next.x[i];
       xs[o] = f16(val.x); xs[o + 1u] = f16(val.y); xs[o + 2u] = f16(val.z); xs[o + 3u] = f16(val.w);
     }
     for (var i = 0u; i < WL; i++) {
       let v = lid + i * WG;
-      let nn = v / (BK / 8u);
-      let kv = (v % (BK / 8u)) * 8u;
-      var g = F8(vec4<f32>(0.0), vec4<f32>(0.0));
-      var w = F8(vec4<f32>(0.0), vec4<f32>(0.0));
-      if (n0 + nn < u.N && k0 + kv < u.K) {
-        g = gate8(gbase + (n0 + nn) * u.K + k0 + kv);
-        w = up8(ubase + (n0 + nn) * u.K + k0 + kv);
-      }
-      let o = nn * STR + kv;
+      let o = (v / (BK / 8u)) * STR + (v % (BK / 8u)) * 8u;
+      let g = gate_unpack(next.g[i]);
+      let w = up_unpack(next.w[i]);
       for (var q = 0u; q < 4u; q++) {
         gs[o + q] = f16(g.lo[q]); gs[o + 4u + q] = f16(g.hi[q]);
         us[o + q] = f16(w.lo[q]); us[o + 4u + q] = f16(w.hi[q]);
       }
     }
     workgroupBarrier();
+    next = fetch(k0 + BK, lid, &xr, n0, gbase, ubase);
     for (var kk = 0u; kk < BK; kk += 16u) {
       let a0 = subgroupMatrixLoad<LeftT, row_major>(&xs, sm * STR + kk, STR);
       let a1 = subgroupMatrixLoad<LeftT, row_major>(&xs, (sm + 16u) * STR + kk, STR);
@@ -95,8 +121,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       u10 = subgroupMatrixMultiplyAccumulate(a1, bu0, u10);
       u11 = subgroupMatrixMultiplyAccumulate(a1, bu1, u11);
     }
-    workgroupBarrier();
   }
+  workgroupBarrier();
 
   /*@WRITE@*/
 }
