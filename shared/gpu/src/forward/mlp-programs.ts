@@ -78,6 +78,7 @@ export function moePrograms(cfg: MlaConfig, w: MoeWeights, b: MoeBuffers, limits
       out: b.out,
       accumulate: true,
       subgroupMatrix: limits.subgroupMatrix ?? false,
+      mmaMinRows: limits.moeMmaMinRows,
     }),
   );
   return programs;

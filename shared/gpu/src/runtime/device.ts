@@ -18,6 +18,8 @@ export interface GpuOptions {
   readonly dumpWgsl?: boolean;
   /** MATMUL_ENGINE: 'auto' (default) lets matmuls use subgroup matrices where the device has them; 'f32' never. */
   readonly matmulEngine?: 'auto' | 'f32';
+  /** MOE_MMA_MIN_ROWS: rows per expert from which routed experts run on subgroup matrices (default 24). */
+  readonly moeMmaMinRows?: number;
 }
 
 const OPTIONAL_FEATURES = ['shader-f16', 'subgroups', 'timestamp-query', 'chromium-experimental-subgroup-matrix'] as const;

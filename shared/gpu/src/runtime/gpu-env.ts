@@ -1,6 +1,7 @@
 // The environment every GPU process reads (decode node, prefill node, CLI, benches): the WebGPU device's
 // settings and the model's RoPE frequencies. Composed into each process's schema and parsed once at start.
 import type { GpuOptions } from './device.js';
+import { DEFAULT_MOE_MMA_MIN_ROWS } from '../kernels/moe/moe-experts.js';
 import { env, parseEnv, type EnvOf } from '@latentwire/protocol';
 import { DEFAULT_ROPE_FREQ_PRECISION, ROPE_FREQ_PRECISIONS, type RopeFreqPrecision } from '@latentwire/model';
 
@@ -10,12 +11,15 @@ export const GPU_ENV = {
   MATMUL_ENGINE: env
     .oneOf(['auto', 'f32'] as const, 'auto')
     .describe('matmuls of 17+ rows, the experts of prefill-sized batches and prefill attention: `auto` runs them on subgroup matrices (tensor cores, f16 operands) where the adapter has them, `f32` keeps the FMA kernels'),
+  MOE_MMA_MIN_ROWS: env
+    .int(DEFAULT_MOE_MMA_MIN_ROWS, 1, 1 << 20)
+    .describe('routed experts on tensor-core adapters: the average rows per expert (tokens · top-k / experts) from which the subgroup-matrix kernel replaces the GEMV one that reads each weight row once per few rows'),
   GPU_PROFILE: env.bool(false).describe('GPU timestamps per kernel (benchmarks and the CLI print them)'),
   DUMP_WGSL: env.bool(false).describe('print every generated WGSL source when it is compiled'),
 };
 
 export function gpuOptions(v: EnvOf<typeof GPU_ENV>): GpuOptions {
-  return { adapter: v.WEBGPU_ADAPTER, dawnFeatures: v.DAWN_FEATURES, profile: v.GPU_PROFILE, dumpWgsl: v.DUMP_WGSL, matmulEngine: v.MATMUL_ENGINE };
+  return { adapter: v.WEBGPU_ADAPTER, dawnFeatures: v.DAWN_FEATURES, profile: v.GPU_PROFILE, dumpWgsl: v.DUMP_WGSL, matmulEngine: v.MATMUL_ENGINE, moeMmaMinRows: v.MOE_MMA_MIN_ROWS };
 }
 
 export function gpuOptionsFromEnv(e: NodeJS.ProcessEnv = process.env): GpuOptions {

@@ -8,6 +8,7 @@ import type { BufferBinding, KernelProgram } from './program.js';
 import { packUniforms, uniformByteSize } from './uniforms.js';
 import { Profiler } from './profiler.js';
 import { subgroupMatrixUnsupportedReason, type MatrixCapabilities } from './matrix-caps.js';
+import { DEFAULT_MOE_MMA_MIN_ROWS } from '../kernels/moe/moe-experts.js';
 import { measureWorkgroupSlots, type WorkgroupSlots } from './occupancy-probe.js';
 
 /** What `gpu.matmulLimits` holds (the matmul launcher's MatmulLimits). */
@@ -16,6 +17,7 @@ export interface MatmulDeviceLimits {
   readonly maxComputeWorkgroupsPerDimension: number; readonly minStorageBufferOffsetAlignment: number;
   readonly subgroupMatrix: boolean;
   readonly workgroupSlots: number;
+  readonly moeMmaMinRows: number;
 }
 
 export const STORAGE = 0x80 | 0x8 | 0x4; // STORAGE | COPY_DST | COPY_SRC
@@ -29,6 +31,7 @@ export class Gpu {
   private readonly ids = new WeakMap<object, number>();
   private nextId = 1;
   private readonly matmulEngine: 'auto' | 'f32';
+  private readonly moeMmaMinRows: number;
   private matmulLimitsMemo: MatmulDeviceLimits | null = null;
   private slotsMemo: WorkgroupSlots | null = null;
   private firstError: Error | null = null;
@@ -42,6 +45,7 @@ export class Gpu {
   ) {
     this.pipelines = new PipelineCache(device, opts.dumpWgsl ?? false);
     this.matmulEngine = opts.matmulEngine ?? 'auto';
+    this.moeMmaMinRows = opts.moeMmaMinRows ?? DEFAULT_MOE_MMA_MIN_ROWS;
     this.profiler = opts.profile && features.has('timestamp-query') ? new Profiler(device) : null;
     device.addEventListener('uncapturederror', (ev) => {
       const err = (ev as GPUUncapturedErrorEvent).error;
@@ -90,6 +94,7 @@ export class Gpu {
         maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize, maxComputeInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
         maxComputeWorkgroupsPerDimension: l.maxComputeWorkgroupsPerDimension, minStorageBufferOffsetAlignment: l.minStorageBufferOffsetAlignment,
         subgroupMatrix: this.matmulOnMatrices, workgroupSlots: this.workgroupSlots.slots,
+        moeMmaMinRows: this.moeMmaMinRows,
       });
     }
     return this.matmulLimitsMemo;

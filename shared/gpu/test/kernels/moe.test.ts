@@ -2,7 +2,7 @@ import test from 'ava';
 import { subgroupMatrixUnsupportedReason, type Gpu } from '../../src/runtime/index.js';
 import type { MlaConfig, MoeConfig, TopkMethod } from '@latentwire/model';
 import {
-  moeExperts, moeRoute, moeRouteSelect, moeRouting, moeScratchBytes,
+  moeExperts, moeGemmVariant, moeRoute, moeRouteSelect, moeRouting, moeScratchBytes,
   type MoeDims, type MoeExpertChunk, type MoeExpertWeights, type MoeGemmVariant, type MoeScratch,
 } from '../../src/kernels/moe/index.js';
 import { type GpuTensor } from '../../src/kernels/weight-dtype.js';
@@ -405,4 +405,15 @@ test.serial('moe-experts - rejects scratch that is too small and misaligned size
   const weights: MoeExpertWeights = { gate: [{ tensor, firstExpert: 0, count: 4 }], up: [{ tensor, firstExpert: 0, count: 4 }], down: [{ tensor: { ...tensor, shape: [4, 16, 8] }, firstExpert: 0, count: 4 }] };
   t.throws(() => moeExperts({ dims, tokens: 8, x: fake, weights, scratch: sc, out: fake }), { message: /scratch too small/ });
   t.throws(() => moeExperts({ dims: { ...dims, hidden: 20 }, tokens: 1, x: fake, weights, scratch: sc, out: fake }), { message: /multiples of 8/ });
+});
+
+test('moe-experts - the GEMM form by rows per expert: GEMV below MOE_MMA_MIN_ROWS on tensor-core devices, below 24 elsewhere', (t) => {
+  const dims = { nExperts: 64, topK: 6, hidden: 2048, intermediate: 1408 };
+  // rows per expert = tokens · 6 / 64: batch 1 → 0.09, 16 → 1.5, 64 → 6, 256 → 24
+  t.is(moeGemmVariant(dims, 1, true), 'gemv');
+  t.is(moeGemmVariant(dims, 16, true), 'mma');
+  t.is(moeGemmVariant(dims, 64, true, 8), 'gemv');
+  t.is(moeGemmVariant(dims, 64, false), 'gemv');
+  t.is(moeGemmVariant(dims, 256, false), 'tiled');
+  t.is(moeGemmVariant(dims, 256, true, 100), 'gemv');
 });

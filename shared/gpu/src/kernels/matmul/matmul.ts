@@ -62,6 +62,8 @@ export interface MatmulLimits {
   readonly subgroupMatrix?: boolean;
   /** The device's full workgroup slots (gpu.workgroupSlots), which tile choices fill the device by. */
   readonly workgroupSlots?: number;
+  /** Rows per expert from which routed experts run on subgroup matrices (MOE_MMA_MIN_ROWS; default 24). */
+  readonly moeMmaMinRows?: number;
 }
 
 /** What the launcher decided, for tests and benchmarks. */

@@ -93,13 +93,22 @@ const GROUP_WG = 256;
 const COMBINE_WG = 256;
 
 /**
+ * Rows per expert from which routed experts leave the GEMV kernel for the subgroup-matrix one. Measured on the
+ * H200 (V2-Lite decode, fp8 cache, 1K context, overlapped steps): batch 64 (6 rows) 55.0 → 35.2 ms a step and
+ * batch 16 (1.5 rows) 21.5 → 19.2 ms with the subgroup-matrix kernel; batch 1 (0.1 row) stays on the GEMV.
+ */
+export const DEFAULT_MOE_MMA_MIN_ROWS = 1;
+
+/**
  * gemv while experts average fewer than 24 rows, tiled beyond. Measured on the H100: V2-Lite T = 64 (6 rows)
  * gemv 1.3 ms vs tiled 2.6; T = 256 (24 rows) tiled 2.7 vs gemv 4.2; V3 T = 512 (16 rows) gemv 48 vs tiled 81;
- * T = 2048 (64 rows) tiled 128 vs gemv 213.
+ * T = 2048 (64 rows) tiled 128 vs gemv 213. Where the device has subgroup matrices the switch is at mmaMinRows
+ * (MOE_MMA_MIN_ROWS; the runtime's default 1 is measured there: DEFAULT_MOE_MMA_MIN_ROWS).
  */
-export function moeGemmVariant(dims: MoeDims, tokens: number, subgroupMatrix = false): MoeGemmVariant {
-  if ((tokens * dims.topK) / dims.nExperts < 24) return 'gemv';
-  return subgroupMatrix ? 'mma' : 'tiled';
+export function moeGemmVariant(dims: MoeDims, tokens: number, subgroupMatrix = false, mmaMinRows = DEFAULT_MOE_MMA_MIN_ROWS): MoeGemmVariant {
+  const rows = (tokens * dims.topK) / dims.nExperts;
+  if (subgroupMatrix) return rows < mmaMinRows ? 'gemv' : 'mma';
+  return rows < 24 ? 'gemv' : 'tiled';
 }
 
 /** Both forms fit WebGPU's guaranteed 16 KiB of workgroup memory (tiled gate/up: 12 KiB). */
@@ -498,6 +507,8 @@ export interface MoeExpertsArgs {
   readonly variant?: MoeGemmVariant;
   /** The device runs the subgroup-matrix form (MatmulLimits.subgroupMatrix: gpu.matmulLimits says). */
   readonly subgroupMatrix?: boolean;
+  /** Rows per expert from which it does (MatmulLimits.moeMmaMinRows, MOE_MMA_MIN_ROWS; default DEFAULT_MOE_MMA_MIN_ROWS). */
+  readonly mmaMinRows?: number;
 }
 
 /** The whole routed-expert sequence: [route (optional)], group, gate/up per chunk segment, down per chunk, combine. */
@@ -511,7 +522,7 @@ export function moeExperts(a: MoeExpertsArgs): KernelProgram[] {
   const small: string[] = (['topkIds', 'topkWeights', 'groups', 'act', 'slotOut'] as const).filter((k) => sc[k].size < need[k]);
   if (a.route && (!sc.logits || sc.logits.size < need.logits)) small.push('logits');
   if (small.length > 0) throw new RangeError(`moe: scratch too small for ${T} tokens: ${small.join(', ')}`);
-  const variant = a.variant ?? moeGemmVariant(a.dims, T, a.subgroupMatrix ?? false);
+  const variant = a.variant ?? moeGemmVariant(a.dims, T, a.subgroupMatrix ?? false, a.mmaMinRows);
   const programs: KernelProgram[] = [];
   if (a.route) {
     const r = a.route.routing;
