@@ -33,12 +33,32 @@ test.serial('prefill - last logits within 1.5e-5 and argmax at every position eq
   }
 });
 
-test.serial('prefill - no GPU memory grows across runs', async (t) => {
+test.serial('prefill - no GPU memory grows across runs: released buffers are reused by the next prefill', async (t) => {
   const m = await model();
   const gpu = m.gpu;
-  const before = gpu.liveBufferBytes;
+  const weights = gpu.liveBufferBytes;
+  (await m.prefill(cases[0]!.input_ids)).release();
+  const pooled = gpu.liveBufferBytes;
   for (let i = 0; i < 5; i++) (await m.prefill(cases[0]!.input_ids)).release();
-  t.is(gpu.liveBufferBytes, before);
+  t.is(gpu.liveBufferBytes, pooled);
+  m.dispose();
+  t.true(gpu.liveBufferBytes < weights, 'dispose frees the pool (and the forward\'s own buffers)');
+});
+
+test.serial('prefill - a prefill on buffers a longer prompt left behind equals one on fresh buffers', async (t) => {
+  const m = await model();
+  const c = cases[0]!;
+  const fresh = await m.prefill(c.input_ids, { allLogits: true });
+  fresh.release();
+  // one token more lands in the same size classes (pooled sizes round up to a quarter octave): its rows, then
+  // stale ones past the shorter prompt's end, are what the next prefill finds in the reused buffers
+  (await m.prefill([...c.input_ids, c.greedy_ids[0]!], { allLogits: true })).release();
+  const live = m.gpu.liveBufferBytes;
+  const reused = await m.prefill(c.input_ids, { allLogits: true });
+  t.is(m.gpu.liveBufferBytes, live, 'every buffer came from the pool');
+  reused.release();
+  t.deepEqual(Array.from(reused.lastLogits), Array.from(fresh.lastLogits));
+  t.deepEqual(Array.from(reused.argmax!), Array.from(fresh.argmax!));
 });
 
 test.serial('prefill - with exact f32 RoPE frequencies the tokens are the same and logits stay within 5e-3', async (t) => {

@@ -1,6 +1,6 @@
 // The feed-forward half of a layer: a SiLU-gated MLP (dense layers and shared experts) and DeepSeekMoE's
 // routed experts, each adding into the residual stream.
-import type { Gpu } from '../runtime/runtime.js';
+import type { BufferSource } from '../runtime/buffer-pool.js';
 import type { KernelProgram } from '../runtime/program.js';
 import type { MlaConfig } from '@latentwire/model';
 import type { MlpWeights, MoeWeights } from '../weights/model-weights.js';
@@ -42,7 +42,7 @@ function moeDims(cfg: MlaConfig): MoeDims {
 }
 
 /** Router and expert scratch for up to `tokens` tokens, allocated once per forward. */
-export function allocMoeScratch(gpu: Gpu, cfg: MlaConfig, tokens: number): MoeScratchBuffers {
+export function allocMoeScratch(gpu: BufferSource, cfg: MlaConfig, tokens: number): MoeScratchBuffers {
   const bytes = moeScratchBytes(moeDims(cfg), tokens);
   const b = {
     logits: gpu.buffer('moe.logits', bytes.logits),

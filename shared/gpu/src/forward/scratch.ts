@@ -1,6 +1,6 @@
 // The activations one forward pass runs over, for up to `rows` tokens (prefill: the prompt's tokens; decode:
 // one token per sequence of the batch). Only the attention block's own buffers are left to the caller.
-import type { Gpu } from '../runtime/runtime.js';
+import type { BufferSource } from '../runtime/buffer-pool.js';
 import { qkHeadDim, type MlaConfig } from '@latentwire/model';
 import { allocMoeScratch, type MoeScratchBuffers } from './mlp-programs.js';
 
@@ -25,8 +25,11 @@ export interface ForwardScratch {
   release(): void;
 }
 
-/** Allocates the scratch of a forward pass over up to `rows` tokens; `label` prefixes buffer labels. */
-export function allocForwardScratch(gpu: Gpu, cfg: MlaConfig, rows: number, label = ''): ForwardScratch {
+/**
+ * Allocates the scratch of a forward pass over up to `rows` tokens from `gpu` (the runtime, or a BufferPool the
+ * release gives them back to); `label` prefixes buffer labels.
+ */
+export function allocForwardScratch(gpu: BufferSource, cfg: MlaConfig, rows: number, label = ''): ForwardScratch {
   const H = cfg.hiddenSize, heads = cfg.numHeads;
   // widest SiLU-gated MLP: dense layers, or the shared experts fused into one MLP
   const maxInter = Math.max(cfg.intermediateSize, (cfg.moe?.moeIntermediateSize ?? 0) * (cfg.moe?.nSharedExperts ?? 0));

@@ -19,6 +19,7 @@ import {
 import { pagesFor, type LatentKvLayout } from '@latentwire/protocol';
 import { ModelForward, type ForwardPass } from '../forward/model-forward.js';
 import { allocForwardScratch } from '../forward/scratch.js';
+import { BufferPool } from '../runtime/buffer-pool.js';
 import { naiveAttention } from './attention-programs.js';
 
 export interface PrefillOptions {
@@ -87,14 +88,24 @@ export interface PrefillModelOptions {
   readonly ropeFreqPrecision: RopeFreqPrecision;
 }
 
+/** Idle pooled bytes a prefill model keeps: a 4096-token V2-Lite prefill holds ~1.3 GB while it runs. */
+const PREFILL_POOL_IDLE_BYTES = 4 * 2 ** 30;
+
 export class PrefillModel {
   /** The shared forward (it owns the RoPE frequencies). */
   readonly forward: ModelForward;
   /** The RoPE frequencies' precision; a decode model on the same weights must use the same. */
   readonly ropeFreqPrecision: RopeFreqPrecision;
 
+  /**
+   * Activations, latent rows and scratch of finished prefills, kept for the next ones (the runtime's bind groups
+   * are cached by buffer, so reused buffers also spare the encode). At most PREFILL_POOL_IDLE_BYTES idle.
+   */
+  private readonly pool: BufferPool;
+
   constructor(readonly gpu: Gpu, readonly cfg: MlaConfig, readonly weights: ModelWeights, opts: PrefillModelOptions) {
     this.ropeFreqPrecision = opts.ropeFreqPrecision;
+    this.pool = new BufferPool(gpu, PREFILL_POOL_IDLE_BYTES);
     this.forward = new ModelForward(gpu, cfg, weights, this.ropeFreqPrecision);
   }
 
@@ -107,14 +118,14 @@ export class PrefillModel {
     }
     const mask = opts.sample?.mask;
     if (mask && mask.length !== maskWords(cfg.vocabSize)) throw new RangeError(`prefill: a grammar mask of ${mask.length} words for a vocabulary of ${cfg.vocabSize}`);
-    const idsBuf = gpu.upload('ids', Uint32Array.from(ids));
-    const pass: ForwardPass = {
-      rows: T,
-      positions: gpu.upload('positions', Uint32Array.from({ length: T }, (_, i) => i)),
-      scratch: allocForwardScratch(gpu, cfg, T),
-    };
-    const kv = gpu.buffer('kv', T * cfg.numHeads * (cfg.qkNopeHeadDim + cfg.vHeadDim) * 4);
-    const latent = weights.layers.map((_, l) => gpu.buffer(`latent.${l}`, T * latentRowWidth(cfg) * 4));
+    const pool = this.pool;
+    const idsBuf = pool.buffer('ids', 4 * T);
+    gpu.write(idsBuf, Uint32Array.from(ids));
+    const positions = pool.buffer('positions', 4 * T);
+    gpu.write(positions, Uint32Array.from({ length: T }, (_, i) => i));
+    const pass: ForwardPass = { rows: T, positions, scratch: allocForwardScratch(pool, cfg, T) };
+    const kv = pool.buffer('kv', T * cfg.numHeads * (cfg.qkNopeHeadDim + cfg.vHeadDim) * 4);
+    const latent = weights.layers.map((_, l) => pool.buffer(`latent.${l}`, T * latentRowWidth(cfg) * 4));
     const attention = naiveAttention(forward, { latent, kv });
 
     // one group of programs per layer, so a streaming prefill can submit (and send) layer by layer
@@ -143,7 +154,7 @@ export class PrefillModel {
       programs.push(forward.finalNorm(pass, 0, T));
       argmaxBuf = gpu.buffer('argmax', T * 4);
       const rowsPerChunk = Math.max(1, Math.min(T, Math.floor((64 << 20) / (V * 4))));
-      logitsBuf = gpu.buffer('logits.chunk', rowsPerChunk * V * 4);
+      logitsBuf = pool.buffer('logits.chunk', rowsPerChunk * V * 4);
       for (let r0 = 0; r0 < T; r0 += rowsPerChunk) {
         const rows = Math.min(rowsPerChunk, T - r0);
         programs.push(
@@ -157,7 +168,7 @@ export class PrefillModel {
         lastRowInBuf = T - 1 - r0;
       }
     } else {
-      logitsBuf = gpu.buffer('logits.last', V * 4);
+      logitsBuf = pool.buffer('logits.last', V * 4);
       programs.push(forward.finalNorm(pass, T - 1, 1), forward.lmHead(pass, 0, 1, logitsBuf));
     }
     let sampled: { params: GPUBuffer; out: GPUBuffer } | null = null;
@@ -196,8 +207,9 @@ export class PrefillModel {
       }
     }
     const release = () => {
+      pool.destroy(idsBuf, pass.positions, kv, logitsBuf);
       gpu.destroy(
-        idsBuf, pass.positions, kv, logitsBuf, argmaxBuf, sampled?.params, sampled?.out, logprobsBuf, ...adjusted, ...masked,
+        argmaxBuf, sampled?.params, sampled?.out, logprobsBuf, ...adjusted, ...masked,
         prompt?.next, prompt?.params, prompt?.out,
       );
       pass.scratch.release();
@@ -207,7 +219,7 @@ export class PrefillModel {
       else await gpu.run(groups.flat());
     } catch (err) {
       release();
-      gpu.destroy(...latent);
+      pool.destroy(...latent);
       throw err;
     }
     const logits = await gpu.readF32(logitsBuf, lastRowInBuf * V * 4, V);
@@ -234,7 +246,7 @@ export class PrefillModel {
       choices: opts.choices !== undefined ? choices : null,
       promptLogprobs,
       latent,
-      release: () => gpu.destroy(...latent),
+      release: () => pool.destroy(...latent),
     };
   }
 
@@ -277,6 +289,7 @@ export class PrefillModel {
   }
 
   dispose(): void {
+    this.pool.dispose();
     this.forward.dispose();
   }
 }
