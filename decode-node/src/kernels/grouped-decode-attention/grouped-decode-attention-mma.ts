@@ -11,7 +11,7 @@
 // rows (scores of the next token) while scalar reads of the same array were right. Error grows with |score|
 // (q is rounded to f16 before the product): 9.5e-3 where rows grow 7× over the sequence (the ramp test).
 import type { KernelShader } from '@latentwire/gpu';
-import { fillWgsl, loadWgsl, memoShader, uniformStructWgsl } from '@latentwire/gpu';
+import { SUBGROUP_MATRIX_WGSL, fillWgsl, loadWgsl, memoShader, uniformStructWgsl } from '@latentwire/gpu';
 import { latentKvLayout, type KvDtype, type KvElementType, type LatentKvLayout } from '@latentwire/protocol';
 import { chunkWords, fetchChunkWgsl, poolWordsWgsl } from './page-words-wgsl.js';
 
@@ -225,16 +225,9 @@ function build_groupedDecodeMmaShader(v: MmaShape): KernelShader & { readonly un
   return {
     label: `grouped_decode_attn_mma_${v.dtype}_r${v.kvLoraRank}_p${v.ropeDim}_ps${v.pageSize}_g${v.headGroup}_t${MMA.tileTokens}_pools${v.poolBindings}`,
     uniforms: MMA_UNIFORMS,
-    source: `enable f16;
-enable subgroups;
-enable chromium_experimental_subgroup_matrix;
-diagnostic(off, chromium.subgroup_matrix_uniformity);
-diagnostic(off, subgroup_uniformity);
+    source: `${SUBGROUP_MATRIX_WGSL}
 ${Object.entries(consts).map(([k, val]) => `const ${k}: u32 = ${val}u;`).join('\n')}
 const SCALED: bool = ${scaled};
-alias LeftT = subgroup_matrix_left<f16, 16, 16>;
-alias RightT = subgroup_matrix_right<f16, 16, 16>;
-alias ResT = subgroup_matrix_result<f32, 16, 16>;
 @group(0) @binding(0) var<storage, read> q: array<f32>;
 @group(0) @binding(1) var<storage, read> seq_lens: array<u32>;
 @group(0) @binding(2) var<storage, read> page_offsets: array<u32>;

@@ -6,6 +6,6 @@ export { packUniforms, uniformStructWgsl, uniformByteSize } from './uniforms.js'
 export type { UniformSpec, UniformType, UniformValues } from './uniforms.js';
 export { Profiler } from './profiler.js';
 export { memoShader } from './memo-shader.js';
-export { subgroupMatrixUnsupportedReason, MATRIX_SUBGROUP_SIZE, type MatrixCapabilities } from './matrix-caps.js';
+export { subgroupMatrixUnsupportedReason, MATRIX_SUBGROUP_SIZE, SUBGROUP_MATRIX_WGSL, type MatrixCapabilities } from './matrix-caps.js';
 export { loadWgsl, fillWgsl } from './wgsl-source.js';
 export type { WorkgroupSlots } from './occupancy-probe.js';

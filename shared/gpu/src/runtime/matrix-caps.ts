@@ -28,3 +28,17 @@ export function subgroupMatrixUnsupportedReason(c: MatrixCapabilities | undefine
   );
   return ok ? null : `no f16 → f32 16×16×16 subgroup matrix config among ${JSON.stringify(c.subgroupMatrixConfigs ?? [])}`;
 }
+
+/**
+ * What every subgroup-matrix kernel's WGSL starts with: the enables, the uniformity diagnostics turned off (matrix
+ * offsets derived from the subgroup index are uniform per subgroup, which is what the hardware needs, but not
+ * per workgroup as the analysis wants), and the f16 → f32 16×16×16 tile types LeftT, RightT and ResT.
+ */
+export const SUBGROUP_MATRIX_WGSL = `enable f16;
+enable subgroups;
+enable chromium_experimental_subgroup_matrix;
+diagnostic(off, chromium.subgroup_matrix_uniformity);
+diagnostic(off, subgroup_uniformity);
+alias LeftT = subgroup_matrix_left<f16, 16, 16>;
+alias RightT = subgroup_matrix_right<f16, 16, 16>;
+alias ResT = subgroup_matrix_result<f32, 16, 16>;`;

@@ -11,9 +11,8 @@ import test, { type ExecutionContext } from 'ava';
 import { Gpu, subgroupMatrixUnsupportedReason } from '../../src/runtime/index.js';
 import { mlaPrefillAttention } from '../../src/kernels/mla-prefill-attention/mla-prefill-attention.js';
 import { mlaPrefillMmaUnfitReason } from '../../src/kernels/mla-prefill-attention/mla-prefill-attention-mma.js';
-import { uploadF32 } from '../../src/testing.js';
 import { maxAbsDiff } from '@latentwire/testing';
-import { FIXTURE, SMALL, V2_LITE, attentionRef, inputs, runGpu, scaleOf, type Case, type Inputs } from './mla-prefill-attention.fixture.js';
+import { FIXTURE, SMALL, V2_LITE, attentionRef, inputs, runGpu, runStrided, scaleOf, type Case, type Inputs } from './mla-prefill-attention.fixture.js';
 
 /**
  * Worst |out − ref| allowed on N(0, 1) inputs (outputs are averages of N(0, 1) values): q, k, v and p rounded
@@ -79,25 +78,8 @@ gpuTest(`mla-prefill-attention-mma - growing scores move the running max (the re
 
 gpuTest(`mla-prefill-attention-mma - strided layouts (latent inside wider rows, padded output rows)${skipNote}`, async (t) => {
   const c = { ...FIXTURE, heads: 2 };
-  const T = 70, latentRow = c.r + c.rope + 8, kpeOffset = c.r + 4, outRow = c.heads * c.v + 4;
-  const x = inputs(c, T, 31);
-  const wide = new Float64Array(T * latentRow);
-  for (let s = 0; s < T; s++) {
-    for (let d = 0; d < c.rope; d++) wide[s * latentRow + kpeOffset + d] = x.latent[s * (c.r + c.rope) + c.r + d]!;
-  }
-  const qb = uploadF32(gpu, 'q', x.q), kvb = uploadF32(gpu, 'kv', x.kv), lb = uploadF32(gpu, 'latent', wide);
-  const ob = gpu.buffer('out', T * outRow * 4);
-  await gpu.run([
-    mlaPrefillAttention({
-      q: qb, kv: kvb, latent: lb, out: ob, nope: c.nope, rope: c.rope, v: c.v, heads: c.heads, kvLoraRank: c.r,
-      qLen: T, scale: scaleOf(c), subgroupMatrix: true, strides: { latentRow, kpeOffset, outRow },
-    }),
-  ]);
-  const y = await gpu.readF32(ob, 0, T * outRow);
-  const dense = new Float32Array(T * c.heads * c.v);
-  for (let i = 0; i < T; i++) dense.set(y.subarray(i * outRow, i * outRow + c.heads * c.v), i * c.heads * c.v);
-  t.true(maxAbsDiff(dense, attentionRef(c, x, 0, T, scaleOf(c))) < MMA_TOL);
-  gpu.destroy(qb, kvb, lb, ob);
+  const { got, want } = await runStrided(gpu, c, 70, 31, { latentRow: c.r + c.rope + 8, kpeOffset: c.r + 4, outRow: c.heads * c.v + 4 }, true);
+  t.true(maxAbsDiff(got, want) < MMA_TOL);
   t.log(`worst |error| over every case: vs float64 ${worst.ref.toExponential(2)}, vs the portable kernel ${worst.portable.toExponential(2)}`);
 });
 

@@ -97,3 +97,31 @@ export const FIXTURE: Case = { heads: 8, nope: 32, rope: 16, v: 32, r: 64 };
 export const ODD: Case = { heads: 2, nope: 7, rope: 3, v: 5, r: 9 };
 export const V2_LITE: Case = { heads: 16, nope: 128, rope: 64, v: 128, r: 512 };
 export const scaleOf = (c: Case) => 1 / Math.sqrt(c.nope + c.rope);
+
+/**
+ * The kernel on strided layouts (the latent's k_pe inside wider rows at an offset, output rows padded), its
+ * output repacked dense, and the float64 reference of the same rows.
+ */
+export async function runStrided(
+  gpu: Gpu, c: Case, T: number, seed: number, pad: { latentRow: number; kpeOffset: number; outRow: number }, subgroupMatrix = false,
+): Promise<{ got: Float32Array; want: Float64Array }> {
+  const { latentRow, kpeOffset, outRow } = pad;
+  const x = inputs(c, T, seed);
+  const wide = new Float64Array(T * latentRow);
+  for (let s = 0; s < T; s++) {
+    for (let d = 0; d < c.rope; d++) wide[s * latentRow + kpeOffset + d] = x.latent[s * (c.r + c.rope) + c.r + d]!;
+  }
+  const qb = uploadF32(gpu, 'q', x.q), kvb = uploadF32(gpu, 'kv', x.kv), lb = uploadF32(gpu, 'latent', wide);
+  const ob = gpu.buffer('out', T * outRow * 4);
+  await gpu.run([
+    mlaPrefillAttention({
+      q: qb, kv: kvb, latent: lb, out: ob, nope: c.nope, rope: c.rope, v: c.v, heads: c.heads, kvLoraRank: c.r,
+      qLen: T, scale: scaleOf(c), limits: gpu.limits, subgroupMatrix, strides: { latentRow, kpeOffset, outRow },
+    }),
+  ]);
+  const y = await gpu.readF32(ob, 0, T * outRow);
+  gpu.destroy(qb, kvb, lb, ob);
+  const got = new Float32Array(T * c.heads * c.v);
+  for (let i = 0; i < T; i++) got.set(y.subarray(i * outRow, i * outRow + c.heads * c.v), i * c.heads * c.v);
+  return { got, want: attentionRef(c, x, 0, T, scaleOf(c)) };
+}

@@ -6,9 +6,9 @@ import {
   mlaPrefillTiles,
   mlaPrefillWorkgroupBytes,
 } from '../../src/kernels/mla-prefill-attention/mla-prefill-attention.js';
-import { testGpu, uploadF32 } from '../../src/testing.js';
+import { testGpu } from '../../src/testing.js';
 import { maxAbsDiff } from '@latentwire/testing';
-import { FIXTURE, ODD, SMALL, V2_LITE, attentionRef, inputs, runGpu, scaleOf } from './mla-prefill-attention.fixture.js';
+import { FIXTURE, ODD, SMALL, V2_LITE, attentionRef, inputs, runGpu, runStrided, scaleOf } from './mla-prefill-attention.fixture.js';
 
 const TOL = 1e-4;
 
@@ -93,25 +93,8 @@ test('mla-prefill-attention - kvLen caps the keys read', async (t) => {
 test('mla-prefill-attention - strided layouts (latent inside wider rows, padded output rows)', async (t) => {
   const gpu = await testGpu();
   const c = { ...SMALL, heads: 2 };
-  const T = 23, latentRow = c.r + c.rope + 6, kpeOffset = c.r + 3, outRow = c.heads * c.v + 4;
-  const x = inputs(c, T, 31);
-  const wide = new Float64Array(T * latentRow);
-  for (let s = 0; s < T; s++) {
-    for (let d = 0; d < c.rope; d++) wide[s * latentRow + kpeOffset + d] = x.latent[s * (c.r + c.rope) + c.r + d]!;
-  }
-  const qb = uploadF32(gpu, 'q', x.q), kvb = uploadF32(gpu, 'kv', x.kv), lb = uploadF32(gpu, 'latent', wide);
-  const ob = gpu.buffer('out', T * outRow * 4);
-  await gpu.run([
-    mlaPrefillAttention({
-      q: qb, kv: kvb, latent: lb, out: ob, nope: c.nope, rope: c.rope, v: c.v, heads: c.heads, kvLoraRank: c.r,
-      qLen: T, scale: scaleOf(c), limits: gpu.limits, strides: { latentRow, kpeOffset, outRow },
-    }),
-  ]);
-  const y = await gpu.readF32(ob, 0, T * outRow);
-  const dense = new Float32Array(T * c.heads * c.v);
-  for (let i = 0; i < T; i++) dense.set(y.subarray(i * outRow, i * outRow + c.heads * c.v), i * c.heads * c.v);
-  t.true(maxAbsDiff(dense, attentionRef(c, x, 0, T, scaleOf(c))) < TOL);
-  gpu.destroy(qb, kvb, lb, ob);
+  const { got, want } = await runStrided(gpu, c, 23, 31, { latentRow: c.r + c.rope + 6, kpeOffset: c.r + 3, outRow: c.heads * c.v + 4 });
+  t.true(maxAbsDiff(got, want) < TOL);
 });
 
 // serial: AVA runs serial tests before the concurrent ones, so no other test compiles meanwhile

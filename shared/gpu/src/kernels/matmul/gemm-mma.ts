@@ -6,6 +6,7 @@ import { fillWgsl, loadWgsl } from '../../runtime/wgsl-source.js';
 import { memoShader } from '../../runtime/memo-shader.js';
 import { type WeightDtype } from '@latentwire/model';
 import { MATMUL_UNIFORMS, bindingsWgsl, unroll, weightUnpackWgsl, weightsPerVec } from './common.js';
+import { SUBGROUP_MATRIX_WGSL } from '../../runtime/matrix-caps.js';
 
 const GEMM_MMA_WGSL = loadWgsl(new URL('./gemm-mma.wgsl', import.meta.url));
 
@@ -91,15 +92,8 @@ function build_gemmMmaShader(dtype: WeightDtype, tile: MmaTile, accumulate: bool
   workgroupBarrier();`));
 
   const consts: Record<string, number> = { BM, BN, BK, STR, WG };
-  const source = `enable f16;
-enable subgroups;
-enable chromium_experimental_subgroup_matrix;
-diagnostic(off, chromium.subgroup_matrix_uniformity);
-diagnostic(off, subgroup_uniformity);
+  const source = `${SUBGROUP_MATRIX_WGSL}
 ${Object.entries(consts).map(([k, v]) => `const ${k}: u32 = ${v}u;`).join('\n')}
-alias LeftT = subgroup_matrix_left<f16, 16, 16>;
-alias RightT = subgroup_matrix_right<f16, 16, 16>;
-alias ResT = subgroup_matrix_result<f32, 16, 16>;
 ${bindingsWgsl({ vecX: true, vecW: true })}
 ${weightUnpackWgsl(dtype)}
 ${fillWgsl(GEMM_MMA_WGSL, {

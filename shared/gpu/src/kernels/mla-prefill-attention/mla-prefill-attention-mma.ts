@@ -10,6 +10,7 @@ import { uniformStructWgsl } from '../../runtime/uniforms.js';
 import { memoShader } from '../../runtime/memo-shader.js';
 import { fillWgsl, loadWgsl } from '../../runtime/wgsl-source.js';
 import type { MlaHeadDims } from './mla-prefill-attention.js';
+import { SUBGROUP_MATRIX_WGSL } from '../../runtime/matrix-caps.js';
 
 const MMA_WGSL = loadWgsl(new URL('./mla-prefill-attention-mma.wgsl', import.meta.url));
 
@@ -131,15 +132,8 @@ function build_mlaPrefillMmaShader<U extends Record<string, 'u32' | 'f32'>>(d: M
   return {
     label: `mla_prefill_attention_mma_n${d.nope}_r${d.rope}_v${d.v}_q${BQ}_k${BK}`,
     uniforms,
-    source: `enable f16;
-enable subgroups;
-enable chromium_experimental_subgroup_matrix;
-diagnostic(off, chromium.subgroup_matrix_uniformity);
-diagnostic(off, subgroup_uniformity);
+    source: `${SUBGROUP_MATRIX_WGSL}
 ${Object.entries(consts).map(([k, v]) => `const ${k}: u32 = ${v}u;`).join('\n')}
-alias LeftT = subgroup_matrix_left<f16, 16, 16>;
-alias RightT = subgroup_matrix_right<f16, 16, 16>;
-alias ResT = subgroup_matrix_result<f32, 16, 16>;
 @group(0) @binding(0) var<storage, read> q: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> kv: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> latent: array<vec4<f32>>;

@@ -27,6 +27,7 @@ import type { GpuTensor, WeightDtype } from '../weight-dtype.js';
 import { moeRoute, type MoeRouting } from './moe-route.js';
 import { memoShader } from '../../runtime/memo-shader.js';
 import { fillWgsl, loadWgsl } from '../../runtime/wgsl-source.js';
+import { SUBGROUP_MATRIX_WGSL } from '../../runtime/matrix-caps.js';
 
 const sources = new Map<string, string>();
 function wgsl(file: string): string {
@@ -240,7 +241,7 @@ function gemmPrelude(nExperts: number, s: GemmShape, xArr: string, down: boolean
     : s.kind === 'mma'
       ? `const TM = ${s.TM}u;\nconst BN = ${down ? s.BN_DOWN : s.BN}u;\nconst BK = ${s.BK}u;\nconst STR = ${s.BK + 8}u;`
       : `const TM = ${s.TM}u;\nconst BN = ${s.BN}u;\nconst BK = ${s.BK}u;\nconst RM = ${s.RM}u;\nconst RN = ${s.RN}u;`;
-  return `${s.kind === 'mma' ? `${MMA_HEADER}\n` : ''}const E = ${nExperts}u;
+  return `${s.kind === 'mma' ? `${SUBGROUP_MATRIX_WGSL}\n` : ''}const E = ${nExperts}u;
 ${consts}
 struct F8 { lo: vec4<f32>, hi: vec4<f32> }
 fn x4(i: u32) -> vec4<f32> { return ${xArr}[i >> 2u]; }
@@ -263,15 +264,6 @@ function shapeLabel(s: GemmShape): string {
   return s.kind === 'mma' ? `mma_tm${s.TM}_n${s.BN}_d${s.BN_DOWN}_k${s.BK}_pf` : `tiled_tm${s.TM}_n${s.BN}_k${s.BK}_r${s.RM}x${s.RN}`;
 }
 
-/** The subgroup-matrix forms' enables and tile types (prepended before everything else: enables come first). */
-const MMA_HEADER = `enable f16;
-enable subgroups;
-enable chromium_experimental_subgroup_matrix;
-diagnostic(off, chromium.subgroup_matrix_uniformity);
-diagnostic(off, subgroup_uniformity);
-alias LeftT = subgroup_matrix_left<f16, 16, 16>;
-alias RightT = subgroup_matrix_right<f16, 16, 16>;
-alias ResT = subgroup_matrix_result<f32, 16, 16>;`;
 
 /**
  * The mma forms' epilogue: each of a subgroup's result tiles (2 × 2 for gate/up, 2 × 4 for down) goes through
