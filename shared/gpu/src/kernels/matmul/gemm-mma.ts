@@ -25,6 +25,8 @@ export const MMA_TILES = {
   m128x128k16: { BM: 128, BN: 128, BK: 16 },
   /** 32 × 32 per subgroup: 4× the workgroups, for mid-size M or narrow N. */
   m64x64: { BM: 64, BN: 64, BK: 32 },
+  /** The same with twice the K per slab: half the trips of the K loop, which bound decode-sized M. */
+  m64x64k64: { BM: 64, BN: 64, BK: 64 },
 } as const satisfies Record<string, MmaTile>;
 export type MmaTileName = keyof typeof MMA_TILES;
 

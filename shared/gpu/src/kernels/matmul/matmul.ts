@@ -97,6 +97,9 @@ function limitsOf(l: MatmulLimits | undefined) {
 }
 
 /** Picks the variant, tile and alignment paths for these arguments (validated by `matmul`). */
+/** Subgroup-matrix tiles tried by default, largest first: the first whose workgroups fill the device wins, else the last. */
+const MMA_DEFAULT_ORDER: readonly MmaTileName[] = ['m128x128', 'm64x64k64'];
+
 export function matmulPlan(a: MatmulArgs, limits?: MatmulLimits, wOffsetInBinding = a.weightOffset ?? 0): MatmulPlan {
   const lim = limitsOf(limits);
   const { M, N, K } = a;
@@ -107,16 +110,16 @@ export function matmulPlan(a: MatmulArgs, limits?: MatmulLimits, wOffsetInBindin
     vecW: K % vpw === 0 && wOffsetInBinding % vpw === 0,
   };
   const mmaFits = (t: MmaTile) => MMA_WORKGROUP_SIZE <= lim.invocations && mmaWorkgroupBytes(t) <= lim.wgBytes;
-  // by default only where even the small tile fills the device (decode batches just past the GEMV range are
-  // bound by the weight read, which the f32 GEMM's smaller tiles spread over more workgroups)
-  const mmaWorkgroups = Math.ceil(M / MMA_TILES.m64x64.BM) * Math.ceil(N / MMA_TILES.m64x64.BN);
-  const mmaByDefault = lim.matrix && align.vecX && align.vecW && a.tile === undefined && mmaWorkgroups >= lim.minWorkgroups &&
+  // by default from M = 17 on, also where its tiles do not fill the device: at decode batches of 32–128 rows
+  // (V2-Lite shapes, H200) the 64 × 64 subgroup-matrix tile took 0.039–0.050 ms where the f32 GEMM's smaller
+  // tiles took 0.080–0.159 (both latency-bound on the K loop, the f32 one twice as long)
+  const mmaByDefault = lim.matrix && align.vecX && align.vecW && a.tile === undefined &&
     (Object.values(MMA_TILES) as MmaTile[]).some(mmaFits);
   const variant = a.variant ?? (M <= GEMV_MAX_M ? 'gemv' : mmaByDefault ? 'gemm-mma' : 'gemm');
   if (variant === 'gemm-mma') {
     if (!lim.matrix) throw new RangeError("matmul: variant 'gemm-mma' needs a device with subgroup matrices (MatmulLimits.subgroupMatrix)");
     if (!align.vecX || !align.vecW) throw new RangeError(`matmul: variant 'gemm-mma' needs K, strides and offsets in whole 16-byte words (K = ${K})`);
-    const names = (a.mmaTile !== undefined ? [a.mmaTile] : (['m128x128', 'm64x64'] as const)).filter((n) => {
+    const names = (a.mmaTile !== undefined ? [a.mmaTile] : MMA_DEFAULT_ORDER).filter((n) => {
       if (!Object.hasOwn(MMA_TILES, n)) throw new RangeError(`matmul: unknown subgroup-matrix tile '${n}'`);
       return mmaFits(MMA_TILES[n]);
     });
