@@ -27,6 +27,8 @@ export const MMA_TILES = {
   m64x64: { BM: 64, BN: 64, BK: 32 },
   /** The same with twice the K per slab: half the trips of the K loop, which bound decode-sized M. */
   m64x64k64: { BM: 64, BN: 64, BK: 64 },
+  /** And 128-deep: a quarter of the trips, twice the registers in flight. */
+  m64x64k128: { BM: 64, BN: 64, BK: 128 },
 } as const satisfies Record<string, MmaTile>;
 export type MmaTileName = keyof typeof MMA_TILES;
 

@@ -98,7 +98,7 @@ function limitsOf(l: MatmulLimits | undefined) {
 
 /** Picks the variant, tile and alignment paths for these arguments (validated by `matmul`). */
 /** Subgroup-matrix tiles tried by default, largest first: the first whose workgroups fill the device wins, else the last. */
-const MMA_DEFAULT_ORDER: readonly MmaTileName[] = ['m128x128', 'm64x64k64'];
+const MMA_DEFAULT_ORDER: readonly MmaTileName[] = ['m128x128', 'm64x64k128'];
 
 export function matmulPlan(a: MatmulArgs, limits?: MatmulLimits, wOffsetInBinding = a.weightOffset ?? 0): MatmulPlan {
   const lim = limitsOf(limits);
@@ -112,7 +112,9 @@ export function matmulPlan(a: MatmulArgs, limits?: MatmulLimits, wOffsetInBindin
   const mmaFits = (t: MmaTile) => MMA_WORKGROUP_SIZE <= lim.invocations && mmaWorkgroupBytes(t) <= lim.wgBytes;
   // by default from M = 17 on, also where its tiles do not fill the device: at decode batches of 32–128 rows
   // (V2-Lite shapes, H200) the 64 × 64 subgroup-matrix tile took 0.039–0.050 ms where the f32 GEMM's smaller
-  // tiles took 0.080–0.159 (both latency-bound on the K loop, the f32 one twice as long)
+  // tiles took 0.080–0.159 (both latency-bound on the K loop, the f32 one twice as long); with 64-deep slabs
+  // 0.031–0.042, 128-deep 0.026–0.036. Below M = 17 the GEMV stays: M ≤ 8 0.009–0.025 ms against 0.026–0.035 on
+  // the 128-deep tile, M = 16 a draw (0.020–0.044 vs 0.025–0.034 over N = 576..3072)
   const mmaByDefault = lim.matrix && align.vecX && align.vecW && a.tile === undefined &&
     (Object.values(MMA_TILES) as MmaTile[]).some(mmaFits);
   const variant = a.variant ?? (M <= GEMV_MAX_M ? 'gemv' : mmaByDefault ? 'gemm-mma' : 'gemm');
