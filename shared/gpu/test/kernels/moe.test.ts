@@ -416,4 +416,5 @@ test('moe-experts - the GEMM form by rows per expert: GEMV below MOE_MMA_MIN_ROW
   t.is(moeGemmVariant(dims, 64, false), 'gemv');
   t.is(moeGemmVariant(dims, 256, false), 'tiled');
   t.is(moeGemmVariant(dims, 256, true, 100), 'gemv');
+  t.is(moeGemmVariant(dims, 4096, true), 'mma');
 });

@@ -1,7 +1,7 @@
 // Routed experts, second half, on subgroup matrices (tensor cores): the same work, bindings and grid as
-// expert-tiled-down.wgsl, for one row tile (≤ TM = 64 sorted rows of expert e) and BN = 128 hidden columns:
+// expert-tiled-down.wgsl, for one row tile (≤ TM sorted rows of expert e) and BN hidden columns:
 //   slot_out[a_p, n] = act[p, :] · W_down[e, n, :], a_p the assignment at sorted row p.
-// 4 subgroups of 32 sit 2 × 2 over the 64 × 128 block, each with 2 × 4 result tiles; the contiguous act rows and
+// 4 subgroups of 32 sit 2 × 2 over the TM × BN block, each with (TM/32) × (BN/32) result tiles; the contiguous act rows and
 // the weight slab go to workgroup memory as f16 while the next slab's loads are in flight into registers, as in
 // expert-mma-gate-up.wgsl.
 // Prepended by the launcher: E, TM, BN, BK, STR, struct F8, DownRaw with down_raw(i) / down_unpack, x4(i)
@@ -56,12 +56,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let n0 = wg.y * BN;
   let sg = lid / 32u;
   let lane = lid % 32u;
-  let sm = (sg / 2u) * 32u;
-  let sn = (sg % 2u) * 64u;
+  let sm = (sg / 2u) * (TM / 2u);
+  let sn = (sg % 2u) * (BN / 2u);
   let wbase = (e - u.first_expert) * u.w_stride + u.w_offset;
 
-  var c00 = ResT(); var c01 = ResT(); var c02 = ResT(); var c03 = ResT();
-  var c10 = ResT(); var c11 = ResT(); var c12 = ResT(); var c13 = ResT();
+  /*@DECLARE@*/
 
   var next = fetch(0u, lid, r0, rows, n0, wbase);
   for (var k0 = 0u; k0 < u.K; k0 += BK) {
@@ -81,20 +80,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     workgroupBarrier();
     next = fetch(k0 + BK, lid, r0, rows, n0, wbase);
     for (var kk = 0u; kk < BK; kk += 16u) {
-      let a0 = subgroupMatrixLoad<LeftT, row_major>(&xs, sm * STR + kk, STR);
-      let a1 = subgroupMatrixLoad<LeftT, row_major>(&xs, (sm + 16u) * STR + kk, STR);
-      let b0 = subgroupMatrixLoad<RightT, col_major>(&ws, sn * STR + kk, STR);
-      let b1 = subgroupMatrixLoad<RightT, col_major>(&ws, (sn + 16u) * STR + kk, STR);
-      let b2 = subgroupMatrixLoad<RightT, col_major>(&ws, (sn + 32u) * STR + kk, STR);
-      let b3 = subgroupMatrixLoad<RightT, col_major>(&ws, (sn + 48u) * STR + kk, STR);
-      c00 = subgroupMatrixMultiplyAccumulate(a0, b0, c00);
-      c01 = subgroupMatrixMultiplyAccumulate(a0, b1, c01);
-      c02 = subgroupMatrixMultiplyAccumulate(a0, b2, c02);
-      c03 = subgroupMatrixMultiplyAccumulate(a0, b3, c03);
-      c10 = subgroupMatrixMultiplyAccumulate(a1, b0, c10);
-      c11 = subgroupMatrixMultiplyAccumulate(a1, b1, c11);
-      c12 = subgroupMatrixMultiplyAccumulate(a1, b2, c12);
-      c13 = subgroupMatrixMultiplyAccumulate(a1, b3, c13);
+      /*@MULTIPLY@*/
     }
   }
   workgroupBarrier();

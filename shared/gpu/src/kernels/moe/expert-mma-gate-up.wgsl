@@ -1,7 +1,8 @@
 // Routed experts, first half, on subgroup matrices (tensor cores): the same work, bindings and grid as
-// expert-tiled-gate-up.wgsl, for one row tile (≤ TM = 64 sorted rows of expert e) and BN = 64 intermediate
-// columns:  act[p, n] = silu(x[t_p] · W_gate[e, n, :]) · (x[t_p] · W_up[e, n, :]).
-// 4 subgroups of 32 sit 2 × 2 over the 64 × 64 block, each with 2 × 2 result tiles of gate and of up. K advances
+// expert-tiled-gate-up.wgsl, for one row tile (≤ TM sorted rows of expert e) and BN intermediate columns:
+//   act[p, n] = silu(x[t_p] · W_gate[e, n, :]) · (x[t_p] · W_up[e, n, :]).
+// 4 subgroups of 32 sit 2 × 2 over the TM × BN block, each with (TM/32) × (BN/32) result tiles of gate and of
+// up (named registers, declared and multiplied by the launcher's generated code). K advances
 // BK at a time: the gathered x rows and both weight slabs are written to workgroup memory as f16 (rows padded
 // to STR), then each subgroup multiplies 16 × 16 × 16 tiles while the next slab's loads are in flight into
 // registers (raw words; converted when stored), so the loads' latency hides behind the products. The tiles
@@ -67,8 +68,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let n0 = wg.y * BN;
   let sg = lid / 32u;
   let lane = lid % 32u;
-  let sm = (sg / 2u) * 32u;
-  let sn = (sg % 2u) * 32u;
+  let sm = (sg / 2u) * (TM / 2u);
+  let sn = (sg % 2u) * (BN / 2u);
 
   // the x row each of this thread's load slots reads (fixed across K); NONE = beyond the tile
   var xr: array<u32, XL>;
@@ -81,8 +82,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let gbase = (e - u.first_expert) * u.g_stride + u.g_offset;
   let ubase = (e - u.first_expert) * u.u_stride + u.u_offset;
 
-  var g00 = ResT(); var g01 = ResT(); var g10 = ResT(); var g11 = ResT();
-  var u00 = ResT(); var u01 = ResT(); var u10 = ResT(); var u11 = ResT();
+  /*@DECLARE@*/
 
   var next = fetch(0u, lid, &xr, n0, gbase, ubase);
   for (var k0 = 0u; k0 < u.K; k0 += BK) {
@@ -106,20 +106,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     workgroupBarrier();
     next = fetch(k0 + BK, lid, &xr, n0, gbase, ubase);
     for (var kk = 0u; kk < BK; kk += 16u) {
-      let a0 = subgroupMatrixLoad<LeftT, row_major>(&xs, sm * STR + kk, STR);
-      let a1 = subgroupMatrixLoad<LeftT, row_major>(&xs, (sm + 16u) * STR + kk, STR);
-      let bg0 = subgroupMatrixLoad<RightT, col_major>(&gs, sn * STR + kk, STR);
-      let bg1 = subgroupMatrixLoad<RightT, col_major>(&gs, (sn + 16u) * STR + kk, STR);
-      let bu0 = subgroupMatrixLoad<RightT, col_major>(&us, sn * STR + kk, STR);
-      let bu1 = subgroupMatrixLoad<RightT, col_major>(&us, (sn + 16u) * STR + kk, STR);
-      g00 = subgroupMatrixMultiplyAccumulate(a0, bg0, g00);
-      g01 = subgroupMatrixMultiplyAccumulate(a0, bg1, g01);
-      g10 = subgroupMatrixMultiplyAccumulate(a1, bg0, g10);
-      g11 = subgroupMatrixMultiplyAccumulate(a1, bg1, g11);
-      u00 = subgroupMatrixMultiplyAccumulate(a0, bu0, u00);
-      u01 = subgroupMatrixMultiplyAccumulate(a0, bu1, u01);
-      u10 = subgroupMatrixMultiplyAccumulate(a1, bu0, u10);
-      u11 = subgroupMatrixMultiplyAccumulate(a1, bu1, u11);
+      /*@MULTIPLY@*/
     }
   }
   workgroupBarrier();

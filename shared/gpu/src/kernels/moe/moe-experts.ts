@@ -76,7 +76,11 @@ interface GemvShape {
   readonly U_DOWN: number;
 }
 interface TiledShape { readonly kind: 'tiled'; readonly TM: number; readonly BN: number; readonly BK: number; readonly RM: number; readonly RN: number }
-/** BN: gate/up columns per workgroup (two weight slabs), BN_DOWN: down columns (one slab, twice the tiles). */
+/**
+ * TM rows a tile, BN gate/up columns a workgroup (two weight slabs), BN_DOWN down columns (one slab); 4 subgroups
+ * sit 2 × 2 over each block, so a subgroup holds (TM/32)·(BN/32) result tiles of gate and of up, and
+ * (TM/32)·(BN_DOWN/32) of down. All multiples of 32.
+ */
 interface MmaShape { readonly kind: 'mma'; readonly TM: number; readonly BN: number; readonly BN_DOWN: number; readonly BK: number }
 type GemmShape = GemvShape | TiledShape | MmaShape;
 
@@ -88,6 +92,8 @@ const TILED: TiledShape = { kind: 'tiled', TM: 64, BN: 64, BK: 16, RM: 4, RN: 4 
 // these shapes). With the next slab's loads in flight during the products, measured on the H200 (V2-Lite,
 // T = 4096, 26 layers): gate/up 95 ms + down 54 ms, against 145 + 69 ms for 64 × 64 blocks loaded then multiplied.
 const MMA: MmaShape = { kind: 'mma', TM: 64, BN: 64, BN_DOWN: 128, BK: 32 };
+// 128-row tiles (16 accumulators a subgroup, as the dense GEMM's 128 × 128 tile) passed the tests but were
+// slower on the H200 at 4096 V2-Lite tokens (384 rows an expert): gate/up 115 vs 95 ms, down 56 vs 54.
 /** The smallest TM of any variant sizes the tile list, so one scratch serves both. */
 const MIN_TM = Math.min(GEMV.TM, TILED.TM);
 const GROUP_WG = 256;
@@ -265,16 +271,23 @@ function shapeLabel(s: GemmShape): string {
 }
 
 
-/**
- * The mma forms' epilogue: each of a subgroup's result tiles (2 × 2 for gate/up, 2 × 4 for down) goes through
- * its 16 × 16 scratch tile, where every lane finishes 8 values (silu·mul for gate/up; the scatter to the
- * assignment's row for down).
- */
-function mmaWriteWgsl(down: boolean): string {
-  const tiles = [0, 1].flatMap((i) => [...Array(down ? 4 : 2).keys()].map((j) => [i, j] as const));
-  return tiles.map(([i, j]) => `${down
-    ? `subgroupMatrixStore<row_major>(&out_tile, sg * 256u, c${i}${j}, 16u);`
-    : `subgroupMatrixStore<row_major>(&out_g, sg * 256u, g${i}${j}, 16u);\n  subgroupMatrixStore<row_major>(&out_u, sg * 256u, u${i}${j}, 16u);`}
+/** The mma forms' generated parts: named accumulators, the products of one 16-deep k-step, and the epilogue. */
+function mmaParts(s: MmaShape, down: boolean): Record<string, string> {
+  const TMT = s.TM / 32, TNT = (down ? s.BN_DOWN : s.BN) / 32;
+  const range = (n: number) => [...Array(n).keys()];
+  const tiles = range(TMT).flatMap((i) => range(TNT).map((j) => [i, j] as const));
+  const mats = down ? [['c', 'ws']] : [['g', 'gs'], ['u', 'us']];
+  const declare = mats.flatMap(([c]) => tiles.map(([i, j]) => `var ${c}${i}_${j} = ResT();`));
+  const multiply = [
+    ...range(TMT).map((i) => `let a${i} = subgroupMatrixLoad<LeftT, row_major>(&xs, (sm + ${16 * i}u) * STR + kk, STR);`),
+    ...mats.flatMap(([c, arr]) => range(TNT).map((j) => `let b${c}${j} = subgroupMatrixLoad<RightT, col_major>(&${arr}, (sn + ${16 * j}u) * STR + kk, STR);`)),
+    ...mats.flatMap(([c]) => tiles.map(([i, j]) => `${c}${i}_${j} = subgroupMatrixMultiplyAccumulate(a${i}, b${c}${j}, ${c}${i}_${j});`)),
+  ];
+  // each result tile goes through the subgroup's 16 × 16 scratch tile, where every lane finishes 8 values
+  // (silu·mul for gate/up; the scatter to the assignment's row for down)
+  const write = tiles.map(([i, j]) => `${down
+    ? `subgroupMatrixStore<row_major>(&out_tile, sg * 256u, c${i}_${j}, 16u);`
+    : `subgroupMatrixStore<row_major>(&out_g, sg * 256u, g${i}_${j}, 16u);\n  subgroupMatrixStore<row_major>(&out_u, sg * 256u, u${i}_${j}, 16u);`}
   workgroupBarrier();
   for (var q = 0u; q < 8u; q++) {
     let idx = lane + 32u * q;
@@ -286,11 +299,13 @@ function mmaWriteWgsl(down: boolean): string {
         : 'act[(r0 + m) * u.N + n] = silu(out_g[sg * 256u + idx]) * out_u[sg * 256u + idx];'}
     }
   }
-  workgroupBarrier();`).join('\n  ');
+  workgroupBarrier();`);
+  return { DECLARE: declare.join('\n  '), MULTIPLY: multiply.join('\n      '), WRITE: write.join('\n  ') };
 }
 
 function gemmFile(variant: MoeGemmVariant, half: 'gate-up' | 'down'): string {
-  if (variant === 'mma') return fillWgsl(wgsl(`expert-mma-${half}.wgsl`), { WRITE: mmaWriteWgsl(half === 'down') }, `expert-mma-${half}.wgsl`);
+  const s = shapeOf(variant);
+  if (s.kind === 'mma') return fillWgsl(wgsl(`expert-mma-${half}.wgsl`), mmaParts(s, half === 'down'), `expert-mma-${half}.wgsl`);
   return wgsl(`expert-${variant}-${half}.wgsl`);
 }
 
@@ -299,7 +314,7 @@ function build_moeGateUpShader(nExperts: number, gateDtype: WeightDtype, upDtype
   return {
     label: `moe_gate_up_${shapeLabel(s)}_e${nExperts}_${gateDtype}_${upDtype}`,
     uniforms: GATE_UP_UNIFORMS,
-    source: `${gemmPrelude(nExperts, s, 'x', false)}${variant === 'mma'
+    source: `${gemmPrelude(nExperts, s, 'x', false)}${s.kind === 'mma'
       ? `${rawLoad8Wgsl(gateDtype, 'gate', 'wgate', 'GateRaw')}${rawLoad8Wgsl(upDtype, 'up', 'wup', 'UpRaw')}`
       : `${load8Wgsl(gateDtype, 'gate8', 'wgate')}${load8Wgsl(upDtype, 'up8', 'wup')}`}
 ${uniformStructWgsl(GATE_UP_UNIFORMS, 5)}
@@ -312,7 +327,7 @@ function build_moeDownShader(nExperts: number, dtype: WeightDtype, variant: MoeG
   return {
     label: `moe_down_${shapeLabel(s)}_e${nExperts}_${dtype}`,
     uniforms: DOWN_UNIFORMS,
-    source: `${gemmPrelude(nExperts, s, 'act', true)}${variant === 'mma' ? rawLoad8Wgsl(dtype, 'down', 'wdown', 'DownRaw') : load8Wgsl(dtype, 'down8', 'wdown')}
+    source: `${gemmPrelude(nExperts, s, 'act', true)}${s.kind === 'mma' ? rawLoad8Wgsl(dtype, 'down', 'wdown', 'DownRaw') : load8Wgsl(dtype, 'down8', 'wdown')}
 ${uniformStructWgsl(DOWN_UNIFORMS, 4)}
 ${gemmFile(variant, 'down')}`,
   };
