@@ -1,0 +1,68 @@
+// Compile ahead of traffic: after PrefillModel.compileAll, no prefill of any prompt length (either side of every
+// bucket boundary: one token, odd sizes, the GEMV range and past it, the MoE experts' switch of form), in any
+// cache dtype, with any of the options a prefill node passes, compiles a pipeline.
+import test from 'ava';
+import { FIXTURE_DIR } from '@latentwire/testing';
+import { KV_DTYPES, latentKvLayout } from '@latentwire/protocol';
+import { loadPrefillModel, logitRowsPerChunk, type PrefillOptions } from '../src/prefill/index.js';
+import { GEMV_MAX_M, maskWords } from '../src/kernels/index.js';
+import { moeGemmVariant } from '../src/kernels/moe/index.js';
+import { testGpu } from '../src/testing.js';
+
+test.serial('compile ahead - after compileAll, prefills of every bucket, every cache dtype and every option add no pipeline', async (t) => {
+  const gpu = await testGpu();
+  const { model } = loadPrefillModel(gpu, FIXTURE_DIR);
+  const cfg = model.cfg;
+  const compiled = await model.compileAll();
+  const pipelines = gpu.pipelines.size;
+  t.log(`${compiled.shaders} prefill shaders in ${Math.round(compiled.ms)} ms; buckets start at ${compiled.buckets.join(', ')} (${compiled.lengthsTried} lengths tried)`);
+  t.true(compiled.shaders > 0 && pipelines >= compiled.shaders);
+
+  // the boundaries found are the launchers' own: the GEMV range's end, and the experts' switch of form
+  t.true(compiled.buckets.includes(GEMV_MAX_M + 1), `a bucket starts past the GEMV range (${GEMV_MAX_M})`);
+  const moe = cfg.moe!;
+  const dims = { nExperts: moe.nRoutedExperts, topK: moe.numExpertsPerTok, hidden: cfg.hiddenSize, intermediate: moe.moeIntermediateSize };
+  let moeSwitch = 1;
+  while (moeGemmVariant(dims, moeSwitch) === moeGemmVariant(dims, 1)) moeSwitch++;
+  t.true(compiled.buckets.includes(moeSwitch), `a bucket starts where the experts change form (${moeSwitch} tokens)`);
+  t.true(logitRowsPerChunk(cfg.vocabSize) >= cfg.maxPositionEmbeddings, 'the fixture never chunks its LM head (no multi-chunk lengths to try)');
+
+  // both sides of every boundary, and odd lengths inside the buckets
+  const lengths = new Set<number>([1, 7, 13, 33, 131]);
+  for (const b of compiled.buckets) for (const T of [b - 1, b, b + 1]) if (T >= 1 && T <= cfg.maxPositionEmbeddings) lengths.add(T);
+  const sorted = [...lengths].sort((a, b) => a - b);
+  const mask = new Uint32Array(maskWords(cfg.vocabSize)).fill(0xffffffff);
+  const sample = { temperature: 0.8, topK: 0, topP: 1, seed: 3, counter: 0 };
+  let i = 0;
+  for (const T of sorted) {
+    const ids = Array.from({ length: T }, (_, k) => (7 * k + 3) % cfg.vocabSize);
+    const dtype = KV_DTYPES[i++ % KV_DTYPES.length]!;
+    const stream = { layout: latentKvLayout({ dtype, kvLoraRank: cfg.kvLoraRank, ropeDim: cfg.qkRopeHeadDim, pageSize: 16 }), onLayer: () => undefined };
+    const runs: PrefillOptions[] = [
+      { stream, sample }, // a plain job
+      { stream, sample: { ...sample, logitBias: [[5, 2]], repetitionPenalty: 1.2, logprobs: 1, mask }, choices: 3, promptLogprobs: 1 }, // every option
+    ];
+    for (const opts of runs) {
+      (await model.prefill(ids, opts)).release();
+      t.is(gpu.pipelines.size, pipelines, `${T} tokens, ${dtype}${opts.promptLogprobs ? ', every option' : ''}: no new pipeline`);
+    }
+  }
+  // every cache dtype at one length, past the boundaries
+  for (const dtype of KV_DTYPES) {
+    const stream = { layout: latentKvLayout({ dtype, kvLoraRank: cfg.kvLoraRank, ropeDim: cfg.qkRopeHeadDim, pageSize: 64 }), onLayer: () => undefined };
+    (await model.prefill([1, 2, 3], { stream, sample })).release();
+    t.is(gpu.pipelines.size, pipelines, `${dtype}: no new pipeline`);
+  }
+  t.log(`${sorted.length} lengths prefilled: ${sorted.join(', ')}`);
+});
+
+test.serial('compile ahead - dry runs leave no buffer behind and the options are checked', async (t) => {
+  const gpu = await testGpu();
+  const { model } = loadPrefillModel(gpu, FIXTURE_DIR);
+  const live = gpu.liveBufferCount;
+  const compiled = await model.compileAll({ maxTokens: 40, kvDtypes: ['bf16'] });
+  t.is(gpu.liveBufferCount, live, 'the dry runs allocated nothing on the device');
+  t.deepEqual(compiled.buckets.filter((b) => b > 40), []);
+  await t.throwsAsync(model.compileAll({ maxTokens: 0 }), { instanceOf: RangeError });
+  await t.throwsAsync(model.compileAll({ kvDtypes: [] }), { instanceOf: RangeError });
+});
