@@ -36,6 +36,9 @@ async function main(): Promise<void> {
   stage = 'compiling shaders';
   compiled = await model.compileAll();
   logger.info({ shaders: compiled.shaders, ms: Math.round(compiled.ms), buckets: compiled.buckets }, 'prefill shaders compiled');
+  if (compiled.limit) {
+    logger.warn({ tokens: compiled.limit.tokens, reason: compiled.limit.reason, maxPositionEmbeddings: model.cfg.maxPositionEmbeddings }, 'prompts this long cannot be prefilled on this device: such jobs are refused');
+  }
   stage = 'connecting';
   const nc = await connect({ servers: [...settings.natsServers], name: 'latentwire-prefill', ...natsConnectOptions(settings.natsAuth) });
   link = natsLink(nc);
@@ -43,7 +46,7 @@ async function main(): Promise<void> {
   const service = new PrefillWorkerService({
     nats: nc, redisUrl: settings.redisUrl, prefix: settings.prefix, concurrency: settings.concurrency,
     model, folder, maxInFlightBytes: settings.maxInFlightBytes, ackTimeoutMs: settings.ackTimeoutMs, logger, registry: register,
-    heartbeatMs: settings.heartbeatMs,
+    heartbeatMs: settings.heartbeatMs, maxPromptTokens: compiled.limit ? compiled.limit.tokens - 1 : undefined,
   });
   await service.start();
   stage = 'serving';

@@ -63,6 +63,23 @@ test.serial('compile ahead - dry runs leave no buffer behind and the options are
   const compiled = await model.compileAll({ maxTokens: 40, kvDtypes: ['bf16'] });
   t.is(gpu.liveBufferCount, live, 'the dry runs allocated nothing on the device');
   t.deepEqual(compiled.buckets.filter((b) => b > 40), []);
+  t.is(compiled.limit, null);
   await t.throwsAsync(model.compileAll({ maxTokens: 0 }), { instanceOf: RangeError });
   await t.throwsAsync(model.compileAll({ kvDtypes: [] }), { instanceOf: RangeError });
+});
+
+test.serial('compile ahead - past what the device can prefill, the shortest failing length is the limit and nothing longer is compiled', async (t) => {
+  const gpu = await testGpu();
+  const { model } = loadPrefillModel(gpu, FIXTURE_DIR);
+  // far past the fixture's context: some launcher's dispatch limit or a buffer's size stops the prefill first
+  // (a real prefill that long would allocate about 1 GB on lavapipe before failing the same way: not run here)
+  const compiled = await model.compileAll({ maxTokens: 1 << 20, kvDtypes: ['bf16'] });
+  t.log(`limit ${JSON.stringify(compiled.limit)}; ${compiled.shaders} shaders, buckets ${compiled.buckets.join(', ')}`);
+  const limit = compiled.limit!;
+  t.truthy(limit, 'a limit below 2^20 tokens');
+  t.true(limit.tokens > model.cfg.maxPositionEmbeddings && limit.reason.length > 0);
+  t.true(compiled.buckets.every((b) => b < limit.tokens));
+  // one past a chunk of LM-head rows, prompt logprobs run the LM head twice: a bucket of its own
+  const chunk = logitRowsPerChunk(model.cfg.vocabSize);
+  if (chunk + 1 < limit.tokens) t.true(compiled.buckets.includes(chunk + 1), `a bucket at ${chunk + 1}`);
 });

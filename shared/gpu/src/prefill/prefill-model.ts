@@ -20,6 +20,7 @@ import { KV_DTYPES, latentKvLayout, pagesFor, type KvDtype, type LatentKvLayout 
 import type { KernelShader } from '../runtime/program.js';
 import { PipelineCache } from '../runtime/pipeline-cache.js';
 import { dryRunGpu } from '../runtime/dry-run.js';
+import { GpuError } from '../runtime/errors.js';
 import { ModelForward, type ForwardPass } from '../forward/model-forward.js';
 import { allocForwardScratch } from '../forward/scratch.js';
 import { naiveAttention } from './attention-programs.js';
@@ -114,6 +115,11 @@ export interface PrefillCompiled {
   readonly buckets: readonly number[];
   /** Prompt lengths dry-run to find the buckets. */
   readonly lengthsTried: number;
+  /**
+   * The shortest prompt (up to maxTokens) a prefill cannot run on this device, and why (a launcher's or a
+   * buffer's limit); null when every length up to maxTokens runs. Nothing is compiled for it or longer ones.
+   */
+  readonly limit: { readonly tokens: number; readonly reason: string } | null;
 }
 
 /** Prompt lengths tried one by one before bisecting: the GEMV range and a margin past it. */
@@ -285,6 +291,8 @@ export class PrefillModel {
    * length grows (thresholds on M or tokens, as all of them are), and the test checks prompts on both sides
    * of every boundary compile nothing. With prompt logprobs the LM head runs in chunks of logitRowsPerChunk
    * rows; lengths up to one chunk past it are tried, as longer prompts only repeat chunk sizes already seen.
+   * A length whose prefill fails on this device (a launcher's RangeError, a buffer over maxBufferSize) would
+   * fail as a request too: the shortest such length is found the same way and returned as `limit`.
    */
   async compileAll(opts: PrefillCompileOptions = {}): Promise<PrefillCompiled> {
     const t0 = performance.now();
@@ -316,20 +324,29 @@ export class PrefillModel {
       }
       return id;
     };
-    // a length's signature: the shaders of its dry runs, in program order
+    // a length's signature: the shaders of its dry runs, in program order; or, for a length the prefill cannot
+    // run (a launcher's dispatch limit, a buffer over maxBufferSize), the reason, so bisection finds the limit
     const signatures = new Map<number, string>();
+    const failures = new Map<number, string>();
     const signature = async (T: number): Promise<string> => {
       let sig = signatures.get(T);
       if (sig !== undefined) return sig;
       const prompt = Array.from({ length: T }, (_, i) => i % V);
-      const parts: number[][] = [];
+      const parts: KernelProgram[][] = [];
       const dryRun = async (o: PrefillOptions) => {
         (await model.prefill(prompt, o)).release();
-        parts.push(dry.take().map(idOf));
+        parts.push(dry.take());
       };
-      for (const dtype of dtypes) await dryRun({ stream: { layout: layout(dtype), onLayer: () => undefined }, sample, choices: 2 });
-      if (T >= 2 && T <= chunk + 1) await dryRun({ stream: { layout: layout(dtypes[0]!), onLayer: () => undefined }, sample, promptLogprobs: 2 });
-      sig = parts.map((p) => p.join(',')).join('|');
+      try {
+        for (const dtype of dtypes) await dryRun({ stream: { layout: layout(dtype), onLayer: () => undefined }, sample, choices: 2 });
+        if (T >= 2 && T <= chunk + 1) await dryRun({ stream: { layout: layout(dtypes[0]!), onLayer: () => undefined }, sample, promptLogprobs: 2 });
+        sig = parts.map((p) => p.map(idOf).join(',')).join('|');
+      } catch (err) {
+        dry.take();
+        if (T === 1 || !(err instanceof RangeError || err instanceof GpuError)) throw err;
+        failures.set(T, err.message);
+        sig = 'cannot run';
+      }
       signatures.set(T, sig);
       return sig;
     };
@@ -351,7 +368,11 @@ export class PrefillModel {
     const buckets = tried.filter((T, i) => i === 0 || signatures.get(T) !== signatures.get(tried[i - 1]!));
     const programs = [...byKey.values()].map((e) => e.program);
     await this.gpu.compile(programs);
-    return { shaders: programs.length, ms: performance.now() - t0, buckets, lengthsTried: tried.length };
+    const limit = tried.find((T) => failures.has(T));
+    return {
+      shaders: programs.length, ms: performance.now() - t0, buckets: buckets.filter((T) => !failures.has(T)), lengthsTried: tried.length,
+      limit: limit === undefined ? null : { tokens: limit, reason: failures.get(limit)! },
+    };
   }
 
   /**

@@ -8,6 +8,7 @@
 // PrefillModel.compileAll), by calling the same code the requests run instead of restating its choices.
 import type { Gpu } from './runtime.js';
 import type { KernelProgram } from './program.js';
+import { GpuError } from './errors.js';
 
 /** What a dry run saw: the programs of every `run`, in order. */
 export interface DryRun {
@@ -25,8 +26,10 @@ const FACTS = new Set<PropertyKey>([
 export function dryRunGpu(real: Gpu): DryRun {
   let recorded: KernelProgram[] = [];
   const stand = (label: string, byteSize: number): GPUBuffer => {
-    // the real Gpu's rounding, so size checks see what a real buffer would hold
+    // the real Gpu's rounding and limit, so size checks see what a real buffer would hold, and a size the
+    // device cannot hold fails the dry run as it would fail the real one
     const size = Math.max(16, Math.ceil(byteSize / 16) * 16);
+    if (size > real.limits.maxBufferSize) throw new GpuError(`buffer ${label}: ${size} bytes exceeds maxBufferSize ${real.limits.maxBufferSize}`);
     return { label, size, usage: 0, mapState: 'unmapped', destroy: () => undefined } as unknown as GPUBuffer;
   };
   const zeros = (bytes: number) => new ArrayBuffer(Math.ceil(bytes / 4) * 4);
