@@ -2,9 +2,12 @@
 // bucket boundary: one token, odd sizes, the GEMV range and past it, the MoE experts' switch of form), in any
 // cache dtype, with any of the options a prefill node passes, compiles a pipeline.
 import test from 'ava';
-import { FIXTURE_DIR } from '@latentwire/testing';
+import { FIXTURE_DIR, readTestFixture } from '@latentwire/testing';
+import { normalizeConfig } from '@latentwire/model';
 import { KV_DTYPES, latentKvLayout } from '@latentwire/protocol';
-import { loadPrefillModel, logitRowsPerChunk, type PrefillOptions } from '../src/prefill/index.js';
+import { loadPrefillModel, logitRowsPerChunk, PrefillModel, type PrefillOptions } from '../src/prefill/index.js';
+import { dryRunGpu } from '../src/runtime/index.js';
+import { syntheticWeights } from '../src/weights/index.js';
 import { GEMV_MAX_M, maskWords } from '../src/kernels/index.js';
 import { moeGemmVariant } from '../src/kernels/moe/index.js';
 import { testGpu } from '../src/testing.js';
@@ -82,4 +85,22 @@ test.serial('compile ahead - past what the device can prefill, the shortest fail
   // one past a chunk of LM-head rows, prompt logprobs run the LM head twice: a bucket of its own
   const chunk = logitRowsPerChunk(model.cfg.vocabSize);
   if (chunk + 1 < limit.tokens) t.true(compiled.buckets.includes(chunk + 1), `a bucket at ${chunk + 1}`);
+});
+
+test.serial('compile ahead - at DeepSeek-V2-Lite shapes (stand-in weights on a dry-run Gpu) the listing takes seconds, and stops where the device cannot prefill (if it cannot within the context)', async (t) => {
+  const gpu = await testGpu();
+  const dry = dryRunGpu(gpu);
+  const cfg = normalizeConfig(readTestFixture('deepseek-v2-lite.config.json'), 'deepseek-v2-lite.config.json');
+  const weights = await syntheticWeights(dry.gpu, cfg); // stand-ins: nothing is allocated or filled
+  dry.take();
+  const model = new PrefillModel(dry.gpu, cfg, weights, { ropeFreqPrecision: 'checkpoint' });
+  const t0 = performance.now();
+  const compiled = await model.compileAll(); // up to max_position_embeddings (163840), every cache dtype
+  const ms = performance.now() - t0;
+  t.log(`${compiled.shaders} shaders; buckets ${compiled.buckets.join(', ')}; ${compiled.lengthsTried} lengths in ${Math.round(ms)} ms; limit ${JSON.stringify(compiled.limit)}`);
+  t.true(compiled.buckets.includes(GEMV_MAX_M + 1));
+  t.true(compiled.buckets.includes(logitRowsPerChunk(cfg.vocabSize) + 1), 'prompt logprobs past one LM-head chunk');
+  t.true(ms < 60_000, `${Math.round(ms)} ms`);
+  const limit = compiled.limit;
+  if (limit) t.true(compiled.buckets.every((b) => b < limit.tokens) && limit.tokens <= cfg.maxPositionEmbeddings);
 });

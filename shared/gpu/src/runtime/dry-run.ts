@@ -32,7 +32,8 @@ export function dryRunGpu(real: Gpu): DryRun {
     if (size > real.limits.maxBufferSize) throw new GpuError(`buffer ${label}: ${size} bytes exceeds maxBufferSize ${real.limits.maxBufferSize}`);
     return { label, size, usage: 0, mapState: 'unmapped', destroy: () => undefined } as unknown as GPUBuffer;
   };
-  const zeros = (bytes: number) => new ArrayBuffer(Math.ceil(bytes / 4) * 4);
+  // fresh zero memory is mapped lazily: a read of a long prompt's pages costs nothing until someone looks at it
+  const zeros = (bytes: number) => new ArrayBuffer(bytes);
   const own: Record<PropertyKey, unknown> = {
     profiler: null,
     buffer: (label: string, byteSize: number) => stand(label, byteSize),
@@ -42,7 +43,7 @@ export function dryRunGpu(real: Gpu): DryRun {
     compile: async () => undefined,
     run: async (programs: readonly KernelProgram[]) => void recorded.push(...programs),
     sync: async () => undefined,
-    read: async (buffer: GPUBuffer, offset = 0, byteSize = buffer.size - offset) => zeros(byteSize).slice(0, byteSize),
+    read: async (buffer: GPUBuffer, offset = 0, byteSize = buffer.size - offset) => zeros(byteSize),
     readF32: async (buffer: GPUBuffer, offset = 0, count?: number) => new Float32Array(zeros(count === undefined ? buffer.size - offset : count * 4)),
     readU32: async (buffer: GPUBuffer, offset = 0, count?: number) => new Uint32Array(zeros(count === undefined ? buffer.size - offset : count * 4)),
   };
