@@ -12,7 +12,7 @@ export const PREFILL_ENV = {
   KV_SEND_WINDOW_BYTES: env.int(DEFAULT_KV_SEND_WINDOW_BYTES, 1, 2 ** 31).describe('unacknowledged KV bytes per decode node (flow control)'),
   KV_ACK_TIMEOUT_MS: env.int(DEFAULT_KV_ACK_TIMEOUT_MS, 1, 600_000).describe('wait for a kv-chunk / prefill-done acknowledgement before the attempt fails'),
   PREFILL_HEARTBEAT_MS: env.int(1000, 0, 600_000).describe('how often the worker announces itself and its running jobs on NATS, so a gateway re-queues the jobs of a crashed worker at once (0 = never)'),
-  PREFILL_METRICS_PORT: env.int(0, 0, 65535).describe('operations port: `GET /health` (alive), `/ready` (model loaded, worker on the queue, on NATS), `/metrics`; 0 = off'),
+  PREFILL_METRICS_PORT: env.int(0, 0, 65535).describe('operations port: `GET /health` (alive), `/ready` (model loaded, every shader compiled, worker on the queue, on NATS), `/metrics`; 0 = off'),
 };
 
 /** Everything the prefill node process reads. */

@@ -1,12 +1,14 @@
 #!/usr/bin/env node
-// The prefill node process: env (env.ts) → GPU → model → NATS → worker. SIGINT/SIGTERM: stop taking jobs and
-// let the active ones finish or fail, drain NATS, release the GPU. A second signal exits at once. A bad
-// variable exits 2 naming it, before the GPU is touched (failStart).
+// The prefill node process: env (env.ts) → GPU → model → every shader compiled (PrefillModel.compileAll: each
+// prompt-length bucket up to the model's context, each cache dtype, each option) → NATS → worker, so /ready
+// answers ready, and jobs are taken, only once no request can wait for a shader compile. SIGINT/SIGTERM: stop
+// taking jobs and let the active ones finish or fail, drain NATS, release the GPU. A second signal exits at
+// once. A bad variable exits 2 naming it, before the GPU is touched (failStart).
 import { connect } from '@nats-io/transport-node';
 import { pino } from 'pino';
 import { register } from 'prom-client';
 import { Gpu } from '@latentwire/gpu';
-import { loadPrefillModel } from '@latentwire/gpu/prefill';
+import { loadPrefillModel, type PrefillCompiled } from '@latentwire/gpu/prefill';
 import { loadProgressReporter } from '@latentwire/gpu/weights';
 import { failStart, logNatsErrors, natsConnectOptions, natsLink, serveOps, type Readiness } from '@latentwire/protocol';
 import { prefillSettingsFromEnv } from './env.js';
@@ -17,8 +19,12 @@ async function main(): Promise<void> {
   const logger = pino({ name: 'prefill-node', level: settings.logLevel });
   let stage = 'loading weights';
   let link: { readonly up: boolean } | null = null;
-  // /ready: the model is loaded, the worker takes jobs from the queue and NATS (where the KV goes) is connected
-  const readiness = (): Readiness => ({ ready: stage === 'serving' && link?.up === true, stage, natsConnected: link?.up ?? false });
+  let compiled: PrefillCompiled | null = null;
+  // /ready: the model is loaded, every shader compiled, the worker takes jobs from the queue and NATS (where the
+  // KV goes) is connected
+  const readiness = (): Readiness => ({
+    ready: stage === 'serving' && compiled !== null && link?.up === true, stage, shaders: compiled?.shaders, natsConnected: link?.up ?? false,
+  });
   // /health answers while the model loads, so "loading" and "dead" look different from outside
   const metrics = settings.metricsPort > 0 ? await serveOps({ port: settings.metricsPort, registry: register, readiness }) : null;
   const gpu = await Gpu.create(settings.gpu);
@@ -26,6 +32,13 @@ async function main(): Promise<void> {
     ropeFreqPrecision: settings.ropeFreqPrecision, onLoadProgress: loadProgressReporter({ log: logger }),
   });
   logger.info({ model: settings.modelDir, fingerprint: folder.fingerprint, layers: model.cfg.numLayers }, 'model loaded');
+  // before the worker exists: no job is taken while shaders compile, and none waits for one after
+  stage = 'compiling shaders';
+  compiled = await model.compileAll();
+  logger.info({ shaders: compiled.shaders, ms: Math.round(compiled.ms), buckets: compiled.buckets }, 'prefill shaders compiled');
+  if (compiled.limit) {
+    logger.warn({ tokens: compiled.limit.tokens, reason: compiled.limit.reason, maxPositionEmbeddings: model.cfg.maxPositionEmbeddings }, 'prompts this long cannot be prefilled on this device: such jobs are refused');
+  }
   stage = 'connecting';
   const nc = await connect({ servers: [...settings.natsServers], name: 'latentwire-prefill', ...natsConnectOptions(settings.natsAuth) });
   link = natsLink(nc);
@@ -33,7 +46,7 @@ async function main(): Promise<void> {
   const service = new PrefillWorkerService({
     nats: nc, redisUrl: settings.redisUrl, prefix: settings.prefix, concurrency: settings.concurrency,
     model, folder, maxInFlightBytes: settings.maxInFlightBytes, ackTimeoutMs: settings.ackTimeoutMs, logger, registry: register,
-    heartbeatMs: settings.heartbeatMs,
+    heartbeatMs: settings.heartbeatMs, maxPromptTokens: compiled.limit ? compiled.limit.tokens - 1 : undefined,
   });
   await service.start();
   stage = 'serving';

@@ -34,6 +34,8 @@ export interface JobContext extends KvSendContext {
   readonly cancelSubject: string;
   /** Grammars over this model's vocabulary (constrained decoding); jobs with a grammar are refused without. */
   readonly grammars?: GrammarCache | undefined;
+  /** Longest prompt this node prefills (below the model's context when the device cannot run longer ones). */
+  readonly maxPromptTokens?: number | undefined;
 }
 
 /** What a job that ends without error returns (BullMQ stores it as the job's return value). */
@@ -123,7 +125,7 @@ export async function processPrefillJob(ctx: JobContext, job: Job): Promise<Pref
 }
 
 /** Step 3: throws PrefillRefusedError unless this node can serve the job; returns the layout to write. */
-export function checkJob(ctx: Pick<JobContext, 'model' | 'fingerprint'>, job: PrefillJob, now: number): LatentKvLayout {
+export function checkJob(ctx: Pick<JobContext, 'model' | 'fingerprint' | 'maxPromptTokens'>, job: PrefillJob, now: number): LatentKvLayout {
   const cfg = ctx.model.cfg;
   if (job.fingerprint !== ctx.fingerprint) {
     throw new PrefillRefusedError(`job for model ${job.fingerprint.slice(0, 16)}… but this node serves ${ctx.fingerprint.slice(0, 16)}…`);
@@ -134,6 +136,9 @@ export function checkJob(ctx: Pick<JobContext, 'model' | 'fingerprint'>, job: Pr
   }
   if (job.promptIds.length > cfg.maxPositionEmbeddings) {
     throw new PrefillRefusedError(`prompt of ${job.promptIds.length} tokens exceeds the model's ${cfg.maxPositionEmbeddings}`);
+  }
+  if (ctx.maxPromptTokens !== undefined && job.promptIds.length > ctx.maxPromptTokens) {
+    throw new PrefillRefusedError(`prompt of ${job.promptIds.length} tokens exceeds the ${ctx.maxPromptTokens} this node's device can prefill`);
   }
   const bad = job.promptIds.find((id) => id >= cfg.vocabSize);
   if (bad !== undefined) throw new PrefillRefusedError(`token id ${bad} outside the vocabulary [0, ${cfg.vocabSize})`);

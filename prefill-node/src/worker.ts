@@ -41,6 +41,12 @@ export interface PrefillWorkerOptions {
   readonly model: PrefillModel;
   /** The loaded model's folder: jobs must carry its fingerprint. (loadPrefillModel's result fits as is.) */
   readonly folder: Pick<ModelFolder, 'fingerprint'> & Partial<Pick<ModelFolder, 'tokenizer' | 'config' | 'generation'>>;
+  /**
+   * Longest prompt taken (default the model's max_position_embeddings): the prefill node passes the longest its
+   * device can prefill (PrefillModel.compileAll's limit), so a longer job is refused at once instead of failing
+   * on the GPU at every attempt.
+   */
+  readonly maxPromptTokens?: number | undefined;
   /** Unacknowledged kv-chunk bytes allowed per decode node, shared by all jobs (default 8 MiB). */
   readonly maxInFlightBytes?: number;
   /** How long a kv-chunk or prefill-done waits for its ack before the attempt fails (ms, default 10 000). */
@@ -122,7 +128,7 @@ export class PrefillWorkerService {
       nc, subjects: this.subjects, windows: this.windows, ackTimeoutMs: o.ackTimeoutMs ?? DEFAULT_KV_ACK_TIMEOUT_MS,
       metrics: this.metrics, rejections: this.rejections, logger: this.logger,
       model: o.model, fingerprint: o.folder.fingerprint, cancellations: this.cancellations, cancelSubject: this.subjects.prefillCancel,
-      grammars: grammarsOf(o.folder),
+      grammars: grammarsOf(o.folder), maxPromptTokens: o.maxPromptTokens,
     };
     const worker = new Worker<unknown, PrefillJobResult>(this.queueName, async (job: Job) => {
       const id = (job.data as { requestId?: unknown } | undefined)?.requestId;

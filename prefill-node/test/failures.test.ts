@@ -87,6 +87,20 @@ test.serial('prefill node - invalid job data, another model or a passed deadline
   t.is(await metricValue(node.registry, 'latentwire_prefill_jobs_total', { outcome: 'rejected' }), 3);
 });
 
+test.serial('prefill node - a prompt longer than its device can prefill (maxPromptTokens) is refused at once, without retry', async (t) => {
+  const node = await startTestNode(t, cluster, { promptIds: ids, maxPromptTokens: ids.length - 1 });
+  const decode = await FakeDecodeNode.start(node.decodeNc, node.service.subjects, 'decode-a');
+  const long = await node.finished(await node.enqueue({ requestId: 'req-long', decodeNodeId: 'decode-a' }, RETRY));
+  t.is(await long.getState(), 'failed');
+  t.is(long.attemptsStarted, 1);
+  t.regex(long.failedReason, new RegExp(`${ids.length} tokens exceeds the ${ids.length - 1} this node's device can prefill`));
+  const fits = await node.finished(await node.enqueue({ requestId: 'req-fits', decodeNodeId: 'decode-a', promptIds: ids.slice(1) }, RETRY));
+  t.is(await fits.getState(), 'completed');
+  await sleep(100);
+  t.deepEqual(decode.failed.map((m) => m.requestId), ['req-long']);
+  t.is(decode.chunks.filter((m) => m.requestId === 'req-long').length, 0);
+});
+
 test.serial('prefill node - a decode node that never acks times out; the job is retried and its last attempt sends prefill-failed', async (t) => {
   const node = await startTestNode(t, cluster, { promptIds: ids, ackTimeoutMs: 300 });
   const decode = await FakeDecodeNode.start(node.decodeNc, node.service.subjects, 'decode-mute', { kvReply: () => undefined });

@@ -87,6 +87,9 @@ test('main - serves a job, and SIGTERM lets the active job finish before it exit
   t.is(await (await queue.getJob(id!))!.getState(), 'completed');
   t.like(decode.done[0], { requestId: 'req-main', firstToken: ids.greedy_ids[0] });
   t.regex(output, /shutting down/);
+  // every shader compiled before the worker took the queue (no job waits for a compile)
+  const compiledAt = output.indexOf('prefill shaders compiled');
+  t.true(compiledAt >= 0 && compiledAt < output.indexOf('prefill worker started'), 'shaders compiled before the worker started');
   t.true(beats.some((b) => b.jobs.includes('req-main')), 'a heartbeat named the running job');
   t.true(beats.length > 0 && beats.every((b) => b.workerId === beats[0]!.workerId));
 });

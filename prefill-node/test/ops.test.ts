@@ -1,12 +1,15 @@
-// The prefill node's operations port: /health while it loads, /ready once the model is loaded, the worker
-// takes jobs and NATS is connected; /metrics; SIGTERM exits 0.
+// The prefill node's operations port: /health while it loads, /ready once the model is loaded, every shader is
+// compiled (its readiness stage 'compiling shaders' answers not ready), the worker takes jobs and NATS is
+// connected; /metrics; SIGTERM exits 0.
 import test from 'ava';
 import { fileURLToPath } from 'node:url';
 import { freePort, pollUntil, startEntry, startNatsServer, startRedisServer } from '@latentwire/testing';
 
 const MAIN = fileURLToPath(new URL('../src/main.js', import.meta.url));
 
-test('prefill node ops - /health while loading, /ready once on the queue and NATS, /metrics, SIGTERM exits 0', async (t) => {
+interface ReadyBody { ready: boolean; stage: string; shaders?: number; natsConnected: boolean }
+
+test('prefill node ops - /health while loading, not ready while compiling shaders, /ready once compiled, on the queue and NATS, /metrics, SIGTERM exits 0', async (t) => {
   const [nats, redis] = await Promise.all([startNatsServer(), startRedisServer()]);
   t.teardown(() => Promise.all([nats.stop(), redis.stop()]));
   const port = await freePort();
@@ -15,8 +18,24 @@ test('prefill node ops - /health while loading, /ready once on the queue and NAT
 
   const base = `http://127.0.0.1:${port}`;
   await pollUntil(`${base}/health`, (s) => s === 200, 30_000);
-  const ready = await pollUntil(`${base}/ready`, (s) => s === 200, 120_000, 20);
-  t.like(JSON.parse(ready.body), { ready: true, stage: 'serving', natsConnected: true });
+  // every answer in order, from the first one the port gives: the stages it went through
+  const seen: { status: number; body: ReadyBody }[] = [];
+  const ready = await pollUntil(`${base}/ready`, (status, body) => {
+    seen.push({ status, body: JSON.parse(body) as ReadyBody });
+    return status === 200;
+  }, 120_000, 10);
+  const body = JSON.parse(ready.body) as ReadyBody;
+  t.like(body, { ready: true, stage: 'serving', natsConnected: true });
+  t.true((body.shaders ?? 0) > 0, `shaders compiled: ${body.shaders}`);
+  const stages = [...new Set(seen.map((s) => s.body.stage))];
+  t.log(`stages: ${stages.join(' → ')} (${seen.length} answers)`);
+  // the compile takes seconds on lavapipe: polled every 10 ms, the stage is seen, and it is never ready
+  const compiling = seen.filter((s) => s.body.stage === 'compiling shaders');
+  t.true(compiling.length > 0, `the compile was seen (stages ${stages.join(', ')})`);
+  t.true(compiling.every((s) => s.status === 503 && !s.body.ready && s.body.shaders === undefined));
+  // the stages in start-up order: the compile ends before the node connects and its worker takes the queue
+  t.deepEqual(stages.filter((s) => s !== 'loading weights'), ['compiling shaders', 'connecting', 'serving'].filter((s) => stages.includes(s)));
+  t.is(stages.at(-1), 'serving');
   t.regex(await (await fetch(`${base}/metrics`)).text(), /latentwire_prefill_/);
 
   child.kill('SIGTERM');

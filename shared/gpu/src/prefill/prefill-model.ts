@@ -16,7 +16,11 @@ import { maskWords, tokenMask } from '../kernels/sample/token-mask.js';
 import {
   countsRow, hasLogitWork, LOGPROBS_WORDS, needsCounts, NO_COUNTS, packLogitRows, penaltiesOf, unpackLogprobs, type LogitSettings, type TokenLogprobs,
 } from '../kernels/sample/logit-params.js';
-import { pagesFor, type LatentKvLayout } from '@latentwire/protocol';
+import { KV_DTYPES, latentKvLayout, pagesFor, type KvDtype, type LatentKvLayout } from '@latentwire/protocol';
+import type { KernelShader } from '../runtime/program.js';
+import { PipelineCache } from '../runtime/pipeline-cache.js';
+import { dryRunGpu } from '../runtime/dry-run.js';
+import { GpuError } from '../runtime/errors.js';
 import { ModelForward, type ForwardPass } from '../forward/model-forward.js';
 import { allocForwardScratch } from '../forward/scratch.js';
 import { BufferPool } from '../runtime/buffer-pool.js';
@@ -91,6 +95,40 @@ export interface PrefillModelOptions {
 /** Idle pooled bytes a prefill model keeps: a 4096-token V2-Lite prefill holds ~1.3 GB while it runs. */
 const PREFILL_POOL_IDLE_BYTES = 4 * 2 ** 30;
 
+/**
+ * Rows of logits the LM head computes per dispatch when every position's logits are asked for (allLogits,
+ * promptLogprobs): the logits buffer stays at 64 MiB whatever the prompt length.
+ */
+export function logitRowsPerChunk(vocab: number): number {
+  return Math.max(1, Math.floor((64 << 20) / (vocab * 4)));
+}
+
+export interface PrefillCompileOptions {
+  /** Longest prompt to compile for (default the model's max_position_embeddings, the longest a prefill node accepts). */
+  readonly maxTokens?: number;
+  /** The cache dtypes the KV may be streamed in (default every dtype of KV_DTYPES: a job names its decode node's). */
+  readonly kvDtypes?: readonly KvDtype[];
+}
+
+export interface PrefillCompiled {
+  /** Distinct shaders a prefill can select (all compiled now). */
+  readonly shaders: number;
+  /** Time to list and compile them (ms). */
+  readonly ms: number;
+  /** The first prompt length of every bucket: lengths from one to the next select the same shaders. */
+  readonly buckets: readonly number[];
+  /** Prompt lengths dry-run to find the buckets. */
+  readonly lengthsTried: number;
+  /**
+   * The shortest prompt (up to maxTokens) a prefill cannot run on this device, and why (a launcher's or a
+   * buffer's limit); null when every length up to maxTokens runs. Nothing is compiled for it or longer ones.
+   */
+  readonly limit: { readonly tokens: number; readonly reason: string } | null;
+}
+
+/** Prompt lengths tried one by one before bisecting: the GEMV range and a margin past it. */
+const DENSE_LENGTHS = 64;
+
 export class PrefillModel {
   /** The shared forward (it owns the RoPE frequencies). */
   readonly forward: ModelForward;
@@ -153,7 +191,7 @@ export class PrefillModel {
     if (opts.allLogits || prompt) {
       programs.push(forward.finalNorm(pass, 0, T));
       argmaxBuf = gpu.buffer('argmax', T * 4);
-      const rowsPerChunk = Math.max(1, Math.min(T, Math.floor((64 << 20) / (V * 4))));
+      const rowsPerChunk = Math.min(T, logitRowsPerChunk(V));
       logitsBuf = pool.buffer('logits.chunk', rowsPerChunk * V * 4);
       for (let r0 = 0; r0 < T; r0 += rowsPerChunk) {
         const rows = Math.min(rowsPerChunk, T - r0);
@@ -247,6 +285,105 @@ export class PrefillModel {
       promptLogprobs,
       latent,
       release: () => pool.destroy(...latent),
+    };
+  }
+
+  /**
+   * Compiles every shader a prefill can select, for every prompt length up to maxTokens and every cache dtype,
+   * with every option a prefill node passes (streamed KV, sampling with logit_bias, penalties and logprobs, a
+   * grammar mask, n choices, prompt logprobs), so that no request waits for a shader compile. The prefill node
+   * runs it before it reports ready and takes jobs.
+   *
+   * The shaders are not listed here: the real prefill() runs against a dry-run Gpu (runtime/dry-run.ts) that
+   * records the programs instead of dispatching them, so each launcher picks its variant by the same code a
+   * request goes through (matmul's GEMV / GEMM / tile by M, the MoE experts' form by tokens, the attention's
+   * tiling, the quantize per cache dtype, the sampler and its neighbours). Lengths 1..64 are tried one by one;
+   * beyond, powers of two, then bisection wherever two tried lengths select different shaders, down to adjacent
+   * lengths: this finds every bucket boundary as long as each launcher's choice only moves forward as the
+   * length grows (thresholds on M or tokens, as all of them are), and the test checks prompts on both sides
+   * of every boundary compile nothing. With prompt logprobs the LM head runs in chunks of logitRowsPerChunk
+   * rows; lengths up to one chunk past it are tried, as longer prompts only repeat chunk sizes already seen.
+   * A length whose prefill fails on this device (a launcher's RangeError, a buffer over maxBufferSize) would
+   * fail as a request too: the shortest such length is found the same way and returned as `limit`.
+   */
+  async compileAll(opts: PrefillCompileOptions = {}): Promise<PrefillCompiled> {
+    const t0 = performance.now();
+    const { cfg } = this;
+    const maxTokens = opts.maxTokens ?? cfg.maxPositionEmbeddings;
+    if (!Number.isInteger(maxTokens) || maxTokens < 1) throw new RangeError(`compileAll: maxTokens ${maxTokens} must be a positive integer`);
+    const dtypes = opts.kvDtypes ?? KV_DTYPES;
+    if (dtypes.length === 0) throw new RangeError('compileAll: no cache dtype');
+    const dry = dryRunGpu(this.gpu);
+    const model = new PrefillModel(dry.gpu, cfg, this.weights, { ropeFreqPrecision: this.ropeFreqPrecision });
+    const V = cfg.vocabSize;
+    const chunk = logitRowsPerChunk(V);
+    const sample = {
+      temperature: 1, topK: 4, topP: 0.9, seed: 1, counter: 0,
+      presencePenalty: 0.5, frequencyPenalty: 0.5, repetitionPenalty: 1.1, logitBias: [[0, 1]] as const, logprobs: 2,
+      mask: new Uint32Array(maskWords(V)).fill(0xffffffff),
+    };
+    const layout = (dtype: KvDtype) => latentKvLayout({ dtype, kvLoraRank: cfg.kvLoraRank, ropeDim: cfg.qkRopeHeadDim, pageSize: 16 });
+    const byKey = new Map<string, { id: number; program: KernelProgram }>();
+    const ids = new Map<KernelShader, number>();
+    const idOf = (p: KernelProgram): number => {
+      let id = ids.get(p.shader);
+      if (id === undefined) {
+        const key = PipelineCache.key(p.shader);
+        let entry = byKey.get(key);
+        if (!entry) byKey.set(key, (entry = { id: byKey.size, program: p }));
+        id = entry.id;
+        ids.set(p.shader, id);
+      }
+      return id;
+    };
+    // a length's signature: the shaders of its dry runs, in program order; or, for a length the prefill cannot
+    // run (a launcher's dispatch limit, a buffer over maxBufferSize), the reason, so bisection finds the limit
+    const signatures = new Map<number, string>();
+    const failures = new Map<number, string>();
+    const signature = async (T: number): Promise<string> => {
+      let sig = signatures.get(T);
+      if (sig !== undefined) return sig;
+      const prompt = Array.from({ length: T }, (_, i) => i % V);
+      const parts: KernelProgram[][] = [];
+      const dryRun = async (o: PrefillOptions) => {
+        (await model.prefill(prompt, o)).release();
+        parts.push(dry.take());
+      };
+      try {
+        for (const dtype of dtypes) await dryRun({ stream: { layout: layout(dtype), onLayer: () => undefined }, sample, choices: 2 });
+        if (T >= 2 && T <= chunk + 1) await dryRun({ stream: { layout: layout(dtypes[0]!), onLayer: () => undefined }, sample, promptLogprobs: 2 });
+        sig = parts.map((p) => p.map(idOf).join(',')).join('|');
+      } catch (err) {
+        dry.take();
+        if (T === 1 || !(err instanceof RangeError || err instanceof GpuError)) throw err;
+        failures.set(T, err.message);
+        sig = 'cannot run';
+      }
+      signatures.set(T, sig);
+      return sig;
+    };
+    const refine = async (a: number, b: number): Promise<void> => {
+      if (b - a <= 1 || (await signature(a)) === (await signature(b))) return;
+      const m = Math.floor((a + b) / 2);
+      await refine(a, m);
+      await refine(m, b);
+    };
+    const probes = new Set<number>();
+    for (let T = 1; T <= Math.min(DENSE_LENGTHS, maxTokens); T++) probes.add(T);
+    for (let T = DENSE_LENGTHS; T < maxTokens; T *= 2) probes.add(T);
+    for (const T of [chunk, chunk + 1, chunk + 2, maxTokens]) if (T <= maxTokens) probes.add(T);
+    const sorted = [...probes].sort((a, b) => a - b);
+    for (const T of sorted) await signature(T);
+    for (let i = 1; i < sorted.length; i++) await refine(sorted[i - 1]!, sorted[i]!);
+    model.dispose();
+    const tried = [...signatures.keys()].sort((a, b) => a - b);
+    const buckets = tried.filter((T, i) => i === 0 || signatures.get(T) !== signatures.get(tried[i - 1]!));
+    const programs = [...byKey.values()].map((e) => e.program);
+    await this.gpu.compile(programs);
+    const limit = tried.find((T) => failures.has(T));
+    return {
+      shaders: programs.length, ms: performance.now() - t0, buckets: buckets.filter((T) => !failures.has(T)), lengthsTried: tried.length,
+      limit: limit === undefined ? null : { tokens: limit, reason: failures.get(limit)! },
     };
   }
 

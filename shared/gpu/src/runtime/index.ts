@@ -9,3 +9,4 @@ export { memoShader } from './memo-shader.js';
 export { subgroupMatrixUnsupportedReason, MATRIX_SUBGROUP_SIZE, SUBGROUP_MATRIX_WGSL, type MatrixCapabilities } from './matrix-caps.js';
 export { loadWgsl, fillWgsl } from './wgsl-source.js';
 export type { WorkgroupSlots } from './occupancy-probe.js';
+export { dryRunGpu, type DryRun } from './dry-run.js';

@@ -1,0 +1,106 @@
+// Compile ahead of traffic: after PrefillModel.compileAll, no prefill of any prompt length (either side of every
+// bucket boundary: one token, odd sizes, the GEMV range and past it, the MoE experts' switch of form), in any
+// cache dtype, with any of the options a prefill node passes, compiles a pipeline.
+import test from 'ava';
+import { FIXTURE_DIR, readTestFixture } from '@latentwire/testing';
+import { normalizeConfig } from '@latentwire/model';
+import { KV_DTYPES, latentKvLayout } from '@latentwire/protocol';
+import { loadPrefillModel, logitRowsPerChunk, PrefillModel, type PrefillOptions } from '../src/prefill/index.js';
+import { dryRunGpu } from '../src/runtime/index.js';
+import { syntheticWeights } from '../src/weights/index.js';
+import { GEMV_MAX_M, maskWords } from '../src/kernels/index.js';
+import { moeGemmVariant } from '../src/kernels/moe/index.js';
+import { testGpu } from '../src/testing.js';
+
+test.serial('compile ahead - after compileAll, prefills of every bucket, every cache dtype and every option add no pipeline', async (t) => {
+  const gpu = await testGpu();
+  const { model } = loadPrefillModel(gpu, FIXTURE_DIR);
+  const cfg = model.cfg;
+  const compiled = await model.compileAll();
+  const pipelines = gpu.pipelines.size;
+  t.log(`${compiled.shaders} prefill shaders in ${Math.round(compiled.ms)} ms; buckets start at ${compiled.buckets.join(', ')} (${compiled.lengthsTried} lengths tried)`);
+  t.true(compiled.shaders > 0 && pipelines >= compiled.shaders);
+
+  // the boundaries found are the launchers' own: the GEMV range's end, and the experts' switch of form
+  t.true(compiled.buckets.includes(GEMV_MAX_M + 1), `a bucket starts past the GEMV range (${GEMV_MAX_M})`);
+  const moe = cfg.moe!;
+  const dims = { nExperts: moe.nRoutedExperts, topK: moe.numExpertsPerTok, hidden: cfg.hiddenSize, intermediate: moe.moeIntermediateSize };
+  let moeSwitch = 1;
+  while (moeGemmVariant(dims, moeSwitch) === moeGemmVariant(dims, 1)) moeSwitch++;
+  t.true(compiled.buckets.includes(moeSwitch), `a bucket starts where the experts change form (${moeSwitch} tokens)`);
+  t.true(logitRowsPerChunk(cfg.vocabSize) >= cfg.maxPositionEmbeddings, 'the fixture never chunks its LM head (no multi-chunk lengths to try)');
+
+  // both sides of every boundary, and odd lengths inside the buckets
+  const lengths = new Set<number>([1, 7, 13, 33, 131]);
+  for (const b of compiled.buckets) for (const T of [b - 1, b, b + 1]) if (T >= 1 && T <= cfg.maxPositionEmbeddings) lengths.add(T);
+  const sorted = [...lengths].sort((a, b) => a - b);
+  const mask = new Uint32Array(maskWords(cfg.vocabSize)).fill(0xffffffff);
+  const sample = { temperature: 0.8, topK: 0, topP: 1, seed: 3, counter: 0 };
+  let i = 0;
+  for (const T of sorted) {
+    const ids = Array.from({ length: T }, (_, k) => (7 * k + 3) % cfg.vocabSize);
+    const dtype = KV_DTYPES[i++ % KV_DTYPES.length]!;
+    const stream = { layout: latentKvLayout({ dtype, kvLoraRank: cfg.kvLoraRank, ropeDim: cfg.qkRopeHeadDim, pageSize: 16 }), onLayer: () => undefined };
+    const runs: PrefillOptions[] = [
+      { stream, sample }, // a plain job
+      { stream, sample: { ...sample, logitBias: [[5, 2]], repetitionPenalty: 1.2, logprobs: 1, mask }, choices: 3, promptLogprobs: 1 }, // every option
+    ];
+    for (const opts of runs) {
+      (await model.prefill(ids, opts)).release();
+      t.is(gpu.pipelines.size, pipelines, `${T} tokens, ${dtype}${opts.promptLogprobs ? ', every option' : ''}: no new pipeline`);
+    }
+  }
+  // every cache dtype at one length, past the boundaries
+  for (const dtype of KV_DTYPES) {
+    const stream = { layout: latentKvLayout({ dtype, kvLoraRank: cfg.kvLoraRank, ropeDim: cfg.qkRopeHeadDim, pageSize: 64 }), onLayer: () => undefined };
+    (await model.prefill([1, 2, 3], { stream, sample })).release();
+    t.is(gpu.pipelines.size, pipelines, `${dtype}: no new pipeline`);
+  }
+  t.log(`${sorted.length} lengths prefilled: ${sorted.join(', ')}`);
+});
+
+test.serial('compile ahead - dry runs leave no buffer behind and the options are checked', async (t) => {
+  const gpu = await testGpu();
+  const { model } = loadPrefillModel(gpu, FIXTURE_DIR);
+  const live = gpu.liveBufferCount;
+  const compiled = await model.compileAll({ maxTokens: 40, kvDtypes: ['bf16'] });
+  t.is(gpu.liveBufferCount, live, 'the dry runs allocated nothing on the device');
+  t.deepEqual(compiled.buckets.filter((b) => b > 40), []);
+  t.is(compiled.limit, null);
+  await t.throwsAsync(model.compileAll({ maxTokens: 0 }), { instanceOf: RangeError });
+  await t.throwsAsync(model.compileAll({ kvDtypes: [] }), { instanceOf: RangeError });
+});
+
+test.serial('compile ahead - past what the device can prefill, the shortest failing length is the limit and nothing longer is compiled', async (t) => {
+  const gpu = await testGpu();
+  const { model } = loadPrefillModel(gpu, FIXTURE_DIR);
+  // far past the fixture's context: some launcher's dispatch limit or a buffer's size stops the prefill first
+  // (a real prefill that long would allocate about 1 GB on lavapipe before failing the same way: not run here)
+  const compiled = await model.compileAll({ maxTokens: 1 << 20, kvDtypes: ['bf16'] });
+  t.log(`limit ${JSON.stringify(compiled.limit)}; ${compiled.shaders} shaders, buckets ${compiled.buckets.join(', ')}`);
+  const limit = compiled.limit!;
+  t.truthy(limit, 'a limit below 2^20 tokens');
+  t.true(limit.tokens > model.cfg.maxPositionEmbeddings && limit.reason.length > 0);
+  t.true(compiled.buckets.every((b) => b < limit.tokens));
+  // one past a chunk of LM-head rows, prompt logprobs run the LM head twice: a bucket of its own
+  const chunk = logitRowsPerChunk(model.cfg.vocabSize);
+  if (chunk + 1 < limit.tokens) t.true(compiled.buckets.includes(chunk + 1), `a bucket at ${chunk + 1}`);
+});
+
+test.serial('compile ahead - at DeepSeek-V2-Lite shapes (stand-in weights on a dry-run Gpu) the listing takes seconds, and stops where the device cannot prefill (if it cannot within the context)', async (t) => {
+  const gpu = await testGpu();
+  const dry = dryRunGpu(gpu);
+  const cfg = normalizeConfig(readTestFixture('deepseek-v2-lite.config.json'), 'deepseek-v2-lite.config.json');
+  const weights = await syntheticWeights(dry.gpu, cfg); // stand-ins: nothing is allocated or filled
+  dry.take();
+  const model = new PrefillModel(dry.gpu, cfg, weights, { ropeFreqPrecision: 'checkpoint' });
+  const t0 = performance.now();
+  const compiled = await model.compileAll(); // up to max_position_embeddings (163840), every cache dtype
+  const ms = performance.now() - t0;
+  t.log(`${compiled.shaders} shaders; buckets ${compiled.buckets.join(', ')}; ${compiled.lengthsTried} lengths in ${Math.round(ms)} ms; limit ${JSON.stringify(compiled.limit)}`);
+  t.true(compiled.buckets.includes(GEMV_MAX_M + 1));
+  t.true(compiled.buckets.includes(logitRowsPerChunk(cfg.vocabSize) + 1), 'prompt logprobs past one LM-head chunk');
+  t.true(ms < 60_000, `${Math.round(ms)} ms`);
+  const limit = compiled.limit;
+  if (limit) t.true(compiled.buckets.every((b) => b < limit.tokens) && limit.tokens <= cfg.maxPositionEmbeddings);
+});
