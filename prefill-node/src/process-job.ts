@@ -69,7 +69,11 @@ export async function processPrefillJob(ctx: JobContext, job: Job): Promise<Pref
     const forwardStart = performance.now();
     const out = await ctx.model.prefill(data.promptIds, {
       stream: { layout, onLayer: (layer, pages) => sender.sendLayer(layer, pages) },
-      sample: { ...data.sampling, counter: data.sampling.counterStart ?? 0, ...(mask ? { mask } : {}) }, // the completion's first token, under the grammar's mask
+      // the completion's first token, under the grammar's mask; a resumed request's generated tail counts as output
+      sample: {
+        ...data.sampling, counter: data.sampling.counterStart ?? 0, ...(mask ? { mask } : {}),
+        ...(data.resumeTokens?.length ? { outputIds: data.resumeTokens } : {}),
+      },
       // n > 1 choices: one first token per choice from the same logits, choice i with seed + i (choiceSampling)
       ...(data.n !== undefined && data.n > 1 ? { choices: data.n } : {}),
       // echo with logprobs: every prompt token's logprob (the LM head then runs at every position)
@@ -143,14 +147,18 @@ export function checkJob(ctx: Pick<JobContext, 'model' | 'fingerprint'>, job: Pr
 
 /**
  * Constrained decoding: the grammar's mask for the completion's first token (the decode node checks the token
- * against the same grammar); PrefillRefusedError for a grammar this node cannot compile.
+ * against the same grammar); PrefillRefusedError for a grammar this node cannot compile. A resumed request's
+ * state first advances over the tokens it already generated (resumeTokens; its grammar's maxTokens is then
+ * what is left), so a token sequence the grammar does not allow is refused too.
  */
 export function firstTokenMask(ctx: Pick<JobContext, 'grammars'>, job: PrefillJob): Uint32Array | null {
   const g = job.sampling.grammar;
   if (!g) return null;
   if (!ctx.grammars) throw new PrefillRefusedError('the job has a grammar, but this node has no tokenizer to compile it');
   try {
-    return ctx.grammars.get({ root: g.root } as GrammarSpec).start().mask(g.maxTokens ?? 0x7fffffff);
+    const state = ctx.grammars.get({ root: g.root } as GrammarSpec).start();
+    for (const id of job.resumeTokens ?? []) state.advance(id);
+    return state.mask(g.maxTokens ?? 0x7fffffff);
   } catch (err) {
     if (err instanceof GrammarError) throw new PrefillRefusedError(err.message);
     throw err;
