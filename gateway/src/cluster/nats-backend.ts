@@ -13,7 +13,7 @@
 // close() (the gateway's SIGTERM): new requests get 503, running ones may finish within the caller's timeout.
 import type { NatsConnection } from '@nats-io/transport-node';
 import {
-  cancelMessage, choiceRequestId, encodeMessage, parsePrefillJob, replayMessage, type CancelReason, type PrefillJob, type PrefillTiming, type WireRejections, type WireSubjects,
+  MAX_RESUME_TOKENS, cancelMessage, choiceRequestId, choiceSampling, encodeMessage, parsePrefillJob, replayMessage, type CancelReason, type PrefillJob, type PrefillTiming, type WireRejections, type WireSubjects,
 } from '@latentwire/protocol';
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
@@ -158,58 +158,120 @@ export class NatsBackend implements GenerationBackend {
     this.active++;
     try {
       const arrived = performance.now();
-      const resumes = this.o.settings.prefillResumes ?? 1;
-      // A request whose prefill worker was lost, or whose decode node began draining, before its first token
-      // starts over under a new wire id (the old one is cancelled everywhere, so the lost job, when BullMQ
-      // hands it out again, is skipped), at most PREFILL_RESUMES times. One whose decode node was lost (or
-      // restarted) goes on elsewhere from where it stopped: its prompt + the tokens already sent are prefilled
-      // again and the sampler's counter continues, so greedy and seeded sampling give the tokens the lost node
-      // would have (resumable(): not for n > 1, grammars, or frequency/presence penalties, whose state is lost).
-      const sent: number[] = [];
-      for (let attempt = 0; ; attempt++) {
-        const wire = attempt === 0 ? req : continuation(req, `${req.requestId}.r${attempt}`, sent);
-        const grant = await this.admitter.admit(wire, signal);
-        if (!grant) return;
-        if (req.trace) req.trace.nodeId = grant.node.nodeId;
-        if (attempt === 0) {
-          const phases = this.metrics.ttftPhases;
-          phases.observe({ phase: 'admission' }, Math.max(0, performance.now() - arrived - grant.reserveMs) / 1000);
-          phases.observe({ phase: 'reservation' }, grant.reserveMs / 1000);
-        }
-        try {
-          if ((wire.n ?? 1) > 1) {
-            yield* this.runChoices(wire, grant, signal, choiceSignals ?? []);
-          } else {
-            for await (const event of this.run(wire, grant, signal)) {
-              sent.push(...event.tokens);
-              yield event;
-            }
-          }
-          return;
-        } catch (err) {
-          const kind = err instanceof TokenStreamError ? err.kind : undefined;
-          const nodeLost = kind === 'node-restarted' && resumable(req) && sent.length < req.maxTokens;
-          if (kind !== 'prefill-lost' && kind !== 'node-draining' && !nodeLost) throw err;
-          if (attempt >= resumes || wire.requestId.length > 120 || signal.aborted) {
-            if (kind === 'node-draining') {
-              throw new BackendRejection(503, 'The decode node holding this request is shutting down; please retry.', 'service_unavailable', 1, { cause: err });
-            }
-            throw err;
-          }
-          const why = kind === 'prefill-lost' ? 'prefill_lost' : kind === 'node-draining' ? 'node_draining' : 'node_lost';
-          this.metrics.resumes.inc({ why });
-          this.o.logger.warn({ requestId: req.requestId, attempt: attempt + 1, why, tokensSent: sent.length },
-            why === 'prefill_lost' ? 'prefill worker lost: request re-queued'
-              : why === 'node_draining' ? 'decode node draining: request handed to another node'
-                : 'decode node lost: request resumed on another node from the tokens already sent');
-        } finally {
-          this.backlog.done(wire.requestId);
-        }
-      }
+      if ((req.n ?? 1) > 1) yield* this.generateChoices(req, signal, choiceSignals ?? [], arrived);
+      else yield* this.generateOne(req, signal, { arrived });
     } finally {
       this.backlog.done(req.requestId);
       if (--this.active === 0) this.onIdle?.();
     }
+  }
+
+  /**
+   * One completion, over as many attempts as it takes. A request whose prefill worker was lost, or whose
+   * decode node began draining, before its first token starts over under a new wire id (the old one is
+   * cancelled everywhere, so the lost job, when BullMQ hands it out again, is skipped), at most
+   * PREFILL_RESUMES times. One whose decode node was lost (or restarted) goes on elsewhere from where it
+   * stopped: its prompt + the tokens already sent are prefilled again, the sampler's counter continues, and
+   * the new node gets those tokens (resumeTokens) to rebuild the penalties' counts and the grammar's state, so
+   * greedy and seeded sampling give the tokens the lost node would have. `from` continues a choice of an
+   * n > 1 request whose node was lost (its attempt number and the tokens it had sent).
+   */
+  private async *generateOne(
+    req: GenerationRequest, signal: AbortSignal, from: { arrived?: number; attempt?: number; sent?: number[] } = {},
+  ): AsyncGenerator<GenerationEvent, void, undefined> {
+    const sent = from.sent ?? [];
+    for (let attempt = from.attempt ?? 0; ; attempt++) {
+      const wire = attempt === 0 ? req : continuation(req, `${req.requestId}.r${attempt}`, sent);
+      const grant = await this.admitter.admit(wire, signal);
+      if (!grant) return;
+      if (req.trace) req.trace.nodeId = grant.node.nodeId;
+      if (attempt === 0 && from.arrived !== undefined) this.observeAdmission(from.arrived, grant);
+      try {
+        for await (const event of this.run(wire, grant, signal)) {
+          sent.push(...event.tokens);
+          yield event;
+        }
+        return;
+      } catch (err) {
+        this.nextAttempt(err, req, wire, sent.length < req.maxTokens && canResume(req, sent), attempt, signal, sent.length);
+      } finally {
+        this.backlog.done(wire.requestId);
+      }
+    }
+  }
+
+  /**
+   * n > 1 choices: one reservation and prefill for all (runChoices). Lost before any token (a prefill worker,
+   * a draining node), the whole request starts over; a decode node lost mid-stream leaves choices with
+   * different outputs, so each unfinished choice goes on alone (generateOne, with its own seed, seed + i, and
+   * the tokens it had sent), and their events merge tagged with their choice.
+   */
+  private async *generateChoices(
+    req: GenerationRequest, signal: AbortSignal, choiceSignals: readonly AbortSignal[], arrived: number,
+  ): AsyncGenerator<GenerationEvent, void, undefined> {
+    const n = req.n!;
+    const progress: ChoiceProgress = { sent: Array.from({ length: n }, () => []), ended: new Set() };
+    let attempt = 0;
+    for (; ; attempt++) {
+      const wire = attempt === 0 ? req : { ...req, requestId: `${req.requestId}.r${attempt}` };
+      const grant = await this.admitter.admit(wire, signal);
+      if (!grant) return;
+      if (req.trace) req.trace.nodeId = grant.node.nodeId;
+      if (attempt === 0) this.observeAdmission(arrived, grant);
+      try {
+        yield* this.runChoices(wire, grant, signal, choiceSignals, progress);
+        return;
+      } catch (err) {
+        const started = progress.sent.some((s) => s.length > 0);
+        // started: only a lost node lets the choices go on (each alone); not started: the request starts over
+        const open = [...Array(n).keys()].filter((i) => !progress.ended.has(i) && !choiceSignals[i]?.aborted);
+        const ok = !started || open.every((i) => progress.sent[i]!.length < req.maxTokens && canResume(req, progress.sent[i]!));
+        this.nextAttempt(err, req, wire, ok, attempt, signal, progress.sent.reduce((a, s) => a + s.length, 0));
+        if (started) break;
+      } finally {
+        this.backlog.done(wire.requestId);
+      }
+    }
+    const open = [...Array(n).keys()].filter((i) => !progress.ended.has(i) && !choiceSignals[i]?.aborted);
+    const { n: _n, ...one } = req;
+    const merge = new AbortController(); // the merge's early end (the client left, a choice failed) stops every choice
+    yield* mergeTagged(merge, open.map((i) => ({
+      choice: i,
+      events: this.generateOne(
+        { ...one, requestId: `${req.requestId}.c${i}`, sampling: choiceSampling(req.sampling, i) },
+        AbortSignal.any([signal, merge.signal, ...(choiceSignals[i] ? [choiceSignals[i]!] : [])]),
+        { attempt: attempt + 1, sent: progress.sent[i]! },
+      ),
+    })));
+  }
+
+  private observeAdmission(arrived: number, grant: Grant): void {
+    const phases = this.metrics.ttftPhases;
+    phases.observe({ phase: 'admission' }, Math.max(0, performance.now() - arrived - grant.reserveMs) / 1000);
+    phases.observe({ phase: 'reservation' }, grant.reserveMs / 1000);
+  }
+
+  /**
+   * After a failed attempt: returns when the request goes on (a lost prefill worker, a draining node before
+   * the first token, or a lost decode node when `resumable`), counted and logged; throws the error to end
+   * it with otherwise (PREFILL_RESUMES attempts spent, the client gone).
+   */
+  private nextAttempt(err: unknown, req: GenerationRequest, wire: GenerationRequest, resumable: boolean, attempt: number, signal: AbortSignal, tokensSent: number): void {
+    const kind = err instanceof TokenStreamError ? err.kind : undefined;
+    const nodeLost = kind === 'node-restarted' && resumable;
+    if (kind !== 'prefill-lost' && kind !== 'node-draining' && !nodeLost) throw err;
+    if (attempt >= (this.o.settings.prefillResumes ?? 1) || wire.requestId.length > 120 || signal.aborted) {
+      if (kind === 'node-draining') {
+        throw new BackendRejection(503, 'The decode node holding this request is shutting down; please retry.', 'service_unavailable', 1, { cause: err });
+      }
+      throw err;
+    }
+    const why = kind === 'prefill-lost' ? 'prefill_lost' : kind === 'node-draining' ? 'node_draining' : 'node_lost';
+    this.metrics.resumes.inc({ why });
+    this.o.logger.warn({ requestId: req.requestId, attempt: attempt + 1, why, tokensSent },
+      why === 'prefill_lost' ? 'prefill worker lost: request re-queued'
+        : why === 'node_draining' ? 'decode node draining: request handed to another node'
+          : 'decode node lost: request resumed on another node from the tokens already sent');
   }
 
   /**
@@ -324,7 +386,7 @@ export class NatsBackend implements GenerationBackend {
    * gateway finished it) is cancelled on the node at once; the others go on. Any failure ends them all.
    */
   private async *runChoices(
-    req: GenerationRequest, { node, reply }: Omit<Grant, 'reserveMs'>, signal: AbortSignal, choiceSignals: readonly AbortSignal[],
+    req: GenerationRequest, { node, reply }: Omit<Grant, 'reserveMs'>, signal: AbortSignal, choiceSignals: readonly AbortSignal[], progress: ChoiceProgress,
   ): AsyncGenerator<GenerationEvent, void, undefined> {
     const { requestId } = req;
     const { nodeId } = node;
@@ -351,7 +413,7 @@ export class NatsBackend implements GenerationBackend {
       this.byRequest.set(s.requestId, s); // the request's own: a lost prefill worker fails it; every one: replays after a reconnect
     }
     let lostPrefill = false;
-    const ended = new Set<number>(); // choices finished by the node or by the gateway
+    const ended = progress.ended; // choices finished by the node or by the gateway
     let stopped = false; // some choice finished with 'stop'
     let queued = false;
     let failed = false;
@@ -396,6 +458,7 @@ export class NatsBackend implements GenerationBackend {
         }
         if (event.finishReason) ended.add(event.choice);
         if (event.finishReason === 'stop') stopped = true;
+        progress.sent[event.choice]!.push(...event.tokens); // a lost node: each choice goes on from its own tokens
         yield event;
       }
       choiceSignals.forEach((cs, i) => {
@@ -454,6 +517,7 @@ export class NatsBackend implements GenerationBackend {
       // the lease is renewed while the job waits; past the idle timeout the gateway gives up on it anyway
       deadline: Date.now() + Math.max(reply.leaseMs, this.o.settings.requestIdleTimeoutMs),
       ...(req.promptLogprobs !== undefined ? { promptLogprobs: req.promptLogprobs } : {}),
+      ...(req.resumeTokens?.length ? { resumeTokens: req.resumeTokens } : {}),
     };
   }
 
@@ -500,13 +564,28 @@ export class NatsBackend implements GenerationBackend {
   }
 }
 
-/** Whether a request can go on on another node from its sent tokens alone (no state that lived on the lost node). */
-function resumable(req: GenerationRequest): boolean {
-  const s = req.sampling;
-  return (req.n ?? 1) === 1 && s.grammar === undefined && !s.frequencyPenalty && !s.presencePenalty && req.promptLogprobs === undefined;
+/** What the choices of an n > 1 request got so far: the tokens each sent, and those that ended. */
+interface ChoiceProgress {
+  readonly sent: number[][];
+  readonly ended: Set<number>;
 }
 
-/** The request that continues `req` after `sent` tokens: they join the prompt, the sampler's counter moves on. */
+/** Whether the new node needs the tokens already generated: penalties that count them, or a grammar's state. */
+function needsHistory(req: GenerationRequest): boolean {
+  const s = req.sampling;
+  return s.grammar !== undefined || !!s.frequencyPenalty || !!s.presencePenalty;
+}
+
+/** Whether a request can go on on another node after `sent` tokens (the resume tokens fit in a reserve). */
+function canResume(req: GenerationRequest, sent: readonly number[]): boolean {
+  return !needsHistory(req) || sent.length <= MAX_RESUME_TOKENS;
+}
+
+/**
+ * The request that continues `req` after `sent` tokens: they join the prompt, the sampler's counter moves on,
+ * and, where penalties or a grammar depend on them, they travel as resumeTokens (the grammar's budget is what
+ * is left). The prompt's logprobs (echo) went out with the first event already.
+ */
 function continuation(req: GenerationRequest, requestId: string, sent: readonly number[]): GenerationRequest {
   if (sent.length === 0) return { ...req, requestId };
   let promptTokenSet = req.promptTokenSet;
@@ -514,9 +593,43 @@ function continuation(req: GenerationRequest, requestId: string, sent: readonly 
     promptTokenSet = Uint8Array.from(promptTokenSet); // repetition_penalty: the sent tokens were seen too
     for (const id of sent) promptTokenSet[id >> 3] = promptTokenSet[id >> 3]! | (1 << (id & 7));
   }
+  const { promptLogprobs: _echoed, ...rest } = req;
+  const g = req.sampling.grammar;
   return {
-    ...req, requestId, promptIds: [...req.promptIds, ...sent], maxTokens: req.maxTokens - sent.length,
-    sampling: { ...req.sampling, counterStart: (req.sampling.counterStart ?? 0) + sent.length },
+    ...rest, requestId, promptIds: [...req.promptIds, ...sent], maxTokens: req.maxTokens - sent.length,
+    sampling: {
+      ...req.sampling, counterStart: (req.sampling.counterStart ?? 0) + sent.length,
+      ...(g ? { grammar: { ...g, ...(g.maxTokens !== undefined ? { maxTokens: Math.max(1, g.maxTokens - sent.length) } : {}) } } : {}),
+    },
     ...(promptTokenSet ? { promptTokenSet } : {}),
+    ...(needsHistory(req) ? { resumeTokens: [...sent] } : {}),
   };
+}
+
+/** Events of several single-choice generators, tagged with their choice, in arrival order; ends when all have. */
+async function* mergeTagged(
+  merge: AbortController,
+  sources: readonly { readonly choice: number; readonly events: AsyncGenerator<GenerationEvent, void, undefined> }[],
+): AsyncGenerator<GenerationEvent, void, undefined> {
+  type Pull = { readonly k: number; readonly r: IteratorResult<GenerationEvent, void> };
+  const pending = new Map<number, Promise<Pull>>();
+  const pull = (k: number): void => {
+    const p = sources[k]!.events.next().then((r) => ({ k, r }));
+    p.catch(() => undefined); // raced below; one left behind must not go unhandled
+    pending.set(k, p);
+  };
+  try {
+    sources.forEach((_, k) => pull(k));
+    while (pending.size > 0) {
+      const { k, r } = await Promise.race(pending.values());
+      pending.delete(k);
+      if (r.done) continue;
+      yield { ...r.value, choice: sources[k]!.choice };
+      pull(k);
+    }
+  } finally {
+    // ended early (the client left, or a choice failed): the others stop at their signal and cancel their work
+    merge.abort();
+    for (const s of sources) void s.events.return(undefined).catch(() => undefined);
+  }
 }

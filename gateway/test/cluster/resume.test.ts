@@ -1,0 +1,85 @@
+// Resuming a request whose decode node was lost mid-stream, for the kinds whose state lived on that node,
+// through the real HTTP app, NatsBackend, nats-server and Redis with scripted decode nodes and prefill: a
+// request with penalties sends the tokens it already generated with its continuation (reserve and job), so
+// the next node can rebuild its counts; an n = 2 request goes on choice by choice, each from its own tokens
+// with its own seed and counter. (Real nodes, token identity: integration/test/failures.test.ts.)
+import test from 'ava';
+import { choiceRequestId } from '@latentwire/protocol';
+import { EOS, MODEL_ID, REFERENCE, model } from '../http/helpers/fixture.js';
+import { stopServers } from './helpers/servers.js';
+import { startTestCluster } from './helpers/test-cluster.js';
+
+test.after.always(stopServers);
+
+const c = REFERENCE[0]!;
+const ids = c.greedy_ids.filter((id) => id !== EOS).slice(0, 10);
+const text = (tokens: readonly number[]) => model().tokenizer.decode(tokens, { skipSpecialTokens: true });
+
+test.serial('resume - penalties: a node lost mid-stream; the continuation carries the tokens already sent (reserve and job) and the output goes on', async (t) => {
+  const tc = await startTestCluster(t);
+  const a = await tc.node({ nodeId: 'node-a' });
+  await tc.waitForNodes('node-a');
+  const jobs: import('@latentwire/protocol').PrefillJob[] = [];
+  tc.startPrefillWorker(async (job, node) => {
+    jobs.push(job);
+    if (jobs.length === 1) {
+      node.send(job.requestId, 0, ids.slice(0, 4));
+      await node.nc.flush();
+      await new Promise((r) => setTimeout(r, 100));
+      node.restart(); // lost everything it held: the gateway fails its streams and resumes them
+      return;
+    }
+    await node.generate(job.requestId, ids.slice(4), 'length');
+  });
+  const r = await tc.gateway.client.completions.create({ model: MODEL_ID, prompt: c.prompt, max_tokens: ids.length, temperature: 0, frequency_penalty: 1.5, presence_penalty: 0.5 });
+  t.is(r.choices[0]!.text, text(ids));
+  t.is(r.choices[0]!.finish_reason, 'length');
+  t.is(jobs.length, 2);
+  const [first, second] = jobs;
+  t.is(second!.requestId, `${first!.requestId}.r1`);
+  t.deepEqual(second!.resumeTokens, ids.slice(0, 4));
+  t.deepEqual(second!.promptIds, [...first!.promptIds, ...ids.slice(0, 4)]);
+  const reserve = a.reserveOf(second!.requestId);
+  t.deepEqual(reserve.resumeTokens, ids.slice(0, 4), 'the node gets the tokens to count');
+  t.is(reserve.sampling.counterStart, 4);
+  t.is(reserve.maxTokens, ids.length - 4);
+  t.is(reserve.sampling.frequencyPenalty, 1.5);
+  t.false('resumeTokens' in a.reserveOf(first!.requestId));
+  t.regex(await tc.cluster.metricsRegistry.metrics(), /latentwire_gateway_resumes_total\{why="node_lost"\} 1/);
+});
+
+test.serial('resume - n = 3: a node lost mid-stream; each unfinished choice goes on alone from its own tokens, seed + i and counter; a finished one stays finished', async (t) => {
+  const tc = await startTestCluster(t);
+  const a = await tc.node({ nodeId: 'node-a' });
+  await tc.waitForNodes('node-a');
+  const per = [ids.slice(0, 6), [...ids.slice(3, 9)]]; // choice 0's and choice 1's whole outputs
+  const jobs: import('@latentwire/protocol').PrefillJob[] = [];
+  tc.startPrefillWorker(async (job, node) => {
+    jobs.push(job);
+    if (jobs.length === 1) {
+      t.is(job.n, 3);
+      node.send(choiceRequestId(job.requestId, 0), 0, per[0]!.slice(0, 3));
+      node.send(choiceRequestId(job.requestId, 1), 0, per[1]!.slice(0, 1));
+      node.send(choiceRequestId(job.requestId, 2), 0, ids.slice(0, 2), 'stop');
+      await node.nc.flush();
+      await new Promise((r) => setTimeout(r, 150));
+      node.restart();
+      return;
+    }
+    const i = Number(/\.c(\d)\.r1$/.exec(job.requestId)![1]);
+    await node.generate(job.requestId, per[i]!.slice(i === 0 ? 3 : 1), 'length');
+  });
+  const r = await tc.gateway.client.completions.create({ model: MODEL_ID, prompt: c.prompt, max_tokens: 6, n: 3, temperature: 0.7, seed: 5 });
+  const byIndex = [...r.choices].sort((x, y) => x.index - y.index);
+  t.deepEqual(byIndex.map((ch) => ch.text), [...per.map(text), text(ids.slice(0, 2))]);
+  t.deepEqual(byIndex.map((ch) => ch.finish_reason), ['length', 'length', 'stop']);
+  t.is(jobs.length, 3, 'the finished choice is not resumed');
+  const base = jobs[0]!.requestId;
+  const cont = jobs.slice(1).sort((x, y) => x.requestId.localeCompare(y.requestId));
+  t.deepEqual(cont.map((j) => j.requestId), [`${base}.c0.r1`, `${base}.c1.r1`]);
+  t.deepEqual(cont.map((j) => j.n), [undefined, undefined], 'each choice alone');
+  t.deepEqual(cont.map((j) => j.promptIds.slice(jobs[0]!.promptIds.length)), [per[0]!.slice(0, 3), per[1]!.slice(0, 1)]);
+  t.deepEqual(cont.map((j) => j.sampling.seed), [jobs[0]!.sampling.seed, (jobs[0]!.sampling.seed + 1) >>> 0], 'choice i keeps seed + i');
+  t.deepEqual(cont.map((j) => a.reserveOf(j.requestId).sampling.counterStart), [3, 1]);
+  t.deepEqual(cont.map((j) => a.reserveOf(j.requestId).maxTokens), [3, 5]);
+});
