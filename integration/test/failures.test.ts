@@ -164,3 +164,70 @@ test('failures - kill -9 of the decode node holding a stream: the request goes o
   assertOnlyKilledGone(t, before, procs, [nodes.get(holder!)!]);
   for (const [id, hb] of beats) if (id !== holder) t.is(hb.startedAt, startedAt.get(id), `${id} did not restart`);
 });
+
+test('failures - kill -9 of the decode node receiving a prompt\'s KV: the request is re-routed to the other node and completes, token for token', async (t) => {
+  const [nats, redis] = await Promise.all([startNatsServer(), startRedisServer()]);
+  t.teardown(async () => void (await Promise.all([nats.stop(), redis.stop()])));
+  const prefix = 'failk';
+  const common = { NATS_URL: nats.url, REDIS_URL: redis.url, NATS_SUBJECT_PREFIX: prefix };
+  const decodeEnv = { ...common, HEARTBEAT_MS: '200', PAGE_SIZE: '16', KV_CACHE_PAGES: '64', MAX_BATCH: '4', MAX_CONTEXT: '512', KV_CACHE_DTYPE: 'f32' };
+  const nodes = new Map([0, 1].map((i) => [`decode-k${i}`, start(t, mainOf('@latentwire/decode-node'), { ...decodeEnv, NODE_ID: `decode-k${i}` }, `decode-k${i}`)]));
+  const prefill = start(t, mainOf('@latentwire/prefill-node'), common, 'prefill');
+  const gateway = start(t, mainOf('@latentwire/gateway'), { ...common, GATEWAY_HOST: '127.0.0.1', GATEWAY_PORT: '0', HEARTBEAT_TIMEOUT_MS: '1000' }, 'gateway');
+  const procs = [...nodes.values(), prefill, gateway];
+
+  const nc = await connect({ servers: nats.url });
+  t.teardown(() => nc.close());
+  const beats = new Map<string, Heartbeat>();
+  nc.subscribe(wireSubjects(prefix).heartbeat, { callback: (_e, m) => void beats.set(...((hb: Heartbeat) => [hb.nodeId, hb] as const)(decodeMessage(m.data, SUBJECT_TYPES.heartbeat))) });
+  const reserved = new Map<string, string>(); // request id → the node its reserve went to
+  nc.subscribe(`${prefix}.decode.*.reserve`, {
+    callback: (_e, msg) => void reserved.set(decodeMessage(msg.data, SUBJECT_TYPES.reserve).requestId, msg.subject.split('.').at(-2)!),
+  });
+  // armed after the reference run: the first kv-chunk to a node kills that node, before its prefill-done
+  let armed = false;
+  let victim: { nodeId: string; requestId: string; tokens: number } | undefined;
+  let before: Map<string, number | undefined> | undefined;
+  let startedAt: Map<string, number | undefined> | undefined;
+  nc.subscribe(`${prefix}.decode.*.kv`, {
+    callback: (_e, msg) => {
+      if (!armed || victim) return;
+      const m = decodeMessage(msg.data, SUBJECT_TYPES.kv);
+      victim = { nodeId: msg.subject.split('.').at(-2)!, requestId: m.requestId, tokens: m.tokenCount };
+      before = pids(procs);
+      startedAt = new Map([...beats].map(([id, hb]) => [id, hb.startedAt]));
+      nodes.get(victim.nodeId)!.child.kill('SIGKILL');
+    },
+  });
+  nc.subscribe(`${prefix}.decode.*.control`, {
+    callback: (_e, msg) => {
+      const m = decodeMessage(msg.data, SUBJECT_TYPES.control);
+      if (victim && m.type === 'prefill-done' && m.requestId === victim.requestId) t.fail('the killed node got a prefill-done: the kill came too late');
+    },
+  });
+  await until(() => /"url":"([^"]+)"/.test(gateway.out), 60_000, 'the gateway listening');
+  const url = /"url":"([^"]+)"/.exec(gateway.out)![1]!;
+  await until(async () => (await fetch(`${url}/ready`).catch(() => undefined))?.status === 200 && beats.size === 2, 180_000, 'both decode nodes serving');
+
+  const body = { model: 'tiny-deepseek-v2', prompt: 'The quick brown fox jumps over the lazy dog', max_tokens: 24, ignore_eos: true, temperature: 0 };
+  const post = (b: object) => fetch(`${url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(b) });
+  const calm = ((await (await post(body)).json()) as { choices: { text: string }[] }).choices[0]!.text;
+
+  armed = true;
+  const t0 = performance.now();
+  const res = await post(body);
+  const json = (await res.json()) as { id: string; choices?: { text: string; finish_reason: string }[] };
+  const ms = performance.now() - t0;
+  t.is(res.status, 200, JSON.stringify(json));
+  t.truthy(victim, 'a node was killed receiving the KV');
+  const requestId = json.id.replace(/^cmpl-/, '');
+  t.is(victim!.requestId, requestId);
+  t.is(json.choices![0]!.text, calm, 'the same tokens as a run with no fault');
+  t.is(json.choices![0]!.finish_reason, 'length');
+  const rerouted = reserved.get(`${requestId}.r1`);
+  t.truthy(rerouted && rerouted !== victim!.nodeId, `re-routed to the other node (${rerouted})`);
+  await until(() => /decode node lost before the first token: request re-routed/.test(gateway.out), 2000, 'the re-route logged');
+  t.log(`answered ${Math.round(ms)} ms after the request; ${victim!.nodeId} killed on its first kv-chunk`);
+  assertOnlyKilledGone(t, before!, procs, [nodes.get(victim!.nodeId)!]);
+  for (const [id, hb] of beats) if (id !== victim!.nodeId) t.is(hb.startedAt, startedAt!.get(id), `${id} did not restart`);
+});

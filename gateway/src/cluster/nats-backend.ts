@@ -271,7 +271,8 @@ export class NatsBackend implements GenerationBackend {
     this.o.logger.warn({ requestId: req.requestId, attempt: attempt + 1, why, tokensSent },
       why === 'prefill_lost' ? 'prefill worker lost: request re-queued'
         : why === 'node_draining' ? 'decode node draining: request handed to another node'
-          : 'decode node lost: request resumed on another node from the tokens already sent');
+          : tokensSent === 0 ? 'decode node lost before the first token: request re-routed to another node (prefilled again)'
+            : 'decode node lost: request resumed on another node from the tokens already sent');
   }
 
   /**
