@@ -174,28 +174,34 @@ export class NatsBackend implements GenerationBackend {
    * stopped: its prompt + the tokens already sent are prefilled again, the sampler's counter continues, and
    * the new node gets those tokens (resumeTokens) to rebuild the penalties' counts and the grammar's state, so
    * greedy and seeded sampling give the tokens the lost node would have. `from` continues a choice of an
-   * n > 1 request whose node was lost (its attempt number and the tokens it had sent).
+   * n > 1 request whose node was lost (its attempt number and the tokens it had sent; `count: false`: its
+   * request's outcome is counted there). One outcome per request: an attempt that goes on elsewhere is no end.
    */
   private async *generateOne(
-    req: GenerationRequest, signal: AbortSignal, from: { arrived?: number; attempt?: number; sent?: number[] } = {},
+    req: GenerationRequest, signal: AbortSignal, from: { arrived?: number; attempt?: number; sent?: number[]; count?: boolean } = {},
   ): AsyncGenerator<GenerationEvent, void, undefined> {
     const sent = from.sent ?? [];
     for (let attempt = from.attempt ?? 0; ; attempt++) {
+      const outcome: AttemptOutcome = {};
+      let goesOn = false;
       const wire = attempt === 0 ? req : continuation(req, `${req.requestId}.r${attempt}`, sent);
       const grant = await this.admitter.admit(wire, signal);
       if (!grant) return;
       if (req.trace) req.trace.nodeId = grant.node.nodeId;
       if (attempt === 0 && from.arrived !== undefined) this.observeAdmission(from.arrived, grant);
       try {
-        for await (const event of this.run(wire, grant, signal)) {
+        for await (const event of this.run(wire, grant, signal, outcome)) {
           sent.push(...event.tokens);
           yield event;
         }
         return;
       } catch (err) {
         this.nextAttempt(err, req, wire, sent.length < req.maxTokens && canResume(req, sent), attempt, signal, sent.length);
+        goesOn = true;
       } finally {
         this.backlog.done(wire.requestId);
+        // also when the caller stopped reading (the client left, a stop string): run() set the outcome by then
+        if (!goesOn && from.count !== false) this.metrics.requests.inc({ outcome: outcome.value ?? 'error' });
       }
     }
   }
@@ -210,7 +216,7 @@ export class NatsBackend implements GenerationBackend {
     req: GenerationRequest, signal: AbortSignal, choiceSignals: readonly AbortSignal[], arrived: number,
   ): AsyncGenerator<GenerationEvent, void, undefined> {
     const n = req.n!;
-    const progress: ChoiceProgress = { sent: Array.from({ length: n }, () => []), ended: new Set() };
+    const progress: ChoiceProgress = { sent: Array.from({ length: n }, () => []), ended: new Set(), stopped: false };
     let attempt = 0;
     for (; ; attempt++) {
       const wire = attempt === 0 ? req : { ...req, requestId: `${req.requestId}.r${attempt}` };
@@ -218,8 +224,10 @@ export class NatsBackend implements GenerationBackend {
       if (!grant) return;
       if (req.trace) req.trace.nodeId = grant.node.nodeId;
       if (attempt === 0) this.observeAdmission(arrived, grant);
+      const outcome: AttemptOutcome = {};
+      let goesOn = false;
       try {
-        yield* this.runChoices(wire, grant, signal, choiceSignals, progress);
+        yield* this.runChoices(wire, grant, signal, choiceSignals, progress, outcome);
         return;
       } catch (err) {
         const started = progress.sent.some((s) => s.length > 0);
@@ -227,22 +235,37 @@ export class NatsBackend implements GenerationBackend {
         const open = [...Array(n).keys()].filter((i) => !progress.ended.has(i) && !choiceSignals[i]?.aborted);
         const ok = !started || open.every((i) => progress.sent[i]!.length < req.maxTokens && canResume(req, progress.sent[i]!));
         this.nextAttempt(err, req, wire, ok, attempt, signal, progress.sent.reduce((a, s) => a + s.length, 0));
+        goesOn = true;
         if (started) break;
       } finally {
         this.backlog.done(wire.requestId);
+        if (!goesOn) this.metrics.requests.inc({ outcome: outcome.value ?? 'error' });
       }
     }
     const open = [...Array(n).keys()].filter((i) => !progress.ended.has(i) && !choiceSignals[i]?.aborted);
     const { n: _n, ...one } = req;
     const merge = new AbortController(); // the merge's early end (the client left, a choice failed) stops every choice
-    yield* mergeTagged(merge, open.map((i) => ({
-      choice: i,
-      events: this.generateOne(
-        { ...one, requestId: `${req.requestId}.c${i}`, sampling: choiceSampling(req.sampling, i) },
-        AbortSignal.any([signal, merge.signal, ...(choiceSignals[i] ? [choiceSignals[i]!] : [])]),
-        { attempt: attempt + 1, sent: progress.sent[i]! },
-      ),
-    })));
+    let outcome: RequestOutcome = 'cancelled'; // unless the merge ends or fails
+    try {
+      for await (const event of mergeTagged(merge, open.map((i) => ({
+        choice: i,
+        events: this.generateOne(
+          { ...one, requestId: `${req.requestId}.c${i}`, sampling: choiceSampling(req.sampling, i) },
+          AbortSignal.any([signal, merge.signal, ...(choiceSignals[i] ? [choiceSignals[i]!] : [])]),
+          { attempt: attempt + 1, sent: progress.sent[i]!, count: false },
+        ),
+      })))) {
+        if (event.finishReason === 'stop') progress.stopped = true;
+        yield event;
+      }
+      const byGateway = choiceSignals.some((cs) => cs.reason instanceof FinishedByGateway && cs.reason.finishReason === 'stop');
+      outcome = progress.stopped || byGateway ? 'stop' : 'length';
+    } catch (err) {
+      outcome = signal.aborted ? 'cancelled' : 'error';
+      throw err;
+    } finally {
+      this.metrics.requests.inc({ outcome }); // the request's one outcome, however many choices went on alone
+    }
   }
 
   private observeAdmission(arrived: number, grant: Grant): void {
@@ -308,7 +331,7 @@ export class NatsBackend implements GenerationBackend {
     return this.active;
   }
 
-  private async *run(req: GenerationRequest, { node, reply }: Omit<Grant, 'reserveMs'>, signal: AbortSignal): AsyncGenerator<GenerationEvent, void, undefined> {
+  private async *run(req: GenerationRequest, { node, reply }: Omit<Grant, 'reserveMs'>, signal: AbortSignal, outcome: AttemptOutcome): AsyncGenerator<GenerationEvent, void, undefined> {
     const { requestId } = req;
     const { nodeId } = node;
     const log = this.o.logger.child({ requestId, nodeId });
@@ -333,7 +356,6 @@ export class NatsBackend implements GenerationBackend {
     let queued = false;
     let cancelled: Promise<void> | undefined;
     let first = true;
-    let lostPrefill = false;
     const cancelOnce = () => (cancelled ??= this.cancelEverywhere(requestId, nodeId, this.closing && cancelReason === 'client-disconnected' ? 'shutdown' : cancelReason, log));
     // the HTTP layer aborts when the client leaves or the gateway ends the request (a stop string): cancel at
     // once, even while this generator waits at a yield for a slow client to take the last frames
@@ -363,7 +385,7 @@ export class NatsBackend implements GenerationBackend {
     } catch (err) {
       if (err instanceof DecodeNodeError) finished = err.finishReason === 'error' ? 'error' : 'cancelled';
       const f = this.attemptFailed(err, { requestId, nodeId, queued, first, log });
-      ({ lostPrefill, cancelReason } = f);
+      ({ cancelReason } = f);
       throw f.error;
     } finally {
       this.renewer.release(requestId);
@@ -375,8 +397,8 @@ export class NatsBackend implements GenerationBackend {
       stream.close();
       // the gateway's own stop (stop string, stop id, max_tokens) aborts the signal too: that is a finish
       if (!finished && signal.reason instanceof FinishedByGateway) finished = signal.reason.finishReason;
-      // an attempt whose prefill worker was lost is not an end: the request goes on under a new wire id
-      if (!lostPrefill) this.metrics.requests.inc({ outcome: finished ?? (cancelReason === 'client-disconnected' ? 'cancelled' : 'error') });
+      // counted by the caller, unless the request goes on elsewhere (a lost prefill worker or node)
+      outcome.value = finished ?? (cancelReason === 'client-disconnected' ? 'cancelled' : 'error');
       if (finished !== 'stop' && finished !== 'length') await cancelOnce();
     }
   }
@@ -388,6 +410,7 @@ export class NatsBackend implements GenerationBackend {
    */
   private async *runChoices(
     req: GenerationRequest, { node, reply }: Omit<Grant, 'reserveMs'>, signal: AbortSignal, choiceSignals: readonly AbortSignal[], progress: ChoiceProgress,
+    outcome: AttemptOutcome,
   ): AsyncGenerator<GenerationEvent, void, undefined> {
     const { requestId } = req;
     const { nodeId } = node;
@@ -413,7 +436,6 @@ export class NatsBackend implements GenerationBackend {
       streams.add(s);
       this.byRequest.set(s.requestId, s); // the request's own: a lost prefill worker fails it; every one: replays after a reconnect
     }
-    let lostPrefill = false;
     const ended = progress.ended; // choices finished by the node or by the gateway
     let stopped = false; // some choice finished with 'stop'
     let queued = false;
@@ -471,7 +493,7 @@ export class NatsBackend implements GenerationBackend {
     } catch (err) {
       failed = true;
       const f = this.attemptFailed(err, { requestId, nodeId, queued, first, log });
-      ({ lostPrefill, cancelReason } = f);
+      ({ cancelReason } = f);
       throw f.error;
     } finally {
       this.renewer.release(requestId);
@@ -485,9 +507,10 @@ export class NatsBackend implements GenerationBackend {
       }
       if (streams.size === 0) this.streams.delete(nodeId);
       const done = ended.size === n && !failed;
-      // one outcome per request: 'stop' if any choice stopped, 'length' if all ran to max_tokens; an attempt
-      // whose prefill worker was lost (or whose node began draining) is not an end: it goes on under a new wire id
-      if (!lostPrefill) this.metrics.requests.inc({ outcome: done ? (stopped ? 'stop' : 'length') : failed ? 'error' : 'cancelled' });
+      // one outcome per request: 'stop' if any choice stopped, 'length' if all ran to max_tokens (counted by the
+      // caller unless the request goes on elsewhere)
+      if (stopped) progress.stopped = true;
+      outcome.value = done ? (stopped ? 'stop' : 'length') : failed ? 'error' : 'cancelled';
       if (!done) await cancelAll();
     }
   }
@@ -523,16 +546,12 @@ export class NatsBackend implements GenerationBackend {
   }
 
   /**
-   * The node first (it holds the pages; acknowledged, retried in the background), then the queued job, then
-   * every prefill node. Never throws.
-   */
-  /**
-   * What a failed attempt of run() or runChoices() means: the reason its cancel carries, whether it is no end
-   * (a lost prefill worker, or a draining node before the first token: generate() hands the request on), and
-   * the error to throw.
+   * What a failed attempt of run() or runChoices() means: the reason its cancel carries and the error to throw
+   * (a draining node that dropped the request before its first token: 'node-draining', which generate()
+   * hands on to another node, as a lost prefill worker's 'prefill-lost').
    */
   private attemptFailed(err: unknown, a: { requestId: string; nodeId: string; queued: boolean; first: boolean; log: Logger }): {
-    readonly lostPrefill: boolean; readonly cancelReason: CancelReason; readonly error: unknown;
+    readonly cancelReason: CancelReason; readonly error: unknown;
   } {
     const lostPrefill = err instanceof TokenStreamError && err.kind === 'prefill-lost';
     const cancelReason: CancelReason = !a.queued || lostPrefill ? 'prefill-failed'
@@ -540,14 +559,18 @@ export class NatsBackend implements GenerationBackend {
     a.log.warn({ err }, 'request failed');
     if (err instanceof DecodeNodeError && a.first && this.o.registry.node(a.nodeId)?.heartbeat.draining) {
       const error = new TokenStreamError('node-draining', a.requestId, `decode node ${a.nodeId} is draining and dropped request ${a.requestId} before its first token`, { cause: err });
-      return { lostPrefill: true, cancelReason, error };
+      return { cancelReason, error };
     }
     if (err instanceof PrefillEnqueueError) {
-      return { lostPrefill, cancelReason, error: new BackendRejection(503, 'The prefill queue is unavailable right now.', 'service_unavailable', undefined, { cause: err }) };
+      return { cancelReason, error: new BackendRejection(503, 'The prefill queue is unavailable right now.', 'service_unavailable', undefined, { cause: err }) };
     }
-    return { lostPrefill, cancelReason, error: err };
+    return { cancelReason, error: err };
   }
 
+  /**
+   * The node first (it holds the pages; acknowledged, retried in the background), then the queued job, then
+   * every prefill node. Never throws.
+   */
   private async cancelEverywhere(requestId: string, nodeId: string, reason: CancelReason, log: Logger, choiceIds: readonly string[] = []): Promise<void> {
     const { nc, subjects } = this.o;
     const bytes = encodeMessage(cancelMessage({ requestId, reason }));
@@ -569,6 +592,13 @@ export class NatsBackend implements GenerationBackend {
 interface ChoiceProgress {
   readonly sent: number[][];
   readonly ended: Set<number>;
+  /** Some choice finished with 'stop'. */
+  stopped: boolean;
+}
+
+/** How an attempt ended, as run() / runChoices() judged it; counted once the request ends. */
+interface AttemptOutcome {
+  value?: RequestOutcome;
 }
 
 /** Whether the new node needs the tokens already generated: penalties that count them, or a grammar's state. */

@@ -14,6 +14,9 @@ test.after.always(stopServers);
 const c = REFERENCE[0]!;
 const ids = c.greedy_ids.filter((id) => id !== EOS).slice(0, 10);
 const text = (tokens: readonly number[]) => model().tokenizer.decode(tokens, { skipSpecialTokens: true });
+/** latentwire_gateway_requests_ended_total by outcome (those above 0). */
+const ended = (metrics: string) => Object.fromEntries([...metrics.matchAll(/latentwire_gateway_requests_ended_total\{outcome="(\w+)"\} (\d+)/g)]
+  .filter((m) => m[2] !== '0').map((m) => [m[1], Number(m[2])]));
 
 test.serial('resume - penalties: a node lost mid-stream; the continuation carries the tokens already sent (reserve and job) and the output goes on', async (t) => {
   const tc = await startTestCluster(t);
@@ -45,7 +48,9 @@ test.serial('resume - penalties: a node lost mid-stream; the continuation carrie
   t.is(reserve.maxTokens, ids.length - 4);
   t.is(reserve.sampling.frequencyPenalty, 1.5);
   t.false('resumeTokens' in a.reserveOf(first!.requestId));
-  t.regex(await tc.cluster.metricsRegistry.metrics(), /latentwire_gateway_resumes_total\{why="node_lost"\} 1/);
+  const metrics = await tc.cluster.metricsRegistry.metrics();
+  t.regex(metrics, /latentwire_gateway_resumes_total\{why="node_lost"\} 1/);
+  t.deepEqual(ended(metrics), { length: 1 }, 'one request, one outcome: the lost attempt is no end');
 });
 
 test.serial('resume - n = 3: a node lost mid-stream; each unfinished choice goes on alone from its own tokens, seed + i and counter; a finished one stays finished', async (t) => {
@@ -82,4 +87,5 @@ test.serial('resume - n = 3: a node lost mid-stream; each unfinished choice goes
   t.deepEqual(cont.map((j) => j.sampling.seed), [jobs[0]!.sampling.seed, (jobs[0]!.sampling.seed + 1) >>> 0], 'choice i keeps seed + i');
   t.deepEqual(cont.map((j) => a.reserveOf(j.requestId).sampling.counterStart), [3, 1]);
   t.deepEqual(cont.map((j) => a.reserveOf(j.requestId).maxTokens), [3, 5]);
+  t.deepEqual(ended(await tc.cluster.metricsRegistry.metrics()), { stop: 1 }, 'one outcome for the request (a choice stopped), not one per choice');
 });
