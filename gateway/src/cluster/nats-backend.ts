@@ -181,12 +181,21 @@ export class NatsBackend implements GenerationBackend {
     req: GenerationRequest, signal: AbortSignal, from: { arrived?: number; attempt?: number; sent?: number[]; count?: boolean } = {},
   ): AsyncGenerator<GenerationEvent, void, undefined> {
     const sent = from.sent ?? [];
+    const count = (o: RequestOutcome) => void (from.count !== false && this.metrics.requests.inc({ outcome: o }));
     for (let attempt = from.attempt ?? 0; ; attempt++) {
       const outcome: AttemptOutcome = {};
       let goesOn = false;
       const wire = attempt === 0 ? req : continuation(req, `${req.requestId}.r${attempt}`, sent);
-      const grant = await this.admitter.admit(wire, signal);
-      if (!grant) return;
+      // a request carried over from a lost attempt ends here if it finds no node (counted: it was admitted once)
+      const carried = attempt > (from.attempt ?? 0);
+      const grant = await this.admitter.admit(wire, signal).catch((err: unknown) => {
+        if (carried) count('error');
+        throw err;
+      });
+      if (!grant) {
+        if (carried) count('cancelled');
+        return;
+      }
       if (req.trace) req.trace.nodeId = grant.node.nodeId;
       if (attempt === 0 && from.arrived !== undefined) this.observeAdmission(from.arrived, grant);
       try {
@@ -201,7 +210,7 @@ export class NatsBackend implements GenerationBackend {
       } finally {
         this.backlog.done(wire.requestId);
         // also when the caller stopped reading (the client left, a stop string): run() set the outcome by then
-        if (!goesOn && from.count !== false) this.metrics.requests.inc({ outcome: outcome.value ?? 'error' });
+        if (!goesOn) count(outcome.value ?? 'error');
       }
     }
   }
@@ -220,8 +229,14 @@ export class NatsBackend implements GenerationBackend {
     let attempt = 0;
     for (; ; attempt++) {
       const wire = attempt === 0 ? req : { ...req, requestId: `${req.requestId}.r${attempt}` };
-      const grant = await this.admitter.admit(wire, signal);
-      if (!grant) return;
+      const grant = await this.admitter.admit(wire, signal).catch((err: unknown) => {
+        if (attempt > 0) this.metrics.requests.inc({ outcome: 'error' }); // carried over, and no node for it
+        throw err;
+      });
+      if (!grant) {
+        if (attempt > 0) this.metrics.requests.inc({ outcome: 'cancelled' });
+        return;
+      }
       if (req.trace) req.trace.nodeId = grant.node.nodeId;
       if (attempt === 0) this.observeAdmission(arrived, grant);
       const outcome: AttemptOutcome = {};
@@ -264,6 +279,8 @@ export class NatsBackend implements GenerationBackend {
       outcome = signal.aborted ? 'cancelled' : 'error';
       throw err;
     } finally {
+      // the gateway itself ended it (its stop strings, max_tokens): a finish, not a cancel
+      if (outcome === 'cancelled' && signal.reason instanceof FinishedByGateway) outcome = progress.stopped ? 'stop' : signal.reason.finishReason;
       this.metrics.requests.inc({ outcome }); // the request's one outcome, however many choices went on alone
     }
   }

@@ -89,3 +89,33 @@ test.serial('resume - n = 3: a node lost mid-stream; each unfinished choice goes
   t.deepEqual(cont.map((j) => a.reserveOf(j.requestId).maxTokens), [3, 5]);
   t.deepEqual(ended(await tc.cluster.metricsRegistry.metrics()), { stop: 1 }, 'one outcome for the request (a choice stopped), not one per choice');
 });
+
+test.serial('resume - n = 2: lost again with the resumes spent, the request ends with an error, every choice\'s attempt is cancelled, one error outcome', async (t) => {
+  const tc = await startTestCluster(t); // PREFILL_RESUMES 1
+  const a = await tc.node({ nodeId: 'node-a' });
+  await tc.waitForNodes('node-a');
+  const jobs: string[] = [];
+  tc.startPrefillWorker(async (job, node) => {
+    jobs.push(job.requestId);
+    if (jobs.length === 1) {
+      node.send(choiceRequestId(job.requestId, 0), 0, ids.slice(0, 2));
+      node.send(choiceRequestId(job.requestId, 1), 0, ids.slice(0, 1));
+    } else {
+      node.send(job.requestId, 0, ids.slice(2, 3));
+      if (jobs.length < 3) return; // the second continuation's token, then the node is lost again
+    }
+    await node.nc.flush();
+    await new Promise((r) => setTimeout(r, 150));
+    node.restart();
+  });
+  const err = await t.throwsAsync(tc.gateway.client.completions.create({ model: MODEL_ID, prompt: c.prompt, max_tokens: 6, n: 2, temperature: 0.7, seed: 5 }));
+  t.is((err as { status?: number }).status, 500);
+  t.is(jobs.length, 3, 'the first attempt and one continuation per choice');
+  const base = jobs[0]!;
+  await new Promise((r) => setTimeout(r, 300));
+  const cancelled = new Set(a.cancels.map((x) => x.message.requestId));
+  for (const id of [`${base}.c0.r1`, `${base}.c1.r1`]) t.true(cancelled.has(id), `${id} cancelled on the node (${[...cancelled].join(', ')})`);
+  const metrics = await tc.cluster.metricsRegistry.metrics();
+  t.deepEqual(ended(metrics), { error: 1 });
+  t.regex(metrics, /latentwire_gateway_resumes_total\{why="node_lost"\} 1/, 'resumed once (the whole request), then no more');
+});
