@@ -1,9 +1,11 @@
 // Chaos: the cluster as real processes (nats-server, redis-server, two decode nodes, two prefill nodes, the
-// gateway) under a steady stream of greedy requests, while ordinary events hit it in turn: kill -9 of a
+// gateway) under a steady stream of requests, while ordinary events hit it in turn: kill -9 of a
 // decode node, SIGTERM of a decode node (drain), kill -9 of a prefill node, a nats-server restart. Every
-// node that goes is started again. Each completed request's text must equal the same prompt's text from a
-// calm run first (greedy: nothing lost, nothing duplicated); a request may also end with a clear error or a
-// 429/503 refusal. Prints requests sent / completed (and resumed elsewhere) / refused / errored, mismatches (must be 0), and per event
+// node that goes is started again. The requests are of four kinds, in turn: greedy; greedy with frequency,
+// presence and repetition penalties; n = 2 seeded with a frequency penalty; a greedy chat completion under a
+// JSON schema (the last three keep state on the decode node that a resume rebuilds). Each completed request's
+// text (every choice's) must equal the same request's text from a calm run first (nothing lost, nothing
+// duplicated); a request may also end with a clear error or a 429/503 refusal. Prints requests sent / completed (and resumed elsewhere) / refused / errored, mismatches (must be 0), and per event
 // the time until a request succeeds again; writes bench/results/chaos.<machine>.json.
 //   node bench/dist/chaos.js
 // Env: CHAOS_SECONDS (60)  CHAOS_EVERY_MS (8000: one event every)  CHAOS_CONCURRENCY (4)  CHAOS_MAX_TOKENS (24)
@@ -42,20 +44,42 @@ const exited = (p: Proc) => new Promise<void>((done) => (p.child.exitCode !== nu
 
 type Outcome = { kind: 'completed'; text: string } | { kind: 'refused'; status: number } | { kind: 'error'; detail: string };
 
-/** One streamed greedy completion; its text, or how it ended. */
-async function complete(url: string, prompt: string, maxTokens: number): Promise<Outcome> {
+/** A request of the run: its endpoint and body (without stream). */
+interface Ask { readonly path: 'completions' | 'chat/completions'; readonly body: Record<string, unknown> }
+
+/** Request i of the run: prompt i, of kind i % 4 (see the top). */
+function askOf(i: number, maxTokens: number): Ask {
+  const prompt = `Chaos prompt ${i}: the quick brown fox ${'jumps '.repeat(i)}`;
+  const base = { model: 'tiny-deepseek-v2', max_tokens: maxTokens };
+  switch (i % 4) {
+    case 1: return { path: 'completions', body: { ...base, prompt, temperature: 0, ignore_eos: true, frequency_penalty: 1, presence_penalty: 0.5, repetition_penalty: 1.2 } };
+    case 2: return { path: 'completions', body: { ...base, prompt, n: 2, temperature: 0.8, seed: i, ignore_eos: true, frequency_penalty: 0.5 } };
+    case 3: return {
+      path: 'chat/completions',
+      body: {
+        ...base, messages: [{ role: 'user', content: prompt }], temperature: 0,
+        response_format: { type: 'json_schema', json_schema: { name: 'tags', strict: true, schema: { type: 'object', properties: { tags: { type: 'array', items: { type: 'string' } } }, required: ['tags'], additionalProperties: false } } },
+      },
+    };
+    default: return { path: 'completions', body: { ...base, prompt, temperature: 0, ignore_eos: true } };
+  }
+}
+
+/** One streamed request; its text (every choice's, in order), or how it ended. */
+async function complete(url: string, ask: Ask): Promise<Outcome> {
   let res: Response;
   try {
-    res = await fetch(`${url}/v1/completions`, {
+    res = await fetch(`${url}/v1/${ask.path}`, {
       method: 'POST', headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ model: 'tiny-deepseek-v2', prompt, max_tokens: maxTokens, temperature: 0, stream: true, ignore_eos: true }),
+      body: JSON.stringify({ ...ask.body, stream: true }),
     });
   } catch (e) {
     return { kind: 'error', detail: `connect: ${(e as Error).message}` };
   }
   if (res.status === 429 || res.status === 503) return { kind: 'refused', status: res.status };
   if (res.status !== 200) return { kind: 'error', detail: `HTTP ${res.status}: ${(await res.text()).slice(0, 200)}` };
-  let text = '', buf = '';
+  const texts: string[] = [];
+  let buf = '';
   try {
     for await (const chunk of res.body!.pipeThrough(new TextDecoderStream())) {
       buf += chunk;
@@ -64,10 +88,10 @@ async function complete(url: string, prompt: string, maxTokens: number): Promise
         const event = buf.slice(0, i);
         buf = buf.slice(i + 2);
         const data = event.replace(/^data: /, '');
-        if (data === '[DONE]') return { kind: 'completed', text };
-        const m = JSON.parse(data) as { error?: { message: string }; choices?: { text: string }[] };
+        if (data === '[DONE]') return { kind: 'completed', text: texts.join('\u241e') };
+        const m = JSON.parse(data) as { error?: { message: string }; choices?: { index: number; text?: string; delta?: { content?: string } }[] };
         if (m.error) return { kind: 'error', detail: m.error.message };
-        text += m.choices?.[0]?.text ?? '';
+        for (const c of m.choices ?? []) texts[c.index] = (texts[c.index] ?? '') + (c.text ?? c.delta?.content ?? '');
       }
     }
   } catch (e) {
@@ -99,10 +123,10 @@ async function main(): Promise<void> {
       if (Date.now() - t0 > 300_000) throw new Error('the cluster never became ready');
     }
     // the calm run: each prompt's text once, before anything happens
-    const prompts = Array.from({ length: 8 }, (_, i) => `Chaos prompt ${i}: the quick brown fox ${'jumps '.repeat(i)}`);
-    const reference = new Map<string, string>();
+    const prompts = Array.from({ length: 8 }, (_, i) => askOf(i, maxTokens));
+    const reference = new Map<Ask, string>();
     for (const p of prompts) {
-      const o = await complete(url, p, maxTokens);
+      const o = await complete(url, p);
       if (o.kind !== 'completed') throw new Error(`calm run: ${JSON.stringify(o)}`);
       reference.set(p, o.text);
     }
@@ -117,7 +141,7 @@ async function main(): Promise<void> {
       for (let i = 0; Date.now() < tEnd; i++) {
         const p = prompts[(counts.sent + i) % prompts.length]!;
         counts.sent++;
-        const o = await complete(url, p, maxTokens);
+        const o = await complete(url, p);
         if (o.kind === 'completed') {
           counts.completed++;
           lastSuccess = Date.now();
@@ -158,7 +182,7 @@ async function main(): Promise<void> {
     const metrics = await (await fetch(`${url}/metrics`)).text().catch(() => '');
     const resumed: Record<string, number> = {};
     for (const m of metrics.matchAll(/^latentwire_gateway_resumes_total\{why="([^"]+)"\} (\d+)/gm)) resumed[m[1]!] = Number(m[2]);
-    printTable(`chaos: ${seconds} s, ${concurrency} streams at a time, ${maxTokens} tokens each, an event every ${everyMs} ms; ${loadNote()}`, [{
+    printTable(`chaos: ${seconds} s, ${concurrency} streams at a time (greedy, penalties, n = 2, JSON schema in turn), ${maxTokens} tokens each, an event every ${everyMs} ms; ${loadNote()}`, [{
       sent: counts.sent, completed: counts.completed, 'of them resumed': Object.entries(resumed).map(([w, n]) => `${n} ${w}`).join(', ') || '0',
       'refused (429/503)': counts.refused, errored: counts.errored,
       'completed ≠ calm run (must be 0)': counts.mismatched,
