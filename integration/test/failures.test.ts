@@ -3,7 +3,10 @@
 // gateway-heartbeats stop and frees that request's pages within GATEWAY_SILENCE_MS and a sweep, instead of
 // decoding it for nobody until max_tokens. kill -9 of the prefill node running a job: the gateway hears its
 // prefill-heartbeats stop and starts the request over on the other prefill node at once, instead of after
-// BullMQ's 30 s lock.
+// BullMQ's 30 s lock. kill -9 of the decode node holding a stream: it goes on on the other node, token for
+// token. kill -9 of the decode node receiving a prompt's KV (on its first kv-chunk, before prefill-done): the
+// request is re-routed to the other node and answers as a run with no fault. Each test also checks that nothing
+// but the killed process went away (same pids, still running; the surviving decode nodes did not restart).
 import test from 'ava';
 import { connect } from '@nats-io/transport-node';
 import { SUBJECT_TYPES, decodeMessage, wireSubjects, type Heartbeat, type PrefillHeartbeat } from '@latentwire/protocol';
