@@ -2,7 +2,8 @@
 // through the real HTTP app, NatsBackend, nats-server and Redis with scripted decode nodes and prefill: a
 // request with penalties sends the tokens it already generated with its continuation (reserve and job), so
 // the next node can rebuild its counts; an n = 2 request goes on choice by choice, each from its own tokens
-// with its own seed and counter. (Real nodes, token identity: integration/test/failures.test.ts.)
+// with its own seed and counter, and counts as one request however it ends; an echo-with-logprobs request does not
+// ask for the prompt's logprobs again. (Real nodes, token identity: integration/test/failover-resume.test.ts.)
 import test from 'ava';
 import { choiceRequestId } from '@latentwire/protocol';
 import { EOS, MODEL_ID, REFERENCE, model } from '../http/helpers/fixture.js';
@@ -118,4 +119,28 @@ test.serial('resume - n = 2: lost again with the resumes spent, the request ends
   const metrics = await tc.cluster.metricsRegistry.metrics();
   t.deepEqual(ended(metrics), { error: 1 });
   t.regex(metrics, /latentwire_gateway_resumes_total\{why="node_lost"\} 1/, 'resumed once (the whole request), then no more');
+});
+
+test.serial('resume - echo with logprobs: the continuation asks for no prompt logprobs again (they went out with the first event)', async (t) => {
+  const tc = await startTestCluster(t);
+  await tc.node({ nodeId: 'node-a' });
+  await tc.waitForNodes('node-a');
+  const jobs: import('@latentwire/protocol').PrefillJob[] = [];
+  tc.startPrefillWorker(async (job, node) => {
+    jobs.push(job);
+    if (jobs.length === 1) {
+      node.send(job.requestId, 0, ids.slice(0, 3));
+      await node.nc.flush();
+      await new Promise((r) => setTimeout(r, 100));
+      node.restart();
+      return;
+    }
+    await node.generate(job.requestId, ids.slice(3, 6), 'length');
+  });
+  const r = await tc.gateway.client.completions.create({ model: MODEL_ID, prompt: c.prompt, max_tokens: 6, temperature: 0, echo: true, logprobs: 0 });
+  t.is(r.choices[0]!.text, c.prompt + text(ids.slice(0, 6)));
+  t.is(jobs.length, 2);
+  t.is(jobs[0]!.promptLogprobs, 0, 'the first job computes them');
+  t.false('promptLogprobs' in jobs[1]!, 'the continuation does not');
+  t.false('resumeTokens' in jobs[1]!, 'no state to rebuild: no resume tokens');
 });
