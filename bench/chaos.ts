@@ -1,13 +1,17 @@
 // Chaos: the cluster as real processes (nats-server, redis-server, two decode nodes, two prefill nodes, the
-// gateway) under a steady stream of greedy requests, while ordinary events hit it in turn: kill -9 of a
+// gateway) under a steady stream of requests, while ordinary events hit it in turn: kill -9 of a
 // decode node, SIGTERM of a decode node (drain), kill -9 of a prefill node, a nats-server restart. Every
-// node that goes is started again. Each completed request's text must equal the same prompt's text from a
-// calm run first (greedy: nothing lost, nothing duplicated); a request may also end with a clear error or a
-// 429/503 refusal. Prints requests sent / completed (and resumed elsewhere) / refused / errored, mismatches (must be 0), and per event
+// node that goes is started again. The requests are of four kinds, in turn: greedy; greedy with frequency,
+// presence and repetition penalties; n = 2 seeded with a frequency penalty; a greedy chat completion under a
+// JSON schema (the last three keep state on the decode node that a resume rebuilds). Each completed request's
+// text (every choice's) must equal the same request's text from a calm run first (nothing lost, nothing
+// duplicated); a request may also end with a clear error or a 429/503 refusal. Prints requests sent / completed (and resumed elsewhere) / refused / errored, mismatches (must be 0), and per event
 // the time until a request succeeds again; writes bench/results/chaos.<machine>.json.
 //   node bench/dist/chaos.js
 // Env: CHAOS_SECONDS (60)  CHAOS_EVERY_MS (8000: one event every)  CHAOS_CONCURRENCY (4)  CHAOS_MAX_TOKENS (24)
-//      BENCH_MACHINE (local)  plus the services' own variables (KV_CACHE_DTYPE...).
+//      BENCH_MACHINE (local)  plus the services' own variables. KV_CACHE_DTYPE is f32 unless set: a resumed
+//      request is token for token the same only on an exact cache (on fp8 or bf16 the KV of the tokens prefilled
+//      again differs from what the decode steps wrote, so a resume may diverge; the table then counts it).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -42,20 +46,42 @@ const exited = (p: Proc) => new Promise<void>((done) => (p.child.exitCode !== nu
 
 type Outcome = { kind: 'completed'; text: string } | { kind: 'refused'; status: number } | { kind: 'error'; detail: string };
 
-/** One streamed greedy completion; its text, or how it ended. */
-async function complete(url: string, prompt: string, maxTokens: number): Promise<Outcome> {
+/** A request of the run: its kind, endpoint and body (without stream). */
+interface Ask { readonly kind: string; readonly path: 'completions' | 'chat/completions'; readonly body: Record<string, unknown> }
+
+/** Request i of the run: prompt i, of kind i % 4 (see the top). */
+function askOf(i: number, maxTokens: number): Ask {
+  const prompt = `Chaos prompt ${i}: the quick brown fox ${'jumps '.repeat(i)}`;
+  const base = { model: 'tiny-deepseek-v2', max_tokens: maxTokens };
+  switch (i % 4) {
+    case 1: return { kind: 'penalties', path: 'completions', body: { ...base, prompt, temperature: 0, ignore_eos: true, frequency_penalty: 1, presence_penalty: 0.5, repetition_penalty: 1.2 } };
+    case 2: return { kind: 'n=2', path: 'completions', body: { ...base, prompt, n: 2, temperature: 0.8, seed: i, ignore_eos: true, frequency_penalty: 0.5 } };
+    case 3: return {
+      kind: 'json schema', path: 'chat/completions',
+      body: {
+        ...base, messages: [{ role: 'user', content: prompt }], temperature: 0,
+        response_format: { type: 'json_schema', json_schema: { name: 'tags', strict: true, schema: { type: 'object', properties: { tags: { type: 'array', items: { type: 'string' } } }, required: ['tags'], additionalProperties: false } } },
+      },
+    };
+    default: return { kind: 'greedy', path: 'completions', body: { ...base, prompt, temperature: 0, ignore_eos: true } };
+  }
+}
+
+/** One streamed request; its text (every choice's, in order), or how it ended. */
+async function complete(url: string, ask: Ask): Promise<Outcome> {
   let res: Response;
   try {
-    res = await fetch(`${url}/v1/completions`, {
+    res = await fetch(`${url}/v1/${ask.path}`, {
       method: 'POST', headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ model: 'tiny-deepseek-v2', prompt, max_tokens: maxTokens, temperature: 0, stream: true, ignore_eos: true }),
+      body: JSON.stringify({ ...ask.body, stream: true }),
     });
   } catch (e) {
     return { kind: 'error', detail: `connect: ${(e as Error).message}` };
   }
   if (res.status === 429 || res.status === 503) return { kind: 'refused', status: res.status };
   if (res.status !== 200) return { kind: 'error', detail: `HTTP ${res.status}: ${(await res.text()).slice(0, 200)}` };
-  let text = '', buf = '';
+  const texts: string[] = [];
+  let buf = '';
   try {
     for await (const chunk of res.body!.pipeThrough(new TextDecoderStream())) {
       buf += chunk;
@@ -64,10 +90,10 @@ async function complete(url: string, prompt: string, maxTokens: number): Promise
         const event = buf.slice(0, i);
         buf = buf.slice(i + 2);
         const data = event.replace(/^data: /, '');
-        if (data === '[DONE]') return { kind: 'completed', text };
-        const m = JSON.parse(data) as { error?: { message: string }; choices?: { text: string }[] };
+        if (data === '[DONE]') return { kind: 'completed', text: texts.join('\u241e') };
+        const m = JSON.parse(data) as { error?: { message: string }; choices?: { index: number; text?: string; delta?: { content?: string } }[] };
         if (m.error) return { kind: 'error', detail: m.error.message };
-        text += m.choices?.[0]?.text ?? '';
+        for (const c of m.choices ?? []) texts[c.index] = (texts[c.index] ?? '') + (c.text ?? c.delta?.content ?? '');
       }
     }
   } catch (e) {
@@ -79,10 +105,13 @@ async function complete(url: string, prompt: string, maxTokens: number): Promise
 async function main(): Promise<void> {
   const seconds = num('CHAOS_SECONDS', 60), everyMs = num('CHAOS_EVERY_MS', 8000), concurrency = num('CHAOS_CONCURRENCY', 4);
   const maxTokens = num('CHAOS_MAX_TOKENS', 24);
+  const kvDtype = process.env.KV_CACHE_DTYPE || 'f32';
   const natsPort = await freePort();
   let nats = await startNatsServer({ port: natsPort });
   const redis = await startRedisServer();
-  const common = { NATS_URL: nats.url, REDIS_URL: redis.url, NATS_SUBJECT_PREFIX: 'chaos', PAGE_SIZE: '16', KV_CACHE_PAGES: '256', MAX_BATCH: '8' };
+  const common = {
+    NATS_URL: nats.url, REDIS_URL: redis.url, NATS_SUBJECT_PREFIX: 'chaos', PAGE_SIZE: '16', KV_CACHE_PAGES: '256', MAX_BATCH: '8', KV_CACHE_DTYPE: kvDtype,
+  };
   const gatewayPort = await freePort();
   const url = `http://127.0.0.1:${gatewayPort}`;
   const decode = [0, 1].map((i) => launch(`decode-${i}`, mainOf('@latentwire/decode-node'), { ...common, NODE_ID: `decode-${i}`, HEARTBEAT_MS: '200', DRAIN_TIMEOUT_MS: '3000' }));
@@ -99,16 +128,17 @@ async function main(): Promise<void> {
       if (Date.now() - t0 > 300_000) throw new Error('the cluster never became ready');
     }
     // the calm run: each prompt's text once, before anything happens
-    const prompts = Array.from({ length: 8 }, (_, i) => `Chaos prompt ${i}: the quick brown fox ${'jumps '.repeat(i)}`);
-    const reference = new Map<string, string>();
+    const prompts = Array.from({ length: 8 }, (_, i) => askOf(i, maxTokens));
+    const reference = new Map<Ask, string>();
     for (const p of prompts) {
-      const o = await complete(url, p, maxTokens);
+      const o = await complete(url, p);
       if (o.kind !== 'completed') throw new Error(`calm run: ${JSON.stringify(o)}`);
       reference.set(p, o.text);
     }
 
     const counts = { sent: 0, completed: 0, refused: 0, errored: 0, mismatched: 0 };
     const errors = new Map<string, number>();
+    const mismatches: { kind: string; after: string; expected: string; got: string }[] = [];
     const recoveries: { event: string; recoverMs: number | null }[] = [];
     let pendingEvent: string | undefined; // the event under way (its recovery not yet recorded)
     let lastSuccess = 0;
@@ -117,11 +147,14 @@ async function main(): Promise<void> {
       for (let i = 0; Date.now() < tEnd; i++) {
         const p = prompts[(counts.sent + i) % prompts.length]!;
         counts.sent++;
-        const o = await complete(url, p, maxTokens);
+        const o = await complete(url, p);
         if (o.kind === 'completed') {
           counts.completed++;
           lastSuccess = Date.now();
-          if (o.text !== reference.get(p)) counts.mismatched++;
+          if (o.text !== reference.get(p)) {
+            counts.mismatched++;
+            mismatches.push({ kind: p.kind, after: recoveries.at(-1)?.event ?? pendingEvent ?? 'none', expected: reference.get(p)!, got: o.text });
+          }
         } else if (o.kind === 'refused') {
           counts.refused++;
           await sleep(200);
@@ -158,16 +191,17 @@ async function main(): Promise<void> {
     const metrics = await (await fetch(`${url}/metrics`)).text().catch(() => '');
     const resumed: Record<string, number> = {};
     for (const m of metrics.matchAll(/^latentwire_gateway_resumes_total\{why="([^"]+)"\} (\d+)/gm)) resumed[m[1]!] = Number(m[2]);
-    printTable(`chaos: ${seconds} s, ${concurrency} streams at a time, ${maxTokens} tokens each, an event every ${everyMs} ms; ${loadNote()}`, [{
+    printTable(`chaos: ${seconds} s, ${concurrency} streams at a time (greedy, penalties, n = 2, JSON schema in turn), ${maxTokens} tokens each, an event every ${everyMs} ms, ${kvDtype} KV cache; ${loadNote()}`, [{
       sent: counts.sent, completed: counts.completed, 'of them resumed': Object.entries(resumed).map(([w, n]) => `${n} ${w}`).join(', ') || '0',
       'refused (429/503)': counts.refused, errored: counts.errored,
       'completed ≠ calm run (must be 0)': counts.mismatched,
     } as Row]);
     printTable('events: time from the event to the next request completed', recoveries.map((r) => ({ event: r.event, 'recovered ms': r.recoverMs ?? 'not within the run' })));
     if (errors.size > 0) printTable('errors (what the client saw)', [...errors].map(([detail, n]) => ({ n, detail })));
+    if (mismatches.length > 0) printTable('completed ≠ calm run', mismatches.map((m) => ({ kind: m.kind, after: m.after, expected: JSON.stringify(m.expected).slice(0, 120), got: JSON.stringify(m.got).slice(0, 120) })));
     const rec = recoveries.map((r) => r.recoverMs).filter((m): m is number => m !== null);
     const file = writeJson(`chaos.${process.env.BENCH_MACHINE ?? 'local'}`, {
-      seconds, everyMs, concurrency, maxTokens, counts, resumed, recoveries, errors: Object.fromEntries(errors),
+      seconds, everyMs, concurrency, maxTokens, kvDtype, counts, resumed, recoveries, errors: Object.fromEntries(errors), mismatches,
       recoverMs: rec.length ? spread(rec) : null, load: loadNote(),
     });
     console.log(`\nwrote ${file}`);

@@ -3,36 +3,15 @@
 // gateway-heartbeats stop and frees that request's pages within GATEWAY_SILENCE_MS and a sweep, instead of
 // decoding it for nobody until max_tokens. kill -9 of the prefill node running a job: the gateway hears its
 // prefill-heartbeats stop and starts the request over on the other prefill node at once, instead of after
-// BullMQ's 30 s lock.
+// BullMQ's 30 s lock. kill -9 of the decode node holding a stream: it goes on on the other node, token for
+// token. kill -9 of the decode node receiving a prompt's KV (on its first kv-chunk, before prefill-done): the
+// request is re-routed to the other node and answers as a run with no fault. Each test also checks that nothing
+// but the killed process went away (same pids, still running; the surviving decode nodes did not restart).
 import test from 'ava';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { SUBJECT_TYPES, decodeMessage, wireSubjects, type Heartbeat, type PrefillHeartbeat } from '@latentwire/protocol';
 import { startNatsServer, startRedisServer } from '@latentwire/testing/servers';
-
-const require = createRequire(import.meta.url);
-/** A workspace's built entry point (dist/src/main.js next to its dist/src/index.js). */
-const mainOf = (pkg: string) => join(dirname(require.resolve(pkg)), 'main.js');
-
-function start(t: import('ava').ExecutionContext, file: string, env: Record<string, string>) {
-  const child: ChildProcess = spawn(process.execPath, [file], { env: { ...process.env, LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  t.teardown(() => void child.kill('SIGKILL'));
-  const p = { child, out: '' };
-  child.stdout!.on('data', (d: Buffer) => void (p.out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => void (p.out += d.toString()));
-  return p;
-}
-
-async function until(cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<number> {
-  const t0 = performance.now();
-  while (!(await cond())) {
-    if (performance.now() - t0 > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return performance.now() - t0;
-}
+import { assertOnlyKilledGone, mainOf, pids, start, until } from './helpers/processes.js';
 
 test('failures - kill -9 of the gateway mid-stream: the decode node cancels its request and frees the pages within a bound', async (t) => {
   const [nats, redis] = await Promise.all([startNatsServer(), startRedisServer()]);
@@ -43,9 +22,9 @@ test('failures - kill -9 of the gateway mid-stream: the decode node cancels its 
   const decode = start(t, mainOf('@latentwire/decode-node'), {
     ...common, NODE_ID: 'decode-f', HEARTBEAT_MS: '200', GATEWAY_SILENCE_MS: String(silenceMs),
     PAGE_SIZE: '16', KV_CACHE_PAGES: '64', MAX_BATCH: '4', MAX_CONTEXT: '512',
-  });
-  start(t, mainOf('@latentwire/prefill-node'), common);
-  const gateway = start(t, mainOf('@latentwire/gateway'), { ...common, GATEWAY_HOST: '127.0.0.1', GATEWAY_PORT: '0', GATEWAY_HEARTBEAT_MS: '200' });
+  }, 'decode');
+  const prefill = start(t, mainOf('@latentwire/prefill-node'), common, 'prefill');
+  const gateway = start(t, mainOf('@latentwire/gateway'), { ...common, GATEWAY_HOST: '127.0.0.1', GATEWAY_PORT: '0', GATEWAY_HEARTBEAT_MS: '200' }, 'gateway');
 
   const nc = await connect({ servers: nats.url });
   t.teardown(() => nc.close());
@@ -65,6 +44,8 @@ test('failures - kill -9 of the gateway mid-stream: the decode node cancels its 
   await until(() => last !== undefined && last.running === 1, 10_000, 'the sequence decoding');
   const held = last!.totalPages - last!.freePages;
   t.true(held > 0);
+  const before = pids([decode, prefill, gateway]);
+  const startedAt = last!.startedAt;
 
   gateway.child.kill('SIGKILL');
   await reader.read().catch(() => undefined);
@@ -73,6 +54,9 @@ test('failures - kill -9 of the gateway mid-stream: the decode node cancels its 
   // the node's log line may reach this process a moment after its heartbeat (two channels)
   await until(() => /request cancelled: its gateway went silent/.test(decode.out), 2000, 'the cancel logged with its cause');
   t.notRegex(decode.out, /"reason":"length"/, 'cancelled, not decoded to max_tokens');
+  // only the gateway went away: the decode and prefill nodes run on under the same pids, the node from the same start
+  assertOnlyKilledGone(t, before, [decode, prefill, gateway], [gateway]);
+  t.is(last!.startedAt, startedAt, 'the decode node did not restart');
 });
 
 test('failures - kill -9 of the prefill node running a job: the request is re-queued on the other prefill node and completes', async (t) => {
@@ -80,9 +64,10 @@ test('failures - kill -9 of the prefill node running a job: the request is re-qu
   t.teardown(async () => void (await Promise.all([nats.stop(), redis.stop()])));
   const prefix = 'failp';
   const common = { NATS_URL: nats.url, REDIS_URL: redis.url, NATS_SUBJECT_PREFIX: prefix };
-  start(t, mainOf('@latentwire/decode-node'), { ...common, NODE_ID: 'decode-p', PAGE_SIZE: '16', KV_CACHE_PAGES: '64', MAX_BATCH: '4', MAX_CONTEXT: '512' });
-  const prefills = [0, 1].map(() => start(t, mainOf('@latentwire/prefill-node'), { ...common, PREFILL_HEARTBEAT_MS: '200', PREFILL_CONCURRENCY: '1' }));
-  const gateway = start(t, mainOf('@latentwire/gateway'), { ...common, GATEWAY_HOST: '127.0.0.1', GATEWAY_PORT: '0', PREFILL_SILENCE_MS: '1000' });
+  const decode = start(t, mainOf('@latentwire/decode-node'), { ...common, NODE_ID: 'decode-p', PAGE_SIZE: '16', KV_CACHE_PAGES: '64', MAX_BATCH: '4', MAX_CONTEXT: '512' }, 'decode');
+  const prefills = [0, 1].map((i) => start(t, mainOf('@latentwire/prefill-node'), { ...common, PREFILL_HEARTBEAT_MS: '200', PREFILL_CONCURRENCY: '1' }, `prefill-${i}`));
+  const gateway = start(t, mainOf('@latentwire/gateway'), { ...common, GATEWAY_HOST: '127.0.0.1', GATEWAY_PORT: '0', PREFILL_SILENCE_MS: '1000' }, 'gateway');
+  const procs = [decode, ...prefills, gateway];
 
   const nc = await connect({ servers: nats.url });
   t.teardown(() => nc.close());
@@ -105,6 +90,7 @@ test('failures - kill -9 of the prefill node running a job: the request is re-qu
   await until(async () => (await fetch(`${url}/ready`).catch(() => undefined))?.status === 200, 180_000, 'the cluster ready');
   await until(() => workers.size === 2, 10_000, 'both prefill workers heard');
   t.true([...workers.values()].every((pid) => prefills.some((p) => p.child.pid === pid)), 'worker ids name their pids');
+  const before = pids(procs);
 
   const t0 = performance.now();
   const res = await fetch(`${url}/v1/completions`, {
@@ -119,6 +105,8 @@ test('failures - kill -9 of the prefill node running a job: the request is re-qu
   t.true(ms < 20_000, `answered after ${Math.round(ms)} ms (BullMQ's lock is 30 s)`);
   t.regex(gateway.out, /prefill worker lost: request re-queued/);
   t.log(`answered ${Math.round(ms)} ms after the request; worker ${holder!.workerId} killed holding ${holder!.requestId}`);
+  // only that worker went away: the other one, the decode node and the gateway run on under the same pids
+  assertOnlyKilledGone(t, before, procs, prefills.filter((p) => p.child.pid === workers.get(holder!.workerId)));
 });
 
 test('failures - kill -9 of the decode node holding a stream: the request goes on on the other node, token for token', async (t) => {
@@ -127,14 +115,19 @@ test('failures - kill -9 of the decode node holding a stream: the request goes o
   const prefix = 'faild';
   const common = { NATS_URL: nats.url, REDIS_URL: redis.url, NATS_SUBJECT_PREFIX: prefix };
   const decodeEnv = { ...common, HEARTBEAT_MS: '200', PAGE_SIZE: '16', KV_CACHE_PAGES: '64', MAX_BATCH: '4', MAX_CONTEXT: '512', KV_CACHE_DTYPE: 'f32' };
-  const nodes = new Map([0, 1].map((i) => [`decode-d${i}`, start(t, mainOf('@latentwire/decode-node'), { ...decodeEnv, NODE_ID: `decode-d${i}` })]));
-  start(t, mainOf('@latentwire/prefill-node'), common);
-  const gateway = start(t, mainOf('@latentwire/gateway'), { ...common, GATEWAY_HOST: '127.0.0.1', GATEWAY_PORT: '0', HEARTBEAT_TIMEOUT_MS: '1000' });
+  const nodes = new Map([0, 1].map((i) => [`decode-d${i}`, start(t, mainOf('@latentwire/decode-node'), { ...decodeEnv, NODE_ID: `decode-d${i}` }, `decode-d${i}`)]));
+  const prefill = start(t, mainOf('@latentwire/prefill-node'), common, 'prefill');
+  const gateway = start(t, mainOf('@latentwire/gateway'), { ...common, GATEWAY_HOST: '127.0.0.1', GATEWAY_PORT: '0', HEARTBEAT_TIMEOUT_MS: '1000' }, 'gateway');
+  const procs = [...nodes.values(), prefill, gateway];
 
   const nc = await connect({ servers: nats.url });
   t.teardown(() => nc.close());
   const beats = new Map<string, Heartbeat>();
   nc.subscribe(wireSubjects(prefix).heartbeat, { callback: (_e, m) => void beats.set(...((hb: Heartbeat) => [hb.nodeId, hb] as const)(decodeMessage(m.data, SUBJECT_TYPES.heartbeat))) });
+  const reserved = new Map<string, string>(); // request id → the node its reserve went to
+  nc.subscribe(`${prefix}.decode.*.reserve`, {
+    callback: (_e, msg) => void reserved.set(decodeMessage(msg.data, SUBJECT_TYPES.reserve).requestId, msg.subject.split('.').at(-2)!),
+  });
   await until(() => /"url":"([^"]+)"/.test(gateway.out), 60_000, 'the gateway listening');
   const url = /"url":"([^"]+)"/.exec(gateway.out)![1]!;
   await until(async () => (await fetch(`${url}/ready`).catch(() => undefined))?.status === 200 && beats.size === 2, 180_000, 'both decode nodes serving');
@@ -153,9 +146,12 @@ test('failures - kill -9 of the decode node holding a stream: the request goes o
     return r.done;
   };
   await until(async () => (await read()) || /"text":"[^"]/.test(raw), 30_000, 'the first text');
-  await until(() => [...beats.values()].some((hb) => hb.running === 1), 10_000, 'the node decoding it heard');
-  const holder = [...beats.values()].find((hb) => hb.running === 1)?.nodeId;
+  // the holder: the node its reserve went to (known at once; a heartbeat may come after the stream ended)
+  const requestId = /"id":"cmpl-([^"]+)"/.exec(raw)![1]!;
+  const holder = reserved.get(requestId);
   t.truthy(holder, 'a node is decoding the stream');
+  const startedAt = new Map([...beats].map(([id, hb]) => [id, hb.startedAt]));
+  const before = pids(procs);
   nodes.get(holder!)!.child.kill('SIGKILL');
   while (!(await read()));
   const events = raw.split('\n\n').filter((e) => e.startsWith('data: ')).map((e) => e.slice(6));
@@ -164,5 +160,77 @@ test('failures - kill -9 of the decode node holding a stream: the request goes o
   t.false(parsed.some((p) => p.error), JSON.stringify(parsed.find((p) => p.error)));
   t.is(parsed.map((p) => p.choices?.[0]?.text ?? '').join(''), calm, 'no token lost or duplicated across the resume');
   t.is(parsed.at(-1)!.choices![0]!.finish_reason, 'length');
+  const resumedOn = reserved.get(`${requestId}.r1`);
+  t.truthy(resumedOn && resumedOn !== holder, `resumed on the other node (${resumedOn})`);
   await until(() => /decode node lost: request resumed on another node/.test(gateway.out), 2000, 'the resume logged');
+  // only the holder went away: the other decode node, the prefill node and the gateway run on, none restarted
+  assertOnlyKilledGone(t, before, procs, [nodes.get(holder!)!]);
+  for (const [id, hb] of beats) if (id !== holder) t.is(hb.startedAt, startedAt.get(id), `${id} did not restart`);
+});
+
+test('failures - kill -9 of the decode node receiving a prompt\'s KV: the request is re-routed to the other node and completes, token for token', async (t) => {
+  const [nats, redis] = await Promise.all([startNatsServer(), startRedisServer()]);
+  t.teardown(async () => void (await Promise.all([nats.stop(), redis.stop()])));
+  const prefix = 'failk';
+  const common = { NATS_URL: nats.url, REDIS_URL: redis.url, NATS_SUBJECT_PREFIX: prefix };
+  const decodeEnv = { ...common, HEARTBEAT_MS: '200', PAGE_SIZE: '16', KV_CACHE_PAGES: '64', MAX_BATCH: '4', MAX_CONTEXT: '512', KV_CACHE_DTYPE: 'f32' };
+  const nodes = new Map([0, 1].map((i) => [`decode-k${i}`, start(t, mainOf('@latentwire/decode-node'), { ...decodeEnv, NODE_ID: `decode-k${i}` }, `decode-k${i}`)]));
+  const prefill = start(t, mainOf('@latentwire/prefill-node'), common, 'prefill');
+  const gateway = start(t, mainOf('@latentwire/gateway'), { ...common, GATEWAY_HOST: '127.0.0.1', GATEWAY_PORT: '0', HEARTBEAT_TIMEOUT_MS: '1000' }, 'gateway');
+  const procs = [...nodes.values(), prefill, gateway];
+
+  const nc = await connect({ servers: nats.url });
+  t.teardown(() => nc.close());
+  const beats = new Map<string, Heartbeat>();
+  nc.subscribe(wireSubjects(prefix).heartbeat, { callback: (_e, m) => void beats.set(...((hb: Heartbeat) => [hb.nodeId, hb] as const)(decodeMessage(m.data, SUBJECT_TYPES.heartbeat))) });
+  const reserved = new Map<string, string>(); // request id → the node its reserve went to
+  nc.subscribe(`${prefix}.decode.*.reserve`, {
+    callback: (_e, msg) => void reserved.set(decodeMessage(msg.data, SUBJECT_TYPES.reserve).requestId, msg.subject.split('.').at(-2)!),
+  });
+  // armed after the reference run: the first kv-chunk to a node kills that node, before its prefill-done
+  let armed = false;
+  let victim: { nodeId: string; requestId: string; tokens: number } | undefined;
+  let before: Map<string, number | undefined> | undefined;
+  let startedAt: Map<string, number | undefined> | undefined;
+  nc.subscribe(`${prefix}.decode.*.kv`, {
+    callback: (_e, msg) => {
+      if (!armed || victim) return;
+      const m = decodeMessage(msg.data, SUBJECT_TYPES.kv);
+      victim = { nodeId: msg.subject.split('.').at(-2)!, requestId: m.requestId, tokens: m.tokenCount };
+      before = pids(procs);
+      startedAt = new Map([...beats].map(([id, hb]) => [id, hb.startedAt]));
+      nodes.get(victim.nodeId)!.child.kill('SIGKILL');
+    },
+  });
+  nc.subscribe(`${prefix}.decode.*.control`, {
+    callback: (_e, msg) => {
+      const m = decodeMessage(msg.data, SUBJECT_TYPES.control);
+      if (victim && m.type === 'prefill-done' && m.requestId === victim.requestId) t.fail('the killed node got a prefill-done: the kill came too late');
+    },
+  });
+  await until(() => /"url":"([^"]+)"/.test(gateway.out), 60_000, 'the gateway listening');
+  const url = /"url":"([^"]+)"/.exec(gateway.out)![1]!;
+  await until(async () => (await fetch(`${url}/ready`).catch(() => undefined))?.status === 200 && beats.size === 2, 180_000, 'both decode nodes serving');
+
+  const body = { model: 'tiny-deepseek-v2', prompt: 'The quick brown fox jumps over the lazy dog', max_tokens: 24, ignore_eos: true, temperature: 0 };
+  const post = (b: object) => fetch(`${url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(b) });
+  const calm = ((await (await post(body)).json()) as { choices: { text: string }[] }).choices[0]!.text;
+
+  armed = true;
+  const t0 = performance.now();
+  const res = await post(body);
+  const json = (await res.json()) as { id: string; choices?: { text: string; finish_reason: string }[] };
+  const ms = performance.now() - t0;
+  t.is(res.status, 200, JSON.stringify(json));
+  t.truthy(victim, 'a node was killed receiving the KV');
+  const requestId = json.id.replace(/^cmpl-/, '');
+  t.is(victim!.requestId, requestId);
+  t.is(json.choices![0]!.text, calm, 'the same tokens as a run with no fault');
+  t.is(json.choices![0]!.finish_reason, 'length');
+  const rerouted = reserved.get(`${requestId}.r1`);
+  t.truthy(rerouted && rerouted !== victim!.nodeId, `re-routed to the other node (${rerouted})`);
+  await until(() => /decode node lost before the first token: request re-routed/.test(gateway.out), 2000, 'the re-route logged');
+  t.log(`answered ${Math.round(ms)} ms after the request; ${victim!.nodeId} killed on its first kv-chunk`);
+  assertOnlyKilledGone(t, before!, procs, [nodes.get(victim!.nodeId)!]);
+  for (const [id, hb] of beats) if (id !== victim!.nodeId) t.is(hb.startedAt, startedAt!.get(id), `${id} did not restart`);
 });

@@ -2,7 +2,8 @@
 // done) and finish token for token as in a calm run; BullMQ's connections (gateway queue, prefill worker)
 // come back by themselves, and a request sent after the restart is served. Redis keeps nothing on disk here, so
 // jobs still waiting in the queue at the restart would be lost (the gateway then fails them after
-// REQUEST_IDLE_TIMEOUT_MS); none are waiting in this test.
+// REQUEST_IDLE_TIMEOUT_MS); none are waiting in this test. Nothing but Redis restarts: the gateway sees no decode
+// node restart or loss.
 import test from 'ava';
 import { freePort, startRedisServer } from '@latentwire/testing';
 import { startCluster, type TestCluster } from './helpers/cluster.js';
@@ -17,6 +18,9 @@ test('redis restart - streams in flight finish as in a calm run; requests after 
   });
   cluster = await startCluster({ decodeNodes: 1, redisUrl: redis.url });
   const { client, model } = cluster;
+  // only Redis restarts: the gateway must see no decode node restart or go lost meanwhile
+  const nodeEvents: string[] = [];
+  cluster.gateway.registry.onNodeEvent((e) => void ((e.kind === 'restarted' || e.kind === 'lost') && nodeEvents.push(`${e.nodeId} ${e.kind}`)));
   const prompts = ['The quick brown fox', 'Once upon a time', 'In the beginning'];
   const body = (prompt: string) => ({ model, prompt, max_tokens: 40, temperature: 0, ignore_eos: true } as const);
   const calm = await Promise.all(prompts.map(async (p) => (await client.completions.create(body(p))).choices[0]!.text));
@@ -46,4 +50,5 @@ test('redis restart - streams in flight finish as in a calm run; requests after 
   const after = await client.completions.create(body(prompts[0]!));
   t.is(after.choices[0]!.text, calm[0]);
   t.true(await cluster.pagesBack());
+  t.deepEqual(nodeEvents, [], 'no decode node restarted or was lost');
 });

@@ -1,6 +1,8 @@
 // A prefill job's lifecycle on the prefill node (the BullMQ processor):
 //   1. Validate the job data (parsePrefillJob); invalid → fail at once, no retry (UnrecoverableError).
 //   2. Skip it quietly if the gateway cancelled the request (job completes with outcome 'cancelled').
+//      While NATS is reconnecting (a server restart), wait for it (at most NATS_WAIT_MS, within the deadline)
+//      rather than fail every attempt at once.
 //   3. Check it against this node: model fingerprint, cache layout (the decode node's layoutKey for this
 //      model's latent width), prompt ids within the vocabulary and context, deadline not passed;
 //      any mismatch → prefill-failed to the decode node, fail without retry.
@@ -13,7 +15,8 @@
 //   6. Failures: a cancel (broadcast) or a decode node answering 'cancelled'/'no-reservation' ends the job
 //      quietly; a refusal retrying can't fix fails it without retry (+ prefill-failed); anything else
 //      (ack timeout, malformed reply, GPU error) throws so BullMQ retries it with the job's backoff, and the
-//      last attempt (attemptsMade + 1 >= opts.attempts) first sends prefill-failed so the node frees the pages.
+//      last attempt (attemptsMade + 1 >= opts.attempts) first sends prefill-failed so the node frees the pages
+//      (after waiting for NATS, as above: unsent, the gateway would only learn of it from its idle timeout).
 // The gateway sets attempts and backoff when it enqueues (e.g. attempts 3, exponential backoff); without
 // them BullMQ makes one attempt, which is then the last.
 import { UnrecoverableError, type Job } from 'bullmq';
@@ -36,6 +39,8 @@ export interface JobContext extends KvSendContext {
   readonly grammars?: GrammarCache | undefined;
   /** Longest prompt this node prefills (below the model's context when the device cannot run longer ones). */
   readonly maxPromptTokens?: number | undefined;
+  /** Whether the NATS connection is up now (false from a disconnect to the reconnect); default: always. */
+  readonly natsUp?: () => boolean;
 }
 
 /** What a job that ends without error returns (BullMQ stores it as the job's return value). */
@@ -65,13 +70,20 @@ export async function processPrefillJob(ctx: JobContext, job: Job): Promise<Pref
   const tracked = ctx.cancellations.track(data.requestId, ctx.cancelSubject);
   try {
     if (tracked.signal.aborted) throw tracked.signal.reason; // cancelled before it was picked up
+    // NATS reconnecting (a server restart): every send would fail at once and burn the job's attempts
+    if (await untilConnected(ctx, Math.min(NATS_WAIT_MS, data.deadline - Date.now()), tracked.signal)) log.info('waited for NATS to reconnect');
+    if (tracked.signal.aborted) throw tracked.signal.reason;
     const layout = checkJob(ctx, data, Date.now());
     const mask = firstTokenMask(ctx, data);
     const sender = new KvSender(ctx, { ...data, layout, tokens: data.promptIds.length }, tracked.signal);
     const forwardStart = performance.now();
     const out = await ctx.model.prefill(data.promptIds, {
       stream: { layout, onLayer: (layer, pages) => sender.sendLayer(layer, pages) },
-      sample: { ...data.sampling, counter: data.sampling.counterStart ?? 0, ...(mask ? { mask } : {}) }, // the completion's first token, under the grammar's mask
+      // the completion's first token, under the grammar's mask; a resumed request's generated tail counts as output
+      sample: {
+        ...data.sampling, counter: data.sampling.counterStart ?? 0, ...(mask ? { mask } : {}),
+        ...(data.resumeTokens?.length ? { outputIds: data.resumeTokens } : {}),
+      },
       // n > 1 choices: one first token per choice from the same logits, choice i with seed + i (choiceSampling)
       ...(data.n !== undefined && data.n > 1 ? { choices: data.n } : {}),
       // echo with logprobs: every prompt token's logprob (the LM head then runs at every position)
@@ -115,6 +127,8 @@ export async function processPrefillJob(ctx: JobContext, job: Job): Promise<Pref
     log.warn({ err, retry: !last }, refused ? 'prefill refused' : last ? 'prefill failed on its last attempt' : 'prefill attempt failed');
     if (last) {
       const message = err instanceof Error ? err.message : String(err);
+      // unsent, the gateway would only learn of it from its idle timeout
+      await untilConnected(ctx, NATS_WAIT_MS, tracked.signal);
       await sendPrefillFailed(ctx, data, message);
     }
     if (refused) throw new UnrecoverableError((err as Error).message);
@@ -122,6 +136,24 @@ export async function processPrefillJob(ctx: JobContext, job: Job): Promise<Pref
   } finally {
     tracked.untrack();
   }
+}
+
+/** How long a job waits for NATS to come back (a server restart) before it runs anyway (and fails). */
+export const NATS_WAIT_MS = 10_000;
+
+/**
+ * Waits while the NATS connection is down (disconnected, or reconnecting with no server INFO yet), at most `ms`
+ * or until `signal`; true if it had to wait.
+ */
+async function untilConnected(ctx: Pick<JobContext, 'nc' | 'natsUp'>, ms: number, signal: AbortSignal): Promise<boolean> {
+  const end = performance.now() + ms;
+  let waited = false;
+  const down = () => ctx.natsUp?.() === false || ctx.nc.info === undefined;
+  while (down() && !ctx.nc.isClosed() && !signal.aborted && performance.now() < end) {
+    waited = true;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return waited;
 }
 
 /** Step 3: throws PrefillRefusedError unless this node can serve the job; returns the layout to write. */
@@ -148,14 +180,18 @@ export function checkJob(ctx: Pick<JobContext, 'model' | 'fingerprint' | 'maxPro
 
 /**
  * Constrained decoding: the grammar's mask for the completion's first token (the decode node checks the token
- * against the same grammar); PrefillRefusedError for a grammar this node cannot compile.
+ * against the same grammar); PrefillRefusedError for a grammar this node cannot compile. A resumed request's
+ * state first advances over the tokens it already generated (resumeTokens; its grammar's maxTokens is then
+ * what is left), so a token sequence the grammar does not allow is refused too.
  */
 export function firstTokenMask(ctx: Pick<JobContext, 'grammars'>, job: PrefillJob): Uint32Array | null {
   const g = job.sampling.grammar;
   if (!g) return null;
   if (!ctx.grammars) throw new PrefillRefusedError('the job has a grammar, but this node has no tokenizer to compile it');
   try {
-    return ctx.grammars.get({ root: g.root } as GrammarSpec).start().mask(g.maxTokens ?? 0x7fffffff);
+    const state = ctx.grammars.get({ root: g.root } as GrammarSpec).start();
+    for (const id of job.resumeTokens ?? []) state.advance(id);
+    return state.mask(g.maxTokens ?? 0x7fffffff);
   } catch (err) {
     if (err instanceof GrammarError) throw new PrefillRefusedError(err.message);
     throw err;

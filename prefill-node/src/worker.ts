@@ -11,7 +11,7 @@ import type { PrefillModel } from '@latentwire/gpu/prefill';
 import { GrammarCache, grammarVocabulary, type ModelFolder } from '@latentwire/model';
 import { randomUUID } from 'node:crypto';
 import {
-  encodeMessage, logNatsErrors, MAX_HEARTBEAT_JOBS, natsConnectOptions, prefillHeartbeatMessage, prefillQueueName, registerKernelMetrics, SUBJECT_TYPES, WireRejections, wireSubjects,
+  encodeMessage, logNatsErrors, MAX_HEARTBEAT_JOBS, natsConnectOptions, natsLink, prefillHeartbeatMessage, prefillQueueName, registerKernelMetrics, SUBJECT_TYPES, WireRejections, wireSubjects,
   type NatsAuth, type WireSubjects,
 } from '@latentwire/protocol';
 import { Cancellations } from './cancellations.js';
@@ -123,12 +123,13 @@ export class PrefillWorkerService {
       },
     });
     await nc.flush(); // the subscription is live on the server before the first job runs
+    const link = natsLink(nc); // down between a disconnect and the reconnect: jobs wait for it (process-job.ts)
 
     const ctx: JobContext = {
       nc, subjects: this.subjects, windows: this.windows, ackTimeoutMs: o.ackTimeoutMs ?? DEFAULT_KV_ACK_TIMEOUT_MS,
       metrics: this.metrics, rejections: this.rejections, logger: this.logger,
       model: o.model, fingerprint: o.folder.fingerprint, cancellations: this.cancellations, cancelSubject: this.subjects.prefillCancel,
-      grammars: grammarsOf(o.folder), maxPromptTokens: o.maxPromptTokens,
+      grammars: grammarsOf(o.folder), maxPromptTokens: o.maxPromptTokens, natsUp: () => link.up,
     };
     const worker = new Worker<unknown, PrefillJobResult>(this.queueName, async (job: Job) => {
       const id = (job.data as { requestId?: unknown } | undefined)?.requestId;

@@ -28,6 +28,13 @@ test('prefill node - the first token is sampled under the grammar\'s first mask;
     out.release();
     t.true(allowed(out.token!), `seed ${seed}: token ${out.token} is allowed`);
   }
+  // a resumed job: the state advances over the tokens already generated ('[' here), then masks the next one
+  const open = bytes.findIndex((b) => b?.length === 1 && b[0] === '['.charCodeAt(0));
+  const resumed = firstTokenMask({ grammars }, { ...job, resumeTokens: [open] } as PrefillJob)!;
+  const after = [...Array(folder.config.vocabSize).keys()].filter((id) => ((resumed[id >>> 5]! >>> (id & 31)) & 1) === 1);
+  t.true(after.length > 0 && !after.includes(open), 'the mask after "[" differs from the first one');
+  t.true(after.every((id) => /^[\s0-9-]/.test(String.fromCharCode(bytes[id]![0]!))), 'after "[": an integer (or whitespace) comes');
+  t.throws(() => firstTokenMask({ grammars }, { ...job, resumeTokens: [open, open] } as PrefillJob), { instanceOf: PrefillRefusedError, message: /not allowed/ });
   t.is(firstTokenMask({ grammars }, { sampling: { temperature: 0, topK: 0, topP: 1, seed: 0 } } as PrefillJob), null);
   t.throws(() => firstTokenMask({}, job), { instanceOf: PrefillRefusedError, message: /no tokenizer/ });
   t.throws(() => firstTokenMask({ grammars }, { sampling: { ...job.sampling, grammar: { root: { t: 'nope' } } } } as PrefillJob), { instanceOf: PrefillRefusedError, message: /unknown node type/ });

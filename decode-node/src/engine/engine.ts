@@ -47,6 +47,11 @@ export interface EngineRequest {
   readonly eosTokenIds?: readonly number[];
   /** The prompt's distinct ids, when promptIds holds none (a prefilled request); repetition_penalty needs them. */
   readonly promptTokenSet?: readonly number[];
+  /**
+   * A request resumed after its node was lost: the tokens it generated there (the tail of its prompt). The
+   * penalties count them as output and the grammar's state advances over them before the first token here.
+   */
+  readonly resumeTokens?: readonly number[];
 }
 
 export interface Usage {
@@ -272,6 +277,11 @@ export class DecodeEngine {
     if (this.live.has(req.id)) throw new SchedulerRejection('duplicate-id', `${req.id} is already live`);
     const total = req.promptIds.length + req.maxTokens;
     if (req.promptIds.length < 1) throw new RangeError(`${req.id}: empty prompt`);
+    const resume = req.resumeTokens ?? [];
+    if (resume.length >= req.promptIds.length) throw new RangeError(`${req.id}: ${resume.length} resume tokens in a prompt of ${req.promptIds.length}`);
+    const vocab = this.model.cfg.vocabSize;
+    const bad = resume.find((id) => !Number.isInteger(id) || id < 0 || id >= vocab);
+    if (bad !== undefined) throw new RangeError(`${req.id}: resume token ${bad} outside the vocabulary [0, ${vocab})`);
     if (total > this.model.opts.maxContext) {
       throw new SchedulerRejection('too-large', `${req.id}: prompt ${req.promptIds.length} + max_tokens ${req.maxTokens} exceed the context of ${this.model.opts.maxContext}`);
     }
@@ -280,12 +290,17 @@ export class DecodeEngine {
     packLogitRows([req.sampling], [needsCounts(penaltiesOf(req.sampling)) ? 0 : NO_COUNTS], this.model.cfg.vocabSize);
   }
 
-  /** A fresh state of the request's grammar, or null; RangeError for one this engine cannot run. */
+  /**
+   * The request's grammar's state before its first token here (fresh, or advanced over a resumed request's
+   * tokens), or null; RangeError for one this engine cannot run or resume tokens it does not allow.
+   */
   private grammarOf(req: EngineRequest): GrammarState | null {
     if (!req.sampling.grammar) return null;
     if (!this.grammars) throw new RangeError(`${req.id}: a grammar was asked for, but this engine has no grammar vocabulary`);
     try {
-      return this.grammars.get({ root: req.sampling.grammar.root } as GrammarSpec).start();
+      const state = this.grammars.get({ root: req.sampling.grammar.root } as GrammarSpec).start();
+      for (const id of req.resumeTokens ?? []) state.advance(id);
+      return state;
     } catch (err) {
       if (err instanceof GrammarError) throw new RangeError(`${req.id}: ${err.message}`);
       throw err;
@@ -368,7 +383,8 @@ export class DecodeEngine {
       const row = this.freeCountsRows.pop();
       if (row === undefined) throw new Error('no free counts row (more running sequences than maxBatch?)');
       live.countsRow = row;
-      this.model.setCounts(row, live.req.promptTokenSet ?? live.req.promptIds, seq.outputTokens);
+      const before = live.req.resumeTokens ?? [];
+      this.model.setCounts(row, live.req.promptTokenSet ?? live.req.promptIds, before.length > 0 ? [...before, ...seq.outputTokens] : seq.outputTokens);
     }
     return live.countsRow;
   }
@@ -397,7 +413,8 @@ export class DecodeEngine {
     this.inStep = true;
     try {
       const mask = live.grammar?.mask(live.req.maxTokens);
-      const out = await this.prefill!.prefill(live.req.promptIds, { sample: { ...live.req.sampling, counter: live.req.sampling.counterStart ?? 0, ...(mask ? { mask } : {}) } });
+      const resumed = live.req.resumeTokens?.length ? { outputIds: live.req.resumeTokens } : {};
+      const out = await this.prefill!.prefill(live.req.promptIds, { sample: { ...live.req.sampling, counter: live.req.sampling.counterStart ?? 0, ...(mask ? { mask } : {}), ...resumed } });
       try {
         await this.model.writePrompt(out.latent, out.tokens, seq.pageTable);
       } finally {

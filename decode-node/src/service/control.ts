@@ -47,6 +47,7 @@ export function handlePrefillDone(ctx: ServiceContext, m: PrefillDone, streams: 
     promptIds: new Array<number>(m.promptTokens),
     maxTokens: reserve.maxTokens, sampling: reserve.sampling, stopTokenIds: reserve.stopTokenIds, eosTokenIds: reserve.eosTokenIds,
     ...(reserve.promptTokenSet ? { promptTokenSet: tokenSetIds(reserve.promptTokenSet, node.vocabSize) } : {}),
+    ...(reserve.resumeTokens?.length ? { resumeTokens: reserve.resumeTokens } : {}), // a resume: seeds penalties and grammar
   };
   const firstLogprobs = m.firstLogprobs ? { logprob: m.firstLogprobs.logprob, top: m.firstLogprobs.top.map(([id, logprob]) => ({ id, logprob })) } : undefined;
   if (reserve.sampling.logprobs !== undefined && !firstLogprobs) return refuse('incompatible', 'the reserve asked for logprobs and the prefill-done carries none');
@@ -89,11 +90,15 @@ function tokenSetIds(set: Uint8Array, vocab: number): number[] {
 export function handlePrefillFailed(ctx: ServiceContext, m: PrefillFailed): void {
   const live = ctx.handoffs.get(m.requestId);
   if (live === 'cancelled') return;
-  // no reservation: its lease ran out (the gateway still waits) or it is already decoding (failRequest skips it)
-  if (typeof live !== 'string') {
-    ctx.engine.cancel(m.requestId);
-    ctx.handoffs.end(m.requestId);
+  if (live === 'no-reservation') {
+    // Not held here: its lease ran out (the gateway was told then), it is decoding (its stream ends it), or this
+    // process never reserved it: the node restarted since (kill -9 while the KV was on its way, back under the
+    // same id). An error now would end a request the gateway can still re-route when it sees the restart.
+    ctx.logger.info({ requestId: m.requestId, reason: m.reason }, 'prefill failed for a request this node does not hold: ignored');
+    return;
   }
+  ctx.engine.cancel(m.requestId);
+  ctx.handoffs.end(m.requestId);
   ctx.failRequest(m.requestId, `prefill failed: ${m.reason}`);
   ctx.logger.info({ requestId: m.requestId, reason: m.reason }, 'prefill failed; reservation dropped');
 }

@@ -13,6 +13,8 @@ export function handleReserve(ctx: ServiceContext, m: Reserve): ReserveReply {
   };
   if (m.fingerprint !== node.fingerprint) return refuse('incompatible', `fingerprint ${m.fingerprint.slice(0, 16)}… is not this node's`);
   if (m.layoutKey !== node.layoutKey) return refuse('incompatible', `layout ${m.layoutKey}, this node has ${node.layoutKey}`);
+  const outside = m.resumeTokens?.find((id) => id >= node.vocabSize);
+  if (outside !== undefined) return refuse('incompatible', `resume token ${outside} outside the vocabulary of ${node.vocabSize}`);
   let lease;
   try {
     lease = engine.reserveChoices(m.requestId, m.promptTokens, m.maxTokens, m.n ?? 1); // n > 1: choices share the prompt's pages

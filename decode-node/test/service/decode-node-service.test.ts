@@ -231,22 +231,29 @@ test.serial('decode service - kv-chunks outside a live reservation are refused w
   t.like(final, { seq: 0, finishReason: 'error' });
   t.regex(final!.error!, /prefill failed/);
   t.like(await sendChunk(peer, encodeMessage(zeroChunk('pf', 1, 0, 4, layout))), { ok: false, reason: 'cancelled' });
+  // a prefill-failed for a request this process never reserved (it restarted under the same id while the KV
+  // was on its way): no error to the gateway, which re-routes the request once it sees the restart
+  const strayTokens = await peer.tokens('never-here', undefined, 500);
+  peer.prefillFailed('never-here');
+  t.deepEqual(await strayTokens.done, [], 'no tokens message for a request it does not hold');
 });
 
-test.serial('decode service - reserve refusals: incompatible layout or model, too large, duplicate id, no pages', async (t) => {
+test.serial('decode service - reserve refusals: incompatible layout, model or resume tokens, too large, duplicate id, no pages', async (t) => {
   const { svc, registry, peer } = service(t);
   await svc.start();
   const bf16Key = latentLayoutKey(latentKvLayout({ kvLoraRank: 64, ropeDim: 16, pageSize: 16, dtype: 'bf16' }));
   t.like(await peer.reserve('r0', 10, 10, { layoutKey: bf16Key }), { ok: false, reason: 'incompatible', pages: 0, leaseMs: 0, freePages: 32 });
   t.like(await peer.reserve('r0', 10, 10, { fingerprint: 'f'.repeat(64) }), { ok: false, reason: 'incompatible' });
   t.like(await peer.reserve('r0', 100, 100), { ok: false, reason: 'too-large' });
+  // a resume's tokens (already generated on a lost node) outside this model's vocabulary
+  t.like(await peer.reserve('r0', 10, 10, { resumeTokens: [5, stack.folder.config.vocabSize] }), { ok: false, reason: 'incompatible' });
   for (let i = 0; i < 4; i++) t.like(await peer.reserve(`full-${i}`, 100, 28), { ok: true, pages: 8 });
   t.like(await peer.reserve('full-0', 1, 1), { ok: false, reason: 'duplicate-id', freePages: 0 });
   t.like(await peer.reserve('r1', 1, 1), { ok: false, reason: 'no-pages' });
   for (let i = 0; i < 4; i++) peer.cancel(`full-${i}`);
   await waitFor(() => free() === total(), 1000, 'the reservations to end');
   t.deepEqual(await metricValues(registry, 'latentwire_decode_refusals_total'), {
-    'reserve/incompatible': 2, 'reserve/too-large': 1, 'reserve/duplicate-id': 1, 'reserve/no-pages': 1,
+    'reserve/incompatible': 3, 'reserve/too-large': 1, 'reserve/duplicate-id': 1, 'reserve/no-pages': 1,
   });
 });
 

@@ -13,7 +13,7 @@
 // close() (the gateway's SIGTERM): new requests get 503, running ones may finish within the caller's timeout.
 import type { NatsConnection } from '@nats-io/transport-node';
 import {
-  cancelMessage, choiceRequestId, encodeMessage, parsePrefillJob, replayMessage, type CancelReason, type PrefillJob, type PrefillTiming, type WireRejections, type WireSubjects,
+  MAX_RESUME_TOKENS, cancelMessage, choiceRequestId, choiceSampling, encodeMessage, parsePrefillJob, replayMessage, type CancelReason, type PrefillJob, type PrefillTiming, type WireRejections, type WireSubjects,
 } from '@latentwire/protocol';
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
@@ -158,58 +158,161 @@ export class NatsBackend implements GenerationBackend {
     this.active++;
     try {
       const arrived = performance.now();
-      const resumes = this.o.settings.prefillResumes ?? 1;
-      // A request whose prefill worker was lost, or whose decode node began draining, before its first token
-      // starts over under a new wire id (the old one is cancelled everywhere, so the lost job, when BullMQ
-      // hands it out again, is skipped), at most PREFILL_RESUMES times. One whose decode node was lost (or
-      // restarted) goes on elsewhere from where it stopped: its prompt + the tokens already sent are prefilled
-      // again and the sampler's counter continues, so greedy and seeded sampling give the tokens the lost node
-      // would have (resumable(): not for n > 1, grammars, or frequency/presence penalties, whose state is lost).
-      const sent: number[] = [];
-      for (let attempt = 0; ; attempt++) {
-        const wire = attempt === 0 ? req : continuation(req, `${req.requestId}.r${attempt}`, sent);
-        const grant = await this.admitter.admit(wire, signal);
-        if (!grant) return;
-        if (req.trace) req.trace.nodeId = grant.node.nodeId;
-        if (attempt === 0) {
-          const phases = this.metrics.ttftPhases;
-          phases.observe({ phase: 'admission' }, Math.max(0, performance.now() - arrived - grant.reserveMs) / 1000);
-          phases.observe({ phase: 'reservation' }, grant.reserveMs / 1000);
-        }
-        try {
-          if ((wire.n ?? 1) > 1) {
-            yield* this.runChoices(wire, grant, signal, choiceSignals ?? []);
-          } else {
-            for await (const event of this.run(wire, grant, signal)) {
-              sent.push(...event.tokens);
-              yield event;
-            }
-          }
-          return;
-        } catch (err) {
-          const kind = err instanceof TokenStreamError ? err.kind : undefined;
-          const nodeLost = kind === 'node-restarted' && resumable(req) && sent.length < req.maxTokens;
-          if (kind !== 'prefill-lost' && kind !== 'node-draining' && !nodeLost) throw err;
-          if (attempt >= resumes || wire.requestId.length > 120 || signal.aborted) {
-            if (kind === 'node-draining') {
-              throw new BackendRejection(503, 'The decode node holding this request is shutting down; please retry.', 'service_unavailable', 1, { cause: err });
-            }
-            throw err;
-          }
-          const why = kind === 'prefill-lost' ? 'prefill_lost' : kind === 'node-draining' ? 'node_draining' : 'node_lost';
-          this.metrics.resumes.inc({ why });
-          this.o.logger.warn({ requestId: req.requestId, attempt: attempt + 1, why, tokensSent: sent.length },
-            why === 'prefill_lost' ? 'prefill worker lost: request re-queued'
-              : why === 'node_draining' ? 'decode node draining: request handed to another node'
-                : 'decode node lost: request resumed on another node from the tokens already sent');
-        } finally {
-          this.backlog.done(wire.requestId);
-        }
-      }
+      if ((req.n ?? 1) > 1) yield* this.generateChoices(req, signal, choiceSignals ?? [], arrived);
+      else yield* this.generateOne(req, signal, { arrived });
     } finally {
       this.backlog.done(req.requestId);
       if (--this.active === 0) this.onIdle?.();
     }
+  }
+
+  /**
+   * One completion, over as many attempts as it takes. A request whose prefill worker was lost, or whose
+   * decode node began draining, before its first token starts over under a new wire id (the old one is
+   * cancelled everywhere, so the lost job, when BullMQ hands it out again, is skipped), at most
+   * PREFILL_RESUMES times. One whose decode node was lost (or restarted) goes on elsewhere from where it
+   * stopped: its prompt + the tokens already sent are prefilled again, the sampler's counter continues, and
+   * the new node gets those tokens (resumeTokens) to rebuild the penalties' counts and the grammar's state, so
+   * greedy and seeded sampling give the tokens the lost node would have. `from` continues a choice of an
+   * n > 1 request whose node was lost (its attempt number and the tokens it had sent; `count: false`: its
+   * request's outcome is counted there). One outcome per request: an attempt that goes on elsewhere is no end.
+   */
+  private async *generateOne(
+    req: GenerationRequest, signal: AbortSignal, from: { arrived?: number; attempt?: number; sent?: number[]; count?: boolean } = {},
+  ): AsyncGenerator<GenerationEvent, void, undefined> {
+    const sent = from.sent ?? [];
+    const count = (o: RequestOutcome) => void (from.count !== false && this.metrics.requests.inc({ outcome: o }));
+    for (let attempt = from.attempt ?? 0; ; attempt++) {
+      const outcome: AttemptOutcome = {};
+      let goesOn = false;
+      const wire = attempt === 0 ? req : continuation(req, `${req.requestId}.r${attempt}`, sent);
+      // a request carried over from a lost attempt ends here if it finds no node (counted: it was admitted once)
+      const carried = attempt > (from.attempt ?? 0);
+      const grant = await this.admitter.admit(wire, signal).catch((err: unknown) => {
+        if (carried) count('error');
+        throw err;
+      });
+      if (!grant) {
+        if (carried) count('cancelled');
+        return;
+      }
+      if (req.trace) req.trace.nodeId = grant.node.nodeId;
+      if (attempt === 0 && from.arrived !== undefined) this.observeAdmission(from.arrived, grant);
+      try {
+        for await (const event of this.run(wire, grant, signal, outcome)) {
+          sent.push(...event.tokens);
+          yield event;
+        }
+        return;
+      } catch (err) {
+        this.nextAttempt(err, req, wire, sent.length < req.maxTokens && canResume(req, sent), attempt, signal, sent.length);
+        goesOn = true;
+      } finally {
+        this.backlog.done(wire.requestId);
+        // also when the caller stopped reading (the client left, a stop string): run() set the outcome by then
+        if (!goesOn) count(outcome.value ?? 'error');
+      }
+    }
+  }
+
+  /**
+   * n > 1 choices: one reservation and prefill for all (runChoices). Lost before any token (a prefill worker,
+   * a draining node), the whole request starts over; a decode node lost mid-stream leaves choices with
+   * different outputs, so each unfinished choice goes on alone (generateOne, with its own seed, seed + i, and
+   * the tokens it had sent), and their events merge tagged with their choice.
+   */
+  private async *generateChoices(
+    req: GenerationRequest, signal: AbortSignal, choiceSignals: readonly AbortSignal[], arrived: number,
+  ): AsyncGenerator<GenerationEvent, void, undefined> {
+    const n = req.n!;
+    const progress: ChoiceProgress = { sent: Array.from({ length: n }, () => []), ended: new Set(), stopped: false };
+    let attempt = 0;
+    for (; ; attempt++) {
+      const wire = attempt === 0 ? req : { ...req, requestId: `${req.requestId}.r${attempt}` };
+      const grant = await this.admitter.admit(wire, signal).catch((err: unknown) => {
+        if (attempt > 0) this.metrics.requests.inc({ outcome: 'error' }); // carried over, and no node for it
+        throw err;
+      });
+      if (!grant) {
+        if (attempt > 0) this.metrics.requests.inc({ outcome: 'cancelled' });
+        return;
+      }
+      if (req.trace) req.trace.nodeId = grant.node.nodeId;
+      if (attempt === 0) this.observeAdmission(arrived, grant);
+      const outcome: AttemptOutcome = {};
+      let goesOn = false;
+      try {
+        yield* this.runChoices(wire, grant, signal, choiceSignals, progress, outcome);
+        return;
+      } catch (err) {
+        const started = progress.sent.some((s) => s.length > 0);
+        // started: only a lost node lets the choices go on (each alone); not started: the request starts over
+        const open = [...Array(n).keys()].filter((i) => !progress.ended.has(i) && !choiceSignals[i]?.aborted);
+        const ok = !started || open.every((i) => progress.sent[i]!.length < req.maxTokens && canResume(req, progress.sent[i]!));
+        this.nextAttempt(err, req, wire, ok, attempt, signal, progress.sent.reduce((a, s) => a + s.length, 0));
+        goesOn = true;
+        if (started) break;
+      } finally {
+        this.backlog.done(wire.requestId);
+        if (!goesOn) this.metrics.requests.inc({ outcome: outcome.value ?? 'error' });
+      }
+    }
+    const open = [...Array(n).keys()].filter((i) => !progress.ended.has(i) && !choiceSignals[i]?.aborted);
+    const { n: _n, ...one } = req;
+    const merge = new AbortController(); // the merge's early end (the client left, a choice failed) stops every choice
+    let outcome: RequestOutcome = 'cancelled'; // unless the merge ends or fails
+    try {
+      for await (const event of mergeTagged(merge, open.map((i) => ({
+        choice: i,
+        events: this.generateOne(
+          { ...one, requestId: `${req.requestId}.c${i}`, sampling: choiceSampling(req.sampling, i) },
+          AbortSignal.any([signal, merge.signal, ...(choiceSignals[i] ? [choiceSignals[i]!] : [])]),
+          { attempt: attempt + 1, sent: progress.sent[i]!, count: false },
+        ),
+      })))) {
+        if (event.finishReason === 'stop') progress.stopped = true;
+        yield event;
+      }
+      const byGateway = choiceSignals.some((cs) => cs.reason instanceof FinishedByGateway && cs.reason.finishReason === 'stop');
+      outcome = progress.stopped || byGateway ? 'stop' : 'length';
+    } catch (err) {
+      outcome = signal.aborted ? 'cancelled' : 'error';
+      throw err;
+    } finally {
+      // the gateway itself ended it (its stop strings, max_tokens): a finish, not a cancel
+      if (outcome === 'cancelled' && signal.reason instanceof FinishedByGateway) outcome = progress.stopped ? 'stop' : signal.reason.finishReason;
+      this.metrics.requests.inc({ outcome }); // the request's one outcome, however many choices went on alone
+    }
+  }
+
+  private observeAdmission(arrived: number, grant: Grant): void {
+    const phases = this.metrics.ttftPhases;
+    phases.observe({ phase: 'admission' }, Math.max(0, performance.now() - arrived - grant.reserveMs) / 1000);
+    phases.observe({ phase: 'reservation' }, grant.reserveMs / 1000);
+  }
+
+  /**
+   * After a failed attempt: returns when the request goes on (a lost prefill worker, a draining node before
+   * the first token, or a lost decode node when `resumable`), counted and logged; throws the error to end
+   * it with otherwise (PREFILL_RESUMES attempts spent, the client gone).
+   */
+  private nextAttempt(err: unknown, req: GenerationRequest, wire: GenerationRequest, resumable: boolean, attempt: number, signal: AbortSignal, tokensSent: number): void {
+    const kind = err instanceof TokenStreamError ? err.kind : undefined;
+    const nodeLost = kind === 'node-restarted' && resumable;
+    if (kind !== 'prefill-lost' && kind !== 'node-draining' && !nodeLost) throw err;
+    if (attempt >= (this.o.settings.prefillResumes ?? 1) || wire.requestId.length > 120 || signal.aborted) {
+      if (kind === 'node-draining') {
+        throw new BackendRejection(503, 'The decode node holding this request is shutting down; please retry.', 'service_unavailable', 1, { cause: err });
+      }
+      throw err;
+    }
+    const why = kind === 'prefill-lost' ? 'prefill_lost' : kind === 'node-draining' ? 'node_draining' : 'node_lost';
+    this.metrics.resumes.inc({ why });
+    this.o.logger.warn({ requestId: req.requestId, attempt: attempt + 1, why, tokensSent },
+      why === 'prefill_lost' ? 'prefill worker lost: request re-queued'
+        : why === 'node_draining' ? 'decode node draining: request handed to another node'
+          : tokensSent === 0 ? 'decode node lost before the first token: request re-routed to another node (prefilled again)'
+            : 'decode node lost: request resumed on another node from the tokens already sent');
   }
 
   /**
@@ -245,7 +348,7 @@ export class NatsBackend implements GenerationBackend {
     return this.active;
   }
 
-  private async *run(req: GenerationRequest, { node, reply }: Omit<Grant, 'reserveMs'>, signal: AbortSignal): AsyncGenerator<GenerationEvent, void, undefined> {
+  private async *run(req: GenerationRequest, { node, reply }: Omit<Grant, 'reserveMs'>, signal: AbortSignal, outcome: AttemptOutcome): AsyncGenerator<GenerationEvent, void, undefined> {
     const { requestId } = req;
     const { nodeId } = node;
     const log = this.o.logger.child({ requestId, nodeId });
@@ -270,7 +373,6 @@ export class NatsBackend implements GenerationBackend {
     let queued = false;
     let cancelled: Promise<void> | undefined;
     let first = true;
-    let lostPrefill = false;
     const cancelOnce = () => (cancelled ??= this.cancelEverywhere(requestId, nodeId, this.closing && cancelReason === 'client-disconnected' ? 'shutdown' : cancelReason, log));
     // the HTTP layer aborts when the client leaves or the gateway ends the request (a stop string): cancel at
     // once, even while this generator waits at a yield for a slow client to take the last frames
@@ -300,7 +402,7 @@ export class NatsBackend implements GenerationBackend {
     } catch (err) {
       if (err instanceof DecodeNodeError) finished = err.finishReason === 'error' ? 'error' : 'cancelled';
       const f = this.attemptFailed(err, { requestId, nodeId, queued, first, log });
-      ({ lostPrefill, cancelReason } = f);
+      ({ cancelReason } = f);
       throw f.error;
     } finally {
       this.renewer.release(requestId);
@@ -312,8 +414,8 @@ export class NatsBackend implements GenerationBackend {
       stream.close();
       // the gateway's own stop (stop string, stop id, max_tokens) aborts the signal too: that is a finish
       if (!finished && signal.reason instanceof FinishedByGateway) finished = signal.reason.finishReason;
-      // an attempt whose prefill worker was lost is not an end: the request goes on under a new wire id
-      if (!lostPrefill) this.metrics.requests.inc({ outcome: finished ?? (cancelReason === 'client-disconnected' ? 'cancelled' : 'error') });
+      // counted by the caller, unless the request goes on elsewhere (a lost prefill worker or node)
+      outcome.value = finished ?? (cancelReason === 'client-disconnected' ? 'cancelled' : 'error');
       if (finished !== 'stop' && finished !== 'length') await cancelOnce();
     }
   }
@@ -324,7 +426,8 @@ export class NatsBackend implements GenerationBackend {
    * gateway finished it) is cancelled on the node at once; the others go on. Any failure ends them all.
    */
   private async *runChoices(
-    req: GenerationRequest, { node, reply }: Omit<Grant, 'reserveMs'>, signal: AbortSignal, choiceSignals: readonly AbortSignal[],
+    req: GenerationRequest, { node, reply }: Omit<Grant, 'reserveMs'>, signal: AbortSignal, choiceSignals: readonly AbortSignal[], progress: ChoiceProgress,
+    outcome: AttemptOutcome,
   ): AsyncGenerator<GenerationEvent, void, undefined> {
     const { requestId } = req;
     const { nodeId } = node;
@@ -350,8 +453,7 @@ export class NatsBackend implements GenerationBackend {
       streams.add(s);
       this.byRequest.set(s.requestId, s); // the request's own: a lost prefill worker fails it; every one: replays after a reconnect
     }
-    let lostPrefill = false;
-    const ended = new Set<number>(); // choices finished by the node or by the gateway
+    const ended = progress.ended; // choices finished by the node or by the gateway
     let stopped = false; // some choice finished with 'stop'
     let queued = false;
     let failed = false;
@@ -396,6 +498,7 @@ export class NatsBackend implements GenerationBackend {
         }
         if (event.finishReason) ended.add(event.choice);
         if (event.finishReason === 'stop') stopped = true;
+        progress.sent[event.choice]!.push(...event.tokens); // a lost node: each choice goes on from its own tokens
         yield event;
       }
       choiceSignals.forEach((cs, i) => {
@@ -407,7 +510,7 @@ export class NatsBackend implements GenerationBackend {
     } catch (err) {
       failed = true;
       const f = this.attemptFailed(err, { requestId, nodeId, queued, first, log });
-      ({ lostPrefill, cancelReason } = f);
+      ({ cancelReason } = f);
       throw f.error;
     } finally {
       this.renewer.release(requestId);
@@ -421,9 +524,10 @@ export class NatsBackend implements GenerationBackend {
       }
       if (streams.size === 0) this.streams.delete(nodeId);
       const done = ended.size === n && !failed;
-      // one outcome per request: 'stop' if any choice stopped, 'length' if all ran to max_tokens; an attempt
-      // whose prefill worker was lost (or whose node began draining) is not an end: it goes on under a new wire id
-      if (!lostPrefill) this.metrics.requests.inc({ outcome: done ? (stopped ? 'stop' : 'length') : failed ? 'error' : 'cancelled' });
+      // one outcome per request: 'stop' if any choice stopped, 'length' if all ran to max_tokens (counted by the
+      // caller unless the request goes on elsewhere)
+      if (stopped) progress.stopped = true;
+      outcome.value = done ? (stopped ? 'stop' : 'length') : failed ? 'error' : 'cancelled';
       if (!done) await cancelAll();
     }
   }
@@ -454,20 +558,17 @@ export class NatsBackend implements GenerationBackend {
       // the lease is renewed while the job waits; past the idle timeout the gateway gives up on it anyway
       deadline: Date.now() + Math.max(reply.leaseMs, this.o.settings.requestIdleTimeoutMs),
       ...(req.promptLogprobs !== undefined ? { promptLogprobs: req.promptLogprobs } : {}),
+      ...(req.resumeTokens?.length ? { resumeTokens: req.resumeTokens } : {}),
     };
   }
 
   /**
-   * The node first (it holds the pages; acknowledged, retried in the background), then the queued job, then
-   * every prefill node. Never throws.
-   */
-  /**
-   * What a failed attempt of run() or runChoices() means: the reason its cancel carries, whether it is no end
-   * (a lost prefill worker, or a draining node before the first token: generate() hands the request on), and
-   * the error to throw.
+   * What a failed attempt of run() or runChoices() means: the reason its cancel carries and the error to throw
+   * (a draining node that dropped the request before its first token: 'node-draining', which generate()
+   * hands on to another node, as a lost prefill worker's 'prefill-lost').
    */
   private attemptFailed(err: unknown, a: { requestId: string; nodeId: string; queued: boolean; first: boolean; log: Logger }): {
-    readonly lostPrefill: boolean; readonly cancelReason: CancelReason; readonly error: unknown;
+    readonly cancelReason: CancelReason; readonly error: unknown;
   } {
     const lostPrefill = err instanceof TokenStreamError && err.kind === 'prefill-lost';
     const cancelReason: CancelReason = !a.queued || lostPrefill ? 'prefill-failed'
@@ -475,14 +576,18 @@ export class NatsBackend implements GenerationBackend {
     a.log.warn({ err }, 'request failed');
     if (err instanceof DecodeNodeError && a.first && this.o.registry.node(a.nodeId)?.heartbeat.draining) {
       const error = new TokenStreamError('node-draining', a.requestId, `decode node ${a.nodeId} is draining and dropped request ${a.requestId} before its first token`, { cause: err });
-      return { lostPrefill: true, cancelReason, error };
+      return { cancelReason, error };
     }
     if (err instanceof PrefillEnqueueError) {
-      return { lostPrefill, cancelReason, error: new BackendRejection(503, 'The prefill queue is unavailable right now.', 'service_unavailable', undefined, { cause: err }) };
+      return { cancelReason, error: new BackendRejection(503, 'The prefill queue is unavailable right now.', 'service_unavailable', undefined, { cause: err }) };
     }
-    return { lostPrefill, cancelReason, error: err };
+    return { cancelReason, error: err };
   }
 
+  /**
+   * The node first (it holds the pages; acknowledged, retried in the background), then the queued job, then
+   * every prefill node. Never throws.
+   */
   private async cancelEverywhere(requestId: string, nodeId: string, reason: CancelReason, log: Logger, choiceIds: readonly string[] = []): Promise<void> {
     const { nc, subjects } = this.o;
     const bytes = encodeMessage(cancelMessage({ requestId, reason }));
@@ -500,13 +605,35 @@ export class NatsBackend implements GenerationBackend {
   }
 }
 
-/** Whether a request can go on on another node from its sent tokens alone (no state that lived on the lost node). */
-function resumable(req: GenerationRequest): boolean {
-  const s = req.sampling;
-  return (req.n ?? 1) === 1 && s.grammar === undefined && !s.frequencyPenalty && !s.presencePenalty && req.promptLogprobs === undefined;
+/** What the choices of an n > 1 request got so far: the tokens each sent, and those that ended. */
+interface ChoiceProgress {
+  readonly sent: number[][];
+  readonly ended: Set<number>;
+  /** Some choice finished with 'stop'. */
+  stopped: boolean;
 }
 
-/** The request that continues `req` after `sent` tokens: they join the prompt, the sampler's counter moves on. */
+/** How an attempt ended, as run() / runChoices() judged it; counted once the request ends. */
+interface AttemptOutcome {
+  value?: RequestOutcome;
+}
+
+/** Whether the new node needs the tokens already generated: penalties that count them, or a grammar's state. */
+function needsHistory(req: GenerationRequest): boolean {
+  const s = req.sampling;
+  return s.grammar !== undefined || !!s.frequencyPenalty || !!s.presencePenalty;
+}
+
+/** Whether a request can go on on another node after `sent` tokens (the resume tokens fit in a reserve). */
+function canResume(req: GenerationRequest, sent: readonly number[]): boolean {
+  return !needsHistory(req) || sent.length <= MAX_RESUME_TOKENS;
+}
+
+/**
+ * The request that continues `req` after `sent` tokens: they join the prompt, the sampler's counter moves on,
+ * and, where penalties or a grammar depend on them, they travel as resumeTokens (the grammar's budget is what
+ * is left). The prompt's logprobs (echo) went out with the first event already.
+ */
 function continuation(req: GenerationRequest, requestId: string, sent: readonly number[]): GenerationRequest {
   if (sent.length === 0) return { ...req, requestId };
   let promptTokenSet = req.promptTokenSet;
@@ -514,9 +641,43 @@ function continuation(req: GenerationRequest, requestId: string, sent: readonly 
     promptTokenSet = Uint8Array.from(promptTokenSet); // repetition_penalty: the sent tokens were seen too
     for (const id of sent) promptTokenSet[id >> 3] = promptTokenSet[id >> 3]! | (1 << (id & 7));
   }
+  const { promptLogprobs: _echoed, ...rest } = req;
+  const g = req.sampling.grammar;
   return {
-    ...req, requestId, promptIds: [...req.promptIds, ...sent], maxTokens: req.maxTokens - sent.length,
-    sampling: { ...req.sampling, counterStart: (req.sampling.counterStart ?? 0) + sent.length },
+    ...rest, requestId, promptIds: [...req.promptIds, ...sent], maxTokens: req.maxTokens - sent.length,
+    sampling: {
+      ...req.sampling, counterStart: (req.sampling.counterStart ?? 0) + sent.length,
+      ...(g ? { grammar: { ...g, ...(g.maxTokens !== undefined ? { maxTokens: Math.max(1, g.maxTokens - sent.length) } : {}) } } : {}),
+    },
     ...(promptTokenSet ? { promptTokenSet } : {}),
+    ...(needsHistory(req) ? { resumeTokens: [...sent] } : {}),
   };
+}
+
+/** Events of several single-choice generators, tagged with their choice, in arrival order; ends when all have. */
+async function* mergeTagged(
+  merge: AbortController,
+  sources: readonly { readonly choice: number; readonly events: AsyncGenerator<GenerationEvent, void, undefined> }[],
+): AsyncGenerator<GenerationEvent, void, undefined> {
+  type Pull = { readonly k: number; readonly r: IteratorResult<GenerationEvent, void> };
+  const pending = new Map<number, Promise<Pull>>();
+  const pull = (k: number): void => {
+    const p = sources[k]!.events.next().then((r) => ({ k, r }));
+    p.catch(() => undefined); // raced below; one left behind must not go unhandled
+    pending.set(k, p);
+  };
+  try {
+    sources.forEach((_, k) => pull(k));
+    while (pending.size > 0) {
+      const { k, r } = await Promise.race(pending.values());
+      pending.delete(k);
+      if (r.done) continue;
+      yield { ...r.value, choice: sources[k]!.choice };
+      pull(k);
+    }
+  } finally {
+    // ended early (the client left, or a choice failed): the others stop at their signal and cancel their work
+    merge.abort();
+    for (const s of sources) void s.events.return(undefined).catch(() => undefined);
+  }
 }

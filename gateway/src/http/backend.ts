@@ -31,6 +31,11 @@ export interface GenerationRequest {
   readonly n?: number;
   /** echo with logprobs: the prompt's logprobs with this many top alternatives (first event's promptLogprobs). */
   readonly promptLogprobs?: number;
+  /**
+   * Set by the backend on a request it resumes after its decode node was lost: the tokens already generated
+   * (the tail of promptIds), so the new node's penalties and grammar start where the lost node's were.
+   */
+  readonly resumeTokens?: readonly number[];
   /** Filled in by the backend as it learns it, for the access line. */
   readonly trace?: GenerationTrace;
 }

@@ -75,6 +75,19 @@ test('wire - choices (n > 1): the reserve\'s n, the job\'s n and prefill-done\'s
   t.is(choiceSampling({ ...S.reserve.sampling, seed: 0xffffffff }, 2).seed, 1);
 });
 
+test('wire - a resume carries the tokens already generated: on the reserve and the job (the tail of its prompt); bad ones are refused', (t) => {
+  const reserve = { ...S.reserve, resumeTokens: [7, 0, 7] };
+  t.deepEqual(decodeMessage(encodeMessage(reserve)), reserve);
+  t.false('resumeTokens' in decodeMessage(encodeMessage(S.reserve)));
+  const job = { v: 2, requestId: 'req-1.r1', decodeNodeId: 'decode-0', promptIds: [0, 5, 7, 0, 7], layoutKey: E4M3_KEY, fingerprint: FINGERPRINT, deadline: 1, sampling: S.reserve.sampling, resumeTokens: [7, 0, 7] };
+  t.deepEqual(parsePrefillJob(JSON.parse(JSON.stringify(job))), job);
+  t.regex(t.throws(() => parsePrefillJob({ ...job, resumeTokens: [7, 1, 7] }))!.message, /resumeTokens: must equal the tail of promptIds/);
+  t.regex(t.throws(() => parsePrefillJob({ ...job, resumeTokens: [0, 5, 7, 0, 7] }))!.message, /resumeTokens: 5 resume tokens in a prompt of 5/);
+  t.regex(t.throws(() => parsePrefillJob({ ...job, n: 2 }))!.message, /resumeTokens: not with n > 1/);
+  t.regex(t.throws(() => parsePrefillJob({ ...job, resumeTokens: [7, -1] }))!.message, /resumeTokens/);
+  t.throws(() => encodeMessage({ ...S.reserve, resumeTokens: [1], n: 3 }), { instanceOf: WireError });
+});
+
 test('wire - prompt logprobs (echo with logprobs) round-trip on the job, prefill-done and tokens; bounded in pairs', (t) => {
   const entries = [{ logprob: -1.5, top: [[3, -0.5]] as [number, number][] }, { logprob: -0.25, top: [] }];
   const done = { ...S['prefill-done'], promptLogprobs: entries };
@@ -272,6 +285,10 @@ test('wire - bad field values are invalid', (t) => {
     [S['gateway-heartbeat'], { intervalMs: 0 }],
     [S['prefill-heartbeat'], { jobs: ['a b'] }],
     [S.replay, { fromSeq: 1.5 }],
+    [S.reserve, { resumeTokens: [1, -2] }],
+    [S.reserve, { resumeTokens: 'abc' }],
+    [S.reserve, { resumeTokens: Array.from({ length: S.reserve.promptTokens }, () => 1) }], // no prompt token left before them
+    [S.reserve, { resumeTokens: [1], n: 2 }],
   ];
   for (const [m, patch] of cases) {
     const err = expectRejected(t, tampered(m, patch), 'invalid');

@@ -42,6 +42,11 @@ export interface PrefillOptions {
      * GrammarState.mask), applied on the GPU after logit_bias and penalties (token-mask.wgsl).
      */
     readonly mask?: Uint32Array;
+    /**
+     * The prompt's tail that was generated output (a request resumed on another node): the penalties count
+     * these as generated (frequency, presence), as the node that generated them did. Absent: none.
+     */
+    readonly outputIds?: readonly number[];
   };
   /**
    * With `sample`: draw this many tokens (default 1) from the same last-position logits, draw i with seed +
@@ -154,6 +159,9 @@ export class PrefillModel {
     for (const id of ids) {
       if (!Number.isInteger(id) || id < 0 || id >= cfg.vocabSize) throw new RangeError(`prefill: token id ${id} outside [0, ${cfg.vocabSize})`);
     }
+    for (const id of opts.sample?.outputIds ?? []) {
+      if (!Number.isInteger(id) || id < 0 || id >= cfg.vocabSize) throw new RangeError(`prefill: output token id ${id} outside [0, ${cfg.vocabSize})`);
+    }
     const mask = opts.sample?.mask;
     if (mask && mask.length !== maskWords(cfg.vocabSize)) throw new RangeError(`prefill: a grammar mask of ${mask.length} words for a vocabulary of ${cfg.vocabSize}`);
     const pool = this.pool;
@@ -229,7 +237,7 @@ export class PrefillModel {
         adjusted = [
           gpu.upload('logit.params', packed.params),
           gpu.upload('logit.bias', packed.bias),
-          gpu.upload('logit.counts', counts ? countsRow(V, ids, []) : new Uint32Array(V)),
+          gpu.upload('logit.counts', counts ? countsRow(V, ids, opts.sample.outputIds ?? []) : new Uint32Array(V)),
         ];
         programs.push(logitAdjust({ logits: logitsBuf, logitsOffset, params: adjusted[0]!, bias: adjusted[1]!, counts: adjusted[2]!, rows: 1, vocab: V }));
       }

@@ -5,7 +5,7 @@ export { WIRE_VERSION, type Envelope, type Fields, type MessageDescription } fro
 export { MESSAGE_TYPES, describeMessage, isMessageType, type MessageOf, type MessageType, type WireMessage } from './message-types.js';
 export { heartbeatMessage, type Heartbeat } from './messages/heartbeat.js';
 export {
-  MAX_PROMPT_TOKEN_SET_BYTES, RESERVE_REFUSALS, reserveMessage, reserveReplyMessage, type Reserve, type ReserveRefusal, type ReserveReply,
+  MAX_PROMPT_TOKEN_SET_BYTES, MAX_RESUME_TOKENS, RESERVE_REFUSALS, reserveMessage, reserveReplyMessage, type Reserve, type ReserveRefusal, type ReserveReply,
 } from './messages/reserve.js';
 export {
   KV_ACK_REFUSALS, kvAckMessage, kvChunkChecksum, kvChunkMessage, type KvAck, type KvAckRefusal, type KvChunk,

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { label, layoutKey, tokenId, wireId } from './fields.js';
 import { MAX_WIRE_CHOICES, MAX_WIRE_TOP_LOGPROBS, wireSamplingSchema, type WireSampling } from './messages/sampling.js';
 import { WireError } from './errors.js';
+import { MAX_RESUME_TOKENS } from './messages/reserve.js';
 
 /** Longest prompt a job may carry (DeepSeek-V3's 128K context, with room). */
 export const MAX_PROMPT_TOKENS = 1 << 18;
@@ -28,6 +29,12 @@ export interface PrefillJob {
   readonly n?: number;
   /** Prompt logprobs (echo with logprobs), with this many top alternatives each; absent = none. */
   readonly promptLogprobs?: number;
+  /**
+   * A request resumed after its decode node was lost: the tokens it had generated there, which end promptIds.
+   * The first token is sampled as if they had been generated here (the penalties count them as output, the
+   * grammar's state has advanced over them). Absent = none.
+   */
+  readonly resumeTokens?: readonly number[];
 }
 
 const schema = z.object({
@@ -41,6 +48,14 @@ const schema = z.object({
   deadline: z.number().min(0),
   n: z.number().int().min(1).max(MAX_WIRE_CHOICES).optional(),
   promptLogprobs: z.number().int().min(0).max(MAX_WIRE_TOP_LOGPROBS).optional(),
+  resumeTokens: z.array(tokenId).max(MAX_RESUME_TOKENS).optional(),
+}).superRefine((j, ctx) => {
+  const r = j.resumeTokens;
+  if (!r || r.length === 0) return;
+  const at = j.promptIds.length - r.length;
+  if (at < 1) ctx.addIssue({ code: 'custom', path: ['resumeTokens'], message: `${r.length} resume tokens in a prompt of ${j.promptIds.length}` });
+  else if (r.some((id, i) => j.promptIds[at + i] !== id)) ctx.addIssue({ code: 'custom', path: ['resumeTokens'], message: 'must equal the tail of promptIds' });
+  if ((j.n ?? 1) > 1) ctx.addIssue({ code: 'custom', path: ['resumeTokens'], message: 'not with n > 1 (each choice resumes on its own)' });
 });
 
 /** Validates job data read back from Redis (a job is data from the outside like any message). */

@@ -35,7 +35,17 @@ export interface Reserve extends Envelope<'reserve'> {
    * KV arrives once). Absent = 1; a node that predates it strips it and reserves one.
    */
   readonly n?: number;
+  /**
+   * A request resumed after its decode node was lost: the tokens it had already generated there (the tail of
+   * its prompt, prefilled again with it). The node seeds the penalties' output counts and advances the
+   * grammar's state over them before sampling, so the resume samples what the lost node would have. Absent:
+   * a fresh request (or one whose sampling keeps no such state). n must then be 1.
+   */
+  readonly resumeTokens?: readonly number[];
 }
+
+/** Most tokens a resume may carry as already generated (1.3 bytes of msgpack each at most: well under max_payload). */
+export const MAX_RESUME_TOKENS = 1 << 16;
 
 /** Bytes of a prompt token set: vocabularies up to 2^21 tokens. */
 export const MAX_PROMPT_TOKEN_SET_BYTES = 1 << 18;
@@ -79,10 +89,18 @@ export const reserveSpec: MessageSpec<Reserve> = {
     promptTokenSet: bytes.refine((b) => b.byteLength <= MAX_PROMPT_TOKEN_SET_BYTES, `at most ${MAX_PROMPT_TOKEN_SET_BYTES} bytes`).optional(),
     gatewayId: wireId.optional(),
     n: z.number().int().min(1).max(MAX_WIRE_CHOICES).optional(),
+    resumeTokens: tokenIds(MAX_RESUME_TOKENS).optional(),
   }),
+  check(m) {
+    const r = m.resumeTokens?.length ?? 0;
+    // the generated tokens are the prompt's tail: at least one real prompt token precedes them
+    if (r >= m.promptTokens) return { reason: 'invalid', detail: `resumeTokens: ${r} in a prompt of ${m.promptTokens} tokens (they are its tail)` };
+    if (r > 0 && (m.n ?? 1) > 1) return { reason: 'invalid', detail: 'resumeTokens with n > 1 (each choice resumes on its own)' };
+    return undefined;
+  },
   describe: (m) => ({
     type: m.type, requestId: m.requestId, promptTokens: m.promptTokens, maxTokens: m.maxTokens, temperature: m.sampling.temperature,
-    layoutKey: m.layoutKey,
+    layoutKey: m.layoutKey, resumeTokens: m.resumeTokens?.length,
   }),
 };
 
