@@ -2,8 +2,8 @@
 // received chunk back into pages. A KvChunkQueue holds the layers a prefill has handed over and not yet
 // sent; each chunk cut from it takes as many whole pages as fit (25 fp8_e4m3 or 14 bf16 pages of 64 tokens
 // in 1 MiB at DeepSeek shapes), from the tail of one layer on into the next ones when they are queued too,
-// so chunks fill max_payload whatever the prompt length. Only when one page does not fit is a page cut into
-// token runs. A chunk is encoded in one pass into one buffer of its exact size: the msgpack header, then
+// so chunks fill max_payload whatever the prompt length. Only when one page does not fit max_payload are
+// chunks runs of tokens (filled across page and layer ends). A chunk is encoded in one pass into one buffer of its exact size: the msgpack header, then
 // each run's page bytes copied straight into place (one copy of the data, no intermediate message), then the
 // CRC-32 of that data region. The bytes are exactly what encodeMessage would give for the same message.
 import { latentLayoutKey, pagePieces, pagesFor, runBytes, tokenPlace, type LatentKvLayout, type LatentPagePiece } from '../kv/latent-layout.js';
@@ -147,17 +147,18 @@ export class KvChunkQueue {
     const runs: KvRun[] = [];
     const sources: Uint8Array[] = [];
     let tokensIn = 0;
+    // a max_payload too small for one page: chunks are runs of tokens, filled across page and layer ends
+    const tokenRuns = this.layers.length > 0 && this.envelope(this.layers[0]!.layer, 1) + layout.pageSize * layout.tokenBytes > maxPayload;
     for (let i = 0; i < this.layers.length && runs.length < MAX_KV_CHUNK_RUNS; i++) {
       const q = this.layers[i]!;
       const room = maxPayload - this.envelope(runs[0]?.layer ?? q.layer, runs.length + 1) - tokensIn * layout.tokenBytes;
       const fit = Math.floor(room / layout.tokenBytes);
       const avail = this.tokens - q.next;
       let take = Math.min(avail, fit);
-      if (take < avail) {
-        // the chunk is full with this run: whole pages when at least a page fits, else (an empty chunk that
-        // cannot hold one page) a run of tokens; less than a page of room after other runs is left empty
+      if (take < avail && !tokenRuns) {
+        // the chunk is full with this run: it ends on a page boundary; less than a page of room is left empty
         if (take >= layout.pageSize) take -= (q.next + take) % layout.pageSize;
-        else if (runs.length > 0) break;
+        else break;
       }
       if (take < 1) {
         if (runs.length > 0) break;
