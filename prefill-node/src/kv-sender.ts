@@ -106,6 +106,9 @@ export class KvSender {
         this.throwIfStopped();
         const maxPayload = maxPayloadOf(this.ctx.nc);
         const grant = await this.ctx.windows.acquire(this.dest.decodeNodeId, maxPayload, this.stop.signal);
+        // less than a full chunk queued: let the event loop turn once, so a layer already read back (its
+        // onLayer pending) joins this chunk; a layer still computing does not, and the tail goes now
+        if (this.queue.queuedBytes < maxPayload) await new Promise<void>((r) => setImmediate(r));
         if (this.stop.signal.aborted) {
           grant();
           this.throwIfStopped();
