@@ -53,6 +53,11 @@ export class KvSender {
   private pumping = false;
   /** Woken when the pump took a chunk from the queue or stopped. */
   private progressWaiters: (() => void)[] = [];
+  /**
+   * Buffers of acknowledged chunks (an ack means the bytes left this process), written again by the next
+   * chunks: a job's chunks reuse about a window's worth of max_payload buffers instead of allocating one each.
+   */
+  private readonly spare: Uint8Array[] = [];
 
   constructor(private readonly ctx: KvSendContext, private readonly dest: KvDestination, cancel: AbortSignal) {
     this.kvSubject = ctx.subjects.kv(dest.decodeNodeId);
@@ -113,7 +118,7 @@ export class KvSender {
           grant();
           this.throwIfStopped();
         }
-        const chunk = this.queue.next(maxPayload);
+        const chunk = this.queue.next(maxPayload, (n) => this.buffer(n, maxPayload));
         if (!chunk) {
           grant();
           break;
@@ -129,6 +134,12 @@ export class KvSender {
       this.pumping = false;
       this.progressed();
     }
+  }
+
+  /** `n` bytes to encode a chunk into: a spare buffer, else a new one of max_payload (so it fits any later chunk). */
+  private buffer(n: number, maxPayload: number): Uint8Array {
+    for (let b = this.spare.pop(); b; b = this.spare.pop()) if (b.byteLength >= n) return b.subarray(0, n);
+    return new Uint8Array(Buffer.allocUnsafeSlow(Math.max(n, maxPayload)).buffer).subarray(0, n);
   }
 
   private progressed(): void {
@@ -177,6 +188,7 @@ export class KvSender {
         throw new KvSendError(subject, `${detail} on ${subject}`);
       }
       if (!ack.ok) throw kvRefusal(m.requestId, subject, ack.reason!, ack.detail);
+      if (this.spare.length < MAX_SPARE_BUFFERS) this.spare.push(new Uint8Array(chunk.bytes.buffer)); // only after an ok ack
     } catch (err) {
       this.fail(err);
     } finally {
@@ -197,6 +209,9 @@ export class KvSender {
     }
   }
 }
+
+/** Spare chunk buffers a job keeps (8 MiB window / 1 MiB max_payload, and some). */
+const MAX_SPARE_BUFFERS = 16;
 
 /** Tells the decode node the prefill gave up, so it frees the reservation now (fire and forget). */
 export async function sendPrefillFailed(

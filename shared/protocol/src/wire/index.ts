@@ -28,7 +28,7 @@ export {
 } from './messages/tokens.js';
 export { decodeMessage, encodeMessage, validateMessage } from './codec.js';
 export {
-  KvChunkQueue, encodeKvChunk, kvChunkEnvelopeBytes, kvChunkMessages, kvChunkPieces, kvChunkTokens, runData, type EncodedKvChunk, type KvChunkPiece, type KvLayerPages,
+  KvChunkQueue, encodeKvChunk, kvChunkEnvelopeBytes, type ChunkAllocator, kvChunkMessages, kvChunkPieces, kvChunkTokens, runData, type EncodedKvChunk, type KvChunkPiece, type KvLayerPages,
 } from './kv-chunking.js';
 export { maxPayloadOf, type NatsServerInfoSource } from './max-payload.js';
 export { WireRejections, WIRE_REJECTED_METRIC, type WireRejectionsOptions } from './rejections.js';

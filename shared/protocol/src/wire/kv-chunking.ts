@@ -141,7 +141,7 @@ export class KvChunkQueue {
    * next queued layers while whole pages fit; undefined when nothing is queued. Throws WireUsageError if a
    * single token does not fit.
    */
-  next(maxPayload: number): EncodedKvChunk | undefined {
+  next(maxPayload: number, alloc?: ChunkAllocator): EncodedKvChunk | undefined {
     checkMaxPayload(maxPayload);
     const { layout } = this;
     const runs: KvRun[] = [];
@@ -170,7 +170,7 @@ export class KvChunkQueue {
       if (take < avail) break;
     }
     if (runs.length === 0) return undefined;
-    const chunk = encodeKvChunk(this.requestId, layout, this.layoutKey, runs, sources);
+    const chunk = encodeKvChunk(this.requestId, layout, this.layoutKey, runs, sources, alloc);
     // advance the queue past what the chunk took
     for (const r of runs) {
       const q = this.layers[0]!;
@@ -195,10 +195,20 @@ export class KvChunkQueue {
 }
 
 /**
+ * Where an encoded chunk is written: `bytes` bytes of memory the caller owns until the chunk is sent (a
+ * sender may hand out buffers of acknowledged chunks again). Default: a fresh allocation.
+ */
+export type ChunkAllocator = (bytes: number) => Uint8Array;
+
+const allocate: ChunkAllocator = (n) => Buffer.allocUnsafe(n);
+
+/**
  * Encodes a chunk of `runs` (run i's bytes read from sources[i], a layer's contiguous pages) into one buffer
  * of its exact size: what encodeMessage(kvChunkMessage(...)) gives, with one copy of the page bytes.
  */
-export function encodeKvChunk(requestId: string, layout: LatentKvLayout, layoutKey: string, runs: readonly KvRun[], sources: readonly Uint8Array[]): EncodedKvChunk {
+export function encodeKvChunk(
+  requestId: string, layout: LatentKvLayout, layoutKey: string, runs: readonly KvRun[], sources: readonly Uint8Array[], alloc: ChunkAllocator = allocate,
+): EncodedKvChunk {
   const dataBytes = runs.reduce((n, r) => n + runBytes(layout, r.tokenCount), 0);
   const head = packr.pack(header(requestId, layoutKey, runs));
   // msgpackr writes an object's map header as map16 (0xde + u16 count) or a fixmap: either gets 2 entries more
@@ -206,16 +216,16 @@ export function encodeKvChunk(requestId: string, layout: LatentKvLayout, layoutK
   if (!map16 && ((head[0]! & 0xf0) !== 0x80 || (head[0]! & 0x0f) > 13)) throw new Error(`encodeKvChunk: unexpected map header 0x${head[0]!.toString(16)}`);
   const binHeader = dataBytes < 0x100 ? 2 : dataBytes < 0x10000 ? 3 : 5;
   const dataAt = head.byteLength + DATA_KEY.byteLength + binHeader;
-  const out = Buffer.allocUnsafe(dataAt + dataBytes + CHECKSUM_KEY.byteLength + WIDEST_U32);
+  const out = alloc(dataAt + dataBytes + CHECKSUM_KEY.byteLength + WIDEST_U32);
   out.set(head, 0);
-  if (map16) out.writeUInt16BE(head.readUInt16BE(1) + 2, 1);
+  if (map16) writeBE(out, 1, ((head[1]! << 8) | head[2]!) + 2, 2);
   else out[0] = head[0]! + 2;
   let at = head.byteLength;
   out.set(DATA_KEY, at);
   at += DATA_KEY.byteLength;
   if (binHeader === 2) { out[at] = 0xc4; out[at + 1] = dataBytes; }
-  else if (binHeader === 3) { out[at] = 0xc5; out.writeUInt16BE(dataBytes, at + 1); }
-  else { out[at] = 0xc6; out.writeUInt32BE(dataBytes, at + 1); }
+  else if (binHeader === 3) { out[at] = 0xc5; writeBE(out, at + 1, dataBytes, 2); }
+  else { out[at] = 0xc6; writeBE(out, at + 1, dataBytes, 4); }
   at = dataAt;
   for (let i = 0; i < runs.length; i++) at = copyRun(layout, sources[i]!, runs[i]!.tokenStart, runs[i]!.tokenCount, out, at);
   const data = out.subarray(dataAt, at);
@@ -232,6 +242,11 @@ export function encodeKvChunk(requestId: string, layout: LatentKvLayout, layoutK
     ...(more.length > 0 ? { moreRuns: more } : {}), data, checksum,
   };
   return { message, bytes };
+}
+
+/** An unsigned big-endian integer of `width` bytes. */
+function writeBE(out: Uint8Array, at: number, value: number, width: number): void {
+  for (let i = width - 1; i >= 0; i--, value = Math.floor(value / 256)) out[at + i] = value & 0xff;
 }
 
 /** Copies a run's bytes from a layer's contiguous pages to out[at...] in page-piece order; returns the end. */
