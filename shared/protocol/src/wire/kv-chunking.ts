@@ -305,17 +305,23 @@ export interface KvChunkPiece extends LatentPagePiece {
   readonly scales: Uint8Array;
 }
 
-/** Where a decoded chunk's bytes go, run by run and page by page (`layout` is the one its layoutKey names). */
+/**
+ * Where a decoded chunk's bytes go, run by run and page by page (`layout` is the one its layoutKey names).
+ * rows and scales are Uint8Array views built directly on the message's memory (cheaper than Buffer.subarray,
+ * which a msgpackr-decoded `data` would otherwise use).
+ */
 export function kvChunkPieces(layout: LatentKvLayout, m: KvChunk): KvChunkPiece[] {
   const out: KvChunkPiece[] = [];
+  const { buffer, byteOffset } = m.data;
   let base = 0;
   for (const r of kvChunkRuns(m)) {
     for (const p of pagePieces(layout, r.tokenStart, r.tokenCount)) {
       const at = base + p.dataOffset;
       out.push({
-        ...p, dataOffset: at, layer: r.layer,
-        rows: m.data.subarray(at, at + p.rowsBytes),
-        scales: m.data.subarray(at + p.rowsBytes, at + p.rowsBytes + p.scalesBytes),
+        pageIndex: p.pageIndex, slot: p.slot, tokens: p.tokens, dataOffset: at, rowsBytes: p.rowsBytes, scalesBytes: p.scalesBytes,
+        pageRowsOffset: p.pageRowsOffset, pageScalesOffset: p.pageScalesOffset, layer: r.layer,
+        rows: new Uint8Array(buffer, byteOffset + at, p.rowsBytes),
+        scales: new Uint8Array(buffer, byteOffset + at + p.rowsBytes, p.scalesBytes),
       });
     }
     base += runBytes(layout, r.tokenCount);
