@@ -29,6 +29,31 @@ export interface KvSendContext {
   readonly metrics: PrefillMetrics;
   readonly rejections: WireRejections;
   readonly logger: Logger;
+  /** Buffers of acknowledged chunks, shared by the jobs (absent: each job keeps its own). */
+  readonly buffers?: ChunkBuffers;
+}
+
+/**
+ * Buffers of acknowledged kv-chunks, handed to the next chunks: an ok kv-ack means the bytes left this
+ * process, so its buffer can be written again. Shared by a node's jobs, so a steady stream of requests
+ * allocates no chunk memory (about a window's worth of max_payload buffers stays).
+ */
+export class ChunkBuffers {
+  private readonly free: Uint8Array[] = [];
+
+  /** @param max buffers kept (8 MiB window / 1 MiB max_payload, and some) */
+  constructor(readonly max = 16) {}
+
+  /** `n` bytes to encode a chunk into: a free buffer, else a new one of `size` (>= n, so it fits later chunks). */
+  take(n: number, size: number): Uint8Array {
+    for (let b = this.free.pop(); b; b = this.free.pop()) if (b.byteLength >= n) return b.subarray(0, n);
+    return new Uint8Array(Buffer.allocUnsafeSlow(Math.max(n, size)).buffer).subarray(0, n);
+  }
+
+  /** Gives back the buffer of a chunk whose ok kv-ack arrived (never one still in flight). */
+  give(bytes: Uint8Array): void {
+    if (this.free.length < this.max) this.free.push(new Uint8Array(bytes.buffer));
+  }
 }
 
 export interface KvDestination {
@@ -53,16 +78,13 @@ export class KvSender {
   private pumping = false;
   /** Woken when the pump took a chunk from the queue or stopped. */
   private progressWaiters: (() => void)[] = [];
-  /**
-   * Buffers of acknowledged chunks (an ack means the bytes left this process), written again by the next
-   * chunks: a job's chunks reuse about a window's worth of max_payload buffers instead of allocating one each.
-   */
-  private readonly spare: Uint8Array[] = [];
+  private readonly buffers: ChunkBuffers;
 
   constructor(private readonly ctx: KvSendContext, private readonly dest: KvDestination, cancel: AbortSignal) {
     this.kvSubject = ctx.subjects.kv(dest.decodeNodeId);
     this.controlSubject = ctx.subjects.control(dest.decodeNodeId);
     this.queue = new KvChunkQueue(dest.requestId, dest.layout, dest.tokens);
+    this.buffers = ctx.buffers ?? new ChunkBuffers();
     if (cancel.aborted) this.stop.abort(cancel.reason);
     else cancel.addEventListener('abort', () => this.stop.abort(cancel.reason), { once: true });
     this.stop.signal.addEventListener('abort', () => {
@@ -118,7 +140,7 @@ export class KvSender {
           grant();
           this.throwIfStopped();
         }
-        const chunk = this.queue.next(maxPayload, (n) => this.buffer(n, maxPayload));
+        const chunk = this.queue.next(maxPayload, (n) => this.buffers.take(n, maxPayload));
         if (!chunk) {
           grant();
           break;
@@ -134,12 +156,6 @@ export class KvSender {
       this.pumping = false;
       this.progressed();
     }
-  }
-
-  /** `n` bytes to encode a chunk into: a spare buffer, else a new one of max_payload (so it fits any later chunk). */
-  private buffer(n: number, maxPayload: number): Uint8Array {
-    for (let b = this.spare.pop(); b; b = this.spare.pop()) if (b.byteLength >= n) return b.subarray(0, n);
-    return new Uint8Array(Buffer.allocUnsafeSlow(Math.max(n, maxPayload)).buffer).subarray(0, n);
   }
 
   private progressed(): void {
@@ -188,7 +204,7 @@ export class KvSender {
         throw new KvSendError(subject, `${detail} on ${subject}`);
       }
       if (!ack.ok) throw kvRefusal(m.requestId, subject, ack.reason!, ack.detail);
-      if (this.spare.length < MAX_SPARE_BUFFERS) this.spare.push(new Uint8Array(chunk.bytes.buffer)); // only after an ok ack
+      this.buffers.give(chunk.bytes); // only after an ok ack
     } catch (err) {
       this.fail(err);
     } finally {
@@ -209,9 +225,6 @@ export class KvSender {
     }
   }
 }
-
-/** Spare chunk buffers a job keeps (8 MiB window / 1 MiB max_payload, and some). */
-const MAX_SPARE_BUFFERS = 16;
 
 /** Tells the decode node the prefill gave up, so it frees the reservation now (fire and forget). */
 export async function sendPrefillFailed(
