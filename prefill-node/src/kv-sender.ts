@@ -140,11 +140,13 @@ export class KvSender {
           grant();
           this.throwIfStopped();
         }
-        const chunk = this.queue.next(maxPayload, (n) => this.buffers.take(n, maxPayload));
-        if (!chunk) {
-          grant();
-          break;
+        let chunk;
+        try {
+          chunk = this.queue.next(maxPayload, (n) => this.buffers.take(n, maxPayload));
+        } finally {
+          if (!chunk) grant(); // nothing left, or cutting failed: the window gets its bytes back either way
         }
+        if (!chunk) break;
         grant.shrink(chunk.bytes.byteLength);
         this.progressed();
         const p = this.request(chunk, grant).finally(() => this.pending.delete(p));
