@@ -3,9 +3,10 @@
 // sent; each chunk cut from it takes as many whole pages as fit (25 fp8_e4m3 or 14 bf16 pages of 64 tokens
 // in 1 MiB at DeepSeek shapes), from the tail of one layer on into the next ones when they are queued too,
 // so chunks fill max_payload whatever the prompt length. Only when one page does not fit max_payload are
-// chunks runs of tokens (filled across page and layer ends). A chunk is encoded in one pass into one buffer of its exact size: the msgpack header, then
-// each run's page bytes copied straight into place (one copy of the data, no intermediate message), then the
-// CRC-32 of that data region. The bytes are exactly what encodeMessage would give for the same message.
+// chunks runs of tokens (filled across page and layer ends). A chunk is encoded in one pass into one buffer
+// (a sender hands in buffers of acknowledged chunks): the msgpack header, then each run's page bytes copied
+// straight into place (one copy of the data, no intermediate message), then the CRC-32 of that data region.
+// The bytes are exactly what encodeMessage would give for the same message (tested).
 import { latentLayoutKey, pagePieces, pagesFor, runBytes, tokenPlace, type LatentKvLayout, type LatentPagePiece } from '../kv/latent-layout.js';
 import { packr } from './codec.js';
 import { WireError, WireUsageError } from './errors.js';
