@@ -4,7 +4,7 @@
 // request it records when the last layer's last kv-chunk, the last kv-ack, the prefill-done and the first
 // tokens message went by (performance.now(), ms).
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
-import { decodeMessage, SUBJECT_TYPES, type WireSubjects } from '@latentwire/protocol';
+import { decodeMessage, kvChunkRuns, SUBJECT_TYPES, type WireSubjects } from '@latentwire/protocol';
 
 export interface HandoffTimes {
   /** The last kv-chunk of the last layer (the prefill's last layer's KV on the wire). */
@@ -29,7 +29,8 @@ export class HandoffWatch {
     for (const id of nodeIds) {
       w.watch(subjects.kv(id), (msg) => {
         const m = decodeMessage(msg.data, SUBJECT_TYPES.kv);
-        if (m.layer === layers - 1) w.of(m.requestId).lastChunk = performance.now();
+        // a chunk that spans layers names the last layer in its last run
+        if (kvChunkRuns(m).at(-1)!.layer === layers - 1) w.of(m.requestId).lastChunk = performance.now();
       });
       w.watch(subjects.control(id), (msg) => {
         const m = decodeMessage(msg.data, SUBJECT_TYPES.control);

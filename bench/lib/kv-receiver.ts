@@ -20,7 +20,7 @@ export class KvReceiver {
   private readonly pool: Uint8Array;
   private sub: Subscription | null = null;
 
-  /** @param poolPages pages of the CPU pool; a chunk's page index wraps around it. */
+  /** @param poolPages pages of the CPU pool; a piece's (layer, page index) wraps around it. */
   constructor(private readonly layout: LatentKvLayout, private readonly layoutKey: string, private readonly poolPages = 64) {
     this.pool = new Uint8Array(poolPages * layout.pageBytes);
   }
@@ -57,7 +57,7 @@ export class KvReceiver {
 
   private place(m: KvChunk): void {
     for (const p of kvChunkPieces(this.layout, m)) {
-      const base = (p.pageIndex % this.poolPages) * this.layout.pageBytes;
+      const base = ((p.layer * 31 + p.pageIndex) % this.poolPages) * this.layout.pageBytes;
       this.pool.set(p.rows, base + p.pageRowsOffset);
       if (p.scales.byteLength > 0) this.pool.set(p.scales, base + p.pageScalesOffset);
     }

@@ -6,7 +6,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { WireRejections, type WireSubjects } from '@latentwire/protocol';
-import { KvSender, PrefillMetrics, SendWindows, type KvDestination, type KvSendContext } from '@latentwire/prefill-node';
+import { ChunkBuffers, KvSender, PrefillMetrics, SendWindows, type KvDestination, type KvSendContext } from '@latentwire/prefill-node';
 
 /** What PrefillWorkerService builds for its jobs, with its own registry and a silent logger. */
 export function benchSendContext(nc: NatsConnection, subjects: WireSubjects, windowBytes: number, ackTimeoutMs: number): KvSendContext {
@@ -15,6 +15,7 @@ export function benchSendContext(nc: NatsConnection, subjects: WireSubjects, win
   return {
     nc, subjects, ackTimeoutMs, logger,
     windows: new SendWindows(windowBytes),
+    buffers: new ChunkBuffers(),
     metrics: new PrefillMetrics(registry),
     rejections: new WireRejections({ logger, registry }),
   };

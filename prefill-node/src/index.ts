@@ -2,7 +2,7 @@
 // latent KV to the reserving decode node over NATS (request/reply, flow-controlled per destination).
 export { PrefillWorkerService, DEFAULT_KV_ACK_TIMEOUT_MS, DEFAULT_KV_SEND_WINDOW_BYTES, type PrefillWorkerOptions } from './worker.js';
 export { processPrefillJob, checkJob, type JobContext, type PrefillJobResult } from './process-job.js';
-export { KvSender, sendPrefillFailed, type KvDestination, type KvSendContext } from './kv-sender.js';
+export { ChunkBuffers, KvSender, sendPrefillFailed, type KvDestination, type KvSendContext } from './kv-sender.js';
 export { SendWindows, type Release } from './send-window.js';
 export { Cancellations, type CancellationsOptions, type TrackedRequest } from './cancellations.js';
 export { PrefillMetrics, JOB_OUTCOMES, type JobOutcome } from './metrics.js';

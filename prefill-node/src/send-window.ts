@@ -2,9 +2,12 @@
 // per destination decode node, shared by every job sending to it. A slow node therefore slows only the
 // senders waiting on its window; another node's window is untouched. Waiters are served in arrival order
 // (no job starves another). A chunk larger than the whole window is let through when nothing else is in
-// flight, so the bound is max(maxInFlightBytes, one chunk).
+// flight, so the bound is max(maxInFlightBytes, one chunk). A sender that sizes its chunk only once the window
+// lets it go (to pack whatever layers arrived meanwhile) acquires max_payload and shrinks the grant to the
+// chunk's size.
 
-export type Release = () => void;
+/** Gives the bytes back (idempotent); shrink(n) keeps only n of them (n <= what is held) and lets waiters in. */
+export type Release = (() => void) & { readonly shrink: (bytes: number) => void };
 
 interface Waiter {
   readonly bytes: number;
@@ -68,14 +71,21 @@ export class SendWindows {
   private take(nodeId: string, d: Destination, bytes: number): Release {
     d.inFlight += bytes;
     this.onChange(bytes);
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      d.inFlight -= bytes;
-      this.onChange(-bytes);
+    let held = bytes;
+    const give = (n: number) => {
+      held -= n;
+      d.inFlight -= n;
+      this.onChange(-n);
       this.grantWaiting(nodeId, d);
     };
+    const release = () => {
+      if (held > 0) give(held);
+    };
+    const shrink = (n: number) => {
+      if (!Number.isInteger(n) || n < 0) throw new RangeError(`shrink: bytes ${n} must be a non-negative integer`);
+      if (n < held) give(held - n);
+    };
+    return Object.assign(release, { shrink });
   }
 
   /** Lets waiters through in order while the head fits; forgets an idle destination (node ids come and go). */

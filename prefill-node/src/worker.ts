@@ -18,6 +18,7 @@ import { Cancellations } from './cancellations.js';
 import { PrefillMetrics, QUEUE_STATES } from './metrics.js';
 import { processPrefillJob, type JobContext, type PrefillJobResult } from './process-job.js';
 import { SendWindows } from './send-window.js';
+import { ChunkBuffers } from './kv-sender.js';
 
 export const DEFAULT_KV_SEND_WINDOW_BYTES = 8 << 20;
 export const DEFAULT_KV_ACK_TIMEOUT_MS = 10_000;
@@ -69,6 +70,7 @@ export class PrefillWorkerService {
   readonly metrics: PrefillMetrics;
   readonly rejections: WireRejections;
   readonly windows: SendWindows;
+  private readonly chunkBuffers = new ChunkBuffers();
   readonly cancellations: Cancellations;
   readonly workerName: string;
   private readonly logger: Logger;
@@ -126,7 +128,7 @@ export class PrefillWorkerService {
     const link = natsLink(nc); // down between a disconnect and the reconnect: jobs wait for it (process-job.ts)
 
     const ctx: JobContext = {
-      nc, subjects: this.subjects, windows: this.windows, ackTimeoutMs: o.ackTimeoutMs ?? DEFAULT_KV_ACK_TIMEOUT_MS,
+      nc, subjects: this.subjects, windows: this.windows, buffers: this.chunkBuffers, ackTimeoutMs: o.ackTimeoutMs ?? DEFAULT_KV_ACK_TIMEOUT_MS,
       metrics: this.metrics, rejections: this.rejections, logger: this.logger,
       model: o.model, fingerprint: o.folder.fingerprint, cancellations: this.cancellations, cancelSubject: this.subjects.prefillCancel,
       grammars: grammarsOf(o.folder), maxPromptTokens: o.maxPromptTokens, natsUp: () => link.up,

@@ -73,3 +73,26 @@ test('send window - an aborted waiter rejects with the reason, takes nothing, an
   await t.throwsAsync(w.acquire('n1', 1, ac.signal), { message: 'cancelled' }); // already aborted
   t.throws(() => new SendWindows(0), { instanceOf: RangeError });
 });
+
+test('send window - a grant shrunk to the chunk cut after it gives the rest back at once and lets waiters in', async (t) => {
+  let gauge = 0;
+  const w = new SendWindows(100, (d) => (gauge += d));
+  const a = await w.acquire('n1', 100); // a max_payload's worth, before the chunk is cut
+  let granted = false;
+  const b = w.acquire('n1', 50).then((r) => ((granted = true), r));
+  await tick();
+  t.false(granted);
+  a.shrink(40); // the chunk came out at 40 bytes
+  await tick();
+  t.true(granted);
+  t.is(w.inFlight('n1'), 90);
+  t.is(gauge, 90);
+  a.shrink(60); // never grows
+  t.is(w.inFlight('n1'), 90);
+  t.throws(() => a.shrink(-1), { instanceOf: RangeError });
+  a();
+  a();
+  (await b)();
+  t.is(w.inFlight('n1'), 0);
+  t.is(gauge, 0);
+});

@@ -4,7 +4,7 @@
 // greedy token, and the per-destination send window bounds the unacknowledged bytes.
 import test, { type ExecutionContext } from 'ava';
 import { LatentPageStager, pageRows } from '@latentwire/gpu/prefill';
-import { pagesFor } from '@latentwire/protocol';
+import { kvChunkRuns, pagesFor } from '@latentwire/protocol';
 import { readFixtureJson } from '@latentwire/testing';
 import { FakeDecodeNode } from './helpers/fake-decode-node.js';
 import { layoutFor, metricValue, startCluster, startTestNode, type Cluster } from './helpers/cluster.js';
@@ -56,11 +56,13 @@ test.serial('prefill node - streams every page in layer order, byte-identical to
   const layers = cluster.model.cfg.numLayers;
   const chunks = decode.chunksOf('req-1');
   t.true(chunks.length > layers * pagesFor(layout, ids.length), `${chunks.length} chunks: pages are split to fit ${MAX_PAYLOAD} B`);
-  const order = chunks.map((c) => c.layer);
+  // a chunk may span layers (the tail of one packed with the next): its runs, in order, are what arrives
+  const runs = chunks.flatMap((c) => kvChunkRuns(c));
+  const order = runs.map((r) => r.layer);
   t.deepEqual(order, [...order].sort((a, b) => a - b), 'layers arrive in order');
   t.deepEqual([...new Set(order)], Array.from({ length: layers }, (_, l) => l));
   for (let l = 0; l < layers; l++) {
-    const tokens = chunks.filter((c) => c.layer === l).reduce((s, c) => s + c.tokenCount, 0);
+    const tokens = runs.filter((r) => r.layer === l).reduce((s, r) => s + r.tokenCount, 0);
     t.is(tokens, ids.length, `layer ${l}: every token once`);
   }
 

@@ -1,7 +1,7 @@
 // The decode node on NATS. A disaggregated request's life here (subjects: shared/protocol/src/wire/subjects.ts):
 //   1. reserve (gateway, request/reply): fingerprint and layout must be this node's; the engine takes pages
 //      for prompt + max_tokens under a lease, and a handoff entry starts tracking which KV has arrived.
-//   2. kv-chunk (prefill node, request/reply, one per page slice per layer): checked against the
+//   2. kv-chunk (prefill node, request/reply, runs of whole pages of one or more layers): checked against the
 //      reservation, its rows copied into the reserved page, its token range marked; the kv-ack is the
 //      sender's flow control.
 //   3. prefill-done (control, request/reply): every layer must hold exactly tokens [0, promptTokens), else

@@ -16,7 +16,7 @@ import { FIXTURE_DIR, readFixtureJson, startNatsServer } from '@latentwire/testi
 import { testGpu } from '@latentwire/gpu/testing';
 import {
   cancelMessage, decodeMessage, encodeMessage, kvChunkMessage, reserveMessage, SUBJECT_TYPES, tokensMessage,
-  WIRE_REJECTED_METRIC, type Heartbeat, type KvAck, type Tokens, type WireRejectReason,
+  WIRE_REJECTED_METRIC, type Heartbeat, type KvAck, type KvRun, type Tokens, type WireRejectReason,
 } from '@latentwire/protocol';
 import { decodeSettings } from '../../src/config.js';
 import { loadDecodeStack, type DecodeStack } from '../../src/engine/load.js';
@@ -109,19 +109,20 @@ test.serial('decode service - heartbeats announce identity and load, at start an
 interface HandoffResult { readonly messages: Tokens[]; readonly tokens: number[] }
 
 /** Reserve → real prefill streaming kv-chunks → prefill-done for every fixture case, on `on`; the tokens messages. */
-async function handoffAll(t: ExecutionContext, on: DecodeStack, maxTokens: number, tokenFlushMs: number): Promise<HandoffResult[]> {
+async function handoffAll(t: ExecutionContext, on: DecodeStack, maxTokens: number, tokenFlushMs: number, packLayers = false): Promise<HandoffResult[]> {
   const { svc, registry, peer } = service(t, { stack: on, tokenFlushMs });
   await svc.start();
   const cfg = on.folder.config;
   const streams: Promise<Tokens[]>[] = [];
-  let chunks = 0;
+  let chunks = 0, spanning = 0;
   for (const [b, c] of cases.entries()) {
     const id = `case-${b}`;
     t.like(await peer.reserve(id, c.input_ids.length, maxTokens, { eosTokenIds: cfg.eosTokenIds }), { ok: true, pages: Math.ceil((c.input_ids.length + maxTokens) / 16) });
     streams.push((await peer.tokens(id)).done); // subscribed before prefill-done
-    const { firstToken, acks } = await peer.prefill(prefillModel, id, c.input_ids);
+    const { firstToken, acks, chunks: sent } = await peer.prefill(prefillModel, id, c.input_ids, { packLayers });
     t.true(acks.every((a) => a.ok), JSON.stringify(acks.find((a) => !a.ok)));
     chunks += acks.length;
+    spanning += sent.filter((m) => m.moreRuns !== undefined).length;
     const ack = await peer.prefillDone({ requestId: id, promptTokens: c.input_ids.length, firstToken }, cfg.numLayers);
     t.deepEqual(ack, { v: WIRE_VERSION, type: 'prefill-done-ack', requestId: id, ok: true });
   }
@@ -142,16 +143,19 @@ async function handoffAll(t: ExecutionContext, on: DecodeStack, maxTokens: numbe
   t.deepEqual(await metricValues(registry, 'latentwire_decode_requests_finished_total'), { length: cases.length });
   const pages = cfg.numLayers * cases.reduce((n, c) => n + Math.ceil(c.input_ids.length / 16), 0);
   t.true(chunks > pages, `pages were split to fit max_payload (${chunks} chunks for ${pages} pages)`);
+  if (packLayers) t.true(spanning > 0, 'some kv-chunks spanned layers');
   t.log(`tokens messages per request: ${results.map((r) => r.messages.length).join(', ')}`);
   return results;
 }
 
-test.serial('decode service - full handoff over NATS (bf16 cache): real prefill streams KV, the node decodes the reference greedy ids', async (t) => {
+test.serial('decode service - full handoff over NATS (bf16 cache, kv-chunks spanning layers): real prefill streams KV, the node decodes the reference greedy ids', async (t) => {
   const gpu = await testGpu();
   const bf16Stack = await loadDecodeStack(gpu, FIXTURE_DIR, (cfg) => decodeSettings(cfg, {}, { ...SETTINGS, kvDtype: 'bf16' }));
   t.teardown(() => bf16Stack.release());
   const maxTokens = 16;
-  const results = await handoffAll(t, bf16Stack, maxTokens, 5);
+  // every layer queued before sending: chunks pack the tail of one layer with the start of the next, and each
+  // run must land in its own layer's pages for the greedy ids to match
+  const results = await handoffAll(t, bf16Stack, maxTokens, 5, true);
   for (const [b, c] of cases.entries()) t.deepEqual(results[b]!.tokens, c.greedy_ids.slice(0, maxTokens), `case ${b} (${c.input_ids.length} prompt tokens)`);
 });
 
@@ -178,8 +182,9 @@ test.serial('decode service - full handoff over NATS (fp8_e4m3 cache, scales on 
 });
 
 /** A kv-chunk of zero rows (valid bytes in every dtype) for tokens [tokenStart, tokenStart + n), over any pages. */
-function zeroChunk(requestId: string, layer: number, tokenStart: number, n: number, layout: LatentKvLayout) {
-  return kvChunkMessage({ requestId, layer, layoutKey: latentLayoutKey(layout), tokenStart, tokenCount: n, data: new Uint8Array(n * layout.tokenBytes) });
+function zeroChunk(requestId: string, layer: number, tokenStart: number, n: number, layout: LatentKvLayout, moreRuns?: KvRun[]) {
+  const tokens = n + (moreRuns ?? []).reduce((s, r) => s + r.tokenCount, 0);
+  return kvChunkMessage({ requestId, layer, layoutKey: latentLayoutKey(layout), tokenStart, tokenCount: n, moreRuns, data: new Uint8Array(tokens * layout.tokenBytes) });
 }
 
 async function sendChunk(peer: Peer, bytes: Uint8Array): Promise<KvAck> {
@@ -200,11 +205,14 @@ test.serial('decode service - kv-chunks outside a live reservation are refused w
     ['tokens past the prompt', zeroChunk('oor', 0, 18, 4, layout), 'out-of-range'],
     ['a page past the reservation', zeroChunk('oor', 0, 32, 2, layout), 'out-of-range'],
     ['another layout', zeroChunk('oor', 0, 0, 4, bf16), 'incompatible'],
+    ['a second run in a layer the model lacks', zeroChunk('oor', 0, 16, 4, layout, [{ layer: layers, tokenStart: 0, tokenCount: 4 }]), 'out-of-range'],
+    ['a second run past the prompt', zeroChunk('oor', 0, 16, 4, layout, [{ layer: 1, tokenStart: 20, tokenCount: 4 }]), 'out-of-range'],
   ] as const) {
     t.like(await sendChunk(peer, encodeMessage(chunk)), { ok: false, reason }, what);
   }
   t.like(await sendChunk(peer, encodeMessage(zeroChunk('oor', 0, 16, 4, layout))), { ok: true, layer: 0, tokenStart: 16 });
   t.like(await sendChunk(peer, encodeMessage(zeroChunk('oor', 0, 14, 4, layout))), { ok: true, layer: 0, tokenStart: 14 }, 'a run over two pages');
+  t.like(await sendChunk(peer, encodeMessage(zeroChunk('oor', 0, 16, 4, layout, [{ layer: 1, tokenStart: 0, tokenCount: 2 }]))), { ok: true, layer: 0, tokenStart: 16 }, 'runs in two layers');
   peer.cancel('oor');
   await waitFor(() => free() === total(), 1000, 'the cancelled reservation');
   t.like(await sendChunk(peer, encodeMessage(zeroChunk('oor', 0, 0, 4, layout))), { ok: false, reason: 'cancelled' }, 'a chunk after cancel');

@@ -4,9 +4,9 @@ import type { Msg, NatsConnection } from '@nats-io/transport-node';
 import { latentLayoutKey, pagesFor, type LatentKvLayout } from '@latentwire/protocol';
 import type { PrefillModel } from '@latentwire/gpu/prefill';
 import {
-  cancelMessage, decodeMessage, encodeMessage, kvChunkMessage, kvChunkMessages, kvChunkTokens, maxPayloadOf, runData, prefillDoneMessage, prefillFailedMessage, reserveMessage,
+  cancelMessage, decodeMessage, encodeMessage, KvChunkQueue, kvChunkMessage, kvChunkMessages, kvChunkTokens, maxPayloadOf, runData, prefillDoneMessage, prefillFailedMessage, reserveMessage,
   SUBJECT_TYPES,
-  type KvAck, type PrefillDone, type Reserve, type ReserveReply, type Tokens, type WireSubjects,
+  type KvAck, type KvChunk, type PrefillDone, type Reserve, type ReserveReply, type Tokens, type WireSubjects,
 } from '@latentwire/protocol';
 
 export const GREEDY = { temperature: 0, topK: 0, topP: 1, seed: 0 } as const;
@@ -65,14 +65,27 @@ export class Peer {
   }
 
   /** Runs the real prefill, streaming each layer's KV as it is computed; gives the sampled first token. */
-  async prefill(model: PrefillModel, requestId: string, ids: readonly number[]): Promise<{ firstToken: number; acks: KvAck[] }> {
+  async prefill(model: PrefillModel, requestId: string, ids: readonly number[], opts: { packLayers?: boolean } = {}): Promise<{ firstToken: number; acks: KvAck[]; chunks: KvChunk[] }> {
     const acks: KvAck[] = [];
+    const chunks: KvChunk[] = [];
+    // packLayers: every layer queued first, then cut into chunks that span layers (a sender whose window was full)
+    const queue = opts.packLayers ? new KvChunkQueue(requestId, this.layout, ids.length) : null;
     const out = await model.prefill(ids, {
-      stream: { layout: this.layout, onLayer: async (layer, pages) => void acks.push(...await this.sendLayer(requestId, layer, pages, ids.length)) },
+      stream: {
+        layout: this.layout,
+        onLayer: async (layer, pages) => {
+          if (queue) queue.push(layer, pages);
+          else acks.push(...await this.sendLayer(requestId, layer, pages, ids.length));
+        },
+      },
       sample: { ...GREEDY, counter: 0 },
     });
     out.release();
-    return { firstToken: out.token!, acks };
+    for (let c = queue?.next(maxPayloadOf(this.nc)); c; c = queue!.next(maxPayloadOf(this.nc))) {
+      chunks.push(c.message);
+      acks.push(decodeMessage((await this.request(this.subjects.kv(this.nodeId), c.bytes)).data, SUBJECT_TYPES.kvReply));
+    }
+    return { firstToken: out.token!, acks, chunks };
   }
 
   async prefillDone(f: Partial<PrefillDone> & Pick<PrefillDone, 'requestId' | 'promptTokens' | 'firstToken'>, layers: number) {

@@ -56,8 +56,8 @@ export class FakeDecodeNode {
       if (c.layoutKey !== latentLayoutKey(layout)) throw new Error(`chunk in ${c.layoutKey}, expected ${latentLayoutKey(layout)}`);
       for (const p of kvChunkPieces(layout, c)) {
         const base = p.pageIndex * layout.pageBytes;
-        out[c.layer]!.set(p.rows, base + p.pageRowsOffset);
-        out[c.layer]!.set(p.scales, base + p.pageScalesOffset);
+        out[p.layer]!.set(p.rows, base + p.pageRowsOffset);
+        out[p.layer]!.set(p.scales, base + p.pageScalesOffset);
       }
     }
     return out;

@@ -8,7 +8,7 @@ export {
   MAX_PROMPT_TOKEN_SET_BYTES, MAX_RESUME_TOKENS, RESERVE_REFUSALS, reserveMessage, reserveReplyMessage, type Reserve, type ReserveRefusal, type ReserveReply,
 } from './messages/reserve.js';
 export {
-  KV_ACK_REFUSALS, kvAckMessage, kvChunkChecksum, kvChunkMessage, type KvAck, type KvAckRefusal, type KvChunk,
+  KV_ACK_REFUSALS, MAX_KV_CHUNK_RUNS, kvAckMessage, kvChunkChecksum, kvChunkMessage, kvChunkRuns, type KvAck, type KvAckRefusal, type KvChunk, type KvRun,
 } from './messages/kv-chunk.js';
 export {
   PREFILL_DONE_REFUSALS, prefillDoneAckMessage, prefillDoneMessage, prefillFailedMessage,
@@ -28,7 +28,7 @@ export {
 } from './messages/tokens.js';
 export { decodeMessage, encodeMessage, validateMessage } from './codec.js';
 export {
-  kvChunkEnvelopeBytes, kvChunkMessages, kvChunkPieces, kvChunkTokens, runData, type EncodedKvChunk, type KvChunkPiece, type KvLayerPages,
+  KvChunkQueue, encodeKvChunk, kvChunkEnvelopeBytes, type ChunkAllocator, kvChunkMessages, kvChunkPieces, kvChunkTokens, runData, type EncodedKvChunk, type KvChunkPiece, type KvLayerPages,
 } from './kv-chunking.js';
 export { maxPayloadOf, type NatsServerInfoSource } from './max-payload.js';
 export { WireRejections, WIRE_REJECTED_METRIC, type WireRejectionsOptions } from './rejections.js';
