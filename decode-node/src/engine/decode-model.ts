@@ -170,6 +170,8 @@ export class DecodeModel {
     this.counts = gpu.buffer('dec.counts', B * cfg.vocabSize * 4);
     this.bias = gpu.buffer('dec.logit_bias', 8);
     this.pass = { rows: B, positions: this.s.positions!, scratch: allocForwardScratch(gpu, cfg, B, 'dec.') };
+    // sequence b's page table starts at row b of pageTable whatever the step: written once
+    gpu.write(this.s.tableOffsets!, Uint32Array.from({ length: B }, (_, b) => b * this.maxPagesPerSeq));
     this.sampled = [gpu.buffer('dec.sampled.0', B * 4), gpu.buffer('dec.sampled.1', B * 4)];
   }
 
@@ -256,7 +258,6 @@ export class DecodeModel {
     gpu.write(s.fromPrevious!, Uint32Array.from(from, (f) => (f === -1 ? FROM_HOST : f)));
     gpu.write(s.positions!, Uint32Array.from(input.positions));
     gpu.write(s.seqLens!, Uint32Array.from(input.positions, (p) => p + 1));
-    gpu.write(s.tableOffsets!, Uint32Array.from({ length: B }, (_, b) => b * P));
     gpu.write(s.pageTable!, table);
     gpu.write(s.sampling!, packSamplingParams(input.sampling));
     const settings = input.logitSettings ?? [];
