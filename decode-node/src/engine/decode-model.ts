@@ -124,6 +124,8 @@ export class DecodeModel {
   private bias: GPUBuffer;
   /** The forward recorded per `${batch}/${splits}`, least recently used first. */
   private readonly recorded = new Map<string, RecordedPrograms>();
+  /** The previous step's `${batch}/${splits}`. */
+  private lastForward = '';
 
   private constructor(
     readonly gpu: Gpu, readonly cfg: MlaConfig, readonly weights: ModelWeights, readonly absorbed: AbsorbedWeights,
@@ -367,18 +369,24 @@ export class DecodeModel {
   }
 
   /**
-   * The forward of a step of B rows with `numSplits` KV splits: recorded once per (B, numSplits) and reused
-   * (every buffer it binds lives as long as the model, bar the split scratch, whose growth drops the
-   * recordings), or built afresh where the step cache is off.
+   * The forward of a step of B rows with `numSplits` KV splits: recorded at the second step in a row of that
+   * shape and reused from then on (every buffer it binds lives as long as the model, bar the split scratch,
+   * whose growth drops the recordings), or built afresh where the step cache is off.
    */
   private async forwardFor(B: number, numSplits: number): Promise<readonly (KernelProgram | RecordedPrograms)[]> {
     const keep = this.opts.stepCache ?? DEFAULT_STEP_CACHE;
     if (keep === 0) return [...this.forwardPrograms(B, numSplits)];
     this.partialScratch(B, numSplits); // grows (and drops the recordings) first, so a recording never binds a freed one
     const key = `${B}/${numSplits}`;
+    const previous = this.lastForward;
+    this.lastForward = key;
     let rec = this.recorded.get(key);
     if (rec) {
       this.recorded.delete(key); // most recently used last
+    } else if (key !== previous) {
+      // a shape's first step runs unrecorded: recording costs a bind group per dispatch, which only pays off
+      // over the steps that follow at the same shape (a batch that changes every step never records)
+      return [...this.forwardPrograms(B, numSplits)];
     } else {
       rec = await this.gpu.record([...this.forwardPrograms(B, numSplits)], `decode.forward.b${B}.s${numSplits}`);
       const meanwhile = this.recorded.get(key); // recorded by an overlapping call while this one compiled
@@ -395,6 +403,11 @@ export class DecodeModel {
     }
     this.recorded.set(key, rec);
     return [rec];
+  }
+
+  /** Forwards recorded and kept now (tests, metrics). */
+  get recordedForwards(): number {
+    return this.recorded.size;
   }
 
   private dropRecorded(): void {

@@ -30,9 +30,11 @@ test('step cache - recorded forwards decode exactly as rebuilt ones, through evi
   });
   const r = rng(3);
   const tables = [0, 1, 2, 3].map((b) => [4 * b, 4 * b + 1, 4 * b + 2, 4 * b + 3]);
-  // batch sizes cycling through more (batch, splits) pairs than the cache keeps (2), growing twice
-  const batches = [1, 1, 2, 2, 3, 1, 2, 3, 3, 4, 1, 4];
+  // batch sizes cycling through more (batch, splits) pairs than the cache keeps (2), growing the scratch three
+  // times; a shape is recorded at its second step in a row, then reused
+  const batches = [1, 1, 1, 2, 2, 2, 1, 2, 3, 3, 1, 1, 2, 3, 3, 2, 2, 4, 4, 1, 4, 4, 1, 1];
   let prevBatch = 0;
+  const kept: number[] = [];
   for (const [i, B] of batches.entries()) {
     const fromPrevious = Array.from({ length: B }, (_, b) => (b < prevBatch && b % 2 === 0 ? b : -1));
     const input: DecodeStepInput = {
@@ -51,8 +53,13 @@ test('step cache - recorded forwards decode exactly as rebuilt ones, through evi
     t.deepEqual(Array.from(a.tokens), Array.from(b.tokens), `step ${i} (batch ${B}): tokens`);
     t.deepEqual(bits(a.logits!), bits(b.logits!), `step ${i} (batch ${B}): logits bit for bit`);
     t.is(d1 - d0, d2 - d1, `step ${i}: dispatches`);
+    kept.push(cached.recordedForwards);
     prevBatch = B;
   }
+  // recorded from the second step at a shape, none in the other model, never more than the 2 asked for
+  // (the scratch grows at the first batch of 2, 3 and 4: 0 kept; the second 2-2 evicts the 1, recorded again at the end)
+  t.deepEqual(kept, [0, 1, 1, 0, 1, 1, 1, 1, 0, 1, 1, 2, 2, 2, 2, 2, 2, 0, 1, 1, 1, 1, 1, 2]);
+  t.is(rebuilt.recordedForwards, 0);
 });
 
 test('step cache - a negative or fractional size is refused', async (t) => {
