@@ -5,7 +5,10 @@
 //   latent appended to the cache in its dtype, grouped decode attention in the latent space)
 //   → sampling on the GPU, so only token ids come back (logits on request).
 // Every sequence of the batch has its own length and page table; all buffers are sized once for MAX_BATCH.
-import type { Gpu, KernelProgram, KernelShader } from '@latentwire/gpu';
+// The forward's few hundred dispatches are the same every step of one batch size and split count (same buffers,
+// same uniforms: positions and lengths live in buffers), so they are recorded once per (batch, splits)
+// (Gpu.record) and a step only encodes them: it builds, validates, packs and binds just its own few programs.
+import type { Gpu, KernelProgram, KernelShader, RecordedPrograms } from '@latentwire/gpu';
 import {
   countsRow, countTokens, hasLogitWork, kvAppend, logitAdjust, LOGIT_PARAMS_BYTES, LOGPROBS_WORDS, maskWords, NO_COUNTS, NO_MASK, packLogitRows,
   packSamplingParams, sampleTokens, tokenMask, SAMPLING_PARAMS_BYTES, tokenLogprobs, unpackLogprobs, type LogitSettings, type SamplingParams, type TokenLogprobs,
@@ -45,7 +48,15 @@ export interface DecodeModelOptions {
   readonly workgroupSize?: number;
   /** Test hook: forces the pool split (bytes per pool buffer). */
   readonly maxPoolBindingBytes?: number;
+  /**
+   * Recorded forwards kept, one per (batch size, KV split count) met, least recently used dropped (default
+   * DEFAULT_STEP_CACHE); 0 rebuilds and rebinds every program every step (the slower path, kept to compare).
+   */
+  readonly stepCache?: number;
 }
+
+/** Recorded forwards a DecodeModel keeps by default: the batch sizes and split counts a serving mix cycles through. */
+export const DEFAULT_STEP_CACHE = 16;
 
 export interface DecodeStepInput {
   /** The token each sequence feeds this step (ignored where fromPrevious names a row). */
@@ -111,6 +122,10 @@ export class DecodeModel {
   /** Per counts row (one per sequence with penalties): token counts, kept on the GPU (count-tokens). */
   private readonly counts: GPUBuffer;
   private bias: GPUBuffer;
+  /** The forward recorded per `${batch}/${splits}`, least recently used first. */
+  private readonly recorded = new Map<string, RecordedPrograms>();
+  /** The previous step's `${batch}/${splits}`. */
+  private lastForward = '';
 
   private constructor(
     readonly gpu: Gpu, readonly cfg: MlaConfig, readonly weights: ModelWeights, readonly absorbed: AbsorbedWeights,
@@ -118,6 +133,9 @@ export class DecodeModel {
   ) {
     for (const k of ['maxBatch', 'maxContext', 'pageSize', 'numPages'] as const) {
       if (!Number.isInteger(opts[k]) || opts[k] < 1) throw new RangeError(`DecodeModel: ${k} = ${opts[k]} must be a positive integer`);
+    }
+    if (opts.stepCache !== undefined && (!Number.isInteger(opts.stepCache) || opts.stepCache < 0)) {
+      throw new RangeError(`DecodeModel: stepCache = ${opts.stepCache} must be a whole number`);
     }
     const B = opts.maxBatch, heads = cfg.numHeads, r = cfg.kvLoraRank, rope = cfg.qkRopeHeadDim;
     this.cache = new LatentKvCache(gpu, {
@@ -154,6 +172,8 @@ export class DecodeModel {
     this.counts = gpu.buffer('dec.counts', B * cfg.vocabSize * 4);
     this.bias = gpu.buffer('dec.logit_bias', 8);
     this.pass = { rows: B, positions: this.s.positions!, scratch: allocForwardScratch(gpu, cfg, B, 'dec.') };
+    // sequence b's page table starts at row b of pageTable whatever the step: written once
+    gpu.write(this.s.tableOffsets!, Uint32Array.from({ length: B }, (_, b) => b * this.maxPagesPerSeq));
     this.sampled = [gpu.buffer('dec.sampled.0', B * 4), gpu.buffer('dec.sampled.1', B * 4)];
   }
 
@@ -240,7 +260,6 @@ export class DecodeModel {
     gpu.write(s.fromPrevious!, Uint32Array.from(from, (f) => (f === -1 ? FROM_HOST : f)));
     gpu.write(s.positions!, Uint32Array.from(input.positions));
     gpu.write(s.seqLens!, Uint32Array.from(input.positions, (p) => p + 1));
-    gpu.write(s.tableOffsets!, Uint32Array.from({ length: B }, (_, b) => b * P));
     gpu.write(s.pageTable!, table);
     gpu.write(s.sampling!, packSamplingParams(input.sampling));
     const settings = input.logitSettings ?? [];
@@ -281,17 +300,18 @@ export class DecodeModel {
     const out = this.sampled[1 - this.lastSampled]!;
     const programs = [
       gatherTokens({ host: s.hostIds!, from: s.fromPrevious!, previous, ids: s.ids!, rows: B }),
-      ...this.forwardPrograms(B, numSplits),
+      ...(await this.forwardFor(B, numSplits)),
       ...(around ? [this.adjustProgram(B)] : []),
       ...(masked ? [this.maskProgram(B)] : []),
       sampleTokens({ logits: s.logits!, params: s.sampling!, out, rows: B, vocab: cfg.vocabSize }),
       ...(around ? [countTokens({ tokens: out, params: s.logitParams!, counts: this.counts, rows: B, vocab: cfg.vocabSize })] : []),
       ...(wantLogprobs ? [this.logprobsProgram(B, out)] : []),
     ];
-    await gpu.run(programs);
+    // the tokens' copy-out rides in the step's own submit
+    const { bytes } = await gpu.runAndRead(programs, out, 0, B * 4);
     this.lastSampled = 1 - this.lastSampled;
     this.lastBatch = B;
-    const tokens = gpu.readU32(out, 0, B);
+    const tokens = bytes.then((b) => new Uint32Array(b));
     tokens.catch(() => undefined); // the engine awaits it a loop turn later; a failure must not be unhandled meanwhile
     if (retired) tokens.finally(() => gpu.destroy(retired)).catch(() => undefined);
     let logprobs: Promise<(TokenLogprobs | null)[]> | null = null;
@@ -348,6 +368,53 @@ export class DecodeModel {
     }
   }
 
+  /**
+   * The forward of a step of B rows with `numSplits` KV splits: recorded at the second step in a row of that
+   * shape and reused from then on (every buffer it binds lives as long as the model, bar the split scratch,
+   * whose growth drops the recordings), or built afresh where the step cache is off.
+   */
+  private async forwardFor(B: number, numSplits: number): Promise<readonly (KernelProgram | RecordedPrograms)[]> {
+    const keep = this.opts.stepCache ?? DEFAULT_STEP_CACHE;
+    if (keep === 0) return [...this.forwardPrograms(B, numSplits)];
+    this.partialScratch(B, numSplits); // grows (and drops the recordings) first, so a recording never binds a freed one
+    const key = `${B}/${numSplits}`;
+    const previous = this.lastForward;
+    this.lastForward = key;
+    let rec = this.recorded.get(key);
+    if (rec) {
+      this.recorded.delete(key); // most recently used last
+    } else if (key !== previous) {
+      // a shape's first step runs unrecorded: recording costs a bind group per dispatch, which only pays off
+      // over the steps that follow at the same shape (a batch that changes every step never records)
+      return [...this.forwardPrograms(B, numSplits)];
+    } else {
+      rec = await this.gpu.record([...this.forwardPrograms(B, numSplits)], `decode.forward.b${B}.s${numSplits}`);
+      const meanwhile = this.recorded.get(key); // recorded by an overlapping call while this one compiled
+      if (meanwhile) {
+        rec.dispose();
+        rec = meanwhile;
+        this.recorded.delete(key);
+      }
+      while (this.recorded.size >= keep) {
+        const [oldest, old] = this.recorded.entries().next().value as [string, RecordedPrograms];
+        this.recorded.delete(oldest);
+        old.dispose(); // steps already submitted keep their uniforms (freed once the queue is done with them)
+      }
+    }
+    this.recorded.set(key, rec);
+    return [rec];
+  }
+
+  /** Forwards recorded and kept now (tests, metrics). */
+  get recordedForwards(): number {
+    return this.recorded.size;
+  }
+
+  private dropRecorded(): void {
+    for (const rec of this.recorded.values()) rec.dispose();
+    this.recorded.clear();
+  }
+
   /** The step's programs up to the logits, over its first B rows. */
   private *forwardPrograms(B: number, numSplits: number): Generator<KernelProgram> {
     const { forward, s } = this;
@@ -369,6 +436,7 @@ export class DecodeModel {
     const { partialBytes } = groupedDecodeScratchBytes({ batch: B, heads: this.cfg.numHeads, kvLoraRank: this.cfg.kvLoraRank, numSplits });
     if (partialBytes === 0) return null;
     if (partialBytes > this.partialBytes) {
+      this.dropRecorded(); // they bind the old one
       this.gpu.destroy(this.partial);
       this.partial = this.gpu.buffer('dec.partial', partialBytes);
       this.partialBytes = partialBytes;
@@ -377,6 +445,7 @@ export class DecodeModel {
   }
 
   release(): void {
+    this.dropRecorded();
     this.cache.release();
     this.absorbed.release();
     this.pass.scratch.release();

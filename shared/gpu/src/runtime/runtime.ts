@@ -1,11 +1,14 @@
 // The runtime every kernel goes through: buffers, compilation, dispatch and readback. A batch of programs is
 // encoded into one command buffer (one compute pass unless profiling), with all their uniforms packed into
 // one buffer at aligned offsets, so a whole model forward is a single submit with no CPU round trip.
+// A list of programs run again and again with the same buffers and uniform values (a decode step's forward at
+// one batch size) can be recorded once (Gpu.record): its pipelines, bind groups and uniforms are then set up
+// for good, and running it costs only the encoder calls themselves (WebGPU cannot replay command buffers).
 import { acquireDevice, type AdapterInfo, type GpuOptions } from './device.js';
 import { GpuError } from './errors.js';
 import { PipelineCache } from './pipeline-cache.js';
 import type { BufferBinding, KernelProgram } from './program.js';
-import { packUniforms, uniformByteSize } from './uniforms.js';
+import { packUniformsInto, uniformByteSize } from './uniforms.js';
 import { Profiler } from './profiler.js';
 import { subgroupMatrixUnsupportedReason, type MatrixCapabilities } from './matrix-caps.js';
 import { DEFAULT_MOE_MMA_MIN_ROWS } from '../kernels/moe/moe-experts.js';
@@ -22,12 +25,55 @@ export interface MatmulDeviceLimits {
 
 export const STORAGE = 0x80 | 0x8 | 0x4; // STORAGE | COPY_DST | COPY_SRC
 
+/** The binding when `b` is a BufferBinding, null when it is a whole buffer. */
+function asBinding(b: GPUBuffer | BufferBinding): BufferBinding | null {
+  return 'buffer' in b && !(b instanceof GPUBuffer) ? (b as BufferBinding) : null;
+}
+
+/**
+ * Programs bound once for repeated runs (Gpu.record): their pipelines, bind groups, workgroup counts, and their
+ * uniforms in a buffer of their own. Passed to Gpu.run among plain programs, they are encoded without being
+ * validated, packed or looked up again. The buffers they bind must outlive them; dispose() when done.
+ */
+export class RecordedPrograms {
+  /** Dispatches it encodes (programs with a zero workgroup count are left out). */
+  readonly dispatches: number;
+  private disposed = false;
+
+  /** @internal (Gpu.record makes them) */
+  constructor(
+    readonly label: string,
+    /** @internal */ readonly pipelines: readonly GPUComputePipeline[],
+    /** @internal */ readonly bindGroups: readonly GPUBindGroup[],
+    /** @internal x, y, z per dispatch */ readonly workgroups: Uint32Array,
+    /** @internal kernel labels, for the profiler */ readonly labels: readonly string[],
+    private readonly uniforms: GPUBuffer | null,
+    private readonly gpu: Gpu,
+  ) {
+    this.dispatches = pipelines.length;
+  }
+
+  get isDisposed(): boolean {
+    return this.disposed;
+  }
+
+  /** Frees its uniform buffer once the work already submitted is done (runs queued before stay valid). */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    const u = this.uniforms;
+    if (u) this.gpu.device.queue.onSubmittedWorkDone().then(() => u.destroy(), () => u.destroy());
+  }
+}
+
 export class Gpu {
   readonly pipelines: PipelineCache;
   readonly profiler: Profiler | null;
   private liveBuffers = new Set<GPUBuffer>();
   private ring: GPUBuffer | null = null;
   private readonly bindGroups = new Map<string, GPUBindGroup>();
+  /** Readback staging buffers by size, free for the next runAndRead. */
+  private readonly staging = new Map<number, GPUBuffer[]>();
   private readonly ids = new WeakMap<object, number>();
   private nextId = 1;
   private readonly matmulEngine: 'auto' | 'f32';
@@ -35,6 +81,10 @@ export class Gpu {
   private matmulLimitsMemo: MatmulDeviceLimits | null = null;
   private slotsMemo: WorkgroupSlots | null = null;
   private firstError: Error | null = null;
+  /** Device limits read per run (device.limits is a native getter: read once, not per dispatch). */
+  private readonly uniformAlign: number;
+  private readonly maxDim: number;
+  private encodedDispatches = 0;
 
   private constructor(
     private readonly instance: GPU,
@@ -47,6 +97,8 @@ export class Gpu {
     this.matmulEngine = opts.matmulEngine ?? 'auto';
     this.moeMmaMinRows = opts.moeMmaMinRows ?? DEFAULT_MOE_MMA_MIN_ROWS;
     this.profiler = opts.profile && features.has('timestamp-query') ? new Profiler(device) : null;
+    this.uniformAlign = device.limits.minUniformBufferOffsetAlignment;
+    this.maxDim = device.limits.maxComputeWorkgroupsPerDimension;
     device.addEventListener('uncapturederror', (ev) => {
       const err = (ev as GPUUncapturedErrorEvent).error;
       this.firstError ??= new GpuError(`WebGPU error: ${err.message}`);
@@ -99,6 +151,10 @@ export class Gpu {
     }
     return this.matmulLimitsMemo;
   }
+  /** Dispatches encoded by run() since the Gpu was created (benchmarks count a step's by it). */
+  get dispatches(): number {
+    return this.encodedDispatches;
+  }
   /** Bytes held by buffers created through this runtime and not destroyed (for leak tests). */
   get liveBufferBytes(): number {
     let n = 0;
@@ -147,62 +203,209 @@ export class Gpu {
   /** Compiles every shader not yet compiled (start-up warm-up or first use). */
   async compile(programs: readonly KernelProgram[]): Promise<void> {
     const missing = programs.filter((p) => !this.pipelines.get(p.shader));
-    await Promise.all(missing.map((p) => this.pipelines.compile(p.shader)));
+    if (missing.length > 0) await Promise.all(missing.map((p) => this.pipelines.compile(p.shader)));
   }
 
-  /** Encodes and submits the programs in order; resolves once submitted (not finished). */
-  async run(programs: readonly KernelProgram[]): Promise<void> {
-    if (programs.length === 0) return;
+  /**
+   * Binds the programs for repeated runs: compiles them, packs their uniforms into a buffer of their own and
+   * creates their bind groups, once. Run the result with run([..., recorded, ...]) as often as needed: it
+   * reads the buffers the programs named, with the uniform values they had here.
+   */
+  async record(programs: readonly KernelProgram[], label = 'recorded'): Promise<RecordedPrograms> {
     await this.compile(programs);
     this.throwIfFailed();
-    const align = this.limits.minUniformBufferOffsetAlignment;
+    const live = programs.filter((p) => this.checkWorkgroups(p));
     const offsets: number[] = [];
-    let total = 0;
-    for (const p of programs) {
-      offsets.push(total);
-      if (p.shader.uniforms) total += Math.ceil(uniformByteSize(p.shader.uniforms) / align) * align;
+    const total = this.uniformOffsets(live, offsets);
+    let uniforms: GPUBuffer | null = null;
+    if (total > 0) {
+      uniforms = this.device.createBuffer({ label: `${label}.uniforms`, size: total, usage: 0x40 | 0x8 }); // UNIFORM | COPY_DST
+      this.device.queue.writeBuffer(uniforms, 0, this.packAll(live, offsets, total));
     }
+    const pipelines: GPUComputePipeline[] = [];
+    const groups: GPUBindGroup[] = [];
+    const workgroups = new Uint32Array(3 * live.length);
+    live.forEach((p, i) => {
+      const pipeline = this.pipelines.get(p.shader)!;
+      pipelines.push(pipeline);
+      groups.push(this.device.createBindGroup({ label: p.shader.label, layout: this.pipelines.layout(pipeline), entries: this.bindEntries(p, uniforms, offsets[i]!) }));
+      workgroups[3 * i] = p.workgroups[0];
+      workgroups[3 * i + 1] = p.workgroups[1] ?? 1;
+      workgroups[3 * i + 2] = p.workgroups[2] ?? 1;
+    });
+    return new RecordedPrograms(label, pipelines, groups, workgroups, live.map((p) => p.shader.label), uniforms, this);
+  }
+
+  /**
+   * Encodes and submits the programs in order; resolves once submitted (not finished). Recorded programs
+   * (record()) among them are encoded as recorded.
+   */
+  async run(items: readonly (KernelProgram | RecordedPrograms)[]): Promise<void> {
+    if (items.length === 0) return;
+    await this.submit(items, null);
+  }
+
+  /**
+   * run(items) with `byteSize` bytes of `buffer` from `offset` copied out at the end of the same submit (one
+   * submit, into a staging buffer reused across calls): resolves once submitted, with the bytes' promise, which
+   * settles when the GPU is done with this work (a decode step's tokens).
+   */
+  async runAndRead(
+    items: readonly (KernelProgram | RecordedPrograms)[], buffer: GPUBuffer, offset: number, byteSize: number,
+  ): Promise<{ readonly bytes: Promise<ArrayBuffer> }> {
+    const size = Math.ceil(byteSize / 4) * 4;
+    const staging = this.takeStaging(size);
+    try {
+      await this.submit(items, (encoder) => encoder.copyBufferToBuffer(buffer, offset, staging, 0, size));
+    } catch (err) {
+      staging.destroy();
+      throw err;
+    }
+    const bytes = staging.mapAsync(0x1, 0, size).then(
+      () => {
+        const out = staging.getMappedRange(0, size).slice(0, byteSize);
+        staging.unmap();
+        this.giveBackStaging(staging);
+        this.throwIfFailed();
+        return out;
+      },
+      (err: unknown) => {
+        staging.destroy();
+        throw err;
+      },
+    );
+    return { bytes };
+  }
+
+  /** A MAP_READ staging buffer of at least `size` bytes (sizes rounded to 256, so a few serve every batch). */
+  private takeStaging(size: number): GPUBuffer {
+    const rounded = Math.max(256, Math.ceil(size / 256) * 256);
+    return this.staging.get(rounded)?.pop() ?? this.device.createBuffer({ label: 'readback', size: rounded, usage: 0x1 | 0x8 }); // MAP_READ | COPY_DST
+  }
+
+  private giveBackStaging(b: GPUBuffer): void {
+    let free = this.staging.get(b.size);
+    if (!free) this.staging.set(b.size, (free = []));
+    if (free.length < 4) free.push(b);
+    else b.destroy();
+  }
+
+  private async submit(items: readonly (KernelProgram | RecordedPrograms)[], after: ((encoder: GPUCommandEncoder) => void) | null): Promise<void> {
+    let programs: KernelProgram[] | null = null;
+    for (const it of items) {
+      if (it instanceof RecordedPrograms) {
+        if (it.isDisposed) throw new GpuError(`run: recorded programs '${it.label}' were disposed`);
+      } else (programs ??= []).push(it);
+    }
+    if (programs) {
+      if (programs.some((p) => !this.pipelines.get(p.shader))) await this.compile(programs);
+    }
+    this.throwIfFailed();
+    // plain programs' uniforms: packed into the ring, at offsets in the order they run
+    const offsets: number[] = [];
+    const total = programs ? this.uniformOffsets(programs, offsets) : 0;
     const ring = this.uniformRing(total);
     if (ring) {
-      const staging = new Uint8Array(total);
-      programs.forEach((p, i) => {
-        if (!p.shader.uniforms) return;
-        if (!p.uniformValues) throw new GpuError(`kernel ${p.shader.label}: uniforms declared but no values given`);
-        staging.set(new Uint8Array(packUniforms(p.shader.uniforms, p.uniformValues)), offsets[i]);
-      });
       // queue-ordered: work submitted before this write still sees the values it was submitted with
-      this.device.queue.writeBuffer(ring, 0, staging);
+      this.device.queue.writeBuffer(ring, 0, this.packAll(programs!, offsets, total));
     }
     const encoder = this.device.createCommandEncoder({ label: 'latentwire' });
+    const profiler = this.profiler;
     let pass = null as GPUComputePassEncoder | null;
-    for (let i = 0; i < programs.length; i++) {
-      const p = programs[i]!;
-      const pipeline = this.pipelines.get(p.shader)!;
-      const bindGroup = this.bindGroup(p, pipeline, ring, offsets[i]!);
-      const [x, y = 1, z = 1] = p.workgroups;
-      const maxDim = this.limits.maxComputeWorkgroupsPerDimension;
-      if (x > maxDim || y > maxDim || z > maxDim) {
-        throw new GpuError(`kernel ${p.shader.label}: dispatch ${x}x${y}x${z} exceeds ${maxDim} workgroups per dimension`);
+    let current: GPUComputePipeline | null = null;
+    let plain = 0;
+    let n = 0;
+    for (const it of items) {
+      if (it instanceof RecordedPrograms) {
+        const { pipelines, bindGroups, workgroups: wg } = it;
+        for (let i = 0; i < pipelines.length; i++) {
+          if (profiler) {
+            pass?.end();
+            pass = encoder.beginComputePass({ label: it.labels[i]!, timestampWrites: profiler.slot(it.labels[i]!) });
+            current = null;
+          } else {
+            pass ??= encoder.beginComputePass({ label: 'latentwire' });
+          }
+          const pipeline = pipelines[i]!;
+          if (pipeline !== current) {
+            pass.setPipeline(pipeline);
+            current = pipeline;
+          }
+          pass.setBindGroup(0, bindGroups[i]!);
+          pass.dispatchWorkgroups(wg[3 * i]!, wg[3 * i + 1]!, wg[3 * i + 2]!);
+          if (profiler) {
+            pass.end();
+            pass = null;
+          }
+        }
+        n += pipelines.length;
+        continue;
       }
-      if (x === 0 || y === 0 || z === 0) continue;
-      if (this.profiler) {
+      const p = it;
+      const uniformOffset = offsets[plain++]!;
+      if (!this.checkWorkgroups(p)) continue;
+      const pipeline = this.pipelines.get(p.shader)!;
+      const bindGroup = this.bindGroup(p, pipeline, ring, uniformOffset);
+      if (profiler) {
         pass?.end();
-        pass = encoder.beginComputePass({ label: p.shader.label, timestampWrites: this.profiler.slot(p.shader.label) });
+        pass = encoder.beginComputePass({ label: p.shader.label, timestampWrites: profiler.slot(p.shader.label) });
+        current = null;
       } else {
         pass ??= encoder.beginComputePass({ label: 'latentwire' });
       }
-      pass.setPipeline(pipeline);
+      if (pipeline !== current) {
+        pass.setPipeline(pipeline);
+        current = pipeline;
+      }
       pass.setBindGroup(0, bindGroup);
+      const [x, y = 1, z = 1] = p.workgroups;
       pass.dispatchWorkgroups(x, y, z);
-      if (this.profiler) {
+      n++;
+      if (profiler) {
         pass.end();
         pass = null;
       }
     }
     pass?.end();
-    this.profiler?.resolve(encoder);
+    profiler?.resolve(encoder);
+    after?.(encoder);
     this.device.queue.submit([encoder.finish()]);
-    await this.profiler?.collect();
+    this.encodedDispatches += n;
+    await profiler?.collect();
+  }
+
+  /** False for a program with a zero workgroup count (nothing to dispatch); throws past the device's limit. */
+  private checkWorkgroups(p: KernelProgram): boolean {
+    const [x, y = 1, z = 1] = p.workgroups;
+    const maxDim = this.maxDim;
+    if (x > maxDim || y > maxDim || z > maxDim) {
+      throw new GpuError(`kernel ${p.shader.label}: dispatch ${x}x${y}x${z} exceeds ${maxDim} workgroups per dimension`);
+    }
+    return x !== 0 && y !== 0 && z !== 0;
+  }
+
+  /** Each program's uniform offset (pushed to `offsets`, in order) and the bytes they take together. */
+  private uniformOffsets(programs: readonly KernelProgram[], offsets: number[]): number {
+    const align = this.uniformAlign;
+    let total = 0;
+    for (const p of programs) {
+      offsets.push(total);
+      if (p.shader.uniforms) total += Math.ceil(uniformByteSize(p.shader.uniforms) / align) * align;
+    }
+    return total;
+  }
+
+  /** The programs' uniform values, packed at their offsets into one staging array of `total` bytes. */
+  private packAll(programs: readonly KernelProgram[], offsets: readonly number[], total: number): Uint8Array {
+    const staging = new Uint8Array(total);
+    const dv = new DataView(staging.buffer);
+    for (let i = 0; i < programs.length; i++) {
+      const p = programs[i]!;
+      if (!p.shader.uniforms) continue;
+      if (!p.uniformValues) throw new GpuError(`kernel ${p.shader.label}: uniforms declared but no values given`);
+      packUniformsInto(p.shader.uniforms, p.uniformValues, dv, offsets[i]!);
+    }
+    return staging;
   }
 
   /**
@@ -221,27 +424,35 @@ export class Gpu {
   }
 
   /**
-   * Bind groups are cached by pipeline, buffers (identity, offset, size) and uniform offset: a decode step
-   * encodes the same ~600 dispatches every step, and creating their bind groups was most of its CPU time.
+   * Bind groups are cached by pipeline, buffers (identity, offset, size) and uniform offset: programs rebuilt
+   * each run with the same buffers find theirs again (the entries are only built on a miss).
    */
   private bindGroup(p: KernelProgram, pipeline: GPUComputePipeline, ring: GPUBuffer | null, uniformOffset: number): GPUBindGroup {
     let key = `${this.objectId(pipeline)}`;
-    const entries: GPUBindGroupEntry[] = p.buffers.map((b, binding) => {
-      const bb: BufferBinding = 'buffer' in b && !(b instanceof GPUBuffer) ? (b as BufferBinding) : { buffer: b as GPUBuffer };
-      key += `|${this.objectId(bb.buffer)}@${bb.offset ?? 0}+${bb.size ?? ''}`;
-      return { binding, resource: { buffer: bb.buffer, offset: bb.offset ?? 0, size: bb.size } };
-    });
-    if (p.shader.uniforms) {
-      key += `|u${uniformOffset}`;
-      entries.push({ binding: p.buffers.length, resource: { buffer: ring!, offset: uniformOffset, size: uniformByteSize(p.shader.uniforms) } });
+    for (const b of p.buffers) {
+      const bb = asBinding(b);
+      key += bb === null ? `|${this.objectId(b)}` : `|${this.objectId(bb.buffer)}@${bb.offset ?? 0}+${bb.size ?? ''}`;
     }
+    if (p.shader.uniforms) key += `|u${uniformOffset}`;
     let group = this.bindGroups.get(key);
     if (!group) {
       if (this.bindGroups.size >= 16384) this.bindGroups.clear();
-      group = this.device.createBindGroup({ label: p.shader.label, layout: this.pipelines.layout(pipeline), entries });
+      group = this.device.createBindGroup({ label: p.shader.label, layout: this.pipelines.layout(pipeline), entries: this.bindEntries(p, ring, uniformOffset) });
       this.bindGroups.set(key, group);
     }
     return group;
+  }
+
+  /** The program's buffers at @binding(0..n-1), then its uniforms (at `uniformOffset` of `uniforms`). */
+  private bindEntries(p: KernelProgram, uniforms: GPUBuffer | null, uniformOffset: number): GPUBindGroupEntry[] {
+    const entries: GPUBindGroupEntry[] = p.buffers.map((b, binding) => {
+      const bb: BufferBinding = asBinding(b) ?? { buffer: b as GPUBuffer };
+      return { binding, resource: { buffer: bb.buffer, offset: bb.offset ?? 0, size: bb.size } };
+    });
+    if (p.shader.uniforms) {
+      entries.push({ binding: p.buffers.length, resource: { buffer: uniforms!, offset: uniformOffset, size: uniformByteSize(p.shader.uniforms) } });
+    }
+    return entries;
   }
 
   private objectId(o: object): number {
@@ -285,6 +496,8 @@ export class Gpu {
     for (const b of this.liveBuffers) b.destroy();
     this.liveBuffers.clear();
     this.ring?.destroy();
+    for (const free of this.staging.values()) for (const b of free) b.destroy();
+    this.staging.clear();
     this.bindGroups.clear();
     this.device.destroy();
   }
