@@ -5,7 +5,9 @@
 # Steps: mma-tests (the tensor-core tests: matmul-mma, MoE experts, grouped decode attention, prefill attention;
 # prefill-attention-test runs the last alone), matmul (f32 vs subgroup-matrix
 # GEMM tiles at prefill shapes), prefill (f32 and subgroup-matrix matmuls), decode (both attention kernels),
-# pytorch (transformers' prefill of the same shapes, the peer), prefill-profile (per-kernel GPU times), decode-attention (the kernel grid), transfer (needs pack.sh --servers).
+# pytorch (transformers' prefill of the same shapes, the peer), prefill-profile (per-kernel GPU times), decode-profile (the same for
+# decode steps), decode-encode (a step's CPU side with and without the recorded forward), decode-attention (the kernel grid),
+# transfer (needs pack.sh --servers).
 set -uo pipefail
 out=${OUT:-/tmp/gpu-suite}
 mkdir -p "$out"
@@ -41,6 +43,10 @@ for s in "$@"; do
       BENCH_TOKENS=4096 GPU_PROFILE=1 step prefill-profile 300 node bench/dist/prefill.js ;;
     decode)
       BENCH_DTYPES=fp8_e4m3 step decode 420 node bench/dist/decode.js ;;
+    decode-profile)
+      BENCH_DTYPES=fp8_e4m3 BENCH_CONTEXTS=1024 BENCH_BATCHES=1,64 BENCH_ITERS=5 GPU_PROFILE=1 step decode-profile 300 node bench/dist/decode.js ;;
+    decode-encode)
+      BENCH_DTYPES=fp8_e4m3 step decode-encode 300 node bench/dist/decode-encode.js ;;
     decode-attention)
       step decode-attention 420 node bench/dist/decode-attention.js ;;
     transfer)
