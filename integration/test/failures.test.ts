@@ -7,7 +7,7 @@
 // token. kill -9 of the decode node receiving a prompt's KV (on its first kv-chunk, before prefill-done): the
 // request is re-routed to the other node and answers as a run with no fault. Each test also checks that nothing
 // but the killed process went away (same pids, still running; the surviving decode nodes did not restart).
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { connect } from '@nats-io/transport-node';
 import { SUBJECT_TYPES, decodeMessage, wireSubjects, type Heartbeat, type PrefillHeartbeat } from '@latentwire/protocol';
 import { startNatsServer, startRedisServer } from '@latentwire/testing/servers';
@@ -109,13 +109,17 @@ test('failures - kill -9 of the prefill node running a job: the request is re-qu
   assertOnlyKilledGone(t, before, procs, prefills.filter((p) => p.child.pid === workers.get(holder!.workerId)));
 });
 
-test('failures - kill -9 of the decode node holding a stream: the request goes on on the other node, token for token', async (t) => {
+/**
+ * Two decode nodes (f32 cache, so a resumed greedy stream is exact), a prefill node and a gateway on fresh
+ * servers, with a NATS client that records the decode nodes' heartbeats and which node each reserve went to.
+ * `serving()` waits until the gateway is ready with both nodes in its pool and returns its URL.
+ */
+async function twoDecodeNodes(t: ExecutionContext, prefix: string, tag: string) {
   const [nats, redis] = await Promise.all([startNatsServer(), startRedisServer()]);
   t.teardown(async () => void (await Promise.all([nats.stop(), redis.stop()])));
-  const prefix = 'faild';
   const common = { NATS_URL: nats.url, REDIS_URL: redis.url, NATS_SUBJECT_PREFIX: prefix };
   const decodeEnv = { ...common, HEARTBEAT_MS: '200', PAGE_SIZE: '16', KV_CACHE_PAGES: '64', MAX_BATCH: '4', MAX_CONTEXT: '512', KV_CACHE_DTYPE: 'f32' };
-  const nodes = new Map([0, 1].map((i) => [`decode-d${i}`, start(t, mainOf('@latentwire/decode-node'), { ...decodeEnv, NODE_ID: `decode-d${i}` }, `decode-d${i}`)]));
+  const nodes = new Map([0, 1].map((i) => [`decode-${tag}${i}`, start(t, mainOf('@latentwire/decode-node'), { ...decodeEnv, NODE_ID: `decode-${tag}${i}` }, `decode-${tag}${i}`)]));
   const prefill = start(t, mainOf('@latentwire/prefill-node'), common, 'prefill');
   const gateway = start(t, mainOf('@latentwire/gateway'), { ...common, GATEWAY_HOST: '127.0.0.1', GATEWAY_PORT: '0', HEARTBEAT_TIMEOUT_MS: '1000' }, 'gateway');
   const procs = [...nodes.values(), prefill, gateway];
@@ -128,9 +132,19 @@ test('failures - kill -9 of the decode node holding a stream: the request goes o
   nc.subscribe(`${prefix}.decode.*.reserve`, {
     callback: (_e, msg) => void reserved.set(decodeMessage(msg.data, SUBJECT_TYPES.reserve).requestId, msg.subject.split('.').at(-2)!),
   });
-  await until(() => /"url":"([^"]+)"/.test(gateway.out), 60_000, 'the gateway listening');
-  const url = /"url":"([^"]+)"/.exec(gateway.out)![1]!;
-  await until(async () => (await fetch(`${url}/ready`).catch(() => undefined))?.status === 200 && beats.size === 2, 180_000, 'both decode nodes serving');
+  const serving = async (): Promise<string> => {
+    await until(() => /"url":"([^"]+)"/.test(gateway.out), 60_000, 'the gateway listening');
+    const url = /"url":"([^"]+)"/.exec(gateway.out)![1]!;
+    await until(async () => (await fetch(`${url}/ready`).catch(() => undefined))?.status === 200 && beats.size === 2, 180_000, 'both decode nodes serving');
+    return url;
+  };
+  return { nodes, prefill, gateway, procs, nc, beats, reserved, serving };
+}
+
+test('failures - kill -9 of the decode node holding a stream: the request goes on on the other node, token for token', async (t) => {
+  const prefix = 'faild';
+  const { nodes, gateway, procs, nc, beats, reserved, serving } = await twoDecodeNodes(t, prefix, 'd');
+  const url = await serving();
 
   const body = { model: 'tiny-deepseek-v2', prompt: 'The quick brown fox', max_tokens: 120, ignore_eos: true, temperature: 0 };
   const post = (b: object) => fetch(`${url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(b) });
@@ -169,24 +183,8 @@ test('failures - kill -9 of the decode node holding a stream: the request goes o
 });
 
 test('failures - kill -9 of the decode node receiving a prompt\'s KV: the request is re-routed to the other node and completes, token for token', async (t) => {
-  const [nats, redis] = await Promise.all([startNatsServer(), startRedisServer()]);
-  t.teardown(async () => void (await Promise.all([nats.stop(), redis.stop()])));
   const prefix = 'failk';
-  const common = { NATS_URL: nats.url, REDIS_URL: redis.url, NATS_SUBJECT_PREFIX: prefix };
-  const decodeEnv = { ...common, HEARTBEAT_MS: '200', PAGE_SIZE: '16', KV_CACHE_PAGES: '64', MAX_BATCH: '4', MAX_CONTEXT: '512', KV_CACHE_DTYPE: 'f32' };
-  const nodes = new Map([0, 1].map((i) => [`decode-k${i}`, start(t, mainOf('@latentwire/decode-node'), { ...decodeEnv, NODE_ID: `decode-k${i}` }, `decode-k${i}`)]));
-  const prefill = start(t, mainOf('@latentwire/prefill-node'), common, 'prefill');
-  const gateway = start(t, mainOf('@latentwire/gateway'), { ...common, GATEWAY_HOST: '127.0.0.1', GATEWAY_PORT: '0', HEARTBEAT_TIMEOUT_MS: '1000' }, 'gateway');
-  const procs = [...nodes.values(), prefill, gateway];
-
-  const nc = await connect({ servers: nats.url });
-  t.teardown(() => nc.close());
-  const beats = new Map<string, Heartbeat>();
-  nc.subscribe(wireSubjects(prefix).heartbeat, { callback: (_e, m) => void beats.set(...((hb: Heartbeat) => [hb.nodeId, hb] as const)(decodeMessage(m.data, SUBJECT_TYPES.heartbeat))) });
-  const reserved = new Map<string, string>(); // request id → the node its reserve went to
-  nc.subscribe(`${prefix}.decode.*.reserve`, {
-    callback: (_e, msg) => void reserved.set(decodeMessage(msg.data, SUBJECT_TYPES.reserve).requestId, msg.subject.split('.').at(-2)!),
-  });
+  const { nodes, gateway, procs, nc, beats, reserved, serving } = await twoDecodeNodes(t, prefix, 'k');
   // armed after the reference run: the first kv-chunk to a node kills that node, before its prefill-done
   let armed = false;
   let victim: { nodeId: string; requestId: string; tokens: number } | undefined;
@@ -208,9 +206,7 @@ test('failures - kill -9 of the decode node receiving a prompt\'s KV: the reques
       if (victim && m.type === 'prefill-done' && m.requestId === victim.requestId) t.fail('the killed node got a prefill-done: the kill came too late');
     },
   });
-  await until(() => /"url":"([^"]+)"/.test(gateway.out), 60_000, 'the gateway listening');
-  const url = /"url":"([^"]+)"/.exec(gateway.out)![1]!;
-  await until(async () => (await fetch(`${url}/ready`).catch(() => undefined))?.status === 200 && beats.size === 2, 180_000, 'both decode nodes serving');
+  const url = await serving();
 
   const body = { model: 'tiny-deepseek-v2', prompt: 'The quick brown fox jumps over the lazy dog', max_tokens: 24, ignore_eos: true, temperature: 0 };
   const post = (b: object) => fetch(`${url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(b) });
