@@ -17,6 +17,7 @@ import { Gpu, gpuOptions } from '@latentwire/gpu';
 import { normalizeConfig, type MlaConfig } from '@latentwire/model';
 import { failStart, latentKvLayout, pagesFor } from '@latentwire/protocol';
 import { DecodeModel } from '@latentwire/decode-node';
+import { syntheticSteps } from './lib/step-input.js';
 import { syntheticWeights } from '@latentwire/gpu/weights';
 import { benchEnv } from './lib/env.js';
 import { isSoftwareAdapter, loadNote, printTable, runMeta, spread, writeJson, type Row } from './lib/report.js';
@@ -80,13 +81,7 @@ async function main(): Promise<void> {
       }));
     }
     for (const B of batches) {
-      const tables = Array.from({ length: B }, (_, b) => Array.from({ length: perSeq }, (_, i) => b * perSeq + i));
-      const input = (i: number) => ({
-        tokens: Array.from({ length: B }, (_, b) => (b * 7919 + i) % cfg.vocabSize),
-        positions: Array.from({ length: B }, () => ctx + i),
-        pageTables: tables,
-        sampling: Array.from({ length: B }, (_, b) => ({ temperature: 0, topK: 0, topP: 1, seed: b, counter: i })),
-      });
+      const input = syntheticSteps(B, ctx, perSeq, cfg.vocabSize);
       const submit = new Map<Mode, number[]>(modes.map((m) => [m, []]));
       const dispatches = new Map<Mode, number>(modes.map((m) => [m, 0]));
       const tokens = new Map<Mode, number[]>(modes.map((m) => [m, []]));

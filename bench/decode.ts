@@ -15,6 +15,7 @@ import { gpuOptions } from '@latentwire/gpu';
 import { normalizeConfig, type MlaConfig, type RopeFreqPrecision } from '@latentwire/model';
 import { failStart, latentKvLayout, pagesFor, type KvDtype } from '@latentwire/protocol';
 import { DecodeModel } from '@latentwire/decode-node';
+import { syntheticSteps } from './lib/step-input.js';
 import { syntheticWeights } from '@latentwire/gpu/weights';
 import type { ModelWeights } from '@latentwire/gpu/weights';
 import { benchEnv } from './lib/env.js';
@@ -75,14 +76,7 @@ async function main(): Promise<void> {
       const perSeq = pagesFor(layout, ctx + 2 * iters + 3);
       const model = await DecodeModel.create(gpu, cfg, weights, { maxBatch: maxB, maxContext: perSeq * pageSize, pageSize, kvDtype: dtype, numPages: maxB * perSeq, ropeFreqPrecision, attentionEngine: engine });
       for (const B of batches) {
-        // the cache holds zeros (a finite, valid row in every dtype): the work per token is the same as real data
-        const tables = Array.from({ length: B }, (_, b) => Array.from({ length: perSeq }, (_, i) => b * perSeq + i));
-        const input = (i: number) => ({
-          tokens: Array.from({ length: B }, (_, b) => (b * 7919 + i) % cfg.vocabSize),
-          positions: Array.from({ length: B }, () => ctx + i),
-          pageTables: tables,
-          sampling: Array.from({ length: B }, (_, b) => ({ temperature: 0, topK: 0, topP: 1, seed: b, counter: i })),
-        });
+        const input = syntheticSteps(B, ctx, perSeq, cfg.vocabSize);
         await model.step(input(0)); // compiles every pipeline
         gpu.profiler?.reset();
         let submitMs = 0;
