@@ -1,7 +1,6 @@
 // The environment every GPU process reads (decode node, prefill node, CLI, benches): the WebGPU device's
 // settings and the model's RoPE frequencies. Composed into each process's schema and parsed once at start.
-import type { GpuOptions } from './device.js';
-import { DEFAULT_MOE_MMA_MIN_ROWS } from '../kernels/moe/moe-experts.js';
+import { DEFAULT_MOE_MMA_MIN_ROWS, type GpuOptions } from './device.js';
 import { env, parseEnv, type EnvOf } from '@latentwire/protocol';
 import { DEFAULT_ROPE_FREQ_PRECISION, ROPE_FREQ_PRECISIONS, type RopeFreqPrecision } from '@latentwire/model';
 

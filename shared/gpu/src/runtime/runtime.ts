@@ -4,14 +4,13 @@
 // A list of programs run again and again with the same buffers and uniform values (a decode step's forward at
 // one batch size) can be recorded once (Gpu.record): its pipelines, bind groups and uniforms are then set up
 // for good, and running it costs only the encoder calls themselves (WebGPU cannot replay command buffers).
-import { acquireDevice, type AdapterInfo, type GpuOptions } from './device.js';
+import { acquireDevice, DEFAULT_MOE_MMA_MIN_ROWS, type AdapterInfo, type GpuOptions } from './device.js';
 import { GpuError } from './errors.js';
 import { PipelineCache } from './pipeline-cache.js';
 import type { BufferBinding, KernelProgram } from './program.js';
 import { packUniformsInto, uniformByteSize } from './uniforms.js';
 import { Profiler } from './profiler.js';
 import { subgroupMatrixUnsupportedReason, type MatrixCapabilities } from './matrix-caps.js';
-import { DEFAULT_MOE_MMA_MIN_ROWS } from '../kernels/moe/moe-experts.js';
 import { measureWorkgroupSlots, type WorkgroupSlots } from './occupancy-probe.js';
 
 /** What `gpu.matmulLimits` holds (the matmul launcher's MatmulLimits). */
@@ -313,42 +312,11 @@ export class Gpu {
     const profiler = this.profiler;
     let pass = null as GPUComputePassEncoder | null;
     let current: GPUComputePipeline | null = null;
-    let plain = 0;
     let n = 0;
-    for (const it of items) {
-      if (it instanceof RecordedPrograms) {
-        const { pipelines, bindGroups, workgroups: wg } = it;
-        for (let i = 0; i < pipelines.length; i++) {
-          if (profiler) {
-            pass?.end();
-            pass = encoder.beginComputePass({ label: it.labels[i]!, timestampWrites: profiler.slot(it.labels[i]!) });
-            current = null;
-          } else {
-            pass ??= encoder.beginComputePass({ label: 'latentwire' });
-          }
-          const pipeline = pipelines[i]!;
-          if (pipeline !== current) {
-            pass.setPipeline(pipeline);
-            current = pipeline;
-          }
-          pass.setBindGroup(0, bindGroups[i]!);
-          pass.dispatchWorkgroups(wg[3 * i]!, wg[3 * i + 1]!, wg[3 * i + 2]!);
-          if (profiler) {
-            pass.end();
-            pass = null;
-          }
-        }
-        n += pipelines.length;
-        continue;
-      }
-      const p = it;
-      const uniformOffset = offsets[plain++]!;
-      if (!this.checkWorkgroups(p)) continue;
-      const pipeline = this.pipelines.get(p.shader)!;
-      const bindGroup = this.bindGroup(p, pipeline, ring, uniformOffset);
+    // one pass for the whole run; under the profiler a timestamped pass per dispatch
+    const dispatch = (label: string, pipeline: GPUComputePipeline, group: GPUBindGroup, x: number, y: number, z: number) => {
       if (profiler) {
-        pass?.end();
-        pass = encoder.beginComputePass({ label: p.shader.label, timestampWrites: profiler.slot(p.shader.label) });
+        pass = encoder.beginComputePass({ label, timestampWrites: profiler.slot(label) });
         current = null;
       } else {
         pass ??= encoder.beginComputePass({ label: 'latentwire' });
@@ -357,14 +325,26 @@ export class Gpu {
         pass.setPipeline(pipeline);
         current = pipeline;
       }
-      pass.setBindGroup(0, bindGroup);
-      const [x, y = 1, z = 1] = p.workgroups;
+      pass.setBindGroup(0, group);
       pass.dispatchWorkgroups(x, y, z);
       n++;
       if (profiler) {
         pass.end();
         pass = null;
       }
+    };
+    let plain = 0;
+    for (const it of items) {
+      if (it instanceof RecordedPrograms) {
+        const { pipelines, bindGroups, workgroups: wg, labels } = it;
+        for (let i = 0; i < pipelines.length; i++) dispatch(labels[i]!, pipelines[i]!, bindGroups[i]!, wg[3 * i]!, wg[3 * i + 1]!, wg[3 * i + 2]!);
+        continue;
+      }
+      const uniformOffset = offsets[plain++]!;
+      if (!this.checkWorkgroups(it)) continue;
+      const pipeline = this.pipelines.get(it.shader)!;
+      const [x, y = 1, z = 1] = it.workgroups;
+      dispatch(it.shader.label, pipeline, this.bindGroup(it, pipeline, ring, uniformOffset), x, y, z);
     }
     pass?.end();
     profiler?.resolve(encoder);

@@ -28,6 +28,7 @@ import { moeRoute, type MoeRouting } from './moe-route.js';
 import { memoShader } from '../../runtime/memo-shader.js';
 import { fillWgsl, loadWgsl } from '../../runtime/wgsl-source.js';
 import { SUBGROUP_MATRIX_WGSL } from '../../runtime/matrix-caps.js';
+import { DEFAULT_MOE_MMA_MIN_ROWS } from '../../runtime/device.js';
 
 const sources = new Map<string, string>();
 function wgsl(file: string): string {
@@ -98,13 +99,6 @@ const MMA: MmaShape = { kind: 'mma', TM: 64, BN: 64, BN_DOWN: 128, BK: 32 };
 const MIN_TM = Math.min(GEMV.TM, TILED.TM);
 const GROUP_WG = 256;
 const COMBINE_WG = 256;
-
-/**
- * Rows per expert from which routed experts leave the GEMV kernel for the subgroup-matrix one. Measured on the
- * H200 (V2-Lite decode, fp8 cache, 1K context, overlapped steps): batch 64 (6 rows) 55.0 → 35.2 ms a step and
- * batch 16 (1.5 rows) 21.5 → 19.2 ms with the subgroup-matrix kernel; batch 1 (0.1 row) stays on the GEMV.
- */
-export const DEFAULT_MOE_MMA_MIN_ROWS = 1;
 
 /**
  * gemv while experts average fewer than 24 rows, tiled beyond. Measured on the H100: V2-Lite T = 64 (6 rows)
