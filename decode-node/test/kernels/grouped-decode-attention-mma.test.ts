@@ -10,7 +10,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { Gpu } from '@latentwire/gpu';
 import {
-  groupedDecodePlan, mmaUnsupportedReason, type MatrixCapabilities,
+  groupedDecodePlan, MMA, mmaUnsupportedReason, type MatrixCapabilities,
 } from '../../src/kernels/grouped-decode-attention/index.js';
 import { runCase, type Case } from './grouped-decode-attention.fixture.js';
 
@@ -89,7 +89,7 @@ test('plan picks the subgroup-matrix variant only where the adapter and the dims
   const limits = { maxComputeWorkgroupStorageSize: 49152, maxComputeInvocationsPerWorkgroup: 1024, maxComputeWorkgroupSizeX: 1024 };
   const spec = { kvLoraRank: 512, ropeDim: 64, dtype: 'fp8_e4m3' as const, pageSize: 64, heads: 128, limits };
   t.is(mmaUnsupportedReason(caps), null);
-  t.like(groupedDecodePlan({ ...spec, matrix: caps }), { engine: 'subgroup-matrix', headGroup: 16, tileTokens: 16, workgroupSize: 128 });
+  t.like(groupedDecodePlan({ ...spec, matrix: caps }), { engine: 'subgroup-matrix', headGroup: 16, tileTokens: MMA.tileTokens, workgroupSize: MMA.workgroupSize });
   t.like(groupedDecodePlan({ ...spec, heads: 7, matrix: caps }), { engine: 'subgroup-matrix', headGroup: 7 });
   t.is(groupedDecodePlan({ ...spec, matrix: caps, engine: 'f32' }).engine, undefined);
   t.is(groupedDecodePlan(spec).engine, undefined);

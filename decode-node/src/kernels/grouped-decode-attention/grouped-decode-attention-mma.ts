@@ -3,24 +3,26 @@
 // the products are 16×16×16 f16 → f32 subgroup matrices. See grouped-decode-attention-mma.wgsl.
 //
 // Needs the device features chromium-experimental-subgroup-matrix, shader-f16 and subgroups, a 16×16×16
-// f16 → f32 matrix config, subgroups of exactly 32 (4 per workgroup of 128), r a multiple of 64 and rope of 16.
+// f16 → f32 matrix config, subgroups of exactly 32 (8 per workgroup of 256), r a multiple of 64 and rope of 16.
 //
-// Status (H200, driver 580.159.04): matches float64 within 1.5e-4..7.4e-4 and the portable kernel on every
-// dtype (bench/results/decode-attention-mma-test.h200.log). Every workgroup variable is a multiple of 16 bytes:
-// with a 4-byte flag among them the f16 tile could start misaligned, and matrix loads from it then read shifted
-// rows (scores of the next token) while scalar reads of the same array were right. Error grows with |score|
-// (q is rounded to f16 before the product): 9.5e-3 where rows grow 7× over the sequence (the ramp test).
+// Status (H200, driver 580.159.04): matches float64 within 1.4e-4..7e-4 (1e-2 where scores grow 7× over the
+// sequence: q is rounded to f16) and the portable kernel on every dtype
+// (bench/results/decode-attention-mma-test.h200.log). Every workgroup variable is a multiple of 16 bytes: with a
+// 4-byte flag among them the f16 tile could start misaligned, and matrix loads from it then read shifted rows.
+// History: the first version (4 subgroups, 16-token tiles, q reloaded from workgroup memory every tile, the
+// e4m3 scale applied to scores and weights) ran 2-3x behind SGLang's Triton kernel; 32-token tiles, q in
+// registers, loads issued together and the decode stores spread over banks brought it to about SGLang's times.
 import type { KernelShader } from '@latentwire/gpu';
 import { SUBGROUP_MATRIX_WGSL, fillWgsl, loadWgsl, memoShader, uniformStructWgsl } from '@latentwire/gpu';
-import { latentKvLayout, type KvDtype, type KvElementType, type LatentKvLayout } from '@latentwire/protocol';
-import { chunkWords, fetchChunkWgsl, poolWordsWgsl } from './page-words-wgsl.js';
+import { KV_ELEMENT_BYTES, latentKvLayout, type KvDtype, type KvElementType, type LatentKvLayout } from '@latentwire/protocol';
+import { poolWordsWgsl } from './page-words-wgsl.js';
 
 const MMA_WGSL = loadWgsl(new URL('./grouped-decode-attention-mma.wgsl', import.meta.url));
 
 export const MMA_UNIFORMS = { heads: 'u32', num_splits: 'u32', pages_per_buffer: 'u32', scale_log2e: 'f32' } as const;
 
-/** Fixed shape of the variant: 4 subgroups of 32, 16 tokens a tile, 16 rows (heads) a group at most. */
-export const MMA = { subgroupSize: 32, subgroups: 4, workgroupSize: 128, tileTokens: 16, maxHeadGroup: 16 } as const;
+/** Fixed shape of the variant: 8 subgroups of 32, 32 tokens a tile, 16 rows (heads) a group at most. */
+export const MMA = { subgroupSize: 32, subgroups: 8, workgroupSize: 256, tileTokens: 32, maxHeadGroup: 16 } as const;
 
 export type { MatrixCapabilities } from '@latentwire/gpu';
 /** Why the device cannot run the variant, or null when it can: the requirements every subgroup-matrix kernel shares. */
@@ -40,166 +42,160 @@ function check(v: MmaShape): void {
   if (!Number.isInteger(v.headGroup) || v.headGroup < 1 || v.headGroup > MMA.maxHeadGroup) fail(`headGroup must be 1..${MMA.maxHeadGroup}`);
 }
 
-/** f16 row stride in workgroup memory: the row padded by 8 values so the 16 rows of a tile start on different banks. */
+/** f16 row stride in workgroup memory: the row padded by 8 values so the rows of a tile start on different banks. */
 const kstr = (v: MmaShape) => v.kvLoraRank + v.ropeDim + 8;
 const PSTR = MMA.tileTokens + 8;
+/** f32 row stride of the score partials (padded likewise); 4 × 16 rows of it also hold the 8 × 256 staging floats. */
+const SPSTR = MMA.tileTokens + 4;
 
 export function groupedDecodeMmaWorkgroupBytes(v: MmaShape): number {
   check(v);
-  const BT = MMA.tileTokens;
-  return 2 * 16 * kstr(v) + 2 * BT * kstr(v) + 4 * 8 * 256 + 2 * 16 * PSTR + 4 * BT + 4 * 16 + 4 * 16 + 16;
+  return 2 * (MMA.tileTokens * kstr(v) + 16 * PSTR) + 4 * 4 * 16 * SPSTR + 4 * 16 + 16;
 }
 
-/** WGSL turning a chunk's raw words into 4 f16 (e4m3: the value · 2^-8, bit-exact; see the .wgsl header). */
-function decode16(type: KvElementType, raw: string): string {
-  switch (type) {
-    case 'f32':
-      return `vec4<f16>(bitcast<vec4<f32>>(${raw}))`;
-    case 'bf16':
-      return `vec4<f16>(bitcast<vec4<f32>>(vec4<u32>(${raw}.x << 16u, ${raw}.x & 0xffff0000u, ${raw}.y << 16u, ${raw}.y & 0xffff0000u)))`;
-    case 'fp8_e5m2':
-      return `vec4<f16>(bitcast<vec2<f16>>(((${raw}.x & 0xffu) << 8u) | ((${raw}.x & 0xff00u) << 16u)), bitcast<vec2<f16>>(((${raw}.x >> 8u) & 0xff00u) | (${raw}.x & 0xff000000u)))`;
-    case 'fp8_e4m3':
-      return `vec4<f16>(bitcast<vec2<f16>>(e4m3_pair16(${raw}.x)), bitcast<vec2<f16>>(e4m3_pair16(${raw}.x >> 16u)))`;
-  }
-}
-
-function pageWgsl(l: LatentKvLayout, pools: number): string {
-  const { cw: poolSelect, locate } = poolWordsWgsl(pools);
-  const scale =
-    l.scales.kind === 'none'
-      ? `fn fetch_scale(b: u32, pt0: u32, tok: u32) -> f32 { return 1.0; }`
-      : `fn fetch_scale(b: u32, pt0: u32, tok: u32) -> f32 {
-  let page = page_table[pt0 + tok / PAGE_SIZE];
-  ${locate}
-  return bitcast<f32>(cw(pool, index * PAGE_WORDS + SCALES_WORD + tok % PAGE_SIZE));
-}`;
-  return `${poolSelect}
-// raw words of values 4c..4c+3 of token tok's row (latent c < R4, then rope); e4m3 latent: 4 codes in .x
-fn fetch_chunk(b: u32, pt0: u32, tok: u32, c: u32) -> vec4<u32> {
-  let page = page_table[pt0 + tok / PAGE_SIZE];
-  ${locate}
-  let row = index * PAGE_WORDS + (tok % PAGE_SIZE) * ROW_WORDS;
-  if (c < R4) {
-    return ${fetchChunkWgsl(l.latentType, `row + c * ${chunkWords(l.latentType)}u`)};
-  }
-  return ${fetchChunkWgsl(l.ropeType, `row + LATENT_WORDS + (c - R4) * ${chunkWords(l.ropeType)}u`)};
-}
-${scale}
-// two e4m3 codes (low 16 bits of w) → two f16 holding value·2^-8: sign to bit 15, exponent+mantissa shifted by 7
+/** WGSL turning one raw word of the cache into f16 values at hs[o ..]: put_latent (times s, e4m3's scale·256) and put_rope. */
+function wordDecodeWgsl(l: LatentKvLayout): string {
+  const put = (type: KvElementType, scaled: boolean): string => {
+    const mul = scaled ? ' * s' : '';
+    switch (type) {
+      case 'f32':
+        return `hs[o] = f16(bitcast<f32>(w));`;
+      case 'bf16':
+        return `let v = vec2<f16>(bitcast<vec2<f32>>(vec2<u32>(w << 16u, w & 0xffff0000u)))${mul};\n  hs[o] = v.x; hs[o + 1u] = v.y;`;
+      case 'fp8_e5m2':
+        return `let v = vec4<f16>(bitcast<vec2<f16>>(((w & 0xffu) << 8u) | ((w & 0xff00u) << 16u)), bitcast<vec2<f16>>(((w >> 8u) & 0xff00u) | (w & 0xff000000u)))${mul};\n  hs[o] = v.x; hs[o + 1u] = v.y; hs[o + 2u] = v.z; hs[o + 3u] = v.w;`;
+      case 'fp8_e4m3':
+        return `let v = vec4<f16>(bitcast<vec2<f16>>(e4m3_pair16(w)), bitcast<vec2<f16>>(e4m3_pair16(w >> 16u)))${mul};\n  hs[o] = v.x; hs[o + 1u] = v.y; hs[o + 2u] = v.z; hs[o + 3u] = v.w;`;
+    }
+  };
+  return `// two e4m3 codes (low 16 bits of w) → two f16 holding code·2^-8: sign to bit 15, exponent+mantissa shifted by 7
 fn e4m3_pair16(w: u32) -> u32 {
   return ((w & 0x7fu) << 7u) | ((w & 0x80u) << 8u) | ((w & 0x7f00u) << 15u) | ((w & 0x8000u) << 16u);
 }
-fn decode16(raw: vec4<u32>, c: u32) -> vec4<f16> {
-  if (c < R4) {
-    return ${decode16(l.latentType, 'raw')};
-  }
-  return ${decode16(l.ropeType, 'raw')};
+// a latent word (${4 / KV_ELEMENT_BYTES[l.latentType]} values) at hs[o ..]; s: its token's scale·256 (e4m3), else unused.
+// bf16/f32 values past 65504 become inf (see the header); e5m2 codes are the top bytes of f16s.
+fn put_latent(o: u32, w: u32, s: f16) {
+  ${put(l.latentType, l.scales.kind !== 'none')}
+}
+// a rope word (${4 / KV_ELEMENT_BYTES[l.ropeType]} values) at hs[o ..]
+fn put_rope(o: u32, w: u32) {
+  ${put(l.ropeType, false)}
 }`;
 }
 
-/** The unrolled parts: accumulators are named registers, one per output column tile of this subgroup. */
-function hotLoops(v: MmaShape, NACC: number, NCH: number, scaled: boolean): Record<string, string> {
+/** The unrolled parts: q tiles and accumulators are named registers. */
+function hotLoops(v: MmaShape, RW: number, scaled: boolean, pools: number): Record<string, string> {
   const range = (n: number) => Array.from({ length: n }, (_, i) => i);
-  const WG = MMA.workgroupSize;
+  const { subgroups: NSG, workgroupSize: WG, tileTokens: BT } = MMA;
+  const KT = (v.kvLoraRank + v.ropeDim) / 16;
+  const QN = Math.ceil(KT / 4);
+  const R16 = v.kvLoraRank / 16;
+  const NACC = Math.ceil(R16 / NSG);
+  // a k-step i of this subgroup exists for every kq when 4·(i+1) ≤ KT; the last may exist only for some kq
+  const qGuard = (i: number) => (4 * (i + 1) <= KT ? '' : `if (kq + ${4 * i}u < KT) `);
+  const accGuard = (c: number) => (NSG * (c + 1) <= R16 ? '' : `if (sg + ${NSG * c}u < R16) `);
+  const NCW = Math.ceil(RW / 32);
+  const locate = pools === 1 ? (m: number) => `let index_${m} = pg_${m};` : (m: number) => `let pool_${m} = pg_${m} / u.pages_per_buffer; let index_${m} = pg_${m} - pool_${m} * u.pages_per_buffer;`;
+  const pool = (m: number) => (pools === 1 ? '0u' : `pool_${m}`);
+  // subgroup sg moves tokens sg, sg+8, ... of the tile, lane by lane along the row's words (coalesced loads, and
+  // stores of neighbouring words to neighbouring banks); a word past the row exists only when RW is not a
+  // multiple of 32
+  const TPW = BT / NSG;
+  const wordGuard = (c: number) => (32 * (c + 1) <= RW ? '' : `if (lane + ${32 * c}u < RW) `);
   const fetch = (tb: string) => [
-    ...range(NCH).flatMap((k) => [
-      `raw_${k} = vec4<u32>(0u);`,
-      `if (lid + ${k * WG}u < BT * K4 && ${tb} + (lid + ${k * WG}u) / K4 < t_end) {`,
-      `  raw_${k} = fetch_chunk(b, pt0, ${tb} + (lid + ${k * WG}u) / K4, (lid + ${k * WG}u) % K4);`,
-      `}`,
+    // each token clamped into the sequence (one past the end is zeroed when stored)
+    ...range(TPW).map((m) => `let tok_${m} = min(${tb} + sg + ${NSG * m}u, t_end - 1u);`),
+    ...range(TPW).map((m) => `let pg_${m} = page_table[pt0 + tok_${m} / PAGE_SIZE];`),
+    ...range(TPW).flatMap((m) => [
+      locate(m),
+      `let row_${m} = index_${m} * PAGE_WORDS + (tok_${m} % PAGE_SIZE) * RW + lane;`,
+      ...range(NCW).map((c) => `${wordGuard(c)}{ raw_${m}_${c} = ld1(${pool(m)}, row_${m} + ${32 * c}u); }`),
+      ...(scaled ? [`sc_${m} = ld1(${pool(m)}, index_${m} * PAGE_WORDS + SCALES_WORD + tok_${m} % PAGE_SIZE);`] : []),
     ]),
-    ...(scaled ? [`raw_s = 0.0;`, `if (lid < BT && ${tb} + lid < t_end) { raw_s = fetch_scale(b, pt0, ${tb} + lid); }`] : []),
   ];
-  const store = [
-    ...range(NCH).flatMap((k) => [
-      `if (lid + ${k * WG}u < BT * K4) {`,
-      `  let i = lid + ${k * WG}u;`,
-      `  let v = decode16(raw_${k}, i % K4);`,
-      `  let o = (i / K4) * KSTR + (i % K4) * 4u;`,
-      `  hs[KO + o] = v.x; hs[KO + o + 1u] = v.y; hs[KO + o + 2u] = v.z; hs[KO + o + 3u] = v.w;`,
-      `}`,
+  const store = range(TPW).flatMap((m) => [
+    `{`,
+    `  let tt = sg + ${NSG * m}u;`,
+    `  let live = t0 + tt < t_end;`,
+    ...(scaled ? [`  let s = f16(select(0.0, bitcast<f32>(sc_${m}), live) * 256.0);`] : [`  let s = f16(1.0);`]),
+    ...range(NCW).flatMap((c) => [
+      `  ${wordGuard(c)}{`,
+      `    let w = lane + ${32 * c}u;`,
+      `    let raw = select(0u, raw_${m}_${c}, live);`,
+      `    if (w < LW) { put_latent(tt * KSTR + w * LVALS, raw, s); } else { put_rope(tt * KSTR + RDIM + (w - LW) * RVALS, raw); }`,
+      `  }`,
     ]),
-    `if (lid < BT) { tok_scale[lid] = ${scaled ? 'raw_s * 256.0' : '1.0'}; }`,
-  ];
-  const TPT = MMA.tileTokens / 8;
-  const toks = range(TPT);
+    `}`,
+  ]);
   const softmax = [
-    ...toks.flatMap((tt) => [
+    ...range(BT / 16).flatMap((tt) => [
       `var x_${tt} = MASKED;`,
-      `{`,
-      `  let t = hj + ${tt * 8}u;`,
-      `  var la = 0.0;`,
-      `  var pe = 0.0;`,
-      `  for (var s = 0u; s < 4u; s++) { la += sp[s * 512u + hrow * 16u + t]; pe += sp[s * 512u + 256u + hrow * 16u + t]; }`,
-      `  if (t0 + t < t_end) { x_${tt} = la * tok_scale[t] + pe; }`,
+      `if (t0 + hj + ${16 * tt}u < t_end) {`,
+      `  let c = hrow * SPSTR + hj + ${16 * tt}u;`,
+      `  x_${tt} = (sp[c] + sp[c + 16u * SPSTR]) + (sp[c + 32u * SPSTR] + sp[c + 48u * SPSTR]);`,
       `}`,
     ]),
-    `var mt = ${toks.map((tt) => `x_${tt}`).reduce((a, b) => `max(${a}, ${b})`)};`,
-    ...[1, 2, 4].map((m) => `mt = max(mt, subgroupShuffleXor(mt, ${m}u));`),
+    `var mt = ${range(BT / 16).map((tt) => `x_${tt}`).reduce((a, b) => `max(${a}, ${b})`)};`,
+    ...[1, 2, 4, 8].map((m) => `mt = max(mt, subgroupShuffleXor(mt, ${m}u));`),
     `var m_use = m_run;`,
     `var alpha = 1.0;`,
     `if (l_run == 0.0) { m_use = mt; } else if (mt > m_run + TAU) { m_use = mt; alpha = exp2(m_run - mt); }`,
-    ...toks.map((tt) => `let p_${tt} = select(0.0, exp2(x_${tt} - m_use), t0 + hj + ${tt * 8}u < t_end);`),
-    `var psum = ${toks.map((tt) => `p_${tt}`).join(' + ')};`,
-    ...[1, 2, 4].map((m) => `psum += subgroupShuffleXor(psum, ${m}u);`),
+    ...range(BT / 16).map((tt) => `let p_${tt} = select(0.0, exp2(x_${tt} - m_use), t0 + hj + ${16 * tt}u < t_end);`),
+    `var psum = ${range(BT / 16).map((tt) => `p_${tt}`).join(' + ')};`,
+    ...[1, 2, 4, 8].map((m) => `psum += subgroupShuffleXor(psum, ${m}u);`),
     `l_run = l_run * alpha + psum;`,
     `m_run = m_use;`,
-    ...toks.map((tt) => `hs[PO + hrow * PSTR + hj + ${tt * 8}u] = f16(p_${tt} * tok_scale[hj + ${tt * 8}u] * inv_sigma);`),
-    `if (hj == 0u) { alph[hrow] = alpha; rflag[hrow] = select(0u, 1u, alpha != 1.0); }`,
+    ...range(BT / 16).map((tt) => `hs[PO + hrow * PSTR + hj + ${16 * tt}u] = f16(p_${tt});`),
+    `if (hj == 0u) {`,
+    `  alph[hrow] = alpha;`,
+    `  if (alpha != 1.0) { resc[0] = 1u; }`,
+    `}`,
   ];
-  // rounds of two accumulators through this subgroup's 512 floats of sp
-  const rounds = range(Math.ceil(NACC / 2)).map((r) => range(Math.min(2, NACC - 2 * r)).map((i) => 2 * r + i));
-  const rescale = rounds.flatMap((ks) => [
-    ...ks.map((k, i) => `subgroupMatrixStore<row_major>(&sp, sg * 512u + ${256 * i}u, acc_${k}, 16u);`),
-    `workgroupBarrier();`,
-    `for (var i = lid % 32u; i < ${256 * ks.length}u; i += 32u) { sp[sg * 512u + i] *= alph[(i % 256u) / 16u]; }`,
-    `workgroupBarrier();`,
-    ...ks.map((k, i) => `acc_${k} = subgroupMatrixLoad<ResT, row_major>(&sp, sg * 512u + ${256 * i}u, 16u);`),
-    `workgroupBarrier();`,
-  ]);
-  const pv = [
-    `let pl = subgroupMatrixLoad<LeftT, row_major>(&hs, PO, PSTR);`,
-    ...range(NACC).map(
-      (k) => `acc_${k} = subgroupMatrixMultiplyAccumulate(pl, subgroupMatrixLoad<RightT, row_major>(&hs, KO + (sg + ${4 * k}u) * 16u, KSTR), acc_${k});`,
-    ),
-  ];
-  const write = rounds.flatMap((ks) => [
-    ...ks.map((k, i) => `subgroupMatrixStore<row_major>(&sp, sg * 512u + ${256 * i}u, acc_${k}, 16u);`),
-    `workgroupBarrier();`,
-    `for (var i = lid % 32u; i < ${256 * ks.length}u; i += 32u) {`,
-    `  let row = (i % 256u) / 16u;`,
-    `  if (row < gc) {`,
-    `    let col = (sg + 4u * (${ks[0]}u + i / 256u)) * 16u + i % 16u;`,
-    `    o_part[((b * u.heads + h0 + row) * S + split) * RDIM + col] = sp[sg * 512u + i] * alph[row];`,
-    `  }`,
+  // rounds of one accumulator a subgroup through its 256 floats of sp; the barriers stay outside the guards
+  const viaScratch = (body: (c: number) => string[]) =>
+    range(NACC).flatMap((c) => [
+      `${accGuard(c)}{ subgroupMatrixStore<row_major>(&sp, sg * 256u, acc_${c}, 16u); }`,
+      `workgroupBarrier();`,
+      ...body(c),
+      `workgroupBarrier();`,
+    ]);
+  const rescale = viaScratch((c) => [
+    `${accGuard(c)}{`,
+    `  for (var i = lid % 32u; i < 256u; i += 32u) { sp[sg * 256u + i] *= alph[i / 16u]; }`,
     `}`,
     `workgroupBarrier();`,
+    `${accGuard(c)}{ acc_${c} = subgroupMatrixLoad<ResT, row_major>(&sp, sg * 256u, 16u); }`,
   ]);
-  const R16 = v.kvLoraRank / 16;
-  const P16 = v.ropeDim / 16;
-  const step = (acc: string, k: string) =>
-    `${acc} = subgroupMatrixMultiplyAccumulate(subgroupMatrixLoad<LeftT, row_major>(&hs, ${k} * 16u, KSTR), ` +
-    `subgroupMatrixLoad<RightT, col_major>(&hs, KO + ${k} * 16u, KSTR), ${acc});`;
-  const scores = [
-    // R16 is a multiple of 4: every subgroup has the same R16 / 4 latent steps
-    ...range(R16 / 4).map((j) => step('sa', `(sg + ${4 * j}u)`)),
-    ...range(Math.ceil(P16 / 4)).map((j) => `if (sg + ${4 * j}u < ${P16}u) { ${step('sb', `(${R16 + 4 * j}u + sg)`)} }`),
-  ];
+  const write = viaScratch((c) => [
+    `${accGuard(c)}{`,
+    `  for (var i = lid % 32u; i < 256u; i += 32u) {`,
+    `    let row = i / 16u;`,
+    `    if (row < gc) {`,
+    `      o_part[((b * u.heads + h0 + row) * S + split) * RDIM + (sg + ${NSG * c}u) * 16u + i % 16u] = sp[sg * 256u + i] * alph[row];`,
+    `    }`,
+    `  }`,
+    `}`,
+  ]);
+  const pv = range(BT / 16).flatMap((kk) => [
+    `{`,
+    `  let pl = subgroupMatrixLoad<LeftT, row_major>(&hs, PO + ${16 * kk}u, PSTR);`,
+    ...range(NACC).map(
+      (c) => `  ${accGuard(c)}{ acc_${c} = subgroupMatrixMultiplyAccumulate(pl, subgroupMatrixLoad<RightT, row_major>(&hs, ${16 * kk}u * KSTR + (sg + ${NSG * c}u) * 16u, KSTR), acc_${c}); }`,
+    ),
+    `}`,
+  ]);
   return {
-    SCORES: scores.join('\n    '),
+    Q_LOAD: range(QN).map((i) => `var q_${i} = LeftT();
+  ${qGuard(i)}{ q_${i} = subgroupMatrixLoad<LeftT, row_major>(&hs, (kq + ${4 * i}u) * 16u, KSTR); }`).join('\n  '),
     ACC_INIT: [
-      ...range(NACC).map((k) => `var acc_${k} = ResT();`),
-      ...range(NCH).map((k) => `var raw_${k} = vec4<u32>(0u);`),
-      ...(scaled ? ['var raw_s = 0.0;'] : []),
+      ...range(NACC).map((c) => `var acc_${c} = ResT();`),
+      ...range(BT / NSG).flatMap((m) => range(NCW).map((c) => `var raw_${m}_${c} = 0u;`)),
+      ...(scaled ? range(BT / NSG).map((m) => `var sc_${m} = 0u;`) : []),
     ].join('\n  '),
-    FETCH_FIRST: fetch('t_begin').join('\n  '),
+    FETCH_FIRST: fetch('t_begin').join('\n    '),
     STORE: store.join('\n    '),
-    FETCH_NEXT: fetch('(t0 + BT)').join('\n    '),
-    SCORES_STORE: [
-      `subgroupMatrixStore<row_major>(&sp, sg * 512u, sa, 16u);`,
-      `subgroupMatrixStore<row_major>(&sp, sg * 512u + 256u, sb, 16u);`,
-    ].join('\n    '),
+    FETCH_NEXT: fetch('(t0 + BT)').join('\n      '),
+    SCORES: range(QN).map((i) => `${qGuard(i)}{ s = subgroupMatrixMultiplyAccumulate(q_${i}, subgroupMatrixLoad<RightT, col_major>(&hs, jt * 16u * KSTR + (kq + ${4 * i}u) * 16u, KSTR), s); }`).join('\n    '),
     SOFTMAX: softmax.join('\n    '),
     RESCALE: rescale.join('\n      '),
     PV: pv.join('\n    '),
@@ -211,23 +207,20 @@ function build_groupedDecodeMmaShader(v: MmaShape): KernelShader & { readonly un
   check(v);
   const l = latentKvLayout({ kvLoraRank: v.kvLoraRank, ropeDim: v.ropeDim, pageSize: v.pageSize, dtype: v.dtype });
   const D = v.kvLoraRank + v.ropeDim;
-  const K4 = D / 4;
-  const NACC = v.kvLoraRank / 16 / MMA.subgroups;
-  const NCH = Math.ceil((MMA.tileTokens * K4) / MMA.workgroupSize);
   const scaled = l.scales.kind !== 'none';
   const consts: Record<string, number> = {
-    D, RDIM: v.kvLoraRank, R16: v.kvLoraRank / 16, KT: D / 16, KSTR: kstr(v), BT: MMA.tileTokens, PSTR, G: v.headGroup,
-    WG: MMA.workgroupSize, R4: v.kvLoraRank / 4, K4, PAGE_SIZE: v.pageSize, ROW_WORDS: l.rowBytes / 4,
-    LATENT_WORDS: l.latentBytes / 4, PAGE_WORDS: l.pageBytes / 4, SCALES_WORD: l.scalesOffset / 4,
+    D, RDIM: v.kvLoraRank, KT: D / 16, R16: v.kvLoraRank / 16, KSTR: kstr(v), BT: MMA.tileTokens, PSTR, SPSTR, G: v.headGroup,
+    WG: MMA.workgroupSize, RW: l.rowBytes / 4, LW: l.latentBytes / 4, LVALS: 4 / KV_ELEMENT_BYTES[l.latentType], RVALS: 4 / KV_ELEMENT_BYTES[l.ropeType],
+    PAGE_SIZE: v.pageSize, PAGE_WORDS: l.pageBytes / 4, SCALES_WORD: l.scalesOffset / 4,
   };
+  const { cw } = poolWordsWgsl(v.poolBindings);
   const pools = Array.from({ length: v.poolBindings }, (_, k) => `@group(0) @binding(${4 + k}) var<storage, read> pool${k}: array<u32>;`);
   const o = 4 + v.poolBindings;
   return {
-    label: `grouped_decode_attn_mma_${v.dtype}_r${v.kvLoraRank}_p${v.ropeDim}_ps${v.pageSize}_g${v.headGroup}_t${MMA.tileTokens}_pools${v.poolBindings}`,
+    label: `grouped_decode_attn_mma_${v.dtype}_r${v.kvLoraRank}_p${v.ropeDim}_ps${v.pageSize}_g${v.headGroup}_t${MMA.tileTokens}_w${MMA.workgroupSize}_pools${v.poolBindings}`,
     uniforms: MMA_UNIFORMS,
     source: `${SUBGROUP_MATRIX_WGSL}
 ${Object.entries(consts).map(([k, val]) => `const ${k}: u32 = ${val}u;`).join('\n')}
-const SCALED: bool = ${scaled};
 @group(0) @binding(0) var<storage, read> q: array<f32>;
 @group(0) @binding(1) var<storage, read> seq_lens: array<u32>;
 @group(0) @binding(2) var<storage, read> page_offsets: array<u32>;
@@ -236,8 +229,10 @@ ${pools.join('\n')}
 @group(0) @binding(${o}) var<storage, read_write> o_part: array<f32>;
 @group(0) @binding(${o + 1}) var<storage, read_write> lse: array<f32>;
 ${uniformStructWgsl(MMA_UNIFORMS, o + 2)}
-${pageWgsl(l, v.poolBindings)}
-${fillWgsl(MMA_WGSL, hotLoops(v, NACC, NCH, scaled), 'grouped-decode-attention-mma.wgsl')}`,
+${cw}
+fn ld1(pool: u32, w: u32) -> u32 { return cw(pool, w); }
+${wordDecodeWgsl(l)}
+${fillWgsl(MMA_WGSL, hotLoops(v, l.rowBytes / 4, scaled, v.poolBindings), 'grouped-decode-attention-mma.wgsl')}`,
   };
 }
 

@@ -54,8 +54,8 @@ export interface GroupedDecodeVariant {
   readonly workgroupSize?: number;
   /** GPU buffers the pool is split into (1..MAX_POOL_BINDINGS; default 1). */
   readonly poolBindings?: number;
-  /** 'f32' (default): the portable FMA kernel; 'subgroup-matrix': grouped-decode-attention-mma.ts (tileTokens 16,
-   *  workgroupSize 128, headGroup ≤ 16; needs the adapter's subgroup matrices, see mmaUnsupportedReason). */
+  /** 'f32' (default): the portable FMA kernel; 'subgroup-matrix': grouped-decode-attention-mma.ts (tileTokens 32,
+   *  workgroupSize 256, headGroup ≤ 16; needs the adapter's subgroup matrices, see mmaUnsupportedReason). */
   readonly engine?: GroupedDecodeEngine;
 }
 
@@ -142,8 +142,8 @@ export function groupedDecodeWorkgroupBytes(v: GroupedDecodeVariant): number {
  * fits the device. Throws if not even one token fits.
  *
  * With `matrix` (the adapter's capabilities) the subgroup-matrix variant is chosen when the device can run it
- * (mmaUnsupportedReason) and the dims fit it (r a multiple of 64, rope of 16): head group min(heads, 16), 16-token
- * tiles, 128 threads. `engine` forces one ('subgroup-matrix' throws where it cannot run; 'f32' keeps the portable).
+ * (mmaUnsupportedReason) and the dims fit it (r a multiple of 64, rope of 16): head group min(heads, 16), 32-token
+ * tiles, 256 threads. `engine` forces one ('subgroup-matrix' throws where it cannot run; 'f32' keeps the portable).
  */
 export function groupedDecodePlan(p: {
   readonly kvLoraRank: number; readonly ropeDim: number; readonly dtype: KvDtype; readonly pageSize: number;
