@@ -13,7 +13,7 @@
 //      and on the values before quantization (the cache's rounding added).
 // Env (lists comma-separated): BENCH_MODELS (v2,v2-lite)  BENCH_BATCHES (1,32,128)  BENCH_CONTEXTS (1024,4096,16384)
 //   BENCH_DTYPES (bf16,fp8_e4m3,fp8_e5m2)  BENCH_ENGINES (f32,subgroup-matrix: those the adapter has)  PAGE_SIZE (64)
-//   SPLITS  TARGET_WORKGROUPS (the device's measured workgroup slots)  BENCH_RUNS (7)  BENCH_RUN_MS (20)  BENCH_NAME (decode-attention)  BENCH_CARD,
+//   SPLITS  WORKGROUP_SLOTS (the device's measured full workgroup slots; the split policy's input)  BENCH_RUNS (7)  BENCH_RUN_MS (20)  BENCH_NAME (decode-attention)  BENCH_CARD,
 //   BENCH_DRIVER, BENCH_COMMIT (recorded in the result file)  plus WEBGPU_ADAPTER / DAWN_FEATURES.
 import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
@@ -196,7 +196,7 @@ export async function benchDecodeAttention(gpu: Gpu, cases: readonly Case[], eng
   const runs = Math.max(5, envNumber('BENCH_RUNS', 7));
   const runMs = envNumber('BENCH_RUN_MS', 20);
   // enough workgroups to fill the device: its full workgroup slots, measured when the Gpu was created
-  const targetWorkgroups = envNumber('TARGET_WORKGROUPS', gpu.workgroupSlots.slots);
+  const workgroupSlots = envNumber('WORKGROUP_SLOTS', gpu.workgroupSlots.slots);
   const sglang = sglangRows();
   const maxBinding = gpu.limits.maxStorageBufferBindingSize;
   const rows: Row[] = [];
@@ -236,9 +236,7 @@ export async function benchDecodeAttention(gpu: Gpu, cases: readonly Case[], eng
       for (const engine of engines) {
         if (failed.has(engine)) continue;
         const variant = { ...k.groupedDecodePlan({ kvLoraRank: R, ropeDim: ROPE, dtype: c.dtype, pageSize, heads, limits: gpu.limits, poolBindings, matrix: caps, engine }), poolBindings };
-        const numSplits = envNumber('SPLITS', undefined) ?? k.chooseDecodeSplits({
-          batch: c.batch, heads, headGroup: variant.headGroup, maxContext: c.context, targetWorkgroups: k.decodeSplitTarget(variant, targetWorkgroups),
-        });
+        const numSplits = envNumber('SPLITS', undefined) ?? k.decodeSplitsFor(variant, { batch: c.batch, heads, maxContext: c.context, workgroupSlots });
         const scratch = k.groupedDecodeScratchBytes({ batch: c.batch, heads, kvLoraRank: R, numSplits });
         const lse = gpu.buffer('lse', scratch.lseBytes);
         const partial = gpu.buffer('partial', Math.max(16, scratch.partialBytes));

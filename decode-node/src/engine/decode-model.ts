@@ -18,7 +18,7 @@ import { pagesFor, type KvDtype } from '@latentwire/protocol';
 import { latentRowWidth, type MlaConfig, type RopeFreqPrecision } from '@latentwire/model';
 import type { ModelWeights } from '@latentwire/gpu/weights';
 import {
-  chooseDecodeSplits, decodeSplitTarget, groupedDecodePlan, groupedDecodeScratchBytes, type GroupedDecodeVariant,
+  decodeSplitsFor, groupedDecodePlan, groupedDecodeScratchBytes, type GroupedDecodeVariant,
 } from '../kernels/grouped-decode-attention/index.js';
 import { FROM_HOST, gatherTokens } from '../kernels/gather-tokens/index.js';
 import { prepareAbsorbedWeights, type AbsorbedWeights } from './absorbed-weights.js';
@@ -295,7 +295,7 @@ export class DecodeModel {
 
     const numSplits = this.opts.kvSplits && this.opts.kvSplits > 0
       ? this.opts.kvSplits
-      : chooseDecodeSplits({ batch: B, heads: cfg.numHeads, headGroup: this.variant.headGroup, maxContext: maxLen, targetWorkgroups: decodeSplitTarget(this.variant, this.gpu.workgroupSlots.slots) });
+      : decodeSplitsFor(this.variant, { batch: B, heads: cfg.numHeads, maxContext: maxLen, workgroupSlots: this.gpu.workgroupSlots.slots });
     const previous = this.sampled[this.lastSampled]!;
     const out = this.sampled[1 - this.lastSampled]!;
     const programs = [
@@ -363,7 +363,7 @@ export class DecodeModel {
     if (this.opts.kvSplits && this.opts.kvSplits > 0) return new Set([this.opts.kvSplits]);
     const out = new Set<number>();
     for (let ctx = 1; ; ctx = Math.min(2 * ctx, this.opts.maxContext)) {
-      out.add(chooseDecodeSplits({ batch: B, heads: this.cfg.numHeads, headGroup: this.variant.headGroup, maxContext: ctx, targetWorkgroups: decodeSplitTarget(this.variant, this.gpu.workgroupSlots.slots) }));
+      out.add(decodeSplitsFor(this.variant, { batch: B, heads: this.cfg.numHeads, maxContext: ctx, workgroupSlots: this.gpu.workgroupSlots.slots }));
       if (ctx === this.opts.maxContext) return out;
     }
   }

@@ -3,7 +3,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { Gpu } from '@latentwire/gpu';
 import {
-  chooseDecodeSplits, groupedDecodePlan, groupedDecodeWorkgroupBytes, type GroupedDecodeVariant,
+  chooseDecodeSplits, decodeSplitsFor, groupedDecodePlan, groupedDecodeWorkgroupBytes, type GroupedDecodeVariant,
 } from '../../src/kernels/grouped-decode-attention/index.js';
 import { runCase, type Case } from './grouped-decode-attention.fixture.js';
 
@@ -156,6 +156,16 @@ test.serial('helpers: plan, workgroup memory, splits', (t) => {
   t.is(chooseDecodeSplits({ batch: 32, heads: 128, headGroup: 8, maxContext: 16384, targetWorkgroups: 264 }), 1);
   t.is(chooseDecodeSplits({ batch: 4, heads: 16, headGroup: 8, maxContext: 100, targetWorkgroups: 264 }), 1);
   t.is(chooseDecodeSplits({ batch: 1, heads: 16, headGroup: 8, maxContext: 16384, targetWorkgroups: 264 }), 64);
+  // the subgroup-matrix kernel: one wave of the 132 slots, power-of-two counts (the H200 sweep in decodeSplitTarget)
+  const mma = { ...v(16, 32), engine: 'subgroup-matrix' as const };
+  const slots = 132;
+  t.is(decodeSplitsFor(mma, { batch: 32, heads: 16, maxContext: 1024, workgroupSlots: slots }), 4);
+  t.is(decodeSplitsFor(mma, { batch: 64, heads: 16, maxContext: 4096, workgroupSlots: slots }), 2);
+  t.is(decodeSplitsFor(mma, { batch: 128, heads: 16, maxContext: 1024, workgroupSlots: slots }), 1);
+  t.is(decodeSplitsFor(mma, { batch: 1, heads: 128, maxContext: 16384, workgroupSlots: slots }), 16);
+  t.is(decodeSplitsFor(mma, { batch: 1, heads: 16, maxContext: 16384, workgroupSlots: slots }), 64);
+  // the portable kernel keeps its two waves and exact counts
+  t.is(decodeSplitsFor(v(8, 8), { batch: 1, heads: 128, maxContext: 4096, workgroupSlots: slots }), 17);
 });
 
 test.after.always(async () => {

@@ -200,31 +200,47 @@ export function groupedDecodePlan(p: {
 
 /**
  * Number of KV splits for a batch: enough workgroups to fill the GPU (≥ targetWorkgroups, decodeSplitTarget
- * of the device's workgroup slots measured at start: 264 on an H200), but no split
+ * of the device's workgroup slots measured at start), but no split
  * shorter than minTokensPerSplit (default 64; 256 left V2-Lite at batch 1 with 8 workgroups on a 132-SM GPU)
  * of the longest sequence and at most
- * maxSplits (default 64). One split when the batch alone fills the GPU. Uniform across the batch (a
- * uniform), so a short sequence next to a long one just gets empty splits, which cost one tiny workgroup each.
+ * maxSplits (default 64); with `powerOfTwo`, a power of two that keeps the workgroups within the target. One
+ * split when the batch alone fills the GPU. Uniform across the batch (a uniform), so a short sequence next to a long one just gets empty splits,
+ * which cost one tiny workgroup each.
  */
 export function chooseDecodeSplits(p: {
   readonly batch: number; readonly heads: number; readonly headGroup: number; readonly maxContext: number;
-  readonly targetWorkgroups: number; readonly minTokensPerSplit?: number; readonly maxSplits?: number;
+  readonly targetWorkgroups: number; readonly minTokensPerSplit?: number; readonly maxSplits?: number; readonly powerOfTwo?: boolean;
 }): number {
   const groups = Math.ceil(p.heads / p.headGroup);
   const base = Math.max(1, p.batch * groups);
-  const want = Math.ceil(Math.max(1, p.targetWorkgroups) / base);
+  const target = Math.max(1, p.targetWorkgroups);
+  // powerOfTwo: the largest power of two whose workgroups stay within the target; else the fewest that reach it
+  const want = p.powerOfTwo ? 2 ** Math.floor(Math.log2(Math.max(1, Math.floor(target / base)))) : Math.ceil(target / base);
   const byLength = Math.max(1, Math.floor(p.maxContext / (p.minTokensPerSplit ?? 64)));
-  return Math.max(1, Math.min(want, byLength, p.maxSplits ?? 64));
+  const n = Math.max(1, Math.min(want, byLength, p.maxSplits ?? 64));
+  return p.powerOfTwo ? 2 ** Math.floor(Math.log2(n)) : n;
 }
 
 /**
- * The workgroups a step of this variant should fill: two waves of the device's full workgroup slots (a
- * 1024-thread workgroup with all its memory: 1 per SM on an H200, so 264 there, as the H100 tuning's 2 × 132
- * SMs), four for the subgroup-matrix kernel, whose 128-thread workgroups fit about 4 per SM (bench/decode-attention
- * measured 4 waves faster than 2 for it on the H200).
+ * The workgroups a step of this variant should fill: two waves of the device's full workgroup slots for the
+ * portable kernel (a 1024-thread workgroup with all its memory: 1 per SM on an H200, so 264 there, as the H100
+ * tuning's 2 × 132 SMs); one wave for the subgroup-matrix kernel, with power-of-two split counts. Its sweep on
+ * the H200 (bench/decode-attention, SPLITS=1..64, fp8_e4m3): V2-Lite batch 32 at 1K best at 4 splits (0.051 ms;
+ * 16 splits 0.113), batch 64 at 2 (0.081; 3 splits 0.110, 9 splits 0.168), batch 128 at 1, batch 1 at 16K at
+ * 48-64; V2 batch 32 at 4K at 1 (0.670; 3 splits 0.754), batch 1 at 16K at 16 (0.120; 64 splits 0.182).
  */
 export function decodeSplitTarget(v: GroupedDecodeVariant, workgroupSlots: number): number {
-  return (v.engine === 'subgroup-matrix' ? 4 : 2) * workgroupSlots;
+  return (v.engine === 'subgroup-matrix' ? 1 : 2) * workgroupSlots;
+}
+
+/** The split policy for a variant on a device with `workgroupSlots` full workgroup slots (chooseDecodeSplits). */
+export function decodeSplitsFor(v: GroupedDecodeVariant, p: {
+  readonly batch: number; readonly heads: number; readonly maxContext: number; readonly workgroupSlots: number;
+}): number {
+  return chooseDecodeSplits({
+    batch: p.batch, heads: p.heads, headGroup: v.headGroup, maxContext: p.maxContext,
+    targetWorkgroups: decodeSplitTarget(v, p.workgroupSlots), powerOfTwo: v.engine === 'subgroup-matrix',
+  });
 }
 
 /** Scratch the split path needs (callers allocate once for their max batch and max splits). */

@@ -1,5 +1,5 @@
 export {
-  groupedDecodeAttention, groupedDecodeAttentionShader, groupedDecodeMergeShader, groupedDecodePlan, chooseDecodeSplits, decodeSplitTarget,
+  groupedDecodeAttention, groupedDecodeAttentionShader, groupedDecodeMergeShader, groupedDecodePlan, chooseDecodeSplits, decodeSplitTarget, decodeSplitsFor,
   groupedDecodeScratchBytes, groupedDecodeWorkgroupBytes, groupedDecodeLayout, groupedDecodeCost, MAX_POOL_BINDINGS,
   type GroupedDecodeVariant, type GroupedDecodeEngine, type GroupedDecodeAttentionArgs, type DecodeWorkgroupLimits,
 } from './grouped-decode-attention.js';
