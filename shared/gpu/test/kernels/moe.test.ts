@@ -16,9 +16,9 @@ import { maxAbsDiff, randomArray, rng } from '@latentwire/testing';
 // are f16, so it is held to MMA_TOL instead of the f32 forms' 1e-4 (measured on an H200: see the log in
 // bench/results/moe-mma-test.h200.log).
 const EXPERT_VARIANTS: readonly MoeGemmVariant[] = subgroupMatrixUnsupportedReason((await testGpu()).matrixCapabilities) === null
-  ? ['gemv', 'tiled', 'mma'] : ['gemv', 'tiled'];
+  ? ['gemv', 'tiled', 'mma', 'mma16'] : ['gemv', 'tiled'];
 const MMA_TOL = 1e-2;
-const tolOf = (v: MoeGemmVariant) => (v === 'mma' ? MMA_TOL : 1e-4);
+const tolOf = (v: MoeGemmVariant) => (v === 'mma' || v === 'mma16' ? MMA_TOL : 1e-4);
 
 // ---------------------------------------------------------------- helpers
 
@@ -407,11 +407,13 @@ test.serial('moe-experts - rejects scratch that is too small and misaligned size
   t.throws(() => moeExperts({ dims: { ...dims, hidden: 20 }, tokens: 1, x: fake, weights, scratch: sc, out: fake }), { message: /multiples of 8/ });
 });
 
-test('moe-experts - the GEMM form by rows per expert: GEMV below MOE_MMA_MIN_ROWS on tensor-core devices, below 24 elsewhere', (t) => {
+test('moe-experts - the GEMM form by rows per expert: GEMV below MOE_MMA_MIN_ROWS on tensor-core devices (16-row tiles below 32), below 24 elsewhere', (t) => {
   const dims = { nExperts: 64, topK: 6, hidden: 2048, intermediate: 1408 };
   // rows per expert = tokens · 6 / 64: batch 1 → 0.09, 16 → 1.5, 64 → 6, 256 → 24
   t.is(moeGemmVariant(dims, 1, true), 'gemv');
-  t.is(moeGemmVariant(dims, 16, true), 'mma');
+  t.is(moeGemmVariant(dims, 16, true), 'mma16');
+  t.is(moeGemmVariant(dims, 64, true), 'mma16');
+  t.is(moeGemmVariant(dims, 512, true), 'mma');
   t.is(moeGemmVariant(dims, 64, true, 8), 'gemv');
   t.is(moeGemmVariant(dims, 64, false), 'gemv');
   t.is(moeGemmVariant(dims, 256, false), 'tiled');

@@ -1,10 +1,10 @@
 // Routed experts, second half, on subgroup matrices (tensor cores): the same work, bindings and grid as
 // expert-tiled-down.wgsl, for one row tile (≤ TM sorted rows of expert e) and BN hidden columns:
 //   slot_out[a_p, n] = act[p, :] · W_down[e, n, :], a_p the assignment at sorted row p.
-// 4 subgroups of 32 sit 2 × 2 over the TM × BN block, each with (TM/32) × (BN/32) result tiles; the contiguous act rows and
+// 4 subgroups of 32 sit SGM × SGN over the TM × BN block, each with (TM/SGM/16) × (BN/SGN/16) result tiles; the contiguous act rows and
 // the weight slab go to workgroup memory as f16 while the next slab's loads are in flight into registers, as in
 // expert-mma-gate-up.wgsl.
-// Prepended by the launcher: E, TM, BN, BK, STR, struct F8, DownRaw with down_raw(i) / down_unpack, x4(i)
+// Prepended by the launcher: E, TM, BN, BK, STR, SGM, SGN, struct F8, DownRaw with down_raw(i) / down_unpack, x4(i)
 // (reads `act`), expert_tile(), uniforms u, and the enables/aliases LeftT, RightT, ResT.
 // Grid: (max tiles of this chunk, ceil(N / BN)).
 
@@ -56,8 +56,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let n0 = wg.y * BN;
   let sg = lid / 32u;
   let lane = lid % 32u;
-  let sm = (sg / 2u) * (TM / 2u);
-  let sn = (sg % 2u) * (BN / 2u);
+  let sm = (sg / SGN) * (TM / SGM);
+  let sn = (sg % SGN) * (BN / SGN);
   let wbase = (e - u.first_expert) * u.w_stride + u.w_offset;
 
   /*@DECLARE@*/

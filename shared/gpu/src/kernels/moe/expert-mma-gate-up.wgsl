@@ -1,14 +1,14 @@
 // Routed experts, first half, on subgroup matrices (tensor cores): the same work, bindings and grid as
 // expert-tiled-gate-up.wgsl, for one row tile (≤ TM sorted rows of expert e) and BN intermediate columns:
 //   act[p, n] = silu(x[t_p] · W_gate[e, n, :]) · (x[t_p] · W_up[e, n, :]).
-// 4 subgroups of 32 sit 2 × 2 over the TM × BN block, each with (TM/32) × (BN/32) result tiles of gate and of
+// 4 subgroups of 32 sit SGM × SGN over the TM × BN block, each with (TM/SGM/16) × (BN/SGN/16) result tiles of gate and of
 // up (named registers, declared and multiplied by the launcher's generated code). K advances
 // BK at a time: the gathered x rows and both weight slabs are written to workgroup memory as f16 (rows padded
 // to STR), then each subgroup multiplies 16 × 16 × 16 tiles while the next slab's loads are in flight into
 // registers (raw words; converted when stored), so the loads' latency hides behind the products. The tiles
 // leave through a per-subgroup scratch (gate and up side by side), where each lane applies silu·mul to 8 of
 // the 256 values.
-// Prepended by the launcher: E, TM, BN, BK, STR, struct F8, GateRaw / UpRaw with gate_raw(i) / up_raw(i)
+// Prepended by the launcher: E, TM, BN, BK, STR, SGM, SGN, struct F8, GateRaw / UpRaw with gate_raw(i) / up_raw(i)
 // (8 weights from element i, a multiple of 8, as loaded) and gate_unpack / up_unpack (→ F8), x4(i), silu(),
 // expert_tile(), uniforms u, and the enables/aliases LeftT, RightT, ResT. Grid: (max tiles of this chunk, ceil(N / BN)).
 
@@ -68,8 +68,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let n0 = wg.y * BN;
   let sg = lid / 32u;
   let lane = lid % 32u;
-  let sm = (sg / 2u) * (TM / 2u);
-  let sn = (sg % 2u) * (BN / 2u);
+  let sm = (sg / SGN) * (TM / SGM);
+  let sn = (sg % SGN) * (BN / SGN);
 
   // the x row each of this thread's load slots reads (fixed across K); NONE = beyond the tile
   var xr: array<u32, XL>;

@@ -65,7 +65,7 @@ export interface MoeDims {
   readonly intermediate: number;
 }
 
-export type MoeGemmVariant = 'gemv' | 'tiled' | 'mma';
+export type MoeGemmVariant = 'gemv' | 'tiled' | 'mma' | 'mma16';
 
 interface GemvShape {
   readonly kind: 'gemv';
@@ -79,10 +79,12 @@ interface GemvShape {
 interface TiledShape { readonly kind: 'tiled'; readonly TM: number; readonly BN: number; readonly BK: number; readonly RM: number; readonly RN: number }
 /**
  * TM rows a tile, BN gate/up columns a workgroup (two weight slabs), BN_DOWN down columns (one slab); 4 subgroups
- * sit 2 × 2 over each block, so a subgroup holds (TM/32)·(BN/32) result tiles of gate and of up, and
- * (TM/32)·(BN_DOWN/32) of down. All multiples of 32.
+ * sit SGM × (4 / SGM) over each block, so a subgroup holds (TM/SGM/16)·(BN·SGM/64) result tiles of gate and of
+ * up, and (TM/SGM/16)·(BN_DOWN·SGM/64) of down.
  */
-interface MmaShape { readonly kind: 'mma'; readonly TM: number; readonly BN: number; readonly BN_DOWN: number; readonly BK: number }
+interface MmaShape {
+  readonly kind: 'mma'; readonly TM: number; readonly BN: number; readonly BN_DOWN: number; readonly BK: number; readonly SGM: 1 | 2;
+}
 type GemmShape = GemvShape | TiledShape | MmaShape;
 
 const GEMV: GemvShape = { kind: 'gemv', TM: 8, COLS: 8, LANES: 32, U_GATE_UP: 2, U_DOWN: 4 };
@@ -92,7 +94,13 @@ const TILED: TiledShape = { kind: 'tiled', TM: 64, BN: 64, BK: 16, RM: 4, RN: 4 
 // 64 × 128 down block (2 × 4 tiles each): 8 accumulators a subgroup in both (the .wgsl files are written for
 // these shapes). With the next slab's loads in flight during the products, measured on the H200 (V2-Lite,
 // T = 4096, 26 layers): gate/up 95 ms + down 54 ms, against 145 + 69 ms for 64 × 64 blocks loaded then multiplied.
-const MMA: MmaShape = { kind: 'mma', TM: 64, BN: 64, BN_DOWN: 128, BK: 32 };
+const MMA: MmaShape = { kind: 'mma', TM: 64, BN: 64, BN_DOWN: 128, BK: 32, SGM: 2 };
+// Decode batches give an expert a few rows (V2-Lite batch 64: 6 on average), where a 64-row tile multiplies
+// mostly empty rows and the weights' bytes are what must stream: 16-row tiles, the 4 subgroups side by side
+// over 128 columns.
+const MMA16: MmaShape = { kind: 'mma', TM: 16, BN: 128, BN_DOWN: 128, BK: 32, SGM: 1 };
+/** Average rows an expert below which the 16-row tiles are used. */
+const MMA16_MAX_ROWS = 32;
 // 128-row tiles (16 accumulators a subgroup, as the dense GEMM's 128 × 128 tile) passed the tests but were
 // slower on the H200 at 4096 V2-Lite tokens (384 rows an expert): gate/up 115 vs 95 ms, down 56 vs 54.
 /** The smallest TM of any variant sizes the tile list, so one scratch serves both. */
@@ -108,13 +116,13 @@ const COMBINE_WG = 256;
  */
 export function moeGemmVariant(dims: MoeDims, tokens: number, subgroupMatrix = false, mmaMinRows = DEFAULT_MOE_MMA_MIN_ROWS): MoeGemmVariant {
   const rows = (tokens * dims.topK) / dims.nExperts;
-  if (subgroupMatrix) return rows < mmaMinRows ? 'gemv' : 'mma';
+  if (subgroupMatrix) return rows < mmaMinRows ? 'gemv' : rows < MMA16_MAX_ROWS ? 'mma16' : 'mma';
   return rows < 24 ? 'gemv' : 'tiled';
 }
 
 /** Both forms fit WebGPU's guaranteed 16 KiB of workgroup memory (tiled gate/up: 12 KiB). */
 function shapeOf(v: MoeGemmVariant): GemmShape {
-  return v === 'gemv' ? GEMV : v === 'mma' ? MMA : TILED;
+  return v === 'gemv' ? GEMV : v === 'mma' ? MMA : v === 'mma16' ? MMA16 : TILED;
 }
 
 /** Upper bound on the row tiles of `count` experts for T tokens with tile height TM. */
@@ -239,7 +247,7 @@ function gemmPrelude(nExperts: number, s: GemmShape, xArr: string, down: boolean
   const consts = s.kind === 'gemv'
     ? `const TM = ${s.TM}u;\nconst COLS = ${s.COLS}u;\nconst LANES = ${s.LANES}u;\nconst U = ${down ? s.U_DOWN : s.U_GATE_UP}u;`
     : s.kind === 'mma'
-      ? `const TM = ${s.TM}u;\nconst BN = ${down ? s.BN_DOWN : s.BN}u;\nconst BK = ${s.BK}u;\nconst STR = ${s.BK + 8}u;`
+      ? `const TM = ${s.TM}u;\nconst BN = ${down ? s.BN_DOWN : s.BN}u;\nconst BK = ${s.BK}u;\nconst STR = ${s.BK + 8}u;\nconst SGM = ${s.SGM}u;\nconst SGN = ${4 / s.SGM}u;`
       : `const TM = ${s.TM}u;\nconst BN = ${s.BN}u;\nconst BK = ${s.BK}u;\nconst RM = ${s.RM}u;\nconst RN = ${s.RN}u;`;
   return `${s.kind === 'mma' ? `${SUBGROUP_MATRIX_WGSL}\n` : ''}const E = ${nExperts}u;
 ${consts}
@@ -267,7 +275,7 @@ function shapeLabel(s: GemmShape): string {
 
 /** The mma forms' generated parts: named accumulators, the products of one 16-deep k-step, and the epilogue. */
 function mmaParts(s: MmaShape, down: boolean): Record<string, string> {
-  const TMT = s.TM / 32, TNT = (down ? s.BN_DOWN : s.BN) / 32;
+  const TMT = s.TM / s.SGM / 16, TNT = ((down ? s.BN_DOWN : s.BN) * s.SGM) / 64;
   const range = (n: number) => [...Array(n).keys()];
   const tiles = range(TMT).flatMap((i) => range(TNT).map((j) => [i, j] as const));
   const mats = down ? [['c', 'ws']] : [['g', 'gs'], ['u', 'us']];
