@@ -77,7 +77,12 @@ async function main(): Promise<void> {
       const model = await DecodeModel.create(gpu, cfg, weights, { maxBatch: maxB, maxContext: perSeq * pageSize, pageSize, kvDtype: dtype, numPages: maxB * perSeq, ropeFreqPrecision, attentionEngine: engine });
       for (const B of batches) {
         const input = syntheticSteps(B, ctx, perSeq, cfg.vocabSize);
-        await model.step(input(0)); // compiles every pipeline
+        // compiles every pipeline; its logits must be finite: a kernel that makes NaNs (the first subgroup-matrix
+        // attention did on this bench's zero-filled cache) routes every token to the same experts, which times a
+        // different (cheaper) MoE than real data would
+        const first = await model.step({ ...input(0), returnLogits: true });
+        const finite = first.logits!.every((v) => Number.isFinite(v));
+        if (!finite) console.error(`WARNING: ${engine} ${dtype} batch ${B} context ${ctx}: non-finite logits; this row does not time real work`);
         gpu.profiler?.reset();
         let submitMs = 0;
         const stepMs: number[] = [];
@@ -116,6 +121,7 @@ async function main(): Promise<void> {
           attention: engine, dtype, batch: B, context: ctx, 'step ms': ms, 'step min–max': `${one.min.toFixed(2)}–${one.max.toFixed(2)}`, 'CPU submit ms': submitMs / iters, 'overlapped step ms': overlappedMs, 'overlapped min–max': `${over.min.toFixed(2)}–${over.max.toFixed(2)}`,
           'overlapped tokens/s': (B * 1e3) / overlappedMs, 'tokens/s': (B * 1e3) / ms, 'MB/step': bytes / 1e6, 'KV MB': kvBytes / 1e6,
           'roofline ms': rooflineMs, 'roofline tok/s': (B * 1e3) / rooflineMs, '% roofline': (100 * rooflineMs) / Math.min(ms, overlappedMs),
+          'logits finite': String(finite),
         });
         console.log(JSON.stringify(rows[rows.length - 1]));
       }
