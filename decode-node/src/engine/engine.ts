@@ -224,7 +224,8 @@ export class DecodeEngine {
 
   /**
    * Disaggregated path, step 3: every page is in; the sequence joins the batch with the prefill's first token.
-   * A first token that already ends the request finishes it at once and frees the pages.
+   * A first token that already ends the request finishes it at once and frees the pages. A replay
+   * (req.replayTokens) discards the prefill's token: it joins with its first replay token, and sends nothing yet.
    */
   admitPrefilled(req: EngineRequest, firstToken: number, events: RequestEvents, firstLogprobs?: TokenLogprobs): void {
     this.checkRequest(req);
@@ -455,7 +456,7 @@ export class DecodeEngine {
       } finally {
         out.release();
       }
-      const token = out.token ?? 0;
+      const token = out.token ?? 0; // none sampled for a replay: record() puts its first replay token there
       this.inStep = false;
       this.record([{ seqId: seq.id, token, logprobs: out.logprobs ?? undefined }]);
     } catch (err) {
@@ -476,14 +477,14 @@ export class DecodeEngine {
       if (this.deferredCancels.has(r.seqId)) return [];
       const l = this.live.get(r.seqId);
       const forced = l?.seq ? forcedToken(l.req, l.seq.outputTokens.length) : undefined;
-      if (forced !== undefined) return [{ seqId: r.seqId, token: forced, replayed: true }];
+      if (forced !== undefined) return [{ seqId: r.seqId, token: forced, logprobs: undefined, replayed: true }];
       return this.advanceGrammar(r.seqId, r.token) ? [{ ...r, replayed: false }] : [];
     });
     const finished = new Set(this.scheduler.onStepDone(live));
     for (const r of live) {
       const l = this.live.get(r.seqId);
       if (!l) continue;
-      if (!r.replayed) l.events.onTokens([r.token], 'logprobs' in r && r.logprobs ? [r.logprobs] : undefined);
+      if (!r.replayed) l.events.onTokens([r.token], r.logprobs ? [r.logprobs] : undefined);
       if (l.seq && finished.has(l.seq)) this.finish(l, l.seq.finishReason!);
     }
   }

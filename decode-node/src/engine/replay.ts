@@ -17,16 +17,10 @@
 // (chooseDecodeSplits): there the replay is exact only where the steps take the same batch path as the lost
 // node's (a fixed DECODE_KV_SPLITS removes the second cause, not the first).
 import type { Sequence } from '../scheduler/index.js';
+import type { EngineRequest } from './engine.js';
 
-/** What replay needs of a request (EngineRequest's fields). */
-export interface ReplayRequest {
-  readonly id: string;
-  readonly maxTokens: number;
-  readonly replayTokens?: readonly number[];
-  readonly resumeTokens?: readonly number[];
-  readonly eosTokenIds?: readonly number[];
-  readonly stopTokenIds?: readonly number[];
-}
+/** What replay needs of a request (a reserve has these too). */
+export type ReplayRequest = Pick<EngineRequest, 'id' | 'maxTokens' | 'replayTokens' | 'resumeTokens' | 'eosTokenIds' | 'stopTokenIds'>;
 
 /** RangeError for replay tokens a request cannot have: a stream that stopped or ran out is not resumed. */
 export function checkReplay(req: ReplayRequest, vocab: number): void {
