@@ -9,9 +9,10 @@
 // the time until a request succeeds again; writes bench/results/chaos.<machine>.json.
 //   node bench/dist/chaos.js
 // Env: CHAOS_SECONDS (60)  CHAOS_EVERY_MS (8000: one event every)  CHAOS_CONCURRENCY (4)  CHAOS_MAX_TOKENS (24)
-//      BENCH_MACHINE (local)  plus the services' own variables. KV_CACHE_DTYPE is f32 unless set: a resumed
-//      request is token for token the same only on an exact cache (on fp8 or bf16 the KV of the tokens prefilled
-//      again differs from what the decode steps wrote, so a resume may diverge; the table then counts it).
+//      BENCH_MACHINE (local)  plus the services' own variables (KV_CACHE_DTYPE: the decode nodes' default,
+//      fp8_e4m3, unless set: a resume replays the tokens sent through decode steps, so it is token for token on
+//      any cache; with RESUME_REPLAY_MAX_TOKENS below CHAOS_MAX_TOKENS a resume may be prefilled again instead,
+//      which on fp8 or bf16 may diverge, and the table then counts it).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -105,7 +106,7 @@ async function complete(url: string, ask: Ask): Promise<Outcome> {
 async function main(): Promise<void> {
   const seconds = num('CHAOS_SECONDS', 60), everyMs = num('CHAOS_EVERY_MS', 8000), concurrency = num('CHAOS_CONCURRENCY', 4);
   const maxTokens = num('CHAOS_MAX_TOKENS', 24);
-  const kvDtype = process.env.KV_CACHE_DTYPE || 'f32';
+  const kvDtype = process.env.KV_CACHE_DTYPE || 'fp8_e4m3';
   const natsPort = await freePort();
   let nats = await startNatsServer({ port: natsPort });
   const redis = await startRedisServer();

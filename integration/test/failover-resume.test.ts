@@ -1,11 +1,12 @@
 // kill -9 of decode nodes mid-stream for the requests whose state lives on the node, with real processes
-// (gateway, prefill node, four decode nodes) over a real nats-server and redis-server: a completion with
-// frequency/presence/repetition penalties (greedy), a chat completion under a JSON schema (greedy), and an
-// n = 2 completion with penalties (seeded sampling). All three stream at once; the moment each has text, every
-// node holding one is killed. Each goes on on the surviving node from the tokens it had sent (its reserve
-// carries them as resumeTokens: the node rebuilds the penalty counts and the grammar's state), and the token
-// ids (those sent before the loss + those after) equal the uninterrupted run's, choice for choice. Nothing but
-// the killed nodes went away.
+// (gateway, prefill node, four decode nodes on the default fp8_e4m3 cache) over a real nats-server and
+// redis-server: a completion with frequency/presence/repetition penalties (greedy), a chat completion under a
+// JSON schema (greedy), and an n = 2 completion with penalties (seeded sampling). All three stream at once; the
+// moment each has text, every node holding one is killed. Each goes on on a surviving node from the tokens it
+// had sent (its reserve carries them as replayTokens: the node prefills the prompt alone and replays them
+// through decode steps, so their FP8 KV, the penalty counts and the grammar's state are the lost node's), and
+// the token ids (those sent before the loss + those after) equal the uninterrupted run's, choice for choice.
+// Nothing but the killed nodes went away.
 import test from 'ava';
 import { connect } from '@nats-io/transport-node';
 import { SUBJECT_TYPES, decodeMessage, wireSubjects, type Heartbeat, type Reserve } from '@latentwire/protocol';
@@ -50,7 +51,7 @@ test('failover - kill -9 mid-stream: penalties, a grammar and n = 2 with penalti
   t.teardown(async () => void (await Promise.all([nats.stop(), redis.stop()])));
   const prefix = 'failr';
   const common = { NATS_URL: nats.url, REDIS_URL: redis.url, NATS_SUBJECT_PREFIX: prefix };
-  const decodeEnv = { ...common, HEARTBEAT_MS: '200', PAGE_SIZE: '16', KV_CACHE_PAGES: '64', MAX_BATCH: '4', MAX_CONTEXT: '512', KV_CACHE_DTYPE: 'f32' };
+  const decodeEnv = { ...common, HEARTBEAT_MS: '200', PAGE_SIZE: '16', KV_CACHE_PAGES: '64', MAX_BATCH: '4', MAX_CONTEXT: '512' }; // the default cache: fp8_e4m3
   const nodes = new Map([0, 1, 2, 3].map((i) => [`decode-r${i}`, start(t, mainOf('@latentwire/decode-node'), { ...decodeEnv, NODE_ID: `decode-r${i}` }, `decode-r${i}`)]));
   const prefill = start(t, mainOf('@latentwire/prefill-node'), common, 'prefill');
   const gateway = start(t, mainOf('@latentwire/gateway'), { ...common, GATEWAY_HOST: '127.0.0.1', GATEWAY_PORT: '0', HEARTBEAT_TIMEOUT_MS: '1000', PREFILL_RESUMES: '2' }, 'gateway');
@@ -71,6 +72,7 @@ test('failover - kill -9 mid-stream: penalties, a grammar and n = 2 with penalti
   await until(() => /"url":"([^"]+)"/.test(gateway.out), 60_000, 'the gateway listening');
   const url = /"url":"([^"]+)"/.exec(gateway.out)![1]!;
   await until(async () => (await fetch(`${url}/ready`).catch(() => undefined))?.status === 200 && beats.size === 4, 240_000, 'four decode nodes serving');
+  for (const hb of beats.values()) t.regex(hb.layoutKey, /\/fp8_e4m3\//, `${hb.nodeId}: an FP8 cache`);
 
   const post = (path: string, b: object) => fetch(`${url}/v1/${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(b) });
   const model = 'tiny-deepseek-v2';
@@ -86,6 +88,7 @@ test('failover - kill -9 mid-stream: penalties, a grammar and n = 2 with penalti
   const calm = await Promise.all(cases.map(async (c) => {
     const r = await readStream(await post(c.path, { ...c.body, stream: true }), () => undefined);
     t.deepEqual(r.errors, [], c.name);
+    t.truthy(r.id, `${c.name}: a completion (${r.raw.slice(0, 500)})`);
     return { ...r, ids: await idsOf(r.id.replace(/^(chat)?cmpl-/, ''), c.n) };
   }));
   for (const [i, c] of cases.entries()) t.true(calm[i]!.ids.every((ids) => ids.length >= 8), `${c.name}: ${calm[i]!.ids.map((x) => x.length)} tokens`);
@@ -112,17 +115,18 @@ test('failover - kill -9 mid-stream: penalties, a grammar and n = 2 with penalti
     t.true(r.done, `${c.name}: the stream ends with [DONE]`);
     const requestId = r.id.replace(/^(chat)?cmpl-/, '');
     for (let k = 0; k < c.n; k++) {
-      // the continuation: its reserve carries the ids sent before the loss; its own tokens follow
+      // the continuation: its reserve carries the ids sent before the loss, to replay; its own tokens follow
       const contId = c.n > 1 ? `${requestId}.c${k}.r1` : `${requestId}.r1`;
       const cont = reserves.get(contId);
       t.truthy(cont, `${c.name} choice ${k}: resumed (${contId})`);
       if (!cont) continue;
       t.false(holders.has(cont.nodeId), `${c.name} choice ${k}: resumed on a surviving node`);
-      const sent = cont.m.sampling.counterStart ?? 0; // tokens the client had before the loss
+      const sent = cont.m.replayTokens?.length ?? 0; // tokens the client had before the loss
       t.true(sent > 0, `${c.name} choice ${k}: tokens had been sent before the loss`);
       const after = await wire.ids(contId);
       t.deepEqual(after, calm[i]!.ids[k]!.slice(sent), `${c.name} choice ${k}: the ids after the loss equal the uninterrupted run's (${sent} before it)`);
-      t.deepEqual(cont.m.resumeTokens, calm[i]!.ids[k]!.slice(0, sent), `${c.name} choice ${k}: the new node got the ids sent before`);
+      t.deepEqual(cont.m.replayTokens, calm[i]!.ids[k]!.slice(0, sent), `${c.name} choice ${k}: the new node got the ids sent before`);
+      t.is(cont.m.promptTokens, reserves.get(requestId)!.m.promptTokens, `${c.name} choice ${k}: the prompt alone is prefilled`);
       t.log(`${c.name} choice ${k}: ${sent} tokens before the loss, ${after.length} after, on ${cont.nodeId}`);
       t.is(r.texts[k], calm[i]!.texts[k], `${c.name} choice ${k}: the client's text too`);
     }

@@ -110,7 +110,7 @@ test('failures - kill -9 of the prefill node running a job: the request is re-qu
 });
 
 /**
- * Two decode nodes (f32 cache, so a resumed greedy stream is exact), a prefill node and a gateway on fresh
+ * Two decode nodes (the default fp8_e4m3 cache: a resumed stream replays its tokens, so it is exact), a prefill node and a gateway on fresh
  * servers, with a NATS client that records the decode nodes' heartbeats and which node each reserve went to.
  * `serving()` waits until the gateway is ready with both nodes in its pool and returns its URL.
  */
@@ -118,7 +118,7 @@ async function twoDecodeNodes(t: ExecutionContext, prefix: string, tag: string) 
   const [nats, redis] = await Promise.all([startNatsServer(), startRedisServer()]);
   t.teardown(async () => void (await Promise.all([nats.stop(), redis.stop()])));
   const common = { NATS_URL: nats.url, REDIS_URL: redis.url, NATS_SUBJECT_PREFIX: prefix };
-  const decodeEnv = { ...common, HEARTBEAT_MS: '200', PAGE_SIZE: '16', KV_CACHE_PAGES: '64', MAX_BATCH: '4', MAX_CONTEXT: '512', KV_CACHE_DTYPE: 'f32' };
+  const decodeEnv = { ...common, HEARTBEAT_MS: '200', PAGE_SIZE: '16', KV_CACHE_PAGES: '64', MAX_BATCH: '4', MAX_CONTEXT: '512' };
   const nodes = new Map([0, 1].map((i) => [`decode-${tag}${i}`, start(t, mainOf('@latentwire/decode-node'), { ...decodeEnv, NODE_ID: `decode-${tag}${i}` }, `decode-${tag}${i}`)]));
   const prefill = start(t, mainOf('@latentwire/prefill-node'), common, 'prefill');
   const gateway = start(t, mainOf('@latentwire/gateway'), { ...common, GATEWAY_HOST: '127.0.0.1', GATEWAY_PORT: '0', HEARTBEAT_TIMEOUT_MS: '1000' }, 'gateway');

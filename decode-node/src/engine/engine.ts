@@ -5,6 +5,9 @@
 //         pages and the first token sampled; or
 //      b. disaggregated: reserve() takes its pages under a lease, the prefill node's KV is written into them
 //         (writeKv), and admitPrefilled() commits them with the prefill's first token.
+//      A request resumed after its node was lost comes either way with the tokens it generated there
+//      (replayTokens, replay.ts): the prompt's first token is discarded and those tokens are fed through
+//      decode steps, in the batch like any running sequence, before anything new is sent.
 //   2. Every loop turn: schedule() admits what fits between steps, one decode step runs for the whole batch,
 //      onStepDone() records one token per sequence and retires those done (EOS, stop token, max_tokens).
 //      Nothing waits for the slowest sequence: each leaves the batch the step it finishes.
@@ -16,6 +19,7 @@ import type { DecodeModel } from './decode-model.js';
 import type { PrefillModel } from '@latentwire/gpu/prefill';
 import { needsCounts, NO_COUNTS, packLogitRows, packSamplingParams, penaltiesOf, type LogitSettings, type TokenLogprobs } from '@latentwire/gpu/kernels';
 import { GrammarCache, GrammarError, type GrammarSpec, type GrammarState, type GrammarVocabulary } from '@latentwire/model';
+import { checkReplay, forcedToken, stepRole } from './replay.js';
 
 export type { TokenLogprobs } from '@latentwire/gpu/kernels';
 
@@ -48,10 +52,17 @@ export interface EngineRequest {
   /** The prompt's distinct ids, when promptIds holds none (a prefilled request); repetition_penalty needs them. */
   readonly promptTokenSet?: readonly number[];
   /**
-   * A request resumed after its node was lost: the tokens it generated there (the tail of its prompt). The
-   * penalties count them as output and the grammar's state advances over them before the first token here.
+   * A request resumed after its node was lost, prefilled again: the tokens it generated there (the tail of its
+   * prompt). The penalties count them as output and the grammar's state advances over them before the first
+   * token here. Continues exactly only on an exact (f32) cache; replayTokens does on any.
    */
   readonly resumeTokens?: readonly number[];
+  /**
+   * A request resumed after its node was lost, replayed: its first completion tokens, generated there (not in
+   * promptIds; promptIds, maxTokens and sampling are the original request's). They are fed through
+   * teacher-forced decode steps (replay.ts) and never sent; the first token sent is the one sampled after them.
+   */
+  readonly replayTokens?: readonly number[];
 }
 
 export interface Usage {
@@ -173,6 +184,7 @@ export class DecodeEngine {
     firstLogprobs: readonly (TokenLogprobs | undefined)[],
   ): void {
     for (const req of reqs) this.checkRequest(req);
+    if (reqs.some((r) => r.replayTokens?.length)) throw new RangeError(`${reservationId}: replay tokens with n > 1 (each choice resumes on its own)`);
     // each choice runs its own state of the request's grammar, from its own (masked) first token
     const grammars = reqs.map((req, i) => {
       const g = this.grammarOf(req);
@@ -212,14 +224,24 @@ export class DecodeEngine {
 
   /**
    * Disaggregated path, step 3: every page is in; the sequence joins the batch with the prefill's first token.
-   * A first token that already ends the request finishes it at once and frees the pages.
+   * A first token that already ends the request finishes it at once and frees the pages. A replay
+   * (req.replayTokens) discards the prefill's token: it joins with its first replay token, and sends nothing yet.
    */
   admitPrefilled(req: EngineRequest, firstToken: number, events: RequestEvents, firstLogprobs?: TokenLogprobs): void {
     this.checkRequest(req);
+    const grammar = this.grammarOf(req);
+    const replay = req.replayTokens;
+    if (replay?.length) {
+      // the prefill's token is discarded: the first output is the lost node's, and the replay starts from it
+      const seq = this.sequenceOf(req, [replay[0]!], req.promptIds.length);
+      this.scheduler.commit(seq);
+      this.live.set(req.id, { req, events, seq, ...(grammar ? { grammar } : {}) });
+      this.wake();
+      return;
+    }
     const usage = { promptTokens: req.promptIds.length, completionTokens: 1 };
     const stops = new Set([...(req.eosTokenIds ?? []), ...(req.stopTokenIds ?? [])]);
     const lp = req.sampling.logprobs !== undefined && firstLogprobs ? [firstLogprobs] : undefined;
-    const grammar = this.grammarOf(req);
     if (grammar) {
       // the prefill sampled under the grammar's first mask: a token outside it means a peer that ignores grammars
       if (!grammar.allows(firstToken)) throw new RangeError(`${req.id}: the prefill's first token ${firstToken} is not allowed by the request's grammar`);
@@ -269,7 +291,8 @@ export class DecodeEngine {
     if (!this.live.delete(live.req.id)) return;
     // a step already submitted may still count into the row: the next owner's setCounts is queued behind it
     if (live.countsRow !== undefined) this.freeCountsRows.push(live.countsRow);
-    const completion = live.seq ? live.seq.outputTokens.length : 0;
+    // the tokens this node generated (a replay's were the lost node's)
+    const completion = live.seq ? Math.max(0, live.seq.outputTokens.length - (live.req.replayTokens?.length ?? 0)) : 0;
     live.events.onFinish(reason, { promptTokens: live.req.promptIds.length, completionTokens: completion }, err);
   }
 
@@ -282,6 +305,7 @@ export class DecodeEngine {
     const vocab = this.model.cfg.vocabSize;
     const bad = resume.find((id) => !Number.isInteger(id) || id < 0 || id >= vocab);
     if (bad !== undefined) throw new RangeError(`${req.id}: resume token ${bad} outside the vocabulary [0, ${vocab})`);
+    checkReplay(req, vocab);
     if (total > this.model.opts.maxContext) {
       throw new SchedulerRejection('too-large', `${req.id}: prompt ${req.promptIds.length} + max_tokens ${req.maxTokens} exceed the context of ${this.model.opts.maxContext}`);
     }
@@ -299,7 +323,8 @@ export class DecodeEngine {
     if (!this.grammars) throw new RangeError(`${req.id}: a grammar was asked for, but this engine has no grammar vocabulary`);
     try {
       const state = this.grammars.get({ root: req.sampling.grammar.root } as GrammarSpec).start();
-      for (const id of req.resumeTokens ?? []) state.advance(id);
+      // a replay's too: what its steps sample goes unmasked until the last, which needs the state after them all
+      for (const id of req.resumeTokens ?? req.replayTokens ?? []) state.advance(id);
       return state;
     } catch (err) {
       if (err instanceof GrammarError) throw new RangeError(`${req.id}: ${err.message}`);
@@ -337,7 +362,12 @@ export class DecodeEngine {
       const sched = this.scheduler.schedule();
       for (const seq of sched.admitted) if (seq.cachedTokens === 0) await this.prefillHere(seq);
       // a constrained sequence in the step still running waits for its token: its next mask depends on it
-      const running = sched.sequences.filter((s) => s.status === 'running' && s.cachedTokens > 0 && !(inflight?.index.has(s) && this.live.get(s.id)?.grammar));
+      // (unless that token is a replayed one, known already)
+      const waits = (s: Sequence) => {
+        const l = this.live.get(s.id);
+        return !!l?.grammar && forcedToken(l.req, s.outputTokens.length) === undefined;
+      };
+      const running = sched.sequences.filter((s) => s.status === 'running' && s.cachedTokens > 0 && !(inflight?.index.has(s) && waits(s)));
       const prev: InFlight | null = inflight;
       inflight = running.length > 0 ? await this.submitStep(running, prev) : null;
       if (prev) await this.completeStep(prev);
@@ -349,18 +379,20 @@ export class DecodeEngine {
     const startedAt = performance.now();
     this.inStep = true;
     try {
-      // a sequence in the step still running feeds that step's token (from the GPU) one position further
-      const from = batch.map((s) => prev?.index.get(s) ?? -1);
+      // a sequence in the step still running feeds that step's token (from the GPU) one position further, or,
+      // replaying, its next replay token (from the host)
       const lives = batch.map((s) => this.live.get(s.id)!);
+      const roles = batch.map((s, b) => stepRole(lives[b]!.req, s, prev?.index.get(s) ?? -1));
       const submitted = await this.model.submitStep({
-        tokens: batch.map((s, b) => (from[b] === -1 ? s.outputTokens[s.outputTokens.length - 1]! : 0)),
-        fromPrevious: from,
-        positions: batch.map((s, b) => s.cachedTokens + (from[b] === -1 ? 0 : 1)),
+        tokens: roles.map((r) => r.token),
+        fromPrevious: roles.map((r) => r.fromPrevious),
+        positions: roles.map((r) => r.position),
         pageTables: batch.map((s) => s.pageTable),
-        sampling: lives.map((l, b) => ({ ...l.req.sampling, counter: (l.req.sampling.counterStart ?? 0) + batch[b]!.outputTokens.length + (from[b] === -1 ? 0 : 1) })),
-        logitSettings: lives.map((l) => l.req.sampling),
-        countsRows: lives.map((l, b) => this.countsRowOf(l, batch[b]!)),
-        masks: lives.map((l, b) => l.grammar?.mask(l.req.maxTokens - batch[b]!.outputTokens.length) ?? null),
+        sampling: lives.map((l, b) => ({ ...l.req.sampling, counter: (l.req.sampling.counterStart ?? 0) + roles[b]!.sampledIndex })),
+        // a replay step's sample is thrown away: no logit work, counts or mask for it
+        logitSettings: lives.map((l, b) => (roles[b]!.discarded ? {} : l.req.sampling)),
+        countsRows: lives.map((l, b) => (roles[b]!.discarded ? NO_COUNTS : this.countsRowOf(l, batch[b]!))),
+        masks: lives.map((l, b) => (roles[b]!.discarded ? null : l.grammar?.mask(l.req.maxTokens - roles[b]!.sampledIndex) ?? null)),
       });
       return { startedAt, batch, index: new Map(batch.map((s, b) => [s, b])), tokens: submitted.tokens, logprobs: submitted.logprobs };
     } catch (err) {
@@ -374,8 +406,9 @@ export class DecodeEngine {
   }
 
   /**
-   * The sequence's counts row, set up on its first decode step (its output so far is then all on the CPU: a
-   * sequence not in the previous step feeds its token from the host); NO_COUNTS without penalties.
+   * The sequence's counts row, set up on its first decode step whose sample is kept (its output so far is then
+   * all on the CPU: a sequence not in the previous step feeds its token from the host; a replaying one, at its
+   * last replay step, has output only its replay tokens); NO_COUNTS without penalties.
    */
   private countsRowOf(live: Live, seq: Sequence): number {
     if (!needsCounts(penaltiesOf(live.req.sampling))) return NO_COUNTS;
@@ -384,7 +417,8 @@ export class DecodeEngine {
       if (row === undefined) throw new Error('no free counts row (more running sequences than maxBatch?)');
       live.countsRow = row;
       const before = live.req.resumeTokens ?? [];
-      this.model.setCounts(row, live.req.promptTokenSet ?? live.req.promptIds, before.length > 0 ? [...before, ...seq.outputTokens] : seq.outputTokens);
+      const output = live.req.replayTokens?.length ? live.req.replayTokens : before.length > 0 ? [...before, ...seq.outputTokens] : seq.outputTokens;
+      this.model.setCounts(row, live.req.promptTokenSet ?? live.req.promptIds, output);
     }
     return live.countsRow;
   }
@@ -414,13 +448,15 @@ export class DecodeEngine {
     try {
       const mask = live.grammar?.mask(live.req.maxTokens);
       const resumed = live.req.resumeTokens?.length ? { outputIds: live.req.resumeTokens } : {};
-      const out = await this.prefill!.prefill(live.req.promptIds, { sample: { ...live.req.sampling, counter: live.req.sampling.counterStart ?? 0, ...(mask ? { mask } : {}), ...resumed } });
+      // a replay's first token is its first replay token (record), not a sample
+      const sample = live.req.replayTokens?.length ? {} : { sample: { ...live.req.sampling, counter: live.req.sampling.counterStart ?? 0, ...(mask ? { mask } : {}), ...resumed } };
+      const out = await this.prefill!.prefill(live.req.promptIds, sample);
       try {
         await this.model.writePrompt(out.latent, out.tokens, seq.pageTable);
       } finally {
         out.release();
       }
-      const token = out.token!;
+      const token = out.token ?? 0; // none sampled for a replay: record() puts its first replay token there
       this.inStep = false;
       this.record([{ seqId: seq.id, token, logprobs: out.logprobs ?? undefined }]);
     } catch (err) {
@@ -432,13 +468,23 @@ export class DecodeEngine {
     }
   }
 
+  /**
+   * Records one token per sequence and sends it, except where the sequence replays: its output there is its
+   * replay token whatever was sampled, and nothing is sent (its grammar went over it at admission).
+   */
   private record(results: readonly { seqId: string; token: number; logprobs?: TokenLogprobs | undefined }[]): void {
-    const live = results.filter((r) => !this.deferredCancels.has(r.seqId) && this.advanceGrammar(r.seqId, r.token));
+    const live = results.flatMap((r) => {
+      if (this.deferredCancels.has(r.seqId)) return [];
+      const l = this.live.get(r.seqId);
+      const forced = l?.seq ? forcedToken(l.req, l.seq.outputTokens.length) : undefined;
+      if (forced !== undefined) return [{ seqId: r.seqId, token: forced, logprobs: undefined, replayed: true }];
+      return this.advanceGrammar(r.seqId, r.token) ? [{ ...r, replayed: false }] : [];
+    });
     const finished = new Set(this.scheduler.onStepDone(live));
     for (const r of live) {
       const l = this.live.get(r.seqId);
       if (!l) continue;
-      l.events.onTokens([r.token], r.logprobs ? [r.logprobs] : undefined);
+      if (!r.replayed) l.events.onTokens([r.token], r.logprobs ? [r.logprobs] : undefined);
       if (l.seq && finished.has(l.seq)) this.finish(l, l.seq.finishReason!);
     }
   }

@@ -47,7 +47,8 @@ export function handlePrefillDone(ctx: ServiceContext, m: PrefillDone, streams: 
     promptIds: new Array<number>(m.promptTokens),
     maxTokens: reserve.maxTokens, sampling: reserve.sampling, stopTokenIds: reserve.stopTokenIds, eosTokenIds: reserve.eosTokenIds,
     ...(reserve.promptTokenSet ? { promptTokenSet: tokenSetIds(reserve.promptTokenSet, node.vocabSize) } : {}),
-    ...(reserve.resumeTokens?.length ? { resumeTokens: reserve.resumeTokens } : {}), // a resume: seeds penalties and grammar
+    ...(reserve.resumeTokens?.length ? { resumeTokens: reserve.resumeTokens } : {}), // a resume prefilled again: seeds penalties and grammar
+    ...(reserve.replayTokens?.length ? { replayTokens: reserve.replayTokens } : {}), // a resume replayed: the prefill's first token is discarded
   };
   const firstLogprobs = m.firstLogprobs ? { logprob: m.firstLogprobs.logprob, top: m.firstLogprobs.top.map(([id, logprob]) => ({ id, logprob })) } : undefined;
   if (reserve.sampling.logprobs !== undefined && !firstLogprobs) return refuse('incompatible', 'the reserve asked for logprobs and the prefill-done carries none');

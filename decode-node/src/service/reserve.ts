@@ -1,6 +1,7 @@
 // reserve → reserve-reply: pages for prompt + max_tokens under a lease, or why not. The reserve's
 // generation settings are kept with the handoff until the prefill-done commits it.
 import { reserveReplyMessage, type Reserve, type ReserveRefusal, type ReserveReply } from '@latentwire/protocol';
+import { checkReplay } from '../engine/replay.js';
 import { SchedulerRejection } from '../scheduler/index.js';
 import type { ServiceContext } from './context.js';
 
@@ -15,6 +16,12 @@ export function handleReserve(ctx: ServiceContext, m: Reserve): ReserveReply {
   if (m.layoutKey !== node.layoutKey) return refuse('incompatible', `layout ${m.layoutKey}, this node has ${node.layoutKey}`);
   const outside = m.resumeTokens?.find((id) => id >= node.vocabSize);
   if (outside !== undefined) return refuse('incompatible', `resume token ${outside} outside the vocabulary of ${node.vocabSize}`);
+  try {
+    checkReplay({ id: m.requestId, ...m }, node.vocabSize); // before any prefill work is spent on it
+  } catch (err) {
+    if (err instanceof RangeError) return refuse('incompatible', err.message);
+    throw err;
+  }
   let lease;
   try {
     lease = engine.reserveChoices(m.requestId, m.promptTokens, m.maxTokens, m.n ?? 1); // n > 1: choices share the prompt's pages

@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, createInbox, type NatsConnection } from '@nats-io/transport-node';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
-import { WIRE_VERSION, latentKvLayout, latentLayoutKey, type LatentKvLayout } from '@latentwire/protocol';
+import { WIRE_VERSION, latentKvLayout, latentLayoutKey, type LatentKvLayout, type Reserve } from '@latentwire/protocol';
 import { loadPrefillModel, type PrefillModel } from '@latentwire/gpu/prefill';
 import { FIXTURE_DIR, readFixtureJson, startNatsServer } from '@latentwire/testing';
 import { testGpu } from '@latentwire/gpu/testing';
@@ -255,14 +255,42 @@ test.serial('decode service - reserve refusals: incompatible layout, model or re
   t.like(await peer.reserve('r0', 100, 100), { ok: false, reason: 'too-large' });
   // a resume's tokens (already generated on a lost node) outside this model's vocabulary
   t.like(await peer.reserve('r0', 10, 10, { resumeTokens: [5, stack.folder.config.vocabSize] }), { ok: false, reason: 'incompatible' });
+  // replay tokens a resumed stream cannot have had: a stop token (it had ended), one outside the vocabulary
+  t.like(await peer.reserve('r0', 10, 10, { replayTokens: [5, 1], eosTokenIds: [1] }), { ok: false, reason: 'incompatible' });
+  t.like(await peer.reserve('r0', 10, 10, { replayTokens: [stack.folder.config.vocabSize] }), { ok: false, reason: 'incompatible' });
   for (let i = 0; i < 4; i++) t.like(await peer.reserve(`full-${i}`, 100, 28), { ok: true, pages: 8 });
   t.like(await peer.reserve('full-0', 1, 1), { ok: false, reason: 'duplicate-id', freePages: 0 });
   t.like(await peer.reserve('r1', 1, 1), { ok: false, reason: 'no-pages' });
   for (let i = 0; i < 4; i++) peer.cancel(`full-${i}`);
   await waitFor(() => free() === total(), 1000, 'the reservations to end');
   t.deepEqual(await metricValues(registry, 'latentwire_decode_refusals_total'), {
-    'reserve/incompatible': 3, 'reserve/too-large': 1, 'reserve/duplicate-id': 1, 'reserve/no-pages': 1,
+    'reserve/incompatible': 5, 'reserve/too-large': 1, 'reserve/duplicate-id': 1, 'reserve/no-pages': 1,
   });
+});
+
+test.serial('decode service - a replayed resume: the prompt\'s KV, prefill-done, then only the tokens after the replayed ones, equal to the uninterrupted stream\'s', async (t) => {
+  const { svc, peer } = service(t);
+  await svc.start();
+  const cfg = stack.folder.config;
+  const prompt = cases[0]!.input_ids;
+  const run = async (id: string, over: Partial<Reserve>, first?: number) => {
+    t.like(await peer.reserve(id, prompt.length, 8, { eosTokenIds: [], ...over }), { ok: true });
+    const { done } = await peer.tokens(id);
+    const { firstToken, acks } = await peer.prefill(prefillModel, id, prompt);
+    t.true(acks.every((a) => a.ok));
+    t.like(await peer.prefillDone({ requestId: id, promptTokens: prompt.length, firstToken: first ?? firstToken }, cfg.numLayers), { ok: true });
+    return done;
+  };
+  const calm = await run('calm', {});
+  const ids = calm.flatMap((m) => m.tokens);
+  t.is(ids.length, 8);
+  // the continuation after 3 tokens: the same reserve with them as replayTokens; the prefill's token is not t_0
+  const resumed = await run('calm.r1', { replayTokens: ids.slice(0, 3) }, (ids[0]! + 1) % cfg.vocabSize);
+  t.deepEqual(resumed.flatMap((m) => m.tokens), ids.slice(3), 'nothing sent for the replayed tokens, then the same ones');
+  t.is(resumed[0]!.seq, 0);
+  t.like(resumed.at(-1), { finishReason: 'length', usage: { promptTokens: prompt.length, completionTokens: 5 } });
+  await stack.engine.idle();
+  t.is(free(), total());
 });
 
 test.serial('decode service - cancel mid-decode ends the request and frees its pages within a second', async (t) => {

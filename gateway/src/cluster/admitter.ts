@@ -60,7 +60,8 @@ function generationOf(req: GenerationRequest, modelEos: readonly number[]) {
     stopTokenIds: req.stopTokenIds.filter((id) => !eos.has(id)), eosTokenIds: req.stopTokenIds.filter((id) => eos.has(id)),
     ...(req.promptTokenSet ? { promptTokenSet: req.promptTokenSet } : {}),
     ...((req.n ?? 1) > 1 ? { n: req.n } : {}), // choices share the prompt's pages on the node
-    ...(req.resumeTokens?.length ? { resumeTokens: req.resumeTokens } : {}), // a resume: the node rebuilds penalties and grammar
+    ...(req.resumeTokens?.length ? { resumeTokens: req.resumeTokens } : {}), // a resume prefilled again: the node rebuilds penalties and grammar
+    ...(req.replayTokens?.length ? { replayTokens: req.replayTokens } : {}), // a resume replayed: the node feeds them through decode steps
   };
 }
 

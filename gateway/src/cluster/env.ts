@@ -2,13 +2,19 @@
 // timeouts), parsed once at start.
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
-import { COMMON_ENV, env, ID_MAX_LENGTH, ID_PATTERN, NATS_AUTH_ENV, natsAuthFromEnv, parseEnv, pickEnv, type EnvOf, type NatsAuth } from '@latentwire/protocol';
+import { COMMON_ENV, env, ID_MAX_LENGTH, MAX_RESUME_TOKENS, ID_PATTERN, NATS_AUTH_ENV, natsAuthFromEnv, parseEnv, pickEnv, type EnvOf, type NatsAuth } from '@latentwire/protocol';
 
 /** gw-<hostname>-<pid>-<random>: a restarted gateway is a new gateway to the decode nodes. */
 function defaultGatewayId(): string {
   const host = hostname().replace(/[^A-Za-z0-9_:-]/g, '-').slice(0, 64) || 'host';
   return `gw-${host}-${process.pid}-${randomUUID().slice(0, 8)}`;
 }
+
+/**
+ * A replay costs a decode step per token sent (~7 ms a step on the H200 at batch 1, tens of ms on lavapipe):
+ * 1024 pauses a stream for seconds at most, about as long as the lost node took to generate them.
+ */
+export const DEFAULT_RESUME_REPLAY_MAX_TOKENS = 1024;
 
 export const CLUSTER_ENV = {
   ...pickEnv(COMMON_ENV, 'NATS_URL', 'REDIS_URL', 'NATS_SUBJECT_PREFIX'),
@@ -31,6 +37,7 @@ export const CLUSTER_ENV = {
   NODE_PROBE_TIMEOUT_MS: env.int(1000, 10, 60_000).describe('a decode node whose heartbeats stopped is pinged directly; no pong within this and it leaves the pool'),
   PREFILL_SILENCE_MS: env.int(10_000, 0, 600_000).describe("a prefill worker whose heartbeats stop this long is lost: the requests whose jobs it ran are re-queued at once (each at most `PREFILL_RESUMES` times); 0 = wait for BullMQ's lock"),
   PREFILL_RESUMES: env.int(1, 0, 10).describe('times a request goes on elsewhere (new wire id): with no token yet after its prefill worker was lost or its decode node began draining, or from its sent tokens after its decode node was lost'),
+  RESUME_REPLAY_MAX_TOKENS: env.int(DEFAULT_RESUME_REPLAY_MAX_TOKENS, 0, MAX_RESUME_TOKENS).describe("a request resumed after its decode node was lost with at most this many tokens sent is replayed: the new node feeds them through decode steps (one step each, in its batch), so the stream continues token for token on any cache dtype; past it they are prefilled again with the prompt (faster, but on an FP8 or bf16 cache the continuation may differ); 0 = always prefill again"),
   CANCEL_ACK_TIMEOUT_MS: env.int(500, 10, 60_000).describe('a cancel to a decode node is resent when not acknowledged within this'),
   CANCEL_ATTEMPTS: env.int(5, 1, 100).describe('cancels sent to a decode node before giving up (its lease or gateway-silence check frees the pages then)'),
 };
@@ -57,6 +64,7 @@ export interface ClusterSettings {
   readonly cancelAttempts?: number;
   readonly prefillSilenceMs?: number;
   readonly prefillResumes?: number;
+  readonly resumeReplayMaxTokens?: number;
 }
 
 export function clusterSettingsFromEnv(e: NodeJS.ProcessEnv = process.env): ClusterSettings {
@@ -90,6 +98,7 @@ export function clusterSettings(v: EnvOf<typeof CLUSTER_ENV>): ClusterSettings {
     cancelAttempts: v.CANCEL_ATTEMPTS,
     prefillSilenceMs: v.PREFILL_SILENCE_MS,
     prefillResumes: v.PREFILL_RESUMES,
+    resumeReplayMaxTokens: v.RESUME_REPLAY_MAX_TOKENS,
   });
 }
 

@@ -27,6 +27,7 @@ import { DecodeNodeError, PrefillEnqueueError, TokenStreamError } from './errors
 import { LeaseRenewer } from './lease-renewer.js';
 import { PrefillBacklog } from './prefill-backlog.js';
 import { PrefillPresence } from './prefill-presence.js';
+import { DEFAULT_RESUME_REPLAY_MAX_TOKENS } from './env.js';
 import { ClusterMetrics, type RequestOutcome } from './metrics.js';
 import type { PrefillJobs } from './prefill-jobs.js';
 import { TokenStream } from './token-stream.js';
@@ -44,6 +45,8 @@ export interface NatsBackendSettings {
   readonly prefillSilenceMs?: number;
   /** Default 1. */
   readonly prefillResumes?: number;
+  /** Default DEFAULT_RESUME_REPLAY_MAX_TOKENS. */
+  readonly resumeReplayMaxTokens?: number;
 }
 
 export interface NatsBackendOptions {
@@ -171,9 +174,9 @@ export class NatsBackend implements GenerationBackend {
    * decode node began draining, before its first token starts over under a new wire id (the old one is
    * cancelled everywhere, so the lost job, when BullMQ hands it out again, is skipped), at most
    * PREFILL_RESUMES times. One whose decode node was lost (or restarted) goes on elsewhere from where it
-   * stopped: its prompt + the tokens already sent are prefilled again, the sampler's counter continues, and
-   * the new node gets those tokens (resumeTokens) to rebuild the penalties' counts and the grammar's state, so
-   * greedy and seeded sampling give the tokens the lost node would have. `from` continues a choice of an
+   * stopped (continuation()): the original request again, with the tokens already sent as replayTokens, which
+   * the new node feeds through decode steps, so greedy and seeded sampling give the tokens the lost node would
+   * have on any cache; past RESUME_REPLAY_MAX_TOKENS, prompt + those tokens prefilled again. `from` continues a choice of an
    * n > 1 request whose node was lost (its attempt number and the tokens it had sent; `count: false`: its
    * request's outcome is counted there). One outcome per request: an attempt that goes on elsewhere is no end.
    */
@@ -185,7 +188,7 @@ export class NatsBackend implements GenerationBackend {
     for (let attempt = from.attempt ?? 0; ; attempt++) {
       const outcome: AttemptOutcome = {};
       let goesOn = false;
-      const wire = attempt === 0 ? req : continuation(req, `${req.requestId}.r${attempt}`, sent);
+      const wire = attempt === 0 ? req : continuation(req, `${req.requestId}.r${attempt}`, sent, this.replayMax);
       // a request carried over from a lost attempt ends here if it finds no node (counted: it was admitted once)
       const carried = attempt > (from.attempt ?? 0);
       const grant = await this.admitter.admit(wire, signal).catch((err: unknown) => {
@@ -205,7 +208,7 @@ export class NatsBackend implements GenerationBackend {
         }
         return;
       } catch (err) {
-        this.nextAttempt(err, req, wire, sent.length < req.maxTokens && canResume(req, sent), attempt, signal, sent.length);
+        this.nextAttempt(err, req, wire, sent.length < req.maxTokens && canResume(req, sent, this.replayMax), attempt, signal, sent.length);
         goesOn = true;
       } finally {
         this.backlog.done(wire.requestId);
@@ -248,7 +251,7 @@ export class NatsBackend implements GenerationBackend {
         const started = progress.sent.some((s) => s.length > 0);
         // started: only a lost node lets the choices go on (each alone); not started: the request starts over
         const open = [...Array(n).keys()].filter((i) => !progress.ended.has(i) && !choiceSignals[i]?.aborted);
-        const ok = !started || open.every((i) => progress.sent[i]!.length < req.maxTokens && canResume(req, progress.sent[i]!));
+        const ok = !started || open.every((i) => progress.sent[i]!.length < req.maxTokens && canResume(req, progress.sent[i]!, this.replayMax));
         this.nextAttempt(err, req, wire, ok, attempt, signal, progress.sent.reduce((a, s) => a + s.length, 0));
         goesOn = true;
         if (started) break;
@@ -283,6 +286,11 @@ export class NatsBackend implements GenerationBackend {
       if (outcome === 'cancelled' && signal.reason instanceof FinishedByGateway) outcome = progress.stopped ? 'stop' : signal.reason.finishReason;
       this.metrics.requests.inc({ outcome }); // the request's one outcome, however many choices went on alone
     }
+  }
+
+  /** RESUME_REPLAY_MAX_TOKENS. */
+  private get replayMax(): number {
+    return this.o.settings.resumeReplayMaxTokens ?? DEFAULT_RESUME_REPLAY_MAX_TOKENS;
   }
 
   private observeAdmission(arrived: number, grant: Grant): void {
@@ -624,24 +632,29 @@ function needsHistory(req: GenerationRequest): boolean {
   return s.grammar !== undefined || !!s.frequencyPenalty || !!s.presencePenalty;
 }
 
-/** Whether a request can go on on another node after `sent` tokens (the resume tokens fit in a reserve). */
-function canResume(req: GenerationRequest, sent: readonly number[]): boolean {
-  return !needsHistory(req) || sent.length <= MAX_RESUME_TOKENS;
+/** Whether a request can go on on another node after `sent` tokens (the replay or resume tokens fit in a reserve). */
+function canResume(req: GenerationRequest, sent: readonly number[], replayMax: number): boolean {
+  return sent.length <= replayMax || !needsHistory(req) || sent.length <= MAX_RESUME_TOKENS;
 }
 
 /**
- * The request that continues `req` after `sent` tokens: they join the prompt, the sampler's counter moves on,
- * and, where penalties or a grammar depend on them, they travel as resumeTokens (the grammar's budget is what
- * is left). The prompt's logprobs (echo) went out with the first event already.
+ * The request that continues `req` after `sent` tokens. Up to `replayMax` of them: the original request
+ * with them as replayTokens (the new node prefills the prompt alone and replays them through decode steps,
+ * writing their KV as the lost node did, so the output continues exactly on an FP8 cache too). Past it,
+ * prefilled again: they join the prompt, the sampler's counter moves on, and, where penalties or a grammar
+ * depend on them, they travel as resumeTokens (the grammar's budget is what is left); on a quantized cache
+ * their KV then differs from the lost node's, and so may the output. The prompt's logprobs (echo) went out
+ * with the first event already.
  */
-function continuation(req: GenerationRequest, requestId: string, sent: readonly number[]): GenerationRequest {
+function continuation(req: GenerationRequest, requestId: string, sent: readonly number[], replayMax: number): GenerationRequest {
   if (sent.length === 0) return { ...req, requestId };
+  const { promptLogprobs: _echoed, ...rest } = req;
+  if (sent.length <= replayMax) return { ...rest, requestId, replayTokens: [...sent] };
   let promptTokenSet = req.promptTokenSet;
   if (promptTokenSet) {
     promptTokenSet = Uint8Array.from(promptTokenSet); // repetition_penalty: the sent tokens were seen too
     for (const id of sent) promptTokenSet[id >> 3] = promptTokenSet[id >> 3]! | (1 << (id & 7));
   }
-  const { promptLogprobs: _echoed, ...rest } = req;
   const g = req.sampling.grammar;
   return {
     ...rest, requestId, promptIds: [...req.promptIds, ...sent], maxTokens: req.maxTokens - sent.length,

@@ -36,6 +36,11 @@ export interface GenerationRequest {
    * (the tail of promptIds), so the new node's penalties and grammar start where the lost node's were.
    */
   readonly resumeTokens?: readonly number[];
+  /**
+   * Set by the backend on a request it resumes by replay after its decode node was lost (the request is
+   * otherwise the original): the tokens already generated, which the new node feeds through decode steps.
+   */
+  readonly replayTokens?: readonly number[];
   /** Filled in by the backend as it learns it, for the access line. */
   readonly trace?: GenerationTrace;
 }

@@ -18,6 +18,7 @@ test('main - cluster settings: defaults, frozen, and errors that name the variab
     natsServers: ['nats://127.0.0.1:4222'], redisUrl: 'redis://127.0.0.1:6379', subjectPrefix: 'lw', heartbeatTimeoutMs: 3000, reserveTimeoutMs: 2000,
     admissionQueueMax: 256, admissionWaitMs: 5000, requestIdleTimeoutMs: 60_000, prefillAttempts: 3, prefillBackoffMs: 250,
     prefillQueueMaxWaitMs: 30_000, gatewayHeartbeatMs: 1000, nodeProbeTimeoutMs: 1000, cancelAckTimeoutMs: 500, cancelAttempts: 5, prefillSilenceMs: 10_000, prefillResumes: 1,
+    resumeReplayMaxTokens: 1024,
   });
   t.regex(gatewayId!, /^gw-.+-\d+-[0-9a-f]{8}$/);
   t.not(clusterSettingsFromEnv({}).gatewayId, gatewayId, 'a new id per start');
@@ -25,6 +26,8 @@ test('main - cluster settings: defaults, frozen, and errors that name the variab
   t.throws(() => clusterSettingsFromEnv({ GATEWAY_ID: 'gw 1' }), { instanceOf: ConfigError, message: /GATEWAY_ID/ });
   t.throws(() => clusterSettingsFromEnv({ PREFILL_QUEUE_MAX_WAIT_MS: '-1' }), { instanceOf: ConfigError, message: /PREFILL_QUEUE_MAX_WAIT_MS/ });
   t.throws(() => clusterSettingsFromEnv({ CANCEL_ATTEMPTS: '0' }), { instanceOf: ConfigError, message: /CANCEL_ATTEMPTS/ });
+  t.throws(() => clusterSettingsFromEnv({ RESUME_REPLAY_MAX_TOKENS: String(2 ** 16 + 1) }), { instanceOf: ConfigError, message: /RESUME_REPLAY_MAX_TOKENS/ });
+  t.is(clusterSettingsFromEnv({ RESUME_REPLAY_MAX_TOKENS: '0' }).resumeReplayMaxTokens, 0);
   t.true(Object.isFrozen(clusterSettingsFromEnv({})));
   t.is(clusterSettingsFromEnv({ ADMISSION_QUEUE_MAX: '0', NATS_SUBJECT_PREFIX: 'prod.eu' }).admissionQueueMax, 0);
   t.throws(() => clusterSettingsFromEnv({ RESERVE_TIMEOUT_MS: 'soon' }), { instanceOf: ConfigError, message: /RESERVE_TIMEOUT_MS/ });

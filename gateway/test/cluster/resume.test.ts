@@ -1,9 +1,11 @@
 // Resuming a request whose decode node was lost mid-stream, for the kinds whose state lived on that node,
 // through the real HTTP app, NatsBackend, nats-server and Redis with scripted decode nodes and prefill: a
-// request with penalties sends the tokens it already generated with its continuation (reserve and job), so
-// the next node can rebuild its counts; an n = 2 request goes on choice by choice, each from its own tokens
-// with its own seed and counter, and counts as one request however it ends; an echo-with-logprobs request does not
-// ask for the prompt's logprobs again. (Real nodes, token identity: integration/test/failover-resume.test.ts.)
+// request's continuation is the original request (its job the original job) with the tokens it already
+// generated as the reserve's replayTokens, for the next node to replay; past RESUME_REPLAY_MAX_TOKENS they
+// join the prompt instead (reserve and job carry them as resumeTokens, for the counts); an n = 2 request goes
+// on choice by choice, each from its own tokens with its own seed, and counts as one request however it ends;
+// an echo-with-logprobs request does not ask for the prompt's logprobs again. (Real nodes, token identity:
+// integration/test/failover-resume.test.ts.)
 import test from 'ava';
 import { choiceRequestId } from '@latentwire/protocol';
 import { EOS, MODEL_ID, REFERENCE, model } from '../http/helpers/fixture.js';
@@ -19,8 +21,9 @@ const text = (tokens: readonly number[]) => model().tokenizer.decode(tokens, { s
 const ended = (metrics: string) => Object.fromEntries([...metrics.matchAll(/latentwire_gateway_requests_ended_total\{outcome="(\w+)"\} (\d+)/g)]
   .filter((m) => m[2] !== '0').map((m) => [m[1], Number(m[2])]));
 
-test.serial('resume - penalties: a node lost mid-stream; the continuation carries the tokens already sent (reserve and job) and the output goes on', async (t) => {
-  const tc = await startTestCluster(t);
+/** A node lost after 4 tokens of a request with penalties; the jobs, and the node's reserves. */
+async function lostAfterFour(t: import('ava').ExecutionContext, resumeReplayMaxTokens?: number) {
+  const tc = await startTestCluster(t, resumeReplayMaxTokens === undefined ? {} : { resumeReplayMaxTokens });
   const a = await tc.node({ nodeId: 'node-a' });
   await tc.waitForNodes('node-a');
   const jobs: import('@latentwire/protocol').PrefillJob[] = [];
@@ -41,20 +44,39 @@ test.serial('resume - penalties: a node lost mid-stream; the continuation carrie
   t.is(jobs.length, 2);
   const [first, second] = jobs;
   t.is(second!.requestId, `${first!.requestId}.r1`);
-  t.deepEqual(second!.resumeTokens, ids.slice(0, 4));
-  t.deepEqual(second!.promptIds, [...first!.promptIds, ...ids.slice(0, 4)]);
-  const reserve = a.reserveOf(second!.requestId);
-  t.deepEqual(reserve.resumeTokens, ids.slice(0, 4), 'the node gets the tokens to count');
-  t.is(reserve.sampling.counterStart, 4);
-  t.is(reserve.maxTokens, ids.length - 4);
-  t.is(reserve.sampling.frequencyPenalty, 1.5);
-  t.false('resumeTokens' in a.reserveOf(first!.requestId));
   const metrics = await tc.cluster.metricsRegistry.metrics();
   t.regex(metrics, /latentwire_gateway_resumes_total\{why="node_lost"\} 1/);
   t.deepEqual(ended(metrics), { length: 1 }, 'one request, one outcome: the lost attempt is no end');
+  t.false('resumeTokens' in a.reserveOf(first!.requestId));
+  t.false('replayTokens' in a.reserveOf(first!.requestId));
+  return { first: first!, second: second!, reserve: a.reserveOf(second!.requestId) };
+}
+
+test.serial('resume - penalties: a node lost mid-stream; the continuation is the original request with the tokens already sent to replay, and the output goes on', async (t) => {
+  const { first, second, reserve } = await lostAfterFour(t);
+  const { requestId: _a, deadline: _d, ...job } = first;
+  const { requestId: _b, deadline: _e, ...again } = second;
+  t.deepEqual(again, job, 'the original job: the prompt alone, the original sampling');
+  t.deepEqual(reserve.replayTokens, ids.slice(0, 4), 'the node gets the tokens to replay');
+  t.false('resumeTokens' in reserve);
+  t.is(reserve.sampling.counterStart, undefined, 'the counter reaches 4 by the replay');
+  t.is(reserve.maxTokens, ids.length, 'the replayed tokens count in max_tokens');
+  t.is(reserve.promptTokens, first.promptIds.length);
+  t.is(reserve.sampling.frequencyPenalty, 1.5);
 });
 
-test.serial('resume - n = 3: a node lost mid-stream; each unfinished choice goes on alone from its own tokens, seed + i and counter; a finished one stays finished', async (t) => {
+test.serial('resume - penalties past RESUME_REPLAY_MAX_TOKENS: the continuation prefills the tokens already sent again (reserve and job carry them)', async (t) => {
+  const { first, second, reserve } = await lostAfterFour(t, 3);
+  t.deepEqual(second.resumeTokens, ids.slice(0, 4));
+  t.deepEqual(second.promptIds, [...first.promptIds, ...ids.slice(0, 4)]);
+  t.deepEqual(reserve.resumeTokens, ids.slice(0, 4), 'the node gets the tokens to count');
+  t.false('replayTokens' in reserve);
+  t.is(reserve.sampling.counterStart, 4);
+  t.is(reserve.maxTokens, ids.length - 4);
+  t.is(reserve.sampling.frequencyPenalty, 1.5);
+});
+
+test.serial('resume - n = 3: a node lost mid-stream; each unfinished choice goes on alone, replaying its own tokens with seed + i; a finished one stays finished', async (t) => {
   const tc = await startTestCluster(t);
   const a = await tc.node({ nodeId: 'node-a' });
   await tc.waitForNodes('node-a');
@@ -84,10 +106,10 @@ test.serial('resume - n = 3: a node lost mid-stream; each unfinished choice goes
   const cont = jobs.slice(1).sort((x, y) => x.requestId.localeCompare(y.requestId));
   t.deepEqual(cont.map((j) => j.requestId), [`${base}.c0.r1`, `${base}.c1.r1`]);
   t.deepEqual(cont.map((j) => j.n), [undefined, undefined], 'each choice alone');
-  t.deepEqual(cont.map((j) => j.promptIds.slice(jobs[0]!.promptIds.length)), [per[0]!.slice(0, 3), per[1]!.slice(0, 1)]);
+  t.deepEqual(cont.map((j) => j.promptIds), [jobs[0]!.promptIds, jobs[0]!.promptIds], 'the prompt alone');
   t.deepEqual(cont.map((j) => j.sampling.seed), [jobs[0]!.sampling.seed, (jobs[0]!.sampling.seed + 1) >>> 0], 'choice i keeps seed + i');
-  t.deepEqual(cont.map((j) => a.reserveOf(j.requestId).sampling.counterStart), [3, 1]);
-  t.deepEqual(cont.map((j) => a.reserveOf(j.requestId).maxTokens), [3, 5]);
+  t.deepEqual(cont.map((j) => a.reserveOf(j.requestId).replayTokens), [per[0]!.slice(0, 3), per[1]!.slice(0, 1)], 'each choice replays its own tokens');
+  t.deepEqual(cont.map((j) => a.reserveOf(j.requestId).maxTokens), [6, 6]);
   t.deepEqual(ended(await tc.cluster.metricsRegistry.metrics()), { stop: 1 }, 'one outcome for the request (a choice stopped), not one per choice');
 });
 
@@ -142,5 +164,5 @@ test.serial('resume - echo with logprobs: the continuation asks for no prompt lo
   t.is(jobs.length, 2);
   t.is(jobs[0]!.promptLogprobs, 0, 'the first job computes them');
   t.false('promptLogprobs' in jobs[1]!, 'the continuation does not');
-  t.false('resumeTokens' in jobs[1]!, 'no state to rebuild: no resume tokens');
+  t.false('resumeTokens' in jobs[1]!, 'replayed: no resume tokens in the job');
 });

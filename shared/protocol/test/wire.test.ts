@@ -88,6 +88,20 @@ test('wire - a resume carries the tokens already generated: on the reserve and t
   t.throws(() => encodeMessage({ ...S.reserve, resumeTokens: [1], n: 3 }), { instanceOf: WireError });
 });
 
+test('wire - a replayed resume carries the tokens already generated on the reserve only (after the prompt, inside maxTokens); bad ones are refused', (t) => {
+  const reserve = { ...S.reserve, replayTokens: [7, 0, 7] };
+  t.deepEqual(decodeMessage(encodeMessage(reserve)), reserve);
+  t.false('replayTokens' in decodeMessage(encodeMessage(S.reserve)));
+  // they are not the prompt's tail: as many as the prompt has, or more, are fine while one completion token is left
+  const many = { ...S.reserve, maxTokens: S.reserve.promptTokens + 2, replayTokens: Array.from({ length: S.reserve.promptTokens + 1 }, () => 3) };
+  t.deepEqual(decodeMessage(encodeMessage(many)), many);
+  const reject = (patch: object, why: RegExp) => t.regex(t.throws(() => encodeMessage({ ...S.reserve, ...patch }), { instanceOf: WireError })!.message, why);
+  reject({ maxTokens: 3, replayTokens: [1, 2, 3] }, /replayTokens: 3 of maxTokens 3/);
+  reject({ replayTokens: [1], n: 2 }, /replayTokens with n > 1/);
+  reject({ replayTokens: [1], resumeTokens: [1] }, /replayTokens with resumeTokens/);
+  reject({ replayTokens: [1, -1] }, /replayTokens/);
+});
+
 test('wire - prompt logprobs (echo with logprobs) round-trip on the job, prefill-done and tokens; bounded in pairs', (t) => {
   const entries = [{ logprob: -1.5, top: [[3, -0.5]] as [number, number][] }, { logprob: -0.25, top: [] }];
   const done = { ...S['prefill-done'], promptLogprobs: entries };
@@ -289,6 +303,8 @@ test('wire - bad field values are invalid', (t) => {
     [S.reserve, { resumeTokens: 'abc' }],
     [S.reserve, { resumeTokens: Array.from({ length: S.reserve.promptTokens }, () => 1) }], // no prompt token left before them
     [S.reserve, { resumeTokens: [1], n: 2 }],
+    [S.reserve, { replayTokens: [1, 2.5] }],
+    [S.reserve, { replayTokens: Array.from({ length: S.reserve.maxTokens }, () => 1) }], // none left to generate
   ];
   for (const [m, patch] of cases) {
     const err = expectRejected(t, tampered(m, patch), 'invalid');

@@ -48,7 +48,7 @@ export interface TestCluster {
 
 export async function startTestCluster(
   t: ExecutionContext,
-  overrides: Partial<TestSettings & { redisUrl: string; natsUrl: string } & Pick<ClusterSettings, 'prefillQueueMaxWaitMs' | 'cancelAckTimeoutMs' | 'cancelAttempts' | 'nodeProbeTimeoutMs' | 'prefillSilenceMs' | 'prefillResumes'>> = {},
+  overrides: Partial<TestSettings & { redisUrl: string; natsUrl: string } & Pick<ClusterSettings, 'prefillQueueMaxWaitMs' | 'cancelAckTimeoutMs' | 'cancelAttempts' | 'nodeProbeTimeoutMs' | 'prefillSilenceMs' | 'prefillResumes' | 'resumeReplayMaxTokens'>> = {},
 ): Promise<TestCluster> {
   const { natsUrl, redisUrl } = {
     ...(await servers()), ...(overrides.redisUrl ? { redisUrl: overrides.redisUrl } : {}), ...(overrides.natsUrl ? { natsUrl: overrides.natsUrl } : {}),

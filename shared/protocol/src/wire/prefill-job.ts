@@ -32,7 +32,9 @@ export interface PrefillJob {
   /**
    * A request resumed after its decode node was lost: the tokens it had generated there, which end promptIds.
    * The first token is sampled as if they had been generated here (the penalties count them as output, the
-   * grammar's state has advanced over them). Absent = none.
+   * grammar's state has advanced over them). Absent = none. Only a resume the gateway prefills again (past
+   * RESUME_REPLAY_MAX_TOKENS); a replayed resume's job is the original request's (its prompt, its sampling):
+   * the decode node discards that first token and replays the generated ones itself (Reserve.replayTokens).
    */
   readonly resumeTokens?: readonly number[];
 }

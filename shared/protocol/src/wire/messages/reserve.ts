@@ -9,8 +9,9 @@ import { compact, WIRE_VERSION, type Envelope, type Fields, type MessageSpec } f
 
 export interface Reserve extends Envelope<'reserve'> {
   readonly requestId: string;
+  /** Tokens the prefill covers (the prompt). */
   readonly promptTokens: number;
-  /** Completion tokens allowed, the prefill's first token included. */
+  /** Completion tokens allowed, the prefill's first token (or the replayTokens) included. */
   readonly maxTokens: number;
   /** The completion's sampling; the prefill samples the first token with the same settings (counter 0). */
   readonly sampling: WireSampling;
@@ -39,9 +40,20 @@ export interface Reserve extends Envelope<'reserve'> {
    * A request resumed after its decode node was lost: the tokens it had already generated there (the tail of
    * its prompt, prefilled again with it). The node seeds the penalties' output counts and advances the
    * grammar's state over them before sampling, so the resume samples what the lost node would have. Absent:
-   * a fresh request (or one whose sampling keeps no such state). n must then be 1.
+   * a fresh request (or one whose sampling keeps no such state). n must then be 1. Only for a resume past
+   * the gateway's RESUME_REPLAY_MAX_TOKENS (approximate on a quantized cache); the others carry replayTokens.
    */
   readonly resumeTokens?: readonly number[];
+  /**
+   * A request resumed after its decode node was lost, replayed: the tokens it had already generated there (its
+   * first replayTokens.length completion tokens), which the prompt does not hold. Everything else is the
+   * original request's (prompt, maxTokens, sampling with its counter start). The node discards the prefill's
+   * first token and feeds these through teacher-forced decode steps inside its batch, so their KV is written
+   * as the lost node wrote it (bit for bit on a quantized cache, where a prefill's would differ), sends none
+   * of them, and sends what the step fed the last one samples as the first new token. Fewer than maxTokens;
+   * n must be 1; not with resumeTokens.
+   */
+  readonly replayTokens?: readonly number[];
 }
 
 /** Most tokens a resume may carry as already generated (1.3 bytes of msgpack each at most: well under max_payload). */
@@ -90,17 +102,24 @@ export const reserveSpec: MessageSpec<Reserve> = {
     gatewayId: wireId.optional(),
     n: z.number().int().min(1).max(MAX_WIRE_CHOICES).optional(),
     resumeTokens: tokenIds(MAX_RESUME_TOKENS).optional(),
+    replayTokens: tokenIds(MAX_RESUME_TOKENS).optional(),
   }),
   check(m) {
     const r = m.resumeTokens?.length ?? 0;
     // the generated tokens are the prompt's tail: at least one real prompt token precedes them
     if (r >= m.promptTokens) return { reason: 'invalid', detail: `resumeTokens: ${r} in a prompt of ${m.promptTokens} tokens (they are its tail)` };
     if (r > 0 && (m.n ?? 1) > 1) return { reason: 'invalid', detail: 'resumeTokens with n > 1 (each choice resumes on its own)' };
+    const k = m.replayTokens?.length ?? 0;
+    if (k === 0) return undefined;
+    // at least one token is left to generate after them
+    if (k >= m.maxTokens) return { reason: 'invalid', detail: `replayTokens: ${k} of maxTokens ${m.maxTokens} (they count in it, one must be left)` };
+    if ((m.n ?? 1) > 1) return { reason: 'invalid', detail: 'replayTokens with n > 1 (each choice resumes on its own)' };
+    if (r > 0) return { reason: 'invalid', detail: 'replayTokens with resumeTokens (a resume replays or prefills again, not both)' };
     return undefined;
   },
   describe: (m) => ({
     type: m.type, requestId: m.requestId, promptTokens: m.promptTokens, maxTokens: m.maxTokens, temperature: m.sampling.temperature,
-    layoutKey: m.layoutKey, resumeTokens: m.resumeTokens?.length,
+    layoutKey: m.layoutKey, resumeTokens: m.resumeTokens?.length, replayTokens: m.replayTokens?.length,
   }),
 };
 
