@@ -5,7 +5,7 @@ import type { KernelShader } from '../../runtime/program.js';
 import { fillWgsl, loadWgsl } from '../../runtime/wgsl-source.js';
 import { memoShader } from '../../runtime/memo-shader.js';
 import { type WeightDtype } from '@latentwire/model';
-import { MATMUL_UNIFORMS, bindingsWgsl, unroll, weightUnpackWgsl, weightsPerVec } from './common.js';
+import { MATMUL_UNIFORMS, bindingsWgsl, unroll } from './common.js';
 import { SUBGROUP_MATRIX_WGSL } from '../../runtime/matrix-caps.js';
 
 const GEMM_MMA_WGSL = loadWgsl(new URL('./gemm-mma.wgsl', import.meta.url));
@@ -47,35 +47,44 @@ function check(t: MmaTile): void {
   }
 }
 
+/** `w_pair16(word)`: the two 16-bit weights of a word as f16 (bf16 converted, exact in f16 range). */
+function pairWgsl(dtype: WeightDtype): string {
+  if (dtype === 'bf16') return `fn w_pair16(v: u32) -> vec2<f16> { return vec2<f16>(bitcast<vec2<f32>>(vec2<u32>(v << 16u, v & 0xffff0000u))); }`;
+  if (dtype === 'f16') return `fn w_pair16(v: u32) -> vec2<f16> { return bitcast<vec2<f16>>(v); }`;
+  return '';
+}
+
 function build_gemmMmaShader(dtype: WeightDtype, tile: MmaTile, accumulate: boolean): KernelShader {
   check(tile);
   const { BM, BN, BK } = tile;
   const STR = strideOf(tile);
   const WG = MMA_WORKGROUP_SIZE;
   const TM = BM / 32, TN = BN / 32; // tiles of 16 per subgroup (each subgroup owns half the rows and half the columns)
-  const vpw = weightsPerVec(dtype);
-  const xVecs = (BM * BK) / 4, wVecs = (BN * BK) / vpw;
-  const NX = Math.ceil(xVecs / WG), NW = Math.ceil(wVecs / WG);
+  // weights move a 32-bit word a lane (2 bf16/f16 values, or 1 f32), neighbouring lanes along a row's K, so each
+  // f16 store of a warp hits 32 distinct words; a lane converting 8 contiguous values (16-byte loads) made 4-way
+  // bank conflicts on every store
+  const vpw = dtype === 'f32' ? 1 : 2;
+  const xVecs = (BM * BK) / 4, wWords = (BN * BK) / vpw;
+  const NX = Math.ceil(xVecs / WG), NW = Math.ceil(wWords / WG);
   const guard = (total: number, j: number, body: string) => ((j + 1) * WG > total ? `if (lid + ${j * WG}u < ${total}u) { ${body} }` : body);
   const range = (n: number) => [...Array(n).keys()];
 
   const declare = [
     ...range(TM).flatMap((i) => range(TN).map((j) => `var acc_${i}_${j} = ResT();`)),
     ...range(NX).map((j) => `var rx_${j} = vec4<f32>(0.0);\n  let xr_${j} = (lid + ${j * WG}u) / ${BK / 4}u;\n  let xk_${j} = ((lid + ${j * WG}u) % ${BK / 4}u) * 4u;`),
-    ...range(NW).map((j) => `var rw_${j} = vec4<u32>(0u);\n  let wr_${j} = (lid + ${j * WG}u) / ${BK / vpw}u;\n  let wk_${j} = ((lid + ${j * WG}u) % ${BK / vpw}u) * ${vpw}u;`),
+    ...range(NW).map((j) => `var rw_${j} = 0u;\n  let wr_${j} = (lid + ${j * WG}u) / ${BK / vpw}u;\n  let wk_${j} = ((lid + ${j * WG}u) % ${BK / vpw}u) * ${vpw}u;`),
   ];
   const fetch = (k: string) => [
     ...range(NX).map((j) => guard(xVecs, j, `rx_${j} = vec4<f32>(0.0);
     if (m0 + xr_${j} < u.M && ${k} + xk_${j} < u.K) { rx_${j} = x[((m0 + xr_${j}) * u.x_stride + u.x_offset + ${k} + xk_${j}) >> 2u]; }`)),
-    ...range(NW).map((j) => guard(wVecs, j, `rw_${j} = vec4<u32>(0u);
-    if (n0 + wr_${j} < u.N && ${k} + wk_${j} < u.K) { rw_${j} = w[((n0 + wr_${j}) * u.K + u.w_offset + ${k} + wk_${j}) >> ${vpw === 8 ? 3 : 2}u]; }`)),
+    ...range(NW).map((j) => guard(wWords, j, `rw_${j} = 0u;
+    if (n0 + wr_${j} < u.N && ${k} + wk_${j} < u.K) { rw_${j} = w[((n0 + wr_${j}) * u.K + u.w_offset + ${k} + wk_${j})${vpw === 2 ? ' >> 1u' : ''}]; }`)),
   ];
-  const wValues = (j: number) => (vpw === 8 ? [`w_lo(rw_${j})`, `w_hi(rw_${j})`] : [`w_f32(rw_${j})`]);
   const store = [
     ...range(NX).map((j) => guard(xVecs, j, `let bx = xr_${j} * ${STR}u + xk_${j};
     ${unroll(4, (e) => `xs[bx + ${e}u] = f16(rx_${j}[${e}]);`)}`)),
-    ...range(NW).map((j) => guard(wVecs, j, `let bw = wr_${j} * ${STR}u + wk_${j};
-    ${wValues(j).map((v, h) => `let v${h} = ${v};\n    ${unroll(4, (e) => `ws[bw + ${4 * h + e}u] = f16(v${h}[${e}]);`)}`).join('\n    ')}`)),
+    ...range(NW).map((j) => guard(wWords, j, `let bw = wr_${j} * ${STR}u + wk_${j};
+    ${vpw === 2 ? `let v = w_pair16(rw_${j});\n    ws[bw] = v.x; ws[bw + 1u] = v.y;` : `ws[bw] = f16(bitcast<f32>(rw_${j}));`}`)),
   ];
   const multiply = range(BK / 16).map((kk) => [
     ...range(TM).map((i) => `let a_${i} = subgroupMatrixLoad<LeftT, row_major>(&xs, (sm + ${16 * i}u) * ${STR}u + ${16 * kk}u, ${STR}u);`),
@@ -98,8 +107,8 @@ function build_gemmMmaShader(dtype: WeightDtype, tile: MmaTile, accumulate: bool
   const consts: Record<string, number> = { BM, BN, BK, STR, WG };
   const source = `${SUBGROUP_MATRIX_WGSL}
 ${Object.entries(consts).map(([k, v]) => `const ${k}: u32 = ${v}u;`).join('\n')}
-${bindingsWgsl({ vecX: true, vecW: true })}
-${weightUnpackWgsl(dtype)}
+${bindingsWgsl({ vecX: true, vecW: false })}
+${pairWgsl(dtype)}
 ${fillWgsl(GEMM_MMA_WGSL, {
     DECLARE: declare.join('\n  '),
     FETCH: fetch('0u').join('\n  '),

@@ -12,7 +12,7 @@
 // edges, strided y and the accumulate form are handled by plain scalar stores.
 //
 // Prepended by the launcher (gemm-mma.ts): enables, constants BM, BN, BK, STR (f16 row stride, padded),
-// TM, TN, WG, bindings x @0 (vec4<f32>), w @1 (vec4<u32>), y @2 (f32), uniforms u @3 (MATMUL_UNIFORMS), the
+// TM, TN, WG, bindings x @0 (vec4<f32>), w @1 (u32 words), y @2 (f32), uniforms u @3 (MATMUL_UNIFORMS), the
 // weight unpack helpers, aliases LeftT / RightT / ResT. Grid: (ceil(N / BN), ceil(M / BM)).
 
 var<workgroup> xs: array<f16, BM * STR>;   // the x slab, row m at m·STR

@@ -2,20 +2,21 @@
 // expert-tiled-down.wgsl, for one row tile (≤ TM sorted rows of expert e) and BN hidden columns:
 //   slot_out[a_p, n] = act[p, :] · W_down[e, n, :], a_p the assignment at sorted row p.
 // 4 subgroups of 32 sit SGM × SGN over the TM × BN block, each with (TM/SGM/16) × (BN/SGN/16) result tiles; the contiguous act rows and
-// the weight slab go to workgroup memory as f16 while the next slab's loads are in flight into registers, as in
-// expert-mma-gate-up.wgsl.
-// Prepended by the launcher: E, TM, BN, BK, STR, SGM, SGN, struct F8, DownRaw with down_raw(i) / down_unpack, x4(i)
+// the weight slab go to workgroup memory as f16 (a pair of weights a lane) while the next slab's loads are in
+// flight into registers, as in expert-mma-gate-up.wgsl.
+// Prepended by the launcher: E, TM, BN, BK, STR, SGM, SGN, struct F8, DownRaw with down_raw(i) (weights i, i + 1) /
+// down_unpack (→ vec2<f32>), x4(i)
 // (reads `act`), expert_tile(), uniforms u, and the enables/aliases LeftT, RightT, ResT.
 // Grid: (max tiles of this chunk, ceil(N / BN)).
 
 @group(0) @binding(0) var<storage, read> act: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> groups: array<u32>;
-@group(0) @binding(2) var<storage, read> wdown: array<vec4<u32>>;
+@group(0) @binding(2) var<storage, read> wdown: array<u32>;
 @group(0) @binding(3) var<storage, read_write> slot_out: array<f32>;
 
 const WG = 128u;
 const XL = TM * BK / 4u / WG;
-const WL = BN * BK / 8u / WG;
+const WL = BN * BK / 2u / WG;
 var<workgroup> xs: array<f16, TM * STR>;
 var<workgroup> ws: array<f16, BN * STR>;
 var<workgroup> out_tile: array<f32, 4 * 256>;
@@ -37,8 +38,8 @@ fn fetch(k0: u32, lid: u32, r0: u32, rows: u32, n0: u32, wbase: u32) -> Slab {
   }
   for (var i = 0u; i < WL; i++) {
     let v = lid + i * WG;
-    let nn = v / (BK / 8u);
-    let kv = (v % (BK / 8u)) * 8u;
+    let nn = v / (BK / 2u);
+    let kv = (v % (BK / 2u)) * 2u;
     s.w[i] = DownRaw();
     if (n0 + nn < u.N && k0 + kv < u.K) { s.w[i] = down_raw(wbase + (n0 + nn) * u.K + k0 + kv); }
   }
@@ -73,9 +74,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     }
     for (var i = 0u; i < WL; i++) {
       let v = lid + i * WG;
-      let o = (v / (BK / 8u)) * STR + (v % (BK / 8u)) * 8u;
-      let w = down_unpack(next.w[i]);
-      for (var q = 0u; q < 4u; q++) { ws[o + q] = f16(w.lo[q]); ws[o + 4u + q] = f16(w.hi[q]); }
+      let o = (v / (BK / 2u)) * STR + (v % (BK / 2u)) * 2u;
+      let w = vec2<f16>(down_unpack(next.w[i]));
+      ws[o] = w.x; ws[o + 1u] = w.y;
     }
     workgroupBarrier();
     next = fetch(k0 + BK, lid, r0, rows, n0, wbase);

@@ -5,22 +5,24 @@
 // up (named registers, declared and multiplied by the launcher's generated code). K advances
 // BK at a time: the gathered x rows and both weight slabs are written to workgroup memory as f16 (rows padded
 // to STR), then each subgroup multiplies 16 × 16 × 16 tiles while the next slab's loads are in flight into
-// registers (raw words; converted when stored), so the loads' latency hides behind the products. The tiles
+// registers (raw words; converted when stored), so the loads' latency hides behind the products. Weights move a
+// pair of values a lane, neighbouring lanes along a row's K, so each f16 store of a warp hits 32 words (a lane
+// converting 8 contiguous values made 4-way bank conflicts on every store, the staging's bound at decode sizes). The tiles
 // leave through a per-subgroup scratch (gate and up side by side), where each lane applies silu·mul to 8 of
 // the 256 values.
 // Prepended by the launcher: E, TM, BN, BK, STR, SGM, SGN, struct F8, GateRaw / UpRaw with gate_raw(i) / up_raw(i)
-// (8 weights from element i, a multiple of 8, as loaded) and gate_unpack / up_unpack (→ F8), x4(i), silu(),
+// (weights i and i + 1, i even, as loaded) and gate_unpack / up_unpack (→ vec2<f32>), x4(i), silu(),
 // expert_tile(), uniforms u, and the enables/aliases LeftT, RightT, ResT. Grid: (max tiles of this chunk, ceil(N / BN)).
 
 @group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> groups: array<u32>;
-@group(0) @binding(2) var<storage, read> wgate: array<vec4<u32>>;
-@group(0) @binding(3) var<storage, read> wup: array<vec4<u32>>;
+@group(0) @binding(2) var<storage, read> wgate: array<u32>;
+@group(0) @binding(3) var<storage, read> wup: array<u32>;
 @group(0) @binding(4) var<storage, read_write> act: array<f32>;
 
 const WG = 128u;
 const XL = TM * BK / 4u / WG;   // vec4 loads of the x slab per thread
-const WL = BN * BK / 8u / WG;   // 8-weight loads of one weight slab per thread
+const WL = BN * BK / 2u / WG;   // weight pairs of one slab per thread
 const NONE = 0xffffffffu;
 var<workgroup> xs: array<f16, TM * STR>;
 var<workgroup> gs: array<f16, BN * STR>;
@@ -45,8 +47,8 @@ fn fetch(k0: u32, lid: u32, xr: ptr<function, array<u32, XL>>, n0: u32, gbase: u
   }
   for (var i = 0u; i < WL; i++) {
     let v = lid + i * WG;
-    let nn = v / (BK / 8u);
-    let kv = (v % (BK / 8u)) * 8u;
+    let nn = v / (BK / 2u);
+    let kv = (v % (BK / 2u)) * 2u;
     s.g[i] = GateRaw();
     s.w[i] = UpRaw();
     if (n0 + nn < u.N && k0 + kv < u.K) {
@@ -95,13 +97,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     }
     for (var i = 0u; i < WL; i++) {
       let v = lid + i * WG;
-      let o = (v / (BK / 8u)) * STR + (v % (BK / 8u)) * 8u;
-      let g = gate_unpack(next.g[i]);
-      let w = up_unpack(next.w[i]);
-      for (var q = 0u; q < 4u; q++) {
-        gs[o + q] = f16(g.lo[q]); gs[o + 4u + q] = f16(g.hi[q]);
-        us[o + q] = f16(w.lo[q]); us[o + 4u + q] = f16(w.hi[q]);
-      }
+      let o = (v / (BK / 2u)) * STR + (v % (BK / 2u)) * 2u;
+      let g = vec2<f16>(gate_unpack(next.g[i]));
+      let w = vec2<f16>(up_unpack(next.w[i]));
+      gs[o] = g.x; gs[o + 1u] = g.y;
+      us[o] = w.x; us[o + 1u] = w.y;
     }
     workgroupBarrier();
     next = fetch(k0 + BK, lid, &xr, n0, gbase, ubase);

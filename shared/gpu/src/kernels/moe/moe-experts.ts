@@ -218,28 +218,23 @@ function load8Wgsl(dtype: WeightDtype, name: string, arr: string): string {
 }
 
 /**
- * The prefetching (mma) forms keep a slab's weights as loaded until they are stored: `alias <Alias>` for 8 raw
- * weights, `fn name_raw(i) -> <Alias>` (i a multiple of 8) and `fn name_unpack(r) -> F8`.
+ * The prefetching (mma) forms keep a slab's weights as loaded until they are stored, a pair a lane: `alias <Alias>`
+ * for 2 raw weights, `fn name_raw(i) -> <Alias>` (i even; `arr` bound as array<u32>) and `fn name_unpack(r) -> vec2<f32>`.
  */
-function rawLoad8Wgsl(dtype: WeightDtype, name: string, arr: string, alias: string): string {
+function rawLoad2Wgsl(dtype: WeightDtype, name: string, arr: string, alias: string): string {
   switch (dtype) {
     case 'bf16':
-      return `alias ${alias} = vec4<u32>;
-fn ${name}_raw(i: u32) -> ${alias} { return ${arr}[i >> 3u]; }
-fn ${name}_unpack(v: ${alias}) -> F8 {
-  return F8(bitcast<vec4<f32>>(vec4<u32>(v.x << 16u, v.x & 0xffff0000u, v.y << 16u, v.y & 0xffff0000u)),
-            bitcast<vec4<f32>>(vec4<u32>(v.z << 16u, v.z & 0xffff0000u, v.w << 16u, v.w & 0xffff0000u)));
-}\n`;
+      return `alias ${alias} = u32;
+fn ${name}_raw(i: u32) -> ${alias} { return ${arr}[i >> 1u]; }
+fn ${name}_unpack(v: ${alias}) -> vec2<f32> { return bitcast<vec2<f32>>(vec2<u32>(v << 16u, v & 0xffff0000u)); }\n`;
     case 'f16':
-      return `alias ${alias} = vec4<u32>;
-fn ${name}_raw(i: u32) -> ${alias} { return ${arr}[i >> 3u]; }
-fn ${name}_unpack(v: ${alias}) -> F8 {
-  return F8(vec4<f32>(unpack2x16float(v.x), unpack2x16float(v.y)), vec4<f32>(unpack2x16float(v.z), unpack2x16float(v.w)));
-}\n`;
+      return `alias ${alias} = u32;
+fn ${name}_raw(i: u32) -> ${alias} { return ${arr}[i >> 1u]; }
+fn ${name}_unpack(v: ${alias}) -> vec2<f32> { return unpack2x16float(v); }\n`;
     case 'f32':
-      return `struct ${alias} { lo: vec4<u32>, hi: vec4<u32> }
-fn ${name}_raw(i: u32) -> ${alias} { let j = i >> 2u; return ${alias}(${arr}[j], ${arr}[j + 1u]); }
-fn ${name}_unpack(v: ${alias}) -> F8 { return F8(bitcast<vec4<f32>>(v.lo), bitcast<vec4<f32>>(v.hi)); }\n`;
+      return `alias ${alias} = vec2<u32>;
+fn ${name}_raw(i: u32) -> ${alias} { return vec2<u32>(${arr}[i], ${arr}[i + 1u]); }
+fn ${name}_unpack(v: ${alias}) -> vec2<f32> { return bitcast<vec2<f32>>(v); }\n`;
   }
 }
 
@@ -269,7 +264,7 @@ fn expert_tile(tile_in_chunk: u32) -> vec4<u32> {
 
 function shapeLabel(s: GemmShape): string {
   if (s.kind === 'gemv') return `gemv_tm${s.TM}_c${s.COLS}_l${s.LANES}_u${s.U_GATE_UP}${s.U_DOWN}`;
-  return s.kind === 'mma' ? `mma_tm${s.TM}_n${s.BN}_d${s.BN_DOWN}_k${s.BK}_pf` : `tiled_tm${s.TM}_n${s.BN}_k${s.BK}_r${s.RM}x${s.RN}`;
+  return s.kind === 'mma' ? `mma_tm${s.TM}_n${s.BN}_d${s.BN_DOWN}_k${s.BK}_pf_w2` : `tiled_tm${s.TM}_n${s.BN}_k${s.BK}_r${s.RM}x${s.RN}`;
 }
 
 
@@ -317,7 +312,7 @@ function build_moeGateUpShader(nExperts: number, gateDtype: WeightDtype, upDtype
     label: `moe_gate_up_${shapeLabel(s)}_e${nExperts}_${gateDtype}_${upDtype}`,
     uniforms: GATE_UP_UNIFORMS,
     source: `${gemmPrelude(nExperts, s, 'x', false)}${s.kind === 'mma'
-      ? `${rawLoad8Wgsl(gateDtype, 'gate', 'wgate', 'GateRaw')}${rawLoad8Wgsl(upDtype, 'up', 'wup', 'UpRaw')}`
+      ? `${rawLoad2Wgsl(gateDtype, 'gate', 'wgate', 'GateRaw')}${rawLoad2Wgsl(upDtype, 'up', 'wup', 'UpRaw')}`
       : `${load8Wgsl(gateDtype, 'gate8', 'wgate')}${load8Wgsl(upDtype, 'up8', 'wup')}`}
 ${uniformStructWgsl(GATE_UP_UNIFORMS, 5)}
 ${gemmFile(variant, 'gate-up')}`,
@@ -329,7 +324,7 @@ function build_moeDownShader(nExperts: number, dtype: WeightDtype, variant: MoeG
   return {
     label: `moe_down_${shapeLabel(s)}_e${nExperts}_${dtype}`,
     uniforms: DOWN_UNIFORMS,
-    source: `${gemmPrelude(nExperts, s, 'act', true)}${s.kind === 'mma' ? rawLoad8Wgsl(dtype, 'down', 'wdown', 'DownRaw') : load8Wgsl(dtype, 'down8', 'wdown')}
+    source: `${gemmPrelude(nExperts, s, 'act', true)}${s.kind === 'mma' ? rawLoad2Wgsl(dtype, 'down', 'wdown', 'DownRaw') : load8Wgsl(dtype, 'down8', 'wdown')}
 ${uniformStructWgsl(DOWN_UNIFORMS, 4)}
 ${gemmFile(variant, 'down')}`,
   };
