@@ -269,13 +269,64 @@ function shapeLabel(s: GemmShape): string {
 }
 
 
-/** The mma forms' generated parts: named accumulators, the products of one 16-deep k-step, and the epilogue. */
+/**
+ * The mma forms' generated parts: named accumulators and prefetch registers (a thread's XL x loads of 4 values
+ * and WL weight pairs of each matrix per slab), the fetch of a slab into them, their f16 stores, the products
+ * of one 16-deep k-step, and the epilogue.
+ */
 function mmaParts(s: MmaShape, down: boolean): Record<string, string> {
-  const TMT = s.TM / s.SGM / 16, TNT = ((down ? s.BN_DOWN : s.BN) * s.SGM) / 64;
+  const BN = down ? s.BN_DOWN : s.BN;
+  const TMT = s.TM / s.SGM / 16, TNT = (BN * s.SGM) / 64;
+  const WG = 128;
+  const XL = (s.TM * s.BK) / 4 / WG, WL = (BN * s.BK) / 2 / WG;
+  if (!Number.isInteger(XL) || !Number.isInteger(WL)) throw new RangeError(`moe mma shape ${JSON.stringify(s)}: slabs must split evenly over ${WG} threads`);
   const range = (n: number) => [...Array(n).keys()];
   const tiles = range(TMT).flatMap((i) => range(TNT).map((j) => [i, j] as const));
   const mats = down ? [['c', 'ws']] : [['g', 'gs'], ['u', 'us']];
-  const declare = mats.flatMap(([c]) => tiles.map(([i, j]) => `var ${c}${i}_${j} = ResT();`));
+  // weight matrices: [register prefix, raw alias, load fn, unpack fn, base, workgroup array]
+  const wmats = down
+    ? [['rw', 'DownRaw', 'down_raw', 'down_unpack', 'wbase', 'ws']]
+    : [['rg', 'GateRaw', 'gate_raw', 'gate_unpack', 'gbase', 'gs'], ['ru', 'UpRaw', 'up_raw', 'up_unpack', 'ubase', 'us']];
+  const xRow = (i: number) => `(lid + ${i * WG}u) / ${s.BK / 4}u`;
+  const declare = [
+    ...mats.flatMap(([c]) => tiles.map(([i, j]) => `var ${c}${i}_${j} = ResT();`)),
+    ...range(XL).flatMap((i) => [
+      `var rx_${i} = vec4<f32>(0.0);`,
+      `let xk_${i} = ((lid + ${i * WG}u) % ${s.BK / 4}u) * 4u;`,
+      // the element where x slot i's row starts (NONE past the tile's rows)
+      down
+        ? `let xr_${i} = select(NONE, (r0 + ${xRow(i)}) * u.K, ${xRow(i)} < rows);`
+        : `var xr_${i} = NONE;
+  if (${xRow(i)} < rows) { xr_${i} = (groups[u.sorted_base + r0 + ${xRow(i)}] / u.topk) * u.x_stride + u.x_offset; }`,
+    ]),
+    ...range(WL).flatMap((j) => [
+      ...wmats.map(([r, alias]) => `var ${r}_${j} = ${alias}();`),
+      `let wn_${j} = (lid + ${j * WG}u) / ${s.BK / 2}u;`,
+      `let wk_${j} = ((lid + ${j * WG}u) % ${s.BK / 2}u) * 2u;`,
+    ]),
+  ];
+  const fetch = (k: string) => [
+    ...range(XL).map((i) => `rx_${i} = vec4<f32>(0.0);
+    if (xr_${i} != NONE && ${k} + xk_${i} < u.K) { rx_${i} = x4(xr_${i} + ${k} + xk_${i}); }`),
+    ...range(WL).flatMap((j) => [
+      ...wmats.map(([r, alias]) => `${r}_${j} = ${alias}();`),
+      `if (n0 + wn_${j} < u.N && ${k} + wk_${j} < u.K) {`,
+      ...wmats.map(([r, , load, , base]) => `  ${r}_${j} = ${load}(${base} + (n0 + wn_${j}) * u.K + ${k} + wk_${j});`),
+      `}`,
+    ]),
+  ];
+  const store = [
+    ...range(XL).map((i) => `{
+      let v = lid + ${i * WG}u;
+      let o = (v / ${s.BK / 4}u) * STR + (v % ${s.BK / 4}u) * 4u;
+      xs[o] = f16(rx_${i}.x); xs[o + 1u] = f16(rx_${i}.y); xs[o + 2u] = f16(rx_${i}.z); xs[o + 3u] = f16(rx_${i}.w);
+    }`),
+    ...range(WL).map((j) => `{
+      let o = wn_${j} * STR + wk_${j};
+      ${wmats.map(([r, , , unpack, , arr]) => `let ${r} = vec2<f16>(${unpack}(${r}_${j}));
+      ${arr}[o] = ${r}.x; ${arr}[o + 1u] = ${r}.y;`).join('\n      ')}
+    }`),
+  ];
   const multiply = [
     ...range(TMT).map((i) => `let a${i} = subgroupMatrixLoad<LeftT, row_major>(&xs, (sm + ${16 * i}u) * STR + kk, STR);`),
     ...mats.flatMap(([c, arr]) => range(TNT).map((j) => `let b${c}${j} = subgroupMatrixLoad<RightT, col_major>(&${arr}, (sn + ${16 * j}u) * STR + kk, STR);`)),
@@ -298,7 +349,10 @@ function mmaParts(s: MmaShape, down: boolean): Record<string, string> {
     }
   }
   workgroupBarrier();`);
-  return { DECLARE: declare.join('\n  '), MULTIPLY: multiply.join('\n      '), WRITE: write.join('\n  ') };
+  return {
+    DECLARE: declare.join('\n  '), FETCH_FIRST: fetch('0u').join('\n  '), STORE: store.join('\n    '),
+    FETCH_NEXT: fetch('kn').join('\n    '), MULTIPLY: multiply.join('\n      '), WRITE: write.join('\n  '),
+  };
 }
 
 function gemmFile(variant: MoeGemmVariant, half: 'gate-up' | 'down'): string {
