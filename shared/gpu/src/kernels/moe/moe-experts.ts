@@ -83,7 +83,8 @@ interface TiledShape { readonly kind: 'tiled'; readonly TM: number; readonly BN:
  * up, and (TM/SGM/16)·(BN_DOWN·SGM/64) of down.
  */
 interface MmaShape {
-  readonly kind: 'mma'; readonly TM: number; readonly BN: number; readonly BN_DOWN: number; readonly BK: number; readonly SGM: 1 | 2;
+  readonly kind: 'mma'; readonly TM: number; readonly BN: number; readonly BN_DOWN: number; readonly BK: number; readonly BK_DOWN: number;
+  readonly SGM: 1 | 2;
 }
 type GemmShape = GemvShape | TiledShape | MmaShape;
 
@@ -94,12 +95,13 @@ const TILED: TiledShape = { kind: 'tiled', TM: 64, BN: 64, BK: 16, RM: 4, RN: 4 
 // 64 × 128 down block (2 × 4 tiles each): 8 accumulators a subgroup in both (the .wgsl files are written for
 // these shapes). With the next slab's loads in flight during the products, measured on the H200 (V2-Lite,
 // T = 4096, 26 layers): gate/up 95 ms + down 54 ms, against 145 + 69 ms for 64 × 64 blocks loaded then multiplied.
-const MMA: MmaShape = { kind: 'mma', TM: 64, BN: 64, BN_DOWN: 128, BK: 32, SGM: 2 };
+const MMA: MmaShape = { kind: 'mma', TM: 64, BN: 64, BN_DOWN: 128, BK: 32, BK_DOWN: 32, SGM: 2 };
 // Decode batches give an expert a few rows (V2-Lite batch 64: 6 on average), where a 64-row tile multiplies
 // mostly empty rows and the weights' bytes are what must stream: 16-row tiles, the 4 subgroups side by side
-// over 128 columns. Still only ~1.3-1.6 TB/s of weights on the H200 (profiled: gate/up 0.58 ms a layer at batch
-// 64); 64 columns with 128-deep K slabs (256-byte runs of each weight row) measured slower (down 0.24 -> 0.42 ms).
-const MMA16: MmaShape = { kind: 'mma', TM: 16, BN: 128, BN_DOWN: 128, BK: 32, SGM: 1 };
+// over 128 columns. Measured on the H200 at batch 64 (profiled, 26 layers): gate/up 27.2 ms with 32-deep K
+// slabs, 21.9 with 64-deep (twice the bytes in flight a trip); down 11.3 with 32-deep, 12.8 with 64-deep; 64
+// columns with 128-deep slabs were slower for both.
+const MMA16: MmaShape = { kind: 'mma', TM: 16, BN: 128, BN_DOWN: 128, BK: 64, BK_DOWN: 32, SGM: 1 };
 /** Average rows an expert below which the 16-row tiles are used. */
 const MMA16_MAX_ROWS = 32;
 // 128-row tiles (16 accumulators a subgroup, as the dense GEMM's 128 × 128 tile) passed the tests but were
@@ -243,7 +245,7 @@ function gemmPrelude(nExperts: number, s: GemmShape, xArr: string, down: boolean
   const consts = s.kind === 'gemv'
     ? `const TM = ${s.TM}u;\nconst COLS = ${s.COLS}u;\nconst LANES = ${s.LANES}u;\nconst U = ${down ? s.U_DOWN : s.U_GATE_UP}u;`
     : s.kind === 'mma'
-      ? `const TM = ${s.TM}u;\nconst BN = ${down ? s.BN_DOWN : s.BN}u;\nconst BK = ${s.BK}u;\nconst STR = ${s.BK + 8}u;\nconst SGM = ${s.SGM}u;\nconst SGN = ${4 / s.SGM}u;`
+      ? `const TM = ${s.TM}u;\nconst BN = ${down ? s.BN_DOWN : s.BN}u;\nconst BK = ${down ? s.BK_DOWN : s.BK}u;\nconst STR = ${(down ? s.BK_DOWN : s.BK) + 8}u;\nconst SGM = ${s.SGM}u;\nconst SGN = ${4 / s.SGM}u;`
       : `const TM = ${s.TM}u;\nconst BN = ${s.BN}u;\nconst BK = ${s.BK}u;\nconst RM = ${s.RM}u;\nconst RN = ${s.RN}u;`;
   return `${s.kind === 'mma' ? `${SUBGROUP_MATRIX_WGSL}\n` : ''}const E = ${nExperts}u;
 ${consts}
@@ -265,7 +267,7 @@ fn expert_tile(tile_in_chunk: u32) -> vec4<u32> {
 
 function shapeLabel(s: GemmShape): string {
   if (s.kind === 'gemv') return `gemv_tm${s.TM}_c${s.COLS}_l${s.LANES}_u${s.U_GATE_UP}${s.U_DOWN}`;
-  return s.kind === 'mma' ? `mma_tm${s.TM}_n${s.BN}_d${s.BN_DOWN}_k${s.BK}_pf_w2` : `tiled_tm${s.TM}_n${s.BN}_k${s.BK}_r${s.RM}x${s.RN}`;
+  return s.kind === 'mma' ? `mma_tm${s.TM}_n${s.BN}_d${s.BN_DOWN}_k${s.BK}x${s.BK_DOWN}_pf_w2` : `tiled_tm${s.TM}_n${s.BN}_k${s.BK}_r${s.RM}x${s.RN}`;
 }
 
 
@@ -276,9 +278,10 @@ function shapeLabel(s: GemmShape): string {
  */
 function mmaParts(s: MmaShape, down: boolean): Record<string, string> {
   const BN = down ? s.BN_DOWN : s.BN;
+  const BK = down ? s.BK_DOWN : s.BK;
   const TMT = s.TM / s.SGM / 16, TNT = (BN * s.SGM) / 64;
   const WG = 128;
-  const XL = (s.TM * s.BK) / 4 / WG, WL = (BN * s.BK) / 2 / WG;
+  const XL = (s.TM * BK) / 4 / WG, WL = (BN * BK) / 2 / WG;
   if (!Number.isInteger(XL) || !Number.isInteger(WL)) throw new RangeError(`moe mma shape ${JSON.stringify(s)}: slabs must split evenly over ${WG} threads`);
   const range = (n: number) => [...Array(n).keys()];
   const tiles = range(TMT).flatMap((i) => range(TNT).map((j) => [i, j] as const));
@@ -287,12 +290,12 @@ function mmaParts(s: MmaShape, down: boolean): Record<string, string> {
   const wmats = down
     ? [['rw', 'DownRaw', 'down_raw', 'down_unpack', 'wbase', 'ws']]
     : [['rg', 'GateRaw', 'gate_raw', 'gate_unpack', 'gbase', 'gs'], ['ru', 'UpRaw', 'up_raw', 'up_unpack', 'ubase', 'us']];
-  const xRow = (i: number) => `(lid + ${i * WG}u) / ${s.BK / 4}u`;
+  const xRow = (i: number) => `(lid + ${i * WG}u) / ${BK / 4}u`;
   const declare = [
     ...mats.flatMap(([c]) => tiles.map(([i, j]) => `var ${c}${i}_${j} = ResT();`)),
     ...range(XL).flatMap((i) => [
       `var rx_${i} = vec4<f32>(0.0);`,
-      `let xk_${i} = ((lid + ${i * WG}u) % ${s.BK / 4}u) * 4u;`,
+      `let xk_${i} = ((lid + ${i * WG}u) % ${BK / 4}u) * 4u;`,
       // the element where x slot i's row starts (NONE past the tile's rows)
       down
         ? `let xr_${i} = select(NONE, (r0 + ${xRow(i)}) * u.K, ${xRow(i)} < rows);`
@@ -301,8 +304,8 @@ function mmaParts(s: MmaShape, down: boolean): Record<string, string> {
     ]),
     ...range(WL).flatMap((j) => [
       ...wmats.map(([r, alias]) => `var ${r}_${j} = ${alias}();`),
-      `let wn_${j} = (lid + ${j * WG}u) / ${s.BK / 2}u;`,
-      `let wk_${j} = ((lid + ${j * WG}u) % ${s.BK / 2}u) * 2u;`,
+      `let wn_${j} = (lid + ${j * WG}u) / ${BK / 2}u;`,
+      `let wk_${j} = ((lid + ${j * WG}u) % ${BK / 2}u) * 2u;`,
     ]),
   ];
   const fetch = (k: string) => [
@@ -318,7 +321,7 @@ function mmaParts(s: MmaShape, down: boolean): Record<string, string> {
   const store = [
     ...range(XL).map((i) => `{
       let v = lid + ${i * WG}u;
-      let o = (v / ${s.BK / 4}u) * STR + (v % ${s.BK / 4}u) * 4u;
+      let o = (v / ${BK / 4}u) * STR + (v % ${BK / 4}u) * 4u;
       xs[o] = f16(rx_${i}.x); xs[o + 1u] = f16(rx_${i}.y); xs[o + 2u] = f16(rx_${i}.z); xs[o + 3u] = f16(rx_${i}.w);
     }`),
     ...range(WL).map((j) => `{
