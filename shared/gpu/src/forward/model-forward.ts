@@ -15,6 +15,7 @@ import type { KernelProgram } from '../runtime/program.js';
 import { latentRowWidth, qkHeadDim, type MlaConfig, type RopeFreqPrecision } from '@latentwire/model';
 import { attentionSoftmaxScale, modelRopeInverseFrequencies, ropeAttentionFactor } from '@latentwire/model';
 import type { ModelWeights } from '../weights/model-weights.js';
+import type { GpuTensor } from '../kernels/weight-dtype.js';
 import { embedding } from '../kernels/embedding/embedding.js';
 import { rmsNorm } from '../kernels/rms-norm/rms-norm.js';
 import { rope } from '../kernels/rope/rope.js';
@@ -33,6 +34,11 @@ export interface ForwardPass {
 export interface AttentionBlock {
   /** The buffer that receives layer `layer`'s latent rows [rows, r + rope] before programs() runs. */
   latent(layer: number): GPUBuffer;
+  /**
+   * The block norms and ropes the latent rows itself (ModelForward.latentFinish says how), fused into its own
+   * work (the decode block's cache append); otherwise the forward does it before programs().
+   */
+  readonly finishesLatent?: boolean;
   /**
    * From scratch.q (q_pe not yet roped: see ModelForward.ropeQuery) and the layer's latent rows to scratch.attn
    * [rows, heads·v], before o_proj.
@@ -81,11 +87,13 @@ export class ModelForward {
     }
     const latent = attention.latent(l);
     yield matmul({ x: s.xn, weight: lw.kvAProj, y: latent, M, N: width, K: H }, lim);
-    yield rmsNorm({ x: latent, weight: lw.kvANorm, y: latent, rows: M, cols: r, eps: cfg.rmsNormEps, inStride: width, outStride: width });
-    yield rope({
-      x: latent, positions: pass.positions, invFreq: this.invFreq, rows: M, heads: 1, ropeDim: cfg.qkRopeHeadDim,
-      rowStride: width, headStride: 0, offset: r, attentionFactor: ropeAttentionFactor(cfg),
-    });
+    if (!attention.finishesLatent) {
+      yield rmsNorm({ x: latent, weight: lw.kvANorm, y: latent, rows: M, cols: r, eps: cfg.rmsNormEps, inStride: width, outStride: width });
+      yield rope({
+        x: latent, positions: pass.positions, invFreq: this.invFreq, rows: M, heads: 1, ropeDim: cfg.qkRopeHeadDim,
+        rowStride: width, headStride: 0, offset: r, attentionFactor: ropeAttentionFactor(cfg),
+      });
+    }
     yield* attention.programs(l, pass, latent);
     yield matmul({ x: s.attn, weight: lw.oProj, y: s.x, M, N: H, K: heads * cfg.vHeadDim, accumulate: true }, lim);
     yield rmsNorm({ x: s.x, weight: lw.postAttentionNorm, y: s.xn, rows: M, cols: H, eps: cfg.rmsNormEps });
@@ -94,6 +102,11 @@ export class ModelForward {
     } else {
       yield* moePrograms(cfg, lw.mlp, { x: s.xn, out: s.x, gateUp: s.gateUp, gated: s.gated, rows: M, scratch: s.moe! }, lim);
     }
+  }
+
+  /** How layer `l`'s latent rows are finished (c RMSNorm'd, k_pe roped), for a block that does it itself. */
+  latentFinish(l: number): { normWeight: GpuTensor; eps: number; invFreq: GPUBuffer; attentionFactor: number } {
+    return { normWeight: this.weights.layers[l]!.kvANorm, eps: this.cfg.rmsNormEps, invFreq: this.invFreq, attentionFactor: ropeAttentionFactor(this.cfg) };
   }
 
   /** Ropes q_pe of scratch.q at the pass's positions: in place, or into `to`. For attention blocks. */
