@@ -62,10 +62,13 @@ export class ModelForward {
   /** RoPE inverse frequencies, in the precision both roles must share. */
   readonly invFreq: GPUBuffer;
   readonly softmaxScale: number;
+  /** DeepSeek YaRN's attention factor on the roped values (1 without YaRN). */
+  readonly ropeAttentionFactor: number;
 
   constructor(readonly gpu: Gpu, readonly cfg: MlaConfig, readonly weights: ModelWeights, readonly ropeFreqPrecision: RopeFreqPrecision) {
     this.invFreq = gpu.upload('rope.inv_freq', modelRopeInverseFrequencies(cfg, ropeFreqPrecision, weights.embed.dtype));
     this.softmaxScale = attentionSoftmaxScale(cfg);
+    this.ropeAttentionFactor = ropeAttentionFactor(cfg);
   }
 
   /** x = embed(ids) for the pass's rows. */
