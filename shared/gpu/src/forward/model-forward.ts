@@ -2,7 +2,7 @@
 // prompt's tokens for prefill, one token per sequence for decode) and the attention block, the rest is here.
 //
 //   embedding → per layer (layerPrograms):
-//     1. xn = RMSNorm(x)                                      — at decode sizes (M ≤ 16) 1–3 are one GEMV over
+//     1. xn = RMSNorm(x)                                      — at decode sizes (M ≤ 8) 1–3 are one GEMV over
 //     2. q = q_proj(xn) | q_b(RMSNorm(q_a(xn)))              — q_pe not yet roped        both weights, the norm in
 //                                                                                         its prologue (gemv-fused)
 //     3. latent = kv_a_proj_with_mqa(xn), c RMSNorm'd and k_pe roped in place: exactly the rows the decode

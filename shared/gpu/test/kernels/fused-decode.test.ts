@@ -8,7 +8,7 @@ import { rope } from '../../src/kernels/rope/rope.js';
 import { matmul } from '../../src/kernels/matmul/matmul.js';
 import { fusedGemv } from '../../src/kernels/matmul/gemv-fused.js';
 import { siluMul } from '../../src/kernels/silu-mul/silu-mul.js';
-import { moeGroup, moeRoute, moeRouteFused, moeScratchBytes, MOE_ROUTE_FUSED_MAX_TOKENS, type MoeDims } from '../../src/kernels/moe/index.js';
+import { moeCombine, moeGroup, moeRoute, moeRouteFused, moeScratchBytes, MOE_ROUTE_FUSED_MAX_TOKENS, type MoeDims } from '../../src/kernels/moe/index.js';
 import type { MoeRouting } from '../../src/kernels/moe/moe-route.js';
 import { KV_DTYPES, latentKvLayout } from '@latentwire/protocol';
 import { roundTo, testGpu, uploadF32, uploadWeight } from '../../src/testing.js';
@@ -165,3 +165,29 @@ for (const r of ROUTES) {
     }
   });
 }
+
+test('fused - GEMV over silu(gate)·up with the MoE combine in its epilogue equals the GEMV then the combine', async (t) => {
+  const gpu = await testGpu();
+  for (const [M, K, N, topK] of [[1, 48, 37, 6], [3, 44, 21, 2]] as const) {
+    const gateUp = uploadF32(gpu, 'gate_up', roundTo(randomArray(M * 2 * K, 71 + M, 3), 'f32'));
+    const w = uploadWeight(gpu, 'w', roundTo(randomArray(N * K, 72), 'bf16'), 'bf16', [N, K]);
+    const slotOut = uploadF32(gpu, 'slot_out', roundTo(randomArray(M * topK * N, 73), 'f32'));
+    const slotW = uploadF32(gpu, 'slot_w', roundTo(randomArray(M * topK, 74), 'f32'));
+    const start = roundTo(randomArray(M * N, 75), 'f32');
+    const ya = uploadF32(gpu, 'ya', start), yb = uploadF32(gpu, 'yb', start);
+    const args = { x: gateUp, M, K, silu: true, outputs: [{ weight: w, y: ya, N }] as const, accumulate: true };
+    const fused = fusedGemv({ ...args, outputs: [{ weight: w, y: yb, N }], combine: { slotOut, weights: slotW, topK } }, gpu.matmulLimits);
+    t.truthy(fused);
+    await gpu.run([
+      fusedGemv(args, gpu.matmulLimits)!,
+      moeCombine({ topK, tokens: M, hidden: N, slotOut, topkWeights: slotW, out: ya, accumulate: true }),
+      fused!,
+    ]);
+    // the same operations in the same order, but a compiler may contract (y + p) + s differently in one kernel
+    // than across two (lavapipe: 1 ulp on a few values): equal within float32 rounding
+    const got = await gpu.readF32(yb, 0, M * N), want = await gpu.readF32(ya, 0, M * N);
+    const off = got.reduce((m, v, i) => Math.max(m, Math.abs(v - want[i]!) / Math.max(1, Math.abs(want[i]!))), 0);
+    t.true(off <= 2 ** -21, `M ${M}: off by ${off}`);
+    gpu.destroy(gateUp, w.buffer, slotOut, slotW, ya, yb);
+  }
+});

@@ -52,12 +52,16 @@ export function gemvConfig(M: number, N: number, maxInvocations: number, maxWork
  *    128 lanes' partial sums, tree-summed in the same order, then x·inv·w), so the products are the unfused ones;
  *  - second: a second weight and output in the same dispatch (the workgroups past the first output's blocks take
  *    the second), into `y` again at its own stride and offset ('same') or into another buffer ('other');
- *  - silu: x holds [gate ‖ up] rows and the product reads silu(gate)·up (the silu-mul kernel's arithmetic).
+ *  - silu: x holds [gate ‖ up] rows and the product reads silu(gate)·up (the silu-mul kernel's arithmetic);
+ *  - combine: the MoE combine of `combine` (top-k) routed slots added after the accumulated product, as the
+ *    combine kernel sums them: y = (y + x·Wᵀ) + Σ_j w[m, j]·slot_out[m·k + j] (the shared experts' down
+ *    projection finishing the MoE layer).
  */
 export interface GemvFuse {
   readonly norm?: WeightDtype;
   readonly second?: 'same' | 'other';
   readonly silu?: boolean;
+  readonly combine?: number;
 }
 
 /** Lanes of the rms-norm kernel's reduction, which the norm prologue reproduces. */
@@ -74,8 +78,9 @@ export const GEMV_FUSED_UNIFORMS = {
 
 function build_gemvShader(dtype: WeightDtype, align: MatmulAlign, c: GemvConfig, accumulate: boolean, fuse?: GemvFuse): KernelShader {
   const { MB, R2, T, RG, U } = c;
-  const norm = fuse?.norm, second = fuse?.second, silu = fuse?.silu ?? false;
+  const norm = fuse?.norm, second = fuse?.second, silu = fuse?.silu ?? false, combine = fuse?.combine;
   if (norm && silu) throw new RangeError('gemv: norm and silu fusions exclude each other');
+  if (combine !== undefined && (second || !accumulate)) throw new RangeError('gemv: the combine fusion takes one accumulated output');
   const ROWS = RG * R2;
   const OUTS = ROWS * MB;
   const WG = T * RG;
@@ -84,6 +89,15 @@ function build_gemvShader(dtype: WeightDtype, align: MatmulAlign, c: GemvConfig,
   const each = (f: (m: number, r: number) => string) => ms.flatMap((m) => rs.map((r) => f(m, r))).join('\n');
   const vpw = dtype === 'f32' ? 4 : 8; // weight elements per vec4<u32>
 
+  // the x values the products read, row m's activations at column k (xrow: the row's first element), as WGSL
+  // expressions written into the loop (the unfused GEMV's text is unchanged: lavapipe's compile of it is
+  // sensitive to the shape of the source)
+  const xv4 = (m: number, row: string, k: string) => norm
+    ? `x4(${row} + ${k}) * inv${m} * g4(${k})`
+    : silu ? `silu_mul4(x4(${row} + ${k}), x4(${row} + ${k} + u.K))` : `x4(${row} + ${k})`;
+  const xv1 = (m: number, row: string, k: string) => norm
+    ? `x1(${row} + ${k}) * inv${m} * g_at(${k})`
+    : silu ? `silu_mul1(x1(${row} + ${k}), x1(${row} + ${k} + u.K))` : `x1(${row} + ${k})`;
   // one step of the vectorized loop at K position `k` (a multiple of vpw), suffix s keeps names unique
   const vecStep = (s: string, k: string, W: string) => {
     const loads = rs.map((r) =>
@@ -93,8 +107,8 @@ function build_gemvShader(dtype: WeightDtype, align: MatmulAlign, c: GemvConfig,
     );
     const xs = ms.map((m) =>
       dtype === 'f32'
-        ? `let xa${s}_${m} = xv4(${m}u, xrow${m}, ${k});`
-        : `let xa${s}_${m} = xv4(${m}u, xrow${m}, ${k});\n      let xb${s}_${m} = xv4(${m}u, xrow${m}, ${k} + 4u);`,
+        ? `let xa${s}_${m} = ${xv4(m, `xrow${m}`, k)};`
+        : `let xa${s}_${m} = ${xv4(m, `xrow${m}`, k)};\n      let xb${s}_${m} = ${xv4(m, `xrow${m}`, `${k} + 4u`)};`,
     );
     const fmas = each((m, r) =>
       dtype === 'f32'
@@ -116,31 +130,28 @@ ${vecStep('', 'k', W)}
   }`
     : `  for (var k = t; k < u.K; k += ${T}u) {
 ${rs.map((r) => `    let wt${r} = ${W === 'w' ? 'weight_at' : 'weight2_at'}(wrow${r} + k);`).join('\n')}
-${ms.map((m) => `    let xt${m} = xv1(${m}u, xrow${m}, k);`).join('\n')}
+${ms.map((m) => `    let xt${m} = ${xv1(m, `xrow${m}`, 'k')};`).join('\n')}
 ${each((m, r) => `    acc${m}_${r}.x = fma(xt${m}, wt${r}, acc${m}_${r}.x);`)}
   }`;
 
   const x1 = align.vecX ? `fn x1(i: u32) -> f32 { return x[i >> 2u][i & 3u]; }` : `fn x1(i: u32) -> f32 { return x[i]; }`;
-  const fused = fuse !== undefined && (norm !== undefined || second !== undefined || silu);
+  const fused = fuse !== undefined && (norm !== undefined || second !== undefined || silu || combine !== undefined);
   const label = `matmul_gemv_${dtype}_m${MB}_r${R2}_t${T}_g${RG}_u${U}${align.vecX ? '_vx' : ''}${align.vecW ? '_vw' : ''}` +
-    `${norm ? `_norm_${norm}` : ''}${second ? `_dual_${second}` : ''}${silu ? '_silu' : ''}${accumulate ? '_acc' : ''}`;
+    `${norm ? `_norm_${norm}` : ''}${second ? `_dual_${second}` : ''}${silu ? '_silu' : ''}${accumulate ? '_acc' : ''}${combine ? `_combine_k${combine}` : ''}`;
   const NL = GEMV_NORM_LANES;
-  // the x values the products read: row m's activations at column k (xrow: the row's first element)
   const xValues = norm
     ? `fn g4(k: u32) -> vec4<f32> { return vec4<f32>(g_at(k), g_at(k + 1u), g_at(k + 2u), g_at(k + 3u)); }
-fn xv4(m: u32, xrow: u32, k: u32) -> vec4<f32> { return x4(xrow + k) * inv_rms[m] * g4(k); }
-fn xv1(m: u32, xrow: u32, k: u32) -> f32 { return x1(xrow + k) * inv_rms[m] * g_at(k); }
 var<workgroup> nrm: array<f32, ${MB * NL}>;
 var<workgroup> inv_rms: array<f32, ${MB}>;`
     : silu
-      ? `fn xv4(m: u32, xrow: u32, k: u32) -> vec4<f32> { let gv = x4(xrow + k); let uv = x4(xrow + k + u.K); return gv / (1.0 + exp(-gv)) * uv; }
-fn xv1(m: u32, xrow: u32, k: u32) -> f32 { let gv = x1(xrow + k); let uv = x1(xrow + k + u.K); return gv / (1.0 + exp(-gv)) * uv; }`
-      : `fn xv4(m: u32, xrow: u32, k: u32) -> vec4<f32> { return x4(xrow + k); }
-fn xv1(m: u32, xrow: u32, k: u32) -> f32 { return x1(xrow + k); }`;
+      ? `fn silu_mul4(gv: vec4<f32>, uv: vec4<f32>) -> vec4<f32> { return gv / (1.0 + exp(-gv)) * uv; }
+fn silu_mul1(gv: f32, uv: f32) -> f32 { return gv / (1.0 + exp(-gv)) * uv; }`
+      : '';
   const extraBindings = [
     ...(norm ? ['var<storage, read> gw: array<u32>;'] : []),
     ...(second ? [`var<storage, read> w2: array<${align.vecW ? 'vec4<u32>' : 'u32'}>;`] : []),
     ...(second === 'other' ? ['var<storage, read_write> y2: array<f32>;'] : []),
+    ...(combine ? ['var<storage, read> slot_out: array<f32>;', 'var<storage, read> slot_w: array<f32>;'] : []),
   ].map((d, i) => `@group(0) @binding(${3 + i}) ${d}`);
   const bindings = fused
     ? `@group(0) @binding(0) var<storage, read> x: array<${align.vecX ? 'vec4<f32>' : 'f32'}>;
@@ -175,10 +186,16 @@ ${second && !align.vecW ? weightLoadWgsl(dtype, 'w2', 'weight2_at') : ''}`
     workgroupBarrier();
   }
   if (lid < MB) { inv_rms[lid] = inverseSqrt(nrm[lid * ${NL}u] / f32(u.K) + u.eps); }
-  workgroupBarrier();`
+  workgroupBarrier();
+${ms.map((m) => `  let inv${m} = inv_rms[${m}u];`).join('\n')}`
     : '';
   const y2 = second === 'other' ? 'y2' : 'y';
-  const store = (arr: string, stride: string, offset: string) => `let yi = m * ${stride} + ${offset} + n;
+  const store = (arr: string, stride: string, offset: string) => combine
+    ? `let yi = m * ${stride} + ${offset} + n;
+      var cs = 0.0;
+      for (var j = 0u; j < ${combine}u; j++) { cs = fma(slot_w[m * ${combine}u + j], slot_out[(m * ${combine}u + j) * u.N + n], cs); }
+      ${arr}[yi] = (${arr}[yi] + red[o * T]) + cs;`
+    : `let yi = m * ${stride} + ${offset} + n;
       ${arr}[yi] = ${accumulate ? `${arr}[yi] + ` : ''}red[o * T];`;
   const source = /* wgsl */ `
 ${bindings}
@@ -191,25 +208,22 @@ const ROWS = ${ROWS}u;
 const OUTS = ${OUTS}u;
 var<workgroup> red: array<f32, ${OUTS * T}>;
 ${xValues}
-
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-  let t = lid % T;
-  let g = lid / T;
 ${second
     ? `  let second = wg.x + wg.y * nwg.x >= u.blocks1;
   let block = wg.x + wg.y * nwg.x - select(0u, u.blocks1, second);
   let n_out = select(u.N, u.N2, second);
   let w_off = select(u.w_offset, u.w2_offset, second);`
-    : `  let block = wg.x + wg.y * nwg.x;
-  let n_out = u.N;
-  let w_off = u.w_offset;`}
+    : `  let block = wg.x + wg.y * nwg.x;`}
+  let t = lid % T;
+  let g = lid / T;
   let n0 = block * ROWS + g * ${R2}u;
-${rs.map((r) => `  let wrow${r} = min(n0 + ${r}u, n_out - 1u) * u.K + w_off;`).join('\n')}
+${rs.map((r) => `  let wrow${r} = min(n0 + ${r}u, ${second ? 'n_out' : 'u.N'} - 1u) * u.K + ${second ? 'w_off' : 'u.w_offset'};`).join('\n')}
 ${ms.map((m) => `  let xrow${m} = min(${m}u, u.M - 1u) * u.x_stride + u.x_offset;`).join('\n')}
-${prologue}
-${each((m, r) => `  var acc${m}_${r} = vec4<f32>(0.0);`)}
+${prologue ? `${prologue}
+` : ''}${each((m, r) => `  var acc${m}_${r} = vec4<f32>(0.0);`)}
 ${second ? `  if (second) {\n${loopOver('w2')}\n  } else {\n${loopOver('w')}\n  }` : loopOver('w')}
   // partial sums -> workgroup memory, laid out [output][t]; output o = (row in workgroup) * MB + m
 ${each((m, r) => `  red[((g * ${R2}u + ${r}u) * MB + ${m}u) * T + t] = (acc${m}_${r}.x + acc${m}_${r}.y) + (acc${m}_${r}.z + acc${m}_${r}.w);`)}
@@ -225,7 +239,7 @@ ${each((m, r) => `  red[((g * ${R2}u + ${r}u) * MB + ${m}u) * T + t] = (acc${m}_
   for (var o = lid; o < OUTS; o += ${WG}u) {
     let n = block * ROWS + o / MB;
     let m = o % MB;
-    if (n < n_out && m < u.M) {
+    if (n < ${second ? 'n_out' : 'u.N'} && m < u.M) {
 ${second
     ? `      if (second) {
         ${store(y2, 'u.y2_stride', 'u.y2_offset')}

@@ -608,9 +608,11 @@ export interface MoeExpertsArgs {
   readonly prenorm?: { readonly x: GPUBuffer; readonly weight: GpuTensor; readonly eps: number };
   /** Programs to run once routing is done (and x written), before the expert GEMMs: the shared experts. */
   readonly afterRoute?: readonly KernelProgram[];
+  /** false: leave scratch.slotOut uncombined (the caller folds the combine into its own dispatch; default true). */
+  readonly combine?: boolean;
 }
 
-/** The whole routed-expert sequence: [route (optional)], group, gate/up per chunk segment, down per chunk, combine. */
+/** The whole routed-expert sequence: [route (optional)], group, gate/up per chunk segment, down per chunk, [combine]. */
 export function moeExperts(a: MoeExpertsArgs): KernelProgram[] {
   checkDims(a.dims);
   const T = a.tokens;
@@ -650,10 +652,10 @@ export function moeExperts(a: MoeExpertsArgs): KernelProgram[] {
       dims: a.dims, tokens: T, x: a.x, xStride: a.xStride, xOffset: a.xOffset, weights: a.weights,
       groups: sc.groups, act: sc.act, slotOut: sc.slotOut, variant,
     }),
-    moeCombine({
+    ...(a.combine === false ? [] : [moeCombine({
       topK: a.dims.topK, tokens: T, hidden: a.dims.hidden, slotOut: sc.slotOut, topkWeights: sc.topkWeights,
       out: a.out, outStride: a.outStride, outOffset: a.outOffset, accumulate: a.accumulate,
-    }),
+    })]),
   );
   return programs;
 }
