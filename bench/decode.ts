@@ -1,6 +1,6 @@
 // Whole decode steps (decode-node's DecodeModel: weight-absorbed MLA, grouped kernel over the paged cache,
 // MoE, LM head, GPU sampling) at DeepSeek-V2-Lite shapes with synthetic bf16 weights. Per (batch, context,
-// cache dtype): step time, tokens/s, and the bytes-per-step roofline — every weight a step must read (all
+// cache dtype): step time, tokens/s, dispatches per step, and the bytes-per-step roofline — every weight a step must read (all
 // dense weights, the routed experts B tokens are expected to touch, the LM head) plus the batch's KV rows —
 // over the card's read bandwidth, measured at the start of the run (bench/lib/read-bandwidth); fraction =
 // roofline time / measured time. Where the adapter has subgroup matrices, every row runs with both grouped
@@ -84,6 +84,7 @@ async function main(): Promise<void> {
         const finite = first.logits!.every((v) => Number.isFinite(v));
         if (!finite) console.error(`WARNING: ${engine} ${dtype} batch ${B} context ${ctx}: non-finite logits; this row does not time real work`);
         gpu.profiler?.reset();
+        const dispatches0 = gpu.dispatches;
         let submitMs = 0;
         const stepMs: number[] = [];
         for (let i = 1; i <= iters; i++) {
@@ -91,6 +92,7 @@ async function main(): Promise<void> {
           submitMs += (await model.step(input(i))).timings.submitMs;
           stepMs.push(performance.now() - t);
         }
+        const dispatchesPerStep = (gpu.dispatches - dispatches0) / iters;
         const one = spread(stepMs);
         const ms = one.median;
         // as the engine runs: step i+1 is built and submitted (fed step i's tokens on the GPU) before step i is read
@@ -118,7 +120,7 @@ async function main(): Promise<void> {
         const bytes = weightBytesPerStep(cfg, B) + kvBytes;
         const rooflineMs = (bytes / (peakGBps * 1e9)) * 1e3;
         rows.push({
-          attention: engine, dtype, batch: B, context: ctx, 'step ms': ms, 'step min–max': `${one.min.toFixed(2)}–${one.max.toFixed(2)}`, 'CPU submit ms': submitMs / iters, 'overlapped step ms': overlappedMs, 'overlapped min–max': `${over.min.toFixed(2)}–${over.max.toFixed(2)}`,
+          attention: engine, dtype, batch: B, context: ctx, 'step ms': ms, 'step min–max': `${one.min.toFixed(2)}–${one.max.toFixed(2)}`, 'CPU submit ms': submitMs / iters, 'dispatches/step': dispatchesPerStep, 'overlapped step ms': overlappedMs, 'overlapped min–max': `${over.min.toFixed(2)}–${over.max.toFixed(2)}`,
           'overlapped tokens/s': (B * 1e3) / overlappedMs, 'tokens/s': (B * 1e3) / ms, 'MB/step': bytes / 1e6, 'KV MB': kvBytes / 1e6,
           'roofline ms': rooflineMs, 'roofline tok/s': (B * 1e3) / rooflineMs, '% roofline': (100 * rooflineMs) / Math.min(ms, overlappedMs),
           'logits finite': String(finite),

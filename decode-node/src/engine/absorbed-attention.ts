@@ -1,6 +1,7 @@
 // Weight-absorbed MLA over the paged latent cache, the decode step's attention block (one row per sequence):
-//   1. absorbed query qAbs [b, h, r + rope]: q_lat = q_nope · W_UK (r values), then roped q_pe
-//   2. the row's latent (written by the shared forward) appended to the cache at the token's position
+//   1. absorbed query qAbs [b, h, r + rope]: q_lat = q_nope · W_UK (r values) and roped q_pe, one dispatch
+//   2. the row's latent (kv_a_proj_with_mqa's output, from the shared forward) normed, roped and appended to the
+//      cache at the token's position, in one dispatch
 //   3. grouped decode attention over the sequence's pages: ō [b, h, r] in the latent space
 //   4. attn = ō · W_UVᵀ per head (o_proj follows in the shared forward)
 import type { AttentionBlock, ForwardPass, ModelForward } from '@latentwire/gpu/forward';
@@ -35,16 +36,18 @@ export function absorbedAttention(f: ModelForward, a: AbsorbedAttentionArgs): At
   const qkDim = nope + cfg.qkRopeHeadDim;
   return {
     latent: () => a.latent,
+    finishesLatent: true,
     *programs(l: number, pass: ForwardPass, latent: GPUBuffer): Generator<KernelProgram> {
       const B = pass.rows, s = pass.scratch, w = a.absorbed.layers[l]!, pools = a.cache.pools[l]!;
-      yield f.ropeQuery(pass, { buffer: a.qAbs, rowStride: heads * qaStride, headStride: qaStride, offset: r });
+      // q_lat = q_nope · W_UK and roped q_pe beside it, in one dispatch
       yield headMatmul({
         x: s.q, xRowStride: heads * qkDim, xHeadStride: qkDim, ...headWeightArgs(w.wUk),
         y: a.qAbs, yRowStride: heads * qaStride, yHeadStride: qaStride, batch: B, heads, K: nope, N: r,
+        rope: { positions: pass.positions, invFreq: f.invFreq, ropeDim: cfg.qkRopeHeadDim, inOffset: nope, outOffset: r, attentionFactor: f.ropeAttentionFactor },
       });
       yield kvAppend({
         layout: a.cache.layout, src: latent, rows: B, positions: pass.positions, tableOffsets: a.tableOffsets, pageTable: a.pageTable,
-        pools, pagesPerBuffer: a.cache.pagesPerBuffer,
+        pools, pagesPerBuffer: a.cache.pagesPerBuffer, finish: f.latentFinish(l),
       });
       yield* groupedDecodeAttention({
         variant: a.variant, q: a.qAbs, seqLens: a.seqLens, pageTableOffsets: a.tableOffsets, pageTable: a.pageTable, pools,

@@ -426,8 +426,7 @@ export class DecodeModel {
     });
     yield forward.embedding(pass, s.ids!);
     for (let l = 0; l < this.weights.layers.length; l++) yield* forward.layer(l, pass, attention);
-    yield forward.finalNorm(pass, 0, B);
-    yield forward.lmHead(pass, 0, B, s.logits!);
+    yield* forward.normedLmHead(pass, B, s.logits!);
   }
 
   /** The split-KV scratch, grown when a step needs more (null for one split). */

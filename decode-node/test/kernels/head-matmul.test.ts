@@ -5,6 +5,7 @@ import { maxAbsDiff, randomArray } from '@latentwire/testing';
 import { roundTo, testGpu, uploadWeight } from '@latentwire/gpu/testing';
 import { headMatmul } from '../../src/kernels/head-matmul/index.js';
 import { headTranspose, headTransposeBytes } from '../../src/kernels/head-transpose/index.js';
+import { rope } from '@latentwire/gpu/kernels';
 
 for (const dtype of ['bf16', 'f32'] as const) {
   test(`head matmul - ${dtype}: odd sizes, strided rows, weight at an offset, batch beyond one block`, async (t) => {
@@ -59,3 +60,26 @@ for (const dtype of ['bf16', 'f32'] as const) {
     gpu.destroy(src.buffer, dst);
   });
 }
+
+test('head matmul - with rope: the product and the roped slice equal head matmul then rope into the same rows', async (t) => {
+  const gpu = await testGpu();
+  for (const [B, heads, nope, ropeDim, N] of [[1, 3, 37, 6, 45], [6, 2, 16, 64, 130]] as const) {
+    const qk = nope + ropeDim, out = N + ropeDim;
+    const x = gpu.upload('x', Float32Array.from(randomArray(B * heads * qk, 61 + B)));
+    const w = uploadWeight(gpu, 'w', roundTo(randomArray(heads * nope * N, 62), 'bf16'), 'bf16', [heads * nope, N]);
+    const positions = gpu.upload('positions', Uint32Array.from({ length: B }, (_, b) => 3 + 17 * b));
+    const invFreq = gpu.upload('inv_freq', Float32Array.from({ length: ropeDim / 2 }, (_, i) => 10000 ** (-(2 * i) / ropeDim)));
+    const ya = gpu.buffer('ya', B * heads * out * 4), yb = gpu.buffer('yb', B * heads * out * 4);
+    const common = { x, weight: w, batch: B, heads, K: nope, N, xRowStride: heads * qk, xHeadStride: qk, yRowStride: heads * out, yHeadStride: out };
+    await gpu.run([
+      headMatmul({ ...common, y: ya }),
+      rope({
+        x, positions, invFreq, rows: B, heads, ropeDim, rowStride: heads * qk, headStride: qk, offset: nope, attentionFactor: 0.75,
+        out: ya, outRowStride: heads * out, outHeadStride: out, outOffset: N,
+      }),
+      headMatmul({ ...common, y: yb, rope: { positions, invFreq, ropeDim, inOffset: nope, outOffset: N, attentionFactor: 0.75 } }),
+    ]);
+    t.deepEqual(await gpu.readU32(yb, 0, B * heads * out), await gpu.readU32(ya, 0, B * heads * out), `[${B}, ${heads}, ${nope}+${ropeDim}, ${N}]`);
+    gpu.destroy(x, w.buffer, positions, invFreq, ya, yb);
+  }
+});

@@ -24,11 +24,33 @@ const UNIFORMS = {
   w_offset: 'u32', w_head_stride: 'u32', w_row_stride: 'u32',
   y_offset: 'u32', y_row_stride: 'u32', y_head_stride: 'u32',
 } as const;
+const ROPE_UNIFORMS = {
+  ...UNIFORMS, rope_block: 'u32', rope_half: 'u32', rope_in: 'u32', rope_out: 'u32', attention_factor: 'f32',
+} as const;
 
-function build_headMatmulShader(dtype: WeightDtype): KernelShader {
+// rows b0 .. b0 + BB of head h: x's pairs at rope_in + 2i roped at the row's position into y at rope_out + 2i
+const ROPE_WGSL = /* wgsl */ `fn rope_rows(h: u32, b0: u32, lid: u32) {
+  for (var i = lid; i < BB * u.rope_half; i += WG) {
+    let b = b0 + i / u.rope_half;
+    let j = i % u.rope_half;
+    if (b < u.batch) {
+      let angle = f32(positions[b]) * inv_freq[j];
+      let c = cos(angle) * u.attention_factor;
+      let s = sin(angle) * u.attention_factor;
+      let src = u.x_offset + b * u.x_row_stride + h * u.x_head_stride + u.rope_in + 2u * j;
+      let re = x[src];
+      let im = x[src + 1u];
+      let o = u.y_offset + b * u.y_row_stride + h * u.y_head_stride + u.rope_out + 2u * j;
+      y[o] = re * c - im * s;
+      y[o + 1u] = re * s + im * c;
+    }
+  }
+}`;
+
+function build_headMatmulShader(dtype: WeightDtype, rope = false): KernelShader {
   return {
-    label: `head_matmul_${dtype}`,
-    uniforms: UNIFORMS,
+    label: `head_matmul_${dtype}${rope ? '_rope' : ''}`,
+    uniforms: rope ? ROPE_UNIFORMS : UNIFORMS,
     source: `const CT: u32 = ${CT}u;
 const KS: u32 = ${KS}u;
 const WG: u32 = ${WG}u;
@@ -37,7 +59,13 @@ const KC: u32 = ${KC}u;
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> w: array<u32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
-${uniformStructWgsl(UNIFORMS, 3)}
+${rope ? `@group(0) @binding(3) var<storage, read> positions: array<u32>;
+@group(0) @binding(4) var<storage, read> inv_freq: array<f32>;
+${uniformStructWgsl(ROPE_UNIFORMS, 5)}
+fn is_rope_block(x: u32) -> bool { return x == u.rope_block; }
+${ROPE_WGSL}` : `${uniformStructWgsl(UNIFORMS, 3)}
+fn is_rope_block(x: u32) -> bool { return false; }
+fn rope_rows(h: u32, b0: u32, lid: u32) {}`}
 ${weightLoadWgsl(dtype, 'w')}
 ${BODY}`,
   };
@@ -58,6 +86,14 @@ export interface HeadMatmulArgs {
   readonly yOffset?: number; readonly yRowStride?: number; readonly yHeadStride?: number;
   /** Weight element of W_0[0, 0]; heads wHeadStride apart, rows wRowStride apart (default dense [heads, K, N]). */
   readonly wOffset?: number; readonly wHeadStride?: number; readonly wRowStride?: number;
+  /**
+   * Also rope each head's slice x[b, h, inOffset .. + ropeDim) at positions[b] into y[b, h, outOffset ..), as
+   * the rope kernel does (the absorbed query's q_pe beside its q_nope·W_UK), in the same dispatch.
+   */
+  readonly rope?: {
+    readonly positions: Binding; readonly invFreq: Binding; readonly ropeDim: number; readonly inOffset: number; readonly outOffset: number;
+    readonly attentionFactor: number;
+  };
 }
 
 export function headMatmul(a: HeadMatmulArgs): KernelProgram {
@@ -70,16 +106,20 @@ export function headMatmul(a: HeadMatmulArgs): KernelProgram {
   const lastWeight = wOffset + (a.heads - 1) * wHead + (a.K - 1) * wRow + a.N;
   const stored = a.weight.shape.reduce((p, d) => p * d, 1);
   if (lastWeight > stored) throw new RangeError(`headMatmul: the weight holds ${stored} values, the strides reach ${lastWeight}`);
+  const r = a.rope;
+  if (r && (!Number.isInteger(r.ropeDim) || r.ropeDim < 2 || r.ropeDim % 2 !== 0)) throw new RangeError(`headMatmul: ropeDim ${r.ropeDim} must be even`);
+  const nBlocks = Math.ceil(a.N / (4 * CT));
   return {
-    shader: headMatmulShader(a.weight.dtype),
-    buffers: [a.x, a.weight.buffer, a.y],
+    shader: headMatmulShader(a.weight.dtype, r !== undefined),
+    buffers: r ? [a.x, a.weight.buffer, a.y, r.positions, r.invFreq] : [a.x, a.weight.buffer, a.y],
     uniformValues: {
       batch: a.batch, k: a.K, n: a.N,
       x_offset: a.xOffset ?? 0, x_row_stride: a.xRowStride ?? a.heads * a.K, x_head_stride: a.xHeadStride ?? a.K,
       w_offset: wOffset, w_head_stride: wHead, w_row_stride: wRow,
       y_offset: a.yOffset ?? 0, y_row_stride: a.yRowStride ?? a.heads * a.N, y_head_stride: a.yHeadStride ?? a.N,
+      ...(r ? { rope_block: nBlocks, rope_half: r.ropeDim / 2, rope_in: r.inOffset, rope_out: r.outOffset, attention_factor: r.attentionFactor } : {}),
     },
-    workgroups: [Math.ceil(a.N / (4 * CT)), a.heads, Math.ceil(a.batch / BB)],
+    workgroups: [nBlocks + (r ? 1 : 0), a.heads, Math.ceil(a.batch / BB)],
   };
 }
 

@@ -3,7 +3,10 @@
 // owns 4 adjacent columns and the k rows ks, ks + KS, …, so a weight row is read coalesced along n and the
 // K loop is split KS ways (K is 128 or 512 here: a serial K loop left the GPU idle); x's block is staged
 // KC values at a time, and the KS partial sums are added in workgroup memory at the end.
-// Prepended by the launcher: CT, KS, WG, BB, KC, the bindings, the uniforms `u` and weight_at().
+// With ROPE, one more column of workgroups (wg.x == u.rope_block) ropes each head's q_pe slice of x into y
+// beside the product instead (rope_rows, as rope.ts computes it): the absorbed query's two halves in one dispatch.
+// Prepended by the launcher: CT, KS, WG, BB, KC, the bindings, the uniforms `u`, weight_at(), is_rope_block() and
+// rope_rows().
 var<workgroup> xs: array<f32, BB * KC>;
 var<workgroup> partial: array<vec4<f32>, KS * BB * CT>;
 
@@ -22,6 +25,10 @@ fn w4(i: u32, n0: u32) -> vec4<f32> {
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let h = wg.y;
   let b0 = wg.z * BB;
+  if (is_rope_block(wg.x)) {
+    rope_rows(h, b0, lid);
+    return;
+  }
   let ct = lid % CT;
   let ks = lid / CT;
   let n0 = (wg.x * CT + ct) * 4u;

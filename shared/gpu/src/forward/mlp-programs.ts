@@ -6,6 +6,9 @@ import type { MlaConfig } from '@latentwire/model';
 import type { MlpWeights, MoeWeights } from '../weights/model-weights.js';
 import { matmul, type MatmulLimits } from '../kernels/matmul/matmul.js';
 import { siluMul } from '../kernels/silu-mul/silu-mul.js';
+import { rmsNorm } from '../kernels/rms-norm/rms-norm.js';
+import { fusedGemv, type FusedGemvOutput } from '../kernels/matmul/gemv-fused.js';
+import type { GpuTensor } from '../kernels/weight-dtype.js';
 import { moeExperts, moeRouting, moeScratchBytes, type MoeDims, type MoeScratch } from '../kernels/moe/index.js';
 
 export interface MlpBuffers {
@@ -21,12 +24,40 @@ export interface MlpBuffers {
   readonly inter: number;
 }
 
-/** out += down(silu(gate(x)) · up(x)). */
-export function mlpPrograms(w: MlpWeights, b: MlpBuffers, limits: MatmulLimits): KernelProgram[] {
+/** The MLP's input still to be normalized: b.x = RMSNorm(x) · weight. */
+export interface MlpPrenorm {
+  readonly x: GPUBuffer;
+  readonly weight: GpuTensor;
+  readonly eps: number;
+}
+
+/**
+ * out += down(silu(gate(x)) · up(x)), with x = RMSNorm(prenorm.x) first where given. At decode sizes gate and
+ * up are one GEMV (the norm in its prologue) and the down GEMV reads silu(gate)·up itself: 2 dispatches, else
+ * the norm, gate, up, silu·mul and down.
+ */
+export function mlpPrograms(w: MlpWeights, b: MlpBuffers, limits: MatmulLimits, prenorm?: MlpPrenorm): KernelProgram[] {
+  const down = fusedGemv({ x: b.gateUp, M: b.rows, K: b.inter, silu: true, outputs: [{ weight: w.down, y: b.out, N: b.H }], accumulate: true }, limits);
+  return [...mlpGateUp(w, b, limits, prenorm), ...(down ? [down] : mlpDown(w, b, limits))];
+}
+
+/** gate ‖ up [rows, 2·inter] of the MLP's (normed) input: one GEMV at decode sizes. */
+function mlpGateUp(w: MlpWeights, b: MlpBuffers, limits: MatmulLimits, prenorm?: MlpPrenorm): KernelProgram[] {
+  const { rows: M, H, inter: I } = b;
+  const gate: FusedGemvOutput = { weight: w.gate, y: b.gateUp, N: I, yStride: 2 * I, yOffset: 0 };
+  const up: FusedGemvOutput = { weight: w.up, y: b.gateUp, N: I, yStride: 2 * I, yOffset: I };
+  const fused = fusedGemv({ x: prenorm?.x ?? b.x, M, K: H, ...(prenorm ? { norm: prenorm } : {}), outputs: [gate, up] }, limits);
+  if (fused) return [fused];
+  return [
+    ...(prenorm ? [rmsNorm({ x: prenorm.x, weight: prenorm.weight, y: b.x, rows: M, cols: H, eps: prenorm.eps })] : []),
+    ...[gate, up].map((o) => matmul({ x: b.x, weight: o.weight, y: o.y, M, N: I, K: H, yStride: o.yStride, yOffset: o.yOffset }, limits)),
+  ];
+}
+
+/** The unfused down half: silu·mul, then out += down(gated). */
+function mlpDown(w: MlpWeights, b: MlpBuffers, limits: MatmulLimits): KernelProgram[] {
   const { rows: M, H, inter: I } = b;
   return [
-    matmul({ x: b.x, weight: w.gate, y: b.gateUp, M, N: I, K: H, yStride: 2 * I, yOffset: 0 }, limits),
-    matmul({ x: b.x, weight: w.up, y: b.gateUp, M, N: I, K: H, yStride: 2 * I, yOffset: I }, limits),
     siluMul({ gate: b.gateUp, y: b.gated, rows: M, cols: I }),
     matmul({ x: b.gated, weight: w.down, y: b.out, M, N: H, K: I, accumulate: true }, limits),
   ];
@@ -59,15 +90,25 @@ export interface MoeBuffers extends Omit<MlpBuffers, 'H' | 'inter'> {
   readonly scratch: MoeScratch;
 }
 
-/** out += shared_experts(x) + Σ_k w_k · expert_k(x), the routed experts chosen on the GPU. */
-export function moePrograms(cfg: MlaConfig, w: MoeWeights, b: MoeBuffers, limits: MatmulLimits): KernelProgram[] {
+/**
+ * out += shared_experts(x) + Σ_k w_k · expert_k(x), the routed experts chosen on the GPU, with x =
+ * RMSNorm(prenorm.x) first where given: for a few tokens the norm, router logits, selection and grouping are one
+ * dispatch (moeRouteFused), whose x the shared experts then read, and the combine is folded into the shared
+ * experts' down GEMV (the same sums in the same order as the combine kernel after it).
+ */
+export function moePrograms(cfg: MlaConfig, w: MoeWeights, b: MoeBuffers, limits: MatmulLimits, prenorm?: MlpPrenorm): KernelProgram[] {
   const moe = cfg.moe!;
-  const programs: KernelProgram[] = [];
-  if (w.shared) {
-    const inter = moe.moeIntermediateSize * moe.nSharedExperts;
-    programs.push(...mlpPrograms(w.shared, { ...b, H: cfg.hiddenSize, inter }, limits));
-  }
-  programs.push(
+  const H = cfg.hiddenSize;
+  const sharedBuffers = { ...b, H, inter: moe.moeIntermediateSize * moe.nSharedExperts };
+  // at decode sizes the shared experts' down GEMV runs last and adds the routed experts' combine in its epilogue
+  const downCombined = w.shared
+    ? fusedGemv({
+      x: b.gateUp, M: b.rows, K: sharedBuffers.inter, silu: true, outputs: [{ weight: w.shared.down, y: b.out, N: H }], accumulate: true,
+      combine: { slotOut: b.scratch.slotOut, weights: b.scratch.topkWeights, topK: moe.numExpertsPerTok },
+    }, limits)
+    : null;
+  const shared = !w.shared ? [] : downCombined ? mlpGateUp(w.shared, sharedBuffers, limits) : mlpPrograms(w.shared, sharedBuffers, limits);
+  return [
     ...moeExperts({
       dims: moeDims(cfg),
       tokens: b.rows,
@@ -79,7 +120,10 @@ export function moePrograms(cfg: MlaConfig, w: MoeWeights, b: MoeBuffers, limits
       accumulate: true,
       subgroupMatrix: limits.subgroupMatrix ?? false,
       mmaMinRows: limits.moeMmaMinRows,
+      ...(prenorm ? { prenorm } : {}),
+      afterRoute: shared,
+      combine: downCombined === null,
     }),
-  );
-  return programs;
+    ...(downCombined ? [downCombined] : []),
+  ];
 }

@@ -2,23 +2,28 @@
 // prompt's tokens for prefill, one token per sequence for decode) and the attention block, the rest is here.
 //
 //   embedding → per layer (layerPrograms):
-//     1. xn = RMSNorm(x)
-//     2. q = q_proj(xn) | q_b(RMSNorm(q_a(xn)))              — q_pe not yet roped
+//     1. xn = RMSNorm(x)                                      — at decode sizes (M ≤ 8) 1–3 are one GEMV over
+//     2. q = q_proj(xn) | q_b(RMSNorm(q_a(xn)))              — q_pe not yet roped        both weights, the norm in
+//                                                                                         its prologue (gemv-fused)
 //     3. latent = kv_a_proj_with_mqa(xn), c RMSNorm'd and k_pe roped in place: exactly the rows the decode
 //        node caches (normalized c ‖ roped k_pe), in the buffer the attention block names for the layer
 //     4. attn = the attention block (prefill: naive order over the prompt; decode: absorbed over the cache)
 //     5. x += o_proj(attn)
-//     6. x += MLP(RMSNorm(x)) — dense, or shared experts + routed experts (DeepSeekMoE)
+//     6. x += MLP(RMSNorm(x)) — dense, or shared experts + routed experts (DeepSeekMoE); at decode sizes the
+//        norm, gate and up are one GEMV and silu·mul is read by the down projection, and the MoE router's
+//        norm, logits, selection and grouping one dispatch (mlp-programs.ts)
 //   → final norm → LM head, over the rows the caller asks for.
 import type { Gpu } from '../runtime/runtime.js';
 import type { KernelProgram } from '../runtime/program.js';
 import { latentRowWidth, qkHeadDim, type MlaConfig, type RopeFreqPrecision } from '@latentwire/model';
 import { attentionSoftmaxScale, modelRopeInverseFrequencies, ropeAttentionFactor } from '@latentwire/model';
 import type { ModelWeights } from '../weights/model-weights.js';
+import type { GpuTensor } from '../kernels/weight-dtype.js';
 import { embedding } from '../kernels/embedding/embedding.js';
 import { rmsNorm } from '../kernels/rms-norm/rms-norm.js';
 import { rope } from '../kernels/rope/rope.js';
 import { matmul } from '../kernels/matmul/matmul.js';
+import { fusedGemv, type FusedGemvOutput } from '../kernels/matmul/gemv-fused.js';
 import { mlpPrograms, moePrograms } from './mlp-programs.js';
 import type { ForwardScratch } from './scratch.js';
 
@@ -33,6 +38,11 @@ export interface ForwardPass {
 export interface AttentionBlock {
   /** The buffer that receives layer `layer`'s latent rows [rows, r + rope] before programs() runs. */
   latent(layer: number): GPUBuffer;
+  /**
+   * The block norms and ropes the latent rows itself (ModelForward.latentFinish says how), fused into its own
+   * work (the decode block's cache append); otherwise the forward does it before programs().
+   */
+  readonly finishesLatent?: boolean;
   /**
    * From scratch.q (q_pe not yet roped: see ModelForward.ropeQuery) and the layer's latent rows to scratch.attn
    * [rows, heads·v], before o_proj.
@@ -52,10 +62,13 @@ export class ModelForward {
   /** RoPE inverse frequencies, in the precision both roles must share. */
   readonly invFreq: GPUBuffer;
   readonly softmaxScale: number;
+  /** DeepSeek YaRN's attention factor on the roped values (1 without YaRN). */
+  readonly ropeAttentionFactor: number;
 
   constructor(readonly gpu: Gpu, readonly cfg: MlaConfig, readonly weights: ModelWeights, readonly ropeFreqPrecision: RopeFreqPrecision) {
     this.invFreq = gpu.upload('rope.inv_freq', modelRopeInverseFrequencies(cfg, ropeFreqPrecision, weights.embed.dtype));
     this.softmaxScale = attentionSoftmaxScale(cfg);
+    this.ropeAttentionFactor = ropeAttentionFactor(cfg);
   }
 
   /** x = embed(ids) for the pass's rows. */
@@ -70,30 +83,50 @@ export class ModelForward {
     const { rows: M, scratch: s } = pass;
     const H = cfg.hiddenSize, heads = cfg.numHeads, r = cfg.kvLoraRank, width = latentRowWidth(cfg);
     const lim = gpu.matmulLimits;
-    yield rmsNorm({ x: s.x, weight: lw.inputNorm, y: s.xn, rows: M, cols: H, eps: cfg.rmsNormEps });
-    if (lw.query.kind === 'direct') {
-      yield matmul({ x: s.xn, weight: lw.query.qProj, y: s.q, M, N: heads * qkHeadDim(cfg), K: H }, lim);
-    } else {
-      const qr = cfg.qLoraRank!;
-      yield matmul({ x: s.xn, weight: lw.query.qAProj, y: s.qa!, M, N: qr, K: H }, lim);
-      yield rmsNorm({ x: s.qa!, weight: lw.query.qANorm, y: s.qa!, rows: M, cols: qr, eps: cfg.rmsNormEps });
-      yield matmul({ x: s.qa!, weight: lw.query.qBProj, y: s.q, M, N: heads * qkHeadDim(cfg), K: qr }, lim);
-    }
     const latent = attention.latent(l);
-    yield matmul({ x: s.xn, weight: lw.kvAProj, y: latent, M, N: width, K: H }, lim);
-    yield rmsNorm({ x: latent, weight: lw.kvANorm, y: latent, rows: M, cols: r, eps: cfg.rmsNormEps, inStride: width, outStride: width });
-    yield rope({
-      x: latent, positions: pass.positions, invFreq: this.invFreq, rows: M, heads: 1, ropeDim: cfg.qkRopeHeadDim,
-      rowStride: width, headStride: 0, offset: r, attentionFactor: ropeAttentionFactor(cfg),
-    });
+    const eps = cfg.rmsNormEps;
+    const qOut: FusedGemvOutput = lw.query.kind === 'direct'
+      ? { weight: lw.query.qProj, y: s.q, N: heads * qkHeadDim(cfg) }
+      : { weight: lw.query.qAProj, y: s.qa!, N: cfg.qLoraRank! };
+    const kvOut: FusedGemvOutput = { weight: lw.kvAProj, y: latent, N: width };
+    // RMSNorm(x) → q (or q_a) and the latent row: at decode sizes one GEMV over both weights with the norm in
+    // its prologue, else the norm then two matmuls
+    const inProj = fusedGemv({ x: s.x, M, K: H, norm: { weight: lw.inputNorm, eps }, outputs: [qOut, kvOut] }, lim);
+    if (inProj) yield inProj;
+    else {
+      yield rmsNorm({ x: s.x, weight: lw.inputNorm, y: s.xn, rows: M, cols: H, eps });
+      for (const o of [qOut, kvOut]) yield matmul({ x: s.xn, weight: o.weight, y: o.y, M, N: o.N, K: H }, lim);
+    }
+    if (lw.query.kind === 'lora') {
+      const qr = cfg.qLoraRank!;
+      const qOutB: FusedGemvOutput = { weight: lw.query.qBProj, y: s.q, N: heads * qkHeadDim(cfg) };
+      const qb = fusedGemv({ x: s.qa!, M, K: qr, norm: { weight: lw.query.qANorm, eps }, outputs: [qOutB] }, lim);
+      if (qb) yield qb;
+      else {
+        yield rmsNorm({ x: s.qa!, weight: lw.query.qANorm, y: s.qa!, rows: M, cols: qr, eps });
+        yield matmul({ x: s.qa!, weight: qOutB.weight, y: s.q, M, N: qOutB.N, K: qr }, lim);
+      }
+    }
+    if (!attention.finishesLatent) {
+      yield rmsNorm({ x: latent, weight: lw.kvANorm, y: latent, rows: M, cols: r, eps: cfg.rmsNormEps, inStride: width, outStride: width });
+      yield rope({
+        x: latent, positions: pass.positions, invFreq: this.invFreq, rows: M, heads: 1, ropeDim: cfg.qkRopeHeadDim,
+        rowStride: width, headStride: 0, offset: r, attentionFactor: ropeAttentionFactor(cfg),
+      });
+    }
     yield* attention.programs(l, pass, latent);
     yield matmul({ x: s.attn, weight: lw.oProj, y: s.x, M, N: H, K: heads * cfg.vHeadDim, accumulate: true }, lim);
-    yield rmsNorm({ x: s.x, weight: lw.postAttentionNorm, y: s.xn, rows: M, cols: H, eps: cfg.rmsNormEps });
+    const postNorm = { x: s.x, weight: lw.postAttentionNorm, eps };
     if (lw.mlp.kind === 'dense') {
-      yield* mlpPrograms(lw.mlp, { x: s.xn, out: s.x, gateUp: s.gateUp, gated: s.gated, rows: M, H, inter: cfg.intermediateSize }, lim);
+      yield* mlpPrograms(lw.mlp, { x: s.xn, out: s.x, gateUp: s.gateUp, gated: s.gated, rows: M, H, inter: cfg.intermediateSize }, lim, postNorm);
     } else {
-      yield* moePrograms(cfg, lw.mlp, { x: s.xn, out: s.x, gateUp: s.gateUp, gated: s.gated, rows: M, scratch: s.moe! }, lim);
+      yield* moePrograms(cfg, lw.mlp, { x: s.xn, out: s.x, gateUp: s.gateUp, gated: s.gated, rows: M, scratch: s.moe! }, lim, postNorm);
     }
+  }
+
+  /** How layer `l`'s latent rows are finished (c RMSNorm'd, k_pe roped), for a block that does it itself. */
+  latentFinish(l: number): { normWeight: GpuTensor; eps: number; invFreq: GPUBuffer; attentionFactor: number } {
+    return { normWeight: this.weights.layers[l]!.kvANorm, eps: this.cfg.rmsNormEps, invFreq: this.invFreq, attentionFactor: ropeAttentionFactor(this.cfg) };
   }
 
   /** Ropes q_pe of scratch.q at the pass's positions: in place, or into `to`. For attention blocks. */
@@ -111,6 +144,20 @@ export class ModelForward {
   finalNorm(pass: ForwardPass, first: number, rows: number): KernelProgram {
     const H = this.cfg.hiddenSize;
     return rmsNorm({ x: pass.scratch.x, weight: this.weights.finalNorm, y: pass.scratch.xn, rows, cols: H, eps: this.cfg.rmsNormEps, inOffset: first * H });
+  }
+
+  /** logits [rows, vocab] = LM head of the final RMSNorm of x rows [0, rows): one GEMV at decode sizes, else finalNorm, lmHead. */
+  *normedLmHead(pass: ForwardPass, rows: number, logits: GPUBuffer): Generator<KernelProgram> {
+    const { cfg, weights } = this;
+    const fused = fusedGemv({
+      x: pass.scratch.x, M: rows, K: cfg.hiddenSize, norm: { weight: weights.finalNorm, eps: cfg.rmsNormEps },
+      outputs: [{ weight: weights.lmHead, y: logits, N: cfg.vocabSize }],
+    }, this.gpu.matmulLimits);
+    if (fused) yield fused;
+    else {
+      yield this.finalNorm(pass, 0, rows);
+      yield this.lmHead(pass, 0, rows, logits);
+    }
   }
 
   /** logits [rows, vocab] = LM head of xn rows [first, first + rows) (after finalNorm). */

@@ -9,6 +9,10 @@
 // kvAppend is the same kernel in its batched form (the decode step's new rows, one per sequence, or a
 // prompt's rows): row i goes to token positions[i] of the page table starting at pageTable[tableOffsets[i]],
 // and the pool may be split over several buffers (page p in pools[p / pagesPerBuffer]).
+//
+// kvAppend with `finish` also finishes the rows first, in place (the decode step's latent rows straight out of
+// kv_a_proj_with_mqa): c = RMSNorm(c)·w and k_pe roped at the row's position, as the rms-norm and rope kernels
+// compute them (the same sums in the same order), then appends them: three dispatches of a decode layer in one.
 import type { BufferBinding, KernelProgram, KernelShader } from '../../runtime/program.js';
 import { uniformStructWgsl } from '../../runtime/uniforms.js';
 import { fp8Wgsl } from '../fp8-wgsl.js';
@@ -19,6 +23,7 @@ import { f32Bits } from '@latentwire/model';
 import { INV_E4M3_MAX } from './latent-row-cpu.js';
 import { layoutUniforms, rowGrid } from './kv-grid.js';
 import { memoShader } from '../../runtime/memo-shader.js';
+import { weightLoadWgsl, type GpuTensor, type WeightDtype } from '../weight-dtype.js';
 
 const WORKGROUP = 64;
 const COMMON_UNIFORMS = {
@@ -27,16 +32,21 @@ const COMMON_UNIFORMS = {
 } as const;
 const UNIFORMS = COMMON_UNIFORMS;
 const APPEND_UNIFORMS = { ...COMMON_UNIFORMS, pages_per_buffer: 'u32' } as const;
+const FINISH_UNIFORMS = { ...APPEND_UNIFORMS, eps: 'f32', attention_factor: 'f32' } as const;
+/** Threads of the rms-norm kernel, whose partial sums the finishing prologue reproduces. */
+const NORM_LANES = 128;
 
 /** Most pool buffers kvAppend binds (as the decode attention kernel). */
 export const KV_APPEND_MAX_POOLS = 4;
 
-type Addressing = { readonly kind: 'sequence' } | { readonly kind: 'rows'; readonly pools: number };
+/** `finish`: the dtype of the latent norm's weight when the rows are normed and roped first (kvAppend only). */
+type Addressing = { readonly kind: 'sequence' } | { readonly kind: 'rows'; readonly pools: number; readonly finish?: WeightDtype };
 
 function build_kvQuantizeShader(dtype: KvDtype, addressing: Addressing = { kind: 'sequence' }): KernelShader {
   const l = latentKvLayout({ kvLoraRank: 1, ropeDim: 1, pageSize: 1, dtype }); // element types only
   const scaled = l.scales.kind !== 'none';
   const { bindings, locate, label } = addressingWgsl(addressing);
+  const finish = addressing.kind === 'rows' && addressing.finish !== undefined;
   const amax = scaled
     ? `var m = 0u;
   for (var i = lid; i < u.rank; i += ${WORKGROUP}u) { m = max(m, src[s + i] & 0x7fffffffu); }
@@ -50,10 +60,10 @@ function build_kvQuantizeShader(dtype: KvDtype, addressing: Addressing = { kind:
   let scale = select(bitcast<f32>(amax_bits) * bitcast<f32>(${f32Bits(INV_E4M3_MAX)}u), 1.0, amax_bits == 0u);`
     : 'let scale = 1.0;';
   return {
-    label: `kv_${label}_${dtype}`,
-    uniforms: addressing.kind === 'sequence' ? UNIFORMS : APPEND_UNIFORMS,
+    label: `kv_${label}${finish ? `_finish_${(addressing as { finish: WeightDtype }).finish}` : ''}_${dtype}`,
+    uniforms: addressing.kind === 'sequence' ? UNIFORMS : finish ? FINISH_UNIFORMS : APPEND_UNIFORMS,
     source: /* wgsl */ `
-@group(0) @binding(0) var<storage, read> src: array<u32>;   // f32 rows, read as bits
+@group(0) @binding(0) var<storage, ${finish ? 'read_write' : 'read'}> src: array<u32>;   // f32 rows, read as bits
 ${bindings}
 ${fp8Wgsl}
 ${bf16BitsWgsl}
@@ -73,6 +83,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   ${locate}
   let slot = tok % u.page_size;
   let dst = base + slot * u.row_words;
+  ${finish ? FINISH_WGSL : ''}
   ${amax}
   for (var w = lid; w < u.latent_words; w += ${WORKGROUP}u) { put(pool, dst + w, pack_latent(s, u.rank, w, scale)); }
   let rope_dst = dst + u.latent_words;
@@ -82,6 +93,42 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 `,
   };
 }
+
+/** The finishing prologue's bindings (after the pools, before the uniforms) and its partial-sum scratch. */
+function finishDeclWgsl(pools: number, normDtype: WeightDtype): string {
+  return `@group(0) @binding(${4 + pools}) var<storage, read> norm_w: array<u32>;
+@group(0) @binding(${5 + pools}) var<storage, read> inv_freq: array<f32>;
+${weightLoadWgsl(normDtype, 'norm_w', 'norm_at')}
+var<workgroup> nred: array<f32, ${NORM_LANES}>;`;
+}
+
+// c = RMSNorm(c)·w in place: each of the WORKGROUP threads keeps the partial sums of two of the rms-norm kernel's
+// NORM_LANES lanes, so the tree sums the same values in the same order; then k_pe roped in place as rope.ts does
+const FINISH_WGSL = /* wgsl */ `var p0 = 0.0;
+  for (var c = lid; c < u.rank; c += ${NORM_LANES}u) { let v = bitcast<f32>(src[s + c]); p0 += v * v; }
+  var p1 = 0.0;
+  for (var c = lid + ${WORKGROUP}u; c < u.rank; c += ${NORM_LANES}u) { let v = bitcast<f32>(src[s + c]); p1 += v * v; }
+  nred[lid] = p0;
+  nred[lid + ${WORKGROUP}u] = p1;
+  workgroupBarrier();
+  for (var k = ${NORM_LANES / 2}u; k > 0u; k >>= 1u) {
+    if (lid < k) { nred[lid] += nred[lid + k]; }
+    workgroupBarrier();
+  }
+  let inv = inverseSqrt(nred[0] / f32(u.rank) + u.eps);
+  for (var c = lid; c < u.rank; c += ${WORKGROUP}u) { src[s + c] = bitcast<u32>(bitcast<f32>(src[s + c]) * inv * norm_at(c)); }
+  for (var i = lid; i < u.rope / 2u; i += ${WORKGROUP}u) {
+    let angle = f32(tok) * inv_freq[i];
+    let rc = cos(angle) * u.attention_factor;
+    let rs = sin(angle) * u.attention_factor;
+    let at = s + u.rank + 2u * i;
+    let re = bitcast<f32>(src[at]);
+    let im = bitcast<f32>(src[at + 1u]);
+    src[at] = bitcast<u32>(re * rc - im * rs);
+    src[at + 1u] = bitcast<u32>(re * rs + im * rc);
+  }
+  storageBarrier();
+  workgroupBarrier();`;
 
 /** Bindings 1.. (after src), the page lookup and the store, per addressing mode. */
 function addressingWgsl(a: Addressing): { bindings: string; locate: string; label: string } {
@@ -107,7 +154,8 @@ fn put(pool: u32, i: u32, v: u32) { cache[i] = v; }`,
 @group(0) @binding(2) var<storage, read> table_offsets: array<u32>;
 @group(0) @binding(3) var<storage, read> page_table: array<u32>;
 ${pools.join('\n')}
-${uniformStructWgsl(APPEND_UNIFORMS, 4 + n)}
+${a.finish ? finishDeclWgsl(n, a.finish) : ''}
+${uniformStructWgsl(a.finish ? FINISH_UNIFORMS : APPEND_UNIFORMS, 4 + n + (a.finish ? 2 : 0))}
 fn put(pool: u32, i: u32, v: u32) {
   switch pool {
 ${cases.join('\n')}
@@ -173,6 +221,11 @@ export interface KvAppendArgs {
   /** The pool's buffers (1..KV_APPEND_MAX_POOLS): page p lives in pools[p / pagesPerBuffer]. */
   readonly pools: readonly Binding[];
   readonly pagesPerBuffer: number;
+  /**
+   * Finish the rows in place first (they must then be writable): the latent part RMSNorm'd with `normWeight`
+   * [kvLoraRank], the rope part roped at the row's position with `invFreq` (f32 [ropeDim / 2]).
+   */
+  readonly finish?: { readonly normWeight: GpuTensor; readonly eps: number; readonly invFreq: GPUBuffer; readonly attentionFactor: number };
 }
 
 /** Writes rows into a (possibly split) page pool at per-row positions and page tables. */
@@ -183,12 +236,18 @@ export function kvAppend(a: KvAppendArgs): KernelProgram {
   if (srcStride < width) throw new RangeError(`kvAppend: srcStride ${srcStride} < row width ${width}`);
   if (!Number.isInteger(a.pagesPerBuffer) || a.pagesPerBuffer < 1) throw new RangeError(`kvAppend: pagesPerBuffer ${a.pagesPerBuffer}`);
   const grid = rowGrid(a.rows, 'kvAppend');
+  const f = a.finish;
+  if (f && (f.normWeight.shape.length !== 1 || f.normWeight.shape[0] !== l.kvLoraRank)) {
+    throw new RangeError(`kvAppend: norm weight shape [${f.normWeight.shape}] does not match kvLoraRank ${l.kvLoraRank}`);
+  }
+  if (f && l.ropeDim % 2 !== 0) throw new RangeError(`kvAppend: ropeDim ${l.ropeDim} must be even to rope`);
   return {
-    shader: kvQuantizeShader(l.dtype, { kind: 'rows', pools: a.pools.length }),
-    buffers: [a.src, a.positions, a.tableOffsets, a.pageTable, ...a.pools],
+    shader: kvQuantizeShader(l.dtype, { kind: 'rows', pools: a.pools.length, ...(f ? { finish: f.normWeight.dtype } : {}) }),
+    buffers: [a.src, a.positions, a.tableOffsets, a.pageTable, ...a.pools, ...(f ? [f.normWeight.buffer, f.invFreq] : [])],
     uniformValues: {
       rows: a.rows, wg_x: grid.wgX, src_offset: a.srcOffset ?? 0, src_stride: srcStride,
       ...layoutUniforms(l, 0, 0, 'kvAppend'), pages_per_buffer: a.pagesPerBuffer,
+      ...(f ? { eps: f.eps, attention_factor: f.attentionFactor } : {}),
     },
     workgroups: grid.workgroups,
   };

@@ -9,6 +9,7 @@ import { weightLoadWgsl } from '../weight-dtype.js';
 import { type WeightDtype } from '@latentwire/model';
 import { MATMUL_UNIFORMS, bindingsWgsl, unroll, weightUnpackWgsl, xLoadWgsl, type MatmulAlign } from './common.js';
 import { memoShader } from '../../runtime/memo-shader.js';
+import { uniformStructWgsl } from '../../runtime/uniforms.js';
 
 export interface GemvConfig {
   /** Rows of x the shader is built for (M ≤ MB; 1, 2, 4, 8 or 16). */
@@ -45,8 +46,41 @@ export function gemvConfig(M: number, N: number, maxInvocations: number, maxWork
   return c;
 }
 
-function build_gemvShader(dtype: WeightDtype, align: MatmulAlign, c: GemvConfig, accumulate: boolean): KernelShader {
+/**
+ * The decode step's fusions around a GEMV (gemv-fused.ts launches them), compile-time:
+ *  - norm: x rows RMSNorm'd in the prologue by a weight of this dtype, as the rms-norm kernel computes them (its
+ *    128 lanes' partial sums, tree-summed in the same order, then x·inv·w), so the products are the unfused ones;
+ *  - second: a second weight and output in the same dispatch (the workgroups past the first output's blocks take
+ *    the second), into `y` again at its own stride and offset ('same') or into another buffer ('other');
+ *  - silu: x holds [gate ‖ up] rows and the product reads silu(gate)·up (the silu-mul kernel's arithmetic);
+ *  - combine: the MoE combine of `combine` (top-k) routed slots added after the accumulated product, as the
+ *    combine kernel sums them: y = (y + x·Wᵀ) + Σ_j w[m, j]·slot_out[m·k + j] (the shared experts' down
+ *    projection finishing the MoE layer).
+ */
+export interface GemvFuse {
+  readonly norm?: WeightDtype;
+  readonly second?: 'same' | 'other';
+  readonly silu?: boolean;
+  readonly combine?: number;
+}
+
+/** Lanes of the rms-norm kernel's reduction, which the norm prologue reproduces. */
+export const GEMV_NORM_LANES = 128;
+
+/** Workgroup bytes the fusions add to the GEMV's own. */
+export function gemvFuseBytes(c: GemvConfig, fuse: GemvFuse): number {
+  return fuse.norm ? c.MB * (GEMV_NORM_LANES + 1) * 4 : 0;
+}
+
+export const GEMV_FUSED_UNIFORMS = {
+  ...MATMUL_UNIFORMS, eps: 'f32', N2: 'u32', y2_stride: 'u32', y2_offset: 'u32', w2_offset: 'u32', blocks1: 'u32',
+} as const;
+
+function build_gemvShader(dtype: WeightDtype, align: MatmulAlign, c: GemvConfig, accumulate: boolean, fuse?: GemvFuse): KernelShader {
   const { MB, R2, T, RG, U } = c;
+  const norm = fuse?.norm, second = fuse?.second, silu = fuse?.silu ?? false, combine = fuse?.combine;
+  if (norm && silu) throw new RangeError('gemv: norm and silu fusions exclude each other');
+  if (combine !== undefined && (second || !accumulate)) throw new RangeError('gemv: the combine fusion takes one accumulated output');
   const ROWS = RG * R2;
   const OUTS = ROWS * MB;
   const WG = T * RG;
@@ -55,17 +89,26 @@ function build_gemvShader(dtype: WeightDtype, align: MatmulAlign, c: GemvConfig,
   const each = (f: (m: number, r: number) => string) => ms.flatMap((m) => rs.map((r) => f(m, r))).join('\n');
   const vpw = dtype === 'f32' ? 4 : 8; // weight elements per vec4<u32>
 
+  // the x values the products read, row m's activations at column k (xrow: the row's first element), as WGSL
+  // expressions written into the loop (the unfused GEMV's text is unchanged: lavapipe's compile of it is
+  // sensitive to the shape of the source)
+  const xv4 = (m: number, row: string, k: string) => norm
+    ? `x4(${row} + ${k}) * inv${m} * g4(${k})`
+    : silu ? `silu_mul4(x4(${row} + ${k}), x4(${row} + ${k} + u.K))` : `x4(${row} + ${k})`;
+  const xv1 = (m: number, row: string, k: string) => norm
+    ? `x1(${row} + ${k}) * inv${m} * g_at(${k})`
+    : silu ? `silu_mul1(x1(${row} + ${k}), x1(${row} + ${k} + u.K))` : `x1(${row} + ${k})`;
   // one step of the vectorized loop at K position `k` (a multiple of vpw), suffix s keeps names unique
-  const vecStep = (s: string, k: string) => {
+  const vecStep = (s: string, k: string, W: string) => {
     const loads = rs.map((r) =>
       dtype === 'f32'
-        ? `let w${s}_${r} = w_f32(w[(wrow${r} + ${k}) >> 2u]);`
-        : `let wv${s}_${r} = w[(wrow${r} + ${k}) >> 3u];\n      let wl${s}_${r} = w_lo(wv${s}_${r});\n      let wh${s}_${r} = w_hi(wv${s}_${r});`,
+        ? `let w${s}_${r} = w_f32(${W}[(wrow${r} + ${k}) >> 2u]);`
+        : `let wv${s}_${r} = ${W}[(wrow${r} + ${k}) >> 3u];\n      let wl${s}_${r} = w_lo(wv${s}_${r});\n      let wh${s}_${r} = w_hi(wv${s}_${r});`,
     );
     const xs = ms.map((m) =>
       dtype === 'f32'
-        ? `let xa${s}_${m} = x4(xrow${m} + ${k});`
-        : `let xa${s}_${m} = x4(xrow${m} + ${k});\n      let xb${s}_${m} = x4(xrow${m} + ${k} + 4u);`,
+        ? `let xa${s}_${m} = ${xv4(m, `xrow${m}`, k)};`
+        : `let xa${s}_${m} = ${xv4(m, `xrow${m}`, k)};\n      let xb${s}_${m} = ${xv4(m, `xrow${m}`, `${k} + 4u`)};`,
     );
     const fmas = each((m, r) =>
       dtype === 'f32'
@@ -75,26 +118,87 @@ function build_gemvShader(dtype: WeightDtype, align: MatmulAlign, c: GemvConfig,
     return `      ${loads.join('\n      ')}\n      ${xs.join('\n      ')}\n${fmas}`;
   };
 
-  const loop = align.vecW
+  const loopOver = (W: string) => align.vecW
     ? `  let kv_count = u.K / ${vpw}u;
   var kv = t;
   ${U > 1 ? `for (; kv + ${(U - 1) * T}u < kv_count; kv += ${U * T}u) {
-${unroll(U, (i) => `    {\n      let k${i} = (kv + ${i * T}u) * ${vpw}u;\n${vecStep(String(i), `k${i}`)}\n    }`)}
+${unroll(U, (i) => `    {\n      let k${i} = (kv + ${i * T}u) * ${vpw}u;\n${vecStep(String(i), `k${i}`, W)}\n    }`)}
   }` : ''}
   for (; kv < kv_count; kv += ${T}u) {
     let k = kv * ${vpw}u;
-${vecStep('', 'k')}
+${vecStep('', 'k', W)}
   }`
     : `  for (var k = t; k < u.K; k += ${T}u) {
-${rs.map((r) => `    let wt${r} = weight_at(wrow${r} + k);`).join('\n')}
-${ms.map((m) => `    let xt${m} = x1(xrow${m} + k);`).join('\n')}
+${rs.map((r) => `    let wt${r} = ${W === 'w' ? 'weight_at' : 'weight2_at'}(wrow${r} + k);`).join('\n')}
+${ms.map((m) => `    let xt${m} = ${xv1(m, `xrow${m}`, 'k')};`).join('\n')}
 ${each((m, r) => `    acc${m}_${r}.x = fma(xt${m}, wt${r}, acc${m}_${r}.x);`)}
   }`;
 
   const x1 = align.vecX ? `fn x1(i: u32) -> f32 { return x[i >> 2u][i & 3u]; }` : `fn x1(i: u32) -> f32 { return x[i]; }`;
-  const label = `matmul_gemv_${dtype}_m${MB}_r${R2}_t${T}_g${RG}_u${U}${align.vecX ? '_vx' : ''}${align.vecW ? '_vw' : ''}${accumulate ? '_acc' : ''}`;
+  const fused = fuse !== undefined && (norm !== undefined || second !== undefined || silu || combine !== undefined);
+  const label = `matmul_gemv_${dtype}_m${MB}_r${R2}_t${T}_g${RG}_u${U}${align.vecX ? '_vx' : ''}${align.vecW ? '_vw' : ''}` +
+    `${norm ? `_norm_${norm}` : ''}${second ? `_dual_${second}` : ''}${silu ? '_silu' : ''}${accumulate ? '_acc' : ''}${combine ? `_combine_k${combine}` : ''}`;
+  const NL = GEMV_NORM_LANES;
+  const xValues = norm
+    ? `fn g4(k: u32) -> vec4<f32> { return vec4<f32>(g_at(k), g_at(k + 1u), g_at(k + 2u), g_at(k + 3u)); }
+var<workgroup> nrm: array<f32, ${MB * NL}>;
+var<workgroup> inv_rms: array<f32, ${MB}>;`
+    : silu
+      ? `fn silu_mul4(gv: vec4<f32>, uv: vec4<f32>) -> vec4<f32> { return gv / (1.0 + exp(-gv)) * uv; }
+fn silu_mul1(gv: f32, uv: f32) -> f32 { return gv / (1.0 + exp(-gv)) * uv; }`
+      : '';
+  const extraBindings = [
+    ...(norm ? ['var<storage, read> gw: array<u32>;'] : []),
+    ...(second ? [`var<storage, read> w2: array<${align.vecW ? 'vec4<u32>' : 'u32'}>;`] : []),
+    ...(second === 'other' ? ['var<storage, read_write> y2: array<f32>;'] : []),
+    ...(combine ? ['var<storage, read> slot_out: array<f32>;', 'var<storage, read> slot_w: array<f32>;'] : []),
+  ].map((d, i) => `@group(0) @binding(${3 + i}) ${d}`);
+  const bindings = fused
+    ? `@group(0) @binding(0) var<storage, read> x: array<${align.vecX ? 'vec4<f32>' : 'f32'}>;
+@group(0) @binding(1) var<storage, read> w: array<${align.vecW ? 'vec4<u32>' : 'u32'}>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+${extraBindings.join('\n')}
+${uniformStructWgsl(GEMV_FUSED_UNIFORMS, 3 + extraBindings.length)}
+${norm ? weightLoadWgsl(norm, 'gw', 'g_at') : ''}
+${second && !align.vecW ? weightLoadWgsl(dtype, 'w2', 'weight2_at') : ''}`
+    : bindingsWgsl(align);
+  // RMSNorm of x's rows: row m's partial sums in lanes [m·NL, (m+1)·NL), tree-summed as the rms-norm kernel does
+  const prologue = norm
+    ? `  for (var i = lid; i < MB * ${NL}u; i += ${WG}u) {
+    let m = i / ${NL}u;
+    var sum = 0.0;
+    if (m < u.M) {
+      let row = m * u.x_stride + u.x_offset;
+      for (var c = i % ${NL}u; c < u.K; c += ${NL}u) {
+        let v = x1(row + c);
+        sum += v * v;
+      }
+    }
+    nrm[i] = sum;
+  }
+  workgroupBarrier();
+  for (var s = ${NL / 2}u; s > 0u; s >>= 1u) {
+    for (var i = lid; i < MB * s; i += ${WG}u) {
+      let m = i / s;
+      let j = i % s;
+      nrm[m * ${NL}u + j] += nrm[m * ${NL}u + j + s];
+    }
+    workgroupBarrier();
+  }
+  if (lid < MB) { inv_rms[lid] = inverseSqrt(nrm[lid * ${NL}u] / f32(u.K) + u.eps); }
+  workgroupBarrier();
+${ms.map((m) => `  let inv${m} = inv_rms[${m}u];`).join('\n')}`
+    : '';
+  const y2 = second === 'other' ? 'y2' : 'y';
+  const store = (arr: string, stride: string, offset: string) => combine
+    ? `let yi = m * ${stride} + ${offset} + n;
+      var cs = 0.0;
+      for (var j = 0u; j < ${combine}u; j++) { cs = fma(slot_w[m * ${combine}u + j], slot_out[(m * ${combine}u + j) * u.N + n], cs); }
+      ${arr}[yi] = (${arr}[yi] + red[o * T]) + cs;`
+    : `let yi = m * ${stride} + ${offset} + n;
+      ${arr}[yi] = ${accumulate ? `${arr}[yi] + ` : ''}red[o * T];`;
   const source = /* wgsl */ `
-${bindingsWgsl(align)}
+${bindings}
 ${xLoadWgsl(align)}
 ${x1}
 ${align.vecW ? weightUnpackWgsl(dtype) : weightLoadWgsl(dtype, 'w')}
@@ -103,18 +207,24 @@ const MB = ${MB}u;
 const ROWS = ${ROWS}u;
 const OUTS = ${OUTS}u;
 var<workgroup> red: array<f32, ${OUTS * T}>;
-
+${xValues}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-  let block = wg.x + wg.y * nwg.x;
+${second
+    ? `  let second = wg.x + wg.y * nwg.x >= u.blocks1;
+  let block = wg.x + wg.y * nwg.x - select(0u, u.blocks1, second);
+  let n_out = select(u.N, u.N2, second);
+  let w_off = select(u.w_offset, u.w2_offset, second);`
+    : `  let block = wg.x + wg.y * nwg.x;`}
   let t = lid % T;
   let g = lid / T;
   let n0 = block * ROWS + g * ${R2}u;
-${rs.map((r) => `  let wrow${r} = min(n0 + ${r}u, u.N - 1u) * u.K + u.w_offset;`).join('\n')}
+${rs.map((r) => `  let wrow${r} = min(n0 + ${r}u, ${second ? 'n_out' : 'u.N'} - 1u) * u.K + ${second ? 'w_off' : 'u.w_offset'};`).join('\n')}
 ${ms.map((m) => `  let xrow${m} = min(${m}u, u.M - 1u) * u.x_stride + u.x_offset;`).join('\n')}
-${each((m, r) => `  var acc${m}_${r} = vec4<f32>(0.0);`)}
-${loop}
+${prologue ? `${prologue}
+` : ''}${each((m, r) => `  var acc${m}_${r} = vec4<f32>(0.0);`)}
+${second ? `  if (second) {\n${loopOver('w2')}\n  } else {\n${loopOver('w')}\n  }` : loopOver('w')}
   // partial sums -> workgroup memory, laid out [output][t]; output o = (row in workgroup) * MB + m
 ${each((m, r) => `  red[((g * ${R2}u + ${r}u) * MB + ${m}u) * T + t] = (acc${m}_${r}.x + acc${m}_${r}.y) + (acc${m}_${r}.z + acc${m}_${r}.w);`)}
   workgroupBarrier();
@@ -129,14 +239,19 @@ ${each((m, r) => `  red[((g * ${R2}u + ${r}u) * MB + ${m}u) * T + t] = (acc${m}_
   for (var o = lid; o < OUTS; o += ${WG}u) {
     let n = block * ROWS + o / MB;
     let m = o % MB;
-    if (n < u.N && m < u.M) {
-      let yi = m * u.y_stride + u.y_offset + n;
-      y[yi] = ${accumulate ? 'y[yi] + ' : ''}red[o * T];
+    if (n < ${second ? 'n_out' : 'u.N'} && m < u.M) {
+${second
+    ? `      if (second) {
+        ${store(y2, 'u.y2_stride', 'u.y2_offset')}
+      } else {
+        ${store('y', 'u.y_stride', 'u.y_offset')}
+      }`
+    : `      ${store('y', 'u.y_stride', 'u.y_offset')}`}
     }
   }
 }
 `;
-  return { label, source, uniforms: MATMUL_UNIFORMS };
+  return { label, source, uniforms: fused ? GEMV_FUSED_UNIFORMS : MATMUL_UNIFORMS };
 }
 
 export const gemvShader = memoShader(build_gemvShader);

@@ -14,15 +14,14 @@
 //   @binding(2) u: uniforms { assignments, tile_base, sorted_base }
 // Compile-time constants (prelude): E, TM (rows per tile), WG (threads).
 
-@group(0) @binding(0) var<storage, read> ids: array<u32>;
-@group(0) @binding(1) var<storage, read_write> groups: array<u32>;
+// The launcher declares the bindings and the entry point (which calls group_assignments), so route-fused.wgsl
+// can run it over its own bindings.
 
 var<workgroup> cnt: array<atomic<u32>, E>;
 var<workgroup> start: array<u32, E>;
 var<workgroup> tstart: array<u32, E>;
 
-@compute @workgroup_size(WG)
-fn main(@builtin(local_invocation_index) lid: u32) {
+fn group_assignments(lid: u32) {
   for (var e = lid; e < E; e += WG) { atomicStore(&cnt[e], 0u); }
   workgroupBarrier();
   for (var a = lid; a < u.assignments; a += WG) {

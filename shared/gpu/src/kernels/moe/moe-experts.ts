@@ -24,11 +24,13 @@
 import type { KernelProgram, KernelShader } from '../../runtime/program.js';
 import { uniformStructWgsl } from '../../runtime/uniforms.js';
 import type { GpuTensor, WeightDtype } from '../weight-dtype.js';
-import { moeRoute, type MoeRouting } from './moe-route.js';
+import { moeRoute, ROUTE_LOGITS_LANES, routeSelectPrelude, routeSelectWgsl, type MoeRouting } from './moe-route.js';
+import { weightLoadWgsl } from '../weight-dtype.js';
 import { memoShader } from '../../runtime/memo-shader.js';
 import { fillWgsl, loadWgsl } from '../../runtime/wgsl-source.js';
 import { SUBGROUP_MATRIX_WGSL } from '../../runtime/matrix-caps.js';
 import { DEFAULT_MOE_MMA_MIN_ROWS } from '../../runtime/device.js';
+import { rmsNorm } from '../rms-norm/rms-norm.js';
 
 const sources = new Map<string, string>();
 function wgsl(file: string): string {
@@ -135,7 +137,7 @@ function maxTiles(tokens: number, topK: number, count: number, TM: number): numb
 }
 
 /** Element offsets inside the `groups` scratch (see group.wgsl). */
-function groupsLayout(dims: MoeDims, tokens: number): { tileBase: number; sortedBase: number; words: number } {
+export function groupsLayout(dims: MoeDims, tokens: number): { tileBase: number; sortedBase: number; words: number } {
   const tileBase = 2 * dims.nExperts + 2;
   const sortedBase = tileBase + 2 * maxTiles(tokens, dims.topK, dims.nExperts, MIN_TM);
   return { tileBase, sortedBase, words: sortedBase + tokens * dims.topK };
@@ -194,7 +196,54 @@ function build_moeGroupShader(nExperts: number, TM: number): KernelShader {
   return {
     label: `moe_group_e${nExperts}_tm${TM}`,
     uniforms: GROUP_UNIFORMS,
-    source: `const E = ${nExperts}u;\nconst TM = ${TM}u;\nconst WG = ${GROUP_WG}u;\n${uniformStructWgsl(GROUP_UNIFORMS, 2)}\n${wgsl('group.wgsl')}`,
+    source: `const E = ${nExperts}u;
+const TM = ${TM}u;
+const WG = ${GROUP_WG}u;
+@group(0) @binding(0) var<storage, read> ids: array<u32>;
+@group(0) @binding(1) var<storage, read_write> groups: array<u32>;
+${uniformStructWgsl(GROUP_UNIFORMS, 2)}
+${wgsl('group.wgsl')}
+@compute @workgroup_size(WG)
+fn main(@builtin(local_invocation_index) lid: u32) {
+  group_assignments(lid);
+}`,
+  };
+}
+
+/** Most tokens the one-workgroup router (route-fused.wgsl) takes; more go through the separate dispatches. */
+export const MOE_ROUTE_FUSED_MAX_TOKENS = 8;
+const ROUTE_FUSED_WG = 256;
+const ROUTE_FUSED_UNIFORMS = {
+  tokens: 'u32', hidden: 'u32', x_stride: 'u32', x_offset: 'u32', eps: 'f32', scale: 'f32',
+  assignments: 'u32', tile_base: 'u32', sorted_base: 'u32',
+} as const;
+
+function build_moeRouteFusedShader(r: MoeRouting, gateDtype: WeightDtype, normDtype: WeightDtype, biasDtype: WeightDtype | null, TM: number): KernelShader {
+  const { prelude, label } = routeSelectPrelude(r, biasDtype, ROUTE_FUSED_WG, 8);
+  const noaux = biasDtype !== null;
+  return {
+    label: `moe_route_fused_${label}_tm${TM}_${gateDtype}_${normDtype}`,
+    uniforms: ROUTE_FUSED_UNIFORMS,
+    source: `${prelude}
+const TM = ${TM}u;
+const MAX_T = ${MOE_ROUTE_FUSED_MAX_TOKENS}u;
+const NL = 128u;
+const LANES = ${ROUTE_LOGITS_LANES}u;
+const PPT = 4u;
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> w: array<u32>;
+@group(0) @binding(2) var<storage, read> norm_w: array<u32>;
+@group(0) @binding(3) var<storage, read_write> xn: array<f32>;
+@group(0) @binding(4) var<storage, read_write> logits: array<f32>;
+@group(0) @binding(5) var<storage, read_write> ids: array<u32>;
+@group(0) @binding(6) var<storage, read_write> weights: array<f32>;
+@group(0) @binding(7) var<storage, read_write> groups: array<u32>;
+${uniformStructWgsl(ROUTE_FUSED_UNIFORMS, noaux ? 9 : 8)}
+${weightLoadWgsl(gateDtype, 'w')}
+${weightLoadWgsl(normDtype, 'norm_w', 'norm_at')}
+${wgsl('route-fused.wgsl')}
+${routeSelectWgsl()}
+${wgsl('group.wgsl')}`,
   };
 }
 
@@ -444,6 +493,48 @@ export function moeGroup(a: MoeGroupArgs): KernelProgram {
   };
 }
 
+export interface MoeRouteFusedArgs {
+  readonly dims: MoeDims;
+  readonly routing: MoeRouting;
+  /** At most MOE_ROUTE_FUSED_MAX_TOKENS. */
+  readonly tokens: number;
+  /** The residual stream [tokens, hidden] (stride / offset optional) and the norm that makes the experts' input. */
+  readonly x: GPUBuffer;
+  readonly xStride?: number;
+  readonly xOffset?: number;
+  readonly norm: { readonly weight: GpuTensor; readonly eps: number };
+  /** Written: the normed rows [tokens, hidden]. */
+  readonly xn: GPUBuffer;
+  readonly gateWeight: GpuTensor;
+  readonly bias: GpuTensor | null;
+  readonly scratch: MoeScratch;
+  /** The expert GEMM form that reads the grouping (its tile height). */
+  readonly variant: MoeGemmVariant;
+}
+
+/** RMSNorm, router logits, selection and grouping in one dispatch (route-fused.wgsl): for a few tokens. */
+export function moeRouteFused(a: MoeRouteFusedArgs): KernelProgram {
+  const T = a.tokens, H = a.dims.hidden, r = a.routing;
+  if (!Number.isInteger(T) || T < 1 || T > MOE_ROUTE_FUSED_MAX_TOKENS) throw new RangeError(`moeRouteFused: ${T} tokens outside [1, ${MOE_ROUTE_FUSED_MAX_TOKENS}]`);
+  if (a.gateWeight.shape[0] !== r.nExperts || a.gateWeight.shape[1] !== H) throw new RangeError(`moeRouteFused: gate weight [${a.gateWeight.shape}] is not [${r.nExperts}, ${H}]`);
+  if (a.norm.weight.shape.length !== 1 || a.norm.weight.shape[0] !== H) throw new RangeError(`moeRouteFused: norm weight [${a.norm.weight.shape}] is not [${H}]`);
+  if (!a.scratch.logits) throw new RangeError('moeRouteFused: scratch.logits is needed');
+  const noaux = r.method === 'noaux_tc';
+  const L = groupsLayout(a.dims, T);
+  return {
+    shader: moeRouteFusedShader(r, a.gateWeight.dtype, a.norm.weight.dtype, noaux ? (a.bias?.dtype ?? null) : null, shapeOf(a.variant).TM),
+    buffers: [
+      a.x, a.gateWeight.buffer, a.norm.weight.buffer, a.xn, a.scratch.logits, a.scratch.topkIds, a.scratch.topkWeights, a.scratch.groups,
+      ...(noaux ? [a.bias!.buffer] : []),
+    ],
+    uniformValues: {
+      tokens: T, hidden: H, x_stride: a.xStride ?? H, x_offset: a.xOffset ?? 0, eps: a.norm.eps, scale: r.routedScalingFactor,
+      assignments: T * a.dims.topK, tile_base: L.tileBase, sorted_base: L.sortedBase,
+    },
+    workgroups: [1],
+  };
+}
+
 export interface MoeExpertGemmArgs {
   readonly dims: MoeDims;
   readonly tokens: number;
@@ -571,9 +662,18 @@ export interface MoeExpertsArgs {
   readonly subgroupMatrix?: boolean;
   /** Rows per expert from which it does (MatmulLimits.moeMmaMinRows, MOE_MMA_MIN_ROWS; default DEFAULT_MOE_MMA_MIN_ROWS). */
   readonly mmaMinRows?: number;
+  /**
+   * x (dense rows) is to be computed first as RMSNorm(prenorm.x)·weight: with the router, for up to
+   * MOE_ROUTE_FUSED_MAX_TOKENS tokens, norm, logits, selection and grouping are one dispatch (route-fused.wgsl).
+   */
+  readonly prenorm?: { readonly x: GPUBuffer; readonly weight: GpuTensor; readonly eps: number };
+  /** Programs to run once routing is done (and x written), before the expert GEMMs: the shared experts. */
+  readonly afterRoute?: readonly KernelProgram[];
+  /** false: leave scratch.slotOut uncombined (the caller folds the combine into its own dispatch; default true). */
+  readonly combine?: boolean;
 }
 
-/** The whole routed-expert sequence: [route (optional)], group, gate/up per chunk segment, down per chunk, combine. */
+/** The whole routed-expert sequence: [route (optional)], group, gate/up per chunk segment, down per chunk, [combine]. */
 export function moeExperts(a: MoeExpertsArgs): KernelProgram[] {
   checkDims(a.dims);
   const T = a.tokens;
@@ -586,29 +686,44 @@ export function moeExperts(a: MoeExpertsArgs): KernelProgram[] {
   if (small.length > 0) throw new RangeError(`moe: scratch too small for ${T} tokens: ${small.join(', ')}`);
   const variant = a.variant ?? moeGemmVariant(a.dims, T, a.subgroupMatrix ?? false, a.mmaMinRows);
   const programs: KernelProgram[] = [];
-  if (a.route) {
+  const H = a.dims.hidden;
+  if (a.prenorm && ((a.xStride ?? H) !== H || (a.xOffset ?? 0) !== 0)) throw new RangeError('moe: a prenormed x must be dense rows');
+  if (a.route && a.prenorm && T <= MOE_ROUTE_FUSED_MAX_TOKENS) {
     const r = a.route.routing;
     if (r.nExperts !== a.dims.nExperts || r.topK !== a.dims.topK) throw new RangeError('moe: routing and dims disagree on experts / topK');
-    programs.push(...moeRoute({
-      routing: r, x: a.x, xStride: a.xStride, xOffset: a.xOffset, gateWeight: a.route.gateWeight, bias: a.route.bias,
-      logits: sc.logits!, topkIds: sc.topkIds, topkWeights: sc.topkWeights, tokens: T, hidden: a.dims.hidden,
+    programs.push(moeRouteFused({
+      dims: a.dims, routing: r, tokens: T, x: a.prenorm.x, norm: a.prenorm, xn: a.x, gateWeight: a.route.gateWeight, bias: a.route.bias,
+      scratch: sc, variant,
     }));
+  } else {
+    if (a.prenorm) programs.push(rmsNorm({ x: a.prenorm.x, weight: a.prenorm.weight, y: a.x, rows: T, cols: H, eps: a.prenorm.eps }));
+    if (a.route) {
+      const r = a.route.routing;
+      if (r.nExperts !== a.dims.nExperts || r.topK !== a.dims.topK) throw new RangeError('moe: routing and dims disagree on experts / topK');
+      programs.push(...moeRoute({
+        routing: r, x: a.x, xStride: a.xStride, xOffset: a.xOffset, gateWeight: a.route.gateWeight, bias: a.route.bias,
+        logits: sc.logits!, topkIds: sc.topkIds, topkWeights: sc.topkWeights, tokens: T, hidden: a.dims.hidden,
+      }));
+    }
+    programs.push(moeGroup({ dims: a.dims, tokens: T, topkIds: sc.topkIds, groups: sc.groups, variant }));
   }
   programs.push(
-    moeGroup({ dims: a.dims, tokens: T, topkIds: sc.topkIds, groups: sc.groups, variant }),
+    ...(a.afterRoute ?? []),
     ...moeExpertGemms({
       dims: a.dims, tokens: T, x: a.x, xStride: a.xStride, xOffset: a.xOffset, weights: a.weights,
       groups: sc.groups, act: sc.act, slotOut: sc.slotOut, variant,
     }),
-    moeCombine({
+    ...(a.combine === false ? [] : [moeCombine({
       topK: a.dims.topK, tokens: T, hidden: a.dims.hidden, slotOut: sc.slotOut, topkWeights: sc.topkWeights,
       out: a.out, outStride: a.outStride, outOffset: a.outOffset, accumulate: a.accumulate,
-    }),
+    })]),
   );
   return programs;
 }
 
 export const moeGroupShader = memoShader(build_moeGroupShader);
+
+export const moeRouteFusedShader = memoShader(build_moeRouteFusedShader);
 
 export const moeGateUpShader = memoShader(build_moeGateUpShader);
 

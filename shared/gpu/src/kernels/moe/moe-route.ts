@@ -34,6 +34,9 @@ export interface MoeRouting {
   readonly routedScalingFactor: number;
 }
 
+/** Logits lanes per expert (route-logits.wgsl's LANES; route-fused.wgsl sums in the same order). */
+export const ROUTE_LOGITS_LANES = 64;
+
 export function moeRouting(moe: MoeConfig): MoeRouting {
   return {
     nExperts: moe.nRoutedExperts,
@@ -70,7 +73,7 @@ function isGrouped(r: MoeRouting): boolean {
 
 const LOGITS_UNIFORMS = { tokens: 'u32', hidden: 'u32', x_stride: 'u32', x_offset: 'u32' } as const;
 const LOGITS_EPW = 4;
-const LOGITS_LANES = 64;
+const LOGITS_LANES = ROUTE_LOGITS_LANES;
 
 /** Tokens per workgroup: 1 for decode of one token, up to 8 so large batches re-read W_gate less. */
 function logitsTok(tokens: number): number {
@@ -131,32 +134,58 @@ function selectWorkgroup(E: number): number {
   return Math.min(256, Math.max(32, 2 ** Math.ceil(Math.log2(E))));
 }
 
-function build_routeSelectShader(r: MoeRouting, biasDtype: WeightDtype | null): KernelShader {
+/**
+ * route-select.wgsl's compile-time constants and its bias reader (the bias at binding `biasBinding` for
+ * noaux_tc), with `wg` threads, and the shader label's routing part. route-fused.wgsl reuses them.
+ */
+export function routeSelectPrelude(r: MoeRouting, biasDtype: WeightDtype | null, wg: number, biasBinding: number): { prelude: string; label: string } {
   checkRouting(r);
   const noaux = r.method === 'noaux_tc';
   if (noaux !== (biasDtype !== null)) throw new RangeError('moe routing: noaux_tc needs e_score_correction_bias, other methods take none');
-  selectWgsl ??= wgsl('./route-select.wgsl');
   const grouped = isGrouped(r);
   const normalize = noaux && r.normTopkProb;
   const biasDecl = noaux
-    ? `@group(0) @binding(3) var<storage, read> bias: array<u32>;\n${weightLoadWgsl(biasDtype!, 'bias', 'bias_at')}`
+    ? `@group(0) @binding(${biasBinding}) var<storage, read> bias: array<u32>;\n${weightLoadWgsl(biasDtype!, 'bias', 'bias_at')}`
     : `fn bias_at(i: u32) -> f32 { return 0.0; }\n`;
   const nGroup = grouped ? r.nGroup : 1;
   return {
-    label: `moe_route_select_${r.method}_e${r.nExperts}_k${r.topK}_g${nGroup}_${grouped ? r.topkGroup : 1}${normalize ? '_norm' : ''}${noaux ? `_${biasDtype}` : ''}`,
-    uniforms: SELECT_UNIFORMS,
-    source: `const E = ${r.nExperts}u;
+    label: `${r.method}_e${r.nExperts}_k${r.topK}_g${nGroup}_${grouped ? r.topkGroup : 1}${normalize ? '_norm' : ''}${noaux ? `_${biasDtype}` : ''}`,
+    prelude: `const E = ${r.nExperts}u;
 const K = ${r.topK}u;
-const WG = ${selectWorkgroup(r.nExperts)}u;
+const WG = ${wg}u;
 const METHOD = ${METHOD_CODE[r.method]}u;
 const GROUPED = ${grouped};
 const N_GROUP = ${nGroup}u;
 const PER_GROUP = ${r.nExperts / nGroup}u;
 const TOPK_GROUP = ${grouped ? r.topkGroup : 1}u;
 const NORMALIZE = ${normalize};
-${biasDecl}
+${biasDecl}`,
+  };
+}
+
+/** route-select.wgsl's text (functions only: the launchers declare bindings and the entry point). */
+export function routeSelectWgsl(): string {
+  selectWgsl ??= wgsl('./route-select.wgsl');
+  return selectWgsl;
+}
+
+function build_routeSelectShader(r: MoeRouting, biasDtype: WeightDtype | null): KernelShader {
+  const noaux = r.method === 'noaux_tc';
+  const { prelude, label } = routeSelectPrelude(r, biasDtype, selectWorkgroup(r.nExperts), 3);
+  return {
+    label: `moe_route_select_${label}`,
+    uniforms: SELECT_UNIFORMS,
+    source: `${prelude}
+@group(0) @binding(0) var<storage, read> logits: array<f32>;
+@group(0) @binding(1) var<storage, read_write> ids: array<u32>;
+@group(0) @binding(2) var<storage, read_write> weights: array<f32>;
 ${uniformStructWgsl(SELECT_UNIFORMS, noaux ? 4 : 3)}
-${selectWgsl}`,
+${routeSelectWgsl()}
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  route_token(wg.x + wg.y * nwg.x, lid);
+}`,
   };
 }
 

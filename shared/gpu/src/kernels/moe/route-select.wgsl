@@ -17,9 +17,8 @@
 // Compile-time constants (prelude): E, K, WG (threads), METHOD, GROUPED (bool: group masking
 // needed), N_GROUP, PER_GROUP (= E / N_GROUP), TOPK_GROUP, NORMALIZE (bool).
 
-@group(0) @binding(0) var<storage, read> logits: array<f32>;
-@group(0) @binding(1) var<storage, read_write> ids: array<u32>;
-@group(0) @binding(2) var<storage, read_write> weights: array<f32>;
+// The launcher declares the bindings and the entry point (which calls route_token), so route-fused.wgsl
+// can run it over its own bindings.
 
 // below every score (scores are finite: softmax >= 0, sigmoid + bias)
 const NEG_BIG = -3.0e38;
@@ -41,10 +40,7 @@ fn better(v: f32, i: u32, bv: f32, bi: u32) -> bool {
 // the experts of rank < K are the top-k in order. Every thread counts over all E values in workgroup memory,
 // so the whole routing needs a handful of barriers. Sums (softmax, normalization) are taken by every thread in
 // the same order, so they agree bitwise without a reduction tree.
-@compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-  let t = wg.x + wg.y * nwg.x;
+fn route_token(t: u32, lid: u32) {
   if (t >= u.tokens) { return; }
   for (var e = lid; e < E; e += WG) { lg[e] = logits[t * E + e]; }
   workgroupBarrier();

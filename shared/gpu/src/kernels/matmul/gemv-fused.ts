@@ -1,0 +1,107 @@
+// The GEMV with the decode step's fusions (gemv.ts, GemvFuse): y = f(x)·W₁ᵀ (and y₂ = f(x)·W₂ᵀ) in one dispatch,
+// f(x) being x, RMSNorm(x)·w or silu(gate)·up. Returns null where the GEMV cannot take the shapes (M above
+// FUSED_GEMV_MAX_M, mixed weight dtypes, the limits): the caller then runs the unfused dispatches.
+import type { KernelProgram } from '../../runtime/program.js';
+import type { GpuTensor } from '../weight-dtype.js';
+import { weightBytes } from '@latentwire/model';
+import { weightsPerVec, type MatmulAlign } from './common.js';
+import { GEMV_LIMIT_M, GEMV_MAX_M, type MatmulLimits } from './matmul.js';
+
+/**
+ * Most rows the fused GEMV takes: 9..16 rows keep the unfused dispatches. Its 16-row shapes (16 vec4
+ * accumulators, the fused loads unrolled 4 deep, twice over for two weights) are large shaders, which lavapipe
+ * took minutes to compile (an unfused 16-row GEMV ~100 s on the loaded 2-core machine, 8 rows a few seconds).
+ */
+export const FUSED_GEMV_MAX_M = 8;
+import { gemvConfig, gemvFuseBytes, gemvRowsPerWorkgroup, gemvShader, gemvWorkgroupBytes, type GemvFuse } from './gemv.js';
+
+export interface FusedGemvOutput {
+  readonly weight: GpuTensor;
+  readonly y: GPUBuffer;
+  readonly N: number;
+  /** Elements (default N, 0). */
+  readonly yStride?: number;
+  readonly yOffset?: number;
+}
+
+export interface FusedGemvArgs {
+  readonly x: GPUBuffer;
+  readonly M: number;
+  /** The products' depth (with `silu`, the width of the gate and of the up half). */
+  readonly K: number;
+  /** Elements (default K, or 2K with silu; 0). */
+  readonly xStride?: number;
+  readonly xOffset?: number;
+  /** x rows RMSNorm'd first: y = (x / rms(x) · w)·Wᵀ. */
+  readonly norm?: { readonly weight: GpuTensor; readonly eps: number };
+  /** x rows hold [gate ‖ up] (K each): y = (silu(gate) · up)·Wᵀ. */
+  readonly silu?: boolean;
+  /** One or two outputs; two need weights of one dtype, and write the same buffer or two. */
+  readonly outputs: readonly [FusedGemvOutput] | readonly [FusedGemvOutput, FusedGemvOutput];
+  /** y += instead of y = (both outputs). */
+  readonly accumulate?: boolean;
+  /**
+   * Then adds the MoE combine: y += Σ_j weights[m, j]·slotOut[m·topK + j] (slotOut [M·topK, N], weights [M, topK]),
+   * as moeCombine would after this GEMV. One accumulated output only.
+   */
+  readonly combine?: { readonly slotOut: GPUBuffer; readonly weights: GPUBuffer; readonly topK: number };
+}
+
+/** The fused GEMV, or null where it does not apply (run the unfused dispatches instead). */
+export function fusedGemv(a: FusedGemvArgs, limits?: MatmulLimits): KernelProgram | null {
+  const { M, K, outputs } = a;
+  const [o1, o2] = outputs;
+  if (!Number.isInteger(M) || M < 1 || M > Math.min(FUSED_GEMV_MAX_M, GEMV_MAX_M, GEMV_LIMIT_M)) return null;
+  if (a.norm && a.silu) throw new RangeError('fusedGemv: norm and silu exclude each other');
+  const dtype = o1.weight.dtype;
+  if (o2 && o2.weight.dtype !== dtype) return null;
+  for (const o of outputs) {
+    const sh = o.weight.shape;
+    if (sh.length !== 2 || sh[0] !== o.N || sh[1] !== K) throw new RangeError(`fusedGemv: weight [${sh}] is not [${o.N}, ${K}]`);
+    const yStride = o.yStride ?? o.N, yOffset = o.yOffset ?? 0;
+    if (yStride < o.N || (yOffset + (M - 1) * yStride + o.N) * 4 > o.y.size) throw new RangeError('fusedGemv: an output buffer is smaller than M rows need');
+    if (weightBytes(dtype, o.N * K) > o.weight.buffer.size) throw new RangeError('fusedGemv: a weight buffer is smaller than N·K');
+  }
+  if (a.norm && (a.norm.weight.shape.length !== 1 || a.norm.weight.shape[0] !== K)) {
+    throw new RangeError(`fusedGemv: norm weight [${a.norm.weight.shape}] is not [${K}]`);
+  }
+  const xStride = a.xStride ?? (a.silu ? 2 * K : K), xOffset = a.xOffset ?? 0;
+  if (xStride < (a.silu ? 2 * K : K) || (xOffset + (M - 1) * xStride + (a.silu ? 2 * K : K)) * 4 > a.x.size) {
+    throw new RangeError('fusedGemv: x buffer is smaller than M rows need');
+  }
+  if (outputs.some((o) => o.y === a.x)) throw new RangeError('fusedGemv: x and y must be different buffers');
+  const c = a.combine;
+  if (c) {
+    if (o2 || !a.accumulate) throw new RangeError('fusedGemv: the combine takes one accumulated output');
+    if (!Number.isInteger(c.topK) || c.topK < 1) throw new RangeError(`fusedGemv: combine topK ${c.topK}`);
+    if (c.slotOut.size < M * c.topK * o1.N * 4 || c.weights.size < M * c.topK * 4) throw new RangeError('fusedGemv: combine buffers are smaller than M rows need');
+    if ((o1.yStride ?? o1.N) !== o1.N || (o1.yOffset ?? 0) !== 0) throw new RangeError('fusedGemv: the combine needs a dense output');
+  }
+  const same = o2 !== undefined && o2.y === o1.y;
+  const fuse: GemvFuse = {
+    ...(a.norm ? { norm: a.norm.weight.dtype } : {}),
+    ...(o2 ? { second: same ? 'same' as const : 'other' as const } : {}),
+    ...(a.silu ? { silu: true } : {}),
+    ...(c ? { combine: c.topK } : {}),
+  };
+  const wgBytes = limits?.maxComputeWorkgroupStorageSize ?? 16384;
+  const invocations = limits?.maxComputeInvocationsPerWorkgroup ?? 256;
+  const perDim = limits?.maxComputeWorkgroupsPerDimension ?? 65535;
+  const N = o1.N + (o2?.N ?? 0);
+  const config = gemvConfig(M, N, invocations, wgBytes);
+  if (gemvWorkgroupBytes(config) + gemvFuseBytes(config, fuse) > wgBytes || config.T * config.RG > invocations) return null;
+  const align: MatmulAlign = { vecX: K % 4 === 0 && xStride % 4 === 0 && xOffset % 4 === 0, vecW: K % weightsPerVec(dtype) === 0 };
+  const rows = gemvRowsPerWorkgroup(config);
+  const blocks1 = Math.ceil(o1.N / rows);
+  const blocks = blocks1 + (o2 ? Math.ceil(o2.N / rows) : 0);
+  const gx = Math.min(blocks, perDim);
+  return {
+    shader: gemvShader(dtype, align, config, a.accumulate ?? false, fuse),
+    buffers: [a.x, o1.weight.buffer, o1.y, ...(a.norm ? [a.norm.weight.buffer] : []), ...(o2 ? [o2.weight.buffer] : []), ...(o2 && !same ? [o2.y] : []), ...(c ? [c.slotOut, c.weights] : [])],
+    uniformValues: {
+      M, N: o1.N, K, x_stride: xStride, x_offset: xOffset, y_stride: o1.yStride ?? o1.N, y_offset: o1.yOffset ?? 0, w_offset: 0,
+      eps: a.norm?.eps ?? 0, N2: o2?.N ?? 0, y2_stride: o2?.yStride ?? o2?.N ?? 0, y2_offset: o2?.yOffset ?? 0, w2_offset: 0, blocks1,
+    },
+    workgroups: [gx, Math.ceil(blocks / gx)],
+  };
+}

@@ -1,0 +1,106 @@
+// MoE routing of a few tokens (the decode step's batch) in one workgroup, the work of four dispatches:
+//   1. xn = RMSNorm(x)·w (post_attention_layernorm), written out for the experts, as rms-norm.ts computes it
+//      (128 lanes of partial sums, tree-summed in the same order, then x·inv·w)
+//   2. router logits = xn · W_gateᵀ, as route-logits.wgsl sums them (LANES lanes per expert, fma along hidden,
+//      the lanes tree-summed in the same order)
+//   3. selection per token: route-select.wgsl's route_token
+//   4. grouping of the (token, slot) assignments by expert: group.wgsl's group_assignments
+// so its outputs are those of the four kernels, bit for bit. Tokens must be at most MAX_T.
+//
+// Bindings (declared by the launcher, moe-route-fused.ts):
+//   @binding(0) x:       array<f32>, read        the residual stream, row t at t*x_stride + x_offset
+//   @binding(1) w:       array<u32>, read        W_gate [E, hidden] (weight_at)
+//   @binding(2) norm_w:  array<u32>, read        the norm's weight [hidden] (norm_at)
+//   @binding(3) xn:      array<f32>, read_write  [tokens, hidden] the normed rows
+//   @binding(4) logits:  array<f32>, read_write  [tokens, E]
+//   @binding(5) ids:     array<u32>, read_write  [tokens, K]
+//   @binding(6) weights: array<f32>, read_write  [tokens, K]
+//   @binding(7) groups:  array<u32>, read_write  group.wgsl's layout
+//   @binding(8) bias:    noaux_tc only
+//   u: { tokens, hidden, x_stride, x_offset, eps, scale, assignments, tile_base, sorted_base }
+// Compile-time (prelude): route-select's constants (E, K, WG, ...), TM, MAX_T, NL (norm lanes), LANES, PPT
+// (expert lanes per thread per round), then route-select.wgsl and group.wgsl follow this file.
+
+const CHUNK = WG * PPT / LANES; // experts per round of the logits
+var<workgroup> nrm: array<f32, MAX_T * NL>;
+var<workgroup> lred: array<f32, WG * PPT>;
+
+fn norm_rows(lid: u32) {
+  for (var i = lid; i < u.tokens * NL; i += WG) {
+    let row = (i / NL) * u.x_stride + u.x_offset;
+    var sum = 0.0;
+    for (var c = i % NL; c < u.hidden; c += NL) {
+      let v = x[row + c];
+      sum += v * v;
+    }
+    nrm[i] = sum;
+  }
+  workgroupBarrier();
+  for (var s = NL / 2u; s > 0u; s >>= 1u) {
+    for (var i = lid; i < u.tokens * s; i += WG) {
+      let t = i / s;
+      let j = i % s;
+      nrm[t * NL + j] += nrm[t * NL + j + s];
+    }
+    workgroupBarrier();
+  }
+  for (var i = lid; i < u.tokens * u.hidden; i += WG) {
+    let t = i / u.hidden;
+    let c = i % u.hidden;
+    let inv = inverseSqrt(nrm[t * NL] / f32(u.hidden) + u.eps);
+    xn[i] = x[t * u.x_stride + u.x_offset + c] * inv * norm_at(c);
+  }
+  storageBarrier();
+  workgroupBarrier();
+}
+
+fn route_logits(lid: u32) {
+  for (var e0 = 0u; e0 < E; e0 += CHUNK) {
+    var acc: array<f32, PPT * MAX_T>;
+    for (var i = 0u; i < PPT * MAX_T; i++) { acc[i] = 0.0; }
+    for (var p = 0u; p < PPT; p++) {
+      let pair = lid + p * WG;
+      let e = e0 + pair / LANES;
+      if (e < E) {
+        let wbase = e * u.hidden;
+        for (var h = pair % LANES; h < u.hidden; h += LANES) {
+          let wv = weight_at(wbase + h);
+          for (var t = 0u; t < MAX_T; t++) {
+            if (t < u.tokens) { acc[p * MAX_T + t] = fma(wv, xn[t * u.hidden + h], acc[p * MAX_T + t]); }
+          }
+        }
+      }
+    }
+    for (var t = 0u; t < u.tokens; t++) {
+      for (var p = 0u; p < PPT; p++) { lred[lid + p * WG] = acc[p * MAX_T + t]; }
+      workgroupBarrier();
+      for (var s = LANES / 2u; s > 0u; s >>= 1u) {
+        for (var p = 0u; p < PPT; p++) {
+          let pair = lid + p * WG;
+          if (pair % LANES < s) { lred[pair] += lred[pair + s]; }
+        }
+        workgroupBarrier();
+      }
+      for (var p = 0u; p < PPT; p++) {
+        let pair = lid + p * WG;
+        let e = e0 + pair / LANES;
+        if (pair % LANES == 0u && e < E) { logits[t * E + e] = lred[pair]; }
+      }
+      workgroupBarrier();
+    }
+  }
+  storageBarrier();
+  workgroupBarrier();
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(local_invocation_index) lid: u32) {
+  norm_rows(lid);
+  route_logits(lid);
+  for (var t = 0u; t < u.tokens; t++) {
+    route_token(t, lid);
+    storageBarrier();
+    workgroupBarrier();
+  }
+  group_assignments(lid);
+}

@@ -1,0 +1,193 @@
+// The decode step's fused kernels against the unfused dispatches they replace, on odd sizes: the same inputs
+// through both paths, the outputs compared bit for bit where the fused kernel reproduces the unfused arithmetic
+// in the same order, or within float32 rounding where it sums in another order.
+import test from 'ava';
+import { kvAppend } from '../../src/kernels/kv-quantize/index.js';
+import { rmsNorm } from '../../src/kernels/rms-norm/rms-norm.js';
+import { rope } from '../../src/kernels/rope/rope.js';
+import { matmul } from '../../src/kernels/matmul/matmul.js';
+import { fusedGemv } from '../../src/kernels/matmul/gemv-fused.js';
+import { siluMul } from '../../src/kernels/silu-mul/silu-mul.js';
+import { moeCombine, moeGroup, moeRoute, moeRouteFused, moeScratchBytes, MOE_ROUTE_FUSED_MAX_TOKENS, type MoeDims } from '../../src/kernels/moe/index.js';
+import type { MoeRouting } from '../../src/kernels/moe/moe-route.js';
+import { KV_DTYPES, latentKvLayout } from '@latentwire/protocol';
+import { roundTo, testGpu, uploadF32, uploadWeight } from '../../src/testing.js';
+import { randomArray } from '@latentwire/testing';
+
+for (const dtype of KV_DTYPES) {
+  test(`fused - kv append with norm + rope equals rms-norm, rope, kv append (${dtype})`, async (t) => {
+    const gpu = await testGpu();
+    for (const [r, ropeDim, normDtype] of [[41, 6, 'bf16'], [512, 64, 'f32'], [200, 2, 'f16']] as const) {
+      const width = r + ropeDim, stride = width + 5, rows = 3, pageSize = 5, pagesPerBuffer = 3, eps = 1e-6, factor = 1.25;
+      const l = latentKvLayout({ kvLoraRank: r, ropeDim, pageSize, dtype });
+      const x = roundTo(randomArray(rows * stride, 11 + r, 2), 'f32');
+      const w = uploadWeight(gpu, 'norm', roundTo(randomArray(r, 12 + r, 1.5), normDtype), normDtype, [r]);
+      const invFreq = uploadF32(gpu, 'inv_freq', Float32Array.from({ length: ropeDim / 2 }, (_, i) => 10000 ** (-(2 * i) / ropeDim)));
+      const positions = gpu.upload('positions', Uint32Array.from([0, 13, 7]));
+      const offsets = gpu.upload('offsets', Uint32Array.from([0, 4, 8]));
+      const table = gpu.upload('table', Uint32Array.from([5, 0, 0, 0, 1, 2, 4, 0, 3, 0, 0, 0]));
+      const pools = () => [0, 1].map((k) => gpu.upload(`pool${k}`, new Uint32Array((pagesPerBuffer * l.pageBytes) / 4).fill(0xdeadbeef)));
+      const srcA = uploadF32(gpu, 'a', x), srcB = uploadF32(gpu, 'b', x);
+      const poolsA = pools(), poolsB = pools();
+      const common = { layout: l, rows, srcStride: stride, srcOffset: 0, positions, tableOffsets: offsets, pageTable: table, pagesPerBuffer };
+      await gpu.run([
+        rmsNorm({ x: srcA, weight: w, y: srcA, rows, cols: r, eps, inStride: stride, outStride: stride }),
+        rope({ x: srcA, positions, invFreq, rows, heads: 1, ropeDim, rowStride: stride, headStride: 0, offset: r, attentionFactor: factor }),
+        kvAppend({ ...common, src: srcA, pools: poolsA }),
+        kvAppend({ ...common, src: srcB, pools: poolsB, finish: { normWeight: w, eps, invFreq, attentionFactor: factor } }),
+      ]);
+      t.deepEqual(await gpu.readU32(srcB, 0, rows * stride), await gpu.readU32(srcA, 0, rows * stride), `rows r=${r}`);
+      for (let k = 0; k < 2; k++) {
+        const n = (pagesPerBuffer * l.pageBytes) / 4;
+        t.deepEqual(await gpu.readU32(poolsB[k]!, 0, n), await gpu.readU32(poolsA[k]!, 0, n), `pool ${k} r=${r}`);
+      }
+      gpu.destroy(w.buffer, invFreq, positions, offsets, table, srcA, srcB, ...poolsA, ...poolsB);
+    }
+  });
+}
+
+// M rows, K deep (36: x in vec4s but bf16 weights read one by one; 64: 16-byte weight words), two outputs of odd widths
+for (const [wDtype, K] of [['bf16', 36], ['bf16', 64], ['f32', 37]] as const) {
+  test(`fused - GEMV with RMSNorm prologue and two outputs equals rms-norm then two matmuls (${wDtype}, K ${K})`, async (t) => {
+    const gpu = await testGpu();
+    for (const M of [1, 3]) {
+      const N1 = 37, N2 = 11, eps = 1e-6, xStride = K + 4;
+      const x = uploadF32(gpu, 'x', roundTo(randomArray(M * xStride, 21 + M, 2), 'f32'));
+      const g = uploadWeight(gpu, 'g', roundTo(randomArray(K, 22, 1.5), 'bf16'), 'bf16', [K]);
+      const w1 = uploadWeight(gpu, 'w1', roundTo(randomArray(N1 * K, 23), wDtype), wDtype, [N1, K]);
+      const w2 = uploadWeight(gpu, 'w2', roundTo(randomArray(N2 * K, 24), wDtype), wDtype, [N2, K]);
+      const xn = gpu.buffer('xn', M * K * 4);
+      const [a1, a2, b1, b2] = [N1, N2, N1, N2].map((n, i) => gpu.buffer(`y${i}`, M * (n + 2) * 4));
+      const fused = fusedGemv({
+        x, M, K, xStride, norm: { weight: g, eps },
+        outputs: [{ weight: w1, y: b1!, N: N1, yStride: N1 + 2, yOffset: 1 }, { weight: w2, y: b2!, N: N2, yStride: N2 + 2, yOffset: 2 }],
+      }, gpu.matmulLimits);
+      t.truthy(fused);
+      await gpu.run([
+        rmsNorm({ x, weight: g, y: xn, rows: M, cols: K, eps, inStride: xStride }),
+        matmul({ x: xn, weight: w1, y: a1!, M, N: N1, K, yStride: N1 + 2, yOffset: 1, variant: 'gemv' }, gpu.matmulLimits),
+        matmul({ x: xn, weight: w2, y: a2!, M, N: N2, K, yStride: N2 + 2, yOffset: 2, variant: 'gemv' }, gpu.matmulLimits),
+        fused!,
+      ]);
+      t.deepEqual(await gpu.readF32(b1!, 0, M * (N1 + 2)), await gpu.readF32(a1!, 0, M * (N1 + 2)), `first output, M ${M}`);
+      t.deepEqual(await gpu.readF32(b2!, 0, M * (N2 + 2)), await gpu.readF32(a2!, 0, M * (N2 + 2)), `second output, M ${M}`);
+      gpu.destroy(x, g.buffer, w1.buffer, w2.buffer, xn, a1, a2, b1, b2);
+    }
+  });
+}
+
+for (const [wDtype, K] of [['bf16', 44], ['bf16', 48], ['f32', 45]] as const) {
+  test(`fused - GEMV over silu(gate)·up, accumulating, equals silu-mul then matmul (${wDtype}, K ${K})`, async (t) => {
+    const gpu = await testGpu();
+    for (const M of [1, 5]) {
+      const N = 29;
+      const gateUp = uploadF32(gpu, 'gate_up', roundTo(randomArray(M * 2 * K, 31 + M, 3), 'f32'));
+      const w = uploadWeight(gpu, 'w', roundTo(randomArray(N * K, 32), wDtype), wDtype, [N, K]);
+      const start = roundTo(randomArray(M * N, 33), 'f32');
+      const ya = uploadF32(gpu, 'ya', start), yb = uploadF32(gpu, 'yb', start), gated = gpu.buffer('gated', M * K * 4);
+      const fused = fusedGemv({ x: gateUp, M, K, silu: true, outputs: [{ weight: w, y: yb, N }], accumulate: true }, gpu.matmulLimits);
+      t.truthy(fused);
+      await gpu.run([
+        siluMul({ gate: gateUp, y: gated, rows: M, cols: K }),
+        matmul({ x: gated, weight: w, y: ya, M, N, K, accumulate: true, variant: 'gemv' }, gpu.matmulLimits),
+        fused!,
+      ]);
+      t.deepEqual(await gpu.readF32(yb, 0, M * N), await gpu.readF32(ya, 0, M * N), `M ${M}`);
+      gpu.destroy(gateUp, w.buffer, ya, yb, gated);
+    }
+  });
+}
+
+test('fused - GEMV with two outputs into one buffer (gate ‖ up) equals two matmuls', async (t) => {
+  const gpu = await testGpu();
+  const M = 2, K = 64, I = 23;
+  const x = uploadF32(gpu, 'x', roundTo(randomArray(M * K, 41, 2), 'f32'));
+  const wg = uploadWeight(gpu, 'gate', roundTo(randomArray(I * K, 42), 'bf16'), 'bf16', [I, K]);
+  const wu = uploadWeight(gpu, 'up', roundTo(randomArray(I * K, 43), 'bf16'), 'bf16', [I, K]);
+  const a = gpu.buffer('a', M * 2 * I * 4), b = gpu.buffer('b', M * 2 * I * 4);
+  const fused = fusedGemv({ x, M, K, outputs: [{ weight: wg, y: b, N: I, yStride: 2 * I }, { weight: wu, y: b, N: I, yStride: 2 * I, yOffset: I }] }, gpu.matmulLimits);
+  t.is(fused!.buffers.length, 4); // x, gate, y, up: the output buffer bound once
+  await gpu.run([
+    matmul({ x, weight: wg, y: a, M, N: I, K, yStride: 2 * I }, gpu.matmulLimits),
+    matmul({ x, weight: wu, y: a, M, N: I, K, yStride: 2 * I, yOffset: I }, gpu.matmulLimits),
+    fused!,
+  ]);
+  t.deepEqual(await gpu.readF32(b, 0, M * 2 * I), await gpu.readF32(a, 0, M * 2 * I));
+  // rows past the GEMV's limit: not fused (the caller runs the unfused dispatches)
+  const big = gpu.buffer('big', 17 * K * 4);
+  t.is(fusedGemv({ x: big, M: 17, K, outputs: [{ weight: wg, y: gpu.buffer('big_y', 17 * I * 4), N: I }] }, gpu.matmulLimits), null);
+  gpu.destroy(x, wg.buffer, wu.buffer, a, b, big);
+});
+
+// the router's three methods, with odd hidden sizes and expert counts, each for 1, 3 and the most tokens
+const ROUTES: readonly (MoeRouting & { readonly H: number; readonly dtype: 'bf16' | 'f32' })[] = [
+  { method: 'greedy', nExperts: 64, topK: 6, nGroup: 1, topkGroup: 1, normTopkProb: false, routedScalingFactor: 1, H: 100, dtype: 'bf16' },
+  { method: 'group_limited_greedy', nExperts: 20, topK: 3, nGroup: 4, topkGroup: 2, normTopkProb: false, routedScalingFactor: 2.5, H: 37, dtype: 'f32' },
+  { method: 'noaux_tc', nExperts: 36, topK: 4, nGroup: 4, topkGroup: 2, normTopkProb: true, routedScalingFactor: 2.5, H: 72, dtype: 'bf16' },
+];
+for (const r of ROUTES) {
+  test(`fused - one-workgroup router equals rms-norm, router logits, selection, grouping (${r.method}, ${r.nExperts} experts)`, async (t) => {
+    const gpu = await testGpu();
+    const H = r.H, E = r.nExperts, k = r.topK, eps = 1e-6;
+    for (const T of [1, 3, MOE_ROUTE_FUSED_MAX_TOKENS]) {
+      const dims: MoeDims = { nExperts: E, topK: k, hidden: H, intermediate: 8 };
+      const bytes = moeScratchBytes(dims, T);
+      const scratch = () => ({
+        logits: gpu.buffer('logits', bytes.logits), topkIds: gpu.buffer('ids', bytes.topkIds), topkWeights: gpu.buffer('wts', bytes.topkWeights),
+        groups: gpu.buffer('groups', bytes.groups), act: gpu.buffer('act', 16), slotOut: gpu.buffer('slot', 16),
+      });
+      const a = scratch(), b = scratch();
+      const x = uploadF32(gpu, 'x', roundTo(randomArray(T * H, 51 + T + E, 2), 'f32'));
+      const norm = uploadWeight(gpu, 'norm', roundTo(randomArray(H, 52, 1.5), 'bf16'), 'bf16', [H]);
+      const gate = uploadWeight(gpu, 'gate', roundTo(randomArray(E * H, 53 + E, 0.5), r.dtype), r.dtype, [E, H]);
+      const bias = r.method === 'noaux_tc' ? uploadWeight(gpu, 'bias', roundTo(randomArray(E, 54, 0.3), 'f32'), 'f32', [E]) : null;
+      const xnA = gpu.buffer('xn_a', T * H * 4), xnB = gpu.buffer('xn_b', T * H * 4);
+      await gpu.run([
+        rmsNorm({ x, weight: norm, y: xnA, rows: T, cols: H, eps }),
+        ...moeRoute({ routing: r, x: xnA, gateWeight: gate, bias, logits: a.logits, topkIds: a.topkIds, topkWeights: a.topkWeights, tokens: T, hidden: H }),
+        moeGroup({ dims, tokens: T, topkIds: a.topkIds, groups: a.groups, variant: 'gemv' }),
+        moeRouteFused({ dims, routing: r, tokens: T, x, norm: { weight: norm, eps }, xn: xnB, gateWeight: gate, bias, scratch: b, variant: 'gemv' }),
+      ]);
+      const same = async (p: GPUBuffer, q: GPUBuffer, n: number, what: string) => t.deepEqual(await gpu.readU32(q, 0, n), await gpu.readU32(p, 0, n), `${what}, ${T} tokens`);
+      await same(xnA, xnB, T * H, 'normed rows');
+      await same(a.logits, b.logits, T * E, 'logits');
+      await same(a.topkIds, b.topkIds, T * k, 'expert ids');
+      await same(a.topkWeights, b.topkWeights, T * k, 'expert weights');
+      // the grouping: offsets and tiles equal; within an expert's range the assignment order follows atomics
+      const ga = await gpu.readU32(a.groups, 0, bytes.groups / 4), gb = await gpu.readU32(b.groups, 0, bytes.groups / 4);
+      const sortedBase = ga.length - T * k;
+      t.deepEqual([...gb.subarray(0, sortedBase)], [...ga.subarray(0, sortedBase)], `expert ranges and tiles, ${T} tokens`);
+      for (let e = 0; e < E; e++) {
+        const run = (g: Uint32Array) => [...g.subarray(sortedBase + g[e]!, sortedBase + g[e + 1]!)].sort((p, q) => p - q);
+        t.deepEqual(run(gb), run(ga), `expert ${e}'s assignments, ${T} tokens`);
+      }
+      gpu.destroy(x, norm.buffer, gate.buffer, bias?.buffer ?? null, xnA, xnB, ...Object.values(a), ...Object.values(b));
+    }
+  });
+}
+
+test('fused - GEMV over silu(gate)·up with the MoE combine in its epilogue equals the GEMV then the combine', async (t) => {
+  const gpu = await testGpu();
+  for (const [M, K, N, topK] of [[1, 48, 37, 6], [3, 44, 21, 2]] as const) {
+    const gateUp = uploadF32(gpu, 'gate_up', roundTo(randomArray(M * 2 * K, 71 + M, 3), 'f32'));
+    const w = uploadWeight(gpu, 'w', roundTo(randomArray(N * K, 72), 'bf16'), 'bf16', [N, K]);
+    const slotOut = uploadF32(gpu, 'slot_out', roundTo(randomArray(M * topK * N, 73), 'f32'));
+    const slotW = uploadF32(gpu, 'slot_w', roundTo(randomArray(M * topK, 74), 'f32'));
+    const start = roundTo(randomArray(M * N, 75), 'f32');
+    const ya = uploadF32(gpu, 'ya', start), yb = uploadF32(gpu, 'yb', start);
+    const args = { x: gateUp, M, K, silu: true, outputs: [{ weight: w, y: ya, N }] as const, accumulate: true };
+    const fused = fusedGemv({ ...args, outputs: [{ weight: w, y: yb, N }], combine: { slotOut, weights: slotW, topK } }, gpu.matmulLimits);
+    t.truthy(fused);
+    await gpu.run([
+      fusedGemv(args, gpu.matmulLimits)!,
+      moeCombine({ topK, tokens: M, hidden: N, slotOut, topkWeights: slotW, out: ya, accumulate: true }),
+      fused!,
+    ]);
+    // the same operations in the same order, but a compiler may contract (y + p) + s differently in one kernel
+    // than across two (lavapipe: 1 ulp on a few values): equal within float32 rounding
+    const got = await gpu.readF32(yb, 0, M * N), want = await gpu.readF32(ya, 0, M * N);
+    const off = got.reduce((m, v, i) => Math.max(m, Math.abs(v - want[i]!) / Math.max(1, Math.abs(want[i]!))), 0);
+    t.true(off <= 2 ** -21, `M ${M}: off by ${off}`);
+    gpu.destroy(gateUp, w.buffer, slotOut, slotW, ya, yb);
+  }
+});
