@@ -92,8 +92,7 @@ export interface MoeBuffers extends Omit<MlpBuffers, 'H' | 'inter'> {
 
 /**
  * out += shared_experts(x) + Σ_k w_k · expert_k(x), the routed experts chosen on the GPU, with x =
- * RMSNorm(prenorm.x) first where given: for a few tokens the norm, router logits, selection and grouping are one
- * dispatch (moeRouteFused), whose x the shared experts then read, and the combine is folded into the shared
+ * RMSNorm(prenorm.x) first where given (its own dispatch: see fuseRoute below), and the combine is folded into the shared
  * experts' down GEMV (the same sums in the same order as the combine kernel after it).
  */
 export function moePrograms(cfg: MlaConfig, w: MoeWeights, b: MoeBuffers, limits: MatmulLimits, prenorm?: MlpPrenorm): KernelProgram[] {
@@ -121,6 +120,10 @@ export function moePrograms(cfg: MlaConfig, w: MoeWeights, b: MoeBuffers, limits
       subgroupMatrix: limits.subgroupMatrix ?? false,
       mmaMinRows: limits.moeMmaMinRows,
       ...(prenorm ? { prenorm } : {}),
+      // the one-workgroup fused router (moeRouteFused) saves 3 dispatches a layer but took 0.28 ms a layer on the
+      // H200 at batch 1 (15.7 ms a step, profiled) against ~0.06 for norm, logits, selection and grouping apart:
+      // batch 1 fell from 130 to 77 tokens/s with it, so it stays off until its logits spread over workgroups
+      fuseRoute: false,
       afterRoute: shared,
       combine: downCombined === null,
     }),

@@ -663,10 +663,12 @@ export interface MoeExpertsArgs {
   /** Rows per expert from which it does (MatmulLimits.moeMmaMinRows, MOE_MMA_MIN_ROWS; default DEFAULT_MOE_MMA_MIN_ROWS). */
   readonly mmaMinRows?: number;
   /**
-   * x (dense rows) is to be computed first as RMSNorm(prenorm.x)·weight: with the router, for up to
-   * MOE_ROUTE_FUSED_MAX_TOKENS tokens, norm, logits, selection and grouping are one dispatch (route-fused.wgsl).
+   * x (dense rows) is to be computed first as RMSNorm(prenorm.x)·weight: with the router and fuseRoute, for up
+   * to MOE_ROUTE_FUSED_MAX_TOKENS tokens, norm, logits, selection and grouping are one dispatch (route-fused.wgsl).
    */
   readonly prenorm?: { readonly x: GPUBuffer; readonly weight: GpuTensor; readonly eps: number };
+  /** With prenorm and the router: fuse them into one dispatch for up to MOE_ROUTE_FUSED_MAX_TOKENS tokens (default false). */
+  readonly fuseRoute?: boolean;
   /** Programs to run once routing is done (and x written), before the expert GEMMs: the shared experts. */
   readonly afterRoute?: readonly KernelProgram[];
   /** false: leave scratch.slotOut uncombined (the caller folds the combine into its own dispatch; default true). */
@@ -688,7 +690,7 @@ export function moeExperts(a: MoeExpertsArgs): KernelProgram[] {
   const programs: KernelProgram[] = [];
   const H = a.dims.hidden;
   if (a.prenorm && ((a.xStride ?? H) !== H || (a.xOffset ?? 0) !== 0)) throw new RangeError('moe: a prenormed x must be dense rows');
-  if (a.route && a.prenorm && T <= MOE_ROUTE_FUSED_MAX_TOKENS) {
+  if (a.route && a.prenorm && a.fuseRoute && T <= MOE_ROUTE_FUSED_MAX_TOKENS) {
     const r = a.route.routing;
     if (r.nExperts !== a.dims.nExperts || r.topK !== a.dims.topK) throw new RangeError('moe: routing and dims disagree on experts / topK');
     programs.push(moeRouteFused({
