@@ -21,23 +21,32 @@ const text = (tokens: readonly number[]) => model().tokenizer.decode(tokens, { s
 const ended = (metrics: string) => Object.fromEntries([...metrics.matchAll(/latentwire_gateway_requests_ended_total\{outcome="(\w+)"\} (\d+)/g)]
   .filter((m) => m[2] !== '0').map((m) => [m[1], Number(m[2])]));
 
+/**
+ * Starts a prefill worker whose decode node sends the first job's first k tokens, then is lost (restarted: the
+ * gateway fails its streams and resumes them); later jobs generate ids[k..end). Returns the jobs as they come.
+ */
+function workerLosingNodeAfter(tc: Awaited<ReturnType<typeof startTestCluster>>, k: number, end = ids.length): import('@latentwire/protocol').PrefillJob[] {
+  const jobs: import('@latentwire/protocol').PrefillJob[] = [];
+  tc.startPrefillWorker(async (job, node) => {
+    jobs.push(job);
+    if (jobs.length === 1) {
+      node.send(job.requestId, 0, ids.slice(0, k));
+      await node.nc.flush();
+      await new Promise((r) => setTimeout(r, 100));
+      node.restart();
+      return;
+    }
+    await node.generate(job.requestId, ids.slice(k, end), 'length');
+  });
+  return jobs;
+}
+
 /** A node lost after 4 tokens of a request with penalties; the jobs, and the node's reserves. */
 async function lostAfterFour(t: import('ava').ExecutionContext, resumeReplayMaxTokens?: number) {
   const tc = await startTestCluster(t, resumeReplayMaxTokens === undefined ? {} : { resumeReplayMaxTokens });
   const a = await tc.node({ nodeId: 'node-a' });
   await tc.waitForNodes('node-a');
-  const jobs: import('@latentwire/protocol').PrefillJob[] = [];
-  tc.startPrefillWorker(async (job, node) => {
-    jobs.push(job);
-    if (jobs.length === 1) {
-      node.send(job.requestId, 0, ids.slice(0, 4));
-      await node.nc.flush();
-      await new Promise((r) => setTimeout(r, 100));
-      node.restart(); // lost everything it held: the gateway fails its streams and resumes them
-      return;
-    }
-    await node.generate(job.requestId, ids.slice(4), 'length');
-  });
+  const jobs = workerLosingNodeAfter(tc, 4);
   const r = await tc.gateway.client.completions.create({ model: MODEL_ID, prompt: c.prompt, max_tokens: ids.length, temperature: 0, frequency_penalty: 1.5, presence_penalty: 0.5 });
   t.is(r.choices[0]!.text, text(ids));
   t.is(r.choices[0]!.finish_reason, 'length');
@@ -147,18 +156,7 @@ test.serial('resume - echo with logprobs: the continuation asks for no prompt lo
   const tc = await startTestCluster(t);
   await tc.node({ nodeId: 'node-a' });
   await tc.waitForNodes('node-a');
-  const jobs: import('@latentwire/protocol').PrefillJob[] = [];
-  tc.startPrefillWorker(async (job, node) => {
-    jobs.push(job);
-    if (jobs.length === 1) {
-      node.send(job.requestId, 0, ids.slice(0, 3));
-      await node.nc.flush();
-      await new Promise((r) => setTimeout(r, 100));
-      node.restart();
-      return;
-    }
-    await node.generate(job.requestId, ids.slice(3, 6), 'length');
-  });
+  const jobs = workerLosingNodeAfter(tc, 3, 6);
   const r = await tc.gateway.client.completions.create({ model: MODEL_ID, prompt: c.prompt, max_tokens: 6, temperature: 0, echo: true, logprobs: 0 });
   t.is(r.choices[0]!.text, c.prompt + text(ids.slice(0, 6)));
   t.is(jobs.length, 2);

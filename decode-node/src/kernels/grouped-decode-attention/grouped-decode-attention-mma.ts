@@ -109,8 +109,8 @@ function hotLoops(v: MmaShape, RW: number, scaled: boolean, pools: number): Reco
     ...range(TPW).flatMap((m) => [
       locate(m),
       `let row_${m} = index_${m} * PAGE_WORDS + (tok_${m} % PAGE_SIZE) * RW + lane;`,
-      ...range(NCW).map((c) => `${wordGuard(c)}{ raw_${m}_${c} = ld1(${pool(m)}, row_${m} + ${32 * c}u); }`),
-      ...(scaled ? [`sc_${m} = ld1(${pool(m)}, index_${m} * PAGE_WORDS + SCALES_WORD + tok_${m} % PAGE_SIZE);`] : []),
+      ...range(NCW).map((c) => `${wordGuard(c)}{ raw_${m}_${c} = cw(${pool(m)}, row_${m} + ${32 * c}u); }`),
+      ...(scaled ? [`sc_${m} = cw(${pool(m)}, index_${m} * PAGE_WORDS + SCALES_WORD + tok_${m} % PAGE_SIZE);`] : []),
     ]),
   ];
   const store = range(TPW).flatMap((m) => [
@@ -230,7 +230,6 @@ ${pools.join('\n')}
 @group(0) @binding(${o + 1}) var<storage, read_write> lse: array<f32>;
 ${uniformStructWgsl(MMA_UNIFORMS, o + 2)}
 ${cw}
-fn ld1(pool: u32, w: u32) -> u32 { return cw(pool, w); }
 ${wordDecodeWgsl(l)}
 ${fillWgsl(MMA_WGSL, hotLoops(v, l.rowBytes / 4, scaled, v.poolBindings), 'grouped-decode-attention-mma.wgsl')}`,
   };

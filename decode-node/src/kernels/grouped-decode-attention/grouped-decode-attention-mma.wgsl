@@ -29,7 +29,7 @@
 // (of its latent), LVALS / RVALS (values a latent / rope word), PAGE_SIZE, PAGE_WORDS, SCALES_WORD;
 // aliases LeftT, RightT, ResT; bindings 0 q: array<f32> [batch, heads, D]  1 seq_lens  2 page_offsets
 // 3 page_table  4.. pools, then o_part: array<f32> [batch, heads, num_splits, RDIM], lse: array<f32>
-// [batch, heads, num_splits], uniforms u; functions ld1(pool, word) -> u32, put_latent(o, word, scale),
+// [batch, heads, num_splits], uniforms u; functions cw(pool, word) -> u32, put_latent(o, word, scale),
 // put_rope(o, word).
 // Grid: (ceil(heads / G), num_splits, batch).
 
