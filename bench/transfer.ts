@@ -19,7 +19,7 @@
 //      round trips as measured in (a) (kv-ack, prefill-done, tokens: three one-way hops after the chunk;
 //      the first token is sent at once, so TOKEN_FLUSH_MS is not part of it).
 //   node bench/dist/transfer.js
-// Env: NATS_URL  BENCH_DTYPES (fp8_e4m3,bf16)  BENCH_TOKENS (2048)  BENCH_REPEATS (5, at least 5)  PAGE_SIZE (64)
+// Env: NATS_URL  BENCH_DTYPES (fp8_e4m3,bf16)  BENCH_TOKENS (2048)  BENCH_REPEATS (15, at least 5)  PAGE_SIZE (64)
 //      KV_SEND_WINDOW_BYTES (8 MiB)  BENCH_CONFIG (a config.json)  BENCH_MACHINE (local: the JSON is
 //      results/transfer.<machine>.json)  HANDOFF_REQUESTS (20; 0 skips c)  HANDOFF_TOKENS (256)
 //      TOKEN_FLUSH_MS (5)  REDIS_URL  GPU settings (part c).
@@ -34,7 +34,7 @@ import {
   type KvDtype, type LatentKvLayout,
 } from '@latentwire/protocol';
 import { startNatsServer } from '@latentwire/testing';
-import { DEFAULT_KV_SEND_WINDOW_BYTES } from '@latentwire/prefill-node';
+import { DEFAULT_KV_SEND_WINDOW_BYTES, prefillConnectOptions } from '@latentwire/prefill-node';
 import { startBenchCluster } from './lib/cluster.js';
 import { handoffRows, measureHandoff } from './lib/handoff-latency.js';
 import { DecodeSide } from './lib/decode-side.js';
@@ -53,7 +53,7 @@ function settingsFromEnv(e: NodeJS.ProcessEnv) {
     configPath: e.BENCH_CONFIG ?? fileURLToPath(new URL('../configs/deepseek-v2-lite.config.json', import.meta.url)),
     dtypes: list(e, 'BENCH_DTYPES', 'fp8_e4m3,bf16') as KvDtype[],
     tokens: list(e, 'BENCH_TOKENS', '2048').map(Number),
-    repeats: Math.max(5, Number(e.BENCH_REPEATS ?? 5)),
+    repeats: Math.max(5, Number(e.BENCH_REPEATS ?? 15)),
     pageSize: Number(e.PAGE_SIZE ?? 64),
     windowBytes: Number(e.KV_SEND_WINDOW_BYTES ?? DEFAULT_KV_SEND_WINDOW_BYTES),
     machine: e.BENCH_MACHINE ?? 'local',
@@ -170,7 +170,7 @@ async function main(): Promise<void> {
   const layouts = s.dtypes.map((dtype) => latentKvLayout({ kvLoraRank: cfg.kvLoraRank, ropeDim: cfg.qkRopeHeadDim, pageSize: s.pageSize, dtype }));
   const server = s.natsUrl ? null : await startNatsServer();
   const natsUrl = s.natsUrl ?? server!.url;
-  const a = await connect({ servers: natsUrl, name: 'bench-prefill' });
+  const a = await connect({ servers: natsUrl, ...prefillConnectOptions(undefined), name: 'bench-prefill' }); // the prefill node's options
   const b = await DecodeSide.start(natsUrl);
   try {
     console.log(`${machine()}; nats ${natsUrl}; ${s.configPath.split('/').pop()}: r=${cfg.kvLoraRank}+${cfg.qkRopeHeadDim}, ${cfg.numLayers} layers, ` +

@@ -10,8 +10,9 @@ import { register } from 'prom-client';
 import { Gpu } from '@latentwire/gpu';
 import { loadPrefillModel, type PrefillCompiled } from '@latentwire/gpu/prefill';
 import { loadProgressReporter } from '@latentwire/gpu/weights';
-import { failStart, logNatsErrors, natsConnectOptions, natsLink, serveOps, type Readiness } from '@latentwire/protocol';
+import { failStart, logNatsErrors, natsLink, serveOps, type Readiness } from '@latentwire/protocol';
 import { prefillSettingsFromEnv } from './env.js';
+import { prefillConnectOptions } from './nats-options.js';
 import { PrefillWorkerService } from './worker.js';
 
 async function main(): Promise<void> {
@@ -40,7 +41,7 @@ async function main(): Promise<void> {
     logger.warn({ tokens: compiled.limit.tokens, reason: compiled.limit.reason, maxPositionEmbeddings: model.cfg.maxPositionEmbeddings }, 'prompts this long cannot be prefilled on this device: such jobs are refused');
   }
   stage = 'connecting';
-  const nc = await connect({ servers: [...settings.natsServers], name: 'latentwire-prefill', ...natsConnectOptions(settings.natsAuth) });
+  const nc = await connect({ servers: [...settings.natsServers], ...prefillConnectOptions(settings.natsAuth) });
   link = natsLink(nc);
   logNatsErrors(nc, logger); // e.g. a publish its NATS user may not make
   const service = new PrefillWorkerService({

@@ -11,7 +11,7 @@ import type { PrefillModel } from '@latentwire/gpu/prefill';
 import { GrammarCache, grammarVocabulary, type ModelFolder } from '@latentwire/model';
 import { randomUUID } from 'node:crypto';
 import {
-  encodeMessage, logNatsErrors, MAX_HEARTBEAT_JOBS, natsConnectOptions, natsLink, prefillHeartbeatMessage, prefillQueueName, registerKernelMetrics, SUBJECT_TYPES, WireRejections, wireSubjects,
+  encodeMessage, logNatsErrors, MAX_HEARTBEAT_JOBS, natsLink, prefillHeartbeatMessage, prefillQueueName, registerKernelMetrics, SUBJECT_TYPES, WireRejections, wireSubjects,
   type NatsAuth, type WireSubjects,
 } from '@latentwire/protocol';
 import { Cancellations } from './cancellations.js';
@@ -19,6 +19,7 @@ import { PrefillMetrics, QUEUE_STATES } from './metrics.js';
 import { processPrefillJob, type JobContext, type PrefillJobResult } from './process-job.js';
 import { SendWindows } from './send-window.js';
 import { ChunkBuffers } from './kv-sender.js';
+import { prefillConnectOptions } from './nats-options.js';
 
 export const DEFAULT_KV_SEND_WINDOW_BYTES = 8 << 20;
 export const DEFAULT_KV_ACK_TIMEOUT_MS = 10_000;
@@ -108,7 +109,7 @@ export class PrefillWorkerService {
     if (this.worker) throw new Error('PrefillWorkerService already started');
     const o = this.options;
     if (typeof o.nats === 'string') {
-      this.nc = await connect({ servers: o.nats, name: 'latentwire-prefill', ...natsConnectOptions(o.natsAuth) });
+      this.nc = await connect({ servers: o.nats, ...prefillConnectOptions(o.natsAuth) });
       this.ownsConnection = true;
       logNatsErrors(this.nc, this.logger); // e.g. a publish its NATS user may not make
     } else {

@@ -9,7 +9,7 @@ import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { kvChunkRuns, latentKvLayout, pagesFor, WireRejections, wireSubjects, type LatentKvLayout } from '@latentwire/protocol';
 import { startNatsServer } from '@latentwire/testing';
-import { KvSender, PrefillMetrics, SendWindows, type KvSendContext } from '../src/index.js';
+import { KvSender, PrefillMetrics, prefillConnectOptions, SendWindows, type KvSendContext } from '../src/index.js';
 import { FakeDecodeNode } from './helpers/fake-decode-node.js';
 
 const MAX_PAYLOAD = 65_536;
@@ -19,7 +19,7 @@ const LAYERS = 6;
 
 async function setup(t: import('ava').ExecutionContext, opts: { windowBytes: number; ackDelayMs?: number }) {
   const server = await startNatsServer({ maxPayload: MAX_PAYLOAD });
-  const nc = await connect({ servers: server.url });
+  const nc = await connect({ servers: server.url, ...prefillConnectOptions(undefined) }); // the prefill node's own options
   const decodeNc = await connect({ servers: server.url });
   t.teardown(async () => { await nc.close(); await decodeNc.close(); await server.stop(); });
   const subjects = wireSubjects(`t.${randomUUID().slice(0, 8)}`);
@@ -85,4 +85,10 @@ test('kv sender - a cancel while layers are queued stops it: sendLayer and flush
   await new Promise((r) => setTimeout(r, 300));
   t.true(decode.chunksOf('req-3').length <= 2, `${decode.chunksOf('req-3').length} chunks after the cancel`);
   t.is(ctx.windows.inFlight('decode-a'), 0);
+});
+
+test('prefillConnectOptions - no async stack per request (every kv-chunk is one), credentials kept', (t) => {
+  t.is(prefillConnectOptions(undefined).noAsyncTraces, true);
+  const o = prefillConnectOptions({ user: 'u', pass: 'p' });
+  t.like(o, { name: 'latentwire-prefill', noAsyncTraces: true, user: 'u', pass: 'p' });
 });
