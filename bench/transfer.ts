@@ -10,9 +10,9 @@
 //      once the window is full chunks pack the tail of one layer with the next: whole pages filling
 //      max_payload), each acknowledged, to a stand-in decode node in the worker thread that validates
 //      (CRC included), places and acks each chunk as decode-node's kv handler does (lib/kv-receiver.ts; the
-//      real node needs a GPU engine holding V2-Lite's layout). BENCH_REPEATS requests, each preceded by a
-//      raw publish trial of the same bytes (a shared machine's load drifts): medians with min–max, and the
-//      send path's median as a fraction of raw publish's.
+//      real node needs a GPU engine holding V2-Lite's layout). BENCH_REPEATS requests, each paired with a
+//      raw publish trial of the same bytes (a shared machine's load drifts), the pair's order alternating:
+//      medians with min–max, and the send path's median as a fraction of raw publish's.
 //   c. Handoff latency on the real tiny-model cluster in-process (bf16 cache): from the last layer's last
 //      kv-chunk on the wire to the request's first tokens message, p50/p99, split at the last kv-ack and the
 //      prefill-done (which also waits for the prefill's final norm, LM head and sampling). Floor: 1.5 small
@@ -118,14 +118,25 @@ async function partB(s: Settings, a: NatsConnection, b: DecodeSide, layouts: Lat
       const one = await b.kvStats();
       const chunks = one.chunks - before.chunks, bytes = one.bytes - before.bytes;
       const raw: number[] = [], sent: number[] = [], ms: number[] = [];
-      for (let i = 0; i < s.repeats; i++) {
-        raw.push(gbps(await rawPublish(a, b, 'bench.raw.pub', payload, Math.ceil(bytes / maxPayload), s.windowBytes)));
+      // pairs in alternating order: each side's garbage (nats.js allocates a buffer per message on both ends)
+      // is collected during whichever run comes next, so the side that always ran second would pay for both
+      const rawRun = async () => raw.push(gbps(await rawPublish(a, b, 'bench.raw.pub', payload, Math.ceil(bytes / maxPayload), s.windowBytes)));
+      const sendRun = async (i: number) => {
         const t = await sendRequestKv(ctx, dest(i), layers, pages);
         ms.push(t);
         sent.push(bytes / (t / 1e3) / 1e9);
+      };
+      for (let i = 0; i < s.repeats; i++) {
+        if (i % 2 === 0) {
+          await rawRun();
+          await sendRun(i);
+        } else {
+          await sendRun(i);
+          await rawRun();
+        }
       }
       const send = spread(sent), publish = spread(raw), t50 = percentile(ms, 50);
-      // each request against the raw run just before it (the same moment's load): the ratio's spread
+      // each request against its pair's raw run (the same moment's load): the ratio's spread
       const pairs = spread(sent.map((x, i) => (100 * x) / raw[i]!));
       const pagesPerRequest = layers * pagesFor(layout, tokens);
       rows.push({
@@ -181,7 +192,7 @@ async function main(): Promise<void> {
     printTable('a2. CPU work of the kv path that raw NATS does not do, one core (the sender encodes, the decode side decodes)', a1.codec);
     const b1 = await partB(s, a, b, layouts, cfg.numLayers);
     printTable(`b. KvSender → validating decode stand-in (another thread), ${cfg.numLayers} layers of synthetic pages, no compute; ` +
-      `${s.repeats} requests, one at a time, each after a raw publish run of the same bytes at max_payload`, b1.rows);
+      `${s.repeats} requests, one at a time, each paired with a raw publish run of the same bytes at max_payload (raw first in even pairs, second in odd)`, b1.rows);
     for (const r of b1.rows) {
       console.log(`${r['dtype']}, ${r['tokens']} tokens: the send path reached ${(r['% of raw publish (medians)'] as number).toFixed(1)}% of raw NATS publish ` +
         `at max_payload (the ceiling; medians), ${r['% of raw publish, pair by pair median (min–max)']}% pair by pair; chunks ` +
