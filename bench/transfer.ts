@@ -114,8 +114,8 @@ async function partB(s: Settings, a: NatsConnection, b: DecodeSide, layouts: Lat
     for (const tokens of s.tokens) {
       const pages = randomFillSync(new Uint8Array(pagesFor(layout, tokens) * layout.pageBytes));
       const dest = (i: number) => ({ requestId: `req-${tokens}-${i}`, decodeNodeId: nodeId, layout, tokens });
-      // warm-up to a steady state, as part a's runs warmed raw publish: on the GPU machine's host the first
-      // few requests after part a ran 10–20% slower (JIT of the chunking and CRC paths, chunk buffers filling)
+      // warm-up to a steady state, as part a's runs warmed raw publish: on the GPU machine's host (99a3c58) the
+      // first eight fp8 requests after part a reached a median 84% of their pairs' raw runs, the last four 95–114%
       for (let w = 0; w < SEND_WARMUPS; w++) await sendRequestKv(ctx, dest(-10 - w), layers, pages);
       const before = await b.kvStats();
       await sendRequestKv(ctx, dest(-2), layers, pages); // one request's chunks and bytes
