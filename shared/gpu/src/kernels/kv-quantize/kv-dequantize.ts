@@ -2,7 +2,7 @@
 // sequence's pages back to dense f32 rows (r + rope values each, fp8_e4m3 latents times their scale).
 // Values are written as bit patterns, so NaN payloads and subnormals come back untouched.
 import type { BufferBinding, KernelProgram, KernelShader } from '../../runtime/program.js';
-import { uniformStructWgsl } from '../../runtime/uniforms.js';
+import { bindings } from '../../runtime/bindings.js';
 import { fp8Wgsl } from '../fp8-wgsl.js';
 import type { KvDtype } from '@latentwire/protocol';
 import { latentKvLayout, type LatentKvLayout } from '@latentwire/protocol';
@@ -15,18 +15,14 @@ const UNIFORMS = {
   rows: 'u32', wg_x: 'u32', out_offset: 'u32', out_stride: 'u32', token_offset: 'u32', page_size: 'u32', rank: 'u32',
   rope: 'u32', latent_words: 'u32', rope_words: 'u32', row_words: 'u32', page_words: 'u32', scales_word: 'u32', cache_offset: 'u32',
 } as const;
+// out: f32 rows, written as bits
+const BINDINGS = bindings([['cache', 'array<u32>'], ['page_ids', 'array<u32>'], ['out', 'array<u32>', 'read_write']], UNIFORMS);
 
 function build_kvDequantizeShader(dtype: KvDtype): KernelShader {
   const l = latentKvLayout({ kvLoraRank: 1, ropeDim: 1, pageSize: 1, dtype }); // element types only
   const scaled = l.scales.kind !== 'none';
-  return {
-    label: `kv_dequantize_${dtype}`,
-    uniforms: UNIFORMS,
-    source: /* wgsl */ `
-@group(0) @binding(0) var<storage, read> cache: array<u32>;
-@group(0) @binding(1) var<storage, read> page_ids: array<u32>;
-@group(0) @binding(2) var<storage, read_write> out: array<u32>;   // f32 rows, written as bits
-${uniformStructWgsl(UNIFORMS, 3)}
+  return BINDINGS.shader(`kv_dequantize_${dtype}`, /* wgsl */ `
+${BINDINGS.wgsl}
 ${fp8Wgsl}
 ${sectionLoadWgsl(l.latentType, 'load_latent')}
 ${sectionLoadWgsl(l.ropeType, 'load_rope')}
@@ -44,8 +40,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   for (var i = lid; i < u.rank; i += ${WORKGROUP}u) { out[o + i] = load_latent(src, i, scale); }
   for (var i = lid; i < u.rope; i += ${WORKGROUP}u) { out[o + u.rank + i] = load_rope(src + u.latent_words, i, 1.0); }
 }
-`,
-  };
+`);
 }
 
 export interface KvDequantizeArgs {
@@ -69,7 +64,7 @@ export function kvDequantize(a: KvDequantizeArgs): KernelProgram {
   const grid = rowGrid(a.rows, 'kvDequantize');
   return {
     shader: kvDequantizeShader(l.dtype),
-    buffers: [a.cache, a.pageIds, a.out],
+    buffers: BINDINGS.buffers({ cache: a.cache, page_ids: a.pageIds, out: a.out }),
     uniformValues: {
       rows: a.rows, wg_x: grid.wgX, out_offset: a.outOffset ?? 0, out_stride: outStride,
       ...layoutUniforms(l, a.tokenOffset ?? 0, a.cacheByteOffset ?? 0, 'kvDequantize'),

@@ -7,7 +7,7 @@
 import type { KernelShader } from '../../runtime/program.js';
 import { weightLoadWgsl } from '../weight-dtype.js';
 import { type WeightDtype } from '@latentwire/model';
-import { MATMUL_UNIFORMS, bindingsWgsl, unroll, weightUnpackWgsl, xLoadWgsl, type MatmulAlign } from './common.js';
+import { matmulBindings, unroll, weightUnpackWgsl, xLoadWgsl, type MatmulAlign } from './common.js';
 import { memoShader } from '../../runtime/memo-shader.js';
 
 export interface GemmTile {
@@ -174,7 +174,7 @@ ${storeAll('0u')}
 
   const label = `matmul_gemm_${dtype}_${BM}x${BN}x${BK}_${TM}x${TN}${unrollK ? '' : '_loop'}${doubleBuffer ? '_db' : ''}${align.vecX ? '_vx' : ''}${align.vecW ? '_vw' : ''}${accumulate ? '_acc' : ''}`;
   const source = /* wgsl */ `
-${bindingsWgsl(align)}
+${matmulBindings(align).wgsl}
 ${xLoadWgsl(align)}
 ${align.vecW ? weightUnpackWgsl(dtype) : weightLoadWgsl(dtype, 'w')}
 var<workgroup> As: array<vec4<f32>, ${NB * A_BUF}>;
@@ -195,7 +195,7 @@ ${mainLoop}
 ${epilogue}
 }
 `;
-  return { label, source, uniforms: MATMUL_UNIFORMS };
+  return matmulBindings(align).shader(label, source);
 }
 
 export const gemmShader = memoShader(build_gemmShader);

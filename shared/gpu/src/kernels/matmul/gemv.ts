@@ -7,9 +7,9 @@
 import type { KernelShader } from '../../runtime/program.js';
 import { weightLoadWgsl } from '../weight-dtype.js';
 import { type WeightDtype } from '@latentwire/model';
-import { MATMUL_UNIFORMS, bindingsWgsl, unroll, weightUnpackWgsl, xLoadWgsl, type MatmulAlign } from './common.js';
+import { MATMUL_UNIFORMS, matmulBindings, matmulStorage, unroll, weightUnpackWgsl, xLoadWgsl, type MatmulAlign } from './common.js';
 import { memoShader } from '../../runtime/memo-shader.js';
-import { uniformStructWgsl } from '../../runtime/uniforms.js';
+import { bindings, type StorageDecl } from '../../runtime/bindings.js';
 
 export interface GemvConfig {
   /** Rows of x the shader is built for (M ≤ MB; 1, 2, 4, 8 or 16). */
@@ -147,21 +147,18 @@ var<workgroup> inv_rms: array<f32, ${MB}>;`
       ? `fn silu_mul4(gv: vec4<f32>, uv: vec4<f32>) -> vec4<f32> { return gv / (1.0 + exp(-gv)) * uv; }
 fn silu_mul1(gv: f32, uv: f32) -> f32 { return gv / (1.0 + exp(-gv)) * uv; }`
       : '';
-  const extraBindings = [
-    ...(norm ? ['var<storage, read> gw: array<u32>;'] : []),
-    ...(second ? [`var<storage, read> w2: array<${align.vecW ? 'vec4<u32>' : 'u32'}>;`] : []),
-    ...(second === 'other' ? ['var<storage, read_write> y2: array<f32>;'] : []),
-    ...(combine ? ['var<storage, read> slot_out: array<f32>;', 'var<storage, read> slot_w: array<f32>;'] : []),
-  ].map((d, i) => `@group(0) @binding(${3 + i}) ${d}`);
-  const bindings = fused
-    ? `@group(0) @binding(0) var<storage, read> x: array<${align.vecX ? 'vec4<f32>' : 'f32'}>;
-@group(0) @binding(1) var<storage, read> w: array<${align.vecW ? 'vec4<u32>' : 'u32'}>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
-${extraBindings.join('\n')}
-${uniformStructWgsl(GEMV_FUSED_UNIFORMS, 3 + extraBindings.length)}
+  const extraStorage: StorageDecl[] = [
+    ...(norm ? [['gw', 'array<u32>'] as const] : []),
+    ...(second ? [['w2', `array<${align.vecW ? 'vec4<u32>' : 'u32'}>`] as const] : []),
+    ...(second === 'other' ? [['y2', 'array<f32>', 'read_write'] as const] : []),
+    ...(combine ? [['slot_out', 'array<f32>'] as const, ['slot_w', 'array<f32>'] as const] : []),
+  ];
+  const B = fused ? bindings([...matmulStorage(align), ...extraStorage], GEMV_FUSED_UNIFORMS) : matmulBindings(align);
+  const bindingDecls = fused
+    ? `${B.wgsl}
 ${norm ? weightLoadWgsl(norm, 'gw', 'g_at') : ''}
 ${second && !align.vecW ? weightLoadWgsl(dtype, 'w2', 'weight2_at') : ''}`
-    : bindingsWgsl(align);
+    : B.wgsl;
   // RMSNorm of x's rows: row m's partial sums in lanes [m·NL, (m+1)·NL), tree-summed as the rms-norm kernel does
   const prologue = norm
     ? `  for (var i = lid; i < MB * ${NL}u; i += ${WG}u) {
@@ -198,7 +195,7 @@ ${ms.map((m) => `  let inv${m} = inv_rms[${m}u];`).join('\n')}`
     : `let yi = m * ${stride} + ${offset} + n;
       ${arr}[yi] = ${accumulate ? `${arr}[yi] + ` : ''}red[o * T];`;
   const source = /* wgsl */ `
-${bindings}
+${bindingDecls}
 ${xLoadWgsl(align)}
 ${x1}
 ${align.vecW ? weightUnpackWgsl(dtype) : weightLoadWgsl(dtype, 'w')}
@@ -251,7 +248,7 @@ ${second
   }
 }
 `;
-  return { label, source, uniforms: fused ? GEMV_FUSED_UNIFORMS : MATMUL_UNIFORMS };
+  return B.shader(label, source);
 }
 
 export const gemvShader = memoShader(build_gemvShader);

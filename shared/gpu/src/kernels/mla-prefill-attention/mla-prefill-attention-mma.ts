@@ -6,7 +6,7 @@
 // 128), head dims nope and rope multiples of 4 with nope + rope and v multiples of 16, and every stride a
 // multiple of 4 elements (rows are read as 16-byte words).
 import type { KernelShader } from '../../runtime/program.js';
-import { uniformStructWgsl } from '../../runtime/uniforms.js';
+import { bindings } from '../../runtime/bindings.js';
 import { memoShader } from '../../runtime/memo-shader.js';
 import { fillWgsl, loadWgsl } from '../../runtime/wgsl-source.js';
 import type { MlaHeadDims } from './mla-prefill-attention.js';
@@ -129,18 +129,11 @@ function build_mlaPrefillMmaShader<U extends Record<string, 'u32' | 'f32'>>(d: M
   const consts: Record<string, number> = {
     NOPE: d.nope, DQK: d.nope + d.rope, DV: d.v, BQ, BK, WG, ...s, K4, NOPE4: d.nope / 4, V4, NCH,
   };
-  return {
-    label: `mla_prefill_attention_mma_n${d.nope}_r${d.rope}_v${d.v}_q${BQ}_k${BK}`,
-    uniforms,
-    source: `${SUBGROUP_MATRIX_WGSL}
+  // the portable kernel's buffers, in its order, rows read as 16-byte words
+  const B = bindings([['q', 'array<vec4<f32>>'], ['kv', 'array<vec4<f32>>'], ['latent', 'array<vec4<f32>>'], ['out', 'array<f32>', 'read_write']], uniforms);
+  return B.shader(`mla_prefill_attention_mma_n${d.nope}_r${d.rope}_v${d.v}_q${BQ}_k${BK}`, `${SUBGROUP_MATRIX_WGSL}
 ${Object.entries(consts).map(([k, v]) => `const ${k}: u32 = ${v}u;`).join('\n')}
-@group(0) @binding(0) var<storage, read> q: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> kv: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> latent: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
-${uniformStructWgsl(uniforms, 4)}
-${fillWgsl(MMA_WGSL, hotLoops(d, NCH), 'mla-prefill-attention-mma.wgsl')}`,
-  };
+${B.wgsl}${fillWgsl(MMA_WGSL, hotLoops(d, NCH), 'mla-prefill-attention-mma.wgsl')}`);
 }
 
 export const mlaPrefillMmaShader = memoShader(build_mlaPrefillMmaShader);

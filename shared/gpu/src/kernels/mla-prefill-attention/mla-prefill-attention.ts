@@ -4,7 +4,7 @@
 // every prompt length (and every chunk of a chunked prefill) shares one pipeline per model.
 import { readFileSync } from 'node:fs';
 import type { BufferBinding, KernelProgram, KernelShader } from '../../runtime/program.js';
-import { uniformStructWgsl } from '../../runtime/uniforms.js';
+import { bindings } from '../../runtime/bindings.js';
 import { memoShader } from '../../runtime/memo-shader.js';
 import { mlaPrefillMmaShader, mlaPrefillMmaUnfitReason, MLA_PREFILL_MMA } from './mla-prefill-attention-mma.js';
 
@@ -24,6 +24,8 @@ const UNIFORMS = {
   out_row_stride: 'u32',
   out_head_stride: 'u32',
 } as const;
+/** The subgroup-matrix variant binds the same buffers in the same order, read as vec4s. */
+const BINDINGS = bindings([['q', 'array<f32>'], ['kv', 'array<f32>'], ['latent', 'array<f32>'], ['out', 'array<f32>', 'read_write']], UNIFORMS);
 
 /** Per-head attention dims of an MLA layer (qk_nope_head_dim, qk_rope_head_dim, v_head_dim). */
 export interface MlaHeadDims {
@@ -138,17 +140,10 @@ function build_mlaPrefillAttentionShader(
     KV_WORDS: l.kvWords, KL: l.kl, VL: l.vl, QL: l.ql,
   };
   const header = Object.entries(consts).map(([k, v]) => `const ${k}: u32 = ${v}u;`).join('\n');
-  return {
-    label: `mla_prefill_attention_n${dims.nope}_r${dims.rope}_v${dims.v}_q${tiles.bq}_k${tiles.bk}_t${tiles.threads}`,
-    uniforms: UNIFORMS,
-    source: `${header}
-@group(0) @binding(0) var<storage, read> q: array<f32>;
-@group(0) @binding(1) var<storage, read> kv: array<f32>;
-@group(0) @binding(2) var<storage, read> latent: array<f32>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
-${uniformStructWgsl(UNIFORMS, 4)}
-${WGSL}`,
-  };
+  return BINDINGS.shader(
+    `mla_prefill_attention_n${dims.nope}_r${dims.rope}_v${dims.v}_q${tiles.bq}_k${tiles.bk}_t${tiles.threads}`,
+    `${header}\n${BINDINGS.wgsl}${WGSL}`,
+  );
 }
 
 export interface MlaPrefillAttentionArgs extends MlaHeadDims {
@@ -231,7 +226,7 @@ export function mlaPrefillAttention(a: MlaPrefillAttentionArgs): KernelProgram<t
   if (!onMatrices && !tiles) throw new RangeError('mlaPrefillAttention: pass tiles or limits');
   return {
     shader: tiles ? mlaPrefillAttentionShader(dims, tiles) : mlaPrefillMmaShader(dims, UNIFORMS),
-    buffers: [a.q, a.kv, a.latent, a.out],
+    buffers: BINDINGS.buffers({ q: a.q, kv: a.kv, latent: a.latent, out: a.out }),
     uniformValues: {
       q_len: a.qLen, kv_len: kvLen, q_pos0: qPos0, scale_log2e: a.scale * Math.LOG2E,
       q_row_stride: st.qRow, q_head_stride: st.qHead,
