@@ -15,9 +15,9 @@
 // compute them (the same sums in the same order), then appends them: three dispatches of a decode layer in one.
 import type { BufferBinding, KernelProgram, KernelShader } from '../../runtime/program.js';
 import { bindings, numberedBuffers, numberedStorage, shaderBuffers, type StorageDecl } from '../../runtime/bindings.js';
-import { fp8Wgsl } from '../fp8-wgsl.js';
 import type { KvDtype } from '@latentwire/protocol';
 import { latentKvLayout, type LatentKvLayout } from '@latentwire/protocol';
+import { fp8Wgsl } from '../fp8-wgsl.js';
 import { bf16BitsWgsl, sectionPackWgsl } from './kv-element-wgsl.js';
 import { f32Bits } from '@latentwire/model';
 import { INV_E4M3_MAX } from './latent-row-cpu.js';
