@@ -21,7 +21,6 @@
 import type { BufferBinding, KernelProgram, KernelShader } from '@latentwire/gpu';
 import { bindings, fillWgsl, loadWgsl, shaderBuffers } from '@latentwire/gpu';
 import { latentKvLayout, type KvDtype, type KvElementType, type LatentKvLayout } from '@latentwire/protocol';
-import { fp8Wgsl } from '@latentwire/gpu/kernels';
 import { memoShader } from '@latentwire/gpu';
 import { chunkWords, fetchChunkWgsl, poolWordsWgsl } from './page-words-wgsl.js';
 import { splitBuffers, splitStorage } from './split-bindings.js';
@@ -390,7 +389,7 @@ function build_groupedDecodeAttentionShader(v: GroupedDecodeVariant): KernelShad
   };
   const header = Object.entries(consts).map(([k, val]) => `const ${k}: u32 = ${val}u;`).join('\n');
   const B = bindings(splitStorage(d.pools, 'vec4<f32>'), ATTN_UNIFORMS);
-  const fp8 = l.latentType.startsWith('fp8') || l.ropeType.startsWith('fp8') ? fp8Wgsl : '';
+  const fp8 = l.latentType.startsWith('fp8') || l.ropeType.startsWith('fp8') ? '//!include fp8-decode' : '';
   return B.shader(variantLabel(v, d), `${header}
 ${B.wgsl}${fp8}
 ${loadChunkWgsl(l, d.pools)}

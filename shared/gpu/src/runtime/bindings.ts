@@ -5,6 +5,7 @@
 import { GpuError } from './errors.js';
 import type { BindingAccess, BufferBinding, KernelShader } from './program.js';
 import { uniformStructWgsl, type UniformSpec } from './uniforms.js';
+import { resolveIncludes } from './wgsl-pieces/index.js';
 
 /** One storage buffer: [name, WGSL type (`array<f32>`), access (default read)]. */
 export type StorageDecl<N extends string = string> = readonly [name: N, type: string, access?: BindingAccess];
@@ -17,7 +18,10 @@ export interface Bindings<N extends string = string, S extends UniformSpec | und
   readonly uniforms: S;
   /** The declarations: storage at @binding(0..n-1), then the uniform struct `u` at @binding(n). */
   readonly wgsl: string;
-  /** The shader with these bindings (the runtime checks a program's buffer count against them). */
+  /**
+   * The shader with these bindings (the runtime checks a program's buffer count against them), its
+   * `//!include` lines replaced by the named WGSL pieces (wgsl-pieces/).
+   */
   shader(label: string, source: string): KernelShader & { readonly uniforms: S; readonly bindings: readonly N[] };
   /** The program's buffers in binding order, from a record by name. */
   buffers(byName: { readonly [K in N]: Bound }): Bound[];
@@ -37,7 +41,7 @@ export function bindings<const N extends string, const S extends UniformSpec | u
     names,
     uniforms: uniforms as S,
     wgsl,
-    shader: (label, source) => ({ label, source, uniforms: uniforms as S, bindings: names }),
+    shader: (label, source) => ({ label, source: resolveIncludes(source), uniforms: uniforms as S, bindings: names }),
     buffers: (byName) => buffersIn(names, byName),
   };
 }

@@ -3,7 +3,6 @@
 // Values are written as bit patterns, so NaN payloads and subnormals come back untouched.
 import type { BufferBinding, KernelProgram, KernelShader } from '../../runtime/program.js';
 import { bindings } from '../../runtime/bindings.js';
-import { fp8Wgsl } from '../fp8-wgsl.js';
 import type { KvDtype } from '@latentwire/protocol';
 import { latentKvLayout, type LatentKvLayout } from '@latentwire/protocol';
 import { sectionLoadWgsl } from './kv-element-wgsl.js';
@@ -23,7 +22,7 @@ function build_kvDequantizeShader(dtype: KvDtype): KernelShader {
   const scaled = l.scales.kind !== 'none';
   return BINDINGS.shader(`kv_dequantize_${dtype}`, /* wgsl */ `
 ${BINDINGS.wgsl}
-${fp8Wgsl}
+//!include fp8-decode
 ${sectionLoadWgsl(l.latentType, 'load_latent')}
 ${sectionLoadWgsl(l.ropeType, 'load_rope')}
 

@@ -17,8 +17,7 @@ import type { BufferBinding, KernelProgram, KernelShader } from '../../runtime/p
 import { bindings, numberedBuffers, numberedStorage, shaderBuffers, type StorageDecl } from '../../runtime/bindings.js';
 import type { KvDtype } from '@latentwire/protocol';
 import { latentKvLayout, type LatentKvLayout } from '@latentwire/protocol';
-import { fp8Wgsl } from '../fp8-wgsl.js';
-import { bf16BitsWgsl, sectionPackWgsl } from './kv-element-wgsl.js';
+import { sectionPackWgsl } from './kv-element-wgsl.js';
 import { f32Bits } from '@latentwire/model';
 import { INV_E4M3_MAX } from './latent-row-cpu.js';
 import { layoutUniforms, rowGrid } from './kv-grid.js';
@@ -64,8 +63,7 @@ function build_kvQuantizeShader(dtype: KvDtype, addressing: Addressing = { kind:
   return B.shader(`kv_${label}${finish ? `_finish_${(addressing as { finish: WeightDtype }).finish}` : ''}_${dtype}`, /* wgsl */ `
 ${B.wgsl}
 ${helpers}
-${fp8Wgsl}
-${bf16BitsWgsl}
+//!include fp8, bf16-encode
 fn src_bits(s: u32, i: u32, n: u32) -> u32 {
   if (i < n) { return src[s + i]; }
   return 0u;

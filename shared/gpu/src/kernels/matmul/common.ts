@@ -56,16 +56,14 @@ export function xLoadWgsl(align: MatmulAlign): string {
 export function weightUnpackWgsl(dtype: WeightDtype): string {
   switch (dtype) {
     case 'bf16':
-      return `fn w_lo(v: vec4<u32>) -> vec4<f32> {
-  return bitcast<vec4<f32>>(vec4<u32>(v.x << 16u, v.x & 0xffff0000u, v.y << 16u, v.y & 0xffff0000u));
-}
-fn w_hi(v: vec4<u32>) -> vec4<f32> {
-  return bitcast<vec4<f32>>(vec4<u32>(v.z << 16u, v.z & 0xffff0000u, v.w << 16u, v.w & 0xffff0000u));
-}
+      return `//!include bf16-unpack
+fn w_lo(v: vec4<u32>) -> vec4<f32> { return bf16_lo4(v); }
+fn w_hi(v: vec4<u32>) -> vec4<f32> { return bf16_hi4(v); }
 `;
     case 'f16':
-      return `fn w_lo(v: vec4<u32>) -> vec4<f32> { return vec4<f32>(unpack2x16float(v.x), unpack2x16float(v.y)); }
-fn w_hi(v: vec4<u32>) -> vec4<f32> { return vec4<f32>(unpack2x16float(v.z), unpack2x16float(v.w)); }
+      return `//!include f16-unpack
+fn w_lo(v: vec4<u32>) -> vec4<f32> { return f16_lo4(v); }
+fn w_hi(v: vec4<u32>) -> vec4<f32> { return f16_hi4(v); }
 `;
     case 'f32':
       return `fn w_f32(v: vec4<u32>) -> vec4<f32> { return bitcast<vec4<f32>>(v); }\n`;

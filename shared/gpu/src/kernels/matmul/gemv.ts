@@ -97,7 +97,7 @@ function build_gemvShader(dtype: WeightDtype, align: MatmulAlign, c: GemvConfig,
     : silu ? `silu_mul4(x4(${row} + ${k}), x4(${row} + ${k} + u.K))` : `x4(${row} + ${k})`;
   const xv1 = (m: number, row: string, k: string) => norm
     ? `x1(${row} + ${k}) * inv${m} * g_at(${k})`
-    : silu ? `silu_mul1(x1(${row} + ${k}), x1(${row} + ${k} + u.K))` : `x1(${row} + ${k})`;
+    : silu ? `silu_mul(x1(${row} + ${k}), x1(${row} + ${k} + u.K))` : `x1(${row} + ${k})`;
   // one step of the vectorized loop at K position `k` (a multiple of vpw), suffix s keeps names unique
   const vecStep = (s: string, k: string, W: string) => {
     const loads = rs.map((r) =>
@@ -144,8 +144,7 @@ ${each((m, r) => `    acc${m}_${r}.x = fma(xt${m}, wt${r}, acc${m}_${r}.x);`)}
 var<workgroup> nrm: array<f32, ${MB * NL}>;
 var<workgroup> inv_rms: array<f32, ${MB}>;`
     : silu
-      ? `fn silu_mul4(gv: vec4<f32>, uv: vec4<f32>) -> vec4<f32> { return gv / (1.0 + exp(-gv)) * uv; }
-fn silu_mul1(gv: f32, uv: f32) -> f32 { return gv / (1.0 + exp(-gv)) * uv; }`
+      ? '//!include silu'
       : '';
   const extraStorage: StorageDecl[] = [
     ...(norm ? [['gw', 'array<u32>'] as const] : []),

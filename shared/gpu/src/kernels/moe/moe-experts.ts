@@ -247,15 +247,18 @@ ${wgsl('group.wgsl')}`);
 function load8Wgsl(dtype: WeightDtype, name: string, arr: string): string {
   switch (dtype) {
     case 'bf16':
-      return `fn ${name}(i: u32) -> F8 {
+      return `
+//!include bf16-unpack
+fn ${name}(i: u32) -> F8 {
   let v = ${arr}[i >> 3u];
-  return F8(bitcast<vec4<f32>>(vec4<u32>(v.x << 16u, v.x & 0xffff0000u, v.y << 16u, v.y & 0xffff0000u)),
-            bitcast<vec4<f32>>(vec4<u32>(v.z << 16u, v.z & 0xffff0000u, v.w << 16u, v.w & 0xffff0000u)));
+  return F8(bf16_lo4(v), bf16_hi4(v));
 }\n`;
     case 'f16':
-      return `fn ${name}(i: u32) -> F8 {
+      return `
+//!include f16-unpack
+fn ${name}(i: u32) -> F8 {
   let v = ${arr}[i >> 3u];
-  return F8(vec4<f32>(unpack2x16float(v.x), unpack2x16float(v.y)), vec4<f32>(unpack2x16float(v.z), unpack2x16float(v.w)));
+  return F8(f16_lo4(v), f16_hi4(v));
 }\n`;
     case 'f32':
       return `fn ${name}(i: u32) -> F8 {
@@ -297,7 +300,7 @@ ${consts}
 struct F8 { lo: vec4<f32>, hi: vec4<f32> }
 fn x4(i: u32) -> vec4<f32> { return ${xArr}[i >> 2u]; }
 fn x8(i: u32) -> F8 { let j = i >> 2u; return F8(${xArr}[j], ${xArr}[j + 1u]); }
-fn silu(v: f32) -> f32 { return v / (1.0 + exp(-v)); }
+//!include silu
 // The row tile this workgroup serves within its chunk's experts (group.wgsl's tile list):
 // (1, expert, first sorted row, rows), or x = 0 when the chunk has fewer tiles
 fn expert_tile(tile_in_chunk: u32) -> vec4<u32> {

@@ -16,6 +16,7 @@ const BINDINGS = bindings([['g', 'array<f32>'], ['up', 'array<f32>'], ['y', 'arr
 
 export const siluMulShader: KernelShader = BINDINGS.shader('silu_mul', /* wgsl */ `
 ${BINDINGS.wgsl}
+//!include silu
 
 @compute @workgroup_size(${WORKGROUP})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -24,7 +25,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   if (c >= u.cols || r >= u.rows) { return; }
   let gv = g[r * u.g_stride + u.g_offset + c];
   let uv = up[r * u.u_stride + u.u_offset + c];
-  y[r * u.y_stride + u.y_offset + c] = gv / (1.0 + exp(-gv)) * uv;
+  y[r * u.y_stride + u.y_offset + c] = silu_mul(gv, uv);
 }
 `);
 
