@@ -5,7 +5,7 @@
 import type { BufferBinding, KernelProgram, KernelShader } from '@latentwire/gpu';
 import { bindings, loadWgsl } from '@latentwire/gpu';
 import { weightLoadWgsl, type GpuTensor, type WeightDtype } from '@latentwire/gpu/kernels';
-import { memoShader } from '@latentwire/gpu';
+import { defineKernel } from '@latentwire/gpu';
 
 const BODY = loadWgsl(new URL('./head-matmul.wgsl', import.meta.url));
 /** Column threads (4 columns each) and K slices of a workgroup. */
@@ -51,7 +51,7 @@ const PLAIN = bindings(STORAGE, UNIFORMS);
 /** The rope form also reads each row's position and the inverse frequencies. */
 const ROPED = bindings([...STORAGE, ['positions', 'array<u32>'], ['inv_freq', 'array<f32>']], ROPE_UNIFORMS);
 
-function build_headMatmulShader(dtype: WeightDtype, rope = false): KernelShader {
+function build_headMatmulShader({ dtype, rope }: { readonly dtype: WeightDtype; readonly rope: boolean }): KernelShader {
   const B = rope ? ROPED : PLAIN;
   return B.shader(`head_matmul_${dtype}${rope ? '_rope' : ''}`, `const CT: u32 = ${CT}u;
 const KS: u32 = ${KS}u;
@@ -105,7 +105,7 @@ export function headMatmul(a: HeadMatmulArgs): KernelProgram {
   if (r && (!Number.isInteger(r.ropeDim) || r.ropeDim < 2 || r.ropeDim % 2 !== 0)) throw new RangeError(`headMatmul: ropeDim ${r.ropeDim} must be even`);
   const nBlocks = Math.ceil(a.N / (4 * CT));
   return {
-    shader: headMatmulShader(a.weight.dtype, r !== undefined),
+    shader: headMatmulShader({ dtype: a.weight.dtype, rope: r !== undefined }),
     buffers: r
       ? ROPED.buffers({ x: a.x, w: a.weight.buffer, y: a.y, positions: r.positions, inv_freq: r.invFreq })
       : PLAIN.buffers({ x: a.x, w: a.weight.buffer, y: a.y }),
@@ -120,4 +120,4 @@ export function headMatmul(a: HeadMatmulArgs): KernelProgram {
   };
 }
 
-export const headMatmulShader = memoShader(build_headMatmulShader);
+export const headMatmulShader = defineKernel('head_matmul', build_headMatmulShader);

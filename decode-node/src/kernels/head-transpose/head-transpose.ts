@@ -5,7 +5,7 @@
 import type { KernelProgram, KernelShader } from '@latentwire/gpu';
 import { bindings } from '@latentwire/gpu';
 import { weightLoadWgsl, type GpuTensor, type WeightDtype } from '@latentwire/gpu/kernels';
-import { memoShader } from '@latentwire/gpu';
+import { defineKernel } from '@latentwire/gpu';
 
 const WG = 64;
 const UNIFORMS = { heads: 'u32', rows: 'u32', cols: 'u32', head_row_stride: 'u32', row_offset: 'u32', words: 'u32', wg_x: 'u32' } as const;
@@ -22,7 +22,7 @@ function pack(dtype: WeightDtype): string {
   }
 }
 
-function build_headTransposeShader(dtype: WeightDtype): KernelShader {
+function build_headTransposeShader({ dtype }: { readonly dtype: WeightDtype }): KernelShader {
   const perWord = dtype === 'f32' ? 1 : 2;
   return BINDINGS.shader(`head_transpose_${dtype}`, `${BINDINGS.wgsl}${weightLoadWgsl(dtype, 'src')}
 // output element e = (h, j, i) of [heads, cols, rows] ← source element (h·head_row_stride + row_offset + i, j)
@@ -70,11 +70,11 @@ export function headTranspose(a: HeadTransposeArgs): KernelProgram {
   const groups = Math.ceil(words / WG);
   const wgX = Math.min(groups, 65535);
   return {
-    shader: headTransposeShader(dtype),
+    shader: headTransposeShader({ dtype }),
     buffers: BINDINGS.buffers({ src: a.src.buffer, dst: a.dst }),
     uniformValues: { heads: a.heads, rows: a.rows, cols: a.cols, head_row_stride: a.headRowStride, row_offset: a.rowOffset, words, wg_x: wgX },
     workgroups: [wgX, Math.ceil(groups / wgX)],
   };
 }
 
-export const headTransposeShader = memoShader(build_headTransposeShader);
+export const headTransposeShader = defineKernel('head_transpose', build_headTransposeShader);

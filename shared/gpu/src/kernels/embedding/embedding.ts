@@ -3,13 +3,13 @@ import type { KernelProgram, KernelShader } from '../../runtime/program.js';
 import { bindings } from '../../runtime/bindings.js';
 import { weightLoadWgsl, type GpuTensor } from '../weight-dtype.js';
 import { type WeightDtype } from '@latentwire/model';
-import { memoShader } from '../../runtime/memo-shader.js';
+import { defineKernel } from '../../runtime/define-kernel.js';
 
 const WORKGROUP = 128;
 const UNIFORMS = { tokens: 'u32', hidden: 'u32', vocab: 'u32' } as const;
 const BINDINGS = bindings([['ids', 'array<u32>'], ['table', 'array<u32>'], ['y', 'array<f32>', 'read_write']], UNIFORMS);
 
-function build_embeddingShader(dtype: WeightDtype): KernelShader {
+function build_embeddingShader({ dtype }: { readonly dtype: WeightDtype }): KernelShader {
   return BINDINGS.shader(`embedding_${dtype}`, /* wgsl */ `
 ${BINDINGS.wgsl}
 ${weightLoadWgsl(dtype, 'table')}
@@ -37,11 +37,11 @@ export function embedding(a: EmbeddingArgs): KernelProgram {
   const [vocab, hidden] = a.table.shape;
   if (a.table.shape.length !== 2 || !vocab || !hidden) throw new RangeError(`embedding: table shape [${a.table.shape}] is not [vocab, hidden]`);
   return {
-    shader: embeddingShader(a.table.dtype),
+    shader: embeddingShader({ dtype: a.table.dtype }),
     buffers: BINDINGS.buffers({ ids: a.ids, table: a.table.buffer, y: a.y }),
     uniformValues: { tokens: a.tokens, hidden, vocab },
     workgroups: [a.tokens],
   };
 }
 
-export const embeddingShader = memoShader(build_embeddingShader);
+export const embeddingShader = defineKernel('embedding', build_embeddingShader);

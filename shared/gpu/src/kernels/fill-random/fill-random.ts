@@ -3,12 +3,13 @@
 import type { KernelProgram, KernelShader } from '../../runtime/program.js';
 import { bindings } from '../../runtime/bindings.js';
 import type { GpuTensor, WeightDtype } from '../weight-dtype.js';
+import { defineKernel } from '../../runtime/define-kernel.js';
 
 const WORKGROUP = 256;
 const UNIFORMS = { words: 'u32', seed: 'u32', scale: 'f32', bias: 'f32', row_words: 'u32' } as const;
 const BINDINGS = bindings([['w', 'array<u32>', 'read_write']], UNIFORMS);
 
-function fillShader(dtype: WeightDtype): KernelShader {
+const fillShader = defineKernel('fill_random', ({ dtype }: { readonly dtype: WeightDtype }): KernelShader => {
   const encode =
     dtype === 'f32' ? 'bitcast<u32>(value(2u * i))'
     : dtype === 'f16' ? 'pack2x16float(vec2<f32>(value(2u * i), value(2u * i + 1u)))'
@@ -32,7 +33,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   w[i] = ${encode};
 }
 `);
-}
+});
 
 /** Values uniform in [bias - scale, bias + scale). */
 export function fillRandom(t: GpuTensor, seed: number, scale: number, bias = 0): KernelProgram {
@@ -41,7 +42,7 @@ export function fillRandom(t: GpuTensor, seed: number, scale: number, bias = 0):
   // a 2D grid keeps each dimension under the 65535-workgroup limit for multi-GB tensors
   const rowWords = WORKGROUP * 4096;
   return {
-    shader: fillShader(t.dtype),
+    shader: fillShader({ dtype: t.dtype }),
     buffers: BINDINGS.buffers({ w: t.buffer }),
     uniformValues: { words, seed: seed >>> 0, scale, bias, row_words: rowWords },
     workgroups: [Math.min(4096, Math.ceil(words / WORKGROUP)), Math.ceil(words / rowWords)],

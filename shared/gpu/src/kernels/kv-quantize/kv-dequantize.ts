@@ -7,7 +7,7 @@ import type { KvDtype } from '@latentwire/protocol';
 import { latentKvLayout, type LatentKvLayout } from '@latentwire/protocol';
 import { sectionLoadWgsl } from './kv-element-wgsl.js';
 import { layoutUniforms, rowGrid } from './kv-grid.js';
-import { memoShader } from '../../runtime/memo-shader.js';
+import { defineKernel } from '../../runtime/define-kernel.js';
 
 const WORKGROUP = 64;
 const UNIFORMS = {
@@ -17,7 +17,7 @@ const UNIFORMS = {
 // out: f32 rows, written as bits
 const BINDINGS = bindings([['cache', 'array<u32>'], ['page_ids', 'array<u32>'], ['out', 'array<u32>', 'read_write']], UNIFORMS);
 
-function build_kvDequantizeShader(dtype: KvDtype): KernelShader {
+function build_kvDequantizeShader({ dtype }: { readonly dtype: KvDtype }): KernelShader {
   const l = latentKvLayout({ kvLoraRank: 1, ropeDim: 1, pageSize: 1, dtype }); // element types only
   const scaled = l.scales.kind !== 'none';
   return BINDINGS.shader(`kv_dequantize_${dtype}`, /* wgsl */ `
@@ -62,7 +62,7 @@ export function kvDequantize(a: KvDequantizeArgs): KernelProgram {
   if (outStride < width) throw new RangeError(`kvDequantize: outStride ${outStride} < row width ${width}`);
   const grid = rowGrid(a.rows, 'kvDequantize');
   return {
-    shader: kvDequantizeShader(l.dtype),
+    shader: kvDequantizeShader({ dtype: l.dtype }),
     buffers: BINDINGS.buffers({ cache: a.cache, page_ids: a.pageIds, out: a.out }),
     uniformValues: {
       rows: a.rows, wg_x: grid.wgX, out_offset: a.outOffset ?? 0, out_stride: outStride,
@@ -72,4 +72,4 @@ export function kvDequantize(a: KvDequantizeArgs): KernelProgram {
   };
 }
 
-export const kvDequantizeShader = memoShader(build_kvDequantizeShader);
+export const kvDequantizeShader = defineKernel('kv_dequantize', build_kvDequantizeShader);

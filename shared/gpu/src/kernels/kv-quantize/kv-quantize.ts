@@ -21,7 +21,7 @@ import { sectionPackWgsl } from './kv-element-wgsl.js';
 import { f32Bits } from '@latentwire/model';
 import { INV_E4M3_MAX } from './latent-row-cpu.js';
 import { layoutUniforms, rowGrid } from './kv-grid.js';
-import { memoShader } from '../../runtime/memo-shader.js';
+import { defineKernel } from '../../runtime/define-kernel.js';
 import { weightLoadWgsl, type GpuTensor, type WeightDtype } from '../weight-dtype.js';
 
 const WORKGROUP = 64;
@@ -41,7 +41,7 @@ export const KV_APPEND_MAX_POOLS = 4;
 /** `finish`: the dtype of the latent norm's weight when the rows are normed and roped first (kvAppend only). */
 type Addressing = { readonly kind: 'sequence' } | { readonly kind: 'rows'; readonly pools: number; readonly finish?: WeightDtype };
 
-function build_kvQuantizeShader(dtype: KvDtype, addressing: Addressing = { kind: 'sequence' }): KernelShader {
+function build_kvQuantizeShader({ dtype, addressing }: { readonly dtype: KvDtype; readonly addressing: Addressing }): KernelShader {
   const l = latentKvLayout({ kvLoraRank: 1, ropeDim: 1, pageSize: 1, dtype }); // element types only
   const scaled = l.scales.kind !== 'none';
   const { storage, uniforms, helpers, locate, label } = addressingWgsl(addressing);
@@ -192,7 +192,7 @@ export function kvQuantize(a: KvQuantizeArgs): KernelProgram {
   const srcStride = a.srcStride ?? width;
   if (srcStride < width) throw new RangeError(`kvQuantize: srcStride ${srcStride} < row width ${width}`);
   const grid = rowGrid(a.rows, 'kvQuantize');
-  const shader = kvQuantizeShader(l.dtype);
+  const shader = kvQuantizeShader({ dtype: l.dtype, addressing: { kind: 'sequence' } });
   return {
     shader,
     buffers: shaderBuffers(shader, { src: a.src, page_ids: a.pageIds, cache: a.cache }),
@@ -242,7 +242,7 @@ export function kvAppend(a: KvAppendArgs): KernelProgram {
     throw new RangeError(`kvAppend: norm weight shape [${f.normWeight.shape}] does not match kvLoraRank ${l.kvLoraRank}`);
   }
   if (f && l.ropeDim % 2 !== 0) throw new RangeError(`kvAppend: ropeDim ${l.ropeDim} must be even to rope`);
-  const shader = kvQuantizeShader(l.dtype, { kind: 'rows', pools: a.pools.length, ...(f ? { finish: f.normWeight.dtype } : {}) });
+  const shader = kvQuantizeShader({ dtype: l.dtype, addressing: { kind: 'rows', pools: a.pools.length, ...(f ? { finish: f.normWeight.dtype } : {}) } });
   return {
     shader,
     buffers: shaderBuffers(shader, {
@@ -258,4 +258,4 @@ export function kvAppend(a: KvAppendArgs): KernelProgram {
   };
 }
 
-export const kvQuantizeShader = memoShader(build_kvQuantizeShader);
+export const kvQuantizeShader = defineKernel('kv_quantize', build_kvQuantizeShader);

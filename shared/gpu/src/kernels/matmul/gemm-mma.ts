@@ -3,7 +3,7 @@
 // the GEMV range when the device can run it (MatmulLimits.subgroupMatrix) and rows load as 16-byte words.
 import type { KernelShader } from '../../runtime/program.js';
 import { fillWgsl, loadWgsl } from '../../runtime/wgsl-source.js';
-import { memoShader } from '../../runtime/memo-shader.js';
+import { defineKernel } from '../../runtime/define-kernel.js';
 import { type WeightDtype } from '@latentwire/model';
 import { matmulBindings, unroll } from './common.js';
 import { SUBGROUP_MATRIX_WGSL } from '../../runtime/matrix-caps.js';
@@ -56,7 +56,7 @@ function pairWgsl(dtype: WeightDtype): string {
   return '';
 }
 
-function build_gemmMmaShader(dtype: WeightDtype, tile: MmaTile, accumulate: boolean): KernelShader {
+function build_gemmMmaShader({ dtype, tile, accumulate }: { readonly dtype: WeightDtype; readonly tile: MmaTile; readonly accumulate: boolean }): KernelShader {
   check(tile);
   const { BM, BN, BK } = tile;
   const STR = strideOf(tile);
@@ -122,4 +122,4 @@ ${fillWgsl(GEMM_MMA_WGSL, {
   return MMA_BINDINGS.shader(`matmul_gemm_mma_${dtype}_${BM}x${BN}k${BK}${accumulate ? '_acc' : ''}`, source);
 }
 
-export const gemmMmaShader = memoShader(build_gemmMmaShader);
+export const gemmMmaShader = defineKernel('matmul_gemm_mma', build_gemmMmaShader);

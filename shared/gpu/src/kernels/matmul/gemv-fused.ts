@@ -96,7 +96,7 @@ export function fusedGemv(a: FusedGemvArgs, limits?: MatmulLimits): KernelProgra
   const blocks1 = Math.ceil(o1.N / rows);
   const blocks = blocks1 + (o2 ? Math.ceil(o2.N / rows) : 0);
   const gx = Math.min(blocks, perDim);
-  const shader = gemvShader(dtype, align, config, a.accumulate ?? false, fuse);
+  const shader = gemvShader({ dtype, align, config, accumulate: a.accumulate ?? false, fuse });
   return {
     shader,
     buffers: shaderBuffers(shader, {

@@ -8,7 +8,7 @@ import type { KernelShader } from '../../runtime/program.js';
 import { weightLoadWgsl } from '../weight-dtype.js';
 import { type WeightDtype } from '@latentwire/model';
 import { MATMUL_UNIFORMS, matmulBindings, matmulStorage, unroll, weightUnpackWgsl, xLoadWgsl, type MatmulAlign } from './common.js';
-import { memoShader } from '../../runtime/memo-shader.js';
+import { defineKernel } from '../../runtime/define-kernel.js';
 import { bindings, type StorageDecl } from '../../runtime/bindings.js';
 
 export interface GemvConfig {
@@ -76,7 +76,11 @@ export const GEMV_FUSED_UNIFORMS = {
   ...MATMUL_UNIFORMS, eps: 'f32', N2: 'u32', y2_stride: 'u32', y2_offset: 'u32', w2_offset: 'u32', blocks1: 'u32',
 } as const;
 
-function build_gemvShader(dtype: WeightDtype, align: MatmulAlign, c: GemvConfig, accumulate: boolean, fuse?: GemvFuse): KernelShader {
+export interface GemvVariant {
+  readonly dtype: WeightDtype; readonly align: MatmulAlign; readonly config: GemvConfig; readonly accumulate: boolean; readonly fuse?: GemvFuse;
+}
+
+function build_gemvShader({ dtype, align, config: c, accumulate, fuse }: GemvVariant): KernelShader {
   const { MB, R2, T, RG, U } = c;
   const norm = fuse?.norm, second = fuse?.second, silu = fuse?.silu ?? false, combine = fuse?.combine;
   if (norm && silu) throw new RangeError('gemv: norm and silu fusions exclude each other');
@@ -250,4 +254,4 @@ ${second
   return B.shader(label, source);
 }
 
-export const gemvShader = memoShader(build_gemvShader);
+export const gemvShader = defineKernel('matmul_gemv', build_gemvShader);

@@ -219,7 +219,7 @@ export function matmul(a: MatmulArgs, limits?: MatmulLimits): KernelProgram {
     const blocks = Math.ceil(N / gemvRowsPerWorkgroup(plan.config));
     const gx = Math.min(blocks, lim.perDim);
     return {
-      shader: gemvShader(dtype, plan.align, plan.config, accumulate),
+      shader: gemvShader({ dtype, align: plan.align, config: plan.config, accumulate }),
       buffers,
       uniformValues,
       workgroups: [gx, Math.ceil(blocks / gx)],
@@ -227,14 +227,14 @@ export function matmul(a: MatmulArgs, limits?: MatmulLimits): KernelProgram {
   }
   if (plan.variant === 'gemm-mma') {
     return {
-      shader: gemmMmaShader(dtype, plan.tile, accumulate),
+      shader: gemmMmaShader({ dtype, tile: plan.tile, accumulate }),
       buffers,
       uniformValues,
       workgroups: [Math.ceil(N / plan.tile.BN), Math.ceil(M / plan.tile.BM)],
     };
   }
   return {
-    shader: gemmShader(dtype, plan.align, plan.tile, plan.doubleBuffer, accumulate),
+    shader: gemmShader({ dtype, align: plan.align, tile: plan.tile, doubleBuffer: plan.doubleBuffer, accumulate }),
     buffers,
     uniformValues,
     workgroups: [Math.ceil(N / plan.tile.BN), Math.ceil(M / plan.tile.BM)],

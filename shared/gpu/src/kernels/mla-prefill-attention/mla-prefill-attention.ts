@@ -4,28 +4,14 @@
 // every prompt length (and every chunk of a chunked prefill) shares one pipeline per model.
 import { readFileSync } from 'node:fs';
 import type { BufferBinding, KernelProgram, KernelShader } from '../../runtime/program.js';
-import { bindings } from '../../runtime/bindings.js';
-import { memoShader } from '../../runtime/memo-shader.js';
+import { defineKernel } from '../../runtime/define-kernel.js';
+import { MLA_PREFILL_BINDINGS, MLA_PREFILL_UNIFORMS } from './mla-prefill-bindings.js';
 import { mlaPrefillMmaShader, mlaPrefillMmaUnfitReason, MLA_PREFILL_MMA } from './mla-prefill-attention-mma.js';
 
 const WGSL = readFileSync(new URL('./mla-prefill-attention.wgsl', import.meta.url), 'utf8');
 
-const UNIFORMS = {
-  q_len: 'u32',
-  kv_len: 'u32',
-  q_pos0: 'u32',
-  scale_log2e: 'f32',
-  q_row_stride: 'u32',
-  q_head_stride: 'u32',
-  kv_row_stride: 'u32',
-  kv_head_stride: 'u32',
-  lat_row_stride: 'u32',
-  kpe_offset: 'u32',
-  out_row_stride: 'u32',
-  out_head_stride: 'u32',
-} as const;
-/** The subgroup-matrix variant binds the same buffers in the same order, read as vec4s. */
-const BINDINGS = bindings([['q', 'array<f32>'], ['kv', 'array<f32>'], ['latent', 'array<f32>'], ['out', 'array<f32>', 'read_write']], UNIFORMS);
+const UNIFORMS = MLA_PREFILL_UNIFORMS;
+const BINDINGS = MLA_PREFILL_BINDINGS;
 
 /** Per-head attention dims of an MLA layer (qk_nope_head_dim, qk_rope_head_dim, v_head_dim). */
 export interface MlaHeadDims {
@@ -130,7 +116,7 @@ function checkDims(dims: MlaHeadDims): void {
 
 /** The compiled variant: one per (head dims, tiling). */
 function build_mlaPrefillAttentionShader(
-  dims: MlaHeadDims, tiles: MlaPrefillTiles,
+  { dims, tiles }: { readonly dims: MlaHeadDims; readonly tiles: MlaPrefillTiles },
 ): KernelShader & { readonly uniforms: typeof UNIFORMS } {
   checkDims(dims);
   const l = layout(dims, tiles);
@@ -225,7 +211,7 @@ export function mlaPrefillAttention(a: MlaPrefillAttentionArgs): KernelProgram<t
   const tiles = onMatrices ? undefined : a.tiles ?? (a.limits ? mlaPrefillTiles(dims, a.limits) : undefined);
   if (!onMatrices && !tiles) throw new RangeError('mlaPrefillAttention: pass tiles or limits');
   return {
-    shader: tiles ? mlaPrefillAttentionShader(dims, tiles) : mlaPrefillMmaShader(dims, UNIFORMS),
+    shader: tiles ? mlaPrefillAttentionShader({ dims, tiles }) : mlaPrefillMmaShader({ dims }),
     buffers: BINDINGS.buffers({ q: a.q, kv: a.kv, latent: a.latent, out: a.out }),
     uniformValues: {
       q_len: a.qLen, kv_len: kvLen, q_pos0: qPos0, scale_log2e: a.scale * Math.LOG2E,
@@ -260,4 +246,4 @@ export function mlaPrefillAttentionCost(a: {
   };
 }
 
-export const mlaPrefillAttentionShader = memoShader(build_mlaPrefillAttentionShader);
+export const mlaPrefillAttentionShader = defineKernel('mla_prefill_attention', build_mlaPrefillAttentionShader);

@@ -5,7 +5,7 @@ import type { KernelProgram, KernelShader } from '../../runtime/program.js';
 import { bindings } from '../../runtime/bindings.js';
 import { weightLoadWgsl, type GpuTensor } from '../weight-dtype.js';
 import { type WeightDtype } from '@latentwire/model';
-import { memoShader } from '../../runtime/memo-shader.js';
+import { defineKernel } from '../../runtime/define-kernel.js';
 
 const WORKGROUP = 128;
 const UNIFORMS = { rows: 'u32', cols: 'u32', in_stride: 'u32', in_offset: 'u32', out_stride: 'u32', out_offset: 'u32', eps: 'f32' } as const;
@@ -14,7 +14,7 @@ const UNIFORMS = { rows: 'u32', cols: 'u32', in_stride: 'u32', in_offset: 'u32',
 const IN_PLACE = bindings([['x', 'array<f32>', 'read_write'], ['w', 'array<u32>']], UNIFORMS);
 const OUT_OF_PLACE = bindings([['x', 'array<f32>'], ['w', 'array<u32>'], ['y', 'array<f32>', 'read_write']], UNIFORMS);
 
-function build_rmsNormShader(dtype: WeightDtype, inPlace: boolean): KernelShader {
+function build_rmsNormShader({ dtype, inPlace }: { readonly dtype: WeightDtype; readonly inPlace: boolean }): KernelShader {
   const B = inPlace ? IN_PLACE : OUT_OF_PLACE;
   return B.shader(`rms_norm_${dtype}${inPlace ? '_in_place' : ''}`, /* wgsl */ `
 ${B.wgsl}
@@ -66,7 +66,7 @@ export function rmsNorm(a: RmsNormArgs): KernelProgram {
   const inPlace = a.x === a.y;
   // in place, each thread rewrites only the elements it read before the reduction's barriers: no race
   return {
-    shader: rmsNormShader(a.weight.dtype, inPlace),
+    shader: rmsNormShader({ dtype: a.weight.dtype, inPlace }),
     buffers: inPlace ? IN_PLACE.buffers({ x: a.x, w: a.weight.buffer }) : OUT_OF_PLACE.buffers({ x: a.x, w: a.weight.buffer, y: a.y }),
     uniformValues: {
       rows: a.rows, cols: a.cols,
@@ -78,4 +78,4 @@ export function rmsNorm(a: RmsNormArgs): KernelProgram {
   };
 }
 
-export const rmsNormShader = memoShader(build_rmsNormShader);
+export const rmsNormShader = defineKernel('rms_norm', build_rmsNormShader);
