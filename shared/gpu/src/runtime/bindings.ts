@@ -58,11 +58,15 @@ export function shaderBuffers(shader: KernelShader, byName: Readonly<Record<stri
   return buffersIn(shader.bindings, byName);
 }
 
+// runs per dispatch: one pass, the error message only built on failure
 function buffersIn(names: readonly string[], byName: Readonly<Record<string, Bound | undefined>>): Bound[] {
-  const out = names.map((n) => byName[n]);
-  const missing = names.filter((_, i) => out[i] === undefined);
-  if (missing.length > 0) throw new Error(`bindings: no buffer for ${missing.join(', ')}`);
-  return out as Bound[];
+  const out = new Array<Bound>(names.length);
+  for (let i = 0; i < names.length; i++) {
+    const b = byName[names[i]!];
+    if (b === undefined) throw new Error(`bindings: no buffer for ${names.filter((n) => byName[n] === undefined).join(', ')}`);
+    out[i] = b;
+  }
+  return out;
 }
 
 /** `count` storage buffers named prefix0, prefix1, … (a page pool split over several buffers). */

@@ -3,9 +3,7 @@
 // sorted order (undefined fields left out), so equal variants share one shader object, and with it one
 // pipeline, however they were written and whatever runtime sizes their programs carry.
 import type { KernelShader } from './program.js';
-import { memoShader } from './memo-shader.js';
 
-/** Variant fields: primitives, or small records (a tile shape) compared by their JSON. */
 type Variant = Readonly<Record<string, unknown>>;
 
 export type VariantShader<S extends KernelShader = KernelShader> = S & {
@@ -13,29 +11,48 @@ export type VariantShader<S extends KernelShader = KernelShader> = S & {
   readonly variantKey: string;
 };
 
-/** The sorted defined field names of a variant: the key's shape. */
-function fieldsOf(v: Variant): string[] {
-  return Object.keys(v).filter((k) => v[k] !== undefined).sort();
-}
-
 export function variantKey(name: string, variant: object): string {
   const v = variant as Variant;
-  return `${name}{${fieldsOf(v).map((k) => `${k}:${JSON.stringify(v[k])}`).join(',')}}`;
+  const fields = Object.keys(v).filter((k) => v[k] !== undefined).sort();
+  return `${name}{${fields.map((k) => `${k}:${JSON.stringify(v[k])}`).join(',')}}`;
+}
+
+const LEAF = Symbol('shader');
+type Node = Map<unknown, unknown>;
+
+function child(node: Node, key: unknown): Node {
+  let next = node.get(key) as Node | undefined;
+  if (!next) {
+    next = new Map();
+    node.set(key, next);
+  }
+  return next;
 }
 
 /**
- * The memoized shader builder of kernel `name`: `build(variant)` runs once per distinct variant, later calls
- * return the same object. Lookup walks the sorted fields' values (memoShader), without building a string.
+ * The memoized shader builder of kernel `name`: `build(variant)` runs once per variantKey, later calls return
+ * the same object. Launchers call this per dispatch, so the lookup walks the fields as written through nested
+ * maps (no string built for primitive fields; an object field is compared by its JSON, as memoShader does) and
+ * only a miss works out the sorted key, which joins differently ordered spellings of one variant.
  */
 export function defineKernel<V extends object, S extends KernelShader>(name: string, build: (variant: V) => S): (variant: V) => VariantShader<S> {
-  const byFields = memoShader((fields: string, ...values: unknown[]): VariantShader<S> => {
-    const names = fields === '' ? [] : fields.split(',');
-    const v = Object.fromEntries(names.map((k, i) => [k, values[i]])) as V;
-    return { ...build(v), variantKey: variantKey(name, v) };
-  });
+  const root: Node = new Map();
+  const byKey = new Map<string, VariantShader<S>>();
   return (variant) => {
     const v = variant as Variant;
-    const fields = fieldsOf(v);
-    return byFields(fields.join(','), ...fields.map((k) => v[k]));
+    let node = root;
+    for (const k in v) {
+      const val = v[k];
+      if (val === undefined) continue;
+      node = child(child(node, k), val !== null && typeof val === 'object' ? `\u0000${JSON.stringify(val)}` : val);
+    }
+    let shader = node.get(LEAF) as VariantShader<S> | undefined;
+    if (!shader) {
+      const key = variantKey(name, variant);
+      shader = byKey.get(key) ?? { ...build(variant), variantKey: key };
+      byKey.set(key, shader);
+      node.set(LEAF, shader);
+    }
+    return shader;
   };
 }
