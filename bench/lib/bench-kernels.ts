@@ -1,8 +1,8 @@
 // Small kernels of the benches: seeded N(0,1)-like fills with an exact CPU twin, and a streaming read that
 // measures the card's read bandwidth.
-import { uniformStructWgsl, type KernelProgram } from '@latentwire/gpu';
+import { bindings, type KernelProgram } from '@latentwire/gpu';
 
-const FILL_UNIFORMS = { count: 'u32', first: 'u32', seed: 'u32', row: 'u32' } as const;
+const FILL_BINDINGS = bindings([['w', 'array<f32>', 'read_write']], { count: 'u32', first: 'u32', seed: 'u32', row: 'u32' });
 const FILL_WG = 256;
 const FILL_ROW = FILL_WG * 4096;
 
@@ -45,38 +45,26 @@ export function normalValue(j: number, seed: number): number {
 /** Writes f32 normal_value(first + i, seed) to element i of `buffer`, i < count. */
 export function normalFill(a: { buffer: GPUBuffer; count: number; first: number; seed: number }): KernelProgram {
   return {
-    shader: {
-      label: 'bench_normal_fill',
-      uniforms: FILL_UNIFORMS,
-      source: `@group(0) @binding(0) var<storage, read_write> w: array<f32>;
-${uniformStructWgsl(FILL_UNIFORMS, 1)}
-${NORMAL_WGSL}
+    shader: FILL_BINDINGS.shader('bench_normal_fill', `${FILL_BINDINGS.wgsl}${NORMAL_WGSL}
 @compute @workgroup_size(${FILL_WG})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let i = wg.y * u.row + wg.x * ${FILL_WG}u + lid;
   if (wg.x * ${FILL_WG}u + lid >= u.row || i >= u.count) { return; }
   w[i] = normal_value(u.first + i, u.seed);
-}`,
-    },
-    buffers: [a.buffer],
+}`),
+    buffers: FILL_BINDINGS.buffers({ w: a.buffer }),
     uniformValues: { count: a.count, first: a.first >>> 0, seed: a.seed, row: FILL_ROW },
     workgroups: [Math.min(4096, Math.ceil(a.count / FILL_WG)), Math.ceil(a.count / FILL_ROW)],
   };
 }
 
-const READ_UNIFORMS = { n: 'u32' } as const;
+const READ_BINDINGS = bindings([['src', 'array<vec4<u32>>'], ['sink', 'array<u32>', 'read_write']], { n: 'u32' });
 const READ_WGS = 4096;
 
 /** Reads `bytes` of src as vec4<u32> once (grid-stride, two loads in flight a thread); writes nothing real. */
 export function streamRead(src: GPUBuffer, sink: GPUBuffer, bytes: number): KernelProgram {
   return {
-    shader: {
-      label: 'bench_stream_read',
-      uniforms: READ_UNIFORMS,
-      source: `@group(0) @binding(0) var<storage, read> src: array<vec4<u32>>;
-@group(0) @binding(1) var<storage, read_write> sink: array<u32>;
-${uniformStructWgsl(READ_UNIFORMS, 2)}
-@compute @workgroup_size(256)
+    shader: READ_BINDINGS.shader('bench_stream_read', `${READ_BINDINGS.wgsl}@compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let total = ${READ_WGS * 256}u;
   var a = vec4<u32>(0u);
@@ -87,9 +75,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let x = a ^ b;
   // never true for real data, but the compiler cannot know: the loads stay
   if (x.x == 0x9e3779b9u && x.y == 0x7feb352du) { sink[0] = x.z; }
-}`,
-    },
-    buffers: [src, sink],
+}`),
+    buffers: READ_BINDINGS.buffers({ src, sink }),
     uniformValues: { n: bytes / 16 },
     workgroups: [READ_WGS],
   };

@@ -3,8 +3,8 @@
 import test from 'ava';
 import { bf16Bits, decodeE4M3, decodeE5M2, encodeE4M3, encodeE5M2, f32Bits, f32FromBits, packFp8 } from '@latentwire/model';
 import { FP8_EDGE_BITS, readFp8Tables, rng } from '@latentwire/testing';
-import { uniformStructWgsl, type KernelProgram } from '../src/index.js';
-import { fp8Wgsl, latentScale } from '../src/kernels/index.js';
+import { bindings, type KernelProgram } from '../src/index.js';
+import { latentScale } from '../src/kernels/index.js';
 import { testGpu } from '../src/testing.js';
 
 const fixture = readFp8Tables();
@@ -24,16 +24,11 @@ for (const [name, c] of Object.entries(codecs)) {
     const xb = gpu.upload('fp8 x', xs), cb = gpu.upload('fp8 codes', codes), wb = gpu.upload('fp8 words', packFp8(codes));
     const enc = gpu.buffer('fp8 enc', n * 2 * 4), dec = gpu.buffer('fp8 dec', 256 * 2 * 4);
     const U = { n: 'u32' } as const;
+    const B = bindings([['x', 'array<u32>'], ['codes', 'array<u32>'], ['words', 'array<u32>'], ['enc', 'array<u32>', 'read_write'], ['dec', 'array<u32>', 'read_write']], U);
     const program: KernelProgram = {
-      shader: {
-        label: `fp8_test_${name}`, uniforms: U, source: /* wgsl */ `
-@group(0) @binding(0) var<storage, read> x: array<u32>;
-@group(0) @binding(1) var<storage, read> codes: array<u32>;
-@group(0) @binding(2) var<storage, read> words: array<u32>;
-@group(0) @binding(3) var<storage, read_write> enc: array<u32>;
-@group(0) @binding(4) var<storage, read_write> dec: array<u32>;
-${uniformStructWgsl(U, 5)}
-${fp8Wgsl}
+      shader: B.shader(`fp8_test_${name}`, /* wgsl */ `
+${B.wgsl}
+//!include fp8
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) g: vec3<u32>) {
   let i = g.x;
@@ -45,9 +40,8 @@ fn main(@builtin(global_invocation_id) g: vec3<u32>) {
     dec[2u * i] = bitcast<u32>(${c.wgslDec}(codes[i]));
     dec[2u * i + 1u] = bitcast<u32>(${c.unpack}(words[i / 4u])[i % 4u]);
   }
-}`,
-      },
-      buffers: [xb, cb, wb, enc, dec],
+}`),
+      buffers: B.buffers({ x: xb, codes: cb, words: wb, enc, dec }),
       uniformValues: { n },
       workgroups: [Math.ceil(Math.max(n, 256) / 64)],
     };

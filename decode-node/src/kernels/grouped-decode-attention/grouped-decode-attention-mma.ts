@@ -13,9 +13,10 @@
 // e4m3 scale applied to scores and weights) ran 2-3x behind SGLang's Triton kernel; 32-token tiles, q in
 // registers, loads issued together and the decode stores spread over banks brought it to about SGLang's times.
 import type { KernelShader } from '@latentwire/gpu';
-import { SUBGROUP_MATRIX_WGSL, fillWgsl, loadWgsl, memoShader, uniformStructWgsl } from '@latentwire/gpu';
+import { SUBGROUP_MATRIX_WGSL, bindings, fillWgsl, loadWgsl, memoShader } from '@latentwire/gpu';
 import { KV_ELEMENT_BYTES, latentKvLayout, type KvDtype, type KvElementType, type LatentKvLayout } from '@latentwire/protocol';
 import { poolWordsWgsl } from './page-words-wgsl.js';
+import { splitStorage } from './split-bindings.js';
 
 const MMA_WGSL = loadWgsl(new URL('./grouped-decode-attention-mma.wgsl', import.meta.url));
 
@@ -214,25 +215,13 @@ function build_groupedDecodeMmaShader(v: MmaShape): KernelShader & { readonly un
     PAGE_SIZE: v.pageSize, PAGE_WORDS: l.pageBytes / 4, SCALES_WORD: l.scalesOffset / 4,
   };
   const { cw } = poolWordsWgsl(v.poolBindings);
-  const pools = Array.from({ length: v.poolBindings }, (_, k) => `@group(0) @binding(${4 + k}) var<storage, read> pool${k}: array<u32>;`);
-  const o = 4 + v.poolBindings;
-  return {
-    label: `grouped_decode_attn_mma_${v.dtype}_r${v.kvLoraRank}_p${v.ropeDim}_ps${v.pageSize}_g${v.headGroup}_t${MMA.tileTokens}_w${MMA.workgroupSize}_pools${v.poolBindings}`,
-    uniforms: MMA_UNIFORMS,
-    source: `${SUBGROUP_MATRIX_WGSL}
+  const B = bindings(splitStorage(v.poolBindings, 'f32'), MMA_UNIFORMS);
+  const label = `grouped_decode_attn_mma_${v.dtype}_r${v.kvLoraRank}_p${v.ropeDim}_ps${v.pageSize}_g${v.headGroup}_t${MMA.tileTokens}_w${MMA.workgroupSize}_pools${v.poolBindings}`;
+  return B.shader(label, `${SUBGROUP_MATRIX_WGSL}
 ${Object.entries(consts).map(([k, val]) => `const ${k}: u32 = ${val}u;`).join('\n')}
-@group(0) @binding(0) var<storage, read> q: array<f32>;
-@group(0) @binding(1) var<storage, read> seq_lens: array<u32>;
-@group(0) @binding(2) var<storage, read> page_offsets: array<u32>;
-@group(0) @binding(3) var<storage, read> page_table: array<u32>;
-${pools.join('\n')}
-@group(0) @binding(${o}) var<storage, read_write> o_part: array<f32>;
-@group(0) @binding(${o + 1}) var<storage, read_write> lse: array<f32>;
-${uniformStructWgsl(MMA_UNIFORMS, o + 2)}
-${cw}
+${B.wgsl}${cw}
 ${wordDecodeWgsl(l)}
-${fillWgsl(MMA_WGSL, hotLoops(v, l.rowBytes / 4, scaled, v.poolBindings), 'grouped-decode-attention-mma.wgsl')}`,
-  };
+${fillWgsl(MMA_WGSL, hotLoops(v, l.rowBytes / 4, scaled, v.poolBindings), 'grouped-decode-attention-mma.wgsl')}`);
 }
 
 export const groupedDecodeMmaShader = memoShader(build_groupedDecodeMmaShader);

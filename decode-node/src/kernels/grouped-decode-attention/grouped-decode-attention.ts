@@ -19,11 +19,11 @@
 // bindings. Per-dispatch (uniforms and buffers, so all batches share the pipeline): batch, heads, lengths,
 // page tables, number of splits, scale.
 import type { BufferBinding, KernelProgram, KernelShader } from '@latentwire/gpu';
-import { fillWgsl, loadWgsl, uniformStructWgsl } from '@latentwire/gpu';
+import { bindings, fillWgsl, loadWgsl, shaderBuffers } from '@latentwire/gpu';
 import { latentKvLayout, type KvDtype, type KvElementType, type LatentKvLayout } from '@latentwire/protocol';
-import { fp8Wgsl } from '@latentwire/gpu/kernels';
 import { memoShader } from '@latentwire/gpu';
 import { chunkWords, fetchChunkWgsl, poolWordsWgsl } from './page-words-wgsl.js';
+import { splitBuffers, splitStorage } from './split-bindings.js';
 import {
   groupedDecodeMmaShader, groupedDecodeMmaWorkgroupBytes, mmaUnsupportedReason, MMA, type MatrixCapabilities, type MmaShape,
 } from './grouped-decode-attention-mma.js';
@@ -32,7 +32,10 @@ const ATTN_WGSL = loadWgsl(new URL('./grouped-decode-attention.wgsl', import.met
 const MERGE_WGSL = loadWgsl(new URL('./grouped-decode-merge.wgsl', import.meta.url));
 
 const ATTN_UNIFORMS = { heads: 'u32', num_splits: 'u32', pages_per_buffer: 'u32', scale_log2e: 'f32' } as const;
-const MERGE_UNIFORMS = { heads: 'u32', num_splits: 'u32' } as const;
+const MERGE_BINDINGS = bindings(
+  [['o_part', 'array<vec4<f32>>'], ['lse', 'array<f32>'], ['out', 'array<vec4<f32>>', 'read_write']],
+  { heads: 'u32', num_splits: 'u32' },
+);
 
 /** Most pool buffers one dispatch can bind (each is a storage binding; 6 + this many storage bindings in all). */
 export const MAX_POOL_BINDINGS = 4;
@@ -385,44 +388,23 @@ function build_groupedDecodeAttentionShader(v: GroupedDecodeVariant): KernelShad
     ROW_WORDS: l.rowBytes / 4, LATENT_WORDS: l.latentBytes / 4, PAGE_WORDS: l.pageBytes / 4, SCALES_WORD: l.scalesOffset / 4,
   };
   const header = Object.entries(consts).map(([k, val]) => `const ${k}: u32 = ${val}u;`).join('\n');
-  const pools = Array.from({ length: d.pools }, (_, k) => `@group(0) @binding(${4 + k}) var<storage, read> pool${k}: array<u32>;`);
-  const oBinding = 4 + d.pools;
-  const fp8 = l.latentType.startsWith('fp8') || l.ropeType.startsWith('fp8') ? fp8Wgsl : '';
-  return {
-    label: variantLabel(v, d),
-    uniforms: ATTN_UNIFORMS,
-    source: `${header}
-@group(0) @binding(0) var<storage, read> q: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> seq_lens: array<u32>;
-@group(0) @binding(2) var<storage, read> page_offsets: array<u32>;
-@group(0) @binding(3) var<storage, read> page_table: array<u32>;
-${pools.join('\n')}
-@group(0) @binding(${oBinding}) var<storage, read_write> o_part: array<vec4<f32>>;
-@group(0) @binding(${oBinding + 1}) var<storage, read_write> lse: array<f32>;
-${uniformStructWgsl(ATTN_UNIFORMS, oBinding + 2)}
-${fp8}
+  const B = bindings(splitStorage(d.pools, 'vec4<f32>'), ATTN_UNIFORMS);
+  const fp8 = l.latentType.startsWith('fp8') || l.ropeType.startsWith('fp8') ? '//!include fp8-decode' : '';
+  return B.shader(variantLabel(v, d), `${header}
+${B.wgsl}${fp8}
 ${loadChunkWgsl(l, d.pools)}
-${fillWgsl(ATTN_WGSL, hotLoops(d), 'grouped-decode-attention.wgsl')}`,
-  };
+${fillWgsl(ATTN_WGSL, hotLoops(d), 'grouped-decode-attention.wgsl')}`);
 }
 
 const MERGE_WG = 64;
 
-function build_groupedDecodeMergeShader(kvLoraRank: number): KernelShader & { readonly uniforms: typeof MERGE_UNIFORMS } {
+function build_groupedDecodeMergeShader(kvLoraRank: number): KernelShader & { readonly uniforms: typeof MERGE_BINDINGS.uniforms } {
   if (!Number.isInteger(kvLoraRank) || kvLoraRank < 4 || kvLoraRank % 4 !== 0) {
     throw new RangeError(`groupedDecodeMerge: kvLoraRank ${kvLoraRank} must be a positive multiple of 4`);
   }
-  return {
-    label: `grouped_decode_merge_r${kvLoraRank}_w${MERGE_WG}`,
-    uniforms: MERGE_UNIFORMS,
-    source: `const R4: u32 = ${kvLoraRank / 4}u;
+  return MERGE_BINDINGS.shader(`grouped_decode_merge_r${kvLoraRank}_w${MERGE_WG}`, `const R4: u32 = ${kvLoraRank / 4}u;
 const WG: u32 = ${MERGE_WG}u;
-@group(0) @binding(0) var<storage, read> o_part: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> lse: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out: array<vec4<f32>>;
-${uniformStructWgsl(MERGE_UNIFORMS, 3)}
-${MERGE_WGSL}`,
-  };
+${MERGE_BINDINGS.wgsl}${MERGE_WGSL}`);
 }
 
 type Binding = GPUBuffer | BufferBinding;
@@ -498,16 +480,19 @@ export function groupedDecodeAttention(a: GroupedDecodeAttentionArgs): KernelPro
     if (!a.partial) throw new RangeError('groupedDecodeAttention: numSplits > 1 needs the partial scratch buffer');
     checkBytes('partial', a.partial, rows * a.numSplits * r * 4);
   }
+  const shader = mma ? groupedDecodeMmaShader(mmaShape(v)) : groupedDecodeAttentionShader(v);
   const split: KernelProgram<typeof ATTN_UNIFORMS> = {
-    shader: mma ? groupedDecodeMmaShader(mmaShape(v)) : groupedDecodeAttentionShader(v),
-    buffers: [a.q, a.seqLens, a.pageTableOffsets, a.pageTable, ...a.pools, direct ? a.out : a.partial!, a.lse],
+    shader,
+    buffers: shaderBuffers(shader, splitBuffers({
+      q: a.q, seqLens: a.seqLens, pageOffsets: a.pageTableOffsets, pageTable: a.pageTable, pools: a.pools, oPart: direct ? a.out : a.partial!, lse: a.lse,
+    })),
     uniformValues: { heads: a.heads, num_splits: a.numSplits, pages_per_buffer: Math.max(1, ppb), scale_log2e: a.scale * Math.LOG2E },
     workgroups: [Math.ceil(a.heads / d.G), a.numSplits, a.batch],
   };
   if (direct) return [split];
-  const merge: KernelProgram<typeof MERGE_UNIFORMS> = {
+  const merge: KernelProgram<typeof MERGE_BINDINGS.uniforms> = {
     shader: groupedDecodeMergeShader(r),
-    buffers: [a.partial!, a.lse, a.out],
+    buffers: MERGE_BINDINGS.buffers({ o_part: a.partial!, lse: a.lse, out: a.out }),
     uniformValues: { heads: a.heads, num_splits: a.numSplits },
     workgroups: [a.heads, a.batch],
   };

@@ -2,13 +2,12 @@
 // its stored dtype. Used twice per layer: q_lat = q_nope · W_UK (K = qk_nope, N = kv_lora_rank, W_UK read in
 // place from kv_b_proj) and o = ō · W_UVᵀ (K = kv_lora_rank, N = v_head_dim, the transposed copy made at
 // load). Strides and offsets are uniforms, so x and y can be head slices of wider rows.
-import { readFileSync } from 'node:fs';
 import type { BufferBinding, KernelProgram, KernelShader } from '@latentwire/gpu';
-import { uniformStructWgsl } from '@latentwire/gpu';
+import { bindings, loadWgsl } from '@latentwire/gpu';
 import { weightLoadWgsl, type GpuTensor, type WeightDtype } from '@latentwire/gpu/kernels';
-import { memoShader } from '@latentwire/gpu';
+import { defineKernel } from '@latentwire/gpu';
 
-const BODY = readFileSync(new URL('./head-matmul.wgsl', import.meta.url), 'utf8');
+const BODY = loadWgsl(new URL('./head-matmul.wgsl', import.meta.url));
 /** Column threads (4 columns each) and K slices of a workgroup. */
 const CT = 16;
 const KS = 16;
@@ -47,28 +46,24 @@ const ROPE_WGSL = /* wgsl */ `fn rope_rows(h: u32, b0: u32, lid: u32) {
   }
 }`;
 
-function build_headMatmulShader(dtype: WeightDtype, rope = false): KernelShader {
-  return {
-    label: `head_matmul_${dtype}${rope ? '_rope' : ''}`,
-    uniforms: rope ? ROPE_UNIFORMS : UNIFORMS,
-    source: `const CT: u32 = ${CT}u;
+const STORAGE = [['x', 'array<f32>'], ['w', 'array<u32>'], ['y', 'array<f32>', 'read_write']] as const;
+const PLAIN = bindings(STORAGE, UNIFORMS);
+/** The rope form also reads each row's position and the inverse frequencies. */
+const ROPED = bindings([...STORAGE, ['positions', 'array<u32>'], ['inv_freq', 'array<f32>']], ROPE_UNIFORMS);
+
+function build_headMatmulShader({ dtype, rope }: { readonly dtype: WeightDtype; readonly rope: boolean }): KernelShader {
+  const B = rope ? ROPED : PLAIN;
+  return B.shader(`head_matmul_${dtype}${rope ? '_rope' : ''}`, `const CT: u32 = ${CT}u;
 const KS: u32 = ${KS}u;
 const WG: u32 = ${WG}u;
 const BB: u32 = ${BB}u;
 const KC: u32 = ${KC}u;
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> w: array<u32>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
-${rope ? `@group(0) @binding(3) var<storage, read> positions: array<u32>;
-@group(0) @binding(4) var<storage, read> inv_freq: array<f32>;
-${uniformStructWgsl(ROPE_UNIFORMS, 5)}
-fn is_rope_block(x: u32) -> bool { return x == u.rope_block; }
-${ROPE_WGSL}` : `${uniformStructWgsl(UNIFORMS, 3)}
-fn is_rope_block(x: u32) -> bool { return false; }
+${B.wgsl}
+${rope ? `fn is_rope_block(x: u32) -> bool { return x == u.rope_block; }
+${ROPE_WGSL}` : `fn is_rope_block(x: u32) -> bool { return false; }
 fn rope_rows(h: u32, b0: u32, lid: u32) {}`}
 ${weightLoadWgsl(dtype, 'w')}
-${BODY}`,
-  };
+${BODY}`);
 }
 
 type Binding = GPUBuffer | BufferBinding;
@@ -110,8 +105,10 @@ export function headMatmul(a: HeadMatmulArgs): KernelProgram {
   if (r && (!Number.isInteger(r.ropeDim) || r.ropeDim < 2 || r.ropeDim % 2 !== 0)) throw new RangeError(`headMatmul: ropeDim ${r.ropeDim} must be even`);
   const nBlocks = Math.ceil(a.N / (4 * CT));
   return {
-    shader: headMatmulShader(a.weight.dtype, r !== undefined),
-    buffers: r ? [a.x, a.weight.buffer, a.y, r.positions, r.invFreq] : [a.x, a.weight.buffer, a.y],
+    shader: headMatmulShader({ dtype: a.weight.dtype, rope: r !== undefined }),
+    buffers: r
+      ? ROPED.buffers({ x: a.x, w: a.weight.buffer, y: a.y, positions: r.positions, inv_freq: r.invFreq })
+      : PLAIN.buffers({ x: a.x, w: a.weight.buffer, y: a.y }),
     uniformValues: {
       batch: a.batch, k: a.K, n: a.N,
       x_offset: a.xOffset ?? 0, x_row_stride: a.xRowStride ?? a.heads * a.K, x_head_stride: a.xHeadStride ?? a.K,
@@ -123,4 +120,4 @@ export function headMatmul(a: HeadMatmulArgs): KernelProgram {
   };
 }
 
-export const headMatmulShader = memoShader(build_headMatmulShader);
+export const headMatmulShader = defineKernel('head_matmul', build_headMatmulShader);

@@ -3,12 +3,13 @@
 // (h·(nope + v) + nope + i, i < v) become out[h, j, i], so the decode step's W_UV matmul reads rows that are
 // contiguous along its output. One thread per output word (two 16-bit values, or one f32).
 import type { KernelProgram, KernelShader } from '@latentwire/gpu';
-import { uniformStructWgsl } from '@latentwire/gpu';
+import { bindings } from '@latentwire/gpu';
 import { weightLoadWgsl, type GpuTensor, type WeightDtype } from '@latentwire/gpu/kernels';
-import { memoShader } from '@latentwire/gpu';
+import { defineKernel } from '@latentwire/gpu';
 
 const WG = 64;
 const UNIFORMS = { heads: 'u32', rows: 'u32', cols: 'u32', head_row_stride: 'u32', row_offset: 'u32', words: 'u32', wg_x: 'u32' } as const;
+const BINDINGS = bindings([['src', 'array<u32>'], ['dst', 'array<u32>', 'read_write']], UNIFORMS);
 
 function pack(dtype: WeightDtype): string {
   switch (dtype) {
@@ -21,15 +22,9 @@ function pack(dtype: WeightDtype): string {
   }
 }
 
-function build_headTransposeShader(dtype: WeightDtype): KernelShader {
+function build_headTransposeShader({ dtype }: { readonly dtype: WeightDtype }): KernelShader {
   const perWord = dtype === 'f32' ? 1 : 2;
-  return {
-    label: `head_transpose_${dtype}`,
-    uniforms: UNIFORMS,
-    source: `@group(0) @binding(0) var<storage, read> src: array<u32>;
-@group(0) @binding(1) var<storage, read_write> dst: array<u32>;
-${uniformStructWgsl(UNIFORMS, 2)}
-${weightLoadWgsl(dtype, 'src')}
+  return BINDINGS.shader(`head_transpose_${dtype}`, `${BINDINGS.wgsl}${weightLoadWgsl(dtype, 'src')}
 // output element e = (h, j, i) of [heads, cols, rows] ← source element (h·head_row_stride + row_offset + i, j)
 fn value_at(e: u32) -> f32 {
   let i = e % u.rows;
@@ -43,8 +38,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (w >= u.words) { return; }
   let e = w * ${perWord}u;
   dst[w] = ${pack(dtype)};
-}`,
-  };
+}`);
 }
 
 export interface HeadTransposeArgs {
@@ -76,11 +70,11 @@ export function headTranspose(a: HeadTransposeArgs): KernelProgram {
   const groups = Math.ceil(words / WG);
   const wgX = Math.min(groups, 65535);
   return {
-    shader: headTransposeShader(dtype),
-    buffers: [a.src.buffer, a.dst],
+    shader: headTransposeShader({ dtype }),
+    buffers: BINDINGS.buffers({ src: a.src.buffer, dst: a.dst }),
     uniformValues: { heads: a.heads, rows: a.rows, cols: a.cols, head_row_stride: a.headRowStride, row_offset: a.rowOffset, words, wg_x: wgX },
     workgroups: [wgX, Math.ceil(groups / wgX)],
   };
 }
 
-export const headTransposeShader = memoShader(build_headTransposeShader);
+export const headTransposeShader = defineKernel('head_transpose', build_headTransposeShader);

@@ -13,4 +13,3 @@ export { mlaPrefillAttention, mlaPrefillTiles, type MlaPrefillAttentionArgs } fr
 export * from './moe/index.js';
 export * from './kv-quantize/index.js';
 export * from './sample/index.js';
-export { fp8Wgsl } from './fp8-wgsl.js';

@@ -5,17 +5,16 @@
 import type { Gpu } from './runtime.js';
 import type { KernelProgram } from './program.js';
 import { fillWgsl, loadWgsl } from './wgsl-source.js';
-import { memoShader } from './memo-shader.js';
-import { uniformStructWgsl } from './uniforms.js';
+import { defineKernel } from './define-kernel.js';
+import { bindings } from './bindings.js';
 
 const PROBE_WGSL = loadWgsl(new URL('./occupancy-probe.wgsl', import.meta.url));
-const UNIFORMS = { iters: 'u32' } as const;
+const BINDINGS = bindings([['sink', 'array<f32>', 'read_write']], { iters: 'u32' });
 
-const probeShader = memoShader((wg: number, padVec4s: number) => ({
-  label: `occupancy_probe_w${wg}_m${padVec4s * 16}`,
-  uniforms: UNIFORMS,
-  source: `const WG: u32 = ${wg}u;\nconst PAD: u32 = ${padVec4s}u;\n${uniformStructWgsl(UNIFORMS, 1)}\n${fillWgsl(PROBE_WGSL, {})}`,
-}));
+const probeShader = defineKernel('occupancy_probe', ({ wg, padVec4s }: { readonly wg: number; readonly padVec4s: number }) => BINDINGS.shader(
+  `occupancy_probe_w${wg}_m${padVec4s * 16}`,
+  `const WG: u32 = ${wg}u;\nconst PAD: u32 = ${padVec4s}u;\n${fillWgsl(PROBE_WGSL, { BINDINGS: BINDINGS.wgsl })}`,
+));
 
 export interface WorkgroupSlots {
   /** Largest workgroups (threads, workgroup memory) that ran at once. */
@@ -47,7 +46,7 @@ export async function measureWorkgroupSlots(gpu: Gpu, maxSlots = 1 << 14): Promi
   const padVec4s = Math.max(1, Math.floor(l.maxComputeWorkgroupStorageSize / 16));
   const sink = gpu.buffer('occupancy.sink', 16);
   const program = (count: number, iters: number): KernelProgram => ({
-    shader: probeShader(wg, padVec4s), buffers: [sink], uniformValues: { iters }, workgroups: [count],
+    shader: probeShader({ wg, padVec4s }), buffers: BINDINGS.buffers({ sink }), uniformValues: { iters }, workgroups: [count],
   });
   try {
     await timeProbe(gpu, program, 1, 1, 1); // compile

@@ -1,8 +1,9 @@
 // A workgroup as large as the device allows (most invocations, all of its workgroup memory) that spins on a
 // dependent chain of `u.iters` FMAs: as many of them run at once as the GPU has room for (1
 // per SM measured on an H200), so the dispatch time steps up each time the count passes a multiple of that room.
-// Prepended by the launcher: const WG (invocations), PAD (vec4s of workgroup memory), the uniforms u.
-@group(0) @binding(0) var<storage, read_write> sink: array<f32>;
+// Prepended by the launcher: const WG (invocations), PAD (vec4s of workgroup memory).
+// Bindings: sink (read_write f32); uniforms u: iters.
+/*@BINDINGS@*/
 
 var<workgroup> pad: array<vec4<f32>, PAD>;
 

@@ -8,8 +8,10 @@ export type BindingAccess = 'read' | 'read_write';
 export interface KernelShader {
   readonly label: string;
   readonly source: string;
-  /** Binding i of the program's `buffers` is declared at @binding(i); uniforms come after them. */
+  /** Binding i of the program's `buffers` is declared at binding i; uniforms come after them. */
   readonly uniforms?: UniformSpec;
+  /** Storage names in binding order, from the kernel's `bindings()` declaration (bindings.ts). */
+  readonly bindings?: readonly string[];
 }
 
 export interface BufferBinding {

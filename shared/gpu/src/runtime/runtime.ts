@@ -9,6 +9,7 @@ import { GpuError } from './errors.js';
 import { PipelineCache } from './pipeline-cache.js';
 import type { BufferBinding, KernelProgram } from './program.js';
 import { packUniformsInto, uniformByteSize } from './uniforms.js';
+import { checkBufferCount } from './bindings.js';
 import { Profiler } from './profiler.js';
 import { subgroupMatrixUnsupportedReason, type MatrixCapabilities } from './matrix-caps.js';
 import { measureWorkgroupSlots, type WorkgroupSlots } from './occupancy-probe.js';
@@ -423,8 +424,9 @@ export class Gpu {
     return group;
   }
 
-  /** The program's buffers at @binding(0..n-1), then its uniforms (at `uniformOffset` of `uniforms`). */
+  /** The program's buffers at bindings 0..n-1, then its uniforms (at `uniformOffset` of `uniforms`). */
   private bindEntries(p: KernelProgram, uniforms: GPUBuffer | null, uniformOffset: number): GPUBindGroupEntry[] {
+    checkBufferCount(p.shader, p.buffers.length);
     const entries: GPUBindGroupEntry[] = p.buffers.map((b, binding) => {
       const bb: BufferBinding = asBinding(b) ?? { buffer: b as GPUBuffer };
       return { binding, resource: { buffer: bb.buffer, offset: bb.offset ?? 0, size: bb.size } };

@@ -17,3 +17,8 @@ export function fillWgsl(template: string, parts: Readonly<Record<string, string
   }
   return out;
 }
+
+/** A .wgsl file beside the launcher with its parts filled; errors name the file. */
+export function wgslFile(url: URL, parts: Readonly<Record<string, string>>): string {
+  return fillWgsl(loadWgsl(url), parts, url.pathname.slice(url.pathname.lastIndexOf('/') + 1));
+}

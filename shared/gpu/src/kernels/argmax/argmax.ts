@@ -1,17 +1,13 @@
 // Row-wise argmax of f32 logits [rows, cols] -> u32 [rows]; ties go to the lowest index (as torch.argmax).
 import type { KernelProgram, KernelShader } from '../../runtime/program.js';
-import { uniformStructWgsl } from '../../runtime/uniforms.js';
+import { bindings } from '../../runtime/bindings.js';
 
 const WORKGROUP = 128;
 const UNIFORMS = { rows: 'u32', cols: 'u32', row_stride: 'u32', out_offset: 'u32' } as const;
+const BINDINGS = bindings([['logits', 'array<f32>'], ['out', 'array<u32>', 'read_write']], UNIFORMS);
 
-export const argmaxShader: KernelShader = {
-  label: 'argmax',
-  uniforms: UNIFORMS,
-  source: /* wgsl */ `
-@group(0) @binding(0) var<storage, read> logits: array<f32>;
-@group(0) @binding(1) var<storage, read_write> out: array<u32>;
-${uniformStructWgsl(UNIFORMS, 2)}
+export const argmaxShader: KernelShader = BINDINGS.shader('argmax', /* wgsl */ `
+${BINDINGS.wgsl}
 var<workgroup> best_v: array<f32, ${WORKGROUP}>;
 var<workgroup> best_i: array<u32, ${WORKGROUP}>;
 
@@ -37,13 +33,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   }
   if (lid == 0u) { out[u.out_offset + wg.x] = best_i[0]; }
 }
-`,
-};
+`);
 
 export function argmax(a: { logits: GPUBuffer; out: GPUBuffer; rows: number; cols: number; rowStride?: number; outOffset?: number }): KernelProgram {
   return {
     shader: argmaxShader,
-    buffers: [a.logits, a.out],
+    buffers: BINDINGS.buffers({ logits: a.logits, out: a.out }),
     uniformValues: { rows: a.rows, cols: a.cols, row_stride: a.rowStride ?? a.cols, out_offset: a.outOffset ?? 0 },
     workgroups: [a.rows],
   };

@@ -1,22 +1,17 @@
 // Embedding gather: y[t] = table[ids[t]] as f32, from the table's stored dtype. One workgroup per token.
 import type { KernelProgram, KernelShader } from '../../runtime/program.js';
-import { uniformStructWgsl } from '../../runtime/uniforms.js';
+import { bindings } from '../../runtime/bindings.js';
 import { weightLoadWgsl, type GpuTensor } from '../weight-dtype.js';
 import { type WeightDtype } from '@latentwire/model';
-import { memoShader } from '../../runtime/memo-shader.js';
+import { defineKernel } from '../../runtime/define-kernel.js';
 
 const WORKGROUP = 128;
 const UNIFORMS = { tokens: 'u32', hidden: 'u32', vocab: 'u32' } as const;
+const BINDINGS = bindings([['ids', 'array<u32>'], ['table', 'array<u32>'], ['y', 'array<f32>', 'read_write']], UNIFORMS);
 
-function build_embeddingShader(dtype: WeightDtype): KernelShader {
-  return {
-    label: `embedding_${dtype}`,
-    uniforms: UNIFORMS,
-    source: /* wgsl */ `
-@group(0) @binding(0) var<storage, read> ids: array<u32>;
-@group(0) @binding(1) var<storage, read> table: array<u32>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
-${uniformStructWgsl(UNIFORMS, 3)}
+function build_embeddingShader({ dtype }: { readonly dtype: WeightDtype }): KernelShader {
+  return BINDINGS.shader(`embedding_${dtype}`, /* wgsl */ `
+${BINDINGS.wgsl}
 ${weightLoadWgsl(dtype, 'table')}
 
 @compute @workgroup_size(${WORKGROUP})
@@ -28,8 +23,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     y[t * u.hidden + c] = weight_at(id * u.hidden + c);
   }
 }
-`,
-  };
+`);
 }
 
 export interface EmbeddingArgs {
@@ -43,11 +37,11 @@ export function embedding(a: EmbeddingArgs): KernelProgram {
   const [vocab, hidden] = a.table.shape;
   if (a.table.shape.length !== 2 || !vocab || !hidden) throw new RangeError(`embedding: table shape [${a.table.shape}] is not [vocab, hidden]`);
   return {
-    shader: embeddingShader(a.table.dtype),
-    buffers: [a.ids, a.table.buffer, a.y],
+    shader: embeddingShader({ dtype: a.table.dtype }),
+    buffers: BINDINGS.buffers({ ids: a.ids, table: a.table.buffer, y: a.y }),
     uniformValues: { tokens: a.tokens, hidden, vocab },
     workgroups: [a.tokens],
   };
 }
 
-export const embeddingShader = memoShader(build_embeddingShader);
+export const embeddingShader = defineKernel('embedding', build_embeddingShader);

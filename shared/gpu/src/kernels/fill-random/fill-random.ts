@@ -1,23 +1,21 @@
 // Fills a weight buffer with seeded pseudo-random values in its stored dtype, on the GPU: synthetic weights of
 // real model sizes for benchmarks, without reading or uploading gigabytes from the CPU.
 import type { KernelProgram, KernelShader } from '../../runtime/program.js';
-import { uniformStructWgsl } from '../../runtime/uniforms.js';
+import { bindings } from '../../runtime/bindings.js';
 import type { GpuTensor, WeightDtype } from '../weight-dtype.js';
+import { defineKernel } from '../../runtime/define-kernel.js';
 
 const WORKGROUP = 256;
 const UNIFORMS = { words: 'u32', seed: 'u32', scale: 'f32', bias: 'f32', row_words: 'u32' } as const;
+const BINDINGS = bindings([['w', 'array<u32>', 'read_write']], UNIFORMS);
 
-function fillShader(dtype: WeightDtype): KernelShader {
+const fillShader = defineKernel('fill_random', ({ dtype }: { readonly dtype: WeightDtype }): KernelShader => {
   const encode =
     dtype === 'f32' ? 'bitcast<u32>(value(2u * i))'
     : dtype === 'f16' ? 'pack2x16float(vec2<f32>(value(2u * i), value(2u * i + 1u)))'
     : '(bitcast<u32>(value(2u * i)) >> 16u) | (bitcast<u32>(value(2u * i + 1u)) & 0xffff0000u)';
-  return {
-    label: `fill_random_${dtype}`,
-    uniforms: UNIFORMS,
-    source: /* wgsl */ `
-@group(0) @binding(0) var<storage, read_write> w: array<u32>;
-${uniformStructWgsl(UNIFORMS, 1)}
+  return BINDINGS.shader(`fill_random_${dtype}`, /* wgsl */ `
+${BINDINGS.wgsl}
 
 fn hash(x: u32) -> u32 {
   var h = (x * 0x9e3779b9u) ^ u.seed;
@@ -34,9 +32,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   if (wg.x * ${WORKGROUP}u + lid >= u.row_words || i >= u.words) { return; }
   w[i] = ${encode};
 }
-`,
-  };
-}
+`);
+});
 
 /** Values uniform in [bias - scale, bias + scale). */
 export function fillRandom(t: GpuTensor, seed: number, scale: number, bias = 0): KernelProgram {
@@ -45,8 +42,8 @@ export function fillRandom(t: GpuTensor, seed: number, scale: number, bias = 0):
   // a 2D grid keeps each dimension under the 65535-workgroup limit for multi-GB tensors
   const rowWords = WORKGROUP * 4096;
   return {
-    shader: fillShader(t.dtype),
-    buffers: [t.buffer],
+    shader: fillShader({ dtype: t.dtype }),
+    buffers: BINDINGS.buffers({ w: t.buffer }),
     uniformValues: { words, seed: seed >>> 0, scale, bias, row_words: rowWords },
     workgroups: [Math.min(4096, Math.ceil(words / WORKGROUP)), Math.ceil(words / rowWords)],
   };

@@ -2,32 +2,27 @@
 // sequence's pages back to dense f32 rows (r + rope values each, fp8_e4m3 latents times their scale).
 // Values are written as bit patterns, so NaN payloads and subnormals come back untouched.
 import type { BufferBinding, KernelProgram, KernelShader } from '../../runtime/program.js';
-import { uniformStructWgsl } from '../../runtime/uniforms.js';
-import { fp8Wgsl } from '../fp8-wgsl.js';
+import { bindings } from '../../runtime/bindings.js';
 import type { KvDtype } from '@latentwire/protocol';
 import { latentKvLayout, type LatentKvLayout } from '@latentwire/protocol';
 import { sectionLoadWgsl } from './kv-element-wgsl.js';
 import { layoutUniforms, rowGrid } from './kv-grid.js';
-import { memoShader } from '../../runtime/memo-shader.js';
+import { defineKernel } from '../../runtime/define-kernel.js';
 
 const WORKGROUP = 64;
 const UNIFORMS = {
   rows: 'u32', wg_x: 'u32', out_offset: 'u32', out_stride: 'u32', token_offset: 'u32', page_size: 'u32', rank: 'u32',
   rope: 'u32', latent_words: 'u32', rope_words: 'u32', row_words: 'u32', page_words: 'u32', scales_word: 'u32', cache_offset: 'u32',
 } as const;
+// out: f32 rows, written as bits
+const BINDINGS = bindings([['cache', 'array<u32>'], ['page_ids', 'array<u32>'], ['out', 'array<u32>', 'read_write']], UNIFORMS);
 
-function build_kvDequantizeShader(dtype: KvDtype): KernelShader {
+function build_kvDequantizeShader({ dtype }: { readonly dtype: KvDtype }): KernelShader {
   const l = latentKvLayout({ kvLoraRank: 1, ropeDim: 1, pageSize: 1, dtype }); // element types only
   const scaled = l.scales.kind !== 'none';
-  return {
-    label: `kv_dequantize_${dtype}`,
-    uniforms: UNIFORMS,
-    source: /* wgsl */ `
-@group(0) @binding(0) var<storage, read> cache: array<u32>;
-@group(0) @binding(1) var<storage, read> page_ids: array<u32>;
-@group(0) @binding(2) var<storage, read_write> out: array<u32>;   // f32 rows, written as bits
-${uniformStructWgsl(UNIFORMS, 3)}
-${fp8Wgsl}
+  return BINDINGS.shader(`kv_dequantize_${dtype}`, /* wgsl */ `
+${BINDINGS.wgsl}
+//!include fp8-decode
 ${sectionLoadWgsl(l.latentType, 'load_latent')}
 ${sectionLoadWgsl(l.ropeType, 'load_rope')}
 
@@ -44,8 +39,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   for (var i = lid; i < u.rank; i += ${WORKGROUP}u) { out[o + i] = load_latent(src, i, scale); }
   for (var i = lid; i < u.rope; i += ${WORKGROUP}u) { out[o + u.rank + i] = load_rope(src + u.latent_words, i, 1.0); }
 }
-`,
-  };
+`);
 }
 
 export interface KvDequantizeArgs {
@@ -68,8 +62,8 @@ export function kvDequantize(a: KvDequantizeArgs): KernelProgram {
   if (outStride < width) throw new RangeError(`kvDequantize: outStride ${outStride} < row width ${width}`);
   const grid = rowGrid(a.rows, 'kvDequantize');
   return {
-    shader: kvDequantizeShader(l.dtype),
-    buffers: [a.cache, a.pageIds, a.out],
+    shader: kvDequantizeShader({ dtype: l.dtype }),
+    buffers: BINDINGS.buffers({ cache: a.cache, page_ids: a.pageIds, out: a.out }),
     uniformValues: {
       rows: a.rows, wg_x: grid.wgX, out_offset: a.outOffset ?? 0, out_stride: outStride,
       ...layoutUniforms(l, a.tokenOffset ?? 0, a.cacheByteOffset ?? 0, 'kvDequantize'),
@@ -78,4 +72,4 @@ export function kvDequantize(a: KvDequantizeArgs): KernelProgram {
   };
 }
 
-export const kvDequantizeShader = memoShader(build_kvDequantizeShader);
+export const kvDequantizeShader = defineKernel('kv_dequantize', build_kvDequantizeShader);

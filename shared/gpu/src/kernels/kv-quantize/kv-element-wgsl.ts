@@ -9,18 +9,10 @@ export function elementsPerWord(type: KvElementType): number {
   return 4 / KV_ELEMENT_BYTES[type];
 }
 
-/** Round-to-nearest-even f32 bits → bf16 bits (NaN → 0x7fc0), as weight-dtype.ts's bf16Bits. */
-export const bf16BitsWgsl = /* wgsl */ `
-fn bf16_bits(b: u32) -> u32 {
-  if ((b & 0x7fffffffu) > 0x7f800000u) { return 0x7fc0u; }
-  return (b + 0x7fffu + ((b >> 16u) & 1u)) >> 16u;
-}
-`;
-
 /**
  * `fn <name>(s: u32, n: u32, w: u32, scale: f32) -> u32`: word w of a section whose n source values start
  * at src[s] (f32 bits; elements past n pad with code 0). `scale` divides the values (fp8_e4m3 only).
- * Needs `fn src_bits(s: u32, i: u32, n: u32) -> u32` (0 past n), bf16BitsWgsl and fp8Wgsl.
+ * Needs `fn src_bits(s: u32, i: u32, n: u32) -> u32` (0 past n) and the pieces bf16-encode and fp8-encode.
  */
 export function sectionPackWgsl(type: KvElementType, name: string): string {
   switch (type) {
@@ -47,7 +39,7 @@ export function sectionPackWgsl(type: KvElementType, name: string): string {
 
 /**
  * `fn <name>(w0: u32, i: u32, scale: f32) -> u32`: the f32 bits of element i of a section starting at
- * cache word w0 (fp8_e4m3 values are multiplied by `scale`). Needs fp8Wgsl and a `cache` array<u32>.
+ * cache word w0 (fp8_e4m3 values are multiplied by `scale`). Needs the piece fp8-decode and a `cache` array<u32>.
  */
 export function sectionLoadWgsl(type: KvElementType, name: string): string {
   switch (type) {

@@ -14,15 +14,14 @@
 // kv_a_proj_with_mqa): c = RMSNorm(c)·w and k_pe roped at the row's position, as the rms-norm and rope kernels
 // compute them (the same sums in the same order), then appends them: three dispatches of a decode layer in one.
 import type { BufferBinding, KernelProgram, KernelShader } from '../../runtime/program.js';
-import { uniformStructWgsl } from '../../runtime/uniforms.js';
-import { fp8Wgsl } from '../fp8-wgsl.js';
+import { bindings, numberedBuffers, numberedStorage, shaderBuffers, type StorageDecl } from '../../runtime/bindings.js';
 import type { KvDtype } from '@latentwire/protocol';
 import { latentKvLayout, type LatentKvLayout } from '@latentwire/protocol';
-import { bf16BitsWgsl, sectionPackWgsl } from './kv-element-wgsl.js';
+import { sectionPackWgsl } from './kv-element-wgsl.js';
 import { f32Bits } from '@latentwire/model';
 import { INV_E4M3_MAX } from './latent-row-cpu.js';
 import { layoutUniforms, rowGrid } from './kv-grid.js';
-import { memoShader } from '../../runtime/memo-shader.js';
+import { defineKernel } from '../../runtime/define-kernel.js';
 import { weightLoadWgsl, type GpuTensor, type WeightDtype } from '../weight-dtype.js';
 
 const WORKGROUP = 64;
@@ -42,11 +41,13 @@ export const KV_APPEND_MAX_POOLS = 4;
 /** `finish`: the dtype of the latent norm's weight when the rows are normed and roped first (kvAppend only). */
 type Addressing = { readonly kind: 'sequence' } | { readonly kind: 'rows'; readonly pools: number; readonly finish?: WeightDtype };
 
-function build_kvQuantizeShader(dtype: KvDtype, addressing: Addressing = { kind: 'sequence' }): KernelShader {
+function build_kvQuantizeShader({ dtype, addressing }: { readonly dtype: KvDtype; readonly addressing: Addressing }): KernelShader {
   const l = latentKvLayout({ kvLoraRank: 1, ropeDim: 1, pageSize: 1, dtype }); // element types only
   const scaled = l.scales.kind !== 'none';
-  const { bindings, locate, label } = addressingWgsl(addressing);
+  const { storage, uniforms, helpers, locate, label } = addressingWgsl(addressing);
   const finish = addressing.kind === 'rows' && addressing.finish !== undefined;
+  // src holds f32 rows, read as bits (finished in place when `finish`)
+  const B = bindings([['src', 'array<u32>', finish ? 'read_write' : 'read'], ...storage], uniforms);
   const amax = scaled
     ? `var m = 0u;
   for (var i = lid; i < u.rank; i += ${WORKGROUP}u) { m = max(m, src[s + i] & 0x7fffffffu); }
@@ -59,14 +60,10 @@ function build_kvQuantizeShader(dtype: KvDtype, addressing: Addressing = { kind:
   let amax_bits = workgroupUniformLoad(&red[0]);
   let scale = select(bitcast<f32>(amax_bits) * bitcast<f32>(${f32Bits(INV_E4M3_MAX)}u), 1.0, amax_bits == 0u);`
     : 'let scale = 1.0;';
-  return {
-    label: `kv_${label}${finish ? `_finish_${(addressing as { finish: WeightDtype }).finish}` : ''}_${dtype}`,
-    uniforms: addressing.kind === 'sequence' ? UNIFORMS : finish ? FINISH_UNIFORMS : APPEND_UNIFORMS,
-    source: /* wgsl */ `
-@group(0) @binding(0) var<storage, ${finish ? 'read_write' : 'read'}> src: array<u32>;   // f32 rows, read as bits
-${bindings}
-${fp8Wgsl}
-${bf16BitsWgsl}
+  return B.shader(`kv_${label}${finish ? `_finish_${(addressing as { finish: WeightDtype }).finish}` : ''}_${dtype}`, /* wgsl */ `
+${B.wgsl}
+${helpers}
+//!include fp8, bf16-encode
 fn src_bits(s: u32, i: u32, n: u32) -> u32 {
   if (i < n) { return src[s + i]; }
   return 0u;
@@ -90,15 +87,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   for (var w = lid; w < u.rope_words; w += ${WORKGROUP}u) { put(pool, rope_dst + w, pack_rope(s + u.rank, u.rope, w, 1.0)); }
   ${scaled ? 'if (lid == 0u) { put(pool, base + u.scales_word + slot, bitcast<u32>(scale)); }' : ''}
 }
-`,
-  };
+`);
 }
 
-/** The finishing prologue's bindings (after the pools, before the uniforms) and its partial-sum scratch. */
-function finishDeclWgsl(pools: number, normDtype: WeightDtype): string {
-  return `@group(0) @binding(${4 + pools}) var<storage, read> norm_w: array<u32>;
-@group(0) @binding(${5 + pools}) var<storage, read> inv_freq: array<f32>;
-${weightLoadWgsl(normDtype, 'norm_w', 'norm_at')}
+/** The finishing prologue's bindings (after the pools) and its partial-sum scratch. */
+const FINISH_STORAGE: StorageDecl[] = [['norm_w', 'array<u32>'], ['inv_freq', 'array<f32>']];
+function finishDeclWgsl(normDtype: WeightDtype): string {
+  return `${weightLoadWgsl(normDtype, 'norm_w', 'norm_at')}
 var<workgroup> nred: array<f32, ${NORM_LANES}>;`;
 }
 
@@ -130,15 +125,24 @@ const FINISH_WGSL = /* wgsl */ `var p0 = 0.0;
   storageBarrier();
   workgroupBarrier();`;
 
-/** Bindings 1.. (after src), the page lookup and the store, per addressing mode. */
-function addressingWgsl(a: Addressing): { bindings: string; locate: string; label: string } {
+interface AddressingWgsl {
+  /** Storage after src, and the uniforms. */
+  readonly storage: readonly StorageDecl[];
+  readonly uniforms: typeof UNIFORMS | typeof APPEND_UNIFORMS | typeof FINISH_UNIFORMS;
+  /** put() and the finishing prologue's declarations. */
+  readonly helpers: string;
+  readonly locate: string;
+  readonly label: string;
+}
+
+/** Bindings after src, the page lookup and the store, per addressing mode. */
+function addressingWgsl(a: Addressing): AddressingWgsl {
   if (a.kind === 'sequence') {
     return {
       label: 'quantize',
-      bindings: `@group(0) @binding(1) var<storage, read> page_ids: array<u32>;
-@group(0) @binding(2) var<storage, read_write> cache: array<u32>;
-${uniformStructWgsl(UNIFORMS, 3)}
-fn put(pool: u32, i: u32, v: u32) { cache[i] = v; }`,
+      storage: [['page_ids', 'array<u32>'], ['cache', 'array<u32>', 'read_write']],
+      uniforms: UNIFORMS,
+      helpers: `fn put(pool: u32, i: u32, v: u32) { cache[i] = v; }`,
       locate: `let tok = u.token_offset + row;
   let pool = 0u;
   let base = u.cache_offset + page_ids[tok / u.page_size] * u.page_words;`,
@@ -146,16 +150,12 @@ fn put(pool: u32, i: u32, v: u32) { cache[i] = v; }`,
   }
   const n = a.pools;
   if (!Number.isInteger(n) || n < 1 || n > KV_APPEND_MAX_POOLS) throw new RangeError(`kvAppend: ${n} pool buffers (1..${KV_APPEND_MAX_POOLS})`);
-  const pools = Array.from({ length: n }, (_, k) => `@group(0) @binding(${4 + k}) var<storage, read_write> pool${k}: array<u32>;`);
   const cases = Array.from({ length: n - 1 }, (_, k) => `    case ${k}u: { pool${k}[i] = v; }`);
   return {
     label: `append_pools${n}`,
-    bindings: `@group(0) @binding(1) var<storage, read> positions: array<u32>;
-@group(0) @binding(2) var<storage, read> table_offsets: array<u32>;
-@group(0) @binding(3) var<storage, read> page_table: array<u32>;
-${pools.join('\n')}
-${a.finish ? finishDeclWgsl(n, a.finish) : ''}
-${uniformStructWgsl(a.finish ? FINISH_UNIFORMS : APPEND_UNIFORMS, 4 + n + (a.finish ? 2 : 0))}
+    storage: [['positions', 'array<u32>'], ['table_offsets', 'array<u32>'], ['page_table', 'array<u32>'], ...numberedStorage('pool', n, 'array<u32>', 'read_write'), ...(a.finish ? FINISH_STORAGE : [])],
+    uniforms: a.finish ? FINISH_UNIFORMS : APPEND_UNIFORMS,
+    helpers: `${a.finish ? finishDeclWgsl(a.finish) : ''}
 fn put(pool: u32, i: u32, v: u32) {
   switch pool {
 ${cases.join('\n')}
@@ -192,9 +192,10 @@ export function kvQuantize(a: KvQuantizeArgs): KernelProgram {
   const srcStride = a.srcStride ?? width;
   if (srcStride < width) throw new RangeError(`kvQuantize: srcStride ${srcStride} < row width ${width}`);
   const grid = rowGrid(a.rows, 'kvQuantize');
+  const shader = kvQuantizeShader({ dtype: l.dtype, addressing: { kind: 'sequence' } });
   return {
-    shader: kvQuantizeShader(l.dtype),
-    buffers: [a.src, a.pageIds, a.cache],
+    shader,
+    buffers: shaderBuffers(shader, { src: a.src, page_ids: a.pageIds, cache: a.cache }),
     uniformValues: {
       rows: a.rows, wg_x: grid.wgX, src_offset: a.srcOffset ?? 0, src_stride: srcStride,
       ...layoutUniforms(l, a.tokenOffset ?? 0, a.cacheByteOffset ?? 0, 'kvQuantize'),
@@ -241,9 +242,13 @@ export function kvAppend(a: KvAppendArgs): KernelProgram {
     throw new RangeError(`kvAppend: norm weight shape [${f.normWeight.shape}] does not match kvLoraRank ${l.kvLoraRank}`);
   }
   if (f && l.ropeDim % 2 !== 0) throw new RangeError(`kvAppend: ropeDim ${l.ropeDim} must be even to rope`);
+  const shader = kvQuantizeShader({ dtype: l.dtype, addressing: { kind: 'rows', pools: a.pools.length, ...(f ? { finish: f.normWeight.dtype } : {}) } });
   return {
-    shader: kvQuantizeShader(l.dtype, { kind: 'rows', pools: a.pools.length, ...(f ? { finish: f.normWeight.dtype } : {}) }),
-    buffers: [a.src, a.positions, a.tableOffsets, a.pageTable, ...a.pools, ...(f ? [f.normWeight.buffer, f.invFreq] : [])],
+    shader,
+    buffers: shaderBuffers(shader, {
+      src: a.src, positions: a.positions, table_offsets: a.tableOffsets, page_table: a.pageTable,
+      ...numberedBuffers('pool', a.pools), norm_w: f?.normWeight.buffer, inv_freq: f?.invFreq,
+    }),
     uniformValues: {
       rows: a.rows, wg_x: grid.wgX, src_offset: a.srcOffset ?? 0, src_stride: srcStride,
       ...layoutUniforms(l, 0, 0, 'kvAppend'), pages_per_buffer: a.pagesPerBuffer,
@@ -253,4 +258,4 @@ export function kvAppend(a: KvAppendArgs): KernelProgram {
   };
 }
 
-export const kvQuantizeShader = memoShader(build_kvQuantizeShader);
+export const kvQuantizeShader = defineKernel('kv_quantize', build_kvQuantizeShader);

@@ -1,6 +1,6 @@
 // Pieces shared by the two matmul variants: the uniform block, the binding declarations and the WGSL helpers
 // that read x and unpack weight words. Everything here is text generation; no GPU state.
-import { uniformStructWgsl } from '../../runtime/uniforms.js';
+import { bindings, type Bound, type StorageDecl } from '../../runtime/bindings.js';
 import type { WeightDtype } from '../weight-dtype.js';
 
 /** Sizes and offsets (in elements) live in uniforms, so every M shares one pipeline per variant. */
@@ -24,12 +24,21 @@ export function weightsPerVec(dtype: WeightDtype): number {
   return dtype === 'f32' ? 4 : 8;
 }
 
-/** Binding declarations: x @0, w @1, y @2, uniforms @3. */
-export function bindingsWgsl(align: MatmulAlign): string {
-  return `@group(0) @binding(0) var<storage, read> x: array<${align.vecX ? 'vec4<f32>' : 'f32'}>;
-@group(0) @binding(1) var<storage, read> w: array<${align.vecW ? 'vec4<u32>' : 'u32'}>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
-${uniformStructWgsl(MATMUL_UNIFORMS, 3)}`;
+/** Storage x, w, y (what every matmul variant binds first), x and w as vectors where aligned. */
+export function matmulStorage(align: MatmulAlign): StorageDecl<'x' | 'w' | 'y'>[] {
+  return [['x', `array<${align.vecX ? 'vec4<f32>' : 'f32'}>`], ['w', `array<${align.vecW ? 'vec4<u32>' : 'u32'}>`], ['y', 'array<f32>', 'read_write']];
+}
+
+const MATMUL_BINDINGS = [false, true].map((vecX) => [false, true].map((vecW) => bindings(matmulStorage({ vecX, vecW }), MATMUL_UNIFORMS)));
+
+/** The plain matmul bindings: x, w, y, then MATMUL_UNIFORMS. */
+export function matmulBindings(align: MatmulAlign) {
+  return MATMUL_BINDINGS[+align.vecX]![+align.vecW]!;
+}
+
+/** A plain matmul's buffers, whichever variant runs it (they all declare x, w, y in that order). */
+export function matmulBuffers(byName: { readonly x: Bound; readonly w: Bound; readonly y: Bound }): Bound[] {
+  return MATMUL_BINDINGS[0]![0]!.buffers(byName);
 }
 
 /** `x4(i)`: the 4 activations at element i (a multiple of 4 when vecX). */
@@ -47,16 +56,14 @@ export function xLoadWgsl(align: MatmulAlign): string {
 export function weightUnpackWgsl(dtype: WeightDtype): string {
   switch (dtype) {
     case 'bf16':
-      return `fn w_lo(v: vec4<u32>) -> vec4<f32> {
-  return bitcast<vec4<f32>>(vec4<u32>(v.x << 16u, v.x & 0xffff0000u, v.y << 16u, v.y & 0xffff0000u));
-}
-fn w_hi(v: vec4<u32>) -> vec4<f32> {
-  return bitcast<vec4<f32>>(vec4<u32>(v.z << 16u, v.z & 0xffff0000u, v.w << 16u, v.w & 0xffff0000u));
-}
+      return `//!include bf16-unpack
+fn w_lo(v: vec4<u32>) -> vec4<f32> { return bf16_lo4(v); }
+fn w_hi(v: vec4<u32>) -> vec4<f32> { return bf16_hi4(v); }
 `;
     case 'f16':
-      return `fn w_lo(v: vec4<u32>) -> vec4<f32> { return vec4<f32>(unpack2x16float(v.x), unpack2x16float(v.y)); }
-fn w_hi(v: vec4<u32>) -> vec4<f32> { return vec4<f32>(unpack2x16float(v.z), unpack2x16float(v.w)); }
+      return `//!include f16-unpack
+fn w_lo(v: vec4<u32>) -> vec4<f32> { return f16_lo4(v); }
+fn w_hi(v: vec4<u32>) -> vec4<f32> { return f16_hi4(v); }
 `;
     case 'f32':
       return `fn w_f32(v: vec4<u32>) -> vec4<f32> { return bitcast<vec4<f32>>(v); }\n`;

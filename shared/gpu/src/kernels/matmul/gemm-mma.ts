@@ -3,9 +3,9 @@
 // the GEMV range when the device can run it (MatmulLimits.subgroupMatrix) and rows load as 16-byte words.
 import type { KernelShader } from '../../runtime/program.js';
 import { fillWgsl, loadWgsl } from '../../runtime/wgsl-source.js';
-import { memoShader } from '../../runtime/memo-shader.js';
+import { defineKernel } from '../../runtime/define-kernel.js';
 import { type WeightDtype } from '@latentwire/model';
-import { MATMUL_UNIFORMS, bindingsWgsl, unroll } from './common.js';
+import { matmulBindings, unroll } from './common.js';
 import { SUBGROUP_MATRIX_WGSL } from '../../runtime/matrix-caps.js';
 
 const GEMM_MMA_WGSL = loadWgsl(new URL('./gemm-mma.wgsl', import.meta.url));
@@ -33,6 +33,8 @@ export const MMA_TILES = {
 export type MmaTileName = keyof typeof MMA_TILES;
 
 export const MMA_WORKGROUP_SIZE = 128;
+/** x rows load as vec4 (the launcher requires it), weights as words. */
+const MMA_BINDINGS = matmulBindings({ vecX: true, vecW: false });
 
 /** f16 row stride of a slab in workgroup memory: padded by 8 values, and 16-byte rows for the matrix loads. */
 const strideOf = (t: MmaTile) => t.BK + 8;
@@ -54,7 +56,7 @@ function pairWgsl(dtype: WeightDtype): string {
   return '';
 }
 
-function build_gemmMmaShader(dtype: WeightDtype, tile: MmaTile, accumulate: boolean): KernelShader {
+function build_gemmMmaShader({ dtype, tile, accumulate }: { readonly dtype: WeightDtype; readonly tile: MmaTile; readonly accumulate: boolean }): KernelShader {
   check(tile);
   const { BM, BN, BK } = tile;
   const STR = strideOf(tile);
@@ -107,7 +109,7 @@ function build_gemmMmaShader(dtype: WeightDtype, tile: MmaTile, accumulate: bool
   const consts: Record<string, number> = { BM, BN, BK, STR, WG };
   const source = `${SUBGROUP_MATRIX_WGSL}
 ${Object.entries(consts).map(([k, v]) => `const ${k}: u32 = ${v}u;`).join('\n')}
-${bindingsWgsl({ vecX: true, vecW: false })}
+${MMA_BINDINGS.wgsl}
 ${pairWgsl(dtype)}
 ${fillWgsl(GEMM_MMA_WGSL, {
     DECLARE: declare.join('\n  '),
@@ -117,7 +119,7 @@ ${fillWgsl(GEMM_MMA_WGSL, {
     MULTIPLY: multiply.join('\n    '),
     WRITE: write.join('\n  '),
   }, 'gemm-mma.wgsl')}`;
-  return { label: `matmul_gemm_mma_${dtype}_${BM}x${BN}k${BK}${accumulate ? '_acc' : ''}`, source, uniforms: MATMUL_UNIFORMS };
+  return MMA_BINDINGS.shader(`matmul_gemm_mma_${dtype}_${BM}x${BN}k${BK}${accumulate ? '_acc' : ''}`, source);
 }
 
-export const gemmMmaShader = memoShader(build_gemmMmaShader);
+export const gemmMmaShader = defineKernel('matmul_gemm_mma', build_gemmMmaShader);

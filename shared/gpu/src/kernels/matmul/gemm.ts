@@ -7,8 +7,8 @@
 import type { KernelShader } from '../../runtime/program.js';
 import { weightLoadWgsl } from '../weight-dtype.js';
 import { type WeightDtype } from '@latentwire/model';
-import { MATMUL_UNIFORMS, bindingsWgsl, unroll, weightUnpackWgsl, xLoadWgsl, type MatmulAlign } from './common.js';
-import { memoShader } from '../../runtime/memo-shader.js';
+import { matmulBindings, unroll, weightUnpackWgsl, xLoadWgsl, type MatmulAlign } from './common.js';
+import { defineKernel } from '../../runtime/define-kernel.js';
 
 export interface GemmTile {
   readonly BM: number;
@@ -45,7 +45,11 @@ export function gemmSlabBytes(t: GemmTile): number {
   return (t.BM + t.BN) * t.BK * 4;
 }
 
-function build_gemmShader(dtype: WeightDtype, align: MatmulAlign, tile: GemmTile, doubleBuffer: boolean, accumulate: boolean): KernelShader {
+export interface GemmVariant {
+  readonly dtype: WeightDtype; readonly align: MatmulAlign; readonly tile: GemmTile; readonly doubleBuffer: boolean; readonly accumulate: boolean;
+}
+
+function build_gemmShader({ dtype, align, tile, doubleBuffer, accumulate }: GemmVariant): KernelShader {
   const { BM, BN, BK, TM, TN } = tile;
   const unrollK = tile.unrollK ?? true;
   if (TM % 4 !== 0 || TN % 4 !== 0 || BM % TM !== 0 || BN % TN !== 0) throw new RangeError(`matmul: bad GEMM tile ${JSON.stringify(tile)}`);
@@ -174,7 +178,7 @@ ${storeAll('0u')}
 
   const label = `matmul_gemm_${dtype}_${BM}x${BN}x${BK}_${TM}x${TN}${unrollK ? '' : '_loop'}${doubleBuffer ? '_db' : ''}${align.vecX ? '_vx' : ''}${align.vecW ? '_vw' : ''}${accumulate ? '_acc' : ''}`;
   const source = /* wgsl */ `
-${bindingsWgsl(align)}
+${matmulBindings(align).wgsl}
 ${xLoadWgsl(align)}
 ${align.vecW ? weightUnpackWgsl(dtype) : weightLoadWgsl(dtype, 'w')}
 var<workgroup> As: array<vec4<f32>, ${NB * A_BUF}>;
@@ -195,7 +199,7 @@ ${mainLoop}
 ${epilogue}
 }
 `;
-  return { label, source, uniforms: MATMUL_UNIFORMS };
+  return matmulBindings(align).shader(label, source);
 }
 
-export const gemmShader = memoShader(build_gemmShader);
+export const gemmShader = defineKernel('matmul_gemm', build_gemmShader);

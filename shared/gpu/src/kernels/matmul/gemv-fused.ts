@@ -2,6 +2,7 @@
 // f(x) being x, RMSNorm(x)·w or silu(gate)·up. Returns null where the GEMV cannot take the shapes (M above
 // FUSED_GEMV_MAX_M, mixed weight dtypes, the limits): the caller then runs the unfused dispatches.
 import type { KernelProgram } from '../../runtime/program.js';
+import { shaderBuffers } from '../../runtime/bindings.js';
 import type { GpuTensor } from '../weight-dtype.js';
 import { weightBytes } from '@latentwire/model';
 import { weightsPerVec, type MatmulAlign } from './common.js';
@@ -95,9 +96,12 @@ export function fusedGemv(a: FusedGemvArgs, limits?: MatmulLimits): KernelProgra
   const blocks1 = Math.ceil(o1.N / rows);
   const blocks = blocks1 + (o2 ? Math.ceil(o2.N / rows) : 0);
   const gx = Math.min(blocks, perDim);
+  const shader = gemvShader({ dtype, align, config, accumulate: a.accumulate ?? false, fuse });
   return {
-    shader: gemvShader(dtype, align, config, a.accumulate ?? false, fuse),
-    buffers: [a.x, o1.weight.buffer, o1.y, ...(a.norm ? [a.norm.weight.buffer] : []), ...(o2 ? [o2.weight.buffer] : []), ...(o2 && !same ? [o2.y] : []), ...(c ? [c.slotOut, c.weights] : [])],
+    shader,
+    buffers: shaderBuffers(shader, {
+      x: a.x, w: o1.weight.buffer, y: o1.y, gw: a.norm?.weight.buffer, w2: o2?.weight.buffer, y2: same ? undefined : o2?.y, slot_out: c?.slotOut, slot_w: c?.weights,
+    }),
     uniformValues: {
       M, N: o1.N, K, x_stride: xStride, x_offset: xOffset, y_stride: o1.yStride ?? o1.N, y_offset: o1.yOffset ?? 0, w_offset: 0,
       eps: a.norm?.eps ?? 0, N2: o2?.N ?? 0, y2_stride: o2?.yStride ?? o2?.N ?? 0, y2_offset: o2?.yOffset ?? 0, w2_offset: 0, blocks1,

@@ -7,9 +7,9 @@
 import type { KernelShader } from '../../runtime/program.js';
 import { weightLoadWgsl } from '../weight-dtype.js';
 import { type WeightDtype } from '@latentwire/model';
-import { MATMUL_UNIFORMS, bindingsWgsl, unroll, weightUnpackWgsl, xLoadWgsl, type MatmulAlign } from './common.js';
-import { memoShader } from '../../runtime/memo-shader.js';
-import { uniformStructWgsl } from '../../runtime/uniforms.js';
+import { MATMUL_UNIFORMS, matmulBindings, matmulStorage, unroll, weightUnpackWgsl, xLoadWgsl, type MatmulAlign } from './common.js';
+import { defineKernel } from '../../runtime/define-kernel.js';
+import { bindings, type StorageDecl } from '../../runtime/bindings.js';
 
 export interface GemvConfig {
   /** Rows of x the shader is built for (M ≤ MB; 1, 2, 4, 8 or 16). */
@@ -76,7 +76,11 @@ export const GEMV_FUSED_UNIFORMS = {
   ...MATMUL_UNIFORMS, eps: 'f32', N2: 'u32', y2_stride: 'u32', y2_offset: 'u32', w2_offset: 'u32', blocks1: 'u32',
 } as const;
 
-function build_gemvShader(dtype: WeightDtype, align: MatmulAlign, c: GemvConfig, accumulate: boolean, fuse?: GemvFuse): KernelShader {
+export interface GemvVariant {
+  readonly dtype: WeightDtype; readonly align: MatmulAlign; readonly config: GemvConfig; readonly accumulate: boolean; readonly fuse?: GemvFuse;
+}
+
+function build_gemvShader({ dtype, align, config: c, accumulate, fuse }: GemvVariant): KernelShader {
   const { MB, R2, T, RG, U } = c;
   const norm = fuse?.norm, second = fuse?.second, silu = fuse?.silu ?? false, combine = fuse?.combine;
   if (norm && silu) throw new RangeError('gemv: norm and silu fusions exclude each other');
@@ -97,7 +101,7 @@ function build_gemvShader(dtype: WeightDtype, align: MatmulAlign, c: GemvConfig,
     : silu ? `silu_mul4(x4(${row} + ${k}), x4(${row} + ${k} + u.K))` : `x4(${row} + ${k})`;
   const xv1 = (m: number, row: string, k: string) => norm
     ? `x1(${row} + ${k}) * inv${m} * g_at(${k})`
-    : silu ? `silu_mul1(x1(${row} + ${k}), x1(${row} + ${k} + u.K))` : `x1(${row} + ${k})`;
+    : silu ? `silu_mul(x1(${row} + ${k}), x1(${row} + ${k} + u.K))` : `x1(${row} + ${k})`;
   // one step of the vectorized loop at K position `k` (a multiple of vpw), suffix s keeps names unique
   const vecStep = (s: string, k: string, W: string) => {
     const loads = rs.map((r) =>
@@ -144,24 +148,20 @@ ${each((m, r) => `    acc${m}_${r}.x = fma(xt${m}, wt${r}, acc${m}_${r}.x);`)}
 var<workgroup> nrm: array<f32, ${MB * NL}>;
 var<workgroup> inv_rms: array<f32, ${MB}>;`
     : silu
-      ? `fn silu_mul4(gv: vec4<f32>, uv: vec4<f32>) -> vec4<f32> { return gv / (1.0 + exp(-gv)) * uv; }
-fn silu_mul1(gv: f32, uv: f32) -> f32 { return gv / (1.0 + exp(-gv)) * uv; }`
+      ? '//!include silu'
       : '';
-  const extraBindings = [
-    ...(norm ? ['var<storage, read> gw: array<u32>;'] : []),
-    ...(second ? [`var<storage, read> w2: array<${align.vecW ? 'vec4<u32>' : 'u32'}>;`] : []),
-    ...(second === 'other' ? ['var<storage, read_write> y2: array<f32>;'] : []),
-    ...(combine ? ['var<storage, read> slot_out: array<f32>;', 'var<storage, read> slot_w: array<f32>;'] : []),
-  ].map((d, i) => `@group(0) @binding(${3 + i}) ${d}`);
-  const bindings = fused
-    ? `@group(0) @binding(0) var<storage, read> x: array<${align.vecX ? 'vec4<f32>' : 'f32'}>;
-@group(0) @binding(1) var<storage, read> w: array<${align.vecW ? 'vec4<u32>' : 'u32'}>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
-${extraBindings.join('\n')}
-${uniformStructWgsl(GEMV_FUSED_UNIFORMS, 3 + extraBindings.length)}
+  const extraStorage: StorageDecl[] = [
+    ...(norm ? [['gw', 'array<u32>'] as const] : []),
+    ...(second ? [['w2', `array<${align.vecW ? 'vec4<u32>' : 'u32'}>`] as const] : []),
+    ...(second === 'other' ? [['y2', 'array<f32>', 'read_write'] as const] : []),
+    ...(combine ? [['slot_out', 'array<f32>'] as const, ['slot_w', 'array<f32>'] as const] : []),
+  ];
+  const B = fused ? bindings([...matmulStorage(align), ...extraStorage], GEMV_FUSED_UNIFORMS) : matmulBindings(align);
+  const bindingDecls = fused
+    ? `${B.wgsl}
 ${norm ? weightLoadWgsl(norm, 'gw', 'g_at') : ''}
 ${second && !align.vecW ? weightLoadWgsl(dtype, 'w2', 'weight2_at') : ''}`
-    : bindingsWgsl(align);
+    : B.wgsl;
   // RMSNorm of x's rows: row m's partial sums in lanes [m·NL, (m+1)·NL), tree-summed as the rms-norm kernel does
   const prologue = norm
     ? `  for (var i = lid; i < MB * ${NL}u; i += ${WG}u) {
@@ -198,7 +198,7 @@ ${ms.map((m) => `  let inv${m} = inv_rms[${m}u];`).join('\n')}`
     : `let yi = m * ${stride} + ${offset} + n;
       ${arr}[yi] = ${accumulate ? `${arr}[yi] + ` : ''}red[o * T];`;
   const source = /* wgsl */ `
-${bindings}
+${bindingDecls}
 ${xLoadWgsl(align)}
 ${x1}
 ${align.vecW ? weightUnpackWgsl(dtype) : weightLoadWgsl(dtype, 'w')}
@@ -251,7 +251,7 @@ ${second
   }
 }
 `;
-  return { label, source, uniforms: fused ? GEMV_FUSED_UNIFORMS : MATMUL_UNIFORMS };
+  return B.shader(label, source);
 }
 
-export const gemvShader = memoShader(build_gemvShader);
+export const gemvShader = defineKernel('matmul_gemv', build_gemvShader);

@@ -5,7 +5,7 @@
 import type { BufferBinding, KernelProgram } from '../../runtime/program.js';
 import { type GpuTensor } from '../weight-dtype.js';
 import { weightBytes } from '@latentwire/model';
-import { weightsPerVec, type MatmulAlign } from './common.js';
+import { matmulBuffers, weightsPerVec, type MatmulAlign } from './common.js';
 import { gemvConfig, gemvRowsPerWorkgroup, gemvShader, gemvWorkgroupBytes, type GemvConfig } from './gemv.js';
 import { GEMM_TILES, gemmInvocations, gemmShader, gemmSlabBytes, type GemmTile, type GemmTileName } from './gemm.js';
 import { MMA_TILES, MMA_WORKGROUP_SIZE, gemmMmaShader, mmaWorkgroupBytes, type MmaTile, type MmaTileName } from './gemm-mma.js';
@@ -214,12 +214,12 @@ export function matmul(a: MatmulArgs, limits?: MatmulLimits): KernelProgram {
   const uniformValues = {
     M, N, K, x_stride: xStride, x_offset: xOffset, y_stride: yStride, y_offset: yOffset, w_offset: wOffsetInBinding,
   };
-  const buffers = [a.x, wBinding, a.y];
+  const buffers = matmulBuffers({ x: a.x, w: wBinding, y: a.y });
   if (plan.variant === 'gemv') {
     const blocks = Math.ceil(N / gemvRowsPerWorkgroup(plan.config));
     const gx = Math.min(blocks, lim.perDim);
     return {
-      shader: gemvShader(dtype, plan.align, plan.config, accumulate),
+      shader: gemvShader({ dtype, align: plan.align, config: plan.config, accumulate }),
       buffers,
       uniformValues,
       workgroups: [gx, Math.ceil(blocks / gx)],
@@ -227,14 +227,14 @@ export function matmul(a: MatmulArgs, limits?: MatmulLimits): KernelProgram {
   }
   if (plan.variant === 'gemm-mma') {
     return {
-      shader: gemmMmaShader(dtype, plan.tile, accumulate),
+      shader: gemmMmaShader({ dtype, tile: plan.tile, accumulate }),
       buffers,
       uniformValues,
       workgroups: [Math.ceil(N / plan.tile.BN), Math.ceil(M / plan.tile.BM)],
     };
   }
   return {
-    shader: gemmShader(dtype, plan.align, plan.tile, plan.doubleBuffer, accumulate),
+    shader: gemmShader({ dtype, align: plan.align, tile: plan.tile, doubleBuffer: plan.doubleBuffer, accumulate }),
     buffers,
     uniformValues,
     workgroups: [Math.ceil(N / plan.tile.BN), Math.ceil(M / plan.tile.BM)],

@@ -6,8 +6,8 @@
 // 128), head dims nope and rope multiples of 4 with nope + rope and v multiples of 16, and every stride a
 // multiple of 4 elements (rows are read as 16-byte words).
 import type { KernelShader } from '../../runtime/program.js';
-import { uniformStructWgsl } from '../../runtime/uniforms.js';
-import { memoShader } from '../../runtime/memo-shader.js';
+import { defineKernel } from '../../runtime/define-kernel.js';
+import { MLA_PREFILL_MMA_BINDINGS as B } from './mla-prefill-bindings.js';
 import { fillWgsl, loadWgsl } from '../../runtime/wgsl-source.js';
 import type { MlaHeadDims } from './mla-prefill-attention.js';
 import { SUBGROUP_MATRIX_WGSL } from '../../runtime/matrix-caps.js';
@@ -119,7 +119,7 @@ function hotLoops(d: MlaHeadDims, NCH: number): Record<string, string> {
   };
 }
 
-function build_mlaPrefillMmaShader<U extends Record<string, 'u32' | 'f32'>>(d: MlaHeadDims, uniforms: U): KernelShader & { readonly uniforms: U } {
+function build_mlaPrefillMmaShader({ dims: d }: { readonly dims: MlaHeadDims }): KernelShader & { readonly uniforms: typeof B.uniforms } {
   const why = mlaPrefillMmaUnfitReason(d);
   if (why) throw new RangeError(`mlaPrefillAttention (subgroup-matrix): ${why}`);
   const { workgroupSize: WG, rows: BQ, keys: BK } = MLA_PREFILL_MMA;
@@ -129,18 +129,9 @@ function build_mlaPrefillMmaShader<U extends Record<string, 'u32' | 'f32'>>(d: M
   const consts: Record<string, number> = {
     NOPE: d.nope, DQK: d.nope + d.rope, DV: d.v, BQ, BK, WG, ...s, K4, NOPE4: d.nope / 4, V4, NCH,
   };
-  return {
-    label: `mla_prefill_attention_mma_n${d.nope}_r${d.rope}_v${d.v}_q${BQ}_k${BK}`,
-    uniforms,
-    source: `${SUBGROUP_MATRIX_WGSL}
+  return B.shader(`mla_prefill_attention_mma_n${d.nope}_r${d.rope}_v${d.v}_q${BQ}_k${BK}`, `${SUBGROUP_MATRIX_WGSL}
 ${Object.entries(consts).map(([k, v]) => `const ${k}: u32 = ${v}u;`).join('\n')}
-@group(0) @binding(0) var<storage, read> q: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> kv: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> latent: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
-${uniformStructWgsl(uniforms, 4)}
-${fillWgsl(MMA_WGSL, hotLoops(d, NCH), 'mla-prefill-attention-mma.wgsl')}`,
-  };
+${B.wgsl}${fillWgsl(MMA_WGSL, hotLoops(d, NCH), 'mla-prefill-attention-mma.wgsl')}`);
 }
 
-export const mlaPrefillMmaShader = memoShader(build_mlaPrefillMmaShader);
+export const mlaPrefillMmaShader = defineKernel('mla_prefill_attention_mma', build_mlaPrefillMmaShader);

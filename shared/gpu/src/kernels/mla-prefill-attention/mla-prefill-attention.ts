@@ -4,26 +4,14 @@
 // every prompt length (and every chunk of a chunked prefill) shares one pipeline per model.
 import { readFileSync } from 'node:fs';
 import type { BufferBinding, KernelProgram, KernelShader } from '../../runtime/program.js';
-import { uniformStructWgsl } from '../../runtime/uniforms.js';
-import { memoShader } from '../../runtime/memo-shader.js';
+import { defineKernel } from '../../runtime/define-kernel.js';
+import { MLA_PREFILL_BINDINGS, MLA_PREFILL_UNIFORMS } from './mla-prefill-bindings.js';
 import { mlaPrefillMmaShader, mlaPrefillMmaUnfitReason, MLA_PREFILL_MMA } from './mla-prefill-attention-mma.js';
 
 const WGSL = readFileSync(new URL('./mla-prefill-attention.wgsl', import.meta.url), 'utf8');
 
-const UNIFORMS = {
-  q_len: 'u32',
-  kv_len: 'u32',
-  q_pos0: 'u32',
-  scale_log2e: 'f32',
-  q_row_stride: 'u32',
-  q_head_stride: 'u32',
-  kv_row_stride: 'u32',
-  kv_head_stride: 'u32',
-  lat_row_stride: 'u32',
-  kpe_offset: 'u32',
-  out_row_stride: 'u32',
-  out_head_stride: 'u32',
-} as const;
+const UNIFORMS = MLA_PREFILL_UNIFORMS;
+const BINDINGS = MLA_PREFILL_BINDINGS;
 
 /** Per-head attention dims of an MLA layer (qk_nope_head_dim, qk_rope_head_dim, v_head_dim). */
 export interface MlaHeadDims {
@@ -128,7 +116,7 @@ function checkDims(dims: MlaHeadDims): void {
 
 /** The compiled variant: one per (head dims, tiling). */
 function build_mlaPrefillAttentionShader(
-  dims: MlaHeadDims, tiles: MlaPrefillTiles,
+  { dims, tiles }: { readonly dims: MlaHeadDims; readonly tiles: MlaPrefillTiles },
 ): KernelShader & { readonly uniforms: typeof UNIFORMS } {
   checkDims(dims);
   const l = layout(dims, tiles);
@@ -138,17 +126,10 @@ function build_mlaPrefillAttentionShader(
     KV_WORDS: l.kvWords, KL: l.kl, VL: l.vl, QL: l.ql,
   };
   const header = Object.entries(consts).map(([k, v]) => `const ${k}: u32 = ${v}u;`).join('\n');
-  return {
-    label: `mla_prefill_attention_n${dims.nope}_r${dims.rope}_v${dims.v}_q${tiles.bq}_k${tiles.bk}_t${tiles.threads}`,
-    uniforms: UNIFORMS,
-    source: `${header}
-@group(0) @binding(0) var<storage, read> q: array<f32>;
-@group(0) @binding(1) var<storage, read> kv: array<f32>;
-@group(0) @binding(2) var<storage, read> latent: array<f32>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
-${uniformStructWgsl(UNIFORMS, 4)}
-${WGSL}`,
-  };
+  return BINDINGS.shader(
+    `mla_prefill_attention_n${dims.nope}_r${dims.rope}_v${dims.v}_q${tiles.bq}_k${tiles.bk}_t${tiles.threads}`,
+    `${header}\n${BINDINGS.wgsl}${WGSL}`,
+  );
 }
 
 export interface MlaPrefillAttentionArgs extends MlaHeadDims {
@@ -230,8 +211,8 @@ export function mlaPrefillAttention(a: MlaPrefillAttentionArgs): KernelProgram<t
   const tiles = onMatrices ? undefined : a.tiles ?? (a.limits ? mlaPrefillTiles(dims, a.limits) : undefined);
   if (!onMatrices && !tiles) throw new RangeError('mlaPrefillAttention: pass tiles or limits');
   return {
-    shader: tiles ? mlaPrefillAttentionShader(dims, tiles) : mlaPrefillMmaShader(dims, UNIFORMS),
-    buffers: [a.q, a.kv, a.latent, a.out],
+    shader: tiles ? mlaPrefillAttentionShader({ dims, tiles }) : mlaPrefillMmaShader({ dims }),
+    buffers: BINDINGS.buffers({ q: a.q, kv: a.kv, latent: a.latent, out: a.out }),
     uniformValues: {
       q_len: a.qLen, kv_len: kvLen, q_pos0: qPos0, scale_log2e: a.scale * Math.LOG2E,
       q_row_stride: st.qRow, q_head_stride: st.qHead,
@@ -265,4 +246,4 @@ export function mlaPrefillAttentionCost(a: {
   };
 }
 
-export const mlaPrefillAttentionShader = memoShader(build_mlaPrefillAttentionShader);
+export const mlaPrefillAttentionShader = defineKernel('mla_prefill_attention', build_mlaPrefillAttentionShader);

@@ -11,7 +11,7 @@
 //   1  kv      array<f32>  read        kv_b_proj(c): row s, head h at s*kv_row_stride + h*kv_head_stride: k_nope | v
 //   2  latent  array<f32>  read        latent rows: row s at s*lat_row_stride; roped k_pe at column kpe_offset
 //   3  out     array<f32>  read_write  row i, head h at i*out_row_stride + h*out_head_stride: DV values
-//   4  u       Uniforms (uniformStructWgsl, prepended):
+//   4  u       Uniforms (declared with the bindings by the launcher):
 //        q_len          query rows in this dispatch
 //        kv_len         key rows readable in kv/latent (keys at or past it are never read)
 //        q_pos0         position of query row 0 = number of earlier keys (0 for a whole-prompt prefill); row i sees

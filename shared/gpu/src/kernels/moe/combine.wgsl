@@ -2,16 +2,14 @@
 // no float atomics). With `accumulate` the sum is added to what `dst` holds (the residual stream, or the shared
 // experts' output), else it overwrites it.
 //
-// Bindings:
-//   @binding(0) slot_out: array<f32>, read        [tokens·K, hidden] per-(token, slot) expert outputs
-//   @binding(1) weights:  array<f32>, read        [tokens, K] routing weights
-//   @binding(2) dst:      array<f32>, read_write  row t at t*out_stride + out_offset
-//   @binding(3) u:        uniforms { tokens, hidden, out_stride, out_offset, accumulate }
+// Bindings, in order (numbered by the launcher):
+//   slot_out: array<f32>, read        [tokens·K, hidden] per-(token, slot) expert outputs
+//   weights:  array<f32>, read        [tokens, K] routing weights
+//   dst:      array<f32>, read_write  row t at t*out_stride + out_offset
+//   u:        uniforms { tokens, hidden, out_stride, out_offset, accumulate }
 // Compile-time (prelude): K, WG. Grid: (ceil(hidden / WG), min(tokens, 65535), ceil(tokens / 65535)).
 
-@group(0) @binding(0) var<storage, read> slot_out: array<f32>;
-@group(0) @binding(1) var<storage, read> weights: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dst: array<f32>;
+/*@BINDINGS@*/
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,

@@ -4,20 +4,17 @@
 // the output lands in assignment order [tokens·topk, N] for the combine. Same structure as
 // expert-gemv-gate-up.wgsl (one weight matrix, no activation).
 //
-// Bindings:
-//   @binding(0) act:      array<vec4<f32>>, read     [sorted rows, K]
-//   @binding(1) groups:     array<u32>, read           grouping output (group.wgsl)
-//   @binding(2) wdown:    array<vec4<u32>>, read     down weights of experts [first_expert, +expert_count):
+// Bindings, in order (numbered by the launcher):
+//   act:      array<vec4<f32>>, read     [sorted rows, K]
+//   groups:     array<u32>, read           grouping output (group.wgsl)
+//   wdown:    array<vec4<u32>>, read     down weights of experts [first_expert, +expert_count):
 //                                                    expert e, row n at (e - first_expert)*w_stride + w_offset + n*K
-//   @binding(3) slot_out: array<f32>, read_write     [tokens·topk, N]
-//   @binding(4) u:        uniforms { K, N, first_expert, expert_count, w_stride, w_offset, tile_base, sorted_base }
+//   slot_out: array<f32>, read_write     [tokens·topk, N]
+//   u:        uniforms { K, N, first_expert, expert_count, w_stride, w_offset, tile_base, sorted_base }
 // Grid: (max tiles of this chunk, ceil(N / COLS)). Compile-time (prelude): E, TM, COLS, LANES, U, struct F8,
 // down8(i), x8(i) (reads `act`).
 
-@group(0) @binding(0) var<storage, read> act: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> groups: array<u32>;
-@group(0) @binding(2) var<storage, read> wdown: array<vec4<u32>>;
-@group(0) @binding(3) var<storage, read_write> slot_out: array<f32>;
+/*@BINDINGS@*/
 
 const WG = COLS * LANES;
 const OUTS = COLS * TM;

@@ -7,24 +7,20 @@
 // Workgroups whose tile index lies outside this chunk's experts exit at once, so the weights of experts with no
 // tokens are never read.
 //
-// Bindings:
-//   @binding(0) x:     array<vec4<f32>>, read        hidden states; row t at t*x_stride + x_offset (elements)
-//   @binding(1) groups:  array<u32>, read              grouping output (group.wgsl)
-//   @binding(2) wgate: array<vec4<u32>>, read        gate weights of experts [first_expert, +expert_count):
+// Bindings, in order (numbered by the launcher):
+//   x:     array<vec4<f32>>, read        hidden states; row t at t*x_stride + x_offset (elements)
+//   groups:  array<u32>, read              grouping output (group.wgsl)
+//   wgate: array<vec4<u32>>, read        gate weights of experts [first_expert, +expert_count):
 //                                                    expert e, row n at (e - first_expert)*g_stride + g_offset + n*K
-//   @binding(3) wup:   array<vec4<u32>>, read        up weights, likewise with u_stride / u_offset (may be the
+//   wup:   array<vec4<u32>>, read        up weights, likewise with u_stride / u_offset (may be the
 //                                                    same buffer as wgate: fused gate_up [E, 2I, H])
-//   @binding(4) act:   array<f32>, read_write        [sorted rows, N]
-//   @binding(5) u:     uniforms { K, N, topk, x_stride, x_offset, first_expert, expert_count, g_stride, g_offset,
+//   act:   array<f32>, read_write        [sorted rows, N]
+//   u:     uniforms { K, N, topk, x_stride, x_offset, first_expert, expert_count, g_stride, g_offset,
 //                                 u_stride, u_offset, tile_base, sorted_base }
 // Grid: (max tiles of this chunk, ceil(N / COLS)). Compile-time (prelude): E, TM, COLS, LANES, U, struct F8,
 // gate8(i) / up8(i) (8 weights from element i, a multiple of 8), x8(i), silu().
 
-@group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> groups: array<u32>;
-@group(0) @binding(2) var<storage, read> wgate: array<vec4<u32>>;
-@group(0) @binding(3) var<storage, read> wup: array<vec4<u32>>;
-@group(0) @binding(4) var<storage, read_write> act: array<f32>;
+/*@BINDINGS@*/
 
 const WG = COLS * LANES;
 const OUTS = COLS * TM * 2u;

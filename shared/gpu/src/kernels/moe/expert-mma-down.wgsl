@@ -9,10 +9,8 @@
 // (reads `act`), expert_tile(), uniforms u, and the enables/aliases LeftT, RightT, ResT.
 // Grid: (max tiles of this chunk, ceil(N / BN)).
 
-@group(0) @binding(0) var<storage, read> act: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> groups: array<u32>;
-@group(0) @binding(2) var<storage, read> wdown: array<u32>;
-@group(0) @binding(3) var<storage, read_write> slot_out: array<f32>;
+// Bindings: act, groups, wdown, slot_out (rw).
+/*@BINDINGS@*/
 
 const WG = 128u;
 const NONE = 0xffffffffu;

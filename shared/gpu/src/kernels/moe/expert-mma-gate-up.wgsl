@@ -14,11 +14,8 @@
 // (weights i and i + 1, i even, as loaded) and gate_unpack / up_unpack (→ vec2<f32>), x4(i), silu(),
 // expert_tile(), uniforms u, and the enables/aliases LeftT, RightT, ResT. Grid: (max tiles of this chunk, ceil(N / BN)).
 
-@group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> groups: array<u32>;
-@group(0) @binding(2) var<storage, read> wgate: array<u32>;
-@group(0) @binding(3) var<storage, read> wup: array<u32>;
-@group(0) @binding(4) var<storage, read_write> act: array<f32>;
+// Bindings: x, groups, wgate, wup, act (rw).
+/*@BINDINGS@*/
 
 const WG = 128u;
 const NONE = 0xffffffffu;

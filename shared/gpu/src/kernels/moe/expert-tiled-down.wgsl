@@ -3,16 +3,13 @@
 // expert-tiled-gate-up.wgsl with one weight matrix and the contiguous act rows as input.
 //
 // Bindings: identical to expert-gemv-down.wgsl:
-//   @binding(0) act: array<vec4<f32>>, @binding(1) groups: array<u32>, @binding(2) wdown: array<vec4<u32>>,
-//   @binding(3) slot_out: array<f32> (read_write),
-//   @binding(4) u: uniforms { K, N, first_expert, expert_count, w_stride, w_offset, tile_base, sorted_base }
+//   act: array<vec4<f32>>, groups: array<u32>, wdown: array<vec4<u32>>,
+//   slot_out: array<f32> (read_write),
+//   u: uniforms { K, N, first_expert, expert_count, w_stride, w_offset, tile_base, sorted_base }
 // Grid: (max tiles of this chunk, ceil(N / BN)). Compile-time (prelude): E, TM, BN, BK, RM, RN, struct F8,
 // down8(i), x4(i) (reads `act`).
 
-@group(0) @binding(0) var<storage, read> act: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> groups: array<u32>;
-@group(0) @binding(2) var<storage, read> wdown: array<vec4<u32>>;
-@group(0) @binding(3) var<storage, read_write> slot_out: array<f32>;
+/*@BINDINGS@*/
 
 const TX = BN / RN;
 const TY = TM / RM;

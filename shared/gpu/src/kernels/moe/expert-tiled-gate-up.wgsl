@@ -7,18 +7,14 @@
 // zero-filled on load and skipped on store. Workgroups past this chunk's tiles exit at once.
 //
 // Bindings: identical to expert-gemv-gate-up.wgsl:
-//   @binding(0) x: array<vec4<f32>>, @binding(1) groups: array<u32>, @binding(2) wgate: array<vec4<u32>>,
-//   @binding(3) wup: array<vec4<u32>>, @binding(4) act: array<f32> (read_write),
-//   @binding(5) u: uniforms { K, N, topk, x_stride, x_offset, first_expert, expert_count, g_stride, g_offset,
+//   x: array<vec4<f32>>, groups: array<u32>, wgate: array<vec4<u32>>,
+//   wup: array<vec4<u32>>, act: array<f32> (read_write),
+//   u: uniforms { K, N, topk, x_stride, x_offset, first_expert, expert_count, g_stride, g_offset,
 //                             u_stride, u_offset, tile_base, sorted_base }
 // Grid: (max tiles of this chunk, ceil(N / BN)). Compile-time (prelude): E, TM, BN, BK, RM, RN, struct F8,
 // gate8(i), up8(i), x4(i), silu().
 
-@group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> groups: array<u32>;
-@group(0) @binding(2) var<storage, read> wgate: array<vec4<u32>>;
-@group(0) @binding(3) var<storage, read> wup: array<vec4<u32>>;
-@group(0) @binding(4) var<storage, read_write> act: array<f32>;
+/*@BINDINGS@*/
 
 const TX = BN / RN;
 const TY = TM / RM;

@@ -4,14 +4,14 @@
 // The order of assignments inside one expert's range depends on atomics (not deterministic), but every row is
 // computed independently of its position, so results are bitwise reproducible.
 //
-// Bindings:
-//   @binding(0) ids:  array<u32>, read        [assignments] expert of assignment a (topkIds flattened)
-//   @binding(1) groups: array<u32>, read_write  layout (u32 elements):
+// Bindings, in order (numbered by the launcher):
+//   ids:  array<u32>, read        [assignments] expert of assignment a (topkIds flattened)
+//   groups: array<u32>, read_write  layout (u32 elements):
 //       [0, E]                      expert_offsets: expert e owns sorted rows [groups[e], groups[e + 1])
 //       [E + 1, 2E + 1]             tile_offsets:   expert e owns tiles [groups[E+1+e], groups[E+2+e])
 //       [tile_base, +2·max_tiles)   tiles: (expert, first sorted row) pairs
 //       [sorted_base, +assignments) sorted: assignment index a at each sorted row
-//   @binding(2) u: uniforms { assignments, tile_base, sorted_base }
+//   u: uniforms { assignments, tile_base, sorted_base }
 // Compile-time constants (prelude): E, TM (rows per tile), WG (threads).
 
 // The launcher declares the bindings and the entry point (which calls group_assignments), so route-fused.wgsl

@@ -22,7 +22,7 @@
 // Expert weights may be split into chunks of consecutive experts, each within one storage binding; gate and up
 // chunks need not share boundaries (gate/up is dispatched per segment of the merged boundaries).
 import type { KernelProgram, KernelShader } from '../../runtime/program.js';
-import { uniformStructWgsl } from '../../runtime/uniforms.js';
+import { bindings, shaderBuffers } from '../../runtime/bindings.js';
 import type { GpuTensor, WeightDtype } from '../weight-dtype.js';
 import { moeRoute, ROUTE_LOGITS_LANES, routeSelectPrelude, routeSelectWgsl, type MoeRouting } from './moe-route.js';
 import { weightLoadWgsl } from '../weight-dtype.js';
@@ -192,22 +192,28 @@ const DOWN_UNIFORMS = {
 } as const;
 const COMBINE_UNIFORMS = { tokens: 'u32', hidden: 'u32', out_stride: 'u32', out_offset: 'u32', accumulate: 'u32' } as const;
 
+const GROUP_BINDINGS = bindings([['ids', 'array<u32>'], ['groups', 'array<u32>', 'read_write']], GROUP_UNIFORMS);
+/** Expert weights load as 16-byte words, or as single words in the subgroup-matrix forms ([gemv/tiled, mma]). */
+const weightWords = (mma: boolean) => (mma ? 'array<u32>' : 'array<vec4<u32>>');
+const GATE_UP_BINDINGS = [false, true].map((mma) => bindings(
+  [['x', 'array<vec4<f32>>'], ['groups', 'array<u32>'], ['wgate', weightWords(mma)], ['wup', weightWords(mma)], ['act', 'array<f32>', 'read_write']],
+  GATE_UP_UNIFORMS,
+));
+const DOWN_BINDINGS = [false, true].map((mma) => bindings(
+  [['act', 'array<vec4<f32>>'], ['groups', 'array<u32>'], ['wdown', weightWords(mma)], ['slot_out', 'array<f32>', 'read_write']],
+  DOWN_UNIFORMS,
+));
+const COMBINE_BINDINGS = bindings([['slot_out', 'array<f32>'], ['weights', 'array<f32>'], ['dst', 'array<f32>', 'read_write']], COMBINE_UNIFORMS);
+
 function build_moeGroupShader(nExperts: number, TM: number): KernelShader {
-  return {
-    label: `moe_group_e${nExperts}_tm${TM}`,
-    uniforms: GROUP_UNIFORMS,
-    source: `const E = ${nExperts}u;
+  return GROUP_BINDINGS.shader(`moe_group_e${nExperts}_tm${TM}`, `const E = ${nExperts}u;
 const TM = ${TM}u;
 const WG = ${GROUP_WG}u;
-@group(0) @binding(0) var<storage, read> ids: array<u32>;
-@group(0) @binding(1) var<storage, read_write> groups: array<u32>;
-${uniformStructWgsl(GROUP_UNIFORMS, 2)}
-${wgsl('group.wgsl')}
+${GROUP_BINDINGS.wgsl}${wgsl('group.wgsl')}
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_index) lid: u32) {
   group_assignments(lid);
-}`,
-  };
+}`);
 }
 
 /** Most tokens the one-workgroup router (route-fused.wgsl) takes; more go through the separate dispatches. */
@@ -219,47 +225,40 @@ const ROUTE_FUSED_UNIFORMS = {
 } as const;
 
 function build_moeRouteFusedShader(r: MoeRouting, gateDtype: WeightDtype, normDtype: WeightDtype, biasDtype: WeightDtype | null, TM: number): KernelShader {
-  const { prelude, label } = routeSelectPrelude(r, biasDtype, ROUTE_FUSED_WG, 8);
-  const noaux = biasDtype !== null;
-  return {
-    label: `moe_route_fused_${label}_tm${TM}_${gateDtype}_${normDtype}`,
-    uniforms: ROUTE_FUSED_UNIFORMS,
-    source: `${prelude}
+  const { prelude, label, biasStorage } = routeSelectPrelude(r, biasDtype, ROUTE_FUSED_WG);
+  const B = bindings([
+    ['x', 'array<f32>'], ['w', 'array<u32>'], ['norm_w', 'array<u32>'], ['xn', 'array<f32>', 'read_write'], ['logits', 'array<f32>', 'read_write'],
+    ['ids', 'array<u32>', 'read_write'], ['weights', 'array<f32>', 'read_write'], ['groups', 'array<u32>', 'read_write'], ...biasStorage,
+  ], ROUTE_FUSED_UNIFORMS);
+  return B.shader(`moe_route_fused_${label}_tm${TM}_${gateDtype}_${normDtype}`, `${prelude}
 const TM = ${TM}u;
 const MAX_T = ${MOE_ROUTE_FUSED_MAX_TOKENS}u;
 const NL = 128u;
 const LANES = ${ROUTE_LOGITS_LANES}u;
 const PPT = 4u;
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> w: array<u32>;
-@group(0) @binding(2) var<storage, read> norm_w: array<u32>;
-@group(0) @binding(3) var<storage, read_write> xn: array<f32>;
-@group(0) @binding(4) var<storage, read_write> logits: array<f32>;
-@group(0) @binding(5) var<storage, read_write> ids: array<u32>;
-@group(0) @binding(6) var<storage, read_write> weights: array<f32>;
-@group(0) @binding(7) var<storage, read_write> groups: array<u32>;
-${uniformStructWgsl(ROUTE_FUSED_UNIFORMS, noaux ? 9 : 8)}
-${weightLoadWgsl(gateDtype, 'w')}
+${B.wgsl}${weightLoadWgsl(gateDtype, 'w')}
 ${weightLoadWgsl(normDtype, 'norm_w', 'norm_at')}
 ${wgsl('route-fused.wgsl')}
 ${routeSelectWgsl()}
-${wgsl('group.wgsl')}`,
-  };
+${wgsl('group.wgsl')}`);
 }
 
 /** `fn name(i) -> F8`: weights i..i+7 (i a multiple of 8) of the vec4<u32> array `arr`, unpacked to f32. */
 function load8Wgsl(dtype: WeightDtype, name: string, arr: string): string {
   switch (dtype) {
     case 'bf16':
-      return `fn ${name}(i: u32) -> F8 {
+      return `
+//!include bf16-unpack
+fn ${name}(i: u32) -> F8 {
   let v = ${arr}[i >> 3u];
-  return F8(bitcast<vec4<f32>>(vec4<u32>(v.x << 16u, v.x & 0xffff0000u, v.y << 16u, v.y & 0xffff0000u)),
-            bitcast<vec4<f32>>(vec4<u32>(v.z << 16u, v.z & 0xffff0000u, v.w << 16u, v.w & 0xffff0000u)));
+  return F8(bf16_lo4(v), bf16_hi4(v));
 }\n`;
     case 'f16':
-      return `fn ${name}(i: u32) -> F8 {
+      return `
+//!include f16-unpack
+fn ${name}(i: u32) -> F8 {
   let v = ${arr}[i >> 3u];
-  return F8(vec4<f32>(unpack2x16float(v.x), unpack2x16float(v.y)), vec4<f32>(unpack2x16float(v.z), unpack2x16float(v.w)));
+  return F8(f16_lo4(v), f16_hi4(v));
 }\n`;
     case 'f32':
       return `fn ${name}(i: u32) -> F8 {
@@ -301,7 +300,7 @@ ${consts}
 struct F8 { lo: vec4<f32>, hi: vec4<f32> }
 fn x4(i: u32) -> vec4<f32> { return ${xArr}[i >> 2u]; }
 fn x8(i: u32) -> F8 { let j = i >> 2u; return F8(${xArr}[j], ${xArr}[j + 1u]); }
-fn silu(v: f32) -> f32 { return v / (1.0 + exp(-v)); }
+//!include silu
 // The row tile this workgroup serves within its chunk's experts (group.wgsl's tile list):
 // (1, expert, first sorted row, rows), or x = 0 when the chunk has fewer tiles
 fn expert_tile(tile_in_chunk: u32) -> vec4<u32> {
@@ -407,42 +406,33 @@ function mmaParts(s: MmaShape, down: boolean): Record<string, string> {
   };
 }
 
-function gemmFile(variant: MoeGemmVariant, half: 'gate-up' | 'down'): string {
+function gemmFile(variant: MoeGemmVariant, half: 'gate-up' | 'down', bindingsWgsl: string): string {
   const s = shapeOf(variant);
-  if (s.kind === 'mma') return fillWgsl(wgsl(`expert-mma-${half}.wgsl`), mmaParts(s, half === 'down'), `expert-mma-${half}.wgsl`);
-  return wgsl(`expert-${variant}-${half}.wgsl`);
+  if (s.kind === 'mma') return fillWgsl(wgsl(`expert-mma-${half}.wgsl`), { ...mmaParts(s, half === 'down'), BINDINGS: bindingsWgsl }, `expert-mma-${half}.wgsl`);
+  return fillWgsl(wgsl(`expert-${variant}-${half}.wgsl`), { BINDINGS: bindingsWgsl }, `expert-${variant}-${half}.wgsl`);
 }
 
 function build_moeGateUpShader(nExperts: number, gateDtype: WeightDtype, upDtype: WeightDtype, variant: MoeGemmVariant): KernelShader {
   const s = shapeOf(variant);
-  return {
-    label: `moe_gate_up_${shapeLabel(s)}_e${nExperts}_${gateDtype}_${upDtype}`,
-    uniforms: GATE_UP_UNIFORMS,
-    source: `${gemmPrelude(nExperts, s, 'x', false)}${s.kind === 'mma'
+  const B = GATE_UP_BINDINGS[+(s.kind === 'mma')]!;
+  return B.shader(`moe_gate_up_${shapeLabel(s)}_e${nExperts}_${gateDtype}_${upDtype}`, `${gemmPrelude(nExperts, s, 'x', false)}${s.kind === 'mma'
       ? `${rawLoad2Wgsl(gateDtype, 'gate', 'wgate', 'GateRaw')}${rawLoad2Wgsl(upDtype, 'up', 'wup', 'UpRaw')}`
       : `${load8Wgsl(gateDtype, 'gate8', 'wgate')}${load8Wgsl(upDtype, 'up8', 'wup')}`}
-${uniformStructWgsl(GATE_UP_UNIFORMS, 5)}
-${gemmFile(variant, 'gate-up')}`,
-  };
+${gemmFile(variant, 'gate-up', B.wgsl)}`);
 }
 
 function build_moeDownShader(nExperts: number, dtype: WeightDtype, variant: MoeGemmVariant): KernelShader {
   const s = shapeOf(variant);
-  return {
-    label: `moe_down_${shapeLabel(s)}_e${nExperts}_${dtype}`,
-    uniforms: DOWN_UNIFORMS,
-    source: `${gemmPrelude(nExperts, s, 'act', true)}${s.kind === 'mma' ? rawLoad2Wgsl(dtype, 'down', 'wdown', 'DownRaw') : load8Wgsl(dtype, 'down8', 'wdown')}
-${uniformStructWgsl(DOWN_UNIFORMS, 4)}
-${gemmFile(variant, 'down')}`,
-  };
+  const B = DOWN_BINDINGS[+(s.kind === 'mma')]!;
+  return B.shader(`moe_down_${shapeLabel(s)}_e${nExperts}_${dtype}`, `${gemmPrelude(nExperts, s, 'act', true)}${s.kind === 'mma' ? rawLoad2Wgsl(dtype, 'down', 'wdown', 'DownRaw') : load8Wgsl(dtype, 'down8', 'wdown')}
+${gemmFile(variant, 'down', B.wgsl)}`);
 }
 
 function build_moeCombineShader(topK: number): KernelShader {
-  return {
-    label: `moe_combine_k${topK}`,
-    uniforms: COMBINE_UNIFORMS,
-    source: `const K = ${topK}u;\nconst WG = ${COMBINE_WG}u;\n${uniformStructWgsl(COMBINE_UNIFORMS, 3)}\n${wgsl('combine.wgsl')}`,
-  };
+  return COMBINE_BINDINGS.shader(
+    `moe_combine_k${topK}`,
+    `const K = ${topK}u;\nconst WG = ${COMBINE_WG}u;\n${fillWgsl(wgsl('combine.wgsl'), { BINDINGS: COMBINE_BINDINGS.wgsl }, 'combine.wgsl')}`,
+  );
 }
 
 // ---------------------------------------------------------------- launchers
@@ -487,7 +477,7 @@ export function moeGroup(a: MoeGroupArgs): KernelProgram {
   const L = groupsLayout(a.dims, a.tokens);
   return {
     shader: moeGroupShader(a.dims.nExperts, shapeOf(a.variant).TM),
-    buffers: [a.topkIds, a.groups],
+    buffers: GROUP_BINDINGS.buffers({ ids: a.topkIds, groups: a.groups }),
     uniformValues: { assignments: a.tokens * a.dims.topK, tile_base: L.tileBase, sorted_base: L.sortedBase },
     workgroups: [1],
   };
@@ -521,12 +511,13 @@ export function moeRouteFused(a: MoeRouteFusedArgs): KernelProgram {
   if (!a.scratch.logits) throw new RangeError('moeRouteFused: scratch.logits is needed');
   const noaux = r.method === 'noaux_tc';
   const L = groupsLayout(a.dims, T);
+  const shader = moeRouteFusedShader(r, a.gateWeight.dtype, a.norm.weight.dtype, noaux ? (a.bias?.dtype ?? null) : null, shapeOf(a.variant).TM);
   return {
-    shader: moeRouteFusedShader(r, a.gateWeight.dtype, a.norm.weight.dtype, noaux ? (a.bias?.dtype ?? null) : null, shapeOf(a.variant).TM),
-    buffers: [
-      a.x, a.gateWeight.buffer, a.norm.weight.buffer, a.xn, a.scratch.logits, a.scratch.topkIds, a.scratch.topkWeights, a.scratch.groups,
-      ...(noaux ? [a.bias!.buffer] : []),
-    ],
+    shader,
+    buffers: shaderBuffers(shader, {
+      x: a.x, w: a.gateWeight.buffer, norm_w: a.norm.weight.buffer, xn: a.xn, logits: a.scratch.logits, ids: a.scratch.topkIds,
+      weights: a.scratch.topkWeights, groups: a.scratch.groups, bias: noaux ? a.bias!.buffer : undefined,
+    }),
     uniformValues: {
       tokens: T, hidden: H, x_stride: a.xStride ?? H, x_offset: a.xOffset ?? 0, eps: a.norm.eps, scale: r.routedScalingFactor,
       assignments: T * a.dims.topK, tile_base: L.tileBase, sorted_base: L.sortedBase,
@@ -590,7 +581,8 @@ export function moeExpertGemms(a: MoeExpertGemmArgs): KernelProgram[] {
     const uc = chunkAt(upChunks, first);
     programs.push({
       shader: moeGateUpShader(E, gc.tensor.dtype, uc.tensor.dtype, a.variant),
-      buffers: [a.x, a.groups, gc.tensor.buffer, uc.tensor.buffer, a.act],
+      // every form binds the same names in the same order
+      buffers: GATE_UP_BINDINGS[0]!.buffers({ x: a.x, groups: a.groups, wgate: gc.tensor.buffer, wup: uc.tensor.buffer, act: a.act }),
       uniformValues: {
         K: H, N: I, topk: topK, x_stride: xStride, x_offset: xOffset, first_expert: first, expert_count: count,
         g_stride: projStride, g_offset: (first - gc.firstExpert) * projStride,
@@ -603,7 +595,7 @@ export function moeExpertGemms(a: MoeExpertGemmArgs): KernelProgram[] {
   for (const c of w.down) {
     programs.push({
       shader: moeDownShader(E, c.tensor.dtype, a.variant),
-      buffers: [a.act, a.groups, c.tensor.buffer, a.slotOut],
+      buffers: DOWN_BINDINGS[0]!.buffers({ act: a.act, groups: a.groups, wdown: c.tensor.buffer, slot_out: a.slotOut }),
       uniformValues: {
         K: I, N: H, first_expert: c.firstExpert, expert_count: c.count, w_stride: H * I, w_offset: 0,
         tile_base: L.tileBase, sorted_base: L.sortedBase,
@@ -631,7 +623,7 @@ export function moeCombine(a: MoeCombineArgs): KernelProgram {
   const ty = Math.min(a.tokens, 65535);
   return {
     shader: moeCombineShader(a.topK),
-    buffers: [a.slotOut, a.topkWeights, a.out],
+    buffers: COMBINE_BINDINGS.buffers({ slot_out: a.slotOut, weights: a.topkWeights, dst: a.out }),
     uniformValues: {
       tokens: a.tokens, hidden: a.hidden, out_stride: a.outStride ?? a.hidden, out_offset: a.outOffset ?? 0,
       accumulate: a.accumulate ? 1 : 0,

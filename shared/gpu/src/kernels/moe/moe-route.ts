@@ -8,9 +8,9 @@
 //     when norm_topk_prob, then × routed_scaling_factor.
 // Ties go to the lower expert (and group) index; torch.topk leaves them unspecified. Experts come out sorted
 // best first (transformers uses sorted=False; the order never changes the layer's output).
-import { readFileSync } from 'node:fs';
 import type { KernelProgram, KernelShader } from '../../runtime/program.js';
-import { uniformStructWgsl } from '../../runtime/uniforms.js';
+import { bindings, type StorageDecl } from '../../runtime/bindings.js';
+import { fillWgsl, loadWgsl } from '../../runtime/wgsl-source.js';
 import type { MoeConfig, TopkMethod } from '@latentwire/model';
 import { weightLoadWgsl, type GpuTensor } from '../weight-dtype.js';
 import { type WeightDtype } from '@latentwire/model';
@@ -18,7 +18,7 @@ import { memoShader } from '../../runtime/memo-shader.js';
 
 let logitsWgsl: string | null = null;
 let selectWgsl: string | null = null;
-const wgsl = (file: string) => readFileSync(new URL(file, import.meta.url), 'utf8');
+const wgsl = (file: string) => loadWgsl(new URL(file, import.meta.url));
 
 /** What the router needs to know; build it from the model config with `moeRouting`. Compile-time for the shaders. */
 export interface MoeRouting {
@@ -72,6 +72,7 @@ function isGrouped(r: MoeRouting): boolean {
 // ---- logits ----
 
 const LOGITS_UNIFORMS = { tokens: 'u32', hidden: 'u32', x_stride: 'u32', x_offset: 'u32' } as const;
+const LOGITS_BINDINGS = bindings([['x', 'array<f32>'], ['w', 'array<u32>'], ['logits', 'array<f32>', 'read_write']], LOGITS_UNIFORMS);
 const LOGITS_EPW = 4;
 const LOGITS_LANES = ROUTE_LOGITS_LANES;
 
@@ -82,17 +83,12 @@ function logitsTok(tokens: number): number {
 
 function build_routeLogitsShader(nExperts: number, dtype: WeightDtype, tok: number): KernelShader {
   logitsWgsl ??= wgsl('./route-logits.wgsl');
-  return {
-    label: `moe_route_logits_${dtype}_e${nExperts}_t${tok}`,
-    uniforms: LOGITS_UNIFORMS,
-    source: `const E = ${nExperts}u;
+  return LOGITS_BINDINGS.shader(`moe_route_logits_${dtype}_e${nExperts}_t${tok}`, `const E = ${nExperts}u;
 const EPW = ${LOGITS_EPW}u;
 const LANES = ${LOGITS_LANES}u;
 const TOK = ${tok}u;
-${uniformStructWgsl(LOGITS_UNIFORMS, 3)}
 ${weightLoadWgsl(dtype, 'w')}
-${logitsWgsl}`,
-  };
+${fillWgsl(logitsWgsl, { BINDINGS: LOGITS_BINDINGS.wgsl }, 'route-logits.wgsl')}`);
 }
 
 export interface MoeRouterLogitsArgs {
@@ -118,7 +114,7 @@ export function moeRouterLogits(a: MoeRouterLogitsArgs): KernelProgram {
   if (rowsY > 65535) throw new RangeError(`moeRouterLogits: ${a.tokens} tokens exceed one dispatch; split the batch`);
   return {
     shader: routeLogitsShader(E, a.gateWeight.dtype, tok),
-    buffers: [a.x, a.gateWeight.buffer, a.logits],
+    buffers: LOGITS_BINDINGS.buffers({ x: a.x, w: a.gateWeight.buffer, logits: a.logits }),
     uniformValues: { tokens: a.tokens, hidden: a.hidden, x_stride: a.xStride ?? a.hidden, x_offset: a.xOffset ?? 0 },
     workgroups: [Math.ceil(E / LOGITS_EPW), rowsY],
   };
@@ -127,6 +123,10 @@ export function moeRouterLogits(a: MoeRouterLogitsArgs): KernelProgram {
 // ---- selection ----
 
 const SELECT_UNIFORMS = { tokens: 'u32', scale: 'f32' } as const;
+const SELECT_STORAGE = [['logits', 'array<f32>'], ['ids', 'array<u32>', 'read_write'], ['weights', 'array<f32>', 'read_write']] as const;
+const SELECT_BINDINGS = bindings(SELECT_STORAGE, SELECT_UNIFORMS);
+/** noaux_tc also reads e_score_correction_bias. */
+const SELECT_BIAS_BINDINGS = bindings([...SELECT_STORAGE, ['bias', 'array<u32>']], SELECT_UNIFORMS);
 const METHOD_CODE: Record<TopkMethod, number> = { greedy: 0, group_limited_greedy: 1, noaux_tc: 2 };
 
 /** One thread per expert (32..256). */
@@ -135,20 +135,19 @@ function selectWorkgroup(E: number): number {
 }
 
 /**
- * route-select.wgsl's compile-time constants and its bias reader (the bias at binding `biasBinding` for
- * noaux_tc), with `wg` threads, and the shader label's routing part. route-fused.wgsl reuses them.
+ * route-select.wgsl's compile-time constants and its bias reader (noaux_tc reads the storage `bias`, which the
+ * launcher declares last), with `wg` threads, and the shader label's routing part. route-fused.wgsl reuses them.
  */
-export function routeSelectPrelude(r: MoeRouting, biasDtype: WeightDtype | null, wg: number, biasBinding: number): { prelude: string; label: string } {
+export function routeSelectPrelude(r: MoeRouting, biasDtype: WeightDtype | null, wg: number): { prelude: string; label: string; biasStorage: StorageDecl[] } {
   checkRouting(r);
   const noaux = r.method === 'noaux_tc';
   if (noaux !== (biasDtype !== null)) throw new RangeError('moe routing: noaux_tc needs e_score_correction_bias, other methods take none');
   const grouped = isGrouped(r);
   const normalize = noaux && r.normTopkProb;
-  const biasDecl = noaux
-    ? `@group(0) @binding(${biasBinding}) var<storage, read> bias: array<u32>;\n${weightLoadWgsl(biasDtype!, 'bias', 'bias_at')}`
-    : `fn bias_at(i: u32) -> f32 { return 0.0; }\n`;
+  const biasDecl = noaux ? weightLoadWgsl(biasDtype!, 'bias', 'bias_at') : `fn bias_at(i: u32) -> f32 { return 0.0; }\n`;
   const nGroup = grouped ? r.nGroup : 1;
   return {
+    biasStorage: noaux ? [['bias', 'array<u32>']] : [],
     label: `${r.method}_e${r.nExperts}_k${r.topK}_g${nGroup}_${grouped ? r.topkGroup : 1}${normalize ? '_norm' : ''}${noaux ? `_${biasDtype}` : ''}`,
     prelude: `const E = ${r.nExperts}u;
 const K = ${r.topK}u;
@@ -170,23 +169,15 @@ export function routeSelectWgsl(): string {
 }
 
 function build_routeSelectShader(r: MoeRouting, biasDtype: WeightDtype | null): KernelShader {
-  const noaux = r.method === 'noaux_tc';
-  const { prelude, label } = routeSelectPrelude(r, biasDtype, selectWorkgroup(r.nExperts), 3);
-  return {
-    label: `moe_route_select_${label}`,
-    uniforms: SELECT_UNIFORMS,
-    source: `${prelude}
-@group(0) @binding(0) var<storage, read> logits: array<f32>;
-@group(0) @binding(1) var<storage, read_write> ids: array<u32>;
-@group(0) @binding(2) var<storage, read_write> weights: array<f32>;
-${uniformStructWgsl(SELECT_UNIFORMS, noaux ? 4 : 3)}
-${routeSelectWgsl()}
+  const B = r.method === 'noaux_tc' ? SELECT_BIAS_BINDINGS : SELECT_BINDINGS;
+  const { prelude, label } = routeSelectPrelude(r, biasDtype, selectWorkgroup(r.nExperts));
+  return B.shader(`moe_route_select_${label}`, `${prelude}
+${B.wgsl}${routeSelectWgsl()}
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
   route_token(wg.x + wg.y * nwg.x, lid);
-}`,
-  };
+}`);
 }
 
 export interface MoeRouteSelectArgs {
@@ -210,7 +201,9 @@ export function moeRouteSelect(a: MoeRouteSelectArgs): KernelProgram {
   const x = Math.min(a.tokens, 65535);
   return {
     shader,
-    buffers: r.method === 'noaux_tc' ? [a.logits, a.topkIds, a.topkWeights, a.bias!.buffer] : [a.logits, a.topkIds, a.topkWeights],
+    buffers: r.method === 'noaux_tc'
+      ? SELECT_BIAS_BINDINGS.buffers({ logits: a.logits, ids: a.topkIds, weights: a.topkWeights, bias: a.bias!.buffer })
+      : SELECT_BINDINGS.buffers({ logits: a.logits, ids: a.topkIds, weights: a.topkWeights }),
     uniformValues: { tokens: a.tokens, scale: r.routedScalingFactor },
     workgroups: [x, Math.ceil(a.tokens / Math.max(1, x))],
   };

@@ -8,15 +8,15 @@
 // so its outputs are those of the four kernels, bit for bit. Tokens must be at most MAX_T.
 //
 // Bindings (declared by the launcher, moe-route-fused.ts):
-//   @binding(0) x:       array<f32>, read        the residual stream, row t at t*x_stride + x_offset
-//   @binding(1) w:       array<u32>, read        W_gate [E, hidden] (weight_at)
-//   @binding(2) norm_w:  array<u32>, read        the norm's weight [hidden] (norm_at)
-//   @binding(3) xn:      array<f32>, read_write  [tokens, hidden] the normed rows
-//   @binding(4) logits:  array<f32>, read_write  [tokens, E]
-//   @binding(5) ids:     array<u32>, read_write  [tokens, K]
-//   @binding(6) weights: array<f32>, read_write  [tokens, K]
-//   @binding(7) groups:  array<u32>, read_write  group.wgsl's layout
-//   @binding(8) bias:    noaux_tc only
+//   x:       array<f32>, read        the residual stream, row t at t*x_stride + x_offset
+//   w:       array<u32>, read        W_gate [E, hidden] (weight_at)
+//   norm_w:  array<u32>, read        the norm's weight [hidden] (norm_at)
+//   xn:      array<f32>, read_write  [tokens, hidden] the normed rows
+//   logits:  array<f32>, read_write  [tokens, E]
+//   ids:     array<u32>, read_write  [tokens, K]
+//   weights: array<f32>, read_write  [tokens, K]
+//   groups:  array<u32>, read_write  group.wgsl's layout
+//   bias:    noaux_tc only
 //   u: { tokens, hidden, x_stride, x_offset, eps, scale, assignments, tile_base, sorted_base }
 // Compile-time (prelude): route-select's constants (E, K, WG, ...), TM, MAX_T, NL (norm lanes), LANES, PPT
 // (expert lanes per thread per round), then route-select.wgsl and group.wgsl follow this file.

@@ -1,19 +1,17 @@
 // MoE router logits: logits[t, e] = Σ_h x[t, h] · W_gate[e, h], accumulated in f32 (transformers upcasts both
 // to float32 before its F.linear).
 //
-// Bindings:
-//   @binding(0) x:      array<f32>, read        hidden states, row t at t*x_stride + x_offset
-//   @binding(1) w:      array<u32>, read        W_gate [E, hidden] in its stored dtype (read via weight_at)
-//   @binding(2) logits: array<f32>, read_write  [tokens, E]
-//   @binding(3) u:      uniforms { tokens, hidden, x_stride, x_offset }
+// Bindings, in order (numbered by the launcher):
+//   x:      array<f32>, read        hidden states, row t at t*x_stride + x_offset
+//   w:      array<u32>, read        W_gate [E, hidden] in its stored dtype (read via weight_at)
+//   logits: array<f32>, read_write  [tokens, E]
+//   u:      uniforms { tokens, hidden, x_stride, x_offset }
 // Compile-time constants (prelude): E (experts), EPW (experts per workgroup), LANES (threads per expert, a power
 // of two, splitting hidden), TOK (tokens per workgroup). Workgroup = EPW·LANES threads; grid = (ceil(E/EPW),
 // ceil(tokens/TOK)). Each thread walks its expert row with stride LANES (adjacent lanes read adjacent weights),
 // keeping TOK partial sums, then the LANES partials are tree-reduced in workgroup memory.
 
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> w: array<u32>;
-@group(0) @binding(2) var<storage, read_write> logits: array<f32>;
+/*@BINDINGS@*/
 
 const WG = EPW * LANES;
 var<workgroup> red: array<f32, WG * TOK>;

@@ -8,12 +8,12 @@
 //                                       w = s[pick] (unbiased); NORMALIZE: w /= (Σw + 1e-20); then w · scale
 // Ties (equal values) go to the lower expert / group index. Outputs are sorted best first.
 //
-// Bindings:
-//   @binding(0) logits:  array<f32>, read        [tokens, E]
-//   @binding(1) ids:     array<u32>, read_write  [tokens, K] chosen experts
-//   @binding(2) weights: array<f32>, read_write  [tokens, K] their multipliers (scaling factor included)
-//   @binding(3) bias:    array<u32>, read        METHOD 2 only: e_score_correction_bias [E], read via bias_at
-//   @binding(3|4) u:     uniforms { tokens, scale }
+// Bindings, in order (numbered by the launcher):
+//   logits:  array<f32>, read        [tokens, E]
+//   ids:     array<u32>, read_write  [tokens, K] chosen experts
+//   weights: array<f32>, read_write  [tokens, K] their multipliers (scaling factor included)
+//   bias:    array<u32>, read        METHOD 2 only: e_score_correction_bias [E], read via bias_at
+//   u:     uniforms { tokens, scale }
 // Compile-time constants (prelude): E, K, WG (threads), METHOD, GROUPED (bool: group masking
 // needed), N_GROUP, PER_GROUP (= E / N_GROUP), TOPK_GROUP, NORMALIZE (bool).
 

@@ -2,29 +2,22 @@
 // as transformers does (it upcasts to float32 before normalizing). Input/output rows may be strided so the
 // latent part of a wider row (kv_a_proj_with_mqa's output) can be normalized in place of a copy.
 import type { KernelProgram, KernelShader } from '../../runtime/program.js';
-import { uniformStructWgsl } from '../../runtime/uniforms.js';
+import { bindings } from '../../runtime/bindings.js';
 import { weightLoadWgsl, type GpuTensor } from '../weight-dtype.js';
 import { type WeightDtype } from '@latentwire/model';
-import { memoShader } from '../../runtime/memo-shader.js';
+import { defineKernel } from '../../runtime/define-kernel.js';
 
 const WORKGROUP = 128;
 const UNIFORMS = { rows: 'u32', cols: 'u32', in_stride: 'u32', in_offset: 'u32', out_stride: 'u32', out_offset: 'u32', eps: 'f32' } as const;
 
 /** In place (y = x) binds one read_write buffer: WebGPU forbids binding a buffer twice when one is writable. */
-function build_rmsNormShader(dtype: WeightDtype, inPlace: boolean): KernelShader {
-  const bindings = inPlace
-    ? `@group(0) @binding(0) var<storage, read_write> x: array<f32>;
-@group(0) @binding(1) var<storage, read> w: array<u32>;
-${uniformStructWgsl(UNIFORMS, 2)}`
-    : `@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> w: array<u32>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
-${uniformStructWgsl(UNIFORMS, 3)}`;
-  return {
-    label: `rms_norm_${dtype}${inPlace ? '_in_place' : ''}`,
-    uniforms: UNIFORMS,
-    source: /* wgsl */ `
-${bindings}
+const IN_PLACE = bindings([['x', 'array<f32>', 'read_write'], ['w', 'array<u32>']], UNIFORMS);
+const OUT_OF_PLACE = bindings([['x', 'array<f32>'], ['w', 'array<u32>'], ['y', 'array<f32>', 'read_write']], UNIFORMS);
+
+function build_rmsNormShader({ dtype, inPlace }: { readonly dtype: WeightDtype; readonly inPlace: boolean }): KernelShader {
+  const B = inPlace ? IN_PLACE : OUT_OF_PLACE;
+  return B.shader(`rms_norm_${dtype}${inPlace ? '_in_place' : ''}`, /* wgsl */ `
+${B.wgsl}
 ${weightLoadWgsl(dtype, 'w')}
 var<workgroup> partial: array<f32, ${WORKGROUP}>;
 
@@ -49,8 +42,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     ${inPlace ? 'x' : 'y'}[dst + c] = x[src + c] * inv * weight_at(c);
   }
 }
-`,
-  };
+`);
 }
 
 export interface RmsNormArgs {
@@ -74,8 +66,8 @@ export function rmsNorm(a: RmsNormArgs): KernelProgram {
   const inPlace = a.x === a.y;
   // in place, each thread rewrites only the elements it read before the reduction's barriers: no race
   return {
-    shader: rmsNormShader(a.weight.dtype, inPlace),
-    buffers: inPlace ? [a.x, a.weight.buffer] : [a.x, a.weight.buffer, a.y],
+    shader: rmsNormShader({ dtype: a.weight.dtype, inPlace }),
+    buffers: inPlace ? IN_PLACE.buffers({ x: a.x, w: a.weight.buffer }) : OUT_OF_PLACE.buffers({ x: a.x, w: a.weight.buffer, y: a.y }),
     uniformValues: {
       rows: a.rows, cols: a.cols,
       in_stride: a.inStride ?? a.cols, in_offset: a.inOffset ?? 0,
@@ -86,4 +78,4 @@ export function rmsNorm(a: RmsNormArgs): KernelProgram {
   };
 }
 
-export const rmsNormShader = memoShader(build_rmsNormShader);
+export const rmsNormShader = defineKernel('rms_norm', build_rmsNormShader);

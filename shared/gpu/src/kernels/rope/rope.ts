@@ -4,7 +4,7 @@
 // With `out`, the roped slice is written there instead (the decode step ropes q_pe straight into the
 // absorbed query's tail), at its own strides.
 import type { KernelProgram, KernelShader } from '../../runtime/program.js';
-import { uniformStructWgsl } from '../../runtime/uniforms.js';
+import { bindings, type Bindings } from '../../runtime/bindings.js';
 
 const WORKGROUP = 64;
 const UNIFORMS = {
@@ -12,20 +12,14 @@ const UNIFORMS = {
   out_row_stride: 'u32', out_head_stride: 'u32', out_offset: 'u32',
 } as const;
 
-function ropeSource(outOfPlace: boolean): string {
-  const bindings = outOfPlace
-    ? `@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> positions: array<u32>;
-@group(0) @binding(2) var<storage, read> inv_freq: array<f32>;
-@group(0) @binding(3) var<storage, read_write> y: array<f32>;
-${uniformStructWgsl(UNIFORMS, 4)}`
-    : `@group(0) @binding(0) var<storage, read_write> x: array<f32>;
-@group(0) @binding(1) var<storage, read> positions: array<u32>;
-@group(0) @binding(2) var<storage, read> inv_freq: array<f32>;
-${uniformStructWgsl(UNIFORMS, 3)}`;
+const IN_PLACE = bindings([['x', 'array<f32>', 'read_write'], ['positions', 'array<u32>'], ['inv_freq', 'array<f32>']], UNIFORMS);
+const COPY = bindings([['x', 'array<f32>'], ['positions', 'array<u32>'], ['inv_freq', 'array<f32>'], ['y', 'array<f32>', 'read_write']], UNIFORMS);
+
+function ropeShaderOf(B: Bindings, label: string): KernelShader {
+  const outOfPlace = B === COPY;
   const dst = outOfPlace ? 'y' : 'x';
-  return /* wgsl */ `
-${bindings}
+  return B.shader(label, /* wgsl */ `
+${B.wgsl}
 
 @compute @workgroup_size(${WORKGROUP})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -45,11 +39,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   ${dst}[o] = re * c - im * s;
   ${dst}[o + 1u] = re * s + im * c;
 }
-`;
+`);
 }
 
-export const ropeShader: KernelShader = { label: 'rope', uniforms: UNIFORMS, source: ropeSource(false) };
-export const ropeCopyShader: KernelShader = { label: 'rope_copy', uniforms: UNIFORMS, source: ropeSource(true) };
+export const ropeShader = ropeShaderOf(IN_PLACE, 'rope');
+export const ropeCopyShader = ropeShaderOf(COPY, 'rope_copy');
 
 export interface RopeArgs {
   readonly x: GPUBuffer;
@@ -80,7 +74,9 @@ export function rope(a: RopeArgs): KernelProgram {
   const x = Math.min(groups, 65535);
   return {
     shader: a.out ? ropeCopyShader : ropeShader,
-    buffers: a.out ? [a.x, a.positions, a.invFreq, a.out] : [a.x, a.positions, a.invFreq],
+    buffers: a.out
+      ? COPY.buffers({ x: a.x, positions: a.positions, inv_freq: a.invFreq, y: a.out })
+      : IN_PLACE.buffers({ x: a.x, positions: a.positions, inv_freq: a.invFreq }),
     uniformValues: {
       rows: a.rows, heads: a.heads, half_dim: a.ropeDim / 2, row_stride: a.rowStride, head_stride: a.headStride,
       offset: a.offset, attention_factor: a.attentionFactor,

@@ -1,17 +1,14 @@
 // Adds each row's sampled token to its sequence's counts row (count-tokens.wgsl), on the GPU right after the
 // sampler, so the next step's penalties see it.
-import { readFileSync } from 'node:fs';
 import type { KernelProgram, KernelShader } from '../../runtime/program.js';
-import { uniformStructWgsl } from '../../runtime/uniforms.js';
+import { bindings } from '../../runtime/bindings.js';
+import { wgslFile } from '../../runtime/wgsl-source.js';
 import { memoShader } from '../../runtime/memo-shader.js';
 
 const UNIFORMS = { rows: 'u32', vocab: 'u32', row_offset: 'u32' } as const;
+const BINDINGS = bindings([['tokens', 'array<u32>'], ['params', 'array<u32>'], ['counts', 'array<u32>', 'read_write']], UNIFORMS);
 
-export const countTokensShader = memoShader((): KernelShader => ({
-  label: 'count_tokens',
-  uniforms: UNIFORMS,
-  source: `${uniformStructWgsl(UNIFORMS, 3)}\n${readFileSync(new URL('./count-tokens.wgsl', import.meta.url), 'utf8')}`,
-}));
+export const countTokensShader = memoShader((): KernelShader => BINDINGS.shader('count_tokens', wgslFile(new URL('./count-tokens.wgsl', import.meta.url), { BINDINGS: BINDINGS.wgsl })));
 
 export interface CountTokensArgs {
   /** u32 sampled ids; row r's at rowOffset + r. */
@@ -28,7 +25,7 @@ export interface CountTokensArgs {
 export function countTokens(a: CountTokensArgs): KernelProgram {
   return {
     shader: countTokensShader(),
-    buffers: [a.tokens, a.params, a.counts],
+    buffers: BINDINGS.buffers({ tokens: a.tokens, params: a.params, counts: a.counts }),
     uniformValues: { rows: a.rows, vocab: a.vocab, row_offset: a.rowOffset ?? 0 },
     workgroups: [Math.ceil(a.rows / 64)],
   };

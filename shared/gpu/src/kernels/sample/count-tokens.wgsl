@@ -2,15 +2,13 @@
 // behind the sampler on the GPU, so counts never wait for tokens to reach the CPU. One thread per row; rows
 // of one dispatch own distinct counts rows, so there is no race.
 //
-// Bindings:
-//   @binding(0) tokens: array<u32>, read        sampled id of row r at row_offset + r
-//   @binding(1) params: array<u32>, read        logit params, counts_row at (row_offset + r) * 8 + 3
-//   @binding(2) counts: array<u32>, read_write  [counts rows, vocab]
-//   @binding(3) u:      uniforms { rows, vocab, row_offset }
+// Bindings, in order (numbered by the launcher):
+//   tokens: array<u32>, read        sampled id of row r at row_offset + r
+//   params: array<u32>, read        logit params, counts_row at (row_offset + r) * 8 + 3
+//   counts: array<u32>, read_write  [counts rows, vocab]
+//   u:      uniforms { rows, vocab, row_offset }
 
-@group(0) @binding(0) var<storage, read> tokens: array<u32>;
-@group(0) @binding(1) var<storage, read> params: array<u32>;
-@group(0) @binding(2) var<storage, read_write> counts: array<u32>;
+/*@BINDINGS@*/
 
 const NO_COUNTS: u32 = 0xffffffffu;
 const PROMPT_BIT: u32 = 0x80000000u;

@@ -1,18 +1,15 @@
 // logit_bias and penalties applied in place to f32 logits [rows, vocab] before the sampler; the rule is in
 // logit-params.ts, the float64 spec in test/reference/sample.ts (applyLogitAdjust).
-import { readFileSync } from 'node:fs';
 import type { KernelProgram, KernelShader } from '../../runtime/program.js';
-import { uniformStructWgsl } from '../../runtime/uniforms.js';
+import { bindings } from '../../runtime/bindings.js';
+import { wgslFile } from '../../runtime/wgsl-source.js';
 import { memoShader } from '../../runtime/memo-shader.js';
 import { LOGIT_PARAMS_BYTES } from './logit-params.js';
 
 const UNIFORMS = { rows: 'u32', vocab: 'u32', row_stride: 'u32', logits_offset: 'u32', row_offset: 'u32' } as const;
+const BINDINGS = bindings([['logits', 'array<f32>', 'read_write'], ['params', 'array<u32>'], ['counts', 'array<u32>'], ['bias', 'array<u32>']], UNIFORMS);
 
-export const logitAdjustShader = memoShader((): KernelShader => ({
-  label: 'logit_adjust',
-  uniforms: UNIFORMS,
-  source: `${uniformStructWgsl(UNIFORMS, 4)}\n${readFileSync(new URL('./logit-adjust.wgsl', import.meta.url), 'utf8')}`,
-}));
+export const logitAdjustShader = memoShader((): KernelShader => BINDINGS.shader('logit_adjust', wgslFile(new URL('./logit-adjust.wgsl', import.meta.url), { BINDINGS: BINDINGS.wgsl })));
 
 export interface LogitAdjustArgs {
   /** f32 logits, changed in place; row r at logitsOffset + r · rowStride. */
@@ -39,7 +36,7 @@ export function logitAdjust(a: LogitAdjustArgs): KernelProgram {
   }
   return {
     shader: logitAdjustShader(),
-    buffers: [a.logits, a.params, a.counts, a.bias],
+    buffers: BINDINGS.buffers({ logits: a.logits, params: a.params, counts: a.counts, bias: a.bias }),
     uniformValues: { rows: a.rows, vocab: a.vocab, row_stride: rowStride, logits_offset: logitsOffset, row_offset: rowOffset },
     workgroups: [a.rows],
   };

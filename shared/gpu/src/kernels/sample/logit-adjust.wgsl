@@ -1,19 +1,16 @@
 // logit_bias and penalties, in place on a row of logits, before the sampler (the rule is in logit-params.ts).
 // One workgroup per row; a row whose settings change nothing returns at once.
 //
-// Bindings:
-//   @binding(0) logits: array<f32>, read_write  row r at logits_offset + r * row_stride, `vocab` values
-//   @binding(1) params: array<u32>, read        LOGIT_PARAMS_WORDS (8) per row at (row_offset + r) * 8:
+// Bindings, in order (numbered by the launcher):
+//   logits: array<f32>, read_write  row r at logits_offset + r * row_stride, `vocab` values
+//   params: array<u32>, read        LOGIT_PARAMS_WORDS (8) per row at (row_offset + r) * 8:
 //                                               presence, frequency, repetition (f32 bits), counts_row,
 //                                               bias_start, bias_len, top_logprobs (not read here)
-//   @binding(2) counts: array<u32>, read        [counts rows, vocab]: bit 31 = in the prompt, bits 0..30 = times generated
-//   @binding(3) bias:   array<u32>, read        (token id, f32 bits) pairs
-//   @binding(4) u:      uniforms { rows, vocab, row_stride, logits_offset, row_offset }
+//   counts: array<u32>, read        [counts rows, vocab]: bit 31 = in the prompt, bits 0..30 = times generated
+//   bias:   array<u32>, read        (token id, f32 bits) pairs
+//   u:      uniforms { rows, vocab, row_stride, logits_offset, row_offset }
 
-@group(0) @binding(0) var<storage, read_write> logits: array<f32>;
-@group(0) @binding(1) var<storage, read> params: array<u32>;
-@group(0) @binding(2) var<storage, read> counts: array<u32>;
-@group(0) @binding(3) var<storage, read> bias: array<u32>;
+/*@BINDINGS@*/
 
 const WG: u32 = 256u;
 const NO_COUNTS: u32 = 0xffffffffu;

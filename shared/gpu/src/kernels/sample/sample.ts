@@ -14,25 +14,22 @@
 //   whose cumulative kept weight exceeds u · (kept total), u = samplingUniform(seed, counter) in [0, 1).
 // The kept set always holds the argmax and the token always has a positive kept weight, whatever the logits.
 // Cost: at most 18 passes over a row (sample.wgsl), no scratch memory; greedy rows take one.
-import { readFileSync } from 'node:fs';
 import type { KernelProgram, KernelShader } from '../../runtime/program.js';
-import { uniformStructWgsl } from '../../runtime/uniforms.js';
+import { bindings } from '../../runtime/bindings.js';
+import { wgslFile } from '../../runtime/wgsl-source.js';
 import { SAMPLING_PARAMS_BYTES } from './sampling-params.js';
 import { SAMPLING_UNIFORM_WGSL } from './sampling-uniform.js';
 import { memoShader } from '../../runtime/memo-shader.js';
 
 const UNIFORMS = { rows: 'u32', vocab: 'u32', row_stride: 'u32', logits_offset: 'u32', row_offset: 'u32' } as const;
+const BINDINGS = bindings([['logits', 'array<u32>'], ['params', 'array<u32>'], ['out', 'array<u32>', 'read_write']], UNIFORMS);
 /** Counts are summed in f32, exact below 2^24. */
 const MAX_VOCAB = 1 << 24;
 
 let shader: KernelShader | null = null;
 
 function build_sampleTokensShader(): KernelShader {
-  shader ??= {
-    label: 'sample_tokens',
-    uniforms: UNIFORMS,
-    source: `${SAMPLING_UNIFORM_WGSL}\n${uniformStructWgsl(UNIFORMS, 3)}\n${readFileSync(new URL('./sample.wgsl', import.meta.url), 'utf8')}`,
-  };
+  shader ??= BINDINGS.shader('sample_tokens', `${SAMPLING_UNIFORM_WGSL}\n${wgslFile(new URL('./sample.wgsl', import.meta.url), { BINDINGS: BINDINGS.wgsl })}`);
   return shader;
 }
 
@@ -71,7 +68,7 @@ export function sampleTokens(a: SampleTokensArgs): KernelProgram {
   }
   return {
     shader: sampleTokensShader(),
-    buffers: [a.logits, a.params, a.out],
+    buffers: BINDINGS.buffers({ logits: a.logits, params: a.params, out: a.out }),
     uniformValues: { rows: a.rows, vocab: a.vocab, row_stride: rowStride, logits_offset: logitsOffset, row_offset: rowOffset },
     workgroups: [a.rows],
   };

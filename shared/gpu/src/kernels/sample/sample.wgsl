@@ -2,20 +2,18 @@
 // are found by a 16-way search over the order-preserving u32 keys of the logits, one coalesced pass over the
 // row per step (counts for top-k, masses for top-p), then the token by inverse CDF in token order.
 //
-// Bindings:
-//   @binding(0) logits: array<u32>, read        f32 bits; row r at logits_offset + r * row_stride, `vocab` values
-//   @binding(1) params: array<u32>, read        SAMPLING_PARAMS_WORDS (8) per row, row r at (row_offset + r) * 8:
+// Bindings, in order (numbered by the launcher):
+//   logits: array<u32>, read        f32 bits; row r at logits_offset + r * row_stride, `vocab` values
+//   params: array<u32>, read        SAMPLING_PARAMS_WORDS (8) per row, row r at (row_offset + r) * 8:
 //                                               temperature (f32 bits), top_k, top_p (f32 bits), seed, counter
-//   @binding(2) out:    array<u32>, read_write  token id of row r at row_offset + r
-//   @binding(3) u:      uniforms { rows, vocab, row_stride, logits_offset, row_offset }
-// Prelude (sample.ts): sampling_uniform(seed, counter) (sampling-uniform.ts), the uniform struct.
+//   out:    array<u32>, read_write  token id of row r at row_offset + r
+//   u:      uniforms { rows, vocab, row_stride, logits_offset, row_offset }
+// Prelude (sample.ts): sampling_uniform(seed, counter) (sampling-uniform.ts).
 //
 // Passes over the row: 1 (largest and smallest key) + <= 8 (top-k: 32-bit keys, 4 bits a step) + <= 8 (top-p)
 // + 1 (piece sums) and two or three tiny ones (the pieces of the chosen piece). Greedy rows stop after the first.
 
-@group(0) @binding(0) var<storage, read> logits: array<u32>;
-@group(0) @binding(1) var<storage, read> params: array<u32>;
-@group(0) @binding(2) var<storage, read_write> out: array<u32>;
+/*@BINDINGS@*/
 
 const WG: u32 = 256u;
 // bins of one search step: 15 pivots split the key interval into 16

@@ -1,19 +1,16 @@
 // Logprobs of each row's sampled token and of its top alternatives (token-logprobs.wgsl): log-softmax of the
 // logits the sampler read (after logit-adjust, before temperature / top-k / top-p). Output LOGPROBS_WORDS per
 // row (unpackLogprobs reads it); rows whose topLogprobs is NO_LOGPROBS are skipped.
-import { readFileSync } from 'node:fs';
 import type { KernelProgram, KernelShader } from '../../runtime/program.js';
-import { uniformStructWgsl } from '../../runtime/uniforms.js';
+import { bindings } from '../../runtime/bindings.js';
+import { wgslFile } from '../../runtime/wgsl-source.js';
 import { memoShader } from '../../runtime/memo-shader.js';
 import { LOGIT_PARAMS_BYTES, LOGPROBS_WORDS } from './logit-params.js';
 
 const UNIFORMS = { rows: 'u32', vocab: 'u32', row_stride: 'u32', logits_offset: 'u32', row_offset: 'u32' } as const;
+const BINDINGS = bindings([['logits', 'array<f32>'], ['params', 'array<u32>'], ['tokens', 'array<u32>'], ['out', 'array<u32>', 'read_write']], UNIFORMS);
 
-export const tokenLogprobsShader = memoShader((): KernelShader => ({
-  label: 'token_logprobs',
-  uniforms: UNIFORMS,
-  source: `${uniformStructWgsl(UNIFORMS, 4)}\n${readFileSync(new URL('./token-logprobs.wgsl', import.meta.url), 'utf8')}`,
-}));
+export const tokenLogprobsShader = memoShader((): KernelShader => BINDINGS.shader('token_logprobs', wgslFile(new URL('./token-logprobs.wgsl', import.meta.url), { BINDINGS: BINDINGS.wgsl })));
 
 export interface TokenLogprobsArgs {
   readonly logits: GPUBuffer;
@@ -39,7 +36,7 @@ export function tokenLogprobs(a: TokenLogprobsArgs): KernelProgram {
   }
   return {
     shader: tokenLogprobsShader(),
-    buffers: [a.logits, a.params, a.tokens, a.out],
+    buffers: BINDINGS.buffers({ logits: a.logits, params: a.params, tokens: a.tokens, out: a.out }),
     uniformValues: { rows: a.rows, vocab: a.vocab, row_stride: rowStride, logits_offset: logitsOffset, row_offset: rowOffset },
     workgroups: [a.rows],
   };

@@ -3,18 +3,15 @@
 // then one arg-max pass per alternative (at most MAX_TOP 20), each finding the largest (value, lowest id)
 // after the previous one in the order (value descending, id ascending).
 //
-// Bindings:
-//   @binding(0) logits: array<f32>, read        row r at logits_offset + r * row_stride, `vocab` values
-//   @binding(1) params: array<u32>, read        logit params; top_logprobs at (row_offset + r) * 8 + 6 (NONE: skip)
-//   @binding(2) tokens: array<u32>, read        sampled id of row r at row_offset + r
-//   @binding(3) out:    array<u32>, read_write  OUT_WORDS (41) per row at (row_offset + r) * 41: the token's
+// Bindings, in order (numbered by the launcher):
+//   logits: array<f32>, read        row r at logits_offset + r * row_stride, `vocab` values
+//   params: array<u32>, read        logit params; top_logprobs at (row_offset + r) * 8 + 6 (NONE: skip)
+//   tokens: array<u32>, read        sampled id of row r at row_offset + r
+//   out:    array<u32>, read_write  OUT_WORDS (41) per row at (row_offset + r) * 41: the token's
 //                                               logprob (f32 bits), then top (id, logprob f32 bits) pairs
-//   @binding(4) u:      uniforms { rows, vocab, row_stride, logits_offset, row_offset }
+//   u:      uniforms { rows, vocab, row_stride, logits_offset, row_offset }
 
-@group(0) @binding(0) var<storage, read> logits: array<f32>;
-@group(0) @binding(1) var<storage, read> params: array<u32>;
-@group(0) @binding(2) var<storage, read> tokens: array<u32>;
-@group(0) @binding(3) var<storage, read_write> out: array<u32>;
+/*@BINDINGS@*/
 
 const WG: u32 = 256u;
 const NONE: u32 = 0xffffffffu;

@@ -1,9 +1,9 @@
 // Grammar masks applied to f32 logits [rows, vocab] in place (token-mask.wgsl): the constrained-decoding
 // step between logit-adjust and the sampler. A mask row is ceil(vocab / 32) u32 words, bit i = token i allowed
 // (TokenGrammar / GrammarState.mask in @latentwire/model).
-import { readFileSync } from 'node:fs';
 import type { KernelProgram, KernelShader } from '../../runtime/program.js';
-import { uniformStructWgsl } from '../../runtime/uniforms.js';
+import { bindings } from '../../runtime/bindings.js';
+import { wgslFile } from '../../runtime/wgsl-source.js';
 import { memoShader } from '../../runtime/memo-shader.js';
 
 /** A batch row without a grammar. */
@@ -11,12 +11,9 @@ export const NO_MASK = 0xffffffff;
 export const maskWords = (vocab: number): number => Math.ceil(vocab / 32);
 
 const UNIFORMS = { rows: 'u32', vocab: 'u32', row_stride: 'u32', logits_offset: 'u32', row_offset: 'u32', words: 'u32', neg_inf_bits: 'u32' } as const;
+const BINDINGS = bindings([['logits', 'array<f32>', 'read_write'], ['mask_rows', 'array<u32>'], ['masks', 'array<u32>']], UNIFORMS);
 
-export const tokenMaskShader = memoShader((): KernelShader => ({
-  label: 'token_mask',
-  uniforms: UNIFORMS,
-  source: `${uniformStructWgsl(UNIFORMS, 3)}\n${readFileSync(new URL('./token-mask.wgsl', import.meta.url), 'utf8')}`,
-}));
+export const tokenMaskShader = memoShader((): KernelShader => BINDINGS.shader('token_mask', wgslFile(new URL('./token-mask.wgsl', import.meta.url), { BINDINGS: BINDINGS.wgsl })));
 
 export interface TokenMaskArgs {
   /** f32 logits, changed in place; row r at logitsOffset + r · rowStride. */
@@ -42,7 +39,7 @@ export function tokenMask(a: TokenMaskArgs): KernelProgram {
   }
   return {
     shader: tokenMaskShader(),
-    buffers: [a.logits, a.maskRows, a.masks],
+    buffers: BINDINGS.buffers({ logits: a.logits, mask_rows: a.maskRows, masks: a.masks }),
     uniformValues: { rows: a.rows, vocab: a.vocab, row_stride: rowStride, logits_offset: logitsOffset, row_offset: rowOffset, words, neg_inf_bits: 0xff800000 },
     workgroups: [a.rows],
   };

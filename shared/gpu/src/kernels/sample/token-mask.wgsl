@@ -2,15 +2,13 @@
 // in place, after logit-adjust and before the sampler (which reads -inf as -2^126: never sampled while any
 // allowed token is finite). Rows whose mask row is NO_MASK are left untouched. One workgroup per row.
 //
-// Bindings:
-//   @binding(0) logits:    array<f32>, read_write  row r at logits_offset + r * row_stride, `vocab` values
-//   @binding(1) mask_rows: array<u32>, read        per batch row (at row_offset + r): its row of `masks`, or NO_MASK
-//   @binding(2) masks:     array<u32>, read        [mask rows, words]: bit (i & 31) of word i >> 5 = token i allowed
-//   @binding(3) u:         uniforms { rows, vocab, row_stride, logits_offset, row_offset, words }
+// Bindings, in order (numbered by the launcher):
+//   logits:    array<f32>, read_write  row r at logits_offset + r * row_stride, `vocab` values
+//   mask_rows: array<u32>, read        per batch row (at row_offset + r): its row of `masks`, or NO_MASK
+//   masks:     array<u32>, read        [mask rows, words]: bit (i & 31) of word i >> 5 = token i allowed
+//   u:         uniforms { rows, vocab, row_stride, logits_offset, row_offset, words }
 
-@group(0) @binding(0) var<storage, read_write> logits: array<f32>;
-@group(0) @binding(1) var<storage, read> mask_rows: array<u32>;
-@group(0) @binding(2) var<storage, read> masks: array<u32>;
+/*@BINDINGS@*/
 
 const WG: u32 = 256u;
 const NO_MASK: u32 = 0xffffffffu;

@@ -4,24 +4,19 @@
 // of two separate buffers; every operand has its own row stride and element offset. The output must not alias
 // the inputs (WebGPU forbids a read_write binding overlapping read bindings of the same dispatch).
 import type { KernelProgram, KernelShader } from '../../runtime/program.js';
-import { uniformStructWgsl } from '../../runtime/uniforms.js';
+import { bindings } from '../../runtime/bindings.js';
 
 const WORKGROUP = 256;
-const UNIFORMS = {
+const BINDINGS = bindings([['g', 'array<f32>'], ['up', 'array<f32>'], ['y', 'array<f32>', 'read_write']], {
   rows: 'u32', cols: 'u32',
   g_stride: 'u32', g_offset: 'u32',
   u_stride: 'u32', u_offset: 'u32',
   y_stride: 'u32', y_offset: 'u32',
-} as const;
+});
 
-export const siluMulShader: KernelShader = {
-  label: 'silu_mul',
-  uniforms: UNIFORMS,
-  source: /* wgsl */ `
-@group(0) @binding(0) var<storage, read> g: array<f32>;
-@group(0) @binding(1) var<storage, read> up: array<f32>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
-${uniformStructWgsl(UNIFORMS, 3)}
+export const siluMulShader: KernelShader = BINDINGS.shader('silu_mul', /* wgsl */ `
+${BINDINGS.wgsl}
+//!include silu
 
 @compute @workgroup_size(${WORKGROUP})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -30,10 +25,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   if (c >= u.cols || r >= u.rows) { return; }
   let gv = g[r * u.g_stride + u.g_offset + c];
   let uv = up[r * u.u_stride + u.u_offset + c];
-  y[r * u.y_stride + u.y_offset + c] = gv / (1.0 + exp(-gv)) * uv;
+  y[r * u.y_stride + u.y_offset + c] = silu_mul(gv, uv);
 }
-`,
-};
+`);
 
 export interface SiluMulArgs {
   /** Buffer holding the gate values (and the up values when `up` is omitted: the fused [rows, 2·cols] layout). */
@@ -64,7 +58,7 @@ export function siluMul(a: SiluMulArgs): KernelProgram {
   const gateStride = a.gateStride ?? (fused ? 2 * a.cols : a.cols);
   return {
     shader: siluMulShader,
-    buffers: [a.gate, a.up ?? a.gate, a.y],
+    buffers: BINDINGS.buffers({ g: a.gate, up: a.up ?? a.gate, y: a.y }),
     uniformValues: {
       rows: a.rows, cols: a.cols,
       g_stride: gateStride, g_offset: a.gateOffset ?? 0,

@@ -1,5 +1,5 @@
-// WGSL twins of fp8.ts, bit-exact with PyTorch's float8_e4m3fn / float8_e5m2 (tested on the GPU against the
-// fixture tables). Include `fp8Wgsl` once in a shader; unused functions cost nothing.
+// WGSL twins of fp8.ts (shared/model), bit-exact with PyTorch's float8_e4m3fn / float8_e5m2 (tested on the GPU
+// against the fixture tables). Included by name (`//!include fp8`); unused functions cost nothing.
 //
 // Encoders work on bitcast<u32>(x) with integer ops only, so the result never depends on whether the
 // platform flushes f32 subnormals (lavapipe may): see fp8.ts for the algorithm and saturation rules.
@@ -12,8 +12,8 @@
 // the dot products the attention kernel does with each value. (unpack2x16float would decode E5M2 in fewer
 // ops, but whether it keeps f16 subnormals is up to the platform; this path is exact by construction.)
 
-export const fp8Wgsl = /* wgsl */ `
-// ---- FP8 (fp8-wgsl.ts) ----
+export const fp8Encode = /* wgsl */ `
+// ---- fp8-encode (wgsl-pieces/fp8.ts) ----
 // rounds |x| bits to nearest even with 'drop' mantissa bits dropped and rebias 'rebias'; a is finite,
 // below the overflow threshold; 'sub_shift0' = 24 + rebias - mbits (x / step = m * 2^-(sub_shift0 - e))
 fn fp8_round_bits(a: u32, drop: u32, rebias: u32, min_normal: u32, sub_shift0: u32) -> u32 {
@@ -63,6 +63,10 @@ fn e5m2_pack4(v: vec4<f32>) -> u32 {
   return e5m2_encode(v.x) | (e5m2_encode(v.y) << 8u) | (e5m2_encode(v.z) << 16u) | (e5m2_encode(v.w) << 24u);
 }
 
+`;
+
+export const fp8Decode = /* wgsl */ `
+// ---- fp8-decode (wgsl-pieces/fp8.ts) ----
 // codes (one per lane, 0..255) -> values
 fn e4m3_decode4(c: vec4<u32>) -> vec4<f32> {
   let mag = c & vec4<u32>(0x7fu);
@@ -92,5 +96,4 @@ fn fp8_split4(w: u32) -> vec4<u32> {
 }
 fn e4m3_unpack4(w: u32) -> vec4<f32> { return e4m3_decode4(fp8_split4(w)); }
 fn e5m2_unpack4(w: u32) -> vec4<f32> { return e5m2_decode4(fp8_split4(w)); }
-// ---- end FP8 ----
 `;
