@@ -13,7 +13,7 @@
 // e4m3 scale applied to scores and weights) ran 2-3x behind SGLang's Triton kernel; 32-token tiles, q in
 // registers, loads issued together and the decode stores spread over banks brought it to about SGLang's times.
 import type { KernelShader } from '@latentwire/gpu';
-import { SUBGROUP_MATRIX_WGSL, bindings, fillWgsl, loadWgsl, memoShader } from '@latentwire/gpu';
+import { SUBGROUP_MATRIX_WGSL, bindings, defineKernel, fillWgsl, loadWgsl } from '@latentwire/gpu';
 import { KV_ELEMENT_BYTES, latentKvLayout, type KvDtype, type KvElementType, type LatentKvLayout } from '@latentwire/protocol';
 import { poolWordsWgsl } from './page-words-wgsl.js';
 import { splitStorage } from './split-bindings.js';
@@ -224,4 +224,4 @@ ${wordDecodeWgsl(l)}
 ${fillWgsl(MMA_WGSL, hotLoops(v, l.rowBytes / 4, scaled, v.poolBindings), 'grouped-decode-attention-mma.wgsl')}`);
 }
 
-export const groupedDecodeMmaShader = memoShader(build_groupedDecodeMmaShader);
+export const groupedDecodeMmaShader = defineKernel('grouped_decode_attn_mma', build_groupedDecodeMmaShader);

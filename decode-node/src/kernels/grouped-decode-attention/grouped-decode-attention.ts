@@ -21,7 +21,7 @@
 import type { BufferBinding, KernelProgram, KernelShader } from '@latentwire/gpu';
 import { bindings, fillWgsl, loadWgsl, shaderBuffers } from '@latentwire/gpu';
 import { latentKvLayout, type KvDtype, type KvElementType, type LatentKvLayout } from '@latentwire/protocol';
-import { memoShader } from '@latentwire/gpu';
+import { defineKernel } from '@latentwire/gpu';
 import { chunkWords, fetchChunkWgsl, poolWordsWgsl } from './page-words-wgsl.js';
 import { splitBuffers, splitStorage } from './split-bindings.js';
 import {
@@ -398,7 +398,7 @@ ${fillWgsl(ATTN_WGSL, hotLoops(d), 'grouped-decode-attention.wgsl')}`);
 
 const MERGE_WG = 64;
 
-function build_groupedDecodeMergeShader(kvLoraRank: number): KernelShader & { readonly uniforms: typeof MERGE_BINDINGS.uniforms } {
+function build_groupedDecodeMergeShader({ kvLoraRank }: { readonly kvLoraRank: number }): KernelShader & { readonly uniforms: typeof MERGE_BINDINGS.uniforms } {
   if (!Number.isInteger(kvLoraRank) || kvLoraRank < 4 || kvLoraRank % 4 !== 0) {
     throw new RangeError(`groupedDecodeMerge: kvLoraRank ${kvLoraRank} must be a positive multiple of 4`);
   }
@@ -491,7 +491,7 @@ export function groupedDecodeAttention(a: GroupedDecodeAttentionArgs): KernelPro
   };
   if (direct) return [split];
   const merge: KernelProgram<typeof MERGE_BINDINGS.uniforms> = {
-    shader: groupedDecodeMergeShader(r),
+    shader: groupedDecodeMergeShader({ kvLoraRank: r }),
     buffers: MERGE_BINDINGS.buffers({ o_part: a.partial!, lse: a.lse, out: a.out }),
     uniformValues: { heads: a.heads, num_splits: a.numSplits },
     workgroups: [a.heads, a.batch],
@@ -513,6 +513,6 @@ export function groupedDecodeCost(p: {
   return { tokens, flops: tokens * p.heads * (2 * (r + p.variant.ropeDim) + 2 * r), cacheBytes: tokens * l.tokenBytes };
 }
 
-export const groupedDecodeAttentionShader = memoShader(build_groupedDecodeAttentionShader);
+export const groupedDecodeAttentionShader = defineKernel('grouped_decode_attn', build_groupedDecodeAttentionShader);
 
-export const groupedDecodeMergeShader = memoShader(build_groupedDecodeMergeShader);
+export const groupedDecodeMergeShader = defineKernel('grouped_decode_merge', build_groupedDecodeMergeShader);

@@ -32,7 +32,7 @@ function child(node: Node, key: unknown): Node {
 /**
  * The memoized shader builder of kernel `name`: `build(variant)` runs once per variantKey, later calls return
  * the same object. Launchers call this per dispatch, so the lookup walks the fields as written through nested
- * maps (no string built for primitive fields; an object field is compared by its JSON, as memoShader does) and
+ * maps (no string built for primitive fields; an object field is compared by its JSON) and
  * only a miss works out the sorted key, which joins differently ordered spellings of one variant.
  */
 export function defineKernel<V extends object, S extends KernelShader>(name: string, build: (variant: V) => S): (variant: V) => VariantShader<S> {

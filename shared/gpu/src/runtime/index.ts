@@ -6,7 +6,6 @@ export { packUniforms, packUniformsInto, uniformByteSize } from './uniforms.js';
 export type { UniformSpec, UniformType, UniformValues } from './uniforms.js';
 export { Profiler } from './profiler.js';
 export { bindings, shaderBuffers, numberedStorage, numberedBuffers, type Bindings, type StorageDecl, type Bound } from './bindings.js';
-export { memoShader } from './memo-shader.js';
 export { defineKernel, variantKey, type VariantShader } from './define-kernel.js';
 export { subgroupMatrixUnsupportedReason, MATRIX_SUBGROUP_SIZE, SUBGROUP_MATRIX_WGSL, type MatrixCapabilities } from './matrix-caps.js';
 export { loadWgsl, fillWgsl, wgslFile } from './wgsl-source.js';

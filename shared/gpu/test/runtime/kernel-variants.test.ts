@@ -4,6 +4,7 @@ import test from 'ava';
 import { defineKernel } from '../../src/runtime/define-kernel.js';
 import type { KernelShader } from '../../src/runtime/program.js';
 import { embedding, matmul, rmsNorm, type GpuTensor } from '../../src/kernels/index.js';
+import { moeExpertGemms, type MoeExpertWeights } from '../../src/kernels/moe/index.js';
 import type { VariantShader } from '../../src/runtime/define-kernel.js';
 
 // launchers are pure: buffers only need a size to pass validation
@@ -49,4 +50,20 @@ test('variants - matmul: M within one GEMV shape and any N, K share one shader; 
   t.regex(keyOf(a), /^matmul_gemv\{accumulate:false,align:\{"vecX":true,"vecW":true\},config:\{.*\},dtype:"bf16"\}$/);
   t.not(keyOf(run(3, 64, 256, 'bf16', true)), keyOf(a));
   t.not(keyOf(run(3, 64, 256, 'f32')), keyOf(a));
+});
+
+test('variants - MoE expert GEMMs: token counts share their shaders, GEMM forms and weight dtypes do not', (t) => {
+  const dims = { nExperts: 8, topK: 2, hidden: 64, intermediate: 32 };
+  const weights = (dtype: GpuTensor['dtype']): MoeExpertWeights => ({
+    gate: [{ tensor: tensor(dtype, [8, 32, 64]), firstExpert: 0, count: 8 }],
+    up: [{ tensor: tensor(dtype, [8, 32, 64]), firstExpert: 0, count: 8 }],
+    down: [{ tensor: tensor(dtype, [8, 64, 32]), firstExpert: 0, count: 8 }],
+  });
+  const shaders = (tokens: number, variant: 'gemv' | 'tiled', dtype: GpuTensor['dtype'] = 'bf16') =>
+    moeExpertGemms({ dims, tokens, x: buf(), weights: weights(dtype), groups: buf(), act: buf(), slotOut: buf(), variant }).map((p) => p.shader);
+  const a = shaders(3, 'gemv');
+  t.deepEqual(shaders(200, 'gemv'), a);
+  t.is(keyOf(a[0]!), 'moe_gate_up{gateDtype:"bf16",nExperts:8,upDtype:"bf16",variant:"gemv"}');
+  t.notDeepEqual(shaders(3, 'tiled'), a);
+  t.notDeepEqual(shaders(3, 'gemv', 'f16'), a);
 });

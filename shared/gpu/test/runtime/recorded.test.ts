@@ -1,10 +1,10 @@
 // The runtime's encode paths: recorded programs (Gpu.record) run as the same programs run plainly, among
 // plain ones in order, with their own uniforms whatever later plain runs of the same shader use; runAndRead's
-// copy-out; the dispatch counter; memoShader's per-argument keys and packUniformsInto.
+// copy-out; the dispatch counter; packUniformsInto.
 import test from 'ava';
 import { siluMul } from '../../src/kernels/silu-mul/silu-mul.js';
 import { testGpu, uploadF32 } from '../../src/testing.js';
-import { memoShader, packUniforms, packUniformsInto, type KernelShader } from '../../src/runtime/index.js';
+import { packUniforms, packUniformsInto, type KernelShader } from '../../src/runtime/index.js';
 import { randomArray } from '@latentwire/testing';
 
 const bits = (a: Float32Array) => Array.from(new Uint32Array(a.buffer, a.byteOffset, a.length));
@@ -70,20 +70,6 @@ test.serial('runAndRead - the copy-out in the same submit reads what read() read
   const { bytes } = await gpu.runAndRead([], y, 0, 6);
   t.is((await bytes).byteLength, 6);
   gpu.destroy(a, y);
-});
-
-test('memoShader - one shader per distinct argument list, objects compared by their JSON', (t) => {
-  let built = 0;
-  const f = memoShader((n: number, o?: { a: number }, s?: string): KernelShader => ({ label: `k${++built}`, source: `${n} ${JSON.stringify(o)} ${s}` }));
-  const x = f(1, { a: 2 }, 'x');
-  t.is(f(1, { a: 2 }, 'x'), x);
-  t.not(f(1, { a: 3 }, 'x'), x);
-  t.not(f(2, { a: 2 }, 'x'), x);
-  t.not(f(1, { a: 2 }, 'y'), x);
-  t.not(f(1), f(1, undefined));
-  t.is(f(1), f(1));
-  t.not(f(1, undefined, '1'), f(1, undefined, 1 as unknown as string));
-  t.is(built, 8);
 });
 
 test('packUniformsInto - writes what packUniforms returns, at the offset asked', (t) => {

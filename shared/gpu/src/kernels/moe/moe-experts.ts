@@ -26,7 +26,7 @@ import { bindings, shaderBuffers } from '../../runtime/bindings.js';
 import type { GpuTensor, WeightDtype } from '../weight-dtype.js';
 import { moeRoute, ROUTE_LOGITS_LANES, routeSelectPrelude, routeSelectWgsl, type MoeRouting } from './moe-route.js';
 import { weightLoadWgsl } from '../weight-dtype.js';
-import { memoShader } from '../../runtime/memo-shader.js';
+import { defineKernel } from '../../runtime/define-kernel.js';
 import { fillWgsl, loadWgsl } from '../../runtime/wgsl-source.js';
 import { SUBGROUP_MATRIX_WGSL } from '../../runtime/matrix-caps.js';
 import { DEFAULT_MOE_MMA_MIN_ROWS } from '../../runtime/device.js';
@@ -205,7 +205,7 @@ const DOWN_BINDINGS = [false, true].map((mma) => bindings(
 ));
 const COMBINE_BINDINGS = bindings([['slot_out', 'array<f32>'], ['weights', 'array<f32>'], ['dst', 'array<f32>', 'read_write']], COMBINE_UNIFORMS);
 
-function build_moeGroupShader(nExperts: number, TM: number): KernelShader {
+function build_moeGroupShader({ nExperts, TM }: { readonly nExperts: number; readonly TM: number }): KernelShader {
   return GROUP_BINDINGS.shader(`moe_group_e${nExperts}_tm${TM}`, `const E = ${nExperts}u;
 const TM = ${TM}u;
 const WG = ${GROUP_WG}u;
@@ -224,7 +224,15 @@ const ROUTE_FUSED_UNIFORMS = {
   assignments: 'u32', tile_base: 'u32', sorted_base: 'u32',
 } as const;
 
-function build_moeRouteFusedShader(r: MoeRouting, gateDtype: WeightDtype, normDtype: WeightDtype, biasDtype: WeightDtype | null, TM: number): KernelShader {
+interface RouteFusedVariant {
+  readonly routing: MoeRouting;
+  readonly gateDtype: WeightDtype;
+  readonly normDtype: WeightDtype;
+  readonly biasDtype: WeightDtype | null;
+  readonly TM: number;
+}
+
+function build_moeRouteFusedShader({ routing: r, gateDtype, normDtype, biasDtype, TM }: RouteFusedVariant): KernelShader {
   const { prelude, label, biasStorage } = routeSelectPrelude(r, biasDtype, ROUTE_FUSED_WG);
   const B = bindings([
     ['x', 'array<f32>'], ['w', 'array<u32>'], ['norm_w', 'array<u32>'], ['xn', 'array<f32>', 'read_write'], ['logits', 'array<f32>', 'read_write'],
@@ -412,7 +420,14 @@ function gemmFile(variant: MoeGemmVariant, half: 'gate-up' | 'down', bindingsWgs
   return fillWgsl(wgsl(`expert-${variant}-${half}.wgsl`), { BINDINGS: bindingsWgsl }, `expert-${variant}-${half}.wgsl`);
 }
 
-function build_moeGateUpShader(nExperts: number, gateDtype: WeightDtype, upDtype: WeightDtype, variant: MoeGemmVariant): KernelShader {
+interface GateUpVariant {
+  readonly nExperts: number;
+  readonly gateDtype: WeightDtype;
+  readonly upDtype: WeightDtype;
+  readonly variant: MoeGemmVariant;
+}
+
+function build_moeGateUpShader({ nExperts, gateDtype, upDtype, variant }: GateUpVariant): KernelShader {
   const s = shapeOf(variant);
   const B = GATE_UP_BINDINGS[+(s.kind === 'mma')]!;
   return B.shader(`moe_gate_up_${shapeLabel(s)}_e${nExperts}_${gateDtype}_${upDtype}`, `${gemmPrelude(nExperts, s, 'x', false)}${s.kind === 'mma'
@@ -421,14 +436,14 @@ function build_moeGateUpShader(nExperts: number, gateDtype: WeightDtype, upDtype
 ${gemmFile(variant, 'gate-up', B.wgsl)}`);
 }
 
-function build_moeDownShader(nExperts: number, dtype: WeightDtype, variant: MoeGemmVariant): KernelShader {
+function build_moeDownShader({ nExperts, dtype, variant }: { readonly nExperts: number; readonly dtype: WeightDtype; readonly variant: MoeGemmVariant }): KernelShader {
   const s = shapeOf(variant);
   const B = DOWN_BINDINGS[+(s.kind === 'mma')]!;
   return B.shader(`moe_down_${shapeLabel(s)}_e${nExperts}_${dtype}`, `${gemmPrelude(nExperts, s, 'act', true)}${s.kind === 'mma' ? rawLoad2Wgsl(dtype, 'down', 'wdown', 'DownRaw') : load8Wgsl(dtype, 'down8', 'wdown')}
 ${gemmFile(variant, 'down', B.wgsl)}`);
 }
 
-function build_moeCombineShader(topK: number): KernelShader {
+function build_moeCombineShader({ topK }: { readonly topK: number }): KernelShader {
   return COMBINE_BINDINGS.shader(
     `moe_combine_k${topK}`,
     `const K = ${topK}u;\nconst WG = ${COMBINE_WG}u;\n${fillWgsl(wgsl('combine.wgsl'), { BINDINGS: COMBINE_BINDINGS.wgsl }, 'combine.wgsl')}`,
@@ -476,7 +491,7 @@ export interface MoeGroupArgs {
 export function moeGroup(a: MoeGroupArgs): KernelProgram {
   const L = groupsLayout(a.dims, a.tokens);
   return {
-    shader: moeGroupShader(a.dims.nExperts, shapeOf(a.variant).TM),
+    shader: moeGroupShader({ nExperts: a.dims.nExperts, TM: shapeOf(a.variant).TM }),
     buffers: GROUP_BINDINGS.buffers({ ids: a.topkIds, groups: a.groups }),
     uniformValues: { assignments: a.tokens * a.dims.topK, tile_base: L.tileBase, sorted_base: L.sortedBase },
     workgroups: [1],
@@ -511,7 +526,9 @@ export function moeRouteFused(a: MoeRouteFusedArgs): KernelProgram {
   if (!a.scratch.logits) throw new RangeError('moeRouteFused: scratch.logits is needed');
   const noaux = r.method === 'noaux_tc';
   const L = groupsLayout(a.dims, T);
-  const shader = moeRouteFusedShader(r, a.gateWeight.dtype, a.norm.weight.dtype, noaux ? (a.bias?.dtype ?? null) : null, shapeOf(a.variant).TM);
+  const shader = moeRouteFusedShader({
+    routing: r, gateDtype: a.gateWeight.dtype, normDtype: a.norm.weight.dtype, biasDtype: noaux ? (a.bias?.dtype ?? null) : null, TM: shapeOf(a.variant).TM,
+  });
   return {
     shader,
     buffers: shaderBuffers(shader, {
@@ -580,7 +597,7 @@ export function moeExpertGemms(a: MoeExpertGemmArgs): KernelProgram[] {
     const gc = chunkAt(gateChunks, first);
     const uc = chunkAt(upChunks, first);
     programs.push({
-      shader: moeGateUpShader(E, gc.tensor.dtype, uc.tensor.dtype, a.variant),
+      shader: moeGateUpShader({ nExperts: E, gateDtype: gc.tensor.dtype, upDtype: uc.tensor.dtype, variant: a.variant }),
       // every form binds the same names in the same order
       buffers: GATE_UP_BINDINGS[0]!.buffers({ x: a.x, groups: a.groups, wgate: gc.tensor.buffer, wup: uc.tensor.buffer, act: a.act }),
       uniformValues: {
@@ -594,7 +611,7 @@ export function moeExpertGemms(a: MoeExpertGemmArgs): KernelProgram[] {
   }
   for (const c of w.down) {
     programs.push({
-      shader: moeDownShader(E, c.tensor.dtype, a.variant),
+      shader: moeDownShader({ nExperts: E, dtype: c.tensor.dtype, variant: a.variant }),
       buffers: DOWN_BINDINGS[0]!.buffers({ act: a.act, groups: a.groups, wdown: c.tensor.buffer, slot_out: a.slotOut }),
       uniformValues: {
         K: I, N: H, first_expert: c.firstExpert, expert_count: c.count, w_stride: H * I, w_offset: 0,
@@ -622,7 +639,7 @@ export interface MoeCombineArgs {
 export function moeCombine(a: MoeCombineArgs): KernelProgram {
   const ty = Math.min(a.tokens, 65535);
   return {
-    shader: moeCombineShader(a.topK),
+    shader: moeCombineShader({ topK: a.topK }),
     buffers: COMBINE_BINDINGS.buffers({ slot_out: a.slotOut, weights: a.topkWeights, dst: a.out }),
     uniformValues: {
       tokens: a.tokens, hidden: a.hidden, out_stride: a.outStride ?? a.hidden, out_offset: a.outOffset ?? 0,
@@ -715,12 +732,12 @@ export function moeExperts(a: MoeExpertsArgs): KernelProgram[] {
   return programs;
 }
 
-export const moeGroupShader = memoShader(build_moeGroupShader);
+export const moeGroupShader = defineKernel('moe_group', build_moeGroupShader);
 
-export const moeRouteFusedShader = memoShader(build_moeRouteFusedShader);
+export const moeRouteFusedShader = defineKernel('moe_route_fused', build_moeRouteFusedShader);
 
-export const moeGateUpShader = memoShader(build_moeGateUpShader);
+export const moeGateUpShader = defineKernel('moe_gate_up', build_moeGateUpShader);
 
-export const moeDownShader = memoShader(build_moeDownShader);
+export const moeDownShader = defineKernel('moe_down', build_moeDownShader);
 
-export const moeCombineShader = memoShader(build_moeCombineShader);
+export const moeCombineShader = defineKernel('moe_combine', build_moeCombineShader);

@@ -14,7 +14,7 @@ import { fillWgsl, loadWgsl } from '../../runtime/wgsl-source.js';
 import type { MoeConfig, TopkMethod } from '@latentwire/model';
 import { weightLoadWgsl, type GpuTensor } from '../weight-dtype.js';
 import { type WeightDtype } from '@latentwire/model';
-import { memoShader } from '../../runtime/memo-shader.js';
+import { defineKernel } from '../../runtime/define-kernel.js';
 
 let logitsWgsl: string | null = null;
 let selectWgsl: string | null = null;
@@ -81,7 +81,7 @@ function logitsTok(tokens: number): number {
   return tokens <= 1 ? 1 : tokens <= 2 ? 2 : tokens <= 4 ? 4 : 8;
 }
 
-function build_routeLogitsShader(nExperts: number, dtype: WeightDtype, tok: number): KernelShader {
+function build_routeLogitsShader({ nExperts, dtype, tok }: { readonly nExperts: number; readonly dtype: WeightDtype; readonly tok: number }): KernelShader {
   logitsWgsl ??= wgsl('./route-logits.wgsl');
   return LOGITS_BINDINGS.shader(`moe_route_logits_${dtype}_e${nExperts}_t${tok}`, `const E = ${nExperts}u;
 const EPW = ${LOGITS_EPW}u;
@@ -113,7 +113,7 @@ export function moeRouterLogits(a: MoeRouterLogitsArgs): KernelProgram {
   const rowsY = Math.ceil(a.tokens / tok);
   if (rowsY > 65535) throw new RangeError(`moeRouterLogits: ${a.tokens} tokens exceed one dispatch; split the batch`);
   return {
-    shader: routeLogitsShader(E, a.gateWeight.dtype, tok),
+    shader: routeLogitsShader({ nExperts: E, dtype: a.gateWeight.dtype, tok }),
     buffers: LOGITS_BINDINGS.buffers({ x: a.x, w: a.gateWeight.buffer, logits: a.logits }),
     uniformValues: { tokens: a.tokens, hidden: a.hidden, x_stride: a.xStride ?? a.hidden, x_offset: a.xOffset ?? 0 },
     workgroups: [Math.ceil(E / LOGITS_EPW), rowsY],
@@ -168,7 +168,7 @@ export function routeSelectWgsl(): string {
   return selectWgsl;
 }
 
-function build_routeSelectShader(r: MoeRouting, biasDtype: WeightDtype | null): KernelShader {
+function build_routeSelectShader({ routing: r, biasDtype }: { readonly routing: MoeRouting; readonly biasDtype: WeightDtype | null }): KernelShader {
   const B = r.method === 'noaux_tc' ? SELECT_BIAS_BINDINGS : SELECT_BINDINGS;
   const { prelude, label } = routeSelectPrelude(r, biasDtype, selectWorkgroup(r.nExperts));
   return B.shader(`moe_route_select_${label}`, `${prelude}
@@ -197,7 +197,7 @@ export function moeRouteSelect(a: MoeRouteSelectArgs): KernelProgram {
   if (a.bias && (a.bias.shape.length !== 1 || a.bias.shape[0] !== r.nExperts)) {
     throw new RangeError(`moeRouteSelect: bias shape [${a.bias.shape}] is not [${r.nExperts}]`);
   }
-  const shader = routeSelectShader(r, r.method === 'noaux_tc' ? (a.bias?.dtype ?? null) : null);
+  const shader = routeSelectShader({ routing: r, biasDtype: r.method === 'noaux_tc' ? (a.bias?.dtype ?? null) : null });
   const x = Math.min(a.tokens, 65535);
   return {
     shader,
@@ -227,6 +227,6 @@ export function moeRoute(a: MoeRouteArgs): KernelProgram[] {
   ];
 }
 
-export const routeLogitsShader = memoShader(build_routeLogitsShader);
+export const routeLogitsShader = defineKernel('moe_route_logits', build_routeLogitsShader);
 
-export const routeSelectShader = memoShader(build_routeSelectShader);
+export const routeSelectShader = defineKernel('moe_route_select', build_routeSelectShader);

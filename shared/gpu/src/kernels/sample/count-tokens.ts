@@ -3,12 +3,12 @@
 import type { KernelProgram, KernelShader } from '../../runtime/program.js';
 import { bindings } from '../../runtime/bindings.js';
 import { wgslFile } from '../../runtime/wgsl-source.js';
-import { memoShader } from '../../runtime/memo-shader.js';
+import { defineKernel } from '../../runtime/define-kernel.js';
 
 const UNIFORMS = { rows: 'u32', vocab: 'u32', row_offset: 'u32' } as const;
 const BINDINGS = bindings([['tokens', 'array<u32>'], ['params', 'array<u32>'], ['counts', 'array<u32>', 'read_write']], UNIFORMS);
 
-export const countTokensShader = memoShader((): KernelShader => BINDINGS.shader('count_tokens', wgslFile(new URL('./count-tokens.wgsl', import.meta.url), { BINDINGS: BINDINGS.wgsl })));
+export const countTokensShader = defineKernel('count_tokens', (_: Record<string, never>): KernelShader => BINDINGS.shader('count_tokens', wgslFile(new URL('./count-tokens.wgsl', import.meta.url), { BINDINGS: BINDINGS.wgsl })));
 
 export interface CountTokensArgs {
   /** u32 sampled ids; row r's at rowOffset + r. */
@@ -24,7 +24,7 @@ export interface CountTokensArgs {
 
 export function countTokens(a: CountTokensArgs): KernelProgram {
   return {
-    shader: countTokensShader(),
+    shader: countTokensShader({}),
     buffers: BINDINGS.buffers({ tokens: a.tokens, params: a.params, counts: a.counts }),
     uniformValues: { rows: a.rows, vocab: a.vocab, row_offset: a.rowOffset ?? 0 },
     workgroups: [Math.ceil(a.rows / 64)],

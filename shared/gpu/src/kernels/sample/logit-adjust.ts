@@ -3,13 +3,13 @@
 import type { KernelProgram, KernelShader } from '../../runtime/program.js';
 import { bindings } from '../../runtime/bindings.js';
 import { wgslFile } from '../../runtime/wgsl-source.js';
-import { memoShader } from '../../runtime/memo-shader.js';
+import { defineKernel } from '../../runtime/define-kernel.js';
 import { LOGIT_PARAMS_BYTES } from './logit-params.js';
 
 const UNIFORMS = { rows: 'u32', vocab: 'u32', row_stride: 'u32', logits_offset: 'u32', row_offset: 'u32' } as const;
 const BINDINGS = bindings([['logits', 'array<f32>', 'read_write'], ['params', 'array<u32>'], ['counts', 'array<u32>'], ['bias', 'array<u32>']], UNIFORMS);
 
-export const logitAdjustShader = memoShader((): KernelShader => BINDINGS.shader('logit_adjust', wgslFile(new URL('./logit-adjust.wgsl', import.meta.url), { BINDINGS: BINDINGS.wgsl })));
+export const logitAdjustShader = defineKernel('logit_adjust', (_: Record<string, never>): KernelShader => BINDINGS.shader('logit_adjust', wgslFile(new URL('./logit-adjust.wgsl', import.meta.url), { BINDINGS: BINDINGS.wgsl })));
 
 export interface LogitAdjustArgs {
   /** f32 logits, changed in place; row r at logitsOffset + r · rowStride. */
@@ -35,7 +35,7 @@ export function logitAdjust(a: LogitAdjustArgs): KernelProgram {
     if (a.counts.size < a.vocab * 4) throw new RangeError('logitAdjust: counts buffer holds no row');
   }
   return {
-    shader: logitAdjustShader(),
+    shader: logitAdjustShader({}),
     buffers: BINDINGS.buffers({ logits: a.logits, params: a.params, counts: a.counts, bias: a.bias }),
     uniformValues: { rows: a.rows, vocab: a.vocab, row_stride: rowStride, logits_offset: logitsOffset, row_offset: rowOffset },
     workgroups: [a.rows],

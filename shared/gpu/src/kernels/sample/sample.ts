@@ -19,18 +19,15 @@ import { bindings } from '../../runtime/bindings.js';
 import { wgslFile } from '../../runtime/wgsl-source.js';
 import { SAMPLING_PARAMS_BYTES } from './sampling-params.js';
 import { SAMPLING_UNIFORM_WGSL } from './sampling-uniform.js';
-import { memoShader } from '../../runtime/memo-shader.js';
+import { defineKernel } from '../../runtime/define-kernel.js';
 
 const UNIFORMS = { rows: 'u32', vocab: 'u32', row_stride: 'u32', logits_offset: 'u32', row_offset: 'u32' } as const;
 const BINDINGS = bindings([['logits', 'array<u32>'], ['params', 'array<u32>'], ['out', 'array<u32>', 'read_write']], UNIFORMS);
 /** Counts are summed in f32, exact below 2^24. */
 const MAX_VOCAB = 1 << 24;
 
-let shader: KernelShader | null = null;
-
-function build_sampleTokensShader(): KernelShader {
-  shader ??= BINDINGS.shader('sample_tokens', `${SAMPLING_UNIFORM_WGSL}\n${wgslFile(new URL('./sample.wgsl', import.meta.url), { BINDINGS: BINDINGS.wgsl })}`);
-  return shader;
+function build_sampleTokensShader(_: Record<string, never>): KernelShader {
+  return BINDINGS.shader('sample_tokens', `${SAMPLING_UNIFORM_WGSL}\n${wgslFile(new URL('./sample.wgsl', import.meta.url), { BINDINGS: BINDINGS.wgsl })}`);
 }
 
 export interface SampleTokensArgs {
@@ -67,11 +64,11 @@ export function sampleTokens(a: SampleTokensArgs): KernelProgram {
     if ((rowOffset + a.rows) * 4 > a.out.size) bad(`out buffer (${a.out.size} bytes) holds fewer than ${rowOffset + a.rows} ids`);
   }
   return {
-    shader: sampleTokensShader(),
+    shader: sampleTokensShader({}),
     buffers: BINDINGS.buffers({ logits: a.logits, params: a.params, out: a.out }),
     uniformValues: { rows: a.rows, vocab: a.vocab, row_stride: rowStride, logits_offset: logitsOffset, row_offset: rowOffset },
     workgroups: [a.rows],
   };
 }
 
-export const sampleTokensShader = memoShader(build_sampleTokensShader);
+export const sampleTokensShader = defineKernel('sample_tokens', build_sampleTokensShader);

@@ -4,13 +4,13 @@
 import type { KernelProgram, KernelShader } from '../../runtime/program.js';
 import { bindings } from '../../runtime/bindings.js';
 import { wgslFile } from '../../runtime/wgsl-source.js';
-import { memoShader } from '../../runtime/memo-shader.js';
+import { defineKernel } from '../../runtime/define-kernel.js';
 import { LOGIT_PARAMS_BYTES, LOGPROBS_WORDS } from './logit-params.js';
 
 const UNIFORMS = { rows: 'u32', vocab: 'u32', row_stride: 'u32', logits_offset: 'u32', row_offset: 'u32' } as const;
 const BINDINGS = bindings([['logits', 'array<f32>'], ['params', 'array<u32>'], ['tokens', 'array<u32>'], ['out', 'array<u32>', 'read_write']], UNIFORMS);
 
-export const tokenLogprobsShader = memoShader((): KernelShader => BINDINGS.shader('token_logprobs', wgslFile(new URL('./token-logprobs.wgsl', import.meta.url), { BINDINGS: BINDINGS.wgsl })));
+export const tokenLogprobsShader = defineKernel('token_logprobs', (_: Record<string, never>): KernelShader => BINDINGS.shader('token_logprobs', wgslFile(new URL('./token-logprobs.wgsl', import.meta.url), { BINDINGS: BINDINGS.wgsl })));
 
 export interface TokenLogprobsArgs {
   readonly logits: GPUBuffer;
@@ -35,7 +35,7 @@ export function tokenLogprobs(a: TokenLogprobsArgs): KernelProgram {
     if ((rowOffset + a.rows) * LOGPROBS_WORDS * 4 > a.out.size) throw new RangeError('tokenLogprobs: out buffer too small');
   }
   return {
-    shader: tokenLogprobsShader(),
+    shader: tokenLogprobsShader({}),
     buffers: BINDINGS.buffers({ logits: a.logits, params: a.params, tokens: a.tokens, out: a.out }),
     uniformValues: { rows: a.rows, vocab: a.vocab, row_stride: rowStride, logits_offset: logitsOffset, row_offset: rowOffset },
     workgroups: [a.rows],

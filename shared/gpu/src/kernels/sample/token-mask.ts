@@ -4,7 +4,7 @@
 import type { KernelProgram, KernelShader } from '../../runtime/program.js';
 import { bindings } from '../../runtime/bindings.js';
 import { wgslFile } from '../../runtime/wgsl-source.js';
-import { memoShader } from '../../runtime/memo-shader.js';
+import { defineKernel } from '../../runtime/define-kernel.js';
 
 /** A batch row without a grammar. */
 export const NO_MASK = 0xffffffff;
@@ -13,7 +13,7 @@ export const maskWords = (vocab: number): number => Math.ceil(vocab / 32);
 const UNIFORMS = { rows: 'u32', vocab: 'u32', row_stride: 'u32', logits_offset: 'u32', row_offset: 'u32', words: 'u32', neg_inf_bits: 'u32' } as const;
 const BINDINGS = bindings([['logits', 'array<f32>', 'read_write'], ['mask_rows', 'array<u32>'], ['masks', 'array<u32>']], UNIFORMS);
 
-export const tokenMaskShader = memoShader((): KernelShader => BINDINGS.shader('token_mask', wgslFile(new URL('./token-mask.wgsl', import.meta.url), { BINDINGS: BINDINGS.wgsl })));
+export const tokenMaskShader = defineKernel('token_mask', (_: Record<string, never>): KernelShader => BINDINGS.shader('token_mask', wgslFile(new URL('./token-mask.wgsl', import.meta.url), { BINDINGS: BINDINGS.wgsl })));
 
 export interface TokenMaskArgs {
   /** f32 logits, changed in place; row r at logitsOffset + r · rowStride. */
@@ -38,7 +38,7 @@ export function tokenMask(a: TokenMaskArgs): KernelProgram {
     if (a.masks.size < words * 4) throw new RangeError('tokenMask: masks buffer holds no row');
   }
   return {
-    shader: tokenMaskShader(),
+    shader: tokenMaskShader({}),
     buffers: BINDINGS.buffers({ logits: a.logits, mask_rows: a.maskRows, masks: a.masks }),
     uniformValues: { rows: a.rows, vocab: a.vocab, row_stride: rowStride, logits_offset: logitsOffset, row_offset: rowOffset, words, neg_inf_bits: 0xff800000 },
     workgroups: [a.rows],
