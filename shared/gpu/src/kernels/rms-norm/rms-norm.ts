@@ -19,26 +19,22 @@ function build_rmsNormShader({ dtype, inPlace }: { readonly dtype: WeightDtype; 
   return B.shader(`rms_norm_${dtype}${inPlace ? '_in_place' : ''}`, /* wgsl */ `
 ${B.wgsl}
 ${weightLoadWgsl(dtype, 'w')}
-var<workgroup> partial: array<f32, ${WORKGROUP}>;
+const WG: u32 = ${WORKGROUP}u;
+//!include wg-reduce
+var<workgroup> partial: array<f32, WG>;
 
-@compute @workgroup_size(${WORKGROUP})
+@compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let row = wg.x;
   let src = row * u.in_stride + u.in_offset;
   var sum = 0.0;
-  for (var c = lid; c < u.cols; c += ${WORKGROUP}u) {
+  for (var c = lid; c < u.cols; c += WG) {
     let v = x[src + c];
     sum += v * v;
   }
-  partial[lid] = sum;
-  workgroupBarrier();
-  for (var s = ${WORKGROUP / 2}u; s > 0u; s >>= 1u) {
-    if (lid < s) { partial[lid] += partial[lid + s]; }
-    workgroupBarrier();
-  }
-  let inv = inverseSqrt(partial[0] / f32(u.cols) + u.eps);
+  let inv = inverseSqrt(wg_sum(&partial, lid, sum) / f32(u.cols) + u.eps);
   let dst = row * u.out_stride + u.out_offset;
-  for (var c = lid; c < u.cols; c += ${WORKGROUP}u) {
+  for (var c = lid; c < u.cols; c += WG) {
     ${inPlace ? 'x' : 'y'}[dst + c] = x[src + c] * inv * weight_at(c);
   }
 }

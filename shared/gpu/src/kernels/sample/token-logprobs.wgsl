@@ -18,8 +18,9 @@ const NONE: u32 = 0xffffffffu;
 const MAX_TOP: u32 = 20u;
 const OUT_WORDS: u32 = 41u;
 
-var<workgroup> red_v: array<f32, 256>;
-var<workgroup> red_i: array<u32, 256>;
+//!include wg-reduce
+var<workgroup> red_v: array<f32, WG>;
+var<workgroup> red_i: array<u32, WG>;
 
 // As the sampler reads logits: clamped to ±2^126 and NaN as -2^126, so every comparison below is total and
 // every logprob finite (an infinite logit would make the log-sum-exp NaN)
@@ -45,25 +46,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   // max
   var m = -3.4e38;
   for (var c = lid; c < u.vocab; c += WG) { m = max(m, logit(base + c)); }
-  red_v[lid] = m;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) { red_v[lid] = max(red_v[lid], red_v[lid + s]); }
-    workgroupBarrier();
-  }
-  let mx = red_v[0];
-  workgroupBarrier();
+  let mx = wg_max(&red_v, lid, m);
   // log of the sum of exp(x - max)
   var acc = 0.0;
   for (var c = lid; c < u.vocab; c += WG) { acc += exp(logit(base + c) - mx); }
-  red_v[lid] = acc;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) { red_v[lid] += red_v[lid + s]; }
-    workgroupBarrier();
-  }
-  let lse = mx + log(red_v[0]);
-  workgroupBarrier();
+  let lse = mx + log(wg_sum(&red_v, lid, acc));
   if (lid == 0u) {
     let tok = tokens[u.row_offset + row];
     out[o] = bitcast<u32>(select(-3.4e38, logit(base + min(tok, u.vocab - 1u)) - lse, tok < u.vocab));

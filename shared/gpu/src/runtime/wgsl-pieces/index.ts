@@ -4,6 +4,7 @@
 import { fp8Decode, fp8Encode } from './fp8.js';
 import { bf16Encode, bf16Unpack, f16Unpack } from './numbers.js';
 import { silu } from './activations.js';
+import { wgReduce } from './reductions.js';
 
 interface Piece {
   readonly wgsl: string;
@@ -19,6 +20,7 @@ const PIECES: Readonly<Record<string, Piece>> = {
   'bf16-unpack': { wgsl: bf16Unpack },
   'f16-unpack': { wgsl: f16Unpack },
   silu: { wgsl: silu },
+  'wg-reduce': { wgsl: wgReduce },
 };
 
 export const WGSL_PIECE_NAMES: readonly string[] = Object.keys(PIECES);
