@@ -133,6 +133,6 @@ test('failover - kill -9 mid-stream: penalties, a grammar and n = 2 with penalti
   }
   await until(() => (gateway.out.match(/decode node lost: request resumed on another node/g) ?? []).length >= cases.length, 2000, 'the resumes logged');
   // nothing else went away or restarted: same pids, still running, the surviving nodes' heartbeats from the same start
-  assertOnlyKilledGone(t, before, procs, killed);
+  await assertOnlyKilledGone(t, before, procs, killed);
   for (const [id, hb] of beats) if (!holders.has(id)) t.is(hb.startedAt, startedAt.get(id), `${id} did not restart`);
 });

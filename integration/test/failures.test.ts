@@ -55,7 +55,7 @@ test('failures - kill -9 of the gateway mid-stream: the decode node cancels its 
   await until(() => /request cancelled: its gateway went silent/.test(decode.out), 2000, 'the cancel logged with its cause');
   t.notRegex(decode.out, /"reason":"length"/, 'cancelled, not decoded to max_tokens');
   // only the gateway went away: the decode and prefill nodes run on under the same pids, the node from the same start
-  assertOnlyKilledGone(t, before, [decode, prefill, gateway], [gateway]);
+  await assertOnlyKilledGone(t, before, [decode, prefill, gateway], [gateway]);
   t.is(last!.startedAt, startedAt, 'the decode node did not restart');
 });
 
@@ -106,7 +106,7 @@ test('failures - kill -9 of the prefill node running a job: the request is re-qu
   t.regex(gateway.out, /prefill worker lost: request re-queued/);
   t.log(`answered ${Math.round(ms)} ms after the request; worker ${holder!.workerId} killed holding ${holder!.requestId}`);
   // only that worker went away: the other one, the decode node and the gateway run on under the same pids
-  assertOnlyKilledGone(t, before, procs, prefills.filter((p) => p.child.pid === workers.get(holder!.workerId)));
+  await assertOnlyKilledGone(t, before, procs, prefills.filter((p) => p.child.pid === workers.get(holder!.workerId)));
 });
 
 /**
@@ -178,7 +178,7 @@ test('failures - kill -9 of the decode node holding a stream: the request goes o
   t.truthy(resumedOn && resumedOn !== holder, `resumed on the other node (${resumedOn})`);
   await until(() => /decode node lost: request resumed on another node/.test(gateway.out), 2000, 'the resume logged');
   // only the holder went away: the other decode node, the prefill node and the gateway run on, none restarted
-  assertOnlyKilledGone(t, before, procs, [nodes.get(holder!)!]);
+  await assertOnlyKilledGone(t, before, procs, [nodes.get(holder!)!]);
   for (const [id, hb] of beats) if (id !== holder) t.is(hb.startedAt, startedAt.get(id), `${id} did not restart`);
 });
 
@@ -227,6 +227,6 @@ test('failures - kill -9 of the decode node receiving a prompt\'s KV: the reques
   t.truthy(rerouted && rerouted !== victim!.nodeId, `re-routed to the other node (${rerouted})`);
   await until(() => /decode node lost before the first token: request re-routed/.test(gateway.out), 2000, 'the re-route logged');
   t.log(`answered ${Math.round(ms)} ms after the request; ${victim!.nodeId} killed on its first kv-chunk`);
-  assertOnlyKilledGone(t, before!, procs, [nodes.get(victim!.nodeId)!]);
+  await assertOnlyKilledGone(t, before!, procs, [nodes.get(victim!.nodeId)!]);
   for (const [id, hb] of beats) if (id !== victim!.nodeId) t.is(hb.startedAt, startedAt!.get(id), `${id} did not restart`);
 });
