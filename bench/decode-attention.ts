@@ -27,6 +27,7 @@ import { decodeE4M3, decodeE5M2, f32FromBits } from '@latentwire/model';
 import { printTable, writeJson, isSoftwareAdapter, runMeta, spread, type Row } from './lib/report.js';
 import { normalFill, normalValue } from './lib/bench-kernels.js';
 import { measureReadBandwidth } from './lib/read-bandwidth.js';
+import { timeRuns } from './lib/time-runs.js';
 
 
 type Engine = GroupedDecodeEngine;
@@ -74,32 +75,6 @@ function shuffledIds(n: number, seed: number): Uint32Array {
     ids[j] = t;
   }
   return ids;
-}
-
-const median = (xs: number[]) => spread(xs).median;
-
-/** Times `programs` by GPU timestamps: `runs` runs, each the mean over `iters` back-to-back calls. */
-/** GPU busy time before a row's timed runs, so the clocks are up. */
-const WARM_MS = 200;
-
-async function timeRuns(gpu: Gpu, programs: KernelProgram[], runs: number, runMs: number): Promise<{ med: number; min: number; max: number; iters: number }> {
-  const once = async (iters: number) => {
-    gpu.profiler!.reset();
-    await gpu.run(Array.from({ length: iters }, () => programs).flat());
-    await gpu.sync();
-    const labels = new Set(programs.map((p) => p.shader.label));
-    return gpu.profiler!.report().filter((e) => labels.has(e.label)).reduce((s, e) => s + e.ms, 0) / iters;
-  };
-  const probe = await once(1);
-  // at most 2000 profiled dispatches a submit (the profiler's query set)
-  const iters = Math.max(1, Math.min(Math.floor(2000 / programs.length), Math.ceil(runMs / Math.max(probe, 1e-3))));
-  // the card drops to ~345 MHz while the CPU builds a row's reference (nvidia-smi on the H200) and takes tens of
-  // ms to climb back to 1980: without this warm-up, long rows timed at 1 iteration a run came out up to 5x slow
-  const warm = performance.now();
-  while (performance.now() - warm < WARM_MS) await once(iters);
-  const t: number[] = [];
-  for (let r = 0; r < runs; r++) t.push(await once(iters));
-  return { med: median(t), min: Math.min(...t), max: Math.max(...t), iters };
 }
 
 interface Case { readonly model: ModelName; readonly batch: number; readonly context: number; readonly dtype: KvDtype }

@@ -7,6 +7,7 @@
 # GEMM tiles at prefill shapes), prefill (f32 and subgroup-matrix matmuls), decode (both attention kernels),
 # pytorch (transformers' prefill of the same shapes, the peer), prefill-profile (per-kernel GPU times), decode-profile (the same for
 # decode steps), decode-encode (a step's CPU side with and without the recorded forward), decode-attention (the kernel grid),
+# moe (the routed experts of one layer per GEMM form at decode batches),
 # transfer (needs pack.sh --servers).
 set -uo pipefail
 out=${OUT:-/tmp/gpu-suite}
@@ -49,6 +50,8 @@ for s in "$@"; do
       BENCH_DTYPES=fp8_e4m3 step decode-encode 300 node bench/dist/decode-encode.js ;;
     decode-attention)
       step decode-attention 420 node bench/dist/decode-attention.js ;;
+    moe)
+      step moe 300 node bench/dist/moe.js ;;
     transfer)
       step transfer 300 node bench/dist/transfer.js ;;
     *) echo "unknown step $s"; exit 2 ;;

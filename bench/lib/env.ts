@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { KV_DTYPES, env, parseEnv, parseKvDtype, type EnvOf, type KvDtype } from '@latentwire/protocol';
 import { DECODE_ENV } from '@latentwire/decode-node';
 import { GPU_ENV, MODEL_ENV } from '@latentwire/gpu';
+import { MOE_GEMM_VARIANTS, type MoeGemmVariant } from '@latentwire/gpu/kernels';
 
 const positive = (s: string) => {
   const n = Number(s);
@@ -28,7 +29,16 @@ export const BENCH_ENV = {
   BENCH_LAYERS: optionalInt(1).meta({ description: "layers of the model benched (software adapters: 2)", shown: "the config's" }),
   BENCH_ITERS: optionalInt(1).meta({ description: 'timed decode steps per row (software adapters: 2)', shown: '10' }),
   BENCH_TOKENS: optionalInts().meta({ description: 'prompt lengths of the prefill bench (software adapters: 16,64)', shown: '512,2048,4096' }),
-  BENCH_BATCHES: optionalInts().meta({ description: 'batch sizes of the decode bench (software adapters: 1,4)', shown: '1,16,64' }),
+  BENCH_BATCHES: optionalInts().meta({ description: 'batch sizes of the decode bench (software adapters: 1,4) and the MoE bench (1,16,64,128; software: 4)', shown: '1,16,64' }),
+  BENCH_MOE_VARIANTS: env
+    .mapped<MoeGemmVariant[] | undefined>(undefined, (s) => {
+      const v = s.split(',').map((x) => x.trim()).filter(Boolean);
+      if (v.length === 0 || !v.every((x) => (MOE_GEMM_VARIANTS as readonly string[]).includes(x))) throw new RangeError(s);
+      return v as MoeGemmVariant[];
+    }, `expected comma-separated ${MOE_GEMM_VARIANTS.join(', ')}`)
+    .meta({ description: 'expert GEMM forms the MoE bench times', shown: 'those the adapter runs' }),
+  BENCH_RUNS: env.int(7, 1).describe('timed runs per row of the MoE bench, as of decode-attention (at least 5 are taken)'),
+  BENCH_RUN_MS: env.int(20, 1).describe('GPU milliseconds each timed run of the MoE bench lasts, as of decode-attention'),
   BENCH_CONTEXTS: optionalInts().meta({ description: 'context lengths of the decode bench (software adapters: 256)', shown: '1024,4096' }),
   BENCH_DTYPES: env
     .mapped<KvDtype[]>(['fp8_e4m3', 'bf16'], (s) => {

@@ -67,7 +67,8 @@ export interface MoeDims {
   readonly intermediate: number;
 }
 
-export type MoeGemmVariant = 'gemv' | 'tiled' | 'mma' | 'mma16';
+export const MOE_GEMM_VARIANTS = ['gemv', 'tiled', 'mma', 'mma16'] as const;
+export type MoeGemmVariant = (typeof MOE_GEMM_VARIANTS)[number];
 
 interface GemvShape {
   readonly kind: 'gemv';

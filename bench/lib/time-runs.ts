@@ -1,0 +1,41 @@
+// Kernel timing shared by the single-kernel benches: GPU timestamps summed over the programs' own labels, `runs`
+// runs, each the mean over enough back-to-back calls to last ~runMs, after ~WARM_MS of the same work so the
+// clocks are up. Needs a Gpu created with { profile: true } on an adapter with timestamp queries.
+import type { Gpu, KernelProgram } from '@latentwire/gpu';
+import { spread } from './report.js';
+
+/** GPU busy time before a row's timed runs, so the clocks are up. */
+const WARM_MS = 200;
+/** The profiler's query set holds this many dispatches a submit. */
+const MAX_PROFILED_DISPATCHES = 2000;
+
+export interface TimedRuns {
+  /** ms per call of the whole program list: median, fastest and slowest run. */
+  readonly med: number;
+  readonly min: number;
+  readonly max: number;
+  /** Calls averaged per run. */
+  readonly iters: number;
+}
+
+export async function timeRuns(gpu: Gpu, programs: readonly KernelProgram[], runs: number, runMs: number): Promise<TimedRuns> {
+  const profiler = gpu.profiler;
+  if (!profiler) throw new Error('timeRuns: the Gpu has no profiler (create it with { profile: true } on an adapter with timestamp queries)');
+  const labels = new Set(programs.map((p) => p.shader.label));
+  const once = async (iters: number) => {
+    profiler.reset();
+    await gpu.run(Array.from({ length: iters }, () => programs).flat());
+    await gpu.sync();
+    return profiler.report().filter((e) => labels.has(e.label)).reduce((s, e) => s + e.ms, 0) / iters;
+  };
+  const probe = await once(1);
+  const iters = Math.max(1, Math.min(Math.floor(MAX_PROFILED_DISPATCHES / programs.length), Math.ceil(runMs / Math.max(probe, 1e-3))));
+  // the card drops to ~345 MHz while the CPU builds a row's inputs or reference (nvidia-smi on the H200) and takes
+  // tens of ms to climb back to 1980: without this warm-up, long rows timed at 1 iteration a run came out up to 5x slow
+  const warm = performance.now();
+  while (performance.now() - warm < WARM_MS) await once(iters);
+  const t: number[] = [];
+  for (let r = 0; r < runs; r++) t.push(await once(iters));
+  const s = spread(t);
+  return { med: s.median, min: s.min, max: s.max, iters };
+}

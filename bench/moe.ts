@@ -1,0 +1,134 @@
+// The routed experts alone (shared/gpu/src/kernels/moe: group, gate/up + silu·mul, down, combine) at a model's
+// MoE shapes (default DeepSeek-V2-Lite: 64 experts top-6, hidden 2048, intermediate 1408), for decode-sized
+// batches, every GEMM form the adapter runs side by side on the same weights and routing:
+//   1. measures the card's read bandwidth (the ceiling: a layer must stream the weights of every expert its
+//      batch touches once, so the ceiling time is those bytes over it);
+//   2. synthetic bf16 expert weights generated on the GPU (in binding-sized chunks, as the model loads them);
+//   3. per batch: each token's top-k distinct experts and weights drawn at random (seeded), the same for every
+//      form; the experts touched counted from that routing;
+//   4. per form: one layer's sequence timed by GPU timestamps, BENCH_RUNS runs (≥ 5), each the mean of enough
+//      back-to-back layers to last ~BENCH_RUN_MS, median and min–max; its output checked against the first
+//      form's (max |Δ| over max |y|).
+//   node bench/dist/moe.js
+// Env: BENCH_CONFIG  BENCH_BATCHES (1,16,64,128; software adapters 4)  BENCH_MOE_VARIANTS (the forms the adapter
+//   runs)  BENCH_RUNS (7)  BENCH_RUN_MS (20)  BENCH_CARD, BENCH_DRIVER, BENCH_COMMIT (recorded)  plus the GPU settings.
+import { readFileSync } from 'node:fs';
+import { normalizeConfig } from '@latentwire/model';
+import { Gpu, gpuOptions, subgroupMatrixUnsupportedReason, type KernelProgram } from '@latentwire/gpu';
+import {
+  fillRandom, moeExperts, moeGemmVariant, moeScratchBytes, type MoeDims, type MoeExpertChunk, type MoeExpertWeights, type MoeGemmVariant,
+} from '@latentwire/gpu/kernels';
+import { benchEnv } from './lib/env.js';
+import { isSoftwareAdapter, printTable, runMeta, writeJson, type Row } from './lib/report.js';
+import { measureReadBandwidth } from './lib/read-bandwidth.js';
+import { timeRuns } from './lib/time-runs.js';
+
+/** Experts `rows × cols` bf16 in chunks that each fit one storage binding, filled on the GPU. */
+function expertChunks(gpu: Gpu, label: string, E: number, rows: number, cols: number, seed: number, fills: KernelProgram[]): MoeExpertChunk[] {
+  const perChunk = Math.max(1, Math.floor(gpu.limits.maxStorageBufferBindingSize / (rows * cols * 2)));
+  const chunks: MoeExpertChunk[] = [];
+  for (let first = 0; first < E; first += perChunk) {
+    const count = Math.min(perChunk, E - first);
+    const tensor = { buffer: gpu.buffer(`${label}[${first}]`, count * rows * cols * 2), dtype: 'bf16' as const, shape: [count, rows, cols] };
+    fills.push(fillRandom(tensor, seed + first, Math.sqrt(3 / cols), 0));
+    chunks.push({ tensor, firstExpert: first, count });
+  }
+  return chunks;
+}
+
+/** Each token's k distinct experts and their weights, from a seeded LCG. */
+function randomRouting(tokens: number, dims: MoeDims, seed: number): { ids: Uint32Array; weights: Float32Array } {
+  let s = seed >>> 0;
+  const next = () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
+  const ids = new Uint32Array(tokens * dims.topK), weights = new Float32Array(tokens * dims.topK);
+  for (let t = 0; t < tokens; t++) {
+    const pool = Array.from({ length: dims.nExperts }, (_, e) => e);
+    for (let j = 0; j < dims.topK; j++) {
+      ids[t * dims.topK + j] = pool.splice(Math.floor(next() * pool.length), 1)[0]!;
+      weights[t * dims.topK + j] = 0.1 + next();
+    }
+  }
+  return { ids, weights };
+}
+
+/** The forms this adapter runs (the subgroup-matrix ones only where it has them). */
+function formsOf(gpu: Gpu): MoeGemmVariant[] {
+  return subgroupMatrixUnsupportedReason(gpu.matrixCapabilities) === null && gpu.matmulOnMatrices ? ['gemv', 'mma16', 'mma', 'tiled'] : ['gemv', 'tiled'];
+}
+
+async function main(): Promise<void> {
+  const env = benchEnv(process.env);
+  const gpu = await Gpu.create({ ...gpuOptions(env), profile: true });
+  if (!gpu.profiler) throw new Error('moe bench: the adapter has no timestamp queries');
+  const software = isSoftwareAdapter(gpu.adapterInfo);
+  const cfg = normalizeConfig(JSON.parse(readFileSync(env.BENCH_CONFIG, 'utf8')), env.BENCH_CONFIG);
+  if (!cfg.moe) throw new Error(`moe bench: ${env.BENCH_CONFIG} has no routed experts`);
+  const dims: MoeDims = { nExperts: cfg.moe.nRoutedExperts, topK: cfg.moe.numExpertsPerTok, hidden: cfg.hiddenSize, intermediate: cfg.moe.moeIntermediateSize };
+  const batches = env.BENCH_BATCHES ?? (software ? [4] : [1, 16, 64, 128]);
+  const forms = env.BENCH_MOE_VARIANTS ?? formsOf(gpu);
+  const { nExperts: E, hidden: H, intermediate: I } = dims;
+  const hbm = await measureReadBandwidth(gpu, 5);
+  console.log(`${gpu.adapterInfo.vendor} ${gpu.adapterInfo.description || gpu.adapterInfo.device}; ${env.BENCH_CONFIG.split('/').pop()}: ` +
+    `${E} experts top-${dims.topK}, hidden ${H}, intermediate ${I}; ceiling: read ${hbm.gbps.toFixed(0)} GB/s (${hbm.min.toFixed(0)}–${hbm.max.toFixed(0)}, ${hbm.timing}); forms ${forms.join(', ')}`);
+
+  const fills: KernelProgram[] = [];
+  const weights: MoeExpertWeights = {
+    gate: expertChunks(gpu, 'gate', E, I, H, 1, fills),
+    up: expertChunks(gpu, 'up', E, I, H, 1 << 16, fills),
+    down: expertChunks(gpu, 'down', E, H, I, 1 << 17, fills),
+  };
+  await gpu.run(fills);
+  await gpu.sync();
+
+  const rows: Row[] = [];
+  for (const T of batches) {
+    const need = moeScratchBytes(dims, T);
+    const scratch = {
+      topkIds: gpu.buffer('topk_ids', need.topkIds), topkWeights: gpu.buffer('topk_weights', need.topkWeights),
+      groups: gpu.buffer('groups', need.groups), act: gpu.buffer('act', need.act), slotOut: gpu.buffer('slot_out', need.slotOut),
+    };
+    const routing = randomRouting(T, dims, 1000 + T);
+    gpu.write(scratch.topkIds, routing.ids);
+    gpu.write(scratch.topkWeights, routing.weights);
+    const touched = new Set(routing.ids).size;
+    const bytes = touched * 3 * H * I * 2;
+    const ceilingMs = (bytes / (hbm.gbps * 1e9)) * 1e3;
+    const x = gpu.upload('x', Float32Array.from({ length: T * H }, (_, i) => Math.sin(i * 0.7 + T)));
+    let first: Float32Array | null = null;
+    for (const form of forms) {
+      const out = gpu.buffer('out', T * H * 4);
+      try {
+        const programs = moeExperts({ dims, tokens: T, x, weights, scratch, out, variant: form });
+        const t = await timeRuns(gpu, programs, Math.max(5, env.BENCH_RUNS), env.BENCH_RUN_MS);
+        const y = await gpu.readF32(out, 0, T * H);
+        first ??= y;
+        let diff = 0, top = 0;
+        for (let i = 0; i < y.length; i++) {
+          diff = Math.max(diff, Math.abs(y[i]! - first[i]!));
+          top = Math.max(top, Math.abs(first[i]!));
+        }
+        const row: Row = {
+          batch: T, form, 'default form': moeGemmVariant(dims, T, gpu.matmulLimits.subgroupMatrix, gpu.matmulLimits.moeMmaMinRows) === form ? 'yes' : '',
+          'experts touched': touched, 'MB of weights': bytes / 1e6, 'ms median': t.med, 'ms min–max': `${t.min.toPrecision(3)}–${t.max.toPrecision(3)}`,
+          'GB/s': bytes / (t.med * 1e6), 'ceiling ms': ceilingMs, '% of ceiling': (100 * ceilingMs) / t.med,
+          'max |Δ| / max |y| vs first form': top > 0 ? diff / top : diff, dispatches: programs.length,
+        };
+        rows.push(row);
+        console.log(JSON.stringify(row));
+      } finally {
+        gpu.destroy(out);
+      }
+    }
+    gpu.destroy(x, ...Object.values(scratch));
+  }
+  const meta = runMeta(gpu);
+  printTable(`routed experts of one layer (group, gate/up, down, combine) on ${meta.card}, commit ${meta.commit}: GPU timestamps, ` +
+    `median of ${Math.max(5, env.BENCH_RUNS)} runs; ceiling = the touched experts' weight bytes at the measured read rate`, rows);
+  const file = writeJson('moe', { ...meta, config: env.BENCH_CONFIG, dims, hbm, rows });
+  console.log(`\nwrote ${file}`);
+}
+
+main().then(() => process.exit(0), (err) => {
+  console.error(err);
+  process.exit(1);
+});
