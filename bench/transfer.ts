@@ -22,7 +22,7 @@
 // Env: NATS_URL  BENCH_DTYPES (fp8_e4m3,bf16)  BENCH_TOKENS (2048)  BENCH_REPEATS (15, at least 5)  PAGE_SIZE (64)
 //      KV_SEND_WINDOW_BYTES (8 MiB)  BENCH_CONFIG (a config.json)  BENCH_MACHINE (local: the JSON is
 //      results/transfer.<machine>.json)  HANDOFF_REQUESTS (20; 0 skips c)  HANDOFF_TOKENS (256)
-//      TOKEN_FLUSH_MS (5)  REDIS_URL  GPU settings (part c).
+//      TOKEN_FLUSH_MS (5)  REDIS_URL  BENCH_COMMIT (recorded in the JSON)  GPU settings (part c).
 import { randomFillSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
@@ -208,7 +208,7 @@ async function main(): Promise<void> {
     if (c1) printTable(`c. handoff on the tiny-model cluster in-process (bf16, page ${s.pageSize}, ${s.handoffTokens}-token prompts, one request at a time); ` +
       `floor 1.5 measured round trips = ${c1.floorMs.toFixed(3)} ms, reached ${(100 * c1.fraction).toFixed(1)}% at p50 (*: the headline)`, c1.rows);
     const file = writeJson(`transfer.${s.machine}`, {
-      machine: machine(), settings: s, config: s.configPath, layouts: layouts.map(latentLayoutKey), maxPayload: a1.maxPayload,
+      machine: machine(), commit: process.env.BENCH_COMMIT ?? 'unknown', date: new Date().toISOString(), settings: s, config: s.configPath, layouts: layouts.map(latentLayoutKey), maxPayload: a1.maxPayload,
       ceiling: { rows: a1.rows, publishGBps: a1.publish, requestReplyGBps: a1.requestReply }, codecCost: a1.codec,
       smallRoundTripMs: a1.rttMs, sendPath: b1.rows, sendRuns: b1.runs, handoff: c1,
     });
