@@ -16,9 +16,9 @@ import { maxAbsDiff, randomArray, rng } from '@latentwire/testing';
 // are f16, so it is held to MMA_TOL instead of the f32 forms' 1e-4 (measured on an H200: see the log in
 // bench/results/moe-mma-test.h200.log).
 const EXPERT_VARIANTS: readonly MoeGemmVariant[] = subgroupMatrixUnsupportedReason((await testGpu()).matrixCapabilities) === null
-  ? ['gemv', 'tiled', 'mma', 'mma16'] : ['gemv', 'tiled'];
+  ? ['gemv', 'tiled', 'mma', 'mma16', 'mma16x2'] : ['gemv', 'tiled'];
 const MMA_TOL = 1e-2;
-const tolOf = (v: MoeGemmVariant) => (v === 'mma' || v === 'mma16' ? MMA_TOL : 1e-4);
+const tolOf = (v: MoeGemmVariant) => (v.startsWith('mma') ? MMA_TOL : 1e-4);
 
 // ---------------------------------------------------------------- helpers
 

@@ -29,6 +29,12 @@ export const MMA_TILES = {
   m64x64k64: { BM: 64, BN: 64, BK: 64 },
   /** And 128-deep: a quarter of the trips, twice the registers in flight. */
   m64x64k128: { BM: 64, BN: 64, BK: 128 },
+  // Narrower 128-deep tiles for decode batches, whose 64 × 64 tiles make only 9–48 workgroups at V2-Lite's
+  // projections (half or a quarter of the work a workgroup, 2–4× the workgroups). Not measured yet and not
+  // chosen by default: `npm run bench:matmul` with an mmaTile option set compares them.
+  m64x32k128: { BM: 64, BN: 32, BK: 128 },
+  m32x64k128: { BM: 32, BN: 64, BK: 128 },
+  m32x32k128: { BM: 32, BN: 32, BK: 128 },
 } as const satisfies Record<string, MmaTile>;
 export type MmaTileName = keyof typeof MMA_TILES;
 

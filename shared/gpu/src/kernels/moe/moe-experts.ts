@@ -67,7 +67,7 @@ export interface MoeDims {
   readonly intermediate: number;
 }
 
-export const MOE_GEMM_VARIANTS = ['gemv', 'tiled', 'mma', 'mma16'] as const;
+export const MOE_GEMM_VARIANTS = ['gemv', 'tiled', 'mma', 'mma16', 'mma16x2'] as const;
 export type MoeGemmVariant = (typeof MOE_GEMM_VARIANTS)[number];
 
 interface GemvShape {
@@ -88,6 +88,8 @@ interface TiledShape { readonly kind: 'tiled'; readonly TM: number; readonly BN:
 interface MmaShape {
   readonly kind: 'mma'; readonly TM: number; readonly BN: number; readonly BN_DOWN: number; readonly BK: number; readonly BK_DOWN: number;
   readonly SGM: 1 | 2;
+  /** Slabs in flight: the next STAGES slabs' loads are issued before the current one is stored (each set in its own registers). */
+  readonly STAGES: 1 | 2;
 }
 type GemmShape = GemvShape | TiledShape | MmaShape;
 
@@ -98,13 +100,18 @@ const TILED: TiledShape = { kind: 'tiled', TM: 64, BN: 64, BK: 16, RM: 4, RN: 4 
 // 64 × 128 down block (2 × 4 tiles each): 8 accumulators a subgroup in both (the .wgsl files are written for
 // these shapes). With the next slab's loads in flight during the products, measured on the H200 (V2-Lite,
 // T = 4096, 26 layers): gate/up 95 ms + down 54 ms, against 145 + 69 ms for 64 × 64 blocks loaded then multiplied.
-const MMA: MmaShape = { kind: 'mma', TM: 64, BN: 64, BN_DOWN: 128, BK: 32, BK_DOWN: 32, SGM: 2 };
+const MMA: MmaShape = { kind: 'mma', TM: 64, BN: 64, BN_DOWN: 128, BK: 32, BK_DOWN: 32, SGM: 2, STAGES: 1 };
 // Decode batches give an expert a few rows (V2-Lite batch 64: 6 on average), where a 64-row tile multiplies
 // mostly empty rows and the weights' bytes are what must stream: 16-row tiles, the 4 subgroups side by side
 // over 128 columns. Measured on the H200 at batch 64 (profile tables of 2.2 steps, 26 layers): gate/up 27.2 ms with 32-deep K
 // slabs, 21.9 with 64-deep (twice the bytes in flight a trip); down 11.3 with 32-deep, 12.8 with 64-deep; 64
 // columns with 128-deep slabs were slower for both.
-const MMA16: MmaShape = { kind: 'mma', TM: 16, BN: 128, BN_DOWN: 128, BK: 64, BK_DOWN: 32, SGM: 1 };
+const MMA16: MmaShape = { kind: 'mma', TM: 16, BN: 128, BN_DOWN: 128, BK: 64, BK_DOWN: 32, SGM: 1, STAGES: 1 };
+// The same tiles with two 32-deep slabs in flight instead of one 64-deep one: each slab's loads issued two trips
+// before it is stored (the same registers as MMA16's one slab), for the bandwidth the experts lack at decode
+// batches (~1.9 TB/s at batch 64). Not measured yet and never chosen by moeGemmVariant: bench/moe.ts compares it
+// (BENCH_MOE_VARIANTS=mma16,mma16x2); the GPU machine's moe tests check it.
+const MMA16X2: MmaShape = { kind: 'mma', TM: 16, BN: 128, BN_DOWN: 128, BK: 32, BK_DOWN: 32, SGM: 1, STAGES: 2 };
 /** Average rows an expert below which the 16-row tiles are used. */
 const MMA16_MAX_ROWS = 32;
 // 128-row tiles (16 accumulators a subgroup, as the dense GEMM's 128 × 128 tile) passed the tests but were
@@ -128,7 +135,7 @@ export function moeGemmVariant(dims: MoeDims, tokens: number, subgroupMatrix = f
 
 /** Both forms fit WebGPU's guaranteed 16 KiB of workgroup memory (tiled gate/up: 12 KiB). */
 function shapeOf(v: MoeGemmVariant): GemmShape {
-  return v === 'gemv' ? GEMV : v === 'mma' ? MMA : v === 'mma16' ? MMA16 : TILED;
+  return v === 'gemv' ? GEMV : v === 'mma' ? MMA : v === 'mma16' ? MMA16 : v === 'mma16x2' ? MMA16X2 : TILED;
 }
 
 /** Upper bound on the row tiles of `count` experts for T tokens with tile height TM. */
@@ -324,7 +331,7 @@ fn expert_tile(tile_in_chunk: u32) -> vec4<u32> {
 
 function shapeLabel(s: GemmShape): string {
   if (s.kind === 'gemv') return `gemv_tm${s.TM}_c${s.COLS}_l${s.LANES}_u${s.U_GATE_UP}${s.U_DOWN}`;
-  return s.kind === 'mma' ? `mma_tm${s.TM}_n${s.BN}_d${s.BN_DOWN}_k${s.BK}x${s.BK_DOWN}_pf_w2` : `tiled_tm${s.TM}_n${s.BN}_k${s.BK}_r${s.RM}x${s.RN}`;
+  return s.kind === 'mma' ? `mma_tm${s.TM}_n${s.BN}_d${s.BN_DOWN}_k${s.BK}x${s.BK_DOWN}_pf${s.STAGES === 2 ? '2' : ''}_w2` : `tiled_tm${s.TM}_n${s.BN}_k${s.BK}_r${s.RM}x${s.RN}`;
 }
 
 
@@ -341,6 +348,9 @@ function mmaParts(s: MmaShape, down: boolean): Record<string, string> {
   const XL = (s.TM * BK) / 4 / WG, WL = (BN * BK) / 2 / WG;
   if (!Number.isInteger(XL) || !Number.isInteger(WL)) throw new RangeError(`moe mma shape ${JSON.stringify(s)}: slabs must split evenly over ${WG} threads`);
   const range = (n: number) => [...Array(n).keys()];
+  const stages = range(s.STAGES);
+  // stage t's copy of a prefetch register (one stage: the plain name)
+  const reg = (name: string, t: number) => (s.STAGES === 1 ? name : `${name}_${t}`);
   const tiles = range(TMT).flatMap((i) => range(TNT).map((j) => [i, j] as const));
   const mats = down ? [['c', 'ws']] : [['g', 'gs'], ['u', 'us']];
   // weight matrices: [register prefix, raw alias, load fn, unpack fn, base, workgroup array]
@@ -351,7 +361,7 @@ function mmaParts(s: MmaShape, down: boolean): Record<string, string> {
   const declare = [
     ...mats.flatMap(([c]) => tiles.map(([i, j]) => `var ${c}${i}_${j} = ResT();`)),
     ...range(XL).flatMap((i) => [
-      `var rx_${i} = vec4<f32>(0.0);`,
+      ...stages.map((t) => `var ${reg(`rx_${i}`, t)} = vec4<f32>(0.0);`),
       `let xk_${i} = ((lid + ${i * WG}u) % ${BK / 4}u) * 4u;`,
       // the element where x slot i's row starts (NONE past the tile's rows)
       down
@@ -360,30 +370,31 @@ function mmaParts(s: MmaShape, down: boolean): Record<string, string> {
   if (${xRow(i)} < rows) { xr_${i} = (groups[u.sorted_base + r0 + ${xRow(i)}] / u.topk) * u.x_stride + u.x_offset; }`,
     ]),
     ...range(WL).flatMap((j) => [
-      ...wmats.map(([r, alias]) => `var ${r}_${j} = ${alias}();`),
+      ...stages.flatMap((t) => wmats.map(([r, alias]) => `var ${reg(`${r}_${j}`, t)} = ${alias}();`)),
       `let wn_${j} = (lid + ${j * WG}u) / ${BK / 2}u;`,
       `let wk_${j} = ((lid + ${j * WG}u) % ${BK / 2}u) * 2u;`,
     ]),
   ];
-  const fetch = (k: string) => [
-    ...range(XL).map((i) => `rx_${i} = vec4<f32>(0.0);
-    if (xr_${i} != NONE && ${k} + xk_${i} < u.K) { rx_${i} = x4(xr_${i} + ${k} + xk_${i}); }`),
+  // slab k's loads into stage t's registers
+  const fetch = (k: string, t: number) => [
+    ...range(XL).map((i) => `${reg(`rx_${i}`, t)} = vec4<f32>(0.0);
+    if (xr_${i} != NONE && ${k} + xk_${i} < u.K) { ${reg(`rx_${i}`, t)} = x4(xr_${i} + ${k} + xk_${i}); }`),
     ...range(WL).flatMap((j) => [
-      ...wmats.map(([r, alias]) => `${r}_${j} = ${alias}();`),
+      ...wmats.map(([r, alias]) => `${reg(`${r}_${j}`, t)} = ${alias}();`),
       `if (n0 + wn_${j} < u.N && ${k} + wk_${j} < u.K) {`,
-      ...wmats.map(([r, , load, , base]) => `  ${r}_${j} = ${load}(${base} + (n0 + wn_${j}) * u.K + ${k} + wk_${j});`),
+      ...wmats.map(([r, , load, , base]) => `  ${reg(`${r}_${j}`, t)} = ${load}(${base} + (n0 + wn_${j}) * u.K + ${k} + wk_${j});`),
       `}`,
     ]),
   ];
-  const store = [
+  const store = (t: number) => [
     ...range(XL).map((i) => `{
       let v = lid + ${i * WG}u;
       let o = (v / ${BK / 4}u) * STR + (v % ${BK / 4}u) * 4u;
-      xs[o] = f16(rx_${i}.x); xs[o + 1u] = f16(rx_${i}.y); xs[o + 2u] = f16(rx_${i}.z); xs[o + 3u] = f16(rx_${i}.w);
+      xs[o] = f16(${reg(`rx_${i}`, t)}.x); xs[o + 1u] = f16(${reg(`rx_${i}`, t)}.y); xs[o + 2u] = f16(${reg(`rx_${i}`, t)}.z); xs[o + 3u] = f16(${reg(`rx_${i}`, t)}.w);
     }`),
     ...range(WL).map((j) => `{
       let o = wn_${j} * STR + wk_${j};
-      ${wmats.map(([r, , , unpack, , arr]) => `let ${r} = vec2<f16>(${unpack}(${r}_${j}));
+      ${wmats.map(([r, , , unpack, , arr]) => `let ${r} = vec2<f16>(${unpack}(${reg(`${r}_${j}`, t)}));
       ${arr}[o] = ${r}.x; ${arr}[o + 1u] = ${r}.y;`).join('\n      ')}
     }`),
   ];
@@ -409,9 +420,23 @@ function mmaParts(s: MmaShape, down: boolean): Record<string, string> {
     }
   }
   workgroupBarrier();`);
+  // the K loop: a trip a slab (stores it, issues the loads of the slab STAGES trips ahead into the registers it
+  // emptied, multiplies); with two stages a round is two trips, the second skipped past K (k0 and K are
+  // uniform, so are its barriers)
+  const trip = (t: number) => `workgroupBarrier();   // the previous slab's products are done with the workgroup arrays
+    ${store(t).join('\n    ')}
+    workgroupBarrier();
+    let kn = k0 + ${s.STAGES === 1 ? 'BK' : `${(t + s.STAGES) * BK}u`};
+    ${fetch('kn', t).join('\n    ')}
+    for (var kk = 0u; kk < BK; kk += 16u) {
+      ${multiply.join('\n      ')}
+    }`;
+  const loop = s.STAGES === 1
+    ? `for (var k0 = 0u; k0 < u.K; k0 += BK) {\n    ${trip(0)}\n  }`
+    : `for (var k0 = 0u; k0 < u.K; k0 += ${s.STAGES * BK}u) {\n    ${stages.map((t) => (t === 0 ? trip(t) : `if (k0 + ${t * BK}u < u.K) {\n    ${trip(t)}\n    }`)).join('\n    ')}\n  }`;
   return {
-    DECLARE: declare.join('\n  '), FETCH_FIRST: fetch('0u').join('\n  '), STORE: store.join('\n    '),
-    FETCH_NEXT: fetch('kn').join('\n    '), MULTIPLY: multiply.join('\n      '), WRITE: write.join('\n  '),
+    DECLARE: declare.join('\n  '), FETCH_FIRST: stages.flatMap((t) => fetch(`${t * BK}u`, t)).join('\n  '),
+    LOOP: loop, WRITE: write.join('\n  '),
   };
 }
 
