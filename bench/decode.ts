@@ -113,10 +113,9 @@ async function main(): Promise<void> {
         const over = spread(gaps);
         const overlappedMs = over.median;
         if (profile) {
-          const report = profile;
-          const gpuMs = report.reduce((a, r) => a + r.ms, 0) / iters;
+          const gpuMs = profile.reduce((a, r) => a + r.ms, 0) / iters;
           printTable(`GPU time per step by kernel (${dtype}, batch ${B}, context ${ctx}): ${gpuMs.toFixed(2)} ms of ${ms.toFixed(2)} ms`,
-            report.slice(0, 14).map((r) => ({ kernel: r.label, 'ms/step': r.ms / iters, 'dispatches/step': r.count / iters })));
+            profile.slice(0, 14).map((r) => ({ kernel: r.label, 'ms/step': r.ms / iters, 'dispatches/step': r.count / iters })));
         }
         const kvBytes = B * (ctx + 1) * layout.tokenBytes * cfg.numLayers;
         const bytes = weightBytesPerStep(cfg, B) + kvBytes;

@@ -18,22 +18,19 @@ import { Gpu, gpuOptions, subgroupMatrixUnsupportedReason, type KernelProgram } 
 import {
   fillRandom, moeExperts, moeGemmVariant, moeScratchBytes, type MoeDims, type MoeExpertChunk, type MoeExpertWeights, type MoeGemmVariant,
 } from '@latentwire/gpu/kernels';
+import { expertChunks } from '@latentwire/gpu/weights';
 import { benchEnv } from './lib/env.js';
 import { isSoftwareAdapter, printTable, runMeta, writeJson, type Row } from './lib/report.js';
 import { measureReadBandwidth } from './lib/read-bandwidth.js';
 import { timeRuns } from './lib/time-runs.js';
 
-/** Experts `rows × cols` bf16 in chunks that each fit one storage binding, filled on the GPU. */
-function expertChunks(gpu: Gpu, label: string, E: number, rows: number, cols: number, seed: number, fills: KernelProgram[]): MoeExpertChunk[] {
-  const perChunk = Math.max(1, Math.floor(gpu.limits.maxStorageBufferBindingSize / (rows * cols * 2)));
-  const chunks: MoeExpertChunk[] = [];
-  for (let first = 0; first < E; first += perChunk) {
-    const count = Math.min(perChunk, E - first);
+/** Experts `rows × cols` bf16 in chunks that each fit one storage binding (as the model loads them), filled on the GPU. */
+function syntheticExperts(gpu: Gpu, label: string, E: number, rows: number, cols: number, seed: number, fills: KernelProgram[]): MoeExpertChunk[] {
+  return expertChunks(E, rows * cols * 2, gpu.limits.maxStorageBufferBindingSize).map(({ first, count }) => {
     const tensor = { buffer: gpu.buffer(`${label}[${first}]`, count * rows * cols * 2), dtype: 'bf16' as const, shape: [count, rows, cols] };
     fills.push(fillRandom(tensor, seed + first, Math.sqrt(3 / cols), 0));
-    chunks.push({ tensor, firstExpert: first, count });
-  }
-  return chunks;
+    return { tensor, firstExpert: first, count };
+  });
 }
 
 /** Each token's k distinct experts and their weights, from a seeded LCG. */
@@ -73,9 +70,9 @@ async function main(): Promise<void> {
 
   const fills: KernelProgram[] = [];
   const weights: MoeExpertWeights = {
-    gate: expertChunks(gpu, 'gate', E, I, H, 1, fills),
-    up: expertChunks(gpu, 'up', E, I, H, 1 << 16, fills),
-    down: expertChunks(gpu, 'down', E, H, I, 1 << 17, fills),
+    gate: syntheticExperts(gpu, 'gate', E, I, H, 1, fills),
+    up: syntheticExperts(gpu, 'up', E, I, H, 1 << 16, fills),
+    down: syntheticExperts(gpu, 'down', E, H, I, 1 << 17, fills),
   };
   await gpu.run(fills);
   await gpu.sync();

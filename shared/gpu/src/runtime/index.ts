@@ -9,6 +9,6 @@ export { bindings, shaderBuffers, numberedStorage, numberedBuffers, type Binding
 export { defineKernel, variantKey, type VariantShader } from './define-kernel.js';
 export { subgroupMatrixUnsupportedReason, MATRIX_SUBGROUP_SIZE, SUBGROUP_MATRIX_WGSL, type MatrixCapabilities } from './matrix-caps.js';
 export { loadWgsl, fillWgsl, wgslFile } from './wgsl-source.js';
-export { wgslPieces, resolveIncludes, WGSL_PIECE_NAMES } from './wgsl-pieces/index.js';
+export { resolveIncludes } from './wgsl-pieces/index.js';
 export type { WorkgroupSlots } from './occupancy-probe.js';
 export { dryRunGpu, type DryRun } from './dry-run.js';

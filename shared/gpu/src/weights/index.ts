@@ -1,4 +1,5 @@
 export type { ModelWeights, LayerWeights, MoeWeights, DenseWeights, MlpWeights, ExpertChunk, QueryWeights } from './model-weights.js';
 export { uploadCheckpoint } from './upload-checkpoint.js';
 export { syntheticWeights } from './synthetic-weights.js';
+export { expertChunks } from './build-weights.js';
 export { checkpointBytes, loadProgressReporter, type LoadProgress, type OnLoadProgress, type ProgressLog, type ProgressReporterOptions } from './load-progress.js';

@@ -1,7 +1,7 @@
 // Shared WGSL pieces included by name: dependencies first, each piece once per shader, unknown names refused,
 // and a shader built through bindings() gets its includes resolved.
 import test from 'ava';
-import { resolveIncludes, wgslPieces } from '../../src/runtime/wgsl-pieces/index.js';
+import { resolveIncludes } from '../../src/runtime/wgsl-pieces/index.js';
 import { bindings } from '../../src/runtime/bindings.js';
 
 const count = (s: string, what: string) => s.split(what).length - 1;
@@ -19,12 +19,12 @@ test('wgsl pieces - each piece is emitted once however many includes name it', (
   t.is(count(out, 'fn e4m3_decode4('), 1);
   t.is(count(out, 'fn fp8_round_bits('), 1, 'the later fp8 include adds only the encoder');
   t.is(count(out, 'fn silu('), 1);
-  t.is(count(wgslPieces('fp8', 'fp8-encode', 'fp8'), 'fn fp8_round_bits('), 1);
+  t.is(count(resolveIncludes('//!include fp8, fp8-encode, fp8'), 'fn fp8_round_bits('), 1);
 });
 
 test('wgsl pieces - an unknown name is an error naming it and the known ones', (t) => {
   t.throws(() => resolveIncludes('//!include silu, nope'), { message: /'nope' does not exist \(known: .*silu/ });
-  t.throws(() => wgslPieces('fp9'), { message: /'fp9'/ });
+  t.throws(() => resolveIncludes('//!include fp9'), { message: /'fp9'/ });
 });
 
 test('wgsl pieces - shaders built through bindings() resolve their includes', (t) => {

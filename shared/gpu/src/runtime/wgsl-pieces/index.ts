@@ -23,7 +23,7 @@ const PIECES: Readonly<Record<string, Piece>> = {
   'wg-reduce': { wgsl: wgReduce },
 };
 
-export const WGSL_PIECE_NAMES: readonly string[] = Object.keys(PIECES);
+const WGSL_PIECE_NAMES: readonly string[] = Object.keys(PIECES);
 
 function emit(name: string, seen: Set<string>): string {
   const piece = PIECES[name];
@@ -31,12 +31,6 @@ function emit(name: string, seen: Set<string>): string {
   if (seen.has(name)) return '';
   seen.add(name);
   return (piece.needs ?? []).map((n) => emit(n, seen)).join('') + piece.wgsl;
-}
-
-/** The text of the named pieces, dependencies first, each once. */
-export function wgslPieces(...names: string[]): string {
-  const seen = new Set<string>();
-  return names.map((n) => emit(n, seen)).join('');
 }
 
 const INCLUDE = /^[ \t]*\/\/!include[ \t]+(.+?)[ \t]*$/gm;
