@@ -2,8 +2,10 @@
 //   1. absorbed query qAbs [b, h, r + rope]: q_lat = q_nope · W_UK (r values) and roped q_pe, one dispatch
 //   2. the row's latent (kv_a_proj_with_mqa's output, from the shared forward) normed, roped and appended to the
 //      cache at the token's position, in one dispatch
-//   3. grouped decode attention over the sequence's pages: ō [b, h, r] in the latent space
-//   4. attn = ō · W_UVᵀ per head (o_proj follows in the shared forward)
+//   3. grouped decode attention over the sequence's pages: ō [b, h, r] in the latent space, or with KV splits
+//      each split's partial ō and LSE
+//   4. attn = ō · W_UVᵀ per head, the splits merged while the matmul stages ō (no merge dispatch; o_proj
+//      follows in the shared forward)
 import type { AttentionBlock, ForwardPass, ModelForward } from '@latentwire/gpu/forward';
 import type { KernelProgram } from '@latentwire/gpu';
 import { kvAppend } from '@latentwire/gpu/kernels';
@@ -49,12 +51,16 @@ export function absorbedAttention(f: ModelForward, a: AbsorbedAttentionArgs): At
         layout: a.cache.layout, src: latent, rows: B, positions: pass.positions, tableOffsets: a.tableOffsets, pageTable: a.pageTable,
         pools, pagesPerBuffer: a.cache.pagesPerBuffer, finish: f.latentFinish(l),
       });
+      const split = a.numSplits > 1;
       yield* groupedDecodeAttention({
         variant: a.variant, q: a.qAbs, seqLens: a.seqLens, pageTableOffsets: a.tableOffsets, pageTable: a.pageTable, pools,
         pagesPerBuffer: a.cache.pagesPerBuffer, out: a.oLatent, lse: a.lse, partial: a.partial ?? undefined, batch: B, heads,
-        numSplits: a.numSplits, scale: f.softmaxScale,
+        numSplits: a.numSplits, scale: f.softmaxScale, callerMerges: true,
       });
-      yield headMatmul({ x: a.oLatent, ...headWeightArgs(w.wUvT), y: s.attn, batch: B, heads, K: r, N: cfg.vHeadDim });
+      yield headMatmul({
+        ...(split ? { x: a.partial!, merge: { lse: a.lse, numSplits: a.numSplits } } : { x: a.oLatent }),
+        ...headWeightArgs(w.wUvT), y: s.attn, batch: B, heads, K: r, N: cfg.vHeadDim,
+      });
     },
   };
 }

@@ -1,9 +1,11 @@
 // The absorbed-MLA per-head kernels against float64: headMatmul on odd sizes with strided x / y and a weight
-// addressed inside a larger buffer (as W_UK is read inside kv_b_proj), and headTranspose building W_UVᵀ.
+// addressed inside a larger buffer (as W_UK is read inside kv_b_proj), its rope and split-merge forms against the
+// dispatches they replace, and headTranspose building W_UVᵀ.
 import test from 'ava';
 import { maxAbsDiff, randomArray } from '@latentwire/testing';
 import { roundTo, testGpu, uploadWeight } from '@latentwire/gpu/testing';
-import { headMatmul } from '../../src/kernels/head-matmul/index.js';
+import { headMatmul, HEAD_MATMUL_MAX_SPLITS } from '../../src/kernels/head-matmul/index.js';
+import { groupedDecodeMerge } from '../../src/kernels/grouped-decode-attention/index.js';
 import { headTranspose, headTransposeBytes } from '../../src/kernels/head-transpose/index.js';
 import { rope } from '@latentwire/gpu/kernels';
 
@@ -82,4 +84,67 @@ test('head matmul - with rope: the product and the roped slice equal head matmul
     t.deepEqual(await gpu.readU32(yb, 0, B * heads * out), await gpu.readU32(ya, 0, B * heads * out), `[${B}, ${heads}, ${nope}+${ropeDim}, ${N}]`);
     gpu.destroy(x, w.buffer, positions, invFreq, ya, yb);
   }
+});
+
+test('head matmul - merging KV splits while staging equals the merge dispatch then head matmul, and float64', async (t) => {
+  const gpu = await testGpu();
+  // [batch, heads, splits, K, N]: one block of rows, a partial block, the most splits the form takes
+  for (const [B, heads, S, K, N] of [[1, 3, 5, 68, 45], [6, 2, 3, 40, 130], [2, 1, HEAD_MATMUL_MAX_SPLITS, 12, 8]] as const) {
+    const partial = Float32Array.from(randomArray(B * heads * S * K, 71 + S));
+    // LSEs in base 2 spread over a wide range; split 1 of every row empty (lse -1e30, zeros) as the split kernel
+    // leaves a split past the sequence's end, and row 0 of head 0 empty in every split (a sequence of no tokens)
+    const lse = Float32Array.from(randomArray(B * heads * S, 72 + S, 30));
+    for (let row = 0; row < B * heads; row++) {
+      for (let s = 0; s < S; s++) {
+        if (s === 1 || row === 0) {
+          lse[row * S + s] = -1e30;
+          partial.fill(0, (row * S + s) * K, (row * S + s + 1) * K);
+        }
+      }
+    }
+    const wv = roundTo(randomArray(heads * K * N, 73), 'bf16');
+    const w = uploadWeight(gpu, 'w', wv, 'bf16', [heads * K, N]);
+    const pb = gpu.upload('partial', partial), lb = gpu.upload('lse', lse);
+    const merged = gpu.buffer('merged', B * heads * K * 4);
+    const ya = gpu.buffer('ya', B * heads * N * 4), yb = gpu.buffer('yb', B * heads * N * 4);
+    await gpu.run([
+      groupedDecodeMerge({ partial: pb, lse: lb, out: merged, batch: B, heads, numSplits: S, kvLoraRank: K }),
+      headMatmul({ x: merged, weight: w, y: ya, batch: B, heads, K, N }),
+      headMatmul({ x: pb, merge: { lse: lb, numSplits: S }, weight: w, y: yb, batch: B, heads, K, N }),
+    ]);
+    const shape = `[${B}, ${heads}, ${S} splits, ${K}, ${N}]`;
+    const got = await gpu.readF32(yb, 0, B * heads * N);
+    t.deepEqual(new Uint32Array(got.buffer), await gpu.readU32(ya, 0, B * heads * N), shape);
+    const want = new Float64Array(B * heads * N);
+    for (let row = 0; row < B * heads; row++) {
+      const h = row % heads;
+      const m = Math.max(...Array.from(lse.subarray(row * S, row * S + S)));
+      const ws = Array.from(lse.subarray(row * S, row * S + S), (l) => 2 ** (l - m));
+      const den = ws.reduce((a, b) => a + b, 0);
+      for (let n = 0; n < N; n++) {
+        let sum = 0;
+        for (let k = 0; k < K; k++) {
+          let o = 0;
+          for (let s = 0; s < S; s++) o += ws[s]! * partial[(row * S + s) * K + k]!;
+          sum += (o / den) * wv[(h * K + k) * N + n]!;
+        }
+        want[row * N + n] = sum;
+      }
+    }
+    const err = maxAbsDiff(Float64Array.from(got), want);
+    t.true(err < 1e-4, `${shape} off by ${err} from float64`);
+    t.true(got.subarray(0, N).every((v) => v === 0), `${shape}: a row of no tokens gives zeros`);
+    gpu.destroy(w.buffer, pb, lb, merged, ya, yb);
+  }
+});
+
+test('head matmul - the merge form refuses more splits than it weighs, strided partials and rope', (t) => {
+  const fake = { size: 1 << 20 } as GPUBuffer;
+  const w = { buffer: fake, dtype: 'bf16' as const, shape: [8, 8] };
+  const common = { x: fake, weight: w, y: fake, batch: 1, heads: 1, K: 8, N: 8 };
+  t.throws(() => headMatmul({ ...common, merge: { lse: fake, numSplits: HEAD_MATMUL_MAX_SPLITS + 1 } }), { message: /numSplits/ });
+  t.throws(() => headMatmul({ ...common, xRowStride: 16, merge: { lse: fake, numSplits: 2 } }), { message: /dense/ });
+  t.throws(() => headMatmul({
+    ...common, merge: { lse: fake, numSplits: 2 }, rope: { positions: fake, invFreq: fake, ropeDim: 2, inOffset: 0, outOffset: 0, attentionFactor: 1 },
+  }), { message: /exclude/ });
 });

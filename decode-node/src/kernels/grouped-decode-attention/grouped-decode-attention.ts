@@ -434,6 +434,11 @@ export interface GroupedDecodeAttentionArgs {
   readonly numSplits: number;
   /** Softmax scale (1/sqrt(qk_nope + qk_rope), times mscale² under YaRN). */
   readonly scale: number;
+  /**
+   * With numSplits > 1: leave `partial` and `lse` unmerged for the caller to merge while it reads them (the absorbed
+   * decode's W_UV matmul: headMatmul's merge form), saving the merge dispatch; `out` is then not written.
+   */
+  readonly callerMerges?: boolean;
 }
 
 function bindingBytes(b: Binding): number | undefined {
@@ -449,8 +454,8 @@ function checkBytes(name: string, b: Binding, need: number): void {
 }
 
 /**
- * The programs of one decode attention call: the split kernel, then (numSplits > 1) the merge. Grid of the
- * split kernel: (ceil(heads / G), numSplits, batch); of the merge: (heads, batch).
+ * The programs of one decode attention call: the split kernel, then (numSplits > 1, unless callerMerges) the
+ * merge. Grid of the split kernel: (ceil(heads / G), numSplits, batch); of the merge: (heads, batch).
  */
 export function groupedDecodeAttention(a: GroupedDecodeAttentionArgs): KernelProgram[] {
   const v = a.variant;
@@ -489,14 +494,30 @@ export function groupedDecodeAttention(a: GroupedDecodeAttentionArgs): KernelPro
     uniformValues: { heads: a.heads, num_splits: a.numSplits, pages_per_buffer: Math.max(1, ppb), scale_log2e: a.scale * Math.LOG2E },
     workgroups: [Math.ceil(a.heads / d.G), a.numSplits, a.batch],
   };
-  if (direct) return [split];
-  const merge: KernelProgram<typeof MERGE_BINDINGS.uniforms> = {
-    shader: groupedDecodeMergeShader({ kvLoraRank: r }),
-    buffers: MERGE_BINDINGS.buffers({ o_part: a.partial!, lse: a.lse, out: a.out }),
+  if (direct || a.callerMerges) return [split];
+  return [split, groupedDecodeMerge({ partial: a.partial!, lse: a.lse, out: a.out, batch: a.batch, heads: a.heads, numSplits: a.numSplits, kvLoraRank: r })];
+}
+
+export interface GroupedDecodeMergeArgs {
+  /** [batch, heads, numSplits, kvLoraRank] and [batch, heads, numSplits] f32: the split kernel's outputs. */
+  readonly partial: Binding;
+  readonly lse: Binding;
+  /** [batch, heads, kvLoraRank] f32, written. */
+  readonly out: Binding;
+  readonly batch: number;
+  readonly heads: number;
+  readonly numSplits: number;
+  readonly kvLoraRank: number;
+}
+
+/** The log-sum-exp merge of the KV splits (grouped-decode-merge.wgsl), grid (heads, batch). */
+export function groupedDecodeMerge(a: GroupedDecodeMergeArgs): KernelProgram<typeof MERGE_BINDINGS.uniforms> {
+  return {
+    shader: groupedDecodeMergeShader({ kvLoraRank: a.kvLoraRank }),
+    buffers: MERGE_BINDINGS.buffers({ o_part: a.partial, lse: a.lse, out: a.out }),
     uniformValues: { heads: a.heads, num_splits: a.numSplits },
     workgroups: [a.heads, a.batch],
   };
-  return [split, merge];
 }
 
 /**

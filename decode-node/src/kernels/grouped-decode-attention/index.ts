@@ -1,6 +1,6 @@
 export {
-  groupedDecodeAttention, groupedDecodeAttentionShader, groupedDecodeMergeShader, groupedDecodePlan, chooseDecodeSplits, decodeSplitTarget, decodeSplitsFor,
+  groupedDecodeAttention, groupedDecodeMerge, groupedDecodeAttentionShader, groupedDecodeMergeShader, groupedDecodePlan, chooseDecodeSplits, decodeSplitTarget, decodeSplitsFor,
   groupedDecodeScratchBytes, groupedDecodeWorkgroupBytes, groupedDecodeLayout, groupedDecodeCost, MAX_POOL_BINDINGS,
-  type GroupedDecodeVariant, type GroupedDecodeEngine, type GroupedDecodeAttentionArgs, type DecodeWorkgroupLimits,
+  type GroupedDecodeVariant, type GroupedDecodeEngine, type GroupedDecodeAttentionArgs, type GroupedDecodeMergeArgs, type DecodeWorkgroupLimits,
 } from './grouped-decode-attention.js';
 export { mmaUnsupportedReason, MMA, type MatrixCapabilities } from './grouped-decode-attention-mma.js';

@@ -1,7 +1,8 @@
 // Per-head matmul of the absorbed MLA decode step: y[b, h, :] = x[b, h, :] · W_h with W_h [K, N] row-major in
 // its stored dtype. Used twice per layer: q_lat = q_nope · W_UK (K = qk_nope, N = kv_lora_rank, W_UK read in
 // place from kv_b_proj) and o = ō · W_UVᵀ (K = kv_lora_rank, N = v_head_dim, the transposed copy made at
-// load). Strides and offsets are uniforms, so x and y can be head slices of wider rows.
+// load). Strides and offsets are uniforms, so x and y can be head slices of wider rows. The second use can read
+// the attention's split-KV partials and merge them while staging (the `merge` form), in place of a merge dispatch.
 import type { BufferBinding, KernelProgram, KernelShader } from '@latentwire/gpu';
 import { bindings, loadWgsl } from '@latentwire/gpu';
 import { weightLoadWgsl, type GpuTensor, type WeightDtype } from '@latentwire/gpu/kernels';
@@ -26,6 +27,9 @@ const UNIFORMS = {
 const ROPE_UNIFORMS = {
   ...UNIFORMS, rope_block: 'u32', rope_half: 'u32', rope_in: 'u32', rope_out: 'u32', attention_factor: 'f32',
 } as const;
+const MERGE_UNIFORMS = { ...UNIFORMS, heads: 'u32', num_splits: 'u32' } as const;
+/** Most KV splits the merge form weighs (DECODE_KV_SPLITS's bound). */
+export const HEAD_MATMUL_MAX_SPLITS = 64;
 
 // rows b0 .. b0 + BB of head h: x's pairs at rope_in + 2i roped at the row's position into y at rope_out + 2i
 const ROPE_WGSL = /* wgsl */ `fn rope_rows(h: u32, b0: u32, lid: u32) {
@@ -46,14 +50,55 @@ const ROPE_WGSL = /* wgsl */ `fn rope_rows(h: u32, b0: u32, lid: u32) {
   }
 }`;
 
+// rows b0 .. b0 + BB of head h: each split's weight exp2(lse - max) and the rows' 1 / Σ weights, then x[b, h, k] as
+// Σ_s weight_s · partial_s[k] · inv: grouped-decode-merge.wgsl's arithmetic in its order, so ō is its output bit for bit
+const MERGE_WGSL = /* wgsl */ `const MAX_SPLITS: u32 = ${HEAD_MATMUL_MAX_SPLITS}u;
+var<workgroup> split_w: array<f32, BB * MAX_SPLITS>;
+var<workgroup> split_inv: array<f32, BB>;
+fn merge_prologue(h: u32, b0: u32, lid: u32) {
+  let b = b0 + lid;
+  if (lid < BB && b < u.batch) {
+    let row = (b * u.heads + h) * u.num_splits;
+    var m = -1.0e30;
+    for (var s = 0u; s < u.num_splits; s++) { m = max(m, lse[row + s]); }
+    var den = 0.0;
+    for (var s = 0u; s < u.num_splits; s++) {
+      let e = exp2(lse[row + s] - m);
+      split_w[lid * MAX_SPLITS + s] = e;
+      den += e;
+    }
+    split_inv[lid] = 1.0 / den;
+  }
+  workgroupBarrier();
+}
+fn x_at(b: u32, h: u32, k: u32, bb: u32) -> f32 {
+  let first = u.x_offset + b * u.x_row_stride + h * u.x_head_stride + k;
+  var acc = 0.0;
+  for (var s = 0u; s < u.num_splits; s++) { acc = fma(split_w[bb * MAX_SPLITS + s], x[first + s * u.k], acc); }
+  return acc * split_inv[bb];
+}`;
+const PLAIN_X_WGSL = /* wgsl */ `fn merge_prologue(h: u32, b0: u32, lid: u32) {}
+fn x_at(b: u32, h: u32, k: u32, bb: u32) -> f32 { return x[u.x_offset + b * u.x_row_stride + h * u.x_head_stride + k]; }`;
+
 const STORAGE = [['x', 'array<f32>'], ['w', 'array<u32>'], ['y', 'array<f32>', 'read_write']] as const;
 const PLAIN = bindings(STORAGE, UNIFORMS);
 /** The rope form also reads each row's position and the inverse frequencies. */
 const ROPED = bindings([...STORAGE, ['positions', 'array<u32>'], ['inv_freq', 'array<f32>']], ROPE_UNIFORMS);
+/** The merge form reads the splits' LSEs beside their partial outputs (x). */
+const MERGED = bindings([...STORAGE, ['lse', 'array<f32>']], MERGE_UNIFORMS);
 
-function build_headMatmulShader({ dtype, rope }: { readonly dtype: WeightDtype; readonly rope: boolean }): KernelShader {
-  const B = rope ? ROPED : PLAIN;
-  return B.shader(`head_matmul_${dtype}${rope ? '_rope' : ''}`, `const CT: u32 = ${CT}u;
+interface HeadMatmulVariant {
+  readonly dtype: WeightDtype;
+  /** The rope block beside the product (the absorbed query). */
+  readonly rope: boolean;
+  /** x is split-KV partials merged while staging (the attention output's W_UV). */
+  readonly merge?: boolean;
+}
+
+function build_headMatmulShader({ dtype, rope, merge = false }: HeadMatmulVariant): KernelShader {
+  if (rope && merge) throw new RangeError('headMatmul: the rope and merge forms exclude each other');
+  const B = rope ? ROPED : merge ? MERGED : PLAIN;
+  return B.shader(`head_matmul_${dtype}${rope ? '_rope' : ''}${merge ? '_merge' : ''}`, `const CT: u32 = ${CT}u;
 const KS: u32 = ${KS}u;
 const WG: u32 = ${WG}u;
 const BB: u32 = ${BB}u;
@@ -62,6 +107,7 @@ ${B.wgsl}
 ${rope ? `fn is_rope_block(x: u32) -> bool { return x == u.rope_block; }
 ${ROPE_WGSL}` : `fn is_rope_block(x: u32) -> bool { return false; }
 fn rope_rows(h: u32, b0: u32, lid: u32) {}`}
+${merge ? MERGE_WGSL : PLAIN_X_WGSL}
 ${weightLoadWgsl(dtype, 'w')}
 ${BODY}`);
 }
@@ -89,6 +135,11 @@ export interface HeadMatmulArgs {
     readonly positions: Binding; readonly invFreq: Binding; readonly ropeDim: number; readonly inOffset: number; readonly outOffset: number;
     readonly attentionFactor: number;
   };
+  /**
+   * x holds grouped decode attention's split partials [batch, heads, numSplits, K] (dense; x strides and offset
+   * are then set here) and `lse` their LSEs [batch, heads, numSplits]: x is their merge, computed while staging.
+   */
+  readonly merge?: { readonly lse: Binding; readonly numSplits: number };
 }
 
 export function headMatmul(a: HeadMatmulArgs): KernelProgram {
@@ -103,18 +154,31 @@ export function headMatmul(a: HeadMatmulArgs): KernelProgram {
   if (lastWeight > stored) throw new RangeError(`headMatmul: the weight holds ${stored} values, the strides reach ${lastWeight}`);
   const r = a.rope;
   if (r && (!Number.isInteger(r.ropeDim) || r.ropeDim < 2 || r.ropeDim % 2 !== 0)) throw new RangeError(`headMatmul: ropeDim ${r.ropeDim} must be even`);
+  const m = a.merge;
+  if (m) {
+    if (r) throw new RangeError('headMatmul: the rope and merge forms exclude each other');
+    if (!Number.isInteger(m.numSplits) || m.numSplits < 1 || m.numSplits > HEAD_MATMUL_MAX_SPLITS) {
+      throw new RangeError(`headMatmul: numSplits ${m.numSplits} outside [1, ${HEAD_MATMUL_MAX_SPLITS}]`);
+    }
+    if (a.xOffset !== undefined || a.xRowStride !== undefined || a.xHeadStride !== undefined) {
+      throw new RangeError('headMatmul: merged partials are dense: no x strides or offset');
+    }
+  }
   const nBlocks = Math.ceil(a.N / (4 * CT));
+  const splitRow = m ? m.numSplits * a.K : a.K;
   return {
-    shader: headMatmulShader({ dtype: a.weight.dtype, rope: r !== undefined }),
+    shader: headMatmulShader({ dtype: a.weight.dtype, rope: r !== undefined, ...(m ? { merge: true } : {}) }),
     buffers: r
       ? ROPED.buffers({ x: a.x, w: a.weight.buffer, y: a.y, positions: r.positions, inv_freq: r.invFreq })
-      : PLAIN.buffers({ x: a.x, w: a.weight.buffer, y: a.y }),
+      : m ? MERGED.buffers({ x: a.x, w: a.weight.buffer, y: a.y, lse: m.lse })
+        : PLAIN.buffers({ x: a.x, w: a.weight.buffer, y: a.y }),
     uniformValues: {
       batch: a.batch, k: a.K, n: a.N,
-      x_offset: a.xOffset ?? 0, x_row_stride: a.xRowStride ?? a.heads * a.K, x_head_stride: a.xHeadStride ?? a.K,
+      x_offset: a.xOffset ?? 0, x_row_stride: a.xRowStride ?? a.heads * splitRow, x_head_stride: a.xHeadStride ?? splitRow,
       w_offset: wOffset, w_head_stride: wHead, w_row_stride: wRow,
       y_offset: a.yOffset ?? 0, y_row_stride: a.yRowStride ?? a.heads * a.N, y_head_stride: a.yHeadStride ?? a.N,
       ...(r ? { rope_block: nBlocks, rope_half: r.ropeDim / 2, rope_in: r.inOffset, rope_out: r.outOffset, attention_factor: r.attentionFactor } : {}),
+      ...(m ? { heads: a.heads, num_splits: m.numSplits } : {}),
     },
     workgroups: [nBlocks + (r ? 1 : 0), a.heads, Math.ceil(a.batch / BB)],
   };

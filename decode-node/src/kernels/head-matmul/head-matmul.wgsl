@@ -5,8 +5,12 @@
 // KC values at a time, and the KS partial sums are added in workgroup memory at the end.
 // With ROPE, one more column of workgroups (wg.x == u.rope_block) ropes each head's q_pe slice of x into y
 // beside the product instead (rope_rows, as rope.ts computes it): the absorbed query's two halves in one dispatch.
-// Prepended by the launcher: CT, KS, WG, BB, KC, the bindings, the uniforms `u`, weight_at(), is_rope_block() and
-// rope_rows().
+// With MERGE, x is instead the split-KV partial outputs of grouped decode attention [batch, heads, splits, K] and
+// their LSEs [batch, heads, splits]: each staged x value is the splits' log-sum-exp merge (merge_prologue weighs the
+// splits once per workgroup, x_at sums them as grouped-decode-merge.wgsl does, bit for bit), so ō · W_UVᵀ needs
+// no merge dispatch before it.
+// Prepended by the launcher: CT, KS, WG, BB, KC, the bindings, the uniforms `u`, weight_at(), is_rope_block(),
+// rope_rows(), merge_prologue() and x_at().
 var<workgroup> xs: array<f32, BB * KC>;
 var<workgroup> partial: array<vec4<f32>, KS * BB * CT>;
 
@@ -29,6 +33,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     rope_rows(h, b0, lid);
     return;
   }
+  merge_prologue(h, b0, lid);
   let ct = lid % CT;
   let ks = lid / CT;
   let n0 = (wg.x * CT + ct) * 4u;
@@ -38,7 +43,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       let b = b0 + i / KC;
       let k = k0 + i % KC;
       var v = 0.0;
-      if (b < u.batch && k < u.k) { v = x[u.x_offset + b * u.x_row_stride + h * u.x_head_stride + k]; }
+      if (b < u.batch && k < u.k) { v = x_at(b, h, k, i / KC); }
       xs[i] = v;
     }
     workgroupBarrier();
