@@ -4,14 +4,14 @@
 // dense weights, the routed experts B tokens are expected to touch, the LM head) plus the batch's KV rows —
 // over the card's read bandwidth, measured at the start of the run (bench/lib/read-bandwidth); fraction =
 // roofline time / measured time. Where the adapter has subgroup matrices, every row runs with both grouped
-// attention kernels (portable f32 and tensor-core), side by side in the same run.
+// attention kernels (portable f32 and tensor-core), side by side in the same run. Where the adapter has
+// timestamps, each timed step's GPU time (its one pass) is printed beside its wall clock.
 //   node bench/dist/decode.js
 // Env: BENCH_BATCHES (1,16,64)  BENCH_CONTEXTS (1024,4096)  BENCH_DTYPES (fp8_e4m3,bf16)  PAGE_SIZE (64)
 //      BENCH_LAYERS (all; 2 on software adapters)  BENCH_ITERS (10; 2 on software)
 //      BENCH_CONFIG (a config.json)  BENCH_CARD / BENCH_DRIVER / BENCH_COMMIT (recorded)  plus the GPU settings.
 import { readFileSync } from 'node:fs';
-import { Gpu } from '@latentwire/gpu';
-import { gpuOptions } from '@latentwire/gpu';
+import { Gpu, gpuOptions, RUN_PROFILE_LABEL } from '@latentwire/gpu';
 import { normalizeConfig, type MlaConfig, type RopeFreqPrecision } from '@latentwire/model';
 import { failStart, latentKvLayout, pagesFor, type KvDtype } from '@latentwire/protocol';
 import { DecodeModel } from '@latentwire/decode-node';
@@ -48,7 +48,9 @@ function weightBytesPerStep(cfg: MlaConfig, B: number): number {
 async function main(): Promise<void> {
   const env = benchEnv(process.env);
   const configPath = env.BENCH_CONFIG;
-  const gpu = await Gpu.create(gpuOptions(env));
+  // GPU_PROFILE=1: per-kernel tables (each dispatch in its own timestamped pass, which slows the step); else the
+  // timestamps of each step's one pass give its GPU time beside its wall clock
+  const gpu = await Gpu.create({ ...gpuOptions(env), profile: env.GPU_PROFILE ? true : 'runs' });
   const ropeFreqPrecision = env.ROPE_FREQ_PRECISION;
   const info = gpu.adapterInfo;
   const software = isSoftwareAdapter(info);
@@ -94,11 +96,13 @@ async function main(): Promise<void> {
         }
         const dispatchesPerStep = (gpu.dispatches - dispatches0) / iters;
         // the timed steps' kernels only (the overlapped steps below would add their own)
-        const profile = gpu.profiler?.report();
+        const profile = env.GPU_PROFILE ? gpu.profiler?.report() : undefined;
+        const runs = env.GPU_PROFILE ? undefined : gpu.profiler?.report().find((r) => r.label === RUN_PROFILE_LABEL);
         const one = spread(stepMs);
         const ms = one.median;
         // as the engine runs: step i+1 is built and submitted (fed step i's tokens on the GPU) before step i is read
         const sameRows = Array.from({ length: B }, (_, b) => b);
+        if (gpu.profiler) gpu.profiler.paused = true; // its readback would wait for each step before the next is submitted
         let prev = await model.submitStep(input(iters + 1));
         const gaps: number[] = [];
         let last = performance.now();
@@ -110,6 +114,7 @@ async function main(): Promise<void> {
           prev = next;
         }
         await prev.tokens;
+        if (gpu.profiler) gpu.profiler.paused = false;
         const over = spread(gaps);
         const overlappedMs = over.median;
         if (profile) {
@@ -121,7 +126,7 @@ async function main(): Promise<void> {
         const bytes = weightBytesPerStep(cfg, B) + kvBytes;
         const rooflineMs = (bytes / (peakGBps * 1e9)) * 1e3;
         rows.push({
-          attention: engine, dtype, batch: B, context: ctx, 'step ms': ms, 'step min–max': `${one.min.toFixed(2)}–${one.max.toFixed(2)}`, 'CPU submit ms': submitMs / iters, 'dispatches/step': dispatchesPerStep, 'overlapped step ms': overlappedMs, 'overlapped min–max': `${over.min.toFixed(2)}–${over.max.toFixed(2)}`,
+          attention: engine, dtype, batch: B, context: ctx, 'step ms': ms, 'step min–max': `${one.min.toFixed(2)}–${one.max.toFixed(2)}`, 'CPU submit ms': submitMs / iters, 'dispatches/step': dispatchesPerStep, 'GPU ms/step': runs ? runs.ms / iters : '', 'overlapped step ms': overlappedMs, 'overlapped min–max': `${over.min.toFixed(2)}–${over.max.toFixed(2)}`,
           'overlapped tokens/s': (B * 1e3) / overlappedMs, 'tokens/s': (B * 1e3) / ms, 'MB/step': bytes / 1e6, 'KV MB': kvBytes / 1e6,
           'roofline ms': rooflineMs, 'roofline tok/s': (B * 1e3) / rooflineMs, '% roofline': (100 * rooflineMs) / Math.min(ms, overlappedMs),
           'logits finite': String(finite),

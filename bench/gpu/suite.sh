@@ -7,7 +7,8 @@
 # GEMM tiles at prefill shapes), prefill (f32 and subgroup-matrix matmuls), decode (both attention kernels),
 # pytorch (transformers' prefill of the same shapes, the peer), prefill-profile (per-kernel GPU times), decode-profile (the same for
 # decode steps), decode-encode (a step's CPU side with and without the recorded forward), decode-attention (the kernel grid),
-# moe (the routed experts of one layer per GEMM form at decode batches),
+# moe (the routed experts of one layer per GEMM form at decode batches), dispatch (the cost of one dispatch, and
+# of one CUDA kernel launched or replayed from a graph: the peer),
 # transfer (needs pack.sh --servers).
 set -uo pipefail
 out=${OUT:-/tmp/gpu-suite}
@@ -52,6 +53,9 @@ for s in "$@"; do
       step decode-attention 420 node bench/dist/decode-attention.js ;;
     moe)
       step moe 300 node bench/dist/moe.js ;;
+    dispatch)
+      step dispatch 120 node bench/dist/dispatch.js
+      step pytorch-dispatch 120 python3 bench/references/pytorch_dispatch.py ;;
     transfer)
       step transfer 300 node bench/dist/transfer.js ;;
     *) echo "unknown step $s"; exit 2 ;;

@@ -81,3 +81,22 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     workgroups: [READ_WGS],
   };
 }
+
+const TOUCH_BINDINGS = bindings([['buf', 'array<f32>', 'read_write']], { n: 'u32' });
+const TOUCH_WG = 256;
+
+/**
+ * The least a dispatch can do: each of `workgroups` workgroups of 256 threads updates one f32 of `buf` per thread.
+ * A list of these over one buffer is a chain of dependent dispatches (each waits for the one before).
+ */
+export function touch(buf: GPUBuffer, workgroups: number): KernelProgram {
+  return {
+    shader: TOUCH_BINDINGS.shader('bench_touch', `${TOUCH_BINDINGS.wgsl}@compute @workgroup_size(${TOUCH_WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  if (gid.x < u.n) { buf[gid.x] = fma(buf[gid.x], 0.5, 1.0); }
+}`),
+    buffers: TOUCH_BINDINGS.buffers({ buf }),
+    uniformValues: { n: workgroups * TOUCH_WG },
+    workgroups: [workgroups],
+  };
+}

@@ -39,6 +39,7 @@ export const BENCH_ENV = {
     .meta({ description: 'expert GEMM forms the MoE bench times', shown: 'those the adapter runs' }),
   BENCH_RUNS: env.int(7, 1).describe('timed runs per row of the MoE bench, as of decode-attention (at least 5 are taken)'),
   BENCH_RUN_MS: env.int(20, 1).describe('GPU milliseconds each timed run of the MoE bench lasts, as of decode-attention'),
+  BENCH_DISPATCHES: optionalInts().meta({ description: 'chain lengths of the dispatch bench (at least two: the cost of a dispatch is their slope)', shown: '1,64,256,1024' }),
   BENCH_CONTEXTS: optionalInts().meta({ description: 'context lengths of the decode bench (software adapters: 256)', shown: '1024,4096' }),
   BENCH_DTYPES: env
     .mapped<KvDtype[]>(['fp8_e4m3', 'bf16'], (s) => {

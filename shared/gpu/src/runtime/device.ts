@@ -19,8 +19,12 @@ export interface GpuOptions {
   /** Extra Dawn toggles, e.g. ['allow_unsafe_apis', 'vulkan_enable_f16_on_nvidia']. */
   readonly dawnFeatures?: readonly string[];
   readonly powerPreference?: 'high-performance' | 'low-power';
-  /** Record GPU timestamps per kernel (needs timestamp-query). */
-  readonly profile?: boolean;
+  /**
+   * GPU timestamps (needs timestamp-query): true, per kernel (each dispatch in its own timestamped pass, which
+   * adds a pass's cost to every dispatch); 'runs', per run under the label RUN_PROFILE_LABEL (the run's one pass
+   * timestamped: a whole decode step's GPU time as it runs unprofiled).
+   */
+  readonly profile?: boolean | 'runs';
   /** Print every generated WGSL source as it is compiled. */
   readonly dumpWgsl?: boolean;
   /** MATMUL_ENGINE: 'auto' (default) lets matmuls use subgroup matrices where the device has them; 'f32' never. */

@@ -4,7 +4,7 @@ export { GpuError } from './errors.js';
 export type { KernelProgram, KernelShader, BufferBinding } from './program.js';
 export { packUniforms, packUniformsInto, uniformByteSize } from './uniforms.js';
 export type { UniformSpec, UniformType, UniformValues } from './uniforms.js';
-export { Profiler } from './profiler.js';
+export { Profiler, RUN_PROFILE_LABEL } from './profiler.js';
 export { bindings, shaderBuffers, numberedStorage, numberedBuffers, type Bindings, type StorageDecl, type Bound } from './bindings.js';
 export { defineKernel, variantKey, type VariantShader } from './define-kernel.js';
 export { subgroupMatrixUnsupportedReason, MATRIX_SUBGROUP_SIZE, SUBGROUP_MATRIX_WGSL, type MatrixCapabilities } from './matrix-caps.js';

@@ -1,6 +1,10 @@
-// GPU timestamps per kernel label: each profiled dispatch gets its own compute pass with begin/end
-// timestamp writes; results are summed per label (nanoseconds).
+// GPU timestamps per label: each profiled dispatch gets its own compute pass with begin/end timestamp writes
+// (per kernel), or each run's one pass does (per run, labelled RUN_PROFILE_LABEL); results are summed per label
+// (nanoseconds).
 const MAX_QUERIES = 4096;
+
+/** The label of a whole run's time when the profiler times runs (GpuOptions.profile 'runs'). */
+export const RUN_PROFILE_LABEL = 'run';
 
 export class Profiler {
   private readonly querySet: GPUQuerySet;
@@ -15,8 +19,14 @@ export class Profiler {
     this.readBuf = device.createBuffer({ size: MAX_QUERIES * 8, usage: 0x1 | 0x8 });
   }
 
+  /**
+   * While true nothing is timed: collecting a run's timestamps waits for the GPU to finish it, which would
+   * serialize work meant to overlap (a bench's pipelined decode steps).
+   */
+  paused = false;
+
   slot(label: string): GPUComputePassTimestampWrites | undefined {
-    if (2 * (this.labels.length + 1) > MAX_QUERIES) return undefined;
+    if (this.paused || 2 * (this.labels.length + 1) > MAX_QUERIES) return undefined;
     const i = this.labels.length;
     this.labels.push(label);
     return { querySet: this.querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 };

@@ -10,7 +10,7 @@ import { PipelineCache } from './pipeline-cache.js';
 import type { BufferBinding, KernelProgram } from './program.js';
 import { packUniformsInto, uniformByteSize } from './uniforms.js';
 import { checkBufferCount } from './bindings.js';
-import { Profiler } from './profiler.js';
+import { Profiler, RUN_PROFILE_LABEL } from './profiler.js';
 import { subgroupMatrixUnsupportedReason, type MatrixCapabilities } from './matrix-caps.js';
 import { measureWorkgroupSlots, type WorkgroupSlots } from './occupancy-probe.js';
 
@@ -85,6 +85,8 @@ export class Gpu {
   private readonly uniformAlign: number;
   private readonly maxDim: number;
   private encodedDispatches = 0;
+  /** The profiler times each dispatch (its own pass) rather than each run. */
+  private readonly profilePerKernel: boolean;
 
   private constructor(
     private readonly instance: GPU,
@@ -97,6 +99,7 @@ export class Gpu {
     this.matmulEngine = opts.matmulEngine ?? 'auto';
     this.moeMmaMinRows = opts.moeMmaMinRows ?? DEFAULT_MOE_MMA_MIN_ROWS;
     this.profiler = opts.profile && features.has('timestamp-query') ? new Profiler(device) : null;
+    this.profilePerKernel = opts.profile === true;
     this.uniformAlign = device.limits.minUniformBufferOffsetAlignment;
     this.maxDim = device.limits.maxComputeWorkgroupsPerDimension;
     device.addEventListener('uncapturederror', (ev) => {
@@ -314,13 +317,15 @@ export class Gpu {
     let pass = null as GPUComputePassEncoder | null;
     let current: GPUComputePipeline | null = null;
     let n = 0;
-    // one pass for the whole run; under the profiler a timestamped pass per dispatch
+    // one pass for the whole run (timestamped when the profiler times runs); when it times kernels, a
+    // timestamped pass per dispatch
+    const perKernel = profiler !== null && this.profilePerKernel;
     const dispatch = (label: string, pipeline: GPUComputePipeline, group: GPUBindGroup, x: number, y: number, z: number) => {
-      if (profiler) {
+      if (perKernel) {
         pass = encoder.beginComputePass({ label, timestampWrites: profiler.slot(label) });
         current = null;
       } else {
-        pass ??= encoder.beginComputePass({ label: 'latentwire' });
+        pass ??= encoder.beginComputePass({ label: 'latentwire', ...(profiler ? { timestampWrites: profiler.slot(RUN_PROFILE_LABEL) } : {}) });
       }
       if (pipeline !== current) {
         pass.setPipeline(pipeline);
@@ -329,7 +334,7 @@ export class Gpu {
       pass.setBindGroup(0, group);
       pass.dispatchWorkgroups(x, y, z);
       n++;
-      if (profiler) {
+      if (perKernel) {
         pass.end();
         pass = null;
       }
