@@ -44,7 +44,7 @@ var<workgroup> alph: array<f32, 16>;             // per-head rescale of this til
 // lays them out in (matrix loads from workgroup memory want 16-byte aligned rows)
 var<workgroup> resc: array<u32, 4>;
 
-const MASKED: f32 = -1.0e30;
+//!include online-softmax
 const TAU: f32 = 8.0;     // p ≤ 2^TAU between rescales
 
 @compute @workgroup_size(WG)
@@ -115,7 +115,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let S = u.num_splits;
   if (hj == 0u) {
     if (hrow < gc) {
-      lse[(b * u.heads + h0 + hrow) * S + split] = select(MASKED, m_run + log2(l_run), l_run > 0.0);
+      lse[(b * u.heads + h0 + hrow) * S + split] = softmax_lse2(m_run, l_run);
     }
     alph[hrow] = select(0.0, 1.0 / l_run, l_run > 0.0);
   }

@@ -33,8 +33,7 @@ var<workgroup> red: array<f32, KS * BT * GP>;     // phase A partial scores: red
 var<workgroup> ps: array<vec4<f32>, BT * GP4>;    // scores, then probabilities: ps[t*GP4 + g/4][g%4]
 var<workgroup> alph: array<vec4<f32>, GP4>;       // per-head rescale of this tile; at the end 1/l
 
-// A finite "minus infinity": exp2(MASKED - m) is 0 for any real m, and nothing ever becomes inf or NaN.
-const MASKED: f32 = -1.0e30;
+//!include online-softmax
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -117,7 +116,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let S = u.num_splits;
   if (lid < gc) {
     let row = (b * u.heads + h0 + lid) * S + split;
-    lse[row] = select(MASKED, m_run + log2(l_run), l_run > 0.0);
+    lse[row] = softmax_lse2(m_run, l_run);
   }
   if (lid < GP) { alph[lid / 4u][lid % 4u] = select(0.0, 1.0 / l_run, l_run > 0.0); }
   workgroupBarrier();

@@ -8,11 +8,13 @@
 //   2 out: array<vec4<f32>> [batch, heads, R4]   3 uniforms u (heads, num_splits)
 // Grid: (heads, batch).
 
+//!include online-softmax
+
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let row = wg.y * u.heads + wg.x;
   let S = u.num_splits;
-  var m = -1.0e30;
+  var m = MASKED;
   for (var s = 0u; s < S; s++) { m = max(m, lse[row * S + s]); }
   var den = 0.0;
   for (var s = 0u; s < S; s++) { den += exp2(lse[row * S + s] - m); }

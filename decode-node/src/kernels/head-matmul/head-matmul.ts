@@ -52,14 +52,15 @@ const ROPE_WGSL = /* wgsl */ `fn rope_rows(h: u32, b0: u32, lid: u32) {
 
 // rows b0 .. b0 + BB of head h: each split's weight exp2(lse - max) and the rows' 1 / Σ weights, then x[b, h, k] as
 // Σ_s weight_s · partial_s[k] · inv: grouped-decode-merge.wgsl's arithmetic in its order, so ō is its output bit for bit
-const MERGE_WGSL = /* wgsl */ `const MAX_SPLITS: u32 = ${HEAD_MATMUL_MAX_SPLITS}u;
+const MERGE_WGSL = /* wgsl */ `//!include online-softmax
+const MAX_SPLITS: u32 = ${HEAD_MATMUL_MAX_SPLITS}u;
 var<workgroup> split_w: array<f32, BB * MAX_SPLITS>;
 var<workgroup> split_inv: array<f32, BB>;
 fn merge_prologue(h: u32, b0: u32, lid: u32) {
   let b = b0 + lid;
   if (lid < BB && b < u.batch) {
     let row = (b * u.heads + h) * u.num_splits;
-    var m = -1.0e30;
+    var m = MASKED;
     for (var s = 0u; s < u.num_splits; s++) { m = max(m, lse[row + s]); }
     var den = 0.0;
     for (var s = 0u; s < u.num_splits; s++) {

@@ -32,7 +32,7 @@ var<workgroup> sp: array<f32, 4 * 16 * BK>;    // per subgroup: scores [key][row
 var<workgroup> resc: array<u32, 4>;             // per subgroup: a row's max moved this tile
 var<workgroup> resc_any: array<u32, 4>;
 
-const MASKED: f32 = -1.0e30;
+//!include online-softmax
 const TAU: f32 = 8.0;     // p ≤ 2^TAU between rescales
 
 // Chunk i of a tile (4 values): K chunks first (key i / K4, dims 4·(i % K4)..), then V chunks; 0 past key_end.

@@ -38,8 +38,7 @@ var<workgroup> kvs: array<f32, KV_WORDS>;        // K tile transposed: kvs[d*BKP
 var<workgroup> ss: array<vec4<f32>, BK * BQ4>;   // masked scores: ss[j*BQ4 + g][r]
 var<workgroup> ps: array<vec4<f32>, BK * BQ4>;   // probabilities (unnormalized), same layout
 
-// A finite "minus infinity": exp2(MASKED - m) is 0 for any real running max m, and MASKED - MASKED is not NaN.
-const MASKED: f32 = -1.0e30;
+//!include online-softmax
 
 // This thread's elements of the K tile at keys k0..k0+BK (element e = lid + i*NT is key e / DQK, dim e % DQK);
 // keys at or past key_end read as 0.

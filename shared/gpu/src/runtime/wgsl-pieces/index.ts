@@ -5,6 +5,7 @@ import { fp8Decode, fp8Encode } from './fp8.js';
 import { bf16Encode, bf16Unpack, f16Unpack } from './numbers.js';
 import { silu } from './activations.js';
 import { wgReduce } from './reductions.js';
+import { onlineSoftmax } from './softmax.js';
 
 interface Piece {
   readonly wgsl: string;
@@ -21,6 +22,7 @@ const PIECES: Readonly<Record<string, Piece>> = {
   'f16-unpack': { wgsl: f16Unpack },
   silu: { wgsl: silu },
   'wg-reduce': { wgsl: wgReduce },
+  'online-softmax': { wgsl: onlineSoftmax },
 };
 
 const WGSL_PIECE_NAMES: readonly string[] = Object.keys(PIECES);
