@@ -12,6 +12,8 @@ import { Gpu } from '@latentwire/gpu';
 import {
   groupedDecodePlan, MMA, mmaUnsupportedReason, type MatrixCapabilities,
 } from '../../src/kernels/grouped-decode-attention/index.js';
+import { groupedDecodeMmaShader } from '../../src/kernels/grouped-decode-attention/grouped-decode-attention-mma.js';
+import { standInMatrices, wgslErrors } from '@latentwire/gpu/testing';
 import { runCase, type Case } from './grouped-decode-attention.fixture.js';
 
 /** Max |got − want| / max(1, |want|) allowed against float64 and against the portable kernel. */
@@ -77,6 +79,15 @@ gpuTest(`r=128 rope=32: head group 5 of 7 heads, pool over 3 bindings, empty seq
 gpuTest(`growing scores move the running max past TAU (accumulators rescaled), every dtype${skipNote}`, async (t) => {
   for (const dtype of DTYPES) {
     await compare(t, { r: 64, rope: 16, heads: 16, dtype, pageSize: 16, headGroup: 16, splits: 2, lens: [300, 97], ramp: 0.02, seed: 8 }, 2e-2);
+  }
+});
+
+// runs everywhere: the shaders type-checked with stand-ins for the matrices (standInMatrices), so CI catches a WGSL
+// error in them before the GPU machine does
+test('every cache dtype and pool count of the subgroup-matrix shader compiles (matrices stood in)', async (t) => {
+  for (const dtype of ['f32', 'bf16', 'fp8_e4m3', 'fp8_e5m2'] as const) for (const poolBindings of [1, 3]) {
+    const s = groupedDecodeMmaShader({ kvLoraRank: 512, ropeDim: 64, dtype, pageSize: 64, headGroup: 16, poolBindings });
+    t.is(await wgslErrors(gpu, standInMatrices(s.source)), '', s.label);
   }
 });
 

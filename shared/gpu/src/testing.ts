@@ -40,3 +40,34 @@ export function uploadF32(gpu: Gpu, label: string, values: ArrayLike<number>): G
 export function uploadWeight(gpu: Gpu, label: string, values: Float64Array, dtype: WeightDtype, shape: number[]): GpuTensor {
   return { buffer: gpu.upload(label, packWeights(values, dtype)), dtype, shape };
 }
+
+/**
+ * A tensor-core shader's source made compilable where subgroup matrices are missing (lavapipe, so CI): the
+ * matrix types become one-float structs and the matrix builtins functions of the same arguments (the pointer
+ * dropped), so the rest (declarations, indexing, control flow, every other builtin) is type-checked as written.
+ * It computes nothing meaningful: a check of the WGSL, never a stand-in for the kernel.
+ */
+export function standInMatrices(source: string): string {
+  const lines = source.split('\n');
+  const directives = lines.filter((l) => /^(enable|diagnostic)\b/.test(l) && !/subgroup_matrix/.test(l));
+  let src = lines.filter((l) => !/^(enable|diagnostic)\b/.test(l)).join('\n')
+    .replace(/\bsubgroup_matrix_(left|right|result)<[^>]*>/g, 'SM_$1')
+    .replace(/subgroupMatrixLoad<(\w+), \w+>\(&?[\w[\].]+, /g, 'sm_load_$1(')
+    .replace(/subgroupMatrixMultiplyAccumulate\(/g, 'sm_mma(')
+    .replace(/subgroupMatrixStore<\w+>\(&?[\w[\].]+, /g, 'sm_store(');
+  const loaded = [...new Set([...src.matchAll(/sm_load_(\w+)\(/g)].map((m) => m[1]!))];
+  src = `struct SM_left { v: f32 }
+struct SM_right { v: f32 }
+struct SM_result { v: f32 }
+${loaded.map((t) => `fn sm_load_${t}(offset: u32, stride: u32) -> ${t} { return ${t}(f32(offset + stride)); }`).join('\n')}
+fn sm_mma(a: SM_left, b: SM_right, c: SM_result) -> SM_result { return SM_result(fma(a.v, b.v, c.v)); }
+fn sm_store(offset: u32, m: SM_result, stride: u32) {}
+${src}`;
+  return `${directives.join('\n')}\n${src}`;
+}
+
+/** The WGSL compiler's errors for `source` ("" when it compiles). */
+export async function wgslErrors(gpu: Gpu, source: string): Promise<string> {
+  const info = await gpu.device.createShaderModule({ code: source }).getCompilationInfo();
+  return info.messages.filter((m) => m.type === 'error').map((m) => `${m.lineNum}:${m.linePos} ${m.message}`).join('\n');
+}
