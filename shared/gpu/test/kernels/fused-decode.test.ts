@@ -6,7 +6,7 @@ import { kvAppend } from '../../src/kernels/kv-quantize/index.js';
 import { rmsNorm } from '../../src/kernels/rms-norm/rms-norm.js';
 import { rope } from '../../src/kernels/rope/rope.js';
 import { matmul } from '../../src/kernels/matmul/matmul.js';
-import { fusedGemv } from '../../src/kernels/matmul/gemv-fused.js';
+import { fusedGemv, type FusedGemvOutput } from '../../src/kernels/matmul/gemv-fused.js';
 import { siluMul } from '../../src/kernels/silu-mul/silu-mul.js';
 import { moeCombine, moeGroup, moeRoute, moeRouteFused, moeScratchBytes, MOE_ROUTE_FUSED_MAX_TOKENS, type MoeDims } from '../../src/kernels/moe/index.js';
 import type { MoeRouting } from '../../src/kernels/moe/moe-route.js';
@@ -72,6 +72,41 @@ for (const [wDtype, K] of [['bf16', 36], ['bf16', 64], ['f32', 37]] as const) {
       t.deepEqual(await gpu.readF32(b1!, 0, M * (N1 + 2)), await gpu.readF32(a1!, 0, M * (N1 + 2)), `first output, M ${M}`);
       t.deepEqual(await gpu.readF32(b2!, 0, M * (N2 + 2)), await gpu.readF32(a2!, 0, M * (N2 + 2)), `second output, M ${M}`);
       gpu.destroy(x, g.buffer, w1.buffer, w2.buffer, xn, a1, a2, b1, b2);
+    }
+  });
+}
+
+// the MoE layer's first GEMV: the normed rows written out, two outputs into one buffer (the shared experts' gate ‖
+// up) and a third into its own (the router logits); odd K reads bf16 weights one by one, 64 in 16-byte words
+for (const [wDtype, K] of [['bf16', 45], ['bf16', 64], ['f32', 37]] as const) {
+  test(`fused - GEMV with RMSNorm prologue, normed rows out and three outputs equals rms-norm then three matmuls (${wDtype}, K ${K})`, async (t) => {
+    const gpu = await testGpu();
+    for (const M of [1, 3]) {
+      const N1 = 37, N2 = 11, N3 = 13, eps = 1e-6, xStride = K + 3, yStride = N1 + N2 + 3;
+      const x = uploadF32(gpu, 'x', roundTo(randomArray(M * xStride, 61 + M, 2), 'f32'));
+      const g = uploadWeight(gpu, 'g', roundTo(randomArray(K, 62, 1.5), 'bf16'), 'bf16', [K]);
+      const [w1, w2, w3] = [N1, N2, N3].map((n, i) => uploadWeight(gpu, `w${i + 1}`, roundTo(randomArray(n * K, 63 + i), wDtype), wDtype, [n, K]));
+      const [xnA, xnB] = [0, 1].map((i) => gpu.buffer(`xn${i}`, M * K * 4));
+      const [a12, b12] = [0, 1].map((i) => gpu.buffer(`y12_${i}`, M * yStride * 4));
+      const [a3, b3] = [0, 1].map((i) => gpu.buffer(`y3_${i}`, M * N3 * 4));
+      const outputs = (y12: GPUBuffer, y3: GPUBuffer): [FusedGemvOutput, FusedGemvOutput, FusedGemvOutput] => [
+        { weight: w1!, y: y12, N: N1, yStride, yOffset: 1 }, { weight: w2!, y: y12, N: N2, yStride, yOffset: N1 + 2 }, { weight: w3!, y: y3, N: N3 },
+      ];
+      const args = { x, M, K, xStride, norm: { weight: g, eps }, normOut: xnB!, outputs: outputs(b12!, b3!) };
+      const fused = fusedGemv(args, gpu.matmulLimits);
+      t.truthy(fused);
+      t.is(fused!.buffers.length, 8); // x, w1, y, g, w2, w3, y3, xn: the shared output buffer bound once
+      // one storage binding over the device's limit: not fused
+      t.is(fusedGemv(args, { ...gpu.matmulLimits, maxStorageBuffersPerShaderStage: 7 }), null);
+      await gpu.run([
+        rmsNorm({ x, weight: g, y: xnA!, rows: M, cols: K, eps, inStride: xStride }),
+        ...outputs(a12!, a3!).map((o) => matmul({ x: xnA!, weight: o.weight, y: o.y, M, N: o.N, K, yStride: o.yStride, yOffset: o.yOffset, variant: 'gemv' }, gpu.matmulLimits)),
+        fused!,
+      ]);
+      t.deepEqual(await gpu.readU32(xnB!, 0, M * K), await gpu.readU32(xnA!, 0, M * K), `normed rows, M ${M}`);
+      t.deepEqual(await gpu.readF32(b12!, 0, M * yStride), await gpu.readF32(a12!, 0, M * yStride), `first and second outputs, M ${M}`);
+      t.deepEqual(await gpu.readF32(b3!, 0, M * N3), await gpu.readF32(a3!, 0, M * N3), `third output, M ${M}`);
+      gpu.destroy(x, g.buffer, w1!.buffer, w2!.buffer, w3!.buffer, xnA, xnB, a12, b12, a3, b3);
     }
   });
 }
