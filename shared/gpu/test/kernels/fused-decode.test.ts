@@ -1,15 +1,18 @@
 // The decode step's fused kernels against the unfused dispatches they replace, on odd sizes: the same inputs
 // through both paths, the outputs compared bit for bit where the fused kernel reproduces the unfused arithmetic
 // in the same order, or within float32 rounding where it sums in another order.
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { kvAppend } from '../../src/kernels/kv-quantize/index.js';
 import { rmsNorm } from '../../src/kernels/rms-norm/rms-norm.js';
 import { rope } from '../../src/kernels/rope/rope.js';
 import { matmul } from '../../src/kernels/matmul/matmul.js';
 import { fusedGemv, type FusedGemvOutput } from '../../src/kernels/matmul/gemv-fused.js';
 import { siluMul } from '../../src/kernels/silu-mul/silu-mul.js';
-import { moeCombine, moeGroup, moeRoute, moeRouteFused, moeScratchBytes, MOE_ROUTE_FUSED_MAX_TOKENS, type MoeDims } from '../../src/kernels/moe/index.js';
+import {
+  moeCombine, moeGroup, moeRoute, moeRouteFused, moeRouteSelect, moeScratchBytes, moeSelectGroup, MOE_ROUTE_FUSED_MAX_TOKENS, type MoeDims, type MoeScratch,
+} from '../../src/kernels/moe/index.js';
 import type { MoeRouting } from '../../src/kernels/moe/moe-route.js';
+import type { Gpu } from '../../src/runtime/index.js';
 import { KV_DTYPES, latentKvLayout } from '@latentwire/protocol';
 import { roundTo, testGpu, uploadF32, uploadWeight } from '../../src/testing.js';
 import { randomArray } from '@latentwire/testing';
@@ -154,6 +157,21 @@ test('fused - GEMV with two outputs into one buffer (gate ‖ up) equals two mat
   gpu.destroy(x, wg.buffer, wu.buffer, a, b, big);
 });
 
+/** The same selection (ids, weights) and grouping in two scratches, bit for bit but for the atomics' order. */
+async function sameRouting(t: ExecutionContext, gpu: Gpu, a: MoeScratch, b: MoeScratch, dims: MoeDims, T: number): Promise<void> {
+  const k = dims.topK, bytes = moeScratchBytes(dims, T);
+  t.deepEqual(await gpu.readU32(b.topkIds, 0, T * k), await gpu.readU32(a.topkIds, 0, T * k), `expert ids, ${T} tokens`);
+  t.deepEqual(await gpu.readU32(b.topkWeights, 0, T * k), await gpu.readU32(a.topkWeights, 0, T * k), `expert weights, ${T} tokens`);
+  // the grouping: offsets and tiles equal; within an expert's range the assignment order follows atomics
+  const ga = await gpu.readU32(a.groups, 0, bytes.groups / 4), gb = await gpu.readU32(b.groups, 0, bytes.groups / 4);
+  const sortedBase = ga.length - T * k;
+  t.deepEqual([...gb.subarray(0, sortedBase)], [...ga.subarray(0, sortedBase)], `expert ranges and tiles, ${T} tokens`);
+  for (let e = 0; e < dims.nExperts; e++) {
+    const run = (g: Uint32Array) => [...g.subarray(sortedBase + g[e]!, sortedBase + g[e + 1]!)].sort((p, q) => p - q);
+    t.deepEqual(run(gb), run(ga), `expert ${e}'s assignments, ${T} tokens`);
+  }
+}
+
 // the router's three methods, with odd hidden sizes and expert counts, each for 1, 3 and the most tokens
 const ROUTES: readonly (MoeRouting & { readonly H: number; readonly dtype: 'bf16' | 'f32' })[] = [
   { method: 'greedy', nExperts: 64, topK: 6, nGroup: 1, topkGroup: 1, normTopkProb: false, routedScalingFactor: 1, H: 100, dtype: 'bf16' },
@@ -183,20 +201,35 @@ for (const r of ROUTES) {
         moeGroup({ dims, tokens: T, topkIds: a.topkIds, groups: a.groups, variant: 'gemv' }),
         moeRouteFused({ dims, routing: r, tokens: T, x, norm: { weight: norm, eps }, xn: xnB, gateWeight: gate, bias, scratch: b, variant: 'gemv' }),
       ]);
-      const same = async (p: GPUBuffer, q: GPUBuffer, n: number, what: string) => t.deepEqual(await gpu.readU32(q, 0, n), await gpu.readU32(p, 0, n), `${what}, ${T} tokens`);
-      await same(xnA, xnB, T * H, 'normed rows');
-      await same(a.logits, b.logits, T * E, 'logits');
-      await same(a.topkIds, b.topkIds, T * k, 'expert ids');
-      await same(a.topkWeights, b.topkWeights, T * k, 'expert weights');
-      // the grouping: offsets and tiles equal; within an expert's range the assignment order follows atomics
-      const ga = await gpu.readU32(a.groups, 0, bytes.groups / 4), gb = await gpu.readU32(b.groups, 0, bytes.groups / 4);
-      const sortedBase = ga.length - T * k;
-      t.deepEqual([...gb.subarray(0, sortedBase)], [...ga.subarray(0, sortedBase)], `expert ranges and tiles, ${T} tokens`);
-      for (let e = 0; e < E; e++) {
-        const run = (g: Uint32Array) => [...g.subarray(sortedBase + g[e]!, sortedBase + g[e + 1]!)].sort((p, q) => p - q);
-        t.deepEqual(run(gb), run(ga), `expert ${e}'s assignments, ${T} tokens`);
-      }
+      t.deepEqual(await gpu.readU32(xnB, 0, T * H), await gpu.readU32(xnA, 0, T * H), `normed rows, ${T} tokens`);
+      t.deepEqual(await gpu.readU32(b.logits, 0, T * E), await gpu.readU32(a.logits, 0, T * E), `logits, ${T} tokens`);
+      await sameRouting(t, gpu, a, b, dims, T);
       gpu.destroy(x, norm.buffer, gate.buffer, bias?.buffer ?? null, xnA, xnB, ...Object.values(a), ...Object.values(b));
+    }
+  });
+}
+
+for (const r of ROUTES) {
+  test(`fused - selection and grouping in one dispatch equal selection then grouping (${r.method}, ${r.nExperts} experts)`, async (t) => {
+    const gpu = await testGpu();
+    const E = r.nExperts, k = r.topK;
+    for (const T of [1, 3, MOE_ROUTE_FUSED_MAX_TOKENS]) {
+      const dims: MoeDims = { nExperts: E, topK: k, hidden: 8, intermediate: 8 };
+      const bytes = moeScratchBytes(dims, T);
+      const logits = uploadF32(gpu, 'logits', roundTo(randomArray(T * E, 81 + T + E, 3), 'f32'));
+      const scratch = () => ({
+        logits, topkIds: gpu.buffer('ids', bytes.topkIds), topkWeights: gpu.buffer('wts', bytes.topkWeights),
+        groups: gpu.buffer('groups', bytes.groups), act: gpu.buffer('act', 16), slotOut: gpu.buffer('slot', 16),
+      });
+      const a = scratch(), b = scratch();
+      const bias = r.method === 'noaux_tc' ? uploadWeight(gpu, 'bias', roundTo(randomArray(E, 82, 0.3), 'f32'), 'f32', [E]) : null;
+      await gpu.run([
+        moeRouteSelect({ routing: r, logits, bias, topkIds: a.topkIds, topkWeights: a.topkWeights, tokens: T }),
+        moeGroup({ dims, tokens: T, topkIds: a.topkIds, groups: a.groups, variant: 'gemv' }),
+        moeSelectGroup({ dims, routing: r, tokens: T, scratch: b, bias, variant: 'gemv' }),
+      ]);
+      await sameRouting(t, gpu, a, b, dims, T);
+      gpu.destroy(bias?.buffer ?? null, ...Object.values(a), ...Object.values(b).filter((buf) => buf !== logits));
     }
   });
 }
