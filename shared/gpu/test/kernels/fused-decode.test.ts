@@ -9,8 +9,13 @@ import { matmul } from '../../src/kernels/matmul/matmul.js';
 import { fusedGemv, type FusedGemvOutput } from '../../src/kernels/matmul/gemv-fused.js';
 import { siluMul } from '../../src/kernels/silu-mul/silu-mul.js';
 import {
-  moeCombine, moeGroup, moeRoute, moeRouteFused, moeRouteSelect, moeScratchBytes, moeSelectGroup, MOE_ROUTE_FUSED_MAX_TOKENS, type MoeDims, type MoeScratch,
+  moeCombine, moeExpertGemms, moeGemmVariant, moeGroup, moeRoute, moeRouteFused, moeRouterLogits, moeRouteSelect, moeRouting, moeScratchBytes,
+  moeSelectGroup, MOE_ROUTE_FUSED_MAX_TOKENS, type MoeDims, type MoeScratch,
 } from '../../src/kernels/moe/index.js';
+import { allocMoeScratch, moePrograms } from '../../src/forward/mlp-programs.js';
+import type { MoeWeights } from '../../src/weights/model-weights.js';
+import type { KernelProgram } from '../../src/runtime/program.js';
+import type { MlaConfig, MoeConfig } from '@latentwire/model';
 import type { MoeRouting } from '../../src/kernels/moe/moe-route.js';
 import type { Gpu } from '../../src/runtime/index.js';
 import { KV_DTYPES, latentKvLayout } from '@latentwire/protocol';
@@ -259,3 +264,79 @@ test('fused - GEMV over silu(gate)·up with the MoE combine in its epilogue equa
     gpu.destroy(gateUp, w.buffer, slotOut, slotW, ya, yb);
   }
 });
+
+// A MoE layer at decode sizes (moePrograms: 5 dispatches) against the kernels it replaces, one dispatch each: a
+// V2-style layer with shared experts, and a V3-style one (noaux_tc with the bias, grouped) without
+const MOE_LAYERS: readonly (MoeConfig & { readonly H: number; readonly dtype: 'bf16' | 'f32' })[] = [
+  {
+    nRoutedExperts: 8, nSharedExperts: 2, numExpertsPerTok: 2, moeIntermediateSize: 16, nGroup: 1, topkGroup: 1, topkMethod: 'greedy',
+    scoringFunc: 'softmax', normTopkProb: false, routedScalingFactor: 1.5, firstKDenseReplace: 0, moeLayerFreq: 1, H: 40, dtype: 'bf16',
+  },
+  {
+    nRoutedExperts: 12, nSharedExperts: 0, numExpertsPerTok: 3, moeIntermediateSize: 24, nGroup: 4, topkGroup: 2, topkMethod: 'noaux_tc',
+    scoringFunc: 'sigmoid', normTopkProb: true, routedScalingFactor: 2.5, firstKDenseReplace: 0, moeLayerFreq: 1, H: 48, dtype: 'f32',
+  },
+];
+for (const moe of MOE_LAYERS) {
+  test(`fused - a MoE layer at decode sizes in 5 dispatches equals the unfused kernels (${moe.topkMethod}, ${moe.nSharedExperts} shared experts)`, async (t) => {
+    const gpu = await testGpu();
+    const { H, dtype } = moe, E = moe.nRoutedExperts, k = moe.numExpertsPerTok, I = moe.moeIntermediateSize, Is = I * moe.nSharedExperts, eps = 1e-6;
+    const cfg = { hiddenSize: H, moe } as unknown as MlaConfig;
+    const dims: MoeDims = { nExperts: E, topK: k, hidden: H, intermediate: I };
+    const weight = (name: string, shape: number[], seed: number, scale: number) =>
+      uploadWeight(gpu, name, roundTo(randomArray(shape.reduce((p, q) => p * q, 1), seed, scale), dtype), dtype, shape);
+    const experts = (proj: string, rows: number, cols: number, seed: number) => [{ tensor: weight(proj, [E, rows, cols], seed, 1 / Math.sqrt(cols)), firstExpert: 0, count: E }];
+    const w: MoeWeights = {
+      kind: 'moe',
+      router: weight('router', [E, H], 91, 0.5),
+      routerBias: moe.topkMethod === 'noaux_tc' ? uploadWeight(gpu, 'bias', roundTo(randomArray(E, 92, 0.3), 'f32'), 'f32', [E]) : null,
+      gate: experts('gate', I, H, 93), up: experts('up', I, H, 94), down: experts('down', H, I, 95),
+      shared: Is > 0 ? { gate: weight('s_gate', [Is, H], 96, 0.2), up: weight('s_up', [Is, H], 97, 0.2), down: weight('s_down', [H, Is], 98, 0.2) } : null,
+    };
+    const norm = uploadWeight(gpu, 'norm', roundTo(randomArray(H, 99, 1.5), 'bf16'), 'bf16', [H]);
+    const routing = moeRouting(moe);
+    for (const M of [1, 5]) {
+      const resid = roundTo(randomArray(M * H, 100 + M, 2), 'f32');
+      const lane = () => ({
+        resid: uploadF32(gpu, 'resid', resid), xn: gpu.buffer('xn', M * H * 4), gateUp: gpu.buffer('gate_up', M * 2 * Math.max(Is, 1) * 4),
+        gated: gpu.buffer('gated', M * Math.max(Is, 1) * 4), scratch: allocMoeScratch(gpu, cfg, M),
+      });
+      const a = lane(), b = lane();
+      const variant = moeGemmVariant(dims, M, gpu.matmulLimits.subgroupMatrix, gpu.matmulLimits.moeMmaMinRows);
+      const lim = gpu.matmulLimits, sc = { ...a.scratch, logits: a.scratch.logits! };
+      const unfused: KernelProgram[] = [
+        rmsNorm({ x: a.resid, weight: norm, y: a.xn, rows: M, cols: H, eps }),
+        moeRouterLogits({ x: a.xn, gateWeight: w.router, logits: sc.logits, tokens: M, hidden: H }),
+        moeRouteSelect({ routing, logits: sc.logits, bias: w.routerBias, topkIds: sc.topkIds, topkWeights: sc.topkWeights, tokens: M }),
+        moeGroup({ dims, tokens: M, topkIds: sc.topkIds, groups: sc.groups, variant }),
+        ...(w.shared ? [
+          matmul({ x: a.xn, weight: w.shared.gate, y: a.gateUp, M, N: Is, K: H, yStride: 2 * Is }, lim),
+          matmul({ x: a.xn, weight: w.shared.up, y: a.gateUp, M, N: Is, K: H, yStride: 2 * Is, yOffset: Is }, lim),
+          siluMul({ gate: a.gateUp, y: a.gated, rows: M, cols: Is }),
+          matmul({ x: a.gated, weight: w.shared.down, y: a.resid, M, N: H, K: Is, accumulate: true }, lim),
+        ] : []),
+        ...moeExpertGemms({ dims, tokens: M, x: a.xn, weights: { gate: w.gate, up: w.up, down: w.down }, groups: sc.groups, act: sc.act, slotOut: sc.slotOut, variant }),
+        moeCombine({ topK: k, tokens: M, hidden: H, slotOut: sc.slotOut, topkWeights: sc.topkWeights, out: a.resid, accumulate: true }),
+      ];
+      const fused = moePrograms(cfg, w, { x: b.xn, out: b.resid, gateUp: b.gateUp, gated: b.gated, rows: M, scratch: b.scratch }, lim, { x: b.resid, weight: norm, eps });
+      t.is(fused.length, 5, `dispatches, M ${M}`);
+      await gpu.run([...unfused, ...fused]);
+      t.deepEqual(await gpu.readU32(b.xn, 0, M * H), await gpu.readU32(a.xn, 0, M * H), `normed rows, M ${M}`);
+      // the logits are summed in another order (the GEMV's lanes): float32 rounding apart, and the choices the same
+      const near = async (p: GPUBuffer, q: GPUBuffer, n: number, what: string) => {
+        const got = await gpu.readF32(q, 0, n), want = await gpu.readF32(p, 0, n);
+        const off = got.reduce((m, v, i) => Math.max(m, Math.abs(v - want[i]!) / Math.max(1, Math.abs(want[i]!))), 0);
+        t.true(off <= 1e-5, `${what}, M ${M}: off by ${off}`);
+      };
+      await near(sc.logits, b.scratch.logits!, M * E, 'router logits');
+      t.deepEqual(await gpu.readU32(b.scratch.topkIds, 0, M * k), await gpu.readU32(sc.topkIds, 0, M * k), `expert ids, M ${M}`);
+      await near(a.resid, b.resid, M * H, 'layer output');
+      for (const l of [a, b]) {
+        gpu.destroy(l.resid, l.xn, l.gateUp, l.gated);
+        l.scratch.release();
+      }
+    }
+    gpu.destroy(norm.buffer, w.router.buffer, w.routerBias?.buffer, ...[w.gate, w.up, w.down].map((c) => c[0]!.tensor.buffer));
+    if (w.shared) gpu.destroy(w.shared.gate.buffer, w.shared.up.buffer, w.shared.down.buffer);
+  });
+}
