@@ -1,6 +1,6 @@
 // The feed-forward half of a layer: a SiLU-gated MLP (dense layers and shared experts) and DeepSeekMoE's
 // routed experts, each adding into the residual stream. At decode sizes (M ≤ FUSED_GEMV_MAX_M) a dense MLP is 2
-// dispatches (norm + gate ‖ up, silu·mul + down) and a MoE layer 5 (moePrograms), else one a kernel.
+// dispatches (norm + gate ‖ up, silu·mul + down) and a MoE layer 5 (moePrograms); larger batches run a dispatch per kernel.
 import type { BufferSource } from '../runtime/buffer-pool.js';
 import type { KernelProgram } from '../runtime/program.js';
 import type { MlaConfig } from '@latentwire/model';

@@ -45,7 +45,7 @@ export interface FusedGemvArgs {
    * stride and offset) or one of its own.
    */
   readonly outputs: readonly [FusedGemvOutput] | readonly [FusedGemvOutput, FusedGemvOutput] | readonly [FusedGemvOutput, FusedGemvOutput, FusedGemvOutput];
-  /** y += instead of y = (both outputs). */
+  /** y += instead of y = (every output). */
   readonly accumulate?: boolean;
   /**
    * Then adds the MoE combine: y += Σ_j weights[m, j]·slotOut[m·topK + j] (slotOut [M·topK, N], weights [M, topK]),

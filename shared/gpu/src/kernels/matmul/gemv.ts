@@ -46,6 +46,9 @@ export function gemvConfig(M: number, N: number, maxInvocations: number, maxWork
   return c;
 }
 
+/** Where an output after the first writes: `y` again ('same') or its own buffer ('other'). */
+export type GemvOutputTarget = 'same' | 'other';
+
 /**
  * The decode step's fusions around a GEMV (gemv-fused.ts launches them), compile-time:
  *  - norm: x rows RMSNorm'd in the prologue by a weight of this dtype, as the rms-norm kernel computes them (its
@@ -60,9 +63,6 @@ export function gemvConfig(M: number, N: number, maxInvocations: number, maxWork
  *    combine kernel sums them: y = (y + x·Wᵀ) + Σ_j w[m, j]·slot_out[m·k + j] (the shared experts' down
  *    projection finishing the MoE layer).
  */
-/** Where an output after the first writes: `y` again ('same') or its own buffer ('other'). */
-export type GemvOutputTarget = 'same' | 'other';
-
 export interface GemvFuse {
   readonly norm?: WeightDtype;
   readonly normOut?: boolean;
