@@ -1,5 +1,6 @@
 // The feed-forward half of a layer: a SiLU-gated MLP (dense layers and shared experts) and DeepSeekMoE's
-// routed experts, each adding into the residual stream.
+// routed experts, each adding into the residual stream. At decode sizes (M ≤ FUSED_GEMV_MAX_M) a dense MLP is 2
+// dispatches (norm + gate ‖ up, silu·mul + down) and a MoE layer 5 (moePrograms); larger batches run a dispatch per kernel.
 import type { BufferSource } from '../runtime/buffer-pool.js';
 import type { KernelProgram } from '../runtime/program.js';
 import type { MlaConfig } from '@latentwire/model';
@@ -41,11 +42,16 @@ export function mlpPrograms(w: MlpWeights, b: MlpBuffers, limits: MatmulLimits, 
   return [...mlpGateUp(w, b, limits, prenorm), ...(down ? [down] : mlpDown(w, b, limits))];
 }
 
+/** The GEMV outputs gate and up, into b.gateUp [rows, 2·inter] side by side. */
+function gateUpOutputs(w: MlpWeights, b: MlpBuffers): [FusedGemvOutput, FusedGemvOutput] {
+  const I = b.inter;
+  return [{ weight: w.gate, y: b.gateUp, N: I, yStride: 2 * I, yOffset: 0 }, { weight: w.up, y: b.gateUp, N: I, yStride: 2 * I, yOffset: I }];
+}
+
 /** gate ‖ up [rows, 2·inter] of the MLP's (normed) input: one GEMV at decode sizes. */
 function mlpGateUp(w: MlpWeights, b: MlpBuffers, limits: MatmulLimits, prenorm?: MlpPrenorm): KernelProgram[] {
   const { rows: M, H, inter: I } = b;
-  const gate: FusedGemvOutput = { weight: w.gate, y: b.gateUp, N: I, yStride: 2 * I, yOffset: 0 };
-  const up: FusedGemvOutput = { weight: w.up, y: b.gateUp, N: I, yStride: 2 * I, yOffset: I };
+  const [gate, up] = gateUpOutputs(w, b);
   const fused = fusedGemv({ x: prenorm?.x ?? b.x, M, K: H, ...(prenorm ? { norm: prenorm } : {}), outputs: [gate, up] }, limits);
   if (fused) return [fused];
   return [
@@ -92,13 +98,27 @@ export interface MoeBuffers extends Omit<MlpBuffers, 'H' | 'inter'> {
 
 /**
  * out += shared_experts(x) + Σ_k w_k · expert_k(x), the routed experts chosen on the GPU, with x =
- * RMSNorm(prenorm.x) first where given (its own dispatch: see fuseRoute below), and the combine is folded into the shared
- * experts' down GEMV (the same sums in the same order as the combine kernel after it).
+ * RMSNorm(prenorm.x) first where given. At decode sizes (M ≤ FUSED_GEMV_MAX_M) that is 5 dispatches:
+ *   1. one GEMV over the residual with the norm in its prologue: writes x for the routed experts, the shared
+ *      experts' gate ‖ up and the router logits (the logits summed in the GEMV's order, which differs from
+ *      route-logits.wgsl's by float rounding; the rest bit for bit the unfused kernels')
+ *   2. selection and grouping (moeSelectGroup)
+ *   3. 4. the routed experts' gate/up and down (one each per expert chunk)
+ *   5. the shared experts' down GEMV over silu(gate)·up, the routed experts' combine in its epilogue (the same
+ *      sums in the same order as the combine kernel after it)
+ * Where a GEMV does not apply (more rows, weights of mixed dtypes, too many storage bindings for the device) its
+ * part runs as separate dispatches: norm, router logits, selection (+ grouping), shared gate ‖ up, …, combine.
  */
 export function moePrograms(cfg: MlaConfig, w: MoeWeights, b: MoeBuffers, limits: MatmulLimits, prenorm?: MlpPrenorm): KernelProgram[] {
   const moe = cfg.moe!;
   const H = cfg.hiddenSize;
   const sharedBuffers = { ...b, H, inter: moe.moeIntermediateSize * moe.nSharedExperts };
+  const logits: FusedGemvOutput | null = b.scratch.logits ? { weight: w.router, y: b.scratch.logits, N: moe.nRoutedExperts } : null;
+  const head = prenorm && logits
+    ? fusedGemv({
+      x: prenorm.x, M: b.rows, K: H, norm: prenorm, normOut: b.x, outputs: w.shared ? [...gateUpOutputs(w.shared, sharedBuffers), logits] : [logits],
+    }, limits)
+    : null;
   // at decode sizes the shared experts' down GEMV runs last and adds the routed experts' combine in its epilogue
   const downCombined = w.shared
     ? fusedGemv({
@@ -106,25 +126,30 @@ export function moePrograms(cfg: MlaConfig, w: MoeWeights, b: MoeBuffers, limits
       combine: { slotOut: b.scratch.slotOut, weights: b.scratch.topkWeights, topK: moe.numExpertsPerTok },
     }, limits)
     : null;
-  const shared = !w.shared ? [] : downCombined ? mlpGateUp(w.shared, sharedBuffers, limits) : mlpPrograms(w.shared, sharedBuffers, limits);
+  // the shared experts' dispatches the first and last GEMVs leave, run once routing is done
+  const sharedRest = !w.shared ? []
+    : head ? (downCombined ? [] : mlpDown(w.shared, sharedBuffers, limits))
+    : downCombined ? mlpGateUp(w.shared, sharedBuffers, limits) : mlpPrograms(w.shared, sharedBuffers, limits);
   return [
+    ...(head ? [head] : []),
     ...moeExperts({
       dims: moeDims(cfg),
       tokens: b.rows,
       x: b.x,
       weights: { gate: w.gate, up: w.up, down: w.down },
       scratch: b.scratch,
-      route: { routing: moeRouting(moe), gateWeight: w.router, bias: w.routerBias },
+      // with the first GEMV, the logits are in scratch and x normed already
+      route: { routing: moeRouting(moe), gateWeight: head ? null : w.router, bias: w.routerBias },
       out: b.out,
       accumulate: true,
       subgroupMatrix: limits.subgroupMatrix ?? false,
       mmaMinRows: limits.moeMmaMinRows,
-      ...(prenorm ? { prenorm } : {}),
+      ...(prenorm && !head ? { prenorm } : {}),
       // the one-workgroup fused router (moeRouteFused) saves 3 dispatches a layer but took 0.28 ms a layer on the
       // H200 at batch 1 (15.7 ms a step, profiled) against ~0.06 for norm, logits, selection and grouping apart:
       // batch 1 fell from 130 to 77 tokens/s with it, so it stays off until its logits spread over workgroups
       fuseRoute: false,
-      afterRoute: shared,
+      afterRoute: sharedRest,
       combine: downCombined === null,
     }),
     ...(downCombined ? [downCombined] : []),

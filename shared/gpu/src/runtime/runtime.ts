@@ -18,6 +18,7 @@ import { measureWorkgroupSlots, type WorkgroupSlots } from './occupancy-probe.js
 export interface MatmulDeviceLimits {
   readonly maxComputeWorkgroupStorageSize: number; readonly maxComputeInvocationsPerWorkgroup: number;
   readonly maxComputeWorkgroupsPerDimension: number; readonly minStorageBufferOffsetAlignment: number;
+  readonly maxStorageBuffersPerShaderStage: number;
   readonly subgroupMatrix: boolean;
   readonly workgroupSlots: number;
   readonly moeMmaMinRows: number;
@@ -148,6 +149,7 @@ export class Gpu {
       this.matmulLimitsMemo = Object.freeze({
         maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize, maxComputeInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
         maxComputeWorkgroupsPerDimension: l.maxComputeWorkgroupsPerDimension, minStorageBufferOffsetAlignment: l.minStorageBufferOffsetAlignment,
+        maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
         subgroupMatrix: this.matmulOnMatrices, workgroupSlots: this.workgroupSlots.slots,
         moeMmaMinRows: this.moeMmaMinRows,
       });

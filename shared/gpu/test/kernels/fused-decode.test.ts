@@ -1,15 +1,23 @@
 // The decode step's fused kernels against the unfused dispatches they replace, on odd sizes: the same inputs
 // through both paths, the outputs compared bit for bit where the fused kernel reproduces the unfused arithmetic
 // in the same order, or within float32 rounding where it sums in another order.
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { kvAppend } from '../../src/kernels/kv-quantize/index.js';
 import { rmsNorm } from '../../src/kernels/rms-norm/rms-norm.js';
 import { rope } from '../../src/kernels/rope/rope.js';
 import { matmul } from '../../src/kernels/matmul/matmul.js';
-import { fusedGemv } from '../../src/kernels/matmul/gemv-fused.js';
+import { fusedGemv, type FusedGemvOutput } from '../../src/kernels/matmul/gemv-fused.js';
 import { siluMul } from '../../src/kernels/silu-mul/silu-mul.js';
-import { moeCombine, moeGroup, moeRoute, moeRouteFused, moeScratchBytes, MOE_ROUTE_FUSED_MAX_TOKENS, type MoeDims } from '../../src/kernels/moe/index.js';
+import {
+  moeCombine, moeExpertGemms, moeGemmVariant, moeGroup, moeRoute, moeRouteFused, moeRouterLogits, moeRouteSelect, moeRouting, moeScratchBytes,
+  moeSelectGroup, MOE_ROUTE_FUSED_MAX_TOKENS, type MoeDims, type MoeScratch,
+} from '../../src/kernels/moe/index.js';
+import { allocMoeScratch, moePrograms } from '../../src/forward/mlp-programs.js';
+import type { MoeWeights } from '../../src/weights/model-weights.js';
+import type { KernelProgram } from '../../src/runtime/program.js';
+import type { MlaConfig, MoeConfig } from '@latentwire/model';
 import type { MoeRouting } from '../../src/kernels/moe/moe-route.js';
+import type { Gpu } from '../../src/runtime/index.js';
 import { KV_DTYPES, latentKvLayout } from '@latentwire/protocol';
 import { roundTo, testGpu, uploadF32, uploadWeight } from '../../src/testing.js';
 import { randomArray } from '@latentwire/testing';
@@ -76,6 +84,41 @@ for (const [wDtype, K] of [['bf16', 36], ['bf16', 64], ['f32', 37]] as const) {
   });
 }
 
+// the MoE layer's first GEMV: the normed rows written out, two outputs into one buffer (the shared experts' gate ‖
+// up) and a third into its own (the router logits); odd K reads bf16 weights one by one, 64 in 16-byte words
+for (const [wDtype, K] of [['bf16', 45], ['bf16', 64], ['f32', 37]] as const) {
+  test(`fused - GEMV with RMSNorm prologue, normed rows out and three outputs equals rms-norm then three matmuls (${wDtype}, K ${K})`, async (t) => {
+    const gpu = await testGpu();
+    for (const M of [1, 3]) {
+      const N1 = 37, N2 = 11, N3 = 13, eps = 1e-6, xStride = K + 3, yStride = N1 + N2 + 3;
+      const x = uploadF32(gpu, 'x', roundTo(randomArray(M * xStride, 61 + M, 2), 'f32'));
+      const g = uploadWeight(gpu, 'g', roundTo(randomArray(K, 62, 1.5), 'bf16'), 'bf16', [K]);
+      const [w1, w2, w3] = [N1, N2, N3].map((n, i) => uploadWeight(gpu, `w${i + 1}`, roundTo(randomArray(n * K, 63 + i), wDtype), wDtype, [n, K]));
+      const [xnA, xnB] = [0, 1].map((i) => gpu.buffer(`xn${i}`, M * K * 4));
+      const [a12, b12] = [0, 1].map((i) => gpu.buffer(`y12_${i}`, M * yStride * 4));
+      const [a3, b3] = [0, 1].map((i) => gpu.buffer(`y3_${i}`, M * N3 * 4));
+      const outputs = (y12: GPUBuffer, y3: GPUBuffer): [FusedGemvOutput, FusedGemvOutput, FusedGemvOutput] => [
+        { weight: w1!, y: y12, N: N1, yStride, yOffset: 1 }, { weight: w2!, y: y12, N: N2, yStride, yOffset: N1 + 2 }, { weight: w3!, y: y3, N: N3 },
+      ];
+      const args = { x, M, K, xStride, norm: { weight: g, eps }, normOut: xnB!, outputs: outputs(b12!, b3!) };
+      const fused = fusedGemv(args, gpu.matmulLimits);
+      t.truthy(fused);
+      t.is(fused!.buffers.length, 8); // x, w1, y, g, w2, w3, y3, xn: the shared output buffer bound once
+      // one storage binding over the device's limit: not fused
+      t.is(fusedGemv(args, { ...gpu.matmulLimits, maxStorageBuffersPerShaderStage: 7 }), null);
+      await gpu.run([
+        rmsNorm({ x, weight: g, y: xnA!, rows: M, cols: K, eps, inStride: xStride }),
+        ...outputs(a12!, a3!).map((o) => matmul({ x: xnA!, weight: o.weight, y: o.y, M, N: o.N, K, yStride: o.yStride, yOffset: o.yOffset, variant: 'gemv' }, gpu.matmulLimits)),
+        fused!,
+      ]);
+      t.deepEqual(await gpu.readU32(xnB!, 0, M * K), await gpu.readU32(xnA!, 0, M * K), `normed rows, M ${M}`);
+      t.deepEqual(await gpu.readF32(b12!, 0, M * yStride), await gpu.readF32(a12!, 0, M * yStride), `first and second outputs, M ${M}`);
+      t.deepEqual(await gpu.readF32(b3!, 0, M * N3), await gpu.readF32(a3!, 0, M * N3), `third output, M ${M}`);
+      gpu.destroy(x, g.buffer, w1!.buffer, w2!.buffer, w3!.buffer, xnA, xnB, a12, b12, a3, b3);
+    }
+  });
+}
+
 for (const [wDtype, K] of [['bf16', 44], ['bf16', 48], ['f32', 45]] as const) {
   test(`fused - GEMV over silu(gate)·up, accumulating, equals silu-mul then matmul (${wDtype}, K ${K})`, async (t) => {
     const gpu = await testGpu();
@@ -119,6 +162,21 @@ test('fused - GEMV with two outputs into one buffer (gate ‖ up) equals two mat
   gpu.destroy(x, wg.buffer, wu.buffer, a, b, big);
 });
 
+/** The same selection (ids, weights) and grouping in two scratches, bit for bit but for the atomics' order. */
+async function sameRouting(t: ExecutionContext, gpu: Gpu, a: MoeScratch, b: MoeScratch, dims: MoeDims, T: number): Promise<void> {
+  const k = dims.topK, bytes = moeScratchBytes(dims, T);
+  t.deepEqual(await gpu.readU32(b.topkIds, 0, T * k), await gpu.readU32(a.topkIds, 0, T * k), `expert ids, ${T} tokens`);
+  t.deepEqual(await gpu.readU32(b.topkWeights, 0, T * k), await gpu.readU32(a.topkWeights, 0, T * k), `expert weights, ${T} tokens`);
+  // the grouping: offsets and tiles equal; within an expert's range the assignment order follows atomics
+  const ga = await gpu.readU32(a.groups, 0, bytes.groups / 4), gb = await gpu.readU32(b.groups, 0, bytes.groups / 4);
+  const sortedBase = ga.length - T * k;
+  t.deepEqual([...gb.subarray(0, sortedBase)], [...ga.subarray(0, sortedBase)], `expert ranges and tiles, ${T} tokens`);
+  for (let e = 0; e < dims.nExperts; e++) {
+    const run = (g: Uint32Array) => [...g.subarray(sortedBase + g[e]!, sortedBase + g[e + 1]!)].sort((p, q) => p - q);
+    t.deepEqual(run(gb), run(ga), `expert ${e}'s assignments, ${T} tokens`);
+  }
+}
+
 // the router's three methods, with odd hidden sizes and expert counts, each for 1, 3 and the most tokens
 const ROUTES: readonly (MoeRouting & { readonly H: number; readonly dtype: 'bf16' | 'f32' })[] = [
   { method: 'greedy', nExperts: 64, topK: 6, nGroup: 1, topkGroup: 1, normTopkProb: false, routedScalingFactor: 1, H: 100, dtype: 'bf16' },
@@ -148,20 +206,35 @@ for (const r of ROUTES) {
         moeGroup({ dims, tokens: T, topkIds: a.topkIds, groups: a.groups, variant: 'gemv' }),
         moeRouteFused({ dims, routing: r, tokens: T, x, norm: { weight: norm, eps }, xn: xnB, gateWeight: gate, bias, scratch: b, variant: 'gemv' }),
       ]);
-      const same = async (p: GPUBuffer, q: GPUBuffer, n: number, what: string) => t.deepEqual(await gpu.readU32(q, 0, n), await gpu.readU32(p, 0, n), `${what}, ${T} tokens`);
-      await same(xnA, xnB, T * H, 'normed rows');
-      await same(a.logits, b.logits, T * E, 'logits');
-      await same(a.topkIds, b.topkIds, T * k, 'expert ids');
-      await same(a.topkWeights, b.topkWeights, T * k, 'expert weights');
-      // the grouping: offsets and tiles equal; within an expert's range the assignment order follows atomics
-      const ga = await gpu.readU32(a.groups, 0, bytes.groups / 4), gb = await gpu.readU32(b.groups, 0, bytes.groups / 4);
-      const sortedBase = ga.length - T * k;
-      t.deepEqual([...gb.subarray(0, sortedBase)], [...ga.subarray(0, sortedBase)], `expert ranges and tiles, ${T} tokens`);
-      for (let e = 0; e < E; e++) {
-        const run = (g: Uint32Array) => [...g.subarray(sortedBase + g[e]!, sortedBase + g[e + 1]!)].sort((p, q) => p - q);
-        t.deepEqual(run(gb), run(ga), `expert ${e}'s assignments, ${T} tokens`);
-      }
+      t.deepEqual(await gpu.readU32(xnB, 0, T * H), await gpu.readU32(xnA, 0, T * H), `normed rows, ${T} tokens`);
+      t.deepEqual(await gpu.readU32(b.logits, 0, T * E), await gpu.readU32(a.logits, 0, T * E), `logits, ${T} tokens`);
+      await sameRouting(t, gpu, a, b, dims, T);
       gpu.destroy(x, norm.buffer, gate.buffer, bias?.buffer ?? null, xnA, xnB, ...Object.values(a), ...Object.values(b));
+    }
+  });
+}
+
+for (const r of ROUTES) {
+  test(`fused - selection and grouping in one dispatch equal selection then grouping (${r.method}, ${r.nExperts} experts)`, async (t) => {
+    const gpu = await testGpu();
+    const E = r.nExperts, k = r.topK;
+    for (const T of [1, 3, MOE_ROUTE_FUSED_MAX_TOKENS]) {
+      const dims: MoeDims = { nExperts: E, topK: k, hidden: 8, intermediate: 8 };
+      const bytes = moeScratchBytes(dims, T);
+      const logits = uploadF32(gpu, 'logits', roundTo(randomArray(T * E, 81 + T + E, 3), 'f32'));
+      const scratch = () => ({
+        logits, topkIds: gpu.buffer('ids', bytes.topkIds), topkWeights: gpu.buffer('wts', bytes.topkWeights),
+        groups: gpu.buffer('groups', bytes.groups), act: gpu.buffer('act', 16), slotOut: gpu.buffer('slot', 16),
+      });
+      const a = scratch(), b = scratch();
+      const bias = r.method === 'noaux_tc' ? uploadWeight(gpu, 'bias', roundTo(randomArray(E, 82, 0.3), 'f32'), 'f32', [E]) : null;
+      await gpu.run([
+        moeRouteSelect({ routing: r, logits, bias, topkIds: a.topkIds, topkWeights: a.topkWeights, tokens: T }),
+        moeGroup({ dims, tokens: T, topkIds: a.topkIds, groups: a.groups, variant: 'gemv' }),
+        moeSelectGroup({ dims, routing: r, tokens: T, scratch: b, bias, variant: 'gemv' }),
+      ]);
+      await sameRouting(t, gpu, a, b, dims, T);
+      gpu.destroy(bias?.buffer ?? null, ...Object.values(a), ...Object.values(b).filter((buf) => buf !== logits));
     }
   });
 }
@@ -191,3 +264,79 @@ test('fused - GEMV over silu(gate)·up with the MoE combine in its epilogue equa
     gpu.destroy(gateUp, w.buffer, slotOut, slotW, ya, yb);
   }
 });
+
+// A MoE layer at decode sizes (moePrograms: 5 dispatches) against the kernels it replaces, one dispatch each: a
+// V2-style layer with shared experts, and a V3-style one (noaux_tc with the bias, grouped) without
+const MOE_LAYERS: readonly (MoeConfig & { readonly H: number; readonly dtype: 'bf16' | 'f32' })[] = [
+  {
+    nRoutedExperts: 8, nSharedExperts: 2, numExpertsPerTok: 2, moeIntermediateSize: 16, nGroup: 1, topkGroup: 1, topkMethod: 'greedy',
+    scoringFunc: 'softmax', normTopkProb: false, routedScalingFactor: 1.5, firstKDenseReplace: 0, moeLayerFreq: 1, H: 40, dtype: 'bf16',
+  },
+  {
+    nRoutedExperts: 12, nSharedExperts: 0, numExpertsPerTok: 3, moeIntermediateSize: 24, nGroup: 4, topkGroup: 2, topkMethod: 'noaux_tc',
+    scoringFunc: 'sigmoid', normTopkProb: true, routedScalingFactor: 2.5, firstKDenseReplace: 0, moeLayerFreq: 1, H: 48, dtype: 'f32',
+  },
+];
+for (const moe of MOE_LAYERS) {
+  test(`fused - a MoE layer at decode sizes in 5 dispatches equals the unfused kernels (${moe.topkMethod}, ${moe.nSharedExperts} shared experts)`, async (t) => {
+    const gpu = await testGpu();
+    const { H, dtype } = moe, E = moe.nRoutedExperts, k = moe.numExpertsPerTok, I = moe.moeIntermediateSize, Is = I * moe.nSharedExperts, eps = 1e-6;
+    const cfg = { hiddenSize: H, moe } as unknown as MlaConfig;
+    const dims: MoeDims = { nExperts: E, topK: k, hidden: H, intermediate: I };
+    const weight = (name: string, shape: number[], seed: number, scale: number) =>
+      uploadWeight(gpu, name, roundTo(randomArray(shape.reduce((p, q) => p * q, 1), seed, scale), dtype), dtype, shape);
+    const experts = (proj: string, rows: number, cols: number, seed: number) => [{ tensor: weight(proj, [E, rows, cols], seed, 1 / Math.sqrt(cols)), firstExpert: 0, count: E }];
+    const w: MoeWeights = {
+      kind: 'moe',
+      router: weight('router', [E, H], 91, 0.5),
+      routerBias: moe.topkMethod === 'noaux_tc' ? uploadWeight(gpu, 'bias', roundTo(randomArray(E, 92, 0.3), 'f32'), 'f32', [E]) : null,
+      gate: experts('gate', I, H, 93), up: experts('up', I, H, 94), down: experts('down', H, I, 95),
+      shared: Is > 0 ? { gate: weight('s_gate', [Is, H], 96, 0.2), up: weight('s_up', [Is, H], 97, 0.2), down: weight('s_down', [H, Is], 98, 0.2) } : null,
+    };
+    const norm = uploadWeight(gpu, 'norm', roundTo(randomArray(H, 99, 1.5), 'bf16'), 'bf16', [H]);
+    const routing = moeRouting(moe);
+    for (const M of [1, 5]) {
+      const resid = roundTo(randomArray(M * H, 100 + M, 2), 'f32');
+      const lane = () => ({
+        resid: uploadF32(gpu, 'resid', resid), xn: gpu.buffer('xn', M * H * 4), gateUp: gpu.buffer('gate_up', M * 2 * Math.max(Is, 1) * 4),
+        gated: gpu.buffer('gated', M * Math.max(Is, 1) * 4), scratch: allocMoeScratch(gpu, cfg, M),
+      });
+      const a = lane(), b = lane();
+      const variant = moeGemmVariant(dims, M, gpu.matmulLimits.subgroupMatrix, gpu.matmulLimits.moeMmaMinRows);
+      const lim = gpu.matmulLimits, sc = { ...a.scratch, logits: a.scratch.logits! };
+      const unfused: KernelProgram[] = [
+        rmsNorm({ x: a.resid, weight: norm, y: a.xn, rows: M, cols: H, eps }),
+        moeRouterLogits({ x: a.xn, gateWeight: w.router, logits: sc.logits, tokens: M, hidden: H }),
+        moeRouteSelect({ routing, logits: sc.logits, bias: w.routerBias, topkIds: sc.topkIds, topkWeights: sc.topkWeights, tokens: M }),
+        moeGroup({ dims, tokens: M, topkIds: sc.topkIds, groups: sc.groups, variant }),
+        ...(w.shared ? [
+          matmul({ x: a.xn, weight: w.shared.gate, y: a.gateUp, M, N: Is, K: H, yStride: 2 * Is }, lim),
+          matmul({ x: a.xn, weight: w.shared.up, y: a.gateUp, M, N: Is, K: H, yStride: 2 * Is, yOffset: Is }, lim),
+          siluMul({ gate: a.gateUp, y: a.gated, rows: M, cols: Is }),
+          matmul({ x: a.gated, weight: w.shared.down, y: a.resid, M, N: H, K: Is, accumulate: true }, lim),
+        ] : []),
+        ...moeExpertGemms({ dims, tokens: M, x: a.xn, weights: { gate: w.gate, up: w.up, down: w.down }, groups: sc.groups, act: sc.act, slotOut: sc.slotOut, variant }),
+        moeCombine({ topK: k, tokens: M, hidden: H, slotOut: sc.slotOut, topkWeights: sc.topkWeights, out: a.resid, accumulate: true }),
+      ];
+      const fused = moePrograms(cfg, w, { x: b.xn, out: b.resid, gateUp: b.gateUp, gated: b.gated, rows: M, scratch: b.scratch }, lim, { x: b.resid, weight: norm, eps });
+      t.is(fused.length, 5, `dispatches, M ${M}`);
+      await gpu.run([...unfused, ...fused]);
+      t.deepEqual(await gpu.readU32(b.xn, 0, M * H), await gpu.readU32(a.xn, 0, M * H), `normed rows, M ${M}`);
+      // the logits are summed in another order (the GEMV's lanes): float32 rounding apart, and the choices the same
+      const near = async (p: GPUBuffer, q: GPUBuffer, n: number, what: string) => {
+        const got = await gpu.readF32(q, 0, n), want = await gpu.readF32(p, 0, n);
+        const off = got.reduce((m, v, i) => Math.max(m, Math.abs(v - want[i]!) / Math.max(1, Math.abs(want[i]!))), 0);
+        t.true(off <= 1e-5, `${what}, M ${M}: off by ${off}`);
+      };
+      await near(sc.logits, b.scratch.logits!, M * E, 'router logits');
+      t.deepEqual(await gpu.readU32(b.scratch.topkIds, 0, M * k), await gpu.readU32(sc.topkIds, 0, M * k), `expert ids, M ${M}`);
+      await near(a.resid, b.resid, M * H, 'layer output');
+      for (const l of [a, b]) {
+        gpu.destroy(l.resid, l.xn, l.gateUp, l.gated);
+        l.scratch.release();
+      }
+    }
+    gpu.destroy(norm.buffer, w.router.buffer, w.routerBias?.buffer, ...[w.gate, w.up, w.down].map((c) => c[0]!.tensor.buffer));
+    if (w.shared) gpu.destroy(w.shared.gate.buffer, w.shared.up.buffer, w.shared.down.buffer);
+  });
+}

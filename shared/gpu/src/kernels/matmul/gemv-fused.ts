@@ -1,6 +1,7 @@
-// The GEMV with the decode step's fusions (gemv.ts, GemvFuse): y = f(x)·W₁ᵀ (and y₂ = f(x)·W₂ᵀ) in one dispatch,
-// f(x) being x, RMSNorm(x)·w or silu(gate)·up. Returns null where the GEMV cannot take the shapes (M above
-// FUSED_GEMV_MAX_M, mixed weight dtypes, the limits): the caller then runs the unfused dispatches.
+// The GEMV with the decode step's fusions (gemv.ts, GemvFuse): y = f(x)·W₁ᵀ (and y₂ = f(x)·W₂ᵀ, y₃ = f(x)·W₃ᵀ) in
+// one dispatch, f(x) being x, RMSNorm(x)·w (the normed rows optionally written out too) or silu(gate)·up.
+// Returns null where the GEMV cannot take the shapes (M above FUSED_GEMV_MAX_M, mixed weight dtypes, the
+// workgroup or storage-binding limits): the caller then runs the unfused dispatches.
 import type { KernelProgram } from '../../runtime/program.js';
 import { shaderBuffers } from '../../runtime/bindings.js';
 import type { GpuTensor } from '../weight-dtype.js';
@@ -35,11 +36,16 @@ export interface FusedGemvArgs {
   readonly xOffset?: number;
   /** x rows RMSNorm'd first: y = (x / rms(x) · w)·Wᵀ. */
   readonly norm?: { readonly weight: GpuTensor; readonly eps: number };
+  /** With norm: the normed rows written here too ([M, K] dense), bit for bit what rmsNorm writes. */
+  readonly normOut?: GPUBuffer;
   /** x rows hold [gate ‖ up] (K each): y = (silu(gate) · up)·Wᵀ. */
   readonly silu?: boolean;
-  /** One or two outputs; two need weights of one dtype, and write the same buffer or two. */
-  readonly outputs: readonly [FusedGemvOutput] | readonly [FusedGemvOutput, FusedGemvOutput];
-  /** y += instead of y = (both outputs). */
+  /**
+   * One to three outputs, their weights of one dtype; each after the first writes the first's buffer (at its own
+   * stride and offset) or one of its own.
+   */
+  readonly outputs: readonly [FusedGemvOutput] | readonly [FusedGemvOutput, FusedGemvOutput] | readonly [FusedGemvOutput, FusedGemvOutput, FusedGemvOutput];
+  /** y += instead of y = (every output). */
   readonly accumulate?: boolean;
   /**
    * Then adds the MoE combine: y += Σ_j weights[m, j]·slotOut[m·topK + j] (slotOut [M·topK, N], weights [M, topK]),
@@ -51,11 +57,11 @@ export interface FusedGemvArgs {
 /** The fused GEMV, or null where it does not apply (run the unfused dispatches instead). */
 export function fusedGemv(a: FusedGemvArgs, limits?: MatmulLimits): KernelProgram | null {
   const { M, K, outputs } = a;
-  const [o1, o2] = outputs;
+  const [o1, o2, o3] = outputs;
   if (!Number.isInteger(M) || M < 1 || M > Math.min(FUSED_GEMV_MAX_M, GEMV_MAX_M, GEMV_LIMIT_M)) return null;
   if (a.norm && a.silu) throw new RangeError('fusedGemv: norm and silu exclude each other');
   const dtype = o1.weight.dtype;
-  if (o2 && o2.weight.dtype !== dtype) return null;
+  if (outputs.some((o) => o.weight.dtype !== dtype)) return null;
   for (const o of outputs) {
     const sh = o.weight.shape;
     if (sh.length !== 2 || sh[0] !== o.N || sh[1] !== K) throw new RangeError(`fusedGemv: weight [${sh}] is not [${o.N}, ${K}]`);
@@ -71,40 +77,54 @@ export function fusedGemv(a: FusedGemvArgs, limits?: MatmulLimits): KernelProgra
     throw new RangeError('fusedGemv: x buffer is smaller than M rows need');
   }
   if (outputs.some((o) => o.y === a.x)) throw new RangeError('fusedGemv: x and y must be different buffers');
+  // a buffer is bound once where writable: the outputs of their own are distinct from each other and from y₁
+  const own = outputs.slice(1).filter((o) => o.y !== o1.y).map((o) => o.y);
+  if (new Set(own).size !== own.length) throw new RangeError('fusedGemv: two outputs write one buffer that is not the first\'s');
+  if (a.normOut) {
+    if (!a.norm) throw new RangeError('fusedGemv: normOut needs norm');
+    if (a.normOut === a.x || outputs.some((o) => o.y === a.normOut)) throw new RangeError('fusedGemv: normOut must be a buffer of its own');
+    if (a.normOut.size < M * K * 4) throw new RangeError('fusedGemv: normOut is smaller than M rows need');
+  }
   const c = a.combine;
   if (c) {
-    if (o2 || !a.accumulate) throw new RangeError('fusedGemv: the combine takes one accumulated output');
+    if (outputs.length > 1 || !a.accumulate) throw new RangeError('fusedGemv: the combine takes one accumulated output');
     if (!Number.isInteger(c.topK) || c.topK < 1) throw new RangeError(`fusedGemv: combine topK ${c.topK}`);
     if (c.slotOut.size < M * c.topK * o1.N * 4 || c.weights.size < M * c.topK * 4) throw new RangeError('fusedGemv: combine buffers are smaller than M rows need');
     if ((o1.yStride ?? o1.N) !== o1.N || (o1.yOffset ?? 0) !== 0) throw new RangeError('fusedGemv: the combine needs a dense output');
   }
-  const same = o2 !== undefined && o2.y === o1.y;
   const fuse: GemvFuse = {
     ...(a.norm ? { norm: a.norm.weight.dtype } : {}),
-    ...(o2 ? { second: same ? 'same' as const : 'other' as const } : {}),
+    ...(a.normOut ? { normOut: true } : {}),
+    ...(o2 ? { extraOutputs: outputs.slice(1).map((o) => (o.y === o1.y ? 'same' as const : 'other' as const)) } : {}),
     ...(a.silu ? { silu: true } : {}),
     ...(c ? { combine: c.topK } : {}),
   };
   const wgBytes = limits?.maxComputeWorkgroupStorageSize ?? 16384;
   const invocations = limits?.maxComputeInvocationsPerWorkgroup ?? 256;
   const perDim = limits?.maxComputeWorkgroupsPerDimension ?? 65535;
-  const N = o1.N + (o2?.N ?? 0);
+  const N = outputs.reduce((n, o) => n + o.N, 0);
   const config = gemvConfig(M, N, invocations, wgBytes);
   if (gemvWorkgroupBytes(config) + gemvFuseBytes(config, fuse) > wgBytes || config.T * config.RG > invocations) return null;
   const align: MatmulAlign = { vecX: K % 4 === 0 && xStride % 4 === 0 && xOffset % 4 === 0, vecW: K % weightsPerVec(dtype) === 0 };
   const rows = gemvRowsPerWorkgroup(config);
+  // the workgroups of output j follow those of the outputs before it
   const blocks1 = Math.ceil(o1.N / rows);
-  const blocks = blocks1 + (o2 ? Math.ceil(o2.N / rows) : 0);
+  const blocks2 = blocks1 + (o2 ? Math.ceil(o2.N / rows) : 0);
+  const blocks = blocks2 + (o3 ? Math.ceil(o3.N / rows) : 0);
   const gx = Math.min(blocks, perDim);
   const shader = gemvShader({ dtype, align, config, accumulate: a.accumulate ?? false, fuse });
+  if (shader.bindings!.length > (limits?.maxStorageBuffersPerShaderStage ?? 8)) return null;
+  const ownY = (o: FusedGemvOutput | undefined) => (o && o.y !== o1.y ? o.y : undefined);
   return {
     shader,
     buffers: shaderBuffers(shader, {
-      x: a.x, w: o1.weight.buffer, y: o1.y, gw: a.norm?.weight.buffer, w2: o2?.weight.buffer, y2: same ? undefined : o2?.y, slot_out: c?.slotOut, slot_w: c?.weights,
+      x: a.x, w: o1.weight.buffer, y: o1.y, gw: a.norm?.weight.buffer, w2: o2?.weight.buffer, y2: ownY(o2), w3: o3?.weight.buffer, y3: ownY(o3),
+      xn: a.normOut, slot_out: c?.slotOut, slot_w: c?.weights,
     }),
     uniformValues: {
       M, N: o1.N, K, x_stride: xStride, x_offset: xOffset, y_stride: o1.yStride ?? o1.N, y_offset: o1.yOffset ?? 0, w_offset: 0,
       eps: a.norm?.eps ?? 0, N2: o2?.N ?? 0, y2_stride: o2?.yStride ?? o2?.N ?? 0, y2_offset: o2?.yOffset ?? 0, w2_offset: 0, blocks1,
+      N3: o3?.N ?? 0, y3_stride: o3?.yStride ?? o3?.N ?? 0, y3_offset: o3?.yOffset ?? 0, w3_offset: 0, blocks2,
     },
     workgroups: [gx, Math.ceil(blocks / gx)],
   };

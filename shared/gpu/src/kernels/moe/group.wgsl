@@ -14,8 +14,8 @@
 //   u: uniforms { assignments, tile_base, sorted_base }
 // Compile-time constants (prelude): E, TM (rows per tile), WG (threads).
 
-// The launcher declares the bindings and the entry point (which calls group_assignments), so route-fused.wgsl
-// can run it over its own bindings.
+// The launcher declares the bindings and the entry point (which calls group_assignments), so select-group.wgsl
+// can run it over its own bindings (in the select+group and route-fused kernels).
 
 var<workgroup> cnt: array<atomic<u32>, E>;
 var<workgroup> start: array<u32, E>;

@@ -1,6 +1,7 @@
 // DeepSeekMoE routed experts on the GPU, with no CPU readback anywhere:
 //   1. group (group.wgsl, one workgroup): counts the tokens of each expert, prefix-sums them into a sorted list
-//      of (token, slot) assignments and cuts each expert's run into row tiles.
+//      of (token, slot) assignments and cuts each expert's run into row tiles. With the router, for up to
+//      MOE_ROUTE_FUSED_MAX_TOKENS tokens, in the selection's dispatch (select-group.wgsl).
 //   2. gate/up + silu·mul (expert-{gemv,tiled}-gate-up.wgsl), one dispatch per expert chunk segment: a
 //      workgroup takes one row tile of one expert and a block of intermediate columns → act [T·k, I] (sorted
 //      row order).
@@ -24,7 +25,7 @@
 import type { KernelProgram, KernelShader } from '../../runtime/program.js';
 import { bindings, shaderBuffers } from '../../runtime/bindings.js';
 import type { GpuTensor, WeightDtype } from '../weight-dtype.js';
-import { moeRoute, ROUTE_LOGITS_LANES, routeSelectPrelude, routeSelectWgsl, type MoeRouting } from './moe-route.js';
+import { moeRouterLogits, moeRouteSelect, ROUTE_LOGITS_LANES, routeSelectPrelude, routeSelectWgsl, type MoeRouting } from './moe-route.js';
 import { weightLoadWgsl } from '../weight-dtype.js';
 import { defineKernel } from '../../runtime/define-kernel.js';
 import { fillWgsl, loadWgsl } from '../../runtime/wgsl-source.js';
@@ -224,7 +225,10 @@ fn main(@builtin(local_invocation_index) lid: u32) {
 }`);
 }
 
-/** Most tokens the one-workgroup router (route-fused.wgsl) takes; more go through the separate dispatches. */
+/**
+ * Most tokens the one-workgroup kernels that select tokens one after the other take (route-fused.wgsl, and
+ * select-group.wgsl's selection + grouping); more go through the separate dispatches.
+ */
 export const MOE_ROUTE_FUSED_MAX_TOKENS = 8;
 const ROUTE_FUSED_WG = 256;
 const ROUTE_FUSED_UNIFORMS = {
@@ -256,7 +260,32 @@ ${B.wgsl}${weightLoadWgsl(gateDtype, 'w')}
 ${weightLoadWgsl(normDtype, 'norm_w', 'norm_at')}
 ${wgsl('route-fused.wgsl')}
 ${routeSelectWgsl()}
-${wgsl('group.wgsl')}`);
+${wgsl('group.wgsl')}
+${wgsl('select-group.wgsl')}`);
+}
+
+const SELECT_GROUP_UNIFORMS = { tokens: 'u32', scale: 'f32', assignments: 'u32', tile_base: 'u32', sorted_base: 'u32' } as const;
+
+interface SelectGroupVariant {
+  readonly routing: MoeRouting;
+  readonly biasDtype: WeightDtype | null;
+  readonly TM: number;
+}
+
+function build_moeSelectGroupShader({ routing: r, biasDtype, TM }: SelectGroupVariant): KernelShader {
+  const { prelude, label, biasStorage } = routeSelectPrelude(r, biasDtype, GROUP_WG);
+  const B = bindings([
+    ['logits', 'array<f32>'], ['ids', 'array<u32>', 'read_write'], ['weights', 'array<f32>', 'read_write'], ['groups', 'array<u32>', 'read_write'], ...biasStorage,
+  ], SELECT_GROUP_UNIFORMS);
+  return B.shader(`moe_select_group_${label}_tm${TM}`, `${prelude}
+const TM = ${TM}u;
+${B.wgsl}${routeSelectWgsl()}
+${wgsl('group.wgsl')}
+${wgsl('select-group.wgsl')}
+@compute @workgroup_size(WG)
+fn main(@builtin(local_invocation_index) lid: u32) {
+  select_and_group(lid);
+}`);
 }
 
 /** `fn name(i) -> F8`: weights i..i+7 (i a multiple of 8) of the vec4<u32> array `arr`, unpacked to f32. */
@@ -569,6 +598,39 @@ export function moeRouteFused(a: MoeRouteFusedArgs): KernelProgram {
   };
 }
 
+export interface MoeSelectGroupArgs {
+  readonly dims: MoeDims;
+  readonly routing: MoeRouting;
+  /** At most MOE_ROUTE_FUSED_MAX_TOKENS (the tokens are selected one after the other). */
+  readonly tokens: number;
+  /** scratch.logits holds the router logits [tokens, E]; topkIds, topkWeights and groups are written. */
+  readonly scratch: MoeScratch;
+  /** noaux_tc: e_score_correction_bias [E]; null for the V2 methods. */
+  readonly bias: GpuTensor | null;
+  /** The expert GEMM form that reads the grouping (its tile height). */
+  readonly variant: MoeGemmVariant;
+}
+
+/** Selection (moeRouteSelect) then grouping (moeGroup) of a few tokens in one dispatch, bit for bit theirs. */
+export function moeSelectGroup(a: MoeSelectGroupArgs): KernelProgram {
+  const T = a.tokens, r = a.routing;
+  if (!Number.isInteger(T) || T < 1 || T > MOE_ROUTE_FUSED_MAX_TOKENS) throw new RangeError(`moeSelectGroup: ${T} tokens outside [1, ${MOE_ROUTE_FUSED_MAX_TOKENS}]`);
+  if (r.nExperts !== a.dims.nExperts || r.topK !== a.dims.topK) throw new RangeError('moeSelectGroup: routing and dims disagree on experts / topK');
+  if (a.bias && (a.bias.shape.length !== 1 || a.bias.shape[0] !== r.nExperts)) throw new RangeError(`moeSelectGroup: bias shape [${a.bias.shape}] is not [${r.nExperts}]`);
+  if (!a.scratch.logits) throw new RangeError('moeSelectGroup: scratch.logits is needed');
+  const noaux = r.method === 'noaux_tc';
+  const L = groupsLayout(a.dims, T);
+  const shader = moeSelectGroupShader({ routing: r, biasDtype: noaux ? (a.bias?.dtype ?? null) : null, TM: shapeOf(a.variant).TM });
+  return {
+    shader,
+    buffers: shaderBuffers(shader, {
+      logits: a.scratch.logits, ids: a.scratch.topkIds, weights: a.scratch.topkWeights, groups: a.scratch.groups, bias: noaux ? a.bias!.buffer : undefined,
+    }),
+    uniformValues: { tokens: T, scale: r.routedScalingFactor, assignments: T * a.dims.topK, tile_base: L.tileBase, sorted_base: L.sortedBase },
+    workgroups: [1],
+  };
+}
+
 export interface MoeExpertGemmArgs {
   readonly dims: MoeDims;
   readonly tokens: number;
@@ -685,8 +747,11 @@ export interface MoeExpertsArgs {
   readonly weights: MoeExpertWeights;
   /** Sized by moeScratchBytes for at least `tokens`. */
   readonly scratch: MoeScratch;
-  /** Routes first when given (needs scratch.logits); else scratch.topkIds / topkWeights must hold the routing. */
-  readonly route?: { readonly routing: MoeRouting; readonly gateWeight: GpuTensor; readonly bias: GpuTensor | null };
+  /**
+   * Routes first when given (needs scratch.logits): router logits from gateWeight, or with gateWeight null from
+   * scratch.logits as the caller's earlier dispatch left them; else scratch.topkIds / topkWeights must hold the routing.
+   */
+  readonly route?: { readonly routing: MoeRouting; readonly gateWeight: GpuTensor | null; readonly bias: GpuTensor | null };
   readonly out: GPUBuffer;
   readonly outStride?: number;
   readonly outOffset?: number;
@@ -710,7 +775,11 @@ export interface MoeExpertsArgs {
   readonly combine?: boolean;
 }
 
-/** The whole routed-expert sequence: [route (optional)], group, gate/up per chunk segment, down per chunk, [combine]. */
+/**
+ * The whole routed-expert sequence: [norm], [router logits, selection (optional)], group, gate/up per chunk
+ * segment, down per chunk, [combine]. Up to MOE_ROUTE_FUSED_MAX_TOKENS tokens, selection and grouping are one
+ * dispatch (moeSelectGroup); with fuseRoute, norm, logits, selection and grouping are (moeRouteFused).
+ */
 export function moeExperts(a: MoeExpertsArgs): KernelProgram[] {
   checkDims(a.dims);
   const T = a.tokens;
@@ -725,24 +794,31 @@ export function moeExperts(a: MoeExpertsArgs): KernelProgram[] {
   const programs: KernelProgram[] = [];
   const H = a.dims.hidden;
   if (a.prenorm && ((a.xStride ?? H) !== H || (a.xOffset ?? 0) !== 0)) throw new RangeError('moe: a prenormed x must be dense rows');
-  if (a.route && a.prenorm && a.fuseRoute && T <= MOE_ROUTE_FUSED_MAX_TOKENS) {
-    const r = a.route.routing;
-    if (r.nExperts !== a.dims.nExperts || r.topK !== a.dims.topK) throw new RangeError('moe: routing and dims disagree on experts / topK');
+  const route = a.route;
+  if (route && (route.routing.nExperts !== a.dims.nExperts || route.routing.topK !== a.dims.topK)) throw new RangeError('moe: routing and dims disagree on experts / topK');
+  if (route?.gateWeight && route.gateWeight.shape[0] !== a.dims.nExperts) throw new RangeError(`moe: gate weight has ${route.gateWeight.shape[0]} rows for ${a.dims.nExperts} experts`);
+  if (route?.gateWeight && a.prenorm && a.fuseRoute && T <= MOE_ROUTE_FUSED_MAX_TOKENS) {
     programs.push(moeRouteFused({
-      dims: a.dims, routing: r, tokens: T, x: a.prenorm.x, norm: a.prenorm, xn: a.x, gateWeight: a.route.gateWeight, bias: a.route.bias,
+      dims: a.dims, routing: route.routing, tokens: T, x: a.prenorm.x, norm: a.prenorm, xn: a.x, gateWeight: route.gateWeight, bias: route.bias,
       scratch: sc, variant,
     }));
   } else {
     if (a.prenorm) programs.push(rmsNorm({ x: a.prenorm.x, weight: a.prenorm.weight, y: a.x, rows: T, cols: H, eps: a.prenorm.eps }));
-    if (a.route) {
-      const r = a.route.routing;
-      if (r.nExperts !== a.dims.nExperts || r.topK !== a.dims.topK) throw new RangeError('moe: routing and dims disagree on experts / topK');
-      programs.push(...moeRoute({
-        routing: r, x: a.x, xStride: a.xStride, xOffset: a.xOffset, gateWeight: a.route.gateWeight, bias: a.route.bias,
-        logits: sc.logits!, topkIds: sc.topkIds, topkWeights: sc.topkWeights, tokens: T, hidden: a.dims.hidden,
+    if (route?.gateWeight) {
+      programs.push(moeRouterLogits({
+        x: a.x, xStride: a.xStride, xOffset: a.xOffset, gateWeight: route.gateWeight, logits: sc.logits!, tokens: T, hidden: H,
       }));
     }
-    programs.push(moeGroup({ dims: a.dims, tokens: T, topkIds: sc.topkIds, groups: sc.groups, variant }));
+    if (route && T <= MOE_ROUTE_FUSED_MAX_TOKENS) {
+      programs.push(moeSelectGroup({ dims: a.dims, routing: route.routing, tokens: T, scratch: sc, bias: route.bias, variant }));
+    } else {
+      if (route) {
+        programs.push(moeRouteSelect({
+          routing: route.routing, logits: sc.logits!, bias: route.bias, topkIds: sc.topkIds, topkWeights: sc.topkWeights, tokens: T,
+        }));
+      }
+      programs.push(moeGroup({ dims: a.dims, tokens: T, topkIds: sc.topkIds, groups: sc.groups, variant }));
+    }
   }
   programs.push(
     ...(a.afterRoute ?? []),
@@ -761,6 +837,8 @@ export function moeExperts(a: MoeExpertsArgs): KernelProgram[] {
 export const moeGroupShader = defineKernel('moe_group', build_moeGroupShader);
 
 export const moeRouteFusedShader = defineKernel('moe_route_fused', build_moeRouteFusedShader);
+
+export const moeSelectGroupShader = defineKernel('moe_select_group', build_moeSelectGroupShader);
 
 export const moeGateUpShader = defineKernel('moe_gate_up', build_moeGateUpShader);
 

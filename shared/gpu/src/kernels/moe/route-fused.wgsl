@@ -5,6 +5,7 @@
 //      the lanes tree-summed in the same order)
 //   3. selection per token: route-select.wgsl's route_token
 //   4. grouping of the (token, slot) assignments by expert: group.wgsl's group_assignments
+// (3 and 4 as select-group.wgsl's select_and_group)
 // so its outputs are those of the four kernels, bit for bit. Tokens must be at most MAX_T.
 //
 // Bindings (declared by the launcher, moe-route-fused.ts):
@@ -19,7 +20,7 @@
 //   bias:    noaux_tc only
 //   u: { tokens, hidden, x_stride, x_offset, eps, scale, assignments, tile_base, sorted_base }
 // Compile-time (prelude): route-select's constants (E, K, WG, ...), TM, MAX_T, NL (norm lanes), LANES, PPT
-// (expert lanes per thread per round), then route-select.wgsl and group.wgsl follow this file.
+// (expert lanes per thread per round), then route-select.wgsl, group.wgsl and select-group.wgsl follow this file.
 
 const CHUNK = WG * PPT / LANES; // experts per round of the logits
 var<workgroup> nrm: array<f32, MAX_T * NL>;
@@ -97,10 +98,5 @@ fn route_logits(lid: u32) {
 fn main(@builtin(local_invocation_index) lid: u32) {
   norm_rows(lid);
   route_logits(lid);
-  for (var t = 0u; t < u.tokens; t++) {
-    route_token(t, lid);
-    storageBarrier();
-    workgroupBarrier();
-  }
-  group_assignments(lid);
+  select_and_group(lid);
 }

@@ -17,8 +17,8 @@
 // Compile-time constants (prelude): E, K, WG (threads), METHOD, GROUPED (bool: group masking
 // needed), N_GROUP, PER_GROUP (= E / N_GROUP), TOPK_GROUP, NORMALIZE (bool).
 
-// The launcher declares the bindings and the entry point (which calls route_token), so route-fused.wgsl
-// can run it over its own bindings.
+// The launcher declares the bindings and the entry point (which calls route_token), so select-group.wgsl can
+// run it over its own bindings (in the select+group and route-fused kernels).
 
 // below every score (scores are finite: softmax >= 0, sigmoid + bias)
 const NEG_BIG = -3.0e38;
