@@ -33,30 +33,29 @@ export interface MlpPrenorm {
 }
 
 /**
- * out += down(silu(gate(x)) · up(x)), with x = RMSNorm(prenorm.x) first where given. At decode sizes gate and
- * up are one GEMV (the norm in its prologue) and the down GEMV reads silu(gate)·up itself: 2 dispatches, else
- * the norm, gate, up, silu·mul and down.
+ * out += down(silu(gate(x)) · up(x)), with x = RMSNorm(prenorm.x) first where given. Gate and up are one
+ * product over their stacked weight; at decode sizes a GEMV with the norm in its prologue, and the down GEMV
+ * reads silu(gate)·up itself: 2 dispatches, else the norm, gate ‖ up, silu·mul and down.
  */
 export function mlpPrograms(w: MlpWeights, b: MlpBuffers, limits: MatmulLimits, prenorm?: MlpPrenorm): KernelProgram[] {
   const down = fusedGemv({ x: b.gateUp, M: b.rows, K: b.inter, silu: true, outputs: [{ weight: w.down, y: b.out, N: b.H }], accumulate: true }, limits);
   return [...mlpGateUp(w, b, limits, prenorm), ...(down ? [down] : mlpDown(w, b, limits))];
 }
 
-/** The GEMV outputs gate and up, into b.gateUp [rows, 2·inter] side by side. */
-function gateUpOutputs(w: MlpWeights, b: MlpBuffers): [FusedGemvOutput, FusedGemvOutput] {
-  const I = b.inter;
-  return [{ weight: w.gate, y: b.gateUp, N: I, yStride: 2 * I, yOffset: 0 }, { weight: w.up, y: b.gateUp, N: I, yStride: 2 * I, yOffset: I }];
+/** The product gate ‖ up [rows, 2·inter] (the stacked weight's rows), into b.gateUp. */
+function gateUpOutput(w: MlpWeights, b: MlpBuffers): FusedGemvOutput {
+  return { weight: w.gateUp, y: b.gateUp, N: 2 * b.inter };
 }
 
-/** gate ‖ up [rows, 2·inter] of the MLP's (normed) input: one GEMV at decode sizes. */
+/** gate ‖ up [rows, 2·inter] of the MLP's (normed) input: one GEMV at decode sizes (the norm in it), else one GEMM. */
 function mlpGateUp(w: MlpWeights, b: MlpBuffers, limits: MatmulLimits, prenorm?: MlpPrenorm): KernelProgram[] {
-  const { rows: M, H, inter: I } = b;
-  const [gate, up] = gateUpOutputs(w, b);
-  const fused = fusedGemv({ x: prenorm?.x ?? b.x, M, K: H, ...(prenorm ? { norm: prenorm } : {}), outputs: [gate, up] }, limits);
+  const { rows: M, H } = b;
+  const out = gateUpOutput(w, b);
+  const fused = fusedGemv({ x: prenorm?.x ?? b.x, M, K: H, ...(prenorm ? { norm: prenorm } : {}), outputs: [out] }, limits);
   if (fused) return [fused];
   return [
     ...(prenorm ? [rmsNorm({ x: prenorm.x, weight: prenorm.weight, y: b.x, rows: M, cols: H, eps: prenorm.eps })] : []),
-    ...[gate, up].map((o) => matmul({ x: b.x, weight: o.weight, y: o.y, M, N: I, K: H, yStride: o.yStride, yOffset: o.yOffset }, limits)),
+    matmul({ x: b.x, weight: out.weight, y: out.y, M, N: out.N, K: H }, limits),
   ];
 }
 
@@ -116,7 +115,7 @@ export function moePrograms(cfg: MlaConfig, w: MoeWeights, b: MoeBuffers, limits
   const logits: FusedGemvOutput | null = b.scratch.logits ? { weight: w.router, y: b.scratch.logits, N: moe.nRoutedExperts } : null;
   const head = prenorm && logits
     ? fusedGemv({
-      x: prenorm.x, M: b.rows, K: H, norm: prenorm, normOut: b.x, outputs: w.shared ? [...gateUpOutputs(w.shared, sharedBuffers), logits] : [logits],
+      x: prenorm.x, M: b.rows, K: H, norm: prenorm, normOut: b.x, outputs: w.shared ? [gateUpOutput(w.shared, sharedBuffers), logits] : [logits],
     }, limits)
     : null;
   // at decode sizes the shared experts' down GEMV runs last and adds the routed experts' combine in its epilogue

@@ -9,6 +9,11 @@ export type TensorRole = 'embedding' | 'norm' | 'linear' | 'router-bias';
 
 export interface WeightSource {
   tensor(name: string, shape: readonly number[], role: TensorRole): GpuTensor;
+  /**
+   * Linear weights of one input, each [rows, cols], stacked along rows in one buffer: [names.length · rows, cols],
+   * so that one GEMM (or GEMV) computes all their outputs side by side in each row.
+   */
+  stacked(names: readonly string[], rows: number, cols: number): GpuTensor;
   /** Routed experts' `proj` matrices of one layer, stacked [E, rows, cols] in binding-sized chunks. */
   experts(layer: number, proj: keyof ExpertTensorNames, rows: number, cols: number): ExpertChunk[];
   readonly buffers: GPUBuffer[];
@@ -19,8 +24,7 @@ export function buildWeights(cfg: MlaConfig, src: WeightSource): ModelWeights {
   const heads = cfg.numHeads;
   const qkDim = cfg.qkNopeHeadDim + cfg.qkRopeHeadDim;
   const mlp = (n: ExpertTensorNames, inter: number): MlpWeights => ({
-    gate: src.tensor(n.gate, [inter, H], 'linear'),
-    up: src.tensor(n.up, [inter, H], 'linear'),
+    gateUp: src.stacked([n.gate, n.up], inter, H),
     down: src.tensor(n.down, [H, inter], 'linear'),
   });
   const embed = src.tensor(EMBED_TOKENS, [cfg.vocabSize, H], 'embedding');

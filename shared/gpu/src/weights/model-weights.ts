@@ -10,8 +10,8 @@ export interface ExpertChunk {
 }
 
 export interface MlpWeights {
-  readonly gate: GpuTensor;
-  readonly up: GpuTensor;
+  /** gate_proj and up_proj stacked, [2·inter, hidden]: one GEMM (or GEMV) writes each row's gate ‖ up. */
+  readonly gateUp: GpuTensor;
   readonly down: GpuTensor;
 }
 

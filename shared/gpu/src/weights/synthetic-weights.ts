@@ -30,6 +30,9 @@ export async function syntheticWeights(gpu: Gpu, cfg: MlaConfig, seed = 1): Prom
       if (role === 'embedding') return make(name, [...shape], 1, 0);
       return make(name, [...shape], Math.sqrt(3 / fanIn), 0);
     },
+    stacked(names, rows, cols) {
+      return make(names.join('+'), [names.length * rows, cols], Math.sqrt(3 / cols), 0);
+    },
     experts(layer, proj, rows, cols) {
       const E = cfg.moe!.nRoutedExperts;
       const chunks: ExpertChunk[] = [];

@@ -39,6 +39,27 @@ export function uploadCheckpoint(gpu: Gpu, folder: ModelFolder, onProgress?: OnL
       loaded(name, slice.end - slice.begin);
       return { buffer, dtype, shape };
     },
+    stacked(names, rows, cols) {
+      const slices = names.map((n) => weightSlice(folder.index, n, [rows, cols]));
+      const dtype = slices[0]!.dtype;
+      if (slices.some((s) => s.dtype !== dtype)) throw new ModelLoadError(`${names.join(', ')}: stacked weights mix dtypes`);
+      const bytes = slices[0]!.end - slices[0]!.begin;
+      const label = names.join('+');
+      let buffer: GPUBuffer;
+      if (bytes % 4 === 0) {
+        // one tensor's bytes in host memory at a time
+        buffer = gpu.buffer(label, names.length * bytes);
+        slices.forEach((s, i) => gpu.write(buffer, readWeightSlice(s), i * bytes));
+      } else {
+        // writes must start on 4-byte boundaries: join them here
+        const all = new Uint8Array(names.length * bytes);
+        slices.forEach((s, i) => all.set(readWeightSlice(s), i * bytes));
+        buffer = gpu.upload(label, all);
+      }
+      buffers.push(buffer);
+      names.forEach((n) => loaded(n, bytes));
+      return { buffer, dtype: DTYPES[dtype], shape: [names.length * rows, cols] };
+    },
     experts(layer, proj, rows, cols) {
       const E = cfg.moe!.nRoutedExperts;
       const slices: WeightSlice[] = [];

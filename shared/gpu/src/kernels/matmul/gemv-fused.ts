@@ -1,5 +1,4 @@
-// The GEMV with the decode step's fusions (gemv.ts, GemvFuse): y = f(x)·W₁ᵀ (and y₂ = f(x)·W₂ᵀ, y₃ = f(x)·W₃ᵀ) in
-// one dispatch, f(x) being x, RMSNorm(x)·w (the normed rows optionally written out too) or silu(gate)·up.
+// The GEMV with the decode step's fusions (gemv.ts, GemvFuse): y = f(x)·W₁ᵀ (and y₂ = f(x)·W₂ᵀ) in one dispatch, f(x) being x, RMSNorm(x)·w (the normed rows optionally written out too) or silu(gate)·up.
 // Returns null where the GEMV cannot take the shapes (M above FUSED_GEMV_MAX_M, mixed weight dtypes, the
 // workgroup or storage-binding limits): the caller then runs the unfused dispatches.
 import type { KernelProgram } from '../../runtime/program.js';
@@ -40,11 +39,8 @@ export interface FusedGemvArgs {
   readonly normOut?: GPUBuffer;
   /** x rows hold [gate ‖ up] (K each): y = (silu(gate) · up)·Wᵀ. */
   readonly silu?: boolean;
-  /**
-   * One to three outputs, their weights of one dtype; each after the first writes the first's buffer (at its own
-   * stride and offset) or one of its own.
-   */
-  readonly outputs: readonly [FusedGemvOutput] | readonly [FusedGemvOutput, FusedGemvOutput] | readonly [FusedGemvOutput, FusedGemvOutput, FusedGemvOutput];
+  /** One or two outputs, their weights of one dtype; the second writes the first's buffer (at its own stride and offset) or its own. */
+  readonly outputs: readonly [FusedGemvOutput] | readonly [FusedGemvOutput, FusedGemvOutput];
   /** y += instead of y = (every output). */
   readonly accumulate?: boolean;
   /**
@@ -57,7 +53,7 @@ export interface FusedGemvArgs {
 /** The fused GEMV, or null where it does not apply (run the unfused dispatches instead). */
 export function fusedGemv(a: FusedGemvArgs, limits?: MatmulLimits): KernelProgram | null {
   const { M, K, outputs } = a;
-  const [o1, o2, o3] = outputs;
+  const [o1, o2] = outputs;
   if (!Number.isInteger(M) || M < 1 || M > Math.min(FUSED_GEMV_MAX_M, GEMV_MAX_M, GEMV_LIMIT_M)) return null;
   if (a.norm && a.silu) throw new RangeError('fusedGemv: norm and silu exclude each other');
   const dtype = o1.weight.dtype;
@@ -77,9 +73,6 @@ export function fusedGemv(a: FusedGemvArgs, limits?: MatmulLimits): KernelProgra
     throw new RangeError('fusedGemv: x buffer is smaller than M rows need');
   }
   if (outputs.some((o) => o.y === a.x)) throw new RangeError('fusedGemv: x and y must be different buffers');
-  // a buffer is bound once where writable: the outputs of their own are distinct from each other and from y₁
-  const own = outputs.slice(1).filter((o) => o.y !== o1.y).map((o) => o.y);
-  if (new Set(own).size !== own.length) throw new RangeError('fusedGemv: two outputs write one buffer that is not the first\'s');
   if (a.normOut) {
     if (!a.norm) throw new RangeError('fusedGemv: normOut needs norm');
     if (a.normOut === a.x || outputs.some((o) => o.y === a.normOut)) throw new RangeError('fusedGemv: normOut must be a buffer of its own');
@@ -87,7 +80,7 @@ export function fusedGemv(a: FusedGemvArgs, limits?: MatmulLimits): KernelProgra
   }
   const c = a.combine;
   if (c) {
-    if (outputs.length > 1 || !a.accumulate) throw new RangeError('fusedGemv: the combine takes one accumulated output');
+    if (o2 || !a.accumulate) throw new RangeError('fusedGemv: the combine takes one accumulated output');
     if (!Number.isInteger(c.topK) || c.topK < 1) throw new RangeError(`fusedGemv: combine topK ${c.topK}`);
     if (c.slotOut.size < M * c.topK * o1.N * 4 || c.weights.size < M * c.topK * 4) throw new RangeError('fusedGemv: combine buffers are smaller than M rows need');
     if ((o1.yStride ?? o1.N) !== o1.N || (o1.yOffset ?? 0) !== 0) throw new RangeError('fusedGemv: the combine needs a dense output');
@@ -95,7 +88,7 @@ export function fusedGemv(a: FusedGemvArgs, limits?: MatmulLimits): KernelProgra
   const fuse: GemvFuse = {
     ...(a.norm ? { norm: a.norm.weight.dtype } : {}),
     ...(a.normOut ? { normOut: true } : {}),
-    ...(o2 ? { extraOutputs: outputs.slice(1).map((o) => (o.y === o1.y ? 'same' as const : 'other' as const)) } : {}),
+    ...(o2 ? { second: o2.y === o1.y ? 'same' as const : 'other' as const } : {}),
     ...(a.silu ? { silu: true } : {}),
     ...(c ? { combine: c.topK } : {}),
   };
@@ -107,24 +100,21 @@ export function fusedGemv(a: FusedGemvArgs, limits?: MatmulLimits): KernelProgra
   if (gemvWorkgroupBytes(config) + gemvFuseBytes(config, fuse) > wgBytes || config.T * config.RG > invocations) return null;
   const align: MatmulAlign = { vecX: K % 4 === 0 && xStride % 4 === 0 && xOffset % 4 === 0, vecW: K % weightsPerVec(dtype) === 0 };
   const rows = gemvRowsPerWorkgroup(config);
-  // the workgroups of output j follow those of the outputs before it
+  // the second output's workgroups follow the first's
   const blocks1 = Math.ceil(o1.N / rows);
-  const blocks2 = blocks1 + (o2 ? Math.ceil(o2.N / rows) : 0);
-  const blocks = blocks2 + (o3 ? Math.ceil(o3.N / rows) : 0);
+  const blocks = blocks1 + (o2 ? Math.ceil(o2.N / rows) : 0);
   const gx = Math.min(blocks, perDim);
   const shader = gemvShader({ dtype, align, config, accumulate: a.accumulate ?? false, fuse });
   if (shader.bindings!.length > (limits?.maxStorageBuffersPerShaderStage ?? 8)) return null;
-  const ownY = (o: FusedGemvOutput | undefined) => (o && o.y !== o1.y ? o.y : undefined);
   return {
     shader,
     buffers: shaderBuffers(shader, {
-      x: a.x, w: o1.weight.buffer, y: o1.y, gw: a.norm?.weight.buffer, w2: o2?.weight.buffer, y2: ownY(o2), w3: o3?.weight.buffer, y3: ownY(o3),
+      x: a.x, w: o1.weight.buffer, y: o1.y, gw: a.norm?.weight.buffer, w2: o2?.weight.buffer, y2: o2 && o2.y !== o1.y ? o2.y : undefined,
       xn: a.normOut, slot_out: c?.slotOut, slot_w: c?.weights,
     }),
     uniformValues: {
       M, N: o1.N, K, x_stride: xStride, x_offset: xOffset, y_stride: o1.yStride ?? o1.N, y_offset: o1.yOffset ?? 0, w_offset: 0,
       eps: a.norm?.eps ?? 0, N2: o2?.N ?? 0, y2_stride: o2?.yStride ?? o2?.N ?? 0, y2_offset: o2?.yOffset ?? 0, w2_offset: 0, blocks1,
-      N3: o3?.N ?? 0, y3_stride: o3?.yStride ?? o3?.N ?? 0, y3_offset: o3?.yOffset ?? 0, w3_offset: 0, blocks2,
     },
     workgroups: [gx, Math.ceil(blocks / gx)],
   };

@@ -46,7 +46,7 @@ export function gemvConfig(M: number, N: number, maxInvocations: number, maxWork
   return c;
 }
 
-/** Where an output after the first writes: `y` again ('same') or its own buffer ('other'). */
+/** Where the second output writes: `y` again ('same') or its own buffer ('other'). */
 export type GemvOutputTarget = 'same' | 'other';
 
 /**
@@ -55,9 +55,8 @@ export type GemvOutputTarget = 'same' | 'other';
  *    128 lanes' partial sums, tree-summed in the same order, then x·inv·w), so the products are the unfused ones;
  *  - normOut: with norm, the first workgroup also writes the normed rows to `xn` (dense [M, K]), with the products'
  *    expression x·inv·w, so they are the rms-norm kernel's bit for bit (the MoE layer's experts read them);
- *  - extraOutputs: one or two more weights and outputs in the same dispatch (the workgroups past the first
- *    output's blocks take the second, those past the second's the third), each into `y` again at its own stride
- *    and offset ('same') or into a buffer of its own ('other'); all weights share one dtype;
+ *  - second: a second weight and output in the same dispatch (the workgroups past the first output's blocks take
+ *    the second), into `y` again at its own stride and offset ('same') or into another buffer ('other');
  *  - silu: x holds [gate ‖ up] rows and the product reads silu(gate)·up (the silu-mul kernel's arithmetic);
  *  - combine: the MoE combine of `combine` (top-k) routed slots added after the accumulated product, as the
  *    combine kernel sums them: y = (y + x·Wᵀ) + Σ_j w[m, j]·slot_out[m·k + j] (the shared experts' down
@@ -66,7 +65,7 @@ export type GemvOutputTarget = 'same' | 'other';
 export interface GemvFuse {
   readonly norm?: WeightDtype;
   readonly normOut?: boolean;
-  readonly extraOutputs?: readonly GemvOutputTarget[];
+  readonly second?: GemvOutputTarget;
   readonly silu?: boolean;
   readonly combine?: number;
 }
@@ -82,10 +81,6 @@ export function gemvFuseBytes(c: GemvConfig, fuse: GemvFuse): number {
 export const GEMV_FUSED_UNIFORMS = {
   ...MATMUL_UNIFORMS, eps: 'f32', N2: 'u32', y2_stride: 'u32', y2_offset: 'u32', w2_offset: 'u32', blocks1: 'u32',
 } as const;
-/** The three-output form's (its own spec, so the one- and two-output shaders' uniform struct stays as it was). */
-export const GEMV_FUSED3_UNIFORMS = {
-  ...GEMV_FUSED_UNIFORMS, N3: 'u32', y3_stride: 'u32', y3_offset: 'u32', w3_offset: 'u32', blocks2: 'u32',
-} as const;
 
 export interface GemvVariant {
   readonly dtype: WeightDtype; readonly align: MatmulAlign; readonly config: GemvConfig; readonly accumulate: boolean; readonly fuse?: GemvFuse;
@@ -94,24 +89,15 @@ export interface GemvVariant {
 function build_gemvShader({ dtype, align, config: c, accumulate, fuse }: GemvVariant): KernelShader {
   const { MB, R2, T, RG, U } = c;
   const norm = fuse?.norm, normOut = fuse?.normOut ?? false, silu = fuse?.silu ?? false, combine = fuse?.combine;
-  const extra = fuse?.extraOutputs ?? [];
+  const second = fuse?.second;
   if (norm && silu) throw new RangeError('gemv: norm and silu fusions exclude each other');
   if (normOut && !norm) throw new RangeError('gemv: normOut needs the norm fusion');
-  if (extra.length > 2) throw new RangeError('gemv: at most three outputs');
-  if (combine !== undefined && (extra.length > 0 || !accumulate)) throw new RangeError('gemv: the combine fusion takes one accumulated output');
-  // output j's weight binding, its scalar reader, buffer and uniforms
-  const outs = [0, ...extra.map((_, i) => i + 1)];
-  const sfx = (j: number) => (j === 0 ? '' : String(j + 1));
-  const wName = (j: number) => `w${sfx(j)}`;
-  const yName = (j: number) => (j > 0 && extra[j - 1] === 'other' ? `y${sfx(j)}` : 'y');
-  // the output a workgroup computes: `second` with two, `which_out` (0..2) with three; `pick` chooses a value by
-  // it, `branch` a statement (the two-output text is the one written before the third existed)
-  const pick = (vals: readonly string[]) => vals.length === 2
-    ? `select(${vals[0]}, ${vals[1]}, second)`
-    : `select(select(${vals[0]}, ${vals[1]}, which_out == 1u), ${vals[2]}, which_out == 2u)`;
-  const branch = (ind: string, body: (j: number) => string) => outs.length === 2
-    ? `${ind}if (second) {\n${body(1)}\n${ind}} else {\n${body(0)}\n${ind}}`
-    : `${ind}if (which_out == 2u) {\n${body(2)}\n${ind}} else if (which_out == 1u) {\n${body(1)}\n${ind}} else {\n${body(0)}\n${ind}}`;
+  if (combine !== undefined && (second || !accumulate)) throw new RangeError('gemv: the combine fusion takes one accumulated output');
+  // output j's weight binding and buffer
+  const wName = (j: number) => (j === 0 ? 'w' : 'w2');
+  const yName = (j: number) => (j > 0 && second === 'other' ? 'y2' : 'y');
+  // a statement per output, chosen by the workgroup's `second`
+  const branch = (ind: string, body: (j: number) => string) => `${ind}if (second) {\n${body(1)}\n${ind}} else {\n${body(0)}\n${ind}}`;
   const ROWS = RG * R2;
   const OUTS = ROWS * MB;
   const WG = T * RG;
@@ -160,15 +146,15 @@ ${unroll(U, (i) => `    {\n      let k${i} = (kv + ${i * T}u) * ${vpw}u;\n${vecS
 ${vecStep('', 'k', W)}
   }`
     : `  for (var k = t; k < u.K; k += ${T}u) {
-${rs.map((r) => `    let wt${r} = ${W === 'w' ? 'weight_at' : `weight${W.slice(1)}_at`}(wrow${r} + k);`).join('\n')}
+${rs.map((r) => `    let wt${r} = ${W === 'w' ? 'weight_at' : 'weight2_at'}(wrow${r} + k);`).join('\n')}
 ${ms.map((m) => `    let xt${m} = ${xv1(m, `xrow${m}`, 'k')};`).join('\n')}
 ${each((m, r) => `    acc${m}_${r}.x = fma(xt${m}, wt${r}, acc${m}_${r}.x);`)}
   }`;
 
   const x1 = align.vecX ? `fn x1(i: u32) -> f32 { return x[i >> 2u][i & 3u]; }` : `fn x1(i: u32) -> f32 { return x[i]; }`;
-  const fused = fuse !== undefined && (norm !== undefined || extra.length > 0 || silu || combine !== undefined);
+  const fused = fuse !== undefined && (norm !== undefined || second !== undefined || silu || combine !== undefined);
   const label = `matmul_gemv_${dtype}_m${MB}_r${R2}_t${T}_g${RG}_u${U}${align.vecX ? '_vx' : ''}${align.vecW ? '_vw' : ''}` +
-    `${norm ? `_norm_${norm}` : ''}${normOut ? '_xn' : ''}${extra.length === 1 ? `_dual_${extra[0]}` : extra.length === 2 ? `_tri_${extra.join('_')}` : ''}${silu ? '_silu' : ''}${accumulate ? '_acc' : ''}${combine ? `_combine_k${combine}` : ''}`;
+    `${norm ? `_norm_${norm}` : ''}${normOut ? '_xn' : ''}${second ? `_dual_${second}` : ''}${silu ? '_silu' : ''}${accumulate ? '_acc' : ''}${combine ? `_combine_k${combine}` : ''}`;
   const NL = GEMV_NORM_LANES;
   const xValues = norm
     ? `fn g4(k: u32) -> vec4<f32> { return vec4<f32>(g_at(k), g_at(k + 1u), g_at(k + 2u), g_at(k + 3u)); }
@@ -179,18 +165,16 @@ var<workgroup> inv_rms: array<f32, ${MB}>;`
       : '';
   const extraStorage: StorageDecl[] = [
     ...(norm ? [['gw', 'array<u32>'] as const] : []),
-    ...outs.slice(1).flatMap((j): StorageDecl[] => [
-      [wName(j), `array<${align.vecW ? 'vec4<u32>' : 'u32'}>`],
-      ...(yName(j) !== 'y' ? [[yName(j), 'array<f32>', 'read_write'] as const] : []),
-    ]),
+    ...(second ? [['w2', `array<${align.vecW ? 'vec4<u32>' : 'u32'}>`] as const] : []),
+    ...(second === 'other' ? [['y2', 'array<f32>', 'read_write'] as const] : []),
     ...(normOut ? [['xn', 'array<f32>', 'read_write'] as const] : []),
     ...(combine ? [['slot_out', 'array<f32>'] as const, ['slot_w', 'array<f32>'] as const] : []),
   ];
-  const B = fused ? bindings([...matmulStorage(align), ...extraStorage], outs.length === 3 ? GEMV_FUSED3_UNIFORMS : GEMV_FUSED_UNIFORMS) : matmulBindings(align);
+  const B = fused ? bindings([...matmulStorage(align), ...extraStorage], GEMV_FUSED_UNIFORMS) : matmulBindings(align);
   const bindingDecls = fused
     ? `${B.wgsl}
 ${norm ? weightLoadWgsl(norm, 'gw', 'g_at') : ''}
-${align.vecW ? '' : outs.slice(1).map((j) => weightLoadWgsl(dtype, wName(j), `weight${sfx(j)}_at`)).join('')}`
+${second && !align.vecW ? weightLoadWgsl(dtype, 'w2', 'weight2_at') : ''}`
     : B.wgsl;
   // RMSNorm of x's rows: row m's partial sums in lanes [m·NL, (m+1)·NL), tree-summed as the rms-norm kernel does
   const prologue = norm
@@ -248,24 +232,20 @@ ${xValues}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-${outs.length === 1
-    ? `  let block = wg.x + wg.y * nwg.x;`
-    : `${outs.length === 2
-      ? `  let second = wg.x + wg.y * nwg.x >= u.blocks1;
-  let block = wg.x + wg.y * nwg.x - ${pick(['0u', 'u.blocks1'])};`
-      : `  let flat = wg.x + wg.y * nwg.x;
-  let which_out = select(select(0u, 1u, flat >= u.blocks1), 2u, flat >= u.blocks2);
-  let block = flat - ${pick(['0u', 'u.blocks1', 'u.blocks2'])};`}
-  let n_out = ${pick(outs.map((j) => `u.N${sfx(j)}`))};
-  let w_off = ${pick(outs.map((j) => `u.w${sfx(j)}_offset`))};`}
+${second
+    ? `  let second = wg.x + wg.y * nwg.x >= u.blocks1;
+  let block = wg.x + wg.y * nwg.x - select(0u, u.blocks1, second);
+  let n_out = select(u.N, u.N2, second);
+  let w_off = select(u.w_offset, u.w2_offset, second);`
+    : `  let block = wg.x + wg.y * nwg.x;`}
   let t = lid % T;
   let g = lid / T;
   let n0 = block * ROWS + g * ${R2}u;
-${rs.map((r) => `  let wrow${r} = min(n0 + ${r}u, ${outs.length > 1 ? 'n_out' : 'u.N'} - 1u) * u.K + ${outs.length > 1 ? 'w_off' : 'u.w_offset'};`).join('\n')}
+${rs.map((r) => `  let wrow${r} = min(n0 + ${r}u, ${second ? 'n_out' : 'u.N'} - 1u) * u.K + ${second ? 'w_off' : 'u.w_offset'};`).join('\n')}
 ${ms.map((m) => `  let xrow${m} = min(${m}u, u.M - 1u) * u.x_stride + u.x_offset;`).join('\n')}
 ${prologue ? `${prologue}
 ` : ''}${each((m, r) => `  var acc${m}_${r} = vec4<f32>(0.0);`)}
-${outs.length > 1 ? branch('  ', (j) => loopOver(wName(j))) : loopOver('w')}
+${second ? branch('  ', (j) => loopOver(wName(j))) : loopOver('w')}
   // partial sums -> workgroup memory, laid out [output][t]; output o = (row in workgroup) * MB + m
 ${each((m, r) => `  red[((g * ${R2}u + ${r}u) * MB + ${m}u) * T + t] = (acc${m}_${r}.x + acc${m}_${r}.y) + (acc${m}_${r}.z + acc${m}_${r}.w);`)}
   workgroupBarrier();
@@ -280,9 +260,9 @@ ${each((m, r) => `  red[((g * ${R2}u + ${r}u) * MB + ${m}u) * T + t] = (acc${m}_
   for (var o = lid; o < OUTS; o += ${WG}u) {
     let n = block * ROWS + o / MB;
     let m = o % MB;
-    if (n < ${outs.length > 1 ? 'n_out' : 'u.N'} && m < u.M) {
-${outs.length > 1
-    ? branch('      ', (j) => `        ${store(yName(j), `u.y${sfx(j)}_stride`, `u.y${sfx(j)}_offset`)}`)
+    if (n < ${second ? 'n_out' : 'u.N'} && m < u.M) {
+${second
+    ? branch('      ', (j) => `        ${store(yName(j), j === 0 ? 'u.y_stride' : 'u.y2_stride', j === 0 ? 'u.y_offset' : 'u.y2_offset')}`)
     : `      ${store('y', 'u.y_stride', 'u.y_offset')}`}
     }
   }
