@@ -23,6 +23,18 @@ export function uploadCheckpoint(gpu: Gpu, folder: ModelFolder, onProgress?: OnL
     loadedBytes += bytes;
     onProgress?.({ loadedBytes, totalBytes, tensor, done: false });
   };
+  // tensors of `bytes` each in one new buffer, one after another: written one by one (one tensor's bytes in host
+  // memory at a time) where each starts on a 4-byte boundary, as writes must, else joined here first
+  const backToBack = (label: string, slices: readonly WeightSlice[], bytes: number): GPUBuffer => {
+    if (bytes % 4 !== 0) {
+      const all = new Uint8Array(slices.length * bytes);
+      slices.forEach((s, i) => all.set(readWeightSlice(s), i * bytes));
+      return gpu.upload(label, all);
+    }
+    const buffer = gpu.buffer(label, slices.length * bytes);
+    slices.forEach((s, i) => gpu.write(buffer, readWeightSlice(s), i * bytes));
+    return buffer;
+  };
   const source: WeightSource = {
     buffers,
     tensor(name, shape, role) {
@@ -44,18 +56,7 @@ export function uploadCheckpoint(gpu: Gpu, folder: ModelFolder, onProgress?: OnL
       const dtype = slices[0]!.dtype;
       if (slices.some((s) => s.dtype !== dtype)) throw new ModelLoadError(`${names.join(', ')}: stacked weights mix dtypes`);
       const bytes = slices[0]!.end - slices[0]!.begin;
-      const label = names.join('+');
-      let buffer: GPUBuffer;
-      if (bytes % 4 === 0) {
-        // one tensor's bytes in host memory at a time
-        buffer = gpu.buffer(label, names.length * bytes);
-        slices.forEach((s, i) => gpu.write(buffer, readWeightSlice(s), i * bytes));
-      } else {
-        // writes must start on 4-byte boundaries: join them here
-        const all = new Uint8Array(names.length * bytes);
-        slices.forEach((s, i) => all.set(readWeightSlice(s), i * bytes));
-        buffer = gpu.upload(label, all);
-      }
+      const buffer = backToBack(names.join('+'), slices, bytes);
       buffers.push(buffer);
       names.forEach((n) => loaded(n, bytes));
       return { buffer, dtype: DTYPES[dtype], shape: [names.length * rows, cols] };
@@ -69,8 +70,7 @@ export function uploadCheckpoint(gpu: Gpu, folder: ModelFolder, onProgress?: OnL
       const expertBytes = slices[0]!.end - slices[0]!.begin;
       const chunks: ExpertChunk[] = [];
       for (const c of expertChunks(E, expertBytes, gpu.limits.maxStorageBufferBindingSize)) {
-        const buffer = gpu.buffer(`layers.${layer}.experts.${proj}[${c.first}..${c.first + c.count})`, c.count * expertBytes);
-        for (let i = 0; i < c.count; i++) gpu.write(buffer, readWeightSlice(slices[c.first + i]!), i * expertBytes);
+        const buffer = backToBack(`layers.${layer}.experts.${proj}[${c.first}..${c.first + c.count})`, slices.slice(c.first, c.first + c.count), expertBytes);
         buffers.push(buffer);
         loaded(`layers.${layer}.experts.${proj}`, c.count * expertBytes);
         const tensor: GpuTensor = { buffer, dtype: DTYPES[dtype], shape: [c.count, rows, cols] };
