@@ -4,7 +4,7 @@
 #   source .gpu/env.sh; BENCH_COMMIT=<commit> bash bench/gpu/suite.sh mma-tests matmul prefill decode transfer
 # Steps: mma-tests (the tensor-core tests: matmul-mma, MoE experts, grouped decode attention, prefill attention;
 # prefill-attention-test runs the last alone), matmul (f32 vs subgroup-matrix
-# GEMM tiles at prefill shapes), prefill (f32 and subgroup-matrix matmuls), decode (both attention kernels),
+# GEMM tiles at prefill shapes), matmul-decode (the subgroup-matrix tiles at V2-Lite's decode-batch projections), prefill (f32 and subgroup-matrix matmuls), decode (both attention kernels),
 # pytorch (transformers' prefill of the same shapes, the peer), prefill-profile (per-kernel GPU times), decode-profile (the same for
 # decode steps), decode-encode (a step's CPU side with and without the recorded forward), decode-attention (the kernel grid),
 # moe (the routed experts of one layer per GEMM form at decode batches), dispatch (the cost of one dispatch, and
@@ -36,6 +36,10 @@ for s in "$@"; do
     matmul)
       step matmul 240 node bench/dist/matmul.js 4096x2048x2048,4096x3072x2048,4096x10944x2048,4096x576x2048,4096x4096x512,64x2048x2048,64x102400x2048 \
         '[{"variant":"gemm"},{"variant":"gemm-mma","mmaTile":"m128x128"},{"variant":"gemm-mma","mmaTile":"m128x128k16"},{"variant":"gemm-mma","mmaTile":"m64x64"}]' ;;
+    matmul-decode)
+      # V2-Lite's projections at decode batches (q, kv_a, o, shared gate ‖ up, shared down), every 64- and 32-wide tile
+      step matmul-decode 300 node bench/dist/matmul.js 16x3072x2048,16x576x2048,16x2048x2048,16x2816x2048,16x2048x1408,64x3072x2048,64x576x2048,64x2048x2048,64x2816x2048,64x2048x1408 \
+        '[{"variant":"gemm-mma","mmaTile":"m64x64k128"},{"variant":"gemm-mma","mmaTile":"m64x32k128"},{"variant":"gemm-mma","mmaTile":"m32x64k128"},{"variant":"gemm-mma","mmaTile":"m32x32k128"},{"variant":"gemm-mma","mmaTile":"m64x64"}]' ;;
     prefill)
       BENCH_TOKENS=${BENCH_TOKENS:-1024,4096} MATMUL_ENGINE=f32 step prefill-f32 300 node bench/dist/prefill.js
       BENCH_TOKENS=${BENCH_TOKENS:-1024,4096} step prefill-subgroup-matrix 300 node bench/dist/prefill.js ;;
