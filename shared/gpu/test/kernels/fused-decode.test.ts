@@ -119,6 +119,32 @@ for (const [wDtype, K] of [['bf16', 45], ['bf16', 64], ['f32', 37]] as const) {
   });
 }
 
+// the router past 8 rows: the post-attention norm inside the logits kernel (its rows normed per workgroup of
+// up to 8 tokens, written out by the first column of workgroups); odd hidden, partial token blocks
+for (const [wDtype, H] of [['bf16', 45], ['f32', 40]] as const) {
+  test(`fused - router logits with the norm folded in equal rms-norm then router logits, bit for bit (${wDtype}, hidden ${H})`, async (t) => {
+    const gpu = await testGpu();
+    const E = 13, eps = 1e-6;
+    const g = uploadWeight(gpu, 'g', roundTo(randomArray(H, 81, 1.5), 'bf16'), 'bf16', [H]);
+    const w = uploadWeight(gpu, 'router', roundTo(randomArray(E * H, 82, 0.5), wDtype), wDtype, [E, H]);
+    for (const T of [1, 5, 13, 20]) {
+      const x = uploadF32(gpu, 'x', roundTo(randomArray(T * H, 83 + T, 2), 'f32'));
+      const [xnA, xnB] = [0, 1].map((i) => gpu.buffer(`xn${i}`, T * H * 4));
+      const [la, lb] = [0, 1].map((i) => gpu.buffer(`logits${i}`, T * E * 4));
+      await gpu.run([
+        rmsNorm({ x, weight: g, y: xnA!, rows: T, cols: H, eps }),
+        moeRouterLogits({ x: xnA!, gateWeight: w, logits: la!, tokens: T, hidden: H }),
+        moeRouterLogits({ x, gateWeight: w, logits: lb!, tokens: T, hidden: H, norm: { weight: g, eps, xn: xnB! } }),
+      ]);
+      t.deepEqual(await gpu.readU32(xnB!, 0, T * H), await gpu.readU32(xnA!, 0, T * H), `normed rows, ${T} tokens`);
+      t.deepEqual(await gpu.readU32(lb!, 0, T * E), await gpu.readU32(la!, 0, T * E), `logits, ${T} tokens`);
+      gpu.destroy(x, xnA, xnB, la, lb);
+    }
+    t.throws(() => moeRouterLogits({ x: g.buffer, gateWeight: w, logits: g.buffer, tokens: 1, hidden: H, norm: { weight: w, eps, xn: g.buffer } }), { message: /norm weight/ });
+    gpu.destroy(g.buffer, w.buffer);
+  });
+}
+
 for (const [wDtype, K] of [['bf16', 44], ['bf16', 48], ['f32', 45]] as const) {
   test(`fused - GEMV over silu(gate)·up, accumulating, equals silu-mul then matmul (${wDtype}, K ${K})`, async (t) => {
     const gpu = await testGpu();

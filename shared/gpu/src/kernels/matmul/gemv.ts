@@ -70,7 +70,7 @@ export interface GemvFuse {
   readonly combine?: number;
 }
 
-/** Lanes of the rms-norm kernel's reduction, which the norm prologue reproduces. */
+/** Lanes of the rms-norm kernel's reduction, which the norm prologue reproduces (the rms-rows piece's RMS_LANES). */
 export const GEMV_NORM_LANES = 128;
 
 /** Workgroup bytes the fusions add to the GEMV's own. */
@@ -155,11 +155,12 @@ ${each((m, r) => `    acc${m}_${r}.x = fma(xt${m}, wt${r}, acc${m}_${r}.x);`)}
   const fused = fuse !== undefined && (norm !== undefined || second !== undefined || silu || combine !== undefined);
   const label = `matmul_gemv_${dtype}_m${MB}_r${R2}_t${T}_g${RG}_u${U}${align.vecX ? '_vx' : ''}${align.vecW ? '_vw' : ''}` +
     `${norm ? `_norm_${norm}` : ''}${normOut ? '_xn' : ''}${second ? `_dual_${second}` : ''}${silu ? '_silu' : ''}${accumulate ? '_acc' : ''}${combine ? `_combine_k${combine}` : ''}`;
-  const NL = GEMV_NORM_LANES;
   const xValues = norm
     ? `fn g4(k: u32) -> vec4<f32> { return vec4<f32>(g_at(k), g_at(k + 1u), g_at(k + 2u), g_at(k + 3u)); }
-var<workgroup> nrm: array<f32, ${MB * NL}>;
-var<workgroup> inv_rms: array<f32, ${MB}>;`
+const RMS_ROWS: u32 = ${MB}u;
+const RMS_WG: u32 = ${WG}u;
+fn rms_x(m: u32, c: u32) -> f32 { return x1(m * u.x_stride + u.x_offset + c); }
+//!include rms-rows`
     : silu
       ? '//!include silu'
       : '';
@@ -176,38 +177,16 @@ var<workgroup> inv_rms: array<f32, ${MB}>;`
 ${norm ? weightLoadWgsl(norm, 'gw', 'g_at') : ''}
 ${second && !align.vecW ? weightLoadWgsl(dtype, 'w2', 'weight2_at') : ''}`
     : B.wgsl;
-  // RMSNorm of x's rows: row m's partial sums in lanes [m·NL, (m+1)·NL), tree-summed as the rms-norm kernel does
+  // RMSNorm of x's rows in the rms-norm kernel's order (the rms-rows piece)
   const prologue = norm
-    ? `  for (var i = lid; i < MB * ${NL}u; i += ${WG}u) {
-    let m = i / ${NL}u;
-    var sum = 0.0;
-    if (m < u.M) {
-      let row = m * u.x_stride + u.x_offset;
-      for (var c = i % ${NL}u; c < u.K; c += ${NL}u) {
-        let v = x1(row + c);
-        sum += v * v;
-      }
-    }
-    nrm[i] = sum;
-  }
-  workgroupBarrier();
-  for (var s = ${NL / 2}u; s > 0u; s >>= 1u) {
-    for (var i = lid; i < MB * s; i += ${WG}u) {
-      let m = i / s;
-      let j = i % s;
-      nrm[m * ${NL}u + j] += nrm[m * ${NL}u + j + s];
-    }
-    workgroupBarrier();
-  }
-  if (lid < MB) { inv_rms[lid] = inverseSqrt(nrm[lid * ${NL}u] / f32(u.K) + u.eps); }
-  workgroupBarrier();
-${ms.map((m) => `  let inv${m} = inv_rms[${m}u];`).join('\n')}${normOut ? `
+    ? `  rms_rows(lid, u.M, u.K, u.eps);
+${ms.map((m) => `  let inv${m} = rms_inv[${m}u];`).join('\n')}${normOut ? `
   // the normed rows for the kernels after this one, from one workgroup, in the products' expression
   if (wg.x + wg.y * nwg.x == 0u) {
     for (var i = lid; i < u.M * u.K; i += ${WG}u) {
       let c = i % u.K;
       let m = i / u.K;
-      xn[i] = x1(m * u.x_stride + u.x_offset + c) * inv_rms[m] * g_at(c);
+      xn[i] = x1(m * u.x_stride + u.x_offset + c) * rms_inv[m] * g_at(c);
     }
   }` : ''}`
     : '';

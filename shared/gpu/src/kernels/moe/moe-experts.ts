@@ -253,7 +253,6 @@ function build_moeRouteFusedShader({ routing: r, gateDtype, normDtype, biasDtype
   return B.shader(`moe_route_fused_${label}_tm${TM}_${gateDtype}_${normDtype}`, `${prelude}
 const TM = ${TM}u;
 const MAX_T = ${MOE_ROUTE_FUSED_MAX_TOKENS}u;
-const NL = 128u;
 const LANES = ${ROUTE_LOGITS_LANES}u;
 const PPT = 4u;
 ${B.wgsl}${weightLoadWgsl(gateDtype, 'w')}
@@ -776,7 +775,7 @@ export interface MoeExpertsArgs {
 }
 
 /**
- * The whole routed-expert sequence: [norm], [router logits, selection (optional)], group, gate/up per chunk
+ * The whole routed-expert sequence: [norm (in the router logits' dispatch when both run)], [router logits, selection (optional)], group, gate/up per chunk
  * segment, down per chunk, [combine]. Up to MOE_ROUTE_FUSED_MAX_TOKENS tokens, selection and grouping are one
  * dispatch (moeSelectGroup); with fuseRoute, norm, logits, selection and grouping are (moeRouteFused).
  */
@@ -803,11 +802,19 @@ export function moeExperts(a: MoeExpertsArgs): KernelProgram[] {
       scratch: sc, variant,
     }));
   } else {
-    if (a.prenorm) programs.push(rmsNorm({ x: a.prenorm.x, weight: a.prenorm.weight, y: a.x, rows: T, cols: H, eps: a.prenorm.eps }));
-    if (route?.gateWeight) {
+    if (route?.gateWeight && a.prenorm) {
+      // the router logits kernel norms its rows itself and writes them out for the experts: no norm dispatch
+      const p = a.prenorm;
       programs.push(moeRouterLogits({
-        x: a.x, xStride: a.xStride, xOffset: a.xOffset, gateWeight: route.gateWeight, logits: sc.logits!, tokens: T, hidden: H,
+        x: p.x, gateWeight: route.gateWeight, logits: sc.logits!, tokens: T, hidden: H, norm: { weight: p.weight, eps: p.eps, xn: a.x },
       }));
+    } else {
+      if (a.prenorm) programs.push(rmsNorm({ x: a.prenorm.x, weight: a.prenorm.weight, y: a.x, rows: T, cols: H, eps: a.prenorm.eps }));
+      if (route?.gateWeight) {
+        programs.push(moeRouterLogits({
+          x: a.x, xStride: a.xStride, xOffset: a.xOffset, gateWeight: route.gateWeight, logits: sc.logits!, tokens: T, hidden: H,
+        }));
+      }
     }
     if (route && T <= MOE_ROUTE_FUSED_MAX_TOKENS) {
       programs.push(moeSelectGroup({ dims: a.dims, routing: route.routing, tokens: T, scratch: sc, bias: route.bias, variant }));

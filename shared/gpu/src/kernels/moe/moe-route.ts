@@ -72,7 +72,30 @@ function isGrouped(r: MoeRouting): boolean {
 // ---- logits ----
 
 const LOGITS_UNIFORMS = { tokens: 'u32', hidden: 'u32', x_stride: 'u32', x_offset: 'u32' } as const;
-const LOGITS_BINDINGS = bindings([['x', 'array<f32>'], ['w', 'array<u32>'], ['logits', 'array<f32>', 'read_write']], LOGITS_UNIFORMS);
+const LOGITS_STORAGE = [['x', 'array<f32>'], ['w', 'array<u32>'], ['logits', 'array<f32>', 'read_write']] as const;
+const LOGITS_BINDINGS = bindings(LOGITS_STORAGE, LOGITS_UNIFORMS);
+/** With the norm folded in: its weight, and the normed rows written out. */
+const LOGITS_NORM_BINDINGS = bindings([...LOGITS_STORAGE, ['norm_w', 'array<u32>'], ['xn', 'array<f32>', 'read_write']], { ...LOGITS_UNIFORMS, eps: 'f32' });
+
+const PLAIN_X_WGSL = /* wgsl */ `fn norm_prologue(t0: u32, col: u32, lid: u32) {}
+fn x_value(t: u32, r: u32, h: u32) -> f32 { return x[t * u.x_stride + u.x_offset + h]; }`;
+// the workgroup's rows normed as rms-norm does; the first column of workgroups writes them out
+const NORM_X_WGSL = /* wgsl */ `const RMS_ROWS: u32 = TOK;
+const RMS_WG: u32 = EPW * LANES;
+var<private> rms_t0: u32;
+fn rms_x(r: u32, c: u32) -> f32 { return x[(rms_t0 + r) * u.x_stride + u.x_offset + c]; }
+//!include rms-rows
+fn x_value(t: u32, r: u32, h: u32) -> f32 { return x[t * u.x_stride + u.x_offset + h] * rms_inv[r] * norm_at(h); }
+fn norm_prologue(t0: u32, col: u32, lid: u32) {
+  rms_t0 = t0;
+  rms_rows(lid, min(TOK, u.tokens - t0), u.hidden, u.eps);
+  if (col == 0u) {
+    for (var i = lid; i < TOK * u.hidden; i += RMS_WG) {
+      let r = i / u.hidden;
+      if (t0 + r < u.tokens) { xn[(t0 + r) * u.hidden + i % u.hidden] = x_value(t0 + r, r, i % u.hidden); }
+    }
+  }
+}`;
 const LOGITS_EPW = 4;
 const LOGITS_LANES = ROUTE_LOGITS_LANES;
 
@@ -81,14 +104,24 @@ function logitsTok(tokens: number): number {
   return tokens <= 1 ? 1 : tokens <= 2 ? 2 : tokens <= 4 ? 4 : 8;
 }
 
-function build_routeLogitsShader({ nExperts, dtype, tok }: { readonly nExperts: number; readonly dtype: WeightDtype; readonly tok: number }): KernelShader {
+interface RouteLogitsVariant {
+  readonly nExperts: number;
+  readonly dtype: WeightDtype;
+  readonly tok: number;
+  /** The norm's weight dtype where the norm is folded in. */
+  readonly norm?: WeightDtype;
+}
+
+function build_routeLogitsShader({ nExperts, dtype, tok, norm }: RouteLogitsVariant): KernelShader {
   logitsWgsl ??= wgsl('./route-logits.wgsl');
-  return LOGITS_BINDINGS.shader(`moe_route_logits_${dtype}_e${nExperts}_t${tok}`, `const E = ${nExperts}u;
+  const B = norm ? LOGITS_NORM_BINDINGS : LOGITS_BINDINGS;
+  return B.shader(`moe_route_logits_${dtype}_e${nExperts}_t${tok}${norm ? `_norm_${norm}` : ''}`, `const E = ${nExperts}u;
 const EPW = ${LOGITS_EPW}u;
 const LANES = ${LOGITS_LANES}u;
 const TOK = ${tok}u;
 ${weightLoadWgsl(dtype, 'w')}
-${fillWgsl(logitsWgsl, { BINDINGS: LOGITS_BINDINGS.wgsl }, 'route-logits.wgsl')}`);
+${norm ? `${weightLoadWgsl(norm, 'norm_w', 'norm_at')}\n${NORM_X_WGSL}` : PLAIN_X_WGSL}
+${fillWgsl(logitsWgsl, { BINDINGS: B.wgsl }, 'route-logits.wgsl')}`);
 }
 
 export interface MoeRouterLogitsArgs {
@@ -102,6 +135,11 @@ export interface MoeRouterLogitsArgs {
   readonly logits: GPUBuffer;
   readonly tokens: number;
   readonly hidden: number;
+  /**
+   * x is the residual stream, RMSNorm'd here first (post_attention_layernorm: no norm dispatch before), the normed
+   * rows written to `xn` ([tokens, hidden] dense) for the experts, bit for bit what rmsNorm writes.
+   */
+  readonly norm?: { readonly weight: GpuTensor; readonly eps: number; readonly xn: GPUBuffer };
 }
 
 export function moeRouterLogits(a: MoeRouterLogitsArgs): KernelProgram {
@@ -112,10 +150,19 @@ export function moeRouterLogits(a: MoeRouterLogitsArgs): KernelProgram {
   const tok = logitsTok(a.tokens);
   const rowsY = Math.ceil(a.tokens / tok);
   if (rowsY > 65535) throw new RangeError(`moeRouterLogits: ${a.tokens} tokens exceed one dispatch; split the batch`);
+  const n = a.norm;
+  if (n) {
+    if (n.weight.shape.length !== 1 || n.weight.shape[0] !== a.hidden) throw new RangeError(`moeRouterLogits: norm weight [${n.weight.shape}] is not [${a.hidden}]`);
+    if (n.xn === a.x || n.xn.size < a.tokens * a.hidden * 4) throw new RangeError('moeRouterLogits: xn must be its own buffer of tokens·hidden f32');
+  }
   return {
-    shader: routeLogitsShader({ nExperts: E, dtype: a.gateWeight.dtype, tok }),
-    buffers: LOGITS_BINDINGS.buffers({ x: a.x, w: a.gateWeight.buffer, logits: a.logits }),
-    uniformValues: { tokens: a.tokens, hidden: a.hidden, x_stride: a.xStride ?? a.hidden, x_offset: a.xOffset ?? 0 },
+    shader: routeLogitsShader({ nExperts: E, dtype: a.gateWeight.dtype, tok, ...(n ? { norm: n.weight.dtype } : {}) }),
+    buffers: n
+      ? LOGITS_NORM_BINDINGS.buffers({ x: a.x, w: a.gateWeight.buffer, logits: a.logits, norm_w: n.weight.buffer, xn: n.xn })
+      : LOGITS_BINDINGS.buffers({ x: a.x, w: a.gateWeight.buffer, logits: a.logits }),
+    uniformValues: {
+      tokens: a.tokens, hidden: a.hidden, x_stride: a.xStride ?? a.hidden, x_offset: a.xOffset ?? 0, ...(n ? { eps: n.eps } : {}),
+    },
     workgroups: [Math.ceil(E / LOGITS_EPW), rowsY],
   };
 }

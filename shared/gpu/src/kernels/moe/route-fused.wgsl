@@ -1,6 +1,6 @@
 // MoE routing of a few tokens (the decode step's batch) in one workgroup, the work of four dispatches:
 //   1. xn = RMSNorm(x)·w (post_attention_layernorm), written out for the experts, as rms-norm.ts computes it
-//      (128 lanes of partial sums, tree-summed in the same order, then x·inv·w)
+//      (the rms-rows piece: 128 lanes of partial sums, tree-summed in the same order, then x·inv·w)
 //   2. router logits = xn · W_gateᵀ, as route-logits.wgsl sums them (LANES lanes per expert, fma along hidden,
 //      the lanes tree-summed in the same order)
 //   3. selection per token: route-select.wgsl's route_token
@@ -19,37 +19,22 @@
 //   groups:  array<u32>, read_write  group.wgsl's layout
 //   bias:    noaux_tc only
 //   u: { tokens, hidden, x_stride, x_offset, eps, scale, assignments, tile_base, sorted_base }
-// Compile-time (prelude): route-select's constants (E, K, WG, ...), TM, MAX_T, NL (norm lanes), LANES, PPT
+// Compile-time (prelude): route-select's constants (E, K, WG, ...), TM, MAX_T, LANES, PPT
 // (expert lanes per thread per round), then route-select.wgsl, group.wgsl and select-group.wgsl follow this file.
 
 const CHUNK = WG * PPT / LANES; // experts per round of the logits
-var<workgroup> nrm: array<f32, MAX_T * NL>;
+const RMS_ROWS = MAX_T;
+const RMS_WG = WG;
+fn rms_x(t: u32, c: u32) -> f32 { return x[t * u.x_stride + u.x_offset + c]; }
+//!include rms-rows
 var<workgroup> lred: array<f32, WG * PPT>;
 
 fn norm_rows(lid: u32) {
-  for (var i = lid; i < u.tokens * NL; i += WG) {
-    let row = (i / NL) * u.x_stride + u.x_offset;
-    var sum = 0.0;
-    for (var c = i % NL; c < u.hidden; c += NL) {
-      let v = x[row + c];
-      sum += v * v;
-    }
-    nrm[i] = sum;
-  }
-  workgroupBarrier();
-  for (var s = NL / 2u; s > 0u; s >>= 1u) {
-    for (var i = lid; i < u.tokens * s; i += WG) {
-      let t = i / s;
-      let j = i % s;
-      nrm[t * NL + j] += nrm[t * NL + j + s];
-    }
-    workgroupBarrier();
-  }
+  rms_rows(lid, u.tokens, u.hidden, u.eps);
   for (var i = lid; i < u.tokens * u.hidden; i += WG) {
     let t = i / u.hidden;
     let c = i % u.hidden;
-    let inv = inverseSqrt(nrm[t * NL] / f32(u.hidden) + u.eps);
-    xn[i] = x[t * u.x_stride + u.x_offset + c] * inv * norm_at(c);
+    xn[i] = x[t * u.x_stride + u.x_offset + c] * rms_inv[t] * norm_at(c);
   }
   storageBarrier();
   workgroupBarrier();

@@ -7,9 +7,14 @@
 //   logits: array<f32>, read_write  [tokens, E]
 //   u:      uniforms { tokens, hidden, x_stride, x_offset }
 // Compile-time constants (prelude): E (experts), EPW (experts per workgroup), LANES (threads per expert, a power
-// of two, splitting hidden), TOK (tokens per workgroup). Workgroup = EPW·LANES threads; grid = (ceil(E/EPW),
-// ceil(tokens/TOK)). Each thread walks its expert row with stride LANES (adjacent lanes read adjacent weights),
-// keeping TOK partial sums, then the LANES partials are tree-reduced in workgroup memory.
+// of two, splitting hidden), TOK (tokens per workgroup), and the input's reader: x_value(t, h) and its prologue
+// norm_prologue(t0, lid) (launcher-written). Workgroup = EPW·LANES threads; grid = (ceil(E/EPW), ceil(tokens/TOK)).
+// Each thread walks its expert row with stride LANES (adjacent lanes read adjacent weights), keeping TOK partial
+// sums, then the LANES partials are tree-reduced in workgroup memory.
+// With the norm (post_attention_layernorm folded in, bindings norm_w and xn, uniform eps), the prologue computes
+// the workgroup's TOK rows' 1 / rms as rms-norm does (the rms-rows piece), x_value reads x·inv·w, and the first
+// column of workgroups writes those normed rows to xn for the experts: the logits and xn are bit for bit those of
+// rms-norm then this kernel without it.
 
 /*@BINDINGS@*/
 
@@ -21,6 +26,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let lane = lid % LANES;
   let e = wg.x * EPW + lid / LANES;
   let t0 = wg.y * TOK;
+  norm_prologue(t0, wg.x, lid);
   var acc: array<f32, TOK>;
   for (var r = 0u; r < TOK; r++) { acc[r] = 0.0; }
   if (e < E) {
@@ -29,7 +35,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       let wv = weight_at(wbase + h);
       for (var r = 0u; r < TOK; r++) {
         if (t0 + r < u.tokens) {
-          acc[r] = fma(wv, x[(t0 + r) * u.x_stride + u.x_offset + h], acc[r]);
+          acc[r] = fma(wv, x_value(t0 + r, r, h), acc[r]);
         }
       }
     }

@@ -6,6 +6,7 @@ import { bf16Encode, bf16Unpack, f16Unpack } from './numbers.js';
 import { silu } from './activations.js';
 import { wgReduce } from './reductions.js';
 import { onlineSoftmax } from './softmax.js';
+import { rmsRows } from './rms-rows.js';
 
 interface Piece {
   readonly wgsl: string;
@@ -23,6 +24,7 @@ const PIECES: Readonly<Record<string, Piece>> = {
   silu: { wgsl: silu },
   'wg-reduce': { wgsl: wgReduce },
   'online-softmax': { wgsl: onlineSoftmax },
+  'rms-rows': { wgsl: rmsRows },
 };
 
 const WGSL_PIECE_NAMES: readonly string[] = Object.keys(PIECES);

@@ -1,0 +1,35 @@
+// RMSNorm's 1 / rms of a few rows at once, summed in the rms-norm kernel's order (128 lanes, each adding every
+// 128th square of its row in turn, then a tree over the lanes), so that x·inv·w computed with it is bit for bit
+// what rms-norm writes: the fused kernels (the decode GEMV's norm prologue, the MoE router's) normalize their
+// input rows themselves instead of waiting for a norm dispatch. The includer declares RMS_ROWS (most rows),
+// RMS_WG (its workgroup size) and `fn rms_x(row: u32, c: u32) -> f32` (element c of row `row`); every invocation
+// calls rms_rows in uniform control flow, then reads rms_inv[row] (rows past `rows` hold 1 / sqrt(eps)).
+export const rmsRows = /* wgsl */ `
+const RMS_LANES: u32 = 128u;
+var<workgroup> rms_partial: array<f32, RMS_ROWS * RMS_LANES>;
+var<workgroup> rms_inv: array<f32, RMS_ROWS>;
+fn rms_rows(lid: u32, rows: u32, cols: u32, eps: f32) {
+  for (var i = lid; i < RMS_ROWS * RMS_LANES; i += RMS_WG) {
+    let m = i / RMS_LANES;
+    var sum = 0.0;
+    if (m < rows) {
+      for (var c = i % RMS_LANES; c < cols; c += RMS_LANES) {
+        let v = rms_x(m, c);
+        sum += v * v;
+      }
+    }
+    rms_partial[i] = sum;
+  }
+  workgroupBarrier();
+  for (var s = RMS_LANES / 2u; s > 0u; s >>= 1u) {
+    for (var i = lid; i < RMS_ROWS * s; i += RMS_WG) {
+      let m = i / s;
+      let j = i % s;
+      rms_partial[m * RMS_LANES + j] += rms_partial[m * RMS_LANES + j + s];
+    }
+    workgroupBarrier();
+  }
+  if (lid < RMS_ROWS) { rms_inv[lid] = inverseSqrt(rms_partial[lid * RMS_LANES] / f32(cols) + eps); }
+  workgroupBarrier();
+}
+`;
