@@ -19,7 +19,10 @@
 const WG = COLS * LANES;
 const OUTS = COLS * TM;
 const STEP = LANES * 8u;
-var<workgroup> red: array<f32, OUTS * LANES>;
+const TREE_N = OUTS * LANES;
+const TREE_WG = WG;
+//!include tree-sum-groups
+var<workgroup> red: array<f32, TREE_N>;
 var<workgroup> tinfo: vec4<u32>;
 
 fn hsum(v: vec4<f32>) -> f32 { return (v.x + v.y) + (v.z + v.w); }
@@ -63,14 +66,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   }
   for (var r = 0u; r < TM; r++) { red[(c * TM + r) * LANES + lane] = hsum(acc[r]); }
   workgroupBarrier();
-  for (var s = LANES / 2u; s > 0u; s >>= 1u) {
-    for (var i = lid; i < OUTS * s; i += WG) {
-      let o = i / s;
-      let j = i % s;
-      red[o * LANES + j] += red[o * LANES + j + s];
-    }
-    workgroupBarrier();
-  }
+  tree_sum_groups(&red, OUTS, LANES, lid);
   for (var o = lid; o < OUTS; o += WG) {
     let col = wg.y * COLS + o / TM;
     let r = o % TM;

@@ -25,7 +25,10 @@
 const WG = COLS * LANES;
 const OUTS = COLS * TM * 2u;
 const STEP = LANES * 8u;  // K advance of one step of all lanes
-var<workgroup> red: array<f32, OUTS * LANES>;
+const TREE_N = OUTS * LANES;
+const TREE_WG = WG;
+//!include tree-sum-groups
+var<workgroup> red: array<f32, TREE_N>;
 var<workgroup> tinfo: vec4<u32>;
 
 fn hsum(v: vec4<f32>) -> f32 { return (v.x + v.y) + (v.z + v.w); }
@@ -89,14 +92,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     red[((c * TM + r) * 2u + 1u) * LANES + lane] = hsum(au[r]);
   }
   workgroupBarrier();
-  for (var s = LANES / 2u; s > 0u; s >>= 1u) {
-    for (var i = lid; i < OUTS * s; i += WG) {
-      let o = i / s;
-      let j = i % s;
-      red[o * LANES + j] += red[o * LANES + j + s];
-    }
-    workgroupBarrier();
-  }
+  tree_sum_groups(&red, OUTS, LANES, lid);
   for (var o = lid; o < COLS * TM; o += WG) {
     let col = wg.y * COLS + o / TM;
     let r = o % TM;

@@ -4,7 +4,7 @@
 import { fp8Decode, fp8Encode } from './fp8.js';
 import { bf16Encode, bf16Unpack, f16Unpack } from './numbers.js';
 import { silu } from './activations.js';
-import { wgReduce } from './reductions.js';
+import { treeSumGroups, wgReduce } from './reductions.js';
 import { onlineSoftmax } from './softmax.js';
 import { rmsRows } from './rms-rows.js';
 
@@ -24,7 +24,8 @@ const PIECES: Readonly<Record<string, Piece>> = {
   silu: { wgsl: silu },
   'wg-reduce': { wgsl: wgReduce },
   'online-softmax': { wgsl: onlineSoftmax },
-  'rms-rows': { wgsl: rmsRows },
+  'tree-sum-groups': { wgsl: treeSumGroups },
+  'rms-rows': { wgsl: rmsRows, needs: ['tree-sum-groups'] },
 };
 
 const WGSL_PIECE_NAMES: readonly string[] = Object.keys(PIECES);

@@ -26,3 +26,20 @@ fn wg_max(red: ptr<workgroup, array<f32, WG>>, lid: u32, v: f32) -> f32 {
   return top;
 }
 `;
+
+// In place over the includer's workgroup array: each of `groups` runs of `lanes` consecutive values (lanes a power
+// of two) summed into the run's first, by a tree over halves (the order of wg_sum and the rms-norm kernel). Many
+// short sums at once (a GEMV's outputs, several rows' squares). The includer declares TREE_N (the array's
+// length) and TREE_WG (its workgroup size); every invocation calls in uniform control flow.
+export const treeSumGroups = /* wgsl */ `
+fn tree_sum_groups(a: ptr<workgroup, array<f32, TREE_N>>, groups: u32, lanes: u32, lid: u32) {
+  for (var s = lanes / 2u; s > 0u; s >>= 1u) {
+    for (var i = lid; i < groups * s; i += TREE_WG) {
+      let g = i / s;
+      let j = i % s;
+      (*a)[g * lanes + j] += (*a)[g * lanes + j + s];
+    }
+    workgroupBarrier();
+  }
+}
+`;

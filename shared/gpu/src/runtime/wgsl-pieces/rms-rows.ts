@@ -6,7 +6,9 @@
 // calls rms_rows in uniform control flow, then reads rms_inv[row] (rows past `rows` hold 1 / sqrt(eps)).
 export const rmsRows = /* wgsl */ `
 const RMS_LANES: u32 = 128u;
-var<workgroup> rms_partial: array<f32, RMS_ROWS * RMS_LANES>;
+const TREE_N: u32 = RMS_ROWS * RMS_LANES;
+const TREE_WG: u32 = RMS_WG;
+var<workgroup> rms_partial: array<f32, TREE_N>;
 var<workgroup> rms_inv: array<f32, RMS_ROWS>;
 fn rms_rows(lid: u32, rows: u32, cols: u32, eps: f32) {
   for (var i = lid; i < RMS_ROWS * RMS_LANES; i += RMS_WG) {
@@ -21,14 +23,7 @@ fn rms_rows(lid: u32, rows: u32, cols: u32, eps: f32) {
     rms_partial[i] = sum;
   }
   workgroupBarrier();
-  for (var s = RMS_LANES / 2u; s > 0u; s >>= 1u) {
-    for (var i = lid; i < RMS_ROWS * s; i += RMS_WG) {
-      let m = i / s;
-      let j = i % s;
-      rms_partial[m * RMS_LANES + j] += rms_partial[m * RMS_LANES + j + s];
-    }
-    workgroupBarrier();
-  }
+  tree_sum_groups(&rms_partial, RMS_ROWS, RMS_LANES, lid);
   if (lid < RMS_ROWS) { rms_inv[lid] = inverseSqrt(rms_partial[lid * RMS_LANES] / f32(cols) + eps); }
   workgroupBarrier();
 }
