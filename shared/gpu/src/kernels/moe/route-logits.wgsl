@@ -7,8 +7,8 @@
 //   logits: array<f32>, read_write  [tokens, E]
 //   u:      uniforms { tokens, hidden, x_stride, x_offset }
 // Compile-time constants (prelude): E (experts), EPW (experts per workgroup), LANES (threads per expert, a power
-// of two, splitting hidden), TOK (tokens per workgroup), and the input's reader: x_value(t, h) and its prologue
-// norm_prologue(t0, lid) (launcher-written). Workgroup = EPW·LANES threads; grid = (ceil(E/EPW), ceil(tokens/TOK)).
+// of two, splitting hidden), TOK (tokens per workgroup), and the input's reader: x_value(t, r, h) (token t, the
+// workgroup's row r, element h) and its prologue norm_prologue(t0, column, lid) (launcher-written). Workgroup = EPW·LANES threads; grid = (ceil(E/EPW), ceil(tokens/TOK)).
 // Each thread walks its expert row with stride LANES (adjacent lanes read adjacent weights), keeping TOK partial
 // sums, then the LANES partials are tree-reduced in workgroup memory.
 // With the norm (post_attention_layernorm folded in, bindings norm_w and xn, uniform eps), the prologue computes

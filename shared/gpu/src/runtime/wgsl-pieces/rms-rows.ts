@@ -3,7 +3,8 @@
 // what rms-norm writes: the fused kernels (the decode GEMV's norm prologue, the MoE router's) normalize their
 // input rows themselves instead of waiting for a norm dispatch. The includer declares RMS_ROWS (most rows),
 // RMS_WG (its workgroup size) and `fn rms_x(row: u32, c: u32) -> f32` (element c of row `row`); every invocation
-// calls rms_rows in uniform control flow, then reads rms_inv[row] (rows past `rows` hold 1 / sqrt(eps)).
+// calls rms_rows in uniform control flow, then reads rms_inv[row] (rows past `rows` hold 1 / sqrt(eps)). Its
+// lanes are summed by tree-sum-groups, whose TREE_N and TREE_WG it declares for its own array.
 export const rmsRows = /* wgsl */ `
 const RMS_LANES: u32 = 128u;
 const TREE_N: u32 = RMS_ROWS * RMS_LANES;
