@@ -58,7 +58,7 @@ export interface MatmulLimits {
   readonly maxComputeInvocationsPerWorkgroup?: number;
   readonly maxComputeWorkgroupsPerDimension?: number;
   readonly minStorageBufferOffsetAlignment?: number;
-  /** Storage bindings a shader may declare (the fused GEMV's three outputs with the norm take up to 9; default 8). */
+  /** Storage bindings a shader may declare (the fused GEMV with the norm, two outputs and its normed rows takes 7; default 8). */
   readonly maxStorageBuffersPerShaderStage?: number;
   /** The device runs the subgroup-matrix variants (`gpu.matmulLimits` says; default false). */
   readonly subgroupMatrix?: boolean;
