@@ -5,7 +5,7 @@ import { ConfigError, env, parseEnv, type EnvOf } from '@latentwire/protocol';
 import { KV_DTYPES, parseKvDtype, latentKvLayout, type KvDtype } from '@latentwire/protocol';
 import type { MlaConfig } from '@latentwire/model';
 import { kvPool } from './engine/latent-kv-cache.js';
-import { groupedDecodePlan, type MatrixCapabilities } from './kernels/grouped-decode-attention/index.js';
+import { groupedDecodePlan, MAX_DECODE_SPLITS, type MatrixCapabilities } from './kernels/grouped-decode-attention/index.js';
 
 export const ATTENTION_ENGINES = ['auto', 'f32', 'subgroup-matrix'] as const;
 export type DecodeAttentionEngine = (typeof ATTENTION_ENGINES)[number];
@@ -24,7 +24,7 @@ export const DECODE_ENV = {
   DECODE_ATTENTION_ENGINE: env
     .oneOf(ATTENTION_ENGINES, 'auto')
     .describe('grouped kernel: `auto` (tensor cores through subgroup matrices where the adapter has them), `f32` (portable), `subgroup-matrix` (refused at start where impossible)'),
-  DECODE_KV_SPLITS: env.int(0, 0, 64).describe('KV splits of the grouped kernel; 0 = chosen per step from batch and context'),
+  DECODE_KV_SPLITS: env.int(0, 0, MAX_DECODE_SPLITS).describe('KV splits of the grouped kernel; 0 = chosen per step from batch and context'),
   RESERVATION_LEASE_MS: env.int(30_000, 1).describe('reserved pages wait this long for their KV before they return'),
 };
 

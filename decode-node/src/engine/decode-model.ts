@@ -18,7 +18,7 @@ import { pagesFor, type KvDtype } from '@latentwire/protocol';
 import { latentRowWidth, type MlaConfig, type RopeFreqPrecision } from '@latentwire/model';
 import type { ModelWeights } from '@latentwire/gpu/weights';
 import {
-  decodeSplitsFor, groupedDecodePlan, groupedDecodeScratchBytes, type GroupedDecodeVariant,
+  decodeSplitsFor, groupedDecodePlan, groupedDecodeScratchBytes, MAX_DECODE_SPLITS, type GroupedDecodeVariant,
 } from '../kernels/grouped-decode-attention/index.js';
 import { FROM_HOST, gatherTokens } from '../kernels/gather-tokens/index.js';
 import { prepareAbsorbedWeights, type AbsorbedWeights } from './absorbed-weights.js';
@@ -162,7 +162,7 @@ export class DecodeModel {
       qAbs: gpu.buffer('dec.q_absorbed', B * heads * (r + rope) * 4),
       latent: gpu.buffer('dec.latent', B * latentRowWidth(cfg) * 4),
       oLatent: gpu.buffer('dec.o_latent', B * heads * r * 4),
-      lse: gpu.buffer('dec.lse', groupedDecodeScratchBytes({ batch: B, heads, kvLoraRank: r, numSplits: 64 }).lseBytes),
+      lse: gpu.buffer('dec.lse', groupedDecodeScratchBytes({ batch: B, heads, kvLoraRank: r, numSplits: MAX_DECODE_SPLITS }).lseBytes),
       logits: gpu.buffer('dec.logits', B * cfg.vocabSize * 4),
       logitParams: gpu.buffer('dec.logit_params', B * LOGIT_PARAMS_BYTES),
       logprobs: gpu.buffer('dec.logprobs', B * LOGPROBS_WORDS * 4),

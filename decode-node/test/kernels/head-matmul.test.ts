@@ -4,8 +4,8 @@
 import test from 'ava';
 import { maxAbsDiff, randomArray } from '@latentwire/testing';
 import { roundTo, testGpu, uploadWeight } from '@latentwire/gpu/testing';
-import { headMatmul, HEAD_MATMUL_MAX_SPLITS } from '../../src/kernels/head-matmul/index.js';
-import { groupedDecodeMerge } from '../../src/kernels/grouped-decode-attention/index.js';
+import { headMatmul } from '../../src/kernels/head-matmul/index.js';
+import { groupedDecodeMerge, MAX_DECODE_SPLITS } from '../../src/kernels/grouped-decode-attention/index.js';
 import { headTranspose, headTransposeBytes } from '../../src/kernels/head-transpose/index.js';
 import { rope } from '@latentwire/gpu/kernels';
 
@@ -89,7 +89,7 @@ test('head matmul - with rope: the product and the roped slice equal head matmul
 test('head matmul - merging KV splits while staging equals the merge dispatch then head matmul, and float64', async (t) => {
   const gpu = await testGpu();
   // [batch, heads, splits, K, N]: one block of rows, a partial block, the most splits the form takes
-  for (const [B, heads, S, K, N] of [[1, 3, 5, 68, 45], [6, 2, 3, 40, 130], [2, 1, HEAD_MATMUL_MAX_SPLITS, 12, 8]] as const) {
+  for (const [B, heads, S, K, N] of [[1, 3, 5, 68, 45], [6, 2, 3, 40, 130], [2, 1, MAX_DECODE_SPLITS, 12, 8]] as const) {
     const partial = Float32Array.from(randomArray(B * heads * S * K, 71 + S));
     // LSEs in base 2 spread over a wide range; split 1 of every row empty (lse -1e30, zeros) as the split kernel
     // leaves a split past the sequence's end, and row 0 of head 0 empty in every split (a sequence of no tokens)
@@ -142,7 +142,7 @@ test('head matmul - the merge form refuses more splits than it weighs, strided p
   const fake = { size: 1 << 20 } as GPUBuffer;
   const w = { buffer: fake, dtype: 'bf16' as const, shape: [8, 8] };
   const common = { x: fake, weight: w, y: fake, batch: 1, heads: 1, K: 8, N: 8 };
-  t.throws(() => headMatmul({ ...common, merge: { lse: fake, numSplits: HEAD_MATMUL_MAX_SPLITS + 1 } }), { message: /numSplits/ });
+  t.throws(() => headMatmul({ ...common, merge: { lse: fake, numSplits: MAX_DECODE_SPLITS + 1 } }), { message: /numSplits/ });
   t.throws(() => headMatmul({ ...common, xRowStride: 16, merge: { lse: fake, numSplits: 2 } }), { message: /dense/ });
   t.throws(() => headMatmul({
     ...common, merge: { lse: fake, numSplits: 2 }, rope: { positions: fake, invFreq: fake, ropeDim: 2, inOffset: 0, outOffset: 0, attentionFactor: 1 },

@@ -202,11 +202,17 @@ export function groupedDecodePlan(p: {
 }
 
 /**
+ * Most KV splits a decode step uses (DECODE_KV_SPLITS's bound, the split policy's, the LSE scratch's and what
+ * W_UV's merge form weighs).
+ */
+export const MAX_DECODE_SPLITS = 64;
+
+/**
  * Number of KV splits for a batch: enough workgroups to fill the GPU (≥ targetWorkgroups, decodeSplitTarget
  * of the device's workgroup slots measured at start), but no split
  * shorter than minTokensPerSplit (default 64; 256 left V2-Lite at batch 1 with 8 workgroups on a 132-SM GPU)
  * of the longest sequence and at most
- * maxSplits (default 64); with `powerOfTwo`, a power of two that keeps the workgroups within the target. One
+ * maxSplits (default MAX_DECODE_SPLITS); with `powerOfTwo`, a power of two that keeps the workgroups within the target. One
  * split when the batch alone fills the GPU. Uniform across the batch (a uniform), so a short sequence next to a long one just gets empty splits,
  * which cost one tiny workgroup each.
  */
@@ -220,7 +226,7 @@ export function chooseDecodeSplits(p: {
   // powerOfTwo: the largest power of two whose workgroups stay within the target; else the fewest that reach it
   const want = p.powerOfTwo ? 2 ** Math.floor(Math.log2(Math.max(1, Math.floor(target / base)))) : Math.ceil(target / base);
   const byLength = Math.max(1, Math.floor(p.maxContext / (p.minTokensPerSplit ?? 64)));
-  const n = Math.max(1, Math.min(want, byLength, p.maxSplits ?? 64));
+  const n = Math.max(1, Math.min(want, byLength, p.maxSplits ?? MAX_DECODE_SPLITS));
   return p.powerOfTwo ? 2 ** Math.floor(Math.log2(n)) : n;
 }
 

@@ -7,6 +7,7 @@ import type { BufferBinding, KernelProgram, KernelShader } from '@latentwire/gpu
 import { bindings, loadWgsl } from '@latentwire/gpu';
 import { weightLoadWgsl, type GpuTensor, type WeightDtype } from '@latentwire/gpu/kernels';
 import { defineKernel } from '@latentwire/gpu';
+import { MAX_DECODE_SPLITS } from '../grouped-decode-attention/grouped-decode-attention.js';
 
 const BODY = loadWgsl(new URL('./head-matmul.wgsl', import.meta.url));
 /** Column threads (4 columns each) and K slices of a workgroup. */
@@ -28,8 +29,6 @@ const ROPE_UNIFORMS = {
   ...UNIFORMS, rope_block: 'u32', rope_half: 'u32', rope_in: 'u32', rope_out: 'u32', attention_factor: 'f32',
 } as const;
 const MERGE_UNIFORMS = { ...UNIFORMS, heads: 'u32', num_splits: 'u32' } as const;
-/** Most KV splits the merge form weighs (DECODE_KV_SPLITS's bound). */
-export const HEAD_MATMUL_MAX_SPLITS = 64;
 
 // rows b0 .. b0 + BB of head h: x's pairs at rope_in + 2i roped at the row's position into y at rope_out + 2i
 const ROPE_WGSL = /* wgsl */ `fn rope_rows(h: u32, b0: u32, lid: u32) {
@@ -53,7 +52,7 @@ const ROPE_WGSL = /* wgsl */ `fn rope_rows(h: u32, b0: u32, lid: u32) {
 // rows b0 .. b0 + BB of head h: each split's weight exp2(lse - max) and the rows' 1 / Σ weights, then x[b, h, k] as
 // Σ_s weight_s · partial_s[k] · inv: grouped-decode-merge.wgsl's arithmetic in its order, so ō is its output bit for bit
 const MERGE_WGSL = /* wgsl */ `//!include online-softmax
-const MAX_SPLITS: u32 = ${HEAD_MATMUL_MAX_SPLITS}u;
+const MAX_SPLITS: u32 = ${MAX_DECODE_SPLITS}u;
 var<workgroup> split_w: array<f32, BB * MAX_SPLITS>;
 var<workgroup> split_inv: array<f32, BB>;
 fn merge_prologue(h: u32, b0: u32, lid: u32) {
@@ -158,8 +157,8 @@ export function headMatmul(a: HeadMatmulArgs): KernelProgram {
   const m = a.merge;
   if (m) {
     if (r) throw new RangeError('headMatmul: the rope and merge forms exclude each other');
-    if (!Number.isInteger(m.numSplits) || m.numSplits < 1 || m.numSplits > HEAD_MATMUL_MAX_SPLITS) {
-      throw new RangeError(`headMatmul: numSplits ${m.numSplits} outside [1, ${HEAD_MATMUL_MAX_SPLITS}]`);
+    if (!Number.isInteger(m.numSplits) || m.numSplits < 1 || m.numSplits > MAX_DECODE_SPLITS) {
+      throw new RangeError(`headMatmul: numSplits ${m.numSplits} outside [1, ${MAX_DECODE_SPLITS}]`);
     }
     if (a.xOffset !== undefined || a.xRowStride !== undefined || a.xHeadStride !== undefined) {
       throw new RangeError('headMatmul: merged partials are dense: no x strides or offset');

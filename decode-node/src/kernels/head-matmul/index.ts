@@ -1,1 +1,1 @@
-export { headMatmul, headMatmulShader, HEAD_MATMUL_MAX_SPLITS, type HeadMatmulArgs } from './head-matmul.js';
+export { headMatmul, headMatmulShader, type HeadMatmulArgs } from './head-matmul.js';
