@@ -3,7 +3,8 @@
 # under its own time limit, and its log (and result JSON) lands in $OUT. On the device machine, after pack.sh:
 #   source .gpu/env.sh; BENCH_COMMIT=<commit> bash bench/gpu/suite.sh mma-tests matmul prefill decode transfer
 # Steps: mma-tests (the tensor-core tests: matmul-mma, MoE experts, grouped decode attention, prefill attention;
-# prefill-attention-test runs the last alone), matmul (f32 vs subgroup-matrix
+# the tiny checkpoint end to end on tensor cores against transformers; prefill-attention-test runs the
+# prefill attention's alone), matmul (f32 vs subgroup-matrix
 # GEMM tiles at prefill shapes), matmul-decode (the subgroup-matrix tiles at V2-Lite's decode-batch projections), prefill (f32 and subgroup-matrix matmuls), decode (both attention kernels),
 # pytorch (transformers' prefill of the same shapes, the peer), prefill-profile (per-kernel GPU times), decode-profile (the same for
 # decode steps), decode-encode (a step's CPU side with and without the recorded forward), decode-attention (the kernel grid),
@@ -30,7 +31,8 @@ for s in "$@"; do
       step matmul-mma-test 240 bash -c "cd shared/gpu && node $ava dist/test/kernels/matmul-mma.test.js --verbose"
       step moe-mma-test 300 bash -c "cd shared/gpu && node $ava dist/test/kernels/moe.test.js --verbose"
       step decode-attention-mma-test 240 bash -c "cd decode-node && node $ava dist/test/kernels/grouped-decode-attention-mma.test.js --verbose"
-      step prefill-attention-mma-test 240 bash -c "cd shared/gpu && node $ava dist/test/kernels/mla-prefill-attention-mma.test.js --verbose" ;;
+      step prefill-attention-mma-test 240 bash -c "cd shared/gpu && node $ava dist/test/kernels/mla-prefill-attention-mma.test.js --verbose"
+      step fixture-mma-test 240 bash -c "cd decode-node && node $ava dist/test/engine/fixture-mma.test.js --verbose" ;;
     prefill-attention-test)
       step prefill-attention-mma-test 240 bash -c "cd shared/gpu && node $ava dist/test/kernels/mla-prefill-attention-mma.test.js --verbose" ;;
     matmul)
