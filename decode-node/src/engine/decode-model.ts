@@ -431,7 +431,7 @@ export class DecodeModel {
 
   /** The split-KV scratch, grown when a step needs more (null for one split). */
   private partialScratch(B: number, numSplits: number): GPUBuffer | null {
-    if (numSplits > 64) throw new RangeError(`decode: ${numSplits} KV splits (at most 64)`);
+    if (numSplits > MAX_DECODE_SPLITS) throw new RangeError(`decode: ${numSplits} KV splits (at most ${MAX_DECODE_SPLITS})`);
     const { partialBytes } = groupedDecodeScratchBytes({ batch: B, heads: this.cfg.numHeads, kvLoraRank: this.cfg.kvLoraRank, numSplits });
     if (partialBytes === 0) return null;
     if (partialBytes > this.partialBytes) {
