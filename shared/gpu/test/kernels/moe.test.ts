@@ -2,7 +2,7 @@ import test from 'ava';
 import { subgroupMatrixUnsupportedReason, type Gpu } from '../../src/runtime/index.js';
 import type { MlaConfig, MoeConfig, TopkMethod } from '@latentwire/model';
 import {
-  moeExperts, moeGemmVariant, moeRoute, moeRouteSelect, moeRouting, moeScratchBytes,
+  moeExperts, moeGemmVariant, moeRoute, moeRouteSelect, moeRouting, moeScratchBytes, MOE_GEMM_VARIANTS,
   type MoeDims, type MoeExpertChunk, type MoeExpertWeights, type MoeGemmVariant, type MoeScratch,
 } from '../../src/kernels/moe/index.js';
 import { type GpuTensor } from '../../src/kernels/weight-dtype.js';
@@ -16,7 +16,7 @@ import { maxAbsDiff, randomArray, rng } from '@latentwire/testing';
 // are f16, so it is held to MMA_TOL instead of the f32 forms' 1e-4 (measured on an H200: see the log in
 // bench/results/moe-mma-test.h200.log).
 const EXPERT_VARIANTS: readonly MoeGemmVariant[] = subgroupMatrixUnsupportedReason((await testGpu()).matrixCapabilities) === null
-  ? ['gemv', 'tiled', 'mma', 'mma16', 'mma16x2'] : ['gemv', 'tiled'];
+  ? MOE_GEMM_VARIANTS : ['gemv', 'tiled'];
 const MMA_TOL = 1e-2;
 const tolOf = (v: MoeGemmVariant) => (v.startsWith('mma') ? MMA_TOL : 1e-4);
 

@@ -68,7 +68,7 @@ export interface MoeDims {
   readonly intermediate: number;
 }
 
-export const MOE_GEMM_VARIANTS = ['gemv', 'tiled', 'mma', 'mma16', 'mma16x2'] as const;
+export const MOE_GEMM_VARIANTS = ['gemv', 'tiled', 'mma', 'mma16', 'mma16x2', 'mma16n64', 'mma16n64x2'] as const;
 export type MoeGemmVariant = (typeof MOE_GEMM_VARIANTS)[number];
 
 interface GemvShape {
@@ -113,6 +113,13 @@ const MMA16: MmaShape = { kind: 'mma', TM: 16, BN: 128, BN_DOWN: 128, BK: 64, BK
 // batches (~1.9 TB/s at batch 64). Not measured yet and never chosen by moeGemmVariant: bench/moe.ts compares it
 // (BENCH_MOE_VARIANTS=mma16,mma16x2); the GPU machine's moe tests check it.
 const MMA16X2: MmaShape = { kind: 'mma', TM: 16, BN: 128, BN_DOWN: 128, BK: 32, BK_DOWN: 32, SGM: 1, STAGES: 2 };
+// And 64 columns a workgroup (a 16 × 16 tile of gate and of up a subgroup): twice the workgroups of a batch, each
+// with half the workgroup memory (gate/up 29 KiB instead of 47 at 64-deep slabs), so more of them stream at once
+// on an SM. The 16-row tiles reach ~1.9 TB/s of the H200's 4.4 at batch 64, as if one workgroup an SM streamed;
+// these test whether residency is the bound. Not measured yet and never chosen by moeGemmVariant (bench/moe.ts
+// compares them; the GPU machine's moe tests check them).
+const MMA16N64: MmaShape = { kind: 'mma', TM: 16, BN: 64, BN_DOWN: 64, BK: 64, BK_DOWN: 64, SGM: 1, STAGES: 1 };
+const MMA16N64X2: MmaShape = { kind: 'mma', TM: 16, BN: 64, BN_DOWN: 64, BK: 32, BK_DOWN: 32, SGM: 1, STAGES: 2 };
 /** Average rows an expert below which the 16-row tiles are used. */
 const MMA16_MAX_ROWS = 32;
 // 128-row tiles (16 accumulators a subgroup, as the dense GEMM's 128 × 128 tile) passed the tests but were
@@ -135,8 +142,11 @@ export function moeGemmVariant(dims: MoeDims, tokens: number, subgroupMatrix = f
 }
 
 /** Both forms fit WebGPU's guaranteed 16 KiB of workgroup memory (tiled gate/up: 12 KiB). */
+const SHAPES: Record<MoeGemmVariant, GemmShape> = {
+  gemv: GEMV, tiled: TILED, mma: MMA, mma16: MMA16, mma16x2: MMA16X2, mma16n64: MMA16N64, mma16n64x2: MMA16N64X2,
+};
 function shapeOf(v: MoeGemmVariant): GemmShape {
-  return v === 'gemv' ? GEMV : v === 'mma' ? MMA : v === 'mma16' ? MMA16 : v === 'mma16x2' ? MMA16X2 : TILED;
+  return SHAPES[v];
 }
 
 /** Upper bound on the row tiles of `count` experts for T tokens with tile height TM. */
