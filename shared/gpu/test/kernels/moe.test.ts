@@ -16,7 +16,7 @@ import { maxAbsDiff, randomArray, rng } from '@latentwire/testing';
 // are f16, so it is held to MMA_TOL instead of the f32 forms' 1e-4 (measured on an H200: see the log in
 // bench/results/moe-mma-test.h200.log).
 const EXPERT_VARIANTS: readonly MoeGemmVariant[] = subgroupMatrixUnsupportedReason((await testGpu()).matrixCapabilities) === null
-  ? MOE_GEMM_VARIANTS : ['gemv', 'tiled'];
+  ? MOE_GEMM_VARIANTS : ['gemv', 'gemv4', 'tiled'];
 const MMA_TOL = 1e-2;
 const tolOf = (v: MoeGemmVariant) => (v.startsWith('mma') ? MMA_TOL : 1e-4);
 
@@ -324,7 +324,7 @@ function randomRouting(T: number, k: number, allowed: number[], seed: number): {
 for (const variant of EXPERT_VARIANTS) {
   test.serial(`moe-experts - tokens routed to a subset of experts; chunked and fused layouts agree bitwise (${variant})`, async (t) => {
     const gpu = await testGpu();
-    const E = 16, k = 3, H = 64, I = 48, dtype = 'f16' as const, T = variant === 'gemv' ? 33 : 150;
+    const E = 16, k = 3, H = 64, I = 48, dtype = 'f16' as const, T = variant.startsWith('gemv') ? 33 : 150;
     const s: ExpertSetup = { E, k, H, I, dtype, experts: makeExperts(E, H, I, dtype, 5000) };
     const x = roundTo(randomArray(T * H, 4242, 1), 'f32');
     // only experts 2, 3, 9, 10, 15 receive tokens (expert 15 in the last chunk, 9/10 across a chunk boundary)

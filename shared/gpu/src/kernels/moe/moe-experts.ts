@@ -68,7 +68,7 @@ export interface MoeDims {
   readonly intermediate: number;
 }
 
-export const MOE_GEMM_VARIANTS = ['gemv', 'tiled', 'mma', 'mma16', 'mma16x2', 'mma16n64', 'mma16n64x2'] as const;
+export const MOE_GEMM_VARIANTS = ['gemv', 'gemv4', 'tiled', 'mma', 'mma16', 'mma16x2', 'mma16n64', 'mma16n64x2'] as const;
 export type MoeGemmVariant = (typeof MOE_GEMM_VARIANTS)[number];
 
 interface GemvShape {
@@ -95,6 +95,11 @@ interface MmaShape {
 type GemmShape = GemvShape | TiledShape | MmaShape;
 
 const GEMV: GemvShape = { kind: 'gemv', TM: 8, COLS: 8, LANES: 32, U_GATE_UP: 2, U_DOWN: 4 };
+// The same with every K step of a gate/up row issued at once at V2-Lite's hidden 2048 (4 steps of 256, each a
+// 16-byte load of gate and of up a lane): one memory round trip a row instead of two. At batch 1 a thread's
+// whole share is those 16 loads, so the round trips, not the bytes, may be what the GEMV waits on (~1.9 TB/s
+// on the H200). Not measured yet and never chosen by moeGemmVariant (bench/moe.ts compares it).
+const GEMV4: GemvShape = { ...GEMV, U_GATE_UP: 4 };
 // BK 16 measured faster than 32 on the H100 (16.6 vs 26.4 ms for V2-Lite at T = 4096), so the slabs stay small.
 const TILED: TiledShape = { kind: 'tiled', TM: 64, BN: 64, BK: 16, RM: 4, RN: 4 };
 // 4 subgroups of 32 over the 64 × 64 gate/up block (2 × 2 tiles of 16 each, for gate and for up) and the
@@ -143,7 +148,7 @@ export function moeGemmVariant(dims: MoeDims, tokens: number, subgroupMatrix = f
 
 /** Both forms fit WebGPU's guaranteed 16 KiB of workgroup memory (tiled gate/up: 12 KiB). */
 const SHAPES: Record<MoeGemmVariant, GemmShape> = {
-  gemv: GEMV, tiled: TILED, mma: MMA, mma16: MMA16, mma16x2: MMA16X2, mma16n64: MMA16N64, mma16n64x2: MMA16N64X2,
+  gemv: GEMV, gemv4: GEMV4, tiled: TILED, mma: MMA, mma16: MMA16, mma16x2: MMA16X2, mma16n64: MMA16N64, mma16n64x2: MMA16N64X2,
 };
 function shapeOf(v: MoeGemmVariant): GemmShape {
   return SHAPES[v];
@@ -481,7 +486,7 @@ function mmaParts(s: MmaShape, down: boolean): Record<string, string> {
 function gemmFile(variant: MoeGemmVariant, half: 'gate-up' | 'down', bindingsWgsl: string): string {
   const s = shapeOf(variant);
   if (s.kind === 'mma') return fillWgsl(wgsl(`expert-mma-${half}.wgsl`), { ...mmaParts(s, half === 'down'), BINDINGS: bindingsWgsl }, `expert-mma-${half}.wgsl`);
-  return fillWgsl(wgsl(`expert-${variant}-${half}.wgsl`), { BINDINGS: bindingsWgsl }, `expert-${variant}-${half}.wgsl`);
+  return fillWgsl(wgsl(`expert-${s.kind}-${half}.wgsl`), { BINDINGS: bindingsWgsl }, `expert-${s.kind}-${half}.wgsl`);
 }
 
 interface GateUpVariant {
