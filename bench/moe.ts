@@ -7,8 +7,9 @@
 //   3. per batch: each token's top-k distinct experts and weights drawn at random (seeded), the same for every
 //      form; the experts touched counted from that routing;
 //   4. per form: one layer's sequence timed by GPU timestamps, BENCH_RUNS runs (≥ 5), each the mean of enough
-//      back-to-back layers to last ~BENCH_RUN_MS, median and min–max; its output checked against the first
-//      form's (max |Δ| over max |y|).
+//      back-to-back layers to last ~BENCH_RUN_MS, median and min–max; then its gate/up and its down dispatches
+//      alone (medians; their bytes are 2/3 and 1/3 of the touched experts'); its output checked against the
+//      first form's (max |Δ| over max |y|).
 //   node bench/dist/moe.js
 // Env: BENCH_CONFIG  BENCH_BATCHES (1,16,64,128; software adapters 4)  BENCH_MOE_VARIANTS (the forms the adapter
 //   runs)  BENCH_RUNS (7)  BENCH_RUN_MS (20)  BENCH_CARD, BENCH_DRIVER, BENCH_COMMIT (recorded)  plus the GPU settings.
@@ -96,8 +97,12 @@ async function main(): Promise<void> {
       const out = gpu.buffer('out', T * H * 4);
       try {
         const programs = moeExperts({ dims, tokens: T, x, weights, scratch, out, variant: form });
-        const t = await timeRuns(gpu, programs, Math.max(5, env.BENCH_RUNS), env.BENCH_RUN_MS);
+        const runs = Math.max(5, env.BENCH_RUNS);
+        const t = await timeRuns(gpu, programs, runs, env.BENCH_RUN_MS);
         const y = await gpu.readF32(out, 0, T * H);
+        // each half alone, on the grouping and activations the whole layer's runs left (the same routing)
+        const half = async (prefix: string) => (await timeRuns(gpu, programs.filter((p) => p.shader.label.startsWith(prefix)), runs, env.BENCH_RUN_MS)).med;
+        const gateUpMs = await half('moe_gate_up'), downMs = await half('moe_down');
         first ??= y;
         let diff = 0, top = 0;
         for (let i = 0; i < y.length; i++) {
@@ -108,6 +113,7 @@ async function main(): Promise<void> {
           batch: T, form, 'default form': moeGemmVariant(dims, T, gpu.matmulLimits.subgroupMatrix, gpu.matmulLimits.moeMmaMinRows) === form ? 'yes' : '',
           'experts touched': touched, 'MB of weights': bytes / 1e6, 'ms median': t.med, 'ms min–max': `${t.min.toPrecision(3)}–${t.max.toPrecision(3)}`,
           'GB/s': bytes / (t.med * 1e6), 'ceiling ms': ceilingMs, '% of ceiling': (100 * ceilingMs) / t.med,
+          'gate/up ms': gateUpMs, 'gate/up GB/s': (bytes * 2) / 3 / (gateUpMs * 1e6), 'down ms': downMs, 'down GB/s': bytes / 3 / (downMs * 1e6),
           'max |Δ| / max |y| vs first form': top > 0 ? diff / top : diff, dispatches: programs.length,
         };
         rows.push(row);
