@@ -51,7 +51,7 @@ function randomRouting(tokens: number, dims: MoeDims, seed: number): { ids: Uint
 
 /** The forms this adapter runs (the subgroup-matrix ones only where it has them). */
 function formsOf(gpu: Gpu): MoeGemmVariant[] {
-  return subgroupMatrixUnsupportedReason(gpu.matrixCapabilities) === null && gpu.matmulOnMatrices ? ['gemv', 'gemv4', 'mma16', 'mma16x2', 'mma16n64', 'mma16n64x2', 'mma', 'tiled'] : ['gemv', 'gemv4', 'tiled'];
+  return subgroupMatrixUnsupportedReason(gpu.matrixCapabilities) === null && gpu.matmulOnMatrices ? ['gemv', 'mma16n64', 'mma16n64x2', 'mma', 'tiled'] : ['gemv', 'tiled'];
 }
 
 async function main(): Promise<void> {

@@ -7,11 +7,12 @@ import { GpuError } from './errors.js';
 Object.assign(globalThis, globals);
 
 /**
- * Rows per expert from which routed experts leave the GEMV kernel for the subgroup-matrix one. Measured on the
- * H200 (V2-Lite decode, fp8 cache, 1K context, overlapped steps): batch 64 (6 rows) 55.0 → 35.2 ms a step and
- * batch 16 (1.5 rows) 21.5 → 19.2 ms with the subgroup-matrix kernel; batch 1 (0.1 row) stays on the GEMV.
+ * Rows per expert from which routed experts leave the GEMV kernel for the subgroup-matrix one: 0, always. Measured
+ * on the H200: batch 64 (6 rows) 55.0 → 35.2 ms a decode step and batch 16 (1.5 rows) 21.5 → 19.2 ms with the
+ * subgroup-matrix kernel (V2-Lite, fp8 cache, 1K context, overlapped steps); one V2-Lite layer's experts at batch 1
+ * (0.1 row) 0.074 ms on its 16 × 64 tiles against 0.083 on the GEMV (bench/moe, results/moe.h200.json).
  */
-export const DEFAULT_MOE_MMA_MIN_ROWS = 1;
+export const DEFAULT_MOE_MMA_MIN_ROWS = 0;
 
 export interface GpuOptions {
   /** Substring of the adapter's name/vendor/architecture/description to pick among several (Dawn's adapter= flag). */

@@ -11,8 +11,8 @@ export const GPU_ENV = {
     .oneOf(['auto', 'f32'] as const, 'auto')
     .describe('matmuls of 17+ rows, the experts of prefill-sized batches and prefill attention: `auto` runs them on subgroup matrices (tensor cores, f16 operands) where the adapter has them, `f32` keeps the FMA kernels'),
   MOE_MMA_MIN_ROWS: env
-    .int(DEFAULT_MOE_MMA_MIN_ROWS, 1, 1 << 20)
-    .describe('routed experts on tensor-core adapters: the average rows per expert (tokens · top-k / experts) from which the subgroup-matrix kernel replaces the GEMV one that reads each weight row once per few rows'),
+    .int(DEFAULT_MOE_MMA_MIN_ROWS, 0, 1 << 20)
+    .describe('routed experts on tensor-core adapters: the average rows per expert (tokens · top-k / experts) from which the subgroup-matrix kernel replaces the GEMV one that reads each weight row once per few rows (0: always)'),
   GPU_PROFILE: env.bool(false).describe('GPU timestamps per kernel (benchmarks and the CLI print them)'),
   DUMP_WGSL: env.bool(false).describe('print every generated WGSL source when it is compiled'),
 };

@@ -64,7 +64,7 @@ export interface MatmulLimits {
   readonly subgroupMatrix?: boolean;
   /** The device's full workgroup slots (gpu.workgroupSlots), which tile choices fill the device by. */
   readonly workgroupSlots?: number;
-  /** Rows per expert from which routed experts run on subgroup matrices (MOE_MMA_MIN_ROWS; default 24). */
+  /** Rows per expert from which routed experts run on subgroup matrices (MOE_MMA_MIN_ROWS; default DEFAULT_MOE_MMA_MIN_ROWS). */
   readonly moeMmaMinRows?: number;
 }
 

@@ -68,7 +68,7 @@ export interface MoeDims {
   readonly intermediate: number;
 }
 
-export const MOE_GEMM_VARIANTS = ['gemv', 'gemv4', 'tiled', 'mma', 'mma16', 'mma16x2', 'mma16n64', 'mma16n64x2'] as const;
+export const MOE_GEMM_VARIANTS = ['gemv', 'tiled', 'mma', 'mma16n64', 'mma16n64x2'] as const;
 export type MoeGemmVariant = (typeof MOE_GEMM_VARIANTS)[number];
 
 interface GemvShape {
@@ -91,40 +91,33 @@ interface MmaShape {
   readonly SGM: 1 | 2;
   /** Slabs in flight: the next STAGES slabs' loads are issued before the current one is stored (each set in its own registers). */
   readonly STAGES: 1 | 2;
+  /** The same for the down half. */
+  readonly STAGES_DOWN: 1 | 2;
 }
 type GemmShape = GemvShape | TiledShape | MmaShape;
 
 const GEMV: GemvShape = { kind: 'gemv', TM: 8, COLS: 8, LANES: 32, U_GATE_UP: 2, U_DOWN: 4 };
-// The same with every K step of a gate/up row issued at once at V2-Lite's hidden 2048 (4 steps of 256, each a
-// 16-byte load of gate and of up a lane): one memory round trip a row instead of two. At batch 1 a thread's
-// whole share is those 16 loads, so the round trips, not the bytes, may be what the GEMV waits on (~1.9 TB/s
-// on the H200). Not measured yet and never chosen by moeGemmVariant (bench/moe.ts compares it).
-const GEMV4: GemvShape = { ...GEMV, U_GATE_UP: 4 };
 // BK 16 measured faster than 32 on the H100 (16.6 vs 26.4 ms for V2-Lite at T = 4096), so the slabs stay small.
 const TILED: TiledShape = { kind: 'tiled', TM: 64, BN: 64, BK: 16, RM: 4, RN: 4 };
 // 4 subgroups of 32 over the 64 × 64 gate/up block (2 × 2 tiles of 16 each, for gate and for up) and the
 // 64 × 128 down block (2 × 4 tiles each): 8 accumulators a subgroup in both (the .wgsl files are written for
 // these shapes). With the next slab's loads in flight during the products, measured on the H200 (V2-Lite,
 // T = 4096, 26 layers): gate/up 95 ms + down 54 ms, against 145 + 69 ms for 64 × 64 blocks loaded then multiplied.
-const MMA: MmaShape = { kind: 'mma', TM: 64, BN: 64, BN_DOWN: 128, BK: 32, BK_DOWN: 32, SGM: 2, STAGES: 1 };
+const MMA: MmaShape = { kind: 'mma', TM: 64, BN: 64, BN_DOWN: 128, BK: 32, BK_DOWN: 32, SGM: 2, STAGES: 1, STAGES_DOWN: 1 };
 // Decode batches give an expert a few rows (V2-Lite batch 64: 6 on average), where a 64-row tile multiplies
-// mostly empty rows and the weights' bytes are what must stream: 16-row tiles, the 4 subgroups side by side
-// over 128 columns. Measured on the H200 at batch 64 (profile tables of 2.2 steps, 26 layers): gate/up 27.2 ms with 32-deep K
-// slabs, 21.9 with 64-deep (twice the bytes in flight a trip); down 11.3 with 32-deep, 12.8 with 64-deep; 64
-// columns with 128-deep slabs were slower for both.
-const MMA16: MmaShape = { kind: 'mma', TM: 16, BN: 128, BN_DOWN: 128, BK: 64, BK_DOWN: 32, SGM: 1, STAGES: 1 };
-// The same tiles with two 32-deep slabs in flight instead of one 64-deep one: each slab's loads issued two trips
-// before it is stored (the same registers as MMA16's one slab), for the bandwidth the experts lack at decode
-// batches (~1.9 TB/s at batch 64). Not measured yet and never chosen by moeGemmVariant: bench/moe.ts compares it
-// (BENCH_MOE_VARIANTS=mma16,mma16x2); the GPU machine's moe tests check it.
-const MMA16X2: MmaShape = { kind: 'mma', TM: 16, BN: 128, BN_DOWN: 128, BK: 32, BK_DOWN: 32, SGM: 1, STAGES: 2 };
-// And 64 columns a workgroup (a 16 × 16 tile of gate and of up a subgroup): twice the workgroups of a batch, each
-// with half the workgroup memory (gate/up 29 KiB instead of 47 at 64-deep slabs), so more of them stream at once
-// on an SM. The 16-row tiles reach ~1.9 TB/s of the H200's 4.4 at batch 64, as if one workgroup an SM streamed;
-// these test whether residency is the bound. Not measured yet and never chosen by moeGemmVariant (bench/moe.ts
-// compares them; the GPU machine's moe tests check them).
-const MMA16N64: MmaShape = { kind: 'mma', TM: 16, BN: 64, BN_DOWN: 64, BK: 64, BK_DOWN: 64, SGM: 1, STAGES: 1 };
-const MMA16N64X2: MmaShape = { kind: 'mma', TM: 16, BN: 64, BN_DOWN: 64, BK: 32, BK_DOWN: 32, SGM: 1, STAGES: 2 };
+// mostly empty rows and the weights' bytes are what must stream: 16-row tiles, the 4 subgroups side by side over
+// 64 columns (a 16 × 16 tile of gate and of up each; gate/up 29 KiB of workgroup memory at 64-deep slabs).
+// Measured on the H200 by bench/moe (one V2-Lite layer, ms for gate/up + down; results/moe.h200.json):
+//              batch 1         16              64              128
+//   GEMV        0.048 + 0.036   0.314 + 0.297   0.611 + 0.623   1.100 + 1.137
+//   16 × 128    0.074 + 0.038   0.309 + 0.177   0.373 + 0.199   0.379 + 0.203   (the earlier default, 64-deep gate/up slabs)
+//   16 × 128 ×2 0.080 + 0.046   0.362 + 0.184   0.432 + 0.207   0.437 + 0.210   (two 32-deep slabs in flight)
+//   16 × 64     0.048 + 0.026   0.315 + 0.131   0.388 + 0.161   0.426 + 0.169   (64-deep slabs, one in flight)
+//   16 × 64 ×2  0.063 + 0.039   0.297 + 0.187   0.361 + 0.209   0.366 + 0.243   (two 32-deep slabs in flight)
+// So: down always on 16 × 64 with one 64-deep slab; gate/up on it at batch 1 (below one row an expert), else with
+// two 32-deep slabs in flight. Every form stays near 2 TB/s of the 4.4 the card reads at: not the bound yet found.
+const MMA16N64: MmaShape = { kind: 'mma', TM: 16, BN: 64, BN_DOWN: 64, BK: 64, BK_DOWN: 64, SGM: 1, STAGES: 1, STAGES_DOWN: 1 };
+const MMA16N64X2: MmaShape = { ...MMA16N64, BK: 32, STAGES: 2 };
 /** Average rows an expert below which the 16-row tiles are used. */
 const MMA16_MAX_ROWS = 32;
 // 128-row tiles (16 accumulators a subgroup, as the dense GEMM's 128 × 128 tile) passed the tests but were
@@ -137,18 +130,19 @@ const COMBINE_WG = 256;
 /**
  * gemv while experts average fewer than 24 rows, tiled beyond. Measured on the H100: V2-Lite T = 64 (6 rows)
  * gemv 1.3 ms vs tiled 2.6; T = 256 (24 rows) tiled 2.7 vs gemv 4.2; V3 T = 512 (16 rows) gemv 48 vs tiled 81;
- * T = 2048 (64 rows) tiled 128 vs gemv 213. Where the device has subgroup matrices the switch is at mmaMinRows
- * (MOE_MMA_MIN_ROWS; the runtime's default 1 is measured there: DEFAULT_MOE_MMA_MIN_ROWS).
+ * T = 2048 (64 rows) tiled 128 vs gemv 213. Where the device has subgroup matrices: the GEMV below mmaMinRows
+ * (MOE_MMA_MIN_ROWS; by default 0, never: DEFAULT_MOE_MMA_MIN_ROWS), the 16-row tiles below 32 rows (one slab
+ * in flight below 1 row, two for gate/up from there: see MMA16N64), the 64-row ones beyond.
  */
 export function moeGemmVariant(dims: MoeDims, tokens: number, subgroupMatrix = false, mmaMinRows = DEFAULT_MOE_MMA_MIN_ROWS): MoeGemmVariant {
   const rows = (tokens * dims.topK) / dims.nExperts;
-  if (subgroupMatrix) return rows < mmaMinRows ? 'gemv' : rows < MMA16_MAX_ROWS ? 'mma16' : 'mma';
+  if (subgroupMatrix) return rows < mmaMinRows ? 'gemv' : rows < 1 ? 'mma16n64' : rows < MMA16_MAX_ROWS ? 'mma16n64x2' : 'mma';
   return rows < 24 ? 'gemv' : 'tiled';
 }
 
 /** Both forms fit WebGPU's guaranteed 16 KiB of workgroup memory (tiled gate/up: 12 KiB). */
 const SHAPES: Record<MoeGemmVariant, GemmShape> = {
-  gemv: GEMV, gemv4: GEMV4, tiled: TILED, mma: MMA, mma16: MMA16, mma16x2: MMA16X2, mma16n64: MMA16N64, mma16n64x2: MMA16N64X2,
+  gemv: GEMV, tiled: TILED, mma: MMA, mma16n64: MMA16N64, mma16n64x2: MMA16N64X2,
 };
 function shapeOf(v: MoeGemmVariant): GemmShape {
   return SHAPES[v];
@@ -374,7 +368,7 @@ fn expert_tile(tile_in_chunk: u32) -> vec4<u32> {
 
 function shapeLabel(s: GemmShape): string {
   if (s.kind === 'gemv') return `gemv_tm${s.TM}_c${s.COLS}_l${s.LANES}_u${s.U_GATE_UP}${s.U_DOWN}`;
-  return s.kind === 'mma' ? `mma_tm${s.TM}_n${s.BN}_d${s.BN_DOWN}_k${s.BK}x${s.BK_DOWN}_pf${s.STAGES === 2 ? '2' : ''}_w2` : `tiled_tm${s.TM}_n${s.BN}_k${s.BK}_r${s.RM}x${s.RN}`;
+  return s.kind === 'mma' ? `mma_tm${s.TM}_n${s.BN}_d${s.BN_DOWN}_k${s.BK}x${s.BK_DOWN}_pf${s.STAGES}x${s.STAGES_DOWN}_w2` : `tiled_tm${s.TM}_n${s.BN}_k${s.BK}_r${s.RM}x${s.RN}`;
 }
 
 
@@ -391,9 +385,10 @@ function mmaParts(s: MmaShape, down: boolean): Record<string, string> {
   const XL = (s.TM * BK) / 4 / WG, WL = (BN * BK) / 2 / WG;
   if (!Number.isInteger(XL) || !Number.isInteger(WL)) throw new RangeError(`moe mma shape ${JSON.stringify(s)}: slabs must split evenly over ${WG} threads`);
   const range = (n: number) => [...Array(n).keys()];
-  const stages = range(s.STAGES);
+  const STAGES = down ? s.STAGES_DOWN : s.STAGES;
+  const stages = range(STAGES);
   // stage t's copy of a prefetch register (one stage: the plain name)
-  const reg = (name: string, t: number) => (s.STAGES === 1 ? name : `${name}_${t}`);
+  const reg = (name: string, t: number) => (STAGES === 1 ? name : `${name}_${t}`);
   const tiles = range(TMT).flatMap((i) => range(TNT).map((j) => [i, j] as const));
   const mats = down ? [['c', 'ws']] : [['g', 'gs'], ['u', 'us']];
   // weight matrices: [register prefix, raw alias, load fn, unpack fn, base, workgroup array]
@@ -469,14 +464,14 @@ function mmaParts(s: MmaShape, down: boolean): Record<string, string> {
   const trip = (t: number) => `workgroupBarrier();   // the previous slab's products are done with the workgroup arrays
     ${store(t).join('\n    ')}
     workgroupBarrier();
-    let kn = k0 + ${s.STAGES === 1 ? 'BK' : `${(t + s.STAGES) * BK}u`};
+    let kn = k0 + ${STAGES === 1 ? 'BK' : `${(t + STAGES) * BK}u`};
     ${fetch('kn', t).join('\n    ')}
     for (var kk = 0u; kk < BK; kk += 16u) {
       ${multiply.join('\n      ')}
     }`;
-  const loop = s.STAGES === 1
+  const loop = STAGES === 1
     ? `for (var k0 = 0u; k0 < u.K; k0 += BK) {\n    ${trip(0)}\n  }`
-    : `for (var k0 = 0u; k0 < u.K; k0 += ${s.STAGES * BK}u) {\n    ${stages.map((t) => (t === 0 ? trip(t) : `if (k0 + ${t * BK}u < u.K) {\n    ${trip(t)}\n    }`)).join('\n    ')}\n  }`;
+    : `for (var k0 = 0u; k0 < u.K; k0 += ${STAGES * BK}u) {\n    ${stages.map((t) => (t === 0 ? trip(t) : `if (k0 + ${t * BK}u < u.K) {\n    ${trip(t)}\n    }`)).join('\n    ')}\n  }`;
   return {
     DECLARE: declare.join('\n  '), FETCH_FIRST: stages.flatMap((t) => fetch(`${t * BK}u`, t)).join('\n  '),
     LOOP: loop, WRITE: write.join('\n  '),
