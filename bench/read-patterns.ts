@@ -1,0 +1,162 @@
+// How fast one dispatch can read, by access pattern and size: the ceiling the decode step's memory-bound kernels
+// (GEMVs, routed experts) should be held to. The read bench (lib/read-bandwidth.ts) streams 1 GiB grid-stride,
+// long-lived threads with two 16-byte loads in flight; a decode kernel reads 1–100 MB in short-lived workgroups,
+// each over a few 4 KB weight rows. Per size (MB) and pattern, GPU timestamps of the one dispatch (median of
+// BENCH_RUNS runs, min–max):
+// Consecutive dispatches read different stretches of one 1 GiB buffer, so none is served from the L2.
+//   grid-stride   4096 workgroups of 256 threads walk the extent, two loads in flight a thread (the read bench)
+//   one-shot L    a thread issues L 16-byte loads (the workgroup's L·4 KB contiguous), combines, exits
+//   rows          a GEMV's pattern: a subgroup of 32 walks one 4 KB row (8 loads a lane, 4 in flight), 8 rows a
+//                 workgroup, then the workgroup's tree reduction through workgroup memory (as the GEMVs end)
+// Ceiling: the card's HBM rate as the 1 GiB grid-stride read measures it in the same run.
+//   node bench/dist/read-patterns.js
+// Env: BENCH_RUNS (7)  BENCH_SIZES_MB (16,64,256,1024)  BENCH_CARD, BENCH_DRIVER, BENCH_COMMIT  plus the GPU settings.
+import { bindings, Gpu, gpuOptions, type KernelProgram } from '@latentwire/gpu';
+import { benchEnv } from './lib/env.js';
+import { isSoftwareAdapter, printTable, runMeta, writeJson, type Row } from './lib/report.js';
+import { timeRuns } from './lib/time-runs.js';
+
+const B = bindings([['src', 'array<vec4<u32>>'], ['sink', 'array<u32>', 'read_write']], { n: 'u32', first: 'u32' });
+const WG = 256;
+const GRID_STRIDE_WGS = 4096;
+/** vec4s a 4 KB weight row holds (2048 bf16, V2-Lite's hidden size). */
+const ROW_VECS = 256;
+
+// never true for real data, but the compiler cannot know: the loads stay
+const KEEP = 'if (x.x == 0x9e3779b9u && x.y == 0x7feb352du) { sink[0] = x.z; }';
+
+interface Pattern {
+  readonly name: string;
+  /** The program reading vecs vec4s from element `first` on. */
+  program(src: GPUBuffer, sink: GPUBuffer, vecs: number, first: number): KernelProgram;
+}
+
+const gridStride: Pattern = {
+  name: 'grid-stride',
+  program: (src, sink, vecs, first) => ({
+    shader: B.shader('read_grid_stride', `${B.wgsl}@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let total = ${GRID_STRIDE_WGS * WG}u;
+  var a = vec4<u32>(0u);
+  var b = vec4<u32>(0u);
+  var i = gid.x;
+  for (; i + total < u.n; i += 2u * total) { a ^= src[u.first + i]; b ^= src[u.first + i + total]; }
+  if (i < u.n) { a ^= src[u.first + i]; }
+  let x = a ^ b;
+  ${KEEP}
+}`),
+    buffers: B.buffers({ src, sink }),
+    uniformValues: { n: vecs, first },
+    workgroups: [GRID_STRIDE_WGS],
+  }),
+};
+
+function oneShot(L: number): Pattern {
+  return {
+    name: `one-shot ${L}`,
+    program: (src, sink, vecs, first) => ({
+      shader: B.shader(`read_one_shot_${L}`, `${B.wgsl}@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let base = (wg.y * 65535u + wg.x) * ${WG * L}u + lid;
+  var v: array<vec4<u32>, ${L}>;
+  for (var j = 0u; j < ${L}u; j++) {
+    let i = base + j * ${WG}u;
+    v[j] = select(vec4<u32>(0u), src[u.first + min(i, u.n - 1u)], i < u.n);
+  }
+  var x = vec4<u32>(0u);
+  for (var j = 0u; j < ${L}u; j++) { x ^= v[j]; }
+  ${KEEP}
+}`),
+      buffers: B.buffers({ src, sink }),
+      uniformValues: { n: vecs, first },
+      workgroups: grid(Math.ceil(vecs / (WG * L))),
+    }),
+  };
+}
+
+const rows: Pattern = {
+  name: 'rows (GEMV)',
+  program: (src, sink, vecs, first) => ({
+    shader: B.shader('read_rows', `${B.wgsl}var<workgroup> red: array<u32, ${WG}>;
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let row = (wg.y * 65535u + wg.x) * ${WG / 32}u + lid / 32u;
+  let lane = lid % 32u;
+  var x = vec4<u32>(0u);
+  if ((row + 1u) * ${ROW_VECS}u <= u.n) {
+    let base = u.first + row * ${ROW_VECS}u + lane;
+    for (var k = 0u; k < ${ROW_VECS / 32}u; k += 4u) {
+      let a = src[base + k * 32u];
+      let b = src[base + (k + 1u) * 32u];
+      let c = src[base + (k + 2u) * 32u];
+      let d = src[base + (k + 3u) * 32u];
+      x ^= a ^ b ^ c ^ d;
+    }
+  }
+  red[lid] = x.x ^ x.y ^ x.z ^ x.w;
+  workgroupBarrier();
+  for (var s = ${WG / 2}u; s > 0u; s >>= 1u) {
+    if (lid < s) { red[lid] ^= red[lid + s]; }
+    workgroupBarrier();
+  }
+  if (lid == 0u && red[0] == 0x9e3779b9u) { sink[0] = red[0]; }
+}`),
+    buffers: B.buffers({ src, sink }),
+    uniformValues: { n: vecs, first },
+    workgroups: grid(Math.ceil(vecs / (ROW_VECS * (WG / 32)))),
+  }),
+};
+
+/** A 1-D count of workgroups as a grid within 65535 a dimension (the kernels index wg.y · 65535 + wg.x). */
+function grid(n: number): [number, number] {
+  return n <= 65535 ? [n, 1] : [65535, Math.ceil(n / 65535)];
+}
+
+async function main(): Promise<void> {
+  const env = benchEnv(process.env);
+  const gpu = await Gpu.create({ ...gpuOptions(env), profile: true });
+  if (!gpu.profiler) throw new Error('read-patterns bench: the adapter has no timestamp queries');
+  const software = isSoftwareAdapter(gpu.adapterInfo);
+  const runs = Math.max(5, env.BENCH_RUNS);
+  const maxBytes = Math.floor(Math.min(1 << 30, gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize) / 4096) * 4096;
+  const sizesMb = (process.env.BENCH_SIZES_MB?.split(',').map(Number) ?? (software ? [4, 16] : [16, 64, 256, 1024]))
+    .map((mb) => Math.min(mb, maxBytes / 2 ** 20));
+  const src = gpu.buffer('read.src', maxBytes);
+  const sink = gpu.buffer('read.sink', 16);
+  const patterns = [gridStride, oneShot(1), oneShot(4), oneShot(16), rows];
+  console.log(`${gpu.adapterInfo.vendor} ${gpu.adapterInfo.description || gpu.adapterInfo.device}; sizes ${sizesMb.join(', ')} MB (MiB); ${runs} runs`);
+  // the ceiling: the whole buffer grid-stride, as the other benches measure it
+  const whole = await timeRuns(gpu, [gridStride.program(src, sink, maxBytes / 16, 0)], runs, 100);
+  const ceiling = maxBytes / (whole.med * 1e6);
+  console.log(`ceiling: ${ceiling.toFixed(0)} GB/s (${(maxBytes / 2 ** 20).toFixed(0)} MiB grid-stride)`);
+  const out: Row[] = [];
+  for (const mb of sizesMb) {
+    const bytes = Math.floor((mb * 2 ** 20) / 4096) * 4096;
+    // back-to-back dispatches read different stretches of the buffer (up to 16), so a read smaller than the L2
+    // does not find what the dispatch before it left there: a decode step reads each layer's weights once
+    const stretches = Math.max(1, Math.min(16, Math.floor(maxBytes / bytes)));
+    for (const p of patterns) {
+      const list = Array.from({ length: stretches }, (_, j) => p.program(src, sink, bytes / 16, (j * bytes) / 16));
+      const t = await timeRuns(gpu, list, runs, 20);
+      const [med, min, max] = [t.med, t.min, t.max].map((ms) => ms / stretches) as [number, number, number];
+      const gbps = bytes / (med * 1e6);
+      const row: Row = {
+        MiB: mb, pattern: p.name, 'µs median': med * 1e3, 'µs min–max': `${(min * 1e3).toPrecision(3)}–${(max * 1e3).toPrecision(3)}`,
+        'GB/s': gbps, '% of ceiling': (100 * gbps) / ceiling,
+      };
+      out.push(row);
+      console.log(JSON.stringify(row));
+    }
+  }
+  gpu.destroy(src, sink);
+  const meta = runMeta(gpu);
+  printTable(`one dispatch's read rate by pattern and size on ${meta.card}, commit ${meta.commit}: GPU timestamps, median of ${runs} runs; ` +
+    `ceiling ${ceiling.toFixed(0)} GB/s (1 GiB grid-stride, this run)`, out);
+  const file = writeJson('read-patterns', { ...meta, ceilingGBps: ceiling, rows: out });
+  console.log(`\nwrote ${file}`);
+}
+
+main().then(() => process.exit(0), (err) => {
+  console.error(err);
+  process.exit(1);
+});
