@@ -140,7 +140,7 @@ export function moeGemmVariant(dims: MoeDims, tokens: number, subgroupMatrix = f
   return rows < 24 ? 'gemv' : 'tiled';
 }
 
-/** Both forms fit WebGPU's guaranteed 16 KiB of workgroup memory (tiled gate/up: 12 KiB). */
+/** The portable forms fit WebGPU's guaranteed 16 KiB of workgroup memory (tiled gate/up: 12 KiB); the mma ones take up to 29 KiB (16 × 64 gate/up). */
 const SHAPES: Record<MoeGemmVariant, GemmShape> = {
   gemv: GEMV, tiled: TILED, mma: MMA, mma16n64: MMA16N64, mma16n64x2: MMA16N64X2,
 };
