@@ -7,7 +7,7 @@
 // attention kernels (portable f32 and tensor-core), side by side in the same run. Where the adapter has
 // timestamps, each timed step's GPU time (its one pass) is printed beside its wall clock.
 //   node bench/dist/decode.js
-// Env: BENCH_BATCHES (1,16,64)  BENCH_CONTEXTS (1024,4096)  BENCH_DTYPES (fp8_e4m3,bf16)  PAGE_SIZE (64)
+// Env: BENCH_BATCHES (1,16,64)  BENCH_CONTEXTS (1024,4096)  BENCH_DTYPES (fp8_e4m3,bf16)  BENCH_ATTENTION (every kernel)  PAGE_SIZE (64)
 //      BENCH_LAYERS (all; 2 on software adapters)  BENCH_ITERS (10; 2 on software)
 //      BENCH_CONFIG (a config.json)  BENCH_CARD / BENCH_DRIVER / BENCH_COMMIT (recorded)  plus the GPU settings.
 import { readFileSync } from 'node:fs';
@@ -64,7 +64,9 @@ async function main(): Promise<void> {
   const iters = env.BENCH_ITERS ?? (software ? 2 : 10);
   const hbm = await measureReadBandwidth(gpu, 5);
   const peakGBps = hbm.gbps;
-  const engines = mmaUnsupportedReason(gpu.matrixCapabilities) === null ? (['f32', 'subgroup-matrix'] as const) : (['f32'] as const);
+  const available = mmaUnsupportedReason(gpu.matrixCapabilities) === null ? (['f32', 'subgroup-matrix'] as const) : (['f32'] as const);
+  const engines = available.filter((e) => env.BENCH_ATTENTION?.includes(e) ?? true);
+  if (engines.length === 0) throw new RangeError(`BENCH_ATTENTION: none of ${env.BENCH_ATTENTION} runs on this adapter (it runs ${available.join(', ')})`);
   console.log(`adapter: ${info.vendor} ${info.description || info.device}; ${configPath.split('/').pop()} with ${layers} of ${base.numLayers} layers; ` +
     `ceiling: read ${peakGBps.toFixed(0)} GB/s (${hbm.min.toFixed(0)}–${hbm.max.toFixed(0)}, ${hbm.timing}); attention kernels ${engines.join(', ')}; ` +
     `full workgroup slots ${JSON.stringify(gpu.workgroupSlots)}`);

@@ -40,6 +40,13 @@ export const BENCH_ENV = {
   BENCH_RUNS: env.int(7, 1).describe('timed runs per row of the MoE bench, as of decode-attention (at least 5 are taken)'),
   BENCH_RUN_MS: env.int(20, 1).describe('GPU milliseconds each timed run of the MoE bench lasts, as of decode-attention'),
   BENCH_DISPATCHES: optionalInts().meta({ description: 'chain lengths of the dispatch bench (at least two: the cost of a dispatch is their slope)', shown: '1,64,256,1024' }),
+  BENCH_ATTENTION: env
+    .mapped<('f32' | 'subgroup-matrix')[] | undefined>(undefined, (s) => {
+      const v = s.split(',').map((x) => x.trim()).filter(Boolean);
+      if (v.length === 0 || !v.every((x) => x === 'f32' || x === 'subgroup-matrix')) throw new RangeError(s);
+      return v as ('f32' | 'subgroup-matrix')[];
+    }, 'expected comma-separated f32, subgroup-matrix')
+    .meta({ description: 'grouped attention kernels the decode bench runs each row with', shown: 'every one the adapter runs' }),
   BENCH_CONTEXTS: optionalInts().meta({ description: 'context lengths of the decode bench (software adapters: 256)', shown: '1024,4096' }),
   BENCH_DTYPES: env
     .mapped<KvDtype[]>(['fp8_e4m3', 'bf16'], (s) => {
