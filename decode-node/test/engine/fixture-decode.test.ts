@@ -6,15 +6,9 @@
 // compound) and bounded at about 1.5× what was measured, and so is how many greedy choices still agree with
 // transformers'; the README states these numbers.
 import test from 'ava';
-import { loadPrefillModel } from '@latentwire/gpu/prefill';
-import { FIXTURE_DIR, maxAbsDiff, readFixtureJson } from '@latentwire/testing';
 import { testGpu } from '@latentwire/gpu/testing';
 import type { KvDtype } from '@latentwire/protocol';
-import { DecodeModel } from '../../src/engine/decode-model.js';
-
-interface Case { readonly input_ids: number[]; readonly greedy_ids: number[]; readonly step_logits: number[][] }
-const cases = readFixtureJson<{ cases: Case[] }>('reference.json').cases;
-const GREEDY = { temperature: 0, topK: 0, topP: 1, seed: 0, counter: 0 };
+import { teacherForcedDecode } from './teacher-forced.fixture.js';
 
 /**
  * Bounds on max and mean |Δlogit| over every case and step, teacher-forced, and the fewest greedy choices of
@@ -30,50 +24,11 @@ const BOUND: Record<KvDtype, { max: number; mean: number; agree: number }> = {
 
 for (const dtype of ['f32', 'bf16', 'fp8_e4m3', 'fp8_e5m2'] as const) {
   test(`fixture decode - ${dtype} cache: step logits and greedy choices against transformers`, async (t) => {
-    const gpu = await testGpu();
-    const { folder, model: prefill } = loadPrefillModel(gpu, FIXTURE_DIR);
-    const cfg = folder.config;
-    const dec = await DecodeModel.create(gpu, cfg, prefill.weights, {
-      maxBatch: cases.length, maxContext: 128, pageSize: 16, kvDtype: dtype, numPages: 8 * cases.length,
-      ropeFreqPrecision: prefill.ropeFreqPrecision,
-    });
-    const tables = cases.map((_, b) => Array.from({ length: 8 }, (_, i) => 8 * b + i));
-    const V = cfg.vocabSize;
-    let worst = 0;
-    let meanSum = 0, meanCount = 0;
-    const firstToken: number[] = [];
-    for (const [b, c] of cases.entries()) {
-      const out = await prefill.prefill(c.input_ids);
-      await dec.writePrompt(out.latent, c.input_ids.length, tables[b]!);
-      out.release();
-      worst = Math.max(worst, maxAbsDiff(out.lastLogits, c.step_logits[0]!));
-      firstToken.push(out.lastLogits.indexOf(Math.max(...out.lastLogits)));
-    }
-    t.deepEqual(firstToken, cases.map((c) => c.greedy_ids[0]), 'the prefill picks the first token');
-    // all cases decode together; each step feeds the reference's previous token (teacher forcing)
-    const steps = cases[0]!.greedy_ids.length;
-    const chosen = cases.map(() => [] as number[]);
-    for (let s = 1; s < steps; s++) {
-      const got = await dec.step({
-        tokens: cases.map((c) => c.greedy_ids[s - 1]!),
-        positions: cases.map((c) => c.input_ids.length + s - 1),
-        pageTables: tables, sampling: cases.map(() => GREEDY), returnLogits: true,
-      });
-      for (const [b, c] of cases.entries()) {
-        const row = got.logits!.subarray(b * V, (b + 1) * V);
-        const want = c.step_logits[s]!;
-        worst = Math.max(worst, maxAbsDiff(row, want));
-        for (let i = 0; i < V; i++) { meanSum += Math.abs(row[i]! - want[i]!); meanCount++; }
-        chosen[b]!.push(got.tokens[b]!);
-      }
-    }
-    const agree = cases.reduce((n, c, b) => n + chosen[b]!.filter((tok, i) => tok === c.greedy_ids[i + 1]).length, 0);
-    t.log(`${dtype}: max |Δlogit| ${worst.toExponential(2)}, mean ${(meanSum / meanCount).toExponential(2)}, ` +
-      `greedy choices agreeing with transformers ${agree}/${cases.length * (steps - 1)}`);
-    t.true(worst < BOUND[dtype].max, `max |Δlogit| ${worst} ≥ ${BOUND[dtype].max}`);
-    t.true(meanSum / meanCount < BOUND[dtype].mean, `mean |Δlogit| ${meanSum / meanCount} ≥ ${BOUND[dtype].mean}`);
-    t.true(agree >= BOUND[dtype].agree, `${agree}/${cases.length * (steps - 1)} greedy choices agree, fewer than ${BOUND[dtype].agree}`);
-    dec.release();
-    prefill.dispose();
+    const r = await teacherForcedDecode(await testGpu(), dtype);
+    t.deepEqual(r.firstTokens, r.wantFirstTokens, 'the prefill picks the first token');
+    t.log(`${dtype}: max |Δlogit| ${r.max.toExponential(2)}, mean ${r.mean.toExponential(2)}, greedy choices agreeing with transformers ${r.agree}/${r.total}`);
+    t.true(r.max < BOUND[dtype].max, `max |Δlogit| ${r.max} ≥ ${BOUND[dtype].max}`);
+    t.true(r.mean < BOUND[dtype].mean, `mean |Δlogit| ${r.mean} ≥ ${BOUND[dtype].mean}`);
+    t.true(r.agree >= BOUND[dtype].agree, `${r.agree}/${r.total} greedy choices agree, fewer than ${BOUND[dtype].agree}`);
   });
 }

@@ -17,15 +17,11 @@ import test from 'ava';
 import { Gpu, subgroupMatrixUnsupportedReason } from '@latentwire/gpu';
 import { loadPrefillModel } from '@latentwire/gpu/prefill';
 import { FIXTURE_DIR, maxAbsDiff, readFixtureJson } from '@latentwire/testing';
-import { DecodeModel } from '../../src/engine/decode-model.js';
 import { mmaUnsupportedReason } from '../../src/kernels/grouped-decode-attention/index.js';
+import { teacherForcedDecode } from './teacher-forced.fixture.js';
 
-interface Case {
-  readonly prompt: string; readonly input_ids: number[]; readonly prefill_last_logits: number[]; readonly prefill_argmax: number[];
-  readonly greedy_ids: number[]; readonly step_logits: number[][];
-}
+interface Case { readonly input_ids: number[]; readonly prefill_last_logits: number[]; readonly prefill_argmax: number[] }
 const cases = readFixtureJson<{ cases: Case[] }>('reference.json').cases;
-const GREEDY = { temperature: 0, topK: 0, topP: 1, seed: 0, counter: 0 };
 
 /**
  * Bounds on |Δlogit| against transformers, about 2× what the H200 measured (bench/results/fixture-mma-test.h200.log):
@@ -58,40 +54,10 @@ gpuTest(`fixture on tensor cores - prefill: last logits and every position's arg
 });
 
 gpuTest(`fixture on tensor cores - decode: teacher-forced step logits and greedy choices against transformers${skipNote}`, async (t) => {
-  const { folder, model: prefill } = loadPrefillModel(gpu, FIXTURE_DIR);
-  const cfg = folder.config;
-  const dec = await DecodeModel.create(gpu, cfg, prefill.weights, {
-    maxBatch: cases.length, maxContext: 128, pageSize: 16, kvDtype: 'bf16', numPages: 8 * cases.length,
-    ropeFreqPrecision: prefill.ropeFreqPrecision, attentionEngine: 'subgroup-matrix',
-  });
-  const tables = cases.map((_, b) => Array.from({ length: 8 }, (_, i) => 8 * b + i));
-  for (const [b, c] of cases.entries()) {
-    const out = await prefill.prefill(c.input_ids);
-    await dec.writePrompt(out.latent, c.input_ids.length, tables[b]!);
-    out.release();
-  }
-  const V = cfg.vocabSize;
-  const steps = cases[0]!.greedy_ids.length;
-  let worst = 0, sum = 0, count = 0, agree = 0;
-  for (let s = 1; s < steps; s++) {
-    const got = await dec.step({
-      tokens: cases.map((c) => c.greedy_ids[s - 1]!),
-      positions: cases.map((c) => c.input_ids.length + s - 1),
-      pageTables: tables, sampling: cases.map(() => GREEDY), returnLogits: true,
-    });
-    for (const [b, c] of cases.entries()) {
-      const row = got.logits!.subarray(b * V, (b + 1) * V);
-      const want = c.step_logits[s]!;
-      worst = Math.max(worst, maxAbsDiff(row, want));
-      for (let i = 0; i < V; i++) { sum += Math.abs(row[i]! - want[i]!); count++; }
-      if (got.tokens[b] === c.greedy_ids[s]) agree++;
-    }
-  }
-  const total = cases.length * (steps - 1);
-  t.log(`bf16 cache, subgroup-matrix attention: max |Δlogit| ${worst.toExponential(2)}, mean ${(sum / count).toExponential(2)}, greedy ${agree}/${total}`);
-  t.true(worst < DECODE.max, `max |Δlogit| ${worst} ≥ ${DECODE.max}`);
-  t.true(sum / count < DECODE.mean, `mean |Δlogit| ${sum / count} ≥ ${DECODE.mean}`);
-  t.true(agree >= DECODE.agree, `${agree}/${total} greedy choices agree, fewer than ${DECODE.agree}`);
-  dec.release();
-  prefill.dispose();
+  const r = await teacherForcedDecode(gpu, 'bf16', { attentionEngine: 'subgroup-matrix' });
+  t.deepEqual(r.firstTokens, r.wantFirstTokens, 'the prefill picks the first token');
+  t.log(`bf16 cache, subgroup-matrix attention: max |Δlogit| ${r.max.toExponential(2)}, mean ${r.mean.toExponential(2)}, greedy ${r.agree}/${r.total}`);
+  t.true(r.max < DECODE.max, `max |Δlogit| ${r.max} ≥ ${DECODE.max}`);
+  t.true(r.mean < DECODE.mean, `mean |Δlogit| ${r.mean} ≥ ${DECODE.mean}`);
+  t.true(r.agree >= DECODE.agree, `${r.agree}/${r.total} greedy choices agree, fewer than ${DECODE.agree}`);
 });
