@@ -65,3 +65,17 @@ test(`matmul-mma - the launcher picks it only where the device has subgroup matr
   t.throws(() => matmulPlan({ x, y, weight: w, M: 64, N: 64, K: 64, variant: 'gemm-mma' }, { ...limits, subgroupMatrix: false }), { instanceOf: RangeError, message: /subgroup matrices/ });
   gpu.destroy(w.buffer, x, y);
 });
+
+test('matmul-mma - the default tile: the largest whose workgroups fill the device (2/3 of its slots), else 32 × 64', (t) => {
+  // H200-like limits (132 slots) on stand-in buffers: only the plan is computed
+  const lim = { maxComputeWorkgroupStorageSize: 49152, maxComputeInvocationsPerWorkgroup: 1024, subgroupMatrix: true, workgroupSlots: 132 };
+  const tile = (M: number, N: number, K = 2048) => {
+    const p = matmulPlan({ x: { size: M * K * 4 } as GPUBuffer, y: { size: M * N * 4 } as GPUBuffer, weight: { buffer: { size: N * K * 2 } as GPUBuffer, dtype: 'bf16', shape: [N, K] }, M, N, K }, lim);
+    return p.variant === 'gemm-mma' ? p.tileName : p.variant;
+  };
+  t.is(tile(4096, 3072), 'm128x128'); // prefill: 768 workgroups
+  t.is(tile(512, 2048), 'm64x64k128'); // 64 of 128 × 128, 256 of 64 × 64
+  t.is(tile(64, 3072), 'm32x64k128'); // a decode batch: 48 of 64 × 64, 96 of 32 × 64
+  t.is(tile(64, 576), 'm32x64k128'); // none fills the device: the last
+  t.is(tile(16, 3072), 'gemv');
+});

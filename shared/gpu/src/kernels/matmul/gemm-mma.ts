@@ -30,8 +30,8 @@ export const MMA_TILES = {
   /** And 128-deep: a quarter of the trips, twice the registers in flight. */
   m64x64k128: { BM: 64, BN: 64, BK: 128 },
   // Narrower 128-deep tiles for decode batches, whose 64 × 64 tiles make only 9–48 workgroups at V2-Lite's
-  // projections (half or a quarter of the work a workgroup, 2–4× the workgroups). Not measured yet and not
-  // chosen by default: `npm run bench:matmul` with an mmaTile option set compares them.
+  // projections (half or a quarter of the work a workgroup, 2–4× the workgroups). 32 × 64 was the fastest of
+  // them at M = 64 on the H200 and is the default's last resort (matmul.ts); the others only by mmaTile.
   m64x32k128: { BM: 64, BN: 32, BK: 128 },
   m32x64k128: { BM: 32, BN: 64, BK: 128 },
   m32x32k128: { BM: 32, BN: 32, BK: 128 },

@@ -99,8 +99,13 @@ function limitsOf(l: MatmulLimits | undefined) {
 }
 
 /** Picks the variant, tile and alignment paths for these arguments (validated by `matmul`). */
-/** Subgroup-matrix tiles tried by default, largest first: the first whose workgroups fill the device wins, else the last. */
-const MMA_DEFAULT_ORDER: readonly MmaTileName[] = ['m128x128', 'm64x64k128'];
+/**
+ * Subgroup-matrix tiles tried by default, largest first: the first whose workgroups fill the device wins, else the
+ * last. At V2-Lite's decode projections (M = 64, H200, GPU timestamps, bench/results/matmul-decode.h200.txt) the
+ * 32 × 64 tile (twice the workgroups of 64 × 64) took 0.021–0.026 ms against 0.026–0.036 for 64 × 64 and
+ * 0.021–0.029 for 32 × 32 and 64 × 32.
+ */
+const MMA_DEFAULT_ORDER: readonly MmaTileName[] = ['m128x128', 'm64x64k128', 'm32x64k128'];
 
 export function matmulPlan(a: MatmulArgs, limits?: MatmulLimits, wOffsetInBinding = a.weightOffset ?? 0): MatmulPlan {
   const lim = limitsOf(limits);
