@@ -7,7 +7,8 @@
 // attention kernels (portable f32 and tensor-core), side by side in the same run. Where the adapter has
 // timestamps, each timed step's GPU time (its one pass) is printed beside its wall clock.
 //   node bench/dist/decode.js
-// Env: BENCH_BATCHES (1,16,64)  BENCH_CONTEXTS (1024,4096)  BENCH_DTYPES (fp8_e4m3,bf16)  BENCH_ATTENTION (every kernel)  PAGE_SIZE (64)
+// Env: BENCH_BATCHES (1,16,64)  BENCH_CONTEXTS (1024,4096)  BENCH_DTYPES (fp8_e4m3,bf16)  BENCH_ATTENTION (every kernel)
+//      BENCH_FUSED_MERGE_MAX_SPLITS (the engine's)  PAGE_SIZE (64)
 //      BENCH_LAYERS (all; 2 on software adapters)  BENCH_ITERS (10; 2 on software)
 //      BENCH_CONFIG (a config.json)  BENCH_CARD / BENCH_DRIVER / BENCH_COMMIT (recorded)  plus the GPU settings.
 import { readFileSync } from 'node:fs';
@@ -78,7 +79,10 @@ async function main(): Promise<void> {
     for (const ctx of contexts) {
       const maxB = Math.max(...batches);
       const perSeq = pagesFor(layout, ctx + 2 * iters + 3);
-      const model = await DecodeModel.create(gpu, cfg, weights, { maxBatch: maxB, maxContext: perSeq * pageSize, pageSize, kvDtype: dtype, numPages: maxB * perSeq, ropeFreqPrecision, attentionEngine: engine });
+      const model = await DecodeModel.create(gpu, cfg, weights, {
+        maxBatch: maxB, maxContext: perSeq * pageSize, pageSize, kvDtype: dtype, numPages: maxB * perSeq, ropeFreqPrecision, attentionEngine: engine,
+        fusedMergeMaxSplits: env.BENCH_FUSED_MERGE_MAX_SPLITS,
+      });
       for (const B of batches) {
         const input = syntheticSteps(B, ctx, perSeq, cfg.vocabSize);
         // compiles every pipeline; its logits must be finite: a kernel that makes NaNs (the first subgroup-matrix

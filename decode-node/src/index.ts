@@ -6,6 +6,6 @@ export { DECODE_ENV, decodeSettings, decodeSettingsFrom, type DecodeSettings, ty
 export { DECODE_NODE_ENV, decodeNodeEnv, type DecodeNodeEnv } from './node-env.js';
 export { CLI_ENV } from './cli/env.js';
 export { loadDecodeStack, type DecodeStack } from './engine/load.js';
-export { DecodeModel, DEFAULT_STEP_CACHE, type DecodeModelOptions, type DecodeStepInput } from './engine/decode-model.js';
+export { DecodeModel, DEFAULT_STEP_CACHE, FUSED_MERGE_MAX_SPLITS, type DecodeModelOptions, type DecodeStepInput } from './engine/decode-model.js';
 export { DecodeEngine, type EngineRequest, type RequestEvents, type SamplingSettings, type Usage } from './engine/engine.js';
 export { SchedulerRejection, type FinishReason, type RejectionReason } from './scheduler/index.js';

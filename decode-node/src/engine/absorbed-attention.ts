@@ -4,8 +4,8 @@
 //      cache at the token's position, in one dispatch
 //   3. grouped decode attention over the sequence's pages: ō [b, h, r] in the latent space, or with KV splits
 //      each split's partial ō and LSE
-//   4. attn = ō · W_UVᵀ per head, the splits merged while the matmul stages ō (no merge dispatch; o_proj
-//      follows in the shared forward)
+//   4. attn = ō · W_UVᵀ per head, the splits merged while the matmul stages ō where they are few (else the
+//      merge dispatch before it); o_proj follows in the shared forward
 import type { AttentionBlock, ForwardPass, ModelForward } from '@latentwire/gpu/forward';
 import type { KernelProgram } from '@latentwire/gpu';
 import { kvAppend } from '@latentwire/gpu/kernels';
@@ -30,6 +30,8 @@ export interface AbsorbedAttentionArgs {
   readonly seqLens: GPUBuffer;
   readonly tableOffsets: GPUBuffer;
   readonly pageTable: GPUBuffer;
+  /** With splits: W_UV's product merges them while staging (no merge dispatch). */
+  readonly mergeInMatmul: boolean;
 }
 
 export function absorbedAttention(f: ModelForward, a: AbsorbedAttentionArgs): AttentionBlock {
@@ -51,14 +53,14 @@ export function absorbedAttention(f: ModelForward, a: AbsorbedAttentionArgs): At
         layout: a.cache.layout, src: latent, rows: B, positions: pass.positions, tableOffsets: a.tableOffsets, pageTable: a.pageTable,
         pools, pagesPerBuffer: a.cache.pagesPerBuffer, finish: f.latentFinish(l),
       });
-      const split = a.numSplits > 1;
+      const mergeHere = a.numSplits > 1 && a.mergeInMatmul;
       yield* groupedDecodeAttention({
         variant: a.variant, q: a.qAbs, seqLens: a.seqLens, pageTableOffsets: a.tableOffsets, pageTable: a.pageTable, pools,
         pagesPerBuffer: a.cache.pagesPerBuffer, out: a.oLatent, lse: a.lse, partial: a.partial ?? undefined, batch: B, heads,
-        numSplits: a.numSplits, scale: f.softmaxScale, callerMerges: true,
+        numSplits: a.numSplits, scale: f.softmaxScale, callerMerges: a.mergeInMatmul,
       });
       yield headMatmul({
-        ...(split ? { x: a.partial!, merge: { lse: a.lse, numSplits: a.numSplits } } : { x: a.oLatent }),
+        ...(mergeHere ? { x: a.partial!, merge: { lse: a.lse, numSplits: a.numSplits } } : { x: a.oLatent }),
         ...headWeightArgs(w.wUvT), y: s.attn, batch: B, heads, K: r, N: cfg.vHeadDim,
       });
     },

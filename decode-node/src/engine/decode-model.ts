@@ -49,11 +49,24 @@ export interface DecodeModelOptions {
   /** Test hook: forces the pool split (bytes per pool buffer). */
   readonly maxPoolBindingBytes?: number;
   /**
+   * Most KV splits W_UV's product merges while staging (default FUSED_MERGE_MAX_SPLITS); past it the merge
+   * runs as its own dispatch. Tuning and benches (bench/decode's BENCH_FUSED_MERGE_MAX_SPLITS).
+   */
+  readonly fusedMergeMaxSplits?: number;
+  /**
    * Recorded forwards kept, one per (batch size, KV split count) met, least recently used dropped (default
    * DEFAULT_STEP_CACHE); 0 rebuilds and rebinds every program every step (the slower path, kept to compare).
    */
   readonly stepCache?: number;
 }
+
+/**
+ * W_UV's product re-merges a head's splits in each of its workgroups, one staged value at a time: cheap for the
+ * few splits of a full batch (2 at V2-Lite batch 64, 1K context), not for batch 1's 16–64, where the merge
+ * dispatch does it once (on the H200 at batch 1, 1K: W_UV merging 16 splits took 56 µs a layer, against ~15 for
+ * the merge dispatch plus ~28 for W_UV alone, profiled).
+ */
+export const FUSED_MERGE_MAX_SPLITS = 8;
 
 /** Recorded forwards a DecodeModel keeps by default: the batch sizes and split counts a serving mix cycles through. */
 export const DEFAULT_STEP_CACHE = 16;
@@ -423,6 +436,7 @@ export class DecodeModel {
       absorbed: this.absorbed, cache: this.cache, variant: this.variant,
       latent: s.latent!, qAbs: s.qAbs!, oLatent: s.oLatent!, lse: s.lse!, partial: this.partialScratch(B, numSplits), numSplits,
       seqLens: s.seqLens!, tableOffsets: s.tableOffsets!, pageTable: s.pageTable!,
+      mergeInMatmul: numSplits <= (this.opts.fusedMergeMaxSplits ?? FUSED_MERGE_MAX_SPLITS),
     });
     yield forward.embedding(pass, s.ids!);
     for (let l = 0; l < this.weights.layers.length; l++) yield* forward.layer(l, pass, attention);

@@ -15,7 +15,7 @@ import { DecodeModel } from '../../src/engine/decode-model.js';
 const GREEDY = { temperature: 0, topK: 0, topP: 1, seed: 0, counter: 0 };
 const PROMPTS = [1, 3, 16, 33, 70];
 
-interface Combo { readonly pageSize: number; readonly headGroup: number; readonly kvSplits: number; readonly poolBytes?: number }
+interface Combo { readonly pageSize: number; readonly headGroup: number; readonly kvSplits: number; readonly poolBytes?: number; readonly fusedMergeMaxSplits?: number }
 
 for (const [preset, combos] of [
   ['v2-qlora-yarn-grouped', [
@@ -28,6 +28,7 @@ for (const [preset, combos] of [
     { pageSize: 1, headGroup: 5, kvSplits: 4 },
     { pageSize: 16, headGroup: 4, kvSplits: 1 }, // 4 does not divide 5 heads
     { pageSize: 64, headGroup: 2, kvSplits: 5 },
+    { pageSize: 16, headGroup: 5, kvSplits: 9, fusedMergeMaxSplits: 8 }, // more splits than W_UV merges: the merge dispatch
   ]],
 ] as const) {
   test(`absorbed decode - ${preset}: a mixed-length batch equals naive prefill within 1e-5 (f32 cache)`, async (t) => {
@@ -52,6 +53,7 @@ for (const [preset, combos] of [
       const dec = await DecodeModel.create(gpu, cfg, prefill.weights, {
         maxBatch: 8, maxContext: 128, pageSize: combo.pageSize, kvDtype: 'f32', numPages: combo.pageSize === 1 ? 200 : numPages,
         headGroup: combo.headGroup, kvSplits: combo.kvSplits, ropeFreqPrecision: 'f32', maxPoolBindingBytes: combo.poolBytes,
+        fusedMergeMaxSplits: combo.fusedMergeMaxSplits,
       });
       if (combo.poolBytes) t.true(dec.cache.pools[0]!.length > 1, 'the pool is split');
       // scattered, shuffled page ids
