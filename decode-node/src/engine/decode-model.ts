@@ -61,12 +61,13 @@ export interface DecodeModelOptions {
 }
 
 /**
- * W_UV's product re-merges a head's splits in each of its workgroups, one staged value at a time: cheap for the
- * few splits of a full batch (2 at V2-Lite batch 64, 1K context), not for batch 1's 16–64, where the merge
- * dispatch does it once (on the H200 at batch 1, 1K: W_UV merging 16 splits took 56 µs a layer, against ~15 for
- * the merge dispatch plus ~28 for W_UV alone, profiled).
+ * Most KV splits W_UV's product merges while staging: all of them. Measured on the H200 (V2-Lite, fp8 cache,
+ * decode steps, bench/results/decode.h200.txt and decode-fused-merge.h200.txt, one run): at batch 1 the merge in
+ * W_UV took 6.15 / 6.71 ms of GPU time a step at 1K / 4K context (16 / 64 splits) against 7.33 / 7.03 with the
+ * merge dispatch before it; batches 16 and 64 (≤ 8 splits) the same either way. (Before its loads were issued 8
+ * splits at a time, the merge in W_UV took 56 µs a layer at batch 1 and 9.0 ms a step at 4K.)
  */
-export const FUSED_MERGE_MAX_SPLITS = 8;
+export const FUSED_MERGE_MAX_SPLITS = MAX_DECODE_SPLITS;
 
 /** Recorded forwards a DecodeModel keeps by default: the batch sizes and split counts a serving mix cycles through. */
 export const DEFAULT_STEP_CACHE = 16;
