@@ -119,7 +119,7 @@ async function main(): Promise<void> {
   const software = isSoftwareAdapter(gpu.adapterInfo);
   const runs = Math.max(5, env.BENCH_RUNS);
   const maxBytes = Math.floor(Math.min(1 << 30, gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize) / 4096) * 4096;
-  const sizesMb = (process.env.BENCH_SIZES_MB?.split(',').map(Number) ?? (software ? [4, 16] : [16, 64, 256, 1024]))
+  const sizesMb = (env.BENCH_SIZES_MB ?? (software ? [4, 16] : [16, 64, 256, 1024]))
     .map((mb) => Math.min(mb, maxBytes / 2 ** 20));
   const src = gpu.buffer('read.src', maxBytes);
   const sink = gpu.buffer('read.sink', 16);
