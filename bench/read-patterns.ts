@@ -4,7 +4,8 @@
 // each over a few 4 KB weight rows. Per size (MB) and pattern, GPU timestamps of the one dispatch (median of
 // BENCH_RUNS runs, min–max):
 // Consecutive dispatches read different stretches of one 1 GiB buffer, so none is served from the L2.
-//   grid-stride   4096 workgroups of 256 threads walk the extent, two loads in flight a thread (the read bench)
+//   grid-stride   the read bench's kernel (lib/bench-kernels' streamRead): 4096 workgroups of 256 threads walk
+//                 the extent, two loads in flight a thread
 //   one-shot L    a thread issues L 16-byte loads (the workgroup's L·4 KB contiguous), combines, exits
 //   rows          a GEMV's pattern: a subgroup of 32 walks one 4 KB row (8 loads a lane, 4 in flight), 8 rows a
 //                 workgroup, then the workgroup's tree reduction through workgroup memory (as the GEMVs end)
@@ -15,10 +16,10 @@ import { bindings, Gpu, gpuOptions, type KernelProgram } from '@latentwire/gpu';
 import { benchEnv } from './lib/env.js';
 import { isSoftwareAdapter, printTable, runMeta, writeJson, type Row } from './lib/report.js';
 import { timeRuns } from './lib/time-runs.js';
+import { streamRead } from './lib/bench-kernels.js';
 
 const B = bindings([['src', 'array<vec4<u32>>'], ['sink', 'array<u32>', 'read_write']], { n: 'u32', first: 'u32' });
 const WG = 256;
-const GRID_STRIDE_WGS = 4096;
 /** vec4s a 4 KB weight row holds (2048 bf16, V2-Lite's hidden size). */
 const ROW_VECS = 256;
 
@@ -33,22 +34,7 @@ interface Pattern {
 
 const gridStride: Pattern = {
   name: 'grid-stride',
-  program: (src, sink, vecs, first) => ({
-    shader: B.shader('read_grid_stride', `${B.wgsl}@compute @workgroup_size(${WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let total = ${GRID_STRIDE_WGS * WG}u;
-  var a = vec4<u32>(0u);
-  var b = vec4<u32>(0u);
-  var i = gid.x;
-  for (; i + total < u.n; i += 2u * total) { a ^= src[u.first + i]; b ^= src[u.first + i + total]; }
-  if (i < u.n) { a ^= src[u.first + i]; }
-  let x = a ^ b;
-  ${KEEP}
-}`),
-    buffers: B.buffers({ src, sink }),
-    uniformValues: { n: vecs, first },
-    workgroups: [GRID_STRIDE_WGS],
-  }),
+  program: (src, sink, vecs, first) => streamRead(src, sink, vecs * 16, first * 16),
 };
 
 function oneShot(L: number): Pattern {

@@ -58,11 +58,14 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   };
 }
 
-const READ_BINDINGS = bindings([['src', 'array<vec4<u32>>'], ['sink', 'array<u32>', 'read_write']], { n: 'u32' });
+const READ_BINDINGS = bindings([['src', 'array<vec4<u32>>'], ['sink', 'array<u32>', 'read_write']], { n: 'u32', first: 'u32' });
 const READ_WGS = 4096;
 
-/** Reads `bytes` of src as vec4<u32> once (grid-stride, two loads in flight a thread); writes nothing real. */
-export function streamRead(src: GPUBuffer, sink: GPUBuffer, bytes: number): KernelProgram {
+/**
+ * Reads `bytes` of src as vec4<u32> once, from byte `firstByte` on (a multiple of 16; default 0): grid-stride,
+ * two loads in flight a thread; writes nothing real.
+ */
+export function streamRead(src: GPUBuffer, sink: GPUBuffer, bytes: number, firstByte = 0): KernelProgram {
   return {
     shader: READ_BINDINGS.shader('bench_stream_read', `${READ_BINDINGS.wgsl}@compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -70,14 +73,14 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   var a = vec4<u32>(0u);
   var b = vec4<u32>(0u);
   var i = gid.x;
-  for (; i + total < u.n; i += 2u * total) { a ^= src[i]; b ^= src[i + total]; }
-  if (i < u.n) { a ^= src[i]; }
+  for (; i + total < u.n; i += 2u * total) { a ^= src[u.first + i]; b ^= src[u.first + i + total]; }
+  if (i < u.n) { a ^= src[u.first + i]; }
   let x = a ^ b;
   // never true for real data, but the compiler cannot know: the loads stay
   if (x.x == 0x9e3779b9u && x.y == 0x7feb352du) { sink[0] = x.z; }
 }`),
     buffers: READ_BINDINGS.buffers({ src, sink }),
-    uniformValues: { n: bytes / 16 },
+    uniformValues: { n: bytes / 16, first: firstByte / 16 },
     workgroups: [READ_WGS],
   };
 }

@@ -4,7 +4,7 @@
 //      cache at the token's position, in one dispatch
 //   3. grouped decode attention over the sequence's pages: ō [b, h, r] in the latent space, or with KV splits
 //      each split's partial ō and LSE
-//   4. attn = ō · W_UVᵀ per head, the splits merged while the matmul stages ō where they are few (else the
+//   4. attn = ō · W_UVᵀ per head, the splits merged while the matmul stages ō (with mergeInMatmul off, by the
 //      merge dispatch before it); o_proj follows in the shared forward
 import type { AttentionBlock, ForwardPass, ModelForward } from '@latentwire/gpu/forward';
 import type { KernelProgram } from '@latentwire/gpu';

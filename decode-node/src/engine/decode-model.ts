@@ -62,7 +62,7 @@ export interface DecodeModelOptions {
 
 /**
  * Most KV splits W_UV's product merges while staging: all of them. Measured on the H200 (V2-Lite, fp8 cache,
- * decode steps, bench/results/decode.h200.txt and decode-fused-merge.h200.txt, one run): at batch 1 the merge in
+ * decode steps, bench/results/decode.h200.txt and decode-merge-dispatch.h200.txt, one GPU-machine call): at batch 1 the merge in
  * W_UV took 6.15 / 6.71 ms of GPU time a step at 1K / 4K context (16 / 64 splits) against 7.33 / 7.03 with the
  * merge dispatch before it; batches 16 and 64 (≤ 8 splits) the same either way. (Before its loads were issued 8
  * splits at a time, the merge in W_UV took 56 µs a layer at batch 1 and 9.0 ms a step at 4K.)
