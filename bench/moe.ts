@@ -3,7 +3,7 @@
 // batches, every GEMM form the adapter runs side by side on the same weights and routing:
 //   1. measures the card's read bandwidth (the ceiling: a layer must stream the weights of every expert its
 //      batch touches once, so the ceiling time is those bytes over it);
-//   2. synthetic bf16 expert weights generated on the GPU (in binding-sized chunks, as the model loads them);
+//   2. synthetic bf16 (BENCH_EXPERT_DTYPE) expert weights generated on the GPU (in binding-sized chunks, as the model loads them);
 //   3. per batch: each token's top-k distinct experts and weights drawn at random (seeded), the same for every
 //      form; the experts touched counted from that routing;
 //   4. per form: one layer's sequence timed by GPU timestamps, BENCH_RUNS runs (≥ 5), each the mean of enough
@@ -11,13 +11,14 @@
 //      alone (medians; their bytes are 2/3 and 1/3 of the touched experts'); its output checked against the
 //      first form's (max |Δ| over max |y|).
 //   node bench/dist/moe.js
-// Env: BENCH_CONFIG  BENCH_BATCHES (1,16,64,128; software adapters 4)  BENCH_MOE_VARIANTS (the forms the adapter
+// Env: BENCH_CONFIG  BENCH_BATCHES (1,16,64,128; software adapters 4)  BENCH_EXPERT_DTYPE (bf16; f16 adds the direct
+//   forms, and the results go to moe-f16.json)  BENCH_MOE_VARIANTS (the forms the adapter
 //   runs)  BENCH_RUNS (7)  BENCH_RUN_MS (20)  BENCH_CARD, BENCH_DRIVER, BENCH_COMMIT (recorded)  plus the GPU settings.
 import { readFileSync } from 'node:fs';
 import { normalizeConfig } from '@latentwire/model';
 import { Gpu, gpuOptions, subgroupMatrixUnsupportedReason, type KernelProgram } from '@latentwire/gpu';
 import {
-  fillRandom, moeExperts, moeGemmVariant, moeScratchBytes, type MoeDims, type MoeExpertChunk, type MoeExpertWeights, type MoeGemmVariant,
+  fillRandom, MOE_GEMM_VARIANTS, moeExperts, moeGemmVariant, moeScratchBytes, type MoeDims, type MoeExpertChunk, type MoeExpertWeights, type MoeGemmVariant,
 } from '@latentwire/gpu/kernels';
 import { expertChunks } from '@latentwire/gpu/weights';
 import { benchEnv } from './lib/env.js';
@@ -25,10 +26,10 @@ import { isSoftwareAdapter, printTable, runMeta, writeJson, type Row } from './l
 import { measureReadBandwidth } from './lib/read-bandwidth.js';
 import { timeRuns } from './lib/time-runs.js';
 
-/** Experts `rows × cols` bf16 in chunks that each fit one storage binding (as the model loads them), filled on the GPU. */
-function syntheticExperts(gpu: Gpu, label: string, E: number, rows: number, cols: number, seed: number, fills: KernelProgram[]): MoeExpertChunk[] {
+/** Experts `rows × cols` of 16-bit weights in chunks that each fit one storage binding (as the model loads them), filled on the GPU. */
+function syntheticExperts(gpu: Gpu, label: string, E: number, rows: number, cols: number, seed: number, fills: KernelProgram[], dtype: 'bf16' | 'f16'): MoeExpertChunk[] {
   return expertChunks(E, rows * cols * 2, gpu.limits.maxStorageBufferBindingSize).map(({ first, count }) => {
-    const tensor = { buffer: gpu.buffer(`${label}[${first}]`, count * rows * cols * 2), dtype: 'bf16' as const, shape: [count, rows, cols] };
+    const tensor = { buffer: gpu.buffer(`${label}[${first}]`, count * rows * cols * 2), dtype, shape: [count, rows, cols] };
     fills.push(fillRandom(tensor, seed + first, Math.sqrt(3 / cols), 0));
     return { tensor, firstExpert: first, count };
   });
@@ -49,9 +50,11 @@ function randomRouting(tokens: number, dims: MoeDims, seed: number): { ids: Uint
   return { ids, weights };
 }
 
-/** The forms this adapter runs (the subgroup-matrix ones only where it has them). */
-function formsOf(gpu: Gpu): MoeGemmVariant[] {
-  return subgroupMatrixUnsupportedReason(gpu.matrixCapabilities) === null && gpu.matmulOnMatrices ? ['gemv', 'mma16n64', 'mma16n64x2', 'mma', 'tiled'] : ['gemv', 'tiled'];
+/** The forms this adapter runs (the subgroup-matrix ones only where it has them; the direct ones on f16 weights). */
+function formsOf(gpu: Gpu, dtype: 'bf16' | 'f16'): MoeGemmVariant[] {
+  if (subgroupMatrixUnsupportedReason(gpu.matrixCapabilities) !== null || !gpu.matmulOnMatrices) return ['gemv', 'tiled'];
+  const forms = MOE_GEMM_VARIANTS.filter((v) => v !== 'tiled' && (dtype === 'f16' || !v.startsWith('direct')));
+  return [...forms, 'tiled'];
 }
 
 async function main(): Promise<void> {
@@ -63,17 +66,18 @@ async function main(): Promise<void> {
   if (!cfg.moe) throw new Error(`moe bench: ${env.BENCH_CONFIG} has no routed experts`);
   const dims: MoeDims = { nExperts: cfg.moe.nRoutedExperts, topK: cfg.moe.numExpertsPerTok, hidden: cfg.hiddenSize, intermediate: cfg.moe.moeIntermediateSize };
   const batches = env.BENCH_BATCHES ?? (software ? [4] : [1, 16, 64, 128]);
-  const forms = env.BENCH_MOE_VARIANTS ?? formsOf(gpu);
+  const dtype = env.BENCH_EXPERT_DTYPE;
+  const forms = env.BENCH_MOE_VARIANTS ?? formsOf(gpu, dtype);
   const { nExperts: E, hidden: H, intermediate: I } = dims;
   const hbm = await measureReadBandwidth(gpu, 5);
   console.log(`${gpu.adapterInfo.vendor} ${gpu.adapterInfo.description || gpu.adapterInfo.device}; ${env.BENCH_CONFIG.split('/').pop()}: ` +
-    `${E} experts top-${dims.topK}, hidden ${H}, intermediate ${I}; ceiling: read ${hbm.gbps.toFixed(0)} GB/s (${hbm.min.toFixed(0)}–${hbm.max.toFixed(0)}, ${hbm.timing}); forms ${forms.join(', ')}`);
+    `${E} experts top-${dims.topK}, hidden ${H}, intermediate ${I}, ${dtype} weights; ceiling: read ${hbm.gbps.toFixed(0)} GB/s (${hbm.min.toFixed(0)}–${hbm.max.toFixed(0)}, ${hbm.timing}); forms ${forms.join(', ')}`);
 
   const fills: KernelProgram[] = [];
   const weights: MoeExpertWeights = {
-    gate: syntheticExperts(gpu, 'gate', E, I, H, 1, fills),
-    up: syntheticExperts(gpu, 'up', E, I, H, 1 << 16, fills),
-    down: syntheticExperts(gpu, 'down', E, H, I, 1 << 17, fills),
+    gate: syntheticExperts(gpu, 'gate', E, I, H, 1, fills, dtype),
+    up: syntheticExperts(gpu, 'up', E, I, H, 1 << 16, fills, dtype),
+    down: syntheticExperts(gpu, 'down', E, H, I, 1 << 17, fills, dtype),
   };
   await gpu.run(fills);
   await gpu.sync();
@@ -125,9 +129,9 @@ async function main(): Promise<void> {
     gpu.destroy(x, ...Object.values(scratch));
   }
   const meta = runMeta(gpu);
-  printTable(`routed experts of one layer (group, gate/up, down, combine) on ${meta.card}, commit ${meta.commit}: GPU timestamps, ` +
+  printTable(`routed experts of one layer (group, gate/up, down, combine), ${dtype} weights, on ${meta.card}, commit ${meta.commit}: GPU timestamps, ` +
     `median of ${Math.max(5, env.BENCH_RUNS)} runs; ceiling = the touched experts' weight bytes at the measured read rate`, rows);
-  const file = writeJson('moe', { ...meta, config: env.BENCH_CONFIG, dims, hbm, rows });
+  const file = writeJson(dtype === 'bf16' ? 'moe' : `moe-${dtype}`, { ...meta, config: env.BENCH_CONFIG, dims, dtype, hbm, rows });
   console.log(`\nwrote ${file}`);
 }
 
