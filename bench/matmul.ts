@@ -8,6 +8,7 @@
 // default on for llvmpipe), BENCH_ITERS, plus the GPU settings of gpuOptionsFromEnv (WEBGPU_ADAPTER, DAWN_FEATURES).
 import { pathToFileURL } from 'node:url';
 import { Gpu, gpuOptionsFromEnv } from '@latentwire/gpu';
+import { packWeights } from '@latentwire/model';
 import { measureReadBandwidth } from './lib/read-bandwidth.js';
 import { matmul, type GemmTileName, type GemvConfig, type MatmulVariant, type MmaTileName } from '@latentwire/gpu/kernels';
 
@@ -29,6 +30,8 @@ export interface MatmulBenchOptions {
   /** Subgroup-matrix tile (with variant 'gemm-mma', or auto where the device has subgroup matrices). */
   readonly mmaTile?: MmaTileName;
   readonly gemv?: Partial<GemvConfig>;
+  /** The weights' dtype (default bf16); f16 holds the same values (they are in its normal range). */
+  readonly dtype?: 'bf16' | 'f16';
   /** Read y back and compare 64 sampled outputs with a float64 dot product (default true). */
   readonly check?: boolean;
   /** f32 FMA peak in TFLOP/s the fraction is taken of (default env PEAK_TFLOPS or 65). */
@@ -95,6 +98,13 @@ function syntheticBf16(elements: number, seed: number): Uint32Array {
   return out;
 }
 
+/** The values of packed bf16 words. */
+function bf16Values(words: Uint32Array, n: number): Float32Array {
+  const bits = new Uint32Array(n);
+  for (let i = 0; i < n; i++) bits[i] = i & 1 ? words[i >> 1]! & 0xffff0000 : words[i >> 1]! << 16;
+  return new Float32Array(bits.buffer);
+}
+
 function randomF32(n: number, seed: number): Float32Array {
   const a = new Float32Array(n);
   let s = seed >>> 0;
@@ -131,7 +141,7 @@ async function sampleError(gpu: Gpu, y: GPUBuffer, x: Float32Array, wSeed: numbe
   return worst;
 }
 
-/** Times one matmul per shape (bf16 weights): a batch of dispatches in one submission after a warm-up. */
+/** Times one matmul per shape (bf16 weights, or opts.dtype): a batch of dispatches in one submission after a warm-up. */
 export async function benchMatmul(gpu: Gpu, shapes: readonly MatmulShape[], opts: MatmulBenchOptions = {}): Promise<Row[]> {
   const envIters = process.env.BENCH_ITERS ? envNumber('BENCH_ITERS', 10) : undefined;
   const fixedIters = opts.iters ?? envIters;
@@ -142,10 +152,12 @@ export async function benchMatmul(gpu: Gpu, shapes: readonly MatmulShape[], opts
   const rows: Row[] = [];
   try {
     for (const s of shapes) {
-      const key = `${s.N}x${s.K}`;
+      const dtype = opts.dtype ?? 'bf16';
+      const key = `${s.N}x${s.K}${dtype}`;
       let wbuf = weights.get(key);
       if (!wbuf) {
-        wbuf = gpu.upload(`bench-w-${key}`, syntheticBf16(s.N * s.K, s.N * 31 + s.K));
+        const words = syntheticBf16(s.N * s.K, s.N * 31 + s.K);
+        wbuf = gpu.upload(`bench-w-${key}`, dtype === 'bf16' ? words : packWeights(bf16Values(words, s.N * s.K), 'f16'));
         weights.set(key, wbuf);
       }
       const xData = randomF32(s.M * s.K, s.M + s.K);
@@ -153,7 +165,7 @@ export async function benchMatmul(gpu: Gpu, shapes: readonly MatmulShape[], opts
       const y = gpu.buffer('bench-y', s.M * s.N * 4);
       try {
         const program = matmul(
-          { x, y, M: s.M, N: s.N, K: s.K, weight: { buffer: wbuf, dtype: 'bf16', shape: [s.N, s.K] }, variant: opts.variant, tile: opts.tile, mmaTile: opts.mmaTile, gemv: opts.gemv },
+          { x, y, M: s.M, N: s.N, K: s.K, weight: { buffer: wbuf, dtype, shape: [s.N, s.K] }, variant: opts.variant, tile: opts.tile, mmaTile: opts.mmaTile, gemv: opts.gemv },
           gpu.matmulLimits,
         );
         await gpu.run([program]); // compile + warm-up

@@ -11,14 +11,14 @@
 //      alone (medians; their bytes are 2/3 and 1/3 of the touched experts'); its output checked against the
 //      first form's (max |Δ| over max |y|).
 //   node bench/dist/moe.js
-// Env: BENCH_CONFIG  BENCH_BATCHES (1,16,64,128; software adapters 4)  BENCH_EXPERT_DTYPE (bf16; f16 adds the direct
-//   forms, and the results go to moe-f16.json)  BENCH_MOE_VARIANTS (the forms the adapter
+// Env: BENCH_CONFIG  BENCH_BATCHES (1,16,64,128; software adapters 4)  BENCH_EXPERT_DTYPE (bf16; f16: the results go
+//   to moe-f16.json)  BENCH_MOE_VARIANTS (the forms the adapter
 //   runs)  BENCH_RUNS (7)  BENCH_RUN_MS (20)  BENCH_CARD, BENCH_DRIVER, BENCH_COMMIT (recorded)  plus the GPU settings.
 import { readFileSync } from 'node:fs';
 import { normalizeConfig } from '@latentwire/model';
 import { Gpu, gpuOptions, subgroupMatrixUnsupportedReason, type KernelProgram } from '@latentwire/gpu';
 import {
-  fillRandom, MOE_GEMM_VARIANTS, moeExperts, moeGemmVariant, moeScratchBytes, type MoeDims, type MoeExpertChunk, type MoeExpertWeights, type MoeGemmVariant,
+  fillRandom, moeExperts, moeGemmVariant, moeScratchBytes, type MoeDims, type MoeExpertChunk, type MoeExpertWeights, type MoeGemmVariant,
 } from '@latentwire/gpu/kernels';
 import { expertChunks } from '@latentwire/gpu/weights';
 import { benchEnv } from './lib/env.js';
@@ -50,11 +50,9 @@ function randomRouting(tokens: number, dims: MoeDims, seed: number): { ids: Uint
   return { ids, weights };
 }
 
-/** The forms this adapter runs (the subgroup-matrix ones only where it has them; the direct ones on f16 weights). */
-function formsOf(gpu: Gpu, dtype: 'bf16' | 'f16'): MoeGemmVariant[] {
-  if (subgroupMatrixUnsupportedReason(gpu.matrixCapabilities) !== null || !gpu.matmulOnMatrices) return ['gemv', 'tiled'];
-  const forms = MOE_GEMM_VARIANTS.filter((v) => v !== 'tiled' && (dtype === 'f16' || !v.startsWith('direct')));
-  return [...forms, 'tiled'];
+/** The forms this adapter runs (the subgroup-matrix ones only where it has them). */
+function formsOf(gpu: Gpu): MoeGemmVariant[] {
+  return subgroupMatrixUnsupportedReason(gpu.matrixCapabilities) === null && gpu.matmulOnMatrices ? ['gemv', 'mma16n64', 'mma16n64x2', 'mma', 'tiled'] : ['gemv', 'tiled'];
 }
 
 async function main(): Promise<void> {
@@ -67,7 +65,7 @@ async function main(): Promise<void> {
   const dims: MoeDims = { nExperts: cfg.moe.nRoutedExperts, topK: cfg.moe.numExpertsPerTok, hidden: cfg.hiddenSize, intermediate: cfg.moe.moeIntermediateSize };
   const batches = env.BENCH_BATCHES ?? (software ? [4] : [1, 16, 64, 128]);
   const dtype = env.BENCH_EXPERT_DTYPE;
-  const forms = env.BENCH_MOE_VARIANTS ?? formsOf(gpu, dtype);
+  const forms = env.BENCH_MOE_VARIANTS ?? formsOf(gpu);
   const { nExperts: E, hidden: H, intermediate: I } = dims;
   const hbm = await measureReadBandwidth(gpu, 5);
   console.log(`${gpu.adapterInfo.vendor} ${gpu.adapterInfo.description || gpu.adapterInfo.device}; ${env.BENCH_CONFIG.split('/').pop()}: ` +

@@ -42,7 +42,7 @@ export const BENCH_ENV = {
       if (s !== 'bf16' && s !== 'f16') throw new RangeError(s);
       return s;
     }, 'expected bf16 or f16')
-    .describe("the MoE bench's synthetic expert weights (f16: also the direct forms, which read f16 only)"),
+    .describe("the MoE bench's synthetic expert weights"),
   BENCH_RUNS: env.int(7, 1).describe('timed runs per row of the MoE bench, as of decode-attention (at least 5 are taken)'),
   BENCH_RUN_MS: env.int(20, 1).describe('GPU milliseconds each timed run of the MoE bench lasts, as of decode-attention'),
   BENCH_DISPATCHES: optionalInts().meta({ description: 'chain lengths of the dispatch bench (at least two: the cost of a dispatch is their slope)', shown: '1,64,256,1024' }),

@@ -68,7 +68,7 @@ export interface MoeDims {
   readonly intermediate: number;
 }
 
-export const MOE_GEMM_VARIANTS = ['gemv', 'tiled', 'mma', 'mma16n64', 'mma16n64x2', 'direct16', 'direct16k256', 'direct16n128', 'direct64'] as const;
+export const MOE_GEMM_VARIANTS = ['gemv', 'tiled', 'mma', 'mma16n64', 'mma16n64x2'] as const;
 export type MoeGemmVariant = (typeof MOE_GEMM_VARIANTS)[number];
 
 interface GemvShape {
@@ -94,15 +94,7 @@ interface MmaShape {
   /** The same for the down half. */
   readonly STAGES_DOWN: 1 | 2;
 }
-/**
- * Subgroup-matrix tiles of TM rows whose right-hand matrices are loaded straight from f16 weights (no workgroup
- * staging): each of the 4 subgroups owns all TM rows and CPS (gate/up; CPS_DOWN for down) tiles of 16 columns;
- * x slabs of the largest of BK_MAX, BK_MAX / 2, … down to 16 that divides K.
- */
-interface DirectShape {
-  readonly kind: 'direct'; readonly TM: 16 | 32 | 64; readonly CPS: 1 | 2; readonly CPS_DOWN: 1 | 2; readonly BK_MAX: number;
-}
-type GemmShape = GemvShape | TiledShape | MmaShape | DirectShape;
+type GemmShape = GemvShape | TiledShape | MmaShape;
 
 const GEMV: GemvShape = { kind: 'gemv', TM: 8, COLS: 8, LANES: 32, U_GATE_UP: 2, U_DOWN: 4 };
 // BK 16 measured faster than 32 on the H100 (16.6 vs 26.4 ms for V2-Lite at T = 4096), so the slabs stay small.
@@ -126,10 +118,6 @@ const MMA: MmaShape = { kind: 'mma', TM: 64, BN: 64, BN_DOWN: 128, BK: 32, BK_DO
 // two 32-deep slabs in flight. Every form stays near 2 TB/s of the 4.4 the card reads at: not the bound yet found.
 const MMA16N64: MmaShape = { kind: 'mma', TM: 16, BN: 64, BN_DOWN: 64, BK: 64, BK_DOWN: 64, SGM: 1, STAGES: 1, STAGES_DOWN: 1 };
 const MMA16N64X2: MmaShape = { ...MMA16N64, BK: 32, STAGES: 2 };
-const DIRECT16: DirectShape = { kind: 'direct', TM: 16, CPS: 1, CPS_DOWN: 1, BK_MAX: 128 };
-const DIRECT16K256: DirectShape = { ...DIRECT16, BK_MAX: 256 };
-const DIRECT16N128: DirectShape = { ...DIRECT16, CPS: 2, CPS_DOWN: 2 };
-const DIRECT64: DirectShape = { kind: 'direct', TM: 64, CPS: 1, CPS_DOWN: 2, BK_MAX: 64 };
 /** Average rows an expert below which the 16-row tiles are used. */
 const MMA16_MAX_ROWS = 32;
 // 128-row tiles (16 accumulators a subgroup, as the dense GEMM's 128 × 128 tile) passed the tests but were
@@ -155,7 +143,6 @@ export function moeGemmVariant(dims: MoeDims, tokens: number, subgroupMatrix = f
 /** The portable forms fit WebGPU's guaranteed 16 KiB of workgroup memory (tiled gate/up: 12 KiB); the mma ones take up to 29 KiB (16 × 64 gate/up). */
 const SHAPES: Record<MoeGemmVariant, GemmShape> = {
   gemv: GEMV, tiled: TILED, mma: MMA, mma16n64: MMA16N64, mma16n64x2: MMA16N64X2,
-  direct16: DIRECT16, direct16k256: DIRECT16K256, direct16n128: DIRECT16N128, direct64: DIRECT64,
 };
 function shapeOf(v: MoeGemmVariant): GemmShape {
   return SHAPES[v];
@@ -224,8 +211,8 @@ const DOWN_UNIFORMS = {
 const COMBINE_UNIFORMS = { tokens: 'u32', hidden: 'u32', out_stride: 'u32', out_offset: 'u32', accumulate: 'u32' } as const;
 
 const GROUP_BINDINGS = bindings([['ids', 'array<u32>'], ['groups', 'array<u32>', 'read_write']], GROUP_UNIFORMS);
-/** Expert weights load as 16-byte words (gemv, tiled), single words (mma) or f16 values (direct): by bindingForm. */
-const WEIGHT_ARRAYS = ['array<vec4<u32>>', 'array<u32>', 'array<f16>'] as const;
+/** Expert weights load as 16-byte words, or as single words in the subgroup-matrix forms ([gemv/tiled, mma]). */
+const WEIGHT_ARRAYS = ['array<vec4<u32>>', 'array<u32>'] as const;
 const GATE_UP_BINDINGS = WEIGHT_ARRAYS.map((w) => bindings(
   [['x', 'array<vec4<f32>>'], ['groups', 'array<u32>'], ['wgate', w], ['wup', w], ['act', 'array<f32>', 'read_write']],
   GATE_UP_UNIFORMS,
@@ -336,34 +323,35 @@ fn ${name}(i: u32) -> F8 {
 
 /**
  * The prefetching (mma) forms keep a slab's weights as loaded until they are stored, a pair a lane: `alias <Alias>`
- * for 2 raw weights, `fn name_raw(i) -> <Alias>` (i even; `arr` bound as array<u32>) and `fn name_unpack(r) -> vec2<f32>`.
+ * for 2 raw weights, `fn name_raw(i) -> <Alias>` (i even; `arr` bound as array<u32>) and `fn name_pair16(r) ->
+ * vec2<f16>`, the pair as the matrices' f16. f16 weights are stored as they are (a bitcast): a conversion
+ * instruction runs at a fraction of the ALU rate, and bf16 takes two a pair (f32 → f16), the cost measured in
+ * bench/results/moe-f16.*.
  */
 function rawLoad2Wgsl(dtype: WeightDtype, name: string, arr: string, alias: string): string {
   switch (dtype) {
     case 'bf16':
       return `alias ${alias} = u32;
 fn ${name}_raw(i: u32) -> ${alias} { return ${arr}[i >> 1u]; }
-fn ${name}_unpack(v: ${alias}) -> vec2<f32> { return bitcast<vec2<f32>>(vec2<u32>(v << 16u, v & 0xffff0000u)); }\n`;
+fn ${name}_pair16(v: ${alias}) -> vec2<f16> { return vec2<f16>(bitcast<vec2<f32>>(vec2<u32>(v << 16u, v & 0xffff0000u))); }\n`;
     case 'f16':
       return `alias ${alias} = u32;
 fn ${name}_raw(i: u32) -> ${alias} { return ${arr}[i >> 1u]; }
-fn ${name}_unpack(v: ${alias}) -> vec2<f32> { return unpack2x16float(v); }\n`;
+fn ${name}_pair16(v: ${alias}) -> vec2<f16> { return bitcast<vec2<f16>>(v); }\n`;
     case 'f32':
       return `alias ${alias} = vec2<u32>;
 fn ${name}_raw(i: u32) -> ${alias} { return vec2<u32>(${arr}[i], ${arr}[i + 1u]); }
-fn ${name}_unpack(v: ${alias}) -> vec2<f32> { return bitcast<vec2<f32>>(v); }\n`;
+fn ${name}_pair16(v: ${alias}) -> vec2<f16> { return vec2<f16>(bitcast<vec2<f32>>(v)); }\n`;
   }
 }
 
-function gemmPrelude(nExperts: number, s: GemmShape, xArr: string, down: boolean, directBk = 0): string {
+function gemmPrelude(nExperts: number, s: GemmShape, xArr: string, down: boolean): string {
   const consts = s.kind === 'gemv'
     ? `const TM = ${s.TM}u;\nconst COLS = ${s.COLS}u;\nconst LANES = ${s.LANES}u;\nconst U = ${down ? s.U_DOWN : s.U_GATE_UP}u;`
     : s.kind === 'mma'
       ? `const TM = ${s.TM}u;\nconst BN = ${down ? s.BN_DOWN : s.BN}u;\nconst BK = ${down ? s.BK_DOWN : s.BK}u;\nconst STR = ${(down ? s.BK_DOWN : s.BK) + 8}u;\nconst SGM = ${s.SGM}u;\nconst SGN = ${4 / s.SGM}u;`
-      : s.kind === 'direct'
-        ? `const TM = ${s.TM}u;\nconst CPS = ${down ? s.CPS_DOWN : s.CPS}u;\nconst BN = ${64 * (down ? s.CPS_DOWN : s.CPS)}u;\nconst BK = ${directBk}u;\nconst STR = ${directBk + 8}u;`
-        : `const TM = ${s.TM}u;\nconst BN = ${s.BN}u;\nconst BK = ${s.BK}u;\nconst RM = ${s.RM}u;\nconst RN = ${s.RN}u;`;
-  return `${s.kind === 'mma' || s.kind === 'direct' ? `${SUBGROUP_MATRIX_WGSL}\n` : ''}const E = ${nExperts}u;
+      : `const TM = ${s.TM}u;\nconst BN = ${s.BN}u;\nconst BK = ${s.BK}u;\nconst RM = ${s.RM}u;\nconst RN = ${s.RN}u;`;
+  return `${s.kind === 'mma' ? `${SUBGROUP_MATRIX_WGSL}\n` : ''}const E = ${nExperts}u;
 ${consts}
 struct F8 { lo: vec4<f32>, hi: vec4<f32> }
 fn x4(i: u32) -> vec4<f32> { return ${xArr}[i >> 2u]; }
@@ -383,7 +371,6 @@ fn expert_tile(tile_in_chunk: u32) -> vec4<u32> {
 
 function shapeLabel(s: GemmShape): string {
   if (s.kind === 'gemv') return `gemv_tm${s.TM}_c${s.COLS}_l${s.LANES}_u${s.U_GATE_UP}${s.U_DOWN}`;
-  if (s.kind === 'direct') return `direct_tm${s.TM}_c${s.CPS}x${s.CPS_DOWN}_k${s.BK_MAX}`;
   return s.kind === 'mma' ? `mma_tm${s.TM}_n${s.BN}_d${s.BN_DOWN}_k${s.BK}x${s.BK_DOWN}_pf${s.STAGES}x${s.STAGES_DOWN}_w2` : `tiled_tm${s.TM}_n${s.BN}_k${s.BK}_r${s.RM}x${s.RN}`;
 }
 
@@ -464,10 +451,10 @@ function mmaParts(s: MmaShape, down: boolean): Record<string, string> {
   const x = xStaging(s.TM, BK, down, reg, stages);
   const tiles = range(TMT).flatMap((i) => range(TNT).map((j) => [i, j] as const));
   const mats = down ? [['c', 'ws']] : [['g', 'gs'], ['u', 'us']];
-  // weight matrices: [register prefix, raw alias, load fn, unpack fn, base, workgroup array]
+  // weight matrices: [register prefix, raw alias, load fn, f16 pair fn, base, workgroup array]
   const wmats = down
-    ? [['rw', 'DownRaw', 'down_raw', 'down_unpack', 'wbase', 'ws']]
-    : [['rg', 'GateRaw', 'gate_raw', 'gate_unpack', 'gbase', 'gs'], ['ru', 'UpRaw', 'up_raw', 'up_unpack', 'ubase', 'us']];
+    ? [['rw', 'DownRaw', 'down_raw', 'down_pair16', 'wbase', 'ws']]
+    : [['rg', 'GateRaw', 'gate_raw', 'gate_pair16', 'gbase', 'gs'], ['ru', 'UpRaw', 'up_raw', 'up_pair16', 'ubase', 'us']];
   const declare = [
     ...mats.flatMap(([c]) => tiles.map(([i, j]) => `var ${c}${i}_${j} = ResT();`)),
     ...x.declare,
@@ -491,7 +478,7 @@ function mmaParts(s: MmaShape, down: boolean): Record<string, string> {
     ...x.store(t),
     ...range(WL).map((j) => `{
       let o = wn_${j} * STR + wk_${j};
-      ${wmats.map(([r, , , unpack, , arr]) => `let ${r} = vec2<f16>(${unpack}(${reg(`${r}_${j}`, t)}));
+      ${wmats.map(([r, , , pair16, , arr]) => `let ${r} = ${pair16}(${reg(`${r}_${j}`, t)});
       ${arr}[o] = ${r}.x; ${arr}[o + 1u] = ${r}.y;`).join('\n      ')}
     }`),
   ];
@@ -520,54 +507,11 @@ function mmaParts(s: MmaShape, down: boolean): Record<string, string> {
   };
 }
 
-/** The x slab depth of a direct form for K: the largest of BK_MAX, BK_MAX / 2, …, 16 that divides K (0: none does). */
-function directBk(s: DirectShape, K: number): number {
-  for (let bk = s.BK_MAX; bk >= 16; bk /= 2) if (K % bk === 0) return bk;
-  return 0;
-}
-
-/**
- * The direct forms' generated parts: accumulators, the column tiles' first weight elements, the x slab
- * registers, their fetch and store, the unrolled products of a slab (each weight tile loaded from memory
- * where it is multiplied) and the epilogue.
- */
-function directParts(s: DirectShape, down: boolean, BK: number): Record<string, string> {
-  const rowTiles = range(s.TM / 16);
-  const cols = range(down ? s.CPS_DOWN : s.CPS);
-  const tiles = rowTiles.flatMap((i) => cols.map((j) => [i, j] as const));
-  const x = xStaging(s.TM, BK, down, (name) => name, [0]);
-  // weight matrices: [accumulator prefix, binding, base]
-  const mats = down ? [['c', 'wdown', 'wbase']] : [['g', 'wgate', 'gbase'], ['u', 'wup', 'ubase']];
-  const declare = [
-    ...mats.flatMap(([c]) => tiles.map(([i, j]) => `var ${c}${i}_${j} = ResT();`)),
-    ...cols.map((j) => `let col_${j} = min(n0 + sn + ${16 * j}u, u.N - 16u) * u.K;`),
-    ...x.declare,
-  ];
-  const multiply = range(BK / 16).map((q) => `{
-      ${rowTiles.map((i) => `let a${i} = subgroupMatrixLoad<LeftT, row_major>(&xs, ${16 * i}u * STR + ${16 * q}u, STR);`).join('\n      ')}
-      ${mats.flatMap(([c, arr, base]) => cols.map((j) => `let b${c}${j} = subgroupMatrixLoad<RightT, col_major>(&${arr}, ${base} + col_${j} + k0 + ${16 * q}u, u.K);`)).join('\n      ')}
-      ${mats.flatMap(([c]) => tiles.map(([i, j]) => `${c}${i}_${j} = subgroupMatrixMultiplyAccumulate(a${i}, b${c}${j}, ${c}${i}_${j});`)).join('\n      ')}
-    }`);
-  return {
-    DECLARE: declare.join('\n  '), FETCH_FIRST: x.fetch('0u', 0).join('\n  '), STORE: x.store(0).join('\n    '),
-    FETCH_NEXT: x.fetch('kn', 0).join('\n    '), MULTIPLY: multiply.join('\n    '),
-    WRITE: tileWrites(tiles, down),
-  };
-}
-
-function gemmFile(variant: MoeGemmVariant, half: 'gate-up' | 'down', bindingsWgsl: string, bk: number): string {
+function gemmFile(variant: MoeGemmVariant, half: 'gate-up' | 'down', bindingsWgsl: string): string {
   const s = shapeOf(variant);
   const file = `expert-${s.kind}-${half}.wgsl`;
-  if (s.kind === 'mma') return fillWgsl(wgsl(file), { ...mmaParts(s, half === 'down'), BINDINGS: bindingsWgsl }, file);
-  if (s.kind === 'direct') return fillWgsl(wgsl(file), { ...directParts(s, half === 'down', bk), BINDINGS: bindingsWgsl }, file);
-  return fillWgsl(wgsl(file), { BINDINGS: bindingsWgsl }, file);
-}
-
-/** The bindings' weight form: 16-byte words (gemv, tiled), words (mma), f16 values (direct). */
-const bindingForm = (s: GemmShape) => (s.kind === 'direct' ? 2 : s.kind === 'mma' ? 1 : 0);
-
-function checkDirectDtypes(variant: MoeGemmVariant, dtypes: readonly WeightDtype[]): void {
-  if (dtypes.some((d) => d !== 'f16')) throw new RangeError(`moe: the ${variant} form reads f16 expert weights (got ${dtypes.join(', ')})`);
+  const parts = s.kind === 'mma' ? mmaParts(s, half === 'down') : {};
+  return fillWgsl(wgsl(file), { ...parts, BINDINGS: bindingsWgsl }, file);
 }
 
 interface GateUpVariant {
@@ -575,36 +519,22 @@ interface GateUpVariant {
   readonly gateDtype: WeightDtype;
   readonly upDtype: WeightDtype;
   readonly variant: MoeGemmVariant;
-  /** The direct forms' x slab depth (directBk of hidden); 0 for the others. */
-  readonly bk: number;
 }
 
-function build_moeGateUpShader({ nExperts, gateDtype, upDtype, variant, bk }: GateUpVariant): KernelShader {
+function build_moeGateUpShader({ nExperts, gateDtype, upDtype, variant }: GateUpVariant): KernelShader {
   const s = shapeOf(variant);
-  const B = GATE_UP_BINDINGS[bindingForm(s)]!;
-  if (s.kind === 'direct') checkDirectDtypes(variant, [gateDtype, upDtype]);
-  const loads = s.kind === 'mma'
-    ? `${rawLoad2Wgsl(gateDtype, 'gate', 'wgate', 'GateRaw')}${rawLoad2Wgsl(upDtype, 'up', 'wup', 'UpRaw')}`
-    : s.kind === 'direct' ? '' : `${load8Wgsl(gateDtype, 'gate8', 'wgate')}${load8Wgsl(upDtype, 'up8', 'wup')}`;
-  return B.shader(`moe_gate_up_${shapeLabel(s)}${bk ? `_bk${bk}` : ''}_e${nExperts}_${gateDtype}_${upDtype}`, `${gemmPrelude(nExperts, s, 'x', false, bk)}${loads}
-${gemmFile(variant, 'gate-up', B.wgsl, bk)}`);
+  const B = GATE_UP_BINDINGS[+(s.kind === 'mma')]!;
+  return B.shader(`moe_gate_up_${shapeLabel(s)}_e${nExperts}_${gateDtype}_${upDtype}`, `${gemmPrelude(nExperts, s, 'x', false)}${s.kind === 'mma'
+      ? `${rawLoad2Wgsl(gateDtype, 'gate', 'wgate', 'GateRaw')}${rawLoad2Wgsl(upDtype, 'up', 'wup', 'UpRaw')}`
+      : `${load8Wgsl(gateDtype, 'gate8', 'wgate')}${load8Wgsl(upDtype, 'up8', 'wup')}`}
+${gemmFile(variant, 'gate-up', B.wgsl)}`);
 }
 
-interface DownVariant {
-  readonly nExperts: number;
-  readonly dtype: WeightDtype;
-  readonly variant: MoeGemmVariant;
-  /** The direct forms' x slab depth (directBk of intermediate); 0 for the others. */
-  readonly bk: number;
-}
-
-function build_moeDownShader({ nExperts, dtype, variant, bk }: DownVariant): KernelShader {
+function build_moeDownShader({ nExperts, dtype, variant }: { readonly nExperts: number; readonly dtype: WeightDtype; readonly variant: MoeGemmVariant }): KernelShader {
   const s = shapeOf(variant);
-  const B = DOWN_BINDINGS[bindingForm(s)]!;
-  if (s.kind === 'direct') checkDirectDtypes(variant, [dtype]);
-  const loads = s.kind === 'mma' ? rawLoad2Wgsl(dtype, 'down', 'wdown', 'DownRaw') : s.kind === 'direct' ? '' : load8Wgsl(dtype, 'down8', 'wdown');
-  return B.shader(`moe_down_${shapeLabel(s)}${bk ? `_bk${bk}` : ''}_e${nExperts}_${dtype}`, `${gemmPrelude(nExperts, s, 'act', true, bk)}${loads}
-${gemmFile(variant, 'down', B.wgsl, bk)}`);
+  const B = DOWN_BINDINGS[+(s.kind === 'mma')]!;
+  return B.shader(`moe_down_${shapeLabel(s)}_e${nExperts}_${dtype}`, `${gemmPrelude(nExperts, s, 'act', true)}${s.kind === 'mma' ? rawLoad2Wgsl(dtype, 'down', 'wdown', 'DownRaw') : load8Wgsl(dtype, 'down8', 'wdown')}
+${gemmFile(variant, 'down', B.wgsl)}`);
 }
 
 function build_moeCombineShader({ topK }: { readonly topK: number }): KernelShader {
@@ -778,17 +708,7 @@ export function moeExpertGemms(a: MoeExpertGemmArgs): KernelProgram[] {
   checkChunks('down', w.down, E, H, I);
   const projStride = (fused ? 2 : 1) * I * H;
 
-  const gridY = (N: number, down = false) => Math.ceil(N / (
-    s.kind === 'gemv' ? s.COLS : s.kind === 'direct' ? 64 * (down ? s.CPS_DOWN : s.CPS) : s.kind === 'mma' && down ? s.BN_DOWN : s.BN));
-  // the direct forms' x slabs divide K exactly, and their weight tiles are 16 × 16 (checked here, not in the shader)
-  let bkGateUp = 0, bkDown = 0;
-  if (s.kind === 'direct') {
-    bkGateUp = directBk(s, H);
-    bkDown = directBk(s, I);
-    if (!bkGateUp || !bkDown) {
-      throw new RangeError(`moe: the ${a.variant} form needs hidden (${H}) and intermediate (${I}) to be multiples of 16`);
-    }
-  }
+  const gridY = (N: number, down = false) => Math.ceil(N / (s.kind === 'gemv' ? s.COLS : s.kind === 'mma' && down ? s.BN_DOWN : s.BN));
   const gridX = (count: number) => {
     const x = maxTiles(T, topK, count, s.TM);
     if (x > 65535) throw new RangeError(`moe: ${T} tokens need ${x} row tiles, above one dispatch dimension; split the batch`);
@@ -804,7 +724,7 @@ export function moeExpertGemms(a: MoeExpertGemmArgs): KernelProgram[] {
     const gc = chunkAt(gateChunks, first);
     const uc = chunkAt(upChunks, first);
     programs.push({
-      shader: moeGateUpShader({ nExperts: E, gateDtype: gc.tensor.dtype, upDtype: uc.tensor.dtype, variant: a.variant, bk: bkGateUp }),
+      shader: moeGateUpShader({ nExperts: E, gateDtype: gc.tensor.dtype, upDtype: uc.tensor.dtype, variant: a.variant }),
       // every form binds the same names in the same order
       buffers: GATE_UP_BINDINGS[0]!.buffers({ x: a.x, groups: a.groups, wgate: gc.tensor.buffer, wup: uc.tensor.buffer, act: a.act }),
       uniformValues: {
@@ -818,7 +738,7 @@ export function moeExpertGemms(a: MoeExpertGemmArgs): KernelProgram[] {
   }
   for (const c of w.down) {
     programs.push({
-      shader: moeDownShader({ nExperts: E, dtype: c.tensor.dtype, variant: a.variant, bk: bkDown }),
+      shader: moeDownShader({ nExperts: E, dtype: c.tensor.dtype, variant: a.variant }),
       buffers: DOWN_BINDINGS[0]!.buffers({ act: a.act, groups: a.groups, wdown: c.tensor.buffer, slot_out: a.slotOut }),
       uniformValues: {
         K: I, N: H, first_expert: c.firstExpert, expert_count: c.count, w_stride: H * I, w_offset: 0,
