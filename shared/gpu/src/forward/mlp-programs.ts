@@ -143,6 +143,7 @@ export function moePrograms(cfg: MlaConfig, w: MoeWeights, b: MoeBuffers, limits
       accumulate: true,
       subgroupMatrix: limits.subgroupMatrix ?? false,
       mmaMinRows: limits.moeMmaMinRows,
+      matmulLimits: limits,
       ...(prenorm && !head ? { prenorm } : {}),
       // the one-workgroup fused router (moeRouteFused) saves 3 dispatches a layer but took 0.28 ms a layer on the
       // H200 at batch 1 (15.7 ms a step, profiled) against ~0.06 for norm, logits, selection and grouping apart:

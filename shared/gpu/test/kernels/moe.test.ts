@@ -2,12 +2,12 @@ import test from 'ava';
 import { subgroupMatrixUnsupportedReason, type Gpu } from '../../src/runtime/index.js';
 import type { MlaConfig, MoeConfig, TopkMethod } from '@latentwire/model';
 import {
-  moeExperts, moeGemmVariant, moeRoute, moeRouteSelect, moeRouting, moeScratchBytes, MOE_GEMM_VARIANTS,
+  moeExperts, moeGemmVariant, ROUTER_GEMM_MIN_TOKENS, moeRoute, moeRouteSelect, moeRouting, moeScratchBytes, MOE_GEMM_VARIANTS,
   type MoeDims, type MoeExpertChunk, type MoeExpertWeights, type MoeGemmVariant, type MoeScratch,
 } from '../../src/kernels/moe/index.js';
 import { type GpuTensor } from '../../src/kernels/weight-dtype.js';
 import { packWeights, type WeightDtype } from '@latentwire/model';
-import { linear, moeLayer, moeRoute as refRoute, row, siluMlp, topK, type MlpWeights, type MoeWeights } from '../reference/index.js';
+import { linear, moeLayer, moeRoute as refRoute, rmsNorm, row, siluMlp, topK, type MlpWeights, type MoeWeights } from '../reference/index.js';
 import { roundTo, testGpu, uploadF32, uploadWeight } from '../../src/testing.js';
 import { maxAbsDiff, randomArray, rng } from '@latentwire/testing';
 
@@ -279,6 +279,47 @@ for (const variant of EXPERT_VARIANTS) {
     });
   }
 }
+
+test.serial('moe-experts - from ROUTER_GEMM_MIN_TOKENS tokens the router logits are the f32 GEMM\'s after the norm: float64\'s routing and output, as the logits kernel', async (t) => {
+  const gpu = await testGpu();
+  const E = 6, k = 2, H = 40, I = 24, dtype = 'bf16' as const, T = ROUTER_GEMM_MIN_TOKENS + 13, eps = 1e-6;
+  const moe = moeCfg({ nRoutedExperts: E, numExpertsPerTok: k, topkMethod: 'greedy', moeIntermediateSize: I, routedScalingFactor: 1.5 });
+  const s: ExpertSetup = { E, k, H, I, dtype, experts: makeExperts(E, H, I, dtype, 4100) };
+  const gate = roundTo(randomArray(E * H, 4101, 0.8), dtype);
+  const normW = roundTo(randomArray(H, 4102, 0.5).map((v) => 1 + v), dtype);
+  const resid = roundTo(randomArray(T * H, 4103, 1), 'f32');
+  const ref = moeLayer({ hiddenSize: H, moe } as unknown as MlaConfig, { gate, eScoreCorrectionBias: null, experts: s.experts, sharedExperts: null } satisfies MoeWeights, rmsNorm(resid, normW, eps));
+
+  const dims = { nExperts: E, topK: k, hidden: H, intermediate: I };
+  const weights: MoeExpertWeights = { gate: [chunk(gpu, s, 'gate', 0, E)], up: [chunk(gpu, s, 'up', 0, E)], down: [chunk(gpu, s, 'down', 0, E)] };
+  const gw = uploadWeight(gpu, 'gate', gate, dtype, [E, H]);
+  const nw = uploadWeight(gpu, 'norm', normW, dtype, [H]);
+  const xr = uploadF32(gpu, 'resid', resid);
+  const run = async (gemm: boolean) => {
+    const xn = gpu.buffer('xn', T * H * 4);
+    const out = gpu.buffer('out', T * H * 4);
+    const sc = allocScratch(gpu, dims, T);
+    const programs = moeExperts({
+      dims, tokens: T, x: xn, weights, scratch: sc, route: { routing: moeRouting(moe), gateWeight: gw, bias: null }, out,
+      prenorm: { x: xr, weight: nw, eps }, ...(gemm ? { matmulLimits: gpu.matmulLimits } : {}),
+    });
+    t.is(programs.some((p) => p.shader.label.startsWith('matmul_')), gemm, gemm ? 'the logits are a matmul' : 'the logits kernel');
+    await gpu.run(programs);
+    const ids = await gpu.readU32(sc.topkIds, 0, T * k);
+    const y = await gpu.readF32(out, 0, T * H);
+    freeScratch(gpu, sc);
+    destroyAll(gpu, xn, out);
+    return { ids, y };
+  };
+  const viaGemm = await run(true), viaKernel = await run(false);
+  ref.routes.forEach((r, tok) => t.deepEqual([...viaGemm.ids.subarray(tok * k, tok * k + k)], r.expertIds, `token ${tok} routing`));
+  t.deepEqual(viaGemm.ids, viaKernel.ids);
+  const err = maxAbsDiff(viaGemm.y, ref.output);
+  t.true(err < 1e-4, `max error ${err}`);
+  t.true(maxAbsDiff(viaGemm.y, viaKernel.y) < 1e-5);
+  freeWeights(gpu, weights);
+  destroyAll(gpu, gw, nw, xr);
+});
 
 /** Runs the expert path from given routing (ids/weights) and returns out [T, H]. */
 async function runExperts(gpu: Gpu, s: ExpertSetup, weights: MoeExpertWeights, x: Float64Array, T: number, ids: Uint32Array, wts: Float32Array, variant: MoeGemmVariant): Promise<Float32Array> {

@@ -32,6 +32,7 @@ import { fillWgsl, loadWgsl } from '../../runtime/wgsl-source.js';
 import { SUBGROUP_MATRIX_WGSL } from '../../runtime/matrix-caps.js';
 import { DEFAULT_MOE_MMA_MIN_ROWS } from '../../runtime/device.js';
 import { rmsNorm } from '../rms-norm/rms-norm.js';
+import { matmul, type MatmulLimits } from '../matmul/matmul.js';
 
 const sources = new Map<string, string>();
 function wgsl(file: string): string {
@@ -233,6 +234,13 @@ fn main(@builtin(local_invocation_index) lid: u32) {
   group_assignments(lid);
 }`);
 }
+
+/**
+ * Tokens from which the router logits are a GEMM's (with matmulLimits): route-logits.wgsl re-reads and re-norms
+ * every token's row for each 4 experts, 0.35 ms a V2-Lite layer at 4096 tokens on the H200 (9 of a prefill's
+ * 254 ms, bench/results/prefill-profile.h200.txt).
+ */
+export const ROUTER_GEMM_MIN_TOKENS = 256;
 
 /**
  * Most tokens the one-workgroup kernels that select tokens one after the other take (route-fused.wgsl, and
@@ -802,6 +810,11 @@ export interface MoeExpertsArgs {
   /** Rows per expert from which it does (MatmulLimits.moeMmaMinRows, MOE_MMA_MIN_ROWS; default DEFAULT_MOE_MMA_MIN_ROWS). */
   readonly mmaMinRows?: number;
   /**
+   * The device's matmul limits (gpu.matmulLimits): given, the router logits of ROUTER_GEMM_MIN_TOKENS tokens or
+   * more are the f32 GEMM's (after the norm's own dispatch) instead of route-logits.wgsl's.
+   */
+  readonly matmulLimits?: MatmulLimits;
+  /**
    * x (dense rows) is to be computed first as RMSNorm(prenorm.x)·weight: with the router and fuseRoute, for up
    * to MOE_ROUTE_FUSED_MAX_TOKENS tokens, norm, logits, selection and grouping are one dispatch (route-fused.wgsl).
    */
@@ -842,7 +855,14 @@ export function moeExperts(a: MoeExpertsArgs): KernelProgram[] {
       scratch: sc, variant,
     }));
   } else {
-    if (route?.gateWeight && a.prenorm) {
+    if (route?.gateWeight && a.matmulLimits && T >= ROUTER_GEMM_MIN_TOKENS) {
+      // the f32 FMA GEMM, not the subgroup-matrix one: transformers routes on f32 logits, and f16 operands could
+      // flip near-tied experts
+      if (a.prenorm) programs.push(rmsNorm({ x: a.prenorm.x, weight: a.prenorm.weight, y: a.x, rows: T, cols: H, eps: a.prenorm.eps }));
+      programs.push(matmul({
+        x: a.x, xStride: a.xStride, xOffset: a.xOffset, weight: route.gateWeight, y: sc.logits!, M: T, N: a.dims.nExperts, K: H, variant: 'gemm',
+      }, a.matmulLimits));
+    } else if (route?.gateWeight && a.prenorm) {
       // the router logits kernel norms its rows itself and writes them out for the experts: no norm dispatch
       const p = a.prenorm;
       programs.push(moeRouterLogits({
