@@ -16,6 +16,8 @@ export interface MmaTile {
   readonly BN: number;
   /** K per slab: a multiple of 16. */
   readonly BK: number;
+  /** Slabs in workgroup memory (default 1): with 2, a trip stores the next while the current is multiplied. */
+  readonly STAGES?: 1 | 2;
 }
 
 export const MMA_TILES = {
@@ -23,6 +25,8 @@ export const MMA_TILES = {
   m128x128: { BM: 128, BN: 128, BK: 32 },
   /** The same with half the slab in flight (fewer registers). */
   m128x128k16: { BM: 128, BN: 128, BK: 16 },
+  /** The same with two slabs in workgroup memory: one barrier a trip instead of two. */
+  m128x128s2: { BM: 128, BN: 128, BK: 32, STAGES: 2 },
   /** 32 × 32 per subgroup: 4× the workgroups, for mid-size M or narrow N. */
   m64x64: { BM: 64, BN: 64, BK: 32 },
   /** The same with twice the K per slab: half the trips of the K loop, which bound decode-sized M. */
@@ -46,7 +50,7 @@ const MMA_BINDINGS = matmulBindings({ vecX: true, vecW: false });
 const strideOf = (t: MmaTile) => t.BK + 8;
 
 export function mmaWorkgroupBytes(t: MmaTile): number {
-  return 2 * (t.BM + t.BN) * strideOf(t) + 4 * 4 * 256;
+  return 2 * (t.BM + t.BN) * strideOf(t) * (t.STAGES ?? 1) + 4 * 4 * 256;
 }
 
 function check(t: MmaTile): void {
@@ -88,15 +92,15 @@ function build_gemmMmaShader({ dtype, tile, accumulate }: { readonly dtype: Weig
     ...range(NW).map((j) => guard(wWords, j, `rw_${j} = 0u;
     if (n0 + wr_${j} < u.N && ${k} + wk_${j} < u.K) { rw_${j} = w[((n0 + wr_${j}) * u.K + u.w_offset + ${k} + wk_${j})${vpw === 2 ? ' >> 1u' : ''}]; }`)),
   ];
-  const store = [
-    ...range(NX).map((j) => guard(xVecs, j, `let bx = xr_${j} * ${STR}u + xk_${j};
+  const store = (xBase: string, wBase: string) => [
+    ...range(NX).map((j) => guard(xVecs, j, `let bx = ${xBase}xr_${j} * ${STR}u + xk_${j};
     ${unroll(4, (e) => `xs[bx + ${e}u] = f16(rx_${j}[${e}]);`)}`)),
-    ...range(NW).map((j) => guard(wWords, j, `let bw = wr_${j} * ${STR}u + wk_${j};
+    ...range(NW).map((j) => guard(wWords, j, `let bw = ${wBase}wr_${j} * ${STR}u + wk_${j};
     ${vpw === 2 ? `let v = w_pair16(rw_${j});\n    ws[bw] = v.x; ws[bw + 1u] = v.y;` : `ws[bw] = f16(bitcast<f32>(rw_${j}));`}`)),
   ];
-  const multiply = range(BK / 16).map((kk) => [
-    ...range(TM).map((i) => `let a_${i} = subgroupMatrixLoad<LeftT, row_major>(&xs, (sm + ${16 * i}u) * ${STR}u + ${16 * kk}u, ${STR}u);`),
-    ...range(TN).map((j) => `let b_${j} = subgroupMatrixLoad<RightT, col_major>(&ws, (sn + ${16 * j}u) * ${STR}u + ${16 * kk}u, ${STR}u);`),
+  const multiply = (xBase: string, wBase: string) => range(BK / 16).map((kk) => [
+    ...range(TM).map((i) => `let a_${i} = subgroupMatrixLoad<LeftT, row_major>(&xs, ${xBase}(sm + ${16 * i}u) * ${STR}u + ${16 * kk}u, ${STR}u);`),
+    ...range(TN).map((j) => `let b_${j} = subgroupMatrixLoad<RightT, col_major>(&ws, ${wBase}(sn + ${16 * j}u) * ${STR}u + ${16 * kk}u, ${STR}u);`),
     ...range(TM).flatMap((i) => range(TN).map((j) => `acc_${i}_${j} = subgroupMatrixMultiplyAccumulate(a_${i}, b_${j}, acc_${i}_${j});`)),
   ].join('\n      ')).map((body) => `{\n      ${body}\n    }`);
   const write = range(TM).flatMap((i) => range(TN).map((j) => `subgroupMatrixStore<row_major>(&out_tile, sg * 256u, acc_${i}_${j}, 16u);
@@ -112,7 +116,37 @@ function build_gemmMmaShader({ dtype, tile, accumulate }: { readonly dtype: Weig
   }
   workgroupBarrier();`));
 
-  const consts: Record<string, number> = { BM, BN, BK, STR, WG };
+  const STAGES = tile.STAGES ?? 1;
+  const block = (parts: string[]) => parts.map((p) => `{\n    ${p}\n    }`).join('\n    ');
+  // one slab: store, wait, multiply, (next trip) wait; two: the trip's slab was stored a trip ago into half
+  // `cur`, the next one goes into the other half while this one is multiplied, one barrier between
+  const loop = STAGES === 1
+    ? `for (var k0 = 0u; k0 < u.K; k0 += BK) {
+    workgroupBarrier();   // the previous slab's products are done with xs and ws
+    ${block(store('', ''))}
+    workgroupBarrier();
+    let kn = k0 + BK;
+    ${fetch('kn').join('\n    ')}
+    ${multiply('', '').join('\n    ')}
+  }`
+    : `${block(store('', ''))}
+  workgroupBarrier();
+  var cur = 0u;
+  for (var k0 = 0u; k0 < u.K; k0 += BK) {
+    let kn = k0 + BK;
+    ${fetch('kn').join('\n    ')}
+    let xo = cur * ${BM * STR}u;
+    let wo = cur * ${BN * STR}u;
+    ${multiply('xo + ', 'wo + ').join('\n    ')}
+    if (kn < u.K) {
+      let xn = (1u - cur) * ${BM * STR}u;
+      let wn = (1u - cur) * ${BN * STR}u;
+      ${block(store('xn + ', 'wn + '))}
+    }
+    workgroupBarrier();   // the next slab is stored; this one's products are done before it is overwritten
+    cur = 1u - cur;
+  }`;
+  const consts: Record<string, number> = { BM, BN, BK, STR, WG, STAGES };
   const source = `${SUBGROUP_MATRIX_WGSL}
 ${Object.entries(consts).map(([k, v]) => `const ${k}: u32 = ${v}u;`).join('\n')}
 ${MMA_BINDINGS.wgsl}
@@ -120,12 +154,10 @@ ${pairWgsl(dtype)}
 ${fillWgsl(GEMM_MMA_WGSL, {
     DECLARE: declare.join('\n  '),
     FETCH: fetch('0u').join('\n  '),
-    STORE: store.map((s) => `{\n    ${s}\n    }`).join('\n    '),
-    FETCH_NEXT: fetch('kn').join('\n    '),
-    MULTIPLY: multiply.join('\n    '),
+    LOOP: loop,
     WRITE: write.join('\n  '),
   }, 'gemm-mma.wgsl')}`;
-  return MMA_BINDINGS.shader(`matmul_gemm_mma_${dtype}_${BM}x${BN}k${BK}${accumulate ? '_acc' : ''}`, source);
+  return MMA_BINDINGS.shader(`matmul_gemm_mma_${dtype}_${BM}x${BN}k${BK}${STAGES === 2 ? 's2' : ''}${accumulate ? '_acc' : ''}`, source);
 }
 
 export const gemmMmaShader = defineKernel('matmul_gemm_mma', build_gemmMmaShader);

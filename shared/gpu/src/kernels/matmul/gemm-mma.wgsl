@@ -5,7 +5,9 @@
 // an (BM/2) × (BN/2) block as TM × TN result tiles of 16 × 16 (f32 accumulators, one per tile). K advances BK at
 // a time: the next x and W slabs are fetched into registers while the current ones are multiplied, then written
 // to workgroup memory as f16 (x rounded once, bf16 weights converted exactly where in f16 range), so every
-// value is read from memory once per workgroup. Rows of x beyond M, rows of W beyond N and the K tail are zeros;
+// value is read from memory once per workgroup. The K loop is generated (gemm-mma.ts): with one slab in
+// workgroup memory a trip stores, waits, multiplies and waits again; with two (STAGES = 2) the next slab is
+// stored into the other half while nothing reads it, one barrier a trip. Rows of x beyond M, rows of W beyond N and the K tail are zeros;
 // nothing outside y's M × N block is written. f16 operands: |x| and |w| must stay below 65504.
 //
 // Each result tile leaves through a 16 × 16 f32 scratch tile of its subgroup, so rows and columns past the
@@ -15,8 +17,8 @@
 // TM, TN, WG, bindings x @0 (vec4<f32>), w @1 (u32 words), y @2 (f32), uniforms u @3 (MATMUL_UNIFORMS), the
 // weight unpack helpers, aliases LeftT / RightT / ResT. Grid: (ceil(N / BN), ceil(M / BM)).
 
-var<workgroup> xs: array<f16, BM * STR>;   // the x slab, row m at m·STR
-var<workgroup> ws: array<f16, BN * STR>;   // the W slab, row n at n·STR (a column-major K × N right operand)
+var<workgroup> xs: array<f16, BM * STR * STAGES>;   // the x slab(s), row m at m·STR (+ BM·STR for the second)
+var<workgroup> ws: array<f16, BN * STR * STAGES>;   // the W slab(s), row n at n·STR (a column-major K × N right operand)
 var<workgroup> out_tile: array<f32, 4 * 256>;   // one 16 × 16 result tile per subgroup on its way out
 
 @compute @workgroup_size(WG)
@@ -33,14 +35,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   /*@DECLARE@*/
 
   /*@FETCH@*/
-  for (var k0 = 0u; k0 < u.K; k0 += BK) {
-    workgroupBarrier();   // the previous slab's products are done with xs and ws
-    /*@STORE@*/
-    workgroupBarrier();
-    let kn = k0 + BK;
-    /*@FETCH_NEXT@*/
-    /*@MULTIPLY@*/
-  }
+  /*@LOOP@*/
 
   /*@WRITE@*/
 }
