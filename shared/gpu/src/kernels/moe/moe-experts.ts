@@ -238,9 +238,10 @@ fn main(@builtin(local_invocation_index) lid: u32) {
 /**
  * Tokens from which the router logits are a GEMM's (with matmulLimits): route-logits.wgsl re-reads and re-norms
  * every token's row for each 4 experts, 0.35 ms a V2-Lite layer at 4096 tokens on the H200 (9 of a prefill's
- * 254 ms, bench/results/prefill-profile.h200.txt).
+ * 254 ms, bench/results/prefill-profile.h200.txt); from 1024 tokens the f32 GEMM's narrowest tile makes 32
+ * workgroups or more. Decode batches stay on the kernel, whose workgroups a few tokens fill.
  */
-export const ROUTER_GEMM_MIN_TOKENS = 256;
+export const ROUTER_GEMM_MIN_TOKENS = 1024;
 
 /**
  * Most tokens the one-workgroup kernels that select tokens one after the other take (route-fused.wgsl, and
