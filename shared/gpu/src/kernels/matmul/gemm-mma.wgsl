@@ -7,13 +7,14 @@
 // to workgroup memory as f16 (x rounded once, bf16 weights converted exactly where in f16 range), so every
 // value is read from memory once per workgroup. The K loop is generated (gemm-mma.ts): with one slab in
 // workgroup memory a trip stores, waits, multiplies and waits again; with two (STAGES = 2) the next slab is
-// stored into the other half while nothing reads it, one barrier a trip. Rows of x beyond M, rows of W beyond N and the K tail are zeros;
-// nothing outside y's M × N block is written. f16 operands: |x| and |w| must stay below 65504.
+// stored into the other half while nothing reads it, one barrier a trip. Rows of x beyond M, rows of W beyond N
+// and the K tail are zeros; nothing outside y's M × N block is written. f16 operands: |x| and |w| must stay
+// below 65504.
 //
 // Each result tile leaves through a 16 × 16 f32 scratch tile of its subgroup, so rows and columns past the
 // edges, strided y and the accumulate form are handled by plain scalar stores.
 //
-// Prepended by the launcher (gemm-mma.ts): enables, constants BM, BN, BK, STR (f16 row stride, padded),
+// Prepended by the launcher (gemm-mma.ts): enables, constants BM, BN, BK, STR (f16 row stride, padded), STAGES,
 // TM, TN, WG, bindings x @0 (vec4<f32>), w @1 (u32 words), y @2 (f32), uniforms u @3 (MATMUL_UNIFORMS), the
 // weight unpack helpers, aliases LeftT / RightT / ResT. Grid: (ceil(N / BN), ceil(M / BM)).
 

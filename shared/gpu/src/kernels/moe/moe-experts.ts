@@ -333,9 +333,9 @@ fn ${name}(i: u32) -> F8 {
 /**
  * The prefetching (mma) forms keep a slab's weights as loaded until they are stored, a pair a lane: `alias <Alias>`
  * for 2 raw weights, `fn name_raw(i) -> <Alias>` (i even; `arr` bound as array<u32>) and `fn name_pair16(r) ->
- * vec2<f16>`, the pair as the matrices' f16. f16 weights are stored as they are (a bitcast): a conversion
- * instruction runs at a fraction of the ALU rate, and bf16 takes two a pair (f32 → f16), the cost measured in
- * bench/results/moe-f16.*.
+ * vec2<f16>`, the pair as the matrices' f16: f16 weights as they are (a bitcast), bf16 and f32 through two
+ * f32 → f16 conversions. The conversions are not what bounds these kernels: f16 experts ran within 2% of bf16
+ * on the H100 (bench/results/moe-dtype.h100.*).
  */
 function rawLoad2Wgsl(dtype: WeightDtype, name: string, arr: string, alias: string): string {
   switch (dtype) {
@@ -388,16 +388,14 @@ const range = (n: number) => [...Array(n).keys()];
 const MMA_WG = 128;
 
 /**
- * The x (gate/up: gathered rows of x; down: contiguous act rows) slabs of the subgroup-matrix forms, staged
+ * The x (gate/up: gathered rows of x; down: contiguous act rows) slabs of the mma forms, staged
  * through workgroup memory as f16: a thread's XL loads of 4 values a slab into named registers (stage t's copy
  * by `reg`), the fetch of slab k into them and their stores into `xs`.
  */
 function xStaging(TM: number, BK: number, down: boolean, reg: (name: string, t: number) => string, stages: readonly number[]) {
   const WG = MMA_WG;
-  const loads = (TM * BK) / 4;   // 4-value loads a slab
-  const XL = Math.ceil(loads / WG);
-  // the last load slot of a slab smaller than the workgroup is some threads' only
-  const guard = (i: number, body: string) => ((i + 1) * WG > loads ? `if (lid + ${i * WG}u < ${loads}u) { ${body} }` : body);
+  const XL = (TM * BK) / 4 / WG;
+  if (!Number.isInteger(XL)) throw new RangeError(`moe: a ${TM} × ${BK} x slab does not split evenly over ${WG} threads`);
   const xRow = (i: number) => `(lid + ${i * WG}u) / ${BK / 4}u`;
   const declare = range(XL).flatMap((i) => [
     ...stages.map((t) => `var ${reg(`rx_${i}`, t)} = vec4<f32>(0.0);`),
@@ -411,15 +409,15 @@ function xStaging(TM: number, BK: number, down: boolean, reg: (name: string, t: 
   const fetch = (k: string, t: number) => range(XL).map((i) => `${reg(`rx_${i}`, t)} = vec4<f32>(0.0);
     if (xr_${i} != NONE && ${k} + xk_${i} < u.K) { ${reg(`rx_${i}`, t)} = x4(xr_${i} + ${k} + xk_${i}); }`);
   const store = (t: number) => range(XL).map((i) => `{
-      ${guard(i, `let v = lid + ${i * WG}u;
+      let v = lid + ${i * WG}u;
       let o = (v / ${BK / 4}u) * STR + (v % ${BK / 4}u) * 4u;
-      xs[o] = f16(${reg(`rx_${i}`, t)}.x); xs[o + 1u] = f16(${reg(`rx_${i}`, t)}.y); xs[o + 2u] = f16(${reg(`rx_${i}`, t)}.z); xs[o + 3u] = f16(${reg(`rx_${i}`, t)}.w);`)}
+      xs[o] = f16(${reg(`rx_${i}`, t)}.x); xs[o + 1u] = f16(${reg(`rx_${i}`, t)}.y); xs[o + 2u] = f16(${reg(`rx_${i}`, t)}.z); xs[o + 3u] = f16(${reg(`rx_${i}`, t)}.w);
     }`);
   return { declare, fetch, store };
 }
 
 /**
- * The epilogue of the subgroup-matrix forms: each result tile (i, j) (accumulators g/u or c `${i}_${j}`) goes
+ * The epilogue of the mma forms: each result tile (i, j) (accumulators g/u or c `${i}_${j}`) goes
  * through the subgroup's 16 × 16 scratch tile, where every lane finishes 8 values (silu·mul for gate/up; the
  * scatter to the assignment's row for down).
  */
