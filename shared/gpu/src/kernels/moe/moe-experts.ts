@@ -238,10 +238,13 @@ fn main(@builtin(local_invocation_index) lid: u32) {
 /**
  * Tokens from which the router logits are a GEMM's (with matmulLimits): route-logits.wgsl re-reads and re-norms
  * every token's row for each 4 experts, 0.35 ms a V2-Lite layer at 4096 tokens on the H200 (9 of a prefill's
- * 254 ms, bench/results/prefill-profile.h200.txt); from 1024 tokens the f32 GEMM's narrowest tile makes 32
- * workgroups or more. Decode batches stay on the kernel, whose workgroups a few tokens fill.
+ * 254 ms, bench/results/prefill-profile.h200.txt), about proportional to the tokens. The f32 GEMM's 32 × 64
+ * tiles over K = 2048 took 0.079 ms in one wave (64 × 2048 × 2048, bench/results/matmul-mma.h200.txt), and 4096
+ * tokens of 64 experts make 128 such workgroups, within the card's 132 slots: from 2048 tokens that is half the
+ * kernel's time or less (an estimate from those two measurements; the GEMM at these shapes is not timed yet).
+ * Decode batches stay on the kernel.
  */
-export const ROUTER_GEMM_MIN_TOKENS = 1024;
+export const ROUTER_GEMM_MIN_TOKENS = 2048;
 
 /**
  * Most tokens the one-workgroup kernels that select tokens one after the other take (route-fused.wgsl, and
