@@ -8,8 +8,9 @@
 # GEMM tiles at prefill shapes), matmul-decode (the subgroup-matrix tiles at V2-Lite's decode-batch projections), prefill (f32 and subgroup-matrix matmuls), decode (both attention kernels),
 # pytorch (transformers' prefill of the same shapes, the peer), prefill-profile (per-kernel GPU times), decode-profile (the same for
 # decode steps), decode-encode (a step's CPU side with and without the recorded forward), decode-attention (the kernel grid),
-# moe (the routed experts of one layer per GEMM form at decode batches), mma-peak (the subgroup-matrix product
-# rate alone: the tensor-core kernels' ceiling), dispatch (the cost of one dispatch, and
+# moe (the routed experts of one layer per GEMM form at decode batches), moe-residency (the experts' decode
+# kernels' time by workgroups launched: how many run at once), mma-peak (the subgroup-matrix product rate alone:
+# the tensor-core kernels' ceiling), dispatch (the cost of one dispatch, and
 # of one CUDA kernel launched or replayed from a graph: the peer),
 # transfer (needs pack.sh --servers).
 set -uo pipefail
@@ -62,6 +63,8 @@ for s in "$@"; do
       step moe 300 node bench/dist/moe.js ;;
     mma-peak)
       step mma-peak 120 node bench/dist/mma-peak.js ;;
+    moe-residency)
+      step moe-residency 180 node bench/dist/moe-residency.js ;;
     dispatch)
       step dispatch 120 node bench/dist/dispatch.js
       step pytorch-dispatch 120 python3 bench/references/pytorch_dispatch.py ;;
