@@ -150,9 +150,9 @@ export async function benchMatmul(gpu: Gpu, shapes: readonly MatmulShape[], opts
   const peakGbps = opts.peakGbps ?? envNumber('PEAK_GBPS', 3000);
   const weights = new Map<string, GPUBuffer>();
   const rows: Row[] = [];
+  const dtype = opts.dtype ?? 'bf16';
   try {
     for (const s of shapes) {
-      const dtype = opts.dtype ?? 'bf16';
       const key = `${s.N}x${s.K}${dtype}`;
       let wbuf = weights.get(key);
       if (!wbuf) {
