@@ -10,7 +10,7 @@ import { pathToFileURL } from 'node:url';
 import { Gpu, gpuOptionsFromEnv } from '@latentwire/gpu';
 import { packWeights } from '@latentwire/model';
 import { measureReadBandwidth } from './lib/read-bandwidth.js';
-import { matmul, type GemmTileName, type GemvConfig, type MatmulVariant, type MmaTileName } from '@latentwire/gpu/kernels';
+import { matmulPrograms, type GemmTileName, type GemvConfig, type MatmulVariant, type MmaTileName } from '@latentwire/gpu/kernels';
 
 export interface MatmulShape {
   readonly name?: string;
@@ -30,6 +30,9 @@ export interface MatmulBenchOptions {
   /** Subgroup-matrix tile (with variant 'gemm-mma', or auto where the device has subgroup matrices). */
   readonly mmaTile?: MmaTileName;
   readonly gemv?: Partial<GemvConfig>;
+  /** Split-K into this many K ranges (a GEMM and the sum: both dispatches timed), or up to splitKMax by the launcher's rule. */
+  readonly splits?: number;
+  readonly splitKMax?: number;
   /** The weights' dtype (default bf16); f16 holds the same values (they are in its normal range). */
   readonly dtype?: 'bf16' | 'f16';
   /** Read y back and compare 64 sampled outputs with a float64 dot product (default true). */
@@ -163,39 +166,46 @@ export async function benchMatmul(gpu: Gpu, shapes: readonly MatmulShape[], opts
       const xData = randomF32(s.M * s.K, s.M + s.K);
       const x = gpu.upload('bench-x', xData);
       const y = gpu.buffer('bench-y', s.M * s.N * 4);
+      const split = opts.splits !== undefined || opts.splitKMax !== undefined;
+      const scratch = split ? gpu.buffer('bench-split-k', Math.max(opts.splits ?? 0, opts.splitKMax ?? 0) * s.M * s.N * 4) : undefined;
       try {
-        const program = matmul(
-          { x, y, M: s.M, N: s.N, K: s.K, weight: { buffer: wbuf, dtype, shape: [s.N, s.K] }, variant: opts.variant, tile: opts.tile, mmaTile: opts.mmaTile, gemv: opts.gemv },
-          gpu.matmulLimits,
+        const programs = matmulPrograms(
+          {
+            x, y, M: s.M, N: s.N, K: s.K, weight: { buffer: wbuf, dtype, shape: [s.N, s.K] }, variant: opts.variant, tile: opts.tile, mmaTile: opts.mmaTile, gemv: opts.gemv,
+            ...(scratch ? { splitK: { scratch, splits: opts.splits } } : {}),
+          },
+          { ...gpu.matmulLimits, ...(opts.splitKMax !== undefined ? { splitKMax: opts.splitKMax } : {}) },
         );
-        await gpu.run([program]); // compile + warm-up
+        const labels = programs.map((p) => p.shader.label);
+        await gpu.run(programs); // compile + warm-up
         await gpu.sync();
         // size the batch from a wall-clock probe so it lasts ~targetMs: GPU timestamps are coarse (Dawn quantizes
         // them; 65.5 µs steps were seen on an H100), so short kernels need many dispatches to average out
         const probe = 1;
         let t0 = performance.now();
-        await gpu.run(Array.from({ length: probe }, () => program));
+        await gpu.run(Array.from({ length: probe }, () => programs).flat());
         await gpu.sync();
         const probeMs = (performance.now() - t0) / probe;
         const iters = fixedIters ?? Math.min(1000, Math.max(opts.minIters ?? 10, Math.ceil(targetMs / probeMs)));
         gpu.profiler?.reset();
         t0 = performance.now();
-        await gpu.run(Array.from({ length: iters }, () => program));
+        await gpu.run(Array.from({ length: iters }, () => programs).flat());
         await gpu.sync();
         const wallMs = (performance.now() - t0) / iters;
-        const r = gpu.profiler?.report().find((e) => e.label === program.shader.label);
-        const ms = r ? r.ms / r.count : wallMs;
-        const timing: Row['timing'] = r ? 'gpu' : 'wall';
+        // a split's two dispatches together (their labels differ)
+        const report = gpu.profiler?.report().filter((e) => labels.includes(e.label)) ?? [];
+        const ms = report.length === labels.length ? report.reduce((sum, r) => sum + r.ms / r.count, 0) : wallMs;
+        const timing: Row['timing'] = report.length === labels.length ? 'gpu' : 'wall';
         const maxRelErr = opts.check === false ? NaN : await sampleError(gpu, y, xData, s.N * 31 + s.K, s);
         const flops = 2 * s.M * s.N * s.K;
         const gflops = flops / (ms * 1e6);
         const weightGBps = (2 * s.N * s.K) / (ms * 1e6);
         rows.push({
-          name: s.name ?? 'matmul', M: s.M, N: s.N, K: s.K, kernel: program.shader.label, ms, timing, wallMs, iters,
+          name: s.name ?? 'matmul', M: s.M, N: s.N, K: s.K, kernel: labels.join(' + ') + (programs.length > 1 ? ` z${programs[0]!.workgroups[2]}` : ''), ms, timing, wallMs, iters,
           gflops, peakFraction: gflops / (peakTflops * 1e3), weightGBps, bandwidthFraction: weightGBps / peakGbps, maxRelErr,
         });
       } finally {
-        gpu.destroy(x, y);
+        gpu.destroy(x, y, scratch);
       }
     }
   } finally {

@@ -5,6 +5,8 @@ import test from 'ava';
 import { loadPrefillModel } from '../src/prefill/index.js';
 import { FIXTURE_DIR, readFixtureJson } from '@latentwire/testing';
 import { testGpu } from '../src/testing.js';
+import { Gpu } from '../src/runtime/index.js';
+import { gpuOptionsFromEnv } from '../src/runtime/gpu-env.js';
 import { maxAbsDiff } from '@latentwire/testing';
 
 interface Case { prompt: string; input_ids: number[]; prefill_last_logits: number[]; prefill_argmax: number[]; greedy_ids: number[] }
@@ -72,6 +74,29 @@ test.serial('prefill - with exact f32 RoPE frequencies the tokens are the same a
     t.true(err < EXACT_ROPE_BOUND, `max error ${err}`);
     t.deepEqual(Array.from(out.argmax!), c.prefill_argmax);
   }
+});
+
+test.serial('prefill - GEMMs split over K (as on a device with idle slots) keep the logits within 1.5e-5 and the argmax', async (t) => {
+  // lavapipe has one workgroup slot, where no GEMM splits by default: the same device told it has 64, with up
+  // to 4 splits (MATMUL_SPLIT_K_MAX), splits the prompts' GEMMs the way an idle GPU would
+  const gpu = await Gpu.create(gpuOptionsFromEnv(process.env));
+  Object.defineProperty(gpu, 'matmulLimits', { value: { ...gpu.matmulLimits, workgroupSlots: 64, splitKMax: 4 } });
+  const m = loadPrefillModel(gpu, FIXTURE_DIR).model;
+  const c = cases[1]!;
+  const before = gpu.dispatches;
+  const out = await m.prefill(c.input_ids, { allLogits: true });
+  out.release();
+  const split = gpu.dispatches - before;
+  const plain = await model();
+  const b2 = plain.gpu.dispatches;
+  (await plain.prefill(c.input_ids)).release();
+  t.true(split > plain.gpu.dispatches - b2, `split-K adds its sums' dispatches (${split} against ${plain.gpu.dispatches - b2})`);
+  const err = maxAbsDiff(out.lastLogits, c.prefill_last_logits);
+  t.log(`${c.input_ids.length} tokens, split-K: max |Δlogit| ${err.toExponential(2)}`);
+  t.true(err < LOGIT_BOUND, `max error ${err}`);
+  t.deepEqual(Array.from(out.argmax!), c.prefill_argmax);
+  m.dispose();
+  gpu.dispose();
 });
 
 test.serial('prefill - choices: n draws from the last logits, draw i equal to a prefill sampling alone with seed + i (tokens and logprobs)', async (t) => {

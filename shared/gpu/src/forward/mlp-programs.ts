@@ -5,7 +5,7 @@ import type { BufferSource } from '../runtime/buffer-pool.js';
 import type { KernelProgram } from '../runtime/program.js';
 import type { MlaConfig } from '@latentwire/model';
 import type { MlpWeights, MoeWeights } from '../weights/model-weights.js';
-import { matmul, type MatmulLimits } from '../kernels/matmul/matmul.js';
+import { matmulPrograms, type MatmulArgs, type MatmulLimits } from '../kernels/matmul/matmul.js';
 import { siluMul } from '../kernels/silu-mul/silu-mul.js';
 import { rmsNorm } from '../kernels/rms-norm/rms-norm.js';
 import { fusedGemv, type FusedGemvOutput } from '../kernels/matmul/gemv-fused.js';
@@ -23,6 +23,13 @@ export interface MlpBuffers {
   readonly rows: number;
   readonly H: number;
   readonly inter: number;
+  /** Split-K partial sums for the GEMMs of batches whose tiles leave the device idle (ForwardScratch.splitK). */
+  readonly splitK?: GPUBuffer | null;
+}
+
+/** The matmul's dispatches, split over K where the launcher finds it worth it and `scratch` is given. */
+export function splitMatmul(a: MatmulArgs, scratch: GPUBuffer | null | undefined, limits: MatmulLimits): KernelProgram[] {
+  return matmulPrograms(scratch ? { ...a, splitK: { scratch } } : a, limits);
 }
 
 /** The MLP's input still to be normalized: b.x = RMSNorm(x) · weight. */
@@ -55,7 +62,7 @@ function mlpGateUp(w: MlpWeights, b: MlpBuffers, limits: MatmulLimits, prenorm?:
   if (fused) return [fused];
   return [
     ...(prenorm ? [rmsNorm({ x: prenorm.x, weight: prenorm.weight, y: b.x, rows: M, cols: H, eps: prenorm.eps })] : []),
-    matmul({ x: b.x, weight: out.weight, y: out.y, M, N: out.N, K: H }, limits),
+    ...splitMatmul({ x: b.x, weight: out.weight, y: out.y, M, N: out.N, K: H }, b.splitK, limits),
   ];
 }
 
@@ -64,7 +71,7 @@ function mlpDown(w: MlpWeights, b: MlpBuffers, limits: MatmulLimits): KernelProg
   const { rows: M, H, inter: I } = b;
   return [
     siluMul({ gate: b.gateUp, y: b.gated, rows: M, cols: I }),
-    matmul({ x: b.gated, weight: w.down, y: b.out, M, N: H, K: I, accumulate: true }, limits),
+    ...splitMatmul({ x: b.gated, weight: w.down, y: b.out, M, N: H, K: I, accumulate: true }, b.splitK, limits),
   ];
 }
 

@@ -25,7 +25,7 @@ import { rmsNorm } from '../kernels/rms-norm/rms-norm.js';
 import { rope } from '../kernels/rope/rope.js';
 import { matmul } from '../kernels/matmul/matmul.js';
 import { fusedGemv, type FusedGemvOutput } from '../kernels/matmul/gemv-fused.js';
-import { mlpPrograms, moePrograms } from './mlp-programs.js';
+import { mlpPrograms, moePrograms, splitMatmul } from './mlp-programs.js';
 import type { ForwardScratch } from './scratch.js';
 
 /** One forward pass: `rows` tokens at `positions` (u32 [rows]) over `scratch`. */
@@ -96,7 +96,7 @@ export class ModelForward {
     if (inProj) yield inProj;
     else {
       yield rmsNorm({ x: s.x, weight: lw.inputNorm, y: s.xn, rows: M, cols: H, eps });
-      for (const o of [qOut, kvOut]) yield matmul({ x: s.xn, weight: o.weight, y: o.y, M, N: o.N, K: H }, lim);
+      for (const o of [qOut, kvOut]) yield* splitMatmul({ x: s.xn, weight: o.weight, y: o.y, M, N: o.N, K: H }, s.splitK, lim);
     }
     if (lw.query.kind === 'lora') {
       const qr = cfg.qLoraRank!;
@@ -105,7 +105,7 @@ export class ModelForward {
       if (qb) yield qb;
       else {
         yield rmsNorm({ x: s.qa!, weight: lw.query.qANorm, y: s.qa!, rows: M, cols: qr, eps });
-        yield matmul({ x: s.qa!, weight: qOutB.weight, y: s.q, M, N: qOutB.N, K: qr }, lim);
+        yield* splitMatmul({ x: s.qa!, weight: qOutB.weight, y: s.q, M, N: qOutB.N, K: qr }, s.splitK, lim);
       }
     }
     if (!attention.finishesLatent) {
@@ -116,12 +116,12 @@ export class ModelForward {
       });
     }
     yield* attention.programs(l, pass, latent);
-    yield matmul({ x: s.attn, weight: lw.oProj, y: s.x, M, N: H, K: heads * cfg.vHeadDim, accumulate: true }, lim);
+    yield* splitMatmul({ x: s.attn, weight: lw.oProj, y: s.x, M, N: H, K: heads * cfg.vHeadDim, accumulate: true }, s.splitK, lim);
     const postNorm = { x: s.x, weight: lw.postAttentionNorm, eps };
     if (lw.mlp.kind === 'dense') {
-      yield* mlpPrograms(lw.mlp, { x: s.xn, out: s.x, gateUp: s.gateUp, gated: s.gated, rows: M, H, inter: cfg.intermediateSize }, lim, postNorm);
+      yield* mlpPrograms(lw.mlp, { x: s.xn, out: s.x, gateUp: s.gateUp, gated: s.gated, rows: M, H, inter: cfg.intermediateSize, splitK: s.splitK }, lim, postNorm);
     } else {
-      yield* moePrograms(cfg, lw.mlp, { x: s.xn, out: s.x, gateUp: s.gateUp, gated: s.gated, rows: M, scratch: s.moe! }, lim, postNorm);
+      yield* moePrograms(cfg, lw.mlp, { x: s.xn, out: s.x, gateUp: s.gateUp, gated: s.gated, rows: M, scratch: s.moe!, splitK: s.splitK }, lim, postNorm);
     }
   }
 

@@ -3,6 +3,13 @@
 import type { BufferSource } from '../runtime/buffer-pool.js';
 import { qkHeadDim, type MlaConfig } from '@latentwire/model';
 import { allocMoeScratch, type MoeScratchBuffers } from './mlp-programs.js';
+import { GEMV_MAX_M } from '../kernels/matmul/matmul.js';
+
+/**
+ * Split-K partial sums (MatmulArgs.splitK), for passes of GEMM-sized batches: the launcher fits its splits in it
+ * (8 MiB: V2-Lite's widest decode GEMM, 64 × 5632, 5 splits; 64 × 2048, 16).
+ */
+export const SPLIT_K_SCRATCH_BYTES = 8 << 20;
 
 export interface ForwardScratch {
   /** Most rows these buffers hold. */
@@ -22,6 +29,8 @@ export interface ForwardScratch {
   readonly gated: GPUBuffer;
   /** Router and expert scratch (MoE models). */
   readonly moe: MoeScratchBuffers | null;
+  /** Split-K partial sums (null where rows stay in the GEMV range, which never splits). */
+  readonly splitK: GPUBuffer | null;
   release(): void;
 }
 
@@ -41,12 +50,13 @@ export function allocForwardScratch(gpu: BufferSource, cfg: MlaConfig, rows: num
     attn: gpu.buffer(`${label}attn_out`, rows * heads * cfg.vHeadDim * 4),
     gateUp: gpu.buffer(`${label}mlp.gate_up`, rows * 2 * maxInter * 4),
     gated: gpu.buffer(`${label}mlp.gated`, rows * maxInter * 4),
+    splitK: rows > GEMV_MAX_M ? gpu.buffer(`${label}split_k`, SPLIT_K_SCRATCH_BYTES) : null,
   };
   const moe = cfg.moe ? allocMoeScratch(gpu, cfg, rows) : null;
   return {
     rows, ...b, moe,
     release: () => {
-      gpu.destroy(b.x, b.xn, b.q, b.qa, b.attn, b.gateUp, b.gated);
+      gpu.destroy(b.x, b.xn, b.q, b.qa, b.attn, b.gateUp, b.gated, b.splitK);
       moe?.release();
     },
   };

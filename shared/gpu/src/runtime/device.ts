@@ -14,6 +14,12 @@ Object.assign(globalThis, globals);
  */
 export const DEFAULT_MOE_MMA_MIN_ROWS = 0;
 
+/** Tokens from which MoE router logits are a GEMM's (the reasons: ROUTER_GEMM_MIN_TOKENS in kernels/moe). */
+export const DEFAULT_ROUTER_GEMM_MIN_TOKENS = 2048;
+
+/** Most K splits of a GEMM whose tiles leave the device's slots idle (1: never split). */
+export const DEFAULT_MATMUL_SPLIT_K_MAX = 1;
+
 export interface GpuOptions {
   /** Substring of the adapter's name/vendor/architecture/description to pick among several (Dawn's adapter= flag). */
   readonly adapter?: string;
@@ -32,6 +38,10 @@ export interface GpuOptions {
   readonly matmulEngine?: 'auto' | 'f32';
   /** MOE_MMA_MIN_ROWS: rows per expert from which routed experts run on subgroup matrices (default 24). */
   readonly moeMmaMinRows?: number;
+  /** MATMUL_SPLIT_K_MAX: most K splits of a GEMM whose tiles leave the device's slots idle (default DEFAULT_MATMUL_SPLIT_K_MAX). */
+  readonly splitKMax?: number;
+  /** MOE_ROUTER_GEMM_MIN_TOKENS: tokens from which router logits are a GEMM's (default the MoE kernels' ROUTER_GEMM_MIN_TOKENS). */
+  readonly routerGemmMinTokens?: number;
 }
 
 const OPTIONAL_FEATURES = ['shader-f16', 'subgroups', 'timestamp-query', 'chromium-experimental-subgroup-matrix'] as const;

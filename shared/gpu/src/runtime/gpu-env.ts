@@ -1,6 +1,6 @@
 // The environment every GPU process reads (decode node, prefill node, CLI, benches): the WebGPU device's
 // settings and the model's RoPE frequencies. Composed into each process's schema and parsed once at start.
-import { DEFAULT_MOE_MMA_MIN_ROWS, type GpuOptions } from './device.js';
+import { DEFAULT_MATMUL_SPLIT_K_MAX, DEFAULT_ROUTER_GEMM_MIN_TOKENS, DEFAULT_MOE_MMA_MIN_ROWS, type GpuOptions } from './device.js';
 import { env, parseEnv, type EnvOf } from '@latentwire/protocol';
 import { DEFAULT_ROPE_FREQ_PRECISION, ROPE_FREQ_PRECISIONS, type RopeFreqPrecision } from '@latentwire/model';
 
@@ -13,12 +13,18 @@ export const GPU_ENV = {
   MOE_MMA_MIN_ROWS: env
     .int(DEFAULT_MOE_MMA_MIN_ROWS, 0, 1 << 20)
     .describe('routed experts on tensor-core adapters: the average rows per expert (tokens · top-k / experts) from which the subgroup-matrix kernel replaces the GEMV one that reads each weight row once per few rows (0: always)'),
+  MATMUL_SPLIT_K_MAX: env
+    .int(DEFAULT_MATMUL_SPLIT_K_MAX, 1, 64)
+    .describe('GEMMs of 17+ rows whose tiles leave workgroup slots idle (decode batches): K cut into up to this many ranges run side by side, their partial sums added by a second dispatch (1: never)'),
+  MOE_ROUTER_GEMM_MIN_TOKENS: env
+    .int(DEFAULT_ROUTER_GEMM_MIN_TOKENS, 1, 1 << 30)
+    .describe('MoE layers: tokens from which the router logits are an f32 GEMM (split over K with MATMUL_SPLIT_K_MAX) instead of the logits kernel that re-reads each row per 4 experts'),
   GPU_PROFILE: env.bool(false).describe('GPU timestamps per kernel (benchmarks and the CLI print them)'),
   DUMP_WGSL: env.bool(false).describe('print every generated WGSL source when it is compiled'),
 };
 
 export function gpuOptions(v: EnvOf<typeof GPU_ENV>): GpuOptions {
-  return { adapter: v.WEBGPU_ADAPTER, dawnFeatures: v.DAWN_FEATURES, profile: v.GPU_PROFILE, dumpWgsl: v.DUMP_WGSL, matmulEngine: v.MATMUL_ENGINE, moeMmaMinRows: v.MOE_MMA_MIN_ROWS };
+  return { adapter: v.WEBGPU_ADAPTER, dawnFeatures: v.DAWN_FEATURES, profile: v.GPU_PROFILE, dumpWgsl: v.DUMP_WGSL, matmulEngine: v.MATMUL_ENGINE, moeMmaMinRows: v.MOE_MMA_MIN_ROWS, splitKMax: v.MATMUL_SPLIT_K_MAX, routerGemmMinTokens: v.MOE_ROUTER_GEMM_MIN_TOKENS };
 }
 
 export function gpuOptionsFromEnv(e: NodeJS.ProcessEnv = process.env): GpuOptions {

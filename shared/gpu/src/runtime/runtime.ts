@@ -4,7 +4,7 @@
 // A list of programs run again and again with the same buffers and uniform values (a decode step's forward at
 // one batch size) can be recorded once (Gpu.record): its pipelines, bind groups and uniforms are then set up
 // for good, and running it costs only the encoder calls themselves (WebGPU cannot replay command buffers).
-import { acquireDevice, DEFAULT_MOE_MMA_MIN_ROWS, type AdapterInfo, type GpuOptions } from './device.js';
+import { acquireDevice, DEFAULT_MATMUL_SPLIT_K_MAX, DEFAULT_MOE_MMA_MIN_ROWS, type AdapterInfo, type GpuOptions } from './device.js';
 import { GpuError } from './errors.js';
 import { PipelineCache } from './pipeline-cache.js';
 import type { BufferBinding, KernelProgram } from './program.js';
@@ -22,6 +22,8 @@ export interface MatmulDeviceLimits {
   readonly subgroupMatrix: boolean;
   readonly workgroupSlots: number;
   readonly moeMmaMinRows: number;
+  readonly splitKMax: number;
+  readonly routerGemmMinTokens: number | undefined;
 }
 
 export const STORAGE = 0x80 | 0x8 | 0x4; // STORAGE | COPY_DST | COPY_SRC
@@ -79,6 +81,8 @@ export class Gpu {
   private nextId = 1;
   private readonly matmulEngine: 'auto' | 'f32';
   private readonly moeMmaMinRows: number;
+  private readonly splitKMax: number;
+  private readonly routerGemmMinTokens: number | undefined;
   private matmulLimitsMemo: MatmulDeviceLimits | null = null;
   private slotsMemo: WorkgroupSlots | null = null;
   private firstError: Error | null = null;
@@ -99,6 +103,8 @@ export class Gpu {
     this.pipelines = new PipelineCache(device, opts.dumpWgsl ?? false);
     this.matmulEngine = opts.matmulEngine ?? 'auto';
     this.moeMmaMinRows = opts.moeMmaMinRows ?? DEFAULT_MOE_MMA_MIN_ROWS;
+    this.splitKMax = opts.splitKMax ?? DEFAULT_MATMUL_SPLIT_K_MAX;
+    this.routerGemmMinTokens = opts.routerGemmMinTokens;
     this.profiler = opts.profile && features.has('timestamp-query') ? new Profiler(device) : null;
     this.profilePerKernel = opts.profile === true;
     this.uniformAlign = device.limits.minUniformBufferOffsetAlignment;
@@ -151,7 +157,7 @@ export class Gpu {
         maxComputeWorkgroupsPerDimension: l.maxComputeWorkgroupsPerDimension, minStorageBufferOffsetAlignment: l.minStorageBufferOffsetAlignment,
         maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
         subgroupMatrix: this.matmulOnMatrices, workgroupSlots: this.workgroupSlots.slots,
-        moeMmaMinRows: this.moeMmaMinRows,
+        moeMmaMinRows: this.moeMmaMinRows, splitKMax: this.splitKMax, routerGemmMinTokens: this.routerGemmMinTokens,
       });
     }
     return this.matmulLimitsMemo;

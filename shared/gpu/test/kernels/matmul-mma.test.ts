@@ -47,6 +47,14 @@ for (const mmaTile of Object.keys(MMA_TILES) as MmaTileName[]) {
   }
 }
 
+gpuTest(`matmul-mma - split-K matches float64 and the f32 GEMM: a short last range, accumulate into strided y${skipNote}`, async (t) => {
+  const run = async (c: Omit<Case, 'dtype' | 'variant'>) => note(await check(t, gpu, { ...c, dtype: 'bf16', variant: 'gemm-mma', mmaTile: 'm32x64k128' }, { limits, tol: MMA_TOL, comparePortable: true }));
+  // K = 1000 is 8 slabs of 128: 3 splits of 384 + 384 + 232, 8 of one slab each
+  await run({ M: 64, N: 200, K: 1000, splits: 3 });
+  await run({ M: 64, N: 200, K: 1000, splits: 8 });
+  await run({ M: 45, N: 70, K: 1000, splits: 4, yStride: 80, yOffset: 6, accumulate: true });
+});
+
 gpuTest(`matmul-mma - long K and prefill-sized M${skipNote}`, async (t) => {
   note(await check(t, gpu, { M: 300, N: 200, K: 2056, dtype: 'bf16', variant: 'gemm-mma' }, { limits, tol: MMA_TOL, comparePortable: true }));
   t.log(`worst error relative to Σ|terms| over every case: vs float64 ${worst.ref.toExponential(2)}, vs the f32 GEMM ${worst.portable.toExponential(2)}`);

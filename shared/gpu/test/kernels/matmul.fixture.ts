@@ -3,7 +3,7 @@
 // rounding errors grow with). Used by matmul.test.ts (portable variants) and matmul-mma.test.ts (tensor cores).
 import type { ExecutionContext } from 'ava';
 import type { Gpu } from '../../src/runtime/index.js';
-import { matmul, type GemmTile, type GemmTileName, type MatmulArgs, type MatmulLimits, type MatmulVariant, type MmaTileName } from '../../src/kernels/matmul/matmul.js';
+import { matmulPrograms, type GemmTile, type GemmTileName, type MatmulArgs, type MatmulLimits, type MatmulVariant, type MmaTileName } from '../../src/kernels/matmul/matmul.js';
 import type { WeightDtype } from '../../src/kernels/weight-dtype.js';
 import { roundTo, uploadF32, uploadWeight } from '../../src/testing.js';
 import { randomArray } from '@latentwire/testing';
@@ -25,6 +25,8 @@ export interface Case {
   /** Extra element offset on top of `before` rows (must keep weightOffset even for 16-bit dtypes). */
   extra?: number;
   accumulate?: boolean;
+  /** Split-K into this many K ranges (matmulPrograms with a scratch of just the room they need). */
+  splits?: number;
   seed?: number;
 }
 
@@ -32,7 +34,7 @@ export interface Case {
  * float64 reference, independent of the kernel: y[m, n] (+)= Σ_k x[xo + m·xs + k] · w[wo + n·K + k].
  * Also returns Σ|terms| per output, the magnitude the tolerance is relative to.
  */
-export function matmulRef(x: Float64Array, w: Float64Array, y0: Float64Array, c: Required<Omit<Case, 'variant' | 'tile' | 'mmaTile' | 'seed' | 'before' | 'extra'>> & { wo: number }) {
+export function matmulRef(x: Float64Array, w: Float64Array, y0: Float64Array, c: Required<Omit<Case, 'variant' | 'tile' | 'mmaTile' | 'seed' | 'before' | 'extra' | 'splits'>> & { wo: number }) {
   const y = Float64Array.from(y0);
   const mag = new Float64Array(y0.length);
   for (let m = 0; m < c.M; m++) {
@@ -76,16 +78,20 @@ export async function check(t: ExecutionContext, gpu: Gpu, c: Case, o: CheckOpti
   const xb = uploadF32(gpu, 'x', x);
   const wb = uploadWeight(gpu, 'w', w, dtype, [wTotal / K, K]);
   const yb = uploadF32(gpu, 'y', y0);
+  const scratch = c.splits === undefined ? undefined : gpu.buffer('split_k', c.splits * M * N * 4);
   const args: MatmulArgs = {
     x: xb, weight: wb, y: yb, M, N, K, xStride, xOffset, yStride, yOffset, weightOffset: wo,
     accumulate: c.accumulate, variant: c.variant, tile: c.tile, mmaTile: c.mmaTile,
+    ...(scratch ? { splitK: { scratch, splits: c.splits } } : {}),
   };
-  await gpu.run([matmul(args, o.limits ?? gpu.limits)]);
+  const programs = matmulPrograms(args, o.limits ?? gpu.limits);
+  if (c.splits !== undefined) t.is(programs.length, c.splits > 1 ? 2 : 1, `${JSON.stringify(c)}: the split's dispatches`);
+  await gpu.run(programs);
   const got = await gpu.readF32(yb, 0, y0.length);
   let f32: Float32Array | null = null;
   if (o.comparePortable) {
     gpu.write(yb, Float32Array.from(y0));
-    await gpu.run([matmul({ ...args, variant: 'gemm', mmaTile: undefined }, gpu.limits)]);
+    await gpu.run(matmulPrograms({ ...args, variant: 'gemm', mmaTile: undefined, splitK: undefined }, gpu.limits));
     f32 = await gpu.readF32(yb, 0, y0.length);
   }
   const { y: want, mag } = matmulRef(x, w, y0, { M, N, K, dtype, xStride, xOffset, yStride, yOffset, wo, accumulate: c.accumulate ?? false });
@@ -108,7 +114,7 @@ export async function check(t: ExecutionContext, gpu: Gpu, c: Case, o: CheckOpti
   }
   const what = `${JSON.stringify(c)}: worst relative error ${worst.toExponential(2)} at ${where} (got ${got[where]}, want ${want[where]})`;
   t.true(worst < (o.tol ?? 1e-5), what);
-  gpu.destroy(xb, wb.buffer, yb);
+  gpu.destroy(xb, wb.buffer, yb, scratch);
   return { ref: worst, portable };
 }
 

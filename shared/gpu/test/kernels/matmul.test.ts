@@ -1,5 +1,5 @@
 import test from 'ava';
-import { GEMM_TILES, matmul, matmulPlan, type GemmTileName, type MatmulArgs } from '../../src/kernels/matmul/matmul.js';
+import { GEMM_TILES, matmul, matmulPlan, matmulPrograms, type GemmTileName, type MatmulArgs } from '../../src/kernels/matmul/matmul.js';
 import type { GpuTensor, WeightDtype } from '../../src/kernels/weight-dtype.js';
 import { testGpu } from '../../src/testing.js';
 import { check } from './matmul.fixture.js';
@@ -77,6 +77,53 @@ test('matmul - long K runs the unrolled GEMV loop and many GEMM K steps', async 
   // row blocks 1, 2 and 16, whose aligned bf16 shaders the tests above already compiled
   for (const M of [1, 2, 11]) await check(t, gpu, { M, N: 40, K: 2056, dtype: 'bf16', variant: 'gemv' });
   await check(t, gpu, { M: 20, N: 70, K: 2056, dtype: 'bf16', variant: 'gemm' });
+});
+
+// Split-K: each K range its own workgroups (grid z), the partial products summed into y by a second dispatch.
+// One tile (32 × 64, 32-deep slabs), the vector and scalar load paths, both reduce forms.
+test('matmul - split-K matches float64: K ranges with a short last one, odd K, accumulate into strided y', async (t) => {
+  const gpu = await testGpu();
+  const tile = 't32x64' as const;
+  // K = 200 is 7 slabs of 32: 2 splits of 128 + 72, 3 of 96 + 96 + 8, 7 of one slab each
+  for (const splits of [2, 3, 7]) await check(t, gpu, { M: 37, N: 70, K: 200, dtype: 'bf16', variant: 'gemm', tile, splits });
+  await check(t, gpu, { M: 37, N: 70, K: 200, dtype: 'bf16', variant: 'gemm', tile, splits: 3, yStride: 80, yOffset: 6, accumulate: true });
+  // odd K: scalar x and weight loads, the tail inside the last split
+  await check(t, gpu, { M: 20, N: 33, K: 45, dtype: 'bf16', variant: 'gemm', tile, splits: 2 });
+  // one split is the plain GEMM (one dispatch)
+  await check(t, gpu, { M: 20, N: 33, K: 45, dtype: 'bf16', variant: 'gemm', tile, splits: 1 });
+});
+
+test('matmul - split-K by default only where the tiles leave slots idle, within MATMUL_SPLIT_K_MAX, the scratch and 4 slabs a split', async (t) => {
+  const gpu = await testGpu();
+  const w: GpuTensor = { buffer: gpu.buffer('w', 4096 * 2048 * 2), dtype: 'bf16', shape: [4096, 2048] };
+  const x = gpu.buffer('x', 64 * 2048 * 4), y = gpu.buffer('y', 64 * 4096 * 4);
+  const big = gpu.buffer('split_k', 64 * 4096 * 4 * 8);
+  const limits = { ...gpu.limits, workgroupSlots: 132, splitKMax: 8 };
+  const split = (over: Partial<MatmulArgs>, lim: typeof limits = limits) => {
+    const p = matmulPlan({ x, y, weight: w, M: 64, N: 2048, K: 2048, variant: 'gemm', tile: 't32x64', splitK: { scratch: big }, ...over }, lim);
+    if (p.variant === 'gemv') throw new Error('not a GEMM');
+    return p.split;
+  };
+  // 2 × 32 tiles = 64 workgroups of 132 slots; 64 slabs of 32: ceil(264 / 64) = 5 splits of 13 slabs (the last 12)
+  t.deepEqual(split({}), { splits: 5, kSplit: 13 * 32 });
+  t.deepEqual(split({}, { ...limits, splitKMax: 2 }), { splits: 2, kSplit: 1024 });
+  t.deepEqual(split({}, { ...limits, splitKMax: 1 }), { splits: 1, kSplit: 2048 });
+  t.deepEqual(split({ splitK: undefined }), { splits: 1, kSplit: 2048 });
+  // tiles that fill 2/3 of the slots: no split
+  t.deepEqual(split({ N: 4096, M: 64 * 1 }, { ...limits, workgroupSlots: 96 }), { splits: 1, kSplit: 2048 });
+  // at least 4 slabs a split: K = 256 is 8 slabs, 2 splits
+  t.deepEqual(split({ K: 256, weight: { ...w, shape: [4096 * 8, 256] } }), { splits: 2, kSplit: 128 });
+  // the scratch's room: 3 splits of 64 × 2048 f32
+  t.deepEqual(split({ splitK: { scratch: gpu.buffer('small', 3 * 64 * 2048 * 4 + 100) } }), { splits: 3, kSplit: 22 * 32 });
+  // asked for: taken as asked, and refused beyond the slabs or the scratch
+  t.deepEqual(split({ splitK: { scratch: big, splits: 16 } }), { splits: 16, kSplit: 128 });
+  t.throws(() => split({ splitK: { scratch: big, splits: 65 } }), { instanceOf: RangeError, message: /splitK\.splits 65 exceeds the 64 K slabs/ });
+  t.throws(() => split({ splitK: { scratch: x, splits: 2 } }), { instanceOf: RangeError, message: /splitK scratch .* holds 1 splits/ });
+  t.throws(() => split({ splitK: { scratch: big, splits: 0 } }), { instanceOf: RangeError, message: /splitK\.splits/ });
+  t.throws(() => matmulPrograms({ x, y, weight: w, M: 64, N: 2048, K: 2048, splitK: { scratch: y } }, limits), { instanceOf: RangeError, message: /scratch must be a buffer of its own/ });
+  // the GEMV never splits
+  t.is(matmulPrograms({ x, y, weight: w, M: 4, N: 2048, K: 2048, splitK: { scratch: big } }, limits).length, 1);
+  gpu.destroy(w.buffer, x, y, big);
 });
 
 test('matmul - auto picks GEMV for small M and GEMM for large M', async (t) => {

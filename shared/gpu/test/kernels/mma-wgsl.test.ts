@@ -26,13 +26,13 @@ test('mma wgsl - the GEMM tiles, every tile, weight dtype and epilogue', async (
   await check(t, shaders);
 });
 
-test('mma wgsl - the routed experts, every subgroup-matrix form, both halves', async (t) => {
+test('mma wgsl - the routed experts, every subgroup-matrix form, both halves, whole and split over K', async (t) => {
   const forms = MOE_GEMM_VARIANTS.filter((v) => v.startsWith('mma'));
   t.true(forms.length >= 3);
-  await check(t, forms.flatMap((variant) => [
-    moeGateUpShader({ nExperts: 64, gateDtype: 'bf16', upDtype: 'bf16', variant }),
-    moeDownShader({ nExperts: 64, dtype: 'bf16', variant }),
-  ]));
+  await check(t, forms.flatMap((variant) => [false, true].flatMap((split) => [
+    moeGateUpShader({ nExperts: 64, gateDtype: 'bf16', upDtype: 'bf16', variant, split }),
+    moeDownShader({ nExperts: 64, dtype: 'bf16', variant, splitAct: split }),
+  ])));
 });
 
 test('mma wgsl - the MLA prefill attention at DeepSeek-V2 head dims', async (t) => {

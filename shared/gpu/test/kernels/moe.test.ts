@@ -2,7 +2,7 @@ import test from 'ava';
 import { subgroupMatrixUnsupportedReason, type Gpu } from '../../src/runtime/index.js';
 import type { MlaConfig, MoeConfig, TopkMethod } from '@latentwire/model';
 import {
-  moeExperts, moeGemmVariant, ROUTER_GEMM_MIN_TOKENS, moeRoute, moeRouteSelect, moeRouting, moeScratchBytes, MOE_GEMM_VARIANTS,
+  moeExperts, moeGemmVariant, moeGateUpSplits, MOE_GATE_UP_SPLITS_MAX, ROUTER_GEMM_MIN_TOKENS, moeRoute, moeRouteSelect, moeRouting, moeScratchBytes, MOE_GEMM_VARIANTS,
   type MoeDims, type MoeExpertChunk, type MoeExpertWeights, type MoeGemmVariant, type MoeScratch,
 } from '../../src/kernels/moe/index.js';
 import { type GpuTensor } from '../../src/kernels/weight-dtype.js';
@@ -321,15 +321,48 @@ test.serial('moe-experts - from ROUTER_GEMM_MIN_TOKENS tokens the router logits 
   destroyAll(gpu, gw, nw, xr);
 });
 
+test.serial('moe-experts - below ROUTER_GEMM_MIN_TOKENS by MOE_ROUTER_GEMM_MIN_TOKENS, the router GEMM split over K: float64\'s routing and output', async (t) => {
+  const gpu = await testGpu();
+  // H = 256: the f32 GEMM's 32-deep slabs make 8 trips, 2 splits where the device has idle slots (told here: 64)
+  const E = 6, k = 2, H = 256, I = 24, dtype = 'bf16' as const, T = 20, eps = 1e-6;
+  const moe = moeCfg({ nRoutedExperts: E, numExpertsPerTok: k, topkMethod: 'greedy', moeIntermediateSize: I, routedScalingFactor: 1.5 });
+  const s: ExpertSetup = { E, k, H, I, dtype, experts: makeExperts(E, H, I, dtype, 4200) };
+  const gate = roundTo(randomArray(E * H, 4201, 0.3), dtype);
+  const normW = roundTo(randomArray(H, 4202, 0.5).map((v) => 1 + v), dtype);
+  const resid = roundTo(randomArray(T * H, 4203, 1), 'f32');
+  const ref = moeLayer({ hiddenSize: H, moe } as unknown as MlaConfig, { gate, eScoreCorrectionBias: null, experts: s.experts, sharedExperts: null } satisfies MoeWeights, rmsNorm(resid, normW, eps));
+  const dims = { nExperts: E, topK: k, hidden: H, intermediate: I };
+  const weights: MoeExpertWeights = { gate: [chunk(gpu, s, 'gate', 0, E)], up: [chunk(gpu, s, 'up', 0, E)], down: [chunk(gpu, s, 'down', 0, E)] };
+  const gw = uploadWeight(gpu, 'gate', gate, dtype, [E, H]);
+  const nw = uploadWeight(gpu, 'norm', normW, dtype, [H]);
+  const xr = uploadF32(gpu, 'resid', resid);
+  const xn = gpu.buffer('xn', T * H * 4);
+  const out = gpu.buffer('out', T * H * 4);
+  const sc = allocScratch(gpu, dims, T);
+  const programs = moeExperts({
+    dims, tokens: T, x: xn, weights, scratch: sc, route: { routing: moeRouting(moe), gateWeight: gw, bias: null }, out,
+    prenorm: { x: xr, weight: nw, eps }, matmulLimits: { ...gpu.matmulLimits, routerGemmMinTokens: 16, workgroupSlots: 64, splitKMax: 4 },
+  });
+  t.true(programs.some((p) => p.shader.label.startsWith('matmul_split_reduce')), 'the logits GEMM is split');
+  await gpu.run(programs);
+  const ids = await gpu.readU32(sc.topkIds, 0, T * k);
+  ref.routes.forEach((r, tok) => t.deepEqual([...ids.subarray(tok * k, tok * k + k)], r.expertIds, `token ${tok} routing`));
+  const err = maxAbsDiff(await gpu.readF32(out, 0, T * H), ref.output);
+  t.true(err < 1e-4, `max error ${err}`);
+  freeScratch(gpu, sc);
+  freeWeights(gpu, weights);
+  destroyAll(gpu, gw, nw, xr, xn, out);
+});
+
 /** Runs the expert path from given routing (ids/weights) and returns out [T, H]. */
-async function runExperts(gpu: Gpu, s: ExpertSetup, weights: MoeExpertWeights, x: Float64Array, T: number, ids: Uint32Array, wts: Float32Array, variant: MoeGemmVariant): Promise<Float32Array> {
+async function runExperts(gpu: Gpu, s: ExpertSetup, weights: MoeExpertWeights, x: Float64Array, T: number, ids: Uint32Array, wts: Float32Array, variant: MoeGemmVariant, gateUpSplits?: number): Promise<Float32Array> {
   const dims = { nExperts: s.E, topK: s.k, hidden: s.H, intermediate: s.I };
   const sc = allocScratch(gpu, dims, T);
   gpu.write(sc.topkIds, ids);
   gpu.write(sc.topkWeights, wts);
   const xb = uploadF32(gpu, 'x', x);
   const out = gpu.buffer('out', T * s.H * 4);
-  await gpu.run(moeExperts({ dims, tokens: T, x: xb, weights, scratch: sc, out, variant }));
+  await gpu.run(moeExperts({ dims, tokens: T, x: xb, weights, scratch: sc, out, variant, gateUpSplits }));
   const got = await gpu.readF32(out, 0, T * s.H);
   freeScratch(gpu, sc);
   destroyAll(gpu, xb, out);
@@ -390,6 +423,43 @@ for (const variant of EXPERT_VARIANTS) {
     for (const w of [whole, split, fused]) freeWeights(gpu, w);
   });
 }
+
+// Below one row an expert the gate/up kernel may split K over workgroups (grid z), leaving each range's gate and up
+// sums for the down kernel to add and gate. Subgroup-matrix forms only.
+for (const variant of EXPERT_VARIANTS.filter((v) => v.startsWith('mma'))) {
+  test.serial(`moe-experts - gate/up split over K matches float64 and the unsplit kernel (${variant})`, async (t) => {
+    const gpu = await testGpu();
+    // H = 200: 4 slabs of 64 (mma16n64) or 7 of 32 (x2, mma), so 3 splits leave a short last range
+    const E = 16, k = 3, H = 200, I = 48, dtype = 'bf16' as const;
+    const s: ExpertSetup = { E, k, H, I, dtype, experts: makeExperts(E, H, I, dtype, 7000) };
+    const weights: MoeExpertWeights = { gate: [chunk(gpu, s, 'gate', 0, E)], up: [chunk(gpu, s, 'up', 0, E)], down: [chunk(gpu, s, 'down', 0, E)] };
+    for (const T of [1, 5]) {
+      const x = roundTo(randomArray(T * H, 7100 + T, 1), 'f32');
+      const { ids, wts } = randomRouting(T, k, [...Array(E).keys()], 7200 + T);
+      const want = refExperts(s, x, T, ids, wts);
+      const whole = await runExperts(gpu, s, weights, x, T, ids, wts, variant, 1);
+      for (const splits of [2, 3]) {
+        const got = await runExperts(gpu, s, weights, x, T, ids, wts, variant, splits);
+        const err = maxAbsDiff(got, want);
+        t.log(`${variant} T ${T}, ${splits} splits: max error ${err.toExponential(2)}, against unsplit ${maxAbsDiff(got, whole).toExponential(2)}`);
+        t.true(err < MMA_TOL, `T ${T}, ${splits} splits: max error ${err}`);
+      }
+    }
+    freeWeights(gpu, weights);
+  });
+}
+
+test('moe-experts - gate/up splits by default only below one row an expert on the mma tiles, within MATMUL_SPLIT_K_MAX', (t) => {
+  const dims: MoeDims = { nExperts: 64, topK: 6, hidden: 2048, intermediate: 1408 };
+  const limits = { workgroupSlots: 132, splitKMax: 8 };
+  // batch 1: 6 experts × 22 column blocks = 132 workgroups, 32 slabs of 64: 2 splits fill twice the slots
+  t.is(moeGateUpSplits(dims, 1, 'mma16n64', limits), 2);
+  t.is(moeGateUpSplits(dims, 1, 'mma16n64', { ...limits, splitKMax: 1 }), 1);
+  t.is(moeGateUpSplits(dims, 1, 'mma16n64', { splitKMax: 8 }), 1, 'no slots known: no split');
+  t.is(moeGateUpSplits(dims, 1, 'gemv', limits), 1, 'the GEMV form never splits');
+  t.is(moeGateUpSplits(dims, 11, 'mma16n64x2', limits), 1, 'one row an expert or more: no split');
+  t.is(moeGateUpSplits(dims, 1, 'mma16n64', { workgroupSlots: 1320, splitKMax: 64 }), MOE_GATE_UP_SPLITS_MAX);
+});
 
 test.serial('moe-experts - several tiles per expert and a skewed load (every token on expert 0)', async (t) => {
   const gpu = await testGpu();

@@ -11,6 +11,12 @@ export const MATMUL_UNIFORMS = {
   w_offset: 'u32',
 } as const;
 
+/**
+ * The GEMM variants' uniforms: MATMUL_UNIFORMS plus split-K. Workgroup z = s takes K range [s·k_split,
+ * min(K, (s + 1)·k_split)) and writes y from element s·split_stride on (k_split = K and one z: no split).
+ */
+export const GEMM_UNIFORMS = { ...MATMUL_UNIFORMS, k_split: 'u32', split_stride: 'u32' } as const;
+
 /** Alignment facts decided on the host, each turning on a vectorized load path. */
 export interface MatmulAlign {
   /** x rows read as vec4<f32>: K, xStride and xOffset are multiples of 4. */
@@ -30,10 +36,16 @@ export function matmulStorage(align: MatmulAlign): StorageDecl<'x' | 'w' | 'y'>[
 }
 
 const MATMUL_BINDINGS = [false, true].map((vecX) => [false, true].map((vecW) => bindings(matmulStorage({ vecX, vecW }), MATMUL_UNIFORMS)));
+const GEMM_BINDINGS = [false, true].map((vecX) => [false, true].map((vecW) => bindings(matmulStorage({ vecX, vecW }), GEMM_UNIFORMS)));
 
 /** The plain matmul bindings: x, w, y, then MATMUL_UNIFORMS. */
 export function matmulBindings(align: MatmulAlign) {
   return MATMUL_BINDINGS[+align.vecX]![+align.vecW]!;
+}
+
+/** The GEMM variants' bindings: x, w, y, then GEMM_UNIFORMS. */
+export function gemmBindings(align: MatmulAlign) {
+  return GEMM_BINDINGS[+align.vecX]![+align.vecW]!;
 }
 
 /** A plain matmul's buffers, whichever variant runs it (they all declare x, w, y in that order). */

@@ -5,7 +5,7 @@ import type { KernelShader } from '../../runtime/program.js';
 import { fillWgsl, loadWgsl } from '../../runtime/wgsl-source.js';
 import { defineKernel } from '../../runtime/define-kernel.js';
 import { type WeightDtype } from '@latentwire/model';
-import { matmulBindings, unroll } from './common.js';
+import { gemmBindings, unroll } from './common.js';
 import { SUBGROUP_MATRIX_WGSL } from '../../runtime/matrix-caps.js';
 
 const GEMM_MMA_WGSL = loadWgsl(new URL('./gemm-mma.wgsl', import.meta.url));
@@ -44,7 +44,7 @@ export type MmaTileName = keyof typeof MMA_TILES;
 
 export const MMA_WORKGROUP_SIZE = 128;
 /** x rows load as vec4 (the launcher requires it), weights as words. */
-const MMA_BINDINGS = matmulBindings({ vecX: true, vecW: false });
+const MMA_BINDINGS = gemmBindings({ vecX: true, vecW: false });
 
 /** f16 row stride of a slab in workgroup memory: padded by 8 values, and 16-byte rows for the matrix loads. */
 const strideOf = (t: MmaTile) => t.BK + 8;
@@ -88,9 +88,9 @@ function build_gemmMmaShader({ dtype, tile, accumulate }: { readonly dtype: Weig
   ];
   const fetch = (k: string) => [
     ...range(NX).map((j) => guard(xVecs, j, `rx_${j} = vec4<f32>(0.0);
-    if (m0 + xr_${j} < u.M && ${k} + xk_${j} < u.K) { rx_${j} = x[((m0 + xr_${j}) * u.x_stride + u.x_offset + ${k} + xk_${j}) >> 2u]; }`)),
+    if (m0 + xr_${j} < u.M && ${k} + xk_${j} < ke) { rx_${j} = x[((m0 + xr_${j}) * u.x_stride + u.x_offset + ${k} + xk_${j}) >> 2u]; }`)),
     ...range(NW).map((j) => guard(wWords, j, `rw_${j} = 0u;
-    if (n0 + wr_${j} < u.N && ${k} + wk_${j} < u.K) { rw_${j} = w[((n0 + wr_${j}) * u.K + u.w_offset + ${k} + wk_${j})${vpw === 2 ? ' >> 1u' : ''}]; }`)),
+    if (n0 + wr_${j} < u.N && ${k} + wk_${j} < ke) { rw_${j} = w[((n0 + wr_${j}) * u.K + u.w_offset + ${k} + wk_${j})${vpw === 2 ? ' >> 1u' : ''}]; }`)),
   ];
   const store = (xBase: string, wBase: string) => [
     ...range(NX).map((j) => guard(xVecs, j, `let bx = ${xBase}xr_${j} * ${STR}u + xk_${j};
@@ -110,7 +110,7 @@ function build_gemmMmaShader({ dtype, tile, accumulate }: { readonly dtype: Weig
     let row = m0 + sm + ${16 * i}u + idx / 16u;
     let col = n0 + sn + ${16 * j}u + idx % 16u;
     if (row < u.M && col < u.N) {
-      let yi = row * u.y_stride + u.y_offset + col;
+      let yi = row * u.y_stride + u.y_offset + wg.z * u.split_stride + col;
       y[yi] = ${accumulate ? 'y[yi] + ' : ''}out_tile[sg * 256u + idx];
     }
   }
@@ -121,7 +121,7 @@ function build_gemmMmaShader({ dtype, tile, accumulate }: { readonly dtype: Weig
   // one slab: store, wait, multiply, (next trip) wait; two: the trip's slab was stored a trip ago into half
   // `cur`, the next one goes into the other half while this one is multiplied, one barrier between
   const loop = STAGES === 1
-    ? `for (var k0 = 0u; k0 < u.K; k0 += BK) {
+    ? `for (var k0 = kb; k0 < ke; k0 += BK) {
     workgroupBarrier();   // the previous slab's products are done with xs and ws
     ${block(store('', ''))}
     workgroupBarrier();
@@ -132,13 +132,13 @@ function build_gemmMmaShader({ dtype, tile, accumulate }: { readonly dtype: Weig
     : `${block(store('', ''))}
   workgroupBarrier();
   var cur = 0u;
-  for (var k0 = 0u; k0 < u.K; k0 += BK) {
+  for (var k0 = kb; k0 < ke; k0 += BK) {
     let kn = k0 + BK;
     ${fetch('kn').join('\n    ')}
     let xo = cur * ${BM * STR}u;
     let wo = cur * ${BN * STR}u;
     ${multiply('xo + ', 'wo + ').join('\n    ')}
-    if (kn < u.K) {
+    if (kn < ke) {
       let xn = (1u - cur) * ${BM * STR}u;
       let wn = (1u - cur) * ${BN * STR}u;
       ${block(store('xn + ', 'wn + '))}
@@ -153,7 +153,7 @@ ${MMA_BINDINGS.wgsl}
 ${pairWgsl(dtype)}
 ${fillWgsl(GEMM_MMA_WGSL, {
     DECLARE: declare.join('\n  '),
-    FETCH: fetch('0u').join('\n  '),
+    FETCH: fetch('kb').join('\n  '),
     LOOP: loop,
     WRITE: write.join('\n  '),
   }, 'gemm-mma.wgsl')}`;

@@ -15,8 +15,8 @@
 // edges, strided y and the accumulate form are handled by plain scalar stores.
 //
 // Prepended by the launcher (gemm-mma.ts): enables, constants BM, BN, BK, STR (f16 row stride, padded), STAGES,
-// TM, TN, WG, bindings x @0 (vec4<f32>), w @1 (u32 words), y @2 (f32), uniforms u @3 (MATMUL_UNIFORMS), the
-// weight unpack helpers, aliases LeftT / RightT / ResT. Grid: (ceil(N / BN), ceil(M / BM)).
+// TM, TN, WG, bindings x @0 (vec4<f32>), w @1 (u32 words), y @2 (f32), uniforms u @3 (GEMM_UNIFORMS), the
+// weight unpack helpers, aliases LeftT / RightT / ResT. Grid: (ceil(N / BN), ceil(M / BM), splits).
 
 var<workgroup> xs: array<f16, BM * STR * STAGES>;   // the x slab(s), row m at m·STR (+ BM·STR for the second)
 var<workgroup> ws: array<f16, BN * STR * STAGES>;   // the W slab(s), row n at n·STR (a column-major K × N right operand)
@@ -32,6 +32,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let lane = lid % 32u;
   let sm = (sg / 2u) * (BM / 2u);   // this subgroup's first row in the block
   let sn = (sg % 2u) * (BN / 2u);   // and first column
+  // split-K: this workgroup's K range (the whole of K unsplit); its partial products go to y at z·split_stride
+  let kb = wg.z * u.k_split;
+  let ke = min(u.K, kb + u.k_split);
 
   /*@DECLARE@*/
 

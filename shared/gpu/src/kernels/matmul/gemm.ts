@@ -7,7 +7,7 @@
 import type { KernelShader } from '../../runtime/program.js';
 import { weightLoadWgsl } from '../weight-dtype.js';
 import { type WeightDtype } from '@latentwire/model';
-import { matmulBindings, unroll, weightUnpackWgsl, xLoadWgsl, type MatmulAlign } from './common.js';
+import { gemmBindings, unroll, weightUnpackWgsl, xLoadWgsl, type MatmulAlign } from './common.js';
 import { defineKernel } from '../../runtime/define-kernel.js';
 
 export interface GemmTile {
@@ -73,7 +73,7 @@ function build_gemmShader({ dtype, align, tile, doubleBuffer, accumulate }: Gemm
       slots.push({
         decl: `var rx${j} = vec4<f32>(0.0);\n  let xr${j} = ${v} % ${BM}u;\n  let xk${j} = (${v} / ${BM}u) * 4u;`,
         load: guardSlot(total, j, `rx${j} = vec4<f32>(0.0);
-if (m0 + xr${j} < u.M && KK + xk${j} < u.K) { rx${j} = x4((m0 + xr${j}) * u.x_stride + u.x_offset + KK + xk${j}); }`),
+if (m0 + xr${j} < u.M && KK + xk${j} < ke) { rx${j} = x4((m0 + xr${j}) * u.x_stride + u.x_offset + KK + xk${j}); }`),
         store: guardSlot(total, j, unroll(4, (i) => `As[BUF * ${A_BUF}u + (xk${j} + ${i}u) * ${BM / 4}u + xr${j} / 4u][xr${j} % 4u] = rx${j}[${i}];`)),
       });
     }
@@ -84,7 +84,7 @@ if (m0 + xr${j} < u.M && KK + xk${j} < u.K) { rx${j} = x4((m0 + xr${j}) * u.x_st
       slots.push({
         decl: `var rx${j} = 0.0;\n  let xr${j} = ${e} % ${BM}u;\n  let xk${j} = ${e} / ${BM}u;`,
         load: guardSlot(total, j, `rx${j} = 0.0;
-if (m0 + xr${j} < u.M && KK + xk${j} < u.K) { rx${j} = x[(m0 + xr${j}) * u.x_stride + u.x_offset + KK + xk${j}]; }`),
+if (m0 + xr${j} < u.M && KK + xk${j} < ke) { rx${j} = x[(m0 + xr${j}) * u.x_stride + u.x_offset + KK + xk${j}]; }`),
         store: guardSlot(total, j, `As[BUF * ${A_BUF}u + xk${j} * ${BM / 4}u + xr${j} / 4u][xr${j} % 4u] = rx${j};`),
       });
     }
@@ -104,7 +104,7 @@ if (m0 + xr${j} < u.M && KK + xk${j} < u.K) { rx${j} = x[(m0 + xr${j}) * u.x_str
       slots.push({
         decl: `var rw${j} = vec4<u32>(0u);\n  let wc${j} = ${v} % ${BN}u;\n  let wk${j} = (${v} / ${BN}u) * ${vpw}u;`,
         load: guardSlot(total, j, `rw${j} = vec4<u32>(0u);
-if (n0 + wc${j} < u.N && KK + wk${j} < u.K) { rw${j} = w[${addr}]; }`),
+if (n0 + wc${j} < u.N && KK + wk${j} < ke) { rw${j} = w[${addr}]; }`),
         store: guardSlot(total, j, `{\n${unpacked}\n}`),
       });
     }
@@ -115,7 +115,7 @@ if (n0 + wc${j} < u.N && KK + wk${j} < u.K) { rw${j} = w[${addr}]; }`),
       slots.push({
         decl: `var rw${j} = 0.0;\n  let wc${j} = ${e} % ${BN}u;\n  let wk${j} = ${e} / ${BN}u;`,
         load: guardSlot(total, j, `rw${j} = 0.0;
-if (n0 + wc${j} < u.N && KK + wk${j} < u.K) { rw${j} = weight_at((n0 + wc${j}) * u.K + u.w_offset + KK + wk${j}); }`),
+if (n0 + wc${j} < u.N && KK + wk${j} < ke) { rw${j} = weight_at((n0 + wc${j}) * u.K + u.w_offset + KK + wk${j}); }`),
         store: guardSlot(total, j, `Bs[BUF * ${B_BUF}u + wk${j} * ${BN / 4}u + wc${j} / 4u][wc${j} % 4u] = rw${j};`),
       });
     }
@@ -141,7 +141,7 @@ ${unrollK ? unroll(BK, (kk) => `      {\n${step(`${kk}u`)}\n      }`) : `      f
       return `  {
     let row = ${row};
     if (row < u.M) {
-      let base = row * u.y_stride + u.y_offset;
+      let base = row * u.y_stride + u.y_offset + wg.z * u.split_stride;
 ${hn.map((h) => unroll(4, (c) => `      { let col = n0 + ${h * SN + c}u + tx * 4u; if (col < u.N) { y[base + col] = ${accumulate ? 'y[base + col] + ' : ''}acc${i}_${h}[${c}]; } }`)).join('\n')}
     }
   }`;
@@ -150,8 +150,8 @@ ${hn.map((h) => unroll(4, (c) => `      { let col = n0 + ${h * SN + c}u + tx * 4
 
   const mainLoop = doubleBuffer
     ? `  var cur = 0u;
-  for (var k0 = 0u; k0 < u.K; k0 += ${BK}u) {
-    let more = k0 + ${BK}u < u.K;
+  for (var k0 = kb; k0 < ke; k0 += ${BK}u) {
+    let more = k0 + ${BK}u < ke;
     if (more) {
 ${loadAll(`(k0 + ${BK}u)`)}
     }
@@ -163,8 +163,8 @@ ${storeAll('(1u - cur)')}
     cur = 1u - cur;
   }`
     : `  let cur = 0u;
-  for (var k0 = 0u; k0 < u.K; k0 += ${BK}u) {
-    let more = k0 + ${BK}u < u.K;
+  for (var k0 = kb; k0 < ke; k0 += ${BK}u) {
+    let more = k0 + ${BK}u < ke;
     if (more) {
 ${loadAll(`(k0 + ${BK}u)`)}
     }
@@ -178,7 +178,7 @@ ${storeAll('0u')}
 
   const label = `matmul_gemm_${dtype}_${BM}x${BN}x${BK}_${TM}x${TN}${unrollK ? '' : '_loop'}${doubleBuffer ? '_db' : ''}${align.vecX ? '_vx' : ''}${align.vecW ? '_vw' : ''}${accumulate ? '_acc' : ''}`;
   const source = /* wgsl */ `
-${matmulBindings(align).wgsl}
+${gemmBindings(align).wgsl}
 ${xLoadWgsl(align)}
 ${align.vecW ? weightUnpackWgsl(dtype) : weightLoadWgsl(dtype, 'w')}
 var<workgroup> As: array<vec4<f32>, ${NB * A_BUF}>;
@@ -190,16 +190,19 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let ty = lid / ${NTX}u;
   let n0 = wg.x * ${BN}u;
   let m0 = wg.y * ${BM}u;
+  // split-K: this workgroup's K range (the whole of K unsplit)
+  let kb = wg.z * u.k_split;
+  let ke = min(u.K, kb + u.k_split);
 ${rows.map((i) => hn.map((h) => `  var acc${i}_${h} = vec4<f32>(0.0);`).join('\n')).join('\n')}
   ${slots.map((s) => s.decl).join('\n  ')}
-${loadAll('0u')}
+${loadAll('kb')}
 ${storeAll('0u')}
   workgroupBarrier();
 ${mainLoop}
 ${epilogue}
 }
 `;
-  return matmulBindings(align).shader(label, source);
+  return gemmBindings(align).shader(label, source);
 }
 
 export const gemmShader = defineKernel('matmul_gemm', build_gemmShader);

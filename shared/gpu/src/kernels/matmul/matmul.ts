@@ -9,6 +9,7 @@ import { matmulBuffers, weightsPerVec, type MatmulAlign } from './common.js';
 import { gemvConfig, gemvRowsPerWorkgroup, gemvShader, gemvWorkgroupBytes, type GemvConfig } from './gemv.js';
 import { GEMM_TILES, gemmInvocations, gemmShader, gemmSlabBytes, type GemmTile, type GemmTileName } from './gemm.js';
 import { MMA_TILES, MMA_WORKGROUP_SIZE, gemmMmaShader, mmaWorkgroupBytes, type MmaTile, type MmaTileName } from './gemm-mma.js';
+import { splitReduce } from './split-reduce.js';
 
 export { GEMM_TILES, type GemmTile, type GemmTileName } from './gemm.js';
 export { MMA_TILES, type MmaTile, type MmaTileName } from './gemm-mma.js';
@@ -50,6 +51,13 @@ export interface MatmulArgs {
   readonly tile?: GemmTileName | GemmTile;
   /** Overrides fields of the picked GEMV shape (tuning; the result must fit the limits). */
   readonly gemv?: Partial<GemvConfig>;
+  /**
+   * Split-K for the GEMM variants (matmulPrograms only): K cut into `splits` ranges, each its own workgroups, whose
+   * partial products [splits, M, N] go to `scratch` and are summed into y by a second dispatch. For batches whose
+   * tiles do not fill the device, where a workgroup's K loop is the whole time. Without `splits`, the limits'
+   * splitKMax and the device's slots decide (1: no split); the scratch must hold splits · M · N f32.
+   */
+  readonly splitK?: { readonly scratch: GPUBuffer; readonly splits?: number };
 }
 
 /** The device limits the launcher sizes its variants by; `gpu.limits` fits. Defaults are WebGPU's minimums. */
@@ -66,13 +74,23 @@ export interface MatmulLimits {
   readonly workgroupSlots?: number;
   /** Rows per expert from which routed experts run on subgroup matrices (MOE_MMA_MIN_ROWS; default DEFAULT_MOE_MMA_MIN_ROWS). */
   readonly moeMmaMinRows?: number;
+  /** Most K splits a GEMM whose tiles do not fill the device is cut into by default (MATMUL_SPLIT_K_MAX; default 1: none). */
+  readonly splitKMax?: number;
+  /** Tokens from which MoE router logits are a GEMM's (MOE_ROUTER_GEMM_MIN_TOKENS; default ROUTER_GEMM_MIN_TOKENS). */
+  readonly routerGemmMinTokens?: number;
 }
 
 /** What the launcher decided, for tests and benchmarks. */
 export type MatmulPlan =
   | { readonly variant: 'gemv'; readonly config: GemvConfig; readonly align: MatmulAlign }
-  | { readonly variant: 'gemm'; readonly tile: GemmTile; readonly tileName: string; readonly doubleBuffer: boolean; readonly align: MatmulAlign }
-  | { readonly variant: 'gemm-mma'; readonly tile: MmaTile; readonly tileName: MmaTileName; readonly align: MatmulAlign };
+  | { readonly variant: 'gemm'; readonly tile: GemmTile; readonly tileName: string; readonly doubleBuffer: boolean; readonly align: MatmulAlign; readonly split: KSplit }
+  | { readonly variant: 'gemm-mma'; readonly tile: MmaTile; readonly tileName: MmaTileName; readonly align: MatmulAlign; readonly split: KSplit };
+
+/** How a GEMM's K is cut: `splits` ranges of `kSplit` (a multiple of the tile's BK; the last may be shorter). */
+export interface KSplit {
+  readonly splits: number;
+  readonly kSplit: number;
+}
 
 /**
  * A tile is taken when it makes at least 2/3 of the device's full workgroup slots (1 per SM on an H200: 88 of
@@ -96,6 +114,47 @@ function limitsOf(l: MatmulLimits | undefined) {
     matrix: l?.subgroupMatrix ?? false,
     minWorkgroups: minWorkgroups(l?.workgroupSlots),
   };
+}
+
+/** Fewest K-loop trips a split keeps by default: shorter ones would trade the loop's latency for the sum's traffic. */
+const SPLIT_MIN_TRIPS = 4;
+
+/**
+ * The default split count of a kernel of `workgroups` workgroups whose K loop takes `trips` slabs: enough splits
+ * for twice the device's slots, at least SPLIT_MIN_TRIPS slabs a split, at most limits.splitKMax (1 without the
+ * slots). Shared by the GEMMs and the routed experts.
+ */
+export function splitsToFill(workgroups: number, trips: number, limits: MatmulLimits | undefined): number {
+  const slots = limits?.workgroupSlots;
+  if (slots === undefined) return 1;
+  return Math.max(1, Math.min(limits?.splitKMax ?? 1, Math.floor(trips / SPLIT_MIN_TRIPS), Math.ceil((2 * slots) / workgroups)));
+}
+
+/**
+ * The K split of a GEMM of `workgroups` tiles and `BK`-deep slabs. By default (a.splitK without splits) only
+ * where the tiles make fewer workgroups than 2/3 of the device's slots: up to twice the slots, at least
+ * SPLIT_MIN_TRIPS slabs a split, at most limits.splitKMax splits, and as many as the scratch holds.
+ */
+function kSplitOf(a: MatmulArgs, lim: ReturnType<typeof limitsOf>, limits: MatmulLimits | undefined, workgroups: number, BK: number): KSplit {
+  const { M, N, K } = a;
+  const trips = Math.ceil(K / BK);
+  const none = { splits: 1, kSplit: trips * BK };
+  if (!a.splitK) return none;
+  const room = Math.floor(a.splitK.scratch.size / (M * N * 4));
+  let want: number;
+  if (a.splitK.splits !== undefined) {
+    want = a.splitK.splits;
+    checkCount('splitK.splits', want, 1);
+    if (want > trips) throw new RangeError(`matmul: splitK.splits ${want} exceeds the ${trips} K slabs of ${BK}`);
+    if (want > room) throw new RangeError(`matmul: splitK scratch (${a.splitK.scratch.size} bytes) holds ${room} splits of M·N f32, ${want} asked`);
+  } else {
+    if (workgroups >= lim.minWorkgroups) return none;
+    want = Math.min(splitsToFill(workgroups, trips, limits), room);
+  }
+  if (want <= 1) return none;
+  const kSplit = Math.ceil(trips / want) * BK;
+  // no empty splits: the count follows from the rounded range
+  return { splits: Math.ceil(K / kSplit), kSplit };
 }
 
 /** Picks the variant, tile and alignment paths for these arguments (validated by `matmul`). */
@@ -135,7 +194,8 @@ export function matmulPlan(a: MatmulArgs, limits?: MatmulLimits, wOffsetInBindin
     if (names.length === 0) throw new RangeError('matmul: no subgroup-matrix tile fits the device limits');
     const count = (n: MmaTileName) => Math.ceil(M / MMA_TILES[n].BM) * Math.ceil(N / MMA_TILES[n].BN);
     const tileName = names.find((n) => count(n) >= lim.minWorkgroups) ?? names[names.length - 1]!;
-    return { variant, tile: MMA_TILES[tileName], tileName, align };
+    const tile = MMA_TILES[tileName];
+    return { variant, tile, tileName, align, split: kSplitOf(a, lim, limits, count(tileName), tile.BK) };
   }
   if (variant === 'gemv') {
     if (M > GEMV_LIMIT_M) throw new RangeError(`matmul: variant 'gemv' needs M <= ${GEMV_LIMIT_M}, got M = ${M}`);
@@ -167,11 +227,17 @@ export function matmulPlan(a: MatmulArgs, limits?: MatmulLimits, wOffsetInBindin
     tileName = name;
     tile = GEMM_TILES[name];
   }
-  return { variant, tile, tileName, doubleBuffer: 2 * gemmSlabBytes(tile) <= lim.wgBytes, align };
+  const split = kSplitOf(a, lim, limits, Math.ceil(M / tile.BM) * Math.ceil(N / tile.BN), tile.BK);
+  return { variant, tile, tileName, doubleBuffer: 2 * gemmSlabBytes(tile) <= lim.wgBytes, align, split };
 }
 
-/** y = x·Wᵀ (or y += x·Wᵀ): one dispatch. Pass `gpu.limits` so tile variants are sized to the device. */
+/** y = x·Wᵀ (or y += x·Wᵀ): one dispatch (never split). Pass `gpu.limits` so tile variants are sized to the device. */
 export function matmul(a: MatmulArgs, limits?: MatmulLimits): KernelProgram {
+  return matmulPrograms({ ...a, splitK: undefined }, limits)[0]!;
+}
+
+/** matmul, or with a.splitK where the plan splits K: the partial GEMM and the sum into y (two dispatches). */
+export function matmulPrograms(a: MatmulArgs, limits?: MatmulLimits): KernelProgram[] {
   const { M, N, K, weight } = a;
   checkCount('M', M, 1);
   checkCount('N', N, 1);
@@ -198,6 +264,7 @@ export function matmul(a: MatmulArgs, limits?: MatmulLimits): KernelProgram {
     throw new RangeError(`matmul: N ${N} rows of K ${K} at weightOffset ${weightOffset} exceed the weight (shape [${shape}])`);
   }
   if (a.x === a.y) throw new RangeError('matmul: x and y must be different buffers');
+  if (a.splitK && (a.splitK.scratch === a.x || a.splitK.scratch === a.y)) throw new RangeError('matmul: the splitK scratch must be a buffer of its own');
   const xNeed = (xOffset + (M - 1) * xStride + K) * 4;
   if (xNeed > a.x.size) throw new RangeError(`matmul: x buffer (${a.x.size} bytes) is smaller than M, K, xStride, xOffset need (${xNeed})`);
   const yNeed = (yOffset + (M - 1) * yStride + N) * 4;
@@ -225,25 +292,28 @@ export function matmul(a: MatmulArgs, limits?: MatmulLimits): KernelProgram {
   if (plan.variant === 'gemv') {
     const blocks = Math.ceil(N / gemvRowsPerWorkgroup(plan.config));
     const gx = Math.min(blocks, lim.perDim);
-    return {
+    return [{
       shader: gemvShader({ dtype, align: plan.align, config: plan.config, accumulate }),
       buffers,
       uniformValues,
       workgroups: [gx, Math.ceil(blocks / gx)],
-    };
+    }];
   }
-  if (plan.variant === 'gemm-mma') {
-    return {
-      shader: gemmMmaShader({ dtype, tile: plan.tile, accumulate }),
-      buffers,
-      uniformValues,
-      workgroups: [Math.ceil(N / plan.tile.BN), Math.ceil(M / plan.tile.BM)],
-    };
-  }
-  return {
-    shader: gemmShader({ dtype, align: plan.align, tile: plan.tile, doubleBuffer: plan.doubleBuffer, accumulate }),
-    buffers,
-    uniformValues,
-    workgroups: [Math.ceil(N / plan.tile.BN), Math.ceil(M / plan.tile.BM)],
-  };
+  const { splits, kSplit } = plan.split;
+  const grid = [Math.ceil(N / plan.tile.BN), Math.ceil(M / plan.tile.BM)] as const;
+  const gemm = (acc: boolean) => plan.variant === 'gemm-mma'
+    ? gemmMmaShader({ dtype, tile: plan.tile, accumulate: acc })
+    : gemmShader({ dtype, align: plan.align, tile: plan.tile, doubleBuffer: plan.doubleBuffer, accumulate: acc });
+  if (splits === 1) return [{ shader: gemm(accumulate), buffers, uniformValues: { ...uniformValues, k_split: K, split_stride: 0 }, workgroups: grid }];
+  // the splits' partial products, dense [splits, M, N] in the scratch, then their sum into y
+  const scratch = a.splitK!.scratch;
+  return [
+    {
+      shader: gemm(false),
+      buffers: matmulBuffers({ x: a.x, w: wBinding, y: scratch }),
+      uniformValues: { ...uniformValues, y_stride: N, y_offset: 0, k_split: kSplit, split_stride: M * N },
+      workgroups: [grid[0], grid[1], splits],
+    },
+    splitReduce({ part: scratch, y: a.y, M, N, splits, splitStride: M * N, yStride, yOffset, accumulate, maxWorkgroupsPerDimension: lim.perDim }),
+  ];
 }

@@ -30,9 +30,9 @@ import { weightLoadWgsl } from '../weight-dtype.js';
 import { defineKernel } from '../../runtime/define-kernel.js';
 import { fillWgsl, loadWgsl } from '../../runtime/wgsl-source.js';
 import { SUBGROUP_MATRIX_WGSL } from '../../runtime/matrix-caps.js';
-import { DEFAULT_MOE_MMA_MIN_ROWS } from '../../runtime/device.js';
+import { DEFAULT_MOE_MMA_MIN_ROWS, DEFAULT_ROUTER_GEMM_MIN_TOKENS } from '../../runtime/device.js';
 import { rmsNorm } from '../rms-norm/rms-norm.js';
-import { matmul, type MatmulLimits } from '../matmul/matmul.js';
+import { matmulPrograms, splitsToFill, type MatmulLimits } from '../matmul/matmul.js';
 
 const sources = new Map<string, string>();
 function wgsl(file: string): string {
@@ -123,6 +123,25 @@ const MMA16N64X2: MmaShape = { ...MMA16N64, BK: 32, STAGES: 2 };
 const MMA16_MAX_ROWS = 32;
 // 128-row tiles (16 accumulators a subgroup, as the dense GEMM's 128 × 128 tile) passed the tests but were
 // slower on the H200 at 4096 V2-Lite tokens (384 rows an expert): gate/up 115 vs 95 ms, down 56 vs 54.
+/**
+ * Most K splits of the gate/up kernel (moeGateUpSplits). A split gate/up leaves each K range's gate and up sums
+ * ([splits, T·k, 2I] in the act scratch, sized for them below one row an expert) for the down kernel to finish.
+ */
+export const MOE_GATE_UP_SPLITS_MAX = 8;
+
+/**
+ * K splits of the gate/up kernel by default: below one row an expert (decode batches, V2-Lite up to 10 tokens)
+ * on the 16-row mma tiles, the touched experts' tiles make ~1 workgroup an SM, each walking all of K one slab a
+ * trip; splits as for a GEMM (splitsToFill: MATMUL_SPLIT_K_MAX), at most MOE_GATE_UP_SPLITS_MAX. Else 1.
+ */
+export function moeGateUpSplits(dims: MoeDims, tokens: number, variant: MoeGemmVariant, limits?: MatmulLimits): number {
+  const s = shapeOf(variant);
+  const tk = tokens * dims.topK;
+  if (s.kind !== 'mma' || tk >= dims.nExperts) return 1;
+  const workgroups = tk * Math.ceil(dims.intermediate / s.BN);
+  return Math.min(MOE_GATE_UP_SPLITS_MAX, splitsToFill(workgroups, Math.ceil(dims.hidden / s.BK), limits));
+}
+
 /** The smallest TM of any variant sizes the tile list, so one scratch serves both. */
 const MIN_TM = Math.min(GEMV.TM, TILED.TM);
 const GROUP_WG = 256;
@@ -171,7 +190,10 @@ export interface MoeScratchBytes {
   readonly topkWeights: number;
   /** Grouping metadata (u32). */
   readonly groups: number;
-  /** Gate/up activations [T·k, I] f32. */
+  /**
+   * Gate/up activations [T·k, I] f32, and room for a split gate/up's [MOE_GATE_UP_SPLITS_MAX, T·k, 2I] below one
+   * row an expert (T·k < E), so at least that of E - 1 assignments: the size never shrinks as T grows.
+   */
   readonly act: number;
   /** Per-(token, slot) expert outputs [T·k, hidden] f32. */
   readonly slotOut: number;
@@ -184,7 +206,7 @@ export function moeScratchBytes(dims: MoeDims, tokens: number): MoeScratchBytes 
     topkIds: tk * 4,
     topkWeights: tk * 4,
     groups: groupsLayout(dims, tokens).words * 4,
-    act: tk * dims.intermediate * 4,
+    act: Math.max(tk, 2 * MOE_GATE_UP_SPLITS_MAX * Math.min(tk, dims.nExperts - 1)) * dims.intermediate * 4,
     slotOut: tk * dims.hidden * 4,
   };
 }
@@ -205,9 +227,12 @@ const GROUP_UNIFORMS = { assignments: 'u32', tile_base: 'u32', sorted_base: 'u32
 const GATE_UP_UNIFORMS = {
   K: 'u32', N: 'u32', topk: 'u32', x_stride: 'u32', x_offset: 'u32', first_expert: 'u32', expert_count: 'u32',
   g_stride: 'u32', g_offset: 'u32', u_stride: 'u32', u_offset: 'u32', tile_base: 'u32', sorted_base: 'u32',
+  k_split: 'u32', part_stride: 'u32',
 } as const;
+// k_split: K per workgroup z of the mma forms (K: unsplit); act_splits, part_stride: the split gate/up's partials
 const DOWN_UNIFORMS = {
   K: 'u32', N: 'u32', first_expert: 'u32', expert_count: 'u32', w_stride: 'u32', w_offset: 'u32', tile_base: 'u32', sorted_base: 'u32',
+  k_split: 'u32', act_splits: 'u32', part_stride: 'u32',
 } as const;
 const COMBINE_UNIFORMS = { tokens: 'u32', hidden: 'u32', out_stride: 'u32', out_offset: 'u32', accumulate: 'u32' } as const;
 
@@ -242,9 +267,10 @@ fn main(@builtin(local_invocation_index) lid: u32) {
  * tiles over K = 2048 took 0.079 ms in one wave (64 × 2048 × 2048, bench/results/matmul-mma.h200.txt), and 4096
  * tokens of 64 experts make 128 such workgroups, within the card's 132 slots: from 2048 tokens that is half the
  * kernel's time or less (an estimate from those two measurements; the GEMM at these shapes is not timed yet).
- * Decode batches stay on the kernel.
+ * Decode batches stay on the kernel; MOE_ROUTER_GEMM_MIN_TOKENS moves the threshold (at decode sizes the GEMM's
+ * few tiles want MATMUL_SPLIT_K_MAX's splits).
  */
-export const ROUTER_GEMM_MIN_TOKENS = 2048;
+export const ROUTER_GEMM_MIN_TOKENS = DEFAULT_ROUTER_GEMM_MIN_TOKENS;
 
 /**
  * Most tokens the one-workgroup kernels that select tokens one after the other take (route-fused.wgsl, and
@@ -357,7 +383,22 @@ fn ${name}_pair16(v: ${alias}) -> vec2<f16> { return vec2<f16>(bitcast<vec2<f32>
   }
 }
 
-function gemmPrelude(nExperts: number, s: GemmShape, xArr: string, down: boolean): string {
+/**
+ * The down kernels' x4 over a split gate/up's output: act holds act_splits blocks [rows, 2K] at part_stride, each a
+ * K range's gate ‖ up sums; activation element i = row·K + k is silu(Σ gate)·Σ up over the blocks, in block order.
+ */
+const ACT_SPLIT_X4 = `fn x4(i: u32) -> vec4<f32> {
+  let j = (i / u.K) * 2u * u.K + i % u.K;
+  var g = vec4<f32>(0.0);
+  var v = vec4<f32>(0.0);
+  for (var s = 0u; s < u.act_splits; s++) {
+    g += act[(s * u.part_stride + j) >> 2u];
+    v += act[(s * u.part_stride + j + u.K) >> 2u];
+  }
+  return silu_mul4(g, v);
+}`;
+
+function gemmPrelude(nExperts: number, s: GemmShape, xArr: string, down: boolean, actSplit = false): string {
   const consts = s.kind === 'gemv'
     ? `const TM = ${s.TM}u;\nconst COLS = ${s.COLS}u;\nconst LANES = ${s.LANES}u;\nconst U = ${down ? s.U_DOWN : s.U_GATE_UP}u;`
     : s.kind === 'mma'
@@ -366,7 +407,7 @@ function gemmPrelude(nExperts: number, s: GemmShape, xArr: string, down: boolean
   return `${s.kind === 'mma' ? `${SUBGROUP_MATRIX_WGSL}\n` : ''}const E = ${nExperts}u;
 ${consts}
 struct F8 { lo: vec4<f32>, hi: vec4<f32> }
-fn x4(i: u32) -> vec4<f32> { return ${xArr}[i >> 2u]; }
+${actSplit ? ACT_SPLIT_X4 : `fn x4(i: u32) -> vec4<f32> { return ${xArr}[i >> 2u]; }`}
 fn x8(i: u32) -> F8 { let j = i >> 2u; return F8(${xArr}[j], ${xArr}[j + 1u]); }
 //!include silu
 // The row tile this workgroup serves within its chunk's experts (group.wgsl's tile list):
@@ -410,7 +451,7 @@ function xStaging(TM: number, BK: number, down: boolean, reg: (name: string, t: 
   if (${xRow(i)} < rows) { xr_${i} = (groups[u.sorted_base + r0 + ${xRow(i)}] / u.topk) * u.x_stride + u.x_offset; }`,
   ]);
   const fetch = (k: string, t: number) => range(XL).map((i) => `${reg(`rx_${i}`, t)} = vec4<f32>(0.0);
-    if (xr_${i} != NONE && ${k} + xk_${i} < u.K) { ${reg(`rx_${i}`, t)} = x4(xr_${i} + ${k} + xk_${i}); }`);
+    if (xr_${i} != NONE && ${k} + xk_${i} < ke) { ${reg(`rx_${i}`, t)} = x4(xr_${i} + ${k} + xk_${i}); }`);
   const store = (t: number) => range(XL).map((i) => `{
       let v = lid + ${i * WG}u;
       let o = (v / ${BK / 4}u) * STR + (v % ${BK / 4}u) * 4u;
@@ -424,7 +465,14 @@ function xStaging(TM: number, BK: number, down: boolean, reg: (name: string, t: 
  * through the subgroup's 16 × 16 scratch tile, where every lane finishes 8 values (silu·mul for gate/up; the
  * scatter to the assignment's row for down).
  */
-function tileWrites(tiles: readonly (readonly [number, number])[], down: boolean): string {
+function tileWrites(tiles: readonly (readonly [number, number])[], down: boolean, split = false): string {
+  // a split gate/up leaves its K range's gate and up sums side by side, [rows, 2N] at z·part_stride, for the
+  // down kernel to add up and gate (actSplitWgsl)
+  const gateUpWrite = split
+    ? `let o = wg.z * u.part_stride + (r0 + m) * 2u * u.N + n;
+      act[o] = out_g[sg * 256u + idx];
+      act[o + u.N] = out_u[sg * 256u + idx];`
+    : 'act[(r0 + m) * u.N + n] = silu(out_g[sg * 256u + idx]) * out_u[sg * 256u + idx];';
   return tiles.map(([i, j]) => `${down
     ? `subgroupMatrixStore<row_major>(&out_tile, sg * 256u, c${i}_${j}, 16u);`
     : `subgroupMatrixStore<row_major>(&out_g, sg * 256u, g${i}_${j}, 16u);\n  subgroupMatrixStore<row_major>(&out_u, sg * 256u, u${i}_${j}, 16u);`}
@@ -436,7 +484,7 @@ function tileWrites(tiles: readonly (readonly [number, number])[], down: boolean
     if (m < rows && n < u.N) {
       ${down
         ? 'slot_out[groups[u.sorted_base + r0 + m] * u.N + n] = out_tile[sg * 256u + idx];'
-        : 'act[(r0 + m) * u.N + n] = silu(out_g[sg * 256u + idx]) * out_u[sg * 256u + idx];'}
+        : gateUpWrite}
     }
   }
   workgroupBarrier();`).join('\n  ');
@@ -447,7 +495,7 @@ function tileWrites(tiles: readonly (readonly [number, number])[], down: boolean
  * and WL weight pairs of each matrix per slab), the fetch of a slab into them, their f16 stores, the products
  * of one 16-deep k-step, and the epilogue.
  */
-function mmaParts(s: MmaShape, down: boolean): Record<string, string> {
+function mmaParts(s: MmaShape, down: boolean, split = false): Record<string, string> {
   const BN = down ? s.BN_DOWN : s.BN;
   const BK = down ? s.BK_DOWN : s.BK;
   const TMT = s.TM / s.SGM / 16, TNT = (BN * s.SGM) / 64;
@@ -479,7 +527,7 @@ function mmaParts(s: MmaShape, down: boolean): Record<string, string> {
     ...x.fetch(k, t),
     ...range(WL).flatMap((j) => [
       ...wmats.map(([r, alias]) => `${reg(`${r}_${j}`, t)} = ${alias}();`),
-      `if (n0 + wn_${j} < u.N && ${k} + wk_${j} < u.K) {`,
+      `if (n0 + wn_${j} < u.N && ${k} + wk_${j} < ke) {`,
       ...wmats.map(([r, , load, , base]) => `  ${reg(`${r}_${j}`, t)} = ${load}(${base} + (n0 + wn_${j}) * u.K + ${k} + wk_${j});`),
       `}`,
     ]),
@@ -508,19 +556,20 @@ function mmaParts(s: MmaShape, down: boolean): Record<string, string> {
     for (var kk = 0u; kk < BK; kk += 16u) {
       ${multiply.join('\n      ')}
     }`;
+  // over this workgroup's K range [kb, ke) (expert-mma-*.wgsl: all of K unless split)
   const loop = STAGES === 1
-    ? `for (var k0 = 0u; k0 < u.K; k0 += BK) {\n    ${trip(0)}\n  }`
-    : `for (var k0 = 0u; k0 < u.K; k0 += ${STAGES * BK}u) {\n    ${stages.map((t) => (t === 0 ? trip(t) : `if (k0 + ${t * BK}u < u.K) {\n    ${trip(t)}\n    }`)).join('\n    ')}\n  }`;
+    ? `for (var k0 = kb; k0 < ke; k0 += BK) {\n    ${trip(0)}\n  }`
+    : `for (var k0 = kb; k0 < ke; k0 += ${STAGES * BK}u) {\n    ${stages.map((t) => (t === 0 ? trip(t) : `if (k0 + ${t * BK}u < ke) {\n    ${trip(t)}\n    }`)).join('\n    ')}\n  }`;
   return {
-    DECLARE: declare.join('\n  '), FETCH_FIRST: stages.flatMap((t) => fetch(`${t * BK}u`, t)).join('\n  '),
-    LOOP: loop, WRITE: tileWrites(tiles, down),
+    DECLARE: declare.join('\n  '), FETCH_FIRST: stages.flatMap((t) => fetch(`kb + ${t * BK}u`, t)).join('\n  '),
+    LOOP: loop, WRITE: tileWrites(tiles, down, split),
   };
 }
 
-function gemmFile(variant: MoeGemmVariant, half: 'gate-up' | 'down', bindingsWgsl: string): string {
+function gemmFile(variant: MoeGemmVariant, half: 'gate-up' | 'down', bindingsWgsl: string, split = false): string {
   const s = shapeOf(variant);
   const file = `expert-${s.kind}-${half}.wgsl`;
-  const parts = s.kind === 'mma' ? mmaParts(s, half === 'down') : {};
+  const parts = s.kind === 'mma' ? mmaParts(s, half === 'down', split) : {};
   return fillWgsl(wgsl(file), { ...parts, BINDINGS: bindingsWgsl }, file);
 }
 
@@ -529,21 +578,37 @@ interface GateUpVariant {
   readonly gateDtype: WeightDtype;
   readonly upDtype: WeightDtype;
   readonly variant: MoeGemmVariant;
+  /** K split over workgroups (mma forms): gate and up written unfinished, for a down kernel with splitAct. */
+  readonly split?: boolean;
 }
 
-function build_moeGateUpShader({ nExperts, gateDtype, upDtype, variant }: GateUpVariant): KernelShader {
+function checkSplitForm(s: GemmShape): void {
+  if (s.kind !== 'mma') throw new RangeError('moe: only the subgroup-matrix forms split K');
+}
+
+function build_moeGateUpShader({ nExperts, gateDtype, upDtype, variant, split = false }: GateUpVariant): KernelShader {
   const s = shapeOf(variant);
+  if (split) checkSplitForm(s);
   const B = GATE_UP_BINDINGS[+(s.kind === 'mma')]!;
-  return B.shader(`moe_gate_up_${shapeLabel(s)}_e${nExperts}_${gateDtype}_${upDtype}`, `${gemmPrelude(nExperts, s, 'x', false)}${s.kind === 'mma'
+  return B.shader(`moe_gate_up_${shapeLabel(s)}_e${nExperts}_${gateDtype}_${upDtype}${split ? '_splitk' : ''}`, `${gemmPrelude(nExperts, s, 'x', false)}${s.kind === 'mma'
       ? `${rawLoad2Wgsl(gateDtype, 'gate', 'wgate', 'GateRaw')}${rawLoad2Wgsl(upDtype, 'up', 'wup', 'UpRaw')}`
       : `${load8Wgsl(gateDtype, 'gate8', 'wgate')}${load8Wgsl(upDtype, 'up8', 'wup')}`}
-${gemmFile(variant, 'gate-up', B.wgsl)}`);
+${gemmFile(variant, 'gate-up', B.wgsl, split)}`);
 }
 
-function build_moeDownShader({ nExperts, dtype, variant }: { readonly nExperts: number; readonly dtype: WeightDtype; readonly variant: MoeGemmVariant }): KernelShader {
+interface DownVariant {
+  readonly nExperts: number;
+  readonly dtype: WeightDtype;
+  readonly variant: MoeGemmVariant;
+  /** act is a split gate/up's partials (ACT_SPLIT_X4). */
+  readonly splitAct?: boolean;
+}
+
+function build_moeDownShader({ nExperts, dtype, variant, splitAct = false }: DownVariant): KernelShader {
   const s = shapeOf(variant);
+  if (splitAct) checkSplitForm(s);
   const B = DOWN_BINDINGS[+(s.kind === 'mma')]!;
-  return B.shader(`moe_down_${shapeLabel(s)}_e${nExperts}_${dtype}`, `${gemmPrelude(nExperts, s, 'act', true)}${s.kind === 'mma' ? rawLoad2Wgsl(dtype, 'down', 'wdown', 'DownRaw') : load8Wgsl(dtype, 'down8', 'wdown')}
+  return B.shader(`moe_down_${shapeLabel(s)}_e${nExperts}_${dtype}${splitAct ? '_splitact' : ''}`, `${gemmPrelude(nExperts, s, 'act', true, splitAct)}${s.kind === 'mma' ? rawLoad2Wgsl(dtype, 'down', 'wdown', 'DownRaw') : load8Wgsl(dtype, 'down8', 'wdown')}
 ${gemmFile(variant, 'down', B.wgsl)}`);
 }
 
@@ -692,6 +757,8 @@ export interface MoeExpertGemmArgs {
   readonly act: GPUBuffer;
   readonly slotOut: GPUBuffer;
   readonly variant: MoeGemmVariant;
+  /** K splits of gate/up (mma forms; default 1): its workgroups' grid z, the down kernel finishing their sums. */
+  readonly gateUpSplits?: number;
 }
 
 /** The gate/up dispatches (one per chunk segment) then the down dispatches (one per down chunk). */
@@ -717,6 +784,15 @@ export function moeExpertGemms(a: MoeExpertGemmArgs): KernelProgram[] {
   }
   checkChunks('down', w.down, E, H, I);
   const projStride = (fused ? 2 : 1) * I * H;
+  // K splits of gate/up: each a K range of whole slabs, none empty
+  const wantSplits = a.gateUpSplits ?? 1;
+  if (!Number.isInteger(wantSplits) || wantSplits < 1) throw new RangeError(`moe: gateUpSplits ${wantSplits}`);
+  if (wantSplits > 1) checkSplitForm(s);
+  const BK = s.kind === 'mma' ? s.BK : H;
+  const kSplit = Math.ceil(Math.ceil(H / BK) / wantSplits) * BK;
+  const splits = Math.ceil(H / kSplit);
+  const partStride = T * topK * 2 * I;
+  if (splits > 1 && a.act.size < splits * partStride * 4) throw new RangeError(`moe: act scratch too small for ${splits} gate/up splits of ${T} tokens`);
 
   const gridY = (N: number, down = false) => Math.ceil(N / (s.kind === 'gemv' ? s.COLS : s.kind === 'mma' && down ? s.BN_DOWN : s.BN));
   const gridX = (count: number) => {
@@ -734,25 +810,25 @@ export function moeExpertGemms(a: MoeExpertGemmArgs): KernelProgram[] {
     const gc = chunkAt(gateChunks, first);
     const uc = chunkAt(upChunks, first);
     programs.push({
-      shader: moeGateUpShader({ nExperts: E, gateDtype: gc.tensor.dtype, upDtype: uc.tensor.dtype, variant: a.variant }),
+      shader: moeGateUpShader({ nExperts: E, gateDtype: gc.tensor.dtype, upDtype: uc.tensor.dtype, variant: a.variant, split: splits > 1 }),
       // every form binds the same names in the same order
       buffers: GATE_UP_BINDINGS[0]!.buffers({ x: a.x, groups: a.groups, wgate: gc.tensor.buffer, wup: uc.tensor.buffer, act: a.act }),
       uniformValues: {
         K: H, N: I, topk: topK, x_stride: xStride, x_offset: xOffset, first_expert: first, expert_count: count,
         g_stride: projStride, g_offset: (first - gc.firstExpert) * projStride,
         u_stride: projStride, u_offset: (first - uc.firstExpert) * projStride + (fused ? I * H : 0),
-        tile_base: L.tileBase, sorted_base: L.sortedBase,
+        tile_base: L.tileBase, sorted_base: L.sortedBase, k_split: kSplit, part_stride: partStride,
       },
-      workgroups: [gridX(count), gridY(I)],
+      workgroups: [gridX(count), gridY(I), splits],
     });
   }
   for (const c of w.down) {
     programs.push({
-      shader: moeDownShader({ nExperts: E, dtype: c.tensor.dtype, variant: a.variant }),
+      shader: moeDownShader({ nExperts: E, dtype: c.tensor.dtype, variant: a.variant, splitAct: splits > 1 }),
       buffers: DOWN_BINDINGS[0]!.buffers({ act: a.act, groups: a.groups, wdown: c.tensor.buffer, slot_out: a.slotOut }),
       uniformValues: {
         K: I, N: H, first_expert: c.firstExpert, expert_count: c.count, w_stride: H * I, w_offset: 0,
-        tile_base: L.tileBase, sorted_base: L.sortedBase,
+        tile_base: L.tileBase, sorted_base: L.sortedBase, k_split: I, act_splits: splits, part_stride: partStride,
       },
       workgroups: [gridX(c.count), gridY(H, true)],
     });
@@ -812,8 +888,10 @@ export interface MoeExpertsArgs {
   /** Rows per expert from which it does (MatmulLimits.moeMmaMinRows, MOE_MMA_MIN_ROWS; default DEFAULT_MOE_MMA_MIN_ROWS). */
   readonly mmaMinRows?: number;
   /**
-   * The device's matmul limits (gpu.matmulLimits): given, the router logits of ROUTER_GEMM_MIN_TOKENS tokens or
-   * more are the f32 GEMM's (after the norm's own dispatch) instead of route-logits.wgsl's.
+   * The device's matmul limits (gpu.matmulLimits): given, the router logits of their routerGemmMinTokens
+   * (default ROUTER_GEMM_MIN_TOKENS) tokens or more are the f32 GEMM's (after the norm's own dispatch) instead of
+   * route-logits.wgsl's, split over K where the GEMM's tiles leave the device idle (scratch.slotOut, free until
+   * the down kernels, holds the partial sums).
    */
   readonly matmulLimits?: MatmulLimits;
   /**
@@ -827,6 +905,8 @@ export interface MoeExpertsArgs {
   readonly afterRoute?: readonly KernelProgram[];
   /** false: leave scratch.slotOut uncombined (the caller folds the combine into its own dispatch; default true). */
   readonly combine?: boolean;
+  /** K splits of gate/up (default moeGateUpSplits with matmulLimits). */
+  readonly gateUpSplits?: number;
 }
 
 /**
@@ -840,7 +920,7 @@ export function moeExperts(a: MoeExpertsArgs): KernelProgram[] {
   if (!Number.isInteger(T) || T < 0) throw new RangeError(`moe: tokens ${T}`);
   if (T === 0) return [];
   const sc = a.scratch;
-  const need = moeScratchBytes(a.dims, T);
+  const need = { ...moeScratchBytes(a.dims, T), act: T * a.dims.topK * a.dims.intermediate * 4 };
   const small: string[] = (['topkIds', 'topkWeights', 'groups', 'act', 'slotOut'] as const).filter((k) => sc[k].size < need[k]);
   if (a.route && (!sc.logits || sc.logits.size < need.logits)) small.push('logits');
   if (small.length > 0) throw new RangeError(`moe: scratch too small for ${T} tokens: ${small.join(', ')}`);
@@ -857,12 +937,13 @@ export function moeExperts(a: MoeExpertsArgs): KernelProgram[] {
       scratch: sc, variant,
     }));
   } else {
-    if (route?.gateWeight && a.matmulLimits && T >= ROUTER_GEMM_MIN_TOKENS) {
+    if (route?.gateWeight && a.matmulLimits && T >= (a.matmulLimits.routerGemmMinTokens ?? ROUTER_GEMM_MIN_TOKENS)) {
       // the f32 FMA GEMM, not the subgroup-matrix one: transformers routes on f32 logits, and f16 operands could
       // flip near-tied experts
       if (a.prenorm) programs.push(rmsNorm({ x: a.prenorm.x, weight: a.prenorm.weight, y: a.x, rows: T, cols: H, eps: a.prenorm.eps }));
-      programs.push(matmul({
+      programs.push(...matmulPrograms({
         x: a.x, xStride: a.xStride, xOffset: a.xOffset, weight: route.gateWeight, y: sc.logits!, M: T, N: a.dims.nExperts, K: H, variant: 'gemm',
+        splitK: { scratch: sc.slotOut },
       }, a.matmulLimits));
     } else if (route?.gateWeight && a.prenorm) {
       // the router logits kernel norms its rows itself and writes them out for the experts: no norm dispatch
@@ -894,6 +975,8 @@ export function moeExperts(a: MoeExpertsArgs): KernelProgram[] {
     ...moeExpertGemms({
       dims: a.dims, tokens: T, x: a.x, xStride: a.xStride, xOffset: a.xOffset, weights: a.weights,
       groups: sc.groups, act: sc.act, slotOut: sc.slotOut, variant,
+      // by default as many as the act scratch holds (moeScratchBytes sizes it for MOE_GATE_UP_SPLITS_MAX)
+      gateUpSplits: a.gateUpSplits ?? Math.max(1, Math.min(moeGateUpSplits(a.dims, T, variant, a.matmulLimits), Math.floor(sc.act.size / (2 * need.act)))),
     }),
     ...(a.combine === false ? [] : [moeCombine({
       topK: a.dims.topK, tokens: T, hidden: a.dims.hidden, slotOut: sc.slotOut, topkWeights: sc.topkWeights,
