@@ -810,7 +810,7 @@ export function moeExpertGemms(a: MoeExpertGemmArgs): KernelProgram[] {
     const gc = chunkAt(gateChunks, first);
     const uc = chunkAt(upChunks, first);
     programs.push({
-      shader: moeGateUpShader({ nExperts: E, gateDtype: gc.tensor.dtype, upDtype: uc.tensor.dtype, variant: a.variant, split: splits > 1 }),
+      shader: moeGateUpShader({ nExperts: E, gateDtype: gc.tensor.dtype, upDtype: uc.tensor.dtype, variant: a.variant, split: splits > 1 ? true : undefined }),
       // every form binds the same names in the same order
       buffers: GATE_UP_BINDINGS[0]!.buffers({ x: a.x, groups: a.groups, wgate: gc.tensor.buffer, wup: uc.tensor.buffer, act: a.act }),
       uniformValues: {
@@ -824,7 +824,7 @@ export function moeExpertGemms(a: MoeExpertGemmArgs): KernelProgram[] {
   }
   for (const c of w.down) {
     programs.push({
-      shader: moeDownShader({ nExperts: E, dtype: c.tensor.dtype, variant: a.variant, splitAct: splits > 1 }),
+      shader: moeDownShader({ nExperts: E, dtype: c.tensor.dtype, variant: a.variant, splitAct: splits > 1 ? true : undefined }),
       buffers: DOWN_BINDINGS[0]!.buffers({ act: a.act, groups: a.groups, wdown: c.tensor.buffer, slot_out: a.slotOut }),
       uniformValues: {
         K: I, N: H, first_expert: c.firstExpert, expert_count: c.count, w_stride: H * I, w_offset: 0,
