@@ -6,6 +6,7 @@ import {
   type MoeDims, type MoeExpertChunk, type MoeExpertWeights, type MoeGemmVariant, type MoeScratch,
 } from '../../src/kernels/moe/index.js';
 import { type GpuTensor } from '../../src/kernels/weight-dtype.js';
+import type { MatmulLimits } from '../../src/kernels/matmul/matmul.js';
 import { packWeights, type WeightDtype } from '@latentwire/model';
 import { linear, moeLayer, moeRoute as refRoute, rmsNorm, row, siluMlp, topK, type MlpWeights, type MoeWeights } from '../reference/index.js';
 import { roundTo, testGpu, uploadF32, uploadWeight } from '../../src/testing.js';
@@ -280,78 +281,68 @@ for (const variant of EXPERT_VARIANTS) {
   }
 }
 
-test.serial('moe-experts - from ROUTER_GEMM_MIN_TOKENS tokens the router logits are the f32 GEMM\'s after the norm: float64\'s routing and output, as the logits kernel', async (t) => {
+/**
+ * A routed layer (6 experts top-2, bf16) over T normed tokens of width H, its float64 reference, and a runner: the
+ * experts with the router (norm, logits, selection) on the GPU under `limits` (none: the logits kernel).
+ */
+async function routerCase(H: number, T: number, seed: number, gateScale: number) {
   const gpu = await testGpu();
-  const E = 6, k = 2, H = 40, I = 24, dtype = 'bf16' as const, T = ROUTER_GEMM_MIN_TOKENS + 13, eps = 1e-6;
+  const E = 6, k = 2, I = 24, dtype = 'bf16' as const, eps = 1e-6;
   const moe = moeCfg({ nRoutedExperts: E, numExpertsPerTok: k, topkMethod: 'greedy', moeIntermediateSize: I, routedScalingFactor: 1.5 });
-  const s: ExpertSetup = { E, k, H, I, dtype, experts: makeExperts(E, H, I, dtype, 4100) };
-  const gate = roundTo(randomArray(E * H, 4101, 0.8), dtype);
-  const normW = roundTo(randomArray(H, 4102, 0.5).map((v) => 1 + v), dtype);
-  const resid = roundTo(randomArray(T * H, 4103, 1), 'f32');
+  const s: ExpertSetup = { E, k, H, I, dtype, experts: makeExperts(E, H, I, dtype, seed) };
+  const gate = roundTo(randomArray(E * H, seed + 1, gateScale), dtype);
+  const normW = roundTo(randomArray(H, seed + 2, 0.5).map((v) => 1 + v), dtype);
+  const resid = roundTo(randomArray(T * H, seed + 3, 1), 'f32');
   const ref = moeLayer({ hiddenSize: H, moe } as unknown as MlaConfig, { gate, eScoreCorrectionBias: null, experts: s.experts, sharedExperts: null } satisfies MoeWeights, rmsNorm(resid, normW, eps));
-
   const dims = { nExperts: E, topK: k, hidden: H, intermediate: I };
   const weights: MoeExpertWeights = { gate: [chunk(gpu, s, 'gate', 0, E)], up: [chunk(gpu, s, 'up', 0, E)], down: [chunk(gpu, s, 'down', 0, E)] };
   const gw = uploadWeight(gpu, 'gate', gate, dtype, [E, H]);
   const nw = uploadWeight(gpu, 'norm', normW, dtype, [H]);
   const xr = uploadF32(gpu, 'resid', resid);
-  const run = async (gemm: boolean) => {
+  const run = async (limits?: MatmulLimits) => {
     const xn = gpu.buffer('xn', T * H * 4);
     const out = gpu.buffer('out', T * H * 4);
     const sc = allocScratch(gpu, dims, T);
     const programs = moeExperts({
       dims, tokens: T, x: xn, weights, scratch: sc, route: { routing: moeRouting(moe), gateWeight: gw, bias: null }, out,
-      prenorm: { x: xr, weight: nw, eps }, ...(gemm ? { matmulLimits: gpu.matmulLimits } : {}),
+      prenorm: { x: xr, weight: nw, eps }, ...(limits ? { matmulLimits: limits } : {}),
     });
-    t.is(programs.some((p) => p.shader.label.startsWith('matmul_')), gemm, gemm ? 'the logits are a matmul' : 'the logits kernel');
     await gpu.run(programs);
     const ids = await gpu.readU32(sc.topkIds, 0, T * k);
     const y = await gpu.readF32(out, 0, T * H);
     freeScratch(gpu, sc);
     destroyAll(gpu, xn, out);
-    return { ids, y };
+    return { ids, y, labels: programs.map((p) => p.shader.label) };
   };
-  const viaGemm = await run(true), viaKernel = await run(false);
-  ref.routes.forEach((r, tok) => t.deepEqual([...viaGemm.ids.subarray(tok * k, tok * k + k)], r.expertIds, `token ${tok} routing`));
+  const dispose = () => {
+    freeWeights(gpu, weights);
+    destroyAll(gpu, gw, nw, xr);
+  };
+  return { gpu, k, ref, run, dispose };
+}
+
+test.serial('moe-experts - from ROUTER_GEMM_MIN_TOKENS tokens the router logits are the f32 GEMM\'s after the norm: float64\'s routing and output, as the logits kernel', async (t) => {
+  const c = await routerCase(40, ROUTER_GEMM_MIN_TOKENS + 13, 4100, 0.8);
+  const viaGemm = await c.run(c.gpu.matmulLimits), viaKernel = await c.run();
+  t.true(viaGemm.labels.some((l) => l.startsWith('matmul_')), 'the logits are a matmul');
+  t.false(viaKernel.labels.some((l) => l.startsWith('matmul_')), 'the logits kernel');
+  c.ref.routes.forEach((r, tok) => t.deepEqual([...viaGemm.ids.subarray(tok * c.k, tok * c.k + c.k)], r.expertIds, `token ${tok} routing`));
   t.deepEqual(viaGemm.ids, viaKernel.ids);
-  const err = maxAbsDiff(viaGemm.y, ref.output);
+  const err = maxAbsDiff(viaGemm.y, c.ref.output);
   t.true(err < 1e-4, `max error ${err}`);
   t.true(maxAbsDiff(viaGemm.y, viaKernel.y) < 1e-5);
-  freeWeights(gpu, weights);
-  destroyAll(gpu, gw, nw, xr);
+  c.dispose();
 });
 
 test.serial('moe-experts - below ROUTER_GEMM_MIN_TOKENS by MOE_ROUTER_GEMM_MIN_TOKENS, the router GEMM split over K: float64\'s routing and output', async (t) => {
-  const gpu = await testGpu();
   // H = 256: the f32 GEMM's 32-deep slabs make 8 trips, 2 splits where the device has idle slots (told here: 64)
-  const E = 6, k = 2, H = 256, I = 24, dtype = 'bf16' as const, T = 20, eps = 1e-6;
-  const moe = moeCfg({ nRoutedExperts: E, numExpertsPerTok: k, topkMethod: 'greedy', moeIntermediateSize: I, routedScalingFactor: 1.5 });
-  const s: ExpertSetup = { E, k, H, I, dtype, experts: makeExperts(E, H, I, dtype, 4200) };
-  const gate = roundTo(randomArray(E * H, 4201, 0.3), dtype);
-  const normW = roundTo(randomArray(H, 4202, 0.5).map((v) => 1 + v), dtype);
-  const resid = roundTo(randomArray(T * H, 4203, 1), 'f32');
-  const ref = moeLayer({ hiddenSize: H, moe } as unknown as MlaConfig, { gate, eScoreCorrectionBias: null, experts: s.experts, sharedExperts: null } satisfies MoeWeights, rmsNorm(resid, normW, eps));
-  const dims = { nExperts: E, topK: k, hidden: H, intermediate: I };
-  const weights: MoeExpertWeights = { gate: [chunk(gpu, s, 'gate', 0, E)], up: [chunk(gpu, s, 'up', 0, E)], down: [chunk(gpu, s, 'down', 0, E)] };
-  const gw = uploadWeight(gpu, 'gate', gate, dtype, [E, H]);
-  const nw = uploadWeight(gpu, 'norm', normW, dtype, [H]);
-  const xr = uploadF32(gpu, 'resid', resid);
-  const xn = gpu.buffer('xn', T * H * 4);
-  const out = gpu.buffer('out', T * H * 4);
-  const sc = allocScratch(gpu, dims, T);
-  const programs = moeExperts({
-    dims, tokens: T, x: xn, weights, scratch: sc, route: { routing: moeRouting(moe), gateWeight: gw, bias: null }, out,
-    prenorm: { x: xr, weight: nw, eps }, matmulLimits: { ...gpu.matmulLimits, routerGemmMinTokens: 16, workgroupSlots: 64, splitKMax: 4 },
-  });
-  t.true(programs.some((p) => p.shader.label.startsWith('matmul_split_reduce')), 'the logits GEMM is split');
-  await gpu.run(programs);
-  const ids = await gpu.readU32(sc.topkIds, 0, T * k);
-  ref.routes.forEach((r, tok) => t.deepEqual([...ids.subarray(tok * k, tok * k + k)], r.expertIds, `token ${tok} routing`));
-  const err = maxAbsDiff(await gpu.readF32(out, 0, T * H), ref.output);
+  const c = await routerCase(256, 20, 4200, 0.3);
+  const got = await c.run({ ...c.gpu.matmulLimits, routerGemmMinTokens: 16, workgroupSlots: 64, splitKMax: 4 });
+  t.true(got.labels.some((l) => l.startsWith('matmul_split_reduce')), 'the logits GEMM is split');
+  c.ref.routes.forEach((r, tok) => t.deepEqual([...got.ids.subarray(tok * c.k, tok * c.k + c.k)], r.expertIds, `token ${tok} routing`));
+  const err = maxAbsDiff(got.y, c.ref.output);
   t.true(err < 1e-4, `max error ${err}`);
-  freeScratch(gpu, sc);
-  freeWeights(gpu, weights);
-  destroyAll(gpu, gw, nw, xr, xn, out);
+  c.dispose();
 });
 
 /** Runs the expert path from given routing (ids/weights) and returns out [T, H]. */
