@@ -467,7 +467,7 @@ function xStaging(TM: number, BK: number, down: boolean, reg: (name: string, t: 
  */
 function tileWrites(tiles: readonly (readonly [number, number])[], down: boolean, split = false): string {
   // a split gate/up leaves its K range's gate and up sums side by side, [rows, 2N] at z·part_stride, for the
-  // down kernel to add up and gate (actSplitWgsl)
+  // down kernel to add up and gate (ACT_SPLIT_X4)
   const gateUpWrite = split
     ? `let o = wg.z * u.part_stride + (r0 + m) * 2u * u.N + n;
       act[o] = out_g[sg * 256u + idx];
