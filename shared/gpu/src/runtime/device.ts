@@ -42,6 +42,8 @@ export interface GpuOptions {
   readonly splitKMax?: number;
   /** MOE_ROUTER_GEMM_MIN_TOKENS: tokens from which router logits are a GEMM's (default the MoE kernels' ROUTER_GEMM_MIN_TOKENS). */
   readonly routerGemmMinTokens?: number;
+  /** GEMV_STAGE_INPUT: fused-norm / SiLU GEMVs stage their transformed input rows in workgroup memory (default true). */
+  readonly gemvStageInput?: boolean;
 }
 
 const OPTIONAL_FEATURES = ['shader-f16', 'subgroups', 'timestamp-query', 'chromium-experimental-subgroup-matrix'] as const;

@@ -24,6 +24,7 @@ export interface MatmulDeviceLimits {
   readonly moeMmaMinRows: number;
   readonly splitKMax: number;
   readonly routerGemmMinTokens: number | undefined;
+  readonly gemvStageInput: boolean;
 }
 
 export const STORAGE = 0x80 | 0x8 | 0x4; // STORAGE | COPY_DST | COPY_SRC
@@ -83,6 +84,7 @@ export class Gpu {
   private readonly moeMmaMinRows: number;
   private readonly splitKMax: number;
   private readonly routerGemmMinTokens: number | undefined;
+  private readonly gemvStageInput: boolean;
   private matmulLimitsMemo: MatmulDeviceLimits | null = null;
   private slotsMemo: WorkgroupSlots | null = null;
   private firstError: Error | null = null;
@@ -105,6 +107,7 @@ export class Gpu {
     this.moeMmaMinRows = opts.moeMmaMinRows ?? DEFAULT_MOE_MMA_MIN_ROWS;
     this.splitKMax = opts.splitKMax ?? DEFAULT_MATMUL_SPLIT_K_MAX;
     this.routerGemmMinTokens = opts.routerGemmMinTokens;
+    this.gemvStageInput = opts.gemvStageInput ?? true;
     this.profiler = opts.profile && features.has('timestamp-query') ? new Profiler(device) : null;
     this.profilePerKernel = opts.profile === true;
     this.uniformAlign = device.limits.minUniformBufferOffsetAlignment;
@@ -158,6 +161,7 @@ export class Gpu {
         maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
         subgroupMatrix: this.matmulOnMatrices, workgroupSlots: this.workgroupSlots.slots,
         moeMmaMinRows: this.moeMmaMinRows, splitKMax: this.splitKMax, routerGemmMinTokens: this.routerGemmMinTokens,
+        gemvStageInput: this.gemvStageInput,
       });
     }
     return this.matmulLimitsMemo;

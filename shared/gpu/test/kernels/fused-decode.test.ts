@@ -167,6 +167,35 @@ for (const [wDtype, K] of [['bf16', 44], ['bf16', 48], ['f32', 45]] as const) {
   });
 }
 
+// The fused GEMVs stage their normed / activated rows in workgroup memory where they fit (GEMV_STAGE_INPUT): the
+// same values in the same expression as the unstaged loop computes beside each weight load, so bit for bit equal;
+// K 37 (x read one by one, the staged rows' last vec4 partial) and 64 (16-byte words); rows past M (M 3 of 4)
+for (const K of [37, 64]) {
+  test(`fused - GEMVs with the input rows staged equal the unstaged ones bit for bit, and stage where they fit (K ${K})`, async (t) => {
+    const gpu = await testGpu();
+    const N = 45, eps = 1e-6, lim = gpu.matmulLimits, unstaged = { ...lim, gemvStageInput: false };
+    const g = uploadWeight(gpu, 'g', roundTo(randomArray(K, 122, 1.5), 'bf16'), 'bf16', [K]);
+    const w = uploadWeight(gpu, 'w', roundTo(randomArray(N * K, 123), 'bf16'), 'bf16', [N, K]);
+    for (const M of [1, 3]) {
+      const x = uploadF32(gpu, 'x', roundTo(randomArray(M * 2 * K, 124 + M, 2), 'f32'));
+      const [ya, yb, yc, yd] = [0, 1, 2, 3].map((i) => gpu.buffer(`y${i}`, M * N * 4));
+      const norm = (y: GPUBuffer, l: typeof lim) => fusedGemv({ x, M, K, xStride: 2 * K, norm: { weight: g, eps }, outputs: [{ weight: w, y, N }] }, l);
+      const silu = (y: GPUBuffer, l: typeof lim) => fusedGemv({ x, M, K, silu: true, outputs: [{ weight: w, y, N }] }, l);
+      const staged = [norm(ya!, lim)!, silu(yc!, lim)!];
+      for (const p of staged) t.regex(p.shader.label, /_sx\d+$/, 'staged where the rows fit');
+      const plain = [norm(yb!, unstaged)!, silu(yd!, unstaged)!];
+      for (const p of plain) t.notRegex(p.shader.label, /_sx/, 'GEMV_STAGE_INPUT=false: not staged');
+      // room for the GEMV's own workgroup memory (1,028 bytes at one row) but not the staged row: fused, not staged
+      if (M === 1) t.notRegex(norm(ya!, { ...lim, maxComputeWorkgroupStorageSize: 1100 })!.shader.label, /_sx/);
+      await gpu.run([...staged, ...plain]);
+      t.deepEqual(await gpu.readU32(ya!, 0, M * N), await gpu.readU32(yb!, 0, M * N), `norm, M ${M}`);
+      t.deepEqual(await gpu.readU32(yc!, 0, M * N), await gpu.readU32(yd!, 0, M * N), `silu, M ${M}`);
+      gpu.destroy(x, ya, yb, yc, yd);
+    }
+    gpu.destroy(g.buffer, w.buffer);
+  });
+}
+
 test('fused - GEMV with two outputs into one buffer (gate ‖ up) equals two matmuls', async (t) => {
   const gpu = await testGpu();
   const M = 2, K = 64, I = 23;

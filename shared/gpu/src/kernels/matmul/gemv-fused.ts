@@ -14,7 +14,7 @@ import { GEMV_LIMIT_M, GEMV_MAX_M, type MatmulLimits } from './matmul.js';
  * took minutes to compile (an unfused 16-row GEMV ~100 s on the loaded 2-core machine, 8 rows a few seconds).
  */
 export const FUSED_GEMV_MAX_M = 8;
-import { gemvConfig, gemvFuseBytes, gemvRowsPerWorkgroup, gemvShader, gemvWorkgroupBytes, type GemvFuse } from './gemv.js';
+import { gemvConfig, gemvFuseBytes, gemvRowsPerWorkgroup, gemvShader, gemvStageVec4s, gemvWorkgroupBytes, type GemvFuse } from './gemv.js';
 
 export interface FusedGemvOutput {
   readonly weight: GpuTensor;
@@ -104,7 +104,11 @@ export function fusedGemv(a: FusedGemvArgs, limits?: MatmulLimits): KernelProgra
   const blocks1 = Math.ceil(o1.N / rows);
   const blocks = blocks1 + (o2 ? Math.ceil(o2.N / rows) : 0);
   const gx = Math.min(blocks, perDim);
-  const shader = gemvShader({ dtype, align, config, accumulate: a.accumulate ?? false, fuse });
+  // the normed / activated rows staged once per workgroup where they fit beside the GEMV's own workgroup memory
+  const stage = gemvStageVec4s(config, K);
+  const stageX = (a.norm || a.silu) && (limits?.gemvStageInput ?? true)
+    && gemvWorkgroupBytes(config) + gemvFuseBytes(config, fuse) + stage * 16 <= wgBytes ? stage : undefined;
+  const shader = gemvShader({ dtype, align, config, accumulate: a.accumulate ?? false, fuse, ...(stageX ? { stageX } : {}) });
   if (shader.bindings!.length > (limits?.maxStorageBuffersPerShaderStage ?? 8)) return null;
   return {
     shader,

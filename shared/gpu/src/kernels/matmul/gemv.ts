@@ -84,13 +84,29 @@ export const GEMV_FUSED_UNIFORMS = {
 
 export interface GemvVariant {
   readonly dtype: WeightDtype; readonly align: MatmulAlign; readonly config: GemvConfig; readonly accumulate: boolean; readonly fuse?: GemvFuse;
+  /**
+   * With the norm or silu fusion: the x rows' transformed values (x·inv·w, or silu(gate)·up) computed once per
+   * workgroup into workgroup memory of this many vec4 (MB rows of ceil(K / 4)), which the loop then reads. Computed
+   * in the loop instead, every 16-byte weight load came with the x loads, the norm weight's (8 scalar loads) or
+   * the gate and up halves' and 8 exponentials: ~4× the loads of the plain GEMV a weight byte (the norm-fused
+   * GEMVs ran at ~0.5 TB/s on the H200 at batch 1, where the plain one streams 16 MiB at 1.3).
+   */
+  readonly stageX?: number;
 }
 
-function build_gemvShader({ dtype, align, config: c, accumulate, fuse }: GemvVariant): KernelShader {
+/** Workgroup vec4s that staging the transformed x takes for M ≤ MB rows of depth K (GemvVariant.stageX). */
+export function gemvStageVec4s(c: GemvConfig, K: number): number {
+  return c.MB * Math.ceil(K / 4);
+}
+
+function build_gemvShader({ dtype, align, config: c, accumulate, fuse, stageX }: GemvVariant): KernelShader {
   const { MB, R2, T, RG, U } = c;
   const norm = fuse?.norm, normOut = fuse?.normOut ?? false, silu = fuse?.silu ?? false, combine = fuse?.combine;
   const second = fuse?.second;
   if (norm && silu) throw new RangeError('gemv: norm and silu fusions exclude each other');
+  if (stageX !== undefined && (!(norm || silu) || !Number.isInteger(stageX) || stageX < MB)) {
+    throw new RangeError(`gemv: stageX ${stageX} needs the norm or silu fusion and room for ${MB} rows`);
+  }
   if (normOut && !norm) throw new RangeError('gemv: normOut needs the norm fusion');
   if (combine !== undefined && (second || !accumulate)) throw new RangeError('gemv: the combine fusion takes one accumulated output');
   // output j's weight binding and buffer
@@ -109,12 +125,16 @@ function build_gemvShader({ dtype, align, config: c, accumulate, fuse }: GemvVar
   // the x values the products read, row m's activations at column k (xrow: the row's first element), as WGSL
   // expressions written into the loop (the unfused GEMV's text is unchanged: lavapipe's compile of it is
   // sensitive to the shape of the source)
-  const xv4 = (m: number, row: string, k: string) => norm
-    ? `x4(${row} + ${k}) * inv${m} * g4(${k})`
+  const transform4 = (inv: string, row: string, k: string) => norm
+    ? `x4(${row} + ${k}) * ${inv} * g4(${k})`
     : silu ? `silu_mul4(x4(${row} + ${k}), x4(${row} + ${k} + u.K))` : `x4(${row} + ${k})`;
-  const xv1 = (m: number, row: string, k: string) => norm
-    ? `x1(${row} + ${k}) * inv${m} * g_at(${k})`
+  const transform1 = (inv: string, row: string, k: string) => norm
+    ? `x1(${row} + ${k}) * ${inv} * g_at(${k})`
     : silu ? `silu_mul(x1(${row} + ${k}), x1(${row} + ${k} + u.K))` : `x1(${row} + ${k})`;
+  // staged, the loop reads row m's values from workgroup memory (rows kq vec4 apart)
+  const xv4 = (m: number, row: string, k: string) => stageX !== undefined ? `xs[${m}u * kq + ((${k}) >> 2u)]` : transform4(`inv${m}`, row, k);
+  const xv1 = (m: number, row: string, k: string) =>
+    stageX !== undefined ? `xs[${m}u * kq + ((${k}) >> 2u)][(${k}) & 3u]` : transform1(`inv${m}`, row, k);
   // one step of the vectorized loop at K position `k` (a multiple of vpw), suffix s keeps names unique
   const vecStep = (s: string, k: string, W: string) => {
     const loads = rs.map((r) =>
@@ -154,7 +174,8 @@ ${each((m, r) => `    acc${m}_${r}.x = fma(xt${m}, wt${r}, acc${m}_${r}.x);`)}
   const x1 = align.vecX ? `fn x1(i: u32) -> f32 { return x[i >> 2u][i & 3u]; }` : `fn x1(i: u32) -> f32 { return x[i]; }`;
   const fused = fuse !== undefined && (norm !== undefined || second !== undefined || silu || combine !== undefined);
   const label = `matmul_gemv_${dtype}_m${MB}_r${R2}_t${T}_g${RG}_u${U}${align.vecX ? '_vx' : ''}${align.vecW ? '_vw' : ''}` +
-    `${norm ? `_norm_${norm}` : ''}${normOut ? '_xn' : ''}${second ? `_dual_${second}` : ''}${silu ? '_silu' : ''}${accumulate ? '_acc' : ''}${combine ? `_combine_k${combine}` : ''}`;
+    `${norm ? `_norm_${norm}` : ''}${normOut ? '_xn' : ''}${second ? `_dual_${second}` : ''}${silu ? '_silu' : ''}${accumulate ? '_acc' : ''}${combine ? `_combine_k${combine}` : ''}` +
+    `${stageX !== undefined ? `_sx${stageX}` : ''}`;
   const xValues = norm
     ? `fn g4(k: u32) -> vec4<f32> { return vec4<f32>(g_at(k), g_at(k + 1u), g_at(k + 2u), g_at(k + 3u)); }
 const RMS_ROWS: u32 = ${MB}u;
@@ -190,6 +211,21 @@ ${ms.map((m) => `  let inv${m} = rms_inv[${m}u];`).join('\n')}${normOut ? `
     }
   }` : ''}`
     : '';
+  // the transformed rows into workgroup memory, once (rows past M repeat row M - 1, as the unstaged loop reads them)
+  const staging = stageX === undefined ? '' : `
+  for (var i = lid; i < MB * kq; i += ${WG}u) {
+    let m = i / kq;
+    let c = (i % kq) * 4u;
+    let xrow = min(m, u.M - 1u) * u.x_stride + u.x_offset;
+    ${align.vecX
+    ? `xs[i] = ${transform4(norm ? 'rms_inv[m]' : '', 'xrow', 'c')};`
+    : `var v = vec4<f32>(0.0);
+    for (var j = 0u; j < 4u; j++) {
+      if (c + j < u.K) { v[j] = ${transform1(norm ? 'rms_inv[m]' : '', 'xrow', 'c + j')}; }
+    }
+    xs[i] = v;`}
+  }
+  workgroupBarrier();`;
   const store = (arr: string, stride: string, offset: string) => combine
     ? `let yi = m * ${stride} + ${offset} + n;
       var cs = 0.0;
@@ -207,7 +243,7 @@ const MB = ${MB}u;
 const ROWS = ${ROWS}u;
 const OUTS = ${OUTS}u;
 var<workgroup> red: array<f32, ${OUTS * T}>;
-${xValues}
+${stageX !== undefined ? `var<workgroup> xs: array<vec4<f32>, ${stageX}>;\n` : ''}${xValues}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
@@ -222,7 +258,8 @@ ${second
   let n0 = block * ROWS + g * ${R2}u;
 ${rs.map((r) => `  let wrow${r} = min(n0 + ${r}u, ${second ? 'n_out' : 'u.N'} - 1u) * u.K + ${second ? 'w_off' : 'u.w_offset'};`).join('\n')}
 ${ms.map((m) => `  let xrow${m} = min(${m}u, u.M - 1u) * u.x_stride + u.x_offset;`).join('\n')}
-${prologue ? `${prologue}
+${stageX !== undefined ? '  let kq = (u.K + 3u) >> 2u;\n' : ''}${prologue ? `${prologue}
+` : ''}${staging ? `${staging}
 ` : ''}${each((m, r) => `  var acc${m}_${r} = vec4<f32>(0.0);`)}
 ${second ? branch('  ', (j) => loopOver(wName(j))) : loopOver('w')}
   // partial sums -> workgroup memory, laid out [output][t]; output o = (row in workgroup) * MB + m

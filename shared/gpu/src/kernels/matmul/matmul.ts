@@ -78,6 +78,8 @@ export interface MatmulLimits {
   readonly splitKMax?: number;
   /** Tokens from which MoE router logits are a GEMM's (MOE_ROUTER_GEMM_MIN_TOKENS; default ROUTER_GEMM_MIN_TOKENS). */
   readonly routerGemmMinTokens?: number;
+  /** Fused-norm / SiLU GEMVs stage their transformed input rows in workgroup memory where they fit (GEMV_STAGE_INPUT; default true). */
+  readonly gemvStageInput?: boolean;
 }
 
 /** What the launcher decided, for tests and benchmarks. */
