@@ -10,14 +10,25 @@ import { defineKernel } from '@latentwire/gpu';
 import { MAX_DECODE_SPLITS } from '../grouped-decode-attention/grouped-decode-attention.js';
 
 const BODY = loadWgsl(new URL('./head-matmul.wgsl', import.meta.url));
-/** Column threads (4 columns each) and K slices of a workgroup. */
-const CT = 16;
-const KS = 16;
-const WG = CT * KS;
-/** Batch rows a workgroup accumulates (the weight is re-read once per block of this many sequences). */
-const BB = 4;
-/** Values of k staged per round (BB·KC ≤ WG: one load per thread). */
-const KC = 64;
+
+/**
+ * A workgroup's shape: CT column threads (4 columns each) × KS K slices, BB batch rows accumulated (the weight is
+ * re-read once per block of this many sequences), KC values of k staged per round.
+ */
+interface HeadMatmulShape { readonly CT: number; readonly KS: number; readonly BB: number; readonly KC: number }
+const SHAPES = {
+  // 64 columns × 4 rows a workgroup, k staged 64 at a time (BB·KC = WG: one load a thread a round)
+  block: { CT: 16, KS: 16, BB: 4, KC: 64 },
+  // batches of one block or less: 16 columns of one row a workgroup, its x staged whole (K ≤ 512: one round), so
+  // a decode step at batch 1 launches 4× the workgroups, each with no barrier inside its K loop. The block shape
+  // ran W_UV (2 MB) in ~27 µs at batch 1 on the H200 (32 workgroups, 8 rounds of load, barrier, load, barrier).
+  row: { CT: 4, KS: 64, BB: 1, KC: 512 },
+} as const satisfies Record<string, HeadMatmulShape>;
+type HeadMatmulShapeName = keyof typeof SHAPES;
+/** Threads a workgroup, both shapes. */
+const WG = 256;
+/** Largest batch the row shape takes (one block of the block shape, whose grid it has 4× of). */
+export const HEAD_MATMUL_ROW_MAX_BATCH = SHAPES.block.BB;
 
 const UNIFORMS = {
   batch: 'u32', k: 'u32', n: 'u32',
@@ -98,16 +109,19 @@ const MERGED = bindings([...STORAGE, ['lse', 'array<f32>']], MERGE_UNIFORMS);
 
 interface HeadMatmulVariant {
   readonly dtype: WeightDtype;
+  readonly shape: HeadMatmulShapeName;
   /** The rope block beside the product (the absorbed query). */
   readonly rope: boolean;
   /** x is split-KV partials merged while staging (the attention output's W_UV). */
   readonly merge?: boolean;
 }
 
-function build_headMatmulShader({ dtype, rope, merge = false }: HeadMatmulVariant): KernelShader {
+function build_headMatmulShader({ dtype, shape, rope, merge = false }: HeadMatmulVariant): KernelShader {
   if (rope && merge) throw new RangeError('headMatmul: the rope and merge forms exclude each other');
   const B = rope ? ROPED : merge ? MERGED : PLAIN;
-  return B.shader(`head_matmul_${dtype}${rope ? '_rope' : ''}${merge ? '_merge' : ''}`, `const CT: u32 = ${CT}u;
+  const { CT, KS, BB, KC } = SHAPES[shape];
+  if (CT * KS !== WG || BB * CT > WG) throw new RangeError(`headMatmul: shape ${shape} does not fill ${WG} threads`);
+  return B.shader(`head_matmul_${dtype}${shape === 'row' ? '_row' : ''}${rope ? '_rope' : ''}${merge ? '_merge' : ''}`, `const CT: u32 = ${CT}u;
 const KS: u32 = ${KS}u;
 const WG: u32 = ${WG}u;
 const BB: u32 = ${BB}u;
@@ -173,10 +187,12 @@ export function headMatmul(a: HeadMatmulArgs): KernelProgram {
       throw new RangeError('headMatmul: merged partials are dense: no x strides or offset');
     }
   }
+  const shape: HeadMatmulShapeName = a.batch <= HEAD_MATMUL_ROW_MAX_BATCH ? 'row' : 'block';
+  const { CT, BB } = SHAPES[shape];
   const nBlocks = Math.ceil(a.N / (4 * CT));
   const splitRow = m ? m.numSplits * a.K : a.K;
   return {
-    shader: headMatmulShader({ dtype: a.weight.dtype, rope: r !== undefined, ...(m ? { merge: true } : {}) }),
+    shader: headMatmulShader({ dtype: a.weight.dtype, shape, rope: r !== undefined, ...(m ? { merge: true } : {}) }),
     buffers: r
       ? ROPED.buffers({ x: a.x, w: a.weight.buffer, y: a.y, positions: r.positions, inv_freq: r.invFreq })
       : m ? MERGED.buffers({ x: a.x, w: a.weight.buffer, y: a.y, lse: m.lse })

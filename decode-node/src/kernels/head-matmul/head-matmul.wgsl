@@ -2,7 +2,8 @@
 // Workgroup (n block of 4·CT columns, head h, batch block of BB rows), WG = CT·KS threads: thread (ct, ks)
 // owns 4 adjacent columns and the k rows ks, ks + KS, …, so a weight row is read coalesced along n and the
 // K loop is split KS ways (K is 128 or 512 here: a serial K loop left the GPU idle); x's block is staged
-// KC values at a time, and the KS partial sums are added in workgroup memory at the end.
+// KC values at a time, and the KS partial sums are added in workgroup memory at the end. Two shapes
+// (head-matmul.ts): 64 columns × 4 rows, or 16 columns × 1 row with the whole of x staged at once (small batches).
 // With ROPE, one more column of workgroups (wg.x == u.rope_block) ropes each head's q_pe slice of x into y
 // beside the product instead (rope_rows, as rope.ts computes it): the absorbed query's two halves in one dispatch.
 // With MERGE, x is instead the split-KV partial outputs of grouped decode attention [batch, heads, splits, K] and
@@ -49,8 +50,24 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     workgroupBarrier();
     if (n0 < u.n) {
       let kn = min(KC, u.k - k0);
-      for (var kk = ks; kk < kn; kk += KS) {
-        let wv = w4(u.w_offset + h * u.w_head_stride + (k0 + kk) * u.w_row_stride + n0, n0);
+      let wrow = u.w_offset + h * u.w_head_stride + k0 * u.w_row_stride + n0;
+      // four rows' weights loaded together, then taken in k order (the sums' order is the loop's)
+      var kk = ks;
+      for (; kk + 3u * KS < kn; kk += 4u * KS) {
+        let w0 = w4(wrow + kk * u.w_row_stride, n0);
+        let w1 = w4(wrow + (kk + KS) * u.w_row_stride, n0);
+        let w2 = w4(wrow + (kk + 2u * KS) * u.w_row_stride, n0);
+        let w3 = w4(wrow + (kk + 3u * KS) * u.w_row_stride, n0);
+        for (var bb = 0u; bb < BB; bb++) {
+          let xb = bb * KC + kk;
+          acc[bb] = fma(vec4<f32>(xs[xb]), w0, acc[bb]);
+          acc[bb] = fma(vec4<f32>(xs[xb + KS]), w1, acc[bb]);
+          acc[bb] = fma(vec4<f32>(xs[xb + 2u * KS]), w2, acc[bb]);
+          acc[bb] = fma(vec4<f32>(xs[xb + 3u * KS]), w3, acc[bb]);
+        }
+      }
+      for (; kk < kn; kk += KS) {
+        let wv = w4(wrow + kk * u.w_row_stride, n0);
         for (var bb = 0u; bb < BB; bb++) { acc[bb] = fma(vec4<f32>(xs[bb * KC + kk]), wv, acc[bb]); }
       }
     }
