@@ -71,16 +71,16 @@ for s in "$@"; do
       step dispatch 120 node bench/dist/dispatch.js
       step pytorch-dispatch 120 python3 bench/references/pytorch_dispatch.py ;;
     split-k)
-      # split-K over K for decode-sized GEMMs, then whole decode steps per MATMUL_SPLIT_K_MAX / MOE_ROUTER_GEMM_MIN_TOKENS /
-      # GEMV_STAGE_INPUT (the first config is the earlier behaviour)
-      step matmul-split 150 node bench/dist/matmul.js 64x3072x2048,64x576x2048,64x2048x2048,64x5632x2048,64x2048x2816,1x3648x2048 \
-        '[{},{"splits":2},{"splits":4},{"splits":8},{"variant":"gemm","splits":8}]'
-      for cfg in 1/2048/false 1/2048/true 8/2048/true 8/9/true; do
-        IFS=/ read -r sk rt st <<< "$cfg"
-        MATMUL_SPLIT_K_MAX=$sk MOE_ROUTER_GEMM_MIN_TOKENS=$rt GEMV_STAGE_INPUT=$st BENCH_ATTENTION=subgroup-matrix BENCH_DTYPES=fp8_e4m3 \
-          BENCH_CONTEXTS=1024 BENCH_BATCHES=1,64 BENCH_ITERS=5 step "decode-split-$sk-$rt-$st" 100 node bench/dist/decode.js
-        [ -f "$out/decode.json" ] && mv "$out/decode.json" "$out/decode-split-$sk-$rt-$st.json"
-      done ;;
+      # whole decode steps per MATMUL_SPLIT_K_MAX / MOE_ROUTER_GEMM_MIN_TOKENS / GEMV_STAGE_INPUT / BENCH_FUSED_MERGE_MAX_SPLITS
+      # (the first config is the earlier behaviour of all four), then the split GEMMs alone
+      for cfg in 1/2048/false/8 1/2048/true/8 8/2048/true/8 8/9/true/8 1/2048/true/16; do
+        IFS=/ read -r sk rt st fm <<< "$cfg"
+        MATMUL_SPLIT_K_MAX=$sk MOE_ROUTER_GEMM_MIN_TOKENS=$rt GEMV_STAGE_INPUT=$st BENCH_FUSED_MERGE_MAX_SPLITS=$fm BENCH_ATTENTION=subgroup-matrix \
+          BENCH_DTYPES=fp8_e4m3 BENCH_CONTEXTS=1024 BENCH_BATCHES=1,64 BENCH_ITERS=5 step "decode-$sk-$rt-$st-$fm" 110 node bench/dist/decode.js
+        [ -f "$out/decode.json" ] && mv "$out/decode.json" "$out/decode-$sk-$rt-$st-$fm.json"
+      done
+      step matmul-split 120 node bench/dist/matmul.js 64x3072x2048,64x576x2048,64x2048x2048,64x5632x2048,64x2048x2816,1x3648x2048 \
+        '[{},{"splits":2},{"splits":4},{"splits":8},{"variant":"gemm","splits":8}]' ;;
     split-k-kernels)
       # the split kernels' tests on tensor cores, the experts' gate/up split, and a profiled decode step with the new defaults
       step split-mma-tests 150 bash -c "cd shared/gpu && node $ava dist/test/kernels/matmul-mma.test.js dist/test/kernels/moe.test.js --match '*m128x128s2*' --match '*split*' --verbose"
