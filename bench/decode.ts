@@ -8,7 +8,7 @@
 // timestamps, each timed step's GPU time (its one pass) is printed beside its wall clock.
 //   node bench/dist/decode.js
 // Env: BENCH_BATCHES (1,16,64)  BENCH_CONTEXTS (1024,4096)  BENCH_DTYPES (fp8_e4m3,bf16)  BENCH_ATTENTION (every kernel)
-//      BENCH_FUSED_MERGE_MAX_SPLITS (the engine's)  PAGE_SIZE (64)
+//      BENCH_FUSED_MERGE_MAX_SPLITS (the engine's)  BENCH_KV_SPLITS (the engine's DECODE_KV_SPLITS)  PAGE_SIZE (64)
 //      BENCH_LAYERS (all; 2 on software adapters)  BENCH_ITERS (10; 2 on software)
 //      BENCH_CONFIG (a config.json)  BENCH_CARD / BENCH_DRIVER / BENCH_COMMIT (recorded)  plus the GPU settings.
 import { readFileSync } from 'node:fs';
@@ -81,7 +81,7 @@ async function main(): Promise<void> {
       const perSeq = pagesFor(layout, ctx + 2 * iters + 3);
       const model = await DecodeModel.create(gpu, cfg, weights, {
         maxBatch: maxB, maxContext: perSeq * pageSize, pageSize, kvDtype: dtype, numPages: maxB * perSeq, ropeFreqPrecision, attentionEngine: engine,
-        fusedMergeMaxSplits: env.BENCH_FUSED_MERGE_MAX_SPLITS,
+        fusedMergeMaxSplits: env.BENCH_FUSED_MERGE_MAX_SPLITS, kvSplits: env.BENCH_KV_SPLITS,
       });
       for (const B of batches) {
         const input = syntheticSteps(B, ctx, perSeq, cfg.vocabSize);

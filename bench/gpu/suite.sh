@@ -12,8 +12,8 @@
 # kernels' time by workgroups launched: how many run at once), mma-peak (the subgroup-matrix product rate alone:
 # the tensor-core kernels' ceiling), dispatch (the cost of one dispatch, and
 # of one CUDA kernel launched or replayed from a graph: the peer),
-# split-k (split-K GEMMs, then decode steps with split-K, the router GEMM and the GEMVs' staged input off and on),
-# split-k-kernels (their tensor-core tests, the experts' gate/up split),
+# split-k (decode steps with split-K, the router GEMM and the GEMVs' staged input off and on; moe-residency),
+# split-k-more (W_UV merging 16 splits, 8 KV splits at batch 1, the split GEMMs alone and their tensor-core tests, the experts' gate/up split, mma-peak),
 # transfer (needs pack.sh --servers).
 set -uo pipefail
 out=${OUT:-/tmp/gpu-suite}
@@ -28,6 +28,14 @@ step() { # name, limit in seconds, command...
   echo "== $name (limit ${limit}s)"
   timeout "$limit" "$@" > "$out/$name.log" 2>&1
   echo "== $name: exit $? after $((SECONDS - t0)) s"; tail -n 40 "$out/$name.log"
+}
+# one decode bench run at batches 1 and 64, 1K context, per "split-K max/router GEMM min tokens/staged GEMV input/fused-merge max splits"
+decode_config() {
+  local sk rt st fm
+  IFS=/ read -r sk rt st fm <<< "$1"
+  MATMUL_SPLIT_K_MAX=$sk MOE_ROUTER_GEMM_MIN_TOKENS=$rt GEMV_STAGE_INPUT=$st BENCH_FUSED_MERGE_MAX_SPLITS=$fm BENCH_ATTENTION=subgroup-matrix \
+    BENCH_DTYPES=fp8_e4m3 BENCH_CONTEXTS=1024 BENCH_BATCHES=1,64 BENCH_ITERS=5 step "decode-$sk-$rt-$st-$fm" 110 node bench/dist/decode.js
+  [ -f "$out/decode.json" ] && mv "$out/decode.json" "$out/decode-$sk-$rt-$st-$fm.json"
 }
 for s in "$@"; do
   case $s in
@@ -72,19 +80,21 @@ for s in "$@"; do
       step pytorch-dispatch 120 python3 bench/references/pytorch_dispatch.py ;;
     split-k)
       # whole decode steps per MATMUL_SPLIT_K_MAX / MOE_ROUTER_GEMM_MIN_TOKENS / GEMV_STAGE_INPUT / BENCH_FUSED_MERGE_MAX_SPLITS
-      # (the first config is the earlier behaviour of all four), then the split GEMMs alone
-      for cfg in 1/2048/false/8 1/2048/true/8 8/2048/true/8 8/9/true/8 1/2048/true/16; do
-        IFS=/ read -r sk rt st fm <<< "$cfg"
-        MATMUL_SPLIT_K_MAX=$sk MOE_ROUTER_GEMM_MIN_TOKENS=$rt GEMV_STAGE_INPUT=$st BENCH_FUSED_MERGE_MAX_SPLITS=$fm BENCH_ATTENTION=subgroup-matrix \
-          BENCH_DTYPES=fp8_e4m3 BENCH_CONTEXTS=1024 BENCH_BATCHES=1,64 BENCH_ITERS=5 step "decode-$sk-$rt-$st-$fm" 110 node bench/dist/decode.js
-        [ -f "$out/decode.json" ] && mv "$out/decode.json" "$out/decode-$sk-$rt-$st-$fm.json"
-      done
-      step matmul-split 120 node bench/dist/matmul.js 64x3072x2048,64x576x2048,64x2048x2048,64x5632x2048,64x2048x2816,1x3648x2048 \
-        '[{},{"splits":2},{"splits":4},{"splits":8},{"variant":"gemm","splits":8}]' ;;
-    split-k-kernels)
-      # the split kernels' tests on tensor cores, the experts' gate/up split, and a profiled decode step with the new defaults
+      # (the first config is the earlier behaviour of all four), then how many expert workgroups run at once
+      for cfg in 1/2048/false/8 1/2048/true/8 8/2048/true/8 8/9/true/8; do decode_config "$cfg"; done
+      step moe-residency 120 node bench/dist/moe-residency.js ;;
+    split-k-more)
+      # W_UV merging 16 splits at batch 1, the split GEMMs alone, their tensor-core tests, the experts' gate/up split,
+      # the tensor cores' product rate
+      decode_config 1/2048/true/16
+      BENCH_KV_SPLITS=8 BENCH_BATCHES=1 BENCH_ATTENTION=subgroup-matrix BENCH_DTYPES=fp8_e4m3 BENCH_CONTEXTS=1024 BENCH_ITERS=5 \
+        step decode-kv8-b1 90 node bench/dist/decode.js
+      [ -f "$out/decode.json" ] && mv "$out/decode.json" "$out/decode-kv8-b1.json"
+      step matmul-split 90 node bench/dist/matmul.js 64x3072x2048,64x576x2048,64x2048x2048,64x5632x2048,64x2048x2816,1x3648x2048 \
+        '[{},{"splits":2},{"splits":4},{"splits":8},{"variant":"gemm","splits":8}]'
       step split-mma-tests 150 bash -c "cd shared/gpu && node $ava dist/test/kernels/matmul-mma.test.js dist/test/kernels/moe.test.js --match '*m128x128s2*' --match '*split*' --verbose"
-      BENCH_BATCHES=1,4 BENCH_MOE_VARIANTS=mma16n64 BENCH_GATE_UP_SPLITS=1,2,4,8 step moe-split 120 node bench/dist/moe.js ;;
+      BENCH_BATCHES=1,4 BENCH_MOE_VARIANTS=mma16n64 BENCH_GATE_UP_SPLITS=1,2,4,8 step moe-split 90 node bench/dist/moe.js
+      step mma-peak 60 node bench/dist/mma-peak.js ;;
     transfer)
       step transfer 300 node bench/dist/transfer.js ;;
     *) echo "unknown step $s"; exit 2 ;;

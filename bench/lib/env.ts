@@ -55,6 +55,7 @@ export const BENCH_ENV = {
     }, 'expected comma-separated f32, subgroup-matrix')
     .meta({ description: 'grouped attention kernels the decode bench runs each row with', shown: 'every one the adapter runs' }),
   BENCH_FUSED_MERGE_MAX_SPLITS: optionalInt(1).meta({ description: "most KV splits W_UV's product merges while staging in the decode bench (past it: the merge dispatch)", shown: 'FUSED_MERGE_MAX_SPLITS (64: all)' }),
+  BENCH_KV_SPLITS: optionalInt(1).meta({ description: 'KV splits of every decode bench step (the engine\'s DECODE_KV_SPLITS)', shown: 'chosen per step from batch and context' }),
   BENCH_SIZES_MB: optionalInts().meta({ description: 'read sizes (MiB) of the read-patterns bench (software adapters: 4,16)', shown: '16,64,256,1024' }),
   BENCH_CONTEXTS: optionalInts().meta({ description: 'context lengths of the decode bench (software adapters: 256)', shown: '1024,4096' }),
   BENCH_DTYPES: env
