@@ -94,7 +94,9 @@ for s in "$@"; do
         '[{},{"splits":2},{"splits":4},{"splits":8},{"variant":"gemm","splits":8}]'
       step split-mma-tests 150 bash -c "cd shared/gpu && node $ava dist/test/kernels/matmul-mma.test.js dist/test/kernels/moe.test.js --match '*m128x128s2*' --match '*split*' --verbose"
       BENCH_BATCHES=1,4 BENCH_MOE_VARIANTS=mma16n64 BENCH_GATE_UP_SPLITS=1,2,4,8 step moe-split 90 node bench/dist/moe.js
-      step mma-peak 60 node bench/dist/mma-peak.js ;;
+      step mma-peak 60 node bench/dist/mma-peak.js
+      BENCH_ATTENTION=subgroup-matrix BENCH_DTYPES=fp8_e4m3 BENCH_CONTEXTS=1024 BENCH_BATCHES=1,64 BENCH_ITERS=5 GPU_PROFILE=1 \
+        step decode-profile 110 node bench/dist/decode.js ;;
     transfer)
       step transfer 300 node bench/dist/transfer.js ;;
     *) echo "unknown step $s"; exit 2 ;;
