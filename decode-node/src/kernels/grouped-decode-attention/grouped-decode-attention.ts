@@ -403,6 +403,10 @@ ${fillWgsl(ATTN_WGSL, hotLoops(d), 'grouped-decode-attention.wgsl')}`);
 }
 
 const MERGE_WG = 64;
+/** Workgroups a (sequence, head) row's merge is cut into: one vec4 of the latent a thread. */
+function mergeChunks(kvLoraRank: number): number {
+  return Math.ceil(kvLoraRank / 4 / MERGE_WG);
+}
 
 function build_groupedDecodeMergeShader({ kvLoraRank }: { readonly kvLoraRank: number }): KernelShader & { readonly uniforms: typeof MERGE_BINDINGS.uniforms } {
   if (!Number.isInteger(kvLoraRank) || kvLoraRank < 4 || kvLoraRank % 4 !== 0) {
@@ -410,6 +414,7 @@ function build_groupedDecodeMergeShader({ kvLoraRank }: { readonly kvLoraRank: n
   }
   return MERGE_BINDINGS.shader(`grouped_decode_merge_r${kvLoraRank}_w${MERGE_WG}`, `const R4: u32 = ${kvLoraRank / 4}u;
 const WG: u32 = ${MERGE_WG}u;
+const CHUNKS: u32 = ${mergeChunks(kvLoraRank)}u;
 ${MERGE_BINDINGS.wgsl}${MERGE_WGSL}`);
 }
 
@@ -461,7 +466,7 @@ function checkBytes(name: string, b: Binding, need: number): void {
 
 /**
  * The programs of one decode attention call: the split kernel, then (numSplits > 1, unless callerMerges) the
- * merge. Grid of the split kernel: (ceil(heads / G), numSplits, batch); of the merge: (heads, batch).
+ * merge. Grid of the split kernel: (ceil(heads / G), numSplits, batch); of the merge: (heads · latent chunks, batch).
  */
 export function groupedDecodeAttention(a: GroupedDecodeAttentionArgs): KernelProgram[] {
   const v = a.variant;
@@ -516,13 +521,13 @@ export interface GroupedDecodeMergeArgs {
   readonly kvLoraRank: number;
 }
 
-/** The log-sum-exp merge of the KV splits (grouped-decode-merge.wgsl), grid (heads, batch). */
+/** The log-sum-exp merge of the KV splits (grouped-decode-merge.wgsl), grid (heads · chunks of the latent, batch). */
 export function groupedDecodeMerge(a: GroupedDecodeMergeArgs): KernelProgram<typeof MERGE_BINDINGS.uniforms> {
   return {
     shader: groupedDecodeMergeShader({ kvLoraRank: a.kvLoraRank }),
     buffers: MERGE_BINDINGS.buffers({ o_part: a.partial, lse: a.lse, out: a.out }),
     uniformValues: { heads: a.heads, num_splits: a.numSplits },
-    workgroups: [a.heads, a.batch],
+    workgroups: [a.heads * mergeChunks(a.kvLoraRank), a.batch],
   };
 }
 
