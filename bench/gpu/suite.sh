@@ -13,6 +13,7 @@
 # the tensor-core kernels' ceiling), dispatch (the cost of one dispatch, and
 # of one CUDA kernel launched or replayed from a graph: the peer),
 # split-k (decode steps with split-K, the router GEMM and the GEMVs' staged input off and on; moe-residency),
+# decode-new (split-k's first and last decode configs, the latter profiled per kernel, and moe-residency),
 # split-k-more (W_UV merging 16 splits, 8 KV splits at batch 1, the split GEMMs alone and their tensor-core tests, the experts' gate/up split, mma-peak),
 # transfer (needs pack.sh --servers).
 set -uo pipefail
@@ -83,6 +84,13 @@ for s in "$@"; do
       # (the first config is the earlier behaviour of all four), then how many expert workgroups run at once
       for cfg in 1/2048/false/8 1/2048/true/8 8/2048/true/8 8/9/true/8; do decode_config "$cfg"; done
       step moe-residency 120 node bench/dist/moe-residency.js ;;
+    decode-new)
+      # the short form of split-k: decode steps before and with every new setting, a per-kernel profile of the latter, residency
+      decode_config 1/2048/false/8
+      decode_config 8/9/true/8
+      MATMUL_SPLIT_K_MAX=8 MOE_ROUTER_GEMM_MIN_TOKENS=9 BENCH_ATTENTION=subgroup-matrix BENCH_DTYPES=fp8_e4m3 BENCH_CONTEXTS=1024 \
+        BENCH_BATCHES=1,64 BENCH_ITERS=5 GPU_PROFILE=1 step decode-profile 110 node bench/dist/decode.js
+      step moe-residency 100 node bench/dist/moe-residency.js ;;
     split-k-more)
       # W_UV merging 16 splits at batch 1, the split GEMMs alone, their tensor-core tests, the experts' gate/up split,
       # the tensor cores' product rate
