@@ -14,7 +14,7 @@
 # of one CUDA kernel launched or replayed from a graph: the peer),
 # split-k (decode steps with split-K, the router GEMM and the GEMVs' staged input off and on; moe-residency),
 # decode-new (split-k's first and last decode configs, the latter profiled per kernel, and moe-residency),
-# split-k-more (W_UV merging 16 splits, 8 KV splits at batch 1, the split GEMMs alone and their tensor-core tests, the experts' gate/up split, mma-peak),
+# split-k-more (the merge dispatch at batch 1, 8 KV splits at batch 1, the split GEMMs alone and their tensor-core tests, the experts' gate/up split, mma-peak),
 # transfer (needs pack.sh --servers).
 set -uo pipefail
 out=${OUT:-/tmp/gpu-suite}
@@ -82,19 +82,19 @@ for s in "$@"; do
     split-k)
       # whole decode steps per MATMUL_SPLIT_K_MAX / MOE_ROUTER_GEMM_MIN_TOKENS / GEMV_STAGE_INPUT / BENCH_FUSED_MERGE_MAX_SPLITS
       # (the first config is the earlier behaviour of all four), then how many expert workgroups run at once
-      for cfg in 1/2048/false/8 1/2048/true/8 8/2048/true/8 8/9/true/8; do decode_config "$cfg"; done
+      for cfg in 1/2048/false/64 1/2048/true/64 8/2048/true/64 8/9/true/64; do decode_config "$cfg"; done
       step moe-residency 120 node bench/dist/moe-residency.js ;;
     decode-new)
       # the short form of split-k: decode steps before and with every new setting, a per-kernel profile of the latter, residency
-      decode_config 1/2048/false/8
-      decode_config 8/9/true/8
+      decode_config 1/2048/false/64
+      decode_config 8/9/true/64
       MATMUL_SPLIT_K_MAX=8 MOE_ROUTER_GEMM_MIN_TOKENS=9 BENCH_ATTENTION=subgroup-matrix BENCH_DTYPES=fp8_e4m3 BENCH_CONTEXTS=1024 \
         BENCH_BATCHES=1,64 BENCH_ITERS=5 GPU_PROFILE=1 step decode-profile 110 node bench/dist/decode.js
       step moe-residency 100 node bench/dist/moe-residency.js ;;
     split-k-more)
-      # W_UV merging 16 splits at batch 1, the split GEMMs alone, their tensor-core tests, the experts' gate/up split,
+      # the merge as its own dispatch at batch 1 (16 splits, past 8), the split GEMMs alone, their tensor-core tests, the experts' gate/up split,
       # the tensor cores' product rate
-      decode_config 1/2048/true/16
+      decode_config 1/2048/true/8
       BENCH_KV_SPLITS=8 BENCH_BATCHES=1 BENCH_ATTENTION=subgroup-matrix BENCH_DTYPES=fp8_e4m3 BENCH_CONTEXTS=1024 BENCH_ITERS=5 \
         step decode-kv8-b1 90 node bench/dist/decode.js
       [ -f "$out/decode.json" ] && mv "$out/decode.json" "$out/decode-kv8-b1.json"
