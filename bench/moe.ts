@@ -18,7 +18,7 @@ import { readFileSync } from 'node:fs';
 import { normalizeConfig } from '@latentwire/model';
 import { Gpu, gpuOptions, subgroupMatrixUnsupportedReason, type KernelProgram } from '@latentwire/gpu';
 import {
-  moeExperts, moeGateUpSplits, moeGemmVariant, moeScratchBytes, type MoeDims, type MoeExpertWeights, type MoeGemmVariant,
+  moeExperts, moeGemmVariant, moeScratchBytes, type MoeDims, type MoeExpertWeights, type MoeGemmVariant,
 } from '@latentwire/gpu/kernels';
 import { benchEnv } from './lib/env.js';
 import { isSoftwareAdapter, printTable, runMeta, writeJson, type Row } from './lib/report.js';
@@ -89,7 +89,7 @@ async function main(): Promise<void> {
           top = Math.max(top, Math.abs(first[i]!));
         }
         const row: Row = {
-          batch: T, form, 'gate/up splits': splits ?? moeGateUpSplits(dims, T, form, gpu.matmulLimits), 'default form': moeGemmVariant(dims, T, gpu.matmulLimits.subgroupMatrix, gpu.matmulLimits.moeMmaMinRows) === form ? 'yes' : '',
+          batch: T, form, 'gate/up splits': splits ?? 1, 'default form': moeGemmVariant(dims, T, gpu.matmulLimits.subgroupMatrix, gpu.matmulLimits.moeMmaMinRows) === form ? 'yes' : '',
           'experts touched': touched, 'MB of weights': bytes / 1e6, 'ms median': t.med, 'ms min–max': `${t.min.toPrecision(3)}–${t.max.toPrecision(3)}`,
           'GB/s': bytes / (t.med * 1e6), 'ceiling ms': ceilingMs, '% of ceiling': (100 * ceilingMs) / t.med,
           'gate/up ms': gateUpMs, 'gate/up GB/s': (bytes * 2) / 3 / (gateUpMs * 1e6), 'down ms': downMs, 'down GB/s': bytes / 3 / (downMs * 1e6),

@@ -17,8 +17,12 @@ export const DEFAULT_MOE_MMA_MIN_ROWS = 0;
 /** Tokens from which MoE router logits are a GEMM's (the reasons: ROUTER_GEMM_MIN_TOKENS in kernels/moe). */
 export const DEFAULT_ROUTER_GEMM_MIN_TOKENS = 2048;
 
-/** Most K splits of a GEMM whose tiles leave the device's slots idle (1: never split). */
-export const DEFAULT_MATMUL_SPLIT_K_MAX = 1;
+/**
+ * Most K splits of a GEMM whose tiles leave the device's slots idle (1: never split). 8: on the H100 (12-06,
+ * bench:decode at V2-Lite, batch 64, 1K context, same run) a step took 25.71 ms (25.47–25.85) against 26.83
+ * (26.55–26.84) unsplit; batch 1 has no GEMM to split.
+ */
+export const DEFAULT_MATMUL_SPLIT_K_MAX = 8;
 
 export interface GpuOptions {
   /** Substring of the adapter's name/vendor/architecture/description to pick among several (Dawn's adapter= flag). */

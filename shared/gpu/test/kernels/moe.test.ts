@@ -2,7 +2,7 @@ import test from 'ava';
 import { subgroupMatrixUnsupportedReason, type Gpu } from '../../src/runtime/index.js';
 import type { MlaConfig, MoeConfig, TopkMethod } from '@latentwire/model';
 import {
-  moeExperts, moeGemmVariant, moeGateUpSplits, MOE_GATE_UP_SPLITS_MAX, ROUTER_GEMM_MIN_TOKENS, moeRoute, moeRouteSelect, moeRouting, moeScratchBytes, MOE_GEMM_VARIANTS,
+  moeExperts, moeGemmVariant, MOE_GATE_UP_SPLITS_MAX, ROUTER_GEMM_MIN_TOKENS, moeRoute, moeRouteSelect, moeRouting, moeScratchBytes, MOE_GEMM_VARIANTS,
   type MoeDims, type MoeExpertChunk, type MoeExpertWeights, type MoeGemmVariant, type MoeScratch,
 } from '../../src/kernels/moe/index.js';
 import { type GpuTensor } from '../../src/kernels/weight-dtype.js';
@@ -439,18 +439,6 @@ for (const variant of EXPERT_VARIANTS.filter((v) => v.startsWith('mma'))) {
     freeWeights(gpu, weights);
   });
 }
-
-test('moe-experts - gate/up splits by default only below one row an expert on the mma tiles, within MATMUL_SPLIT_K_MAX', (t) => {
-  const dims: MoeDims = { nExperts: 64, topK: 6, hidden: 2048, intermediate: 1408 };
-  const limits = { workgroupSlots: 132, splitKMax: 8 };
-  // batch 1: 6 experts × 22 column blocks = 132 workgroups, 32 slabs of 64: 2 splits fill twice the slots
-  t.is(moeGateUpSplits(dims, 1, 'mma16n64', limits), 2);
-  t.is(moeGateUpSplits(dims, 1, 'mma16n64', { ...limits, splitKMax: 1 }), 1);
-  t.is(moeGateUpSplits(dims, 1, 'mma16n64', { splitKMax: 8 }), 1, 'no slots known: no split');
-  t.is(moeGateUpSplits(dims, 1, 'gemv', limits), 1, 'the GEMV form never splits');
-  t.is(moeGateUpSplits(dims, 11, 'mma16n64x2', limits), 1, 'one row an expert or more: no split');
-  t.is(moeGateUpSplits(dims, 1, 'mma16n64', { workgroupSlots: 1320, splitKMax: 64 }), MOE_GATE_UP_SPLITS_MAX);
-});
 
 test.serial('moe-experts - several tiles per expert and a skewed load (every token on expert 0)', async (t) => {
   const gpu = await testGpu();

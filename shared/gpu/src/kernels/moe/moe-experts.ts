@@ -32,7 +32,7 @@ import { fillWgsl, loadWgsl } from '../../runtime/wgsl-source.js';
 import { SUBGROUP_MATRIX_WGSL } from '../../runtime/matrix-caps.js';
 import { DEFAULT_MOE_MMA_MIN_ROWS, DEFAULT_ROUTER_GEMM_MIN_TOKENS } from '../../runtime/device.js';
 import { rmsNorm } from '../rms-norm/rms-norm.js';
-import { matmulPrograms, splitsToFill, type MatmulLimits } from '../matmul/matmul.js';
+import { matmulPrograms, type MatmulLimits } from '../matmul/matmul.js';
 
 const sources = new Map<string, string>();
 function wgsl(file: string): string {
@@ -124,23 +124,14 @@ const MMA16_MAX_ROWS = 32;
 // 128-row tiles (16 accumulators a subgroup, as the dense GEMM's 128 × 128 tile) passed the tests but were
 // slower on the H200 at 4096 V2-Lite tokens (384 rows an expert): gate/up 115 vs 95 ms, down 56 vs 54.
 /**
- * Most K splits of the gate/up kernel (moeGateUpSplits). A split gate/up leaves each K range's gate and up sums
- * ([splits, T·k, 2I] in the act scratch, sized for them below one row an expert) for the down kernel to finish.
+ * Most K splits of the gate/up kernel (MoeExpertsArgs.gateUpSplits). A split gate/up leaves each K range's gate
+ * and up sums ([splits, T·k, 2I] in the act scratch, sized for them below one row an expert) for the down kernel
+ * to finish. Off unless asked for: on the H100 (12-06, bench:moe at V2-Lite, mma16n64) every split count was
+ * slower at batches 1 and 4 (batch 1: 0.106 ms a layer unsplit, 0.120 / 0.138 / 0.179 at 2 / 4 / 8 splits: the
+ * down kernel's summing of the splits cost more than gate/up gained), and bench:moe-residency found ~1.8 gate/up
+ * workgroups resident a slot, so more of them only queue.
  */
 export const MOE_GATE_UP_SPLITS_MAX = 8;
-
-/**
- * K splits of the gate/up kernel by default: below one row an expert (decode batches, V2-Lite up to 10 tokens)
- * on the 16-row mma tiles, the touched experts' tiles make ~1 workgroup an SM, each walking all of K one slab a
- * trip; splits as for a GEMM (splitsToFill: MATMUL_SPLIT_K_MAX), at most MOE_GATE_UP_SPLITS_MAX. Else 1.
- */
-export function moeGateUpSplits(dims: MoeDims, tokens: number, variant: MoeGemmVariant, limits?: MatmulLimits): number {
-  const s = shapeOf(variant);
-  const tk = tokens * dims.topK;
-  if (s.kind !== 'mma' || tk >= dims.nExperts) return 1;
-  const workgroups = tk * Math.ceil(dims.intermediate / s.BN);
-  return Math.min(MOE_GATE_UP_SPLITS_MAX, splitsToFill(workgroups, Math.ceil(dims.hidden / s.BK), limits));
-}
 
 /** The smallest TM of any variant sizes the tile list, so one scratch serves both. */
 const MIN_TM = Math.min(GEMV.TM, TILED.TM);
@@ -905,7 +896,7 @@ export interface MoeExpertsArgs {
   readonly afterRoute?: readonly KernelProgram[];
   /** false: leave scratch.slotOut uncombined (the caller folds the combine into its own dispatch; default true). */
   readonly combine?: boolean;
-  /** K splits of gate/up (default moeGateUpSplits with matmulLimits). */
+  /** K splits of gate/up, below one row an expert on the mma tiles (default 1: MOE_GATE_UP_SPLITS_MAX says why). */
   readonly gateUpSplits?: number;
 }
 
@@ -975,8 +966,7 @@ export function moeExperts(a: MoeExpertsArgs): KernelProgram[] {
     ...moeExpertGemms({
       dims: a.dims, tokens: T, x: a.x, xStride: a.xStride, xOffset: a.xOffset, weights: a.weights,
       groups: sc.groups, act: sc.act, slotOut: sc.slotOut, variant,
-      // by default as many as the act scratch holds (moeScratchBytes sizes it for MOE_GATE_UP_SPLITS_MAX)
-      gateUpSplits: a.gateUpSplits ?? Math.max(1, Math.min(moeGateUpSplits(a.dims, T, variant, a.matmulLimits), Math.floor(sc.act.size / (2 * need.act)))),
+      gateUpSplits: a.gateUpSplits ?? 1,
     }),
     ...(a.combine === false ? [] : [moeCombine({
       topK: a.dims.topK, tokens: T, hidden: a.dims.hidden, slotOut: sc.slotOut, topkWeights: sc.topkWeights,
