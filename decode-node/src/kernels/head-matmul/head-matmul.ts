@@ -28,7 +28,7 @@ type HeadMatmulShapeName = keyof typeof SHAPES;
 /** Threads a workgroup, both shapes. */
 const WG = 256;
 /** Largest batch the row shape takes (one block of the block shape, whose grid it has 4× of). */
-export const HEAD_MATMUL_ROW_MAX_BATCH = SHAPES.block.BB;
+const HEAD_MATMUL_ROW_MAX_BATCH = SHAPES.block.BB;
 
 const UNIFORMS = {
   batch: 'u32', k: 'u32', n: 'u32',

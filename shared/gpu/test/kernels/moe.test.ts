@@ -2,7 +2,7 @@ import test from 'ava';
 import { subgroupMatrixUnsupportedReason, type Gpu } from '../../src/runtime/index.js';
 import type { MlaConfig, MoeConfig, TopkMethod } from '@latentwire/model';
 import {
-  moeExperts, moeGemmVariant, MOE_GATE_UP_SPLITS_MAX, ROUTER_GEMM_MIN_TOKENS, moeRoute, moeRouteSelect, moeRouting, moeScratchBytes, MOE_GEMM_VARIANTS,
+  moeExperts, moeGemmVariant, ROUTER_GEMM_MIN_TOKENS, moeRoute, moeRouteSelect, moeRouting, moeScratchBytes, MOE_GEMM_VARIANTS,
   type MoeDims, type MoeExpertChunk, type MoeExpertWeights, type MoeGemmVariant, type MoeScratch,
 } from '../../src/kernels/moe/index.js';
 import { type GpuTensor } from '../../src/kernels/weight-dtype.js';

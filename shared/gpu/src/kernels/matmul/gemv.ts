@@ -201,7 +201,7 @@ ${second && !align.vecW ? weightLoadWgsl(dtype, 'w2', 'weight2_at') : ''}`
   // RMSNorm of x's rows in the rms-norm kernel's order (the rms-rows piece)
   const prologue = norm
     ? `  rms_rows(lid, u.M, u.K, u.eps);
-${ms.map((m) => `  let inv${m} = rms_inv[${m}u];`).join('\n')}${normOut ? `
+${stageX === undefined ? ms.map((m) => `  let inv${m} = rms_inv[${m}u];`).join('\n') : ''}${normOut ? `
   // the normed rows for the kernels after this one, from one workgroup, in the products' expression
   if (wg.x + wg.y * nwg.x == 0u) {
     for (var i = lid; i < u.M * u.K; i += ${WG}u) {
@@ -257,8 +257,10 @@ ${second
   let g = lid / T;
   let n0 = block * ROWS + g * ${R2}u;
 ${rs.map((r) => `  let wrow${r} = min(n0 + ${r}u, ${second ? 'n_out' : 'u.N'} - 1u) * u.K + ${second ? 'w_off' : 'u.w_offset'};`).join('\n')}
-${ms.map((m) => `  let xrow${m} = min(${m}u, u.M - 1u) * u.x_stride + u.x_offset;`).join('\n')}
-${stageX !== undefined ? '  let kq = (u.K + 3u) >> 2u;\n' : ''}${prologue ? `${prologue}
+${stageX === undefined
+    ? ms.map((m) => `  let xrow${m} = min(${m}u, u.M - 1u) * u.x_stride + u.x_offset;`).join('\n')
+    : '  let kq = (u.K + 3u) >> 2u;'}
+${prologue ? `${prologue}
 ` : ''}${staging ? `${staging}
 ` : ''}${each((m, r) => `  var acc${m}_${r} = vec4<f32>(0.0);`)}
 ${second ? branch('  ', (j) => loopOver(wName(j))) : loopOver('w')}
