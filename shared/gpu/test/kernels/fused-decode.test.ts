@@ -120,14 +120,14 @@ for (const [wDtype, K] of [['bf16', 45], ['bf16', 64], ['f32', 37]] as const) {
 }
 
 // the router past 8 rows: the post-attention norm inside the logits kernel (its rows normed per workgroup of
-// up to 8 tokens, written out by the first column of workgroups); odd hidden, partial token blocks
+// 1, 2 or 4 tokens, written out by the first column of workgroups); odd hidden, partial token blocks
 for (const [wDtype, H] of [['bf16', 45], ['f32', 40]] as const) {
   test(`fused - router logits with the norm folded in equal rms-norm then router logits, bit for bit (${wDtype}, hidden ${H})`, async (t) => {
     const gpu = await testGpu();
     const E = 13, eps = 1e-6;
     const g = uploadWeight(gpu, 'g', roundTo(randomArray(H, 81, 1.5), 'bf16'), 'bf16', [H]);
     const w = uploadWeight(gpu, 'router', roundTo(randomArray(E * H, 82, 0.5), wDtype), wDtype, [E, H]);
-    for (const T of [1, 5, 13, 20]) {
+    for (const T of [1, 5, 13, 20, 37]) {
       const x = uploadF32(gpu, 'x', roundTo(randomArray(T * H, 83 + T, 2), 'f32'));
       const [xnA, xnB] = [0, 1].map((i) => gpu.buffer(`xn${i}`, T * H * 4));
       const [la, lb] = [0, 1].map((i) => gpu.buffer(`logits${i}`, T * E * 4));

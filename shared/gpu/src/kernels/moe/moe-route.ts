@@ -99,10 +99,15 @@ fn norm_prologue(t0: u32, col: u32, lid: u32) {
 const LOGITS_EPW = 4;
 const LOGITS_LANES = ROUTE_LOGITS_LANES;
 
-/** Tokens per workgroup: 1 for decode of one token, up to 8 so large batches re-read W_gate less. */
+/**
+ * Tokens per workgroup: 1 for one token, 2 up to 32 (16 tokens: 128 workgroups of V2's 64 experts), then 4. The
+ * weights are re-read per workgroup from the L2 (16 KB for 4 experts), so fewer tokens a workgroup cost little.
+ */
 function logitsTok(tokens: number): number {
-  return tokens <= 1 ? 1 : tokens <= 2 ? 2 : tokens <= 4 ? 4 : 8;
+  return tokens <= 1 ? 1 : tokens <= 32 ? 2 : 4;
 }
+/** Input values a workgroup stages at a time: 16 KB of rows, in whole lane strides. */
+const logitsChunk = (tok: number) => Math.floor(4096 / tok / LOGITS_LANES) * LOGITS_LANES;
 
 interface RouteLogitsVariant {
   readonly nExperts: number;
@@ -119,6 +124,7 @@ function build_routeLogitsShader({ nExperts, dtype, tok, norm }: RouteLogitsVari
 const EPW = ${LOGITS_EPW}u;
 const LANES = ${LOGITS_LANES}u;
 const TOK = ${tok}u;
+const KC = ${logitsChunk(tok)}u;
 ${weightLoadWgsl(dtype, 'w')}
 ${norm ? `${weightLoadWgsl(norm, 'norm_w', 'norm_at')}\n${NORM_X_WGSL}` : PLAIN_X_WGSL}
 ${fillWgsl(logitsWgsl, { BINDINGS: B.wgsl }, 'route-logits.wgsl')}`);
