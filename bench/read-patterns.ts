@@ -9,10 +9,12 @@
 //   one-shot L    a thread issues L 16-byte loads (the workgroup's L·4 KB contiguous), combines, exits
 //   rows          a GEMV's pattern: a subgroup of 32 walks one 4 KB row (8 loads a lane, 4 in flight), 8 rows a
 //                 workgroup, then the workgroup's tree reduction through workgroup memory (as the GEMVs end)
+// BENCH_READ_PATTERNS=slabs times the routed experts' slab reads instead (slabs(), both layouts), =tiles 512-byte
+// tiles into subgroup matrices against 16-byte loads (tiles()).
 // Ceiling: the card's HBM rate as the 1 GiB grid-stride read measures it in the same run.
 //   node bench/dist/read-patterns.js
-// Env: BENCH_RUNS (7)  BENCH_SIZES_MB (16,64,256,1024)  BENCH_CARD, BENCH_DRIVER, BENCH_COMMIT  plus the GPU settings.
-import { bindings, Gpu, gpuOptions, type KernelProgram } from '@latentwire/gpu';
+// Env: BENCH_RUNS (7)  BENCH_SIZES_MB (16,64,256,1024)  BENCH_READ_PATTERNS (rows)  BENCH_CARD, BENCH_DRIVER, BENCH_COMMIT  plus the GPU settings.
+import { bindings, Gpu, gpuOptions, SUBGROUP_MATRIX_WGSL, type KernelProgram } from '@latentwire/gpu';
 import { benchEnv } from './lib/env.js';
 import { isSoftwareAdapter, printTable, runMeta, writeJson, type Row } from './lib/report.js';
 import { timeRuns } from './lib/time-runs.js';
@@ -93,6 +95,115 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   }),
 };
 
+const B32 = bindings([['src', 'array<u32>'], ['sink', 'array<u32>', 'read_write']], { n: 'u32', first: 'u32' });
+/** Weight rows a slab workgroup owns (a 16 × 64 expert tile's gate and up rows) and u32 words a 4 KB row holds. */
+const SLAB_ROWS = 128;
+const ROW_WORDS = 1024;
+
+/**
+ * The routed experts' subgroup-matrix pattern (expert-mma-gate-up.wgsl): 128 threads own 128 weight rows of 4 KB
+ * and walk K a slab of BK values at a time, each thread holding its share of a slab in named registers (W u32s a
+ * load), STAGES slabs in flight, each slab stored to workgroup memory between two barriers before the next loads
+ * are issued. `layout` says where a slab lies: 'rows' — the weights as the checkpoint stores them, so a slab is
+ * 128 pieces of BK·2 bytes at a 4 KB stride; 'slabs' — each slab's 128 × BK values contiguous (a pre-tiled
+ * layout), the same loads otherwise. `padKb` of workgroup memory caps the workgroups resident a multiprocessor.
+ */
+function slabs(BK: number, STAGES: number, W: 1 | 4, layout: 'rows' | 'slabs', padKb: number): Pattern {
+  const WG = 128;
+  const loads = (SLAB_ROWS * BK) / 2 / W / WG; // a thread's loads a slab
+  const perRow = BK / 2 / W; // loads a row's piece of a slab
+  const T = W === 1 ? 'u32' : 'vec4<u32>';
+  const Bn = W === 1 ? B32 : B;
+  const padWords = Math.max(WG * loads * W, (padKb * 1024) / 4);
+  const st = [...Array(STAGES).keys()];
+  const js = [...Array(loads).keys()];
+  // element (in units of T) of load j of the slab at k0 (values), for this workgroup
+  const addr = (k0: string, j: number) => layout === 'rows'
+    ? `wbase + ((lid + ${j * WG}u) / ${perRow}u) * ${ROW_WORDS / W}u + ${k0} / ${2 * W}u + (lid + ${j * WG}u) % ${perRow}u`
+    : `wbase + (${k0} / ${BK}u) * ${(SLAB_ROWS * BK) / 2 / W}u + lid + ${j * WG}u`;
+  const fetch = (k0: string, t: number) => js.map((j) => `r${t}_${j} = src[u.first + ${addr(k0, j)}];`).join('\n      ');
+  const store = (t: number) => js.map((j) => `stash[lid + ${j * WG}u] = ${W === 1 ? `r${t}_${j}` : `r${t}_${j}.x ^ r${t}_${j}.w`};`).join('\n      ');
+  const name = `slab_${layout}_k${BK}_pf${STAGES}_w${W}_pad${padKb}`;
+  return {
+    name: `slabs ${layout} BK ${BK} pf ${STAGES} ${W * 4} B loads pad ${padKb} KB`,
+    program: (src, sink, vecs, first) => ({
+      shader: Bn.shader(`read_${name}`, `${Bn.wgsl}var<workgroup> stash: array<u32, ${padWords}>;
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let wbase = (wg.y * 65535u + wg.x) * ${(SLAB_ROWS * ROW_WORDS) / W}u;
+  var x = 0u;
+  ${st.flatMap((t) => js.map((j) => `var r${t}_${j} = ${T}();`)).join('\n  ')}
+  ${st.map((t) => fetch(`${t * BK}u`, t)).join('\n  ')}
+  for (var k0 = 0u; k0 < ${2 * ROW_WORDS}u; k0 += ${STAGES * BK}u) {
+    ${st.map((t) => `workgroupBarrier();
+    ${store(t)}
+    workgroupBarrier();
+    x ^= stash[(lid * 33u) % ${padWords}u];
+    if (k0 + ${(t + STAGES) * BK}u < ${2 * ROW_WORDS}u) {
+      ${fetch(`(k0 + ${(t + STAGES) * BK}u)`, t)}
+    }`).join('\n    ')}
+  }
+  if (x == 0x9e3779b9u) { sink[0] = x; }
+}`),
+      buffers: Bn.buffers({ src, sink }),
+      uniformValues: { n: vecs * (4 / W), first: first * (4 / W) },
+      workgroups: grid(Math.floor(vecs / ((SLAB_ROWS * ROW_WORDS) / 4))),
+    }),
+  };
+}
+
+const BH = bindings([['src', 'array<f16>'], ['sink', 'array<f32>', 'read_write']], { n: 'u32', first: 'u32' });
+/**
+ * 512-byte tiles (a 16 × 16 f16 matrix each, contiguous) streamed by subgroups, U tiles in flight a subgroup
+ * (loaded, then consumed), each workgroup of 4 subgroups over 128 rows' worth (512 KB) as the experts' kernels:
+ * 'matrix' — each tile loaded straight into a right-hand subgroup matrix (subgroupMatrixLoad from storage) and
+ * multiplied into an accumulator; '16-byte' — the same bytes as one 16-byte load a lane, XORed. Whether the
+ * matrix loads from memory stream as fast as plain wide loads.
+ */
+function tiles(U: number, how: 'matrix' | '16-byte'): Pattern {
+  const WG = 128;
+  const TILES = (SLAB_ROWS * ROW_WORDS * 4) / 512 / 4; // a subgroup's tiles
+  const us = [...Array(U).keys()];
+  const body = how === 'matrix'
+    ? `${SUBGROUP_MATRIX_WGSL}
+${BH.wgsl}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let sg = lid / 32u;
+  let base = u.first * 8u + ((wg.y * 65535u + wg.x) * 4u + sg) * ${TILES * 256}u;
+  let a = LeftT(f16(1.0));
+  var acc = ResT();
+  for (var t = 0u; t < ${TILES}u; t += ${U}u) {
+    ${us.map((j) => `let b${j} = subgroupMatrixLoad<RightT, col_major>(&src, base + (t + ${j}u) * 256u, 16u);`).join('\n    ')}
+    ${us.map((j) => `acc = subgroupMatrixMultiplyAccumulate(a, b${j}, acc);`).join('\n    ')}
+  }
+  subgroupMatrixStore<row_major>(&sink, 0u, acc, 16u);
+}`
+    : `${B.wgsl}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let sg = lid / 32u;
+  let lane = lid % 32u;
+  let base = u.first + ((wg.y * 65535u + wg.x) * 4u + sg) * ${TILES * 32}u + lane;
+  var x = vec4<u32>(0u);
+  for (var t = 0u; t < ${TILES}u; t += ${U}u) {
+    ${us.map((j) => `let b${j} = src[base + (t + ${j}u) * 32u];`).join('\n    ')}
+    x ^= ${us.map((j) => `b${j}`).join(' ^ ')};
+  }
+  ${KEEP}
+}`;
+  const Bn = how === 'matrix' ? BH : B;
+  return {
+    name: `tiles ${how} loads U ${U}`,
+    program: (src, sink, vecs, first) => ({
+      shader: Bn.shader(`read_tiles_${how === 'matrix' ? 'matrix' : 'vec4'}_u${U}`, body),
+      buffers: Bn.buffers({ src, sink }),
+      uniformValues: { n: vecs, first },
+      workgroups: grid(Math.floor(vecs / ((SLAB_ROWS * ROW_WORDS) / 4))),
+    }),
+  };
+}
+
 /** A 1-D count of workgroups as a grid within 65535 a dimension (the kernels index wg.y · 65535 + wg.x). */
 function grid(n: number): [number, number] {
   return n <= 65535 ? [n, 1] : [65535, Math.ceil(n / 65535)];
@@ -108,8 +219,18 @@ async function main(): Promise<void> {
   const sizesMb = (env.BENCH_SIZES_MB ?? (software ? [4, 16] : [16, 64, 256, 1024]))
     .map((mb) => Math.min(mb, maxBytes / 2 ** 20));
   const src = gpu.buffer('read.src', maxBytes);
-  const sink = gpu.buffer('read.sink', 16);
-  const patterns = [gridStride, oneShot(1), oneShot(4), oneShot(16), rows];
+  const sink = gpu.buffer('read.sink', 4096);
+  // BENCH_READ_PATTERNS=slabs: only the experts' slab patterns (both layouts), at 64 MiB (batch 1's gate/up) and
+  // 768 MiB (batch 64's)
+  const slabOnly = env.BENCH_READ_PATTERNS === 'slabs';
+  const pad = Math.floor(gpu.limits.maxComputeWorkgroupStorageSize / 1024);
+  const slabPatterns = (['rows', 'slabs'] as const).flatMap((l) => [
+    slabs(64, 1, 1, l, 0), slabs(32, 2, 1, l, 0), slabs(32, 2, 1, l, pad), slabs(32, 2, 4, l, 0), slabs(128, 2, 4, l, 0), slabs(128, 2, 4, l, pad),
+  ]);
+  // BENCH_READ_PATTERNS=tiles: 512-byte tiles through subgroup-matrix loads against plain 16-byte loads
+  if (env.BENCH_READ_PATTERNS === 'tiles' && !gpu.matmulLimits.subgroupMatrix) throw new Error('read-patterns bench: BENCH_READ_PATTERNS=tiles needs an adapter with subgroup matrices');
+  const tilePatterns = [4, 8, 16].flatMap((U) => [tiles(U, 'matrix'), tiles(U, '16-byte')]);
+  const patterns = slabOnly ? slabPatterns : env.BENCH_READ_PATTERNS === 'tiles' ? tilePatterns : [gridStride, oneShot(1), oneShot(4), oneShot(16), rows];
   console.log(`${gpu.adapterInfo.vendor} ${gpu.adapterInfo.description || gpu.adapterInfo.device}; sizes ${sizesMb.join(', ')} MB (MiB); ${runs} runs`);
   // the ceiling: the whole buffer grid-stride, as the other benches measure it
   const whole = await timeRuns(gpu, [gridStride.program(src, sink, maxBytes / 16, 0)], runs, 100);

@@ -12,6 +12,7 @@
 # kernels' time by workgroups launched: how many run at once), mma-peak (the subgroup-matrix product rate alone:
 # the tensor-core kernels' ceiling), dispatch (the cost of one dispatch, and
 # of one CUDA kernel launched or replayed from a graph: the peer),
+# experts-probes (read-patterns' slab and tile patterns at 64 and 768 MiB, bench/moe-tiled-direct),
 # split-k (decode steps with split-K, the router GEMM and the GEMVs' staged input off and on; moe-residency),
 # decode-new (split-k's first and last decode configs, the latter profiled per kernel, and moe-residency),
 # split-k-more (the merge dispatch at batch 1, 8 KV splits at batch 1, the split GEMMs alone and their tensor-core tests, the experts' gate/up split, mma-peak),
@@ -76,6 +77,13 @@ for s in "$@"; do
       step mma-peak 120 node bench/dist/mma-peak.js ;;
     moe-residency)
       step moe-residency 180 node bench/dist/moe-residency.js ;;
+    experts-probes)
+      # what bounds the routed experts: their slab reads alone, 512-byte tiles into subgroup matrices, pre-tiled direct gate/up
+      BENCH_SIZES_MB=64,768 BENCH_READ_PATTERNS=slabs step read-patterns-slabs 200 node bench/dist/read-patterns.js
+      [ -f "$out/read-patterns.json" ] && mv "$out/read-patterns.json" "$out/read-patterns-slabs.json"
+      BENCH_SIZES_MB=64,768 BENCH_READ_PATTERNS=tiles step read-patterns-tiles 200 node bench/dist/read-patterns.js
+      [ -f "$out/read-patterns.json" ] && mv "$out/read-patterns.json" "$out/read-patterns-tiles.json"
+      BENCH_DIRECT_U=4,8,2p,4p,8p step moe-tiled-direct 200 node bench/dist/moe-tiled-direct.js ;;
     dispatch)
       step dispatch 120 node bench/dist/dispatch.js
       step pytorch-dispatch 120 python3 bench/references/pytorch_dispatch.py ;;

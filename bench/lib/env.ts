@@ -57,6 +57,19 @@ export const BENCH_ENV = {
   BENCH_FUSED_MERGE_MAX_SPLITS: optionalInt(1).meta({ description: "most KV splits W_UV's product merges while staging in the decode bench (past it: the merge dispatch)", shown: 'FUSED_MERGE_MAX_SPLITS (64: all)' }),
   BENCH_KV_SPLITS: optionalInt(1).meta({ description: 'KV splits of every decode bench step (the engine\'s DECODE_KV_SPLITS)', shown: 'chosen per step from batch and context' }),
   BENCH_SIZES_MB: optionalInts().meta({ description: 'read sizes (MiB) of the read-patterns bench (software adapters: 4,16)', shown: '16,64,256,1024' }),
+  BENCH_READ_PATTERNS: env
+    .mapped<'rows' | 'slabs' | 'tiles'>('rows', (s) => {
+      if (s !== 'rows' && s !== 'slabs' && s !== 'tiles') throw new RangeError(s);
+      return s;
+    }, 'expected rows, slabs or tiles')
+    .describe("read-patterns bench: rows (whole rows: grid-stride, one-shot, GEMV), slabs (the routed experts' slab reads) or tiles (512-byte tiles into subgroup matrices)"),
+  BENCH_DIRECT_U: env
+    .mapped<{ U: number; pingPong: boolean }[]>([4, 8].flatMap((U) => [{ U, pingPong: false }, { U, pingPong: true }]), (s) => {
+      const v = s.split(',').map((x) => x.trim()).filter(Boolean);
+      if (v.length === 0 || !v.every((x) => /^(1|2|4|8|16|32)p?$/.test(x))) throw new RangeError(s);
+      return v.map((x) => ({ U: Number.parseInt(x, 10), pingPong: x.endsWith('p') }));
+    }, 'expected comma-separated tile counts 1..32 (powers of two), each optionally with p (ping-pong)')
+    .meta({ description: 'tiles in flight a matrix a subgroup in bench:moe-tiled-direct, p: two register sets in turn', shown: '4,4p,8,8p' }),
   BENCH_CONTEXTS: optionalInts().meta({ description: 'context lengths of the decode bench (software adapters: 256)', shown: '1024,4096' }),
   BENCH_DTYPES: env
     .mapped<KvDtype[]>(['fp8_e4m3', 'bf16'], (s) => {

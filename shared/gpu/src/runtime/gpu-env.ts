@@ -18,7 +18,7 @@ export const GPU_ENV = {
     .describe('GEMMs of 17+ rows whose tiles leave workgroup slots idle (decode batches): K cut into up to this many ranges run side by side, their partial sums added by a second dispatch (1: never)'),
   MOE_ROUTER_GEMM_MIN_TOKENS: env
     .int(DEFAULT_ROUTER_GEMM_MIN_TOKENS, 1, 1 << 30)
-    .describe('MoE layers: tokens from which the router logits are an f32 GEMM (split over K with MATMUL_SPLIT_K_MAX) instead of the logits kernel that re-reads each row per 4 experts'),
+    .describe('MoE layers: tokens from which the router logits are an f32 GEMM (split over K with MATMUL_SPLIT_K_MAX) instead of the logits kernel (rows staged per workgroup of 1–4 tokens, every 4 experts re-reading them from the L2)'),
   GEMV_STAGE_INPUT: env
     .bool(true)
     .describe('decode GEMVs with a fused RMSNorm or SiLU: the normed / activated input rows computed once per workgroup into workgroup memory where they fit (false: recomputed beside every weight load)'),
