@@ -2,7 +2,7 @@
 # The GPU machine's runs, in one device call (its time is counted): each step named on the command line runs
 # under its own time limit, and its log (and result JSON) lands in $OUT. On the device machine, after pack.sh:
 #   source .gpu/env.sh; BENCH_COMMIT=<commit> bash bench/gpu/suite.sh mma-tests matmul prefill decode transfer
-# Steps: mma-tests (the tensor-core tests: matmul-mma, MoE experts, grouped decode attention, prefill attention;
+# Steps: mma-tests (the tensor-core tests: matmul-mma, MoE experts, grouped decode attention, head matmul, prefill attention;
 # the tiny checkpoint end to end on tensor cores against transformers; prefill-attention-test runs the
 # prefill attention's alone), matmul (f32 vs subgroup-matrix
 # GEMM tiles at prefill shapes), matmul-decode (the subgroup-matrix tiles at V2-Lite's decode-batch projections), prefill (f32 and subgroup-matrix matmuls), decode (both attention kernels),
@@ -45,6 +45,7 @@ for s in "$@"; do
       step matmul-mma-test 240 bash -c "cd shared/gpu && node $ava dist/test/kernels/matmul-mma.test.js --verbose"
       step moe-mma-test 300 bash -c "cd shared/gpu && node $ava dist/test/kernels/moe.test.js --verbose"
       step decode-attention-mma-test 240 bash -c "cd decode-node && node $ava dist/test/kernels/grouped-decode-attention-mma.test.js --verbose"
+      step head-matmul-mma-test 180 bash -c "cd decode-node && node $ava dist/test/kernels/head-matmul-mma.test.js --verbose"
       step prefill-attention-mma-test 240 bash -c "cd shared/gpu && node $ava dist/test/kernels/mla-prefill-attention-mma.test.js --verbose"
       step fixture-mma-test 240 bash -c "cd decode-node && node $ava dist/test/engine/fixture-mma.test.js --verbose" ;;
     prefill-attention-test)

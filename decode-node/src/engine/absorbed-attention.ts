@@ -1,5 +1,6 @@
 // Weight-absorbed MLA over the paged latent cache, the decode step's attention block (one row per sequence):
 //   1. absorbed query qAbs [b, h, r + rope]: q_lat = q_nope · W_UK (r values) and roped q_pe, one dispatch
+//      (both per-head products on tensor cores from 16 rows where the attention runs on them)
 //   2. the row's latent (kv_a_proj_with_mqa's output, from the shared forward) normed, roped and appended to the
 //      cache at the token's position, in one dispatch
 //   3. grouped decode attention over the sequence's pages: ō [b, h, r] in the latent space, or with KV splits
@@ -46,7 +47,7 @@ export function absorbedAttention(f: ModelForward, a: AbsorbedAttentionArgs): At
       // q_lat = q_nope · W_UK and roped q_pe beside it, in one dispatch
       yield headMatmul({
         x: s.q, xRowStride: heads * qkDim, xHeadStride: qkDim, ...headWeightArgs(w.wUk),
-        y: a.qAbs, yRowStride: heads * qaStride, yHeadStride: qaStride, batch: B, heads, K: nope, N: r,
+        y: a.qAbs, yRowStride: heads * qaStride, yHeadStride: qaStride, batch: B, heads, K: nope, N: r, engine: a.variant.engine,
         rope: { positions: pass.positions, invFreq: f.invFreq, ropeDim: cfg.qkRopeHeadDim, inOffset: nope, outOffset: r, attentionFactor: f.ropeAttentionFactor },
       });
       yield kvAppend({
@@ -61,7 +62,7 @@ export function absorbedAttention(f: ModelForward, a: AbsorbedAttentionArgs): At
       });
       yield headMatmul({
         ...(mergeHere ? { x: a.partial!, merge: { lse: a.lse, numSplits: a.numSplits } } : { x: a.oLatent }),
-        ...headWeightArgs(w.wUvT), y: s.attn, batch: B, heads, K: r, N: cfg.vHeadDim,
+        ...headWeightArgs(w.wUvT), y: s.attn, batch: B, heads, K: r, N: cfg.vHeadDim, engine: a.variant.engine,
       });
     },
   };

@@ -149,3 +149,21 @@ test('head matmul - the merge form refuses more splits than it weighs, strided p
     ...common, merge: { lse: fake, numSplits: 2 }, rope: { positions: fake, invFreq: fake, ropeDim: 2, inOffset: 0, outOffset: 0, attentionFactor: 1 },
   }), { message: /exclude/ });
 });
+
+test('head matmul - the subgroup-matrix engine runs from 16 rows, 16-bit weights at even offset and strides, even N', (t) => {
+  const fake = { size: 1 << 20 } as GPUBuffer;
+  const w = (dtype: 'bf16' | 'f32') => ({ buffer: fake, dtype, shape: [4096, 64] });
+  const label = (a: Partial<Parameters<typeof headMatmul>[0]>) => headMatmul({
+    x: fake, y: fake, weight: w('bf16'), batch: 16, heads: 2, K: 64, N: 64, engine: 'subgroup-matrix', ...a,
+  }).shader.label;
+  t.regex(label({}), /^head_matmul_mma_bf16_m16$/);
+  t.regex(label({ batch: 40 }), /^head_matmul_mma_bf16_m48$/);
+  t.regex(label({ batch: 200 }), /^head_matmul_mma_bf16_m64$/);
+  t.regex(label({ batch: 64, K: 512 }), /^head_matmul_mma_bf16_m16$/);
+  t.regex(label({ batch: 15 }), /^head_matmul_bf16$/);
+  t.regex(label({ engine: 'f32' }), /^head_matmul_bf16$/);
+  t.regex(label({ engine: undefined }), /^head_matmul_bf16$/);
+  t.regex(label({ weight: w('f32') }), /^head_matmul_f32$/);
+  t.regex(label({ wOffset: 1 }), /^head_matmul_bf16$/);
+  t.regex(label({ N: 63 }), /^head_matmul_bf16$/);
+});

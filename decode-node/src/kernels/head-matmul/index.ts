@@ -1,1 +1,1 @@
-export { headMatmul, headMatmulShader, type HeadMatmulArgs } from './head-matmul.js';
+export { headMatmul, headMatmulShader, headMatmulMmaShader, HEAD_MATMUL_MMA_MIN_BATCH, type HeadMatmulArgs } from './head-matmul.js';
