@@ -7,12 +7,14 @@ import { GpuError } from './errors.js';
 Object.assign(globalThis, globals);
 
 /**
- * Rows per expert from which routed experts leave the GEMV kernel for the subgroup-matrix one: 0, always. Measured
- * on the H200: batch 64 (6 rows) 55.0 → 35.2 ms a decode step and batch 16 (1.5 rows) 21.5 → 19.2 ms with the
- * subgroup-matrix kernel (V2-Lite, fp8 cache, 1K context, overlapped steps); one V2-Lite layer's experts at batch 1
- * (0.1 row) 0.074 ms on its 16 × 64 tiles against 0.083 on the GEMV (bench/moe, results/moe.h200.json).
+ * Rows per expert from which routed experts leave the GEMV kernel for the subgroup-matrix one: 1, so batches below
+ * one row an expert (V2-Lite: up to 10 tokens) run the one-row-tile GEMV. Measured on the H200: batch 64 (6 rows)
+ * 55.0 → 35.2 ms a decode step and batch 16 (1.5 rows) 21.5 → 19.2 ms with the subgroup-matrix kernel (V2-Lite, fp8
+ * cache, 1K context, overlapped steps). On the H100 (12-06, bench/results/moe-gemv1.h100.txt) one V2-Lite layer's
+ * experts at batch 1: 0.082 ms on the one-row GEMV, 0.106 on the 16 × 64 tiles, 0.118 on the 8-row GEMV; the decode
+ * step 5.86 → 5.19 ms (170.7 → 192.8 tokens/s).
  */
-export const DEFAULT_MOE_MMA_MIN_ROWS = 0;
+export const DEFAULT_MOE_MMA_MIN_ROWS = 1;
 
 /** Tokens from which MoE router logits are a GEMM's (the reasons: ROUTER_GEMM_MIN_TOKENS in kernels/moe). */
 export const DEFAULT_ROUTER_GEMM_MIN_TOKENS = 2048;

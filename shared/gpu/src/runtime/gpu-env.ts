@@ -12,7 +12,7 @@ export const GPU_ENV = {
     .describe('matmuls of 17+ rows, the experts of prefill-sized batches and prefill attention: `auto` runs them on subgroup matrices (tensor cores, f16 operands) where the adapter has them, `f32` keeps the FMA kernels'),
   MOE_MMA_MIN_ROWS: env
     .int(DEFAULT_MOE_MMA_MIN_ROWS, 0, 1 << 20)
-    .describe('routed experts on tensor-core adapters: the average rows per expert (tokens · top-k / experts) from which the subgroup-matrix kernel replaces the GEMV one that reads each weight row once per few rows (0: always)'),
+    .describe('routed experts on tensor-core adapters: the average rows per expert (tokens · top-k / experts) from which the subgroup-matrix kernel replaces the GEMV one that reads each weight row once per few rows (below 1: one-row tiles; 0: never the GEMV)'),
   MATMUL_SPLIT_K_MAX: env
     .int(DEFAULT_MATMUL_SPLIT_K_MAX, 1, 64)
     .describe('GEMMs of 17+ rows whose tiles leave workgroup slots idle (decode batches): K cut into up to this many ranges run side by side, their partial sums added by a second dispatch (1: never)'),

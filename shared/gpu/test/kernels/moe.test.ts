@@ -17,7 +17,7 @@ import { maxAbsDiff, randomArray, rng } from '@latentwire/testing';
 // are f16, so it is held to MMA_TOL instead of the f32 forms' 1e-4 (measured on an H200: see the log in
 // bench/results/moe-mma-test.h200.log).
 const EXPERT_VARIANTS: readonly MoeGemmVariant[] = subgroupMatrixUnsupportedReason((await testGpu()).matrixCapabilities) === null
-  ? MOE_GEMM_VARIANTS : ['gemv', 'tiled'];
+  ? MOE_GEMM_VARIANTS : ['gemv', 'gemv1', 'tiled'];
 const MMA_TOL = 1e-2;
 const tolOf = (v: MoeGemmVariant) => (v.startsWith('mma') ? MMA_TOL : 1e-4);
 
@@ -415,6 +415,20 @@ for (const variant of EXPERT_VARIANTS) {
   });
 }
 
+// The one-row-tile GEMV sums every row as the 8-row one does: the same output, bit for bit, with one and many rows an expert
+test.serial('moe-experts - the one-row GEMV (gemv1) equals the 8-row one bit for bit', async (t) => {
+  const gpu = await testGpu();
+  const E = 8, k = 2, H = 72, I = 40, dtype = 'bf16' as const;
+  const s: ExpertSetup = { E, k, H, I, dtype, experts: makeExperts(E, H, I, dtype, 6000) };
+  const weights: MoeExpertWeights = { gate: [chunk(gpu, s, 'gate', 0, E)], up: [chunk(gpu, s, 'up', 0, E)], down: [chunk(gpu, s, 'down', 0, E)] };
+  for (const T of [1, 3, 19]) {
+    const x = roundTo(randomArray(T * H, 77 + T, 1), 'f32');
+    const { ids, wts } = randomRouting(T, k, [0, 1, 2, 3, 4, 5, 6, 7], 40 + T);
+    t.deepEqual(await runExperts(gpu, s, weights, x, T, ids, wts, 'gemv1'), await runExperts(gpu, s, weights, x, T, ids, wts, 'gemv'), `${T} tokens`);
+  }
+  freeWeights(gpu, weights);
+});
+
 // Below one row an expert the gate/up kernel may split K over workgroups (grid z), leaving each range's gate and up
 // sums for the down kernel to add and gate. Subgroup-matrix forms only.
 for (const variant of EXPERT_VARIANTS.filter((v) => v.startsWith('mma'))) {
@@ -497,11 +511,17 @@ test.serial('moe-experts - rejects scratch that is too small and misaligned size
   t.throws(() => moeExperts({ dims: { ...dims, hidden: 20 }, tokens: 1, x: fake, weights, scratch: sc, out: fake }), { message: /multiples of 8/ });
 });
 
-test('moe-experts - the GEMM form by rows per expert: GEMV below MOE_MMA_MIN_ROWS on tensor-core devices (16-row tiles below 32), below 24 elsewhere', (t) => {
+test('moe-experts - the GEMM form by rows per expert: GEMV below MOE_MMA_MIN_ROWS on tensor-core devices (16-row tiles below 32), below 24 elsewhere, one-row tiles below one row', (t) => {
   const dims = { nExperts: 64, topK: 6, hidden: 2048, intermediate: 1408 };
   // rows per expert = tokens · 6 / 64: batch 1 → 0.09, 16 → 1.5, 64 → 6, 256 → 24
-  t.is(moeGemmVariant(dims, 1, true), 'mma16n64');
-  t.is(moeGemmVariant(dims, 1, true, 1), 'gemv');
+  t.is(moeGemmVariant(dims, 1, true), 'gemv1');
+  t.is(moeGemmVariant(dims, 1, true, 0), 'mma16n64x2');
+  t.is(moeGemmVariant(dims, 10, true), 'gemv1');
+  t.is(moeGemmVariant(dims, 11, true), 'mma16n64x2');
+  t.is(moeGemmVariant(dims, 1, false), 'gemv1');
+  t.is(moeGemmVariant(dims, 10, false), 'gemv1');
+  t.is(moeGemmVariant(dims, 11, false), 'gemv');
+  t.is(moeGemmVariant(dims, 11, true, 8), 'gemv');
   t.is(moeGemmVariant(dims, 16, true), 'mma16n64x2');
   t.is(moeGemmVariant(dims, 64, true), 'mma16n64x2');
   t.is(moeGemmVariant(dims, 512, true), 'mma');

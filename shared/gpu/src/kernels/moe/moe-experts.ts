@@ -69,7 +69,7 @@ export interface MoeDims {
   readonly intermediate: number;
 }
 
-export const MOE_GEMM_VARIANTS = ['gemv', 'tiled', 'mma', 'mma16n64', 'mma16n64x2'] as const;
+export const MOE_GEMM_VARIANTS = ['gemv', 'gemv1', 'tiled', 'mma', 'mma16n64', 'mma16n64x2'] as const;
 export type MoeGemmVariant = (typeof MOE_GEMM_VARIANTS)[number];
 
 interface GemvShape {
@@ -98,6 +98,9 @@ interface MmaShape {
 type GemmShape = GemvShape | TiledShape | MmaShape;
 
 const GEMV: GemvShape = { kind: 'gemv', TM: 8, COLS: 8, LANES: 32, U_GATE_UP: 2, U_DOWN: 4 };
+// One row a tile, below one row an expert (batch 1): no empty rows in the sums or the reduction, and twice the
+// gate/up loads in flight a thread. Each row's sums are the TM = 8 form's, bit for bit (same lanes, same order).
+const GEMV1: GemvShape = { kind: 'gemv', TM: 1, COLS: 8, LANES: 32, U_GATE_UP: 4, U_DOWN: 8 };
 // BK 16 measured faster than 32 on the H100 (16.6 vs 26.4 ms for V2-Lite at T = 4096), so the slabs stay small.
 const TILED: TiledShape = { kind: 'tiled', TM: 64, BN: 64, BK: 16, RM: 4, RN: 4 };
 // 4 subgroups of 32 over the 64 × 64 gate/up block (2 × 2 tiles of 16 each, for gate and for up) and the
@@ -134,7 +137,7 @@ const MMA16_MAX_ROWS = 32;
 export const MOE_GATE_UP_SPLITS_MAX = 8;
 
 /** The smallest TM of any variant sizes the tile list, so one scratch serves both. */
-const MIN_TM = Math.min(GEMV.TM, TILED.TM);
+const MIN_TM = Math.min(GEMV.TM, GEMV1.TM, TILED.TM);
 const GROUP_WG = 256;
 const COMBINE_WG = 256;
 
@@ -142,18 +145,19 @@ const COMBINE_WG = 256;
  * gemv while experts average fewer than 24 rows, tiled beyond. Measured on the H100: V2-Lite T = 64 (6 rows)
  * gemv 1.3 ms vs tiled 2.6; T = 256 (24 rows) tiled 2.7 vs gemv 4.2; V3 T = 512 (16 rows) gemv 48 vs tiled 81;
  * T = 2048 (64 rows) tiled 128 vs gemv 213. Where the device has subgroup matrices: the GEMV below mmaMinRows
- * (MOE_MMA_MIN_ROWS; by default 0, never: DEFAULT_MOE_MMA_MIN_ROWS), the 16-row tiles below 32 rows (one slab
- * in flight below 1 row, two for gate/up from there: see MMA16N64), the 64-row ones beyond.
+ * (MOE_MMA_MIN_ROWS; by default 1: DEFAULT_MOE_MMA_MIN_ROWS), the 16-row tiles below 32 rows (two gate/up slabs
+ * in flight: see MMA16N64), the 64-row ones beyond. Below one row an expert the GEMV is the one-row-tile form.
  */
 export function moeGemmVariant(dims: MoeDims, tokens: number, subgroupMatrix = false, mmaMinRows = DEFAULT_MOE_MMA_MIN_ROWS): MoeGemmVariant {
   const rows = (tokens * dims.topK) / dims.nExperts;
-  if (subgroupMatrix) return rows < mmaMinRows ? 'gemv' : rows < 1 ? 'mma16n64' : rows < MMA16_MAX_ROWS ? 'mma16n64x2' : 'mma';
-  return rows < 24 ? 'gemv' : 'tiled';
+  const gemv = rows < 1 ? 'gemv1' : 'gemv';
+  if (subgroupMatrix) return rows < mmaMinRows ? gemv : rows < MMA16_MAX_ROWS ? 'mma16n64x2' : 'mma';
+  return rows < 24 ? gemv : 'tiled';
 }
 
 /** The portable forms fit WebGPU's guaranteed 16 KiB of workgroup memory (tiled gate/up: 12 KiB); the mma ones take up to 29 KiB (16 × 64 gate/up). */
 const SHAPES: Record<MoeGemmVariant, GemmShape> = {
-  gemv: GEMV, tiled: TILED, mma: MMA, mma16n64: MMA16N64, mma16n64x2: MMA16N64X2,
+  gemv: GEMV, gemv1: GEMV1, tiled: TILED, mma: MMA, mma16n64: MMA16N64, mma16n64x2: MMA16N64X2,
 };
 function shapeOf(v: MoeGemmVariant): GemmShape {
   return SHAPES[v];
