@@ -3,7 +3,7 @@
 import type { BufferSource } from '../runtime/buffer-pool.js';
 import { qkHeadDim, type MlaConfig } from '@latentwire/model';
 import { allocMoeScratch, type MoeScratchBuffers } from './mlp-programs.js';
-import { GEMV_MAX_M } from '../kernels/matmul/matmul.js';
+import { GEMV_MMA_MAX_M } from '../kernels/matmul/matmul.js';
 
 /**
  * Split-K partial sums (MatmulArgs.splitK), for passes of GEMM-sized batches: the launcher fits its splits in it
@@ -50,7 +50,8 @@ export function allocForwardScratch(gpu: BufferSource, cfg: MlaConfig, rows: num
     attn: gpu.buffer(`${label}attn_out`, rows * heads * cfg.vHeadDim * 4),
     gateUp: gpu.buffer(`${label}mlp.gate_up`, rows * 2 * maxInter * 4),
     gated: gpu.buffer(`${label}mlp.gated`, rows * maxInter * 4),
-    splitK: rows > GEMV_MAX_M ? gpu.buffer(`${label}split_k`, SPLIT_K_SCRATCH_BYTES) : null,
+    // the GEMMs from GEMV_MMA_MAX_M + 1 rows on tensor-core devices (GEMV_MAX_M + 1 elsewhere) may split K
+    splitK: rows > GEMV_MMA_MAX_M ? gpu.buffer(`${label}split_k`, SPLIT_K_SCRATCH_BYTES) : null,
   };
   const moe = cfg.moe ? allocMoeScratch(gpu, cfg, rows) : null;
   return {

@@ -85,5 +85,7 @@ test('matmul-mma - the default tile: the largest whose workgroups fill the devic
   t.is(tile(512, 2048), 'm64x64k128'); // 64 of 128 × 128, 256 of 64 × 64
   t.is(tile(64, 3072), 'm32x64k128'); // a decode batch: 48 of 64 × 64, 96 of 32 × 64
   t.is(tile(64, 576), 'm32x64k128'); // none fills the device: the last
-  t.is(tile(16, 3072), 'gemv');
+  t.is(tile(16, 3072), 'm32x64k128'); // 9..16 rows: the GEMM where the device has subgroup matrices (GEMV_MMA_MAX_M)
+  t.is(tile(9, 3072), 'm32x64k128');
+  t.is(tile(8, 3072), 'gemv');
 });

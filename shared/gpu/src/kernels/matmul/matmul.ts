@@ -17,6 +17,12 @@ export type { GemvConfig } from './gemv.js';
 
 /** Largest M the launcher sends to the GEMV variant by default (on an H100 it beat every GEMM tile to M = 16). */
 export const GEMV_MAX_M = 16;
+/**
+ * Largest M the GEMV takes by default where the subgroup-matrix GEMM runs: 9..16 rows go to the GEMM. In the
+ * batch-16 decode step on the H100 (12-06, decode-profile) the 16-row GEMVs took 96 µs a dispatch (q, kv_a, the
+ * shared gate ‖ up) and 48 (the accumulating ones), 7.9 ms of the step, where batch 64's 32 × 64 GEMMs take 30.
+ */
+export const GEMV_MMA_MAX_M = 8;
 /** Largest M the GEMV variant can be forced to. */
 export const GEMV_LIMIT_M = 16;
 
@@ -178,14 +184,14 @@ export function matmulPlan(a: MatmulArgs, limits?: MatmulLimits, wOffsetInBindin
     vecW: K % vpw === 0 && wOffsetInBinding % vpw === 0,
   };
   const mmaFits = (t: MmaTile) => MMA_WORKGROUP_SIZE <= lim.invocations && mmaWorkgroupBytes(t) <= lim.wgBytes;
-  // by default from M = 17 on, also where its tiles do not fill the device: at decode batches of 32–128 rows
+  // by default from M = GEMV_MMA_MAX_M + 1 on, also where its tiles do not fill the device: at decode batches of 32–128 rows
   // (V2-Lite shapes, H200) the 64 × 64 subgroup-matrix tile took 0.039–0.050 ms where the f32 GEMM's smaller
   // tiles took 0.080–0.159 (both latency-bound on the K loop, the f32 one twice as long); with 64-deep slabs
-  // 0.031–0.042, 128-deep 0.026–0.036. Below M = 17 the GEMV stays: M ≤ 8 0.009–0.025 ms against 0.026–0.035 on
-  // the 128-deep tile, M = 16 a draw (0.020–0.044 vs 0.025–0.034 over N = 576..3072)
+  // 0.031–0.042, 128-deep 0.026–0.036. M ≤ 8 stays on the GEMV: 0.009–0.025 ms against 0.026–0.035 on the
+  // 128-deep tile; M = 16 was a draw alone (0.020–0.044 vs 0.025–0.034 over N = 576..3072) but not in the step
   const mmaByDefault = lim.matrix && align.vecX && align.vecW && a.tile === undefined &&
     (Object.values(MMA_TILES) as MmaTile[]).some(mmaFits);
-  const variant = a.variant ?? (M <= GEMV_MAX_M ? 'gemv' : mmaByDefault ? 'gemm-mma' : 'gemm');
+  const variant = a.variant ?? (M <= (mmaByDefault ? GEMV_MMA_MAX_M : GEMV_MAX_M) ? 'gemv' : mmaByDefault ? 'gemm-mma' : 'gemm');
   if (variant === 'gemm-mma') {
     if (!lim.matrix) throw new RangeError("matmul: variant 'gemm-mma' needs a device with subgroup matrices (MatmulLimits.subgroupMatrix)");
     if (!align.vecX || !align.vecW) throw new RangeError(`matmul: variant 'gemm-mma' needs K, strides and offsets in whole 16-byte words (K = ${K})`);
