@@ -4,13 +4,13 @@
 // are f16, so it is held to MMA_TOL, not the portable kernel's 1e-4.
 //
 // Runs only where the adapter has subgroup matrices; elsewhere (lavapipe in CI) the tests are skipped with the
-// reason in their title. On the GPU machine (bench/gpu/suite.sh mma-tests runs it):
+// reason in their title, and every variant's WGSL is type-checked with stand-ins for the matrices instead. On the GPU machine (bench/gpu/suite.sh mma-tests runs it):
 //   cd decode-node && npx ava dist/test/kernels/head-matmul-mma.test.js --verbose
 import test, { type ExecutionContext } from 'ava';
 import { Gpu } from '@latentwire/gpu';
 import { randomArray } from '@latentwire/testing';
-import { roundTo, uploadWeight } from '@latentwire/gpu/testing';
-import { headMatmul, type HeadMatmulArgs } from '../../src/kernels/head-matmul/index.js';
+import { roundTo, standInMatrices, uploadWeight, wgslErrors } from '@latentwire/gpu/testing';
+import { headMatmul, headMatmulMmaShader, type HeadMatmulArgs } from '../../src/kernels/head-matmul/index.js';
 import { mmaUnsupportedReason } from '../../src/kernels/grouped-decode-attention/index.js';
 
 /** Max |got − want| / max(1, |want|) allowed against float64 and against the portable kernel. */
@@ -108,3 +108,17 @@ gpuTest(`head matmul (subgroup-matrix) - merging KV splits while staging, as the
     gpu.destroy(partial, lse, w.buffer);
   }
 });
+
+// runs everywhere: every variant type-checked with stand-ins for the matrices (standInMatrices), so CI catches a
+// WGSL error before the GPU machine does
+test('head matmul (subgroup-matrix) - every dtype, row count and form compiles (matrices stood in)', async (t) => {
+  for (const dtype of ['bf16', 'f16'] as const) for (const BM of [16, 32, 48, 64]) {
+    for (const form of [{ rope: false }, { rope: true }, { rope: false, merge: true }]) {
+      const s = headMatmulMmaShader({ dtype, BM, ...form });
+      t.true(/subgroupMatrix/.test(s.source), `${s.label} uses subgroup matrices`);
+      t.is(await wgslErrors(gpu, standInMatrices(s.source)), '', s.label);
+    }
+  }
+});
+
+test.after.always(() => gpu.dispose());
