@@ -3,6 +3,8 @@
 // place from kv_b_proj) and o = ō · W_UVᵀ (K = kv_lora_rank, N = v_head_dim, the transposed copy made at
 // load). Strides and offsets are uniforms, so x and y can be head slices of wider rows. The second use can read
 // the attention's split-KV partials and merge them while staging (the `merge` form), in place of a merge dispatch.
+// Two engines: the portable kernel (head-matmul.wgsl, f32 FMA), and from HEAD_MATMUL_MMA_MIN_BATCH rows where
+// the caller says the adapter has subgroup matrices, head-matmul-mma.wgsl (f16 16×16×16 tensor-core products).
 import type { BufferBinding, KernelProgram, KernelShader } from '@latentwire/gpu';
 import { bindings, fillWgsl, loadWgsl, SUBGROUP_MATRIX_WGSL } from '@latentwire/gpu';
 import { weightLoadWgsl, type GpuTensor, type WeightDtype } from '@latentwire/gpu/kernels';
