@@ -99,7 +99,9 @@ type GemmShape = GemvShape | TiledShape | MmaShape;
 
 const GEMV: GemvShape = { kind: 'gemv', TM: 8, COLS: 8, LANES: 32, U_GATE_UP: 2, U_DOWN: 4 };
 // One row a tile, below one row an expert (batch 1): no empty rows in the sums or the reduction, and twice the
-// gate/up loads in flight a thread. Each row's sums are the TM = 8 form's, bit for bit (same lanes, same order).
+// K steps issued together (gate/up 4; down 8, which at V2-Lite's down K of 1408, under 8 steps of 256, leaves the
+// down to its one-step tail loop: the setting measured, moe-gemv1.h100.txt). Each row's sums are the TM = 8
+// form's, bit for bit (same lanes, same order).
 const GEMV1: GemvShape = { kind: 'gemv', TM: 1, COLS: 8, LANES: 32, U_GATE_UP: 4, U_DOWN: 8 };
 // BK 16 measured faster than 32 on the H100 (16.6 vs 26.4 ms for V2-Lite at T = 4096), so the slabs stay small.
 const TILED: TiledShape = { kind: 'tiled', TM: 64, BN: 64, BK: 16, RM: 4, RN: 4 };
@@ -136,7 +138,7 @@ const MMA16_MAX_ROWS = 32;
  */
 export const MOE_GATE_UP_SPLITS_MAX = 8;
 
-/** The smallest TM of any variant sizes the tile list, so one scratch serves both. */
+/** The smallest TM of any variant sizes the tile list, so one scratch serves every form. */
 const MIN_TM = Math.min(GEMV.TM, GEMV1.TM, TILED.TM);
 const GROUP_WG = 256;
 const COMBINE_WG = 256;
