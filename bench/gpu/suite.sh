@@ -13,7 +13,6 @@
 # the tensor-core kernels' ceiling), dispatch (the cost of one dispatch, and
 # of one CUDA kernel launched or replayed from a graph: the peer),
 # experts-probes (read-patterns' slab and tile patterns at 64 and 768 MiB, bench/moe-tiled-direct),
-# fused-gemm (decode steps at batches 16 and 64 with and without the fused GEMM, and its tests),
 # split-k (decode steps with split-K, the router GEMM and the GEMVs' staged input off and on; moe-residency),
 # decode-new (split-k's first and last decode configs, the latter profiled per kernel, and moe-residency),
 # split-k-more (the merge dispatch at batch 1, 8 KV splits at batch 1, the split GEMMs alone and their tensor-core tests, the experts' gate/up split, mma-peak),
@@ -47,7 +46,6 @@ for s in "$@"; do
       step moe-mma-test 300 bash -c "cd shared/gpu && node $ava dist/test/kernels/moe.test.js --verbose"
       step decode-attention-mma-test 240 bash -c "cd decode-node && node $ava dist/test/kernels/grouped-decode-attention-mma.test.js --verbose"
       step head-matmul-mma-test 180 bash -c "cd decode-node && node $ava dist/test/kernels/head-matmul-mma.test.js --verbose"
-      step matmul-mma-fused-test 180 bash -c "cd shared/gpu && node $ava dist/test/kernels/matmul-mma-fused.test.js --verbose"
       step prefill-attention-mma-test 240 bash -c "cd shared/gpu && node $ava dist/test/kernels/mla-prefill-attention-mma.test.js --verbose"
       step fixture-mma-test 240 bash -c "cd decode-node && node $ava dist/test/engine/fixture-mma.test.js --verbose" ;;
     prefill-attention-test)
@@ -68,14 +66,6 @@ for s in "$@"; do
       BENCH_TOKENS=4096 GPU_PROFILE=1 step prefill-profile 300 node bench/dist/prefill.js ;;
     decode)
       BENCH_DTYPES=fp8_e4m3 step decode 420 node bench/dist/decode.js ;;
-    fused-gemm)
-      # the fused GEMM's tests, then decode steps at batches 16 and 64 without it, with it, and with it and no K splits
-      step matmul-mma-fused-test 180 bash -c "cd shared/gpu && node $ava dist/test/kernels/matmul-mma-fused.test.js --verbose"
-      for cfg in false/8 true/8 true/1; do
-        MATMUL_FUSED_GEMM=${cfg%/*} MATMUL_SPLIT_K_MAX=${cfg#*/} BENCH_ATTENTION=subgroup-matrix BENCH_DTYPES=fp8_e4m3 BENCH_CONTEXTS=1024 \
-          BENCH_BATCHES=16,64 step "decode-fused-${cfg%/*}-${cfg#*/}" 150 node bench/dist/decode.js
-        [ -f "$out/decode.json" ] && mv "$out/decode.json" "$out/decode-fused-${cfg%/*}-${cfg#*/}.json"
-      done ;;
     decode-profile)
       BENCH_DTYPES=fp8_e4m3 BENCH_CONTEXTS=1024 BENCH_BATCHES=1,64 BENCH_ITERS=5 GPU_PROFILE=1 step decode-profile 300 node bench/dist/decode.js ;;
     decode-encode)

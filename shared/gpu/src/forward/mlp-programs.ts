@@ -1,8 +1,6 @@
 // The feed-forward half of a layer: a SiLU-gated MLP (dense layers and shared experts) and DeepSeekMoE's
 // routed experts, each adding into the residual stream. At decode sizes (M ≤ FUSED_GEMV_MAX_M) a dense MLP is 2
-// dispatches (norm + gate ‖ up, silu·mul + down) and a MoE layer 5 (moePrograms); larger batches run a dispatch per
-// kernel, except the down projections, which read silu(gate)·up themselves on the fused subgroup-matrix GEMM
-// (gemm-mma-fused.ts) up to FUSED_GEMM_MAX_M rows where the device has subgroup matrices.
+// dispatches (norm + gate ‖ up, silu·mul + down) and a MoE layer 5 (moePrograms); larger batches run a dispatch per kernel.
 import type { BufferSource } from '../runtime/buffer-pool.js';
 import type { KernelProgram } from '../runtime/program.js';
 import type { MlaConfig } from '@latentwire/model';
@@ -11,7 +9,6 @@ import { matmulPrograms, type MatmulArgs, type MatmulLimits } from '../kernels/m
 import { siluMul } from '../kernels/silu-mul/silu-mul.js';
 import { rmsNorm } from '../kernels/rms-norm/rms-norm.js';
 import { fusedGemv, type FusedGemvOutput } from '../kernels/matmul/gemv-fused.js';
-import { fusedMatmul } from '../kernels/matmul/gemm-mma-fused.js';
 import type { GpuTensor } from '../kernels/weight-dtype.js';
 import { moeExperts, moeRouting, moeScratchBytes, type MoeDims, type MoeScratch } from '../kernels/moe/index.js';
 
@@ -45,11 +42,10 @@ export interface MlpPrenorm {
 /**
  * out += down(silu(gate(x)) · up(x)), with x = RMSNorm(prenorm.x) first where given. Gate and up are one
  * product over their stacked weight; at decode sizes a GEMV with the norm in its prologue, and the down GEMV
- * reads silu(gate)·up itself: 2 dispatches, else the norm, gate ‖ up, silu·mul and down (silu·mul inside the down
- * GEMM where the fused GEMM takes it).
+ * reads silu(gate)·up itself: 2 dispatches, else the norm, gate ‖ up, silu·mul and down.
  */
 export function mlpPrograms(w: MlpWeights, b: MlpBuffers, limits: MatmulLimits, prenorm?: MlpPrenorm): KernelProgram[] {
-  const down = fusedMatmul({ x: b.gateUp, M: b.rows, K: b.inter, silu: true, outputs: [{ weight: w.down, y: b.out, N: b.H }], accumulate: true }, limits);
+  const down = fusedGemv({ x: b.gateUp, M: b.rows, K: b.inter, silu: true, outputs: [{ weight: w.down, y: b.out, N: b.H }], accumulate: true }, limits);
   return [...mlpGateUp(w, b, limits, prenorm), ...(down ? [down] : mlpDown(w, b, limits))];
 }
 
@@ -117,9 +113,7 @@ export interface MoeBuffers extends Omit<MlpBuffers, 'H' | 'inter'> {
  *   5. the shared experts' down GEMV over silu(gate)·up, the routed experts' combine in its epilogue (the same
  *      sums in the same order as the combine kernel after it)
  * Where a GEMV does not apply (more rows, weights of mixed dtypes, too many storage bindings for the device) its
- * part runs as separate dispatches: norm, router logits, selection (+ grouping), shared gate ‖ up, …, combine;
- * up to FUSED_GEMM_MAX_M rows on a device with subgroup matrices the last stays one dispatch (5.) on the fused
- * GEMM, so the shared experts' silu·mul, their down's K split and the combine are not dispatches of their own.
+ * part runs as separate dispatches: norm, router logits, selection (+ grouping), shared gate ‖ up, …, combine.
  */
 export function moePrograms(cfg: MlaConfig, w: MoeWeights, b: MoeBuffers, limits: MatmulLimits, prenorm?: MlpPrenorm): KernelProgram[] {
   const moe = cfg.moe!;
@@ -131,10 +125,9 @@ export function moePrograms(cfg: MlaConfig, w: MoeWeights, b: MoeBuffers, limits
       x: prenorm.x, M: b.rows, K: H, norm: prenorm, normOut: b.x, outputs: w.shared ? [gateUpOutput(w.shared, sharedBuffers), logits] : [logits],
     }, limits)
     : null;
-  // at decode sizes the shared experts' down GEMV (past its rows, the fused GEMM) runs last and adds the routed
-  // experts' combine in its epilogue
+  // at decode sizes the shared experts' down GEMV runs last and adds the routed experts' combine in its epilogue
   const downCombined = w.shared
-    ? fusedMatmul({
+    ? fusedGemv({
       x: b.gateUp, M: b.rows, K: sharedBuffers.inter, silu: true, outputs: [{ weight: w.shared.down, y: b.out, N: H }], accumulate: true,
       combine: { slotOut: b.scratch.slotOut, weights: b.scratch.topkWeights, topK: moe.numExpertsPerTok },
     }, limits)

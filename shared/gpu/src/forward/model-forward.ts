@@ -25,7 +25,6 @@ import { rmsNorm } from '../kernels/rms-norm/rms-norm.js';
 import { rope } from '../kernels/rope/rope.js';
 import { matmul } from '../kernels/matmul/matmul.js';
 import { fusedGemv, type FusedGemvOutput } from '../kernels/matmul/gemv-fused.js';
-import { fusedGemm } from '../kernels/matmul/gemm-mma-fused.js';
 import { mlpPrograms, moePrograms, splitMatmul } from './mlp-programs.js';
 import type { ForwardScratch } from './scratch.js';
 
@@ -92,15 +91,12 @@ export class ModelForward {
       : { weight: lw.query.qAProj, y: s.qa!, N: cfg.qLoraRank! };
     const kvOut: FusedGemvOutput = { weight: lw.kvAProj, y: latent, N: width };
     // RMSNorm(x) → q (or q_a) and the latent row: at decode sizes one GEMV over both weights with the norm in
-    // its prologue; else the norm, then one GEMM over both weights where the device has subgroup matrices and the
-    // batch is a decode one, else two matmuls
+    // its prologue, else the norm then two matmuls
     const inProj = fusedGemv({ x: s.x, M, K: H, norm: { weight: lw.inputNorm, eps }, outputs: [qOut, kvOut] }, lim);
     if (inProj) yield inProj;
     else {
       yield rmsNorm({ x: s.x, weight: lw.inputNorm, y: s.xn, rows: M, cols: H, eps });
-      const both = fusedGemm({ x: s.xn, M, K: H, outputs: [qOut, kvOut] }, lim);
-      if (both) yield both;
-      else for (const o of [qOut, kvOut]) yield* splitMatmul({ x: s.xn, weight: o.weight, y: o.y, M, N: o.N, K: H }, s.splitK, lim);
+      for (const o of [qOut, kvOut]) yield* splitMatmul({ x: s.xn, weight: o.weight, y: o.y, M, N: o.N, K: H }, s.splitK, lim);
     }
     if (lw.query.kind === 'lora') {
       const qr = cfg.qLoraRank!;

@@ -7,7 +7,6 @@ export { argmax } from './argmax/argmax.js';
 export { fillRandom } from './fill-random/fill-random.js';
 export type { GemvConfig } from './matmul/gemv.js';
 export { fusedGemv, FUSED_GEMV_MAX_M, type FusedGemvArgs, type FusedGemvOutput } from './matmul/gemv-fused.js';
-export { fusedGemm, fusedMatmul, FUSED_GEMM_MAX_M, FUSED_GEMM_MAX_TRIPS } from './matmul/gemm-mma-fused.js';
 export { matmul, matmulPrograms, matmulPlan, GEMV_MAX_M, GEMV_MMA_MAX_M, MMA_TILES, type MatmulArgs, type KSplit, type MatmulLimits, type MatmulVariant, type GemmTileName, type MmaTileName } from './matmul/matmul.js';
 export { siluMul, type SiluMulArgs } from './silu-mul/silu-mul.js';
 export { mlaPrefillAttention, mlaPrefillTiles, type MlaPrefillAttentionArgs } from './mla-prefill-attention/mla-prefill-attention.js';

@@ -50,8 +50,6 @@ export interface GpuOptions {
   readonly routerGemmMinTokens?: number;
   /** GEMV_STAGE_INPUT: fused-norm / SiLU GEMVs stage their transformed input rows in workgroup memory (default true). */
   readonly gemvStageInput?: boolean;
-  /** MATMUL_FUSED_GEMM: decode batches past the GEMV's rows use the fused subgroup-matrix GEMM (default true). */
-  readonly fusedGemm?: boolean;
 }
 
 const OPTIONAL_FEATURES = ['shader-f16', 'subgroups', 'timestamp-query', 'chromium-experimental-subgroup-matrix'] as const;

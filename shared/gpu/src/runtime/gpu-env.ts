@@ -22,15 +22,12 @@ export const GPU_ENV = {
   GEMV_STAGE_INPUT: env
     .bool(true)
     .describe('decode GEMVs with a fused RMSNorm or SiLU: the normed / activated input rows computed once per workgroup into workgroup memory where they fit (false: recomputed beside every weight load)'),
-  MATMUL_FUSED_GEMM: env
-    .bool(true)
-    .describe('decode batches of 9–128 rows on tensor-core adapters: q ‖ kv_a as one GEMM over both weights, and the MLP and shared experts\' down GEMMs reading silu(gate)·up themselves with the MoE combine in their epilogue (false: the split GEMMs, silu·mul and combine as dispatches of their own)'),
   GPU_PROFILE: env.bool(false).describe('GPU timestamps per kernel (benchmarks and the CLI print them)'),
   DUMP_WGSL: env.bool(false).describe('print every generated WGSL source when it is compiled'),
 };
 
 export function gpuOptions(v: EnvOf<typeof GPU_ENV>): GpuOptions {
-  return { adapter: v.WEBGPU_ADAPTER, dawnFeatures: v.DAWN_FEATURES, profile: v.GPU_PROFILE, dumpWgsl: v.DUMP_WGSL, matmulEngine: v.MATMUL_ENGINE, moeMmaMinRows: v.MOE_MMA_MIN_ROWS, splitKMax: v.MATMUL_SPLIT_K_MAX, routerGemmMinTokens: v.MOE_ROUTER_GEMM_MIN_TOKENS, gemvStageInput: v.GEMV_STAGE_INPUT, fusedGemm: v.MATMUL_FUSED_GEMM };
+  return { adapter: v.WEBGPU_ADAPTER, dawnFeatures: v.DAWN_FEATURES, profile: v.GPU_PROFILE, dumpWgsl: v.DUMP_WGSL, matmulEngine: v.MATMUL_ENGINE, moeMmaMinRows: v.MOE_MMA_MIN_ROWS, splitKMax: v.MATMUL_SPLIT_K_MAX, routerGemmMinTokens: v.MOE_ROUTER_GEMM_MIN_TOKENS, gemvStageInput: v.GEMV_STAGE_INPUT };
 }
 
 export function gpuOptionsFromEnv(e: NodeJS.ProcessEnv = process.env): GpuOptions {

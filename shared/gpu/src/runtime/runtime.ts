@@ -25,7 +25,6 @@ export interface MatmulDeviceLimits {
   readonly splitKMax: number;
   readonly routerGemmMinTokens: number | undefined;
   readonly gemvStageInput: boolean;
-  readonly fusedGemm: boolean;
 }
 
 export const STORAGE = 0x80 | 0x8 | 0x4; // STORAGE | COPY_DST | COPY_SRC
@@ -86,7 +85,6 @@ export class Gpu {
   private readonly splitKMax: number;
   private readonly routerGemmMinTokens: number | undefined;
   private readonly gemvStageInput: boolean;
-  private readonly fusedGemm: boolean;
   private matmulLimitsMemo: MatmulDeviceLimits | null = null;
   private slotsMemo: WorkgroupSlots | null = null;
   private firstError: Error | null = null;
@@ -110,7 +108,6 @@ export class Gpu {
     this.splitKMax = opts.splitKMax ?? DEFAULT_MATMUL_SPLIT_K_MAX;
     this.routerGemmMinTokens = opts.routerGemmMinTokens;
     this.gemvStageInput = opts.gemvStageInput ?? true;
-    this.fusedGemm = opts.fusedGemm ?? true;
     this.profiler = opts.profile && features.has('timestamp-query') ? new Profiler(device) : null;
     this.profilePerKernel = opts.profile === true;
     this.uniformAlign = device.limits.minUniformBufferOffsetAlignment;
@@ -164,7 +161,7 @@ export class Gpu {
         maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
         subgroupMatrix: this.matmulOnMatrices, workgroupSlots: this.workgroupSlots.slots,
         moeMmaMinRows: this.moeMmaMinRows, splitKMax: this.splitKMax, routerGemmMinTokens: this.routerGemmMinTokens,
-        gemvStageInput: this.gemvStageInput, fusedGemm: this.fusedGemm,
+        gemvStageInput: this.gemvStageInput,
       });
     }
     return this.matmulLimitsMemo;

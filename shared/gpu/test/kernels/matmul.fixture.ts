@@ -53,19 +53,6 @@ export function matmulRef(x: Float64Array, w: Float64Array, y0: Float64Array, c:
   return { y, mag };
 }
 
-/** The worst |got − want| / Σ|terms| and where (NaN counts as Infinity). */
-export function worstRelative(got: ArrayLike<number>, want: ArrayLike<number>, mag: ArrayLike<number>): { worst: number; where: number } {
-  let worst = 0, where = -1;
-  for (let i = 0; i < want.length; i++) {
-    const err = Math.abs(got[i]! - want[i]!) / (mag[i]! + 1e-30);
-    if (!(err <= worst)) {
-      worst = Number.isNaN(err) ? Infinity : err;
-      where = i;
-    }
-  }
-  return { worst, where };
-}
-
 export interface CheckOptions {
   /** What the launcher picks variants by (default gpu.limits: the portable kernels). */
   readonly limits?: MatmulLimits;
@@ -108,7 +95,14 @@ export async function check(t: ExecutionContext, gpu: Gpu, c: Case, o: CheckOpti
     f32 = await gpu.readF32(yb, 0, y0.length);
   }
   const { y: want, mag } = matmulRef(x, w, y0, { M, N, K, dtype, xStride, xOffset, yStride, yOffset, wo, accumulate: c.accumulate ?? false });
-  const { worst, where } = worstRelative(got, want, mag);
+  let worst = 0, where = -1;
+  for (let i = 0; i < want.length; i++) {
+    const err = Math.abs(got[i]! - want[i]!) / (mag[i]! + 1e-30);
+    if (!(err <= worst)) {
+      worst = Number.isNaN(err) ? Infinity : err;
+      where = i;
+    }
+  }
   // against the f32 GEMM on the same inputs, on the same scale (Σ|terms| of each output)
   let portable = 0;
   if (f32) {

@@ -26,20 +26,6 @@ test('mma wgsl - the GEMM tiles, every tile, weight dtype and epilogue', async (
   await check(t, shaders);
 });
 
-test('mma wgsl - the fused GEMM forms: two outputs, silu(gate)·up rows, the MoE combine', async (t) => {
-  const fuses = [{ second: true }, { silu: true }, { silu: true, combine: 6 }, { second: true, silu: true }] as const;
-  const shaders: KernelShader[] = [];
-  for (const fuse of fuses) {
-    for (const tile of [MMA_TILES.m32x64k128, MMA_TILES.m128x128s2]) {
-      for (const dtype of ['bf16', 'f16'] as const) {
-        shaders.push(gemmMmaShader({ dtype, tile, accumulate: 'combine' in fuse, fuse }));
-        if (!('combine' in fuse)) shaders.push(gemmMmaShader({ dtype, tile, accumulate: true, fuse }));
-      }
-    }
-  }
-  await check(t, shaders);
-});
-
 test('mma wgsl - the routed experts, every subgroup-matrix form, both halves, whole and split over K', async (t) => {
   const forms = MOE_GEMM_VARIANTS.filter((v) => v.startsWith('mma'));
   t.true(forms.length >= 3);

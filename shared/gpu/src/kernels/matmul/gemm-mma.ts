@@ -5,8 +5,7 @@ import type { KernelShader } from '../../runtime/program.js';
 import { fillWgsl, loadWgsl } from '../../runtime/wgsl-source.js';
 import { defineKernel } from '../../runtime/define-kernel.js';
 import { type WeightDtype } from '@latentwire/model';
-import { GEMM_UNIFORMS, gemmBindings, matmulStorage, unroll } from './common.js';
-import { bindings, type StorageDecl } from '../../runtime/bindings.js';
+import { gemmBindings, unroll } from './common.js';
 import { SUBGROUP_MATRIX_WGSL } from '../../runtime/matrix-caps.js';
 
 const GEMM_MMA_WGSL = loadWgsl(new URL('./gemm-mma.wgsl', import.meta.url));
@@ -67,37 +66,12 @@ function pairWgsl(dtype: WeightDtype): string {
   return '';
 }
 
-/**
- * The fused forms (gemm-mma.wgsl): a second weight and output after the first's column tiles, x rows holding
- * [gate ‖ up] staged as silu(gate)·up, the MoE combine of topK slots added in the epilogue (one accumulated
- * output). Never split over K.
- */
-export interface GemmMmaFuse {
-  readonly second?: boolean;
-  readonly silu?: boolean;
-  readonly combine?: number;
-}
-
-/** GEMM_UNIFORMS plus the second output's width, stride, offset and weight offset, and the first's column tiles. */
-export const GEMM_FUSED_UNIFORMS = { ...GEMM_UNIFORMS, N2: 'u32', y2_stride: 'u32', y2_offset: 'u32', w2_offset: 'u32', tiles1: 'u32' } as const;
-
-function fusedBindings(fuse: GemmMmaFuse) {
-  const extra: StorageDecl[] = [
-    ...(fuse.second ? [['w2', 'array<u32>'] as const, ['y2', 'array<f32>', 'read_write'] as const] : []),
-    ...(fuse.combine ? [['slot_out', 'array<f32>'] as const, ['slot_w', 'array<f32>'] as const] : []),
-  ];
-  return bindings([...matmulStorage({ vecX: true, vecW: false }), ...extra], GEMM_FUSED_UNIFORMS);
-}
-
-function build_gemmMmaShader({ dtype, tile, accumulate, fuse }: { readonly dtype: WeightDtype; readonly tile: MmaTile; readonly accumulate: boolean; readonly fuse?: GemmMmaFuse }): KernelShader {
+function build_gemmMmaShader({ dtype, tile, accumulate }: { readonly dtype: WeightDtype; readonly tile: MmaTile; readonly accumulate: boolean }): KernelShader {
   check(tile);
   const { BM, BN, BK } = tile;
   const STR = strideOf(tile);
   const WG = MMA_WORKGROUP_SIZE;
   const TM = BM / 32, TN = BN / 32; // tiles of 16 per subgroup (each subgroup owns half the rows and half the columns)
-  const second = fuse?.second ?? false, silu = fuse?.silu ?? false, combine = fuse?.combine ?? 0;
-  if (combine && (second || !accumulate)) throw new RangeError('gemm-mma: the combine takes one accumulated output');
-  const B = fuse ? fusedBindings(fuse) : MMA_BINDINGS;
   // weights move a 32-bit word a lane (2 bf16/f16 values, or 1 f32), neighbouring lanes along a row's K, so each
   // f16 store of a warp hits 32 distinct words; a lane converting 8 contiguous values (16-byte loads) made 4-way
   // bank conflicts on every store
@@ -109,27 +83,18 @@ function build_gemmMmaShader({ dtype, tile, accumulate, fuse }: { readonly dtype
 
   const declare = [
     ...range(TM).flatMap((i) => range(TN).map((j) => `var acc_${i}_${j} = ResT();`)),
-    ...range(NX).map((j) => `var rx_${j} = vec4<f32>(0.0);${silu ? `\n  var ru_${j} = vec4<f32>(0.0);` : ''}
-  let xr_${j} = (lid + ${j * WG}u) / ${BK / 4}u;\n  let xk_${j} = ((lid + ${j * WG}u) % ${BK / 4}u) * 4u;`),
+    ...range(NX).map((j) => `var rx_${j} = vec4<f32>(0.0);\n  let xr_${j} = (lid + ${j * WG}u) / ${BK / 4}u;\n  let xk_${j} = ((lid + ${j * WG}u) % ${BK / 4}u) * 4u;`),
     ...range(NW).map((j) => `var rw_${j} = 0u;\n  let wr_${j} = (lid + ${j * WG}u) / ${BK / vpw}u;\n  let wk_${j} = ((lid + ${j * WG}u) % ${BK / vpw}u) * ${vpw}u;`),
   ];
-  // silu: the row holds gate then up, K each; the pair is loaded now and multiplied when stored
   const fetch = (k: string) => [
-    ...range(NX).map((j) => guard(xVecs, j, `rx_${j} = vec4<f32>(0.0);${silu ? ` ru_${j} = vec4<f32>(0.0);` : ''}
-    if (m0 + xr_${j} < u.M && ${k} + xk_${j} < ke) {
-      let xi = (m0 + xr_${j}) * u.x_stride + u.x_offset + ${k} + xk_${j};
-      rx_${j} = x[xi >> 2u];${silu ? `\n      ru_${j} = x[(xi + u.K) >> 2u];` : ''}
-    }`)),
-    ...range(NW).map((j) => {
-      const wi = `((n0 + wr_${j}) * u.K + w_off + ${k} + wk_${j})${vpw === 2 ? ' >> 1u' : ''}`;
-      return guard(wWords, j, `rw_${j} = 0u;
-    if (n0 + wr_${j} < n_lim && ${k} + wk_${j} < ke) { ${second ? `if (second) { rw_${j} = w2[${wi}]; } else { rw_${j} = w[${wi}]; }` : `rw_${j} = w[${wi}];`} }`);
-    }),
+    ...range(NX).map((j) => guard(xVecs, j, `rx_${j} = vec4<f32>(0.0);
+    if (m0 + xr_${j} < u.M && ${k} + xk_${j} < ke) { rx_${j} = x[((m0 + xr_${j}) * u.x_stride + u.x_offset + ${k} + xk_${j}) >> 2u]; }`)),
+    ...range(NW).map((j) => guard(wWords, j, `rw_${j} = 0u;
+    if (n0 + wr_${j} < u.N && ${k} + wk_${j} < ke) { rw_${j} = w[((n0 + wr_${j}) * u.K + u.w_offset + ${k} + wk_${j})${vpw === 2 ? ' >> 1u' : ''}]; }`)),
   ];
   const store = (xBase: string, wBase: string) => [
     ...range(NX).map((j) => guard(xVecs, j, `let bx = ${xBase}xr_${j} * ${STR}u + xk_${j};
-    ${silu ? `let xv = silu_mul4(rx_${j}, ru_${j});` : `let xv = rx_${j};`}
-    ${unroll(4, (e) => `xs[bx + ${e}u] = f16(xv[${e}]);`)}`)),
+    ${unroll(4, (e) => `xs[bx + ${e}u] = f16(rx_${j}[${e}]);`)}`)),
     ...range(NW).map((j) => guard(wWords, j, `let bw = ${wBase}wr_${j} * ${STR}u + wk_${j};
     ${vpw === 2 ? `let v = w_pair16(rw_${j});\n    ws[bw] = v.x; ws[bw + 1u] = v.y;` : `ws[bw] = f16(bitcast<f32>(rw_${j}));`}`)),
   ];
@@ -138,34 +103,18 @@ function build_gemmMmaShader({ dtype, tile, accumulate, fuse }: { readonly dtype
     ...range(TN).map((j) => `let b_${j} = subgroupMatrixLoad<RightT, col_major>(&ws, ${wBase}(sn + ${16 * j}u) * ${STR}u + ${16 * kk}u, ${STR}u);`),
     ...range(TM).flatMap((i) => range(TN).map((j) => `acc_${i}_${j} = subgroupMatrixMultiplyAccumulate(a_${i}, b_${j}, acc_${i}_${j});`)),
   ].join('\n      ')).map((body) => `{\n      ${body}\n    }`);
-  // the combine in the fused GEMV's order: (y + product) + Σ_j w_j·slot_j
-  const put = (arr: string, stride: string, offset: string) => combine
-    ? `let yi = row * ${stride} + ${offset} + col;
-      var cs = 0.0;
-      for (var j = 0u; j < ${combine}u; j++) { cs = fma(slot_w[row * ${combine}u + j], slot_out[(row * ${combine}u + j) * u.N + col], cs); }
-      ${arr}[yi] = (${arr}[yi] + out_tile[sg * 256u + idx]) + cs;`
-    : `let yi = row * ${stride} + ${offset} + wg.z * u.split_stride + col;
-      ${arr}[yi] = ${accumulate ? `${arr}[yi] + ` : ''}out_tile[sg * 256u + idx];`;
   const write = range(TM).flatMap((i) => range(TN).map((j) => `subgroupMatrixStore<row_major>(&out_tile, sg * 256u, acc_${i}_${j}, 16u);
   workgroupBarrier();
   for (var e = 0u; e < 8u; e++) {
     let idx = lane + 32u * e;
     let row = m0 + sm + ${16 * i}u + idx / 16u;
     let col = n0 + sn + ${16 * j}u + idx % 16u;
-    if (row < u.M && col < n_lim) {
-      ${second ? `if (second) {\n        ${put('y2', 'u.y2_stride', 'u.y2_offset')}\n      } else {\n        ${put('y', 'u.y_stride', 'u.y_offset')}\n      }` : put('y', 'u.y_stride', 'u.y_offset')}
+    if (row < u.M && col < u.N) {
+      let yi = row * u.y_stride + u.y_offset + wg.z * u.split_stride + col;
+      y[yi] = ${accumulate ? 'y[yi] + ' : ''}out_tile[sg * 256u + idx];
     }
   }
   workgroupBarrier();`));
-  const columns = second
-    ? `// the second output's column tiles follow the first's
-  let second = wg.x >= u.tiles1;
-  let n0 = (wg.x - select(0u, u.tiles1, second)) * BN;
-  let n_lim = select(u.N, u.N2, second);
-  let w_off = select(u.w_offset, u.w2_offset, second);`
-    : `let n0 = wg.x * BN;
-  let n_lim = u.N;
-  let w_off = u.w_offset;`;
 
   const STAGES = tile.STAGES ?? 1;
   const block = (parts: string[]) => parts.map((p) => `{\n    ${p}\n    }`).join('\n    ');
@@ -200,18 +149,15 @@ function build_gemmMmaShader({ dtype, tile, accumulate, fuse }: { readonly dtype
   const consts: Record<string, number> = { BM, BN, BK, STR, WG, STAGES };
   const source = `${SUBGROUP_MATRIX_WGSL}
 ${Object.entries(consts).map(([k, v]) => `const ${k}: u32 = ${v}u;`).join('\n')}
-${B.wgsl}
+${MMA_BINDINGS.wgsl}
 ${pairWgsl(dtype)}
-${silu ? '//!include silu' : ''}
 ${fillWgsl(GEMM_MMA_WGSL, {
-    COLUMNS: columns,
     DECLARE: declare.join('\n  '),
     FETCH: fetch('kb').join('\n  '),
     LOOP: loop,
     WRITE: write.join('\n  '),
   }, 'gemm-mma.wgsl')}`;
-  const fused = `${second ? '_dual' : ''}${silu ? '_silu' : ''}${combine ? `_combine_k${combine}` : ''}`;
-  return B.shader(`matmul_gemm_mma_${dtype}_${BM}x${BN}k${BK}${STAGES === 2 ? 's2' : ''}${accumulate ? '_acc' : ''}${fused}`, source);
+  return MMA_BINDINGS.shader(`matmul_gemm_mma_${dtype}_${BM}x${BN}k${BK}${STAGES === 2 ? 's2' : ''}${accumulate ? '_acc' : ''}`, source);
 }
 
 export const gemmMmaShader = defineKernel('matmul_gemm_mma', build_gemmMmaShader);

@@ -14,16 +14,9 @@
 // Each result tile leaves through a 16 × 16 f32 scratch tile of its subgroup, so rows and columns past the
 // edges, strided y and the accumulate form are handled by plain scalar stores.
 //
-// Fused forms (GemmMmaFuse, the decode step's at batches past the GEMV's rows): a second weight and output whose
-// column tiles follow the first's in the grid (q ‖ kv_a: one dispatch), x rows holding [gate ‖ up] staged as
-// silu(gate)·up (the MLP's down projection without its silu·mul dispatch), and the MoE combine added in the
-// epilogue. The launcher writes COLUMNS: this workgroup's first column n0, its output's width n_lim and weight
-// offset w_off (and `second`).
-//
 // Prepended by the launcher (gemm-mma.ts): enables, constants BM, BN, BK, STR (f16 row stride, padded), STAGES,
-// TM, TN, WG, bindings x @0 (vec4<f32>), w @1 (u32 words), y @2 (f32), the fused forms' own, uniforms u
-// (GEMM_UNIFORMS, or GEMM_FUSED_UNIFORMS), the weight unpack helpers, aliases LeftT / RightT / ResT. Grid:
-// (column tiles, ceil(M / BM), splits).
+// TM, TN, WG, bindings x @0 (vec4<f32>), w @1 (u32 words), y @2 (f32), uniforms u @3 (GEMM_UNIFORMS), the
+// weight unpack helpers, aliases LeftT / RightT / ResT. Grid: (ceil(N / BN), ceil(M / BM), splits).
 
 var<workgroup> xs: array<f16, BM * STR * STAGES>;   // the x slab(s), row m at m·STR (+ BM·STR for the second)
 var<workgroup> ws: array<f16, BN * STR * STAGES>;   // the W slab(s), row n at n·STR (a column-major K × N right operand)
@@ -31,7 +24,7 @@ var<workgroup> out_tile: array<f32, 4 * 256>;   // one 16 × 16 result tile per 
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  /*@COLUMNS@*/
+  let n0 = wg.x * BN;
   let m0 = wg.y * BM;
   // subgroups are the 4 runs of 32 consecutive invocations (the launcher requires subgroup size 32); offsets
   // derived from sg are uniform per subgroup, which is what the matrix loads need (hence the diagnostics off)

@@ -50,53 +50,41 @@ export interface FusedGemvArgs {
   readonly combine?: { readonly slotOut: GPUBuffer; readonly weights: GPUBuffer; readonly topK: number };
 }
 
-/**
- * Throws a RangeError for arguments no fused kernel takes (weights or buffers of the wrong shape or size, norm and
- * silu together, a combine with two outputs or without accumulate). The fused GEMV and GEMM both check with it.
- */
-export function checkFusedArgs(a: FusedGemvArgs, who: string): void {
-  const { M, K, outputs } = a;
-  const [o1, o2] = outputs;
-  if (a.norm && a.silu) throw new RangeError(`${who}: norm and silu exclude each other`);
-  for (const o of outputs) {
-    const sh = o.weight.shape;
-    if (sh.length !== 2 || sh[0] !== o.N || sh[1] !== K) throw new RangeError(`${who}: weight [${sh}] is not [${o.N}, ${K}]`);
-    const yStride = o.yStride ?? o.N, yOffset = o.yOffset ?? 0;
-    if (yStride < o.N || (yOffset + (M - 1) * yStride + o.N) * 4 > o.y.size) throw new RangeError(`${who}: an output buffer is smaller than M rows need`);
-    if (weightBytes(o.weight.dtype, o.N * K) > o.weight.buffer.size) throw new RangeError(`${who}: a weight buffer is smaller than N·K`);
-  }
-  if (a.norm && (a.norm.weight.shape.length !== 1 || a.norm.weight.shape[0] !== K)) {
-    throw new RangeError(`${who}: norm weight [${a.norm.weight.shape}] is not [${K}]`);
-  }
-  const xStride = a.xStride ?? (a.silu ? 2 * K : K), xOffset = a.xOffset ?? 0;
-  if (xStride < (a.silu ? 2 * K : K) || (xOffset + (M - 1) * xStride + (a.silu ? 2 * K : K)) * 4 > a.x.size) {
-    throw new RangeError(`${who}: x buffer is smaller than M rows need`);
-  }
-  if (outputs.some((o) => o.y === a.x)) throw new RangeError(`${who}: x and y must be different buffers`);
-  if (a.normOut) {
-    if (!a.norm) throw new RangeError(`${who}: normOut needs norm`);
-    if (a.normOut === a.x || outputs.some((o) => o.y === a.normOut)) throw new RangeError(`${who}: normOut must be a buffer of its own`);
-    if (a.normOut.size < M * K * 4) throw new RangeError(`${who}: normOut is smaller than M rows need`);
-  }
-  const c = a.combine;
-  if (c) {
-    if (o2 || !a.accumulate) throw new RangeError(`${who}: the combine takes one accumulated output`);
-    if (!Number.isInteger(c.topK) || c.topK < 1) throw new RangeError(`${who}: combine topK ${c.topK}`);
-    if (c.slotOut.size < M * c.topK * o1.N * 4 || c.weights.size < M * c.topK * 4) throw new RangeError(`${who}: combine buffers are smaller than M rows need`);
-    if ((o1.yStride ?? o1.N) !== o1.N || (o1.yOffset ?? 0) !== 0) throw new RangeError(`${who}: the combine needs a dense output`);
-  }
-}
-
 /** The fused GEMV, or null where it does not apply (run the unfused dispatches instead). */
 export function fusedGemv(a: FusedGemvArgs, limits?: MatmulLimits): KernelProgram | null {
   const { M, K, outputs } = a;
   const [o1, o2] = outputs;
   if (!Number.isInteger(M) || M < 1 || M > Math.min(FUSED_GEMV_MAX_M, GEMV_MAX_M, GEMV_LIMIT_M)) return null;
-  checkFusedArgs(a, 'fusedGemv');
+  if (a.norm && a.silu) throw new RangeError('fusedGemv: norm and silu exclude each other');
   const dtype = o1.weight.dtype;
   if (outputs.some((o) => o.weight.dtype !== dtype)) return null;
+  for (const o of outputs) {
+    const sh = o.weight.shape;
+    if (sh.length !== 2 || sh[0] !== o.N || sh[1] !== K) throw new RangeError(`fusedGemv: weight [${sh}] is not [${o.N}, ${K}]`);
+    const yStride = o.yStride ?? o.N, yOffset = o.yOffset ?? 0;
+    if (yStride < o.N || (yOffset + (M - 1) * yStride + o.N) * 4 > o.y.size) throw new RangeError('fusedGemv: an output buffer is smaller than M rows need');
+    if (weightBytes(dtype, o.N * K) > o.weight.buffer.size) throw new RangeError('fusedGemv: a weight buffer is smaller than N·K');
+  }
+  if (a.norm && (a.norm.weight.shape.length !== 1 || a.norm.weight.shape[0] !== K)) {
+    throw new RangeError(`fusedGemv: norm weight [${a.norm.weight.shape}] is not [${K}]`);
+  }
   const xStride = a.xStride ?? (a.silu ? 2 * K : K), xOffset = a.xOffset ?? 0;
+  if (xStride < (a.silu ? 2 * K : K) || (xOffset + (M - 1) * xStride + (a.silu ? 2 * K : K)) * 4 > a.x.size) {
+    throw new RangeError('fusedGemv: x buffer is smaller than M rows need');
+  }
+  if (outputs.some((o) => o.y === a.x)) throw new RangeError('fusedGemv: x and y must be different buffers');
+  if (a.normOut) {
+    if (!a.norm) throw new RangeError('fusedGemv: normOut needs norm');
+    if (a.normOut === a.x || outputs.some((o) => o.y === a.normOut)) throw new RangeError('fusedGemv: normOut must be a buffer of its own');
+    if (a.normOut.size < M * K * 4) throw new RangeError('fusedGemv: normOut is smaller than M rows need');
+  }
   const c = a.combine;
+  if (c) {
+    if (o2 || !a.accumulate) throw new RangeError('fusedGemv: the combine takes one accumulated output');
+    if (!Number.isInteger(c.topK) || c.topK < 1) throw new RangeError(`fusedGemv: combine topK ${c.topK}`);
+    if (c.slotOut.size < M * c.topK * o1.N * 4 || c.weights.size < M * c.topK * 4) throw new RangeError('fusedGemv: combine buffers are smaller than M rows need');
+    if ((o1.yStride ?? o1.N) !== o1.N || (o1.yOffset ?? 0) !== 0) throw new RangeError('fusedGemv: the combine needs a dense output');
+  }
   const fuse: GemvFuse = {
     ...(a.norm ? { norm: a.norm.weight.dtype } : {}),
     ...(a.normOut ? { normOut: true } : {}),

@@ -86,8 +86,6 @@ export interface MatmulLimits {
   readonly routerGemmMinTokens?: number;
   /** Fused-norm / SiLU GEMVs stage their transformed input rows in workgroup memory where they fit (GEMV_STAGE_INPUT; default true). */
   readonly gemvStageInput?: boolean;
-  /** Decode batches past the GEMV's rows use the fused subgroup-matrix GEMM (gemm-mma-fused.ts; MATMUL_FUSED_GEMM; default true). */
-  readonly fusedGemm?: boolean;
 }
 
 /** What the launcher decided, for tests and benchmarks. */
@@ -167,6 +165,7 @@ function kSplitOf(a: MatmulArgs, lim: ReturnType<typeof limitsOf>, limits: Matmu
   return { splits: Math.ceil(K / kSplit), kSplit };
 }
 
+/** Picks the variant, tile and alignment paths for these arguments (validated by `matmul`). */
 /**
  * Subgroup-matrix tiles tried by default, largest first: the first whose workgroups fill the device wins, else the
  * last. At V2-Lite's decode projections (M = 64, H200, GPU timestamps, bench/results/matmul-decode.h200.txt) the
@@ -175,32 +174,6 @@ function kSplitOf(a: MatmulArgs, lim: ReturnType<typeof limitsOf>, limits: Matmu
  */
 const MMA_DEFAULT_ORDER: readonly MmaTileName[] = ['m128x128', 'm64x64k128', 'm32x64k128'];
 
-/** Workgroups of a subgroup-matrix GEMM over M rows and `columnTiles(BN)` column tiles. */
-function mmaWorkgroups(t: MmaTile, M: number, columnTiles: (BN: number) => number): number {
-  return Math.ceil(M / t.BM) * columnTiles(t.BN);
-}
-
-/** The first tile whose workgroups fill the device (minWorkgroups), else the last. */
-function firstFilling(names: readonly MmaTileName[], M: number, columnTiles: (BN: number) => number, min: number): MmaTileName {
-  return names.find((n) => mmaWorkgroups(MMA_TILES[n], M, columnTiles) >= min) ?? names[names.length - 1]!;
-}
-
-/**
- * The default subgroup-matrix tile (MMA_DEFAULT_ORDER) for M rows over `columnTiles(BN)` column tiles, for the
- * fused GEMM (gemm-mma-fused.ts): its name, workgroups, and whether they fill the device; undefined where no
- * tile fits the limits.
- */
-export function defaultMmaTile(M: number, columnTiles: (BN: number) => number, limits: MatmulLimits | undefined):
-  { readonly name: MmaTileName; readonly workgroups: number; readonly fills: boolean } | undefined {
-  const lim = limitsOf(limits);
-  const names = MMA_DEFAULT_ORDER.filter((n) => MMA_WORKGROUP_SIZE <= lim.invocations && mmaWorkgroupBytes(MMA_TILES[n]) <= lim.wgBytes);
-  if (names.length === 0) return undefined;
-  const name = firstFilling(names, M, columnTiles, lim.minWorkgroups);
-  const workgroups = mmaWorkgroups(MMA_TILES[name], M, columnTiles);
-  return { name, workgroups, fills: workgroups >= lim.minWorkgroups };
-}
-
-/** Picks the variant, tile and alignment paths for these arguments (validated by `matmul`). */
 export function matmulPlan(a: MatmulArgs, limits?: MatmulLimits, wOffsetInBinding = a.weightOffset ?? 0): MatmulPlan {
   const lim = limitsOf(limits);
   const { M, N, K } = a;
@@ -227,9 +200,10 @@ export function matmulPlan(a: MatmulArgs, limits?: MatmulLimits, wOffsetInBindin
       return mmaFits(MMA_TILES[n]);
     });
     if (names.length === 0) throw new RangeError('matmul: no subgroup-matrix tile fits the device limits');
-    const tileName = firstFilling(names, M, (BN) => Math.ceil(N / BN), lim.minWorkgroups);
+    const count = (n: MmaTileName) => Math.ceil(M / MMA_TILES[n].BM) * Math.ceil(N / MMA_TILES[n].BN);
+    const tileName = names.find((n) => count(n) >= lim.minWorkgroups) ?? names[names.length - 1]!;
     const tile = MMA_TILES[tileName];
-    return { variant, tile, tileName, align, split: kSplitOf(a, lim, limits, mmaWorkgroups(tile, M, (BN) => Math.ceil(N / BN)), tile.BK) };
+    return { variant, tile, tileName, align, split: kSplitOf(a, lim, limits, count(tileName), tile.BK) };
   }
   if (variant === 'gemv') {
     if (M > GEMV_LIMIT_M) throw new RangeError(`matmul: variant 'gemv' needs M <= ${GEMV_LIMIT_M}, got M = ${M}`);
