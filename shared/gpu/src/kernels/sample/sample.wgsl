@@ -36,14 +36,18 @@ var<workgroup> s_r: f32;
 var<workgroup> s_pick: u32;
 var<workgroup> s_last: atomic<u32>;
 
-// Sanitized f32 bits of logit i: NaN -> -2^126, |x| >= 2^126 -> ±2^126, -0 -> +0 (so equal logits have equal keys).
-fn logit_bits(i: u32) -> u32 {
-  let b = logits[i];
+// Sanitized f32 bits b: NaN -> -2^126, |x| >= 2^126 -> ±2^126, -0 -> +0 (so equal logits have equal keys).
+// Branch-free: with an early return per case, the compiler kept each load of an unrolled pass behind the
+// previous one's branches, so a thread waited on its loads one at a time whatever the unrolling.
+fn sanitize(b: u32) -> u32 {
   let a = b & 0x7fffffffu;
-  if (a > 0x7f800000u) { return LIMIT_BITS | 0x80000000u; }
-  if (a >= LIMIT_BITS) { return (b & 0x80000000u) | LIMIT_BITS; }
-  if (a == 0u) { return 0u; }
-  return b;
+  var r = select(b, (b & 0x80000000u) | LIMIT_BITS, a >= LIMIT_BITS);
+  r = select(r, LIMIT_BITS | 0x80000000u, a > 0x7f800000u);
+  return select(r, 0u, a == 0u);
+}
+
+fn logit_bits(i: u32) -> u32 {
+  return sanitize(logits[i]);
 }
 
 // u32 key with the order of the floats: x < y <=> key(x) < key(y).
@@ -106,13 +110,17 @@ fn search(base: u32, lo0: u32, hi0: u32, mass: bool, target0: f32, p: f32, m: f3
     let step = (hi - lo + NB - 1u) / NB;
     // zeroed explicitly: on lavapipe the implicit zero-init of a var declared in a loop was not redone each step
     var acc = array<f32, 16>();
-    // 4 loads issued together, then binned in index order (as pass 1)
+    // 4 loads issued together (raw, as pass 1), then binned in index order
     var c = lid;
     for (; c + 3u * WG < u.vocab; c += 4u * WG) {
-      let b0 = logit_bits(base + c);
-      let b1 = logit_bits(base + c + WG);
-      let b2 = logit_bits(base + c + 2u * WG);
-      let b3 = logit_bits(base + c + 3u * WG);
+      let r0 = logits[base + c];
+      let r1 = logits[base + c + WG];
+      let r2 = logits[base + c + 2u * WG];
+      let r3 = logits[base + c + 3u * WG];
+      let b0 = sanitize(r0);
+      let b1 = sanitize(r1);
+      let b2 = sanitize(r2);
+      let b3 = sanitize(r3);
       bin_logit(&acc, b0, lo, step, mass, m, t);
       bin_logit(&acc, b1, lo, step, mass, m, t);
       bin_logit(&acc, b2, lo, step, mass, m, t);
@@ -159,10 +167,14 @@ fn draw(base: u32, kappa: u32, m: f32, t: f32, uval: f32, lid: u32) -> u32 {
     var s = 0.0;
     var i = start;
     for (; i + 3u < end; i += 4u) {
-      let b0 = logit_bits(base + i);
-      let b1 = logit_bits(base + i + 1u);
-      let b2 = logit_bits(base + i + 2u);
-      let b3 = logit_bits(base + i + 3u);
+      let r0 = logits[base + i];
+      let r1 = logits[base + i + 1u];
+      let r2 = logits[base + i + 2u];
+      let r3 = logits[base + i + 3u];
+      let b0 = sanitize(r0);
+      let b1 = sanitize(r1);
+      let b2 = sanitize(r2);
+      let b3 = sanitize(r3);
       if (key_of(b0) >= kappa) { s += weight(b0, m, t); }
       if (key_of(b1) >= kappa) { s += weight(b1, m, t); }
       if (key_of(b2) >= kappa) { s += weight(b2, m, t); }
@@ -222,19 +234,35 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   var best_k = 0u;
   var best_i = NONE;
   var min_k = NONE;
-  // 4 loads a thread issued together, then taken in index order (one load a trip waited on each: at batch 1 the
-  // pass over 102,400 logits was 400 trips of one workgroup, ~0.16 ms a step on the H200)
+  // 8 loads a thread issued together (raw, before any arithmetic on them), then taken in index order: one load
+  // waited on at a time made the batch-1 pass over 102,400 logits 400 trips of one workgroup, ~0.17 ms a step
   var c = lid;
-  for (; c + 3u * WG < u.vocab; c += 4u * WG) {
-    let k0 = key_of(logit_bits(base + c));
-    let k1 = key_of(logit_bits(base + c + WG));
-    let k2 = key_of(logit_bits(base + c + 2u * WG));
-    let k3 = key_of(logit_bits(base + c + 3u * WG));
+  for (; c + 7u * WG < u.vocab; c += 8u * WG) {
+    let r0 = logits[base + c];
+    let r1 = logits[base + c + WG];
+    let r2 = logits[base + c + 2u * WG];
+    let r3 = logits[base + c + 3u * WG];
+    let r4 = logits[base + c + 4u * WG];
+    let r5 = logits[base + c + 5u * WG];
+    let r6 = logits[base + c + 6u * WG];
+    let r7 = logits[base + c + 7u * WG];
+    let k0 = key_of(sanitize(r0));
+    let k1 = key_of(sanitize(r1));
+    let k2 = key_of(sanitize(r2));
+    let k3 = key_of(sanitize(r3));
+    let k4 = key_of(sanitize(r4));
+    let k5 = key_of(sanitize(r5));
+    let k6 = key_of(sanitize(r6));
+    let k7 = key_of(sanitize(r7));
     if (k0 > best_k) { best_k = k0; best_i = c; }
     if (k1 > best_k) { best_k = k1; best_i = c + WG; }
     if (k2 > best_k) { best_k = k2; best_i = c + 2u * WG; }
     if (k3 > best_k) { best_k = k3; best_i = c + 3u * WG; }
-    min_k = min(min(min_k, k0), min(k1, min(k2, k3)));
+    if (k4 > best_k) { best_k = k4; best_i = c + 4u * WG; }
+    if (k5 > best_k) { best_k = k5; best_i = c + 5u * WG; }
+    if (k6 > best_k) { best_k = k6; best_i = c + 6u * WG; }
+    if (k7 > best_k) { best_k = k7; best_i = c + 7u * WG; }
+    min_k = min(min(min(min_k, k0), min(k1, k2)), min(min(k3, k4), min(min(k5, k6), k7)));
   }
   for (; c < u.vocab; c += WG) {
     let k = key_of(logit_bits(base + c));
