@@ -22,17 +22,17 @@ export function sectionPackWgsl(type: KvElementType, name: string): string {
       return `fn ${name}(s: u32, n: u32, w: u32, scale: f32) -> u32 {
   return bf16_bits(src_bits(s, 2u * w, n)) | (bf16_bits(src_bits(s, 2u * w + 1u, n)) << 16u);
 }\n`;
+    // the word's 4 values are loaded before any is encoded: the encoders branch on the value, and a load placed
+    // after another value's branches waited for it (one load in flight at a time)
     case 'fp8_e5m2':
       return `fn ${name}(s: u32, n: u32, w: u32, scale: f32) -> u32 {
-  var word = 0u;
-  for (var k = 0u; k < 4u; k++) { word |= e5m2_encode_bits(src_bits(s, 4u * w + k, n), true) << (8u * k); }
-  return word;
+  let b = vec4<u32>(src_bits(s, 4u * w, n), src_bits(s, 4u * w + 1u, n), src_bits(s, 4u * w + 2u, n), src_bits(s, 4u * w + 3u, n));
+  return e5m2_encode_bits(b.x, true) | (e5m2_encode_bits(b.y, true) << 8u) | (e5m2_encode_bits(b.z, true) << 16u) | (e5m2_encode_bits(b.w, true) << 24u);
 }\n`;
     case 'fp8_e4m3':
       return `fn ${name}(s: u32, n: u32, w: u32, scale: f32) -> u32 {
-  var word = 0u;
-  for (var k = 0u; k < 4u; k++) { word |= e4m3_encode(bitcast<f32>(src_bits(s, 4u * w + k, n)) / scale) << (8u * k); }
-  return word;
+  let v = bitcast<vec4<f32>>(vec4<u32>(src_bits(s, 4u * w, n), src_bits(s, 4u * w + 1u, n), src_bits(s, 4u * w + 2u, n), src_bits(s, 4u * w + 3u, n))) / scale;
+  return e4m3_encode(v.x) | (e4m3_encode(v.y) << 8u) | (e4m3_encode(v.z) << 16u) | (e4m3_encode(v.w) << 24u);
 }\n`;
   }
 }

@@ -48,9 +48,18 @@ function build_kvQuantizeShader({ dtype, addressing }: { readonly dtype: KvDtype
   const finish = addressing.kind === 'rows' && addressing.finish !== undefined;
   // src holds f32 rows, read as bits (finished in place when `finish`)
   const B = bindings([['src', 'array<u32>', finish ? 'read_write' : 'read'], ...storage], uniforms);
+  // 4 loads of a thread issued together a trip (a load a trip, each waited on, made these loops the kernel's time)
   const amax = scaled
     ? `var m = 0u;
-  for (var i = lid; i < u.rank; i += ${WORKGROUP}u) { m = max(m, src[s + i] & 0x7fffffffu); }
+  var i = lid;
+  for (; i + ${3 * WORKGROUP}u < u.rank; i += ${4 * WORKGROUP}u) {
+    let a0 = src[s + i];
+    let a1 = src[s + i + ${WORKGROUP}u];
+    let a2 = src[s + i + ${2 * WORKGROUP}u];
+    let a3 = src[s + i + ${3 * WORKGROUP}u];
+    m = max(m, max(max(a0 & 0x7fffffffu, a1 & 0x7fffffffu), max(a2 & 0x7fffffffu, a3 & 0x7fffffffu)));
+  }
+  for (; i < u.rank; i += ${WORKGROUP}u) { m = max(m, src[s + i] & 0x7fffffffu); }
   red[lid] = m;
   workgroupBarrier();
   for (var k = ${WORKGROUP / 2}u; k > 0u; k >>= 1u) {
@@ -97,12 +106,30 @@ function finishDeclWgsl(normDtype: WeightDtype): string {
 var<workgroup> nred: array<f32, ${NORM_LANES}>;`;
 }
 
+/** `acc += v·v` over c = first, first + stride, … < u.rank in that order, the loads issued 4 at a time. */
+function squaresWgsl(acc: string, first: string, stride: number): string {
+  return `var ${acc} = 0.0;
+  {
+    var c = ${first};
+    for (; c + ${3 * stride}u < u.rank; c += ${4 * stride}u) {
+      let v0 = bitcast<f32>(src[s + c]);
+      let v1 = bitcast<f32>(src[s + c + ${stride}u]);
+      let v2 = bitcast<f32>(src[s + c + ${2 * stride}u]);
+      let v3 = bitcast<f32>(src[s + c + ${3 * stride}u]);
+      ${acc} += v0 * v0;
+      ${acc} += v1 * v1;
+      ${acc} += v2 * v2;
+      ${acc} += v3 * v3;
+    }
+    for (; c < u.rank; c += ${stride}u) { let v = bitcast<f32>(src[s + c]); ${acc} += v * v; }
+  }`;
+}
+
 // c = RMSNorm(c)·w in place: each of the WORKGROUP threads keeps the partial sums of two of the rms-norm kernel's
-// NORM_LANES lanes, so the tree sums the same values in the same order; then k_pe roped in place as rope.ts does
-const FINISH_WGSL = /* wgsl */ `var p0 = 0.0;
-  for (var c = lid; c < u.rank; c += ${NORM_LANES}u) { let v = bitcast<f32>(src[s + c]); p0 += v * v; }
-  var p1 = 0.0;
-  for (var c = lid + ${WORKGROUP}u; c < u.rank; c += ${NORM_LANES}u) { let v = bitcast<f32>(src[s + c]); p1 += v * v; }
+// NORM_LANES lanes, so the tree sums the same values in the same order; then k_pe roped in place as rope.ts does.
+// Every loop issues 4 loads a trip before using them (one waited-on load a trip made the batch-1 append ~12 µs).
+const FINISH_WGSL = /* wgsl */ `${squaresWgsl('p0', 'lid', NORM_LANES)}
+  ${squaresWgsl('p1', `lid + ${WORKGROUP}u`, NORM_LANES)}
   nred[lid] = p0;
   nred[lid + ${WORKGROUP}u] = p1;
   workgroupBarrier();
@@ -111,7 +138,24 @@ const FINISH_WGSL = /* wgsl */ `var p0 = 0.0;
     workgroupBarrier();
   }
   let inv = inverseSqrt(nred[0] / f32(u.rank) + u.eps);
-  for (var c = lid; c < u.rank; c += ${WORKGROUP}u) { src[s + c] = bitcast<u32>(bitcast<f32>(src[s + c]) * inv * norm_at(c)); }
+  {
+    var c = lid;
+    for (; c + ${3 * WORKGROUP}u < u.rank; c += ${4 * WORKGROUP}u) {
+      let x0 = bitcast<f32>(src[s + c]);
+      let x1 = bitcast<f32>(src[s + c + ${WORKGROUP}u]);
+      let x2 = bitcast<f32>(src[s + c + ${2 * WORKGROUP}u]);
+      let x3 = bitcast<f32>(src[s + c + ${3 * WORKGROUP}u]);
+      let g0 = norm_at(c);
+      let g1 = norm_at(c + ${WORKGROUP}u);
+      let g2 = norm_at(c + ${2 * WORKGROUP}u);
+      let g3 = norm_at(c + ${3 * WORKGROUP}u);
+      src[s + c] = bitcast<u32>(x0 * inv * g0);
+      src[s + c + ${WORKGROUP}u] = bitcast<u32>(x1 * inv * g1);
+      src[s + c + ${2 * WORKGROUP}u] = bitcast<u32>(x2 * inv * g2);
+      src[s + c + ${3 * WORKGROUP}u] = bitcast<u32>(x3 * inv * g3);
+    }
+    for (; c < u.rank; c += ${WORKGROUP}u) { src[s + c] = bitcast<u32>(bitcast<f32>(src[s + c]) * inv * norm_at(c)); }
+  }
   for (var i = lid; i < u.rope / 2u; i += ${WORKGROUP}u) {
     let angle = f32(tok) * inv_freq[i];
     let rc = cos(angle) * u.attention_factor;
