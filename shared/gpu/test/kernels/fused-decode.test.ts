@@ -54,8 +54,9 @@ for (const dtype of KV_DTYPES) {
   });
 }
 
-// M rows, K deep (36: x in vec4s but bf16 weights read one by one; 64: 16-byte weight words), two outputs of odd widths
-for (const [wDtype, K] of [['bf16', 36], ['bf16', 64], ['f32', 37]] as const) {
+// M rows, K deep (36: x in vec4s but bf16 weights read one by one; 64: 16-byte weight words; 1000: the norm's
+// loops past their one-load tails, 4 loads a trip in both kernels), two outputs of odd widths
+for (const [wDtype, K] of [['bf16', 36], ['bf16', 64], ['f32', 37], ['bf16', 1000]] as const) {
   test(`fused - GEMV with RMSNorm prologue and two outputs equals rms-norm then two matmuls (${wDtype}, K ${K})`, async (t) => {
     const gpu = await testGpu();
     for (const M of [1, 3]) {

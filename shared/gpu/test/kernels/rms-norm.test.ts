@@ -18,16 +18,19 @@ function rmsNormRef(x: Float64Array, w: Float64Array, rows: number, cols: number
 for (const dtype of ['bf16', 'f16', 'f32'] as const) {
   test(`rms-norm - matches float64 on odd sizes (${dtype})`, async (t) => {
     const gpu = await testGpu();
-    const rows = 7, cols = 333, eps = 1e-6;
-    const x = roundTo(randomArray(rows * cols, 1, 3), 'f32');
-    const w = roundTo(randomArray(cols, 2, 1.5), dtype);
-    const xb = uploadF32(gpu, 'x', x);
-    const wb = uploadWeight(gpu, 'w', w, dtype, [cols]);
-    const yb = gpu.buffer('y', rows * cols * 4);
-    await gpu.run([rmsNorm({ x: xb, weight: wb, y: yb, rows, cols, eps })]);
-    const y = await gpu.readF32(yb, 0, rows * cols);
-    t.true(maxAbsDiff(y, rmsNormRef(x, w, rows, cols, eps)) < 1e-5);
-    gpu.destroy(xb, wb.buffer, yb);
+    // 333: each thread's loop is its one-load tail only; 1000: the 4-loads-a-trip body, then the tail
+    for (const cols of [333, 1000]) {
+      const rows = 7, eps = 1e-6;
+      const x = roundTo(randomArray(rows * cols, 1, 3), 'f32');
+      const w = roundTo(randomArray(cols, 2, 1.5), dtype);
+      const xb = uploadF32(gpu, 'x', x);
+      const wb = uploadWeight(gpu, 'w', w, dtype, [cols]);
+      const yb = gpu.buffer('y', rows * cols * 4);
+      await gpu.run([rmsNorm({ x: xb, weight: wb, y: yb, rows, cols, eps })]);
+      const y = await gpu.readF32(yb, 0, rows * cols);
+      t.true(maxAbsDiff(y, rmsNormRef(x, w, rows, cols, eps)) < 1e-5, `cols ${cols}`);
+      gpu.destroy(xb, wb.buffer, yb);
+    }
   });
 }
 

@@ -27,14 +27,42 @@ var<workgroup> partial: array<f32, WG>;
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let row = wg.x;
   let src = row * u.in_stride + u.in_offset;
+  // every loop issues 4 loads a trip before using them (a load a trip, each waited on, made a 2048-wide row 16
+  // round trips twice over), the squares added in the same order as one at a time
   var sum = 0.0;
-  for (var c = lid; c < u.cols; c += WG) {
+  var c = lid;
+  for (; c + 3u * WG < u.cols; c += 4u * WG) {
+    let v0 = x[src + c];
+    let v1 = x[src + c + WG];
+    let v2 = x[src + c + 2u * WG];
+    let v3 = x[src + c + 3u * WG];
+    sum += v0 * v0;
+    sum += v1 * v1;
+    sum += v2 * v2;
+    sum += v3 * v3;
+  }
+  for (; c < u.cols; c += WG) {
     let v = x[src + c];
     sum += v * v;
   }
   let inv = inverseSqrt(wg_sum(&partial, lid, sum) / f32(u.cols) + u.eps);
   let dst = row * u.out_stride + u.out_offset;
-  for (var c = lid; c < u.cols; c += WG) {
+  c = lid;
+  for (; c + 3u * WG < u.cols; c += 4u * WG) {
+    let x0 = x[src + c];
+    let x1 = x[src + c + WG];
+    let x2 = x[src + c + 2u * WG];
+    let x3 = x[src + c + 3u * WG];
+    let g0 = weight_at(c);
+    let g1 = weight_at(c + WG);
+    let g2 = weight_at(c + 2u * WG);
+    let g3 = weight_at(c + 3u * WG);
+    ${inPlace ? 'x' : 'y'}[dst + c] = x0 * inv * g0;
+    ${inPlace ? 'x' : 'y'}[dst + c + WG] = x1 * inv * g1;
+    ${inPlace ? 'x' : 'y'}[dst + c + 2u * WG] = x2 * inv * g2;
+    ${inPlace ? 'x' : 'y'}[dst + c + 3u * WG] = x3 * inv * g3;
+  }
+  for (; c < u.cols; c += WG) {
     ${inPlace ? 'x' : 'y'}[dst + c] = x[src + c] * inv * weight_at(c);
   }
 }
