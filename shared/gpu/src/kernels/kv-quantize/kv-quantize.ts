@@ -22,6 +22,7 @@ import { f32Bits } from '@latentwire/model';
 import { INV_E4M3_MAX } from './latent-row-cpu.js';
 import { layoutUniforms, rowGrid } from './kv-grid.js';
 import { defineKernel } from '../../runtime/define-kernel.js';
+import { normedWriteWgsl, sumSquaresWgsl } from '../../runtime/wgsl-pieces/norm-walks.js';
 import { weightLoadWgsl, type GpuTensor, type WeightDtype } from '../weight-dtype.js';
 
 const WORKGROUP = 64;
@@ -106,23 +107,10 @@ function finishDeclWgsl(normDtype: WeightDtype): string {
 var<workgroup> nred: array<f32, ${NORM_LANES}>;`;
 }
 
-/** `acc += v·v` over c = first, first + stride, … < u.rank in that order, the loads issued 4 at a time. */
+/** `acc += v·v` over the latent c = first, first + stride, … (sum-squares.ts: 4 loads a trip, in order). */
 function squaresWgsl(acc: string, first: string, stride: number): string {
   return `var ${acc} = 0.0;
-  {
-    var c = ${first};
-    for (; c + ${3 * stride}u < u.rank; c += ${4 * stride}u) {
-      let v0 = bitcast<f32>(src[s + c]);
-      let v1 = bitcast<f32>(src[s + c + ${stride}u]);
-      let v2 = bitcast<f32>(src[s + c + ${2 * stride}u]);
-      let v3 = bitcast<f32>(src[s + c + ${3 * stride}u]);
-      ${acc} += v0 * v0;
-      ${acc} += v1 * v1;
-      ${acc} += v2 * v2;
-      ${acc} += v3 * v3;
-    }
-    for (; c < u.rank; c += ${stride}u) { let v = bitcast<f32>(src[s + c]); ${acc} += v * v; }
-  }`;
+  ${sumSquaresWgsl({ acc, first, stride: `${stride}u`, end: 'u.rank', load: (c) => `bitcast<f32>(src[s + ${c}])` })}`;
 }
 
 // c = RMSNorm(c)·w in place: each of the WORKGROUP threads keeps the partial sums of two of the rms-norm kernel's
@@ -138,24 +126,10 @@ const FINISH_WGSL = /* wgsl */ `${squaresWgsl('p0', 'lid', NORM_LANES)}
     workgroupBarrier();
   }
   let inv = inverseSqrt(nred[0] / f32(u.rank) + u.eps);
-  {
-    var c = lid;
-    for (; c + ${3 * WORKGROUP}u < u.rank; c += ${4 * WORKGROUP}u) {
-      let x0 = bitcast<f32>(src[s + c]);
-      let x1 = bitcast<f32>(src[s + c + ${WORKGROUP}u]);
-      let x2 = bitcast<f32>(src[s + c + ${2 * WORKGROUP}u]);
-      let x3 = bitcast<f32>(src[s + c + ${3 * WORKGROUP}u]);
-      let g0 = norm_at(c);
-      let g1 = norm_at(c + ${WORKGROUP}u);
-      let g2 = norm_at(c + ${2 * WORKGROUP}u);
-      let g3 = norm_at(c + ${3 * WORKGROUP}u);
-      src[s + c] = bitcast<u32>(x0 * inv * g0);
-      src[s + c + ${WORKGROUP}u] = bitcast<u32>(x1 * inv * g1);
-      src[s + c + ${2 * WORKGROUP}u] = bitcast<u32>(x2 * inv * g2);
-      src[s + c + ${3 * WORKGROUP}u] = bitcast<u32>(x3 * inv * g3);
-    }
-    for (; c < u.rank; c += ${WORKGROUP}u) { src[s + c] = bitcast<u32>(bitcast<f32>(src[s + c]) * inv * norm_at(c)); }
-  }
+  ${normedWriteWgsl({
+    first: 'lid', stride: `${WORKGROUP}u`, end: 'u.rank', load: (c) => `bitcast<f32>(src[s + ${c}])`, inv: 'inv', weight: (c) => `norm_at(${c})`,
+    store: (c, v) => `src[s + ${c}] = bitcast<u32>(${v});`,
+  })}
   for (var i = lid; i < u.rope / 2u; i += ${WORKGROUP}u) {
     let angle = f32(tok) * inv_freq[i];
     let rc = cos(angle) * u.attention_factor;

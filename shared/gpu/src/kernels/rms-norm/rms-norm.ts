@@ -6,6 +6,7 @@ import { bindings } from '../../runtime/bindings.js';
 import { weightLoadWgsl, type GpuTensor } from '../weight-dtype.js';
 import { type WeightDtype } from '@latentwire/model';
 import { defineKernel } from '../../runtime/define-kernel.js';
+import { normedWriteWgsl, sumSquaresWgsl } from '../../runtime/wgsl-pieces/norm-walks.js';
 
 const WORKGROUP = 128;
 const UNIFORMS = { rows: 'u32', cols: 'u32', in_stride: 'u32', in_offset: 'u32', out_stride: 'u32', out_offset: 'u32', eps: 'f32' } as const;
@@ -30,41 +31,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   // every loop issues 4 loads a trip before using them (a load a trip, each waited on, made a 2048-wide row 16
   // round trips twice over), the squares added in the same order as one at a time
   var sum = 0.0;
-  var c = lid;
-  for (; c + 3u * WG < u.cols; c += 4u * WG) {
-    let v0 = x[src + c];
-    let v1 = x[src + c + WG];
-    let v2 = x[src + c + 2u * WG];
-    let v3 = x[src + c + 3u * WG];
-    sum += v0 * v0;
-    sum += v1 * v1;
-    sum += v2 * v2;
-    sum += v3 * v3;
-  }
-  for (; c < u.cols; c += WG) {
-    let v = x[src + c];
-    sum += v * v;
-  }
+  ${sumSquaresWgsl({ acc: 'sum', first: 'lid', stride: 'WG', end: 'u.cols', load: (c) => `x[src + ${c}]` })}
   let inv = inverseSqrt(wg_sum(&partial, lid, sum) / f32(u.cols) + u.eps);
   let dst = row * u.out_stride + u.out_offset;
-  c = lid;
-  for (; c + 3u * WG < u.cols; c += 4u * WG) {
-    let x0 = x[src + c];
-    let x1 = x[src + c + WG];
-    let x2 = x[src + c + 2u * WG];
-    let x3 = x[src + c + 3u * WG];
-    let g0 = weight_at(c);
-    let g1 = weight_at(c + WG);
-    let g2 = weight_at(c + 2u * WG);
-    let g3 = weight_at(c + 3u * WG);
-    ${inPlace ? 'x' : 'y'}[dst + c] = x0 * inv * g0;
-    ${inPlace ? 'x' : 'y'}[dst + c + WG] = x1 * inv * g1;
-    ${inPlace ? 'x' : 'y'}[dst + c + 2u * WG] = x2 * inv * g2;
-    ${inPlace ? 'x' : 'y'}[dst + c + 3u * WG] = x3 * inv * g3;
-  }
-  for (; c < u.cols; c += WG) {
-    ${inPlace ? 'x' : 'y'}[dst + c] = x[src + c] * inv * weight_at(c);
-  }
+  ${normedWriteWgsl({
+    first: 'lid', stride: 'WG', end: 'u.cols', load: (c) => `x[src + ${c}]`, inv: 'inv', weight: (c) => `weight_at(${c})`,
+    store: (c, v) => `${inPlace ? 'x' : 'y'}[dst + ${c}] = ${v};`,
+  })}
 }
 `);
 }

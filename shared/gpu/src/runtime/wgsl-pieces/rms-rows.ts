@@ -6,6 +6,8 @@
 // calls rms_rows in uniform control flow, then reads rms_inv[row] (rows past `rows` hold 1 / sqrt(eps)). Its
 // lanes are summed by tree-sum-groups, whose TREE_N and TREE_WG it declares for its own array. A lane issues 4
 // loads at a time (a loop of one waited-on load a trip made the prologue a chain of 16 L2 round trips at K 2048).
+import { sumSquaresWgsl } from './norm-walks.js';
+
 export const rmsRows = /* wgsl */ `
 const RMS_LANES: u32 = 128u;
 const TREE_N: u32 = RMS_ROWS * RMS_LANES;
@@ -17,22 +19,7 @@ fn rms_rows(lid: u32, rows: u32, cols: u32, eps: f32) {
     let m = i / RMS_LANES;
     var sum = 0.0;
     if (m < rows) {
-      // 4 loads issued before the first is used, the squares added in the same order as one at a time
-      var c = i % RMS_LANES;
-      for (; c + 3u * RMS_LANES < cols; c += 4u * RMS_LANES) {
-        let v0 = rms_x(m, c);
-        let v1 = rms_x(m, c + RMS_LANES);
-        let v2 = rms_x(m, c + 2u * RMS_LANES);
-        let v3 = rms_x(m, c + 3u * RMS_LANES);
-        sum += v0 * v0;
-        sum += v1 * v1;
-        sum += v2 * v2;
-        sum += v3 * v3;
-      }
-      for (; c < cols; c += RMS_LANES) {
-        let v = rms_x(m, c);
-        sum += v * v;
-      }
+      ${sumSquaresWgsl({ acc: 'sum', first: 'i % RMS_LANES', stride: 'RMS_LANES', end: 'cols', load: (c) => `rms_x(m, ${c})` })}
     }
     rms_partial[i] = sum;
   }
