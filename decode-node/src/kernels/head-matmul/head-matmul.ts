@@ -6,7 +6,7 @@
 // Two engines: the portable kernel (head-matmul.wgsl, f32 FMA), and from HEAD_MATMUL_MMA_MIN_BATCH rows where
 // the caller says the adapter has subgroup matrices, head-matmul-mma.wgsl (f16 16×16×16 tensor-core products).
 import type { BufferBinding, KernelProgram, KernelShader } from '@latentwire/gpu';
-import { bindings, fillWgsl, loadWgsl, SUBGROUP_MATRIX_WGSL } from '@latentwire/gpu';
+import { bindings, fillWgsl, loadWgsl, pair16Wgsl, SUBGROUP_MATRIX_WGSL } from '@latentwire/gpu';
 import { weightLoadWgsl, type GpuTensor, type WeightDtype } from '@latentwire/gpu/kernels';
 import { defineKernel } from '@latentwire/gpu';
 import { MAX_DECODE_SPLITS } from '../grouped-decode-attention/grouped-decode-attention.js';
@@ -171,13 +171,6 @@ interface HeadMatmulMmaVariant {
   readonly BM: number;
   readonly rope: boolean;
   readonly merge?: boolean;
-}
-
-/** The raw weight pair (a u32 of two 16-bit values) as the matrices' f16. */
-function pair16Wgsl(dtype: 'bf16' | 'f16'): string {
-  return dtype === 'bf16'
-    ? 'fn w_pair16(v: u32) -> vec2<f16> { return vec2<f16>(bitcast<vec2<f32>>(vec2<u32>(v << 16u, v & 0xffff0000u))); }'
-    : 'fn w_pair16(v: u32) -> vec2<f16> { return bitcast<vec2<f16>>(v); }';
 }
 
 function build_headMatmulMmaShader({ dtype, BM, rope, merge = false }: HeadMatmulMmaVariant): KernelShader {

@@ -7,7 +7,7 @@ export type { UniformSpec, UniformType, UniformValues } from './uniforms.js';
 export { Profiler, RUN_PROFILE_LABEL } from './profiler.js';
 export { bindings, shaderBuffers, numberedStorage, numberedBuffers, type Bindings, type StorageDecl, type Bound } from './bindings.js';
 export { defineKernel, variantKey, type VariantShader } from './define-kernel.js';
-export { subgroupMatrixUnsupportedReason, MATRIX_SUBGROUP_SIZE, SUBGROUP_MATRIX_WGSL, type MatrixCapabilities } from './matrix-caps.js';
+export { subgroupMatrixUnsupportedReason, MATRIX_SUBGROUP_SIZE, SUBGROUP_MATRIX_WGSL, pair16Wgsl, type MatrixCapabilities } from './matrix-caps.js';
 export { loadWgsl, fillWgsl, wgslFile } from './wgsl-source.js';
 export { resolveIncludes } from './wgsl-pieces/index.js';
 export type { WorkgroupSlots } from './occupancy-probe.js';

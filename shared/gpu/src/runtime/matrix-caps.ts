@@ -42,3 +42,15 @@ diagnostic(off, subgroup_uniformity);
 alias LeftT = subgroup_matrix_left<f16, 16, 16>;
 alias RightT = subgroup_matrix_right<f16, 16, 16>;
 alias ResT = subgroup_matrix_result<f32, 16, 16>;`;
+
+/**
+ * `fn <name>(v: <argType>) -> vec2<f16>`: two weights as loaded raw, as the matrices' f16 operands: a u32 of two
+ * f16 as they are (a bitcast), of two bf16 through f32 (exact in f16 range), or (f32, argType vec2<u32>) two f32
+ * converted. The subgroup-matrix kernels stage their weights with it.
+ */
+export function pair16Wgsl(dtype: 'bf16' | 'f16' | 'f32', name = 'w_pair16', argType = 'u32'): string {
+  const body = dtype === 'bf16'
+    ? 'vec2<f16>(bitcast<vec2<f32>>(vec2<u32>(v << 16u, v & 0xffff0000u)))'
+    : dtype === 'f16' ? 'bitcast<vec2<f16>>(v)' : 'vec2<f16>(bitcast<vec2<f32>>(v))';
+  return `fn ${name}(v: ${argType}) -> vec2<f16> { return ${body}; }`;
+}

@@ -6,7 +6,7 @@ import { fillWgsl, loadWgsl } from '../../runtime/wgsl-source.js';
 import { defineKernel } from '../../runtime/define-kernel.js';
 import { type WeightDtype } from '@latentwire/model';
 import { gemmBindings, unroll } from './common.js';
-import { SUBGROUP_MATRIX_WGSL } from '../../runtime/matrix-caps.js';
+import { pair16Wgsl, SUBGROUP_MATRIX_WGSL } from '../../runtime/matrix-caps.js';
 
 const GEMM_MMA_WGSL = loadWgsl(new URL('./gemm-mma.wgsl', import.meta.url));
 
@@ -57,13 +57,6 @@ function check(t: MmaTile): void {
   if (t.BM % 32 !== 0 || t.BN % 32 !== 0 || t.BK % 16 !== 0 || t.BK < 16) {
     throw new RangeError(`matmul: bad subgroup-matrix tile ${JSON.stringify(t)} (BM, BN multiples of 32, BK of 16)`);
   }
-}
-
-/** `w_pair16(word)`: the two 16-bit weights of a word as f16 (bf16 converted, exact in f16 range). */
-function pairWgsl(dtype: WeightDtype): string {
-  if (dtype === 'bf16') return `fn w_pair16(v: u32) -> vec2<f16> { return vec2<f16>(bitcast<vec2<f32>>(vec2<u32>(v << 16u, v & 0xffff0000u))); }`;
-  if (dtype === 'f16') return `fn w_pair16(v: u32) -> vec2<f16> { return bitcast<vec2<f16>>(v); }`;
-  return '';
 }
 
 function build_gemmMmaShader({ dtype, tile, accumulate }: { readonly dtype: WeightDtype; readonly tile: MmaTile; readonly accumulate: boolean }): KernelShader {
@@ -150,7 +143,7 @@ function build_gemmMmaShader({ dtype, tile, accumulate }: { readonly dtype: Weig
   const source = `${SUBGROUP_MATRIX_WGSL}
 ${Object.entries(consts).map(([k, v]) => `const ${k}: u32 = ${v}u;`).join('\n')}
 ${MMA_BINDINGS.wgsl}
-${pairWgsl(dtype)}
+${dtype === 'f32' ? '' : pair16Wgsl(dtype)}
 ${fillWgsl(GEMM_MMA_WGSL, {
     DECLARE: declare.join('\n  '),
     FETCH: fetch('kb').join('\n  '),

@@ -130,9 +130,9 @@ const SPLIT_MIN_TRIPS = 4;
 /**
  * The default split count of a kernel of `workgroups` workgroups whose K loop takes `trips` slabs: enough splits
  * for twice the device's slots, at least SPLIT_MIN_TRIPS slabs a split, at most limits.splitKMax (1 without the
- * slots). Shared by the GEMMs and the routed experts.
+ * slots).
  */
-export function splitsToFill(workgroups: number, trips: number, limits: MatmulLimits | undefined): number {
+function splitsToFill(workgroups: number, trips: number, limits: MatmulLimits | undefined): number {
   const slots = limits?.workgroupSlots;
   if (slots === undefined) return 1;
   return Math.max(1, Math.min(limits?.splitKMax ?? 1, Math.floor(trips / SPLIT_MIN_TRIPS), Math.ceil((2 * slots) / workgroups)));

@@ -29,7 +29,7 @@ import { moeRouterLogits, moeRouteSelect, ROUTE_LOGITS_LANES, routeSelectPrelude
 import { weightLoadWgsl } from '../weight-dtype.js';
 import { defineKernel } from '../../runtime/define-kernel.js';
 import { fillWgsl, loadWgsl } from '../../runtime/wgsl-source.js';
-import { SUBGROUP_MATRIX_WGSL } from '../../runtime/matrix-caps.js';
+import { pair16Wgsl, SUBGROUP_MATRIX_WGSL } from '../../runtime/matrix-caps.js';
 import { DEFAULT_MOE_MMA_MIN_ROWS, DEFAULT_ROUTER_GEMM_MIN_TOKENS } from '../../runtime/device.js';
 import { rmsNorm } from '../rms-norm/rms-norm.js';
 import { matmulPrograms, type MatmulLimits } from '../matmul/matmul.js';
@@ -366,17 +366,14 @@ fn ${name}(i: u32) -> F8 {
 function rawLoad2Wgsl(dtype: WeightDtype, name: string, arr: string, alias: string): string {
   switch (dtype) {
     case 'bf16':
-      return `alias ${alias} = u32;
-fn ${name}_raw(i: u32) -> ${alias} { return ${arr}[i >> 1u]; }
-fn ${name}_pair16(v: ${alias}) -> vec2<f16> { return vec2<f16>(bitcast<vec2<f32>>(vec2<u32>(v << 16u, v & 0xffff0000u))); }\n`;
     case 'f16':
       return `alias ${alias} = u32;
 fn ${name}_raw(i: u32) -> ${alias} { return ${arr}[i >> 1u]; }
-fn ${name}_pair16(v: ${alias}) -> vec2<f16> { return bitcast<vec2<f16>>(v); }\n`;
+${pair16Wgsl(dtype, `${name}_pair16`, alias)}\n`;
     case 'f32':
       return `alias ${alias} = vec2<u32>;
 fn ${name}_raw(i: u32) -> ${alias} { return vec2<u32>(${arr}[i], ${arr}[i + 1u]); }
-fn ${name}_pair16(v: ${alias}) -> vec2<f16> { return vec2<f16>(bitcast<vec2<f32>>(v)); }\n`;
+${pair16Wgsl(dtype, `${name}_pair16`, alias)}\n`;
   }
 }
 
