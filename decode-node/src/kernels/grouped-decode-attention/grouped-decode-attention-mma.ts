@@ -185,7 +185,22 @@ function hotLoops(v: MmaShape, RW: number, scaled: boolean, pools: number): Reco
     ),
     `}`,
   ]);
+  // q's 16 × D values as groups of 4 (D is a multiple of 16, so a group never straddles rows): a thread's groups
+  // loaded first, then scaled and stored as f16 (a loop of one load then its store waited on each of its 36 loads)
+  const QG = Math.ceil((16 * (v.kvLoraRank + v.ropeDim)) / 4 / WG);
+  const qGroupGuard = (j: number) => ((j + 1) * WG * 4 <= 16 * (v.kvLoraRank + v.ropeDim) ? '' : `if (qe_${j} < 16u * D) `);
+  const qFetch = range(QG).flatMap((j) => [
+    `let qe_${j} = (lid + ${j * WG}u) * 4u;`,
+    `var qv_${j} = vec4<f32>(0.0);`,
+    `if (qe_${j} < 16u * D && qe_${j} / D < gc) { let o = (b * u.heads + h0) * D + qe_${j}; qv_${j} = vec4<f32>(q[o], q[o + 1u], q[o + 2u], q[o + 3u]); }`,
+  ]);
+  const qStore = range(QG).map((j) => `${qGroupGuard(j)}{
+    let o = (qe_${j} / D) * KSTR + qe_${j} % D;
+    hs[o] = f16(qv_${j}.x * u.scale_log2e); hs[o + 1u] = f16(qv_${j}.y * u.scale_log2e); hs[o + 2u] = f16(qv_${j}.z * u.scale_log2e); hs[o + 3u] = f16(qv_${j}.w * u.scale_log2e);
+  }`);
   return {
+    Q_FETCH: qFetch.join('\n  '),
+    Q_STORE: qStore.join('\n  '),
     Q_LOAD: range(QN).map((i) => `var q_${i} = LeftT();
   ${qGuard(i)}{ q_${i} = subgroupMatrixLoad<LeftT, row_major>(&hs, (kq + ${4 * i}u) * 16u, KSTR); }`).join('\n  '),
     ACC_INIT: [

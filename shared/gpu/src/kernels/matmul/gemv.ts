@@ -41,6 +41,8 @@ export function gemvConfig(M: number, N: number, maxInvocations: number, maxWork
   let T = 32;
   const RG = N >= 2048 ? 8 : 4;
   while (T * RG > maxInvocations && T > 8) T /= 2;
+  // U: more steps in flight measured slower at batch 1 (the weight words of 8 steps loaded before the norm prologue:
+  // 4.69 -> 4.91 ms a step, 4 steps 4.74, H100 12-06), the registers costing resident workgroups
   let c: GemvConfig = { MB, R2, T, RG, U: Math.max(1, 4 / R2) };
   while (gemvWorkgroupBytes(c) > maxWorkgroupBytes && c.T > 8) c = { ...c, T: c.T / 2 };
   return c;
@@ -198,10 +200,20 @@ fn rms_x(m: u32, c: u32) -> f32 { return x1(m * u.x_stride + u.x_offset + c); }
 ${norm ? weightLoadWgsl(norm, 'gw', 'g_at') : ''}
 ${second && !align.vecW ? weightLoadWgsl(dtype, 'w2', 'weight2_at') : ''}`
     : B.wgsl;
+  const staged = stageX !== undefined;
+  // staged with vec4 x: a thread's staging loads (x, and the norm weight or the up half) issued before the norm
+  const hoist = staged && align.vecX;
+  const SI = staged ? Math.ceil(stageX / WG) : 0;
+  const stageLoads = !hoist ? '' : [...Array(SI).keys()].map((j) => `  let si${j} = lid + ${j * WG}u;
+  let sj${j} = min(si${j}, MB * kq - 1u);
+  let sc${j} = (sj${j} % kq) * 4u;
+  let sxr${j} = min(sj${j} / kq, u.M - 1u) * u.x_stride + u.x_offset;
+  let sx${j} = x4(sxr${j} + sc${j});
+  let sy${j} = ${norm ? `g4(sc${j})` : `x4(sxr${j} + sc${j} + u.K)`};`).join('\n');
   // RMSNorm of x's rows in the rms-norm kernel's order (the rms-rows piece)
   const prologue = norm
     ? `  rms_rows(lid, u.M, u.K, u.eps);
-${stageX === undefined ? ms.map((m) => `  let inv${m} = rms_inv[${m}u];`).join('\n') : ''}${normOut ? `
+${stageX === undefined ? ms.map((m) => `  let inv${m} = rms_inv[${m}u];`).join('\n') : ''}${normOut && !staged ? `
   // the normed rows for the kernels after this one, from one workgroup, in the products' expression
   if (wg.x + wg.y * nwg.x == 0u) {
     for (var i = lid; i < u.M * u.K; i += ${WG}u) {
@@ -211,8 +223,20 @@ ${stageX === undefined ? ms.map((m) => `  let inv${m} = rms_inv[${m}u];`).join('
     }
   }` : ''}`
     : '';
+  // the normed rows for the kernels after this one, copied by one workgroup from the staged rows (the products' x,
+  // bit for bit: the same expression); written from x instead, that workgroup waited on a load a value
+  const normOutStaged = normOut && staged ? `
+  if (wg.x + wg.y * nwg.x == 0u) {
+    for (var i = lid; i < u.M * u.K; i += ${WG}u) {
+      let c = i % u.K;
+      xn[i] = xs[(i / u.K) * kq + (c >> 2u)][c & 3u];
+    }
+  }` : '';
   // the transformed rows into workgroup memory, once (rows past M repeat row M - 1, as the unstaged loop reads them)
-  const staging = stageX === undefined ? '' : `
+  const staging = !staged ? '' : hoist ? `${[...Array(SI).keys()].map((j) => `  if (si${j} < MB * kq) { xs[si${j}] = ${norm
+    ? `sx${j} * rms_inv[si${j} / kq] * sy${j}`
+    : `silu_mul4(sx${j}, sy${j})`}; }`).join('\n')}
+  workgroupBarrier();${normOutStaged}` : `
   for (var i = lid; i < MB * kq; i += ${WG}u) {
     let m = i / kq;
     let c = (i % kq) * 4u;
@@ -225,7 +249,7 @@ ${stageX === undefined ? ms.map((m) => `  let inv${m} = rms_inv[${m}u];`).join('
     }
     xs[i] = v;`}
   }
-  workgroupBarrier();`;
+  workgroupBarrier();${normOutStaged}`;
   const store = (arr: string, stride: string, offset: string) => combine
     ? `let yi = m * ${stride} + ${offset} + n;
       var cs = 0.0;
@@ -260,7 +284,8 @@ ${rs.map((r) => `  let wrow${r} = min(n0 + ${r}u, ${second ? 'n_out' : 'u.N'} - 
 ${stageX === undefined
     ? ms.map((m) => `  let xrow${m} = min(${m}u, u.M - 1u) * u.x_stride + u.x_offset;`).join('\n')
     : '  let kq = (u.K + 3u) >> 2u;'}
-${prologue ? `${prologue}
+${stageLoads ? `${stageLoads}
+` : ''}${prologue ? `${prologue}
 ` : ''}${staging ? `${staging}
 ` : ''}${each((m, r) => `  var acc${m}_${r} = vec4<f32>(0.0);`)}
 ${second ? branch('  ', (j) => loopOver(wName(j))) : loopOver('w')}
