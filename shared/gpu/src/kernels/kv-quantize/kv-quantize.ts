@@ -22,7 +22,6 @@ import { f32Bits } from '@latentwire/model';
 import { INV_E4M3_MAX } from './latent-row-cpu.js';
 import { layoutUniforms, rowGrid } from './kv-grid.js';
 import { defineKernel } from '../../runtime/define-kernel.js';
-import { normedWriteWgsl, sumSquaresWgsl } from '../../runtime/wgsl-pieces/norm-walks.js';
 import { weightLoadWgsl, type GpuTensor, type WeightDtype } from '../weight-dtype.js';
 
 const WORKGROUP = 64;
@@ -39,19 +38,31 @@ const NORM_LANES = 128;
 /** Most pool buffers kvAppend binds (as the decode attention kernel). */
 export const KV_APPEND_MAX_POOLS = 4;
 
-/** `finish`: the dtype of the latent norm's weight when the rows are normed and roped first (kvAppend only). */
-type Addressing = { readonly kind: 'sequence' } | { readonly kind: 'rows'; readonly pools: number; readonly finish?: WeightDtype };
+/** `finish`: the rows are normed and roped first (kvAppend only): the norm weight's dtype and the row's widths. */
+interface Finish { readonly norm: WeightDtype; readonly rank: number; readonly rope: number }
+type Addressing = { readonly kind: 'sequence' } | { readonly kind: 'rows'; readonly pools: number; readonly finish?: Finish };
 
 function build_kvQuantizeShader({ dtype, addressing }: { readonly dtype: KvDtype; readonly addressing: Addressing }): KernelShader {
   const l = latentKvLayout({ kvLoraRank: 1, ropeDim: 1, pageSize: 1, dtype }); // element types only
   const scaled = l.scales.kind !== 'none';
   const { storage, uniforms, helpers, locate, label } = addressingWgsl(addressing);
-  const finish = addressing.kind === 'rows' && addressing.finish !== undefined;
+  const finish = addressing.kind === 'rows' ? addressing.finish : undefined;
   // src holds f32 rows, read as bits (finished in place when `finish`)
   const B = bindings([['src', 'array<u32>', finish ? 'read_write' : 'read'], ...storage], uniforms);
   // 4 loads of a thread issued together a trip (a load a trip, each waited on, made these loops the kernel's time)
-  const amax = scaled
-    ? `var m = 0u;
+  const reduceAmax = `red[lid] = m;
+  workgroupBarrier();
+  for (var k = ${WORKGROUP / 2}u; k > 0u; k >>= 1u) {
+    if (lid < k) { red[lid] = max(red[lid], red[lid + k]); }
+    workgroupBarrier();
+  }
+  let amax_bits = workgroupUniformLoad(&red[0]);
+  let scale = select(bitcast<f32>(amax_bits) * bitcast<f32>(${f32Bits(INV_E4M3_MAX)}u), 1.0, amax_bits == 0u);`;
+  const amax = !scaled ? 'let scale = 1.0;'
+    : finish ? `var m = 0u;
+  ${finishedLatent(finish).map((i) => `m = max(m, bitcast<u32>(y${i}) & 0x7fffffffu);`).join('\n  ')}
+  ${reduceAmax}`
+    : `var m = 0u;
   var i = lid;
   for (; i + ${3 * WORKGROUP}u < u.rank; i += ${4 * WORKGROUP}u) {
     let a0 = src[s + i];
@@ -61,23 +72,21 @@ function build_kvQuantizeShader({ dtype, addressing }: { readonly dtype: KvDtype
     m = max(m, max(max(a0 & 0x7fffffffu, a1 & 0x7fffffffu), max(a2 & 0x7fffffffu, a3 & 0x7fffffffu)));
   }
   for (; i < u.rank; i += ${WORKGROUP}u) { m = max(m, src[s + i] & 0x7fffffffu); }
-  red[lid] = m;
-  workgroupBarrier();
-  for (var k = ${WORKGROUP / 2}u; k > 0u; k >>= 1u) {
-    if (lid < k) { red[lid] = max(red[lid], red[lid + k]); }
-    workgroupBarrier();
-  }
-  let amax_bits = workgroupUniformLoad(&red[0]);
-  let scale = select(bitcast<f32>(amax_bits) * bitcast<f32>(${f32Bits(INV_E4M3_MAX)}u), 1.0, amax_bits == 0u);`
-    : 'let scale = 1.0;';
-  return B.shader(`kv_${label}${finish ? `_finish_${(addressing as { finish: WeightDtype }).finish}` : ''}_${dtype}`, /* wgsl */ `
+  ${reduceAmax}`;
+  return B.shader(`kv_${label}${finish ? `_finish_${finish.norm}_r${finish.rank}_p${finish.rope}` : ''}_${dtype}`, /* wgsl */ `
 ${B.wgsl}
 ${helpers}
 //!include fp8, bf16-encode
+${finish ? `// the finished row, staged (finishWgsl): the packers read it from workgroup memory
+var<workgroup> row_bits: array<u32, ${finish.rank + finish.rope}>;
+var<private> row_src: u32;
 fn src_bits(s: u32, i: u32, n: u32) -> u32 {
+  if (i < n) { return row_bits[s - row_src + i]; }
+  return 0u;
+}` : `fn src_bits(s: u32, i: u32, n: u32) -> u32 {
   if (i < n) { return src[s + i]; }
   return 0u;
-}
+}`}
 ${sectionPackWgsl(l.latentType, 'pack_latent')}
 ${sectionPackWgsl(l.ropeType, 'pack_rope')}
 var<workgroup> red: array<u32, ${WORKGROUP}>;
@@ -87,10 +96,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let row = wg.y * u.wg_x + wg.x;
   if (row >= u.rows) { return; }
   let s = u.src_offset + row * u.src_stride;
+  ${finish ? finishLoadsWgsl(finish) : ''}
   ${locate}
   let slot = tok % u.page_size;
   let dst = base + slot * u.row_words;
-  ${finish ? FINISH_WGSL : ''}
+  ${finish ? finishWgsl(finish) : ''}
   ${amax}
   for (var w = lid; w < u.latent_words; w += ${WORKGROUP}u) { put(pool, dst + w, pack_latent(s, u.rank, w, scale)); }
   let rope_dst = dst + u.latent_words;
@@ -107,17 +117,42 @@ function finishDeclWgsl(normDtype: WeightDtype): string {
 var<workgroup> nred: array<f32, ${NORM_LANES}>;`;
 }
 
-/** `acc += v·v` over the latent c = first, first + stride, … (sum-squares.ts: 4 loads a trip, in order). */
-function squaresWgsl(acc: string, first: string, stride: number): string {
-  return `var ${acc} = 0.0;
-  ${sumSquaresWgsl({ acc, first, stride: `${stride}u`, end: 'u.rank', load: (c) => `bitcast<f32>(src[s + ${c}])` })}`;
+/** Indices i of a thread's row values c = lid + WORKGROUP·i (finishWgsl) below `end`, and whether that needs a guard. */
+function rowSlots(end: number): { i: number; guard: boolean }[] {
+  return Array.from({ length: Math.ceil(end / WORKGROUP) }, (_, i) => ({ i, guard: (i + 1) * WORKGROUP > end }));
+}
+/** The i of a thread's normed latent values y_i. */
+function finishedLatent(f: Finish): number[] {
+  return rowSlots(f.rank).map(({ i }) => i);
+}
+const slotGuard = (i: number, guard: boolean, end: string) => (guard ? `if (lid + ${i * WORKGROUP}u < ${end}) ` : '');
+
+// The finishing prologue's loads: a thread's values c = lid + WORKGROUP·i of the row (x_i) and of the norm weight
+// (g_i), all issued at once, before the page lookups (a loop of one load a trip, each waited on, walked the row
+// five times: squares, normed write, amax, packing; ~12 µs a batch-1 layer on the H100 after 4 loads a trip).
+function finishLoadsWgsl(f: Finish): string {
+  const row = f.rank + f.rope;
+  return [
+    ...rowSlots(row).map(({ i }) => `let x${i} = bitcast<f32>(src[s + min(lid + ${i * WORKGROUP}u, ${row - 1}u)]);`),
+    ...rowSlots(f.rank).map(({ i }) => `let g${i} = norm_at(min(lid + ${i * WORKGROUP}u, ${f.rank - 1}u));`),
+    'row_src = s;',
+  ].join('\n  ');
 }
 
 // c = RMSNorm(c)·w in place: each of the WORKGROUP threads keeps the partial sums of two of the rms-norm kernel's
-// NORM_LANES lanes, so the tree sums the same values in the same order; then k_pe roped in place as rope.ts does.
-// Every loop issues 4 loads a trip before using them (one waited-on load a trip made the batch-1 append ~12 µs).
-const FINISH_WGSL = /* wgsl */ `${squaresWgsl('p0', 'lid', NORM_LANES)}
-  ${squaresWgsl('p1', `lid + ${WORKGROUP}u`, NORM_LANES)}
+// NORM_LANES lanes (lane j adds the squares of c = j, j + 128, … in order: this thread's x_i of even i, and of
+// odd i for lane lid + 64), so the tree sums the same values in the same order; y_i = x_i·inv·g_i as rms-norm
+// writes it. The finished row goes to workgroup memory (row_bits, which the amax and the packers read: no second
+// pass over memory) and back to src; then k_pe roped there as rope.ts does.
+function finishWgsl(f: Finish): string {
+  const lat = rowSlots(f.rank);
+  const squares = (parity: number) => lat.filter(({ i }) => i % 2 === parity)
+    .map(({ i, guard }) => `${slotGuard(i, guard, `${f.rank}u`)}{ p${parity} += x${i} * x${i}; }`).join('\n  ');
+  const rope = rowSlots(f.rank + f.rope).filter(({ i }) => (i + 1) * WORKGROUP > f.rank);
+  return `var p0 = 0.0;
+  ${squares(0)}
+  var p1 = 0.0;
+  ${squares(1)}
   nred[lid] = p0;
   nred[lid + ${WORKGROUP}u] = p1;
   workgroupBarrier();
@@ -126,22 +161,31 @@ const FINISH_WGSL = /* wgsl */ `${squaresWgsl('p0', 'lid', NORM_LANES)}
     workgroupBarrier();
   }
   let inv = inverseSqrt(nred[0] / f32(u.rank) + u.eps);
-  ${normedWriteWgsl({
-    first: 'lid', stride: `${WORKGROUP}u`, end: 'u.rank', load: (c) => `bitcast<f32>(src[s + ${c}])`, inv: 'inv', weight: (c) => `norm_at(${c})`,
-    store: (c, v) => `src[s + ${c}] = bitcast<u32>(${v});`,
-  })}
-  for (var i = lid; i < u.rope / 2u; i += ${WORKGROUP}u) {
+  ${lat.map(({ i, guard }) => `var y${i} = 0.0;
+  ${slotGuard(i, guard, `${f.rank}u`)}{
+    y${i} = x${i} * inv * g${i};
+    row_bits[lid + ${i * WORKGROUP}u] = bitcast<u32>(y${i});
+    src[s + lid + ${i * WORKGROUP}u] = bitcast<u32>(y${i});
+  }`).join('\n  ')}
+  ${rope.map(({ i }) => `{
+    let c = lid + ${i * WORKGROUP}u;
+    if (c >= ${f.rank}u && c < ${f.rank + f.rope}u) { row_bits[c] = bitcast<u32>(x${i}); }
+  }`).join('\n  ')}
+  workgroupBarrier();
+  for (var i = lid; i < ${f.rope / 2}u; i += ${WORKGROUP}u) {
     let angle = f32(tok) * inv_freq[i];
     let rc = cos(angle) * u.attention_factor;
     let rs = sin(angle) * u.attention_factor;
-    let at = s + u.rank + 2u * i;
-    let re = bitcast<f32>(src[at]);
-    let im = bitcast<f32>(src[at + 1u]);
-    src[at] = bitcast<u32>(re * rc - im * rs);
-    src[at + 1u] = bitcast<u32>(re * rs + im * rc);
+    let at = ${f.rank}u + 2u * i;
+    let re = bitcast<f32>(row_bits[at]);
+    let im = bitcast<f32>(row_bits[at + 1u]);
+    row_bits[at] = bitcast<u32>(re * rc - im * rs);
+    row_bits[at + 1u] = bitcast<u32>(re * rs + im * rc);
+    src[s + at] = row_bits[at];
+    src[s + at + 1u] = row_bits[at + 1u];
   }
-  storageBarrier();
   workgroupBarrier();`;
+}
 
 interface AddressingWgsl {
   /** Storage after src, and the uniforms. */
@@ -173,7 +217,7 @@ function addressingWgsl(a: Addressing): AddressingWgsl {
     label: `append_pools${n}`,
     storage: [['positions', 'array<u32>'], ['table_offsets', 'array<u32>'], ['page_table', 'array<u32>'], ...numberedStorage('pool', n, 'array<u32>', 'read_write'), ...(a.finish ? FINISH_STORAGE : [])],
     uniforms: a.finish ? FINISH_UNIFORMS : APPEND_UNIFORMS,
-    helpers: `${a.finish ? finishDeclWgsl(a.finish) : ''}
+    helpers: `${a.finish ? finishDeclWgsl(a.finish.norm) : ''}
 fn put(pool: u32, i: u32, v: u32) {
   switch pool {
 ${cases.join('\n')}
@@ -260,7 +304,8 @@ export function kvAppend(a: KvAppendArgs): KernelProgram {
     throw new RangeError(`kvAppend: norm weight shape [${f.normWeight.shape}] does not match kvLoraRank ${l.kvLoraRank}`);
   }
   if (f && l.ropeDim % 2 !== 0) throw new RangeError(`kvAppend: ropeDim ${l.ropeDim} must be even to rope`);
-  const shader = kvQuantizeShader({ dtype: l.dtype, addressing: { kind: 'rows', pools: a.pools.length, ...(f ? { finish: f.normWeight.dtype } : {}) } });
+  const finish: Finish | undefined = f ? { norm: f.normWeight.dtype, rank: l.kvLoraRank, rope: l.ropeDim } : undefined;
+  const shader = kvQuantizeShader({ dtype: l.dtype, addressing: { kind: 'rows', pools: a.pools.length, ...(finish ? { finish } : {}) } });
   return {
     shader,
     buffers: shaderBuffers(shader, {
