@@ -2,16 +2,16 @@
 //   1. absorbed query qAbs [b, h, r + rope]: q_lat = q_nope · W_UK (r values) and roped q_pe, one dispatch
 //      (both per-head products on tensor cores from 16 rows where the attention runs on them)
 //   2. the row's latent (kv_a_proj_with_mqa's output, from the shared forward) normed, roped and appended to the
-//      cache at the token's position, in one dispatch
+//      cache at the token's position, in one dispatch (at batches up to 4, in the same dispatch as 1)
 //   3. grouped decode attention over the sequence's pages: ō [b, h, r] in the latent space, or with KV splits
 //      each split's partial ō and LSE
 //   4. attn = ō · W_UVᵀ per head, the splits merged while the matmul stages ō (with mergeInMatmul off, by the
 //      merge dispatch before it); o_proj follows in the shared forward
 import type { AttentionBlock, ForwardPass, ModelForward } from '@latentwire/gpu/forward';
 import type { KernelProgram } from '@latentwire/gpu';
-import { kvAppend } from '@latentwire/gpu/kernels';
+import { kvAppend, type KvAppendArgs } from '@latentwire/gpu/kernels';
 import { groupedDecodeAttention, type GroupedDecodeVariant } from '../kernels/grouped-decode-attention/index.js';
-import { headMatmul } from '../kernels/head-matmul/index.js';
+import { HEAD_MATMUL_APPEND_MAX_BATCH, headMatmul, type HeadMatmulArgs } from '../kernels/head-matmul/index.js';
 import { headWeightArgs, type AbsorbedWeights } from './absorbed-weights.js';
 import type { LatentKvCache } from './latent-kv-cache.js';
 
@@ -45,15 +45,22 @@ export function absorbedAttention(f: ModelForward, a: AbsorbedAttentionArgs): At
     *programs(l: number, pass: ForwardPass, latent: GPUBuffer): Generator<KernelProgram> {
       const B = pass.rows, s = pass.scratch, w = a.absorbed.layers[l]!, pools = a.cache.pools[l]!;
       // q_lat = q_nope · W_UK and roped q_pe beside it, in one dispatch
-      yield headMatmul({
+      const absorbedQuery: HeadMatmulArgs = {
         x: s.q, xRowStride: heads * qkDim, xHeadStride: qkDim, ...headWeightArgs(w.wUk),
         y: a.qAbs, yRowStride: heads * qaStride, yHeadStride: qaStride, batch: B, heads, K: nope, N: r, engine: a.variant.engine,
         rope: { positions: pass.positions, invFreq: f.invFreq, ropeDim: cfg.qkRopeHeadDim, inOffset: nope, outOffset: r, attentionFactor: f.ropeAttentionFactor },
-      });
-      yield kvAppend({
+      };
+      const append: KvAppendArgs = {
         layout: a.cache.layout, src: latent, rows: B, positions: pass.positions, tableOffsets: a.tableOffsets, pageTable: a.pageTable,
         pools, pagesPerBuffer: a.cache.pagesPerBuffer, finish: f.latentFinish(l),
-      });
+      };
+      // at small batches the append runs in the absorbed query's dispatch, where the device binds that many buffers
+      const both = B <= HEAD_MATMUL_APPEND_MAX_BATCH ? headMatmul({ ...absorbedQuery, append }) : null;
+      if (both && both.shader.bindings!.length <= (f.gpu.matmulLimits.maxStorageBuffersPerShaderStage ?? 8)) yield both;
+      else {
+        yield headMatmul(absorbedQuery);
+        yield kvAppend(append);
+      }
       const mergeHere = a.numSplits > 1 && a.mergeInMatmul;
       yield* groupedDecodeAttention({
         variant: a.variant, q: a.qAbs, seqLens: a.seqLens, pageTableOffsets: a.tableOffsets, pageTable: a.pageTable, pools,

@@ -7,7 +7,8 @@ import { roundTo, testGpu, uploadWeight } from '@latentwire/gpu/testing';
 import { headMatmul } from '../../src/kernels/head-matmul/index.js';
 import { groupedDecodeMerge, MAX_DECODE_SPLITS } from '../../src/kernels/grouped-decode-attention/index.js';
 import { headTranspose, headTransposeBytes } from '../../src/kernels/head-transpose/index.js';
-import { rope } from '@latentwire/gpu/kernels';
+import { kvAppend, rope } from '@latentwire/gpu/kernels';
+import { KV_DTYPES, latentKvLayout } from '@latentwire/protocol';
 
 for (const dtype of ['bf16', 'f32'] as const) {
   // batches of up to 4 rows run the one-row shape (K past 512: two rounds of x), more the 4-row block shape
@@ -85,6 +86,67 @@ test('head matmul - with rope: the product and the roped slice equal head matmul
     t.deepEqual(await gpu.readU32(yb, 0, B * heads * out), await gpu.readU32(ya, 0, B * heads * out), `[${B}, ${heads}, ${nope}+${ropeDim}, ${N}]`);
     gpu.destroy(x, w.buffer, positions, invFreq, ya, yb);
   }
+});
+
+// the decode step's absorbed query with the KV append in its dispatch (batches up to 4) against the two dispatches:
+// the product, the roped q_pe, the finished latent rows and every cache word, bit for bit, per cache dtype, with a
+// rank that leaves partial norm lanes and a rope slice across a 64-value boundary
+for (const dtype of KV_DTYPES) {
+  test(`head matmul - with rope and the KV append (${dtype}): as head matmul with rope then kvAppend`, async (t) => {
+    const gpu = await testGpu();
+    for (const [B, heads, nope, ropeDim, N, r] of [[1, 3, 37, 6, 45, 41], [4, 2, 16, 64, 130, 512]] as const) {
+      const qk = nope + ropeDim, out = N + ropeDim, width = r + ropeDim, stride = width + 3, pageSize = 5, pagesPerBuffer = 3;
+      const x = gpu.upload('x', Float32Array.from(randomArray(B * heads * qk, 81 + B)));
+      const w = uploadWeight(gpu, 'w', roundTo(randomArray(heads * nope * N, 82), 'bf16'), 'bf16', [heads * nope, N]);
+      const positions = gpu.upload('positions', Uint32Array.from([0, 13, 7, 3].slice(0, B)));
+      const invFreq = gpu.upload('inv_freq', Float32Array.from({ length: ropeDim / 2 }, (_, i) => 10000 ** (-(2 * i) / ropeDim)));
+      const norm = uploadWeight(gpu, 'norm', roundTo(randomArray(r, 83, 1.5), 'bf16'), 'bf16', [r]);
+      const latent = roundTo(randomArray(B * stride, 84 + r, 2), 'f32');
+      const [srcA, srcB] = ['a', 'b'].map((k) => gpu.upload(`src_${k}`, Float32Array.from(latent)));
+      const offsets = gpu.upload('offsets', Uint32Array.from([0, 4, 8, 10]));
+      const table = gpu.upload('table', Uint32Array.from([5, 0, 0, 0, 1, 2, 4, 0, 3, 0, 0, 0]));
+      const l = latentKvLayout({ kvLoraRank: r, ropeDim, pageSize, dtype });
+      const pools = () => [0, 1].map((k) => gpu.upload(`pool${k}`, new Uint32Array((pagesPerBuffer * l.pageBytes) / 4).fill(0xdeadbeef)));
+      const poolsA = pools(), poolsB = pools();
+      const ya = gpu.buffer('ya', B * heads * out * 4), yb = gpu.buffer('yb', B * heads * out * 4);
+      const common = {
+        x, weight: w, batch: B, heads, K: nope, N, xRowStride: heads * qk, xHeadStride: qk, yRowStride: heads * out, yHeadStride: out,
+        rope: { positions, invFreq, ropeDim, inOffset: nope, outOffset: N, attentionFactor: 0.75 },
+      };
+      const append = {
+        layout: l, rows: B, srcStride: stride, positions, tableOffsets: offsets, pageTable: table, pagesPerBuffer,
+        finish: { normWeight: norm, eps: 1e-6, invFreq, attentionFactor: 0.75 },
+      };
+      const fused = headMatmul({ ...common, y: yb, append: { ...append, src: srcB, pools: poolsB } });
+      t.is(fused.workgroups[0], Math.ceil(N / 16) + 2, 'one more column of workgroups than the rope form');
+      await gpu.run([
+        headMatmul({ ...common, y: ya }),
+        kvAppend({ ...append, src: srcA, pools: poolsA }),
+        fused,
+      ]);
+      const shape = `[${B}, ${heads}, ${nope}+${ropeDim}, ${N}], r ${r}`;
+      t.deepEqual(await gpu.readU32(yb, 0, B * heads * out), await gpu.readU32(ya, 0, B * heads * out), `q ${shape}`);
+      t.deepEqual(await gpu.readU32(srcB, 0, B * stride), await gpu.readU32(srcA, 0, B * stride), `latent rows ${shape}`);
+      for (let k = 0; k < 2; k++) {
+        const n = (pagesPerBuffer * l.pageBytes) / 4;
+        t.deepEqual(await gpu.readU32(poolsB[k]!, 0, n), await gpu.readU32(poolsA[k]!, 0, n), `pool ${k} ${shape}`);
+      }
+      gpu.destroy(x, w.buffer, positions, invFreq, norm.buffer, srcA, srcB, offsets, table, ...poolsA, ...poolsB, ya, yb);
+    }
+  });
+}
+
+test('head matmul - the KV append needs the rope form, a batch of 4 or fewer and the rope\'s positions', (t) => {
+  const fake = { size: 1 << 20 } as unknown as GPUBuffer;
+  const weight = { buffer: fake, dtype: 'bf16' as const, shape: [2 * 16, 8] };
+  const rope = { positions: fake, invFreq: fake, ropeDim: 2, inOffset: 16, outOffset: 8, attentionFactor: 1 };
+  const l = latentKvLayout({ kvLoraRank: 64, ropeDim: 2, pageSize: 4, dtype: 'bf16' });
+  const append = { layout: l, src: fake, rows: 1, positions: fake, tableOffsets: fake, pageTable: fake, pools: [fake], pagesPerBuffer: 1 };
+  const common = { x: fake, weight, y: fake, heads: 2, K: 16, N: 8 };
+  t.throws(() => headMatmul({ ...common, batch: 1, append }), { message: /rope form/ });
+  t.throws(() => headMatmul({ ...common, batch: 5, rope, append: { ...append, rows: 5 } }), { message: /batches up to 4/ });
+  t.throws(() => headMatmul({ ...common, batch: 1, rope, append: { ...append, positions: { size: 4 } as unknown as GPUBuffer } }), { message: /share/ });
+  t.notThrows(() => headMatmul({ ...common, batch: 1, rope, append }));
 });
 
 test('head matmul - merging KV splits while staging equals the merge dispatch then head matmul, and float64', async (t) => {

@@ -6,8 +6,8 @@
 // Two engines: the portable kernel (head-matmul.wgsl, f32 FMA), and from HEAD_MATMUL_MMA_MIN_BATCH rows where
 // the caller says the adapter has subgroup matrices, head-matmul-mma.wgsl (f16 16×16×16 tensor-core products).
 import type { BufferBinding, KernelProgram, KernelShader } from '@latentwire/gpu';
-import { bindings, fillWgsl, loadWgsl, pair16Wgsl, SUBGROUP_MATRIX_WGSL } from '@latentwire/gpu';
-import { weightLoadWgsl, type GpuTensor, type WeightDtype } from '@latentwire/gpu/kernels';
+import { bindings, fillWgsl, loadWgsl, pair16Wgsl, shaderBuffers, SUBGROUP_MATRIX_WGSL } from '@latentwire/gpu';
+import { kvAppendEmbed, kvAppendRowWgsl, weightLoadWgsl, type GpuTensor, type KvAppendArgs, type KvAppendEmbed, type WeightDtype } from '@latentwire/gpu/kernels';
 import { defineKernel } from '@latentwire/gpu';
 import { MAX_DECODE_SPLITS } from '../grouped-decode-attention/grouped-decode-attention.js';
 
@@ -32,6 +32,8 @@ type HeadMatmulShapeName = keyof typeof SHAPES;
 const WG = 256;
 /** Largest batch the row shape takes (one block of the block shape, whose grid it has 4× of). */
 const HEAD_MATMUL_ROW_MAX_BATCH = SHAPES.block.BB;
+/** Largest batch whose absorbed query takes the KV append into its dispatch (HeadMatmulArgs.append). */
+export const HEAD_MATMUL_APPEND_MAX_BATCH = HEAD_MATMUL_ROW_MAX_BATCH;
 
 const UNIFORMS = {
   batch: 'u32', k: 'u32', n: 'u32',
@@ -117,7 +119,8 @@ fn x_at(b: u32, h: u32, k: u32, bb: u32) -> f32 { return x[u.x_offset + b * u.x_
 const STORAGE = [['x', 'array<f32>'], ['w', 'array<u32>'], ['y', 'array<f32>', 'read_write']] as const;
 const PLAIN = bindings(STORAGE, UNIFORMS);
 /** The rope form also reads each row's position and the inverse frequencies. */
-const ROPED = bindings([...STORAGE, ['positions', 'array<u32>'], ['inv_freq', 'array<f32>']], ROPE_UNIFORMS);
+const ROPED_STORAGE = [...STORAGE, ['positions', 'array<u32>'], ['inv_freq', 'array<f32>']] as const;
+const ROPED = bindings(ROPED_STORAGE, ROPE_UNIFORMS);
 /** The merge form reads the splits' LSEs beside their partial outputs (x). */
 const MERGED = bindings([...STORAGE, ['lse', 'array<f32>']], MERGE_UNIFORMS);
 
@@ -128,29 +131,46 @@ interface HeadMatmulVariant {
   readonly rope: boolean;
   /** x is split-KV partials merged while staging (the attention output's W_UV). */
   readonly merge?: boolean;
+  /** With rope (portable engine): the KV append's rows in one more column of workgroups (kvAppendEmbed's variant). */
+  readonly append?: KvAppendEmbed['variant'];
 }
 
-/** The bindings, and the rope and x readers both engines share (after their BB and WG constants). */
-function formWgsl(rope: boolean, merge: boolean): { B: typeof PLAIN | typeof ROPED | typeof MERGED; wgsl: string } {
+interface FormBindings { readonly wgsl: string; shader(label: string, source: string): KernelShader }
+
+/** The bindings, and the rope, append and x readers both engines share (after their BB and WG constants). */
+function formWgsl(rope: boolean, merge: boolean, append?: KvAppendEmbed['variant']): { B: FormBindings; wgsl: string } {
   if (rope && merge) throw new RangeError('headMatmul: the rope and merge forms exclude each other');
-  const B = rope ? ROPED : merge ? MERGED : PLAIN;
+  if (append && !rope) throw new RangeError('headMatmul: the KV append runs beside the rope form only');
+  // the append's row function reads the rope's positions and inverse frequencies too: one binding each
+  const row = append ? kvAppendRowWgsl(append, WG) : null;
+  const B: FormBindings = row
+    ? bindings([...ROPED_STORAGE, ...row.storage.filter(([n]) => n !== 'positions' && n !== 'inv_freq')], { ...ROPE_UNIFORMS, ...row.uniforms })
+    : rope ? ROPED : merge ? MERGED : PLAIN;
   return {
     B,
     wgsl: `${B.wgsl}
 ${rope ? `fn is_rope_block(x: u32) -> bool { return x == u.rope_block; }
 ${ROPE_WGSL}` : `fn is_rope_block(x: u32) -> bool { return false; }
 fn rope_rows(h: u32, b0: u32, lid: u32) {}`}
+${row ? `${row.wgsl}
+fn is_append_block(x: u32) -> bool { return x == u.rope_block + 1u; }
+fn append_rows(b0: u32, lid: u32) {
+  for (var r = 0u; r < BB; r++) {
+    if (b0 + r < u.rows) { kv_row(b0 + r, lid); }
+  }
+}` : `fn is_append_block(x: u32) -> bool { return false; }
+fn append_rows(b0: u32, lid: u32) {}`}
 ${merge ? MERGE_WGSL : PLAIN_X_WGSL}`,
   };
 }
 
 const formLabel = (rope: boolean, merge: boolean) => `${rope ? '_rope' : ''}${merge ? '_merge' : ''}`;
 
-function build_headMatmulShader({ dtype, shape, rope, merge = false }: HeadMatmulVariant): KernelShader {
-  const { B, wgsl } = formWgsl(rope, merge);
+function build_headMatmulShader({ dtype, shape, rope, merge = false, append }: HeadMatmulVariant): KernelShader {
+  const { B, wgsl } = formWgsl(rope, merge, append);
   const { CT, KS, BB, KC } = SHAPES[shape];
   if (CT * KS !== WG || BB * CT > WG) throw new RangeError(`headMatmul: shape ${shape} does not fill ${WG} threads`);
-  return B.shader(`head_matmul_${dtype}${shape === 'row' ? '_row' : ''}${formLabel(rope, merge)}`, `const CT: u32 = ${CT}u;
+  return B.shader(`head_matmul_${dtype}${shape === 'row' ? '_row' : ''}${formLabel(rope, merge)}${append ? `_${kvAppendRowWgsl(append, WG).label}` : ''}`, `const CT: u32 = ${CT}u;
 const KS: u32 = ${KS}u;
 const WG: u32 = ${WG}u;
 const BB: u32 = ${BB}u;
@@ -266,6 +286,14 @@ export interface HeadMatmulArgs {
    */
   readonly merge?: { readonly lse: Binding; readonly numSplits: number };
   /**
+   * With rope, at batches of HEAD_MATMUL_APPEND_MAX_BATCH or fewer (the portable row shape): also run kvAppend(append)
+   * in the same dispatch, one more column of workgroups (the decode step's latent rows normed, roped and written to
+   * the cache beside the absorbed query: both need only the step's projections, and as two dispatches the append's
+   * one workgroup a row was ~11 µs of the batch-1 layer's chain). It shares the rope's positions, inverse
+   * frequencies and attention factor.
+   */
+  readonly append?: KvAppendArgs;
+  /**
    * 'subgroup-matrix': tensor-core products (f16 operands) from HEAD_MATMUL_MMA_MIN_BATCH rows, where the weight is
    * bf16 / f16 at even offset and strides and N is even; the portable kernel otherwise. The caller says the
    * device has subgroup matrices (the attention's engine). Default 'f32': the portable kernel.
@@ -307,16 +335,30 @@ export function headMatmul(a: HeadMatmulArgs): KernelProgram {
   const rows = mma ? mmaRows(a.batch, a.K) : SHAPES[shape].BB;
   const nBlocks = mma ? Math.ceil(a.N / MMA_BN) : Math.ceil(a.N / (4 * SHAPES[shape].CT));
   const splitRow = m ? m.numSplits * a.K : a.K;
+  const ap = a.append;
+  if (ap) {
+    if (!r) throw new RangeError('headMatmul: the KV append runs beside the rope form only');
+    if (mma || shape !== 'row') throw new RangeError(`headMatmul: the KV append runs at batches up to ${HEAD_MATMUL_APPEND_MAX_BATCH} only (batch ${a.batch})`);
+    if (ap.rows > a.batch) throw new RangeError(`headMatmul: ${ap.rows} rows to append beyond the batch's ${a.batch}`);
+    if (ap.positions !== r.positions || (ap.finish && (ap.finish.invFreq !== r.invFreq || ap.finish.attentionFactor !== r.attentionFactor))) {
+      throw new RangeError("headMatmul: the KV append must share the rope's positions, inverse frequencies and attention factor");
+    }
+  }
+  const embed = ap ? kvAppendEmbed(ap) : null;
   const form = { rope: r !== undefined, ...(m ? { merge: true } : {}) };
+  const shader = mma
+    ? headMatmulMmaShader({ dtype: a.weight.dtype as 'bf16' | 'f16', BM: rows, ...form })
+    : headMatmulShader({ dtype: a.weight.dtype, shape, ...form, ...(embed ? { append: embed.variant } : {}) });
   return {
-    shader: mma
-      ? headMatmulMmaShader({ dtype: a.weight.dtype as 'bf16' | 'f16', BM: rows, ...form })
-      : headMatmulShader({ dtype: a.weight.dtype, shape, ...form }),
-    buffers: r
-      ? ROPED.buffers({ x: a.x, w: a.weight.buffer, y: a.y, positions: r.positions, inv_freq: r.invFreq })
-      : m ? MERGED.buffers({ x: a.x, w: a.weight.buffer, y: a.y, lse: m.lse })
-        : PLAIN.buffers({ x: a.x, w: a.weight.buffer, y: a.y }),
+    shader,
+    buffers: embed
+      ? shaderBuffers(shader, { ...embed.buffers, x: a.x, w: a.weight.buffer, y: a.y, positions: r!.positions, inv_freq: r!.invFreq })
+      : r
+        ? ROPED.buffers({ x: a.x, w: a.weight.buffer, y: a.y, positions: r.positions, inv_freq: r.invFreq })
+        : m ? MERGED.buffers({ x: a.x, w: a.weight.buffer, y: a.y, lse: m.lse })
+          : PLAIN.buffers({ x: a.x, w: a.weight.buffer, y: a.y }),
     uniformValues: {
+      ...embed?.uniformValues,
       batch: a.batch, k: a.K, n: a.N,
       x_offset: a.xOffset ?? 0, x_row_stride: a.xRowStride ?? a.heads * splitRow, x_head_stride: a.xHeadStride ?? splitRow,
       w_offset: wOffset, w_head_stride: wHead, w_row_stride: wRow,
@@ -324,7 +366,7 @@ export function headMatmul(a: HeadMatmulArgs): KernelProgram {
       ...(r ? { rope_block: nBlocks, rope_half: r.ropeDim / 2, rope_in: r.inOffset, rope_out: r.outOffset, attention_factor: r.attentionFactor } : {}),
       ...(m ? { heads: a.heads, num_splits: m.numSplits } : {}),
     },
-    workgroups: [nBlocks + (r ? 1 : 0), a.heads, Math.ceil(a.batch / rows)],
+    workgroups: [nBlocks + (r ? 1 : 0) + (embed ? 1 : 0), a.heads, Math.ceil(a.batch / rows)],
   };
 }
 

@@ -6,12 +6,14 @@
 // (head-matmul.ts): 64 columns × 4 rows, or 16 columns × 1 row with the whole of x staged at once (small batches).
 // With ROPE, one more column of workgroups (wg.x == u.rope_block) ropes each head's q_pe slice of x into y
 // beside the product instead (rope_rows, as rope.ts computes it): the absorbed query's two halves in one dispatch.
+// With APPEND (rope form, portable engine), one more column's head-0 workgroups run the KV append's rows beside it
+// (append_rows: kv-quantize.ts's kv_row for each of the block's rows, normed, roped and written to the cache).
 // With MERGE, x is instead the split-KV partial outputs of grouped decode attention [batch, heads, splits, K] and
 // their LSEs [batch, heads, splits]: each staged x value is the splits' log-sum-exp merge (merge_prologue weighs the
 // splits once per workgroup, x_at sums them as grouped-decode-merge.wgsl does, bit for bit), so ō · W_UVᵀ needs
 // no merge dispatch before it.
 // Prepended by the launcher: CT, KS, WG, BB, KC, the bindings, the uniforms `u`, weight_at(), is_rope_block(),
-// rope_rows(), merge_prologue() and x_at().
+// rope_rows(), is_append_block(), append_rows(), merge_prologue() and x_at().
 var<workgroup> xs: array<f32, BB * KC>;
 var<workgroup> partial: array<vec4<f32>, KS * BB * CT>;
 
@@ -32,6 +34,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let b0 = wg.z * BB;
   if (is_rope_block(wg.x)) {
     rope_rows(h, b0, lid);
+    return;
+  }
+  if (is_append_block(wg.x)) {
+    if (h == 0u) { append_rows(b0, lid); }
     return;
   }
   merge_prologue(h, b0, lid);

@@ -24,6 +24,7 @@ import { layoutUniforms, rowGrid } from './kv-grid.js';
 import { defineKernel } from '../../runtime/define-kernel.js';
 import { weightLoadWgsl, type GpuTensor, type WeightDtype } from '../weight-dtype.js';
 
+/** Threads of the kernel's workgroup (the KV append's row function also runs in others': kvRowWgsl). */
 const WORKGROUP = 64;
 const COMMON_UNIFORMS = {
   rows: 'u32', wg_x: 'u32', src_offset: 'u32', src_stride: 'u32', token_offset: 'u32', page_size: 'u32', rank: 'u32',
@@ -42,40 +43,55 @@ export const KV_APPEND_MAX_POOLS = 4;
 interface Finish { readonly norm: WeightDtype; readonly rank: number; readonly rope: number }
 type Addressing = { readonly kind: 'sequence' } | { readonly kind: 'rows'; readonly pools: number; readonly finish?: Finish };
 
-function build_kvQuantizeShader({ dtype, addressing }: { readonly dtype: KvDtype; readonly addressing: Addressing }): KernelShader {
+/** One row's quantize-and-write as a WGSL function, with the bindings and uniforms it reads (kvRowWgsl). */
+export interface KvRowWgsl {
+  readonly storage: readonly StorageDecl[];
+  readonly uniforms: typeof UNIFORMS | typeof APPEND_UNIFORMS | typeof FINISH_UNIFORMS;
+  /** Declarations and `fn kv_row(row: u32, lid: u32)`, called by all `wg` threads of a workgroup in uniform control flow. */
+  readonly wgsl: string;
+  readonly label: string;
+}
+
+/**
+ * Row `row` of src (f32 bits) written into the cache by a workgroup of `wg` threads (a power of two, 64 or more):
+ * the kernel's body, also run by other kernels beside their own work (head_matmul's absorbed query).
+ */
+export function kvRowWgsl(dtype: KvDtype, addressing: Addressing, wg: number): KvRowWgsl {
+  if (!Number.isInteger(Math.log2(wg)) || wg < 64) throw new RangeError(`kvRowWgsl: ${wg} threads (a power of two from 64)`);
   const l = latentKvLayout({ kvLoraRank: 1, ropeDim: 1, pageSize: 1, dtype }); // element types only
   const scaled = l.scales.kind !== 'none';
   const { storage, uniforms, helpers, locate, label } = addressingWgsl(addressing);
   const finish = addressing.kind === 'rows' ? addressing.finish : undefined;
-  // src holds f32 rows, read as bits (finished in place when `finish`)
-  const B = bindings([['src', 'array<u32>', finish ? 'read_write' : 'read'], ...storage], uniforms);
-  // 4 loads of a thread issued together a trip (a load a trip, each waited on, made these loops the kernel's time)
   const reduceAmax = `red[lid] = m;
   workgroupBarrier();
-  for (var k = ${WORKGROUP / 2}u; k > 0u; k >>= 1u) {
+  for (var k = ${wg / 2}u; k > 0u; k >>= 1u) {
     if (lid < k) { red[lid] = max(red[lid], red[lid + k]); }
     workgroupBarrier();
   }
   let amax_bits = workgroupUniformLoad(&red[0]);
   let scale = select(bitcast<f32>(amax_bits) * bitcast<f32>(${f32Bits(INV_E4M3_MAX)}u), 1.0, amax_bits == 0u);`;
+  // 4 loads of a thread issued together a trip (a load a trip, each waited on, made these loops the kernel's time)
   const amax = !scaled ? 'let scale = 1.0;'
     : finish ? `var m = 0u;
-  ${finishedLatent(finish).map((i) => `m = max(m, bitcast<u32>(y${i}) & 0x7fffffffu);`).join('\n  ')}
+  ${latentSlots(finish, wg).map(({ name }) => `m = max(m, bitcast<u32>(y${name}) & 0x7fffffffu);`).join('\n  ')}
   ${reduceAmax}`
     : `var m = 0u;
   var i = lid;
-  for (; i + ${3 * WORKGROUP}u < u.rank; i += ${4 * WORKGROUP}u) {
+  for (; i + ${3 * wg}u < u.rank; i += ${4 * wg}u) {
     let a0 = src[s + i];
-    let a1 = src[s + i + ${WORKGROUP}u];
-    let a2 = src[s + i + ${2 * WORKGROUP}u];
-    let a3 = src[s + i + ${3 * WORKGROUP}u];
+    let a1 = src[s + i + ${wg}u];
+    let a2 = src[s + i + ${2 * wg}u];
+    let a3 = src[s + i + ${3 * wg}u];
     m = max(m, max(max(a0 & 0x7fffffffu, a1 & 0x7fffffffu), max(a2 & 0x7fffffffu, a3 & 0x7fffffffu)));
   }
-  for (; i < u.rank; i += ${WORKGROUP}u) { m = max(m, src[s + i] & 0x7fffffffu); }
+  for (; i < u.rank; i += ${wg}u) { m = max(m, src[s + i] & 0x7fffffffu); }
   ${reduceAmax}`;
-  return B.shader(`kv_${label}${finish ? `_finish_${finish.norm}_r${finish.rank}_p${finish.rope}` : ''}_${dtype}`, /* wgsl */ `
-${B.wgsl}
-${helpers}
+  return {
+    // src holds f32 rows, read as bits (finished in place when `finish`)
+    storage: [['src', 'array<u32>', finish ? 'read_write' : 'read'], ...storage],
+    uniforms,
+    label: `${label}${finish ? `_finish_${finish.norm}_r${finish.rank}_p${finish.rope}` : ''}_${dtype}`,
+    wgsl: /* wgsl */ `${helpers}
 //!include fp8, bf16-encode
 ${finish ? `// the finished row, staged (finishWgsl): the packers read it from workgroup memory
 var<workgroup> row_bits: array<u32, ${finish.rank + finish.rope}>;
@@ -89,23 +105,35 @@ fn src_bits(s: u32, i: u32, n: u32) -> u32 {
 }`}
 ${sectionPackWgsl(l.latentType, 'pack_latent')}
 ${sectionPackWgsl(l.ropeType, 'pack_rope')}
-var<workgroup> red: array<u32, ${WORKGROUP}>;
+var<workgroup> red: array<u32, ${wg}>;
+fn kv_row(row: u32, lid: u32) {
+  let s = u.src_offset + row * u.src_stride;
+  ${finish ? finishLoadsWgsl(finish, wg) : ''}
+  ${locate}
+  let slot = tok % u.page_size;
+  let dst = base + slot * u.row_words;
+  ${finish ? finishWgsl(finish, wg) : ''}
+  ${amax}
+  for (var w = lid; w < u.latent_words; w += ${wg}u) { put(pool, dst + w, pack_latent(s, u.rank, w, scale)); }
+  let rope_dst = dst + u.latent_words;
+  for (var w = lid; w < u.rope_words; w += ${wg}u) { put(pool, rope_dst + w, pack_rope(s + u.rank, u.rope, w, 1.0)); }
+  ${scaled ? 'if (lid == 0u) { put(pool, base + u.scales_word + slot, bitcast<u32>(scale)); }' : ''}
+}
+`,
+  };
+}
 
+function build_kvQuantizeShader({ dtype, addressing }: { readonly dtype: KvDtype; readonly addressing: Addressing }): KernelShader {
+  const r = kvRowWgsl(dtype, addressing, WORKGROUP);
+  const B = bindings(r.storage, r.uniforms);
+  return B.shader(`kv_${r.label}`, /* wgsl */ `
+${B.wgsl}
+${r.wgsl}
 @compute @workgroup_size(${WORKGROUP})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let row = wg.y * u.wg_x + wg.x;
   if (row >= u.rows) { return; }
-  let s = u.src_offset + row * u.src_stride;
-  ${finish ? finishLoadsWgsl(finish) : ''}
-  ${locate}
-  let slot = tok % u.page_size;
-  let dst = base + slot * u.row_words;
-  ${finish ? finishWgsl(finish) : ''}
-  ${amax}
-  for (var w = lid; w < u.latent_words; w += ${WORKGROUP}u) { put(pool, dst + w, pack_latent(s, u.rank, w, scale)); }
-  let rope_dst = dst + u.latent_words;
-  for (var w = lid; w < u.rope_words; w += ${WORKGROUP}u) { put(pool, rope_dst + w, pack_rope(s + u.rank, u.rope, w, 1.0)); }
-  ${scaled ? 'if (lid == 0u) { put(pool, base + u.scales_word + slot, bitcast<u32>(scale)); }' : ''}
+  kv_row(row, lid);
 }
 `);
 }
@@ -117,62 +145,66 @@ function finishDeclWgsl(normDtype: WeightDtype): string {
 var<workgroup> nred: array<f32, ${NORM_LANES}>;`;
 }
 
-/** Indices i of a thread's row values c = lid + WORKGROUP·i (finishWgsl) below `end`, and whether that needs a guard. */
-function rowSlots(end: number): { i: number; guard: boolean }[] {
-  return Array.from({ length: Math.ceil(end / WORKGROUP) }, (_, i) => ({ i, guard: (i + 1) * WORKGROUP > end }));
+/**
+ * A thread's latent values in the finishing prologue: the rms-norm kernel's lane L (of NORM_LANES) adds the squares
+ * of c = L, L + 128, … in order, and thread lid keeps lanes lid, lid + wg, … below NORM_LANES (two at 64 threads;
+ * at 256 the first 128 threads one each): value (j, k) is c = lid + wg·j + 128·k. `guard`: the WGSL condition
+ * where c may fall past the lane count or the rank, else ''.
+ */
+function latentSlots(f: Finish, wg: number): { name: string; j: number; c: string; guard: string }[] {
+  const lanes = Math.ceil(NORM_LANES / wg), steps = Math.ceil(f.rank / NORM_LANES);
+  return Array.from({ length: lanes }, (_, j) => Array.from({ length: steps }, (_, k) => {
+    const conds = [
+      ...(wg * (j + 1) > NORM_LANES ? [`lid + ${wg * j}u < ${NORM_LANES}u`] : []),
+      ...(wg * j + NORM_LANES * k + Math.min(wg, NORM_LANES) > f.rank ? [`lid + ${wg * j + NORM_LANES * k}u < ${f.rank}u`] : []),
+    ];
+    return { name: `${j}_${k}`, j, c: `lid + ${wg * j + NORM_LANES * k}u`, guard: conds.length ? `if (${conds.join(' && ')}) ` : '' };
+  })).flat();
 }
-/** The i of a thread's normed latent values y_i. */
-function finishedLatent(f: Finish): number[] {
-  return rowSlots(f.rank).map(({ i }) => i);
+/** A thread's rope values c = rank + lid + wg·m. */
+function ropeSlots(f: Finish, wg: number): { m: number; guard: string }[] {
+  return Array.from({ length: Math.ceil(f.rope / wg) }, (_, m) => ({ m, guard: wg * (m + 1) > f.rope ? `if (lid + ${wg * m}u < ${f.rope}u) ` : '' }));
 }
-const slotGuard = (i: number, guard: boolean, end: string) => (guard ? `if (lid + ${i * WORKGROUP}u < ${end}) ` : '');
 
-// The finishing prologue's loads: a thread's values c = lid + WORKGROUP·i of the row (x_i) and of the norm weight
-// (g_i), all issued at once, before the page lookups (a loop of one load a trip, each waited on, walked the row
-// five times: squares, normed write, amax, packing; ~12 µs a batch-1 layer on the H100 after 4 loads a trip).
-function finishLoadsWgsl(f: Finish): string {
-  const row = f.rank + f.rope;
+// The finishing prologue's loads: a thread's latent values (x) with their norm weights (g) and its rope values (xr),
+// all issued at once, before the page lookups (a loop of one load a trip, each waited on, walked the row five
+// times: squares, normed write, amax, packing).
+function finishLoadsWgsl(f: Finish, wg: number): string {
   return [
-    ...rowSlots(row).map(({ i }) => `let x${i} = bitcast<f32>(src[s + min(lid + ${i * WORKGROUP}u, ${row - 1}u)]);`),
-    ...rowSlots(f.rank).map(({ i }) => `let g${i} = norm_at(min(lid + ${i * WORKGROUP}u, ${f.rank - 1}u));`),
+    ...latentSlots(f, wg).flatMap(({ name, c }) => [
+      `let x${name} = bitcast<f32>(src[s + min(${c}, ${f.rank - 1}u)]);`,
+      `let g${name} = norm_at(min(${c}, ${f.rank - 1}u));`,
+    ]),
+    ...ropeSlots(f, wg).map(({ m }) => `let xr${m} = src[s + ${f.rank}u + min(lid + ${wg * m}u, ${f.rope - 1}u)];`),
     'row_src = s;',
   ].join('\n  ');
 }
 
-// c = RMSNorm(c)·w in place: each of the WORKGROUP threads keeps the partial sums of two of the rms-norm kernel's
-// NORM_LANES lanes (lane j adds the squares of c = j, j + 128, … in order: this thread's x_i of even i, and of
-// odd i for lane lid + 64), so the tree sums the same values in the same order; y_i = x_i·inv·g_i as rms-norm
-// writes it. The finished row goes to workgroup memory (row_bits, which the amax and the packers read: no second
-// pass over memory) and back to src; then k_pe roped there as rope.ts does.
-function finishWgsl(f: Finish): string {
-  const lat = rowSlots(f.rank);
-  const squares = (parity: number) => lat.filter(({ i }) => i % 2 === parity)
-    .map(({ i, guard }) => `${slotGuard(i, guard, `${f.rank}u`)}{ p${parity} += x${i} * x${i}; }`).join('\n  ');
-  const rope = rowSlots(f.rank + f.rope).filter(({ i }) => (i + 1) * WORKGROUP > f.rank);
-  return `var p0 = 0.0;
-  ${squares(0)}
-  var p1 = 0.0;
-  ${squares(1)}
-  nred[lid] = p0;
-  nred[lid + ${WORKGROUP}u] = p1;
+// c = RMSNorm(c)·w in place, as rms-norm computes it: each lane's squares in its order, the tree over the lanes in
+// the kernel's order, y = x·inv·g. The finished row goes to workgroup memory (row_bits, which the packers read: no
+// second pass over memory) and back to src; then k_pe roped there as rope.ts does.
+function finishWgsl(f: Finish, wg: number): string {
+  const lat = latentSlots(f, wg);
+  const lanes = Math.ceil(NORM_LANES / wg);
+  const laneSums = Array.from({ length: lanes }, (_, j) => `var p${j} = 0.0;
+  ${lat.filter((v) => v.j === j).map(({ name, guard }) => `${guard}{ p${j} += x${name} * x${name}; }`).join('\n  ')}
+  ${wg * (j + 1) > NORM_LANES ? `if (lid + ${wg * j}u < ${NORM_LANES}u) ` : ''}{ nred[lid + ${wg * j}u] = p${j}; }`);
+  return `${laneSums.join('\n  ')}
   workgroupBarrier();
   for (var k = ${NORM_LANES / 2}u; k > 0u; k >>= 1u) {
     if (lid < k) { nred[lid] += nred[lid + k]; }
     workgroupBarrier();
   }
   let inv = inverseSqrt(nred[0] / f32(u.rank) + u.eps);
-  ${lat.map(({ i, guard }) => `var y${i} = 0.0;
-  ${slotGuard(i, guard, `${f.rank}u`)}{
-    y${i} = x${i} * inv * g${i};
-    row_bits[lid + ${i * WORKGROUP}u] = bitcast<u32>(y${i});
-    src[s + lid + ${i * WORKGROUP}u] = bitcast<u32>(y${i});
+  ${lat.map(({ name, c, guard }) => `var y${name} = 0.0;
+  ${guard}{
+    y${name} = x${name} * inv * g${name};
+    row_bits[${c}] = bitcast<u32>(y${name});
+    src[s + ${c}] = bitcast<u32>(y${name});
   }`).join('\n  ')}
-  ${rope.map(({ i }) => `{
-    let c = lid + ${i * WORKGROUP}u;
-    if (c >= ${f.rank}u && c < ${f.rank + f.rope}u) { row_bits[c] = bitcast<u32>(x${i}); }
-  }`).join('\n  ')}
+  ${ropeSlots(f, wg).map(({ m, guard }) => `${guard}{ row_bits[${f.rank}u + lid + ${wg * m}u] = xr${m}; }`).join('\n  ')}
   workgroupBarrier();
-  for (var i = lid; i < ${f.rope / 2}u; i += ${WORKGROUP}u) {
+  for (var i = lid; i < ${f.rope / 2}u; i += ${wg}u) {
     let angle = f32(tok) * inv_freq[i];
     let rc = cos(angle) * u.attention_factor;
     let rs = sin(angle) * u.attention_factor;
@@ -291,8 +323,16 @@ export interface KvAppendArgs {
   readonly finish?: { readonly normWeight: GpuTensor; readonly eps: number; readonly invFreq: GPUBuffer; readonly attentionFactor: number };
 }
 
-/** Writes rows into a (possibly split) page pool at per-row positions and page tables. */
-export function kvAppend(a: KvAppendArgs): KernelProgram {
+/** What kvAppend(a) runs, for a kernel that runs the rows beside its own work (kvAppendEmbed). */
+export interface KvAppendEmbed {
+  /** The row function's variant (plain data, part of the host kernel's variant): kvAppendRowWgsl builds it. */
+  readonly variant: { readonly dtype: KvDtype; readonly pools: number; readonly finish?: Finish };
+  readonly buffers: Readonly<Record<string, Binding | undefined>>;
+  readonly uniformValues: Readonly<Record<string, number>>;
+}
+
+/** kvAppend's arguments checked and resolved into its row function's variant, buffers and uniforms. */
+export function kvAppendEmbed(a: KvAppendArgs): KvAppendEmbed {
   const l = a.layout;
   const width = l.kvLoraRank + l.ropeDim;
   const srcStride = a.srcStride ?? width;
@@ -304,20 +344,36 @@ export function kvAppend(a: KvAppendArgs): KernelProgram {
     throw new RangeError(`kvAppend: norm weight shape [${f.normWeight.shape}] does not match kvLoraRank ${l.kvLoraRank}`);
   }
   if (f && l.ropeDim % 2 !== 0) throw new RangeError(`kvAppend: ropeDim ${l.ropeDim} must be even to rope`);
-  const finish: Finish | undefined = f ? { norm: f.normWeight.dtype, rank: l.kvLoraRank, rope: l.ropeDim } : undefined;
-  const shader = kvQuantizeShader({ dtype: l.dtype, addressing: { kind: 'rows', pools: a.pools.length, ...(finish ? { finish } : {}) } });
+  const n = a.pools.length;
+  if (!Number.isInteger(n) || n < 1 || n > KV_APPEND_MAX_POOLS) throw new RangeError(`kvAppend: ${n} pool buffers (1..${KV_APPEND_MAX_POOLS})`);
   return {
-    shader,
-    buffers: shaderBuffers(shader, {
+    variant: { dtype: l.dtype, pools: n, ...(f ? { finish: { norm: f.normWeight.dtype, rank: l.kvLoraRank, rope: l.ropeDim } } : {}) },
+    buffers: {
       src: a.src, positions: a.positions, table_offsets: a.tableOffsets, page_table: a.pageTable,
       ...numberedBuffers('pool', a.pools), norm_w: f?.normWeight.buffer, inv_freq: f?.invFreq,
-    }),
+    },
     uniformValues: {
       rows: a.rows, wg_x: grid.wgX, src_offset: a.srcOffset ?? 0, src_stride: srcStride,
       ...layoutUniforms(l, 0, 0, 'kvAppend'), pages_per_buffer: a.pagesPerBuffer,
       ...(f ? { eps: f.eps, attention_factor: f.attentionFactor } : {}),
     },
-    workgroups: grid.workgroups,
+  };
+}
+
+/** The KV append's row function `kv_row(row, lid)` for workgroups of `wg` threads (see kvRowWgsl). */
+export function kvAppendRowWgsl(v: KvAppendEmbed['variant'], wg: number): KvRowWgsl {
+  return kvRowWgsl(v.dtype, { kind: 'rows', pools: v.pools, ...(v.finish ? { finish: v.finish } : {}) }, wg);
+}
+
+/** Writes rows into a (possibly split) page pool at per-row positions and page tables. */
+export function kvAppend(a: KvAppendArgs): KernelProgram {
+  const e = kvAppendEmbed(a);
+  const shader = kvQuantizeShader({ dtype: e.variant.dtype, addressing: { kind: 'rows', pools: e.variant.pools, ...(e.variant.finish ? { finish: e.variant.finish } : {}) } });
+  return {
+    shader,
+    buffers: shaderBuffers(shader, e.buffers),
+    uniformValues: e.uniformValues,
+    workgroups: rowGrid(a.rows, 'kvAppend').workgroups,
   };
 }
 
