@@ -18,8 +18,7 @@
 //   u:     uniforms { K, N, topk, x_stride, x_offset, first_expert, expert_count, g_stride, g_offset,
 //                                 u_stride, u_offset, tile_base, sorted_base }
 // Grid: (max tiles of this chunk, ceil(N / COLS)). Compile-time (prelude): E, TM, COLS, LANES, U, struct F8,
-// gate8(i) / up8(i) (8 weights from element i, a multiple of 8), x8(i), silu(), expert_tile(), assignment() and
-// route_inline() (which selects one token's experts in the kernel, in the inline-route form; else nothing).
+// gate8(i) / up8(i) (8 weights from element i, a multiple of 8), x8(i), silu().
 
 /*@BINDINGS@*/
 
@@ -36,7 +35,6 @@ fn hsum(v: vec4<f32>) -> f32 { return (v.x + v.y) + (v.z + v.w); }
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  route_inline(wg.x == 0u && wg.y == 0u, lid);
   if (lid == 0u) { tinfo = expert_tile(wg.x); }
   let info = workgroupUniformLoad(&tinfo);
   if (info.x == 0u) { return; }
@@ -53,7 +51,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   var ag: array<vec4<f32>, TM>;
   var au: array<vec4<f32>, TM>;
   for (var r = 0u; r < TM; r++) {
-    let a = assignment(r0 + min(r, rows - 1u));
+    let a = groups[u.sorted_base + r0 + min(r, rows - 1u)];
     xrow[r] = (a / u.topk) * u.x_stride + u.x_offset;
     ag[r] = vec4<f32>(0.0);
     au[r] = vec4<f32>(0.0);

@@ -23,7 +23,7 @@
 // Expert weights may be split into chunks of consecutive experts, each within one storage binding; gate and up
 // chunks need not share boundaries (gate/up is dispatched per segment of the merged boundaries).
 import type { KernelProgram, KernelShader } from '../../runtime/program.js';
-import { bindings, shaderBuffers, type StorageDecl } from '../../runtime/bindings.js';
+import { bindings, shaderBuffers } from '../../runtime/bindings.js';
 import type { GpuTensor, WeightDtype } from '../weight-dtype.js';
 import { moeRouterLogits, moeRouteSelect, ROUTE_LOGITS_LANES, routeSelectPrelude, routeSelectWgsl, type MoeRouting } from './moe-route.js';
 import { weightLoadWgsl } from '../weight-dtype.js';
@@ -392,7 +392,7 @@ const ACT_SPLIT_X4 = `fn x4(i: u32) -> vec4<f32> {
   return silu_mul4(g, v);
 }`;
 
-function gemmPrelude(nExperts: number, s: GemmShape, xArr: string, down: boolean, actSplit = false, inlineRoute = false): string {
+function gemmPrelude(nExperts: number, s: GemmShape, xArr: string, down: boolean, actSplit = false): string {
   const consts = s.kind === 'gemv'
     ? `const TM = ${s.TM}u;\nconst COLS = ${s.COLS}u;\nconst LANES = ${s.LANES}u;\nconst U = ${down ? s.U_DOWN : s.U_GATE_UP}u;`
     : s.kind === 'mma'
@@ -404,7 +404,7 @@ struct F8 { lo: vec4<f32>, hi: vec4<f32> }
 ${actSplit ? ACT_SPLIT_X4 : `fn x4(i: u32) -> vec4<f32> { return ${xArr}[i >> 2u]; }`}
 fn x8(i: u32) -> F8 { let j = i >> 2u; return F8(${xArr}[j], ${xArr}[j + 1u]); }
 //!include silu
-${inlineRoute ? INLINE_ROUTE_WGSL : `// The row tile this workgroup serves within its chunk's experts (group.wgsl's tile list):
+// The row tile this workgroup serves within its chunk's experts (group.wgsl's tile list):
 // (1, expert, first sorted row, rows), or x = 0 when the chunk has fewer tiles
 fn expert_tile(tile_in_chunk: u32) -> vec4<u32> {
   let tile = groups[E + 1u + u.first_expert] + tile_in_chunk;
@@ -413,54 +413,8 @@ fn expert_tile(tile_in_chunk: u32) -> vec4<u32> {
   let r0 = groups[u.tile_base + 2u * tile + 1u];
   return vec4<u32>(1u, e, r0, min(TM, groups[e + 1u] - r0));
 }
-// the (token, slot) assignment at sorted row i
-fn assignment(i: u32) -> u32 { return groups[u.sorted_base + i]; }
-fn route_inline(first: bool, lid: u32) {}`}
 `;
 }
-
-/**
- * One token's routing inside the gate/up GEMV (GateUpVariant.inlineRoute): every workgroup selects the token's
- * experts itself (route-select.wgsl's route_picks over the router logits: a few barriers and loops over 64 values
- * in workgroup memory), takes slot j = its tile index, and the first writes what the select-and-group dispatch
- * would have (the ids, weights and grouping, bit for bit: one row an expert, so the order is fixed) for the down
- * kernel and the combine. At batch 1 that dispatch was ~10 µs of each layer's chain of dependent dispatches.
- */
-const INLINE_ROUTE_WGSL = `// sorted row of expert e: the picks below it (one row each)
-fn picks_below(e: u32) -> u32 {
-  var n = 0u;
-  for (var i = 0u; i < K; i++) { n += select(0u, 1u, pick_id[i] < e); }
-  return n;
-}
-fn route_inline(first: bool, lid: u32) {
-  route_picks(0u, lid);
-  if (first) {
-    for (var e = lid; e <= E; e += WG) {
-      let off = picks_below(e);
-      groups[e] = off;
-      groups[E + 1u + e] = off;
-    }
-    for (var j = lid; j < K; j += WG) {
-      let e = pick_id[j];
-      let off = picks_below(e);
-      groups[u.tile_base + 2u * off] = e;
-      groups[u.tile_base + 2u * off + 1u] = off;
-      groups[u.sorted_base + off] = j;
-      ids[j] = e;
-      weights[j] = pick_fw[j];
-    }
-  }
-}
-// token 0's slot j, where this chunk has its expert
-fn expert_tile(j: u32) -> vec4<u32> {
-  if (j >= K) { return vec4<u32>(0u); }
-  let e = pick_id[j];
-  if (e < u.first_expert || e >= u.first_expert + u.expert_count) { return vec4<u32>(0u); }
-  return vec4<u32>(1u, e, picks_below(e), 1u);
-}
-// every row is token 0's (the gate/up kernel takes the token, assignment / topk, only)
-fn assignment(i: u32) -> u32 { return 0u; }
-`;
 
 function shapeLabel(s: GemmShape): string {
   if (s.kind === 'gemv') return `gemv_tm${s.TM}_c${s.COLS}_l${s.LANES}_u${s.U_GATE_UP}${s.U_DOWN}`;
@@ -620,31 +574,17 @@ interface GateUpVariant {
   readonly variant: MoeGemmVariant;
   /** K split over workgroups (mma forms): gate and up written unfinished, for a down kernel with splitAct. */
   readonly split?: boolean;
-  /** One token routed inside the kernel (gemv forms; INLINE_ROUTE_WGSL): the routing and its bias's dtype. */
-  readonly inlineRoute?: { readonly routing: MoeRouting; readonly biasDtype: WeightDtype | null };
-}
-
-const INLINE_ROUTE_UNIFORMS = { ...GATE_UP_UNIFORMS, tokens: 'u32', scale: 'f32' } as const;
-function inlineRouteBindings(biasStorage: readonly StorageDecl[]) {
-  return bindings([
-    ['x', 'array<vec4<f32>>'], ['groups', 'array<u32>', 'read_write'], ['wgate', 'array<vec4<u32>>'], ['wup', 'array<vec4<u32>>'],
-    ['act', 'array<f32>', 'read_write'], ['logits', 'array<f32>'], ['ids', 'array<u32>', 'read_write'], ['weights', 'array<f32>', 'read_write'],
-    ...biasStorage,
-  ], INLINE_ROUTE_UNIFORMS);
 }
 
 function checkSplitForm(s: GemmShape): void {
   if (s.kind !== 'mma') throw new RangeError('moe: only the subgroup-matrix forms split K');
 }
 
-function build_moeGateUpShader({ nExperts, gateDtype, upDtype, variant, split = false, inlineRoute }: GateUpVariant): KernelShader {
+function build_moeGateUpShader({ nExperts, gateDtype, upDtype, variant, split = false }: GateUpVariant): KernelShader {
   const s = shapeOf(variant);
   if (split) checkSplitForm(s);
-  if (inlineRoute && (s.kind !== 'gemv' || split || s.COLS * s.LANES !== GROUP_WG)) throw new RangeError('moe: only the unsplit GEMV forms route inline');
-  const route = inlineRoute ? routeSelectPrelude(inlineRoute.routing, inlineRoute.biasDtype, GROUP_WG, ['E', 'WG']) : null;
-  const B = route ? inlineRouteBindings(route.biasStorage) : GATE_UP_BINDINGS[+(s.kind === 'mma')]!;
-  const routeWgsl = route ? `${route.prelude}\n${routeSelectWgsl()}\n` : '';
-  return B.shader(`moe_gate_up_${shapeLabel(s)}_e${nExperts}_${gateDtype}_${upDtype}${split ? '_splitk' : ''}${route ? `_route_${route.label}` : ''}`, `${gemmPrelude(nExperts, s, 'x', false, false, route !== null)}${routeWgsl}${s.kind === 'mma'
+  const B = GATE_UP_BINDINGS[+(s.kind === 'mma')]!;
+  return B.shader(`moe_gate_up_${shapeLabel(s)}_e${nExperts}_${gateDtype}_${upDtype}${split ? '_splitk' : ''}`, `${gemmPrelude(nExperts, s, 'x', false)}${s.kind === 'mma'
       ? `${rawLoad2Wgsl(gateDtype, 'gate', 'wgate', 'GateRaw')}${rawLoad2Wgsl(upDtype, 'up', 'wup', 'UpRaw')}`
       : `${load8Wgsl(gateDtype, 'gate8', 'wgate')}${load8Wgsl(upDtype, 'up8', 'wup')}`}
 ${gemmFile(variant, 'gate-up', B.wgsl, split)}`);
@@ -813,13 +753,6 @@ export interface MoeExpertGemmArgs {
   readonly variant: MoeGemmVariant;
   /** K splits of gate/up (mma forms; default 1): its workgroups' grid z, the down kernel finishing their sums. */
   readonly gateUpSplits?: number;
-  /**
-   * One token, routed inside the gate/up GEMV (INLINE_ROUTE_WGSL; one gate/up dispatch, unsplit, GEMV forms): the
-   * routing, its bias, the router logits it reads and the ids and weights it writes (and the grouping, in groups).
-   */
-  readonly inlineRoute?: {
-    readonly routing: MoeRouting; readonly bias: GpuTensor | null; readonly logits: GPUBuffer; readonly topkIds: GPUBuffer; readonly topkWeights: GPUBuffer;
-  };
 }
 
 /** The gate/up dispatches (one per chunk segment) then the down dispatches (one per down chunk). */
@@ -865,36 +798,22 @@ export function moeExpertGemms(a: MoeExpertGemmArgs): KernelProgram[] {
   const programs: KernelProgram[] = [];
   const bounds = [...new Set([...gateChunks, ...upChunks].map((c) => c.firstExpert))].sort((p, q) => p - q);
   bounds.push(E);
-  const ir = a.inlineRoute;
-  if (ir && (T !== 1 || bounds.length !== 2 || splits > 1 || s.kind !== 'gemv' || ir.routing.nExperts !== E || ir.routing.topK !== topK)) {
-    throw new RangeError('moe: inline routing takes one token, one unsplit gate/up dispatch of a GEMV form and the dims\' routing');
-  }
-  const noaux = ir?.routing.method === 'noaux_tc';
   for (let i = 0; i + 1 < bounds.length; i++) {
     const first = bounds[i]!;
     const count = bounds[i + 1]! - first;
     const gc = chunkAt(gateChunks, first);
     const uc = chunkAt(upChunks, first);
-    const shader = moeGateUpShader({
-      nExperts: E, gateDtype: gc.tensor.dtype, upDtype: uc.tensor.dtype, variant: a.variant, split: splits > 1 ? true : undefined,
-      ...(ir ? { inlineRoute: { routing: ir.routing, biasDtype: noaux ? ir.bias!.dtype : null } } : {}),
-    });
-    const buffers = { x: a.x, groups: a.groups, wgate: gc.tensor.buffer, wup: uc.tensor.buffer, act: a.act };
     programs.push({
-      shader,
+      shader: moeGateUpShader({ nExperts: E, gateDtype: gc.tensor.dtype, upDtype: uc.tensor.dtype, variant: a.variant, split: splits > 1 ? true : undefined }),
       // every form binds the same names in the same order
-      buffers: ir
-        ? shaderBuffers(shader, { ...buffers, logits: ir.logits, ids: ir.topkIds, weights: ir.topkWeights, bias: noaux ? ir.bias!.buffer : undefined })
-        : GATE_UP_BINDINGS[0]!.buffers(buffers),
+      buffers: GATE_UP_BINDINGS[0]!.buffers({ x: a.x, groups: a.groups, wgate: gc.tensor.buffer, wup: uc.tensor.buffer, act: a.act }),
       uniformValues: {
-        ...(ir ? { tokens: 1, scale: ir.routing.routedScalingFactor } : {}),
         K: H, N: I, topk: topK, x_stride: xStride, x_offset: xOffset, first_expert: first, expert_count: count,
         g_stride: projStride, g_offset: (first - gc.firstExpert) * projStride,
         u_stride: projStride, u_offset: (first - uc.firstExpert) * projStride + (fused ? I * H : 0),
         tile_base: L.tileBase, sorted_base: L.sortedBase, k_split: kSplit, part_stride: partStride,
       },
-      // inline, workgroup x takes slot x of the token
-      workgroups: [ir ? topK : gridX(count), gridY(I), splits],
+      workgroups: [gridX(count), gridY(I), splits],
     });
   }
   for (const c of w.down) {
@@ -982,11 +901,6 @@ export interface MoeExpertsArgs {
   readonly combine?: boolean;
   /** K splits of gate/up, below one row an expert on the mma tiles (default 1: MOE_GATE_UP_SPLITS_MAX says why). */
   readonly gateUpSplits?: number;
-  /**
-   * With the router at one token on a GEMV form: select inside the gate/up dispatch (moeExpertGemms' inlineRoute)
-   * instead of a select-and-group dispatch before it, where the device binds its buffers (default true).
-   */
-  readonly routeInline?: boolean;
 }
 
 /**
@@ -1011,13 +925,6 @@ export function moeExperts(a: MoeExpertsArgs): KernelProgram[] {
   const route = a.route;
   if (route && (route.routing.nExperts !== a.dims.nExperts || route.routing.topK !== a.dims.topK)) throw new RangeError('moe: routing and dims disagree on experts / topK');
   if (route?.gateWeight && route.gateWeight.shape[0] !== a.dims.nExperts) throw new RangeError(`moe: gate weight has ${route.gateWeight.shape[0]} rows for ${a.dims.nExperts} experts`);
-  // one token's selection inside the gate/up GEMV: one gate/up dispatch (the chunks' boundaries agree), unsplit,
-  // its 8 storage buffers (9 with noaux_tc's bias) within the device's limit
-  const w = a.weights;
-  const segments = new Set([...(w.gateUp ?? w.gate ?? []), ...(w.gateUp ?? w.up ?? [])].map((c) => c.firstExpert)).size;
-  const inline = route !== undefined && !(a.prenorm && a.fuseRoute) && (a.routeInline ?? true) && T === 1 && shapeOf(variant).kind === 'gemv'
-    && segments === 1 && (a.gateUpSplits ?? 1) === 1
-    && 8 + (route.routing.method === 'noaux_tc' ? 1 : 0) <= (a.matmulLimits?.maxStorageBuffersPerShaderStage ?? 8);
   if (route?.gateWeight && a.prenorm && a.fuseRoute && T <= MOE_ROUTE_FUSED_MAX_TOKENS) {
     programs.push(moeRouteFused({
       dims: a.dims, routing: route.routing, tokens: T, x: a.prenorm.x, norm: a.prenorm, xn: a.x, gateWeight: route.gateWeight, bias: route.bias,
@@ -1046,9 +953,7 @@ export function moeExperts(a: MoeExpertsArgs): KernelProgram[] {
         }));
       }
     }
-    if (inline) {
-      // selected inside the gate/up dispatch below
-    } else if (route && T <= MOE_ROUTE_FUSED_MAX_TOKENS) {
+    if (route && T <= MOE_ROUTE_FUSED_MAX_TOKENS) {
       programs.push(moeSelectGroup({ dims: a.dims, routing: route.routing, tokens: T, scratch: sc, bias: route.bias, variant }));
     } else {
       if (route) {
@@ -1065,7 +970,6 @@ export function moeExperts(a: MoeExpertsArgs): KernelProgram[] {
       dims: a.dims, tokens: T, x: a.x, xStride: a.xStride, xOffset: a.xOffset, weights: a.weights,
       groups: sc.groups, act: sc.act, slotOut: sc.slotOut, variant,
       gateUpSplits: a.gateUpSplits ?? 1,
-      ...(inline && route ? { inlineRoute: { routing: route.routing, bias: route.bias, logits: sc.logits!, topkIds: sc.topkIds, topkWeights: sc.topkWeights } } : {}),
     }),
     ...(a.combine === false ? [] : [moeCombine({
       topK: a.dims.topK, tokens: T, hidden: a.dims.hidden, slotOut: sc.slotOut, topkWeights: sc.topkWeights,

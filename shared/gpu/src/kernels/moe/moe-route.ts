@@ -191,9 +191,7 @@ function selectWorkgroup(E: number): number {
  * route-select.wgsl's compile-time constants and its bias reader (noaux_tc reads the storage `bias`, which the
  * launcher declares last), with `wg` threads, and the shader label's routing part. route-fused.wgsl reuses them.
  */
-export function routeSelectPrelude(
-  r: MoeRouting, biasDtype: WeightDtype | null, wg: number, declared: readonly ('E' | 'WG')[] = [],
-): { prelude: string; label: string; biasStorage: StorageDecl[] } {
+export function routeSelectPrelude(r: MoeRouting, biasDtype: WeightDtype | null, wg: number): { prelude: string; label: string; biasStorage: StorageDecl[] } {
   checkRouting(r);
   const noaux = r.method === 'noaux_tc';
   if (noaux !== (biasDtype !== null)) throw new RangeError('moe routing: noaux_tc needs e_score_correction_bias, other methods take none');
@@ -204,9 +202,10 @@ export function routeSelectPrelude(
   return {
     biasStorage: noaux ? [['bias', 'array<u32>']] : [],
     label: `${r.method}_e${r.nExperts}_k${r.topK}_g${nGroup}_${grouped ? r.topkGroup : 1}${normalize ? '_norm' : ''}${noaux ? `_${biasDtype}` : ''}`,
-    // E and WG left out where the includer declares them (with these values)
-    prelude: `${declared.includes('E') ? '' : `const E = ${r.nExperts}u;\n`}const K = ${r.topK}u;
-${declared.includes('WG') ? '' : `const WG = ${wg}u;\n`}const METHOD = ${METHOD_CODE[r.method]}u;
+    prelude: `const E = ${r.nExperts}u;
+const K = ${r.topK}u;
+const WG = ${wg}u;
+const METHOD = ${METHOD_CODE[r.method]}u;
 const GROUPED = ${grouped};
 const N_GROUP = ${nGroup}u;
 const PER_GROUP = ${r.nExperts / nGroup}u;

@@ -30,7 +30,6 @@ var<workgroup> gscore: array<f32, N_GROUP>;
 var<workgroup> keep: array<u32, N_GROUP>;
 var<workgroup> pick_id: array<u32, K>;
 var<workgroup> pick_w: array<f32, K>;
-var<workgroup> pick_fw: array<f32, K>;   // the final weights (normalized, scaled)
 
 // (v, i) ranks before (bv, bi): larger value, or equal value and lower index (a strict total order)
 fn better(v: f32, i: u32, bv: f32, bi: u32) -> bool {
@@ -43,16 +42,6 @@ fn better(v: f32, i: u32, bv: f32, bi: u32) -> bool {
 // the same order, so they agree bitwise without a reduction tree.
 fn route_token(t: u32, lid: u32) {
   if (t >= u.tokens) { return; }
-  route_picks(t, lid);
-  for (var j = lid; j < K; j += WG) {
-    ids[t * K + j] = pick_id[j];
-    weights[t * K + j] = pick_fw[j];
-  }
-}
-
-// Token t's choice in workgroup memory: pick_id[j] and pick_fw[j] for j < K, best first, visible to the whole
-// workgroup on return (the expert GEMV routing inline reads them: expert-gemv-gate-up.wgsl).
-fn route_picks(t: u32, lid: u32) {
   for (var e = lid; e < E; e += WG) { lg[e] = logits[t * E + e]; }
   workgroupBarrier();
 
@@ -124,7 +113,7 @@ fn route_picks(t: u32, lid: u32) {
       for (var i = 0u; i < K; i++) { sum += pick_w[i]; }
       w = w / (sum + 1e-20);
     }
-    pick_fw[j] = w * u.scale;
+    ids[t * K + j] = pick_id[j];
+    weights[t * K + j] = w * u.scale;
   }
-  workgroupBarrier();
 }
