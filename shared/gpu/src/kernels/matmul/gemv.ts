@@ -43,9 +43,11 @@ export function gemvConfig(M: number, N: number, maxInvocations: number, maxWork
   let T = 32;
   const RG = N >= 2048 ? 16 : 4;
   while (T * RG > maxInvocations && T > 8) T /= 2;
-  // U: more steps in flight measured slower at batch 1 (the weight words of 8 steps loaded before the norm prologue:
-  // 4.69 -> 4.91 ms a step, 4 steps 4.74, H100 12-06), the registers costing resident workgroups
-  let c: GemvConfig = { MB, R2, T, RG, U: Math.max(1, 4 / R2) };
+  // U, the K steps a thread issues together: 2 (was 4 / R2, 4 for one weight row a thread); on the H100 (12-06, with 16
+  // row groups, same call) 4 → 2 made batch 1 233.9 → 236.5 tokens/s, batch 2 343 → 347, batch 4 the same, and 8
+  // was slower (231): more steps in flight cost registers, so fewer resident workgroups (the weight words of 8
+  // steps loaded before the norm prologue, tried earlier: batch 1 4.69 → 4.91 ms a step)
+  let c: GemvConfig = { MB, R2, T, RG, U: 2 };
   while (gemvWorkgroupBytes(c) > maxWorkgroupBytes && c.T > 8) c = { ...c, T: c.T / 2 };
   return c;
 }
