@@ -26,9 +26,13 @@ const SHAPES = {
   // a decode step at batch 1 launches 4× the workgroups, each with no barrier inside its K loop. The block shape
   // ran W_UV (2 MB) in ~27 µs at batch 1 on the H200 (32 workgroups, 8 rounds of load, barrier, load, barrier).
   row: { CT: 4, KS: 64, BB: 1, KC: 512 },
+  // batch 1: 8 columns a workgroup, K split 128 ways (twice the workgroups, half the K rows a thread). On the H100
+  // (12-06, decode steps at 1K, same calls) batch 1 233.9 / 234.3 → 236.0 / 236.7 and 233.7 / 234.1 → 235.9 / 238.0
+  // tokens/s; at batch 4 the same shape was 5% slower (442 → 422), so batches 2–4 keep 16 columns
+  row1: { CT: 2, KS: 128, BB: 1, KC: 512 },
 } as const satisfies Record<string, HeadMatmulShape>;
 type HeadMatmulShapeName = keyof typeof SHAPES;
-/** Threads a workgroup, both shapes. */
+/** Threads a workgroup, every shape. */
 const WG = 256;
 /** Largest batch the row shape takes (one block of the block shape, whose grid it has 4× of). */
 const HEAD_MATMUL_ROW_MAX_BATCH = SHAPES.block.BB;
@@ -170,7 +174,7 @@ function build_headMatmulShader({ dtype, shape, rope, merge = false, append }: H
   const { B, wgsl } = formWgsl(rope, merge, append);
   const { CT, KS, BB, KC } = SHAPES[shape];
   if (CT * KS !== WG || BB * CT > WG) throw new RangeError(`headMatmul: shape ${shape} does not fill ${WG} threads`);
-  return B.shader(`head_matmul_${dtype}${shape === 'row' ? '_row' : ''}${formLabel(rope, merge)}${append ? `_${kvAppendRowWgsl(append, WG).label}` : ''}`, `const CT: u32 = ${CT}u;
+  return B.shader(`head_matmul_${dtype}${shape === 'block' ? '' : `_${shape}`}${formLabel(rope, merge)}${append ? `_${kvAppendRowWgsl(append, WG).label}` : ''}`, `const CT: u32 = ${CT}u;
 const KS: u32 = ${KS}u;
 const WG: u32 = ${WG}u;
 const BB: u32 = ${BB}u;
@@ -331,14 +335,14 @@ export function headMatmul(a: HeadMatmulArgs): KernelProgram {
     }
   }
   const mma = runsMma(a, wOffset, wHead, wRow);
-  const shape: HeadMatmulShapeName = a.batch <= HEAD_MATMUL_ROW_MAX_BATCH ? 'row' : 'block';
+  const shape: HeadMatmulShapeName = a.batch === 1 ? 'row1' : a.batch <= HEAD_MATMUL_ROW_MAX_BATCH ? 'row' : 'block';
   const rows = mma ? mmaRows(a.batch, a.K) : SHAPES[shape].BB;
   const nBlocks = mma ? Math.ceil(a.N / MMA_BN) : Math.ceil(a.N / (4 * SHAPES[shape].CT));
   const splitRow = m ? m.numSplits * a.K : a.K;
   const ap = a.append;
   if (ap) {
     if (!r) throw new RangeError('headMatmul: the KV append runs beside the rope form only');
-    if (mma || shape !== 'row') throw new RangeError(`headMatmul: the KV append runs at batches up to ${HEAD_MATMUL_APPEND_MAX_BATCH} only (batch ${a.batch})`);
+    if (mma || shape === 'block') throw new RangeError(`headMatmul: the KV append runs at batches up to ${HEAD_MATMUL_APPEND_MAX_BATCH} only (batch ${a.batch})`);
     if (ap.rows > a.batch) throw new RangeError(`headMatmul: ${ap.rows} rows to append beyond the batch's ${a.batch}`);
     if (ap.positions !== r.positions || (ap.finish && (ap.finish.invFreq !== r.invFreq || ap.finish.attentionFactor !== r.attentionFactor))) {
       throw new RangeError("headMatmul: the KV append must share the rope's positions, inverse frequencies and attention factor");
