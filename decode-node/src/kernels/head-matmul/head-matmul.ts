@@ -142,7 +142,7 @@ interface HeadMatmulVariant {
 interface FormBindings { readonly wgsl: string; shader(label: string, source: string): KernelShader }
 
 /** The bindings, and the rope, append and x readers both engines share (after their BB and WG constants). */
-function formWgsl(rope: boolean, merge: boolean, append?: KvAppendEmbed['variant']): { B: FormBindings; wgsl: string } {
+function formWgsl(rope: boolean, merge: boolean, append?: KvAppendEmbed['variant']): { B: FormBindings; wgsl: string; label: string } {
   if (rope && merge) throw new RangeError('headMatmul: the rope and merge forms exclude each other');
   if (append && !rope) throw new RangeError('headMatmul: the KV append runs beside the rope form only');
   // the append's row function reads the rope's positions and inverse frequencies too: one binding each
@@ -152,6 +152,7 @@ function formWgsl(rope: boolean, merge: boolean, append?: KvAppendEmbed['variant
     : rope ? ROPED : merge ? MERGED : PLAIN;
   return {
     B,
+    label: `${rope ? '_rope' : ''}${merge ? '_merge' : ''}${row ? `_${row.label}` : ''}`,
     wgsl: `${B.wgsl}
 ${rope ? `fn is_rope_block(x: u32) -> bool { return x == u.rope_block; }
 ${ROPE_WGSL}` : `fn is_rope_block(x: u32) -> bool { return false; }
@@ -168,13 +169,11 @@ ${merge ? MERGE_WGSL : PLAIN_X_WGSL}`,
   };
 }
 
-const formLabel = (rope: boolean, merge: boolean) => `${rope ? '_rope' : ''}${merge ? '_merge' : ''}`;
-
 function build_headMatmulShader({ dtype, shape, rope, merge = false, append }: HeadMatmulVariant): KernelShader {
-  const { B, wgsl } = formWgsl(rope, merge, append);
+  const { B, wgsl, label } = formWgsl(rope, merge, append);
   const { CT, KS, BB, KC } = SHAPES[shape];
   if (CT * KS !== WG || BB * CT > WG) throw new RangeError(`headMatmul: shape ${shape} does not fill ${WG} threads`);
-  return B.shader(`head_matmul_${dtype}${shape === 'block' ? '' : `_${shape}`}${formLabel(rope, merge)}${append ? `_${kvAppendRowWgsl(append, WG).label}` : ''}`, `const CT: u32 = ${CT}u;
+  return B.shader(`head_matmul_${dtype}${shape === 'block' ? '' : `_${shape}`}${label}`, `const CT: u32 = ${CT}u;
 const KS: u32 = ${KS}u;
 const WG: u32 = ${WG}u;
 const BB: u32 = ${BB}u;
@@ -210,7 +209,7 @@ interface HeadMatmulMmaVariant {
 
 function build_headMatmulMmaShader({ dtype, BM, rope, merge = false }: HeadMatmulMmaVariant): KernelShader {
   if (BM % 16 !== 0 || BM < 16 || BM > 64) throw new RangeError(`headMatmul (subgroup-matrix): BM ${BM}`);
-  const { B, wgsl } = formWgsl(rope, merge);
+  const { B, wgsl, label } = formWgsl(rope, merge);
   const TM = BM / 16;
   const XL = (BM * MMA_BK) / MMA_WG, WL = (MMA_BK * MMA_BN) / 2 / MMA_WG;
   const r = (n: number) => [...Array(n).keys()];
@@ -243,7 +242,7 @@ function build_headMatmulMmaShader({ dtype, BM, rope, merge = false }: HeadMatmu
     if (b < u.batch && n < u.n) { y[u.y_offset + b * u.y_row_stride + h * u.y_head_stride + n] = out_tile[sg * 256u + idx]; }
   }
   workgroupBarrier();`);
-  return B.shader(`head_matmul_mma_${dtype}_m${BM}${formLabel(rope, merge)}`, `${SUBGROUP_MATRIX_WGSL}
+  return B.shader(`head_matmul_mma_${dtype}_m${BM}${label}`, `${SUBGROUP_MATRIX_WGSL}
 const BM: u32 = ${BM}u;
 const BB: u32 = BM;
 const BN: u32 = ${MMA_BN}u;

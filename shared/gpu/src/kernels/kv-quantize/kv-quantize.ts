@@ -344,10 +344,9 @@ export function kvAppendEmbed(a: KvAppendArgs): KvAppendEmbed {
     throw new RangeError(`kvAppend: norm weight shape [${f.normWeight.shape}] does not match kvLoraRank ${l.kvLoraRank}`);
   }
   if (f && l.ropeDim % 2 !== 0) throw new RangeError(`kvAppend: ropeDim ${l.ropeDim} must be even to rope`);
-  const n = a.pools.length;
-  if (!Number.isInteger(n) || n < 1 || n > KV_APPEND_MAX_POOLS) throw new RangeError(`kvAppend: ${n} pool buffers (1..${KV_APPEND_MAX_POOLS})`);
+  // the pool count is checked where the row function is built (addressingWgsl)
   return {
-    variant: { dtype: l.dtype, pools: n, ...(f ? { finish: { norm: f.normWeight.dtype, rank: l.kvLoraRank, rope: l.ropeDim } } : {}) },
+    variant: { dtype: l.dtype, pools: a.pools.length, ...(f ? { finish: { norm: f.normWeight.dtype, rank: l.kvLoraRank, rope: l.ropeDim } } : {}) },
     buffers: {
       src: a.src, positions: a.positions, table_offsets: a.tableOffsets, page_table: a.pageTable,
       ...numberedBuffers('pool', a.pools), norm_w: f?.normWeight.buffer, inv_freq: f?.invFreq,
