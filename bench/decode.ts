@@ -9,6 +9,7 @@
 //   node bench/dist/decode.js
 // Env: BENCH_BATCHES (1,16,64)  BENCH_CONTEXTS (1024,4096)  BENCH_DTYPES (fp8_e4m3,bf16)  BENCH_ATTENTION (every kernel)
 //      BENCH_FUSED_MERGE_MAX_SPLITS (the engine's)  BENCH_KV_SPLITS (the engine's DECODE_KV_SPLITS)  PAGE_SIZE (64)
+//      BENCH_SHARED_ROUTED (1: the shared experts with the routed ones, as the decode node; 0: their own MLP; 1,0: both)
 //      BENCH_LAYERS (all; 2 on software adapters)  BENCH_ITERS (10; 2 on software)
 //      BENCH_CONFIG (a config.json)  BENCH_CARD / BENCH_DRIVER / BENCH_COMMIT (recorded)  plus the GPU settings.
 import { readFileSync } from 'node:fs';
@@ -72,9 +73,15 @@ async function main(): Promise<void> {
     `ceiling: read ${peakGBps.toFixed(0)} GB/s (${hbm.min.toFixed(0)}–${hbm.max.toFixed(0)}, ${hbm.timing}); attention kernels ${engines.join(', ')}; ` +
     `full workgroup slots ${JSON.stringify(gpu.workgroupSlots)}`);
 
-  const weights = await syntheticWeights(gpu, cfg);
+  // one set of weights with the shared experts' copy among the routed ones (as the decode node loads them); the
+  // rows that run the shared MLP instead see the same buffers with routedShared 0
+  const routedWeights = await syntheticWeights(gpu, cfg, 1, { routeSharedExperts: true });
+  const ownMlpWeights: ModelWeights = {
+    ...routedWeights, layers: routedWeights.layers.map((l) => (l.mlp.kind === 'moe' ? { ...l, mlp: { ...l.mlp, routedShared: 0 } } : l)),
+  };
   const rows: Row[] = [];
-  for (const engine of engines) for (const dtype of dtypes) {
+  for (const sharedRouted of env.BENCH_SHARED_ROUTED) for (const engine of engines) for (const dtype of dtypes) {
+    const weights = sharedRouted ? routedWeights : ownMlpWeights;
     const layout = latentKvLayout({ kvLoraRank: cfg.kvLoraRank, ropeDim: cfg.qkRopeHeadDim, pageSize, dtype });
     for (const ctx of contexts) {
       const maxB = Math.max(...batches);
@@ -132,7 +139,7 @@ async function main(): Promise<void> {
         const bytes = weightBytesPerStep(cfg, B) + kvBytes;
         const rooflineMs = (bytes / (peakGBps * 1e9)) * 1e3;
         rows.push({
-          attention: engine, dtype, batch: B, context: ctx, 'step ms': ms, 'step min–max': `${one.min.toFixed(2)}–${one.max.toFixed(2)}`, 'CPU submit ms': submitMs / iters, 'dispatches/step': dispatchesPerStep, 'GPU ms/step': runs ? runs.ms / iters : '', 'overlapped step ms': overlappedMs, 'overlapped min–max': `${over.min.toFixed(2)}–${over.max.toFixed(2)}`,
+          attention: engine, 'shared experts': sharedRouted ? 'routed' : 'own MLP', dtype, batch: B, context: ctx, 'step ms': ms, 'step min–max': `${one.min.toFixed(2)}–${one.max.toFixed(2)}`, 'CPU submit ms': submitMs / iters, 'dispatches/step': dispatchesPerStep, 'GPU ms/step': runs ? runs.ms / iters : '', 'overlapped step ms': overlappedMs, 'overlapped min–max': `${over.min.toFixed(2)}–${over.max.toFixed(2)}`,
           'overlapped tokens/s': (B * 1e3) / overlappedMs, 'tokens/s': (B * 1e3) / ms, 'MB/step': bytes / 1e6, 'KV MB': kvBytes / 1e6,
           'roofline ms': rooflineMs, 'roofline tok/s': (B * 1e3) / rooflineMs, '% roofline': (100 * rooflineMs) / Math.min(ms, overlappedMs),
           'logits finite': String(finite),

@@ -55,6 +55,13 @@ export const BENCH_ENV = {
     }, 'expected comma-separated f32, subgroup-matrix')
     .meta({ description: 'grouped attention kernels the decode bench runs each row with', shown: 'every one the adapter runs' }),
   BENCH_FUSED_MERGE_MAX_SPLITS: optionalInt(1).meta({ description: "most KV splits W_UV's product merges while staging in the decode bench (past it: the merge dispatch)", shown: 'FUSED_MERGE_MAX_SPLITS (64: all)' }),
+  BENCH_SHARED_ROUTED: env
+    .mapped<boolean[]>([true], (s) => {
+      const v = s.split(',').map((x) => x.trim()).filter(Boolean);
+      if (v.length === 0 || !v.every((x) => x === '0' || x === '1')) throw new RangeError(s);
+      return v.map((x) => x === '1');
+    }, 'expected comma-separated 0 / 1')
+    .meta({ description: "the decode bench's shared experts run with the routed ones (1, as the decode node) or as their own MLP (0); 1,0 times both, a row each", shown: '1' }),
   BENCH_KV_SPLITS: optionalInt(1).meta({ description: 'KV splits of every decode bench step (the engine\'s DECODE_KV_SPLITS)', shown: 'chosen per step from batch and context' }),
   BENCH_SIZES_MB: optionalInts().meta({ description: 'read sizes (MiB) of the read-patterns bench (software adapters: 4,16)', shown: '16,64,256,1024' }),
   BENCH_READ_PATTERNS: env

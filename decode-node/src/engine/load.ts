@@ -23,7 +23,8 @@ export async function loadDecodeStack(
   gpu: Gpu, dir: string, settings: (cfg: ModelFolder['config']) => DecodeSettings,
   opts: { ropeFreqPrecision?: RopeFreqPrecision; onLoadProgress?: OnLoadProgress } = {},
 ): Promise<DecodeStack> {
-  const { folder, model: prefill } = loadPrefillModel(gpu, dir, opts);
+  // the decode model runs the shared experts with the routed ones past the GEMV batch sizes (moePrograms)
+  const { folder, model: prefill } = loadPrefillModel(gpu, dir, { ...opts, routeSharedExperts: true });
   const s = settings(folder.config);
   const model = await DecodeModel.create(gpu, folder.config, prefill.weights, {
     maxBatch: s.maxBatch, maxContext: s.maxContext, pageSize: s.pageSize, kvDtype: s.kvDtype, numPages: s.numPages,

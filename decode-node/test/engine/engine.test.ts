@@ -30,7 +30,7 @@ function collect(start: (events: { onTokens(t: readonly number[]): void; onFinis
 let loaded: Promise<{ prefill: PrefillModel; cfg: MlaConfig }> | null = null;
 function fixture() {
   loaded ??= testGpu().then((gpu) => {
-    const { folder, model } = loadPrefillModel(gpu, FIXTURE_DIR);
+    const { folder, model } = loadPrefillModel(gpu, FIXTURE_DIR, { routeSharedExperts: true }); // as the decode node loads it
     return { prefill: model, cfg: folder.config };
   });
   return loaded;

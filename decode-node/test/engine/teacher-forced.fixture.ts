@@ -26,7 +26,8 @@ export interface TeacherForced {
 export async function teacherForcedDecode(
   gpu: Gpu, kvDtype: KvDtype, opts: Pick<DecodeModelOptions, 'attentionEngine'> = {},
 ): Promise<TeacherForced> {
-  const { folder, model: prefill } = loadPrefillModel(gpu, FIXTURE_DIR);
+  // the weights as the decode node loads them: the shared experts run with the routed ones (moePrograms)
+  const { folder, model: prefill } = loadPrefillModel(gpu, FIXTURE_DIR, { routeSharedExperts: true });
   const cfg = folder.config;
   const dec = await DecodeModel.create(gpu, cfg, prefill.weights, {
     maxBatch: cases.length, maxContext: 128, pageSize: 16, kvDtype, numPages: 8 * cases.length,

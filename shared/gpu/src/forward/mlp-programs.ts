@@ -79,14 +79,25 @@ export interface MoeScratchBuffers extends MoeScratch {
   release(): void;
 }
 
-function moeDims(cfg: MlaConfig): MoeDims {
+function moeDims(cfg: MlaConfig, sharedExperts = 0): MoeDims {
   const moe = cfg.moe!;
-  return { nExperts: moe.nRoutedExperts, topK: moe.numExpertsPerTok, hidden: cfg.hiddenSize, intermediate: moe.moeIntermediateSize };
+  return { nExperts: moe.nRoutedExperts, topK: moe.numExpertsPerTok, hidden: cfg.hiddenSize, intermediate: moe.moeIntermediateSize, sharedExperts };
 }
+
+/**
+ * Most tokens whose shared experts run with the routed ones where the weights hold them (MoeWeights.routedShared).
+ * Measured at V2-Lite decode batches 1 to 64 (bench/results/decode-shared-routed.*: every batch faster, 2% at 1 to
+ * 6% at 4 to 64); prefill-sized passes keep the shared MLP's GEMMs, which run the tensor cores at about twice the
+ * expert GEMMs' rate on 4096 tokens.
+ */
+export const MOE_SHARED_ROUTED_MAX_TOKENS = 128;
 
 /** Router and expert scratch for up to `tokens` tokens, allocated once per forward. */
 export function allocMoeScratch(gpu: BufferSource, cfg: MlaConfig, tokens: number): MoeScratchBuffers {
-  const bytes = moeScratchBytes(moeDims(cfg), tokens);
+  const plain = moeScratchBytes(moeDims(cfg), tokens);
+  // passes of up to MOE_SHARED_ROUTED_MAX_TOKENS tokens may route the shared experts: more slots a token
+  const routed = moeScratchBytes(moeDims(cfg, cfg.moe!.nSharedExperts), Math.min(tokens, MOE_SHARED_ROUTED_MAX_TOKENS));
+  const bytes = Object.fromEntries(Object.entries(plain).map(([k, v]) => [k, Math.max(v, routed[k as keyof typeof routed])])) as unknown as typeof plain;
   const b = {
     logits: gpu.buffer('moe.logits', bytes.logits),
     topkIds: gpu.buffer('moe.topk_ids', bytes.topkIds),
@@ -104,42 +115,48 @@ export interface MoeBuffers extends Omit<MlpBuffers, 'H' | 'inter'> {
 
 /**
  * out += shared_experts(x) + Σ_k w_k · expert_k(x), the routed experts chosen on the GPU, with x =
- * RMSNorm(prenorm.x) first where given. At decode sizes (M ≤ FUSED_GEMV_MAX_M) that is 5 dispatches:
- *   1. one GEMV over the residual with the norm in its prologue: writes x for the routed experts, the shared
- *      experts' gate ‖ up and the router logits (the logits summed in the GEMV's order, which differs from
- *      route-logits.wgsl's by float rounding; the rest bit for bit the unfused kernels')
+ * RMSNorm(prenorm.x) first where given. Up to MOE_SHARED_ROUTED_MAX_TOKENS rows, weights that hold the shared
+ * experts among the routed ones (routedShared: the decode node's) run them in the routed experts' dispatches, each
+ * token's last slots with weight 1; at decode sizes (M ≤ FUSED_GEMV_MAX_M) that is 5 dispatches:
+ *   1. one GEMV over the residual with the norm in its prologue: writes x for the experts and the router logits
+ *      (summed in the GEMV's order, which differs from route-logits.wgsl's by float rounding)
  *   2. selection and grouping (moeSelectGroup)
- *   3. 4. the routed experts' gate/up and down (one each per expert chunk)
- *   5. the shared experts' down GEMV over silu(gate)·up, the routed experts' combine in its epilogue (the same
- *      sums in the same order as the combine kernel after it)
- * Where a GEMV does not apply (more rows, weights of mixed dtypes, too many storage bindings for the device) its
- * part runs as separate dispatches: norm, router logits, selection (+ grouping), shared gate ‖ up, …, combine.
+ *   3. 4. the experts' gate/up and down (one each per expert chunk)
+ *   5. the combine
+ * With the shared MLP apart (prefill-sized passes, weights without the copy) also 5 at decode sizes: the first
+ * GEMV writes the shared experts' gate ‖ up beside the logits, and the last is the shared down GEMV over
+ * silu(gate)·up with the routed experts' combine in its epilogue (the same sums in the same order as the combine
+ * kernel). Where a GEMV does not apply (more rows, weights of mixed dtypes, too many storage bindings for the
+ * device) its part runs as separate dispatches: norm, router logits, selection (+ grouping), [shared gate ‖ up, …],
+ * combine.
  */
 export function moePrograms(cfg: MlaConfig, w: MoeWeights, b: MoeBuffers, limits: MatmulLimits, prenorm?: MlpPrenorm): KernelProgram[] {
   const moe = cfg.moe!;
   const H = cfg.hiddenSize;
   const sharedBuffers = { ...b, H, inter: moe.moeIntermediateSize * moe.nSharedExperts };
   const logits: FusedGemvOutput | null = b.scratch.logits ? { weight: w.router, y: b.scratch.logits, N: moe.nRoutedExperts } : null;
+  const routedShared = b.rows <= MOE_SHARED_ROUTED_MAX_TOKENS ? w.routedShared : 0;
+  const shared = routedShared ? null : w.shared;
   const head = prenorm && logits
     ? fusedGemv({
-      x: prenorm.x, M: b.rows, K: H, norm: prenorm, normOut: b.x, outputs: w.shared ? [gateUpOutput(w.shared, sharedBuffers), logits] : [logits],
+      x: prenorm.x, M: b.rows, K: H, norm: prenorm, normOut: b.x, outputs: shared ? [gateUpOutput(shared, sharedBuffers), logits] : [logits],
     }, limits)
     : null;
   // at decode sizes the shared experts' down GEMV runs last and adds the routed experts' combine in its epilogue
-  const downCombined = w.shared
+  const downCombined = shared
     ? fusedGemv({
-      x: b.gateUp, M: b.rows, K: sharedBuffers.inter, silu: true, outputs: [{ weight: w.shared.down, y: b.out, N: H }], accumulate: true,
+      x: b.gateUp, M: b.rows, K: sharedBuffers.inter, silu: true, outputs: [{ weight: shared.down, y: b.out, N: H }], accumulate: true,
       combine: { slotOut: b.scratch.slotOut, weights: b.scratch.topkWeights, topK: moe.numExpertsPerTok },
     }, limits)
     : null;
   // the shared experts' dispatches the first and last GEMVs leave, run once routing is done
-  const sharedRest = !w.shared ? []
-    : head ? (downCombined ? [] : mlpDown(w.shared, sharedBuffers, limits))
-    : downCombined ? mlpGateUp(w.shared, sharedBuffers, limits) : mlpPrograms(w.shared, sharedBuffers, limits);
+  const sharedRest = !shared ? []
+    : head ? (downCombined ? [] : mlpDown(shared, sharedBuffers, limits))
+    : downCombined ? mlpGateUp(shared, sharedBuffers, limits) : mlpPrograms(shared, sharedBuffers, limits);
   return [
     ...(head ? [head] : []),
     ...moeExperts({
-      dims: moeDims(cfg),
+      dims: moeDims(cfg, routedShared),
       tokens: b.rows,
       x: b.x,
       weights: { gate: w.gate, up: w.up, down: w.down },

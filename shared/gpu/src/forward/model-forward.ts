@@ -10,9 +10,10 @@
 //     4. attn = the attention block (prefill: naive order over the prompt; decode: absorbed over the cache)
 //     5. x += o_proj(attn)
 //     6. x += MLP(RMSNorm(x)) — dense, or shared experts + routed experts (DeepSeekMoE); at decode sizes the
-//        norm, gate and up are one GEMV and silu·mul is read by the down projection; a MoE layer's router
-//        logits come out of that GEMV too, its selection and grouping are one dispatch, and the routed
-//        experts' combine is in the shared down GEMV's epilogue: 5 dispatches a MoE layer (mlp-programs.ts)
+//        norm, gate and up are one GEMV and silu·mul is read by the down projection; a MoE layer's norm and
+//        router logits are one GEMV, its selection and grouping one dispatch, and the shared experts run in
+//        the routed experts' GEMMs (the decode node's weights hold a copy among them): 5 dispatches a MoE
+//        layer (mlp-programs.ts)
 //   → final norm → LM head, over the rows the caller asks for.
 import type { Gpu } from '../runtime/runtime.js';
 import type { KernelProgram } from '../runtime/program.js';

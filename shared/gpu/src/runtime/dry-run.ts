@@ -39,6 +39,7 @@ export function dryRunGpu(real: Gpu): DryRun {
     buffer: (label: string, byteSize: number) => stand(label, byteSize),
     upload: (label: string, data: ArrayBufferView) => stand(label, data.byteLength),
     write: () => undefined,
+    copy: () => undefined,
     destroy: () => undefined,
     compile: async () => undefined,
     run: async (programs: readonly KernelProgram[]) => void recorded.push(...programs),

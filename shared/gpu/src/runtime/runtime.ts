@@ -29,6 +29,15 @@ export interface MatmulDeviceLimits {
 
 export const STORAGE = 0x80 | 0x8 | 0x4; // STORAGE | COPY_DST | COPY_SRC
 
+/** One copyBufferToBuffer of Gpu.copy (byte offsets and size). */
+export interface BufferCopy {
+  readonly src: GPUBuffer;
+  readonly srcOffset: number;
+  readonly dst: GPUBuffer;
+  readonly dstOffset: number;
+  readonly size: number;
+}
+
 /** The binding when `b` is a BufferBinding, null when it is a whole buffer. */
 function asBinding(b: GPUBuffer | BufferBinding): BufferBinding | null {
   return 'buffer' in b && !(b instanceof GPUBuffer) ? (b as BufferBinding) : null;
@@ -205,6 +214,14 @@ export class Gpu {
       padded.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
       this.device.queue.writeBuffer(buffer, offset, padded);
     }
+  }
+
+  /** Buffer-to-buffer copies (offsets and sizes multiples of 4 bytes), queued after every write and run before. */
+  copy(copies: readonly BufferCopy[]): void {
+    if (copies.length === 0) return;
+    const encoder = this.device.createCommandEncoder({ label: 'copies' });
+    for (const c of copies) encoder.copyBufferToBuffer(c.src, c.srcOffset, c.dst, c.dstOffset, c.size);
+    this.device.queue.submit([encoder.finish()]);
   }
 
   destroy(...buffers: (GPUBuffer | null | undefined)[]): void {

@@ -14,12 +14,24 @@ export interface WeightSource {
    * so that one GEMM (or GEMV) computes all their outputs side by side in each row.
    */
   stacked(names: readonly string[], rows: number, cols: number): GpuTensor;
-  /** Routed experts' `proj` matrices of one layer, stacked [E, rows, cols] in binding-sized chunks. */
-  experts(layer: number, proj: keyof ExpertTensorNames, rows: number, cols: number): ExpertChunk[];
+  /**
+   * Routed experts' `proj` matrices of one layer, stacked [E, rows, cols] in binding-sized chunks, with room for
+   * `extra` more experts after them (their contents left to copySharedExperts).
+   */
+  experts(layer: number, proj: keyof ExpertTensorNames, rows: number, cols: number, extra: number): ExpertChunk[];
   readonly buffers: GPUBuffer[];
 }
 
-export function buildWeights(cfg: MlaConfig, src: WeightSource): ModelWeights {
+export interface BuildOptions {
+  /**
+   * Room for the shared experts after the routed ones in each MoE layer's expert chunks (MoeWeights.routedShared),
+   * which copySharedExperts fills once the weights are on the GPU: the decode node runs them with the routed
+   * experts at batch sizes where their own MLP's GEMMs leave the card idle. Costs the shared experts' bytes once more.
+   */
+  readonly routeSharedExperts?: boolean;
+}
+
+export function buildWeights(cfg: MlaConfig, src: WeightSource, opts: BuildOptions = {}): ModelWeights {
   const H = cfg.hiddenSize;
   const heads = cfg.numHeads;
   const qkDim = cfg.qkNopeHeadDim + cfg.qkRopeHeadDim;
@@ -44,14 +56,16 @@ export function buildWeights(cfg: MlaConfig, src: WeightSource): ModelWeights {
     if (isMoeLayer(cfg, l)) {
       const moe = cfg.moe!;
       const I = moe.moeIntermediateSize;
+      const routedShared = opts.routeSharedExperts ? moe.nSharedExperts : 0;
       mlpWeights = {
         kind: 'moe',
         router: src.tensor(n.router, [moe.nRoutedExperts, H], 'linear'),
         routerBias: moe.topkMethod === 'noaux_tc' ? src.tensor(n.routerBias, [moe.nRoutedExperts], 'router-bias') : null,
-        gate: src.experts(l, 'gate', I, H),
-        up: src.experts(l, 'up', I, H),
-        down: src.experts(l, 'down', H, I),
+        gate: src.experts(l, 'gate', I, H, routedShared),
+        up: src.experts(l, 'up', I, H, routedShared),
+        down: src.experts(l, 'down', H, I, routedShared),
         shared: moe.nSharedExperts > 0 ? mlp(n.sharedExperts, I * moe.nSharedExperts) : null,
+        routedShared,
       };
     } else {
       mlpWeights = { kind: 'dense', ...mlp(n.mlp, cfg.intermediateSize) };

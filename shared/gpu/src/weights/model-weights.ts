@@ -24,6 +24,12 @@ export interface MoeWeights {
   readonly up: readonly ExpertChunk[];
   readonly down: readonly ExpertChunk[];
   readonly shared: MlpWeights | null;
+  /**
+   * The shared experts' count when gate, up and down also hold them as experts n_routed_experts.. (each
+   * moe_intermediate_size wide: shared expert s is rows s·I.. of the shared gate and up, columns s·I.. of the shared
+   * down), for moePrograms to run them with the routed ones (BuildOptions.routeSharedExperts); else 0.
+   */
+  readonly routedShared: number;
 }
 
 export interface DenseWeights extends MlpWeights {

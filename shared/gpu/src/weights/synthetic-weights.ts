@@ -6,10 +6,11 @@ import { fillRandom } from '../kernels/fill-random/fill-random.js';
 import { type GpuTensor } from '../kernels/weight-dtype.js';
 import { weightBytes } from '@latentwire/model';
 import type { KernelProgram } from '../runtime/program.js';
-import { buildWeights, expertChunks, type WeightSource } from './build-weights.js';
+import { buildWeights, expertChunks, type BuildOptions, type WeightSource } from './build-weights.js';
+import { copySharedExperts } from './shared-experts.js';
 import type { ExpertChunk, ModelWeights } from './model-weights.js';
 
-export async function syntheticWeights(gpu: Gpu, cfg: MlaConfig, seed = 1): Promise<ModelWeights> {
+export async function syntheticWeights(gpu: Gpu, cfg: MlaConfig, seed = 1, opts: BuildOptions = {}): Promise<ModelWeights> {
   const buffers: GPUBuffer[] = [];
   const fills: KernelProgram[] = [];
   let next = seed;
@@ -33,8 +34,8 @@ export async function syntheticWeights(gpu: Gpu, cfg: MlaConfig, seed = 1): Prom
     stacked(names, rows, cols) {
       return make(names.join('+'), [names.length * rows, cols], Math.sqrt(3 / cols), 0);
     },
-    experts(layer, proj, rows, cols) {
-      const E = cfg.moe!.nRoutedExperts;
+    experts(layer, proj, rows, cols, extra) {
+      const E = cfg.moe!.nRoutedExperts + extra;
       const chunks: ExpertChunk[] = [];
       for (const c of expertChunks(E, weightBytes('bf16', rows * cols), gpu.limits.maxStorageBufferBindingSize)) {
         const tensor = make(`layers.${layer}.experts.${proj}[${c.first}]`, [c.count, rows, cols], Math.sqrt(3 / cols), 0);
@@ -43,8 +44,9 @@ export async function syntheticWeights(gpu: Gpu, cfg: MlaConfig, seed = 1): Prom
       return chunks;
     },
   };
-  const weights = buildWeights(cfg, source);
+  const weights = buildWeights(cfg, source, opts);
   await gpu.run(fills);
+  copySharedExperts(gpu, weights.layers.map((l) => l.mlp));
   await gpu.sync();
   return weights;
 }

@@ -8,13 +8,14 @@ import { bytesToFloat64, type TensorDtype } from '@latentwire/model';
 import { ModelLoadError } from '@latentwire/model';
 import { type GpuTensor } from '../kernels/weight-dtype.js';
 import { packWeights, type WeightDtype } from '@latentwire/model';
-import { buildWeights, expertChunks, type WeightSource } from './build-weights.js';
+import { buildWeights, expertChunks, type BuildOptions, type WeightSource } from './build-weights.js';
+import { copySharedExperts } from './shared-experts.js';
 import { checkpointBytes, type OnLoadProgress } from './load-progress.js';
 import type { ExpertChunk, ModelWeights } from './model-weights.js';
 
 const DTYPES: Record<TensorDtype, WeightDtype> = { BF16: 'bf16', F16: 'f16', F32: 'f32' };
 
-export function uploadCheckpoint(gpu: Gpu, folder: ModelFolder, onProgress?: OnLoadProgress): ModelWeights {
+export function uploadCheckpoint(gpu: Gpu, folder: ModelFolder, onProgress?: OnLoadProgress, opts: BuildOptions = {}): ModelWeights {
   const buffers: GPUBuffer[] = [];
   const cfg = folder.config;
   const totalBytes = onProgress ? checkpointBytes(folder) : 0;
@@ -25,13 +26,14 @@ export function uploadCheckpoint(gpu: Gpu, folder: ModelFolder, onProgress?: OnL
   };
   // tensors of `bytes` each in one new buffer, one after another: written one by one (one tensor's bytes in host
   // memory at a time) where each starts on a 4-byte boundary, as writes must, else joined here first
-  const backToBack = (label: string, slices: readonly WeightSlice[], bytes: number): GPUBuffer => {
+  // (`room` more tensors' bytes left after them, unwritten)
+  const backToBack = (label: string, slices: readonly WeightSlice[], bytes: number, room = 0): GPUBuffer => {
     if (bytes % 4 !== 0) {
-      const all = new Uint8Array(slices.length * bytes);
+      const all = new Uint8Array((slices.length + room) * bytes);
       slices.forEach((s, i) => all.set(readWeightSlice(s), i * bytes));
       return gpu.upload(label, all);
     }
-    const buffer = gpu.buffer(label, slices.length * bytes);
+    const buffer = gpu.buffer(label, (slices.length + room) * bytes);
     slices.forEach((s, i) => gpu.write(buffer, readWeightSlice(s), i * bytes));
     return buffer;
   };
@@ -61,7 +63,7 @@ export function uploadCheckpoint(gpu: Gpu, folder: ModelFolder, onProgress?: OnL
       names.forEach((n) => loaded(n, bytes));
       return { buffer, dtype: DTYPES[dtype], shape: [names.length * rows, cols] };
     },
-    experts(layer, proj, rows, cols) {
+    experts(layer, proj, rows, cols, extra) {
       const E = cfg.moe!.nRoutedExperts;
       const slices: WeightSlice[] = [];
       for (let e = 0; e < E; e++) slices.push(expertWeights(cfg, folder.index, folder.expertLayout, layer, e)[proj]);
@@ -69,17 +71,19 @@ export function uploadCheckpoint(gpu: Gpu, folder: ModelFolder, onProgress?: OnL
       if (slices.some((s) => s.dtype !== dtype)) throw new ModelLoadError(`layer ${layer}: experts' ${proj}_proj weights mix dtypes`);
       const expertBytes = slices[0]!.end - slices[0]!.begin;
       const chunks: ExpertChunk[] = [];
-      for (const c of expertChunks(E, expertBytes, gpu.limits.maxStorageBufferBindingSize)) {
-        const buffer = backToBack(`layers.${layer}.experts.${proj}[${c.first}..${c.first + c.count})`, slices.slice(c.first, c.first + c.count), expertBytes);
+      for (const c of expertChunks(E + extra, expertBytes, gpu.limits.maxStorageBufferBindingSize)) {
+        const own = slices.slice(c.first, Math.min(E, c.first + c.count));
+        const buffer = backToBack(`layers.${layer}.experts.${proj}[${c.first}..${c.first + c.count})`, own, expertBytes, c.count - own.length);
         buffers.push(buffer);
-        loaded(`layers.${layer}.experts.${proj}`, c.count * expertBytes);
+        loaded(`layers.${layer}.experts.${proj}`, own.length * expertBytes);
         const tensor: GpuTensor = { buffer, dtype: DTYPES[dtype], shape: [c.count, rows, cols] };
         chunks.push({ tensor, firstExpert: c.first, count: c.count });
       }
       return chunks;
     },
   };
-  const weights = buildWeights(cfg, source);
+  const weights = buildWeights(cfg, source, opts);
+  copySharedExperts(gpu, weights.layers.map((l) => l.mlp));
   onProgress?.({ loadedBytes, totalBytes, tensor: '', done: true });
   return weights;
 }

@@ -348,6 +348,7 @@ for (const moe of MOE_LAYERS) {
       routerBias: moe.topkMethod === 'noaux_tc' ? uploadWeight(gpu, 'bias', roundTo(randomArray(E, 92, 0.3), 'f32'), 'f32', [E]) : null,
       gate: experts('gate', I, H, 93), up: experts('up', I, H, 94), down: experts('down', H, I, 95),
       shared: Is > 0 ? { gateUp: weight('s_gate_up', [2 * Is, H], 96, 0.2), down: weight('s_down', [H, Is], 98, 0.2) } : null,
+      routedShared: 0,
     };
     const norm = uploadWeight(gpu, 'norm', roundTo(randomArray(H, 99, 1.5), 'bf16'), 'bf16', [H]);
     const routing = moeRouting(moe);

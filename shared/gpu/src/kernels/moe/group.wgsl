@@ -7,67 +7,69 @@
 // Bindings, in order (numbered by the launcher):
 //   ids:  array<u32>, read        [assignments] expert of assignment a (topkIds flattened)
 //   groups: array<u32>, read_write  layout (u32 elements):
-//       [0, E]                      expert_offsets: expert e owns sorted rows [groups[e], groups[e + 1])
-//       [E + 1, 2E + 1]             tile_offsets:   expert e owns tiles [groups[E+1+e], groups[E+2+e])
+//       [0, EG]                     expert_offsets: expert e owns sorted rows [groups[e], groups[e + 1])
+//       [EG + 1, 2EG + 1]           tile_offsets:   expert e owns tiles [groups[EG+1+e], groups[EG+2+e])
 //       [tile_base, +2·max_tiles)   tiles: (expert, first sorted row) pairs
 //       [sorted_base, +assignments) sorted: assignment index a at each sorted row
 //   u: uniforms { assignments, tile_base, sorted_base }
-// Compile-time constants (prelude): E, TM (rows per tile), WG (threads).
+// Compile-time constants (prelude): EG (experts grouped: the routed ones and any shared ones routed with them,
+// named apart from route-select.wgsl's E, the routed ones, for the kernels that include both), TM (rows per tile),
+// WG (threads).
 
 // The launcher declares the bindings and the entry point (which calls group_assignments), so select-group.wgsl
 // can run it over its own bindings (in the select+group and route-fused kernels).
 
-var<workgroup> cnt: array<atomic<u32>, E>;
-var<workgroup> start: array<u32, E>;
-var<workgroup> tstart: array<u32, E>;
+var<workgroup> cnt: array<atomic<u32>, EG>;
+var<workgroup> start: array<u32, EG>;
+var<workgroup> tstart: array<u32, EG>;
 
 fn group_assignments(lid: u32) {
-  for (var e = lid; e < E; e += WG) { atomicStore(&cnt[e], 0u); }
+  for (var e = lid; e < EG; e += WG) { atomicStore(&cnt[e], 0u); }
   workgroupBarrier();
   for (var a = lid; a < u.assignments; a += WG) {
     let e = ids[a];
-    if (e < E) { atomicAdd(&cnt[e], 1u); }
+    if (e < EG) { atomicAdd(&cnt[e], 1u); }
   }
   workgroupBarrier();
   // exclusive prefix sums of the row counts (start) and of the tile counts (tstart)
-  if (E <= WG) {
+  if (EG <= WG) {
     // Hillis-Steele inclusive scan, one expert per thread
     var c = 0u;
-    if (lid < E) { c = atomicLoad(&cnt[lid]); }
+    if (lid < EG) { c = atomicLoad(&cnt[lid]); }
     var incl = c;
     var tincl = (c + TM - 1u) / TM;
-    for (var s = 1u; s < E; s <<= 1u) {
-      if (lid < E) { start[lid] = incl; tstart[lid] = tincl; }
+    for (var s = 1u; s < EG; s <<= 1u) {
+      if (lid < EG) { start[lid] = incl; tstart[lid] = tincl; }
       workgroupBarrier();
-      if (lid < E && lid >= s) { incl += start[lid - s]; tincl += tstart[lid - s]; }
+      if (lid < EG && lid >= s) { incl += start[lid - s]; tincl += tstart[lid - s]; }
       workgroupBarrier();
     }
-    if (lid < E) {
+    if (lid < EG) {
       start[lid] = incl - c;
       tstart[lid] = tincl - (c + TM - 1u) / TM;
       groups[lid] = incl - c;
-      groups[E + 1u + lid] = tincl - (c + TM - 1u) / TM;
-      if (lid == E - 1u) { groups[E] = incl; groups[2u * E + 1u] = tincl; }
+      groups[EG + 1u + lid] = tincl - (c + TM - 1u) / TM;
+      if (lid == EG - 1u) { groups[EG] = incl; groups[2u * EG + 1u] = tincl; }
     }
   } else {
     if (lid == 0u) {
       var off = 0u;
       var toff = 0u;
-      for (var e = 0u; e < E; e++) {
+      for (var e = 0u; e < EG; e++) {
         let c = atomicLoad(&cnt[e]);
         start[e] = off;
         tstart[e] = toff;
         groups[e] = off;
-        groups[E + 1u + e] = toff;
+        groups[EG + 1u + e] = toff;
         off += c;
         toff += (c + TM - 1u) / TM;
       }
-      groups[E] = off;
-      groups[2u * E + 1u] = toff;
+      groups[EG] = off;
+      groups[2u * EG + 1u] = toff;
     }
   }
   workgroupBarrier();
-  for (var e = lid; e < E; e += WG) {
+  for (var e = lid; e < EG; e += WG) {
     let c = atomicLoad(&cnt[e]);
     let n = (c + TM - 1u) / TM;
     for (var i = 0u; i < n; i++) {
@@ -80,7 +82,7 @@ fn group_assignments(lid: u32) {
   workgroupBarrier();
   for (var a = lid; a < u.assignments; a += WG) {
     let e = ids[a];
-    if (e < E) {
+    if (e < EG) {
       let p = atomicAdd(&cnt[e], 1u);
       groups[u.sorted_base + p] = a;
     }

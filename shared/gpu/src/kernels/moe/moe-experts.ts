@@ -8,6 +8,9 @@
 //   3. down (expert-{gemv,tiled}-down.wgsl), one dispatch per down chunk → slotOut [T·k, hidden] in (token, slot)
 //      order.
 //   4. combine (combine.wgsl): out[t] (+)= Σ_j topkWeights[t, j] · slotOut[t·k + j] in slot order.
+// Shared experts may ride along (MoeDims.sharedExperts): the selection gives every token S more slots, naming
+// experts E.. of the weight stacks with weight 1, and from there on they are experts like the others (k and E
+// above count them).
 // Grids are sized on the host for the worst case of T (tiles of a chunk ≤ ceil(min(T·k, T·count)/TM) +
 // min(count, T·k)); workgroups whose tile index lies beyond the chunk's real tiles exit after two reads, so only
 // the weights of experts that received tokens are ever read.
@@ -67,6 +70,22 @@ export interface MoeDims {
   readonly hidden: number;
   /** moe_intermediate_size. */
   readonly intermediate: number;
+  /**
+   * Shared experts routed with the others (default 0): experts nExperts.. of the weight chunks, taken by every
+   * token in its last slots with weight 1 (the selection writes them), so the expert GEMMs and the combine run
+   * them with the routed ones instead of a separate MLP (MoeWeights.routedShared says the chunks hold them).
+   */
+  readonly sharedExperts?: number;
+}
+
+/** The experts the grouping and the GEMMs index: the routed ones, then any shared ones routed with them. */
+export function groupedExperts(d: MoeDims): number {
+  return d.nExperts + (d.sharedExperts ?? 0);
+}
+
+/** The (token, slot) assignments a token makes: its top-k, then the shared experts routed with them. */
+export function tokenSlots(d: MoeDims): number {
+  return d.topK + (d.sharedExperts ?? 0);
 }
 
 export const MOE_GEMM_VARIANTS = ['gemv', 'gemv1', 'tiled', 'mma', 'mma16n64', 'mma16n64x2'] as const;
@@ -173,16 +192,17 @@ function maxTiles(tokens: number, topK: number, count: number, TM: number): numb
 
 /** Element offsets inside the `groups` scratch (see group.wgsl). */
 export function groupsLayout(dims: MoeDims, tokens: number): { tileBase: number; sortedBase: number; words: number } {
-  const tileBase = 2 * dims.nExperts + 2;
-  const sortedBase = tileBase + 2 * maxTiles(tokens, dims.topK, dims.nExperts, MIN_TM);
-  return { tileBase, sortedBase, words: sortedBase + tokens * dims.topK };
+  const E = groupedExperts(dims), slots = tokenSlots(dims);
+  const tileBase = 2 * E + 2;
+  const sortedBase = tileBase + 2 * maxTiles(tokens, slots, E, MIN_TM);
+  return { tileBase, sortedBase, words: sortedBase + tokens * slots };
 }
 
 /** Byte sizes of the scratch buffers for up to `tokens` tokens (sizes only grow with T: allocate for the max). */
 export interface MoeScratchBytes {
   /** Router logits [T, E] f32 (only when moeExperts routes). */
   readonly logits: number;
-  /** [T, k] u32 and [T, k] f32. */
+  /** [T, k] u32 and [T, k] f32 (k: tokenSlots). */
   readonly topkIds: number;
   readonly topkWeights: number;
   /** Grouping metadata (u32). */
@@ -197,13 +217,13 @@ export interface MoeScratchBytes {
 }
 
 export function moeScratchBytes(dims: MoeDims, tokens: number): MoeScratchBytes {
-  const tk = tokens * dims.topK;
+  const tk = tokens * tokenSlots(dims);
   return {
     logits: tokens * dims.nExperts * 4,
     topkIds: tk * 4,
     topkWeights: tk * 4,
     groups: groupsLayout(dims, tokens).words * 4,
-    act: Math.max(tk, 2 * MOE_GATE_UP_SPLITS_MAX * Math.min(tk, dims.nExperts - 1)) * dims.intermediate * 4,
+    act: Math.max(tk, 2 * MOE_GATE_UP_SPLITS_MAX * Math.min(tk, groupedExperts(dims) - 1)) * dims.intermediate * 4,
     slotOut: tk * dims.hidden * 4,
   };
 }
@@ -247,7 +267,7 @@ const DOWN_BINDINGS = WEIGHT_ARRAYS.map((w) => bindings(
 const COMBINE_BINDINGS = bindings([['slot_out', 'array<f32>'], ['weights', 'array<f32>'], ['dst', 'array<f32>', 'read_write']], COMBINE_UNIFORMS);
 
 function build_moeGroupShader({ nExperts, TM }: { readonly nExperts: number; readonly TM: number }): KernelShader {
-  return GROUP_BINDINGS.shader(`moe_group_e${nExperts}_tm${TM}`, `const E = ${nExperts}u;
+  return GROUP_BINDINGS.shader(`moe_group_e${nExperts}_tm${TM}`, `const EG = ${nExperts}u;
 const TM = ${TM}u;
 const WG = ${GROUP_WG}u;
 ${GROUP_BINDINGS.wgsl}${wgsl('group.wgsl')}
@@ -282,14 +302,15 @@ const ROUTE_FUSED_UNIFORMS = {
 
 interface RouteFusedVariant {
   readonly routing: MoeRouting;
+  readonly sharedExperts: number;
   readonly gateDtype: WeightDtype;
   readonly normDtype: WeightDtype;
   readonly biasDtype: WeightDtype | null;
   readonly TM: number;
 }
 
-function build_moeRouteFusedShader({ routing: r, gateDtype, normDtype, biasDtype, TM }: RouteFusedVariant): KernelShader {
-  const { prelude, label, biasStorage } = routeSelectPrelude(r, biasDtype, ROUTE_FUSED_WG);
+function build_moeRouteFusedShader({ routing: r, sharedExperts, gateDtype, normDtype, biasDtype, TM }: RouteFusedVariant): KernelShader {
+  const { prelude, label, biasStorage } = routeSelectPrelude(r, biasDtype, ROUTE_FUSED_WG, sharedExperts);
   const B = bindings([
     ['x', 'array<f32>'], ['w', 'array<u32>'], ['norm_w', 'array<u32>'], ['xn', 'array<f32>', 'read_write'], ['logits', 'array<f32>', 'read_write'],
     ['ids', 'array<u32>', 'read_write'], ['weights', 'array<f32>', 'read_write'], ['groups', 'array<u32>', 'read_write'], ...biasStorage,
@@ -311,12 +332,13 @@ const SELECT_GROUP_UNIFORMS = { tokens: 'u32', scale: 'f32', assignments: 'u32',
 
 interface SelectGroupVariant {
   readonly routing: MoeRouting;
+  readonly sharedExperts: number;
   readonly biasDtype: WeightDtype | null;
   readonly TM: number;
 }
 
-function build_moeSelectGroupShader({ routing: r, biasDtype, TM }: SelectGroupVariant): KernelShader {
-  const { prelude, label, biasStorage } = routeSelectPrelude(r, biasDtype, GROUP_WG);
+function build_moeSelectGroupShader({ routing: r, sharedExperts, biasDtype, TM }: SelectGroupVariant): KernelShader {
+  const { prelude, label, biasStorage } = routeSelectPrelude(r, biasDtype, GROUP_WG, sharedExperts);
   const B = bindings([
     ['logits', 'array<f32>'], ['ids', 'array<u32>', 'read_write'], ['weights', 'array<f32>', 'read_write'], ['groups', 'array<u32>', 'read_write'], ...biasStorage,
   ], SELECT_GROUP_UNIFORMS);
@@ -617,7 +639,7 @@ function build_moeCombineShader({ topK }: { readonly topK: number }): KernelShad
 
 function checkDims(d: MoeDims): void {
   for (const [k, v] of Object.entries(d)) {
-    if (!Number.isInteger(v) || v < 1) throw new RangeError(`moe: ${k} = ${v}`);
+    if (!Number.isInteger(v) || v < (k === 'sharedExperts' ? 0 : 1)) throw new RangeError(`moe: ${k} = ${v}`);
   }
   if (d.topK > d.nExperts) throw new RangeError(`moe: topK ${d.topK} > ${d.nExperts} experts`);
   // the GEMMs read 8 weights (one 16-byte word of 16-bit values) at a time along K
@@ -626,17 +648,21 @@ function checkDims(d: MoeDims): void {
   }
 }
 
-/** Checks that chunks tile [0, E) in order with the expected per-expert shape. */
+/**
+ * Checks that chunks tile [0, E) in order with the expected per-expert shape (experts past E, as the shared ones
+ * a call does not route, are left alone).
+ */
 function checkChunks(what: string, chunks: readonly MoeExpertChunk[], E: number, rows: number, cols: number): void {
   let next = 0;
   for (const c of chunks) {
+    if (next >= E) break;
     if (c.firstExpert !== next || c.count < 1) throw new RangeError(`moe ${what}: chunks must cover experts 0..${E - 1} in order (got first ${c.firstExpert}, expected ${next})`);
     const sh = c.tensor.shape;
     const ok = (sh.length === 3 && sh[0] === c.count && sh[1] === rows && sh[2] === cols) || (sh.length === 2 && sh[0] === c.count * rows && sh[1] === cols);
     if (!ok) throw new RangeError(`moe ${what}: chunk at expert ${c.firstExpert} has shape [${sh}], expected [${c.count}, ${rows}, ${cols}]`);
     next += c.count;
   }
-  if (next !== E) throw new RangeError(`moe ${what}: chunks cover ${next} of ${E} experts`);
+  if (next < E) throw new RangeError(`moe ${what}: chunks cover ${next} of ${E} experts`);
 }
 
 function chunkAt(chunks: readonly MoeExpertChunk[], e: number): MoeExpertChunk {
@@ -654,9 +680,9 @@ export interface MoeGroupArgs {
 export function moeGroup(a: MoeGroupArgs): KernelProgram {
   const L = groupsLayout(a.dims, a.tokens);
   return {
-    shader: moeGroupShader({ nExperts: a.dims.nExperts, TM: shapeOf(a.variant).TM }),
+    shader: moeGroupShader({ nExperts: groupedExperts(a.dims), TM: shapeOf(a.variant).TM }),
     buffers: GROUP_BINDINGS.buffers({ ids: a.topkIds, groups: a.groups }),
-    uniformValues: { assignments: a.tokens * a.dims.topK, tile_base: L.tileBase, sorted_base: L.sortedBase },
+    uniformValues: { assignments: a.tokens * tokenSlots(a.dims), tile_base: L.tileBase, sorted_base: L.sortedBase },
     workgroups: [1],
   };
 }
@@ -690,7 +716,7 @@ export function moeRouteFused(a: MoeRouteFusedArgs): KernelProgram {
   const noaux = r.method === 'noaux_tc';
   const L = groupsLayout(a.dims, T);
   const shader = moeRouteFusedShader({
-    routing: r, gateDtype: a.gateWeight.dtype, normDtype: a.norm.weight.dtype, biasDtype: noaux ? (a.bias?.dtype ?? null) : null, TM: shapeOf(a.variant).TM,
+    routing: r, sharedExperts: a.dims.sharedExperts ?? 0, gateDtype: a.gateWeight.dtype, normDtype: a.norm.weight.dtype, biasDtype: noaux ? (a.bias?.dtype ?? null) : null, TM: shapeOf(a.variant).TM,
   });
   return {
     shader,
@@ -700,7 +726,7 @@ export function moeRouteFused(a: MoeRouteFusedArgs): KernelProgram {
     }),
     uniformValues: {
       tokens: T, hidden: H, x_stride: a.xStride ?? H, x_offset: a.xOffset ?? 0, eps: a.norm.eps, scale: r.routedScalingFactor,
-      assignments: T * a.dims.topK, tile_base: L.tileBase, sorted_base: L.sortedBase,
+      assignments: T * tokenSlots(a.dims), tile_base: L.tileBase, sorted_base: L.sortedBase,
     },
     workgroups: [1],
   };
@@ -728,13 +754,13 @@ export function moeSelectGroup(a: MoeSelectGroupArgs): KernelProgram {
   if (!a.scratch.logits) throw new RangeError('moeSelectGroup: scratch.logits is needed');
   const noaux = r.method === 'noaux_tc';
   const L = groupsLayout(a.dims, T);
-  const shader = moeSelectGroupShader({ routing: r, biasDtype: noaux ? (a.bias?.dtype ?? null) : null, TM: shapeOf(a.variant).TM });
+  const shader = moeSelectGroupShader({ routing: r, sharedExperts: a.dims.sharedExperts ?? 0, biasDtype: noaux ? (a.bias?.dtype ?? null) : null, TM: shapeOf(a.variant).TM });
   return {
     shader,
     buffers: shaderBuffers(shader, {
       logits: a.scratch.logits, ids: a.scratch.topkIds, weights: a.scratch.topkWeights, groups: a.scratch.groups, bias: noaux ? a.bias!.buffer : undefined,
     }),
-    uniformValues: { tokens: T, scale: r.routedScalingFactor, assignments: T * a.dims.topK, tile_base: L.tileBase, sorted_base: L.sortedBase },
+    uniformValues: { tokens: T, scale: r.routedScalingFactor, assignments: T * tokenSlots(a.dims), tile_base: L.tileBase, sorted_base: L.sortedBase },
     workgroups: [1],
   };
 }
@@ -757,7 +783,9 @@ export interface MoeExpertGemmArgs {
 
 /** The gate/up dispatches (one per chunk segment) then the down dispatches (one per down chunk). */
 export function moeExpertGemms(a: MoeExpertGemmArgs): KernelProgram[] {
-  const { nExperts: E, topK, hidden: H, intermediate: I } = a.dims;
+  const { hidden: H, intermediate: I } = a.dims;
+  // the shared experts routed with the others are more experts and more slots a token
+  const E = groupedExperts(a.dims), topK = tokenSlots(a.dims);
   const T = a.tokens;
   const s = shapeOf(a.variant);
   const L = groupsLayout(a.dims, T);
@@ -796,7 +824,7 @@ export function moeExpertGemms(a: MoeExpertGemmArgs): KernelProgram[] {
   };
 
   const programs: KernelProgram[] = [];
-  const bounds = [...new Set([...gateChunks, ...upChunks].map((c) => c.firstExpert))].sort((p, q) => p - q);
+  const bounds = [...new Set([...gateChunks, ...upChunks].map((c) => c.firstExpert))].filter((f) => f < E).sort((p, q) => p - q);
   bounds.push(E);
   for (let i = 0; i + 1 < bounds.length; i++) {
     const first = bounds[i]!;
@@ -817,14 +845,16 @@ export function moeExpertGemms(a: MoeExpertGemmArgs): KernelProgram[] {
     });
   }
   for (const c of w.down) {
+    if (c.firstExpert >= E) break;
+    const count = Math.min(c.count, E - c.firstExpert);
     programs.push({
       shader: moeDownShader({ nExperts: E, dtype: c.tensor.dtype, variant: a.variant, splitAct: splits > 1 ? true : undefined }),
       buffers: DOWN_BINDINGS[0]!.buffers({ act: a.act, groups: a.groups, wdown: c.tensor.buffer, slot_out: a.slotOut }),
       uniformValues: {
-        K: I, N: H, first_expert: c.firstExpert, expert_count: c.count, w_stride: H * I, w_offset: 0,
+        K: I, N: H, first_expert: c.firstExpert, expert_count: count, w_stride: H * I, w_offset: 0,
         tile_base: L.tileBase, sorted_base: L.sortedBase, k_split: I, act_splits: splits, part_stride: partStride,
       },
-      workgroups: [gridX(c.count), gridY(H, true)],
+      workgroups: [gridX(count), gridY(H, true)],
     });
   }
   return programs;
@@ -868,7 +898,8 @@ export interface MoeExpertsArgs {
   readonly scratch: MoeScratch;
   /**
    * Routes first when given (needs scratch.logits): router logits from gateWeight, or with gateWeight null from
-   * scratch.logits as the caller's earlier dispatch left them; else scratch.topkIds / topkWeights must hold the routing.
+   * scratch.logits as the caller's earlier dispatch left them; else scratch.topkIds / topkWeights must hold the routing
+   * (tokenSlots(dims) slots a token, the shared experts' included).
    */
   readonly route?: { readonly routing: MoeRouting; readonly gateWeight: GpuTensor | null; readonly bias: GpuTensor | null };
   readonly out: GPUBuffer;
@@ -914,7 +945,7 @@ export function moeExperts(a: MoeExpertsArgs): KernelProgram[] {
   if (!Number.isInteger(T) || T < 0) throw new RangeError(`moe: tokens ${T}`);
   if (T === 0) return [];
   const sc = a.scratch;
-  const need = { ...moeScratchBytes(a.dims, T), act: T * a.dims.topK * a.dims.intermediate * 4 };
+  const need = { ...moeScratchBytes(a.dims, T), act: T * tokenSlots(a.dims) * a.dims.intermediate * 4 };
   const small: string[] = (['topkIds', 'topkWeights', 'groups', 'act', 'slotOut'] as const).filter((k) => sc[k].size < need[k]);
   if (a.route && (!sc.logits || sc.logits.size < need.logits)) small.push('logits');
   if (small.length > 0) throw new RangeError(`moe: scratch too small for ${T} tokens: ${small.join(', ')}`);
@@ -959,6 +990,7 @@ export function moeExperts(a: MoeExpertsArgs): KernelProgram[] {
       if (route) {
         programs.push(moeRouteSelect({
           routing: route.routing, logits: sc.logits!, bias: route.bias, topkIds: sc.topkIds, topkWeights: sc.topkWeights, tokens: T,
+          sharedExperts: a.dims.sharedExperts ?? 0,
         }));
       }
       programs.push(moeGroup({ dims: a.dims, tokens: T, topkIds: sc.topkIds, groups: sc.groups, variant }));
@@ -972,7 +1004,7 @@ export function moeExperts(a: MoeExpertsArgs): KernelProgram[] {
       gateUpSplits: a.gateUpSplits ?? 1,
     }),
     ...(a.combine === false ? [] : [moeCombine({
-      topK: a.dims.topK, tokens: T, hidden: a.dims.hidden, slotOut: sc.slotOut, topkWeights: sc.topkWeights,
+      topK: tokenSlots(a.dims), tokens: T, hidden: a.dims.hidden, slotOut: sc.slotOut, topkWeights: sc.topkWeights,
       out: a.out, outStride: a.outStride, outOffset: a.outOffset, accumulate: a.accumulate,
     })]),
   );

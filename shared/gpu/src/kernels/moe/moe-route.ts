@@ -191,8 +191,9 @@ function selectWorkgroup(E: number): number {
  * route-select.wgsl's compile-time constants and its bias reader (noaux_tc reads the storage `bias`, which the
  * launcher declares last), with `wg` threads, and the shader label's routing part. route-fused.wgsl reuses them.
  */
-export function routeSelectPrelude(r: MoeRouting, biasDtype: WeightDtype | null, wg: number): { prelude: string; label: string; biasStorage: StorageDecl[] } {
+export function routeSelectPrelude(r: MoeRouting, biasDtype: WeightDtype | null, wg: number, sharedExperts = 0): { prelude: string; label: string; biasStorage: StorageDecl[] } {
   checkRouting(r);
+  checkSharedExperts(sharedExperts);
   const noaux = r.method === 'noaux_tc';
   if (noaux !== (biasDtype !== null)) throw new RangeError('moe routing: noaux_tc needs e_score_correction_bias, other methods take none');
   const grouped = isGrouped(r);
@@ -201,9 +202,12 @@ export function routeSelectPrelude(r: MoeRouting, biasDtype: WeightDtype | null,
   const nGroup = grouped ? r.nGroup : 1;
   return {
     biasStorage: noaux ? [['bias', 'array<u32>']] : [],
-    label: `${r.method}_e${r.nExperts}_k${r.topK}_g${nGroup}_${grouped ? r.topkGroup : 1}${normalize ? '_norm' : ''}${noaux ? `_${biasDtype}` : ''}`,
+    label: `${r.method}_e${r.nExperts}_k${r.topK}_g${nGroup}_${grouped ? r.topkGroup : 1}${normalize ? '_norm' : ''}${noaux ? `_${biasDtype}` : ''}${sharedExperts ? `_s${sharedExperts}` : ''}`,
     prelude: `const E = ${r.nExperts}u;
 const K = ${r.topK}u;
+const SHARED = ${sharedExperts}u;
+const SLOTS = K + SHARED;
+const EG = E + SHARED;
 const WG = ${wg}u;
 const METHOD = ${METHOD_CODE[r.method]}u;
 const GROUPED = ${grouped};
@@ -215,15 +219,26 @@ ${biasDecl}`,
   };
 }
 
+function checkSharedExperts(n: number): void {
+  if (!Number.isInteger(n) || n < 0) throw new RangeError(`moe routing: sharedExperts ${n}`);
+}
+
 /** route-select.wgsl's text (functions only: the launchers declare bindings and the entry point). */
 export function routeSelectWgsl(): string {
   selectWgsl ??= wgsl('./route-select.wgsl');
   return selectWgsl;
 }
 
-function build_routeSelectShader({ routing: r, biasDtype }: { readonly routing: MoeRouting; readonly biasDtype: WeightDtype | null }): KernelShader {
+interface RouteSelectVariant {
+  readonly routing: MoeRouting;
+  readonly biasDtype: WeightDtype | null;
+  /** Shared experts routed with the others (MoeRouteSelectArgs.sharedExperts). */
+  readonly sharedExperts: number;
+}
+
+function build_routeSelectShader({ routing: r, biasDtype, sharedExperts }: RouteSelectVariant): KernelShader {
   const B = r.method === 'noaux_tc' ? SELECT_BIAS_BINDINGS : SELECT_BINDINGS;
-  const { prelude, label } = routeSelectPrelude(r, biasDtype, selectWorkgroup(r.nExperts));
+  const { prelude, label } = routeSelectPrelude(r, biasDtype, selectWorkgroup(r.nExperts), sharedExperts);
   return B.shader(`moe_route_select_${label}`, `${prelude}
 ${B.wgsl}${routeSelectWgsl()}
 @compute @workgroup_size(WG)
@@ -239,10 +254,15 @@ export interface MoeRouteSelectArgs {
   readonly logits: GPUBuffer;
   /** noaux_tc: e_score_correction_bias [E] (f32 in checkpoints; any dtype); null for the V2 methods. */
   readonly bias: GpuTensor | null;
-  /** Outputs: [tokens, topK] u32 expert ids (best first) and f32 weights. */
+  /** Outputs: [tokens, topK + sharedExperts] u32 expert ids (best first, then the shared ones) and f32 weights. */
   readonly topkIds: GPUBuffer;
   readonly topkWeights: GPUBuffer;
   readonly tokens: number;
+  /**
+   * Shared experts routed with the others (default 0): each token's last slots name experts nExperts.. with
+   * weight 1, so the expert GEMMs and the combine run them with the routed ones.
+   */
+  readonly sharedExperts?: number;
 }
 
 export function moeRouteSelect(a: MoeRouteSelectArgs): KernelProgram {
@@ -250,7 +270,7 @@ export function moeRouteSelect(a: MoeRouteSelectArgs): KernelProgram {
   if (a.bias && (a.bias.shape.length !== 1 || a.bias.shape[0] !== r.nExperts)) {
     throw new RangeError(`moeRouteSelect: bias shape [${a.bias.shape}] is not [${r.nExperts}]`);
   }
-  const shader = routeSelectShader({ routing: r, biasDtype: r.method === 'noaux_tc' ? (a.bias?.dtype ?? null) : null });
+  const shader = routeSelectShader({ routing: r, biasDtype: r.method === 'noaux_tc' ? (a.bias?.dtype ?? null) : null, sharedExperts: a.sharedExperts ?? 0 });
   const x = Math.min(a.tokens, 65535);
   return {
     shader,

@@ -10,11 +10,12 @@
 //
 // Bindings, in order (numbered by the launcher):
 //   logits:  array<f32>, read        [tokens, E]
-//   ids:     array<u32>, read_write  [tokens, K] chosen experts
-//   weights: array<f32>, read_write  [tokens, K] their multipliers (scaling factor included)
+//   ids:     array<u32>, read_write  [tokens, SLOTS] chosen experts, then the shared ones (E, E + 1, ...)
+//   weights: array<f32>, read_write  [tokens, SLOTS] their multipliers (scaling factor included; shared: 1)
 //   bias:    array<u32>, read        METHOD 2 only: e_score_correction_bias [E], read via bias_at
 //   u:     uniforms { tokens, scale }
-// Compile-time constants (prelude): E, K, WG (threads), METHOD, GROUPED (bool: group masking
+// Compile-time constants (prelude): E, K, SHARED (shared experts routed with the others: each token's last
+// SHARED slots, experts E.., weight 1), SLOTS (K + SHARED), WG (threads), METHOD, GROUPED (bool: group masking
 // needed), N_GROUP, PER_GROUP (= E / N_GROUP), TOPK_GROUP, NORMALIZE (bool).
 
 // The launcher declares the bindings and the entry point (which calls route_token), so select-group.wgsl can
@@ -113,7 +114,11 @@ fn route_token(t: u32, lid: u32) {
       for (var i = 0u; i < K; i++) { sum += pick_w[i]; }
       w = w / (sum + 1e-20);
     }
-    ids[t * K + j] = pick_id[j];
-    weights[t * K + j] = w * u.scale;
+    ids[t * SLOTS + j] = pick_id[j];
+    weights[t * SLOTS + j] = w * u.scale;
+  }
+  for (var j = lid; j < SHARED; j += WG) {
+    ids[t * SLOTS + K + j] = E + j;
+    weights[t * SLOTS + K + j] = 1.0;
   }
 }
