@@ -25,6 +25,7 @@ export interface MatmulDeviceLimits {
   readonly splitKMax: number;
   readonly routerGemmMinTokens: number | undefined;
   readonly gemvStageInput: boolean;
+  readonly subgroupSize?: number;
 }
 
 export const STORAGE = 0x80 | 0x8 | 0x4; // STORAGE | COPY_DST | COPY_SRC
@@ -94,6 +95,7 @@ export class Gpu {
   private readonly splitKMax: number;
   private readonly routerGemmMinTokens: number | undefined;
   private readonly gemvStageInput: boolean;
+  private readonly gemvSubgroupReduce: boolean;
   private matmulLimitsMemo: MatmulDeviceLimits | null = null;
   private slotsMemo: WorkgroupSlots | null = null;
   private firstError: Error | null = null;
@@ -117,6 +119,7 @@ export class Gpu {
     this.splitKMax = opts.splitKMax ?? DEFAULT_MATMUL_SPLIT_K_MAX;
     this.routerGemmMinTokens = opts.routerGemmMinTokens;
     this.gemvStageInput = opts.gemvStageInput ?? true;
+    this.gemvSubgroupReduce = opts.gemvSubgroupReduce ?? true;
     this.profiler = opts.profile && features.has('timestamp-query') ? new Profiler(device) : null;
     this.profilePerKernel = opts.profile === true;
     this.uniformAlign = device.limits.minUniformBufferOffsetAlignment;
@@ -171,9 +174,18 @@ export class Gpu {
         subgroupMatrix: this.matmulOnMatrices, workgroupSlots: this.workgroupSlots.slots,
         moeMmaMinRows: this.moeMmaMinRows, splitKMax: this.splitKMax, routerGemmMinTokens: this.routerGemmMinTokens,
         gemvStageInput: this.gemvStageInput,
+        ...(this.gemvSubgroupReduce && this.uniformSubgroupSize !== undefined ? { subgroupSize: this.uniformSubgroupSize } : {}),
       });
     }
     return this.matmulLimitsMemo;
+  }
+  /**
+   * The one subgroup size every workgroup runs at, where the device has subgroups and its adapter reports a single
+   * size (NVIDIA's 32); undefined otherwise, where a kernel cannot know which invocations share a subgroup.
+   */
+  get uniformSubgroupSize(): number | undefined {
+    const { subgroupMinSize: lo, subgroupMaxSize: hi } = this.adapterInfo;
+    return this.hasSubgroups && lo !== undefined && lo === hi ? lo : undefined;
   }
   /** Dispatches encoded by run() since the Gpu was created (benchmarks count a step's by it). */
   get dispatches(): number {

@@ -183,7 +183,7 @@ for (const K of [37, 64]) {
       const norm = (y: GPUBuffer, l: typeof lim) => fusedGemv({ x, M, K, xStride: 2 * K, norm: { weight: g, eps }, outputs: [{ weight: w, y, N }] }, l);
       const silu = (y: GPUBuffer, l: typeof lim) => fusedGemv({ x, M, K, silu: true, outputs: [{ weight: w, y, N }] }, l);
       const staged = [norm(ya!, lim)!, silu(yc!, lim)!];
-      for (const p of staged) t.regex(p.shader.label, /_sx\d+$/, 'staged where the rows fit');
+      for (const p of staged) t.regex(p.shader.label, /_sx\d+(_|$)/, 'staged where the rows fit');
       const plain = [norm(yb!, unstaged)!, silu(yd!, unstaged)!];
       for (const p of plain) t.notRegex(p.shader.label, /_sx/, 'GEMV_STAGE_INPUT=false: not staged');
       // room for the GEMV's own workgroup memory (1,028 bytes at one row) but not the staged row: fused, not staged

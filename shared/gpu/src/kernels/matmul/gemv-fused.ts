@@ -14,7 +14,7 @@ import { GEMV_LIMIT_M, GEMV_MAX_M, type MatmulLimits } from './matmul.js';
  * took minutes to compile (an unfused 16-row GEMV ~100 s on the loaded 2-core machine, 8 rows a few seconds).
  */
 export const FUSED_GEMV_MAX_M = 8;
-import { gemvConfig, gemvFuseBytes, gemvRowsPerWorkgroup, gemvShader, gemvStageVec4s, gemvWorkgroupBytes, type GemvFuse } from './gemv.js';
+import { gemvConfig, gemvFuseBytes, gemvRowsPerWorkgroup, gemvShader, gemvStageVec4s, gemvSubgroupReduce, gemvWorkgroupBytes, type GemvFuse } from './gemv.js';
 
 export interface FusedGemvOutput {
   readonly weight: GpuTensor;
@@ -108,7 +108,10 @@ export function fusedGemv(a: FusedGemvArgs, limits?: MatmulLimits): KernelProgra
   const stage = gemvStageVec4s(config, K);
   const stageX = (a.norm || a.silu) && (limits?.gemvStageInput ?? true)
     && gemvWorkgroupBytes(config) + gemvFuseBytes(config, fuse) + stage * 16 <= wgBytes ? stage : undefined;
-  const shader = gemvShader({ dtype, align, config, accumulate: a.accumulate ?? false, fuse, ...(stageX ? { stageX } : {}) });
+  const shader = gemvShader({
+    dtype, align, config, accumulate: a.accumulate ?? false, fuse, ...(stageX ? { stageX } : {}),
+    ...(gemvSubgroupReduce(config.T, limits?.subgroupSize) ? { subgroupReduce: true } : {}),
+  });
   if (shader.bindings!.length > (limits?.maxStorageBuffersPerShaderStage ?? 8)) return null;
   return {
     shader,

@@ -9,6 +9,7 @@ import { weightLoadWgsl } from '../weight-dtype.js';
 import { type WeightDtype } from '@latentwire/model';
 import { MATMUL_UNIFORMS, matmulBindings, matmulStorage, unroll, weightUnpackWgsl, xLoadWgsl, type MatmulAlign } from './common.js';
 import { defineKernel } from '../../runtime/define-kernel.js';
+import { lanesSumWgsl } from '../../runtime/wgsl-pieces/reductions.js';
 import { bindings, type StorageDecl } from '../../runtime/bindings.js';
 
 export interface GemvConfig {
@@ -98,6 +99,17 @@ export interface GemvVariant {
    * GEMVs ran at ~0.5 TB/s on the H200 at batch 1, where the plain one streams 16 MiB at 1.3).
    */
   readonly stageX?: number;
+  /**
+   * Each output's T lane partials summed by subgroup shuffles (lanesSumWgsl: the tree's additions in its order, so
+   * the outputs are bit for bit the workgroup-memory tree's) and stored by the first lane, for a device whose
+   * subgroups hold whole runs of T consecutive invocations (MatmulLimits.subgroupSize a multiple of T).
+   */
+  readonly subgroupReduce?: boolean;
+}
+
+/** Whether a GEMV of T lanes a row group sums them by subgroup shuffles on a device of these limits. */
+export function gemvSubgroupReduce(T: number, subgroupSize: number | undefined): boolean {
+  return subgroupSize !== undefined && subgroupSize % T === 0;
 }
 
 /** Workgroup vec4s that staging the transformed x takes for M ≤ MB rows of depth K (GemvVariant.stageX). */
@@ -105,7 +117,7 @@ export function gemvStageVec4s(c: GemvConfig, K: number): number {
   return c.MB * Math.ceil(K / 4);
 }
 
-function build_gemvShader({ dtype, align, config: c, accumulate, fuse, stageX }: GemvVariant): KernelShader {
+function build_gemvShader({ dtype, align, config: c, accumulate, fuse, stageX, subgroupReduce = false }: GemvVariant): KernelShader {
   const { MB, R2, T, RG, U } = c;
   const norm = fuse?.norm, normOut = fuse?.normOut ?? false, silu = fuse?.silu ?? false, combine = fuse?.combine;
   const second = fuse?.second;
@@ -181,7 +193,7 @@ ${each((m, r) => `    acc${m}_${r}.x = fma(xt${m}, wt${r}, acc${m}_${r}.x);`)}
   const fused = fuse !== undefined && (norm !== undefined || second !== undefined || silu || combine !== undefined);
   const label = `matmul_gemv_${dtype}_m${MB}_r${R2}_t${T}_g${RG}_u${U}${align.vecX ? '_vx' : ''}${align.vecW ? '_vw' : ''}` +
     `${norm ? `_norm_${norm}` : ''}${normOut ? '_xn' : ''}${second ? `_dual_${second}` : ''}${silu ? '_silu' : ''}${accumulate ? '_acc' : ''}${combine ? `_combine_k${combine}` : ''}` +
-    `${stageX !== undefined ? `_sx${stageX}` : ''}`;
+    `${stageX !== undefined ? `_sx${stageX}` : ''}${subgroupReduce ? '_sg' : ''}`;
   const xValues = norm
     ? `fn g4(k: u32) -> vec4<f32> { return vec4<f32>(g_at(k), g_at(k + 1u), g_at(k + 2u), g_at(k + 3u)); }
 const RMS_ROWS: u32 = ${MB}u;
@@ -254,14 +266,50 @@ ${stageX === undefined ? ms.map((m) => `  let inv${m} = rms_inv[${m}u];`).join('
     xs[i] = v;`}
   }
   workgroupBarrier();${normOutStaged}`;
-  const store = (arr: string, stride: string, offset: string) => combine
+  // output (n, m) = `sum` into y (or y2)
+  const store = (arr: string, stride: string, offset: string, sum: string) => combine
     ? `let yi = m * ${stride} + ${offset} + n;
       var cs = 0.0;
       for (var j = 0u; j < ${combine}u; j++) { cs = fma(slot_w[m * ${combine}u + j], slot_out[(m * ${combine}u + j) * u.N + n], cs); }
-      ${arr}[yi] = (${arr}[yi] + red[o * T]) + cs;`
+      ${arr}[yi] = (${arr}[yi] + ${sum}) + cs;`
     : `let yi = m * ${stride} + ${offset} + n;
-      ${arr}[yi] = ${accumulate ? `${arr}[yi] + ` : ''}red[o * T];`;
-  const source = /* wgsl */ `
+      ${arr}[yi] = ${accumulate ? `${arr}[yi] + ` : ''}${sum};`;
+  const stores = (ind: string, sum: string) => second
+    ? branch(ind, (j) => `${ind}  ${store(yName(j), j === 0 ? 'u.y_stride' : 'u.y2_stride', j === 0 ? 'u.y_offset' : 'u.y2_offset', sum)}`)
+    : `${ind}${store('y', 'u.y_stride', 'u.y_offset', sum)}`;
+  const partial = (m: number, r: number) => `(acc${m}_${r}.x + acc${m}_${r}.y) + (acc${m}_${r}.z + acc${m}_${r}.w)`;
+  const nOut = second ? 'n_out' : 'u.N';
+  // the lane partials → outputs: by subgroup shuffles, each row group's first lane storing its outputs; or laid
+  // out [output][t] in workgroup memory (output o = (row in workgroup) · MB + m) and tree-summed there
+  const reduce = subgroupReduce
+    ? `${each((m, r) => `  let sum${m}_${r} = lanes_sum(${partial(m, r)});`)}
+  if (t == 0u) {
+${each((m, r) => `    {
+      let n = n0 + ${r}u;
+      let m = ${m}u;
+      if (n < ${nOut} && m < u.M) {
+${stores('        ', `sum${m}_${r}`)}
+      }
+    }`)}
+  }`
+    : `${each((m, r) => `  red[((g * ${R2}u + ${r}u) * MB + ${m}u) * T + t] = ${partial(m, r)};`)}
+  workgroupBarrier();
+  for (var s = T / 2u; s > 0u; s >>= 1u) {
+    for (var i = lid; i < OUTS * s; i += ${WG}u) {
+      let o = i / s;
+      let j = i % s;
+      red[o * T + j] += red[o * T + j + s];
+    }
+    workgroupBarrier();
+  }
+  for (var o = lid; o < OUTS; o += ${WG}u) {
+    let n = block * ROWS + o / MB;
+    let m = o % MB;
+    if (n < ${nOut} && m < u.M) {
+${stores('      ', 'red[o * T]')}
+    }
+  }`;
+  const source = /* wgsl */ `${subgroupReduce ? 'enable subgroups;\n' : ''}
 ${bindingDecls}
 ${xLoadWgsl(align)}
 ${x1}
@@ -270,7 +318,7 @@ const T = ${T}u;
 const MB = ${MB}u;
 const ROWS = ${ROWS}u;
 const OUTS = ${OUTS}u;
-var<workgroup> red: array<f32, ${OUTS * T}>;
+${subgroupReduce ? lanesSumWgsl('lanes_sum', T) : `var<workgroup> red: array<f32, ${OUTS * T}>;`}
 ${stageX !== undefined ? `var<workgroup> xs: array<vec4<f32>, ${stageX}>;\n` : ''}${xValues}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -293,26 +341,7 @@ ${stageLoads ? `${stageLoads}
 ` : ''}${staging ? `${staging}
 ` : ''}${each((m, r) => `  var acc${m}_${r} = vec4<f32>(0.0);`)}
 ${second ? branch('  ', (j) => loopOver(wName(j))) : loopOver('w')}
-  // partial sums -> workgroup memory, laid out [output][t]; output o = (row in workgroup) * MB + m
-${each((m, r) => `  red[((g * ${R2}u + ${r}u) * MB + ${m}u) * T + t] = (acc${m}_${r}.x + acc${m}_${r}.y) + (acc${m}_${r}.z + acc${m}_${r}.w);`)}
-  workgroupBarrier();
-  for (var s = T / 2u; s > 0u; s >>= 1u) {
-    for (var i = lid; i < OUTS * s; i += ${WG}u) {
-      let o = i / s;
-      let j = i % s;
-      red[o * T + j] += red[o * T + j + s];
-    }
-    workgroupBarrier();
-  }
-  for (var o = lid; o < OUTS; o += ${WG}u) {
-    let n = block * ROWS + o / MB;
-    let m = o % MB;
-    if (n < ${second ? 'n_out' : 'u.N'} && m < u.M) {
-${second
-    ? branch('      ', (j) => `        ${store(yName(j), j === 0 ? 'u.y_stride' : 'u.y2_stride', j === 0 ? 'u.y_offset' : 'u.y2_offset')}`)
-    : `      ${store('y', 'u.y_stride', 'u.y_offset')}`}
-    }
-  }
+${reduce}
 }
 `;
   return B.shader(label, source);

@@ -6,7 +6,7 @@ import type { BufferBinding, KernelProgram } from '../../runtime/program.js';
 import { type GpuTensor } from '../weight-dtype.js';
 import { weightBytes } from '@latentwire/model';
 import { matmulBuffers, weightsPerVec, type MatmulAlign } from './common.js';
-import { gemvConfig, gemvRowsPerWorkgroup, gemvShader, gemvWorkgroupBytes, type GemvConfig } from './gemv.js';
+import { gemvConfig, gemvRowsPerWorkgroup, gemvShader, gemvSubgroupReduce, gemvWorkgroupBytes, type GemvConfig } from './gemv.js';
 import { GEMM_TILES, gemmInvocations, gemmShader, gemmSlabBytes, type GemmTile, type GemmTileName } from './gemm.js';
 import { MMA_TILES, MMA_WORKGROUP_SIZE, gemmMmaShader, mmaWorkgroupBytes, type MmaTile, type MmaTileName } from './gemm-mma.js';
 import { splitReduce } from './split-reduce.js';
@@ -86,6 +86,11 @@ export interface MatmulLimits {
   readonly routerGemmMinTokens?: number;
   /** Fused-norm / SiLU GEMVs stage their transformed input rows in workgroup memory where they fit (GEMV_STAGE_INPUT; default true). */
   readonly gemvStageInput?: boolean;
+  /**
+   * The device's one subgroup size, where GEMVs may sum their lanes by subgroup shuffles (Gpu.uniformSubgroupSize
+   * unless GEMV_SUBGROUP_REDUCE is false; absent: through workgroup memory).
+   */
+  readonly subgroupSize?: number;
 }
 
 /** What the launcher decided, for tests and benchmarks. */
@@ -301,7 +306,10 @@ export function matmulPrograms(a: MatmulArgs, limits?: MatmulLimits): KernelProg
     const blocks = Math.ceil(N / gemvRowsPerWorkgroup(plan.config));
     const gx = Math.min(blocks, lim.perDim);
     return [{
-      shader: gemvShader({ dtype, align: plan.align, config: plan.config, accumulate }),
+      shader: gemvShader({
+        dtype, align: plan.align, config: plan.config, accumulate,
+        ...(gemvSubgroupReduce(plan.config.T, limits?.subgroupSize) ? { subgroupReduce: true } : {}),
+      }),
       buffers,
       uniformValues,
       workgroups: [gx, Math.ceil(blocks / gx)],

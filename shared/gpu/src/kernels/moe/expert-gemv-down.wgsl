@@ -2,7 +2,7 @@
 //   slot_out[a_p, n] = act[p, :] · W_down[e, n, :]
 // for every sorted row p of the tile, a_p being the (token, slot) assignment stored at row p (group.wgsl), so
 // the output lands in assignment order [tokens·topk, N] for the combine. Same structure as
-// expert-gemv-gate-up.wgsl (one weight matrix, no activation).
+// expert-gemv-gate-up.wgsl (one weight matrix, no activation; the lanes' sums by the launcher's REDUCE likewise).
 //
 // Bindings, in order (numbered by the launcher):
 //   act:      array<vec4<f32>>, read     [sorted rows, K]
@@ -19,10 +19,7 @@
 const WG = COLS * LANES;
 const OUTS = COLS * TM;
 const STEP = LANES * 8u;
-const TREE_N = OUTS * LANES;
-const TREE_WG = WG;
-//!include tree-sum-groups
-var<workgroup> red: array<f32, TREE_N>;
+/*@REDUCE_DECL@*/
 var<workgroup> tinfo: vec4<u32>;
 
 fn hsum(v: vec4<f32>) -> f32 { return (v.x + v.y) + (v.z + v.w); }
@@ -64,15 +61,5 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       }
     }
   }
-  for (var r = 0u; r < TM; r++) { red[(c * TM + r) * LANES + lane] = hsum(acc[r]); }
-  workgroupBarrier();
-  tree_sum_groups(&red, OUTS, LANES, lid);
-  for (var o = lid; o < OUTS; o += WG) {
-    let col = wg.y * COLS + o / TM;
-    let r = o % TM;
-    if (col < u.N && r < rows) {
-      let a = groups[u.sorted_base + r0 + r];
-      slot_out[a * u.N + col] = red[o * LANES];
-    }
-  }
+  /*@REDUCE@*/
 }

@@ -3,7 +3,8 @@
 //   act[p, n] = silu(x[t_p] · W_gate[e, n, :]) · (x[t_p] · W_up[e, n, :])
 // for every sorted row p of the tile, where t_p is the token of the assignment stored at row p. Each weight
 // row is read once per tile with 16-byte loads by LANES threads walking K; rows beyond the tile's count are
-// skipped (workgroup-uniform branch), partial sums are tree-reduced over the lanes in workgroup memory.
+// skipped (workgroup-uniform branch), partial sums are tree-reduced over the lanes (REDUCE, by the launcher:
+// in workgroup memory, or by subgroup shuffles in the same order where a subgroup holds whole runs of LANES).
 // Workgroups whose tile index lies outside this chunk's experts exit at once, so the weights of experts with no
 // tokens are never read.
 //
@@ -25,10 +26,7 @@
 const WG = COLS * LANES;
 const OUTS = COLS * TM * 2u;
 const STEP = LANES * 8u;  // K advance of one step of all lanes
-const TREE_N = OUTS * LANES;
-const TREE_WG = WG;
-//!include tree-sum-groups
-var<workgroup> red: array<f32, TREE_N>;
+/*@REDUCE_DECL@*/
 var<workgroup> tinfo: vec4<u32>;
 
 fn hsum(v: vec4<f32>) -> f32 { return (v.x + v.y) + (v.z + v.w); }
@@ -86,18 +84,5 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       }
     }
   }
-  // partials laid out [output][lane], output o = (c * TM + r) * 2 + (0 gate | 1 up)
-  for (var r = 0u; r < TM; r++) {
-    red[((c * TM + r) * 2u) * LANES + lane] = hsum(ag[r]);
-    red[((c * TM + r) * 2u + 1u) * LANES + lane] = hsum(au[r]);
-  }
-  workgroupBarrier();
-  tree_sum_groups(&red, OUTS, LANES, lid);
-  for (var o = lid; o < COLS * TM; o += WG) {
-    let col = wg.y * COLS + o / TM;
-    let r = o % TM;
-    if (col < u.N && r < rows) {
-      act[(r0 + r) * u.N + col] = silu(red[(o * 2u) * LANES]) * red[(o * 2u + 1u) * LANES];
-    }
-  }
+  /*@REDUCE@*/
 }

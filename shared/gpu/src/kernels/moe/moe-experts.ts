@@ -33,6 +33,7 @@ import { weightLoadWgsl } from '../weight-dtype.js';
 import { defineKernel } from '../../runtime/define-kernel.js';
 import { fillWgsl, loadWgsl } from '../../runtime/wgsl-source.js';
 import { pair16Wgsl, SUBGROUP_MATRIX_WGSL } from '../../runtime/matrix-caps.js';
+import { lanesSumWgsl } from '../../runtime/wgsl-pieces/reductions.js';
 import { DEFAULT_MOE_MMA_MIN_ROWS, DEFAULT_ROUTER_GEMM_MIN_TOKENS } from '../../runtime/device.js';
 import { rmsNorm } from '../rms-norm/rms-norm.js';
 import { matmulPrograms, type MatmulLimits } from '../matmul/matmul.js';
@@ -582,10 +583,66 @@ function mmaParts(s: MmaShape, down: boolean, split = false): Record<string, str
   };
 }
 
-function gemmFile(variant: MoeGemmVariant, half: 'gate-up' | 'down', bindingsWgsl: string, split = false): string {
+/**
+ * The GEMV forms' lane reduction and stores: partials through workgroup memory and tree_sum_groups, or (subgroup)
+ * each column's LANES lanes summed by shuffles in the same order (lanesSumWgsl), its first lane storing.
+ */
+function gemvReduceParts(down: boolean, subgroup: boolean): Record<string, string> {
+  if (subgroup) {
+    return {
+      REDUCE_DECL: lanesSumWgsl('lanes_sum', GEMV.LANES),
+      REDUCE: down
+        ? `for (var r = 0u; r < TM; r++) {
+    let sum = lanes_sum(hsum(acc[r]));
+    let col = wg.y * COLS + c;
+    if (lane == 0u && col < u.N && r < rows) { slot_out[groups[u.sorted_base + r0 + r] * u.N + col] = sum; }
+  }`
+        : `for (var r = 0u; r < TM; r++) {
+    let gsum = lanes_sum(hsum(ag[r]));
+    let usum = lanes_sum(hsum(au[r]));
+    let col = wg.y * COLS + c;
+    if (lane == 0u && col < u.N && r < rows) { act[(r0 + r) * u.N + col] = silu(gsum) * usum; }
+  }`,
+    };
+  }
+  return {
+    REDUCE_DECL: `const TREE_N = OUTS * LANES;
+const TREE_WG = WG;
+//!include tree-sum-groups
+var<workgroup> red: array<f32, TREE_N>;`,
+    // partials laid out [output][lane]; gate/up's output o = (c · TM + r) · 2 + (0 gate | 1 up), down's c · TM + r
+    REDUCE: down
+      ? `for (var r = 0u; r < TM; r++) { red[(c * TM + r) * LANES + lane] = hsum(acc[r]); }
+  workgroupBarrier();
+  tree_sum_groups(&red, OUTS, LANES, lid);
+  for (var o = lid; o < OUTS; o += WG) {
+    let col = wg.y * COLS + o / TM;
+    let r = o % TM;
+    if (col < u.N && r < rows) {
+      let a = groups[u.sorted_base + r0 + r];
+      slot_out[a * u.N + col] = red[o * LANES];
+    }
+  }`
+      : `for (var r = 0u; r < TM; r++) {
+    red[((c * TM + r) * 2u) * LANES + lane] = hsum(ag[r]);
+    red[((c * TM + r) * 2u + 1u) * LANES + lane] = hsum(au[r]);
+  }
+  workgroupBarrier();
+  tree_sum_groups(&red, OUTS, LANES, lid);
+  for (var o = lid; o < COLS * TM; o += WG) {
+    let col = wg.y * COLS + o / TM;
+    let r = o % TM;
+    if (col < u.N && r < rows) {
+      act[(r0 + r) * u.N + col] = silu(red[(o * 2u) * LANES]) * red[(o * 2u + 1u) * LANES];
+    }
+  }`,
+  };
+}
+
+function gemmFile(variant: MoeGemmVariant, half: 'gate-up' | 'down', bindingsWgsl: string, split = false, subgroupReduce = false): string {
   const s = shapeOf(variant);
   const file = `expert-${s.kind}-${half}.wgsl`;
-  const parts = s.kind === 'mma' ? mmaParts(s, half === 'down', split) : {};
+  const parts = s.kind === 'mma' ? mmaParts(s, half === 'down', split) : s.kind === 'gemv' ? gemvReduceParts(half === 'down', subgroupReduce) : {};
   return fillWgsl(wgsl(file), { ...parts, BINDINGS: bindingsWgsl }, file);
 }
 
@@ -596,20 +653,28 @@ interface GateUpVariant {
   readonly variant: MoeGemmVariant;
   /** K split over workgroups (mma forms): gate and up written unfinished, for a down kernel with splitAct. */
   readonly split?: boolean;
+  /** The GEMV forms' lanes summed by subgroup shuffles (moeSubgroupReduce). */
+  readonly subgroupReduce?: boolean;
+}
+
+/** Whether the form sums its lanes by subgroup shuffles on a device whose one subgroup size is `subgroupSize`. */
+function moeSubgroupReduce(variant: MoeGemmVariant, subgroupSize: number | undefined): boolean {
+  const s = shapeOf(variant);
+  return s.kind === 'gemv' && subgroupSize !== undefined && subgroupSize % s.LANES === 0;
 }
 
 function checkSplitForm(s: GemmShape): void {
   if (s.kind !== 'mma') throw new RangeError('moe: only the subgroup-matrix forms split K');
 }
 
-function build_moeGateUpShader({ nExperts, gateDtype, upDtype, variant, split = false }: GateUpVariant): KernelShader {
+function build_moeGateUpShader({ nExperts, gateDtype, upDtype, variant, split = false, subgroupReduce = false }: GateUpVariant): KernelShader {
   const s = shapeOf(variant);
   if (split) checkSplitForm(s);
   const B = GATE_UP_BINDINGS[+(s.kind === 'mma')]!;
-  return B.shader(`moe_gate_up_${shapeLabel(s)}_e${nExperts}_${gateDtype}_${upDtype}${split ? '_splitk' : ''}`, `${gemmPrelude(nExperts, s, 'x', false)}${s.kind === 'mma'
+  return B.shader(`moe_gate_up_${shapeLabel(s)}_e${nExperts}_${gateDtype}_${upDtype}${split ? '_splitk' : ''}${subgroupReduce ? '_sg' : ''}`, `${subgroupReduce ? SUBGROUPS_ENABLE : ''}${gemmPrelude(nExperts, s, 'x', false)}${s.kind === 'mma'
       ? `${rawLoad2Wgsl(gateDtype, 'gate', 'wgate', 'GateRaw')}${rawLoad2Wgsl(upDtype, 'up', 'wup', 'UpRaw')}`
       : `${load8Wgsl(gateDtype, 'gate8', 'wgate')}${load8Wgsl(upDtype, 'up8', 'wup')}`}
-${gemmFile(variant, 'gate-up', B.wgsl, split)}`);
+${gemmFile(variant, 'gate-up', B.wgsl, split, subgroupReduce)}`);
 }
 
 interface DownVariant {
@@ -618,15 +683,19 @@ interface DownVariant {
   readonly variant: MoeGemmVariant;
   /** act is a split gate/up's partials (ACT_SPLIT_X4). */
   readonly splitAct?: boolean;
+  /** The GEMV forms' lanes summed by subgroup shuffles (moeSubgroupReduce). */
+  readonly subgroupReduce?: boolean;
 }
 
-function build_moeDownShader({ nExperts, dtype, variant, splitAct = false }: DownVariant): KernelShader {
+function build_moeDownShader({ nExperts, dtype, variant, splitAct = false, subgroupReduce = false }: DownVariant): KernelShader {
   const s = shapeOf(variant);
   if (splitAct) checkSplitForm(s);
   const B = DOWN_BINDINGS[+(s.kind === 'mma')]!;
-  return B.shader(`moe_down_${shapeLabel(s)}_e${nExperts}_${dtype}${splitAct ? '_splitact' : ''}`, `${gemmPrelude(nExperts, s, 'act', true, splitAct)}${s.kind === 'mma' ? rawLoad2Wgsl(dtype, 'down', 'wdown', 'DownRaw') : load8Wgsl(dtype, 'down8', 'wdown')}
-${gemmFile(variant, 'down', B.wgsl)}`);
+  return B.shader(`moe_down_${shapeLabel(s)}_e${nExperts}_${dtype}${splitAct ? '_splitact' : ''}${subgroupReduce ? '_sg' : ''}`, `${subgroupReduce ? SUBGROUPS_ENABLE : ''}${gemmPrelude(nExperts, s, 'act', true, splitAct)}${s.kind === 'mma' ? rawLoad2Wgsl(dtype, 'down', 'wdown', 'DownRaw') : load8Wgsl(dtype, 'down8', 'wdown')}
+${gemmFile(variant, 'down', B.wgsl, false, subgroupReduce)}`);
 }
+
+const SUBGROUPS_ENABLE = 'enable subgroups;\n';
 
 function build_moeCombineShader({ topK }: { readonly topK: number }): KernelShader {
   return COMBINE_BINDINGS.shader(
@@ -779,6 +848,8 @@ export interface MoeExpertGemmArgs {
   readonly variant: MoeGemmVariant;
   /** K splits of gate/up (mma forms; default 1): its workgroups' grid z, the down kernel finishing their sums. */
   readonly gateUpSplits?: number;
+  /** The device's one subgroup size (MatmulLimits.subgroupSize): the GEMV forms sum their lanes by shuffles. */
+  readonly subgroupSize?: number;
 }
 
 /** The gate/up dispatches (one per chunk segment) then the down dispatches (one per down chunk). */
@@ -823,6 +894,7 @@ export function moeExpertGemms(a: MoeExpertGemmArgs): KernelProgram[] {
     return x;
   };
 
+  const sg = moeSubgroupReduce(a.variant, a.subgroupSize);
   const programs: KernelProgram[] = [];
   const bounds = [...new Set([...gateChunks, ...upChunks].map((c) => c.firstExpert))].filter((f) => f < E).sort((p, q) => p - q);
   bounds.push(E);
@@ -832,7 +904,10 @@ export function moeExpertGemms(a: MoeExpertGemmArgs): KernelProgram[] {
     const gc = chunkAt(gateChunks, first);
     const uc = chunkAt(upChunks, first);
     programs.push({
-      shader: moeGateUpShader({ nExperts: E, gateDtype: gc.tensor.dtype, upDtype: uc.tensor.dtype, variant: a.variant, split: splits > 1 ? true : undefined }),
+      shader: moeGateUpShader({
+        nExperts: E, gateDtype: gc.tensor.dtype, upDtype: uc.tensor.dtype, variant: a.variant, split: splits > 1 ? true : undefined,
+        ...(sg ? { subgroupReduce: true } : {}),
+      }),
       // every form binds the same names in the same order
       buffers: GATE_UP_BINDINGS[0]!.buffers({ x: a.x, groups: a.groups, wgate: gc.tensor.buffer, wup: uc.tensor.buffer, act: a.act }),
       uniformValues: {
@@ -848,7 +923,7 @@ export function moeExpertGemms(a: MoeExpertGemmArgs): KernelProgram[] {
     if (c.firstExpert >= E) break;
     const count = Math.min(c.count, E - c.firstExpert);
     programs.push({
-      shader: moeDownShader({ nExperts: E, dtype: c.tensor.dtype, variant: a.variant, splitAct: splits > 1 ? true : undefined }),
+      shader: moeDownShader({ nExperts: E, dtype: c.tensor.dtype, variant: a.variant, splitAct: splits > 1 ? true : undefined, ...(sg ? { subgroupReduce: true } : {}) }),
       buffers: DOWN_BINDINGS[0]!.buffers({ act: a.act, groups: a.groups, wdown: c.tensor.buffer, slot_out: a.slotOut }),
       uniformValues: {
         K: I, N: H, first_expert: c.firstExpert, expert_count: count, w_stride: H * I, w_offset: 0,
@@ -1001,7 +1076,7 @@ export function moeExperts(a: MoeExpertsArgs): KernelProgram[] {
     ...moeExpertGemms({
       dims: a.dims, tokens: T, x: a.x, xStride: a.xStride, xOffset: a.xOffset, weights: a.weights,
       groups: sc.groups, act: sc.act, slotOut: sc.slotOut, variant,
-      gateUpSplits: a.gateUpSplits ?? 1,
+      gateUpSplits: a.gateUpSplits ?? 1, subgroupSize: a.matmulLimits?.subgroupSize,
     }),
     ...(a.combine === false ? [] : [moeCombine({
       topK: tokenSlots(a.dims), tokens: T, hidden: a.dims.hidden, slotOut: sc.slotOut, topkWeights: sc.topkWeights,

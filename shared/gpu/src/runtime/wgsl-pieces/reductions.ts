@@ -43,3 +43,22 @@ fn tree_sum_groups(a: ptr<workgroup, array<f32, TREE_N>>, groups: u32, lanes: u3
   }
 }
 `;
+
+/**
+ * `fn name(v: f32) -> f32`: v summed over each aligned run of `lanes` invocations of a subgroup by xor shuffles,
+ * the additions of tree_sum_groups in its order (invocation j adds j + s, for s = lanes / 2 … 1), so the run's
+ * first invocation holds the tree's sum bit for bit, with no workgroup memory and no barrier. The shader enables
+ * subgroups and calls it in uniform control flow; lanes is a power of two dividing the subgroup size, and the
+ * subgroups are runs of consecutive invocation indices (as on NVIDIA).
+ */
+export function lanesSumWgsl(name: string, lanes: number): string {
+  if (!Number.isInteger(Math.log2(lanes)) || lanes < 1) throw new RangeError(`lanes_sum: ${lanes} lanes is not a power of two`);
+  const steps: string[] = [];
+  for (let s = lanes / 2; s >= 1; s /= 2) steps.push(`  x = x + subgroupShuffleXor(x, ${s}u);`);
+  return `fn ${name}(v: f32) -> f32 {
+  var x = v;
+${steps.join('\n')}
+  return x;
+}
+`;
+}
