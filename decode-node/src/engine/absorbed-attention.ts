@@ -44,10 +44,11 @@ export function absorbedAttention(f: ModelForward, a: AbsorbedAttentionArgs): At
     finishesLatent: true,
     *programs(l: number, pass: ForwardPass, latent: GPUBuffer): Generator<KernelProgram> {
       const B = pass.rows, s = pass.scratch, w = a.absorbed.layers[l]!, pools = a.cache.pools[l]!;
+      const subgroupSize = f.gpu.matmulLimits.subgroupSize;
       // q_lat = q_nope · W_UK and roped q_pe beside it, in one dispatch
       const absorbedQuery: HeadMatmulArgs = {
         x: s.q, xRowStride: heads * qkDim, xHeadStride: qkDim, ...headWeightArgs(w.wUk),
-        y: a.qAbs, yRowStride: heads * qaStride, yHeadStride: qaStride, batch: B, heads, K: nope, N: r, engine: a.variant.engine,
+        y: a.qAbs, yRowStride: heads * qaStride, yHeadStride: qaStride, batch: B, heads, K: nope, N: r, engine: a.variant.engine, subgroupSize,
         rope: { positions: pass.positions, invFreq: f.invFreq, ropeDim: cfg.qkRopeHeadDim, inOffset: nope, outOffset: r, attentionFactor: f.ropeAttentionFactor },
       };
       const append: KvAppendArgs = {
@@ -69,7 +70,7 @@ export function absorbedAttention(f: ModelForward, a: AbsorbedAttentionArgs): At
       });
       yield headMatmul({
         ...(mergeHere ? { x: a.partial!, merge: { lse: a.lse, numSplits: a.numSplits } } : { x: a.oLatent }),
-        ...headWeightArgs(w.wUvT), y: s.attn, batch: B, heads, K: r, N: cfg.vHeadDim, engine: a.variant.engine,
+        ...headWeightArgs(w.wUvT), y: s.attn, batch: B, heads, K: r, N: cfg.vHeadDim, engine: a.variant.engine, subgroupSize,
       });
     },
   };

@@ -12,10 +12,12 @@ import { KV_DTYPES, latentKvLayout } from '@latentwire/protocol';
 
 for (const dtype of ['bf16', 'f32'] as const) {
   // batch 1 runs the one-row shape of 8 columns, batches of 2-4 rows the one of 16 (K past 512: two rounds of x),
-  // more the 4-row block shape
+  // more the 4-row block shape; each with its K split's partials added in workgroup memory, and where the device
+  // has one subgroup size, summed by subgroup shuffles first (the shapes whose column runs a subgroup divides)
   test(`head matmul - ${dtype}: odd sizes, strided rows, weight at an offset, batch beyond one block`, async (t) => {
     const gpu = await testGpu();
-    for (const [B, heads, K, N] of [[1, 3, 37, 45], [2, 2, 600, 21], [9, 2, 130, 8], [5, 5, 64, 513]] as const) {
+    const sizes = [undefined, ...(gpu.uniformSubgroupSize === undefined ? [] : [gpu.uniformSubgroupSize])];
+    for (const subgroupSize of sizes) for (const [B, heads, K, N] of [[1, 3, 37, 45], [2, 2, 600, 21], [9, 2, 130, 8], [5, 5, 64, 513]] as const) {
       const xStride = heads * (K + 3), xHead = K + 3, yStride = heads * N + 7;
       const wRow = N + 2, wHead = K * wRow + 5, wOff = 6;
       const x = randomArray(B * xStride, 1 + B);
@@ -25,7 +27,7 @@ for (const dtype of ['bf16', 'f32'] as const) {
       const yb = gpu.buffer('y', B * yStride * 4);
       await gpu.run([headMatmul({
         x: xb, weight: wb, y: yb, batch: B, heads, K, N, xRowStride: xStride, xHeadStride: xHead, yRowStride: yStride, yHeadStride: N,
-        wOffset: wOff, wHeadStride: wHead, wRowStride: wRow,
+        wOffset: wOff, wHeadStride: wHead, wRowStride: wRow, subgroupSize,
       })]);
       const got = await gpu.readF32(yb, 0, B * yStride);
       const want = new Float64Array(B * yStride);
@@ -37,7 +39,7 @@ for (const dtype of ['bf16', 'f32'] as const) {
         gotUsed[b * yStride + h * N + n] = got[b * yStride + h * N + n]!;
       }
       const err = maxAbsDiff(gotUsed, want);
-      t.true(err < 1e-4, `[${B}, ${heads}, ${K}, ${N}] off by ${err}`);
+      t.true(err < 1e-4, `[${B}, ${heads}, ${K}, ${N}]${subgroupSize ? ` (subgroups of ${subgroupSize})` : ''} off by ${err}`);
       gpu.destroy(xb, wb.buffer, yb);
     }
   });

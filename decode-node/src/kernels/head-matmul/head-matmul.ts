@@ -137,6 +137,23 @@ interface HeadMatmulVariant {
   readonly merge?: boolean;
   /** With rope (portable engine): the KV append's rows in one more column of workgroups (kvAppendEmbed's variant). */
   readonly append?: KvAppendEmbed['variant'];
+  /** The device's one subgroup size, whose runs of lanes sum their ks partials by shuffles (HeadMatmulArgs.subgroupSize). */
+  readonly subgroupSize?: number;
+}
+
+/**
+ * Each thread's partials into workgroup memory; with subgroups of `sg` lanes (lane = (ks mod sg/CT)·CT + ct), first
+ * summed over the subgroup's ks by xor shuffles (masks CT … sg/2), its first CT lanes storing one per column quad.
+ */
+function partialsWgsl(CT: number, sg: number): string {
+  if (sg === 0) return 'for (var bb = 0u; bb < BB; bb++) { partial[(ks * BB + bb) * CT + ct] = acc[bb]; }';
+  const masks: number[] = [];
+  for (let m = CT; m < sg; m *= 2) masks.push(m);
+  return `for (var bb = 0u; bb < BB; bb++) {
+    var v = acc[bb];
+    ${masks.map((m) => `v = v + subgroupShuffleXor(v, ${m}u);`).join('\n    ')}
+    if (lid % SG_LANES < CT) { partial[((lid / SG_LANES) * BB + bb) * CT + ct] = v; }
+  }`;
 }
 
 interface FormBindings { readonly wgsl: string; shader(label: string, source: string): KernelShader }
@@ -169,18 +186,26 @@ ${merge ? MERGE_WGSL : PLAIN_X_WGSL}`,
   };
 }
 
-function build_headMatmulShader({ dtype, shape, rope, merge = false, append }: HeadMatmulVariant): KernelShader {
+function build_headMatmulShader({ dtype, shape, rope, merge = false, append, subgroupSize }: HeadMatmulVariant): KernelShader {
   const { B, wgsl, label } = formWgsl(rope, merge, append);
   const { CT, KS, BB, KC } = SHAPES[shape];
   if (CT * KS !== WG || BB * CT > WG) throw new RangeError(`headMatmul: shape ${shape} does not fill ${WG} threads`);
-  return B.shader(`head_matmul_${dtype}${shape === 'block' ? '' : `_${shape}`}${label}`, `const CT: u32 = ${CT}u;
+  const sg = subgroupSize !== undefined && headMatmulShuffles(shape, subgroupSize) ? subgroupSize : 0;
+  return B.shader(`head_matmul_${dtype}${shape === 'block' ? '' : `_${shape}`}${label}${sg ? '_sg' : ''}`, `${sg ? 'enable subgroups;\n' : ''}const CT: u32 = ${CT}u;
 const KS: u32 = ${KS}u;
 const WG: u32 = ${WG}u;
 const BB: u32 = ${BB}u;
 const KC: u32 = ${KC}u;
+const SG_LANES: u32 = ${sg}u;
 ${wgsl}
 ${weightLoadWgsl(dtype, 'w')}
-${BODY}`);
+${fillWgsl(BODY, { PARTIALS: partialsWgsl(CT, sg) }, 'head-matmul.wgsl')}`);
+}
+
+/** Whether a shape's ks partials sum by shuffles in subgroups of `size` (each subgroup whole runs of CT columns, more than one ks). */
+function headMatmulShuffles(shape: HeadMatmulShapeName, size: number): boolean {
+  const { CT } = SHAPES[shape];
+  return size > CT && size % CT === 0 && WG % size === 0;
 }
 
 // ---- the subgroup-matrix engine (head-matmul-mma.wgsl) ----
@@ -302,6 +327,11 @@ export interface HeadMatmulArgs {
    * device has subgroup matrices (the attention's engine). Default 'f32': the portable kernel.
    */
   readonly engine?: 'f32' | 'subgroup-matrix';
+  /**
+   * The device's one subgroup size (MatmulLimits.subgroupSize): the portable kernel sums each subgroup's share of
+   * the K split by shuffles before the finishing thread adds the subgroups' (another order than KS adds in turn).
+   */
+  readonly subgroupSize?: number;
 }
 
 /** Whether a call runs the subgroup-matrix engine. */
@@ -351,7 +381,10 @@ export function headMatmul(a: HeadMatmulArgs): KernelProgram {
   const form = { rope: r !== undefined, ...(m ? { merge: true } : {}) };
   const shader = mma
     ? headMatmulMmaShader({ dtype: a.weight.dtype as 'bf16' | 'f16', BM: rows, ...form })
-    : headMatmulShader({ dtype: a.weight.dtype, shape, ...form, ...(embed ? { append: embed.variant } : {}) });
+    : headMatmulShader({
+      dtype: a.weight.dtype, shape, ...form, ...(embed ? { append: embed.variant } : {}),
+      ...(a.subgroupSize !== undefined && headMatmulShuffles(shape, a.subgroupSize) ? { subgroupSize: a.subgroupSize } : {}),
+    });
   return {
     shader,
     buffers: embed

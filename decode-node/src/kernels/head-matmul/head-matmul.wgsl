@@ -2,7 +2,9 @@
 // Workgroup (n block of 4·CT columns, head h, batch block of BB rows), WG = CT·KS threads: thread (ct, ks)
 // owns 4 adjacent columns and the k rows ks, ks + KS, …, so a weight row is read coalesced along n and the
 // K loop is split KS ways (K is 128 or 512 here: a serial K loop left the GPU idle); x's block is staged
-// KC values at a time, and the KS partial sums are added in workgroup memory at the end. Two shapes
+// KC values at a time, and the KS partial sums are added in workgroup memory at the end (or, with SG_LANES > 0,
+// the subgroup's SG_LANES / CT of them by xor shuffles first, so the finishing thread adds WG / SG_LANES instead of
+// KS: at KS 128 its walk over workgroup memory was the kernel's longest chain). Two shapes
 // (head-matmul.ts): 64 columns × 4 rows, or 16 columns × 1 row with the whole of x staged at once (small batches).
 // With ROPE, one more column of workgroups (wg.x == u.rope_block) ropes each head's q_pe slice of x into y
 // beside the product instead (rope_rows, as rope.ts computes it): the absorbed query's two halves in one dispatch.
@@ -12,10 +14,13 @@
 // their LSEs [batch, heads, splits]: each staged x value is the splits' log-sum-exp merge (merge_prologue weighs the
 // splits once per workgroup, x_at sums them as grouped-decode-merge.wgsl does, bit for bit), so ō · W_UVᵀ needs
 // no merge dispatch before it.
-// Prepended by the launcher: CT, KS, WG, BB, KC, the bindings, the uniforms `u`, weight_at(), is_rope_block(),
+// Prepended by the launcher: CT, KS, WG, BB, KC, SG_LANES (the device's subgroup size, 0: no shuffles; with it
+// `enable subgroups;` first and subgroups being runs of consecutive invocations), the bindings, the uniforms `u`, weight_at(), is_rope_block(),
 // rope_rows(), is_append_block(), append_rows(), merge_prologue() and x_at().
 var<workgroup> xs: array<f32, BB * KC>;
-var<workgroup> partial: array<vec4<f32>, KS * BB * CT>;
+// the KS partials of each (row, column quad): one a thread, or one a subgroup's run of ks
+const PARTS: u32 = select(KS, WG / max(SG_LANES, 1u), SG_LANES > 0u);
+var<workgroup> partial: array<vec4<f32>, PARTS * BB * CT>;
 
 fn w4(i: u32, n0: u32) -> vec4<f32> {
   if (n0 + 3u < u.n) {
@@ -79,7 +84,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     }
     workgroupBarrier();
   }
-  for (var bb = 0u; bb < BB; bb++) { partial[(ks * BB + bb) * CT + ct] = acc[bb]; }
+  /*@PARTIALS@*/
   workgroupBarrier();
   // the first BB·CT threads each finish one (row, column quad)
   if (lid >= BB * CT) { return; }
@@ -89,7 +94,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let m0 = (wg.x * CT + c) * 4u;
   if (b >= u.batch || m0 >= u.n) { return; }
   var sum = vec4<f32>(0.0);
-  for (var s = 0u; s < KS; s++) { sum += partial[(s * BB + bb) * CT + c]; }
+  for (var s = 0u; s < PARTS; s++) { sum += partial[(s * BB + bb) * CT + c]; }
   let o = u.y_offset + b * u.y_row_stride + h * u.y_head_stride + m0;
   for (var j = 0u; j < 4u; j++) {
     if (m0 + j < u.n) { y[o + j] = sum[j]; }

@@ -50,8 +50,8 @@ export interface GpuOptions {
   readonly routerGemmMinTokens?: number;
   /** GEMV_STAGE_INPUT: fused-norm / SiLU GEMVs stage their transformed input rows in workgroup memory (default true). */
   readonly gemvStageInput?: boolean;
-  /** GEMV_SUBGROUP_REDUCE: GEMV lane sums by subgroup shuffles where the adapter allows (default true). */
-  readonly gemvSubgroupReduce?: boolean;
+  /** SUBGROUP_REDUCE: lane sums and scans by subgroup operations where the adapter allows (GEMVs, head matmul, MoE grouping) (default true). */
+  readonly subgroupReduce?: boolean;
 }
 
 const OPTIONAL_FEATURES = ['shader-f16', 'subgroups', 'timestamp-query', 'chromium-experimental-subgroup-matrix'] as const;

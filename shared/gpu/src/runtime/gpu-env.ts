@@ -22,15 +22,15 @@ export const GPU_ENV = {
   GEMV_STAGE_INPUT: env
     .bool(true)
     .describe('decode GEMVs with a fused RMSNorm or SiLU: the normed / activated input rows computed once per workgroup into workgroup memory where they fit (false: recomputed beside every weight load)'),
-  GEMV_SUBGROUP_REDUCE: env
+  SUBGROUP_REDUCE: env
     .bool(true)
-    .describe('decode GEMVs (dense and expert) sum each output\'s 32 lanes by subgroup shuffles, the same tree of additions as through workgroup memory, where the adapter runs every workgroup at one subgroup size that holds whole runs of those lanes (32 on NVIDIA; false: always through workgroup memory)'),
+    .describe('decode kernels add across invocations by subgroup operations where the adapter runs every workgroup at one subgroup size (32 on NVIDIA): the GEMVs\' lane sums (the same additions in the same order as through workgroup memory), head_matmul\'s K-split sums and the MoE grouping\'s scan (false: always through workgroup memory)'),
   GPU_PROFILE: env.bool(false).describe('GPU timestamps per kernel (benchmarks and the CLI print them)'),
   DUMP_WGSL: env.bool(false).describe('print every generated WGSL source when it is compiled'),
 };
 
 export function gpuOptions(v: EnvOf<typeof GPU_ENV>): GpuOptions {
-  return { adapter: v.WEBGPU_ADAPTER, dawnFeatures: v.DAWN_FEATURES, profile: v.GPU_PROFILE, dumpWgsl: v.DUMP_WGSL, matmulEngine: v.MATMUL_ENGINE, moeMmaMinRows: v.MOE_MMA_MIN_ROWS, splitKMax: v.MATMUL_SPLIT_K_MAX, routerGemmMinTokens: v.MOE_ROUTER_GEMM_MIN_TOKENS, gemvStageInput: v.GEMV_STAGE_INPUT, gemvSubgroupReduce: v.GEMV_SUBGROUP_REDUCE };
+  return { adapter: v.WEBGPU_ADAPTER, dawnFeatures: v.DAWN_FEATURES, profile: v.GPU_PROFILE, dumpWgsl: v.DUMP_WGSL, matmulEngine: v.MATMUL_ENGINE, moeMmaMinRows: v.MOE_MMA_MIN_ROWS, splitKMax: v.MATMUL_SPLIT_K_MAX, routerGemmMinTokens: v.MOE_ROUTER_GEMM_MIN_TOKENS, gemvStageInput: v.GEMV_STAGE_INPUT, subgroupReduce: v.SUBGROUP_REDUCE };
 }
 
 export function gpuOptionsFromEnv(e: NodeJS.ProcessEnv = process.env): GpuOptions {

@@ -95,7 +95,7 @@ export class Gpu {
   private readonly splitKMax: number;
   private readonly routerGemmMinTokens: number | undefined;
   private readonly gemvStageInput: boolean;
-  private readonly gemvSubgroupReduce: boolean;
+  private readonly subgroupReduce: boolean;
   private matmulLimitsMemo: MatmulDeviceLimits | null = null;
   private slotsMemo: WorkgroupSlots | null = null;
   private firstError: Error | null = null;
@@ -119,7 +119,7 @@ export class Gpu {
     this.splitKMax = opts.splitKMax ?? DEFAULT_MATMUL_SPLIT_K_MAX;
     this.routerGemmMinTokens = opts.routerGemmMinTokens;
     this.gemvStageInput = opts.gemvStageInput ?? true;
-    this.gemvSubgroupReduce = opts.gemvSubgroupReduce ?? true;
+    this.subgroupReduce = opts.subgroupReduce ?? true;
     this.profiler = opts.profile && features.has('timestamp-query') ? new Profiler(device) : null;
     this.profilePerKernel = opts.profile === true;
     this.uniformAlign = device.limits.minUniformBufferOffsetAlignment;
@@ -174,7 +174,7 @@ export class Gpu {
         subgroupMatrix: this.matmulOnMatrices, workgroupSlots: this.workgroupSlots.slots,
         moeMmaMinRows: this.moeMmaMinRows, splitKMax: this.splitKMax, routerGemmMinTokens: this.routerGemmMinTokens,
         gemvStageInput: this.gemvStageInput,
-        ...(this.gemvSubgroupReduce && this.uniformSubgroupSize !== undefined ? { subgroupSize: this.uniformSubgroupSize } : {}),
+        ...(this.subgroupReduce && this.uniformSubgroupSize !== undefined ? { subgroupSize: this.uniformSubgroupSize } : {}),
       });
     }
     return this.matmulLimitsMemo;

@@ -87,8 +87,8 @@ export interface MatmulLimits {
   /** Fused-norm / SiLU GEMVs stage their transformed input rows in workgroup memory where they fit (GEMV_STAGE_INPUT; default true). */
   readonly gemvStageInput?: boolean;
   /**
-   * The device's one subgroup size, where GEMVs may sum their lanes by subgroup shuffles (Gpu.uniformSubgroupSize
-   * unless GEMV_SUBGROUP_REDUCE is false; absent: through workgroup memory).
+   * The device's one subgroup size, where GEMVs (and head_matmul, the MoE grouping) may add across invocations by
+   * subgroup operations (Gpu.uniformSubgroupSize unless SUBGROUP_REDUCE is false; absent: through workgroup memory).
    */
   readonly subgroupSize?: number;
 }

@@ -12,6 +12,9 @@
 //       [tile_base, +2·max_tiles)   tiles: (expert, first sorted row) pairs
 //       [sorted_base, +assignments) sorted: assignment index a at each sorted row
 //   u: uniforms { assignments, tile_base, sorted_base }
+// The scan of the counts is the launcher's (groupWgsl): Hillis-Steele through workgroup memory, or, where every
+// subgroup is GROUP_SG invocations wide, subgroupInclusiveAdd within subgroups and their totals added after (2
+// barriers instead of 2·log2(EG); integer sums, so the same result).
 // Compile-time constants (prelude): EG (experts grouped: the routed ones and any shared ones routed with them,
 // named apart from route-select.wgsl's E, the routed ones, for the kernels that include both), TM (rows per tile),
 // WG (threads).
@@ -33,17 +36,8 @@ fn group_assignments(lid: u32) {
   workgroupBarrier();
   // exclusive prefix sums of the row counts (start) and of the tile counts (tstart)
   if (EG <= WG) {
-    // Hillis-Steele inclusive scan, one expert per thread
-    var c = 0u;
-    if (lid < EG) { c = atomicLoad(&cnt[lid]); }
-    var incl = c;
-    var tincl = (c + TM - 1u) / TM;
-    for (var s = 1u; s < EG; s <<= 1u) {
-      if (lid < EG) { start[lid] = incl; tstart[lid] = tincl; }
-      workgroupBarrier();
-      if (lid < EG && lid >= s) { incl += start[lid - s]; tincl += tstart[lid - s]; }
-      workgroupBarrier();
-    }
+    // inclusive scan, one expert per thread (c, incl, tincl: the launcher's SCAN, by subgroups or Hillis-Steele)
+    /*@SCAN@*/
     if (lid < EG) {
       start[lid] = incl - c;
       tstart[lid] = tincl - (c + TM - 1u) / TM;

@@ -267,11 +267,56 @@ const DOWN_BINDINGS = WEIGHT_ARRAYS.map((w) => bindings(
 ));
 const COMBINE_BINDINGS = bindings([['slot_out', 'array<f32>'], ['weights', 'array<f32>'], ['dst', 'array<f32>', 'read_write']], COMBINE_UNIFORMS);
 
-function build_moeGroupShader({ nExperts, TM }: { readonly nExperts: number; readonly TM: number }): KernelShader {
-  return GROUP_BINDINGS.shader(`moe_group_e${nExperts}_tm${TM}`, `const EG = ${nExperts}u;
+const HILLIS_STEELE_SCAN = `var c = 0u;
+    if (lid < EG) { c = atomicLoad(&cnt[lid]); }
+    var incl = c;
+    var tincl = (c + TM - 1u) / TM;
+    for (var s = 1u; s < EG; s <<= 1u) {
+      if (lid < EG) { start[lid] = incl; tstart[lid] = tincl; }
+      workgroupBarrier();
+      if (lid < EG && lid >= s) { incl += start[lid - s]; tincl += tstart[lid - s]; }
+      workgroupBarrier();
+    }`;
+// start / tstart hold the subgroups' totals first (ceil(EG / GROUP_SG) ≤ EG of them)
+const SUBGROUP_SCAN = `var c = 0u;
+    if (lid < EG) { c = atomicLoad(&cnt[lid]); }
+    var incl = subgroupInclusiveAdd(c);
+    var tincl = subgroupInclusiveAdd((c + TM - 1u) / TM);
+    let sgi = lid / GROUP_SG;
+    if (lid % GROUP_SG == GROUP_SG - 1u && sgi < (EG + GROUP_SG - 1u) / GROUP_SG) { start[sgi] = incl; tstart[sgi] = tincl; }
+    workgroupBarrier();
+    if (lid < EG) {
+      for (var s = 0u; s < sgi; s++) { incl += start[s]; tincl += tstart[s]; }
+    }
+    workgroupBarrier();`;
+
+/**
+ * group.wgsl with its scan: by subgroups where the device runs every workgroup at one subgroup size (`subgroupSize`,
+ * which the shader must `enable subgroups` for: groupEnable), else Hillis-Steele.
+ */
+function groupWgsl(subgroupSize: number | undefined): string {
+  return fillWgsl(wgsl('group.wgsl'), { SCAN: subgroupSize ? `${SUBGROUP_SCAN}` : HILLIS_STEELE_SCAN }, 'group.wgsl');
+}
+/** The shader's first lines for groupWgsl(subgroupSize), and its constant. */
+function groupEnable(subgroupSize: number | undefined): { enable: string; consts: string; label: string } {
+  return subgroupSize
+    ? { enable: 'enable subgroups;\n', consts: `const GROUP_SG = ${subgroupSize}u;\n`, label: `_sg${subgroupSize}` }
+    : { enable: '', consts: '', label: '' };
+}
+
+interface GroupVariant {
+  readonly nExperts: number;
+  readonly TM: number;
+  /** The device's one subgroup size: the scan by subgroups (MatmulLimits.subgroupSize). */
+  readonly subgroupSize?: number;
+}
+
+function build_moeGroupShader({ nExperts, TM, subgroupSize }: GroupVariant): KernelShader {
+  const g = groupEnable(subgroupSize);
+  return GROUP_BINDINGS.shader(`moe_group_e${nExperts}_tm${TM}${g.label}`, `${g.enable}const EG = ${nExperts}u;
 const TM = ${TM}u;
 const WG = ${GROUP_WG}u;
-${GROUP_BINDINGS.wgsl}${wgsl('group.wgsl')}
+${g.consts}${GROUP_BINDINGS.wgsl}${groupWgsl(subgroupSize)}
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_index) lid: u32) {
   group_assignments(lid);
@@ -304,28 +349,30 @@ const ROUTE_FUSED_UNIFORMS = {
 interface RouteFusedVariant {
   readonly routing: MoeRouting;
   readonly sharedExperts: number;
+  readonly subgroupSize?: number;
   readonly gateDtype: WeightDtype;
   readonly normDtype: WeightDtype;
   readonly biasDtype: WeightDtype | null;
   readonly TM: number;
 }
 
-function build_moeRouteFusedShader({ routing: r, sharedExperts, gateDtype, normDtype, biasDtype, TM }: RouteFusedVariant): KernelShader {
+function build_moeRouteFusedShader({ routing: r, sharedExperts, subgroupSize, gateDtype, normDtype, biasDtype, TM }: RouteFusedVariant): KernelShader {
   const { prelude, label, biasStorage } = routeSelectPrelude(r, biasDtype, ROUTE_FUSED_WG, sharedExperts);
+  const g = groupEnable(subgroupSize);
   const B = bindings([
     ['x', 'array<f32>'], ['w', 'array<u32>'], ['norm_w', 'array<u32>'], ['xn', 'array<f32>', 'read_write'], ['logits', 'array<f32>', 'read_write'],
     ['ids', 'array<u32>', 'read_write'], ['weights', 'array<f32>', 'read_write'], ['groups', 'array<u32>', 'read_write'], ...biasStorage,
   ], ROUTE_FUSED_UNIFORMS);
-  return B.shader(`moe_route_fused_${label}_tm${TM}_${gateDtype}_${normDtype}`, `${prelude}
+  return B.shader(`moe_route_fused_${label}_tm${TM}_${gateDtype}_${normDtype}${g.label}`, `${g.enable}${prelude}
 const TM = ${TM}u;
 const MAX_T = ${MOE_ROUTE_FUSED_MAX_TOKENS}u;
 const LANES = ${ROUTE_LOGITS_LANES}u;
 const PPT = 4u;
-${B.wgsl}${weightLoadWgsl(gateDtype, 'w')}
+${g.consts}${B.wgsl}${weightLoadWgsl(gateDtype, 'w')}
 ${weightLoadWgsl(normDtype, 'norm_w', 'norm_at')}
 ${wgsl('route-fused.wgsl')}
 ${routeSelectWgsl()}
-${wgsl('group.wgsl')}
+${groupWgsl(subgroupSize)}
 ${wgsl('select-group.wgsl')}`);
 }
 
@@ -334,19 +381,21 @@ const SELECT_GROUP_UNIFORMS = { tokens: 'u32', scale: 'f32', assignments: 'u32',
 interface SelectGroupVariant {
   readonly routing: MoeRouting;
   readonly sharedExperts: number;
+  readonly subgroupSize?: number;
   readonly biasDtype: WeightDtype | null;
   readonly TM: number;
 }
 
-function build_moeSelectGroupShader({ routing: r, sharedExperts, biasDtype, TM }: SelectGroupVariant): KernelShader {
+function build_moeSelectGroupShader({ routing: r, sharedExperts, subgroupSize, biasDtype, TM }: SelectGroupVariant): KernelShader {
   const { prelude, label, biasStorage } = routeSelectPrelude(r, biasDtype, GROUP_WG, sharedExperts);
+  const g = groupEnable(subgroupSize);
   const B = bindings([
     ['logits', 'array<f32>'], ['ids', 'array<u32>', 'read_write'], ['weights', 'array<f32>', 'read_write'], ['groups', 'array<u32>', 'read_write'], ...biasStorage,
   ], SELECT_GROUP_UNIFORMS);
-  return B.shader(`moe_select_group_${label}_tm${TM}`, `${prelude}
+  return B.shader(`moe_select_group_${label}_tm${TM}${g.label}`, `${g.enable}${prelude}
 const TM = ${TM}u;
-${B.wgsl}${routeSelectWgsl()}
-${wgsl('group.wgsl')}
+${g.consts}${B.wgsl}${routeSelectWgsl()}
+${groupWgsl(subgroupSize)}
 ${wgsl('select-group.wgsl')}
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_index) lid: u32) {
@@ -744,12 +793,19 @@ export interface MoeGroupArgs {
   readonly topkIds: GPUBuffer;
   readonly groups: GPUBuffer;
   readonly variant: MoeGemmVariant;
+  /** The device's one subgroup size (MatmulLimits.subgroupSize): the counts scanned by subgroups. */
+  readonly subgroupSize?: number;
+}
+
+/** The grouping kernels' scan by subgroups, where a device's one subgroup size is known and divides their workgroups. */
+function subgroupArg(size: number | undefined): { subgroupSize?: number } {
+  return size !== undefined && GROUP_WG % size === 0 && ROUTE_FUSED_WG % size === 0 ? { subgroupSize: size } : {};
 }
 
 export function moeGroup(a: MoeGroupArgs): KernelProgram {
   const L = groupsLayout(a.dims, a.tokens);
   return {
-    shader: moeGroupShader({ nExperts: groupedExperts(a.dims), TM: shapeOf(a.variant).TM }),
+    shader: moeGroupShader({ nExperts: groupedExperts(a.dims), TM: shapeOf(a.variant).TM, ...subgroupArg(a.subgroupSize) }),
     buffers: GROUP_BINDINGS.buffers({ ids: a.topkIds, groups: a.groups }),
     uniformValues: { assignments: a.tokens * tokenSlots(a.dims), tile_base: L.tileBase, sorted_base: L.sortedBase },
     workgroups: [1],
@@ -773,6 +829,8 @@ export interface MoeRouteFusedArgs {
   readonly scratch: MoeScratch;
   /** The expert GEMM form that reads the grouping (its tile height). */
   readonly variant: MoeGemmVariant;
+  /** The device's one subgroup size (MatmulLimits.subgroupSize): the grouping's scan by subgroups. */
+  readonly subgroupSize?: number;
 }
 
 /** RMSNorm, router logits, selection and grouping in one dispatch (route-fused.wgsl): for a few tokens. */
@@ -785,7 +843,7 @@ export function moeRouteFused(a: MoeRouteFusedArgs): KernelProgram {
   const noaux = r.method === 'noaux_tc';
   const L = groupsLayout(a.dims, T);
   const shader = moeRouteFusedShader({
-    routing: r, sharedExperts: a.dims.sharedExperts ?? 0, gateDtype: a.gateWeight.dtype, normDtype: a.norm.weight.dtype, biasDtype: noaux ? (a.bias?.dtype ?? null) : null, TM: shapeOf(a.variant).TM,
+    routing: r, sharedExperts: a.dims.sharedExperts ?? 0, ...subgroupArg(a.subgroupSize), gateDtype: a.gateWeight.dtype, normDtype: a.norm.weight.dtype, biasDtype: noaux ? (a.bias?.dtype ?? null) : null, TM: shapeOf(a.variant).TM,
   });
   return {
     shader,
@@ -812,6 +870,8 @@ export interface MoeSelectGroupArgs {
   readonly bias: GpuTensor | null;
   /** The expert GEMM form that reads the grouping (its tile height). */
   readonly variant: MoeGemmVariant;
+  /** The device's one subgroup size (MatmulLimits.subgroupSize): the grouping's scan by subgroups. */
+  readonly subgroupSize?: number;
 }
 
 /** Selection (moeRouteSelect) then grouping (moeGroup) of a few tokens in one dispatch, bit for bit theirs. */
@@ -823,7 +883,7 @@ export function moeSelectGroup(a: MoeSelectGroupArgs): KernelProgram {
   if (!a.scratch.logits) throw new RangeError('moeSelectGroup: scratch.logits is needed');
   const noaux = r.method === 'noaux_tc';
   const L = groupsLayout(a.dims, T);
-  const shader = moeSelectGroupShader({ routing: r, sharedExperts: a.dims.sharedExperts ?? 0, biasDtype: noaux ? (a.bias?.dtype ?? null) : null, TM: shapeOf(a.variant).TM });
+  const shader = moeSelectGroupShader({ routing: r, sharedExperts: a.dims.sharedExperts ?? 0, ...subgroupArg(a.subgroupSize), biasDtype: noaux ? (a.bias?.dtype ?? null) : null, TM: shapeOf(a.variant).TM });
   return {
     shader,
     buffers: shaderBuffers(shader, {
@@ -1034,7 +1094,7 @@ export function moeExperts(a: MoeExpertsArgs): KernelProgram[] {
   if (route?.gateWeight && a.prenorm && a.fuseRoute && T <= MOE_ROUTE_FUSED_MAX_TOKENS) {
     programs.push(moeRouteFused({
       dims: a.dims, routing: route.routing, tokens: T, x: a.prenorm.x, norm: a.prenorm, xn: a.x, gateWeight: route.gateWeight, bias: route.bias,
-      scratch: sc, variant,
+      scratch: sc, variant, subgroupSize: a.matmulLimits?.subgroupSize,
     }));
   } else {
     if (route?.gateWeight && a.matmulLimits && T >= (a.matmulLimits.routerGemmMinTokens ?? ROUTER_GEMM_MIN_TOKENS)) {
@@ -1060,7 +1120,7 @@ export function moeExperts(a: MoeExpertsArgs): KernelProgram[] {
       }
     }
     if (route && T <= MOE_ROUTE_FUSED_MAX_TOKENS) {
-      programs.push(moeSelectGroup({ dims: a.dims, routing: route.routing, tokens: T, scratch: sc, bias: route.bias, variant }));
+      programs.push(moeSelectGroup({ dims: a.dims, routing: route.routing, tokens: T, scratch: sc, bias: route.bias, variant, subgroupSize: a.matmulLimits?.subgroupSize }));
     } else {
       if (route) {
         programs.push(moeRouteSelect({
@@ -1068,7 +1128,7 @@ export function moeExperts(a: MoeExpertsArgs): KernelProgram[] {
           sharedExperts: a.dims.sharedExperts ?? 0,
         }));
       }
-      programs.push(moeGroup({ dims: a.dims, tokens: T, topkIds: sc.topkIds, groups: sc.groups, variant }));
+      programs.push(moeGroup({ dims: a.dims, tokens: T, topkIds: sc.topkIds, groups: sc.groups, variant, subgroupSize: a.matmulLimits?.subgroupSize }));
     }
   }
   programs.push(
