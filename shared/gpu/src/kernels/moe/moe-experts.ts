@@ -295,7 +295,7 @@ const SUBGROUP_SCAN = `var c = 0u;
  * which the shader must `enable subgroups` for: groupEnable), else Hillis-Steele.
  */
 function groupWgsl(subgroupSize: number | undefined): string {
-  return fillWgsl(wgsl('group.wgsl'), { SCAN: subgroupSize ? `${SUBGROUP_SCAN}` : HILLIS_STEELE_SCAN }, 'group.wgsl');
+  return fillWgsl(wgsl('group.wgsl'), { SCAN: subgroupSize ? SUBGROUP_SCAN : HILLIS_STEELE_SCAN }, 'group.wgsl');
 }
 /** The shader's first lines for groupWgsl(subgroupSize), and its constant. */
 function groupEnable(subgroupSize: number | undefined): { enable: string; consts: string; label: string } {
