@@ -26,7 +26,8 @@ export interface BuildOptions {
   /**
    * Room for the shared experts after the routed ones in each MoE layer's expert chunks (MoeWeights.routedShared),
    * which copySharedExperts fills once the weights are on the GPU: the decode node runs them with the routed
-   * experts at batch sizes where their own MLP's GEMMs leave the card idle. Costs the shared experts' bytes once more.
+   * experts at decode batch sizes (moePrograms: up to MOE_SHARED_ROUTED_MAX_TOKENS rows), where their own MLP's
+   * dispatches cost more than their bytes. Costs the shared experts' bytes once more.
    */
   readonly routeSharedExperts?: boolean;
 }
