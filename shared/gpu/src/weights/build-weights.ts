@@ -4,6 +4,7 @@ import { isMoeLayer, type MlaConfig } from '@latentwire/model';
 import { EMBED_TOKENS, FINAL_NORM, LM_HEAD, layerTensorNames, type ExpertTensorNames } from '@latentwire/model';
 import type { GpuTensor } from '../kernels/weight-dtype.js';
 import type { DenseWeights, ExpertChunk, LayerWeights, MlpWeights, ModelWeights, MoeWeights, QueryWeights } from './model-weights.js';
+import { canCopySharedExperts } from './shared-experts.js';
 
 export type TensorRole = 'embedding' | 'norm' | 'linear' | 'router-bias';
 
@@ -57,17 +58,14 @@ export function buildWeights(cfg: MlaConfig, src: WeightSource, opts: BuildOptio
     if (isMoeLayer(cfg, l)) {
       const moe = cfg.moe!;
       const I = moe.moeIntermediateSize;
-      const routedShared = opts.routeSharedExperts ? moe.nSharedExperts : 0;
-      mlpWeights = {
-        kind: 'moe',
-        router: src.tensor(n.router, [moe.nRoutedExperts, H], 'linear'),
-        routerBias: moe.topkMethod === 'noaux_tc' ? src.tensor(n.routerBias, [moe.nRoutedExperts], 'router-bias') : null,
-        gate: src.experts(l, 'gate', I, H, routedShared),
-        up: src.experts(l, 'up', I, H, routedShared),
-        down: src.experts(l, 'down', H, I, routedShared),
-        shared: moe.nSharedExperts > 0 ? mlp(n.sharedExperts, I * moe.nSharedExperts) : null,
-        routedShared,
-      };
+      const room = opts.routeSharedExperts ? moe.nSharedExperts : 0;
+      const router = src.tensor(n.router, [moe.nRoutedExperts, H], 'linear');
+      const routerBias = moe.topkMethod === 'noaux_tc' ? src.tensor(n.routerBias, [moe.nRoutedExperts], 'router-bias') : null;
+      const stacks = { gate: src.experts(l, 'gate', I, H, room), up: src.experts(l, 'up', I, H, room), down: src.experts(l, 'down', H, I, room) };
+      const shared = moe.nSharedExperts > 0 ? mlp(n.sharedExperts, I * moe.nSharedExperts) : null;
+      // where the copy cannot be made (dtypes that differ, rows of half words) the room stays unused
+      const routedShared = room > 0 && shared && canCopySharedExperts(shared, stacks, I) ? room : 0;
+      mlpWeights = { kind: 'moe', router, routerBias, ...stacks, shared, routedShared };
     } else {
       mlpWeights = { kind: 'dense', ...mlp(n.mlp, cfg.intermediateSize) };
     }

@@ -5,7 +5,17 @@
 import type { BufferCopy, Gpu } from '../runtime/runtime.js';
 import { weightBytes } from '@latentwire/model';
 import { ModelLoadError } from '@latentwire/model';
-import type { DenseWeights, ExpertChunk, MoeWeights } from './model-weights.js';
+import type { DenseWeights, ExpertChunk, MlpWeights, MoeWeights } from './model-weights.js';
+
+/**
+ * Whether copySharedExperts can copy a layer's shared experts of `I` columns each into its expert stacks: one dtype
+ * for all of them, and a down row's I values whole 4-byte words (copies move words).
+ */
+export function canCopySharedExperts(shared: MlpWeights, stacks: Pick<MoeWeights, 'gate' | 'up' | 'down'>, I: number): boolean {
+  const dtype = shared.gateUp.dtype;
+  return shared.down.dtype === dtype && [stacks.gate, stacks.up, stacks.down].every((chunks) => chunks.every((c) => c.tensor.dtype === dtype))
+    && weightBytes(dtype, I) % 4 === 0;
+}
 
 function slotOf(chunks: readonly ExpertChunk[], e: number): { chunk: ExpertChunk; index: number } {
   const chunk = chunks.find((c) => e >= c.firstExpert && e < c.firstExpert + c.count);
@@ -14,7 +24,8 @@ function slotOf(chunks: readonly ExpertChunk[], e: number): { chunk: ExpertChunk
 }
 
 /**
- * Fills the room buildWeights left after each MoE layer's routed experts (routedShared > 0) with the shared
+ * Fills the room buildWeights left after each MoE layer's routed experts (routedShared > 0, which buildWeights
+ * sets only where canCopySharedExperts holds: the checks below are its invariants) with the shared
  * experts, by copies on the GPU queue (after every write already made to the weights; none on a dry run). `mlps`:
  * the layers' MLPs.
  */

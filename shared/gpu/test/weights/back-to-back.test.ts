@@ -47,3 +47,45 @@ for (const [what, overrides] of [
     t.true(checked >= 2, 'a dense layer and a MoE layer with shared experts');
   });
 }
+
+// The decode node's load (routeSharedExperts): the shared experts of S·I columns are copied after the routed experts
+// as S experts of I (expert E + s: rows s·I.. of the shared gate and up, columns s·I.. of the shared down); where a
+// down row's I values are not whole 4-byte words (bf16, odd I) the copy is not made and the layers say so.
+for (const [what, overrides, copied] of [
+  ['even sizes', { hidden_size: 32, intermediate_size: 48, moe_intermediate_size: 16 }, true],
+  ['odd sizes', { hidden_size: 33, intermediate_size: 7, moe_intermediate_size: 5 }, false],
+] as const) {
+  test(`back-to-back weights - the shared experts' copy after the routed experts (${what})`, async (t) => {
+    const dir = tempDir(t);
+    writeRandomCheckpoint(dir, { preset: 'v3-noaux', seed: 4, overrides });
+    for (const f of ['tokenizer.json', 'tokenizer_config.json']) copyFileSync(join(FIXTURE_DIR, f), join(dir, f));
+    const gpu = await testGpu();
+    const folder = openModelFolder(dir);
+    const weights = uploadCheckpoint(gpu, folder, undefined, { routeSharedExperts: true });
+    t.teardown(() => weights.buffers.forEach((b) => b.destroy()));
+    const moe = folder.config.moe!, E = moe.nRoutedExperts, S = moe.nSharedExperts, I = moe.moeIntermediateSize, H = folder.config.hiddenSize;
+    t.true(S > 0, 'the preset has shared experts');
+    let checked = 0;
+    for (const [l, layer] of weights.layers.entries()) {
+      if (layer.mlp.kind !== 'moe') continue;
+      t.is(layer.mlp.routedShared, copied ? S : 0, `layer ${l}`);
+      if (!copied) continue;
+      const n = layerTensorNames(l).sharedExperts;
+      const [gate, up, down] = [n.gate, n.up, n.down].map((name) => readWeightSlice(weightSlice(folder.index, name)));
+      const rowBytes = 2 * I, expertBytes = rowBytes * H; // bf16
+      for (let s = 0; s < S; s++) {
+        const slot = async (chunks: typeof layer.mlp.gate) => {
+          const c = chunks.find((k) => E + s >= k.firstExpert && E + s < k.firstExpert + k.count)!;
+          return new Uint8Array(await gpu.read(c.tensor.buffer, (E + s - c.firstExpert) * expertBytes, expertBytes));
+        };
+        t.deepEqual(await slot(layer.mlp.gate), gate!.subarray(s * expertBytes, (s + 1) * expertBytes), `layer ${l} gate of shared expert ${s}`);
+        t.deepEqual(await slot(layer.mlp.up), up!.subarray(s * expertBytes, (s + 1) * expertBytes), `layer ${l} up of shared expert ${s}`);
+        const wantDown = new Uint8Array(expertBytes);
+        for (let h = 0; h < H; h++) wantDown.set(down!.subarray((h * S + s) * rowBytes, (h * S + s + 1) * rowBytes), h * rowBytes);
+        t.deepEqual(await slot(layer.mlp.down), wantDown, `layer ${l} down of shared expert ${s}`);
+      }
+      checked++;
+    }
+    t.true(copied ? checked >= 1 : true, 'a MoE layer checked');
+  });
+}
