@@ -40,15 +40,10 @@ export function copySharedExperts(gpu: Gpu, mlps: readonly (DenseWeights | MoeWe
     if (!shared) throw new ModelLoadError(`layer ${l}: room for ${S} shared experts but no shared experts`);
     const [, H] = shared.gateUp.shape as [number, number];
     const I = shared.down.shape[1]! / S;
+    if (!canCopySharedExperts(shared, w, I)) throw new ModelLoadError(`layer ${l}: room for ${S} shared experts that cannot be copied (dtypes, or rows of half words)`);
     const dtype = shared.gateUp.dtype;
-    for (const [what, chunks] of [['gate', w.gate], ['up', w.up], ['down', w.down]] as const) {
-      if (chunks.some((c) => c.tensor.dtype !== dtype) || shared.down.dtype !== dtype) {
-        throw new ModelLoadError(`layer ${l}: the shared experts (${dtype}, ${shared.down.dtype}) and the routed experts' ${what} differ in dtype`);
-      }
-    }
     const rowBytes = weightBytes(dtype, I);
     const expertBytes = weightBytes(dtype, I * H);
-    if (rowBytes % 4 !== 0) throw new ModelLoadError(`layer ${l}: a shared expert's ${I} down columns are not whole 4-byte words`);
     for (let s = 0; s < S; s++) {
       // gate and up: I whole rows of the stacked [gate; up] weight, each into its own stack
       const gate = slotOf(w.gate, E + s), up = slotOf(w.up, E + s), down = slotOf(w.down, E + s);

@@ -6,7 +6,7 @@ import { allocMoeScratch, moePrograms } from '../../src/forward/mlp-programs.js'
 import { copySharedExperts } from '../../src/weights/shared-experts.js';
 import { MOE_ROUTE_FUSED_MAX_TOKENS } from '../../src/kernels/moe/index.js';
 import type { ExpertChunk, MoeWeights } from '../../src/weights/model-weights.js';
-import type { MlaConfig, MoeConfig } from '@latentwire/model';
+import { bytesToFloat64, weightBytes, type MlaConfig, type MoeConfig } from '@latentwire/model';
 import { roundTo, testGpu, uploadF32, uploadWeight } from '../../src/testing.js';
 import { randomArray } from '@latentwire/testing';
 
@@ -53,10 +53,8 @@ for (const moe of LAYERS) {
     // the copies: expert E + s is rows s·I.. of the shared gate and of the shared up, columns s·I.. of the shared down
     const expertValues = async (chunks: readonly ExpertChunk[], e: number, n: number) => {
       const c = chunks.find((k) => e >= k.firstExpert && e < k.firstExpert + k.count)!;
-      const per = dtype === 'f32' ? n : n / 2;
-      const words = await gpu.readU32(c.tensor.buffer, (e - c.firstExpert) * per * 4, per);
-      return dtype === 'f32' ? Array.from(new Float32Array(words.buffer, words.byteOffset, n))
-        : Array.from({ length: n }, (_, i) => new Float32Array(new Uint32Array([((words[i >> 1]! >>> (16 * (i & 1))) & 0xffff) << 16]).buffer)[0]!);
+      const bytes = weightBytes(dtype, n);
+      return Array.from(bytesToFloat64(new Uint8Array(await gpu.read(c.tensor.buffer, (e - c.firstExpert) * bytes, bytes)), dtype === 'f32' ? 'F32' : 'BF16'));
     };
     for (let s = 0; s < S; s++) {
       t.deepEqual(await expertValues(w.gate, E + s, I * H), Array.from(sharedGateUp.subarray(s * I * H, (s + 1) * I * H)), `gate of shared expert ${s}`);
