@@ -26,8 +26,16 @@ export async function timeRuns(gpu: Gpu, programs: readonly KernelProgram[], run
     profiler.reset();
     await gpu.run(Array.from({ length: iters }, () => programs).flat());
     await gpu.sync();
-    return profiler.report().filter((e) => labels.has(e.label)).reduce((s, e) => s + e.ms, 0) / iters;
+    const entries = profiler.report().filter((e) => labels.has(e.label));
+    if (process.env.BENCH_LABELS === '1') {
+      // each kernel's own share of a call (BENCH_LABELS=1), to tell a slow kernel from a slow neighbour
+      const by = new Map<string, number>();
+      for (const e of entries) by.set(e.label, (by.get(e.label) ?? 0) + e.ms / iters);
+      lastByLabel = by;
+    }
+    return entries.reduce((s, e) => s + e.ms, 0) / iters;
   };
+  let lastByLabel: Map<string, number> | undefined;
   const probe = await once(1);
   const iters = Math.max(1, Math.min(Math.floor(MAX_PROFILED_DISPATCHES / programs.length), Math.ceil(runMs / Math.max(probe, 1e-3))));
   // the card drops to ~345 MHz while the CPU builds a row's inputs or reference (nvidia-smi on the H200) and takes
@@ -37,5 +45,6 @@ export async function timeRuns(gpu: Gpu, programs: readonly KernelProgram[], run
   const t: number[] = [];
   for (let r = 0; r < runs; r++) t.push(await once(iters));
   const s = spread(t);
+  if (lastByLabel) console.error(`kernels: ${[...lastByLabel].map(([l, ms]) => `${l} ${(ms * 1000).toFixed(2)} µs`).join(', ')}`);
   return { med: s.median, min: s.min, max: s.max, iters };
 }
