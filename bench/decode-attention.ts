@@ -13,7 +13,7 @@
 //      and on the values before quantization (the cache's rounding added).
 // Env (lists comma-separated): BENCH_MODELS (v2,v2-lite)  BENCH_BATCHES (1,32,128)  BENCH_CONTEXTS (1024,4096,16384)
 //   BENCH_DTYPES (bf16,fp8_e4m3,fp8_e5m2)  BENCH_ENGINES (f32,subgroup-matrix: those the adapter has)  PAGE_SIZE (64)
-//   SPLITS  WORKGROUP_SLOTS (the device's measured full workgroup slots; the split policy's input)  BENCH_RUNS (7)  BENCH_RUN_MS (20)  BENCH_NAME (decode-attention)  BENCH_CARD,
+//   SPLITS  BENCH_LABELS (1: each kernel's share printed)  WORKGROUP_SLOTS (the device's measured full workgroup slots; the split policy's input)  BENCH_RUNS (7)  BENCH_RUN_MS (20)  BENCH_NAME (decode-attention)  BENCH_CARD,
 //   BENCH_DRIVER, BENCH_COMMIT (recorded in the result file)  plus WEBGPU_ADAPTER / DAWN_FEATURES.
 import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
