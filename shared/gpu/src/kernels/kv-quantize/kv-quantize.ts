@@ -22,6 +22,7 @@ import { f32Bits } from '@latentwire/model';
 import { INV_E4M3_MAX } from './latent-row-cpu.js';
 import { layoutUniforms, rowGrid } from './kv-grid.js';
 import { defineKernel } from '../../runtime/define-kernel.js';
+import { sqAddWgsl } from '../../runtime/wgsl-pieces/norm-walks.js';
 import { weightLoadWgsl, type GpuTensor, type WeightDtype } from '../weight-dtype.js';
 
 /** Threads of the kernel's workgroup (the KV append's row function also runs in others': kvRowWgsl). */
@@ -148,17 +149,18 @@ var<workgroup> nred: array<f32, ${NORM_LANES}>;`;
 /**
  * A thread's latent values in the finishing prologue: the rms-norm kernel's lane L (of NORM_LANES) adds the squares
  * of c = L, L + 128, … in order, and thread lid keeps lanes lid, lid + wg, … below NORM_LANES (two at 64 threads;
- * at 256 the first 128 threads one each): value (j, k) is c = lid + wg·j + 128·k. `guard`: the WGSL condition
- * where c may fall past the lane count or the rank, else ''.
+ * at 256 the first 128 threads one each): value (j, k) is c = lid + wg·j + 128·k. `cond`: the WGSL condition
+ * where c may fall past the lane count or the rank, else ''; `guard`: `if (cond) `, or ''.
  */
-function latentSlots(f: Finish, wg: number): { name: string; j: number; c: string; guard: string }[] {
+function latentSlots(f: Finish, wg: number): { name: string; j: number; c: string; cond: string; guard: string }[] {
   const lanes = Math.ceil(NORM_LANES / wg), steps = Math.ceil(f.rank / NORM_LANES);
   return Array.from({ length: lanes }, (_, j) => Array.from({ length: steps }, (_, k) => {
     const conds = [
       ...(wg * (j + 1) > NORM_LANES ? [`lid + ${wg * j}u < ${NORM_LANES}u`] : []),
       ...(wg * j + NORM_LANES * k + Math.min(wg, NORM_LANES) > f.rank ? [`lid + ${wg * j + NORM_LANES * k}u < ${f.rank}u`] : []),
     ];
-    return { name: `${j}_${k}`, j, c: `lid + ${wg * j + NORM_LANES * k}u`, guard: conds.length ? `if (${conds.join(' && ')}) ` : '' };
+    const cond = conds.join(' && ');
+    return { name: `${j}_${k}`, j, c: `lid + ${wg * j + NORM_LANES * k}u`, cond, guard: cond ? `if (${cond}) ` : '' };
   })).flat();
 }
 /** A thread's rope values c = rank + lid + wg·m. */
@@ -186,8 +188,10 @@ function finishLoadsWgsl(f: Finish, wg: number): string {
 function finishWgsl(f: Finish, wg: number): string {
   const lat = latentSlots(f, wg);
   const lanes = Math.ceil(NORM_LANES / wg);
+  // a value past the lanes or the rank adds 0² (fma(0, 0, p) = p) instead of sitting in a branch: guarded, the
+  // NVIDIA compiler if-converted the square and the add apart, where rms-norm's loop fuses them
   const laneSums = Array.from({ length: lanes }, (_, j) => `var p${j} = 0.0;
-  ${lat.filter((v) => v.j === j).map(({ name, guard }) => `${guard}{ p${j} += x${name} * x${name}; }`).join('\n  ')}
+  ${lat.filter((v) => v.j === j).map(({ name, cond }) => `p${j} = ${sqAddWgsl(`p${j}`, cond ? `select(0.0, x${name}, ${cond})` : `x${name}`)};`).join('\n  ')}
   ${wg * (j + 1) > NORM_LANES ? `if (lid + ${wg * j}u < ${NORM_LANES}u) ` : ''}{ nred[lid + ${wg * j}u] = p${j}; }`);
   return `${laneSums.join('\n  ')}
   workgroupBarrier();

@@ -31,9 +31,19 @@ function walkWgsl(w: StridedWalk, loads: (j: number, c: string) => string, use: 
   }`;
 }
 
-/** WGSL statements: `acc += v·v` for v = load(c), c = first, first + stride, … < end (acc declared by the caller). */
+/**
+ * WGSL statements: `acc = fma(v, v, acc)` for v = load(c), c = first, first + stride, … < end (acc declared by the
+ * caller). An explicit fma, not `acc += v * v`: the compiler may fuse that multiply and add or not, and the NVIDIA
+ * one did so in one kernel and not in another (the KV append's guarded squares, if-converted), so the same row's
+ * sum came out 1 ulp apart; every norm adds its squares through sqAddWgsl.
+ */
 export function sumSquaresWgsl(w: StridedWalk & { readonly acc: string }): string {
-  return walkWgsl(w, (j, c) => `let v${j} = ${w.load(c)};`, (j) => `${w.acc} += v${j} * v${j};`);
+  return walkWgsl(w, (j, c) => `let v${j} = ${w.load(c)};`, (j) => `${w.acc} = ${sqAddWgsl(w.acc, `v${j}`)};`);
+}
+
+/** The WGSL expression acc + v² as every norm adds its squares: one fma, so no compiler has a choice of rounding. */
+export function sqAddWgsl(acc: string, v: string): string {
+  return `fma(${v}, ${v}, ${acc})`;
 }
 
 /** WGSL statements: `store(c, load(c) · inv · weight(c))` over the walk, as rms-norm writes its normed row. */
