@@ -1,7 +1,7 @@
 // Kernel timing shared by the single-kernel benches: GPU timestamps summed over the programs' own labels, `runs`
 // runs, each the mean over enough back-to-back calls to last ~runMs, after ~WARM_MS of the same work so the
 // clocks are up. Needs a Gpu created with { profile: true } on an adapter with timestamp queries.
-import type { Gpu, KernelProgram } from '@latentwire/gpu';
+import { RUN_PROFILE_LABEL, type Gpu, type KernelProgram } from '@latentwire/gpu';
 import { spread } from './report.js';
 
 /** GPU busy time before a row's timed runs, so the clocks are up. */
@@ -18,10 +18,25 @@ export interface TimedRuns {
   readonly iters: number;
 }
 
-export async function timeRuns(gpu: Gpu, programs: readonly KernelProgram[], runs: number, runMs: number): Promise<TimedRuns> {
+/**
+ * `onePass`: every call of a run in one compute pass, timed from its first dispatch's start to its last one's end
+ * (as a CUDA graph's replays are timed: the dependent dispatches' gaps counted, no pass around each); else each
+ * dispatch in its own timestamped pass, which adds a pass's begin and end to every kernel's time.
+ */
+export async function timeRuns(gpu: Gpu, programs: readonly KernelProgram[], runs: number, runMs: number, onePass = false): Promise<TimedRuns> {
   const profiler = gpu.profiler;
   if (!profiler) throw new Error('timeRuns: the Gpu has no profiler (create it with { profile: true } on an adapter with timestamp queries)');
-  const labels = new Set(programs.map((p) => p.shader.label));
+  const perKernel = gpu.profilePerKernel;
+  gpu.profilePerKernel = !onePass;
+  try {
+    return await timed(gpu, profiler, programs, runs, runMs, onePass);
+  } finally {
+    gpu.profilePerKernel = perKernel;
+  }
+}
+
+async function timed(gpu: Gpu, profiler: NonNullable<Gpu['profiler']>, programs: readonly KernelProgram[], runs: number, runMs: number, onePass: boolean): Promise<TimedRuns> {
+  const labels = new Set(onePass ? [RUN_PROFILE_LABEL] : programs.map((p) => p.shader.label));
   const once = async (iters: number) => {
     profiler.reset();
     await gpu.run(Array.from({ length: iters }, () => programs).flat());

@@ -103,8 +103,12 @@ export class Gpu {
   private readonly uniformAlign: number;
   private readonly maxDim: number;
   private encodedDispatches = 0;
-  /** The profiler times each dispatch (its own pass) rather than each run. */
-  private readonly profilePerKernel: boolean;
+  /**
+   * The profiler times each dispatch (its own pass: a pass's cost added to every dispatch) rather than each run
+   * (one pass, RUN_PROFILE_LABEL). Set by GpuOptions.profile; a bench may switch it between runs to time the same
+   * work both ways.
+   */
+  profilePerKernel: boolean;
 
   private constructor(
     private readonly instance: GPU,
