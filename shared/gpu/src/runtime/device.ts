@@ -52,6 +52,8 @@ export interface GpuOptions {
   readonly gemvStageInput?: boolean;
   /** SUBGROUP_REDUCE: lane sums and scans by subgroup operations where the adapter allows (GEMVs, head matmul, MoE grouping) (default true). */
   readonly subgroupReduce?: boolean;
+  /** MOE_DOWN_COMBINE: one token's MoE combine inside its down GEMV (default true). */
+  readonly moeDownCombine?: boolean;
 }
 
 const OPTIONAL_FEATURES = ['shader-f16', 'subgroups', 'timestamp-query', 'chromium-experimental-subgroup-matrix'] as const;

@@ -25,12 +25,15 @@ export const GPU_ENV = {
   SUBGROUP_REDUCE: env
     .bool(true)
     .describe('decode kernels add across invocations by subgroup operations where the adapter runs every workgroup at one subgroup size (32 on NVIDIA): the GEMVs\' lane sums (the same additions in the same order as through workgroup memory), head_matmul\'s K-split sums and the MoE grouping\'s scan (false: always through workgroup memory)'),
+  MOE_DOWN_COMBINE: env
+    .bool(true)
+    .describe('decode batches of one token: the MoE combine (the weighted sum of the token\'s expert outputs onto the residual) done by the experts\' down GEMV, each slot\'s sum in the same order as the combine kernel\'s, instead of a dispatch of its own (false: the combine dispatch)'),
   GPU_PROFILE: env.bool(false).describe('GPU timestamps per kernel (benchmarks and the CLI print them)'),
   DUMP_WGSL: env.bool(false).describe('print every generated WGSL source when it is compiled'),
 };
 
 export function gpuOptions(v: EnvOf<typeof GPU_ENV>): GpuOptions {
-  return { adapter: v.WEBGPU_ADAPTER, dawnFeatures: v.DAWN_FEATURES, profile: v.GPU_PROFILE, dumpWgsl: v.DUMP_WGSL, matmulEngine: v.MATMUL_ENGINE, moeMmaMinRows: v.MOE_MMA_MIN_ROWS, splitKMax: v.MATMUL_SPLIT_K_MAX, routerGemmMinTokens: v.MOE_ROUTER_GEMM_MIN_TOKENS, gemvStageInput: v.GEMV_STAGE_INPUT, subgroupReduce: v.SUBGROUP_REDUCE };
+  return { adapter: v.WEBGPU_ADAPTER, dawnFeatures: v.DAWN_FEATURES, profile: v.GPU_PROFILE, dumpWgsl: v.DUMP_WGSL, matmulEngine: v.MATMUL_ENGINE, moeMmaMinRows: v.MOE_MMA_MIN_ROWS, splitKMax: v.MATMUL_SPLIT_K_MAX, routerGemmMinTokens: v.MOE_ROUTER_GEMM_MIN_TOKENS, gemvStageInput: v.GEMV_STAGE_INPUT, subgroupReduce: v.SUBGROUP_REDUCE, moeDownCombine: v.MOE_DOWN_COMBINE };
 }
 
 export function gpuOptionsFromEnv(e: NodeJS.ProcessEnv = process.env): GpuOptions {

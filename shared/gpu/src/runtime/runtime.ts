@@ -96,6 +96,7 @@ export class Gpu {
   private readonly routerGemmMinTokens: number | undefined;
   private readonly gemvStageInput: boolean;
   private readonly subgroupReduce: boolean;
+  private readonly moeDownCombine: boolean;
   private matmulLimitsMemo: MatmulDeviceLimits | null = null;
   private slotsMemo: WorkgroupSlots | null = null;
   private firstError: Error | null = null;
@@ -124,6 +125,7 @@ export class Gpu {
     this.routerGemmMinTokens = opts.routerGemmMinTokens;
     this.gemvStageInput = opts.gemvStageInput ?? true;
     this.subgroupReduce = opts.subgroupReduce ?? true;
+    this.moeDownCombine = opts.moeDownCombine ?? true;
     this.profiler = opts.profile && features.has('timestamp-query') ? new Profiler(device) : null;
     this.profilePerKernel = opts.profile === true;
     this.uniformAlign = device.limits.minUniformBufferOffsetAlignment;
@@ -177,7 +179,7 @@ export class Gpu {
         maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
         subgroupMatrix: this.matmulOnMatrices, workgroupSlots: this.workgroupSlots.slots,
         moeMmaMinRows: this.moeMmaMinRows, splitKMax: this.splitKMax, routerGemmMinTokens: this.routerGemmMinTokens,
-        gemvStageInput: this.gemvStageInput,
+        gemvStageInput: this.gemvStageInput, moeDownCombine: this.moeDownCombine,
         ...(this.subgroupReduce && this.uniformSubgroupSize !== undefined ? { subgroupSize: this.uniformSubgroupSize } : {}),
       });
     }

@@ -334,7 +334,7 @@ const MOE_LAYERS: readonly (MoeConfig & { readonly H: number; readonly dtype: 'b
   },
 ];
 for (const moe of MOE_LAYERS) {
-  test(`fused - a MoE layer at decode sizes in 5 dispatches equals the unfused kernels (${moe.topkMethod}, ${moe.nSharedExperts} shared experts)`, async (t) => {
+  test(`fused - a MoE layer at decode sizes in 4 or 5 dispatches equals the unfused kernels (${moe.topkMethod}, ${moe.nSharedExperts} shared experts)`, async (t) => {
     const gpu = await testGpu();
     const { H, dtype } = moe, E = moe.nRoutedExperts, k = moe.numExpertsPerTok, I = moe.moeIntermediateSize, Is = I * moe.nSharedExperts, eps = 1e-6;
     const cfg = { hiddenSize: H, moe } as unknown as MlaConfig;
@@ -375,7 +375,8 @@ for (const moe of MOE_LAYERS) {
         moeCombine({ topK: k, tokens: M, hidden: H, slotOut: sc.slotOut, topkWeights: sc.topkWeights, out: a.resid, accumulate: true }),
       ];
       const fused = moePrograms(cfg, w, { x: b.xn, out: b.resid, gateUp: b.gateUp, gated: b.gated, rows: M, scratch: b.scratch }, lim, { x: b.resid, weight: norm, eps });
-      t.is(fused.length, 5, `dispatches, M ${M}`);
+      // one token without a shared MLP apart: its combine inside the experts' down GEMV (MOE_DOWN_COMBINE)
+      t.is(fused.length, M === 1 && !w.shared ? 4 : 5, `dispatches, M ${M}`);
       await gpu.run([...unfused, ...fused]);
       t.deepEqual(await gpu.readU32(b.xn, 0, M * H), await gpu.readU32(a.xn, 0, M * H), `normed rows, M ${M}`);
       // the logits are summed in another order (the GEMV's lanes): float32 rounding apart, and the choices the same

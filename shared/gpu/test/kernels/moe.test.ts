@@ -429,6 +429,50 @@ test.serial('moe-experts - the one-row GEMV (gemv1) equals the 8-row one bit for
   freeWeights(gpu, weights);
 });
 
+// One token: the down GEMV adds the combine itself (expert-gemv-down-combine.wgsl), each slot's sum and the slots'
+// order those of the down kernel then the combine, so the output is theirs bit for bit: lanes summed through
+// workgroup memory, and by subgroup shuffles where the device runs one subgroup size (32 on NVIDIA; lavapipe's 8
+// lanes take the other path). I = 40 and 1000 leave K tails of 40 and 232 past the 256-value steps.
+for (const dtype of ['bf16', 'f16', 'f32'] as const) {
+  test.serial(`moe-experts - one token's down GEMV with the combine in it equals the down GEMV then the combine, bit for bit (${dtype})`, async (t) => {
+    const gpu = await testGpu();
+    const E = 9, k = 4, H = 72;
+    for (const I of [40, 1000]) {
+      const s: ExpertSetup = { E, k, H, I, dtype, experts: makeExperts(E, H, I, dtype, 7000 + I) };
+      const weights: MoeExpertWeights = { gateUp: [chunk(gpu, s, 'gateUp', 0, E)], down: [chunk(gpu, s, 'down', 0, E)] };
+      const dims = { nExperts: E, topK: k, hidden: H, intermediate: I };
+      const x = roundTo(randomArray(H, 81 + I, 1), 'f32');
+      const { ids, wts } = randomRouting(1, k, [0, 1, 2, 3, 4, 5, 6, 7, 8], 50 + I);
+      const resid = roundTo(randomArray(H, 82 + I, 2), 'f32');
+      const sizes = gpu.uniformSubgroupSize === 32 ? [undefined, 32] : [undefined];
+      for (const subgroupSize of sizes) {
+        const run = async (moeDownCombine: boolean) => {
+          const sc = allocScratch(gpu, dims, 1);
+          gpu.write(sc.topkIds, ids);
+          gpu.write(sc.topkWeights, wts);
+          const xb = uploadF32(gpu, 'x', x), out = uploadF32(gpu, 'out', resid);
+          const limits: MatmulLimits = { ...gpu.matmulLimits, moeDownCombine, subgroupSize };
+          const programs = moeExperts({ dims, tokens: 1, x: xb, weights, scratch: sc, out, accumulate: true, variant: 'gemv1', matmulLimits: limits });
+          await gpu.run(programs);
+          const y = await gpu.readU32(out, 0, H);
+          freeScratch(gpu, sc);
+          destroyAll(gpu, xb, out);
+          return { y, labels: programs.map((p) => p.shader.label) };
+        };
+        const apart = await run(false), together = await run(true);
+        const how = `I ${I}, ${subgroupSize ? 'subgroup shuffles' : 'workgroup memory'}`;
+        t.true(apart.labels.some((l) => l.startsWith('moe_combine')) && !together.labels.some((l) => l.startsWith('moe_combine')), `one dispatch fewer (${how})`);
+        t.true(together.labels.some((l) => l.startsWith('moe_down_combine')), `the down-combine kernel runs (${how})`);
+        t.deepEqual(together.y, apart.y, how);
+        const want = refExperts(s, x, 1, ids, wts);
+        const got = new Float32Array(together.y.buffer, together.y.byteOffset, H).map((v, h) => v - resid[h]!);
+        t.true(maxAbsDiff(got, want) < 1e-4, `float64's layer output (${how})`);
+      }
+      freeWeights(gpu, weights);
+    }
+  });
+}
+
 // Below one row an expert the gate/up kernel may split K over workgroups (grid z), leaving each range's gate and up
 // sums for the down kernel to add and gate. Subgroup-matrix forms only.
 for (const variant of EXPERT_VARIANTS.filter((v) => v.startsWith('mma'))) {

@@ -86,6 +86,8 @@ export interface MatmulLimits {
   readonly routerGemmMinTokens?: number;
   /** Fused-norm / SiLU GEMVs stage their transformed input rows in workgroup memory where they fit (GEMV_STAGE_INPUT; default true). */
   readonly gemvStageInput?: boolean;
+  /** One token's MoE combine done by its down GEMV instead of a dispatch of its own (MOE_DOWN_COMBINE; default true). */
+  readonly moeDownCombine?: boolean;
   /**
    * The device's one subgroup size, where GEMVs (and head_matmul, the MoE grouping) may add across invocations by
    * subgroup operations (Gpu.uniformSubgroupSize unless SUBGROUP_REDUCE is false; absent: through workgroup memory).

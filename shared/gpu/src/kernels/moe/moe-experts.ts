@@ -266,6 +266,11 @@ const DOWN_BINDINGS = WEIGHT_ARRAYS.map((w) => bindings(
   DOWN_UNIFORMS,
 ));
 const COMBINE_BINDINGS = bindings([['slot_out', 'array<f32>'], ['weights', 'array<f32>'], ['dst', 'array<f32>', 'read_write']], COMBINE_UNIFORMS);
+const DOWN_COMBINE_UNIFORMS = { K: 'u32', N: 'u32', w_stride: 'u32', out_stride: 'u32', out_offset: 'u32', accumulate: 'u32' } as const;
+const DOWN_COMBINE_BINDINGS = bindings(
+  [['act', 'array<vec4<f32>>'], ['ids', 'array<u32>'], ['weights', 'array<f32>'], ['wdown', WEIGHT_ARRAYS[0]], ['out', 'array<f32>', 'read_write']],
+  DOWN_COMBINE_UNIFORMS,
+);
 
 const HILLIS_STEELE_SCAN = `var c = 0u;
     if (lid < EG) { c = atomicLoad(&cnt[lid]); }
@@ -636,7 +641,7 @@ function mmaParts(s: MmaShape, down: boolean, split = false): Record<string, str
  * The GEMV forms' lane reduction and stores: partials through workgroup memory and tree_sum_groups, or (subgroup)
  * each column's LANES lanes summed by shuffles in the same order (lanesSumWgsl), its first lane storing.
  */
-function gemvReduceParts(down: boolean, subgroup: boolean): Record<string, string> {
+function gemvReduceParts(down: boolean, subgroup: boolean, actRow = '(r0 + r)'): Record<string, string> {
   if (subgroup) {
     return {
       REDUCE_DECL: lanesSumWgsl('lanes_sum', GEMV.LANES),
@@ -650,7 +655,7 @@ function gemvReduceParts(down: boolean, subgroup: boolean): Record<string, strin
     let gsum = lanes_sum(hsum(ag[r]));
     let usum = lanes_sum(hsum(au[r]));
     let col = wg.y * COLS + c;
-    if (lane == 0u && col < u.N && r < rows) { act[(r0 + r) * u.N + col] = silu(gsum) * usum; }
+    if (lane == 0u && col < u.N && r < rows) { act[${actRow} * u.N + col] = silu(gsum) * usum; }
   }`,
     };
   }
@@ -682,16 +687,17 @@ var<workgroup> red: array<f32, TREE_N>;`,
     let col = wg.y * COLS + o / TM;
     let r = o % TM;
     if (col < u.N && r < rows) {
-      act[(r0 + r) * u.N + col] = silu(red[(o * 2u) * LANES]) * red[(o * 2u + 1u) * LANES];
+      act[${actRow} * u.N + col] = silu(red[(o * 2u) * LANES]) * red[(o * 2u + 1u) * LANES];
     }
   }`,
   };
 }
 
-function gemmFile(variant: MoeGemmVariant, half: 'gate-up' | 'down', bindingsWgsl: string, split = false, subgroupReduce = false): string {
+function gemmFile(variant: MoeGemmVariant, half: 'gate-up' | 'down', bindingsWgsl: string, split = false, subgroupReduce = false, actByAssignment = false): string {
   const s = shapeOf(variant);
   const file = `expert-${s.kind}-${half}.wgsl`;
-  const parts = s.kind === 'mma' ? mmaParts(s, half === 'down', split) : s.kind === 'gemv' ? gemvReduceParts(half === 'down', subgroupReduce) : {};
+  const parts = s.kind === 'mma' ? mmaParts(s, half === 'down', split)
+    : s.kind === 'gemv' ? gemvReduceParts(half === 'down', subgroupReduce, actByAssignment ? 'groups[u.sorted_base + r0 + r]' : undefined) : {};
   return fillWgsl(wgsl(file), { ...parts, BINDINGS: bindingsWgsl }, file);
 }
 
@@ -704,6 +710,8 @@ interface GateUpVariant {
   readonly split?: boolean;
   /** The GEMV forms' lanes summed by subgroup shuffles (moeSubgroupReduce). */
   readonly subgroupReduce?: boolean;
+  /** GEMV forms: act rows written at their assignment (t·K + j) instead of their sorted row, for the down-combine kernel. */
+  readonly actByAssignment?: boolean;
 }
 
 /** Whether the form sums its lanes by subgroup shuffles on a device whose one subgroup size is `subgroupSize`. */
@@ -716,14 +724,15 @@ function checkSplitForm(s: GemmShape): void {
   if (s.kind !== 'mma') throw new RangeError('moe: only the subgroup-matrix forms split K');
 }
 
-function build_moeGateUpShader({ nExperts, gateDtype, upDtype, variant, split = false, subgroupReduce = false }: GateUpVariant): KernelShader {
+function build_moeGateUpShader({ nExperts, gateDtype, upDtype, variant, split = false, subgroupReduce = false, actByAssignment = false }: GateUpVariant): KernelShader {
   const s = shapeOf(variant);
   if (split) checkSplitForm(s);
+  if (actByAssignment && s.kind !== 'gemv') throw new RangeError('moe: only the GEMV forms write act by assignment');
   const B = GATE_UP_BINDINGS[+(s.kind === 'mma')]!;
-  return B.shader(`moe_gate_up_${shapeLabel(s)}_e${nExperts}_${gateDtype}_${upDtype}${split ? '_splitk' : ''}${subgroupReduce ? '_sg' : ''}`, `${subgroupReduce ? SUBGROUPS_ENABLE : ''}${gemmPrelude(nExperts, s, 'x', false)}${s.kind === 'mma'
+  return B.shader(`moe_gate_up_${shapeLabel(s)}_e${nExperts}_${gateDtype}_${upDtype}${split ? '_splitk' : ''}${subgroupReduce ? '_sg' : ''}${actByAssignment ? '_asg' : ''}`, `${subgroupReduce ? SUBGROUPS_ENABLE : ''}${gemmPrelude(nExperts, s, 'x', false)}${s.kind === 'mma'
       ? `${rawLoad2Wgsl(gateDtype, 'gate', 'wgate', 'GateRaw')}${rawLoad2Wgsl(upDtype, 'up', 'wup', 'UpRaw')}`
       : `${load8Wgsl(gateDtype, 'gate8', 'wgate')}${load8Wgsl(upDtype, 'up8', 'wup')}`}
-${gemmFile(variant, 'gate-up', B.wgsl, split, subgroupReduce)}`);
+${gemmFile(variant, 'gate-up', B.wgsl, split, subgroupReduce, actByAssignment)}`);
 }
 
 interface DownVariant {
@@ -751,6 +760,42 @@ function build_moeCombineShader({ topK }: { readonly topK: number }): KernelShad
     `moe_combine_k${topK}`,
     `const K = ${topK}u;\nconst WG = ${COMBINE_WG}u;\n${fillWgsl(wgsl('combine.wgsl'), { BINDINGS: COMBINE_BINDINGS.wgsl }, 'combine.wgsl')}`,
   );
+}
+
+interface DownCombineVariant {
+  readonly dtype: WeightDtype;
+  /** Slots a token (the shared experts' included). */
+  readonly topK: number;
+  /** Lanes summed by subgroup shuffles (moeSubgroupReduce), else through workgroup memory. */
+  readonly subgroupReduce?: boolean;
+}
+
+/** The one-token down GEMV with the combine (expert-gemv-down-combine.wgsl), on GEMV1's lanes and K steps. */
+function build_moeDownCombineShader({ dtype, topK, subgroupReduce = false }: DownCombineVariant): KernelShader {
+  const s = GEMV1;
+  const reduce = subgroupReduce
+    ? { REDUCE_DECL: lanesSumWgsl('lanes_sum', s.LANES), REDUCE: 'let slot = lanes_sum(hsum(acc));' }
+    : {
+      REDUCE_DECL: `const TREE_N = COLS * LANES;
+const TREE_WG = WG;
+//!include tree-sum-groups
+var<workgroup> red: array<f32, TREE_N>;`,
+      // the down kernel's tree over [column][lane] (its TM = 1), then every lane done reading before the next slot
+      REDUCE: `red[c * LANES + lane] = hsum(acc);
+    workgroupBarrier();
+    tree_sum_groups(&red, COLS, LANES, lid);
+    let slot = red[c * LANES];
+    workgroupBarrier();`,
+    };
+  const B = DOWN_COMBINE_BINDINGS;
+  return B.shader(`moe_down_combine_${shapeLabel(s)}_k${topK}_${dtype}${subgroupReduce ? '_sg' : ''}`, `${subgroupReduce ? SUBGROUPS_ENABLE : ''}const TOPK = ${topK}u;
+const COLS = ${s.COLS}u;
+const LANES = ${s.LANES}u;
+const U = ${s.U_DOWN}u;
+struct F8 { lo: vec4<f32>, hi: vec4<f32> }
+fn x8(i: u32) -> F8 { let j = i >> 2u; return F8(act[j], act[j + 1u]); }
+${load8Wgsl(dtype, 'down8', 'wdown')}
+${fillWgsl(wgsl('expert-gemv-down-combine.wgsl'), { ...reduce, BINDINGS: B.wgsl }, 'expert-gemv-down-combine.wgsl')}`);
 }
 
 // ---------------------------------------------------------------- launchers
@@ -910,9 +955,23 @@ export interface MoeExpertGemmArgs {
   readonly gateUpSplits?: number;
   /** The device's one subgroup size (MatmulLimits.subgroupSize): the GEMV forms sum their lanes by shuffles. */
   readonly subgroupSize?: number;
+  /**
+   * The combine done by the down kernel (canCombineInDown): the down GEMV of each token's slots added into `out`
+   * (expert-gemv-down-combine.wgsl), instead of the slot outputs in slotOut for moeCombine.
+   */
+  readonly combine?: { readonly topkIds: GPUBuffer; readonly topkWeights: GPUBuffer; readonly out: GPUBuffer; readonly outStride?: number; readonly outOffset?: number; readonly accumulate?: boolean };
 }
 
-/** The gate/up dispatches (one per chunk segment) then the down dispatches (one per down chunk). */
+/**
+ * Whether moeExpertGemms can add the combine into the down kernel: one token (each expert's rows read once), the
+ * one-row GEMV form, and every expert's down rows in one binding.
+ */
+export function canCombineInDown(tokens: number, variant: MoeGemmVariant, dims: MoeDims, down: readonly MoeExpertChunk[]): boolean {
+  const d = down[0];
+  return tokens === 1 && variant === 'gemv1' && d !== undefined && d.firstExpert === 0 && d.count >= groupedExperts(dims);
+}
+
+/** The gate/up dispatches (one per chunk segment) then the down dispatches (one per down chunk), or the down-combine. */
 export function moeExpertGemms(a: MoeExpertGemmArgs): KernelProgram[] {
   const { hidden: H, intermediate: I } = a.dims;
   // the shared experts routed with the others are more experts and more slots a token
@@ -955,6 +1014,8 @@ export function moeExpertGemms(a: MoeExpertGemmArgs): KernelProgram[] {
   };
 
   const sg = moeSubgroupReduce(a.variant, a.subgroupSize);
+  const cb = a.combine;
+  if (cb && !canCombineInDown(T, a.variant, a.dims, w.down)) throw new RangeError(`moe: no down-combine for ${T} tokens on ${a.variant}`);
   const programs: KernelProgram[] = [];
   const bounds = [...new Set([...gateChunks, ...upChunks].map((c) => c.firstExpert))].filter((f) => f < E).sort((p, q) => p - q);
   bounds.push(E);
@@ -966,7 +1027,7 @@ export function moeExpertGemms(a: MoeExpertGemmArgs): KernelProgram[] {
     programs.push({
       shader: moeGateUpShader({
         nExperts: E, gateDtype: gc.tensor.dtype, upDtype: uc.tensor.dtype, variant: a.variant, split: splits > 1 ? true : undefined,
-        ...(sg ? { subgroupReduce: true } : {}),
+        ...(sg ? { subgroupReduce: true } : {}), ...(cb ? { actByAssignment: true } : {}),
       }),
       // every form binds the same names in the same order
       buffers: GATE_UP_BINDINGS[0]!.buffers({ x: a.x, groups: a.groups, wgate: gc.tensor.buffer, wup: uc.tensor.buffer, act: a.act }),
@@ -978,6 +1039,16 @@ export function moeExpertGemms(a: MoeExpertGemmArgs): KernelProgram[] {
       },
       workgroups: [gridX(count), gridY(I), splits],
     });
+  }
+  if (cb) {
+    const d = w.down[0]!;
+    programs.push({
+      shader: moeDownCombineShader({ dtype: d.tensor.dtype, topK, ...(sg ? { subgroupReduce: true } : {}) }),
+      buffers: DOWN_COMBINE_BINDINGS.buffers({ act: a.act, ids: cb.topkIds, weights: cb.topkWeights, wdown: d.tensor.buffer, out: cb.out }),
+      uniformValues: { K: I, N: H, w_stride: H * I, out_stride: cb.outStride ?? H, out_offset: cb.outOffset ?? 0, accumulate: cb.accumulate ? 1 : 0 },
+      workgroups: [Math.ceil(H / GEMV1.COLS), T],
+    });
+    return programs;
   }
   for (const c of w.down) {
     if (c.firstExpert >= E) break;
@@ -1131,14 +1202,17 @@ export function moeExperts(a: MoeExpertsArgs): KernelProgram[] {
       programs.push(moeGroup({ dims: a.dims, tokens: T, topkIds: sc.topkIds, groups: sc.groups, variant, subgroupSize: a.matmulLimits?.subgroupSize }));
     }
   }
+  const combine = { out: a.out, outStride: a.outStride, outOffset: a.outOffset, accumulate: a.accumulate };
+  const combineInDown = a.combine !== false && (a.matmulLimits?.moeDownCombine ?? true) && canCombineInDown(T, variant, a.dims, a.weights.down);
   programs.push(
     ...(a.afterRoute ?? []),
     ...moeExpertGemms({
       dims: a.dims, tokens: T, x: a.x, xStride: a.xStride, xOffset: a.xOffset, weights: a.weights,
       groups: sc.groups, act: sc.act, slotOut: sc.slotOut, variant,
       gateUpSplits: a.gateUpSplits ?? 1, subgroupSize: a.matmulLimits?.subgroupSize,
+      ...(combineInDown ? { combine: { ...combine, topkIds: sc.topkIds, topkWeights: sc.topkWeights } } : {}),
     }),
-    ...(a.combine === false ? [] : [moeCombine({
+    ...(a.combine === false || combineInDown ? [] : [moeCombine({
       topK: tokenSlots(a.dims), tokens: T, hidden: a.dims.hidden, slotOut: sc.slotOut, topkWeights: sc.topkWeights,
       out: a.out, outStride: a.outStride, outOffset: a.outOffset, accumulate: a.accumulate,
     })]),
@@ -1157,3 +1231,5 @@ export const moeGateUpShader = defineKernel('moe_gate_up', build_moeGateUpShader
 export const moeDownShader = defineKernel('moe_down', build_moeDownShader);
 
 export const moeCombineShader = defineKernel('moe_combine', build_moeCombineShader);
+
+export const moeDownCombineShader = defineKernel('moe_down_combine', build_moeDownCombineShader);
