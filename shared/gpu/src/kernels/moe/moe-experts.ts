@@ -774,22 +774,24 @@ interface DownCombineVariant {
 function build_moeDownCombineShader({ dtype, topK, subgroupReduce = false }: DownCombineVariant): KernelShader {
   const s = GEMV1;
   const reduce = subgroupReduce
-    ? { REDUCE_DECL: lanesSumWgsl('lanes_sum', s.LANES), REDUCE: 'let slot = lanes_sum(hsum(acc));' }
+    ? {
+      REDUCE_DECL: lanesSumWgsl('lanes_sum', s.LANES),
+      REDUCE: `let slot = lanes_sum(hsum(acc));
+  if (lane == 0u) { slots[j] = slot; }`,
+    }
     : {
-      REDUCE_DECL: `const TREE_N = COLS * LANES;
+      // the down kernel's tree over [slot][lane] (its TM = 1: a group a column there, a slot here)
+      REDUCE_DECL: `const TREE_N = WG;
 const TREE_WG = WG;
 //!include tree-sum-groups
 var<workgroup> red: array<f32, TREE_N>;`,
-      // the down kernel's tree over [column][lane] (its TM = 1), then every lane done reading before the next slot
-      REDUCE: `red[c * LANES + lane] = hsum(acc);
-    workgroupBarrier();
-    tree_sum_groups(&red, COLS, LANES, lid);
-    let slot = red[c * LANES];
-    workgroupBarrier();`,
+      REDUCE: `red[lid] = hsum(acc);
+  workgroupBarrier();
+  tree_sum_groups(&red, TOPK, LANES, lid);
+  if (lane == 0u) { slots[j] = red[j * LANES]; }`,
     };
   const B = DOWN_COMBINE_BINDINGS;
   return B.shader(`moe_down_combine_${shapeLabel(s)}_k${topK}_${dtype}${subgroupReduce ? '_sg' : ''}`, `${subgroupReduce ? SUBGROUPS_ENABLE : ''}const TOPK = ${topK}u;
-const COLS = ${s.COLS}u;
 const LANES = ${s.LANES}u;
 const U = ${s.U_DOWN}u;
 struct F8 { lo: vec4<f32>, hi: vec4<f32> }
@@ -959,16 +961,21 @@ export interface MoeExpertGemmArgs {
    * The combine done by the down kernel (canCombineInDown): the down GEMV of each token's slots added into `out`
    * (expert-gemv-down-combine.wgsl), instead of the slot outputs in slotOut for moeCombine.
    */
-  readonly combine?: { readonly topkIds: GPUBuffer; readonly topkWeights: GPUBuffer; readonly out: GPUBuffer; readonly outStride?: number; readonly outOffset?: number; readonly accumulate?: boolean };
+  readonly combine?: {
+    readonly topkIds: GPUBuffer; readonly topkWeights: GPUBuffer; readonly out: GPUBuffer; readonly outStride?: number; readonly outOffset?: number;
+    readonly accumulate?: boolean; readonly maxInvocations?: number;
+  };
 }
 
 /**
  * Whether moeExpertGemms can add the combine into the down kernel: one token (each expert's rows read once), the
- * one-row GEMV form, and every expert's down rows in one binding.
+ * one-row GEMV form, every expert's down rows in one binding, and the token's slots × 32 lanes in one workgroup
+ * (maxInvocations: the device's maxComputeInvocationsPerWorkgroup, WebGPU's default 256 unless told).
  */
-export function canCombineInDown(tokens: number, variant: MoeGemmVariant, dims: MoeDims, down: readonly MoeExpertChunk[]): boolean {
+export function canCombineInDown(tokens: number, variant: MoeGemmVariant, dims: MoeDims, down: readonly MoeExpertChunk[], maxInvocations = 256): boolean {
   const d = down[0];
-  return tokens === 1 && variant === 'gemv1' && d !== undefined && d.firstExpert === 0 && d.count >= groupedExperts(dims);
+  return tokens === 1 && variant === 'gemv1' && d !== undefined && d.firstExpert === 0 && d.count >= groupedExperts(dims)
+    && tokenSlots(dims) * GEMV1.LANES <= maxInvocations && dims.hidden <= 65535;
 }
 
 /** The gate/up dispatches (one per chunk segment) then the down dispatches (one per down chunk), or the down-combine. */
@@ -1015,7 +1022,7 @@ export function moeExpertGemms(a: MoeExpertGemmArgs): KernelProgram[] {
 
   const sg = moeSubgroupReduce(a.variant, a.subgroupSize);
   const cb = a.combine;
-  if (cb && !canCombineInDown(T, a.variant, a.dims, w.down)) throw new RangeError(`moe: no down-combine for ${T} tokens on ${a.variant}`);
+  if (cb && !canCombineInDown(T, a.variant, a.dims, w.down, cb.maxInvocations)) throw new RangeError(`moe: no down-combine for ${T} tokens on ${a.variant}`);
   const programs: KernelProgram[] = [];
   const bounds = [...new Set([...gateChunks, ...upChunks].map((c) => c.firstExpert))].filter((f) => f < E).sort((p, q) => p - q);
   bounds.push(E);
@@ -1046,7 +1053,7 @@ export function moeExpertGemms(a: MoeExpertGemmArgs): KernelProgram[] {
       shader: moeDownCombineShader({ dtype: d.tensor.dtype, topK, ...(sg ? { subgroupReduce: true } : {}) }),
       buffers: DOWN_COMBINE_BINDINGS.buffers({ act: a.act, ids: cb.topkIds, weights: cb.topkWeights, wdown: d.tensor.buffer, out: cb.out }),
       uniformValues: { K: I, N: H, w_stride: H * I, out_stride: cb.outStride ?? H, out_offset: cb.outOffset ?? 0, accumulate: cb.accumulate ? 1 : 0 },
-      workgroups: [Math.ceil(H / GEMV1.COLS), T],
+      workgroups: [H, T],
     });
     return programs;
   }
@@ -1203,14 +1210,15 @@ export function moeExperts(a: MoeExpertsArgs): KernelProgram[] {
     }
   }
   const combine = { out: a.out, outStride: a.outStride, outOffset: a.outOffset, accumulate: a.accumulate };
-  const combineInDown = a.combine !== false && (a.matmulLimits?.moeDownCombine ?? true) && canCombineInDown(T, variant, a.dims, a.weights.down);
+  const maxInvocations = a.matmulLimits?.maxComputeInvocationsPerWorkgroup;
+  const combineInDown = a.combine !== false && (a.matmulLimits?.moeDownCombine ?? true) && canCombineInDown(T, variant, a.dims, a.weights.down, maxInvocations);
   programs.push(
     ...(a.afterRoute ?? []),
     ...moeExpertGemms({
       dims: a.dims, tokens: T, x: a.x, xStride: a.xStride, xOffset: a.xOffset, weights: a.weights,
       groups: sc.groups, act: sc.act, slotOut: sc.slotOut, variant,
       gateUpSplits: a.gateUpSplits ?? 1, subgroupSize: a.matmulLimits?.subgroupSize,
-      ...(combineInDown ? { combine: { ...combine, topkIds: sc.topkIds, topkWeights: sc.topkWeights } } : {}),
+      ...(combineInDown ? { combine: { ...combine, topkIds: sc.topkIds, topkWeights: sc.topkWeights, maxInvocations } } : {}),
     }),
     ...(a.combine === false || combineInDown ? [] : [moeCombine({
       topK: tokenSlots(a.dims), tokens: T, hidden: a.dims.hidden, slotOut: sc.slotOut, topkWeights: sc.topkWeights,
