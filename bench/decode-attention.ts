@@ -230,10 +230,12 @@ export async function benchDecodeAttention(gpu: Gpu, cases: readonly Case[], eng
           for (let i = 0; i < o.length && finite; i++) finite = Number.isFinite(o[i]!);
           const err = relError(o.subarray(0, heads * R), c, heads, stored);
           const errOrig = relError(o.subarray(0, heads * R), c, heads, original);
-          // timed as SGLang's CUDA-graph replays are (calls back to back in one pass), and per kernel (each dispatch
-          // in its own timestamped pass, this bench's timing before 12-06: a pass's cost added to both dispatches)
-          const tm = await timeRuns(gpu, programs, runs, runMs, true);
+          // per kernel (each dispatch in its own timestamped pass, this bench's timing before 12-06: a pass's cost
+          // added to both dispatches), then as SGLang's CUDA-graph replays are timed (calls back to back in one
+          // pass). In that order: on the H100 (12-06) the one-pass timing run first after a 16K row's reference was
+          // built on the CPU came out up to 3x slow with a wide spread (the card's clock still low), the second stable
           const tk = await timeRuns(gpu, programs, runs, runMs);
+          const tm = await timeRuns(gpu, programs, runs, runMs, true);
           const tokens = c.batch * c.context;
           const flops = tokens * heads * (2 * W + 2 * R);
           rows.push({
