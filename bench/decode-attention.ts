@@ -233,7 +233,7 @@ export async function benchDecodeAttention(gpu: Gpu, cases: readonly Case[], eng
           // per kernel (each dispatch in its own timestamped pass, this bench's timing before 12-06: a pass's cost
           // added to both dispatches), then as SGLang's CUDA-graph replays are timed (calls back to back in one
           // pass). In that order: on the H100 (12-06) the one-pass timing run first after a 16K row's reference was
-          // built on the CPU came out up to 3x slow with a wide spread (the card's clock still low), the second stable
+          // built on the CPU came out up to 5x slow with a wide spread (the card's clock still low, by all signs), the second stable
           const tk = await timeRuns(gpu, programs, runs, runMs);
           const tm = await timeRuns(gpu, programs, runs, runMs, true);
           const tokens = c.batch * c.context;
