@@ -188,8 +188,9 @@ function finishLoadsWgsl(f: Finish, wg: number): string {
 function finishWgsl(f: Finish, wg: number): string {
   const lat = latentSlots(f, wg);
   const lanes = Math.ceil(NORM_LANES / wg);
-  // a value past the lanes or the rank adds 0² (fma(0, 0, p) = p) instead of sitting in a branch: guarded, the
-  // NVIDIA compiler if-converted the square and the add apart, where rms-norm's loop fuses them
+  // a value past the lanes or the rank adds 0² (fma(0, 0, p) = p) instead of sitting in a branch: guarded and
+  // written p += x * x, the H100's rows came out 1 ulp off rms-norm's (the square and the add rounded apart, by
+  // all signs), which the fma fixed
   const laneSums = Array.from({ length: lanes }, (_, j) => `var p${j} = 0.0;
   ${lat.filter((v) => v.j === j).map(({ name, cond }) => `p${j} = ${sqAddWgsl(`p${j}`, cond ? `select(0.0, x${name}, ${cond})` : `x${name}`)};`).join('\n  ')}
   ${wg * (j + 1) > NORM_LANES ? `if (lid + ${wg * j}u < ${NORM_LANES}u) ` : ''}{ nred[lid + ${wg * j}u] = p${j}; }`);

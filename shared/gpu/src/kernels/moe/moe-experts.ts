@@ -1209,6 +1209,7 @@ export function moeExperts(a: MoeExpertsArgs): KernelProgram[] {
       programs.push(moeGroup({ dims: a.dims, tokens: T, topkIds: sc.topkIds, groups: sc.groups, variant, subgroupSize: a.matmulLimits?.subgroupSize }));
     }
   }
+  // where the combine goes: its own dispatch, or (one token) the experts' down GEMV
   const combine = { out: a.out, outStride: a.outStride, outOffset: a.outOffset, accumulate: a.accumulate };
   const maxInvocations = a.matmulLimits?.maxComputeInvocationsPerWorkgroup;
   const combineInDown = a.combine !== false && (a.matmulLimits?.moeDownCombine ?? true) && canCombineInDown(T, variant, a.dims, a.weights.down, maxInvocations);
@@ -1221,8 +1222,7 @@ export function moeExperts(a: MoeExpertsArgs): KernelProgram[] {
       ...(combineInDown ? { combine: { ...combine, topkIds: sc.topkIds, topkWeights: sc.topkWeights, maxInvocations } } : {}),
     }),
     ...(a.combine === false || combineInDown ? [] : [moeCombine({
-      topK: tokenSlots(a.dims), tokens: T, hidden: a.dims.hidden, slotOut: sc.slotOut, topkWeights: sc.topkWeights,
-      out: a.out, outStride: a.outStride, outOffset: a.outOffset, accumulate: a.accumulate,
+      topK: tokenSlots(a.dims), tokens: T, hidden: a.dims.hidden, slotOut: sc.slotOut, topkWeights: sc.topkWeights, ...combine,
     })]),
   );
   return programs;

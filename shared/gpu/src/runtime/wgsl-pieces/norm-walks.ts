@@ -33,9 +33,9 @@ function walkWgsl(w: StridedWalk, loads: (j: number, c: string) => string, use: 
 
 /**
  * WGSL statements: `acc = fma(v, v, acc)` for v = load(c), c = first, first + stride, … < end (acc declared by the
- * caller). An explicit fma, not `acc += v * v`: the compiler may fuse that multiply and add or not, and the NVIDIA
- * one did so in one kernel and not in another (the KV append's guarded squares, if-converted), so the same row's
- * sum came out 1 ulp apart; every norm adds its squares through sqAddWgsl.
+ * caller). An explicit fma, not `acc += v * v`: a compiler may fuse that multiply and add or not, and on the H100
+ * the KV append's guarded squares summed a row 1 ulp off this loop's (fixed by the fma on both sides); every norm
+ * adds its squares through sqAddWgsl.
  */
 export function sumSquaresWgsl(w: StridedWalk & { readonly acc: string }): string {
   return walkWgsl(w, (j, c) => `let v${j} = ${w.load(c)};`, (j) => `${w.acc} = ${sqAddWgsl(w.acc, `v${j}`)};`);
