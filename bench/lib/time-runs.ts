@@ -37,6 +37,7 @@ export async function timeRuns(gpu: Gpu, programs: readonly KernelProgram[], run
 
 async function timed(gpu: Gpu, profiler: NonNullable<Gpu['profiler']>, programs: readonly KernelProgram[], runs: number, runMs: number, onePass: boolean): Promise<TimedRuns> {
   const labels = new Set(onePass ? [RUN_PROFILE_LABEL] : programs.map((p) => p.shader.label));
+  let lastByLabel: Map<string, number> | undefined;
   const once = async (iters: number) => {
     profiler.reset();
     await gpu.run(Array.from({ length: iters }, () => programs).flat());
@@ -50,7 +51,6 @@ async function timed(gpu: Gpu, profiler: NonNullable<Gpu['profiler']>, programs:
     }
     return entries.reduce((s, e) => s + e.ms, 0) / iters;
   };
-  let lastByLabel: Map<string, number> | undefined;
   const probe = await once(1);
   const iters = Math.max(1, Math.min(Math.floor(MAX_PROFILED_DISPATCHES / programs.length), Math.ceil(runMs / Math.max(probe, 1e-3))));
   // the card drops to ~345 MHz while the CPU builds a row's inputs or reference (nvidia-smi on the H200) and takes
