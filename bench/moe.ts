@@ -28,7 +28,7 @@ import { randomRouting, syntheticExperts } from './lib/moe-inputs.js';
 
 /** The forms this adapter runs (the subgroup-matrix ones only where it has them). */
 function formsOf(gpu: Gpu): MoeGemmVariant[] {
-  return subgroupMatrixUnsupportedReason(gpu.matrixCapabilities) === null && gpu.matmulOnMatrices ? ['gemv', 'gemv1', 'mma16n64', 'mma16n64x2', 'mma', 'tiled'] : ['gemv', 'gemv1', 'tiled'];
+  return subgroupMatrixUnsupportedReason(gpu.matrixCapabilities) === null && gpu.matmulOnMatrices ? ['gemv', 'gemv1', 'mma16n64', 'mma16n64x2', 'mma', 'mma128', 'tiled'] : ['gemv', 'gemv1', 'tiled'];
 }
 
 async function main(): Promise<void> {
@@ -89,7 +89,7 @@ async function main(): Promise<void> {
           top = Math.max(top, Math.abs(first[i]!));
         }
         const row: Row = {
-          batch: T, form, 'gate/up splits': splits ?? 1, 'default form': moeGemmVariant(dims, T, gpu.matmulLimits.subgroupMatrix, gpu.matmulLimits.moeMmaMinRows) === form ? 'yes' : '',
+          batch: T, form, 'gate/up splits': splits ?? 1, 'default form': moeGemmVariant(dims, T, gpu.matmulLimits.subgroupMatrix, gpu.matmulLimits.moeMmaMinRows, gpu.matmulLimits) === form ? 'yes' : '',
           'experts touched': touched, 'MB of weights': bytes / 1e6, 'ms median': t.med, 'ms min–max': `${t.min.toPrecision(3)}–${t.max.toPrecision(3)}`,
           'GB/s': bytes / (t.med * 1e6), 'ceiling ms': ceilingMs, '% of ceiling': (100 * ceilingMs) / t.med,
           'gate/up ms': gateUpMs, 'gate/up GB/s': (bytes * 2) / 3 / (gateUpMs * 1e6), 'down ms': downMs, 'down GB/s': bytes / 3 / (downMs * 1e6),

@@ -2,7 +2,7 @@
 // without subgroup matrices (lavapipe in CI), as shared/gpu's mma-wgsl test does for the kernels.
 import test from 'ava';
 import { standInMatrices, testGpu, wgslErrors } from '@latentwire/gpu/testing';
-import { peakProgram } from '../mma-peak.js';
+import { loadsProgram, peakProgram, stagingProgram } from '../mma-peak.js';
 
 test('mma-peak - every accumulator count and workgroup size compiles', async (t) => {
   const gpu = await testGpu();
@@ -14,5 +14,16 @@ test('mma-peak - every accumulator count and workgroup size compiles', async (t)
       t.is(await wgslErrors(gpu, standInMatrices(shader.source)), '', shader.label);
     }
   }
+  gpu.destroy(sink);
+});
+
+test('mma-peak - the load and staging probes compile, with and without their barriers and products', async (t) => {
+  const gpu = await testGpu();
+  const sink = gpu.buffer('sink', 16);
+  const shaders = [
+    ...[[1, 1], [2, 2], [2, 4], [4, 4]].flatMap(([TM, TN]) => [false, true].map((barrier) => loadsProgram(sink, TM!, TN!, barrier, 1).shader)),
+    ...[false, true].map((products) => stagingProgram(sink, sink, sink, products, 1).shader),
+  ];
+  for (const shader of shaders) t.is(await wgslErrors(gpu, standInMatrices(shader.source)), '', shader.label);
   gpu.destroy(sink);
 });

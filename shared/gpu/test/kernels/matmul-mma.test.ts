@@ -30,7 +30,7 @@ const note = (r: { ref: number; portable: number }) => {
 };
 
 const TILE_DTYPES: Record<MmaTileName, WeightDtype> = {
-  m128x128: 'bf16', m128x128k16: 'f16', m128x128s2: 'f32', m64x64: 'f32', m64x64k64: 'bf16', m64x64k128: 'bf16', m64x32k128: 'f16', m32x64k128: 'bf16', m32x32k128: 'f32',
+  m128x128: 'bf16', m128x128k16: 'f16', m128x256: 'f16', m256x128: 'f32', m128x128w8: 'bf16', m128x128s2: 'f32', m64x64: 'f32', m64x64k64: 'bf16', m64x64k128: 'bf16', m64x32k128: 'f16', m32x64k128: 'bf16', m32x32k128: 'f32',
 };
 for (const mmaTile of Object.keys(MMA_TILES) as MmaTileName[]) {
   for (const dtype of [...new Set<WeightDtype>([TILE_DTYPES[mmaTile], 'bf16'])]) {
@@ -74,14 +74,18 @@ test(`matmul-mma - the launcher picks it only where the device has subgroup matr
   gpu.destroy(w.buffer, x, y);
 });
 
-test('matmul-mma - the default tile: the largest whose workgroups fill the device (2/3 of its slots), else 32 × 64', (t) => {
+test('matmul-mma - the default tile: the largest whose workgroups fill the device (2/3 of its slots; 8-subgroup tiles twice its slots) without padding N by more than an eighth, else 32 × 64', (t) => {
   // H200-like limits (132 slots) on stand-in buffers: only the plan is computed
   const lim = { maxComputeWorkgroupStorageSize: 49152, maxComputeInvocationsPerWorkgroup: 1024, subgroupMatrix: true, workgroupSlots: 132 };
   const tile = (M: number, N: number, K = 2048) => {
     const p = matmulPlan({ x: { size: M * K * 4 } as GPUBuffer, y: { size: M * N * 4 } as GPUBuffer, weight: { buffer: { size: N * K * 2 } as GPUBuffer, dtype: 'bf16', shape: [N, K] }, M, N, K }, lim);
     return p.variant === 'gemm-mma' ? p.tileName : p.variant;
   };
-  t.is(tile(4096, 3072), 'm128x128'); // prefill: 768 workgroups
+  t.is(tile(4096, 3072), 'm128x256'); // prefill: 384 workgroups of 128 × 256
+  t.is(tile(4096, 576), 'm128x128'); // 576 columns would pad to 768 on 256-wide tiles
+  t.is(tile(1024, 2048), 'm128x128'); // 64 of 128 × 256 do not fill the device; 128 of 128 × 128 do
+  t.is(tile(2048, 2048, 10944), 'm128x128'); // 128 of 128 × 256: under the two waves an 8-subgroup tile wants
+  t.is(tile(4096, 10944), 'm128x256');
   t.is(tile(512, 2048), 'm64x64k128'); // 64 of 128 × 128, 256 of 64 × 64
   t.is(tile(64, 3072), 'm32x64k128'); // a decode batch: 48 of 64 × 64, 96 of 32 × 64
   t.is(tile(64, 576), 'm32x64k128'); // none fills the device: the last

@@ -555,7 +555,7 @@ test.serial('moe-experts - rejects scratch that is too small and misaligned size
   t.throws(() => moeExperts({ dims: { ...dims, hidden: 20 }, tokens: 1, x: fake, weights, scratch: sc, out: fake }), { message: /multiples of 8/ });
 });
 
-test('moe-experts - the GEMM form by rows per expert: GEMV below MOE_MMA_MIN_ROWS on tensor-core devices (16-row tiles below 32), below 24 elsewhere, one-row tiles below one row', (t) => {
+test('moe-experts - the GEMM form by rows per expert: GEMV below MOE_MMA_MIN_ROWS on tensor-core devices (16-row tiles below 32, 128-row ones from 128 where they fit), below 24 elsewhere, one-row tiles below one row', (t) => {
   const dims = { nExperts: 64, topK: 6, hidden: 2048, intermediate: 1408 };
   // rows per expert = tokens · 6 / 64: batch 1 → 0.09, 16 → 1.5, 64 → 6, 256 → 24
   t.is(moeGemmVariant(dims, 1, true), 'gemv1');
@@ -574,4 +574,13 @@ test('moe-experts - the GEMM form by rows per expert: GEMV below MOE_MMA_MIN_ROW
   t.is(moeGemmVariant(dims, 256, false), 'tiled');
   t.is(moeGemmVariant(dims, 256, true, 100), 'gemv');
   t.is(moeGemmVariant(dims, 4096, true), 'mma');
+  // 128 rows an expert (from 1366 tokens here) take the 128-row tiles where the device holds their workgroups
+  // (47 KiB of workgroup memory, 256 invocations); WebGPU's default limits do not
+  const big = { maxComputeWorkgroupStorageSize: 49152, maxComputeInvocationsPerWorkgroup: 1024 };
+  t.is(moeGemmVariant(dims, 1365, true, undefined, big), 'mma');
+  t.is(moeGemmVariant(dims, 1366, true, undefined, big), 'mma128');
+  t.is(moeGemmVariant(dims, 4096, true, undefined, big), 'mma128');
+  t.is(moeGemmVariant(dims, 4096, true, undefined, { ...big, maxComputeWorkgroupStorageSize: 32768 }), 'mma');
+  t.is(moeGemmVariant(dims, 4096, true, undefined, { ...big, maxComputeInvocationsPerWorkgroup: 128 }), 'mma');
+  t.is(moeGemmVariant(dims, 4096, false, undefined, big), 'tiled');
 });

@@ -10,7 +10,7 @@ import { pair16Wgsl, SUBGROUP_MATRIX_WGSL } from '../../runtime/matrix-caps.js';
 
 const GEMM_MMA_WGSL = loadWgsl(new URL('./gemm-mma.wgsl', import.meta.url));
 
-/** 4 subgroups of 32 (2 × 2 over the block); each owns TM × TN result tiles of 16 × 16. */
+/** SGM × SGN subgroups of 32 over the block (default 2 × 2); each owns TM × TN result tiles of 16 × 16. */
 export interface MmaTile {
   readonly BM: number;
   readonly BN: number;
@@ -18,6 +18,9 @@ export interface MmaTile {
   readonly BK: number;
   /** Slabs in workgroup memory (default 1): with 2, a trip stores the next while the current is multiplied. */
   readonly STAGES?: 1 | 2;
+  /** Subgroups down the rows and across the columns (default 2 and 2). */
+  readonly SGM?: number;
+  readonly SGN?: number;
 }
 
 export const MMA_TILES = {
@@ -27,6 +30,13 @@ export const MMA_TILES = {
   m128x128k16: { BM: 128, BN: 128, BK: 16 },
   /** The same with two slabs in workgroup memory: one barrier a trip instead of two. */
   m128x128s2: { BM: 128, BN: 128, BK: 32, STAGES: 2 },
+  // 8 subgroups (256 invocations): each slab staged once serves twice the products of a 128 × 128 block's
+  /** 64 × 64 per subgroup, 2 × 4 of them: 128 × 256 blocks. */
+  m128x256: { BM: 128, BN: 256, BK: 32, SGM: 2, SGN: 4 },
+  /** 64 × 64 per subgroup, 4 × 2 of them: 256 × 128 blocks. */
+  m256x128: { BM: 256, BN: 128, BK: 32, SGM: 4, SGN: 2 },
+  /** 32 × 64 per subgroup, 4 × 2 of them over a 128 × 128 block: twice the subgroups to hide latency, half the registers. */
+  m128x128w8: { BM: 128, BN: 128, BK: 32, SGM: 4, SGN: 2 },
   /** 32 × 32 per subgroup: 4× the workgroups, for mid-size M or narrow N. */
   m64x64: { BM: 64, BN: 64, BK: 32 },
   /** The same with twice the K per slab: half the trips of the K loop, which bound decode-sized M. */
@@ -42,7 +52,12 @@ export const MMA_TILES = {
 } as const satisfies Record<string, MmaTile>;
 export type MmaTileName = keyof typeof MMA_TILES;
 
-export const MMA_WORKGROUP_SIZE = 128;
+const subgroupsOf = (t: MmaTile) => ({ SGM: t.SGM ?? 2, SGN: t.SGN ?? 2 });
+/** Invocations of a tile's workgroup: 32 a subgroup. */
+export function mmaWorkgroupSize(t: MmaTile): number {
+  const { SGM, SGN } = subgroupsOf(t);
+  return 32 * SGM * SGN;
+}
 /** x rows load as vec4 (the launcher requires it), weights as words. */
 const MMA_BINDINGS = gemmBindings({ vecX: true, vecW: false });
 
@@ -50,12 +65,13 @@ const MMA_BINDINGS = gemmBindings({ vecX: true, vecW: false });
 const strideOf = (t: MmaTile) => t.BK + 8;
 
 export function mmaWorkgroupBytes(t: MmaTile): number {
-  return 2 * (t.BM + t.BN) * strideOf(t) * (t.STAGES ?? 1) + 4 * 4 * 256;
+  return 2 * (t.BM + t.BN) * strideOf(t) * (t.STAGES ?? 1) + 4 * 256 * (mmaWorkgroupSize(t) / 32);
 }
 
 function check(t: MmaTile): void {
-  if (t.BM % 32 !== 0 || t.BN % 32 !== 0 || t.BK % 16 !== 0 || t.BK < 16) {
-    throw new RangeError(`matmul: bad subgroup-matrix tile ${JSON.stringify(t)} (BM, BN multiples of 32, BK of 16)`);
+  const { SGM, SGN } = subgroupsOf(t);
+  if (t.BM % (16 * SGM) !== 0 || t.BN % (16 * SGN) !== 0 || t.BK % 16 !== 0 || t.BK < 16) {
+    throw new RangeError(`matmul: bad subgroup-matrix tile ${JSON.stringify(t)} (BM, BN multiples of 16 a subgroup, BK of 16)`);
   }
 }
 
@@ -63,8 +79,9 @@ function build_gemmMmaShader({ dtype, tile, accumulate }: { readonly dtype: Weig
   check(tile);
   const { BM, BN, BK } = tile;
   const STR = strideOf(tile);
-  const WG = MMA_WORKGROUP_SIZE;
-  const TM = BM / 32, TN = BN / 32; // tiles of 16 per subgroup (each subgroup owns half the rows and half the columns)
+  const { SGM, SGN } = subgroupsOf(tile);
+  const WG = mmaWorkgroupSize(tile);
+  const TM = BM / (16 * SGM), TN = BN / (16 * SGN); // tiles of 16 per subgroup (each owns 1/SGM of the rows, 1/SGN of the columns)
   // weights move a 32-bit word a lane (2 bf16/f16 values, or 1 f32), neighbouring lanes along a row's K, so each
   // f16 store of a warp hits 32 distinct words; a lane converting 8 contiguous values (16-byte loads) made 4-way
   // bank conflicts on every store
@@ -139,7 +156,7 @@ function build_gemmMmaShader({ dtype, tile, accumulate }: { readonly dtype: Weig
     workgroupBarrier();   // the next slab is stored; this one's products are done before it is overwritten
     cur = 1u - cur;
   }`;
-  const consts: Record<string, number> = { BM, BN, BK, STR, WG, STAGES };
+  const consts: Record<string, number> = { BM, BN, BK, STR, WG, STAGES, SGM, SGN };
   const source = `${SUBGROUP_MATRIX_WGSL}
 ${Object.entries(consts).map(([k, v]) => `const ${k}: u32 = ${v}u;`).join('\n')}
 ${MMA_BINDINGS.wgsl}
@@ -150,7 +167,8 @@ ${fillWgsl(GEMM_MMA_WGSL, {
     LOOP: loop,
     WRITE: write.join('\n  '),
   }, 'gemm-mma.wgsl')}`;
-  return MMA_BINDINGS.shader(`matmul_gemm_mma_${dtype}_${BM}x${BN}k${BK}${STAGES === 2 ? 's2' : ''}${accumulate ? '_acc' : ''}`, source);
+  const layout = SGM === 2 && SGN === 2 ? '' : `_sg${SGM}x${SGN}`;
+  return MMA_BINDINGS.shader(`matmul_gemm_mma_${dtype}_${BM}x${BN}k${BK}${STAGES === 2 ? 's2' : ''}${layout}${accumulate ? '_acc' : ''}`, source);
 }
 
 export const gemmMmaShader = defineKernel('matmul_gemm_mma', build_gemmMmaShader);

@@ -1,8 +1,8 @@
 // y = x · Wᵀ (or y += x · Wᵀ) on subgroup matrices (tensor cores where the adapter maps them there), for M
 // past the GEMV range: f32 activations x [M, K], weights W [N, K] in bf16 / f16 / f32, f32 y.
 //
-// One workgroup = 4 subgroups of 32 computes a BM × BN block of y; the subgroups sit 2 × 2 over it, each owning
-// an (BM/2) × (BN/2) block as TM × TN result tiles of 16 × 16 (f32 accumulators, one per tile). K advances BK at
+// One workgroup = SGM · SGN subgroups of 32 computes a BM × BN block of y; the subgroups sit SGM × SGN over it, each
+// owning a (BM/SGM) × (BN/SGN) block as TM × TN result tiles of 16 × 16 (f32 accumulators, one per tile). K advances BK at
 // a time: the next x and W slabs are fetched into registers while the current ones are multiplied, then written
 // to workgroup memory as f16 (x rounded once, bf16 weights converted exactly where in f16 range), so every
 // value is read from memory once per workgroup. The K loop is generated (gemm-mma.ts): with one slab in
@@ -15,23 +15,23 @@
 // edges, strided y and the accumulate form are handled by plain scalar stores.
 //
 // Prepended by the launcher (gemm-mma.ts): enables, constants BM, BN, BK, STR (f16 row stride, padded), STAGES,
-// TM, TN, WG, bindings x @0 (vec4<f32>), w @1 (u32 words), y @2 (f32), uniforms u @3 (GEMM_UNIFORMS), the
+// TM, TN, WG, SGM, SGN, bindings x @0 (vec4<f32>), w @1 (u32 words), y @2 (f32), uniforms u @3 (GEMM_UNIFORMS), the
 // weight unpack helpers, aliases LeftT / RightT / ResT. Grid: (ceil(N / BN), ceil(M / BM), splits).
 
 var<workgroup> xs: array<f16, BM * STR * STAGES>;   // the x slab(s), row m at m·STR (+ BM·STR for the second)
 var<workgroup> ws: array<f16, BN * STR * STAGES>;   // the W slab(s), row n at n·STR (a column-major K × N right operand)
-var<workgroup> out_tile: array<f32, 4 * 256>;   // one 16 × 16 result tile per subgroup on its way out
+var<workgroup> out_tile: array<f32, SGM * SGN * 256>;   // one 16 × 16 result tile per subgroup on its way out
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let n0 = wg.x * BN;
   let m0 = wg.y * BM;
-  // subgroups are the 4 runs of 32 consecutive invocations (the launcher requires subgroup size 32); offsets
+  // subgroups are the runs of 32 consecutive invocations (the launcher requires subgroup size 32); offsets
   // derived from sg are uniform per subgroup, which is what the matrix loads need (hence the diagnostics off)
   let sg = lid / 32u;
   let lane = lid % 32u;
-  let sm = (sg / 2u) * (BM / 2u);   // this subgroup's first row in the block
-  let sn = (sg % 2u) * (BN / 2u);   // and first column
+  let sm = (sg / SGN) * (BM / SGM);   // this subgroup's first row in the block
+  let sn = (sg % SGN) * (BN / SGN);   // and first column
   // split-K: this workgroup's K range (the whole of K unsplit); its partial products go to y at z·split_stride
   let kb = wg.z * u.k_split;
   let ke = min(u.K, kb + u.k_split);

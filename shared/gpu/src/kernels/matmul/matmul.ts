@@ -8,7 +8,7 @@ import { weightBytes } from '@latentwire/model';
 import { matmulBuffers, weightsPerVec, type MatmulAlign } from './common.js';
 import { gemvConfig, gemvRowsPerWorkgroup, gemvShader, gemvSubgroupReduce, gemvWorkgroupBytes, type GemvConfig } from './gemv.js';
 import { GEMM_TILES, gemmInvocations, gemmShader, gemmSlabBytes, type GemmTile, type GemmTileName } from './gemm.js';
-import { MMA_TILES, MMA_WORKGROUP_SIZE, gemmMmaShader, mmaWorkgroupBytes, type MmaTile, type MmaTileName } from './gemm-mma.js';
+import { MMA_TILES, gemmMmaShader, mmaWorkgroupBytes, mmaWorkgroupSize, type MmaTile, type MmaTileName } from './gemm-mma.js';
 import { splitReduce } from './split-reduce.js';
 
 export { GEMM_TILES, type GemmTile, type GemmTileName } from './gemm.js';
@@ -178,8 +178,14 @@ function kSplitOf(a: MatmulArgs, lim: ReturnType<typeof limitsOf>, limits: Matmu
  * last. At V2-Lite's decode projections (M = 64, H200, GPU timestamps, bench/results/matmul-decode.h200.txt) the
  * 32 × 64 tile (twice the workgroups of 64 × 64) took 0.021–0.026 ms against 0.026–0.036 for 64 × 64 and
  * 0.021–0.029 for 32 × 32 and 64 × 32.
+ * At prefill sizes the 128 × 256 tile (8 subgroups; each slab staged once for twice the products, which is what
+ * the trips wait on: bench/results/mma-peak.h100.txt) beat 128 × 128 on the H100 (matmul-tiles.h100.txt, 4096 rows):
+ * N = 3072 / 10944 at K = 2048 0.310 / 1.055 ms against 0.320 / 1.134 (N = 2048: 0.219 / 0.223), K = 1408 0.340 vs
+ * 0.395; 256 × 128 and 128 × 128 with 8 subgroups were 2–4× slower. It is taken from two waves of workgroups
+ * (twice the device's slots; below, fewer, longer chains lost), and a tile that pads N by more than an eighth is
+ * passed over (kv_a's 576 columns: 768 on 256-wide tiles).
  */
-const MMA_DEFAULT_ORDER: readonly MmaTileName[] = ['m128x128', 'm64x64k128', 'm32x64k128'];
+const MMA_DEFAULT_ORDER: readonly MmaTileName[] = ['m128x256', 'm128x128', 'm64x64k128', 'm32x64k128'];
 
 export function matmulPlan(a: MatmulArgs, limits?: MatmulLimits, wOffsetInBinding = a.weightOffset ?? 0): MatmulPlan {
   const lim = limitsOf(limits);
@@ -190,7 +196,7 @@ export function matmulPlan(a: MatmulArgs, limits?: MatmulLimits, wOffsetInBindin
     vecX: K % 4 === 0 && xStride % 4 === 0 && xOffset % 4 === 0,
     vecW: K % vpw === 0 && wOffsetInBinding % vpw === 0,
   };
-  const mmaFits = (t: MmaTile) => MMA_WORKGROUP_SIZE <= lim.invocations && mmaWorkgroupBytes(t) <= lim.wgBytes;
+  const mmaFits = (t: MmaTile) => mmaWorkgroupSize(t) <= lim.invocations && mmaWorkgroupBytes(t) <= lim.wgBytes;
   // by default from M = GEMV_MMA_MAX_M + 1 on, also where its tiles do not fill the device: at decode batches of 32–128 rows
   // (V2-Lite shapes, H200) the 64 × 64 subgroup-matrix tile took 0.039–0.050 ms where the f32 GEMM's smaller
   // tiles took 0.080–0.159 (both latency-bound on the K loop, the f32 one twice as long); with 64-deep slabs
@@ -208,7 +214,12 @@ export function matmulPlan(a: MatmulArgs, limits?: MatmulLimits, wOffsetInBindin
     });
     if (names.length === 0) throw new RangeError('matmul: no subgroup-matrix tile fits the device limits');
     const count = (n: MmaTileName) => Math.ceil(M / MMA_TILES[n].BM) * Math.ceil(N / MMA_TILES[n].BN);
-    const tileName = names.find((n) => count(n) >= lim.minWorkgroups) ?? names[names.length - 1]!;
+    const padsLittle = (n: MmaTileName) => a.mmaTile !== undefined || Math.ceil(N / MMA_TILES[n].BN) * MMA_TILES[n].BN - N <= N / 8;
+    // 8-subgroup tiles (one a streaming multiprocessor) only from two waves: 2048 × 2048 × 10944 on 128 of them took
+    // 1.31 ms against 0.57 on 256 of 128 × 128 in the prefill bench's table (H100, prefill-tiles-ab.h100.txt), though
+    // 0.99 against 1.20 in matmul-tiles.h100.txt's run
+    const fills = (n: MmaTileName) => count(n) >= lim.minWorkgroups * (mmaWorkgroupSize(MMA_TILES[n]) > 128 ? 3 : 1);
+    const tileName = names.find((n) => fills(n) && padsLittle(n)) ?? names[names.length - 1]!;
     const tile = MMA_TILES[tileName];
     return { variant, tile, tileName, align, split: kSplitOf(a, lim, limits, count(tileName), tile.BK) };
   }

@@ -89,7 +89,7 @@ export function tokenSlots(d: MoeDims): number {
   return d.topK + (d.sharedExperts ?? 0);
 }
 
-export const MOE_GEMM_VARIANTS = ['gemv', 'gemv1', 'tiled', 'mma', 'mma16n64', 'mma16n64x2'] as const;
+export const MOE_GEMM_VARIANTS = ['gemv', 'gemv1', 'tiled', 'mma', 'mma16n64', 'mma16n64x2', 'mma128'] as const;
 export type MoeGemmVariant = (typeof MOE_GEMM_VARIANTS)[number];
 
 interface GemvShape {
@@ -103,13 +103,17 @@ interface GemvShape {
 }
 interface TiledShape { readonly kind: 'tiled'; readonly TM: number; readonly BN: number; readonly BK: number; readonly RM: number; readonly RN: number }
 /**
- * TM rows a tile, BN gate/up columns a workgroup (two weight slabs), BN_DOWN down columns (one slab); 4 subgroups
- * sit SGM × (4 / SGM) over each block, so a subgroup holds (TM/SGM/16)·(BN·SGM/64) result tiles of gate and of
- * up, and (TM/SGM/16)·(BN_DOWN·SGM/64) of down.
+ * TM rows a tile, BN gate/up columns a workgroup (two weight slabs), BN_DOWN down columns (one slab); SG
+ * subgroups (default 4) sit SGM × (SG / SGM) over each block (SGM_DOWN × (SG / SGM_DOWN) over the down block), so a
+ * subgroup holds (TM/SGM/16)·(BN·SGM/SG/16) result tiles of gate and of up, and likewise of down.
  */
 interface MmaShape {
   readonly kind: 'mma'; readonly TM: number; readonly BN: number; readonly BN_DOWN: number; readonly BK: number; readonly BK_DOWN: number;
-  readonly SGM: 1 | 2;
+  readonly SGM: 1 | 2 | 4;
+  /** The down half's (default SGM). */
+  readonly SGM_DOWN?: 1 | 2 | 4;
+  /** Subgroups of 32 a workgroup (default 4). */
+  readonly SG?: 4 | 8;
   /** Slabs in flight: the next STAGES slabs' loads are issued before the current one is stored (each set in its own registers). */
   readonly STAGES: 1 | 2;
   /** The same for the down half. */
@@ -144,6 +148,18 @@ const MMA: MmaShape = { kind: 'mma', TM: 64, BN: 64, BN_DOWN: 128, BK: 32, BK_DO
 // two 32-deep slabs in flight. Every form stays near 2 TB/s of the 4.4 the card reads at: not the bound yet found.
 const MMA16N64: MmaShape = { kind: 'mma', TM: 16, BN: 64, BN_DOWN: 64, BK: 64, BK_DOWN: 64, SGM: 1, STAGES: 1, STAGES_DOWN: 1 };
 const MMA16N64X2: MmaShape = { ...MMA16N64, BK: 32, STAGES: 2 };
+// Prefill-sized: 128-row tiles, 8 subgroups, so each slab staged once serves twice the products of the 64-row
+// form's (the staging, not the products, is what its trips wait on: bench/results/mma-peak.h100.txt). gate/up
+// over 128 columns, 2 × 4 subgroups of 64 rows × 32 columns of gate and of up (16 accumulators); down over 128
+// columns, 4 × 2 subgroups of 32 × 64 (8). Measured on the H100 (bench:moe, one V2-Lite layer at 4096 tokens,
+// 384 rows an expert; moe-prefill-forms.h100.txt): 64-row form 3.01 + 1.96 ms; 128 rows with 4 × 2 subgroups over
+// 64 gate/up columns 3.14 + 1.86; this one's gate/up 2.52 (its down with 2 × 4 subgroups: 2.04).
+const MMA128: MmaShape = { kind: 'mma', TM: 128, BN: 128, BN_DOWN: 128, BK: 32, BK_DOWN: 32, SGM: 2, SGM_DOWN: 4, SG: 8, STAGES: 1, STAGES_DOWN: 1 };
+/** Average rows an expert from which the 128-row tiles are used. */
+const MMA128_MIN_ROWS = 128;
+/** Subgroups of an mma shape's workgroup, and how many sit down the rows of a half's block. */
+const subgroupsOf = (s: MmaShape) => s.SG ?? 4;
+const sgmOf = (s: MmaShape, down: boolean) => (down ? s.SGM_DOWN ?? s.SGM : s.SGM);
 /** Average rows an expert below which the 16-row tiles are used. */
 const MMA16_MAX_ROWS = 32;
 // 128-row tiles (16 accumulators a subgroup, as the dense GEMM's 128 × 128 tile) passed the tests but were
@@ -168,18 +184,37 @@ const COMBINE_WG = 256;
  * gemv 1.3 ms vs tiled 2.6; T = 256 (24 rows) tiled 2.7 vs gemv 4.2; V3 T = 512 (16 rows) gemv 48 vs tiled 81;
  * T = 2048 (64 rows) tiled 128 vs gemv 213. Where the device has subgroup matrices: the GEMV below mmaMinRows
  * (MOE_MMA_MIN_ROWS; by default 1: DEFAULT_MOE_MMA_MIN_ROWS), the 16-row tiles below 32 rows (two gate/up slabs
- * in flight: see MMA16N64), the 64-row ones beyond. Below one row an expert the GEMV is the one-row-tile form.
+ * in flight: see MMA16N64), the 64-row ones beyond, and from MMA128_MIN_ROWS the 128-row ones where the device's
+ * limits (maxComputeWorkgroupStorageSize, maxComputeInvocationsPerWorkgroup; WebGPU's defaults when not given)
+ * hold their workgroups. Below one row an expert the GEMV is the one-row-tile form.
  */
-export function moeGemmVariant(dims: MoeDims, tokens: number, subgroupMatrix = false, mmaMinRows = DEFAULT_MOE_MMA_MIN_ROWS): MoeGemmVariant {
+export function moeGemmVariant(
+  dims: MoeDims, tokens: number, subgroupMatrix = false, mmaMinRows = DEFAULT_MOE_MMA_MIN_ROWS,
+  limits: { readonly maxComputeWorkgroupStorageSize?: number; readonly maxComputeInvocationsPerWorkgroup?: number } = {},
+): MoeGemmVariant {
   const rows = (tokens * dims.topK) / dims.nExperts;
   const gemv = rows < 1 ? 'gemv1' : 'gemv';
-  if (subgroupMatrix) return rows < mmaMinRows ? gemv : rows < MMA16_MAX_ROWS ? 'mma16n64x2' : 'mma';
+  if (subgroupMatrix) {
+    if (rows < mmaMinRows) return gemv;
+    if (rows < MMA16_MAX_ROWS) return 'mma16n64x2';
+    const fits128 = mmaWorkgroupBytes(MMA128) <= (limits.maxComputeWorkgroupStorageSize ?? 16384)
+      && 32 * subgroupsOf(MMA128) <= (limits.maxComputeInvocationsPerWorkgroup ?? 256);
+    return rows >= MMA128_MIN_ROWS && fits128 ? 'mma128' : 'mma';
+  }
   return rows < 24 ? gemv : 'tiled';
+}
+
+/** Workgroup memory of an mma shape's larger half: f16 slabs (x, and gate and up or down), the result scratch, the tile word. */
+function mmaWorkgroupBytes(s: MmaShape): number {
+  const gateUp = 2 * (s.TM + 2 * s.BN) * (s.BK + 8) + 2 * 1024 * subgroupsOf(s);
+  const down = 2 * (s.TM + s.BN_DOWN) * (s.BK_DOWN + 8) + 1024 * subgroupsOf(s);
+  return Math.max(gateUp, down) + 16;
 }
 
 /** The portable forms fit WebGPU's guaranteed 16 KiB of workgroup memory (tiled gate/up: 12 KiB); the mma ones take up to 29 KiB (16 × 64 gate/up). */
 const SHAPES: Record<MoeGemmVariant, GemmShape> = {
   gemv: GEMV, gemv1: GEMV1, tiled: TILED, mma: MMA, mma16n64: MMA16N64, mma16n64x2: MMA16N64X2,
+  mma128: MMA128,
 };
 function shapeOf(v: MoeGemmVariant): GemmShape {
   return SHAPES[v];
@@ -473,7 +508,7 @@ function gemmPrelude(nExperts: number, s: GemmShape, xArr: string, down: boolean
   const consts = s.kind === 'gemv'
     ? `const TM = ${s.TM}u;\nconst COLS = ${s.COLS}u;\nconst LANES = ${s.LANES}u;\nconst U = ${down ? s.U_DOWN : s.U_GATE_UP}u;`
     : s.kind === 'mma'
-      ? `const TM = ${s.TM}u;\nconst BN = ${down ? s.BN_DOWN : s.BN}u;\nconst BK = ${down ? s.BK_DOWN : s.BK}u;\nconst STR = ${(down ? s.BK_DOWN : s.BK) + 8}u;\nconst SGM = ${s.SGM}u;\nconst SGN = ${4 / s.SGM}u;`
+      ? `const TM = ${s.TM}u;\nconst BN = ${down ? s.BN_DOWN : s.BN}u;\nconst BK = ${down ? s.BK_DOWN : s.BK}u;\nconst STR = ${(down ? s.BK_DOWN : s.BK) + 8}u;\nconst SGM = ${sgmOf(s, down)}u;\nconst SGN = ${subgroupsOf(s) / sgmOf(s, down)}u;\nconst WG = ${32 * subgroupsOf(s)}u;`
       : `const TM = ${s.TM}u;\nconst BN = ${s.BN}u;\nconst BK = ${s.BK}u;\nconst RM = ${s.RM}u;\nconst RN = ${s.RN}u;`;
   return `${s.kind === 'mma' ? `${SUBGROUP_MATRIX_WGSL}\n` : ''}const E = ${nExperts}u;
 ${consts}
@@ -495,20 +530,18 @@ fn expert_tile(tile_in_chunk: u32) -> vec4<u32> {
 
 function shapeLabel(s: GemmShape): string {
   if (s.kind === 'gemv') return `gemv_tm${s.TM}_c${s.COLS}_l${s.LANES}_u${s.U_GATE_UP}${s.U_DOWN}`;
-  return s.kind === 'mma' ? `mma_tm${s.TM}_n${s.BN}_d${s.BN_DOWN}_k${s.BK}x${s.BK_DOWN}_pf${s.STAGES}x${s.STAGES_DOWN}_w2` : `tiled_tm${s.TM}_n${s.BN}_k${s.BK}_r${s.RM}x${s.RN}`;
+  return s.kind === 'mma' ? `mma_tm${s.TM}_n${s.BN}_d${s.BN_DOWN}_k${s.BK}x${s.BK_DOWN}_pf${s.STAGES}x${s.STAGES_DOWN}_w2${subgroupsOf(s) === 4 ? '' : `_sg${subgroupsOf(s)}m${s.SGM}x${sgmOf(s, true)}`}` : `tiled_tm${s.TM}_n${s.BN}_k${s.BK}_r${s.RM}x${s.RN}`;
 }
 
 
 const range = (n: number) => [...Array(n).keys()];
-const MMA_WG = 128;
 
 /**
  * The x (gate/up: gathered rows of x; down: contiguous act rows) slabs of the mma forms, staged
  * through workgroup memory as f16: a thread's XL loads of 4 values a slab into named registers (stage t's copy
  * by `reg`), the fetch of slab k into them and their stores into `xs`.
  */
-function xStaging(TM: number, BK: number, down: boolean, reg: (name: string, t: number) => string, stages: readonly number[]) {
-  const WG = MMA_WG;
+function xStaging(TM: number, BK: number, WG: number, down: boolean, reg: (name: string, t: number) => string, stages: readonly number[]) {
   const XL = (TM * BK) / 4 / WG;
   if (!Number.isInteger(XL)) throw new RangeError(`moe: a ${TM} × ${BK} x slab does not split evenly over ${WG} threads`);
   const xRow = (i: number) => `(lid + ${i * WG}u) / ${BK / 4}u`;
@@ -569,15 +602,18 @@ function tileWrites(tiles: readonly (readonly [number, number])[], down: boolean
 function mmaParts(s: MmaShape, down: boolean, split = false): Record<string, string> {
   const BN = down ? s.BN_DOWN : s.BN;
   const BK = down ? s.BK_DOWN : s.BK;
-  const TMT = s.TM / s.SGM / 16, TNT = (BN * s.SGM) / 64;
-  const WG = MMA_WG;
+  const SG = subgroupsOf(s);
+  const SGM = sgmOf(s, down);
+  const TMT = s.TM / SGM / 16, TNT = (BN * SGM) / SG / 16;
+  const WG = 32 * SG;
+  if (!Number.isInteger(TMT) || !Number.isInteger(TNT) || TMT < 1 || TNT < 1) throw new RangeError(`moe mma shape ${JSON.stringify(s)}: blocks must split into 16 × 16 tiles a subgroup`);
   const WL = (BN * BK) / 2 / WG;
   if (!Number.isInteger(WL)) throw new RangeError(`moe mma shape ${JSON.stringify(s)}: slabs must split evenly over ${WG} threads`);
   const STAGES = down ? s.STAGES_DOWN : s.STAGES;
   const stages = range(STAGES);
   // stage t's copy of a prefetch register (one stage: the plain name)
   const reg = (name: string, t: number) => (STAGES === 1 ? name : `${name}_${t}`);
-  const x = xStaging(s.TM, BK, down, reg, stages);
+  const x = xStaging(s.TM, BK, WG, down, reg, stages);
   const tiles = range(TMT).flatMap((i) => range(TNT).map((j) => [i, j] as const));
   const mats = down ? [['c', 'ws']] : [['g', 'gs'], ['u', 'us']];
   // weight matrices: [register prefix, raw alias, load fn, f16 pair fn, base, workgroup array]
@@ -1162,7 +1198,7 @@ export function moeExperts(a: MoeExpertsArgs): KernelProgram[] {
   const small: string[] = (['topkIds', 'topkWeights', 'groups', 'act', 'slotOut'] as const).filter((k) => sc[k].size < need[k]);
   if (a.route && (!sc.logits || sc.logits.size < need.logits)) small.push('logits');
   if (small.length > 0) throw new RangeError(`moe: scratch too small for ${T} tokens: ${small.join(', ')}`);
-  const variant = a.variant ?? moeGemmVariant(a.dims, T, a.subgroupMatrix ?? false, a.mmaMinRows);
+  const variant = a.variant ?? moeGemmVariant(a.dims, T, a.subgroupMatrix ?? false, a.mmaMinRows, a.matmulLimits);
   const programs: KernelProgram[] = [];
   const H = a.dims.hidden;
   if (a.prenorm && ((a.xStride ?? H) !== H || (a.xOffset ?? 0) !== 0)) throw new RangeError('moe: a prenormed x must be dense rows');
