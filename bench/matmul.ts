@@ -10,6 +10,10 @@ import { pathToFileURL } from 'node:url';
 import { Gpu, gpuOptionsFromEnv } from '@latentwire/gpu';
 import { packWeights } from '@latentwire/model';
 import { measureReadBandwidth } from './lib/read-bandwidth.js';
+import { roundTo } from '@latentwire/gpu/testing';
+
+/** GPU work run before each shape is timed. */
+const WARM_MS = 200;
 import { matmulPrograms, type GemmTileName, type GemvConfig, type MatmulVariant, type MmaTileName } from '@latentwire/gpu/kernels';
 
 export interface MatmulShape {
@@ -35,6 +39,8 @@ export interface MatmulBenchOptions {
   readonly splitKMax?: number;
   /** The weights' dtype (default bf16); f16 holds the same values (they are in its normal range). */
   readonly dtype?: 'bf16' | 'f16';
+  /** The activations' dtype (default f32); f16 (the subgroup-matrix GEMM only) holds the f32 values rounded. */
+  readonly xDtype?: 'f32' | 'f16';
   /** Read y back and compare 64 sampled outputs with a float64 dot product (default true). */
   readonly check?: boolean;
   /** f32 FMA peak in TFLOP/s the fraction is taken of (default env PEAK_TFLOPS or 65). */
@@ -163,22 +169,31 @@ export async function benchMatmul(gpu: Gpu, shapes: readonly MatmulShape[], opts
         wbuf = gpu.upload(`bench-w-${key}`, dtype === 'bf16' ? words : packWeights(bf16Values(words, s.N * s.K), 'f16'));
         weights.set(key, wbuf);
       }
-      const xData = randomF32(s.M * s.K, s.M + s.K);
-      const x = gpu.upload('bench-x', xData);
+      const xF16 = opts.xDtype === 'f16';
+      const x64 = Float64Array.from(randomF32(s.M * s.K, s.M + s.K));
+      // f16 activations: the reference takes the values they hold
+      const xData = Float32Array.from(xF16 ? roundTo(x64, 'f16') : x64);
+      const x = gpu.upload('bench-x', xF16 ? packWeights(x64, 'f16') : xData);
       const y = gpu.buffer('bench-y', s.M * s.N * 4);
       const split = opts.splits !== undefined || opts.splitKMax !== undefined;
       const scratch = split ? gpu.buffer('bench-split-k', Math.max(opts.splits ?? 0, opts.splitKMax ?? 0) * s.M * s.N * 4) : undefined;
       try {
         const programs = matmulPrograms(
           {
-            x, y, M: s.M, N: s.N, K: s.K, weight: { buffer: wbuf, dtype, shape: [s.N, s.K] }, variant: opts.variant, tile: opts.tile, mmaTile: opts.mmaTile, gemv: opts.gemv,
+            x, ...(xF16 ? { xDtype: 'f16' as const } : {}), y, M: s.M, N: s.N, K: s.K, weight: { buffer: wbuf, dtype, shape: [s.N, s.K] }, variant: opts.variant, tile: opts.tile, mmaTile: opts.mmaTile, gemv: opts.gemv,
             ...(scratch ? { splitK: { scratch, splits: opts.splits } } : {}),
           },
           { ...gpu.matmulLimits, ...(opts.splitKMax !== undefined ? { splitKMax: opts.splitKMax } : {}) },
         );
         const labels = programs.map((p) => p.shader.label);
-        await gpu.run(programs); // compile + warm-up
+        await gpu.run(programs); // compile
         await gpu.sync();
+        // the clocks up before timing (the card idles low while the CPU builds a shape's inputs: without this, one
+        // H100 call timed the 4096-row GEMMs up to 4x slow)
+        for (const until = performance.now() + WARM_MS; performance.now() < until;) {
+          await gpu.run(Array.from({ length: 10 }, () => programs).flat());
+          await gpu.sync();
+        }
         // size the batch from a wall-clock probe so it lasts ~targetMs: GPU timestamps are coarse (Dawn quantizes
         // them; 65.5 µs steps were seen on an H100), so short kernels need many dispatches to average out
         const probe = 1;

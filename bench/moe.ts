@@ -28,7 +28,7 @@ import { randomRouting, syntheticExperts } from './lib/moe-inputs.js';
 
 /** The forms this adapter runs (the subgroup-matrix ones only where it has them). */
 function formsOf(gpu: Gpu): MoeGemmVariant[] {
-  return subgroupMatrixUnsupportedReason(gpu.matrixCapabilities) === null && gpu.matmulOnMatrices ? ['gemv', 'gemv1', 'mma16n64', 'mma16n64x2', 'mma', 'mma128', 'tiled'] : ['gemv', 'gemv1', 'tiled'];
+  return subgroupMatrixUnsupportedReason(gpu.matrixCapabilities) === null && gpu.matmulOnMatrices ? ['gemv', 'gemv1', 'mma16n64', 'mma16n64x2', 'mma', 'mma128', 'mma128cf', 'tiled'] : ['gemv', 'gemv1', 'tiled'];
 }
 
 async function main(): Promise<void> {

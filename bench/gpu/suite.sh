@@ -5,10 +5,10 @@
 # Steps: mma-tests (the tensor-core tests: matmul-mma, MoE experts, grouped decode attention, head matmul, prefill attention;
 # the tiny checkpoint end to end on tensor cores against transformers; prefill-attention-test runs the
 # prefill attention's alone), matmul (f32 vs subgroup-matrix
-# GEMM tiles at prefill shapes), matmul-decode (the subgroup-matrix tiles at V2-Lite's decode-batch projections), prefill (f32 and subgroup-matrix matmuls), decode (both attention kernels),
+# GEMM tiles at prefill shapes), matmul-x16 (f16 against f32 activations on the prefill tiles), matmul-decode (the subgroup-matrix tiles at V2-Lite's decode-batch projections), prefill (f32 and subgroup-matrix matmuls), decode (both attention kernels),
 # pytorch (transformers' prefill of the same shapes, the peer), prefill-profile (per-kernel GPU times), decode-profile (the same for
 # decode steps), decode-encode (a step's CPU side with and without the recorded forward), decode-attention (the kernel grid),
-# moe (the routed experts of one layer per GEMM form at decode batches), moe-residency (the experts' decode
+# moe (the routed experts of one layer per GEMM form at decode batches), moe-prefill (their prefill forms at 4096 tokens), moe-residency (the experts' decode
 # kernels' time by workgroups launched: how many run at once), mma-peak (the subgroup-matrix product rate alone:
 # the tensor-core kernels' ceiling), dispatch (the cost of one dispatch, and
 # of one CUDA kernel launched or replayed from a graph: the peer),
@@ -53,6 +53,11 @@ for s in "$@"; do
     matmul)
       step matmul 240 node bench/dist/matmul.js 4096x2048x2048,4096x3072x2048,4096x10944x2048,4096x576x2048,4096x4096x512,64x2048x2048,64x102400x2048 \
         '[{"variant":"gemm"},{"variant":"gemm-mma","mmaTile":"m128x128"},{"variant":"gemm-mma","mmaTile":"m128x128k16"},{"variant":"gemm-mma","mmaTile":"m64x64"}]' ;;
+    matmul-x16)
+      # f16 against f32 activations on the prefill tiles (staging bytes halved: mma-peak's staging rows), then their tests
+      step matmul-x16 200 node bench/dist/matmul.js 4096x2048x2048,4096x10944x2048,4096x3072x2048,2048x2048x10944,4096x2048x1408 \
+        '[{"variant":"gemm-mma","mmaTile":"m128x128"},{"variant":"gemm-mma","mmaTile":"m128x128","xDtype":"f16"},{"variant":"gemm-mma","mmaTile":"m128x256"},{"variant":"gemm-mma","mmaTile":"m128x256","xDtype":"f16"}]'
+      step matmul-x16-test 150 bash -c "cd shared/gpu && node $ava dist/test/kernels/matmul-mma.test.js --match '*f16 activations*' --verbose" ;;
     matmul-decode)
       # V2-Lite's projections at decode batches (q, kv_a, o, shared gate ‖ up, shared down), every 64- and 32-wide tile
       step matmul-decode 300 node bench/dist/matmul.js 16x3072x2048,16x576x2048,16x2048x2048,16x2816x2048,16x2048x1408,64x3072x2048,64x576x2048,64x2048x2048,64x2816x2048,64x2048x1408 \
@@ -74,6 +79,10 @@ for s in "$@"; do
       step decode-attention 420 node bench/dist/decode-attention.js ;;
     moe)
       step moe 300 node bench/dist/moe.js ;;
+    moe-prefill)
+      # the experts' prefill forms at 4096 V2-Lite tokens (64-row, 128-row, 128-row with down columns first and f16 act), then their tests
+      BENCH_BATCHES=4096 BENCH_MOE_VARIANTS=mma,mma128,mma128cf step moe-prefill 150 node bench/dist/moe.js
+      step moe-prefill-test 150 bash -c "cd shared/gpu && node $ava dist/test/kernels/moe.test.js --match '*mma128*' --match '*skewed*' --verbose" ;;
     mma-peak)
       step mma-peak 120 node bench/dist/mma-peak.js ;;
     moe-residency)

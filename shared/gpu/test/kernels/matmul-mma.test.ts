@@ -8,9 +8,12 @@
 //   cd shared/gpu && node ../../node_modules/ava/entrypoints/cli.mjs dist/test/kernels/matmul-mma.test.js --verbose
 import test from 'ava';
 import { Gpu, subgroupMatrixUnsupportedReason } from '../../src/runtime/index.js';
-import { MMA_TILES, matmulPlan, type MmaTileName } from '../../src/kernels/matmul/matmul.js';
+import { MMA_TILES, matmulPlan, matmulPrograms, type MmaTileName } from '../../src/kernels/matmul/matmul.js';
+import { packWeights } from '@latentwire/model';
+import { randomArray } from '@latentwire/testing';
+import { roundTo, uploadF32, uploadWeight } from '../../src/testing.js';
 import type { GpuTensor, WeightDtype } from '../../src/kernels/weight-dtype.js';
-import { check, type Case } from './matmul.fixture.js';
+import { check, matmulRef, type Case } from './matmul.fixture.js';
 
 /**
  * Worst |y − ref| / Σ|terms| allowed: two f16 roundings per term (x and w, unit roundoff 2^-11 each) bound it
@@ -60,6 +63,42 @@ gpuTest(`matmul-mma - long K and prefill-sized M${skipNote}`, async (t) => {
   t.log(`worst error relative to Σ|terms| over every case: vs float64 ${worst.ref.toExponential(2)}, vs the f32 GEMM ${worst.portable.toExponential(2)}`);
 });
 
+// f16 activations (MatmulArgs.xDtype): the staging rounds f32 x to f16, so x given as those f16 values must give
+// the same products bit for bit, on every tile and with split-K; and float64 on the f16 values.
+gpuTest(`matmul-mma - f16 activations equal f32 ones holding the same values, bit for bit, on every tile${skipNote}`, async (t) => {
+  const cases = [
+    ...(Object.keys(MMA_TILES) as MmaTileName[]).map((mmaTile) => ({ M: MMA_TILES[mmaTile].BM + 7, N: MMA_TILES[mmaTile].BN + 5, K: 3 * MMA_TILES[mmaTile].BK + 24, mmaTile, splits: undefined })),
+    { M: 45, N: 70, K: 1000, mmaTile: 'm32x64k128' as MmaTileName, splits: 4 },
+  ];
+  for (const c of cases) {
+    const { M, N, K } = c;
+    const xStride = K + 4, xOffset = 8;
+    const x = roundTo(randomArray(xOffset + (M - 1) * xStride + K, M * 13 + K, 2), 'f16');
+    const w = uploadWeight(gpu, 'w', roundTo(randomArray(N * K, N + K, 0.5), 'bf16'), 'bf16', [N, K]);
+    const x32 = uploadF32(gpu, 'x32', x), x16 = gpu.upload('x16', packWeights(x, 'f16'));
+    const scratch = c.splits ? gpu.buffer('split', c.splits * M * N * 4) : undefined;
+    const run = async (xb: GPUBuffer, xDtype: 'f32' | 'f16') => {
+      const y = gpu.buffer('y', M * N * 4);
+      await gpu.run(matmulPrograms({
+        x: xb, xDtype, weight: w, y, M, N, K, xStride, xOffset, variant: 'gemm-mma', mmaTile: c.mmaTile,
+        ...(scratch ? { splitK: { scratch, splits: c.splits } } : {}),
+      }, limits));
+      const out = await gpu.readF32(y, 0, M * N);
+      gpu.destroy(y);
+      return out;
+    };
+    const a = await run(x32, 'f32'), b = await run(x16, 'f16');
+    t.deepEqual(b, a, `${JSON.stringify(c)}: f16 x against f32 x of the same values`);
+    const { y: want, mag } = matmulRef(x, roundTo(randomArray(N * K, N + K, 0.5), 'bf16'), new Float64Array(M * N), {
+      M, N, K, dtype: 'bf16', xStride, xOffset, yStride: N, yOffset: 0, wo: 0, accumulate: false,
+    });
+    let worst = 0;
+    for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(b[i]! - want[i]!) / (mag[i]! + 1e-30));
+    t.true(worst < MMA_TOL, `${JSON.stringify(c)}: ${worst} of Σ|terms| against float64`);
+    gpu.destroy(x32, x16, w.buffer, scratch);
+  }
+});
+
 test(`matmul-mma - the launcher picks it only where the device has subgroup matrices and rows are whole words`, (t) => {
   const w: GpuTensor = { buffer: gpu.buffer('w', 4096 * 64 * 2), dtype: 'bf16', shape: [4096, 64] };
   const x = gpu.buffer('x', 4096 * 64 * 4), y = gpu.buffer('y', 4096 * 4096 * 4);
@@ -71,6 +110,11 @@ test(`matmul-mma - the launcher picks it only where the device has subgroup matr
     t.is(plan(4096, 60), 'gemm'); // K not a whole number of 16-byte weight words: the f32 GEMM
   }
   t.throws(() => matmulPlan({ x, y, weight: w, M: 64, N: 64, K: 64, variant: 'gemm-mma' }, { ...limits, subgroupMatrix: false }), { instanceOf: RangeError, message: /subgroup matrices/ });
+  // f16 activations only on the subgroup-matrix GEMM: the f32 kernels and the GEMV range refuse them by name
+  const wt: GpuTensor = { ...w, shape: [4096, 64] };
+  t.throws(() => matmulPrograms({ x, xDtype: 'f16', y, weight: wt, M: 64, N: 64, K: 64 }, { ...limits, subgroupMatrix: false }), { instanceOf: RangeError, message: /f16 x needs the subgroup-matrix GEMM/ });
+  t.throws(() => matmulPrograms({ x, xDtype: 'f16', y, weight: wt, M: 4, N: 64, K: 64 }, limits), { instanceOf: RangeError, message: /GEMV range/ });
+  t.throws(() => matmulPrograms({ x, xDtype: 'bf16' as 'f16', y, weight: wt, M: 64, N: 64, K: 64 }, limits), { instanceOf: RangeError, message: /x dtype 'bf16'/ });
   gpu.destroy(w.buffer, x, y);
 });
 

@@ -18,10 +18,11 @@ async function check(t: { is(a: string, b: string, m: string): void; true(v: boo
   }
 }
 
-test('mma wgsl - the GEMM tiles, every tile, weight dtype and epilogue', async (t) => {
+test('mma wgsl - the GEMM tiles, every tile, weight dtype and epilogue, f32 and f16 activations', async (t) => {
   const shaders: KernelShader[] = [];
   for (const tile of Object.values(MMA_TILES)) {
     for (const dtype of ['bf16', 'f16', 'f32'] as const) for (const accumulate of [false, true]) shaders.push(gemmMmaShader({ dtype, tile, accumulate }));
+    shaders.push(gemmMmaShader({ dtype: 'bf16', tile, accumulate: false, xF16: true }));
   }
   await check(t, shaders);
 });

@@ -5,7 +5,8 @@ import type { KernelShader } from '../../runtime/program.js';
 import { fillWgsl, loadWgsl } from '../../runtime/wgsl-source.js';
 import { defineKernel } from '../../runtime/define-kernel.js';
 import { type WeightDtype } from '@latentwire/model';
-import { gemmBindings, unroll } from './common.js';
+import { GEMM_UNIFORMS, gemmBindings, unroll } from './common.js';
+import { bindings } from '../../runtime/bindings.js';
 import { pair16Wgsl, SUBGROUP_MATRIX_WGSL } from '../../runtime/matrix-caps.js';
 
 const GEMM_MMA_WGSL = loadWgsl(new URL('./gemm-mma.wgsl', import.meta.url));
@@ -60,6 +61,8 @@ export function mmaWorkgroupSize(t: MmaTile): number {
 }
 /** x rows load as vec4 (the launcher requires it), weights as words. */
 const MMA_BINDINGS = gemmBindings({ vecX: true, vecW: false });
+/** With f16 activations: x as 4 f16 values a vec2<u32> (the same names and order). */
+const MMA_X16_BINDINGS = bindings([['x', 'array<vec2<u32>>'], ['w', 'array<u32>'], ['y', 'array<f32>', 'read_write']], GEMM_UNIFORMS);
 
 /** f16 row stride of a slab in workgroup memory: padded by 8 values, and 16-byte rows for the matrix loads. */
 const strideOf = (t: MmaTile) => t.BK + 8;
@@ -75,7 +78,13 @@ function check(t: MmaTile): void {
   }
 }
 
-function build_gemmMmaShader({ dtype, tile, accumulate }: { readonly dtype: WeightDtype; readonly tile: MmaTile; readonly accumulate: boolean }): KernelShader {
+/**
+ * xF16: x holds f16 activations (4 a vec2<u32>), staged as they are: half the bytes of f32 x a slab and no
+ * conversion, the same f16 operands as f32 x rounded by the staging.
+ */
+function build_gemmMmaShader({ dtype, tile, accumulate, xF16 = false }: { readonly dtype: WeightDtype; readonly tile: MmaTile; readonly accumulate: boolean; readonly xF16?: boolean }): KernelShader {
+  const B = xF16 ? MMA_X16_BINDINGS : MMA_BINDINGS;
+  const xReg = xF16 ? 'vec2<u32>' : 'vec4<f32>';
   check(tile);
   const { BM, BN, BK } = tile;
   const STR = strideOf(tile);
@@ -93,18 +102,20 @@ function build_gemmMmaShader({ dtype, tile, accumulate }: { readonly dtype: Weig
 
   const declare = [
     ...range(TM).flatMap((i) => range(TN).map((j) => `var acc_${i}_${j} = ResT();`)),
-    ...range(NX).map((j) => `var rx_${j} = vec4<f32>(0.0);\n  let xr_${j} = (lid + ${j * WG}u) / ${BK / 4}u;\n  let xk_${j} = ((lid + ${j * WG}u) % ${BK / 4}u) * 4u;`),
+    ...range(NX).map((j) => `var rx_${j} = ${xReg}();\n  let xr_${j} = (lid + ${j * WG}u) / ${BK / 4}u;\n  let xk_${j} = ((lid + ${j * WG}u) % ${BK / 4}u) * 4u;`),
     ...range(NW).map((j) => `var rw_${j} = 0u;\n  let wr_${j} = (lid + ${j * WG}u) / ${BK / vpw}u;\n  let wk_${j} = ((lid + ${j * WG}u) % ${BK / vpw}u) * ${vpw}u;`),
   ];
   const fetch = (k: string) => [
-    ...range(NX).map((j) => guard(xVecs, j, `rx_${j} = vec4<f32>(0.0);
+    ...range(NX).map((j) => guard(xVecs, j, `rx_${j} = ${xReg}();
     if (m0 + xr_${j} < u.M && ${k} + xk_${j} < ke) { rx_${j} = x[((m0 + xr_${j}) * u.x_stride + u.x_offset + ${k} + xk_${j}) >> 2u]; }`)),
     ...range(NW).map((j) => guard(wWords, j, `rw_${j} = 0u;
     if (n0 + wr_${j} < u.N && ${k} + wk_${j} < ke) { rw_${j} = w[((n0 + wr_${j}) * u.K + u.w_offset + ${k} + wk_${j})${vpw === 2 ? ' >> 1u' : ''}]; }`)),
   ];
   const store = (xBase: string, wBase: string) => [
     ...range(NX).map((j) => guard(xVecs, j, `let bx = ${xBase}xr_${j} * ${STR}u + xk_${j};
-    ${unroll(4, (e) => `xs[bx + ${e}u] = f16(rx_${j}[${e}]);`)}`)),
+    ${xF16
+      ? `let h01 = bitcast<vec2<f16>>(rx_${j}.x);\n    let h23 = bitcast<vec2<f16>>(rx_${j}.y);\n    xs[bx] = h01.x; xs[bx + 1u] = h01.y; xs[bx + 2u] = h23.x; xs[bx + 3u] = h23.y;`
+      : unroll(4, (e) => `xs[bx + ${e}u] = f16(rx_${j}[${e}]);`)}`)),
     ...range(NW).map((j) => guard(wWords, j, `let bw = ${wBase}wr_${j} * ${STR}u + wk_${j};
     ${vpw === 2 ? `let v = w_pair16(rw_${j});\n    ws[bw] = v.x; ws[bw + 1u] = v.y;` : `ws[bw] = f16(bitcast<f32>(rw_${j}));`}`)),
   ];
@@ -159,7 +170,7 @@ function build_gemmMmaShader({ dtype, tile, accumulate }: { readonly dtype: Weig
   const consts: Record<string, number> = { BM, BN, BK, STR, WG, STAGES, SGM, SGN };
   const source = `${SUBGROUP_MATRIX_WGSL}
 ${Object.entries(consts).map(([k, v]) => `const ${k}: u32 = ${v}u;`).join('\n')}
-${MMA_BINDINGS.wgsl}
+${B.wgsl}
 ${dtype === 'f32' ? '' : pair16Wgsl(dtype)}
 ${fillWgsl(GEMM_MMA_WGSL, {
     DECLARE: declare.join('\n  '),
@@ -168,7 +179,7 @@ ${fillWgsl(GEMM_MMA_WGSL, {
     WRITE: write.join('\n  '),
   }, 'gemm-mma.wgsl')}`;
   const layout = SGM === 2 && SGN === 2 ? '' : `_sg${SGM}x${SGN}`;
-  return MMA_BINDINGS.shader(`matmul_gemm_mma_${dtype}_${BM}x${BN}k${BK}${STAGES === 2 ? 's2' : ''}${layout}${accumulate ? '_acc' : ''}`, source);
+  return B.shader(`matmul_gemm_mma_${dtype}${xF16 ? '_xf16' : ''}_${BM}x${BN}k${BK}${STAGES === 2 ? 's2' : ''}${layout}${accumulate ? '_acc' : ''}`, source);
 }
 
 export const gemmMmaShader = defineKernel('matmul_gemm_mma', build_gemmMmaShader);

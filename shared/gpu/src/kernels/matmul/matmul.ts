@@ -47,6 +47,12 @@ export interface MatmulArgs {
   /** y += x·Wᵀ (fuses a residual add) instead of y = x·Wᵀ. */
   readonly accumulate?: boolean;
   /**
+   * x's element type (default f32). f16 activations run on the subgroup-matrix GEMM only (its operands are f16
+   * anyway: the same products as f32 x rounded to f16, with half the bytes staged); strides and offsets are in
+   * elements, multiples of 4.
+   */
+  readonly xDtype?: 'f32' | 'f16';
+  /**
    * Forces a regime (default: GEMV for M ≤ GEMV_MAX_M, else the subgroup-matrix GEMM where the limits allow it
    * and rows load as 16-byte words, else the f32 GEMM). GEMV needs M ≤ GEMV_LIMIT_M.
    */
@@ -291,7 +297,9 @@ export function matmulPrograms(a: MatmulArgs, limits?: MatmulLimits): KernelProg
   }
   if (a.x === a.y) throw new RangeError('matmul: x and y must be different buffers');
   if (a.splitK && (a.splitK.scratch === a.x || a.splitK.scratch === a.y)) throw new RangeError('matmul: the splitK scratch must be a buffer of its own');
-  const xNeed = (xOffset + (M - 1) * xStride + K) * 4;
+  const xF16 = a.xDtype === 'f16';
+  if (a.xDtype !== undefined && a.xDtype !== 'f32' && !xF16) throw new RangeError(`matmul: x dtype '${a.xDtype}' unsupported`);
+  const xNeed = (xOffset + (M - 1) * xStride + K) * (xF16 ? 2 : 4);
   if (xNeed > a.x.size) throw new RangeError(`matmul: x buffer (${a.x.size} bytes) is smaller than M, K, xStride, xOffset need (${xNeed})`);
   const yNeed = (yOffset + (M - 1) * yStride + N) * 4;
   if (yNeed > a.y.size) throw new RangeError(`matmul: y buffer (${a.y.size} bytes) is smaller than M, N, yStride, yOffset need (${yNeed})`);
@@ -310,6 +318,9 @@ export function matmulPrograms(a: MatmulArgs, limits?: MatmulLimits): KernelProg
   const wBinding: BufferBinding = { buffer: weight.buffer, offset: bindOffset, size: bindSize };
 
   const plan = matmulPlan(a, limits, wOffsetInBinding);
+  if (xF16 && plan.variant !== 'gemm-mma') {
+    throw new RangeError(`matmul: f16 x needs the subgroup-matrix GEMM (the plan is '${plan.variant}'${plan.variant === 'gemv' ? `: M ${M} is in the GEMV range` : ''})`);
+  }
   const accumulate = a.accumulate ?? false;
   const uniformValues = {
     M, N, K, x_stride: xStride, x_offset: xOffset, y_stride: yStride, y_offset: yOffset, w_offset: wOffsetInBinding,
@@ -331,7 +342,7 @@ export function matmulPrograms(a: MatmulArgs, limits?: MatmulLimits): KernelProg
   const { splits, kSplit } = plan.split;
   const grid = [Math.ceil(N / plan.tile.BN), Math.ceil(M / plan.tile.BM)] as const;
   const gemm = (acc: boolean) => plan.variant === 'gemm-mma'
-    ? gemmMmaShader({ dtype, tile: plan.tile, accumulate: acc })
+    ? gemmMmaShader({ dtype, tile: plan.tile, accumulate: acc, ...(xF16 ? { xF16 } : {}) })
     : gemmShader({ dtype, align: plan.align, tile: plan.tile, doubleBuffer: plan.doubleBuffer, accumulate: acc });
   if (splits === 1) return [{ shader: gemm(accumulate), buffers, uniformValues: { ...uniformValues, k_split: K, split_stride: 0 }, workgroups: grid }];
   // the splits' partial products, dense [splits, M, N] in the scratch, then their sum into y

@@ -89,7 +89,7 @@ export function tokenSlots(d: MoeDims): number {
   return d.topK + (d.sharedExperts ?? 0);
 }
 
-export const MOE_GEMM_VARIANTS = ['gemv', 'gemv1', 'tiled', 'mma', 'mma16n64', 'mma16n64x2', 'mma128'] as const;
+export const MOE_GEMM_VARIANTS = ['gemv', 'gemv1', 'tiled', 'mma', 'mma16n64', 'mma16n64x2', 'mma128', 'mma128cf'] as const;
 export type MoeGemmVariant = (typeof MOE_GEMM_VARIANTS)[number];
 
 interface GemvShape {
@@ -112,6 +112,17 @@ interface MmaShape {
   readonly SGM: 1 | 2 | 4;
   /** The down half's (default SGM). */
   readonly SGM_DOWN?: 1 | 2 | 4;
+  /**
+   * The down grid's x walks the column blocks and y the row tiles (default: x the tiles), so the workgroups that
+   * run together share one tile's act rows and one expert's weights, each read from memory about once; tiles
+   * first, every act row is read again for each column block, from memory once act outgrows the L2 cache.
+   */
+  readonly DOWN_COLUMNS_FIRST?: boolean;
+  /**
+   * Unsplit, gate/up writes act as f16 and down reads it so: the value down's staging rounds it to anyway (so the
+   * same products), in half the bytes, which down reads once a column block.
+   */
+  readonly ACT_F16?: boolean;
   /** Subgroups of 32 a workgroup (default 4). */
   readonly SG?: 4 | 8;
   /** Slabs in flight: the next STAGES slabs' loads are issued before the current one is stored (each set in its own registers). */
@@ -155,6 +166,10 @@ const MMA16N64X2: MmaShape = { ...MMA16N64, BK: 32, STAGES: 2 };
 // 384 rows an expert; moe-prefill-forms.h100.txt): 64-row form 3.01 + 1.96 ms; 128 rows with 4 × 2 subgroups over
 // 64 gate/up columns 3.14 + 1.86; this one's gate/up 2.52 (its down with 2 × 4 subgroups: 2.04).
 const MMA128: MmaShape = { kind: 'mma', TM: 128, BN: 128, BN_DOWN: 128, BK: 32, BK_DOWN: 32, SGM: 2, SGM_DOWN: 4, SG: 8, STAGES: 1, STAGES_DOWN: 1 };
+// The same with down's grid columns first and act in f16 (at 4096 V2-Lite tokens act is 138 MB as f32, read again
+// for each of down's 16 column blocks: ~2.2 GB a layer from memory, tiles first): for bench:moe and the tests;
+// written when no GPU was left to time it (12-06), so not a default.
+const MMA128CF: MmaShape = { ...MMA128, DOWN_COLUMNS_FIRST: true, ACT_F16: true };
 /** Average rows an expert from which the 128-row tiles are used. */
 const MMA128_MIN_ROWS = 128;
 /** Subgroups of an mma shape's workgroup, and how many sit down the rows of a half's block. */
@@ -214,7 +229,7 @@ function mmaWorkgroupBytes(s: MmaShape): number {
 /** The portable forms fit WebGPU's guaranteed 16 KiB of workgroup memory (tiled gate/up: 12 KiB); the mma ones take up to 29 KiB (16 × 64 gate/up). */
 const SHAPES: Record<MoeGemmVariant, GemmShape> = {
   gemv: GEMV, gemv1: GEMV1, tiled: TILED, mma: MMA, mma16n64: MMA16N64, mma16n64x2: MMA16N64X2,
-  mma128: MMA128,
+  mma128: MMA128, mma128cf: MMA128CF,
 };
 function shapeOf(v: MoeGemmVariant): GemmShape {
   return SHAPES[v];
@@ -296,10 +311,19 @@ const GATE_UP_BINDINGS = WEIGHT_ARRAYS.map((w) => bindings(
   [['x', 'array<vec4<f32>>'], ['groups', 'array<u32>'], ['wgate', w], ['wup', w], ['act', 'array<f32>', 'read_write']],
   GATE_UP_UNIFORMS,
 ));
+/** The mma forms with f16 act (MmaShape.ACT_F16): same names and order. */
+const GATE_UP_ACT16_BINDINGS = bindings(
+  [['x', 'array<vec4<f32>>'], ['groups', 'array<u32>'], ['wgate', WEIGHT_ARRAYS[1]], ['wup', WEIGHT_ARRAYS[1]], ['act', 'array<f16>', 'read_write']],
+  GATE_UP_UNIFORMS,
+);
 const DOWN_BINDINGS = WEIGHT_ARRAYS.map((w) => bindings(
   [['act', 'array<vec4<f32>>'], ['groups', 'array<u32>'], ['wdown', w], ['slot_out', 'array<f32>', 'read_write']],
   DOWN_UNIFORMS,
 ));
+const DOWN_ACT16_BINDINGS = bindings(
+  [['act', 'array<vec4<f16>>'], ['groups', 'array<u32>'], ['wdown', WEIGHT_ARRAYS[1]], ['slot_out', 'array<f32>', 'read_write']],
+  DOWN_UNIFORMS,
+);
 const COMBINE_BINDINGS = bindings([['slot_out', 'array<f32>'], ['weights', 'array<f32>'], ['dst', 'array<f32>', 'read_write']], COMBINE_UNIFORMS);
 const DOWN_COMBINE_UNIFORMS = { K: 'u32', N: 'u32', w_stride: 'u32', out_stride: 'u32', out_offset: 'u32', accumulate: 'u32' } as const;
 const DOWN_COMBINE_BINDINGS = bindings(
@@ -504,17 +528,24 @@ const ACT_SPLIT_X4 = `fn x4(i: u32) -> vec4<f32> {
   return silu_mul4(g, v);
 }`;
 
+/** Whether this half of a form moves act as f16: the mma forms with ACT_F16, unsplit. */
+function actF16(s: GemmShape, split: boolean): boolean {
+  return s.kind === 'mma' && s.ACT_F16 === true && !split;
+}
+
 function gemmPrelude(nExperts: number, s: GemmShape, xArr: string, down: boolean, actSplit = false): string {
+  // down's x is act: f16 values widened where the form moves act as f16
+  const xv = (j: string) => (down && actF16(s, actSplit) ? `vec4<f32>(${xArr}[${j}])` : `${xArr}[${j}]`);
   const consts = s.kind === 'gemv'
     ? `const TM = ${s.TM}u;\nconst COLS = ${s.COLS}u;\nconst LANES = ${s.LANES}u;\nconst U = ${down ? s.U_DOWN : s.U_GATE_UP}u;`
     : s.kind === 'mma'
-      ? `const TM = ${s.TM}u;\nconst BN = ${down ? s.BN_DOWN : s.BN}u;\nconst BK = ${down ? s.BK_DOWN : s.BK}u;\nconst STR = ${(down ? s.BK_DOWN : s.BK) + 8}u;\nconst SGM = ${sgmOf(s, down)}u;\nconst SGN = ${subgroupsOf(s) / sgmOf(s, down)}u;\nconst WG = ${32 * subgroupsOf(s)}u;`
+      ? `const TM = ${s.TM}u;\nconst BN = ${down ? s.BN_DOWN : s.BN}u;\nconst BK = ${down ? s.BK_DOWN : s.BK}u;\nconst STR = ${(down ? s.BK_DOWN : s.BK) + 8}u;\nconst SGM = ${sgmOf(s, down)}u;\nconst SGN = ${subgroupsOf(s) / sgmOf(s, down)}u;\nconst WG = ${32 * subgroupsOf(s)}u;\nconst COLUMNS_FIRST = ${down && s.DOWN_COLUMNS_FIRST === true};`
       : `const TM = ${s.TM}u;\nconst BN = ${s.BN}u;\nconst BK = ${s.BK}u;\nconst RM = ${s.RM}u;\nconst RN = ${s.RN}u;`;
   return `${s.kind === 'mma' ? `${SUBGROUP_MATRIX_WGSL}\n` : ''}const E = ${nExperts}u;
 ${consts}
 struct F8 { lo: vec4<f32>, hi: vec4<f32> }
-${actSplit ? ACT_SPLIT_X4 : `fn x4(i: u32) -> vec4<f32> { return ${xArr}[i >> 2u]; }`}
-fn x8(i: u32) -> F8 { let j = i >> 2u; return F8(${xArr}[j], ${xArr}[j + 1u]); }
+${actSplit ? ACT_SPLIT_X4 : `fn x4(i: u32) -> vec4<f32> { return ${xv('i >> 2u')}; }`}
+fn x8(i: u32) -> F8 { let j = i >> 2u; return F8(${xv('j')}, ${xv('j + 1u')}); }
 //!include silu
 // The row tile this workgroup serves within its chunk's experts (group.wgsl's tile list):
 // (1, expert, first sorted row, rows), or x = 0 when the chunk has fewer tiles
@@ -530,7 +561,7 @@ fn expert_tile(tile_in_chunk: u32) -> vec4<u32> {
 
 function shapeLabel(s: GemmShape): string {
   if (s.kind === 'gemv') return `gemv_tm${s.TM}_c${s.COLS}_l${s.LANES}_u${s.U_GATE_UP}${s.U_DOWN}`;
-  return s.kind === 'mma' ? `mma_tm${s.TM}_n${s.BN}_d${s.BN_DOWN}_k${s.BK}x${s.BK_DOWN}_pf${s.STAGES}x${s.STAGES_DOWN}_w2${subgroupsOf(s) === 4 ? '' : `_sg${subgroupsOf(s)}m${s.SGM}x${sgmOf(s, true)}`}` : `tiled_tm${s.TM}_n${s.BN}_k${s.BK}_r${s.RM}x${s.RN}`;
+  return s.kind === 'mma' ? `mma_tm${s.TM}_n${s.BN}_d${s.BN_DOWN}_k${s.BK}x${s.BK_DOWN}_pf${s.STAGES}x${s.STAGES_DOWN}_w2${subgroupsOf(s) === 4 ? '' : `_sg${subgroupsOf(s)}m${s.SGM}x${sgmOf(s, true)}`}${s.DOWN_COLUMNS_FIRST ? '_cf' : ''}` : `tiled_tm${s.TM}_n${s.BN}_k${s.BK}_r${s.RM}x${s.RN}`;
 }
 
 
@@ -569,14 +600,14 @@ function xStaging(TM: number, BK: number, WG: number, down: boolean, reg: (name:
  * through the subgroup's 16 × 16 scratch tile, where every lane finishes 8 values (silu·mul for gate/up; the
  * scatter to the assignment's row for down).
  */
-function tileWrites(tiles: readonly (readonly [number, number])[], down: boolean, split = false): string {
+function tileWrites(tiles: readonly (readonly [number, number])[], down: boolean, split = false, act16 = false): string {
   // a split gate/up leaves its K range's gate and up sums side by side, [rows, 2N] at z·part_stride, for the
   // down kernel to add up and gate (ACT_SPLIT_X4)
   const gateUpWrite = split
     ? `let o = wg.z * u.part_stride + (r0 + m) * 2u * u.N + n;
       act[o] = out_g[sg * 256u + idx];
       act[o + u.N] = out_u[sg * 256u + idx];`
-    : 'act[(r0 + m) * u.N + n] = silu(out_g[sg * 256u + idx]) * out_u[sg * 256u + idx];';
+    : `act[(r0 + m) * u.N + n] = ${act16 ? 'f16(' : ''}silu(out_g[sg * 256u + idx]) * out_u[sg * 256u + idx]${act16 ? ')' : ''};`;
   return tiles.map(([i, j]) => `${down
     ? `subgroupMatrixStore<row_major>(&out_tile, sg * 256u, c${i}_${j}, 16u);`
     : `subgroupMatrixStore<row_major>(&out_g, sg * 256u, g${i}_${j}, 16u);\n  subgroupMatrixStore<row_major>(&out_u, sg * 256u, u${i}_${j}, 16u);`}
@@ -669,7 +700,7 @@ function mmaParts(s: MmaShape, down: boolean, split = false): Record<string, str
     : `for (var k0 = kb; k0 < ke; k0 += ${STAGES * BK}u) {\n    ${stages.map((t) => (t === 0 ? trip(t) : `if (k0 + ${t * BK}u < ke) {\n    ${trip(t)}\n    }`)).join('\n    ')}\n  }`;
   return {
     DECLARE: declare.join('\n  '), FETCH_FIRST: stages.flatMap((t) => fetch(`kb + ${t * BK}u`, t)).join('\n  '),
-    LOOP: loop, WRITE: tileWrites(tiles, down, split),
+    LOOP: loop, WRITE: tileWrites(tiles, down, split, !down && actF16(s, split)),
   };
 }
 
@@ -764,7 +795,7 @@ function build_moeGateUpShader({ nExperts, gateDtype, upDtype, variant, split = 
   const s = shapeOf(variant);
   if (split) checkSplitForm(s);
   if (actByAssignment && s.kind !== 'gemv') throw new RangeError('moe: only the GEMV forms write act by assignment');
-  const B = GATE_UP_BINDINGS[+(s.kind === 'mma')]!;
+  const B = actF16(s, split) ? GATE_UP_ACT16_BINDINGS : GATE_UP_BINDINGS[+(s.kind === 'mma')]!;
   return B.shader(`moe_gate_up_${shapeLabel(s)}_e${nExperts}_${gateDtype}_${upDtype}${split ? '_splitk' : ''}${subgroupReduce ? '_sg' : ''}${actByAssignment ? '_asg' : ''}`, `${subgroupReduce ? SUBGROUPS_ENABLE : ''}${gemmPrelude(nExperts, s, 'x', false)}${s.kind === 'mma'
       ? `${rawLoad2Wgsl(gateDtype, 'gate', 'wgate', 'GateRaw')}${rawLoad2Wgsl(upDtype, 'up', 'wup', 'UpRaw')}`
       : `${load8Wgsl(gateDtype, 'gate8', 'wgate')}${load8Wgsl(upDtype, 'up8', 'wup')}`}
@@ -784,7 +815,7 @@ interface DownVariant {
 function build_moeDownShader({ nExperts, dtype, variant, splitAct = false, subgroupReduce = false }: DownVariant): KernelShader {
   const s = shapeOf(variant);
   if (splitAct) checkSplitForm(s);
-  const B = DOWN_BINDINGS[+(s.kind === 'mma')]!;
+  const B = actF16(s, splitAct) ? DOWN_ACT16_BINDINGS : DOWN_BINDINGS[+(s.kind === 'mma')]!;
   return B.shader(`moe_down_${shapeLabel(s)}_e${nExperts}_${dtype}${splitAct ? '_splitact' : ''}${subgroupReduce ? '_sg' : ''}`, `${subgroupReduce ? SUBGROUPS_ENABLE : ''}${gemmPrelude(nExperts, s, 'act', true, splitAct)}${s.kind === 'mma' ? rawLoad2Wgsl(dtype, 'down', 'wdown', 'DownRaw') : load8Wgsl(dtype, 'down8', 'wdown')}
 ${gemmFile(variant, 'down', B.wgsl, false, subgroupReduce)}`);
 }
@@ -1103,7 +1134,7 @@ export function moeExpertGemms(a: MoeExpertGemmArgs): KernelProgram[] {
         K: I, N: H, first_expert: c.firstExpert, expert_count: count, w_stride: H * I, w_offset: 0,
         tile_base: L.tileBase, sorted_base: L.sortedBase, k_split: I, act_splits: splits, part_stride: partStride,
       },
-      workgroups: [gridX(count), gridY(H, true)],
+      workgroups: s.kind === 'mma' && s.DOWN_COLUMNS_FIRST ? [gridY(H, true), gridX(count)] : [gridX(count), gridY(H, true)],
     });
   }
   return programs;
