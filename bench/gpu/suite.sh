@@ -54,9 +54,10 @@ for s in "$@"; do
       step matmul 240 node bench/dist/matmul.js 4096x2048x2048,4096x3072x2048,4096x10944x2048,4096x576x2048,4096x4096x512,64x2048x2048,64x102400x2048 \
         '[{"variant":"gemm"},{"variant":"gemm-mma","mmaTile":"m128x128"},{"variant":"gemm-mma","mmaTile":"m128x128k16"},{"variant":"gemm-mma","mmaTile":"m64x64"}]' ;;
     matmul-x16)
-      # f16 against f32 activations on the prefill tiles (staging bytes halved: mma-peak's staging rows), then their tests
+      # f16 against f32 activations on the prefill tiles (staging bytes halved: mma-peak's staging rows; 64-deep slabs: half the
+      # barriers a product), then their tests
       step matmul-x16 200 node bench/dist/matmul.js 4096x2048x2048,4096x10944x2048,4096x3072x2048,2048x2048x10944,4096x2048x1408 \
-        '[{"variant":"gemm-mma","mmaTile":"m128x128"},{"variant":"gemm-mma","mmaTile":"m128x128","xDtype":"f16"},{"variant":"gemm-mma","mmaTile":"m128x256"},{"variant":"gemm-mma","mmaTile":"m128x256","xDtype":"f16"}]'
+        '[{"variant":"gemm-mma","mmaTile":"m128x128"},{"variant":"gemm-mma","mmaTile":"m128x128","xDtype":"f16"},{"variant":"gemm-mma","mmaTile":"m128x256"},{"variant":"gemm-mma","mmaTile":"m128x256","xDtype":"f16"},{"variant":"gemm-mma","mmaTile":"m128x128k64"},{"variant":"gemm-mma","mmaTile":"m128x128k64","xDtype":"f16"}]'
       step matmul-x16-test 150 bash -c "cd shared/gpu && node $ava dist/test/kernels/matmul-mma.test.js --match '*f16 activations*' --verbose" ;;
     matmul-decode)
       # V2-Lite's projections at decode batches (q, kv_a, o, shared gate ‖ up, shared down), every 64- and 32-wide tile

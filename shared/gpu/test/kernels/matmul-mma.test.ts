@@ -33,7 +33,7 @@ const note = (r: { ref: number; portable: number }) => {
 };
 
 const TILE_DTYPES: Record<MmaTileName, WeightDtype> = {
-  m128x128: 'bf16', m128x128k16: 'f16', m128x256: 'f16', m256x128: 'f32', m128x128w8: 'bf16', m128x128s2: 'f32', m64x64: 'f32', m64x64k64: 'bf16', m64x64k128: 'bf16', m64x32k128: 'f16', m32x64k128: 'bf16', m32x32k128: 'f32',
+  m128x128: 'bf16', m128x128k64: 'f16', m128x128k16: 'f16', m128x256: 'f16', m256x128: 'f32', m128x128w8: 'bf16', m128x128s2: 'f32', m64x64: 'f32', m64x64k64: 'bf16', m64x64k128: 'bf16', m64x32k128: 'f16', m32x64k128: 'bf16', m32x32k128: 'f32',
 };
 for (const mmaTile of Object.keys(MMA_TILES) as MmaTileName[]) {
   for (const dtype of [...new Set<WeightDtype>([TILE_DTYPES[mmaTile], 'bf16'])]) {

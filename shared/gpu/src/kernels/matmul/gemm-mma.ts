@@ -29,6 +29,11 @@ export const MMA_TILES = {
   m128x128: { BM: 128, BN: 128, BK: 32 },
   /** The same with half the slab in flight (fewer registers). */
   m128x128k16: { BM: 128, BN: 128, BK: 16 },
+  /**
+   * The same with 64-deep slabs: half the barriers a product (mma-peak.h100.txt: a barrier every two 16-deep
+   * steps halves the products' rate), more registers in flight (f16 activations halve x's).
+   */
+  m128x128k64: { BM: 128, BN: 128, BK: 64 },
   /** The same with two slabs in workgroup memory: one barrier a trip instead of two. */
   m128x128s2: { BM: 128, BN: 128, BK: 32, STAGES: 2 },
   // 8 subgroups (256 invocations): each slab staged once serves twice the products of a 128 × 128 block's

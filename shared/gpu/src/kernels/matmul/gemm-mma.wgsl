@@ -1,5 +1,6 @@
 // y = x · Wᵀ (or y += x · Wᵀ) on subgroup matrices (tensor cores where the adapter maps them there), for M
-// past the GEMV range: f32 activations x [M, K], weights W [N, K] in bf16 / f16 / f32, f32 y.
+// past the GEMV range: f32 (or f16: the launcher's xF16) activations x [M, K], weights W [N, K] in bf16 / f16 / f32,
+// f32 y.
 //
 // One workgroup = SGM · SGN subgroups of 32 computes a BM × BN block of y; the subgroups sit SGM × SGN over it, each
 // owning a (BM/SGM) × (BN/SGN) block as TM × TN result tiles of 16 × 16 (f32 accumulators, one per tile). K advances BK at
@@ -15,7 +16,7 @@
 // edges, strided y and the accumulate form are handled by plain scalar stores.
 //
 // Prepended by the launcher (gemm-mma.ts): enables, constants BM, BN, BK, STR (f16 row stride, padded), STAGES,
-// TM, TN, WG, SGM, SGN, bindings x @0 (vec4<f32>), w @1 (u32 words), y @2 (f32), uniforms u @3 (GEMM_UNIFORMS), the
+// TM, TN, WG, SGM, SGN, bindings x @0 (vec4<f32>, or vec2<u32> of 4 f16), w @1 (u32 words), y @2 (f32), uniforms u @3 (GEMM_UNIFORMS), the
 // weight unpack helpers, aliases LeftT / RightT / ResT. Grid: (ceil(N / BN), ceil(M / BM), splits).
 
 var<workgroup> xs: array<f16, BM * STR * STAGES>;   // the x slab(s), row m at m·STR (+ BM·STR for the second)
