@@ -96,6 +96,8 @@ fn main(@builtin(workgroup_id) wgid: vec3<u32>, @builtin(local_invocation_index)
 }
 
 const BS = bindings([['x', 'array<vec4<f32>>'], ['w', 'array<u32>'], ['sink', 'array<f32>', 'read_write']], { iters: 'u32' });
+/** The same with f16 x, 4 values a vec2<u32> (as the GEMM's xF16 form reads them). */
+const BS16 = bindings([['x', 'array<vec2<u32>>'], ['w', 'array<u32>'], ['sink', 'array<f32>', 'read_write']], { iters: 'u32' });
 /** The staging probe's operands: x rows of f32 and W rows of bf16 pairs, 2048 deep, a 128-row block per workgroup slot. */
 const STAGE_K = 2048;
 const STAGE_BLOCKS = 32;
@@ -104,14 +106,19 @@ const STAGE_BLOCKS = 32;
  * A 128 × 128 GEMM block's inner loop as gemm-mma.wgsl runs it (32-deep slabs of f32 x and bf16 W, each thread's
  * share loaded into registers, converted to f16 and stored to workgroup memory at stride 40, two barriers a trip),
  * over `u.iters` slabs of an L2-resident 32-block operand set, with (`products`) or without the 2 × 16 products a
- * subgroup a trip: how much of the GEMM's time the staging alone takes.
+ * subgroup a trip: how much of the GEMM's time the staging alone takes. With `xF16`, x is f16 in memory (half its
+ * bytes, stored without a conversion), as the GEMM's f16-activation form stages it.
  */
-export function stagingProgram(x: GPUBuffer, w: GPUBuffer, sink: GPUBuffer, products: boolean, workgroups: number): KernelProgram {
+export function stagingProgram(x: GPUBuffer, w: GPUBuffer, sink: GPUBuffer, products: boolean, workgroups: number, xF16 = false): KernelProgram {
   const xl = [...Array(8).keys()], wl = [...Array(16).keys()], t4 = [...Array(4).keys()];
   const slab = 128 * LOAD_STR;
+  const B = xF16 ? BS16 : BS;
+  const xStore = xF16
+    ? 'let h01 = bitcast<vec2<f16>>(xv.x); let h23 = bitcast<vec2<f16>>(xv.y);\n      xs[o] = h01.x; xs[o + 1u] = h01.y; xs[o + 2u] = h23.x; xs[o + 3u] = h23.y;'
+    : 'xs[o] = f16(xv.x); xs[o + 1u] = f16(xv.y); xs[o + 2u] = f16(xv.z); xs[o + 3u] = f16(xv.w);';
   return {
-    shader: BS.shader(`mma_staging${products ? '_products' : ''}`, `${SUBGROUP_MATRIX_WGSL}
-${BS.wgsl}
+    shader: B.shader(`mma_staging${xF16 ? '_xf16' : ''}${products ? '_products' : ''}`, `${SUBGROUP_MATRIX_WGSL}
+${B.wgsl}
 var<workgroup> xs: array<f16, ${slab}>;
 var<workgroup> ws: array<f16, ${slab}>;
 var<workgroup> out: array<f32, ${256 * 4}>;
@@ -133,7 +140,7 @@ fn main(@builtin(workgroup_id) wgid: vec3<u32>, @builtin(local_invocation_index)
       let kx = (v % 8u) * 4u;
       let xv = x[((block + row) * ${STAGE_K}u + k0 + kx) >> 2u];
       let o = row * ${LOAD_STR}u + kx;
-      xs[o] = f16(xv.x); xs[o + 1u] = f16(xv.y); xs[o + 2u] = f16(xv.z); xs[o + 3u] = f16(xv.w);
+      ${xStore}
     }`).join('\n    ')}
     ${wl.map((j) => `{
       let v = lid + ${j * 128}u;
@@ -155,7 +162,7 @@ fn main(@builtin(workgroup_id) wgid: vec3<u32>, @builtin(local_invocation_index)
   ${products ? t4.flatMap((i) => t4.map((j) => `subgroupMatrixStore<row_major>(&out, sg * 256u, c${i}_${j}, 16u);\n  total += out[sg * 256u + lid % 32u];`)).join('\n  ') : ''}
   if (total == -1.0) { sink[0] = total; }
 }`),
-    buffers: BS.buffers({ x, w, sink }),
+    buffers: B.buffers({ x, w, sink }),
     uniformValues: { iters: 4 * (STAGE_K / 32) },
     workgroups: [workgroups],
   };
@@ -207,24 +214,26 @@ async function main(): Promise<void> {
   // the GEMM's staging alone and with its products, on L2-resident operands (fill is irrelevant to the timing)
   const xBuf = gpu.buffer('stage-x', STAGE_BLOCKS * 128 * STAGE_K * 4), wBuf = gpu.buffer('stage-w', STAGE_BLOCKS * 128 * STAGE_K * 2);
   const stageRows: Row[] = [];
-  for (const products of [false, true]) {
-    const workgroups = 8 * gpu.workgroupSlots.slots;
-    const t = await timeRuns(gpu, [stagingProgram(xBuf, wBuf, sink, products, workgroups)], runs, env.BENCH_RUN_MS);
-    const trips = workgroups * 4 * (STAGE_K / 32);
-    const flops = trips * 128 * 128 * 32 * 2;
-    const row: Row = {
-      'trip': products ? 'stage x and W, 32 products a subgroup' : 'stage x and W only', workgroups, 'ms median': t.med,
-      'ms min–max': `${t.min.toPrecision(3)}–${t.max.toPrecision(3)}`, 'ns a trip a workgroup slot': (t.med * 1e6) / (trips / gpu.workgroupSlots.slots),
-      'TFLOP/s (of the products)': flops / (t.med * 1e9), 'staged GB/s': (trips * 128 * 32 * 6) / (t.med * 1e6),
-    };
-    stageRows.push(row);
-    console.log(JSON.stringify(row));
+  for (const xF16 of [false, true]) {
+    for (const products of [false, true]) {
+      const workgroups = 8 * gpu.workgroupSlots.slots;
+      const t = await timeRuns(gpu, [stagingProgram(xBuf, wBuf, sink, products, workgroups, xF16)], runs, env.BENCH_RUN_MS);
+      const trips = workgroups * 4 * (STAGE_K / 32);
+      const flops = trips * 128 * 128 * 32 * 2;
+      const row: Row = {
+        'x': xF16 ? 'f16' : 'f32', 'trip': products ? 'stage x and W, 32 products a subgroup' : 'stage x and W only', workgroups, 'ms median': t.med,
+        'ms min–max': `${t.min.toPrecision(3)}–${t.max.toPrecision(3)}`, 'ns a trip a workgroup slot': (t.med * 1e6) / (trips / gpu.workgroupSlots.slots),
+        'TFLOP/s (of the products)': flops / (t.med * 1e9), 'staged GB/s': (trips * 128 * 32 * (xF16 ? 4 : 6)) / (t.med * 1e6),
+      };
+      stageRows.push(row);
+      console.log(JSON.stringify(row));
+    }
   }
   gpu.destroy(sink, xBuf, wBuf);
   const meta = runMeta(gpu);
   printTable(`subgroup-matrix products alone (f16 → f32, 16 × 16 × 16) on ${meta.card}, commit ${meta.commit}: GPU timestamps, median of ${runs} runs; best ${best.toFixed(0)} TFLOP/s`, rows);
   printTable(`the same products with their operands loaded from workgroup memory every trip (128 invocations, padded stride ${LOAD_STR}): the staged GEMMs' ceiling`, loadRows);
-  printTable('a 128 x 128 GEMM block\'s trips (32-deep slabs of f32 x and bf16 W staged as f16, two barriers a trip) without and with their products', stageRows);
+  printTable('a 128 x 128 GEMM block\'s trips (32-deep slabs of f32 or f16 x and bf16 W staged as f16, two barriers a trip) without and with their products', stageRows);
   const file = writeJson('mma-peak', { ...meta, bestTflops: best, rows, loadRows, stageRows });
   console.log(`\nwrote ${file}`);
 }

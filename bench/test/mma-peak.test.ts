@@ -17,12 +17,12 @@ test('mma-peak - every accumulator count and workgroup size compiles', async (t)
   gpu.destroy(sink);
 });
 
-test('mma-peak - the load and staging probes compile, with and without their barriers and products', async (t) => {
+test('mma-peak - the load and staging probes compile, with and without their barriers and products, f32 and f16 x', async (t) => {
   const gpu = await testGpu();
   const sink = gpu.buffer('sink', 16);
   const shaders = [
     ...[[1, 1], [2, 2], [2, 4], [4, 4]].flatMap(([TM, TN]) => [false, true].map((barrier) => loadsProgram(sink, TM!, TN!, barrier, 1).shader)),
-    ...[false, true].map((products) => stagingProgram(sink, sink, sink, products, 1).shader),
+    ...[false, true].flatMap((products) => [false, true].map((xF16) => stagingProgram(sink, sink, sink, products, 1, xF16).shader)),
   ];
   for (const shader of shaders) t.is(await wgslErrors(gpu, standInMatrices(shader.source)), '', shader.label);
   gpu.destroy(sink);
