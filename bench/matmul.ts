@@ -11,10 +11,10 @@ import { Gpu, gpuOptionsFromEnv } from '@latentwire/gpu';
 import { packWeights } from '@latentwire/model';
 import { measureReadBandwidth } from './lib/read-bandwidth.js';
 import { roundTo } from '@latentwire/gpu/testing';
+import { matmulPrograms, type GemmTileName, type GemvConfig, type MatmulVariant, type MmaTileName } from '@latentwire/gpu/kernels';
 
 /** GPU work run before each shape is timed. */
 const WARM_MS = 200;
-import { matmulPrograms, type GemmTileName, type GemvConfig, type MatmulVariant, type MmaTileName } from '@latentwire/gpu/kernels';
 
 export interface MatmulShape {
   readonly name?: string;

@@ -18,7 +18,7 @@ import { readFileSync } from 'node:fs';
 import { normalizeConfig } from '@latentwire/model';
 import { Gpu, gpuOptions, subgroupMatrixUnsupportedReason, type KernelProgram } from '@latentwire/gpu';
 import {
-  moeExperts, moeGemmVariant, moeScratchBytes, type MoeDims, type MoeExpertWeights, type MoeGemmVariant,
+  MOE_GEMM_VARIANTS, moeExperts, moeGemmVariant, moeScratchBytes, type MoeDims, type MoeExpertWeights, type MoeGemmVariant,
 } from '@latentwire/gpu/kernels';
 import { benchEnv } from './lib/env.js';
 import { isSoftwareAdapter, printTable, runMeta, writeJson, type Row } from './lib/report.js';
@@ -28,7 +28,8 @@ import { randomRouting, syntheticExperts } from './lib/moe-inputs.js';
 
 /** The forms this adapter runs (the subgroup-matrix ones only where it has them). */
 function formsOf(gpu: Gpu): MoeGemmVariant[] {
-  return subgroupMatrixUnsupportedReason(gpu.matrixCapabilities) === null && gpu.matmulOnMatrices ? ['gemv', 'gemv1', 'mma16n64', 'mma16n64x2', 'mma', 'mma128', 'mma128cf', 'tiled'] : ['gemv', 'gemv1', 'tiled'];
+  const matrices = subgroupMatrixUnsupportedReason(gpu.matrixCapabilities) === null && gpu.matmulOnMatrices;
+  return MOE_GEMM_VARIANTS.filter((v) => matrices || !v.startsWith('mma'));
 }
 
 async function main(): Promise<void> {

@@ -307,23 +307,19 @@ const COMBINE_UNIFORMS = { tokens: 'u32', hidden: 'u32', out_stride: 'u32', out_
 const GROUP_BINDINGS = bindings([['ids', 'array<u32>'], ['groups', 'array<u32>', 'read_write']], GROUP_UNIFORMS);
 /** Expert weights load as 16-byte words, or as single words in the subgroup-matrix forms ([gemv/tiled, mma]). */
 const WEIGHT_ARRAYS = ['array<vec4<u32>>', 'array<u32>'] as const;
-const GATE_UP_BINDINGS = WEIGHT_ARRAYS.map((w) => bindings(
-  [['x', 'array<vec4<f32>>'], ['groups', 'array<u32>'], ['wgate', w], ['wup', w], ['act', 'array<f32>', 'read_write']],
+const gateUpBindings = (w: string, act = 'f32') => bindings(
+  [['x', 'array<vec4<f32>>'], ['groups', 'array<u32>'], ['wgate', w], ['wup', w], ['act', `array<${act}>`, 'read_write']],
   GATE_UP_UNIFORMS,
-));
+);
+const downBindings = (w: string, act = 'f32') => bindings(
+  [['act', `array<vec4<${act}>>`], ['groups', 'array<u32>'], ['wdown', w], ['slot_out', 'array<f32>', 'read_write']],
+  DOWN_UNIFORMS,
+);
+const GATE_UP_BINDINGS = WEIGHT_ARRAYS.map((w) => gateUpBindings(w));
+const DOWN_BINDINGS = WEIGHT_ARRAYS.map((w) => downBindings(w));
 /** The mma forms with f16 act (MmaShape.ACT_F16): same names and order. */
-const GATE_UP_ACT16_BINDINGS = bindings(
-  [['x', 'array<vec4<f32>>'], ['groups', 'array<u32>'], ['wgate', WEIGHT_ARRAYS[1]], ['wup', WEIGHT_ARRAYS[1]], ['act', 'array<f16>', 'read_write']],
-  GATE_UP_UNIFORMS,
-);
-const DOWN_BINDINGS = WEIGHT_ARRAYS.map((w) => bindings(
-  [['act', 'array<vec4<f32>>'], ['groups', 'array<u32>'], ['wdown', w], ['slot_out', 'array<f32>', 'read_write']],
-  DOWN_UNIFORMS,
-));
-const DOWN_ACT16_BINDINGS = bindings(
-  [['act', 'array<vec4<f16>>'], ['groups', 'array<u32>'], ['wdown', WEIGHT_ARRAYS[1]], ['slot_out', 'array<f32>', 'read_write']],
-  DOWN_UNIFORMS,
-);
+const GATE_UP_ACT16_BINDINGS = gateUpBindings(WEIGHT_ARRAYS[1], 'f16');
+const DOWN_ACT16_BINDINGS = downBindings(WEIGHT_ARRAYS[1], 'f16');
 const COMBINE_BINDINGS = bindings([['slot_out', 'array<f32>'], ['weights', 'array<f32>'], ['dst', 'array<f32>', 'read_write']], COMBINE_UNIFORMS);
 const DOWN_COMBINE_UNIFORMS = { K: 'u32', N: 'u32', w_stride: 'u32', out_stride: 'u32', out_offset: 'u32', accumulate: 'u32' } as const;
 const DOWN_COMBINE_BINDINGS = bindings(
