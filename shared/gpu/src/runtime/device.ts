@@ -54,6 +54,8 @@ export interface GpuOptions {
   readonly subgroupReduce?: boolean;
   /** MOE_DOWN_COMBINE: one token's MoE combine inside its down GEMV (default true). */
   readonly moeDownCombine?: boolean;
+  /** PREFILL_ATTENTION_ROWS: query rows a workgroup of the subgroup-matrix prefill attention takes (default 64). */
+  readonly prefillAttentionRows?: 64 | 128;
 }
 
 const OPTIONAL_FEATURES = ['shader-f16', 'subgroups', 'timestamp-query', 'chromium-experimental-subgroup-matrix'] as const;

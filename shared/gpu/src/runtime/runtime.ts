@@ -12,6 +12,7 @@ import { packUniformsInto, uniformByteSize } from './uniforms.js';
 import { checkBufferCount } from './bindings.js';
 import { Profiler, RUN_PROFILE_LABEL } from './profiler.js';
 import { subgroupMatrixUnsupportedReason, type MatrixCapabilities } from './matrix-caps.js';
+import { DEFAULT_MLA_PREFILL_MMA_ROWS } from '../kernels/mla-prefill-attention/mla-prefill-attention-mma.js';
 import { measureWorkgroupSlots, type WorkgroupSlots } from './occupancy-probe.js';
 
 /** What `gpu.matmulLimits` holds (the matmul launcher's MatmulLimits). */
@@ -97,6 +98,8 @@ export class Gpu {
   private readonly gemvStageInput: boolean;
   private readonly subgroupReduce: boolean;
   private readonly moeDownCombine: boolean;
+  /** Query rows a workgroup of the subgroup-matrix prefill attention takes (PREFILL_ATTENTION_ROWS). */
+  readonly prefillAttentionRows: 64 | 128;
   private matmulLimitsMemo: MatmulDeviceLimits | null = null;
   private slotsMemo: WorkgroupSlots | null = null;
   private firstError: Error | null = null;
@@ -126,6 +129,7 @@ export class Gpu {
     this.gemvStageInput = opts.gemvStageInput ?? true;
     this.subgroupReduce = opts.subgroupReduce ?? true;
     this.moeDownCombine = opts.moeDownCombine ?? true;
+    this.prefillAttentionRows = opts.prefillAttentionRows ?? DEFAULT_MLA_PREFILL_MMA_ROWS;
     this.profiler = opts.profile && features.has('timestamp-query') ? new Profiler(device) : null;
     this.profilePerKernel = opts.profile === true;
     this.uniformAlign = device.limits.minUniformBufferOffsetAlignment;

@@ -1,7 +1,7 @@
 // The subgroup-matrix (tensor-core) MLA prefill attention against the float64 reference and the portable kernel
 // on the same inputs: ragged prompt lengths (one row, a partial 64-row tile, several tiles), V2-Lite head dims,
 // a chunk at a prefix offset, a kvLen cap, strided layouts and scores large enough to move the running max
-// (the rescale path). q, k, v and p are rounded to f16 before the products, so the bound is MMA_TOL, not the
+// (the rescale path); each with workgroups of 64 query rows and of 128. q, k, v and p are rounded to f16 before the products, so the bound is MMA_TOL, not the
 // portable kernel's 1e-4.
 //
 // Runs only where the adapter has subgroup matrices; elsewhere (lavapipe in CI) the tests are skipped with the
@@ -29,23 +29,28 @@ const gpuTest = why === null ? test.serial : test.skip;
 const skipNote = why === null ? '' : ` (skipped: ${why} on ${gpu.adapterInfo.vendor} ${gpu.adapterInfo.architecture})`;
 const worst = { ref: 0, portable: 0 };
 
-/** Runs both kernels on one case and holds the tensor-core output to the float64 reference and the portable kernel. */
+/**
+ * Runs both kernels on one case, the tensor-core one with workgroups of 64 and of 128 query rows, and holds each
+ * to the float64 reference and the portable kernel.
+ */
 async function check(
   t: ExecutionContext, c: Case, x: Inputs, o: { qPos0?: number; qLen: number; kvLen?: number; scale: number }, tol = MMA_TOL,
 ): Promise<void> {
-  const y = await runGpu(gpu, c, x, { ...o, subgroupMatrix: true });
   const portable = await runGpu(gpu, c, x, o);
   const ref = attentionRef(c, x, o.qPos0 ?? 0, o.qLen, o.scale, o.kvLen);
-  t.true(y.every(Number.isFinite), 'finite');
-  const dRef = maxAbsDiff(y, ref), dPortable = maxAbsDiff(y, portable);
-  worst.ref = Math.max(worst.ref, dRef);
-  worst.portable = Math.max(worst.portable, dPortable);
-  t.log(`${JSON.stringify(o)}: vs float64 ${dRef.toExponential(2)}, vs portable ${dPortable.toExponential(2)}`);
-  t.true(dRef < tol, `vs float64 ${dRef.toExponential(2)} (${JSON.stringify(o)})`);
-  t.true(dPortable < tol, `vs portable ${dPortable.toExponential(2)}`);
+  for (const mmaRows of [64, 128] as const) {
+    const y = await runGpu(gpu, c, x, { ...o, subgroupMatrix: true, mmaRows });
+    t.true(y.every(Number.isFinite), 'finite');
+    const dRef = maxAbsDiff(y, ref), dPortable = maxAbsDiff(y, portable);
+    worst.ref = Math.max(worst.ref, dRef);
+    worst.portable = Math.max(worst.portable, dPortable);
+    t.log(`${JSON.stringify(o)}, ${mmaRows} rows: vs float64 ${dRef.toExponential(2)}, vs portable ${dPortable.toExponential(2)}`);
+    t.true(dRef < tol, `vs float64 ${dRef.toExponential(2)} (${JSON.stringify(o)}, ${mmaRows} rows)`);
+    t.true(dPortable < tol, `vs portable ${dPortable.toExponential(2)} (${mmaRows} rows)`);
+  }
 }
 
-for (const T of [1, 37, 64, 130]) {
+for (const T of [1, 37, 64, 130, 300]) {
   gpuTest(`mla-prefill-attention-mma - matches float64 and the portable kernel on the tiny fixture's dims, T ${T}${skipNote}`, async (t) => {
     const c = { ...FIXTURE, heads: 3 };
     await check(t, c, inputs(c, T, 11 + T), { qLen: T, scale: scaleOf(c) });
@@ -89,7 +94,12 @@ test('mla-prefill-attention-mma - the launcher takes it only for fitting dims an
     q: big, kv: big, latent: big, out: big, nope: FIXTURE.nope, rope: FIXTURE.rope, v: FIXTURE.v, heads: 1,
     kvLoraRank: FIXTURE.r, qLen: 10, scale: 0.1, limits: gpu.limits, subgroupMatrix: true,
   };
-  t.regex(mlaPrefillAttention(base).shader.label, /_mma_/);
+  t.regex(mlaPrefillAttention(base).shader.label, /_mma_.*_q64_/);
+  // 128 rows: 256 invocations and ~47 KiB, where the device allows them (the H100's 48 KiB; not lavapipe's 32)
+  const big48 = { maxComputeWorkgroupStorageSize: 49152, maxComputeInvocationsPerWorkgroup: 1024, maxComputeWorkgroupSizeX: 1024 };
+  t.regex(mlaPrefillAttention({ ...base, mmaRows: 128, limits: big48 }).shader.label, /_mma_.*_q128_/);
+  t.deepEqual(mlaPrefillAttention({ ...base, qLen: 129, mmaRows: 128, limits: big48 }).workgroups, [2, 1]);
+  t.throws(() => mlaPrefillAttention({ ...base, mmaRows: 128, limits: { ...big48, maxComputeWorkgroupStorageSize: 32768 } }), { message: /exceed the device limits/ });
   t.notRegex(mlaPrefillAttention({ ...base, subgroupMatrix: false }).shader.label, /_mma_/);
   // SMALL: nope + rope = 32 but v = 20 is no multiple of 16
   t.notRegex(mlaPrefillAttention({ ...base, nope: SMALL.nope, rope: SMALL.rope, v: SMALL.v, kvLoraRank: SMALL.r }).shader.label, /_mma_/);

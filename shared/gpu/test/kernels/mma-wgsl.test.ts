@@ -37,7 +37,7 @@ test('mma wgsl - the routed experts, every subgroup-matrix form, both halves, wh
 });
 
 test('mma wgsl - the MLA prefill attention at DeepSeek-V2 head dims', async (t) => {
-  await check(t, [mlaPrefillMmaShader({ dims: { nope: 128, rope: 64, v: 128 } })]);
+  await check(t, [64, 128].map((rows) => mlaPrefillMmaShader({ dims: { nope: 128, rope: 64, v: 128 }, rows: rows as 64 | 128 })));
 });
 
 test('mma wgsl - the check sees an error the stand-ins do not hide', async (t) => {

@@ -2,8 +2,8 @@
 // rule as the portable kernel (mla-prefill-attention.ts runs it when the device has subgroup matrices and the
 // shapes allow); both products are 16×16×16 f16 → f32 matrix tiles. See mla-prefill-attention-mma.wgsl.
 //
-// Needs chromium-experimental-subgroup-matrix, shader-f16 and subgroups of exactly 32 (4 per workgroup of
-// 128), head dims nope and rope multiples of 4 with nope + rope and v multiples of 16, and every stride a
+// Needs chromium-experimental-subgroup-matrix, shader-f16 and subgroups of exactly 32 (4 or 8 per workgroup),
+// head dims nope and rope multiples of 4 with nope + rope and v multiples of 16, and every stride a
 // multiple of 4 elements (rows are read as 16-byte words).
 import type { KernelShader } from '../../runtime/program.js';
 import { defineKernel } from '../../runtime/define-kernel.js';
@@ -14,8 +14,13 @@ import { SUBGROUP_MATRIX_WGSL } from '../../runtime/matrix-caps.js';
 
 const MMA_WGSL = loadWgsl(new URL('./mla-prefill-attention-mma.wgsl', import.meta.url));
 
-/** Fixed shape: 4 subgroups of 32, 16 query rows each, 32 keys a tile. */
-export const MLA_PREFILL_MMA = { workgroupSize: 128, rows: 64, keys: 32 } as const;
+/** 16 query rows a subgroup of 32, 32 keys a tile; a workgroup takes 64 rows (4 subgroups) or 128 (8). */
+export const MLA_PREFILL_MMA = { keys: 32 } as const;
+export type MlaPrefillMmaRows = 64 | 128;
+/** Rows a workgroup takes by default (PREFILL_ATTENTION_ROWS). */
+export const DEFAULT_MLA_PREFILL_MMA_ROWS: MlaPrefillMmaRows = 64;
+/** Invocations of the variant's workgroup. */
+export const mlaPrefillMmaWorkgroupSize = (rows: MlaPrefillMmaRows) => 2 * rows;
 
 /** Why these head dims cannot run on the subgroup-matrix variant, or null when they can. */
 export function mlaPrefillMmaUnfitReason(d: MlaHeadDims): string | null {
@@ -24,25 +29,28 @@ export function mlaPrefillMmaUnfitReason(d: MlaHeadDims): string | null {
   return null;
 }
 
-const strides = (d: MlaHeadDims) => {
-  const BK = MLA_PREFILL_MMA.keys, BQ = MLA_PREFILL_MMA.rows;
+// hs holds the K and V tiles, then the probabilities (PO on); q is staged at the start 64 rows at a time over both
+// (each subgroup takes its rows into registers before the K loop's first barrier)
+const strides = (d: MlaHeadDims, BQ: MlaPrefillMmaRows) => {
+  const BK = MLA_PREFILL_MMA.keys;
   const KSTR = d.nope + d.rope + 8, VSTR = d.v + 8, PSTR = BK + 8; // padded by 8 f16: rows start on other banks
   const VO = BK * KSTR;
-  const PO = Math.max(BQ * KSTR, VO + BK * VSTR);
-  return { KSTR, VSTR, PSTR, KO: 0, VO, PO };
+  const PO = VO + BK * VSTR;
+  const HS = Math.ceil(Math.max(PO + BQ * PSTR, 64 * KSTR) / 8) * 8; // 16-byte multiple
+  return { KSTR, VSTR, PSTR, KO: 0, VO, PO, HS };
 };
 
-/** Workgroup memory of the variant, in bytes (hs, sp and the two flag words). */
-export function mlaPrefillMmaWorkgroupBytes(d: MlaHeadDims): number {
-  const s = strides(d);
-  return 2 * (s.PO + 64 * s.PSTR) + 4 * 4 * 16 * MLA_PREFILL_MMA.keys + 32;
+/** Workgroup memory of the variant, in bytes (hs, sp and the flag words). */
+export function mlaPrefillMmaWorkgroupBytes(d: MlaHeadDims, rows: MlaPrefillMmaRows = DEFAULT_MLA_PREFILL_MMA_ROWS): number {
+  const nsg = rows / 16;
+  return 2 * strides(d, rows).HS + 4 * nsg * 16 * MLA_PREFILL_MMA.keys + 4 * nsg + 16;
 }
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
 /** The unrolled parts: q tiles and accumulators are named registers. */
-function hotLoops(d: MlaHeadDims, NCH: number): Record<string, string> {
-  const WG = MLA_PREFILL_MMA.workgroupSize, BK = MLA_PREFILL_MMA.keys;
+function hotLoops(d: MlaHeadDims, NCH: number, BQ: MlaPrefillMmaRows): Record<string, string> {
+  const WG = mlaPrefillMmaWorkgroupSize(BQ), BK = MLA_PREFILL_MMA.keys;
   const KT = (d.nope + d.rope) / 16, NV = d.v / 16, JT = BK / 16;
   const fetch = (k0: string) => range(NCH).map((c) => `pre_${c} = fetch_chunk(lid + ${c * WG}u, ${k0}, h, key_end);`);
   const scores = [
@@ -105,8 +113,23 @@ function hotLoops(d: MlaHeadDims, NCH: number): Record<string, string> {
       `workgroupBarrier();`,
     ]),
   ];
+  // q 64 rows at a time: staged, then taken into registers by the 4 subgroups that own them
+  const qLoad = (at: string) => range(KT).map((k) => `q_${k} = subgroupMatrixLoad<LeftT, row_major>(&hs, ${at} + ${16 * k}u, KSTR);`);
+  const qParts = BQ === 64
+    ? ['stage_q(lid, q0, 0u, h);', 'workgroupBarrier();', ...qLoad('sg * 16u * KSTR').map((l) => `let ${l}`)]
+    : [
+      ...range(KT).map((k) => `var q_${k} = LeftT();`),
+      ...range(BQ / 64).flatMap((c) => [
+        ...(c > 0 ? ['workgroupBarrier();   // the previous rows are in their registers'] : []),
+        `stage_q(lid, q0, ${64 * c}u, h);`,
+        'workgroupBarrier();',
+        `if (sg / 4u == ${c}u) {`,
+        ...qLoad('(sg % 4u) * 16u * KSTR').map((l) => `  ${l}`),
+        '}',
+      ]),
+    ];
   return {
-    Q_LOAD: range(KT).map((k) => `let q_${k} = subgroupMatrixLoad<LeftT, row_major>(&hs, sg * 16u * KSTR + ${16 * k}u, KSTR);`).join('\n  '),
+    Q_LOAD: qParts.join('\n  '),
     ACC_INIT: [...range(NV).map((n) => `var o_${n} = ResT();`), ...range(NCH).map((c) => `var pre_${c} = vec4<f16>();`)].join('\n  '),
     FETCH_FIRST: fetch('0u').join('\n  '),
     STORE: range(NCH).map((c) => `store_chunk(lid + ${c * WG}u, pre_${c});`).join('\n    '),
@@ -119,19 +142,21 @@ function hotLoops(d: MlaHeadDims, NCH: number): Record<string, string> {
   };
 }
 
-function build_mlaPrefillMmaShader({ dims: d }: { readonly dims: MlaHeadDims }): KernelShader & { readonly uniforms: typeof B.uniforms } {
+function build_mlaPrefillMmaShader({ dims: d, rows: BQ = DEFAULT_MLA_PREFILL_MMA_ROWS }: { readonly dims: MlaHeadDims; readonly rows?: MlaPrefillMmaRows }): KernelShader & { readonly uniforms: typeof B.uniforms } {
   const why = mlaPrefillMmaUnfitReason(d);
   if (why) throw new RangeError(`mlaPrefillAttention (subgroup-matrix): ${why}`);
-  const { workgroupSize: WG, rows: BQ, keys: BK } = MLA_PREFILL_MMA;
-  const s = strides(d);
+  if (BQ !== 64 && BQ !== 128) throw new RangeError(`mlaPrefillAttention (subgroup-matrix): rows ${String(BQ)} (64 or 128)`);
+  const { keys: BK } = MLA_PREFILL_MMA;
+  const WG = mlaPrefillMmaWorkgroupSize(BQ);
+  const s = strides(d, BQ);
   const K4 = (d.nope + d.rope) / 4, V4 = d.v / 4;
   const NCH = Math.ceil((BK * (K4 + V4)) / WG);
   const consts: Record<string, number> = {
-    NOPE: d.nope, DQK: d.nope + d.rope, DV: d.v, BQ, BK, WG, ...s, K4, NOPE4: d.nope / 4, V4, NCH,
+    NOPE: d.nope, DQK: d.nope + d.rope, DV: d.v, BQ, BK, WG, NSG: BQ / 16, ...s, K4, NOPE4: d.nope / 4, V4, NCH,
   };
   return B.shader(`mla_prefill_attention_mma_n${d.nope}_r${d.rope}_v${d.v}_q${BQ}_k${BK}`, `${SUBGROUP_MATRIX_WGSL}
 ${Object.entries(consts).map(([k, v]) => `const ${k}: u32 = ${v}u;`).join('\n')}
-${B.wgsl}${fillWgsl(MMA_WGSL, hotLoops(d, NCH), 'mla-prefill-attention-mma.wgsl')}`);
+${B.wgsl}${fillWgsl(MMA_WGSL, hotLoops(d, NCH, BQ), 'mla-prefill-attention-mma.wgsl')}`);
 }
 
 export const mlaPrefillMmaShader = defineKernel('mla_prefill_attention_mma', build_mlaPrefillMmaShader);

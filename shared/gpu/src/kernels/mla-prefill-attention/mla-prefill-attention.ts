@@ -6,7 +6,9 @@ import { readFileSync } from 'node:fs';
 import type { BufferBinding, KernelProgram, KernelShader } from '../../runtime/program.js';
 import { defineKernel } from '../../runtime/define-kernel.js';
 import { MLA_PREFILL_BINDINGS, MLA_PREFILL_UNIFORMS } from './mla-prefill-bindings.js';
-import { mlaPrefillMmaShader, mlaPrefillMmaUnfitReason, MLA_PREFILL_MMA } from './mla-prefill-attention-mma.js';
+import {
+  DEFAULT_MLA_PREFILL_MMA_ROWS, mlaPrefillMmaShader, mlaPrefillMmaUnfitReason, mlaPrefillMmaWorkgroupBytes, mlaPrefillMmaWorkgroupSize, type MlaPrefillMmaRows,
+} from './mla-prefill-attention-mma.js';
 
 const WGSL = readFileSync(new URL('./mla-prefill-attention.wgsl', import.meta.url), 'utf8');
 
@@ -156,6 +158,8 @@ export interface MlaPrefillAttentionArgs extends MlaHeadDims {
    * where the head dims and strides allow it (mlaPrefillMmaUnfitReason), the portable one otherwise.
    */
   readonly subgroupMatrix?: boolean;
+  /** Query rows a workgroup of the subgroup-matrix variant takes (PREFILL_ATTENTION_ROWS; default 64). */
+  readonly mmaRows?: MlaPrefillMmaRows;
   /** Tiling of the portable kernel (from mlaPrefillTiles), or the device limits to pick one from. */
   readonly tiles?: MlaPrefillTiles;
   readonly limits?: WorkgroupLimits;
@@ -210,8 +214,13 @@ export function mlaPrefillAttention(a: MlaPrefillAttentionArgs): KernelProgram<t
     [st.qRow, st.qHead, st.kvRow, st.kvHead, st.latentRow, st.kpeOffset].every((n) => n % 4 === 0);
   const tiles = onMatrices ? undefined : a.tiles ?? (a.limits ? mlaPrefillTiles(dims, a.limits) : undefined);
   if (!onMatrices && !tiles) throw new RangeError('mlaPrefillAttention: pass tiles or limits');
+  const mmaRows = a.mmaRows ?? DEFAULT_MLA_PREFILL_MMA_ROWS;
+  if (onMatrices && a.limits && (mlaPrefillMmaWorkgroupSize(mmaRows) > a.limits.maxComputeInvocationsPerWorkgroup ||
+    mlaPrefillMmaWorkgroupBytes(dims, mmaRows) > a.limits.maxComputeWorkgroupStorageSize)) {
+    throw new RangeError(`mlaPrefillAttention: ${mmaRows} rows a workgroup (${mlaPrefillMmaWorkgroupSize(mmaRows)} invocations, ${mlaPrefillMmaWorkgroupBytes(dims, mmaRows)} bytes) exceed the device limits`);
+  }
   return {
-    shader: tiles ? mlaPrefillAttentionShader({ dims, tiles }) : mlaPrefillMmaShader({ dims }),
+    shader: tiles ? mlaPrefillAttentionShader({ dims, tiles }) : mlaPrefillMmaShader({ dims, rows: mmaRows }),
     buffers: BINDINGS.buffers({ q: a.q, kv: a.kv, latent: a.latent, out: a.out }),
     uniformValues: {
       q_len: a.qLen, kv_len: kvLen, q_pos0: qPos0, scale_log2e: a.scale * Math.LOG2E,
@@ -220,7 +229,7 @@ export function mlaPrefillAttention(a: MlaPrefillAttentionArgs): KernelProgram<t
       lat_row_stride: st.latentRow, kpe_offset: st.kpeOffset,
       out_row_stride: st.outRow, out_head_stride: st.outHead,
     },
-    workgroups: [Math.ceil(a.qLen / (tiles ? tiles.bq : MLA_PREFILL_MMA.rows)), a.heads],
+    workgroups: [Math.ceil(a.qLen / (tiles ? tiles.bq : mmaRows)), a.heads],
   };
 }
 
