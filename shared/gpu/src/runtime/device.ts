@@ -54,7 +54,7 @@ export interface GpuOptions {
   readonly subgroupReduce?: boolean;
   /** MOE_DOWN_COMBINE: one token's MoE combine inside its down GEMV (default true). */
   readonly moeDownCombine?: boolean;
-  /** PREFILL_ATTENTION_ROWS: query rows a workgroup of the subgroup-matrix prefill attention takes (default 64). */
+  /** PREFILL_ATTENTION_ROWS: query rows a workgroup of the subgroup-matrix prefill attention takes (default 128 where it fits). */
   readonly prefillAttentionRows?: 64 | 128;
 }
 

@@ -29,14 +29,14 @@ export const GPU_ENV = {
     .bool(true)
     .describe('decode batches of one token: the MoE combine (the weighted sum of the token\'s expert outputs onto the residual) done by the experts\' down GEMV, each slot\'s sum in the same order as the combine kernel\'s, instead of a dispatch of its own (false: the combine dispatch)'),
   PREFILL_ATTENTION_ROWS: env
-    .oneOf(['64', '128'] as const, '64')
-    .describe('prefill attention on tensor-core adapters: query rows a workgroup takes (16 a subgroup of 32); 128 stages each key tile once for twice the products where the device holds its ~47 KiB workgroups'),
+    .oneOf(['64', '128'] as const, '128')
+    .describe('prefill attention on tensor-core adapters: query rows a workgroup takes (16 a subgroup of 32); 128 stages each key tile once for twice the products (H200: the attention 28.6 ms a V2-Lite prefill of 4096 tokens against 40.8) where the device holds its ~47 KiB workgroups, else 64 runs'),
   GPU_PROFILE: env.bool(false).describe('GPU timestamps per kernel (benchmarks and the CLI print them)'),
   DUMP_WGSL: env.bool(false).describe('print every generated WGSL source when it is compiled'),
 };
 
 export function gpuOptions(v: EnvOf<typeof GPU_ENV>): GpuOptions {
-  return { adapter: v.WEBGPU_ADAPTER, dawnFeatures: v.DAWN_FEATURES, profile: v.GPU_PROFILE, dumpWgsl: v.DUMP_WGSL, matmulEngine: v.MATMUL_ENGINE, moeMmaMinRows: v.MOE_MMA_MIN_ROWS, splitKMax: v.MATMUL_SPLIT_K_MAX, routerGemmMinTokens: v.MOE_ROUTER_GEMM_MIN_TOKENS, gemvStageInput: v.GEMV_STAGE_INPUT, subgroupReduce: v.SUBGROUP_REDUCE, moeDownCombine: v.MOE_DOWN_COMBINE, prefillAttentionRows: Number(v.PREFILL_ATTENTION_ROWS) as 64 | 128 };
+  return { adapter: v.WEBGPU_ADAPTER, dawnFeatures: v.DAWN_FEATURES, profile: v.GPU_PROFILE, dumpWgsl: v.DUMP_WGSL, matmulEngine: v.MATMUL_ENGINE, moeMmaMinRows: v.MOE_MMA_MIN_ROWS, splitKMax: v.MATMUL_SPLIT_K_MAX, routerGemmMinTokens: v.MOE_ROUTER_GEMM_MIN_TOKENS, gemvStageInput: v.GEMV_STAGE_INPUT, subgroupReduce: v.SUBGROUP_REDUCE, moeDownCombine: v.MOE_DOWN_COMBINE, prefillAttentionRows: v.PREFILL_ATTENTION_ROWS === '64' ? 64 : 128 };
 }
 
 export function gpuOptionsFromEnv(e: NodeJS.ProcessEnv = process.env): GpuOptions {

@@ -94,12 +94,14 @@ test('mla-prefill-attention-mma - the launcher takes it only for fitting dims an
     q: big, kv: big, latent: big, out: big, nope: FIXTURE.nope, rope: FIXTURE.rope, v: FIXTURE.v, heads: 1,
     kvLoraRank: FIXTURE.r, qLen: 10, scale: 0.1, limits: gpu.limits, subgroupMatrix: true,
   };
-  t.regex(mlaPrefillAttention(base).shader.label, /_mma_.*_q64_/);
-  // 128 rows: 256 invocations and ~47 KiB, where the device allows them (the H100's 48 KiB; not lavapipe's 32)
+  // 128 rows by default: 256 invocations and ~47 KiB, where the device allows them (the H100's 48 KiB), else 64
   const big48 = { maxComputeWorkgroupStorageSize: 49152, maxComputeInvocationsPerWorkgroup: 1024, maxComputeWorkgroupSizeX: 1024 };
-  t.regex(mlaPrefillAttention({ ...base, mmaRows: 128, limits: big48 }).shader.label, /_mma_.*_q128_/);
-  t.deepEqual(mlaPrefillAttention({ ...base, qLen: 129, mmaRows: 128, limits: big48 }).workgroups, [2, 1]);
-  t.throws(() => mlaPrefillAttention({ ...base, mmaRows: 128, limits: { ...big48, maxComputeWorkgroupStorageSize: 32768 } }), { message: /exceed the device limits/ });
+  t.regex(mlaPrefillAttention({ ...base, limits: big48 }).shader.label, /_mma_.*_q128_/);
+  t.deepEqual(mlaPrefillAttention({ ...base, qLen: 129, limits: big48 }).workgroups, [2, 1]);
+  t.regex(mlaPrefillAttention({ ...base, mmaRows: 64, limits: big48 }).shader.label, /_mma_.*_q64_/);
+  const small = { ...big48, maxComputeWorkgroupStorageSize: 32768 };
+  t.regex(mlaPrefillAttention({ ...base, limits: small }).shader.label, /_mma_.*_q64_/);
+  t.deepEqual(mlaPrefillAttention({ ...base, qLen: 129, limits: small }).workgroups, [3, 1]);
   t.notRegex(mlaPrefillAttention({ ...base, subgroupMatrix: false }).shader.label, /_mma_/);
   // SMALL: nope + rope = 32 but v = 20 is no multiple of 16
   t.notRegex(mlaPrefillAttention({ ...base, nope: SMALL.nope, rope: SMALL.rope, v: SMALL.v, kvLoraRank: SMALL.r }).shader.label, /_mma_/);

@@ -17,8 +17,13 @@ const MMA_WGSL = loadWgsl(new URL('./mla-prefill-attention-mma.wgsl', import.met
 /** 16 query rows a subgroup of 32, 32 keys a tile; a workgroup takes 64 rows (4 subgroups) or 128 (8). */
 export const MLA_PREFILL_MMA = { keys: 32 } as const;
 export type MlaPrefillMmaRows = 64 | 128;
-/** Rows a workgroup takes by default (PREFILL_ATTENTION_ROWS). */
-export const DEFAULT_MLA_PREFILL_MMA_ROWS: MlaPrefillMmaRows = 64;
+/**
+ * Rows a workgroup takes by default (PREFILL_ATTENTION_ROWS): 128, where the device holds its workgroups. On the
+ * H200 (12-06, 9e08d9d, bench/results/prefill-attention-rows.h200.txt) the V2-Lite prefill of 4096 tokens took
+ * 222.2 / 222.3 ms against 236.0 / 235.5 with 64 rows, alternating in one call; the kernel 28.6 ms a prefill
+ * against 40.8 (per-kernel timestamps): each K/V tile staged once for twice the products.
+ */
+export const DEFAULT_MLA_PREFILL_MMA_ROWS: MlaPrefillMmaRows = 128;
 /** Invocations of the variant's workgroup. */
 export const mlaPrefillMmaWorkgroupSize = (rows: MlaPrefillMmaRows) => 2 * rows;
 

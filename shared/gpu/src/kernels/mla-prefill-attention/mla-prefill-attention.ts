@@ -158,7 +158,10 @@ export interface MlaPrefillAttentionArgs extends MlaHeadDims {
    * where the head dims and strides allow it (mlaPrefillMmaUnfitReason), the portable one otherwise.
    */
   readonly subgroupMatrix?: boolean;
-  /** Query rows a workgroup of the subgroup-matrix variant takes (PREFILL_ATTENTION_ROWS; default 64). */
+  /**
+   * Query rows a workgroup of the subgroup-matrix variant takes (PREFILL_ATTENTION_ROWS; default 128, 64 where the
+   * limits do not hold 128's workgroups).
+   */
   readonly mmaRows?: MlaPrefillMmaRows;
   /** Tiling of the portable kernel (from mlaPrefillTiles), or the device limits to pick one from. */
   readonly tiles?: MlaPrefillTiles;
@@ -214,11 +217,11 @@ export function mlaPrefillAttention(a: MlaPrefillAttentionArgs): KernelProgram<t
     [st.qRow, st.qHead, st.kvRow, st.kvHead, st.latentRow, st.kpeOffset].every((n) => n % 4 === 0);
   const tiles = onMatrices ? undefined : a.tiles ?? (a.limits ? mlaPrefillTiles(dims, a.limits) : undefined);
   if (!onMatrices && !tiles) throw new RangeError('mlaPrefillAttention: pass tiles or limits');
-  const mmaRows = a.mmaRows ?? DEFAULT_MLA_PREFILL_MMA_ROWS;
-  if (onMatrices && a.limits && (mlaPrefillMmaWorkgroupSize(mmaRows) > a.limits.maxComputeInvocationsPerWorkgroup ||
-    mlaPrefillMmaWorkgroupBytes(dims, mmaRows) > a.limits.maxComputeWorkgroupStorageSize)) {
-    throw new RangeError(`mlaPrefillAttention: ${mmaRows} rows a workgroup (${mlaPrefillMmaWorkgroupSize(mmaRows)} invocations, ${mlaPrefillMmaWorkgroupBytes(dims, mmaRows)} bytes) exceed the device limits`);
-  }
+  // 128 rows where the device holds their workgroups (256 invocations, ~47 KiB at V2's head dims), else 64
+  const fitsRows = (rows: MlaPrefillMmaRows) => !a.limits || (mlaPrefillMmaWorkgroupSize(rows) <= a.limits.maxComputeInvocationsPerWorkgroup &&
+    mlaPrefillMmaWorkgroupBytes(dims, rows) <= a.limits.maxComputeWorkgroupStorageSize);
+  const wanted = a.mmaRows ?? DEFAULT_MLA_PREFILL_MMA_ROWS;
+  const mmaRows: MlaPrefillMmaRows = fitsRows(wanted) ? wanted : 64;
   return {
     shader: tiles ? mlaPrefillAttentionShader({ dims, tiles }) : mlaPrefillMmaShader({ dims, rows: mmaRows }),
     buffers: BINDINGS.buffers({ q: a.q, kv: a.kv, latent: a.latent, out: a.out }),
