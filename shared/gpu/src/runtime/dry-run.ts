@@ -20,7 +20,7 @@ export interface DryRun {
 
 /** Device facts read through to the real Gpu (read-only; nothing here touches the queue). */
 const FACTS = new Set<PropertyKey>([
-  'limits', 'matmulLimits', 'matrixCapabilities', 'matmulOnMatrices', 'features', 'hasF16', 'hasSubgroups', 'workgroupSlots', 'adapterInfo',
+  'limits', 'matmulLimits', 'matrixCapabilities', 'matmulOnMatrices', 'features', 'hasF16', 'hasSubgroups', 'workgroupSlots', 'adapterInfo', 'prefillAttentionRows',
 ]);
 
 export function dryRunGpu(real: Gpu): DryRun {
