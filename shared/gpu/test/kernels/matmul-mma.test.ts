@@ -118,7 +118,7 @@ test(`matmul-mma - the launcher picks it only where the device has subgroup matr
   gpu.destroy(w.buffer, x, y);
 });
 
-test('matmul-mma - the default tile: the largest whose workgroups fill the device (2/3 of its slots; 8-subgroup tiles twice its slots) without padding N by more than an eighth, else 32 × 64', (t) => {
+test('matmul-mma - the default tile: the largest whose workgroups fill the device (2/3 of its slots; 8-subgroup tiles 1.5 times its slots) without padding N by more than an eighth, else 32 × 64', (t) => {
   // H200-like limits (132 slots) on stand-in buffers: only the plan is computed
   const lim = { maxComputeWorkgroupStorageSize: 49152, maxComputeInvocationsPerWorkgroup: 1024, subgroupMatrix: true, workgroupSlots: 132 };
   const tile = (M: number, N: number, K = 2048) => {
@@ -128,7 +128,9 @@ test('matmul-mma - the default tile: the largest whose workgroups fill the devic
   t.is(tile(4096, 3072), 'm128x256'); // prefill: 384 workgroups of 128 × 256
   t.is(tile(4096, 576), 'm128x128'); // 576 columns would pad to 768 on 256-wide tiles
   t.is(tile(1024, 2048), 'm128x128'); // 64 of 128 × 256 do not fill the device; 128 of 128 × 128 do
-  t.is(tile(2048, 2048, 10944), 'm128x128'); // 128 of 128 × 256: under the two waves an 8-subgroup tile wants
+  t.is(tile(2048, 2048, 10944), 'm128x128'); // 128 of 128 × 256: under the 1.5 waves an 8-subgroup tile wants
+  t.is(tile(4096, 2048), 'm128x256'); // 256 of them: o_proj and the shared experts' down at 4096 tokens
+  t.is(tile(3072, 2048), 'm128x128'); // 192 < 198
   t.is(tile(4096, 10944), 'm128x256');
   t.is(tile(512, 2048), 'm64x64k128'); // 64 of 128 × 128, 256 of 64 × 64
   t.is(tile(64, 3072), 'm32x64k128'); // a decode batch: 48 of 64 × 64, 96 of 32 × 64

@@ -134,6 +134,11 @@ function limitsOf(l: MatmulLimits | undefined) {
     offsetAlign: l?.minStorageBufferOffsetAlignment ?? 256,
     matrix: l?.subgroupMatrix ?? false,
     minWorkgroups: minWorkgroups(l?.workgroupSlots),
+    // 8-subgroup tiles (one a streaming multiprocessor) from one and a half waves: on 128 workgroups (one wave)
+    // 2048 × 2048 × 10944 took 1.31 ms against 0.57 on 256 of 128 × 128 (prefill-tiles-ab.h100.txt), but on 256
+    // (4096 × 2048 × 2048 / × 1408) 128 × 256 beat 128 × 128 by 5–9% on the H200 and the H100 alike
+    // (matmul-x16.h200.txt, matmul-k64.h100.txt: 0.213 / 0.154 against 0.224 / 0.169 ms)
+    bigTileWorkgroups: l?.workgroupSlots === undefined ? 1 : Math.ceil(1.5 * l.workgroupSlots),
   };
 }
 
@@ -187,9 +192,9 @@ function kSplitOf(a: MatmulArgs, lim: ReturnType<typeof limitsOf>, limits: Matmu
  * At prefill sizes the 128 × 256 tile (8 subgroups; each slab staged once for twice the products, which is what
  * the trips wait on: bench/results/mma-peak.h100.txt) beat 128 × 128 on the H100 (matmul-tiles.h100.txt, 4096 rows):
  * N = 3072 / 10944 at K = 2048 0.310 / 1.055 ms against 0.320 / 1.134 (N = 2048: 0.219 / 0.223), K = 1408 0.340 vs
- * 0.395; 256 × 128 and 128 × 128 with 8 subgroups were 2–4× slower. It is taken from two waves of workgroups
- * (twice the device's slots; below, fewer, longer chains lost), and a tile that pads N by more than an eighth is
- * passed over (kv_a's 576 columns: 768 on 256-wide tiles).
+ * 0.395; 256 × 128 and 128 × 128 with 8 subgroups were 2–4× slower. It is taken from one and a half waves of
+ * workgroups (one wave of fewer, longer chains lost), and a tile that pads N by more than an eighth is passed over
+ * (kv_a's 576 columns: 768 on 256-wide tiles).
  */
 const MMA_DEFAULT_ORDER: readonly MmaTileName[] = ['m128x256', 'm128x128', 'm64x64k128', 'm32x64k128'];
 
@@ -221,10 +226,8 @@ export function matmulPlan(a: MatmulArgs, limits?: MatmulLimits, wOffsetInBindin
     if (names.length === 0) throw new RangeError('matmul: no subgroup-matrix tile fits the device limits');
     const count = (n: MmaTileName) => Math.ceil(M / MMA_TILES[n].BM) * Math.ceil(N / MMA_TILES[n].BN);
     const padsLittle = (n: MmaTileName) => a.mmaTile !== undefined || Math.ceil(N / MMA_TILES[n].BN) * MMA_TILES[n].BN - N <= N / 8;
-    // 8-subgroup tiles (one a streaming multiprocessor) only from two waves: 2048 × 2048 × 10944 on 128 of them took
-    // 1.31 ms against 0.57 on 256 of 128 × 128 in the prefill bench's table (H100, prefill-tiles-ab.h100.txt), though
-    // 0.99 against 1.20 in matmul-tiles.h100.txt's run
-    const fills = (n: MmaTileName) => count(n) >= lim.minWorkgroups * (mmaWorkgroupSize(MMA_TILES[n]) > 128 ? 3 : 1);
+    // 8-subgroup tiles from one and a half waves (limitsOf: bigTileWorkgroups)
+    const fills = (n: MmaTileName) => count(n) >= (mmaWorkgroupSize(MMA_TILES[n]) > 128 ? lim.bigTileWorkgroups : lim.minWorkgroups);
     const tileName = names.find((n) => fills(n) && padsLittle(n)) ?? names[names.length - 1]!;
     const tile = MMA_TILES[tileName];
     return { variant, tile, tileName, align, split: kSplitOf(a, lim, limits, count(tileName), tile.BK) };
