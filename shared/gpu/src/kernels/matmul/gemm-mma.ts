@@ -31,7 +31,8 @@ export const MMA_TILES = {
   m128x128k16: { BM: 128, BN: 128, BK: 16 },
   /**
    * The same with 64-deep slabs: half the barriers a product (mma-peak.h100.txt: a barrier every two 16-deep
-   * steps halves the products' rate), more registers in flight (f16 activations halve x's).
+   * steps halves the products' rate), twice the registers in flight; 2.9–4.6× slower than 32-deep at the prefill
+   * shapes on the H100 (matmul-k64.h100.txt), so only by mmaTile.
    */
   m128x128k64: { BM: 128, BN: 128, BK: 64 },
   /** The same with two slabs in workgroup memory: one barrier a trip instead of two. */

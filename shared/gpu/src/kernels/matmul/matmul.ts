@@ -49,7 +49,8 @@ export interface MatmulArgs {
   /**
    * x's element type (default f32). f16 activations run on the subgroup-matrix GEMM only (its operands are f16
    * anyway: the same products as f32 x rounded to f16, with half the bytes staged); strides and offsets are in
-   * elements, multiples of 4.
+   * elements, multiples of 4. No producer writes f16 activations: on the H200 they made every tile 1.2–5× slower
+   * (bench/results/matmul-x16.h200.txt).
    */
   readonly xDtype?: 'f32' | 'f16';
   /**

@@ -167,8 +167,8 @@ const MMA16N64X2: MmaShape = { ...MMA16N64, BK: 32, STAGES: 2 };
 // 64 gate/up columns 3.14 + 1.86; this one's gate/up 2.52 (its down with 2 × 4 subgroups: 2.04).
 const MMA128: MmaShape = { kind: 'mma', TM: 128, BN: 128, BN_DOWN: 128, BK: 32, BK_DOWN: 32, SGM: 2, SGM_DOWN: 4, SG: 8, STAGES: 1, STAGES_DOWN: 1 };
 // The same with down's grid columns first and act in f16 (at 4096 V2-Lite tokens act is 138 MB as f32, read again
-// for each of down's 16 column blocks: ~2.2 GB a layer from memory, tiles first): for bench:moe and the tests;
-// written when no GPU was left to time it (12-06), so not a default.
+// for each of down's 16 column blocks: ~2.2 GB a layer from memory, tiles first): for bench:moe and the tests,
+// not a default: on the H200 its down took 2.37 ms a layer against mma128's 1.87 (moe-prefill-forms.h200.txt).
 const MMA128CF: MmaShape = { ...MMA128, DOWN_COLUMNS_FIRST: true, ACT_F16: true };
 /** Average rows an expert from which the 128-row tiles are used. */
 const MMA128_MIN_ROWS = 128;
