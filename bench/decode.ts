@@ -9,6 +9,7 @@
 //   node bench/dist/decode.js
 // Env: BENCH_BATCHES (1,16,64)  BENCH_CONTEXTS (1024,4096)  BENCH_DTYPES (fp8_e4m3,bf16)  BENCH_ATTENTION (every kernel)
 //      BENCH_FUSED_MERGE_MAX_SPLITS (the engine's)  BENCH_KV_SPLITS (the engine's DECODE_KV_SPLITS)  PAGE_SIZE (64)
+//      BENCH_SAMPLE_ROW_STATS (1: the sampler's first pass over many workgroups a row, as the decode node; 0: one)
 //      BENCH_SHARED_ROUTED (1: the shared experts with the routed ones, as the decode node; 0: their own MLP; 1,0: both)
 //      BENCH_LAYERS (all; 2 on software adapters)  BENCH_ITERS (10; 2 on software)
 //      BENCH_CONFIG (a config.json)  BENCH_CARD / BENCH_DRIVER / BENCH_COMMIT (recorded)  plus the GPU settings.
@@ -88,7 +89,7 @@ async function main(): Promise<void> {
       const perSeq = pagesFor(layout, ctx + 2 * iters + 3);
       const model = await DecodeModel.create(gpu, cfg, weights, {
         maxBatch: maxB, maxContext: perSeq * pageSize, pageSize, kvDtype: dtype, numPages: maxB * perSeq, ropeFreqPrecision, attentionEngine: engine,
-        fusedMergeMaxSplits: env.BENCH_FUSED_MERGE_MAX_SPLITS, kvSplits: env.BENCH_KV_SPLITS,
+        fusedMergeMaxSplits: env.BENCH_FUSED_MERGE_MAX_SPLITS, kvSplits: env.BENCH_KV_SPLITS, sampleRowStats: env.BENCH_SAMPLE_ROW_STATS,
       });
       for (const B of batches) {
         const input = syntheticSteps(B, ctx, perSeq, cfg.vocabSize);

@@ -62,6 +62,12 @@ export const BENCH_ENV = {
       return v.map((x) => x === '1');
     }, 'expected comma-separated 0 / 1')
     .meta({ description: "the decode bench's shared experts run with the routed ones (1, as the decode node) or as their own MLP (0); 1,0 times both, a row each", shown: '1' }),
+  BENCH_SAMPLE_ROW_STATS: env
+    .mapped<boolean>(true, (s) => {
+      if (s !== '0' && s !== '1') throw new RangeError(s);
+      return s === '1';
+    }, 'expected 0 or 1')
+    .meta({ description: "the decode bench's sampler after the row-stats pass (1, as the decode node) or reading each row with one workgroup (0)", shown: '1' }),
   BENCH_KV_SPLITS: optionalInt(1).meta({ description: 'KV splits of every decode bench step (the engine\'s DECODE_KV_SPLITS)', shown: 'chosen per step from batch and context' }),
   BENCH_SIZES_MB: optionalInts().meta({ description: 'read sizes (MiB) of the read-patterns bench (software adapters: 4,16)', shown: '16,64,256,1024' }),
   BENCH_READ_PATTERNS: env

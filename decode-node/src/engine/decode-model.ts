@@ -11,7 +11,7 @@
 import type { Gpu, KernelProgram, KernelShader, RecordedPrograms } from '@latentwire/gpu';
 import {
   countsRow, countTokens, hasLogitWork, kvAppend, logitAdjust, LOGIT_PARAMS_BYTES, LOGPROBS_WORDS, maskWords, NO_COUNTS, NO_MASK, packLogitRows,
-  packSamplingParams, sampleTokens, tokenMask, SAMPLING_PARAMS_BYTES, tokenLogprobs, unpackLogprobs, type LogitSettings, type SamplingParams, type TokenLogprobs,
+  packSamplingParams, sampleRowStats, sampleRowStatsBytes, sampleTokens, tokenMask, SAMPLING_PARAMS_BYTES, tokenLogprobs, unpackLogprobs, type LogitSettings, type SamplingParams, type TokenLogprobs,
 } from '@latentwire/gpu/kernels';
 import { allocForwardScratch, ModelForward, type ForwardPass } from '@latentwire/gpu/forward';
 import { pagesFor, type KvDtype } from '@latentwire/protocol';
@@ -58,6 +58,11 @@ export interface DecodeModelOptions {
    * DEFAULT_STEP_CACHE); 0 rebuilds and rebinds every program every step (the slower path, kept to compare).
    */
   readonly stepCache?: number;
+  /**
+   * The sampler's first pass (each row's largest logit) spread over many workgroups a row before it (default
+   * true); false: the sampler's one workgroup a row reads the whole row. Benches (BENCH_SAMPLE_ROW_STATS).
+   */
+  readonly sampleRowStats?: boolean;
 }
 
 /**
@@ -182,6 +187,7 @@ export class DecodeModel {
       logprobs: gpu.buffer('dec.logprobs', B * LOGPROBS_WORDS * 4),
       maskRows: gpu.buffer('dec.mask_rows', B * 4),
       masks: gpu.buffer('dec.masks', B * maskWords(cfg.vocabSize) * 4),
+      sampleStats: gpu.buffer('dec.sample_stats', sampleRowStatsBytes(B, cfg.vocabSize)),
     };
     this.counts = gpu.buffer('dec.counts', B * cfg.vocabSize * 4);
     this.bias = gpu.buffer('dec.logit_bias', 8);
@@ -317,7 +323,7 @@ export class DecodeModel {
       ...(await this.forwardFor(B, numSplits)),
       ...(around ? [this.adjustProgram(B)] : []),
       ...(masked ? [this.maskProgram(B)] : []),
-      sampleTokens({ logits: s.logits!, params: s.sampling!, out, rows: B, vocab: cfg.vocabSize }),
+      ...this.samplePrograms(B, out),
       ...(around ? [countTokens({ tokens: out, params: s.logitParams!, counts: this.counts, rows: B, vocab: cfg.vocabSize })] : []),
       ...(wantLogprobs ? [this.logprobsProgram(B, out)] : []),
     ];
@@ -350,7 +356,7 @@ export class DecodeModel {
     for (let B = 1; B <= this.opts.maxBatch; B++) {
       add(gatherTokens({ host: s.hostIds!, from: s.fromPrevious!, previous: this.sampled[0], ids: s.ids!, rows: B }));
       for (const numSplits of this.splitChoices(B)) for (const p of this.forwardPrograms(B, numSplits)) add(p);
-      add(sampleTokens({ logits: s.logits!, params: s.sampling!, out: this.sampled[1], rows: B, vocab: cfg.vocabSize }));
+      for (const p of this.samplePrograms(B, this.sampled[1])) add(p);
     }
     add(this.adjustProgram(1));
     add(this.maskProgram(1));
@@ -358,6 +364,14 @@ export class DecodeModel {
     add(this.logprobsProgram(1, this.sampled[1]));
     await this.gpu.compile([...byShader.values()]);
     return { shaders: byShader.size, ms: performance.now() - t0 };
+  }
+
+  /** The sampler over the step's B rows of logits into `out`, after the row-stats pass unless turned off. */
+  private samplePrograms(B: number, out: GPUBuffer): KernelProgram[] {
+    const { s, cfg } = this;
+    const sample = { logits: s.logits!, params: s.sampling!, out, rows: B, vocab: cfg.vocabSize };
+    if (this.opts.sampleRowStats === false) return [sampleTokens(sample)];
+    return [sampleRowStats({ logits: s.logits!, stats: s.sampleStats!, rows: B, vocab: cfg.vocabSize }), sampleTokens({ ...sample, stats: s.sampleStats! })];
   }
 
   private adjustProgram(B: number): KernelProgram {

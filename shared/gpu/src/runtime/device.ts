@@ -31,6 +31,8 @@ export interface GpuOptions {
   readonly adapter?: string;
   /** Extra Dawn toggles, e.g. ['allow_unsafe_apis', 'vulkan_enable_f16_on_nvidia']. */
   readonly dawnFeatures?: readonly string[];
+  /** Dawn toggles turned off, e.g. ['timestamp_quantization'] (needs allow_unsafe_apis): unrounded timestamps. */
+  readonly dawnDisabledFeatures?: readonly string[];
   readonly powerPreference?: 'high-performance' | 'low-power';
   /**
    * GPU timestamps (needs timestamp-query): true, per kernel (each dispatch in its own timestamped pass, which
@@ -81,6 +83,7 @@ export interface AcquiredDevice {
 export async function acquireDevice(opts: GpuOptions): Promise<AcquiredDevice> {
   const flags: string[] = [];
   if (opts.dawnFeatures && opts.dawnFeatures.length > 0) flags.push(`enable-dawn-features=${opts.dawnFeatures.join(',')}`);
+  if (opts.dawnDisabledFeatures && opts.dawnDisabledFeatures.length > 0) flags.push(`disable-dawn-features=${opts.dawnDisabledFeatures.join(',')}`);
   if (opts.adapter) flags.push(`adapter=${opts.adapter}`);
   let adapter: GPUAdapter | null = null;
   let instance: GPU;

@@ -7,6 +7,7 @@ import { DEFAULT_ROPE_FREQ_PRECISION, ROPE_FREQ_PRECISIONS, type RopeFreqPrecisi
 export const GPU_ENV = {
   WEBGPU_ADAPTER: env.optionalStr().describe('substring of the adapter name to use when several exist'),
   DAWN_FEATURES: env.list([]).describe('Dawn toggles, comma-separated; on NVIDIA `allow_unsafe_apis,vulkan_enable_f16_on_nvidia`'),
+  DAWN_DISABLED_FEATURES: env.list([]).describe('Dawn toggles turned off, comma-separated; `timestamp_quantization` (with allow_unsafe_apis) gives GPU_PROFILE nanosecond timestamps instead of multiples of 65.536 µs'),
   MATMUL_ENGINE: env
     .oneOf(['auto', 'f32'] as const, 'auto')
     .describe('matmuls of 17+ rows, the experts of prefill-sized batches and prefill attention: `auto` runs them on subgroup matrices (tensor cores, f16 operands) where the adapter has them, `f32` keeps the FMA kernels'),
@@ -36,7 +37,7 @@ export const GPU_ENV = {
 };
 
 export function gpuOptions(v: EnvOf<typeof GPU_ENV>): GpuOptions {
-  return { adapter: v.WEBGPU_ADAPTER, dawnFeatures: v.DAWN_FEATURES, profile: v.GPU_PROFILE, dumpWgsl: v.DUMP_WGSL, matmulEngine: v.MATMUL_ENGINE, moeMmaMinRows: v.MOE_MMA_MIN_ROWS, splitKMax: v.MATMUL_SPLIT_K_MAX, routerGemmMinTokens: v.MOE_ROUTER_GEMM_MIN_TOKENS, gemvStageInput: v.GEMV_STAGE_INPUT, subgroupReduce: v.SUBGROUP_REDUCE, moeDownCombine: v.MOE_DOWN_COMBINE, prefillAttentionRows: v.PREFILL_ATTENTION_ROWS === '64' ? 64 : 128 };
+  return { adapter: v.WEBGPU_ADAPTER, dawnFeatures: v.DAWN_FEATURES, dawnDisabledFeatures: v.DAWN_DISABLED_FEATURES, profile: v.GPU_PROFILE, dumpWgsl: v.DUMP_WGSL, matmulEngine: v.MATMUL_ENGINE, moeMmaMinRows: v.MOE_MMA_MIN_ROWS, splitKMax: v.MATMUL_SPLIT_K_MAX, routerGemmMinTokens: v.MOE_ROUTER_GEMM_MIN_TOKENS, gemvStageInput: v.GEMV_STAGE_INPUT, subgroupReduce: v.SUBGROUP_REDUCE, moeDownCombine: v.MOE_DOWN_COMBINE, prefillAttentionRows: v.PREFILL_ATTENTION_ROWS === '64' ? 64 : 128 };
 }
 
 export function gpuOptionsFromEnv(e: NodeJS.ProcessEnv = process.env): GpuOptions {

@@ -1,7 +1,7 @@
 import test, { type ExecutionContext } from 'ava';
 import type { Gpu } from '../../src/runtime/index.js';
 import {
-  packSamplingParams, sampleTokens, samplingUniform, validateSamplingParams, type SamplingParams,
+  packSamplingParams, sampleRowStats, sampleRowStatsBytes, sampleStatsChunks, sampleTokens, samplingUniform, validateSamplingParams, type SamplingParams,
 } from '../../src/kernels/sample/index.js';
 import { argmax, inverseCdfToken, samplingDistribution, sanitizeLogit, type SamplingKnobs } from '../reference/index.js';
 import { testGpu } from '../../src/testing.js';
@@ -14,18 +14,30 @@ function randomLogits(n: number, seed: number, scale = 4): Float32Array {
   return Float32Array.from(randomArray(n, seed, scale));
 }
 
-/** Samples `params.length` rows; logits rows at logitsOffset + r · rowStride. */
+/**
+ * Samples `params.length` rows; logits rows at logitsOffset + r · rowStride. Twice: the sampler alone, and after
+ * the row-stats kernel (the decode step's form), which must give the same tokens.
+ */
 async function sampleOnGpu(
   gpu: Gpu, logits: Float32Array, vocab: number, params: readonly SamplingParams[],
   opts: { rowStride?: number; logitsOffset?: number; rowOffset?: number } = {},
 ): Promise<number[]> {
   const rowOffset = opts.rowOffset ?? 0;
+  const rows = params.length;
   const lb = gpu.upload('logits', logits);
   const pb = gpu.upload('params', packSamplingParams([...Array.from({ length: rowOffset }, () => params[0]!), ...params]));
-  const out = gpu.buffer('tokens', (rowOffset + params.length) * 4);
-  await gpu.run([sampleTokens({ logits: lb, params: pb, out, rows: params.length, vocab, ...opts })]);
-  const ids = [...(await gpu.readU32(out, rowOffset * 4, params.length))];
-  gpu.destroy(lb, pb, out);
+  const out = gpu.buffer('tokens', (rowOffset + rows) * 4);
+  const outStats = gpu.buffer('tokens.stats', (rowOffset + rows) * 4);
+  const stats = gpu.buffer('stats', Math.max(4, sampleRowStatsBytes(rows, vocab)));
+  await gpu.run([
+    sampleTokens({ logits: lb, params: pb, out, rows, vocab, ...opts }),
+    sampleRowStats({ logits: lb, stats, rows, vocab, rowStride: opts.rowStride, logitsOffset: opts.logitsOffset }),
+    sampleTokens({ logits: lb, params: pb, out: outStats, rows, vocab, ...opts, stats }),
+  ]);
+  const ids = [...(await gpu.readU32(out, rowOffset * 4, rows))];
+  const viaStats = [...(await gpu.readU32(outStats, rowOffset * 4, rows))];
+  gpu.destroy(lb, pb, out, outStats, stats);
+  if (ids.some((id, r) => viaStats[r] !== id)) throw new Error(`the row-stats path drew ${viaStats.join(',')}, the row scan ${ids.join(',')}`);
   return ids;
 }
 
@@ -118,6 +130,17 @@ test('sample - one pipeline for every size (sizes are uniforms)', (t) => {
   t.throws(() => sampleTokens({ logits: { size: 400 } as GPUBuffer, params: b, out: b, rows: 2, vocab: 100 }), { instanceOf: RangeError, message: /logits needs/ });
   t.throws(() => sampleTokens({ logits: b, params: { size: 32 } as GPUBuffer, out: b, rows: 2, vocab: 100 }), { instanceOf: RangeError, message: /params/ });
   t.throws(() => sampleTokens({ logits: b, params: b, out: b, rows: 2, vocab: 0 }), { instanceOf: RangeError, message: /vocab/ });
+  // the row-stats form: one pipeline each, and a stats buffer too small is refused by both kernels
+  const s = sampleRowStats({ logits: b, stats: b, rows: 3, vocab: 1000 });
+  t.is(s.shader, sampleRowStats({ logits: b, stats: b, rows: 64, vocab: 129280, rowStride: 0 }).shader);
+  t.deepEqual(s.workgroups, [1, 3]);
+  t.deepEqual(sampleRowStats({ logits: b, stats: b, rows: 2, vocab: 102400 }).workgroups, [50, 2]);
+  t.is(sampleTokens({ logits: b, params: b, out: b, rows: 3, vocab: 1000, stats: b }).shader, sampleTokens({ logits: b, params: b, out: b, rows: 9, vocab: 5, stats: b }).shader);
+  t.not(sampleTokens({ logits: b, params: b, out: b, rows: 3, vocab: 1000, stats: b }).shader, a.shader);
+  const small = { size: sampleRowStatsBytes(2, 102400) - 4 } as GPUBuffer;
+  t.throws(() => sampleRowStats({ logits: b, stats: small, rows: 2, vocab: 102400 }), { instanceOf: RangeError, message: /stats needs/ });
+  t.throws(() => sampleTokens({ logits: b, params: b, out: b, rows: 2, vocab: 102400, stats: small }), { instanceOf: RangeError, message: /stats needs/ });
+  t.throws(() => sampleRowStats({ logits: b, stats: b, rows: 2, vocab: 0 }), { instanceOf: RangeError, message: /vocab/ });
 });
 
 // ---------------------------------------------------------------- GPU (serial: concurrent submits crawl on lavapipe)
@@ -139,6 +162,28 @@ test.serial('sample - greedy is argmax with ties to the lowest index, -inf / NaN
   const want = Array.from({ length: rows }, (_, r) => argmax(Array.from(x.subarray(at(r, 0), at(r, V)), sanitizeLogit)));
   t.deepEqual(want, [17, 999, 0, 0, 20, 0, 5]);
   t.deepEqual(got, want);
+});
+
+test.serial('sample - row stats: the maximum tied across chunks goes to the lowest index; partial last chunks', async (t) => {
+  const gpu = await testGpu();
+  const C = 2048;
+  t.is(sampleStatsChunks(C), 1);
+  t.is(sampleStatsChunks(C + 1), 2);
+  // vocab: one logit past a chunk, two chunks and a partial, fewer logits than a workgroup's threads
+  for (const V of [C + 1, 2 * C + 777, 100]) {
+    const rows = 5;
+    const x = randomLogits(rows * V, V, 3);
+    const at = (r: number, c: number) => r * V + c;
+    x[at(0, V - 1)] = 9;                                                  // the last logit, alone in its chunk
+    x[at(1, Math.min(V - 1, C + 5))] = 9; x[at(1, V - 1)] = 9; x[at(1, 7)] = 9; // ties in different chunks: 7
+    x[at(2, Math.min(V - 1, C))] = 9; x[at(2, Math.min(V - 1, C - 1))] = 9;     // ties across a boundary
+    for (let c = 0; c < V; c++) x[at(3, c)] = -Infinity;                 // all tied: 0
+    x[at(4, Math.floor(V / 2))] = NaN;
+    const params = Array.from({ length: rows }, (_, r) => ({ temperature: 0, topK: 0, topP: 1, seed: r, counter: 0 }));
+    const got = await sampleOnGpu(gpu, x, V, params);
+    t.deepEqual(got, Array.from({ length: rows }, (_, r) => argmax(Array.from(x.subarray(at(r, 0), at(r, V)), sanitizeLogit))), `vocab ${V}`);
+    if (V > C) t.deepEqual(got.slice(0, 3), [V - 1, 7, Math.min(V - 1, C - 1)]);
+  }
 });
 
 test.serial('sample - top_k = 1 gives the argmax at any temperature and top_p', async (t) => {

@@ -1,4 +1,5 @@
 export { sampleTokens, sampleTokensShader, type SampleTokensArgs } from './sample.js';
+export { sampleRowStats, sampleRowStatsBytes, sampleRowStatsShader, sampleStatsChunks, SAMPLE_STATS_CHUNK, type SampleRowStatsArgs } from './sample-row-stats.js';
 export {
   packSamplingParams, validateSamplingParams, SAMPLING_PARAMS_WORDS, SAMPLING_PARAMS_BYTES, type SamplingParams,
 } from './sampling-params.js';

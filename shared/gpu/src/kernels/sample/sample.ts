@@ -13,21 +13,43 @@
 // - The token is drawn from the kept set, renormalized, by inverse CDF in token-index order: the first token
 //   whose cumulative kept weight exceeds u · (kept total), u = samplingUniform(seed, counter) in [0, 1).
 // The kept set always holds the argmax and the token always has a positive kept weight, whatever the logits.
-// Cost: at most 18 passes over a row (sample.wgsl), no scratch memory; greedy rows take one.
+// Cost: at most 18 passes over a row (sample.wgsl), no scratch memory; greedy rows take one. With `stats` (the
+// row-stats kernel's output, sample-row-stats.ts) the first pass reads a row's chunk extremes instead of the row.
 import type { KernelProgram, KernelShader } from '../../runtime/program.js';
 import { bindings } from '../../runtime/bindings.js';
 import { wgslFile } from '../../runtime/wgsl-source.js';
 import { SAMPLING_PARAMS_BYTES } from './sampling-params.js';
 import { SAMPLING_UNIFORM_WGSL } from './sampling-uniform.js';
 import { defineKernel } from '../../runtime/define-kernel.js';
+import { sampleRowStatsBytes, sampleStatsChunks } from './sample-row-stats.js';
 
 const UNIFORMS = { rows: 'u32', vocab: 'u32', row_stride: 'u32', logits_offset: 'u32', row_offset: 'u32' } as const;
 const BINDINGS = bindings([['logits', 'array<u32>'], ['params', 'array<u32>'], ['out', 'array<u32>', 'read_write']], UNIFORMS);
+const STATS_BINDINGS = bindings([['logits', 'array<u32>'], ['params', 'array<u32>'], ['out', 'array<u32>', 'read_write'], ['stats', 'array<Extremes>']], { ...UNIFORMS, chunks: 'u32' });
 /** Counts are summed in f32, exact below 2^24. */
 const MAX_VOCAB = 1 << 24;
 
-function build_sampleTokensShader(_: Record<string, never>): KernelShader {
-  return BINDINGS.shader('sample_tokens', `${SAMPLING_UNIFORM_WGSL}\n${wgslFile(new URL('./sample.wgsl', import.meta.url), { BINDINGS: BINDINGS.wgsl })}`);
+// pass 1, an invocation's share: its stride of the row, or of the row's chunk extremes
+const SCAN_ROW = /* wgsl */ `
+fn thread_extremes(base: u32, row: u32, lid: u32) -> Extremes {
+  return scan_extremes(base, 0u, u.vocab, lid);
+}`;
+const READ_STATS = /* wgsl */ `
+fn thread_extremes(base: u32, row: u32, lid: u32) -> Extremes {
+  var e = NO_EXTREMES;
+  for (var c = lid; c < u.chunks; c += WG) { e = extremes_merge(e, stats[row * u.chunks + c]); }
+  return e;
+}`;
+
+interface SampleVariant {
+  /** The first pass reads sampleRowStats' output. */
+  readonly fromStats: boolean;
+}
+
+function build_sampleTokensShader(v: SampleVariant): KernelShader {
+  const b = v.fromStats ? STATS_BINDINGS : BINDINGS;
+  const source = wgslFile(new URL('./sample.wgsl', import.meta.url), { BINDINGS: b.wgsl, EXTREMES: v.fromStats ? READ_STATS : SCAN_ROW });
+  return b.shader(v.fromStats ? 'sample_tokens_stats' : 'sample_tokens', `${SAMPLING_UNIFORM_WGSL}\n${source}`);
 }
 
 export interface SampleTokensArgs {
@@ -44,6 +66,11 @@ export interface SampleTokensArgs {
   readonly logitsOffset?: number;
   /** First row of params and out (a chunk of a longer batch). */
   readonly rowOffset?: number;
+  /**
+   * sampleRowStats' output for these rows (same logits, rows, vocab, stride and offset), dispatched before: the
+   * first pass then reads the rows' chunk extremes. Same tokens either way.
+   */
+  readonly stats?: GPUBuffer;
 }
 
 export function sampleTokens(a: SampleTokensArgs): KernelProgram {
@@ -63,10 +90,20 @@ export function sampleTokens(a: SampleTokensArgs): KernelProgram {
     if ((rowOffset + a.rows) * SAMPLING_PARAMS_BYTES > a.params.size) bad(`params buffer (${a.params.size} bytes) holds fewer than ${rowOffset + a.rows} rows`);
     if ((rowOffset + a.rows) * 4 > a.out.size) bad(`out buffer (${a.out.size} bytes) holds fewer than ${rowOffset + a.rows} ids`);
   }
+  const uniformValues = { rows: a.rows, vocab: a.vocab, row_stride: rowStride, logits_offset: logitsOffset, row_offset: rowOffset };
+  if (a.stats) {
+    if (sampleRowStatsBytes(a.rows, a.vocab) > a.stats.size) bad(`stats needs ${sampleRowStatsBytes(a.rows, a.vocab)} bytes, buffer has ${a.stats.size}`);
+    return {
+      shader: sampleTokensShader({ fromStats: true }),
+      buffers: STATS_BINDINGS.buffers({ logits: a.logits, params: a.params, out: a.out, stats: a.stats }),
+      uniformValues: { ...uniformValues, chunks: sampleStatsChunks(a.vocab) },
+      workgroups: [a.rows],
+    };
+  }
   return {
-    shader: sampleTokensShader({}),
+    shader: sampleTokensShader({ fromStats: false }),
     buffers: BINDINGS.buffers({ logits: a.logits, params: a.params, out: a.out }),
-    uniformValues: { rows: a.rows, vocab: a.vocab, row_stride: rowStride, logits_offset: logitsOffset, row_offset: rowOffset },
+    uniformValues,
     workgroups: [a.rows],
   };
 }

@@ -7,25 +7,23 @@
 //   params: array<u32>, read        SAMPLING_PARAMS_WORDS (8) per row, row r at (row_offset + r) * 8:
 //                                               temperature (f32 bits), top_k, top_p (f32 bits), seed, counter
 //   out:    array<u32>, read_write  token id of row r at row_offset + r
-//   u:      uniforms { rows, vocab, row_stride, logits_offset, row_offset }
+//   stats:  array<Extremes>, read   (the row-stats variant) row r's chunks at r * chunks (sample-row-stats.wgsl)
+//   u:      uniforms { rows, vocab, row_stride, logits_offset, row_offset[, chunks] }
 // Prelude (sample.ts): sampling_uniform(seed, counter) (sampling-uniform.ts).
 //
-// Passes over the row: 1 (largest and smallest key) + <= 8 (top-k: 32-bit keys, 4 bits a step) + <= 8 (top-p)
+// Passes over the row: 1 (largest and smallest key; or the row-stats kernel's partial extremes of it) + <= 8 (top-k: 32-bit keys, 4 bits a step) + <= 8 (top-p)
 // + 1 (piece sums) and two or three tiny ones (the pieces of the chosen piece). Greedy rows stop after the first.
 
 /*@BINDINGS@*/
+//!include logit-extremes
 
 const WG: u32 = 256u;
 // bins of one search step: 15 pivots split the key interval into 16
 const NB: u32 = 16u;
-// logits are clamped to ±2^126 (so differences stay finite) and NaN reads as -2^126
-const LIMIT_BITS: u32 = 0x7e800000u;
 // weights below exp(-CUT) (relative to the max) are taken as exactly 0, so exp never sees a huge argument
 const CUT: f32 = 80.0;
-const NONE: u32 = 0xffffffffu;
 
 var<workgroup> red_f: array<f32, 2048>;  // 8 bins x WG partial sums; the first WG entries double as the scan
-var<workgroup> red_u: array<u32, 768>;   // first pass: largest key, its index, smallest key (WG each)
 var<workgroup> tot: array<f32, 16>;      // reduced bins of a search step
 var<workgroup> s_lo: u32;
 var<workgroup> s_hi: u32;
@@ -36,25 +34,14 @@ var<workgroup> s_r: f32;
 var<workgroup> s_pick: u32;
 var<workgroup> s_last: atomic<u32>;
 
-// Sanitized f32 bits b: NaN -> -2^126, |x| >= 2^126 -> ±2^126, -0 -> +0 (so equal logits have equal keys).
-// Branch-free: with an early return per case, the compiler kept each load of an unrolled pass behind the
-// previous one's branches, so a thread waited on its loads one at a time whatever the unrolling.
-fn sanitize(b: u32) -> u32 {
-  let a = b & 0x7fffffffu;
-  var r = select(b, (b & 0x80000000u) | LIMIT_BITS, a >= LIMIT_BITS);
-  r = select(r, LIMIT_BITS | 0x80000000u, a > 0x7f800000u);
-  return select(r, 0u, a == 0u);
-}
+// pass 1, this invocation's share: thread_extremes(base, row, lid) -> Extremes, over the row or its row-stats
+/*@EXTREMES@*/
 
 fn logit_bits(i: u32) -> u32 {
   return sanitize(logits[i]);
 }
 
-// u32 key with the order of the floats: x < y <=> key(x) < key(y).
-fn key_of(b: u32) -> u32 {
-  return select(b | 0x80000000u, ~b, (b & 0x80000000u) != 0u);
-}
-
+// the float of key k (key_of's inverse)
 fn value_of(k: u32) -> f32 {
   return bitcast<f32>(select(~k, k & 0x7fffffffu, (k & 0x80000000u) != 0u));
 }
@@ -231,60 +218,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let uval = sampling_uniform(params[pr + 3u], params[pr + 4u]);
 
   // pass 1: largest key (lowest index among equals) and smallest key
-  var best_k = 0u;
-  var best_i = NONE;
-  var min_k = NONE;
-  // 8 loads a thread issued together (raw, before any arithmetic on them), then taken in index order: one load
-  // waited on at a time made the batch-1 pass over 102,400 logits 400 trips of one workgroup, ~0.17 ms a step
-  var c = lid;
-  for (; c + 7u * WG < u.vocab; c += 8u * WG) {
-    let r0 = logits[base + c];
-    let r1 = logits[base + c + WG];
-    let r2 = logits[base + c + 2u * WG];
-    let r3 = logits[base + c + 3u * WG];
-    let r4 = logits[base + c + 4u * WG];
-    let r5 = logits[base + c + 5u * WG];
-    let r6 = logits[base + c + 6u * WG];
-    let r7 = logits[base + c + 7u * WG];
-    let k0 = key_of(sanitize(r0));
-    let k1 = key_of(sanitize(r1));
-    let k2 = key_of(sanitize(r2));
-    let k3 = key_of(sanitize(r3));
-    let k4 = key_of(sanitize(r4));
-    let k5 = key_of(sanitize(r5));
-    let k6 = key_of(sanitize(r6));
-    let k7 = key_of(sanitize(r7));
-    if (k0 > best_k) { best_k = k0; best_i = c; }
-    if (k1 > best_k) { best_k = k1; best_i = c + WG; }
-    if (k2 > best_k) { best_k = k2; best_i = c + 2u * WG; }
-    if (k3 > best_k) { best_k = k3; best_i = c + 3u * WG; }
-    if (k4 > best_k) { best_k = k4; best_i = c + 4u * WG; }
-    if (k5 > best_k) { best_k = k5; best_i = c + 5u * WG; }
-    if (k6 > best_k) { best_k = k6; best_i = c + 6u * WG; }
-    if (k7 > best_k) { best_k = k7; best_i = c + 7u * WG; }
-    min_k = min(min(min(min_k, k0), min(k1, k2)), min(min(k3, k4), min(min(k5, k6), k7)));
-  }
-  for (; c < u.vocab; c += WG) {
-    let k = key_of(logit_bits(base + c));
-    if (k > best_k) { best_k = k; best_i = c; }
-    min_k = min(min_k, k);
-  }
-  red_u[lid] = best_k;
-  red_u[WG + lid] = best_i;
-  red_u[2u * WG + lid] = min_k;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) {
-      let ok = red_u[lid + s];
-      let oi = red_u[WG + lid + s];
-      if (ok > red_u[lid] || (ok == red_u[lid] && oi < red_u[WG + lid])) { red_u[lid] = ok; red_u[WG + lid] = oi; }
-      red_u[2u * WG + lid] = min(red_u[2u * WG + lid], red_u[2u * WG + lid + s]);
-    }
-    workgroupBarrier();
-  }
-  let max_k = red_u[0];
-  let argmax_i = red_u[WG];
-  let min_key = red_u[2u * WG];
+  let e = wg_extremes(thread_extremes(base, row, lid), lid);
+  let max_k = e.max_key;
+  let argmax_i = e.argmax;
+  let min_key = e.min_key;
 
   // temperature ±0 (tested on the bits: a flushed subnormal is not greedy) -> argmax
   if ((temperature_bits & 0x7fffffffu) == 0u) {

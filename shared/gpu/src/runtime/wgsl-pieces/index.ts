@@ -7,6 +7,7 @@ import { silu } from './activations.js';
 import { treeSumGroups, wgReduce } from './reductions.js';
 import { onlineSoftmax } from './softmax.js';
 import { rmsRows } from './rms-rows.js';
+import { logitExtremes } from './logit-extremes.js';
 
 interface Piece {
   readonly wgsl: string;
@@ -26,6 +27,7 @@ const PIECES: Readonly<Record<string, Piece>> = {
   'online-softmax': { wgsl: onlineSoftmax },
   'tree-sum-groups': { wgsl: treeSumGroups },
   'rms-rows': { wgsl: rmsRows, needs: ['tree-sum-groups'] },
+  'logit-extremes': { wgsl: logitExtremes },
 };
 
 const WGSL_PIECE_NAMES: readonly string[] = Object.keys(PIECES);
