@@ -11,7 +11,7 @@
 import type { Gpu, KernelProgram, KernelShader, RecordedPrograms } from '@latentwire/gpu';
 import {
   countsRow, countTokens, hasLogitWork, kvAppend, logitAdjust, LOGIT_PARAMS_BYTES, LOGPROBS_WORDS, maskWords, NO_COUNTS, NO_MASK, packLogitRows,
-  packSamplingParams, sampleRowStats, sampleRowStatsBytes, sampleTokens, tokenMask, SAMPLING_PARAMS_BYTES, tokenLogprobs, unpackLogprobs, type LogitSettings, type SamplingParams, type TokenLogprobs,
+  packSamplingParams, sampleRowStats, sampleRowStatsBytes, sampleTokens, sampleWorkgroupSize, tokenMask, SAMPLING_PARAMS_BYTES, tokenLogprobs, unpackLogprobs, type LogitSettings, type SamplingParams, type TokenLogprobs,
 } from '@latentwire/gpu/kernels';
 import { allocForwardScratch, ModelForward, type ForwardPass } from '@latentwire/gpu/forward';
 import { pagesFor, type KvDtype } from '@latentwire/protocol';
@@ -369,7 +369,7 @@ export class DecodeModel {
   /** The sampler over the step's B rows of logits into `out`, after the row-stats pass unless turned off. */
   private samplePrograms(B: number, out: GPUBuffer): KernelProgram[] {
     const { s, cfg } = this;
-    const sample = { logits: s.logits!, params: s.sampling!, out, rows: B, vocab: cfg.vocabSize };
+    const sample = { logits: s.logits!, params: s.sampling!, out, rows: B, vocab: cfg.vocabSize, workgroupSize: sampleWorkgroupSize(this.gpu.limits) };
     if (this.opts.sampleRowStats === false) return [sampleTokens(sample)];
     return [sampleRowStats({ logits: s.logits!, stats: s.sampleStats!, rows: B, vocab: cfg.vocabSize }), sampleTokens({ ...sample, stats: s.sampleStats! })];
   }

@@ -8,7 +8,7 @@ import { latentRowWidth, type MlaConfig, type RopeFreqPrecision } from '@latentw
 import type { ModelWeights } from '../weights/model-weights.js';
 import { argmax } from '../kernels/argmax/argmax.js';
 import { kvQuantize } from '../kernels/kv-quantize/kv-quantize.js';
-import { sampleTokens } from '../kernels/sample/sample.js';
+import { sampleTokens, sampleWorkgroupSize } from '../kernels/sample/sample.js';
 import { packSamplingParams, type SamplingParams } from '../kernels/sample/sampling-params.js';
 import { logitAdjust } from '../kernels/sample/logit-adjust.js';
 import { tokenLogprobs } from '../kernels/sample/token-logprobs.js';
@@ -246,7 +246,7 @@ export class PrefillModel {
         masked = [gpu.upload('mask.rows', Uint32Array.of(0)), gpu.upload('mask.bits', mask)];
         programs.push(tokenMask({ logits: logitsBuf, logitsOffset, maskRows: masked[0]!, masks: masked[1]!, rows: 1, vocab: V }));
       }
-      programs.push(sampleTokens({ logits: logitsBuf, logitsOffset, params: sampled.params, out: sampled.out, rows: draws, vocab: V, ...stride }));
+      programs.push(sampleTokens({ logits: logitsBuf, logitsOffset, params: sampled.params, out: sampled.out, rows: draws, vocab: V, ...stride, workgroupSize: sampleWorkgroupSize(gpu.limits) }));
       if (around && opts.sample.logprobs !== undefined) {
         logprobsBuf = gpu.buffer('logprobs', LOGPROBS_WORDS * 4 * draws);
         programs.push(tokenLogprobs({ logits: logitsBuf, logitsOffset, params: adjusted[0]!, tokens: sampled.out, out: logprobsBuf, rows: draws, vocab: V, ...stride }));

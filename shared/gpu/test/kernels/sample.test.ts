@@ -1,7 +1,7 @@
 import test, { type ExecutionContext } from 'ava';
 import type { Gpu } from '../../src/runtime/index.js';
 import {
-  packSamplingParams, sampleRowStats, sampleRowStatsBytes, sampleStatsChunks, sampleTokens, samplingUniform, validateSamplingParams, type SamplingParams,
+  packSamplingParams, sampleRowStats, sampleRowStatsBytes, sampleStatsChunks, sampleTokens, sampleWorkgroupSize, samplingUniform, type SampleWorkgroupSize, validateSamplingParams, type SamplingParams,
 } from '../../src/kernels/sample/index.js';
 import { argmax, inverseCdfToken, samplingDistribution, sanitizeLogit, type SamplingKnobs } from '../reference/index.js';
 import { testGpu } from '../../src/testing.js';
@@ -15,8 +15,10 @@ function randomLogits(n: number, seed: number, scale = 4): Float32Array {
 }
 
 /**
- * Samples `params.length` rows; logits rows at logitsOffset + r · rowStride. Twice: the sampler alone, and after
- * the row-stats kernel (the decode step's form), which must give the same tokens.
+ * Samples `params.length` rows; logits rows at logitsOffset + r · rowStride. Three times: the sampler alone, after
+ * the row-stats kernel (the decode step's form), which must give the same tokens, and that again with the
+ * workgroup size sampleWorkgroupSize picks where it is not 256 (its sums differ in rounding: checked against the
+ * reference by the test, as the first).
  */
 async function sampleOnGpu(
   gpu: Gpu, logits: Float32Array, vocab: number, params: readonly SamplingParams[],
@@ -38,6 +40,26 @@ async function sampleOnGpu(
   const viaStats = [...(await gpu.readU32(outStats, rowOffset * 4, rows))];
   gpu.destroy(lb, pb, out, outStats, stats);
   if (ids.some((id, r) => viaStats[r] !== id)) throw new Error(`the row-stats path drew ${viaStats.join(',')}, the row scan ${ids.join(',')}`);
+  return ids;
+}
+
+/** sampleOnGpu with `workgroupSize` threads a row (the stats path). */
+async function sampleOnGpuWith(
+  gpu: Gpu, workgroupSize: SampleWorkgroupSize, logits: Float32Array, vocab: number, params: readonly SamplingParams[],
+  opts: { rowStride?: number; logitsOffset?: number; rowOffset?: number } = {},
+): Promise<number[]> {
+  const rowOffset = opts.rowOffset ?? 0;
+  const rows = params.length;
+  const lb = gpu.upload('logits', logits);
+  const pb = gpu.upload('params', packSamplingParams([...Array.from({ length: rowOffset }, () => params[0]!), ...params]));
+  const out = gpu.buffer('tokens', (rowOffset + rows) * 4);
+  const stats = gpu.buffer('stats', Math.max(4, sampleRowStatsBytes(rows, vocab)));
+  await gpu.run([
+    sampleRowStats({ logits: lb, stats, rows, vocab, rowStride: opts.rowStride, logitsOffset: opts.logitsOffset }),
+    sampleTokens({ logits: lb, params: pb, out, rows, vocab, ...opts, stats, workgroupSize }),
+  ]);
+  const ids = [...(await gpu.readU32(out, rowOffset * 4, rows))];
+  gpu.destroy(lb, pb, out, stats);
   return ids;
 }
 
@@ -299,6 +321,30 @@ test.serial('sample - same (seed, counter) gives the same token whatever the row
     const d = samplingDistribution(row, p);
     t.true(d.kept.includes(first[i]!), `row ${i}`);
   });
+});
+
+test.serial('sample - 1024 threads a row: greedy, top-k and top-p draws match the reference as 256 do', async (t) => {
+  const gpu = await testGpu();
+  const limits = gpu.limits;
+  t.is(sampleWorkgroupSize({ maxComputeInvocationsPerWorkgroup: 1024, maxComputeWorkgroupSizeX: 1024, maxComputeWorkgroupStorageSize: 32768 }), 1024);
+  t.is(sampleWorkgroupSize({ maxComputeInvocationsPerWorkgroup: 256, maxComputeWorkgroupSizeX: 256, maxComputeWorkgroupStorageSize: 49152 }), 256);
+  t.is(sampleWorkgroupSize({ maxComputeInvocationsPerWorkgroup: 1024, maxComputeWorkgroupSizeX: 1024, maxComputeWorkgroupStorageSize: 16384 }), 256);
+  if (sampleWorkgroupSize(limits) !== 1024) return t.pass(`this device holds 256 threads a row (limits ${limits.maxComputeInvocationsPerWorkgroup}, ${limits.maxComputeWorkgroupStorageSize} B)`);
+  const V = 5003, n = 64;
+  const x = randomLogits(V, 71, 3);
+  for (let i = 0; i < V; i += 97) x[i] = -Infinity;
+  const configs: SamplingKnobs[] = [
+    { temperature: 0, topK: 0, topP: 1 },
+    { temperature: 0.8, topK: 50, topP: 1 },
+    { temperature: 0.2, topK: 0, topP: safeTopP(x, { temperature: 0.2, topK: 0 }, 0.5) },
+    { temperature: 1.1, topK: 200, topP: safeTopP(x, { temperature: 1.1, topK: 200 }, 0.8) },
+  ];
+  for (const [i, knobs] of configs.entries()) {
+    const params = draws(knobs, n, 300 + i);
+    const got = await sampleOnGpuWith(gpu, 1024, x, V, params, { rowStride: 0 });
+    if (knobs.temperature === 0) t.true(got.every((g) => g === argmax(Array.from(x, sanitizeLogit))), 'greedy');
+    else t.true(checkDraws(t, x, params, got, JSON.stringify(knobs)) >= n - 1, `${JSON.stringify(knobs)}: draws equal to the reference token`);
+  }
 });
 
 test.serial('sample - DeepSeek-V2 vocab (102400): realistic settings match the reference', async (t) => {

@@ -1,4 +1,4 @@
-export { sampleTokens, sampleTokensShader, type SampleTokensArgs } from './sample.js';
+export { sampleTokens, sampleTokensShader, sampleWorkgroupSize, type SampleTokensArgs, type SampleWorkgroupSize } from './sample.js';
 export { sampleRowStats, sampleRowStatsBytes, sampleRowStatsShader, sampleStatsChunks, SAMPLE_STATS_CHUNK, type SampleRowStatsArgs } from './sample-row-stats.js';
 export {
   packSamplingParams, validateSamplingParams, SAMPLING_PARAMS_WORDS, SAMPLING_PARAMS_BYTES, type SamplingParams,

@@ -41,15 +41,33 @@ fn thread_extremes(base: u32, row: u32, lid: u32) -> Extremes {
   return e;
 }`;
 
+/** Workgroup sizes the sampler compiles for. */
+export type SampleWorkgroupSize = 256 | 1024;
+
+/** Workgroup bytes of the sampler at `wg` threads: red_f (8 f32 a thread at 256, 4 at 1024), extremes_red (12 bytes a thread), the rest. */
+function sampleWorkgroupBytes(wg: number): number {
+  return wg * ((wg > 256 ? 16 : 32) + 12) + 256;
+}
+
+/**
+ * The sampler's threads a row on a device with these limits: 1024 where it holds them (a top-p row over 102,400 logits is
+ * up to 18 passes of one workgroup: 4× the threads, 4× the loads in flight a pass), else 256.
+ */
+export function sampleWorkgroupSize(limits: { readonly maxComputeInvocationsPerWorkgroup: number; readonly maxComputeWorkgroupStorageSize: number; readonly maxComputeWorkgroupSizeX: number }): SampleWorkgroupSize {
+  const fits = limits.maxComputeInvocationsPerWorkgroup >= 1024 && limits.maxComputeWorkgroupSizeX >= 1024 && limits.maxComputeWorkgroupStorageSize >= sampleWorkgroupBytes(1024);
+  return fits ? 1024 : 256;
+}
+
 interface SampleVariant {
   /** The first pass reads sampleRowStats' output. */
   readonly fromStats: boolean;
+  readonly wg: SampleWorkgroupSize;
 }
 
 function build_sampleTokensShader(v: SampleVariant): KernelShader {
   const b = v.fromStats ? STATS_BINDINGS : BINDINGS;
-  const source = wgslFile(new URL('./sample.wgsl', import.meta.url), { BINDINGS: b.wgsl, EXTREMES: v.fromStats ? READ_STATS : SCAN_ROW });
-  return b.shader(v.fromStats ? 'sample_tokens_stats' : 'sample_tokens', `${SAMPLING_UNIFORM_WGSL}\n${source}`);
+  const source = wgslFile(new URL('./sample.wgsl', import.meta.url), { BINDINGS: b.wgsl, EXTREMES: v.fromStats ? READ_STATS : SCAN_ROW, WG: String(v.wg) });
+  return b.shader(`sample_tokens${v.fromStats ? '_stats' : ''}${v.wg !== 256 ? `_wg${v.wg}` : ''}`, `${SAMPLING_UNIFORM_WGSL}\n${source}`);
 }
 
 export interface SampleTokensArgs {
@@ -71,6 +89,8 @@ export interface SampleTokensArgs {
    * first pass then reads the rows' chunk extremes. Same tokens either way.
    */
   readonly stats?: GPUBuffer;
+  /** Threads a row (default 256; sampleWorkgroupSize picks 1024 where the device holds it). Same semantics either way. */
+  readonly workgroupSize?: SampleWorkgroupSize;
 }
 
 export function sampleTokens(a: SampleTokensArgs): KernelProgram {
@@ -90,18 +110,20 @@ export function sampleTokens(a: SampleTokensArgs): KernelProgram {
     if ((rowOffset + a.rows) * SAMPLING_PARAMS_BYTES > a.params.size) bad(`params buffer (${a.params.size} bytes) holds fewer than ${rowOffset + a.rows} rows`);
     if ((rowOffset + a.rows) * 4 > a.out.size) bad(`out buffer (${a.out.size} bytes) holds fewer than ${rowOffset + a.rows} ids`);
   }
+  const wg = a.workgroupSize ?? 256;
+  if (wg !== 256 && wg !== 1024) bad(`workgroupSize ${wg} is not 256 or 1024`);
   const uniformValues = { rows: a.rows, vocab: a.vocab, row_stride: rowStride, logits_offset: logitsOffset, row_offset: rowOffset };
   if (a.stats) {
     if (sampleRowStatsBytes(a.rows, a.vocab) > a.stats.size) bad(`stats needs ${sampleRowStatsBytes(a.rows, a.vocab)} bytes, buffer has ${a.stats.size}`);
     return {
-      shader: sampleTokensShader({ fromStats: true }),
+      shader: sampleTokensShader({ fromStats: true, wg }),
       buffers: STATS_BINDINGS.buffers({ logits: a.logits, params: a.params, out: a.out, stats: a.stats }),
       uniformValues: { ...uniformValues, chunks: sampleStatsChunks(a.vocab) },
       workgroups: [a.rows],
     };
   }
   return {
-    shader: sampleTokensShader({ fromStats: false }),
+    shader: sampleTokensShader({ fromStats: false, wg }),
     buffers: BINDINGS.buffers({ logits: a.logits, params: a.params, out: a.out }),
     uniformValues,
     workgroups: [a.rows],

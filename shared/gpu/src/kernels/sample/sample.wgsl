@@ -17,13 +17,16 @@
 /*@BINDINGS@*/
 //!include logit-extremes
 
-const WG: u32 = 256u;
+const WG: u32 = /*@WG@*/u;
 // bins of one search step: 15 pivots split the key interval into 16
 const NB: u32 = 16u;
 // weights below exp(-CUT) (relative to the max) are taken as exactly 0, so exp never sees a huge argument
 const CUT: f32 = 80.0;
 
-var<workgroup> red_f: array<f32, 2048>;  // 8 bins x WG partial sums; the first WG entries double as the scan
+// bins reduced a round: red_f holds RB bins x WG partial sums (8 KiB at 256 threads, 16 KiB at 1024); its first WG
+// entries double as the scan
+const RB: u32 = select(8u, 4u, WG > 256u);
+var<workgroup> red_f: array<f32, RB * WG>;
 var<workgroup> tot: array<f32, 16>;      // reduced bins of a search step
 var<workgroup> s_lo: u32;
 var<workgroup> s_hi: u32;
@@ -53,19 +56,19 @@ fn weight(b: u32, m: f32, t: f32) -> f32 {
   return select(0.0, exp(max(d, lowest) / t), d >= lowest);
 }
 
-// Sums each thread's NB bins over the workgroup into `tot` (8 bins a round so red_f stays 8 KiB).
+// Sums each thread's NB bins over the workgroup into `tot` (RB bins a round).
 fn reduce_bins(acc: ptr<function, array<f32, 16>>, lid: u32) {
-  for (var h = 0u; h < 2u; h++) {
-    for (var b = 0u; b < 8u; b++) { red_f[b * WG + lid] = (*acc)[h * 8u + b]; }
+  for (var h = 0u; h < NB / RB; h++) {
+    for (var b = 0u; b < RB; b++) { red_f[b * WG + lid] = (*acc)[h * RB + b]; }
     workgroupBarrier();
     for (var s = WG / 2u; s > 0u; s >>= 1u) {
       if (lid < s) {
-        for (var b = 0u; b < 8u; b++) { red_f[b * WG + lid] += red_f[b * WG + lid + s]; }
+        for (var b = 0u; b < RB; b++) { red_f[b * WG + lid] += red_f[b * WG + lid + s]; }
       }
       workgroupBarrier();
     }
     if (lid == 0u) {
-      for (var b = 0u; b < 8u; b++) { tot[h * 8u + b] = red_f[b * WG]; }
+      for (var b = 0u; b < RB; b++) { tot[h * RB + b] = red_f[b * WG]; }
     }
     workgroupBarrier();
   }
