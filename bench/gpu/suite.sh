@@ -7,7 +7,7 @@
 # prefill attention's alone), matmul (f32 vs subgroup-matrix
 # GEMM tiles at prefill shapes), matmul-x16 (f16 against f32 activations on the prefill tiles), matmul-decode (the subgroup-matrix tiles at V2-Lite's decode-batch projections), prefill (f32 and subgroup-matrix matmuls), decode (both attention kernels),
 # pytorch (transformers' prefill of the same shapes, the peer), prefill-profile (per-kernel GPU times), decode-profile (the same for
-# decode steps), decode-encode (a step's CPU side with and without the recorded forward), decode-attention (the kernel grid),
+# decode steps), decode-kernels (the batch-1 step's one-workgroup kernels alone), decode-encode (a step's CPU side with and without the recorded forward), decode-attention (the kernel grid),
 # moe (the routed experts of one layer per GEMM form at decode batches), moe-prefill (their prefill forms at 4096 tokens), moe-residency (the experts' decode
 # kernels' time by workgroups launched: how many run at once), mma-peak (the subgroup-matrix product rate alone:
 # the tensor-core kernels' ceiling), dispatch (the cost of one dispatch, and
@@ -73,7 +73,10 @@ for s in "$@"; do
     decode)
       BENCH_DTYPES=fp8_e4m3 step decode 420 node bench/dist/decode.js ;;
     decode-profile)
-      BENCH_DTYPES=fp8_e4m3 BENCH_CONTEXTS=1024 BENCH_BATCHES=1,64 BENCH_ITERS=5 GPU_PROFILE=1 step decode-profile 300 node bench/dist/decode.js ;;
+      # unrounded timestamps (Dawn rounds them to 65.5 µs unless told otherwise)
+      DAWN_DISABLED_FEATURES=timestamp_quantization BENCH_DTYPES=fp8_e4m3 BENCH_CONTEXTS=1024 BENCH_BATCHES=1,64 BENCH_ITERS=5 GPU_PROFILE=1 step decode-profile 300 node bench/dist/decode.js ;;
+    decode-kernels)
+      DAWN_DISABLED_FEATURES=timestamp_quantization step decode-kernels 200 node bench/dist/decode-kernels.js ;;
     decode-encode)
       BENCH_DTYPES=fp8_e4m3 step decode-encode 300 node bench/dist/decode-encode.js ;;
     decode-attention)
