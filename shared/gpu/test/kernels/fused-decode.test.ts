@@ -270,7 +270,9 @@ for (const r of ROUTES) {
   });
 }
 
-for (const r of ROUTES) {
+// the one-dispatch selection runs 128 threads up to 128 grouped experts, 256 beyond (V2's 160)
+const V2_ROUTE: MoeRouting = { method: 'group_limited_greedy', nExperts: 160, topK: 6, nGroup: 8, topkGroup: 3, normTopkProb: false, routedScalingFactor: 16 };
+for (const r of [...ROUTES, V2_ROUTE]) {
   test(`fused - selection and grouping in one dispatch equal selection then grouping (${r.method}, ${r.nExperts} experts)`, async (t) => {
     const gpu = await testGpu();
     const E = r.nExperts, k = r.topK;
@@ -287,7 +289,7 @@ for (const r of ROUTES) {
       await gpu.run([
         moeRouteSelect({ routing: r, logits, bias, topkIds: a.topkIds, topkWeights: a.topkWeights, tokens: T }),
         moeGroup({ dims, tokens: T, topkIds: a.topkIds, groups: a.groups, variant: 'gemv' }),
-        moeSelectGroup({ dims, routing: r, tokens: T, scratch: b, bias, variant: 'gemv' }),
+        moeSelectGroup({ dims, routing: r, tokens: T, scratch: b, bias, variant: 'gemv', subgroupSize: gpu.uniformSubgroupSize }),
       ]);
       await sameRouting(t, gpu, a, b, dims, T);
       gpu.destroy(bias?.buffer ?? null, ...Object.values(a), ...Object.values(b).filter((buf) => buf !== logits));
