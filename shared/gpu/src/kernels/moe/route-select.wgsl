@@ -54,12 +54,19 @@ fn route_token(t: u32, lid: u32) {
       cand[e] = s + bias_at(e);
     }
   } else {
-    var mx = lg[0];
-    for (var i = 1u; i < E; i++) { mx = max(mx, lg[i]); }
+    // the max and the sum are walked by the invocations that own an expert only (the others' loops over e are
+    // empty): fewer reads of workgroup memory where the workgroup is wider than E
+    var mx = 0.0;
+    if (lid < E) {
+      mx = lg[0];
+      for (var i = 1u; i < E; i++) { mx = max(mx, lg[i]); }
+    }
     for (var e = lid; e < E; e += WG) { score[e] = exp(lg[e] - mx); }
     workgroupBarrier();
     var total = 0.0;
-    for (var i = 0u; i < E; i++) { total += score[i]; }
+    if (lid < E) {
+      for (var i = 0u; i < E; i++) { total += score[i]; }
+    }
     workgroupBarrier();
     for (var e = lid; e < E; e += WG) {
       let p = score[e] / total;
