@@ -273,7 +273,7 @@ for (const r of ROUTES) {
 // the one-dispatch selection runs 128 threads up to 128 grouped experts, 256 beyond (V2's 160)
 const V2_ROUTE: MoeRouting = { method: 'group_limited_greedy', nExperts: 160, topK: 6, nGroup: 8, topkGroup: 3, normTopkProb: false, routedScalingFactor: 16 };
 for (const r of [...ROUTES, V2_ROUTE]) {
-  test(`fused - selection and grouping in one dispatch equal selection then grouping (${r.method}, ${r.nExperts} experts)`, async (t) => {
+  test(`fused - selection and grouping in one dispatch equal selection then grouping, with and without the L2 prefetch beside it (${r.method}, ${r.nExperts} experts)`, async (t) => {
     const gpu = await testGpu();
     const E = r.nExperts, k = r.topK;
     for (const T of [1, 3, MOE_ROUTE_FUSED_MAX_TOKENS]) {
@@ -284,15 +284,22 @@ for (const r of [...ROUTES, V2_ROUTE]) {
         logits, topkIds: gpu.buffer('ids', bytes.topkIds), topkWeights: gpu.buffer('wts', bytes.topkWeights),
         groups: gpu.buffer('groups', bytes.groups), act: gpu.buffer('act', 16), slotOut: gpu.buffer('slot', 16),
       });
-      const a = scratch(), b = scratch();
+      const a = scratch(), b = scratch(), c = scratch();
       const bias = r.method === 'noaux_tc' ? uploadWeight(gpu, 'bias', roundTo(randomArray(E, 82, 0.3), 'f32'), 'f32', [E]) : null;
+      // the L2 prefetch beside the selection: two ranges of an unrelated buffer (odd lengths, an offset), no effect
+      const far = uploadF32(gpu, 'far', roundTo(randomArray(40000, 83, 1), 'f32'));
+      const prefetch = [{ buffer: far, offsetBytes: 48, bytes: 16 * 3001 }, { buffer: far, offsetBytes: 16 * 5000, bytes: 16 * 17 }] as const;
       await gpu.run([
         moeRouteSelect({ routing: r, logits, bias, topkIds: a.topkIds, topkWeights: a.topkWeights, tokens: T }),
         moeGroup({ dims, tokens: T, topkIds: a.topkIds, groups: a.groups, variant: 'gemv' }),
         moeSelectGroup({ dims, routing: r, tokens: T, scratch: b, bias, variant: 'gemv', subgroupSize: gpu.uniformSubgroupSize }),
+        moeSelectGroup({ dims, routing: r, tokens: T, scratch: c, bias, variant: 'gemv', subgroupSize: gpu.uniformSubgroupSize, prefetch }),
       ]);
       await sameRouting(t, gpu, a, b, dims, T);
-      gpu.destroy(bias?.buffer ?? null, ...Object.values(a), ...Object.values(b).filter((buf) => buf !== logits));
+      await sameRouting(t, gpu, a, c, dims, T);
+      t.throws(() => moeSelectGroup({ dims, routing: r, tokens: T, scratch: c, bias, variant: 'gemv', prefetch: [prefetch[0], { buffer: far, offsetBytes: 8, bytes: 16 }] }), { instanceOf: RangeError, message: /prefetch range/ });
+      t.throws(() => moeSelectGroup({ dims, routing: r, tokens: T, scratch: c, bias, variant: 'gemv', prefetch: [prefetch[0], { buffer: far, offsetBytes: 0, bytes: far.size + 16 }] }), { instanceOf: RangeError, message: /prefetch range/ });
+      gpu.destroy(bias?.buffer ?? null, far, ...Object.values(a), ...Object.values(b).filter((buf) => buf !== logits), ...Object.values(c).filter((buf) => buf !== logits));
     }
   });
 }
