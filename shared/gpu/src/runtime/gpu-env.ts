@@ -30,8 +30,8 @@ export const GPU_ENV = {
     .bool(true)
     .describe('decode batches of one token: the MoE combine (the weighted sum of the token\'s expert outputs onto the residual) done by the experts\' down GEMV, each slot\'s sum in the same order as the combine kernel\'s, instead of a dispatch of its own (false: the combine dispatch)'),
   MOE_PREFETCH_SHARED: env
-    .bool(true)
-    .describe('decode batches of up to 8 tokens: the MoE selection dispatch (one workgroup) also runs workgroups that read the shared experts\' gate/up rows, so the expert GEMV that follows finds them in the L2 cache instead of HBM (false: the selection alone)'),
+    .bool(false)
+    .describe('decode batches of up to 8 tokens: the MoE selection dispatch (one workgroup) also runs workgroups that read the shared experts\' gate/up rows, so the expert GEMV that follows finds them in the L2 cache instead of HBM (off until timed on a GPU: the session that wrote it had no device time left)'),
   PREFILL_ATTENTION_ROWS: env
     .oneOf(['64', '128'] as const, '128')
     .describe('prefill attention on tensor-core adapters: query rows a workgroup takes (16 a subgroup of 32); 128 stages each key tile once for twice the products (H200: the attention 28.6 ms a V2-Lite prefill of 4096 tokens against 40.8) where the device holds its ~47 KiB workgroups, else 64 runs'),

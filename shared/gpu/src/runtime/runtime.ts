@@ -130,7 +130,7 @@ export class Gpu {
     this.gemvStageInput = opts.gemvStageInput ?? true;
     this.subgroupReduce = opts.subgroupReduce ?? true;
     this.moeDownCombine = opts.moeDownCombine ?? true;
-    this.moePrefetchShared = opts.moePrefetchShared ?? true;
+    this.moePrefetchShared = opts.moePrefetchShared ?? false;
     this.prefillAttentionRows = opts.prefillAttentionRows ?? DEFAULT_MLA_PREFILL_MMA_ROWS;
     this.profiler = opts.profile && features.has('timestamp-query') ? new Profiler(device) : null;
     this.profilePerKernel = opts.profile === true;

@@ -9,7 +9,7 @@ import { matmul } from '../../src/kernels/matmul/matmul.js';
 import { fusedGemv, type FusedGemvOutput } from '../../src/kernels/matmul/gemv-fused.js';
 import { siluMul } from '../../src/kernels/silu-mul/silu-mul.js';
 import {
-  moeCombine, moeExpertGemms, moeGemmVariant, moeGroup, moeRoute, moeRouteFused, moeRouterLogits, moeRouteSelect, moeRouting, moeScratchBytes,
+  moeCombine, moeExpertGemms, moeExperts, moeGemmVariant, moeGroup, moeRoute, moeRouteFused, moeRouterLogits, moeRouteSelect, moeRouting, moeScratchBytes,
   moeSelectGroup, MOE_ROUTE_FUSED_MAX_TOKENS, type MoeDims, type MoeScratch,
 } from '../../src/kernels/moe/index.js';
 import { allocMoeScratch, moePrograms } from '../../src/forward/mlp-programs.js';
@@ -17,6 +17,7 @@ import type { MoeWeights } from '../../src/weights/model-weights.js';
 import type { KernelProgram } from '../../src/runtime/program.js';
 import type { MlaConfig, MoeConfig } from '@latentwire/model';
 import type { MoeRouting } from '../../src/kernels/moe/moe-route.js';
+import type { MatmulLimits } from '../../src/kernels/matmul/matmul.js';
 import type { Gpu } from '../../src/runtime/index.js';
 import { KV_DTYPES, latentKvLayout } from '@latentwire/protocol';
 import { roundTo, testGpu, uploadF32, uploadWeight } from '../../src/testing.js';
@@ -406,3 +407,28 @@ for (const moe of MOE_LAYERS) {
     if (w.shared) gpu.destroy(w.shared.gateUp.buffer, w.shared.down.buffer);
   });
 }
+
+test('fused - MOE_PREFETCH_SHARED: one token\'s selection reads the shared experts\' gate and up rows beside it, only when asked', (t) => {
+  const E = 64, S = 2, I = 1408, H = 2048;
+  const buf = (size: number) => ({ size }) as GPUBuffer;
+  const chunk = (rows: number, cols: number) => [{ tensor: { buffer: buf((E + S) * rows * cols * 2), dtype: 'bf16' as const, shape: [E + S, rows, cols] }, firstExpert: 0, count: E + S }];
+  const gate = chunk(I, H), up = chunk(I, H);
+  const dims: MoeDims = { nExperts: E, topK: 6, hidden: H, intermediate: I, sharedExperts: S };
+  const big = buf(1 << 30);
+  const scratch = { logits: big, topkIds: big, topkWeights: big, groups: big, act: big, slotOut: big };
+  const routing: MoeRouting = { method: 'greedy', nExperts: E, topK: 6, nGroup: 1, topkGroup: 1, normTopkProb: false, routedScalingFactor: 1 };
+  const programs = (moePrefetchShared: boolean) => moeExperts({
+    dims, tokens: 1, x: big, weights: { gate, up, down: chunk(H, I) }, scratch, route: { routing, gateWeight: null, bias: null }, out: big, accumulate: true,
+    variant: 'gemv1', matmulLimits: { moePrefetchShared } as MatmulLimits,
+  });
+  const select = (ps: KernelProgram[]) => ps.find((p) => p.shader.label.startsWith('moe_select_group'))!;
+  const on = select(programs(true)), off = select(programs(false));
+  t.false(off.shader.label.includes('_l2pf'));
+  t.deepEqual(off.workgroups, [1]);
+  t.true(on.shader.label.includes('_l2pf'));
+  const u = on.uniformValues as Record<string, number>;
+  // experts 64 and 65 of each chunk: offset 64·I·H bf16 values, 2·I·H of them, in 16-byte words
+  t.deepEqual([u.pf_off0, u.pf_len0, u.pf_off1, u.pf_len1], [(E * I * H * 2) / 16, (S * I * H * 2) / 16, (E * I * H * 2) / 16, (S * I * H * 2) / 16]);
+  t.is(on.buffers.length, off.buffers.length + 2);
+  t.true(on.workgroups[0] > 1 + 2 * 300, `${on.workgroups[0]} workgroups`);
+});
