@@ -15,14 +15,14 @@ function randomLogits(n: number, seed: number, scale = 4): Float32Array {
 }
 
 /**
- * Samples `params.length` rows; logits rows at logitsOffset + r · rowStride. Three times: the sampler alone, after
- * the row-stats kernel (the decode step's form), which must give the same tokens, and that again with the
- * workgroup size sampleWorkgroupSize picks where it is not 256 (its sums differ in rounding: checked against the
- * reference by the test, as the first).
+ * Samples `params.length` rows; logits rows at logitsOffset + r · rowStride. Without `workgroupSize`, twice: the
+ * sampler alone, and after the row-stats kernel (the decode step's form), which must give the same tokens. With it,
+ * once, after the row stats, with that many threads a row (its sums round differently from 256's: the tests check
+ * its draws against the reference as they do the others).
  */
 async function sampleOnGpu(
   gpu: Gpu, logits: Float32Array, vocab: number, params: readonly SamplingParams[],
-  opts: { rowStride?: number; logitsOffset?: number; rowOffset?: number } = {},
+  opts: { rowStride?: number; logitsOffset?: number; rowOffset?: number } = {}, workgroupSize?: SampleWorkgroupSize,
 ): Promise<number[]> {
   const rowOffset = opts.rowOffset ?? 0;
   const rows = params.length;
@@ -32,34 +32,14 @@ async function sampleOnGpu(
   const outStats = gpu.buffer('tokens.stats', (rowOffset + rows) * 4);
   const stats = gpu.buffer('stats', Math.max(4, sampleRowStatsBytes(rows, vocab)));
   await gpu.run([
-    sampleTokens({ logits: lb, params: pb, out, rows, vocab, ...opts }),
+    ...(workgroupSize ? [] : [sampleTokens({ logits: lb, params: pb, out, rows, vocab, ...opts })]),
     sampleRowStats({ logits: lb, stats, rows, vocab, rowStride: opts.rowStride, logitsOffset: opts.logitsOffset }),
-    sampleTokens({ logits: lb, params: pb, out: outStats, rows, vocab, ...opts, stats }),
+    sampleTokens({ logits: lb, params: pb, out: outStats, rows, vocab, ...opts, stats, ...(workgroupSize ? { workgroupSize } : {}) }),
   ]);
-  const ids = [...(await gpu.readU32(out, rowOffset * 4, rows))];
   const viaStats = [...(await gpu.readU32(outStats, rowOffset * 4, rows))];
+  const ids = workgroupSize ? viaStats : [...(await gpu.readU32(out, rowOffset * 4, rows))];
   gpu.destroy(lb, pb, out, outStats, stats);
   if (ids.some((id, r) => viaStats[r] !== id)) throw new Error(`the row-stats path drew ${viaStats.join(',')}, the row scan ${ids.join(',')}`);
-  return ids;
-}
-
-/** sampleOnGpu with `workgroupSize` threads a row (the stats path). */
-async function sampleOnGpuWith(
-  gpu: Gpu, workgroupSize: SampleWorkgroupSize, logits: Float32Array, vocab: number, params: readonly SamplingParams[],
-  opts: { rowStride?: number; logitsOffset?: number; rowOffset?: number } = {},
-): Promise<number[]> {
-  const rowOffset = opts.rowOffset ?? 0;
-  const rows = params.length;
-  const lb = gpu.upload('logits', logits);
-  const pb = gpu.upload('params', packSamplingParams([...Array.from({ length: rowOffset }, () => params[0]!), ...params]));
-  const out = gpu.buffer('tokens', (rowOffset + rows) * 4);
-  const stats = gpu.buffer('stats', Math.max(4, sampleRowStatsBytes(rows, vocab)));
-  await gpu.run([
-    sampleRowStats({ logits: lb, stats, rows, vocab, rowStride: opts.rowStride, logitsOffset: opts.logitsOffset }),
-    sampleTokens({ logits: lb, params: pb, out, rows, vocab, ...opts, stats, workgroupSize }),
-  ]);
-  const ids = [...(await gpu.readU32(out, rowOffset * 4, rows))];
-  gpu.destroy(lb, pb, out, stats);
   return ids;
 }
 
@@ -341,7 +321,7 @@ test.serial('sample - 1024 threads a row: greedy, top-k and top-p draws match th
   ];
   for (const [i, knobs] of configs.entries()) {
     const params = draws(knobs, n, 300 + i);
-    const got = await sampleOnGpuWith(gpu, 1024, x, V, params, { rowStride: 0 });
+    const got = await sampleOnGpu(gpu, x, V, params, { rowStride: 0 }, 1024);
     if (knobs.temperature === 0) t.true(got.every((g) => g === argmax(Array.from(x, sanitizeLogit))), 'greedy');
     else t.true(checkDraws(t, x, params, got, JSON.stringify(knobs)) >= n - 1, `${JSON.stringify(knobs)}: draws equal to the reference token`);
   }

@@ -15,28 +15,25 @@ fn l2_prefetch_bounds(len: u32, p: u32, wgs: u32) -> vec2<u32> {
   return vec2<u32>(begin, min(len, begin + per));
 }
 
-fn l2_prefetch(p: u32, n: u32, lid: u32) -> u32 {
+// the xor of words [off + b.x, off + b.y) of arr, this invocation's stride of them
+fn l2_prefetch_range(arr: ptr<storage, array<vec4<u32>>, read>, off: u32, b: vec2<u32>, lid: u32) -> vec4<u32> {
   var acc = vec4<u32>(0u);
+  if (b.x >= b.y) { return acc; }
+  let last = off + b.y - 1u;
+  for (var c = off + b.x + lid; c <= last; c += 8u * WG) {
+    var w: array<vec4<u32>, 8>;
+    for (var j = 0u; j < 8u; j++) { w[j] = (*arr)[min(c + j * WG, last)]; }
+    for (var j = 0u; j < 8u; j++) { acc ^= w[j]; }
+  }
+  return acc;
+}
+
+fn l2_prefetch(p: u32, n: u32, lid: u32) -> u32 {
+  var acc: vec4<u32>;
   if (p < u.pf_wgs0) {
-    let b = l2_prefetch_bounds(u.pf_len0, p, u.pf_wgs0);
-    if (b.x < b.y) {
-      let last = u.pf_off0 + b.y - 1u;
-      for (var c = u.pf_off0 + b.x + lid; c <= last; c += 8u * WG) {
-        var w: array<vec4<u32>, 8>;
-        for (var j = 0u; j < 8u; j++) { w[j] = pf0[min(c + j * WG, last)]; }
-        for (var j = 0u; j < 8u; j++) { acc ^= w[j]; }
-      }
-    }
+    acc = l2_prefetch_range(&pf0, u.pf_off0, l2_prefetch_bounds(u.pf_len0, p, u.pf_wgs0), lid);
   } else {
-    let b = l2_prefetch_bounds(u.pf_len1, p - u.pf_wgs0, n - u.pf_wgs0);
-    if (b.x < b.y) {
-      let last = u.pf_off1 + b.y - 1u;
-      for (var c = u.pf_off1 + b.x + lid; c <= last; c += 8u * WG) {
-        var w: array<vec4<u32>, 8>;
-        for (var j = 0u; j < 8u; j++) { w[j] = pf1[min(c + j * WG, last)]; }
-        for (var j = 0u; j < 8u; j++) { acc ^= w[j]; }
-      }
-    }
+    acc = l2_prefetch_range(&pf1, u.pf_off1, l2_prefetch_bounds(u.pf_len1, p - u.pf_wgs0, n - u.pf_wgs0), lid);
   }
   return acc.x ^ acc.y ^ acc.z ^ acc.w;
 }
