@@ -50,8 +50,9 @@ function sampleWorkgroupBytes(wg: number): number {
 }
 
 /**
- * The sampler's threads a row on a device with these limits: 1024 where it holds them (a top-p row over 102,400 logits is
- * up to 18 passes of one workgroup: 4× the threads, 4× the loads in flight a pass), else 256.
+ * The sampler's threads a row on a device with these limits: 1024 where it holds them, else 256. A top-p row over
+ * 102,400 logits is up to 18 passes of one workgroup; on the H100 one took 0.71 ms at 256 threads, 0.37 at 1024
+ * (bench/results/decode-kernels.h100.txt).
  */
 export function sampleWorkgroupSize(limits: { readonly maxComputeInvocationsPerWorkgroup: number; readonly maxComputeWorkgroupStorageSize: number; readonly maxComputeWorkgroupSizeX: number }): SampleWorkgroupSize {
   const fits = limits.maxComputeInvocationsPerWorkgroup >= 1024 && limits.maxComputeWorkgroupSizeX >= 1024 && limits.maxComputeWorkgroupStorageSize >= sampleWorkgroupBytes(1024);
