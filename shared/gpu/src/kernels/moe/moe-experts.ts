@@ -1269,11 +1269,6 @@ export interface MoeExpertsArgs {
 }
 
 /**
- * The whole routed-expert sequence: [norm (in the router logits' dispatch when both run)], [router logits, selection (optional)], group, gate/up per chunk
- * segment, down per chunk, [combine]. Up to MOE_ROUTE_FUSED_MAX_TOKENS tokens, selection and grouping are one
- * dispatch (moeSelectGroup); with fuseRoute, norm, logits, selection and grouping are (moeRouteFused).
- */
-/**
  * The shared experts' gate and up rows (experts nExperts.. of the chunks) as two ranges for moeSelectGroup's L2
  * prefetch: gate's and up's, or the fused chunk's two halves. Undefined without shared experts routed with the
  * others or where the ranges are not whole 16-byte words.
@@ -1300,6 +1295,11 @@ function sharedGateUpRanges(dims: MoeDims, w: MoeExpertWeights): [L2PrefetchRang
   return [a, b];
 }
 
+/**
+ * The whole routed-expert sequence: [norm (in the router logits' dispatch when both run)], [router logits, selection (optional)], group, gate/up per chunk
+ * segment, down per chunk, [combine]. Up to MOE_ROUTE_FUSED_MAX_TOKENS tokens, selection and grouping are one
+ * dispatch (moeSelectGroup); with fuseRoute, norm, logits, selection and grouping are (moeRouteFused).
+ */
 export function moeExperts(a: MoeExpertsArgs): KernelProgram[] {
   checkDims(a.dims);
   const T = a.tokens;
