@@ -13,6 +13,7 @@
 # the tensor-core kernels' ceiling), dispatch (the cost of one dispatch, and
 # of one CUDA kernel launched or replayed from a graph: the peer),
 # experts-probes (read-patterns' slab and tile patterns at 64 and 768 MiB, bench/moe-tiled-direct),
+# moe-prefetch (decode steps with MOE_PREFETCH_SHARED off and on, its test on the card, a profile with it),
 # split-k (decode steps with split-K, the router GEMM and the GEMVs' staged input off and on; moe-residency),
 # decode-new (split-k's first and last decode configs, the latter profiled per kernel, and moe-residency),
 # split-k-more (the merge dispatch at batch 1, 8 KV splits at batch 1, the split GEMMs alone and their tensor-core tests, the experts' gate/up split, mma-peak),
@@ -101,6 +102,16 @@ for s in "$@"; do
     dispatch)
       step dispatch 120 node bench/dist/dispatch.js
       step pytorch-dispatch 120 python3 bench/references/pytorch_dispatch.py ;;
+    moe-prefetch)
+      # MOE_PREFETCH_SHARED off / on, alternating twice (batches 1 and 4 at 1K: the ones whose selection is one
+      # dispatch), the prefetching selection's test on the card, and a per-kernel profile with it on
+      for r in 1 2; do for p in 0 1; do
+        MOE_PREFETCH_SHARED=$p BENCH_ATTENTION=subgroup-matrix BENCH_DTYPES=fp8_e4m3 BENCH_CONTEXTS=1024 BENCH_BATCHES=1,4 BENCH_ITERS=20 \
+          step "decode-prefetch$p-r$r" 110 node bench/dist/decode.js
+      done; done
+      step moe-prefetch-test 150 bash -c "cd shared/gpu && node $ava dist/test/kernels/fused-decode.test.js --match '*selection and grouping*' --verbose"
+      MOE_PREFETCH_SHARED=1 DAWN_DISABLED_FEATURES=timestamp_quantization BENCH_ATTENTION=subgroup-matrix BENCH_DTYPES=fp8_e4m3 BENCH_CONTEXTS=1024 \
+        BENCH_BATCHES=1 BENCH_ITERS=10 GPU_PROFILE=1 step decode-profile-prefetch 150 node bench/dist/decode.js ;;
     split-k)
       # whole decode steps per MATMUL_SPLIT_K_MAX / MOE_ROUTER_GEMM_MIN_TOKENS / GEMV_STAGE_INPUT / BENCH_FUSED_MERGE_MAX_SPLITS
       # (the first config is the earlier behaviour of all four), then how many expert workgroups run at once
