@@ -12,8 +12,28 @@ export const SAMPLE_STATS_CHUNK = 2048;
 const EXTREMES_BYTES = 12;
 /** The y dimension holds the rows. */
 const MAX_ROWS = 65535;
-/** The sampler's bound (so chunks fit the x dimension too). */
-const MAX_VOCAB = 1 << 24;
+/** The sampler's counts are summed in f32, exact below 2^24 (and the chunks then fit the x dimension too). */
+export const MAX_SAMPLE_VOCAB = 1 << 24;
+
+/**
+ * The checks both sampler kernels make of `rows` rows of `vocab` f32 logits at logitsOffset + r · rowStride
+ * (defaults: vocab, 0), thrown as RangeErrors naming `who`; returns the stride and offset.
+ */
+export function checkLogitRows(
+  who: string, a: { readonly logits: GPUBuffer; readonly rows: number; readonly vocab: number; readonly rowStride?: number; readonly logitsOffset?: number },
+): { rowStride: number; logitsOffset: number } {
+  const rowStride = a.rowStride ?? a.vocab;
+  const logitsOffset = a.logitsOffset ?? 0;
+  for (const [name, v] of [['rows', a.rows], ['vocab', a.vocab], ['rowStride', rowStride], ['logitsOffset', logitsOffset]] as const) {
+    if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new RangeError(`${who}: ${name} ${v} is not a u32`);
+  }
+  if (a.vocab < 1 || a.vocab > MAX_SAMPLE_VOCAB) throw new RangeError(`${who}: vocab ${a.vocab} not in [1, ${MAX_SAMPLE_VOCAB}]`);
+  if (a.rows > 0) {
+    const logitsEnd = (logitsOffset + (a.rows - 1) * rowStride + a.vocab) * 4;
+    if (logitsEnd > a.logits.size) throw new RangeError(`${who}: logits needs ${logitsEnd} bytes, buffer has ${a.logits.size}`);
+  }
+  return { rowStride, logitsOffset };
+}
 
 const UNIFORMS = { vocab: 'u32', row_stride: 'u32', logits_offset: 'u32', chunks: 'u32' } as const;
 const BINDINGS = bindings([['logits', 'array<u32>'], ['stats', 'array<Extremes>', 'read_write']], UNIFORMS);
@@ -44,21 +64,9 @@ export interface SampleRowStatsArgs {
 }
 
 export function sampleRowStats(a: SampleRowStatsArgs): KernelProgram {
-  const rowStride = a.rowStride ?? a.vocab;
-  const logitsOffset = a.logitsOffset ?? 0;
-  const bad = (why: string) => {
-    throw new RangeError(`sampleRowStats: ${why}`);
-  };
-  for (const [name, v] of [['rows', a.rows], ['vocab', a.vocab], ['rowStride', rowStride], ['logitsOffset', logitsOffset]] as const) {
-    if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) bad(`${name} ${v} is not a u32`);
-  }
-  if (a.vocab < 1 || a.vocab > MAX_VOCAB) bad(`vocab ${a.vocab} not in [1, ${MAX_VOCAB}]`);
-  if (a.rows > MAX_ROWS) bad(`rows ${a.rows} > ${MAX_ROWS}`);
-  if (a.rows > 0) {
-    const logitsEnd = (logitsOffset + (a.rows - 1) * rowStride + a.vocab) * 4;
-    if (logitsEnd > a.logits.size) bad(`logits needs ${logitsEnd} bytes, buffer has ${a.logits.size}`);
-  }
-  if (sampleRowStatsBytes(a.rows, a.vocab) > a.stats.size) bad(`stats needs ${sampleRowStatsBytes(a.rows, a.vocab)} bytes, buffer has ${a.stats.size}`);
+  const { rowStride, logitsOffset } = checkLogitRows('sampleRowStats', a);
+  if (a.rows > MAX_ROWS) throw new RangeError(`sampleRowStats: rows ${a.rows} > ${MAX_ROWS}`);
+  if (sampleRowStatsBytes(a.rows, a.vocab) > a.stats.size) throw new RangeError(`sampleRowStats: stats needs ${sampleRowStatsBytes(a.rows, a.vocab)} bytes, buffer has ${a.stats.size}`);
   const chunks = sampleStatsChunks(a.vocab);
   return {
     shader: sampleRowStatsShader({}),

@@ -21,13 +21,11 @@ import { wgslFile } from '../../runtime/wgsl-source.js';
 import { SAMPLING_PARAMS_BYTES } from './sampling-params.js';
 import { SAMPLING_UNIFORM_WGSL } from './sampling-uniform.js';
 import { defineKernel } from '../../runtime/define-kernel.js';
-import { sampleRowStatsBytes, sampleStatsChunks } from './sample-row-stats.js';
+import { checkLogitRows, sampleRowStatsBytes, sampleStatsChunks } from './sample-row-stats.js';
 
 const UNIFORMS = { rows: 'u32', vocab: 'u32', row_stride: 'u32', logits_offset: 'u32', row_offset: 'u32' } as const;
 const BINDINGS = bindings([['logits', 'array<u32>'], ['params', 'array<u32>'], ['out', 'array<u32>', 'read_write']], UNIFORMS);
 const STATS_BINDINGS = bindings([['logits', 'array<u32>'], ['params', 'array<u32>'], ['out', 'array<u32>', 'read_write'], ['stats', 'array<Extremes>']], { ...UNIFORMS, chunks: 'u32' });
-/** Counts are summed in f32, exact below 2^24. */
-const MAX_VOCAB = 1 << 24;
 
 // pass 1, an invocation's share: its stride of the row, or of the row's chunk extremes
 const SCAN_ROW = /* wgsl */ `
@@ -95,19 +93,13 @@ export interface SampleTokensArgs {
 }
 
 export function sampleTokens(a: SampleTokensArgs): KernelProgram {
-  const rowStride = a.rowStride ?? a.vocab;
-  const logitsOffset = a.logitsOffset ?? 0;
   const rowOffset = a.rowOffset ?? 0;
   const bad = (why: string) => {
     throw new RangeError(`sampleTokens: ${why}`);
   };
-  for (const [name, v] of [['rows', a.rows], ['vocab', a.vocab], ['rowStride', rowStride], ['logitsOffset', logitsOffset], ['rowOffset', rowOffset]] as const) {
-    if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) bad(`${name} ${v} is not a u32`);
-  }
-  if (a.vocab < 1 || a.vocab > MAX_VOCAB) bad(`vocab ${a.vocab} not in [1, ${MAX_VOCAB}]`);
+  if (!Number.isInteger(rowOffset) || rowOffset < 0 || rowOffset > 0xffffffff) bad(`rowOffset ${rowOffset} is not a u32`);
+  const { rowStride, logitsOffset } = checkLogitRows('sampleTokens', a);
   if (a.rows > 0) {
-    const logitsEnd = (logitsOffset + (a.rows - 1) * rowStride + a.vocab) * 4;
-    if (logitsEnd > a.logits.size) bad(`logits needs ${logitsEnd} bytes, buffer has ${a.logits.size}`);
     if ((rowOffset + a.rows) * SAMPLING_PARAMS_BYTES > a.params.size) bad(`params buffer (${a.params.size} bytes) holds fewer than ${rowOffset + a.rows} rows`);
     if ((rowOffset + a.rows) * 4 > a.out.size) bad(`out buffer (${a.out.size} bytes) holds fewer than ${rowOffset + a.rows} ids`);
   }
