@@ -3,7 +3,8 @@
 // kernel's time a dispatch is the slope from 1 to N dispatches, and its own work is that minus touch's. These
 // kernels move a few KB: what bounds them is latency (dependent loads, barriers), not bytes, so their ceiling is
 // the empty dispatch. Kernels: the sampler over one 102,400-logit row (alone, after the row-stats pass, greedy and
-// top-p, with 256 threads and with the decode node's choice), the
+// top-p, with 256 threads and with the decode node's choice; the spread sampler's whole call, its dispatches
+// together, for one row and for 64 rows of the same logits), the
 // MoE selection and grouping of one token (V2-Lite routing: one dispatch, and its two parts apart).
 //   node bench/dist/decode-kernels.js
 // Env: BENCH_RUNS (7)  BENCH_DISPATCHES (1,64,256)  BENCH_CONFIG (V2-Lite)  BENCH_CARD / BENCH_DRIVER / BENCH_COMMIT
@@ -12,7 +13,8 @@ import { readFileSync } from 'node:fs';
 import { Gpu, gpuOptions, RUN_PROFILE_LABEL, type KernelProgram } from '@latentwire/gpu';
 import { normalizeConfig } from '@latentwire/model';
 import {
-  moeGroup, moeRouteSelect, moeRouting, moeScratchBytes, moeSelectGroup, packSamplingParams, sampleRowStats, sampleRowStatsBytes, sampleTokens, sampleWorkgroupSize,
+  moeGroup, moeRouteSelect, moeRouting, moeScratchBytes, moeSelectGroup, packSamplingParams, sampleRowStats, sampleRowStatsBytes, sampleSearches, sampleSpread,
+  sampleSpreadScratchBytes, sampleTokens, sampleWorkgroupSize, type SamplingParams,
   type MoeDims,
 } from '@latentwire/gpu/kernels';
 import { randomArray } from '@latentwire/testing';
@@ -39,6 +41,20 @@ async function main(): Promise<void> {
   const greedy = gpu.upload('greedy', packSamplingParams([{ temperature: 0, topK: 0, topP: 1, seed: 1, counter: 0 }]));
   const topP = gpu.upload('top_p', packSamplingParams([{ temperature: 0.7, topK: 0, topP: 0.9, seed: 1, counter: 0 }]));
   const token = gpu.buffer('token', 4);
+  // the spread sampler (the decode node's for sampled rows): 64 rows of the same logits at most
+  const many = 64;
+  const settings: Record<string, SamplingParams> = {
+    'temperature 0.7': { temperature: 0.7, topK: 0, topP: 1, seed: 1, counter: 0 },
+    'top_p 0.9': { temperature: 0.7, topK: 0, topP: 0.9, seed: 1, counter: 0 },
+    'top_k 50, top_p 0.9': { temperature: 0.7, topK: 50, topP: 0.9, seed: 1, counter: 0 },
+  };
+  const spreadParams = Object.fromEntries(Object.entries(settings).map(([k, p]) => [k, gpu.upload(k, packSamplingParams(Array.from({ length: many }, (_, c) => ({ ...p, counter: c }))))]));
+  const manyStats = gpu.buffer('stats.many', sampleRowStatsBytes(many, V));
+  const spreadScratch = gpu.buffer('spread.scratch', sampleSpreadScratchBytes(many, V));
+  const manyTokens = gpu.buffer('tokens.many', many * 4);
+  const spreadSampler = (name: string, rows: number): KernelProgram[] => sampleSpread({
+    logits, params: spreadParams[name]!, out: manyTokens, rows, vocab: V, rowStride: 0, stats: manyStats, scratch: spreadScratch, searches: sampleSearches([settings[name]!], V),
+  });
   // one token's routing: random router logits, the shared experts routed with the others (the decode node's form)
   const dims: MoeDims = { nExperts: moe.nRoutedExperts, topK: moe.numExpertsPerTok, hidden: cfg.hiddenSize, intermediate: moe.moeIntermediateSize, sharedExperts: moe.nSharedExperts };
   const sizes = moeScratchBytes(dims, 1);
@@ -59,6 +75,13 @@ async function main(): Promise<void> {
     ['sample_tokens greedy, from row stats', () => [sampleTokens({ logits, params: greedy, out: token, rows: 1, vocab: V, stats })]],
     ['sample_tokens top_p 0.9, row scan', () => [sampleTokens({ logits, params: topP, out: token, rows: 1, vocab: V })]],
     [`sample_tokens top_p 0.9, from row stats, ${wide} threads`, () => [sampleTokens({ logits, params: topP, out: token, rows: 1, vocab: V, stats, workgroupSize: wide })]],
+    [`sample_tokens top_k 50, top_p 0.9, from row stats, ${wide} threads`, () => [
+      sampleTokens({ logits, params: spreadParams['top_k 50, top_p 0.9']!, out: token, rows: 1, vocab: V, stats, workgroupSize: wide })]],
+    ...['top_p 0.9', 'top_k 50, top_p 0.9'].map((name): [string, () => KernelProgram[]] => [`sample_tokens ${name}, from row stats, ${wide} threads, ${many} rows`, () => [
+      sampleRowStats({ logits, stats: manyStats, rows: many, vocab: V, rowStride: 0 }),
+      sampleTokens({ logits, params: spreadParams[name]!, out: manyTokens, rows: many, vocab: V, rowStride: 0, stats: manyStats, workgroupSize: wide })]]),
+    ...Object.keys(settings).flatMap((name) => (name.startsWith('temperature') ? [1, many] : [1, 8, 16, 32, many]).map((rows): [string, () => KernelProgram[]] =>
+      [`spread sampler ${name}${rows > 1 ? `, ${rows} rows` : ''} (a call: ${spreadSampler(name, rows).length} dispatches)`, () => spreadSampler(name, rows)])),
     ['moe_select_group (1 token)', () => [moeSelectGroup({ dims, routing, tokens: 1, scratch, bias: null, variant: 'gemv1', subgroupSize })]],
     ['moe_route_select (1 token)', () => [moeRouteSelect({ routing, logits: scratch.logits, bias: null, topkIds: scratch.topkIds, topkWeights: scratch.topkWeights, tokens: 1, sharedExperts: dims.sharedExperts })]],
     ['moe_group (1 token)', () => [moeGroup({ dims, tokens: 1, topkIds: scratch.topkIds, groups: scratch.groups, variant: 'gemv1', subgroupSize })]],

@@ -10,6 +10,8 @@
 // Env: BENCH_BATCHES (1,16,64)  BENCH_CONTEXTS (1024,4096)  BENCH_DTYPES (fp8_e4m3,bf16)  BENCH_ATTENTION (every kernel)
 //      BENCH_FUSED_MERGE_MAX_SPLITS (the engine's)  BENCH_KV_SPLITS (the engine's DECODE_KV_SPLITS)  PAGE_SIZE (64)
 //      BENCH_SAMPLE_ROW_STATS (1: the sampler's first pass over many workgroups a row, as the decode node; 0: one)
+//      BENCH_SAMPLING (greedy; top-p: temperature 0.7, top_p 0.9; top-k-p: and top_k 50)
+//      BENCH_SAMPLE_SPREAD (1: sampled rows drawn by the spread sampler, as the decode node; 0: one workgroup a row)
 //      BENCH_SHARED_ROUTED (1: the shared experts with the routed ones, as the decode node; 0: their own MLP; 1,0: both)
 //      BENCH_LAYERS (all; 2 on software adapters)  BENCH_ITERS (10; 2 on software)
 //      BENCH_CONFIG (a config.json)  BENCH_CARD / BENCH_DRIVER / BENCH_COMMIT (recorded)  plus the GPU settings.
@@ -89,10 +91,10 @@ async function main(): Promise<void> {
       const perSeq = pagesFor(layout, ctx + 2 * iters + 3);
       const model = await DecodeModel.create(gpu, cfg, weights, {
         maxBatch: maxB, maxContext: perSeq * pageSize, pageSize, kvDtype: dtype, numPages: maxB * perSeq, ropeFreqPrecision, attentionEngine: engine,
-        fusedMergeMaxSplits: env.BENCH_FUSED_MERGE_MAX_SPLITS, kvSplits: env.BENCH_KV_SPLITS, sampleRowStats: env.BENCH_SAMPLE_ROW_STATS,
+        fusedMergeMaxSplits: env.BENCH_FUSED_MERGE_MAX_SPLITS, kvSplits: env.BENCH_KV_SPLITS, sampleRowStats: env.BENCH_SAMPLE_ROW_STATS, sampleSpread: env.BENCH_SAMPLE_SPREAD,
       });
       for (const B of batches) {
-        const input = syntheticSteps(B, ctx, perSeq, cfg.vocabSize);
+        const input = syntheticSteps(B, ctx, perSeq, cfg.vocabSize, env.BENCH_SAMPLING);
         // compiles every pipeline; its logits must be finite: a kernel that makes NaNs (the first subgroup-matrix
         // attention did on this bench's zero-filled cache) routes every token to the same experts, which times a
         // different (cheaper) MoE than real data would
@@ -140,7 +142,7 @@ async function main(): Promise<void> {
         const bytes = weightBytesPerStep(cfg, B) + kvBytes;
         const rooflineMs = (bytes / (peakGBps * 1e9)) * 1e3;
         rows.push({
-          attention: engine, 'shared experts': sharedRouted ? 'routed' : 'own MLP', dtype, batch: B, context: ctx, 'step ms': ms, 'step min–max': `${one.min.toFixed(2)}–${one.max.toFixed(2)}`, 'CPU submit ms': submitMs / iters, 'dispatches/step': dispatchesPerStep, 'GPU ms/step': runs ? runs.ms / iters : '', 'overlapped step ms': overlappedMs, 'overlapped min–max': `${over.min.toFixed(2)}–${over.max.toFixed(2)}`,
+          attention: engine, 'shared experts': sharedRouted ? 'routed' : 'own MLP', sampling: env.BENCH_SAMPLING, dtype, batch: B, context: ctx, 'step ms': ms, 'step min–max': `${one.min.toFixed(2)}–${one.max.toFixed(2)}`, 'CPU submit ms': submitMs / iters, 'dispatches/step': dispatchesPerStep, 'GPU ms/step': runs ? runs.ms / iters : '', 'overlapped step ms': overlappedMs, 'overlapped min–max': `${over.min.toFixed(2)}–${over.max.toFixed(2)}`,
           'overlapped tokens/s': (B * 1e3) / overlappedMs, 'tokens/s': (B * 1e3) / ms, 'MB/step': bytes / 1e6, 'KV MB': kvBytes / 1e6,
           'roofline ms': rooflineMs, 'roofline tok/s': (B * 1e3) / rooflineMs, '% roofline': (100 * rooflineMs) / Math.min(ms, overlappedMs),
           'logits finite': String(finite),

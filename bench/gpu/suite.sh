@@ -14,6 +14,7 @@
 # of one CUDA kernel launched or replayed from a graph: the peer),
 # experts-probes (read-patterns' slab and tile patterns at 64 and 768 MiB, bench/moe-tiled-direct),
 # moe-prefetch (decode steps with MOE_PREFETCH_SHARED off and on, its test on the card, a profile with it),
+# sample-spread (the samplers alone in decode-kernels, decode steps sampling top-k 50 + top-p 0.9 with the spread sampler and with one workgroup a row, the sampler tests on the card),
 # split-k (decode steps with split-K, the router GEMM and the GEMVs' staged input off and on; moe-residency),
 # decode-new (split-k's first and last decode configs, the latter profiled per kernel, and moe-residency),
 # split-k-more (the merge dispatch at batch 1, 8 KV splits at batch 1, the split GEMMs alone and their tensor-core tests, the experts' gate/up split, mma-peak),
@@ -112,6 +113,14 @@ for s in "$@"; do
       step moe-prefetch-test 150 bash -c "cd shared/gpu && node $ava dist/test/kernels/fused-decode.test.js --match '*selection and grouping*' --verbose"
       MOE_PREFETCH_SHARED=1 DAWN_DISABLED_FEATURES=timestamp_quantization BENCH_ATTENTION=subgroup-matrix BENCH_DTYPES=fp8_e4m3 BENCH_CONTEXTS=1024 \
         BENCH_BATCHES=1 BENCH_ITERS=10 GPU_PROFILE=1 step decode-profile-prefetch 150 node bench/dist/decode.js ;;
+    sample-spread)
+      DAWN_DISABLED_FEATURES=timestamp_quantization step decode-kernels 200 node bench/dist/decode-kernels.js
+      for r in 1 2; do for s in 1 0; do
+        BENCH_SAMPLING=top-k-p BENCH_SAMPLE_SPREAD=$s BENCH_ATTENTION=subgroup-matrix BENCH_DTYPES=fp8_e4m3 BENCH_CONTEXTS=1024 BENCH_BATCHES=1,64 BENCH_ITERS=10 \
+          step "decode-topkp-spread$s-r$r" 110 node bench/dist/decode.js
+        [ -f "$out/decode.json" ] && mv "$out/decode.json" "$out/decode-topkp-spread$s-r$r.json"
+      done; done
+      step sample-test 200 bash -c "cd shared/gpu && node $ava dist/test/kernels/sample.test.js --verbose" ;;
     split-k)
       # whole decode steps per MATMUL_SPLIT_K_MAX / MOE_ROUTER_GEMM_MIN_TOKENS / GEMV_STAGE_INPUT / BENCH_FUSED_MERGE_MAX_SPLITS
       # (the first config is the earlier behaviour of all four), then how many expert workgroups run at once

@@ -6,6 +6,7 @@ import { KV_DTYPES, env, parseEnv, parseKvDtype, type EnvOf, type KvDtype } from
 import { DECODE_ENV } from '@latentwire/decode-node';
 import { GPU_ENV, MODEL_ENV } from '@latentwire/gpu';
 import { MOE_GEMM_VARIANTS, type MoeGemmVariant } from '@latentwire/gpu/kernels';
+import { BENCH_SAMPLINGS, type BenchSampling } from './step-input.js';
 
 const positive = (s: string) => {
   const n = Number(s);
@@ -16,6 +17,10 @@ const optionalInt = (min: number) => env.mapped<number | undefined>(undefined, (
   if (!/^\d+$/.test(s) || Number(s) < min) throw new RangeError(s);
   return Number(s);
 }, `expected a whole number >= ${min}`);
+const onOff = (fallback: boolean) => env.mapped<boolean>(fallback, (s) => {
+  if (s !== '0' && s !== '1') throw new RangeError(s);
+  return s === '1';
+}, 'expected 0 or 1');
 const optionalInts = () => env.mapped<number[] | undefined>(undefined, (s) => {
   const v = s.split(',').map((x) => x.trim()).filter(Boolean);
   if (v.length === 0 || !v.every((x) => /^\d+$/.test(x) && Number(x) > 0)) throw new RangeError(s);
@@ -62,12 +67,16 @@ export const BENCH_ENV = {
       return v.map((x) => x === '1');
     }, 'expected comma-separated 0 / 1')
     .meta({ description: "the decode bench's shared experts run with the routed ones (1, as the decode node) or as their own MLP (0); 1,0 times both, a row each", shown: '1' }),
-  BENCH_SAMPLE_ROW_STATS: env
-    .mapped<boolean>(true, (s) => {
-      if (s !== '0' && s !== '1') throw new RangeError(s);
-      return s === '1';
-    }, 'expected 0 or 1')
+  BENCH_SAMPLE_ROW_STATS: onOff(true)
     .meta({ description: "the decode bench's sampler after the row-stats pass (1, as the decode node) or reading each row with one workgroup (0)", shown: '1' }),
+  BENCH_SAMPLING: env
+    .mapped<BenchSampling>('greedy', (s) => {
+      if (!(s in BENCH_SAMPLINGS)) throw new RangeError(s);
+      return s as BenchSampling;
+    }, `expected one of ${Object.keys(BENCH_SAMPLINGS).join(', ')}`)
+    .meta({ description: "the decode bench's sampling: greedy, top-p (temperature 0.7, top_p 0.9) or top-k-p (and top_k 50)", shown: 'greedy' }),
+  BENCH_SAMPLE_SPREAD: onOff(true)
+    .meta({ description: "the decode bench's sampled rows drawn by the spread sampler (1, as the decode node) or one workgroup a row (0)", shown: '1' }),
   BENCH_KV_SPLITS: optionalInt(1).meta({ description: 'KV splits of every decode bench step (the engine\'s DECODE_KV_SPLITS)', shown: 'chosen per step from batch and context' }),
   BENCH_SIZES_MB: optionalInts().meta({ description: 'read sizes (MiB) of the read-patterns bench (software adapters: 4,16)', shown: '16,64,256,1024' }),
   BENCH_READ_PATTERNS: env

@@ -11,7 +11,7 @@
 import type { Gpu, KernelProgram, KernelShader, RecordedPrograms } from '@latentwire/gpu';
 import {
   countsRow, countTokens, hasLogitWork, kvAppend, logitAdjust, LOGIT_PARAMS_BYTES, LOGPROBS_WORDS, maskWords, NO_COUNTS, NO_MASK, packLogitRows,
-  packSamplingParams, sampleRowStats, sampleRowStatsBytes, sampleTokens, sampleWorkgroupSize, tokenMask, SAMPLING_PARAMS_BYTES, tokenLogprobs, unpackLogprobs, type LogitSettings, type SamplingParams, type TokenLogprobs,
+  packSamplingParams, sampleRowStats, sampleRowStatsBytes, sampleSearches, sampleSpread, sampleSpreadScratchBytes, sampleTokens, sampleWorkgroupSize, tokenMask, SAMPLING_PARAMS_BYTES, tokenLogprobs, unpackLogprobs, type LogitSettings, type SamplingParams, type TokenLogprobs,
 } from '@latentwire/gpu/kernels';
 import { allocForwardScratch, ModelForward, type ForwardPass } from '@latentwire/gpu/forward';
 import { pagesFor, type KvDtype } from '@latentwire/protocol';
@@ -63,6 +63,12 @@ export interface DecodeModelOptions {
    * true); false: the sampler's one workgroup a row reads the whole row. Benches (BENCH_SAMPLE_ROW_STATS).
    */
   readonly sampleRowStats?: boolean;
+  /**
+   * Steps with sampled rows (temperature > 0) draw with the sampler spread over each row's chunks (default true;
+   * sample-spread.ts); false: the one-workgroup sampler, which walks a top-p row up to 18 times. Benches
+   * (BENCH_SAMPLE_SPREAD).
+   */
+  readonly sampleSpread?: boolean;
 }
 
 /**
@@ -76,6 +82,10 @@ export const FUSED_MERGE_MAX_SPLITS = MAX_DECODE_SPLITS;
 
 /** Recorded forwards a DecodeModel keeps by default: the batch sizes and split counts a serving mix cycles through. */
 export const DEFAULT_STEP_CACHE = 16;
+
+/** A greedy row and a row using every search: between them, every sampler pipeline a step can use. */
+const GREEDY_ROW: readonly SamplingParams[] = [{ temperature: 0, topK: 0, topP: 1, seed: 0, counter: 0 }];
+const SAMPLED_ROW: readonly SamplingParams[] = [{ temperature: 1, topK: 1, topP: 0.5, seed: 0, counter: 0 }];
 
 export interface DecodeStepInput {
   /** The token each sequence feeds this step (ignored where fromPrevious names a row). */
@@ -188,6 +198,7 @@ export class DecodeModel {
       maskRows: gpu.buffer('dec.mask_rows', B * 4),
       masks: gpu.buffer('dec.masks', B * maskWords(cfg.vocabSize) * 4),
       sampleStats: gpu.buffer('dec.sample_stats', sampleRowStatsBytes(B, cfg.vocabSize)),
+      sampleScratch: gpu.buffer('dec.sample_scratch', sampleSpreadScratchBytes(B, cfg.vocabSize)),
     };
     this.counts = gpu.buffer('dec.counts', B * cfg.vocabSize * 4);
     this.bias = gpu.buffer('dec.logit_bias', 8);
@@ -323,7 +334,7 @@ export class DecodeModel {
       ...(await this.forwardFor(B, numSplits)),
       ...(around ? [this.adjustProgram(B)] : []),
       ...(masked ? [this.maskProgram(B)] : []),
-      ...this.samplePrograms(B, out),
+      ...this.samplePrograms(B, out, input.sampling),
       ...(around ? [countTokens({ tokens: out, params: s.logitParams!, counts: this.counts, rows: B, vocab: cfg.vocabSize })] : []),
       ...(wantLogprobs ? [this.logprobsProgram(B, out)] : []),
     ];
@@ -356,7 +367,8 @@ export class DecodeModel {
     for (let B = 1; B <= this.opts.maxBatch; B++) {
       add(gatherTokens({ host: s.hostIds!, from: s.fromPrevious!, previous: this.sampled[0], ids: s.ids!, rows: B }));
       for (const numSplits of this.splitChoices(B)) for (const p of this.forwardPrograms(B, numSplits)) add(p);
-      for (const p of this.samplePrograms(B, this.sampled[1])) add(p);
+      for (const p of this.samplePrograms(B, this.sampled[1], GREEDY_ROW)) add(p);
+      for (const p of this.samplePrograms(B, this.sampled[1], SAMPLED_ROW)) add(p);
     }
     add(this.adjustProgram(1));
     add(this.maskProgram(1));
@@ -366,12 +378,20 @@ export class DecodeModel {
     return { shaders: byShader.size, ms: performance.now() - t0 };
   }
 
-  /** The sampler over the step's B rows of logits into `out`, after the row-stats pass unless turned off. */
-  private samplePrograms(B: number, out: GPUBuffer): KernelProgram[] {
+  /**
+   * The sampler over the step's B rows of logits into `out`: where a row samples, the spread sampler with the
+   * searches the rows use; an all-greedy step, the row-stats pass then the one-workgroup sampler's argmax (either
+   * form turned off by its option).
+   */
+  private samplePrograms(B: number, out: GPUBuffer, sampling: readonly SamplingParams[]): KernelProgram[] {
     const { s, cfg } = this;
-    const sample = { logits: s.logits!, params: s.sampling!, out, rows: B, vocab: cfg.vocabSize, workgroupSize: sampleWorkgroupSize(this.gpu.limits) };
-    if (this.opts.sampleRowStats === false) return [sampleTokens(sample)];
-    return [sampleRowStats({ logits: s.logits!, stats: s.sampleStats!, rows: B, vocab: cfg.vocabSize }), sampleTokens({ ...sample, stats: s.sampleStats! })];
+    const sample = { logits: s.logits!, params: s.sampling!, out, rows: B, vocab: cfg.vocabSize };
+    if (this.opts.sampleSpread !== false && sampling.some((p) => p.temperature !== 0)) {
+      return sampleSpread({ ...sample, stats: s.sampleStats!, scratch: s.sampleScratch!, searches: sampleSearches(sampling, cfg.vocabSize) });
+    }
+    const one = { ...sample, workgroupSize: sampleWorkgroupSize(this.gpu.limits) };
+    if (this.opts.sampleRowStats === false) return [sampleTokens(one)];
+    return [sampleRowStats({ logits: s.logits!, stats: s.sampleStats!, rows: B, vocab: cfg.vocabSize }), sampleTokens({ ...one, stats: s.sampleStats! })];
   }
 
   private adjustProgram(B: number): KernelProgram {

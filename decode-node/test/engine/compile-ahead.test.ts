@@ -19,16 +19,21 @@ test('compile ahead - loading the stack compiles every pipeline a step of any ba
 
   const perSeq = pagesFor(settings, settings.maxContext);
   // contexts from one token to the whole window: the split policy picks 1 split for short ones, more for long
-  for (const B of [1, 2, 3, 4]) {
-    for (const position of [0, 17, 100, settings.maxContext - 1]) {
-      const out = await model.step({
-        tokens: Array.from({ length: B }, (_, b) => 5 + b),
-        positions: new Array(B).fill(position),
-        pageTables: Array.from({ length: B }, (_, b) => Array.from({ length: perSeq }, (_, i) => (b * perSeq + i) % settings.numPages)),
-        sampling: Array.from({ length: B }, (_, b) => ({ temperature: 0, topK: 0, topP: 1, seed: b, counter: 0 })),
-      });
-      t.is(out.tokens.length, B);
-      t.is(gpu.pipelines.size, compiled, `batch ${B}, position ${position}: no new pipeline`);
+  // greedy steps, and steps with sampled rows (the spread sampler, its searches as the rows need them)
+  const greedy = { temperature: 0, topK: 0, topP: 1 };
+  const sampled = [{ temperature: 0.8, topK: 20, topP: 0.9 }, { temperature: 1, topK: 0, topP: 0.5 }, { temperature: 0.7, topK: 0, topP: 1 }];
+  for (const mode of ['greedy', 'sampled'] as const) {
+    for (const B of [1, 2, 3, 4]) {
+      for (const position of [0, 17, 100, settings.maxContext - 1]) {
+        const out = await model.step({
+          tokens: Array.from({ length: B }, (_, b) => 5 + b),
+          positions: new Array(B).fill(position),
+          pageTables: Array.from({ length: B }, (_, b) => Array.from({ length: perSeq }, (_, i) => (b * perSeq + i) % settings.numPages)),
+          sampling: Array.from({ length: B }, (_, b) => ({ ...(mode === 'greedy' || b === 3 ? greedy : sampled[(b + position) % 3]!), seed: b, counter: 0 })),
+        });
+        t.is(out.tokens.length, B);
+        t.is(gpu.pipelines.size, compiled, `${mode}: batch ${B}, position ${position}: no new pipeline`);
+      }
     }
   }
 });

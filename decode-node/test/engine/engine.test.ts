@@ -42,7 +42,9 @@ async function engineFor(kvDtype: KvDtype, opts: { numPages?: number; leaseMs?: 
   const model = await DecodeModel.create(gpu, cfg, prefill.weights, {
     maxBatch: opts.maxBatch ?? 8, maxContext: 160, pageSize: 16, kvDtype, numPages: opts.numPages ?? 80, ropeFreqPrecision: prefill.ropeFreqPrecision,
   });
-  return { engine: new DecodeEngine(model, prefill, { maxWaiting: 32, leaseMs: opts.leaseMs ?? 10_000, now: opts.now }), cfg, prefill };
+  // leases outlive a software adapter's slowest prefill among the file's concurrent tests (a first pipeline compile
+  // there can hold the thread for seconds); expiry itself is tested on a clock of its own
+  return { engine: new DecodeEngine(model, prefill, { maxWaiting: 32, leaseMs: opts.leaseMs ?? 60_000, now: opts.now }), cfg, prefill };
 }
 
 const requests = (cfg: MlaConfig): EngineRequest[] => [
@@ -91,7 +93,7 @@ test('engine - a request resumed from its sent tokens (counterStart) continues e
 
 test('engine - pages return after finished, cancelled, failed, expired and cancelled reservations', async (t) => {
   let clock = 0;
-  const { engine, cfg } = await engineFor('fp8_e5m2', { now: () => clock });
+  const { engine, cfg } = await engineFor('fp8_e5m2', { now: () => clock, leaseMs: 10_000 });
   const total = engine.stats().totalPages;
   const [a, b, c] = requests(cfg);
   const done = collect((ev) => engine.submit(a!, ev));

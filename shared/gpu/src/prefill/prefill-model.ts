@@ -8,7 +8,8 @@ import { latentRowWidth, type MlaConfig, type RopeFreqPrecision } from '@latentw
 import type { ModelWeights } from '../weights/model-weights.js';
 import { argmax } from '../kernels/argmax/argmax.js';
 import { kvQuantize } from '../kernels/kv-quantize/kv-quantize.js';
-import { sampleTokens, sampleWorkgroupSize } from '../kernels/sample/sample.js';
+import { sampleSearches, sampleSpread, sampleSpreadScratchBytes } from '../kernels/sample/sample-spread.js';
+import { sampleRowStatsBytes } from '../kernels/sample/sample-row-stats.js';
 import { packSamplingParams, type SamplingParams } from '../kernels/sample/sampling-params.js';
 import { logitAdjust } from '../kernels/sample/logit-adjust.js';
 import { tokenLogprobs } from '../kernels/sample/token-logprobs.js';
@@ -217,7 +218,7 @@ export class PrefillModel {
       logitsBuf = pool.buffer('logits.last', V * 4);
       programs.push(forward.finalNorm(pass, T - 1, 1), forward.lmHead(pass, 0, 1, logitsBuf));
     }
-    let sampled: { params: GPUBuffer; out: GPUBuffer } | null = null;
+    let sampled: { params: GPUBuffer; out: GPUBuffer; stats: GPUBuffer; scratch: GPUBuffer } | null = null;
     let adjusted: GPUBuffer[] = [];
     let masked: GPUBuffer[] = [];
     let logprobsBuf: GPUBuffer | null = null;
@@ -228,7 +229,10 @@ export class PrefillModel {
     if (opts.sample) {
       const sample = opts.sample;
       const perDraw = Array.from({ length: draws }, (_, i) => ({ ...sample, seed: (sample.seed + i) >>> 0 }));
-      sampled = { params: gpu.upload('sample.params', packSamplingParams(perDraw)), out: gpu.buffer('sample.token', 4 * draws) };
+      sampled = {
+        params: gpu.upload('sample.params', packSamplingParams(perDraw)), out: gpu.buffer('sample.token', 4 * draws),
+        stats: gpu.buffer('sample.stats', sampleRowStatsBytes(draws, V)), scratch: gpu.buffer('sample.scratch', sampleSpreadScratchBytes(draws, V)),
+      };
       const logitsOffset = lastRowInBuf * V;
       const around = hasLogitWork(opts.sample);
       if (around) {
@@ -246,7 +250,11 @@ export class PrefillModel {
         masked = [gpu.upload('mask.rows', Uint32Array.of(0)), gpu.upload('mask.bits', mask)];
         programs.push(tokenMask({ logits: logitsBuf, logitsOffset, maskRows: masked[0]!, masks: masked[1]!, rows: 1, vocab: V }));
       }
-      programs.push(sampleTokens({ logits: logitsBuf, logitsOffset, params: sampled.params, out: sampled.out, rows: draws, vocab: V, ...stride, workgroupSize: sampleWorkgroupSize(gpu.limits) }));
+      // the decode step's sampler (sample-spread.ts), so a token drawn here is the one a decode step would draw
+      programs.push(...sampleSpread({
+        logits: logitsBuf, logitsOffset, params: sampled.params, out: sampled.out, rows: draws, vocab: V, ...stride,
+        stats: sampled.stats, scratch: sampled.scratch, searches: sampleSearches(perDraw, V),
+      }));
       if (around && opts.sample.logprobs !== undefined) {
         logprobsBuf = gpu.buffer('logprobs', LOGPROBS_WORDS * 4 * draws);
         programs.push(tokenLogprobs({ logits: logitsBuf, logitsOffset, params: adjusted[0]!, tokens: sampled.out, out: logprobsBuf, rows: draws, vocab: V, ...stride }));
@@ -255,7 +263,7 @@ export class PrefillModel {
     const release = () => {
       pool.destroy(idsBuf, pass.positions, kv, logitsBuf);
       gpu.destroy(
-        argmaxBuf, sampled?.params, sampled?.out, logprobsBuf, ...adjusted, ...masked,
+        argmaxBuf, sampled?.params, sampled?.out, sampled?.stats, sampled?.scratch, logprobsBuf, ...adjusted, ...masked,
         prompt?.next, prompt?.params, prompt?.out,
       );
       pass.scratch.release();

@@ -1,7 +1,8 @@
 import test, { type ExecutionContext } from 'ava';
 import type { Gpu } from '../../src/runtime/index.js';
 import {
-  packSamplingParams, sampleRowStats, sampleRowStatsBytes, sampleStatsChunks, sampleTokens, sampleWorkgroupSize, samplingUniform, type SampleWorkgroupSize, validateSamplingParams, type SamplingParams,
+  packSamplingParams, sampleRowStats, sampleRowStatsBytes, sampleSearches, sampleSpread, sampleSpreadScratchBytes, sampleStatsChunks, sampleTokens, sampleWorkgroupSize,
+  samplingUniform, type SampleWorkgroupSize, validateSamplingParams, type SamplingParams,
 } from '../../src/kernels/sample/index.js';
 import { argmax, inverseCdfToken, samplingDistribution, sanitizeLogit, type SamplingKnobs } from '../reference/index.js';
 import { testGpu } from '../../src/testing.js';
@@ -42,6 +43,32 @@ async function sampleOnGpu(
   if (ids.some((id, r) => viaStats[r] !== id)) throw new Error(`the row-stats path drew ${viaStats.join(',')}, the row scan ${ids.join(',')}`);
   return ids;
 }
+
+type LogitRows = { rowStride?: number; logitsOffset?: number; rowOffset?: number };
+
+/**
+ * The same rows through the spread sampler (sampleSpread: row stats, search dispatches, draw), with only the
+ * searches the params use, as the decode step runs it.
+ */
+async function sampleSpreadOnGpu(gpu: Gpu, logits: Float32Array, vocab: number, params: readonly SamplingParams[], opts: LogitRows = {}): Promise<number[]> {
+  const rowOffset = opts.rowOffset ?? 0;
+  const rows = params.length;
+  const lb = gpu.upload('logits', logits);
+  const pb = gpu.upload('params', packSamplingParams([...Array.from({ length: rowOffset }, () => params[0]!), ...params]));
+  const out = gpu.buffer('tokens', (rowOffset + rows) * 4);
+  const stats = gpu.buffer('stats', Math.max(4, sampleRowStatsBytes(rows, vocab)));
+  const scratch = gpu.buffer('scratch', sampleSpreadScratchBytes(rows, vocab));
+  await gpu.run(sampleSpread({ logits: lb, params: pb, out, rows, vocab, ...opts, stats, scratch, searches: sampleSearches(params, vocab) }));
+  const ids = [...(await gpu.readU32(out, rowOffset * 4, rows))];
+  gpu.destroy(lb, pb, out, stats, scratch);
+  return ids;
+}
+
+/** Both samplers, each checked the same way by the tests below. */
+const FORMS = [
+  ['one workgroup a row', (gpu: Gpu, x: Float32Array, vocab: number, params: readonly SamplingParams[], opts?: LogitRows) => sampleOnGpu(gpu, x, vocab, params, opts)],
+  ['spread over chunks', sampleSpreadOnGpu],
+] as const;
 
 /** `n` draws of one knob setting: counters 0..n-1 of `seed`. */
 function draws(knobs: SamplingKnobs, n: number, seed = 1234): SamplingParams[] {
@@ -160,10 +187,9 @@ test.serial('sample - greedy is argmax with ties to the lowest index, -inf / NaN
   x[at(5, 0)] = 0; x[at(5, 1)] = -0; for (let c = 2; c < V; c++) x[at(5, c)] = -1; // ±0 tie: 0
   x[at(6, 5)] = -0; for (let c = 0; c < V; c++) if (c !== 5) x[at(6, c)] = c === 9 ? 0 : -2;   // -0 == +0: 5
   const params = Array.from({ length: rows }, (_, r) => ({ temperature: 0, topK: r, topP: r % 2 ? 0.5 : 1, seed: r, counter: r }));
-  const got = await sampleOnGpu(gpu, x, V, params, { logitsOffset: pad });
   const want = Array.from({ length: rows }, (_, r) => argmax(Array.from(x.subarray(at(r, 0), at(r, V)), sanitizeLogit)));
   t.deepEqual(want, [17, 999, 0, 0, 20, 0, 5]);
-  t.deepEqual(got, want);
+  for (const [form, sample] of FORMS) t.deepEqual(await sample(gpu, x, V, params, { logitsOffset: pad }), want, form);
 });
 
 test.serial('sample - row stats: the maximum tied across chunks goes to the lowest index; partial last chunks', async (t) => {
@@ -182,9 +208,11 @@ test.serial('sample - row stats: the maximum tied across chunks goes to the lowe
     for (let c = 0; c < V; c++) x[at(3, c)] = -Infinity;                 // all tied: 0
     x[at(4, Math.floor(V / 2))] = NaN;
     const params = Array.from({ length: rows }, (_, r) => ({ temperature: 0, topK: 0, topP: 1, seed: r, counter: 0 }));
-    const got = await sampleOnGpu(gpu, x, V, params);
-    t.deepEqual(got, Array.from({ length: rows }, (_, r) => argmax(Array.from(x.subarray(at(r, 0), at(r, V)), sanitizeLogit))), `vocab ${V}`);
-    if (V > C) t.deepEqual(got.slice(0, 3), [V - 1, 7, Math.min(V - 1, C - 1)]);
+    for (const [form, sample] of FORMS) {
+      const got = await sample(gpu, x, V, params);
+      t.deepEqual(got, Array.from({ length: rows }, (_, r) => argmax(Array.from(x.subarray(at(r, 0), at(r, V)), sanitizeLogit))), `${form}, vocab ${V}`);
+      if (V > C) t.deepEqual(got.slice(0, 3), [V - 1, 7, Math.min(V - 1, C - 1)]);
+    }
   }
 });
 
@@ -195,8 +223,8 @@ test.serial('sample - top_k = 1 gives the argmax at any temperature and top_p', 
   const params = Array.from({ length: rows }, (_, r) => ({
     temperature: [1e-20, 0.01, 0.7, 1, 5, 1e6][r % 6]!, topK: 1, topP: r < 6 ? 1 : 0.3, seed: 99, counter: r,
   }));
-  const got = await sampleOnGpu(gpu, x, V, params);
-  t.deepEqual(got, Array.from({ length: rows }, (_, r) => argmax(x.subarray(r * V, (r + 1) * V))));
+  const want = Array.from({ length: rows }, (_, r) => argmax(x.subarray(r * V, (r + 1) * V)));
+  for (const [form, sample] of FORMS) t.deepEqual(await sample(gpu, x, V, params), want, form);
 });
 
 test.serial('sample - draws stay in the reference kept set and match its inverse CDF (top-k ties, top-p, masks)', async (t) => {
@@ -217,8 +245,10 @@ test.serial('sample - draws stay in the reference kept set and match its inverse
   ];
   for (const [i, knobs] of configs.entries()) {
     const params = draws(knobs, n, 1000 + i);
-    const got = await sampleOnGpu(gpu, x, V, params, { rowStride: 0 });
-    t.true(checkDraws(t, x, params, got, JSON.stringify(knobs)) >= n - 1, `${JSON.stringify(knobs)}: draws equal to the reference token`);
+    for (const [form, sample] of FORMS) {
+      const got = await sample(gpu, x, V, params, { rowStride: 0 });
+      t.true(checkDraws(t, x, params, got, `${form} ${JSON.stringify(knobs)}`) >= n - 1, `${form} ${JSON.stringify(knobs)}: draws equal to the reference token`);
+    }
   }
   const ties = samplingDistribution(x, configs[0]!).kept;
   t.true(ties.length > 40 && [5, 50, 300, 301, 776].every((i) => ties.includes(i)), 'boundary ties kept');
@@ -238,18 +268,23 @@ test.serial('sample - tiny vocab: every kept token is drawn and no other', async
   ];
   for (const knobs of configs) {
     const params = draws(knobs, 400, 5);
-    const got = await sampleOnGpu(gpu, x, x.length, params, { rowStride: 0 });
     const d = samplingDistribution(x, knobs);
-    t.deepEqual([...new Set(got)].sort((a, b) => a - b), d.kept.filter((i) => d.probs[i]! > 0.02), JSON.stringify(knobs));
-    t.is(checkDraws(t, x, params, got, JSON.stringify(knobs)), params.length, JSON.stringify(knobs));
+    for (const [form, sample] of FORMS) {
+      const got = await sample(gpu, x, x.length, params, { rowStride: 0 });
+      const what = `${form} ${JSON.stringify(knobs)}`;
+      t.deepEqual([...new Set(got)].sort((a, b) => a - b), d.kept.filter((i) => d.probs[i]! > 0.02), what);
+      t.is(checkDraws(t, x, params, got, what), params.length, what);
+    }
   }
   t.deepEqual(samplingDistribution(x, configs[1]!).kept, [0, 3, 4, 7]);
   // a fully masked row: every token ties, so all are kept and equally likely
   const masked = Float32Array.of(-Infinity, NaN, -Infinity, -1e39, -Infinity);
   const params = draws({ temperature: 1, topK: 2, topP: 1 }, 200, 6);
-  const got = await sampleOnGpu(gpu, masked, masked.length, params, { rowStride: 0 });
-  t.deepEqual([...new Set(got)].sort(), [0, 1, 2, 3, 4]);
-  t.is(checkDraws(t, masked, params, got, 'masked row'), params.length);
+  for (const [form, sample] of FORMS) {
+    const got = await sample(gpu, masked, masked.length, params, { rowStride: 0 });
+    t.deepEqual([...new Set(got)].sort(), [0, 1, 2, 3, 4], form);
+    t.is(checkDraws(t, masked, params, got, `${form}, masked row`), params.length);
+  }
 });
 
 test.serial('sample - empirical distribution over 4096 counters matches the reference (chi-square)', async (t) => {
@@ -258,22 +293,24 @@ test.serial('sample - empirical distribution over 4096 counters matches the refe
   const x = randomLogits(V, 33, 1.5);
   const base = { temperature: 0.9, topK: 25 };
   const knobs = { ...base, topP: safeTopP(x, base, 0.85) };
-  const got = await sampleOnGpu(gpu, x, V, draws(knobs, N, 77), { rowStride: 0 });
   const { probs, kept } = samplingDistribution(x, knobs);
-  const counts = new Array<number>(V).fill(0);
-  for (const g of got) counts[g]!++;
-  t.true(counts.every((c, i) => c === 0 || probs[i]! > 0), 'only kept tokens');
-  let chi2 = 0, maxErr = 0;
-  for (const i of kept) {
-    chi2 += (counts[i]! - N * probs[i]!) ** 2 / (N * probs[i]!);
-    maxErr = Math.max(maxErr, Math.abs(counts[i]! / N - probs[i]!));
-  }
   const df = kept.length - 1;
-  // ~6 standard deviations of a chi-square with df degrees of freedom; 4/sqrt(N) bounds any frequency error
   t.true(df >= 8, `kept ${kept.length}`);
-  t.true(chi2 < df + 6 * Math.sqrt(2 * df), `chi2 ${chi2.toFixed(1)} with ${df} dof`);
-  t.true(maxErr < 4 / Math.sqrt(N), `max frequency error ${maxErr}`);
-  t.log(`${kept.length} kept, chi2 ${chi2.toFixed(1)} (${df} dof), max frequency error ${maxErr.toFixed(4)}`);
+  for (const [form, sample] of FORMS) {
+    const got = await sample(gpu, x, V, draws(knobs, N, 77), { rowStride: 0 });
+    const counts = new Array<number>(V).fill(0);
+    for (const g of got) counts[g]!++;
+    t.true(counts.every((c, i) => c === 0 || probs[i]! > 0), `${form}: only kept tokens`);
+    let chi2 = 0, maxErr = 0;
+    for (const i of kept) {
+      chi2 += (counts[i]! - N * probs[i]!) ** 2 / (N * probs[i]!);
+      maxErr = Math.max(maxErr, Math.abs(counts[i]! / N - probs[i]!));
+    }
+    // ~6 standard deviations of a chi-square with df degrees of freedom; 4/sqrt(N) bounds any frequency error
+    t.true(chi2 < df + 6 * Math.sqrt(2 * df), `${form}: chi2 ${chi2.toFixed(1)} with ${df} dof`);
+    t.true(maxErr < 4 / Math.sqrt(N), `${form}: max frequency error ${maxErr}`);
+    t.log(`${form}: ${kept.length} kept, chi2 ${chi2.toFixed(1)} (${df} dof), max frequency error ${maxErr.toFixed(4)}`);
+  }
 });
 
 test.serial('sample - same (seed, counter) gives the same token whatever the row, batch or run', async (t) => {
@@ -285,22 +322,24 @@ test.serial('sample - same (seed, counter) gives the same token whatever the row
     temperature: [0, 0.5, 1, 1.7][i % 4]!, topK: [0, 10, 100][i % 3]!, topP: [1, 0.9, 0.6][(i >> 1) % 3]!,
     seed: Math.floor(r() * 2 ** 32), counter: Math.floor(r() * 1000),
   }));
-  const first = await sampleOnGpu(gpu, x, V, params);
-  t.deepEqual(await sampleOnGpu(gpu, x, V, params), first, 'same run twice');
-  // reversed order inside a longer batch, written at a row offset
   const order = [...params.keys()].reverse();
   const xr = new Float32Array(rows * V);
   order.forEach((src, dst) => xr.set(x.subarray(src * V, (src + 1) * V), dst * V));
-  const reversed = await sampleOnGpu(gpu, xr, V, order.map((i) => params[i]!), { rowOffset: 9 });
-  t.deepEqual(order.map((_, dst) => reversed[dst]), order.map((src) => first[src]));
-  // each row alone
-  for (const i of [1, 6, 17]) t.is((await sampleOnGpu(gpu, x.subarray(i * V, (i + 1) * V), V, [params[i]!]))[0], first[i]);
-  // and against the reference
-  params.forEach((p, i) => {
-    const row = x.subarray(i * V, (i + 1) * V);
-    const d = samplingDistribution(row, p);
-    t.true(d.kept.includes(first[i]!), `row ${i}`);
-  });
+  for (const [form, sample] of FORMS) {
+    const first = await sample(gpu, x, V, params);
+    t.deepEqual(await sample(gpu, x, V, params), first, `${form}: same run twice`);
+    // reversed order inside a longer batch, written at a row offset
+    const reversed = await sample(gpu, xr, V, order.map((i) => params[i]!), { rowOffset: 9 });
+    t.deepEqual(order.map((_, dst) => reversed[dst]), order.map((src) => first[src]), form);
+    // each row alone (in the spread form, with only the searches that row uses)
+    for (const i of [1, 6, 17]) t.is((await sample(gpu, x.subarray(i * V, (i + 1) * V), V, [params[i]!]))[0], first[i], `${form}: row ${i} alone`);
+    // and against the reference
+    params.forEach((p, i) => {
+      const row = x.subarray(i * V, (i + 1) * V);
+      const d = samplingDistribution(row, p);
+      t.true(d.kept.includes(first[i]!), `${form}: row ${i}`);
+    });
+  }
 });
 
 test.serial('sample - 1024 threads a row: greedy, top-k and top-p draws match the reference as 256 do', async (t) => {
@@ -345,8 +384,10 @@ test.serial('sample - DeepSeek-V2 vocab (102400): realistic settings match the r
   // 6 draws of each of the 3 rows
   const xs = new Float32Array(params.length * V);
   params.forEach((_, j) => xs.set(rows[Math.floor(j / 6)]!, j * V));
-  const got = await sampleOnGpu(gpu, xs, V, params);
-  const exact = rows.map((row, i) => checkDraws(t, row, params.slice(6 * i, 6 * i + 6), got.slice(6 * i, 6 * i + 6), `row ${i}`));
-  t.log(`draws equal to the reference token: ${exact.join(', ')} of 6 per row`);
-  t.true(exact[0]! + exact[1]! === 12, 'head-only nuclei: every draw exact');
+  for (const [form, sample] of FORMS) {
+    const got = await sample(gpu, xs, V, params);
+    const exact = rows.map((row, i) => checkDraws(t, row, params.slice(6 * i, 6 * i + 6), got.slice(6 * i, 6 * i + 6), `${form}, row ${i}`));
+    t.log(`${form}: draws equal to the reference token: ${exact.join(', ')} of 6 per row`);
+    t.true(exact[0]! + exact[1]! === 12, `${form}: head-only nuclei: every draw exact`);
+  }
 });

@@ -69,7 +69,8 @@ function build_sampleTokensShader(v: SampleVariant): KernelShader {
   return b.shader(`sample_tokens${v.fromStats ? '_stats' : ''}${v.wg !== 256 ? `_wg${v.wg}` : ''}`, `${SAMPLING_UNIFORM_WGSL}\n${source}`);
 }
 
-export interface SampleTokensArgs {
+/** The rows a sampler draws from and for (both samplers' arguments). */
+export interface SampleRowsArgs {
   /** f32 logits; row r starts at logitsOffset + r · rowStride (elements). */
   readonly logits: GPUBuffer;
   /** packSamplingParams output; row r's params at index rowOffset + r. */
@@ -83,6 +84,9 @@ export interface SampleTokensArgs {
   readonly logitsOffset?: number;
   /** First row of params and out (a chunk of a longer batch). */
   readonly rowOffset?: number;
+}
+
+export interface SampleTokensArgs extends SampleRowsArgs {
   /**
    * sampleRowStats' output for these rows (same logits, rows, vocab, stride and offset), dispatched before: the
    * first pass then reads the rows' chunk extremes. Same tokens either way.

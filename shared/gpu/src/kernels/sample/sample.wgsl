@@ -15,14 +15,9 @@
 // + 1 (piece sums) and two or three tiny ones (the pieces of the chosen piece). Greedy rows stop after the first.
 
 /*@BINDINGS@*/
-//!include logit-extremes
+//!include logit-extremes, token-draw
 
 const WG: u32 = /*@WG@*/u;
-// bins of one search step: 15 pivots split the key interval into 16
-const NB: u32 = 16u;
-// weights below exp(-CUT) (relative to the max) are taken as exactly 0, so exp never sees a huge argument
-const CUT: f32 = 80.0;
-
 // bins reduced a round: red_f holds RB bins x WG partial sums (8 KiB at 256 threads, 16 KiB at 1024); its first WG
 // entries double as the scan
 const RB: u32 = select(8u, 4u, WG > 256u);
@@ -31,29 +26,12 @@ var<workgroup> tot: array<f32, 16>;      // reduced bins of a search step
 var<workgroup> s_lo: u32;
 var<workgroup> s_hi: u32;
 var<workgroup> s_target: f32;
-var<workgroup> s_a: u32;                 // inverse CDF: current piece [s_a, s_a + s_n), residual s_r within it
-var<workgroup> s_n: u32;
-var<workgroup> s_r: f32;
-var<workgroup> s_pick: u32;
-var<workgroup> s_last: atomic<u32>;
 
 // pass 1, this invocation's share: thread_extremes(base, row, lid) -> Extremes, over the row or its row-stats
 /*@EXTREMES@*/
 
 fn logit_bits(i: u32) -> u32 {
   return sanitize(logits[i]);
-}
-
-// the float of key k (key_of's inverse)
-fn value_of(k: u32) -> f32 {
-  return bitcast<f32>(select(~k, k & 0x7fffffffu, (k & 0x80000000u) != 0u));
-}
-
-// Unnormalized probability exp((x - m) / t) in [0, 1]; exactly 0 below exp(-CUT).
-fn weight(b: u32, m: f32, t: f32) -> f32 {
-  let d = bitcast<f32>(b) - m;
-  let lowest = -CUT * t;
-  return select(0.0, exp(max(d, lowest) / t), d >= lowest);
 }
 
 // Sums each thread's NB bins over the workgroup into `tot` (RB bins a round).
@@ -80,8 +58,7 @@ fn bin_logit(acc: ptr<function, array<f32, 16>>, b: u32, lo: u32, step: u32, mas
   if (k >= lo) {
     var w = 1.0;
     if (mass) { w = weight(b, m, t); }
-    let bin = min((k - lo) / step, NB - 1u);
-    (*acc)[bin] += w;
+    (*acc)[search_bin(k, lo, step)] += w;
   }
 }
 
@@ -95,9 +72,7 @@ fn search(base: u32, lo0: u32, hi0: u32, mass: bool, target0: f32, p: f32, m: f3
     let lo = workgroupUniformLoad(&s_lo);
     let hi = workgroupUniformLoad(&s_hi);
     if (hi - lo <= 1u) { return lo; }
-    // bin j holds keys in [lo + j·step, lo + (j+1)·step); the last bin also holds keys >= hi, so the suffix sum
-    // from bin j is F(lo + j·step)
-    let step = (hi - lo + NB - 1u) / NB;
+    let step = search_width(lo, hi);
     // zeroed explicitly: on lavapipe the implicit zero-init of a var declared in a loop was not redone each step
     var acc = array<f32, 16>();
     // 4 loads issued together (raw, as pass 1), then binned in index order
@@ -126,86 +101,9 @@ fn search(base: u32, lo0: u32, hi0: u32, mass: bool, target0: f32, p: f32, m: f3
         goal = p * total;
         s_target = goal;
       }
-      // the largest pivot below hi whose suffix reaches the target (0 = lo by the invariant)
-      var pick = 0u;
-      var suffix = 0.0;
-      for (var j = NB - 1u; j > 0u; j--) {
-        suffix += tot[j];
-        if (j * step < hi - lo && suffix >= goal) { pick = j; break; }
-      }
+      let pick = search_pick(tot, lo, hi, step, goal);
       s_lo = lo + pick * step;
       s_hi = min(hi, lo + (pick + 1u) * step);
-    }
-  }
-}
-
-// Inverse CDF in token order over the kept tokens (key >= kappa): the row is split into WG contiguous pieces,
-// the piece holding u·total is found by a scan of piece sums, and that piece is split again until one token is
-// left. A piece is only ever chosen if its sum is > 0, so the token always has a positive kept weight. The first
-// level's pieces are contiguous per thread (not coalesced), the price of token order; later levels are tiny.
-fn draw(base: u32, kappa: u32, m: f32, t: f32, uval: f32, lid: u32) -> u32 {
-  workgroupBarrier();
-  if (lid == 0u) { s_a = 0u; s_n = u.vocab; s_r = -1.0; }
-  loop {
-    let a = workgroupUniformLoad(&s_a);
-    let n = workgroupUniformLoad(&s_n);
-    if (n <= 1u) { return a; }
-    let r0 = s_r;
-    let piece = (n + WG - 1u) / WG;
-    let start = a + min(lid * piece, n);
-    let end = a + min(lid * piece + piece, n);
-    var s = 0.0;
-    var i = start;
-    for (; i + 3u < end; i += 4u) {
-      let r0 = logits[base + i];
-      let r1 = logits[base + i + 1u];
-      let r2 = logits[base + i + 2u];
-      let r3 = logits[base + i + 3u];
-      let b0 = sanitize(r0);
-      let b1 = sanitize(r1);
-      let b2 = sanitize(r2);
-      let b3 = sanitize(r3);
-      if (key_of(b0) >= kappa) { s += weight(b0, m, t); }
-      if (key_of(b1) >= kappa) { s += weight(b1, m, t); }
-      if (key_of(b2) >= kappa) { s += weight(b2, m, t); }
-      if (key_of(b3) >= kappa) { s += weight(b3, m, t); }
-    }
-    for (; i < end; i++) {
-      let b = logit_bits(base + i);
-      if (key_of(b) >= kappa) { s += weight(b, m, t); }
-    }
-    red_f[lid] = s;
-    if (lid == 0u) { s_pick = NONE; atomicStore(&s_last, 0u); }
-    workgroupBarrier();
-    // inclusive Hillis-Steele scan: non-decreasing in lid, since rounding is monotone
-    for (var off = 1u; off < WG; off <<= 1u) {
-      var v = 0.0;
-      if (lid >= off) { v = red_f[lid - off]; }
-      workgroupBarrier();
-      red_f[lid] += v;
-      workgroupBarrier();
-    }
-    let r = select(r0, uval * red_f[WG - 1u], r0 < 0.0);
-    let incl = red_f[lid];
-    var excl = 0.0;
-    if (lid > 0u) { excl = red_f[lid - 1u]; }
-    if (excl <= r && incl > r) { s_pick = lid; }
-    if (s > 0.0) { atomicMax(&s_last, lid); }
-    workgroupBarrier();
-    if (lid == 0u) {
-      var j = s_pick;
-      // r >= every prefix only through rounding: then take the last positive piece, and its last positive token
-      var r_next = 3.0e38;
-      if (j == NONE) {
-        j = atomicLoad(&s_last);
-      } else if (j > 0u) {
-        r_next = r - red_f[j - 1u];
-      } else {
-        r_next = r;
-      }
-      s_a = a + j * piece;
-      s_n = min(piece, n - j * piece);
-      s_r = r_next;
     }
   }
 }
@@ -241,6 +139,6 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   if (top_p < 1.0) {
     kappa = search(base, kappa, max_k + 1u, true, -1.0, top_p, m, t, lid);
   }
-  let token = draw(base, kappa, m, t, uval, lid);
+  let token = draw(base, 0u, u.vocab, -1.0, kappa, m, t, uval, lid);
   if (lid == 0u) { out[u.row_offset + row] = token; }
 }

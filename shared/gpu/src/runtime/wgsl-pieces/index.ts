@@ -8,6 +8,7 @@ import { treeSumGroups, wgReduce } from './reductions.js';
 import { onlineSoftmax } from './softmax.js';
 import { rmsRows } from './rms-rows.js';
 import { logitExtremes } from './logit-extremes.js';
+import { logitWeights, sampleSearchState, tokenDraw } from './token-sampling.js';
 
 interface Piece {
   readonly wgsl: string;
@@ -28,6 +29,9 @@ const PIECES: Readonly<Record<string, Piece>> = {
   'tree-sum-groups': { wgsl: treeSumGroups },
   'rms-rows': { wgsl: rmsRows, needs: ['tree-sum-groups'] },
   'logit-extremes': { wgsl: logitExtremes },
+  'logit-weights': { wgsl: logitWeights, needs: ['logit-extremes'] },
+  'token-draw': { wgsl: tokenDraw, needs: ['logit-weights'] },
+  'sample-search-state': { wgsl: sampleSearchState },
 };
 
 const WGSL_PIECE_NAMES: readonly string[] = Object.keys(PIECES);
