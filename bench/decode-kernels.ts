@@ -14,7 +14,7 @@ import { Gpu, gpuOptions, RUN_PROFILE_LABEL, type KernelProgram } from '@latentw
 import { normalizeConfig } from '@latentwire/model';
 import {
   moeGroup, moeRouteSelect, moeRouting, moeScratchBytes, moeSelectGroup, packSamplingParams, sampleRowStats, sampleRowStatsBytes, sampleSearches, sampleSpread,
-  sampleSpreadScratchBytes, sampleTokens, sampleWorkgroupSize, type SamplingParams,
+  sampleSpreadScratchBytes, sampleSpreadWorkgroups, sampleTokens, sampleWorkgroupSize, type SamplingParams,
   type MoeDims,
 } from '@latentwire/gpu/kernels';
 import { randomArray } from '@latentwire/testing';
@@ -52,8 +52,11 @@ async function main(): Promise<void> {
   const manyStats = gpu.buffer('stats.many', sampleRowStatsBytes(many, V));
   const spreadScratch = gpu.buffer('spread.scratch', sampleSpreadScratchBytes(many, V));
   const manyTokens = gpu.buffer('tokens.many', many * 4);
-  const spreadSampler = (name: string, rows: number): KernelProgram[] => sampleSpread({
-    logits, params: spreadParams[name]!, out: manyTokens, rows, vocab: V, rowStride: 0, stats: manyStats, scratch: spreadScratch, searches: sampleSearches([settings[name]!], V),
+  // the decode node's budget of search workgroups, past which a workgroup takes several chunks
+  const budget = sampleSpreadWorkgroups(gpu.workgroupSlots.slots);
+  const spreadSampler = (name: string, rows: number, maxWorkgroups = budget): KernelProgram[] => sampleSpread({
+    logits, params: spreadParams[name]!, out: manyTokens, rows, vocab: V, rowStride: 0, stats: manyStats, scratch: spreadScratch,
+    searches: sampleSearches([settings[name]!], V), maxWorkgroups,
   });
   // one token's routing: random router logits, the shared experts routed with the others (the decode node's form)
   const dims: MoeDims = { nExperts: moe.nRoutedExperts, topK: moe.numExpertsPerTok, hidden: cfg.hiddenSize, intermediate: moe.moeIntermediateSize, sharedExperts: moe.nSharedExperts };
@@ -82,6 +85,9 @@ async function main(): Promise<void> {
       sampleTokens({ logits, params: spreadParams[name]!, out: manyTokens, rows: many, vocab: V, rowStride: 0, stats: manyStats, workgroupSize: wide })]]),
     ...Object.keys(settings).flatMap((name) => (name.startsWith('temperature') ? [1, many] : [1, 8, 16, 32, many]).map((rows): [string, () => KernelProgram[]] =>
       [`spread sampler ${name}${rows > 1 ? `, ${rows} rows` : ''} (a call: ${spreadSampler(name, rows).length} dispatches)`, () => spreadSampler(name, rows)])),
+    // a chunk a workgroup whatever the rows (no budget)
+    ...Object.keys(settings).filter((name) => !name.startsWith('temperature')).map((name): [string, () => KernelProgram[]] =>
+      [`spread sampler ${name}, ${many} rows, a chunk a workgroup`, () => spreadSampler(name, many, many * V)]),
     ['moe_select_group (1 token)', () => [moeSelectGroup({ dims, routing, tokens: 1, scratch, bias: null, variant: 'gemv1', subgroupSize })]],
     ['moe_route_select (1 token)', () => [moeRouteSelect({ routing, logits: scratch.logits, bias: null, topkIds: scratch.topkIds, topkWeights: scratch.topkWeights, tokens: 1, sharedExperts: dims.sharedExperts })]],
     ['moe_group (1 token)', () => [moeGroup({ dims, tokens: 1, topkIds: scratch.topkIds, groups: scratch.groups, variant: 'gemv1', subgroupSize })]],

@@ -11,7 +11,7 @@
 import type { Gpu, KernelProgram, KernelShader, RecordedPrograms } from '@latentwire/gpu';
 import {
   countsRow, countTokens, hasLogitWork, kvAppend, logitAdjust, LOGIT_PARAMS_BYTES, LOGPROBS_WORDS, maskWords, NO_COUNTS, NO_MASK, packLogitRows,
-  packSamplingParams, sampleRowStats, sampleRowStatsBytes, sampleSearches, sampleSpread, sampleSpreadScratchBytes, sampleTokens, sampleWorkgroupSize, tokenMask, SAMPLING_PARAMS_BYTES, tokenLogprobs, unpackLogprobs, type LogitSettings, type SamplingParams, type TokenLogprobs,
+  packSamplingParams, sampleRowStats, sampleRowStatsBytes, sampleSearches, sampleSpread, sampleSpreadScratchBytes, sampleSpreadWorkgroups, sampleTokens, sampleWorkgroupSize, tokenMask, SAMPLING_PARAMS_BYTES, tokenLogprobs, unpackLogprobs, type LogitSettings, type SamplingParams, type TokenLogprobs,
 } from '@latentwire/gpu/kernels';
 import { allocForwardScratch, ModelForward, type ForwardPass } from '@latentwire/gpu/forward';
 import { pagesFor, type KvDtype } from '@latentwire/protocol';
@@ -387,7 +387,10 @@ export class DecodeModel {
     const { s, cfg } = this;
     const sample = { logits: s.logits!, params: s.sampling!, out, rows: B, vocab: cfg.vocabSize };
     if (this.opts.sampleSpread !== false && sampling.some((p) => p.temperature !== 0)) {
-      return sampleSpread({ ...sample, stats: s.sampleStats!, scratch: s.sampleScratch!, searches: sampleSearches(sampling, cfg.vocabSize) });
+      return sampleSpread({
+        ...sample, stats: s.sampleStats!, scratch: s.sampleScratch!, searches: sampleSearches(sampling, cfg.vocabSize),
+        maxWorkgroups: sampleSpreadWorkgroups(this.gpu.workgroupSlots.slots),
+      });
     }
     const one = { ...sample, workgroupSize: sampleWorkgroupSize(this.gpu.limits) };
     if (this.opts.sampleRowStats === false) return [sampleTokens(one)];

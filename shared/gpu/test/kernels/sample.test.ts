@@ -50,7 +50,9 @@ type LogitRows = { rowStride?: number; logitsOffset?: number; rowOffset?: number
  * The same rows through the spread sampler (sampleSpread: row stats, search dispatches, draw), with only the
  * searches the params use, as the decode step runs it.
  */
-async function sampleSpreadOnGpu(gpu: Gpu, logits: Float32Array, vocab: number, params: readonly SamplingParams[], opts: LogitRows = {}): Promise<number[]> {
+async function sampleSpreadOnGpu(
+  gpu: Gpu, logits: Float32Array, vocab: number, params: readonly SamplingParams[], opts: LogitRows = {}, maxWorkgroups?: number,
+): Promise<number[]> {
   const rowOffset = opts.rowOffset ?? 0;
   const rows = params.length;
   const lb = gpu.upload('logits', logits);
@@ -58,7 +60,7 @@ async function sampleSpreadOnGpu(gpu: Gpu, logits: Float32Array, vocab: number, 
   const out = gpu.buffer('tokens', (rowOffset + rows) * 4);
   const stats = gpu.buffer('stats', Math.max(4, sampleRowStatsBytes(rows, vocab)));
   const scratch = gpu.buffer('scratch', sampleSpreadScratchBytes(rows, vocab));
-  await gpu.run(sampleSpread({ logits: lb, params: pb, out, rows, vocab, ...opts, stats, scratch, searches: sampleSearches(params, vocab) }));
+  await gpu.run(sampleSpread({ logits: lb, params: pb, out, rows, vocab, ...opts, stats, scratch, searches: sampleSearches(params, vocab), maxWorkgroups }));
   const ids = [...(await gpu.readU32(out, rowOffset * 4, rows))];
   gpu.destroy(lb, pb, out, stats, scratch);
   return ids;
@@ -67,7 +69,7 @@ async function sampleSpreadOnGpu(gpu: Gpu, logits: Float32Array, vocab: number, 
 /** Both samplers, each checked the same way by the tests below. */
 const FORMS = [
   ['one workgroup a row', (gpu: Gpu, x: Float32Array, vocab: number, params: readonly SamplingParams[], opts?: LogitRows) => sampleOnGpu(gpu, x, vocab, params, opts)],
-  ['spread over chunks', sampleSpreadOnGpu],
+  ['spread over chunks', (gpu: Gpu, x: Float32Array, vocab: number, params: readonly SamplingParams[], opts?: LogitRows) => sampleSpreadOnGpu(gpu, x, vocab, params, opts)],
 ] as const;
 
 /** `n` draws of one knob setting: counters 0..n-1 of `seed`. */
@@ -390,4 +392,28 @@ test.serial('sample - DeepSeek-V2 vocab (102400): realistic settings match the r
     t.log(`${form}: draws equal to the reference token: ${exact.join(', ')} of 6 per row`);
     t.true(exact[0]! + exact[1]! === 12, `${form}: head-only nuclei: every draw exact`);
   }
+});
+
+test.serial('sample - spread: a workgroup taking several chunks draws the same tokens; the run is checked', async (t) => {
+  const gpu = await testGpu();
+  const V = 5 * 2048 + 77, rows = 24;
+  const x = randomLogits(rows * V, 91, 4);
+  const r = rng(92);
+  for (let i = 0; i < rows * 20; i++) x[Math.floor(r() * rows * V)] = 6 + 3 * r();
+  const params = Array.from({ length: rows }, (_, i) => ({
+    temperature: [0, 0.7, 1, 1.3][i % 4]!, topK: [0, 40, 3000][i % 3]!, topP: [1, 0.9, 0.5][(i >> 2) % 3]!, seed: 7, counter: i,
+  }));
+  const one = await sampleSpreadOnGpu(gpu, x, V, params);
+  for (const maxWorkgroups of [rows * 2, 5, 1]) t.deepEqual(await sampleSpreadOnGpu(gpu, x, V, params, {}, maxWorkgroups), one, `at most ${maxWorkgroups} workgroups`);
+  params.forEach((p, i) => t.true(samplingDistribution(x.subarray(i * V, (i + 1) * V), p).kept.includes(one[i]!), `row ${i}`));
+  // dispatches: row stats, one search step a 16-way step of each search used plus the last, the draw
+  const b = { size: 1 << 30 } as GPUBuffer;
+  const args = { logits: b, params: b, out: b, rows: 2, vocab: 102400, stats: b, scratch: b };
+  t.is(sampleSpread({ ...args, searches: { topK: false, topP: false } }).length, 3);
+  t.is(sampleSpread({ ...args, searches: { topK: false, topP: true } }).length, 11);
+  t.is(sampleSpread(args).length, 19);
+  t.deepEqual(sampleSpread({ ...args, maxWorkgroups: 7 })[1]!.workgroups, [4, 2]);
+  t.deepEqual(sampleSearches([{ temperature: 0, topK: 5, topP: 0.5 }, { temperature: 1, topK: 102400, topP: 1 }], 102400), { topK: false, topP: false });
+  t.throws(() => sampleSpread({ ...args, scratch: { size: sampleSpreadScratchBytes(2, 102400) - 4 } as GPUBuffer }), { instanceOf: RangeError, message: /scratch needs/ });
+  t.throws(() => sampleSpread({ ...args, maxWorkgroups: 0 }), { instanceOf: RangeError, message: /maxWorkgroups/ });
 });

@@ -12,6 +12,6 @@ export { logitAdjust, logitAdjustShader, type LogitAdjustArgs } from './logit-ad
 export { countTokens, countTokensShader, type CountTokensArgs } from './count-tokens.js';
 export { tokenLogprobs, tokenLogprobsShader, type TokenLogprobsArgs } from './token-logprobs.js';
 export { maskWords, tokenMask, tokenMaskShader, NO_MASK, type TokenMaskArgs } from './token-mask.js';
-export { sampleSearches, sampleSpread, sampleSpreadScratchBytes, type SampleSearches, type SampleSpreadArgs } from './sample-spread.js';
+export { sampleSearches, sampleSpread, sampleSpreadScratchBytes, sampleSpreadWorkgroups, type SampleSearches, type SampleSpreadArgs } from './sample-spread.js';
 export { sampleSearchShader } from './sample-search.js';
 export { sampleDrawShader } from './sample-draw.js';

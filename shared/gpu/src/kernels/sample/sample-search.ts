@@ -5,7 +5,7 @@ import { bindings, type Bound } from '../../runtime/bindings.js';
 import { wgslFile } from '../../runtime/wgsl-source.js';
 import { defineKernel } from '../../runtime/define-kernel.js';
 
-const UNIFORMS = { vocab: 'u32', row_stride: 'u32', logits_offset: 'u32', row_offset: 'u32', chunks: 'u32', step: 'u32', last: 'u32' } as const;
+const UNIFORMS = { vocab: 'u32', row_stride: 'u32', logits_offset: 'u32', row_offset: 'u32', chunks: 'u32', group: 'u32', step: 'u32', last: 'u32' } as const;
 const BINDINGS = bindings([
   ['logits', 'array<u32>'], ['params', 'array<u32>'], ['stats', 'array<Extremes>'],
   ['state', 'array<SearchState>', 'read_write'], ['bins', 'array<ChunkBins>', 'read_write'], ['kept', 'array<f32>', 'read_write'],
@@ -44,6 +44,8 @@ export interface SpreadRows {
 export interface SampleSearchArgs extends SpreadRows {
   readonly stats: Bound;
   readonly bins: Bound;
+  /** Chunks a workgroup takes, one after another (the same bits whatever the grouping). */
+  readonly group: number;
   /** This dispatch's index in the run (0 starts the rows' searches from the row stats). */
   readonly step: number;
   /** The run's final dispatch: a search still going stops at its lo. */
@@ -56,8 +58,8 @@ export function sampleSearch(a: SampleSearchArgs): KernelProgram {
     shader: sampleSearchShader({}),
     buffers: BINDINGS.buffers({ logits: a.logits, params: a.params, stats: a.stats, state: a.state, bins: a.bins, kept: a.kept }),
     uniformValues: {
-      vocab: a.vocab, row_stride: a.rowStride, logits_offset: a.logitsOffset, row_offset: a.rowOffset, chunks: a.chunks, step: a.step, last: a.last ? 1 : 0,
+      vocab: a.vocab, row_stride: a.rowStride, logits_offset: a.logitsOffset, row_offset: a.rowOffset, chunks: a.chunks, group: a.group, step: a.step, last: a.last ? 1 : 0,
     },
-    workgroups: [a.chunks, a.rows],
+    workgroups: [Math.ceil(a.chunks / a.group), a.rows],
   };
 }

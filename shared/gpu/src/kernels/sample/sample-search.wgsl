@@ -1,6 +1,6 @@
 // The sampler spread over a row's chunks (sample-spread.ts), one dispatch a search step: every row's CHUNK-logit
 // chunks in parallel instead of one workgroup walking the row up to 18 times. Same semantics as sample.wgsl.
-// Dispatch `step` of a run (grid: chunks x rows, the row's chunks' partial results between dispatches):
+// Dispatch `step` of a run (the row's chunks' partial results between dispatches):
 //   1. the row's search state: at step 0 from the row-stats extremes and the params, later from the state and the
 //      chunks' bins of step - 1 (every workgroup of the row works it out the same way, from the same data);
 //   2. while the search runs (top-k, then top-p), this chunk's bins for the state's [lo, hi): counts or masses,
@@ -16,7 +16,9 @@
 //   state:  array<SearchState>, read_write  row r's at r * 2 + step % 2 (written by chunk 0's workgroup)
 //   bins:   array<ChunkBins>, read_write    row r's chunk c at (r * 2 + step % 2) * chunks + c
 //   kept:   array<f32>, read_write          row r's chunk c's kept mass at r * chunks + c
-//   u:      uniforms { vocab, row_stride, logits_offset, row_offset, chunks, step, last }
+//   u:      uniforms { vocab, row_stride, logits_offset, row_offset, chunks, group, step, last }
+// Grid: (ceil(chunks / group), rows): a workgroup takes `group` consecutive chunks of its row (more than one where
+// the rows' chunks outnumber the workgroups the device runs at once, so each state and bins gather serves several).
 // `last` = 1 on the run's final dispatch: a search still going there stops at its lo (F(lo) >= goal keeps a
 // superset; the launcher sizes the run so that it never happens).
 
@@ -116,7 +118,6 @@ fn narrow(prev: SearchState) -> SearchState {
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let chunk = wg.x;
   let row = wg.y;
   let pr = (u.row_offset + row) * 8u;
 
@@ -141,38 +142,58 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   }
   let s = workgroupUniformLoad(&ws);
   let done_before = workgroupUniformLoad(&was_kept);
-  if (chunk == 0u && lid == 0u) { state[row * 2u + u.step % 2u] = s; }
+  if (wg.x == 0u && lid == 0u) { state[row * 2u + u.step % 2u] = s; }
   if (s.phase == GREEDY || done_before != 0u) { return; }
 
-  // this invocation's logits of the chunk, loaded together: indices start + lid + i·WG, valid below end
-  let base = u.logits_offset + row * u.row_stride;
-  let start = chunk * CHUNK;
-  let end = min(start + CHUNK, u.vocab);
-  var b: array<u32, ITEMS>;
-  for (var i = 0u; i < ITEMS; i++) { b[i] = logits[base + min(start + lid + i * WG, end - 1u)]; }
   let m = value_of(s.max_key);
   let t = clamp(bitcast<f32>(params[pr]), 1e-30, 1e30);
-
-  if (s.phase == KEPT) {
-    // 3. the chunk's kept mass
-    var w = 0.0;
-    for (var i = 0u; i < ITEMS; i++) {
-      let x = sanitize(b[i]);
-      if (start + lid + i * WG < end && key_of(x) >= s.kappa) { w += weight(x, m, t); }
+  let base = u.logits_offset + row * u.row_stride;
+  // this workgroup's chunks, one after another: each chunk's results are the same bits whatever the grouping
+  for (var c = wg.x * u.group; c < min(wg.x * u.group + u.group, u.chunks); c++) {
+    if (s.phase == KEPT) {
+      kept_mass(s, row, c, base, m, t, lid);
+    } else {
+      chunk_bins(s, row, c, base, m, t, lid);
     }
-    red_f[lid] = w;
-    workgroupBarrier();
-    for (var h = WG / 2u; h > 0u; h >>= 1u) {
-      if (lid < h) { red_f[lid] += red_f[lid + h]; }
-      workgroupBarrier();
-    }
-    if (lid == 0u) { kept[row * u.chunks + chunk] = red_f[0]; }
-    return;
   }
+}
 
-  // 2. the chunk's bins for [lo, hi)
+// This invocation's logits of chunk c, loaded together: indices start + lid + i·WG (past the end: the last one,
+// never counted).
+fn chunk_logits(c: u32, base: u32, lid: u32) -> array<u32, ITEMS> {
+  let end = min(c * CHUNK + CHUNK, u.vocab);
+  var b: array<u32, ITEMS>;
+  for (var i = 0u; i < ITEMS; i++) { b[i] = logits[base + min(c * CHUNK + lid + i * WG, end - 1u)]; }
+  return b;
+}
+
+// 3. chunk c's kept mass
+fn kept_mass(s: SearchState, row: u32, c: u32, base: u32, m: f32, t: f32, lid: u32) {
+  let b = chunk_logits(c, base, lid);
+  let end = min(c * CHUNK + CHUNK, u.vocab);
+  var w = 0.0;
+  for (var i = 0u; i < ITEMS; i++) {
+    let x = sanitize(b[i]);
+    if (c * CHUNK + lid + i * WG < end && key_of(x) >= s.kappa) { w += weight(x, m, t); }
+  }
+  workgroupBarrier(); // the previous chunk's sum is read
+  red_f[lid] = w;
+  workgroupBarrier();
+  for (var h = WG / 2u; h > 0u; h >>= 1u) {
+    if (lid < h) { red_f[lid] += red_f[lid + h]; }
+    workgroupBarrier();
+  }
+  if (lid == 0u) { kept[row * u.chunks + c] = red_f[0]; }
+}
+
+// 2. chunk c's bins for [lo, hi)
+fn chunk_bins(s: SearchState, row: u32, c: u32, base: u32, m: f32, t: f32, lid: u32) {
+  let b = chunk_logits(c, base, lid);
+  let start = c * CHUNK;
+  let end = min(start + CHUNK, u.vocab);
   let mass = s.phase == TOP_P;
   let width = search_width(s.lo, s.hi);
+  workgroupBarrier(); // the previous chunk's sums and keys are read
   for (var j = 0u; j < NB; j++) { red_f[j * WG + lid] = 0.0; }
   if (lid < NB) {
     atomicStore(&key_lo[lid], NONE);
@@ -216,7 +237,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   {
     let bin = lid / NB;
     var v = 0.0;
-    for (var c = lid % NB; c < WG; c += NB) { v += red_f[bin * WG + c]; }
+    for (var col = lid % NB; col < WG; col += NB) { v += red_f[bin * WG + col]; }
     workgroupBarrier();
     red_f[lid] = v;
     workgroupBarrier();
@@ -224,7 +245,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   if (lid < NB) {
     var v = 0.0;
     for (var g = 0u; g < NB; g++) { v += red_f[lid * NB + g]; }
-    let at = (row * 2u + u.step % 2u) * u.chunks + chunk;
+    let at = (row * 2u + u.step % 2u) * u.chunks + c;
     bins[at].sum[lid] = v;
     bins[at].lo_key[lid] = atomicLoad(&key_lo[lid]);
     bins[at].hi_key[lid] = atomicLoad(&key_hi[lid]);

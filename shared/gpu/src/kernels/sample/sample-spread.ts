@@ -37,6 +37,15 @@ export function sampleSearches(params: readonly { readonly temperature: number; 
   return { topK: sampled.some((p) => p.topK > 0 && p.topK < vocab), topP: sampled.some((p) => p.topP < 1) };
 }
 
+/**
+ * The search dispatches' workgroup budget on a device that runs `slots` 1024-thread workgroups at once: four
+ * 256-thread ones a slot. Past it a workgroup takes several chunks of its row, so a large batch pays each
+ * row's state and bins gather once per group of chunks instead of once per chunk.
+ */
+export function sampleSpreadWorkgroups(slots: number): number {
+  return 4 * Math.max(1, slots);
+}
+
 /** Scratch sections: state [rows][2], bins [rows][2][chunks], kept masses [rows][chunks]. */
 function layout(rows: number, vocab: number) {
   const chunks = sampleStatsChunks(vocab);
@@ -58,6 +67,11 @@ export interface SampleSpreadArgs extends SampleRowsArgs {
   readonly scratch: GPUBuffer;
   /** The searches any row uses (sampleSearches); both by default. A search a row uses but this leaves out stops at once, keeping every token. */
   readonly searches?: SampleSearches;
+  /**
+   * Workgroups a search dispatch should stay within (about as many as the device runs at once): past it a
+   * workgroup takes several of its row's chunks, which gives the same tokens. Default: one chunk each.
+   */
+  readonly maxWorkgroups?: number;
 }
 
 export function sampleSpread(a: SampleSpreadArgs): KernelProgram[] {
@@ -80,10 +94,12 @@ export function sampleSpread(a: SampleSpreadArgs): KernelProgram[] {
   const searches = a.searches ?? { topK: true, topP: true };
   const last = STEPS_PER_SEARCH * (Number(searches.topK) + Number(searches.topP));
   const rows = { rows: a.rows, vocab: a.vocab, rowStride, logitsOffset, rowOffset, chunks: l.chunks };
+  if (a.maxWorkgroups !== undefined && !(Number.isInteger(a.maxWorkgroups) && a.maxWorkgroups >= 1)) bad(`maxWorkgroups ${a.maxWorkgroups} is not a positive integer`);
+  const group = Math.min(l.chunks, Math.max(1, Math.ceil((a.rows * l.chunks) / (a.maxWorkgroups ?? a.rows * l.chunks))));
   return [
     sampleRowStats({ logits: a.logits, stats: a.stats, rows: a.rows, vocab: a.vocab, rowStride, logitsOffset }),
     ...Array.from({ length: last + 1 }, (_, step) =>
-      sampleSearch({ logits: a.logits, params: a.params, stats: a.stats, state, bins, kept, ...rows, step, last: step === last })),
+      sampleSearch({ logits: a.logits, params: a.params, stats: a.stats, state, bins, kept, ...rows, group, step, last: step === last })),
     sampleDraw({ logits: a.logits, params: a.params, state, kept, out: a.out, ...rows, slot: last % 2 }),
   ];
 }
