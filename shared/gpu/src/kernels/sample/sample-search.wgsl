@@ -148,12 +148,18 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let m = value_of(s.max_key);
   let t = clamp(bitcast<f32>(params[pr]), 1e-30, 1e30);
   let base = u.logits_offset + row * u.row_stride;
-  // this workgroup's chunks, one after another: each chunk's results are the same bits whatever the grouping
-  for (var c = wg.x * u.group; c < min(wg.x * u.group + u.group, u.chunks); c++) {
+  // this workgroup's chunks, one after another (each chunk's results are the same bits whatever the grouping),
+  // the next chunk's logits loaded before this one's sums
+  let first = wg.x * u.group;
+  let stop = min(first + u.group, u.chunks);
+  var next = chunk_logits(first, base, lid);
+  for (var c = first; c < stop; c++) {
+    let b = next;
+    if (c + 1u < stop) { next = chunk_logits(c + 1u, base, lid); }
     if (s.phase == KEPT) {
-      kept_mass(s, row, c, base, m, t, lid);
+      kept_mass(s, row, c, b, m, t, lid);
     } else {
-      chunk_bins(s, row, c, base, m, t, lid);
+      chunk_bins(s, row, c, b, m, t, lid);
     }
   }
 }
@@ -168,8 +174,7 @@ fn chunk_logits(c: u32, base: u32, lid: u32) -> array<u32, ITEMS> {
 }
 
 // 3. chunk c's kept mass
-fn kept_mass(s: SearchState, row: u32, c: u32, base: u32, m: f32, t: f32, lid: u32) {
-  let b = chunk_logits(c, base, lid);
+fn kept_mass(s: SearchState, row: u32, c: u32, b: array<u32, ITEMS>, m: f32, t: f32, lid: u32) {
   let end = min(c * CHUNK + CHUNK, u.vocab);
   var w = 0.0;
   for (var i = 0u; i < ITEMS; i++) {
@@ -187,8 +192,7 @@ fn kept_mass(s: SearchState, row: u32, c: u32, base: u32, m: f32, t: f32, lid: u
 }
 
 // 2. chunk c's bins for [lo, hi)
-fn chunk_bins(s: SearchState, row: u32, c: u32, base: u32, m: f32, t: f32, lid: u32) {
-  let b = chunk_logits(c, base, lid);
+fn chunk_bins(s: SearchState, row: u32, c: u32, b: array<u32, ITEMS>, m: f32, t: f32, lid: u32) {
   let start = c * CHUNK;
   let end = min(start + CHUNK, u.vocab);
   let mass = s.phase == TOP_P;
