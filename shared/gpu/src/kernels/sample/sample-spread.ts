@@ -6,7 +6,8 @@
 // row's chunks, and the search narrows to the keys present in its chosen bin, so its later steps find rows done.
 //
 // Dispatches: row stats, then search steps 0..S (S = 8 for each of top-k and top-p that any row uses: 16 bins
-// a step split 32-bit keys in 8; the last one also sums the chunks' kept masses), then the draw.
+// a step split 32-bit keys in 8; a row's chunks sum their kept masses on the step its threshold is known, and the
+// last step ends any search still going), then the draw.
 import type { KernelProgram } from '../../runtime/program.js';
 import { checkLogitRows, sampleRowStats, sampleRowStatsBytes, sampleStatsChunks } from './sample-row-stats.js';
 import { SAMPLING_PARAMS_BYTES } from './sampling-params.js';
