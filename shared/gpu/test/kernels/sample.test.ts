@@ -15,6 +15,21 @@ function randomLogits(n: number, seed: number, scale = 4): Float32Array {
   return Float32Array.from(randomArray(n, seed, scale));
 }
 
+type LogitRows = { rowStride?: number; logitsOffset?: number; rowOffset?: number };
+
+/** Both samplers' inputs on the GPU: the logits, the params at rowOffset (rows before it repeat the first), out, row stats. */
+function samplerInputs(gpu: Gpu, logits: Float32Array, vocab: number, params: readonly SamplingParams[], opts: LogitRows) {
+  const rowOffset = opts.rowOffset ?? 0;
+  const rows = params.length;
+  return {
+    rowOffset, rows,
+    lb: gpu.upload('logits', logits),
+    pb: gpu.upload('params', packSamplingParams([...Array.from({ length: rowOffset }, () => params[0]!), ...params])),
+    out: gpu.buffer('tokens', (rowOffset + rows) * 4),
+    stats: gpu.buffer('stats', Math.max(4, sampleRowStatsBytes(rows, vocab))),
+  };
+}
+
 /**
  * Samples `params.length` rows; logits rows at logitsOffset + r · rowStride. Without `workgroupSize`, twice: the
  * sampler alone, and after the row-stats kernel (the decode step's form), which must give the same tokens. With it,
@@ -22,16 +37,10 @@ function randomLogits(n: number, seed: number, scale = 4): Float32Array {
  * its draws against the reference as they do the others).
  */
 async function sampleOnGpu(
-  gpu: Gpu, logits: Float32Array, vocab: number, params: readonly SamplingParams[],
-  opts: { rowStride?: number; logitsOffset?: number; rowOffset?: number } = {}, workgroupSize?: SampleWorkgroupSize,
+  gpu: Gpu, logits: Float32Array, vocab: number, params: readonly SamplingParams[], opts: LogitRows = {}, workgroupSize?: SampleWorkgroupSize,
 ): Promise<number[]> {
-  const rowOffset = opts.rowOffset ?? 0;
-  const rows = params.length;
-  const lb = gpu.upload('logits', logits);
-  const pb = gpu.upload('params', packSamplingParams([...Array.from({ length: rowOffset }, () => params[0]!), ...params]));
-  const out = gpu.buffer('tokens', (rowOffset + rows) * 4);
+  const { rowOffset, rows, lb, pb, out, stats } = samplerInputs(gpu, logits, vocab, params, opts);
   const outStats = gpu.buffer('tokens.stats', (rowOffset + rows) * 4);
-  const stats = gpu.buffer('stats', Math.max(4, sampleRowStatsBytes(rows, vocab)));
   await gpu.run([
     ...(workgroupSize ? [] : [sampleTokens({ logits: lb, params: pb, out, rows, vocab, ...opts })]),
     sampleRowStats({ logits: lb, stats, rows, vocab, rowStride: opts.rowStride, logitsOffset: opts.logitsOffset }),
@@ -44,8 +53,6 @@ async function sampleOnGpu(
   return ids;
 }
 
-type LogitRows = { rowStride?: number; logitsOffset?: number; rowOffset?: number };
-
 /**
  * The same rows through the spread sampler (sampleSpread: row stats, search dispatches, draw), with only the
  * searches the params use, as the decode step runs it.
@@ -53,12 +60,7 @@ type LogitRows = { rowStride?: number; logitsOffset?: number; rowOffset?: number
 async function sampleSpreadOnGpu(
   gpu: Gpu, logits: Float32Array, vocab: number, params: readonly SamplingParams[], opts: LogitRows = {}, maxWorkgroups?: number,
 ): Promise<number[]> {
-  const rowOffset = opts.rowOffset ?? 0;
-  const rows = params.length;
-  const lb = gpu.upload('logits', logits);
-  const pb = gpu.upload('params', packSamplingParams([...Array.from({ length: rowOffset }, () => params[0]!), ...params]));
-  const out = gpu.buffer('tokens', (rowOffset + rows) * 4);
-  const stats = gpu.buffer('stats', Math.max(4, sampleRowStatsBytes(rows, vocab)));
+  const { rowOffset, rows, lb, pb, out, stats } = samplerInputs(gpu, logits, vocab, params, opts);
   const scratch = gpu.buffer('scratch', sampleSpreadScratchBytes(rows, vocab));
   await gpu.run(sampleSpread({ logits: lb, params: pb, out, rows, vocab, ...opts, stats, scratch, searches: sampleSearches(params, vocab), maxWorkgroups }));
   const ids = [...(await gpu.readU32(out, rowOffset * 4, rows))];
