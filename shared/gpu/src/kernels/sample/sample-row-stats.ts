@@ -41,6 +41,12 @@ const BINDINGS = bindings([['logits', 'array<u32>'], ['stats', 'array<Extremes>'
 export const sampleRowStatsShader = defineKernel('sample_row_stats', (_: Record<string, never>): KernelShader =>
   BINDINGS.shader('sample_row_stats', wgslFile(new URL('./sample-row-stats.wgsl', import.meta.url), { BINDINGS: BINDINGS.wgsl })));
 
+/** Throws (naming `who`) unless `stats` holds the row stats of `rows` rows of `vocab` logits. */
+export function checkRowStats(who: string, stats: GPUBuffer, rows: number, vocab: number): void {
+  const need = sampleRowStatsBytes(rows, vocab);
+  if (need > stats.size) throw new RangeError(`${who}: stats needs ${need} bytes, buffer has ${stats.size}`);
+}
+
 /** Chunks of a row of `vocab` logits. */
 export function sampleStatsChunks(vocab: number): number {
   return Math.ceil(vocab / SAMPLE_STATS_CHUNK);
@@ -66,7 +72,7 @@ export interface SampleRowStatsArgs {
 export function sampleRowStats(a: SampleRowStatsArgs): KernelProgram {
   const { rowStride, logitsOffset } = checkLogitRows('sampleRowStats', a);
   if (a.rows > MAX_ROWS) throw new RangeError(`sampleRowStats: rows ${a.rows} > ${MAX_ROWS}`);
-  if (sampleRowStatsBytes(a.rows, a.vocab) > a.stats.size) throw new RangeError(`sampleRowStats: stats needs ${sampleRowStatsBytes(a.rows, a.vocab)} bytes, buffer has ${a.stats.size}`);
+  checkRowStats('sampleRowStats', a.stats, a.rows, a.vocab);
   const chunks = sampleStatsChunks(a.vocab);
   return {
     shader: sampleRowStatsShader({}),

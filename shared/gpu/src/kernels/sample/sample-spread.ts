@@ -9,11 +9,10 @@
 // a step split 32-bit keys in 8; a row's chunks sum their kept masses on the step its threshold is known, and the
 // last step ends any search still going), then the draw.
 import type { KernelProgram } from '../../runtime/program.js';
-import { checkLogitRows, sampleRowStats, sampleRowStatsBytes, sampleStatsChunks } from './sample-row-stats.js';
-import { SAMPLING_PARAMS_BYTES } from './sampling-params.js';
+import { checkRowStats, sampleRowStats, sampleStatsChunks } from './sample-row-stats.js';
 import { CHUNK_BINS_BYTES, SEARCH_STATE_BYTES, sampleSearch } from './sample-search.js';
 import { sampleDraw } from './sample-draw.js';
-import type { SampleRowsArgs } from './sample.js';
+import { checkSampleRows, type SampleRowsArgs } from './sample.js';
 
 /** Search steps a threshold takes at most: 16 bins a step over 32-bit keys. */
 const STEPS_PER_SEARCH = 8;
@@ -79,14 +78,10 @@ export function sampleSpread(a: SampleSpreadArgs): KernelProgram[] {
   const bad = (why: string) => {
     throw new RangeError(`sampleSpread: ${why}`);
   };
-  const rowOffset = a.rowOffset ?? 0;
-  if (!Number.isInteger(rowOffset) || rowOffset < 0 || rowOffset > 0xffffffff) bad(`rowOffset ${rowOffset} is not a u32`);
-  const { rowStride, logitsOffset } = checkLogitRows('sampleSpread', a);
+  const { rowStride, logitsOffset, rowOffset } = checkSampleRows('sampleSpread', a);
   if (a.rows > MAX_ROWS) bad(`rows ${a.rows} > ${MAX_ROWS}`);
   if (a.rows === 0) return [];
-  if ((rowOffset + a.rows) * SAMPLING_PARAMS_BYTES > a.params.size) bad(`params buffer (${a.params.size} bytes) holds fewer than ${rowOffset + a.rows} rows`);
-  if ((rowOffset + a.rows) * 4 > a.out.size) bad(`out buffer (${a.out.size} bytes) holds fewer than ${rowOffset + a.rows} ids`);
-  if (sampleRowStatsBytes(a.rows, a.vocab) > a.stats.size) bad(`stats needs ${sampleRowStatsBytes(a.rows, a.vocab)} bytes, buffer has ${a.stats.size}`);
+  checkRowStats('sampleSpread', a.stats, a.rows, a.vocab);
   const l = layout(a.rows, a.vocab);
   if (l.total > a.scratch.size) bad(`scratch needs ${l.total} bytes, buffer has ${a.scratch.size}`);
   const state = { buffer: a.scratch, offset: 0, size: l.stateBytes };

@@ -21,7 +21,7 @@ import { wgslFile } from '../../runtime/wgsl-source.js';
 import { SAMPLING_PARAMS_BYTES } from './sampling-params.js';
 import { SAMPLING_UNIFORM_WGSL } from './sampling-uniform.js';
 import { defineKernel } from '../../runtime/define-kernel.js';
-import { checkLogitRows, sampleRowStatsBytes, sampleStatsChunks } from './sample-row-stats.js';
+import { checkLogitRows, checkRowStats, sampleStatsChunks } from './sample-row-stats.js';
 
 const UNIFORMS = { rows: 'u32', vocab: 'u32', row_stride: 'u32', logits_offset: 'u32', row_offset: 'u32' } as const;
 const BINDINGS = bindings([['logits', 'array<u32>'], ['params', 'array<u32>'], ['out', 'array<u32>', 'read_write']], UNIFORMS);
@@ -96,22 +96,34 @@ export interface SampleTokensArgs extends SampleRowsArgs {
   readonly workgroupSize?: SampleWorkgroupSize;
 }
 
-export function sampleTokens(a: SampleTokensArgs): KernelProgram {
+/**
+ * The checks both samplers make of their rows (checkLogitRows, and params and out holding rowOffset + rows),
+ * thrown as RangeErrors naming `who`; returns the stride and offsets.
+ */
+export function checkSampleRows(who: string, a: SampleRowsArgs): { rowStride: number; logitsOffset: number; rowOffset: number } {
   const rowOffset = a.rowOffset ?? 0;
   const bad = (why: string) => {
-    throw new RangeError(`sampleTokens: ${why}`);
+    throw new RangeError(`${who}: ${why}`);
   };
   if (!Number.isInteger(rowOffset) || rowOffset < 0 || rowOffset > 0xffffffff) bad(`rowOffset ${rowOffset} is not a u32`);
-  const { rowStride, logitsOffset } = checkLogitRows('sampleTokens', a);
+  const { rowStride, logitsOffset } = checkLogitRows(who, a);
   if (a.rows > 0) {
     if ((rowOffset + a.rows) * SAMPLING_PARAMS_BYTES > a.params.size) bad(`params buffer (${a.params.size} bytes) holds fewer than ${rowOffset + a.rows} rows`);
     if ((rowOffset + a.rows) * 4 > a.out.size) bad(`out buffer (${a.out.size} bytes) holds fewer than ${rowOffset + a.rows} ids`);
   }
+  return { rowStride, logitsOffset, rowOffset };
+}
+
+export function sampleTokens(a: SampleTokensArgs): KernelProgram {
+  const bad = (why: string) => {
+    throw new RangeError(`sampleTokens: ${why}`);
+  };
+  const { rowStride, logitsOffset, rowOffset } = checkSampleRows('sampleTokens', a);
   const wg = a.workgroupSize ?? 256;
   if (wg !== 256 && wg !== 1024) bad(`workgroupSize ${wg} is not 256 or 1024`);
   const uniformValues = { rows: a.rows, vocab: a.vocab, row_stride: rowStride, logits_offset: logitsOffset, row_offset: rowOffset };
   if (a.stats) {
-    if (sampleRowStatsBytes(a.rows, a.vocab) > a.stats.size) bad(`stats needs ${sampleRowStatsBytes(a.rows, a.vocab)} bytes, buffer has ${a.stats.size}`);
+    checkRowStats('sampleTokens', a.stats, a.rows, a.vocab);
     return {
       shader: sampleTokensShader({ fromStats: true, wg }),
       buffers: STATS_BINDINGS.buffers({ logits: a.logits, params: a.params, out: a.out, stats: a.stats }),
