@@ -14,9 +14,7 @@
 /*@BINDINGS@*/
 //!include logit-extremes, token-draw
 //!include sample-search-state
-
-const WG: u32 = 256u;
-const CHUNK: u32 = 8u * WG;
+//!include sample-chunk
 
 var<workgroup> red_f: array<f32, WG>;
 var<workgroup> ws: SearchState;

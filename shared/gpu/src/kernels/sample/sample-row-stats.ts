@@ -5,9 +5,10 @@ import type { KernelProgram, KernelShader } from '../../runtime/program.js';
 import { bindings } from '../../runtime/bindings.js';
 import { wgslFile } from '../../runtime/wgsl-source.js';
 import { defineKernel } from '../../runtime/define-kernel.js';
+import { SAMPLE_CHUNK } from '../../runtime/wgsl-pieces/token-sampling.js';
 
-/** Logits a workgroup reduces: 256 threads × 8 loads (sample-row-stats.wgsl's CHUNK). */
-export const SAMPLE_STATS_CHUNK = 2048;
+/** Logits a workgroup reduces: the WGSL piece sample-chunk's CHUNK (256 threads × 8 loads). */
+export const SAMPLE_STATS_CHUNK = SAMPLE_CHUNK;
 /** Bytes of one chunk's Extremes (three u32). */
 const EXTREMES_BYTES = 12;
 /** The y dimension holds the rows. */

@@ -10,9 +10,7 @@
 
 /*@BINDINGS@*/
 //!include logit-extremes
-
-const WG: u32 = 256u;
-const CHUNK: u32 = 8u * WG;
+//!include sample-chunk
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {

@@ -25,10 +25,7 @@
 /*@BINDINGS@*/
 //!include logit-extremes, logit-weights
 //!include sample-search-state
-
-const WG: u32 = 256u;
-const ITEMS: u32 = 8u;
-const CHUNK: u32 = ITEMS * WG;
+//!include sample-chunk
 const_assert WG == NB * NB;   // the bins' reduction: thread lid sums a slice of bin lid / NB
 
 var<workgroup> red_f: array<f32, NB * WG>;       // bins x threads; its first WG entries also reduce one value

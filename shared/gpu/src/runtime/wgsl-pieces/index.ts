@@ -8,7 +8,7 @@ import { treeSumGroups, wgReduce } from './reductions.js';
 import { onlineSoftmax } from './softmax.js';
 import { rmsRows } from './rms-rows.js';
 import { logitExtremes } from './logit-extremes.js';
-import { logitWeights, sampleSearchState, tokenDraw } from './token-sampling.js';
+import { logitWeights, sampleChunk, sampleSearchState, tokenDraw } from './token-sampling.js';
 
 interface Piece {
   readonly wgsl: string;
@@ -32,6 +32,7 @@ const PIECES: Readonly<Record<string, Piece>> = {
   'logit-weights': { wgsl: logitWeights, needs: ['logit-extremes'] },
   'token-draw': { wgsl: tokenDraw, needs: ['logit-weights'] },
   'sample-search-state': { wgsl: sampleSearchState },
+  'sample-chunk': { wgsl: sampleChunk },
 };
 
 const WGSL_PIECE_NAMES: readonly string[] = Object.keys(PIECES);

@@ -3,6 +3,17 @@
 // threshold search over the logits' keys, and the inverse-CDF draw in token order. Both need logit-extremes
 // (sanitize, key_of, NONE); the includer declares `logits: array<u32>` and `const WG: u32`, and for the draw
 // `var<workgroup> red_f: array<f32, N>` with N >= WG.
+/** The spread sampler's chunk: the logits one workgroup of the row-stats pass, the search and the draw walks. */
+export const SAMPLE_CHUNK_THREADS = 256;
+export const SAMPLE_CHUNK_ITEMS = 8;
+export const SAMPLE_CHUNK = SAMPLE_CHUNK_THREADS * SAMPLE_CHUNK_ITEMS;
+export const sampleChunk = /* wgsl */ `
+// the spread sampler's chunk (sample-row-stats, sample-search and sample-draw must agree on it): WG threads × ITEMS
+const WG: u32 = ${SAMPLE_CHUNK_THREADS}u;
+const ITEMS: u32 = ${SAMPLE_CHUNK_ITEMS}u;
+const CHUNK: u32 = ITEMS * WG;
+`;
+
 export const logitWeights = /* wgsl */ `
 // the float of key k (key_of's inverse)
 fn value_of(k: u32) -> f32 {
