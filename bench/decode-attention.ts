@@ -16,7 +16,7 @@
 //      and on the values before quantization (the cache's rounding added).
 // Env (lists comma-separated): BENCH_MODELS (v2,v2-lite)  BENCH_BATCHES (1,32,128)  BENCH_CONTEXTS (1024,4096,16384)
 //   BENCH_DTYPES (bf16,fp8_e4m3,fp8_e5m2)  BENCH_ENGINES (f32,subgroup-matrix: those the adapter has)  PAGE_SIZE (64)
-//   SPLITS  BENCH_LABELS (1: each kernel's share printed)  WORKGROUP_SLOTS (the device's measured full workgroup slots; the split policy's input)  BENCH_RUNS (7)  BENCH_RUN_MS (20)  BENCH_NAME (decode-attention)  BENCH_CARD,
+//   SPLITS  BENCH_HEAD_GROUPS (the subgroup-matrix kernel's head groups, each timed: 16 = one row tile, 32 = two; default the plan's)  BENCH_LABELS (1: each kernel's share printed)  WORKGROUP_SLOTS (the device's measured full workgroup slots; the split policy's input)  BENCH_RUNS (7)  BENCH_RUN_MS (20)  BENCH_NAME (decode-attention)  BENCH_CARD,
 //   BENCH_DRIVER, BENCH_COMMIT (recorded in the result file)  plus WEBGPU_ADAPTER / DAWN_FEATURES.
 import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
@@ -178,7 +178,7 @@ export async function benchDecodeAttention(gpu: Gpu, cases: readonly Case[], eng
   const sglang = sglangRows();
   const maxBinding = gpu.limits.maxStorageBufferBindingSize;
   const rows: Row[] = [];
-  const failed = new Set<Engine>();
+  const failed = new Set<string>(); // engine/head group
   for (const c of cases) {
     const heads = MODELS[c.model].heads;
     const l = latentKvLayout({ kvLoraRank: R, ropeDim: ROPE, pageSize, dtype: c.dtype });
@@ -211,9 +211,13 @@ export async function benchDecodeAttention(gpu: Gpu, cases: readonly Case[], eng
       const original = originalRows(c, table, pageSize, pagesPerBuffer);
       const stored = await storedRows(gpu, l, pools, c, table, pagesPerBuffer);
       const ref = sglang.find((s) => s.H === heads && s.B === c.batch && s.L === c.context && s.dtype === c.dtype);
-      for (const engine of engines) {
-        if (failed.has(engine)) continue;
-        const variant = { ...k.groupedDecodePlan({ kvLoraRank: R, ropeDim: ROPE, dtype: c.dtype, pageSize, heads, limits: gpu.limits, poolBindings, matrix: caps, engine }), poolBindings };
+      // the subgroup-matrix kernel at each of BENCH_HEAD_GROUPS side by side on the same caches (default: the plan's)
+      const headGroups = envList('BENCH_HEAD_GROUPS', []).map(Number);
+      const timed = engines.flatMap((engine) => (engine === 'subgroup-matrix' && headGroups.length > 0 ? headGroups : [undefined]).map((headGroup) => ({ engine, headGroup })));
+      for (const { engine, headGroup } of timed) {
+        const key = `${engine}/${headGroup ?? ''}`;
+        if (failed.has(key)) continue;
+        const variant = { ...k.groupedDecodePlan({ kvLoraRank: R, ropeDim: ROPE, dtype: c.dtype, pageSize, heads, limits: gpu.limits, poolBindings, matrix: caps, engine, headGroup }), poolBindings };
         const numSplits = envNumber('SPLITS', undefined) ?? k.decodeSplitsFor(variant, { batch: c.batch, heads, maxContext: c.context, workgroupSlots });
         const scratch = k.groupedDecodeScratchBytes({ batch: c.batch, heads, kvLoraRank: R, numSplits });
         const lse = gpu.buffer('lse', scratch.lseBytes);
@@ -246,11 +250,11 @@ export async function benchDecodeAttention(gpu: Gpu, cases: readonly Case[], eng
             'sglang ms': ref?.ms_graph ?? NaN, 'sglang/ours': ref ? ref.ms_graph / tm.med : NaN,
             'rel err': err, 'sglang rel err': ref?.rel_err ?? NaN, 'rel err vs unquantized': errOrig, finite: String(finite),
           });
-          console.error(`done ${c.model} b${c.batch} ctx${c.context} ${c.dtype} ${engine}: ${tm.med.toFixed(4)} ms (${tm.min.toFixed(4)}–${tm.max.toFixed(4)}), err ${err.toExponential(2)}`);
+          console.error(`done ${c.model} b${c.batch} ctx${c.context} ${c.dtype} ${engine} G${variant.headGroup}: ${tm.med.toFixed(4)} ms (${tm.min.toFixed(4)}–${tm.max.toFixed(4)}), err ${err.toExponential(2)}`);
         } catch (e) {
           // one engine's failure (e.g. a shader the driver refuses) is reported and the other engine goes on
-          failed.add(engine);
-          console.error(`FAILED ${engine} at ${JSON.stringify(c)}: ${(e as Error).stack ?? e}`);
+          failed.add(key);
+          console.error(`FAILED ${key} at ${JSON.stringify(c)}: ${(e as Error).stack ?? e}`);
         } finally {
           gpu.destroy(lse, partial);
         }

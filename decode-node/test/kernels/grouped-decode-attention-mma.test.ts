@@ -12,7 +12,7 @@ import { Gpu } from '@latentwire/gpu';
 import {
   groupedDecodePlan, MMA, mmaUnsupportedReason, type MatrixCapabilities,
 } from '../../src/kernels/grouped-decode-attention/index.js';
-import { groupedDecodeMmaShader } from '../../src/kernels/grouped-decode-attention/grouped-decode-attention-mma.js';
+import { groupedDecodeMmaShader, groupedDecodeMmaWorkgroupBytes } from '../../src/kernels/grouped-decode-attention/grouped-decode-attention-mma.js';
 import { standInMatrices, wgslErrors } from '@latentwire/gpu/testing';
 import { runCase, type Case } from './grouped-decode-attention.fixture.js';
 
@@ -67,6 +67,14 @@ gpuTest(`DeepSeek dims r=512 rope=64: 16 and 24 heads, lengths {3, 200, 517}, sp
   }
 });
 
+// head groups of 17..32 run as two 16-row matrix tiles sharing each staged cache tile
+gpuTest(`two row tiles (head group 32): 40 heads (a full group and one of 8), 20 heads (rows 20..31 empty), every dtype${skipNote}`, async (t) => {
+  for (const dtype of DTYPES) {
+    await compare(t, { r: 512, rope: 64, heads: 40, dtype, pageSize: 64, headGroup: 32, splits: 3, lens: [5, 333, 64], seed: 40 });
+    await compare(t, { r: 64, rope: 16, heads: 20, dtype, pageSize: 16, headGroup: 32, splits: 1, lens: [1, 130, 77], seed: 20 });
+  }
+});
+
 gpuTest(`r=128 rope=32: head group 5 of 7 heads, pool over 3 bindings, empty sequences and more splits than tokens${skipNote}`, async (t) => {
   for (const dtype of ['bf16', 'fp8_e4m3'] as const) {
     await compare(t, { r: 128, rope: 32, heads: 7, dtype, pageSize: 4, headGroup: 5, splits: 3, lens: [0, 33, 2, 61], poolBindings: 3, seed: 3 });
@@ -79,15 +87,23 @@ gpuTest(`r=128 rope=32: head group 5 of 7 heads, pool over 3 bindings, empty seq
 gpuTest(`growing scores move the running max past TAU (accumulators rescaled), every dtype${skipNote}`, async (t) => {
   for (const dtype of DTYPES) {
     await compare(t, { r: 64, rope: 16, heads: 16, dtype, pageSize: 16, headGroup: 16, splits: 2, lens: [300, 97], ramp: 0.02, seed: 8 }, 2e-2);
+    await compare(t, { r: 64, rope: 16, heads: 32, dtype, pageSize: 16, headGroup: 32, splits: 2, lens: [300, 97], ramp: 0.02, seed: 9 }, 2e-2);
   }
 });
 
 // runs everywhere: the shaders type-checked with stand-ins for the matrices (standInMatrices), so CI catches a WGSL
 // error in them before the GPU machine does
-test('every cache dtype and pool count of the subgroup-matrix shader compiles (matrices stood in)', async (t) => {
-  for (const dtype of ['f32', 'bf16', 'fp8_e4m3', 'fp8_e5m2'] as const) for (const poolBindings of [1, 3]) {
-    const s = groupedDecodeMmaShader({ kvLoraRank: 512, ropeDim: 64, dtype, pageSize: 64, headGroup: 16, poolBindings });
+test('every cache dtype, pool count and row-tile count of the subgroup-matrix shader compiles (matrices stood in)', async (t) => {
+  for (const dtype of ['f32', 'bf16', 'fp8_e4m3', 'fp8_e5m2'] as const) for (const poolBindings of [1, 3]) for (const headGroup of [16, 32]) {
+    const s = groupedDecodeMmaShader({ kvLoraRank: 512, ropeDim: 64, dtype, pageSize: 64, headGroup, poolBindings });
     t.is(await wgslErrors(gpu, standInMatrices(s.source)), '', s.label);
+  }
+});
+
+test('both row-tile layouts fit 48 KiB of workgroup memory at DeepSeek dims', (t) => {
+  for (const headGroup of [16, 32]) {
+    const bytes = groupedDecodeMmaWorkgroupBytes({ kvLoraRank: 512, ropeDim: 64, dtype: 'fp8_e4m3', pageSize: 64, headGroup, poolBindings: 1 });
+    t.true(bytes <= 49152, `head group ${headGroup}: ${bytes} bytes`);
   }
 });
 
@@ -102,6 +118,8 @@ test('plan picks the subgroup-matrix variant only where the adapter and the dims
   t.is(mmaUnsupportedReason(caps), null);
   t.like(groupedDecodePlan({ ...spec, matrix: caps }), { engine: 'subgroup-matrix', headGroup: 16, tileTokens: MMA.tileTokens, workgroupSize: MMA.workgroupSize });
   t.like(groupedDecodePlan({ ...spec, heads: 7, matrix: caps }), { engine: 'subgroup-matrix', headGroup: 7 });
+  t.like(groupedDecodePlan({ ...spec, headGroup: 32, matrix: caps }), { engine: 'subgroup-matrix', headGroup: 32 });
+  t.like(groupedDecodePlan({ ...spec, headGroup: 64, matrix: caps }), { engine: 'subgroup-matrix', headGroup: MMA.maxHeadGroup });
   t.is(groupedDecodePlan({ ...spec, matrix: caps, engine: 'f32' }).engine, undefined);
   t.is(groupedDecodePlan(spec).engine, undefined);
   t.is(groupedDecodePlan({ ...spec, kvLoraRank: 40, ropeDim: 8, matrix: caps }).engine, undefined);

@@ -22,8 +22,9 @@ const MMA_WGSL = loadWgsl(new URL('./grouped-decode-attention-mma.wgsl', import.
 
 export const MMA_UNIFORMS = { heads: 'u32', num_splits: 'u32', pages_per_buffer: 'u32', scale_log2e: 'f32' } as const;
 
-/** Fixed shape of the variant: 8 subgroups of 32, 32 tokens a tile, 16 rows (heads) a group at most. */
-export const MMA = { subgroupSize: 32, subgroups: 8, workgroupSize: 256, tileTokens: 32, maxHeadGroup: 16 } as const;
+/** Fixed shape of the variant: 8 subgroups of 32, 32 tokens a tile, 32 rows (heads) a group at most: one 16-row
+ *  matrix tile up to 16 heads, two above; the plan's head group unless told otherwise. */
+export const MMA = { subgroupSize: 32, subgroups: 8, workgroupSize: 256, tileTokens: 32, maxHeadGroup: 32, defaultHeadGroup: 16 } as const;
 
 export type { MatrixCapabilities } from '@latentwire/gpu';
 /** Why the device cannot run the variant, or null when it can: the requirements every subgroup-matrix kernel shares. */
@@ -46,12 +47,19 @@ function check(v: MmaShape): void {
 /** f16 row stride in workgroup memory: the row padded by 8 values so the rows of a tile start on different banks. */
 const kstr = (v: MmaShape) => v.kvLoraRank + v.ropeDim + 8;
 const PSTR = MMA.tileTokens + 8;
-/** f32 row stride of the score partials (padded likewise); 4 × 16 rows of it also hold the 8 × 256 staging floats. */
-const SPSTR = MMA.tileTokens + 4;
+
+/** The row tiles' layout: MT 16-row matrix tiles (M rows), the scores split KQ = 4 / MT ways along k, HJ
+ *  invocations a row in the softmax, and the score partials' f32 row stride: padded by 4 where one row tile leaves
+ *  room (KQ × M rows of it also hold the 8 × 256 staging floats), unpadded at two, where 48 KiB holds no more. */
+function rowTiles(v: MmaShape): { MT: number; MROWS: number; KQ: number; HJ: number; SPSTR: number } {
+  const MT = v.headGroup > 16 ? 2 : 1;
+  return { MT, MROWS: 16 * MT, KQ: 4 / MT, HJ: MMA.workgroupSize / (16 * MT), SPSTR: MT === 1 ? MMA.tileTokens + 4 : MMA.tileTokens };
+}
 
 export function groupedDecodeMmaWorkgroupBytes(v: MmaShape): number {
   check(v);
-  return 2 * (MMA.tileTokens * kstr(v) + 16 * PSTR) + 4 * 4 * 16 * SPSTR + 4 * 16 + 16;
+  const { MROWS, KQ, SPSTR } = rowTiles(v);
+  return 2 * (MMA.tileTokens * kstr(v) + MROWS * PSTR) + 4 * KQ * MROWS * SPSTR + 4 * MROWS + 16;
 }
 
 /** WGSL turning one raw word of the cache into f16 values at hs[o ..]: put_latent (times s, e4m3's scale·256) and put_rope. */
@@ -88,12 +96,16 @@ fn put_rope(o: u32, w: u32) {
 function hotLoops(v: MmaShape, RW: number, scaled: boolean, pools: number): Record<string, string> {
   const range = (n: number) => Array.from({ length: n }, (_, i) => i);
   const { subgroups: NSG, workgroupSize: WG, tileTokens: BT } = MMA;
+  const { MT, MROWS, KQ, HJ } = rowTiles(v);
   const KT = (v.kvLoraRank + v.ropeDim) / 16;
-  const QN = Math.ceil(KT / 4);
+  const QN = Math.ceil(KT / KQ);
   const R16 = v.kvLoraRank / 16;
   const NACC = Math.ceil(R16 / NSG);
-  // a k-step i of this subgroup exists for every kq when 4·(i+1) ≤ KT; the last may exist only for some kq
-  const qGuard = (i: number) => (4 * (i + 1) <= KT ? '' : `if (kq + ${4 * i}u < KT) `);
+  // accumulator m·NACC + c: row tile m, column tile sg + NSG·c
+  const accs = range(MT).flatMap((m) => range(NACC).map((c) => ({ m, c, name: `acc_${m * NACC + c}` })));
+  const rowOf = (m: number, i: string) => (m === 0 ? `${i} / 16u` : `${16 * m}u + ${i} / 16u`);
+  // a k-step i of this subgroup exists for every kq when KQ·(i+1) ≤ KT; the last may exist only for some kq
+  const qGuard = (i: number) => (KQ * (i + 1) <= KT ? '' : `if (kq + ${KQ * i}u < KT) `);
   const accGuard = (c: number) => (NSG * (c + 1) <= R16 ? '' : `if (sg + ${NSG * c}u < R16) `);
   const NCW = Math.ceil(RW / 32);
   const locate = pools === 1 ? (m: number) => `let index_${m} = pg_${m};` : (m: number) => `let pool_${m} = pg_${m} / u.pages_per_buffer; let index_${m} = pg_${m} - pool_${m} * u.pages_per_buffer;`;
@@ -128,71 +140,87 @@ function hotLoops(v: MmaShape, RW: number, scaled: boolean, pools: number): Reco
     ]),
     `}`,
   ]);
+  // a thread's tokens of its row: hj, hj + HJ, ...; the row's HJ lanes reduced by shuffles
+  const TPT = BT / HJ;
+  const shuffles = range(Math.log2(HJ)).map((i) => 2 ** i);
+  const partial = (k: number) => (k === 0 ? 'sp[c]' : `sp[c + ${k * MROWS}u * SPSTR]`);
+  const partials = KQ === 4 ? `(${partial(0)} + ${partial(1)}) + (${partial(2)} + ${partial(3)})` : range(KQ).map(partial).join(' + ');
   const softmax = [
-    ...range(BT / 16).flatMap((tt) => [
+    ...range(TPT).flatMap((tt) => [
       `var x_${tt} = MASKED;`,
-      `if (t0 + hj + ${16 * tt}u < t_end) {`,
-      `  let c = hrow * SPSTR + hj + ${16 * tt}u;`,
-      `  x_${tt} = (sp[c] + sp[c + 16u * SPSTR]) + (sp[c + 32u * SPSTR] + sp[c + 48u * SPSTR]);`,
+      `if (t0 + hj + ${HJ * tt}u < t_end) {`,
+      `  let c = hrow * SPSTR + hj + ${HJ * tt}u;`,
+      `  x_${tt} = ${partials};`,
       `}`,
     ]),
-    `var mt = ${range(BT / 16).map((tt) => `x_${tt}`).reduce((a, b) => `max(${a}, ${b})`)};`,
-    ...[1, 2, 4, 8].map((m) => `mt = max(mt, subgroupShuffleXor(mt, ${m}u));`),
+    `var m_tile = ${range(TPT).map((tt) => `x_${tt}`).reduce((a, b) => `max(${a}, ${b})`)};`,
+    ...shuffles.map((m) => `m_tile = max(m_tile, subgroupShuffleXor(m_tile, ${m}u));`),
     `var m_use = m_run;`,
     `var alpha = 1.0;`,
-    `if (l_run == 0.0) { m_use = mt; } else if (mt > m_run + TAU) { m_use = mt; alpha = exp2(m_run - mt); }`,
-    ...range(BT / 16).map((tt) => `let p_${tt} = select(0.0, exp2(x_${tt} - m_use), t0 + hj + ${16 * tt}u < t_end);`),
-    `var psum = ${range(BT / 16).map((tt) => `p_${tt}`).join(' + ')};`,
-    ...[1, 2, 4, 8].map((m) => `psum += subgroupShuffleXor(psum, ${m}u);`),
+    `if (l_run == 0.0) { m_use = m_tile; } else if (m_tile > m_run + TAU) { m_use = m_tile; alpha = exp2(m_run - m_tile); }`,
+    ...range(TPT).map((tt) => `let p_${tt} = select(0.0, exp2(x_${tt} - m_use), t0 + hj + ${HJ * tt}u < t_end);`),
+    `var psum = ${range(TPT).map((tt) => `p_${tt}`).join(' + ')};`,
+    ...shuffles.map((m) => `psum += subgroupShuffleXor(psum, ${m}u);`),
     `l_run = l_run * alpha + psum;`,
     `m_run = m_use;`,
-    ...range(BT / 16).map((tt) => `hs[PO + hrow * PSTR + hj + ${16 * tt}u] = f16(p_${tt});`),
+    ...range(TPT).map((tt) => `hs[PO + hrow * PSTR + hj + ${HJ * tt}u] = f16(p_${tt});`),
     `if (hj == 0u) {`,
     `  alph[hrow] = alpha;`,
     `  if (alpha != 1.0) { resc[0] = 1u; }`,
     `}`,
   ];
   // rounds of one accumulator a subgroup through its 256 floats of sp; the barriers stay outside the guards
-  const viaScratch = (body: (c: number) => string[]) =>
-    range(NACC).flatMap((c) => [
-      `${accGuard(c)}{ subgroupMatrixStore<row_major>(&sp, sg * 256u, acc_${c}, 16u); }`,
+  const viaScratch = (body: (a: (typeof accs)[number]) => string[]) =>
+    accs.flatMap((a) => [
+      `${accGuard(a.c)}{ subgroupMatrixStore<row_major>(&sp, sg * 256u, ${a.name}, 16u); }`,
       `workgroupBarrier();`,
-      ...body(c),
+      ...body(a),
       `workgroupBarrier();`,
     ]);
-  const rescale = viaScratch((c) => [
+  const rescale = viaScratch(({ m, c, name }) => [
     `${accGuard(c)}{`,
-    `  for (var i = lid % 32u; i < 256u; i += 32u) { sp[sg * 256u + i] *= alph[i / 16u]; }`,
+    `  for (var i = lid % 32u; i < 256u; i += 32u) { sp[sg * 256u + i] *= alph[${rowOf(m, 'i')}]; }`,
     `}`,
     `workgroupBarrier();`,
-    `${accGuard(c)}{ acc_${c} = subgroupMatrixLoad<ResT, row_major>(&sp, sg * 256u, 16u); }`,
+    `${accGuard(c)}{ ${name} = subgroupMatrixLoad<ResT, row_major>(&sp, sg * 256u, 16u); }`,
   ]);
-  const write = viaScratch((c) => [
+  const write = viaScratch(({ m, c }) => [
     `${accGuard(c)}{`,
     `  for (var i = lid % 32u; i < 256u; i += 32u) {`,
-    `    let row = i / 16u;`,
+    `    let row = ${rowOf(m, 'i')};`,
     `    if (row < gc) {`,
     `      o_part[((b * u.heads + h0 + row) * S + split) * RDIM + (sg + ${NSG * c}u) * 16u + i % 16u] = sp[sg * 256u + i] * alph[row];`,
     `    }`,
     `  }`,
     `}`,
   ]);
+  // each column tile of the cache loaded once for the MT row tiles' products
+  const pSlice = (m: number, kk: number) => `subgroupMatrixLoad<LeftT, row_major>(&hs, PO + ${m === 0 ? '' : `${16 * m}u * PSTR + `}${16 * kk}u, PSTR)`;
+  const cSlice = (kk: number, c: number) => `subgroupMatrixLoad<RightT, row_major>(&hs, ${16 * kk}u * KSTR + (sg + ${NSG * c}u) * 16u, KSTR)`;
   const pv = range(BT / 16).flatMap((kk) => [
     `{`,
-    `  let pl = subgroupMatrixLoad<LeftT, row_major>(&hs, PO + ${16 * kk}u, PSTR);`,
-    ...range(NACC).map(
-      (c) => `  ${accGuard(c)}{ acc_${c} = subgroupMatrixMultiplyAccumulate(pl, subgroupMatrixLoad<RightT, row_major>(&hs, ${16 * kk}u * KSTR + (sg + ${NSG * c}u) * 16u, KSTR), acc_${c}); }`,
-    ),
+    ...(MT === 1
+      ? [
+        `  let pl = ${pSlice(0, kk)};`,
+        ...range(NACC).map((c) => `  ${accGuard(c)}{ acc_${c} = subgroupMatrixMultiplyAccumulate(pl, ${cSlice(kk, c)}, acc_${c}); }`),
+      ]
+      : [
+        ...range(MT).map((m) => `  let pl_${m} = ${pSlice(m, kk)};`),
+        ...range(NACC).map((c) => `  ${accGuard(c)}{
+    let cl = ${cSlice(kk, c)};
+    ${range(MT).map((m) => `acc_${m * NACC + c} = subgroupMatrixMultiplyAccumulate(pl_${m}, cl, acc_${m * NACC + c});`).join('\n    ')}
+  }`),
+      ]),
     `}`,
   ]);
   // q's 16 × D values as groups of 4 (D is a multiple of 16, so a group never straddles rows): a thread's groups
   // loaded first, then scaled and stored as f16 (a loop of one load then its store waited on each of its 36 loads)
-  const QG = Math.ceil((16 * (v.kvLoraRank + v.ropeDim)) / 4 / WG);
-  const qGroupGuard = (j: number) => ((j + 1) * WG * 4 <= 16 * (v.kvLoraRank + v.ropeDim) ? '' : `if (qe_${j} < 16u * D) `);
+  const QG = Math.ceil((MROWS * (v.kvLoraRank + v.ropeDim)) / 4 / WG);
+  const qGroupGuard = (j: number) => ((j + 1) * WG * 4 <= MROWS * (v.kvLoraRank + v.ropeDim) ? '' : `if (qe_${j} < MROWS * D) `);
   const qFetch = range(QG).flatMap((j) => [
     `let qe_${j} = (lid + ${j * WG}u) * 4u;`,
     `var qv_${j} = vec4<f32>(0.0);`,
-    `if (qe_${j} < 16u * D && qe_${j} / D < gc) { let o = (b * u.heads + h0) * D + qe_${j}; qv_${j} = vec4<f32>(q[o], q[o + 1u], q[o + 2u], q[o + 3u]); }`,
+    `if (qe_${j} < MROWS * D && qe_${j} / D < gc) { let o = (b * u.heads + h0) * D + qe_${j}; qv_${j} = vec4<f32>(q[o], q[o + 1u], q[o + 2u], q[o + 3u]); }`,
   ]);
   const qStore = range(QG).map((j) => `${qGroupGuard(j)}{
     let o = (qe_${j} / D) * KSTR + qe_${j} % D;
@@ -202,16 +230,16 @@ function hotLoops(v: MmaShape, RW: number, scaled: boolean, pools: number): Reco
     Q_FETCH: qFetch.join('\n  '),
     Q_STORE: qStore.join('\n  '),
     Q_LOAD: range(QN).map((i) => `var q_${i} = LeftT();
-  ${qGuard(i)}{ q_${i} = subgroupMatrixLoad<LeftT, row_major>(&hs, (kq + ${4 * i}u) * 16u, KSTR); }`).join('\n  '),
+  ${qGuard(i)}{ q_${i} = subgroupMatrixLoad<LeftT, row_major>(&hs, ${MT === 1 ? '' : 'mt * 16u * KSTR + '}(kq + ${KQ * i}u) * 16u, KSTR); }`).join('\n  '),
     ACC_INIT: [
-      ...range(NACC).map((c) => `var acc_${c} = ResT();`),
+      ...accs.map((a) => `var ${a.name} = ResT();`),
       ...range(BT / NSG).flatMap((m) => range(NCW).map((c) => `var raw_${m}_${c} = 0u;`)),
       ...(scaled ? range(BT / NSG).map((m) => `var sc_${m} = 0u;`) : []),
     ].join('\n  '),
     FETCH_FIRST: fetch('t_begin').join('\n    '),
     STORE: store.join('\n    '),
     FETCH_NEXT: fetch('(t0 + BT)').join('\n      '),
-    SCORES: range(QN).map((i) => `${qGuard(i)}{ s = subgroupMatrixMultiplyAccumulate(q_${i}, subgroupMatrixLoad<RightT, col_major>(&hs, jt * 16u * KSTR + (kq + ${4 * i}u) * 16u, KSTR), s); }`).join('\n    '),
+    SCORES: range(QN).map((i) => `${qGuard(i)}{ s = subgroupMatrixMultiplyAccumulate(q_${i}, subgroupMatrixLoad<RightT, col_major>(&hs, jt * 16u * KSTR + (kq + ${KQ * i}u) * 16u, KSTR), s); }`).join('\n    '),
     SOFTMAX: softmax.join('\n    '),
     RESCALE: rescale.join('\n      '),
     PV: pv.join('\n    '),
@@ -224,8 +252,10 @@ function build_groupedDecodeMmaShader(v: MmaShape): KernelShader & { readonly un
   const l = latentKvLayout({ kvLoraRank: v.kvLoraRank, ropeDim: v.ropeDim, pageSize: v.pageSize, dtype: v.dtype });
   const D = v.kvLoraRank + v.ropeDim;
   const scaled = l.scales.kind !== 'none';
+  const tiles = rowTiles(v);
   const consts: Record<string, number> = {
-    D, RDIM: v.kvLoraRank, KT: D / 16, R16: v.kvLoraRank / 16, KSTR: kstr(v), BT: MMA.tileTokens, PSTR, SPSTR, G: v.headGroup,
+    D, RDIM: v.kvLoraRank, KT: D / 16, R16: v.kvLoraRank / 16, KSTR: kstr(v), BT: MMA.tileTokens, PSTR, G: v.headGroup,
+    MROWS: tiles.MROWS, KQ: tiles.KQ, HJ: tiles.HJ, SPSTR: tiles.SPSTR,
     WG: MMA.workgroupSize, RW: l.rowBytes / 4, LW: l.latentBytes / 4, LVALS: 4 / KV_ELEMENT_BYTES[l.latentType], RVALS: 4 / KV_ELEMENT_BYTES[l.ropeType],
     PAGE_SIZE: v.pageSize, PAGE_WORDS: l.pageBytes / 4, SCALES_WORD: l.scalesOffset / 4,
   };

@@ -58,7 +58,7 @@ export interface GroupedDecodeVariant {
   /** GPU buffers the pool is split into (1..MAX_POOL_BINDINGS; default 1). */
   readonly poolBindings?: number;
   /** 'f32' (default): the portable FMA kernel; 'subgroup-matrix': grouped-decode-attention-mma.ts (tileTokens 32,
-   *  workgroupSize 256, headGroup ≤ 16; needs the adapter's subgroup matrices, see mmaUnsupportedReason). */
+   *  workgroupSize 256, headGroup ≤ 32; needs the adapter's subgroup matrices, see mmaUnsupportedReason). */
   readonly engine?: GroupedDecodeEngine;
 }
 
@@ -145,7 +145,7 @@ export function groupedDecodeWorkgroupBytes(v: GroupedDecodeVariant): number {
  * fits the device. Throws if not even one token fits.
  *
  * With `matrix` (the adapter's capabilities) the subgroup-matrix variant is chosen when the device can run it
- * (mmaUnsupportedReason) and the dims fit it (r a multiple of 64, rope of 16): head group min(heads, 16), 32-token
+ * (mmaUnsupportedReason) and the dims fit it (r a multiple of 64, rope of 16): head group min(heads, 16) unless told (up to 32: two row tiles), 32-token
  * tiles, 256 threads. `engine` forces one ('subgroup-matrix' throws where it cannot run; 'f32' keeps the portable).
  */
 export function groupedDecodePlan(p: {
@@ -160,7 +160,7 @@ export function groupedDecodePlan(p: {
     if (why === null && fits) {
       const v: GroupedDecodeVariant = {
         kvLoraRank: p.kvLoraRank, ropeDim: p.ropeDim, dtype: p.dtype, pageSize: p.pageSize,
-        headGroup: Math.min(p.headGroup ?? Math.min(p.heads, MMA.maxHeadGroup), MMA.maxHeadGroup), tileTokens: MMA.tileTokens,
+        headGroup: Math.min(p.headGroup ?? Math.min(p.heads, MMA.defaultHeadGroup), MMA.maxHeadGroup), tileTokens: MMA.tileTokens,
         workgroupSize: MMA.workgroupSize, poolBindings: p.poolBindings ?? 1, engine: 'subgroup-matrix',
       };
       if (groupedDecodeWorkgroupBytes(v) <= p.limits.maxComputeWorkgroupStorageSize) return v;
