@@ -20,7 +20,7 @@ export const DECODE_ENV = {
   MAX_BATCH: env.int(64, 1, 1024).describe('most sequences decoded together in one step'),
   MAX_WAITING: env.int(256, 0).describe('requests queued for a batch slot before new ones are refused'),
   MAX_CONTEXT: env.int(0, 0).describe("longest sequence; 0 = the model's `max_position_embeddings`"),
-  DECODE_HEAD_GROUP: env.int(0, 0, 128).describe('heads per workgroup of the grouped kernel; 0 = min(heads, 16) on subgroup matrices (at most 32: above 16 two row tiles share each staged cache tile), min(heads, 8) on the portable kernel'),
+  DECODE_HEAD_GROUP: env.int(0, 0, 128).describe('heads per workgroup of the grouped kernel; 0 = min(heads, 32) on subgroup matrices (at most 32: above 16 two row tiles share each staged cache tile), min(heads, 8) on the portable kernel'),
   DECODE_ATTENTION_ENGINE: env
     .oneOf(ATTENTION_ENGINES, 'auto')
     .describe('grouped kernel: `auto` (tensor cores through subgroup matrices where the adapter has them), `f32` (portable), `subgroup-matrix` (refused at start where impossible)'),

@@ -24,7 +24,7 @@ export const MMA_UNIFORMS = { heads: 'u32', num_splits: 'u32', pages_per_buffer:
 
 /** Fixed shape of the variant: 8 subgroups of 32, 32 tokens a tile, 32 rows (heads) a group at most: one 16-row
  *  matrix tile up to 16 heads, two above; the plan's head group unless told otherwise. */
-export const MMA = { subgroupSize: 32, subgroups: 8, workgroupSize: 256, tileTokens: 32, maxHeadGroup: 32, defaultHeadGroup: 16 } as const;
+export const MMA = { subgroupSize: 32, subgroups: 8, workgroupSize: 256, tileTokens: 32, maxHeadGroup: 32, defaultHeadGroup: 32 } as const;
 
 export type { MatrixCapabilities } from '@latentwire/gpu';
 /** Why the device cannot run the variant, or null when it can: the requirements every subgroup-matrix kernel shares. */
