@@ -24,7 +24,7 @@ out=${OUT:-/tmp/gpu-suite}
 mkdir -p "$out"
 export BENCH_OUT="$out" BENCH_DRIVER="${BENCH_DRIVER:-$(nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>/dev/null)}"
 export BENCH_CARD="${BENCH_CARD:-$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null)}"
-export DAWN_FEATURES=allow_unsafe_apis,vulkan_enable_f16_on_nvidia
+export DAWN_FEATURES=${DAWN_FEATURES:-allow_unsafe_apis,vulkan_enable_f16_on_nvidia,disable_robustness}
 ava=$PWD/node_modules/ava/entrypoints/cli.mjs
 step() { # name, limit in seconds, command...
   local name=$1 limit=$2; shift 2

@@ -14,7 +14,8 @@
 // Runs only where the adapter has subgroup matrices; elsewhere (lavapipe in CI) the tests are skipped with
 // the reason in their title. On the GPU machine: bash bench/gpu/suite.sh mma-tests.
 import test from 'ava';
-import { Gpu, subgroupMatrixUnsupportedReason } from '@latentwire/gpu';
+import { subgroupMatrixUnsupportedReason } from '@latentwire/gpu';
+import { tensorCoreTestGpu } from '@latentwire/gpu/testing';
 import { loadPrefillModel } from '@latentwire/gpu/prefill';
 import { FIXTURE_DIR, maxAbsDiff, readFixtureJson } from '@latentwire/testing';
 import { mmaUnsupportedReason } from '../../src/kernels/grouped-decode-attention/index.js';
@@ -32,7 +33,7 @@ const cases = readFixtureJson<{ cases: Case[] }>('reference.json').cases;
 const PREFILL_MAX = 6e-3;
 const DECODE = { max: 2e-2, mean: 3e-3, agree: 45 };
 
-const gpu = await Gpu.create({ adapter: process.env.WEBGPU_ADAPTER, dawnFeatures: ['allow_unsafe_apis', 'vulkan_enable_f16_on_nvidia'] });
+const gpu = await tensorCoreTestGpu();
 const why = subgroupMatrixUnsupportedReason(gpu.matrixCapabilities) ?? mmaUnsupportedReason(gpu.matrixCapabilities);
 const gpuTest = why === null ? test.serial : test.skip;
 const skipNote = why === null ? '' : ` (skipped: ${why} on ${gpu.adapterInfo.vendor} ${gpu.adapterInfo.architecture})`;

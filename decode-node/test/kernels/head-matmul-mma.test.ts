@@ -7,16 +7,15 @@
 // reason in their title, and every variant's WGSL is type-checked with stand-ins for the matrices instead. On the GPU machine (bench/gpu/suite.sh mma-tests runs it):
 //   cd decode-node && npx ava dist/test/kernels/head-matmul-mma.test.js --verbose
 import test, { type ExecutionContext } from 'ava';
-import { Gpu } from '@latentwire/gpu';
 import { randomArray } from '@latentwire/testing';
-import { roundTo, standInMatrices, uploadWeight, wgslErrors } from '@latentwire/gpu/testing';
+import { roundTo, standInMatrices, tensorCoreTestGpu, uploadWeight, wgslErrors } from '@latentwire/gpu/testing';
 import { headMatmul, headMatmulMmaShader, type HeadMatmulArgs } from '../../src/kernels/head-matmul/index.js';
 import { mmaUnsupportedReason } from '../../src/kernels/grouped-decode-attention/index.js';
 
 /** Max |got − want| / max(1, |want|) allowed against float64 and against the portable kernel. */
 const MMA_TOL = 3e-3;
 
-const gpu = await Gpu.create({ adapter: process.env.WEBGPU_ADAPTER, dawnFeatures: ['allow_unsafe_apis', 'vulkan_enable_f16_on_nvidia'] });
+const gpu = await tensorCoreTestGpu();
 const why = mmaUnsupportedReason(gpu.matrixCapabilities);
 const gpuTest = why === null ? test.serial : test.skip;
 const skipNote = why === null ? '' : ` (skipped: ${why})`;

@@ -13,6 +13,17 @@ export function testGpu(): Promise<Gpu> {
   return shared;
 }
 
+/** Dawn toggles the subgroup-matrix (tensor-core) tests need on NVIDIA: allow_unsafe_apis exposes subgroup matrices,
+ *  vulkan_enable_f16_on_nvidia shader-f16; harmless where they do not apply (lavapipe). */
+export const TENSOR_CORE_TOGGLES = ['allow_unsafe_apis', 'vulkan_enable_f16_on_nvidia'] as const;
+
+/** A Gpu for the tensor-core tests: TENSOR_CORE_TOGGLES plus the toggles DAWN_FEATURES names (the GPU machine's
+ *  runs add disable_robustness, as served), on WEBGPU_ADAPTER's adapter. */
+export function tensorCoreTestGpu(): Promise<Gpu> {
+  const opts = gpuOptionsFromEnv(process.env);
+  return Gpu.create({ ...opts, dawnFeatures: [...new Set([...TENSOR_CORE_TOGGLES, ...(opts.dawnFeatures ?? [])])] });
+}
+
 /** Rounds values to what `dtype` stores, so the CPU reference sees exactly the GPU's weights. */
 export function roundTo(values: Float64Array, dtype: WeightDtype): Float64Array {
   if (dtype === 'f32') return Float64Array.from(new Float32Array(values));

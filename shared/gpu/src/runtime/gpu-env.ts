@@ -6,7 +6,7 @@ import { DEFAULT_ROPE_FREQ_PRECISION, ROPE_FREQ_PRECISIONS, type RopeFreqPrecisi
 
 export const GPU_ENV = {
   WEBGPU_ADAPTER: env.optionalStr().describe('substring of the adapter name to use when several exist'),
-  DAWN_FEATURES: env.list([]).describe('Dawn toggles, comma-separated; on NVIDIA `allow_unsafe_apis,vulkan_enable_f16_on_nvidia`'),
+  DAWN_FEATURES: env.list([]).describe('Dawn toggles, comma-separated; on NVIDIA `allow_unsafe_apis,vulkan_enable_f16_on_nvidia,disable_robustness` (subgroup matrices, f16, and no bounds clamp on every array index: the kernels index within their buffers, and the clamps cost an H100 22% of the fp8 decode attention and 4.6% of a batch-64 decode step)'),
   DAWN_DISABLED_FEATURES: env.list([]).describe('Dawn toggles turned off, comma-separated; `timestamp_quantization` (with allow_unsafe_apis) gives GPU_PROFILE nanosecond timestamps instead of multiples of 65.536 µs'),
   MATMUL_ENGINE: env
     .oneOf(['auto', 'f32'] as const, 'auto')

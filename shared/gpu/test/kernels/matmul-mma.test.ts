@@ -7,11 +7,11 @@
 // reason in their title. On the GPU machine (NVIDIA; the Dawn toggles are set by the test itself):
 //   cd shared/gpu && node ../../node_modules/ava/entrypoints/cli.mjs dist/test/kernels/matmul-mma.test.js --verbose
 import test from 'ava';
-import { Gpu, subgroupMatrixUnsupportedReason } from '../../src/runtime/index.js';
+import { subgroupMatrixUnsupportedReason } from '../../src/runtime/index.js';
 import { MMA_TILES, matmulPlan, matmulPrograms, type MmaTileName } from '../../src/kernels/matmul/matmul.js';
 import { packWeights } from '@latentwire/model';
 import { randomArray } from '@latentwire/testing';
-import { roundTo, uploadF32, uploadWeight } from '../../src/testing.js';
+import { roundTo, tensorCoreTestGpu, uploadF32, uploadWeight } from '../../src/testing.js';
 import type { GpuTensor, WeightDtype } from '../../src/kernels/weight-dtype.js';
 import { check, matmulRef, type Case } from './matmul.fixture.js';
 
@@ -21,7 +21,7 @@ import { check, matmulRef, type Case } from './matmul.fixture.js';
  */
 const MMA_TOL = 1e-3;
 
-const gpu = await Gpu.create({ adapter: process.env.WEBGPU_ADAPTER, dawnFeatures: ['allow_unsafe_apis', 'vulkan_enable_f16_on_nvidia'] });
+const gpu = await tensorCoreTestGpu();
 const why = subgroupMatrixUnsupportedReason(gpu.matrixCapabilities);
 const gpuTest = why === null ? test.serial : test.skip;
 const skipNote = why === null ? '' : ` (skipped: ${why} on ${gpu.adapterInfo.vendor} ${gpu.adapterInfo.architecture})`;

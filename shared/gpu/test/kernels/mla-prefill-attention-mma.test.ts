@@ -8,7 +8,8 @@
 // reason in their title. On the GPU machine (NVIDIA; the Dawn toggles are set by the test itself):
 //   cd shared/gpu && node ../../node_modules/ava/entrypoints/cli.mjs dist/test/kernels/mla-prefill-attention-mma.test.js --verbose
 import test, { type ExecutionContext } from 'ava';
-import { Gpu, subgroupMatrixUnsupportedReason } from '../../src/runtime/index.js';
+import { subgroupMatrixUnsupportedReason } from '../../src/runtime/index.js';
+import { tensorCoreTestGpu } from '../../src/testing.js';
 import { mlaPrefillAttention } from '../../src/kernels/mla-prefill-attention/mla-prefill-attention.js';
 import { mlaPrefillMmaUnfitReason } from '../../src/kernels/mla-prefill-attention/mla-prefill-attention-mma.js';
 import { maxAbsDiff } from '@latentwire/testing';
@@ -23,7 +24,7 @@ import { FIXTURE, SMALL, V2_LITE, attentionRef, inputs, runGpu, runStrided, scal
 const MMA_TOL = 1.5e-3;
 const RESCALE_TOL = 2e-2;
 
-const gpu = await Gpu.create({ adapter: process.env.WEBGPU_ADAPTER, dawnFeatures: ['allow_unsafe_apis', 'vulkan_enable_f16_on_nvidia'] });
+const gpu = await tensorCoreTestGpu();
 const why = subgroupMatrixUnsupportedReason(gpu.matrixCapabilities);
 const gpuTest = why === null ? test.serial : test.skip;
 const skipNote = why === null ? '' : ` (skipped: ${why} on ${gpu.adapterInfo.vendor} ${gpu.adapterInfo.architecture})`;
