@@ -18,7 +18,9 @@
 # split-k (decode steps with split-K, the router GEMM and the GEMVs' staged input off and on; moe-residency),
 # decode-new (split-k's first and last decode configs, the latter profiled per kernel, and moe-residency),
 # split-k-more (the merge dispatch at batch 1, 8 KV splits at batch 1, the split GEMMs alone and their tensor-core tests, the experts' gate/up split, mma-peak),
-# transfer (needs pack.sh --servers).
+# head-groups (decode attention at 128 heads, head groups of 16 and 32), robustness (Dawn's bounds clamps on and off:
+# decode attention, decode steps, prefill, mma-peak), transfer (needs pack.sh --servers).
+# DAWN_FEATURES defaults to allow_unsafe_apis,vulkan_enable_f16_on_nvidia,disable_robustness (as served on NVIDIA).
 set -uo pipefail
 out=${OUT:-/tmp/gpu-suite}
 mkdir -p "$out"
@@ -147,6 +149,23 @@ for s in "$@"; do
       step mma-peak 60 node bench/dist/mma-peak.js
       BENCH_ATTENTION=subgroup-matrix BENCH_DTYPES=fp8_e4m3 BENCH_CONTEXTS=1024 BENCH_BATCHES=1,64 BENCH_ITERS=5 GPU_PROFILE=1 \
         step decode-profile 110 node bench/dist/decode.js ;;
+    head-groups)
+      # the subgroup-matrix decode attention at 128 heads with head groups of 16 (one row tile) and 32 (two), same caches
+      BENCH_ENGINES=subgroup-matrix BENCH_MODELS=v2 BENCH_BATCHES=32,128 BENCH_CONTEXTS=4096 BENCH_DTYPES=fp8_e4m3,bf16 BENCH_HEAD_GROUPS=16,32 \
+        BENCH_RUNS=5 BENCH_NAME=decode-attention-head-group step decode-attention-head-group 150 node bench/dist/decode-attention.js ;;
+    robustness)
+      # Dawn's bounds clamps on (the default toggles) against off (disable_robustness), alternating in one call: the
+      # decode attention at V2-Lite batch 32 4K, decode steps, prefill 4096, the tensor cores' product and staging rates
+      for clamps in on off; do
+        tg=allow_unsafe_apis,vulkan_enable_f16_on_nvidia; [ $clamps = off ] && tg=$tg,disable_robustness
+        DAWN_FEATURES=$tg BENCH_ENGINES=subgroup-matrix BENCH_MODELS=v2-lite BENCH_BATCHES=32 BENCH_CONTEXTS=4096 BENCH_DTYPES=fp8_e4m3,bf16 \
+          BENCH_RUNS=5 BENCH_NAME=decode-attention-clamps-$clamps step decode-attention-clamps-$clamps 90 node bench/dist/decode-attention.js
+        DAWN_FEATURES=$tg BENCH_ATTENTION=subgroup-matrix BENCH_DTYPES=fp8_e4m3 BENCH_CONTEXTS=1024 BENCH_BATCHES=1,64 \
+          step decode-clamps-$clamps 100 node bench/dist/decode.js
+        [ -f "$out/decode.json" ] && mv "$out/decode.json" "$out/decode-clamps-$clamps.json"
+        DAWN_FEATURES=$tg BENCH_TOKENS=4096 step prefill-clamps-$clamps 100 node bench/dist/prefill.js
+        DAWN_FEATURES=$tg step mma-peak-clamps-$clamps 60 node bench/dist/mma-peak.js
+      done ;;
     transfer)
       step transfer 300 node bench/dist/transfer.js ;;
     *) echo "unknown step $s"; exit 2 ;;
