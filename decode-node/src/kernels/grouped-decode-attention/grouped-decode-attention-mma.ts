@@ -12,6 +12,8 @@
 // History: the first version (4 subgroups, 16-token tiles, q reloaded from workgroup memory every tile, the
 // e4m3 scale applied to scores and weights) ran 2-3x behind SGLang's Triton kernel; 32-token tiles, q in
 // registers, loads issued together and the decode stores spread over banks brought it to about SGLang's times.
+// Head groups of 17..32 as two row tiles over each staged cache tile (2026-12-07, H100, tested there with the
+// portable kernel and float64): V2's 128 heads 1.5x faster than groups of 16 (decode-attention-head-group.h100.txt).
 import type { KernelShader } from '@latentwire/gpu';
 import { SUBGROUP_MATRIX_WGSL, bindings, defineKernel, fillWgsl, loadWgsl } from '@latentwire/gpu';
 import { KV_ELEMENT_BYTES, latentKvLayout, type KvDtype, type KvElementType, type LatentKvLayout } from '@latentwire/protocol';
