@@ -24,9 +24,9 @@ const MMA_WGSL = loadWgsl(new URL('./grouped-decode-attention-mma.wgsl', import.
 
 export const MMA_UNIFORMS = { heads: 'u32', num_splits: 'u32', pages_per_buffer: 'u32', scale_log2e: 'f32' } as const;
 
-/** Fixed shape of the variant: 8 subgroups of 32, 32 tokens a tile, 32 rows (heads) a group at most: one 16-row
- *  matrix tile up to 16 heads, two above; the plan's head group unless told otherwise. */
-export const MMA = { subgroupSize: 32, subgroups: 8, workgroupSize: 256, tileTokens: 32, maxHeadGroup: 32, defaultHeadGroup: 32 } as const;
+/** Fixed shape of the variant: 8 subgroups of 32, 32 tokens a tile, 32 rows (heads) a group at most (the plan's
+ *  group unless told otherwise): one 16-row matrix tile up to 16 heads, two above. */
+export const MMA = { subgroupSize: 32, subgroups: 8, workgroupSize: 256, tileTokens: 32, maxHeadGroup: 32 } as const;
 
 export type { MatrixCapabilities } from '@latentwire/gpu';
 /** Why the device cannot run the variant, or null when it can: the requirements every subgroup-matrix kernel shares. */
@@ -208,10 +208,12 @@ function hotLoops(v: MmaShape, RW: number, scaled: boolean, pools: number): Reco
       ]
       : [
         ...range(MT).map((m) => `  let pl_${m} = ${pSlice(m, kk)};`),
-        ...range(NACC).map((c) => `  ${accGuard(c)}{
-    let cl = ${cSlice(kk, c)};
-    ${range(MT).map((m) => `acc_${m * NACC + c} = subgroupMatrixMultiplyAccumulate(pl_${m}, cl, acc_${m * NACC + c});`).join('\n    ')}
-  }`),
+        ...range(NACC).flatMap((c) => [
+          `  ${accGuard(c)}{`,
+          `    let cl = ${cSlice(kk, c)};`,
+          ...range(MT).map((m) => `    acc_${m * NACC + c} = subgroupMatrixMultiplyAccumulate(pl_${m}, cl, acc_${m * NACC + c});`),
+          `  }`,
+        ]),
       ]),
     `}`,
   ]);

@@ -160,7 +160,7 @@ export function groupedDecodePlan(p: {
     if (why === null && fits) {
       const v: GroupedDecodeVariant = {
         kvLoraRank: p.kvLoraRank, ropeDim: p.ropeDim, dtype: p.dtype, pageSize: p.pageSize,
-        headGroup: Math.min(p.headGroup ?? Math.min(p.heads, MMA.defaultHeadGroup), MMA.maxHeadGroup), tileTokens: MMA.tileTokens,
+        headGroup: Math.min(p.headGroup ?? Math.min(p.heads, MMA.maxHeadGroup), MMA.maxHeadGroup), tileTokens: MMA.tileTokens,
         workgroupSize: MMA.workgroupSize, poolBindings: p.poolBindings ?? 1, engine: 'subgroup-matrix',
       };
       if (groupedDecodeWorkgroupBytes(v) <= p.limits.maxComputeWorkgroupStorageSize) return v;

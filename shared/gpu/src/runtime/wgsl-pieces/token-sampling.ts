@@ -4,8 +4,8 @@
 // (sanitize, key_of, NONE); the includer declares `logits: array<u32>` and `const WG: u32`, and for the draw
 // `var<workgroup> red_f: array<f32, N>` with N >= WG.
 /** The spread sampler's chunk: the logits one workgroup of the row-stats pass, the search and the draw walks. */
-export const SAMPLE_CHUNK_THREADS = 256;
-export const SAMPLE_CHUNK_ITEMS = 8;
+const SAMPLE_CHUNK_THREADS = 256;
+const SAMPLE_CHUNK_ITEMS = 8;
 export const SAMPLE_CHUNK = SAMPLE_CHUNK_THREADS * SAMPLE_CHUNK_ITEMS;
 export const sampleChunk = /* wgsl */ `
 // the spread sampler's chunk (sample-row-stats, sample-search and sample-draw must agree on it): WG threads × ITEMS
