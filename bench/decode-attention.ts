@@ -16,6 +16,7 @@
 //      and on the values before quantization (the cache's rounding added).
 // Env (lists comma-separated): BENCH_MODELS (v2,v2-lite)  BENCH_BATCHES (1,32,128)  BENCH_CONTEXTS (1024,4096,16384)
 //   BENCH_DTYPES (bf16,fp8_e4m3,fp8_e5m2)  BENCH_ENGINES (f32,subgroup-matrix: those the adapter has)  PAGE_SIZE (64)
+//   BENCH_ABLATE (parts of the subgroup-matrix kernel timed without: decode, store, fetch, scores, pv; see ABLATIONS)
 //   SPLITS  BENCH_HEAD_GROUPS (the subgroup-matrix kernel's head groups, each timed: 16 = one row tile, 32 = two; default the plan's)  BENCH_LABELS (1: each kernel's share printed)  WORKGROUP_SLOTS (the device's measured full workgroup slots; the split policy's input)  BENCH_RUNS (7)  BENCH_RUN_MS (20)  BENCH_NAME (decode-attention)  BENCH_CARD,
 //   BENCH_DRIVER, BENCH_COMMIT (recorded in the result file)  plus WEBGPU_ADAPTER / DAWN_FEATURES.
 import { readFileSync } from 'node:fs';
@@ -168,6 +169,52 @@ function relError(o: Float32Array, c: Case, heads: number, rows: Float64Array): 
   return Math.sqrt(num / den);
 }
 
+/**
+ * Parts of the subgroup-matrix kernel's generated WGSL that BENCH_ABLATE can take out, each an edit of the source
+ * (the kernel then computes garbage: timed only). The time a part saves, against the whole kernel in the same run,
+ * is what that part costs where it does not overlap with the rest:
+ *   decode  each raw word stored as one f16 (its low half), no conversion, scale or further stores
+ *   store   no tile stores at all (the words still loaded: a store kept behind a test no word passes)
+ *   fetch   no cache loads after the first tile (each tile decodes and stores the first tile's words again)
+ *   scores  no q·Cᵀ products (the scores stay 0; the softmax still runs)
+ *   pv      no P·C products
+ */
+export const ABLATIONS: Record<string, (wgsl: string) => string> = {
+  decode: (w) => edit(w, /fn put_latent\(o: u32, w: u32, s: f16\) \{[\s\S]*?\n\}\n/, 'fn put_latent(o: u32, w: u32, s: f16) {\n  hs[o] = bitcast<vec2<f16>>(w).x;\n}\n',
+    /fn put_rope\(o: u32, w: u32\) \{[\s\S]*?\n\}/, 'fn put_rope(o: u32, w: u32) {\n  hs[o] = bitcast<vec2<f16>>(w).x;\n}'),
+  store: (w) => edit(w, /fn put_latent\(o: u32, w: u32, s: f16\) \{[\s\S]*?\n\}\n/, 'fn put_latent(o: u32, w: u32, s: f16) {\n  if (w == 0x7fc00001u && s == f16(3.0)) { hs[o] = f16(1.0); }\n}\n',
+    /fn put_rope\(o: u32, w: u32\) \{[\s\S]*?\n\}/, 'fn put_rope(o: u32, w: u32) {\n  if (w == 0x7fc00001u) { hs[o] = f16(1.0); }\n}'),
+  fetch: (w) => edit(w, /if \(t0 \+ BT < t_end\) \{[\s\S]*?\n    \}/, ''),
+  scores: (w) => edit(w, /s = subgroupMatrixMultiplyAccumulate\(q_\d+, [^;]*\);/g, ''),
+  pv: (w) => edit(w, /acc_\d+ = subgroupMatrixMultiplyAccumulate\([^;]*\);/g, ''),
+  // candidate (not an ablation): e4m3 codes spread into the top bytes of two f16 halves, magnitude shifted right by 1
+  'alt-e4m3': (w) => edit(w, /fn e4m3_pair16\(w: u32\) -> u32 \{[\s\S]*?\n\}/, `fn e4m3_pair16(w: u32) -> u32 {
+  let x = ((w & 0xffu) << 8u) | ((w & 0xff00u) << 16u);
+  return ((x >> 1u) & 0x3f803f80u) | (x & 0x80008000u);
+}`),
+};
+
+/** `wgsl` with each pattern replaced; a pattern that no longer matches the kernel is an error, not a silent no-op. */
+function edit(wgsl: string, ...pairs: (RegExp | string)[]): string {
+  let out = wgsl;
+  for (let i = 0; i < pairs.length; i += 2) {
+    const re = pairs[i] as RegExp;
+    if (!re.test(out)) throw new Error(`BENCH_ABLATE: ${re} no longer matches the kernel's WGSL`);
+    re.lastIndex = 0;
+    out = out.replace(re, pairs[i + 1] as string);
+  }
+  return out;
+}
+
+/** The programs with the attention kernel's shader (the first) edited by ablation `part`. */
+function ablated(programs: readonly KernelProgram[], part: string): KernelProgram[] {
+  const cut = ABLATIONS[part];
+  if (!cut) throw new RangeError(`BENCH_ABLATE: unknown part ${part} (known: ${Object.keys(ABLATIONS).join(', ')})`);
+  const [first, ...rest] = programs;
+  if (!first) throw new Error('ablated: no programs');
+  return [{ ...first, shader: { ...first.shader, label: first.shader.label, source: cut(first.shader.source) } }, ...rest];
+}
+
 export async function benchDecodeAttention(gpu: Gpu, cases: readonly Case[], engines: readonly Engine[], caps: Caps): Promise<Row[]> {
   const k = kernels;
   const pageSize = envNumber('PAGE_SIZE', 64);
@@ -243,7 +290,7 @@ export async function benchDecodeAttention(gpu: Gpu, cases: readonly Case[], eng
           const tokens = c.batch * c.context;
           const flops = tokens * heads * (2 * W + 2 * R);
           rows.push({
-            model: c.model, heads, batch: c.batch, context: c.context, dtype: c.dtype, engine,
+            model: c.model, heads, batch: c.batch, context: c.context, dtype: c.dtype, engine, part: 'all',
             G: variant.headGroup, splits: numSplits, pools: poolBindings,
             ms: tm.med, 'ms min': tm.min, 'ms max': tm.max, iters: tm.iters, 'ms a pass a kernel': tk.med,
             'GB/s': (tokens * l.tokenBytes) / (tm.med * 1e6), 'TFLOP/s': flops / (tm.med * 1e9),
@@ -251,6 +298,21 @@ export async function benchDecodeAttention(gpu: Gpu, cases: readonly Case[], eng
             'rel err': err, 'sglang rel err': ref?.rel_err ?? NaN, 'rel err vs unquantized': errOrig, finite: String(finite),
           });
           console.error(`done ${c.model} b${c.batch} ctx${c.context} ${c.dtype} ${engine} G${variant.headGroup}: ${tm.med.toFixed(4)} ms (${tm.min.toFixed(4)}–${tm.max.toFixed(4)}), err ${err.toExponential(2)}`);
+          // the same call with one part of the tensor-core kernel taken out (outputs wrong; timing only): what bounds it
+          if (engine === 'subgroup-matrix') {
+            for (const part of envList('BENCH_ABLATE', [])) {
+              const ta = await timeRuns(gpu, ablated(programs, part), runs, runMs, true);
+              rows.push({
+                model: c.model, heads, batch: c.batch, context: c.context, dtype: c.dtype, engine, part: `without ${part}`,
+                G: variant.headGroup, splits: numSplits, pools: poolBindings,
+                ms: ta.med, 'ms min': ta.min, 'ms max': ta.max, iters: ta.iters, 'ms a pass a kernel': NaN,
+                'GB/s': (tokens * l.tokenBytes) / (ta.med * 1e6), 'TFLOP/s': flops / (ta.med * 1e9),
+                'sglang ms': ref?.ms_graph ?? NaN, 'sglang/ours': ref ? ref.ms_graph / ta.med : NaN,
+                'rel err': NaN, 'sglang rel err': ref?.rel_err ?? NaN, 'rel err vs unquantized': NaN, finite: 'n/a',
+              });
+              console.error(`  without ${part}: ${ta.med.toFixed(4)} ms (${ta.min.toFixed(4)}–${ta.max.toFixed(4)})`);
+            }
+          }
         } catch (e) {
           // one engine's failure (e.g. a shader the driver refuses) is reported and the other engine goes on
           failed.add(key);

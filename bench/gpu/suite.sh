@@ -18,7 +18,8 @@
 # split-k (decode steps with split-K, the router GEMM and the GEMVs' staged input off and on; moe-residency),
 # decode-new (split-k's first and last decode configs, the latter profiled per kernel, and moe-residency),
 # split-k-more (the merge dispatch at batch 1, 8 KV splits at batch 1, the split GEMMs alone and their tensor-core tests, the experts' gate/up split, mma-peak),
-# head-groups (decode attention at 128 heads, head groups of 16 and 32), robustness (Dawn's bounds clamps on and off:
+# head-groups (decode attention at 128 heads, head groups of 16 and 32), ablate (decode attention with one part of the
+# tensor-core kernel taken out at a time: what bounds it), splits-16h (decode attention at 16 heads by split count), robustness (Dawn's bounds clamps on and off:
 # decode attention, decode steps, prefill, mma-peak), transfer (needs pack.sh --servers).
 # DAWN_FEATURES defaults to allow_unsafe_apis,vulkan_enable_f16_on_nvidia,disable_robustness (as served on NVIDIA).
 set -uo pipefail
@@ -153,6 +154,22 @@ for s in "$@"; do
       # the subgroup-matrix decode attention at 128 heads with head groups of 16 (one row tile) and 32 (two), same caches
       BENCH_ENGINES=subgroup-matrix BENCH_MODELS=v2 BENCH_BATCHES=32,128 BENCH_CONTEXTS=4096 BENCH_DTYPES=fp8_e4m3,bf16 BENCH_HEAD_GROUPS=16,32 \
         BENCH_RUNS=5 BENCH_NAME=decode-attention-head-group step decode-attention-head-group 150 node bench/dist/decode-attention.js ;;
+    ablate)
+      # the subgroup-matrix decode attention with one part taken out at a time (BENCH_ABLATE: what bounds it), at the
+      # issue's two V2-Lite rows (every dtype) and V2's 128 heads at batch 32 4K
+      for bc in 128/16384 32/4096; do
+        BENCH_ENGINES=subgroup-matrix BENCH_MODELS=v2-lite BENCH_BATCHES=${bc%/*} BENCH_CONTEXTS=${bc#*/} BENCH_DTYPES=bf16,fp8_e4m3,fp8_e5m2 \
+          BENCH_ABLATE=decode,store,fetch,scores,pv,alt-e4m3 BENCH_RUNS=5 BENCH_NAME=decode-attention-ablate-16h-b${bc%/*} step decode-attention-ablate-16h-b${bc%/*} 150 node bench/dist/decode-attention.js
+      done
+      BENCH_ENGINES=subgroup-matrix BENCH_MODELS=v2 BENCH_BATCHES=32 BENCH_CONTEXTS=4096 BENCH_DTYPES=bf16,fp8_e4m3 \
+        BENCH_ABLATE=decode,store,fetch,scores,pv,alt-e4m3 BENCH_RUNS=5 BENCH_NAME=decode-attention-ablate-128h step decode-attention-ablate-128h 120 node bench/dist/decode-attention.js ;;
+    splits-16h)
+      # the subgroup-matrix decode attention at V2-Lite's 16 heads with 1..16 splits a sequence (the policy's choice
+      # fills one workgroup a multiprocessor)
+      for n in 1 2 4 8 16; do
+        BENCH_ENGINES=subgroup-matrix BENCH_MODELS=v2-lite BENCH_BATCHES=32,128 BENCH_CONTEXTS=4096,16384 BENCH_DTYPES=bf16,fp8_e4m3,fp8_e5m2 \
+          SPLITS=$n BENCH_RUNS=5 BENCH_NAME=decode-attention-splits-$n step decode-attention-splits-$n 100 node bench/dist/decode-attention.js
+      done ;;
     robustness)
       # Dawn's bounds clamps on (the default toggles) against off (disable_robustness), alternating in one call: the
       # decode attention at V2-Lite batch 32 4K, decode steps, prefill 4096, the tensor cores' product and staging rates
