@@ -35,6 +35,9 @@ export { subgroupMatrixUnsupportedReason as mmaUnsupportedReason } from '@latent
 export interface MmaShape {
   readonly kvLoraRank: number; readonly ropeDim: number; readonly dtype: KvDtype; readonly pageSize: number;
   readonly headGroup: number; readonly poolBindings: number;
+  /** Tiles whose raw words are in flight while one is multiplied: 1 (the next; default) or 2 (the next two: twice
+   *  the registers for the raw words, and a tile's loads have two tiles' time to land). */
+  readonly prefetchTiles?: 1 | 2;
 }
 
 function check(v: MmaShape): void {
@@ -44,6 +47,7 @@ function check(v: MmaShape): void {
   if (!Number.isInteger(v.kvLoraRank) || v.kvLoraRank < 64 || v.kvLoraRank % 64 !== 0) fail('kvLoraRank must be a multiple of 64');
   if (!Number.isInteger(v.ropeDim) || v.ropeDim < 16 || v.ropeDim % 16 !== 0) fail('ropeDim must be a positive multiple of 16');
   if (!Number.isInteger(v.headGroup) || v.headGroup < 1 || v.headGroup > MMA.maxHeadGroup) fail(`headGroup must be 1..${MMA.maxHeadGroup}`);
+  if (v.prefetchTiles !== undefined && v.prefetchTiles !== 1 && v.prefetchTiles !== 2) fail('prefetchTiles must be 1 or 2');
 }
 
 /** f16 row stride in workgroup memory: the row padded by 8 values so the rows of a tile start on different banks. */
@@ -117,17 +121,29 @@ function hotLoops(v: MmaShape, RW: number, scaled: boolean, pools: number): Reco
   // multiple of 32
   const TPW = BT / NSG;
   const wordGuard = (c: number) => (32 * (c + 1) <= RW ? '' : `if (lane + ${32 * c}u < RW) `);
-  const fetch = (tb: string) => [
+  // a tile's raw words (and e4m3 scales) into register set `r`: raw_ the next tile's, rawb_ the one after it
+  const fetch = (tb: string, r = 'raw', sc = 'sc') => [
     // each token clamped into the sequence (one past the end is zeroed when stored)
     ...range(TPW).map((m) => `let tok_${m} = min(${tb} + sg + ${NSG * m}u, t_end - 1u);`),
     ...range(TPW).map((m) => `let pg_${m} = page_table[pt0 + tok_${m} / PAGE_SIZE];`),
     ...range(TPW).flatMap((m) => [
       locate(m),
       `let row_${m} = index_${m} * PAGE_WORDS + (tok_${m} % PAGE_SIZE) * RW + lane;`,
-      ...range(NCW).map((c) => `${wordGuard(c)}{ raw_${m}_${c} = cw(${pool(m)}, row_${m} + ${32 * c}u); }`),
-      ...(scaled ? [`sc_${m} = cw(${pool(m)}, index_${m} * PAGE_WORDS + SCALES_WORD + tok_${m} % PAGE_SIZE);`] : []),
+      ...range(NCW).map((c) => `${wordGuard(c)}{ ${r}_${m}_${c} = cw(${pool(m)}, row_${m} + ${32 * c}u); }`),
+      ...(scaled ? [`${sc}_${m} = cw(${pool(m)}, index_${m} * PAGE_WORDS + SCALES_WORD + tok_${m} % PAGE_SIZE);`] : []),
     ]),
   ];
+  const deep = v.prefetchTiles === 2;
+  const regs = (r: string, sc: string) => [
+    ...range(TPW).flatMap((m) => range(NCW).map((c) => `var ${r}_${m}_${c} = 0u;`)),
+    ...(scaled ? range(TPW).map((m) => `var ${sc}_${m} = 0u;`) : []),
+  ];
+  // depth 2: the tile after next moves up a set (register moves), then the one after that is fetched
+  const shift = [
+    ...range(TPW).flatMap((m) => range(NCW).map((c) => `raw_${m}_${c} = rawb_${m}_${c};`)),
+    ...(scaled ? range(TPW).map((m) => `sc_${m} = scb_${m};`) : []),
+  ];
+  const block = (lines: string[], indent: string) => [`{`, ...lines.map((l) => `  ${l}`), `}`].join(`\n${indent}`);
   const store = range(TPW).flatMap((m) => [
     `{`,
     `  let tt = sg + ${NSG * m}u;`,
@@ -237,12 +253,16 @@ function hotLoops(v: MmaShape, RW: number, scaled: boolean, pools: number): Reco
   ${qGuard(i)}{ q_${i} = subgroupMatrixLoad<LeftT, row_major>(&hs, ${MT === 1 ? '' : 'mt * 16u * KSTR + '}(kq + ${KQ * i}u) * 16u, KSTR); }`).join('\n  '),
     ACC_INIT: [
       ...accs.map((a) => `var ${a.name} = ResT();`),
-      ...range(BT / NSG).flatMap((m) => range(NCW).map((c) => `var raw_${m}_${c} = 0u;`)),
-      ...(scaled ? range(BT / NSG).map((m) => `var sc_${m} = 0u;`) : []),
+      ...regs('raw', 'sc'),
+      ...(deep ? regs('rawb', 'scb') : []),
     ].join('\n  '),
-    FETCH_FIRST: fetch('t_begin').join('\n    '),
+    FETCH_FIRST: deep
+      ? [block(fetch('t_begin'), '    '), `if (t_begin + BT < t_end) ${block(fetch('(t_begin + BT)', 'rawb', 'scb'), '    ')}`].join('\n    ')
+      : fetch('t_begin').join('\n    '),
     STORE: store.join('\n    '),
-    FETCH_NEXT: fetch('(t0 + BT)').join('\n      '),
+    FETCH_NEXT: deep
+      ? [...shift, `if (t0 + 2u * BT < t_end) ${block(fetch('(t0 + 2u * BT)', 'rawb', 'scb'), '      ')}`].join('\n      ')
+      : fetch('(t0 + BT)').join('\n      '),
     SCORES: range(QN).map((i) => `${qGuard(i)}{ s = subgroupMatrixMultiplyAccumulate(q_${i}, subgroupMatrixLoad<RightT, col_major>(&hs, jt * 16u * KSTR + (kq + ${KQ * i}u) * 16u, KSTR), s); }`).join('\n    '),
     SOFTMAX: softmax.join('\n    '),
     RESCALE: rescale.join('\n      '),
@@ -265,7 +285,7 @@ function build_groupedDecodeMmaShader(v: MmaShape): KernelShader & { readonly un
   };
   const { cw } = poolWordsWgsl(v.poolBindings);
   const B = bindings(splitStorage(v.poolBindings, 'f32'), MMA_UNIFORMS);
-  const label = `grouped_decode_attn_mma_${v.dtype}_r${v.kvLoraRank}_p${v.ropeDim}_ps${v.pageSize}_g${v.headGroup}_t${MMA.tileTokens}_w${MMA.workgroupSize}_pools${v.poolBindings}`;
+  const label = `grouped_decode_attn_mma_${v.dtype}_r${v.kvLoraRank}_p${v.ropeDim}_ps${v.pageSize}_g${v.headGroup}_t${MMA.tileTokens}_w${MMA.workgroupSize}_pools${v.poolBindings}${v.prefetchTiles === 2 ? '_pf2' : ''}`;
   return B.shader(label, `${SUBGROUP_MATRIX_WGSL}
 ${Object.entries(consts).map(([k, val]) => `const ${k}: u32 = ${val}u;`).join('\n')}
 ${B.wgsl}${cw}
