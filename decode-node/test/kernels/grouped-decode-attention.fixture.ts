@@ -101,6 +101,7 @@ export interface Case {
   readonly matrix?: MatrixCapabilities;
   /** Subgroup-matrix engine: tiles loaded ahead (default the plan's). */
   readonly prefetchTiles?: 1 | 2;
+  readonly decodeAhead?: boolean;
   /** Token t's row is multiplied by 1 + ramp·t, so later scores grow and the running max keeps moving. */
   readonly ramp?: number;
 }
@@ -237,7 +238,11 @@ export function variantOf(gpu: Gpu, c: Case): GroupedDecodeVariant {
     kvLoraRank: c.r, ropeDim: c.rope, dtype: c.dtype, pageSize: c.pageSize, heads: c.heads, headGroup: c.headGroup,
     limits: gpu.limits, poolBindings: c.poolBindings, engine: c.engine, matrix: c.matrix,
   });
-  return c.prefetchTiles === undefined ? planned : { ...planned, prefetchTiles: c.prefetchTiles };
+  return {
+    ...planned,
+    ...(c.prefetchTiles === undefined ? {} : { prefetchTiles: c.prefetchTiles }),
+    ...(c.decodeAhead === undefined ? {} : { decodeAhead: c.decodeAhead }),
+  };
 }
 
 export async function runCase(

@@ -62,6 +62,8 @@ export interface GroupedDecodeVariant {
   readonly engine?: GroupedDecodeEngine;
   /** Subgroup-matrix engine: cache tiles whose words are loaded ahead, 1 (default) or 2 (see MmaShape). */
   readonly prefetchTiles?: 1 | 2;
+  /** Subgroup-matrix engine: decode the next tile's words during this tile's products (see MmaShape). */
+  readonly decodeAhead?: boolean;
 }
 
 export type GroupedDecodeEngine = 'f32' | 'subgroup-matrix';
@@ -69,6 +71,7 @@ export type GroupedDecodeEngine = 'f32' | 'subgroup-matrix';
 const mmaShape = (v: GroupedDecodeVariant): MmaShape => ({
   kvLoraRank: v.kvLoraRank, ropeDim: v.ropeDim, dtype: v.dtype, pageSize: v.pageSize, headGroup: v.headGroup,
   poolBindings: v.poolBindings ?? 1, ...(v.prefetchTiles === undefined ? {} : { prefetchTiles: v.prefetchTiles }),
+  ...(v.decodeAhead === undefined ? {} : { decodeAhead: v.decodeAhead }),
 });
 
 function checkMmaVariant(v: GroupedDecodeVariant): void {
