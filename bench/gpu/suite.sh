@@ -19,8 +19,7 @@
 # decode-new (split-k's first and last decode configs, the latter profiled per kernel, and moe-residency),
 # split-k-more (the merge dispatch at batch 1, 8 KV splits at batch 1, the split GEMMs alone and their tensor-core tests, the experts' gate/up split, mma-peak),
 # head-groups (decode attention at 128 heads, head groups of 16 and 32), ablate (decode attention with one part of the
-# tensor-core kernel taken out at a time: what bounds it), splits-16h (decode attention at 16 heads by split count), prefetch (decode attention loading one
-# tile ahead and two, decoding as stored and a tile ahead, and its tests), robustness (Dawn's bounds clamps on and off:
+# tensor-core kernel taken out at a time: what bounds it), splits-16h (decode attention at 16 heads by split count), robustness (Dawn's bounds clamps on and off:
 # decode attention, decode steps, prefill, mma-peak), transfer (needs pack.sh --servers).
 # DAWN_FEATURES defaults to allow_unsafe_apis,vulkan_enable_f16_on_nvidia,disable_robustness (as served on NVIDIA).
 set -uo pipefail
@@ -160,10 +159,10 @@ for s in "$@"; do
       # issue's two V2-Lite rows (every dtype) and V2's 128 heads at batch 32 4K
       for bc in 128/16384 32/4096; do
         BENCH_ENGINES=subgroup-matrix BENCH_MODELS=v2-lite BENCH_BATCHES=${bc%/*} BENCH_CONTEXTS=${bc#*/} BENCH_DTYPES=bf16,fp8_e4m3,fp8_e5m2 \
-          BENCH_ABLATE=decode,store,fetch,scores,pv,alt-e4m3 BENCH_RUNS=5 BENCH_NAME=decode-attention-ablate-16h-b${bc%/*} step decode-attention-ablate-16h-b${bc%/*} 150 node bench/dist/decode-attention.js
+          BENCH_ABLATE=decode,store,fetch,scores,pv BENCH_RUNS=5 BENCH_NAME=decode-attention-ablate-16h-b${bc%/*} step decode-attention-ablate-16h-b${bc%/*} 150 node bench/dist/decode-attention.js
       done
       BENCH_ENGINES=subgroup-matrix BENCH_MODELS=v2 BENCH_BATCHES=32 BENCH_CONTEXTS=4096 BENCH_DTYPES=bf16,fp8_e4m3 \
-        BENCH_ABLATE=decode,store,fetch,scores,pv,alt-e4m3 BENCH_RUNS=5 BENCH_NAME=decode-attention-ablate-128h step decode-attention-ablate-128h 120 node bench/dist/decode-attention.js ;;
+        BENCH_ABLATE=decode,store,fetch,scores,pv BENCH_RUNS=5 BENCH_NAME=decode-attention-ablate-128h step decode-attention-ablate-128h 120 node bench/dist/decode-attention.js ;;
     splits-16h)
       # the subgroup-matrix decode attention at V2-Lite's 16 heads with 1..16 splits a sequence (the policy's choice
       # fills one workgroup a multiprocessor)
@@ -171,16 +170,6 @@ for s in "$@"; do
         BENCH_ENGINES=subgroup-matrix BENCH_MODELS=v2-lite BENCH_BATCHES=32,128 BENCH_CONTEXTS=4096,16384 BENCH_DTYPES=bf16,fp8_e4m3,fp8_e5m2 \
           SPLITS=$n BENCH_RUNS=5 BENCH_NAME=decode-attention-splits-$n step decode-attention-splits-$n 100 node bench/dist/decode-attention.js
       done ;;
-    prefetch)
-      # the subgroup-matrix decode attention loading each tile's words one tile ahead or two, decoding them as stored
-      # or a tile ahead (same caches; the issue's rows at 16 and 128 heads), then its tests
-      for bc in 128/16384 32/4096; do
-        BENCH_ENGINES=subgroup-matrix BENCH_MODELS=v2-lite BENCH_BATCHES=${bc%/*} BENCH_CONTEXTS=${bc#*/} BENCH_DTYPES=bf16,fp8_e4m3,fp8_e5m2 \
-          BENCH_PREFETCH_TILES=1,2 BENCH_DECODE_AHEAD=0,1 BENCH_RUNS=5 BENCH_NAME=decode-attention-prefetch-16h-b${bc%/*} step decode-attention-prefetch-16h-b${bc%/*} 120 node bench/dist/decode-attention.js
-      done
-      BENCH_ENGINES=subgroup-matrix BENCH_MODELS=v2 BENCH_BATCHES=32 BENCH_CONTEXTS=4096 BENCH_DTYPES=bf16,fp8_e4m3 \
-        BENCH_PREFETCH_TILES=1,2 BENCH_DECODE_AHEAD=0,1 BENCH_RUNS=5 BENCH_NAME=decode-attention-prefetch-128h step decode-attention-prefetch-128h 100 node bench/dist/decode-attention.js
-      step decode-attention-mma-test 240 bash -c "cd decode-node && node $ava dist/test/kernels/grouped-decode-attention-mma.test.js --verbose" ;;
     robustness)
       # Dawn's bounds clamps on (the default toggles) against off (disable_robustness), alternating in one call: the
       # decode attention at V2-Lite batch 32 4K, decode steps, prefill 4096, the tensor cores' product and staging rates

@@ -99,9 +99,6 @@ export interface Case {
   /** Which kernel (default: the plan's choice, portable without `matrix`). */
   readonly engine?: GroupedDecodeEngine;
   readonly matrix?: MatrixCapabilities;
-  /** Subgroup-matrix engine: tiles loaded ahead (default the plan's). */
-  readonly prefetchTiles?: 1 | 2;
-  readonly decodeAhead?: boolean;
   /** Token t's row is multiplied by 1 + ramp·t, so later scores grow and the running max keeps moving. */
   readonly ramp?: number;
 }
@@ -234,15 +231,10 @@ export function variantOf(gpu: Gpu, c: Case): GroupedDecodeVariant {
       tileTokens: c.tileTokens, poolBindings: c.poolBindings ?? 1, workgroupSize: c.workgroupSize,
     };
   }
-  const planned = groupedDecodePlan({
+  return groupedDecodePlan({
     kvLoraRank: c.r, ropeDim: c.rope, dtype: c.dtype, pageSize: c.pageSize, heads: c.heads, headGroup: c.headGroup,
     limits: gpu.limits, poolBindings: c.poolBindings, engine: c.engine, matrix: c.matrix,
   });
-  return {
-    ...planned,
-    ...(c.prefetchTiles === undefined ? {} : { prefetchTiles: c.prefetchTiles }),
-    ...(c.decodeAhead === undefined ? {} : { decodeAhead: c.decodeAhead }),
-  };
 }
 
 export async function runCase(

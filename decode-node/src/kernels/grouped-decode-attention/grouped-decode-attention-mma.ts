@@ -14,6 +14,10 @@
 // registers, loads issued together and the decode stores spread over banks brought it to about SGLang's times.
 // Head groups of 17..32 as two row tiles over each staged cache tile (2026-12-07, H100, tested there with the
 // portable kernel and float64): V2's 128 heads 1.5x faster than groups of 16 (decode-attention-head-group.h100.txt).
+// Measured and not taken (12-07, H100, each against this kernel in the same call; git show caccfde): loading two tiles
+// ahead, and decoding the next tile to f16 in registers among this tile's products (plain stores between the
+// barriers), slower on 7 of 8 rows (decode-attention-prefetch.h100.txt); what bounds the 16-head FP8 rows is
+// in decode-attention-ablate.h100.txt (the tile's decode and scalar f16 stores first).
 import type { KernelShader } from '@latentwire/gpu';
 import { SUBGROUP_MATRIX_WGSL, bindings, defineKernel, fillWgsl, loadWgsl } from '@latentwire/gpu';
 import { KV_ELEMENT_BYTES, latentKvLayout, type KvDtype, type KvElementType, type LatentKvLayout } from '@latentwire/protocol';
@@ -35,12 +39,6 @@ export { subgroupMatrixUnsupportedReason as mmaUnsupportedReason } from '@latent
 export interface MmaShape {
   readonly kvLoraRank: number; readonly ropeDim: number; readonly dtype: KvDtype; readonly pageSize: number;
   readonly headGroup: number; readonly poolBindings: number;
-  /** Tiles whose raw words are in flight while one is multiplied: 1 (the next; default) or 2 (the next two: twice
-   *  the registers for the raw words, and a tile's loads have two tiles' time to land). */
-  readonly prefetchTiles?: 1 | 2;
-  /** Decode the next tile's words to f16 in registers during this tile's products (default false: decoded as
-   *  stored, after the barrier that frees the tile). Twice the registers for the words of an FP8 tile. */
-  readonly decodeAhead?: boolean;
 }
 
 function check(v: MmaShape): void {
@@ -50,8 +48,6 @@ function check(v: MmaShape): void {
   if (!Number.isInteger(v.kvLoraRank) || v.kvLoraRank < 64 || v.kvLoraRank % 64 !== 0) fail('kvLoraRank must be a multiple of 64');
   if (!Number.isInteger(v.ropeDim) || v.ropeDim < 16 || v.ropeDim % 16 !== 0) fail('ropeDim must be a positive multiple of 16');
   if (!Number.isInteger(v.headGroup) || v.headGroup < 1 || v.headGroup > MMA.maxHeadGroup) fail(`headGroup must be 1..${MMA.maxHeadGroup}`);
-  if (v.prefetchTiles !== undefined && v.prefetchTiles !== 1 && v.prefetchTiles !== 2) fail('prefetchTiles must be 1 or 2');
-  if (v.decodeAhead !== undefined && typeof v.decodeAhead !== 'boolean') fail('decodeAhead must be a boolean');
 }
 
 /** f16 row stride in workgroup memory: the row padded by 8 values so the rows of a tile start on different banks. */
@@ -74,56 +70,36 @@ export function groupedDecodeMmaWorkgroupBytes(v: MmaShape): number {
 
 /** WGSL turning one raw word of the cache into f16 values at hs[o ..]: put_latent (times s, e4m3's scale·256) and put_rope. */
 function wordDecodeWgsl(l: LatentKvLayout): string {
-  // a word's values as f16, in the first 1, 2 or 4 components of a vec4
-  const dec = (type: KvElementType, scaled: boolean): string => {
+  const put = (type: KvElementType, scaled: boolean): string => {
     const mul = scaled ? ' * s' : '';
     switch (type) {
       case 'f32':
-        return `return vec4<f16>(f16(bitcast<f32>(w)), 0.0, 0.0, 0.0);`;
+        return `hs[o] = f16(bitcast<f32>(w));`;
       case 'bf16':
-        return `return vec4<f16>(vec2<f16>(bitcast<vec2<f32>>(vec2<u32>(w << 16u, w & 0xffff0000u)))${mul}, vec2<f16>());`;
+        return `let v = vec2<f16>(bitcast<vec2<f32>>(vec2<u32>(w << 16u, w & 0xffff0000u)))${mul};\n  hs[o] = v.x; hs[o + 1u] = v.y;`;
       case 'fp8_e5m2':
-        return `return vec4<f16>(bitcast<vec2<f16>>(((w & 0xffu) << 8u) | ((w & 0xff00u) << 16u)), bitcast<vec2<f16>>(((w >> 8u) & 0xff00u) | (w & 0xff000000u)))${mul};`;
+        return `let v = vec4<f16>(bitcast<vec2<f16>>(((w & 0xffu) << 8u) | ((w & 0xff00u) << 16u)), bitcast<vec2<f16>>(((w >> 8u) & 0xff00u) | (w & 0xff000000u)))${mul};\n  hs[o] = v.x; hs[o + 1u] = v.y; hs[o + 2u] = v.z; hs[o + 3u] = v.w;`;
       case 'fp8_e4m3':
-        return `return vec4<f16>(bitcast<vec2<f16>>(e4m3_pair16(w)), bitcast<vec2<f16>>(e4m3_pair16(w >> 16u)))${mul};`;
+        return `let v = vec4<f16>(bitcast<vec2<f16>>(e4m3_pair16(w)), bitcast<vec2<f16>>(e4m3_pair16(w >> 16u)))${mul};\n  hs[o] = v.x; hs[o + 1u] = v.y; hs[o + 2u] = v.z; hs[o + 3u] = v.w;`;
     }
   };
-  const stores = (type: KvElementType) => ['x', 'y', 'z', 'w'].slice(0, 4 / KV_ELEMENT_BYTES[type]).map((c, i) => `hs[o${i === 0 ? '' : ` + ${i}u`}] = v.${c};`).join(' ');
   return `// two e4m3 codes (low 16 bits of w) → two f16 holding code·2^-8: sign to bit 15, exponent+mantissa shifted by 7
 fn e4m3_pair16(w: u32) -> u32 {
   return ((w & 0x7fu) << 7u) | ((w & 0x80u) << 8u) | ((w & 0x7f00u) << 15u) | ((w & 0x8000u) << 16u);
 }
-// a latent word's ${4 / KV_ELEMENT_BYTES[l.latentType]} values; s: its token's scale·256 (e4m3), else unused.
+// a latent word (${4 / KV_ELEMENT_BYTES[l.latentType]} values) at hs[o ..]; s: its token's scale·256 (e4m3), else unused.
 // bf16/f32 values past 65504 become inf (see the header); e5m2 codes are the top bytes of f16s.
-fn dec_latent(w: u32, s: f16) -> vec4<f16> {
-  ${dec(l.latentType, l.scales.kind !== 'none')}
-}
-// a rope word's ${4 / KV_ELEMENT_BYTES[l.ropeType]} values
-fn dec_rope(w: u32) -> vec4<f16> {
-  ${dec(l.ropeType, false)}
-}
-// latent word \`word\` / rope word \`word\` (counted from the row's first) of token row tt, decoded (v), to the tile
-fn put_latent_word(tt: u32, word: u32, v: vec4<f16>) {
-  let o = tt * KSTR + word * LVALS;
-  ${stores(l.latentType)}
-}
-fn put_rope_word(tt: u32, word: u32, v: vec4<f16>) {
-  let o = tt * KSTR + RDIM + (word - LW) * RVALS;
-  ${stores(l.ropeType)}
-}
-// a latent word (times s) / a rope word, decoded and stored at hs[o ..]
 fn put_latent(o: u32, w: u32, s: f16) {
-  let v = dec_latent(w, s);
-  ${stores(l.latentType)}
+  ${put(l.latentType, l.scales.kind !== 'none')}
 }
+// a rope word (${4 / KV_ELEMENT_BYTES[l.ropeType]} values) at hs[o ..]
 fn put_rope(o: u32, w: u32) {
-  let v = dec_rope(w);
-  ${stores(l.ropeType)}
+  ${put(l.ropeType, false)}
 }`;
 }
 
 /** The unrolled parts: q tiles and accumulators are named registers. */
-function hotLoops(v: MmaShape, RW: number, LW: number, scaled: boolean, pools: number): Record<string, string> {
+function hotLoops(v: MmaShape, RW: number, scaled: boolean, pools: number): Record<string, string> {
   const range = (n: number) => Array.from({ length: n }, (_, i) => i);
   const { subgroups: NSG, workgroupSize: WG, tileTokens: BT } = MMA;
   const { MT, MROWS, KQ, HJ } = rowTiles(v);
@@ -145,51 +121,17 @@ function hotLoops(v: MmaShape, RW: number, LW: number, scaled: boolean, pools: n
   // multiple of 32
   const TPW = BT / NSG;
   const wordGuard = (c: number) => (32 * (c + 1) <= RW ? '' : `if (lane + ${32 * c}u < RW) `);
-  // a tile's raw words (and e4m3 scales) into register set `r`: raw_ the next tile's, rawb_ the one after it
-  const fetch = (tb: string, r = 'raw', sc = 'sc') => [
+  const fetch = (tb: string) => [
     // each token clamped into the sequence (one past the end is zeroed when stored)
     ...range(TPW).map((m) => `let tok_${m} = min(${tb} + sg + ${NSG * m}u, t_end - 1u);`),
     ...range(TPW).map((m) => `let pg_${m} = page_table[pt0 + tok_${m} / PAGE_SIZE];`),
     ...range(TPW).flatMap((m) => [
       locate(m),
       `let row_${m} = index_${m} * PAGE_WORDS + (tok_${m} % PAGE_SIZE) * RW + lane;`,
-      ...range(NCW).map((c) => `${wordGuard(c)}{ ${r}_${m}_${c} = cw(${pool(m)}, row_${m} + ${32 * c}u); }`),
-      ...(scaled ? [`${sc}_${m} = cw(${pool(m)}, index_${m} * PAGE_WORDS + SCALES_WORD + tok_${m} % PAGE_SIZE);`] : []),
+      ...range(NCW).map((c) => `${wordGuard(c)}{ raw_${m}_${c} = cw(${pool(m)}, row_${m} + ${32 * c}u); }`),
+      ...(scaled ? [`sc_${m} = cw(${pool(m)}, index_${m} * PAGE_WORDS + SCALES_WORD + tok_${m} % PAGE_SIZE);`] : []),
     ]),
   ];
-  const deep = v.prefetchTiles === 2;
-  const regs = (r: string, sc: string) => [
-    ...range(TPW).flatMap((m) => range(NCW).map((c) => `var ${r}_${m}_${c} = 0u;`)),
-    ...(scaled ? range(TPW).map((m) => `var ${sc}_${m} = 0u;`) : []),
-  ];
-  // depth 2: the tile after next moves up a set (register moves), then the one after that is fetched
-  const shift = [
-    ...range(TPW).flatMap((m) => range(NCW).map((c) => `raw_${m}_${c} = rawb_${m}_${c};`)),
-    ...(scaled ? range(TPW).map((m) => `sc_${m} = scb_${m};`) : []),
-  ];
-  const block = (lines: string[], indent: string) => [`{`, ...lines.map((l) => `  ${l}`), `}`].join(`\n${indent}`);
-  // a lane's word w = lane + 32·c of a row: latent in chunks wholly below LW, rope in those wholly above, else either
-  const byPart = (c: number, latent: string, rope: string) =>
-    32 * (c + 1) <= LW ? latent : 32 * c >= LW ? rope : `if (w < LW) { ${latent} } else { ${rope} }`;
-  // decodeAhead: the words in raw_ (tile tb's) decoded into dv_, a token's values zero past the sequence
-  const ahead = v.decodeAhead === true;
-  const decodeInto = (tb: string) => range(TPW).flatMap((m) => [
-    `{`,
-    `  let live = ${tb} + sg + ${NSG * m}u < t_end;`,
-    ...(scaled ? [`  let s = f16(select(0.0, bitcast<f32>(sc_${m}), live) * 256.0);`] : [`  let s = f16(1.0);`]),
-    ...range(NCW).flatMap((c) => [
-      `  ${wordGuard(c)}{`,
-      `    let w = lane + ${32 * c}u;`,
-      `    let raw = select(0u, raw_${m}_${c}, live);`,
-      `    ${byPart(c, `dv_${m}_${c} = dec_latent(raw, s);`, `dv_${m}_${c} = dec_rope(raw);`)}`,
-      `  }`,
-    ]),
-    `}`,
-  ]);
-  const storeDecoded = range(TPW).flatMap((m) => range(NCW).map((c) => {
-    const at = `sg + ${NSG * m}u, lane + ${32 * c}u, dv_${m}_${c}`;
-    return `${wordGuard(c)}{ let w = lane + ${32 * c}u; ${byPart(c, `put_latent_word(${at});`, `put_rope_word(${at});`)} }`;
-  }));
   const store = range(TPW).flatMap((m) => [
     `{`,
     `  let tt = sg + ${NSG * m}u;`,
@@ -299,24 +241,12 @@ function hotLoops(v: MmaShape, RW: number, LW: number, scaled: boolean, pools: n
   ${qGuard(i)}{ q_${i} = subgroupMatrixLoad<LeftT, row_major>(&hs, ${MT === 1 ? '' : 'mt * 16u * KSTR + '}(kq + ${KQ * i}u) * 16u, KSTR); }`).join('\n  '),
     ACC_INIT: [
       ...accs.map((a) => `var ${a.name} = ResT();`),
-      ...regs('raw', 'sc'),
-      ...(deep ? regs('rawb', 'scb') : []),
-      ...(ahead ? range(TPW).flatMap((m) => range(NCW).map((c) => `var dv_${m}_${c} = vec4<f16>();`)) : []),
+      ...range(BT / NSG).flatMap((m) => range(NCW).map((c) => `var raw_${m}_${c} = 0u;`)),
+      ...(scaled ? range(BT / NSG).map((m) => `var sc_${m} = 0u;`) : []),
     ].join('\n  '),
-    FETCH_FIRST: [
-      ...(deep
-        ? [block(fetch('t_begin'), '    '), `if (t_begin + BT < t_end) ${block(fetch('(t_begin + BT)', 'rawb', 'scb'), '    ')}`]
-        : fetch('t_begin')),
-      ...(ahead ? decodeInto('t_begin') : []),
-    ].join('\n    '),
-    STORE: (ahead ? storeDecoded : store).join('\n    '),
-    FETCH_NEXT: deep
-      ? [...shift, `if (t0 + 2u * BT < t_end) ${block(fetch('(t0 + 2u * BT)', 'rawb', 'scb'), '      ')}`].join('\n      ')
-      : fetch('(t0 + BT)').join('\n      '),
-    // the next tile's words, decoded where they have landed: beside the scores when two tiles are in flight (loaded
-    // a tile ago), else beside P·C (loaded during this tile); unguarded (past the end they are never stored)
-    DECODE_WITH_SCORES: ahead && deep ? decodeInto('(t0 + BT)').join('\n    ') : '',
-    DECODE_WITH_PV: ahead && !deep ? decodeInto('(t0 + BT)').join('\n    ') : '',
+    FETCH_FIRST: fetch('t_begin').join('\n    '),
+    STORE: store.join('\n    '),
+    FETCH_NEXT: fetch('(t0 + BT)').join('\n      '),
     SCORES: range(QN).map((i) => `${qGuard(i)}{ s = subgroupMatrixMultiplyAccumulate(q_${i}, subgroupMatrixLoad<RightT, col_major>(&hs, jt * 16u * KSTR + (kq + ${KQ * i}u) * 16u, KSTR), s); }`).join('\n    '),
     SOFTMAX: softmax.join('\n    '),
     RESCALE: rescale.join('\n      '),
@@ -339,12 +269,12 @@ function build_groupedDecodeMmaShader(v: MmaShape): KernelShader & { readonly un
   };
   const { cw } = poolWordsWgsl(v.poolBindings);
   const B = bindings(splitStorage(v.poolBindings, 'f32'), MMA_UNIFORMS);
-  const label = `grouped_decode_attn_mma_${v.dtype}_r${v.kvLoraRank}_p${v.ropeDim}_ps${v.pageSize}_g${v.headGroup}_t${MMA.tileTokens}_w${MMA.workgroupSize}_pools${v.poolBindings}${v.prefetchTiles === 2 ? '_pf2' : ''}${v.decodeAhead === true ? '_da' : ''}`;
+  const label = `grouped_decode_attn_mma_${v.dtype}_r${v.kvLoraRank}_p${v.ropeDim}_ps${v.pageSize}_g${v.headGroup}_t${MMA.tileTokens}_w${MMA.workgroupSize}_pools${v.poolBindings}`;
   return B.shader(label, `${SUBGROUP_MATRIX_WGSL}
 ${Object.entries(consts).map(([k, val]) => `const ${k}: u32 = ${val}u;`).join('\n')}
 ${B.wgsl}${cw}
 ${wordDecodeWgsl(l)}
-${fillWgsl(MMA_WGSL, hotLoops(v, l.rowBytes / 4, l.latentBytes / 4, scaled, v.poolBindings), 'grouped-decode-attention-mma.wgsl')}`);
+${fillWgsl(MMA_WGSL, hotLoops(v, l.rowBytes / 4, scaled, v.poolBindings), 'grouped-decode-attention-mma.wgsl')}`);
 }
 
 export const groupedDecodeMmaShader = defineKernel('grouped_decode_attn_mma', build_groupedDecodeMmaShader);

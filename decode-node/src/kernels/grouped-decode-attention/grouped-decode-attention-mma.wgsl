@@ -16,11 +16,7 @@
 // load). The next tile's raw words are loaded into registers while this one is multiplied: subgroup sg takes
 // tokens sg, sg+8, ..., a word a lane along each row (coalesced), first the tokens' page ids, then their
 // words (and e4m3 scales), all from token indices clamped into the sequence, so a thread's loads are in flight
-// together instead of one page-table round trip after another. With two tiles in flight (prefetchTiles 2) a
-// tile's loads have two tiles' time to land. With decodeAhead the next tile's words are decoded to f16 in
-// registers among this tile's products (the ALU work beside the tensor cores' latency: with P·C, or with the
-// scores when two tiles are in flight, whose words have landed by then), so the stores between the barriers
-// are stores only.
+// together instead of one page-table round trip after another.
 //
 // The tile is decoded to f16 in workgroup memory once (put_latent / put_rope, per dtype), neighbouring lanes
 // writing neighbouring words (at most 2-way bank conflicts; a lane writing 16 contiguous values made 8-way
@@ -104,7 +100,6 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     // scores: this subgroup's k-steps of its 16 tokens (unrolled by the launcher)
     var s = ResT();
     /*@SCORES@*/
-    /*@DECODE_WITH_SCORES@*/
     subgroupMatrixStore<row_major>(&sp, (kq * MROWS + mt * 16u) * SPSTR + jt * 16u, s, SPSTR);
     workgroupBarrier();
 
@@ -117,7 +112,6 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 
     // P·C: this subgroup's output column tiles
     /*@PV@*/
-    /*@DECODE_WITH_PV@*/
   }
 
   workgroupBarrier();

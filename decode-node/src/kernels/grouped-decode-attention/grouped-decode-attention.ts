@@ -60,18 +60,13 @@ export interface GroupedDecodeVariant {
   /** 'f32' (default): the portable FMA kernel; 'subgroup-matrix': grouped-decode-attention-mma.ts (tileTokens 32,
    *  workgroupSize 256, headGroup ≤ 32; needs the adapter's subgroup matrices, see mmaUnsupportedReason). */
   readonly engine?: GroupedDecodeEngine;
-  /** Subgroup-matrix engine: cache tiles whose words are loaded ahead, 1 (default) or 2 (see MmaShape). */
-  readonly prefetchTiles?: 1 | 2;
-  /** Subgroup-matrix engine: decode the next tile's words during this tile's products (see MmaShape). */
-  readonly decodeAhead?: boolean;
 }
 
 export type GroupedDecodeEngine = 'f32' | 'subgroup-matrix';
 
 const mmaShape = (v: GroupedDecodeVariant): MmaShape => ({
   kvLoraRank: v.kvLoraRank, ropeDim: v.ropeDim, dtype: v.dtype, pageSize: v.pageSize, headGroup: v.headGroup,
-  poolBindings: v.poolBindings ?? 1, ...(v.prefetchTiles === undefined ? {} : { prefetchTiles: v.prefetchTiles }),
-  ...(v.decodeAhead === undefined ? {} : { decodeAhead: v.decodeAhead }),
+  poolBindings: v.poolBindings ?? 1,
 });
 
 function checkMmaVariant(v: GroupedDecodeVariant): void {
