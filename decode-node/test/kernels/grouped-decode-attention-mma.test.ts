@@ -71,6 +71,15 @@ gpuTest(`two row tiles (head group 32): 40 heads (a full group and one of 8), 20
   }
 });
 
+// FP8 latents stored with lanes 16..31's f16 pairs swapped: the same values in the same places
+// (latent words fill whole 32-lane chunks at r = 512 and 128, so lanes 16..31 store latents)
+gpuTest(`swapped store order (swapHalves): FP8 caches, both row-tile layouts${skipNote}`, async (t) => {
+  for (const dtype of ['fp8_e4m3', 'fp8_e5m2'] as const) {
+    await compare(t, { r: 512, rope: 64, heads: 16, dtype, pageSize: 64, headGroup: 16, splits: 2, lens: [1, 33, 517], swapHalves: true, seed: 70 });
+    await compare(t, { r: 128, rope: 32, heads: 40, dtype, pageSize: 16, headGroup: 32, splits: 3, lens: [97, 2, 300], swapHalves: true, seed: 71 });
+  }
+});
+
 gpuTest(`r=128 rope=32: head group 5 of 7 heads, pool over 3 bindings, empty sequences and more splits than tokens${skipNote}`, async (t) => {
   for (const dtype of ['bf16', 'fp8_e4m3'] as const) {
     await compare(t, { r: 128, rope: 32, heads: 7, dtype, pageSize: 4, headGroup: 5, splits: 3, lens: [0, 33, 2, 61], poolBindings: 3, seed: 3 });
@@ -89,9 +98,9 @@ gpuTest(`growing scores move the running max past TAU (accumulators rescaled), e
 
 // runs everywhere: the shaders type-checked with stand-ins for the matrices (standInMatrices), so CI catches a WGSL
 // error in them before the GPU machine does
-test('every cache dtype, pool count and row-tile count of the subgroup-matrix shader compiles (matrices stood in)', async (t) => {
-  for (const dtype of ['f32', 'bf16', 'fp8_e4m3', 'fp8_e5m2'] as const) for (const poolBindings of [1, 3]) for (const headGroup of [16, 32]) {
-    const s = groupedDecodeMmaShader({ kvLoraRank: 512, ropeDim: 64, dtype, pageSize: 64, headGroup, poolBindings });
+test('every cache dtype, pool count, row-tile count and store order of the subgroup-matrix shader compiles (matrices stood in)', async (t) => {
+  for (const dtype of ['f32', 'bf16', 'fp8_e4m3', 'fp8_e5m2'] as const) for (const poolBindings of [1, 3]) for (const headGroup of [16, 32]) for (const swapHalves of [false, true]) {
+    const s = groupedDecodeMmaShader({ kvLoraRank: 512, ropeDim: 64, dtype, pageSize: 64, headGroup, poolBindings, swapHalves });
     t.is(await wgslErrors(gpu, standInMatrices(s.source)), '', s.label);
   }
 });

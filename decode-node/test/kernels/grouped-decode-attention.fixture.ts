@@ -99,6 +99,8 @@ export interface Case {
   /** Which kernel (default: the plan's choice, portable without `matrix`). */
   readonly engine?: GroupedDecodeEngine;
   readonly matrix?: MatrixCapabilities;
+  /** Subgroup-matrix engine: FP8 latents stored with lanes 16..31's f16 pairs swapped (default the plan's). */
+  readonly swapHalves?: boolean;
   /** Token t's row is multiplied by 1 + ramp·t, so later scores grow and the running max keeps moving. */
   readonly ramp?: number;
 }
@@ -231,10 +233,11 @@ export function variantOf(gpu: Gpu, c: Case): GroupedDecodeVariant {
       tileTokens: c.tileTokens, poolBindings: c.poolBindings ?? 1, workgroupSize: c.workgroupSize,
     };
   }
-  return groupedDecodePlan({
+  const planned = groupedDecodePlan({
     kvLoraRank: c.r, ropeDim: c.rope, dtype: c.dtype, pageSize: c.pageSize, heads: c.heads, headGroup: c.headGroup,
     limits: gpu.limits, poolBindings: c.poolBindings, engine: c.engine, matrix: c.matrix,
   });
+  return c.swapHalves === undefined ? planned : { ...planned, swapHalves: c.swapHalves };
 }
 
 export async function runCase(

@@ -39,6 +39,10 @@ export { subgroupMatrixUnsupportedReason as mmaUnsupportedReason } from '@latent
 export interface MmaShape {
   readonly kvLoraRank: number; readonly ropeDim: number; readonly dtype: KvDtype; readonly pageSize: number;
   readonly headGroup: number; readonly poolBindings: number;
+  /** FP8 latents: lanes 16..31 store their word's two f16 pairs in swapped order, so each of a word's 4 scalar
+   *  stores hits 32 different banks (unswapped, lanes L and L + 16 share one: two wavefronts a store). Off by
+   *  default: untimed (the tile's stores are the kernel's largest part, decode-attention-ablate.h100.txt). */
+  readonly swapHalves?: boolean;
 }
 
 function check(v: MmaShape): void {
@@ -48,6 +52,7 @@ function check(v: MmaShape): void {
   if (!Number.isInteger(v.kvLoraRank) || v.kvLoraRank < 64 || v.kvLoraRank % 64 !== 0) fail('kvLoraRank must be a multiple of 64');
   if (!Number.isInteger(v.ropeDim) || v.ropeDim < 16 || v.ropeDim % 16 !== 0) fail('ropeDim must be a positive multiple of 16');
   if (!Number.isInteger(v.headGroup) || v.headGroup < 1 || v.headGroup > MMA.maxHeadGroup) fail(`headGroup must be 1..${MMA.maxHeadGroup}`);
+  if (v.swapHalves !== undefined && typeof v.swapHalves !== 'boolean') fail('swapHalves must be a boolean');
 }
 
 /** f16 row stride in workgroup memory: the row padded by 8 values so the rows of a tile start on different banks. */
@@ -68,19 +73,26 @@ export function groupedDecodeMmaWorkgroupBytes(v: MmaShape): number {
   return 2 * (MMA.tileTokens * kstr(v) + MROWS * PSTR) + 4 * KQ * MROWS * SPSTR + 4 * MROWS + 16;
 }
 
+/** Whether the variant stores its latent words' f16 pairs swapped on lanes 16..31 (FP8 latents only: 4 values a word). */
+const swapsHalves = (v: MmaShape, l: LatentKvLayout) => v.swapHalves === true && KV_ELEMENT_BYTES[l.latentType] === 1;
+
 /** WGSL turning one raw word of the cache into f16 values at hs[o ..]: put_latent (times s, e4m3's scale·256) and put_rope. */
-function wordDecodeWgsl(l: LatentKvLayout): string {
-  const put = (type: KvElementType, scaled: boolean): string => {
+function wordDecodeWgsl(l: LatentKvLayout, swap: boolean): string {
+  const put = (type: KvElementType, scaled: boolean, swapped: boolean): string => {
     const mul = scaled ? ' * s' : '';
+    // a word's 4 values in place; swapped: z, w first at o + swap, then x, y (swap = 2 on lanes 16..31, else 0)
+    const stores4 = swapped
+      ? `let first = select(v.xy, v.zw, swap != 0u);\n  let second = select(v.zw, v.xy, swap != 0u);\n  hs[o + swap] = first.x; hs[o + swap + 1u] = first.y; hs[o + 2u - swap] = second.x; hs[o + 3u - swap] = second.y;`
+      : `hs[o] = v.x; hs[o + 1u] = v.y; hs[o + 2u] = v.z; hs[o + 3u] = v.w;`;
     switch (type) {
       case 'f32':
         return `hs[o] = f16(bitcast<f32>(w));`;
       case 'bf16':
         return `let v = vec2<f16>(bitcast<vec2<f32>>(vec2<u32>(w << 16u, w & 0xffff0000u)))${mul};\n  hs[o] = v.x; hs[o + 1u] = v.y;`;
       case 'fp8_e5m2':
-        return `let v = vec4<f16>(bitcast<vec2<f16>>(((w & 0xffu) << 8u) | ((w & 0xff00u) << 16u)), bitcast<vec2<f16>>(((w >> 8u) & 0xff00u) | (w & 0xff000000u)))${mul};\n  hs[o] = v.x; hs[o + 1u] = v.y; hs[o + 2u] = v.z; hs[o + 3u] = v.w;`;
+        return `let v = vec4<f16>(bitcast<vec2<f16>>(((w & 0xffu) << 8u) | ((w & 0xff00u) << 16u)), bitcast<vec2<f16>>(((w >> 8u) & 0xff00u) | (w & 0xff000000u)))${mul};\n  ${stores4}`;
       case 'fp8_e4m3':
-        return `let v = vec4<f16>(bitcast<vec2<f16>>(e4m3_pair16(w)), bitcast<vec2<f16>>(e4m3_pair16(w >> 16u)))${mul};\n  hs[o] = v.x; hs[o + 1u] = v.y; hs[o + 2u] = v.z; hs[o + 3u] = v.w;`;
+        return `let v = vec4<f16>(bitcast<vec2<f16>>(e4m3_pair16(w)), bitcast<vec2<f16>>(e4m3_pair16(w >> 16u)))${mul};\n  ${stores4}`;
     }
   };
   return `// two e4m3 codes (low 16 bits of w) → two f16 holding code·2^-8: sign to bit 15, exponent+mantissa shifted by 7
@@ -89,17 +101,17 @@ fn e4m3_pair16(w: u32) -> u32 {
 }
 // a latent word (${4 / KV_ELEMENT_BYTES[l.latentType]} values) at hs[o ..]; s: its token's scale·256 (e4m3), else unused.
 // bf16/f32 values past 65504 become inf (see the header); e5m2 codes are the top bytes of f16s.
-fn put_latent(o: u32, w: u32, s: f16) {
-  ${put(l.latentType, l.scales.kind !== 'none')}
+fn put_latent(o: u32, w: u32, s: f16${swap ? ', swap: u32' : ''}) {
+  ${put(l.latentType, l.scales.kind !== 'none', swap)}
 }
 // a rope word (${4 / KV_ELEMENT_BYTES[l.ropeType]} values) at hs[o ..]
 fn put_rope(o: u32, w: u32) {
-  ${put(l.ropeType, false)}
+  ${put(l.ropeType, false, false)}
 }`;
 }
 
 /** The unrolled parts: q tiles and accumulators are named registers. */
-function hotLoops(v: MmaShape, RW: number, scaled: boolean, pools: number): Record<string, string> {
+function hotLoops(v: MmaShape, RW: number, scaled: boolean, pools: number, swap: boolean): Record<string, string> {
   const range = (n: number) => Array.from({ length: n }, (_, i) => i);
   const { subgroups: NSG, workgroupSize: WG, tileTokens: BT } = MMA;
   const { MT, MROWS, KQ, HJ } = rowTiles(v);
@@ -132,20 +144,24 @@ function hotLoops(v: MmaShape, RW: number, scaled: boolean, pools: number): Reco
       ...(scaled ? [`sc_${m} = cw(${pool(m)}, index_${m} * PAGE_WORDS + SCALES_WORD + tok_${m} % PAGE_SIZE);`] : []),
     ]),
   ];
-  const store = range(TPW).flatMap((m) => [
-    `{`,
-    `  let tt = sg + ${NSG * m}u;`,
-    `  let live = t0 + tt < t_end;`,
-    ...(scaled ? [`  let s = f16(select(0.0, bitcast<f32>(sc_${m}), live) * 256.0);`] : [`  let s = f16(1.0);`]),
-    ...range(NCW).flatMap((c) => [
-      `  ${wordGuard(c)}{`,
-      `    let w = lane + ${32 * c}u;`,
-      `    let raw = select(0u, raw_${m}_${c}, live);`,
-      `    if (w < LW) { put_latent(tt * KSTR + w * LVALS, raw, s); } else { put_rope(tt * KSTR + RDIM + (w - LW) * RVALS, raw); }`,
-      `  }`,
+  const store = [
+    // swapHalves: 2 on lanes 16..31 (their words lie 128 bytes from lanes 0..15's: the same banks)
+    ...(swap ? [`let swap = (lane & 16u) >> 3u;`] : []),
+    ...range(TPW).flatMap((m) => [
+      `{`,
+      `  let tt = sg + ${NSG * m}u;`,
+      `  let live = t0 + tt < t_end;`,
+      ...(scaled ? [`  let s = f16(select(0.0, bitcast<f32>(sc_${m}), live) * 256.0);`] : [`  let s = f16(1.0);`]),
+      ...range(NCW).flatMap((c) => [
+        `  ${wordGuard(c)}{`,
+        `    let w = lane + ${32 * c}u;`,
+        `    let raw = select(0u, raw_${m}_${c}, live);`,
+        `    if (w < LW) { put_latent(tt * KSTR + w * LVALS, raw, s${swap ? ', swap' : ''}); } else { put_rope(tt * KSTR + RDIM + (w - LW) * RVALS, raw); }`,
+        `  }`,
+      ]),
+      `}`,
     ]),
-    `}`,
-  ]);
+  ];
   // a thread's tokens of its row: hj, hj + HJ, ...; the row's HJ lanes reduced by shuffles
   const TPT = BT / HJ;
   const shuffles = range(Math.log2(HJ)).map((i) => 2 ** i);
@@ -269,12 +285,13 @@ function build_groupedDecodeMmaShader(v: MmaShape): KernelShader & { readonly un
   };
   const { cw } = poolWordsWgsl(v.poolBindings);
   const B = bindings(splitStorage(v.poolBindings, 'f32'), MMA_UNIFORMS);
-  const label = `grouped_decode_attn_mma_${v.dtype}_r${v.kvLoraRank}_p${v.ropeDim}_ps${v.pageSize}_g${v.headGroup}_t${MMA.tileTokens}_w${MMA.workgroupSize}_pools${v.poolBindings}`;
+  const swap = swapsHalves(v, l);
+  const label = `grouped_decode_attn_mma_${v.dtype}_r${v.kvLoraRank}_p${v.ropeDim}_ps${v.pageSize}_g${v.headGroup}_t${MMA.tileTokens}_w${MMA.workgroupSize}_pools${v.poolBindings}${swap ? '_swap' : ''}`;
   return B.shader(label, `${SUBGROUP_MATRIX_WGSL}
 ${Object.entries(consts).map(([k, val]) => `const ${k}: u32 = ${val}u;`).join('\n')}
 ${B.wgsl}${cw}
-${wordDecodeWgsl(l)}
-${fillWgsl(MMA_WGSL, hotLoops(v, l.rowBytes / 4, scaled, v.poolBindings), 'grouped-decode-attention-mma.wgsl')}`);
+${wordDecodeWgsl(l, swap)}
+${fillWgsl(MMA_WGSL, hotLoops(v, l.rowBytes / 4, scaled, v.poolBindings, swap), 'grouped-decode-attention-mma.wgsl')}`);
 }
 
 export const groupedDecodeMmaShader = defineKernel('grouped_decode_attn_mma', build_groupedDecodeMmaShader);

@@ -60,13 +60,15 @@ export interface GroupedDecodeVariant {
   /** 'f32' (default): the portable FMA kernel; 'subgroup-matrix': grouped-decode-attention-mma.ts (tileTokens 32,
    *  workgroupSize 256, headGroup ≤ 32; needs the adapter's subgroup matrices, see mmaUnsupportedReason). */
   readonly engine?: GroupedDecodeEngine;
+  /** Subgroup-matrix engine, FP8 latents: lanes 16..31 store their f16 pairs swapped (see MmaShape; off by default). */
+  readonly swapHalves?: boolean;
 }
 
 export type GroupedDecodeEngine = 'f32' | 'subgroup-matrix';
 
 const mmaShape = (v: GroupedDecodeVariant): MmaShape => ({
   kvLoraRank: v.kvLoraRank, ropeDim: v.ropeDim, dtype: v.dtype, pageSize: v.pageSize, headGroup: v.headGroup,
-  poolBindings: v.poolBindings ?? 1,
+  poolBindings: v.poolBindings ?? 1, ...(v.swapHalves === undefined ? {} : { swapHalves: v.swapHalves }),
 });
 
 function checkMmaVariant(v: GroupedDecodeVariant): void {
