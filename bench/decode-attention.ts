@@ -209,7 +209,7 @@ function ablated(programs: readonly KernelProgram[], part: string): KernelProgra
   if (!cut) throw new RangeError(`BENCH_ABLATE: unknown part ${part} (known: ${Object.keys(ABLATIONS).join(', ')})`);
   const [first, ...rest] = programs;
   if (!first) throw new Error('ablated: no programs');
-  return [{ ...first, shader: { ...first.shader, label: first.shader.label, source: cut(first.shader.source) } }, ...rest];
+  return [{ ...first, shader: { ...first.shader, source: cut(first.shader.source) } }, ...rest];
 }
 
 export async function benchDecodeAttention(gpu: Gpu, cases: readonly Case[], engines: readonly Engine[], caps: Caps): Promise<Row[]> {
