@@ -290,27 +290,22 @@ export async function benchDecodeAttention(gpu: Gpu, cases: readonly Case[], eng
           const tm = await timeRuns(gpu, programs, runs, runMs, true);
           const tokens = c.batch * c.context;
           const flops = tokens * heads * (2 * W + 2 * R);
-          rows.push({
-            model: c.model, heads, batch: c.batch, context: c.context, dtype: c.dtype, engine, part: 'all',
+          // one table row: a timing of the kernel whole (part 'all', with its errors) or with a part taken out
+          const row = (part: string, t: typeof tm, perKernelMs: number, errs: { rel: number; vsUnquantized: number; finite: string }): Row => ({
+            model: c.model, heads, batch: c.batch, context: c.context, dtype: c.dtype, engine, part,
             G: variant.headGroup, swap: String(variant.swapHalves ?? false), splits: numSplits, pools: poolBindings,
-            ms: tm.med, 'ms min': tm.min, 'ms max': tm.max, iters: tm.iters, 'ms a pass a kernel': tk.med,
-            'GB/s': (tokens * l.tokenBytes) / (tm.med * 1e6), 'TFLOP/s': flops / (tm.med * 1e9),
-            'sglang ms': ref?.ms_graph ?? NaN, 'sglang/ours': ref ? ref.ms_graph / tm.med : NaN,
-            'rel err': err, 'sglang rel err': ref?.rel_err ?? NaN, 'rel err vs unquantized': errOrig, finite: String(finite),
+            ms: t.med, 'ms min': t.min, 'ms max': t.max, iters: t.iters, 'ms a pass a kernel': perKernelMs,
+            'GB/s': (tokens * l.tokenBytes) / (t.med * 1e6), 'TFLOP/s': flops / (t.med * 1e9),
+            'sglang ms': ref?.ms_graph ?? NaN, 'sglang/ours': ref ? ref.ms_graph / t.med : NaN,
+            'rel err': errs.rel, 'sglang rel err': ref?.rel_err ?? NaN, 'rel err vs unquantized': errs.vsUnquantized, finite: errs.finite,
           });
+          rows.push(row('all', tm, tk.med, { rel: err, vsUnquantized: errOrig, finite: String(finite) }));
           console.error(`done ${c.model} b${c.batch} ctx${c.context} ${c.dtype} ${engine} G${variant.headGroup}${variant.swapHalves ? ' swapped' : ''}: ${tm.med.toFixed(4)} ms (${tm.min.toFixed(4)}–${tm.max.toFixed(4)}), err ${err.toExponential(2)}`);
           // the same call with one part of the tensor-core kernel taken out (outputs wrong; timing only): what bounds it
           if (engine === 'subgroup-matrix') {
             for (const part of envList('BENCH_ABLATE', [])) {
               const ta = await timeRuns(gpu, ablated(programs, part), runs, runMs, true);
-              rows.push({
-                model: c.model, heads, batch: c.batch, context: c.context, dtype: c.dtype, engine, part: `without ${part}`,
-                G: variant.headGroup, swap: String(variant.swapHalves ?? false), splits: numSplits, pools: poolBindings,
-                ms: ta.med, 'ms min': ta.min, 'ms max': ta.max, iters: ta.iters, 'ms a pass a kernel': NaN,
-                'GB/s': (tokens * l.tokenBytes) / (ta.med * 1e6), 'TFLOP/s': flops / (ta.med * 1e9),
-                'sglang ms': ref?.ms_graph ?? NaN, 'sglang/ours': ref ? ref.ms_graph / ta.med : NaN,
-                'rel err': NaN, 'sglang rel err': ref?.rel_err ?? NaN, 'rel err vs unquantized': NaN, finite: 'n/a',
-              });
+              rows.push(row(`without ${part}`, ta, NaN, { rel: NaN, vsUnquantized: NaN, finite: 'n/a' }));
               console.error(`  without ${part}: ${ta.med.toFixed(4)} ms (${ta.min.toFixed(4)}–${ta.max.toFixed(4)})`);
             }
           }
