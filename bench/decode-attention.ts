@@ -17,7 +17,7 @@
 // Env (lists comma-separated): BENCH_MODELS (v2,v2-lite)  BENCH_BATCHES (1,32,128)  BENCH_CONTEXTS (1024,4096,16384)
 //   BENCH_DTYPES (bf16,fp8_e4m3,fp8_e5m2)  BENCH_ENGINES (f32,subgroup-matrix: those the adapter has)  PAGE_SIZE (64)
 //   BENCH_ABLATE (parts of the subgroup-matrix kernel timed without: decode, store, fetch, scores, pv; see ABLATIONS)
-//   BENCH_SWAP_HALVES (0, 1: the subgroup-matrix kernel with FP8 latents' f16 pairs stored swapped on lanes 16..31, each timed)
+//   BENCH_TILE_TOKENS (the subgroup-matrix kernel's tile sizes, each timed: 16, 32; default the plan's)
 //   SPLITS  BENCH_HEAD_GROUPS (the subgroup-matrix kernel's head groups, each timed: 16 = one row tile, 32 = two; default the plan's)  BENCH_LABELS (1: each kernel's share printed)  WORKGROUP_SLOTS (the device's measured full workgroup slots; the split policy's input)  BENCH_RUNS (7)  BENCH_RUN_MS (20)  BENCH_NAME (decode-attention)  BENCH_CARD,
 //   BENCH_DRIVER, BENCH_COMMIT (recorded in the result file)  plus WEBGPU_ADAPTER / DAWN_FEATURES.
 import { readFileSync } from 'node:fs';
@@ -222,7 +222,7 @@ export async function benchDecodeAttention(gpu: Gpu, cases: readonly Case[], eng
   const sglang = sglangRows();
   const maxBinding = gpu.limits.maxStorageBufferBindingSize;
   const rows: Row[] = [];
-  const failed = new Set<string>(); // engine/head group/swapped stores
+  const failed = new Set<string>(); // engine/head group/tile
   for (const c of cases) {
     const heads = MODELS[c.model].heads;
     const l = latentKvLayout({ kvLoraRank: R, ropeDim: ROPE, pageSize, dtype: c.dtype });
@@ -257,15 +257,15 @@ export async function benchDecodeAttention(gpu: Gpu, cases: readonly Case[], eng
       const ref = sglang.find((s) => s.H === heads && s.B === c.batch && s.L === c.context && s.dtype === c.dtype);
       // the subgroup-matrix kernel at each of BENCH_HEAD_GROUPS side by side on the same caches (default: the plan's)
       const headGroups = envList('BENCH_HEAD_GROUPS', []).map(Number);
-      // and with each of BENCH_SWAP_HALVES (0, 1: FP8 latents' f16 pairs stored swapped on lanes 16..31)
-      const swaps = envList('BENCH_SWAP_HALVES', []).map((x) => x === '1');
-      const mmaForms = (headGroups.length > 0 ? headGroups : [undefined]).flatMap((headGroup) => (swaps.length > 0 ? swaps : [undefined]).map((swapHalves) => ({ headGroup, swapHalves })));
-      const timed = engines.flatMap((engine) => (engine === 'subgroup-matrix' ? mmaForms : [{ headGroup: undefined, swapHalves: undefined }]).map((f) => ({ engine, ...f })));
-      for (const { engine, headGroup, swapHalves } of timed) {
-        const key = `${engine}/${headGroup ?? ''}/${swapHalves ?? ''}`;
+      // and with each of BENCH_TILE_TOKENS (tokens a staged cache tile)
+      const tiles = envList('BENCH_TILE_TOKENS', []).map(Number);
+      const mmaForms = (headGroups.length > 0 ? headGroups : [undefined]).flatMap((headGroup) => (tiles.length > 0 ? tiles : [undefined]).map((tileTokens) => ({ headGroup, tileTokens })));
+      const timed = engines.flatMap((engine) => (engine === 'subgroup-matrix' ? mmaForms : [{ headGroup: undefined, tileTokens: undefined }]).map((f) => ({ engine, ...f })));
+      for (const { engine, headGroup, tileTokens } of timed) {
+        const key = `${engine}/${headGroup ?? ''}/${tileTokens ?? ''}`;
         if (failed.has(key)) continue;
         const planned = k.groupedDecodePlan({ kvLoraRank: R, ropeDim: ROPE, dtype: c.dtype, pageSize, heads, limits: gpu.limits, poolBindings, matrix: caps, engine, headGroup });
-        const variant = { ...planned, poolBindings, ...(swapHalves === undefined ? {} : { swapHalves }) };
+        const variant = { ...planned, poolBindings, ...(tileTokens === undefined ? {} : { tileTokens }) };
         const numSplits = envNumber('SPLITS', undefined) ?? k.decodeSplitsFor(variant, { batch: c.batch, heads, maxContext: c.context, workgroupSlots });
         const scratch = k.groupedDecodeScratchBytes({ batch: c.batch, heads, kvLoraRank: R, numSplits });
         const lse = gpu.buffer('lse', scratch.lseBytes);
@@ -293,14 +293,14 @@ export async function benchDecodeAttention(gpu: Gpu, cases: readonly Case[], eng
           // one table row: a timing of the kernel whole (part 'all', with its errors) or with a part taken out
           const row = (part: string, t: typeof tm, perKernelMs: number, errs: { rel: number; vsUnquantized: number; finite: string }): Row => ({
             model: c.model, heads, batch: c.batch, context: c.context, dtype: c.dtype, engine, part,
-            G: variant.headGroup, swap: String(variant.swapHalves ?? false), splits: numSplits, pools: poolBindings,
+            G: variant.headGroup, tile: variant.tileTokens, splits: numSplits, pools: poolBindings,
             ms: t.med, 'ms min': t.min, 'ms max': t.max, iters: t.iters, 'ms a pass a kernel': perKernelMs,
             'GB/s': (tokens * l.tokenBytes) / (t.med * 1e6), 'TFLOP/s': flops / (t.med * 1e9),
             'sglang ms': ref?.ms_graph ?? NaN, 'sglang/ours': ref ? ref.ms_graph / t.med : NaN,
             'rel err': errs.rel, 'sglang rel err': ref?.rel_err ?? NaN, 'rel err vs unquantized': errs.vsUnquantized, finite: errs.finite,
           });
           rows.push(row('all', tm, tk.med, { rel: err, vsUnquantized: errOrig, finite: String(finite) }));
-          console.error(`done ${c.model} b${c.batch} ctx${c.context} ${c.dtype} ${engine} G${variant.headGroup}${variant.swapHalves ? ' swapped' : ''}: ${tm.med.toFixed(4)} ms (${tm.min.toFixed(4)}–${tm.max.toFixed(4)}), err ${err.toExponential(2)}`);
+          console.error(`done ${c.model} b${c.batch} ctx${c.context} ${c.dtype} ${engine} G${variant.headGroup} t${variant.tileTokens}: ${tm.med.toFixed(4)} ms (${tm.min.toFixed(4)}–${tm.max.toFixed(4)}), err ${err.toExponential(2)}`);
           // the same call with one part of the tensor-core kernel taken out (outputs wrong; timing only): what bounds it
           if (engine === 'subgroup-matrix') {
             for (const part of envList('BENCH_ABLATE', [])) {

@@ -20,7 +20,7 @@
 # split-k-more (the merge dispatch at batch 1, 8 KV splits at batch 1, the split GEMMs alone and their tensor-core tests, the experts' gate/up split, mma-peak),
 # head-groups (decode attention at 128 heads, head groups of 16 and 32), ablate (decode attention with one part of the
 # tensor-core kernel taken out at a time: what bounds it), splits-16h (decode attention at 16 heads by split count),
-# swap-halves (decode attention with FP8 latents' f16 pairs stored swapped on lanes 16..31, against in order; its tests), robustness (Dawn's bounds clamps on and off:
+# tile16 (decode attention with 16-token tiles against 32, at the split policy's count and at 2 and 4 splits; its tests), robustness (Dawn's bounds clamps on and off:
 # decode attention, decode steps, prefill, mma-peak), transfer (needs pack.sh --servers).
 # DAWN_FEATURES defaults to allow_unsafe_apis,vulkan_enable_f16_on_nvidia,disable_robustness (as served on NVIDIA).
 set -uo pipefail
@@ -164,15 +164,17 @@ for s in "$@"; do
       done
       BENCH_ENGINES=subgroup-matrix BENCH_MODELS=v2 BENCH_BATCHES=32 BENCH_CONTEXTS=4096 BENCH_DTYPES=bf16,fp8_e4m3 \
         BENCH_ABLATE=decode,store,fetch,scores,pv BENCH_RUNS=5 BENCH_NAME=decode-attention-ablate-128h step decode-attention-ablate-128h 120 node bench/dist/decode-attention.js ;;
-    swap-halves)
-      # the subgroup-matrix decode attention with FP8 latents' f16 pairs stored in order and swapped on lanes 16..31
-      # (one wavefront a store instead of two), same caches, at the issue's rows, then its tests
-      for bc in 128/16384 32/4096; do
-        BENCH_ENGINES=subgroup-matrix BENCH_MODELS=v2-lite BENCH_BATCHES=${bc%/*} BENCH_CONTEXTS=${bc#*/} BENCH_DTYPES=fp8_e4m3,fp8_e5m2 \
-          BENCH_SWAP_HALVES=0,1 BENCH_RUNS=5 BENCH_NAME=decode-attention-swap-16h-b${bc%/*} step decode-attention-swap-16h-b${bc%/*} 100 node bench/dist/decode-attention.js
+    tile16)
+      # the subgroup-matrix decode attention with 16- and 32-token tiles (16: 60% of the workgroup memory and fewer
+      # registers, so more workgroups a multiprocessor), same caches, at the split policy's count and at 2 and 4
+      # splits a sequence (more workgroups than one a multiprocessor: do they run at once?), then its tests
+      for n in policy 2 4; do
+        sp=; [ $n != policy ] && sp=$n
+        SPLITS=$sp BENCH_ENGINES=subgroup-matrix BENCH_MODELS=v2-lite BENCH_BATCHES=32,128 BENCH_CONTEXTS=4096,16384 BENCH_DTYPES=bf16,fp8_e4m3,fp8_e5m2 \
+          BENCH_TILE_TOKENS=32,16 BENCH_RUNS=5 BENCH_NAME=decode-attention-tile16-16h-s$n step decode-attention-tile16-16h-s$n 120 node bench/dist/decode-attention.js
       done
-      BENCH_ENGINES=subgroup-matrix BENCH_MODELS=v2 BENCH_BATCHES=32,128 BENCH_CONTEXTS=4096 BENCH_DTYPES=fp8_e4m3 \
-        BENCH_SWAP_HALVES=0,1 BENCH_RUNS=5 BENCH_NAME=decode-attention-swap-128h step decode-attention-swap-128h 100 node bench/dist/decode-attention.js
+      BENCH_ENGINES=subgroup-matrix BENCH_MODELS=v2 BENCH_BATCHES=1,32,128 BENCH_CONTEXTS=4096 BENCH_DTYPES=fp8_e4m3,bf16 \
+        BENCH_TILE_TOKENS=32,16 BENCH_RUNS=5 BENCH_NAME=decode-attention-tile16-128h step decode-attention-tile16-128h 120 node bench/dist/decode-attention.js
       step decode-attention-mma-test 240 bash -c "cd decode-node && node $ava dist/test/kernels/grouped-decode-attention-mma.test.js --verbose" ;;
     splits-16h)
       # the subgroup-matrix decode attention at V2-Lite's 16 heads with 1..16 splits a sequence (the policy's choice

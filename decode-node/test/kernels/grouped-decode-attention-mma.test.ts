@@ -30,8 +30,8 @@ if (why !== null) console.log(`subgroup-matrix decode attention tests skipped: $
 async function compare(t: ExecutionContext, c: Case, tol = MMA_TOL): Promise<{ ref: number; vsPortable: number }> {
   const fast = await runCase(gpu, { ...c, engine: 'subgroup-matrix', matrix });
   t.is(fast.variant.engine, 'subgroup-matrix');
-  // the portable kernel holds at most 16 heads a group at r = 512 (its q lives in workgroup memory)
-  const portable = await runCase(gpu, { ...c, engine: 'f32', headGroup: Math.min(c.headGroup, 16) });
+  // the portable kernel holds at most 16 heads a group at r = 512 (its q lives in workgroup memory), on its plan's tile
+  const portable = await runCase(gpu, { ...c, engine: 'f32', headGroup: Math.min(c.headGroup, 16), tileTokens: undefined });
   let vsPortable = 0;
   for (let i = 0; i < fast.got.length; i++) {
     const e = Math.abs(fast.got[i]! - portable.got[i]!) / Math.max(1, Math.abs(portable.got[i]!));
@@ -71,12 +71,13 @@ gpuTest(`two row tiles (head group 32): 40 heads (a full group and one of 8), 20
   }
 });
 
-// FP8 latents stored with lanes 16..31's f16 pairs swapped: the same values in the same places
-// (latent words fill whole 32-lane chunks at r = 512 and 128, so lanes 16..31 store latents)
-gpuTest(`swapped store order (swapHalves): FP8 caches, both row-tile layouts${skipNote}`, async (t) => {
-  for (const dtype of ['fp8_e4m3', 'fp8_e5m2'] as const) {
-    await compare(t, { r: 512, rope: 64, heads: 16, dtype, pageSize: 64, headGroup: 16, splits: 2, lens: [1, 33, 517], swapHalves: true, seed: 70 });
-    await compare(t, { r: 128, rope: 32, heads: 40, dtype, pageSize: 16, headGroup: 32, splits: 3, lens: [97, 2, 300], swapHalves: true, seed: 71 });
+// 16-token tiles: the scores split 8 ways along k (4 with two row tiles), one token a thread in the softmax
+gpuTest(`16-token tiles: both row-tile layouts, a partial group over 3 pool bindings, a moving running max, every dtype${skipNote}`, async (t) => {
+  for (const dtype of DTYPES) {
+    await compare(t, { r: 512, rope: 64, heads: 16, dtype, pageSize: 64, headGroup: 16, splits: 2, lens: [1, 33, 517], tileTokens: 16, seed: 70 });
+    await compare(t, { r: 128, rope: 32, heads: 40, dtype, pageSize: 16, headGroup: 32, splits: 3, lens: [97, 2, 300], tileTokens: 16, seed: 71 });
+    await compare(t, { r: 128, rope: 32, heads: 7, dtype, pageSize: 4, headGroup: 5, splits: 3, lens: [0, 33, 2, 61], poolBindings: 3, tileTokens: 16, seed: 72 });
+    await compare(t, { r: 64, rope: 16, heads: 16, dtype, pageSize: 16, headGroup: 16, splits: 2, lens: [300, 97], ramp: 0.02, tileTokens: 16, seed: 73 }, 2e-2);
   }
 });
 
@@ -98,18 +99,22 @@ gpuTest(`growing scores move the running max past TAU (accumulators rescaled), e
 
 // runs everywhere: the shaders type-checked with stand-ins for the matrices (standInMatrices), so CI catches a WGSL
 // error in them before the GPU machine does
-test('every cache dtype, pool count, row-tile count and store order of the subgroup-matrix shader compiles (matrices stood in)', async (t) => {
-  for (const dtype of ['f32', 'bf16', 'fp8_e4m3', 'fp8_e5m2'] as const) for (const poolBindings of [1, 3]) for (const headGroup of [16, 32]) for (const swapHalves of [false, true]) {
-    const s = groupedDecodeMmaShader({ kvLoraRank: 512, ropeDim: 64, dtype, pageSize: 64, headGroup, poolBindings, swapHalves });
+test('every cache dtype, pool count, row-tile count and tile size of the subgroup-matrix shader compiles (matrices stood in)', async (t) => {
+  for (const dtype of ['f32', 'bf16', 'fp8_e4m3', 'fp8_e5m2'] as const) for (const poolBindings of [1, 3]) for (const headGroup of [16, 32]) for (const tileTokens of MMA.tileTokenChoices) {
+    const s = groupedDecodeMmaShader({ kvLoraRank: 512, ropeDim: 64, dtype, pageSize: 64, headGroup, poolBindings, tileTokens });
     t.is(await wgslErrors(gpu, standInMatrices(s.source)), '', s.label);
   }
 });
 
-test('both row-tile layouts fit 48 KiB of workgroup memory at DeepSeek dims', (t) => {
-  for (const headGroup of [16, 32]) {
-    const bytes = groupedDecodeMmaWorkgroupBytes({ kvLoraRank: 512, ropeDim: 64, dtype: 'fp8_e4m3', pageSize: 64, headGroup, poolBindings: 1 });
-    t.true(bytes <= 49152, `head group ${headGroup}: ${bytes} bytes`);
+test('both row-tile layouts and tile sizes fit 48 KiB of workgroup memory at DeepSeek dims', (t) => {
+  for (const headGroup of [16, 32]) for (const tileTokens of MMA.tileTokenChoices) {
+    const bytes = groupedDecodeMmaWorkgroupBytes({ kvLoraRank: 512, ropeDim: 64, dtype: 'fp8_e4m3', pageSize: 64, headGroup, poolBindings: 1, tileTokens });
+    t.true(bytes <= 49152, `head group ${headGroup}, ${tileTokens}-token tiles: ${bytes} bytes`);
   }
+  // 16-token tiles at 16 heads take about 60% of the 32-token tiles' memory (room for more workgroups a multiprocessor)
+  const at = (tileTokens: number) => groupedDecodeMmaWorkgroupBytes({ kvLoraRank: 512, ropeDim: 64, dtype: 'fp8_e4m3', pageSize: 64, headGroup: 16, poolBindings: 1, tileTokens });
+  t.true(at(16) < 0.7 * at(32), `${at(16)} against ${at(32)} bytes`);
+  t.throws(() => at(8), { instanceOf: RangeError });
 });
 
 test('plan picks the subgroup-matrix variant only where the adapter and the dims allow it', (t) => {

@@ -90,6 +90,8 @@ export interface Case {
   readonly headGroup: number;
   readonly splits: number;
   readonly lens: readonly number[];
+  /** Portable engine: this tile with the given threads instead of the plan; subgroup-matrix: the plan's variant
+   *  with this tile. */
   readonly tileTokens?: number;
   readonly workgroupSize?: number;
   readonly poolBindings?: number;
@@ -99,8 +101,6 @@ export interface Case {
   /** Which kernel (default: the plan's choice, portable without `matrix`). */
   readonly engine?: GroupedDecodeEngine;
   readonly matrix?: MatrixCapabilities;
-  /** Subgroup-matrix engine: FP8 latents stored with lanes 16..31's f16 pairs swapped (default the plan's). */
-  readonly swapHalves?: boolean;
   /** Token t's row is multiplied by 1 + ramp·t, so later scores grow and the running max keeps moving. */
   readonly ramp?: number;
 }
@@ -237,7 +237,7 @@ export function variantOf(gpu: Gpu, c: Case): GroupedDecodeVariant {
     kvLoraRank: c.r, ropeDim: c.rope, dtype: c.dtype, pageSize: c.pageSize, heads: c.heads, headGroup: c.headGroup,
     limits: gpu.limits, poolBindings: c.poolBindings, engine: c.engine, matrix: c.matrix,
   });
-  return c.swapHalves === undefined ? planned : { ...planned, swapHalves: c.swapHalves };
+  return c.tileTokens === undefined ? planned : { ...planned, tileTokens: c.tileTokens };
 }
 
 export async function runCase(

@@ -28,9 +28,9 @@ const MMA_WGSL = loadWgsl(new URL('./grouped-decode-attention-mma.wgsl', import.
 
 export const MMA_UNIFORMS = { heads: 'u32', num_splits: 'u32', pages_per_buffer: 'u32', scale_log2e: 'f32' } as const;
 
-/** Fixed shape of the variant: 8 subgroups of 32, 32 tokens a tile, 32 rows (heads) a group at most (the plan's
- *  group unless told otherwise): one 16-row matrix tile up to 16 heads, two above. */
-export const MMA = { subgroupSize: 32, subgroups: 8, workgroupSize: 256, tileTokens: 32, maxHeadGroup: 32 } as const;
+/** Fixed shape of the variant: 8 subgroups of 32, 32 tokens a tile by default (16 on request), 32 rows (heads) a
+ *  group at most (the plan's group unless told otherwise): one 16-row matrix tile up to 16 heads, two above. */
+export const MMA = { subgroupSize: 32, subgroups: 8, workgroupSize: 256, tileTokens: 32, tileTokenChoices: [16, 32], maxHeadGroup: 32 } as const;
 
 export type { MatrixCapabilities } from '@latentwire/gpu';
 /** Why the device cannot run the variant, or null when it can: the requirements every subgroup-matrix kernel shares. */
@@ -39,10 +39,10 @@ export { subgroupMatrixUnsupportedReason as mmaUnsupportedReason } from '@latent
 export interface MmaShape {
   readonly kvLoraRank: number; readonly ropeDim: number; readonly dtype: KvDtype; readonly pageSize: number;
   readonly headGroup: number; readonly poolBindings: number;
-  /** FP8 latents: lanes 16..31 store their word's two f16 pairs in swapped order, so each of a word's 4 scalar
-   *  stores hits 32 different banks (unswapped, lanes L and L + 16 share one: two wavefronts a store). Off by
-   *  default: untimed (the tile's stores are the kernel's largest part, decode-attention-ablate.h100.txt). */
-  readonly swapHalves?: boolean;
+  /** Tokens a staged cache tile (MMA.tileTokenChoices; default MMA.tileTokens). 16 halves the workgroup's memory and
+   *  the registers it holds (q's tiles split 8 ways along k instead of 4, half the raw words in flight), for more
+   *  workgroups a multiprocessor, at twice the barriers a token. */
+  readonly tileTokens?: number;
 }
 
 function check(v: MmaShape): void {
@@ -52,47 +52,48 @@ function check(v: MmaShape): void {
   if (!Number.isInteger(v.kvLoraRank) || v.kvLoraRank < 64 || v.kvLoraRank % 64 !== 0) fail('kvLoraRank must be a multiple of 64');
   if (!Number.isInteger(v.ropeDim) || v.ropeDim < 16 || v.ropeDim % 16 !== 0) fail('ropeDim must be a positive multiple of 16');
   if (!Number.isInteger(v.headGroup) || v.headGroup < 1 || v.headGroup > MMA.maxHeadGroup) fail(`headGroup must be 1..${MMA.maxHeadGroup}`);
-  if (v.swapHalves !== undefined && typeof v.swapHalves !== 'boolean') fail('swapHalves must be a boolean');
+  if (v.tileTokens !== undefined && !(MMA.tileTokenChoices as readonly number[]).includes(v.tileTokens)) fail(`tileTokens must be one of ${MMA.tileTokenChoices.join(', ')}`);
 }
 
 /** f16 row stride in workgroup memory: the row padded by 8 values so the rows of a tile start on different banks. */
 const kstr = (v: MmaShape) => v.kvLoraRank + v.ropeDim + 8;
-const PSTR = MMA.tileTokens + 8;
+const tileTokens = (v: MmaShape) => v.tileTokens ?? MMA.tileTokens;
+const pstr = (v: MmaShape) => tileTokens(v) + 8;
 
-/** The row tiles' layout: MT 16-row matrix tiles (M rows), the scores split KQ = 4 / MT ways along k, HJ
- *  invocations a row in the softmax, and the score partials' f32 row stride: padded by 4 where one row tile leaves
- *  room (KQ × M rows of it also hold the 8 × 256 staging floats), unpadded at two, where 48 KiB holds no more. */
-function rowTiles(v: MmaShape): { MT: number; MROWS: number; KQ: number; HJ: number; SPSTR: number } {
+/** The tile's layout: MT 16-row matrix tiles (M rows), JT 16-token halves of the tile, the scores split KQ =
+ *  8 / (JT·MT) ways along k, HJ invocations a row in the softmax, and the score partials' f32 row stride: padded by
+ *  4 where one row tile leaves room (KQ × M rows of it also hold the 8 × 256 staging floats), unpadded at two,
+ *  where 48 KiB holds no more. HSN: f16 values of hs (the tile and the weights, or q's M rows before the loop). */
+function rowTiles(v: MmaShape): { MT: number; MROWS: number; JT: number; KQ: number; HJ: number; SPSTR: number; HSN: number } {
   const MT = v.headGroup > 16 ? 2 : 1;
-  return { MT, MROWS: 16 * MT, KQ: 4 / MT, HJ: MMA.workgroupSize / (16 * MT), SPSTR: MT === 1 ? MMA.tileTokens + 4 : MMA.tileTokens };
+  const BT = tileTokens(v);
+  const JT = BT / 16;
+  const MROWS = 16 * MT;
+  return {
+    MT, MROWS, JT, KQ: MMA.subgroups / (JT * MT), HJ: MMA.workgroupSize / MROWS, SPSTR: MT === 1 ? BT + 4 : BT,
+    HSN: Math.max(BT * kstr(v) + MROWS * pstr(v), MROWS * kstr(v)),
+  };
 }
 
 export function groupedDecodeMmaWorkgroupBytes(v: MmaShape): number {
   check(v);
-  const { MROWS, KQ, SPSTR } = rowTiles(v);
-  return 2 * (MMA.tileTokens * kstr(v) + MROWS * PSTR) + 4 * KQ * MROWS * SPSTR + 4 * MROWS + 16;
+  const { MROWS, KQ, SPSTR, HSN } = rowTiles(v);
+  return 2 * HSN + 4 * KQ * MROWS * SPSTR + 4 * MROWS + 16;
 }
 
-/** Whether the variant stores its latent words' f16 pairs swapped on lanes 16..31 (FP8 latents only: 4 values a word). */
-const swapsHalves = (v: MmaShape, l: LatentKvLayout) => v.swapHalves === true && KV_ELEMENT_BYTES[l.latentType] === 1;
-
 /** WGSL turning one raw word of the cache into f16 values at hs[o ..]: put_latent (times s, e4m3's scale·256) and put_rope. */
-function wordDecodeWgsl(l: LatentKvLayout, swap: boolean): string {
-  const put = (type: KvElementType, scaled: boolean, swapped: boolean): string => {
+function wordDecodeWgsl(l: LatentKvLayout): string {
+  const put = (type: KvElementType, scaled: boolean): string => {
     const mul = scaled ? ' * s' : '';
-    // a word's 4 values in place; swapped: z, w first at o + swap, then x, y (swap = 2 on lanes 16..31, else 0)
-    const stores4 = swapped
-      ? `let first = select(v.xy, v.zw, swap != 0u);\n  let second = select(v.zw, v.xy, swap != 0u);\n  hs[o + swap] = first.x; hs[o + swap + 1u] = first.y; hs[o + 2u - swap] = second.x; hs[o + 3u - swap] = second.y;`
-      : `hs[o] = v.x; hs[o + 1u] = v.y; hs[o + 2u] = v.z; hs[o + 3u] = v.w;`;
     switch (type) {
       case 'f32':
         return `hs[o] = f16(bitcast<f32>(w));`;
       case 'bf16':
         return `let v = vec2<f16>(bitcast<vec2<f32>>(vec2<u32>(w << 16u, w & 0xffff0000u)))${mul};\n  hs[o] = v.x; hs[o + 1u] = v.y;`;
       case 'fp8_e5m2':
-        return `let v = vec4<f16>(bitcast<vec2<f16>>(((w & 0xffu) << 8u) | ((w & 0xff00u) << 16u)), bitcast<vec2<f16>>(((w >> 8u) & 0xff00u) | (w & 0xff000000u)))${mul};\n  ${stores4}`;
+        return `let v = vec4<f16>(bitcast<vec2<f16>>(((w & 0xffu) << 8u) | ((w & 0xff00u) << 16u)), bitcast<vec2<f16>>(((w >> 8u) & 0xff00u) | (w & 0xff000000u)))${mul};\n  hs[o] = v.x; hs[o + 1u] = v.y; hs[o + 2u] = v.z; hs[o + 3u] = v.w;`;
       case 'fp8_e4m3':
-        return `let v = vec4<f16>(bitcast<vec2<f16>>(e4m3_pair16(w)), bitcast<vec2<f16>>(e4m3_pair16(w >> 16u)))${mul};\n  ${stores4}`;
+        return `let v = vec4<f16>(bitcast<vec2<f16>>(e4m3_pair16(w)), bitcast<vec2<f16>>(e4m3_pair16(w >> 16u)))${mul};\n  hs[o] = v.x; hs[o + 1u] = v.y; hs[o + 2u] = v.z; hs[o + 3u] = v.w;`;
     }
   };
   return `// two e4m3 codes (low 16 bits of w) → two f16 holding code·2^-8: sign to bit 15, exponent+mantissa shifted by 7
@@ -101,19 +102,20 @@ fn e4m3_pair16(w: u32) -> u32 {
 }
 // a latent word (${4 / KV_ELEMENT_BYTES[l.latentType]} values) at hs[o ..]; s: its token's scale·256 (e4m3), else unused.
 // bf16/f32 values past 65504 become inf (see the header); e5m2 codes are the top bytes of f16s.
-fn put_latent(o: u32, w: u32, s: f16${swap ? ', swap: u32' : ''}) {
-  ${put(l.latentType, l.scales.kind !== 'none', swap)}
+fn put_latent(o: u32, w: u32, s: f16) {
+  ${put(l.latentType, l.scales.kind !== 'none')}
 }
 // a rope word (${4 / KV_ELEMENT_BYTES[l.ropeType]} values) at hs[o ..]
 fn put_rope(o: u32, w: u32) {
-  ${put(l.ropeType, false, false)}
+  ${put(l.ropeType, false)}
 }`;
 }
 
 /** The unrolled parts: q tiles and accumulators are named registers. */
-function hotLoops(v: MmaShape, RW: number, scaled: boolean, pools: number, swap: boolean): Record<string, string> {
+function hotLoops(v: MmaShape, RW: number, scaled: boolean, pools: number): Record<string, string> {
   const range = (n: number) => Array.from({ length: n }, (_, i) => i);
-  const { subgroups: NSG, workgroupSize: WG, tileTokens: BT } = MMA;
+  const { subgroups: NSG, workgroupSize: WG } = MMA;
+  const BT = tileTokens(v);
   const { MT, MROWS, KQ, HJ } = rowTiles(v);
   const KT = (v.kvLoraRank + v.ropeDim) / 16;
   const QN = Math.ceil(KT / KQ);
@@ -145,8 +147,6 @@ function hotLoops(v: MmaShape, RW: number, scaled: boolean, pools: number, swap:
     ]),
   ];
   const store = [
-    // swapHalves: 2 on lanes 16..31 (their words lie 128 bytes from lanes 0..15's: the same banks)
-    ...(swap ? [`let swap = (lane & 16u) >> 3u;`] : []),
     ...range(TPW).flatMap((m) => [
       `{`,
       `  let tt = sg + ${NSG * m}u;`,
@@ -156,7 +156,7 @@ function hotLoops(v: MmaShape, RW: number, scaled: boolean, pools: number, swap:
         `  ${wordGuard(c)}{`,
         `    let w = lane + ${32 * c}u;`,
         `    let raw = select(0u, raw_${m}_${c}, live);`,
-        `    if (w < LW) { put_latent(tt * KSTR + w * LVALS, raw, s${swap ? ', swap' : ''}); } else { put_rope(tt * KSTR + RDIM + (w - LW) * RVALS, raw); }`,
+        `    if (w < LW) { put_latent(tt * KSTR + w * LVALS, raw, s); } else { put_rope(tt * KSTR + RDIM + (w - LW) * RVALS, raw); }`,
         `  }`,
       ]),
       `}`,
@@ -166,7 +166,9 @@ function hotLoops(v: MmaShape, RW: number, scaled: boolean, pools: number, swap:
   const TPT = BT / HJ;
   const shuffles = range(Math.log2(HJ)).map((i) => 2 ** i);
   const partial = (k: number) => (k === 0 ? 'sp[c]' : `sp[c + ${k * MROWS}u * SPSTR]`);
-  const partials = KQ === 4 ? `(${partial(0)} + ${partial(1)}) + (${partial(2)} + ${partial(3)})` : range(KQ).map(partial).join(' + ');
+  // the KQ partials summed pairwise (a tree: fewer dependent adds)
+  const tree = (xs: string[]): string => (xs.length === 1 ? xs[0]! : `(${tree(xs.slice(0, xs.length / 2))} + ${tree(xs.slice(xs.length / 2))})`);
+  const partials = tree(range(KQ).map(partial));
   const softmax = [
     ...range(TPT).flatMap((tt) => [
       `var x_${tt} = MASKED;`,
@@ -278,20 +280,19 @@ function build_groupedDecodeMmaShader(v: MmaShape): KernelShader & { readonly un
   const scaled = l.scales.kind !== 'none';
   const tiles = rowTiles(v);
   const consts: Record<string, number> = {
-    D, RDIM: v.kvLoraRank, KT: D / 16, R16: v.kvLoraRank / 16, KSTR: kstr(v), BT: MMA.tileTokens, PSTR, G: v.headGroup,
-    MROWS: tiles.MROWS, KQ: tiles.KQ, HJ: tiles.HJ, SPSTR: tiles.SPSTR,
+    D, RDIM: v.kvLoraRank, KT: D / 16, R16: v.kvLoraRank / 16, KSTR: kstr(v), BT: tileTokens(v), PSTR: pstr(v), G: v.headGroup,
+    MROWS: tiles.MROWS, JT: tiles.JT, KQ: tiles.KQ, HJ: tiles.HJ, SPSTR: tiles.SPSTR, HSN: tiles.HSN,
     WG: MMA.workgroupSize, RW: l.rowBytes / 4, LW: l.latentBytes / 4, LVALS: 4 / KV_ELEMENT_BYTES[l.latentType], RVALS: 4 / KV_ELEMENT_BYTES[l.ropeType],
     PAGE_SIZE: v.pageSize, PAGE_WORDS: l.pageBytes / 4, SCALES_WORD: l.scalesOffset / 4,
   };
   const { cw } = poolWordsWgsl(v.poolBindings);
   const B = bindings(splitStorage(v.poolBindings, 'f32'), MMA_UNIFORMS);
-  const swap = swapsHalves(v, l);
-  const label = `grouped_decode_attn_mma_${v.dtype}_r${v.kvLoraRank}_p${v.ropeDim}_ps${v.pageSize}_g${v.headGroup}_t${MMA.tileTokens}_w${MMA.workgroupSize}_pools${v.poolBindings}${swap ? '_swap' : ''}`;
+  const label = `grouped_decode_attn_mma_${v.dtype}_r${v.kvLoraRank}_p${v.ropeDim}_ps${v.pageSize}_g${v.headGroup}_t${tileTokens(v)}_w${MMA.workgroupSize}_pools${v.poolBindings}`;
   return B.shader(label, `${SUBGROUP_MATRIX_WGSL}
 ${Object.entries(consts).map(([k, val]) => `const ${k}: u32 = ${val}u;`).join('\n')}
 ${B.wgsl}${cw}
-${wordDecodeWgsl(l, swap)}
-${fillWgsl(MMA_WGSL, hotLoops(v, l.rowBytes / 4, scaled, v.poolBindings, swap), 'grouped-decode-attention-mma.wgsl')}`);
+${wordDecodeWgsl(l)}
+${fillWgsl(MMA_WGSL, hotLoops(v, l.rowBytes / 4, scaled, v.poolBindings), 'grouped-decode-attention-mma.wgsl')}`);
 }
 
 export const groupedDecodeMmaShader = defineKernel('grouped_decode_attn_mma', build_groupedDecodeMmaShader);

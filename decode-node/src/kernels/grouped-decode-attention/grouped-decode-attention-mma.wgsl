@@ -1,15 +1,16 @@
 // Grouped absorbed-MLA decode attention on subgroup matrices (tensor cores where the adapter maps them there):
 // the same work, grid, outputs and merge as grouped-decode-attention.wgsl, with both products as 16×16×16
 // f16 → f32 matrix tiles. One workgroup = 8 subgroups of 32 takes the M = 16 rows of a head group (rows ≥ gc
-// hold q = 0 and are never written) of one sequence over one split, BT = 32 tokens a tile; with MT = 2 (head groups
-// of 17..32) M = 32 rows, two row tiles sharing every staged cache tile (each page decoded once for twice the products):
+// hold q = 0 and are never written) of one sequence over one split, BT = 32 tokens a tile (16 on request: JT =
+// BT / 16 token tiles); with MT = 2 (head groups of 17..32) M = 32 rows, two row tiles sharing every staged cache
+// tile (each page decoded once for twice the products):
 //
-//   scores  S[M, 32] = Q[M, r+rope] · Tileᵀ     subgroup sg: token half jt = sg % 2, k-steps kq, kq+KQ, ... with
-//                                                kq = (sg / 2) % KQ (split-K, KQ = 4 / MT), row tile mt = sg / (2·KQ);
-//                                                its q tiles stay in registers for the whole split; the KQ partials
-//                                                are summed by the softmax
+//   scores  S[M, BT] = Q[M, r+rope] · Tileᵀ     subgroup sg: token tile jt = sg % JT, k-steps kq, kq+KQ, ... with
+//                                                kq = (sg / JT) % KQ (split-K, KQ = 8 / (JT·MT)), row tile
+//                                                mt = sg / (JT·KQ); its q tiles stay in registers for the whole
+//                                                split; the KQ partials are summed by the softmax
 //   softmax online, per head, in f32, base 2 (q is pre-scaled by scale·log2 e), HJ = 256 / M invocations a row
-//   output  O[M, r] += P[M, 32] · Tile[32, r]   subgroup sg owns the 16-wide column tiles sg, sg+8, ... of every
+//   output  O[M, r] += P[M, BT] · Tile[BT, r]   subgroup sg owns the 16-wide column tiles sg, sg+8, ... of every
 //                                                row tile (each cache tile loaded once for the MT products)
 //
 // Per tile: 4 barriers (tile free, tile stored, scores stored, weights stored = the rescale flag's uniform
@@ -30,7 +31,7 @@
 // Prepended by the launcher (grouped-decode-attention-mma.ts): enables and diagnostics, constants D, RDIM, KT
 // (k-steps of a row), R16, KSTR (f16 row stride, padded), BT, PSTR, SPSTR, G, WG, RW (u32 words a row), LW
 // (of its latent), LVALS / RVALS (values a latent / rope word), PAGE_SIZE, PAGE_WORDS, SCALES_WORD, MROWS (M),
-// KQ, HJ;
+// JT, KQ, HJ, HSN (f16 values of hs);
 // aliases LeftT, RightT, ResT; bindings 0 q: array<f32> [batch, heads, D]  1 seq_lens  2 page_offsets
 // 3 page_table  4.. pools, then o_part: array<f32> [batch, heads, num_splits, RDIM], lse: array<f32>
 // [batch, heads, num_splits], uniforms u; functions cw(pool, word) -> u32, put_latent(o, word, scale),
@@ -38,10 +39,10 @@
 // Grid: (ceil(heads / G), num_splits, batch).
 
 // All f16 operands live in one array (one base address for scalar and matrix accesses alike):
-//   hs[t·KSTR + k]        the decoded tile, row t = token t0 + t (0 past the end); before the loop: q
+//   hs[t·KSTR + k]        the decoded tile, row t = token t0 + t (0 past the end); before the loop: q's M rows
 //   hs[PO + g·PSTR + t]   weights p [head][token]
 const PO: u32 = BT * KSTR;
-var<workgroup> hs: array<f16, PO + MROWS * PSTR>;
+var<workgroup> hs: array<f16, HSN>;
 var<workgroup> sp: array<f32, KQ * MROWS * SPSTR>; // score partials [kq][M][SPSTR]; scratch of 8 × 256 at the end
 var<workgroup> alph: array<f32, MROWS>;             // per-head rescale of this tile; at the end 1 / l
 // every workgroup variable is a multiple of 16 bytes, so each starts 16-byte aligned whatever order the compiler
@@ -66,9 +67,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   // offsets derived from sg are uniform per subgroup, which is what the hardware needs (hence the diagnostic off)
   let sg = lid / 32u;
   let lane = lid % 32u;
-  let kq = (sg / 2u) % KQ;
-  let jt = sg % 2u;
-  let mt = sg / (2u * KQ);
+  let kq = (sg / JT) % KQ;
+  let jt = sg % JT;
+  let mt = sg / (JT * KQ);
   let hrow = lid / HJ;
   let hj = lid % HJ;
 

@@ -57,23 +57,21 @@ export interface GroupedDecodeVariant {
   readonly workgroupSize?: number;
   /** GPU buffers the pool is split into (1..MAX_POOL_BINDINGS; default 1). */
   readonly poolBindings?: number;
-  /** 'f32' (default): the portable FMA kernel; 'subgroup-matrix': grouped-decode-attention-mma.ts (tileTokens 32,
-   *  workgroupSize 256, headGroup ≤ 32; needs the adapter's subgroup matrices, see mmaUnsupportedReason). */
+  /** 'f32' (default): the portable FMA kernel; 'subgroup-matrix': grouped-decode-attention-mma.ts (tileTokens 32
+   *  or 16, workgroupSize 256, headGroup ≤ 32; needs the adapter's subgroup matrices, see mmaUnsupportedReason). */
   readonly engine?: GroupedDecodeEngine;
-  /** Subgroup-matrix engine, FP8 latents: lanes 16..31 store their f16 pairs swapped (see MmaShape; off by default). */
-  readonly swapHalves?: boolean;
 }
 
 export type GroupedDecodeEngine = 'f32' | 'subgroup-matrix';
 
 const mmaShape = (v: GroupedDecodeVariant): MmaShape => ({
   kvLoraRank: v.kvLoraRank, ropeDim: v.ropeDim, dtype: v.dtype, pageSize: v.pageSize, headGroup: v.headGroup,
-  poolBindings: v.poolBindings ?? 1, ...(v.swapHalves === undefined ? {} : { swapHalves: v.swapHalves }),
+  poolBindings: v.poolBindings ?? 1, tileTokens: v.tileTokens,
 });
 
 function checkMmaVariant(v: GroupedDecodeVariant): void {
-  if (v.tileTokens !== MMA.tileTokens || (v.workgroupSize ?? MMA.workgroupSize) !== MMA.workgroupSize) {
-    throw new RangeError(`groupedDecodeAttention (subgroup-matrix): tileTokens must be ${MMA.tileTokens} and workgroupSize ${MMA.workgroupSize} (variant ${JSON.stringify(v)})`);
+  if (!(MMA.tileTokenChoices as readonly number[]).includes(v.tileTokens) || (v.workgroupSize ?? MMA.workgroupSize) !== MMA.workgroupSize) {
+    throw new RangeError(`groupedDecodeAttention (subgroup-matrix): tileTokens must be one of ${MMA.tileTokenChoices.join(', ')} and workgroupSize ${MMA.workgroupSize} (variant ${JSON.stringify(v)})`);
   }
   const pools = v.poolBindings ?? 1;
   if (!Number.isInteger(pools) || pools < 1 || pools > MAX_POOL_BINDINGS) {
