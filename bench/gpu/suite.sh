@@ -13,7 +13,6 @@
 # the tensor-core kernels' ceiling), dispatch (the cost of one dispatch, and
 # of one CUDA kernel launched or replayed from a graph: the peer),
 # experts-probes (read-patterns' slab and tile patterns at 64 and 768 MiB, bench/moe-tiled-direct),
-# moe-prefetch (decode steps with MOE_PREFETCH_SHARED off and on, its test on the card, a profile with it),
 # sample-spread (the samplers alone in decode-kernels, decode steps sampling top-k 50 + top-p 0.9 with the spread sampler and with one workgroup a row, the sampler tests on the card),
 # split-k (decode steps with split-K, the router GEMM and the GEMVs' staged input off and on; moe-residency),
 # decode-new (split-k's first and last decode configs, the latter profiled per kernel, and moe-residency),
@@ -107,16 +106,6 @@ for s in "$@"; do
     dispatch)
       step dispatch 120 node bench/dist/dispatch.js
       step pytorch-dispatch 120 python3 bench/references/pytorch_dispatch.py ;;
-    moe-prefetch)
-      # MOE_PREFETCH_SHARED off / on, alternating twice (batches 1 and 4 at 1K: the ones whose selection is one
-      # dispatch), the prefetching selection's test on the card, and a per-kernel profile with it on
-      for r in 1 2; do for p in 0 1; do
-        MOE_PREFETCH_SHARED=$p BENCH_ATTENTION=subgroup-matrix BENCH_DTYPES=fp8_e4m3 BENCH_CONTEXTS=1024 BENCH_BATCHES=1,4 BENCH_ITERS=20 \
-          step "decode-prefetch$p-r$r" 110 node bench/dist/decode.js
-      done; done
-      step moe-prefetch-test 150 bash -c "cd shared/gpu && node $ava dist/test/kernels/fused-decode.test.js --match '*selection and grouping*' --verbose"
-      MOE_PREFETCH_SHARED=1 DAWN_DISABLED_FEATURES=timestamp_quantization BENCH_ATTENTION=subgroup-matrix BENCH_DTYPES=fp8_e4m3 BENCH_CONTEXTS=1024 \
-        BENCH_BATCHES=1 BENCH_ITERS=10 GPU_PROFILE=1 step decode-profile-prefetch 150 node bench/dist/decode.js ;;
     sample-spread)
       DAWN_DISABLED_FEATURES=timestamp_quantization step decode-kernels 200 node bench/dist/decode-kernels.js
       for r in 1 2; do for s in 1 0; do

@@ -56,8 +56,6 @@ export interface GpuOptions {
   readonly subgroupReduce?: boolean;
   /** MOE_DOWN_COMBINE: one token's MoE combine inside its down GEMV (default true). */
   readonly moeDownCombine?: boolean;
-  /** MOE_PREFETCH_SHARED: the MoE selection dispatch of decode batches reads the shared experts' gate/up rows into the L2 cache (default false: not yet timed). */
-  readonly moePrefetchShared?: boolean;
   /** PREFILL_ATTENTION_ROWS: query rows a workgroup of the subgroup-matrix prefill attention takes (default 128 where it fits). */
   readonly prefillAttentionRows?: 64 | 128;
 }

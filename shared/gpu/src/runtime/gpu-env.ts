@@ -29,9 +29,6 @@ export const GPU_ENV = {
   MOE_DOWN_COMBINE: env
     .bool(true)
     .describe('decode batches of one token: the MoE combine (the weighted sum of the token\'s expert outputs onto the residual) done by the experts\' down GEMV, each slot\'s sum in the same order as the combine kernel\'s, instead of a dispatch of its own (false: the combine dispatch)'),
-  MOE_PREFETCH_SHARED: env
-    .bool(false)
-    .describe('decode batches of up to 8 tokens: the MoE selection dispatch (one workgroup) also runs workgroups that read the shared experts\' gate/up rows, so the expert GEMV that follows finds them in the L2 cache instead of HBM (off until timed on a GPU: the session that wrote it had no device time left)'),
   PREFILL_ATTENTION_ROWS: env
     .oneOf(['64', '128'] as const, '128')
     .describe('prefill attention on tensor-core adapters: query rows a workgroup takes (16 a subgroup of 32); 128 stages each key tile once for twice the products (H200: the attention 28.6 ms a V2-Lite prefill of 4096 tokens against 40.8) where the device holds its ~47 KiB workgroups, else 64 runs'),
@@ -40,7 +37,7 @@ export const GPU_ENV = {
 };
 
 export function gpuOptions(v: EnvOf<typeof GPU_ENV>): GpuOptions {
-  return { adapter: v.WEBGPU_ADAPTER, dawnFeatures: v.DAWN_FEATURES, dawnDisabledFeatures: v.DAWN_DISABLED_FEATURES, profile: v.GPU_PROFILE, dumpWgsl: v.DUMP_WGSL, matmulEngine: v.MATMUL_ENGINE, moeMmaMinRows: v.MOE_MMA_MIN_ROWS, splitKMax: v.MATMUL_SPLIT_K_MAX, routerGemmMinTokens: v.MOE_ROUTER_GEMM_MIN_TOKENS, gemvStageInput: v.GEMV_STAGE_INPUT, subgroupReduce: v.SUBGROUP_REDUCE, moeDownCombine: v.MOE_DOWN_COMBINE, moePrefetchShared: v.MOE_PREFETCH_SHARED, prefillAttentionRows: v.PREFILL_ATTENTION_ROWS === '64' ? 64 : 128 };
+  return { adapter: v.WEBGPU_ADAPTER, dawnFeatures: v.DAWN_FEATURES, dawnDisabledFeatures: v.DAWN_DISABLED_FEATURES, profile: v.GPU_PROFILE, dumpWgsl: v.DUMP_WGSL, matmulEngine: v.MATMUL_ENGINE, moeMmaMinRows: v.MOE_MMA_MIN_ROWS, splitKMax: v.MATMUL_SPLIT_K_MAX, routerGemmMinTokens: v.MOE_ROUTER_GEMM_MIN_TOKENS, gemvStageInput: v.GEMV_STAGE_INPUT, subgroupReduce: v.SUBGROUP_REDUCE, moeDownCombine: v.MOE_DOWN_COMBINE, prefillAttentionRows: v.PREFILL_ATTENTION_ROWS === '64' ? 64 : 128 };
 }
 
 export function gpuOptionsFromEnv(e: NodeJS.ProcessEnv = process.env): GpuOptions {

@@ -98,7 +98,6 @@ export class Gpu {
   private readonly gemvStageInput: boolean;
   private readonly subgroupReduce: boolean;
   private readonly moeDownCombine: boolean;
-  private readonly moePrefetchShared: boolean;
   /** Query rows a workgroup of the subgroup-matrix prefill attention takes (PREFILL_ATTENTION_ROWS). */
   readonly prefillAttentionRows: 64 | 128;
   private matmulLimitsMemo: MatmulDeviceLimits | null = null;
@@ -130,7 +129,6 @@ export class Gpu {
     this.gemvStageInput = opts.gemvStageInput ?? true;
     this.subgroupReduce = opts.subgroupReduce ?? true;
     this.moeDownCombine = opts.moeDownCombine ?? true;
-    this.moePrefetchShared = opts.moePrefetchShared ?? false;
     this.prefillAttentionRows = opts.prefillAttentionRows ?? DEFAULT_MLA_PREFILL_MMA_ROWS;
     this.profiler = opts.profile && features.has('timestamp-query') ? new Profiler(device) : null;
     this.profilePerKernel = opts.profile === true;
@@ -185,7 +183,7 @@ export class Gpu {
         maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
         subgroupMatrix: this.matmulOnMatrices, workgroupSlots: this.workgroupSlots.slots,
         moeMmaMinRows: this.moeMmaMinRows, splitKMax: this.splitKMax, routerGemmMinTokens: this.routerGemmMinTokens,
-        gemvStageInput: this.gemvStageInput, moeDownCombine: this.moeDownCombine, moePrefetchShared: this.moePrefetchShared,
+        gemvStageInput: this.gemvStageInput, moeDownCombine: this.moeDownCombine,
         ...(this.subgroupReduce && this.uniformSubgroupSize !== undefined ? { subgroupSize: this.uniformSubgroupSize } : {}),
       });
     }

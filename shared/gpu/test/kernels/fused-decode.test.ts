@@ -9,7 +9,7 @@ import { matmul } from '../../src/kernels/matmul/matmul.js';
 import { fusedGemv, type FusedGemvOutput } from '../../src/kernels/matmul/gemv-fused.js';
 import { siluMul } from '../../src/kernels/silu-mul/silu-mul.js';
 import {
-  moeCombine, moeExpertGemms, moeExperts, moeGemmVariant, moeGroup, moeRoute, moeRouteFused, moeRouterLogits, moeRouteSelect, moeRouting, moeScratchBytes,
+  moeCombine, moeExpertGemms, moeGemmVariant, moeGroup, moeRoute, moeRouteFused, moeRouterLogits, moeRouteSelect, moeRouting, moeScratchBytes,
   moeSelectGroup, MOE_ROUTE_FUSED_MAX_TOKENS, type MoeDims, type MoeScratch,
 } from '../../src/kernels/moe/index.js';
 import { allocMoeScratch, moePrograms } from '../../src/forward/mlp-programs.js';
@@ -17,7 +17,6 @@ import type { MoeWeights } from '../../src/weights/model-weights.js';
 import type { KernelProgram } from '../../src/runtime/program.js';
 import type { MlaConfig, MoeConfig } from '@latentwire/model';
 import type { MoeRouting } from '../../src/kernels/moe/moe-route.js';
-import type { MatmulLimits } from '../../src/kernels/matmul/matmul.js';
 import type { Gpu } from '../../src/runtime/index.js';
 import { KV_DTYPES, latentKvLayout } from '@latentwire/protocol';
 import { roundTo, testGpu, uploadF32, uploadWeight } from '../../src/testing.js';
@@ -274,7 +273,7 @@ for (const r of ROUTES) {
 // the one-dispatch selection runs 128 threads up to 128 grouped experts, 256 beyond (V2's 160)
 const V2_ROUTE: MoeRouting = { method: 'group_limited_greedy', nExperts: 160, topK: 6, nGroup: 8, topkGroup: 3, normTopkProb: false, routedScalingFactor: 16 };
 for (const r of [...ROUTES, V2_ROUTE]) {
-  test(`fused - selection and grouping in one dispatch equal selection then grouping, with and without the L2 prefetch beside it (${r.method}, ${r.nExperts} experts)`, async (t) => {
+  test(`fused - selection and grouping in one dispatch equal selection then grouping (${r.method}, ${r.nExperts} experts)`, async (t) => {
     const gpu = await testGpu();
     const E = r.nExperts, k = r.topK;
     for (const T of [1, 3, MOE_ROUTE_FUSED_MAX_TOKENS]) {
@@ -285,22 +284,15 @@ for (const r of [...ROUTES, V2_ROUTE]) {
         logits, topkIds: gpu.buffer('ids', bytes.topkIds), topkWeights: gpu.buffer('wts', bytes.topkWeights),
         groups: gpu.buffer('groups', bytes.groups), act: gpu.buffer('act', 16), slotOut: gpu.buffer('slot', 16),
       });
-      const a = scratch(), b = scratch(), c = scratch();
+      const a = scratch(), b = scratch();
       const bias = r.method === 'noaux_tc' ? uploadWeight(gpu, 'bias', roundTo(randomArray(E, 82, 0.3), 'f32'), 'f32', [E]) : null;
-      // the L2 prefetch beside the selection: two ranges of an unrelated buffer (odd lengths, an offset), no effect
-      const far = uploadF32(gpu, 'far', roundTo(randomArray(40000, 83, 1), 'f32'));
-      const prefetch = [{ buffer: far, offsetBytes: 48, bytes: 16 * 3001 }, { buffer: far, offsetBytes: 16 * 5000, bytes: 16 * 17 }] as const;
       await gpu.run([
         moeRouteSelect({ routing: r, logits, bias, topkIds: a.topkIds, topkWeights: a.topkWeights, tokens: T }),
         moeGroup({ dims, tokens: T, topkIds: a.topkIds, groups: a.groups, variant: 'gemv' }),
         moeSelectGroup({ dims, routing: r, tokens: T, scratch: b, bias, variant: 'gemv', subgroupSize: gpu.uniformSubgroupSize }),
-        moeSelectGroup({ dims, routing: r, tokens: T, scratch: c, bias, variant: 'gemv', subgroupSize: gpu.uniformSubgroupSize, prefetch }),
       ]);
       await sameRouting(t, gpu, a, b, dims, T);
-      await sameRouting(t, gpu, a, c, dims, T);
-      t.throws(() => moeSelectGroup({ dims, routing: r, tokens: T, scratch: c, bias, variant: 'gemv', prefetch: [prefetch[0], { buffer: far, offsetBytes: 8, bytes: 16 }] }), { instanceOf: RangeError, message: /prefetch range/ });
-      t.throws(() => moeSelectGroup({ dims, routing: r, tokens: T, scratch: c, bias, variant: 'gemv', prefetch: [prefetch[0], { buffer: far, offsetBytes: 0, bytes: far.size + 16 }] }), { instanceOf: RangeError, message: /prefetch range/ });
-      gpu.destroy(bias?.buffer ?? null, far, ...Object.values(a), ...Object.values(b).filter((buf) => buf !== logits), ...Object.values(c).filter((buf) => buf !== logits));
+      gpu.destroy(bias?.buffer ?? null, ...Object.values(a), ...Object.values(b).filter((buf) => buf !== logits));
     }
   });
 }
@@ -407,28 +399,3 @@ for (const moe of MOE_LAYERS) {
     if (w.shared) gpu.destroy(w.shared.gateUp.buffer, w.shared.down.buffer);
   });
 }
-
-test('fused - MOE_PREFETCH_SHARED: one token\'s selection reads the shared experts\' gate and up rows beside it, only when asked', (t) => {
-  const E = 64, S = 2, I = 1408, H = 2048;
-  const buf = (size: number) => ({ size }) as GPUBuffer;
-  const chunk = (rows: number, cols: number) => [{ tensor: { buffer: buf((E + S) * rows * cols * 2), dtype: 'bf16' as const, shape: [E + S, rows, cols] }, firstExpert: 0, count: E + S }];
-  const gate = chunk(I, H), up = chunk(I, H);
-  const dims: MoeDims = { nExperts: E, topK: 6, hidden: H, intermediate: I, sharedExperts: S };
-  const big = buf(1 << 30);
-  const scratch = { logits: big, topkIds: big, topkWeights: big, groups: big, act: big, slotOut: big };
-  const routing: MoeRouting = { method: 'greedy', nExperts: E, topK: 6, nGroup: 1, topkGroup: 1, normTopkProb: false, routedScalingFactor: 1 };
-  const programs = (moePrefetchShared: boolean) => moeExperts({
-    dims, tokens: 1, x: big, weights: { gate, up, down: chunk(H, I) }, scratch, route: { routing, gateWeight: null, bias: null }, out: big, accumulate: true,
-    variant: 'gemv1', matmulLimits: { moePrefetchShared } as MatmulLimits,
-  });
-  const select = (ps: KernelProgram[]) => ps.find((p) => p.shader.label.startsWith('moe_select_group'))!;
-  const on = select(programs(true)), off = select(programs(false));
-  t.false(off.shader.label.includes('_l2pf'));
-  t.deepEqual(off.workgroups, [1]);
-  t.true(on.shader.label.includes('_l2pf'));
-  const u = on.uniformValues as Record<string, number>;
-  // experts 64 and 65 of each chunk: offset 64·I·H bf16 values, 2·I·H of them, in 16-byte words
-  t.deepEqual([u.pf_off0, u.pf_len0, u.pf_off1, u.pf_len1], [(E * I * H * 2) / 16, (S * I * H * 2) / 16, (E * I * H * 2) / 16, (S * I * H * 2) / 16]);
-  t.is(on.buffers.length, off.buffers.length + 2);
-  t.true(on.workgroups[0] > 1 + 2 * 300, `${on.workgroups[0]} workgroups`);
-});

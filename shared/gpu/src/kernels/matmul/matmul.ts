@@ -95,8 +95,6 @@ export interface MatmulLimits {
   readonly gemvStageInput?: boolean;
   /** One token's MoE combine done by its down GEMV instead of a dispatch of its own (MOE_DOWN_COMBINE; default true). */
   readonly moeDownCombine?: boolean;
-  /** Decode batches' MoE selection dispatch also reads the shared experts' gate/up rows into the L2 cache (MOE_PREFETCH_SHARED; default false). */
-  readonly moePrefetchShared?: boolean;
   /**
    * The device's one subgroup size, where GEMVs (and head_matmul, the MoE grouping) may add across invocations by
    * subgroup operations (Gpu.uniformSubgroupSize unless SUBGROUP_REDUCE is false; absent: through workgroup memory).

@@ -37,7 +37,6 @@ import { lanesSumWgsl } from '../../runtime/wgsl-pieces/reductions.js';
 import { DEFAULT_MOE_MMA_MIN_ROWS, DEFAULT_ROUTER_GEMM_MIN_TOKENS } from '../../runtime/device.js';
 import { rmsNorm } from '../rms-norm/rms-norm.js';
 import { matmulPrograms, type MatmulLimits } from '../matmul/matmul.js';
-import { weightBytes } from '@latentwire/model';
 
 const sources = new Map<string, string>();
 function wgsl(file: string): string {
@@ -445,22 +444,6 @@ interface SelectGroupVariant {
   readonly subgroupSize?: number;
   readonly biasDtype: WeightDtype | null;
   readonly TM: number;
-  /** Workgroups past the first read two ranges into the L2 cache (l2-prefetch.wgsl). */
-  readonly prefetch?: boolean;
-}
-
-const SELECT_GROUP_PF_UNIFORMS = {
-  ...SELECT_GROUP_UNIFORMS, pf_off0: 'u32', pf_len0: 'u32', pf_wgs0: 'u32', pf_off1: 'u32', pf_len1: 'u32', pf_never: 'u32',
-} as const;
-/** Bytes a prefetching workgroup reads: two trips of 8 16-byte loads a thread of 128. */
-const PREFETCH_BYTES_PER_WORKGROUP = 2 * 8 * 16 * 128;
-
-/** A range the MoE selection dispatch reads into the L2 cache for the expert GEMV after it. */
-export interface L2PrefetchRange {
-  readonly buffer: GPUBuffer;
-  /** Multiples of 16. */
-  readonly offsetBytes: number;
-  readonly bytes: number;
 }
 
 /**
@@ -473,34 +456,22 @@ function selectGroupWorkgroup(groupedExperts: number): number {
   return Math.min(GROUP_WG, Math.max(128, 2 ** Math.ceil(Math.log2(groupedExperts))));
 }
 
-function build_moeSelectGroupShader({ routing: r, sharedExperts, subgroupSize, biasDtype, TM, prefetch = false }: SelectGroupVariant): KernelShader {
+function build_moeSelectGroupShader({ routing: r, sharedExperts, subgroupSize, biasDtype, TM }: SelectGroupVariant): KernelShader {
   const { prelude, label, biasStorage } = routeSelectPrelude(r, biasDtype, selectGroupWorkgroup(r.nExperts + sharedExperts), sharedExperts);
   const g = groupEnable(subgroupSize);
   const B = bindings([
     ['logits', 'array<f32>'], ['ids', 'array<u32>', 'read_write'], ['weights', 'array<f32>', 'read_write'], ['groups', 'array<u32>', 'read_write'], ...biasStorage,
-    ...(prefetch ? [['pf0', 'array<vec4<u32>>'], ['pf1', 'array<vec4<u32>>']] as const : []),
-  ], prefetch ? SELECT_GROUP_PF_UNIFORMS : SELECT_GROUP_UNIFORMS);
-  const main = prefetch ? `
-@compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  if (wg.x > 0u) {
-    let v = l2_prefetch(wg.x - 1u, nwg.x - 1u, lid);
-    // pf_never is 0: never taken, but the compiler cannot know, so the loads stay
-    if (u.pf_never != 0u && v == u.pf_never) { groups[0] = v; }
-    return;
-  }
-  select_and_group(lid);
-}` : `
-@compute @workgroup_size(WG)
-fn main(@builtin(local_invocation_index) lid: u32) {
-  select_and_group(lid);
-}`;
-  return B.shader(`moe_select_group_${label}_tm${TM}${g.label}${prefetch ? '_l2pf' : ''}`, `${g.enable}${prelude}
+  ], SELECT_GROUP_UNIFORMS);
+  return B.shader(`moe_select_group_${label}_tm${TM}${g.label}`, `${g.enable}${prelude}
 const TM = ${TM}u;
 ${g.consts}${B.wgsl}${routeSelectWgsl()}
 ${groupWgsl(subgroupSize)}
 ${wgsl('select-group.wgsl')}
-${prefetch ? wgsl('l2-prefetch.wgsl') : ''}${main}`);
+
+@compute @workgroup_size(WG)
+fn main(@builtin(local_invocation_index) lid: u32) {
+  select_and_group(lid);
+}`);
 }
 
 /** `fn name(i) -> F8`: weights i..i+7 (i a multiple of 8) of the vec4<u32> array `arr`, unpacked to f32. */
@@ -1022,11 +993,6 @@ export interface MoeSelectGroupArgs {
   readonly variant: MoeGemmVariant;
   /** The device's one subgroup size (MatmulLimits.subgroupSize): the grouping's scan by subgroups. */
   readonly subgroupSize?: number;
-  /**
-   * Two ranges (the shared experts' gate and up rows) read into the L2 cache by workgroups beside the selection's
-   * one, while it works: the expert GEMV after it then finds them there. No effect on any output.
-   */
-  readonly prefetch?: readonly [L2PrefetchRange, L2PrefetchRange];
 }
 
 /** Selection (moeRouteSelect) then grouping (moeGroup) of a few tokens in one dispatch, bit for bit theirs. */
@@ -1038,27 +1004,14 @@ export function moeSelectGroup(a: MoeSelectGroupArgs): KernelProgram {
   if (!a.scratch.logits) throw new RangeError('moeSelectGroup: scratch.logits is needed');
   const noaux = r.method === 'noaux_tc';
   const L = groupsLayout(a.dims, T);
-  const pf = a.prefetch;
-  for (const p of pf ?? []) {
-    const ok = Number.isInteger(p.offsetBytes) && Number.isInteger(p.bytes) && p.offsetBytes >= 0 && p.bytes > 0 && p.offsetBytes % 16 === 0 && p.bytes % 16 === 0;
-    if (!ok || p.offsetBytes + p.bytes > p.buffer.size || (p.offsetBytes + p.bytes) / 16 > 0xffffffff) throw new RangeError(`moeSelectGroup: prefetch range ${p.offsetBytes} + ${p.bytes} bytes does not fit its buffer (${p.buffer.size}) in 16-byte words`);
-  }
-  const shader = moeSelectGroupShader({
-    routing: r, sharedExperts: a.dims.sharedExperts ?? 0, ...subgroupArg(a.subgroupSize, selectGroupWorkgroup(groupedExperts(a.dims))), biasDtype: noaux ? (a.bias?.dtype ?? null) : null, TM: shapeOf(a.variant).TM,
-    ...(pf ? { prefetch: true } : {}),
-  });
-  const uniformValues = { tokens: T, scale: r.routedScalingFactor, assignments: T * tokenSlots(a.dims), tile_base: L.tileBase, sorted_base: L.sortedBase };
-  const buffers = { logits: a.scratch.logits, ids: a.scratch.topkIds, weights: a.scratch.topkWeights, groups: a.scratch.groups, bias: noaux ? a.bias!.buffer : undefined };
-  if (!pf) return { shader, buffers: shaderBuffers(shader, buffers), uniformValues, workgroups: [1] };
-  const wgs = pf.map((p) => Math.ceil(p.bytes / PREFETCH_BYTES_PER_WORKGROUP));
+  const shader = moeSelectGroupShader({ routing: r, sharedExperts: a.dims.sharedExperts ?? 0, ...subgroupArg(a.subgroupSize, selectGroupWorkgroup(groupedExperts(a.dims))), biasDtype: noaux ? (a.bias?.dtype ?? null) : null, TM: shapeOf(a.variant).TM });
   return {
     shader,
-    buffers: shaderBuffers(shader, { ...buffers, pf0: pf[0].buffer, pf1: pf[1].buffer }),
-    uniformValues: {
-      ...uniformValues, pf_off0: pf[0].offsetBytes / 16, pf_len0: pf[0].bytes / 16, pf_wgs0: wgs[0]!,
-      pf_off1: pf[1].offsetBytes / 16, pf_len1: pf[1].bytes / 16, pf_never: 0,
-    },
-    workgroups: [1 + wgs[0]! + wgs[1]!],
+    buffers: shaderBuffers(shader, {
+      logits: a.scratch.logits, ids: a.scratch.topkIds, weights: a.scratch.topkWeights, groups: a.scratch.groups, bias: noaux ? a.bias!.buffer : undefined,
+    }),
+    uniformValues: { tokens: T, scale: r.routedScalingFactor, assignments: T * tokenSlots(a.dims), tile_base: L.tileBase, sorted_base: L.sortedBase },
+    workgroups: [1],
   };
 }
 
@@ -1269,33 +1222,6 @@ export interface MoeExpertsArgs {
 }
 
 /**
- * The shared experts' gate and up rows (experts nExperts.. of the chunks) as two ranges for moeSelectGroup's L2
- * prefetch: gate's and up's, or the fused chunk's two halves. Undefined without shared experts routed with the
- * others or where the ranges are not whole 16-byte words.
- */
-function sharedGateUpRanges(dims: MoeDims, w: MoeExpertWeights): [L2PrefetchRange, L2PrefetchRange] | undefined {
-  const E = dims.nExperts, S = dims.sharedExperts ?? 0, I = dims.intermediate, H = dims.hidden;
-  if (S === 0) return undefined;
-  const range = (chunks: readonly MoeExpertChunk[] | undefined, rows: number): L2PrefetchRange | undefined => {
-    const c = chunks?.find((k) => E >= k.firstExpert && E < k.firstExpert + k.count);
-    if (!c) return undefined;
-    const n = Math.min(S, c.firstExpert + c.count - E);
-    return { buffer: c.tensor.buffer, offsetBytes: weightBytes(c.tensor.dtype, (E - c.firstExpert) * rows * H), bytes: weightBytes(c.tensor.dtype, n * rows * H) };
-  };
-  let ranges: (L2PrefetchRange | undefined)[];
-  if (w.gateUp) {
-    const all = range(w.gateUp, 2 * I);
-    const half = all ? Math.floor(all.bytes / 32) * 16 : 0;
-    ranges = all && half > 0 ? [{ ...all, bytes: half }, { ...all, offsetBytes: all.offsetBytes + half, bytes: all.bytes - half }] : [];
-  } else {
-    ranges = [range(w.gate, I), range(w.up, I)];
-  }
-  const [a, b] = ranges;
-  if (!a || !b || [a, b].some((r) => r.offsetBytes % 16 !== 0 || r.bytes % 16 !== 0 || r.bytes === 0)) return undefined;
-  return [a, b];
-}
-
-/**
  * The whole routed-expert sequence: [norm (in the router logits' dispatch when both run)], [router logits, selection (optional)], group, gate/up per chunk
  * segment, down per chunk, [combine]. Up to MOE_ROUTE_FUSED_MAX_TOKENS tokens, selection and grouping are one
  * dispatch (moeSelectGroup); with fuseRoute, norm, logits, selection and grouping are (moeRouteFused).
@@ -1346,11 +1272,7 @@ export function moeExperts(a: MoeExpertsArgs): KernelProgram[] {
       }
     }
     if (route && T <= MOE_ROUTE_FUSED_MAX_TOKENS) {
-      const prefetch = a.matmulLimits?.moePrefetchShared ? sharedGateUpRanges(a.dims, a.weights) : undefined;
-      programs.push(moeSelectGroup({
-        dims: a.dims, routing: route.routing, tokens: T, scratch: sc, bias: route.bias, variant, subgroupSize: a.matmulLimits?.subgroupSize,
-        ...(prefetch ? { prefetch } : {}),
-      }));
+      programs.push(moeSelectGroup({ dims: a.dims, routing: route.routing, tokens: T, scratch: sc, bias: route.bias, variant, subgroupSize: a.matmulLimits?.subgroupSize }));
     } else {
       if (route) {
         programs.push(moeRouteSelect({
