@@ -258,8 +258,9 @@ export async function benchDecodeAttention(gpu: Gpu, cases: readonly Case[], eng
       // the subgroup-matrix kernel at each of BENCH_HEAD_GROUPS side by side on the same caches (default: the plan's)
       const headGroups = envList('BENCH_HEAD_GROUPS', []).map(Number);
       // and with each of BENCH_TILE_TOKENS (tokens a staged cache tile)
-      const tiles = envList('BENCH_TILE_TOKENS', []).map(Number);
-      const mmaForms = (headGroups.length > 0 ? headGroups : [undefined]).flatMap((headGroup) => (tiles.length > 0 ? tiles : [undefined]).map((tileTokens) => ({ headGroup, tileTokens })));
+      const orAll = <T>(xs: T[]): (T | undefined)[] => (xs.length > 0 ? xs : [undefined]);
+      const tiles = orAll(envList('BENCH_TILE_TOKENS', []).map(Number));
+      const mmaForms = orAll(headGroups).flatMap((headGroup) => tiles.map((tileTokens) => ({ headGroup, tileTokens })));
       const timed = engines.flatMap((engine) => (engine === 'subgroup-matrix' ? mmaForms : [{ headGroup: undefined, tileTokens: undefined }]).map((f) => ({ engine, ...f })));
       for (const { engine, headGroup, tileTokens } of timed) {
         const key = `${engine}/${headGroup ?? ''}/${tileTokens ?? ''}`;

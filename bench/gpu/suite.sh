@@ -19,7 +19,7 @@
 # split-k-more (the merge dispatch at batch 1, 8 KV splits at batch 1, the split GEMMs alone and their tensor-core tests, the experts' gate/up split, mma-peak),
 # head-groups (decode attention at 128 heads, head groups of 16 and 32), ablate (decode attention with one part of the
 # tensor-core kernel taken out at a time: what bounds it), splits-16h (decode attention at 16 heads by split count),
-# tile16 (decode attention with 16-token tiles against 32, at the split policy's count and at 2 and 4 splits; its tests), robustness (Dawn's bounds clamps on and off:
+# occupancy (256-invocation workgroups a multiprocessor runs at once, by workgroup memory and by live registers), attn-residency (decode attention's time by workgroups launched: how many run at once), tile16 (decode attention with 16-token tiles against 32, at the split policy's count and at 2 and 4 splits; its tests), robustness (Dawn's bounds clamps on and off:
 # decode attention, decode steps, prefill, mma-peak), transfer (needs pack.sh --servers).
 # DAWN_FEATURES defaults to allow_unsafe_apis,vulkan_enable_f16_on_nvidia,disable_robustness (as served on NVIDIA).
 set -uo pipefail
@@ -165,6 +165,22 @@ for s in "$@"; do
       BENCH_ENGINES=subgroup-matrix BENCH_MODELS=v2 BENCH_BATCHES=1,32,128 BENCH_CONTEXTS=4096 BENCH_DTYPES=fp8_e4m3,bf16 \
         BENCH_TILE_TOKENS=32,16 BENCH_RUNS=5 BENCH_NAME=decode-attention-tile16-128h step decode-attention-tile16-128h 120 node bench/dist/decode-attention.js
       step decode-attention-mma-test 240 bash -c "cd decode-node && node $ava dist/test/kernels/grouped-decode-attention-mma.test.js --verbose" ;;
+    occupancy)
+      # 256-invocation workgroups a multiprocessor runs at once by workgroup memory and by live registers
+      step occupancy 150 node bench/dist/occupancy.js ;;
+    attn-residency)
+      # how many decode-attention workgroups a multiprocessor runs at once: one split a sequence, 16 heads (one
+      # workgroup a sequence), 512 tokens each, batches around multiples of the SM count (132 on the H100 and H200):
+      # the time steps up past each multiple of what runs at once; 32- and 16-token tiles
+      SPLITS=1 BENCH_ENGINES=subgroup-matrix BENCH_MODELS=v2-lite BENCH_BATCHES=66,132,133,198,264,265,396,397 BENCH_CONTEXTS=512 BENCH_DTYPES=fp8_e4m3 \
+        BENCH_TILE_TOKENS=32,16 BENCH_RUNS=5 BENCH_NAME=decode-attention-residency step decode-attention-residency 150 node bench/dist/decode-attention.js ;;
+    tile16-2x)
+      # 16-token tiles (23 KiB: two workgroups a multiprocessor) against 32 with twice the policy's workgroups (batch 32:
+      # 8 splits, batch 128: 2), every dtype, 16 heads
+      for bs in 32/8 128/2; do
+        SPLITS=${bs#*/} BENCH_ENGINES=subgroup-matrix BENCH_MODELS=v2-lite BENCH_BATCHES=${bs%/*} BENCH_CONTEXTS=4096,16384 BENCH_DTYPES=bf16,fp8_e4m3,fp8_e5m2 \
+          BENCH_TILE_TOKENS=32,16 BENCH_RUNS=5 BENCH_NAME=decode-attention-tile16-2x-b${bs%/*} step decode-attention-tile16-2x-b${bs%/*} 120 node bench/dist/decode-attention.js
+      done ;;
     splits-16h)
       # the subgroup-matrix decode attention at V2-Lite's 16 heads with 1..16 splits a sequence (the policy's choice
       # fills one workgroup a multiprocessor)

@@ -111,9 +111,10 @@ test('both row-tile layouts and tile sizes fit 48 KiB of workgroup memory at Dee
     const bytes = groupedDecodeMmaWorkgroupBytes({ kvLoraRank: 512, ropeDim: 64, dtype: 'fp8_e4m3', pageSize: 64, headGroup, poolBindings: 1, tileTokens });
     t.true(bytes <= 49152, `head group ${headGroup}, ${tileTokens}-token tiles: ${bytes} bytes`);
   }
-  // 16-token tiles at 16 heads take about 60% of the 32-token tiles' memory (room for more workgroups a multiprocessor)
+  // 16-token tiles at 16 heads fit 24 KiB, which an H100 runs two of a multiprocessor (28 KiB it runs one of)
   const at = (tileTokens: number) => groupedDecodeMmaWorkgroupBytes({ kvLoraRank: 512, ropeDim: 64, dtype: 'fp8_e4m3', pageSize: 64, headGroup: 16, poolBindings: 1, tileTokens });
-  t.true(at(16) < 0.7 * at(32), `${at(16)} against ${at(32)} bytes`);
+  t.true(at(16) <= 24 * 1024, `${at(16)} bytes`);
+  t.true(at(32) > 28 * 1024, `${at(32)} bytes`);
   t.throws(() => at(8), { instanceOf: RangeError });
 });
 

@@ -17,7 +17,13 @@
 // Measured and not taken (12-07, H100, each against this kernel in the same call; git show caccfde): loading two tiles
 // ahead, and decoding the next tile to f16 in registers among this tile's products (plain stores between the
 // barriers), slower on 7 of 8 rows (decode-attention-prefetch.h100.txt); what bounds the 16-head FP8 rows is
-// in decode-attention-ablate.h100.txt (the tile's decode and scalar f16 stores first).
+// in decode-attention-ablate.h100.txt (the tile's decode and scalar f16 stores first); lanes 16..31 storing their
+// FP8 word's f16 pairs swapped, +10..17% (decode-attention-swap-halves.h100.txt, git show 4bfcd3a).
+// Occupancy (bench/occupancy, H100): 256-invocation workgroups of more than 24 KiB of workgroup memory run one a
+// multiprocessor, so this kernel (47.9 KiB at 32-token tiles) runs one whatever its grid and the split policy fills
+// one wave. 16-token tiles with the scores split 4 ways fit 23.1 KiB and run two at once, but win only for fp8_e5m2
+// (-2..-10% at twice the workgroups; bf16 and fp8_e4m3 slower: decode-attention-tile16.h100.txt): an option, not the
+// plan's. e4m3 by spread bytes: 1-3% faster than masking each code's parts apart (decode-attention-e4m3-spread.h100.txt).
 import type { KernelShader } from '@latentwire/gpu';
 import { SUBGROUP_MATRIX_WGSL, bindings, defineKernel, fillWgsl, loadWgsl } from '@latentwire/gpu';
 import { KV_ELEMENT_BYTES, latentKvLayout, type KvDtype, type KvElementType, type LatentKvLayout } from '@latentwire/protocol';
@@ -39,9 +45,10 @@ export { subgroupMatrixUnsupportedReason as mmaUnsupportedReason } from '@latent
 export interface MmaShape {
   readonly kvLoraRank: number; readonly ropeDim: number; readonly dtype: KvDtype; readonly pageSize: number;
   readonly headGroup: number; readonly poolBindings: number;
-  /** Tokens a staged cache tile (MMA.tileTokenChoices; default MMA.tileTokens). 16 halves the workgroup's memory and
-   *  the registers it holds (q's tiles split 8 ways along k instead of 4, half the raw words in flight), for more
-   *  workgroups a multiprocessor, at twice the barriers a token. */
+  /** Tokens a staged cache tile (MMA.tileTokenChoices; default MMA.tileTokens). 16 with one row tile fits 23.1 KiB
+   *  (the scores split 4 ways, by half the subgroups), so an H100 runs two workgroups a multiprocessor instead of one,
+   *  at twice the barriers a token: faster for fp8_e5m2 at twice the workgroups, slower otherwise
+   *  (decode-attention-tile16.h100.txt); not the plan's choice. */
   readonly tileTokens?: number;
 }
 
@@ -60,17 +67,23 @@ const kstr = (v: MmaShape) => v.kvLoraRank + v.ropeDim + 8;
 const tileTokens = (v: MmaShape) => v.tileTokens ?? MMA.tileTokens;
 const pstr = (v: MmaShape) => tileTokens(v) + 8;
 
-/** The tile's layout: MT 16-row matrix tiles (M rows), JT 16-token halves of the tile, the scores split KQ =
- *  8 / (JT·MT) ways along k, HJ invocations a row in the softmax, and the score partials' f32 row stride: padded by
- *  4 where one row tile leaves room (KQ × M rows of it also hold the 8 × 256 staging floats), unpadded at two,
- *  where 48 KiB holds no more. HSN: f16 values of hs (the tile and the weights, or q's M rows before the loop). */
-function rowTiles(v: MmaShape): { MT: number; MROWS: number; JT: number; KQ: number; HJ: number; SPSTR: number; HSN: number } {
+/** The tile's layout: MT 16-row matrix tiles (M rows), JT 16-token tiles of it, the scores split KQ = min(4, 8 /
+ *  (JT·MT)) ways along k (SSG = JT·KQ·MT subgroups compute them: all 8 but at 16 tokens and one row tile, where 4
+ *  do, so the partials take 4 KiB), HJ invocations a row in the softmax, the score partials' f32 row stride (padded
+ *  by 4 where one row tile of 32 tokens leaves room, else unpadded), SLOTS subgroups' 256 floats the partials' memory
+ *  stages at a time at the end and in a rescale, and HSN, the f16 values of hs (the tile and the weights, or q's M
+ *  rows before the loop). 16 tokens and one row tile: 23.1 KiB in all, which lets an H100 run two workgroups a
+ *  multiprocessor (bench/occupancy: 24 KiB do, 28 KiB do not). */
+function rowTiles(v: MmaShape): { MT: number; MROWS: number; JT: number; KQ: number; SSG: number; HJ: number; SPSTR: number; SLOTS: number; HSN: number } {
   const MT = v.headGroup > 16 ? 2 : 1;
   const BT = tileTokens(v);
   const JT = BT / 16;
   const MROWS = 16 * MT;
+  const KQ = Math.min(4, MMA.subgroups / (JT * MT));
+  const SPSTR = MT === 1 && BT === 32 ? BT + 4 : BT;
   return {
-    MT, MROWS, JT, KQ: MMA.subgroups / (JT * MT), HJ: MMA.workgroupSize / MROWS, SPSTR: MT === 1 ? BT + 4 : BT,
+    MT, MROWS, JT, KQ, SSG: JT * KQ * MT, HJ: MMA.workgroupSize / MROWS, SPSTR,
+    SLOTS: Math.min(MMA.subgroups, Math.floor((KQ * MROWS * SPSTR) / 256)),
     HSN: Math.max(BT * kstr(v) + MROWS * pstr(v), MROWS * kstr(v)),
   };
 }
@@ -93,12 +106,14 @@ function wordDecodeWgsl(l: LatentKvLayout): string {
       case 'fp8_e5m2':
         return `let v = vec4<f16>(bitcast<vec2<f16>>(((w & 0xffu) << 8u) | ((w & 0xff00u) << 16u)), bitcast<vec2<f16>>(((w >> 8u) & 0xff00u) | (w & 0xff000000u)))${mul};\n  hs[o] = v.x; hs[o + 1u] = v.y; hs[o + 2u] = v.z; hs[o + 3u] = v.w;`;
       case 'fp8_e4m3':
-        return `let v = vec4<f16>(bitcast<vec2<f16>>(e4m3_pair16(w)), bitcast<vec2<f16>>(e4m3_pair16(w >> 16u)))${mul};\n  hs[o] = v.x; hs[o + 1u] = v.y; hs[o + 2u] = v.z; hs[o + 3u] = v.w;`;
+        // bytes 0, 1 and 2, 3 of the word spread into the low bytes of two words' 16-bit halves
+        return `let v = vec4<f16>(bitcast<vec2<f16>>(e4m3_pair16((w & 0xffu) | ((w << 8u) & 0xff0000u))), bitcast<vec2<f16>>(e4m3_pair16(((w >> 16u) & 0xffu) | ((w >> 8u) & 0xff0000u))))${mul};\n  hs[o] = v.x; hs[o + 1u] = v.y; hs[o + 2u] = v.z; hs[o + 3u] = v.w;`;
     }
   };
-  return `// two e4m3 codes (low 16 bits of w) → two f16 holding code·2^-8: sign to bit 15, exponent+mantissa shifted by 7
-fn e4m3_pair16(w: u32) -> u32 {
-  return ((w & 0x7fu) << 7u) | ((w & 0x80u) << 8u) | ((w & 0x7f00u) << 15u) | ((w & 0x8000u) << 16u);
+  return `// two e4m3 codes in the low bytes of t's 16-bit halves → two f16 holding code·2^-8: sign to bit 15 of each half,
+// exponent+mantissa shifted by 7 (two masked shifts: 1-3% faster on the H100 than masking each code's parts apart)
+fn e4m3_pair16(t: u32) -> u32 {
+  return ((t << 7u) & 0x3f803f80u) | ((t << 8u) & 0x80008000u);
 }
 // a latent word (${4 / KV_ELEMENT_BYTES[l.latentType]} values) at hs[o ..]; s: its token's scale·256 (e4m3), else unused.
 // bf16/f32 values past 65504 become inf (see the header); e5m2 codes are the top bytes of f16s.
@@ -116,7 +131,7 @@ function hotLoops(v: MmaShape, RW: number, scaled: boolean, pools: number): Reco
   const range = (n: number) => Array.from({ length: n }, (_, i) => i);
   const { subgroups: NSG, workgroupSize: WG } = MMA;
   const BT = tileTokens(v);
-  const { MT, MROWS, KQ, HJ } = rowTiles(v);
+  const { MT, MROWS, KQ, SSG, HJ, SLOTS } = rowTiles(v);
   const KT = (v.kvLoraRank + v.ropeDim) / 16;
   const QN = Math.ceil(KT / KQ);
   const R16 = v.kvLoraRank / 16;
@@ -193,27 +208,34 @@ function hotLoops(v: MmaShape, RW: number, scaled: boolean, pools: number): Reco
     `  if (alpha != 1.0) { resc[0] = 1u; }`,
     `}`,
   ];
-  // rounds of one accumulator a subgroup through its 256 floats of sp; the barriers stay outside the guards
-  const viaScratch = (body: (a: (typeof accs)[number]) => string[]) =>
-    accs.flatMap((a) => [
-      `${accGuard(a.c)}{ subgroupMatrixStore<row_major>(&sp, sg * 256u, ${a.name}, 16u); }`,
+  // rounds of one accumulator a subgroup through its 256 floats of sp (slot sg % SLOTS; with fewer slots than
+  // subgroups, those of round sg / SLOTS take turns); the barriers stay outside the guards
+  const rounds = range(NSG / SLOTS);
+  const turn = (r: number, c: number) => {
+    const g = [...(rounds.length > 1 ? [`sg / SLOTS == ${r}u`] : []), ...(NSG * (c + 1) <= R16 ? [] : [`sg + ${NSG * c}u < R16`])];
+    return g.length === 0 ? '' : `if (${g.join(' && ')}) `;
+  };
+  const slot = rounds.length > 1 ? '(sg % SLOTS) * 256u' : 'sg * 256u';
+  const viaScratch = (body: (a: (typeof accs)[number], guard: string) => string[]) =>
+    accs.flatMap((a) => rounds.flatMap((r) => [
+      `${turn(r, a.c)}{ subgroupMatrixStore<row_major>(&sp, ${slot}, ${a.name}, 16u); }`,
       `workgroupBarrier();`,
-      ...body(a),
+      ...body(a, turn(r, a.c)),
       `workgroupBarrier();`,
-    ]);
-  const rescale = viaScratch(({ m, c, name }) => [
-    `${accGuard(c)}{`,
-    `  for (var i = lid % 32u; i < 256u; i += 32u) { sp[sg * 256u + i] *= alph[${rowOf(m, 'i')}]; }`,
+    ]));
+  const rescale = viaScratch(({ m, name }, guard) => [
+    `${guard}{`,
+    `  for (var i = lid % 32u; i < 256u; i += 32u) { sp[${slot} + i] *= alph[${rowOf(m, 'i')}]; }`,
     `}`,
     `workgroupBarrier();`,
-    `${accGuard(c)}{ ${name} = subgroupMatrixLoad<ResT, row_major>(&sp, sg * 256u, 16u); }`,
+    `${guard}{ ${name} = subgroupMatrixLoad<ResT, row_major>(&sp, ${slot}, 16u); }`,
   ]);
-  const write = viaScratch(({ m, c }) => [
-    `${accGuard(c)}{`,
+  const write = viaScratch(({ m, c }, guard) => [
+    `${guard}{`,
     `  for (var i = lid % 32u; i < 256u; i += 32u) {`,
     `    let row = ${rowOf(m, 'i')};`,
     `    if (row < gc) {`,
-    `      o_part[((b * u.heads + h0 + row) * S + split) * RDIM + (sg + ${NSG * c}u) * 16u + i % 16u] = sp[sg * 256u + i] * alph[row];`,
+    `      o_part[((b * u.heads + h0 + row) * S + split) * RDIM + (sg + ${NSG * c}u) * 16u + i % 16u] = sp[${slot} + i] * alph[row];`,
     `    }`,
     `  }`,
     `}`,
@@ -265,7 +287,12 @@ function hotLoops(v: MmaShape, RW: number, scaled: boolean, pools: number): Reco
     FETCH_FIRST: fetch('t_begin').join('\n    '),
     STORE: store.join('\n    '),
     FETCH_NEXT: fetch('(t0 + BT)').join('\n      '),
-    SCORES: range(QN).map((i) => `${qGuard(i)}{ s = subgroupMatrixMultiplyAccumulate(q_${i}, subgroupMatrixLoad<RightT, col_major>(&hs, jt * 16u * KSTR + (kq + ${KQ * i}u) * 16u, KSTR), s); }`).join('\n    '),
+    SCORES: [
+      ...(SSG < NSG ? [`if (sg < SSG) {`] : []),
+      ...range(QN).map((i) => `${qGuard(i)}{ s = subgroupMatrixMultiplyAccumulate(q_${i}, subgroupMatrixLoad<RightT, col_major>(&hs, jt * 16u * KSTR + (kq + ${KQ * i}u) * 16u, KSTR), s); }`),
+      `subgroupMatrixStore<row_major>(&sp, (kq * MROWS + mt * 16u) * SPSTR + jt * 16u, s, SPSTR);`,
+      ...(SSG < NSG ? [`}`] : []),
+    ].join('\n    '),
     SOFTMAX: softmax.join('\n    '),
     RESCALE: rescale.join('\n      '),
     PV: pv.join('\n    '),
@@ -281,7 +308,7 @@ function build_groupedDecodeMmaShader(v: MmaShape): KernelShader & { readonly un
   const tiles = rowTiles(v);
   const consts: Record<string, number> = {
     D, RDIM: v.kvLoraRank, KT: D / 16, R16: v.kvLoraRank / 16, KSTR: kstr(v), BT: tileTokens(v), PSTR: pstr(v), G: v.headGroup,
-    MROWS: tiles.MROWS, JT: tiles.JT, KQ: tiles.KQ, HJ: tiles.HJ, SPSTR: tiles.SPSTR, HSN: tiles.HSN,
+    MROWS: tiles.MROWS, JT: tiles.JT, KQ: tiles.KQ, SSG: tiles.SSG, HJ: tiles.HJ, SPSTR: tiles.SPSTR, SLOTS: tiles.SLOTS, HSN: tiles.HSN,
     WG: MMA.workgroupSize, RW: l.rowBytes / 4, LW: l.latentBytes / 4, LVALS: 4 / KV_ELEMENT_BYTES[l.latentType], RVALS: 4 / KV_ELEMENT_BYTES[l.ropeType],
     PAGE_SIZE: v.pageSize, PAGE_WORDS: l.pageBytes / 4, SCALES_WORD: l.scalesOffset / 4,
   };

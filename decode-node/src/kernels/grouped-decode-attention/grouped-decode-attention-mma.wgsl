@@ -5,9 +5,9 @@
 // BT / 16 token tiles); with MT = 2 (head groups of 17..32) M = 32 rows, two row tiles sharing every staged cache
 // tile (each page decoded once for twice the products):
 //
-//   scores  S[M, BT] = Q[M, r+rope] · Tileᵀ     subgroup sg: token tile jt = sg % JT, k-steps kq, kq+KQ, ... with
-//                                                kq = (sg / JT) % KQ (split-K, KQ = 8 / (JT·MT)), row tile
-//                                                mt = sg / (JT·KQ); its q tiles stay in registers for the whole
+//   scores  S[M, BT] = Q[M, r+rope] · Tileᵀ     subgroup sg < SSG: token tile jt = sg % JT, k-steps kq, kq+KQ, ...
+//                                                with kq = (sg / JT) % KQ (split-K, KQ = min(4, 8 / (JT·MT))), row
+//                                                tile mt = sg / (JT·KQ); its q tiles stay in registers for the whole
 //                                                split; the KQ partials are summed by the softmax
 //   softmax online, per head, in f32, base 2 (q is pre-scaled by scale·log2 e), HJ = 256 / M invocations a row
 //   output  O[M, r] += P[M, BT] · Tile[BT, r]   subgroup sg owns the 16-wide column tiles sg, sg+8, ... of every
@@ -31,7 +31,7 @@
 // Prepended by the launcher (grouped-decode-attention-mma.ts): enables and diagnostics, constants D, RDIM, KT
 // (k-steps of a row), R16, KSTR (f16 row stride, padded), BT, PSTR, SPSTR, G, WG, RW (u32 words a row), LW
 // (of its latent), LVALS / RVALS (values a latent / rope word), PAGE_SIZE, PAGE_WORDS, SCALES_WORD, MROWS (M),
-// JT, KQ, HJ, HSN (f16 values of hs);
+// JT, KQ, SSG (subgroups computing scores), HJ, SLOTS (256-float slots of sp), HSN (f16 values of hs);
 // aliases LeftT, RightT, ResT; bindings 0 q: array<f32> [batch, heads, D]  1 seq_lens  2 page_offsets
 // 3 page_table  4.. pools, then o_part: array<f32> [batch, heads, num_splits, RDIM], lse: array<f32>
 // [batch, heads, num_splits], uniforms u; functions cw(pool, word) -> u32, put_latent(o, word, scale),
@@ -43,7 +43,7 @@
 //   hs[PO + g·PSTR + t]   weights p [head][token]
 const PO: u32 = BT * KSTR;
 var<workgroup> hs: array<f16, HSN>;
-var<workgroup> sp: array<f32, KQ * MROWS * SPSTR>; // score partials [kq][M][SPSTR]; scratch of 8 × 256 at the end
+var<workgroup> sp: array<f32, KQ * MROWS * SPSTR>; // score partials [kq][M][SPSTR]; SLOTS × 256 scratch at the end
 var<workgroup> alph: array<f32, MROWS>;             // per-head rescale of this tile; at the end 1 / l
 // every workgroup variable is a multiple of 16 bytes, so each starts 16-byte aligned whatever order the compiler
 // lays them out in (matrix loads from workgroup memory want 16-byte aligned rows)
@@ -98,10 +98,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       /*@FETCH_NEXT@*/
     }
 
-    // scores: this subgroup's k-steps of its 16 tokens (unrolled by the launcher)
+    // scores: this subgroup's k-steps of its 16 tokens, stored as its partial (unrolled by the launcher; subgroups
+    // sg ≥ SSG have none)
     var s = ResT();
     /*@SCORES@*/
-    subgroupMatrixStore<row_major>(&sp, (kq * MROWS + mt * 16u) * SPSTR + jt * 16u, s, SPSTR);
     workgroupBarrier();
 
     // online softmax of row hrow over the tile (HJ invocations a row, reduced by shuffles within HJ lanes)
