@@ -181,16 +181,6 @@ for s in "$@"; do
         SPLITS=${bs#*/} BENCH_ENGINES=subgroup-matrix BENCH_MODELS=v2-lite BENCH_BATCHES=${bs%/*} BENCH_CONTEXTS=4096,16384 BENCH_DTYPES=bf16,fp8_e4m3,fp8_e5m2 \
           BENCH_TILE_TOKENS=32,16 BENCH_RUNS=5 BENCH_NAME=decode-attention-tile16-2x-b${bs%/*} step decode-attention-tile16-2x-b${bs%/*} 120 node bench/dist/decode-attention.js
       done ;;
-    sg16)
-      # 16 subgroups (512 invocations) a workgroup against 8, same caches: 16 heads every dtype at the rows,
-      # 128 heads batch 32 / 128 4K; then the kernel's tests
-      for bc in 128/16384 32/4096 128/4096 32/16384; do
-        BENCH_ENGINES=subgroup-matrix BENCH_MODELS=v2-lite BENCH_BATCHES=${bc%/*} BENCH_CONTEXTS=${bc#*/} BENCH_DTYPES=bf16,fp8_e4m3,fp8_e5m2 \
-          BENCH_MMA_SUBGROUPS=8,16 BENCH_RUNS=5 BENCH_NAME=decode-attention-sg16-16h-b${bc%/*}-${bc#*/} step decode-attention-sg16-16h-b${bc%/*}-${bc#*/} 100 node bench/dist/decode-attention.js
-      done
-      BENCH_ENGINES=subgroup-matrix BENCH_MODELS=v2 BENCH_BATCHES=1,32,128 BENCH_CONTEXTS=4096 BENCH_DTYPES=fp8_e4m3,bf16 \
-        BENCH_MMA_SUBGROUPS=8,16 BENCH_RUNS=5 BENCH_NAME=decode-attention-sg16-128h step decode-attention-sg16-128h 100 node bench/dist/decode-attention.js
-      step decode-attention-mma-test 300 bash -c "cd decode-node && node $ava dist/test/kernels/grouped-decode-attention-mma.test.js --verbose" ;;
     splits-16h)
       # the subgroup-matrix decode attention at V2-Lite's 16 heads with 1..16 splits a sequence (the policy's choice
       # fills one workgroup a multiprocessor)

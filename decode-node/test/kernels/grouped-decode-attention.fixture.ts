@@ -91,7 +91,7 @@ export interface Case {
   readonly splits: number;
   readonly lens: readonly number[];
   /** Portable engine: this tile with the given threads instead of the plan; subgroup-matrix: the plan's variant
-   *  with this tile (and these threads, where given). */
+   *  with this tile. */
   readonly tileTokens?: number;
   readonly workgroupSize?: number;
   readonly poolBindings?: number;
@@ -237,8 +237,7 @@ export function variantOf(gpu: Gpu, c: Case): GroupedDecodeVariant {
     kvLoraRank: c.r, ropeDim: c.rope, dtype: c.dtype, pageSize: c.pageSize, heads: c.heads, headGroup: c.headGroup,
     limits: gpu.limits, poolBindings: c.poolBindings, engine: c.engine, matrix: c.matrix,
   });
-  // the subgroup-matrix engine: the plan's variant with the case's tile and threads, where given
-  return { ...planned, ...(c.tileTokens === undefined ? {} : { tileTokens: c.tileTokens }), ...(c.workgroupSize === undefined ? {} : { workgroupSize: c.workgroupSize }) };
+  return c.tileTokens === undefined ? planned : { ...planned, tileTokens: c.tileTokens };
 }
 
 export async function runCase(

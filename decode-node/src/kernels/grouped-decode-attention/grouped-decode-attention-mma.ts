@@ -24,6 +24,9 @@
 // one wave. 16-token tiles with the scores split 4 ways fit 23.1 KiB and run two at once, but win only for fp8_e5m2
 // (-2..-10% at twice the workgroups; bf16 and fp8_e4m3 slower: decode-attention-tile16.h100.txt): an option, not the
 // plan's. e4m3 by spread bytes: 1-3% faster than masking each code's parts apart (decode-attention-e4m3-spread.h100.txt).
+// 16 subgroups a workgroup (512 invocations; git show 518f4f2): fp8_e5m2 -3..-4%, fp8_e4m3 and bf16 +1..+3%, 128 heads
+// +13..+71% (decode-attention-sg16.h100.txt). Only the cheapest decode gains from more subgroups in flight; by these
+// numbers the others are bound by the instructions a multiprocessor issues (fp8_e4m3) or by the bytes (bf16).
 import type { KernelShader } from '@latentwire/gpu';
 import { SUBGROUP_MATRIX_WGSL, bindings, defineKernel, fillWgsl, loadWgsl } from '@latentwire/gpu';
 import { KV_ELEMENT_BYTES, latentKvLayout, type KvDtype, type KvElementType, type LatentKvLayout } from '@latentwire/protocol';
@@ -36,7 +39,7 @@ export const MMA_UNIFORMS = { heads: 'u32', num_splits: 'u32', pages_per_buffer:
 
 /** Fixed shape of the variant: 8 subgroups of 32, 32 tokens a tile by default (16 on request), 32 rows (heads) a
  *  group at most (the plan's group unless told otherwise): one 16-row matrix tile up to 16 heads, two above. */
-export const MMA = { subgroupSize: 32, subgroups: 8, workgroupSize: 256, subgroupChoices: [8, 16], tileTokens: 32, tileTokenChoices: [16, 32], maxHeadGroup: 32 } as const;
+export const MMA = { subgroupSize: 32, subgroups: 8, workgroupSize: 256, tileTokens: 32, tileTokenChoices: [16, 32], maxHeadGroup: 32 } as const;
 
 export type { MatrixCapabilities } from '@latentwire/gpu';
 /** Why the device cannot run the variant, or null when it can: the requirements every subgroup-matrix kernel shares. */
@@ -50,10 +53,6 @@ export interface MmaShape {
    *  at twice the barriers a token: faster for fp8_e5m2 at twice the workgroups, slower otherwise
    *  (decode-attention-tile16.h100.txt); not the plan's choice. */
   readonly tileTokens?: number;
-  /** Subgroups of 32 a workgroup (MMA.subgroupChoices; default MMA.subgroups). 16 (with 32-token tiles) puts twice the
-   *  subgroups on the multiprocessor the workgroup has to itself (its 48 KiB of workgroup memory let no second one
-   *  in): each fetches, decodes and multiplies half as much of a tile, the scores still split 8 ways. */
-  readonly subgroups?: number;
 }
 
 function check(v: MmaShape): void {
@@ -64,17 +63,11 @@ function check(v: MmaShape): void {
   if (!Number.isInteger(v.ropeDim) || v.ropeDim < 16 || v.ropeDim % 16 !== 0) fail('ropeDim must be a positive multiple of 16');
   if (!Number.isInteger(v.headGroup) || v.headGroup < 1 || v.headGroup > MMA.maxHeadGroup) fail(`headGroup must be 1..${MMA.maxHeadGroup}`);
   if (v.tileTokens !== undefined && !(MMA.tileTokenChoices as readonly number[]).includes(v.tileTokens)) fail(`tileTokens must be one of ${MMA.tileTokenChoices.join(', ')}`);
-  if (v.subgroups !== undefined && !(MMA.subgroupChoices as readonly number[]).includes(v.subgroups)) fail(`subgroups must be one of ${MMA.subgroupChoices.join(', ')}`);
-  // the softmax gives each of a head's HJ = 32·subgroups / M invocations at least one token
-  if (subgroupsOf(v) * 32 / (v.headGroup > 16 ? 32 : 16) > tileTokens(v)) fail('16 subgroups over one row tile need 32-token tiles');
 }
 
 /** f16 row stride in workgroup memory: the row padded by 8 values so the rows of a tile start on different banks. */
 const kstr = (v: MmaShape) => v.kvLoraRank + v.ropeDim + 8;
 const tileTokens = (v: MmaShape) => v.tileTokens ?? MMA.tileTokens;
-const subgroupsOf = (v: MmaShape) => v.subgroups ?? MMA.subgroups;
-/** Invocations a workgroup of the variant. */
-export const mmaWorkgroupSize = (v: MmaShape) => MMA.subgroupSize * subgroupsOf(v);
 const pstr = (v: MmaShape) => tileTokens(v) + 8;
 
 /** The tile's layout: MT 16-row matrix tiles (M rows), JT 16-token tiles of it, the scores split KQ = min(4, 8 /
@@ -89,12 +82,11 @@ function rowTiles(v: MmaShape): { MT: number; MROWS: number; JT: number; KQ: num
   const BT = tileTokens(v);
   const JT = BT / 16;
   const MROWS = 16 * MT;
-  const KQ = Math.min(4, 8 / (JT * MT));
+  const KQ = Math.min(4, MMA.subgroups / (JT * MT));
   const SPSTR = MT === 1 && BT === 32 ? BT + 4 : BT;
   return {
-    MT, MROWS, JT, KQ, SSG: JT * KQ * MT, HJ: mmaWorkgroupSize(v) / MROWS, SPSTR,
-    // a power of two (it divides the subgroups)
-    SLOTS: 2 ** Math.floor(Math.log2(Math.min(subgroupsOf(v), Math.floor((KQ * MROWS * SPSTR) / 256)))),
+    MT, MROWS, JT, KQ, SSG: JT * KQ * MT, HJ: MMA.workgroupSize / MROWS, SPSTR,
+    SLOTS: Math.min(MMA.subgroups, Math.floor((KQ * MROWS * SPSTR) / 256)),
     HSN: Math.max(BT * kstr(v) + MROWS * pstr(v), MROWS * kstr(v)),
   };
 }
@@ -140,7 +132,7 @@ fn put_rope(o: u32, w: u32) {
 /** The unrolled parts: q tiles and accumulators are named registers. */
 function hotLoops(v: MmaShape, RW: number, scaled: boolean, pools: number): Record<string, string> {
   const range = (n: number) => Array.from({ length: n }, (_, i) => i);
-  const NSG = subgroupsOf(v), WG = mmaWorkgroupSize(v);
+  const { subgroups: NSG, workgroupSize: WG } = MMA;
   const BT = tileTokens(v);
   const { MT, MROWS, KQ, SSG, HJ, SLOTS } = rowTiles(v);
   const KT = (v.kvLoraRank + v.ropeDim) / 16;
@@ -320,12 +312,12 @@ function build_groupedDecodeMmaShader(v: MmaShape): KernelShader & { readonly un
   const consts: Record<string, number> = {
     D, RDIM: v.kvLoraRank, KT: D / 16, R16: v.kvLoraRank / 16, KSTR: kstr(v), BT: tileTokens(v), PSTR: pstr(v), G: v.headGroup,
     MROWS: tiles.MROWS, JT: tiles.JT, KQ: tiles.KQ, SSG: tiles.SSG, HJ: tiles.HJ, SPSTR: tiles.SPSTR, SLOTS: tiles.SLOTS, HSN: tiles.HSN,
-    WG: mmaWorkgroupSize(v), RW: l.rowBytes / 4, LW: l.latentBytes / 4, LVALS: 4 / KV_ELEMENT_BYTES[l.latentType], RVALS: 4 / KV_ELEMENT_BYTES[l.ropeType],
+    WG: MMA.workgroupSize, RW: l.rowBytes / 4, LW: l.latentBytes / 4, LVALS: 4 / KV_ELEMENT_BYTES[l.latentType], RVALS: 4 / KV_ELEMENT_BYTES[l.ropeType],
     PAGE_SIZE: v.pageSize, PAGE_WORDS: l.pageBytes / 4, SCALES_WORD: l.scalesOffset / 4,
   };
   const { cw } = poolWordsWgsl(v.poolBindings);
   const B = bindings(splitStorage(v.poolBindings, 'f32'), MMA_UNIFORMS);
-  const label = `grouped_decode_attn_mma_${v.dtype}_r${v.kvLoraRank}_p${v.ropeDim}_ps${v.pageSize}_g${v.headGroup}_t${tileTokens(v)}_w${mmaWorkgroupSize(v)}_pools${v.poolBindings}`;
+  const label = `grouped_decode_attn_mma_${v.dtype}_r${v.kvLoraRank}_p${v.ropeDim}_ps${v.pageSize}_g${v.headGroup}_t${tileTokens(v)}_w${MMA.workgroupSize}_pools${v.poolBindings}`;
   return B.shader(label, `${SUBGROUP_MATRIX_WGSL}
 ${Object.entries(consts).map(([k, val]) => `const ${k}: u32 = ${val}u;`).join('\n')}
 ${B.wgsl}${cw}

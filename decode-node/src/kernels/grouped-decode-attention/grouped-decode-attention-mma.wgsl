@@ -1,6 +1,6 @@
 // Grouped absorbed-MLA decode attention on subgroup matrices (tensor cores where the adapter maps them there):
 // the same work, grid, outputs and merge as grouped-decode-attention.wgsl, with both products as 16×16×16
-// f16 → f32 matrix tiles. One workgroup = 8 subgroups of 32 (16 on request) takes the M = 16 rows of a head group (rows ≥ gc
+// f16 → f32 matrix tiles. One workgroup = 8 subgroups of 32 takes the M = 16 rows of a head group (rows ≥ gc
 // hold q = 0 and are never written) of one sequence over one split, BT = 32 tokens a tile (16 on request: JT =
 // BT / 16 token tiles); with MT = 2 (head groups of 17..32) M = 32 rows, two row tiles sharing every staged cache
 // tile (each page decoded once for twice the products):
@@ -9,13 +9,13 @@
 //                                                with kq = (sg / JT) % KQ (split-K, KQ = min(4, 8 / (JT·MT))), row
 //                                                tile mt = sg / (JT·KQ); its q tiles stay in registers for the whole
 //                                                split; the KQ partials are summed by the softmax
-//   softmax online, per head, in f32, base 2 (q is pre-scaled by scale·log2 e), HJ = WG / M invocations a row
-//   output  O[M, r] += P[M, BT] · Tile[BT, r]   subgroup sg owns the 16-wide column tiles sg, sg+NSG, ... of every
+//   softmax online, per head, in f32, base 2 (q is pre-scaled by scale·log2 e), HJ = 256 / M invocations a row
+//   output  O[M, r] += P[M, BT] · Tile[BT, r]   subgroup sg owns the 16-wide column tiles sg, sg+8, ... of every
 //                                                row tile (each cache tile loaded once for the MT products)
 //
 // Per tile: 4 barriers (tile free, tile stored, scores stored, weights stored = the rescale flag's uniform
 // load). The next tile's raw words are loaded into registers while this one is multiplied: subgroup sg takes
-// tokens sg, sg+NSG, ... (NSG subgroups), a word a lane along each row (coalesced), first the tokens' page ids, then their
+// tokens sg, sg+8, ..., a word a lane along each row (coalesced), first the tokens' page ids, then their
 // words (and e4m3 scales), all from token indices clamped into the sequence, so a thread's loads are in flight
 // together instead of one page-table round trip after another.
 //

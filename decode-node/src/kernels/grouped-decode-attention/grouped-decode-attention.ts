@@ -58,7 +58,7 @@ export interface GroupedDecodeVariant {
   /** GPU buffers the pool is split into (1..MAX_POOL_BINDINGS; default 1). */
   readonly poolBindings?: number;
   /** 'f32' (default): the portable FMA kernel; 'subgroup-matrix': grouped-decode-attention-mma.ts (tileTokens 32
-   *  or 16, workgroupSize 256 or 512, headGroup ≤ 32; needs the adapter's subgroup matrices, see mmaUnsupportedReason). */
+   *  or 16, workgroupSize 256, headGroup ≤ 32; needs the adapter's subgroup matrices, see mmaUnsupportedReason). */
   readonly engine?: GroupedDecodeEngine;
 }
 
@@ -66,13 +66,12 @@ export type GroupedDecodeEngine = 'f32' | 'subgroup-matrix';
 
 const mmaShape = (v: GroupedDecodeVariant): MmaShape => ({
   kvLoraRank: v.kvLoraRank, ropeDim: v.ropeDim, dtype: v.dtype, pageSize: v.pageSize, headGroup: v.headGroup,
-  poolBindings: v.poolBindings ?? 1, tileTokens: v.tileTokens, subgroups: (v.workgroupSize ?? MMA.workgroupSize) / MMA.subgroupSize,
+  poolBindings: v.poolBindings ?? 1, tileTokens: v.tileTokens,
 });
 
 function checkMmaVariant(v: GroupedDecodeVariant): void {
-  const sizes = MMA.subgroupChoices.map((n) => n * MMA.subgroupSize);
-  if (!(MMA.tileTokenChoices as readonly number[]).includes(v.tileTokens) || !sizes.includes(v.workgroupSize ?? MMA.workgroupSize)) {
-    throw new RangeError(`groupedDecodeAttention (subgroup-matrix): tileTokens must be one of ${MMA.tileTokenChoices.join(', ')} and workgroupSize one of ${sizes.join(', ')} (variant ${JSON.stringify(v)})`);
+  if (!(MMA.tileTokenChoices as readonly number[]).includes(v.tileTokens) || (v.workgroupSize ?? MMA.workgroupSize) !== MMA.workgroupSize) {
+    throw new RangeError(`groupedDecodeAttention (subgroup-matrix): tileTokens must be one of ${MMA.tileTokenChoices.join(', ')} and workgroupSize ${MMA.workgroupSize} (variant ${JSON.stringify(v)})`);
   }
   const pools = v.poolBindings ?? 1;
   if (!Number.isInteger(pools) || pools < 1 || pools > MAX_POOL_BINDINGS) {
