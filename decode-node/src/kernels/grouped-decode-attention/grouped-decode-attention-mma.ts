@@ -27,6 +27,8 @@
 // 16 subgroups a workgroup (512 invocations; git show 518f4f2): fp8_e5m2 -3..-4%, fp8_e4m3 and bf16 +1..+3%, 128 heads
 // +13..+71% (decode-attention-sg16.h100.txt). Only the cheapest decode gains from more subgroups in flight; by these
 // numbers the others are bound by the instructions a multiprocessor issues (fp8_e4m3) or by the bytes (bf16).
+// Fewer of them did help: each word's store chosen when generated and no per-word zeroing past the end, 16 heads
+// fp8_e4m3 -5%, 128 heads -13.6% (same-call A/B, decode-attention-store-trim.h100.txt).
 import type { KernelShader } from '@latentwire/gpu';
 import { SUBGROUP_MATRIX_WGSL, bindings, defineKernel, fillWgsl, loadWgsl } from '@latentwire/gpu';
 import { KV_ELEMENT_BYTES, latentKvLayout, type KvDtype, type KvElementType, type LatentKvLayout } from '@latentwire/protocol';
@@ -130,7 +132,7 @@ fn put_rope(o: u32, w: u32) {
 }
 
 /** The unrolled parts: q tiles and accumulators are named registers. */
-function hotLoops(v: MmaShape, RW: number, scaled: boolean, pools: number): Record<string, string> {
+function hotLoops(v: MmaShape, RW: number, LW: number, scaled: boolean, pools: number): Record<string, string> {
   const range = (n: number) => Array.from({ length: n }, (_, i) => i);
   const { subgroups: NSG, workgroupSize: WG } = MMA;
   const BT = tileTokens(v);
@@ -154,7 +156,7 @@ function hotLoops(v: MmaShape, RW: number, scaled: boolean, pools: number): Reco
   const TPW = BT / NSG;
   const wordGuard = (c: number) => (32 * (c + 1) <= RW ? '' : `if (lane + ${32 * c}u < RW) `);
   const fetch = (tb: string) => [
-    // each token clamped into the sequence (one past the end is zeroed when stored)
+    // each token clamped into the sequence (a row past the end loads the last token's again)
     ...range(TPW).map((m) => `let tok_${m} = min(${tb} + sg + ${NSG * m}u, t_end - 1u);`),
     ...range(TPW).map((m) => `let pg_${m} = page_table[pt0 + tok_${m} / PAGE_SIZE];`),
     ...range(TPW).flatMap((m) => [
@@ -164,19 +166,21 @@ function hotLoops(v: MmaShape, RW: number, scaled: boolean, pools: number): Reco
       ...(scaled ? [`sc_${m} = cw(${pool(m)}, index_${m} * PAGE_WORDS + SCALES_WORD + tok_${m} % PAGE_SIZE);`] : []),
     ]),
   ];
+  // each word to put_latent or put_rope as known when generated (a runtime test only for a chunk of 32 words that
+  // holds both); a row past the sequence's end is stored as loaded, its clamped token's values, finite, which the
+  // softmax weights 0 (no per-word select: fewer instructions for the tile's decode, which bounds fp8_e4m3)
   const store = [
     ...range(TPW).flatMap((m) => [
       `{`,
       `  let tt = sg + ${NSG * m}u;`,
-      `  let live = t0 + tt < t_end;`,
-      ...(scaled ? [`  let s = f16(select(0.0, bitcast<f32>(sc_${m}), live) * 256.0);`] : [`  let s = f16(1.0);`]),
-      ...range(NCW).flatMap((c) => [
-        `  ${wordGuard(c)}{`,
-        `    let w = lane + ${32 * c}u;`,
-        `    let raw = select(0u, raw_${m}_${c}, live);`,
-        `    if (w < LW) { put_latent(tt * KSTR + w * LVALS, raw, s); } else { put_rope(tt * KSTR + RDIM + (w - LW) * RVALS, raw); }`,
-        `  }`,
-      ]),
+      ...(scaled ? [`  let s = f16(bitcast<f32>(sc_${m}) * 256.0);`] : [`  let s = f16(1.0);`]),
+      ...range(NCW).map((c) => {
+        const w = `lane + ${32 * c}u`;
+        const latent = `put_latent(tt * KSTR + (${w}) * LVALS, raw_${m}_${c}, s);`;
+        const rope = `put_rope(tt * KSTR + RDIM + (${w} - LW) * RVALS, raw_${m}_${c});`;
+        const body = 32 * (c + 1) <= LW ? latent : 32 * c >= LW ? rope : `if (${w} < LW) { ${latent} } else { ${rope} }`;
+        return `  ${wordGuard(c)}{ ${body} }`;
+      }),
       `}`,
     ]),
   ];
@@ -322,7 +326,7 @@ function build_groupedDecodeMmaShader(v: MmaShape): KernelShader & { readonly un
 ${Object.entries(consts).map(([k, val]) => `const ${k}: u32 = ${val}u;`).join('\n')}
 ${B.wgsl}${cw}
 ${wordDecodeWgsl(l)}
-${fillWgsl(MMA_WGSL, hotLoops(v, l.rowBytes / 4, scaled, v.poolBindings), 'grouped-decode-attention-mma.wgsl')}`);
+${fillWgsl(MMA_WGSL, hotLoops(v, l.rowBytes / 4, l.latentBytes / 4, scaled, v.poolBindings), 'grouped-decode-attention-mma.wgsl')}`);
 }
 
 export const groupedDecodeMmaShader = defineKernel('grouped_decode_attn_mma', build_groupedDecodeMmaShader);

@@ -39,7 +39,8 @@
 // Grid: (ceil(heads / G), num_splits, batch).
 
 // All f16 operands live in one array (one base address for scalar and matrix accesses alike):
-//   hs[t·KSTR + k]        the decoded tile, row t = token t0 + t (0 past the end); before the loop: q's M rows
+//   hs[t·KSTR + k]        the decoded tile, row t = token t0 + t (past the end: the last token's again, weighted 0);
+//                         before the loop: q's M rows
 //   hs[PO + g·PSTR + t]   weights p [head][token]
 const PO: u32 = BT * KSTR;
 var<workgroup> hs: array<f16, HSN>;
