@@ -71,7 +71,7 @@ gpuTest(`two row tiles (head group 32): 40 heads (a full group and one of 8), 20
   }
 });
 
-// 16-token tiles: the scores split 8 ways along k (4 with two row tiles), one token a thread in the softmax
+// 16-token tiles: the scores split 4 ways along k (by half the subgroups with one row tile)
 gpuTest(`16-token tiles: both row-tile layouts, a partial group over 3 pool bindings, a moving running max, every dtype${skipNote}`, async (t) => {
   for (const dtype of DTYPES) {
     await compare(t, { r: 512, rope: 64, heads: 16, dtype, pageSize: 64, headGroup: 16, splits: 2, lens: [1, 33, 517], tileTokens: 16, seed: 70 });

@@ -146,7 +146,11 @@ function hotLoops(v: MmaShape, RW: number, LW: number, scaled: boolean, pools: n
   const rowOf = (m: number, i: string) => (m === 0 ? `${i} / 16u` : `${16 * m}u + ${i} / 16u`);
   // a k-step i of this subgroup exists for every kq when KQ·(i+1) ≤ KT; the last may exist only for some kq
   const qGuard = (i: number) => (KQ * (i + 1) <= KT ? '' : `if (kq + ${KQ * i}u < KT) `);
-  const accGuard = (c: number) => (NSG * (c + 1) <= R16 ? '' : `if (sg + ${NSG * c}u < R16) `);
+  // `if (…) ` over the conditions given, or nothing; column tile sg + NSG·c exists for every subgroup unless R16
+  // is not a multiple of NSG
+  const guardOf = (conds: string[]) => (conds.length === 0 ? '' : `if (${conds.join(' && ')}) `);
+  const accCond = (c: number) => (NSG * (c + 1) <= R16 ? [] : [`sg + ${NSG * c}u < R16`]);
+  const accGuard = (c: number) => guardOf(accCond(c));
   const NCW = Math.ceil(RW / 32);
   const locate = pools === 1 ? (m: number) => `let index_${m} = pg_${m};` : (m: number) => `let pool_${m} = pg_${m} / u.pages_per_buffer; let index_${m} = pg_${m} - pool_${m} * u.pages_per_buffer;`;
   const pool = (m: number) => (pools === 1 ? '0u' : `pool_${m}`);
@@ -218,10 +222,7 @@ function hotLoops(v: MmaShape, RW: number, LW: number, scaled: boolean, pools: n
   // rounds of one accumulator a subgroup through its 256 floats of sp (slot sg % SLOTS; with fewer slots than
   // subgroups, those of round sg / SLOTS take turns); the barriers stay outside the guards
   const rounds = range(NSG / SLOTS);
-  const turn = (r: number, c: number) => {
-    const g = [...(rounds.length > 1 ? [`sg / SLOTS == ${r}u`] : []), ...(NSG * (c + 1) <= R16 ? [] : [`sg + ${NSG * c}u < R16`])];
-    return g.length === 0 ? '' : `if (${g.join(' && ')}) `;
-  };
+  const turn = (r: number, c: number) => guardOf([...(rounds.length > 1 ? [`sg / SLOTS == ${r}u`] : []), ...accCond(c)]);
   const slot = rounds.length > 1 ? '(sg % SLOTS) * 256u' : 'sg * 256u';
   const viaScratch = (body: (a: (typeof accs)[number], guard: string) => string[]) =>
     accs.flatMap((a) => rounds.flatMap((r) => [
