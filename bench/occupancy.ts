@@ -45,11 +45,16 @@ async function main(): Promise<void> {
   const env = benchEnv(process.env);
   const gpu = await Gpu.create({ ...gpuOptions(env), profile: true });
   if (!gpu.profiler) throw new Error('occupancy bench: the adapter has no timestamp queries');
-  const list = (name: string, dflt: string) => (process.env[name] || dflt).split(',').map(Number);
-  const smemKb = list('BENCH_SMEM_KB', '0,16,24,28,32,40,48');
-  const lives = list('BENCH_LIVE', '16,64,96,112,120,128,144,192');
-  const runs = Math.max(5, Number(process.env.BENCH_RUNS || 5));
-  const runMs = Number(process.env.BENCH_RUN_MS || 10);
+  // whole numbers ≥ min, named in the error otherwise
+  const list = (name: string, dflt: string, min: number) => (process.env[name] || dflt).split(',').map((x) => {
+    const n = Number(x);
+    if (!Number.isInteger(n) || n < min) throw new RangeError(`${name}: ${x} is not a whole number ≥ ${min}`);
+    return n;
+  });
+  const smemKb = list('BENCH_SMEM_KB', '0,16,24,28,32,40,48', 0);
+  const lives = list('BENCH_LIVE', '16,64,96,112,120,128,144,192', 1);
+  const runs = Math.max(5, list('BENCH_RUNS', '5', 1)[0]!);
+  const runMs = list('BENCH_RUN_MS', '10', 1)[0]!;
   const S = gpu.workgroupSlots.slots;
   const sink = gpu.buffer('sink', 16);
   const software = isSoftwareAdapter(gpu.adapterInfo);
