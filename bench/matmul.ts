@@ -41,6 +41,8 @@ export interface MatmulBenchOptions {
   readonly dtype?: 'bf16' | 'f16';
   /** The activations' dtype (default f32); f16 (the subgroup-matrix GEMM only) holds the f32 values rounded. */
   readonly xDtype?: 'f32' | 'f16';
+  /** The subgroup-matrix GEMM's blocks in groups of this many rows of blocks (MatmulArgs.groupRows; default the launcher's). */
+  readonly groupRows?: number;
   /** Read y back and compare 64 sampled outputs with a float64 dot product (default true). */
   readonly check?: boolean;
   /** f32 FMA peak in TFLOP/s the fraction is taken of (default env PEAK_TFLOPS or 65). */
@@ -181,6 +183,7 @@ export async function benchMatmul(gpu: Gpu, shapes: readonly MatmulShape[], opts
         const programs = matmulPrograms(
           {
             x, ...(xF16 ? { xDtype: 'f16' as const } : {}), y, M: s.M, N: s.N, K: s.K, weight: { buffer: wbuf, dtype, shape: [s.N, s.K] }, variant: opts.variant, tile: opts.tile, mmaTile: opts.mmaTile, gemv: opts.gemv,
+            ...(opts.groupRows !== undefined ? { groupRows: opts.groupRows } : {}),
             ...(scratch ? { splitK: { scratch, splits: opts.splits } } : {}),
           },
           { ...gpu.matmulLimits, ...(opts.splitKMax !== undefined ? { splitKMax: opts.splitKMax } : {}) },

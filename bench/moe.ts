@@ -13,7 +13,8 @@
 //   node bench/dist/moe.js
 // Env: BENCH_CONFIG  BENCH_BATCHES (1,16,64,128; software adapters 4)  BENCH_EXPERT_DTYPE (bf16; f16: the results go
 //   to moe-f16.json)  BENCH_MOE_VARIANTS (the forms the adapter
-//   runs)  BENCH_GATE_UP_SPLITS (gate/up K splits to time on the mma forms, below one row an expert)  BENCH_RUNS (7)  BENCH_RUN_MS (20)  BENCH_CARD, BENCH_DRIVER, BENCH_COMMIT (recorded)  plus the GPU settings.
+//   runs)  BENCH_GATE_UP_SPLITS (gate/up K splits to time on the mma forms, below one row an expert)  BENCH_MOE_GROUP_TILES
+//   (the mma forms' workgroups in groups of that many row tiles, a row each; 0: tiles first)  BENCH_RUNS (7)  BENCH_RUN_MS (20)  BENCH_CARD, BENCH_DRIVER, BENCH_COMMIT (recorded)  plus the GPU settings.
 import { readFileSync } from 'node:fs';
 import { normalizeConfig } from '@latentwire/model';
 import { Gpu, gpuOptions, subgroupMatrixUnsupportedReason, type KernelProgram } from '@latentwire/gpu';
@@ -73,10 +74,14 @@ async function main(): Promise<void> {
     const x = gpu.upload('x', Float32Array.from({ length: T * H }, (_, i) => Math.sin(i * 0.7 + T)));
     let first: Float32Array | null = null;
     const splitsOf = (form: MoeGemmVariant) => (form.startsWith('mma') && T * dims.topK < E && env.BENCH_GATE_UP_SPLITS ? env.BENCH_GATE_UP_SPLITS : [undefined]);
-    for (const [form, splits] of forms.flatMap((f) => splitsOf(f).map((sp) => [f, sp] as const))) {
+    const groupsOf = (form: MoeGemmVariant) => (form.startsWith('mma') && env.BENCH_MOE_GROUP_TILES ? env.BENCH_MOE_GROUP_TILES : [undefined]);
+    for (const [form, splits, group] of forms.flatMap((f) => splitsOf(f).flatMap((sp) => groupsOf(f).map((g) => [f, sp, g] as const)))) {
       const out = gpu.buffer('out', T * H * 4);
       try {
-        const programs = moeExperts({ dims, tokens: T, x, weights, scratch, out, variant: form, gateUpSplits: splits, matmulLimits: gpu.matmulLimits });
+        const programs = moeExperts({
+          dims, tokens: T, x, weights, scratch, out, variant: form, gateUpSplits: splits, matmulLimits: gpu.matmulLimits,
+          ...(group !== undefined ? { groupTiles: { gateUp: group, down: group } } : {}),
+        });
         const runs = Math.max(5, env.BENCH_RUNS);
         const t = await timeRuns(gpu, programs, runs, env.BENCH_RUN_MS);
         const y = await gpu.readF32(out, 0, T * H);
@@ -90,7 +95,7 @@ async function main(): Promise<void> {
           top = Math.max(top, Math.abs(first[i]!));
         }
         const row: Row = {
-          batch: T, form, 'gate/up splits': splits ?? 1, 'default form': moeGemmVariant(dims, T, gpu.matmulLimits.subgroupMatrix, gpu.matmulLimits.moeMmaMinRows, gpu.matmulLimits) === form ? 'yes' : '',
+          batch: T, form, 'gate/up splits': splits ?? 1, 'group tiles': group ?? 'default', 'default form': moeGemmVariant(dims, T, gpu.matmulLimits.subgroupMatrix, gpu.matmulLimits.moeMmaMinRows, gpu.matmulLimits) === form ? 'yes' : '',
           'experts touched': touched, 'MB of weights': bytes / 1e6, 'ms median': t.med, 'ms min–max': `${t.min.toPrecision(3)}–${t.max.toPrecision(3)}`,
           'GB/s': bytes / (t.med * 1e6), 'ceiling ms': ceilingMs, '% of ceiling': (100 * ceilingMs) / t.med,
           'gate/up ms': gateUpMs, 'gate/up GB/s': (bytes * 2) / 3 / (gateUpMs * 1e6), 'down ms': downMs, 'down GB/s': bytes / 3 / (downMs * 1e6),

@@ -20,7 +20,8 @@
 # head-groups (decode attention at 128 heads, head groups of 16 and 32), ablate (decode attention with one part of the
 # tensor-core kernel taken out at a time: what bounds it), splits-16h (decode attention at 16 heads by split count),
 # occupancy (256-invocation workgroups a multiprocessor runs at once, by workgroup memory and by live registers), attn-residency (decode attention's time by workgroups launched: how many run at once), tile16 (decode attention with 16-token tiles against 32, at the split policy's count and at 2 and 4 splits; its tests), tile16-2x (16-token tiles against 32 at twice the policy's workgroups, 16 heads), robustness (Dawn's bounds clamps on and off:
-# decode attention, decode steps, prefill, mma-peak), transfer (needs pack.sh --servers).
+# decode attention, decode steps, prefill, mma-peak), grouped-order (GEMM blocks and expert tiles in groups of rows: tests, GEMMs, experts),
+# transfer (needs pack.sh --servers).
 # DAWN_FEATURES defaults to allow_unsafe_apis,vulkan_enable_f16_on_nvidia,disable_robustness (as served on NVIDIA).
 set -uo pipefail
 out=${OUT:-/tmp/gpu-suite}
@@ -201,6 +202,13 @@ for s in "$@"; do
         DAWN_FEATURES=$tg BENCH_TOKENS=4096 step prefill-clamps-$clamps 100 node bench/dist/prefill.js
         DAWN_FEATURES=$tg step mma-peak-clamps-$clamps 60 node bench/dist/mma-peak.js
       done ;;
+    grouped-order)
+      # the GEMM's blocks and the experts' tiles in grouped order (groups of a few rows of blocks / tiles, down then
+      # across) against x fastest: its GPU tests, the prefill GEMM shapes by group size, the experts at 4096 tokens
+      step grouped-order-test 200 bash -c "cd shared/gpu && node $ava dist/test/kernels/matmul-mma.test.js dist/test/kernels/moe.test.js --match '*grouped order*' --verbose"
+      step matmul-grouped 300 node bench/dist/matmul.js 4096x10944x2048,4096x3072x2048,4096x2816x2048,4096x2048x2048,4096x2048x10944,4096x4096x512 \
+        '[{"variant":"gemm-mma","mmaTile":"m128x256","groupRows":0},{"variant":"gemm-mma","mmaTile":"m128x256","groupRows":4},{"variant":"gemm-mma","mmaTile":"m128x256","groupRows":8},{"variant":"gemm-mma","mmaTile":"m128x256","groupRows":16},{"variant":"gemm-mma","mmaTile":"m128x128","groupRows":0},{"variant":"gemm-mma","mmaTile":"m128x128","groupRows":8}]'
+      BENCH_BATCHES=4096 BENCH_MOE_VARIANTS=mma128 BENCH_MOE_GROUP_TILES=0,4,8,16 step moe-grouped 200 node bench/dist/moe.js ;;
     transfer)
       step transfer 300 node bench/dist/transfer.js ;;
     *) echo "unknown step $s"; exit 2 ;;

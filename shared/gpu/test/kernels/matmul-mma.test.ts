@@ -50,6 +50,20 @@ for (const mmaTile of Object.keys(MMA_TILES) as MmaTileName[]) {
   }
 }
 
+// The grouped order only changes which workgroup takes which block: each output is the same sum in the same order.
+gpuTest(`matmul-mma - blocks in grouped order (groups of 1, 3 and 8 rows of blocks, a ragged last group) equal the x-fastest GEMM bit for bit and match float64${skipNote}`, async (t) => {
+  for (const [mmaTile, M, N, K] of [['m128x128', 1000, 700, 96], ['m128x256', 700, 1100, 64], ['m64x64k128', 333, 250, 256]] as const) {
+    const base = { M, N, K, dtype: 'bf16' as const, variant: 'gemm-mma' as const, mmaTile, accumulate: true, yStride: N + 4, yOffset: 2 };
+    const plain = await check(t, gpu, base, { limits, tol: MMA_TOL });
+    for (const groupRows of [1, 3, 8]) {
+      const grouped = await check(t, gpu, { ...base, groupRows }, { limits, tol: MMA_TOL });
+      t.is(grouped.ref, plain.ref, `${mmaTile} ${M}×${N}×${K}, groups of ${groupRows}: the same worst error as x fastest`);
+      const differ = grouped.y.filter((v, i) => !Object.is(v, plain.y[i])).length;
+      t.is(differ, 0, `${mmaTile} ${M}×${N}×${K}, groups of ${groupRows}: outputs that differ from x fastest`);
+    }
+  }
+});
+
 gpuTest(`matmul-mma - split-K matches float64 and the f32 GEMM: a short last range, accumulate into strided y${skipNote}`, async (t) => {
   const run = async (c: Omit<Case, 'dtype' | 'variant'>) => note(await check(t, gpu, { ...c, dtype: 'bf16', variant: 'gemm-mma', mmaTile: 'm32x64k128' }, { limits, tol: MMA_TOL, comparePortable: true }));
   // K = 1000 is 8 slabs of 128: 3 splits of 384 + 384 + 232, 8 of one slab each

@@ -16,6 +16,8 @@ export interface Case {
   variant?: MatmulVariant;
   tile?: GemmTileName | GemmTile;
   mmaTile?: MmaTileName;
+  /** The subgroup-matrix GEMM's grouped order (MatmulArgs.groupRows). */
+  groupRows?: number;
   xStride?: number;
   xOffset?: number;
   yStride?: number;
@@ -34,7 +36,7 @@ export interface Case {
  * float64 reference, independent of the kernel: y[m, n] (+)= Σ_k x[xo + m·xs + k] · w[wo + n·K + k].
  * Also returns Σ|terms| per output, the magnitude the tolerance is relative to.
  */
-export function matmulRef(x: Float64Array, w: Float64Array, y0: Float64Array, c: Required<Omit<Case, 'variant' | 'tile' | 'mmaTile' | 'seed' | 'before' | 'extra' | 'splits'>> & { wo: number }) {
+export function matmulRef(x: Float64Array, w: Float64Array, y0: Float64Array, c: Required<Omit<Case, 'variant' | 'tile' | 'mmaTile' | 'groupRows' | 'seed' | 'before' | 'extra' | 'splits'>> & { wo: number }) {
   const y = Float64Array.from(y0);
   const mag = new Float64Array(y0.length);
   for (let m = 0; m < c.M; m++) {
@@ -63,7 +65,7 @@ export interface CheckOptions {
 }
 
 /** Runs case c and asserts its worst relative error; returns it (and the worst against the f32 GEMM). */
-export async function check(t: ExecutionContext, gpu: Gpu, c: Case, o: CheckOptions = {}): Promise<{ ref: number; portable: number }> {
+export async function check(t: ExecutionContext, gpu: Gpu, c: Case, o: CheckOptions = {}): Promise<{ ref: number; portable: number; y: Float32Array }> {
   const { M, N, K, dtype } = c;
   const xStride = c.xStride ?? K, xOffset = c.xOffset ?? 0;
   const yStride = c.yStride ?? N, yOffset = c.yOffset ?? 0;
@@ -81,7 +83,7 @@ export async function check(t: ExecutionContext, gpu: Gpu, c: Case, o: CheckOpti
   const scratch = c.splits === undefined ? undefined : gpu.buffer('split_k', c.splits * M * N * 4);
   const args: MatmulArgs = {
     x: xb, weight: wb, y: yb, M, N, K, xStride, xOffset, yStride, yOffset, weightOffset: wo,
-    accumulate: c.accumulate, variant: c.variant, tile: c.tile, mmaTile: c.mmaTile,
+    accumulate: c.accumulate, variant: c.variant, tile: c.tile, mmaTile: c.mmaTile, ...(c.groupRows !== undefined ? { groupRows: c.groupRows } : {}),
     ...(scratch ? { splitK: { scratch, splits: c.splits } } : {}),
   };
   const programs = matmulPrograms(args, o.limits ?? gpu.limits);
@@ -91,7 +93,7 @@ export async function check(t: ExecutionContext, gpu: Gpu, c: Case, o: CheckOpti
   let f32: Float32Array | null = null;
   if (o.comparePortable) {
     gpu.write(yb, Float32Array.from(y0));
-    await gpu.run(matmulPrograms({ ...args, variant: 'gemm', mmaTile: undefined, splitK: undefined }, gpu.limits));
+    await gpu.run(matmulPrograms({ ...args, variant: 'gemm', mmaTile: undefined, groupRows: undefined, splitK: undefined }, gpu.limits));
     f32 = await gpu.readF32(yb, 0, y0.length);
   }
   const { y: want, mag } = matmulRef(x, w, y0, { M, N, K, dtype, xStride, xOffset, yStride, yOffset, wo, accumulate: c.accumulate ?? false });
@@ -115,6 +117,6 @@ export async function check(t: ExecutionContext, gpu: Gpu, c: Case, o: CheckOpti
   const what = `${JSON.stringify(c)}: worst relative error ${worst.toExponential(2)} at ${where} (got ${got[where]}, want ${want[where]})`;
   t.true(worst < (o.tol ?? 1e-5), what);
   gpu.destroy(xb, wb.buffer, yb, scratch);
-  return { ref: worst, portable };
+  return { ref: worst, portable, y: got };
 }
 

@@ -2,7 +2,7 @@ import test from 'ava';
 import { subgroupMatrixUnsupportedReason, type Gpu } from '../../src/runtime/index.js';
 import type { MlaConfig, MoeConfig, TopkMethod } from '@latentwire/model';
 import {
-  moeExperts, moeGemmVariant, ROUTER_GEMM_MIN_TOKENS, moeRoute, moeRouteSelect, moeRouting, moeScratchBytes, MOE_GEMM_VARIANTS,
+  moeDownShader, moeExperts, moeGateUpShader, moeGemmVariant, ROUTER_GEMM_MIN_TOKENS, moeRoute, moeRouteSelect, moeRouting, moeScratchBytes, MOE_GEMM_VARIANTS,
   type MoeDims, type MoeExpertChunk, type MoeExpertWeights, type MoeGemmVariant, type MoeScratch,
 } from '../../src/kernels/moe/index.js';
 import { type GpuTensor } from '../../src/kernels/weight-dtype.js';
@@ -346,14 +346,17 @@ test.serial('moe-experts - below ROUTER_GEMM_MIN_TOKENS by MOE_ROUTER_GEMM_MIN_T
 });
 
 /** Runs the expert path from given routing (ids/weights) and returns out [T, H]. */
-async function runExperts(gpu: Gpu, s: ExpertSetup, weights: MoeExpertWeights, x: Float64Array, T: number, ids: Uint32Array, wts: Float32Array, variant: MoeGemmVariant, gateUpSplits?: number): Promise<Float32Array> {
+async function runExperts(
+  gpu: Gpu, s: ExpertSetup, weights: MoeExpertWeights, x: Float64Array, T: number, ids: Uint32Array, wts: Float32Array, variant: MoeGemmVariant, gateUpSplits?: number,
+  groupTiles?: { gateUp: number; down: number },
+): Promise<Float32Array> {
   const dims = { nExperts: s.E, topK: s.k, hidden: s.H, intermediate: s.I };
   const sc = allocScratch(gpu, dims, T);
   gpu.write(sc.topkIds, ids);
   gpu.write(sc.topkWeights, wts);
   const xb = uploadF32(gpu, 'x', x);
   const out = gpu.buffer('out', T * s.H * 4);
-  await gpu.run(moeExperts({ dims, tokens: T, x: xb, weights, scratch: sc, out, variant, gateUpSplits }));
+  await gpu.run(moeExperts({ dims, tokens: T, x: xb, weights, scratch: sc, out, variant, gateUpSplits, ...(groupTiles ? { groupTiles } : {}) }));
   const got = await gpu.readF32(out, 0, T * s.H);
   freeScratch(gpu, sc);
   destroyAll(gpu, xb, out);
@@ -520,6 +523,27 @@ test.serial('moe-experts - several tiles per expert and a skewed load (every tok
   freeWeights(gpu, weights);
 });
 
+// The grouped order only changes which workgroup takes which (tile, column block): the same sums, bit for bit.
+for (const variant of EXPERT_VARIANTS.filter((v) => v.startsWith('mma') && !v.endsWith('cf'))) {
+  test.serial(`moe-experts - tiles in grouped order (groups of 1, 2 and 5 tiles, a ragged last group) equal tiles first bit for bit and match float64 (${variant})`, async (t) => {
+    const gpu = await testGpu();
+    // 9 experts, top-3 of 300 tokens: ~100 rows an expert, several tiles each on every form, and several column blocks
+    const E = 9, k = 3, H = 200, I = 144, dtype = 'bf16' as const, T = 300;
+    const s: ExpertSetup = { E, k, H, I, dtype, experts: makeExperts(E, H, I, dtype, 7300) };
+    const weights: MoeExpertWeights = { gate: [chunk(gpu, s, 'gate', 0, E)], up: [chunk(gpu, s, 'up', 0, E)], down: [chunk(gpu, s, 'down', 0, E)] };
+    const x = roundTo(randomArray(T * H, 7301, 1), 'f32');
+    const { ids, wts } = randomRouting(T, k, [...Array(E).keys()], 7302);
+    const want = refExperts(s, x, T, ids, wts);
+    const plain = await runExperts(gpu, s, weights, x, T, ids, wts, variant);
+    for (const g of [1, 2, 5]) {
+      const got = await runExperts(gpu, s, weights, x, T, ids, wts, variant, undefined, { gateUp: g, down: g });
+      t.is(got.filter((v, i) => !Object.is(v, plain[i])).length, 0, `groups of ${g}: outputs that differ from tiles first`);
+      t.true(maxAbsDiff(got, want) < MMA_TOL, `groups of ${g}: max error ${maxAbsDiff(got, want)}`);
+    }
+    freeWeights(gpu, weights);
+  });
+}
+
 test.serial('moe-experts - V3-style routing end to end (noaux_tc, 32 experts in 4 groups, top-4, f32 weights)', async (t) => {
   const gpu = await testGpu();
   const E = 32, k = 4, H = 32, I = 16, dtype = 'f32' as const, T = 9;
@@ -553,6 +577,10 @@ test.serial('moe-experts - rejects scratch that is too small and misaligned size
   const weights: MoeExpertWeights = { gate: [{ tensor, firstExpert: 0, count: 4 }], up: [{ tensor, firstExpert: 0, count: 4 }], down: [{ tensor: { ...tensor, shape: [4, 16, 8] }, firstExpert: 0, count: 4 }] };
   t.throws(() => moeExperts({ dims, tokens: 8, x: fake, weights, scratch: sc, out: fake }), { message: /scratch too small/ });
   t.throws(() => moeExperts({ dims: { ...dims, hidden: 20 }, tokens: 1, x: fake, weights, scratch: sc, out: fake }), { message: /multiples of 8/ });
+  // the grouped order is the subgroup-matrix forms' (a columns-first down has its own), a whole number of tiles
+  t.throws(() => moeGateUpShader({ nExperts: 4, gateDtype: 'bf16', upDtype: 'bf16', variant: 'gemv', groupTiles: 4 }), { message: /only the subgroup-matrix forms/ });
+  t.throws(() => moeDownShader({ nExperts: 4, dtype: 'bf16', variant: 'mma128cf', groupTiles: 4 }), { message: /columns-first/ });
+  t.throws(() => moeDownShader({ nExperts: 4, dtype: 'bf16', variant: 'mma128', groupTiles: 1.5 }), { message: /groupTiles 1.5/ });
 });
 
 test('moe-experts - the GEMM form by rows per expert: GEMV below MOE_MMA_MIN_ROWS on tensor-core devices (16-row tiles below 32, 128-row ones from 128 where they fit), below 24 elsewhere, one-row tiles below one row', (t) => {

@@ -88,7 +88,14 @@ function check(t: MmaTile): void {
  * xF16: x holds f16 activations (4 a vec2<u32>), staged as they are: half the bytes of f32 x a slab and no
  * conversion, the same f16 operands as f32 x rounded by the staging.
  */
-function build_gemmMmaShader({ dtype, tile, accumulate, xF16 = false }: { readonly dtype: WeightDtype; readonly tile: MmaTile; readonly accumulate: boolean; readonly xF16?: boolean }): KernelShader {
+/**
+ * groupRows: the blocks taken in groups of that many rows of blocks, down then across (grouped-order), so the
+ * workgroups in flight share a few rows of x and a few blocks of W in the L2 cache; 0 (default): x fastest.
+ */
+function build_gemmMmaShader({ dtype, tile, accumulate, xF16 = false, groupRows = 0 }: {
+  readonly dtype: WeightDtype; readonly tile: MmaTile; readonly accumulate: boolean; readonly xF16?: boolean; readonly groupRows?: number;
+}): KernelShader {
+  if (!Number.isInteger(groupRows) || groupRows < 0) throw new RangeError(`matmul: groupRows ${groupRows} (a whole number, 0 for none)`);
   const B = xF16 ? MMA_X16_BINDINGS : MMA_BINDINGS;
   const xReg = xF16 ? 'vec2<u32>' : 'vec4<f32>';
   check(tile);
@@ -173,19 +180,27 @@ function build_gemmMmaShader({ dtype, tile, accumulate, xF16 = false }: { readon
     workgroupBarrier();   // the next slab is stored; this one's products are done before it is overwritten
     cur = 1u - cur;
   }`;
-  const consts: Record<string, number> = { BM, BN, BK, STR, WG, STAGES, SGM, SGN };
+  const consts: Record<string, number> = { BM, BN, BK, STR, WG, STAGES, SGM, SGN, GROUP: groupRows };
+  const placement = groupRows > 0
+    ? `let blk = grouped_block(wg.x + wg.y * nwg.x, nwg.y, nwg.x, GROUP);
+  let n0 = blk.y * BN;
+  let m0 = blk.x * BM;`
+    : `let n0 = wg.x * BN;
+  let m0 = wg.y * BM;`;
   const source = `${SUBGROUP_MATRIX_WGSL}
 ${Object.entries(consts).map(([k, v]) => `const ${k}: u32 = ${v}u;`).join('\n')}
 ${B.wgsl}
 ${dtype === 'f32' ? '' : pair16Wgsl(dtype)}
+${groupRows > 0 ? '//!include grouped-order' : ''}
 ${fillWgsl(GEMM_MMA_WGSL, {
+    BLOCK: placement,
     DECLARE: declare.join('\n  '),
     FETCH: fetch('kb').join('\n  '),
     LOOP: loop,
     WRITE: write.join('\n  '),
   }, 'gemm-mma.wgsl')}`;
   const layout = SGM === 2 && SGN === 2 ? '' : `_sg${SGM}x${SGN}`;
-  return B.shader(`matmul_gemm_mma_${dtype}${xF16 ? '_xf16' : ''}_${BM}x${BN}k${BK}${STAGES === 2 ? 's2' : ''}${layout}${accumulate ? '_acc' : ''}`, source);
+  return B.shader(`matmul_gemm_mma_${dtype}${xF16 ? '_xf16' : ''}_${BM}x${BN}k${BK}${STAGES === 2 ? 's2' : ''}${layout}${groupRows > 0 ? `_g${groupRows}` : ''}${accumulate ? '_acc' : ''}`, source);
 }
 
 export const gemmMmaShader = defineKernel('matmul_gemm_mma', build_gemmMmaShader);

@@ -16,17 +16,18 @@
 // edges, strided y and the accumulate form are handled by plain scalar stores.
 //
 // Prepended by the launcher (gemm-mma.ts): enables, constants BM, BN, BK, STR (f16 row stride, padded), STAGES,
-// TM, TN, WG, SGM, SGN, bindings x @0 (vec4<f32>, or vec2<u32> of 4 f16), w @1 (u32 words), y @2 (f32), uniforms u @3 (GEMM_UNIFORMS), the
-// weight unpack helpers, aliases LeftT / RightT / ResT. Grid: (ceil(N / BN), ceil(M / BM), splits).
+// TM, TN, WG, SGM, SGN, GROUP (rows of blocks a group in grouped order, 0: none), bindings x @0 (vec4<f32>, or vec2<u32> of 4 f16), w @1 (u32 words), y @2 (f32), uniforms u @3 (GEMM_UNIFORMS), the
+// weight unpack helpers, aliases LeftT / RightT / ResT. Grid: (ceil(N / BN), ceil(M / BM), splits), taken
+// x fastest or (GROUP) in groups of GROUP rows of blocks, down then across (the grouped-order piece).
 
 var<workgroup> xs: array<f16, BM * STR * STAGES>;   // the x slab(s), row m at m·STR (+ BM·STR for the second)
 var<workgroup> ws: array<f16, BN * STR * STAGES>;   // the W slab(s), row n at n·STR (a column-major K × N right operand)
 var<workgroup> out_tile: array<f32, SGM * SGN * 256>;   // one 16 × 16 result tile per subgroup on its way out
 
 @compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let n0 = wg.x * BN;
-  let m0 = wg.y * BM;
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  // this workgroup's block: x across the columns, y down the rows, or (the launcher's groupRows) in grouped order
+  /*@BLOCK@*/
   // subgroups are the runs of 32 consecutive invocations (the launcher requires subgroup size 32); offsets
   // derived from sg are uniform per subgroup, which is what the matrix loads need (hence the diagnostics off)
   let sg = lid / 32u;

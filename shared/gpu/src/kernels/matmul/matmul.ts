@@ -60,6 +60,11 @@ export interface MatmulArgs {
   readonly variant?: MatmulVariant;
   /** Forces the subgroup-matrix tile (default: picked from M and N). */
   readonly mmaTile?: MmaTileName;
+  /**
+   * The subgroup-matrix GEMM's blocks taken in groups of this many rows of blocks, down then across, so the
+   * workgroups in flight share their x rows and W blocks in the L2 cache (0: x fastest, the default).
+   */
+  readonly groupRows?: number;
   /** Forces the GEMM tile, by name or shape (default: picked from M, N and the limits). */
   readonly tile?: GemmTileName | GemmTile;
   /** Overrides fields of the picked GEMV shape (tuning; the result must fit the limits). */
@@ -346,7 +351,7 @@ export function matmulPrograms(a: MatmulArgs, limits?: MatmulLimits): KernelProg
   const { splits, kSplit } = plan.split;
   const grid = [Math.ceil(N / plan.tile.BN), Math.ceil(M / plan.tile.BM)] as const;
   const gemm = (acc: boolean) => plan.variant === 'gemm-mma'
-    ? gemmMmaShader({ dtype, tile: plan.tile, accumulate: acc, ...(xF16 ? { xF16 } : {}) })
+    ? gemmMmaShader({ dtype, tile: plan.tile, accumulate: acc, ...(xF16 ? { xF16 } : {}), ...(a.groupRows ? { groupRows: a.groupRows } : {}) })
     : gemmShader({ dtype, align: plan.align, tile: plan.tile, doubleBuffer: plan.doubleBuffer, accumulate: acc });
   if (splits === 1) return [{ shader: gemm(accumulate), buffers, uniformValues: { ...uniformValues, k_split: K, split_stride: 0 }, workgroups: grid }];
   // the splits' partial products, dense [splits, M, N] in the scratch, then their sum into y

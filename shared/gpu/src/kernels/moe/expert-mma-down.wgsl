@@ -10,6 +10,7 @@
 // (reads `act`, or sums a split gate/up's partials and applies silu·mul: ACT_SPLIT_X4), expert_tile(), uniforms u,
 // and the enables/aliases LeftT, RightT, ResT.
 // Grid: (max tiles of this chunk, ceil(N / BN)), or (ceil(N / BN), max tiles) with COLUMNS_FIRST.
+// With GROUP the workgroups take (tile, column block) in groups of GROUP tiles (the grouped-order piece).
 
 // Bindings: act, groups, wdown, slot_out (rw).
 /*@BINDINGS@*/
@@ -21,11 +22,10 @@ var<workgroup> out_tile: array<f32, SGM * SGN * 256>;
 var<workgroup> tinfo: vec4<u32>;
 
 @compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  // the row tile and column block this workgroup serves: grid (tiles, column blocks), or with COLUMNS_FIRST
-  // (column blocks, tiles)
-  let tile_id = select(wg.x, wg.y, COLUMNS_FIRST);
-  let column_block = select(wg.y, wg.x, COLUMNS_FIRST);
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  // the row tile and column block this workgroup serves (tile_id, column_block): grid (tiles, column blocks) taken
+  // x fastest or in grouped order (groups of a few tiles, down then across), or with COLUMNS_FIRST (column blocks, tiles)
+  /*@BLOCK@*/
   if (lid == 0u) { tinfo = expert_tile(tile_id); }
   let info = workgroupUniformLoad(&tinfo);
   if (info.x == 0u) { return; }

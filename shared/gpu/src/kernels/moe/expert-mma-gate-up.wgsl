@@ -14,7 +14,7 @@
 // Prepended by the launcher: E, TM, BN, BK, STR, SGM, SGN, WG, struct F8, GateRaw / UpRaw with gate_raw(i) / up_raw(i)
 // (weights i and i + 1, i even, as loaded) and gate_pair16 / up_pair16 (→ vec2<f16>), x4(i), silu(),
 // expert_tile(), uniforms u, and the enables/aliases LeftT, RightT, ResT. Grid: (max tiles of this chunk, ceil(N / BN),
-// K splits). Split, a workgroup sums its K range only and writes gate and up as they are (see tileWrites).
+// K splits); with GROUP taken in groups of GROUP tiles (the grouped-order piece). Split, a workgroup sums its K range only and writes gate and up as they are (see tileWrites).
 
 // Bindings: x, groups, wgate, wup, act (rw).
 /*@BINDINGS@*/
@@ -28,14 +28,17 @@ var<workgroup> out_u: array<f32, SGM * SGN * 256>;
 var<workgroup> tinfo: vec4<u32>;
 
 @compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  if (lid == 0u) { tinfo = expert_tile(wg.x); }
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  // the row tile and column block this workgroup serves (tile_id, column_block): grid (tiles, column blocks) taken
+  // x fastest or in grouped order (groups of a few tiles, down then across)
+  /*@BLOCK@*/
+  if (lid == 0u) { tinfo = expert_tile(tile_id); }
   let info = workgroupUniformLoad(&tinfo);
   if (info.x == 0u) { return; }
   let e = info.y;
   let r0 = info.z;
   let rows = info.w;
-  let n0 = wg.y * BN;
+  let n0 = column_block * BN;
   let sg = lid / 32u;
   let lane = lid % 32u;
   let sm = (sg / SGN) * (TM / SGM);

@@ -637,7 +637,7 @@ function tileWrites(tiles: readonly (readonly [number, number])[], down: boolean
  * and WL weight pairs of each matrix per slab), the fetch of a slab into them, their f16 stores, the products
  * of one 16-deep k-step, and the epilogue.
  */
-function mmaParts(s: MmaShape, down: boolean, split = false): Record<string, string> {
+function mmaParts(s: MmaShape, down: boolean, split = false, groupTiles = 0): Record<string, string> {
   const BN = down ? s.BN_DOWN : s.BN;
   const BK = down ? s.BK_DOWN : s.BK;
   const SG = subgroupsOf(s);
@@ -705,8 +705,14 @@ function mmaParts(s: MmaShape, down: boolean, split = false): Record<string, str
   const loop = STAGES === 1
     ? `for (var k0 = kb; k0 < ke; k0 += BK) {\n    ${trip(0)}\n  }`
     : `for (var k0 = kb; k0 < ke; k0 += ${STAGES * BK}u) {\n    ${stages.map((t) => (t === 0 ? trip(t) : `if (k0 + ${t * BK}u < ke) {\n    ${trip(t)}\n    }`)).join('\n    ')}\n  }`;
+  // the (tile, column block) of this workgroup (expert-mma-*.wgsl)
+  const block = down && s.DOWN_COLUMNS_FIRST
+    ? 'let tile_id = wg.y;\n  let column_block = wg.x;'
+    : groupTiles > 0
+      ? `let blk = grouped_block(wg.x + wg.y * nwg.x, nwg.x, nwg.y, ${groupTiles}u);\n  let tile_id = blk.x;\n  let column_block = blk.y;`
+      : 'let tile_id = wg.x;\n  let column_block = wg.y;';
   return {
-    DECLARE: declare.join('\n  '), FETCH_FIRST: stages.flatMap((t) => fetch(`kb + ${t * BK}u`, t)).join('\n  '),
+    BLOCK: block, DECLARE: declare.join('\n  '), FETCH_FIRST: stages.flatMap((t) => fetch(`kb + ${t * BK}u`, t)).join('\n  '),
     LOOP: loop, WRITE: tileWrites(tiles, down, split, !down && actF16(s, split)),
   };
 }
@@ -767,10 +773,10 @@ var<workgroup> red: array<f32, TREE_N>;`,
   };
 }
 
-function gemmFile(variant: MoeGemmVariant, half: 'gate-up' | 'down', bindingsWgsl: string, split = false, subgroupReduce = false, actByAssignment = false): string {
+function gemmFile(variant: MoeGemmVariant, half: 'gate-up' | 'down', bindingsWgsl: string, split = false, subgroupReduce = false, actByAssignment = false, groupTiles = 0): string {
   const s = shapeOf(variant);
   const file = `expert-${s.kind}-${half}.wgsl`;
-  const parts = s.kind === 'mma' ? mmaParts(s, half === 'down', split)
+  const parts = s.kind === 'mma' ? mmaParts(s, half === 'down', split, groupTiles)
     : s.kind === 'gemv' ? gemvReduceParts(half === 'down', subgroupReduce, actByAssignment ? 'groups[u.sorted_base + r0 + r]' : undefined) : {};
   return fillWgsl(wgsl(file), { ...parts, BINDINGS: bindingsWgsl }, file);
 }
@@ -786,6 +792,8 @@ interface GateUpVariant {
   readonly subgroupReduce?: boolean;
   /** GEMV forms: act rows written at their assignment (t·K + j) instead of their sorted row, for the down-combine kernel. */
   readonly actByAssignment?: boolean;
+  /** mma forms: (tile, column block) taken in groups of this many row tiles (MoeExpertGemmArgs.groupTiles; 0: tiles first). */
+  readonly groupTiles?: number;
 }
 
 /** Whether the form sums its lanes by subgroup shuffles on a device whose one subgroup size is `subgroupSize`. */
@@ -798,15 +806,23 @@ function checkSplitForm(s: GemmShape): void {
   if (s.kind !== 'mma') throw new RangeError('moe: only the subgroup-matrix forms split K');
 }
 
-function build_moeGateUpShader({ nExperts, gateDtype, upDtype, variant, split = false, subgroupReduce = false, actByAssignment = false }: GateUpVariant): KernelShader {
+function checkGroupTiles(s: GemmShape, groupTiles: number, down = false): void {
+  if (!Number.isInteger(groupTiles) || groupTiles < 0) throw new RangeError(`moe: groupTiles ${groupTiles} (a whole number, 0 for none)`);
+  if (groupTiles === 0) return;
+  if (s.kind !== 'mma') throw new RangeError('moe: only the subgroup-matrix forms take their tiles in grouped order');
+  if (down && s.DOWN_COLUMNS_FIRST) throw new RangeError('moe: a columns-first down form has its own order (no groupTiles)');
+}
+
+function build_moeGateUpShader({ nExperts, gateDtype, upDtype, variant, split = false, subgroupReduce = false, actByAssignment = false, groupTiles = 0 }: GateUpVariant): KernelShader {
   const s = shapeOf(variant);
   if (split) checkSplitForm(s);
+  checkGroupTiles(s, groupTiles);
   if (actByAssignment && s.kind !== 'gemv') throw new RangeError('moe: only the GEMV forms write act by assignment');
   const B = actF16(s, split) ? GATE_UP_ACT16_BINDINGS : GATE_UP_BINDINGS[+(s.kind === 'mma')]!;
-  return B.shader(`moe_gate_up_${shapeLabel(s)}_e${nExperts}_${gateDtype}_${upDtype}${split ? '_splitk' : ''}${subgroupReduce ? '_sg' : ''}${actByAssignment ? '_asg' : ''}`, `${subgroupReduce ? SUBGROUPS_ENABLE : ''}${gemmPrelude(nExperts, s, 'x', false)}${s.kind === 'mma'
+  return B.shader(`moe_gate_up_${shapeLabel(s)}_e${nExperts}_${gateDtype}_${upDtype}${split ? '_splitk' : ''}${subgroupReduce ? '_sg' : ''}${actByAssignment ? '_asg' : ''}${groupTiles > 0 ? `_g${groupTiles}` : ''}`, `${subgroupReduce ? SUBGROUPS_ENABLE : ''}${gemmPrelude(nExperts, s, 'x', false)}${groupTiles > 0 ? '//!include grouped-order\n' : ''}${s.kind === 'mma'
       ? `${rawLoad2Wgsl(gateDtype, 'gate', 'wgate', 'GateRaw')}${rawLoad2Wgsl(upDtype, 'up', 'wup', 'UpRaw')}`
       : `${load8Wgsl(gateDtype, 'gate8', 'wgate')}${load8Wgsl(upDtype, 'up8', 'wup')}`}
-${gemmFile(variant, 'gate-up', B.wgsl, split, subgroupReduce, actByAssignment)}`);
+${gemmFile(variant, 'gate-up', B.wgsl, split, subgroupReduce, actByAssignment, groupTiles)}`);
 }
 
 interface DownVariant {
@@ -817,14 +833,17 @@ interface DownVariant {
   readonly splitAct?: boolean;
   /** The GEMV forms' lanes summed by subgroup shuffles (moeSubgroupReduce). */
   readonly subgroupReduce?: boolean;
+  /** As GateUpVariant's. */
+  readonly groupTiles?: number;
 }
 
-function build_moeDownShader({ nExperts, dtype, variant, splitAct = false, subgroupReduce = false }: DownVariant): KernelShader {
+function build_moeDownShader({ nExperts, dtype, variant, splitAct = false, subgroupReduce = false, groupTiles = 0 }: DownVariant): KernelShader {
   const s = shapeOf(variant);
   if (splitAct) checkSplitForm(s);
+  checkGroupTiles(s, groupTiles, true);
   const B = actF16(s, splitAct) ? DOWN_ACT16_BINDINGS : DOWN_BINDINGS[+(s.kind === 'mma')]!;
-  return B.shader(`moe_down_${shapeLabel(s)}_e${nExperts}_${dtype}${splitAct ? '_splitact' : ''}${subgroupReduce ? '_sg' : ''}`, `${subgroupReduce ? SUBGROUPS_ENABLE : ''}${gemmPrelude(nExperts, s, 'act', true, splitAct)}${s.kind === 'mma' ? rawLoad2Wgsl(dtype, 'down', 'wdown', 'DownRaw') : load8Wgsl(dtype, 'down8', 'wdown')}
-${gemmFile(variant, 'down', B.wgsl, false, subgroupReduce)}`);
+  return B.shader(`moe_down_${shapeLabel(s)}_e${nExperts}_${dtype}${splitAct ? '_splitact' : ''}${subgroupReduce ? '_sg' : ''}${groupTiles > 0 ? `_g${groupTiles}` : ''}`, `${subgroupReduce ? SUBGROUPS_ENABLE : ''}${gemmPrelude(nExperts, s, 'act', true, splitAct)}${groupTiles > 0 ? '//!include grouped-order\n' : ''}${s.kind === 'mma' ? rawLoad2Wgsl(dtype, 'down', 'wdown', 'DownRaw') : load8Wgsl(dtype, 'down8', 'wdown')}
+${gemmFile(variant, 'down', B.wgsl, false, subgroupReduce, false, groupTiles)}`);
 }
 
 const SUBGROUPS_ENABLE = 'enable subgroups;\n';
@@ -1029,6 +1048,11 @@ export interface MoeExpertGemmArgs {
   readonly variant: MoeGemmVariant;
   /** K splits of gate/up (mma forms; default 1): its workgroups' grid z, the down kernel finishing their sums. */
   readonly gateUpSplits?: number;
+  /**
+   * mma forms: the workgroups take (row tile, column block) in groups of this many tiles, down then across, so
+   * those in flight share a few tiles' rows and a few experts' weights in the L2 cache (0: tiles first).
+   */
+  readonly groupTiles?: { readonly gateUp: number; readonly down: number };
   /** The device's one subgroup size (MatmulLimits.subgroupSize): the GEMV forms sum their lanes by shuffles. */
   readonly subgroupSize?: number;
   /**
@@ -1108,7 +1132,7 @@ export function moeExpertGemms(a: MoeExpertGemmArgs): KernelProgram[] {
     programs.push({
       shader: moeGateUpShader({
         nExperts: E, gateDtype: gc.tensor.dtype, upDtype: uc.tensor.dtype, variant: a.variant, split: splits > 1 ? true : undefined,
-        ...(sg ? { subgroupReduce: true } : {}), ...(cb ? { actByAssignment: true } : {}),
+        ...(sg ? { subgroupReduce: true } : {}), ...(cb ? { actByAssignment: true } : {}), ...(a.groupTiles?.gateUp ? { groupTiles: a.groupTiles.gateUp } : {}),
       }),
       // every form binds the same names in the same order
       buffers: GATE_UP_BINDINGS[0]!.buffers({ x: a.x, groups: a.groups, wgate: gc.tensor.buffer, wup: uc.tensor.buffer, act: a.act }),
@@ -1135,7 +1159,10 @@ export function moeExpertGemms(a: MoeExpertGemmArgs): KernelProgram[] {
     if (c.firstExpert >= E) break;
     const count = Math.min(c.count, E - c.firstExpert);
     programs.push({
-      shader: moeDownShader({ nExperts: E, dtype: c.tensor.dtype, variant: a.variant, splitAct: splits > 1 ? true : undefined, ...(sg ? { subgroupReduce: true } : {}) }),
+      shader: moeDownShader({
+        nExperts: E, dtype: c.tensor.dtype, variant: a.variant, splitAct: splits > 1 ? true : undefined, ...(sg ? { subgroupReduce: true } : {}),
+        ...(a.groupTiles?.down ? { groupTiles: a.groupTiles.down } : {}),
+      }),
       buffers: DOWN_BINDINGS[0]!.buffers({ act: a.act, groups: a.groups, wdown: c.tensor.buffer, slot_out: a.slotOut }),
       uniformValues: {
         K: I, N: H, first_expert: c.firstExpert, expert_count: count, w_stride: H * I, w_offset: 0,
@@ -1219,6 +1246,8 @@ export interface MoeExpertsArgs {
   readonly combine?: boolean;
   /** K splits of gate/up, below one row an expert on the mma tiles (default 1: MOE_GATE_UP_SPLITS_MAX says why). */
   readonly gateUpSplits?: number;
+  /** The mma forms' grouped order (MoeExpertGemmArgs.groupTiles; default tiles first). */
+  readonly groupTiles?: { readonly gateUp: number; readonly down: number };
 }
 
 /**
@@ -1292,7 +1321,7 @@ export function moeExperts(a: MoeExpertsArgs): KernelProgram[] {
     ...moeExpertGemms({
       dims: a.dims, tokens: T, x: a.x, xStride: a.xStride, xOffset: a.xOffset, weights: a.weights,
       groups: sc.groups, act: sc.act, slotOut: sc.slotOut, variant,
-      gateUpSplits: a.gateUpSplits ?? 1, subgroupSize: a.matmulLimits?.subgroupSize,
+      gateUpSplits: a.gateUpSplits ?? 1, subgroupSize: a.matmulLimits?.subgroupSize, ...(a.groupTiles ? { groupTiles: a.groupTiles } : {}),
       ...(combineInDown ? { combine: { ...combine, topkIds: sc.topkIds, topkWeights: sc.topkWeights, maxInvocations } } : {}),
     }),
     ...(a.combine === false || combineInDown ? [] : [moeCombine({

@@ -8,6 +8,7 @@ import { treeSumGroups, wgReduce } from './reductions.js';
 import { onlineSoftmax } from './softmax.js';
 import { rmsRows } from './rms-rows.js';
 import { logitExtremes } from './logit-extremes.js';
+import { groupedOrder } from './grid-order.js';
 import { logitWeights, sampleChunk, sampleSearchState, tokenDraw } from './token-sampling.js';
 
 interface Piece {
@@ -33,6 +34,7 @@ const PIECES: Readonly<Record<string, Piece>> = {
   'token-draw': { wgsl: tokenDraw, needs: ['logit-weights'] },
   'sample-search-state': { wgsl: sampleSearchState },
   'sample-chunk': { wgsl: sampleChunk },
+  'grouped-order': { wgsl: groupedOrder },
 };
 
 const WGSL_PIECE_NAMES: readonly string[] = Object.keys(PIECES);
