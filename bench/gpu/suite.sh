@@ -20,7 +20,8 @@
 # head-groups (decode attention at 128 heads, head groups of 16 and 32), ablate (decode attention with one part of the
 # tensor-core kernel taken out at a time: what bounds it), splits-16h (decode attention at 16 heads by split count),
 # occupancy (256-invocation workgroups a multiprocessor runs at once, by workgroup memory and by live registers), attn-residency (decode attention's time by workgroups launched: how many run at once), tile16 (decode attention with 16-token tiles against 32, at the split policy's count and at 2 and 4 splits; its tests), tile16-2x (16-token tiles against 32 at twice the policy's workgroups, 16 heads), robustness (Dawn's bounds clamps on and off:
-# decode attention, decode steps, prefill, mma-peak), grouped-order (GEMM blocks and expert tiles in groups of rows: tests, GEMMs, experts),
+# decode attention, decode steps, prefill, mma-peak), grouped-order (GEMM blocks and expert tiles in groups of rows: tests, GEMMs, experts), grouped-prefill (prefill with
+# them off and on),
 # transfer (needs pack.sh --servers).
 # DAWN_FEATURES defaults to allow_unsafe_apis,vulkan_enable_f16_on_nvidia,disable_robustness (as served on NVIDIA).
 set -uo pipefail
@@ -209,6 +210,15 @@ for s in "$@"; do
       step matmul-grouped 300 node bench/dist/matmul.js 4096x10944x2048,4096x3072x2048,4096x2816x2048,4096x2048x2048,4096x2048x10944,4096x4096x512 \
         '[{"variant":"gemm-mma","mmaTile":"m128x256","groupRows":0},{"variant":"gemm-mma","mmaTile":"m128x256","groupRows":4},{"variant":"gemm-mma","mmaTile":"m128x256","groupRows":8},{"variant":"gemm-mma","mmaTile":"m128x256","groupRows":16},{"variant":"gemm-mma","mmaTile":"m128x128","groupRows":0},{"variant":"gemm-mma","mmaTile":"m128x128","groupRows":8}]'
       BENCH_BATCHES=4096 BENCH_MOE_VARIANTS=mma128 BENCH_MOE_GROUP_TILES=0,4,8,16 step moe-grouped 200 node bench/dist/moe.js ;;
+    grouped-prefill)
+      # prefill of 4096 V2-Lite tokens with the GEMMs' and the experts' grouped order off and on (GROUPED="rows/tiles",
+      # default 8/8), alternating twice
+      for r in 1 2; do
+        for g in 0/0 ${GROUPED:-8/8}; do
+          MATMUL_GROUP_ROWS=${g%/*} MOE_GROUP_TILES=${g#*/} BENCH_TOKENS=4096 step prefill-grouped-${g%/*}-${g#*/}-$r 120 node bench/dist/prefill.js
+          [ -f "$out/prefill-subgroup-matrix.json" ] && mv "$out/prefill-subgroup-matrix.json" "$out/prefill-grouped-${g%/*}-${g#*/}-$r.json"
+        done
+      done ;;
     transfer)
       step transfer 300 node bench/dist/transfer.js ;;
     *) echo "unknown step $s"; exit 2 ;;

@@ -26,6 +26,13 @@ export const DEFAULT_ROUTER_GEMM_MIN_TOKENS = 2048;
  */
 export const DEFAULT_MATMUL_SPLIT_K_MAX = 8;
 
+/**
+ * Prefill-sized subgroup-matrix GEMMs and routed experts: their blocks / row tiles taken in groups of this many rows
+ * (MATMUL_GROUP_ROWS, MOE_GROUP_TILES; 0: x fastest). See the grouped-order WGSL piece.
+ */
+export const DEFAULT_MATMUL_GROUP_ROWS = 0;
+export const DEFAULT_MOE_GROUP_TILES = 0;
+
 export interface GpuOptions {
   /** Substring of the adapter's name/vendor/architecture/description to pick among several (Dawn's adapter= flag). */
   readonly adapter?: string;
@@ -48,6 +55,10 @@ export interface GpuOptions {
   readonly moeMmaMinRows?: number;
   /** MATMUL_SPLIT_K_MAX: most K splits of a GEMM whose tiles leave the device's slots idle (default DEFAULT_MATMUL_SPLIT_K_MAX). */
   readonly splitKMax?: number;
+  /** MATMUL_GROUP_ROWS: a subgroup-matrix GEMM's blocks in groups of this many rows of blocks where it has more (default DEFAULT_MATMUL_GROUP_ROWS). */
+  readonly groupRows?: number;
+  /** MOE_GROUP_TILES: the prefill-sized routed experts' row tiles in groups of this many (default DEFAULT_MOE_GROUP_TILES). */
+  readonly moeGroupTiles?: number;
   /** MOE_ROUTER_GEMM_MIN_TOKENS: tokens from which router logits are a GEMM's (default the MoE kernels' ROUTER_GEMM_MIN_TOKENS). */
   readonly routerGemmMinTokens?: number;
   /** GEMV_STAGE_INPUT: fused-norm / SiLU GEMVs stage their transformed input rows in workgroup memory (default true). */

@@ -1,6 +1,8 @@
 // The environment every GPU process reads (decode node, prefill node, CLI, benches): the WebGPU device's
 // settings and the model's RoPE frequencies. Composed into each process's schema and parsed once at start.
-import { DEFAULT_MATMUL_SPLIT_K_MAX, DEFAULT_ROUTER_GEMM_MIN_TOKENS, DEFAULT_MOE_MMA_MIN_ROWS, type GpuOptions } from './device.js';
+import {
+  DEFAULT_MATMUL_GROUP_ROWS, DEFAULT_MATMUL_SPLIT_K_MAX, DEFAULT_MOE_GROUP_TILES, DEFAULT_ROUTER_GEMM_MIN_TOKENS, DEFAULT_MOE_MMA_MIN_ROWS, type GpuOptions,
+} from './device.js';
 import { env, parseEnv, type EnvOf } from '@latentwire/protocol';
 import { DEFAULT_ROPE_FREQ_PRECISION, ROPE_FREQ_PRECISIONS, type RopeFreqPrecision } from '@latentwire/model';
 
@@ -17,6 +19,12 @@ export const GPU_ENV = {
   MATMUL_SPLIT_K_MAX: env
     .int(DEFAULT_MATMUL_SPLIT_K_MAX, 1, 64)
     .describe('GEMMs of 17+ rows whose tiles leave workgroup slots idle (decode batches): K cut into up to this many ranges run side by side, their partial sums added by a second dispatch (1: never)'),
+  MATMUL_GROUP_ROWS: env
+    .int(DEFAULT_MATMUL_GROUP_ROWS, 0, 4096)
+    .describe('subgroup-matrix GEMMs with more rows of output blocks than this (prefill): the workgroups take the blocks in groups of this many rows, down each column of the group then across, so those in flight share a few rows of activations and a few blocks of weights in the L2 cache (0: a whole row of blocks at a time, every weight block read again for each row)'),
+  MOE_GROUP_TILES: env
+    .int(DEFAULT_MOE_GROUP_TILES, 0, 4096)
+    .describe('routed experts on the prefill-sized subgroup-matrix tiles: the workgroups take (row tile, column block) in groups of this many tiles, down then across, so those in flight share a few tiles\' rows and a few experts\' weights in the L2 cache (0: every tile at one column block, then the next)'),
   MOE_ROUTER_GEMM_MIN_TOKENS: env
     .int(DEFAULT_ROUTER_GEMM_MIN_TOKENS, 1, 1 << 30)
     .describe('MoE layers: tokens from which the router logits are an f32 GEMM (split over K with MATMUL_SPLIT_K_MAX) instead of the logits kernel (rows staged per workgroup of 1–4 tokens, every 4 experts re-reading them from the L2)'),
@@ -37,7 +45,7 @@ export const GPU_ENV = {
 };
 
 export function gpuOptions(v: EnvOf<typeof GPU_ENV>): GpuOptions {
-  return { adapter: v.WEBGPU_ADAPTER, dawnFeatures: v.DAWN_FEATURES, dawnDisabledFeatures: v.DAWN_DISABLED_FEATURES, profile: v.GPU_PROFILE, dumpWgsl: v.DUMP_WGSL, matmulEngine: v.MATMUL_ENGINE, moeMmaMinRows: v.MOE_MMA_MIN_ROWS, splitKMax: v.MATMUL_SPLIT_K_MAX, routerGemmMinTokens: v.MOE_ROUTER_GEMM_MIN_TOKENS, gemvStageInput: v.GEMV_STAGE_INPUT, subgroupReduce: v.SUBGROUP_REDUCE, moeDownCombine: v.MOE_DOWN_COMBINE, prefillAttentionRows: v.PREFILL_ATTENTION_ROWS === '64' ? 64 : 128 };
+  return { adapter: v.WEBGPU_ADAPTER, dawnFeatures: v.DAWN_FEATURES, dawnDisabledFeatures: v.DAWN_DISABLED_FEATURES, profile: v.GPU_PROFILE, dumpWgsl: v.DUMP_WGSL, matmulEngine: v.MATMUL_ENGINE, moeMmaMinRows: v.MOE_MMA_MIN_ROWS, splitKMax: v.MATMUL_SPLIT_K_MAX, groupRows: v.MATMUL_GROUP_ROWS, moeGroupTiles: v.MOE_GROUP_TILES, routerGemmMinTokens: v.MOE_ROUTER_GEMM_MIN_TOKENS, gemvStageInput: v.GEMV_STAGE_INPUT, subgroupReduce: v.SUBGROUP_REDUCE, moeDownCombine: v.MOE_DOWN_COMBINE, prefillAttentionRows: v.PREFILL_ATTENTION_ROWS === '64' ? 64 : 128 };
 }
 
 export function gpuOptionsFromEnv(e: NodeJS.ProcessEnv = process.env): GpuOptions {

@@ -4,7 +4,9 @@
 // A list of programs run again and again with the same buffers and uniform values (a decode step's forward at
 // one batch size) can be recorded once (Gpu.record): its pipelines, bind groups and uniforms are then set up
 // for good, and running it costs only the encoder calls themselves (WebGPU cannot replay command buffers).
-import { acquireDevice, DEFAULT_MATMUL_SPLIT_K_MAX, DEFAULT_MOE_MMA_MIN_ROWS, type AdapterInfo, type GpuOptions } from './device.js';
+import {
+  acquireDevice, DEFAULT_MATMUL_GROUP_ROWS, DEFAULT_MATMUL_SPLIT_K_MAX, DEFAULT_MOE_GROUP_TILES, DEFAULT_MOE_MMA_MIN_ROWS, type AdapterInfo, type GpuOptions,
+} from './device.js';
 import { GpuError } from './errors.js';
 import { PipelineCache } from './pipeline-cache.js';
 import type { BufferBinding, KernelProgram } from './program.js';
@@ -24,6 +26,8 @@ export interface MatmulDeviceLimits {
   readonly workgroupSlots: number;
   readonly moeMmaMinRows: number;
   readonly splitKMax: number;
+  readonly groupRows: number;
+  readonly moeGroupTiles: number;
   readonly routerGemmMinTokens: number | undefined;
   readonly gemvStageInput: boolean;
   readonly subgroupSize?: number;
@@ -94,6 +98,8 @@ export class Gpu {
   private readonly matmulEngine: 'auto' | 'f32';
   private readonly moeMmaMinRows: number;
   private readonly splitKMax: number;
+  private readonly groupRows: number;
+  private readonly moeGroupTiles: number;
   private readonly routerGemmMinTokens: number | undefined;
   private readonly gemvStageInput: boolean;
   private readonly subgroupReduce: boolean;
@@ -125,6 +131,8 @@ export class Gpu {
     this.matmulEngine = opts.matmulEngine ?? 'auto';
     this.moeMmaMinRows = opts.moeMmaMinRows ?? DEFAULT_MOE_MMA_MIN_ROWS;
     this.splitKMax = opts.splitKMax ?? DEFAULT_MATMUL_SPLIT_K_MAX;
+    this.groupRows = opts.groupRows ?? DEFAULT_MATMUL_GROUP_ROWS;
+    this.moeGroupTiles = opts.moeGroupTiles ?? DEFAULT_MOE_GROUP_TILES;
     this.routerGemmMinTokens = opts.routerGemmMinTokens;
     this.gemvStageInput = opts.gemvStageInput ?? true;
     this.subgroupReduce = opts.subgroupReduce ?? true;
@@ -182,7 +190,7 @@ export class Gpu {
         maxComputeWorkgroupsPerDimension: l.maxComputeWorkgroupsPerDimension, minStorageBufferOffsetAlignment: l.minStorageBufferOffsetAlignment,
         maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
         subgroupMatrix: this.matmulOnMatrices, workgroupSlots: this.workgroupSlots.slots,
-        moeMmaMinRows: this.moeMmaMinRows, splitKMax: this.splitKMax, routerGemmMinTokens: this.routerGemmMinTokens,
+        moeMmaMinRows: this.moeMmaMinRows, splitKMax: this.splitKMax, groupRows: this.groupRows, moeGroupTiles: this.moeGroupTiles, routerGemmMinTokens: this.routerGemmMinTokens,
         gemvStageInput: this.gemvStageInput, moeDownCombine: this.moeDownCombine,
         ...(this.subgroupReduce && this.uniformSubgroupSize !== undefined ? { subgroupSize: this.uniformSubgroupSize } : {}),
       });

@@ -62,7 +62,9 @@ export interface MatmulArgs {
   readonly mmaTile?: MmaTileName;
   /**
    * The subgroup-matrix GEMM's blocks taken in groups of this many rows of blocks, down then across, so the
-   * workgroups in flight share their x rows and W blocks in the L2 cache (0: x fastest, the default).
+   * workgroups in flight share their x rows and W blocks in the L2 cache (0: x fastest). Default: the limits'
+   * groupRows (MATMUL_GROUP_ROWS) where the grid has more rows of blocks than that, else x fastest (so decode
+   * batches' few rows of blocks keep their order).
    */
   readonly groupRows?: number;
   /** Forces the GEMM tile, by name or shape (default: picked from M, N and the limits). */
@@ -92,6 +94,10 @@ export interface MatmulLimits {
   readonly workgroupSlots?: number;
   /** Rows per expert from which routed experts run on subgroup matrices (MOE_MMA_MIN_ROWS; default DEFAULT_MOE_MMA_MIN_ROWS). */
   readonly moeMmaMinRows?: number;
+  /** The subgroup-matrix GEMM's blocks in groups of this many rows of blocks where it has more (MATMUL_GROUP_ROWS; default 0: x fastest). */
+  readonly groupRows?: number;
+  /** The prefill-sized routed experts' row tiles in groups of this many (MOE_GROUP_TILES; default 0: tiles first). */
+  readonly moeGroupTiles?: number;
   /** Most K splits a GEMM whose tiles do not fill the device is cut into by default (MATMUL_SPLIT_K_MAX; default 1: none). */
   readonly splitKMax?: number;
   /** Tokens from which MoE router logits are a GEMM's (MOE_ROUTER_GEMM_MIN_TOKENS; default ROUTER_GEMM_MIN_TOKENS). */
@@ -350,8 +356,9 @@ export function matmulPrograms(a: MatmulArgs, limits?: MatmulLimits): KernelProg
   }
   const { splits, kSplit } = plan.split;
   const grid = [Math.ceil(N / plan.tile.BN), Math.ceil(M / plan.tile.BM)] as const;
+  const groupRows = a.groupRows ?? (grid[1] > (limits?.groupRows ?? 0) ? limits?.groupRows ?? 0 : 0);
   const gemm = (acc: boolean) => plan.variant === 'gemm-mma'
-    ? gemmMmaShader({ dtype, tile: plan.tile, accumulate: acc, ...(xF16 ? { xF16 } : {}), ...(a.groupRows ? { groupRows: a.groupRows } : {}) })
+    ? gemmMmaShader({ dtype, tile: plan.tile, accumulate: acc, ...(xF16 ? { xF16 } : {}), ...(groupRows > 0 ? { groupRows } : {}) })
     : gemmShader({ dtype, align: plan.align, tile: plan.tile, doubleBuffer: plan.doubleBuffer, accumulate: acc });
   if (splits === 1) return [{ shader: gemm(accumulate), buffers, uniformValues: { ...uniformValues, k_split: K, split_stride: 0 }, workgroups: grid }];
   // the splits' partial products, dense [splits, M, N] in the scratch, then their sum into y

@@ -1246,7 +1246,10 @@ export interface MoeExpertsArgs {
   readonly combine?: boolean;
   /** K splits of gate/up, below one row an expert on the mma tiles (default 1: MOE_GATE_UP_SPLITS_MAX says why). */
   readonly gateUpSplits?: number;
-  /** The mma forms' grouped order (MoeExpertGemmArgs.groupTiles; default tiles first). */
+  /**
+   * The mma forms' grouped order (MoeExpertGemmArgs.groupTiles). Default: the prefill-sized forms (mma, mma128) in
+   * groups of matmulLimits.moeGroupTiles (MOE_GROUP_TILES) tiles, the decode batches' forms tiles first.
+   */
   readonly groupTiles?: { readonly gateUp: number; readonly down: number };
 }
 
@@ -1312,6 +1315,8 @@ export function moeExperts(a: MoeExpertsArgs): KernelProgram[] {
       programs.push(moeGroup({ dims: a.dims, tokens: T, topkIds: sc.topkIds, groups: sc.groups, variant, subgroupSize: a.matmulLimits?.subgroupSize }));
     }
   }
+  const defaultGroup = variant === 'mma' || variant === 'mma128' ? a.matmulLimits?.moeGroupTiles ?? 0 : 0;
+  const groupTiles = a.groupTiles ?? (defaultGroup > 0 ? { gateUp: defaultGroup, down: defaultGroup } : undefined);
   // where the combine goes: its own dispatch, or (one token) the experts' down GEMV
   const combine = { out: a.out, outStride: a.outStride, outOffset: a.outOffset, accumulate: a.accumulate };
   const maxInvocations = a.matmulLimits?.maxComputeInvocationsPerWorkgroup;
@@ -1321,7 +1326,7 @@ export function moeExperts(a: MoeExpertsArgs): KernelProgram[] {
     ...moeExpertGemms({
       dims: a.dims, tokens: T, x: a.x, xStride: a.xStride, xOffset: a.xOffset, weights: a.weights,
       groups: sc.groups, act: sc.act, slotOut: sc.slotOut, variant,
-      gateUpSplits: a.gateUpSplits ?? 1, subgroupSize: a.matmulLimits?.subgroupSize, ...(a.groupTiles ? { groupTiles: a.groupTiles } : {}),
+      gateUpSplits: a.gateUpSplits ?? 1, subgroupSize: a.matmulLimits?.subgroupSize, ...(groupTiles ? { groupTiles } : {}),
       ...(combineInDown ? { combine: { ...combine, topkIds: sc.topkIds, topkWeights: sc.topkWeights, maxInvocations } } : {}),
     }),
     ...(a.combine === false || combineInDown ? [] : [moeCombine({
