@@ -208,8 +208,10 @@ for s in "$@"; do
       # across) against x fastest: its GPU tests, the prefill GEMM shapes by group size, the experts at 4096 tokens
       step grouped-order-test 200 bash -c "cd shared/gpu && node $ava dist/test/kernels/matmul-mma.test.js dist/test/kernels/moe.test.js --match '*grouped order*' --verbose"
       step matmul-grouped 300 node bench/dist/matmul.js 4096x10944x2048,4096x3072x2048,4096x2816x2048,4096x2048x2048,4096x2048x10944,4096x4096x512 \
-        '[{"variant":"gemm-mma","mmaTile":"m128x256","groupRows":0},{"variant":"gemm-mma","mmaTile":"m128x256","groupRows":4},{"variant":"gemm-mma","mmaTile":"m128x256","groupRows":8},{"variant":"gemm-mma","mmaTile":"m128x256","groupRows":16},{"variant":"gemm-mma","mmaTile":"m128x128","groupRows":0},{"variant":"gemm-mma","mmaTile":"m128x128","groupRows":8}]'
-      BENCH_BATCHES=4096 BENCH_MOE_VARIANTS=mma128 BENCH_MOE_GROUP_TILES=0,4,8,16 step moe-grouped 200 node bench/dist/moe.js ;;
+        '[{"variant":"gemm-mma","mmaTile":"m128x256","groupRows":0},{"variant":"gemm-mma","mmaTile":"m128x256","groupRows":4},{"variant":"gemm-mma","mmaTile":"m128x256","groupRows":8},{"variant":"gemm-mma","mmaTile":"m128x256","groupRows":16},{"variant":"gemm-mma","mmaTile":"m128x128","groupRows":0},{"variant":"gemm-mma","mmaTile":"m128x128","groupRows":8},{"variant":"gemm-mma","mmaTile":"m128x256","groupRows":0,"dtype":"f16"},{"variant":"gemm-mma","mmaTile":"m128x256","groupRows":8,"dtype":"f16"}]'
+      BENCH_BATCHES=4096 BENCH_MOE_VARIANTS=mma128 BENCH_MOE_GROUP_TILES=0,4,8,16 step moe-grouped 200 node bench/dist/moe.js
+      # the same weights held as f16 (the staging a copy, no bf16 conversion)
+      BENCH_BATCHES=4096 BENCH_MOE_VARIANTS=mma128 BENCH_MOE_GROUP_TILES=0,8 BENCH_EXPERT_DTYPE=f16 step moe-grouped-f16 200 node bench/dist/moe.js ;;
     grouped-prefill)
       # prefill of 4096 V2-Lite tokens with the GEMMs' and the experts' grouped order off and on (GROUPED="rows/tiles",
       # default 8/8), alternating twice
