@@ -87,8 +87,6 @@ function check(t: MmaTile): void {
 /**
  * xF16: x holds f16 activations (4 a vec2<u32>), staged as they are: half the bytes of f32 x a slab and no
  * conversion, the same f16 operands as f32 x rounded by the staging.
- */
-/**
  * groupRows: the blocks taken in groups of that many rows of blocks, down then across (grouped-order), so the
  * workgroups in flight share a few rows of x and a few blocks of W in the L2 cache; 0 (default): x fastest.
  */
