@@ -214,8 +214,8 @@ for s in "$@"; do
       BENCH_BATCHES=4096 BENCH_MOE_VARIANTS=mma128 BENCH_MOE_GROUP_TILES=0,8 BENCH_EXPERT_DTYPE=f16 step moe-grouped-f16 200 node bench/dist/moe.js ;;
     grouped-prefill)
       # prefill of 4096 V2-Lite tokens with the GEMMs' and the experts' grouped order off and on (GROUPED="rows/tiles",
-      # default 8/8), alternating twice
-      for r in 1 2; do
+      # default 8/8), alternating GROUPED_ROUNDS times (default 2)
+      for r in $(seq 1 "${GROUPED_ROUNDS:-2}"); do
         for g in 0/0 ${GROUPED:-8/8}; do
           MATMUL_GROUP_ROWS=${g%/*} MOE_GROUP_TILES=${g#*/} BENCH_TOKENS=4096 step prefill-grouped-${g%/*}-${g#*/}-$r 120 node bench/dist/prefill.js
           [ -f "$out/prefill-subgroup-matrix.json" ] && mv "$out/prefill-subgroup-matrix.json" "$out/prefill-grouped-${g%/*}-${g#*/}-$r.json"
