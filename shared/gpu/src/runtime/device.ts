@@ -28,10 +28,14 @@ export const DEFAULT_MATMUL_SPLIT_K_MAX = 8;
 
 /**
  * Prefill-sized subgroup-matrix GEMMs and routed experts: their blocks / row tiles taken in groups of this many rows
- * (MATMUL_GROUP_ROWS, MOE_GROUP_TILES; 0: x fastest). See the grouped-order WGSL piece.
+ * (MATMUL_GROUP_ROWS, MOE_GROUP_TILES; 0: x fastest). See the grouped-order WGSL piece. Measured on an H100
+ * (12-07, bench/results/grouped-order.h100.txt, one call): V2-Lite's experts at 4096 tokens, down 1.769 ms a layer
+ * tiles first against 1.381 / 1.432 / 1.470 in groups of 4 / 8 / 16 tiles (gate/up 1.660 against 1.633 / 1.623 /
+ * 1.633); the 128 × 256 GEMM tile at 4096 rows 1.5–6% faster in groups of 4 or 8 rows of blocks on five of six
+ * prefill shapes (4096 × 10944 × 2048: 0.987 against 0.926 / 0.939 ms).
  */
-export const DEFAULT_MATMUL_GROUP_ROWS = 0;
-export const DEFAULT_MOE_GROUP_TILES = 0;
+export const DEFAULT_MATMUL_GROUP_ROWS = 4;
+export const DEFAULT_MOE_GROUP_TILES = 4;
 
 export interface GpuOptions {
   /** Substring of the adapter's name/vendor/architecture/description to pick among several (Dawn's adapter= flag). */
