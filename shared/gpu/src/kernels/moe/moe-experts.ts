@@ -89,7 +89,7 @@ export function tokenSlots(d: MoeDims): number {
   return d.topK + (d.sharedExperts ?? 0);
 }
 
-export const MOE_GEMM_VARIANTS = ['gemv', 'gemv1', 'tiled', 'mma', 'mma16n64', 'mma16n64x2', 'mma128', 'mma128cf'] as const;
+export const MOE_GEMM_VARIANTS = ['gemv', 'gemv1', 'tiled', 'mma', 'mma16n64', 'mma16n64x2', 'mma128', 'mma128cf', 'mma128d256'] as const;
 export type MoeGemmVariant = (typeof MOE_GEMM_VARIANTS)[number];
 
 interface GemvShape {
@@ -170,6 +170,10 @@ const MMA128: MmaShape = { kind: 'mma', TM: 128, BN: 128, BN_DOWN: 128, BK: 32, 
 // for each of down's 16 column blocks: ~2.2 GB a layer from memory, tiles first): for bench:moe and the tests,
 // not a default: on the H200 its down took 2.37 ms a layer against mma128's 1.87 (moe-prefill-forms.h200.txt).
 const MMA128CF: MmaShape = { ...MMA128, DOWN_COLUMNS_FIRST: true, ACT_F16: true };
+// The same with down over 256 columns, 2 × 4 subgroups of 64 × 64 (16 accumulators, as gate/up): each staged act slab
+// serves twice the products (down's staging per product was 1.5 times gate/up's; 38 KiB of workgroup memory). For
+// bench:moe and the tests until timed.
+const MMA128D256: MmaShape = { ...MMA128, BN_DOWN: 256, SGM_DOWN: 2 };
 /** Average rows an expert from which the 128-row tiles are used. */
 const MMA128_MIN_ROWS = 128;
 /** Subgroups of an mma shape's workgroup, and how many sit down the rows of a half's block. */
@@ -229,7 +233,7 @@ function mmaWorkgroupBytes(s: MmaShape): number {
 /** The portable forms fit WebGPU's guaranteed 16 KiB of workgroup memory (tiled gate/up: 12 KiB); the mma ones take up to 29 KiB (16 × 64 gate/up). */
 const SHAPES: Record<MoeGemmVariant, GemmShape> = {
   gemv: GEMV, gemv1: GEMV1, tiled: TILED, mma: MMA, mma16n64: MMA16N64, mma16n64x2: MMA16N64X2,
-  mma128: MMA128, mma128cf: MMA128CF,
+  mma128: MMA128, mma128cf: MMA128CF, mma128d256: MMA128D256,
 };
 function shapeOf(v: MoeGemmVariant): GemmShape {
   return SHAPES[v];
@@ -1315,7 +1319,7 @@ export function moeExperts(a: MoeExpertsArgs): KernelProgram[] {
       programs.push(moeGroup({ dims: a.dims, tokens: T, topkIds: sc.topkIds, groups: sc.groups, variant, subgroupSize: a.matmulLimits?.subgroupSize }));
     }
   }
-  const defaultGroup = variant === 'mma' || variant === 'mma128' ? a.matmulLimits?.moeGroupTiles ?? 0 : 0;
+  const defaultGroup = variant === 'mma' || variant === 'mma128' || variant === 'mma128d256' ? a.matmulLimits?.moeGroupTiles ?? 0 : 0;
   const groupTiles = a.groupTiles ?? (defaultGroup > 0 ? { gateUp: defaultGroup, down: defaultGroup } : undefined);
   // where the combine goes: its own dispatch, or (one token) the experts' down GEMV
   const combine = { out: a.out, outStride: a.outStride, outOffset: a.outOffset, accumulate: a.accumulate };
