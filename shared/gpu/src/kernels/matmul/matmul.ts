@@ -356,7 +356,8 @@ export function matmulPrograms(a: MatmulArgs, limits?: MatmulLimits): KernelProg
   }
   const { splits, kSplit } = plan.split;
   const grid = [Math.ceil(N / plan.tile.BN), Math.ceil(M / plan.tile.BM)] as const;
-  const groupRows = a.groupRows ?? (grid[1] > (limits?.groupRows ?? 0) ? limits?.groupRows ?? 0 : 0);
+  const limitGroup = limits?.groupRows ?? 0;
+  const groupRows = a.groupRows ?? (grid[1] > limitGroup ? limitGroup : 0);
   const gemm = (acc: boolean) => plan.variant === 'gemm-mma'
     ? gemmMmaShader({ dtype, tile: plan.tile, accumulate: acc, ...(xF16 ? { xF16 } : {}), ...(groupRows > 0 ? { groupRows } : {}) })
     : gemmShader({ dtype, align: plan.align, tile: plan.tile, doubleBuffer: plan.doubleBuffer, accumulate: acc });

@@ -1319,7 +1319,10 @@ export function moeExperts(a: MoeExpertsArgs): KernelProgram[] {
       programs.push(moeGroup({ dims: a.dims, tokens: T, topkIds: sc.topkIds, groups: sc.groups, variant, subgroupSize: a.matmulLimits?.subgroupSize }));
     }
   }
-  const defaultGroup = variant === 'mma' || variant === 'mma128' || variant === 'mma128d256' ? a.matmulLimits?.moeGroupTiles ?? 0 : 0;
+  // the prefill-sized forms (64-row tiles and up) in grouped order; a columns-first down keeps its own
+  const shape = shapeOf(variant);
+  const prefillSized = shape.kind === 'mma' && shape.TM >= 64 && !shape.DOWN_COLUMNS_FIRST;
+  const defaultGroup = prefillSized ? a.matmulLimits?.moeGroupTiles ?? 0 : 0;
   const groupTiles = a.groupTiles ?? (defaultGroup > 0 ? { gateUp: defaultGroup, down: defaultGroup } : undefined);
   // where the combine goes: its own dispatch, or (one token) the experts' down GEMV
   const combine = { out: a.out, outStride: a.outStride, outOffset: a.outOffset, accumulate: a.accumulate };
