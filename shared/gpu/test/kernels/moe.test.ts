@@ -606,8 +606,8 @@ test('moe-experts - the GEMM form by rows per expert: GEMV below MOE_MMA_MIN_ROW
   // (47 KiB of workgroup memory, 256 invocations); WebGPU's default limits do not
   const big = { maxComputeWorkgroupStorageSize: 49152, maxComputeInvocationsPerWorkgroup: 1024 };
   t.is(moeGemmVariant(dims, 1365, true, undefined, big), 'mma');
-  t.is(moeGemmVariant(dims, 1366, true, undefined, big), 'mma128');
-  t.is(moeGemmVariant(dims, 4096, true, undefined, big), 'mma128');
+  t.is(moeGemmVariant(dims, 1366, true, undefined, big), 'mma128d256');
+  t.is(moeGemmVariant(dims, 4096, true, undefined, big), 'mma128d256');
   t.is(moeGemmVariant(dims, 4096, true, undefined, { ...big, maxComputeWorkgroupStorageSize: 32768 }), 'mma');
   t.is(moeGemmVariant(dims, 4096, true, undefined, { ...big, maxComputeInvocationsPerWorkgroup: 128 }), 'mma');
   t.is(moeGemmVariant(dims, 4096, false, undefined, big), 'tiled');

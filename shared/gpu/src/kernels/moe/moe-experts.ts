@@ -171,8 +171,9 @@ const MMA128: MmaShape = { kind: 'mma', TM: 128, BN: 128, BN_DOWN: 128, BK: 32, 
 // not a default: on the H200 its down took 2.37 ms a layer against mma128's 1.87 (moe-prefill-forms.h200.txt).
 const MMA128CF: MmaShape = { ...MMA128, DOWN_COLUMNS_FIRST: true, ACT_F16: true };
 // The same with down over 256 columns, 2 × 4 subgroups of 64 × 64 (16 accumulators, as gate/up): each staged act slab
-// serves twice the products (down's staging per product was 1.5 times gate/up's; 38 KiB of workgroup memory). For
-// bench:moe and the tests until timed.
+// serves twice the products (down's staging per product was 1.5 times gate/up's; 38 KiB of workgroup memory). The
+// prefill form where it fits: on the H100 (12-07, bench:moe, one V2-Lite layer at 4096 tokens, tiles in groups of 4,
+// two rounds; grouped-order-d256.h100.txt) down 1.390 → 1.101 ms a layer (x fastest: 1.769 → 1.226), gate/up the same.
 const MMA128D256: MmaShape = { ...MMA128, BN_DOWN: 256, SGM_DOWN: 2 };
 /** Average rows an expert from which the 128-row tiles are used. */
 const MMA128_MIN_ROWS = 128;
@@ -216,9 +217,10 @@ export function moeGemmVariant(
   if (subgroupMatrix) {
     if (rows < mmaMinRows) return gemv;
     if (rows < MMA16_MAX_ROWS) return 'mma16n64x2';
-    const fits128 = mmaWorkgroupBytes(MMA128) <= (limits.maxComputeWorkgroupStorageSize ?? 16384)
-      && 32 * subgroupsOf(MMA128) <= (limits.maxComputeInvocationsPerWorkgroup ?? 256);
-    return rows >= MMA128_MIN_ROWS && fits128 ? 'mma128' : 'mma';
+    // (mma128d256's workgroup is gate/up's, as mma128's: where one fits, so does the other)
+    const fits128 = mmaWorkgroupBytes(MMA128D256) <= (limits.maxComputeWorkgroupStorageSize ?? 16384)
+      && 32 * subgroupsOf(MMA128D256) <= (limits.maxComputeInvocationsPerWorkgroup ?? 256);
+    return rows >= MMA128_MIN_ROWS && fits128 ? 'mma128d256' : 'mma';
   }
   return rows < 24 ? gemv : 'tiled';
 }
