@@ -4,12 +4,14 @@
 // the fraction of memory bandwidth for the small-M (decode) rows.
 //   node bench/dist/matmul.js                       default shapes (a short subset on llvmpipe)
 //   node bench/dist/matmul.js 1x2048x2048,512x3072x2048 '[{"tile":"t64x64"},{}]'   M×N×K list, option sets to sweep
+// Each row: the median of BENCH_RUNS (7) batches with min–max; the table printed and written as matmul.json.
 // Env: PEAK_TFLOPS (default 65, H100 f32 FMA from WGSL), BENCH_QUICK (1 = short shape list;
-// default on for llvmpipe), BENCH_ITERS, plus the GPU settings of gpuOptionsFromEnv (WEBGPU_ADAPTER, DAWN_FEATURES).
+// default on for llvmpipe), BENCH_ITERS, BENCH_RUNS, plus the GPU settings of gpuOptionsFromEnv (WEBGPU_ADAPTER, DAWN_FEATURES).
 import { pathToFileURL } from 'node:url';
 import { Gpu, gpuOptionsFromEnv } from '@latentwire/gpu';
 import { packWeights } from '@latentwire/model';
 import { measureReadBandwidth } from './lib/read-bandwidth.js';
+import { runMeta, spread, writeJson } from './lib/report.js';
 import { roundTo } from '@latentwire/gpu/testing';
 import { matmulPrograms, type GemmTileName, type GemvConfig, type MatmulVariant, type MmaTileName } from '@latentwire/gpu/kernels';
 
@@ -29,6 +31,8 @@ export interface MatmulBenchOptions {
   readonly targetMs?: number;
   /** Fewest dispatches timed when sizing the batch (default 10). */
   readonly minIters?: number;
+  /** Timed batches per shape, reported as median and min–max (default env BENCH_RUNS or 7). */
+  readonly runs?: number;
   readonly variant?: MatmulVariant;
   readonly tile?: GemmTileName;
   /** Subgroup-matrix tile (with variant 'gemm-mma', or auto where the device has subgroup matrices). */
@@ -58,10 +62,14 @@ export interface Row {
   readonly K: number;
   /** Shader label: variant, tile and alignment paths. */
   readonly kernel: string;
-  /** Per dispatch: GPU timestamps when the adapter has them, else wall clock. */
+  /** Per dispatch, the median over the runs: GPU timestamps when the adapter has them, else wall clock. */
   readonly ms: number;
+  /** Fastest and slowest run. */
+  readonly msMin: number;
+  readonly msMax: number;
+  readonly runs: number;
   readonly timing: 'gpu' | 'wall';
-  /** Wall clock per dispatch over the whole batch (includes per-dispatch overheads). */
+  /** Wall clock per dispatch over the runs' batches, median (includes per-dispatch overheads). */
   readonly wallMs: number;
   readonly iters: number;
   readonly gflops: number;
@@ -157,6 +165,7 @@ export async function benchMatmul(gpu: Gpu, shapes: readonly MatmulShape[], opts
   const envIters = process.env.BENCH_ITERS ? envNumber('BENCH_ITERS', 10) : undefined;
   const fixedIters = opts.iters ?? envIters;
   const targetMs = opts.targetMs ?? 30;
+  const runs = opts.runs ?? envNumber('BENCH_RUNS', 7);
   const peakTflops = opts.peakTflops ?? envNumber('PEAK_TFLOPS', 65);
   const peakGbps = opts.peakGbps ?? envNumber('PEAK_GBPS', 3000);
   const weights = new Map<string, GPUBuffer>();
@@ -205,21 +214,32 @@ export async function benchMatmul(gpu: Gpu, shapes: readonly MatmulShape[], opts
         await gpu.sync();
         const probeMs = (performance.now() - t0) / probe;
         const iters = fixedIters ?? Math.min(1000, Math.max(opts.minIters ?? 10, Math.ceil(targetMs / probeMs)));
-        gpu.profiler?.reset();
-        t0 = performance.now();
-        await gpu.run(Array.from({ length: iters }, () => programs).flat());
-        await gpu.sync();
-        const wallMs = (performance.now() - t0) / iters;
-        // a split's two dispatches together (their labels differ)
-        const report = gpu.profiler?.report().filter((e) => labels.includes(e.label)) ?? [];
-        const ms = report.length === labels.length ? report.reduce((sum, r) => sum + r.ms / r.count, 0) : wallMs;
-        const timing: Row['timing'] = report.length === labels.length ? 'gpu' : 'wall';
+        // runs of the batch, each its own median sample: a single batch let one slow stretch of the card (3-4x,
+        // seen within one process on the H100) pass for the kernel's time
+        const gpuMs: number[] = [];
+        const wall: number[] = [];
+        let timing: Row['timing'] = 'gpu';
+        for (let r = 0; r < runs; r++) {
+          gpu.profiler?.reset();
+          t0 = performance.now();
+          await gpu.run(Array.from({ length: iters }, () => programs).flat());
+          await gpu.sync();
+          wall.push((performance.now() - t0) / iters);
+          // a split's two dispatches together (their labels differ)
+          const report = gpu.profiler?.report().filter((e) => labels.includes(e.label)) ?? [];
+          if (report.length === labels.length) gpuMs.push(report.reduce((sum, e) => sum + e.ms / e.count, 0));
+          else timing = 'wall';
+        }
+        const t = spread(timing === 'gpu' ? gpuMs : wall);
+        const ms = t.median;
+        const wallMs = spread(wall).median;
         const maxRelErr = opts.check === false ? NaN : await sampleError(gpu, y, xData, s.N * 31 + s.K, s);
         const flops = 2 * s.M * s.N * s.K;
         const gflops = flops / (ms * 1e6);
         const weightGBps = (2 * s.N * s.K) / (ms * 1e6);
         rows.push({
-          name: s.name ?? 'matmul', M: s.M, N: s.N, K: s.K, kernel: labels.join(' + ') + (programs.length > 1 ? ` z${programs[0]!.workgroups[2]}` : ''), ms, timing, wallMs, iters,
+          name: s.name ?? 'matmul', M: s.M, N: s.N, K: s.K, kernel: labels.join(' + ') + (programs.length > 1 ? ` z${programs[0]!.workgroups[2]}` : ''),
+          ms, msMin: t.min, msMax: t.max, runs, timing, wallMs, iters,
           gflops, peakFraction: gflops / (peakTflops * 1e3), weightGBps, bandwidthFraction: weightGBps / peakGbps, maxRelErr,
         });
       } finally {
@@ -234,10 +254,10 @@ export async function benchMatmul(gpu: Gpu, shapes: readonly MatmulShape[], opts
 
 /** The rows as an aligned text table; GB/s columns only for small M (where the weight read bounds the time). */
 export function formatRows(rows: readonly Row[], smallM = 16): string {
-  const head = ['shape', 'M', 'N', 'K', 'ms', 'wall ms', 'GFLOP/s', '%FMA peak', 'weight GB/s', '%BW', 'rel err', 'kernel'];
+  const head = ['shape', 'M', 'N', 'K', 'ms', 'ms min–max', 'wall ms', 'GFLOP/s', '%FMA peak', 'weight GB/s', '%BW', 'rel err', 'kernel'];
   const g = (v: number) => (v >= 100 ? v.toFixed(0) : v.toPrecision(3));
   const body = rows.map((r) => [
-    r.name, String(r.M), String(r.N), String(r.K), r.ms.toPrecision(4), r.wallMs.toPrecision(4), g(r.gflops), g(100 * r.peakFraction),
+    r.name, String(r.M), String(r.N), String(r.K), r.ms.toPrecision(4), `${r.msMin.toPrecision(3)}–${r.msMax.toPrecision(3)}`, r.wallMs.toPrecision(4), g(r.gflops), g(100 * r.peakFraction),
     r.M <= smallM ? g(r.weightGBps) : '-', r.M <= smallM ? g(100 * r.bandwidthFraction) : '-',
     Number.isNaN(r.maxRelErr) ? '-' : r.maxRelErr.toExponential(1), r.kernel,
   ]);
@@ -268,9 +288,11 @@ async function main(): Promise<void> {
     `${info.vendor} ${info.description || info.device}; timing: ${gpu.profiler ? 'GPU timestamps' : 'wall clock'}; ` +
       `workgroup memory ${gpu.limits.maxComputeWorkgroupStorageSize} B; subgroups ${gpu.hasSubgroups}; ${quick ? 'quick shapes' : 'full shapes'}`,
   );
+  const results: { options: MatmulBenchOptions; rows: Row[] }[] = [];
   for (const o of sweep) {
     if (sweep.length > 1) console.log(`\noptions ${JSON.stringify(o)}`);
     const rows: Row[] = [];
+    results.push({ options: o, rows });
     for (const s of shapes) {
       try {
         rows.push(...(await benchMatmul(gpu, [s], { targetMs: quick ? 1 : 30, minIters: quick ? 2 : 10, peakGbps: hbm.gbps, ...o })));
@@ -280,6 +302,7 @@ async function main(): Promise<void> {
     }
     console.log(formatRows(rows));
   }
+  console.log(`\nwrote ${writeJson('matmul', { ...runMeta(gpu), hbm, results })}`);
   gpu.dispose();
 }
 

@@ -50,7 +50,7 @@ export const BENCH_ENV = {
     .describe("the MoE bench's synthetic expert weights"),
   BENCH_GATE_UP_SPLITS: optionalInts().meta({ description: "K splits of the MoE bench's gate/up kernel on the subgroup-matrix forms, a row each (below one row an expert)", shown: 'the default (moeGateUpSplits)' }),
   BENCH_MOE_GROUP_TILES: optionalInts(0).meta({ description: "The MoE bench's subgroup-matrix forms with their (row tile, column block) workgroups in groups of this many tiles, a row each (0: tiles first)", shown: 'the default (MOE_GROUP_TILES on the prefill-sized forms)' }),
-  BENCH_RUNS: env.int(7, 1).describe('timed runs per row of the MoE bench, as of decode-attention (at least 5 are taken)'),
+  BENCH_RUNS: env.int(7, 1).describe('timed runs per row of the MoE and matmul benches, as of decode-attention (at least 5 are taken by the MoE bench)'),
   BENCH_RUN_MS: env.int(20, 1).describe('GPU milliseconds each timed run of the MoE bench lasts, as of decode-attention'),
   BENCH_DISPATCHES: optionalInts().meta({ description: 'chain lengths of the dispatch bench (at least two: the cost of a dispatch is their slope)', shown: '1,64,256,1024' }),
   BENCH_ATTENTION: env
