@@ -4,7 +4,7 @@
 // the fraction of memory bandwidth for the small-M (decode) rows.
 //   node bench/dist/matmul.js                       default shapes (a short subset on llvmpipe)
 //   node bench/dist/matmul.js 1x2048x2048,512x3072x2048 '[{"tile":"t64x64"},{}]'   M×N×K list, option sets to sweep
-// Each row: the median of BENCH_RUNS (7) batches with min–max; the table printed and written as matmul.json.
+// Each row: the median of BENCH_RUNS (7) batches with min–max; the table printed and written as $BENCH_NAME.json (matmul).
 // Env: PEAK_TFLOPS (default 65, H100 f32 FMA from WGSL), BENCH_QUICK (1 = short shape list;
 // default on for llvmpipe), BENCH_ITERS, BENCH_RUNS, plus the GPU settings of gpuOptionsFromEnv (WEBGPU_ADAPTER, DAWN_FEATURES).
 import { pathToFileURL } from 'node:url';
@@ -302,7 +302,7 @@ async function main(): Promise<void> {
     }
     console.log(formatRows(rows));
   }
-  console.log(`\nwrote ${writeJson('matmul', { ...runMeta(gpu), hbm, results })}`);
+  console.log(`\nwrote ${writeJson(process.env.BENCH_NAME || 'matmul', { ...runMeta(gpu), hbm, results })}`);
   gpu.dispose();
 }
 

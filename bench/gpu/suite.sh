@@ -58,17 +58,17 @@ for s in "$@"; do
     prefill-attention-test)
       step prefill-attention-mma-test 240 bash -c "cd shared/gpu && node $ava dist/test/kernels/mla-prefill-attention-mma.test.js --verbose" ;;
     matmul)
-      step matmul 240 node bench/dist/matmul.js 4096x2048x2048,4096x3072x2048,4096x10944x2048,4096x576x2048,4096x4096x512,64x2048x2048,64x102400x2048 \
+      BENCH_NAME=matmul step matmul 240 node bench/dist/matmul.js 4096x2048x2048,4096x3072x2048,4096x10944x2048,4096x576x2048,4096x4096x512,64x2048x2048,64x102400x2048 \
         '[{"variant":"gemm"},{"variant":"gemm-mma","mmaTile":"m128x128"},{"variant":"gemm-mma","mmaTile":"m128x128k16"},{"variant":"gemm-mma","mmaTile":"m64x64"}]' ;;
     matmul-x16)
       # f16 against f32 activations on the prefill tiles (staging bytes halved: mma-peak's staging rows; 64-deep slabs: half the
       # barriers a product), then their tests
-      step matmul-x16 200 node bench/dist/matmul.js 4096x2048x2048,4096x10944x2048,4096x3072x2048,2048x2048x10944,4096x2048x1408 \
+      BENCH_NAME=matmul-x16 step matmul-x16 200 node bench/dist/matmul.js 4096x2048x2048,4096x10944x2048,4096x3072x2048,2048x2048x10944,4096x2048x1408 \
         '[{"variant":"gemm-mma","mmaTile":"m128x128"},{"variant":"gemm-mma","mmaTile":"m128x128","xDtype":"f16"},{"variant":"gemm-mma","mmaTile":"m128x256"},{"variant":"gemm-mma","mmaTile":"m128x256","xDtype":"f16"},{"variant":"gemm-mma","mmaTile":"m128x128k64"},{"variant":"gemm-mma","mmaTile":"m128x128k64","xDtype":"f16"}]'
       step matmul-x16-test 150 bash -c "cd shared/gpu && node $ava dist/test/kernels/matmul-mma.test.js --match '*f16 activations*' --verbose" ;;
     matmul-decode)
       # V2-Lite's projections at decode batches (q, kv_a, o, shared gate ‖ up, shared down), every 64- and 32-wide tile
-      step matmul-decode 300 node bench/dist/matmul.js 16x3072x2048,16x576x2048,16x2048x2048,16x2816x2048,16x2048x1408,64x3072x2048,64x576x2048,64x2048x2048,64x2816x2048,64x2048x1408 \
+      BENCH_NAME=matmul-decode step matmul-decode 300 node bench/dist/matmul.js 16x3072x2048,16x576x2048,16x2048x2048,16x2816x2048,16x2048x1408,64x3072x2048,64x576x2048,64x2048x2048,64x2816x2048,64x2048x1408 \
         '[{"variant":"gemm-mma","mmaTile":"m64x64k128"},{"variant":"gemm-mma","mmaTile":"m64x32k128"},{"variant":"gemm-mma","mmaTile":"m32x64k128"},{"variant":"gemm-mma","mmaTile":"m32x32k128"},{"variant":"gemm-mma","mmaTile":"m64x64"}]' ;;
     prefill)
       BENCH_TOKENS=${BENCH_TOKENS:-1024,4096} MATMUL_ENGINE=f32 step prefill-f32 300 node bench/dist/prefill.js
@@ -135,7 +135,7 @@ for s in "$@"; do
       BENCH_KV_SPLITS=8 BENCH_BATCHES=1 BENCH_ATTENTION=subgroup-matrix BENCH_DTYPES=fp8_e4m3 BENCH_CONTEXTS=1024 BENCH_ITERS=5 \
         step decode-kv8-b1 90 node bench/dist/decode.js
       [ -f "$out/decode.json" ] && mv "$out/decode.json" "$out/decode-kv8-b1.json"
-      step matmul-split 90 node bench/dist/matmul.js 64x3072x2048,64x576x2048,64x2048x2048,64x5632x2048,64x2048x2816,1x3648x2048 \
+      BENCH_NAME=matmul-split step matmul-split 90 node bench/dist/matmul.js 64x3072x2048,64x576x2048,64x2048x2048,64x5632x2048,64x2048x2816,1x3648x2048 \
         '[{},{"splits":2},{"splits":4},{"splits":8},{"variant":"gemm","splits":8}]'
       step split-mma-tests 150 bash -c "cd shared/gpu && node $ava dist/test/kernels/matmul-mma.test.js dist/test/kernels/moe.test.js --match '*m128x128s2*' --match '*split*' --verbose"
       BENCH_BATCHES=1,4 BENCH_MOE_VARIANTS=mma16n64 BENCH_GATE_UP_SPLITS=1,2,4,8 step moe-split 90 node bench/dist/moe.js
@@ -207,7 +207,7 @@ for s in "$@"; do
       # the GEMM's blocks and the experts' tiles in grouped order (groups of a few rows of blocks / tiles, down then
       # across) against x fastest: its GPU tests, the prefill GEMM shapes by group size, the experts at 4096 tokens
       step grouped-order-test 200 bash -c "cd shared/gpu && node $ava dist/test/kernels/matmul-mma.test.js dist/test/kernels/moe.test.js --match '*grouped order*' --verbose"
-      step matmul-grouped 300 node bench/dist/matmul.js 4096x10944x2048,4096x3072x2048,4096x2816x2048,4096x2048x2048,4096x2048x10944,4096x4096x512 \
+      BENCH_NAME=matmul-grouped step matmul-grouped 300 node bench/dist/matmul.js 4096x10944x2048,4096x3072x2048,4096x2816x2048,4096x2048x2048,4096x2048x10944,4096x4096x512 \
         '[{"variant":"gemm-mma","mmaTile":"m128x256","groupRows":0},{"variant":"gemm-mma","mmaTile":"m128x256","groupRows":4},{"variant":"gemm-mma","mmaTile":"m128x256","groupRows":8},{"variant":"gemm-mma","mmaTile":"m128x256","groupRows":16},{"variant":"gemm-mma","mmaTile":"m128x128","groupRows":0},{"variant":"gemm-mma","mmaTile":"m128x128","groupRows":8},{"variant":"gemm-mma","mmaTile":"m128x256","groupRows":0,"dtype":"f16"},{"variant":"gemm-mma","mmaTile":"m128x256","groupRows":8,"dtype":"f16"}]'
       BENCH_BATCHES=4096 BENCH_MOE_VARIANTS=mma128 BENCH_MOE_GROUP_TILES=0,4,8,16 step moe-grouped 200 node bench/dist/moe.js
       # the same weights held as f16 (the staging a copy, no bf16 conversion)
