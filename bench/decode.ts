@@ -5,7 +5,9 @@
 // over the card's read bandwidth, measured at the start of the run (bench/lib/read-bandwidth); fraction =
 // roofline time / measured time. Where the adapter has subgroup matrices, every row runs with both grouped
 // attention kernels (portable f32 and tensor-core), side by side in the same run. Where the adapter has
-// timestamps, each timed step's GPU time (its one pass) is printed beside its wall clock.
+// timestamps, each timed step's GPU time (its one pass) is printed beside its wall clock. `CPU submit ms`: the
+// median over the timed steps of DecodeModel.step's time to its submit (a mean until 12-07, which one slow step of
+// ~60 ms could lift above the median step time).
 //   node bench/dist/decode.js
 // Env: BENCH_BATCHES (1,16,64)  BENCH_CONTEXTS (1024,4096)  BENCH_DTYPES (fp8_e4m3,bf16)  BENCH_ATTENTION (every kernel)
 //      BENCH_FUSED_MERGE_MAX_SPLITS (the engine's)  BENCH_KV_SPLITS (the engine's DECODE_KV_SPLITS)  PAGE_SIZE (64)
@@ -103,11 +105,11 @@ async function main(): Promise<void> {
         if (!finite) console.error(`WARNING: ${engine} ${dtype} batch ${B} context ${ctx}: non-finite logits; this row does not time real work`);
         gpu.profiler?.reset();
         const dispatches0 = gpu.dispatches;
-        let submitMs = 0;
+        const submitMs: number[] = [];
         const stepMs: number[] = [];
         for (let i = 1; i <= iters; i++) {
           const t = performance.now();
-          submitMs += (await model.step(input(i))).timings.submitMs;
+          submitMs.push((await model.step(input(i))).timings.submitMs);
           stepMs.push(performance.now() - t);
         }
         const dispatchesPerStep = (gpu.dispatches - dispatches0) / iters;
@@ -142,7 +144,7 @@ async function main(): Promise<void> {
         const bytes = weightBytesPerStep(cfg, B) + kvBytes;
         const rooflineMs = (bytes / (peakGBps * 1e9)) * 1e3;
         rows.push({
-          attention: engine, 'shared experts': sharedRouted ? 'routed' : 'own MLP', sampling: env.BENCH_SAMPLING, dtype, batch: B, context: ctx, 'step ms': ms, 'step min–max': `${one.min.toFixed(2)}–${one.max.toFixed(2)}`, 'CPU submit ms': submitMs / iters, 'dispatches/step': dispatchesPerStep, 'GPU ms/step': runs ? runs.ms / iters : '', 'overlapped step ms': overlappedMs, 'overlapped min–max': `${over.min.toFixed(2)}–${over.max.toFixed(2)}`,
+          attention: engine, 'shared experts': sharedRouted ? 'routed' : 'own MLP', sampling: env.BENCH_SAMPLING, dtype, batch: B, context: ctx, 'step ms': ms, 'step min–max': `${one.min.toFixed(2)}–${one.max.toFixed(2)}`, 'CPU submit ms': spread(submitMs).median, 'dispatches/step': dispatchesPerStep, 'GPU ms/step': runs ? runs.ms / iters : '', 'overlapped step ms': overlappedMs, 'overlapped min–max': `${over.min.toFixed(2)}–${over.max.toFixed(2)}`,
           'overlapped tokens/s': (B * 1e3) / overlappedMs, 'tokens/s': (B * 1e3) / ms, 'MB/step': bytes / 1e6, 'KV MB': kvBytes / 1e6,
           'roofline ms': rooflineMs, 'roofline tok/s': (B * 1e3) / rooflineMs, '% roofline': (100 * rooflineMs) / Math.min(ms, overlappedMs),
           'logits finite': String(finite),
