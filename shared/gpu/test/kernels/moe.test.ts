@@ -523,17 +523,22 @@ test.serial('moe-experts - several tiles per expert and a skewed load (every tok
   freeWeights(gpu, weights);
 });
 
+// 9 experts, top-3 of 300 tokens: ~100 rows an expert, several tiles each on every form, and several column blocks;
+// its weights uploaded, its routing and the float64 reference
+function tiledCase(gpu: Gpu, seed: number) {
+  const E = 9, k = 3, H = 200, I = 144, dtype = 'bf16' as const, T = 300;
+  const s: ExpertSetup = { E, k, H, I, dtype, experts: makeExperts(E, H, I, dtype, seed) };
+  const weights: MoeExpertWeights = { gate: [chunk(gpu, s, 'gate', 0, E)], up: [chunk(gpu, s, 'up', 0, E)], down: [chunk(gpu, s, 'down', 0, E)] };
+  const x = roundTo(randomArray(T * H, seed + 1, 1), 'f32');
+  const { ids, wts } = randomRouting(T, k, [...Array(E).keys()], seed + 2);
+  return { s, weights, x, T, ids, wts, want: refExperts(s, x, T, ids, wts) };
+}
+
 // The grouped order only changes which workgroup takes which (tile, column block): the same sums, bit for bit.
 for (const variant of EXPERT_VARIANTS.filter((v) => v.startsWith('mma') && !v.endsWith('cf'))) {
   test.serial(`moe-experts - tiles in grouped order (groups of 1, 2 and 5 tiles, a ragged last group) equal tiles first bit for bit and match float64 (${variant})`, async (t) => {
     const gpu = await testGpu();
-    // 9 experts, top-3 of 300 tokens: ~100 rows an expert, several tiles each on every form, and several column blocks
-    const E = 9, k = 3, H = 200, I = 144, dtype = 'bf16' as const, T = 300;
-    const s: ExpertSetup = { E, k, H, I, dtype, experts: makeExperts(E, H, I, dtype, 7300) };
-    const weights: MoeExpertWeights = { gate: [chunk(gpu, s, 'gate', 0, E)], up: [chunk(gpu, s, 'up', 0, E)], down: [chunk(gpu, s, 'down', 0, E)] };
-    const x = roundTo(randomArray(T * H, 7301, 1), 'f32');
-    const { ids, wts } = randomRouting(T, k, [...Array(E).keys()], 7302);
-    const want = refExperts(s, x, T, ids, wts);
+    const { s, weights, x, T, ids, wts, want } = tiledCase(gpu, 7300);
     const plain = await runExperts(gpu, s, weights, x, T, ids, wts, variant);
     for (const g of [1, 2, 5]) {
       const got = await runExperts(gpu, s, weights, x, T, ids, wts, variant, undefined, { gateUp: g, down: g });
@@ -548,12 +553,7 @@ for (const variant of EXPERT_VARIANTS.filter((v) => v.startsWith('mma') && !v.en
 if (EXPERT_VARIANTS.includes('mma128d256h')) {
   test.serial('moe-experts - act held as f16 (mma128d256h) equals f32 act (mma128d256) bit for bit, tiles first and grouped', async (t) => {
     const gpu = await testGpu();
-    const E = 9, k = 3, H = 200, I = 144, dtype = 'bf16' as const, T = 300;
-    const s: ExpertSetup = { E, k, H, I, dtype, experts: makeExperts(E, H, I, dtype, 7400) };
-    const weights: MoeExpertWeights = { gate: [chunk(gpu, s, 'gate', 0, E)], up: [chunk(gpu, s, 'up', 0, E)], down: [chunk(gpu, s, 'down', 0, E)] };
-    const x = roundTo(randomArray(T * H, 7401, 1), 'f32');
-    const { ids, wts } = randomRouting(T, k, [...Array(E).keys()], 7402);
-    const want = refExperts(s, x, T, ids, wts);
+    const { s, weights, x, T, ids, wts, want } = tiledCase(gpu, 7400);
     for (const groups of [undefined, { gateUp: 4, down: 4 }]) {
       const f32Act = await runExperts(gpu, s, weights, x, T, ids, wts, 'mma128d256', undefined, groups);
       const f16Act = await runExperts(gpu, s, weights, x, T, ids, wts, 'mma128d256h', undefined, groups);
