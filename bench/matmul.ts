@@ -11,6 +11,7 @@ import { pathToFileURL } from 'node:url';
 import { Gpu, gpuOptionsFromEnv } from '@latentwire/gpu';
 import { packWeights } from '@latentwire/model';
 import { measureReadBandwidth } from './lib/read-bandwidth.js';
+import { benchEnv } from './lib/env.js';
 import { runMeta, spread, writeJson } from './lib/report.js';
 import { roundTo } from '@latentwire/gpu/testing';
 import { matmulPrograms, type GemmTileName, type GemvConfig, type MatmulVariant, type MmaTileName } from '@latentwire/gpu/kernels';
@@ -165,7 +166,7 @@ export async function benchMatmul(gpu: Gpu, shapes: readonly MatmulShape[], opts
   const envIters = process.env.BENCH_ITERS ? envNumber('BENCH_ITERS', 10) : undefined;
   const fixedIters = opts.iters ?? envIters;
   const targetMs = opts.targetMs ?? 30;
-  const runs = opts.runs ?? envNumber('BENCH_RUNS', 7);
+  const runs = opts.runs ?? benchEnv().BENCH_RUNS;
   const peakTflops = opts.peakTflops ?? envNumber('PEAK_TFLOPS', 65);
   const peakGbps = opts.peakGbps ?? envNumber('PEAK_GBPS', 3000);
   const weights = new Map<string, GPUBuffer>();
