@@ -21,7 +21,7 @@
 # tensor-core kernel taken out at a time: what bounds it), splits-16h (decode attention at 16 heads by split count),
 # occupancy (256-invocation workgroups a multiprocessor runs at once, by workgroup memory and by live registers), attn-residency (decode attention's time by workgroups launched: how many run at once), tile16 (decode attention with 16-token tiles against 32, at the split policy's count and at 2 and 4 splits; its tests), tile16-2x (16-token tiles against 32 at twice the policy's workgroups, 16 heads), robustness (Dawn's bounds clamps on and off:
 # decode attention, decode steps, prefill, mma-peak), grouped-order (GEMM blocks and expert tiles in groups of rows: tests, GEMMs, experts), grouped-prefill (prefill with
-# them off and on), results (decode attention, decode, prefill, transformers and the decode profile for the current build, one call), act16 (the experts' act held as f16 against f32 at 4096 tokens, and its tests),
+# them off and on), results (decode attention, decode, prefill, transformers and the decode profile for the current build; results-decode and results-prefill are its two halves, one device call each), act16 (the experts' act held as f16 against f32 at 4096 tokens, and its tests),
 # transfer (needs pack.sh --servers).
 # DAWN_FEATURES defaults to allow_unsafe_apis,vulkan_enable_f16_on_nvidia,disable_robustness (as served on NVIDIA).
 set -uo pipefail
@@ -221,12 +221,16 @@ for s in "$@"; do
           [ -f "$out/prefill-subgroup-matrix.json" ] && mv "$out/prefill-subgroup-matrix.json" "$out/prefill-grouped-${g%/*}-${g#*/}-$r.json"
         done
       done ;;
-    results)
-      # the issue's result set for the current build in one call: decode attention (tensor-core kernel; the portable rows
-      # change rarely, the plot takes them from an earlier file), decode steps, prefill, transformers' prefill, the decode profile
-      BENCH_ENGINES=subgroup-matrix step decode-attention 200 node bench/dist/decode-attention.js
-      BENCH_ATTENTION=subgroup-matrix BENCH_DTYPES=fp8_e4m3 step decode 150 node bench/dist/decode.js
-      [ -f "$out/decode.json" ] && mv "$out/decode.json" "$out/decode-steps.json"   # the profile's run below writes decode.json too
+    results|results-decode|results-prefill)
+      # the issue's result set for the current build: decode attention (tensor-core kernel; the portable rows change rarely,
+      # the plot takes them from an earlier file) and decode steps (results-decode), then prefill, transformers' prefill and
+      # the decode profile (results-prefill); results runs both, which can pass one device call's 10 minutes
+      if [ "$s" != results-prefill ]; then
+        BENCH_ENGINES=subgroup-matrix step decode-attention 200 node bench/dist/decode-attention.js
+        BENCH_ATTENTION=subgroup-matrix BENCH_DTYPES=fp8_e4m3 step decode 150 node bench/dist/decode.js
+        [ -f "$out/decode.json" ] && mv "$out/decode.json" "$out/decode-steps.json"   # the profile's run writes decode.json too
+      fi
+      [ "$s" = results-decode ] && continue
       BENCH_TOKENS=1024,4096 step prefill-subgroup-matrix 90 node bench/dist/prefill.js
       step pytorch-prefill 90 python3 bench/references/pytorch_prefill.py 1024 4096
       DAWN_DISABLED_FEATURES=timestamp_quantization BENCH_ATTENTION=subgroup-matrix BENCH_DTYPES=fp8_e4m3 BENCH_CONTEXTS=1024 BENCH_BATCHES=1,64 BENCH_ITERS=5 GPU_PROFILE=1 \
