@@ -93,6 +93,8 @@ export interface Case {
   /** Portable engine: this tile with the given threads instead of the plan; subgroup-matrix: the plan's variant
    *  with this tile. */
   readonly tileTokens?: number;
+  /** Subgroup-matrix: the tile's FP8 latents stored lane-major (GroupedDecodeVariant.laneMajor). */
+  readonly laneMajor?: boolean;
   readonly workgroupSize?: number;
   readonly poolBindings?: number;
   readonly seed?: number;
@@ -237,7 +239,7 @@ export function variantOf(gpu: Gpu, c: Case): GroupedDecodeVariant {
     kvLoraRank: c.r, ropeDim: c.rope, dtype: c.dtype, pageSize: c.pageSize, heads: c.heads, headGroup: c.headGroup,
     limits: gpu.limits, poolBindings: c.poolBindings, engine: c.engine, matrix: c.matrix,
   });
-  return c.tileTokens === undefined ? planned : { ...planned, tileTokens: c.tileTokens };
+  return { ...planned, ...(c.tileTokens === undefined ? {} : { tileTokens: c.tileTokens }), ...(c.laneMajor ? { laneMajor: true } : {}) };
 }
 
 export async function runCase(
