@@ -244,9 +244,10 @@ for s in "$@"; do
       done
       step moe-act16-test 150 bash -c "cd shared/gpu && node $ava dist/test/kernels/moe.test.js --match '*act held as f16*' --match '*mma128d256h*' --verbose" ;;
     banked)
-      # the GEMMs' and experts' slabs in the bank-spread K order (MMA_SLAB_ORDER=banked) against K order: their GPU tests,
+      # the GEMMs', experts' and prefill attention's tiles in the bank-spread K order (MMA_SLAB_ORDER=banked) against K order: their GPU tests,
       # whole prefills of 4096 tokens alternating twice, then the banked prefill's per-kernel profile
       step banked-tests 240 bash -c "cd shared/gpu && node $ava dist/test/kernels/matmul-mma.test.js dist/test/kernels/moe.test.js --match '*bank-spread*' --verbose"
+      step prefill-attention-mma-test 240 bash -c "cd shared/gpu && node $ava dist/test/kernels/mla-prefill-attention-mma.test.js --verbose"
       for r in 1 2; do
         for o in natural banked; do
           MMA_SLAB_ORDER=$o BENCH_TOKENS=4096 step prefill-$o-$r 90 node bench/dist/prefill.js

@@ -27,7 +27,7 @@ export const GPU_ENV = {
     .describe('routed experts on the prefill-sized subgroup-matrix tiles: the workgroups take (row tile, column block) in groups of this many tiles, down then across, so those in flight share a few tiles\' rows and a few experts\' weights in the L2 cache (0: every tile at one column block, then the next)'),
   MMA_SLAB_ORDER: env
     .oneOf(SLAB_ORDERS, DEFAULT_SLAB_ORDER)
-    .describe('subgroup-matrix GEMMs and routed experts: the K order of the slabs staged in workgroup memory; `banked` interleaves each slab\'s K columns (the same for activations and weights, so the same sums) so that no two words of a staging store share a bank, one shared-memory wavefront a store where K order takes two or three'),
+    .describe('subgroup-matrix GEMMs, routed experts and prefill attention: the column order of the tiles staged in workgroup memory; `banked` interleaves each tile\'s columns (alike for both operands of a sum; P·V\'s output columns put back in order when written) so that no two words of a staging store share a bank, one shared-memory wavefront a store where K order takes two or three'),
   MOE_ROUTER_GEMM_MIN_TOKENS: env
     .int(DEFAULT_ROUTER_GEMM_MIN_TOKENS, 1, 1 << 30)
     .describe('MoE layers: tokens from which the router logits are an f32 GEMM (split over K with MATMUL_SPLIT_K_MAX) instead of the logits kernel (rows staged per workgroup of 1–4 tokens, every 4 experts re-reading them from the L2)'),

@@ -45,8 +45,9 @@ test('mma wgsl - the routed experts, every subgroup-matrix form, both halves, wh
   ])));
 });
 
-test('mma wgsl - the MLA prefill attention at DeepSeek-V2 head dims', async (t) => {
-  await check(t, [64, 128].map((rows) => mlaPrefillMmaShader({ dims: { nope: 128, rope: 64, v: 128 }, rows: rows as 64 | 128 })));
+test('mma wgsl - the MLA prefill attention at DeepSeek-V2 and the tiny fixture\'s head dims, tiles in K order and bank-spread', async (t) => {
+  await check(t, [64, 128].flatMap((rows) => [false, true].flatMap((banked) => [{ nope: 128, rope: 64, v: 128 }, { nope: 32, rope: 16, v: 32 }].map((dims) =>
+    mlaPrefillMmaShader({ dims, rows: rows as 64 | 128, banked })))));
 });
 
 test('mma wgsl - the check sees an error the stand-ins do not hide', async (t) => {
