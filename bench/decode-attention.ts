@@ -18,7 +18,6 @@
 //   BENCH_DTYPES (bf16,fp8_e4m3,fp8_e5m2)  BENCH_ENGINES (f32,subgroup-matrix: those the adapter has)  PAGE_SIZE (64)
 //   BENCH_ABLATE (parts of the subgroup-matrix kernel timed without: decode, store, fetch, scores, pv; see ABLATIONS)
 //   BENCH_TILE_TOKENS (the subgroup-matrix kernel's tile sizes, each timed: 16, 32; default the plan's)
-//   BENCH_LANE_MAJOR (FP8 rows: the subgroup-matrix kernel's tile store orders, each timed: 0 word order, 1 lane-major)
 //   SPLITS  BENCH_HEAD_GROUPS (the subgroup-matrix kernel's head groups, each timed: 16 = one row tile, 32 = two; default the plan's)  BENCH_LABELS (1: each kernel's share printed)  WORKGROUP_SLOTS (the device's measured full workgroup slots; the split policy's input)  BENCH_RUNS (7)  BENCH_RUN_MS (20)  BENCH_NAME (decode-attention)  BENCH_CARD,
 //   BENCH_DRIVER, BENCH_COMMIT (recorded in the result file)  plus WEBGPU_ADAPTER / DAWN_FEATURES.
 import { readFileSync } from 'node:fs';
@@ -261,15 +260,13 @@ export async function benchDecodeAttention(gpu: Gpu, cases: readonly Case[], eng
       // and with each of BENCH_TILE_TOKENS (tokens a staged cache tile)
       const orAll = <T>(xs: T[]): (T | undefined)[] => (xs.length > 0 ? xs : [undefined]);
       const tiles = orAll(envList('BENCH_TILE_TOKENS', []).map(Number));
-      // and with each of BENCH_LANE_MAJOR (1: FP8 tiles stored lane-major, 0: in word order; FP8 rows only)
-      const laneOrders = c.dtype.startsWith('fp8') ? orAll(envList('BENCH_LANE_MAJOR', []).map((x) => x === '1')) : [undefined];
-      const mmaForms = orAll(headGroups).flatMap((headGroup) => tiles.flatMap((tileTokens) => laneOrders.map((laneMajor) => ({ headGroup, tileTokens, laneMajor }))));
-      const timed = engines.flatMap((engine) => (engine === 'subgroup-matrix' ? mmaForms : [{ headGroup: undefined, tileTokens: undefined, laneMajor: undefined }]).map((f) => ({ engine, ...f })));
-      for (const { engine, headGroup, tileTokens, laneMajor } of timed) {
-        const key = `${engine}/${headGroup ?? ''}/${tileTokens ?? ''}/${laneMajor ?? ''}`;
+      const mmaForms = orAll(headGroups).flatMap((headGroup) => tiles.map((tileTokens) => ({ headGroup, tileTokens })));
+      const timed = engines.flatMap((engine) => (engine === 'subgroup-matrix' ? mmaForms : [{ headGroup: undefined, tileTokens: undefined }]).map((f) => ({ engine, ...f })));
+      for (const { engine, headGroup, tileTokens } of timed) {
+        const key = `${engine}/${headGroup ?? ''}/${tileTokens ?? ''}`;
         if (failed.has(key)) continue;
         const planned = k.groupedDecodePlan({ kvLoraRank: R, ropeDim: ROPE, dtype: c.dtype, pageSize, heads, limits: gpu.limits, poolBindings, matrix: caps, engine, headGroup });
-        const variant = { ...planned, poolBindings, ...(tileTokens === undefined ? {} : { tileTokens }), ...(laneMajor ? { laneMajor } : {}) };
+        const variant = { ...planned, poolBindings, ...(tileTokens === undefined ? {} : { tileTokens }) };
         const numSplits = envNumber('SPLITS', undefined) ?? k.decodeSplitsFor(variant, { batch: c.batch, heads, maxContext: c.context, workgroupSlots });
         const scratch = k.groupedDecodeScratchBytes({ batch: c.batch, heads, kvLoraRank: R, numSplits });
         const lse = gpu.buffer('lse', scratch.lseBytes);
@@ -297,14 +294,14 @@ export async function benchDecodeAttention(gpu: Gpu, cases: readonly Case[], eng
           // one table row: a timing of the kernel whole (part 'all', with its errors) or with a part taken out
           const row = (part: string, t: typeof tm, perKernelMs: number, errs: { rel: number; vsUnquantized: number; finite: string }): Row => ({
             model: c.model, heads, batch: c.batch, context: c.context, dtype: c.dtype, engine, part,
-            G: variant.headGroup, tile: variant.tileTokens, ...(laneMajor === undefined ? {} : { lanes: String(laneMajor) }), splits: numSplits, pools: poolBindings,
+            G: variant.headGroup, tile: variant.tileTokens, splits: numSplits, pools: poolBindings,
             ms: t.med, 'ms min': t.min, 'ms max': t.max, iters: t.iters, 'ms a pass a kernel': perKernelMs,
             'GB/s': (tokens * l.tokenBytes) / (t.med * 1e6), 'TFLOP/s': flops / (t.med * 1e9),
             'sglang ms': ref?.ms_graph ?? NaN, 'sglang/ours': ref ? ref.ms_graph / t.med : NaN,
             'rel err': errs.rel, 'sglang rel err': ref?.rel_err ?? NaN, 'rel err vs unquantized': errs.vsUnquantized, finite: errs.finite,
           });
           rows.push(row('all', tm, tk.med, { rel: err, vsUnquantized: errOrig, finite: String(finite) }));
-          console.error(`done ${c.model} b${c.batch} ctx${c.context} ${c.dtype} ${engine} G${variant.headGroup} t${variant.tileTokens}${laneMajor ? ' lane-major' : ''}: ${tm.med.toFixed(4)} ms (${tm.min.toFixed(4)}–${tm.max.toFixed(4)}), err ${err.toExponential(2)}`);
+          console.error(`done ${c.model} b${c.batch} ctx${c.context} ${c.dtype} ${engine} G${variant.headGroup} t${variant.tileTokens}: ${tm.med.toFixed(4)} ms (${tm.min.toFixed(4)}–${tm.max.toFixed(4)}), err ${err.toExponential(2)}`);
           // the same call with one part of the tensor-core kernel taken out (outputs wrong; timing only): what bounds it
           if (engine === 'subgroup-matrix') {
             for (const part of envList('BENCH_ABLATE', [])) {

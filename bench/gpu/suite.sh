@@ -21,7 +21,7 @@
 # tensor-core kernel taken out at a time: what bounds it), splits-16h (decode attention at 16 heads by split count),
 # occupancy (256-invocation workgroups a multiprocessor runs at once, by workgroup memory and by live registers), attn-residency (decode attention's time by workgroups launched: how many run at once), tile16 (decode attention with 16-token tiles against 32, at the split policy's count and at 2 and 4 splits; its tests), tile16-2x (16-token tiles against 32 at twice the policy's workgroups, 16 heads), robustness (Dawn's bounds clamps on and off:
 # decode attention, decode steps, prefill, mma-peak), grouped-order (GEMM blocks and expert tiles in groups of rows: tests, GEMMs, experts), grouped-prefill (prefill with
-# them off and on), results (decode attention, decode, prefill, transformers and the decode profile for the current build; results-decode and results-prefill are its two halves, one device call each), act16 (the experts' act held as f16 against f32 at 4096 tokens, and its tests), lanes (decode attention's FP8 tiles stored lane-major against word order, and its tests), banked (the GEMMs', experts' and prefill attention's tiles in the bank-spread order against K order: whole prefills, profile), banked-tests (their GPU tests),
+# them off and on), results (decode attention, decode, prefill, transformers and the decode profile for the current build; results-decode and results-prefill are its two halves, one device call each), act16 (the experts' act held as f16 against f32 at 4096 tokens, and its tests),
 # transfer (needs pack.sh --servers).
 # DAWN_FEATURES defaults to allow_unsafe_apis,vulkan_enable_f16_on_nvidia,disable_robustness (as served on NVIDIA).
 set -uo pipefail
@@ -243,28 +243,6 @@ for s in "$@"; do
         [ -f "$out/moe.json" ] && mv "$out/moe.json" "$out/moe-act16-$r.json"
       done
       step moe-act16-test 150 bash -c "cd shared/gpu && node $ava dist/test/kernels/moe.test.js --match '*act held as f16*' --match '*mma128d256h*' --verbose" ;;
-    banked-tests)
-      # the GPU tests of the bank-spread tiles (MMA_SLAB_ORDER=banked): GEMMs, experts, prefill attention (every case in both orders)
-      step banked-tests 240 bash -c "cd shared/gpu && node $ava dist/test/kernels/matmul-mma.test.js dist/test/kernels/moe.test.js --match '*bank-spread*' --verbose"
-      step prefill-attention-mma-test 240 bash -c "cd shared/gpu && node $ava dist/test/kernels/mla-prefill-attention-mma.test.js --verbose" ;;
-    banked)
-      # the GEMMs', experts' and prefill attention's tiles in the bank-spread K order (MMA_SLAB_ORDER=banked) against K order:
-      # whole prefills of 4096 tokens alternating twice, then the banked prefill's per-kernel profile (tests: banked-tests)
-      for r in 1 2; do
-        for o in natural banked; do
-          MMA_SLAB_ORDER=$o BENCH_TOKENS=4096 step prefill-$o-$r 90 node bench/dist/prefill.js
-          [ -f "$out/prefill-subgroup-matrix.json" ] && mv "$out/prefill-subgroup-matrix.json" "$out/prefill-$o-$r.json"
-        done
-      done
-      MMA_SLAB_ORDER=banked BENCH_TOKENS=4096 GPU_PROFILE=1 step prefill-profile-banked 90 node bench/dist/prefill.js ;;
-    lanes)
-      # FP8 tiles stored lane-major (one shared-memory wavefront a store instruction) against word order, same caches and
-      # call, at the rows the targets name, then the kernel's GPU tests (the lane-major ones among them)
-      BENCH_ENGINES=subgroup-matrix BENCH_LANE_MAJOR=0,1 BENCH_DTYPES=fp8_e4m3,fp8_e5m2 BENCH_MODELS=v2-lite BENCH_BATCHES=128 BENCH_CONTEXTS=16384 \
-        BENCH_NAME=decode-attention-lanes-16k step decode-attention-lanes-16k 150 node bench/dist/decode-attention.js
-      BENCH_ENGINES=subgroup-matrix BENCH_LANE_MAJOR=0,1 BENCH_DTYPES=fp8_e4m3,fp8_e5m2 BENCH_MODELS=v2-lite,v2 BENCH_BATCHES=32 BENCH_CONTEXTS=4096 \
-        BENCH_NAME=decode-attention-lanes-4k step decode-attention-lanes-4k 150 node bench/dist/decode-attention.js
-      step decode-attention-mma-test 240 bash -c "cd decode-node && node $ava dist/test/kernels/grouped-decode-attention-mma.test.js --verbose" ;;
     transfer)
       step transfer 300 node bench/dist/transfer.js ;;
     *) echo "unknown step $s"; exit 2 ;;

@@ -93,8 +93,6 @@ export interface Case {
   /** Portable engine: this tile with the given threads instead of the plan; subgroup-matrix: the plan's variant
    *  with this tile. */
   readonly tileTokens?: number;
-  /** Subgroup-matrix: the tile's FP8 latents stored lane-major (GroupedDecodeVariant.laneMajor). */
-  readonly laneMajor?: boolean;
   readonly workgroupSize?: number;
   readonly poolBindings?: number;
   readonly seed?: number;
@@ -239,7 +237,7 @@ export function variantOf(gpu: Gpu, c: Case): GroupedDecodeVariant {
     kvLoraRank: c.r, ropeDim: c.rope, dtype: c.dtype, pageSize: c.pageSize, heads: c.heads, headGroup: c.headGroup,
     limits: gpu.limits, poolBindings: c.poolBindings, engine: c.engine, matrix: c.matrix,
   });
-  return { ...planned, ...(c.tileTokens === undefined ? {} : { tileTokens: c.tileTokens }), ...(c.laneMajor ? { laneMajor: true } : {}) };
+  return c.tileTokens === undefined ? planned : { ...planned, tileTokens: c.tileTokens };
 }
 
 export async function runCase(

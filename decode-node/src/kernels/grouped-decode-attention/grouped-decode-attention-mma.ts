@@ -55,15 +55,7 @@ export interface MmaShape {
    *  at twice the barriers a token: faster for fp8_e5m2 at twice the workgroups, slower otherwise
    *  (decode-attention-tile16.h100.txt); not the plan's choice. */
   readonly tileTokens?: number;
-  /** FP8 latents only: the tile's latent values stored lane-major in each 128-value block (word w's value i at
-   *  32·i + w), so one store instruction's 32 lanes write 64 contiguous bytes (one shared-memory wavefront; in word
-   *  order, value i of 32 neighbouring words spans 256 bytes: two). q is staged in the same order, the products
-   *  don't see it (the scores sum over the dims, P·C's columns are unpermuted when written). Not the plan's yet. */
-  readonly laneMajor?: boolean;
 }
-
-/** Whether the tile's latent blocks are stored lane-major: asked for, and its words hold 4 values (FP8). */
-const laneMajorOn = (v: MmaShape) => (v.laneMajor ?? false) && KV_ELEMENT_BYTES[latentKvLayout({ kvLoraRank: v.kvLoraRank, ropeDim: v.ropeDim, pageSize: v.pageSize, dtype: v.dtype }).latentType] === 1;
 
 function check(v: MmaShape): void {
   const fail = (msg: string): never => {
@@ -108,7 +100,7 @@ export function groupedDecodeMmaWorkgroupBytes(v: MmaShape): number {
 }
 
 /** WGSL turning one raw word of the cache into f16 values at hs[o ..]: put_latent (times s, e4m3's scale·256) and put_rope. */
-function wordDecodeWgsl(l: LatentKvLayout, lanes: boolean): string {
+function wordDecodeWgsl(l: LatentKvLayout): string {
   const put = (type: KvElementType, scaled: boolean): string => {
     const mul = scaled ? ' * s' : '';
     switch (type) {
@@ -132,24 +124,10 @@ fn e4m3_pair16(t: u32) -> u32 {
 // bf16/f32 values past 65504 become inf (see the header); e5m2 codes are the top bytes of f16s.
 fn put_latent(o: u32, w: u32, s: f16) {
   ${put(l.latentType, l.scales.kind !== 'none')}
-}${lanes ? `
-// the same word's 4 values lane-major: value i at hs[o + 32·i] (the caller's o: its block, plus its word's index in it)
-fn put_latent_lanes(o: u32, w: u32, s: f16) {
-  ${put(l.latentType, l.scales.kind !== 'none').replace(/hs\[o \+ (\d)u\]/g, (_, i: string) => `hs[o + ${32 * Number(i)}u]`)}
-}` : ''}
+}
 // a rope word (${4 / KV_ELEMENT_BYTES[l.ropeType]} values) at hs[o ..]
 fn put_rope(o: u32, w: u32) {
   ${put(l.ropeType, false)}
-}`;
-}
-
-/** WGSL mapping a column of the tile (lane-major in its first pb 128-value blocks) to its latent dim. */
-function slotDimWgsl(pb: number): string {
-  return `
-// the latent dim of tile column s: in the first ${pb} blocks of 128, column 32·i + w holds value i of word w (dim 4·w + i)
-fn slot_dim(s: u32) -> u32 {
-  if (s >= ${128 * pb}u) { return s; }
-  return s / 128u * 128u + (s % 32u) * 4u + s % 128u / 32u;
 }`;
 }
 
@@ -180,9 +158,6 @@ function hotLoops(v: MmaShape, RW: number, LW: number, scaled: boolean, pools: n
   // stores of neighbouring words to neighbouring banks); a word past the row exists only when RW is not a
   // multiple of 32
   const TPW = BT / NSG;
-  // lane-major latent blocks: the chunks of 32 words wholly in the latent (PB blocks of 128 values)
-  const lanes = laneMajorOn(v);
-  const PB = lanes ? Math.floor(LW / 32) : 0;
   const wordGuard = (c: number) => (32 * (c + 1) <= RW ? '' : `if (lane + ${32 * c}u < RW) `);
   const fetch = (tb: string) => [
     // each token clamped into the sequence (a row past the end loads the last token's again)
@@ -205,7 +180,7 @@ function hotLoops(v: MmaShape, RW: number, LW: number, scaled: boolean, pools: n
       ...(scaled ? [`  let s = f16(bitcast<f32>(sc_${m}) * 256.0);`] : [`  let s = f16(1.0);`]),
       ...range(NCW).map((c) => {
         const w = `lane + ${32 * c}u`;
-        const latent = c < PB ? `put_latent_lanes(tt * KSTR + ${128 * c}u + lane, raw_${m}_${c}, s);` : `put_latent(tt * KSTR + (${w}) * LVALS, raw_${m}_${c}, s);`;
+        const latent = `put_latent(tt * KSTR + (${w}) * LVALS, raw_${m}_${c}, s);`;
         const rope = `put_rope(tt * KSTR + RDIM + (${w} - LW) * RVALS, raw_${m}_${c});`;
         const body = 32 * (c + 1) <= LW ? latent : 32 * c >= LW ? rope : `if (${w} < LW) { ${latent} } else { ${rope} }`;
         return `  ${wordGuard(c)}{ ${body} }`;
@@ -268,7 +243,7 @@ function hotLoops(v: MmaShape, RW: number, LW: number, scaled: boolean, pools: n
     `  for (var i = lid % 32u; i < 256u; i += 32u) {`,
     `    let row = ${rowOf(m, 'i')};`,
     `    if (row < gc) {`,
-    `      o_part[((b * u.heads + h0 + row) * S + split) * RDIM + ${PB > 0 ? `slot_dim((sg + ${NSG * c}u) * 16u + i % 16u)` : `(sg + ${NSG * c}u) * 16u + i % 16u`}] = sp[${slot} + i] * alph[row];`,
+    `      o_part[((b * u.heads + h0 + row) * S + split) * RDIM + (sg + ${NSG * c}u) * 16u + i % 16u] = sp[${slot} + i] * alph[row];`,
     `    }`,
     `  }`,
     `}`,
@@ -303,17 +278,10 @@ function hotLoops(v: MmaShape, RW: number, LW: number, scaled: boolean, pools: n
     `var qv_${j} = vec4<f32>(0.0);`,
     `if (qe_${j} < MROWS * D && qe_${j} / D < gc) { let o = (b * u.heads + h0) * D + qe_${j}; qv_${j} = vec4<f32>(q[o], q[o + 1u], q[o + 2u], q[o + 3u]); }`,
   ]);
-  // (in lane-major blocks a group's 4 dims go 32 apart, as the tile's values of one word)
-  const qStore = range(QG).map((j) => (PB === 0 ? `${qGroupGuard(j)}{
+  const qStore = range(QG).map((j) => `${qGroupGuard(j)}{
     let o = (qe_${j} / D) * KSTR + qe_${j} % D;
     hs[o] = f16(qv_${j}.x * u.scale_log2e); hs[o + 1u] = f16(qv_${j}.y * u.scale_log2e); hs[o + 2u] = f16(qv_${j}.z * u.scale_log2e); hs[o + 3u] = f16(qv_${j}.w * u.scale_log2e);
-  }` : `${qGroupGuard(j)}{
-    let d = qe_${j} % D;
-    let lane_major = d < ${128 * PB}u;
-    let o = (qe_${j} / D) * KSTR + select(d, d / 128u * 128u + d % 128u / 4u, lane_major);
-    let step = select(1u, 32u, lane_major);
-    hs[o] = f16(qv_${j}.x * u.scale_log2e); hs[o + step] = f16(qv_${j}.y * u.scale_log2e); hs[o + 2u * step] = f16(qv_${j}.z * u.scale_log2e); hs[o + 3u * step] = f16(qv_${j}.w * u.scale_log2e);
-  }`));
+  }`);
   return {
     Q_FETCH: qFetch.join('\n  '),
     Q_STORE: qStore.join('\n  '),
@@ -354,11 +322,11 @@ function build_groupedDecodeMmaShader(v: MmaShape): KernelShader & { readonly un
   };
   const { cw } = poolWordsWgsl(v.poolBindings);
   const B = bindings(splitStorage(v.poolBindings, 'f32'), MMA_UNIFORMS);
-  const label = `grouped_decode_attn_mma_${v.dtype}_r${v.kvLoraRank}_p${v.ropeDim}_ps${v.pageSize}_g${v.headGroup}_t${tileTokens(v)}${laneMajorOn(v) ? '_lanes' : ''}_w${MMA.workgroupSize}_pools${v.poolBindings}`;
+  const label = `grouped_decode_attn_mma_${v.dtype}_r${v.kvLoraRank}_p${v.ropeDim}_ps${v.pageSize}_g${v.headGroup}_t${tileTokens(v)}_w${MMA.workgroupSize}_pools${v.poolBindings}`;
   return B.shader(label, `${SUBGROUP_MATRIX_WGSL}
 ${Object.entries(consts).map(([k, val]) => `const ${k}: u32 = ${val}u;`).join('\n')}
 ${B.wgsl}${cw}
-${wordDecodeWgsl(l, laneMajorOn(v))}${laneMajorOn(v) ? slotDimWgsl(Math.floor(l.latentBytes / 4 / 32)) : ''}
+${wordDecodeWgsl(l)}
 ${fillWgsl(MMA_WGSL, hotLoops(v, l.rowBytes / 4, l.latentBytes / 4, scaled, v.poolBindings), 'grouped-decode-attention-mma.wgsl')}`);
 }
 

@@ -60,15 +60,13 @@ export interface GroupedDecodeVariant {
   /** 'f32' (default): the portable FMA kernel; 'subgroup-matrix': grouped-decode-attention-mma.ts (tileTokens 32
    *  or 16, workgroupSize 256, headGroup ≤ 32; needs the adapter's subgroup matrices, see mmaUnsupportedReason). */
   readonly engine?: GroupedDecodeEngine;
-  /** subgroup-matrix, FP8 caches: the staged tile's latent values lane-major (see MmaShape.laneMajor). */
-  readonly laneMajor?: boolean;
 }
 
 export type GroupedDecodeEngine = 'f32' | 'subgroup-matrix';
 
 const mmaShape = (v: GroupedDecodeVariant): MmaShape => ({
   kvLoraRank: v.kvLoraRank, ropeDim: v.ropeDim, dtype: v.dtype, pageSize: v.pageSize, headGroup: v.headGroup,
-  poolBindings: v.poolBindings ?? 1, tileTokens: v.tileTokens, ...(v.laneMajor ? { laneMajor: true } : {}),
+  poolBindings: v.poolBindings ?? 1, tileTokens: v.tileTokens,
 });
 
 function checkMmaVariant(v: GroupedDecodeVariant): void {

@@ -29,7 +29,7 @@ export function naiveAttention(f: ModelForward, b: NaiveAttentionBuffers): Atten
         q: s.q, kv: b.kv, latent, out: s.attn,
         heads: cfg.numHeads, nope: cfg.qkNopeHeadDim, rope: cfg.qkRopeHeadDim, v: cfg.vHeadDim, kvLoraRank: cfg.kvLoraRank,
         qLen: T, qPos0: 0, kvLen: T, scale: f.softmaxScale, limits: lim, subgroupMatrix: f.gpu.matmulLimits.subgroupMatrix, // a whole prompt from position 0: its rows are all the KV
-        mmaRows: f.gpu.prefillAttentionRows, mmaBanked: f.gpu.matmulLimits.bankedSlabs,
+        mmaRows: f.gpu.prefillAttentionRows,
       });
     },
   };

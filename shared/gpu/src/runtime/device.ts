@@ -36,10 +36,6 @@ export const DEFAULT_MATMUL_SPLIT_K_MAX = 8;
  */
 export const DEFAULT_MATMUL_GROUP_ROWS = 4;
 export const DEFAULT_MOE_GROUP_TILES = 4;
-/** The K order of the subgroup-matrix kernels' staged slabs (MMA_SLAB_ORDER; kernels/matmul/slab-order.ts). */
-export const SLAB_ORDERS = ['natural', 'banked'] as const;
-export type SlabOrder = (typeof SLAB_ORDERS)[number];
-export const DEFAULT_SLAB_ORDER: SlabOrder = 'natural';
 
 export interface GpuOptions {
   /** Substring of the adapter's name/vendor/architecture/description to pick among several (Dawn's adapter= flag). */
@@ -67,8 +63,6 @@ export interface GpuOptions {
   readonly groupRows?: number;
   /** MOE_GROUP_TILES: the prefill-sized routed experts' row tiles in groups of this many (default DEFAULT_MOE_GROUP_TILES). */
   readonly moeGroupTiles?: number;
-  /** MMA_SLAB_ORDER: the subgroup-matrix GEMMs' and experts' staged slabs in K order ('natural', default) or bank-spread ('banked'). */
-  readonly slabOrder?: SlabOrder;
   /** MOE_ROUTER_GEMM_MIN_TOKENS: tokens from which router logits are a GEMM's (default the MoE kernels' ROUTER_GEMM_MIN_TOKENS). */
   readonly routerGemmMinTokens?: number;
   /** GEMV_STAGE_INPUT: fused-norm / SiLU GEMVs stage their transformed input rows in workgroup memory (default true). */

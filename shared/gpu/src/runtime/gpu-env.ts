@@ -1,7 +1,7 @@
 // The environment every GPU process reads (decode node, prefill node, CLI, benches): the WebGPU device's
 // settings and the model's RoPE frequencies. Composed into each process's schema and parsed once at start.
 import {
-  DEFAULT_MATMUL_GROUP_ROWS, DEFAULT_MATMUL_SPLIT_K_MAX, DEFAULT_MOE_GROUP_TILES, DEFAULT_ROUTER_GEMM_MIN_TOKENS, DEFAULT_MOE_MMA_MIN_ROWS, DEFAULT_SLAB_ORDER, SLAB_ORDERS, type GpuOptions,
+  DEFAULT_MATMUL_GROUP_ROWS, DEFAULT_MATMUL_SPLIT_K_MAX, DEFAULT_MOE_GROUP_TILES, DEFAULT_ROUTER_GEMM_MIN_TOKENS, DEFAULT_MOE_MMA_MIN_ROWS, type GpuOptions,
 } from './device.js';
 import { env, parseEnv, type EnvOf } from '@latentwire/protocol';
 import { DEFAULT_ROPE_FREQ_PRECISION, ROPE_FREQ_PRECISIONS, type RopeFreqPrecision } from '@latentwire/model';
@@ -25,9 +25,6 @@ export const GPU_ENV = {
   MOE_GROUP_TILES: env
     .int(DEFAULT_MOE_GROUP_TILES, 0, 4096)
     .describe('routed experts on the prefill-sized subgroup-matrix tiles: the workgroups take (row tile, column block) in groups of this many tiles, down then across, so those in flight share a few tiles\' rows and a few experts\' weights in the L2 cache (0: every tile at one column block, then the next)'),
-  MMA_SLAB_ORDER: env
-    .oneOf(SLAB_ORDERS, DEFAULT_SLAB_ORDER)
-    .describe('subgroup-matrix GEMMs, routed experts and prefill attention: the column order of the tiles staged in workgroup memory; `banked` interleaves each tile\'s columns (alike for both operands of a sum; P·V\'s output columns put back in order when written) so that no two words of a staging store share a bank, one shared-memory wavefront a store where K order takes two or three'),
   MOE_ROUTER_GEMM_MIN_TOKENS: env
     .int(DEFAULT_ROUTER_GEMM_MIN_TOKENS, 1, 1 << 30)
     .describe('MoE layers: tokens from which the router logits are an f32 GEMM (split over K with MATMUL_SPLIT_K_MAX) instead of the logits kernel (rows staged per workgroup of 1–4 tokens, every 4 experts re-reading them from the L2)'),
@@ -48,7 +45,7 @@ export const GPU_ENV = {
 };
 
 export function gpuOptions(v: EnvOf<typeof GPU_ENV>): GpuOptions {
-  return { adapter: v.WEBGPU_ADAPTER, dawnFeatures: v.DAWN_FEATURES, dawnDisabledFeatures: v.DAWN_DISABLED_FEATURES, profile: v.GPU_PROFILE, dumpWgsl: v.DUMP_WGSL, matmulEngine: v.MATMUL_ENGINE, moeMmaMinRows: v.MOE_MMA_MIN_ROWS, splitKMax: v.MATMUL_SPLIT_K_MAX, groupRows: v.MATMUL_GROUP_ROWS, moeGroupTiles: v.MOE_GROUP_TILES, slabOrder: v.MMA_SLAB_ORDER, routerGemmMinTokens: v.MOE_ROUTER_GEMM_MIN_TOKENS, gemvStageInput: v.GEMV_STAGE_INPUT, subgroupReduce: v.SUBGROUP_REDUCE, moeDownCombine: v.MOE_DOWN_COMBINE, prefillAttentionRows: v.PREFILL_ATTENTION_ROWS === '64' ? 64 : 128 };
+  return { adapter: v.WEBGPU_ADAPTER, dawnFeatures: v.DAWN_FEATURES, dawnDisabledFeatures: v.DAWN_DISABLED_FEATURES, profile: v.GPU_PROFILE, dumpWgsl: v.DUMP_WGSL, matmulEngine: v.MATMUL_ENGINE, moeMmaMinRows: v.MOE_MMA_MIN_ROWS, splitKMax: v.MATMUL_SPLIT_K_MAX, groupRows: v.MATMUL_GROUP_ROWS, moeGroupTiles: v.MOE_GROUP_TILES, routerGemmMinTokens: v.MOE_ROUTER_GEMM_MIN_TOKENS, gemvStageInput: v.GEMV_STAGE_INPUT, subgroupReduce: v.SUBGROUP_REDUCE, moeDownCombine: v.MOE_DOWN_COMBINE, prefillAttentionRows: v.PREFILL_ATTENTION_ROWS === '64' ? 64 : 128 };
 }
 
 export function gpuOptionsFromEnv(e: NodeJS.ProcessEnv = process.env): GpuOptions {

@@ -5,7 +5,7 @@
 // one batch size) can be recorded once (Gpu.record): its pipelines, bind groups and uniforms are then set up
 // for good, and running it costs only the encoder calls themselves (WebGPU cannot replay command buffers).
 import {
-  acquireDevice, DEFAULT_MATMUL_GROUP_ROWS, DEFAULT_MATMUL_SPLIT_K_MAX, DEFAULT_MOE_GROUP_TILES, DEFAULT_MOE_MMA_MIN_ROWS, DEFAULT_SLAB_ORDER, type AdapterInfo, type GpuOptions, type SlabOrder,
+  acquireDevice, DEFAULT_MATMUL_GROUP_ROWS, DEFAULT_MATMUL_SPLIT_K_MAX, DEFAULT_MOE_GROUP_TILES, DEFAULT_MOE_MMA_MIN_ROWS, type AdapterInfo, type GpuOptions,
 } from './device.js';
 import { GpuError } from './errors.js';
 import { PipelineCache } from './pipeline-cache.js';
@@ -28,7 +28,6 @@ export interface MatmulDeviceLimits {
   readonly splitKMax: number;
   readonly groupRows: number;
   readonly moeGroupTiles: number;
-  readonly bankedSlabs: boolean;
   readonly routerGemmMinTokens: number | undefined;
   readonly gemvStageInput: boolean;
   readonly subgroupSize?: number;
@@ -101,7 +100,6 @@ export class Gpu {
   private readonly splitKMax: number;
   private readonly groupRows: number;
   private readonly moeGroupTiles: number;
-  private readonly slabOrder: SlabOrder;
   private readonly routerGemmMinTokens: number | undefined;
   private readonly gemvStageInput: boolean;
   private readonly subgroupReduce: boolean;
@@ -135,7 +133,6 @@ export class Gpu {
     this.splitKMax = opts.splitKMax ?? DEFAULT_MATMUL_SPLIT_K_MAX;
     this.groupRows = opts.groupRows ?? DEFAULT_MATMUL_GROUP_ROWS;
     this.moeGroupTiles = opts.moeGroupTiles ?? DEFAULT_MOE_GROUP_TILES;
-    this.slabOrder = opts.slabOrder ?? DEFAULT_SLAB_ORDER;
     this.routerGemmMinTokens = opts.routerGemmMinTokens;
     this.gemvStageInput = opts.gemvStageInput ?? true;
     this.subgroupReduce = opts.subgroupReduce ?? true;
@@ -193,7 +190,7 @@ export class Gpu {
         maxComputeWorkgroupsPerDimension: l.maxComputeWorkgroupsPerDimension, minStorageBufferOffsetAlignment: l.minStorageBufferOffsetAlignment,
         maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
         subgroupMatrix: this.matmulOnMatrices, workgroupSlots: this.workgroupSlots.slots,
-        moeMmaMinRows: this.moeMmaMinRows, splitKMax: this.splitKMax, groupRows: this.groupRows, moeGroupTiles: this.moeGroupTiles, bankedSlabs: this.slabOrder === 'banked', routerGemmMinTokens: this.routerGemmMinTokens,
+        moeMmaMinRows: this.moeMmaMinRows, splitKMax: this.splitKMax, groupRows: this.groupRows, moeGroupTiles: this.moeGroupTiles, routerGemmMinTokens: this.routerGemmMinTokens,
         gemvStageInput: this.gemvStageInput, moeDownCombine: this.moeDownCombine,
         ...(this.subgroupReduce && this.uniformSubgroupSize !== undefined ? { subgroupSize: this.uniformSubgroupSize } : {}),
       });

@@ -50,21 +50,6 @@ for (const mmaTile of Object.keys(MMA_TILES) as MmaTileName[]) {
   }
 }
 
-// MMA_SLAB_ORDER=banked: every slab's K columns interleaved the same way for x and W (slab-order.ts), so each
-// output is the same sum in another order: held to float64 and the f32 GEMM as K order is, on every tile, with
-// bf16 / f16 / f32 weights (2- and 1-value weight chunks) and f16 activations
-gpuTest(`matmul-mma - bank-spread slabs (MMA_SLAB_ORDER=banked) match float64 and the f32 GEMM on every tile${skipNote}`, async (t) => {
-  const banked = { ...limits, bankedSlabs: true };
-  for (const mmaTile of Object.keys(MMA_TILES) as MmaTileName[]) {
-    const T = MMA_TILES[mmaTile];
-    for (const dtype of [...new Set<WeightDtype>([TILE_DTYPES[mmaTile], 'bf16'])]) {
-      const run = async (c: Omit<Case, 'dtype'>) => note(await check(t, gpu, { ...c, dtype, variant: 'gemm-mma', mmaTile }, { limits: banked, tol: MMA_TOL, comparePortable: true }));
-      await run({ M: T.BM + 5, N: T.BN + 3, K: 2 * T.BK + 8 });
-      await run({ M: 70, N: 90, K: 3 * T.BK + 24, yStride: 100, yOffset: 4, accumulate: true });
-    }
-  }
-});
-
 // The grouped order only changes which workgroup takes which block: each output is the same sum in the same order.
 gpuTest(`matmul-mma - blocks in grouped order (groups of 1, 3 and 8 rows of blocks, a ragged last group) equal the x-fastest GEMM bit for bit and match float64${skipNote}`, async (t) => {
   for (const [mmaTile, M, N, K] of [['m128x128', 1000, 700, 96], ['m128x256', 700, 1100, 64], ['m64x64k128', 333, 250, 256]] as const) {

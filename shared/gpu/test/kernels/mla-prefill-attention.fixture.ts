@@ -69,7 +69,7 @@ export function attentionRef(c: Case, x: Inputs, qPos0: number, qLen: number, sc
 
 /** Runs the kernel for query rows qPos0..qPos0+qLen-1 against keys 0..kvLen-1 and returns the output. */
 export async function runGpu(
-  gpu: Gpu, c: Case, x: Inputs, o: { qPos0?: number; qLen: number; kvLen?: number; scale: number; tiles?: MlaPrefillTiles; subgroupMatrix?: boolean; mmaRows?: 64 | 128; mmaBanked?: boolean },
+  gpu: Gpu, c: Case, x: Inputs, o: { qPos0?: number; qLen: number; kvLen?: number; scale: number; tiles?: MlaPrefillTiles; subgroupMatrix?: boolean; mmaRows?: 64 | 128 },
 ): Promise<Float32Array> {
   const qPos0 = o.qPos0 ?? 0;
   const kvLen = o.kvLen ?? qPos0 + o.qLen;
@@ -84,7 +84,7 @@ export async function runGpu(
     mlaPrefillAttention({
       q: qb, kv: kvb, latent: lb, out: ob, ...dims, heads: c.heads, kvLoraRank: c.r,
       qLen: o.qLen, qPos0, kvLen, scale: o.scale, tiles: o.tiles ?? mlaPrefillTiles(dims, gpu.limits),
-      subgroupMatrix: o.subgroupMatrix, ...(o.mmaRows ? { mmaRows: o.mmaRows, limits: gpu.limits } : {}), ...(o.mmaBanked ? { mmaBanked: true } : {}),
+      subgroupMatrix: o.subgroupMatrix, ...(o.mmaRows ? { mmaRows: o.mmaRows, limits: gpu.limits } : {}),
     }),
   ]);
   const y = await gpu.readF32(ob, 0, o.qLen * c.heads * c.v);

@@ -18,20 +18,17 @@ async function check(t: { is(a: string, b: string, m: string): void; true(v: boo
   }
 }
 
-test('mma wgsl - the GEMM tiles, every tile, weight dtype and epilogue, f32 and f16 activations, grouped order, bank-spread slabs', async (t) => {
+test('mma wgsl - the GEMM tiles, every tile, weight dtype and epilogue, f32 and f16 activations, grouped order', async (t) => {
   const shaders: KernelShader[] = [];
   for (const tile of Object.values(MMA_TILES)) {
     for (const dtype of ['bf16', 'f16', 'f32'] as const) for (const accumulate of [false, true]) shaders.push(gemmMmaShader({ dtype, tile, accumulate }));
     shaders.push(gemmMmaShader({ dtype: 'bf16', tile, accumulate: false, xF16: true }));
     shaders.push(gemmMmaShader({ dtype: 'bf16', tile, accumulate: true, groupRows: 8 }));
-    // bank-spread slabs (MMA_SLAB_ORDER=banked): 2- and 1-value weight chunks, f16 activations
-    for (const dtype of ['bf16', 'f32'] as const) shaders.push(gemmMmaShader({ dtype, tile, accumulate: true, bankedSlabs: true }));
-    shaders.push(gemmMmaShader({ dtype: 'bf16', tile, accumulate: false, xF16: true, bankedSlabs: true }));
   }
   await check(t, shaders);
 });
 
-test('mma wgsl - the routed experts, every subgroup-matrix form, both halves, whole and split over K, in grouped order, with bank-spread slabs', async (t) => {
+test('mma wgsl - the routed experts, every subgroup-matrix form, both halves, whole and split over K, in grouped order', async (t) => {
   const forms = MOE_GEMM_VARIANTS.filter((v) => v.startsWith('mma'));
   t.true(forms.length >= 3);
   await check(t, forms.flatMap((variant) => [false, true].flatMap((split) => [
@@ -40,14 +37,11 @@ test('mma wgsl - the routed experts, every subgroup-matrix form, both halves, wh
   ]).concat(variant.endsWith('cf') ? [] : [
     moeGateUpShader({ nExperts: 64, gateDtype: 'bf16', upDtype: 'bf16', variant, groupTiles: 8 }),
     moeDownShader({ nExperts: 64, dtype: 'bf16', variant, groupTiles: 8 }),
-    moeGateUpShader({ nExperts: 64, gateDtype: 'bf16', upDtype: 'bf16', variant, groupTiles: 8, bankedSlabs: true }),
-    moeDownShader({ nExperts: 64, dtype: 'bf16', variant, groupTiles: 8, bankedSlabs: true }),
   ])));
 });
 
-test('mma wgsl - the MLA prefill attention at DeepSeek-V2 and the tiny fixture\'s head dims, tiles in K order and bank-spread', async (t) => {
-  await check(t, [64, 128].flatMap((rows) => [false, true].flatMap((banked) => [{ nope: 128, rope: 64, v: 128 }, { nope: 32, rope: 16, v: 32 }].map((dims) =>
-    mlaPrefillMmaShader({ dims, rows: rows as 64 | 128, banked })))));
+test('mma wgsl - the MLA prefill attention at DeepSeek-V2 head dims', async (t) => {
+  await check(t, [64, 128].map((rows) => mlaPrefillMmaShader({ dims: { nope: 128, rope: 64, v: 128 }, rows: rows as 64 | 128 })));
 });
 
 test('mma wgsl - the check sees an error the stand-ins do not hide', async (t) => {

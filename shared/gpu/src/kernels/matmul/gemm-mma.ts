@@ -8,7 +8,6 @@ import { type WeightDtype } from '@latentwire/model';
 import { GEMM_UNIFORMS, gemmBindings, unroll } from './common.js';
 import { bindings } from '../../runtime/bindings.js';
 import { pair16Wgsl, SUBGROUP_MATRIX_WGSL } from '../../runtime/matrix-caps.js';
-import { slabChunkWgsl, slabInterleave } from './slab-order.js';
 
 const GEMM_MMA_WGSL = loadWgsl(new URL('./gemm-mma.wgsl', import.meta.url));
 
@@ -90,12 +89,9 @@ function check(t: MmaTile): void {
  * conversion, the same f16 operands as f32 x rounded by the staging.
  * groupRows: the blocks taken in groups of that many rows of blocks, down then across (grouped-order), so the
  * workgroups in flight share a few rows of x and a few blocks of W in the L2 cache; 0 (default): x fastest.
- * bankedSlabs: the slabs' K columns interleaved so that each staging store takes one shared-memory wavefront
- * (slab-order.ts); false (default): K order.
  */
-function build_gemmMmaShader({ dtype, tile, accumulate, xF16 = false, groupRows = 0, bankedSlabs = false }: {
+function build_gemmMmaShader({ dtype, tile, accumulate, xF16 = false, groupRows = 0 }: {
   readonly dtype: WeightDtype; readonly tile: MmaTile; readonly accumulate: boolean; readonly xF16?: boolean; readonly groupRows?: number;
-  readonly bankedSlabs?: boolean;
 }): KernelShader {
   if (!Number.isInteger(groupRows) || groupRows < 0) throw new RangeError(`matmul: groupRows ${groupRows} (a whole number, 0 for none)`);
   const B = xF16 ? MMA_X16_BINDINGS : MMA_BINDINGS;
@@ -111,17 +107,14 @@ function build_gemmMmaShader({ dtype, tile, accumulate, xF16 = false, groupRows 
   // bank conflicts on every store
   const vpw = dtype === 'f32' ? 1 : 2;
   const xVecs = (BM * BK) / 4, wWords = (BN * BK) / vpw;
-  // a slab's K columns: in K order, or interleaved so that no two words of a store share a bank (slab-order.ts)
-  const P = bankedSlabs ? slabInterleave(BK, STR, [4, vpw]) : 1;
-  const xCol = slabChunkWgsl(BK, P, 4), wCol = slabChunkWgsl(BK, P, vpw);
   const NX = Math.ceil(xVecs / WG), NW = Math.ceil(wWords / WG);
   const guard = (total: number, j: number, body: string) => ((j + 1) * WG > total ? `if (lid + ${j * WG}u < ${total}u) { ${body} }` : body);
   const range = (n: number) => [...Array(n).keys()];
 
   const declare = [
     ...range(TM).flatMap((i) => range(TN).map((j) => `var acc_${i}_${j} = ResT();`)),
-    ...range(NX).map((j) => `var rx_${j} = ${xReg}();\n  let xr_${j} = (lid + ${j * WG}u) / ${BK / 4}u;\n  let xk_${j} = ((lid + ${j * WG}u) % ${BK / 4}u) * 4u;${P > 1 ? `\n  let xc_${j} = ${xCol.first(`xk_${j}`)};` : ''}`),
-    ...range(NW).map((j) => `var rw_${j} = 0u;\n  let wr_${j} = (lid + ${j * WG}u) / ${BK / vpw}u;\n  let wk_${j} = ((lid + ${j * WG}u) % ${BK / vpw}u) * ${vpw}u;${P > 1 ? `\n  let wc_${j} = ${wCol.first(`wk_${j}`)};` : ''}`),
+    ...range(NX).map((j) => `var rx_${j} = ${xReg}();\n  let xr_${j} = (lid + ${j * WG}u) / ${BK / 4}u;\n  let xk_${j} = ((lid + ${j * WG}u) % ${BK / 4}u) * 4u;`),
+    ...range(NW).map((j) => `var rw_${j} = 0u;\n  let wr_${j} = (lid + ${j * WG}u) / ${BK / vpw}u;\n  let wk_${j} = ((lid + ${j * WG}u) % ${BK / vpw}u) * ${vpw}u;`),
   ];
   const fetch = (k: string) => [
     ...range(NX).map((j) => guard(xVecs, j, `rx_${j} = ${xReg}();
@@ -130,12 +123,12 @@ function build_gemmMmaShader({ dtype, tile, accumulate, xF16 = false, groupRows 
     if (n0 + wr_${j} < u.N && ${k} + wk_${j} < ke) { rw_${j} = w[((n0 + wr_${j}) * u.K + u.w_offset + ${k} + wk_${j})${vpw === 2 ? ' >> 1u' : ''}]; }`)),
   ];
   const store = (xBase: string, wBase: string) => [
-    ...range(NX).map((j) => guard(xVecs, j, `let bx = ${xBase}xr_${j} * ${STR}u + ${P > 1 ? 'xc' : 'xk'}_${j};
+    ...range(NX).map((j) => guard(xVecs, j, `let bx = ${xBase}xr_${j} * ${STR}u + xk_${j};
     ${xF16
-      ? `let h01 = bitcast<vec2<f16>>(rx_${j}.x);\n    let h23 = bitcast<vec2<f16>>(rx_${j}.y);\n    xs[bx] = h01.x; xs[bx + ${xCol.step(1)}u] = h01.y; xs[bx + ${xCol.step(2)}u] = h23.x; xs[bx + ${xCol.step(3)}u] = h23.y;`
-      : unroll(4, (e) => `xs[bx + ${xCol.step(e)}u] = f16(rx_${j}[${e}]);`)}`)),
-    ...range(NW).map((j) => guard(wWords, j, `let bw = ${wBase}wr_${j} * ${STR}u + ${P > 1 ? 'wc' : 'wk'}_${j};
-    ${vpw === 2 ? `let v = w_pair16(rw_${j});\n    ws[bw] = v.x; ws[bw + ${wCol.step(1)}u] = v.y;` : `ws[bw] = f16(bitcast<f32>(rw_${j}));`}`)),
+      ? `let h01 = bitcast<vec2<f16>>(rx_${j}.x);\n    let h23 = bitcast<vec2<f16>>(rx_${j}.y);\n    xs[bx] = h01.x; xs[bx + 1u] = h01.y; xs[bx + 2u] = h23.x; xs[bx + 3u] = h23.y;`
+      : unroll(4, (e) => `xs[bx + ${e}u] = f16(rx_${j}[${e}]);`)}`)),
+    ...range(NW).map((j) => guard(wWords, j, `let bw = ${wBase}wr_${j} * ${STR}u + wk_${j};
+    ${vpw === 2 ? `let v = w_pair16(rw_${j});\n    ws[bw] = v.x; ws[bw + 1u] = v.y;` : `ws[bw] = f16(bitcast<f32>(rw_${j}));`}`)),
   ];
   const multiply = (xBase: string, wBase: string) => range(BK / 16).map((kk) => [
     ...range(TM).map((i) => `let a_${i} = subgroupMatrixLoad<LeftT, row_major>(&xs, ${xBase}(sm + ${16 * i}u) * ${STR}u + ${16 * kk}u, ${STR}u);`),
@@ -205,7 +198,7 @@ ${fillWgsl(GEMM_MMA_WGSL, {
     WRITE: write.join('\n  '),
   }, 'gemm-mma.wgsl')}`;
   const layout = SGM === 2 && SGN === 2 ? '' : `_sg${SGM}x${SGN}`;
-  return B.shader(`matmul_gemm_mma_${dtype}${xF16 ? '_xf16' : ''}_${BM}x${BN}k${BK}${STAGES === 2 ? 's2' : ''}${layout}${groupRows > 0 ? `_g${groupRows}` : ''}${P > 1 ? `_p${P}` : ''}${accumulate ? '_acc' : ''}`, source);
+  return B.shader(`matmul_gemm_mma_${dtype}${xF16 ? '_xf16' : ''}_${BM}x${BN}k${BK}${STAGES === 2 ? 's2' : ''}${layout}${groupRows > 0 ? `_g${groupRows}` : ''}${accumulate ? '_acc' : ''}`, source);
 }
 
 export const gemmMmaShader = defineKernel('matmul_gemm_mma', build_gemmMmaShader);

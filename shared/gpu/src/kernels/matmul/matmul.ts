@@ -98,8 +98,6 @@ export interface MatmulLimits {
   readonly groupRows?: number;
   /** The prefill-sized routed experts' row tiles in groups of this many (MOE_GROUP_TILES; default 0: tiles first). */
   readonly moeGroupTiles?: number;
-  /** The subgroup-matrix GEMMs' and experts' staged slabs in the bank-spread K order (MMA_SLAB_ORDER banked; slab-order.ts; default false: K order). */
-  readonly bankedSlabs?: boolean;
   /** Most K splits a GEMM whose tiles do not fill the device is cut into by default (MATMUL_SPLIT_K_MAX; default 1: none). */
   readonly splitKMax?: number;
   /** Tokens from which MoE router logits are a GEMM's (MOE_ROUTER_GEMM_MIN_TOKENS; default ROUTER_GEMM_MIN_TOKENS). */
@@ -361,7 +359,7 @@ export function matmulPrograms(a: MatmulArgs, limits?: MatmulLimits): KernelProg
   const limitGroup = limits?.groupRows ?? 0;
   const groupRows = a.groupRows ?? (grid[1] > limitGroup ? limitGroup : 0);
   const gemm = (acc: boolean) => plan.variant === 'gemm-mma'
-    ? gemmMmaShader({ dtype, tile: plan.tile, accumulate: acc, ...(xF16 ? { xF16 } : {}), ...(groupRows > 0 ? { groupRows } : {}), ...(limits?.bankedSlabs ? { bankedSlabs: true } : {}) })
+    ? gemmMmaShader({ dtype, tile: plan.tile, accumulate: acc, ...(xF16 ? { xF16 } : {}), ...(groupRows > 0 ? { groupRows } : {}) })
     : gemmShader({ dtype, align: plan.align, tile: plan.tile, doubleBuffer: plan.doubleBuffer, accumulate: acc });
   if (splits === 1) return [{ shader: gemm(accumulate), buffers, uniformValues: { ...uniformValues, k_split: K, split_stride: 0 }, workgroups: grid }];
   // the splits' partial products, dense [splits, M, N] in the scratch, then their sum into y

@@ -11,7 +11,6 @@ import { MLA_PREFILL_MMA_BINDINGS as B } from './mla-prefill-bindings.js';
 import { fillWgsl, loadWgsl } from '../../runtime/wgsl-source.js';
 import type { MlaHeadDims } from './mla-prefill-attention.js';
 import { SUBGROUP_MATRIX_WGSL } from '../../runtime/matrix-caps.js';
-import { slabChunkWgsl, slabInterleave } from '../matmul/slab-order.js';
 
 const MMA_WGSL = loadWgsl(new URL('./mla-prefill-attention-mma.wgsl', import.meta.url));
 
@@ -55,7 +54,7 @@ export function mlaPrefillMmaWorkgroupBytes(d: MlaHeadDims, rows: MlaPrefillMmaR
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
 /** The unrolled parts: q tiles and accumulators are named registers. */
-function hotLoops(d: MlaHeadDims, NCH: number, BQ: MlaPrefillMmaRows, PK: number, PV: number): Record<string, string> {
+function hotLoops(d: MlaHeadDims, NCH: number, BQ: MlaPrefillMmaRows): Record<string, string> {
   const WG = mlaPrefillMmaWorkgroupSize(BQ), BK = MLA_PREFILL_MMA.keys;
   const KT = (d.nope + d.rope) / 16, NV = d.v / 16, JT = BK / 16;
   const fetch = (k0: string) => range(NCH).map((c) => `pre_${c} = fetch_chunk(lid + ${c * WG}u, ${k0}, h, key_end);`);
@@ -113,7 +112,7 @@ function hotLoops(d: MlaHeadDims, NCH: number, BQ: MlaPrefillMmaRows, PK: number
       `  let scale = subgroupShuffle(inv, rr);`,
       `  let row = q0 + sg * 16u + rr;`,
       `  if (row < u.q_len) {`,
-      `    out[row * u.out_row_stride + h * u.out_head_stride + ${PV > 1 ? `v_dim((${ks[0]!}u + idx / 256u) * 16u + idx % 16u)` : `(${ks[0]!}u + idx / 256u) * 16u + idx % 16u`}] = sp[sg * ${16 * BK}u + idx] * scale;`,
+      `    out[row * u.out_row_stride + h * u.out_head_stride + (${ks[0]!}u + idx / 256u) * 16u + idx % 16u] = sp[sg * ${16 * BK}u + idx] * scale;`,
       `  }`,
       `}`,
       `workgroupBarrier();`,
@@ -148,35 +147,7 @@ function hotLoops(d: MlaHeadDims, NCH: number, BQ: MlaPrefillMmaRows, PK: number
   };
 }
 
-/**
- * The tile's columns (slab-order.ts): K (and q) and V rows are staged as 4-value chunks, 48 and 32 a row at V2's
- * head dims, whose K order puts two words of each store in one bank. Interleaved by PK / PV (1: K order), a chunk's
- * values sit at its first column plus a constant; the scores sum over K's columns whatever their order, and P·V's
- * output columns are V's, put back in order when written (v_dim).
- */
-function tileOrderWgsl(d: MlaHeadDims, PK: number, PV: number): string {
-  const DQK = d.nope + d.rope;
-  const k = slabChunkWgsl(DQK, PK, 4), v = slabChunkWgsl(d.v, PV, 4);
-  const steps = (c: { step: (e: number) => number }) => [1, 2, 3].map((e) => `${c.step(e)}u`).join(', ');
-  // the inverse of slabColumn: column s of an interleaved row holds dim (s % (n/P))·P + s / (n/P)
-  return `
-// a K / q chunk of 4 dims from dim c: its first column, then its values' offsets from it
-fn k_col(c: u32) -> u32 { return ${k.first('c')}; }
-const K_STEP = array<u32, 3>(${steps(k)});
-fn v_col(c: u32) -> u32 { return ${v.first('c')}; }
-const V_STEP = array<u32, 3>(${steps(v)});
-${PV > 1 ? `fn v_dim(s: u32) -> u32 { return (s % ${d.v / PV}u) * ${PV}u + s / ${d.v / PV}u; }` : ''}`;
-}
-
-/** The interleaves of K's and V's tile rows: the fewest shared-memory wavefronts a store, or K order (banked false). */
-function tileInterleaves(d: MlaHeadDims, banked: boolean): { PK: number; PV: number } {
-  if (!banked) return { PK: 1, PV: 1 };
-  const DQK = d.nope + d.rope;
-  return { PK: slabInterleave(DQK, DQK + 8, [4]), PV: slabInterleave(d.v, d.v + 8, [4]) };
-}
-
-/** banked: the K and V tiles' columns interleaved so that each staging store takes one shared-memory wavefront (MMA_SLAB_ORDER=banked). */
-function build_mlaPrefillMmaShader({ dims: d, rows: BQ = DEFAULT_MLA_PREFILL_MMA_ROWS, banked = false }: { readonly dims: MlaHeadDims; readonly rows?: MlaPrefillMmaRows; readonly banked?: boolean }): KernelShader & { readonly uniforms: typeof B.uniforms } {
+function build_mlaPrefillMmaShader({ dims: d, rows: BQ = DEFAULT_MLA_PREFILL_MMA_ROWS }: { readonly dims: MlaHeadDims; readonly rows?: MlaPrefillMmaRows }): KernelShader & { readonly uniforms: typeof B.uniforms } {
   const why = mlaPrefillMmaUnfitReason(d);
   if (why) throw new RangeError(`mlaPrefillAttention (subgroup-matrix): ${why}`);
   if (BQ !== 64 && BQ !== 128) throw new RangeError(`mlaPrefillAttention (subgroup-matrix): rows ${String(BQ)} (64 or 128)`);
@@ -188,12 +159,9 @@ function build_mlaPrefillMmaShader({ dims: d, rows: BQ = DEFAULT_MLA_PREFILL_MMA
   const consts: Record<string, number> = {
     NOPE: d.nope, DQK: d.nope + d.rope, DV: d.v, BQ, BK, WG, NSG: BQ / 16, ...s, K4, NOPE4: d.nope / 4, V4, NCH,
   };
-  const { PK, PV } = tileInterleaves(d, banked);
-  const order = PK > 1 || PV > 1 ? `_p${PK}x${PV}` : '';
-  return B.shader(`mla_prefill_attention_mma_n${d.nope}_r${d.rope}_v${d.v}_q${BQ}_k${BK}${order}`, `${SUBGROUP_MATRIX_WGSL}
+  return B.shader(`mla_prefill_attention_mma_n${d.nope}_r${d.rope}_v${d.v}_q${BQ}_k${BK}`, `${SUBGROUP_MATRIX_WGSL}
 ${Object.entries(consts).map(([k, v]) => `const ${k}: u32 = ${v}u;`).join('\n')}
-${B.wgsl}${tileOrderWgsl(d, PK, PV)}
-${fillWgsl(MMA_WGSL, hotLoops(d, NCH, BQ, PK, PV), 'mla-prefill-attention-mma.wgsl')}`);
+${B.wgsl}${fillWgsl(MMA_WGSL, hotLoops(d, NCH, BQ), 'mla-prefill-attention-mma.wgsl')}`);
 }
 
 export const mlaPrefillMmaShader = defineKernel('mla_prefill_attention_mma', build_mlaPrefillMmaShader);

@@ -16,10 +16,6 @@
 // TAU; then (rarely: the first keys usually hold the largest scores) every subgroup rescales its accumulators
 // through workgroup memory. q·scale·log2 e, k and v must fit f16 (|x| < 65504).
 //
-// The tile rows' columns (and q's) may be interleaved (MMA_SLAB_ORDER=banked: one shared-memory wavefront a staging
-// store): a 4-dim chunk from dim c at column k_col(c) / v_col(c) plus K_STEP / V_STEP, and P·V's output column s
-// written at dim v_dim(s); in K order these are the identity.
-//
 // Prepended by the launcher (mla-prefill-attention-mma.ts): enables and diagnostics, constants NOPE, DQK, DV,
 // BQ, BK, WG, NSG, KSTR, VSTR, PSTR (f16 row strides, padded), KO, VO, PO (offsets in hs), HS (its size), K4 = DQK/4,
 // NOPE4, V4, NCH (fetch chunks per thread); aliases LeftT, RightT, ResT; bindings
@@ -72,21 +68,23 @@ fn stage_q(lid: u32, q0: u32, r0: u32, h: u32) {
     if (q0 + r0 + row < u.q_len) {
       x = q[(((q0 + r0 + row) * u.q_row_stride + h * u.q_head_stride) >> 2u) + i % K4] * u.scale_log2e;
     }
-    let o = row * KSTR + k_col((i % K4) * 4u);
+    let o = row * KSTR + (i % K4) * 4u;
     let x16 = vec4<f16>(x);
-    hs[o] = x16.x; hs[o + K_STEP[0]] = x16.y; hs[o + K_STEP[1]] = x16.z; hs[o + K_STEP[2]] = x16.w;
+    hs[o] = x16.x; hs[o + 1u] = x16.y; hs[o + 2u] = x16.z; hs[o + 3u] = x16.w;
   }
 }
 
 fn store_chunk(i: u32, x: vec4<f16>) {
+  var o = 0u;
   if (i < BK * K4) {
-    let o = KO + (i / K4) * KSTR + k_col((i % K4) * 4u);
-    hs[o] = x.x; hs[o + K_STEP[0]] = x.y; hs[o + K_STEP[1]] = x.z; hs[o + K_STEP[2]] = x.w;
+    o = KO + (i / K4) * KSTR + (i % K4) * 4u;
   } else if (i < BK * (K4 + V4)) {
     let j = i - BK * K4;
-    let o = VO + (j / V4) * VSTR + v_col((j % V4) * 4u);
-    hs[o] = x.x; hs[o + V_STEP[0]] = x.y; hs[o + V_STEP[1]] = x.z; hs[o + V_STEP[2]] = x.w;
+    o = VO + (j / V4) * VSTR + (j % V4) * 4u;
+  } else {
+    return;
   }
+  hs[o] = x.x; hs[o + 1u] = x.y; hs[o + 2u] = x.z; hs[o + 3u] = x.w;
 }
 
 @compute @workgroup_size(WG)

@@ -163,8 +163,6 @@ export interface MlaPrefillAttentionArgs extends MlaHeadDims {
    * limits do not hold 128's workgroups).
    */
   readonly mmaRows?: MlaPrefillMmaRows;
-  /** Subgroup-matrix variant: the K and V tiles' columns interleaved for one shared-memory wavefront a staging store (MMA_SLAB_ORDER=banked). */
-  readonly mmaBanked?: boolean;
   /** Tiling of the portable kernel (from mlaPrefillTiles), or the device limits to pick one from. */
   readonly tiles?: MlaPrefillTiles;
   readonly limits?: WorkgroupLimits;
@@ -225,7 +223,7 @@ export function mlaPrefillAttention(a: MlaPrefillAttentionArgs): KernelProgram<t
   const wanted = a.mmaRows ?? DEFAULT_MLA_PREFILL_MMA_ROWS;
   const mmaRows: MlaPrefillMmaRows = fitsRows(wanted) ? wanted : 64;
   return {
-    shader: tiles ? mlaPrefillAttentionShader({ dims, tiles }) : mlaPrefillMmaShader({ dims, rows: mmaRows, ...(a.mmaBanked ? { banked: true } : {}) }),
+    shader: tiles ? mlaPrefillAttentionShader({ dims, tiles }) : mlaPrefillMmaShader({ dims, rows: mmaRows }),
     buffers: BINDINGS.buffers({ q: a.q, kv: a.kv, latent: a.latent, out: a.out }),
     uniformValues: {
       q_len: a.qLen, kv_len: kvLen, q_pos0: qPos0, scale_log2e: a.scale * Math.LOG2E,

@@ -37,7 +37,6 @@ import { lanesSumWgsl } from '../../runtime/wgsl-pieces/reductions.js';
 import { DEFAULT_MOE_MMA_MIN_ROWS, DEFAULT_ROUTER_GEMM_MIN_TOKENS } from '../../runtime/device.js';
 import { rmsNorm } from '../rms-norm/rms-norm.js';
 import { matmulPrograms, type MatmulLimits } from '../matmul/matmul.js';
-import { slabChunkWgsl, slabInterleave } from '../matmul/slab-order.js';
 
 const sources = new Map<string, string>();
 function wgsl(file: string): string {
@@ -590,16 +589,13 @@ const range = (n: number) => [...Array(n).keys()];
  * through workgroup memory as f16: a thread's XL loads of 4 values a slab into named registers (stage t's copy
  * by `reg`), the fetch of slab k into them and their stores into `xs`.
  */
-function xStaging(TM: number, BK: number, WG: number, down: boolean, reg: (name: string, t: number) => string, stages: readonly number[], P = 1) {
+function xStaging(TM: number, BK: number, WG: number, down: boolean, reg: (name: string, t: number) => string, stages: readonly number[]) {
   const XL = (TM * BK) / 4 / WG;
   if (!Number.isInteger(XL)) throw new RangeError(`moe: a ${TM} × ${BK} x slab does not split evenly over ${WG} threads`);
   const xRow = (i: number) => `(lid + ${i * WG}u) / ${BK / 4}u`;
-  // the slab's K columns (slab-order.ts): a chunk's 4 values at its column plus step(e)
-  const xCol = slabChunkWgsl(BK, P, 4);
   const declare = range(XL).flatMap((i) => [
     ...stages.map((t) => `var ${reg(`rx_${i}`, t)} = vec4<f32>(0.0);`),
     `let xk_${i} = ((lid + ${i * WG}u) % ${BK / 4}u) * 4u;`,
-    ...(P > 1 ? [`let xc_${i} = ${xCol.first(`xk_${i}`)};`] : []),
     // the element where x slot i's row starts (NONE past the tile's rows)
     down
       ? `let xr_${i} = select(NONE, (r0 + ${xRow(i)}) * u.K, ${xRow(i)} < rows);`
@@ -608,14 +604,11 @@ function xStaging(TM: number, BK: number, WG: number, down: boolean, reg: (name:
   ]);
   const fetch = (k: string, t: number) => range(XL).map((i) => `${reg(`rx_${i}`, t)} = vec4<f32>(0.0);
     if (xr_${i} != NONE && ${k} + xk_${i} < ke) { ${reg(`rx_${i}`, t)} = x4(xr_${i} + ${k} + xk_${i}); }`);
-  const store = (t: number) => range(XL).map((i) => (P === 1 ? `{
+  const store = (t: number) => range(XL).map((i) => `{
       let v = lid + ${i * WG}u;
       let o = (v / ${BK / 4}u) * STR + (v % ${BK / 4}u) * 4u;
       xs[o] = f16(${reg(`rx_${i}`, t)}.x); xs[o + 1u] = f16(${reg(`rx_${i}`, t)}.y); xs[o + 2u] = f16(${reg(`rx_${i}`, t)}.z); xs[o + 3u] = f16(${reg(`rx_${i}`, t)}.w);
-    }` : `{
-      let o = ${xRow(i)} * STR + xc_${i};
-      xs[o] = f16(${reg(`rx_${i}`, t)}.x); xs[o + ${xCol.step(1)}u] = f16(${reg(`rx_${i}`, t)}.y); xs[o + ${xCol.step(2)}u] = f16(${reg(`rx_${i}`, t)}.z); xs[o + ${xCol.step(3)}u] = f16(${reg(`rx_${i}`, t)}.w);
-    }`));
+    }`);
   return { declare, fetch, store };
 }
 
@@ -654,7 +647,7 @@ function tileWrites(tiles: readonly (readonly [number, number])[], down: boolean
  * and WL weight pairs of each matrix per slab), the fetch of a slab into them, their f16 stores, the products
  * of one 16-deep k-step, and the epilogue.
  */
-function mmaParts(s: MmaShape, down: boolean, split = false, groupTiles = 0, bankedSlabs = false): Record<string, string> {
+function mmaParts(s: MmaShape, down: boolean, split = false, groupTiles = 0): Record<string, string> {
   const BN = down ? s.BN_DOWN : s.BN;
   const BK = down ? s.BK_DOWN : s.BK;
   const SG = subgroupsOf(s);
@@ -668,10 +661,7 @@ function mmaParts(s: MmaShape, down: boolean, split = false, groupTiles = 0, ban
   const stages = range(STAGES);
   // stage t's copy of a prefetch register (one stage: the plain name)
   const reg = (name: string, t: number) => (STAGES === 1 ? name : `${name}_${t}`);
-  // the slabs' K columns: K order, or interleaved so that no two words of a staging store share a bank
-  const P = bankedSlabs ? slabInterleave(BK, BK + 8, [4, 2]) : 1;
-  const wCol = slabChunkWgsl(BK, P, 2);
-  const x = xStaging(s.TM, BK, WG, down, reg, stages, P);
+  const x = xStaging(s.TM, BK, WG, down, reg, stages);
   const tiles = range(TMT).flatMap((i) => range(TNT).map((j) => [i, j] as const));
   const mats = down ? [['c', 'ws']] : [['g', 'gs'], ['u', 'us']];
   // weight matrices: [register prefix, raw alias, load fn, f16 pair fn, base, workgroup array]
@@ -685,7 +675,6 @@ function mmaParts(s: MmaShape, down: boolean, split = false, groupTiles = 0, ban
       ...stages.flatMap((t) => wmats.map(([r, alias]) => `var ${reg(`${r}_${j}`, t)} = ${alias}();`)),
       `let wn_${j} = (lid + ${j * WG}u) / ${BK / 2}u;`,
       `let wk_${j} = ((lid + ${j * WG}u) % ${BK / 2}u) * 2u;`,
-      ...(P > 1 ? [`let wc_${j} = ${wCol.first(`wk_${j}`)};`] : []),
     ]),
   ];
   // slab k's loads into stage t's registers
@@ -701,9 +690,9 @@ function mmaParts(s: MmaShape, down: boolean, split = false, groupTiles = 0, ban
   const store = (t: number) => [
     ...x.store(t),
     ...range(WL).map((j) => `{
-      let o = wn_${j} * STR + ${P > 1 ? 'wc' : 'wk'}_${j};
+      let o = wn_${j} * STR + wk_${j};
       ${wmats.map(([r, , , pair16, , arr]) => `let ${r} = ${pair16}(${reg(`${r}_${j}`, t)});
-      ${arr}[o] = ${r}.x; ${arr}[o + ${wCol.step(1)}u] = ${r}.y;`).join('\n      ')}
+      ${arr}[o] = ${r}.x; ${arr}[o + 1u] = ${r}.y;`).join('\n      ')}
     }`),
   ];
   const multiply = [
@@ -794,10 +783,10 @@ var<workgroup> red: array<f32, TREE_N>;`,
   };
 }
 
-function gemmFile(variant: MoeGemmVariant, half: 'gate-up' | 'down', bindingsWgsl: string, split = false, subgroupReduce = false, actByAssignment = false, groupTiles = 0, bankedSlabs = false): string {
+function gemmFile(variant: MoeGemmVariant, half: 'gate-up' | 'down', bindingsWgsl: string, split = false, subgroupReduce = false, actByAssignment = false, groupTiles = 0): string {
   const s = shapeOf(variant);
   const file = `expert-${s.kind}-${half}.wgsl`;
-  const parts = s.kind === 'mma' ? mmaParts(s, half === 'down', split, groupTiles, bankedSlabs)
+  const parts = s.kind === 'mma' ? mmaParts(s, half === 'down', split, groupTiles)
     : s.kind === 'gemv' ? gemvReduceParts(half === 'down', subgroupReduce, actByAssignment ? 'groups[u.sorted_base + r0 + r]' : undefined) : {};
   return fillWgsl(wgsl(file), { ...parts, BINDINGS: bindingsWgsl }, file);
 }
@@ -815,8 +804,6 @@ interface GateUpVariant {
   readonly actByAssignment?: boolean;
   /** mma forms: (tile, column block) taken in groups of this many row tiles (MoeExpertGemmArgs.groupTiles; 0: tiles first). */
   readonly groupTiles?: number;
-  /** mma forms: the staged slabs in the bank-spread K order (MoeExpertGemmArgs.bankedSlabs). */
-  readonly bankedSlabs?: boolean;
 }
 
 /** Whether the form sums its lanes by subgroup shuffles on a device whose one subgroup size is `subgroupSize`. */
@@ -836,16 +823,16 @@ function checkGroupTiles(s: GemmShape, groupTiles: number, down = false): void {
   if (down && s.DOWN_COLUMNS_FIRST) throw new RangeError('moe: a columns-first down form has its own order (no groupTiles)');
 }
 
-function build_moeGateUpShader({ nExperts, gateDtype, upDtype, variant, split = false, subgroupReduce = false, actByAssignment = false, groupTiles = 0, bankedSlabs = false }: GateUpVariant): KernelShader {
+function build_moeGateUpShader({ nExperts, gateDtype, upDtype, variant, split = false, subgroupReduce = false, actByAssignment = false, groupTiles = 0 }: GateUpVariant): KernelShader {
   const s = shapeOf(variant);
   if (split) checkSplitForm(s);
   checkGroupTiles(s, groupTiles);
   if (actByAssignment && s.kind !== 'gemv') throw new RangeError('moe: only the GEMV forms write act by assignment');
   const B = actF16(s, split) ? GATE_UP_ACT16_BINDINGS : GATE_UP_BINDINGS[+(s.kind === 'mma')]!;
-  return B.shader(`moe_gate_up_${shapeLabel(s)}_e${nExperts}_${gateDtype}_${upDtype}${split ? '_splitk' : ''}${subgroupReduce ? '_sg' : ''}${actByAssignment ? '_asg' : ''}${groupTiles > 0 ? `_g${groupTiles}` : ''}${banked(s, bankedSlabs) ? '_bk' : ''}`, `${subgroupReduce ? SUBGROUPS_ENABLE : ''}${gemmPrelude(nExperts, s, 'x', false)}${groupTiles > 0 ? '//!include grouped-order\n' : ''}${s.kind === 'mma'
+  return B.shader(`moe_gate_up_${shapeLabel(s)}_e${nExperts}_${gateDtype}_${upDtype}${split ? '_splitk' : ''}${subgroupReduce ? '_sg' : ''}${actByAssignment ? '_asg' : ''}${groupTiles > 0 ? `_g${groupTiles}` : ''}`, `${subgroupReduce ? SUBGROUPS_ENABLE : ''}${gemmPrelude(nExperts, s, 'x', false)}${groupTiles > 0 ? '//!include grouped-order\n' : ''}${s.kind === 'mma'
       ? `${rawLoad2Wgsl(gateDtype, 'gate', 'wgate', 'GateRaw')}${rawLoad2Wgsl(upDtype, 'up', 'wup', 'UpRaw')}`
       : `${load8Wgsl(gateDtype, 'gate8', 'wgate')}${load8Wgsl(upDtype, 'up8', 'wup')}`}
-${gemmFile(variant, 'gate-up', B.wgsl, split, subgroupReduce, actByAssignment, groupTiles, banked(s, bankedSlabs))}`);
+${gemmFile(variant, 'gate-up', B.wgsl, split, subgroupReduce, actByAssignment, groupTiles)}`);
 }
 
 interface DownVariant {
@@ -858,26 +845,18 @@ interface DownVariant {
   readonly subgroupReduce?: boolean;
   /** As GateUpVariant's. */
   readonly groupTiles?: number;
-  readonly bankedSlabs?: boolean;
 }
 
-function build_moeDownShader({ nExperts, dtype, variant, splitAct = false, subgroupReduce = false, groupTiles = 0, bankedSlabs = false }: DownVariant): KernelShader {
+function build_moeDownShader({ nExperts, dtype, variant, splitAct = false, subgroupReduce = false, groupTiles = 0 }: DownVariant): KernelShader {
   const s = shapeOf(variant);
   if (splitAct) checkSplitForm(s);
   checkGroupTiles(s, groupTiles, true);
   const B = actF16(s, splitAct) ? DOWN_ACT16_BINDINGS : DOWN_BINDINGS[+(s.kind === 'mma')]!;
-  return B.shader(`moe_down_${shapeLabel(s)}_e${nExperts}_${dtype}${splitAct ? '_splitact' : ''}${subgroupReduce ? '_sg' : ''}${groupTiles > 0 ? `_g${groupTiles}` : ''}${banked(s, bankedSlabs, true) ? '_bk' : ''}`, `${subgroupReduce ? SUBGROUPS_ENABLE : ''}${gemmPrelude(nExperts, s, 'act', true, splitAct)}${groupTiles > 0 ? '//!include grouped-order\n' : ''}${s.kind === 'mma' ? rawLoad2Wgsl(dtype, 'down', 'wdown', 'DownRaw') : load8Wgsl(dtype, 'down8', 'wdown')}
-${gemmFile(variant, 'down', B.wgsl, false, subgroupReduce, false, groupTiles, banked(s, bankedSlabs, true))}`);
+  return B.shader(`moe_down_${shapeLabel(s)}_e${nExperts}_${dtype}${splitAct ? '_splitact' : ''}${subgroupReduce ? '_sg' : ''}${groupTiles > 0 ? `_g${groupTiles}` : ''}`, `${subgroupReduce ? SUBGROUPS_ENABLE : ''}${gemmPrelude(nExperts, s, 'act', true, splitAct)}${groupTiles > 0 ? '//!include grouped-order\n' : ''}${s.kind === 'mma' ? rawLoad2Wgsl(dtype, 'down', 'wdown', 'DownRaw') : load8Wgsl(dtype, 'down8', 'wdown')}
+${gemmFile(variant, 'down', B.wgsl, false, subgroupReduce, false, groupTiles)}`);
 }
 
 const SUBGROUPS_ENABLE = 'enable subgroups;\n';
-
-/** Whether a form's slabs are interleaved when bankedSlabs asks: mma forms whose slabs K order would conflict. */
-function banked(s: GemmShape, bankedSlabs: boolean, down = false): boolean {
-  if (!bankedSlabs || s.kind !== 'mma') return false;
-  const BK = down ? s.BK_DOWN : s.BK;
-  return slabInterleave(BK, BK + 8, [4, 2]) > 1;
-}
 
 function build_moeCombineShader({ topK }: { readonly topK: number }): KernelShader {
   return COMBINE_BINDINGS.shader(
@@ -1084,8 +1063,6 @@ export interface MoeExpertGemmArgs {
    * those in flight share a few tiles' rows and a few experts' weights in the L2 cache (0: tiles first).
    */
   readonly groupTiles?: { readonly gateUp: number; readonly down: number };
-  /** mma forms: the staged slabs' K columns interleaved so that each staging store takes one shared-memory wavefront (slab-order.ts). */
-  readonly bankedSlabs?: boolean;
   /** The device's one subgroup size (MatmulLimits.subgroupSize): the GEMV forms sum their lanes by shuffles. */
   readonly subgroupSize?: number;
   /**
@@ -1166,7 +1143,6 @@ export function moeExpertGemms(a: MoeExpertGemmArgs): KernelProgram[] {
       shader: moeGateUpShader({
         nExperts: E, gateDtype: gc.tensor.dtype, upDtype: uc.tensor.dtype, variant: a.variant, split: splits > 1 ? true : undefined,
         ...(sg ? { subgroupReduce: true } : {}), ...(cb ? { actByAssignment: true } : {}), ...(a.groupTiles?.gateUp ? { groupTiles: a.groupTiles.gateUp } : {}),
-        ...(a.bankedSlabs ? { bankedSlabs: true } : {}),
       }),
       // every form binds the same names in the same order
       buffers: GATE_UP_BINDINGS[0]!.buffers({ x: a.x, groups: a.groups, wgate: gc.tensor.buffer, wup: uc.tensor.buffer, act: a.act }),
@@ -1195,7 +1171,7 @@ export function moeExpertGemms(a: MoeExpertGemmArgs): KernelProgram[] {
     programs.push({
       shader: moeDownShader({
         nExperts: E, dtype: c.tensor.dtype, variant: a.variant, splitAct: splits > 1 ? true : undefined, ...(sg ? { subgroupReduce: true } : {}),
-        ...(a.groupTiles?.down ? { groupTiles: a.groupTiles.down } : {}), ...(a.bankedSlabs ? { bankedSlabs: true } : {}),
+        ...(a.groupTiles?.down ? { groupTiles: a.groupTiles.down } : {}),
       }),
       buffers: DOWN_BINDINGS[0]!.buffers({ act: a.act, groups: a.groups, wdown: c.tensor.buffer, slot_out: a.slotOut }),
       uniformValues: {
@@ -1364,7 +1340,6 @@ export function moeExperts(a: MoeExpertsArgs): KernelProgram[] {
       dims: a.dims, tokens: T, x: a.x, xStride: a.xStride, xOffset: a.xOffset, weights: a.weights,
       groups: sc.groups, act: sc.act, slotOut: sc.slotOut, variant,
       gateUpSplits: a.gateUpSplits ?? 1, subgroupSize: a.matmulLimits?.subgroupSize, ...(groupTiles ? { groupTiles } : {}),
-      ...(a.matmulLimits?.bankedSlabs ? { bankedSlabs: true } : {}),
       ...(combineInDown ? { combine: { ...combine, topkIds: sc.topkIds, topkWeights: sc.topkWeights, maxInvocations } } : {}),
     }),
     ...(a.combine === false || combineInDown ? [] : [moeCombine({
