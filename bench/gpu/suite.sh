@@ -21,7 +21,7 @@
 # tensor-core kernel taken out at a time: what bounds it), splits-16h (decode attention at 16 heads by split count),
 # occupancy (256-invocation workgroups a multiprocessor runs at once, by workgroup memory and by live registers), attn-residency (decode attention's time by workgroups launched: how many run at once), tile16 (decode attention with 16-token tiles against 32, at the split policy's count and at 2 and 4 splits; its tests), tile16-2x (16-token tiles against 32 at twice the policy's workgroups, 16 heads), robustness (Dawn's bounds clamps on and off:
 # decode attention, decode steps, prefill, mma-peak), grouped-order (GEMM blocks and expert tiles in groups of rows: tests, GEMMs, experts), grouped-prefill (prefill with
-# them off and on), results (decode attention, decode, prefill, transformers and the decode profile for the current build; results-decode and results-prefill are its two halves, one device call each), act16 (the experts' act held as f16 against f32 at 4096 tokens, and its tests),
+# them off and on), results (decode attention, decode, prefill, transformers and the decode profile for the current build; results-decode and results-prefill are its two halves, one device call each),
 # transfer (needs pack.sh --servers).
 # DAWN_FEATURES defaults to allow_unsafe_apis,vulkan_enable_f16_on_nvidia,disable_robustness (as served on NVIDIA).
 set -uo pipefail
@@ -235,14 +235,6 @@ for s in "$@"; do
       step pytorch-prefill 90 python3 bench/references/pytorch_prefill.py 1024 4096
       DAWN_DISABLED_FEATURES=timestamp_quantization BENCH_ATTENTION=subgroup-matrix BENCH_DTYPES=fp8_e4m3 BENCH_CONTEXTS=1024 BENCH_BATCHES=1,64 BENCH_ITERS=5 GPU_PROFILE=1 \
         step decode-profile 70 node bench/dist/decode.js ;;
-    act16)
-      # the experts' act held as f16 (mma128d256h) against f32 (mma128d256) at 4096 V2-Lite tokens, both orders, then its GPU test
-      for r in 1 2; do
-        v=mma128d256,mma128d256h; [ $r = 2 ] && v=mma128d256h,mma128d256
-        BENCH_BATCHES=4096 BENCH_MOE_VARIANTS=$v step moe-act16-$r 150 node bench/dist/moe.js
-        [ -f "$out/moe.json" ] && mv "$out/moe.json" "$out/moe-act16-$r.json"
-      done
-      step moe-act16-test 150 bash -c "cd shared/gpu && node $ava dist/test/kernels/moe.test.js --match '*act held as f16*' --match '*mma128d256h*' --verbose" ;;
     transfer)
       step transfer 300 node bench/dist/transfer.js ;;
     *) echo "unknown step $s"; exit 2 ;;

@@ -89,7 +89,7 @@ export function tokenSlots(d: MoeDims): number {
   return d.topK + (d.sharedExperts ?? 0);
 }
 
-export const MOE_GEMM_VARIANTS = ['gemv', 'gemv1', 'tiled', 'mma', 'mma16n64', 'mma16n64x2', 'mma128', 'mma128cf', 'mma128d256', 'mma128d256h'] as const;
+export const MOE_GEMM_VARIANTS = ['gemv', 'gemv1', 'tiled', 'mma', 'mma16n64', 'mma16n64x2', 'mma128', 'mma128cf', 'mma128d256'] as const;
 export type MoeGemmVariant = (typeof MOE_GEMM_VARIANTS)[number];
 
 interface GemvShape {
@@ -175,10 +175,8 @@ const MMA128CF: MmaShape = { ...MMA128, DOWN_COLUMNS_FIRST: true, ACT_F16: true 
 // prefill form where it fits: on the H100 (12-07, bench:moe, one V2-Lite layer at 4096 tokens, tiles in groups of 4,
 // two rounds; grouped-order-d256.h100.txt) down 1.390 → 1.101 ms a layer (x fastest: 1.769 → 1.226), gate/up the same.
 const MMA128D256: MmaShape = { ...MMA128, BN_DOWN: 256, SGM_DOWN: 2 };
-// The same with act held as f16 (the down stages act as f16 anyway, so the same bits): half act's 138 MB written by
-// gate/up and read by down at 4096 V2-Lite tokens. mma128cf moved act as f16 too, but walked down's columns first,
-// which cost more than it saved; here down keeps the grouped tiles-first order. For bench:moe and the tests until timed.
-const MMA128D256H: MmaShape = { ...MMA128D256, ACT_F16: true };
+// Holding act as f16 here (half its 138 MB at 4096 V2-Lite tokens; down stages it as f16 anyway, so the same bits)
+// made down slower, 1.31 ms a layer against 1.10 on the H100 (moe-act16.h100.txt; git show 082b44e): not kept.
 /** Average rows an expert from which the 128-row tiles are used. */
 const MMA128_MIN_ROWS = 128;
 /** Subgroups of an mma shape's workgroup, and how many sit down the rows of a half's block. */
@@ -239,7 +237,7 @@ function mmaWorkgroupBytes(s: MmaShape): number {
 /** The portable forms fit WebGPU's guaranteed 16 KiB of workgroup memory (tiled gate/up: 12 KiB); the mma ones take up to 29 KiB (16 × 64 gate/up). */
 const SHAPES: Record<MoeGemmVariant, GemmShape> = {
   gemv: GEMV, gemv1: GEMV1, tiled: TILED, mma: MMA, mma16n64: MMA16N64, mma16n64x2: MMA16N64X2,
-  mma128: MMA128, mma128cf: MMA128CF, mma128d256: MMA128D256, mma128d256h: MMA128D256H,
+  mma128: MMA128, mma128cf: MMA128CF, mma128d256: MMA128D256,
 };
 function shapeOf(v: MoeGemmVariant): GemmShape {
   return SHAPES[v];
