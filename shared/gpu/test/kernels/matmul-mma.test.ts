@@ -50,6 +50,20 @@ for (const mmaTile of Object.keys(MMA_TILES) as MmaTileName[]) {
   }
 }
 
+// The staging rows only change which lane stages which slab row (staging-rows.ts): the same slabs, so the same
+// sums in the same order as with the rows in order, on every tile, with 2- and 1-value weight chunks and f16 x
+gpuTest(`matmul-mma - staging rows spread over the banks (the default) equal rows in order bit for bit, on every tile${skipNote}`, async (t) => {
+  for (const mmaTile of Object.keys(MMA_TILES) as MmaTileName[]) {
+    const T = MMA_TILES[mmaTile];
+    for (const dtype of [...new Set<WeightDtype>([TILE_DTYPES[mmaTile], 'bf16'])]) {
+      const base = { M: T.BM + 5, N: T.BN + 3, K: 3 * T.BK + 24, dtype, variant: 'gemm-mma' as const, mmaTile, accumulate: true, yStride: T.BN + 7, yOffset: 2 };
+      const linear = await check(t, gpu, base, { limits: { ...limits, linearStagingRows: true }, tol: MMA_TOL });
+      const spread = await check(t, gpu, base, { limits, tol: MMA_TOL });
+      t.is(spread.y.filter((v, i) => !Object.is(v, linear.y[i])).length, 0, `${mmaTile} (${dtype}): outputs that differ from rows in order`);
+    }
+  }
+});
+
 // The grouped order only changes which workgroup takes which block: each output is the same sum in the same order.
 gpuTest(`matmul-mma - blocks in grouped order (groups of 1, 3 and 8 rows of blocks, a ragged last group) equal the x-fastest GEMM bit for bit and match float64${skipNote}`, async (t) => {
   for (const [mmaTile, M, N, K] of [['m128x128', 1000, 700, 96], ['m128x256', 700, 1100, 64], ['m64x64k128', 333, 250, 256]] as const) {

@@ -18,17 +18,18 @@ async function check(t: { is(a: string, b: string, m: string): void; true(v: boo
   }
 }
 
-test('mma wgsl - the GEMM tiles, every tile, weight dtype and epilogue, f32 and f16 activations, grouped order', async (t) => {
+test('mma wgsl - the GEMM tiles, every tile, weight dtype and epilogue, f32 and f16 activations, grouped order, staging rows in order', async (t) => {
   const shaders: KernelShader[] = [];
   for (const tile of Object.values(MMA_TILES)) {
     for (const dtype of ['bf16', 'f16', 'f32'] as const) for (const accumulate of [false, true]) shaders.push(gemmMmaShader({ dtype, tile, accumulate }));
     shaders.push(gemmMmaShader({ dtype: 'bf16', tile, accumulate: false, xF16: true }));
     shaders.push(gemmMmaShader({ dtype: 'bf16', tile, accumulate: true, groupRows: 8 }));
+    shaders.push(gemmMmaShader({ dtype: 'bf16', tile, accumulate: false, linearRows: true }));
   }
   await check(t, shaders);
 });
 
-test('mma wgsl - the routed experts, every subgroup-matrix form, both halves, whole and split over K, in grouped order', async (t) => {
+test('mma wgsl - the routed experts, every subgroup-matrix form, both halves, whole and split over K, in grouped order, staging rows in order', async (t) => {
   const forms = MOE_GEMM_VARIANTS.filter((v) => v.startsWith('mma'));
   t.true(forms.length >= 3);
   await check(t, forms.flatMap((variant) => [false, true].flatMap((split) => [
@@ -37,6 +38,8 @@ test('mma wgsl - the routed experts, every subgroup-matrix form, both halves, wh
   ]).concat(variant.endsWith('cf') ? [] : [
     moeGateUpShader({ nExperts: 64, gateDtype: 'bf16', upDtype: 'bf16', variant, groupTiles: 8 }),
     moeDownShader({ nExperts: 64, dtype: 'bf16', variant, groupTiles: 8 }),
+    moeGateUpShader({ nExperts: 64, gateDtype: 'bf16', upDtype: 'bf16', variant, linearRows: true }),
+    moeDownShader({ nExperts: 64, dtype: 'bf16', variant, linearRows: true }),
   ])));
 });
 

@@ -348,7 +348,7 @@ test.serial('moe-experts - below ROUTER_GEMM_MIN_TOKENS by MOE_ROUTER_GEMM_MIN_T
 /** Runs the expert path from given routing (ids/weights) and returns out [T, H]. */
 async function runExperts(
   gpu: Gpu, s: ExpertSetup, weights: MoeExpertWeights, x: Float64Array, T: number, ids: Uint32Array, wts: Float32Array, variant: MoeGemmVariant, gateUpSplits?: number,
-  groupTiles?: { gateUp: number; down: number },
+  groupTiles?: { gateUp: number; down: number }, linearRows = false,
 ): Promise<Float32Array> {
   const dims = { nExperts: s.E, topK: s.k, hidden: s.H, intermediate: s.I };
   const sc = allocScratch(gpu, dims, T);
@@ -356,7 +356,9 @@ async function runExperts(
   gpu.write(sc.topkWeights, wts);
   const xb = uploadF32(gpu, 'x', x);
   const out = gpu.buffer('out', T * s.H * 4);
-  await gpu.run(moeExperts({ dims, tokens: T, x: xb, weights, scratch: sc, out, variant, gateUpSplits, ...(groupTiles ? { groupTiles } : {}) }));
+  // rows in order: limits saying so (and no grouped order, which the limits would otherwise bring)
+  const matmulLimits: MatmulLimits | undefined = linearRows ? { ...gpu.matmulLimits, linearStagingRows: true, moeGroupTiles: 0 } : undefined;
+  await gpu.run(moeExperts({ dims, tokens: T, x: xb, weights, scratch: sc, out, variant, gateUpSplits, ...(groupTiles ? { groupTiles } : {}), ...(matmulLimits ? { matmulLimits } : {}) }));
   const got = await gpu.readF32(out, 0, T * s.H);
   freeScratch(gpu, sc);
   destroyAll(gpu, xb, out);
@@ -532,6 +534,24 @@ function tiledCase(gpu: Gpu, seed: number) {
   const x = roundTo(randomArray(T * H, seed + 1, 1), 'f32');
   const { ids, wts } = randomRouting(T, k, [...Array(E).keys()], seed + 2);
   return { s, weights, x, T, ids, wts, want: refExperts(s, x, T, ids, wts) };
+}
+
+// The staging rows only change which lane stages which slab row (staging-rows.ts): the same sums, bit for bit.
+for (const variant of EXPERT_VARIANTS.filter((v) => v.startsWith('mma'))) {
+  test.serial(`moe-experts - staging rows spread over the banks (the default) equal rows in order bit for bit (${variant})`, async (t) => {
+    const gpu = await testGpu();
+    const { s, weights, x, T, ids, wts, want } = tiledCase(gpu, 7500);
+    // all 300 tokens whole, and the first 5 with gate/up split 3 ways over K (its act scratch holds splits of few rows)
+    for (const [n, splits] of [[T, 1], [5, 3]] as const) {
+      const [xn, idn, wtn] = [x.subarray(0, n * s.H), ids.subarray(0, n * s.k), wts.subarray(0, n * s.k)];
+      const spread = await runExperts(gpu, s, weights, xn, n, idn, wtn, variant, splits);
+      const linear = await runExperts(gpu, s, weights, xn, n, idn, wtn, variant, splits, undefined, true);
+      t.is(spread.filter((v, i) => !Object.is(v, linear[i])).length, 0, `${n} tokens, ${splits} gate/up splits: outputs that differ from rows in order`);
+      const ref = n === T ? want : refExperts(s, xn, n, idn, wtn);
+      t.true(maxAbsDiff(spread, ref) < MMA_TOL, `${n} tokens, ${splits} gate/up splits: max error ${maxAbsDiff(spread, ref)}`);
+    }
+    freeWeights(gpu, weights);
+  });
 }
 
 // The grouped order only changes which workgroup takes which (tile, column block): the same sums, bit for bit.

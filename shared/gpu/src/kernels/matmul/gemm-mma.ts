@@ -8,6 +8,7 @@ import { type WeightDtype } from '@latentwire/model';
 import { GEMM_UNIFORMS, gemmBindings, unroll } from './common.js';
 import { bindings } from '../../runtime/bindings.js';
 import { pair16Wgsl, SUBGROUP_MATRIX_WGSL } from '../../runtime/matrix-caps.js';
+import { stagingRowSpread, stagingRowWgsl } from './staging-rows.js';
 
 const GEMM_MMA_WGSL = loadWgsl(new URL('./gemm-mma.wgsl', import.meta.url));
 
@@ -89,9 +90,12 @@ function check(t: MmaTile): void {
  * conversion, the same f16 operands as f32 x rounded by the staging.
  * groupRows: the blocks taken in groups of that many rows of blocks, down then across (grouped-order), so the
  * workgroups in flight share a few rows of x and a few blocks of W in the L2 cache; 0 (default): x fastest.
+ * linearRows: a store instruction's lanes stage consecutive slab rows, instead of rows spread so that its phases fill
+ * the banks (staging-rows.ts; the same slab either way, so the same results bit for bit).
  */
-function build_gemmMmaShader({ dtype, tile, accumulate, xF16 = false, groupRows = 0 }: {
+function build_gemmMmaShader({ dtype, tile, accumulate, xF16 = false, groupRows = 0, linearRows = false }: {
   readonly dtype: WeightDtype; readonly tile: MmaTile; readonly accumulate: boolean; readonly xF16?: boolean; readonly groupRows?: number;
+  readonly linearRows?: boolean;
 }): KernelShader {
   if (!Number.isInteger(groupRows) || groupRows < 0) throw new RangeError(`matmul: groupRows ${groupRows} (a whole number, 0 for none)`);
   const B = xF16 ? MMA_X16_BINDINGS : MMA_BINDINGS;
@@ -107,14 +111,16 @@ function build_gemmMmaShader({ dtype, tile, accumulate, xF16 = false, groupRows 
   // bank conflicts on every store
   const vpw = dtype === 'f32' ? 1 : 2;
   const xVecs = (BM * BK) / 4, wWords = (BN * BK) / vpw;
+  // the slab rows a lane stages: spread so that each store's phases fill the banks (staging-rows.ts)
+  const dx = linearRows ? 1 : stagingRowSpread(BK, STR, 4, BM), dw = linearRows ? 1 : stagingRowSpread(BK, STR, vpw, BN);
   const NX = Math.ceil(xVecs / WG), NW = Math.ceil(wWords / WG);
   const guard = (total: number, j: number, body: string) => ((j + 1) * WG > total ? `if (lid + ${j * WG}u < ${total}u) { ${body} }` : body);
   const range = (n: number) => [...Array(n).keys()];
 
   const declare = [
     ...range(TM).flatMap((i) => range(TN).map((j) => `var acc_${i}_${j} = ResT();`)),
-    ...range(NX).map((j) => `var rx_${j} = ${xReg}();\n  let xr_${j} = (lid + ${j * WG}u) / ${BK / 4}u;\n  let xk_${j} = ((lid + ${j * WG}u) % ${BK / 4}u) * 4u;`),
-    ...range(NW).map((j) => `var rw_${j} = 0u;\n  let wr_${j} = (lid + ${j * WG}u) / ${BK / vpw}u;\n  let wk_${j} = ((lid + ${j * WG}u) % ${BK / vpw}u) * ${vpw}u;`),
+    ...range(NX).map((j) => `var rx_${j} = ${xReg}();\n  let xr_${j} = ${stagingRowWgsl(`(lid + ${j * WG}u) / ${BK / 4}u`, BK, 4, dx)};\n  let xk_${j} = ((lid + ${j * WG}u) % ${BK / 4}u) * 4u;`),
+    ...range(NW).map((j) => `var rw_${j} = 0u;\n  let wr_${j} = ${stagingRowWgsl(`(lid + ${j * WG}u) / ${BK / vpw}u`, BK, vpw, dw)};\n  let wk_${j} = ((lid + ${j * WG}u) % ${BK / vpw}u) * ${vpw}u;`),
   ];
   const fetch = (k: string) => [
     ...range(NX).map((j) => guard(xVecs, j, `rx_${j} = ${xReg}();
@@ -198,7 +204,7 @@ ${fillWgsl(GEMM_MMA_WGSL, {
     WRITE: write.join('\n  '),
   }, 'gemm-mma.wgsl')}`;
   const layout = SGM === 2 && SGN === 2 ? '' : `_sg${SGM}x${SGN}`;
-  return B.shader(`matmul_gemm_mma_${dtype}${xF16 ? '_xf16' : ''}_${BM}x${BN}k${BK}${STAGES === 2 ? 's2' : ''}${layout}${groupRows > 0 ? `_g${groupRows}` : ''}${accumulate ? '_acc' : ''}`, source);
+  return B.shader(`matmul_gemm_mma_${dtype}${xF16 ? '_xf16' : ''}_${BM}x${BN}k${BK}${STAGES === 2 ? 's2' : ''}${layout}${groupRows > 0 ? `_g${groupRows}` : ''}${linearRows ? '_lin' : ''}${accumulate ? '_acc' : ''}`, source);
 }
 
 export const gemmMmaShader = defineKernel('matmul_gemm_mma', build_gemmMmaShader);

@@ -98,6 +98,8 @@ export interface MatmulLimits {
   readonly groupRows?: number;
   /** The prefill-sized routed experts' row tiles in groups of this many (MOE_GROUP_TILES; default 0: tiles first). */
   readonly moeGroupTiles?: number;
+  /** Tests and benches: the subgroup-matrix GEMMs' and experts' lanes stage consecutive slab rows (staging-rows.ts; default false: spread). */
+  readonly linearStagingRows?: boolean;
   /** Most K splits a GEMM whose tiles do not fill the device is cut into by default (MATMUL_SPLIT_K_MAX; default 1: none). */
   readonly splitKMax?: number;
   /** Tokens from which MoE router logits are a GEMM's (MOE_ROUTER_GEMM_MIN_TOKENS; default ROUTER_GEMM_MIN_TOKENS). */
@@ -359,7 +361,7 @@ export function matmulPrograms(a: MatmulArgs, limits?: MatmulLimits): KernelProg
   const limitGroup = limits?.groupRows ?? 0;
   const groupRows = a.groupRows ?? (grid[1] > limitGroup ? limitGroup : 0);
   const gemm = (acc: boolean) => plan.variant === 'gemm-mma'
-    ? gemmMmaShader({ dtype, tile: plan.tile, accumulate: acc, ...(xF16 ? { xF16 } : {}), ...(groupRows > 0 ? { groupRows } : {}) })
+    ? gemmMmaShader({ dtype, tile: plan.tile, accumulate: acc, ...(xF16 ? { xF16 } : {}), ...(groupRows > 0 ? { groupRows } : {}), ...(limits?.linearStagingRows ? { linearRows: true } : {}) })
     : gemmShader({ dtype, align: plan.align, tile: plan.tile, doubleBuffer: plan.doubleBuffer, accumulate: acc });
   if (splits === 1) return [{ shader: gemm(accumulate), buffers, uniformValues: { ...uniformValues, k_split: K, split_stride: 0 }, workgroups: grid }];
   // the splits' partial products, dense [splits, M, N] in the scratch, then their sum into y

@@ -37,6 +37,7 @@ import { lanesSumWgsl } from '../../runtime/wgsl-pieces/reductions.js';
 import { DEFAULT_MOE_MMA_MIN_ROWS, DEFAULT_ROUTER_GEMM_MIN_TOKENS } from '../../runtime/device.js';
 import { rmsNorm } from '../rms-norm/rms-norm.js';
 import { matmulPrograms, type MatmulLimits } from '../matmul/matmul.js';
+import { stagingRowSpread, stagingRowWgsl } from '../matmul/staging-rows.js';
 
 const sources = new Map<string, string>();
 function wgsl(file: string): string {
@@ -587,13 +588,15 @@ const range = (n: number) => [...Array(n).keys()];
  * through workgroup memory as f16: a thread's XL loads of 4 values a slab into named registers (stage t's copy
  * by `reg`), the fetch of slab k into them and their stores into `xs`.
  */
-function xStaging(TM: number, BK: number, WG: number, down: boolean, reg: (name: string, t: number) => string, stages: readonly number[]) {
+function xStaging(TM: number, BK: number, WG: number, down: boolean, reg: (name: string, t: number) => string, stages: readonly number[], d = 1) {
   const XL = (TM * BK) / 4 / WG;
   if (!Number.isInteger(XL)) throw new RangeError(`moe: a ${TM} × ${BK} x slab does not split evenly over ${WG} threads`);
-  const xRow = (i: number) => `(lid + ${i * WG}u) / ${BK / 4}u`;
+  // slot i's row of the tile: spread d apart so that each store's phases fill the banks (staging-rows.ts)
+  const xRow = (i: number) => (d === 1 ? `(lid + ${i * WG}u) / ${BK / 4}u` : `xm_${i}`);
   const declare = range(XL).flatMap((i) => [
     ...stages.map((t) => `var ${reg(`rx_${i}`, t)} = vec4<f32>(0.0);`),
     `let xk_${i} = ((lid + ${i * WG}u) % ${BK / 4}u) * 4u;`,
+    ...(d === 1 ? [] : [`let xm_${i} = ${stagingRowWgsl(`(lid + ${i * WG}u) / ${BK / 4}u`, BK, 4, d)};`]),
     // the element where x slot i's row starts (NONE past the tile's rows)
     down
       ? `let xr_${i} = select(NONE, (r0 + ${xRow(i)}) * u.K, ${xRow(i)} < rows);`
@@ -604,7 +607,7 @@ function xStaging(TM: number, BK: number, WG: number, down: boolean, reg: (name:
     if (xr_${i} != NONE && ${k} + xk_${i} < ke) { ${reg(`rx_${i}`, t)} = x4(xr_${i} + ${k} + xk_${i}); }`);
   const store = (t: number) => range(XL).map((i) => `{
       let v = lid + ${i * WG}u;
-      let o = (v / ${BK / 4}u) * STR + (v % ${BK / 4}u) * 4u;
+      let o = ${d === 1 ? `(v / ${BK / 4}u)` : `xm_${i}`} * STR + (v % ${BK / 4}u) * 4u;
       xs[o] = f16(${reg(`rx_${i}`, t)}.x); xs[o + 1u] = f16(${reg(`rx_${i}`, t)}.y); xs[o + 2u] = f16(${reg(`rx_${i}`, t)}.z); xs[o + 3u] = f16(${reg(`rx_${i}`, t)}.w);
     }`);
   return { declare, fetch, store };
@@ -645,7 +648,7 @@ function tileWrites(tiles: readonly (readonly [number, number])[], down: boolean
  * and WL weight pairs of each matrix per slab), the fetch of a slab into them, their f16 stores, the products
  * of one 16-deep k-step, and the epilogue.
  */
-function mmaParts(s: MmaShape, down: boolean, split = false, groupTiles = 0): Record<string, string> {
+function mmaParts(s: MmaShape, down: boolean, split = false, groupTiles = 0, linearRows = false): Record<string, string> {
   const BN = down ? s.BN_DOWN : s.BN;
   const BK = down ? s.BK_DOWN : s.BK;
   const SG = subgroupsOf(s);
@@ -659,7 +662,9 @@ function mmaParts(s: MmaShape, down: boolean, split = false, groupTiles = 0): Re
   const stages = range(STAGES);
   // stage t's copy of a prefetch register (one stage: the plain name)
   const reg = (name: string, t: number) => (STAGES === 1 ? name : `${name}_${t}`);
-  const x = xStaging(s.TM, BK, WG, down, reg, stages);
+  // the slab rows a lane stages: spread so that each store's phases fill the banks (staging-rows.ts)
+  const dx = linearRows ? 1 : stagingRowSpread(BK, BK + 8, 4, s.TM), dw = linearRows ? 1 : stagingRowSpread(BK, BK + 8, 2, BN);
+  const x = xStaging(s.TM, BK, WG, down, reg, stages, dx);
   const tiles = range(TMT).flatMap((i) => range(TNT).map((j) => [i, j] as const));
   const mats = down ? [['c', 'ws']] : [['g', 'gs'], ['u', 'us']];
   // weight matrices: [register prefix, raw alias, load fn, f16 pair fn, base, workgroup array]
@@ -671,7 +676,7 @@ function mmaParts(s: MmaShape, down: boolean, split = false, groupTiles = 0): Re
     ...x.declare,
     ...range(WL).flatMap((j) => [
       ...stages.flatMap((t) => wmats.map(([r, alias]) => `var ${reg(`${r}_${j}`, t)} = ${alias}();`)),
-      `let wn_${j} = (lid + ${j * WG}u) / ${BK / 2}u;`,
+      `let wn_${j} = ${stagingRowWgsl(`(lid + ${j * WG}u) / ${BK / 2}u`, BK, 2, dw)};`,
       `let wk_${j} = ((lid + ${j * WG}u) % ${BK / 2}u) * 2u;`,
     ]),
   ];
@@ -781,10 +786,10 @@ var<workgroup> red: array<f32, TREE_N>;`,
   };
 }
 
-function gemmFile(variant: MoeGemmVariant, half: 'gate-up' | 'down', bindingsWgsl: string, split = false, subgroupReduce = false, actByAssignment = false, groupTiles = 0): string {
+function gemmFile(variant: MoeGemmVariant, half: 'gate-up' | 'down', bindingsWgsl: string, split = false, subgroupReduce = false, actByAssignment = false, groupTiles = 0, linearRows = false): string {
   const s = shapeOf(variant);
   const file = `expert-${s.kind}-${half}.wgsl`;
-  const parts = s.kind === 'mma' ? mmaParts(s, half === 'down', split, groupTiles)
+  const parts = s.kind === 'mma' ? mmaParts(s, half === 'down', split, groupTiles, linearRows)
     : s.kind === 'gemv' ? gemvReduceParts(half === 'down', subgroupReduce, actByAssignment ? 'groups[u.sorted_base + r0 + r]' : undefined) : {};
   return fillWgsl(wgsl(file), { ...parts, BINDINGS: bindingsWgsl }, file);
 }
@@ -802,6 +807,8 @@ interface GateUpVariant {
   readonly actByAssignment?: boolean;
   /** mma forms: (tile, column block) taken in groups of this many row tiles (MoeExpertGemmArgs.groupTiles; 0: tiles first). */
   readonly groupTiles?: number;
+  /** mma forms: the lanes stage consecutive slab rows (MatmulLimits.linearStagingRows; default: spread). */
+  readonly linearRows?: boolean;
 }
 
 /** Whether the form sums its lanes by subgroup shuffles on a device whose one subgroup size is `subgroupSize`. */
@@ -821,16 +828,16 @@ function checkGroupTiles(s: GemmShape, groupTiles: number, down = false): void {
   if (down && s.DOWN_COLUMNS_FIRST) throw new RangeError('moe: a columns-first down form has its own order (no groupTiles)');
 }
 
-function build_moeGateUpShader({ nExperts, gateDtype, upDtype, variant, split = false, subgroupReduce = false, actByAssignment = false, groupTiles = 0 }: GateUpVariant): KernelShader {
+function build_moeGateUpShader({ nExperts, gateDtype, upDtype, variant, split = false, subgroupReduce = false, actByAssignment = false, groupTiles = 0, linearRows = false }: GateUpVariant): KernelShader {
   const s = shapeOf(variant);
   if (split) checkSplitForm(s);
   checkGroupTiles(s, groupTiles);
   if (actByAssignment && s.kind !== 'gemv') throw new RangeError('moe: only the GEMV forms write act by assignment');
   const B = actF16(s, split) ? GATE_UP_ACT16_BINDINGS : GATE_UP_BINDINGS[+(s.kind === 'mma')]!;
-  return B.shader(`moe_gate_up_${shapeLabel(s)}_e${nExperts}_${gateDtype}_${upDtype}${split ? '_splitk' : ''}${subgroupReduce ? '_sg' : ''}${actByAssignment ? '_asg' : ''}${groupTiles > 0 ? `_g${groupTiles}` : ''}`, `${subgroupReduce ? SUBGROUPS_ENABLE : ''}${gemmPrelude(nExperts, s, 'x', false)}${groupTiles > 0 ? '//!include grouped-order\n' : ''}${s.kind === 'mma'
+  return B.shader(`moe_gate_up_${shapeLabel(s)}_e${nExperts}_${gateDtype}_${upDtype}${split ? '_splitk' : ''}${subgroupReduce ? '_sg' : ''}${actByAssignment ? '_asg' : ''}${groupTiles > 0 ? `_g${groupTiles}` : ''}${linearRows && s.kind === 'mma' ? '_lin' : ''}`, `${subgroupReduce ? SUBGROUPS_ENABLE : ''}${gemmPrelude(nExperts, s, 'x', false)}${groupTiles > 0 ? '//!include grouped-order\n' : ''}${s.kind === 'mma'
       ? `${rawLoad2Wgsl(gateDtype, 'gate', 'wgate', 'GateRaw')}${rawLoad2Wgsl(upDtype, 'up', 'wup', 'UpRaw')}`
       : `${load8Wgsl(gateDtype, 'gate8', 'wgate')}${load8Wgsl(upDtype, 'up8', 'wup')}`}
-${gemmFile(variant, 'gate-up', B.wgsl, split, subgroupReduce, actByAssignment, groupTiles)}`);
+${gemmFile(variant, 'gate-up', B.wgsl, split, subgroupReduce, actByAssignment, groupTiles, linearRows)}`);
 }
 
 interface DownVariant {
@@ -843,15 +850,16 @@ interface DownVariant {
   readonly subgroupReduce?: boolean;
   /** As GateUpVariant's. */
   readonly groupTiles?: number;
+  readonly linearRows?: boolean;
 }
 
-function build_moeDownShader({ nExperts, dtype, variant, splitAct = false, subgroupReduce = false, groupTiles = 0 }: DownVariant): KernelShader {
+function build_moeDownShader({ nExperts, dtype, variant, splitAct = false, subgroupReduce = false, groupTiles = 0, linearRows = false }: DownVariant): KernelShader {
   const s = shapeOf(variant);
   if (splitAct) checkSplitForm(s);
   checkGroupTiles(s, groupTiles, true);
   const B = actF16(s, splitAct) ? DOWN_ACT16_BINDINGS : DOWN_BINDINGS[+(s.kind === 'mma')]!;
-  return B.shader(`moe_down_${shapeLabel(s)}_e${nExperts}_${dtype}${splitAct ? '_splitact' : ''}${subgroupReduce ? '_sg' : ''}${groupTiles > 0 ? `_g${groupTiles}` : ''}`, `${subgroupReduce ? SUBGROUPS_ENABLE : ''}${gemmPrelude(nExperts, s, 'act', true, splitAct)}${groupTiles > 0 ? '//!include grouped-order\n' : ''}${s.kind === 'mma' ? rawLoad2Wgsl(dtype, 'down', 'wdown', 'DownRaw') : load8Wgsl(dtype, 'down8', 'wdown')}
-${gemmFile(variant, 'down', B.wgsl, false, subgroupReduce, false, groupTiles)}`);
+  return B.shader(`moe_down_${shapeLabel(s)}_e${nExperts}_${dtype}${splitAct ? '_splitact' : ''}${subgroupReduce ? '_sg' : ''}${groupTiles > 0 ? `_g${groupTiles}` : ''}${linearRows && s.kind === 'mma' ? '_lin' : ''}`, `${subgroupReduce ? SUBGROUPS_ENABLE : ''}${gemmPrelude(nExperts, s, 'act', true, splitAct)}${groupTiles > 0 ? '//!include grouped-order\n' : ''}${s.kind === 'mma' ? rawLoad2Wgsl(dtype, 'down', 'wdown', 'DownRaw') : load8Wgsl(dtype, 'down8', 'wdown')}
+${gemmFile(variant, 'down', B.wgsl, false, subgroupReduce, false, groupTiles, linearRows)}`);
 }
 
 const SUBGROUPS_ENABLE = 'enable subgroups;\n';
@@ -1061,6 +1069,8 @@ export interface MoeExpertGemmArgs {
    * those in flight share a few tiles' rows and a few experts' weights in the L2 cache (0: tiles first).
    */
   readonly groupTiles?: { readonly gateUp: number; readonly down: number };
+  /** mma forms: the lanes stage consecutive slab rows (MatmulLimits.linearStagingRows; default: spread, staging-rows.ts). */
+  readonly linearRows?: boolean;
   /** The device's one subgroup size (MatmulLimits.subgroupSize): the GEMV forms sum their lanes by shuffles. */
   readonly subgroupSize?: number;
   /**
@@ -1141,6 +1151,7 @@ export function moeExpertGemms(a: MoeExpertGemmArgs): KernelProgram[] {
       shader: moeGateUpShader({
         nExperts: E, gateDtype: gc.tensor.dtype, upDtype: uc.tensor.dtype, variant: a.variant, split: splits > 1 ? true : undefined,
         ...(sg ? { subgroupReduce: true } : {}), ...(cb ? { actByAssignment: true } : {}), ...(a.groupTiles?.gateUp ? { groupTiles: a.groupTiles.gateUp } : {}),
+        ...(a.linearRows ? { linearRows: true } : {}),
       }),
       // every form binds the same names in the same order
       buffers: GATE_UP_BINDINGS[0]!.buffers({ x: a.x, groups: a.groups, wgate: gc.tensor.buffer, wup: uc.tensor.buffer, act: a.act }),
@@ -1169,7 +1180,7 @@ export function moeExpertGemms(a: MoeExpertGemmArgs): KernelProgram[] {
     programs.push({
       shader: moeDownShader({
         nExperts: E, dtype: c.tensor.dtype, variant: a.variant, splitAct: splits > 1 ? true : undefined, ...(sg ? { subgroupReduce: true } : {}),
-        ...(a.groupTiles?.down ? { groupTiles: a.groupTiles.down } : {}),
+        ...(a.groupTiles?.down ? { groupTiles: a.groupTiles.down } : {}), ...(a.linearRows ? { linearRows: true } : {}),
       }),
       buffers: DOWN_BINDINGS[0]!.buffers({ act: a.act, groups: a.groups, wdown: c.tensor.buffer, slot_out: a.slotOut }),
       uniformValues: {
@@ -1338,6 +1349,7 @@ export function moeExperts(a: MoeExpertsArgs): KernelProgram[] {
       dims: a.dims, tokens: T, x: a.x, xStride: a.xStride, xOffset: a.xOffset, weights: a.weights,
       groups: sc.groups, act: sc.act, slotOut: sc.slotOut, variant,
       gateUpSplits: a.gateUpSplits ?? 1, subgroupSize: a.matmulLimits?.subgroupSize, ...(groupTiles ? { groupTiles } : {}),
+      ...(a.matmulLimits?.linearStagingRows ? { linearRows: true } : {}),
       ...(combineInDown ? { combine: { ...combine, topkIds: sc.topkIds, topkWeights: sc.topkWeights, maxInvocations } } : {}),
     }),
     ...(a.combine === false || combineInDown ? [] : [moeCombine({
