@@ -48,10 +48,18 @@ const strides = (d: MlaHeadDims, BQ: MlaPrefillMmaRows) => {
 /** Workgroup memory of the variant, in bytes (hs, sp and the flag words). */
 export function mlaPrefillMmaWorkgroupBytes(d: MlaHeadDims, rows: MlaPrefillMmaRows = DEFAULT_MLA_PREFILL_MMA_ROWS): number {
   const nsg = rows / 16;
-  return 2 * strides(d, rows).HS + 4 * nsg * 16 * MLA_PREFILL_MMA.keys + 4 * nsg + 16;
+  return 2 * strides(d, rows).HS + 4 * nsg * SP_STRIDE + 4 * nsg + 16;
 }
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+
+/**
+ * A subgroup's f32 scratch in sp: its scores, [key][row] col-major, the second 16-key tile 16 floats past the first
+ * one's 256 (SCORE_TILE apart), so that the softmax's two half-warps, one 16-key tile each, read distinct banks;
+ * in a rescale and at the end, two accumulator tiles at 0 and 256.
+ */
+const SCORE_TILE = 256 + 16;
+const SP_STRIDE = 16 * MLA_PREFILL_MMA.keys + 16;
 
 /** The unrolled parts: q tiles and accumulators are named registers. */
 function hotLoops(d: MlaHeadDims, NCH: number, BQ: MlaPrefillMmaRows): Record<string, string> {
@@ -62,15 +70,17 @@ function hotLoops(d: MlaHeadDims, NCH: number, BQ: MlaPrefillMmaRows): Record<st
     ...range(JT).map((j) => `var s_${j} = ResT();`),
     ...range(KT).flatMap((k) => range(JT).map((j) =>
       `s_${j} = subgroupMatrixMultiplyAccumulate(q_${k}, subgroupMatrixLoad<RightT, col_major>(&hs, KO + ${16 * j}u * KSTR + ${16 * k}u, KSTR), s_${j});`)),
-    // col-major: score (row r, key c) at c·16 + r, so lane r + 16·half reads keys 2i + half without bank conflicts
-    ...range(JT).map((j) => `subgroupMatrixStore<col_major>(&sp, sg * ${16 * BK}u + ${256 * j}u, s_${j}, 16u);`),
+    // col-major: score (row r, key c) at c·16 + r; the second tile SCORE_TILE past the first, so the half-warps' reads of
+    // keys i and 16 + i fall on distinct banks
+    ...range(JT).map((j) => `subgroupMatrixStore<col_major>(&sp, sg * SPS + ${SCORE_TILE * j}u, s_${j}, 16u);`),
   ];
+  // lanes r and r + 16 own row r, half `half` of the tile's keys: half·16 + i (one 16-key score tile each)
   const keys = range(BK / 2);
   const softmax = [
     ...keys.flatMap((i) => [
-      `let key_${i} = k0 + ${2 * i}u + half;`,
+      `let key_${i} = k0 + half * ${BK / 2}u + ${i}u;`,
       `let ok_${i} = key_${i} <= row_pos && key_${i} < key_end;`,
-      `let x_${i} = select(MASKED, sp[sg * ${16 * BK}u + (${2 * i}u + half) * 16u + r], ok_${i});`,
+      `let x_${i} = select(MASKED, sp[sg * SPS + half * ${SCORE_TILE}u + ${16 * i}u + r], ok_${i});`,
     ]),
     `var mt = ${keys.map((i) => `x_${i}`).reduce((a, b) => `max(${a}, ${b})`)};`,
     `mt = max(mt, subgroupShuffleXor(mt, 16u));`,
@@ -81,18 +91,19 @@ function hotLoops(d: MlaHeadDims, NCH: number, BQ: MlaPrefillMmaRows): Record<st
     ...keys.map((i) => `let p_${i} = select(0.0, exp2(x_${i} - m_use), ok_${i});`),
     `l_run = l_run * alpha + ${keys.map((i) => `p_${i}`).join(' + ')};`,
     `m_run = m_use;`,
-    ...keys.map((i) => `hs[PO + (sg * 16u + r) * PSTR + ${2 * i}u + half] = f16(p_${i});`),
+    // a lane's 16 weights are neighbours in its row of P: 32 contiguous bytes
+    ...keys.map((i) => `hs[PO + (sg * 16u + r) * PSTR + half * ${BK / 2}u + ${i}u] = f16(p_${i});`),
     `let moved = subgroupAny(alpha != 1.0);`,
     `if (lane == 0u) { resc[sg] = select(0u, 1u, moved); }`,
   ];
   // accumulators leave and return through this subgroup's part of sp, two tiles a round
   const rounds = range(Math.ceil(NV / 2)).map((k) => range(Math.min(2, NV - 2 * k)).map((i) => 2 * k + i));
   const rescale = rounds.flatMap((ks) => [
-    ...ks.map((n, i) => `subgroupMatrixStore<col_major>(&sp, sg * ${16 * BK}u + ${256 * i}u, o_${n}, 16u);`),
+    ...ks.map((n, i) => `subgroupMatrixStore<col_major>(&sp, sg * SPS + ${256 * i}u, o_${n}, 16u);`),
     `workgroupBarrier();`,
-    `for (var e = 0u; e < ${8 * ks.length}u; e++) { sp[sg * ${16 * BK}u + (2u * e + half) * 16u + r] *= alpha; }`,
+    `for (var e = 0u; e < ${8 * ks.length}u; e++) { sp[sg * SPS + (2u * e + half) * 16u + r] *= alpha; }`,
     `workgroupBarrier();`,
-    ...ks.map((n, i) => `o_${n} = subgroupMatrixLoad<ResT, col_major>(&sp, sg * ${16 * BK}u + ${256 * i}u, 16u);`),
+    ...ks.map((n, i) => `o_${n} = subgroupMatrixLoad<ResT, col_major>(&sp, sg * SPS + ${256 * i}u, 16u);`),
     `workgroupBarrier();`,
   ]);
   const pv = range(JT).flatMap((k) => [
@@ -104,7 +115,7 @@ function hotLoops(d: MlaHeadDims, NCH: number, BQ: MlaPrefillMmaRows): Record<st
   const write = [
     `workgroupBarrier();`,
     ...rounds.flatMap((ks) => [
-      ...ks.map((n, i) => `subgroupMatrixStore<row_major>(&sp, sg * ${16 * BK}u + ${256 * i}u, o_${n}, 16u);`),
+      ...ks.map((n, i) => `subgroupMatrixStore<row_major>(&sp, sg * SPS + ${256 * i}u, o_${n}, 16u);`),
       `workgroupBarrier();`,
       `for (var e = 0u; e < ${8 * ks.length}u; e++) {`,
       `  let idx = lane + 32u * e;`,
@@ -112,7 +123,7 @@ function hotLoops(d: MlaHeadDims, NCH: number, BQ: MlaPrefillMmaRows): Record<st
       `  let scale = subgroupShuffle(inv, rr);`,
       `  let row = q0 + sg * 16u + rr;`,
       `  if (row < u.q_len) {`,
-      `    out[row * u.out_row_stride + h * u.out_head_stride + (${ks[0]!}u + idx / 256u) * 16u + idx % 16u] = sp[sg * ${16 * BK}u + idx] * scale;`,
+      `    out[row * u.out_row_stride + h * u.out_head_stride + (${ks[0]!}u + idx / 256u) * 16u + idx % 16u] = sp[sg * SPS + idx] * scale;`,
       `  }`,
       `}`,
       `workgroupBarrier();`,
@@ -157,7 +168,7 @@ function build_mlaPrefillMmaShader({ dims: d, rows: BQ = DEFAULT_MLA_PREFILL_MMA
   const K4 = (d.nope + d.rope) / 4, V4 = d.v / 4;
   const NCH = Math.ceil((BK * (K4 + V4)) / WG);
   const consts: Record<string, number> = {
-    NOPE: d.nope, DQK: d.nope + d.rope, DV: d.v, BQ, BK, WG, NSG: BQ / 16, ...s, K4, NOPE4: d.nope / 4, V4, NCH,
+    NOPE: d.nope, DQK: d.nope + d.rope, DV: d.v, BQ, BK, WG, NSG: BQ / 16, ...s, K4, NOPE4: d.nope / 4, V4, NCH, SPS: SP_STRIDE,
   };
   return B.shader(`mla_prefill_attention_mma_n${d.nope}_r${d.rope}_v${d.v}_q${BQ}_k${BK}`, `${SUBGROUP_MATRIX_WGSL}
 ${Object.entries(consts).map(([k, v]) => `const ${k}: u32 = ${v}u;`).join('\n')}

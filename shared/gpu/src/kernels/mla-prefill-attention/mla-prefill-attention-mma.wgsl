@@ -9,7 +9,8 @@
 //           workgroup memory once for the NSG subgroups (twice the subgroups: half the staging a product);
 //           the next tile's are fetched into registers meanwhile
 //   scores  S[16, BK] = Q[16, DQK] · Kᵀ              2·DQK/16 matrix products per subgroup
-//   softmax online, per row, f32, base 2: lanes r and r+16 own row r (keys 2i and 2i+1), reduced by a shuffle
+//   softmax online, per row, f32, base 2: lanes r and r+16 own row r (keys 0..15 and 16..31), reduced by a shuffle; a lane's
+//           16 weights go to P as neighbours (32 contiguous bytes)
 //   output  O[16, DV] += P[16, BK] · V[BK, DV]       (BK/16)·(DV/16) products, DV/16 f32 accumulators
 //
 // f16 range: P ≤ 2^TAU by a lazy running max: a row's max moves only when a tile's max exceeds it by more than
@@ -28,7 +29,7 @@
 //              hs[VO + j·VSTR + d]       V tile
 //              hs[PO + sg·16·PSTR + r·PSTR + j]   subgroup sg's probabilities, row r, key j
 var<workgroup> hs: array<f16, HS>;
-var<workgroup> sp: array<f32, NSG * 16 * BK>;    // per subgroup: scores [key][row] (col-major), then accumulator tiles
+var<workgroup> sp: array<f32, NSG * SPS>;        // per subgroup, SPS apart: scores [key][row] (col-major), then accumulator tiles
 // every workgroup variable is a multiple of 16 bytes, so each starts 16-byte aligned whatever order the compiler
 // lays them out in (matrix loads from workgroup memory want 16-byte aligned rows)
 var<workgroup> resc: array<u32, NSG>;           // per subgroup: a row's max moved this tile
@@ -97,7 +98,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let sg = lid / 32u;
   let lane = lid % 32u;
   let r = lane % 16u;       // softmax: this lane's row of the subgroup's 16
-  let half = lane / 16u;    // and its keys 2i + half
+  let half = lane / 16u;    // and its keys 16·half + i
 
   /*@Q_LOAD@*/
 
