@@ -55,8 +55,8 @@ const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
 /**
  * A subgroup's f32 scratch in sp: its scores, [key][row] col-major, the second 16-key tile 16 floats past the first
- * one's 256 (SCORE_TILE apart), so that the softmax's two half-warps, one 16-key tile each, read distinct banks;
- * in a rescale and at the end, two accumulator tiles at 0 and 256.
+ * one's 256 (SCORE_TILE apart), so that the softmax's two half-warps, one 16-key tile each (32-key tiles:
+ * MLA_PREFILL_MMA.keys), read distinct banks; in a rescale and at the end, two accumulator tiles at 0 and 256.
  */
 const SCORE_TILE = 256 + 16;
 const SP_STRIDE = 16 * MLA_PREFILL_MMA.keys + 16;
