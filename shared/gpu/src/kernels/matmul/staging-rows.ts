@@ -1,8 +1,9 @@
 // Which rows of a staged slab the lanes of one store instruction write, in the subgroup-matrix GEMMs and experts.
 //
 // A slab [rows, STR f16] (STR = BK + 8: the padding keeps the matrix loads' rows on different banks) is staged by
-// lanes that each hold one chunk of a row's K values (x: 4, stored as one 8-byte f16 store; bf16 W: 2, one 4-byte
-// store), BK / chunk lanes a row. The card serves a warp's store 128 bytes a phase (16 lanes of 8 bytes, 32 of 4),
+// lanes that each hold one chunk of a row's K values (x: 4, bf16 W: 2), BK / chunk lanes a row; a chunk's f16
+// stores are neighbours, which the compiler most likely merges into one 8- or 4-byte store (the model counted here,
+// and the one that the H100's timings agreed with: staging-rows.h100.txt, slab-order-banked.h100.txt). The card serves a warp's store 128 bytes a phase (16 lanes of 8 bytes, 32 of 4),
 // and a phase whose rows overlap in banks takes more than one wavefront: at BK 32 (rows 20 words apart) the two
 // rows of an 8-byte phase meet on 4 banks, as do the two of a 4-byte one. Rows d apart, d·STR ≡ 16 words (mod 32),
 // fill the 32 banks exactly. So consecutive row slots of a phase are mapped to rows d apart: slot ρ = nph·m + p
