@@ -61,12 +61,13 @@ async function main(): Promise<void> {
 
   try {
     const decode = decodeSettingsFrom(loadConfig(settings.modelDir), env.decode, {}, gpu.limits, gpu.matrixCapabilities);
-    stage = 'loading weights and compiling';
+    stage = 'loading weights, compiling and warming up';
     stack = await loadDecodeStack(gpu, settings.modelDir, () => decode, {
       ropeFreqPrecision: env.ropeFreqPrecision, onLoadProgress: loadProgressReporter({ log: logger }),
     });
     // every pipeline is compiled before the service starts heartbeating: the pool only hears of a node that can serve at once
     logger.info({ shaders: stack.compiled.shaders, ms: Math.round(stack.compiled.ms) }, 'decode pipelines compiled');
+    logger.info({ steps: stack.warmed.steps, ms: Math.round(stack.warmed.ms) }, 'decode warmed up: every pipeline dispatched once');
     service = new DecodeNodeService({
       nats: settings.natsServers, natsAuth: settings.natsAuth, nodeId: settings.nodeId, subjectPrefix: settings.subjectPrefix, stack,
       heartbeatMs: settings.heartbeatMs, tokenFlushMs: settings.tokenFlushMs, logger, registry,

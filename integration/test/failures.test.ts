@@ -99,7 +99,7 @@ test('failures - kill -9 of the prefill node running a job: the request is re-qu
   });
   const body = (await res.json()) as { choices?: { finish_reason: string }[] };
   const ms = performance.now() - t0;
-  t.is(res.status, 200, JSON.stringify(body));
+  t.is(res.status, 200, `${JSON.stringify(body)}\n${procs.map((p) => `${p.name}: ${p.out.slice(-6000)}`).join('\n')}`);
   t.is(body.choices![0]!.finish_reason, 'length');
   t.truthy(holder, 'a worker was killed holding the job');
   t.true(ms < 20_000, `answered after ${Math.round(ms)} ms (BullMQ's lock is 30 s)`);

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // The prefill node process: env (env.ts) → GPU → model → every shader compiled (PrefillModel.compileAll: each
-// prompt-length bucket up to the model's context, each cache dtype, each option) → NATS → worker, so /ready
-// answers ready, and jobs are taken, only once no request can wait for a shader compile. SIGINT/SIGTERM: stop
+// prompt-length bucket up to the model's context, each cache dtype, each option) and dispatched once (warmUp)
+// → NATS → worker, so /ready answers ready, and jobs are taken, only once no request can wait for a shader
+// compile. SIGINT/SIGTERM: stop
 // taking jobs and let the active ones finish or fail, drain NATS, release the GPU. A second signal exits at
 // once. A bad variable exits 2 naming it, before the GPU is touched (failStart).
 import { connect } from '@nats-io/transport-node';
@@ -37,6 +38,10 @@ async function main(): Promise<void> {
   stage = 'compiling shaders';
   compiled = await model.compileAll();
   logger.info({ shaders: compiled.shaders, ms: Math.round(compiled.ms), buckets: compiled.buckets }, 'prefill shaders compiled');
+  // a driver may finish a compile at the first dispatch (llvmpipe does): every pipeline runs once before ready
+  stage = 'warming up';
+  const warm = await model.warmUp(compiled);
+  logger.info({ runs: warm.runs, ms: Math.round(warm.ms) }, 'prefill warmed up: every pipeline dispatched once');
   if (compiled.limit) {
     logger.warn({ tokens: compiled.limit.tokens, reason: compiled.limit.reason, maxPositionEmbeddings: model.cfg.maxPositionEmbeddings }, 'prompts this long cannot be prefilled on this device: such jobs are refused');
   }

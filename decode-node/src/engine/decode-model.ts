@@ -366,7 +366,7 @@ export class DecodeModel {
     const add = (p: KernelProgram) => void (byShader.has(p.shader) || byShader.set(p.shader, p));
     for (let B = 1; B <= this.opts.maxBatch; B++) {
       add(gatherTokens({ host: s.hostIds!, from: s.fromPrevious!, previous: this.sampled[0], ids: s.ids!, rows: B }));
-      for (const numSplits of this.splitChoices(B)) for (const p of this.forwardPrograms(B, numSplits)) add(p);
+      for (const numSplits of this.splitChoices(B).keys()) for (const p of this.forwardPrograms(B, numSplits)) add(p);
       for (const p of this.samplePrograms(B, this.sampled[1], GREEDY_ROW)) add(p);
       for (const p of this.samplePrograms(B, this.sampled[1], SAMPLED_ROW)) add(p);
     }
@@ -376,6 +376,52 @@ export class DecodeModel {
     add(this.logprobsProgram(1, this.sampled[1]));
     await this.gpu.compile([...byShader.values()]);
     return { shaders: byShader.size, ms: performance.now() - t0 };
+  }
+
+  /**
+   * Runs decode steps until every pipeline compileAll compiled has been dispatched once: of the step shapes
+   * (batch size, KV split count at the shortest context that picks it, greedy or sampled), the cheapest first,
+   * each run only if it uses a shader the ones before did not; then one step with logit_bias, penalties, a
+   * grammar mask and logprobs. Some drivers finish a pipeline's compile only at its first dispatch (llvmpipe
+   * JIT-compiles each kernel then: on a cold shader cache the fixture's first batch-1 step took 89 s on
+   * lavapipe, the next 0.04 s, and each new batch size 15-60 s), so without it the first requests would wait
+   * for compiles after the node reports ready, stalling every sequence decoding meanwhile. The steps write
+   * their KV into the cache's first pages: call it before any sequence holds pages.
+   */
+  async warmUp(): Promise<{ readonly steps: number; readonly ms: number }> {
+    const t0 = performance.now();
+    const { s } = this;
+    const shapes: { B: number; ctx: number; sampling: readonly SamplingParams[]; shaders: KernelShader[] }[] = [];
+    for (let B = 1; B <= this.opts.maxBatch; B++) {
+      const gather = gatherTokens({ host: s.hostIds!, from: s.fromPrevious!, previous: this.sampled[0], ids: s.ids!, rows: B });
+      const splits = [...this.splitChoices(B)];
+      splits.forEach(([numSplits, ctx], i) => {
+        const forward = [gather, ...this.forwardPrograms(B, numSplits)];
+        for (const sampling of i === 0 ? [GREEDY_ROW, SAMPLED_ROW] : [GREEDY_ROW]) {
+          shapes.push({ B, ctx, sampling, shaders: [...forward, ...this.samplePrograms(B, this.sampled[1], sampling)].map((p) => p.shader) });
+        }
+      });
+    }
+    const seen = new Set<KernelShader>();
+    let steps = 0;
+    const step = async (B: number, ctx: number, sampling: readonly SamplingParams[], more: Partial<DecodeStepInput> = {}) => {
+      const pages = Array.from({ length: Math.ceil(ctx / this.opts.pageSize) }, (_, i) => i % this.cache.numPages);
+      await this.step({
+        tokens: new Array<number>(B).fill(0), positions: new Array<number>(B).fill(ctx - 1), pageTables: new Array<number[]>(B).fill(pages),
+        sampling: new Array<SamplingParams>(B).fill(sampling[0]!), ...more,
+      });
+      steps++;
+    };
+    for (const shape of shapes.sort((a, b) => a.B * a.ctx - b.B * b.ctx || a.B - b.B)) {
+      if (shape.shaders.every((sh) => seen.has(sh))) continue;
+      for (const sh of shape.shaders) seen.add(sh);
+      await step(shape.B, shape.ctx, shape.sampling);
+    }
+    await step(1, 1, GREEDY_ROW, {
+      logitSettings: [{ presencePenalty: 0.5, logitBias: [[0, 1]], logprobs: 1 }], countsRows: [0],
+      masks: [new Uint32Array(maskWords(this.cfg.vocabSize)).fill(0xffffffff)],
+    });
+    return { steps, ms: performance.now() - t0 };
   }
 
   /**
@@ -409,12 +455,16 @@ export class DecodeModel {
     return tokenLogprobs({ logits: this.s.logits!, params: this.s.logitParams!, tokens, out: this.s.logprobs!, rows: B, vocab: this.cfg.vocabSize });
   }
 
-  /** The KV split counts a step of batch B may use: the configured one, or the policy's over every context. */
-  private splitChoices(B: number): Set<number> {
-    if (this.opts.kvSplits && this.opts.kvSplits > 0) return new Set([this.opts.kvSplits]);
-    const out = new Set<number>();
+  /**
+   * The KV split counts a step of batch B may use, each with the shortest context (of those tried: powers of
+   * two and maxContext) at which it does: the configured one, or the policy's over every context.
+   */
+  private splitChoices(B: number): Map<number, number> {
+    if (this.opts.kvSplits && this.opts.kvSplits > 0) return new Map([[this.opts.kvSplits, 1]]);
+    const out = new Map<number, number>();
     for (let ctx = 1; ; ctx = Math.min(2 * ctx, this.opts.maxContext)) {
-      out.add(decodeSplitsFor(this.variant, { batch: B, heads: this.cfg.numHeads, maxContext: ctx, workgroupSlots: this.gpu.workgroupSlots.slots }));
+      const splits = decodeSplitsFor(this.variant, { batch: B, heads: this.cfg.numHeads, maxContext: ctx, workgroupSlots: this.gpu.workgroupSlots.slots });
+      if (!out.has(splits)) out.set(splits, ctx);
       if (ctx === this.opts.maxContext) return out;
     }
   }

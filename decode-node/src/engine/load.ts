@@ -1,6 +1,6 @@
 // Opens a model folder and builds the decode stack on it: weights (shared with a local prefill model, which
-// the CLI and the local path use), the absorbed weights, the paged cache, every decode pipeline compiled, and
-// the engine.
+// the CLI and the local path use), the absorbed weights, the paged cache, every decode pipeline compiled and
+// dispatched once, and the engine.
 import type { Gpu } from '@latentwire/gpu';
 import type { OnLoadProgress } from '@latentwire/gpu/weights';
 import { grammarVocabulary, type ModelFolder } from '@latentwire/model';
@@ -16,6 +16,8 @@ export interface DecodeStack {
   readonly engine: DecodeEngine;
   /** The pipelines compiled ahead of traffic (DecodeModel.compileAll): how many and how long it took. */
   readonly compiled: { readonly shaders: number; readonly ms: number };
+  /** The steps run so that every compiled pipeline was dispatched once (DecodeModel.warmUp), and their time. */
+  readonly warmed: { readonly steps: number; readonly ms: number };
   release(): void;
 }
 
@@ -31,9 +33,10 @@ export async function loadDecodeStack(
     headGroup: s.headGroup, attentionEngine: s.attentionEngine, kvSplits: s.kvSplits, ropeFreqPrecision: prefill.ropeFreqPrecision,
   });
   const compiled = await model.compileAll(); // before anyone can send work: no request waits for a compile
+  const warmed = await model.warmUp(); // nor for a driver finishing one at the first dispatch (before any page is held)
   const engine = new DecodeEngine(model, prefill, { maxWaiting: s.maxWaiting, leaseMs: s.leaseMs, grammarVocabulary: grammarVocabulary(folder) });
   return {
-    folder, prefill, model, engine, compiled,
+    folder, prefill, model, engine, compiled, warmed,
     release: () => {
       model.release();
       prefill.dispose();

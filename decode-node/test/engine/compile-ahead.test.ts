@@ -1,5 +1,6 @@
-// Compile ahead of traffic: after loadDecodeStack (which the decode node runs before it heartbeats), no decode
-// step of any batch size or context compiles a pipeline, so a first request never waits for a shader compile.
+// Compile ahead of traffic: after loadDecodeStack (which the decode node runs before it heartbeats), every
+// compiled pipeline has been dispatched once (the warm-up) and no decode step of any batch size or context
+// compiles a pipeline, so a first request never waits for a shader compile.
 import test from 'ava';
 import { FIXTURE_DIR } from '@latentwire/testing';
 import { testGpu } from '@latentwire/gpu/testing';
@@ -16,6 +17,10 @@ test('compile ahead - loading the stack compiles every pipeline a step of any ba
   const compiled = gpu.pipelines.size;
   t.true(stack.compiled.shaders > 0 && compiled >= stack.compiled.shaders, `${stack.compiled.shaders} shaders, ${compiled} pipelines`);
   t.log(`${stack.compiled.shaders} decode shaders compiled ahead in ${Math.round(stack.compiled.ms)} ms`);
+  // and dispatched once each (a driver that compiles at the first dispatch, as llvmpipe does, has compiled them)
+  t.deepEqual(gpu.pipelines.undispatched(), [], 'the warm-up dispatched every compiled pipeline');
+  t.true(stack.warmed.steps > 0 && stack.warmed.steps < settings.maxBatch * 4, `${stack.warmed.steps} steps: only those that dispatch a shader not dispatched before`);
+  t.log(`warm-up: ${stack.warmed.steps} steps in ${Math.round(stack.warmed.ms)} ms`);
 
   const perSeq = pagesFor(settings, settings.maxContext);
   // contexts from one token to the whole window: the split policy picks 1 split for short ones, more for long

@@ -1,6 +1,7 @@
 // Compile ahead of traffic: after PrefillModel.compileAll, no prefill of any prompt length (either side of every
 // bucket boundary: one token, odd sizes, the GEMV range and past it, the MoE experts' switch of form), in any
-// cache dtype, with any of the options a prefill node passes, compiles a pipeline.
+// cache dtype, with any of the options a prefill node passes, compiles a pipeline; and warmUp dispatches every
+// pipeline compiled, for drivers that finish a compile at the first dispatch.
 import test from 'ava';
 import { FIXTURE_DIR, readTestFixture } from '@latentwire/testing';
 import { normalizeConfig } from '@latentwire/model';
@@ -20,6 +21,16 @@ test.serial('compile ahead - after compileAll, prefills of every bucket, every c
   const pipelines = gpu.pipelines.size;
   t.log(`${compiled.shaders} prefill shaders in ${Math.round(compiled.ms)} ms; buckets start at ${compiled.buckets.join(', ')} (${compiled.lengthsTried} lengths tried)`);
   t.true(compiled.shaders > 0 && pipelines >= compiled.shaders);
+
+  // the warm-up dispatches every compiled pipeline once (a driver that compiles at the first dispatch has then
+  // compiled them all), in fewer prefills than the dry runs, the longest no longer than the longest bucket start
+  t.true(gpu.pipelines.undispatched().length > 0, 'compileAll alone dispatches nothing');
+  const warm = await model.warmUp(compiled);
+  t.deepEqual(gpu.pipelines.undispatched(), [], 'every compiled pipeline dispatched once');
+  t.is(gpu.pipelines.size, pipelines, 'the warm-up compiled nothing new');
+  t.true(warm.runs > 0 && warm.runs < compiled.lengthsTried, `${warm.runs} warm-up prefills`);
+  t.true(compiled.warmUpRuns.every((r) => r.tokens <= compiled.buckets.at(-1)!));
+  t.log(`warm-up: ${warm.runs} prefills (${compiled.warmUpRuns.map((r) => r.tokens).join(', ')} tokens) in ${Math.round(warm.ms)} ms`);
 
   // the boundaries found are the launchers' own: the GEMV range's end, and the experts' switch of form
   t.true(compiled.buckets.includes(GEMV_MAX_M + 1), `a bucket starts past the GEMV range (${GEMV_MAX_M})`);

@@ -130,6 +130,17 @@ export interface PrefillCompiled {
    * buffer's limit); null when every length up to maxTokens runs. Nothing is compiled for it or longer ones.
    */
   readonly limit: { readonly tokens: number; readonly reason: string } | null;
+  /**
+   * The prefills warmUp() runs: the shortest of the dry runs that together select every compiled shader (each
+   * adds one the earlier ones did not), in increasing length.
+   */
+  readonly warmUpRuns: readonly PrefillWarmUpRun[];
+}
+
+/** One real prefill of warmUp(): `tokens` prompt tokens with these options. */
+export interface PrefillWarmUpRun {
+  readonly tokens: number;
+  readonly options: PrefillOptions;
 }
 
 /** Prompt lengths tried one by one before bisecting: the GEMV range and a margin past it. */
@@ -356,6 +367,7 @@ export class PrefillModel {
     // run (a launcher's dispatch limit, a buffer over maxBufferSize), the reason, so bisection finds the limit
     const signatures = new Map<number, string>();
     const failures = new Map<number, string>();
+    const ran: (PrefillWarmUpRun & { readonly ids: ReadonlySet<number> })[] = [];
     const signature = async (T: number): Promise<string> => {
       let sig = signatures.get(T);
       if (sig !== undefined) return sig;
@@ -363,7 +375,9 @@ export class PrefillModel {
       const parts: KernelProgram[][] = [];
       const dryRun = async (o: PrefillOptions) => {
         (await model.prefill(prompt, o)).release();
-        parts.push(dry.take());
+        const programs = dry.take();
+        parts.push(programs);
+        ran.push({ tokens: T, options: o, ids: new Set(programs.map(idOf)) });
       };
       try {
         for (const dtype of dtypes) await dryRun({ stream: { layout: layout(dtype), onLayer: () => undefined }, sample, choices: 2 });
@@ -397,10 +411,34 @@ export class PrefillModel {
     const programs = [...byKey.values()].map((e) => e.program);
     await this.gpu.compile(programs);
     const limit = tried.find((T) => failures.has(T));
+    // the warm-up: shortest runs first, each kept if it selects a shader none before it did
+    const covered = new Set<number>();
+    const warmUpRuns: PrefillWarmUpRun[] = [];
+    for (const r of ran.filter((r) => !failures.has(r.tokens)).sort((a, b) => a.tokens - b.tokens)) {
+      if ([...r.ids].every((id) => covered.has(id))) continue;
+      for (const id of r.ids) covered.add(id);
+      warmUpRuns.push({ tokens: r.tokens, options: r.options });
+    }
     return {
       shaders: programs.length, ms: performance.now() - t0, buckets: buckets.filter((T) => !failures.has(T)), lengthsTried: tried.length,
-      limit: limit === undefined ? null : { tokens: limit, reason: failures.get(limit)! },
+      limit: limit === undefined ? null : { tokens: limit, reason: failures.get(limit)! }, warmUpRuns,
     };
+  }
+
+  /**
+   * Runs compileAll's warm-up prefills on the device, so that every compiled pipeline has been dispatched once.
+   * Some drivers finish a pipeline's compile only at its first dispatch (llvmpipe JIT-compiles each kernel then:
+   * on a cold shader cache the first 5-token prefill of the fixture took 85 s on lavapipe, the next 0.08 s), so
+   * without it the first requests of each bucket would wait for compiles after the node reports ready.
+   * Resolves with the runs made and the time taken.
+   */
+  async warmUp(compiled: Pick<PrefillCompiled, 'warmUpRuns'>): Promise<{ readonly runs: number; readonly ms: number }> {
+    const t0 = performance.now();
+    const V = this.cfg.vocabSize;
+    for (const { tokens, options } of compiled.warmUpRuns) {
+      (await this.prefill(Array.from({ length: tokens }, (_, i) => i % V), options)).release();
+    }
+    return { runs: compiled.warmUpRuns.length, ms: performance.now() - t0 };
   }
 
   /**

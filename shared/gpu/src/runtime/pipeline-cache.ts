@@ -10,6 +10,8 @@ export class PipelineCache {
   /** Fast path: memoized shader objects (memo-shader.ts) are found by identity, without hashing their source. */
   private readonly byObject = new WeakMap<KernelShader, GPUComputePipeline>();
   private readonly layouts = new WeakMap<GPUComputePipeline, GPUBindGroupLayout>();
+  /** Pipelines dispatched at least once (a driver that compiles at first dispatch has compiled these). */
+  private readonly used = new WeakSet<GPUComputePipeline>();
 
   constructor(private readonly device: GPUDevice, private readonly dumpWgsl = false) {}
 
@@ -29,6 +31,16 @@ export class PipelineCache {
       if (pipeline) this.byObject.set(shader, pipeline);
     }
     return pipeline;
+  }
+
+  /** Notes a dispatch of `pipeline` (the runtime calls it for each). */
+  dispatched(pipeline: GPUComputePipeline): void {
+    this.used.add(pipeline);
+  }
+
+  /** The labels of the compiled pipelines never dispatched yet (a warm-up leaves none). */
+  undispatched(): string[] {
+    return [...this.ready.values()].filter((p) => !this.used.has(p)).map((p) => p.label);
   }
 
   /** The pipeline's bind group layout (asking Dawn for it on every dispatch costs a native call each). */

@@ -388,6 +388,7 @@ export class Gpu {
       }
       if (pipeline !== current) {
         pass.setPipeline(pipeline);
+        this.pipelines.dispatched(pipeline);
         current = pipeline;
       }
       pass.setBindGroup(0, group);
