@@ -7,13 +7,15 @@
 // token. kill -9 of the decode node receiving a prompt's KV (on its first kv-chunk, before prefill-done): the
 // request is re-routed to the other node and answers as a run with no fault. Each test also checks that nothing
 // but the killed process went away (same pids, still running; the surviving decode nodes did not restart).
+// The tests run one at a time: each node dispatches every pipeline once before it is ready (the warm-up), which
+// on lavapipe is CPU work, and a dozen nodes starting together on a 2-core machine would wait on each other.
 import test, { type ExecutionContext } from 'ava';
 import { connect } from '@nats-io/transport-node';
 import { SUBJECT_TYPES, decodeMessage, wireSubjects, type Heartbeat, type PrefillHeartbeat } from '@latentwire/protocol';
 import { startNatsServer, startRedisServer } from '@latentwire/testing/servers';
 import { assertOnlyKilledGone, mainOf, pids, start, until } from './helpers/processes.js';
 
-test('failures - kill -9 of the gateway mid-stream: the decode node cancels its request and frees the pages within a bound', async (t) => {
+test.serial('failures - kill -9 of the gateway mid-stream: the decode node cancels its request and frees the pages within a bound', async (t) => {
   const [nats, redis] = await Promise.all([startNatsServer(), startRedisServer()]);
   t.teardown(async () => void (await Promise.all([nats.stop(), redis.stop()])));
   const prefix = 'fail';
@@ -59,7 +61,7 @@ test('failures - kill -9 of the gateway mid-stream: the decode node cancels its 
   t.is(last!.startedAt, startedAt, 'the decode node did not restart');
 });
 
-test('failures - kill -9 of the prefill node running a job: the request is re-queued on the other prefill node and completes', async (t) => {
+test.serial('failures - kill -9 of the prefill node running a job: the request is re-queued on the other prefill node and completes', async (t) => {
   const [nats, redis] = await Promise.all([startNatsServer(), startRedisServer()]);
   t.teardown(async () => void (await Promise.all([nats.stop(), redis.stop()])));
   const prefix = 'failp';
@@ -141,7 +143,7 @@ async function twoDecodeNodes(t: ExecutionContext, prefix: string, tag: string) 
   return { nodes, prefill, gateway, procs, nc, beats, reserved, serving };
 }
 
-test('failures - kill -9 of the decode node holding a stream: the request goes on on the other node, token for token', async (t) => {
+test.serial('failures - kill -9 of the decode node holding a stream: the request goes on on the other node, token for token', async (t) => {
   const prefix = 'faild';
   const { nodes, gateway, procs, nc, beats, reserved, serving } = await twoDecodeNodes(t, prefix, 'd');
   const url = await serving();
@@ -182,7 +184,7 @@ test('failures - kill -9 of the decode node holding a stream: the request goes o
   for (const [id, hb] of beats) if (id !== holder) t.is(hb.startedAt, startedAt.get(id), `${id} did not restart`);
 });
 
-test('failures - kill -9 of the decode node receiving a prompt\'s KV: the request is re-routed to the other node and completes, token for token', async (t) => {
+test.serial('failures - kill -9 of the decode node receiving a prompt\'s KV: the request is re-routed to the other node and completes, token for token', async (t) => {
   const prefix = 'failk';
   const { nodes, gateway, procs, nc, beats, reserved, serving } = await twoDecodeNodes(t, prefix, 'k');
   // armed after the reference run: the first kv-chunk to a node kills that node, before its prefill-done

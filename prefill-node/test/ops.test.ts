@@ -1,6 +1,6 @@
 // The prefill node's operations port: /health while it loads, /ready once the model is loaded, every shader is
-// compiled (its readiness stage 'compiling shaders' answers not ready), the worker takes jobs and NATS is
-// connected; /metrics; SIGTERM exits 0.
+// compiled and dispatched once (its readiness stages 'compiling shaders' and 'warming up' answer not ready), the
+// worker takes jobs and NATS is connected; /metrics; SIGTERM exits 0.
 import test from 'ava';
 import { fileURLToPath } from 'node:url';
 import { freePort, pollUntil, startEntry, startNatsServer, startRedisServer } from '@latentwire/testing';
@@ -9,7 +9,7 @@ const MAIN = fileURLToPath(new URL('../src/main.js', import.meta.url));
 
 interface ReadyBody { ready: boolean; stage: string; shaders?: number; natsConnected: boolean }
 
-test('prefill node ops - /health while loading, not ready while compiling shaders, /ready once compiled, on the queue and NATS, /metrics, SIGTERM exits 0', async (t) => {
+test('prefill node ops - /health while loading, not ready while compiling shaders or warming up, /ready once compiled and warmed up, on the queue and NATS, /metrics, SIGTERM exits 0', async (t) => {
   const [nats, redis] = await Promise.all([startNatsServer(), startRedisServer()]);
   t.teardown(() => Promise.all([nats.stop(), redis.stop()]));
   const port = await freePort();
@@ -33,8 +33,11 @@ test('prefill node ops - /health while loading, not ready while compiling shader
   const compiling = seen.filter((s) => s.body.stage === 'compiling shaders');
   t.true(compiling.length > 0, `the compile was seen (stages ${stages.join(', ')})`);
   t.true(compiling.every((s) => s.status === 503 && !s.body.ready && s.body.shaders === undefined));
-  // the stages in start-up order: the compile ends before the node connects and its worker takes the queue
-  t.deepEqual(stages.filter((s) => s !== 'loading weights'), ['compiling shaders', 'connecting', 'serving'].filter((s) => stages.includes(s)));
+  // nor while every pipeline is dispatched once (the warm-up: seconds on lavapipe with a warm shader cache)
+  const warming = seen.filter((s) => s.body.stage === 'warming up');
+  t.true(warming.length > 0 && warming.every((s) => s.status === 503 && !s.body.ready), 'the warm-up was seen, not ready');
+  // the stages in start-up order: compile and warm-up end before the node connects and its worker takes the queue
+  t.deepEqual(stages.filter((s) => s !== 'loading weights'), ['compiling shaders', 'warming up', 'connecting', 'serving'].filter((s) => stages.includes(s)));
   t.is(stages.at(-1), 'serving');
   t.regex(await (await fetch(`${base}/metrics`)).text(), /latentwire_prefill_/);
 
