@@ -2,9 +2,8 @@
 // The prefill node process: env (env.ts) → GPU → model → every shader compiled (PrefillModel.compileAll: each
 // prompt-length bucket up to the model's context, each cache dtype, each option) and dispatched once (warmUp)
 // → NATS → worker, so /ready answers ready, and jobs are taken, only once no request can wait for a shader
-// compile. SIGINT/SIGTERM: stop
-// taking jobs and let the active ones finish or fail, drain NATS, release the GPU. A second signal exits at
-// once. A bad variable exits 2 naming it, before the GPU is touched (failStart).
+// compile. SIGINT/SIGTERM: stop taking jobs and let the active ones finish or fail, drain NATS, release the
+// GPU. A second signal exits at once. A bad variable exits 2 naming it, before the GPU is touched (failStart).
 import { connect } from '@nats-io/transport-node';
 import { pino } from 'pino';
 import { register } from 'prom-client';
