@@ -82,6 +82,15 @@ async function getJson(url) {
   }
 }
 
+/** A node's /ready answer, the 503 included (it names the stage the node is in), or null when it does not answer. */
+async function readyBody(url) {
+  try {
+    return await (await fetch(url)).json();
+  } catch {
+    return null;
+  }
+}
+
 async function waitListening(hp, what, ms = 15_000) {
   const until = Date.now() + ms;
   while (Date.now() < until) {
@@ -176,20 +185,29 @@ async function main() {
   start('gateway', process.execPath, ['gateway/dist/src/main.js']);
   const url = `http://127.0.0.1:${env.GATEWAY_PORT}`;
   // ready when the gateway's /ready says a request sent now can be served (a decode node of the model in its
-  // pool, a prefill worker on the queue)
-  const until = Date.now() + 300_000;
+  // pool, a prefill worker on the queue). On a CPU (lavapipe) with an empty Mesa shader cache, the nodes' warm-up
+  // JIT-compiles every kernel: minutes on 2 cores the first time, seconds once cached; the stages are printed
+  // every 30 s meanwhile.
+  const started = Date.now();
+  const until = started + 20 * 60_000;
+  let told = started;
   const announced = new Set();
   for (;;) {
+    const waiting = [];
     for (const n of nodes) {
       if (announced.has(n.name)) continue;
-      const r = await getJson(`http://127.0.0.1:${n.port}/ready`);
+      const r = await readyBody(`http://127.0.0.1:${n.port}/ready`);
       if (r?.ready) {
         announced.add(n.name);
         console.log(`start: ${n.name} ready (ops port ${n.port}${r.shaders ? `, ${r.shaders} pipelines compiled` : ''})`);
-      }
+      } else waiting.push(`${n.name}: ${r?.stage ?? 'starting'}`);
     }
     if ((await getJson(`${url}/ready`))?.ready) break;
-    if (Date.now() > until) { console.error('start: the cluster did not become ready in 5 minutes'); return stop(1); }
+    if (Date.now() > until) { console.error('start: the cluster did not become ready in 20 minutes'); return stop(1); }
+    if (Date.now() - told >= 30_000 && waiting.length > 0) {
+      told = Date.now();
+      console.log(`start: ${Math.round((told - started) / 1000)} s, waiting for ${waiting.join(', ')}`);
+    }
     await new Promise((r) => setTimeout(r, 250));
   }
   const late = setInterval(async () => { // nodes still loading are announced as they become ready
