@@ -364,12 +364,7 @@ export class DecodeModel {
     const { s, cfg } = this;
     const byShader = new Map<KernelShader, KernelProgram>();
     const add = (p: KernelProgram) => void (byShader.has(p.shader) || byShader.set(p.shader, p));
-    for (let B = 1; B <= this.opts.maxBatch; B++) {
-      add(gatherTokens({ host: s.hostIds!, from: s.fromPrevious!, previous: this.sampled[0], ids: s.ids!, rows: B }));
-      for (const numSplits of this.splitChoices(B).keys()) for (const p of this.forwardPrograms(B, numSplits)) add(p);
-      for (const p of this.samplePrograms(B, this.sampled[1], GREEDY_ROW)) add(p);
-      for (const p of this.samplePrograms(B, this.sampled[1], SAMPLED_ROW)) add(p);
-    }
+    for (const shape of this.stepShapes()) for (const p of shape.programs) add(p);
     add(this.adjustProgram(1));
     add(this.maskProgram(1));
     add(countTokens({ tokens: this.sampled[1], params: s.logitParams!, counts: this.counts, rows: 1, vocab: cfg.vocabSize }));
@@ -390,18 +385,6 @@ export class DecodeModel {
    */
   async warmUp(): Promise<{ readonly steps: number; readonly ms: number }> {
     const t0 = performance.now();
-    const { s } = this;
-    const shapes: { B: number; ctx: number; sampling: readonly SamplingParams[]; shaders: KernelShader[] }[] = [];
-    for (let B = 1; B <= this.opts.maxBatch; B++) {
-      const gather = gatherTokens({ host: s.hostIds!, from: s.fromPrevious!, previous: this.sampled[0], ids: s.ids!, rows: B });
-      const splits = [...this.splitChoices(B)];
-      splits.forEach(([numSplits, ctx], i) => {
-        const forward = [gather, ...this.forwardPrograms(B, numSplits)];
-        for (const sampling of i === 0 ? [GREEDY_ROW, SAMPLED_ROW] : [GREEDY_ROW]) {
-          shapes.push({ B, ctx, sampling, shaders: [...forward, ...this.samplePrograms(B, this.sampled[1], sampling)].map((p) => p.shader) });
-        }
-      });
-    }
     const seen = new Set<KernelShader>();
     let steps = 0;
     const step = async (B: number, ctx: number, sampling: readonly SamplingParams[], more: Partial<DecodeStepInput> = {}) => {
@@ -412,9 +395,9 @@ export class DecodeModel {
       });
       steps++;
     };
-    for (const shape of shapes.sort((a, b) => a.B * a.ctx - b.B * b.ctx || a.B - b.B)) {
-      if (shape.shaders.every((sh) => seen.has(sh))) continue;
-      for (const sh of shape.shaders) seen.add(sh);
+    for (const shape of this.stepShapes().sort((a, b) => a.B * a.ctx - b.B * b.ctx || a.B - b.B)) {
+      if (shape.programs.every((p) => seen.has(p.shader))) continue;
+      for (const p of shape.programs) seen.add(p.shader);
       await step(shape.B, shape.ctx, shape.sampling);
     }
     await step(1, 1, GREEDY_ROW, {
@@ -453,6 +436,26 @@ export class DecodeModel {
 
   private logprobsProgram(B: number, tokens: GPUBuffer): KernelProgram {
     return tokenLogprobs({ logits: this.s.logits!, params: this.s.logitParams!, tokens, out: this.s.logprobs!, rows: B, vocab: this.cfg.vocabSize });
+  }
+
+  /**
+   * Every step shape a batch can take — each batch size, with each KV split count (at the shortest context that
+   * picks it) greedy, and with the first also sampled — and the programs of its step, bar the logit work around
+   * the sampler: what compileAll compiles and warmUp dispatches.
+   */
+  private stepShapes(): { B: number; ctx: number; sampling: readonly SamplingParams[]; programs: KernelProgram[] }[] {
+    const { s } = this;
+    const shapes: { B: number; ctx: number; sampling: readonly SamplingParams[]; programs: KernelProgram[] }[] = [];
+    for (let B = 1; B <= this.opts.maxBatch; B++) {
+      const gather = gatherTokens({ host: s.hostIds!, from: s.fromPrevious!, previous: this.sampled[0], ids: s.ids!, rows: B });
+      [...this.splitChoices(B)].forEach(([numSplits, ctx], i) => {
+        const forward = [gather, ...this.forwardPrograms(B, numSplits)];
+        for (const sampling of i === 0 ? [GREEDY_ROW, SAMPLED_ROW] : [GREEDY_ROW]) {
+          shapes.push({ B, ctx, sampling, programs: [...forward, ...this.samplePrograms(B, this.sampled[1], sampling)] });
+        }
+      });
+    }
+    return shapes;
   }
 
   /**
