@@ -22,6 +22,7 @@
 # occupancy (256-invocation workgroups a multiprocessor runs at once, by workgroup memory and by live registers), attn-residency (decode attention's time by workgroups launched: how many run at once), tile16 (decode attention with 16-token tiles against 32, at the split policy's count and at 2 and 4 splits; its tests), tile16-2x (16-token tiles against 32 at twice the policy's workgroups, 16 heads), robustness (Dawn's bounds clamps on and off:
 # decode attention, decode steps, prefill, mma-peak), grouped-order (GEMM blocks and expert tiles in groups of rows: tests, GEMMs, experts), grouped-prefill (prefill with
 # them off and on), results (decode attention, decode, prefill, transformers and the decode profile for the current build; results-decode and results-prefill are its two halves, one device call each),
+# startup (a prefill and a decode node's compile and warm-up at V2-Lite shapes, and their first requests after it),
 # transfer (needs pack.sh --servers).
 # DAWN_FEATURES defaults to allow_unsafe_apis,vulkan_enable_f16_on_nvidia,disable_robustness (as served on NVIDIA).
 set -uo pipefail
@@ -235,6 +236,8 @@ for s in "$@"; do
       step pytorch-prefill 90 python3 bench/references/pytorch_prefill.py 1024 4096
       DAWN_DISABLED_FEATURES=timestamp_quantization BENCH_ATTENTION=subgroup-matrix BENCH_DTYPES=fp8_e4m3 BENCH_CONTEXTS=1024 BENCH_BATCHES=1,64 BENCH_ITERS=5 GPU_PROFILE=1 \
         step decode-profile 70 node bench/dist/decode.js ;;
+    startup)
+      step startup 400 node bench/dist/startup.js ;;
     transfer)
       step transfer 300 node bench/dist/transfer.js ;;
     *) echo "unknown step $s"; exit 2 ;;
