@@ -46,4 +46,31 @@ for (const preset of ['v2-qlora-yarn-grouped', 'v3-noaux'] as const) {
     }
     model.dispose();
   });
+
+  test(`prefill - ${preset}: MLPs in chunks of rows (a long prompt's) match the float64 reference`, async (t) => {
+    const dir = tempDir(t);
+    const ckpt = writeRandomCheckpoint(dir, { preset, seed: 5, overrides: { moe_intermediate_size: 32 } });
+    for (const f of ['tokenizer.json', 'tokenizer_config.json']) copyFileSync(join(FIXTURE_DIR, f), join(dir, f));
+    const cfg = loadConfig(dir);
+    const gpu = await testGpu();
+    // chunks of at most 64 rows: 150 tokens run every MLP as three chunks of 50
+    const chunked = loadPrefillModel(gpu, dir, { ropeFreqPrecision: 'f32', mlpChunkRows: 64 }).model;
+    t.is(chunked.mlpChunkRows, 64);
+    const r = rng(11);
+    const T = 150;
+    const ids = Array.from({ length: T }, () => Math.floor(r() * cfg.vocabSize));
+    const want = referenceForward(cfg, mapWeights(ckpt.weights), ids);
+    const got = await chunked.prefill(ids, { allLogits: true });
+    const logitErr = maxAbsDiff(got.lastLogits, want.logits[T - 1]!);
+    let latentErr = 0;
+    for (let l = 0; l < cfg.numLayers; l++) {
+      latentErr = Math.max(latentErr, maxAbsDiff(await gpu.readF32(got.latent[l]!, 0, want.latent[l]!.length), want.latent[l]!));
+    }
+    t.log(`T=${T} in chunks of at most 64: max |Δlogit| ${logitErr.toExponential(2)}, max |Δlatent| ${latentErr.toExponential(2)}`);
+    t.true(logitErr < BOUND, `logits off by ${logitErr}`);
+    t.true(latentErr < BOUND, `latent rows off by ${latentErr}`);
+    t.deepEqual(Array.from(got.argmax!), want.logits.map((row) => row.indexOf(Math.max(...row))), 'argmax at every position');
+    got.release();
+    chunked.dispose();
+  });
 }

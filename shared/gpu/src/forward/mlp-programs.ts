@@ -10,7 +10,7 @@ import { siluMul } from '../kernels/silu-mul/silu-mul.js';
 import { rmsNorm } from '../kernels/rms-norm/rms-norm.js';
 import { fusedGemv, type FusedGemvOutput } from '../kernels/matmul/gemv-fused.js';
 import type { GpuTensor } from '../kernels/weight-dtype.js';
-import { moeExperts, moeRouting, moeScratchBytes, type MoeDims, type MoeScratch } from '../kernels/moe/index.js';
+import { moeExperts, moeRouting, moeScratchBytes, type MoeDims, type MoeScratch, type MoeScratchBytes } from '../kernels/moe/index.js';
 
 export interface MlpBuffers {
   /** Normalized input [rows, H]. */
@@ -92,12 +92,17 @@ function moeDims(cfg: MlaConfig, sharedExperts = 0): MoeDims {
  */
 export const MOE_SHARED_ROUTED_MAX_TOKENS = 128;
 
-/** Router and expert scratch for up to `tokens` tokens, allocated once per forward. */
-export function allocMoeScratch(gpu: BufferSource, cfg: MlaConfig, tokens: number): MoeScratchBuffers {
+/** The bytes of each router and expert scratch buffer for up to `tokens` tokens. */
+export function moeScratchBytesFor(cfg: MlaConfig, tokens: number): MoeScratchBytes {
   const plain = moeScratchBytes(moeDims(cfg), tokens);
   // passes of up to MOE_SHARED_ROUTED_MAX_TOKENS tokens may route the shared experts: more slots a token
   const routed = moeScratchBytes(moeDims(cfg, cfg.moe!.nSharedExperts), Math.min(tokens, MOE_SHARED_ROUTED_MAX_TOKENS));
-  const bytes = Object.fromEntries(Object.entries(plain).map(([k, v]) => [k, Math.max(v, routed[k as keyof typeof routed])])) as unknown as typeof plain;
+  return Object.fromEntries(Object.entries(plain).map(([k, v]) => [k, Math.max(v, routed[k as keyof typeof routed])])) as unknown as MoeScratchBytes;
+}
+
+/** Router and expert scratch for up to `tokens` tokens, allocated once per forward. */
+export function allocMoeScratch(gpu: BufferSource, cfg: MlaConfig, tokens: number): MoeScratchBuffers {
+  const bytes = moeScratchBytesFor(cfg, tokens);
   const b = {
     logits: gpu.buffer('moe.logits', bytes.logits),
     topkIds: gpu.buffer('moe.topk_ids', bytes.topkIds),

@@ -16,7 +16,7 @@
 //        layer (mlp-programs.ts)
 //   → final norm → LM head, over the rows the caller asks for.
 import type { Gpu } from '../runtime/runtime.js';
-import type { KernelProgram } from '../runtime/program.js';
+import { asBinding, type BufferBinding, type KernelProgram } from '../runtime/program.js';
 import { latentRowWidth, qkHeadDim, type MlaConfig, type RopeFreqPrecision } from '@latentwire/model';
 import { attentionSoftmaxScale, modelRopeInverseFrequencies, ropeAttentionFactor } from '@latentwire/model';
 import type { ModelWeights } from '../weights/model-weights.js';
@@ -119,10 +119,24 @@ export class ModelForward {
     yield* attention.programs(l, pass, latent);
     yield* splitMatmul({ x: s.attn, weight: lw.oProj, y: s.x, M, N: H, K: heads * cfg.vHeadDim, accumulate: true }, s.splitK, lim);
     const postNorm = { x: s.x, weight: lw.postAttentionNorm, eps };
-    if (lw.mlp.kind === 'dense') {
-      yield* mlpPrograms(lw.mlp, { x: s.xn, out: s.x, gateUp: s.gateUp, gated: s.gated, rows: M, H, inter: cfg.intermediateSize, splitK: s.splitK }, lim, postNorm);
-    } else {
-      yield* moePrograms(cfg, lw.mlp, { x: s.xn, out: s.x, gateUp: s.gateUp, gated: s.gated, rows: M, scratch: s.moe!, splitK: s.splitK }, lim, postNorm);
+    const mlp = (rows: number): KernelProgram[] => lw.mlp.kind === 'dense'
+      ? mlpPrograms(lw.mlp, { x: s.xn, out: s.x, gateUp: s.gateUp, gated: s.gated, rows, H, inter: cfg.intermediateSize, splitK: s.splitK }, lim, postNorm)
+      : moePrograms(cfg, lw.mlp, { x: s.xn, out: s.x, gateUp: s.gateUp, gated: s.gated, rows, scratch: s.moe!, splitK: s.splitK }, lim, postNorm);
+    if (M <= s.mlpRows) yield* mlp(M);
+    else {
+      // more rows than the MLP scratch holds (a long prompt): the MLP is per token, so it runs chunk by chunk over
+      // the residual's rows, each chunk's programs seeing x and xn from its first row. The chunks are as even as
+      // the binding offsets' alignment allows, so none is a sliver that would pick other kernels (and add prompt-
+      // length buckets for compileAll to find).
+      const align = gpu.limits.minStorageBufferOffsetAlignment;
+      const alignRows = align / gcd(H * 4, align);
+      if (alignRows > s.mlpRows) throw new RangeError(`layer ${l}: MLP chunks aligned to ${alignRows} rows exceed the scratch's ${s.mlpRows}`);
+      let step = M;
+      for (let chunks = Math.ceil(M / s.mlpRows); step > s.mlpRows; chunks++) step = Math.ceil(Math.ceil(M / chunks) / alignRows) * alignRows;
+      for (let r0 = 0; r0 < M; r0 += step) {
+        const rows = Math.min(step, M - r0);
+        yield* fromRow(mlp(rows), [s.x, s.xn], r0 * H * 4, rows * H * 4);
+      }
     }
   }
 
@@ -171,4 +185,22 @@ export class ModelForward {
   dispose(): void {
     this.gpu.destroy(this.invFreq);
   }
+}
+
+/** `programs` with each binding of one of `buffers` narrowed to [offset, offset + size) of it. */
+function fromRow(programs: readonly KernelProgram[], buffers: readonly GPUBuffer[], offset: number, size: number): KernelProgram[] {
+  return programs.map((p) => ({
+    ...p,
+    buffers: p.buffers.map((b): GPUBuffer | BufferBinding => {
+      const bb = asBinding(b);
+      const buffer = bb?.buffer ?? (b as GPUBuffer);
+      if (!buffers.includes(buffer)) return b;
+      if (bb) throw new RangeError(`${p.shader.label}: ${buffer.label} already bound as a range`);
+      return { buffer, offset, size };
+    }),
+  }));
+}
+
+function gcd(a: number, b: number): number {
+  return b === 0 ? a : gcd(b, a % b);
 }

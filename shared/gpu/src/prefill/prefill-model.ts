@@ -23,7 +23,7 @@ import { PipelineCache } from '../runtime/pipeline-cache.js';
 import { dryRunGpu } from '../runtime/dry-run.js';
 import { GpuError } from '../runtime/errors.js';
 import { ModelForward, type ForwardPass } from '../forward/model-forward.js';
-import { allocForwardScratch } from '../forward/scratch.js';
+import { allocForwardScratch, mlpChunkRows } from '../forward/scratch.js';
 import { BufferPool } from '../runtime/buffer-pool.js';
 import { naiveAttention } from './attention-programs.js';
 
@@ -96,6 +96,11 @@ export interface PrefillOutput {
 export interface PrefillModelOptions {
   /** See RopeFreqPrecision (ROPE_FREQ_PRECISION); required, so a decode model can be given the same. */
   readonly ropeFreqPrecision: RopeFreqPrecision;
+  /**
+   * Rows a chunk of the MLP takes at most (a longer prompt runs its MLPs chunk by chunk); default mlpChunkRows for
+   * the device's binding size. Tests set a small one to run chunks on short prompts.
+   */
+  readonly mlpChunkRows?: number;
 }
 
 /** Idle pooled bytes a prefill model keeps: a 4096-token V2-Lite prefill holds ~1.3 GB while it runs. */
@@ -158,8 +163,13 @@ export class PrefillModel {
    */
   private readonly pool: BufferPool;
 
+  /** Most rows of one MLP chunk (PrefillModelOptions.mlpChunkRows). */
+  readonly mlpChunkRows: number;
+
   constructor(readonly gpu: Gpu, readonly cfg: MlaConfig, readonly weights: ModelWeights, opts: PrefillModelOptions) {
     this.ropeFreqPrecision = opts.ropeFreqPrecision;
+    this.mlpChunkRows = opts.mlpChunkRows ?? mlpChunkRows(cfg, gpu.limits.maxStorageBufferBindingSize);
+    if (!Number.isInteger(this.mlpChunkRows) || this.mlpChunkRows < 1) throw new RangeError(`PrefillModel: mlpChunkRows ${this.mlpChunkRows} must be a positive integer`);
     this.pool = new BufferPool(gpu, PREFILL_POOL_IDLE_BYTES);
     this.forward = new ModelForward(gpu, cfg, weights, this.ropeFreqPrecision);
   }
@@ -181,7 +191,7 @@ export class PrefillModel {
     gpu.write(idsBuf, Uint32Array.from(ids));
     const positions = pool.buffer('positions', 4 * T);
     gpu.write(positions, Uint32Array.from({ length: T }, (_, i) => i));
-    const pass: ForwardPass = { rows: T, positions, scratch: allocForwardScratch(pool, cfg, T) };
+    const pass: ForwardPass = { rows: T, positions, scratch: allocForwardScratch(pool, cfg, T, '', this.mlpChunkRows) };
     const kv = pool.buffer('kv', T * cfg.numHeads * (cfg.qkNopeHeadDim + cfg.vHeadDim) * 4);
     const latent = weights.layers.map((_, l) => pool.buffer(`latent.${l}`, T * latentRowWidth(cfg) * 4));
     const attention = naiveAttention(forward, { latent, kv });
@@ -341,7 +351,7 @@ export class PrefillModel {
     const dtypes = opts.kvDtypes ?? KV_DTYPES;
     if (dtypes.length === 0) throw new RangeError('compileAll: no cache dtype');
     const dry = dryRunGpu(this.gpu);
-    const model = new PrefillModel(dry.gpu, cfg, this.weights, { ropeFreqPrecision: this.ropeFreqPrecision });
+    const model = new PrefillModel(dry.gpu, cfg, this.weights, { ropeFreqPrecision: this.ropeFreqPrecision, mlpChunkRows: this.mlpChunkRows });
     const V = cfg.vocabSize;
     const chunk = logitRowsPerChunk(V);
     const sample = {

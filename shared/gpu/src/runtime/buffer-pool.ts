@@ -24,7 +24,10 @@ export class BufferPool implements BufferSource {
 
   /** A buffer of at least `byteSize` bytes (storage usage), reused when one of its size class is free. */
   buffer(label: string, byteSize: number): GPUBuffer {
-    const size = pooledSize(byteSize);
+    // a buffer is bound whole: where its size class would outgrow a binding that its bytes fit, the largest
+    // bindable size (a 16-byte multiple, as Gpu.buffer rounds) instead
+    const maxBinding = Math.floor(this.gpu.limits.maxStorageBufferBindingSize / 16) * 16;
+    const size = byteSize <= maxBinding ? Math.min(pooledSize(byteSize), maxBinding) : pooledSize(byteSize);
     const list = this.free.get(size);
     let b = list?.pop();
     if (b) {

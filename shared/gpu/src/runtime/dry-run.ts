@@ -7,7 +7,7 @@
 // Its use: listing the shaders a piece of code can select, to compile them ahead of traffic (see
 // PrefillModel.compileAll), by calling the same code the requests run instead of restating its choices.
 import type { Gpu } from './runtime.js';
-import type { KernelProgram } from './program.js';
+import { asBinding, type KernelProgram } from './program.js';
 import { GpuError } from './errors.js';
 
 /** What a dry run saw: the programs of every `run`, in order. */
@@ -42,7 +42,10 @@ export function dryRunGpu(real: Gpu): DryRun {
     copy: () => undefined,
     destroy: () => undefined,
     compile: async () => undefined,
-    run: async (programs: readonly KernelProgram[]) => void recorded.push(...programs),
+    run: async (programs: readonly KernelProgram[]) => {
+      for (const p of programs) checkBindingSizes(p, real.limits.maxStorageBufferBindingSize);
+      recorded.push(...programs);
+    },
     sync: async () => undefined,
     read: async (buffer: GPUBuffer, offset = 0, byteSize = buffer.size - offset) => zeros(byteSize),
     readF32: async (buffer: GPUBuffer, offset = 0, count?: number) => new Float32Array(zeros(count === undefined ? buffer.size - offset : count * 4)),
@@ -64,4 +67,18 @@ export function dryRunGpu(real: Gpu): DryRun {
       return out;
     },
   };
+}
+
+/**
+ * A binding wider than the device binds fails the real dispatch (bind-group validation), so it fails the dry
+ * run too: a prompt length whose activations outgrow a binding is then a length the device cannot prefill.
+ */
+function checkBindingSizes(p: KernelProgram, maxBinding: number): void {
+  p.buffers.forEach((b, i) => {
+    const bb = asBinding(b) ?? { buffer: b as GPUBuffer };
+    const size = bb.size ?? bb.buffer.size - (bb.offset ?? 0);
+    if (size > maxBinding) {
+      throw new GpuError(`${p.shader.label}: binding ${i} (${bb.buffer.label}) of ${size} bytes exceeds maxStorageBufferBindingSize ${maxBinding}`);
+    }
+  });
 }

@@ -20,6 +20,11 @@ export interface BufferBinding {
   readonly size?: number;
 }
 
+/** The binding when `b` is a BufferBinding, null when it is a whole buffer. */
+export function asBinding(b: GPUBuffer | BufferBinding): BufferBinding | null {
+  return 'buffer' in b && !(b instanceof GPUBuffer) ? (b as BufferBinding) : null;
+}
+
 /** One dispatch: shader + buffers + uniform values + workgroup counts. */
 export interface KernelProgram<S extends UniformSpec = UniformSpec> {
   readonly shader: KernelShader & { readonly uniforms?: S };

@@ -9,7 +9,7 @@ import {
 } from './device.js';
 import { GpuError } from './errors.js';
 import { PipelineCache } from './pipeline-cache.js';
-import type { BufferBinding, KernelProgram } from './program.js';
+import { asBinding, type BufferBinding, type KernelProgram } from './program.js';
 import { packUniformsInto, uniformByteSize } from './uniforms.js';
 import { checkBufferCount } from './bindings.js';
 import { Profiler, RUN_PROFILE_LABEL } from './profiler.js';
@@ -42,11 +42,6 @@ export interface BufferCopy {
   readonly dst: GPUBuffer;
   readonly dstOffset: number;
   readonly size: number;
-}
-
-/** The binding when `b` is a BufferBinding, null when it is a whole buffer. */
-function asBinding(b: GPUBuffer | BufferBinding): BufferBinding | null {
-  return 'buffer' in b && !(b instanceof GPUBuffer) ? (b as BufferBinding) : null;
 }
 
 /**
