@@ -126,7 +126,7 @@ test.serial('compile ahead - at DeepSeek-V2-Lite shapes (stand-in weights on a d
   }
 });
 
-test.serial('dry run - a binding wider than the device binds fails the dry run, as it fails the dispatch', async (t) => {
+test.serial('dry run - a binding wider than the device binds, or a grid taller than it dispatches, fails the dry run as it fails the dispatch', async (t) => {
   const gpu = await testGpu();
   const dry = dryRunGpu(gpu);
   const max = gpu.limits.maxStorageBufferBindingSize;
@@ -137,4 +137,8 @@ test.serial('dry run - a binding wider than the device binds fails the dry run, 
   await t.throwsAsync(dry.gpu.run([program([{ buffer: wide, offset: 256 - 16 }])]), { instanceOf: GpuError });
   await dry.gpu.run([program([{ buffer: wide, offset: 256, size: max }]), program([{ buffer: wide, offset: 256 }])]);
   t.is(dry.take().length, 2, 'a range within the limit is recorded');
+  const grid = gpu.limits.maxComputeWorkgroupsPerDimension;
+  const tall: KernelProgram = { ...program([{ buffer: wide, offset: 256 }]), workgroups: [1, grid + 1] };
+  const gridErr = await t.throwsAsync(dry.gpu.run([tall]), { instanceOf: GpuError });
+  t.regex(gridErr!.message, /probe: dispatch 1x\d+x1 exceeds \d+ workgroups per dimension/);
 });

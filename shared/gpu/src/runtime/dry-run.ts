@@ -7,7 +7,7 @@
 // Its use: listing the shaders a piece of code can select, to compile them ahead of traffic (see
 // PrefillModel.compileAll), by calling the same code the requests run instead of restating its choices.
 import type { Gpu } from './runtime.js';
-import { asBinding, type KernelProgram } from './program.js';
+import { asBinding, checkWorkgroupLimit, type KernelProgram } from './program.js';
 import { GpuError } from './errors.js';
 
 /** What a dry run saw: the programs of every `run`, in order. */
@@ -43,7 +43,10 @@ export function dryRunGpu(real: Gpu): DryRun {
     destroy: () => undefined,
     compile: async () => undefined,
     run: async (programs: readonly KernelProgram[]) => {
-      for (const p of programs) checkBindingSizes(p, real.limits.maxStorageBufferBindingSize);
+      for (const p of programs) {
+        checkWorkgroupLimit(p, real.limits.maxComputeWorkgroupsPerDimension);
+        checkBindingSizes(p, real.limits.maxStorageBufferBindingSize);
+      }
       recorded.push(...programs);
     },
     sync: async () => undefined,
@@ -70,8 +73,9 @@ export function dryRunGpu(real: Gpu): DryRun {
 }
 
 /**
- * A binding wider than the device binds fails the real dispatch (bind-group validation), so it fails the dry
- * run too: a prompt length whose activations outgrow a binding is then a length the device cannot prefill.
+ * A binding wider than the device binds fails the real dispatch (bind-group validation), as does a grid past the
+ * workgroups a dimension takes (the runtime's check), so both fail the dry run too: a prompt length whose
+ * activations outgrow a binding, or whose rows outgrow a grid, is then a length the device cannot prefill.
  */
 function checkBindingSizes(p: KernelProgram, maxBinding: number): void {
   p.buffers.forEach((b, i) => {

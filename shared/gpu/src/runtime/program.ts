@@ -1,6 +1,7 @@
 // The anatomy every kernel follows: a launcher validates its inputs and returns a KernelProgram (pure data);
 // the runtime compiles, caches, binds and dispatches it. Kernel code never touches the GPUDevice.
 import type { UniformSpec, UniformValues } from './uniforms.js';
+import { GpuError } from './errors.js';
 
 export type BindingAccess = 'read' | 'read_write';
 
@@ -31,4 +32,12 @@ export interface KernelProgram<S extends UniformSpec = UniformSpec> {
   readonly buffers: readonly (GPUBuffer | BufferBinding)[];
   readonly uniformValues?: UniformValues<S>;
   readonly workgroups: readonly [number, number?, number?];
+}
+
+/** Throws where the program's workgroup counts pass the device's limit per dimension (the dispatch would fail). */
+export function checkWorkgroupLimit(p: KernelProgram, maxDim: number): void {
+  const [x, y = 1, z = 1] = p.workgroups;
+  if (x > maxDim || y > maxDim || z > maxDim) {
+    throw new GpuError(`kernel ${p.shader.label}: dispatch ${x}x${y}x${z} exceeds ${maxDim} workgroups per dimension`);
+  }
 }

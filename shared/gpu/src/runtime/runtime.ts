@@ -9,7 +9,7 @@ import {
 } from './device.js';
 import { GpuError } from './errors.js';
 import { PipelineCache } from './pipeline-cache.js';
-import { asBinding, type BufferBinding, type KernelProgram } from './program.js';
+import { asBinding, checkWorkgroupLimit, type BufferBinding, type KernelProgram } from './program.js';
 import { packUniformsInto, uniformByteSize } from './uniforms.js';
 import { checkBufferCount } from './bindings.js';
 import { Profiler, RUN_PROFILE_LABEL } from './profiler.js';
@@ -417,11 +417,8 @@ export class Gpu {
 
   /** False for a program with a zero workgroup count (nothing to dispatch); throws past the device's limit. */
   private checkWorkgroups(p: KernelProgram): boolean {
+    checkWorkgroupLimit(p, this.maxDim);
     const [x, y = 1, z = 1] = p.workgroups;
-    const maxDim = this.maxDim;
-    if (x > maxDim || y > maxDim || z > maxDim) {
-      throw new GpuError(`kernel ${p.shader.label}: dispatch ${x}x${y}x${z} exceeds ${maxDim} workgroups per dimension`);
-    }
     return x !== 0 && y !== 0 && z !== 0;
   }
 
