@@ -340,7 +340,8 @@ export class PrefillModel {
    * length grows (thresholds on M or tokens, as all of them are), and the test checks prompts on both sides
    * of every boundary compile nothing. With prompt logprobs the LM head runs in chunks of logitRowsPerChunk
    * rows; lengths up to one chunk past it are tried, as longer prompts only repeat chunk sizes already seen.
-   * A length whose prefill fails on this device (a launcher's RangeError, a buffer over maxBufferSize) would
+   * A length whose prefill fails on this device (a launcher's RangeError, a buffer over maxBufferSize, a binding
+   * or a grid past the device's limits: the dry run checks both as the dispatch would) would
    * fail as a request too: the shortest such length is found the same way and returned as `limit`.
    */
   async compileAll(opts: PrefillCompileOptions = {}): Promise<PrefillCompiled> {
@@ -360,6 +361,7 @@ export class PrefillModel {
       mask: new Uint32Array(maskWords(V)).fill(0xffffffff),
     };
     const layout = (dtype: KvDtype) => latentKvLayout({ dtype, kvLoraRank: cfg.kvLoraRank, ropeDim: cfg.qkRopeHeadDim, pageSize: 16 });
+    const widest = dtypes.reduce((a, b) => (layout(b).pageBytes > layout(a).pageBytes ? b : a));
     const byKey = new Map<string, { id: number; program: KernelProgram }>();
     const ids = new Map<KernelShader, number>();
     const idOf = (p: KernelProgram): number => {
@@ -390,8 +392,10 @@ export class PrefillModel {
         ran.push({ tokens: T, options: o, ids: new Set(programs.map(idOf)) });
       };
       try {
-        for (const dtype of dtypes) await dryRun({ stream: { layout: layout(dtype), onLayer: () => undefined }, sample, choices: 2 });
-        if (T >= 2 && T <= chunk + 1) await dryRun({ stream: { layout: layout(dtypes[0]!), onLayer: () => undefined }, sample, promptLogprobs: 2 });
+        // the cache dtype changes only the quantize programs, whose shaders do not depend on the length: each
+        // length runs in the dtype of the largest pages (the one a size limit would stop first), the others at one token
+        for (const dtype of T === 1 ? dtypes : [widest]) await dryRun({ stream: { layout: layout(dtype), onLayer: () => undefined }, sample, choices: 2 });
+        if (T >= 2 && T <= chunk + 1) await dryRun({ stream: { layout: layout(widest), onLayer: () => undefined }, sample, promptLogprobs: 2 });
         sig = parts.map((p) => p.map(idOf).join(',')).join('|');
       } catch (err) {
         dry.take();
