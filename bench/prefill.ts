@@ -11,6 +11,7 @@ import { normalizeConfig, type MlaConfig } from '@latentwire/model';
 import { syntheticWeights } from '@latentwire/gpu/weights';
 import { PrefillModel } from '@latentwire/gpu/prefill';
 import { benchEnv } from './lib/env.js';
+import { prefillFlops } from './lib/prefill-flops.js';
 
 /** transformers' DeepseekV2ForCausalLM on the H200 (bf16, sdpa), the peer this bench is compared with. */
 const PYTORCH_PREFILL_H200: readonly { tokens: number; ms: number; tokens_per_s?: number }[] = (
@@ -21,25 +22,6 @@ const PYTORCH_PREFILL_H200: readonly { tokens: number; ms: number; tokens_per_s?
 import { isSoftwareAdapter, printTable, runMeta, spread, writeJson, type Row } from './lib/report.js';
 import { benchMatmul, QUICK_SHAPES, PREFILL_DECODE_SHAPES } from './matmul.js';
 
-
-/** Matmul + attention FLOPs of a prefill of T tokens (multiply-adds count 2). */
-function prefillFlops(cfg: MlaConfig, T: number): number {
-  const H = cfg.hiddenSize, heads = cfg.numHeads, qk = cfg.qkNopeHeadDim + cfg.qkRopeHeadDim;
-  let perToken = 0;
-  for (let l = 0; l < cfg.numLayers; l++) {
-    const q = cfg.qLoraRank === null ? heads * qk * H : cfg.qLoraRank * H + heads * qk * cfg.qLoraRank;
-    const kv = (cfg.kvLoraRank + cfg.qkRopeHeadDim) * H + heads * (cfg.qkNopeHeadDim + cfg.vHeadDim) * cfg.kvLoraRank;
-    const o = H * heads * cfg.vHeadDim;
-    const moe = cfg.moe;
-    const mlp = moe && l >= moe.firstKDenseReplace
-      ? 3 * H * moe.moeIntermediateSize * (moe.numExpertsPerTok + moe.nSharedExperts) + moe.nRoutedExperts * H
-      : 3 * H * cfg.intermediateSize;
-    perToken += 2 * (q + kv + o + mlp);
-  }
-  // causal attention: per layer and head, Σ_t t·(qk + v) multiply-adds
-  const attn = cfg.numLayers * heads * 2 * ((T * (T + 1)) / 2) * (qk + cfg.vHeadDim);
-  return perToken * T + attn + 2 * H * cfg.vocabSize;
-}
 
 async function main(): Promise<void> {
   const env = benchEnv(process.env);

@@ -23,6 +23,7 @@
 # decode attention, decode steps, prefill, mma-peak), grouped-order (GEMM blocks and expert tiles in groups of rows: tests, GEMMs, experts), grouped-prefill (prefill with
 # them off and on), results (decode attention, decode, prefill, transformers and the decode profile for the current build; results-decode and results-prefill are its two halves, one device call each),
 # startup (a prefill and a decode node's compile and warm-up at V2-Lite shapes, and their first requests after it),
+# long-prompt (the MLPs whole against in chunks, compileAll's limit, prompts around the chunk boundaries and the limit),
 # transfer (needs pack.sh --servers).
 # DAWN_FEATURES defaults to allow_unsafe_apis,vulkan_enable_f16_on_nvidia,disable_robustness (as served on NVIDIA).
 set -uo pipefail
@@ -238,6 +239,8 @@ for s in "$@"; do
         step decode-profile 70 node bench/dist/decode.js ;;
     startup)
       step startup 400 node bench/dist/startup.js ;;
+    long-prompt)
+      step long-prompt 400 node bench/dist/long-prompt.js ;;
     transfer)
       step transfer 300 node bench/dist/transfer.js ;;
     *) echo "unknown step $s"; exit 2 ;;

@@ -93,6 +93,7 @@ export const BENCH_ENV = {
       return v.map((x) => ({ U: Number.parseInt(x, 10), pingPong: x.endsWith('p') }));
     }, 'expected comma-separated tile counts 1..32 (powers of two), each optionally with p (ping-pong)')
     .meta({ description: 'tiles in flight a matrix a subgroup in bench:moe-tiled-direct, p: two register sets in turn', shown: '4,4p,8,8p' }),
+  BENCH_CHUNK_ROWS: optionalInt(1).meta({ description: "most rows of an MLP chunk in the long-prompt bench's chunked model (software adapters: 512)", shown: '8192' }),
   BENCH_CONTEXTS: optionalInts().meta({ description: 'context lengths of the decode bench (software adapters: 256)', shown: '1024,4096' }),
   BENCH_DTYPES: env
     .mapped<KvDtype[]>(['fp8_e4m3', 'bf16'], (s) => {
