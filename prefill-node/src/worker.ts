@@ -196,6 +196,7 @@ export class PrefillWorkerService {
     try {
       nc.publish(this.subjects.prefillHeartbeat, encodeMessage(prefillHeartbeatMessage({
         workerId: this.workerId, seq: this.beat, intervalMs: every, sentAt: Date.now(), jobs: [...this.running].slice(0, MAX_HEARTBEAT_JOBS),
+        ...(this.options.maxPromptTokens === undefined ? {} : { maxPromptTokens: this.options.maxPromptTokens }),
       })));
       this.beat = (this.beat + 1) >>> 0;
     } catch (err) {

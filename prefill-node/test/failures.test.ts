@@ -2,7 +2,7 @@
 // WebGPU: refusals and cancels end a job quietly without retry and stop its sends; bad jobs fail at once;
 // ack timeouts and malformed replies are retried with backoff, and the last attempt frees the reservation.
 import test from 'ava';
-import { cancelMessage, encodeMessage, kvAckMessage, prefillDoneAckMessage, WIRE_REJECTED_METRIC } from '@latentwire/protocol';
+import { cancelMessage, decodeMessage, encodeMessage, kvAckMessage, prefillDoneAckMessage, SUBJECT_TYPES, WIRE_REJECTED_METRIC, type PrefillHeartbeat } from '@latentwire/protocol';
 import { readFixtureJson } from '@latentwire/testing';
 import { FakeDecodeNode, okAck } from './helpers/fake-decode-node.js';
 import { metricValue, sleep, startCluster, startTestNode, type Cluster } from './helpers/cluster.js';
@@ -90,7 +90,11 @@ test.serial('prefill node - invalid job data, another model or a passed deadline
 });
 
 test.serial('prefill node - a prompt longer than its device can prefill (maxPromptTokens) is refused at once, without retry', async (t) => {
-  const node = await startTestNode(t, cluster, { promptIds: ids, maxPromptTokens: ids.length - 1 });
+  const node = await startTestNode(t, cluster, { promptIds: ids, maxPromptTokens: ids.length - 1, heartbeatMs: 50 });
+  // its heartbeats state the limit, so a gateway refuses longer prompts before queueing them
+  const beats: PrefillHeartbeat[] = [];
+  const sub = node.decodeNc.subscribe(node.service.subjects.prefillHeartbeat, { callback: (_e, m) => void beats.push(decodeMessage(m.data, SUBJECT_TYPES.prefillHeartbeat)) });
+  t.teardown(() => sub.unsubscribe());
   const decode = await FakeDecodeNode.start(node.decodeNc, node.service.subjects, 'decode-a');
   const long = await node.finished(await node.enqueue({ requestId: 'req-long', decodeNodeId: 'decode-a' }, RETRY));
   t.is(await long.getState(), 'failed');
@@ -101,6 +105,7 @@ test.serial('prefill node - a prompt longer than its device can prefill (maxProm
   await sleep(100);
   t.deepEqual(decode.failed.map((m) => m.requestId), ['req-long']);
   t.is(decode.chunks.filter((m) => m.requestId === 'req-long').length, 0);
+  t.true(beats.length > 0 && beats.every((b) => b.maxPromptTokens === ids.length - 1), 'every heartbeat states the limit');
 });
 
 test.serial('prefill node - a decode node that never acks times out; the job is retried and its last attempt sends prefill-failed', async (t) => {

@@ -141,6 +141,10 @@ export class NatsBackend implements GenerationBackend {
     });
   }
 
+  maxPromptTokens(): number | undefined {
+    return this.prefillPresence?.maxPromptTokens();
+  }
+
   maxRequestTokens(): number | undefined {
     return this.o.registry.maxRequestTokens(this.o.fingerprint);
   }

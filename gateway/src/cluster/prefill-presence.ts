@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 interface Worker {
   lastSeen: number;
   jobs: ReadonlySet<string>;
+  maxPromptTokens: number | undefined;
 }
 
 export interface PrefillPresenceOptions {
@@ -52,6 +53,16 @@ export class PrefillPresence {
     return this.workers.size;
   }
 
+  /**
+   * The longest prompt every live worker can prefill (the least of their heartbeats' limits: any of them may take
+   * the job from the queue), or undefined when none states one.
+   */
+  maxPromptTokens(): number | undefined {
+    let least: number | undefined;
+    for (const w of this.workers.values()) if (w.maxPromptTokens !== undefined) least = Math.min(least ?? Infinity, w.maxPromptTokens);
+    return least;
+  }
+
   close(): void {
     clearInterval(this.timer);
     this.sub.unsubscribe();
@@ -60,7 +71,7 @@ export class PrefillPresence {
 
   private onHeartbeat(hb: PrefillHeartbeat): void {
     if (!this.workers.has(hb.workerId)) this.o.logger.info({ workerId: hb.workerId }, 'prefill worker joined');
-    this.workers.set(hb.workerId, { lastSeen: performance.now(), jobs: new Set(hb.jobs) });
+    this.workers.set(hb.workerId, { lastSeen: performance.now(), jobs: new Set(hb.jobs), maxPromptTokens: hb.maxPromptTokens });
   }
 
   private sweep(): void {

@@ -85,6 +85,8 @@ export interface GenerationBackend {
   generate(req: GenerationRequest, signal: AbortSignal, choiceSignals?: readonly AbortSignal[]): AsyncIterable<GenerationEvent>;
   /** Largest prompt + max_tokens any compatible node can hold now, or undefined when unknown. */
   maxRequestTokens(): number | undefined;
+  /** Longest prompt the prefill workers can all take now (their devices' limits), or undefined when unknown. */
+  maxPromptTokens?(): number | undefined;
   /** Whether a request sent now can be served, and the facts behind the answer (for GET /ready). */
   readiness(): Promise<BackendReadiness>;
 }

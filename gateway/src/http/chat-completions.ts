@@ -37,6 +37,7 @@ export function chatCompletionsHandler(ctx: RouteContext): RequestHandler {
       promptParam: 'messages',
       model: ctx.served.folder,
       backendLimit,
+      promptLimit: ctx.backend.maxPromptTokens?.(),
       defaultMaxTokens: ctx.defaultMaxTokens ?? DEFAULT_CHAT_MAX_TOKENS,
       logprobs: body.logprobs === true ? (body.top_logprobs ?? 0) : null,
     }), structured.grammar, ctx.served.folder, body.max_completion_tokens != null ? 'max_completion_tokens' : 'max_tokens');

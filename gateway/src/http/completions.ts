@@ -34,6 +34,7 @@ export function completionsHandler(ctx: RouteContext): RequestHandler {
       promptParam: 'prompt',
       model: ctx.served.folder,
       backendLimit,
+      promptLimit: ctx.backend.maxPromptTokens?.(),
       defaultMaxTokens: DEFAULT_COMPLETION_MAX_TOKENS,
       logprobs: body.logprobs ?? null,
     });

@@ -28,6 +28,8 @@ export interface ResolveInput {
   readonly model: GatewayModel;
   /** backend.maxRequestTokens() now. */
   readonly backendLimit: number | undefined;
+  /** backend.maxPromptTokens() now: the longest prompt the prefill workers take. */
+  readonly promptLimit?: number | undefined;
   /** max_tokens when the request omits it: DEFAULT_MAX_TOKENS for chat, 16 for completions (as OpenAI's). */
   readonly defaultMaxTokens: number;
   /** Top alternatives per token the client asked for, or null for no logprobs. */
@@ -40,7 +42,7 @@ export const DEFAULT_CHAT_MAX_TOKENS = 1024;
 /** OpenAI's (and vLLM's) max_tokens default for /v1/completions. */
 export const DEFAULT_COMPLETION_MAX_TOKENS = 16;
 
-export function resolveGeneration({ requestId, body, promptIds, promptParam, model, backendLimit, defaultMaxTokens, logprobs }: ResolveInput): ResolvedGeneration {
+export function resolveGeneration({ requestId, body, promptIds, promptParam, model, backendLimit, promptLimit, defaultMaxTokens, logprobs }: ResolveInput): ResolvedGeneration {
   const stream = body.stream === true;
   if (body.stream_options != null && !stream) {
     throw invalidParam('stream_options', "The 'stream_options' parameter is only allowed when 'stream' is enabled.");
@@ -67,7 +69,7 @@ export function resolveGeneration({ requestId, body, promptIds, promptParam, mod
       requestId,
       promptIds,
       ...(sampling.repetitionPenalty !== undefined ? { promptTokenSet: promptTokenSet(promptIds, vocab) } : {}),
-      maxTokens: resolveMaxTokens(body, promptIds.length, promptParam, model.config.maxPositionEmbeddings, backendLimit, defaultMaxTokens),
+      maxTokens: resolveMaxTokens(body, promptIds.length, promptParam, model.config.maxPositionEmbeddings, backendLimit, defaultMaxTokens, promptLimit),
       sampling,
       stopTokenIds: [...new Set([...(ignoreEos ? [] : model.generation.eosTokenIds), ...userStopIds])],
       ignoreEos,
@@ -125,7 +127,17 @@ function resolveMaxTokens(
   modelContext: number,
   backendLimit: number | undefined,
   defaultMaxTokens: number,
+  promptLimit: number | undefined,
 ): number {
+  // the prefill workers' devices may take shorter prompts than the model's context (PrefillModel.compileAll's
+  // limit): refused here, as every worker would refuse the job
+  if (promptLimit !== undefined && promptTokens > promptLimit) {
+    throw contextExceeded(
+      `The prefill nodes can currently take prompts of at most ${promptLimit} tokens (the model's maximum context length is ${modelContext}). ` +
+        `However, your ${promptParam} resulted in ${promptTokens} tokens. Please reduce the length of the ${promptParam}.`,
+      promptParam,
+    );
+  }
   // As in vLLM, max_completion_tokens (chat's newer name) wins over max_tokens.
   const requested = body.max_completion_tokens ?? body.max_tokens ?? undefined;
   const { limit, what } = contextLimit(modelContext, backendLimit);

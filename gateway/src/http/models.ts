@@ -25,7 +25,9 @@ export function modelsRouter(ctx: RouteContext): Router {
 /** GET /health: always open (no API key), so load balancers and probes need no secret. */
 export function healthRoute(ctx: RouteContext): RequestHandler {
   return (_req, res) => {
-    res.json({ status: 'ok', model: ctx.served.id, max_request_tokens: ctx.backend.maxRequestTokens() ?? null });
+    res.json({
+      status: 'ok', model: ctx.served.id, max_request_tokens: ctx.backend.maxRequestTokens() ?? null, max_prompt_tokens: ctx.backend.maxPromptTokens?.() ?? null,
+    });
   };
 }
 

@@ -243,3 +243,31 @@ test.serial('reliability - a prefill worker that crashes holding a job: the requ
   t.true(tc.prefillCancels.some((x) => x.message.requestId === taken), 'and on the prefill nodes, so the locked job is skipped later');
   t.regex(await tc.cluster.metricsRegistry.metrics(), /latentwire_gateway_resumes_total\{why="prefill_lost"\} 1/);
 });
+
+test.serial('reliability - the prefill workers\' heartbeats bound the prompt: the least limit a live worker states, a longer prompt a 400 before anything is queued', async (t) => {
+  const tc = await startTestCluster(t, { prefillSilenceMs: 600 });
+  const a = await tc.node({ nodeId: 'node-a' });
+  await tc.waitForNodes('node-a');
+  tc.startPrefillWorker((job, node) => node.generate(job.requestId, reply, 'stop'));
+  const beat = (workerId: string, maxPromptTokens?: number) => tc.observer.publish(tc.subjects.prefillHeartbeat, encodeMessage(prefillHeartbeatMessage({
+    workerId, seq: 0, intervalMs: 100, sentAt: Date.now(), jobs: [], ...(maxPromptTokens === undefined ? {} : { maxPromptTokens }),
+  })));
+  const health = async () => ((await (await fetch(`${tc.gateway.gw.url}/health`)).json()) as { max_prompt_tokens: number | null }).max_prompt_tokens;
+  // a worker on a device that takes P - 1 tokens, one that takes P + 10, one that states no limit: the least binds
+  let small = true;
+  const beats = setInterval(() => {
+    if (small) beat('prefill-small', P - 1);
+    beat('prefill-big', P + 10);
+    beat('prefill-any');
+  }, 100);
+  t.teardown(() => clearInterval(beats));
+  await until(async () => (await health()) === P - 1, 3000, 'the least limit in /health');
+  const err = await t.throwsAsync(ask(tc), { instanceOf: OpenAI.BadRequestError });
+  t.like(err!.error, { code: 'context_length_exceeded', param: 'prompt' });
+  t.regex(err!.message, new RegExp(`prompts of at most ${P - 1} tokens`));
+  t.is(a.reserves.length, 0, 'nothing reserved or queued');
+  // the small worker goes silent: once it is lost, the next least limit holds and the prompt is served
+  small = false;
+  await until(async () => (await health()) === P + 10, 3000, 'the small worker lost');
+  t.is((await ask(tc)).choices[0]!.finish_reason, 'stop');
+});

@@ -42,7 +42,7 @@ test('models - health reports the model and the backend limit; unknown URLs are 
   const { gw } = await startTestGateway(t, backend());
   const health = await fetch(`${gw.url}/health`);
   t.is(health.status, 200);
-  t.deepEqual(await health.json(), { status: 'ok', model: MODEL_ID, max_request_tokens: 4096 });
+  t.deepEqual(await health.json(), { status: 'ok', model: MODEL_ID, max_request_tokens: 4096, max_prompt_tokens: null });
   t.truthy(health.headers.get('x-request-id'));
   const missing = await fetch(`${gw.url}/v1/embeddings`, { method: 'POST' });
   t.is(missing.status, 404);

@@ -176,6 +176,23 @@ test('parameters - prompt + max_tokens beyond the model context is context_lengt
   t.is(backend.calls.length, 1);
 });
 
+test('parameters - a prompt longer than the prefill workers take (maxPromptTokens) is a 400 before anything is queued, on both endpoints', async (t) => {
+  const limit = c.input_ids.length - 1;
+  const backend = new ReplayBackend({ script: () => [...c.greedy_ids, EOS], maxPromptTokens: limit });
+  const { client, gw } = await startTestGateway(t, backend);
+  const err = await t.throwsAsync(client.completions.create({ model: MODEL_ID, prompt: c.prompt, max_tokens: 4 }), { instanceOf: OpenAI.BadRequestError });
+  t.like(err!.error, { code: 'context_length_exceeded', param: 'prompt' });
+  t.regex(err!.message, new RegExp(`prompts of at most ${limit} tokens .*resulted in ${c.input_ids.length} tokens`));
+  const chat = await t.throwsAsync(client.chat.completions.create({ model: MODEL_ID, messages: [{ role: 'user', content: c.prompt.repeat(4) }], max_tokens: 4 }), { instanceOf: OpenAI.BadRequestError });
+  t.like(chat!.error, { code: 'context_length_exceeded', param: 'messages' });
+  t.is(backend.calls.length, 0);
+  const health = await (await fetch(`${gw.url}/health`)).json() as { max_prompt_tokens: number };
+  t.is(health.max_prompt_tokens, limit);
+  // a prompt at the limit goes through
+  await client.completions.create({ model: MODEL_ID, prompt: c.input_ids.slice(0, limit), max_tokens: 2 });
+  t.is(backend.calls.length, 1);
+});
+
 test('parameters - the backend limit (maxRequestTokens) is checked too, and bounds the default max_tokens', async (t) => {
   const limit = c.input_ids.length + 3;
   const backend = replay(limit);

@@ -298,6 +298,7 @@ test('wire - bad field values are invalid', (t) => {
     [S.pong, { nodeId: '' }],
     [S['gateway-heartbeat'], { intervalMs: 0 }],
     [S['prefill-heartbeat'], { jobs: ['a b'] }],
+    [S['prefill-heartbeat'], { maxPromptTokens: 0 }],
     [S.replay, { fromSeq: 1.5 }],
     [S.reserve, { resumeTokens: [1, -2] }],
     [S.reserve, { resumeTokens: 'abc' }],

@@ -16,6 +16,8 @@ export interface ReplayOptions {
   /** Pause before each event, in ms. */
   readonly delayMs?: number;
   readonly maxRequestTokens?: number;
+  /** The prefill workers' prompt limit (GenerationBackend.maxPromptTokens). */
+  readonly maxPromptTokens?: number;
   /** Refuse every request at admission, as a saturated cluster would. */
   readonly reject?: BackendRejection;
   /** Throw this after `failAfterEvents` events (0 = at admission). */
@@ -40,6 +42,10 @@ export class ReplayBackend implements GenerationBackend {
 
   maxRequestTokens(): number | undefined {
     return this.opts.maxRequestTokens;
+  }
+
+  maxPromptTokens(): number | undefined {
+    return this.opts.maxPromptTokens;
   }
 
   async readiness(): Promise<BackendReadiness> {

@@ -75,6 +75,6 @@ export function samples(): { readonly [T in MessageType]: Extract<WireMessage, {
     pong: pongMessage({ nodeId: 'decode-0', nonce: 7, draining: true }),
     'gateway-heartbeat': gatewayHeartbeatMessage({ gatewayId: 'gw-1.a', seq: 3, intervalMs: 1000, sentAt: 1_767_225_600_123 }),
     replay: replayMessage({ requestId, fromSeq: 4 }),
-    'prefill-heartbeat': prefillHeartbeatMessage({ workerId: 'prefill-0', seq: 9, intervalMs: 1000, sentAt: 1_767_225_600_123, jobs: [requestId] }),
+    'prefill-heartbeat': prefillHeartbeatMessage({ workerId: 'prefill-0', seq: 9, intervalMs: 1000, sentAt: 1_767_225_600_123, jobs: [requestId], maxPromptTokens: 65535 }),
   };
 }

@@ -63,6 +63,11 @@ export interface PrefillHeartbeat extends Envelope<'prefill-heartbeat'> {
   readonly sentAt: number;
   /** Request ids of the jobs it runs now. */
   readonly jobs: readonly string[];
+  /**
+   * The longest prompt its device can prefill (its compileAll's limit), when shorter than the model's context: a
+   * gateway refuses a longer prompt at once (400) instead of queueing a job every worker would refuse.
+   */
+  readonly maxPromptTokens?: number;
 }
 
 export const prefillHeartbeatMessage = (f: Fields<PrefillHeartbeat>): PrefillHeartbeat => ({ v: WIRE_VERSION, type: 'prefill-heartbeat', ...f });
@@ -70,7 +75,7 @@ export const prefillHeartbeatMessage = (f: Fields<PrefillHeartbeat>): PrefillHea
 export const prefillHeartbeatSpec: MessageSpec<PrefillHeartbeat> = {
   schema: z.object({
     v: z.literal(WIRE_VERSION), type: z.literal('prefill-heartbeat'), workerId: wireId, seq: u32, intervalMs: positiveU32, sentAt: msEpoch,
-    jobs: z.array(wireId).max(MAX_HEARTBEAT_JOBS),
+    jobs: z.array(wireId).max(MAX_HEARTBEAT_JOBS), maxPromptTokens: positiveU32.optional(),
   }),
   describe: (m) => ({ type: m.type, workerId: m.workerId, seq: m.seq, jobs: m.jobs.length }),
 };
