@@ -11,7 +11,7 @@ import { Gpu } from '@latentwire/gpu';
 import { loadPrefillModel, type PrefillCompiled } from '@latentwire/gpu/prefill';
 import { loadProgressReporter } from '@latentwire/gpu/weights';
 import { failStart, logNatsErrors, natsLink, serveOps, type Readiness } from '@latentwire/protocol';
-import { prefillSettingsFromEnv } from './env.js';
+import { prefillSettingsFromEnv, promptTokenLimit } from './env.js';
 import { prefillConnectOptions } from './nats-options.js';
 import { PrefillWorkerService } from './worker.js';
 
@@ -35,7 +35,9 @@ async function main(): Promise<void> {
   logger.info({ model: settings.modelDir, fingerprint: folder.fingerprint, layers: model.cfg.numLayers }, 'model loaded');
   // before the worker exists: no job is taken while shaders compile, and none waits for one after
   stage = 'compiling shaders';
-  compiled = await model.compileAll();
+  // a cap of the operator's below the context: no longer length is dry-run or compiled for
+  const cap = settings.maxPromptTokens;
+  compiled = await model.compileAll(cap > 0 && cap < model.cfg.maxPositionEmbeddings ? { maxTokens: cap } : {});
   logger.info({ shaders: compiled.shaders, ms: Math.round(compiled.ms), buckets: compiled.buckets }, 'prefill shaders compiled');
   // a driver may finish a compile at the first dispatch (llvmpipe does): every pipeline runs once before ready
   stage = 'warming up';
@@ -51,7 +53,7 @@ async function main(): Promise<void> {
   const service = new PrefillWorkerService({
     nats: nc, redisUrl: settings.redisUrl, prefix: settings.prefix, concurrency: settings.concurrency,
     model, folder, maxInFlightBytes: settings.maxInFlightBytes, ackTimeoutMs: settings.ackTimeoutMs, logger, registry: register,
-    heartbeatMs: settings.heartbeatMs, maxPromptTokens: compiled.limit ? compiled.limit.tokens - 1 : undefined,
+    heartbeatMs: settings.heartbeatMs, maxPromptTokens: promptTokenLimit(cap, model.cfg.maxPositionEmbeddings, compiled.limit?.tokens),
   });
   await service.start();
   stage = 'serving';

@@ -12,7 +12,7 @@ import { latentKvLayout, latentLayoutKey } from '@latentwire/protocol';
 import { openModelFolder } from '@latentwire/model';
 import { FIXTURE_DIR, readFixtureJson, startNatsServer, startRedisServer } from '@latentwire/testing';
 import { SUBJECT_TYPES, decodeMessage, prefillQueueName, wireSubjects, type PrefillHeartbeat, type PrefillJob } from '@latentwire/protocol';
-import { prefillSettingsFromEnv } from '../src/env.js';
+import { prefillSettingsFromEnv, promptTokenLimit } from '../src/env.js';
 import { FakeDecodeNode } from './helpers/fake-decode-node.js';
 
 const MAIN = fileURLToPath(new URL('../src/main.js', import.meta.url));
@@ -21,7 +21,7 @@ test('env - defaults', (t) => {
   const s = prefillSettingsFromEnv({});
   t.like(s, {
     redisUrl: 'redis://127.0.0.1:6379', prefix: 'lw', concurrency: 2, logLevel: 'info',
-    maxInFlightBytes: 8 << 20, ackTimeoutMs: 10_000, metricsPort: 0, ropeFreqPrecision: 'checkpoint', heartbeatMs: 1000,
+    maxInFlightBytes: 8 << 20, ackTimeoutMs: 10_000, metricsPort: 0, ropeFreqPrecision: 'checkpoint', heartbeatMs: 1000, maxPromptTokens: 0,
   });
   t.deepEqual(s.natsServers, ['nats://127.0.0.1:4222']);
   t.true(s.modelDir.endsWith('/models/tiny-deepseek-v2'), s.modelDir);
@@ -31,12 +31,21 @@ test('env - defaults', (t) => {
 test('env - every bad value is named', (t) => {
   const bad = {
     PREFILL_CONCURRENCY: '0', KV_SEND_WINDOW_BYTES: '8MiB', KV_ACK_TIMEOUT_MS: '-1', REDIS_URL: 'http://127.0.0.1:6379',
-    NATS_URL: 'localhost', NATS_SUBJECT_PREFIX: 'lw..x', PREFILL_HEARTBEAT_MS: 'often',
+    NATS_URL: 'localhost', NATS_SUBJECT_PREFIX: 'lw..x', PREFILL_HEARTBEAT_MS: 'often', PREFILL_MAX_PROMPT_TOKENS: '-1',
   };
   for (const [name, value] of Object.entries(bad)) {
     const err = t.throws(() => prefillSettingsFromEnv({ [name]: value }), { instanceOf: ConfigError });
     t.true(err!.message.includes(`${name}=`), `${name}: ${err!.message}`);
   }
+});
+
+test('env - the prompt limit: the operator\'s cap and the device\'s, whichever is lower, none when neither is under the context', (t) => {
+  t.is(promptTokenLimit(0, 2048, undefined), undefined);
+  t.is(promptTokenLimit(2048, 2048, undefined), undefined, 'a cap at the context caps nothing');
+  t.is(promptTokenLimit(100, 2048, undefined), 100);
+  t.is(promptTokenLimit(0, 163840, 65536), 65535, 'the device fails at 65,536: up to 65,535');
+  t.is(promptTokenLimit(4096, 163840, 65536), 4096);
+  t.is(promptTokenLimit(100000, 163840, 65536), 65535);
 });
 
 test('main - serves a job, and SIGTERM lets the active job finish before it exits 0', async (t) => {
@@ -53,7 +62,7 @@ test('main - serves a job, and SIGTERM lets the active job finish before it exit
   await nc.flush();
 
   const child = spawn(process.execPath, [MAIN], {
-    env: { ...process.env, NATS_URL: nats.url, REDIS_URL: redis.url, NATS_SUBJECT_PREFIX: prefix, MODEL_DIR: FIXTURE_DIR },
+    env: { ...process.env, NATS_URL: nats.url, REDIS_URL: redis.url, NATS_SUBJECT_PREFIX: prefix, MODEL_DIR: FIXTURE_DIR, PREFILL_MAX_PROMPT_TOKENS: '100' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
@@ -92,4 +101,5 @@ test('main - serves a job, and SIGTERM lets the active job finish before it exit
   t.true(compiledAt >= 0 && compiledAt < output.indexOf('prefill worker started'), 'shaders compiled before the worker started');
   t.true(beats.some((b) => b.jobs.includes('req-main')), 'a heartbeat named the running job');
   t.true(beats.length > 0 && beats.every((b) => b.workerId === beats[0]!.workerId));
+  t.true(beats.every((b) => b.maxPromptTokens === 100), 'the heartbeats state PREFILL_MAX_PROMPT_TOKENS');
 });
