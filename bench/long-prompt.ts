@@ -10,28 +10,22 @@
 //   node bench/dist/long-prompt.js          (on lavapipe: 2 layers, a small vocabulary, chunks of 512 rows)
 // Env: BENCH_CONFIG, BENCH_LAYERS, BENCH_TOKENS (the lengths timed; default: around the boundaries and the limit),
 // BENCH_CHUNK_ROWS (the chunked model's most rows), PEAK_TFLOPS, GPU settings.
-import { readFileSync } from 'node:fs';
-import { Gpu, gpuOptions } from '@latentwire/gpu';
 import { failStart } from '@latentwire/protocol';
-import { normalizeConfig, type MlaConfig } from '@latentwire/model';
 import { syntheticWeights } from '@latentwire/gpu/weights';
 import { PrefillModel } from '@latentwire/gpu/prefill';
 import { benchEnv } from './lib/env.js';
 import { prefillFlops } from './lib/prefill-flops.js';
-import { isSoftwareAdapter, printTable, runMeta, spread, writeJson, type Row } from './lib/report.js';
+import { benchModel } from './lib/bench-model.js';
+import { printTable, runMeta, spread, writeJson, type Row } from './lib/report.js';
 
 const TIMED = 3;
 
 async function main(): Promise<void> {
   const env = benchEnv(process.env);
-  const gpu = await Gpu.create(gpuOptions(env));
+  const { gpu, software, cfg } = await benchModel(env);
   const info = gpu.adapterInfo;
-  const software = isSoftwareAdapter(info);
-  const base = normalizeConfig(JSON.parse(readFileSync(env.BENCH_CONFIG, 'utf8')), env.BENCH_CONFIG);
-  const layers = env.BENCH_LAYERS ?? (software ? 2 : base.numLayers);
-  const cfg: MlaConfig = { ...base, numLayers: layers, vocabSize: software ? Math.min(base.vocabSize, 16384) : base.vocabSize };
+  const layers = cfg.numLayers;
   const ids = (T: number) => Array.from({ length: T }, (_, i) => (i * 7919 + 13) % cfg.vocabSize);
-  console.log(`adapter: ${info.vendor} ${info.description || info.device}; model: ${env.BENCH_CONFIG.split('/').pop()} with ${layers} of ${base.numLayers} layers`);
 
   const weights = await syntheticWeights(gpu, cfg);
   const model = new PrefillModel(gpu, cfg, weights, { ropeFreqPrecision: env.ROPE_FREQ_PRECISION });

@@ -7,16 +7,15 @@
 // Ceiling of the first-request rows: the same request once more (ratio 1: nothing left to compile or finish).
 // Env: BENCH_CONFIG, BENCH_LAYERS, BENCH_TOKENS (first prefills), BENCH_BATCHES (first decode steps), the decode
 // node's own settings (MAX_BATCH, KV_CACHE_DTYPE, KV_CACHE_MIB, PAGE_SIZE, DECODE_ATTENTION_ENGINE...), GPU settings.
-import { readFileSync } from 'node:fs';
-import { Gpu, gpuOptions } from '@latentwire/gpu';
+import type { Gpu } from '@latentwire/gpu';
 import { failStart } from '@latentwire/protocol';
-import { normalizeConfig, type MlaConfig } from '@latentwire/model';
 import { syntheticWeights, type ModelWeights } from '@latentwire/gpu/weights';
 import { PrefillModel } from '@latentwire/gpu/prefill';
 import { DecodeModel, decodeSettings } from '@latentwire/decode-node';
 import { benchEnv } from './lib/env.js';
 import { syntheticSteps } from './lib/step-input.js';
-import { isSoftwareAdapter, printTable, runMeta, spread, writeJson, type Row } from './lib/report.js';
+import { benchModel } from './lib/bench-model.js';
+import { printTable, runMeta, spread, writeJson, type Row } from './lib/report.js';
 
 /** Timed repeats of a first request. */
 const REPEATS = 5;
@@ -44,15 +43,10 @@ function releaseWeights(gpu: Gpu, w: ModelWeights): void {
 
 async function main(): Promise<void> {
   const env = benchEnv(process.env);
-  const gpu = await Gpu.create(gpuOptions(env));
+  const { gpu, software, cfg } = await benchModel(env);
   const info = gpu.adapterInfo;
-  const software = isSoftwareAdapter(info);
-  const base = normalizeConfig(JSON.parse(readFileSync(env.BENCH_CONFIG, 'utf8')), env.BENCH_CONFIG);
-  const layers = env.BENCH_LAYERS ?? (software ? 2 : base.numLayers);
-  // lavapipe binds at most 128 MiB: a smaller vocabulary there so embed/lm_head fit one binding (as the other benches)
-  const cfg: MlaConfig = { ...base, numLayers: layers, vocabSize: software ? Math.min(base.vocabSize, 16384) : base.vocabSize };
+  const layers = cfg.numLayers;
   const prompts = env.BENCH_TOKENS ?? (software ? [5, 40] : [1, 7, 100, 1000, 4096]);
-  console.log(`adapter: ${info.vendor} ${info.description || info.device}; model: ${env.BENCH_CONFIG.split('/').pop()} with ${layers} of ${base.numLayers} layers`);
 
   // The prefill node: its own weights (the shared experts as their own MLP), every prompt length up to the model's context.
   const phases: Row[] = [];
