@@ -123,6 +123,11 @@ test.serial('compile ahead - at DeepSeek-V2-Lite shapes (stand-in weights on a d
   if (limit) {
     t.true(limit.tokens > model.mlpChunkRows, `limit ${limit.tokens}, chunks of ${model.mlpChunkRows}`);
     t.notRegex(limit.reason, /mlp\.|moe\./);
+    // the limit is the shortest length that fails: one token less runs (dry, on the stand-in device)
+    const prompt = (T: number) => Array.from({ length: T }, (_, i) => i % cfg.vocabSize);
+    await t.notThrowsAsync(async () => (await model.prefill(prompt(limit.tokens - 1))).release());
+    await t.throwsAsync(model.prefill(prompt(limit.tokens)));
+    dry.take();
   }
 });
 

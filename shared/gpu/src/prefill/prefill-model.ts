@@ -409,6 +409,9 @@ export class PrefillModel {
     const refine = async (a: number, b: number): Promise<void> => {
       if (b - a <= 1 || (await signature(a)) === (await signature(b))) return;
       const m = Math.floor((a + b) / 2);
+      // tried before recursing: at the last step (b = a + 2) neither half would try it, and a failing m
+      // would leave the limit one past the shortest length that fails
+      await signature(m);
       await refine(a, m);
       await refine(m, b);
     };

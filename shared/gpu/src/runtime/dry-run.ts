@@ -82,7 +82,9 @@ function checkBindingSizes(p: KernelProgram, maxBinding: number): void {
     const bb = asBinding(b) ?? { buffer: b as GPUBuffer };
     const size = bb.size ?? bb.buffer.size - (bb.offset ?? 0);
     if (size > maxBinding) {
-      throw new GpuError(`${p.shader.label}: binding ${i} (${bb.buffer.label}) of ${size} bytes exceeds maxStorageBufferBindingSize ${maxBinding}`);
+      // the kernel's name for the binding: a pooled buffer keeps the label it was first made under
+      const name = p.shader.bindings?.[i] ?? bb.buffer.label;
+      throw new GpuError(`${p.shader.label}: binding ${i} (${name}) of ${size} bytes exceeds maxStorageBufferBindingSize ${maxBinding}`);
     }
   });
 }
