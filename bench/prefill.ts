@@ -4,10 +4,7 @@
 //   node bench/dist/prefill.js          (on lavapipe: 2 layers and short prompts unless BENCH_LAYERS / BENCH_TOKENS say)
 // Env: BENCH_LAYERS, BENCH_TOKENS (comma list), PEAK_TFLOPS, BENCH_CONFIG (path to a config.json), GPU settings.
 import { readFileSync } from 'node:fs';
-import { Gpu } from '@latentwire/gpu';
-import { gpuOptions } from '@latentwire/gpu';
 import { failStart } from '@latentwire/protocol';
-import { normalizeConfig, type MlaConfig } from '@latentwire/model';
 import { syntheticWeights } from '@latentwire/gpu/weights';
 import { PrefillModel } from '@latentwire/gpu/prefill';
 import { benchEnv } from './lib/env.js';
@@ -19,23 +16,19 @@ const PYTORCH_PREFILL_H200: readonly { tokens: number; ms: number; tokens_per_s?
     runs: { card: string; prefill: { tokens: number; ms: number; tokens_per_s?: number }[] }[];
   }
 ).runs.find((r) => r.card === 'NVIDIA H200')?.prefill ?? [];
-import { isSoftwareAdapter, printTable, runMeta, spread, writeJson, type Row } from './lib/report.js';
+import { benchModel } from './lib/bench-model.js';
+import { printTable, runMeta, spread, writeJson, type Row } from './lib/report.js';
 import { benchMatmul, QUICK_SHAPES, PREFILL_DECODE_SHAPES } from './matmul.js';
 
 
 async function main(): Promise<void> {
   const env = benchEnv(process.env);
   const configPath = env.BENCH_CONFIG;
-  const gpu = await Gpu.create(gpuOptions(env));
+  const { gpu, software, base, cfg } = await benchModel(env);
   const info = gpu.adapterInfo;
-  const software = isSoftwareAdapter(info);
   const peak = env.PEAK_TFLOPS;
-  const base = normalizeConfig(JSON.parse(readFileSync(configPath, 'utf8')), configPath);
-  const layers = env.BENCH_LAYERS ?? (software ? 2 : base.numLayers);
-  // lavapipe binds at most 128 MiB: shrink the vocabulary there so embed/lm_head fit one binding
-  const cfg: MlaConfig = { ...base, numLayers: layers, vocabSize: software ? Math.min(base.vocabSize, 16384) : base.vocabSize };
+  const layers = cfg.numLayers;
   const tokensList = env.BENCH_TOKENS ?? (software ? [16, 64] : [512, 2048, 4096]);
-  console.log(`adapter: ${info.vendor} ${info.description || info.device}; model: ${configPath.split('/').pop()} with ${layers} of ${base.numLayers} layers`);
 
   const matmulRows = await benchMatmul(gpu, software ? QUICK_SHAPES : PREFILL_DECODE_SHAPES, { iters: software ? 3 : 20, peakTflops: peak });
   printTable('matmul (bf16 weights, f32 activations)', matmulRows.map((r) => ({

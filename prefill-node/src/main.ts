@@ -35,9 +35,9 @@ async function main(): Promise<void> {
   logger.info({ model: settings.modelDir, fingerprint: folder.fingerprint, layers: model.cfg.numLayers }, 'model loaded');
   // before the worker exists: no job is taken while shaders compile, and none waits for one after
   stage = 'compiling shaders';
-  // a cap of the operator's below the context: no longer length is dry-run or compiled for
-  const cap = settings.maxPromptTokens;
-  compiled = await model.compileAll(cap > 0 && cap < model.cfg.maxPositionEmbeddings ? { maxTokens: cap } : {});
+  // an operator's cap below the context: no longer length is dry-run or compiled for
+  const cap = promptTokenLimit(settings.maxPromptTokens, model.cfg.maxPositionEmbeddings, undefined);
+  compiled = await model.compileAll(cap === undefined ? {} : { maxTokens: cap });
   logger.info({ shaders: compiled.shaders, ms: Math.round(compiled.ms), buckets: compiled.buckets }, 'prefill shaders compiled');
   // a driver may finish a compile at the first dispatch (llvmpipe does): every pipeline runs once before ready
   stage = 'warming up';
@@ -53,7 +53,7 @@ async function main(): Promise<void> {
   const service = new PrefillWorkerService({
     nats: nc, redisUrl: settings.redisUrl, prefix: settings.prefix, concurrency: settings.concurrency,
     model, folder, maxInFlightBytes: settings.maxInFlightBytes, ackTimeoutMs: settings.ackTimeoutMs, logger, registry: register,
-    heartbeatMs: settings.heartbeatMs, maxPromptTokens: promptTokenLimit(cap, model.cfg.maxPositionEmbeddings, compiled.limit?.tokens),
+    heartbeatMs: settings.heartbeatMs, maxPromptTokens: promptTokenLimit(settings.maxPromptTokens, model.cfg.maxPositionEmbeddings, compiled.limit?.tokens),
   });
   await service.start();
   stage = 'serving';

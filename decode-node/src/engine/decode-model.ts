@@ -133,6 +133,14 @@ export interface DecodeStepOutput {
   readonly timings: { readonly submitMs: number; readonly waitMs: number };
 }
 
+/** One step shape (DecodeModel.stepShapes): batch size, the shortest context picking its KV split count, the sampling, its programs. */
+interface StepShape {
+  readonly B: number;
+  readonly ctx: number;
+  readonly sampling: readonly SamplingParams[];
+  readonly programs: KernelProgram[];
+}
+
 export class DecodeModel {
   readonly cache: LatentKvCache;
   readonly variant: GroupedDecodeVariant;
@@ -443,9 +451,9 @@ export class DecodeModel {
    * picks it) greedy, and with the first also sampled — and the programs of its step, bar the logit work around
    * the sampler: what compileAll compiles and warmUp dispatches.
    */
-  private stepShapes(): { B: number; ctx: number; sampling: readonly SamplingParams[]; programs: KernelProgram[] }[] {
+  private stepShapes(): StepShape[] {
     const { s } = this;
-    const shapes: { B: number; ctx: number; sampling: readonly SamplingParams[]; programs: KernelProgram[] }[] = [];
+    const shapes: StepShape[] = [];
     for (let B = 1; B <= this.opts.maxBatch; B++) {
       const gather = gatherTokens({ host: s.hostIds!, from: s.fromPrevious!, previous: this.sampled[0], ids: s.ids!, rows: B });
       [...this.splitChoices(B)].forEach(([numSplits, ctx], i) => {

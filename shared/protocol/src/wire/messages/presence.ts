@@ -64,7 +64,7 @@ export interface PrefillHeartbeat extends Envelope<'prefill-heartbeat'> {
   /** Request ids of the jobs it runs now. */
   readonly jobs: readonly string[];
   /**
-   * The longest prompt its device can prefill (its compileAll's limit), when shorter than the model's context: a
+   * The longest prompt it takes (its device's compileAll limit, or the operator's PREFILL_MAX_PROMPT_TOKENS), when shorter than the model's context: a
    * gateway refuses a longer prompt at once (400) instead of queueing a job every worker would refuse.
    */
   readonly maxPromptTokens?: number;
